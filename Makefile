@@ -1,0 +1,80 @@
+# streamio build. `make` builds build/release/streamio; ASAN=1 builds under build/asan with
+# AddressSanitizer + UBSan so sanitized and plain objects never mix.
+
+ifeq ($(ASAN),1)
+FLAVOUR := asan
+OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+FLAVOUR := release
+OPT := -O2 -g
+endif
+
+BUILD := build/$(FLAVOUR)
+CC ?= cc
+CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
+          -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. $(EXTRA_CFLAGS)
+LDFLAGS := $(OPT)
+LIBS := -luv -lhiredis -lwslay -lhttp_parser -lcrypto -lpthread -lm
+
+SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
+LIBSRC := $(filter-out master/main.c,$(SRC))
+LIBOBJ := $(LIBSRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+PREFIX ?= /usr/local
+
+.PHONY: all deps run test unit integration bench clean format format-check
+
+all: $(BUILD)/streamio
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libstreamio.a: $(LIBOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/streamio: $(BUILD)/master/main.o $(BUILD)/libstreamio.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
+# Installs the Debian (and, for tests, npm) packages that are missing; idempotent.
+deps:
+	@scripts/install-deps.sh $(DEPS_FOR)
+
+run:
+	@scripts/install-deps.sh run
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh $(BUILD)/streamio
+
+unit: $(UNIT_BIN)
+	@scripts/run-unit.sh $(UNIT_BIN)
+
+integration: $(BUILD)/streamio
+	@scripts/run-integration.sh $(BUILD)/streamio
+
+# The README's test command: installs what it needs, then unit + integration, then the same
+# unit tests again under ASan+UBSan.
+test:
+	@scripts/install-deps.sh test
+	@scripts/run-tests.sh
+
+bench: $(BUILD)/streamio
+	@scripts/install-deps.sh test
+	@scripts/bench.sh $(BUILD)/streamio
+
+format:
+	clang-format -i $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h) $(UNIT_SRC)
+
+format-check:
+	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h)
+
+clean:
+	rm -rf build
+
+-include $(LIBOBJ:.o=.d) $(BUILD)/master/main.d

@@ -1,0 +1,206 @@
+/*
+ * config: one table drives parsing, defaults and validation, so every variable gets the same
+ * treatment and the same error wording.
+ */
+#include "common/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+typedef enum opt_kind { OPT_INT, OPT_BOOL, OPT_STR, OPT_ADAPTER, OPT_LEVEL, OPT_LIST } opt_kind_t;
+
+typedef struct opt {
+    const char *name;
+    opt_kind_t kind;
+    size_t offset;
+    size_t size; /* OPT_STR: capacity of the char array */
+    long min, max;
+    const char *def; /* textual default, parsed like a user value; NULL = computed */
+} opt_t;
+
+#define F(field) offsetof(cfg_t, field)
+#define S(field) sizeof(((cfg_t *)0)->field)
+
+static const opt_t options[] = {
+    {"REDIS_HOST", OPT_STR, F(redis_host), S(redis_host), 1, 0, "127.0.0.1"},
+    {"REDIS_PORT", OPT_INT, F(redis_port), 0, 1, 65535, "6379"},
+    {"REDIS_PASSWORD", OPT_STR, F(redis_password), S(redis_password), 0, 0, ""},
+    {"REDIS_DB", OPT_INT, F(redis_db), 0, 0, 65535, "0"},
+    {"HOST", OPT_STR, F(host), S(host), 1, 0, "0.0.0.0"},
+    {"PORT", OPT_INT, F(port), 0, 1, 65535, "3000"},
+    {"POOL_SIZE", OPT_INT, F(pool_size), 0, 1, 1000000, "100"},
+    {"MAX_POOLS", OPT_INT, F(max_pools), 0, 1, 100000, "50"},
+    {"SCAN_COUNT", OPT_INT, F(scan_count), 0, 1, 1000000, "5000"},
+    {"MAX_STREAMS_PER_READ", OPT_INT, F(max_streams_per_read), 0, 1, 100000, "100"},
+    {"MAX_CONCURRENT_POOLS", OPT_INT, F(max_concurrent_pools), 0, 1, 1000, "20"},
+    {"BATCH_DELAY", OPT_INT, F(batch_delay_ms), 0, 0, 60000, "10"},
+    {"MAX_MESSAGES_BATCH", OPT_INT, F(max_messages_batch), 0, 1, 100000, "100"},
+    {"READ_BLOCK_MS", OPT_INT, F(read_block_ms), 0, 1, 60000, "500"},
+    {"DISCOVERY_INTERVAL", OPT_INT, F(discovery_interval_ms), 0, 50, 3600000, "1000"},
+    {"STREAM_PATTERN", OPT_STR, F(stream_pattern), S(stream_pattern), 1, 0, "*"},
+    {"STREAM_CONSUMER_GROUP", OPT_STR, F(consumer_group), S(consumer_group), 1, 0, "streamio"},
+    {"PRIORITY_STREAMS", OPT_LIST, 0, 0, 0, 0, ""},
+    {"CLUSTER_ENABLED", OPT_BOOL, F(cluster_enabled), 0, 0, 0, "true"},
+    {"CLUSTER_WORKERS", OPT_INT, F(cluster_workers), 0, 1, 256, NULL},
+    {"SOCKETIO_REDIS_ADAPTER", OPT_ADAPTER, F(adapter), 0, 0, 0, "false"},
+    {"SOCKETIO_REDIS_KEY", OPT_STR, F(redis_key), S(redis_key), 1, 0, "socket.io"},
+    {"MAX_ROOMS_PER_SOCKET", OPT_INT, F(max_rooms_per_socket), 0, 1, 100000, "100"},
+    {"SOCKETIO_PING_INTERVAL", OPT_INT, F(ping_interval_ms), 0, 10, 3600000, "25000"},
+    {"SOCKETIO_PING_TIMEOUT", OPT_INT, F(ping_timeout_ms), 0, 10, 3600000, "20000"},
+    {"SOCKETIO_CONNECT_TIMEOUT", OPT_INT, F(connect_timeout_ms), 0, 10, 3600000, "45000"},
+    {"SOCKETIO_MAX_HTTP_BUFFER_SIZE", OPT_INT, F(max_payload), 0, 1024, 100000000, "1000000"},
+    {"SHUTDOWN_TIMEOUT", OPT_INT, F(shutdown_timeout_ms), 0, 100, 3600000, "10000"},
+    {"LOG_LEVEL", OPT_LEVEL, F(log_level), 0, 0, 0, "info"},
+};
+
+static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)
+{
+    buf_printf(err, "streamio: invalid %s=\"%s\": expected %s", o->name, v, expected);
+    return -EINVAL;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int parse_list(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
+{
+    size_t n = strlen(v);
+    if (n >= sizeof(cfg->priority_buf))
+        return bad(err, o, v, "a comma-separated list shorter than 8192 bytes");
+    memcpy(cfg->priority_buf, v, n + 1);
+    cfg->npriority = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(cfg->priority_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        char *end = t + strlen(t);
+        while (end > t && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (*t == '\0')
+            continue;
+        if (cfg->npriority == CONFIG_MAX_PRIORITY)
+            return bad(err, o, v, "at most 256 stream names");
+        cfg->priority[cfg->npriority++] = t;
+    }
+    return 0;
+}
+
+static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
+{
+    char *field = (char *)cfg + o->offset;
+    char expected[96];
+    switch (o->kind) {
+    case OPT_INT: {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno || end == v || *end != '\0' || n < o->min || n > o->max) {
+            snprintf(expected, sizeof(expected), "an integer from %ld to %ld", o->min, o->max);
+            return bad(err, o, v, expected);
+        }
+        *(int *)field = (int)n;
+        return 0;
+    }
+    case OPT_BOOL:
+        if (parse_bool(v, (bool *)field))
+            return bad(err, o, v, "true or false");
+        return 0;
+    case OPT_STR:
+        if (strlen(v) >= o->size || (o->min > 0 && *v == '\0')) {
+            snprintf(expected, sizeof(expected), "a non-empty string shorter than %zu bytes",
+                     o->size);
+            return bad(err, o, v, expected);
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    case OPT_ADAPTER: {
+        bool on;
+        if (strcasecmp(v, "sharded") == 0)
+            *(config_adapter_t *)field = CONFIG_ADAPTER_SHARDED;
+        else if (parse_bool(v, &on) == 0)
+            *(config_adapter_t *)field = on ? CONFIG_ADAPTER_CLASSIC : CONFIG_ADAPTER_OFF;
+        else
+            return bad(err, o, v, "false, true or sharded");
+        return 0;
+    }
+    case OPT_LEVEL:
+        if (log_level_parse(v, (log_level_t *)field))
+            return bad(err, o, v, "error, warn, info or debug");
+        return 0;
+    case OPT_LIST:
+        return parse_list(cfg, o, v, err);
+    }
+    return -EINVAL;
+}
+
+static int default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > 256 ? 256 : (int)n;
+}
+
+int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->cluster_workers = default_workers();
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+        const opt_t *o = &options[i];
+        const char *v = get(o->name, arg);
+        if (v == NULL || *v == '\0')
+            v = o->def;
+        if (v == NULL)
+            continue;
+        int rc = parse_one(cfg, o, v, err);
+        if (rc)
+            return rc;
+    }
+    if (!cfg->cluster_enabled)
+        cfg->cluster_workers = 1;
+    if (cfg->adapter == CONFIG_ADAPTER_SHARDED) {
+        buf_puts(err, "streamio: invalid SOCKETIO_REDIS_ADAPTER=\"sharded\": this build supports "
+                      "false or true (sharded pub/sub is tracked in issue 5)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const char *env_get(const char *name, void *arg)
+{
+    (void)arg;
+    return getenv(name);
+}
+
+int config_load_env(cfg_t *cfg, buf_t *err)
+{
+    return config_load(cfg, env_get, NULL, err);
+}
+
+bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len)
+{
+    for (size_t i = 0; i < cfg->npriority; i++) {
+        if (strlen(cfg->priority[i]) == len && memcmp(cfg->priority[i], stream, len) == 0)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,75 @@
+/*
+ * config: the environment contract of the Node server streamio replaces (same names, same
+ * defaults) plus streamio's own settings, parsed once by the master into an immutable cfg_t that
+ * workers inherit through fork. A bad value is a startup error naming the variable, the value and
+ * what is allowed; nothing is silently clamped.
+ */
+#ifndef STREAMIO_COMMON_CONFIG_H
+#define STREAMIO_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+
+#define CONFIG_MAX_PRIORITY 256
+
+typedef enum config_adapter {
+    CONFIG_ADAPTER_OFF = 0, /* workers of this server still share rooms, on a private channel */
+    CONFIG_ADAPTER_CLASSIC, /* @socket.io/redis-adapter PUBLISH/PSUBSCRIBE, prefix redis_key */
+    CONFIG_ADAPTER_SHARDED, /* SPUBLISH/SSUBSCRIBE */
+} config_adapter_t;
+
+typedef struct cfg {
+    char redis_host[256];
+    int redis_port;
+    char redis_password[256];
+    int redis_db;
+    char host[256];
+    int port;
+
+    int pool_size;
+    int max_pools;
+    int scan_count;
+    int max_streams_per_read;
+    int max_concurrent_pools;
+    int batch_delay_ms;
+    int max_messages_batch;
+    int read_block_ms;
+    int discovery_interval_ms;
+    char stream_pattern[512];
+    char consumer_group[128];
+    size_t npriority;
+    char *priority[CONFIG_MAX_PRIORITY]; /* point into priority_buf */
+    char priority_buf[8192];
+
+    bool cluster_enabled;
+    int cluster_workers; /* effective worker count (1 when CLUSTER_ENABLED=false) */
+    config_adapter_t adapter;
+    char redis_key[128];
+
+    int max_rooms_per_socket;
+    int ping_interval_ms;
+    int ping_timeout_ms;
+    int connect_timeout_ms;
+    int max_payload;
+    int shutdown_timeout_ms;
+    log_level_t log_level;
+} cfg_t;
+
+/* Looks a variable up; NULL when unset. Lets tests feed a table instead of the environment. */
+typedef const char *(*config_getenv_fn)(const char *name, void *arg);
+
+/*
+ * Fills *cfg from the variables `get` returns (defaults for unset or empty ones).
+ * On a bad value returns -EINVAL and appends one line to `err`, e.g.
+ * `streamio: invalid PORT="abc": expected an integer from 1 to 65535`.
+ */
+int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err);
+/* config_load over the process environment. */
+int config_load_env(cfg_t *cfg, buf_t *err);
+bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len);
+
+#endif

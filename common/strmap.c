@@ -1,0 +1,144 @@
+/* strmap: see strmap.h. Nodes carry the key inline so an entry is one allocation. */
+#include "common/strmap.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct node {
+    struct node *next;
+    uint64_t hash;
+    void *value;
+    size_t len;
+    char key[];
+} node_t;
+
+struct strmap {
+    node_t **slots;
+    size_t nslots; /* power of two */
+    size_t size;
+};
+
+static uint64_t hash_bytes(const char *p, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+strmap_t *strmap_new(void)
+{
+    strmap_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->nslots = 16;
+    m->slots = calloc(m->nslots, sizeof(*m->slots));
+    if (!m->slots) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void strmap_free(strmap_t *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nslots; i++) {
+        node_t *n = m->slots[i];
+        while (n) {
+            node_t *next = n->next;
+            free(n);
+            n = next;
+        }
+    }
+    free(m->slots);
+    free(m);
+}
+
+static node_t **find(const strmap_t *m, const char *key, size_t len, uint64_t h)
+{
+    node_t **pp = &m->slots[h & (m->nslots - 1)];
+    while (*pp && !((*pp)->hash == h && (*pp)->len == len && memcmp((*pp)->key, key, len) == 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void grow(strmap_t *m)
+{
+    size_t n = m->nslots * 2;
+    node_t **slots = calloc(n, sizeof(*slots));
+    if (!slots)
+        return; /* a fuller table is still correct, only slower */
+    for (size_t i = 0; i < m->nslots; i++) {
+        node_t *e = m->slots[i];
+        while (e) {
+            node_t *next = e->next;
+            e->next = slots[e->hash & (n - 1)];
+            slots[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->nslots = n;
+}
+
+int strmap_put(strmap_t *m, const char *key, size_t len, void *value)
+{
+    uint64_t h = hash_bytes(key, len);
+    node_t **pp = find(m, key, len, h);
+    if (*pp) {
+        (*pp)->value = value;
+        return 0;
+    }
+    node_t *e = malloc(sizeof(*e) + len + 1);
+    if (!e)
+        return -ENOMEM;
+    e->next = NULL;
+    e->hash = h;
+    e->value = value;
+    e->len = len;
+    memcpy(e->key, key, len);
+    e->key[len] = '\0';
+    *pp = e;
+    if (++m->size > m->nslots)
+        grow(m);
+    return 0;
+}
+
+void *strmap_get(const strmap_t *m, const char *key, size_t len)
+{
+    node_t *e = *find(m, key, len, hash_bytes(key, len));
+    return e ? e->value : NULL;
+}
+
+void *strmap_del(strmap_t *m, const char *key, size_t len)
+{
+    node_t **pp = find(m, key, len, hash_bytes(key, len));
+    node_t *e = *pp;
+    if (!e)
+        return NULL;
+    void *v = e->value;
+    *pp = e->next;
+    free(e);
+    m->size--;
+    return v;
+}
+
+size_t strmap_size(const strmap_t *m)
+{
+    return m->size;
+}
+
+void strmap_foreach(const strmap_t *m, void (*fn)(const char *, size_t, void *, void *), void *arg)
+{
+    for (size_t i = 0; i < m->nslots; i++) {
+        for (node_t *e = m->slots[i]; e; e = e->next)
+            fn(e->key, e->len, e->value, arg);
+    }
+}

@@ -1,0 +1,27 @@
+/*
+ * strmap: a map from byte-string keys to caller pointers (chained hashing, FNV-1a, doubling).
+ * The map owns copies of the keys, never the values. Used for the master's stream registry and
+ * the worker's stream table; lookups do not allocate.
+ */
+#ifndef STREAMIO_COMMON_STRMAP_H
+#define STREAMIO_COMMON_STRMAP_H
+
+#include <stddef.h>
+
+typedef struct strmap strmap_t;
+
+strmap_t *strmap_new(void);
+/* Frees the map and its key copies; values are the caller's. NULL is a no-op. */
+void strmap_free(strmap_t *m);
+/* Inserts or replaces. 0, or -ENOMEM (map unchanged). */
+int strmap_put(strmap_t *m, const char *key, size_t len, void *value);
+/* The value, or NULL when absent. */
+void *strmap_get(const strmap_t *m, const char *key, size_t len);
+/* Removes the key and returns its value (NULL when absent). */
+void *strmap_del(strmap_t *m, const char *key, size_t len);
+size_t strmap_size(const strmap_t *m);
+/* Calls fn for every entry; fn must not modify the map. */
+void strmap_foreach(const strmap_t *m, void (*fn)(const char *key, size_t len, void *value, void *arg),
+                    void *arg);
+
+#endif

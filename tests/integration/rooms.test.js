@@ -1,0 +1,161 @@
+'use strict';
+// join-room / leave-room: acks, MAX_ROOMS_PER_SOCKET, invalid room ids, leave stops delivery.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const h = require('./lib/harness');
+
+const LIMIT = 'Max rooms limit reached';
+const INVALID = 'Invalid room id';
+
+describe('rooms (MAX_ROOMS_PER_SOCKET=3)', { timeout: 90000 }, () => {
+  let redis;
+  let srv;
+
+  before(async () => {
+    redis = await h.startRedis();
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '1', MAX_ROOMS_PER_SOCKET: '3', DISCOVERY_INTERVAL: '500' },
+      { redis });
+  });
+
+  after(async () => {
+    h.closeAllClients();
+    if (srv) await srv.stop();
+    if (redis) await redis.stop();
+  });
+
+  const logs = (fn) => h.withLogs(() => srv, fn);
+
+  it('acks join-room and leave-room with {ok:true, roomId}', logs(async () => {
+    const s = await h.connectClient(srv.url);
+    const room = h.uniq('rooms.ack');
+    assert.deepStrictEqual(await h.emitAck(s, 'join-room', room), { ok: true, roomId: room });
+    assert.deepStrictEqual(await h.emitAck(s, 'join-room', room), { ok: true, roomId: room }, 'join twice');
+    assert.deepStrictEqual(await h.emitAck(s, 'leave-room', room), { ok: true, roomId: room });
+    const other = h.uniq('rooms.never-joined');
+    assert.deepStrictEqual(await h.emitAck(s, 'leave-room', other), { ok: true, roomId: other },
+      'leaving a room the socket is not in');
+    h.closeClient(s);
+  }));
+
+  it('refuses a join over MAX_ROOMS_PER_SOCKET with an error event and ack', logs(async () => {
+    const s = await h.connectClient(srv.url);
+    const errors = h.collect(s, 'error');
+    const rooms = [1, 2, 3, 4, 5].map((i) => h.uniq(`rooms.limit${i}`));
+    for (const r of rooms.slice(0, 3)) {
+      assert.deepStrictEqual(await h.emitAck(s, 'join-room', r), { ok: true, roomId: r });
+    }
+    assert.deepStrictEqual(await h.emitAck(s, 'join-room', rooms[3]), { ok: false, error: LIMIT });
+    const [ev] = await errors.waitCount(1, 3000);
+    assert.deepStrictEqual(ev, { message: LIMIT });
+    // Re-joining a room it is already in is not "over" the limit.
+    assert.deepStrictEqual(await h.emitAck(s, 'join-room', rooms[0]), { ok: true, roomId: rooms[0] });
+    // Leaving one frees a slot.
+    assert.deepStrictEqual(await h.emitAck(s, 'leave-room', rooms[1]), { ok: true, roomId: rooms[1] });
+    assert.deepStrictEqual(await h.emitAck(s, 'join-room', rooms[4]), { ok: true, roomId: rooms[4] });
+    assert.deepStrictEqual(await h.emitAck(s, 'join-room', rooms[3]), { ok: false, error: LIMIT });
+    await errors.waitCount(2, 3000);
+    assert.deepStrictEqual(errors.items, [{ message: LIMIT }, { message: LIMIT }]);
+
+    // The refused room really was not joined; the accepted ones were.
+    const inbox = h.collect(s);
+    const idRefused = await redis.call('XADD', rooms[3], '*', 'event', 'refused');
+    const idJoined = await redis.call('XADD', rooms[4], '*', 'event', 'joined');
+    const idLeft = await redis.call('XADD', rooms[1], '*', 'event', 'left');
+    await inbox.waitFor((m) => m.roomId === rooms[4] && m.messageId === idJoined, 10000);
+    await h.waitUntil(async () => (await redis.call('XLEN', rooms[3])) === 0
+      && (await redis.call('XLEN', rooms[1])) === 0, { timeout: 5000, message: 'other entries consumed' });
+    await h.sleep(300);
+    // Ids are per stream (all three may be equal): compare room and id.
+    assert.deepStrictEqual(inbox.items.map((m) => [m.roomId, m.messageId]), [[rooms[4], idJoined]],
+      `not delivered: ${rooms[3]} ${idRefused} (refused), ${rooms[1]} ${idLeft} (left)`);
+    h.closeClient(s);
+  }));
+
+  it('a join without an ack callback still joins', logs(async () => {
+    const s = await h.connectClient(srv.url);
+    const inbox = h.collect(s);
+    const room = h.uniq('rooms.noack');
+    s.emit('join-room', room);
+    // Events of one socket are handled in order: once this ack arrives the first join is done.
+    await h.joinRoom(s, h.uniq('rooms.noack.barrier'));
+    const id = await redis.call('XADD', room, '*', 'event', 'noack');
+    const msg = await inbox.waitFor((m) => m.roomId === room && m.messageId === id, 10000);
+    assert.equal(msg.message.event, 'noack');
+    h.closeClient(s);
+  }));
+
+  it('rejects invalid room ids with an error event and ack', logs(async () => {
+    const s = await h.connectClient(srv.url);
+    const errors = h.collect(s, 'error');
+    const bad = [
+      ['empty string', ''],
+      ['513 chars', 'r'.repeat(513)],
+      ['number', 123],
+      ['null', null],
+      ['object', { room: 'x' }],
+      ['array', ['x']],
+      ['boolean', true],
+    ];
+    for (const [what, value] of bad) {
+      assert.deepStrictEqual(await h.emitAck(s, 'join-room', value), { ok: false, error: INVALID }, what);
+    }
+    // No argument at all (and no ack): only the error event can answer.
+    s.emit('join-room');
+    await errors.waitCount(bad.length + 1, 3000);
+    await h.sleep(100);
+    assert.equal(errors.items.length, bad.length + 1);
+    for (const e of errors.items) assert.deepStrictEqual(e, { message: INVALID });
+    // Invalid ids never use up room slots; 512 chars is still valid.
+    const longest = 'R'.repeat(512);
+    assert.deepStrictEqual(await h.emitAck(s, 'join-room', longest), { ok: true, roomId: longest });
+    for (let i = 0; i < 2; i++) {
+      const r = h.uniq('rooms.after-invalid');
+      assert.deepStrictEqual(await h.emitAck(s, 'join-room', r), { ok: true, roomId: r });
+    }
+    // The socket stays usable.
+    assert.equal(s.connected, true);
+    h.closeClient(s);
+  }));
+
+  it('stops delivering a room to a socket that left it', logs(async () => {
+    const room = h.uniq('rooms.leave');
+    const [a, b] = await h.connectClients(srv.url, 2);
+    const inA = h.collect(a);
+    const inB = h.collect(b);
+    await h.joinRoom(a, room);
+    await h.joinRoom(b, room);
+    const first = await redis.call('XADD', room, '*', 'event', 'before-leave');
+    await inA.waitFor((m) => m.messageId === first, 10000);
+    await inB.waitFor((m) => m.messageId === first, 10000);
+
+    assert.deepStrictEqual(await h.emitAck(a, 'leave-room', room), { ok: true, roomId: room });
+    const second = await redis.call('XADD', room, '*', 'event', 'after-leave');
+    await inB.waitFor((m) => m.messageId === second, 10000);
+    await h.sleep(500);
+    assert.deepStrictEqual(inA.items.map((m) => m.messageId), [first], 'a got nothing after leaving');
+    assert.deepStrictEqual(inB.items.map((m) => m.messageId), [first, second]);
+
+    // Re-joining brings delivery back.
+    await h.joinRoom(a, room);
+    const third = await redis.call('XADD', room, '*', 'event', 'rejoined');
+    await inA.waitFor((m) => m.messageId === third, 10000);
+    assert.deepStrictEqual(inA.items.map((m) => m.messageId), [first, third]);
+    h.closeClient(a);
+    h.closeClient(b);
+  }));
+
+  it('does not deliver a room to sockets that never joined it', logs(async () => {
+    const room = h.uniq('rooms.members');
+    const [member, outsider] = await h.connectClients(srv.url, 2);
+    const inM = h.collect(member);
+    const inO = h.collect(outsider);
+    await h.joinRoom(member, room);
+    await h.joinRoom(outsider, h.uniq('rooms.elsewhere'));
+    const id = await redis.call('XADD', room, '*', 'event', 'members-only');
+    await inM.waitFor((m) => m.messageId === id, 10000);
+    await h.sleep(500);
+    assert.equal(inO.items.length, 0);
+    h.closeClient(member);
+    h.closeClient(outsider);
+  }));
+});

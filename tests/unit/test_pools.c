@@ -1,0 +1,114 @@
+/* Unit tests for master/pools: sizing, MAX_POOLS overflow, priority pools, balance, sweep. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "master/pools.h"
+
+static int add(pools_t *p, const char *name, bool prio, uint64_t cycle, uint32_t *pool,
+               uint32_t *slot)
+{
+    return pools_add(p, name, strlen(name), prio, cycle, pool, slot);
+}
+
+static void test_pools_fill_then_grow(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(2, 3, 2);
+    uint32_t pool, slot, seen[8];
+    char name[16];
+    for (int i = 0; i < 8; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        assert_int_equal(add(p, name, false, 1, &pool, &slot), 1);
+        seen[i] = pool;
+    }
+    /* 2 per pool for the first 6, then the 3 pools grow instead of dropping streams */
+    assert_int_equal(seen[0], seen[1]);
+    assert_int_not_equal(seen[1], seen[2]);
+    assert_int_equal(seen[2], seen[3]);
+    assert_true(seen[6] < 3 && seen[7] < 3);
+    assert_int_equal(pools_count(p), 3);
+    assert_int_equal(pools_streams(p), 8);
+    assert_int_equal(add(p, "s0", false, 2, &pool, &slot), 0); /* known */
+    pools_free(p);
+}
+
+typedef struct counter {
+    int per_slot[4];
+    int calls;
+} counter_t;
+
+static void count_slot(uint32_t pool, uint32_t slot, const char *name, size_t len, void *arg)
+{
+    (void)pool;
+    (void)name;
+    (void)len;
+    counter_t *c = arg;
+    c->per_slot[slot]++;
+    c->calls++;
+}
+
+static void test_pools_balance_slots(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(1, 100, 2);
+    uint32_t pool, slot;
+    char name[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "k%d", i);
+        add(p, name, false, 1, &pool, &slot);
+    }
+    counter_t c0 = {0}, c1 = {0};
+    pools_foreach_in_slot(p, 0, count_slot, &c0);
+    pools_foreach_in_slot(p, 1, count_slot, &c1);
+    assert_int_equal(c0.per_slot[0], 5);
+    assert_int_equal(c1.per_slot[1], 5);
+    pools_free(p);
+}
+
+static void test_priority_streams_get_their_own_pools(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(10, 10, 1);
+    uint32_t vip, normal, slot;
+    add(p, "vip", true, 1, &vip, &slot);
+    add(p, "plain", false, 1, &normal, &slot);
+    assert_int_not_equal(vip, normal);
+    uint32_t vip2;
+    add(p, "vip2", true, 1, &vip2, &slot);
+    assert_int_equal(vip, vip2);
+    pools_free(p);
+}
+
+static void test_sweep_forgets_unseen_streams(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(10, 10, 1);
+    uint32_t pool, slot;
+    add(p, "a", false, 1, &pool, &slot);
+    add(p, "b", false, 1, &pool, &slot);
+    add(p, "a", false, 2, &pool, &slot); /* only a seen in pass 2 */
+    counter_t c = {0};
+    assert_int_equal(pools_sweep(p, 2, count_slot, &c), 1);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(pools_streams(p), 1);
+    /* the freed place is reused by the next stream */
+    assert_int_equal(add(p, "c", false, 3, &pool, &slot), 1);
+    assert_int_equal(pools_count(p), 1);
+    pools_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pools_fill_then_grow),
+        cmocka_unit_test(test_pools_balance_slots),
+        cmocka_unit_test(test_priority_streams_get_their_own_pools),
+        cmocka_unit_test(test_sweep_forgets_unseen_streams),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

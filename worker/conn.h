@@ -1,0 +1,148 @@
+/*
+ * conn: the transport of one accepted TCP connection in a worker's libuv loop. It owns the
+ * socket, the HTTP request parser (until an upgrade), the wslay context (after one), the output
+ * queue and the close sequence. It reads into one buffer shared by every connection of the
+ * worker (bytes are consumed inside the read callback), and writes each connection's queue once
+ * per loop iteration: a uv_check_t flushes every connection with pending output, first with
+ * uv_try_write (writev), then with one uv_write of at most 4 buffers (libuv keeps those inline,
+ * so it allocates nothing) for what the kernel did not take; the rest follows its callback.
+ * It never interprets Engine.IO/Socket.IO, never logs, and never frees a connection inside a
+ * caller's callback: memory goes only after uv_close and every pending write callback completed,
+ * right after on_close returns. Everything here runs on the owning loop's thread, and the
+ * process must ignore SIGPIPE (libuv writes to TCP with plain writev).
+ */
+#ifndef STREAMIO_WORKER_CONN_H
+#define STREAMIO_WORKER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "common/refbuf.h"
+#include "worker/http_req.h"
+
+typedef struct conn_ctx conn_ctx_t; /* per worker: loop, read buffer, flush list, limits, stats */
+typedef struct conn conn_t;
+
+/* Limits; a 0 field takes the default below. */
+typedef struct conn_limits {
+    size_t max_header_bytes;   /* request head; over it: 431 and close */
+    size_t max_ws_message;     /* one received message; over it: Close 1009 */
+    size_t max_outq_bytes;     /* queued output; over it: close (slow consumer) */
+    uint64_t close_timeout_ms; /* graceful close: wait for the peer's Close / FIN */
+} conn_limits_t;
+
+#define CONN_DEFAULT_MAX_HEADER_BYTES 8192
+#define CONN_DEFAULT_MAX_WS_MESSAGE 1000000 /* Engine.IO maxPayload default */
+#define CONN_DEFAULT_MAX_OUTQ_BYTES (4u << 20)
+#define CONN_DEFAULT_CLOSE_TIMEOUT_MS 5000
+
+/*
+ * Callbacks; `ud` is conn_data(c), which starts as conn_handlers_t.ud for every new connection.
+ * Pointers passed in are borrowed for the duration of the call.
+ */
+typedef struct conn_handlers {
+    /* Head complete. Before returning, the handler must answer with conn_http_respond() or
+     * conn_ws_accept(), or call conn_close(); otherwise the connection is closed. */
+    void (*on_request)(conn_t *c, const http_req_t *req, void *ud);
+    /* One complete text message, UTF-8 already validated by wslay. */
+    void (*on_ws_text)(conn_t *c, const char *msg, size_t len, void *ud);
+    void (*on_ws_binary)(conn_t *c, const uint8_t *msg, size_t len, void *ud);
+    /* Exactly once per accepted connection, after the socket is fully closed; the conn memory is
+     * freed right after it returns. */
+    void (*on_close)(conn_t *c, void *ud);
+    void *ud;
+} conn_handlers_t;
+
+typedef struct conn_stats {
+    uint64_t accepted;
+    uint64_t closed;         /* connections fully released */
+    uint64_t slow_consumers; /* closed for exceeding max_outq_bytes */
+    uint64_t http_errors;    /* answered 400/431 by the parser */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    size_t live; /* accepted and not yet released, closing ones included */
+} conn_stats_t;
+
+/*
+ * Creates the per-worker context on `loop` (lim and h are copied; lim may be NULL for all
+ * defaults). Allocates the shared 64 KiB read buffer. 0, -EINVAL (h or a callback NULL),
+ * -ENOMEM, or a libuv error.
+ */
+int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
+                 const conn_handlers_t *h);
+/*
+ * Closes any connection still open (their on_close runs), then the context's own handles; the
+ * memory is released from close callbacks, so the loop must run again before uv_loop_close().
+ * NULL is a no-op. Call it once; the context must not be used afterwards.
+ */
+void conn_ctx_free(conn_ctx_t *ctx);
+void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out);
+
+/*
+ * Accepts one pending connection from `server` (call it from the listener's connection
+ * callback), disables Nagle and starts reading. On success *out is the new connection (optional:
+ * out may be NULL). On failure nothing is left to close and on_close is never called for it.
+ * 0, -ENOMEM, or a libuv error (-EAGAIN, -EMFILE, ...).
+ */
+int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out);
+
+void conn_set_data(conn_t *c, void *ud);
+void *conn_data(const conn_t *c);
+
+/*
+ * Answers the request being handled in on_request: status line, "Connection: keep-alive" or
+ * "close", "Content-type" (if content_type is not NULL), "Content-Length", extra_headers (NULL or
+ * "Name: value\r\n" lines, copied verbatim), blank line, body (omitted for HEAD). Copies headers
+ * and body into one allocation. Keeps the connection for the next request when the request
+ * allows keep-alive and is not an upgrade; otherwise closes after flushing.
+ * 0, -EINVAL (no request awaiting an answer, status outside 200..599, NULL body with len),
+ * -EPIPE (already closed), -ENOBUFS (would exceed max_outq_bytes) or -ENOMEM: for these two
+ * the connection is closed.
+ */
+int conn_http_respond(conn_t *c, int status, const char *content_type, const char *extra_headers,
+                      const void *body, size_t len);
+
+/*
+ * Accepts the WebSocket handshake being handled in on_request: queues the 101 with
+ * Sec-WebSocket-Accept and switches to WebSocket framing (a wslay server context, about 8 KiB,
+ * with max_recv_msg_length = max_ws_message). Bytes that followed the head in the same read are
+ * processed as frames once on_request returns. Messages may be sent right away.
+ * 0, -EINVAL (no request awaiting an answer, or not a valid handshake: see
+ * http_req_is_websocket; the caller should answer 400), -ENOMEM (the connection is closed).
+ */
+int conn_ws_accept(conn_t *c);
+
+/*
+ * Frames a copy of p[0..len) as one TEXT message (one allocation; per-socket messages). p must be
+ * valid UTF-8. 0, -EINVAL (not a WebSocket), -EPIPE (closing or closed), -ENOBUFS (would exceed
+ * max_outq_bytes: the connection is closed), -ENOMEM (the connection is closed).
+ */
+int conn_ws_send_text(conn_t *c, const char *p, size_t len);
+
+/*
+ * Queues pre-framed bytes (ws_frame_new) shared between recipients: takes a new reference,
+ * released once written or when the connection closes. No copy; no allocation except when this
+ * connection's queue grows past its largest size so far. Same returns as conn_ws_send_text.
+ */
+int conn_ws_send_frame(conn_t *c, refbuf_t *frame);
+
+/*
+ * Starts the closing handshake: queues a Close frame (code 0 = no status code; otherwise
+ * 1000..1003, 1007..1011 or 3000..4999), stops delivering messages, and closes the TCP
+ * connection once the peer's Close arrives and the queue is flushed, or after close_timeout_ms.
+ * 0 (also when already closing), -EINVAL (not a WebSocket, or a bad code).
+ */
+int conn_ws_close(conn_t *c, uint16_t code);
+
+/* Closes the socket now, dropping queued output. Idempotent; safe inside any callback. */
+void conn_close(conn_t *c);
+
+/* Bytes queued and not yet taken by the kernel (in-flight writes included). */
+size_t conn_outq_bytes(const conn_t *c);
+/* True once conn_ws_accept succeeded (also while closing). */
+bool conn_is_ws(const conn_t *c);
+
+#endif

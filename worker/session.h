@@ -1,0 +1,45 @@
+/*
+ * session: the Engine.IO v4 / Socket.IO v5 server side of every client of this worker, over
+ * WebSocket. It routes HTTP requests (the Engine.IO endpoint, /health, 404), sends the open
+ * packet, runs the server-driven heartbeat (one timer queue per duration, not a timer per
+ * client), connects the main namespace, and handles the seed's events: `join-room` and
+ * `leave-room` with their optional acks, `error` for an invalid room id or MAX_ROOMS_PER_SOCKET.
+ * Broadcast frames are shared, never copied per client.
+ */
+#ifndef STREAMIO_WORKER_SESSION_H
+#define STREAMIO_WORKER_SESSION_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/config.h"
+#include "common/refbuf.h"
+#include "shm/region.h"
+#include "shm/stats.h"
+#include "worker/adapter_msg.h"
+#include "worker/conn.h"
+#include "worker/rooms.h"
+
+typedef struct sessions sessions_t;
+
+/* Borrows everything. The sessions own the conn context they create on `loop`. */
+int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region_t *region,
+                 uint32_t slot);
+/* Accepts one pending connection from the listening stream. */
+int sessions_accept(sessions_t *ss, uv_stream_t *server);
+/*
+ * Queues `frame` (a pre-framed WebSocket message, see ws_frame_new) to every connected socket
+ * in any of `rooms` (every connected socket when nrooms is 0) and in none of `except`, once per
+ * socket. Takes its own references to the frame. Returns how many sockets it was queued to.
+ */
+size_t sessions_broadcast(sessions_t *ss, const adapter_str_t *rooms, size_t nrooms,
+                          const adapter_str_t *except, size_t nexcept, refbuf_t *frame);
+/* True when at least one local socket is in `room` (the adapter's cheap channel filter). */
+bool sessions_has_room(const sessions_t *ss, const char *room, size_t len);
+/* Shutdown: closes every client with WebSocket close 1001 (going away) and refuses new ones;
+ * done(arg) runs once every connection is gone (or close_timeout later). */
+void sessions_close_all(sessions_t *ss, void (*done)(void *arg), void *arg);
+/* After sessions_close_all's done: frees everything. */
+void sessions_free(sessions_t *ss);
+
+#endif

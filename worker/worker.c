@@ -1,0 +1,341 @@
+/*
+ * worker: see worker.h. Wiring and lifecycle only: the protocol lives in session, reading in
+ * reader, sharing in adapter.
+ */
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "shm/stats.h"
+#include "shm/workdesc.h"
+#include "worker/adapter.h"
+#include "worker/payload.h"
+#include "worker/reader.h"
+#include "worker/session.h"
+#include "worker/ws_frame.h"
+
+#define RING_BUDGET 4096 /* descriptors handled per wake-up before yielding to clients */
+#define EVENT_PREFIX "[\"room:message\","
+
+typedef struct worker {
+    uv_loop_t loop;
+    const worker_args_t *args;
+    const cfg_t *cfg;
+    stats_worker_t *stats;
+    ring_t *ring;
+    uv_tcp_t listener;
+    uv_poll_t ring_poll;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t tick;      /* stats refresh, and the shutdown deadline */
+    uv_idle_t ring_again; /* more descriptors than one budget */
+    sessions_t *sessions;
+    reader_t *reader;
+    adapter_t *adapter; /* NULL when there is nobody to share with */
+    bool stopping;
+    uint64_t stop_deadline;
+    size_t closing; /* components still draining */
+    buf_t payload;  /* the room:message payload of one entry */
+    buf_t packet;   /* 42["room:message",payload] */
+    char *rec;      /* one ring record */
+    uint32_t rec_cap;
+    uint32_t cur_pool; /* pool of the record being decoded */
+} worker_t;
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- stream entries: encode once, deliver locally, share once ---- */
+
+static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const char *id,
+                     size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
+{
+    worker_t *w = arg;
+    buf_reset(&w->payload);
+    if (payload_build(&w->payload, stream, stream_len, id, id_len, fields, nfields))
+        return;
+    buf_reset(&w->packet);
+    buf_puts(&w->packet, "42" EVENT_PREFIX);
+    buf_append(&w->packet, w->payload.data, w->payload.len);
+    if (buf_putc(&w->packet, ']'))
+        return;
+    refbuf_t *frame = ws_frame_new(0x1, w->packet.data, w->packet.len);
+    if (frame) {
+        adapter_str_t room = {stream, stream_len};
+        sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
+        refbuf_unref(frame);
+    }
+    if (w->adapter) {
+        /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
+        int rc = adapter_publish(w->adapter, conn, stream, stream_len, w->packet.data + 2,
+                                 w->packet.len - 2);
+        if (rc)
+            LOG_WARN("cannot share an entry of %.*s: %s", (int)stream_len, stream, strerror(-rc));
+    }
+}
+
+/* ---- work descriptors from the master ---- */
+
+static void on_desc_add(const char *name, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    if (reader_add(w->reader, w->cur_pool, name, len))
+        LOG_ERROR("out of memory adding stream %.*s", (int)len, name);
+}
+
+static void on_desc_remove(const char *name, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    reader_remove(w->reader, name, len);
+}
+
+static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
+{
+    int rc = -EPROTO;
+    switch (type) {
+    case WORKDESC_POOL_ADD:
+        rc = workdesc_decode(w->rec, len, &w->cur_pool, on_desc_add, w);
+        break;
+    case WORKDESC_STREAM_REMOVE:
+        rc = workdesc_decode(w->rec, len, &w->cur_pool, on_desc_remove, w);
+        break;
+    case WORKDESC_POOL_REMOVE:
+        rc = workdesc_decode(w->rec, len, &w->cur_pool, NULL, NULL);
+        if (rc == 0)
+            reader_remove_pool(w->reader, w->cur_pool);
+        break;
+    }
+    if (rc)
+        LOG_ERROR("ignoring a malformed work descriptor (type %u)", type);
+}
+
+/* Pops up to a budget of descriptors; true when the ring is empty and the worker may sleep. */
+static bool drain_ring(worker_t *w)
+{
+    for (int n = 0; n < RING_BUDGET; n++) {
+        uint16_t type;
+        uint32_t len;
+        int rc = ring_pop(w->ring, &type, w->rec, w->rec_cap, &len);
+        if (rc == -EMSGSIZE) {
+            char *p = realloc(w->rec, len);
+            if (!p)
+                return false;
+            w->rec = p;
+            w->rec_cap = len;
+            continue;
+        }
+        if (rc == -EAGAIN) {
+            if (ring_prepare_sleep(w->ring))
+                return true;
+            ring_wake_done(w->ring);
+            continue;
+        }
+        if (rc == -EPROTO) {
+            /* a corrupted ring cannot be resynchronised here: the master resets it and respawns */
+            LOG_ERROR("work ring corrupted; exiting for a respawn");
+            _exit(1);
+        }
+        if (rc == 0 && !w->stopping)
+            handle_desc(w, type, len);
+    }
+    return false;
+}
+
+static void on_ring_again(uv_idle_t *h)
+{
+    worker_t *w = h->data;
+    if (drain_ring(w))
+        uv_idle_stop(h);
+}
+
+static void on_ring_wake(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    worker_t *w = h->data;
+    shm_region_wake_drain(w->args->region, w->args->slot);
+    ring_wake_done(w->ring);
+    if (!drain_ring(w))
+        uv_idle_start(&w->ring_again, on_ring_again);
+}
+
+/* ---- clients ---- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    worker_t *w = server->data;
+    if (status < 0 || w->stopping)
+        return;
+    int rc = sessions_accept(w->sessions, server);
+    if (rc && rc != -EAGAIN)
+        LOG_WARN("accept failed: %s", uv_strerror(rc));
+}
+
+/* ---- shutdown ---- */
+
+static void on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish(worker_t *w)
+{
+    if (--w->closing)
+        return;
+    uv_close((uv_handle_t *)&w->tick, on_closed);
+    uv_close((uv_handle_t *)&w->ring_poll, on_closed);
+    uv_close((uv_handle_t *)&w->ring_again, on_closed);
+    uv_close((uv_handle_t *)&w->sigterm, on_closed);
+    uv_close((uv_handle_t *)&w->sigint, on_closed);
+    sessions_free(w->sessions);
+    w->sessions = NULL;
+}
+
+static void on_part_closed(void *arg)
+{
+    finish(arg);
+}
+
+static void on_sessions_closed(void *arg)
+{
+    worker_t *w = arg;
+    if (w->adapter) {
+        w->closing++;
+        adapter_close(w->adapter, on_part_closed, w);
+        w->adapter = NULL;
+    }
+    finish(w);
+}
+
+/* Entries read before the stop are delivered and acknowledged first; then clients go. */
+static void on_reader_stopped(void *arg)
+{
+    worker_t *w = arg;
+    w->reader = NULL;
+    sessions_close_all(w->sessions, on_sessions_closed, w);
+}
+
+static void begin_stop(worker_t *w, const char *why)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    LOG_INFO("%s: draining", why);
+    w->stop_deadline = uv_now(&w->loop) + (uint64_t)w->cfg->shutdown_timeout_ms;
+    uv_close((uv_handle_t *)&w->listener, on_closed);
+    w->closing = 1;
+    reader_stop(w->reader, on_reader_stopped, w);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    begin_stop(h->data, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    bool up = (!w->reader || reader_connected(w->reader)) &&
+              (!w->adapter || adapter_connected(w->adapter));
+    STATS_SET(w->stats->redis_connected, up);
+    if (w->stopping && uv_now(&w->loop) >= w->stop_deadline) {
+        LOG_WARN("shutdown timeout: exiting with work in progress (unacknowledged entries stay "
+                 "pending for the next start)");
+        _exit(0);
+    }
+}
+
+/* ---- setup ---- */
+
+static int setup(worker_t *w)
+{
+    const cfg_t *cfg = w->cfg;
+    int rc = uv_loop_init(&w->loop);
+    if (rc)
+        return rc;
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_init(&w->loop, &w->sigterm);
+    uv_signal_init(&w->loop, &w->sigint);
+    w->sigterm.data = w->sigint.data = w;
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, 0, 250);
+    if ((rc = sessions_new(&w->sessions, &w->loop, cfg, w->args->region, w->args->slot)))
+        return rc;
+    if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
+        char prefix[160];
+        if (cfg->adapter == CONFIG_ADAPTER_OFF)
+            snprintf(prefix, sizeof(prefix), "streamio-%s", w->args->server_id);
+        else
+            snprintf(prefix, sizeof(prefix), "%s", cfg->redis_key);
+        if ((rc = adapter_new(&w->adapter, &w->loop, cfg, prefix, w->sessions, w->stats)))
+            return rc;
+    }
+    char host[128] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    char consumer[256];
+    snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->slot);
+    if ((rc = reader_new(&w->reader, &w->loop, cfg, consumer, w->stats, on_entry, w)))
+        return rc;
+    w->ring = shm_region_ring(w->args->region, w->args->slot);
+    w->rec_cap = 64 * 1024;
+    w->rec = malloc(w->rec_cap);
+    if (!w->ring || !w->rec)
+        return -ENOMEM;
+    uv_idle_init(&w->loop, &w->ring_again);
+    w->ring_again.data = w;
+    if ((rc = uv_poll_init(&w->loop, &w->ring_poll,
+                           shm_region_wake_fd(w->args->region, w->args->slot))))
+        return rc;
+    w->ring_poll.data = w;
+    uv_poll_start(&w->ring_poll, UV_READABLE, on_ring_wake);
+    if (!drain_ring(w))
+        uv_idle_start(&w->ring_again, on_ring_again);
+    if ((rc = uv_tcp_init(&w->loop, &w->listener)) ||
+        (rc = uv_tcp_open(&w->listener, w->args->listen_fd)))
+        return rc;
+    w->listener.data = w;
+    return uv_listen((uv_stream_t *)&w->listener, 4096, on_connection);
+}
+
+int worker_main(const worker_args_t *args)
+{
+    worker_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return 2;
+    w->args = args;
+    w->cfg = args->cfg;
+    w->stats = shm_region_slot_stats(args->region, args->slot);
+    buf_init(&w->payload);
+    buf_init(&w->packet);
+    int rc = setup(w);
+    if (rc) {
+        LOG_ERROR("worker setup failed: %s", uv_strerror(rc));
+        return 2;
+    }
+    STATS_SET(w->stats->started_ms, wall_ms());
+    STATS_SET(w->stats->pid, getpid());
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    int closed = uv_loop_close(&w->loop);
+    if (closed)
+        LOG_WARN("worker loop closed with handles still open");
+    buf_free(&w->payload);
+    buf_free(&w->packet);
+    free(w->rec);
+    free(w);
+    LOG_INFO("worker drained, exiting");
+    return 0;
+}

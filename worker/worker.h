@@ -1,0 +1,27 @@
+/*
+ * worker: one forked process serving clients on one libuv loop. It accepts connections on the
+ * inherited listening socket, speaks Engine.IO/Socket.IO over WebSocket, reads the streams of the
+ * pools the master assigns it (through its ring), delivers entries to local sockets and shares
+ * them with the other workers and servers over Redis pub/sub.
+ */
+#ifndef STREAMIO_WORKER_WORKER_H
+#define STREAMIO_WORKER_WORKER_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+#include "shm/region.h"
+
+typedef struct worker_args {
+    const cfg_t *cfg;
+    uint32_t slot;
+    int listen_fd;
+    shm_region_t *region;
+    const char *server_id; /* random per master run: names this server's private channels */
+} worker_args_t;
+
+/* Runs the worker until it has drained after SIGTERM/SIGINT. Returns the exit status:
+ * 0 after a clean drain, 2 when setup failed (the master does not respawn that). */
+int worker_main(const worker_args_t *args);
+
+#endif
