@@ -148,12 +148,12 @@ static int var_header(uint8_t c, mpack_type_t *type, int *lenbytes, int *fixlen)
         mpack_type_t type;
         int lenbytes, fixlen;
     } t[] = {
-        {0xc4, MPACK_BIN, 1, -1},   {0xc5, MPACK_BIN, 2, -1},   {0xc6, MPACK_BIN, 4, -1},
-        {0xc7, MPACK_EXT, 1, -1},   {0xc8, MPACK_EXT, 2, -1},   {0xc9, MPACK_EXT, 4, -1},
-        {0xd4, MPACK_EXT, 0, 1},    {0xd5, MPACK_EXT, 0, 2},    {0xd6, MPACK_EXT, 0, 4},
-        {0xd7, MPACK_EXT, 0, 8},    {0xd8, MPACK_EXT, 0, 16},   {0xd9, MPACK_STR, 1, -1},
-        {0xda, MPACK_STR, 2, -1},   {0xdb, MPACK_STR, 4, -1},   {0xdc, MPACK_ARRAY, 2, -1},
-        {0xdd, MPACK_ARRAY, 4, -1}, {0xde, MPACK_MAP, 2, -1},   {0xdf, MPACK_MAP, 4, -1},
+        {0xc4, MPACK_BIN, 1, -1},   {0xc5, MPACK_BIN, 2, -1}, {0xc6, MPACK_BIN, 4, -1},
+        {0xc7, MPACK_EXT, 1, -1},   {0xc8, MPACK_EXT, 2, -1}, {0xc9, MPACK_EXT, 4, -1},
+        {0xd4, MPACK_EXT, 0, 1},    {0xd5, MPACK_EXT, 0, 2},  {0xd6, MPACK_EXT, 0, 4},
+        {0xd7, MPACK_EXT, 0, 8},    {0xd8, MPACK_EXT, 0, 16}, {0xd9, MPACK_STR, 1, -1},
+        {0xda, MPACK_STR, 2, -1},   {0xdb, MPACK_STR, 4, -1}, {0xdc, MPACK_ARRAY, 2, -1},
+        {0xdd, MPACK_ARRAY, 4, -1}, {0xde, MPACK_MAP, 2, -1}, {0xdf, MPACK_MAP, 4, -1},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         if (t[i].tag == c) {
@@ -330,8 +330,8 @@ static json_key_t *conv_push_key(conv_t *c)
 {
     if (c->nkeys == c->cap) {
         size_t cap = c->cap * 2;
-        json_key_t *k = c->keys == c->inline_keys ? malloc(cap * sizeof *k)
-                                                   : realloc(c->keys, cap * sizeof *k);
+        json_key_t *k =
+            c->keys == c->inline_keys ? malloc(cap * sizeof *k) : realloc(c->keys, cap * sizeof *k);
         if (!k)
             return NULL;
         if (c->keys == c->inline_keys)
@@ -569,7 +569,8 @@ static int put_ext(buf_t *out, uint8_t tag, const mpack_item_t *it)
         return put_date(out, s * 1e3 + (double)(hi >> 2) / 1e6);
     }
     if (tag == 0xd7 && it->ext_type == 0)
-        return put_date(out, (double)(int32_t)get_be(p, 4) * 4294967296.0 + (double)get_be(p + 4, 4));
+        return put_date(out,
+                        (double)(int32_t)get_be(p, 4) * 4294967296.0 + (double)get_be(p + 4, 4));
     if (tag == 0xc7 && it->ext_type == -1) {
         if (it->len != 12)
             return -EPROTO;
@@ -613,7 +614,7 @@ static int tj_key(mconv_t *m, const mpack_item_t *it, json_key_t *k)
     return rc;
 }
 
-static int tj_collect(mconv_t *m, mpack_reader_t *r, uint32_t n, size_t base)
+static int tj_collect(mconv_t *m, mpack_reader_t *r, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         mpack_item_t key;
@@ -711,7 +712,7 @@ static int value_proto(mconv_t *m, size_t off, const uint8_t *end, int depth, bo
         if (depth >= MPACK_MAX_DEPTH)
             return -EPROTO;
         size_t base = m->c.nkeys, abase = m->c.arena.len;
-        rc = tj_collect(m, &r, it.count, base);
+        rc = tj_collect(m, &r, it.count);
         if (!rc)
             rc = map_facts(m, base, depth + 1, pi);
         m->c.nkeys = base;
@@ -760,7 +761,7 @@ static int tj_map(mconv_t *m, mpack_reader_t *r, uint32_t count, int depth)
 {
     size_t base = m->c.nkeys, abase = m->c.arena.len, n = 0;
     proto_info_t pi;
-    int rc = tj_collect(m, r, count, base);
+    int rc = tj_collect(m, r, count);
     if (!rc)
         rc = map_facts(m, base, depth, &pi);
     if (!rc && pi.tojson)

@@ -95,9 +95,11 @@ int mpack_skip(mpack_reader_t *r);
  * Appends the msgpack notepack.encode(JSON.parse(json)) would produce: numbers parsed to double and
  * written with mpack_write_double, strings decoded (json_string_decode), objects as maps with the
  * JavaScript key order (json_keys_order: array-index keys first, duplicates at their first position
- * with the last value; "__proto__" kept as JSON.parse does). Returns 0, -EINVAL on invalid JSON,
- * -ENOMEM; `out` is unchanged on error. Allocates scratch proportional to the object keys on the
- * current nesting path (freed before returning).
+ * with the last value; "__proto__" kept as JSON.parse does). Lone surrogates become U+FFFD
+ * (notepack's output for them is not well-formed). Returns 0, -EINVAL on invalid JSON, -ENOMEM;
+ * `out` is unchanged on error. Allocates temporary scratch (freed before returning) only when the
+ * objects open on one nesting path hold more than 32 keys, for keys with escapes or invalid UTF-8,
+ * and for numbers longer than 64 characters.
  */
 int mpack_from_json(buf_t *out, const char *json, size_t len);
 
@@ -105,13 +107,16 @@ int mpack_from_json(buf_t *out, const char *json, size_t len);
  * Converts one msgpack value at p[0..len) into the compact JSON that JSON.stringify prints for
  * notepack.decode's result: integers as JS numbers (beyond 2^53 via json_write_number of the
  * nearest double), floats via json_write_number, strings via json_write_string, maps with
- * string or integer keys in JavaScript key order ("__proto__" keys dropped, as plain assignment
- * does), nil as null, timestamps (ext -1: fixext4/8, ext8 of 12 bytes; legacy fixext8 type 0) as
- * Date#toJSON ("2024-01-02T03:04:05.678Z", null when out of range), legacy undefined `d4 00 xx` as
- * null in arrays and at top level and as an omitted member in maps. Sets *used to the bytes
- * consumed. Returns 0; -ENOTSUP for bin and other ext values (binary attachments); -EPROTO for
- * malformed input, other key types or nesting beyond MPACK_MAX_DEPTH; -ENOMEM. `out` is unchanged
- * on error. Allocates scratch only for maps with array-index keys, duplicates or over 8 members.
+ * string or integer keys in JavaScript key order and with the effect of `obj[key] = value` for
+ * "__proto__" keys (prototype set, or own property once the prototype chain ends; a Date or
+ * Buffer prototype makes JSON.stringify throw: -EPROTO), nil as null, timestamps (ext -1:
+ * fixext4/8, ext8 of 12 bytes; legacy fixext8 type 0) as Date#toJSON ("2024-01-02T03:04:05.678Z",
+ * null when out of range), legacy undefined `d4 00 xx` as null in arrays and at top level and as an
+ * omitted member in maps. Sets *used to the bytes consumed. Returns 0; -ENOTSUP for bin and other
+ * ext values (binary attachments); -EPROTO for malformed input, other key types or nesting beyond
+ * MPACK_MAX_DEPTH; -ENOMEM. `out` is unchanged on error. Allocates temporary scratch (freed before
+ * returning) only when the maps open on one nesting path hold more than 32 keys, and for integer
+ * map keys.
  */
 int mpack_to_json(buf_t *out, const uint8_t *p, size_t len, size_t *used);
 

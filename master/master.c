@@ -170,7 +170,7 @@ static int spawn(master_t *m, uint32_t i)
         shm_region_child_keep(m->region, i);
         log_setup(m->cfg->log_level, "worker", (int)i);
         worker_args_t args = {m->cfg, i, m->listen_fd, m->region, m->server_id};
-        _exit(worker_main(&args));
+        exit(worker_main(&args)); /* exit, not _exit: sanitizers check the worker at exit */
     }
     s->pid = pid;
     s->state = SLOT_RUNNING;
@@ -243,7 +243,11 @@ static void begin_stop(master_t *m, int sig)
 {
     if (m->stopping)
         return;
-    LOG_INFO("%s: draining %u workers", strsignal(sig), running(m));
+    LOG_INFO("%s: draining %u workers",
+             sig == SIGINT    ? "SIGINT"
+             : sig == SIGQUIT ? "SIGQUIT"
+                              : "SIGTERM",
+             running(m));
     sd_notify_send("STOPPING=1");
     m->stopping = true;
     m->stop_deadline_ms = now_ms() + (uint64_t)m->cfg->shutdown_timeout_ms + 1000;

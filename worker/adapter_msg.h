@@ -1,8 +1,9 @@
 /*
  * adapter_msg: the broadcast message of the classic @socket.io/redis-adapter (8.x), published on
- * `socket.io#<nsp>#[<room>#]` as msgpack [uid, packet, opts] (docs/protocol.md §4.2-4.3). The module
- * encodes the message this server publishes, decodes messages from any peer (Node servers, the
- * redis-emitter) into borrowed views, and renders the Engine.IO text frame a client must receive.
+ * `socket.io#<nsp>#[<room>#]` as msgpack [uid, packet, opts] (docs/protocol.md §4.2-4.3). The
+ * module encodes the message this server publishes, decodes messages from any peer (Node servers,
+ * the redis-emitter) into borrowed views, and renders the Engine.IO text frame a client must
+ * receive.
  *
  * It never decides delivery (own-uid echo, namespace and room filtering belong to the caller),
  * never allocates except by growing the caller's buffer, and never trusts a length, count or type
@@ -26,10 +27,10 @@ typedef struct adapter_str {
 
 /*
  * Appends msgpack [uid, {"type":2,"data":<data_json>,"nsp":nsp}, {"rooms":[...],"except":[],
- * "flags":{}}], byte-identical to what a Node server publishes for the same emit (protocol.md §4.2).
- * data_json (normally `["event",args...]`) is converted with mpack_from_json. Borrows every input.
- * Returns 0, -EINVAL if data_json is not valid JSON, -E2BIG for a string over 4 GiB, -ENOMEM;
- * `out` is unchanged on error.
+ * "flags":{}}], byte-identical to what a Node server publishes for the same emit (protocol.md
+ * §4.2). data_json (normally `["event",args...]`) is converted with mpack_from_json. Borrows every
+ * input. Returns 0, -EINVAL if data_json is not valid JSON, -E2BIG for a string over 4 GiB,
+ * -ENOMEM; `out` is unchanged on error.
  */
 int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, const char *nsp,
                                  size_t nsp_len, const char *data_json, size_t data_len,
@@ -41,7 +42,7 @@ typedef struct adapter_msg {
     int packet_type;   /* packet.type, 0..6 (2 = EVENT, 5 = BINARY_EVENT ...) */
     const uint8_t *data;
     size_t data_len; /* msgpack bytes of packet.data, borrowed; NULL/0 when absent */
-    bool has_id;     /* packet.id present (must not be delivered with an id) */
+    bool has_id;     /* packet.id present, not nil (must not be delivered with an id) */
     size_t nrooms;
     adapter_str_t rooms[ADAPTER_MSG_MAX_ROOMS];
     size_t nexcept;

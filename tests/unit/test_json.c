@@ -28,11 +28,37 @@ static void test_validate_accepts(void **state)
 {
     (void)state;
     static const char *ok[] = {
-        "0", "-0", "1", "-1", "123", "1.5", "-1.5e10", "1E+2", "1e-2", "0.0", "0e0",
-        "true", "false", "null", "\"\"", "\"abc\"", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
-        "\"\\u0041\\uD83D\\ude00\"", "\"\\ud800\"", "\"\xc3\xa9\"", "\"\xff\"", "\"\x7f\"",
-        "[]", "{}", "[1,2,3]", "{\"a\":1,\"a\":2}", " \t\r\n[ 1 , { \"k\" : [ ] } ] \n",
-        "{\"\":{\"\":[null,true,false]}}", "[[[[[]]]]]", "1.7976931348623157e308", "1e999",
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "123",
+        "1.5",
+        "-1.5e10",
+        "1E+2",
+        "1e-2",
+        "0.0",
+        "0e0",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        "\"abc\"",
+        "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+        "\"\\u0041\\uD83D\\ude00\"",
+        "\"\\ud800\"",
+        "\"\xc3\xa9\"",
+        "\"\xff\"",
+        "\"\x7f\"",
+        "[]",
+        "{}",
+        "[1,2,3]",
+        "{\"a\":1,\"a\":2}",
+        " \t\r\n[ 1 , { \"k\" : [ ] } ] \n",
+        "{\"\":{\"\":[null,true,false]}}",
+        "[[[[[]]]]]",
+        "1.7976931348623157e308",
+        "1e999",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         if (validate_copy(ok[i], strlen(ok[i])) != 0)
@@ -44,11 +70,56 @@ static void test_validate_rejects(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "", " ", "01", "-", "+1", ".5", "1.", "1e", "1e+", "0x10", "NaN", "Infinity", "-Infinity",
-        "tru", "nul", "True", "'a'", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"a\nb\"",
-        "\"\t\"", "[1,]", "[,1]", "[1 2]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{1:1}",
-        "[", "]", "{", "}", "[}", "{]", "1 2", "[] []", "\xef\xbb\xbf{}", "\v1", "\f1", "1\v",
-        "\xc2\xa0" "1", "[1]x", "//", "/* */1", "{\"a\":1\"b\":2}", "\"\\\"",
+        "",
+        " ",
+        "01",
+        "-",
+        "+1",
+        ".5",
+        "1.",
+        "1e",
+        "1e+",
+        "0x10",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "tru",
+        "nul",
+        "True",
+        "'a'",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\u12g4\"",
+        "\"a\nb\"",
+        "\"\t\"",
+        "[1,]",
+        "[,1]",
+        "[1 2]",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "{a:1}",
+        "{1:1}",
+        "[",
+        "]",
+        "{",
+        "}",
+        "[}",
+        "{]",
+        "1 2",
+        "[] []",
+        "\xef\xbb\xbf{}",
+        "\v1",
+        "\f1",
+        "1\v",
+        "\xc2\xa0"
+        "1",
+        "[1]x",
+        "//",
+        "/* */1",
+        "{\"a\":1\"b\":2}",
+        "\"\\\"",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (validate_copy(bad[i], strlen(bad[i])) != -EINVAL)
@@ -102,9 +173,8 @@ static void test_type_of(void **state)
         const char *s;
         json_type_t t;
     } cases[] = {
-        {"null", JSON_NULL},   {"false", JSON_FALSE},  {" true", JSON_TRUE},
-        {"-1", JSON_NUMBER},   {"7", JSON_NUMBER},     {"\n\"x\"", JSON_STRING},
-        {"[1]", JSON_ARRAY},   {"{}", JSON_OBJECT},
+        {"null", JSON_NULL}, {"false", JSON_FALSE},    {" true", JSON_TRUE}, {"-1", JSON_NUMBER},
+        {"7", JSON_NUMBER},  {"\n\"x\"", JSON_STRING}, {"[1]", JSON_ARRAY},  {"{}", JSON_OBJECT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_type_t t;
@@ -199,16 +269,19 @@ static void test_write_string(void **state)
     check_string("\x00\x01\x1f\x7f", 4, "\"\\u0000\\u0001\\u001f\x7f\"");
     check_string("\x1b", 1, "\"\\u001b\"");
     check_string("\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80\xe2\x80\xa8", 12,
-                  "\"\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80\xe2\x80\xa8\"");
+                 "\"\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80\xe2\x80\xa8\"");
     /* WHATWG replacement: one U+FFFD per maximal invalid subpart. */
     check_string("\xff", 1, "\"\xef\xbf\xbd\"");
     check_string("\x80\x80", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"");
-    check_string("\xe2\x82" "A", 3, "\"\xef\xbf\xbd" "A\"");
+    check_string("\xe2\x82"
+                 "A",
+                 3,
+                 "\"\xef\xbf\xbd"
+                 "A\"");
     check_string("\xe2\x82", 2, "\"\xef\xbf\xbd\"");
     check_string("\xc0\x80", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\"");
     check_string("\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
-    check_string("\xf4\x90\x80\x80", 4,
-                  "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+    check_string("\xf4\x90\x80\x80", 4, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
     check_string("\xf0\x9f\x98\"", 4, "\"\xef\xbf\xbd\\\"\"");
     check_string("a\xf5z", 3, "\"a\xef\xbf\xbdz\"");
 }
@@ -284,14 +357,17 @@ static void test_string_decode(void **state)
     check_decode("\"\\ud83d\"", 8, "\xef\xbf\xbd", 3);
     check_decode("\"\\ude00\\ud83d\"", 14, "\xef\xbf\xbd\xef\xbf\xbd", 6);
     check_decode("\"\\ud83dx\"", 9, "\xef\xbf\xbdx", 4);
-    check_decode("\"\\ud83d\\u0041\"", 14, "\xef\xbf\xbd" "A", 4);
+    check_decode("\"\\ud83d\\u0041\"", 14,
+                 "\xef\xbf\xbd"
+                 "A",
+                 4);
     check_decode("\"\xc3\xa9\xff\"", 5, "\xc3\xa9\xef\xbf\xbd", 5);
 
     buf_t b;
     buf_init(&b);
     buf_puts(&b, "keep");
-    static const char *bad[] = {"", "\"", "abc", "\"a", "\"\\\"", "\"\\q\"", "\"\\u12\"",
-                                "\"a\"b\"", "\"\n\""};
+    static const char *bad[] = {"",        "\"",        "abc",      "\"a",   "\"\\\"",
+                                "\"\\q\"", "\"\\u12\"", "\"a\"b\"", "\"\n\""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (json_string_decode(bad[i], strlen(bad[i]), &b) != -EINVAL)
             fail_msg("decoded: %s", bad[i]);

@@ -1,0 +1,62 @@
+/* Unit tests for worker/health: server-wide sums from the shared stats, dead slots skipped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "shm/region.h"
+#include "shm/stats.h"
+#include "worker/health.h"
+
+static void test_sums_live_workers(void **state)
+{
+    (void)state;
+    shm_region_t *r;
+    assert_int_equal(shm_region_new(&r, 3, 4096, sizeof(stats_worker_t), sizeof(stats_global_t)),
+                     0);
+    stats_global_t *g = shm_region_global(r);
+    STATS_SET(g->master_pid, 100);
+    STATS_SET(g->streams, 7);
+    STATS_SET(g->pools, 2);
+    STATS_SET(g->redis_connected, 1);
+    for (uint32_t i = 0; i < 2; i++) {
+        stats_worker_t *w = shm_region_slot_stats(r, i);
+        STATS_SET(w->pid, 200 + i);
+        STATS_SET(w->connections, 10 + i);
+        STATS_SET(w->messages_processed, 5);
+        STATS_SET(w->deliveries, 50);
+        STATS_SET(w->rooms, 3);
+        STATS_SET(w->redis_connected, 1);
+    }
+    /* slot 2 is dead (pid 0): its stale counters must not count */
+    stats_worker_t *dead = shm_region_slot_stats(r, 2);
+    STATS_SET(dead->connections, 999);
+    buf_t out;
+    buf_init(&out);
+    assert_int_equal(health_render(&out, r, 1), 0);
+    assert_non_null(strstr(out.data, "{\"status\":\"healthy\",\"uptime\":"));
+    assert_non_null(strstr(out.data, "\"messagesProcessed\":10,\"connectedClients\":21,"
+                                     "\"redisConnected\":true,\"streams\":7,\"pools\":2,"
+                                     "\"rooms\":6,\"deliveries\":100,\"workersAlive\":2,"
+                                     "\"pid\":100,\"worker\":1,\"workers\":["));
+    assert_non_null(strstr(out.data, "{\"slot\":1,\"pid\":201,\"connectedClients\":11,"));
+    assert_int_equal(out.data[out.len - 1], '}');
+
+    /* one worker's Redis down makes the server's redisConnected false */
+    STATS_SET(((stats_worker_t *)shm_region_slot_stats(r, 0))->redis_connected, 0);
+    buf_reset(&out);
+    health_render(&out, r, 0);
+    assert_non_null(strstr(out.data, "\"redisConnected\":false,\"streams\""));
+    buf_free(&out);
+    shm_region_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sums_live_workers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
