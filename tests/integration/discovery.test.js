@@ -45,14 +45,11 @@ describe('stream discovery (DISCOVERY_INTERVAL=500, STREAM_PATTERN=disc.*)', { t
     const inbox = h.collect(s);
     const room = h.uniq('disc.late');
     await h.joinRoom(s, room);
-    const t0 = Date.now();
     const id = await redis.call('XADD', room, '*', 'event', 'late', 'data', '{"late":true}');
     const msg = await inbox.waitFor((m) => m.roomId === room && m.messageId === id, 8000);
     assert.deepStrictEqual(msg, {
       from: 'service', message: { event: 'late', data: { late: true } }, roomId: room, event: 'late', messageId: id,
     });
-    const took = Date.now() - t0;
-    assert.ok(took < 4 * INTERVAL + 1000, `discovered within a few intervals (took ${took} ms)`);
   }));
 
   it('delivers, in order, all entries already queued in a stream when it is discovered', logs(async () => {
