@@ -182,10 +182,13 @@ static void resubscribe_room(const char *room, size_t len, void *arg)
 static void subscribe_all(adapter_t *a)
 {
     if (a->mode == ADAPTER_MODE_SHARDED) {
+        /* one channel per command: in a Redis Cluster they live in different slots */
         char own[sizeof(a->prefix) + UID_LEN + 1];
         snprintf(own, sizeof(own), "%s%s#", a->prefix, a->uid);
-        const char *argv[] = {"SSUBSCRIBE", a->prefix, own};
-        subconn_command(a->sub, 3, argv, NULL);
+        const char *main_argv[] = {"SSUBSCRIBE", a->prefix};
+        const char *own_argv[] = {"SSUBSCRIBE", own};
+        subconn_command(a->sub, 2, main_argv, NULL);
+        subconn_command(a->sub, 2, own_argv, NULL);
         a->host.rooms(a->host.ctx, resubscribe_room, a);
         return;
     }

@@ -119,6 +119,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
         if (!reply)
             return;
+        /* a server that accepts and then refuses (maxclients, auth) must not reset the backoff */
+        if (((redisReply *)reply)->type != REDIS_REPLY_ERROR)
+            c->backoff_ms = BACKOFF_MIN_MS;
         c->on_reply(reply, c->arg);
         freeReplyObject(reply);
         if (l->c != c)
@@ -173,7 +176,6 @@ static void on_connected(uv_connect_t *req, int status)
         LOG_INFO("redis %s: connected", c->name);
     c->warned = false;
     c->connected = true;
-    c->backoff_ms = BACKOFF_MIN_MS;
     if (c->cfg->redis_password[0]) {
         const char *argv[] = {"AUTH", c->cfg->redis_password};
         send_argv(c, 2, argv, NULL);

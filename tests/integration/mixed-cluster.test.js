@@ -114,7 +114,10 @@ for (const mode of ['classic', 'sharded']) {
       await peer.call('broadcast', { rooms: [room], volatile: true, event: 'node:event', args: ['volatile'] });
       await peer.call('broadcast', { rooms: [room], local: true, event: 'node:event', args: ['local'] });
       await peer.call('broadcast', { event: 'node:event', args: ['all', 2] });
-      await h.waitUntil(() => inboxes.every((b, i) => b.items.length >= (i === 0 ? 3 : 4)), {
+      await peer.call('broadcast', { nsp: '/admin', rooms: [room], event: 'node:event', args: ['admin'] });
+      await peer.call('broadcast', { rooms: [sio[1].id], event: 'node:event', args: ['to-sid'] });
+      const want = (i) => (i === 0 ? 3 : i === 1 ? 5 : 4);
+      await h.waitUntil(() => inboxes.every((b, i) => b.items.length >= want(i)), {
         timeout: 10000, message: 'Node broadcasts on every streamio client',
       });
       await h.sleep(500);
@@ -124,7 +127,9 @@ for (const mode of ['classic', 'sharded']) {
         assert.equal(exactlyOnce(b, (m) => m === 'volatile'), 1, `client ${i} volatile`);
         assert.equal(exactlyOnce(b, (m) => m === 'local'), 0, `client ${i} local flag`);
         assert.equal(exactlyOnce(b, (m) => m === 'all'), 1, `client ${i} io.emit`);
-        assert.equal(b.items.length, i === 0 ? 3 : 4, `client ${i} total`);
+        assert.equal(exactlyOnce(b, (m) => m === 'admin'), 0, `client ${i} other namespace`);
+        assert.equal(exactlyOnce(b, (m) => m === 'to-sid'), i === 1 ? 1 : 0, `client ${i} to its id`);
+        assert.equal(b.items.length, want(i), `client ${i} total`);
       });
       nodeIn.forEach((b) => assert.equal(b.items.length, 5, 'Node clients get all five'));
     }));
@@ -157,6 +162,30 @@ for (const mode of ['classic', 'sharded']) {
       });
       await h.sleep(300);
       inboxes.forEach((b, i) => assert.deepStrictEqual(b.items, i === 0 ? [{ id: 1, text: 'hi' }] : [{ id: 1, text: 'hi' }, 'x']));
+      // the emitter's socketsJoin (type 2 without uid) is applied too
+      const joined = h.uniq('mix.emitter.joined');
+      await peer.call('emitterJoin', { rooms: [other], target: joined });
+      await h.waitUntil(async () => (await peer.call('fetchSockets', { rooms: [joined] })).value.length === 1,
+        { timeout: 5000, message: 'emitter socketsJoin applied' });
+      await peer.call('socketsLeave', { rooms: [other], target: joined });
+      await h.waitUntil(async () => (await peer.call('fetchSockets', { rooms: [joined] })).value.length === 0,
+        { timeout: 5000, message: 'the emitter-joined room to be left' });
+    }));
+
+    it('subscribes per room in sharded mode (dynamic), and unsubscribes when the room goes', { skip: mode === 'classic' ? 'sharded only' : false }, logs(async () => {
+      const dyn = h.uniq('mix.dynamic');
+      const chan = `socket.io#/#${dyn}#`;
+      const subs = async () => (await redis.call('PUBSUB', 'SHARDNUMSUB', chan))[1];
+      assert.equal(await subs(), 0);
+      await h.joinRoom(sio[0], dyn);
+      await h.waitUntil(async () => (await subs()) === 1, { timeout: 5000, message: 'SSUBSCRIBE of the room channel' });
+      await h.joinRoom(sio[1], dyn);
+      await h.sleep(200);
+      const both = await subs(); // 1 when both clients are on one worker, else 2
+      assert.ok(both === 1 || both === 2, `subscribers ${both}`);
+      await h.emitAck(sio[0], 'leave-room', dyn);
+      await h.emitAck(sio[1], 'leave-room', dyn);
+      await h.waitUntil(async () => (await subs()) === 0, { timeout: 5000, message: 'SUNSUBSCRIBE once the room is empty' });
     }));
 
     it('answers allRooms and fetchSockets well before the Node requestsTimeout', logs(async () => {

@@ -43,13 +43,17 @@ async function main() {
   });
 
   const commands = {
-    broadcast({ rooms = [], except = [], event, args = [], volatile = false, local = false }) {
-      let op = io;
+    broadcast({ nsp = '/', rooms = [], except = [], event, args = [], volatile = false, local = false }) {
+      let op = io.of(nsp);
       for (const r of rooms) op = op.to(r);
       for (const r of except) op = op.except(r);
       if (volatile) op = op.volatile;
       if (local) op = op.local;
       op.emit(event, ...args);
+      return true;
+    },
+    emitterJoin({ rooms = [], target }) {
+      emitter.in(rooms).socketsJoin(target);
       return true;
     },
     emitter({ rooms = [], except = [], event, args = [] }) {
