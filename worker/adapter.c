@@ -83,8 +83,9 @@ static int channel_for(adapter_t *a, const char *room, size_t len)
 {
     buf_reset(&a->chan);
     int rc = buf_append(&a->chan, a->prefix, a->prefix_len);
-    if (!rc && len)
-        rc = buf_append(&a->chan, room, len);
+    if (rc || len == 0)
+        return rc; /* the main channel: "<key>#/#" */
+    rc = buf_append(&a->chan, room, len);
     return rc ? rc : buf_putc(&a->chan, '#');
 }
 

@@ -153,6 +153,19 @@ for (const mode of ['classic', 'sharded']) {
       }
     }));
 
+    it('delivers entries of a 20-character stream (socket-id length: main channel in sharded mode)', logs(async () => {
+      const name = `s20.${String(process.pid).padStart(8, '0')}`.slice(0, 20).padEnd(20, 'x');
+      assert.equal(name.length, 20);
+      await h.joinRoom(sio[2], name);
+      await h.joinRoom(nodeClients[0], name);
+      const ins = [h.collect(sio[2]), h.collect(nodeClients[0])];
+      const id = await redis.call('XADD', name, '*', 'event', 'e20', 'data', '"x"');
+      await h.waitUntil(() => ins.every((b) => b.items.length >= 1), { timeout: 15000, message: '20-char stream entry' });
+      await h.sleep(300);
+      for (const b of ins) assert.deepStrictEqual(b.items.map((m) => m.messageId), [id]);
+      await h.emitAck(sio[2], 'leave-room', name);
+    }));
+
     it('delivers redis-emitter emits to streamio clients (classic only)', { skip: mode === 'sharded' ? 'the emitter speaks only the classic format' : false }, logs(async () => {
       const inboxes = sio.map((s) => h.collect(s, 'emitted'));
       await peer.call('emitter', { rooms: [room], event: 'emitted', args: [{ id: 1, text: 'hi' }] });
