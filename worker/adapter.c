@@ -40,6 +40,7 @@ struct adapter {
     char response_chan[176]; /* classic "<key>-response#/#" */
     char uid[UID_LEN + 1];
     uint64_t dropped;
+    uint64_t refusals;
     uint64_t next_ack_id;
     pending_ack_t *acks;
     uv_timer_t ack_timer;
@@ -156,7 +157,7 @@ static bool dynamic_room(const adapter_t *a, size_t len)
 
 static void room_subscription(adapter_t *a, const char *cmd, const char *room, size_t len)
 {
-    if (!dynamic_room(a, len) || !subconn_connected(a->sub) || channel_for(a, room, len))
+    if (!dynamic_room(a, len) || channel_for(a, room, len))
         return;
     const char *argv[] = {cmd, a->chan.data};
     size_t lens[] = {strlen(cmd), a->chan.len};
@@ -530,7 +531,11 @@ static void on_reply(const redisReply *r, void *arg)
 {
     adapter_t *a = arg;
     if (r->type == REDIS_REPLY_ERROR) {
-        LOG_WARN("adapter: Redis refused a subscription: %s", r->str);
+        /* first one, then one per power of two: a refusing server retried with backoff */
+        a->refusals++;
+        if ((a->refusals & (a->refusals - 1)) == 0)
+            LOG_WARN("adapter: Redis refused a subscription: %s (%llu so far)", r->str,
+                     (unsigned long long)a->refusals);
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_str(r->element[0]))

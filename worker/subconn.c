@@ -31,7 +31,8 @@ struct subconn {
     link_t *link; /* NULL while waiting to reconnect */
     uv_getaddrinfo_t gai;
     bool resolving;
-    bool connected;
+    bool connected; /* TCP up: commands can be sent */
+    bool up;        /* and Redis answered one without an error */
     bool warned;
     bool closing;
     uint32_t backoff_ms;
@@ -69,8 +70,9 @@ static void on_retry(uv_timer_t *t)
 /* Abandons the current link (if any) and schedules the next attempt. */
 static void lose(subconn_t *c, const char *why)
 {
-    bool was = c->connected;
+    bool was = c->up;
     c->connected = false;
+    c->up = false;
     if (c->link) {
         c->link->c = NULL;
         uv_close((uv_handle_t *)&c->link->tcp, on_link_closed);
@@ -120,8 +122,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         if (!reply)
             return;
         /* a server that accepts and then refuses (maxclients, auth) must not reset the backoff */
-        if (((redisReply *)reply)->type != REDIS_REPLY_ERROR)
+        if (((redisReply *)reply)->type != REDIS_REPLY_ERROR && !c->up) {
+            if (c->warned)
+                LOG_INFO("redis %s: connected", c->name);
+            c->warned = false;
+            c->up = true;
             c->backoff_ms = BACKOFF_MIN_MS;
+        }
         c->on_reply(reply, c->arg);
         freeReplyObject(reply);
         if (l->c != c)
@@ -172,9 +179,6 @@ static void on_connected(uv_connect_t *req, int status)
         lose(c, "cannot read");
         return;
     }
-    if (c->warned)
-        LOG_INFO("redis %s: connected", c->name);
-    c->warned = false;
     c->connected = true;
     if (c->cfg->redis_password[0]) {
         const char *argv[] = {"AUTH", c->cfg->redis_password};
@@ -291,7 +295,7 @@ int subconn_command(subconn_t *c, int argc, const char **argv, const size_t *len
 
 bool subconn_connected(const subconn_t *c)
 {
-    return c->connected;
+    return c->up;
 }
 
 void subconn_close(subconn_t *c, void (*done)(void *arg), void *arg)

@@ -21,7 +21,8 @@ typedef struct subconn subconn_t;
 
 /* Every reply, in order; `r` is freed after the call. */
 typedef void (*subconn_reply_fn)(const redisReply *r, void *arg);
-/* Called on every transition: connected (AUTH/SELECT already queued) or lost. */
+/* connected: at every TCP connect (AUTH/SELECT already queued: subscribe now); lost: once per
+ * outage, when a connection that Redis had answered without an error goes away. */
 typedef void (*subconn_state_fn)(bool connected, void *arg);
 
 /* Starts connecting at once. Borrows loop and cfg; copies name (for logs). 0 or -ENOMEM. */
@@ -29,6 +30,7 @@ int subconn_new(subconn_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *
                 subconn_reply_fn on_reply, subconn_state_fn on_state, void *arg);
 /* Queues one command (binary-safe). 0, -ENOTCONN when not connected, -ENOMEM. */
 int subconn_command(subconn_t *c, int argc, const char **argv, const size_t *lens);
+/* Connected and Redis answered a command without an error since (a refusing server is down). */
 bool subconn_connected(const subconn_t *c);
 /* Closes; done(arg) runs once everything is released. No callback runs after this call. */
 void subconn_close(subconn_t *c, void (*done)(void *arg), void *arg);

@@ -77,12 +77,18 @@ for (const mode of ['classic', 'sharded']) {
         SOCKETIO_REDIS_ADAPTER: mode === 'sharded' ? 'sharded' : 'true',
       }, { redis });
       peer = await startPeer(redis, mode);
-      // enough clients that both workers hold some
-      for (let round = 0; round < 5; round++) {
-        sio.push(...(await h.connectClients(srv.url, 8)));
-        const r = await h.healthRetry(srv);
-        if (r.body.workers.every((w) => w.connectedClients > 0)) break;
+      // enough clients that both workers hold some: local delivery during a pub/sub outage is
+      // only seen on the clients of the worker that reads the stream
+      let spread = false;
+      for (let round = 0; round < 10 && !spread; round++) {
+        sio.push(...(await h.connectClients(srv.url, 6)));
+        const r = await h.waitUntil(async () => {
+          const hr = await h.healthRetry(srv);
+          return hr.body.connectedClients === sio.length ? hr : null;
+        }, { timeout: 5000, message: `/health to count ${sio.length} clients` });
+        spread = r.body.workers.every((w) => w.connectedClients > 0);
       }
+      assert.ok(spread, 'clients on both workers');
       nodeClients = await h.connectClients(peer.url, 2);
       await Promise.all(sio.map((s) => h.joinRoom(s, room)));
       await h.joinRoom(sio[0], other);
@@ -131,7 +137,11 @@ for (const mode of ['classic', 'sharded']) {
         assert.equal(exactlyOnce(b, (m) => m === 'to-sid'), i === 1 ? 1 : 0, `client ${i} to its id`);
         assert.equal(b.items.length, want(i), `client ${i} total`);
       });
-      nodeIn.forEach((b) => assert.equal(b.items.length, 5, 'Node clients get all five'));
+      // Node's own volatile may skip a busy client: only the other four are certain there
+      nodeIn.forEach((b) => {
+        assert.equal(b.items.filter((m) => m !== 'volatile').length, 4, 'Node clients get the others');
+        assert.ok(exactlyOnce(b, (m) => m === 'volatile') <= 1);
+      });
     }));
 
     it('delivers stream entries read by streamio to Node clients exactly once', logs(async () => {
