@@ -177,11 +177,6 @@ int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
     }
     if (!cfg->cluster_enabled)
         cfg->cluster_workers = 1;
-    if (cfg->adapter == CONFIG_ADAPTER_SHARDED) {
-        buf_puts(err, "streamio: invalid SOCKETIO_REDIS_ADAPTER=\"sharded\": this build supports "
-                      "false or true (sharded pub/sub is tracked in issue 5)");
-        return -EINVAL;
-    }
     return 0;
 }
 

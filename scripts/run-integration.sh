@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the black-box integration suite (tests/integration/*.test.js, Node's built-in test runner)
 # against the streamio binary given as $1. Installs the suite's npm dependencies with `npm ci`
-# when tests/integration/node_modules is missing. Needs node >= 18, npm and redis-server.
+# when tests/integration/node_modules lacks them. Needs node >= 18, npm and redis-server.
 # Exit status: the test runner's (124 when the overall 900 s limit was hit).
 set -u
 
@@ -32,7 +32,7 @@ if [ "$major" -lt 18 ]; then
 fi
 
 suite=$root/tests/integration
-if [ ! -d "$suite/node_modules/socket.io-client" ]; then
+if [ ! -d "$suite/node_modules/socket.io-client" ] || [ ! -d "$suite/node_modules/@socket.io/redis-adapter" ]; then
     (cd "$suite" && npm ci --no-audit --no-fund) || {
         echo "run-integration: npm ci in $suite failed" >&2
         exit 2

@@ -5,28 +5,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/buf.h"
 #include "common/ids.h"
+#include "common/json.h"
 #include "common/log.h"
-#include "worker/adapter_msg.h"
+#include "worker/subconn.h"
 #include "worker/ws_frame.h"
 
 #define UID_LEN 16
+#define ACK_DEFAULT_TIMEOUT_MS 10000
+#define ACK_GRACE_MS 1000
+
+/* A cluster broadcast whose client acks are still forwarded to its requester. */
+typedef struct pending_ack {
+    struct pending_ack *next;
+    uint64_t ack_id;
+    uint64_t deadline; /* loop time */
+    size_t remaining;  /* clients that may still answer */
+    size_t rid_len, uid_len;
+    char rid[64];
+    char uid[64]; /* sharded: the requester's uid (its response channel); classic: unused */
+} pending_ack_t;
 
 struct adapter {
+    uv_loop_t *loop;
     const cfg_t *cfg;
-    sessions_t *sessions;
+    adapter_mode_t mode;
+    adapter_host_t host;
     stats_worker_t *stats;
-    rds_t *sub;
+    subconn_t *sub;
+    rds_t *pub;       /* responses (NULL in private mode) */
     char prefix[160]; /* "<key>#/#" */
     size_t prefix_len;
-    char pattern[168]; /* "<key>#/#*" */
+    char request_chan[176];  /* classic "<key>-request#/#" */
+    char response_chan[176]; /* classic "<key>-response#/#" */
     char uid[UID_LEN + 1];
     uint64_t dropped;
-    buf_t msg;  /* encoded outgoing message */
-    buf_t chan; /* outgoing channel name */
-    buf_t text; /* Engine.IO text of an incoming broadcast */
+    uint64_t refusals;
+    uint64_t next_ack_id;
+    pending_ack_t *acks;
+    uv_timer_t ack_timer;
+    buf_t msg;     /* encoded outgoing message */
+    buf_t chan;    /* outgoing channel name */
+    buf_t text;    /* Engine.IO text of an incoming broadcast */
+    buf_t scratch; /* decoded strings of an incoming JSON message */
+    buf_t body;    /* JSON body of a response */
     bool closing;
+    size_t open_parts;
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -40,87 +64,67 @@ static void drop(adapter_t *a, const char *why, const char *chan, size_t len)
                  why, (unsigned long long)a->dropped);
 }
 
-static void on_broadcast(adapter_t *a, const char *chan, size_t chan_len, const char *msg,
-                         size_t msg_len)
+static const char *decode_error(int rc)
 {
-    if (chan_len < a->prefix_len || memcmp(chan, a->prefix, a->prefix_len) != 0)
-        return;
-    const char *room = chan + a->prefix_len;
-    size_t room_len = chan_len - a->prefix_len;
-    if (room_len > 0) {
-        if (room[room_len - 1] != '#')
-            return; /* another namespace's channel: "<key>#/admin#..." never matches "#/#" */
-        room_len--;
-        if (!sessions_has_room(a->sessions, room, room_len))
-            return; /* nobody here is in that room */
+    switch (rc) {
+    case -E2BIG:
+        return "too many rooms";
+    case -ENOTSUP:
+        return "binary content is not supported";
+    case -ENOMEM:
+        return "out of memory";
+    default:
+        return "malformed message";
     }
-    adapter_msg_t m;
-    int rc = adapter_msg_decode_broadcast((const uint8_t *)msg, msg_len, &m);
+}
+
+/* ---- outgoing ---- */
+
+static int channel_for(adapter_t *a, const char *room, size_t len)
+{
+    buf_reset(&a->chan);
+    int rc = buf_append(&a->chan, a->prefix, a->prefix_len);
+    if (rc || len == 0)
+        return rc; /* the main channel: "<key>#/#" */
+    rc = buf_append(&a->chan, room, len);
+    return rc ? rc : buf_putc(&a->chan, '#');
+}
+
+/* Sends the response in a->msg to the requester (classic: the response channel). */
+static void send_response(adapter_t *a, const char *req_uid, size_t req_uid_len)
+{
+    const char *argv[3];
+    size_t lens[3];
+    if (a->mode == ADAPTER_MODE_SHARDED) {
+        if (channel_for(a, req_uid, req_uid_len))
+            return;
+        argv[0] = "SPUBLISH";
+        argv[1] = a->chan.data;
+        lens[1] = a->chan.len;
+    } else {
+        argv[0] = "PUBLISH";
+        argv[1] = a->response_chan;
+        lens[1] = strlen(a->response_chan);
+    }
+    lens[0] = strlen(argv[0]);
+    argv[2] = a->msg.data;
+    lens[2] = a->msg.len;
+    if (rds_command(a->pub, NULL, NULL, 3, argv, lens))
+        LOG_WARN("adapter: cannot send a response: Redis not connected");
+}
+
+static void respond(adapter_t *a, const adapter_msg_t *m, adapter_resp_t kind, const char *body,
+                    size_t body_len, uint64_t count)
+{
+    bool sharded = a->mode == ADAPTER_MODE_SHARDED;
+    buf_reset(&a->msg);
+    int rc = adapter_msg_encode_response(&a->msg, kind, sharded ? a->uid : NULL, UID_LEN, "/", 1,
+                                         &m->request_id, body, body_len, count);
     if (rc) {
-        drop(a, rc == -E2BIG ? "too many rooms" : "malformed msgpack", chan, chan_len);
+        LOG_WARN("adapter: cannot encode a response: %s", strerror(-rc));
         return;
     }
-    if (m.uid.len == UID_LEN && memcmp(m.uid.p, a->uid, UID_LEN) == 0)
-        return; /* our own publication, already delivered locally */
-    if (m.nsp.len != 1 || m.nsp.p[0] != '/')
-        return;
-    buf_reset(&a->text);
-    if (m.packet_type != 2 || adapter_msg_sio_text(&a->text, &m)) {
-        drop(a, "unsupported packet (binary or not an event)", chan, chan_len);
-        return;
-    }
-    refbuf_t *frame = ws_frame_new(0x1, a->text.data, a->text.len);
-    if (!frame)
-        return;
-    sessions_broadcast(a->sessions, m.rooms, m.nrooms, m.except, m.nexcept, frame);
-    refbuf_unref(frame);
-    STATS_ADD(a->stats->adapter_in, 1);
-}
-
-static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    adapter_t *a = privdata;
-    redisReply *r = reply;
-    if (!r || a->closing || r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-        return;
-    redisReply **e = r->element;
-    if (e[0]->type != REDIS_REPLY_STRING || strcmp(e[0]->str, "pmessage") != 0 ||
-        e[2]->type != REDIS_REPLY_STRING || e[3]->type != REDIS_REPLY_STRING)
-        return;
-    on_broadcast(a, e[2]->str, e[2]->len, e[3]->str, e[3]->len);
-}
-
-static void on_sub_state(rds_t *conn, bool connected, void *arg)
-{
-    adapter_t *a = arg;
-    if (!connected)
-        return;
-    const char *argv[] = {"PSUBSCRIBE", a->pattern};
-    if (rds_command(conn, on_message, a, 2, argv, NULL))
-        LOG_ERROR("adapter: cannot subscribe to %s", a->pattern);
-}
-
-int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *prefix,
-                sessions_t *sessions, stats_worker_t *stats)
-{
-    adapter_t *a = calloc(1, sizeof(*a));
-    if (!a)
-        return -ENOMEM;
-    a->cfg = cfg;
-    a->sessions = sessions;
-    a->stats = stats;
-    a->prefix_len = (size_t)snprintf(a->prefix, sizeof(a->prefix), "%s#/#", prefix);
-    snprintf(a->pattern, sizeof(a->pattern), "%s#/#*", prefix);
-    buf_init(&a->msg);
-    buf_init(&a->chan);
-    buf_init(&a->text);
-    if (ids_random(a->uid, UID_LEN) || rds_new(&a->sub, loop, cfg, "adapter", on_sub_state, a)) {
-        free(a);
-        return -ENOMEM;
-    }
-    *out = a;
-    return 0;
+    send_response(a, m->uid.p, m->uid.len);
 }
 
 int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len,
@@ -128,36 +132,512 @@ int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len
 {
     adapter_str_t r = {room, room_len};
     buf_reset(&a->msg);
-    int rc =
-        adapter_msg_encode_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data_json, data_len, &r, 1);
+    bool sharded = a->mode == ADAPTER_MODE_SHARDED;
+    int rc = sharded ? adapter_msg_encode_cluster_broadcast(&a->msg, a->uid, UID_LEN, "/", 1,
+                                                            data_json, data_len, &r, 1)
+                     : adapter_msg_encode_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data_json,
+                                                    data_len, &r, 1);
     if (rc)
         return rc;
-    buf_reset(&a->chan);
-    buf_append(&a->chan, a->prefix, a->prefix_len);
-    buf_append(&a->chan, room, room_len);
-    if (buf_putc(&a->chan, '#'))
-        return -ENOMEM;
-    const char *argv[] = {"PUBLISH", a->chan.data, a->msg.data};
-    size_t lens[] = {7, a->chan.len, a->msg.len};
+    /* Node publishers send 20-character rooms (socket ids) on the main sharded channel */
+    bool main_chan = sharded && room_len == IDS_SID_LEN;
+    if ((rc = channel_for(a, room, main_chan ? 0 : room_len)))
+        return rc;
+    const char *argv[] = {sharded ? "SPUBLISH" : "PUBLISH", a->chan.data, a->msg.data};
+    size_t lens[] = {strlen(argv[0]), a->chan.len, a->msg.len};
     return rds_command(conn, NULL, NULL, 3, argv, lens);
+}
+
+/* ---- subscriptions ---- */
+
+static bool dynamic_room(const adapter_t *a, size_t len)
+{
+    return a->mode == ADAPTER_MODE_SHARDED && len != IDS_SID_LEN && len > 0;
+}
+
+static void room_subscription(adapter_t *a, const char *cmd, const char *room, size_t len)
+{
+    if (!dynamic_room(a, len) || channel_for(a, room, len))
+        return;
+    const char *argv[] = {cmd, a->chan.data};
+    size_t lens[] = {strlen(cmd), a->chan.len};
+    subconn_command(a->sub, 2, argv, lens);
+}
+
+void adapter_room_created(adapter_t *a, const char *room, size_t len)
+{
+    if (a && !a->closing)
+        room_subscription(a, "SSUBSCRIBE", room, len);
+}
+
+void adapter_room_deleted(adapter_t *a, const char *room, size_t len)
+{
+    if (a && !a->closing)
+        room_subscription(a, "SUNSUBSCRIBE", room, len);
+}
+
+static void resubscribe_room(const char *room, size_t len, void *arg)
+{
+    room_subscription(arg, "SSUBSCRIBE", room, len);
+}
+
+static void subscribe_all(adapter_t *a)
+{
+    if (a->mode == ADAPTER_MODE_SHARDED) {
+        /* one channel per command: in a Redis Cluster they live in different slots */
+        char own[sizeof(a->prefix) + UID_LEN + 1];
+        snprintf(own, sizeof(own), "%s%s#", a->prefix, a->uid);
+        const char *main_argv[] = {"SSUBSCRIBE", a->prefix};
+        const char *own_argv[] = {"SSUBSCRIBE", own};
+        subconn_command(a->sub, 2, main_argv, NULL);
+        subconn_command(a->sub, 2, own_argv, NULL);
+        a->host.rooms(a->host.ctx, resubscribe_room, a);
+        return;
+    }
+    char pattern[sizeof(a->prefix) + 1];
+    snprintf(pattern, sizeof(pattern), "%s*", a->prefix);
+    const char *pargv[] = {"PSUBSCRIBE", pattern};
+    subconn_command(a->sub, 2, pargv, NULL);
+    if (a->mode == ADAPTER_MODE_CLASSIC) {
+        const char *argv[] = {"SUBSCRIBE", a->request_chan};
+        subconn_command(a->sub, 2, argv, NULL);
+    }
+}
+
+/* ---- broadcasts ---- */
+
+static void target_of(const adapter_msg_t *m, adapter_target_t *t)
+{
+    t->rooms = m->rooms;
+    t->nrooms = m->nrooms;
+    t->except = m->except;
+    t->nexcept = m->nexcept;
+    t->skip_busy = m->flag_volatile;
+}
+
+static void sweep_acks(adapter_t *a)
+{
+    uint64_t now = uv_now(a->loop);
+    for (pending_ack_t **pp = &a->acks; *pp;) {
+        pending_ack_t *p = *pp;
+        if (p->remaining == 0 || now >= p->deadline) {
+            *pp = p->next;
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+    if (!a->acks)
+        uv_timer_stop(&a->ack_timer);
+}
+
+static void on_ack_timer(uv_timer_t *t)
+{
+    sweep_acks(t->data);
+}
+
+static void track_acks(adapter_t *a, const adapter_msg_t *m, uint64_t ack_id, size_t count)
+{
+    pending_ack_t *p = calloc(1, sizeof(*p));
+    if (!p || m->request_id.len > sizeof(p->rid) || m->uid.len > sizeof(p->uid)) {
+        free(p);
+        return;
+    }
+    p->ack_id = ack_id;
+    p->remaining = count;
+    uint64_t timeout = m->timeout_ms ? m->timeout_ms : ACK_DEFAULT_TIMEOUT_MS;
+    p->deadline = uv_now(a->loop) + timeout + ACK_GRACE_MS;
+    memcpy(p->rid, m->request_id.p, m->request_id.len);
+    p->rid_len = m->request_id.len;
+    memcpy(p->uid, m->uid.p, m->uid.len);
+    p->uid_len = m->uid.len;
+    p->next = a->acks;
+    a->acks = p;
+    if (!uv_is_active((uv_handle_t *)&a->ack_timer))
+        uv_timer_start(&a->ack_timer, on_ack_timer, 1000, 1000);
+}
+
+static void broadcast(adapter_t *a, const adapter_msg_t *m, const char *chan, size_t chan_len)
+{
+    bool with_ack = m->request_id.len > 0;
+    uint64_t ack_id = a->next_ack_id;
+    buf_reset(&a->text);
+    int rc = with_ack ? adapter_msg_sio_text_ack(&a->text, m, ack_id)
+                      : adapter_msg_sio_text(&a->text, m);
+    if (rc) {
+        drop(a, rc == -ENOTSUP ? "binary content is not supported" : "undeliverable packet", chan,
+             chan_len);
+        if (with_ack)
+            respond(a, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, 0);
+        return;
+    }
+    refbuf_t *frame = ws_frame_new(0x1, a->text.data, a->text.len);
+    if (!frame)
+        return;
+    adapter_target_t t;
+    target_of(m, &t);
+    size_t n = a->host.broadcast(a->host.ctx, &t, frame);
+    refbuf_unref(frame);
+    STATS_ADD(a->stats->adapter_in, 1);
+    if (!with_ack)
+        return;
+    a->next_ack_id++;
+    respond(a, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, n);
+    if (n)
+        track_acks(a, m, ack_id, n);
+}
+
+bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, size_t args_len)
+{
+    if (!a || ack_id < ADAPTER_ACK_ID_BASE)
+        return false;
+    pending_ack_t *p = a->acks;
+    while (p && p->ack_id != ack_id)
+        p = p->next;
+    if (!p)
+        return ack_id < a->next_ack_id; /* a late ack of ours: swallowed all the same */
+    if (p->remaining == 0)
+        return true;
+    p->remaining--;
+    json_span_t first;
+    size_t n = 0;
+    int rc = json_array_items(args_json, args_len, &first, 1, &n);
+    adapter_msg_t m = {0};
+    m.request_id.p = p->rid;
+    m.request_id.len = p->rid_len;
+    m.uid.p = p->uid;
+    m.uid.len = p->uid_len;
+    bool has = (rc == 0 || rc == -E2BIG) && n > 0;
+    respond(a, &m, ADAPTER_RESP_BROADCAST_ACK, has ? first.p : NULL, has ? first.len : 0, 0);
+    return true;
+}
+
+/* ---- requests ---- */
+
+typedef struct walk {
+    adapter_t *a;
+    const adapter_msg_t *m;
+    buf_t *out;
+    size_t n;
+} walk_t;
+
+static void put_sep(walk_t *w)
+{
+    buf_putc(w->out, w->n++ ? ',' : '[');
+}
+
+static void collect_id(void *sock, void *arg)
+{
+    walk_t *w = arg;
+    const char *id = w->a->host.id(w->a->host.ctx, sock);
+    put_sep(w);
+    json_write_string(w->out, id, strlen(id));
+}
+
+static void collect_socket(void *sock, void *arg)
+{
+    walk_t *w = arg;
+    put_sep(w);
+    w->a->host.describe(w->a->host.ctx, sock, w->out);
+}
+
+static void collect_room(const char *room, size_t len, void *arg)
+{
+    walk_t *w = arg;
+    put_sep(w);
+    json_write_string(w->out, room, len);
+}
+
+static void apply_join(void *sock, void *arg)
+{
+    walk_t *w = arg;
+    for (size_t i = 0; i < w->m->ntargets; i++)
+        w->a->host.join(w->a->host.ctx, sock, w->m->targets[i].p, w->m->targets[i].len);
+    w->n++;
+}
+
+static void apply_leave(void *sock, void *arg)
+{
+    walk_t *w = arg;
+    for (size_t i = 0; i < w->m->ntargets; i++)
+        w->a->host.leave(w->a->host.ctx, sock, w->m->targets[i].p, w->m->targets[i].len);
+    w->n++;
+}
+
+static void apply_disconnect(void *sock, void *arg)
+{
+    walk_t *w = arg;
+    w->a->host.disconnect(w->a->host.ctx, sock, w->m->close);
+    w->n++;
+}
+
+/* Collects a JSON array of ids, sockets or rooms into a->body. */
+static void collect(adapter_t *a, const adapter_msg_t *m, void (*fn)(void *, void *))
+{
+    walk_t w = {a, m, &a->body, 0};
+    adapter_target_t t;
+    target_of(m, &t);
+    t.skip_busy = false;
+    buf_reset(&a->body);
+    a->host.each(a->host.ctx, &t, fn, &w);
+    if (w.n == 0)
+        buf_putc(&a->body, '[');
+    buf_putc(&a->body, ']');
+}
+
+static void apply(adapter_t *a, const adapter_msg_t *m, const char *chan, size_t chan_len)
+{
+    walk_t w = {a, m, &a->body, 0};
+    adapter_target_t t;
+    target_of(m, &t);
+    t.skip_busy = false;
+    switch (m->op) {
+    case ADAPTER_OP_BROADCAST:
+        broadcast(a, m, chan, chan_len);
+        return;
+    case ADAPTER_OP_SOCKETS:
+        collect(a, m, collect_id);
+        respond(a, m, ADAPTER_RESP_SOCKETS, a->body.data, a->body.len, 0);
+        return;
+    case ADAPTER_OP_FETCH:
+        collect(a, m, collect_socket);
+        respond(a, m, ADAPTER_RESP_FETCH, a->body.data, a->body.len, 0);
+        return;
+    case ADAPTER_OP_ALL_ROOMS:
+        buf_reset(&a->body);
+        a->host.rooms(a->host.ctx, collect_room, &w);
+        if (w.n == 0)
+            buf_putc(&a->body, '[');
+        buf_putc(&a->body, ']');
+        respond(a, m, ADAPTER_RESP_ALL_ROOMS, a->body.data, a->body.len, 0);
+        return;
+    case ADAPTER_OP_JOIN:
+    case ADAPTER_OP_LEAVE:
+    case ADAPTER_OP_DISCONNECT:
+        a->host.each(a->host.ctx, &t,
+                     m->op == ADAPTER_OP_JOIN    ? apply_join
+                     : m->op == ADAPTER_OP_LEAVE ? apply_leave
+                                                 : apply_disconnect,
+                     &w);
+        /* the legacy form names one socket and is answered by the server that has it */
+        if (m->legacy && w.n && m->request_id.len)
+            respond(a, m, ADAPTER_RESP_SOCKETS, NULL, 0, 0);
+        return;
+    case ADAPTER_OP_SERVER_SIDE_EMIT:
+        /* no server-side handlers here: acknowledge with no value so the caller never waits */
+        if (m->request_id.len)
+            respond(a, m, ADAPTER_RESP_SSE, NULL, 0, 0);
+        return;
+    case ADAPTER_OP_NONE:
+        return;
+    }
+}
+
+/* ---- incoming ---- */
+
+static bool is_main_nsp(const adapter_msg_t *m)
+{
+    return m->nsp.len == 1 && m->nsp.p[0] == '/';
+}
+
+static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
+{
+    return m->uid.len == UID_LEN && memcmp(m->uid.p, a->uid, UID_LEN) == 0;
+}
+
+static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
+                                 const uint8_t *msg, size_t msg_len)
+{
+    const char *room = chan + a->prefix_len;
+    size_t room_len = chan_len - a->prefix_len;
+    if (room_len > 0) {
+        if (room[room_len - 1] != '#')
+            return; /* another namespace's channel: "<key>#/admin#..." never matches "#/#" */
+        room_len--;
+        if (!a->host.has_room(a->host.ctx, room, room_len))
+            return; /* nobody here is in that room */
+    }
+    adapter_msg_t m;
+    int rc = adapter_msg_decode_broadcast(msg, msg_len, &m);
+    if (rc) {
+        drop(a, rc == -E2BIG ? "too many rooms" : "malformed msgpack", chan, chan_len);
+        return;
+    }
+    if (own_uid(a, &m) || !is_main_nsp(&m))
+        return; /* our own publication (already delivered locally), or another namespace */
+    broadcast(a, &m, chan, chan_len);
+}
+
+static void on_classic_request(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
+                               size_t msg_len)
+{
+    adapter_msg_t m;
+    int rc = adapter_msg_decode_request(msg, msg_len, &a->scratch, &m);
+    if (rc) {
+        drop(a, decode_error(rc), chan, chan_len);
+        return;
+    }
+    if (m.op == ADAPTER_OP_BROADCAST && !is_main_nsp(&m))
+        return;
+    apply(a, &m, chan, chan_len);
+}
+
+static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
+                       size_t msg_len)
+{
+    if (chan_len > a->prefix_len + 1 && chan[chan_len - 1] == '#') {
+        const char *room = chan + a->prefix_len;
+        size_t room_len = chan_len - a->prefix_len - 1;
+        bool ours = room_len == UID_LEN && memcmp(room, a->uid, UID_LEN) == 0;
+        if (!ours && !a->host.has_room(a->host.ctx, room, room_len))
+            return; /* a room we just left: its SUNSUBSCRIBE is on its way */
+    }
+    adapter_msg_t m;
+    int rc = adapter_msg_decode_cluster(msg, msg_len, &a->scratch, &m);
+    if (rc) {
+        drop(a, decode_error(rc), chan, chan_len);
+        return;
+    }
+    if (own_uid(a, &m) || !is_main_nsp(&m))
+        return;
+    apply(a, &m, chan, chan_len);
+}
+
+void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
+                     size_t msg_len)
+{
+    if (a->closing)
+        return;
+    if (a->mode == ADAPTER_MODE_SHARDED) {
+        if (chan_len >= a->prefix_len && memcmp(chan, a->prefix, a->prefix_len) == 0)
+            on_cluster(a, chan, chan_len, msg, msg_len);
+        return;
+    }
+    if (a->mode == ADAPTER_MODE_CLASSIC && chan_len == strlen(a->request_chan) &&
+        memcmp(chan, a->request_chan, chan_len) == 0) {
+        on_classic_request(a, chan, chan_len, msg, msg_len);
+        return;
+    }
+    if (chan_len >= a->prefix_len && memcmp(chan, a->prefix, a->prefix_len) == 0)
+        on_classic_broadcast(a, chan, chan_len, msg, msg_len);
+}
+
+static bool is_str(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING;
+}
+
+static void on_reply(const redisReply *r, void *arg)
+{
+    adapter_t *a = arg;
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* first one, then one per power of two: a refusing server retried with backoff */
+        a->refusals++;
+        if ((a->refusals & (a->refusals - 1)) == 0)
+            LOG_WARN("adapter: Redis refused a subscription: %s (%llu so far)", r->str,
+                     (unsigned long long)a->refusals);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_str(r->element[0]))
+        return;
+    redisReply **e = r->element;
+    const char *kind = e[0]->str;
+    if (r->elements == 4 && strcmp(kind, "pmessage") == 0 && is_str(e[2]) && is_str(e[3]))
+        adapter_receive(a, e[2]->str, e[2]->len, (const uint8_t *)e[3]->str, e[3]->len);
+    else if (r->elements == 3 && (strcmp(kind, "message") == 0 || strcmp(kind, "smessage") == 0) &&
+             is_str(e[1]) && is_str(e[2]))
+        adapter_receive(a, e[1]->str, e[1]->len, (const uint8_t *)e[2]->str, e[2]->len);
+}
+
+static void on_sub_state(bool connected, void *arg)
+{
+    adapter_t *a = arg;
+    if (connected)
+        subscribe_all(a);
+    else
+        LOG_WARN("adapter: pub/sub connection lost; local delivery continues, reconnecting");
+}
+
+/* ---- lifecycle ---- */
+
+int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode_t mode,
+                const char *prefix, const adapter_host_t *host, stats_worker_t *stats)
+{
+    adapter_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->loop = loop;
+    a->cfg = cfg;
+    a->mode = mode;
+    a->host = *host;
+    a->stats = stats;
+    a->next_ack_id = ADAPTER_ACK_ID_BASE;
+    a->prefix_len = (size_t)snprintf(a->prefix, sizeof(a->prefix), "%s#/#", prefix);
+    snprintf(a->request_chan, sizeof(a->request_chan), "%s-request#/#", prefix);
+    snprintf(a->response_chan, sizeof(a->response_chan), "%s-response#/#", prefix);
+    buf_init(&a->msg);
+    buf_init(&a->chan);
+    buf_init(&a->text);
+    buf_init(&a->scratch);
+    buf_init(&a->body);
+    uv_timer_init(loop, &a->ack_timer);
+    a->ack_timer.data = a;
+    a->open_parts = 1; /* the timer */
+    int rc = ids_random(a->uid, UID_LEN) ? -EIO : 0;
+    /* Node's uids are hex in sharded mode; the id only has to be unique and channel-safe */
+    if (!rc && mode != ADAPTER_MODE_PRIVATE) {
+        rc = rds_new(&a->pub, loop, cfg, "adapter-pub", NULL, NULL);
+        if (!rc)
+            a->open_parts++;
+    }
+    if (!rc)
+        rc = subconn_new(&a->sub, loop, cfg, "adapter", on_reply, on_sub_state, a);
+    if (rc) {
+        /* nothing is connected yet: closing what exists frees everything */
+        a->sub = NULL;
+        adapter_close(a, NULL, NULL);
+        return -ENOMEM;
+    }
+    a->open_parts++;
+    *out = a;
+    return 0;
 }
 
 bool adapter_connected(const adapter_t *a)
 {
-    return rds_connected(a->sub);
+    return subconn_connected(a->sub) && (!a->pub || rds_connected(a->pub));
 }
 
-static void on_sub_closed(void *arg)
+const char *adapter_uid(const adapter_t *a)
+{
+    return a->uid;
+}
+
+static void on_part_closed(void *arg)
 {
     adapter_t *a = arg;
+    if (--a->open_parts)
+        return;
     void (*done)(void *) = a->done;
     void *done_arg = a->done_arg;
+    while (a->acks) {
+        pending_ack_t *p = a->acks;
+        a->acks = p->next;
+        free(p);
+    }
     buf_free(&a->msg);
     buf_free(&a->chan);
     buf_free(&a->text);
+    buf_free(&a->scratch);
+    buf_free(&a->body);
     free(a);
     if (done)
         done(done_arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    on_part_closed(h->data);
 }
 
 void adapter_close(adapter_t *a, void (*done)(void *arg), void *arg)
@@ -165,5 +645,9 @@ void adapter_close(adapter_t *a, void (*done)(void *arg), void *arg)
     a->closing = true;
     a->done = done;
     a->done_arg = arg;
-    rds_close(a->sub, on_sub_closed, a);
+    uv_close((uv_handle_t *)&a->ack_timer, on_timer_closed);
+    if (a->pub)
+        rds_close(a->pub, on_part_closed, a);
+    if (a->sub)
+        subconn_close(a->sub, on_part_closed, a);
 }

@@ -1,15 +1,34 @@
-/* adapter_msg: redis-adapter broadcast messages: encode, bounded decode, client frame. */
+/* adapter_msg: redis-adapter messages in both formats: encode, bounded decode, client frame. */
 #include "worker/adapter_msg.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/mpack.h"
 
 static int put_key(buf_t *out, const char *k)
 {
     return mpack_write_str(out, k, strlen(k));
+}
+
+static void init_msg(adapter_msg_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->packet_type = -1;
+    out->nsp.p = "/";
+    out->nsp.len = 1;
+}
+
+static int restore(buf_t *out, size_t mark, int rc)
+{
+    if (rc && out->data) {
+        out->len = mark;
+        out->data[mark] = '\0';
+    }
+    return rc;
 }
 
 static int encode(buf_t *out, const char *uid, size_t uid_len, const char *nsp, size_t nsp_len,
@@ -54,12 +73,8 @@ int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, co
                                  const adapter_str_t *rooms, size_t nrooms)
 {
     size_t mark = out->len;
-    int rc = encode(out, uid, uid_len, nsp, nsp_len, data_json, data_len, rooms, nrooms);
-    if (rc && out->data) {
-        out->len = mark;
-        out->data[mark] = '\0';
-    }
-    return rc;
+    return restore(out, mark,
+                   encode(out, uid, uid_len, nsp, nsp_len, data_json, data_len, rooms, nrooms));
 }
 
 /* ------------------------------------------------------------------ decode */
@@ -151,6 +166,17 @@ static int read_key(mpack_reader_t *r, mpack_item_t *key)
     return rc;
 }
 
+static int read_timeout(mpack_reader_t *r, uint64_t *out)
+{
+    mpack_item_t it;
+    int rc = read_value(r, &it);
+    if (!rc && it.type == MPACK_UINT)
+        *out = it.u;
+    else if (!rc && it.type == MPACK_FLOAT && it.f > 0 && it.f < 1e15)
+        *out = (uint64_t)it.f;
+    return rc;
+}
+
 static int read_flags(mpack_reader_t *r, adapter_msg_t *m)
 {
     mpack_item_t it;
@@ -168,6 +194,8 @@ static int read_flags(mpack_reader_t *r, adapter_msg_t *m)
             rc = read_truthy(r, &m->flag_volatile);
         else if (!rc && key_eq(&key, "local"))
             rc = read_truthy(r, &m->flag_local);
+        else if (!rc && key_eq(&key, "timeout"))
+            rc = read_timeout(r, &m->timeout_ms);
         else if (!rc)
             rc = mpack_skip(r);
     }
@@ -249,10 +277,7 @@ int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *ou
 {
     mpack_reader_t r;
     mpack_item_t it;
-    memset(out, 0, sizeof *out);
-    out->packet_type = -1;
-    out->nsp.p = "/";
-    out->nsp.len = 1;
+    init_msg(out);
     mpack_reader_init(&r, p, len);
     int rc = mpack_read(&r, &it);
     if (rc || it.type != MPACK_ARRAY || it.count != 3)
@@ -267,12 +292,644 @@ int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *ou
         return rc;
     if (out->packet_type < 0 || r.p != r.end)
         return -EPROTO;
+    out->op = ADAPTER_OP_BROADCAST;
     return 0;
+}
+
+/* ------------------------------------------------------------------ msgpack request (type 7) */
+
+static int read_str(mpack_reader_t *r, adapter_str_t *out)
+{
+    mpack_item_t it;
+    int rc = read_value(r, &it);
+    if (rc)
+        return rc;
+    if (it.type != MPACK_STR)
+        return -EPROTO;
+    out->p = (const char *)it.p;
+    out->len = it.len;
+    return 0;
+}
+
+static int decode_request_mpack(const uint8_t *p, size_t len, adapter_msg_t *out)
+{
+    mpack_reader_t r;
+    mpack_item_t it;
+    mpack_reader_init(&r, p, len);
+    int rc = mpack_read(&r, &it);
+    if (rc || it.type != MPACK_MAP)
+        return -EPROTO;
+    int64_t type = -1;
+    bool has_packet = false, has_opts = false;
+    for (uint32_t i = 0; !rc && i < it.count; i++) {
+        mpack_item_t key;
+        rc = read_key(&r, &key);
+        if (rc)
+            break;
+        if (key_eq(&key, "uid")) {
+            rc = read_str(&r, &out->uid);
+        } else if (key_eq(&key, "requestId")) {
+            rc = read_str(&r, &out->request_id);
+        } else if (key_eq(&key, "type")) {
+            mpack_item_t v;
+            rc = read_value(&r, &v);
+            if (!rc && v.type != MPACK_UINT)
+                rc = -EPROTO;
+            type = !rc && v.u < 100 ? (int64_t)v.u : 100;
+        } else if (key_eq(&key, "packet")) {
+            has_packet = true;
+            rc = read_packet(&r, out);
+        } else if (key_eq(&key, "opts")) {
+            has_opts = true;
+            rc = read_opts(&r, out);
+        } else {
+            rc = mpack_skip(&r);
+        }
+    }
+    if (rc)
+        return rc;
+    if (r.p != r.end || type < 0)
+        return -EPROTO;
+    if (type != 7)
+        return 0; /* only a broadcast with acks can carry binary: others are not expected here */
+    if (!has_packet || !has_opts || out->packet_type < 0 || !out->request_id.len)
+        return -EPROTO;
+    out->op = ADAPTER_OP_BROADCAST;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ JSON walking */
+
+/* Members of an object or elements of an array of validated JSON text. */
+typedef struct jwalk {
+    const char *in;
+    size_t len, pos;
+    bool first;
+} jwalk_t;
+
+static int jwalk_open(const json_span_t *v, json_type_t want, jwalk_t *w)
+{
+    if (v->type != want)
+        return -EPROTO;
+    w->in = v->p;
+    w->len = v->len;
+    w->pos = 1;
+    w->first = true;
+    return 0;
+}
+
+static void span_at(const char *in, size_t len, size_t pos, json_span_t *out)
+{
+    size_t end = json_value_end(in, len, pos);
+    out->p = in + pos;
+    out->len = end - pos;
+    json_type_of(out->p, out->len, &out->type);
+}
+
+/* Next element (key NULL) or member; false at the end. */
+static bool jwalk_next(jwalk_t *w, json_span_t *key, json_span_t *val)
+{
+    size_t pos = json_skip_ws(w->in, w->len, w->pos);
+    if (pos >= w->len || w->in[pos] == '}' || w->in[pos] == ']')
+        return false;
+    if (!w->first)
+        pos = json_skip_ws(w->in, w->len, pos + 1); /* the ',' */
+    w->first = false;
+    if (key) {
+        span_at(w->in, w->len, pos, key);
+        pos = json_skip_ws(w->in, w->len, pos + key->len);
+        pos = json_skip_ws(w->in, w->len, pos + 1); /* the ':' */
+    }
+    span_at(w->in, w->len, pos, val);
+    w->pos = pos + val->len;
+    return true;
+}
+
+static bool jkey_eq(const json_span_t *k, const char *s)
+{
+    size_t n = strlen(s);
+    return k->len == n + 2 && memcmp(k->p + 1, s, n) == 0;
+}
+
+/* A string value: borrowed when it has no escape, else decoded into scratch (reserved ahead). */
+static int jstr(buf_t *scratch, const json_span_t *v, adapter_str_t *out)
+{
+    if (v->type != JSON_STRING)
+        return -EPROTO;
+    if (!memchr(v->p, '\\', v->len)) {
+        out->p = v->p + 1;
+        out->len = v->len - 2;
+        return 0;
+    }
+    size_t mark = scratch->len;
+    int rc = json_string_decode(v->p, v->len, scratch);
+    if (rc)
+        return rc == -ENOMEM ? rc : -EPROTO;
+    out->p = scratch->data + mark;
+    out->len = scratch->len - mark;
+    return 0;
+}
+
+static int jint(const json_span_t *v, int64_t *out)
+{
+    double d;
+    if (v->type != JSON_NUMBER || json_number_parse(v->p, v->len, &d) || d != floor(d) || d < 0 ||
+        d > 1e9)
+        return -EPROTO;
+    *out = (int64_t)d;
+    return 0;
+}
+
+/* A string array; null means empty. */
+static int jrooms(buf_t *scratch, const json_span_t *v, adapter_str_t *rooms, size_t *n)
+{
+    *n = 0;
+    if (v->type == JSON_NULL)
+        return 0;
+    jwalk_t w;
+    json_span_t e;
+    int rc = jwalk_open(v, JSON_ARRAY, &w);
+    while (!rc && jwalk_next(&w, NULL, &e)) {
+        if (*n == ADAPTER_MSG_MAX_ROOMS)
+            return -E2BIG;
+        rc = jstr(scratch, &e, &rooms[*n]);
+        if (!rc)
+            (*n)++;
+    }
+    return rc;
+}
+
+static bool jtruthy(const json_span_t *v)
+{
+    switch (v->type) {
+    case JSON_NULL:
+    case JSON_FALSE:
+        return false;
+    case JSON_STRING:
+        return v->len > 2;
+    case JSON_NUMBER: {
+        double d = 0;
+        json_number_parse(v->p, v->len, &d);
+        return d != 0;
+    }
+    default:
+        return true;
+    }
+}
+
+static int jflags(const json_span_t *v, adapter_msg_t *m)
+{
+    if (v->type == JSON_NULL)
+        return 0;
+    jwalk_t w;
+    json_span_t k, e;
+    int rc = jwalk_open(v, JSON_OBJECT, &w);
+    while (!rc && jwalk_next(&w, &k, &e)) {
+        if (jkey_eq(&k, "volatile")) {
+            m->flag_volatile = jtruthy(&e);
+        } else if (jkey_eq(&k, "local")) {
+            m->flag_local = jtruthy(&e);
+        } else if (jkey_eq(&k, "timeout") && e.type == JSON_NUMBER) {
+            double d = 0;
+            json_number_parse(e.p, e.len, &d);
+            m->timeout_ms = d > 0 && d < 1e15 ? (uint64_t)d : 0;
+        }
+    }
+    return rc;
+}
+
+static int jopts(buf_t *scratch, const json_span_t *v, adapter_msg_t *m)
+{
+    jwalk_t w;
+    json_span_t k, e;
+    int rc = jwalk_open(v, JSON_OBJECT, &w);
+    while (!rc && jwalk_next(&w, &k, &e)) {
+        if (jkey_eq(&k, "rooms"))
+            rc = jrooms(scratch, &e, m->rooms, &m->nrooms);
+        else if (jkey_eq(&k, "except"))
+            rc = jrooms(scratch, &e, m->except, &m->nexcept);
+        else if (jkey_eq(&k, "flags"))
+            rc = jflags(&e, m);
+    }
+    return rc;
+}
+
+/* A socket.io packet {type, data[, nsp]} sent as JSON. */
+static int jpacket(buf_t *scratch, const json_span_t *v, adapter_msg_t *m)
+{
+    jwalk_t w;
+    json_span_t k, e;
+    int64_t type = -1;
+    int rc = jwalk_open(v, JSON_OBJECT, &w);
+    while (!rc && jwalk_next(&w, &k, &e)) {
+        if (jkey_eq(&k, "type")) {
+            rc = jint(&e, &type);
+        } else if (jkey_eq(&k, "data")) {
+            m->data_json = e.p;
+            m->data_json_len = e.len;
+        } else if (jkey_eq(&k, "nsp")) {
+            rc = jstr(scratch, &e, &m->nsp);
+        } else if (jkey_eq(&k, "id")) {
+            m->has_id = e.type != JSON_NULL;
+        }
+    }
+    if (rc || type < 0 || type > 6)
+        return -EPROTO;
+    m->packet_type = (int)type;
+    return 0;
+}
+
+static int json_prepare(const uint8_t *p, size_t len, buf_t *scratch, json_span_t *root)
+{
+    const char *in = (const char *)p;
+    if (json_validate(in, len))
+        return -EPROTO;
+    buf_reset(scratch);
+    /* decoded strings are never longer than their literals: no pointer into scratch moves */
+    if (buf_reserve(scratch, len + 1))
+        return -ENOMEM;
+    size_t pos = json_skip_ws(in, len, 0);
+    span_at(in, len, pos, root);
+    return root->type == JSON_OBJECT ? 0 : -EPROTO;
+}
+
+/* ------------------------------------------------------------------ classic requests */
+
+typedef struct req_parts {
+    json_span_t rooms, opts, data, packet, sid, room;
+    bool has_rooms, has_opts, has_data, has_packet, has_sid, has_room;
+    int64_t type;
+} req_parts_t;
+
+static int classic_fields(buf_t *scratch, const json_span_t *root, adapter_msg_t *m, req_parts_t *q)
+{
+    jwalk_t w;
+    json_span_t k, e;
+    q->type = -1;
+    int rc = jwalk_open(root, JSON_OBJECT, &w);
+    while (!rc && jwalk_next(&w, &k, &e)) {
+        if (jkey_eq(&k, "uid")) {
+            rc = jstr(scratch, &e, &m->uid);
+        } else if (jkey_eq(&k, "requestId")) {
+            rc = e.type == JSON_NULL ? 0 : jstr(scratch, &e, &m->request_id);
+        } else if (jkey_eq(&k, "type")) {
+            rc = jint(&e, &q->type);
+        } else if (jkey_eq(&k, "close")) {
+            m->close = jtruthy(&e);
+        } else if (jkey_eq(&k, "rooms")) {
+            q->rooms = e;
+            q->has_rooms = true;
+        } else if (jkey_eq(&k, "opts")) {
+            q->opts = e;
+            q->has_opts = e.type != JSON_NULL;
+        } else if (jkey_eq(&k, "data")) {
+            q->data = e;
+            q->has_data = true;
+        } else if (jkey_eq(&k, "packet")) {
+            q->packet = e;
+            q->has_packet = true;
+        } else if (jkey_eq(&k, "sid")) {
+            q->sid = e;
+            q->has_sid = true;
+        } else if (jkey_eq(&k, "room")) {
+            q->room = e;
+            q->has_room = true;
+        }
+    }
+    return rc ? rc : q->type < 0 ? -EPROTO : 0;
+}
+
+/* Classic types 2-4: with opts (current) or {sid, room} (legacy, answered). */
+static int classic_targeted(buf_t *scratch, adapter_msg_t *m, const req_parts_t *q)
+{
+    static const adapter_op_t ops[] = {ADAPTER_OP_JOIN, ADAPTER_OP_LEAVE, ADAPTER_OP_DISCONNECT};
+    m->op = ops[q->type - 2];
+    int rc = 0;
+    if (q->has_opts) {
+        rc = jopts(scratch, &q->opts, m);
+        if (!rc && m->op != ADAPTER_OP_DISCONNECT)
+            rc = q->has_rooms ? jrooms(scratch, &q->rooms, m->targets, &m->ntargets) : -EPROTO;
+        return rc;
+    }
+    if (!q->has_sid)
+        return -EPROTO;
+    m->legacy = true;
+    m->nrooms = 1;
+    rc = jstr(scratch, &q->sid, &m->rooms[0]);
+    if (!rc && m->op != ADAPTER_OP_DISCONNECT) {
+        m->ntargets = 1;
+        rc = q->has_room ? jstr(scratch, &q->room, &m->targets[0]) : -EPROTO;
+    }
+    return rc;
+}
+
+static int decode_request_json(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *m)
+{
+    json_span_t root;
+    req_parts_t q = {0};
+    int rc = json_prepare(p, len, scratch, &root);
+    if (!rc)
+        rc = classic_fields(scratch, &root, m, &q);
+    if (rc)
+        return rc;
+    switch (q.type) {
+    case 0:
+        m->op = ADAPTER_OP_SOCKETS;
+        return q.has_rooms ? jrooms(scratch, &q.rooms, m->rooms, &m->nrooms) : 0;
+    case 1:
+        m->op = ADAPTER_OP_ALL_ROOMS;
+        return 0;
+    case 2:
+    case 3:
+    case 4:
+        return classic_targeted(scratch, m, &q);
+    case 5:
+        m->op = ADAPTER_OP_FETCH;
+        return q.has_opts ? jopts(scratch, &q.opts, m) : -EPROTO;
+    case 6:
+        m->op = ADAPTER_OP_SERVER_SIDE_EMIT;
+        if (!q.has_data || q.data.type != JSON_ARRAY)
+            return -EPROTO;
+        m->data_json = q.data.p;
+        m->data_json_len = q.data.len;
+        return 0;
+    case 7:
+        m->op = ADAPTER_OP_BROADCAST;
+        if (!q.has_packet || !q.has_opts || !m->request_id.len)
+            return -EPROTO;
+        rc = jpacket(scratch, &q.packet, m);
+        return rc ? rc : jopts(scratch, &q.opts, m);
+    default:
+        return 0; /* responses' types and future ones: nothing to do */
+    }
+}
+
+int adapter_msg_decode_request(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *out)
+{
+    init_msg(out);
+    if (len == 0)
+        return -EPROTO;
+    int rc =
+        p[0] == '{' ? decode_request_json(p, len, scratch, out) : decode_request_mpack(p, len, out);
+    if (rc)
+        out->op = ADAPTER_OP_NONE;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ sharded messages */
+
+static int cluster_data(buf_t *scratch, int64_t type, const json_span_t *data, adapter_msg_t *m)
+{
+    jwalk_t w;
+    json_span_t k, e, packet = {0}, rooms = {0};
+    bool has_packet = false, has_opts = false, has_rooms = false;
+    int rc = jwalk_open(data, JSON_OBJECT, &w);
+    while (!rc && jwalk_next(&w, &k, &e)) {
+        if (jkey_eq(&k, "requestId")) {
+            rc = e.type == JSON_NULL ? 0 : jstr(scratch, &e, &m->request_id);
+        } else if (jkey_eq(&k, "opts")) {
+            has_opts = true;
+            rc = jopts(scratch, &e, m);
+        } else if (jkey_eq(&k, "packet")) {
+            packet = e;
+            has_packet = true;
+        } else if (jkey_eq(&k, "rooms")) {
+            rooms = e;
+            has_rooms = true;
+        } else if (jkey_eq(&k, "close")) {
+            m->close = jtruthy(&e);
+        }
+    }
+    if (rc)
+        return rc;
+    switch (type) {
+    case 3:
+        m->op = ADAPTER_OP_BROADCAST;
+        if (!has_packet || !has_opts)
+            return -EPROTO;
+        {
+            adapter_str_t nsp = m->nsp; /* the message's nsp decides, never the packet's */
+            rc = jpacket(scratch, &packet, m);
+            m->nsp = nsp;
+        }
+        return rc;
+    case 4:
+    case 5:
+        m->op = type == 4 ? ADAPTER_OP_JOIN : ADAPTER_OP_LEAVE;
+        if (!has_opts || !has_rooms)
+            return -EPROTO;
+        return jrooms(scratch, &rooms, m->targets, &m->ntargets);
+    case 6:
+        m->op = ADAPTER_OP_DISCONNECT;
+        return has_opts ? 0 : -EPROTO;
+    case 7:
+        m->op = ADAPTER_OP_FETCH;
+        return has_opts && m->request_id.len ? 0 : -EPROTO;
+    case 9:
+        m->op = ADAPTER_OP_SERVER_SIDE_EMIT;
+        if (!has_packet || packet.type != JSON_ARRAY)
+            return -EPROTO;
+        m->data_json = packet.p;
+        m->data_json_len = packet.len;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *m)
+{
+    init_msg(m);
+    if (len == 0)
+        return -EPROTO;
+    if (p[0] != '{')
+        return -ENOTSUP;
+    json_span_t root, k, e, data = {0};
+    jwalk_t w;
+    int64_t type = -1;
+    bool has_data = false, has_nsp = false;
+    int rc = json_prepare(p, len, scratch, &root);
+    if (!rc)
+        rc = jwalk_open(&root, JSON_OBJECT, &w);
+    while (!rc && jwalk_next(&w, &k, &e)) {
+        if (jkey_eq(&k, "type")) {
+            rc = jint(&e, &type);
+        } else if (jkey_eq(&k, "uid")) {
+            rc = jstr(scratch, &e, &m->uid);
+        } else if (jkey_eq(&k, "nsp")) {
+            has_nsp = true;
+            rc = jstr(scratch, &e, &m->nsp);
+        } else if (jkey_eq(&k, "data")) {
+            data = e;
+            has_data = true;
+        }
+    }
+    if (!rc && (type < 0 || !has_nsp))
+        rc = -EPROTO;
+    if (!rc && has_data && data.type != JSON_NULL)
+        rc = cluster_data(scratch, type, &data, m);
+    else if (!rc && type >= 3 && type <= 9 && type != 8)
+        rc = -EPROTO; /* these types always carry data */
+    if (rc)
+        m->op = ADAPTER_OP_NONE;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ JSON encoders */
+
+static int put_rooms_json(buf_t *out, const adapter_str_t *rooms, size_t n)
+{
+    int rc = buf_putc(out, '[');
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (i)
+            rc = buf_putc(out, ',');
+        if (!rc)
+            rc = json_write_string(out, rooms[i].p, rooms[i].len);
+    }
+    return rc ? rc : buf_putc(out, ']');
+}
+
+int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid_len,
+                                         const char *nsp, size_t nsp_len, const char *data_json,
+                                         size_t data_len, const adapter_str_t *rooms, size_t nrooms)
+{
+    size_t mark = out->len;
+    int rc = buf_puts(out, "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":");
+    if (!rc)
+        rc = json_minify(out, data_json, data_len);
+    if (!rc)
+        rc = buf_puts(out, "},\"opts\":{\"rooms\":");
+    if (!rc)
+        rc = put_rooms_json(out, rooms, nrooms);
+    if (!rc)
+        rc = buf_puts(out, ",\"except\":[],\"flags\":{}}},\"uid\":");
+    if (!rc)
+        rc = json_write_string(out, uid, uid_len);
+    if (!rc)
+        rc = buf_puts(out, ",\"nsp\":");
+    if (!rc)
+        rc = json_write_string(out, nsp, nsp_len);
+    if (!rc)
+        rc = buf_putc(out, '}');
+    return restore(out, mark, rc);
+}
+
+static int ack_mpack(buf_t *out, const adapter_str_t *rid, const char *body, size_t body_len)
+{
+    int rc = mpack_write_map(out, body ? 3 : 2);
+    if (!rc)
+        rc = put_key(out, "type");
+    if (!rc)
+        rc = mpack_write_uint(out, 9);
+    if (!rc)
+        rc = put_key(out, "requestId");
+    if (!rc)
+        rc = mpack_write_str(out, rid->p, rid->len);
+    if (!rc && body) {
+        rc = put_key(out, "packet");
+        if (!rc)
+            rc = mpack_from_json(out, body, body_len);
+    }
+    return rc;
+}
+
+static int put_body(buf_t *out, const char *key, const char *body, size_t len)
+{
+    if (!body)
+        return 0;
+    int rc = buf_printf(out, ",\"%s\":", key);
+    return rc ? rc : json_minify(out, body, len);
+}
+
+static int classic_resp(buf_t *out, adapter_resp_t kind, const adapter_str_t *rid, const char *body,
+                        size_t len, uint64_t count)
+{
+    if (kind == ADAPTER_RESP_BROADCAST_ACK)
+        return ack_mpack(out, rid, body, len);
+    int rc = 0;
+    if (kind == ADAPTER_RESP_SSE)
+        rc = buf_puts(out, "{\"type\":6,\"requestId\":");
+    else if (kind == ADAPTER_RESP_CLIENT_COUNT)
+        rc = buf_puts(out, "{\"type\":8,\"requestId\":");
+    else
+        rc = buf_puts(out, "{\"requestId\":");
+    if (!rc)
+        rc = json_write_string(out, rid->p, rid->len);
+    if (rc)
+        return rc;
+    switch (kind) {
+    case ADAPTER_RESP_SOCKETS:
+    case ADAPTER_RESP_FETCH:
+        rc = put_body(out, "sockets", body, len);
+        break;
+    case ADAPTER_RESP_ALL_ROOMS:
+        rc = put_body(out, "rooms", body, len);
+        break;
+    case ADAPTER_RESP_SSE:
+        rc = put_body(out, "data", body, len);
+        break;
+    default:
+        rc = buf_printf(out, ",\"clientCount\":%" PRIu64, count);
+        break;
+    }
+    return rc ? rc : buf_putc(out, '}');
+}
+
+static int cluster_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
+                        const char *nsp, size_t nsp_len, const adapter_str_t *rid, const char *body,
+                        size_t len, uint64_t count)
+{
+    int type;
+    switch (kind) {
+    case ADAPTER_RESP_FETCH:
+        type = 8;
+        break;
+    case ADAPTER_RESP_SSE:
+        type = 10;
+        break;
+    case ADAPTER_RESP_CLIENT_COUNT:
+        type = 11;
+        break;
+    case ADAPTER_RESP_BROADCAST_ACK:
+        type = 12;
+        break;
+    default:
+        return -EINVAL; /* SOCKETS and ALL_ROOMS do not exist in the cluster protocol */
+    }
+    int rc = buf_printf(out, "{\"type\":%d,\"data\":{\"requestId\":", type);
+    if (!rc)
+        rc = json_write_string(out, rid->p, rid->len);
+    if (!rc && kind == ADAPTER_RESP_FETCH)
+        rc = put_body(out, "sockets", body, len);
+    else if (!rc && kind == ADAPTER_RESP_CLIENT_COUNT)
+        rc = buf_printf(out, ",\"clientCount\":%" PRIu64, count);
+    else if (!rc)
+        rc = put_body(out, "packet", body, len);
+    if (!rc)
+        rc = buf_puts(out, "},\"uid\":");
+    if (!rc)
+        rc = json_write_string(out, uid, uid_len);
+    if (!rc)
+        rc = buf_puts(out, ",\"nsp\":");
+    if (!rc)
+        rc = json_write_string(out, nsp, nsp_len);
+    return rc ? rc : buf_putc(out, '}');
+}
+
+int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
+                                const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
+                                const char *body, size_t body_len, uint64_t count)
+{
+    size_t mark = out->len;
+    int rc =
+        uid ? cluster_resp(out, kind, uid, uid_len, nsp, nsp_len, request_id, body, body_len, count)
+            : classic_resp(out, kind, request_id, body, body_len, count);
+    return restore(out, mark, rc);
 }
 
 /* ------------------------------------------------------------------ client frame */
 
-static int sio_text(buf_t *out, const adapter_msg_t *m)
+static int sio_text(buf_t *out, const adapter_msg_t *m, const uint64_t *ack_id)
 {
     char head[2] = {'4', (char)('0' + m->packet_type)};
     int rc = buf_append(out, head, 2);
@@ -281,6 +938,12 @@ static int sio_text(buf_t *out, const adapter_msg_t *m)
         if (!rc)
             rc = buf_putc(out, ',');
     }
+    if (!rc && ack_id)
+        rc = buf_printf(out, "%" PRIu64, *ack_id);
+    if (!rc && m->data_json)
+        return m->data_json_len == 4 && !memcmp(m->data_json, "null", 4)
+                   ? 0
+                   : json_minify_utf8(out, m->data_json, m->data_json_len);
     if (rc || !m->data_len || m->data[0] == 0xc0)
         return rc;
     size_t used;
@@ -288,17 +951,22 @@ static int sio_text(buf_t *out, const adapter_msg_t *m)
     return !rc && used != m->data_len ? -EPROTO : rc;
 }
 
-int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m)
+static int sio_text_checked(buf_t *out, const adapter_msg_t *m, const uint64_t *ack_id)
 {
     if (m->packet_type == 5 || m->packet_type == 6)
         return -ENOTSUP;
     if (m->packet_type < 0 || m->packet_type > 6)
         return -EPROTO;
     size_t mark = out->len;
-    int rc = sio_text(out, m);
-    if (rc && out->data) {
-        out->len = mark;
-        out->data[mark] = '\0';
-    }
-    return rc;
+    return restore(out, mark, sio_text(out, m, ack_id));
+}
+
+int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m)
+{
+    return sio_text_checked(out, m, NULL);
+}
+
+int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id)
+{
+    return sio_text_checked(out, m, &ack_id);
 }

@@ -9,6 +9,8 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/strmap.h"
+#include "worker/adapter.h"
 #include "worker/health.h"
 #include "worker/sio_packet.h"
 #include "worker/timerq.h"
@@ -32,6 +34,7 @@ typedef struct session {
     unsigned pending_binary;    /* attachments still expected (ignored events) */
     bool connected;             /* main namespace connected */
     char sid[SID_LEN + 1];
+    char sio_sid[SID_LEN + 1]; /* Socket.IO id of the main namespace (issue 5: adapter host) */
 } session_t;
 
 struct sessions {
@@ -54,8 +57,13 @@ struct sessions {
     void *closed_arg;
     buf_t out; /* scratch for per-socket packets */
     buf_t tmp;
-    buf_t name; /* decoded room name of the event being handled */
+    buf_t name;         /* decoded room name of the event being handled */
+    adapter_t *adapter; /* issue 5: told about rooms created/deleted and client acks */
 };
+
+static void host_joined(sessions_t *ss, int rc, const char *room, size_t len);
+static void host_left(sessions_t *ss, int rc, const char *room, size_t len);
+static void host_leave_all(sessions_t *ss, session_t *s);
 
 /* ---- helpers ---- */
 
@@ -126,11 +134,14 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
         } else if (!rooms_is_member(&s->rooms, room, room_len) &&
                    s->rooms.count >= (size_t)ss->cfg->max_rooms_per_socket) {
             err = "Max rooms limit reached";
-        } else if (rooms_join(ss->rooms, &s->rooms, s, room, room_len) < 0) {
-            err = "Server out of memory";
+        } else {
+            int rc = rooms_join(ss->rooms, &s->rooms, s, room, room_len);
+            if (rc < 0)
+                err = "Server out of memory";
+            host_joined(ss, rc, room, room_len);
         }
     } else if (is_str) {
-        rooms_leave(ss->rooms, &s->rooms, room, room_len);
+        host_left(ss, rooms_leave(ss->rooms, &s->rooms, room, room_len), room, room_len);
     }
     STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
     if (err)
@@ -178,6 +189,7 @@ static int on_connect_packet(session_t *s, const sio_packet_t *pk)
     int n = snprintf(json, sizeof(json), "{\"sid\":\"%s\"}", sio_sid);
     sio_packet_encode(&ss->out, SIO_CONNECT, "/", 1, NULL, json, (size_t)n);
     send_text(s, &ss->out);
+    memcpy(s->sio_sid, sio_sid, sizeof(sio_sid));
     s->connected = true;
     timerq_remove(ss->connectq, &s->connect_node);
     return 0;
@@ -196,13 +208,15 @@ static int on_sio(session_t *s, const char *p, size_t len)
     switch (pk.type) {
     case SIO_DISCONNECT:
         s->connected = false;
-        rooms_leave_all(s->ss->rooms, &s->rooms);
+        host_leave_all(s->ss, s);
         STATS_SET(s->ss->stats->rooms, rooms_count(s->ss->rooms));
         return 0;
     case SIO_EVENT:
         return on_event(s, &pk);
     case SIO_ACK:
-        return 0; /* the server never asks for acks: unknown ids are ignored */
+        /* only cluster broadcasts ask for acks; other ids are ignored */
+        adapter_client_ack(s->ss->adapter, pk.id, pk.data, pk.data_len);
+        return 0;
     case SIO_BINARY_EVENT:
     case SIO_BINARY_ACK:
         s->pending_binary = pk.attachments; /* no binary events are handled: drop them */
@@ -367,7 +381,7 @@ static void on_close(conn_t *c, void *ud)
     sessions_t *ss = s ? s->ss : ud;
     ss->nconns--;
     if (s) {
-        rooms_leave_all(ss->rooms, &s->rooms);
+        host_leave_all(ss, s);
         timerq_remove(ss->pingq, &s->ping_node);
         timerq_remove(ss->pongq, &s->pong_node);
         timerq_remove(ss->connectq, &s->connect_node);
@@ -540,4 +554,283 @@ void sessions_free(sessions_t *ss)
     conn_ctx_free(ss->conns);
     if (ss->nconns == 0)
         release(ss);
+}
+
+/* ---- cluster adapter host (issue 5) ---- */
+
+/* Hook: a join made a new local room. */
+static void host_joined(sessions_t *ss, int rc, const char *room, size_t len)
+{
+    room_t *r = rc == 0 ? rooms_find(ss->rooms, room, len) : NULL;
+    if (r && rooms_members(r) == 1)
+        adapter_room_created(ss->adapter, room, len);
+}
+
+/* Hook: a leave emptied a local room. */
+static void host_left(sessions_t *ss, int rc, const char *room, size_t len)
+{
+    if (rc == 0 && !rooms_find(ss->rooms, room, len))
+        adapter_room_deleted(ss->adapter, room, len);
+}
+
+static void copy_room_name(const char *name, size_t len, void *arg)
+{
+    buf_t *names = arg;
+    uint32_t n = (uint32_t)len;
+    buf_append(names, (const char *)&n, sizeof(n));
+    buf_append(names, name, len);
+}
+
+/* rooms_leave_all, telling the adapter about the rooms that disappear. */
+static void host_leave_all(sessions_t *ss, session_t *s)
+{
+    if (!ss->adapter) {
+        rooms_leave_all(ss->rooms, &s->rooms);
+        return;
+    }
+    buf_t names;
+    buf_init(&names);
+    rooms_sock_foreach(&s->rooms, copy_room_name, &names);
+    for (size_t off = 0; off + sizeof(uint32_t) <= names.len;) {
+        uint32_t n;
+        memcpy(&n, names.data + off, sizeof(n));
+        off += sizeof(n);
+        if (n > names.len - off)
+            break; /* a record cut short by a failed append */
+        host_left(ss, rooms_leave(ss->rooms, &s->rooms, names.data + off, n), names.data + off, n);
+        off += n;
+    }
+    rooms_leave_all(ss->rooms, &s->rooms); /* whatever could not be copied */
+    buf_free(&names);
+}
+
+/* The connected socket whose Socket.IO id is `id` (ids are rooms too, as in Node). */
+static session_t *host_by_id(sessions_t *ss, const char *id, size_t len)
+{
+    if (len != SID_LEN)
+        return NULL;
+    for (session_t *s = ss->head; s; s = s->next)
+        if (s->connected && memcmp(s->sio_sid, id, SID_LEN) == 0)
+            return s;
+    return NULL;
+}
+
+typedef struct host_visit {
+    sessions_t *ss;
+    const adapter_target_t *t;
+    void (*fn)(session_t *s, void *arg);
+    void *arg;
+} host_visit_t;
+
+static void host_visit_one(void *owner, void *arg)
+{
+    session_t *s = owner;
+    host_visit_t *v = arg;
+    if (s->mark == v->ss->epoch || !s->connected)
+        return;
+    s->mark = v->ss->epoch;
+    /* volatile: a transport with a backlog cannot take the packet now (bytes queued during this
+     * loop turn are not a backlog: they leave with the next writev) */
+    if (v->t->skip_busy && conn_outq_bytes(s->conn) > 16384)
+        return;
+    v->fn(s, v->arg);
+}
+
+/* Calls fn once per connected socket matching t (rooms, socket ids, except). */
+static void host_match(sessions_t *ss, const adapter_target_t *t,
+                       void (*fn)(session_t *s, void *arg), void *arg)
+{
+    host_visit_t v = {ss, t, fn, arg};
+    ss->epoch++;
+    for (size_t i = 0; i < t->nexcept; i++) {
+        room_t *room = rooms_find(ss->rooms, t->except[i].p, t->except[i].len);
+        session_t *one = room ? NULL : host_by_id(ss, t->except[i].p, t->except[i].len);
+        if (room)
+            rooms_foreach(room, exclude, ss);
+        else if (one)
+            one->mark = ss->epoch;
+    }
+    if (t->nrooms == 0) {
+        for (session_t *s = ss->head; s; s = s->next)
+            host_visit_one(s, &v);
+    }
+    for (size_t i = 0; i < t->nrooms; i++) {
+        room_t *room = rooms_find(ss->rooms, t->rooms[i].p, t->rooms[i].len);
+        session_t *one = room ? NULL : host_by_id(ss, t->rooms[i].p, t->rooms[i].len);
+        if (room)
+            rooms_foreach(room, host_visit_one, &v);
+        else if (one)
+            host_visit_one(one, &v);
+    }
+}
+
+typedef struct host_send {
+    refbuf_t *frame;
+    size_t queued;
+} host_send_t;
+
+static void host_send_one(session_t *s, void *arg)
+{
+    host_send_t *b = arg;
+    if (conn_ws_send_frame(s->conn, b->frame) == 0)
+        b->queued++;
+}
+
+static size_t host_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
+{
+    sessions_t *ss = ctx;
+    host_send_t b = {frame, 0};
+    host_match(ss, t, host_send_one, &b);
+    STATS_ADD(ss->stats->deliveries, b.queued);
+    return b.queued;
+}
+
+typedef struct host_list {
+    session_t **v;
+    size_t n, cap;
+    bool oom;
+} host_list_t;
+
+static void host_list_add(session_t *s, void *arg)
+{
+    host_list_t *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        session_t **v = realloc(l->v, cap * sizeof(*v));
+        if (!v) {
+            l->oom = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+}
+
+static void host_each(void *ctx, const adapter_target_t *t, void (*fn)(void *sock, void *arg),
+                      void *arg)
+{
+    host_list_t l = {0};
+    host_match(ctx, t, host_list_add, &l);
+    if (l.oom)
+        LOG_WARN("adapter host: out of memory listing sockets; the request is partly applied");
+    for (size_t i = 0; i < l.n; i++)
+        fn(l.v[i], arg);
+    free(l.v);
+}
+
+static const char *host_id(void *ctx, void *sock)
+{
+    (void)ctx;
+    return ((session_t *)sock)->sio_sid;
+}
+
+static void host_describe_room(const char *name, size_t len, void *arg)
+{
+    buf_t *out = arg;
+    buf_putc(out, ',');
+    json_write_string(out, name, len);
+}
+
+static int host_describe(void *ctx, void *sock, buf_t *out)
+{
+    (void)ctx;
+    session_t *s = sock;
+    /* the handshake details are not kept by this server: the shape Node peers expect, empty */
+    int rc = buf_printf(out,
+                        "{\"id\":\"%s\",\"handshake\":{\"headers\":{},\"time\":\"\","
+                        "\"address\":\"\",\"xdomain\":false,\"secure\":false,\"issued\":0,"
+                        "\"url\":\"/socket.io/\",\"query\":{},\"auth\":{}},\"rooms\":[\"%s\"",
+                        s->sio_sid, s->sio_sid);
+    if (!rc)
+        rooms_sock_foreach(&s->rooms, host_describe_room, out);
+    return rc ? rc : buf_puts(out, "],\"data\":{}}");
+}
+
+static int host_join(void *ctx, void *sock, const char *room, size_t len)
+{
+    sessions_t *ss = ctx;
+    session_t *s = sock;
+    int rc = rooms_join(ss->rooms, &s->rooms, s, room, len);
+    host_joined(ss, rc, room, len);
+    STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
+    return rc < 0 ? rc : 0;
+}
+
+static void host_leave(void *ctx, void *sock, const char *room, size_t len)
+{
+    sessions_t *ss = ctx;
+    session_t *s = sock;
+    host_left(ss, rooms_leave(ss->rooms, &s->rooms, room, len), room, len);
+    STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
+}
+
+static void host_disconnect(void *ctx, void *sock, bool close)
+{
+    sessions_t *ss = ctx;
+    session_t *s = sock;
+    if (!s->connected)
+        return;
+    conn_ws_send_text(s->conn, "41", 2);
+    s->connected = false;
+    host_leave_all(ss, s);
+    STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
+    if (close)
+        conn_ws_close(s->conn, 1000);
+}
+
+typedef struct host_rooms_walk {
+    strmap_t *seen;
+    void (*fn)(const char *room, size_t len, void *arg);
+    void *arg;
+} host_rooms_walk_t;
+
+static void host_room_once(const char *name, size_t len, void *arg)
+{
+    host_rooms_walk_t *w = arg;
+    if (strmap_get(w->seen, name, len) || strmap_put(w->seen, name, len, w))
+        return;
+    w->fn(name, len, w->arg);
+}
+
+static void host_rooms(void *ctx, void (*fn)(const char *room, size_t len, void *arg), void *arg)
+{
+    sessions_t *ss = ctx;
+    host_rooms_walk_t w = {strmap_new(), fn, arg};
+    if (!w.seen)
+        return;
+    for (session_t *s = ss->head; s; s = s->next) {
+        if (!s->connected)
+            continue;
+        fn(s->sio_sid, SID_LEN, arg);
+        rooms_sock_foreach(&s->rooms, host_room_once, &w);
+    }
+    strmap_free(w.seen);
+}
+
+static bool host_has_room(void *ctx, const char *room, size_t len)
+{
+    sessions_t *ss = ctx;
+    return rooms_find(ss->rooms, room, len) || host_by_id(ss, room, len);
+}
+
+void sessions_adapter_host(sessions_t *ss, adapter_host_t *out)
+{
+    *out = (adapter_host_t){
+        .ctx = ss,
+        .broadcast = host_broadcast,
+        .each = host_each,
+        .id = host_id,
+        .describe = host_describe,
+        .join = host_join,
+        .leave = host_leave,
+        .disconnect = host_disconnect,
+        .rooms = host_rooms,
+        .has_room = host_has_room,
+    };
+}
+
+void sessions_set_adapter(sessions_t *ss, adapter_t *a)
+{
+    ss->adapter = a;
 }

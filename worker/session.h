@@ -16,6 +16,7 @@
 #include "common/refbuf.h"
 #include "shm/region.h"
 #include "shm/stats.h"
+#include "worker/adapter.h"
 #include "worker/adapter_msg.h"
 #include "worker/conn.h"
 #include "worker/rooms.h"
@@ -36,6 +37,14 @@ size_t sessions_broadcast(sessions_t *ss, const adapter_str_t *rooms, size_t nro
                           const adapter_str_t *except, size_t nexcept, refbuf_t *frame);
 /* True when at least one local socket is in `room` (the adapter's cheap channel filter). */
 bool sessions_has_room(const sessions_t *ss, const char *room, size_t len);
+/*
+ * The adapter host over these sessions (main namespace, connected sockets): see adapter.h.
+ * Borrows ss; valid until sessions_free.
+ */
+void sessions_adapter_host(sessions_t *ss, adapter_host_t *out);
+/* Hooks the adapter in: room creations/deletions and client acks are reported to it. NULL (the
+ * default) reports nothing. Borrows a; call again with NULL before the adapter is closed. */
+void sessions_set_adapter(sessions_t *ss, adapter_t *a);
 /* Shutdown: closes every client with WebSocket close 1001 (going away) and refuses new ones;
  * done(arg) runs once every connection is gone (or close_timeout later). */
 void sessions_close_all(sessions_t *ss, void (*done)(void *arg), void *arg);

@@ -212,6 +212,7 @@ static void on_sessions_closed(void *arg)
     worker_t *w = arg;
     if (w->adapter) {
         w->closing++;
+        sessions_set_adapter(w->sessions, NULL);
         adapter_close(w->adapter, on_part_closed, w);
         w->adapter = NULL;
     }
@@ -281,8 +282,14 @@ static int setup(worker_t *w)
             snprintf(prefix, sizeof(prefix), "streamio-%s", w->args->server_id);
         else
             snprintf(prefix, sizeof(prefix), "%s", cfg->redis_key);
-        if ((rc = adapter_new(&w->adapter, &w->loop, cfg, prefix, w->sessions, w->stats)))
+        adapter_mode_t mode = cfg->adapter == CONFIG_ADAPTER_OFF       ? ADAPTER_MODE_PRIVATE
+                              : cfg->adapter == CONFIG_ADAPTER_SHARDED ? ADAPTER_MODE_SHARDED
+                                                                       : ADAPTER_MODE_CLASSIC;
+        adapter_host_t host;
+        sessions_adapter_host(w->sessions, &host);
+        if ((rc = adapter_new(&w->adapter, &w->loop, cfg, mode, prefix, &host, w->stats)))
             return rc;
+        sessions_set_adapter(w->sessions, w->adapter);
     }
     char host[128] = "localhost";
     gethostname(host, sizeof(host) - 1);

@@ -1,0 +1,124 @@
+'use strict';
+/*
+ * A Node socket.io server in a cluster through @socket.io/redis-adapter (classic or sharded), the
+ * peer streamio must interoperate with, plus a @socket.io/redis-emitter. Started by
+ * mixed-cluster.test.js with child_process.fork: argv = port, redis port, mode (classic|sharded).
+ * Its clients use streamio's events (`join-room` with an ack). The test drives it over the IPC
+ * channel: {id, cmd, ...} -> {id, ok, value | error, ms}. It listens on 127.0.0.1 only and exits
+ * when its parent goes away.
+ */
+const http = require('node:http');
+const { Server } = require('socket.io');
+const { createClient } = require('redis');
+const { createAdapter, createShardedAdapter } = require('@socket.io/redis-adapter');
+const { Emitter } = require('@socket.io/redis-emitter');
+
+const [port, redisPort, mode] = process.argv.slice(2);
+
+async function main() {
+  const url = `redis://127.0.0.1:${redisPort}`;
+  const pub = createClient({ url });
+  const sub = pub.duplicate();
+  const emitClient = pub.duplicate();
+  for (const c of [pub, sub, emitClient]) c.on('error', () => {});
+  await Promise.all([pub.connect(), sub.connect(), emitClient.connect()]);
+  const httpServer = http.createServer();
+  const adapter = mode === 'sharded'
+    ? createShardedAdapter(pub, sub, { subscriptionMode: 'dynamic' })
+    : createAdapter(pub, sub, { requestsTimeout: 5000 });
+  const io = new Server(httpServer, { adapter, transports: ['websocket'] });
+  const emitter = new Emitter(emitClient);
+  const sse = [];
+  io.on('connection', (socket) => {
+    socket.on('join-room', (room, ack) => {
+      socket.join(room);
+      if (typeof ack === 'function') ack({ ok: true, roomId: room });
+    });
+    socket.on('ask', (q, ack) => ack(`answer:${q}`));
+  });
+  io.on('ping-servers', (...args) => {
+    const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
+    sse.push(args);
+    if (ack) ack(`node-${port}`);
+  });
+
+  const commands = {
+    broadcast({ nsp = '/', rooms = [], except = [], event, args = [], volatile = false, local = false }) {
+      let op = io.of(nsp);
+      for (const r of rooms) op = op.to(r);
+      for (const r of except) op = op.except(r);
+      if (volatile) op = op.volatile;
+      if (local) op = op.local;
+      op.emit(event, ...args);
+      return true;
+    },
+    emitterJoin({ rooms = [], target }) {
+      emitter.in(rooms).socketsJoin(target);
+      return true;
+    },
+    emitter({ rooms = [], except = [], event, args = [] }) {
+      let op = emitter;
+      for (const r of rooms) op = op.to(r);
+      for (const r of except) op = op.except(r);
+      op.emit(event, ...args);
+      return true;
+    },
+    async allRooms() {
+      return [...(await io.of('/').adapter.allRooms())];
+    },
+    async fetchSockets({ rooms = [] }) {
+      const list = await io.in(rooms).fetchSockets();
+      return list.map((s) => ({ id: s.id, rooms: [...s.rooms], handshake: s.handshake, data: s.data }));
+    },
+    socketsJoin({ rooms = [], target }) {
+      io.in(rooms).socketsJoin(target);
+      return true;
+    },
+    socketsLeave({ rooms = [], target }) {
+      io.in(rooms).socketsLeave(target);
+      return true;
+    },
+    disconnectSockets({ rooms = [], close = false }) {
+      io.in(rooms).disconnectSockets(close);
+      return true;
+    },
+    serverSideEmit({ event, args = [] }) {
+      io.serverSideEmit(event, ...args);
+      return true;
+    },
+    async serverSideEmitWithAck({ event, args = [] }) {
+      return io.serverSideEmitWithAck(event, ...args);
+    },
+    async broadcastWithAck({ rooms = [], event, args = [], timeout = 3000 }) {
+      let op = io;
+      for (const r of rooms) op = op.to(r);
+      return op.timeout(timeout).emitWithAck(event, ...args);
+    },
+    async serverCount() {
+      return io.of('/').adapter.serverCount();
+    },
+    localRooms() {
+      return [...io.of('/').adapter.rooms.keys()];
+    },
+    sse() {
+      return sse;
+    },
+  };
+
+  process.on('message', async (msg) => {
+    const t0 = Date.now();
+    try {
+      const value = await commands[msg.cmd](msg);
+      process.send({ id: msg.id, ok: true, value, ms: Date.now() - t0 });
+    } catch (err) {
+      process.send({ id: msg.id, ok: false, error: String(err && err.message), ms: Date.now() - t0 });
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  httpServer.listen(Number(port), '127.0.0.1', () => process.send({ ready: true }));
+}
+
+main().catch((err) => {
+  process.stderr.write(`node-peer: ${err.stack}\n`);
+  process.exit(1);
+});

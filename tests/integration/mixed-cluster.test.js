@@ -1,0 +1,318 @@
+'use strict';
+// Mixed cluster (issue 5): streamio with CLUSTER_WORKERS=2 and a Node socket.io server using
+// @socket.io/redis-adapter share rooms through one Redis, in classic and in sharded mode; the
+// redis-emitter reaches streamio clients (classic). Exact payloads and counts in both directions,
+// the adapter requests Node servers send, malformed messages, and the loss of pub/sub.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { fork } = require('node:child_process');
+const path = require('node:path');
+const h = require('./lib/harness');
+
+const NODE_REQUESTS_TIMEOUT = 5000; // the Node adapter's requestsTimeout (its default)
+
+// The Node peer, driven over IPC; stopped by PID.
+async function startPeer(redis, mode) {
+  const port = await h.freePort();
+  const child = fork(path.join(__dirname, 'lib', 'node-peer.js'), [String(port), String(redis.port), mode], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  let seq = 0;
+  const waiting = new Map();
+  child.on('message', (m) => {
+    if (m.ready) return;
+    const w = waiting.get(m.id);
+    if (w) {
+      waiting.delete(m.id);
+      w(m);
+    }
+  });
+  await h.withDeadline(new Promise((resolve, reject) => {
+    child.on('message', (m) => m.ready && resolve());
+    child.once('exit', (code) => reject(new Error(`node peer exited ${code}: ${out}`)));
+  }), 15000, 'node peer ready');
+  return {
+    url: `http://${h.HOST}:${port}`,
+    // Resolves {value, ms}; rejects on a command error.
+    async call(cmd, args = {}) {
+      const id = ++seq;
+      const reply = await h.withDeadline(new Promise((resolve) => {
+        waiting.set(id, resolve);
+        child.send({ id, cmd, ...args });
+      }), 15000, `node peer ${cmd}`);
+      if (!reply.ok) throw new Error(`node peer ${cmd}: ${reply.error}`);
+      return reply;
+    },
+    describe: () => `--- node peer output ---\n${out}\n--- end ---\n`,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode) return;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await h.withDeadline(gone, 5000, 'node peer exit').catch(() => child.kill('SIGKILL'));
+    },
+  };
+}
+
+function exactlyOnce(inbox, pred) {
+  return inbox.items.filter(pred).length;
+}
+
+for (const mode of ['classic', 'sharded']) {
+  describe(`mixed cluster, ${mode} mode (CLUSTER_WORKERS=2 + Node peer)`, { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
+    let redis;
+    let srv;
+    let peer;
+    let sio = []; // streamio clients
+    let nodeClients = [];
+    const room = h.uniq(`mix.${mode}`);
+    const other = h.uniq(`mix.${mode}.other`);
+
+    before(async () => {
+      redis = await h.startRedis();
+      srv = await h.startStreamio({
+        CLUSTER_WORKERS: '2',
+        SOCKETIO_REDIS_ADAPTER: mode === 'sharded' ? 'sharded' : 'true',
+      }, { redis });
+      peer = await startPeer(redis, mode);
+      // enough clients that both workers hold some: local delivery during a pub/sub outage is
+      // only seen on the clients of the worker that reads the stream
+      let spread = false;
+      for (let round = 0; round < 10 && !spread; round++) {
+        sio.push(...(await h.connectClients(srv.url, 6)));
+        const r = await h.waitUntil(async () => {
+          const hr = await h.healthRetry(srv);
+          return hr.body.connectedClients === sio.length ? hr : null;
+        }, { timeout: 5000, message: `/health to count ${sio.length} clients` });
+        spread = r.body.workers.every((w) => w.connectedClients > 0);
+      }
+      assert.ok(spread, 'clients on both workers');
+      nodeClients = await h.connectClients(peer.url, 2);
+      await Promise.all(sio.map((s) => h.joinRoom(s, room)));
+      await h.joinRoom(sio[0], other);
+      await Promise.all(nodeClients.map((s) => h.joinRoom(s, room)));
+    });
+
+    after(async () => {
+      h.closeAllClients();
+      if (peer) await peer.stop();
+      if (srv) await srv.stop();
+      if (redis) await redis.stop();
+    });
+
+    const logs = (fn) => h.withLogs(() => [srv, peer], fn);
+
+    it('counts every streamio worker as a server (NUMSUB / SHARDNUMSUB)', logs(async () => {
+      const r = await h.waitUntil(async () => {
+        const { value } = await peer.call('serverCount');
+        return value === 3 ? value : null;
+      }, { timeout: 10000, message: 'serverCount 3 (Node + 2 workers)' });
+      assert.equal(r, 3);
+    }));
+
+    it('delivers Node broadcasts to streamio clients exactly once, with except and flags', logs(async () => {
+      const inboxes = sio.map((s) => h.collect(s, 'node:event'));
+      const nodeIn = nodeClients.map((s) => h.collect(s, 'node:event'));
+      await peer.call('broadcast', { rooms: [room], event: 'node:event', args: [{ id: 1, text: 'hi' }] });
+      await peer.call('broadcast', { rooms: [room], except: [other], event: 'node:event', args: ['except'] });
+      await peer.call('broadcast', { rooms: [room], volatile: true, event: 'node:event', args: ['volatile'] });
+      await peer.call('broadcast', { rooms: [room], local: true, event: 'node:event', args: ['local'] });
+      await peer.call('broadcast', { event: 'node:event', args: ['all', 2] });
+      await peer.call('broadcast', { nsp: '/admin', rooms: [room], event: 'node:event', args: ['admin'] });
+      await peer.call('broadcast', { rooms: [sio[1].id], event: 'node:event', args: ['to-sid'] });
+      const want = (i) => (i === 0 ? 3 : i === 1 ? 5 : 4);
+      await h.waitUntil(() => inboxes.every((b, i) => b.items.length >= want(i)), {
+        timeout: 10000, message: 'Node broadcasts on every streamio client',
+      });
+      await h.sleep(500);
+      inboxes.forEach((b, i) => {
+        assert.equal(exactlyOnce(b, (m) => m && m.id === 1 && m.text === 'hi'), 1, `client ${i} {id:1}`);
+        assert.equal(exactlyOnce(b, (m) => m === 'except'), i === 0 ? 0 : 1, `client ${i} except`);
+        assert.equal(exactlyOnce(b, (m) => m === 'volatile'), 1, `client ${i} volatile`);
+        assert.equal(exactlyOnce(b, (m) => m === 'local'), 0, `client ${i} local flag`);
+        assert.equal(exactlyOnce(b, (m) => m === 'all'), 1, `client ${i} io.emit`);
+        assert.equal(exactlyOnce(b, (m) => m === 'admin'), 0, `client ${i} other namespace`);
+        assert.equal(exactlyOnce(b, (m) => m === 'to-sid'), i === 1 ? 1 : 0, `client ${i} to its id`);
+        assert.equal(b.items.length, want(i), `client ${i} total`);
+      });
+      // Node's own volatile may skip a busy client: only the other four are certain there
+      nodeIn.forEach((b) => {
+        assert.equal(b.items.filter((m) => m !== 'volatile').length, 4, 'Node clients get the others');
+        assert.ok(exactlyOnce(b, (m) => m === 'volatile') <= 1);
+      });
+    }));
+
+    it('delivers stream entries read by streamio to Node clients exactly once', logs(async () => {
+      const sioIn = sio.map((s) => h.collect(s));
+      const nodeIn = nodeClients.map((s) => h.collect(s));
+      const ids = [];
+      for (let j = 0; j < 5; j++) {
+        ids.push(await redis.call('XADD', room, '*', 'event', 'mix', 'data', JSON.stringify({ j })));
+      }
+      await h.waitUntil(() => [...sioIn, ...nodeIn].every((b) => b.items.length >= 5), {
+        timeout: 15000, message: 'five entries on every client',
+      });
+      await h.sleep(500);
+      for (const b of [...sioIn, ...nodeIn]) {
+        assert.deepStrictEqual(b.items.map((m) => m.messageId), ids);
+        b.items.forEach((m, j) => assert.deepStrictEqual(m, {
+          from: 'service', message: { event: 'mix', data: { j } }, roomId: room, event: 'mix', messageId: ids[j],
+        }));
+      }
+    }));
+
+    it('delivers entries of a 20-character stream (socket-id length: main channel in sharded mode)', logs(async () => {
+      const name = `s20.${String(process.pid).padStart(8, '0')}`.slice(0, 20).padEnd(20, 'x');
+      assert.equal(name.length, 20);
+      await h.joinRoom(sio[2], name);
+      await h.joinRoom(nodeClients[0], name);
+      const ins = [h.collect(sio[2]), h.collect(nodeClients[0])];
+      const id = await redis.call('XADD', name, '*', 'event', 'e20', 'data', '"x"');
+      await h.waitUntil(() => ins.every((b) => b.items.length >= 1), { timeout: 15000, message: '20-char stream entry' });
+      await h.sleep(300);
+      for (const b of ins) assert.deepStrictEqual(b.items.map((m) => m.messageId), [id]);
+      await h.emitAck(sio[2], 'leave-room', name);
+    }));
+
+    it('delivers redis-emitter emits to streamio clients (classic only)', { skip: mode === 'sharded' ? 'the emitter speaks only the classic format' : false }, logs(async () => {
+      const inboxes = sio.map((s) => h.collect(s, 'emitted'));
+      await peer.call('emitter', { rooms: [room], event: 'emitted', args: [{ id: 1, text: 'hi' }] });
+      await peer.call('emitter', { rooms: [room], except: [other], event: 'emitted', args: ['x'] });
+      await h.waitUntil(() => inboxes.every((b, i) => b.items.length >= (i === 0 ? 1 : 2)), {
+        timeout: 10000, message: 'emitter messages',
+      });
+      await h.sleep(300);
+      inboxes.forEach((b, i) => assert.deepStrictEqual(b.items, i === 0 ? [{ id: 1, text: 'hi' }] : [{ id: 1, text: 'hi' }, 'x']));
+      // the emitter's socketsJoin (type 2 without uid) is applied too
+      const joined = h.uniq('mix.emitter.joined');
+      await peer.call('emitterJoin', { rooms: [other], target: joined });
+      await h.waitUntil(async () => (await peer.call('fetchSockets', { rooms: [joined] })).value.length === 1,
+        { timeout: 5000, message: 'emitter socketsJoin applied' });
+      await peer.call('socketsLeave', { rooms: [other], target: joined });
+      await h.waitUntil(async () => (await peer.call('fetchSockets', { rooms: [joined] })).value.length === 0,
+        { timeout: 5000, message: 'the emitter-joined room to be left' });
+    }));
+
+    it('subscribes per room in sharded mode (dynamic), and unsubscribes when the room goes', { skip: mode === 'classic' ? 'sharded only' : false }, logs(async () => {
+      const dyn = h.uniq('mix.dynamic');
+      const chan = `socket.io#/#${dyn}#`;
+      const subs = async () => (await redis.call('PUBSUB', 'SHARDNUMSUB', chan))[1];
+      assert.equal(await subs(), 0);
+      await h.joinRoom(sio[0], dyn);
+      await h.waitUntil(async () => (await subs()) === 1, { timeout: 5000, message: 'SSUBSCRIBE of the room channel' });
+      await h.joinRoom(sio[1], dyn);
+      await h.sleep(200);
+      const both = await subs(); // 1 when both clients are on one worker, else 2
+      assert.ok(both === 1 || both === 2, `subscribers ${both}`);
+      await h.emitAck(sio[0], 'leave-room', dyn);
+      await h.emitAck(sio[1], 'leave-room', dyn);
+      await h.waitUntil(async () => (await subs()) === 0, { timeout: 5000, message: 'SUNSUBSCRIBE once the room is empty' });
+    }));
+
+    it('answers allRooms and fetchSockets well before the Node requestsTimeout', logs(async () => {
+      // the sharded (ClusterAdapter) protocol has no allRooms request
+      const rooms = mode === 'classic' ? await peer.call('allRooms') : { value: null, ms: 0 };
+      if (mode === 'classic') {
+        assert.ok(rooms.value.includes(room) && rooms.value.includes(other), JSON.stringify(rooms.value));
+        for (const s of sio) assert.ok(rooms.value.includes(s.id), `allRooms lists streamio socket ${s.id}`);
+      }
+      const fetched = await peer.call('fetchSockets', { rooms: [other] });
+      assert.deepStrictEqual(fetched.value.map((s) => s.id), [sio[0].id]);
+      assert.deepStrictEqual(new Set(fetched.value[0].rooms), new Set([sio[0].id, room, other]));
+      const all = await peer.call('fetchSockets', { rooms: [room] });
+      assert.equal(all.value.length, sio.length + nodeClients.length);
+      assert.ok(rooms.ms < NODE_REQUESTS_TIMEOUT, `allRooms answered before the timeout (${rooms.ms} ms)`);
+      assert.ok(fetched.ms < NODE_REQUESTS_TIMEOUT, `fetchSockets answered before the timeout (${fetched.ms} ms)`);
+      process.stderr.write(`# ${mode}: allRooms ${rooms.ms} ms, fetchSockets ${fetched.ms} ms (Node timeout ${NODE_REQUESTS_TIMEOUT} ms)\n`);
+    }));
+
+    it('applies socketsJoin / socketsLeave from Node to streamio sockets', logs(async () => {
+      const joined = h.uniq(`mix.${mode}.joined`);
+      await peer.call('socketsJoin', { rooms: [other], target: joined });
+      const inboxes = sio.map((s) => h.collect(s, 'joined:event'));
+      await h.waitUntil(async () => (await peer.call('fetchSockets', { rooms: [joined] })).value.length === 1,
+        { timeout: 5000, message: 'the joined room to exist' });
+      await peer.call('broadcast', { rooms: [joined], event: 'joined:event', args: [1] });
+      await h.waitUntil(() => inboxes[0].items.length === 1, { timeout: 5000, message: 'joined-room delivery' });
+      await peer.call('socketsLeave', { rooms: [other], target: joined });
+      await h.waitUntil(async () => (await peer.call('fetchSockets', { rooms: [joined] })).value.length === 0,
+        { timeout: 5000, message: 'the joined room to be left' });
+      await peer.call('broadcast', { rooms: [joined], event: 'joined:event', args: [2] });
+      await h.sleep(500);
+      assert.deepStrictEqual(inboxes.map((b) => b.items.length), sio.map((_, i) => (i === 0 ? 1 : 0)));
+    }));
+
+    it('answers serverSideEmit with ack and broadcast with acks (client count and every ack)', logs(async () => {
+      await peer.call('serverSideEmit', { event: 'ping-servers', args: ['no-ack'] });
+      const sse = await peer.call('serverSideEmitWithAck', { event: 'ping-servers', args: ['q'] });
+      assert.equal(sse.value.length, 2, 'one answer per streamio worker');
+      assert.ok(sse.ms < NODE_REQUESTS_TIMEOUT, `serverSideEmitWithAck answered before the timeout (${sse.ms} ms)`);
+      for (const s of [...sio, ...nodeClients]) s.on('ack-req', (q, cb) => cb(`client-ack:${q}`));
+      const acks = await peer.call('broadcastWithAck', { rooms: [room], event: 'ack-req', args: ['q'], timeout: 3000 });
+      assert.equal(acks.value.length, sio.length + nodeClients.length);
+      assert.ok(acks.value.every((v) => v === 'client-ack:q'), JSON.stringify(acks.value));
+      assert.ok(acks.ms < 3000, `every ack before the 3 s broadcast timeout (${acks.ms} ms)`);
+      process.stderr.write(`# ${mode}: serverSideEmitWithAck ${sse.ms} ms, broadcastWithAck ${acks.ms} ms\n`);
+    }));
+
+    it('drops malformed adapter messages with a log line and keeps working', logs(async () => {
+      const inbox = h.collect(sio[0], 'after-garbage');
+      // channels and shapes that Node peers ignore safely (they crash on some others, §6)
+      if (mode === 'classic') {
+        await redis.call('PUBLISH', `socket.io#/#${other}#`, '\x93\xa1x');
+        await redis.call('PUBLISH', 'socket.io-request#/#', '{"type":5,"opts":7}');
+      } else {
+        await redis.call('SPUBLISH', `socket.io#/#${other}#`, '{"type":3,"data":{"packet":1}}');
+        await redis.call('SPUBLISH', 'socket.io#/#', '{"type":3,"data":{"opts":[]}}');
+      }
+      await h.waitUntil(() => /adapter: dropped a message/.test(srv.handle.output()), {
+        timeout: 5000, message: 'the drop log line',
+      });
+      await peer.call('broadcast', { rooms: [other], event: 'after-garbage', args: [1] });
+      await inbox.waitCount(1, 5000);
+      assert.ok(srv.handle.running, 'streamio still runs');
+    }));
+
+    it('survives the loss of pub/sub: /health degraded, local delivery, subscriptions restored', logs(async () => {
+      const sioIn = sio.map((s) => h.collect(s, 'restored'));
+      await redis.call('CONFIG', 'SET', 'maxclients', '1');
+      await redis.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      try {
+        await h.waitUntil(async () => {
+          const r = await h.healthRetry(srv);
+          return r.body.redisConnected === false;
+        }, { timeout: 5000, interval: 50, message: '/health redisConnected false' });
+        const during = sio.map((s) => h.collect(s));
+        const id = await redis.call('XADD', room, '*', 'event', 'outage', 'data', '1');
+        await h.waitUntil(() => during.some((b) => b.items.some((m) => m.messageId === id)), {
+          timeout: 5000, message: 'local delivery during the outage',
+        });
+      } finally {
+        await redis.call('CONFIG', 'SET', 'maxclients', '10000');
+      }
+      await h.waitUntil(async () => (await h.healthRetry(srv)).body.redisConnected === true, {
+        timeout: 15000, message: '/health redisConnected true again',
+      });
+      await h.waitUntil(async () => (await peer.call('serverCount')).value === 3, {
+        timeout: 15000, message: 'every server subscribed again',
+      });
+      await peer.call('broadcast', { rooms: [room], event: 'restored', args: ['ok'] });
+      await h.waitUntil(() => sioIn.every((b) => b.items.length >= 1), { timeout: 10000, message: 'delivery after reconnect' });
+      await h.sleep(300);
+      sioIn.forEach((b) => assert.deepStrictEqual(b.items, ['ok']));
+    }));
+
+    it('applies disconnectSockets from Node to streamio sockets', logs(async () => {
+      const reason = new Promise((resolve) => sio[0].once('disconnect', resolve));
+      const stays = sio.slice(1).map((s) => s.connected);
+      await peer.call('disconnectSockets', { rooms: [other] });
+      assert.equal(await h.withDeadline(reason, 5000, 'disconnect of the socket in the room'), 'io server disconnect');
+      await h.sleep(300);
+      assert.deepStrictEqual(sio.slice(1).map((s) => s.connected), stays);
+      const fetched = await peer.call('fetchSockets', { rooms: [other] });
+      assert.deepStrictEqual(fetched.value, []);
+    }));
+  });
+}

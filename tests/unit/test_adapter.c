@@ -1,0 +1,324 @@
+/*
+ * Unit tests for worker/adapter against a fake host: what each received message makes the host
+ * do (deliver which frame to which target, join, leave, disconnect), own-uid and namespace
+ * filtering, malformed messages, and client acks of a broadcast with acks. Redis is unreachable
+ * on purpose (port 1): responses cannot be sent and must not matter to the host side.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/mpack.h"
+#include "worker/adapter.h"
+
+typedef struct fake {
+    int broadcasts;
+    buf_t last_text; /* payload of the last frame */
+    size_t nrooms, nexcept;
+    char room0[64];
+    bool skip_busy;
+    int joins, leaves, disconnects;
+    char joined[64];
+    bool closed;
+    size_t each_sockets; /* sockets `each` pretends to find */
+} fake_t;
+
+static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
+{
+    fake_t *f = ctx;
+    f->broadcasts++;
+    f->nrooms = t->nrooms;
+    f->nexcept = t->nexcept;
+    f->skip_busy = t->skip_busy;
+    f->room0[0] = '\0';
+    if (t->nrooms)
+        snprintf(f->room0, sizeof(f->room0), "%.*s", (int)t->rooms[0].len, t->rooms[0].p);
+    /* a short server frame: 2 header bytes (payload < 126 in these tests) */
+    buf_reset(&f->last_text);
+    buf_append(&f->last_text, refbuf_data(frame) + 2, refbuf_len(frame) - 2);
+    return 2;
+}
+
+static void f_each(void *ctx, const adapter_target_t *t, void (*fn)(void *sock, void *arg),
+                   void *arg)
+{
+    fake_t *f = ctx;
+    (void)t;
+    for (size_t i = 0; i < f->each_sockets; i++)
+        fn(f, arg);
+}
+
+static const char *f_id(void *ctx, void *sock)
+{
+    (void)ctx;
+    (void)sock;
+    return "AAAAAAAAAAAAAAAAAAAA";
+}
+
+static int f_describe(void *ctx, void *sock, buf_t *out)
+{
+    (void)ctx;
+    (void)sock;
+    return buf_puts(out, "{\"id\":\"AAAAAAAAAAAAAAAAAAAA\"}");
+}
+
+static int f_join(void *ctx, void *sock, const char *room, size_t len)
+{
+    (void)sock;
+    fake_t *f = ctx;
+    f->joins++;
+    snprintf(f->joined, sizeof(f->joined), "%.*s", (int)len, room);
+    return 0;
+}
+
+static void f_leave(void *ctx, void *sock, const char *room, size_t len)
+{
+    (void)sock;
+    (void)room;
+    (void)len;
+    ((fake_t *)ctx)->leaves++;
+}
+
+static void f_disconnect(void *ctx, void *sock, bool close)
+{
+    (void)sock;
+    fake_t *f = ctx;
+    f->disconnects++;
+    f->closed = close;
+}
+
+static void f_rooms(void *ctx, void (*fn)(const char *room, size_t len, void *arg), void *arg)
+{
+    (void)ctx;
+    fn("here", 4, arg);
+}
+
+static bool f_has_room(void *ctx, const char *room, size_t len)
+{
+    (void)ctx;
+    return len == 4 && memcmp(room, "here", 4) == 0;
+}
+
+typedef struct env {
+    uv_loop_t loop;
+    cfg_t cfg;
+    stats_worker_t stats;
+    fake_t fake;
+    adapter_t *a;
+} env_t;
+
+static const char *getenv_fake(const char *name, void *arg)
+{
+    (void)arg;
+    if (strcmp(name, "REDIS_PORT") == 0)
+        return "1"; /* nothing listens there: connects fail at once */
+    return NULL;
+}
+
+static void closed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static env_t *start(adapter_mode_t mode)
+{
+    env_t *e = calloc(1, sizeof(*e));
+    assert_non_null(e);
+    buf_t err;
+    buf_init(&err);
+    assert_int_equal(config_load(&e->cfg, getenv_fake, NULL, &err), 0);
+    buf_free(&err);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    buf_init(&e->fake.last_text);
+    e->fake.each_sockets = 1;
+    adapter_host_t host = {&e->fake, f_broadcast, f_each,       f_id,    f_describe,
+                           f_join,   f_leave,     f_disconnect, f_rooms, f_has_room};
+    assert_int_equal(adapter_new(&e->a, &e->loop, &e->cfg, mode, "socket.io", &host, &e->stats), 0);
+    return e;
+}
+
+static void finish(env_t *e)
+{
+    bool done = false;
+    adapter_close(e->a, closed, &done);
+    for (int i = 0; i < 1000 && !done; i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(done);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+    buf_free(&e->fake.last_text);
+    free(e);
+}
+
+static void rx(env_t *e, const char *chan, const void *msg, size_t len)
+{
+    adapter_receive(e->a, chan, strlen(chan), msg, len);
+}
+
+static void rx_str(env_t *e, const char *chan, const char *msg)
+{
+    rx(e, chan, msg, strlen(msg));
+}
+
+/* msgpack [uid, {type:2, data, nsp}, {rooms:[room], except:[], flags:{}}] */
+static void classic_msg(buf_t *b, const char *uid, const char *nsp, const char *room)
+{
+    adapter_str_t r = {room, strlen(room)};
+    assert_int_equal(
+        adapter_msg_encode_broadcast(b, uid, strlen(uid), nsp, strlen(nsp), "[\"ev\",1]", 8, &r, 1),
+        0);
+}
+
+static void test_classic_broadcasts(void **state)
+{
+    (void)state;
+    env_t *e = start(ADAPTER_MODE_CLASSIC);
+    buf_t b;
+    buf_init(&b);
+    classic_msg(&b, "peer01", "/", "here");
+    rx(e, "socket.io#/#here#", b.data, b.len);
+    assert_int_equal(e->fake.broadcasts, 1);
+    assert_string_equal(e->fake.last_text.data, "42[\"ev\",1]");
+    assert_string_equal(e->fake.room0, "here");
+    /* a room nobody holds here: filtered by channel before decoding */
+    rx(e, "socket.io#/#elsewhere#", b.data, b.len);
+    /* own echo */
+    buf_reset(&b);
+    classic_msg(&b, adapter_uid(e->a), "/", "here");
+    rx(e, "socket.io#/#here#", b.data, b.len);
+    /* another namespace, by packet and by channel */
+    buf_reset(&b);
+    classic_msg(&b, "peer01", "/admin", "here");
+    rx(e, "socket.io#/#", b.data, b.len);
+    rx(e, "socket.io#/admin#here#", b.data, b.len);
+    /* malformed */
+    rx(e, "socket.io#/#", "\x93\xa1x", 3);
+    rx_str(e, "socket.io#/#", "{\"type\":3}");
+    assert_int_equal(e->fake.broadcasts, 1);
+    buf_free(&b);
+    finish(e);
+}
+
+static void test_classic_requests(void **state)
+{
+    (void)state;
+    env_t *e = start(ADAPTER_MODE_CLASSIC);
+    e->fake.each_sockets = 2;
+    rx_str(e, "socket.io-request#/#",
+           "{\"uid\":\"fY_sjB\",\"type\":2,\"opts\":{\"rooms\":[\"here\"],\"except\":[]},"
+           "\"rooms\":[\"joined-room\"]}");
+    assert_int_equal(e->fake.joins, 2);
+    assert_string_equal(e->fake.joined, "joined-room");
+    rx_str(e, "socket.io-request#/#",
+           "{\"type\":3,\"opts\":{\"rooms\":[\"here\"],\"except\":[]},\"rooms\":[\"a\",\"b\"]}");
+    assert_int_equal(e->fake.leaves, 4);
+    rx_str(e, "socket.io-request#/#",
+           "{\"uid\":\"u\",\"type\":4,\"opts\":{\"rooms\":[],\"except\":[]},\"close\":true}");
+    assert_int_equal(e->fake.disconnects, 2);
+    assert_true(e->fake.closed);
+    /* requests that only need answers do not touch sockets */
+    rx_str(e, "socket.io-request#/#", "{\"uid\":\"u\",\"requestId\":\"r\",\"type\":1}");
+    rx_str(e, "socket.io-request#/#",
+           "{\"uid\":\"u\",\"requestId\":\"r\",\"type\":5,\"opts\":{\"rooms\":[]}}");
+    rx_str(e, "socket.io-request#/#",
+           "{\"uid\":\"u\",\"requestId\":\"r\",\"type\":6,\"data\":[\"x\"]}");
+    /* malformed requests are dropped */
+    rx_str(e, "socket.io-request#/#", "{\"type\":2,\"opts\":7}");
+    rx_str(e, "socket.io-request#/#", "\xc1");
+    assert_int_equal(e->fake.joins, 2);
+    assert_int_equal(e->fake.broadcasts, 0);
+    finish(e);
+}
+
+static void test_broadcast_with_acks(void **state)
+{
+    (void)state;
+    env_t *e = start(ADAPTER_MODE_SHARDED);
+    rx_str(
+        e, "socket.io#/#",
+        "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ack-req\",\"q\"]},\"requestId\":"
+        "\"c9e9\",\"opts\":{\"rooms\":[\"here\"],\"except\":[],\"flags\":{\"timeout\":1000}}},"
+        "\"uid\":\"8ae8271815577a7e\",\"nsp\":\"/\"}");
+    assert_int_equal(e->fake.broadcasts, 1);
+    assert_string_equal(e->fake.last_text.data, "421000000000[\"ack-req\",\"q\"]");
+    /* the fake delivered to 2 clients: two acks are forwarded, a third is swallowed */
+    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[\"client-ack:q\"]", 16));
+    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[]", 2));
+    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[1]", 3));
+    /* ids below the base are the host's own; unknown ids above the next one are not ours */
+    assert_false(adapter_client_ack(e->a, 7, "[]", 2));
+    assert_false(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE + 5, "[]", 2));
+    assert_false(adapter_client_ack(NULL, ADAPTER_ACK_ID_BASE, "[]", 2));
+    finish(e);
+}
+
+static void test_sharded_messages(void **state)
+{
+    (void)state;
+    env_t *e = start(ADAPTER_MODE_SHARDED);
+    const char *bcast = "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\",{\"a\":1}]},"
+                        "\"opts\":{\"rooms\":[\"here\"],\"except\":[\"x\"],\"flags\":{\"volatile\":"
+                        "true}}},\"uid\":\"8ae8271815577a7e\",\"nsp\":\"/\"}";
+    rx_str(e, "socket.io#/#here#", bcast);
+    assert_int_equal(e->fake.broadcasts, 1);
+    assert_string_equal(e->fake.last_text.data, "42[\"ev\",{\"a\":1}]");
+    assert_int_equal(e->fake.nexcept, 1);
+    assert_true(e->fake.skip_busy);
+    /* a room channel we do not hold (just left) */
+    rx_str(e, "socket.io#/#gone#", bcast);
+    /* own uid, other namespace */
+    buf_t b;
+    buf_init(&b);
+    buf_printf(
+        &b,
+        "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\"]},\"opts\":{\"rooms\":"
+        "[]}},\"uid\":\"%s\",\"nsp\":\"/\"}",
+        adapter_uid(e->a));
+    rx(e, "socket.io#/#", b.data, b.len);
+    rx_str(
+        e, "socket.io#/#",
+        "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\"]},\"opts\":{\"rooms\":[]}},"
+        "\"uid\":\"x\",\"nsp\":\"/admin\"}");
+    /* binary and malformed */
+    rx(e, "socket.io#/#", "\x84\xa4type\x03", 7);
+    rx_str(e, "socket.io#/#", "{\"type\":3,\"data\":{\"opts\":[]},\"nsp\":\"/\"}");
+    assert_int_equal(e->fake.broadcasts, 1);
+    rx_str(e, "socket.io#/#",
+           "{\"type\":4,\"data\":{\"opts\":{\"rooms\":[\"here\"],\"except\":[],\"flags\":{}},"
+           "\"rooms\":[\"j\"]},\"uid\":\"x\",\"nsp\":\"/\"}");
+    assert_int_equal(e->fake.joins, 1);
+    assert_string_equal(e->fake.joined, "j");
+    rx_str(
+        e, "socket.io#/#",
+        "{\"type\":6,\"data\":{\"opts\":{\"rooms\":[],\"except\":[],\"flags\":{}},\"close\":false},"
+        "\"uid\":\"x\",\"nsp\":\"/\"}");
+    assert_int_equal(e->fake.disconnects, 1);
+    assert_false(e->fake.closed);
+    /* room hooks while Redis is away: nothing to send, nothing breaks */
+    adapter_room_created(e->a, "new-room", 8);
+    adapter_room_deleted(e->a, "new-room", 8);
+    adapter_room_created(NULL, "x", 1);
+    assert_false(adapter_connected(e->a));
+    buf_free(&b);
+    finish(e);
+}
+
+int main(void)
+{
+    log_setup(LOG_LVL_ERROR, "test", -1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classic_broadcasts),
+        cmocka_unit_test(test_classic_requests),
+        cmocka_unit_test(test_broadcast_with_acks),
+        cmocka_unit_test(test_sharded_messages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
