@@ -582,6 +582,10 @@ static void finish(lg_t *lg)
                   connected
             : -1;
     double per_del = lg->received ? srv_cpu / (double)lg->received : -1;
+    /* connect + handshake + join, charged to the server (its idle hold time is negligible) */
+    double hs_cpu = lg->srv_after_conn.procs
+                        ? (double)(lg->srv_after_conn.cpu_us - lg->srv_before_conn.cpu_us)
+                        : 0;
 
     printf("{\"label\":\"%s\",\"mode\":\"%s\",\"clients\":%u,\"rooms\":%u,\"entries\":%" PRIu64
            ",\"connected\":%u,\"joined\":%u,\"failed\":%u,\"connect_s\":%.3f,"
@@ -593,7 +597,7 @@ static void finish(lg_t *lg)
            "\"server_cpu_us_per_delivery\":%.3f,\"server_cpu_pct\":%.1f,\"redis_cpu_us\":%.0f,"
            "\"loadgen_cpu_us\":%.0f,\"loadgen_cpu_pct\":%.1f,\"producer_cpu_us\":%.0f,"
            "\"producer_status\":%d,\"lat_p50_ms\":%.3f,\"lat_p99_ms\":%.3f,"
-           "\"lat_p999_ms\":%.3f,\"lat_max_ms\":%.3f}\n",
+           "\"lat_p999_ms\":%.3f,\"lat_max_ms\":%.3f,\"server_cpu_us_per_handshake\":%.1f}\n",
            lg->label, lg->mode, lg->nclients, lg->nrooms, lg->entries, connected, lg->joined,
            lg->failed, conn_s, conn_s > 0 ? connected / conn_s : 0, lg->srv_end.procs,
            lg->srv_before_conn.rss_kb, lg->srv_after_conn.rss_kb, rss_per_conn, expected,
@@ -602,7 +606,8 @@ static void finish(lg_t *lg)
            secs > 0 ? srv_cpu / 1e4 / secs : 0, redis_cpu, self_cpu,
            secs > 0 ? self_cpu / 1e4 / secs : 0, kid_cpu, lg->producer_status,
            pct(lg->lat_us, lg->nlat, 50) / 1000, pct(lg->lat_us, lg->nlat, 99) / 1000,
-           pct(lg->lat_us, lg->nlat, 99.9) / 1000, lg->nlat ? lg->lat_us[lg->nlat - 1] / 1000 : -1);
+           pct(lg->lat_us, lg->nlat, 99.9) / 1000, lg->nlat ? lg->lat_us[lg->nlat - 1] / 1000 : -1,
+           connected ? hs_cpu / connected : -1);
     fflush(stdout);
     fprintf(stderr,
             "loadgen %s [%s]: %u clients connected in %.3f s; %" PRIu64 "/%" PRIu64

@@ -36,6 +36,8 @@ const CONNECT = [
   ['server_rss_kb_before', 'server RSS before KB', null, 0],
   ['server_rss_kb_after', 'server RSS after KB', null, 0],
   ['rss_bytes_per_conn', 'RSS bytes/connection', 'low', 0],
+  ['server_cpu_us_per_handshake', 'server CPU µs/connection', 'low', 1],
+  ['loadgen_cpu_us', 'loadgen CPU µs (harness)', null, 0],
   ['server_procs', 'server processes', null, 0],
 ];
 
