@@ -64,7 +64,18 @@ test:
 	@scripts/install-deps.sh test
 	@scripts/run-tests.sh
 
-bench: $(BUILD)/streamio
+# Load generator and producer of `make bench` (bench/); never part of `make test`.
+BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer
+
+$(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ bench/loadgen.c bench/procstat.c -luv
+
+$(BUILD)/bench/producer: bench/producer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lhiredis
+
+bench: $(BUILD)/streamio $(BENCH_TOOLS)
 	@scripts/install-deps.sh test
 	@scripts/bench.sh $(BUILD)/streamio
 

@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(gcc make pkg-config libc6-dev libuv1-dev libhiredis-dev libwslay-dev libhttp-parser-dev
       libssl-dev redis-server redis-tools)
 if [ "$what" = test ]; then
-    pkgs+=(libcmocka-dev curl)
+    pkgs+=(libcmocka-dev curl jq python3)
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi

@@ -1,0 +1,752 @@
+/*
+ * loadgen: Socket.IO WebSocket load generator for `make bench` (libuv, one loop, one process).
+ *
+ * Opens --clients raw WebSocket Socket.IO v5 clients to 127.0.0.1:--port (HTTP upgrade,
+ * Engine.IO open, `40`, `420["join-room",room]` with an ack), client i in room
+ * <prefix><i % rooms>, answers Engine.IO pings. Once every client has its ack it records the
+ * server's RSS, then (fan-out mode) runs --exec through /bin/sh (the producer) and counts every
+ * `room:message`: each entry carries field b = "<seq>:<CLOCK_MONOTONIC ns>", so latency is
+ * receive time minus producer time (same host) and every client checks that it saw each
+ * sequence number of its room exactly once. Entry k of the producer goes to room k % rooms
+ * with seq k / rooms. Stops when all expected deliveries arrived, after --idle-ms without
+ * traffic once the producer exited, or at --timeout. Prints one JSON object on stdout and a
+ * table on stderr. Loopback only; never writes anything but its own frames.
+ */
+#include "bench/procstat.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <uv.h>
+
+enum cstate { C_IDLE, C_CONNECTING, C_HTTP, C_OPEN, C_NSP, C_JOINING, C_JOINED, C_DEAD };
+
+typedef struct client client_t;
+typedef struct lg lg_t;
+
+struct client {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    lg_t *lg;
+    enum cstate state;
+    uint32_t room;
+    uint8_t *seen; /* one bit per expected seq of the room */
+    char *pend;    /* bytes of an incomplete frame or HTTP header */
+    size_t plen, pcap;
+};
+
+struct lg {
+    uv_loop_t *loop;
+    int port;
+    uint32_t nclients, nrooms, parallel;
+    uint64_t entries;
+    const char *prefix, *exec, *label, *mode;
+    pid_t server_pid, redis_pid;
+    uint32_t idle_ms, timeout_s, hold_ms;
+
+    client_t *clients;
+    uint32_t next_connect, inflight, joined, nsp_ok, failed;
+    uint64_t t_start, t_all_nsp, t_all_joined, t_prod_start, t_prod_end, t_last_msg;
+    bool producer_running, producer_done, finished;
+    int producer_status;
+
+    uint64_t received, dups, unexpected, warm, pings, bytes_in;
+    double *lat_us;
+    size_t nlat, caplat;
+
+    procstat_t srv_before_conn, srv_after_conn, srv_prod_start, srv_end;
+    procstat_t redis_prod_start, redis_end;
+    struct rusage self_prod_start;
+
+    uv_timer_t tick, hard;
+    uv_process_t proc;
+    char rbuf[256 * 1024];
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t room_count(const lg_t *lg, uint32_t room)
+{
+    return lg->entries / lg->nrooms + (room < lg->entries % lg->nrooms ? 1 : 0);
+}
+
+static void finish(lg_t *lg);
+static void connect_more(lg_t *lg);
+
+static void on_write(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* Sends one masked text frame (payload < 126 bytes). */
+static void send_text(client_t *c, const char *s)
+{
+    size_t n = strlen(s);
+    uv_write_t *req = malloc(sizeof(*req) + 6 + n);
+    if (!req)
+        return;
+    unsigned char *f = (unsigned char *)(req + 1);
+    static const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+    f[0] = 0x81;
+    f[1] = (unsigned char)(0x80 | n);
+    memcpy(f + 2, mask, 4);
+    for (size_t i = 0; i < n; i++)
+        f[6 + i] = (unsigned char)s[i] ^ mask[i & 3];
+    uv_buf_t b = uv_buf_init((char *)f, (unsigned)(6 + n));
+    if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0)
+        free(req);
+}
+
+static void send_pong_frame(client_t *c, const unsigned char *p, size_t n)
+{
+    if (n > 125)
+        n = 125;
+    uv_write_t *req = malloc(sizeof(*req) + 6 + n);
+    if (!req)
+        return;
+    unsigned char *f = (unsigned char *)(req + 1);
+    f[0] = 0x8a;
+    f[1] = (unsigned char)(0x80 | n);
+    memset(f + 2, 0, 4);
+    memcpy(f + 6, p, n);
+    uv_buf_t b = uv_buf_init((char *)f, (unsigned)(6 + n));
+    if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0)
+        free(req);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void client_fail(client_t *c)
+{
+    lg_t *lg = c->lg;
+    if (c->state == C_DEAD)
+        return;
+    if (c->state < C_JOINED)
+        lg->failed++;
+    if (c->state >= C_CONNECTING && c->state < C_NSP && lg->inflight)
+        lg->inflight--;
+    c->state = C_DEAD;
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+    connect_more(lg);
+}
+
+static void lat_push(lg_t *lg, double us)
+{
+    if (lg->nlat == lg->caplat) {
+        size_t cap = lg->caplat ? lg->caplat * 2 : 65536;
+        double *p = realloc(lg->lat_us, cap * sizeof(*p));
+        if (!p)
+            return;
+        lg->lat_us = p;
+        lg->caplat = cap;
+    }
+    lg->lat_us[lg->nlat++] = us;
+}
+
+static void on_room_message(client_t *c, const char *p, size_t n, uint64_t t_rx)
+{
+    lg_t *lg = c->lg;
+    const char *b = memmem(p, n, "\"b\":\"", 5);
+    if (!b) {
+        lg->unexpected++;
+        return;
+    }
+    b += 5;
+    if (*b == 'w') {
+        lg->warm++;
+        return;
+    }
+    char *end;
+    unsigned long long seq = strtoull(b, &end, 10);
+    if (*end != ':') {
+        lg->unexpected++;
+        return;
+    }
+    unsigned long long t = strtoull(end + 1, NULL, 10);
+    if (seq >= room_count(lg, c->room)) {
+        lg->unexpected++;
+        return;
+    }
+    uint8_t bit = (uint8_t)(1u << (seq & 7));
+    if (c->seen[seq >> 3] & bit) {
+        lg->dups++;
+        return;
+    }
+    c->seen[seq >> 3] |= bit;
+    lg->received++;
+    lg->t_last_msg = t_rx;
+    lat_push(lg, t_rx > t ? (double)(t_rx - t) / 1000.0 : 0.0);
+}
+
+static void on_all_joined(lg_t *lg);
+
+static void on_text(client_t *c, const char *p, size_t n, uint64_t t_rx)
+{
+    lg_t *lg = c->lg;
+    if (n == 0)
+        return;
+    if (p[0] == '2' && n == 1) {
+        lg->pings++;
+        send_text(c, "3");
+        return;
+    }
+    if (n >= 2 && p[0] == '4' && p[1] == '2') {
+        on_room_message(c, p, n, t_rx);
+        return;
+    }
+    if (p[0] == '0' && c->state == C_OPEN) {
+        c->state = C_NSP;
+        send_text(c, "40");
+        return;
+    }
+    if (n >= 2 && p[0] == '4' && p[1] == '0' && c->state == C_NSP) {
+        char msg[128];
+        c->state = C_JOINING;
+        lg->nsp_ok++;
+        if (lg->inflight)
+            lg->inflight--;
+        if (lg->nsp_ok == lg->nclients)
+            lg->t_all_nsp = now_ns();
+        snprintf(msg, sizeof(msg), "420[\"join-room\",\"%s%u\"]", lg->prefix, c->room);
+        send_text(c, msg);
+        connect_more(lg);
+        return;
+    }
+    if (n >= 3 && memcmp(p, "430", 3) == 0 && c->state == C_JOINING) {
+        if (!memmem(p, n, "\"ok\":true", 9)) {
+            client_fail(c);
+            return;
+        }
+        c->state = C_JOINED;
+        if (++lg->joined + lg->failed == lg->nclients)
+            on_all_joined(lg);
+        return;
+    }
+    if (p[0] == '1' || (n >= 2 && p[0] == '4' && p[1] == '1'))
+        client_fail(c);
+}
+
+/* Consumes whole frames from `p`; returns bytes consumed. */
+static size_t parse_frames(client_t *c, const unsigned char *p, size_t n, uint64_t t_rx)
+{
+    size_t off = 0;
+    while (n - off >= 2 && c->state != C_DEAD) {
+        const unsigned char *f = p + off;
+        size_t avail = n - off, hdr = 2;
+        uint64_t len = f[1] & 0x7f;
+        bool masked = f[1] & 0x80;
+        if (len == 126) {
+            if (avail < 4)
+                break;
+            len = ((uint64_t)f[2] << 8) | f[3];
+            hdr = 4;
+        } else if (len == 127) {
+            if (avail < 10)
+                break;
+            len = 0;
+            for (int i = 0; i < 8; i++)
+                len = (len << 8) | f[2 + i];
+            hdr = 10;
+        }
+        if (masked)
+            hdr += 4;
+        if (len > (64u << 20)) {
+            client_fail(c);
+            break;
+        }
+        if (avail < hdr + len)
+            break;
+        unsigned op = f[0] & 0x0f;
+        const unsigned char *pl = f + hdr;
+        if (op == 1)
+            on_text(c, (const char *)pl, (size_t)len, t_rx);
+        else if (op == 9)
+            send_pong_frame(c, pl, (size_t)len);
+        else if (op == 8)
+            client_fail(c);
+        off += hdr + (size_t)len;
+    }
+    return off;
+}
+
+static int pend_set(client_t *c, const char *p, size_t n)
+{
+    if (n > c->pcap) {
+        char *q = realloc(c->pend, n);
+        if (!q)
+            return -ENOMEM;
+        c->pend = q;
+        c->pcap = n;
+    }
+    memmove(c->pend, p, n);
+    c->plen = n;
+    return 0;
+}
+
+static void handle_bytes(client_t *c, const char *p, size_t n, uint64_t t_rx)
+{
+    if (c->state == C_HTTP) {
+        const char *e = memmem(p, n, "\r\n\r\n", 4);
+        if (!e) {
+            if (n > 8192)
+                client_fail(c);
+            else
+                pend_set(c, p, n);
+            return;
+        }
+        if (n < 12 || memcmp(p + 9, "101", 3) != 0) {
+            client_fail(c);
+            return;
+        }
+        c->state = C_OPEN;
+        size_t h = (size_t)(e + 4 - p);
+        p += h;
+        n -= h;
+    }
+    size_t used = parse_frames(c, (const unsigned char *)p, n, t_rx);
+    if (c->state != C_DEAD)
+        pend_set(c, p + used, n - used);
+}
+
+static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
+{
+    (void)sz;
+    client_t *c = h->data;
+    *buf = uv_buf_init(c->lg->rbuf, sizeof(c->lg->rbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    client_t *c = s->data;
+    if (nread < 0) {
+        client_fail(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    lg_t *lg = c->lg;
+    lg->bytes_in += (uint64_t)nread;
+    uint64_t t_rx = now_ns();
+    if (c->plen == 0) {
+        handle_bytes(c, buf->base, (size_t)nread, t_rx);
+        return;
+    }
+    size_t total = c->plen + (size_t)nread;
+    if (total > c->pcap) {
+        char *q = realloc(c->pend, total);
+        if (!q) {
+            client_fail(c);
+            return;
+        }
+        c->pend = q;
+        c->pcap = total;
+    }
+    memcpy(c->pend + c->plen, buf->base, (size_t)nread);
+    /* handle_bytes rewrites pend: work on a detached copy */
+    char *tmp = c->pend;
+    c->pend = NULL;
+    c->pcap = 0;
+    c->plen = 0;
+    handle_bytes(c, tmp, total, t_rx);
+    free(tmp);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    client_t *c = req->data;
+    if (status < 0) {
+        client_fail(c);
+        return;
+    }
+    c->state = C_HTTP;
+    static const char rq[] = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                             "Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n\r\n";
+    uv_write_t *w = malloc(sizeof(*w));
+    uv_buf_t b = uv_buf_init((char *)rq, sizeof(rq) - 1);
+    if (!w || uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        free(w);
+        client_fail(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void connect_more(lg_t *lg)
+{
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", lg->port, &sa);
+    while (lg->next_connect < lg->nclients && lg->inflight < lg->parallel && !lg->finished) {
+        client_t *c = &lg->clients[lg->next_connect++];
+        c->lg = lg;
+        c->tcp.data = c;
+        c->creq.data = c;
+        if (uv_tcp_init(lg->loop, &c->tcp) < 0) {
+            c->state = C_DEAD;
+            lg->failed++;
+            continue;
+        }
+        uv_tcp_nodelay(&c->tcp, 1);
+        c->state = C_CONNECTING;
+        lg->inflight++;
+        if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, on_connect) < 0)
+            client_fail(c);
+    }
+    if (lg->joined + lg->failed == lg->nclients && lg->t_all_joined == 0)
+        on_all_joined(lg);
+}
+
+static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
+{
+    lg_t *lg = p->data;
+    lg->producer_running = false;
+    lg->producer_done = true;
+    lg->producer_status = sig ? 128 + sig : (int)status;
+    lg->t_prod_end = now_ns();
+    uv_close((uv_handle_t *)p, NULL);
+}
+
+static void start_producer(lg_t *lg)
+{
+    procstat_tree(lg->server_pid, &lg->srv_prod_start);
+    if (lg->redis_pid)
+        procstat_tree(lg->redis_pid, &lg->redis_prod_start);
+    getrusage(RUSAGE_SELF, &lg->self_prod_start);
+    lg->t_prod_start = now_ns();
+    if (!lg->exec) {
+        lg->producer_done = true;
+        lg->t_prod_end = lg->t_prod_start;
+        return;
+    }
+    char *args[] = {"/bin/sh", "-c", (char *)lg->exec, NULL};
+    uv_stdio_container_t io[3] = {{.flags = UV_IGNORE},
+                                  {.flags = UV_INHERIT_FD, .data.fd = 2},
+                                  {.flags = UV_INHERIT_FD, .data.fd = 2}};
+    uv_process_options_t o = {
+        .exit_cb = on_proc_exit, .file = "/bin/sh", .args = args, .stdio_count = 3, .stdio = io};
+    lg->proc.data = lg;
+    int rc = uv_spawn(lg->loop, &lg->proc, &o);
+    if (rc < 0) {
+        fprintf(stderr, "loadgen: cannot run producer: %s\n", uv_strerror(rc));
+        lg->producer_done = true;
+        lg->producer_status = 127;
+        return;
+    }
+    lg->producer_running = true;
+}
+
+static void on_all_joined(lg_t *lg)
+{
+    if (lg->t_all_joined)
+        return;
+    lg->t_all_joined = now_ns();
+    if (!lg->t_all_nsp)
+        lg->t_all_nsp = lg->t_all_joined;
+    fprintf(stderr, "loadgen: %u/%u clients joined in %.3f s (%u failed)\n", lg->joined,
+            lg->nclients, (double)(lg->t_all_joined - lg->t_start) / 1e9, lg->failed);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    lg_t *lg = t->data;
+    uint64_t now = now_ns();
+    if (!lg->t_all_joined)
+        return;
+    if (strcmp(lg->mode, "connect") == 0) {
+        /* let the server settle, then sample its memory */
+        if (now - lg->t_all_joined >= (uint64_t)lg->hold_ms * 1000000ull) {
+            procstat_tree(lg->server_pid, &lg->srv_after_conn);
+            finish(lg);
+        }
+        return;
+    }
+    if (!lg->t_prod_start) {
+        if (now - lg->t_all_joined >= (uint64_t)lg->hold_ms * 1000000ull) {
+            procstat_tree(lg->server_pid, &lg->srv_after_conn);
+            start_producer(lg);
+        }
+        return;
+    }
+    uint64_t expected = 0;
+    for (uint32_t r = 0; r < lg->nrooms && r < lg->nclients; r++)
+        expected += room_count(lg, r) * ((lg->nclients - r + lg->nrooms - 1) / lg->nrooms);
+    if (lg->producer_done && lg->received >= expected) {
+        finish(lg);
+        return;
+    }
+    uint64_t last = lg->t_last_msg > lg->t_prod_end ? lg->t_last_msg : lg->t_prod_end;
+    if (lg->producer_done && now - last > (uint64_t)lg->idle_ms * 1000000ull)
+        finish(lg);
+}
+
+static void on_hard(uv_timer_t *t)
+{
+    lg_t *lg = t->data;
+    fprintf(stderr, "loadgen: timeout (%u s) reached\n", lg->timeout_s);
+    finish(lg);
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(const double *s, size_t n, double p)
+{
+    if (!n)
+        return -1;
+    size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (k < 1)
+        k = 1;
+    if (k > n)
+        k = n;
+    return s[k - 1];
+}
+
+static double tv_us(struct timeval tv)
+{
+    return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
+}
+
+static void close_all(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void finish(lg_t *lg)
+{
+    if (lg->finished)
+        return;
+    lg->finished = true;
+    uint64_t t_end = now_ns();
+    procstat_tree(lg->server_pid, &lg->srv_end);
+    if (lg->redis_pid)
+        procstat_tree(lg->redis_pid, &lg->redis_end);
+    if (lg->producer_running)
+        uv_process_kill(&lg->proc, SIGTERM);
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+
+    qsort(lg->lat_us, lg->nlat, sizeof(double), cmp_d);
+    uint64_t expected = 0;
+    uint64_t missing = 0;
+    for (uint32_t i = 0; i < lg->nclients; i++) {
+        client_t *c = &lg->clients[i];
+        uint64_t want = room_count(lg, c->room);
+        expected += want;
+        if (!c->seen)
+            continue;
+        for (uint64_t s = 0; s < want; s++)
+            if (!(c->seen[s >> 3] & (1u << (s & 7))))
+                missing++;
+    }
+    if (!lg->t_prod_start)
+        expected = 0, missing = 0;
+    uint64_t t0 = lg->t_prod_start ? lg->t_prod_start : t_end;
+    uint64_t tl = lg->t_last_msg > t0 ? lg->t_last_msg : t_end;
+    double secs = (double)(tl - t0) / 1e9;
+    double srv_cpu = (double)(lg->srv_end.cpu_us - lg->srv_prod_start.cpu_us);
+    double redis_cpu =
+        lg->redis_pid ? (double)(lg->redis_end.cpu_us - lg->redis_prod_start.cpu_us) : 0;
+    double self_cpu = tv_us(self.ru_utime) + tv_us(self.ru_stime) -
+                      tv_us(lg->self_prod_start.ru_utime) - tv_us(lg->self_prod_start.ru_stime);
+    if (!lg->t_prod_start)
+        self_cpu = tv_us(self.ru_utime) + tv_us(self.ru_stime), srv_cpu = 0;
+    double kid_cpu = tv_us(kids.ru_utime) + tv_us(kids.ru_stime);
+    double conn_s = lg->t_all_nsp ? (double)(lg->t_all_nsp - lg->t_start) / 1e9 : -1;
+    uint32_t connected = lg->nsp_ok;
+    double rss_per_conn =
+        (lg->srv_after_conn.rss_kb && connected)
+            ? ((double)lg->srv_after_conn.rss_kb - (double)lg->srv_before_conn.rss_kb) * 1024.0 /
+                  connected
+            : -1;
+    double per_del = lg->received ? srv_cpu / (double)lg->received : -1;
+    /* connect + handshake + join, charged to the server (its idle hold time is negligible) */
+    double hs_cpu = lg->srv_after_conn.procs
+                        ? (double)(lg->srv_after_conn.cpu_us - lg->srv_before_conn.cpu_us)
+                        : 0;
+
+    printf("{\"label\":\"%s\",\"mode\":\"%s\",\"clients\":%u,\"rooms\":%u,\"entries\":%" PRIu64
+           ",\"connected\":%u,\"joined\":%u,\"failed\":%u,\"connect_s\":%.3f,"
+           "\"handshakes_per_s\":%.0f,\"server_procs\":%zu,\"server_rss_kb_before\":%" PRIu64
+           ",\"server_rss_kb_after\":%" PRIu64 ",\"rss_bytes_per_conn\":%.0f,"
+           "\"expected\":%" PRIu64 ",\"received\":%" PRIu64 ",\"lost\":%" PRIu64
+           ",\"dups\":%" PRIu64 ",\"unexpected\":%" PRIu64 ",\"warm\":%" PRIu64
+           ",\"duration_s\":%.3f,\"deliveries_per_s\":%.0f,\"server_cpu_us\":%.0f,"
+           "\"server_cpu_us_per_delivery\":%.3f,\"server_cpu_pct\":%.1f,\"redis_cpu_us\":%.0f,"
+           "\"loadgen_cpu_us\":%.0f,\"loadgen_cpu_pct\":%.1f,\"producer_cpu_us\":%.0f,"
+           "\"producer_status\":%d,\"lat_p50_ms\":%.3f,\"lat_p99_ms\":%.3f,"
+           "\"lat_p999_ms\":%.3f,\"lat_max_ms\":%.3f,\"server_cpu_us_per_handshake\":%.1f}\n",
+           lg->label, lg->mode, lg->nclients, lg->nrooms, lg->entries, connected, lg->joined,
+           lg->failed, conn_s, conn_s > 0 ? connected / conn_s : 0, lg->srv_end.procs,
+           lg->srv_before_conn.rss_kb, lg->srv_after_conn.rss_kb, rss_per_conn, expected,
+           lg->received, missing, lg->dups, lg->unexpected, lg->warm, secs,
+           secs > 0 ? (double)lg->received / secs : 0, srv_cpu, per_del,
+           secs > 0 ? srv_cpu / 1e4 / secs : 0, redis_cpu, self_cpu,
+           secs > 0 ? self_cpu / 1e4 / secs : 0, kid_cpu, lg->producer_status,
+           pct(lg->lat_us, lg->nlat, 50) / 1000, pct(lg->lat_us, lg->nlat, 99) / 1000,
+           pct(lg->lat_us, lg->nlat, 99.9) / 1000, lg->nlat ? lg->lat_us[lg->nlat - 1] / 1000 : -1,
+           connected ? hs_cpu / connected : -1);
+    fflush(stdout);
+    fprintf(stderr,
+            "loadgen %s [%s]: %u clients connected in %.3f s; %" PRIu64 "/%" PRIu64
+            " deliveries in %.3f s (%.0f/s), lost %" PRIu64 " dup %" PRIu64
+            "; server CPU %.3f us/delivery; latency p50 %.3f p99 %.3f p99.9 %.3f ms; "
+            "RSS/conn %.0f B; loadgen CPU %.0f%%\n",
+            lg->label, lg->mode, connected, conn_s, lg->received, expected, secs,
+            secs > 0 ? (double)lg->received / secs : 0, missing, lg->dups, per_del,
+            pct(lg->lat_us, lg->nlat, 50) / 1000, pct(lg->lat_us, lg->nlat, 99) / 1000,
+            pct(lg->lat_us, lg->nlat, 99.9) / 1000, rss_per_conn,
+            secs > 0 ? self_cpu / 1e4 / secs : 0);
+    uv_walk(lg->loop, close_all, NULL);
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: loadgen --port P --server-pid PID [--clients N] [--rooms R] [--entries E]\n"
+            "         [--prefix bench.r] [--exec 'producer ...'] [--mode fanout|connect]\n"
+            "         [--parallel 256] [--idle-ms 2000] [--hold-ms 500] [--timeout 120]\n"
+            "         [--redis-pid PID] [--label NAME]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static lg_t lgs;
+    lg_t *lg = &lgs;
+    lg->nclients = 1000;
+    lg->nrooms = 100;
+    lg->entries = 20000;
+    lg->prefix = "bench.r";
+    lg->label = "server";
+    lg->mode = "fanout";
+    lg->parallel = 256;
+    lg->idle_ms = 2000;
+    lg->hold_ms = 500;
+    lg->timeout_s = 120;
+    static const struct option opts[] = {
+        {"port", 1, 0, 'p'},      {"clients", 1, 0, 'c'},  {"rooms", 1, 0, 'r'},
+        {"entries", 1, 0, 'e'},   {"prefix", 1, 0, 'x'},   {"exec", 1, 0, 'X'},
+        {"mode", 1, 0, 'm'},      {"parallel", 1, 0, 'P'}, {"idle-ms", 1, 0, 'i'},
+        {"hold-ms", 1, 0, 'H'},   {"timeout", 1, 0, 't'},  {"server-pid", 1, 0, 's'},
+        {"redis-pid", 1, 0, 'R'}, {"label", 1, 0, 'l'},    {0, 0, 0, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'p':
+            lg->port = atoi(optarg);
+            break;
+        case 'c':
+            lg->nclients = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'r':
+            lg->nrooms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'e':
+            lg->entries = strtoull(optarg, NULL, 10);
+            break;
+        case 'x':
+            lg->prefix = optarg;
+            break;
+        case 'X':
+            lg->exec = optarg;
+            break;
+        case 'm':
+            lg->mode = optarg;
+            break;
+        case 'P':
+            lg->parallel = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'i':
+            lg->idle_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'H':
+            lg->hold_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            lg->timeout_s = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            lg->server_pid = (pid_t)atoi(optarg);
+            break;
+        case 'R':
+            lg->redis_pid = (pid_t)atoi(optarg);
+            break;
+        case 'l':
+            lg->label = optarg;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (lg->port <= 0 || lg->port > 65535 || !lg->server_pid || !lg->nclients || !lg->nrooms ||
+        !lg->parallel || lg->nclients > 1000000 || lg->timeout_s == 0)
+        usage();
+    if (strcmp(lg->mode, "fanout") != 0 && strcmp(lg->mode, "connect") != 0)
+        usage();
+
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    lg->clients = calloc(lg->nclients, sizeof(client_t));
+    if (!lg->clients)
+        return 1;
+    for (uint32_t i = 0; i < lg->nclients; i++) {
+        client_t *c = &lg->clients[i];
+        c->room = i % lg->nrooms;
+        if (strcmp(lg->mode, "fanout") == 0) {
+            c->seen = calloc(room_count(lg, c->room) / 8 + 1, 1);
+            if (!c->seen)
+                return 1;
+        }
+    }
+    lg->loop = uv_default_loop();
+    if (procstat_tree(lg->server_pid, &lg->srv_before_conn) < 0) {
+        fprintf(stderr, "loadgen: server pid %d not found\n", (int)lg->server_pid);
+        return 1;
+    }
+    uv_timer_init(lg->loop, &lg->tick);
+    lg->tick.data = lg;
+    uv_timer_start(&lg->tick, on_tick, 20, 20);
+    uv_timer_init(lg->loop, &lg->hard);
+    lg->hard.data = lg;
+    uv_timer_start(&lg->hard, on_hard, (uint64_t)lg->timeout_s * 1000, 0);
+    lg->t_start = now_ns();
+    connect_more(lg);
+    uv_run(lg->loop, UV_RUN_DEFAULT);
+    if (lg->producer_running)
+        uv_run(lg->loop, UV_RUN_DEFAULT);
+    int bad = lg->failed || lg->joined == 0;
+    for (uint32_t i = 0; i < lg->nclients; i++) {
+        free(lg->clients[i].seen);
+        free(lg->clients[i].pend);
+    }
+    free(lg->clients);
+    free(lg->lat_us);
+    uv_loop_close(lg->loop);
+    return bad ? 1 : 0;
+}
