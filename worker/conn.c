@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <wslay/wslay.h>
 
@@ -926,7 +927,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out)
+/* Allocates a connection and its TCP handle; the handle still has no socket. */
+static int conn_alloc(conn_ctx_t *ctx, conn_t **out)
 {
     conn_t *c = calloc(1, sizeof(*c));
     if (!c)
@@ -955,19 +957,63 @@ int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out)
         ctx->conns->prev = c;
     ctx->conns = c;
     ctx->stats.live++;
-    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (!rc)
-        rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    *out = c;
+    return 0;
+}
+
+static int conn_start(conn_t *c, conn_t **out)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc) {
         conn_close(c); /* not announced: released without on_close */
         return rc;
     }
     (void)uv_tcp_nodelay(&c->tcp, 1); /* latency only: frames are already batched per turn */
     c->announced = true;
-    ctx->stats.accepted++;
+    c->ctx->stats.accepted++;
     if (out)
         *out = c;
     return 0;
+}
+
+int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out)
+{
+    conn_t *c;
+    int rc = conn_alloc(ctx, &c);
+    if (rc)
+        return rc;
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc) {
+        conn_close(c);
+        return rc;
+    }
+    return conn_start(c, out);
+}
+
+int conn_adopt(conn_ctx_t *ctx, int fd, const char *pre, size_t len, conn_t **out)
+{
+    conn_t *c;
+    int rc = conn_alloc(ctx, &c);
+    if (rc)
+        return rc;
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc) {
+        close(fd);
+        conn_close(c);
+        return rc;
+    }
+    rc = conn_start(c, out);
+    if (rc == 0 && len)
+        http_input(c, pre, len);
+    return rc;
+}
+
+int conn_fileno(const conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (c->st == ST_CLOSED || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return -EBADF;
+    return fd;
 }
 
 void conn_set_data(conn_t *c, void *ud)

@@ -92,6 +92,18 @@ void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out);
  */
 int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out);
 
+/*
+ * Adopts a connected TCP socket handed over by another process (see handoff): takes ownership
+ * of fd (closed on any failure), then processes pre[0..len), the
+ * bytes already read from it, as if just received: on_request may run before this returns, so
+ * the caller must count the connection first. *out (optional) may be closed already on return.
+ * 0, -ENOMEM (fd left open: the caller closes it), or a libuv error (then on_close is never
+ * called).
+ */
+int conn_adopt(conn_ctx_t *ctx, int fd, const char *pre, size_t len, conn_t **out);
+/* The socket's descriptor (borrowed; the connection keeps it), or -EBADF once closing. */
+int conn_fileno(const conn_t *c);
+
 void conn_set_data(conn_t *c, void *ud);
 void *conn_data(const conn_t *c);
 

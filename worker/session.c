@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/ids.h"
@@ -11,6 +12,7 @@
 #include "common/log.h"
 #include "common/strmap.h"
 #include "worker/eio_payload.h"
+#include "worker/handoff.h"
 #include "worker/health.h"
 #include "worker/sio_packet.h"
 #include "worker/timerq.h"
@@ -70,6 +72,8 @@ struct sessions {
     conn_ctx_t *conns;
     rooms_t *rooms;
     strmap_t *sids;
+    handoff_t *handoff; /* CLUSTER_WORKERS > 1: requests for another worker's sid go there */
+    buf_t fwd;          /* a request rebuilt for its owner */
     timerq_t *pingq, *pongq, *connectq, *authq;
     session_t *head;
     size_t nconns;    /* every accepted connection, websocket or not */
@@ -640,10 +644,20 @@ static bool query_is(const http_req_t *req, const char *key, const char *want, b
     return http_req_query(req, key, tmp) == 0 && tmp->data && strcmp(tmp->data, want) == 0;
 }
 
+static const char sid_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* The worker slot a sid names, or -1 when it names none. */
+static int sid_slot(const char *sid, size_t len)
+{
+    const char *a = len == SID_LEN && sid[0] ? strchr(sid_digits, sid[0]) : NULL;
+    const char *b = a && sid[1] ? strchr(sid_digits, sid[1]) : NULL;
+    return b ? (int)((a - sid_digits) * 64 + (b - sid_digits)) : -1;
+}
+
 /* Session ids name their worker: 2 characters of slot, then 18 random ones (see handoff). */
 static int new_sid(sessions_t *ss, char sid[SID_LEN + 1])
 {
-    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *digits = sid_digits;
     if (ids_random(sid + 2, SID_LEN - 2))
         return -EIO;
     sid[0] = digits[(ss->slot >> 6) & 63];
@@ -788,6 +802,71 @@ static void cors_headers(sessions_t *ss, const http_req_t *req)
                origin);
 }
 
+static const struct {
+    http_req_hdr_t h;
+    const char *name;
+} fwd_headers[] = {
+    {HTTP_REQ_HOST, "Host"},
+    {HTTP_REQ_UPGRADE, "Upgrade"},
+    {HTTP_REQ_CONNECTION, "Connection"},
+    {HTTP_REQ_WS_KEY, "Sec-WebSocket-Key"},
+    {HTTP_REQ_WS_VERSION, "Sec-WebSocket-Version"},
+    {HTTP_REQ_ORIGIN, "Origin"},
+    {HTTP_REQ_ACCEPT_ENCODING, "Accept-Encoding"},
+};
+
+/*
+ * Hands the connection to the worker that owns the sid: the request is rebuilt from what was
+ * parsed (method, target, kept headers, body) and sent with the socket. 0: the connection is
+ * gone from this worker; otherwise it is still ours to answer.
+ */
+static int forward(sessions_t *ss, conn_t *c, const http_req_t *req, uint32_t slot)
+{
+    buf_t *b = &ss->fwd;
+    size_t blen;
+    const char *body = http_req_body(req, &blen);
+    buf_reset(b);
+    int rc = buf_printf(b, "%s %s?%s HTTP/1.1\r\n", http_req_method(req), http_req_path(req),
+                        http_req_query_string(req));
+    for (size_t i = 0; !rc && i < sizeof(fwd_headers) / sizeof(fwd_headers[0]); i++) {
+        const char *v = http_req_header(req, fwd_headers[i].h);
+        if (v)
+            rc = buf_printf(b, "%s: %s\r\n", fwd_headers[i].name, v);
+    }
+    if (!rc && !http_req_keep_alive(req) && !http_req_header(req, HTTP_REQ_CONNECTION))
+        rc = buf_puts(b, "Connection: close\r\n");
+    if (!rc && (blen || strcmp(http_req_method(req), "POST") == 0))
+        rc = buf_printf(b, "Content-Length: %zu\r\n", blen);
+    if (!rc)
+        rc = buf_puts(b, "\r\n");
+    if (!rc)
+        rc = buf_append(b, body, blen);
+    int fd = rc ? -1 : conn_fileno(c);
+    if (fd < 0)
+        return -EBADF;
+    rc = handoff_send(ss->handoff, slot, fd, b->data, b->len);
+    if (rc)
+        return rc;
+    conn_close(c); /* our copy of the descriptor only: the owner now holds the socket */
+    return 0;
+}
+
+static void on_handoff(int fd, const char *p, size_t len, void *ud)
+{
+    sessions_t *ss = ud;
+    if (ss->closing) {
+        close(fd);
+        return;
+    }
+    ss->nconns++;
+    int rc = conn_adopt(ss->conns, fd, p, len, NULL);
+    if (rc) {
+        ss->nconns--;
+        if (rc == -ENOMEM)
+            close(fd);
+    }
+}
+
 /* The client's pong (or the first CONNECT) is overdue, measured on the current time. */
 static bool heartbeat_expired(session_t *s)
 {
@@ -833,6 +912,10 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
     }
     buf_reset(q);
     bool has_sid = http_req_query(req, "sid", q) == 0;
+    int owner = has_sid ? sid_slot(q->data, q->len) : -1;
+    if (owner >= 0 && (uint32_t)owner != ss->slot && owner < ss->cfg->cluster_workers &&
+        ss->handoff && forward(ss, c, req, (uint32_t)owner) == 0)
+        return;
     session_t *s = has_sid && q->len ? strmap_get(ss->sids, q->data, q->len) : NULL;
     if (has_sid && !s) {
         if (ws)
@@ -943,6 +1026,7 @@ static void release(sessions_t *ss)
     buf_free(&ss->name);
     buf_free(&ss->bin);
     buf_free(&ss->hdrs);
+    buf_free(&ss->fwd);
     free(ss);
 }
 
@@ -1094,6 +1178,7 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
     buf_init(&ss->name);
     buf_init(&ss->bin);
     buf_init(&ss->hdrs);
+    buf_init(&ss->fwd);
     int rc = parse_options(ss);
     if (rc) {
         release(ss);
@@ -1116,6 +1201,11 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         timerq_new(&ss->authq, loop, AUTH_EMIT_DELAY_MS, on_auth_due, ss)) {
         sessions_free(ss);
         return -ENOMEM;
+    }
+    if (cfg->cluster_workers > 1) {
+        rc = handoff_new(&ss->handoff, loop, (unsigned long)getppid(), slot, on_handoff, ss);
+        if (rc)
+            LOG_WARN("polling handoff between workers unavailable: %s", strerror(-rc));
     }
     *out = ss;
     return 0;
@@ -1223,6 +1313,8 @@ void sessions_free(sessions_t *ss)
         timerq_close(ss->connectq);
     if (ss->authq)
         timerq_close(ss->authq);
+    handoff_free(ss->handoff);
+    ss->handoff = NULL;
     /* connections still open close asynchronously and their on_close needs ss */
     ss->freeing = true;
     for (session_t *s = ss->head, *next; s; s = next) {

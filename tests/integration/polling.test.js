@@ -45,7 +45,7 @@ async function deliver(redis, inbox, room) {
   return id;
 }
 
-for (const workers of ['1']) {
+for (const workers of ['1', '2']) {
   describe(`long-polling and upgrade (CLUSTER_WORKERS=${workers})`, { timeout: 120000 }, () => {
     let redis;
     let srv;
