@@ -644,6 +644,11 @@ bool conn_http_pending(const conn_t *c)
     return c->awaiting && c->st == ST_HTTP;
 }
 
+const http_req_t *conn_request(const conn_t *c)
+{
+    return conn_http_pending(c) ? c->req : NULL;
+}
+
 /* ==== WebSocket ==== */
 
 static ssize_t ws_recv_cb(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags,

@@ -128,6 +128,8 @@ int conn_http_respond(conn_t *c, int status, const char *content_type, const cha
 int conn_http_defer(conn_t *c);
 /* True while a request awaits its answer (inside on_request or held). */
 bool conn_http_pending(const conn_t *c);
+/* The request awaiting its answer (borrowed, valid until answered), or NULL. */
+const http_req_t *conn_request(const conn_t *c);
 
 /*
  * Accepts the WebSocket handshake being handled in on_request: queues the 101 with

@@ -14,6 +14,7 @@
 #include "worker/eio_payload.h"
 #include "worker/handoff.h"
 #include "worker/health.h"
+#include "worker/http_gzip.h"
 #include "worker/sio_packet.h"
 #include "worker/timerq.h"
 #include "worker/ws_frame.h"
@@ -92,18 +93,63 @@ struct sessions {
     buf_t tmp;
     buf_t name; /* decoded room name of the event being handled */
     buf_t bin;  /* decoded binary record of a polling POST */
-    buf_t hdrs; /* extra response headers (CORS) */
+    buf_t hdrs; /* extra response headers (CORS, Content-Encoding) */
+    buf_t gz;   /* a compressed response body */
 };
 
 static void session_end(session_t *s, bool client_close);
 
 /* ---- output: WebSocket frames, or a polling payload for the next GET ---- */
 
+/* Fills ss->hdrs with the CORS headers for this request (empty when none apply). */
+static void cors_headers(sessions_t *ss, const http_req_t *req)
+{
+    buf_reset(&ss->hdrs);
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    if (!ss->cors || !origin)
+        return;
+    bool ok = strcmp(ss->cors, "*") == 0;
+    size_t olen = strlen(origin);
+    for (const char *p = ss->cors; !ok && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        ok = n == olen && memcmp(p, origin, n) == 0;
+        p = e ? e + 1 : p + n;
+    }
+    if (!ok || strpbrk(origin, "\r\n"))
+        return;
+    buf_printf(&ss->hdrs,
+               "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
+               "Vary: Origin\r\n",
+               origin);
+}
+
+/*
+ * Answers an Engine.IO HTTP request with the CORS headers its Origin earns, gzip-compressed
+ * when it is large enough and the request accepts it (the request is the one held by c).
+ */
+static void http_answer(sessions_t *ss, conn_t *c, int status, const char *ctype, const char *body,
+                        size_t len)
+{
+    const http_req_t *req = conn_request(c);
+    if (!req) {
+        conn_close(c);
+        return;
+    }
+    cors_headers(ss, req);
+    if (len >= HTTP_GZIP_THRESHOLD &&
+        http_gzip_accepted(http_req_header(req, HTTP_REQ_ACCEPT_ENCODING)) &&
+        http_gzip_compress(&ss->gz, body, len) == 0 &&
+        buf_puts(&ss->hdrs, "Content-Encoding: gzip\r\n") == 0) {
+        body = ss->gz.data;
+        len = ss->gz.len;
+    }
+    conn_http_respond(c, status, ctype, ss->hdrs.len ? ss->hdrs.data : NULL, body, len);
+}
+
 static void poll_respond(session_t *s, conn_t *c, const char *body, size_t len)
 {
-    sessions_t *ss = s->ss;
-    conn_http_respond(c, 200, "text/plain; charset=UTF-8", ss->hdrs.len ? ss->hdrs.data : NULL,
-                      body, len);
+    http_answer(s->ss, c, 200, "text/plain; charset=UTF-8", body, len);
 }
 
 static void detach(session_t *s, conn_t *c)
@@ -628,8 +674,7 @@ static void respond_error(sessions_t *ss, conn_t *c, int code, const char *messa
     char body[96];
     int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, message);
     int status = code == 4 ? 403 : 400;
-    conn_http_respond(c, status, "application/json", ss->hdrs.len ? ss->hdrs.data : NULL, body,
-                      (size_t)n);
+    http_answer(ss, c, status, "application/json", body, (size_t)n);
 }
 
 /* A WebSocket upgrade refused before the 101 (§1.8). */
@@ -748,9 +793,9 @@ static void poll_post(sessions_t *ss, conn_t *c, session_t *s, const http_req_t 
     }
     if (rc) {
         fail(s);
-        conn_http_respond(c, 400, "text/html", ss->hdrs.len ? ss->hdrs.data : NULL, NULL, 0);
+        http_answer(ss, c, 400, "text/html", NULL, 0);
     } else {
-        conn_http_respond(c, 200, "text/html", ss->hdrs.len ? ss->hdrs.data : NULL, "ok", 2);
+        http_answer(ss, c, 200, "text/html", "ok", 2);
     }
     s->busy--;
     maybe_free(s);
@@ -777,29 +822,6 @@ static void poll_get(sessions_t *ss, conn_t *c, session_t *s)
     }
     s->get = c;
     attach(s, c);
-}
-
-/* Fills ss->hdrs with the CORS headers for this request (empty when none apply). */
-static void cors_headers(sessions_t *ss, const http_req_t *req)
-{
-    buf_reset(&ss->hdrs);
-    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
-    if (!ss->cors || !origin)
-        return;
-    bool ok = strcmp(ss->cors, "*") == 0;
-    size_t olen = strlen(origin);
-    for (const char *p = ss->cors; !ok && *p;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        ok = n == olen && memcmp(p, origin, n) == 0;
-        p = e ? e + 1 : p + n;
-    }
-    if (!ok || strpbrk(origin, "\r\n"))
-        return;
-    buf_printf(&ss->hdrs,
-               "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
-               "Vary: Origin\r\n",
-               origin);
 }
 
 static const struct {
@@ -1026,6 +1048,7 @@ static void release(sessions_t *ss)
     buf_free(&ss->name);
     buf_free(&ss->bin);
     buf_free(&ss->hdrs);
+    buf_free(&ss->gz);
     buf_free(&ss->fwd);
     free(ss);
 }
@@ -1178,6 +1201,7 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
     buf_init(&ss->name);
     buf_init(&ss->bin);
     buf_init(&ss->hdrs);
+    buf_init(&ss->gz);
     buf_init(&ss->fwd);
     int rc = parse_options(ss);
     if (rc) {

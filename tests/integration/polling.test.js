@@ -176,6 +176,31 @@ for (const workers of ['1', '2']) {
       }
     }));
 
+    it('gzips polling responses of 1024 bytes or more when the client accepts gzip',
+      logs(async () => {
+        const { sid } = await handshake(srv);
+        const q = `${EIO}&sid=${sid}`;
+        const room = 'r'.repeat(500);
+        const body = ['40', ...[1, 2, 3].map((i) => `42${i}["join-room","${room}${i}"]`)].join('\x1e');
+        assert.equal((await request(srv, 'POST', q, { body })).status, 200);
+        await h.sleep(50);
+        const r = await new Promise((resolve, reject) => {
+          http.get({ host: h.HOST, port: srv.port, path: q, agent: false,
+            headers: { 'Accept-Encoding': 'gzip, deflate' } }, (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve({ headers: res.headers, raw: Buffer.concat(chunks) }));
+          }).on('error', reject);
+        });
+        assert.equal(r.headers['content-encoding'], 'gzip');
+        const text = require('node:zlib').gunzipSync(r.raw).toString();
+        const recs = text.split('\x1e');
+        assert.equal(recs.length, 4);
+        assert.equal(recs[3], `433[{"ok":true,"roomId":"${room}3"}]`);
+        const small = await request(srv, 'GET', `${EIO}`, { headers: { 'Accept-Encoding': 'gzip' } });
+        assert.equal(small.headers['content-encoding'], undefined);
+      }));
+
     it('sends CORS headers to allowed origins only', logs(async () => {
       let r = await request(srv, 'GET', EIO, { headers: { Origin: 'http://example.test' } });
       assert.equal(r.headers['access-control-allow-origin'], 'http://example.test');
