@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 struct handoff {
     uv_poll_t poll;
-    int fd;
+    int fd;      /* bound, non-blocking: receives */
+    int send_fd; /* unbound, blocking with a send timeout: sends */
     unsigned long server_id;
     handoff_cb cb;
     void *ud;
@@ -69,6 +71,9 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
     h->rbuf = malloc(HANDOFF_MAX_BYTES);
     h->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rc = !h->rbuf ? -ENOMEM : h->fd < 0 ? -errno : 0;
+    h->send_fd = rc ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (!rc && h->send_fd < 0)
+        rc = -errno;
     struct sockaddr_un a;
     socklen_t alen = addr_of(&a, server_id, slot);
     if (!rc && bind(h->fd, (struct sockaddr *)&a, alen) != 0)
@@ -76,12 +81,18 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
     if (!rc) {
         int sz = (int)HANDOFF_MAX_BYTES * 4;
         (void)setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-        (void)setsockopt(h->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        (void)setsockopt(h->send_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        /* the receiver's queue holds few datagrams (net.unix.max_dgram_qlen, often 10): a
+         * burst waits a little for the owner to drain it rather than failing the request */
+        struct timeval tv = {.tv_sec = 0, .tv_usec = HANDOFF_SEND_WAIT_MS * 1000};
+        (void)setsockopt(h->send_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         rc = uv_poll_init(loop, &h->poll, h->fd);
     }
     if (rc) {
         if (h->fd >= 0)
             close(h->fd);
+        if (h->send_fd >= 0)
+            close(h->send_fd);
         free(h->rbuf);
         free(h);
         return rc;
@@ -115,7 +126,7 @@ int handoff_send(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    if (sendmsg(h->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+    if (sendmsg(h->send_fd, &m, MSG_NOSIGNAL) < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return 0;
 }
@@ -124,6 +135,7 @@ static void on_closed(uv_handle_t *p)
 {
     handoff_t *h = p->data;
     close(h->fd);
+    close(h->send_fd);
     free(h->rbuf);
     free(h);
 }

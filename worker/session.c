@@ -867,8 +867,10 @@ static int forward(sessions_t *ss, conn_t *c, const http_req_t *req, uint32_t sl
     if (fd < 0)
         return -EBADF;
     rc = handoff_send(ss->handoff, slot, fd, b->data, b->len);
-    if (rc)
+    if (rc) {
+        LOG_WARN("handing a request to worker %u failed: %s", (unsigned)slot, strerror(-rc));
         return rc;
+    }
     conn_close(c); /* our copy of the descriptor only: the owner now holds the socket */
     return 0;
 }

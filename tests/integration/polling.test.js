@@ -89,7 +89,7 @@ for (const workers of ['1', '2']) {
     }));
 
     it('many polling clients stay connected and all receive a room broadcast', logs(async () => {
-      const clients = await h.connectClients(srv.url, 40, { transports: ['polling'] });
+      const clients = await h.connectClients(srv.url, 100, { transports: ['polling'] });
       const room = h.uniq('poll.many');
       await Promise.all(clients.map((s) => h.joinRoom(s, room)));
       const inboxes = clients.map((s) => h.collect(s));
