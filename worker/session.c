@@ -23,6 +23,8 @@
 #define SID_LEN 20
 #define NSP_MAX 32            /* namespaces served, "/" included (one bit each per session) */
 #define AUTH_EMIT_DELAY_MS 20 /* conformance mode: the `auth` emit goes in a later write (§7.4) */
+#define UPGRADE_TIMEOUT_MS 10000 /* Node's upgradeTimeout */
+#define POLLQ_MAX (4u << 20)     /* packets waiting for a GET; past it more are dropped */
 
 /* conn data is either the sessions (plain HTTP) or a session (WebSocket): the tag tells */
 enum owner_kind { OWNER_SESSIONS = 1, OWNER_SESSION = 2 };
@@ -41,6 +43,7 @@ typedef struct session {
     timerq_node_t pong_node;    /* waiting for the pong */
     timerq_node_t connect_node; /* waiting for the namespace CONNECT */
     timerq_node_t auth_node;    /* conformance mode: `auth` emits due */
+    timerq_node_t upgrade_node; /* the probing WebSocket must finish the upgrade */
     uint64_t mark;              /* last broadcast this socket was queued */
     buf_t pollq;                /* packets waiting for a GET, as a polling payload */
     buf_t bin_pkt;              /* BINARY_EVENT/BINARY_ACK text waiting for its attachments */
@@ -75,7 +78,7 @@ struct sessions {
     strmap_t *sids;
     handoff_t *handoff; /* CLUSTER_WORKERS > 1: requests for another worker's sid go there */
     buf_t fwd;          /* a request rebuilt for its owner */
-    timerq_t *pingq, *pongq, *connectq, *authq;
+    timerq_t *pingq, *pongq, *connectq, *authq, *upgradeq;
     session_t *head;
     size_t nconns;    /* every accepted connection, websocket or not */
     size_t nsessions; /* Engine.IO sessions still in memory */
@@ -185,7 +188,9 @@ static void send_packet(session_t *s, const char *p, size_t len)
         conn_ws_send_text(s->conn, p, len);
         return;
     }
-    if (s->ended || eio_payload_add_text(&s->pollq, p, len) != 0)
+    /* a client that stopped polling stops answering pings too: the heartbeat ends it, and
+     * meanwhile what it would receive is dropped (ending it here could be inside a room walk) */
+    if (s->ended || s->pollq.len > POLLQ_MAX || eio_payload_add_text(&s->pollq, p, len) != 0)
         return;
     poll_flush(s, NULL);
 }
@@ -200,7 +205,7 @@ static void send_binary(session_t *s, const void *p, size_t len)
         }
         return;
     }
-    if (s->ended || eio_payload_add_binary(&s->pollq, p, len) != 0)
+    if (s->ended || s->pollq.len > POLLQ_MAX || eio_payload_add_binary(&s->pollq, p, len) != 0)
         return;
     poll_flush(s, NULL);
 }
@@ -571,6 +576,7 @@ static void session_end(session_t *s, bool client_close)
     timerq_remove(ss->pongq, &s->pong_node);
     timerq_remove(ss->connectq, &s->connect_node);
     timerq_remove(ss->authq, &s->auth_node);
+    timerq_remove(ss->upgradeq, &s->upgrade_node);
     STATS_SUB(ss->stats->connections, 1);
     STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
     buf_reset(&s->pollq);
@@ -604,6 +610,7 @@ static void on_probe_text(session_t *s, conn_t *c, const char *msg, size_t len)
         return;
     }
     if (len == 1 && msg[0] == '5' && s->probed) {
+        timerq_remove(s->ss->upgradeq, &s->upgrade_node);
         s->probe = NULL;
         s->conn = c;
         poll_flush(s, "6");
@@ -771,6 +778,7 @@ static void ws_upgrade(conn_t *c, session_t *s)
     }
     s->probe = c;
     attach(s, c);
+    timerq_add(s->ss->upgradeq, &s->upgrade_node);
 }
 
 /* A polling POST: every record of the body in order. */
@@ -1077,6 +1085,7 @@ static void on_close(conn_t *c, void *ud)
         } else if (c == s->probe) {
             s->probe = NULL;
             s->probed = false;
+            timerq_remove(ss->upgradeq, &s->upgrade_node);
         } else if (c == s->conn) {
             s->conn = NULL;
             session_end(s, false);
@@ -1117,6 +1126,14 @@ static void on_connect_late(timerq_node_t *n, void *arg)
 {
     (void)arg;
     fail(session_of(n, offsetof(session_t, connect_node)));
+}
+
+static void on_upgrade_late(timerq_node_t *n, void *arg)
+{
+    (void)arg;
+    session_t *s = session_of(n, offsetof(session_t, upgrade_node));
+    if (s->probe)
+        conn_ws_close(s->probe, 0); /* polling resumes once it is gone */
 }
 
 static void on_auth_due(timerq_node_t *n, void *arg)
@@ -1224,7 +1241,8 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         timerq_new(&ss->pingq, loop, (uint64_t)cfg->ping_interval_ms, on_ping_due, ss) ||
         timerq_new(&ss->pongq, loop, (uint64_t)cfg->ping_timeout_ms, on_pong_late, ss) ||
         timerq_new(&ss->connectq, loop, (uint64_t)cfg->connect_timeout_ms, on_connect_late, ss) ||
-        timerq_new(&ss->authq, loop, AUTH_EMIT_DELAY_MS, on_auth_due, ss)) {
+        timerq_new(&ss->authq, loop, AUTH_EMIT_DELAY_MS, on_auth_due, ss) ||
+        timerq_new(&ss->upgradeq, loop, UPGRADE_TIMEOUT_MS, on_upgrade_late, ss)) {
         sessions_free(ss);
         return -ENOMEM;
     }
@@ -1339,6 +1357,8 @@ void sessions_free(sessions_t *ss)
         timerq_close(ss->connectq);
     if (ss->authq)
         timerq_close(ss->authq);
+    if (ss->upgradeq)
+        timerq_close(ss->upgradeq);
     handoff_free(ss->handoff);
     ss->handoff = NULL;
     /* connections still open close asynchronously and their on_close needs ss */
