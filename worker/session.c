@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/strmap.h"
+#include "worker/debug_page.h"
 #include "worker/eio_payload.h"
 #include "worker/handoff.h"
 #include "worker/health.h"
@@ -86,6 +87,7 @@ struct sessions {
     uint64_t epoch;
     bool closing;
     bool conformance;    /* STREAMIO_CONFORMANCE=1: the official suites' test handlers */
+    bool debug_page;     /* STREAMIO_DEBUG_PAGE=1: /debug serves a page to watch a room */
     unsigned transports; /* TR_* bits allowed */
     char *cors;          /* SOCKETIO_CORS_ORIGINS: "*" or a comma-separated list; NULL: none */
     nsp_name_t nsp[NSP_MAX];
@@ -1036,6 +1038,12 @@ static void on_request(conn_t *c, const http_req_t *req, void *ud)
         on_engine_request(ss, c, req, true);
         return;
     }
+    if (ss->debug_page && strcmp(path, "/debug") == 0) {
+        size_t n;
+        const char *html = debug_page_html(&n);
+        conn_http_respond(c, 200, "text/html; charset=utf-8", NULL, html, n);
+        return;
+    }
     if (strcmp(path, "/health") == 0) {
         buf_reset(&ss->out);
         if (health_render(&ss->out, ss->region, ss->slot) == 0) {
@@ -1153,6 +1161,8 @@ static int parse_options(sessions_t *ss)
 {
     const char *v = getenv("STREAMIO_CONFORMANCE");
     ss->conformance = v && strcmp(v, "1") == 0;
+    v = getenv("STREAMIO_DEBUG_PAGE");
+    ss->debug_page = v && strcmp(v, "1") == 0;
     ss->nsp[0] = (nsp_name_t){"/", 1};
     ss->nnsp = 1;
     v = getenv("SOCKETIO_NAMESPACES");

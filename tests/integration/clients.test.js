@@ -49,7 +49,7 @@ describe('real clients (CLUSTER_WORKERS=2)', { timeout: 180000 }, () => {
     await new Promise((resolve) => page.listen(0, h.HOST, resolve));
     pageUrl = `http://${h.HOST}:${page.address().port}`;
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', DISCOVERY_INTERVAL: '300',
-      SOCKETIO_CORS_ORIGINS: pageUrl }, { redis });
+      SOCKETIO_CORS_ORIGINS: pageUrl, STREAMIO_DEBUG_PAGE: '1' }, { redis });
   });
 
   after(async () => {
@@ -128,6 +128,25 @@ s.on('room:message', (m) => {
         assert.deepStrictEqual(ev.message.message.data, { hello: 'world' });
       } finally {
         await h.stop(chrome);
+        fs.rmSync(profile, { recursive: true, force: true });
+      }
+    }));
+
+  it('the /debug page (STREAMIO_DEBUG_PAGE=1) joins the room named in its URL, in Chromium',
+    { skip: CHROMIUM ? false : 'chromium not installed' }, logs(async () => {
+      const room = h.uniq('clients.debug');
+      const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-chromium-'));
+      const chrome = h.spawnTracked(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu',
+        '--no-first-run', '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', `--user-data-dir=${profile}`, '--virtual-time-budget=3000', '--dump-dom',
+        `${srv.url}/debug#${encodeURIComponent(room)}`], { name: 'chromium-dump' });
+      try {
+        const exit = await h.waitExit(chrome, 30000);
+        assert.ok(exit, 'chromium --dump-dom exited');
+        assert.match(chrome.stdout(), /<span id="state">connected<\/span>/);
+        assert.ok(chrome.stdout().includes(`ack 1[{"ok":true,"roomId":"${room}"}]`), chrome.describe());
+      } finally {
+        if (chrome.running) await h.stop(chrome);
         fs.rmSync(profile, { recursive: true, force: true });
       }
     }));

@@ -126,6 +126,10 @@ describe('Socket.IO protocol over raw WebSocket and HTTP', { timeout: 90000 }, (
     }));
   }
 
+  it('does not serve /debug unless STREAMIO_DEBUG_PAGE=1', logs(async () => {
+    assert.equal((await get(srv, '/debug')).status, 404);
+  }));
+
   it('closes a session that never connects a namespace after connectTimeout', logs(async () => {
     const c = rawWs(srv);
     await c.next(0);
