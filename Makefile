@@ -14,7 +14,7 @@ CC ?= cc
 CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT)
-LIBS := -luv -lhiredis -lwslay -lhttp_parser -lcrypto -lpthread -lm
+LIBS := -luv -lhiredis -lwslay -lhttp_parser -lcrypto -lz -lpthread -lm
 
 SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
 LIBSRC := $(filter-out master/main.c,$(SRC))

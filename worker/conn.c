@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <wslay/wslay.h>
 
@@ -69,6 +70,7 @@ struct conn {
     uint8_t handles; /* open libuv handles: tcp, timer */
     bool announced;  /* accepted: on_close is owed */
     bool awaiting;   /* on_request running, not answered yet */
+    bool deferred;   /* awaiting beyond on_request (conn_http_defer) */
     bool dirty;
     bool writing;
     bool shutting;
@@ -160,6 +162,8 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
         ctx->lim.max_outq_bytes = CONN_DEFAULT_MAX_OUTQ_BYTES;
     if (!ctx->lim.close_timeout_ms)
         ctx->lim.close_timeout_ms = CONN_DEFAULT_CLOSE_TIMEOUT_MS;
+    if (!ctx->lim.max_body)
+        ctx->lim.max_body = CONN_DEFAULT_MAX_BODY;
     buf_init(&ctx->head);
     int rc = uv_check_init(loop, &ctx->check);
     if (rc) {
@@ -558,7 +562,7 @@ static int queue_response(conn_t *c, int status, const char *ctype, const char *
 static void http_fail(conn_t *c, int err)
 {
     c->ctx->stats.http_errors++;
-    int status = err == -E2BIG ? 431 : 400;
+    int status = err == -E2BIG ? 431 : err == -EMSGSIZE ? 413 : 400;
     if (err == -ENOMEM || queue_response(c, status, NULL, NULL, NULL, 0, false, false) != 0) {
         conn_close(c);
         return;
@@ -569,8 +573,9 @@ static void http_fail(conn_t *c, int err)
 static void dispatch(conn_t *c)
 {
     c->awaiting = true;
+    c->deferred = false;
     c->ctx->h.on_request(c, c->req, c->ud);
-    if (c->awaiting) {
+    if (c->awaiting && !c->deferred) {
         c->awaiting = false;
         conn_close(c); /* the handler broke its contract: nothing sensible to answer */
     }
@@ -578,7 +583,8 @@ static void dispatch(conn_t *c)
 
 static void http_input(conn_t *c, const char *p, size_t n)
 {
-    while (n > 0 && c->st == ST_HTTP) {
+    /* a held request keeps its parsed head: nothing more is parsed until it is answered */
+    while (n > 0 && c->st == ST_HTTP && !c->awaiting) {
         size_t used = 0;
         int rc = http_req_feed(c->req, p, n, &used);
         if (rc < 0) {
@@ -587,7 +593,7 @@ static void http_input(conn_t *c, const char *p, size_t n)
         }
         p += used;
         n -= used;
-        if (!(rc & HTTP_REQ_HEAD))
+        if (!(rc & HTTP_REQ_DONE) && !((rc & HTTP_REQ_HEAD) && http_req_is_upgrade(c->req)))
             continue;
         dispatch(c);
         if (c->ws) {
@@ -619,9 +625,28 @@ int conn_http_respond(conn_t *c, int status, const char *content_type, const cha
         return rc;
     }
     c->awaiting = false;
+    c->deferred = false;
     if (!keep)
         begin_drain(c);
     return 0;
+}
+
+int conn_http_defer(conn_t *c)
+{
+    if (!c->awaiting || c->st != ST_HTTP)
+        return -EINVAL;
+    c->deferred = true;
+    return 0;
+}
+
+bool conn_http_pending(const conn_t *c)
+{
+    return c->awaiting && c->st == ST_HTTP;
+}
+
+const http_req_t *conn_request(const conn_t *c)
+{
+    return conn_http_pending(c) ? c->req : NULL;
 }
 
 /* ==== WebSocket ==== */
@@ -907,7 +932,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out)
+/* Allocates a connection and its TCP handle; the handle still has no socket. */
+static int conn_alloc(conn_ctx_t *ctx, conn_t **out)
 {
     conn_t *c = calloc(1, sizeof(*c));
     if (!c)
@@ -920,6 +946,7 @@ int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out)
         free(c);
         return rc;
     }
+    http_req_set_max_body(c->req, ctx->lim.max_body);
     rc = uv_tcp_init(ctx->loop, &c->tcp);
     if (rc) {
         http_req_free(c->req);
@@ -935,19 +962,63 @@ int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out)
         ctx->conns->prev = c;
     ctx->conns = c;
     ctx->stats.live++;
-    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (!rc)
-        rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    *out = c;
+    return 0;
+}
+
+static int conn_start(conn_t *c, conn_t **out)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc) {
         conn_close(c); /* not announced: released without on_close */
         return rc;
     }
     (void)uv_tcp_nodelay(&c->tcp, 1); /* latency only: frames are already batched per turn */
     c->announced = true;
-    ctx->stats.accepted++;
+    c->ctx->stats.accepted++;
     if (out)
         *out = c;
     return 0;
+}
+
+int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out)
+{
+    conn_t *c;
+    int rc = conn_alloc(ctx, &c);
+    if (rc)
+        return rc;
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc) {
+        conn_close(c);
+        return rc;
+    }
+    return conn_start(c, out);
+}
+
+int conn_adopt(conn_ctx_t *ctx, int fd, const char *pre, size_t len, conn_t **out)
+{
+    conn_t *c;
+    int rc = conn_alloc(ctx, &c);
+    if (rc)
+        return rc;
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc) {
+        close(fd);
+        conn_close(c);
+        return rc;
+    }
+    rc = conn_start(c, out);
+    if (rc == 0 && len)
+        http_input(c, pre, len);
+    return rc;
+}
+
+int conn_fileno(const conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (c->st == ST_CLOSED || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return -EBADF;
+    return fd;
 }
 
 void conn_set_data(conn_t *c, void *ud)

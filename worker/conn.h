@@ -32,20 +32,23 @@ typedef struct conn_limits {
     size_t max_ws_message;     /* one received message; over it: Close 1009 */
     size_t max_outq_bytes;     /* queued output; over it: close (slow consumer) */
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's Close / FIN */
+    size_t max_body;           /* request body kept for on_request; over it: 413 and close */
 } conn_limits_t;
 
 #define CONN_DEFAULT_MAX_HEADER_BYTES 8192
 #define CONN_DEFAULT_MAX_WS_MESSAGE 1000000 /* Engine.IO maxPayload default */
 #define CONN_DEFAULT_MAX_OUTQ_BYTES (4u << 20)
 #define CONN_DEFAULT_CLOSE_TIMEOUT_MS 5000
+#define CONN_DEFAULT_MAX_BODY 1000000
 
 /*
  * Callbacks; `ud` is conn_data(c), which starts as conn_handlers_t.ud for every new connection.
  * Pointers passed in are borrowed for the duration of the call.
  */
 typedef struct conn_handlers {
-    /* Head complete. Before returning, the handler must answer with conn_http_respond() or
-     * conn_ws_accept(), or call conn_close(); otherwise the connection is closed. */
+    /* Request complete (body included; a WebSocket upgrade as soon as its head is). Before
+     * returning, the handler must answer with conn_http_respond() or conn_ws_accept(), hold it
+     * with conn_http_defer(), or call conn_close(); otherwise the connection is closed. */
     void (*on_request)(conn_t *c, const http_req_t *req, void *ud);
     /* One complete text message, UTF-8 already validated by wslay. */
     void (*on_ws_text)(conn_t *c, const char *msg, size_t len, void *ud);
@@ -89,6 +92,18 @@ void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out);
  */
 int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out);
 
+/*
+ * Adopts a connected TCP socket handed over by another process (see handoff): takes ownership
+ * of fd (closed on any failure), then processes pre[0..len), the
+ * bytes already read from it, as if just received: on_request may run before this returns, so
+ * the caller must count the connection first. *out (optional) may be closed already on return.
+ * 0, -ENOMEM (fd left open: the caller closes it), or a libuv error (then on_close is never
+ * called).
+ */
+int conn_adopt(conn_ctx_t *ctx, int fd, const char *pre, size_t len, conn_t **out);
+/* The socket's descriptor (borrowed; the connection keeps it), or -EBADF once closing. */
+int conn_fileno(const conn_t *c);
+
 void conn_set_data(conn_t *c, void *ud);
 void *conn_data(const conn_t *c);
 
@@ -104,6 +119,17 @@ void *conn_data(const conn_t *c);
  */
 int conn_http_respond(conn_t *c, int status, const char *content_type, const char *extra_headers,
                       const void *body, size_t len);
+
+/*
+ * Holds the request being handled in on_request: the answer comes later with
+ * conn_http_respond() (a long-polling GET). Input that arrives meanwhile is not parsed (the
+ * client must wait for the answer). 0, or -EINVAL when no request awaits an answer.
+ */
+int conn_http_defer(conn_t *c);
+/* True while a request awaits its answer (inside on_request or held). */
+bool conn_http_pending(const conn_t *c);
+/* The request awaiting its answer (borrowed, valid until answered), or NULL. */
+const http_req_t *conn_request(const conn_t *c);
 
 /*
  * Accepts the WebSocket handshake being handled in on_request: queues the 101 with

@@ -6,6 +6,7 @@
 #include "worker/http_req.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,9 @@ struct http_req {
     size_t max_head;
     size_t max_arena; /* bounds the copies made when a header repeats */
     size_t head_len;
+    size_t max_body;
     buf_t arena;
+    buf_t body;
     str_ref_t url, path, query;
     str_ref_t hdr[HTTP_REQ_HDR_COUNT];
     char field[FIELD_MAX];
@@ -214,11 +217,26 @@ static int on_headers_complete(http_parser *hp)
         rc = copy_url_part(r, &u, UF_QUERY, &r->query);
     if (rc)
         return cb_fail(r, rc);
+    if (r->max_body && !(hp->flags & F_CHUNKED) && hp->content_length != ULLONG_MAX &&
+        hp->content_length > r->max_body)
+        return cb_fail(r, -EMSGSIZE);
     r->keep_alive = http_should_keep_alive(hp) != 0;
     r->upgrade = hp->upgrade != 0;
     r->head_done = true;
     r->head_pause = true;
     http_parser_pause(hp, 1);
+    return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t len)
+{
+    http_req_t *r = req_of(hp);
+    if (!r->max_body)
+        return 0;
+    if (len > r->max_body - r->body.len)
+        return cb_fail(r, -EMSGSIZE);
+    if (buf_append(&r->body, at, len) != 0)
+        return cb_fail(r, -ENOMEM);
     return 0;
 }
 
@@ -235,6 +253,7 @@ static const http_parser_settings settings = {
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
 
@@ -244,6 +263,7 @@ static void reset(http_req_t *r)
     r->hp.data = r;
     r->head_len = 0;
     buf_reset(&r->arena);
+    buf_reset(&r->body);
     memset(&r->url, 0, sizeof(r->url));
     memset(&r->path, 0, sizeof(r->path));
     memset(&r->query, 0, sizeof(r->query));
@@ -263,6 +283,7 @@ int http_req_new(http_req_t **out, size_t max_head)
     r->max_head = max_head ? max_head : HTTP_REQ_DEFAULT_MAX_HEAD;
     r->max_arena = 2 * r->max_head + 64;
     buf_init(&r->arena);
+    buf_init(&r->body);
     reset(r);
     *out = r;
     return 0;
@@ -273,7 +294,19 @@ void http_req_free(http_req_t *r)
     if (!r)
         return;
     buf_free(&r->arena);
+    buf_free(&r->body);
     free(r);
+}
+
+void http_req_set_max_body(http_req_t *r, size_t max)
+{
+    r->max_body = max;
+}
+
+const char *http_req_body(const http_req_t *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.data ? r->body.data : "";
 }
 
 static int fail(http_req_t *r, int err)

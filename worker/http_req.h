@@ -3,9 +3,8 @@
  * the parser state and a copy of what the worker needs from the head: method, path, raw query
  * string, a fixed set of headers, keep-alive and upgrade. Bytes may arrive in any split; feeding
  * stops right after the head and right after the end of the message, so the caller knows where
- * the body (or, after an upgrade, the WebSocket stream) starts. Body bytes are parsed for framing
- * (Content-Length, chunked) and dropped: a body sink would be one more argument to http_req_new,
- * called from the same feed, with its own size limit.
+ * the body (or, after an upgrade, the WebSocket stream) starts. Body bytes (Content-Length or
+ * chunked) are kept up to a limit set with http_req_set_max_body (0, the default: dropped).
  * It never does I/O, never writes a response and never keeps a pointer to the caller's bytes.
  */
 #ifndef STREAMIO_WORKER_HTTP_REQ_H
@@ -45,6 +44,13 @@ typedef enum http_req_hdr {
 int http_req_new(http_req_t **out, size_t max_head);
 /* NULL is a no-op. */
 void http_req_free(http_req_t *r);
+/*
+ * Keeps the body of the following requests, up to max bytes: a longer body (or a Content-Length
+ * above it) makes http_req_feed fail with -EMSGSIZE (answer 413). 0 drops bodies unchecked.
+ */
+void http_req_set_max_body(http_req_t *r, size_t max);
+/* The body kept so far (complete once HTTP_REQ_DONE was returned); "" with *len 0 if none. */
+const char *http_req_body(const http_req_t *r, size_t *len);
 
 /*
  * Parses up to len bytes of p (borrowed) and stores how many were used in *consumed. Stops
@@ -53,7 +59,8 @@ void http_req_free(http_req_t *r);
  * Returns 0 (all bytes used, more needed) or a mask of HTTP_REQ_HEAD and HTTP_REQ_DONE (a GET
  * without a body gives both at once). After HTTP_REQ_DONE the next call starts a new request
  * and invalidates the accessors' strings. Errors, sticky until http_req_free:
- * -E2BIG head over the limit (answer 431), -EPROTO malformed request (answer 400), -ENOMEM.
+ * -E2BIG head over the limit (answer 431), -EPROTO malformed request (answer 400), -EMSGSIZE
+ * body over the limit (answer 413), -ENOMEM.
  */
 int http_req_feed(http_req_t *r, const void *p, size_t len, size_t *consumed);
 

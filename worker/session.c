@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/ids.h"
@@ -11,31 +12,62 @@
 #include "common/log.h"
 #include "common/strmap.h"
 #include "worker/adapter.h"
+#include "worker/debug_page.h"
+#include "worker/eio_payload.h"
+#include "worker/handoff.h"
 #include "worker/health.h"
+#include "worker/http_gzip.h"
 #include "worker/sio_packet.h"
 #include "worker/timerq.h"
+#include "worker/ws_frame.h"
 
 #define ROOM_ID_MAX_UNITS 512 /* the Node server's limit, in UTF-16 code units */
 #define SID_LEN 20
+#define NSP_MAX 32            /* namespaces served, "/" included (one bit each per session) */
+#define AUTH_EMIT_DELAY_MS 20 /* conformance mode: the `auth` emit goes in a later write (§7.4) */
+#define UPGRADE_TIMEOUT_MS 10000 /* Node's upgradeTimeout */
+#define POLLQ_MAX (4u << 20)     /* packets waiting for a GET; past it more are dropped */
 
 /* conn data is either the sessions (plain HTTP) or a session (WebSocket): the tag tells */
 enum owner_kind { OWNER_SESSIONS = 1, OWNER_SESSION = 2 };
 
+enum { TR_POLLING = 1, TR_WEBSOCKET = 2 };
+
 typedef struct session {
     enum owner_kind kind;
     struct sessions *ss;
-    conn_t *conn;
+    conn_t *conn;  /* the WebSocket transport (WebSocket-only or upgraded); NULL while polling */
+    conn_t *probe; /* a WebSocket upgrading this polling session */
+    conn_t *get;   /* the held polling GET */
     struct session *prev, *next;
     rooms_sock_t rooms;
     timerq_node_t ping_node;    /* next ping due */
     timerq_node_t pong_node;    /* waiting for the pong */
     timerq_node_t connect_node; /* waiting for the namespace CONNECT */
+    timerq_node_t auth_node;    /* conformance mode: `auth` emits due */
+    timerq_node_t upgrade_node; /* the probing WebSocket must finish the upgrade */
     uint64_t mark;              /* last broadcast this socket was queued */
-    unsigned pending_binary;    /* attachments still expected (ignored events) */
-    bool connected;             /* main namespace connected */
+    buf_t pollq;                /* packets waiting for a GET, as a polling payload */
+    buf_t bin_pkt;              /* BINARY_EVENT/BINARY_ACK text waiting for its attachments */
+    buf_t bin_att;              /* attachments received so far, each as u32 length + bytes */
+    unsigned bin_want;          /* attachments still expected */
+    unsigned bin_have;
+    uint32_t nsp_mask;     /* connected namespaces (bit i = ss->nsp[i]); bit 0 is "/" */
+    uint32_t auth_pending; /* conformance mode: namespaces whose `auth` emit is due */
+    char *auth[NSP_MAX];   /* CONNECT payload per connected namespace ("{}" when absent) */
+    unsigned refs;         /* connections whose data is this session */
+    unsigned busy;         /* inside a handler that still uses the session */
+    bool ended;            /* the Engine.IO session is over: no longer in the sid map */
+    bool probed;           /* the probe answered 3probe: polling is paused */
+    bool raw;              /* /engine.io/ echo endpoint (conformance mode) */
     char sid[SID_LEN + 1];
-    char sio_sid[SID_LEN + 1]; /* Socket.IO id of the main namespace (issue 5: adapter host) */
+    char sio_sid[SID_LEN + 1]; /* Socket.IO id on the main namespace: the adapter's socket id */
 } session_t;
+
+typedef struct nsp_name {
+    char name[64];
+    size_t len;
+} nsp_name_t;
 
 struct sessions {
     enum owner_kind kind;
@@ -46,30 +78,149 @@ struct sessions {
     stats_worker_t *stats;
     conn_ctx_t *conns;
     rooms_t *rooms;
-    timerq_t *pingq, *pongq, *connectq;
+    strmap_t *sids;
+    handoff_t *handoff; /* CLUSTER_WORKERS > 1: requests for another worker's sid go there */
+    buf_t fwd;          /* a request rebuilt for its owner */
+    timerq_t *pingq, *pongq, *connectq, *authq, *upgradeq;
     session_t *head;
     size_t nconns;    /* every accepted connection, websocket or not */
-    size_t nsessions; /* WebSocket sessions */
+    size_t nsessions; /* Engine.IO sessions still in memory */
     bool freeing;     /* sessions_free ran; the last on_close releases the memory */
     uint64_t epoch;
     bool closing;
+    bool conformance;    /* STREAMIO_CONFORMANCE=1: the official suites' test handlers */
+    bool debug_page;     /* STREAMIO_DEBUG_PAGE=1: /debug serves a page to watch a room */
+    unsigned transports; /* TR_* bits allowed */
+    char *cors;          /* SOCKETIO_CORS_ORIGINS: "*" or a comma-separated list; NULL: none */
+    nsp_name_t nsp[NSP_MAX];
+    unsigned nnsp;
     void (*closed)(void *arg);
     void *closed_arg;
     buf_t out; /* scratch for per-socket packets */
     buf_t tmp;
     buf_t name;         /* decoded room name of the event being handled */
-    adapter_t *adapter; /* issue 5: told about rooms created/deleted and client acks */
+    buf_t bin;          /* decoded binary record of a polling POST */
+    buf_t hdrs;         /* extra response headers (CORS, Content-Encoding) */
+    buf_t gz;           /* a compressed response body */
+    adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
 };
 
+static void session_end(session_t *s, bool client_close);
 static void host_joined(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_left(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_leave_all(sessions_t *ss, session_t *s);
 
-/* ---- helpers ---- */
+/* ---- output: WebSocket frames, or a polling payload for the next GET ---- */
+
+/* Fills ss->hdrs with the CORS headers for this request (empty when none apply). */
+static void cors_headers(sessions_t *ss, const http_req_t *req)
+{
+    buf_reset(&ss->hdrs);
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    if (!ss->cors || !origin)
+        return;
+    bool ok = strcmp(ss->cors, "*") == 0;
+    size_t olen = strlen(origin);
+    for (const char *p = ss->cors; !ok && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        ok = n == olen && memcmp(p, origin, n) == 0;
+        p = e ? e + 1 : p + n;
+    }
+    if (!ok || strpbrk(origin, "\r\n"))
+        return;
+    buf_printf(&ss->hdrs,
+               "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
+               "Vary: Origin\r\n",
+               origin);
+}
+
+/*
+ * Answers an Engine.IO HTTP request with the CORS headers its Origin earns, gzip-compressed
+ * when it is large enough and the request accepts it (the request is the one held by c).
+ */
+static void http_answer(sessions_t *ss, conn_t *c, int status, const char *ctype, const char *body,
+                        size_t len)
+{
+    const http_req_t *req = conn_request(c);
+    if (!req) {
+        conn_close(c);
+        return;
+    }
+    cors_headers(ss, req);
+    if (len >= HTTP_GZIP_THRESHOLD &&
+        http_gzip_accepted(http_req_header(req, HTTP_REQ_ACCEPT_ENCODING)) &&
+        http_gzip_compress(&ss->gz, body, len) == 0 &&
+        buf_puts(&ss->hdrs, "Content-Encoding: gzip\r\n") == 0) {
+        body = ss->gz.data;
+        len = ss->gz.len;
+    }
+    conn_http_respond(c, status, ctype, ss->hdrs.len ? ss->hdrs.data : NULL, body, len);
+}
+
+static void poll_respond(session_t *s, conn_t *c, const char *body, size_t len)
+{
+    http_answer(s->ss, c, 200, "text/plain; charset=UTF-8", body, len);
+}
+
+static void detach(session_t *s, conn_t *c)
+{
+    conn_set_data(c, s->ss);
+    s->refs--;
+}
+
+static void attach(session_t *s, conn_t *c)
+{
+    conn_set_data(c, s);
+    s->refs++;
+}
+
+/* Answers the held GET with the queued packets, or with `fallback` when none is queued. */
+static void poll_flush(session_t *s, const char *fallback)
+{
+    conn_t *c = s->get;
+    if (!c || (!s->pollq.len && !fallback))
+        return;
+    s->get = NULL;
+    detach(s, c);
+    if (s->pollq.len)
+        poll_respond(s, c, s->pollq.data, s->pollq.len);
+    else
+        poll_respond(s, c, fallback, strlen(fallback));
+    buf_reset(&s->pollq);
+}
+
+static void send_packet(session_t *s, const char *p, size_t len)
+{
+    if (s->conn) {
+        conn_ws_send_text(s->conn, p, len);
+        return;
+    }
+    /* a client that stopped polling stops answering pings too: the heartbeat ends it, and
+     * meanwhile what it would receive is dropped (ending it here could be inside a room walk) */
+    if (s->ended || s->pollq.len > POLLQ_MAX || eio_payload_add_text(&s->pollq, p, len) != 0)
+        return;
+    poll_flush(s, NULL);
+}
+
+static void send_binary(session_t *s, const void *p, size_t len)
+{
+    if (s->conn) {
+        refbuf_t *f = ws_frame_new(WS_FRAME_BINARY, p, len);
+        if (f) {
+            conn_ws_send_frame(s->conn, f);
+            refbuf_unref(f);
+        }
+        return;
+    }
+    if (s->ended || s->pollq.len > POLLQ_MAX || eio_payload_add_binary(&s->pollq, p, len) != 0)
+        return;
+    poll_flush(s, NULL);
+}
 
 static void send_text(session_t *s, const buf_t *b)
 {
-    conn_ws_send_text(s->conn, b->data, b->len);
+    send_packet(s, b->data, b->len);
 }
 
 static void emit_error(session_t *s, const char *message)
@@ -151,7 +302,56 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
                  err);
 }
 
-static int on_event(session_t *s, const sio_packet_t *pk)
+static int nsp_index(const sessions_t *ss, const char *nsp, size_t len)
+{
+    for (unsigned i = 0; i < ss->nnsp; i++) {
+        if (ss->nsp[i].len == len && memcmp(ss->nsp[i].name, nsp, len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/*
+ * Conformance handlers (§7.1): `message` → `message-back` with the same arguments,
+ * `message-with-ack` → the ack with the same arguments. `args` is the JSON text after the event
+ * name (",a,b]" or "]"); attachments (binary packets) are sent back unchanged after the packet.
+ */
+static void conformance_event(session_t *s, const sio_packet_t *pk, const json_span_t *name,
+                              const char *args, size_t args_len, unsigned natt)
+{
+    sessions_t *ss = s->ss;
+    bool back = name->len == 9 && memcmp(name->p, "\"message\"", 9) == 0;
+    bool ack = name->len == 18 && memcmp(name->p, "\"message-with-ack\"", 18) == 0;
+    if (!back && !(ack && pk->has_id))
+        return;
+    buf_reset(&ss->tmp);
+    if (back) {
+        buf_puts(&ss->tmp, "[\"message-back\"");
+        buf_append(&ss->tmp, args, args_len);
+    } else {
+        buf_putc(&ss->tmp, '[');
+        buf_append(&ss->tmp, args[0] == ',' ? args + 1 : args,
+                   args[0] == ',' ? args_len - 1 : args_len);
+    }
+    buf_reset(&ss->out);
+    const uint64_t *id = ack ? &pk->id : NULL;
+    if (natt)
+        sio_packet_encode_binary(&ss->out, back ? SIO_BINARY_EVENT : SIO_BINARY_ACK, natt, pk->nsp,
+                                 pk->nsp_len, id, ss->tmp.data, ss->tmp.len);
+    else
+        sio_packet_encode(&ss->out, back ? SIO_EVENT : SIO_ACK, pk->nsp, pk->nsp_len, id,
+                          ss->tmp.data, ss->tmp.len);
+    send_text(s, &ss->out);
+    size_t off = 0;
+    for (unsigned i = 0; i < natt; i++) {
+        uint32_t n;
+        memcpy(&n, s->bin_att.data + off, sizeof(n));
+        send_binary(s, s->bin_att.data + off + sizeof(n), n);
+        off += sizeof(n) + n;
+    }
+}
+
+static int on_event(session_t *s, const sio_packet_t *pk, unsigned natt)
 {
     json_span_t items[3];
     size_t n = 0;
@@ -162,6 +362,13 @@ static int on_event(session_t *s, const sio_packet_t *pk)
         return rc;
     if (n == 0 || items[0].type != JSON_STRING)
         return 0;
+    if (s->ss->conformance) {
+        const char *args = items[0].p + items[0].len;
+        size_t args_len = (size_t)(pk->data + pk->data_len - args);
+        conformance_event(s, pk, &items[0], args, args_len, natt);
+    }
+    if (pk->nsp_len != 1)
+        return 0; /* rooms live on the main namespace */
     const json_span_t *arg = n > 1 ? &items[1] : NULL;
     if (items[0].len == 11 && memcmp(items[0].p, "\"join-room\"", 11) == 0)
         on_room_event(s, true, arg, pk);
@@ -170,109 +377,334 @@ static int on_event(session_t *s, const sio_packet_t *pk)
     return 0;
 }
 
+static void send_auth(session_t *s, unsigned i)
+{
+    sessions_t *ss = s->ss;
+    buf_reset(&ss->out);
+    sio_packet_encode_event(&ss->out, ss->nsp[i].name, ss->nsp[i].len, "auth", s->auth[i],
+                            strlen(s->auth[i]));
+    send_text(s, &ss->out);
+}
+
 static int on_connect_packet(session_t *s, const sio_packet_t *pk)
 {
     sessions_t *ss = s->ss;
     buf_reset(&ss->out);
-    if (pk->nsp_len != 1) {
+    int i = nsp_index(ss, pk->nsp, pk->nsp_len);
+    if (i < 0) {
         sio_packet_encode(&ss->out, SIO_CONNECT_ERROR, pk->nsp, pk->nsp_len, NULL,
                           "{\"message\":\"Invalid namespace\"}", 31);
         send_text(s, &ss->out);
         return 0;
     }
-    if (s->connected)
+    uint32_t bit = 1u << i;
+    if (s->nsp_mask & bit)
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
     char sio_sid[SID_LEN + 1];
     if (ids_random(sio_sid, SID_LEN))
         return -EIO;
+    s->auth[i] = strndup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
+    if (!s->auth[i])
+        return -ENOMEM;
     char json[64];
     int n = snprintf(json, sizeof(json), "{\"sid\":\"%s\"}", sio_sid);
-    sio_packet_encode(&ss->out, SIO_CONNECT, "/", 1, NULL, json, (size_t)n);
+    sio_packet_encode(&ss->out, SIO_CONNECT, pk->nsp, pk->nsp_len, NULL, json, (size_t)n);
     send_text(s, &ss->out);
-    memcpy(s->sio_sid, sio_sid, sizeof(sio_sid));
-    s->connected = true;
+    s->nsp_mask |= bit;
+    if (i == 0)
+        memcpy(s->sio_sid, sio_sid, sizeof(sio_sid));
     timerq_remove(ss->connectq, &s->connect_node);
+    if (ss->conformance) {
+        s->auth_pending |= bit;
+        if (!timerq_armed(&s->auth_node))
+            timerq_add(ss->authq, &s->auth_node);
+    }
     return 0;
 }
 
-/* A Socket.IO packet; a negative return closes the connection (Node's behaviour). */
-static int on_sio(session_t *s, const char *p, size_t len)
+static void nsp_disconnect(session_t *s, unsigned i)
 {
-    sio_packet_t pk;
-    if (s->pending_binary || sio_packet_decode(p, len, &pk))
-        return -EPROTO;
-    if (pk.type == SIO_CONNECT)
-        return on_connect_packet(s, &pk);
-    if (pk.nsp_len != 1 || !s->connected)
-        return -EPROTO; /* packet for a namespace this client is not connected to */
-    switch (pk.type) {
-    case SIO_DISCONNECT:
-        s->connected = false;
+    s->nsp_mask &= ~(1u << i);
+    s->auth_pending &= ~(1u << i);
+    free(s->auth[i]);
+    s->auth[i] = NULL;
+    if (i == 0) {
         host_leave_all(s->ss, s);
         STATS_SET(s->ss->stats->rooms, rooms_count(s->ss->rooms));
+    }
+}
+
+/* A complete Socket.IO packet (attachments collected); negative: close (Node's behaviour). */
+static int sio_dispatch(session_t *s, const sio_packet_t *pk, unsigned natt)
+{
+    if (pk->type == SIO_CONNECT)
+        return on_connect_packet(s, pk);
+    int i = nsp_index(s->ss, pk->nsp, pk->nsp_len);
+    if (i < 0 || !(s->nsp_mask & (1u << i)))
+        return -EPROTO; /* packet for a namespace this client is not connected to */
+    switch (pk->type) {
+    case SIO_DISCONNECT:
+        nsp_disconnect(s, (unsigned)i);
         return 0;
     case SIO_EVENT:
-        return on_event(s, &pk);
-    case SIO_ACK:
-        /* only cluster broadcasts ask for acks; other ids are ignored */
-        adapter_client_ack(s->ss->adapter, pk.id, pk.data, pk.data_len);
-        return 0;
     case SIO_BINARY_EVENT:
-    case SIO_BINARY_ACK:
-        s->pending_binary = pk.attachments; /* no binary events are handled: drop them */
+        return on_event(s, pk, natt);
+    case SIO_ACK:
+        /* only cluster broadcasts with acks (main namespace) ask clients for acks */
+        if (i == 0)
+            adapter_client_ack(s->ss->adapter, pk->id, pk->data, pk->data_len);
         return 0;
+    case SIO_BINARY_ACK:
+        return 0; /* the server asks no binary acks: unknown ids are ignored */
     default:
         return -EPROTO; /* CONNECT_ERROR from a client */
     }
 }
 
-/* ---- connection callbacks ---- */
-
-static void on_ws_text(conn_t *c, const char *msg, size_t len, void *ud)
+/* Every placeholder {"_placeholder":true,"num":k} must have k < n (Node's reconstruction). */
+static bool placeholders_ok(const char *p, size_t len, unsigned n)
 {
-    session_t *s = *(enum owner_kind *)ud == OWNER_SESSION ? ud : NULL;
-    if (!s || len == 0) {
-        conn_close(c);
-        return;
+    static const char key[] = "\"num\":";
+    const char *end = p + len;
+    const char *q = p;
+    while ((q = memmem(q, (size_t)(end - q), key, sizeof(key) - 1)) != NULL) {
+        q += sizeof(key) - 1;
+        unsigned long k = 0;
+        const char *d = q;
+        while (d < end && *d >= '0' && *d <= '9' && k <= n)
+            k = k * 10 + (unsigned long)(*d++ - '0');
+        if (d == q || k >= n)
+            return false;
     }
+    return true;
+}
+
+static int on_sio(session_t *s, const char *p, size_t len)
+{
+    sio_packet_t pk;
+    if (s->bin_want || sio_packet_decode(p, len, &pk))
+        return -EPROTO;
+    if (pk.type != SIO_BINARY_EVENT && pk.type != SIO_BINARY_ACK)
+        return sio_dispatch(s, &pk, 0);
+    if (!placeholders_ok(pk.data, pk.data_len, pk.attachments))
+        return -EPROTO;
+    buf_reset(&s->bin_pkt);
+    buf_reset(&s->bin_att);
+    if (buf_append(&s->bin_pkt, p, len))
+        return -ENOMEM;
+    s->bin_want = pk.attachments;
+    s->bin_have = 0;
+    return 0;
+}
+
+static int on_sio_binary(session_t *s, const uint8_t *p, size_t len)
+{
+    if (s->bin_want == 0 || len > UINT32_MAX)
+        return -EPROTO;
+    uint32_t n = (uint32_t)len;
+    if (buf_append(&s->bin_att, &n, sizeof(n)) || buf_append(&s->bin_att, p, len))
+        return -ENOMEM;
+    s->bin_have++;
+    if (--s->bin_want)
+        return 0;
+    sio_packet_t pk;
+    if (sio_packet_decode(s->bin_pkt.data, s->bin_pkt.len, &pk))
+        return -EPROTO;
+    int rc = sio_dispatch(s, &pk, s->bin_have);
+    buf_reset(&s->bin_pkt);
+    buf_reset(&s->bin_att);
+    s->bin_have = 0;
+    return rc;
+}
+
+/* ---- Engine.IO packets, whatever the transport ---- */
+
+/* One text packet from the client; negative: the session must close. */
+static int eio_text(session_t *s, const char *msg, size_t len)
+{
     sessions_t *ss = s->ss;
-    int rc = 0;
+    if (len == 0)
+        return -EPROTO;
+    if (timerq_armed(&s->pong_node) && msg[0] != '3')
+        timerq_add(ss->pongq, &s->pong_node); /* Node refreshes the deadline on any packet */
     switch (msg[0]) {
     case '3': /* pong: the next ping is pingInterval from now */
         timerq_remove(ss->pongq, &s->pong_node);
         timerq_add(ss->pingq, &s->ping_node);
-        break;
+        return 0;
     case '4':
-        rc = on_sio(s, msg + 1, len - 1);
-        break;
+        if (s->raw) {
+            send_packet(s, msg, len);
+            return 0;
+        }
+        return on_sio(s, msg + 1, len - 1);
     case '1':
-        conn_ws_close(c, 1000);
-        return;
+        session_end(s, true);
+        return 0;
+    case '6':
+        return 0;
     default: /* a client ping ('2') is the wrong direction in v4; anything else is garbage */
-        rc = -EPROTO;
-        break;
+        return -EPROTO;
     }
-    if (rc)
-        conn_ws_close(c, 0);
+}
+
+static int eio_binary(session_t *s, const uint8_t *msg, size_t len)
+{
+    if (s->raw) {
+        send_binary(s, msg, len);
+        return 0;
+    }
+    return on_sio_binary(s, msg, len);
+}
+
+/* ---- session lifecycle ---- */
+
+static void maybe_free(session_t *s)
+{
+    if (!s->ended || s->refs || s->busy)
+        return;
+    sessions_t *ss = s->ss;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ss->head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    for (unsigned i = 0; i < NSP_MAX; i++)
+        free(s->auth[i]);
+    buf_free(&s->pollq);
+    buf_free(&s->bin_pkt);
+    buf_free(&s->bin_att);
+    ss->nsessions--;
+    free(s);
+}
+
+/* Ends the Engine.IO session: the sid is forgotten, transports closed, memory freed once no
+ * connection refers to it. client_close: the client sent `1` (a held GET gets a noop). */
+static void session_end(session_t *s, bool client_close)
+{
+    if (s->ended)
+        return;
+    sessions_t *ss = s->ss;
+    s->ended = true;
+    strmap_del(ss->sids, s->sid, strlen(s->sid));
+    host_leave_all(ss, s);
+    timerq_remove(ss->pingq, &s->ping_node);
+    timerq_remove(ss->pongq, &s->pong_node);
+    timerq_remove(ss->connectq, &s->connect_node);
+    timerq_remove(ss->authq, &s->auth_node);
+    timerq_remove(ss->upgradeq, &s->upgrade_node);
+    STATS_SUB(ss->stats->connections, 1);
+    STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
+    buf_reset(&s->pollq);
+    if (s->get)
+        poll_flush(s, client_close ? "6" : "1");
+    if (s->probe)
+        conn_ws_close(s->probe, 0);
+    if (s->conn)
+        conn_ws_close(s->conn, ss->closing ? 1001 : (client_close ? 1000 : 0));
+    maybe_free(s);
+}
+
+static void fail(session_t *s)
+{
+    session_end(s, false);
+}
+
+/* ---- connection callbacks ---- */
+
+static session_t *session_of_ud(void *ud)
+{
+    return *(enum owner_kind *)ud == OWNER_SESSION ? ud : NULL;
+}
+
+static void on_probe_text(session_t *s, conn_t *c, const char *msg, size_t len)
+{
+    if (len == 6 && memcmp(msg, "2probe", 6) == 0 && !s->probed) {
+        conn_ws_send_text(c, "3probe", 6);
+        s->probed = true;
+        poll_flush(s, "6");
+        return;
+    }
+    if (len == 1 && msg[0] == '5' && s->probed) {
+        timerq_remove(s->ss->upgradeq, &s->upgrade_node);
+        s->probe = NULL;
+        s->conn = c;
+        poll_flush(s, "6");
+        /* what waited for a GET now goes over the WebSocket, in order */
+        buf_t q = s->pollq;
+        buf_init(&s->pollq);
+        size_t pos = 0, rlen;
+        const char *rec;
+        while (q.len && eio_payload_next(q.data, q.len, &pos, &rec, &rlen)) {
+            if (rlen && rec[0] == 'b') {
+                if (eio_payload_b64_decode(rec + 1, rlen - 1, &s->ss->bin) == 0)
+                    send_binary(s, s->ss->bin.data, s->ss->bin.len);
+            } else {
+                conn_ws_send_text(c, rec, rlen);
+            }
+        }
+        buf_free(&q);
+        return;
+    }
+    conn_ws_close(c, 0); /* anything else aborts the upgrade */
+}
+
+static void on_ws_text(conn_t *c, const char *msg, size_t len, void *ud)
+{
+    session_t *s = session_of_ud(ud);
+    if (!s) {
+        conn_close(c);
+        return;
+    }
+    if (s->ended)
+        return;
+    if (c == s->probe) {
+        on_probe_text(s, c, msg, len);
+        return;
+    }
+    if (c != s->conn)
+        return;
+    s->busy++;
+    if (eio_text(s, msg, len) < 0)
+        fail(s);
+    s->busy--;
+    maybe_free(s);
 }
 
 static void on_ws_binary(conn_t *c, const uint8_t *msg, size_t len, void *ud)
 {
-    session_t *s = *(enum owner_kind *)ud == OWNER_SESSION ? ud : NULL;
-    (void)msg;
-    (void)len;
-    if (!s || s->pending_binary == 0) {
+    session_t *s = session_of_ud(ud);
+    if (!s || (c != s->conn && c != s->probe)) {
+        if (conn_ws_close(c, 0))
+            conn_close(c);
+        return;
+    }
+    if (s->ended)
+        return;
+    if (c == s->probe) {
         conn_ws_close(c, 0);
         return;
     }
-    s->pending_binary--;
+    s->busy++;
+    if (eio_binary(s, msg, len) < 0)
+        fail(s);
+    s->busy--;
+    maybe_free(s);
 }
 
-static void respond_error(conn_t *c, int code, const char *message)
+static void respond_error(sessions_t *ss, conn_t *c, int code, const char *message)
 {
     char body[96];
     int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, message);
-    conn_http_respond(c, 400, "application/json", NULL, body, (size_t)n);
+    int status = code == 4 ? 403 : 400;
+    http_answer(ss, c, status, "application/json", body, (size_t)n);
+}
+
+/* A WebSocket upgrade refused before the 101 (§1.8). */
+static void refuse_ws(conn_t *c, const char *message)
+{
+    conn_http_respond(c, 400, "text/html", NULL, message, strlen(message));
 }
 
 static bool query_is(const http_req_t *req, const char *key, const char *want, buf_t *tmp)
@@ -281,67 +713,350 @@ static bool query_is(const http_req_t *req, const char *key, const char *want, b
     return http_req_query(req, key, tmp) == 0 && tmp->data && strcmp(tmp->data, want) == 0;
 }
 
-static void open_session(sessions_t *ss, conn_t *c)
+static const char sid_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* The worker slot a sid names, or -1 when it names none. */
+static int sid_slot(const char *sid, size_t len)
+{
+    const char *a = len == SID_LEN && sid[0] ? strchr(sid_digits, sid[0]) : NULL;
+    const char *b = a && sid[1] ? strchr(sid_digits, sid[1]) : NULL;
+    return b ? (int)((a - sid_digits) * 64 + (b - sid_digits)) : -1;
+}
+
+/* Session ids name their worker: 2 characters of slot, then 18 random ones (see handoff). */
+static int new_sid(sessions_t *ss, char sid[SID_LEN + 1])
+{
+    const char *digits = sid_digits;
+    if (ids_random(sid + 2, SID_LEN - 2))
+        return -EIO;
+    sid[0] = digits[(ss->slot >> 6) & 63];
+    sid[1] = digits[ss->slot & 63];
+    sid[SID_LEN] = '\0';
+    return 0;
+}
+
+static session_t *open_session(sessions_t *ss, bool raw)
 {
     session_t *s = calloc(1, sizeof(*s));
-    if (!s || ids_random(s->sid, SID_LEN) || conn_ws_accept(c)) {
+    if (!s || new_sid(ss, s->sid) || strmap_put(ss->sids, s->sid, SID_LEN, s)) {
         free(s);
-        conn_close(c);
-        return;
+        return NULL;
     }
     s->kind = OWNER_SESSION;
     s->ss = ss;
-    s->conn = c;
-    conn_set_data(c, s);
+    s->raw = raw;
+    buf_init(&s->pollq);
+    buf_init(&s->bin_pkt);
+    buf_init(&s->bin_att);
     s->next = ss->head;
     if (ss->head)
         ss->head->prev = s;
     ss->head = s;
     ss->nsessions++;
     STATS_ADD(ss->stats->connections, 1);
-    buf_reset(&ss->out);
-    buf_printf(&ss->out,
-               "0{\"sid\":\"%s\",\"upgrades\":[],\"pingInterval\":%d,\"pingTimeout\":%d,"
-               "\"maxPayload\":%d}",
-               s->sid, ss->cfg->ping_interval_ms, ss->cfg->ping_timeout_ms, ss->cfg->max_payload);
-    send_text(s, &ss->out);
     timerq_add(ss->pingq, &s->ping_node);
-    timerq_add(ss->connectq, &s->connect_node);
+    if (!raw)
+        timerq_add(ss->connectq, &s->connect_node);
+    return s;
 }
 
-static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req)
+static void open_packet(sessions_t *ss, const session_t *s, bool upgrades)
 {
-    buf_t *q = &ss->tmp;
-    if (!query_is(req, "EIO", "4", q)) {
-        respond_error(c, 5, "Unsupported protocol version");
+    buf_reset(&ss->out);
+    buf_printf(&ss->out,
+               "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%d,\"pingTimeout\":%d,"
+               "\"maxPayload\":%d}",
+               s->sid, upgrades ? "\"websocket\"" : "", ss->cfg->ping_interval_ms,
+               ss->cfg->ping_timeout_ms, ss->cfg->max_payload);
+}
+
+static void ws_handshake(sessions_t *ss, conn_t *c, bool raw)
+{
+    if (conn_ws_accept(c))
+        return;
+    session_t *s = open_session(ss, raw);
+    if (!s) {
+        conn_close(c);
         return;
     }
-    if (!query_is(req, "transport", "websocket", q)) {
-        respond_error(c, 0, "Transport unknown"); /* long-polling is not served by this build */
+    s->conn = c;
+    attach(s, c);
+    open_packet(ss, s, false);
+    send_text(s, &ss->out);
+}
+
+static void ws_upgrade(conn_t *c, session_t *s)
+{
+    if (conn_ws_accept(c))
+        return;
+    if (s->conn || s->probe) {
+        conn_ws_close(c, 0); /* accepted then closed: the suites expect no HTTP 400 (§7.4) */
+        return;
+    }
+    s->probe = c;
+    attach(s, c);
+    timerq_add(s->ss->upgradeq, &s->upgrade_node);
+}
+
+/* A polling POST: every record of the body in order. */
+static void poll_post(sessions_t *ss, conn_t *c, session_t *s, const http_req_t *req)
+{
+    size_t blen;
+    const char *body = http_req_body(req, &blen);
+    size_t pos = 0, rlen;
+    const char *rec;
+    int rc = blen ? 0 : -EPROTO;
+    s->busy++;
+    while (!rc && !s->ended && eio_payload_next(body, blen, &pos, &rec, &rlen)) {
+        if (rlen && rec[0] == 'b') {
+            rc = eio_payload_b64_decode(rec + 1, rlen - 1, &ss->bin);
+            if (!rc)
+                rc = eio_binary(s, (const uint8_t *)ss->bin.data, ss->bin.len);
+        } else {
+            rc = eio_text(s, rec, rlen);
+        }
+    }
+    if (rc) {
+        fail(s);
+        http_answer(ss, c, 400, "text/html", NULL, 0);
+    } else {
+        http_answer(ss, c, 200, "text/html", "ok", 2);
+    }
+    s->busy--;
+    maybe_free(s);
+}
+
+static void poll_get(sessions_t *ss, conn_t *c, session_t *s)
+{
+    (void)ss;
+    if (s->get) {
+        /* overlapping GETs: the new one fails, the held one gets `1`, the session ends */
+        conn_http_respond(c, 400, "text/html", NULL, NULL, 0);
+        fail(s);
+        return;
+    }
+    if (s->pollq.len || s->probed) {
+        s->get = c;
+        attach(s, c);
+        poll_flush(s, "6");
+        return;
+    }
+    if (conn_http_defer(c)) {
+        conn_close(c);
+        return;
+    }
+    s->get = c;
+    attach(s, c);
+}
+
+static const struct {
+    http_req_hdr_t h;
+    const char *name;
+} fwd_headers[] = {
+    {HTTP_REQ_HOST, "Host"},
+    {HTTP_REQ_UPGRADE, "Upgrade"},
+    {HTTP_REQ_CONNECTION, "Connection"},
+    {HTTP_REQ_WS_KEY, "Sec-WebSocket-Key"},
+    {HTTP_REQ_WS_VERSION, "Sec-WebSocket-Version"},
+    {HTTP_REQ_ORIGIN, "Origin"},
+    {HTTP_REQ_ACCEPT_ENCODING, "Accept-Encoding"},
+};
+
+/*
+ * Hands the connection to the worker that owns the sid: the request is rebuilt from what was
+ * parsed (method, target, kept headers, body) and sent with the socket. 0: the connection is
+ * gone from this worker; otherwise it is still ours to answer.
+ */
+static int forward(sessions_t *ss, conn_t *c, const http_req_t *req, uint32_t slot)
+{
+    buf_t *b = &ss->fwd;
+    size_t blen;
+    const char *body = http_req_body(req, &blen);
+    buf_reset(b);
+    int rc = buf_printf(b, "%s %s?%s HTTP/1.1\r\n", http_req_method(req), http_req_path(req),
+                        http_req_query_string(req));
+    for (size_t i = 0; !rc && i < sizeof(fwd_headers) / sizeof(fwd_headers[0]); i++) {
+        const char *v = http_req_header(req, fwd_headers[i].h);
+        if (v)
+            rc = buf_printf(b, "%s: %s\r\n", fwd_headers[i].name, v);
+    }
+    if (!rc && !http_req_keep_alive(req) && !http_req_header(req, HTTP_REQ_CONNECTION))
+        rc = buf_puts(b, "Connection: close\r\n");
+    if (!rc && (blen || strcmp(http_req_method(req), "POST") == 0))
+        rc = buf_printf(b, "Content-Length: %zu\r\n", blen);
+    if (!rc)
+        rc = buf_puts(b, "\r\n");
+    if (!rc)
+        rc = buf_append(b, body, blen);
+    int fd = rc ? -1 : conn_fileno(c);
+    if (fd < 0)
+        return -EBADF;
+    rc = handoff_send(ss->handoff, slot, fd, b->data, b->len);
+    if (rc) {
+        LOG_WARN("handing a request to worker %u failed: %s", (unsigned)slot, strerror(-rc));
+        return rc;
+    }
+    conn_close(c); /* our copy of the descriptor only: the owner now holds the socket */
+    return 0;
+}
+
+static void on_handoff(int fd, const char *p, size_t len, void *ud)
+{
+    sessions_t *ss = ud;
+    if (ss->closing) {
+        close(fd);
+        return;
+    }
+    ss->nconns++;
+    int rc = conn_adopt(ss->conns, fd, p, len, NULL);
+    if (rc) {
+        ss->nconns--;
+        if (rc == -ENOMEM)
+            close(fd);
+    }
+}
+
+/* The client's pong (or the first CONNECT) is overdue, measured on the current time. */
+static bool heartbeat_expired(session_t *s)
+{
+    sessions_t *ss = s->ss;
+    uv_update_time(ss->loop);
+    uint64_t now = uv_now(ss->loop);
+    uint64_t timeout = (uint64_t)ss->cfg->ping_timeout_ms;
+    return (timerq_armed(&s->pong_node) && now >= s->pong_node.due) ||
+           (timerq_armed(&s->ping_node) && now >= s->ping_node.due + timeout) ||
+           (timerq_armed(&s->connect_node) && now >= s->connect_node.due);
+}
+
+static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, bool raw)
+{
+    buf_t *q = &ss->tmp;
+    const char *method = http_req_method(req);
+    bool ws = http_req_is_upgrade(req);
+    cors_headers(ss, req);
+    if (strcmp(method, "OPTIONS") == 0 && ss->hdrs.len) {
+        buf_puts(&ss->hdrs, "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"
+                            "Access-Control-Allow-Headers: content-type\r\n");
+        conn_http_respond(c, 204, NULL, ss->hdrs.data, NULL, 0);
+        return;
+    }
+    if (!query_is(req, "EIO", "4", q)) {
+        if (ws)
+            refuse_ws(c, "Unsupported protocol version");
+        else
+            respond_error(ss, c, 5, "Unsupported protocol version");
+        return;
+    }
+    unsigned tr = 0;
+    if (query_is(req, "transport", "polling", q))
+        tr = TR_POLLING;
+    else if (query_is(req, "transport", "websocket", q))
+        tr = TR_WEBSOCKET;
+    if (!(tr & ss->transports)) {
+        if (ws)
+            refuse_ws(c, "Transport unknown");
+        else
+            respond_error(ss, c, 0, "Transport unknown");
         return;
     }
     buf_reset(q);
-    if (http_req_query(req, "sid", q) == 0) {
-        respond_error(c, 1, "Session ID unknown"); /* no polling session can exist to upgrade */
+    bool has_sid = http_req_query(req, "sid", q) == 0;
+    int owner = has_sid ? sid_slot(q->data, q->len) : -1;
+    if (owner >= 0 && (uint32_t)owner != ss->slot && owner < ss->cfg->cluster_workers &&
+        ss->handoff && forward(ss, c, req, (uint32_t)owner) == 0)
+        return;
+    session_t *s = has_sid && q->len ? strmap_get(ss->sids, q->data, q->len) : NULL;
+    if (has_sid && !s) {
+        if (ws)
+            refuse_ws(c, "Session ID unknown");
+        else
+            respond_error(ss, c, 1, "Session ID unknown");
         return;
     }
-    if (!http_req_is_websocket(req)) {
-        respond_error(c, 3, "Bad request");
+    if (s && heartbeat_expired(s)) {
+        fail(s); /* its timer is due but has not fired yet in this loop turn */
+        s = NULL;
+    }
+    if (has_sid && !s) {
+        if (ws)
+            refuse_ws(c, "Session ID unknown");
+        else
+            respond_error(ss, c, 1, "Session ID unknown");
+        return;
+    }
+    if (s && s->raw != raw) {
+        respond_error(ss, c, 1, "Session ID unknown");
+        return;
+    }
+    if (tr == TR_WEBSOCKET) {
+        if (!http_req_is_websocket(req)) {
+            respond_error(ss, c, 3, "Bad request");
+            return;
+        }
+        if (s) {
+            ws_upgrade(c, s);
+            return;
+        }
+        if (ss->closing) {
+            refuse_ws(c, "Shutting down");
+            return;
+        }
+        ws_handshake(ss, c, raw);
+        return;
+    }
+    if (s) {
+        if (s->conn) {
+            respond_error(ss, c, 3, "Bad request"); /* upgraded: polling is over */
+            return;
+        }
+        if (strcmp(method, "GET") == 0)
+            poll_get(ss, c, s);
+        else if (strcmp(method, "POST") == 0)
+            poll_post(ss, c, s, req);
+        else
+            conn_http_respond(c, 500, NULL, NULL, NULL, 0);
+        return;
+    }
+    if (strcmp(method, "GET") != 0) {
+        respond_error(ss, c, 2, "Bad handshake method");
         return;
     }
     if (ss->closing) {
         conn_http_respond(c, 503, "text/plain", NULL, "Shutting down", 13);
         return;
     }
-    open_session(ss, c);
+    s = open_session(ss, raw);
+    if (!s) {
+        conn_http_respond(c, 500, "text/plain", NULL, "Internal error", 14);
+        return;
+    }
+    open_packet(ss, s, (ss->transports & TR_WEBSOCKET) != 0);
+    poll_respond(s, c, ss->out.data, ss->out.len);
+}
+
+static bool path_is(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(path, prefix, n) == 0 ||
+           (strlen(path) == n - 1 && !strncmp(path, prefix, n - 1));
 }
 
 static void on_request(conn_t *c, const http_req_t *req, void *ud)
 {
-    sessions_t *ss = ud;
+    sessions_t *ss = *(enum owner_kind *)ud == OWNER_SESSIONS ? ud : ((session_t *)ud)->ss;
     const char *path = http_req_path(req);
-    if (strncmp(path, "/socket.io/", 11) == 0 || strcmp(path, "/socket.io") == 0) {
-        on_engine_request(ss, c, req);
+    if (path_is(path, "/socket.io/")) {
+        on_engine_request(ss, c, req, false);
+        return;
+    }
+    if (ss->conformance && path_is(path, "/engine.io/")) {
+        on_engine_request(ss, c, req, true);
+        return;
+    }
+    if (ss->debug_page && strcmp(path, "/debug") == 0) {
+        size_t n;
+        const char *html = debug_page_html(&n);
+        conn_http_respond(c, 200, "text/html; charset=utf-8", NULL, html, n);
         return;
     }
     if (strcmp(path, "/health") == 0) {
@@ -359,9 +1074,15 @@ static void on_request(conn_t *c, const http_req_t *req, void *ud)
 static void release(sessions_t *ss)
 {
     rooms_free(ss->rooms);
+    strmap_free(ss->sids);
+    free(ss->cors);
     buf_free(&ss->out);
     buf_free(&ss->tmp);
     buf_free(&ss->name);
+    buf_free(&ss->bin);
+    buf_free(&ss->hdrs);
+    buf_free(&ss->gz);
+    buf_free(&ss->fwd);
     free(ss);
 }
 
@@ -376,25 +1097,24 @@ static void maybe_closed(sessions_t *ss)
 
 static void on_close(conn_t *c, void *ud)
 {
-    (void)c;
-    session_t *s = *(enum owner_kind *)ud == OWNER_SESSION ? ud : NULL;
+    session_t *s = session_of_ud(ud);
     sessions_t *ss = s ? s->ss : ud;
     ss->nconns--;
     if (s) {
-        host_leave_all(ss, s);
-        timerq_remove(ss->pingq, &s->ping_node);
-        timerq_remove(ss->pongq, &s->pong_node);
-        timerq_remove(ss->connectq, &s->connect_node);
-        if (s->prev)
-            s->prev->next = s->next;
-        else
-            ss->head = s->next;
-        if (s->next)
-            s->next->prev = s->prev;
-        STATS_SUB(ss->stats->connections, 1);
-        STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
-        ss->nsessions--;
-        free(s);
+        s->refs--;
+        s->busy++;
+        if (c == s->get) {
+            s->get = NULL;
+        } else if (c == s->probe) {
+            s->probe = NULL;
+            s->probed = false;
+            timerq_remove(ss->upgradeq, &s->upgrade_node);
+        } else if (c == s->conn) {
+            s->conn = NULL;
+            session_end(s, false);
+        }
+        s->busy--;
+        maybe_free(s);
     }
     if (ss->freeing) {
         if (ss->nconns == 0)
@@ -415,22 +1135,95 @@ static void on_ping_due(timerq_node_t *n, void *arg)
 {
     sessions_t *ss = arg;
     session_t *s = session_of(n, offsetof(session_t, ping_node));
-    conn_ws_send_text(s->conn, "2", 1);
     timerq_add(ss->pongq, &s->pong_node);
+    send_packet(s, "2", 1);
 }
 
 static void on_pong_late(timerq_node_t *n, void *arg)
 {
     (void)arg;
-    session_t *s = session_of(n, offsetof(session_t, pong_node));
-    conn_ws_close(s->conn, 0);
+    fail(session_of(n, offsetof(session_t, pong_node)));
 }
 
 static void on_connect_late(timerq_node_t *n, void *arg)
 {
     (void)arg;
-    session_t *s = session_of(n, offsetof(session_t, connect_node));
-    conn_ws_close(s->conn, 0);
+    fail(session_of(n, offsetof(session_t, connect_node)));
+}
+
+static void on_upgrade_late(timerq_node_t *n, void *arg)
+{
+    (void)arg;
+    session_t *s = session_of(n, offsetof(session_t, upgrade_node));
+    if (s->probe)
+        conn_ws_close(s->probe, 0); /* polling resumes once it is gone */
+}
+
+static void on_auth_due(timerq_node_t *n, void *arg)
+{
+    (void)arg;
+    session_t *s = session_of(n, offsetof(session_t, auth_node));
+    for (unsigned i = 0; i < NSP_MAX; i++) {
+        if (s->auth_pending & (1u << i))
+            send_auth(s, i);
+    }
+    s->auth_pending = 0;
+}
+
+/* ---- options from the environment ---- */
+
+static int parse_options(sessions_t *ss)
+{
+    const char *v = getenv("STREAMIO_CONFORMANCE");
+    ss->conformance = v && strcmp(v, "1") == 0;
+    v = getenv("STREAMIO_DEBUG_PAGE");
+    ss->debug_page = v && strcmp(v, "1") == 0;
+    ss->nsp[0] = (nsp_name_t){"/", 1};
+    ss->nnsp = 1;
+    v = getenv("SOCKETIO_NAMESPACES");
+    if (ss->conformance && !v)
+        v = "/,/custom";
+    for (const char *p = v; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || p[0] != '/' || n >= sizeof(ss->nsp[0].name)) {
+            LOG_ERROR("SOCKETIO_NAMESPACES=%s: each namespace starts with '/', at most 63 bytes",
+                      v);
+            return -EINVAL;
+        }
+        if (nsp_index(ss, p, n) < 0) {
+            if (ss->nnsp == NSP_MAX) {
+                LOG_ERROR("SOCKETIO_NAMESPACES=%s: at most %d namespaces", v, NSP_MAX);
+                return -EINVAL;
+            }
+            memcpy(ss->nsp[ss->nnsp].name, p, n);
+            ss->nsp[ss->nnsp].name[n] = '\0';
+            ss->nsp[ss->nnsp++].len = n;
+        }
+        p = e ? e + 1 : p + n;
+    }
+    ss->transports = TR_POLLING | TR_WEBSOCKET;
+    v = getenv("SOCKETIO_TRANSPORTS");
+    if (v && *v) {
+        ss->transports = 0;
+        for (const char *p = v; *p;) {
+            const char *e = strchr(p, ',');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            if (n == 7 && !memcmp(p, "polling", 7))
+                ss->transports |= TR_POLLING;
+            else if (n == 9 && !memcmp(p, "websocket", 9))
+                ss->transports |= TR_WEBSOCKET;
+            else {
+                LOG_ERROR("SOCKETIO_TRANSPORTS=%s: allowed: polling,websocket", v);
+                return -EINVAL;
+            }
+            p = e ? e + 1 : p + n;
+        }
+    }
+    v = getenv("SOCKETIO_CORS_ORIGINS");
+    if (v && *v && !(ss->cors = strdup(v)))
+        return -ENOMEM;
+    return 0;
 }
 
 /* ---- public ---- */
@@ -450,20 +1243,38 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
     buf_init(&ss->out);
     buf_init(&ss->tmp);
     buf_init(&ss->name);
+    buf_init(&ss->bin);
+    buf_init(&ss->hdrs);
+    buf_init(&ss->gz);
+    buf_init(&ss->fwd);
+    int rc = parse_options(ss);
+    if (rc) {
+        release(ss);
+        return rc;
+    }
     conn_limits_t lim = {
         .max_header_bytes = 8192,
         .max_ws_message = (size_t)cfg->max_payload,
         .max_outq_bytes = 4u << 20,
         .close_timeout_ms = 1000,
+        .max_body = (size_t)cfg->max_payload,
     };
     conn_handlers_t h = {on_request, on_ws_text, on_ws_binary, on_close, ss};
     ss->rooms = rooms_new();
-    if (!ss->rooms || conn_ctx_new(&ss->conns, loop, &lim, &h) ||
+    ss->sids = strmap_new();
+    if (!ss->rooms || !ss->sids || conn_ctx_new(&ss->conns, loop, &lim, &h) ||
         timerq_new(&ss->pingq, loop, (uint64_t)cfg->ping_interval_ms, on_ping_due, ss) ||
         timerq_new(&ss->pongq, loop, (uint64_t)cfg->ping_timeout_ms, on_pong_late, ss) ||
-        timerq_new(&ss->connectq, loop, (uint64_t)cfg->connect_timeout_ms, on_connect_late, ss)) {
+        timerq_new(&ss->connectq, loop, (uint64_t)cfg->connect_timeout_ms, on_connect_late, ss) ||
+        timerq_new(&ss->authq, loop, AUTH_EMIT_DELAY_MS, on_auth_due, ss) ||
+        timerq_new(&ss->upgradeq, loop, UPGRADE_TIMEOUT_MS, on_upgrade_late, ss)) {
         sessions_free(ss);
         return -ENOMEM;
+    }
+    if (cfg->cluster_workers > 1) {
+        rc = handoff_new(&ss->handoff, loop, (unsigned long)getppid(), slot, on_handoff, ss);
+        if (rc)
+            LOG_WARN("polling handoff between workers unavailable: %s", strerror(-rc));
     }
     *out = ss;
     return 0;
@@ -484,14 +1295,40 @@ typedef struct bcast {
     size_t queued;
 } bcast_t;
 
+/* The payload of a pre-framed server frame (unmasked, see ws_frame_header). */
+static const char *frame_payload(refbuf_t *frame, size_t *len)
+{
+    const uint8_t *d = (const uint8_t *)refbuf_data(frame);
+    size_t hl = (d[1] & 0x7f) == 126 ? 4 : (d[1] & 0x7f) == 127 ? 10 : 2;
+    *len = refbuf_len(frame) - hl;
+    return (const char *)d + hl;
+}
+
+/* Queues a shared text frame on whichever transport the session has. True when queued. */
+static bool send_frame(session_t *s, refbuf_t *frame)
+{
+    if (s->conn)
+        return conn_ws_send_frame(s->conn, frame) == 0;
+    size_t len;
+    const char *p = frame_payload(frame, &len);
+    send_packet(s, p, len);
+    return true;
+}
+
+/* On the main namespace and not over: a socket broadcasts reach. */
+static bool main_connected(const session_t *s)
+{
+    return (s->nsp_mask & 1u) && !s->ended;
+}
+
 static void deliver(void *owner, void *arg)
 {
     session_t *s = owner;
     bcast_t *b = arg;
-    if (s->mark == b->ss->epoch || !s->connected)
+    if (s->mark == b->ss->epoch || !main_connected(s))
         return;
     s->mark = b->ss->epoch;
-    if (conn_ws_send_frame(s->conn, b->frame) == 0)
+    if (send_frame(s, b->frame))
         b->queued++;
 }
 
@@ -505,6 +1342,8 @@ size_t sessions_broadcast(sessions_t *ss, const adapter_str_t *rooms, size_t nro
                           const adapter_str_t *except, size_t nexcept, refbuf_t *frame)
 {
     bcast_t b = {ss, frame, 0};
+    if (refbuf_len(frame) < 2)
+        return 0;
     ss->epoch++;
     for (size_t i = 0; i < nexcept; i++) {
         room_t *room = rooms_find(ss->rooms, except[i].p, except[i].len);
@@ -534,8 +1373,10 @@ void sessions_close_all(sessions_t *ss, void (*done)(void *arg), void *arg)
     ss->closing = true;
     ss->closed = done;
     ss->closed_arg = arg;
-    for (session_t *s = ss->head; s; s = s->next)
-        conn_ws_close(s->conn, 1001);
+    for (session_t *s = ss->head, *next; s; s = next) {
+        next = s->next;
+        session_end(s, false);
+    }
     maybe_closed(ss);
 }
 
@@ -549,14 +1390,24 @@ void sessions_free(sessions_t *ss)
         timerq_close(ss->pongq);
     if (ss->connectq)
         timerq_close(ss->connectq);
+    if (ss->authq)
+        timerq_close(ss->authq);
+    if (ss->upgradeq)
+        timerq_close(ss->upgradeq);
+    handoff_free(ss->handoff);
+    ss->handoff = NULL;
     /* connections still open close asynchronously and their on_close needs ss */
     ss->freeing = true;
+    for (session_t *s = ss->head, *next; s; s = next) {
+        next = s->next;
+        session_end(s, false);
+    }
     conn_ctx_free(ss->conns);
     if (ss->nconns == 0)
         release(ss);
 }
 
-/* ---- cluster adapter host (issue 5) ---- */
+/* ---- cluster adapter host ---- */
 
 /* Hook: a join made a new local room. */
 static void host_joined(sessions_t *ss, int rc, const char *room, size_t len)
@@ -610,7 +1461,7 @@ static session_t *host_by_id(sessions_t *ss, const char *id, size_t len)
     if (len != SID_LEN)
         return NULL;
     for (session_t *s = ss->head; s; s = s->next)
-        if (s->connected && memcmp(s->sio_sid, id, SID_LEN) == 0)
+        if (main_connected(s) && memcmp(s->sio_sid, id, SID_LEN) == 0)
             return s;
     return NULL;
 }
@@ -626,12 +1477,12 @@ static void host_visit_one(void *owner, void *arg)
 {
     session_t *s = owner;
     host_visit_t *v = arg;
-    if (s->mark == v->ss->epoch || !s->connected)
+    if (s->mark == v->ss->epoch || !main_connected(s))
         return;
     s->mark = v->ss->epoch;
     /* volatile: a transport with a backlog cannot take the packet now (bytes queued during this
      * loop turn are not a backlog: they leave with the next writev) */
-    if (v->t->skip_busy && conn_outq_bytes(s->conn) > 16384)
+    if (v->t->skip_busy && (s->conn ? conn_outq_bytes(s->conn) : s->pollq.len) > 16384)
         return;
     v->fn(s, v->arg);
 }
@@ -672,7 +1523,7 @@ typedef struct host_send {
 static void host_send_one(session_t *s, void *arg)
 {
     host_send_t *b = arg;
-    if (conn_ws_send_frame(s->conn, b->frame) == 0)
+    if (send_frame(s, b->frame))
         b->queued++;
 }
 
@@ -767,16 +1618,14 @@ static void host_leave(void *ctx, void *sock, const char *room, size_t len)
 
 static void host_disconnect(void *ctx, void *sock, bool close)
 {
-    sessions_t *ss = ctx;
+    (void)ctx;
     session_t *s = sock;
-    if (!s->connected)
+    if (!main_connected(s))
         return;
-    conn_ws_send_text(s->conn, "41", 2);
-    s->connected = false;
-    host_leave_all(ss, s);
-    STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
+    send_packet(s, "41", 2);
+    nsp_disconnect(s, 0);
     if (close)
-        conn_ws_close(s->conn, 1000);
+        session_end(s, false);
 }
 
 typedef struct host_rooms_walk {
@@ -800,7 +1649,7 @@ static void host_rooms(void *ctx, void (*fn)(const char *room, size_t len, void 
     if (!w.seen)
         return;
     for (session_t *s = ss->head; s; s = s->next) {
-        if (!s->connected)
+        if (!main_connected(s))
             continue;
         fn(s->sio_sid, SID_LEN, arg);
         rooms_sock_foreach(&s->rooms, host_room_once, &w);

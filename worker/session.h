@@ -1,10 +1,14 @@
 /*
- * session: the Engine.IO v4 / Socket.IO v5 server side of every client of this worker, over
- * WebSocket. It routes HTTP requests (the Engine.IO endpoint, /health, 404), sends the open
- * packet, runs the server-driven heartbeat (one timer queue per duration, not a timer per
- * client), connects the main namespace, and handles the seed's events: `join-room` and
- * `leave-room` with their optional acks, `error` for an invalid room id or MAX_ROOMS_PER_SOCKET.
- * Broadcast frames are shared, never copied per client.
+ * session: the Engine.IO v4 / Socket.IO v5 server side of every client of this worker. It routes
+ * HTTP requests (the Engine.IO endpoint, /health, 404), runs Engine.IO sessions over WebSocket
+ * and over HTTP long-polling (held GETs, batched POSTs, the probe/upgrade to WebSocket), hands
+ * requests for another worker's sid to that worker (handoff), runs the server-driven heartbeat
+ * (one timer queue per duration, not a timer per client), connects the configured namespaces
+ * (SOCKETIO_NAMESPACES), collects binary attachments, and handles the seed's events on `/`:
+ * `join-room` and `leave-room` with their optional acks, `error` for an invalid room id or
+ * MAX_ROOMS_PER_SOCKET. STREAMIO_CONFORMANCE=1 adds the official suites' test handlers.
+ * Broadcast frames are shared, never copied per WebSocket client (polling clients get the
+ * payload appended to their pending response).
  */
 #ifndef STREAMIO_WORKER_SESSION_H
 #define STREAMIO_WORKER_SESSION_H
@@ -23,7 +27,9 @@
 
 typedef struct sessions sessions_t;
 
-/* Borrows everything. The sessions own the conn context they create on `loop`. */
+/* Borrows everything. The sessions own the conn context they create on `loop`. Reads
+ * SOCKETIO_NAMESPACES, SOCKETIO_TRANSPORTS, SOCKETIO_CORS_ORIGINS and STREAMIO_CONFORMANCE:
+ * -EINVAL (logged) for a bad value, -ENOMEM. */
 int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region_t *region,
                  uint32_t slot);
 /* Accepts one pending connection from the listening stream. */
@@ -45,8 +51,8 @@ void sessions_adapter_host(sessions_t *ss, adapter_host_t *out);
 /* Hooks the adapter in: room creations/deletions and client acks are reported to it. NULL (the
  * default) reports nothing. Borrows a; call again with NULL before the adapter is closed. */
 void sessions_set_adapter(sessions_t *ss, adapter_t *a);
-/* Shutdown: closes every client with WebSocket close 1001 (going away) and refuses new ones;
- * done(arg) runs once every connection is gone (or close_timeout later). */
+/* Shutdown: ends every session (WebSocket close 1001, held polling GETs answered `1`) and
+ * refuses new ones; done(arg) runs once every session is gone (or close_timeout later). */
 void sessions_close_all(sessions_t *ss, void (*done)(void *arg), void *arg);
 /* After sessions_close_all's done: frees everything. */
 void sessions_free(sessions_t *ss);

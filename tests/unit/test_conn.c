@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "worker/conn.h"
@@ -63,6 +64,7 @@ struct fixture {
     int nconns;
     int requests;
     int closes;
+    conn_t *held; /* a request answered later (conn_http_defer) */
     bool echo;
     buf_t texts[MAX_TEXTS];
     int ntexts;
@@ -94,6 +96,16 @@ static void on_request(conn_t *c, const http_req_t *req, void *ud)
     } else if (strcmp(path, "/close") == 0) {
         conn_close(c);
         conn_close(c);
+    } else if (strcmp(path, "/defer") == 0) {
+        assert_int_equal(conn_http_defer(c), 0);
+        assert_true(conn_http_pending(c));
+        assert_ptr_equal(conn_request(c), req);
+        f->held = c;
+    } else if (strcmp(path, "/body") == 0) {
+        size_t n;
+        const char *b = http_req_body(req, &n);
+        assert_int_equal(conn_http_respond(c, 200, NULL, NULL, b, n), 0);
+        assert_null(conn_request(c));
     } else if (strcmp(path, "/noanswer") != 0) {
         assert_int_equal(conn_http_respond(c, 404, NULL, NULL, NULL, 0), 0);
     }
@@ -707,7 +719,70 @@ static void test_ctx_free_with_live_conns(void **state)
     RUN_UNTIL(f, f->closes == 2 && a->eof && (b->eof || b->read_err));
 }
 
+static void test_deferred_answer_and_bodies(void **state)
+{
+    fixture_t *f = *state;
+    client_t *cl = cl_connect(f, 0);
+    /* a held request: nothing is answered, bytes sent meanwhile are not parsed */
+    cl_send(cl, "GET /defer HTTP/1.1\r\n\r\n", strlen("GET /defer HTTP/1.1\r\n\r\n"));
+    RUN_UNTIL(f, f->held != NULL);
+    cl_send(cl, "GET /hello HTTP/1.1\r\n\r\n", strlen("GET /hello HTTP/1.1\r\n\r\n"));
+    run_for(f, 30);
+    assert_int_equal(cl->in.len, 0);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(conn_http_respond(f->held, 200, NULL, NULL, "late", 4), 0);
+    static const char late[] =
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nlate";
+    RUN_UNTIL(f, cl->in.len >= sizeof(late) - 1);
+    assert_memory_equal(cl->in.data, late, sizeof(late) - 1);
+    assert_int_equal(conn_http_defer(f->held), -EINVAL); /* nothing awaits an answer now */
+    buf_reset(&cl->in);
+    /* the request is dispatched once its body is complete, and sees the body */
+    cl_send(cl, "POST /body HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+            strlen("POST /body HTTP/1.1\r\nContent-Length: 5\r\n\r\nab"));
+    run_for(f, 20);
+    assert_int_equal(f->requests, 1); /* the GET sent while held was dropped, the POST waits */
+    cl_send(cl, "cde", 3);
+    static const char echo[] =
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nabcde";
+    RUN_UNTIL(f, cl->in.len >= sizeof(echo) - 1);
+    assert_memory_equal(cl->in.data, echo, sizeof(echo) - 1);
+    assert_int_equal(f->requests, 2);
+    /* a body over max_body: 413 and close */
+    buf_reset(&cl->in);
+    cl_send(cl, "POST /body HTTP/1.1\r\nContent-Length: 9\r\n\r\n",
+            strlen("POST /body HTTP/1.1\r\nContent-Length: 9\r\n\r\n"));
+    RUN_UNTIL(f, cl->eof);
+    static const char r413[] = "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+                               "Content-Length: 0\r\n\r\n";
+    assert_int_equal(cl->in.len, sizeof(r413) - 1);
+    assert_memory_equal(cl->in.data, r413, sizeof(r413) - 1);
+}
+
+static void test_adopt_with_bytes_read(void **state)
+{
+    fixture_t *f = *state;
+    /* a socket accepted elsewhere: here the fixture's own, taken back out of its conn */
+    client_t *cl = cl_connect(f, 0);
+    RUN_UNTIL(f, f->nconns == 1);
+    int fd = conn_fileno(f->conns[0]);
+    assert_true(fd >= 0);
+    int dupfd = dup(fd);
+    assert_true(dupfd >= 0);
+    conn_close(f->conns[0]);
+    RUN_UNTIL(f, f->closes == 1);
+    conn_t *c = NULL;
+    static const char head[] = "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(conn_adopt(f->ctx, dupfd, head, sizeof(head) - 1, &c), 0);
+    assert_int_equal(f->requests, 1);
+    RUN_UNTIL(f, cl->in.len > 0 && memmem(cl->in.data, cl->in.len, "\r\n\r\nhi", 6));
+    assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
+    conn_close(c);
+    RUN_UNTIL(f, f->closes == 2 && cl->eof);
+}
+
 static const conn_limits_t lim_default = {0};
+static const conn_limits_t lim_small_body = {.max_body = 8};
 static const conn_limits_t lim_small_msg = {.max_ws_message = 16};
 static const conn_limits_t lim_close = {.close_timeout_ms = 200};
 static const conn_limits_t lim_slow = {.max_outq_bytes = 65536};
@@ -732,6 +807,8 @@ int main(void)
         T(test_close_with_write_in_flight, lim_big_outq),
         T(test_eof_and_contract, lim_default),
         T(test_ctx_free_with_live_conns, lim_default),
+        T(test_deferred_answer_and_bodies, lim_small_body),
+        T(test_adopt_with_bytes_read, lim_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -276,6 +276,54 @@ static void test_pipelined_with_body(void **state)
     http_req_free(r);
 }
 
+static void test_body_kept_and_limited(void **state)
+{
+    (void)state;
+    http_req_t *r;
+    size_t used;
+    size_t blen;
+    assert_int_equal(http_req_new(&r, 0), 0);
+    assert_string_equal(http_req_body(r, &blen), "");
+    assert_int_equal(blen, 0);
+    http_req_set_max_body(r, 8);
+    static const char a[] = "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel";
+    assert_int_equal(http_req_feed(r, a, sizeof(a) - 1, &used), HTTP_REQ_HEAD);
+    assert_int_equal(http_req_feed(r, a + used, sizeof(a) - 1 - used, &used), 0);
+    assert_int_equal(http_req_feed(r, "lo", 2, &used), HTTP_REQ_DONE);
+    const char *b = http_req_body(r, &blen);
+    assert_int_equal(blen, 5);
+    assert_memory_equal(b, "hello", 5);
+    /* chunked: kept without the framing; the next request starts with an empty body */
+    static const char c[] = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    size_t off = 0;
+    assert_int_equal(http_req_feed(r, c, sizeof(c) - 1, &used), HTTP_REQ_HEAD);
+    off = used;
+    assert_int_equal(http_req_body(r, &blen)[0], '\0');
+    assert_int_equal(http_req_feed(r, c + off, sizeof(c) - 1 - off, &used), HTTP_REQ_DONE);
+    b = http_req_body(r, &blen);
+    assert_int_equal(blen, 5);
+    assert_memory_equal(b, "abcde", 5);
+    http_req_free(r);
+
+    /* a declared length over the limit fails at the head */
+    assert_int_equal(http_req_new(&r, 0), 0);
+    http_req_set_max_body(r, 8);
+    static const char big[] = "POST /a HTTP/1.1\r\nContent-Length: 9\r\n\r\n";
+    assert_int_equal(http_req_feed(r, big, sizeof(big) - 1, &used), -EMSGSIZE);
+    assert_int_equal(http_req_feed(r, "x", 1, &used), -EMSGSIZE); /* sticky */
+    http_req_free(r);
+
+    /* chunks adding up past the limit fail in the body */
+    assert_int_equal(http_req_new(&r, 0), 0);
+    http_req_set_max_body(r, 8);
+    static const char ch[] = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n";
+    assert_int_equal(http_req_feed(r, ch, sizeof(ch) - 1, &used), HTTP_REQ_HEAD);
+    assert_int_equal(http_req_feed(r, ch + used, sizeof(ch) - 1 - used, &used), -EMSGSIZE);
+    http_req_free(r);
+}
+
 static void test_header_details(void **state)
 {
     (void)state;
@@ -372,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_malformed_400),
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_pipelined_with_body),
+        cmocka_unit_test(test_body_kept_and_limited),
         cmocka_unit_test(test_header_details),
         cmocka_unit_test(test_not_websocket),
         cmocka_unit_test(test_repeated_header_bounded),

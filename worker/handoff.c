@@ -1,0 +1,149 @@
+/* handoff: see handoff.h. */
+#include "worker/handoff.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct handoff {
+    uv_poll_t poll;
+    int fd;      /* bound, non-blocking: receives */
+    int send_fd; /* unbound, blocking with a send timeout: sends */
+    unsigned long server_id;
+    handoff_cb cb;
+    void *ud;
+    char *rbuf; /* HANDOFF_MAX_BYTES, allocated once */
+};
+
+static socklen_t addr_of(struct sockaddr_un *a, unsigned long server_id, uint32_t slot)
+{
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    /* abstract namespace: a leading NUL, no file, gone with the last process holding it */
+    int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "streamio.%lu.%u", server_id,
+                     (unsigned)slot);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static void on_readable(uv_poll_t *p, int status, int events)
+{
+    handoff_t *h = p->data;
+    if (status < 0 || !(events & UV_READABLE))
+        return;
+    for (int round = 0; round < 64; round++) {
+        char ctl[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {h->rbuf, HANDOFF_MAX_BYTES};
+        struct msghdr m = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
+        ssize_t n = recvmsg(h->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+            return; /* EAGAIN: drained */
+        int fd = -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+                c->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(&fd, CMSG_DATA(c), sizeof(int));
+        }
+        if (fd < 0)
+            continue; /* a datagram without a descriptor: not ours */
+        if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+            close(fd);
+            continue;
+        }
+        h->cb(fd, h->rbuf, (size_t)n, h->ud);
+    }
+}
+
+int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint32_t slot,
+                handoff_cb cb, void *ud)
+{
+    if (!out || !loop || !cb)
+        return -EINVAL;
+    handoff_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->rbuf = malloc(HANDOFF_MAX_BYTES);
+    h->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc = !h->rbuf ? -ENOMEM : h->fd < 0 ? -errno : 0;
+    h->send_fd = rc ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (!rc && h->send_fd < 0)
+        rc = -errno;
+    struct sockaddr_un a;
+    socklen_t alen = addr_of(&a, server_id, slot);
+    if (!rc && bind(h->fd, (struct sockaddr *)&a, alen) != 0)
+        rc = -errno;
+    if (!rc) {
+        int sz = (int)HANDOFF_MAX_BYTES * 4;
+        (void)setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        (void)setsockopt(h->send_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        /* the receiver's queue holds few datagrams (net.unix.max_dgram_qlen, often 10): a
+         * burst waits a little for the owner to drain it rather than failing the request */
+        struct timeval tv = {.tv_sec = 0, .tv_usec = HANDOFF_SEND_WAIT_MS * 1000};
+        (void)setsockopt(h->send_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        rc = uv_poll_init(loop, &h->poll, h->fd);
+    }
+    if (rc) {
+        if (h->fd >= 0)
+            close(h->fd);
+        if (h->send_fd >= 0)
+            close(h->send_fd);
+        free(h->rbuf);
+        free(h);
+        return rc;
+    }
+    h->poll.data = h;
+    h->server_id = server_id;
+    h->cb = cb;
+    h->ud = ud;
+    uv_poll_start(&h->poll, UV_READABLE, on_readable);
+    *out = h;
+    return 0;
+}
+
+int handoff_send(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
+{
+    if (len > HANDOFF_MAX_BYTES)
+        return -E2BIG;
+    struct sockaddr_un a;
+    socklen_t alen = addr_of(&a, h->server_id, slot);
+    char ctl[CMSG_SPACE(sizeof(int))];
+    memset(ctl, 0, sizeof(ctl));
+    struct iovec iov = {(void *)p, len};
+    struct msghdr m = {.msg_name = &a,
+                       .msg_namelen = alen,
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl,
+                       .msg_controllen = sizeof(ctl)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    if (sendmsg(h->send_fd, &m, MSG_NOSIGNAL) < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return 0;
+}
+
+static void on_closed(uv_handle_t *p)
+{
+    handoff_t *h = p->data;
+    close(h->fd);
+    close(h->send_fd);
+    free(h->rbuf);
+    free(h);
+}
+
+void handoff_free(handoff_t *h)
+{
+    if (!h)
+        return;
+    uv_poll_stop(&h->poll);
+    uv_close((uv_handle_t *)&h->poll, on_closed);
+}
