@@ -222,3 +222,27 @@ size_t pools_count(const pools_t *p)
         n += p->pools[i].size > 0;
     return n;
 }
+
+int pools_resize(pools_t *p, uint32_t nslots)
+{
+    if (nslots == 0)
+        return -EINVAL;
+    if (nslots > p->nslots) {
+        uint32_t *load = realloc(p->slot_load, nslots * sizeof(*load));
+        if (!load)
+            return -ENOMEM;
+        memset(load + p->nslots, 0, (nslots - p->nslots) * sizeof(*load));
+        p->slot_load = load;
+        p->nslots = nslots;
+        return 0;
+    }
+    p->nslots = nslots;
+    for (uint32_t i = 0; i < p->npools; i++) {
+        pool_t *pl = &p->pools[i];
+        if (pl->slot < nslots)
+            continue;
+        pl->slot = least_loaded_slot(p);
+        p->slot_load[pl->slot]++;
+    }
+    return 0;
+}
