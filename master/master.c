@@ -18,6 +18,8 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/sd_notify.h"
+#include "master/admin.h"
+#include "master/control.h"
 #include "master/discovery.h"
 #include "master/envfile.h"
 #include "master/listener.h"
@@ -78,6 +80,7 @@ typedef struct master {
     int listen_fd;
     int sig_fd;
     pidfile_t *pidfile;
+    control_t *control; /* streamioctl's socket, when STREAMIO_CONTROL_SOCKET is set */
     shm_region_t *region;
     stats_global_t *gstats;
     slot_t *slots;   /* cap_workers entries */
@@ -220,6 +223,7 @@ static int spawn_proc(master_t *m, uint32_t i, enum stats_role role)
         sigemptyset(&all);
         close(m->sig_fd);
         pidfile_forget(m->pidfile);
+        control_forget(m->control);
         sigprocmask(SIG_SETMASK, &all, NULL);
         shm_region_child_keep(m->region, p);
         log_setup(m->cfg->log_level, "worker", (int)i);
@@ -756,12 +760,22 @@ static void respawn_due(master_t *m)
     }
 }
 
+static int on_control(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
+{
+    master_t *m = arg;
+    admin_ctx_t ctx = {m->cfg, m->region, m->server_id};
+    return admin_run(argc, argv, lens, out, &ctx);
+}
+
 static int loop(master_t *m)
 {
     for (;;) {
-        struct pollfd pfd = {.fd = m->sig_fd, .events = POLLIN};
-        if (poll(&pfd, 1, next_timeout(m)) < 0 && errno != EINTR)
+        struct pollfd pfd[2] = {{.fd = m->sig_fd, .events = POLLIN},
+                                {.fd = control_fd(m->control), .events = POLLIN}};
+        if (poll(pfd, m->control ? 2 : 1, next_timeout(m)) < 0 && errno != EINTR)
             return 1;
+        if (m->control && (pfd[1].revents & POLLIN))
+            control_serve(m->control, on_control, m);
         handle_signals(m);
         if (m->stopping) {
             if (running(m) == 0)
@@ -800,6 +814,9 @@ static int setup(master_t *m, buf_t *err)
         return -1;
     m->listen_fd = listener_open(m->cfg->host, m->cfg->port, err);
     if (m->listen_fd < 0)
+        return -1;
+    const char *ctl = getenv("STREAMIO_CONTROL_SOCKET");
+    if (ctl && *ctl && control_open(&m->control, ctl, err))
         return -1;
     m->nslots = (uint32_t)m->cfg->cluster_workers;
     m->cap_workers = m->nslots > MIN_WORKER_CAPACITY ? m->nslots : MIN_WORKER_CAPACITY;
@@ -865,6 +882,7 @@ static void teardown(master_t *m)
     for (size_t i = 0; i < m->ncfgs; i++)
         free(m->cfgs[i]);
     free(m->cfgs);
+    control_close(m->control);
     pidfile_release(m->pidfile);
 }
 

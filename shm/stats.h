@@ -84,14 +84,14 @@ typedef struct stats_global {
 #define STATS_SUB(field, v) atomic_fetch_sub_explicit(&(field), (uint64_t)(v), memory_order_relaxed)
 #define STATS_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
 
-/* Counts `v` in the first bucket whose bound is >= v (bounds from STATS_*_BOUNDS). */
-#define STATS_OBSERVE(buckets, bounds, v)                                                          \
-    do {                                                                                           \
-        static const uint64_t stats_b_[] = bounds;                                                 \
-        size_t stats_i_ = 0;                                                                       \
-        while ((uint64_t)(v) > stats_b_[stats_i_])                                                 \
-            stats_i_++;                                                                            \
-        STATS_ADD((buckets)[stats_i_], 1);                                                         \
-    } while (0)
+/* Counts `v` in the first bucket whose bound is >= v. `bounds` ends with UINT64_MAX, e.g.
+ * static const uint64_t b[] = STATS_LATENCY_BOUNDS_US; stats_observe(w->xread_us, b, us); */
+static inline void stats_observe(_Atomic uint64_t *buckets, const uint64_t *bounds, uint64_t v)
+{
+    size_t i = 0;
+    while (v > bounds[i])
+        i++;
+    STATS_ADD(buckets[i], 1);
+}
 
 #endif

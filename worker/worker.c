@@ -84,6 +84,8 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
                                  w->packet.len - 2);
         if (rc)
             LOG_WARN("cannot share an entry of %.*s: %s", (int)stream_len, stream, strerror(-rc));
+        else
+            STATS_ADD(w->stats->adapter_out, 1);
     }
 }
 

@@ -1,5 +1,4 @@
 /* Unit tests for master/envfile: syntax, quoting, comments, errors, file loading, lookup order. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "master/envfile.h"
 

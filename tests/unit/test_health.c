@@ -1,10 +1,11 @@
 /* Unit tests for worker/health: server-wide sums from the shared stats, dead slots skipped. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "shm/region.h"
 #include "shm/stats.h"

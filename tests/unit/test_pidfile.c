@@ -1,5 +1,4 @@
 /* Unit tests for master/pidfile: write, exclusive lock, holder pid, release. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +8,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "master/pidfile.h"
 

@@ -1,5 +1,4 @@
 /* Unit tests for master/pools: sizing, MAX_POOLS overflow, priority pools, balance, sweep. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "master/pools.h"
 
