@@ -427,7 +427,7 @@ static void maybe_ready(master_t *m)
 /* ---- reload (SIGHUP) ---- */
 
 /* Loads and validates the configuration a reload would switch to; NULL (logged) if invalid. */
-static cfg_t *load_config(master_t *m)
+static cfg_t *load_config(master_t *m, bool *json)
 {
     buf_t err;
     buf_init(&err);
@@ -441,6 +441,12 @@ static cfg_t *load_config(master_t *m)
     }
     if (ok && config_load(cfg, envfile_getenv, ef, &err))
         ok = false;
+    const char *fmt = envfile_getenv("LOG_FORMAT", ef);
+    *json = false;
+    if (ok && fmt && log_format_parse(fmt, json)) {
+        buf_printf(&err, "invalid LOG_FORMAT=\"%s\": expected text or json", fmt);
+        ok = false;
+    }
     if (ok && (uint32_t)cfg->cluster_workers > m->cap_workers) {
         buf_printf(&err, "CLUSTER_WORKERS=%d is above %u, the most a reload can reach: restart",
                    cfg->cluster_workers, m->cap_workers);
@@ -473,7 +479,8 @@ static void begin_reload(master_t *m)
         LOG_WARN("SIGHUP: a reload is already in progress; ignored");
         return;
     }
-    cfg_t *cfg = load_config(m);
+    bool json;
+    cfg_t *cfg = load_config(m, &json);
     if (!cfg)
         return;
     cfg_t **list = realloc(m->cfgs, (m->ncfgs + 1) * sizeof(*list));
@@ -486,8 +493,15 @@ static void begin_reload(master_t *m)
         return;
     }
     m->cfgs[m->ncfgs++] = cfg;
-    sd_notify_send("RELOADING=1\nSTATUS=reloading");
+    char msg[96];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* MONOTONIC_USEC lets systemd (Type=notify-reload) tell this reload from an older one */
+    snprintf(msg, sizeof(msg), "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    sd_notify_send(msg);
     m->cfg = cfg;
+    log_set_json(json);
     m->generation++;
     STATS_SET(m->gstats->generation, m->generation);
     log_setup(cfg->log_level, "master", -1);
@@ -538,6 +552,14 @@ static void finish_reload(master_t *m)
     notify_status(m, "READY=1\n");
 }
 
+/* A replacement failed: the old process serves on, and gets the pools a shrinking reload moved
+ * to its worker number (adding a stream it already reads is a no-op). */
+static void keep_old(master_t *m, uint32_t i)
+{
+    if (m->slots[i].state == SLOT_RUNNING)
+        pools_foreach_in_slot(m->pools, i, resend_one, m);
+}
+
 /* One step of the rolling replacement: one worker number at a time. */
 static void reload_step(master_t *m)
 {
@@ -550,6 +572,7 @@ static void reload_step(master_t *m)
         slot_t *s = &m->slots[i];
         if (s->next == NEXT_FAILED) {
             s->next = NEXT_NONE;
+            keep_old(m, i);
             m->reload_i++;
             continue;
         }
@@ -583,6 +606,7 @@ static void reload_step(master_t *m)
             np->retiring = true;
             kill(np->pid, SIGKILL);
             s->next = NEXT_NONE;
+            keep_old(m, i);
             m->reload_i++;
             continue;
         }

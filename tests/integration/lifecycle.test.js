@@ -284,6 +284,19 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
     const gone = out.indexOf(`retired pid ${victim} exited`);
     assert.ok(replaced >= 0 && replaced < gone, 'replacement started before the old worker exited');
   }));
+
+  it('applies LOG_FORMAT from the file on reload', logs(async () => {
+    fs.writeFileSync(env, 'CLUSTER_WORKERS=1\nLOG_FORMAT=json\n');
+    process.kill(srv.pid, 'SIGHUP');
+    await h.waitUntil(() => srv.handle.stderr().split('\n').some((l) => {
+      try {
+        const o = JSON.parse(l);
+        return o.role === 'master' && /^reload complete: generation \d+, 1 workers$/.test(o.msg);
+      } catch {
+        return false;
+      }
+    }), { timeout: 10000, message: 'a JSON "reload complete" line' });
+  }));
 });
 
 describe('SIGTERM drain and single instance', { timeout: 90000, skip: h.ANCHOR_SKIP }, () => {
