@@ -487,7 +487,8 @@ static void begin_reload(master_t *m)
     uint32_t to = (uint32_t)cfg->cluster_workers;
     if (list)
         m->cfgs = list;
-    if (!list || pools_resize(m->pools, to)) {
+    if (!list || pools_resize(m->pools, to) ||
+        pools_set_limits(m->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools)) {
         LOG_ERROR("reload refused: out of memory");
         free(cfg);
         return;

@@ -246,3 +246,23 @@ int pools_resize(pools_t *p, uint32_t nslots)
     }
     return 0;
 }
+
+int pools_set_limits(pools_t *p, uint32_t pool_size, uint32_t max_pools)
+{
+    if (pool_size == 0 || max_pools == 0)
+        return -EINVAL;
+    if (max_pools > p->max_pools) {
+        pool_t *pl = realloc(p->pools, max_pools * sizeof(*pl));
+        if (!pl)
+            return -ENOMEM;
+        memset(pl + p->max_pools, 0, (max_pools - p->max_pools) * sizeof(*pl));
+        p->pools = pl;
+    }
+    /* the array never shrinks: pools past a lower MAX_POOLS keep their streams, none is added */
+    if (max_pools > p->max_pools || p->npools <= max_pools)
+        p->max_pools = max_pools;
+    else
+        p->max_pools = p->npools;
+    p->pool_size = pool_size;
+    return 0;
+}

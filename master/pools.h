@@ -45,6 +45,13 @@ void pools_foreach_in_slot(const pools_t *p, uint32_t slot, pools_stream_fn fn, 
  */
 int pools_resize(pools_t *p, uint32_t nslots);
 
+/*
+ * Applies new POOL_SIZE / MAX_POOLS (a reload) to streams discovered from now on: existing
+ * assignments never move. A lower MAX_POOLS stops new pools from being created but keeps those
+ * that exist. 0, -EINVAL (zero), -ENOMEM (nothing changed).
+ */
+int pools_set_limits(pools_t *p, uint32_t pool_size, uint32_t max_pools);
+
 size_t pools_streams(const pools_t *p);
 /* Pools that currently hold at least one stream. */
 size_t pools_count(const pools_t *p);

@@ -149,6 +149,28 @@ static void test_resize_moves_pools_of_removed_slots(void **state)
     pools_free(p);
 }
 
+static void test_set_limits_applies_to_new_streams(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(2, 1, 1);
+    uint32_t pool, slot;
+    assert_int_equal(add(p, "a", false, 1, &pool, &slot), 1);
+    assert_int_equal(add(p, "b", false, 1, &pool, &slot), 1);
+    assert_int_equal(add(p, "c", false, 1, &pool, &slot), 1);
+    assert_int_equal(pools_count(p), 1); /* MAX_POOLS=1: the pool grows */
+    assert_int_equal(pools_set_limits(p, 0, 4), -EINVAL);
+    assert_int_equal(pools_set_limits(p, 1, 4), 0);
+    assert_int_equal(add(p, "d", false, 1, &pool, &slot), 1);
+    assert_int_equal(add(p, "e", false, 1, &pool, &slot), 1);
+    assert_int_equal(pools_count(p), 3); /* one stream per new pool now */
+    /* lowering MAX_POOLS below what exists keeps every pool and stream */
+    assert_int_equal(pools_set_limits(p, 1, 1), 0);
+    assert_int_equal(add(p, "f", false, 1, &pool, &slot), 1);
+    assert_int_equal(pools_count(p), 3);
+    assert_int_equal(pools_streams(p), 6);
+    pools_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_priority_streams_get_their_own_pools),
         cmocka_unit_test(test_sweep_forgets_unseen_streams),
         cmocka_unit_test(test_resize_moves_pools_of_removed_slots),
+        cmocka_unit_test(test_set_limits_applies_to_new_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
