@@ -24,9 +24,9 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps run test unit integration bench clean format format-check
+.PHONY: all deps run test unit integration bench clean format format-check install uninstall
 
-all: $(BUILD)/streamio
+all: $(BUILD)/streamio $(BUILD)/streamioctl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -38,6 +38,10 @@ $(BUILD)/libstreamio.a: $(LIBOBJ)
 
 $(BUILD)/streamio: $(BUILD)/master/main.o $(BUILD)/libstreamio.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/streamioctl: ctl/streamioctl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
@@ -55,7 +59,7 @@ run:
 unit: $(UNIT_BIN)
 	@scripts/run-unit.sh $(UNIT_BIN)
 
-integration: $(BUILD)/streamio
+integration: $(BUILD)/streamio $(BUILD)/streamioctl
 	@scripts/run-integration.sh $(BUILD)/streamio
 
 # The README's test command: installs what it needs, then unit + integration, then the same
@@ -79,8 +83,34 @@ bench: $(BUILD)/streamio $(BENCH_TOOLS)
 	@scripts/install-deps.sh test
 	@scripts/bench.sh $(BUILD)/streamio
 
+# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the CLI, the systemd unit (ExecStart
+# pointing at PREFIX) and the sample environment file; never overwrites /etc/streamio/streamio.env.
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/streamio
+
+install: $(BUILD)/streamio $(BUILD)/streamioctl
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/streamio \
+		$(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/streamio $(BUILD)/streamioctl $(DESTDIR)$(BINDIR)/
+	sed -e 's#/usr/local/bin/streamio#$(BINDIR)/streamio#' \
+	    -e 's#/usr/local/share/doc/streamio#$(DOCDIR)#' \
+	    -e 's#/etc/streamio/#$(SYSCONFDIR)/streamio/#g' systemd/streamio.service \
+	    > $(DESTDIR)$(UNITDIR)/streamio.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/streamio.service
+	install -m 0644 systemd/streamio.env.sample $(DESTDIR)$(SYSCONFDIR)/streamio/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/streamio $(DESTDIR)$(BINDIR)/streamioctl \
+	      $(DESTDIR)$(UNITDIR)/streamio.service \
+	      $(DESTDIR)$(SYSCONFDIR)/streamio/streamio.env.sample $(DESTDIR)$(DOCDIR)/README.md
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/streamio 2>/dev/null
+
 format:
-	clang-format -i $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h) $(UNIT_SRC)
+	clang-format -i $(SRC) ctl/streamioctl.c $(wildcard common/*.h shm/*.h worker/*.h master/*.h) \
+		$(UNIT_SRC)
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h)

@@ -12,6 +12,7 @@
 
 static log_level_t log_level = LOG_LVL_INFO;
 static char log_role[32] = "streamio";
+static bool log_json = false;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -35,6 +36,45 @@ int log_level_parse(const char *s, log_level_t *out)
     return -EINVAL;
 }
 
+int log_format_parse(const char *s, bool *json)
+{
+    if (strcasecmp(s, "text") == 0 || !*s)
+        *json = false;
+    else if (strcasecmp(s, "json") == 0)
+        *json = true;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+void log_set_json(bool json)
+{
+    log_json = json;
+}
+
+/* JSON-escapes src into dst (at most cap-1 bytes, always terminated); returns bytes written. */
+static size_t json_escape(char *dst, size_t cap, const char *src, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 7 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (c == '"' || c == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = (char)c;
+        } else if (c < 0x20) {
+            memcpy(dst + o, "\\u00", 4);
+            dst[o + 4] = hex[c >> 4];
+            dst[o + 5] = hex[c & 15];
+            o += 6;
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+    return o;
+}
+
 bool log_enabled(log_level_t level)
 {
     return level <= log_level;
@@ -42,19 +82,33 @@ bool log_enabled(log_level_t level)
 
 void log_write(log_level_t level, const char *fmt, ...)
 {
-    char line[2048];
+    char line[4096];
+    char msg[2048];
+    char ts[64];
     struct timeval tv;
     struct tm tm;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%s] [%s:%d] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (long)(tv.tv_usec / 1000), level_names[level], log_role, (int)getpid());
+    snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)(tv.tv_usec / 1000));
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    size_t mlen = m < 0 ? 0 : (size_t)m >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)m;
+    int n;
+    if (log_json) {
+        char esc[sizeof(line) - 256];
+        json_escape(esc, sizeof(esc), msg, mlen);
+        n = snprintf(line, sizeof(line) - 1,
+                     "{\"time\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}",
+                     ts, level_names[level], log_role, (int)getpid(), esc);
+    } else {
+        n = snprintf(line, sizeof(line) - 1, "%s [%s] [%s:%d] %s", ts, level_names[level], log_role,
+                     (int)getpid(), msg);
+    }
+    size_t len = n < 0 ? 0 : (size_t)n;
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
     line[len++] = '\n';

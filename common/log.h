@@ -1,7 +1,7 @@
 /*
- * log: timestamped, levelled lines on stderr (journald keeps them), one write(2) per line so
- * lines from the master and its workers never interleave. The level and the role tag are the
- * process's log sink, the one piece of module state the house style allows.
+ * log: timestamped, levelled lines (text, or JSON objects) on stderr (journald keeps them), one
+ * write(2) per line so lines from the master and its workers never interleave. The level and the
+ * role tag are the process's log sink, the one piece of module state the house style allows.
  * Callers use the LOG_* macros, which test the level before any formatting work.
  */
 #ifndef STREAMIO_COMMON_LOG_H
@@ -20,6 +20,10 @@ typedef enum log_level {
 void log_setup(log_level_t level, const char *role, int slot);
 /* Parses "error|warn|info|debug" (case-insensitive). 0 or -EINVAL. */
 int log_level_parse(const char *s, log_level_t *out);
+/* Parses LOG_FORMAT: "text" (or empty) or "json", case-insensitive. 0 or -EINVAL. */
+int log_format_parse(const char *s, bool *json);
+/* json: one JSON object per line {time, level, role, pid, msg}; else the text form. */
+void log_set_json(bool json);
 bool log_enabled(log_level_t level);
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -1,9 +1,11 @@
 /* streamio entry point: configuration, logging, then the master. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "master/envfile.h"
 #include "master/master.h"
 
 int main(void)
@@ -11,12 +13,27 @@ int main(void)
     static cfg_t cfg; /* frozen after load; workers inherit it through fork */
     buf_t err;
     buf_init(&err);
-    if (config_load_env(&cfg, &err)) {
+    envfile_t *ef = NULL;
+    const char *path = getenv("STREAMIO_ENV_FILE");
+    if (path && *path && envfile_load(path, &ef, &err)) {
+        fprintf(stderr, "streamio: invalid STREAMIO_ENV_FILE: %s\n", err.data);
+        buf_free(&err);
+        return 2;
+    }
+    int rc = config_load(&cfg, envfile_getenv, ef, &err);
+    const char *fmt = envfile_getenv("LOG_FORMAT", ef);
+    bool json = false;
+    int frc = fmt ? log_format_parse(fmt, &json) : 0;
+    if (frc && rc == 0)
+        buf_printf(&err, "streamio: invalid LOG_FORMAT=\"%s\": expected text or json", fmt);
+    envfile_free(ef);
+    if (rc || frc) {
         fprintf(stderr, "%s\n", err.data);
         buf_free(&err);
         return 2;
     }
     buf_free(&err);
+    log_set_json(json);
     log_setup(cfg.log_level, "master", -1);
     return master_run(&cfg);
 }

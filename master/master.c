@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -17,8 +18,12 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/sd_notify.h"
+#include "master/admin.h"
+#include "master/control.h"
 #include "master/discovery.h"
+#include "master/envfile.h"
 #include "master/listener.h"
+#include "master/pidfile.h"
 #include "master/pools.h"
 #include "shm/region.h"
 #include "shm/stats.h"
@@ -28,9 +33,12 @@
 #define RING_CAPACITY (1u << 20)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
-#define STABLE_AFTER_MS 10000 /* a worker that lived this long resets its backoff */
-#define SETUP_WINDOW_MS 5000  /* an exit 2 this soon after start is a setup failure */
-#define SCAN_BUDGET_STEPS 64  /* SCAN steps per loop turn, so signals are never starved */
+#define STABLE_AFTER_MS 10000  /* a worker that lived this long resets its backoff */
+#define SETUP_WINDOW_MS 5000   /* an exit 2 this soon after start is a setup failure */
+#define SCAN_BUDGET_STEPS 64   /* SCAN steps per loop turn, so signals are never starved */
+#define READY_TIMEOUT_MS 15000 /* a reload's new worker must listen within this */
+#define MIN_WORKER_CAPACITY 32 /* CLUSTER_WORKERS a reload may grow to, at least */
+#define RELOAD_POLL_MS 10      /* how often a reload checks its new worker */
 
 typedef struct outrec {
     struct outrec *next;
@@ -41,9 +49,23 @@ typedef struct outrec {
 
 typedef enum slot_state { SLOT_IDLE, SLOT_RUNNING, SLOT_WAITING, SLOT_FAILED } slot_state_t;
 
+/* One process block of the region (ring + stats). A worker number owns one, plus a second one
+ * while its replacement starts or its predecessor drains. */
+typedef struct proc {
+    pid_t pid; /* 0: free */
+    uint32_t worker;
+    bool retiring; /* told to drain (or draining on its own) and already replaced */
+} proc_t;
+
+#define NEXT_NONE (-1)
+#define NEXT_FAILED (-2)
+
+/* One worker number: the owner of pools. */
 typedef struct slot {
     slot_state_t state;
-    pid_t pid;
+    uint32_t phys; /* its serving process block, while RUNNING */
+    int32_t next;  /* a reload's replacement block while it starts, or NEXT_* */
+    uint64_t next_deadline_ms;
     uint64_t started_ms;
     uint64_t respawn_at_ms;
     uint32_t backoff_ms;
@@ -52,12 +74,29 @@ typedef struct slot {
 
 typedef struct master {
     const cfg_t *cfg;
+    cfg_t **cfgs; /* every configuration loaded by a reload; discovery may still borrow one */
+    size_t ncfgs;
+    uint64_t generation;
     int listen_fd;
     int sig_fd;
+    pidfile_t *pidfile;
+    control_t *control; /* streamioctl's socket, when STREAMIO_CONTROL_SOCKET is set */
     shm_region_t *region;
     stats_global_t *gstats;
-    slot_t *slots;
-    uint32_t nslots;
+    slot_t *slots;   /* cap_workers entries */
+    uint32_t nslots; /* worker numbers in use (the larger count while a reload resizes) */
+    uint32_t cap_workers;
+    proc_t *procs; /* 2 * cap_workers */
+    uint32_t nprocs;
+    bool ready_sent; /* READY=1 goes out once every first worker listens */
+    bool reloading;
+    uint32_t reload_i;  /* next worker number to replace */
+    uint32_t reload_to; /* CLUSTER_WORKERS after the reload */
+    pid_t reload_wait;  /* the last replaced process: the next replacement waits for its exit */
+    uint64_t reload_wait_until;
+    uint64_t wd_interval_ms; /* 0: no watchdog */
+    uint64_t wd_next_ms;
+    uint64_t *wd_seen; /* heartbeat per process block at the last check */
     discovery_t *disc;
     pools_t *pools;
     uint64_t cycle;        /* current SCAN pass number, from 1 */
@@ -95,14 +134,20 @@ static void outbox_clear(slot_t *s)
     s->out_tail = NULL;
 }
 
+static stats_worker_t *pstats(master_t *m, uint32_t p)
+{
+    return shm_region_slot_stats(m->region, p);
+}
+
 static void outbox_flush(master_t *m, uint32_t i)
 {
     slot_t *s = &m->slots[i];
     while (s->out_head && s->state == SLOT_RUNNING) {
         outrec_t *r = s->out_head;
-        int rc = shm_region_send(m->region, i, r->type, r->data, r->len);
+        int rc = shm_region_send(m->region, s->phys, r->type, r->data, r->len);
         if (rc == -EAGAIN)
             return;
+        STATS_ADD(pstats(m, s->phys)->desc_sent, 1);
         if (rc && rc != -EBADF)
             LOG_ERROR("dropping a work descriptor for worker %u: %s", i, strerror(-rc));
         s->out_head = r->next;
@@ -150,61 +195,145 @@ static void resend_one(uint32_t pool, uint32_t slot, const char *name, size_t le
 
 /* ---- workers ---- */
 
-static int spawn(master_t *m, uint32_t i)
+/* Forks a process for worker number `i` on a free process block; returns the block or -errno. */
+static int spawn_proc(master_t *m, uint32_t i, enum stats_role role)
 {
-    slot_t *s = &m->slots[i];
-    ring_reset(shm_region_ring(m->region, i));
-    outbox_clear(s);
-    stats_worker_t *ws = shm_region_slot_stats(m->region, i);
+    uint32_t p = 0;
+    while (p < m->nprocs && m->procs[p].pid)
+        p++;
+    if (p == m->nprocs) {
+        LOG_ERROR("no free process block for worker %u", i);
+        return -ENOSPC;
+    }
+    ring_reset(shm_region_ring(m->region, p));
+    stats_worker_t *ws = pstats(m, p);
     memset(ws, 0, sizeof(*ws));
+    STATS_SET(ws->index, i);
+    STATS_SET(ws->role, role);
+    STATS_SET(ws->generation, m->generation);
     pid_t pid = fork();
     if (pid < 0) {
+        int rc = -errno;
         LOG_ERROR("fork failed for worker %u: %s", i, strerror(errno));
-        return -errno;
+        STATS_SET(ws->role, STATS_ROLE_FREE);
+        return rc;
     }
     if (pid == 0) {
         sigset_t all;
         sigemptyset(&all);
         close(m->sig_fd);
+        pidfile_forget(m->pidfile);
+        control_forget(m->control);
         sigprocmask(SIG_SETMASK, &all, NULL);
-        shm_region_child_keep(m->region, i);
+        shm_region_child_keep(m->region, p);
         log_setup(m->cfg->log_level, "worker", (int)i);
-        worker_args_t args = {m->cfg, i, m->listen_fd, m->region, m->server_id};
+        worker_args_t args = {m->cfg, p, m->listen_fd, m->region, m->server_id, i};
         exit(worker_main(&args)); /* exit, not _exit: sanitizers check the worker at exit */
     }
-    s->pid = pid;
+    m->procs[p] = (proc_t){.pid = pid, .worker = i};
+    m->wd_seen[p] = 0;
+    return (int)p;
+}
+
+/* Makes block p the serving process of worker i and hands it the worker's pools. */
+static void attach(master_t *m, uint32_t i, uint32_t p)
+{
+    slot_t *s = &m->slots[i];
+    outbox_clear(s);
+    s->phys = p;
     s->state = SLOT_RUNNING;
     s->started_ms = now_ms();
+    STATS_SET(pstats(m, p)->role, STATS_ROLE_ACTIVE);
     pools_foreach_in_slot(m->pools, i, resend_one, m);
-    LOG_INFO("worker %u started (pid %d)", i, (int)pid);
+}
+
+static int spawn(master_t *m, uint32_t i)
+{
+    int p = spawn_proc(m, i, STATS_ROLE_ACTIVE);
+    if (p < 0)
+        return p;
+    attach(m, i, (uint32_t)p);
+    LOG_INFO("worker %u started (pid %d)", i, (int)m->procs[p].pid);
     return 0;
 }
 
-static slot_t *slot_of(master_t *m, pid_t pid, uint32_t *idx)
+/* The worker's current process drains (already told, or on its own); a new one takes over now,
+ * before the old one is gone. */
+static void retire(master_t *m, uint32_t p, bool signal_it)
 {
-    for (uint32_t i = 0; i < m->nslots; i++) {
-        if (m->slots[i].pid == pid && m->slots[i].state == SLOT_RUNNING) {
-            *idx = i;
-            return &m->slots[i];
-        }
+    proc_t *pr = &m->procs[p];
+    pr->retiring = true;
+    STATS_SET(pstats(m, p)->role, STATS_ROLE_RETIRING);
+    if (signal_it)
+        kill(pr->pid, SIGTERM);
+}
+
+static void replace_now(master_t *m, uint32_t i)
+{
+    slot_t *s = &m->slots[i];
+    uint32_t old = s->phys;
+    retire(m, old, false);
+    int p = spawn_proc(m, i, STATS_ROLE_ACTIVE);
+    if (p < 0) {
+        s->state = SLOT_WAITING;
+        s->respawn_at_ms = now_ms() + BACKOFF_MIN_MS;
+        return;
     }
-    return NULL;
+    attach(m, i, (uint32_t)p);
+    LOG_INFO("worker %u (pid %d) is draining: replaced by pid %d", i, (int)m->procs[old].pid,
+             (int)m->procs[p].pid);
+}
+
+/* Workers that began draining by themselves (a SIGTERM not sent by the master). */
+static void check_draining(master_t *m)
+{
+    if (m->stopping)
+        return;
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        slot_t *s = &m->slots[i];
+        if (s->state != SLOT_RUNNING || m->procs[s->phys].retiring)
+            continue;
+        if (STATS_GET(pstats(m, s->phys)->draining))
+            replace_now(m, i);
+    }
+}
+
+static int proc_of(const master_t *m, pid_t pid)
+{
+    for (uint32_t p = 0; p < m->nprocs; p++) {
+        if (m->procs[p].pid == pid)
+            return (int)p;
+    }
+    return -1;
 }
 
 static void on_worker_exit(master_t *m, pid_t pid, int status)
 {
-    uint32_t i;
-    slot_t *s = slot_of(m, pid, &i);
-    if (!s)
+    int p = proc_of(m, pid);
+    if (p < 0)
         return;
-    s->pid = 0;
-    stats_worker_t *ws = shm_region_slot_stats(m->region, i);
-    memset(ws, 0, sizeof(*ws));
+    proc_t pr = m->procs[p];
+    m->procs[p].pid = 0;
+    memset(pstats(m, (uint32_t)p), 0, sizeof(stats_worker_t));
+    slot_t *s = &m->slots[pr.worker];
+    if (pr.retiring) {
+        LOG_INFO("worker %u: retired pid %d exited", pr.worker, (int)pid);
+        return;
+    }
+    if (s->next == p) {
+        LOG_ERROR("reload: the new worker %u (pid %d) exited before listening; keeping pid %d",
+                  pr.worker, (int)pid, s->state == SLOT_RUNNING ? (int)m->procs[s->phys].pid : 0);
+        s->next = NEXT_FAILED;
+        return;
+    }
+    if (s->state != SLOT_RUNNING || s->phys != (uint32_t)p)
+        return;
     uint64_t lived = now_ms() - s->started_ms;
     if (m->stopping) {
         s->state = SLOT_IDLE;
         return;
     }
+    uint32_t i = pr.worker;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 2 && lived < SETUP_WINDOW_MS) {
         LOG_ERROR("worker %u failed during setup (exit 2); not respawning it", i);
         s->state = SLOT_FAILED;
@@ -214,6 +343,7 @@ static void on_worker_exit(master_t *m, pid_t pid, int status)
         LOG_WARN("worker %u (pid %d) killed by signal %d", i, (int)pid, WTERMSIG(status));
     else
         LOG_WARN("worker %u (pid %d) exited with status %d", i, (int)pid, WEXITSTATUS(status));
+    STATS_ADD(m->gstats->respawns, 1);
     if (lived >= STABLE_AFTER_MS || s->backoff_ms == 0)
         s->backoff_ms = BACKOFF_MIN_MS;
     else if (s->backoff_ms < BACKOFF_MAX_MS)
@@ -231,12 +361,30 @@ static void reap(master_t *m)
         on_worker_exit(m, pid, status);
 }
 
+/* Live worker processes, draining ones included. */
 static uint32_t running(const master_t *m)
+{
+    uint32_t n = 0;
+    for (uint32_t p = 0; p < m->nprocs; p++)
+        n += m->procs[p].pid != 0;
+    return n;
+}
+
+/* Worker numbers that serve or will be respawned. */
+static uint32_t serving(const master_t *m)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < m->nslots; i++)
         n += m->slots[i].state == SLOT_RUNNING || m->slots[i].state == SLOT_WAITING;
     return n;
+}
+
+static void notify_status(master_t *m, const char *prefix)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%sSTATUS=serving with %u workers (generation %llu)", prefix,
+             serving(m), (unsigned long long)m->generation);
+    sd_notify_send(msg);
 }
 
 static void begin_stop(master_t *m, int sig)
@@ -248,15 +396,266 @@ static void begin_stop(master_t *m, int sig)
              : sig == SIGQUIT ? "SIGQUIT"
                               : "SIGTERM",
              running(m));
-    sd_notify_send("STOPPING=1");
+    sd_notify_send("STOPPING=1\nSTATUS=draining");
     m->stopping = true;
     m->stop_deadline_ms = now_ms() + (uint64_t)m->cfg->shutdown_timeout_ms + 1000;
+    for (uint32_t p = 0; p < m->nprocs; p++) {
+        if (m->procs[p].pid)
+            kill(m->procs[p].pid, SIGTERM);
+    }
     for (uint32_t i = 0; i < m->nslots; i++) {
-        if (m->slots[i].state == SLOT_RUNNING)
-            kill(m->slots[i].pid, SIGTERM);
-        else if (m->slots[i].state == SLOT_WAITING)
+        if (m->slots[i].state == SLOT_WAITING)
             m->slots[i].state = SLOT_IDLE;
     }
+}
+
+/* READY=1 once every worker started at launch listens (or gave up). */
+static void maybe_ready(master_t *m)
+{
+    if (m->ready_sent)
+        return;
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        const slot_t *s = &m->slots[i];
+        if (s->state == SLOT_RUNNING &&
+            (pid_t)STATS_GET(pstats(m, s->phys)->pid) != m->procs[s->phys].pid)
+            return;
+    }
+    m->ready_sent = true;
+    notify_status(m, "READY=1\n");
+}
+
+/* ---- reload (SIGHUP) ---- */
+
+/* Loads and validates the configuration a reload would switch to; NULL (logged) if invalid. */
+static cfg_t *load_config(master_t *m, bool *json)
+{
+    buf_t err;
+    buf_init(&err);
+    envfile_t *ef = NULL;
+    cfg_t *cfg = NULL;
+    const char *path = getenv("STREAMIO_ENV_FILE");
+    bool ok = !(path && *path && envfile_load(path, &ef, &err));
+    if (ok && (cfg = calloc(1, sizeof(*cfg))) == NULL) {
+        buf_puts(&err, "out of memory");
+        ok = false;
+    }
+    if (ok && config_load(cfg, envfile_getenv, ef, &err))
+        ok = false;
+    const char *fmt = envfile_getenv("LOG_FORMAT", ef);
+    *json = false;
+    if (ok && fmt && log_format_parse(fmt, json)) {
+        buf_printf(&err, "invalid LOG_FORMAT=\"%s\": expected text or json", fmt);
+        ok = false;
+    }
+    if (ok && (uint32_t)cfg->cluster_workers > m->cap_workers) {
+        buf_printf(&err, "CLUSTER_WORKERS=%d is above %u, the most a reload can reach: restart",
+                   cfg->cluster_workers, m->cap_workers);
+        ok = false;
+    }
+    envfile_free(ef);
+    if (!ok) {
+        LOG_ERROR("reload refused, still running on the previous configuration: %s",
+                  err.data ? err.data : "unknown error");
+        STATS_ADD(m->gstats->reload_failures, 1);
+        free(cfg);
+        buf_free(&err);
+        return NULL;
+    }
+    buf_free(&err);
+    if (strcmp(cfg->host, m->cfg->host) != 0 || cfg->port != m->cfg->port) {
+        LOG_WARN("reload: HOST/PORT changes need a restart; still listening on %s:%d", m->cfg->host,
+                 m->cfg->port);
+        memcpy(cfg->host, m->cfg->host, sizeof(cfg->host));
+        cfg->port = m->cfg->port;
+    }
+    return cfg;
+}
+
+static void begin_reload(master_t *m)
+{
+    if (m->stopping)
+        return;
+    if (m->reloading) {
+        LOG_WARN("SIGHUP: a reload is already in progress; ignored");
+        return;
+    }
+    bool json;
+    cfg_t *cfg = load_config(m, &json);
+    if (!cfg)
+        return;
+    cfg_t **list = realloc(m->cfgs, (m->ncfgs + 1) * sizeof(*list));
+    uint32_t to = (uint32_t)cfg->cluster_workers;
+    if (list)
+        m->cfgs = list;
+    if (!list || pools_resize(m->pools, to) ||
+        pools_set_limits(m->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools)) {
+        LOG_ERROR("reload refused: out of memory");
+        free(cfg);
+        return;
+    }
+    m->cfgs[m->ncfgs++] = cfg;
+    char msg[96];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* MONOTONIC_USEC lets systemd (Type=notify-reload) tell this reload from an older one */
+    snprintf(msg, sizeof(msg), "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    sd_notify_send(msg);
+    m->cfg = cfg;
+    log_set_json(json);
+    m->generation++;
+    STATS_SET(m->gstats->generation, m->generation);
+    log_setup(cfg->log_level, "master", -1);
+    LOG_INFO("SIGHUP: reloading (generation %llu, %u -> %u workers)",
+             (unsigned long long)m->generation, m->nslots, to);
+    m->reloading = true;
+    m->reload_i = 0;
+    m->reload_to = to;
+    for (uint32_t i = m->nslots; i < to; i++)
+        m->slots[i] = (slot_t){.state = SLOT_IDLE, .next = NEXT_NONE};
+    if (to > m->nslots)
+        m->nslots = to;
+}
+
+/* Promotes worker i's started replacement once it listens, and tells the old one to drain. */
+static void promote(master_t *m, uint32_t i)
+{
+    slot_t *s = &m->slots[i];
+    uint32_t p = (uint32_t)s->next;
+    s->next = NEXT_NONE;
+    if (s->state == SLOT_RUNNING) {
+        uint32_t old = s->phys;
+        pid_t oldpid = m->procs[old].pid;
+        retire(m, old, true);
+        m->reload_wait = oldpid;
+        m->reload_wait_until = now_ms() + (uint64_t)m->cfg->shutdown_timeout_ms;
+        LOG_INFO("worker %u replaced: pid %d -> pid %d", i, (int)oldpid, (int)m->procs[p].pid);
+    }
+    s->backoff_ms = 0;
+    attach(m, i, p);
+}
+
+static void finish_reload(master_t *m)
+{
+    for (uint32_t i = m->reload_to; i < m->nslots; i++) {
+        slot_t *s = &m->slots[i];
+        if (s->state == SLOT_RUNNING)
+            retire(m, s->phys, true);
+        outbox_clear(s);
+        s->state = SLOT_IDLE;
+    }
+    m->nslots = m->reload_to;
+    m->reloading = false;
+    STATS_SET(m->gstats->workers, m->nslots);
+    STATS_ADD(m->gstats->reloads, 1);
+    LOG_INFO("reload complete: generation %llu, %u workers", (unsigned long long)m->generation,
+             m->nslots);
+    notify_status(m, "READY=1\n");
+}
+
+/* A replacement failed: the old process serves on, and gets the pools a shrinking reload moved
+ * to its worker number (adding a stream it already reads is a no-op). */
+static void keep_old(master_t *m, uint32_t i)
+{
+    if (m->slots[i].state == SLOT_RUNNING)
+        pools_foreach_in_slot(m->pools, i, resend_one, m);
+}
+
+/* One step of the rolling replacement: one worker number at a time. */
+static void reload_step(master_t *m)
+{
+    while (m->reloading && m->reload_i < m->reload_to) {
+        /* one worker's clients reconnect at a time: the previous one must have drained first */
+        if (m->reload_wait && proc_of(m, m->reload_wait) >= 0 && now_ms() < m->reload_wait_until)
+            return;
+        m->reload_wait = 0;
+        uint32_t i = m->reload_i;
+        slot_t *s = &m->slots[i];
+        if (s->next == NEXT_FAILED) {
+            s->next = NEXT_NONE;
+            keep_old(m, i);
+            m->reload_i++;
+            continue;
+        }
+        if (s->next == NEXT_NONE) {
+            if (s->state != SLOT_RUNNING) {
+                /* nothing to replace: a new worker number, or one waiting for its respawn */
+                if (s->state != SLOT_WAITING && spawn(m, i) != 0)
+                    s->state = SLOT_FAILED;
+                m->reload_i++;
+                continue;
+            }
+            int p = spawn_proc(m, i, STATS_ROLE_STARTING);
+            if (p < 0) {
+                m->reload_i++;
+                continue;
+            }
+            s->next = p;
+            s->next_deadline_ms = now_ms() + READY_TIMEOUT_MS;
+            return;
+        }
+        proc_t *np = &m->procs[s->next];
+        if ((pid_t)STATS_GET(pstats(m, (uint32_t)s->next)->pid) == np->pid) {
+            promote(m, i);
+            m->reload_i++;
+            continue;
+        }
+        if (now_ms() >= s->next_deadline_ms) {
+            LOG_ERROR("reload: the new worker %u (pid %d) did not listen within %d ms; keeping "
+                      "the old one",
+                      i, (int)np->pid, READY_TIMEOUT_MS);
+            np->retiring = true;
+            kill(np->pid, SIGKILL);
+            s->next = NEXT_NONE;
+            keep_old(m, i);
+            m->reload_i++;
+            continue;
+        }
+        return;
+    }
+    if (m->reloading)
+        finish_reload(m);
+}
+
+/* ---- watchdog ---- */
+
+/* WATCHDOG=1 only when every serving worker's loop turned since the last check. */
+static void watchdog(master_t *m)
+{
+    uint64_t now = now_ms();
+    if (!m->wd_interval_ms || now < m->wd_next_ms || m->stopping)
+        return;
+    m->wd_next_ms = now + m->wd_interval_ms;
+    bool healthy = true;
+    for (uint32_t p = 0; p < m->nprocs; p++) {
+        if (!m->procs[p].pid || m->procs[p].retiring)
+            continue;
+        uint64_t hb = STATS_GET(pstats(m, p)->heartbeat);
+        if (hb == m->wd_seen[p] && STATS_GET(pstats(m, p)->role) == STATS_ROLE_ACTIVE) {
+            if (healthy)
+                LOG_WARN("watchdog: worker %u (pid %d) made no progress; not notifying systemd",
+                         m->procs[p].worker, (int)m->procs[p].pid);
+            healthy = false;
+        }
+        m->wd_seen[p] = hb;
+    }
+    if (healthy)
+        sd_notify_send("WATCHDOG=1");
+}
+
+static void watchdog_setup(master_t *m)
+{
+    const char *usec = getenv("WATCHDOG_USEC");
+    const char *wpid = getenv("WATCHDOG_PID");
+    if (!usec || (wpid && atol(wpid) != (long)getpid()))
+        return;
+    unsigned long long us = strtoull(usec, NULL, 10);
+    if (!us)
+        return;
+    /* check twice per period, but never faster than the workers' 250 ms heartbeat can follow */
+    m->wd_interval_ms = us / 2000 < 600 ? 600 : us / 2000;
+    m->wd_next_ms = now_ms() + m->wd_interval_ms;
+    LOG_INFO("watchdog: checking the workers every %llu ms", (unsigned long long)m->wd_interval_ms);
 }
 
 /* ---- discovery ---- */
@@ -340,6 +739,10 @@ static int next_timeout(const master_t *m)
         if (s->out_head)
             due = now + 5; /* a full ring: retry soon */
     }
+    if ((m->reloading || !m->ready_sent) && now + RELOAD_POLL_MS < due)
+        due = now + RELOAD_POLL_MS;
+    if (m->wd_interval_ms && m->wd_next_ms < due)
+        due = m->wd_next_ms;
     if (m->stopping && m->stop_deadline_ms < due)
         due = m->stop_deadline_ms;
     if (!m->stopping && m->next_scan_ms < due)
@@ -361,7 +764,10 @@ static void handle_signals(master_t *m)
             begin_stop(m, (int)si.ssi_signo);
             break;
         case SIGHUP:
-            LOG_WARN("SIGHUP: configuration reload is not available yet; still running");
+            begin_reload(m);
+            break;
+        case SIGUSR1: /* a worker started draining on its own */
+            check_draining(m);
             break;
         default:
             break;
@@ -379,31 +785,46 @@ static void respawn_due(master_t *m)
     }
 }
 
+static int on_control(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
+{
+    master_t *m = arg;
+    admin_ctx_t ctx = {m->cfg, m->region, m->server_id};
+    return admin_run(argc, argv, lens, out, &ctx);
+}
+
 static int loop(master_t *m)
 {
     for (;;) {
-        struct pollfd pfd = {.fd = m->sig_fd, .events = POLLIN};
-        if (poll(&pfd, 1, next_timeout(m)) < 0 && errno != EINTR)
+        struct pollfd pfd[2] = {{.fd = m->sig_fd, .events = POLLIN},
+                                {.fd = control_fd(m->control), .events = POLLIN}};
+        if (poll(pfd, m->control ? 2 : 1, next_timeout(m)) < 0 && errno != EINTR)
             return 1;
+        if (m->control && (pfd[1].revents & POLLIN))
+            control_serve(m->control, on_control, m);
         handle_signals(m);
         if (m->stopping) {
             if (running(m) == 0)
                 return 0;
             if (now_ms() >= m->stop_deadline_ms) {
                 LOG_WARN("shutdown timeout: killing %u workers", running(m));
-                for (uint32_t i = 0; i < m->nslots; i++) {
-                    if (m->slots[i].state == SLOT_RUNNING)
-                        kill(m->slots[i].pid, SIGKILL);
+                for (uint32_t p = 0; p < m->nprocs; p++) {
+                    if (m->procs[p].pid)
+                        kill(m->procs[p].pid, SIGKILL);
                 }
                 m->stop_deadline_ms = now_ms() + 1000;
             }
             continue;
         }
-        if (running(m) == 0) {
+        if (serving(m) == 0 && !m->reloading) {
             LOG_ERROR("no worker can run; exiting");
             return 2;
         }
+        maybe_ready(m);
+        check_draining(m);
+        if (m->ready_sent)
+            reload_step(m);
         respawn_due(m);
+        watchdog(m);
         discover(m);
         for (uint32_t i = 0; i < m->nslots; i++)
             outbox_flush(m, i);
@@ -412,29 +833,48 @@ static int loop(master_t *m)
 
 static int setup(master_t *m, buf_t *err)
 {
+    const char *pidpath = getenv("STREAMIO_PID_FILE");
+    pid_t holder;
+    if (pidpath && *pidpath && pidfile_acquire(pidpath, &m->pidfile, &holder, err))
+        return -1;
     m->listen_fd = listener_open(m->cfg->host, m->cfg->port, err);
     if (m->listen_fd < 0)
         return -1;
+    const char *ctl = getenv("STREAMIO_CONTROL_SOCKET");
+    if (ctl && *ctl && control_open(&m->control, ctl, err))
+        return -1;
     m->nslots = (uint32_t)m->cfg->cluster_workers;
-    int rc = shm_region_new(&m->region, m->nslots, RING_CAPACITY, sizeof(stats_worker_t),
+    m->cap_workers = m->nslots > MIN_WORKER_CAPACITY ? m->nslots : MIN_WORKER_CAPACITY;
+    if (m->cap_workers > SHM_REGION_MAX_SLOTS / 2)
+        m->cap_workers = SHM_REGION_MAX_SLOTS / 2;
+    m->nprocs = 2 * m->cap_workers;
+    int rc = shm_region_new(&m->region, m->nprocs, RING_CAPACITY, sizeof(stats_worker_t),
                             sizeof(stats_global_t));
     if (rc) {
         buf_printf(err, "streamio: cannot create the shared memory region: %s", strerror(-rc));
         return -1;
     }
+    m->generation = 1;
     m->gstats = shm_region_global(m->region);
     STATS_SET(m->gstats->master_pid, getpid());
     STATS_SET(m->gstats->started_ms, wall_ms());
-    m->slots = calloc(m->nslots, sizeof(*m->slots));
+    STATS_SET(m->gstats->workers, m->nslots);
+    STATS_SET(m->gstats->generation, m->generation);
+    m->slots = calloc(m->cap_workers, sizeof(*m->slots));
+    m->procs = calloc(m->nprocs, sizeof(*m->procs));
+    m->wd_seen = calloc(m->nprocs, sizeof(*m->wd_seen));
     m->disc = discovery_new(m->cfg);
     m->pools = pools_new((uint32_t)m->cfg->pool_size, (uint32_t)m->cfg->max_pools, m->nslots);
-    if (!m->slots || !m->disc || !m->pools || ids_random(m->server_id, 12)) {
+    if (!m->slots || !m->procs || !m->wd_seen || !m->disc || !m->pools ||
+        ids_random(m->server_id, 12)) {
         buf_puts(err, "streamio: out of memory at startup");
         return -1;
     }
+    for (uint32_t i = 0; i < m->cap_workers; i++)
+        m->slots[i].next = NEXT_NONE;
     sigset_t set;
     sigemptyset(&set);
-    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP};
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
@@ -445,14 +885,17 @@ static int setup(master_t *m, buf_t *err)
         return -1;
     }
     m->cycle = 1;
+    watchdog_setup(m);
     return 0;
 }
 
 static void teardown(master_t *m)
 {
-    for (uint32_t i = 0; m->slots && i < m->nslots; i++)
+    for (uint32_t i = 0; m->slots && i < m->cap_workers; i++)
         outbox_clear(&m->slots[i]);
     free(m->slots);
+    free(m->procs);
+    free(m->wd_seen);
     pools_free(m->pools);
     discovery_free(m->disc);
     shm_region_free(m->region);
@@ -461,6 +904,11 @@ static void teardown(master_t *m)
     if (m->listen_fd >= 0)
         close(m->listen_fd);
     buf_free(&m->rec);
+    for (size_t i = 0; i < m->ncfgs; i++)
+        free(m->cfgs[i]);
+    free(m->cfgs);
+    control_close(m->control);
+    pidfile_release(m->pidfile);
 }
 
 int master_run(const cfg_t *cfg)
@@ -484,7 +932,6 @@ int master_run(const cfg_t *cfg)
     }
     LOG_INFO("streamio listening on http://%s:%d with %u workers (redis %s:%d)", cfg->host,
              cfg->port, m.nslots, cfg->redis_host, cfg->redis_port);
-    sd_notify_send("READY=1\nSTATUS=serving");
     int rc = loop(&m);
     LOG_INFO("master exiting (status %d)", rc);
     teardown(&m);

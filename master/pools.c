@@ -222,3 +222,47 @@ size_t pools_count(const pools_t *p)
         n += p->pools[i].size > 0;
     return n;
 }
+
+int pools_resize(pools_t *p, uint32_t nslots)
+{
+    if (nslots == 0)
+        return -EINVAL;
+    if (nslots > p->nslots) {
+        uint32_t *load = realloc(p->slot_load, nslots * sizeof(*load));
+        if (!load)
+            return -ENOMEM;
+        memset(load + p->nslots, 0, (nslots - p->nslots) * sizeof(*load));
+        p->slot_load = load;
+        p->nslots = nslots;
+        return 0;
+    }
+    p->nslots = nslots;
+    for (uint32_t i = 0; i < p->npools; i++) {
+        pool_t *pl = &p->pools[i];
+        if (pl->slot < nslots)
+            continue;
+        pl->slot = least_loaded_slot(p);
+        p->slot_load[pl->slot]++;
+    }
+    return 0;
+}
+
+int pools_set_limits(pools_t *p, uint32_t pool_size, uint32_t max_pools)
+{
+    if (pool_size == 0 || max_pools == 0)
+        return -EINVAL;
+    if (max_pools > p->max_pools) {
+        pool_t *pl = realloc(p->pools, max_pools * sizeof(*pl));
+        if (!pl)
+            return -ENOMEM;
+        memset(pl + p->max_pools, 0, (max_pools - p->max_pools) * sizeof(*pl));
+        p->pools = pl;
+    }
+    /* the array never shrinks: pools past a lower MAX_POOLS keep their streams, none is added */
+    if (max_pools > p->max_pools || p->npools <= max_pools)
+        p->max_pools = max_pools;
+    else
+        p->max_pools = p->npools;
+    p->pool_size = pool_size;
+    return 0;
+}

@@ -30,11 +30,27 @@ void pools_free(pools_t *p);
 int pools_add(pools_t *p, const char *name, size_t len, bool priority, uint64_t cycle,
               uint32_t *pool, uint32_t *slot);
 
-/* Forgets every stream last seen before `min_cycle`, calling fn for each first. Returns how many. */
+/* Forgets every stream last seen before `min_cycle`, calling fn for each first. Returns how many.
+ */
 size_t pools_sweep(pools_t *p, uint64_t min_cycle, pools_stream_fn fn, void *arg);
 
 /* Calls fn for every stream whose pool belongs to `slot` (to re-send a respawned worker's work). */
 void pools_foreach_in_slot(const pools_t *p, uint32_t slot, pools_stream_fn fn, void *arg);
+
+/*
+ * Changes the number of worker slots (a reload with another CLUSTER_WORKERS). Growing adds empty
+ * slots that new pools go to; shrinking moves every pool of a removed slot to the least loaded
+ * remaining one (the only time a pool changes slot: the caller retires the removed slots' workers
+ * after the new owners got the pools). 0, -EINVAL (0 slots), -ENOMEM (nothing changed).
+ */
+int pools_resize(pools_t *p, uint32_t nslots);
+
+/*
+ * Applies new POOL_SIZE / MAX_POOLS (a reload) to streams discovered from now on: existing
+ * assignments never move. A lower MAX_POOLS stops new pools from being created but keeps those
+ * that exist. 0, -EINVAL (zero), -ENOMEM (nothing changed).
+ */
+int pools_set_limits(pools_t *p, uint32_t pool_size, uint32_t max_pools);
 
 size_t pools_streams(const pools_t *p);
 /* Pools that currently hold at least one stream. */

@@ -8,32 +8,90 @@
 #define STREAMIO_SHM_STATS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+
+enum stats_role {
+    STATS_ROLE_FREE = 0,     /* no process on this block */
+    STATS_ROLE_STARTING = 1, /* a new generation, not serving yet in /health */
+    STATS_ROLE_ACTIVE = 2,   /* the current process of its worker number */
+    STATS_ROLE_RETIRING = 3, /* replaced; draining */
+};
+
+/* Histogram upper bounds (the last bucket is +Inf). Shared by writers and /metrics. */
+#define STATS_LATENCY_BUCKETS 12
+#define STATS_LATENCY_BOUNDS_US                                                                    \
+    {                                                                                              \
+        100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 500000, 1000000, UINT64_MAX         \
+    }
+#define STATS_BATCH_BUCKETS 9
+#define STATS_BATCH_BOUNDS                                                                         \
+    {                                                                                              \
+        0, 1, 2, 5, 10, 25, 50, 100, UINT64_MAX                                                    \
+    }
 
 typedef struct stats_worker {
     _Atomic uint64_t pid;
-    _Atomic uint64_t started_ms;       /* wall clock, ms since the epoch */
-    _Atomic uint64_t connections;      /* connected Engine.IO clients */
-    _Atomic uint64_t rooms;            /* rooms with at least one local member */
-    _Atomic uint64_t streams;          /* streams this worker reads */
+    _Atomic uint64_t started_ms;         /* wall clock, ms since the epoch */
+    _Atomic uint64_t connections;        /* connected Engine.IO clients */
+    _Atomic uint64_t rooms;              /* rooms with at least one local member */
+    _Atomic uint64_t streams;            /* streams this worker reads */
     _Atomic uint64_t messages_processed; /* stream entries read and handed on */
-    _Atomic uint64_t deliveries;       /* room:message frames queued to local sockets */
-    _Atomic uint64_t adapter_in;       /* broadcasts received from other workers/servers */
-    _Atomic uint64_t redis_connected;  /* 1 when its reading connections are up */
+    _Atomic uint64_t deliveries;         /* room:message frames queued to local sockets */
+    _Atomic uint64_t adapter_in;         /* broadcasts received from other workers/servers */
+    _Atomic uint64_t redis_connected;    /* 1 when its reading connections are up */
+
+    /* lifecycle, written by the master at spawn (index, role, generation) or by the worker */
+    _Atomic uint64_t index;      /* the worker number (pool owner) this process serves */
+    _Atomic uint64_t role;       /* enum stats_role */
+    _Atomic uint64_t generation; /* configuration generation it was started with, from 1 */
+    _Atomic uint64_t heartbeat;  /* bumped by the worker's loop; the watchdog checks it */
+    _Atomic uint64_t draining;   /* 1 once the worker stopped accepting (SIGTERM) */
+
+    /* traffic, for /metrics; monotonic unless noted */
+    _Atomic uint64_t handshakes;       /* Engine.IO handshakes completed */
+    _Atomic uint64_t disconnects;      /* sessions closed, any reason */
+    _Atomic uint64_t slow_clients;     /* sessions closed because their output queue overflowed */
+    _Atomic uint64_t bytes_in;         /* bytes read from clients */
+    _Atomic uint64_t bytes_out;        /* bytes written to clients */
+    _Atomic uint64_t adapter_out;      /* broadcasts published to other workers/servers */
+    _Atomic uint64_t redis_reconnects; /* reconnections of any of its Redis connections */
+    _Atomic uint64_t desc_sent;        /* ring records pushed by the master (ring depth = */
+    _Atomic uint64_t desc_done;        /* desc_sent - desc_done, popped by the worker) */
+    _Atomic uint64_t xread_calls;      /* XREADGROUP replies */
+    _Atomic uint64_t xread_us_sum;     /* total XREADGROUP round-trip, microseconds */
+    _Atomic uint64_t xread_us[STATS_LATENCY_BUCKETS]; /* per bucket, not cumulative */
+    _Atomic uint64_t batch_sum;                       /* entries over all replies */
+    _Atomic uint64_t batch[STATS_BATCH_BUCKETS];      /* entries per reply, per bucket */
 } stats_worker_t;
 
 typedef struct stats_global {
     _Atomic uint64_t master_pid;
     _Atomic uint64_t started_ms;
-    _Atomic uint64_t streams;          /* streams known to discovery */
+    _Atomic uint64_t streams; /* streams known to discovery */
     _Atomic uint64_t pools;
-    _Atomic uint64_t redis_connected;  /* the master's discovery connection */
-    _Atomic uint64_t scan_cycles;      /* completed SCAN passes over the keyspace */
+    _Atomic uint64_t redis_connected; /* the master's discovery connection */
+    _Atomic uint64_t scan_cycles;     /* completed SCAN passes over the keyspace */
+    _Atomic uint64_t workers;         /* configured worker count (CLUSTER_WORKERS) */
+    _Atomic uint64_t generation;      /* configuration generation, from 1; +1 per reload */
+    _Atomic uint64_t reloads;         /* reloads completed */
+    _Atomic uint64_t reload_failures; /* reloads refused (invalid configuration) */
+    _Atomic uint64_t respawns;        /* workers restarted after an unexpected exit */
 } stats_global_t;
 
 #define STATS_SET(field, v) atomic_store_explicit(&(field), (uint64_t)(v), memory_order_relaxed)
 #define STATS_ADD(field, v) atomic_fetch_add_explicit(&(field), (uint64_t)(v), memory_order_relaxed)
 #define STATS_SUB(field, v) atomic_fetch_sub_explicit(&(field), (uint64_t)(v), memory_order_relaxed)
 #define STATS_GET(field) atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* Counts `v` in the first bucket whose bound is >= v. `bounds` ends with UINT64_MAX, e.g.
+ * static const uint64_t b[] = STATS_LATENCY_BOUNDS_US; stats_observe(w->xread_us, b, us); */
+static inline void stats_observe(_Atomic uint64_t *buckets, const uint64_t *bounds, uint64_t v)
+{
+    size_t i = 0;
+    while (v > bounds[i])
+        i++;
+    STATS_ADD(buckets[i], 1);
+}
 
 #endif

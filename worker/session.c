@@ -17,6 +17,7 @@
 #include "worker/handoff.h"
 #include "worker/health.h"
 #include "worker/http_gzip.h"
+#include "worker/metrics.h"
 #include "worker/sio_packet.h"
 #include "worker/timerq.h"
 #include "worker/ws_frame.h"
@@ -1066,6 +1067,14 @@ static void on_request(conn_t *c, const http_req_t *req, void *ud)
             return;
         }
         conn_http_respond(c, 500, "text/plain", NULL, "Internal error", 14);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        buf_reset(&ss->out);
+        if (metrics_render(&ss->out, ss->region) == 0)
+            conn_http_respond(c, 200, METRICS_CONTENT_TYPE, NULL, ss->out.data, ss->out.len);
+        else
+            conn_http_respond(c, 500, "text/plain", NULL, "Internal error", 14);
         return;
     }
     conn_http_respond(c, 404, "text/plain", NULL, "Not found", 9);

@@ -24,6 +24,7 @@
 
 #define RING_BUDGET 4096 /* descriptors handled per wake-up before yielding to clients */
 #define EVENT_PREFIX "[\"room:message\","
+#define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
 
 typedef struct worker {
     uv_loop_t loop;
@@ -35,6 +36,7 @@ typedef struct worker {
     uv_poll_t ring_poll;
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;      /* stats refresh, and the shutdown deadline */
+    uv_timer_t grace;     /* drain starts ACCEPT_GRACE_MS after accepting stopped */
     uv_idle_t ring_again; /* more descriptors than one budget */
     sessions_t *sessions;
     reader_t *reader;
@@ -82,6 +84,8 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
                                  w->packet.len - 2);
         if (rc)
             LOG_WARN("cannot share an entry of %.*s: %s", (int)stream_len, stream, strerror(-rc));
+        else
+            STATS_ADD(w->stats->adapter_out, 1);
     }
 }
 
@@ -146,6 +150,8 @@ static bool drain_ring(worker_t *w)
             LOG_ERROR("work ring corrupted; exiting for a respawn");
             _exit(1);
         }
+        if (rc == 0)
+            STATS_ADD(w->stats->desc_done, 1);
         if (rc == 0 && !w->stopping)
             handle_desc(w, type, len);
     }
@@ -194,6 +200,7 @@ static void finish(worker_t *w)
     if (--w->closing)
         return;
     uv_close((uv_handle_t *)&w->tick, on_closed);
+    uv_close((uv_handle_t *)&w->grace, on_closed);
     uv_close((uv_handle_t *)&w->ring_poll, on_closed);
     uv_close((uv_handle_t *)&w->ring_again, on_closed);
     uv_close((uv_handle_t *)&w->sigterm, on_closed);
@@ -227,16 +234,29 @@ static void on_reader_stopped(void *arg)
     sessions_close_all(w->sessions, on_sessions_closed, w);
 }
 
+static void on_grace(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    reader_stop(w->reader, on_reader_stopped, w);
+}
+
 static void begin_stop(worker_t *w, const char *why)
 {
     if (w->stopping)
         return;
     w->stopping = true;
     LOG_INFO("%s: draining", why);
+    /* tells the master to start a replacement now (it ignores this when it asked itself) */
+    STATS_SET(w->stats->draining, 1);
+    stats_global_t *g = shm_region_global(w->args->region);
+    if (g && (pid_t)STATS_GET(g->master_pid) == getppid())
+        kill(getppid(), SIGUSR1);
     w->stop_deadline = uv_now(&w->loop) + (uint64_t)w->cfg->shutdown_timeout_ms;
     uv_close((uv_handle_t *)&w->listener, on_closed);
     w->closing = 1;
-    reader_stop(w->reader, on_reader_stopped, w);
+    /* a client accepted a moment ago gets its Socket.IO connect before the 1001, so it sees a
+     * normal disconnect and reconnects rather than a failed connect */
+    uv_timer_start(&w->grace, on_grace, ACCEPT_GRACE_MS, 0);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -250,6 +270,7 @@ static void on_tick(uv_timer_t *t)
     bool up = (!w->reader || reader_connected(w->reader)) &&
               (!w->adapter || adapter_connected(w->adapter));
     STATS_SET(w->stats->redis_connected, up);
+    STATS_ADD(w->stats->heartbeat, 1);
     if (w->stopping && uv_now(&w->loop) >= w->stop_deadline) {
         LOG_WARN("shutdown timeout: exiting with work in progress (unacknowledged entries stay "
                  "pending for the next start)");
@@ -274,6 +295,8 @@ static int setup(worker_t *w)
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 0, 250);
+    uv_timer_init(&w->loop, &w->grace);
+    w->grace.data = w;
     if ((rc = sessions_new(&w->sessions, &w->loop, cfg, w->args->region, w->args->slot)))
         return rc;
     if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
@@ -294,7 +317,7 @@ static int setup(worker_t *w)
     char host[128] = "localhost";
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
-    snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->slot);
+    snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
     if ((rc = reader_new(&w->reader, &w->loop, cfg, consumer, w->stats, on_entry, w)))
         return rc;
     w->ring = shm_region_ring(w->args->region, w->args->slot);

@@ -18,6 +18,8 @@ typedef struct worker_args {
     int listen_fd;
     shm_region_t *region;
     const char *server_id; /* random per master run: names this server's private channels */
+    uint32_t index;        /* worker number: owner of pools, names the consumer; `slot` is the
+                            * process block in the region (ring, wake fd, stats) */
 } worker_args_t;
 
 /* Runs the worker until it has drained after SIGTERM/SIGINT. Returns the exit status:

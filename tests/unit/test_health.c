@@ -3,8 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "shm/region.h"
 #include "shm/stats.h"
@@ -24,6 +25,8 @@ static void test_sums_live_workers(void **state)
     for (uint32_t i = 0; i < 2; i++) {
         stats_worker_t *w = shm_region_slot_stats(r, i);
         STATS_SET(w->pid, 200 + i);
+        STATS_SET(w->index, i);
+        STATS_SET(w->role, STATS_ROLE_ACTIVE);
         STATS_SET(w->connections, 10 + i);
         STATS_SET(w->messages_processed, 5);
         STATS_SET(w->deliveries, 50);
@@ -43,6 +46,19 @@ static void test_sums_live_workers(void **state)
                                      "\"pid\":100,\"worker\":1,\"workers\":["));
     assert_non_null(strstr(out.data, "{\"slot\":1,\"pid\":201,\"connectedClients\":11,"));
     assert_int_equal(out.data[out.len - 1], '}');
+
+    /* a retiring process of worker 1 counts in the totals but is not listed */
+    stats_worker_t *old = shm_region_slot_stats(r, 2);
+    STATS_SET(old->pid, 300);
+    STATS_SET(old->index, 1);
+    STATS_SET(old->role, STATS_ROLE_RETIRING);
+    STATS_SET(old->connections, 0);
+    buf_reset(&out);
+    health_render(&out, r, 2);
+    assert_non_null(strstr(out.data, "\"workersAlive\":3,\"pid\":100,\"worker\":1,"));
+    assert_null(strstr(out.data, "\"pid\":300"));
+    assert_null(strstr(out.data, "\"slot\":2"));
+    memset(old, 0, sizeof(*old));
 
     /* one worker's Redis down makes the server's redisConnected false */
     STATS_SET(((stats_worker_t *)shm_region_slot_stats(r, 0))->redis_connected, 0);

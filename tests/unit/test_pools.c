@@ -1,11 +1,13 @@
 /* Unit tests for master/pools: sizing, MAX_POOLS overflow, priority pools, balance, sweep. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "master/pools.h"
 
@@ -102,6 +104,73 @@ static void test_sweep_forgets_unseen_streams(void **state)
     pools_free(p);
 }
 
+static void count_in_slot(uint32_t pool, uint32_t slot, const char *name, size_t len, void *arg)
+{
+    (void)pool;
+    (void)slot;
+    (void)name;
+    (void)len;
+    (*(size_t *)arg)++;
+}
+
+static size_t in_slot(const pools_t *p, uint32_t slot)
+{
+    size_t n = 0;
+    pools_foreach_in_slot(p, slot, count_in_slot, &n);
+    return n;
+}
+
+static void test_resize_moves_pools_of_removed_slots(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(1, 8, 3);
+    uint32_t pool, slot;
+    char name[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        assert_int_equal(add(p, name, false, 1, &pool, &slot), 1);
+    }
+    assert_int_equal(in_slot(p, 0), 2);
+    assert_int_equal(in_slot(p, 2), 2);
+    assert_int_equal(pools_resize(p, 0), -EINVAL);
+    /* shrinking: slot 2's pools go to the remaining slots, no stream is lost or duplicated */
+    assert_int_equal(pools_resize(p, 2), 0);
+    assert_int_equal(in_slot(p, 2), 0);
+    assert_int_equal(in_slot(p, 0) + in_slot(p, 1), 6);
+    assert_int_equal(in_slot(p, 0), 3);
+    assert_int_equal(pools_streams(p), 6);
+    /* a known stream keeps its pool, now on its new slot */
+    assert_int_equal(add(p, "s2", false, 2, &pool, &slot), 0);
+    /* growing: existing pools stay, new pools go to the new, least loaded slots */
+    assert_int_equal(pools_resize(p, 4), 0);
+    assert_int_equal(add(p, "n1", false, 2, &pool, &slot), 1);
+    assert_true(slot >= 2);
+    assert_int_equal(in_slot(p, 0) + in_slot(p, 1), 6);
+    pools_free(p);
+}
+
+static void test_set_limits_applies_to_new_streams(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(2, 1, 1);
+    uint32_t pool, slot;
+    assert_int_equal(add(p, "a", false, 1, &pool, &slot), 1);
+    assert_int_equal(add(p, "b", false, 1, &pool, &slot), 1);
+    assert_int_equal(add(p, "c", false, 1, &pool, &slot), 1);
+    assert_int_equal(pools_count(p), 1); /* MAX_POOLS=1: the pool grows */
+    assert_int_equal(pools_set_limits(p, 0, 4), -EINVAL);
+    assert_int_equal(pools_set_limits(p, 1, 4), 0);
+    assert_int_equal(add(p, "d", false, 1, &pool, &slot), 1);
+    assert_int_equal(add(p, "e", false, 1, &pool, &slot), 1);
+    assert_int_equal(pools_count(p), 3); /* one stream per new pool now */
+    /* lowering MAX_POOLS below what exists keeps every pool and stream */
+    assert_int_equal(pools_set_limits(p, 1, 1), 0);
+    assert_int_equal(add(p, "f", false, 1, &pool, &slot), 1);
+    assert_int_equal(pools_count(p), 3);
+    assert_int_equal(pools_streams(p), 6);
+    pools_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +178,8 @@ int main(void)
         cmocka_unit_test(test_pools_balance_slots),
         cmocka_unit_test(test_priority_streams_get_their_own_pools),
         cmocka_unit_test(test_sweep_forgets_unseen_streams),
+        cmocka_unit_test(test_resize_moves_pools_of_removed_slots),
+        cmocka_unit_test(test_set_limits_applies_to_new_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,136 @@
+/*
+ * streamioctl: the admin CLI. Sends its arguments to a running streamio master over the control
+ * socket (STREAMIO_CONTROL_SOCKET, or --socket PATH, default /run/streamio/control.sock) and
+ * prints the answer: a JSON document on stdout (exit 0), or the reason on stderr (exit 1).
+ * Exit 2 for a usage error, 3 when no server answers on that socket.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET "/run/streamio/control.sock"
+#define TIMEOUT_S 10
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: streamioctl [--socket PATH] status | rooms | clients [room] |\n"
+               "                   broadcast <event> <json> | sendroom <room> <event> <json>\n");
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = getenv("STREAMIO_CONTROL_SOCKET");
+    int a = 1;
+    if (a + 1 < argc && strcmp(argv[a], "--socket") == 0) {
+        path = argv[a + 1];
+        a += 2;
+    }
+    if (a < argc && (strcmp(argv[a], "-h") == 0 || strcmp(argv[a], "--help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (a >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!path || !*path)
+        path = DEFAULT_SOCKET;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "streamioctl: socket path too long: %s\n", path);
+        return 2;
+    }
+    memcpy(sa.sun_path, path, strlen(path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "streamioctl: socket: %s\n", strerror(errno));
+        return 1;
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        if (e == ENOENT || e == ECONNREFUSED)
+            fprintf(stderr, "streamioctl: streamio is not running (nothing listens on %s)\n", path);
+        else
+            fprintf(stderr, "streamioctl: cannot reach streamio on %s: %s\n", path, strerror(e));
+        close(fd);
+        return 3;
+    }
+    struct timeval tv = {.tv_sec = TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    for (int i = a; i < argc; i++) {
+        char head[32];
+        int n = snprintf(head, sizeof(head), "%zu:", strlen(argv[i]));
+        if (write_all(fd, head, (size_t)n) || write_all(fd, argv[i], strlen(argv[i])) ||
+            write_all(fd, ",", 1)) {
+            fprintf(stderr, "streamioctl: cannot send the request: %s\n", strerror(errno));
+            close(fd);
+            return 1;
+        }
+    }
+    shutdown(fd, SHUT_WR);
+    size_t len = 0, cap = 4096;
+    char *resp = malloc(cap);
+    for (;;) {
+        if (!resp) {
+            fprintf(stderr, "streamioctl: out of memory\n");
+            close(fd);
+            return 1;
+        }
+        ssize_t r = read(fd, resp + len, cap - len - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            fprintf(stderr, "streamioctl: no answer from streamio: %s\n", strerror(errno));
+            free(resp);
+            close(fd);
+            return 1;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        if (cap - len < 2) {
+            cap *= 2;
+            char *p = realloc(resp, cap);
+            if (!p)
+                free(resp);
+            resp = p;
+        }
+    }
+    close(fd);
+    resp[len] = '\0';
+    int status;
+    if (strncmp(resp, "OK\n", 3) == 0) {
+        fputs(resp + 3, stdout);
+        if (len > 3 && resp[len - 1] != '\n')
+            fputc('\n', stdout);
+        status = 0;
+    } else if (strncmp(resp, "ERR ", 4) == 0) {
+        fprintf(stderr, "streamioctl: %s", resp + 4);
+        status = 1;
+    } else {
+        fprintf(stderr, "streamioctl: unexpected answer from streamio (%zu bytes)\n", len);
+        status = 1;
+    }
+    free(resp);
+    return status;
+}

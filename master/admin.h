@@ -1,0 +1,34 @@
+/*
+ * admin: the commands streamioctl runs through the master's control socket.
+ *   status                          /health's document (server-wide, from the shared stats)
+ *   rooms                           room counts per worker and in total
+ *   clients [room]                  connected clients per worker and in total; with a room, the
+ *                                   workers that have members in it are not known to the master
+ *                                   yet, so that form answers an error naming the limitation
+ *   broadcast <event> <json>        emits <event> with the JSON argument to every client
+ *   sendroom <room> <event> <json>  emits it to the members of <room>
+ * The emits are published once on Redis in @socket.io/redis-adapter format, on the channel the
+ * workers share (so with SOCKETIO_REDIS_ADAPTER=true they reach every server of the cluster).
+ * Synchronous and bounded (2 s Redis timeouts): runs in the master's loop, never in a worker.
+ */
+#ifndef STREAMIO_MASTER_ADMIN_H
+#define STREAMIO_MASTER_ADMIN_H
+
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "shm/region.h"
+
+typedef struct admin_ctx {
+    const cfg_t *cfg;
+    shm_region_t *region;
+    const char *server_id; /* names this server's private adapter channel */
+} admin_ctx_t;
+
+/* Runs argv[0] with its arguments (a control_fn with arg = admin_ctx_t). Appends the JSON body
+ * (one line) to out; on error returns -EINVAL (usage, bad JSON), -ENOTSUP, -EIO (Redis) with the
+ * reason in out. */
+int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg);
+
+#endif

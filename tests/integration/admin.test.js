@@ -1,0 +1,150 @@
+'use strict';
+// streamioctl against a live server (status, rooms, clients, broadcast, sendroom, errors), and
+// the packaging: `make install` layout and `systemd-analyze verify` of the installed unit.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync, execFile } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const h = require('./lib/harness');
+
+const root = path.resolve(__dirname, '../..');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-admin-'));
+const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
+
+// Runs streamioctl asynchronously (the server must keep running meanwhile); {code, stdout, stderr}.
+function ctl(sock, ...args) {
+  return new Promise((resolve) => {
+    execFile(ctlBin(), ['--socket', sock, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('streamioctl', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
+  let redis;
+  let srv;
+  const sock = path.join(tmp, 'control.sock');
+
+  before(async () => {
+    redis = await h.startRedis();
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2', STREAMIO_CONTROL_SOCKET: sock }, { redis });
+  });
+
+  after(async () => {
+    h.closeAllClients();
+    if (srv) await srv.stop();
+    if (redis) await redis.stop();
+  });
+
+  const logs = (fn) => h.withLogs(() => srv, fn);
+
+  it('says clearly when no server runs', async () => {
+    const r = await ctl(path.join(tmp, 'nothing.sock'), 'status');
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /streamio is not running \(nothing listens on .*nothing\.sock\)/);
+    const u = await ctl(sock);
+    assert.equal(u.code, 2);
+    assert.match(u.stderr, /^usage: streamioctl/);
+  });
+
+  it('status, rooms and clients describe the live server', logs(async () => {
+    const st = await ctl(sock, 'status');
+    assert.equal(st.code, 0, st.stderr);
+    const s = JSON.parse(st.stdout);
+    assert.equal(s.status, 'healthy');
+    assert.equal(s.pid, srv.pid);
+    assert.equal(s.workers.length, 2);
+    const room = h.uniq('admin.room');
+    const clients = await h.connectClients(srv.url, 3);
+    await h.joinRoom(clients[0], room);
+    const c = await h.waitUntil(async () => {
+      const r = await ctl(sock, 'clients');
+      const j = JSON.parse(r.stdout);
+      return j.clients === 3 ? j : null;
+    }, { timeout: 5000, message: 'clients 3' });
+    assert.equal(c.workers.reduce((a, w) => a + w.clients, 0), 3);
+    const rooms = JSON.parse((await ctl(sock, 'rooms')).stdout);
+    assert.equal(rooms.rooms, 1);
+    const byRoom = await ctl(sock, 'clients', room);
+    assert.equal(byRoom.code, 1);
+    assert.match(byRoom.stderr, /not available yet/);
+    h.closeAllClients();
+  }));
+
+  it('broadcast reaches every client, sendroom only the room', logs(async () => {
+    const room = h.uniq('admin.send');
+    const clients = await h.connectClients(srv.url, 4);
+    const got = clients.map((s) => {
+      const box = [];
+      s.on('notice', (...a) => box.push(a));
+      return box;
+    });
+    await h.joinRoom(clients[0], room);
+    await h.joinRoom(clients[1], room);
+    const b = await ctl(sock, 'broadcast', 'notice', '{"text":"hello all","n":1}');
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(JSON.parse(b.stdout).ok, true);
+    await h.waitUntil(() => got.every((box) => box.length === 1), { timeout: 5000, message: 'broadcast on 4 clients' });
+    for (const box of got) assert.deepStrictEqual(box[0], [{ text: 'hello all', n: 1 }]);
+    const r = await ctl(sock, 'sendroom', room, 'notice', '"only the room"');
+    assert.equal(r.code, 0, r.stderr);
+    await h.waitUntil(() => got[0].length === 2 && got[1].length === 2, { timeout: 5000, message: 'sendroom' });
+    await h.sleep(300);
+    assert.deepStrictEqual(got[0][1], ['only the room']);
+    assert.equal(got[2].length, 1);
+    assert.equal(got[3].length, 1);
+    const bad = await ctl(sock, 'broadcast', 'notice', '{not json');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /not valid JSON/);
+    const use = await ctl(sock, 'sendroom', room);
+    assert.equal(use.code, 1);
+    assert.match(use.stderr, /usage: sendroom <room> <event> <json>/);
+    h.closeAllClients();
+  }));
+
+  it('removes its control socket on exit', logs(async () => {
+    assert.ok(fs.existsSync(sock));
+    assert.equal(await srv.stop(), 0);
+    srv = null;
+    assert.ok(!fs.existsSync(sock));
+  }));
+});
+
+describe('packaging', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
+  const asan = /\/asan\//.test(process.env.STREAMIO_BIN || '');
+  const dest = path.join(tmp, 'inst');
+  const vars = [`PREFIX=${dest}/usr`, `SYSCONFDIR=${dest}/etc`, `UNITDIR=${dest}/unit`];
+  if (asan) vars.push('ASAN=1');
+
+  it('make install puts the binary, the CLI, the unit and the sample env in place', () => {
+    const r = spawnSync('make', ['-s', '-C', root, 'install', ...vars], { encoding: 'utf8', timeout: 100000 });
+    assert.equal(r.status, 0, r.stderr);
+    for (const f of ['usr/bin/streamio', 'usr/bin/streamioctl']) {
+      assert.ok(fs.statSync(path.join(dest, f)).mode & 0o111, `${f} executable`);
+    }
+    const unit = fs.readFileSync(path.join(dest, 'unit/streamio.service'), 'utf8');
+    assert.match(unit, new RegExp(`^ExecStart=${dest}/usr/bin/streamio$`, 'm'));
+    assert.match(unit, new RegExp(`^EnvironmentFile=-${dest}/etc/streamio/streamio.env$`, 'm'));
+    for (const d of ['Type=notify', 'ExecReload=/bin/kill -HUP $MAINPID', 'KillMode=mixed',
+      'WatchdogSec=', 'LimitNOFILE=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DynamicUser=yes']) {
+      assert.ok(unit.includes(d), d);
+    }
+    assert.match(fs.readFileSync(path.join(dest, 'etc/streamio/streamio.env.sample'), 'utf8'), /#CLUSTER_WORKERS=/);
+    const u = spawnSync('make', ['-s', '-C', root, 'uninstall', ...vars], { encoding: 'utf8' });
+    assert.equal(u.status, 0, u.stderr);
+    assert.ok(!fs.existsSync(path.join(dest, 'usr/bin/streamio')));
+    spawnSync('make', ['-s', '-C', root, 'install', ...vars], { encoding: 'utf8', timeout: 100000 });
+  });
+
+  const analyze = spawnSync('systemd-analyze', ['--version']).status === 0;
+  it('the installed unit passes systemd-analyze verify with no warning',
+    { skip: analyze ? false : 'systemd-analyze not installed' }, () => {
+      const unit = path.join(dest, 'unit/streamio.service');
+      assert.ok(fs.existsSync(unit), 'installed by the previous test');
+      const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr.trim(), '', 'no warning');
+    });
+});
