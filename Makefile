@@ -14,7 +14,7 @@ CC ?= cc
 CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT)
-LIBS := -luv -lhiredis -lwslay -lhttp_parser -lcrypto -lpthread -lm
+LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lcrypto -lpthread -lm
 
 SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
 LIBSRC := $(filter-out master/main.c,$(SRC))
@@ -24,7 +24,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps run test unit integration bench clean format format-check
+.PHONY: all deps run test unit integration bench fuzz clean format format-check
 
 all: $(BUILD)/streamio
 
@@ -68,8 +68,33 @@ bench: $(BUILD)/streamio
 	@scripts/install-deps.sh test
 	@scripts/bench.sh $(BUILD)/streamio
 
+# `make fuzz`: each tests/fuzz/fuzz_<x>.c built with clang's libFuzzer + ASan + UBSan against the
+# project sources, then run FUZZ_SECONDS on a copy of tests/fuzz/corpus/<x> (FUZZ_MERGE=1 merges
+# what it found back into the corpus, minimized). Objects live in build/fuzz, apart from the rest.
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I.
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz/libstreamio.a: $(LIBSRC:%.c=build/fuzz/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libstreamio.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libstreamio.a $(LIBS)
+
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
 format:
-	clang-format -i $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h) $(UNIT_SRC)
+	clang-format -i $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h) $(UNIT_SRC) $(FUZZ_SRC)
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h)
