@@ -75,7 +75,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined \
-               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -I.
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -MMD -MP -I.
 
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,3 +103,4 @@ clean:
 	rm -rf build
 
 -include $(LIBOBJ:.o=.d) $(BUILD)/master/main.d
+-include $(wildcard build/fuzz/obj/*/*.d build/fuzz/*.d)

@@ -3,7 +3,7 @@
 # scratch copy of its corpus (tests/fuzz/corpus/<target>), and prints per target the executions,
 # the coverage and any crash (the input is kept under build/fuzz/artifacts/<target>/).
 # FUZZ_MERGE=1 merges the new inputs back into tests/fuzz/corpus/<target> with -merge=1 (which
-# keeps only inputs that add coverage). Ends with "fuzz: N targets, N crashed"; exit 1 on a crash.
+# keeps only inputs that add coverage edges). Ends with "fuzz: N targets, N crashed"; exit 1 on a crash.
 set -u
 cd "$(dirname "$0")/.."
 secs=$1
@@ -32,7 +32,7 @@ for bin in "$@"; do
         echo "fuzz $t: ${execs:-?} executions in ${secs}s, ${cov:-cov: ?}, no crash"
     fi
     if [ "${FUZZ_MERGE:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
-        "$bin" -merge=1 -max_len=4096 "$corpus" "$scratch/$t" >/dev/null 2>&1
+        "$bin" -merge=1 -use_counters=0 -max_len=4096 "$corpus" "$scratch/$t" >/dev/null 2>&1
     fi
 done
 echo "fuzz: $# targets, ${#crashed[@]} crashed${crashed[*]:+ (${crashed[*]})}"
