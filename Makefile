@@ -14,7 +14,7 @@ CC ?= cc
 CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT)
-LIBS := -luv -lhiredis -lwslay -lhttp_parser -lcrypto -lz -lpthread -lm
+LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lcrypto -lz -lpthread -lm
 
 SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
 LIBSRC := $(filter-out master/main.c,$(SRC))
@@ -24,7 +24,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps run test unit integration bench clean format format-check install uninstall
+.PHONY: all deps run test unit integration bench fuzz clean format format-check install uninstall
 
 all: $(BUILD)/streamio $(BUILD)/streamioctl
 
@@ -108,9 +108,34 @@ uninstall:
 	      $(DESTDIR)$(SYSCONFDIR)/streamio/streamio.env.sample $(DESTDIR)$(DOCDIR)/README.md
 	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/streamio 2>/dev/null
 
+# `make fuzz`: each tests/fuzz/fuzz_<x>.c built with clang's libFuzzer + ASan + UBSan against the
+# project sources, then run FUZZ_SECONDS on a copy of tests/fuzz/corpus/<x> (FUZZ_MERGE=1 merges
+# what it found back into the corpus, minimized). Objects live in build/fuzz, apart from the rest.
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -MMD -MP -I.
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz/libstreamio.a: $(LIBSRC:%.c=build/fuzz/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libstreamio.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libstreamio.a $(LIBS)
+
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
 format:
 	clang-format -i $(SRC) ctl/streamioctl.c $(wildcard common/*.h shm/*.h worker/*.h master/*.h) \
-		$(UNIT_SRC)
+		$(UNIT_SRC) $(FUZZ_SRC)
 
 format-check:
 	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h)
@@ -119,3 +144,4 @@ clean:
 	rm -rf build
 
 -include $(LIBOBJ:.o=.d) $(BUILD)/master/main.d
+-include $(wildcard build/fuzz/obj/*/*.d build/fuzz/*.d)

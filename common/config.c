@@ -12,7 +12,16 @@
 #include <strings.h>
 #include <unistd.h>
 
-typedef enum opt_kind { OPT_INT, OPT_BOOL, OPT_STR, OPT_ADAPTER, OPT_LEVEL, OPT_LIST } opt_kind_t;
+/* OPT_SECRET: an OPT_STR whose value never appears in an error message. */
+typedef enum opt_kind {
+    OPT_INT,
+    OPT_BOOL,
+    OPT_STR,
+    OPT_SECRET,
+    OPT_ADAPTER,
+    OPT_LEVEL,
+    OPT_LIST
+} opt_kind_t;
 
 typedef struct opt {
     const char *name;
@@ -56,6 +65,21 @@ static const opt_t options[] = {
     {"SOCKETIO_MAX_HTTP_BUFFER_SIZE", OPT_INT, F(max_payload), 0, 1024, 100000000, "1000000"},
     {"SHUTDOWN_TIMEOUT", OPT_INT, F(shutdown_timeout_ms), 0, 100, 3600000, "10000"},
     {"LOG_LEVEL", OPT_LEVEL, F(log_level), 0, 0, 0, "info"},
+    {"AUTH_ENABLED", OPT_BOOL, F(auth_enabled), 0, 0, 0, "false"},
+    {"AUTH_JWT_SECRET", OPT_SECRET, F(auth_jwt_secret), S(auth_jwt_secret), 0, 0, ""},
+    {"AUTH_JWT_PUBLIC_KEY_FILE", OPT_STR, F(auth_jwt_public_key_file), S(auth_jwt_public_key_file),
+     0, 0, ""},
+    {"AUTH_JWT_ISSUER", OPT_STR, F(auth_jwt_issuer), S(auth_jwt_issuer), 0, 0, ""},
+    {"AUTH_JWT_AUDIENCE", OPT_STR, F(auth_jwt_audience), S(auth_jwt_audience), 0, 0, ""},
+    {"AUTH_JWT_LEEWAY", OPT_INT, F(auth_jwt_leeway_s), 0, 0, 3600, "0"},
+    {"MAX_CONNECTIONS", OPT_INT, F(max_connections), 0, 0, 10000000, "0"},
+    {"MAX_CONNECTIONS_PER_IP", OPT_INT, F(max_connections_per_ip), 0, 0, 10000000, "0"},
+    {"MEMORY_HIGH_WATER_MB", OPT_INT, F(memory_high_water_mb), 0, 0, 1048576, "0"},
+    {"RATE_LIMIT_EVENTS_PER_SEC", OPT_INT, F(rate_events_per_sec), 0, 0, 1000000, "100"},
+    {"RATE_LIMIT_EVENTS_BURST", OPT_INT, F(rate_events_burst), 0, 1, 1000000, "200"},
+    {"RATE_LIMIT_JOINS_PER_SEC", OPT_INT, F(rate_joins_per_sec), 0, 0, 1000000, "20"},
+    {"RATE_LIMIT_JOINS_BURST", OPT_INT, F(rate_joins_burst), 0, 1, 1000000, "100"},
+    {"RATE_LIMIT_MAX_VIOLATIONS", OPT_INT, F(rate_max_violations), 0, 1, 1000000, "50"},
 };
 
 static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)
@@ -124,6 +148,13 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         if (parse_bool(v, (bool *)field))
             return bad(err, o, v, "true or false");
         return 0;
+    case OPT_SECRET:
+        if (strlen(v) >= o->size) {
+            snprintf(expected, sizeof(expected), "a string shorter than %zu bytes", o->size);
+            return bad(err, o, "(hidden)", expected);
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
     case OPT_STR:
         if (strlen(v) >= o->size || (o->min > 0 && *v == '\0')) {
             snprintf(expected, sizeof(expected), "a non-empty string shorter than %zu bytes",
@@ -160,6 +191,30 @@ static int default_workers(void)
     return n > 256 ? 256 : (int)n;
 }
 
+/* Rules that span several variables; each names the variable a user has to change. */
+static int check_auth(cfg_t *cfg, buf_t *err)
+{
+    bool secret = cfg->auth_jwt_secret[0] != '\0';
+    bool key = cfg->auth_jwt_public_key_file[0] != '\0';
+    /* the contract: a secret (or a key) is what turns authentication on */
+    if (secret || key)
+        cfg->auth_enabled = true;
+    if (!cfg->auth_enabled)
+        return 0;
+    if (secret == key) {
+        buf_puts(err, "streamio: invalid AUTH_ENABLED=\"true\": expected exactly one of "
+                      "AUTH_JWT_SECRET (HS256) or AUTH_JWT_PUBLIC_KEY_FILE (RS256/ES256)");
+        return -EINVAL;
+    }
+    if (secret && strlen(cfg->auth_jwt_secret) < CONFIG_MIN_JWT_SECRET) {
+        buf_printf(err,
+                   "streamio: invalid AUTH_JWT_SECRET=\"(hidden)\": expected at least %d bytes",
+                   CONFIG_MIN_JWT_SECRET);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -177,7 +232,7 @@ int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
     }
     if (!cfg->cluster_enabled)
         cfg->cluster_workers = 1;
-    return 0;
+    return check_auth(cfg, err);
 }
 
 static const char *env_get(const char *name, void *arg)

@@ -57,7 +57,26 @@ typedef struct cfg {
     int max_payload;
     int shutdown_timeout_ms;
     log_level_t log_level;
+
+    /* access and limits (README "Security"); worker/auth and worker/limits consume them */
+    bool auth_enabled;
+    char auth_jwt_secret[512];           /* HS256 key; never printed */
+    char auth_jwt_public_key_file[4096]; /* PEM RSA (RS256) or P-256 (ES256) public key */
+    char auth_jwt_issuer[256];           /* "" = not checked */
+    char auth_jwt_audience[256];         /* "" = not checked */
+    int auth_jwt_leeway_s;               /* clock skew allowed on exp/nbf */
+    int max_connections;                 /* whole server, 0 = unlimited */
+    int max_connections_per_ip;          /* per worker process, 0 = unlimited */
+    int memory_high_water_mb;            /* per worker RSS that sheds new connections, 0 = off */
+    int rate_events_per_sec;             /* per socket, 0 = unlimited */
+    int rate_events_burst;
+    int rate_joins_per_sec; /* per socket, 0 = unlimited */
+    int rate_joins_burst;
+    int rate_max_violations; /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
 } cfg_t;
+
+/* Shortest AUTH_JWT_SECRET accepted: 256 bits, the HS256 key size of RFC 7518 §3.2. */
+#define CONFIG_MIN_JWT_SECRET 32
 
 /* Looks a variable up; NULL when unset. Lets tests feed a table instead of the environment. */
 typedef const char *(*config_getenv_fn)(const char *name, void *arg);

@@ -2,17 +2,19 @@
 # Installs what streamio needs on a Debian 12 machine, only what is missing (idempotent).
 #   install-deps.sh run   build + run: compiler, libraries, redis-server for the embedded default
 #   install-deps.sh test  everything for `make test`: + cmocka, Node.js/npm and the npm clients
+#   install-deps.sh fuzz  + clang (libFuzzer) for `make fuzz`
 set -euo pipefail
 what=${1:-run}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(gcc make pkg-config libc6-dev libuv1-dev libhiredis-dev libwslay-dev libhttp-parser-dev
-      libssl-dev zlib1g-dev redis-server redis-tools)
+      libssl-dev zlib1g-dev libjwt-dev redis-server redis-tools)
 if [ "$what" = test ]; then
     pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-requests python3-websocket chromium)
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi
+if [ "$what" = fuzz ]; then pkgs+=(clang); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -134,6 +134,130 @@ static void test_sharded_is_accepted(void **state)
     buf_free(&err);
 }
 
+static void test_security_defaults(void **state)
+{
+    (void)state;
+    env_t e = {{{NULL, NULL}}};
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, &e, &err), 0);
+    assert_false(cfg.auth_enabled);
+    assert_string_equal(cfg.auth_jwt_secret, "");
+    assert_string_equal(cfg.auth_jwt_public_key_file, "");
+    assert_string_equal(cfg.auth_jwt_issuer, "");
+    assert_string_equal(cfg.auth_jwt_audience, "");
+    assert_int_equal(cfg.auth_jwt_leeway_s, 0);
+    assert_int_equal(cfg.max_connections, 0);
+    assert_int_equal(cfg.max_connections_per_ip, 0);
+    assert_int_equal(cfg.memory_high_water_mb, 0);
+    assert_int_equal(cfg.rate_events_per_sec, 100);
+    assert_int_equal(cfg.rate_events_burst, 200);
+    assert_int_equal(cfg.rate_joins_per_sec, 20);
+    assert_int_equal(cfg.rate_joins_burst, 100);
+    assert_int_equal(cfg.rate_max_violations, 50);
+    buf_free(&err);
+}
+
+static void test_security_values(void **state)
+{
+    (void)state;
+    env_t e = {{{"AUTH_ENABLED", "true"},
+                {"AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"},
+                {"AUTH_JWT_ISSUER", "https://id.example"},
+                {"AUTH_JWT_AUDIENCE", "api"},
+                {"AUTH_JWT_LEEWAY", "30"},
+                {"MAX_CONNECTIONS", "20000"},
+                {"MAX_CONNECTIONS_PER_IP", "50"},
+                {"MEMORY_HIGH_WATER_MB", "512"},
+                {"RATE_LIMIT_EVENTS_PER_SEC", "0"},
+                {"RATE_LIMIT_JOINS_BURST", "7"},
+                {NULL, NULL}}};
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, &e, &err), 0);
+    assert_true(cfg.auth_enabled);
+    assert_string_equal(cfg.auth_jwt_secret, "0123456789abcdef0123456789abcdef");
+    assert_string_equal(cfg.auth_jwt_issuer, "https://id.example");
+    assert_string_equal(cfg.auth_jwt_audience, "api");
+    assert_int_equal(cfg.auth_jwt_leeway_s, 30);
+    assert_int_equal(cfg.max_connections, 20000);
+    assert_int_equal(cfg.max_connections_per_ip, 50);
+    assert_int_equal(cfg.memory_high_water_mb, 512);
+    assert_int_equal(cfg.rate_events_per_sec, 0);
+    assert_int_equal(cfg.rate_joins_burst, 7);
+    buf_free(&err);
+    env_t k = {{{"AUTH_ENABLED", "on"}, {"AUTH_JWT_PUBLIC_KEY_FILE", "/etc/k.pem"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &k, &err), 0);
+    assert_string_equal(cfg.auth_jwt_public_key_file, "/etc/k.pem");
+    buf_free(&err);
+}
+
+static void expect_auth_error(env_t *e, const char *line)
+{
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, e, &err), -EINVAL);
+    assert_non_null(err.data);
+    assert_string_equal(err.data, line);
+    buf_free(&err);
+}
+
+static void test_bad_security_values(void **state)
+{
+    (void)state;
+    expect_error("AUTH_ENABLED", "yes please",
+                 "streamio: invalid AUTH_ENABLED=\"yes please\": expected true or false");
+    expect_error("AUTH_JWT_LEEWAY", "-1",
+                 "streamio: invalid AUTH_JWT_LEEWAY=\"-1\": expected an integer from 0 to 3600");
+    expect_error("MAX_CONNECTIONS", "many",
+                 "streamio: invalid MAX_CONNECTIONS=\"many\": expected an integer from 0 to "
+                 "10000000");
+    expect_error("MAX_CONNECTIONS_PER_IP", "-5",
+                 "streamio: invalid MAX_CONNECTIONS_PER_IP=\"-5\": expected an integer from 0 to "
+                 "10000000");
+    expect_error("MEMORY_HIGH_WATER_MB", "1e3",
+                 "streamio: invalid MEMORY_HIGH_WATER_MB=\"1e3\": expected an integer from 0 to "
+                 "1048576");
+    expect_error("RATE_LIMIT_EVENTS_BURST", "0",
+                 "streamio: invalid RATE_LIMIT_EVENTS_BURST=\"0\": expected an integer from 1 to "
+                 "1000000");
+    expect_error("RATE_LIMIT_JOINS_PER_SEC", "2.5",
+                 "streamio: invalid RATE_LIMIT_JOINS_PER_SEC=\"2.5\": expected an integer from 0 "
+                 "to 1000000");
+    expect_error("RATE_LIMIT_MAX_VIOLATIONS", "0",
+                 "streamio: invalid RATE_LIMIT_MAX_VIOLATIONS=\"0\": expected an integer from 1 "
+                 "to 1000000");
+    env_t none = {{{"AUTH_ENABLED", "true"}, {NULL, NULL}}};
+    expect_auth_error(&none, "streamio: invalid AUTH_ENABLED=\"true\": expected exactly one of "
+                             "AUTH_JWT_SECRET (HS256) or AUTH_JWT_PUBLIC_KEY_FILE (RS256/ES256)");
+    env_t both = {{{"AUTH_ENABLED", "true"},
+                   {"AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"},
+                   {"AUTH_JWT_PUBLIC_KEY_FILE", "/k.pem"},
+                   {NULL, NULL}}};
+    expect_auth_error(&both, "streamio: invalid AUTH_ENABLED=\"true\": expected exactly one of "
+                             "AUTH_JWT_SECRET (HS256) or AUTH_JWT_PUBLIC_KEY_FILE (RS256/ES256)");
+    /* a secret never appears in a message */
+    env_t weak = {{{"AUTH_ENABLED", "true"}, {"AUTH_JWT_SECRET", "hunter2"}, {NULL, NULL}}};
+    expect_auth_error(&weak,
+                      "streamio: invalid AUTH_JWT_SECRET=\"(hidden)\": expected at least 32 bytes");
+    char huge[600];
+    memset(huge, 'k', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    expect_error("AUTH_JWT_SECRET", huge,
+                 "streamio: invalid AUTH_JWT_SECRET=\"(hidden)\": expected a string shorter than "
+                 "512 bytes");
+    /* a secret alone turns authentication on, so a short one is refused too */
+    env_t alone = {{{"AUTH_JWT_SECRET", "hunter2"}, {NULL, NULL}}};
+    expect_auth_error(&alone,
+                      "streamio: invalid AUTH_JWT_SECRET=\"(hidden)\": expected at least 32 bytes");
+    env_t good = {{{"AUTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"}, {NULL, NULL}}};
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, &good, &err), 0);
+    assert_true(cfg.auth_enabled);
+    buf_free(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +266,9 @@ int main(void)
         cmocka_unit_test(test_cluster_disabled_means_one_worker),
         cmocka_unit_test(test_bad_values_name_variable_and_value),
         cmocka_unit_test(test_sharded_is_accepted),
+        cmocka_unit_test(test_security_defaults),
+        cmocka_unit_test(test_security_values),
+        cmocka_unit_test(test_bad_security_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
