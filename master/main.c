@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "master/envfile.h"
 #include "master/master.h"
+#include "worker/auth.h"
 
 int main(void)
 {
@@ -27,6 +28,11 @@ int main(void)
     if (frc && rc == 0)
         buf_printf(&err, "streamio: invalid LOG_FORMAT=\"%s\": expected text or json", fmt);
     envfile_free(ef);
+    auth_t *auth = NULL;
+    /* a bad key file must stop startup here, not in every worker */
+    if (rc == 0 && frc == 0 && auth_new(&auth, &cfg, &err))
+        rc = -1;
+    auth_free(auth);
     if (rc || frc) {
         fprintf(stderr, "%s\n", err.data);
         buf_free(&err);

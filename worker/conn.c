@@ -1040,3 +1040,9 @@ bool conn_is_ws(const conn_t *c)
 {
     return c->ws != NULL;
 }
+
+int conn_peer(const conn_t *c, struct sockaddr_storage *out)
+{
+    int len = sizeof(*out);
+    return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)out, &len);
+}

@@ -166,6 +166,8 @@ int conn_ws_close(conn_t *c, uint16_t code);
 /* Closes the socket now, dropping queued output. Idempotent; safe inside any callback. */
 void conn_close(conn_t *c);
 
+/* The peer's address (for per-address limits). 0 or a libuv error. */
+int conn_peer(const conn_t *c, struct sockaddr_storage *out);
 /* Bytes queued and not yet taken by the kernel (in-flight writes included). */
 size_t conn_outq_bytes(const conn_t *c);
 /* True once conn_ws_accept succeeded (also while closing). */

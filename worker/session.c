@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -12,11 +13,13 @@
 #include "common/log.h"
 #include "common/strmap.h"
 #include "worker/adapter.h"
+#include "worker/auth.h"
 #include "worker/debug_page.h"
 #include "worker/eio_payload.h"
 #include "worker/handoff.h"
 #include "worker/health.h"
 #include "worker/http_gzip.h"
+#include "worker/limits.h"
 #include "worker/metrics.h"
 #include "worker/sio_packet.h"
 #include "worker/timerq.h"
@@ -62,7 +65,12 @@ typedef struct session {
     bool probed;           /* the probe answered 3probe: polling is paused */
     bool raw;              /* /engine.io/ echo endpoint (conformance mode) */
     char sid[SID_LEN + 1];
-    char sio_sid[SID_LEN + 1]; /* Socket.IO id on the main namespace: the adapter's socket id */
+    char sio_sid[SID_LEN + 1];    /* Socket.IO id on the main namespace: the adapter's socket id */
+    auth_grant_t *grant;          /* rooms the client's token allows (auth on); NULL: none */
+    buf_t qtoken;                 /* `token` query parameter of the handshake, if any */
+    limits_socket_t lim;          /* event and join token buckets */
+    struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP while admitted */
+    bool admitted;
 } session_t;
 
 typedef struct nsp_name {
@@ -104,9 +112,12 @@ struct sessions {
     buf_t hdrs;         /* extra response headers (CORS, Content-Encoding) */
     buf_t gz;           /* a compressed response body */
     adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
+    auth_t *auth;       /* JWT verifier; auth_enabled() false when no secret/key is set */
+    limits_t *limits;   /* connection counts and per-socket rate limits */
 };
 
 static void session_end(session_t *s, bool client_close);
+static void fail(session_t *s);
 static void host_joined(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_left(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_leave_all(sessions_t *ss, session_t *s);
@@ -274,6 +285,7 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
 {
     sessions_t *ss = s->ss;
     const char *err = NULL;
+    limits_verdict_t verdict = LIMITS_PASS;
     buf_t *name = &ss->name;
     buf_reset(name);
     bool is_str =
@@ -283,6 +295,10 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
     if (join) {
         if (!is_str || room_len == 0 || utf16_units(room, room_len) > ROOM_ID_MAX_UNITS) {
             err = "Invalid room id";
+        } else if ((verdict = limits_join(ss->limits, &s->lim)) != LIMITS_PASS) {
+            err = LIMITS_ERR_RATE;
+        } else if (!auth_room_allowed(ss->auth, s->grant, room, room_len)) {
+            err = AUTH_ERR_ROOM_DENIED;
         } else if (!rooms_is_member(&s->rooms, room, room_len) &&
                    s->rooms.count >= (size_t)ss->cfg->max_rooms_per_socket) {
             err = "Max rooms limit reached";
@@ -296,7 +312,11 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
         host_left(ss, rooms_leave(ss->rooms, &s->rooms, room, room_len), room, room_len);
     }
     STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
-    if (err)
+    if (verdict == LIMITS_KICK) {
+        fail(s);
+        return;
+    }
+    if (err && verdict != LIMITS_DROP)
         emit_error(s, err);
     if (pk->has_id)
         send_ack(s, pk->id, err == NULL, err ? NULL : (arg ? arg->p : NULL), arg ? arg->len : 0,
@@ -387,6 +407,37 @@ static void send_auth(session_t *s, unsigned i)
     send_text(s, &ss->out);
 }
 
+/*
+ * With authentication on, verifies the token of a CONNECT: the `auth` payload's `token`, else the
+ * handshake's `token` query parameter. NULL when allowed (the grant is kept for join-room), else
+ * the reason to send back.
+ */
+static const char *authorize(session_t *s, const sio_packet_t *pk)
+{
+    sessions_t *ss = s->ss;
+    if (!auth_enabled(ss->auth))
+        return NULL;
+    buf_reset(&ss->tmp);
+    int rc = auth_token_from_connect(pk->data, pk->data_len, &ss->tmp);
+    const char *tok = ss->tmp.data;
+    size_t len = ss->tmp.len;
+    if (rc == -ENOENT) {
+        tok = s->qtoken.data;
+        len = s->qtoken.len;
+        if (len == 0)
+            return AUTH_ERR_MISSING;
+    } else if (rc) {
+        return AUTH_ERR_INVALID;
+    }
+    auth_grant_t *g = NULL;
+    const char *why = NULL;
+    if (auth_verify(ss->auth, tok, len, (int64_t)time(NULL), &g, &why))
+        return why ? why : AUTH_ERR_INVALID;
+    auth_grant_free(s->grant);
+    s->grant = g;
+    return NULL;
+}
+
 static int on_connect_packet(session_t *s, const sio_packet_t *pk)
 {
     sessions_t *ss = s->ss;
@@ -401,6 +452,18 @@ static int on_connect_packet(session_t *s, const sio_packet_t *pk)
     uint32_t bit = 1u << i;
     if (s->nsp_mask & bit)
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
+    const char *why = authorize(s, pk);
+    if (why) {
+        /* refused like a Node middleware refusal: CONNECT_ERROR, the session stays open */
+        buf_reset(&ss->tmp);
+        buf_puts(&ss->tmp, "{\"message\":");
+        json_write_string(&ss->tmp, why, strlen(why));
+        buf_putc(&ss->tmp, '}');
+        sio_packet_encode(&ss->out, SIO_CONNECT_ERROR, pk->nsp, pk->nsp_len, NULL, ss->tmp.data,
+                          ss->tmp.len);
+        send_text(s, &ss->out);
+        return 0;
+    }
     char sio_sid[SID_LEN + 1];
     if (ids_random(sio_sid, SID_LEN))
         return -EIO;
@@ -485,6 +548,17 @@ static int on_sio(session_t *s, const char *p, size_t len)
     sio_packet_t pk;
     if (s->bin_want || sio_packet_decode(p, len, &pk))
         return -EPROTO;
+    switch (limits_event(s->ss->limits, &s->lim)) {
+    case LIMITS_PASS:
+        break;
+    case LIMITS_NOTIFY:
+        emit_error(s, LIMITS_ERR_RATE);
+        return 0; /* the packet is dropped */
+    case LIMITS_DROP:
+        return 0;
+    case LIMITS_KICK:
+        return -EACCES; /* persistent abuse: the caller closes the connection */
+    }
     if (pk.type != SIO_BINARY_EVENT && pk.type != SIO_BINARY_ACK)
         return sio_dispatch(s, &pk, 0);
     if (!placeholders_ok(pk.data, pk.data_len, pk.attachments))
@@ -576,6 +650,10 @@ static void maybe_free(session_t *s)
     buf_free(&s->pollq);
     buf_free(&s->bin_pkt);
     buf_free(&s->bin_att);
+    buf_free(&s->qtoken);
+    auth_grant_free(s->grant);
+    if (s->admitted)
+        limits_conn_release(ss->limits, (const struct sockaddr *)&s->peer);
     ss->nsessions--;
     free(s);
 }
@@ -736,13 +814,29 @@ static int new_sid(sessions_t *ss, char sid[SID_LEN + 1])
     return 0;
 }
 
-static session_t *open_session(sessions_t *ss, bool raw)
+/* Counts a new session against the connection limits; 0, or the limits_conn_admit error. */
+static int admit(sessions_t *ss, conn_t *c, struct sockaddr_storage *peer)
+{
+    memset(peer, 0, sizeof(*peer));
+    conn_peer(c, peer); /* an unknown family only counts towards the total */
+    return limits_conn_admit(ss->limits, (const struct sockaddr *)peer);
+}
+
+static session_t *open_session(sessions_t *ss, const http_req_t *req, bool raw,
+                               const struct sockaddr_storage *peer)
 {
     session_t *s = calloc(1, sizeof(*s));
     if (!s || new_sid(ss, s->sid) || strmap_put(ss->sids, s->sid, SID_LEN, s)) {
         free(s);
+        limits_conn_release(ss->limits, (const struct sockaddr *)peer);
         return NULL;
     }
+    s->peer = *peer;
+    s->admitted = true;
+    limits_socket_init(ss->limits, &s->lim);
+    buf_init(&s->qtoken);
+    if (auth_enabled(ss->auth) && http_req_query(req, "token", &s->qtoken) != 0)
+        buf_reset(&s->qtoken);
     s->kind = OWNER_SESSION;
     s->ss = ss;
     s->raw = raw;
@@ -771,11 +865,27 @@ static void open_packet(sessions_t *ss, const session_t *s, bool upgrades)
                ss->cfg->ping_timeout_ms, ss->cfg->max_payload);
 }
 
-static void ws_handshake(sessions_t *ss, conn_t *c, bool raw)
+/* A connection over the limits: 503 with the reason (see limits_strerror). */
+static void refuse_limits(conn_t *c, int rc)
 {
-    if (conn_ws_accept(c))
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"message\":\"%s\"}", limits_strerror(rc));
+    conn_http_respond(c, 503, "application/json", NULL, body, (size_t)n);
+}
+
+static void ws_handshake(sessions_t *ss, conn_t *c, const http_req_t *req, bool raw)
+{
+    struct sockaddr_storage peer;
+    int rc = admit(ss, c, &peer);
+    if (rc) {
+        refuse_limits(c, rc);
         return;
-    session_t *s = open_session(ss, raw);
+    }
+    if (conn_ws_accept(c)) {
+        limits_conn_release(ss->limits, (const struct sockaddr *)&peer);
+        return;
+    }
+    session_t *s = open_session(ss, req, raw, &peer);
     if (!s) {
         conn_close(c);
         return;
@@ -1002,7 +1112,7 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
             refuse_ws(c, "Shutting down");
             return;
         }
-        ws_handshake(ss, c, raw);
+        ws_handshake(ss, c, req, raw);
         return;
     }
     if (s) {
@@ -1026,7 +1136,13 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
         conn_http_respond(c, 503, "text/plain", NULL, "Shutting down", 13);
         return;
     }
-    s = open_session(ss, raw);
+    struct sockaddr_storage peer;
+    int rc = admit(ss, c, &peer);
+    if (rc) {
+        refuse_limits(c, rc);
+        return;
+    }
+    s = open_session(ss, req, raw, &peer);
     if (!s) {
         conn_http_respond(c, 500, "text/plain", NULL, "Internal error", 14);
         return;
@@ -1082,6 +1198,8 @@ static void on_request(conn_t *c, const http_req_t *req, void *ud)
 
 static void release(sessions_t *ss)
 {
+    auth_free(ss->auth);
+    limits_free(ss->limits);
     rooms_free(ss->rooms);
     strmap_free(ss->sids);
     free(ss->cors);
@@ -1257,6 +1375,16 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
     buf_init(&ss->gz);
     buf_init(&ss->fwd);
     int rc = parse_options(ss);
+    buf_t err;
+    buf_init(&err);
+    if (rc == 0 && (rc = auth_new(&ss->auth, cfg, &err)) != 0)
+        LOG_ERROR("%s", err.data ? err.data : "cannot set up authentication");
+    buf_free(&err);
+    if (rc == 0) {
+        limits_config_t lc;
+        limits_config_from_cfg(&lc, cfg, cfg->cluster_workers);
+        rc = limits_new(&ss->limits, &lc);
+    }
     if (rc) {
         release(ss);
         return rc;
