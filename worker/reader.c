@@ -58,7 +58,9 @@ struct lane {
     size_t sweep_got; /* entries found in the current sweep */
     bool read_blocking;
     uint64_t hold_until; /* no read before (uv_now ms): the other connections reconnect first */
-    uv_timer_t timer;    /* retry after an error */
+    long long client_id; /* CLIENT ID of conn, to cut a blocking read short; 0 unknown */
+    bool unblock_sent;
+    uv_timer_t timer; /* retry after an error */
     /* argv of the command being built; pointers into stream names */
     const char **argv;
     size_t *argvlen;
@@ -195,7 +197,8 @@ static int move_to(reader_t *r, rstream_t *s, rs_state_t state)
     return 0;
 }
 
-/* A parked or probed stream with entries: its lane reads it again, history and group first. */
+/* A parked or probed stream with entries: its lane reads it again, history and group first.
+ * A lane blocked on its other streams is cut short (CLIENT UNBLOCK) so it reads this one now. */
 static void activate(reader_t *r, rstream_t *s)
 {
     if (s->state == RS_ACTIVE || move_to(r, s, RS_ACTIVE))
@@ -203,7 +206,24 @@ static void activate(reader_t *r, rstream_t *s)
     s->last_entry = uv_now(r->loop);
     s->need_group = true;
     s->need_history = true;
-    lane_kick(s->lane);
+    lane_t *l = s->lane;
+    if (l->state == LANE_BUSY && l->read_blocking && l->client_id > 0 && !l->unblock_sent &&
+        !r->stopping && rds_connected(r->svc)) {
+        char id[24];
+        snprintf(id, sizeof(id), "%lld", l->client_id);
+        const char *argv[] = {"CLIENT", "UNBLOCK", id};
+        size_t lens[] = {6, 7, strlen(id)};
+        l->unblock_sent = rds_command(r->svc, NULL, NULL, 3, argv, lens) == 0;
+    }
+    lane_kick(l);
+}
+
+static void on_client_id(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    lane_t *l = privdata;
+    redisReply *rep = reply;
+    l->client_id = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
 }
 
 static void on_lane_state(rds_t *conn, bool connected, void *arg)
@@ -217,6 +237,9 @@ static void on_lane_state(rds_t *conn, bool connected, void *arg)
     /* Redis may have restarted without our groups, and anything we had read but not acked
      * is pending for us: check groups and re-read our history before new entries. */
     l->hold_until = uv_now(l->r->loop) + SETTLE_MS;
+    l->client_id = 0;
+    const char *argv[] = {"CLIENT", "ID"};
+    rds_command(conn, on_client_id, l, 2, argv, NULL);
     for (size_t i = 0; i < l->active.n; i++) {
         l->active.v[i]->need_group = true;
         l->active.v[i]->need_history = true;
@@ -300,6 +323,7 @@ static int send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool 
     if (rc == 0) {
         l->state = LANE_BUSY;
         l->read_blocking = block;
+        l->unblock_sent = false;
     }
     return rc;
 }
