@@ -20,7 +20,8 @@ typedef enum opt_kind {
     OPT_SECRET,
     OPT_ADAPTER,
     OPT_LEVEL,
-    OPT_LIST
+    OPT_LIST,
+    OPT_POLICY
 } opt_kind_t;
 
 typedef struct opt {
@@ -52,6 +53,11 @@ static const opt_t options[] = {
     {"READ_BLOCK_MS", OPT_INT, F(read_block_ms), 0, 1, 60000, "500"},
     {"DISCOVERY_INTERVAL", OPT_INT, F(discovery_interval_ms), 0, 50, 3600000, "1000"},
     {"STREAM_PATTERN", OPT_STR, F(stream_pattern), S(stream_pattern), 1, 0, "*"},
+    {"STREAM_DELETE_POLICY", OPT_POLICY, F(stream_retain), 0, 0, 0, "delete"},
+    {"STREAM_RETAIN_MS", OPT_INT, F(stream_retain_ms), 0, 1000, 604800000, "120000"},
+    {"STREAM_INACTIVE_TTL", OPT_INT, F(stream_inactive_ttl_ms), 0, 1000, 2000000000, "3600000"},
+    {"STREAM_CLAIM_IDLE_MS", OPT_INT, F(stream_claim_idle_ms), 0, 100, 3600000, "10000"},
+    {"STREAM_KEYSPACE_EVENTS", OPT_BOOL, F(keyspace_events), 0, 0, 0, "false"},
     {"STREAM_CONSUMER_GROUP", OPT_STR, F(consumer_group), S(consumer_group), 1, 0, "streamio"},
     {"PRIORITY_STREAMS", OPT_LIST, 0, 0, 0, 0, ""},
     {"CLUSTER_ENABLED", OPT_BOOL, F(cluster_enabled), 0, 0, 0, "true"},
@@ -179,6 +185,14 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         return 0;
     case OPT_LIST:
         return parse_list(cfg, o, v, err);
+    case OPT_POLICY:
+        if (strcasecmp(v, "delete") == 0)
+            *(bool *)field = false;
+        else if (strcasecmp(v, "retain") == 0)
+            *(bool *)field = true;
+        else
+            return bad(err, o, v, "delete or retain");
+        return 0;
     }
     return -EINVAL;
 }

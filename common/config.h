@@ -40,6 +40,11 @@ typedef struct cfg {
     int read_block_ms;
     int discovery_interval_ms;
     char stream_pattern[512];
+    bool stream_retain;         /* STREAM_DELETE_POLICY=retain: XACK only, XTRIM MINID by age */
+    int stream_retain_ms;       /* STREAM_RETAIN_MS: how long retained entries stay */
+    int stream_inactive_ttl_ms; /* STREAM_INACTIVE_TTL: no entry for this long -> parked */
+    int stream_claim_idle_ms;   /* STREAM_CLAIM_IDLE_MS: pending this long -> XAUTOCLAIM */
+    bool keyspace_events;       /* STREAM_KEYSPACE_EVENTS: wake parked streams on xadd events */
     char consumer_group[128];
     size_t npriority;
     char *priority[CONFIG_MAX_PRIORITY]; /* point into priority_buf */

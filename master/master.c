@@ -39,6 +39,7 @@
 #define READY_TIMEOUT_MS 15000 /* a reload's new worker must listen within this */
 #define MIN_WORKER_CAPACITY 32 /* CLUSTER_WORKERS a reload may grow to, at least */
 #define RELOAD_POLL_MS 10      /* how often a reload checks its new worker */
+#define SCAN_DUTY_FACTOR 4     /* pause >= 4 x the last pass: SCAN busy at most 20% of the time */
 
 typedef struct outrec {
     struct outrec *next;
@@ -101,6 +102,7 @@ typedef struct master {
     pools_t *pools;
     uint64_t cycle;        /* current SCAN pass number, from 1 */
     uint64_t next_scan_ms; /* 0 while a pass is in progress */
+    uint64_t pass_started_ms;
     bool priority_done;
     bool stopping;
     uint64_t stop_deadline_ms;
@@ -705,6 +707,8 @@ static void discover(master_t *m)
         return;
     if (!m->priority_done)
         add_priority(m);
+    if (m->next_scan_ms || !m->pass_started_ms)
+        m->pass_started_ms = now;
     m->next_scan_ms = 0;
     for (int step = 0; step < SCAN_BUDGET_STEPS; step++) {
         int rc = discovery_step(m->disc, on_scan_key, m);
@@ -717,7 +721,12 @@ static void discover(master_t *m)
             pools_sweep(m->pools, m->cycle, on_gone, m);
             m->cycle++;
             STATS_ADD(m->gstats->scan_cycles, 1);
-            m->next_scan_ms = now + (uint64_t)m->cfg->discovery_interval_ms;
+            /* a big keyspace is not rescanned back to back: idle Redis CPU stays bounded */
+            uint64_t pause = (uint64_t)m->cfg->discovery_interval_ms;
+            uint64_t took = now_ms() - m->pass_started_ms;
+            if (pause < took * SCAN_DUTY_FACTOR)
+                pause = took * SCAN_DUTY_FACTOR;
+            m->next_scan_ms = now + pause;
             break;
         }
     }

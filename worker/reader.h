@@ -10,6 +10,21 @@
  * connection; the reader then queues XACK and XDEL behind them on the same connection, so an
  * entry is acknowledged only after what the callback sent. Entries this consumer had read but
  * not acknowledged (a crash, a lost connection) are read again first (XREADGROUP ... 0).
+ *
+ * Scale and recovery, on one more "service" connection per worker:
+ * - a new stream is first probed (XINFO STREAM): if its last entry is older than
+ *   STREAM_INACTIVE_TTL it is parked instead of joining its lane. A stream of a lane that sees no
+ *   entry for STREAM_INACTIVE_TTL is parked too. Parked streams are never in a blocking read:
+ *   they are polled with non-blocking XREAD from their last id, WAKE_BATCH per 100 ms, and go
+ *   back to their lane (group check and history first) as soon as one has a new entry.
+ * - STREAM_KEYSPACE_EVENTS=true: one more connection subscribes to `__keyevent@<db>__:xadd`
+ *   (Redis must have notify-keyspace-events with E and t); a parked stream wakes up on its
+ *   event, and polling runs WAKE_SLOWDOWN times slower, as a safety net.
+ * - every STREAM_CLAIM_IDLE_MS / 2 the active streams are swept with XAUTOCLAIM (min idle
+ *   STREAM_CLAIM_IDLE_MS): entries another consumer (a dead server, a slot that no longer exists)
+ *   read but never acknowledged are delivered and acknowledged by this worker.
+ * - STREAM_DELETE_POLICY=retain: entries are acknowledged but not deleted, and each stream is
+ *   trimmed with XTRIM MINID (now - STREAM_RETAIN_MS) at most once a second, after a delivery.
  */
 #ifndef STREAMIO_WORKER_READER_H
 #define STREAMIO_WORKER_READER_H
@@ -30,6 +45,9 @@ typedef void (*reader_entry_fn)(rds_t *conn, const char *stream, size_t stream_l
                                 size_t id_len, const payload_field_t *fields, size_t nfields,
                                 void *arg);
 
+/* True when entries may be read now. */
+typedef bool (*reader_gate_fn)(void *arg);
+
 /* Borrows loop, cfg and stats; copies consumer. 0 or -ENOMEM. */
 int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *consumer,
                stats_worker_t *stats, reader_entry_fn fn, void *arg);
@@ -39,7 +57,16 @@ int reader_add(reader_t *r, uint32_t pool, const char *name, size_t len);
 void reader_remove(reader_t *r, const char *name, size_t len);
 /* Stops reading every stream of `pool`. */
 void reader_remove_pool(reader_t *r, uint32_t pool);
+/*
+ * Lanes read only while gate(arg) is true (checked before every read, retried every 100 ms), and
+ * never in the first 300 ms after their connection came back: an entry read while the pub/sub
+ * connections of the other workers are still reconnecting would miss their sockets, while an
+ * entry left in Redis is read a moment later. NULL: always.
+ */
+void reader_set_gate(reader_t *r, reader_gate_fn fn, void *arg);
 size_t reader_streams(const reader_t *r);
+/* Streams currently read by a lane (neither parked nor waiting for their probe). */
+size_t reader_active(const reader_t *r);
 /* True when every lane's connection is up. */
 bool reader_connected(const reader_t *r);
 /*

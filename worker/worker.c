@@ -89,6 +89,21 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
     }
 }
 
+/* Reads wait while a live worker of this server has its Redis links down (see reader.h). */
+static bool all_linked(void *arg)
+{
+    worker_t *w = arg;
+    if (w->adapter && !adapter_connected(w->adapter))
+        return false;
+    uint32_t n = shm_region_slots(w->args->region);
+    for (uint32_t i = 0; i < n; i++) {
+        stats_worker_t *s = shm_region_slot_stats(w->args->region, i);
+        if (i != w->args->slot && STATS_GET(s->pid) && !STATS_GET(s->redis_connected))
+            return false;
+    }
+    return true;
+}
+
 /* ---- work descriptors from the master ---- */
 
 static void on_desc_add(const char *name, size_t len, void *arg)
@@ -320,6 +335,7 @@ static int setup(worker_t *w)
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
     if ((rc = reader_new(&w->reader, &w->loop, cfg, consumer, w->stats, on_entry, w)))
         return rc;
+    reader_set_gate(w->reader, all_linked, w);
     w->ring = shm_region_ring(w->args->region, w->args->slot);
     w->rec_cap = 64 * 1024;
     w->rec = malloc(w->rec_cap);

@@ -123,6 +123,46 @@ static void test_bad_values_name_variable_and_value(void **state)
                  "streamio: invalid CLUSTER_ENABLED=\"perhaps\": expected true or false");
 }
 
+static void test_stream_policy_variables(void **state)
+{
+    (void)state;
+    env_t d = {{{NULL, NULL}}};
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, &d, &err), 0);
+    assert_false(cfg.stream_retain);
+    assert_int_equal(cfg.stream_retain_ms, 120000);
+    assert_int_equal(cfg.stream_inactive_ttl_ms, 3600000);
+    assert_int_equal(cfg.stream_claim_idle_ms, 10000);
+    assert_false(cfg.keyspace_events);
+    buf_free(&err);
+
+    env_t e = {{{"STREAM_DELETE_POLICY", "Retain"},
+                {"STREAM_RETAIN_MS", "5000"},
+                {"STREAM_INACTIVE_TTL", "1000"},
+                {"STREAM_CLAIM_IDLE_MS", "250"},
+                {"STREAM_KEYSPACE_EVENTS", "true"},
+                {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &e, &err), 0);
+    assert_true(cfg.stream_retain);
+    assert_int_equal(cfg.stream_retain_ms, 5000);
+    assert_int_equal(cfg.stream_inactive_ttl_ms, 1000);
+    assert_int_equal(cfg.stream_claim_idle_ms, 250);
+    assert_true(cfg.keyspace_events);
+    buf_free(&err);
+
+    env_t bad = {{{"STREAM_DELETE_POLICY", "keep"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &bad, &err), -EINVAL);
+    assert_string_equal(
+        err.data, "streamio: invalid STREAM_DELETE_POLICY=\"keep\": expected delete or retain");
+    buf_free(&err);
+
+    env_t low = {{{"STREAM_INACTIVE_TTL", "999"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &low, &err), -EINVAL);
+    assert_non_null(strstr(err.data, "STREAM_INACTIVE_TTL=\"999\""));
+    buf_free(&err);
+}
+
 static void test_sharded_is_accepted(void **state)
 {
     (void)state;
@@ -269,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_security_defaults),
         cmocka_unit_test(test_security_values),
         cmocka_unit_test(test_bad_security_values),
+        cmocka_unit_test(test_stream_policy_variables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
