@@ -7,14 +7,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+/* A handoff the owner's queue had no room for yet: our duplicate of the socket and the bytes. */
+typedef struct pending {
+    struct pending *next;
+    uint32_t slot;
+    int fd;
+    uint64_t since;
+    size_t len;
+    char bytes[];
+} pending_t;
+
 struct handoff {
     uv_poll_t poll;
+    uv_timer_t retry; /* resends pending handoffs while any wait */
+    uv_loop_t *loop;
     int fd;      /* bound, non-blocking: receives */
-    int send_fd; /* unbound, blocking with a send timeout: sends */
+    int send_fd; /* unbound, non-blocking: sends */
+    pending_t *head, *tail;
+    unsigned open_handles;
     unsigned long server_id;
     handoff_cb cb;
     void *ud;
@@ -71,7 +84,7 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
     h->rbuf = malloc(HANDOFF_MAX_BYTES);
     h->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rc = !h->rbuf ? -ENOMEM : h->fd < 0 ? -errno : 0;
-    h->send_fd = rc ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    h->send_fd = rc ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (!rc && h->send_fd < 0)
         rc = -errno;
     struct sockaddr_un a;
@@ -82,11 +95,9 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
         int sz = (int)HANDOFF_MAX_BYTES * 4;
         (void)setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
         (void)setsockopt(h->send_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-        /* the receiver's queue holds few datagrams (net.unix.max_dgram_qlen, often 10): a
-         * burst waits a little for the owner to drain it rather than failing the request */
-        struct timeval tv = {.tv_sec = 0, .tv_usec = HANDOFF_SEND_WAIT_MS * 1000};
-        (void)setsockopt(h->send_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         rc = uv_poll_init(loop, &h->poll, h->fd);
+        if (!rc)
+            uv_timer_init(loop, &h->retry);
     }
     if (rc) {
         if (h->fd >= 0)
@@ -98,6 +109,9 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
         return rc;
     }
     h->poll.data = h;
+    h->retry.data = h;
+    h->loop = loop;
+    h->open_handles = 2;
     h->server_id = server_id;
     h->cb = cb;
     h->ud = ud;
@@ -106,10 +120,8 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
     return 0;
 }
 
-int handoff_send(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
+static int send_now(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
 {
-    if (len > HANDOFF_MAX_BYTES)
-        return -E2BIG;
     struct sockaddr_un a;
     socklen_t alen = addr_of(&a, h->server_id, slot);
     char ctl[CMSG_SPACE(sizeof(int))];
@@ -126,14 +138,75 @@ int handoff_send(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    if (sendmsg(h->send_fd, &m, MSG_NOSIGNAL) < 0)
+    if (sendmsg(h->send_fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return 0;
+}
+
+static void drop_head(handoff_t *h)
+{
+    pending_t *q = h->head;
+    h->head = q->next;
+    if (!h->head)
+        h->tail = NULL;
+    close(q->fd);
+    free(q);
+}
+
+/*
+ * Resends what waits, in order. The owner's queue holds few datagrams
+ * (net.unix.max_dgram_qlen, often 10) and both workers may hand requests to each other at
+ * once: waiting inside the loop would stall the very worker that has to drain it.
+ */
+static void on_retry(uv_timer_t *t)
+{
+    handoff_t *h = t->data;
+    uint64_t now = uv_now(h->loop);
+    while (h->head) {
+        pending_t *q = h->head;
+        int rc = send_now(h, q->slot, q->fd, q->bytes, q->len);
+        if (rc == -EAGAIN && now - q->since < HANDOFF_SEND_WAIT_MS)
+            return;   /* still full: the timer fires again */
+        drop_head(h); /* sent, or the owner is gone or stuck: the client retries */
+    }
+    uv_timer_stop(t);
+}
+
+int handoff_send(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
+{
+    if (len > HANDOFF_MAX_BYTES)
+        return -E2BIG;
+    int rc = h->head ? -EAGAIN : send_now(h, slot, fd, p, len);
+    if (rc != -EAGAIN)
+        return rc;
+    pending_t *q = malloc(sizeof(*q) + len);
+    int dup_fd = q ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (dup_fd < 0) {
+        free(q);
+        return q ? -errno : -ENOMEM;
+    }
+    q->next = NULL;
+    q->slot = slot;
+    q->fd = dup_fd;
+    q->since = uv_now(h->loop);
+    q->len = len;
+    memcpy(q->bytes, p, len);
+    if (h->tail)
+        h->tail->next = q;
+    else
+        h->head = q;
+    h->tail = q;
+    uv_timer_start(&h->retry, on_retry, 1, 1);
     return 0;
 }
 
 static void on_closed(uv_handle_t *p)
 {
     handoff_t *h = p->data;
+    if (--h->open_handles)
+        return;
+    while (h->head)
+        drop_head(h);
     close(h->fd);
     close(h->send_fd);
     free(h->rbuf);
@@ -146,4 +219,5 @@ void handoff_free(handoff_t *h)
         return;
     uv_poll_stop(&h->poll);
     uv_close((uv_handle_t *)&h->poll, on_closed);
+    uv_close((uv_handle_t *)&h->retry, on_closed);
 }

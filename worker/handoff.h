@@ -15,8 +15,8 @@
 
 typedef struct handoff handoff_t;
 
-/* Longest a send waits for room in the owner's queue before failing with -EAGAIN. */
-#define HANDOFF_SEND_WAIT_MS 200
+/* Longest a handoff waits (queued, never blocking the loop) for room in the owner's queue. */
+#define HANDOFF_SEND_WAIT_MS 2000
 
 /* Largest byte payload of one handoff. */
 #define HANDOFF_MAX_BYTES (192u * 1024)
@@ -31,10 +31,11 @@ typedef void (*handoff_cb)(int fd, const char *p, size_t len, void *ud);
 int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint32_t slot,
                 handoff_cb cb, void *ud);
 /*
- * Sends fd (duplicated by the kernel: the caller still closes its own copy) and p[0..len) to
- * the worker in `slot`; blocks at most HANDOFF_SEND_WAIT_MS while that worker's queue is full. 0,
- * -E2BIG (len over HANDOFF_MAX_BYTES), -ECONNREFUSED or -ENOENT (no such worker now), -EAGAIN (its
- * queue is full), another negative errno.
+ * Sends fd (duplicated: the caller still closes its own copy) and p[0..len) to the worker in
+ * `slot`. When that worker's queue is full the handoff is kept (a copy of the bytes and of the
+ * descriptor) and resent from a timer, in order, for up to HANDOFF_SEND_WAIT_MS; the loop never
+ * blocks. 0 (sent or queued), -E2BIG (len over HANDOFF_MAX_BYTES), -ECONNREFUSED or -ENOENT (no
+ * such worker now), -ENOMEM, another negative errno.
  */
 int handoff_send(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len);
 /* Stops receiving and closes the socket (memory released from the close callback). NULL: no-op. */
