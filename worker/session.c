@@ -118,6 +118,7 @@ struct sessions {
 
 static void session_end(session_t *s, bool client_close);
 static void fail(session_t *s);
+static size_t host_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame);
 static void host_joined(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_left(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_leave_all(sessions_t *ss, session_t *s);
@@ -1426,12 +1427,6 @@ int sessions_accept(sessions_t *ss, uv_stream_t *server)
     return rc;
 }
 
-typedef struct bcast {
-    sessions_t *ss;
-    refbuf_t *frame;
-    size_t queued;
-} bcast_t;
-
 /* The payload of a pre-framed server frame (unmasked, see ws_frame_header). */
 static const char *frame_payload(refbuf_t *frame, size_t *len)
 {
@@ -1458,17 +1453,6 @@ static bool main_connected(const session_t *s)
     return (s->nsp_mask & 1u) && !s->ended;
 }
 
-static void deliver(void *owner, void *arg)
-{
-    session_t *s = owner;
-    bcast_t *b = arg;
-    if (s->mark == b->ss->epoch || !main_connected(s))
-        return;
-    s->mark = b->ss->epoch;
-    if (send_frame(s, b->frame))
-        b->queued++;
-}
-
 static void exclude(void *owner, void *arg)
 {
     session_t *s = owner;
@@ -1478,26 +1462,10 @@ static void exclude(void *owner, void *arg)
 size_t sessions_broadcast(sessions_t *ss, const adapter_str_t *rooms, size_t nrooms,
                           const adapter_str_t *except, size_t nexcept, refbuf_t *frame)
 {
-    bcast_t b = {ss, frame, 0};
     if (refbuf_len(frame) < 2)
         return 0;
-    ss->epoch++;
-    for (size_t i = 0; i < nexcept; i++) {
-        room_t *room = rooms_find(ss->rooms, except[i].p, except[i].len);
-        if (room)
-            rooms_foreach(room, exclude, ss);
-    }
-    if (nrooms == 0) {
-        for (session_t *s = ss->head; s; s = s->next)
-            deliver(s, &b);
-    }
-    for (size_t i = 0; i < nrooms; i++) {
-        room_t *room = rooms_find(ss->rooms, rooms[i].p, rooms[i].len);
-        if (room)
-            rooms_foreach(room, deliver, &b);
-    }
-    STATS_ADD(ss->stats->deliveries, b.queued);
-    return b.queued;
+    adapter_target_t t = {rooms, nrooms, except, nexcept, false};
+    return host_broadcast(ss, &t, frame);
 }
 
 bool sessions_has_room(const sessions_t *ss, const char *room, size_t len)
