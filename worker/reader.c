@@ -57,6 +57,7 @@ struct lane {
     size_t sweep_pos; /* next stream of a multi-read sweep */
     size_t sweep_got; /* entries found in the current sweep */
     bool read_blocking;
+    uint64_t sent_ns;    /* when the read in flight was sent (uv_hrtime) */
     uint64_t hold_until; /* no read before (uv_now ms): the other connections reconnect first */
     long long client_id; /* CLIENT ID of conn, to cut a blocking read short; 0 unknown */
     bool unblock_sent;
@@ -324,6 +325,7 @@ static int send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool 
         l->state = LANE_BUSY;
         l->read_blocking = block;
         l->unblock_sent = false;
+        l->sent_ns = uv_hrtime();
     }
     return rc;
 }
@@ -567,6 +569,22 @@ static size_t handle_stream(lane_t *l, redisReply *sr)
 
 static void lane_close_if_stopping(lane_t *l);
 
+/* Read metrics: batch sizes of every reply; round trips only of reads that did not block (a
+ * blocking read's time is mostly the wait for an entry, not Redis). */
+static void observe_read(reader_t *r, const lane_t *l, size_t got)
+{
+    static const uint64_t lat_bounds[] = STATS_LATENCY_BOUNDS_US;
+    static const uint64_t batch_bounds[] = STATS_BATCH_BOUNDS;
+    STATS_ADD(r->stats->xread_calls, 1);
+    STATS_ADD(r->stats->batch_sum, got);
+    stats_observe(r->stats->batch, batch_bounds, got);
+    if (!l->read_blocking) {
+        uint64_t us = (uv_hrtime() - l->sent_ns) / 1000;
+        STATS_ADD(r->stats->xread_us_sum, us);
+        stats_observe(r->stats->xread_us, lat_bounds, us);
+    }
+}
+
 static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
@@ -594,6 +612,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
         for (size_t i = 0; i < rep->elements; i++)
             got += handle_stream(l, rep->element[i]);
         l->sweep_got += got;
+        observe_read(r, l, got);
     }
     if (r->stopping) {
         lane_close_if_stopping(l);

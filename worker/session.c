@@ -675,6 +675,7 @@ static void session_end(session_t *s, bool client_close)
     timerq_remove(ss->authq, &s->auth_node);
     timerq_remove(ss->upgradeq, &s->upgrade_node);
     STATS_SUB(ss->stats->connections, 1);
+    STATS_ADD(ss->stats->disconnects, 1);
     STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
     buf_reset(&s->pollq);
     if (s->get)
@@ -850,6 +851,7 @@ static session_t *open_session(sessions_t *ss, const http_req_t *req, bool raw,
     ss->head = s;
     ss->nsessions++;
     STATS_ADD(ss->stats->connections, 1);
+    STATS_ADD(ss->stats->handshakes, 1);
     timerq_add(ss->pingq, &s->ping_node);
     if (!raw)
         timerq_add(ss->connectq, &s->connect_node);
