@@ -93,6 +93,19 @@ static int read_value(mpack_reader_t *r, mpack_item_t *it)
     return rc ? rc : mpack_skip(r);
 }
 
+static int read_str(mpack_reader_t *r, adapter_str_t *out)
+{
+    mpack_item_t it;
+    int rc = read_value(r, &it);
+    if (rc)
+        return rc;
+    if (it.type != MPACK_STR)
+        return -EPROTO;
+    out->p = (const char *)it.p;
+    out->len = it.len;
+    return 0;
+}
+
 static bool key_eq(const mpack_item_t *k, const char *s)
 {
     return k->type == MPACK_STR && k->len == strlen(s) && !memcmp(k->p, s, k->len);
@@ -282,13 +295,7 @@ int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *ou
     int rc = mpack_read(&r, &it);
     if (rc || it.type != MPACK_ARRAY || it.count != 3)
         return -EPROTO;
-    if ((rc = mpack_read(&r, &it)))
-        return rc;
-    if (it.type != MPACK_STR)
-        return -EPROTO;
-    out->uid.p = (const char *)it.p;
-    out->uid.len = it.len;
-    if ((rc = read_packet(&r, out)) || (rc = read_opts(&r, out)))
+    if ((rc = read_str(&r, &out->uid)) || (rc = read_packet(&r, out)) || (rc = read_opts(&r, out)))
         return rc;
     if (out->packet_type < 0 || r.p != r.end)
         return -EPROTO;
@@ -297,19 +304,6 @@ int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *ou
 }
 
 /* ------------------------------------------------------------------ msgpack request (type 7) */
-
-static int read_str(mpack_reader_t *r, adapter_str_t *out)
-{
-    mpack_item_t it;
-    int rc = read_value(r, &it);
-    if (rc)
-        return rc;
-    if (it.type != MPACK_STR)
-        return -EPROTO;
-    out->p = (const char *)it.p;
-    out->len = it.len;
-    return 0;
-}
 
 static int decode_request_mpack(const uint8_t *p, size_t len, adapter_msg_t *out)
 {
