@@ -598,7 +598,10 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
         return; /* connection lost: on_lane_state restarts the lane */
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        if (strncmp(rep->str, "NOGROUP", 7) == 0) {
+        if (strncmp(rep->str, "NOGROUP", 7) == 0 || strncmp(rep->str, "UNBLOCKED", 9) == 0) {
+            /* a group or a key is gone (UNBLOCKED: a key of a blocking read was deleted): the
+             * group checks find which stream, which then waits for its key to come back until
+             * the master drops it */
             for (size_t i = 0; i < l->active.n; i++)
                 l->active.v[i]->need_group = true;
         } else {
