@@ -52,6 +52,7 @@ typedef enum lane_state { LANE_IDLE, LANE_BUSY, LANE_WAIT, LANE_CLOSED } lane_st
 struct lane {
     reader_t *r;
     rds_t *conn;
+    bool priority; /* the PRIORITY_STREAMS lane */
     svec_t active;
     lane_state_t state;
     size_t sweep_pos; /* next stream of a multi-read sweep */
@@ -81,8 +82,9 @@ struct reader {
     char block[16];
     char claim_idle[16];
     strmap_t *streams; /* name -> rstream_t */
-    lane_t *lanes;
+    lane_t *lanes;     /* the ordinary lanes, then the priority lane when PRIORITY_STREAMS is set */
     size_t nlanes;
+    size_t nplain; /* ordinary lanes: MAX_CONCURRENT_POOLS */
     svec_t probe;  /* new streams waiting for XINFO STREAM */
     svec_t parked; /* streams idle past STREAM_INACTIVE_TTL */
     size_t wake_pos;
@@ -256,12 +258,17 @@ static void on_lane_timer(uv_timer_t *t)
     lane_kick(l);
 }
 
-static lane_t *lane_for(reader_t *r, uint32_t pool)
+/* PRIORITY_STREAMS have a lane and a connection of their own: a busy lane of ordinary streams
+ * (a long backlog, its PUBLISH/XACK/XDEL queue) never delays them. */
+static lane_t *lane_for(reader_t *r, uint32_t pool, bool priority)
 {
-    lane_t *l = &r->lanes[pool % r->nlanes];
+    lane_t *l = priority ? &r->lanes[r->nplain] : &r->lanes[pool % r->nplain];
     if (!l->conn && l->state != LANE_CLOSED) {
         char name[32];
-        snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
+        if (l->priority)
+            snprintf(name, sizeof(name), "reader priority");
+        else
+            snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
         if (rds_new(&l->conn, r->loop, r->cfg, name, on_lane_state, l))
             return NULL;
         uv_timer_init(r->loop, &l->timer);
@@ -671,7 +678,7 @@ static void probe_result(reader_t *r, rstream_t *s, const redisReply *rep)
     s->last_id[last->len] = '\0';
     uint64_t wall = wall_ms(), at = id_ms(last->str, last->len);
     uint64_t idle = wall > at ? wall - at : 0;
-    if (idle > (uint64_t)r->cfg->stream_inactive_ttl_ms) {
+    if (idle > (uint64_t)r->cfg->stream_inactive_ttl_ms && !s->lane->priority) {
         move_to(r, s, RS_PARKED);
         return;
     }
@@ -830,7 +837,7 @@ static void park_idle(reader_t *r)
         return;
     r->next_park_check = now + PARK_CHECK_MS;
     uint64_t ttl = (uint64_t)r->cfg->stream_inactive_ttl_ms;
-    for (size_t i = 0; i < r->nlanes; i++) {
+    for (size_t i = 0; i < r->nplain; i++) { /* priority streams are never parked */
         svec_t *v = &r->lanes[i].active;
         for (size_t j = v->n; j-- > 0;) {
             rstream_t *s = v->v[j];
@@ -911,7 +918,8 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
     snprintf(r->count, sizeof(r->count), "%d", cfg->max_messages_batch);
     snprintf(r->block, sizeof(r->block), "%d", cfg->read_block_ms);
     snprintf(r->claim_idle, sizeof(r->claim_idle), "%d", cfg->stream_claim_idle_ms);
-    r->nlanes = (size_t)cfg->max_concurrent_pools;
+    r->nplain = (size_t)cfg->max_concurrent_pools;
+    r->nlanes = r->nplain + (cfg->npriority ? 1 : 0);
     r->lanes = calloc(r->nlanes, sizeof(*r->lanes));
     r->streams = strmap_new();
     if (!r->lanes || !r->streams || rds_new(&r->svc, loop, cfg, "reader svc", on_svc_state, r)) {
@@ -920,8 +928,10 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
         free(r);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < r->nlanes; i++)
+    for (size_t i = 0; i < r->nlanes; i++) {
         r->lanes[i].r = r;
+        r->lanes[i].priority = i >= r->nplain;
+    }
     r->open_handles = 2;
     if (cfg->keyspace_events) {
         snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
@@ -939,7 +949,7 @@ int reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
 {
     if (r->stopping || strmap_get(r->streams, name, len))
         return 0;
-    lane_t *l = lane_for(r, pool);
+    lane_t *l = lane_for(r, pool, config_is_priority(r->cfg, name, len));
     rstream_t *s = calloc(1, sizeof(*s) + len + 1);
     if (!l || !s) {
         free(s);
