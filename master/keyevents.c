@@ -2,6 +2,7 @@
 #include "master/keyevents.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
 #include <stdio.h>
@@ -242,7 +243,9 @@ static int on_setup_reply(keyevents_t *k, const redisReply *r)
     switch (ex) {
     case EX_AUTH:
         if (r->type == REDIS_REPLY_ERROR) {
-            LOG_WARN("keyspace events: AUTH failed: %s", r->str);
+            if (!k->warned_down)
+                LOG_WARN("keyspace events: AUTH failed: %s", r->str);
+            k->warned_down = true;
             return -EACCES;
         }
         return 0;
@@ -288,9 +291,12 @@ static void read_replies(keyevents_t *k, uint64_t now_ms, keyevents_fn fn, void 
         const char *key;
         size_t len;
         /* an event may come between the two subscribe confirmations */
-        if (keyevents_parse(k, reply, &kind, &key, &len) == 0)
-            fn(kind, key, len, arg);
-        else if (k->ex_n)
+        if (keyevents_parse(k, reply, &kind, &key, &len) == 0) {
+            /* STREAM_PATTERN is a Redis glob; a key with a NUL byte cannot match it here */
+            if (kind == KEYEVENT_DEL ||
+                (strlen(key) == len && fnmatch(k->cfg->stream_pattern, key, 0) == 0))
+                fn(kind, key, len, arg);
+        } else if (k->ex_n)
             rc = on_setup_reply(k, reply);
         freeReplyObject(reply);
         if (rc) {

@@ -27,7 +27,9 @@ typedef struct keyevents keyevents_t;
 
 typedef enum keyevent_kind { KEYEVENT_XADD, KEYEVENT_DEL } keyevent_kind_t;
 
-/* `key` is borrowed for the call and NUL-terminated. */
+/* `key` is borrowed for the call and NUL-terminated. XADD events come only for keys matching
+ * STREAM_PATTERN of the configuration given to keyevents_new (the one discovery scans with);
+ * DEL events for any key. */
 typedef void (*keyevents_fn)(keyevent_kind_t kind, const char *key, size_t len, void *arg);
 
 /* Borrows cfg for its lifetime. NULL on ENOMEM. Does not connect yet. */

@@ -5,7 +5,6 @@
 #include "master/master.h"
 
 #include <errno.h>
-#include <fnmatch.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -701,9 +700,6 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
         }
         return;
     }
-    /* STREAM_PATTERN is a Redis glob; a key with a NUL byte cannot match it through fnmatch */
-    if (strlen(key) != len || fnmatch(m->cfg->stream_pattern, key, 0) != 0)
-        return;
     on_new_stream(m, key, len, config_is_priority(m->cfg, key, len));
 }
 
