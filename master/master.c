@@ -197,6 +197,11 @@ static void resend_one(uint32_t pool, uint32_t slot, const char *name, size_t le
     send_stream(arg, WORKDESC_POOL_ADD, pool, slot, name, len);
 }
 
+static void unassign_one(uint32_t pool, uint32_t slot, const char *name, size_t len, void *arg)
+{
+    send_stream(arg, WORKDESC_STREAM_REMOVE, pool, slot, name, len);
+}
+
 /* ---- workers ---- */
 
 /* Forks a process for worker number `i` on a free process block; returns the block or -errno. */
@@ -491,11 +496,22 @@ static void begin_reload(master_t *m)
     uint32_t to = (uint32_t)cfg->cluster_workers;
     if (list)
         m->cfgs = list;
-    if (!list || pools_resize(m->pools, to) ||
-        pools_set_limits(m->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools)) {
+    /* limits first: a failed resize (growing) then changes nothing else, and shrinking never fails
+     */
+    if (!list || pools_set_limits(m->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools) ||
+        (to > m->nslots && pools_resize(m->pools, to))) {
         LOG_ERROR("reload refused: out of memory");
         free(cfg);
         return;
+    }
+    if (to < m->nslots) {
+        /* a removed worker stops reading its streams now, before their new owner starts: a
+         * stream is never read by two workers at once (entries wait in Redis meanwhile) */
+        for (uint32_t i = to; i < m->nslots; i++) {
+            if (m->slots[i].state == SLOT_RUNNING)
+                pools_foreach_in_slot(m->pools, i, unassign_one, m);
+        }
+        pools_resize(m->pools, to);
     }
     m->cfgs[m->ncfgs++] = cfg;
     char msg[96];

@@ -200,16 +200,10 @@ static int move_to(reader_t *r, rstream_t *s, rs_state_t state)
     return 0;
 }
 
-/* A parked or probed stream with entries: its lane reads it again, history and group first.
- * A lane blocked on its other streams is cut short (CLIENT UNBLOCK) so it reads this one now. */
-static void activate(reader_t *r, rstream_t *s)
+/* Ends the lane's blocking read now (CLIENT UNBLOCK: an empty reply), so its next read is
+ * sent with the streams it has now. */
+static void lane_cut_short(reader_t *r, lane_t *l)
 {
-    if (s->state == RS_ACTIVE || move_to(r, s, RS_ACTIVE))
-        return;
-    s->last_entry = uv_now(r->loop);
-    s->need_group = true;
-    s->need_history = true;
-    lane_t *l = s->lane;
     if (l->state == LANE_BUSY && l->read_blocking && l->client_id > 0 && !l->unblock_sent &&
         !r->stopping && rds_connected(r->svc)) {
         char id[24];
@@ -218,7 +212,19 @@ static void activate(reader_t *r, rstream_t *s)
         size_t lens[] = {6, 7, strlen(id)};
         l->unblock_sent = rds_command(r->svc, NULL, NULL, 3, argv, lens) == 0;
     }
-    lane_kick(l);
+}
+
+/* A parked or probed stream with entries: its lane reads it again, history and group first.
+ * A lane blocked on its other streams is cut short so it reads this one now. */
+static void activate(reader_t *r, rstream_t *s)
+{
+    if (s->state == RS_ACTIVE || move_to(r, s, RS_ACTIVE))
+        return;
+    s->last_entry = uv_now(r->loop);
+    s->need_group = true;
+    s->need_history = true;
+    lane_cut_short(r, s->lane);
+    lane_kick(s->lane);
 }
 
 static void on_client_id(redisAsyncContext *ac, void *reply, void *privdata)
@@ -978,6 +984,9 @@ void reader_remove(reader_t *r, const char *name, size_t len)
     rstream_t *s = strmap_del(r->streams, name, len);
     if (!s)
         return;
+    /* another worker may read it next: this one's blocking read must not hold it meanwhile */
+    if (s->state == RS_ACTIVE)
+        lane_cut_short(r, s->lane);
     detach(r, s);
     if (r->wake_pos > r->parked.n)
         r->wake_pos = 0;

@@ -55,7 +55,8 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
                stats_worker_t *stats, reader_entry_fn fn, void *arg);
 /* Starts reading `name` as part of `pool`. 0 (also when already read), -ENOMEM. */
 int reader_add(reader_t *r, uint32_t pool, const char *name, size_t len);
-/* Stops reading `name`. Entries already read are still delivered and acknowledged. */
+/* Stops reading `name` (a blocking read holding it is cut short). Entries already read are
+ * still delivered and acknowledged. */
 void reader_remove(reader_t *r, const char *name, size_t len);
 /* Stops reading every stream of `pool`. */
 void reader_remove_pool(reader_t *r, uint32_t pool);
