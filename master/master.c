@@ -22,6 +22,7 @@
 #include "master/control.h"
 #include "master/discovery.h"
 #include "master/envfile.h"
+#include "master/keyevents.h"
 #include "master/listener.h"
 #include "master/pidfile.h"
 #include "master/pools.h"
@@ -99,6 +100,7 @@ typedef struct master {
     uint64_t wd_next_ms;
     uint64_t *wd_seen; /* heartbeat per process block at the last check */
     discovery_t *disc;
+    keyevents_t *kev; /* STREAM_KEYSPACE_EVENTS: new and deleted streams at once; else NULL */
     pools_t *pools;
     uint64_t cycle;        /* current SCAN pass number, from 1 */
     uint64_t next_scan_ms; /* 0 while a pass is in progress */
@@ -193,6 +195,11 @@ static void send_stream(master_t *m, uint16_t type, uint32_t pool, uint32_t slot
 static void resend_one(uint32_t pool, uint32_t slot, const char *name, size_t len, void *arg)
 {
     send_stream(arg, WORKDESC_POOL_ADD, pool, slot, name, len);
+}
+
+static void unassign_one(uint32_t pool, uint32_t slot, const char *name, size_t len, void *arg)
+{
+    send_stream(arg, WORKDESC_STREAM_REMOVE, pool, slot, name, len);
 }
 
 /* ---- workers ---- */
@@ -489,11 +496,22 @@ static void begin_reload(master_t *m)
     uint32_t to = (uint32_t)cfg->cluster_workers;
     if (list)
         m->cfgs = list;
-    if (!list || pools_resize(m->pools, to) ||
-        pools_set_limits(m->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools)) {
+    /* limits first: a failed resize (growing) then changes nothing else, and shrinking never fails
+     */
+    if (!list || pools_set_limits(m->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools) ||
+        (to > m->nslots && pools_resize(m->pools, to))) {
         LOG_ERROR("reload refused: out of memory");
         free(cfg);
         return;
+    }
+    if (to < m->nslots) {
+        /* a removed worker stops reading its streams now, before their new owner starts: a
+         * stream is never read by two workers at once (entries wait in Redis meanwhile) */
+        for (uint32_t i = to; i < m->nslots; i++) {
+            if (m->slots[i].state == SLOT_RUNNING)
+                pools_foreach_in_slot(m->pools, i, unassign_one, m);
+        }
+        pools_resize(m->pools, to);
     }
     m->cfgs[m->ncfgs++] = cfg;
     char msg[96];
@@ -686,6 +704,30 @@ static void on_gone(uint32_t pool, uint32_t slot, const char *name, size_t len, 
     send_stream(arg, WORKDESC_STREAM_REMOVE, pool, slot, name, len);
 }
 
+/* A key event: SCAN would see the same change, seconds later on a big keyspace. */
+static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void *arg)
+{
+    master_t *m = arg;
+    if (kind == KEYEVENT_DEL) {
+        uint32_t pool, slot;
+        if (pools_remove(m->pools, key, len, &pool, &slot) == 1) {
+            LOG_INFO("stream %.*s was deleted", (int)len, key);
+            send_stream(m, WORKDESC_STREAM_REMOVE, pool, slot, key, len);
+        }
+        return;
+    }
+    on_new_stream(m, key, len, config_is_priority(m->cfg, key, len));
+}
+
+static void keyevents_run(master_t *m, short revents)
+{
+    if (!m->kev)
+        return;
+    keyevents_handle(m->kev, revents, now_ms(), on_keyevent, m);
+    STATS_SET(m->gstats->streams, pools_streams(m->pools));
+    STATS_SET(m->gstats->pools, pools_count(m->pools));
+}
+
 /* PRIORITY_STREAMS enter first, so they get the first (dedicated) pools. */
 static void add_priority(master_t *m)
 {
@@ -756,6 +798,8 @@ static int next_timeout(const master_t *m)
         due = m->stop_deadline_ms;
     if (!m->stopping && m->next_scan_ms < due)
         due = m->next_scan_ms;
+    if (!m->stopping && m->kev && keyevents_due_ms(m->kev) < due)
+        due = keyevents_due_ms(m->kev);
     return due > now ? (int)(due - now) : 0;
 }
 
@@ -804,9 +848,14 @@ static int on_control(int argc, char **argv, const size_t *lens, buf_t *out, voi
 static int loop(master_t *m)
 {
     for (;;) {
-        struct pollfd pfd[2] = {{.fd = m->sig_fd, .events = POLLIN},
-                                {.fd = control_fd(m->control), .events = POLLIN}};
-        if (poll(pfd, m->control ? 2 : 1, next_timeout(m)) < 0 && errno != EINTR)
+        struct pollfd pfd[3] = {{.fd = m->sig_fd, .events = POLLIN},
+                                {.fd = m->control ? control_fd(m->control) : -1, .events = POLLIN},
+                                {.fd = -1}};
+        if (m->kev && !m->stopping) {
+            pfd[2].fd = keyevents_fd(m->kev);
+            pfd[2].events = keyevents_events(m->kev);
+        }
+        if (poll(pfd, 3, next_timeout(m)) < 0 && errno != EINTR)
             return 1;
         if (m->control && (pfd[1].revents & POLLIN))
             control_serve(m->control, on_control, m);
@@ -834,6 +883,7 @@ static int loop(master_t *m)
             reload_step(m);
         respawn_due(m);
         watchdog(m);
+        keyevents_run(m, pfd[2].fd >= 0 ? pfd[2].revents : 0);
         discover(m);
         for (uint32_t i = 0; i < m->nslots; i++)
             outbox_flush(m, i);
@@ -873,6 +923,10 @@ static int setup(master_t *m, buf_t *err)
     m->procs = calloc(m->nprocs, sizeof(*m->procs));
     m->wd_seen = calloc(m->nprocs, sizeof(*m->wd_seen));
     m->disc = discovery_new(m->cfg);
+    if (m->cfg->keyspace_events && (m->kev = keyevents_new(m->cfg)) == NULL) {
+        buf_puts(err, "streamio: out of memory at startup");
+        return -1;
+    }
     m->pools = pools_new((uint32_t)m->cfg->pool_size, (uint32_t)m->cfg->max_pools, m->nslots);
     if (!m->slots || !m->procs || !m->wd_seen || !m->disc || !m->pools ||
         ids_random(m->server_id, 12)) {
@@ -907,6 +961,7 @@ static void teardown(master_t *m)
     free(m->wd_seen);
     pools_free(m->pools);
     discovery_free(m->disc);
+    keyevents_free(m->kev);
     shm_region_free(m->region);
     if (m->sig_fd > 0)
         close(m->sig_fd);

@@ -30,6 +30,12 @@ void pools_free(pools_t *p);
 int pools_add(pools_t *p, const char *name, size_t len, bool priority, uint64_t cycle,
               uint32_t *pool, uint32_t *slot);
 
+/*
+ * Forgets `name` at once (its key was deleted). 1 with *pool and *slot telling where it was,
+ * 0 when it was not known.
+ */
+int pools_remove(pools_t *p, const char *name, size_t len, uint32_t *pool, uint32_t *slot);
+
 /* Forgets every stream last seen before `min_cycle`, calling fn for each first. Returns how many.
  */
 size_t pools_sweep(pools_t *p, uint64_t min_cycle, pools_stream_fn fn, void *arg);

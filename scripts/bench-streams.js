@@ -18,7 +18,8 @@
  *   - new-stream latency: 5 times, a client joins a fresh room, the stream is created with XADD,
  *     time until the client receives the entry;
  *   - wake-up latency: the same for an existing quiet stream (empty, last entry 2 h ago).
- * Redis runs with notify-keyspace-events Et, streamio with STREAM_KEYSPACE_EVENTS=true.
+ * Redis starts each run with notify-keyspace-events Et; streamio runs with
+ * STREAM_KEYSPACE_EVENTS=true (its master adds g for del events and learns new streams from them).
  * Prints one table and one JSON line. Everything it starts is stopped; a hard timeout bounds it.
  */
 const { execFileSync } = require('node:child_process');
@@ -220,8 +221,6 @@ async function main() {
     if (opts.anchor) anchorDir = prepareAnchor(opts.anchor);
     redis = await h.startRedis({ timeout: 20000 });
     await createStreams(h, redis, opts.streams, opts.active);
-    // streamio wakes parked streams on xadd keyspace events (STREAM_KEYSPACE_EVENTS=true)
-    await redis.call('CONFIG', 'SET', 'notify-keyspace-events', 'Et');
     const servers = [];
     if (opts.streamio) {
       servers.push({ name: 'streamio', cmd: opts.streamio, args: [], offset: 10, env: { CLUSTER_WORKERS: '1', STREAM_KEYSPACE_EVENTS: 'true' } });
@@ -233,6 +232,8 @@ async function main() {
     for (const s of servers) {
       try {
         log(`${s.name}: starting`);
+        // the same flags for each server: streamio (STREAM_KEYSPACE_EVENTS=true) adds g itself
+        await redis.call('CONFIG', 'SET', 'notify-keyspace-events', 'Et');
         results[s.name] = await runOne(h, s, redis, opts);
       } catch (err) {
         log(`${s.name}: ${err.message}`);

@@ -52,6 +52,7 @@ typedef enum lane_state { LANE_IDLE, LANE_BUSY, LANE_WAIT, LANE_CLOSED } lane_st
 struct lane {
     reader_t *r;
     rds_t *conn;
+    bool priority; /* the PRIORITY_STREAMS lane */
     svec_t active;
     lane_state_t state;
     size_t sweep_pos; /* next stream of a multi-read sweep */
@@ -81,8 +82,9 @@ struct reader {
     char block[16];
     char claim_idle[16];
     strmap_t *streams; /* name -> rstream_t */
-    lane_t *lanes;
+    lane_t *lanes;     /* the ordinary lanes, then the priority lane when PRIORITY_STREAMS is set */
     size_t nlanes;
+    size_t nplain; /* ordinary lanes: MAX_CONCURRENT_POOLS */
     svec_t probe;  /* new streams waiting for XINFO STREAM */
     svec_t parked; /* streams idle past STREAM_INACTIVE_TTL */
     size_t wake_pos;
@@ -198,16 +200,10 @@ static int move_to(reader_t *r, rstream_t *s, rs_state_t state)
     return 0;
 }
 
-/* A parked or probed stream with entries: its lane reads it again, history and group first.
- * A lane blocked on its other streams is cut short (CLIENT UNBLOCK) so it reads this one now. */
-static void activate(reader_t *r, rstream_t *s)
+/* Ends the lane's blocking read now (CLIENT UNBLOCK: an empty reply), so its next read is
+ * sent with the streams it has now. */
+static void lane_cut_short(reader_t *r, lane_t *l)
 {
-    if (s->state == RS_ACTIVE || move_to(r, s, RS_ACTIVE))
-        return;
-    s->last_entry = uv_now(r->loop);
-    s->need_group = true;
-    s->need_history = true;
-    lane_t *l = s->lane;
     if (l->state == LANE_BUSY && l->read_blocking && l->client_id > 0 && !l->unblock_sent &&
         !r->stopping && rds_connected(r->svc)) {
         char id[24];
@@ -216,7 +212,19 @@ static void activate(reader_t *r, rstream_t *s)
         size_t lens[] = {6, 7, strlen(id)};
         l->unblock_sent = rds_command(r->svc, NULL, NULL, 3, argv, lens) == 0;
     }
-    lane_kick(l);
+}
+
+/* A parked or probed stream with entries: its lane reads it again, history and group first.
+ * A lane blocked on its other streams is cut short so it reads this one now. */
+static void activate(reader_t *r, rstream_t *s)
+{
+    if (s->state == RS_ACTIVE || move_to(r, s, RS_ACTIVE))
+        return;
+    s->last_entry = uv_now(r->loop);
+    s->need_group = true;
+    s->need_history = true;
+    lane_cut_short(r, s->lane);
+    lane_kick(s->lane);
 }
 
 static void on_client_id(redisAsyncContext *ac, void *reply, void *privdata)
@@ -256,12 +264,17 @@ static void on_lane_timer(uv_timer_t *t)
     lane_kick(l);
 }
 
-static lane_t *lane_for(reader_t *r, uint32_t pool)
+/* PRIORITY_STREAMS have a lane and a connection of their own: a busy lane of ordinary streams
+ * (a long backlog, its PUBLISH/XACK/XDEL queue) never delays them. */
+static lane_t *lane_for(reader_t *r, uint32_t pool, bool priority)
 {
-    lane_t *l = &r->lanes[pool % r->nlanes];
+    lane_t *l = priority ? &r->lanes[r->nplain] : &r->lanes[pool % r->nplain];
     if (!l->conn && l->state != LANE_CLOSED) {
         char name[32];
-        snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
+        if (l->priority)
+            snprintf(name, sizeof(name), "reader priority");
+        else
+            snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
         if (rds_new(&l->conn, r->loop, r->cfg, name, on_lane_state, l))
             return NULL;
         uv_timer_init(r->loop, &l->timer);
@@ -598,7 +611,10 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
         return; /* connection lost: on_lane_state restarts the lane */
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        if (strncmp(rep->str, "NOGROUP", 7) == 0) {
+        if (strncmp(rep->str, "NOGROUP", 7) == 0 || strncmp(rep->str, "UNBLOCKED", 9) == 0) {
+            /* a group or a key is gone (UNBLOCKED: a key of a blocking read was deleted): the
+             * group checks find which stream, which then waits for its key to come back until
+             * the master drops it */
             for (size_t i = 0; i < l->active.n; i++)
                 l->active.v[i]->need_group = true;
         } else {
@@ -668,7 +684,7 @@ static void probe_result(reader_t *r, rstream_t *s, const redisReply *rep)
     s->last_id[last->len] = '\0';
     uint64_t wall = wall_ms(), at = id_ms(last->str, last->len);
     uint64_t idle = wall > at ? wall - at : 0;
-    if (idle > (uint64_t)r->cfg->stream_inactive_ttl_ms) {
+    if (idle > (uint64_t)r->cfg->stream_inactive_ttl_ms && !s->lane->priority) {
         move_to(r, s, RS_PARKED);
         return;
     }
@@ -827,7 +843,7 @@ static void park_idle(reader_t *r)
         return;
     r->next_park_check = now + PARK_CHECK_MS;
     uint64_t ttl = (uint64_t)r->cfg->stream_inactive_ttl_ms;
-    for (size_t i = 0; i < r->nlanes; i++) {
+    for (size_t i = 0; i < r->nplain; i++) { /* priority streams are never parked */
         svec_t *v = &r->lanes[i].active;
         for (size_t j = v->n; j-- > 0;) {
             rstream_t *s = v->v[j];
@@ -908,7 +924,8 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
     snprintf(r->count, sizeof(r->count), "%d", cfg->max_messages_batch);
     snprintf(r->block, sizeof(r->block), "%d", cfg->read_block_ms);
     snprintf(r->claim_idle, sizeof(r->claim_idle), "%d", cfg->stream_claim_idle_ms);
-    r->nlanes = (size_t)cfg->max_concurrent_pools;
+    r->nplain = (size_t)cfg->max_concurrent_pools;
+    r->nlanes = r->nplain + (cfg->npriority ? 1 : 0);
     r->lanes = calloc(r->nlanes, sizeof(*r->lanes));
     r->streams = strmap_new();
     if (!r->lanes || !r->streams || rds_new(&r->svc, loop, cfg, "reader svc", on_svc_state, r)) {
@@ -917,8 +934,10 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
         free(r);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < r->nlanes; i++)
+    for (size_t i = 0; i < r->nlanes; i++) {
         r->lanes[i].r = r;
+        r->lanes[i].priority = i >= r->nplain;
+    }
     r->open_handles = 2;
     if (cfg->keyspace_events) {
         snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
@@ -936,7 +955,7 @@ int reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
 {
     if (r->stopping || strmap_get(r->streams, name, len))
         return 0;
-    lane_t *l = lane_for(r, pool);
+    lane_t *l = lane_for(r, pool, config_is_priority(r->cfg, name, len));
     rstream_t *s = calloc(1, sizeof(*s) + len + 1);
     if (!l || !s) {
         free(s);
@@ -965,6 +984,9 @@ void reader_remove(reader_t *r, const char *name, size_t len)
     rstream_t *s = strmap_del(r->streams, name, len);
     if (!s)
         return;
+    /* another worker may read it next: this one's blocking read must not hold it meanwhile */
+    if (s->state == RS_ACTIVE)
+        lane_cut_short(r, s->lane);
     detach(r, s);
     if (r->wake_pos > r->parked.n)
         r->wake_pos = 0;

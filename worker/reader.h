@@ -6,6 +6,8 @@
  * always in one lane). A lane whose streams fit in one read blocks in Redis (BLOCK READ_BLOCK_MS);
  * a larger lane sweeps its streams MAX_STREAMS_PER_READ at a time and, when a whole sweep found
  * nothing, blocks on all of them at once: a quiet lane costs one idle connection, never a loop.
+ * PRIORITY_STREAMS are read by one more lane of their own (its own connection, never shared with
+ * ordinary pools, never parked), so a busy ordinary lane cannot delay them.
  * Every entry is handed to the entry callback, which may queue commands (PUBLISH) on the lane's
  * connection; the reader then queues XACK and XDEL behind them on the same connection, so an
  * entry is acknowledged only after what the callback sent. Entries this consumer had read but
@@ -53,7 +55,8 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
                stats_worker_t *stats, reader_entry_fn fn, void *arg);
 /* Starts reading `name` as part of `pool`. 0 (also when already read), -ENOMEM. */
 int reader_add(reader_t *r, uint32_t pool, const char *name, size_t len);
-/* Stops reading `name`. Entries already read are still delivered and acknowledged. */
+/* Stops reading `name` (a blocking read holding it is cut short). Entries already read are
+ * still delivered and acknowledged. */
 void reader_remove(reader_t *r, const char *name, size_t len);
 /* Stops reading every stream of `pool`. */
 void reader_remove_pool(reader_t *r, uint32_t pool);

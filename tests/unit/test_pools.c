@@ -171,6 +171,30 @@ static void test_set_limits_applies_to_new_streams(void **state)
     pools_free(p);
 }
 
+static void test_remove_forgets_one_stream_and_frees_its_place(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(2, 4, 2);
+    uint32_t pool, slot, apool, aslot;
+    assert_int_equal(add(p, "a", false, 1, &apool, &aslot), 1);
+    assert_int_equal(add(p, "b", false, 1, &pool, &slot), 1);
+    assert_int_equal(pools_remove(p, "a", 1, &pool, &slot), 1);
+    assert_int_equal(pool, apool);
+    assert_int_equal(slot, aslot);
+    assert_int_equal(pools_remove(p, "a", 1, &pool, &slot), 0); /* already gone */
+    assert_int_equal(pools_remove(p, "zz", 2, &pool, &slot), 0);
+    assert_int_equal(pools_streams(p), 1);
+    assert_int_equal(pools_count(p), 1);
+    /* a removed stream is not swept again, and coming back makes it new */
+    counter_t c = {{0}, 0};
+    assert_int_equal(pools_sweep(p, 2, count_slot, &c), 1); /* only "b" */
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(pools_count(p), 0);
+    assert_int_equal(add(p, "a", false, 2, &pool, &slot), 1);
+    assert_int_equal(pools_count(p), 1);
+    pools_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_sweep_forgets_unseen_streams),
         cmocka_unit_test(test_resize_moves_pools_of_removed_slots),
         cmocka_unit_test(test_set_limits_applies_to_new_streams),
+        cmocka_unit_test(test_remove_forgets_one_stream_and_frees_its_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

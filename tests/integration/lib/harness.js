@@ -394,13 +394,14 @@ function parseResp(buf, off) {
  * temp dir, and waits for PING. Returns {port, client, call(), handle, stop()}; stop() shuts it
  * down and removes the dir.
  */
-async function startRedis({ timeout = 10000, port: wanted } = {}) {
+// `args`: extra redis-server options, e.g. ['--rename-command', 'CONFIG', '']
+async function startRedis({ timeout = 10000, port: wanted, args = [] } = {}) {
   const port = wanted || (await freePort());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-it-redis-'));
   const handle = spawnTracked(
     'redis-server',
     ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir,
-      '--daemonize', 'no', '--protected-mode', 'yes'],
+      '--daemonize', 'no', '--protected-mode', 'yes', ...args],
     { name: `redis-server:${port}` },
   );
   let client = null;

@@ -1,0 +1,97 @@
+/* Unit tests for master/keyevents: the notify-keyspace-events flags it adds, event parsing. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "master/keyevents.h"
+
+static void test_flags_adds_only_what_is_missing(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_int_equal(keyevents_flags("", out, sizeof(out)), 1);
+    assert_string_equal(out, "Egt");
+    assert_int_equal(keyevents_flags("Et", out, sizeof(out)), 1);
+    assert_string_equal(out, "Etg");
+    assert_int_equal(keyevents_flags("KEA", out, sizeof(out)), 0); /* A holds g and t */
+    assert_string_equal(out, "KEA");
+    assert_int_equal(keyevents_flags("KA", out, sizeof(out)), 1); /* keyspace only: E missing */
+    assert_string_equal(out, "KAE");
+    assert_int_equal(keyevents_flags("gtE", out, sizeof(out)), 0);
+    assert_string_equal(out, "gtE");
+    assert_int_equal(keyevents_flags("Kx", out, 4), -ENOSPC);
+    assert_int_equal(keyevents_flags("gtE", out, 3), -ENOSPC);
+}
+
+static redisReply *str(const char *s)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_STRING;
+    r->str = strdup(s);
+    r->len = strlen(s);
+    return r;
+}
+
+static redisReply *msg(const char *kind, const char *chan, const char *key)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = 3;
+    r->element = calloc(3, sizeof(*r->element));
+    r->element[0] = str(kind);
+    r->element[1] = str(chan);
+    r->element[2] = str(key);
+    return r;
+}
+
+static void test_parse_events_of_its_db_only(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.redis_db = 3;
+    keyevents_t *k = keyevents_new(&cfg);
+    assert_non_null(k);
+    keyevent_kind_t kind;
+    const char *key;
+    size_t len;
+    redisReply *r = msg("message", "__keyevent@3__:xadd", "room.1");
+    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), 0);
+    assert_int_equal(kind, KEYEVENT_XADD);
+    assert_int_equal(len, 6);
+    assert_memory_equal(key, "room.1", 6);
+    freeReplyObject(r);
+    r = msg("message", "__keyevent@3__:del", "room.2");
+    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), 0);
+    assert_int_equal(kind, KEYEVENT_DEL);
+    assert_memory_equal(key, "room.2", 6);
+    freeReplyObject(r);
+    r = msg("message", "__keyevent@0__:xadd", "room.1"); /* another db */
+    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), -EINVAL);
+    freeReplyObject(r);
+    r = msg("subscribe", "__keyevent@3__:xadd", "x");
+    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), -EINVAL);
+    freeReplyObject(r);
+    r = str("message");
+    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), -EINVAL);
+    freeReplyObject(r);
+    assert_int_equal(keyevents_parse(k, NULL, &kind, &key, &len), -EINVAL);
+    assert_int_equal(keyevents_fd(k), -1);
+    assert_false(keyevents_subscribed(k));
+    keyevents_free(k);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flags_adds_only_what_is_missing),
+        cmocka_unit_test(test_parse_events_of_its_db_only),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
