@@ -9,6 +9,8 @@
 
 #include "common/ids.h"
 #include "common/json.h"
+#include "common/strmap.h"
+#include "master/cluster_req.h"
 #include "shm/stats.h"
 #include "worker/adapter_msg.h"
 #include "worker/health.h"
@@ -158,6 +160,203 @@ static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const
     return rc;
 }
 
+/* ---- cluster views: requests to every server through the adapter (master/cluster_req) ---- */
+
+typedef struct view {
+    const admin_ctx_t *ctx;
+    bool want_rooms; /* "rooms" per server; else "sockets" */
+    buf_t list;      /* the servers' entries, comma-separated */
+    buf_t scratch;
+    strmap_t *seen; /* rooms of the current server (sharded rooms come from its sockets) */
+    size_t total;   /* sockets, or distinct rooms over the cluster */
+    strmap_t *all;  /* rooms over the cluster */
+    int rc;
+} view_t;
+
+/* This server's worker whose adapter has that uid, or -1. */
+static long long own_worker(const admin_ctx_t *ctx, const adapter_str_t *uid)
+{
+    if (uid->len != sizeof(uint64_t) * 2)
+        return -1;
+    uint64_t want[2];
+    memcpy(want, uid->p, sizeof(want));
+    uint32_t n = shm_region_slots(ctx->region);
+    for (uint32_t i = 0; i < n; i++) {
+        stats_worker_t *w = shm_region_slot_stats(ctx->region, i);
+        if (STATS_GET(w->pid) && STATS_GET(w->adapter_uid[0]) == want[0] &&
+            STATS_GET(w->adapter_uid[1]) == want[1])
+            return (long long)STATS_GET(w->index);
+    }
+    return -1;
+}
+
+static void room_seen(const char *room, size_t len, void *arg)
+{
+    view_t *v = arg;
+    if (strmap_get(v->seen, room, len))
+        return;
+    if (strmap_put(v->seen, room, len, v) ||
+        (!strmap_get(v->all, room, len) && strmap_put(v->all, room, len, v))) {
+        v->rc = -ENOMEM;
+        return;
+    }
+    buf_putc(&v->scratch, v->scratch.len ? ',' : '[');
+    json_write_string(&v->scratch, room, len);
+}
+
+/* The rooms of one server as a JSON array in v->scratch: as sent (classic), or gathered from
+ * its sockets (sharded). */
+static int server_rooms(view_t *v, const adapter_reply_t *r)
+{
+    buf_t names, wrap;
+    buf_init(&names);
+    buf_init(&wrap);
+    buf_reset(&v->scratch);
+    strmap_t *seen = strmap_new();
+    int rc = seen ? 0 : -ENOMEM;
+    v->seen = seen;
+    size_t n;
+    if (!rc && r->kind == ADAPTER_RESP_ALL_ROOMS) {
+        /* one pseudo-socket holding the list: the same reader, the same checks */
+        rc = buf_printf(&wrap, "[{\"rooms\":%.*s}]", (int)r->body_len, r->body);
+        if (!rc)
+            rc = adapter_msg_sockets_rooms(wrap.data, wrap.len, &names, &n, room_seen, v);
+    } else if (!rc) {
+        rc = adapter_msg_sockets_rooms(r->body, r->body_len, &names, &n, room_seen, v);
+    }
+    if (!rc && v->rc)
+        rc = v->rc;
+    if (!rc)
+        rc = v->scratch.len ? buf_putc(&v->scratch, ']') : buf_puts(&v->scratch, "[]");
+    strmap_free(seen);
+    v->seen = NULL;
+    buf_free(&names);
+    buf_free(&wrap);
+    return rc;
+}
+
+static void on_reply(const adapter_reply_t *r, void *arg)
+{
+    view_t *v = arg;
+    if (v->rc || !r->body)
+        return;
+    long long worker = own_worker(v->ctx, &r->uid);
+    buf_t *l = &v->list;
+    int rc = buf_puts(l, l->len ? ",{\"uid\":" : "{\"uid\":");
+    if (!rc)
+        rc = r->uid.len ? json_write_string(l, r->uid.p, r->uid.len) : buf_puts(l, "null");
+    if (!rc && worker >= 0)
+        rc = buf_printf(l, ",\"server\":\"this\",\"worker\":%lld", worker);
+    else if (!rc)
+        rc = buf_puts(l, ",\"server\":\"other\"");
+    if (!rc && v->want_rooms) {
+        rc = server_rooms(v, r);
+        if (!rc)
+            rc = buf_printf(l, ",\"rooms\":%s}", v->scratch.data);
+    } else if (!rc) {
+        size_t n = 0;
+        rc = adapter_msg_sockets_rooms(r->body, r->body_len, &v->scratch, &n, NULL, NULL);
+        v->total += n;
+        if (!rc)
+            rc = buf_printf(l, ",\"sockets\":%.*s}", (int)r->body_len, r->body);
+    }
+    if (rc)
+        v->rc = rc;
+}
+
+/*
+ * Asks every server of the adapter's cluster for its rooms (want_rooms) or its sockets in `room`
+ * (NULL: all), then appends {<local>..., "cluster":{"mode","servers","responses","complete",
+ * "<rooms|clients>":N,"members":[{"uid","server":"this"|"other"[,"worker"],"rooms"|"sockets"}]}}
+ * after `head` (the local part, an object's members without braces).
+ */
+static int cluster_view(const admin_ctx_t *ctx, bool want_rooms, const char *room, size_t room_len,
+                        const char *head, buf_t *out)
+{
+    const cfg_t *cfg = ctx->cfg;
+    bool sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED;
+    adapter_str_t r = {room, room_len};
+    view_t v = {.ctx = ctx, .want_rooms = want_rooms, .all = strmap_new()};
+    buf_init(&v.list);
+    buf_init(&v.scratch);
+    cluster_req_t q = {
+        .prefix = cfg->redis_key,
+        .sharded = sharded,
+        /* the cluster protocol has no allRooms: sharded rooms come from every socket's rooms */
+        .op = want_rooms && !sharded ? ADAPTER_OP_ALL_ROOMS : ADAPTER_OP_FETCH,
+        .rooms = room ? &r : NULL,
+        .nrooms = room ? 1 : 0,
+        .timeout_ms = (unsigned)cfg->requests_timeout_ms,
+        .on_reply = on_reply,
+        .arg = &v,
+    };
+    cluster_req_result_t res;
+    buf_t err;
+    buf_init(&err);
+    redisContext *sub = v.all ? connect_redis(cfg, &err) : NULL;
+    redisContext *pub = sub ? connect_redis(cfg, &err) : NULL;
+    int rc = !v.all ? -ENOMEM : pub ? cluster_req_run(sub, pub, &q, &res, &err) : -EIO;
+    if (!rc && v.rc) {
+        rc = v.rc;
+        buf_printf(&err, "cannot render the answer: %s", strerror(-rc));
+    }
+    buf_reset(out);
+    if (rc) {
+        buf_append(out, err.data ? err.data : "failed", err.data ? err.len : 6);
+    } else {
+        size_t total = want_rooms ? strmap_size(v.all) : v.total;
+        rc = buf_printf(out,
+                        "{%s%s\"cluster\":{\"mode\":\"%s\",\"servers\":%lld,\"responses\":%lld,"
+                        "\"complete\":%s,\"%s\":%zu,\"members\":[%s]}}",
+                        head, *head ? "," : "", sharded ? "sharded" : "classic", res.members,
+                        res.responses, res.responses >= res.members ? "true" : "false",
+                        want_rooms ? "rooms" : "clients", total, v.list.data ? v.list.data : "");
+    }
+    redisFree(sub);
+    redisFree(pub);
+    strmap_free(v.all);
+    buf_free(&v.list);
+    buf_free(&v.scratch);
+    buf_free(&err);
+    return rc;
+}
+
+/* rooms / clients [room]: this server's counts, and with the adapter on the whole cluster. */
+static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, size_t room_len,
+                   buf_t *out)
+{
+    const char *what = want_rooms ? "rooms" : "clients";
+    size_t off = want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
+    if (ctx->cfg->adapter == CONFIG_ADAPTER_OFF) {
+        if (!room)
+            return per_worker(out, ctx->region, what, off);
+        buf_reset(out);
+        buf_puts(out, "clients <room> asks every server for its sockets through the Redis "
+                      "adapter's requests: set SOCKETIO_REDIS_ADAPTER=true or sharded");
+        return -ENOTSUP;
+    }
+    buf_t head;
+    buf_init(&head);
+    int rc = 0;
+    if (room) {
+        rc = buf_puts(&head, "\"room\":");
+        if (!rc)
+            rc = json_write_string(&head, room, room_len);
+    } else {
+        rc = per_worker(&head, ctx->region, what, off);
+        if (!rc) { /* its members, without the braces */
+            head.len--;
+            head.data[head.len] = '\0';
+            memmove(head.data, head.data + 1, head.len);
+            head.len--;
+        }
+    }
+    if (!rc)
+        rc = cluster_view(ctx, want_rooms, room, room_len, head.data ? head.data : "", out);
+    buf_free(&head);
+    return rc;
+}
+
 int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
 {
     const admin_ctx_t *ctx = arg;
@@ -165,14 +364,13 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
     if (strcmp(cmd, "status") == 0 && argc == 1)
         return health_render(out, ctx->region, 0);
     if (strcmp(cmd, "rooms") == 0 && argc == 1)
-        return per_worker(out, ctx->region, "rooms", offsetof(stats_worker_t, rooms));
+        return listing(ctx, true, NULL, 0, out);
     if (strcmp(cmd, "clients") == 0 && argc == 1)
-        return per_worker(out, ctx->region, "clients", offsetof(stats_worker_t, connections));
+        return listing(ctx, false, NULL, 0, out);
     if (strcmp(cmd, "clients") == 0 && argc == 2) {
-        buf_reset(out);
-        buf_puts(out, "clients <room> is not available yet: the workers do not publish their "
-                      "room membership to the master");
-        return -ENOTSUP;
+        if (lens[1] == 0)
+            return usage(out, "clients [room]");
+        return listing(ctx, false, argv[1], lens[1], out);
     }
     if (strcmp(cmd, "broadcast") == 0) {
         if (argc != 3)

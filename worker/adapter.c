@@ -118,7 +118,7 @@ static void respond(adapter_t *a, const adapter_msg_t *m, adapter_resp_t kind, c
 {
     bool sharded = a->mode == ADAPTER_MODE_SHARDED;
     buf_reset(&a->msg);
-    int rc = adapter_msg_encode_response(&a->msg, kind, sharded ? a->uid : NULL, UID_LEN, "/", 1,
+    int rc = adapter_msg_encode_response(&a->msg, kind, sharded, a->uid, UID_LEN, "/", 1,
                                          &m->request_id, body, body_len, count);
     if (rc) {
         LOG_WARN("adapter: cannot encode a response: %s", strerror(-rc));
@@ -584,6 +584,12 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     a->ack_timer.data = a;
     a->open_parts = 1; /* the timer */
     int rc = ids_random(a->uid, UID_LEN) ? -EIO : 0;
+    if (!rc) {
+        uint64_t half[2];
+        memcpy(half, a->uid, sizeof(half));
+        STATS_SET(stats->adapter_uid[0], half[0]);
+        STATS_SET(stats->adapter_uid[1], half[1]);
+    }
     /* Node's uids are hex in sharded mode; the id only has to be unique and channel-safe */
     if (!rc && mode != ADAPTER_MODE_PRIVATE) {
         rc = rds_new(&a->pub, loop, cfg, "adapter-pub", NULL, NULL);

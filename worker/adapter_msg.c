@@ -835,8 +835,8 @@ static int put_body(buf_t *out, const char *key, const char *body, size_t len)
     return rc ? rc : json_minify(out, body, len);
 }
 
-static int classic_resp(buf_t *out, adapter_resp_t kind, const adapter_str_t *rid, const char *body,
-                        size_t len, uint64_t count)
+static int classic_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
+                        const adapter_str_t *rid, const char *body, size_t len, uint64_t count)
 {
     if (kind == ADAPTER_RESP_BROADCAST_ACK)
         return ack_mpack(out, rid, body, len);
@@ -865,6 +865,14 @@ static int classic_resp(buf_t *out, adapter_resp_t kind, const adapter_str_t *ri
     default:
         rc = buf_printf(out, ",\"clientCount\":%" PRIu64, count);
         break;
+    }
+    /* who answered: Node ignores the extra member, streamioctl's cluster view names the server */
+    bool listing = kind == ADAPTER_RESP_SOCKETS || kind == ADAPTER_RESP_FETCH ||
+                   kind == ADAPTER_RESP_ALL_ROOMS;
+    if (!rc && uid && listing) {
+        rc = buf_puts(out, ",\"uid\":");
+        if (!rc)
+            rc = json_write_string(out, uid, uid_len);
     }
     return rc ? rc : buf_putc(out, '}');
 }
@@ -910,14 +918,17 @@ static int cluster_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t
     return rc ? rc : buf_putc(out, '}');
 }
 
-int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
-                                const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
-                                const char *body, size_t body_len, uint64_t count)
+int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, const char *uid,
+                                size_t uid_len, const char *nsp, size_t nsp_len,
+                                const adapter_str_t *request_id, const char *body, size_t body_len,
+                                uint64_t count)
 {
     size_t mark = out->len;
-    int rc =
-        uid ? cluster_resp(out, kind, uid, uid_len, nsp, nsp_len, request_id, body, body_len, count)
-            : classic_resp(out, kind, request_id, body, body_len, count);
+    if (sharded && !uid)
+        return -EINVAL;
+    int rc = sharded ? cluster_resp(out, kind, uid, uid_len, nsp, nsp_len, request_id, body,
+                                    body_len, count)
+                     : classic_resp(out, kind, uid, uid_len, request_id, body, body_len, count);
     return restore(out, mark, rc);
 }
 
@@ -963,4 +974,231 @@ int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m)
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id)
 {
     return sio_text_checked(out, m, &ack_id);
+}
+
+/* ------------------------------------------------------------------ this server's requests */
+
+static int put_request_opts(buf_t *out, const adapter_str_t *rooms, size_t nrooms, bool flags)
+{
+    int rc = buf_puts(out, "\"opts\":{\"rooms\":");
+    if (!rc)
+        rc = put_rooms_json(out, rooms, nrooms);
+    if (!rc)
+        rc = buf_puts(out, flags ? ",\"except\":[],\"flags\":{}}" : ",\"except\":[]}");
+    return rc;
+}
+
+int adapter_msg_encode_request(buf_t *out, adapter_op_t op, bool sharded, const char *uid,
+                               size_t uid_len, const char *nsp, size_t nsp_len,
+                               const adapter_str_t *request_id, const adapter_str_t *rooms,
+                               size_t nrooms)
+{
+    if ((op != ADAPTER_OP_ALL_ROOMS && op != ADAPTER_OP_FETCH) ||
+        (sharded && op == ADAPTER_OP_ALL_ROOMS) || nrooms > ADAPTER_MSG_MAX_ROOMS)
+        return -EINVAL;
+    size_t mark = out->len;
+    int rc;
+    if (sharded) {
+        rc = buf_puts(out, "{\"type\":7,\"data\":{");
+        if (!rc)
+            rc = put_request_opts(out, rooms, nrooms, true);
+        if (!rc)
+            rc = buf_puts(out, ",\"requestId\":");
+        if (!rc)
+            rc = json_write_string(out, request_id->p, request_id->len);
+        if (!rc)
+            rc = buf_puts(out, "},\"uid\":");
+        if (!rc)
+            rc = json_write_string(out, uid, uid_len);
+        if (!rc)
+            rc = buf_puts(out, ",\"nsp\":");
+        if (!rc)
+            rc = json_write_string(out, nsp, nsp_len);
+    } else {
+        rc = buf_puts(out, "{\"uid\":");
+        if (!rc)
+            rc = json_write_string(out, uid, uid_len);
+        if (!rc)
+            rc = buf_puts(out, ",\"requestId\":");
+        if (!rc)
+            rc = json_write_string(out, request_id->p, request_id->len);
+        if (!rc)
+            rc = buf_printf(out, ",\"type\":%d", op == ADAPTER_OP_ALL_ROOMS ? 1 : 5);
+        if (!rc && op == ADAPTER_OP_FETCH) {
+            rc = buf_putc(out, ',');
+            if (!rc)
+                rc = put_request_opts(out, rooms, nrooms, false);
+        }
+    }
+    if (!rc)
+        rc = buf_putc(out, '}');
+    return restore(out, mark, rc);
+}
+
+/* The members a response may carry, at the top (classic) or inside `data` (sharded). */
+typedef struct resp_parts {
+    json_span_t rooms, sockets, value, count;
+    bool has_rooms, has_sockets, has_value, has_count;
+} resp_parts_t;
+
+static int resp_members(buf_t *scratch, const json_span_t *obj, bool top, adapter_reply_t *out,
+                        resp_parts_t *q, int64_t *type, json_span_t *data, bool *has_nsp)
+{
+    jwalk_t w;
+    json_span_t k, e;
+    int rc = jwalk_open(obj, JSON_OBJECT, &w);
+    while (!rc && jwalk_next(&w, &k, &e)) {
+        if (jkey_eq(&k, "requestId")) {
+            rc = jstr(scratch, &e, &out->request_id);
+        } else if (jkey_eq(&k, "rooms")) {
+            q->rooms = e;
+            q->has_rooms = true;
+        } else if (jkey_eq(&k, "sockets")) {
+            q->sockets = e;
+            q->has_sockets = true;
+        } else if (jkey_eq(&k, "packet") || (top && jkey_eq(&k, "data"))) {
+            q->value = e;
+            q->has_value = true;
+            if (top)
+                *data = e;
+        } else if (jkey_eq(&k, "clientCount")) {
+            q->count = e;
+            q->has_count = true;
+        } else if (top && jkey_eq(&k, "uid")) {
+            rc = jstr(scratch, &e, &out->uid);
+        } else if (top && jkey_eq(&k, "type")) {
+            rc = jint(&e, type);
+        } else if (top && jkey_eq(&k, "nsp")) {
+            *has_nsp = true;
+        }
+    }
+    return rc;
+}
+
+static void set_body(adapter_reply_t *out, const json_span_t *v)
+{
+    out->body = v->p;
+    out->body_len = v->len;
+}
+
+/* Which response the members make; -ENOMSG when they are no response. */
+static int resp_kind(bool sharded, int64_t type, const resp_parts_t *q, adapter_reply_t *out)
+{
+    int64_t count = 0;
+    if ((sharded && type == 8) || (!sharded && type < 0 && q->has_sockets)) {
+        out->kind = ADAPTER_RESP_FETCH;
+        if (!q->has_sockets || q->sockets.type != JSON_ARRAY)
+            return -EPROTO;
+        set_body(out, &q->sockets);
+    } else if (!sharded && type < 0 && q->has_rooms) {
+        out->kind = ADAPTER_RESP_ALL_ROOMS;
+        if (q->rooms.type != JSON_ARRAY)
+            return -EPROTO;
+        set_body(out, &q->rooms);
+    } else if ((sharded && (type == 10 || type == 12)) || (!sharded && (type == 6 || type == 9))) {
+        out->kind = type == 10 || type == 6 ? ADAPTER_RESP_SSE : ADAPTER_RESP_BROADCAST_ACK;
+        if (q->has_value)
+            set_body(out, &q->value);
+    } else if ((sharded && type == 11) || (!sharded && type == 8)) {
+        out->kind = ADAPTER_RESP_CLIENT_COUNT;
+        if (!q->has_count || jint(&q->count, &count))
+            return -EPROTO;
+        out->count = (uint64_t)count;
+    } else {
+        return -ENOMSG;
+    }
+    return 0;
+}
+
+int adapter_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, adapter_reply_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len == 0)
+        return -EPROTO;
+    const char *in = (const char *)p;
+    buf_reset(scratch);
+    if (p[0] != '{') {
+        /* msgpack (classic BROADCAST_ACK, sharded responses with binary): read it as its JSON */
+        size_t used = 0;
+        int rc = mpack_to_json(scratch, p, len, &used);
+        if (rc)
+            return rc == -ENOMEM || rc == -ENOTSUP ? rc : -EPROTO;
+        if (used != len)
+            return -EPROTO;
+        len = scratch->len;
+    }
+    /* decoded strings are never longer than their literals: no pointer into scratch moves */
+    if (buf_reserve(scratch, scratch->len + len + 1))
+        return -ENOMEM;
+    if (p[0] != '{')
+        in = scratch->data;
+    if (json_validate(in, len))
+        return -EPROTO;
+    json_span_t root, data = {0};
+    span_at(in, len, json_skip_ws(in, len, 0), &root);
+    resp_parts_t q = {0};
+    int64_t type = -1;
+    bool has_nsp = false;
+    int rc = root.type == JSON_OBJECT ? 0 : -EPROTO;
+    if (!rc)
+        rc = resp_members(scratch, &root, true, out, &q, &type, &data, &has_nsp);
+    if (!rc && has_nsp) {
+        /* sharded: {type, data:{requestId, ...}, uid, nsp} */
+        memset(&q, 0, sizeof(q));
+        rc = data.type == JSON_OBJECT ? resp_members(scratch, &data, false, out, &q, NULL, NULL, NULL)
+                                      : -EPROTO;
+    }
+    if (!rc)
+        rc = resp_kind(has_nsp, type, &q, out);
+    if (!rc && out->request_id.len == 0)
+        rc = -EPROTO;
+    if (!rc && out->request_id.len > ADAPTER_MSG_MAX_ID)
+        rc = -E2BIG;
+    return rc;
+}
+
+/* The rooms of one socket description. */
+static int socket_rooms(buf_t *scratch, const json_span_t *sock,
+                        void (*fn)(const char *room, size_t len, void *arg), void *arg)
+{
+    jwalk_t w, r;
+    json_span_t k, e, room;
+    adapter_str_t s;
+    int rc = jwalk_open(sock, JSON_OBJECT, &w);
+    while (!rc && jwalk_next(&w, &k, &e)) {
+        if (!jkey_eq(&k, "rooms"))
+            continue;
+        rc = jwalk_open(&e, JSON_ARRAY, &r);
+        while (!rc && jwalk_next(&r, NULL, &room)) {
+            size_t mark = scratch->len;
+            rc = jstr(scratch, &room, &s);
+            if (!rc)
+                fn(s.p, s.len, arg);
+            scratch->len = mark; /* one name at a time */
+        }
+    }
+    return rc;
+}
+
+int adapter_msg_sockets_rooms(const char *sockets, size_t len, buf_t *scratch, size_t *nsockets,
+                              void (*fn)(const char *room, size_t len, void *arg), void *arg)
+{
+    *nsockets = 0;
+    if (json_validate(sockets, len))
+        return -EPROTO;
+    buf_reset(scratch);
+    if (buf_reserve(scratch, len + 1))
+        return -ENOMEM;
+    json_span_t root, sock;
+    jwalk_t w;
+    span_at(sockets, len, json_skip_ws(sockets, len, 0), &root);
+    int rc = jwalk_open(&root, JSON_ARRAY, &w);
+    while (!rc && jwalk_next(&w, NULL, &sock)) {
+        rc = sock.type == JSON_OBJECT ? 0 : -EPROTO;
+        if (!rc && fn)
+            rc = socket_rooms(scratch, &sock, fn, arg);
+        if (!rc)
+            (*nsockets)++;
+    }
+    return rc;
 }

@@ -124,15 +124,18 @@ typedef enum adapter_resp {
 } adapter_resp_t;
 
 /*
- * Appends a response in the format of the request it answers: classic (`uid` NULL) as Node's
- * RedisAdapter writes it (JSON; msgpack {type:9, requestId, packet} for BROADCAST_ACK, the JSON
- * body converted with mpack_from_json), or sharded as the ClusterAdapter's JSON
- * {"type":N,"data":{"requestId":...,...},"uid":uid,"nsp":nsp}. `body` is borrowed valid JSON.
- * Returns 0, -EINVAL (invalid body), -ENOMEM; `out` unchanged on error.
+ * Appends a response in the format of the request it answers: classic as Node's RedisAdapter
+ * writes it (JSON; msgpack {type:9, requestId, packet} for BROADCAST_ACK, the JSON body converted
+ * with mpack_from_json), plus a last "uid" member naming the responder in SOCKETS, ALL_ROOMS and
+ * FETCH responses when `uid` is not NULL (Node ignores it); or sharded as the ClusterAdapter's JSON
+ * {"type":N,"data":{"requestId":...,...},"uid":uid,"nsp":nsp} (`uid` required). `body` is
+ * borrowed valid JSON. Returns 0, -EINVAL (invalid body, sharded without uid), -ENOMEM; `out`
+ * unchanged on error.
  */
-int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
-                                const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
-                                const char *body, size_t body_len, uint64_t count);
+int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, const char *uid,
+                                size_t uid_len, const char *nsp, size_t nsp_len,
+                                const adapter_str_t *request_id, const char *body, size_t body_len,
+                                uint64_t count);
 
 /*
  * Appends the Engine.IO text message a client receives for a decoded message, as socket.io-parser
@@ -149,5 +152,54 @@ int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m);
  * broadcast whose client acks are forwarded to the requester. Same returns.
  */
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id);
+
+
+/* ---- the requests this server makes of the cluster (streamioctl rooms / clients) ---- */
+
+#define ADAPTER_MSG_MAX_ID 64 /* longest request id taken from a response */
+
+/*
+ * Appends a request: ADAPTER_OP_ALL_ROOMS (classic only: the cluster protocol has none) or
+ * ADAPTER_OP_FETCH for the sockets in any of `rooms` (every socket when nrooms is 0). Classic:
+ * {"uid","requestId","type":1} or {"uid","requestId","type":5,"opts":{"rooms":[...],"except":[]}}
+ * as Node's RedisAdapter publishes them on <prefix>-request#<nsp>#; sharded: the ClusterAdapter's
+ * {"type":7,"data":{"opts":{...,"flags":{}},"requestId":...},"uid":...,"nsp":...}. Borrows every
+ * input. Returns 0, -EINVAL (another op, sharded allRooms, more than ADAPTER_MSG_MAX_ROOMS
+ * rooms), -ENOMEM; `out` unchanged on error.
+ */
+int adapter_msg_encode_request(buf_t *out, adapter_op_t op, bool sharded, const char *uid,
+                               size_t uid_len, const char *nsp, size_t nsp_len,
+                               const adapter_str_t *request_id, const adapter_str_t *rooms,
+                               size_t nrooms);
+
+/* A response to one of this server's requests, whatever its format. */
+typedef struct adapter_reply {
+    adapter_resp_t kind; /* SOCKETS and FETCH look alike: both decode as FETCH */
+    adapter_str_t request_id;
+    adapter_str_t uid; /* the responder; empty when it does not say (Node in classic mode) */
+    const char *body;  /* JSON text: the rooms or sockets array, or the acknowledged value; */
+    size_t body_len;   /* NULL/0 when absent */
+    uint64_t count;    /* CLIENT_COUNT */
+} adapter_reply_t;
+
+/*
+ * Decodes a response: classic JSON ({requestId, rooms|sockets[, uid]}, type 6 and 8) or msgpack
+ * (type 9), sharded JSON or msgpack ({type:8|10|11|12, data:{requestId,...}, uid, nsp}). msgpack
+ * is read as its JSON rendering (mpack_to_json) in `scratch`; escaped strings are decoded into
+ * `scratch` too (reset here); *out borrows p and scratch. Returns 0; -ENOMSG for a well-formed
+ * message that is no response (a request, another type); -EPROTO on malformed input, a missing
+ * requestId, or wrong-typed members (rooms/sockets not arrays, clientCount not an integer);
+ * -E2BIG for a requestId over ADAPTER_MSG_MAX_ID bytes; -ENOTSUP for binary values; -ENOMEM.
+ */
+int adapter_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, adapter_reply_t *out);
+
+/*
+ * Counts the sockets of a fetchSockets `sockets` array (JSON text, borrowed) into *nsockets and,
+ * unless fn is NULL, calls fn(room) for every room of every socket, duplicates included (the name
+ * is only valid during the call). `scratch` holds decoded names (reset here). Returns 0, -EPROTO
+ * (not an array of objects, or "rooms" not an array of strings), -ENOMEM.
+ */
+int adapter_msg_sockets_rooms(const char *sockets, size_t len, buf_t *scratch, size_t *nsockets,
+                              void (*fn)(const char *room, size_t len, void *arg), void *arg);
 
 #endif

@@ -17,6 +17,7 @@
 #include "worker/debug_page.h"
 #include "worker/eio_payload.h"
 #include "worker/handoff.h"
+#include "worker/handshake.h"
 #include "worker/health.h"
 #include "worker/http_gzip.h"
 #include "worker/limits.h"
@@ -71,6 +72,7 @@ typedef struct session {
     limits_socket_t lim;          /* event and join token buckets */
     struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP while admitted */
     bool admitted;
+    char *handshake; /* fetchSockets' handshake members (worker/handshake); NULL: out of memory */
 } session_t;
 
 typedef struct nsp_name {
@@ -652,6 +654,7 @@ static void maybe_free(session_t *s)
     buf_free(&s->bin_pkt);
     buf_free(&s->bin_att);
     buf_free(&s->qtoken);
+    free(s->handshake);
     auth_grant_free(s->grant);
     if (s->admitted)
         limits_conn_release(ss->limits, (const struct sockaddr *)&s->peer);
@@ -835,6 +838,11 @@ static session_t *open_session(sessions_t *ss, const http_req_t *req, bool raw,
     }
     s->peer = *peer;
     s->admitted = true;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->handshake = handshake_render(req, peer,
+                                    (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
+                                    &ss->tmp);
     limits_socket_init(ss->limits, &s->lim);
     buf_init(&s->qtoken);
     if (auth_enabled(ss->auth) && http_req_query(req, "token", &s->qtoken) != 0)
@@ -1694,12 +1702,10 @@ static int host_describe(void *ctx, void *sock, buf_t *out)
 {
     (void)ctx;
     session_t *s = sock;
-    /* the handshake details are not kept by this server: the shape Node peers expect, empty */
-    int rc = buf_printf(out,
-                        "{\"id\":\"%s\",\"handshake\":{\"headers\":{},\"time\":\"\","
-                        "\"address\":\"\",\"xdomain\":false,\"secure\":false,\"issued\":0,"
-                        "\"url\":\"/socket.io/\",\"query\":{},\"auth\":{}},\"rooms\":[\"%s\"",
-                        s->sio_sid, s->sio_sid);
+    /* auth: the main namespace's CONNECT payload, as Node keeps it */
+    int rc = buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s%s\"auth\":%s},\"rooms\":[\"%s\"",
+                        s->sio_sid, s->handshake ? s->handshake : "", s->handshake ? "," : "",
+                        s->auth[0] ? s->auth[0] : "{}", s->sio_sid);
     if (!rc)
         rooms_sock_foreach(&s->rooms, host_describe_room, out);
     return rc ? rc : buf_puts(out, "],\"data\":{}}");

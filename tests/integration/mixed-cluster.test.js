@@ -5,9 +5,24 @@
 // the adapter requests Node servers send, malformed messages, and the loss of pub/sub.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { fork } = require('node:child_process');
+const { fork, execFile } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const h = require('./lib/harness');
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-mixed-'));
+const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
+
+// streamioctl's answer as JSON (asynchronous: the server runs meanwhile); throws on an error.
+function ctl(sock, ...args) {
+  return new Promise((resolve, reject) => {
+    execFile(ctlBin(), ['--socket', sock, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`streamioctl ${args.join(' ')}: ${stderr || err.message}`));
+      else resolve(JSON.parse(stdout));
+    });
+  });
+}
 
 const NODE_REQUESTS_TIMEOUT = 5000; // the Node adapter's requestsTimeout (its default)
 
@@ -69,12 +84,14 @@ for (const mode of ['classic', 'sharded']) {
     let nodeClients = [];
     const room = h.uniq(`mix.${mode}`);
     const other = h.uniq(`mix.${mode}.other`);
+    const sock = path.join(tmp, `${mode}.sock`);
 
     before(async () => {
       redis = await h.startRedis();
       srv = await h.startStreamio({
         CLUSTER_WORKERS: '2',
         SOCKETIO_REDIS_ADAPTER: mode === 'sharded' ? 'sharded' : 'true',
+        STREAMIO_CONTROL_SOCKET: sock,
       }, { redis });
       peer = await startPeer(redis, mode);
       // enough clients that both workers hold some: local delivery during a pub/sub outage is
@@ -226,6 +243,99 @@ for (const mode of ['classic', 'sharded']) {
       assert.ok(rooms.ms < NODE_REQUESTS_TIMEOUT, `allRooms answered before the timeout (${rooms.ms} ms)`);
       assert.ok(fetched.ms < NODE_REQUESTS_TIMEOUT, `fetchSockets answered before the timeout (${fetched.ms} ms)`);
       process.stderr.write(`# ${mode}: allRooms ${rooms.ms} ms, fetchSockets ${fetched.ms} ms (Node timeout ${NODE_REQUESTS_TIMEOUT} ms)\n`);
+    }));
+
+    // The cluster members a streamioctl answer lists: this server's two workers, the Node peer.
+    function members(j) {
+      assert.equal(j.cluster.mode, mode);
+      assert.equal(j.cluster.servers, 3);
+      assert.equal(j.cluster.responses, 3);
+      assert.equal(j.cluster.complete, true);
+      const own = j.cluster.members.filter((m) => m.server === 'this');
+      const others = j.cluster.members.filter((m) => m.server === 'other');
+      assert.deepStrictEqual(own.map((m) => m.worker).sort(), [0, 1]);
+      own.forEach((m) => assert.match(m.uid, /^[A-Za-z0-9_-]{16}$/));
+      assert.equal(others.length, 1);
+      // Node's classic responses do not name their server; its sharded ones carry its uid
+      if (mode === 'classic') assert.equal(others[0].uid, null);
+      else assert.match(others[0].uid, /^[0-9a-f]{16}$/);
+      return { own, node: others[0] };
+    }
+
+    it('streamioctl rooms asks the whole cluster (allRooms / fetchSockets) and names each server', logs(async () => {
+      const j = await ctl(sock, 'rooms');
+      const { own, node } = members(j);
+      const ownRooms = new Set(own.flatMap((m) => m.rooms));
+      assert.deepStrictEqual(ownRooms, new Set([room, other, ...sio.map((s) => s.id)]));
+      assert.equal(own.reduce((n, m) => n + m.rooms.length, 0) >= ownRooms.size, true);
+      const nodeRooms = (await peer.call('localRooms')).value;
+      assert.deepStrictEqual(new Set(node.rooms), new Set(nodeRooms));
+      assert.ok(node.rooms.includes(room) && nodeClients.every((c) => node.rooms.includes(c.id)));
+      assert.equal(j.cluster.rooms, new Set([...ownRooms, ...nodeRooms]).size);
+      // this server's own counts are still there, and agree with what each worker answered
+      const sids = new Set(sio.map((s) => s.id));
+      assert.equal(j.workers.length, 2);
+      for (const m of own) {
+        const w = j.workers.find((x) => x.worker === m.worker);
+        assert.equal(w.rooms, m.rooms.filter((r) => !sids.has(r)).length, `worker ${m.worker} rooms`);
+      }
+      assert.equal(j.rooms, j.workers.reduce((n, w) => n + w.rooms, 0));
+    }));
+
+    it('streamioctl clients [room] lists streamio and Node sockets with their server', logs(async () => {
+      const ids = (ms) => ms.flatMap((m) => m.sockets.map((s) => s.id)).sort();
+      const inRoom = await ctl(sock, 'clients', room);
+      assert.equal(inRoom.room, room);
+      const a = members(inRoom);
+      assert.deepStrictEqual(ids(a.own), sio.map((s) => s.id).sort());
+      assert.deepStrictEqual(ids([a.node]), nodeClients.map((s) => s.id).sort());
+      assert.equal(inRoom.cluster.clients, sio.length + nodeClients.length);
+      const inOther = await ctl(sock, 'clients', other);
+      const b = members(inOther);
+      assert.deepStrictEqual(ids(b.own), [sio[0].id]);
+      assert.deepStrictEqual(ids([b.node]), []);
+      const s0 = b.own.flatMap((m) => m.sockets)[0];
+      assert.deepStrictEqual(new Set(s0.rooms), new Set([sio[0].id, room, other]));
+      const all = await ctl(sock, 'clients');
+      const c = members(all);
+      assert.deepStrictEqual(ids(c.own), sio.map((s) => s.id).sort());
+      assert.deepStrictEqual(ids([c.node]), nodeClients.map((s) => s.id).sort());
+      assert.equal(all.clients, sio.length);
+      assert.equal(all.cluster.clients, sio.length + nodeClients.length);
+    }));
+
+    it('answers Node fetchSockets with the real handshake of streamio sockets', logs(async () => {
+      const hsRoom = h.uniq(`mix.${mode}.hs`);
+      const t0 = Date.now();
+      const c = await h.connectClient(srv.url, { auth: { who: 'hs' }, query: { extra: 'q 1' } });
+      const t1 = Date.now();
+      try {
+        await h.joinRoom(c, hsRoom);
+        await h.joinRoom(nodeClients[1], hsRoom);
+        const got = (await peer.call('fetchSockets', { rooms: [hsRoom] })).value;
+        assert.equal(got.length, 2);
+        const mine = got.find((s) => s.id === c.id);
+        const nodes = got.find((s) => s.id === nodeClients[1].id);
+        const hs = mine.handshake;
+        assert.deepStrictEqual(Object.keys(hs).sort(), Object.keys(nodes.handshake).sort());
+        const port = new URL(srv.url).port;
+        assert.equal(hs.headers.host, `127.0.0.1:${port}`);
+        assert.equal(hs.headers.upgrade, 'websocket');
+        assert.equal(hs.headers['sec-websocket-version'], '13');
+        assert.equal(hs.address, '127.0.0.1');
+        assert.equal(hs.xdomain, false);
+        assert.equal(hs.secure, false);
+        assert.ok(hs.issued >= t0 - 1000 && hs.issued <= t1 + 1000, `issued ${hs.issued} in [${t0}, ${t1}]`);
+        assert.equal(Math.floor(Date.parse(hs.time) / 1000), Math.floor(hs.issued / 1000), hs.time);
+        assert.deepStrictEqual(hs.query, { extra: 'q 1', EIO: '4', transport: 'websocket' });
+        assert.match(hs.url, /^\/socket\.io\/\?/);
+        assert.deepStrictEqual(Object.fromEntries(new URL(hs.url, 'http://x').searchParams), hs.query);
+        assert.deepStrictEqual(hs.auth, { who: 'hs' });
+        assert.deepStrictEqual(new Set(mine.rooms), new Set([c.id, hsRoom]));
+      } finally {
+        h.closeClient(c);
+        await peer.call('socketsLeave', { rooms: [hsRoom], target: hsRoom });
+      }
     }));
 
     it('applies socketsJoin / socketsLeave from Node to streamio sockets', logs(async () => {
