@@ -326,7 +326,8 @@ static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, si
                    buf_t *out)
 {
     const char *what = want_rooms ? "rooms" : "clients";
-    size_t off = want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
+    size_t off =
+        want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
     if (ctx->cfg->adapter == CONFIG_ADAPTER_OFF) {
         if (!room)
             return per_worker(out, ctx->region, what, off);

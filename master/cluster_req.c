@@ -145,8 +145,8 @@ int cluster_req_run(redisContext *sub, redisContext *pub, const cluster_req_t *q
     adapter_str_t request_id = {rid, RID_LEN};
     buf_t msg;
     buf_init(&msg);
-    int rc = adapter_msg_encode_request(&msg, q->op, q->sharded, uid, UID_LEN, "/", 1,
-                                        &request_id, q->rooms, q->nrooms);
+    int rc = adapter_msg_encode_request(&msg, q->op, q->sharded, uid, UID_LEN, "/", 1, &request_id,
+                                        q->rooms, q->nrooms);
     if (rc) {
         buf_printf(err, "cannot encode the request: %s", strerror(-rc));
         buf_free(&msg);

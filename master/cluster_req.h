@@ -34,8 +34,8 @@ typedef struct cluster_req {
 } cluster_req_t;
 
 typedef struct cluster_req_result {
-    long long members;    /* counted subscribers: the responses expected */
-    long long responses;  /* responses received */
+    long long members;     /* counted subscribers: the responses expected */
+    long long responses;   /* responses received */
     long long undecodable; /* messages on the response channels that were not readable */
 } cluster_req_result_t;
 

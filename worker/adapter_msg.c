@@ -1145,8 +1145,9 @@ int adapter_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, ad
     if (!rc && has_nsp) {
         /* sharded: {type, data:{requestId, ...}, uid, nsp} */
         memset(&q, 0, sizeof(q));
-        rc = data.type == JSON_OBJECT ? resp_members(scratch, &data, false, out, &q, NULL, NULL, NULL)
-                                      : -EPROTO;
+        rc = data.type == JSON_OBJECT
+                 ? resp_members(scratch, &data, false, out, &q, NULL, NULL, NULL)
+                 : -EPROTO;
     }
     if (!rc)
         rc = resp_kind(has_nsp, type, &q, out);

@@ -153,7 +153,6 @@ int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m);
  */
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id);
 
-
 /* ---- the requests this server makes of the cluster (streamioctl rooms / clients) ---- */
 
 #define ADAPTER_MSG_MAX_ID 64 /* longest request id taken from a response */

@@ -66,8 +66,8 @@ static int put_pair(const char *k, size_t klen, const char *v, size_t vlen, void
     return rc ? rc : json_write_string(w->out, v, vlen);
 }
 
-char *handshake_render(const http_req_t *req, const struct sockaddr_storage *peer,
-                       uint64_t now_ms, buf_t *tmp)
+char *handshake_render(const http_req_t *req, const struct sockaddr_storage *peer, uint64_t now_ms,
+                       buf_t *tmp)
 {
     buf_t out, pair;
     buf_init(&out);

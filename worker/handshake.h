@@ -22,7 +22,7 @@
  * "url":"...","query":{...}`, or NULL when out of memory. `peer` may be NULL or of an unknown
  * family (address ""). now_ms: wall clock in ms since the epoch. tmp is scratch.
  */
-char *handshake_render(const http_req_t *req, const struct sockaddr_storage *peer,
-                       uint64_t now_ms, buf_t *tmp);
+char *handshake_render(const http_req_t *req, const struct sockaddr_storage *peer, uint64_t now_ms,
+                       buf_t *tmp);
 
 #endif

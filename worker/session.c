@@ -840,9 +840,8 @@ static session_t *open_session(sessions_t *ss, const http_req_t *req, bool raw,
     s->admitted = true;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    s->handshake = handshake_render(req, peer,
-                                    (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
-                                    &ss->tmp);
+    s->handshake = handshake_render(
+        req, peer, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000, &ss->tmp);
     limits_socket_init(ss->limits, &s->lim);
     buf_init(&s->qtoken);
     if (auth_enabled(ss->auth) && http_req_query(req, "token", &s->qtoken) != 0)

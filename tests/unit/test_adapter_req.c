@@ -403,9 +403,9 @@ static void resp_is(adapter_resp_t kind, const char *uid, const char *body, uint
     buf_t b;
     buf_init(&b);
     adapter_str_t rid = {"0OhJKx", 6};
-    assert_int_equal(adapter_msg_encode_response(&b, kind, uid != NULL, uid, uid ? strlen(uid) : 0, "/",
-                                                 1, &rid,
-                                                 body, body ? strlen(body) : 0, count),
+    assert_int_equal(adapter_msg_encode_response(&b, kind, uid != NULL, uid, uid ? strlen(uid) : 0,
+                                                 "/", 1, &rid, body, body ? strlen(body) : 0,
+                                                 count),
                      0);
     assert_string_equal(b.data, want);
     buf_free(&b);
@@ -437,8 +437,8 @@ static void test_responses(void **state)
     buf_t b;
     buf_init(&b);
     adapter_str_t rid = {"r", 1};
-    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_BROADCAST_ACK, false, NULL, 0, "/", 1,
-                                                 &rid, "\"ok\"", 4, 0),
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_BROADCAST_ACK, false, NULL, 0,
+                                                 "/", 1, &rid, "\"ok\"", 4, 0),
                      0);
     static const uint8_t want[] = {0x83, 0xa4, 't', 'y', 'p', 'e', 0x09, 0xa9, 'r', 'e',
                                    'q',  'u',  'e', 's', 't', 'I', 'd',  0xa1, 'r', 0xa6,
@@ -462,15 +462,13 @@ static void test_responses(void **state)
                                                  &rid, "[]", 2, 0),
                      -EINVAL);
     buf_reset(&b);
-    assert_int_equal(
-        adapter_msg_encode_response(&b, ADAPTER_RESP_ALL_ROOMS, true, "u", 1, "/", 1, &rid, "[]", 2,
-                                    0),
-        -EINVAL);
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_ALL_ROOMS, true, "u", 1, "/", 1,
+                                                 &rid, "[]", 2, 0),
+                     -EINVAL);
     assert_int_equal(b.len, 0);
-    assert_int_equal(
-        adapter_msg_encode_response(&b, ADAPTER_RESP_FETCH, false, NULL, 0, "/", 1, &rid, "[1,", 3,
-                                    0),
-        -EINVAL);
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_FETCH, false, NULL, 0, "/", 1,
+                                                 &rid, "[1,", 3, 0),
+                     -EINVAL);
     assert_int_equal(b.len, 0);
     buf_free(&b);
 }

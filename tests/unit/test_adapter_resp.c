@@ -1,0 +1,358 @@
+/*
+ * Unit tests for the requests this server makes of the cluster (worker/adapter_msg): the request
+ * encoder's exact bytes, and the response decoder on Node's captured shapes, on msgpack, and on
+ * truncated, oversized and wrong-typed input; the rooms reader of fetchSockets answers.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/mpack.h"
+#include "worker/adapter_msg.h"
+
+static void str_is(adapter_str_t s, const char *want)
+{
+    assert_int_equal(s.len, strlen(want));
+    assert_memory_equal(s.p, want, s.len);
+}
+
+static void body_is(const adapter_reply_t *r, const char *want)
+{
+    if (!want) {
+        assert_null(r->body);
+        return;
+    }
+    assert_non_null(r->body);
+    assert_int_equal(r->body_len, strlen(want));
+    assert_memory_equal(r->body, want, r->body_len);
+}
+
+/* Decodes from an exact-size heap copy so ASan sees any read past the end; the copy is kept
+ * until the next call (the reply borrows it). */
+static uint8_t *copy;
+
+static int decode(const void *p, size_t n, buf_t *sc, adapter_reply_t *r)
+{
+    free(copy);
+    copy = malloc(n ? n : 1);
+    assert_non_null(copy);
+    if (n)
+        memcpy(copy, p, n);
+    return adapter_msg_decode_response(copy, n, sc, r);
+}
+
+static int decode_str(const char *s, buf_t *sc, adapter_reply_t *r)
+{
+    return decode(s, strlen(s), sc, r);
+}
+
+static void test_encode_requests(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b);
+    adapter_str_t rid = {"0OhJKx", 6};
+    adapter_str_t rooms[] = {{"chat.user.123", 13}, {"a\"b", 3}};
+    assert_int_equal(adapter_msg_encode_request(&b, ADAPTER_OP_ALL_ROOMS, false, "fY_sjB", 6, "/",
+                                                1, &rid, NULL, 0),
+                     0);
+    assert_string_equal(b.data, "{\"uid\":\"fY_sjB\",\"requestId\":\"0OhJKx\",\"type\":1}");
+    buf_reset(&b);
+    assert_int_equal(adapter_msg_encode_request(&b, ADAPTER_OP_FETCH, false, "fY_sjB", 6, "/", 1,
+                                                &rid, rooms, 1),
+                     0);
+    assert_string_equal(b.data, "{\"uid\":\"fY_sjB\",\"requestId\":\"0OhJKx\",\"type\":5,\"opts\":{"
+                                "\"rooms\":[\"chat.user.123\"],\"except\":[]}}");
+    buf_reset(&b);
+    assert_int_equal(adapter_msg_encode_request(&b, ADAPTER_OP_FETCH, true, "8ae8271815577a7e", 16,
+                                                "/", 1, &rid, rooms, 2),
+                     0);
+    assert_string_equal(b.data,
+                        "{\"type\":7,\"data\":{\"opts\":{\"rooms\":[\"chat.user.123\",\"a\\\"b\"],"
+                        "\"except\":[],\"flags\":{}},\"requestId\":\"0OhJKx\"},\"uid\":"
+                        "\"8ae8271815577a7e\",\"nsp\":\"/\"}");
+    /* what the decoders of the other side read back */
+    buf_t sc;
+    buf_init(&sc);
+    adapter_msg_t m;
+    assert_int_equal(adapter_msg_decode_cluster((const uint8_t *)b.data, b.len, &sc, &m), 0);
+    assert_int_equal(m.op, ADAPTER_OP_FETCH);
+    assert_int_equal(m.nrooms, 2);
+    str_is(m.rooms[1], "a\"b");
+    str_is(m.request_id, "0OhJKx");
+    /* no allRooms in the cluster protocol, no other op, no more rooms than a message holds */
+    size_t len = b.len;
+    assert_int_equal(
+        adapter_msg_encode_request(&b, ADAPTER_OP_ALL_ROOMS, true, "u", 1, "/", 1, &rid, NULL, 0),
+        -EINVAL);
+    assert_int_equal(
+        adapter_msg_encode_request(&b, ADAPTER_OP_JOIN, false, "u", 1, "/", 1, &rid, NULL, 0),
+        -EINVAL);
+    assert_int_equal(adapter_msg_encode_request(&b, ADAPTER_OP_FETCH, false, "u", 1, "/", 1, &rid,
+                                                rooms, ADAPTER_MSG_MAX_ROOMS + 1),
+                     -EINVAL);
+    assert_int_equal(b.len, len);
+    buf_free(&sc);
+    buf_free(&b);
+}
+
+static void test_decode_classic(void **state)
+{
+    (void)state;
+    buf_t sc;
+    buf_init(&sc);
+    adapter_reply_t r;
+    /* Node 8.x, as captured (no responder uid) */
+    assert_int_equal(
+        decode_str(
+            "{\"requestId\":\"0OhJKx\",\"rooms\":[\"PUMR2XMuk6w70u-wAAAA\",\"chat.user.123\"]}",
+            &sc, &r),
+        0);
+    assert_int_equal(r.kind, ADAPTER_RESP_ALL_ROOMS);
+    str_is(r.request_id, "0OhJKx");
+    assert_int_equal(r.uid.len, 0);
+    body_is(&r, "[\"PUMR2XMuk6w70u-wAAAA\",\"chat.user.123\"]");
+    /* streamio's, naming the worker; key order does not matter; escapes are decoded */
+    assert_int_equal(
+        decode_str("{\"uid\":\"w\\u0031\",\"sockets\":[{\"id\":\"x\"}],\"requestId\":\"r\"} ", &sc,
+                   &r),
+        0);
+    assert_int_equal(r.kind, ADAPTER_RESP_FETCH);
+    str_is(r.uid, "w1");
+    str_is(r.request_id, "r");
+    body_is(&r, "[{\"id\":\"x\"}]");
+    assert_int_equal(
+        decode_str("{\"type\":6,\"requestId\":\"r\",\"data\":\"ok-from-3102\"}", &sc, &r), 0);
+    assert_int_equal(r.kind, ADAPTER_RESP_SSE);
+    body_is(&r, "\"ok-from-3102\"");
+    assert_int_equal(decode_str("{\"type\":6,\"requestId\":\"r\"}", &sc, &r), 0);
+    body_is(&r, NULL);
+    assert_int_equal(decode_str("{\"type\":8,\"requestId\":\"r\",\"clientCount\":3}", &sc, &r), 0);
+    assert_int_equal(r.kind, ADAPTER_RESP_CLIENT_COUNT);
+    assert_int_equal(r.count, 3);
+    /* a request is no response */
+    assert_int_equal(decode_str("{\"uid\":\"u\",\"requestId\":\"r\",\"type\":1}", &sc, &r),
+                     -ENOMSG);
+    free(copy);
+    copy = NULL;
+    buf_free(&sc);
+}
+
+static void test_decode_sharded(void **state)
+{
+    (void)state;
+    buf_t sc;
+    buf_init(&sc);
+    adapter_reply_t r;
+    assert_int_equal(
+        decode_str("{\"type\":8,\"data\":{\"requestId\":\"ad513c0051567e23\",\"sockets\":"
+                   "[]},\"uid\":\"a0d7\",\"nsp\":\"/\"}",
+                   &sc, &r),
+        0);
+    assert_int_equal(r.kind, ADAPTER_RESP_FETCH);
+    str_is(r.request_id, "ad513c0051567e23");
+    str_is(r.uid, "a0d7");
+    body_is(&r, "[]");
+    assert_int_equal(decode_str("{\"type\":11,\"data\":{\"requestId\":\"c\",\"clientCount\":1},"
+                                "\"uid\":\"u\",\"nsp\":\"/\"}",
+                                &sc, &r),
+                     0);
+    assert_int_equal(r.kind, ADAPTER_RESP_CLIENT_COUNT);
+    assert_int_equal(r.count, 1);
+    assert_int_equal(
+        decode_str("{\"type\":12,\"data\":{\"requestId\":\"c\",\"packet\":\"client-ack:q\"}"
+                   ",\"uid\":\"u\",\"nsp\":\"/\"}",
+                   &sc, &r),
+        0);
+    assert_int_equal(r.kind, ADAPTER_RESP_BROADCAST_ACK);
+    body_is(&r, "\"client-ack:q\"");
+    assert_int_equal(
+        decode_str("{\"type\":10,\"data\":{\"requestId\":\"c\"},\"uid\":\"u\",\"nsp\":\"/\"}", &sc,
+                   &r),
+        0);
+    assert_int_equal(r.kind, ADAPTER_RESP_SSE);
+    /* requests and heartbeats on the same channels are no responses */
+    assert_int_equal(
+        decode_str("{\"type\":7,\"data\":{\"opts\":{},\"requestId\":\"c\"},\"uid\":\"u\","
+                   "\"nsp\":\"/\"}",
+                   &sc, &r),
+        -ENOMSG);
+    assert_int_equal(decode_str("{\"type\":2,\"uid\":\"u\",\"nsp\":\"/\"}", &sc, &r), -EPROTO);
+    free(copy);
+    copy = NULL;
+    buf_free(&sc);
+}
+
+/* msgpack {type:9, requestId:"r", packet:<value>} as the classic adapter sends a client ack. */
+static void ack9(buf_t *b, int value_kind)
+{
+    buf_reset(b);
+    mpack_write_map(b, 3);
+    mpack_write_str(b, "type", 4);
+    mpack_write_uint(b, 9);
+    mpack_write_str(b, "requestId", 9);
+    mpack_write_str(b, "r", 1);
+    mpack_write_str(b, "packet", 6);
+    if (value_kind == 0)
+        mpack_write_str(b, "ok", 2);
+    else
+        mpack_write_bin(b, "\x01\x02", 2);
+}
+
+static void test_decode_msgpack(void **state)
+{
+    (void)state;
+    buf_t sc, b;
+    buf_init(&sc);
+    buf_init(&b);
+    adapter_reply_t r;
+    ack9(&b, 0);
+    assert_int_equal(decode(b.data, b.len, &sc, &r), 0);
+    assert_int_equal(r.kind, ADAPTER_RESP_BROADCAST_ACK);
+    str_is(r.request_id, "r");
+    body_is(&r, "\"ok\"");
+    /* every truncation is an error, never a read past the end */
+    for (size_t cut = 0; cut < b.len; cut++)
+        assert_int_equal(decode(b.data, cut, &sc, &r), -EPROTO);
+    /* trailing bytes */
+    buf_putc(&b, 0xc0);
+    assert_int_equal(decode(b.data, b.len, &sc, &r), -EPROTO);
+    /* binary values are not read here */
+    ack9(&b, 1);
+    assert_int_equal(decode(b.data, b.len, &sc, &r), -ENOTSUP);
+    /* wrong types: a requestId that is a number, a type that is a string, sockets as a map */
+    buf_reset(&b);
+    mpack_write_map(&b, 2);
+    mpack_write_str(&b, "requestId", 9);
+    mpack_write_uint(&b, 7);
+    mpack_write_str(&b, "rooms", 5);
+    mpack_write_array(&b, 0);
+    assert_int_equal(decode(b.data, b.len, &sc, &r), -EPROTO);
+    buf_reset(&b);
+    mpack_write_map(&b, 2);
+    mpack_write_str(&b, "type", 4);
+    mpack_write_str(&b, "9", 1);
+    mpack_write_str(&b, "requestId", 9);
+    mpack_write_str(&b, "r", 1);
+    assert_int_equal(decode(b.data, b.len, &sc, &r), -EPROTO);
+    buf_reset(&b);
+    mpack_write_map(&b, 2);
+    mpack_write_str(&b, "requestId", 9);
+    mpack_write_str(&b, "r", 1);
+    mpack_write_str(&b, "sockets", 7);
+    mpack_write_map(&b, 0);
+    assert_int_equal(decode(b.data, b.len, &sc, &r), -EPROTO);
+    /* not a map at all; a map claiming more members than it has */
+    assert_int_equal(decode("\x93\x01\x02\x03", 4, &sc, &r), -EPROTO);
+    assert_int_equal(decode("\xdf\xff\xff\xff\xff", 5, &sc, &r), -EPROTO);
+    assert_int_equal(decode("\xdb\xff\xff\xff\xff", 5, &sc, &r), -EPROTO);
+    free(copy);
+    copy = NULL;
+    buf_free(&b);
+    buf_free(&sc);
+}
+
+static void test_decode_malformed(void **state)
+{
+    (void)state;
+    buf_t sc;
+    buf_init(&sc);
+    adapter_reply_t r;
+    static const char *bad[] = {
+        "",
+        "{",
+        "[]",
+        "\"x\"",
+        "{\"rooms\":[]}",                          /* no requestId */
+        "{\"requestId\":\"\",\"rooms\":[]}",       /* empty requestId */
+        "{\"requestId\":1,\"rooms\":[]}",          /* wrong-typed requestId */
+        "{\"requestId\":\"r\",\"rooms\":{}}",      /* rooms not an array */
+        "{\"requestId\":\"r\",\"sockets\":\"x\"}", /* sockets not an array */
+        "{\"type\":8,\"requestId\":\"r\"}",        /* count missing */
+        "{\"type\":8,\"requestId\":\"r\",\"clientCount\":-1}",
+        "{\"type\":8,\"requestId\":\"r\",\"clientCount\":1.5}",
+        "{\"type\":\"8\",\"requestId\":\"r\",\"clientCount\":1}",
+        "{\"type\":8,\"data\":[],\"uid\":\"u\",\"nsp\":\"/\"}", /* sharded data not an object */
+        "{\"type\":8,\"uid\":\"u\",\"nsp\":\"/\"}",             /* sharded data missing */
+        "{\"type\":8,\"data\":{\"requestId\":\"r\"},\"uid\":\"u\",\"nsp\":\"/\"}", /* no sockets */
+        "{\"requestId\":\"r\",\"rooms\":[]}x", /* trailing bytes */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = decode_str(bad[i], &sc, &r);
+        assert_true(rc == -EPROTO || rc == -ENOMSG);
+        assert_int_not_equal(rc, 0);
+    }
+    /* every truncation of a valid response */
+    const char *ok =
+        "{\"type\":8,\"data\":{\"requestId\":\"ad51\",\"sockets\":[{\"id\":\"a\",\"rooms\":"
+        "[\"a\"]}]},\"uid\":\"u\",\"nsp\":\"/\"}";
+    assert_int_equal(decode_str(ok, &sc, &r), 0);
+    for (size_t cut = 0; cut < strlen(ok); cut++)
+        assert_int_equal(decode(ok, cut, &sc, &r), -EPROTO);
+    /* oversized: a request id longer than any this server makes */
+    char id[ADAPTER_MSG_MAX_ID + 2], big[256];
+    memset(id, 'x', sizeof(id) - 1);
+    id[sizeof(id) - 1] = '\0';
+    int n = snprintf(big, sizeof(big), "{\"requestId\":\"%s\",\"rooms\":[]}", id);
+    assert_int_equal(decode(big, (size_t)n, &sc, &r), -E2BIG);
+    free(copy);
+    copy = NULL;
+    buf_free(&sc);
+}
+
+typedef struct seen {
+    char names[8][32];
+    size_t n;
+} seen_t;
+
+static void note(const char *room, size_t len, void *arg)
+{
+    seen_t *s = arg;
+    assert_true(s->n < 8 && len < 32);
+    memcpy(s->names[s->n], room, len);
+    s->names[s->n++][len] = '\0';
+}
+
+static void test_sockets_rooms(void **state)
+{
+    (void)state;
+    buf_t sc;
+    buf_init(&sc);
+    seen_t s = {0};
+    size_t n = 9;
+    const char *j =
+        "[{\"id\":\"a\",\"handshake\":{\"rooms\":[\"no\"]},\"rooms\":[\"a\",\"r\\u00e9\"]},"
+        "{\"rooms\":[\"b\",\"r\\u00e9\"],\"data\":{}}]";
+    assert_int_equal(adapter_msg_sockets_rooms(j, strlen(j), &sc, &n, note, &s), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.names[0], "a");
+    assert_string_equal(s.names[1], "r\xc3\xa9");
+    assert_string_equal(s.names[2], "b");
+    assert_string_equal(s.names[3], "r\xc3\xa9");
+    assert_int_equal(adapter_msg_sockets_rooms("[]", 2, &sc, &n, NULL, NULL), 0);
+    assert_int_equal(n, 0);
+    static const char *bad[] = {"{}", "[1]", "[{\"rooms\":{}}]", "[{\"rooms\":[1]}]", "[{}", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(adapter_msg_sockets_rooms(bad[i], strlen(bad[i]), &sc, &n, note, &s),
+                         -EPROTO);
+    buf_free(&sc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_requests),  cmocka_unit_test(test_decode_classic),
+        cmocka_unit_test(test_decode_sharded),   cmocka_unit_test(test_decode_msgpack),
+        cmocka_unit_test(test_decode_malformed), cmocka_unit_test(test_sockets_rooms),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
