@@ -49,6 +49,8 @@ struct adapter {
     buf_t text;    /* Engine.IO text of an incoming broadcast */
     buf_t scratch; /* decoded strings of an incoming JSON message */
     buf_t body;    /* JSON body of a response */
+    buf_t atts;    /* attachments of an incoming binary broadcast */
+    buf_t frames;  /* its text frame and binary frames, back to back */
     bool closing;
     size_t open_parts;
     void (*done)(void *arg);
@@ -257,6 +259,36 @@ static void track_acks(adapter_t *a, const adapter_msg_t *m, uint64_t ack_id, si
         uv_timer_start(&a->ack_timer, on_ack_timer, 1000, 1000);
 }
 
+static int put_frame(buf_t *out, uint8_t opcode, const void *p, size_t len)
+{
+    uint8_t hdr[WS_FRAME_HEADER_MAX];
+    int rc = buf_append(out, hdr, ws_frame_header(hdr, opcode, len));
+    return rc ? rc : buf_append(out, p, len);
+}
+
+/* A binary packet (bin values in its data) as one shared buffer: the text frame, then one
+ * binary frame per attachment, so each recipient still gets one queued reference. */
+static refbuf_t *binary_frames(adapter_t *a, const adapter_msg_t *m, const uint64_t *ack_id,
+                               int *err)
+{
+    unsigned n = 0;
+    buf_reset(&a->text);
+    buf_reset(&a->atts);
+    buf_reset(&a->frames);
+    int rc = adapter_msg_sio_binary(&a->text, &a->atts, m, ack_id, &n);
+    if (!rc)
+        rc = put_frame(&a->frames, WS_FRAME_TEXT, a->text.data, a->text.len);
+    for (size_t off = 0; !rc && n--;) {
+        uint32_t len;
+        memcpy(&len, a->atts.data + off, sizeof(len));
+        rc = put_frame(&a->frames, WS_FRAME_BINARY, a->atts.data + off + sizeof(len), len);
+        off += sizeof(len) + len;
+    }
+    refbuf_t *f = rc ? NULL : refbuf_from(a->frames.data, a->frames.len);
+    *err = rc ? rc : f ? 0 : -ENOMEM;
+    return f;
+}
+
 static void broadcast(adapter_t *a, const adapter_msg_t *m, const char *chan, size_t chan_len)
 {
     bool with_ack = m->request_id.len > 0;
@@ -264,14 +296,20 @@ static void broadcast(adapter_t *a, const adapter_msg_t *m, const char *chan, si
     buf_reset(&a->text);
     int rc = with_ack ? adapter_msg_sio_text_ack(&a->text, m, ack_id)
                       : adapter_msg_sio_text(&a->text, m);
+    refbuf_t *frame = NULL;
+    if (rc == 0)
+        frame = ws_frame_new(WS_FRAME_TEXT, a->text.data, a->text.len);
+    else if (rc == -ENOTSUP)
+        frame = binary_frames(a, m, with_ack ? &ack_id : NULL, &rc);
     if (rc) {
-        drop(a, rc == -ENOTSUP ? "binary content is not supported" : "undeliverable packet", chan,
-             chan_len);
+        drop(a,
+             rc == -ENOTSUP ? "binary content of this kind is not supported"
+                            : "undeliverable packet",
+             chan, chan_len);
         if (with_ack)
             respond(a, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, 0);
         return;
     }
-    refbuf_t *frame = ws_frame_new(0x1, a->text.data, a->text.len);
     if (!frame)
         return;
     adapter_target_t t;
@@ -580,6 +618,8 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     buf_init(&a->text);
     buf_init(&a->scratch);
     buf_init(&a->body);
+    buf_init(&a->atts);
+    buf_init(&a->frames);
     uv_timer_init(loop, &a->ack_timer);
     a->ack_timer.data = a;
     a->open_parts = 1; /* the timer */
@@ -636,6 +676,8 @@ static void on_part_closed(void *arg)
     buf_free(&a->text);
     buf_free(&a->scratch);
     buf_free(&a->body);
+    buf_free(&a->atts);
+    buf_free(&a->frames);
     free(a);
     if (done)
         done(done_arg);

@@ -352,6 +352,82 @@ static int decode_request_mpack(const uint8_t *p, size_t len, adapter_msg_t *out
     return 0;
 }
 
+/* ------------------------------------------------------------------ msgpack cluster message */
+
+/* `data` of a sharded BROADCAST: {packet, opts[, requestId]}. */
+static int read_cluster_data(mpack_reader_t *r, adapter_msg_t *m, bool *has_packet, bool *has_opts)
+{
+    mpack_item_t it;
+    int rc = mpack_read(r, &it);
+    if (rc || it.type != MPACK_MAP)
+        return rc ? rc : -EPROTO;
+    for (uint32_t i = 0; !rc && i < it.count; i++) {
+        mpack_item_t key;
+        rc = read_key(r, &key);
+        if (!rc && key_eq(&key, "packet")) {
+            *has_packet = true;
+            adapter_str_t nsp = m->nsp; /* the message's nsp decides, never the packet's */
+            rc = read_packet(r, m);
+            m->nsp = nsp;
+        } else if (!rc && key_eq(&key, "opts")) {
+            *has_opts = true;
+            rc = read_opts(r, m);
+        } else if (!rc && key_eq(&key, "requestId")) {
+            rc = read_str(r, &m->request_id);
+        } else if (!rc) {
+            rc = mpack_skip(r);
+        }
+    }
+    return rc;
+}
+
+/* A ClusterAdapter message sent as msgpack because it carries binary: {type, data, uid, nsp}. */
+static int decode_cluster_mpack(const uint8_t *p, size_t len, adapter_msg_t *m)
+{
+    mpack_reader_t r;
+    mpack_item_t it;
+    mpack_reader_init(&r, p, len);
+    int rc = mpack_read(&r, &it);
+    if (rc || it.type != MPACK_MAP)
+        return -EPROTO;
+    uint64_t type = UINT64_MAX;
+    bool has_nsp = false, has_packet = false, has_opts = false;
+    const uint8_t *data = NULL;
+    for (uint32_t i = 0; !rc && i < it.count; i++) {
+        mpack_item_t key, v;
+        rc = read_key(&r, &key);
+        if (!rc && key_eq(&key, "type")) {
+            rc = read_value(&r, &v);
+            if (!rc && v.type != MPACK_UINT)
+                rc = -EPROTO;
+            type = v.u;
+        } else if (!rc && key_eq(&key, "uid")) {
+            rc = read_str(&r, &m->uid);
+        } else if (!rc && key_eq(&key, "nsp")) {
+            has_nsp = true;
+            rc = read_str(&r, &m->nsp);
+        } else if (!rc && key_eq(&key, "data")) {
+            data = r.p; /* read once the nsp is known, wherever it comes */
+            rc = mpack_skip(&r);
+        } else if (!rc) {
+            rc = mpack_skip(&r);
+        }
+    }
+    if (rc || r.p != r.end || type == UINT64_MAX || !has_nsp)
+        return rc ? rc : -EPROTO;
+    if (type != 3)
+        return 0; /* responses (8, 10, 12) are not for this decoder's callers */
+    if (!data)
+        return -EPROTO;
+    mpack_reader_init(&r, data, (size_t)(p + len - data));
+    rc = read_cluster_data(&r, m, &has_packet, &has_opts);
+    if (!rc && (!has_packet || !has_opts || m->packet_type < 0))
+        rc = -EPROTO;
+    if (!rc)
+        m->op = ADAPTER_OP_BROADCAST;
+    return rc;
+}
+
 /* ------------------------------------------------------------------ JSON walking */
 
 /* Members of an object or elements of an array of validated JSON text. */
@@ -736,8 +812,12 @@ int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, ada
     init_msg(m);
     if (len == 0)
         return -EPROTO;
-    if (p[0] != '{')
-        return -ENOTSUP;
+    if (p[0] != '{') {
+        int rc = decode_cluster_mpack(p, len, m);
+        if (rc)
+            m->op = ADAPTER_OP_NONE;
+        return rc;
+    }
     json_span_t root, k, e, data = {0};
     jwalk_t w;
     int64_t type = -1;
@@ -974,6 +1054,60 @@ int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m)
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id)
 {
     return sio_text_checked(out, m, &ack_id);
+}
+
+/* Attachments of a binary packet: each bin value becomes a placeholder, its bytes go to atts. */
+typedef struct bin_out {
+    buf_t *atts;
+    unsigned n;
+} bin_out_t;
+
+static int put_placeholder(buf_t *out, const uint8_t *p, size_t len, void *arg)
+{
+    bin_out_t *b = arg;
+    uint32_t n32 = (uint32_t)len;
+    if (len > UINT32_MAX || b->n == ADAPTER_MSG_MAX_ATTACHMENTS)
+        return -E2BIG;
+    int rc = buf_append(b->atts, &n32, sizeof(n32));
+    if (!rc)
+        rc = buf_append(b->atts, p, len);
+    if (!rc)
+        rc = buf_printf(out, "{\"_placeholder\":true,\"num\":%u}", b->n++);
+    return rc;
+}
+
+int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
+                           unsigned *natt)
+{
+    if (m->packet_type != 2 && m->packet_type != 5)
+        return -ENOTSUP; /* acks and the rest are never broadcast */
+    if (m->data_json || !m->data_len)
+        return -EPROTO; /* JSON has no binary: a type 5 without it is malformed */
+    size_t mark = out->len, amark = atts->len;
+    buf_t json;
+    buf_init(&json);
+    bin_out_t b = {atts, 0};
+    size_t used = 0;
+    int rc = mpack_to_json_bin(&json, m->data, m->data_len, &used, put_placeholder, &b);
+    if (!rc && used != m->data_len)
+        rc = -EPROTO;
+    if (!rc)
+        rc = buf_printf(out, "45%u-", b.n);
+    if (!rc && m->nsp.len && !(m->nsp.len == 1 && m->nsp.p[0] == '/')) {
+        rc = buf_append(out, m->nsp.p, m->nsp.len);
+        if (!rc)
+            rc = buf_putc(out, ',');
+    }
+    if (!rc && ack_id)
+        rc = buf_printf(out, "%" PRIu64, *ack_id);
+    if (!rc)
+        rc = buf_append(out, json.data, json.len);
+    buf_free(&json);
+    if (rc)
+        restore(atts, amark, rc);
+    else
+        *natt = b.n;
+    return restore(out, mark, rc);
 }
 
 /* ------------------------------------------------------------------ this server's requests */

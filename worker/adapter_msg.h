@@ -97,7 +97,9 @@ int adapter_msg_decode_request(const uint8_t *p, size_t len, buf_t *scratch, ada
  * Decodes a sharded (ClusterAdapter) message: JSON {type, data, uid, nsp}. BROADCAST (3),
  * SOCKETS_JOIN/LEAVE (4, 5), DISCONNECT_SOCKETS (6), FETCH_SOCKETS (7) and SERVER_SIDE_EMIT (9)
  * give their op; the other types (responses, heartbeats) give ADAPTER_OP_NONE. Same ownership
- * and errors as adapter_msg_decode_request, plus -ENOTSUP for a msgpack message (binary content).
+ * and errors as adapter_msg_decode_request. A message with binary content comes as msgpack (first
+ * byte not '{'): its BROADCAST is decoded from the msgpack (data stays msgpack, borrowed from p),
+ * other types give ADAPTER_OP_NONE.
  */
 int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *out);
 
@@ -152,6 +154,21 @@ int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m);
  * broadcast whose client acks are forwarded to the requester. Same returns.
  */
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id);
+
+#define ADAPTER_MSG_MAX_ATTACHMENTS 256
+
+/*
+ * For the messages adapter_msg_sio_text refuses with -ENOTSUP because their msgpack data holds
+ * bin values (an EVENT, type 2, or a BINARY_EVENT, type 5): appends the Engine.IO text message
+ * socket.io-parser writes for them, `45<n>-[<nsp>,][<ack_id>]<data>` with each bin value
+ * replaced by {"_placeholder":true,"num":i} in JavaScript key order, and appends the n
+ * attachments to `atts`, each as a host-order uint32 length then its bytes, to be sent as n
+ * binary messages after the text. *natt = n. Returns 0; -ENOTSUP for other packet types and ext
+ * values that are no timestamps; -EPROTO for JSON or missing data, or data that does not convert;
+ * -E2BIG past ADAPTER_MSG_MAX_ATTACHMENTS; -ENOMEM. Both buffers unchanged on error.
+ */
+int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
+                           unsigned *natt);
 
 /* ---- the requests this server makes of the cluster (streamioctl rooms / clients) ---- */
 

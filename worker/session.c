@@ -1436,23 +1436,33 @@ int sessions_accept(sessions_t *ss, uv_stream_t *server)
     return rc;
 }
 
-/* The payload of a pre-framed server frame (unmasked, see ws_frame_header). */
-static const char *frame_payload(refbuf_t *frame, size_t *len)
-{
-    const uint8_t *d = (const uint8_t *)refbuf_data(frame);
-    size_t hl = (d[1] & 0x7f) == 126 ? 4 : (d[1] & 0x7f) == 127 ? 10 : 2;
-    *len = refbuf_len(frame) - hl;
-    return (const char *)d + hl;
-}
-
-/* Queues a shared text frame on whichever transport the session has. True when queued. */
+/* Queues shared frames on whichever transport the session has: one text frame, or (a binary
+ * packet) a text frame then its attachments' binary frames, built by this server, unmasked.
+ * True when queued. */
 static bool send_frame(session_t *s, refbuf_t *frame)
 {
     if (s->conn)
         return conn_ws_send_frame(s->conn, frame) == 0;
-    size_t len;
-    const char *p = frame_payload(frame, &len);
-    send_packet(s, p, len);
+    const uint8_t *d = (const uint8_t *)refbuf_data(frame);
+    const uint8_t *end = d + refbuf_len(frame);
+    while (end - d >= 2) {
+        uint64_t len = d[1] & 0x7f;
+        size_t hl = len == 126 ? 4 : len == 127 ? 10 : 2;
+        if ((size_t)(end - d) < hl)
+            break;
+        if (hl > 2) {
+            len = 0;
+            for (size_t i = 2; i < hl; i++)
+                len = len << 8 | d[i];
+        }
+        if (len > (uint64_t)(end - d) - hl)
+            break;
+        if ((d[0] & 0x0f) == WS_FRAME_BINARY)
+            send_binary(s, d + hl, (size_t)len);
+        else
+            send_packet(s, (const char *)d + hl, (size_t)len);
+        d += hl + len;
+    }
     return true;
 }
 

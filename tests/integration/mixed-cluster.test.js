@@ -161,6 +161,46 @@ for (const mode of ['classic', 'sharded']) {
       });
     }));
 
+    it('delivers binary broadcasts from Node (and the emitter) to streamio clients, exact bytes', logs(async () => {
+      const got = sio.map(() => []);
+      const handlers = sio.map((s, i) => {
+        const fn = (...args) => got[i].push(args);
+        s.on('bin:event', fn);
+        return fn;
+      });
+      try {
+        const bytes = [0, 1, 2, 127, 128, 253, 254, 255];
+        await peer.call('broadcastBinary', { rooms: [other], event: 'bin:event', bytes, extra: [9, 10] });
+        await peer.call('broadcastBinary', { rooms: [room], event: 'bin:event', bytes: [42], extra: [] });
+        if (mode === 'classic') await peer.call('emitterBinary', { rooms: [other], event: 'bin:event', bytes: [7, 0, 7] });
+        const want0 = mode === 'classic' ? 3 : 2;
+        await h.waitUntil(() => got[0].length >= want0 && got.every((g) => g.length >= 1), {
+          timeout: 10000, message: 'binary broadcasts on streamio clients',
+        });
+        await h.sleep(300);
+        const asBytes = (b) => [...Buffer.from(b)];
+        const first = got[0].find((args) => args.length === 2 && asBytes(args[0].b).length === bytes.length);
+        assert.ok(first, JSON.stringify(got[0]));
+        assert.equal(first[0].n, 1);
+        assert.deepStrictEqual(asBytes(first[0].b), bytes);
+        assert.deepStrictEqual(asBytes(first[1]), [9, 10]);
+        got.forEach((g, i) => {
+          assert.equal(g.length, i === 0 ? want0 : 1, `client ${i} binary count`);
+          const toRoom = g.filter((args) => args.length === 2 && asBytes(args[0].b).length === 1);
+          assert.equal(toRoom.length, 1, `client ${i} room broadcast`);
+          assert.deepStrictEqual(asBytes(toRoom[0][0].b), [42]);
+          assert.deepStrictEqual(asBytes(toRoom[0][1]), []);
+        });
+        if (mode === 'classic') {
+          const em = got[0].filter((args) => args.length === 1);
+          assert.equal(em.length, 1);
+          assert.deepStrictEqual(asBytes(em[0][0]), [7, 0, 7]);
+        }
+      } finally {
+        sio.forEach((s, i) => s.off('bin:event', handlers[i]));
+      }
+    }));
+
     it('delivers stream entries read by streamio to Node clients exactly once', logs(async () => {
       const sioIn = sio.map((s) => h.collect(s));
       const nodeIn = nodeClients.map((s) => h.collect(s));

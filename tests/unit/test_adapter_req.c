@@ -255,7 +255,8 @@ static void test_cluster_messages(void **state)
         0);
     assert_int_equal(m.op, ADAPTER_OP_NONE);
     free(c);
-    assert_int_equal(dec(adapter_msg_decode_cluster, "\x84\xa4type\x03", 7, &sc, &m, &c), -ENOTSUP);
+    /* msgpack (binary content) is decoded too: a truncated map is malformed */
+    assert_int_equal(dec(adapter_msg_decode_cluster, "\x84\xa4type\x03", 7, &sc, &m, &c), -EPROTO);
     free(c);
     buf_free(&sc);
     buf_free(&text);

@@ -347,12 +347,136 @@ static void test_sockets_rooms(void **state)
     buf_free(&sc);
 }
 
+/* Node's sharded BROADCAST of emit("bin", {n:1, b:<01 02 03>}, <ff>) to room r1, as msgpack. */
+static void cluster_binary(buf_t *b, int variant)
+{
+    buf_reset(b);
+    mpack_write_map(b, 4);
+    mpack_write_str(b, "type", 4);
+    mpack_write_uint(b, 3);
+    mpack_write_str(b, "data", 4);
+    mpack_write_map(b, 2);
+    mpack_write_str(b, "packet", 6);
+    mpack_write_map(b, 2);
+    mpack_write_str(b, "type", 4);
+    mpack_write_uint(b, variant == 1 ? 5 : 2);
+    mpack_write_str(b, "data", 4);
+    mpack_write_array(b, 3);
+    mpack_write_str(b, "bin", 3);
+    mpack_write_map(b, 2);
+    mpack_write_str(b, "n", 1);
+    mpack_write_uint(b, 1);
+    mpack_write_str(b, "b", 1);
+    mpack_write_bin(b, "\x01\x02\x03", 3);
+    mpack_write_bin(b, "\xff", 1);
+    mpack_write_str(b, "opts", 4);
+    mpack_write_map(b, 3);
+    mpack_write_str(b, "rooms", 5);
+    mpack_write_array(b, 1);
+    mpack_write_str(b, "r1", 2);
+    mpack_write_str(b, "except", 6);
+    mpack_write_array(b, 0);
+    mpack_write_str(b, "flags", 5);
+    mpack_write_map(b, 0);
+    mpack_write_str(b, "uid", 3);
+    mpack_write_str(b, "8ae8271815577a7e", 16);
+    mpack_write_str(b, "nsp", 3);
+    mpack_write_str(b, variant == 2 ? "/admin" : "/", variant == 2 ? 6 : 1);
+}
+
+static void test_binary_broadcast(void **state)
+{
+    (void)state;
+    buf_t b, sc, text, atts;
+    buf_init(&b);
+    buf_init(&sc);
+    buf_init(&text);
+    buf_init(&atts);
+    adapter_msg_t m;
+    for (int variant = 0; variant < 3; variant++) {
+        cluster_binary(&b, variant);
+        free(copy);
+        copy = malloc(b.len);
+        memcpy(copy, b.data, b.len);
+        assert_int_equal(adapter_msg_decode_cluster(copy, b.len, &sc, &m), 0);
+        assert_int_equal(m.op, ADAPTER_OP_BROADCAST);
+        str_is(m.uid, "8ae8271815577a7e");
+        str_is(m.nsp, variant == 2 ? "/admin" : "/");
+        assert_int_equal(m.nrooms, 1);
+        str_is(m.rooms[0], "r1");
+        assert_int_equal(adapter_msg_sio_text(&text, &m), -ENOTSUP);
+        assert_int_equal(text.len, 0);
+        unsigned n = 0;
+        uint64_t ack = 7;
+        assert_int_equal(adapter_msg_sio_binary(&text, &atts, &m, variant ? &ack : NULL, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(
+            text.data, variant == 0   ? "452-[\"bin\",{\"n\":1,\"b\":{\"_placeholder\":true,"
+                                        "\"num\":0}},{\"_placeholder\":true,\"num\":1}]"
+                       : variant == 1 ? "452-7[\"bin\",{\"n\":1,\"b\":{\"_placeholder\":true,"
+                                        "\"num\":0}},{\"_placeholder\":true,\"num\":1}]"
+                                      : "452-/admin,7[\"bin\",{\"n\":1,\"b\":{\"_placeholder\":"
+                                        "true,\"num\":0}},{\"_placeholder\":true,\"num\":1}]");
+        uint32_t l0, l1;
+        assert_int_equal(atts.len, 4 + 3 + 4 + 1);
+        memcpy(&l0, atts.data, 4);
+        memcpy(&l1, atts.data + 7, 4);
+        assert_int_equal(l0, 3);
+        assert_int_equal(l1, 1);
+        assert_memory_equal(atts.data + 4, "\x01\x02\x03", 3);
+        assert_memory_equal(atts.data + 11, "\xff", 1);
+        buf_reset(&text);
+        buf_reset(&atts);
+        /* every truncation is an error, never a read past the end */
+        for (size_t cut = 0; cut < b.len; cut++) {
+            free(copy);
+            copy = malloc(cut ? cut : 1);
+            memcpy(copy, b.data, cut);
+            assert_int_equal(adapter_msg_decode_cluster(copy, cut, &sc, &m), -EPROTO);
+        }
+    }
+    /* a text packet and a JSON message are not binary; an ext value is not an attachment */
+    const char *j = "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"x\"]},\"opts\":{}},"
+                    "\"uid\":\"u\",\"nsp\":\"/\"}";
+    assert_int_equal(adapter_msg_decode_cluster((const uint8_t *)j, strlen(j), &sc, &m), 0);
+    unsigned n = 9;
+    assert_int_equal(adapter_msg_sio_binary(&text, &atts, &m, NULL, &n), -EPROTO);
+    assert_int_equal(n, 9);
+    static const uint8_t ext[] = {0x93, 0xa1, 'u', 0x82, 0xa4, 't',  'y', 'p',  'e',  0x02, 0xa4,
+                                  'd',  'a',  't', 'a',  0x92, 0xa1, 'e', 0xd4, 0x05, 0x01, 0x80};
+    assert_int_equal(adapter_msg_decode_broadcast(ext, sizeof(ext), &m), 0);
+    assert_int_equal(adapter_msg_sio_binary(&text, &atts, &m, NULL, &n), -ENOTSUP);
+    /* more attachments than a packet may carry */
+    buf_reset(&b);
+    mpack_write_array(&b, 3);
+    mpack_write_str(&b, "u", 1);
+    mpack_write_map(&b, 2);
+    mpack_write_str(&b, "type", 4);
+    mpack_write_uint(&b, 2);
+    mpack_write_str(&b, "data", 4);
+    mpack_write_array(&b, ADAPTER_MSG_MAX_ATTACHMENTS + 1);
+    for (int i = 0; i < ADAPTER_MSG_MAX_ATTACHMENTS + 1; i++)
+        mpack_write_bin(&b, "x", 1);
+    mpack_write_map(&b, 0);
+    assert_int_equal(adapter_msg_decode_broadcast((const uint8_t *)b.data, b.len, &m), 0);
+    assert_int_equal(adapter_msg_sio_binary(&text, &atts, &m, NULL, &n), -E2BIG);
+    assert_int_equal(text.len, 0);
+    assert_int_equal(atts.len, 0);
+    free(copy);
+    copy = NULL;
+    buf_free(&b);
+    buf_free(&sc);
+    buf_free(&text);
+    buf_free(&atts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_requests),  cmocka_unit_test(test_decode_classic),
         cmocka_unit_test(test_decode_sharded),   cmocka_unit_test(test_decode_msgpack),
         cmocka_unit_test(test_decode_malformed), cmocka_unit_test(test_sockets_rooms),
+        cmocka_unit_test(test_binary_broadcast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

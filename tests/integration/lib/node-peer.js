@@ -52,6 +52,19 @@ async function main() {
       op.emit(event, ...args);
       return true;
     },
+    // emit(event, {n: 1, b: <bytes>}, <extra>): Buffers make it a binary packet
+    broadcastBinary({ nsp = '/', rooms = [], event, bytes, extra }) {
+      let op = io.of(nsp);
+      for (const r of rooms) op = op.to(r);
+      op.emit(event, { n: 1, b: Buffer.from(bytes) }, Buffer.from(extra));
+      return true;
+    },
+    emitterBinary({ rooms = [], event, bytes }) {
+      let op = emitter;
+      for (const r of rooms) op = op.to(r);
+      op.emit(event, Buffer.from(bytes));
+      return true;
+    },
     emitterJoin({ rooms = [], target }) {
       emitter.in(rooms).socketsJoin(target);
       return true;
