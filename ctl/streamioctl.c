@@ -19,7 +19,8 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: streamioctl [--socket PATH] status | rooms | clients [room] |\n"
-               "                   broadcast <event> <json> | sendroom <room> <event> <json>\n");
+               "                   broadcast [--nsp /ns] <event> <json> |\n"
+               "                   sendroom [--nsp /ns] <room> <event> <json>\n");
 }
 
 static int write_all(int fd, const char *p, size_t len)

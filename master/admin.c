@@ -84,9 +84,10 @@ static redisContext *connect_redis(const cfg_t *cfg, buf_t *out)
     return rc;
 }
 
-/* Publishes ["event", json] to `room` (NULL: everyone) on the workers' adapter channel. */
-static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const char *event,
-                size_t event_len, const char *json, size_t json_len, buf_t *out)
+/* Publishes ["event", json] in namespace nsp to `room` (NULL: everyone) on the workers' adapter
+ * channels, in the adapter's format (sharded: the ClusterAdapter JSON with SPUBLISH). */
+static int emit(const admin_ctx_t *ctx, const char *nsp, const char *room, size_t room_len,
+                const char *event, size_t event_len, const char *json, size_t json_len, buf_t *out)
 {
     const cfg_t *cfg = ctx->cfg;
     if (json_validate(json, json_len) != 0) {
@@ -111,6 +112,11 @@ static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const
     buf_init(&chan);
     char uid[UID_LEN + 1];
     adapter_str_t r = {room, room_len};
+    bool sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED;
+    size_t nsp_len = strlen(nsp);
+    /* sharded: a room's own channel as the workers' dynamic subscriptions expect (protocol.md §5)
+     */
+    bool room_chan = room && (!sharded || (nsp_len == 1 && room_len != IDS_SID_LEN));
     int rc = buf_putc(&data, '[');
     if (rc == 0)
         rc = json_write_string(&data, event, event_len);
@@ -122,12 +128,15 @@ static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const
         rc = buf_putc(&data, ']');
     if (rc == 0)
         rc = ids_random(uid, UID_LEN);
-    if (rc == 0)
-        rc = adapter_msg_encode_broadcast(&msg, uid, UID_LEN, "/", 1, data.data, data.len, &r,
+    if (rc == 0 && sharded)
+        rc = adapter_msg_encode_cluster_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data,
+                                                  data.len, &r, room ? 1 : 0);
+    else if (rc == 0)
+        rc = adapter_msg_encode_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data, data.len, &r,
                                           room ? 1 : 0);
     if (rc == 0)
-        rc = buf_printf(&chan, "%s#/#", prefix);
-    if (rc == 0 && room) {
+        rc = buf_printf(&chan, "%s#%s#", prefix, nsp);
+    if (rc == 0 && room_chan) {
         rc = buf_append(&chan, room, room_len);
         if (rc == 0)
             rc = buf_putc(&chan, '#');
@@ -140,10 +149,12 @@ static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const
         if (!c) {
             rc = -EIO;
         } else {
-            redisReply *rep =
-                redisCommand(c, "PUBLISH %b %b", chan.data, chan.len, msg.data, msg.len);
+            const char *cmd = sharded ? "SPUBLISH" : "PUBLISH";
+            const char *argv[] = {cmd, chan.data, msg.data};
+            size_t lens[] = {strlen(cmd), chan.len, msg.len};
+            redisReply *rep = redisCommandArgv(c, 3, argv, lens);
             if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-                buf_printf(out, "PUBLISH failed: %s",
+                buf_printf(out, "%s failed: %s", cmd,
                            rep && rep->type == REDIS_REPLY_ERROR ? rep->str : c->errstr);
                 rc = -EIO;
             } else {
@@ -373,16 +384,26 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
             return usage(out, "clients [room]");
         return listing(ctx, false, argv[1], lens[1], out);
     }
+    const char *nsp = "/";
+    if ((strcmp(cmd, "broadcast") == 0 || strcmp(cmd, "sendroom") == 0) && argc > 2 &&
+        strcmp(argv[1], "--nsp") == 0) {
+        nsp = argv[2];
+        if (lens[2] == 0 || nsp[0] != '/' || lens[2] > 63 || memchr(nsp, '#', lens[2]))
+            return usage(out, "--nsp /<namespace> (at most 63 bytes, no '#')");
+        argv += 2;
+        lens += 2;
+        argc -= 2;
+    }
     if (strcmp(cmd, "broadcast") == 0) {
         if (argc != 3)
-            return usage(out, "broadcast <event> <json>");
-        return emit(ctx, NULL, 0, argv[1], lens[1], argv[2], lens[2], out);
+            return usage(out, "broadcast [--nsp /ns] <event> <json>");
+        return emit(ctx, nsp, NULL, 0, argv[1], lens[1], argv[2], lens[2], out);
     }
     if (strcmp(cmd, "sendroom") == 0) {
         if (argc != 4 || lens[1] == 0)
-            return usage(out, "sendroom <room> <event> <json>");
-        return emit(ctx, argv[1], lens[1], argv[2], lens[2], argv[3], lens[3], out);
+            return usage(out, "sendroom [--nsp /ns] <room> <event> <json>");
+        return emit(ctx, nsp, argv[1], lens[1], argv[2], lens[2], argv[3], lens[3], out);
     }
-    return usage(out, "status | rooms | clients [room] | broadcast <event> <json> | "
-                      "sendroom <room> <event> <json>");
+    return usage(out, "status | rooms | clients [room] | broadcast [--nsp /ns] <event> <json> | "
+                      "sendroom [--nsp /ns] <room> <event> <json>");
 }

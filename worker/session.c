@@ -114,8 +114,9 @@ struct sessions {
     buf_t hdrs;         /* extra response headers (CORS, Content-Encoding) */
     buf_t gz;           /* a compressed response body */
     adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
-    auth_t *auth;       /* JWT verifier; auth_enabled() false when no secret/key is set */
-    limits_t *limits;   /* connection counts and per-socket rate limits */
+    adapter_str_t nsp_view[NSP_MAX]; /* the namespaces as the adapter host lists them */
+    auth_t *auth;     /* JWT verifier; auth_enabled() false when no secret/key is set */
+    limits_t *limits; /* connection counts and per-socket rate limits */
 };
 
 static void session_end(session_t *s, bool client_close);
@@ -517,9 +518,8 @@ static int sio_dispatch(session_t *s, const sio_packet_t *pk, unsigned natt)
     case SIO_BINARY_EVENT:
         return on_event(s, pk, natt);
     case SIO_ACK:
-        /* only cluster broadcasts with acks (main namespace) ask clients for acks */
-        if (i == 0)
-            adapter_client_ack(s->ss->adapter, pk->id, pk->data, pk->data_len);
+        /* only cluster broadcasts with acks ask clients for acks (in any namespace) */
+        adapter_client_ack(s->ss->adapter, pk->id, pk->data, pk->data_len);
         return 0;
     case SIO_BINARY_ACK:
         return 0; /* the server asks no binary acks: unknown ids are ignored */
@@ -1483,7 +1483,7 @@ size_t sessions_broadcast(sessions_t *ss, const adapter_str_t *rooms, size_t nro
 {
     if (refbuf_len(frame) < 2)
         return 0;
-    adapter_target_t t = {rooms, nrooms, except, nexcept, false};
+    adapter_target_t t = {rooms, nrooms, except, nexcept, false, 0};
     return host_broadcast(ss, &t, frame);
 }
 
@@ -1601,7 +1601,7 @@ static void host_visit_one(void *owner, void *arg)
 {
     session_t *s = owner;
     host_visit_t *v = arg;
-    if (s->mark == v->ss->epoch || !main_connected(s))
+    if (s->mark == v->ss->epoch || !(s->nsp_mask & (1u << v->t->nsp)) || s->ended)
         return;
     s->mark = v->ss->epoch;
     /* volatile: a transport with a backlog cannot take the packet now (bytes queued during this
@@ -1617,6 +1617,12 @@ static void host_match(sessions_t *ss, const adapter_target_t *t,
 {
     host_visit_t v = {ss, t, fn, arg};
     ss->epoch++;
+    if (t->nsp) {
+        /* another namespace: no rooms there, so only "every socket of it" names anyone */
+        for (session_t *s = ss->head; s && t->nrooms == 0; s = s->next)
+            host_visit_one(s, &v);
+        return;
+    }
     for (size_t i = 0; i < t->nexcept; i++) {
         room_t *room = rooms_find(ss->rooms, t->except[i].p, t->except[i].len);
         session_t *one = room ? NULL : host_by_id(ss, t->except[i].p, t->except[i].len);
@@ -1787,8 +1793,12 @@ static bool host_has_room(void *ctx, const char *room, size_t len)
 
 void sessions_adapter_host(sessions_t *ss, adapter_host_t *out)
 {
+    for (unsigned i = 0; i < ss->nnsp; i++)
+        ss->nsp_view[i] = (adapter_str_t){ss->nsp[i].name, ss->nsp[i].len};
     *out = (adapter_host_t){
         .ctx = ss,
+        .nsps = ss->nsp_view,
+        .nnsp = ss->nnsp,
         .broadcast = host_broadcast,
         .each = host_each,
         .id = host_id,

@@ -92,6 +92,7 @@ for (const mode of ['classic', 'sharded']) {
         CLUSTER_WORKERS: '2',
         SOCKETIO_REDIS_ADAPTER: mode === 'sharded' ? 'sharded' : 'true',
         STREAMIO_CONTROL_SOCKET: sock,
+        SOCKETIO_NAMESPACES: '/admin',
       }, { redis });
       peer = await startPeer(redis, mode);
       // enough clients that both workers hold some: local delivery during a pub/sub outage is
@@ -198,6 +199,31 @@ for (const mode of ['classic', 'sharded']) {
         }
       } finally {
         sio.forEach((s, i) => s.off('bin:event', handlers[i]));
+      }
+    }));
+
+    it('shares broadcasts of another namespace (/admin) both ways, exactly once', logs(async () => {
+      const sioAdmin = await h.connectClients(`${srv.url}/admin`, 4);
+      const nodeAdmin = await h.connectClient(`${peer.url}/admin`);
+      try {
+        const ins = [...sioAdmin, nodeAdmin].map((s) => h.collect(s, 'adm'));
+        const mainIn = [...sio, ...nodeClients].map((s) => h.collect(s, 'adm'));
+        await peer.call('broadcast', { nsp: '/admin', event: 'adm', args: [{ from: 'node' }] });
+        const r = await ctl(sock, 'broadcast', '--nsp', '/admin', 'adm', '{"from":"streamio"}');
+        assert.equal(r.ok, true);
+        assert.equal(r.channel, 'socket.io#/admin#');
+        await h.waitUntil(() => ins.every((b) => b.items.length >= 2), {
+          timeout: 10000, message: '/admin broadcasts on every /admin client',
+        });
+        // a room in /admin: nobody is in it on the streamio side, Node's clients neither
+        await peer.call('broadcast', { nsp: '/admin', rooms: [room], event: 'adm', args: ['room'] });
+        await h.sleep(500);
+        ins.forEach((b, i) => assert.deepStrictEqual(
+          b.items.map((m) => m.from).sort(), ['node', 'streamio'], `/admin client ${i}`));
+        mainIn.forEach((b, i) => assert.equal(b.items.length, 0, `main-namespace client ${i}`));
+      } finally {
+        sioAdmin.forEach((s) => h.closeClient(s));
+        h.closeClient(nodeAdmin);
       }
     }));
 

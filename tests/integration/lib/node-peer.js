@@ -36,6 +36,7 @@ async function main() {
     });
     socket.on('ask', (q, ack) => ack(`answer:${q}`));
   });
+  io.of('/admin').on('connection', () => {}); // a second namespace, shared with streamio
   io.on('ping-servers', (...args) => {
     const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
     sse.push(args);
