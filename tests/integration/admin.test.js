@@ -100,7 +100,7 @@ describe('streamioctl', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
     assert.match(bad.stderr, /not valid JSON/);
     const use = await ctl(sock, 'sendroom', room);
     assert.equal(use.code, 1);
-    assert.match(use.stderr, /usage: sendroom <room> <event> <json>/);
+    assert.match(use.stderr, /usage: sendroom \[--nsp \/ns\] <room> <event> <json>/);
     h.closeAllClients();
   }));
 
