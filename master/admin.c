@@ -173,10 +173,12 @@ static int emit(const admin_ctx_t *ctx, const char *nsp, const char *room, size_
 
 /* ---- cluster views: requests to every server through the adapter (master/cluster_req) ---- */
 
+enum view_kind { VIEW_ROOMS, VIEW_CLIENTS, VIEW_VALUES };
+
 typedef struct view {
     const admin_ctx_t *ctx;
-    bool want_rooms; /* "rooms" per server; else "sockets" */
-    buf_t list;      /* the servers' entries, comma-separated */
+    enum view_kind kind; /* per server: "rooms", "sockets", or the "value" it acknowledged */
+    buf_t list;          /* the servers' entries, comma-separated */
     buf_t scratch;
     strmap_t *seen; /* rooms of the current server (sharded rooms come from its sockets) */
     size_t total;   /* sockets, or distinct rooms over the cluster */
@@ -249,7 +251,7 @@ static int server_rooms(view_t *v, const adapter_reply_t *r)
 static void on_reply(const adapter_reply_t *r, void *arg)
 {
     view_t *v = arg;
-    if (v->rc || !r->body)
+    if (v->rc || (!r->body && v->kind != VIEW_VALUES))
         return;
     long long worker = own_worker(v->ctx, &r->uid);
     buf_t *l = &v->list;
@@ -260,7 +262,15 @@ static void on_reply(const adapter_reply_t *r, void *arg)
         rc = buf_printf(l, ",\"server\":\"this\",\"worker\":%lld", worker);
     else if (!rc)
         rc = buf_puts(l, ",\"server\":\"other\"");
-    if (!rc && v->want_rooms) {
+    if (!rc && v->kind == VIEW_VALUES) {
+        /* a server-side emit's acknowledgement: its argument, null when it had none */
+        v->total++;
+        rc = buf_puts(l, ",\"value\":");
+        if (!rc)
+            rc = r->body ? buf_append(l, r->body, r->body_len) : buf_puts(l, "null");
+        if (!rc)
+            rc = buf_putc(l, '}');
+    } else if (!rc && v->kind == VIEW_ROOMS) {
         rc = server_rooms(v, r);
         if (!rc)
             rc = buf_printf(l, ",\"rooms\":%s}", v->scratch.data);
@@ -276,27 +286,26 @@ static void on_reply(const adapter_reply_t *r, void *arg)
 }
 
 /*
- * Asks every server of the adapter's cluster for its rooms (want_rooms) or its sockets in `room`
- * (NULL: all), then appends {<local>..., "cluster":{"mode","servers","responses","complete",
- * "<rooms|clients>":N,"members":[{"uid","server":"this"|"other"[,"worker"],"rooms"|"sockets"}]}}
- * after `head` (the local part, an object's members without braces).
+ * Makes request `req` of every server of the adapter's cluster, then appends {<head>,
+ * "cluster":{"mode","servers","responses","complete","<rooms|clients|answers>":N,"members":[{
+ * "uid","server":"this"|"other"[,"worker"],"rooms"|"sockets"|"value"}]}} where head is the
+ * local part (an object's members without braces). Requests nobody answers (join, leave,
+ * disconnect) append {"ok":true,"cluster":{"mode","servers"}}: every counted server applies them.
  */
-static int cluster_view(const admin_ctx_t *ctx, bool want_rooms, const char *room, size_t room_len,
+static int cluster_view(const admin_ctx_t *ctx, enum view_kind kind, const adapter_request_t *req,
                         const char *head, buf_t *out)
 {
     const cfg_t *cfg = ctx->cfg;
     bool sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED;
-    adapter_str_t r = {room, room_len};
-    view_t v = {.ctx = ctx, .want_rooms = want_rooms, .all = strmap_new()};
+    bool answered = req->op == ADAPTER_OP_ALL_ROOMS || req->op == ADAPTER_OP_FETCH ||
+                    req->op == ADAPTER_OP_SERVER_SIDE_EMIT;
+    view_t v = {.ctx = ctx, .kind = kind, .all = strmap_new()};
     buf_init(&v.list);
     buf_init(&v.scratch);
     cluster_req_t q = {
         .prefix = cfg->redis_key,
         .sharded = sharded,
-        /* the cluster protocol has no allRooms: sharded rooms come from every socket's rooms */
-        .op = want_rooms && !sharded ? ADAPTER_OP_ALL_ROOMS : ADAPTER_OP_FETCH,
-        .rooms = room ? &r : NULL,
-        .nrooms = room ? 1 : 0,
+        .request = req,
         .timeout_ms = (unsigned)cfg->requests_timeout_ms,
         .on_reply = on_reply,
         .arg = &v,
@@ -304,24 +313,31 @@ static int cluster_view(const admin_ctx_t *ctx, bool want_rooms, const char *roo
     cluster_req_result_t res;
     buf_t err;
     buf_init(&err);
-    redisContext *sub = v.all ? connect_redis(cfg, &err) : NULL;
-    redisContext *pub = sub ? connect_redis(cfg, &err) : NULL;
+    redisContext *sub = v.all && answered ? connect_redis(cfg, &err) : NULL;
+    redisContext *pub = v.all && (sub || !answered) ? connect_redis(cfg, &err) : NULL;
     int rc = !v.all ? -ENOMEM : pub ? cluster_req_run(sub, pub, &q, &res, &err) : -EIO;
     if (!rc && v.rc) {
         rc = v.rc;
         buf_printf(&err, "cannot render the answer: %s", strerror(-rc));
     }
     buf_reset(out);
+    const char *mode = sharded ? "sharded" : "classic";
     if (rc) {
         buf_append(out, err.data ? err.data : "failed", err.data ? err.len : 6);
+    } else if (!answered) {
+        rc = buf_printf(out, "{\"ok\":true,\"cluster\":{\"mode\":\"%s\",\"servers\":%lld}}", mode,
+                        res.members);
     } else {
-        size_t total = want_rooms ? strmap_size(v.all) : v.total;
+        size_t total = kind == VIEW_ROOMS ? strmap_size(v.all) : v.total;
         rc = buf_printf(out,
                         "{%s%s\"cluster\":{\"mode\":\"%s\",\"servers\":%lld,\"responses\":%lld,"
                         "\"complete\":%s,\"%s\":%zu,\"members\":[%s]}}",
-                        head, *head ? "," : "", sharded ? "sharded" : "classic", res.members,
-                        res.responses, res.responses >= res.members ? "true" : "false",
-                        want_rooms ? "rooms" : "clients", total, v.list.data ? v.list.data : "");
+                        head, *head ? "," : "", mode, res.members, res.responses,
+                        res.responses >= res.members ? "true" : "false",
+                        kind == VIEW_ROOMS     ? "rooms"
+                        : kind == VIEW_CLIENTS ? "clients"
+                                               : "answers",
+                        total, v.list.data ? v.list.data : "");
     }
     redisFree(sub);
     redisFree(pub);
@@ -363,9 +379,90 @@ static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, si
             head.len--;
         }
     }
+    adapter_str_t r = {room, room_len};
+    adapter_request_t req = {
+        /* the cluster protocol has no allRooms: sharded rooms come from every socket's rooms */
+        .op = want_rooms && ctx->cfg->adapter == CONFIG_ADAPTER_CLASSIC ? ADAPTER_OP_ALL_ROOMS
+                                                                        : ADAPTER_OP_FETCH,
+        .rooms = room ? &r : NULL,
+        .nrooms = room ? 1 : 0,
+    };
     if (!rc)
-        rc = cluster_view(ctx, want_rooms, room, room_len, head.data ? head.data : "", out);
+        rc = cluster_view(ctx, want_rooms ? VIEW_ROOMS : VIEW_CLIENTS, &req,
+                          head.data ? head.data : "", out);
     buf_free(&head);
+    return rc;
+}
+
+static int needs_adapter(const admin_ctx_t *ctx, const char *cmd, buf_t *out)
+{
+    if (ctx->cfg->adapter != CONFIG_ADAPTER_OFF)
+        return 0;
+    buf_reset(out);
+    buf_printf(out,
+               "%s is a request to every server through the Redis adapter: set "
+               "SOCKETIO_REDIS_ADAPTER=true or sharded",
+               cmd);
+    return -ENOTSUP;
+}
+
+/* join / leave <room> <target>, disconnect <room> [close]: socketsJoin, socketsLeave and
+ * disconnectSockets of the sockets in <room> (a socket id names one socket), cluster-wide. */
+static int sockets_op(const admin_ctx_t *ctx, int argc, char **argv, const size_t *lens, buf_t *out)
+{
+    const char *cmd = argv[0];
+    bool disconnect = strcmp(cmd, "disconnect") == 0;
+    bool close = disconnect && argc == 3 && strcmp(argv[2], "close") == 0;
+    if (disconnect ? (argc != 2 && !close) || lens[1] == 0 : argc != 3 || !lens[1] || !lens[2])
+        return usage(out, disconnect ? "disconnect <room> [close]" : "join|leave <room> <target>");
+    int rc = needs_adapter(ctx, cmd, out);
+    if (rc)
+        return rc;
+    adapter_str_t room = {argv[1], lens[1]};
+    adapter_str_t target = {argv[2], disconnect ? 0 : lens[2]};
+    adapter_request_t req = {
+        .op = disconnect                 ? ADAPTER_OP_DISCONNECT
+              : strcmp(cmd, "join") == 0 ? ADAPTER_OP_JOIN
+                                         : ADAPTER_OP_LEAVE,
+        .rooms = &room,
+        .nrooms = 1,
+        .targets = &target,
+        .ntargets = disconnect ? 0 : 1,
+        .close = close,
+    };
+    return cluster_view(ctx, VIEW_CLIENTS, &req, "", out);
+}
+
+/* serverside <event> <json>: serverSideEmit with an acknowledgement from every server. */
+static int server_side(const admin_ctx_t *ctx, int argc, char **argv, const size_t *lens,
+                       buf_t *out)
+{
+    if (argc != 3 || lens[1] == 0)
+        return usage(out, "serverside <event> <json>");
+    int rc = needs_adapter(ctx, argv[0], out);
+    if (rc)
+        return rc;
+    if (json_validate(argv[2], lens[2]) != 0) {
+        buf_reset(out);
+        buf_puts(out, "the message argument is not valid JSON");
+        return -EINVAL;
+    }
+    buf_t data;
+    buf_init(&data);
+    rc = buf_putc(&data, '[');
+    if (!rc)
+        rc = json_write_string(&data, argv[1], lens[1]);
+    if (!rc)
+        rc = buf_putc(&data, ',');
+    if (!rc)
+        rc = buf_append(&data, argv[2], lens[2]);
+    if (!rc)
+        rc = buf_putc(&data, ']');
+    adapter_request_t req = {
+        .op = ADAPTER_OP_SERVER_SIDE_EMIT, .data_json = data.data, .data_len = data.len};
+    if (!rc)
+        rc = cluster_view(ctx, VIEW_VALUES, &req, "", out);
+    buf_free(&data);
     return rc;
 }
 
@@ -384,6 +481,10 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
             return usage(out, "clients [room]");
         return listing(ctx, false, argv[1], lens[1], out);
     }
+    if (strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0 || strcmp(cmd, "disconnect") == 0)
+        return sockets_op(ctx, argc, argv, lens, out);
+    if (strcmp(cmd, "serverside") == 0)
+        return server_side(ctx, argc, argv, lens, out);
     const char *nsp = "/";
     if ((strcmp(cmd, "broadcast") == 0 || strcmp(cmd, "sendroom") == 0) && argc > 2 &&
         strcmp(argv[1], "--nsp") == 0) {
@@ -405,5 +506,6 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
         return emit(ctx, nsp, argv[1], lens[1], argv[2], lens[2], argv[3], lens[3], out);
     }
     return usage(out, "status | rooms | clients [room] | broadcast [--nsp /ns] <event> <json> | "
-                      "sendroom [--nsp /ns] <room> <event> <json>");
+                      "sendroom [--nsp /ns] <room> <event> <json> | join|leave <room> <target> | "
+                      "disconnect <room> [close] | serverside <event> <json>");
 }

@@ -11,6 +11,10 @@
  *   broadcast [--nsp /ns] <event> <json>        emits <event> with the JSON argument to every
  *                                               client of the namespace (default "/")
  *   sendroom [--nsp /ns] <room> <event> <json>  emits it to the members of <room>
+ *   join|leave <room> <target>      socketsJoin / socketsLeave: the sockets in <room> (a socket
+ *                                   id names one) join or leave <target> on every server
+ *   disconnect <room> [close]       disconnectSockets of the sockets in <room> on every server
+ *   serverside <event> <json>       serverSideEmit with acks: every server's answer, named
  * The emits are published once on Redis in @socket.io/redis-adapter format (classic, or the
  * sharded ClusterAdapter's), on the channel the workers share (so with SOCKETIO_REDIS_ADAPTER on
  * they reach every server of the cluster). The cluster requests are master/cluster_req's.

@@ -143,10 +143,13 @@ int cluster_req_run(redisContext *sub, redisContext *pub, const cluster_req_t *q
         return -EIO;
     }
     adapter_str_t request_id = {rid, RID_LEN};
+    adapter_op_t op = q->request->op;
+    bool answered =
+        op == ADAPTER_OP_ALL_ROOMS || op == ADAPTER_OP_FETCH || op == ADAPTER_OP_SERVER_SIDE_EMIT;
     buf_t msg;
     buf_init(&msg);
-    int rc = adapter_msg_encode_request(&msg, q->op, q->sharded, uid, UID_LEN, "/", 1, &request_id,
-                                        q->rooms, q->nrooms);
+    int rc = adapter_msg_encode_request(&msg, q->sharded, uid, UID_LEN, "/", 1,
+                                        answered ? &request_id : NULL, q->request);
     if (rc) {
         buf_printf(err, "cannot encode the request: %s", strerror(-rc));
         buf_free(&msg);
@@ -157,7 +160,7 @@ int cluster_req_run(redisContext *sub, redisContext *pub, const cluster_req_t *q
         snprintf(chan, sizeof(chan), "%s#/#", q->prefix);
     else
         snprintf(chan, sizeof(chan), "%s-request#/#", q->prefix);
-    rc = subscribe(sub, q, uid, err);
+    rc = answered ? subscribe(sub, q, uid, err) : 0;
     if (rc == 0 && (res->members = members(pub, q->sharded, chan, err)) < 0)
         rc = -EIO;
     if (rc == 0) {
@@ -167,7 +170,7 @@ int cluster_req_run(redisContext *sub, redisContext *pub, const cluster_req_t *q
         rc = r ? 0 : -EIO;
         freeReplyObject(r);
     }
-    if (rc == 0)
+    if (rc == 0 && answered)
         rc = collect(sub, q, rid, res);
     buf_free(&msg);
     return rc;

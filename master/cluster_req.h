@@ -24,9 +24,9 @@
 typedef struct cluster_req {
     const char *prefix; /* SOCKETIO_REDIS_KEY */
     bool sharded;
-    adapter_op_t op;            /* ADAPTER_OP_ALL_ROOMS (classic only) or ADAPTER_OP_FETCH */
-    const adapter_str_t *rooms; /* FETCH: sockets in any of these rooms; none: every socket */
-    size_t nrooms;
+    /* ALL_ROOMS (classic only), FETCH and SERVER_SIDE_EMIT are answered by every member;
+     * JOIN, LEAVE and DISCONNECT are only published (every member applies them) */
+    const adapter_request_t *request;
     unsigned timeout_ms;
     /* called once per response to this request (r and what it points to are borrowed) */
     void (*on_reply)(const adapter_reply_t *r, void *arg);
@@ -41,8 +41,9 @@ typedef struct cluster_req_result {
 
 /*
  * Makes the request. 0 once collection ended (complete when responses == members; fewer after
- * the timeout); -EINVAL (bad request), -EIO (a Redis command failed), -ENOMEM, with the reason
- * appended to err.
+ * the timeout) or, for a request nobody answers, once published (`sub` unused, may be NULL);
+ * -EINVAL (bad request), -EIO (a Redis command failed), -ENOMEM, with the reason appended to
+ * err.
  */
 int cluster_req_run(redisContext *sub, redisContext *pub, const cluster_req_t *req,
                     cluster_req_result_t *res, buf_t *err);

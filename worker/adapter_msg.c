@@ -947,9 +947,9 @@ static int classic_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t
         break;
     }
     /* who answered: Node ignores the extra member, streamioctl's cluster view names the server */
-    bool listing = kind == ADAPTER_RESP_SOCKETS || kind == ADAPTER_RESP_FETCH ||
-                   kind == ADAPTER_RESP_ALL_ROOMS;
-    if (!rc && uid && listing) {
+    bool named = kind == ADAPTER_RESP_SOCKETS || kind == ADAPTER_RESP_FETCH ||
+                 kind == ADAPTER_RESP_ALL_ROOMS || kind == ADAPTER_RESP_SSE;
+    if (!rc && uid && named) {
         rc = buf_puts(out, ",\"uid\":");
         if (!rc)
             rc = json_write_string(out, uid, uid_len);
@@ -1122,24 +1122,79 @@ static int put_request_opts(buf_t *out, const adapter_str_t *rooms, size_t nroom
     return rc;
 }
 
-int adapter_msg_encode_request(buf_t *out, adapter_op_t op, bool sharded, const char *uid,
-                               size_t uid_len, const char *nsp, size_t nsp_len,
-                               const adapter_str_t *request_id, const adapter_str_t *rooms,
-                               size_t nrooms)
+/* JSON "type" of each request this server makes, classic then sharded; 0: not in that format. */
+static int request_type(adapter_op_t op, bool sharded)
 {
-    if ((op != ADAPTER_OP_ALL_ROOMS && op != ADAPTER_OP_FETCH) ||
-        (sharded && op == ADAPTER_OP_ALL_ROOMS) || nrooms > ADAPTER_MSG_MAX_ROOMS)
+    switch (op) {
+    case ADAPTER_OP_ALL_ROOMS:
+        return sharded ? 0 : 1;
+    case ADAPTER_OP_JOIN:
+        return sharded ? 4 : 2;
+    case ADAPTER_OP_LEAVE:
+        return sharded ? 5 : 3;
+    case ADAPTER_OP_DISCONNECT:
+        return sharded ? 6 : 4;
+    case ADAPTER_OP_FETCH:
+        return sharded ? 7 : 5;
+    case ADAPTER_OP_SERVER_SIDE_EMIT:
+        return sharded ? 9 : 6;
+    default:
+        return 0;
+    }
+}
+
+/* The members after the opts: "rooms" to join/leave, "close", the emitted event. */
+static int request_body(buf_t *out, const adapter_request_t *q, bool sharded)
+{
+    int rc = 0;
+    switch (q->op) {
+    case ADAPTER_OP_JOIN:
+    case ADAPTER_OP_LEAVE:
+        rc = buf_puts(out, ",\"rooms\":");
+        return rc ? rc : put_rooms_json(out, q->targets, q->ntargets);
+    case ADAPTER_OP_DISCONNECT:
+        return buf_puts(out, q->close ? ",\"close\":true" : ",\"close\":false");
+    case ADAPTER_OP_SERVER_SIDE_EMIT:
+        rc = buf_puts(out, sharded ? "\"packet\":" : ",\"data\":");
+        return rc ? rc : json_minify(out, q->data_json, q->data_len);
+    default:
+        return 0;
+    }
+}
+
+static bool has_opts(adapter_op_t op)
+{
+    return op != ADAPTER_OP_ALL_ROOMS && op != ADAPTER_OP_SERVER_SIDE_EMIT;
+}
+
+int adapter_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t uid_len,
+                               const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
+                               const adapter_request_t *q)
+{
+    int type = request_type(q->op, sharded);
+    bool answered = q->op == ADAPTER_OP_ALL_ROOMS || q->op == ADAPTER_OP_FETCH ||
+                    q->op == ADAPTER_OP_SERVER_SIDE_EMIT;
+    bool emits = q->op == ADAPTER_OP_SERVER_SIDE_EMIT;
+    if (!type || q->nrooms > ADAPTER_MSG_MAX_ROOMS || q->ntargets > ADAPTER_MSG_MAX_ROOMS ||
+        answered != (request_id != NULL))
         return -EINVAL;
+    json_type_t t;
+    if (emits && (!q->data_json || json_validate(q->data_json, q->data_len) ||
+                  json_type_of(q->data_json, q->data_len, &t) || t != JSON_ARRAY))
+        return -EINVAL; /* the event and its arguments: [event, ...args] */
     size_t mark = out->len;
     int rc;
     if (sharded) {
-        rc = buf_puts(out, "{\"type\":7,\"data\":{");
+        rc = buf_printf(out, "{\"type\":%d,\"data\":{", type);
+        if (!rc && has_opts(q->op))
+            rc = put_request_opts(out, q->rooms, q->nrooms, true);
         if (!rc)
-            rc = put_request_opts(out, rooms, nrooms, true);
-        if (!rc)
+            rc = request_body(out, q, true);
+        if (!rc && request_id) {
             rc = buf_puts(out, ",\"requestId\":");
-        if (!rc)
-            rc = json_write_string(out, request_id->p, request_id->len);
+            if (!rc)
+                rc = json_write_string(out, request_id->p, request_id->len);
+        }
         if (!rc)
             rc = buf_puts(out, "},\"uid\":");
         if (!rc)
@@ -1152,17 +1207,20 @@ int adapter_msg_encode_request(buf_t *out, adapter_op_t op, bool sharded, const 
         rc = buf_puts(out, "{\"uid\":");
         if (!rc)
             rc = json_write_string(out, uid, uid_len);
-        if (!rc)
+        if (!rc && request_id) {
             rc = buf_puts(out, ",\"requestId\":");
+            if (!rc)
+                rc = json_write_string(out, request_id->p, request_id->len);
+        }
         if (!rc)
-            rc = json_write_string(out, request_id->p, request_id->len);
-        if (!rc)
-            rc = buf_printf(out, ",\"type\":%d", op == ADAPTER_OP_ALL_ROOMS ? 1 : 5);
-        if (!rc && op == ADAPTER_OP_FETCH) {
+            rc = buf_printf(out, ",\"type\":%d", type);
+        if (!rc && has_opts(q->op)) {
             rc = buf_putc(out, ',');
             if (!rc)
-                rc = put_request_opts(out, rooms, nrooms, false);
+                rc = put_request_opts(out, q->rooms, q->nrooms, false);
         }
+        if (!rc)
+            rc = request_body(out, q, false);
     }
     if (!rc)
         rc = buf_putc(out, '}');

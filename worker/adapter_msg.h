@@ -128,8 +128,9 @@ typedef enum adapter_resp {
 /*
  * Appends a response in the format of the request it answers: classic as Node's RedisAdapter
  * writes it (JSON; msgpack {type:9, requestId, packet} for BROADCAST_ACK, the JSON body converted
- * with mpack_from_json), plus a last "uid" member naming the responder in SOCKETS, ALL_ROOMS and
- * FETCH responses when `uid` is not NULL (Node ignores it); or sharded as the ClusterAdapter's JSON
+ * with mpack_from_json), plus a last "uid" member naming the responder in SOCKETS, ALL_ROOMS,
+ * FETCH and SSE responses when `uid` is not NULL (Node ignores it); or sharded as the
+ * ClusterAdapter's JSON
  * {"type":N,"data":{"requestId":...,...},"uid":uid,"nsp":nsp} (`uid` required). `body` is
  * borrowed valid JSON. Returns 0, -EINVAL (invalid body, sharded without uid), -ENOMEM; `out`
  * unchanged on error.
@@ -174,19 +175,33 @@ int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, cons
 
 #define ADAPTER_MSG_MAX_ID 64 /* longest request id taken from a response */
 
+/* A request this server makes of the cluster. */
+typedef struct adapter_request {
+    adapter_op_t op;              /* ALL_ROOMS, FETCH, JOIN, LEAVE, DISCONNECT, SERVER_SIDE_EMIT */
+    const adapter_str_t *rooms;   /* the sockets in any of these rooms (none: every socket); */
+    size_t nrooms;                /* not for ALL_ROOMS and SERVER_SIDE_EMIT */
+    const adapter_str_t *targets; /* JOIN / LEAVE: the rooms to join or leave */
+    size_t ntargets;
+    bool close;            /* DISCONNECT: close the transport too */
+    const char *data_json; /* SERVER_SIDE_EMIT: [event, ...args] as JSON */
+    size_t data_len;
+} adapter_request_t;
+
 /*
- * Appends a request: ADAPTER_OP_ALL_ROOMS (classic only: the cluster protocol has none) or
- * ADAPTER_OP_FETCH for the sockets in any of `rooms` (every socket when nrooms is 0). Classic:
- * {"uid","requestId","type":1} or {"uid","requestId","type":5,"opts":{"rooms":[...],"except":[]}}
- * as Node's RedisAdapter publishes them on <prefix>-request#<nsp>#; sharded: the ClusterAdapter's
- * {"type":7,"data":{"opts":{...,"flags":{}},"requestId":...},"uid":...,"nsp":...}. Borrows every
- * input. Returns 0, -EINVAL (another op, sharded allRooms, more than ADAPTER_MSG_MAX_ROOMS
- * rooms), -ENOMEM; `out` unchanged on error.
+ * Appends request q as Node's adapter publishes it. Classic (on <prefix>-request#<nsp>#):
+ * {"uid","requestId","type":1} (ALL_ROOMS), {"uid","requestId","type":5,"opts":{"rooms":[...],
+ * "except":[]}} (FETCH), {"uid","type":2|3,"opts":{...},"rooms":[targets]} (JOIN / LEAVE),
+ * {"uid","type":4,"opts":{...},"close":bool}, {"uid","requestId","type":6,"data":[...]}; sharded
+ * (on <prefix>#<nsp>#): {"type":N,"data":{...},"uid":...,"nsp":...} with type 4, 5, 6, 7
+ * ({opts,requestId}) or 9 ({packet,requestId}); the cluster protocol has no ALL_ROOMS.
+ * request_id: required for ALL_ROOMS, FETCH and SERVER_SIDE_EMIT (answered requests), NULL for
+ * the others. Borrows every input. Returns 0, -EINVAL (an op without this format, request_id
+ * present or missing wrongly, more than ADAPTER_MSG_MAX_ROOMS rooms or targets, data_json not a
+ * JSON array), -ENOMEM; `out` unchanged on error.
  */
-int adapter_msg_encode_request(buf_t *out, adapter_op_t op, bool sharded, const char *uid,
-                               size_t uid_len, const char *nsp, size_t nsp_len,
-                               const adapter_str_t *request_id, const adapter_str_t *rooms,
-                               size_t nrooms);
+int adapter_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t uid_len,
+                               const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
+                               const adapter_request_t *q);
 
 /* A response to one of this server's requests, whatever its format. */
 typedef struct adapter_reply {

@@ -420,6 +420,26 @@ for (const mode of ['classic', 'sharded']) {
       assert.deepStrictEqual(inboxes.map((b) => b.items.length), sio.map((_, i) => (i === 0 ? 1 : 0)));
     }));
 
+    it('streamioctl join / leave / serverside make those requests of the whole cluster', logs(async () => {
+      const target = h.uniq(`mix.${mode}.ctl`);
+      const everyone = [...sio, ...nodeClients].map((s) => s.id).sort();
+      const fetched = async () => (await peer.call('fetchSockets', { rooms: [target] })).value.map((s) => s.id).sort();
+      const j = await ctl(sock, 'join', room, target);
+      assert.deepStrictEqual(j, { ok: true, cluster: { mode, servers: 3 } });
+      await h.waitUntil(async () => (await fetched()).length === everyone.length, { timeout: 5000, message: 'socketsJoin applied everywhere' });
+      assert.deepStrictEqual(await fetched(), everyone);
+      await ctl(sock, 'leave', room, target);
+      await h.waitUntil(async () => (await fetched()).length === 0, { timeout: 5000, message: 'socketsLeave applied everywhere' });
+      const before = (await peer.call('sse')).value.length;
+      const sse = await ctl(sock, 'serverside', 'ping-servers', '{"q":1}');
+      const { own, node } = members(sse);
+      assert.equal(sse.cluster.answers, 3);
+      assert.deepStrictEqual(own.map((m) => m.value), [null, null]); // no server-side handlers
+      assert.equal(node.value, `node-${new URL(peer.url).port}`);
+      const seen = (await peer.call('sse')).value;
+      assert.deepStrictEqual(seen.slice(before), [[{ q: 1 }]]);
+    }));
+
     it('answers serverSideEmit with ack and broadcast with acks (client count and every ack)', logs(async () => {
       await peer.call('serverSideEmit', { event: 'ping-servers', args: ['no-ack'] });
       const sse = await peer.call('serverSideEmitWithAck', { event: 'ping-servers', args: ['q'] });
@@ -489,6 +509,19 @@ for (const mode of ['classic', 'sharded']) {
       assert.deepStrictEqual(sio.slice(1).map((s) => s.connected), stays);
       const fetched = await peer.call('fetchSockets', { rooms: [other] });
       assert.deepStrictEqual(fetched.value, []);
+    }));
+
+    it('streamioctl disconnect disconnects the named sockets on every server', logs(async () => {
+      const gone = [sio[1], nodeClients[1]].map((s) => new Promise((resolve) => s.once('disconnect', resolve)));
+      const r = await ctl(sock, 'disconnect', sio[1].id);
+      assert.deepStrictEqual(r, { ok: true, cluster: { mode, servers: 3 } });
+      await ctl(sock, 'disconnect', nodeClients[1].id, 'close');
+      const reasons = await h.withDeadline(Promise.all(gone), 5000, 'both disconnects');
+      assert.equal(reasons[0], 'io server disconnect');
+      assert.ok(['io server disconnect', 'transport close'].includes(reasons[1]), reasons[1]);
+      await h.sleep(300);
+      assert.equal(sio[2].connected, true);
+      assert.equal(nodeClients[0].connected, true);
     }));
   });
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,53 +55,105 @@ static int decode_str(const char *s, buf_t *sc, adapter_reply_t *r)
     return decode(s, strlen(s), sc, r);
 }
 
-static void test_encode_requests(void **state)
+static int enc(buf_t *b, bool sharded, const adapter_str_t *rid, const adapter_request_t *q)
 {
-    (void)state;
+    return adapter_msg_encode_request(b, sharded, sharded ? "8ae8271815577a7e" : "fY_sjB",
+                                      sharded ? 16 : 6, "/", 1, rid, q);
+}
+
+static void enc_is(bool sharded, const adapter_str_t *rid, const adapter_request_t *q,
+                   const char *want)
+{
     buf_t b;
     buf_init(&b);
-    adapter_str_t rid = {"0OhJKx", 6};
-    adapter_str_t rooms[] = {{"chat.user.123", 13}, {"a\"b", 3}};
-    assert_int_equal(adapter_msg_encode_request(&b, ADAPTER_OP_ALL_ROOMS, false, "fY_sjB", 6, "/",
-                                                1, &rid, NULL, 0),
-                     0);
-    assert_string_equal(b.data, "{\"uid\":\"fY_sjB\",\"requestId\":\"0OhJKx\",\"type\":1}");
-    buf_reset(&b);
-    assert_int_equal(adapter_msg_encode_request(&b, ADAPTER_OP_FETCH, false, "fY_sjB", 6, "/", 1,
-                                                &rid, rooms, 1),
-                     0);
-    assert_string_equal(b.data, "{\"uid\":\"fY_sjB\",\"requestId\":\"0OhJKx\",\"type\":5,\"opts\":{"
-                                "\"rooms\":[\"chat.user.123\"],\"except\":[]}}");
-    buf_reset(&b);
-    assert_int_equal(adapter_msg_encode_request(&b, ADAPTER_OP_FETCH, true, "8ae8271815577a7e", 16,
-                                                "/", 1, &rid, rooms, 2),
-                     0);
-    assert_string_equal(b.data,
-                        "{\"type\":7,\"data\":{\"opts\":{\"rooms\":[\"chat.user.123\",\"a\\\"b\"],"
-                        "\"except\":[],\"flags\":{}},\"requestId\":\"0OhJKx\"},\"uid\":"
-                        "\"8ae8271815577a7e\",\"nsp\":\"/\"}");
-    /* what the decoders of the other side read back */
+    assert_int_equal(enc(&b, sharded, rid, q), 0);
+    assert_string_equal(b.data, want);
+    /* what the other side's decoder reads back */
     buf_t sc;
     buf_init(&sc);
     adapter_msg_t m;
-    assert_int_equal(adapter_msg_decode_cluster((const uint8_t *)b.data, b.len, &sc, &m), 0);
-    assert_int_equal(m.op, ADAPTER_OP_FETCH);
-    assert_int_equal(m.nrooms, 2);
-    str_is(m.rooms[1], "a\"b");
-    str_is(m.request_id, "0OhJKx");
-    /* no allRooms in the cluster protocol, no other op, no more rooms than a message holds */
-    size_t len = b.len;
-    assert_int_equal(
-        adapter_msg_encode_request(&b, ADAPTER_OP_ALL_ROOMS, true, "u", 1, "/", 1, &rid, NULL, 0),
-        -EINVAL);
-    assert_int_equal(
-        adapter_msg_encode_request(&b, ADAPTER_OP_JOIN, false, "u", 1, "/", 1, &rid, NULL, 0),
-        -EINVAL);
-    assert_int_equal(adapter_msg_encode_request(&b, ADAPTER_OP_FETCH, false, "u", 1, "/", 1, &rid,
-                                                rooms, ADAPTER_MSG_MAX_ROOMS + 1),
-                     -EINVAL);
-    assert_int_equal(b.len, len);
+    int rc = sharded ? adapter_msg_decode_cluster((const uint8_t *)b.data, b.len, &sc, &m)
+                     : adapter_msg_decode_request((const uint8_t *)b.data, b.len, &sc, &m);
+    assert_int_equal(rc, 0);
+    assert_int_equal(m.op, q->op);
+    assert_int_equal(m.nrooms, q->nrooms);
+    assert_int_equal(m.request_id.len, rid ? rid->len : 0);
+    if (q->op == ADAPTER_OP_JOIN || q->op == ADAPTER_OP_LEAVE)
+        assert_int_equal(m.ntargets, q->ntargets);
+    if (q->op == ADAPTER_OP_DISCONNECT)
+        assert_int_equal(m.close, q->close);
     buf_free(&sc);
+    buf_free(&b);
+}
+
+static void test_encode_requests(void **state)
+{
+    (void)state;
+    adapter_str_t rid = {"0OhJKx", 6};
+    adapter_str_t rooms[] = {{"chat.user.123", 13}, {"a\"b", 3}};
+    adapter_str_t target = {"joined-room", 11};
+    adapter_request_t all = {.op = ADAPTER_OP_ALL_ROOMS};
+    adapter_request_t fetch1 = {.op = ADAPTER_OP_FETCH, .rooms = rooms, .nrooms = 1};
+    adapter_request_t fetch2 = {.op = ADAPTER_OP_FETCH, .rooms = rooms, .nrooms = 2};
+    adapter_request_t join = {
+        .op = ADAPTER_OP_JOIN, .rooms = rooms, .nrooms = 1, .targets = &target, .ntargets = 1};
+    adapter_request_t leave = join;
+    leave.op = ADAPTER_OP_LEAVE;
+    adapter_request_t disc = {
+        .op = ADAPTER_OP_DISCONNECT, .rooms = rooms, .nrooms = 1, .close = true};
+    adapter_request_t sse = {
+        .op = ADAPTER_OP_SERVER_SIDE_EMIT, .data_json = "[ \"hello\", 1 ]", .data_len = 14};
+    enc_is(false, &rid, &all, "{\"uid\":\"fY_sjB\",\"requestId\":\"0OhJKx\",\"type\":1}");
+    enc_is(false, &rid, &fetch1,
+           "{\"uid\":\"fY_sjB\",\"requestId\":\"0OhJKx\",\"type\":5,\"opts\":{\"rooms\":"
+           "[\"chat.user.123\"],\"except\":[]}}");
+    enc_is(false, NULL, &join,
+           "{\"uid\":\"fY_sjB\",\"type\":2,\"opts\":{\"rooms\":[\"chat.user.123\"],\"except\":[]},"
+           "\"rooms\":[\"joined-room\"]}");
+    enc_is(false, NULL, &leave,
+           "{\"uid\":\"fY_sjB\",\"type\":3,\"opts\":{\"rooms\":[\"chat.user.123\"],\"except\":[]},"
+           "\"rooms\":[\"joined-room\"]}");
+    enc_is(false, NULL, &disc,
+           "{\"uid\":\"fY_sjB\",\"type\":4,\"opts\":{\"rooms\":[\"chat.user.123\"],\"except\":[]},"
+           "\"close\":true}");
+    enc_is(false, &rid, &sse,
+           "{\"uid\":\"fY_sjB\",\"requestId\":\"0OhJKx\",\"type\":6,\"data\":[\"hello\",1]}");
+    enc_is(true, &rid, &fetch2,
+           "{\"type\":7,\"data\":{\"opts\":{\"rooms\":[\"chat.user.123\",\"a\\\"b\"],\"except\":[],"
+           "\"flags\":{}},\"requestId\":\"0OhJKx\"},\"uid\":\"8ae8271815577a7e\",\"nsp\":\"/\"}");
+    enc_is(
+        true, NULL, &join,
+        "{\"type\":4,\"data\":{\"opts\":{\"rooms\":[\"chat.user.123\"],\"except\":[],\"flags\":{}},"
+        "\"rooms\":[\"joined-room\"]},\"uid\":\"8ae8271815577a7e\",\"nsp\":\"/\"}");
+    enc_is(
+        true, NULL, &disc,
+        "{\"type\":6,\"data\":{\"opts\":{\"rooms\":[\"chat.user.123\"],\"except\":[],\"flags\":{}},"
+        "\"close\":true},\"uid\":\"8ae8271815577a7e\",\"nsp\":\"/\"}");
+    enc_is(true, &rid, &sse,
+           "{\"type\":9,\"data\":{\"packet\":[\"hello\",1],\"requestId\":\"0OhJKx\"},\"uid\":"
+           "\"8ae8271815577a7e\",\"nsp\":\"/\"}");
+    /* no allRooms in the cluster protocol; request ids only where answers come; bad inputs */
+    buf_t b;
+    buf_init(&b);
+    buf_puts(&b, "keep");
+    assert_int_equal(enc(&b, true, &rid, &all), -EINVAL);
+    assert_int_equal(enc(&b, false, NULL, &fetch1), -EINVAL);
+    assert_int_equal(enc(&b, false, &rid, &join), -EINVAL);
+    adapter_request_t bad = {.op = ADAPTER_OP_BROADCAST};
+    assert_int_equal(enc(&b, false, NULL, &bad), -EINVAL);
+    bad = fetch1;
+    bad.nrooms = ADAPTER_MSG_MAX_ROOMS + 1;
+    assert_int_equal(enc(&b, false, &rid, &bad), -EINVAL);
+    bad = sse;
+    bad.data_json = "{\"a\":1}";
+    bad.data_len = 7;
+    assert_int_equal(enc(&b, false, &rid, &bad), -EINVAL);
+    bad.data_json = "[1,";
+    bad.data_len = 3;
+    assert_int_equal(enc(&b, true, &rid, &bad), -EINVAL);
+    bad.data_json = NULL;
+    assert_int_equal(enc(&b, true, &rid, &bad), -EINVAL);
+    assert_string_equal(b.data, "keep");
     buf_free(&b);
 }
 
