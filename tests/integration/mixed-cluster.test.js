@@ -7,6 +7,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { fork, execFile } = require('node:child_process');
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const h = require('./lib/harness');
@@ -329,8 +330,12 @@ for (const mode of ['classic', 'sharded']) {
     }
 
     it('streamioctl rooms asks the whole cluster (allRooms / fetchSockets) and names each server', logs(async () => {
+      const t0 = Date.now();
       const j = await ctl(sock, 'rooms');
+      const ms = Date.now() - t0;
       const { own, node } = members(j);
+      assert.ok(ms < NODE_REQUESTS_TIMEOUT, `every server answered before the timeout (${ms} ms)`);
+      process.stderr.write(`# ${mode}: streamioctl rooms (3 servers answering) ${ms} ms\n`);
       const ownRooms = new Set(own.flatMap((m) => m.rooms));
       assert.deepStrictEqual(ownRooms, new Set([room, other, ...sio.map((s) => s.id)]));
       assert.equal(own.reduce((n, m) => n + m.rooms.length, 0) >= ownRooms.size, true);
@@ -368,6 +373,32 @@ for (const mode of ['classic', 'sharded']) {
       assert.deepStrictEqual(ids([c.node]), nodeClients.map((s) => s.id).sort());
       assert.equal(all.clients, sio.length);
       assert.equal(all.cluster.clients, sio.length + nodeClients.length);
+    }));
+
+    it('streamioctl rooms stops waiting for a silent server after SOCKETIO_REQUESTS_TIMEOUT', logs(async () => {
+      // a subscriber counted by NUMSUB/SHARDNUMSUB that never answers (a hung server)
+      const silent = net.createConnection(redis.port, h.HOST);
+      const chan = mode === 'classic' ? 'socket.io-request#/#' : 'socket.io#/#';
+      const cmd = mode === 'classic' ? 'SUBSCRIBE' : 'SSUBSCRIBE';
+      await new Promise((resolve) => silent.once('connect', resolve));
+      silent.write(`*2\r\n$${cmd.length}\r\n${cmd}\r\n$${chan.length}\r\n${chan}\r\n`);
+      await new Promise((resolve) => silent.once('data', resolve));
+      try {
+        const t0 = Date.now();
+        const j = await ctl(sock, 'rooms');
+        const ms = Date.now() - t0;
+        assert.equal(j.cluster.servers, 4);
+        assert.equal(j.cluster.responses, 3);
+        assert.equal(j.cluster.complete, false);
+        assert.equal(j.cluster.members.length, 3); // what the live servers answered is kept
+        assert.ok(ms >= NODE_REQUESTS_TIMEOUT - 200 && ms < NODE_REQUESTS_TIMEOUT + 4000, `${ms} ms`);
+        process.stderr.write(`# ${mode}: streamioctl rooms with a silent server: ${ms} ms (timeout ${NODE_REQUESTS_TIMEOUT} ms)\n`);
+      } finally {
+        silent.destroy();
+      }
+      await h.waitUntil(async () => (await ctl(sock, 'rooms')).cluster.servers === 3, {
+        timeout: 10000, message: 'the silent subscriber gone',
+      });
     }));
 
     it('answers Node fetchSockets with the real handshake of streamio sockets', logs(async () => {
