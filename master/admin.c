@@ -219,7 +219,7 @@ static void room_seen(const char *room, size_t len, void *arg)
 
 /* The rooms of one server as a JSON array in v->scratch: as sent (classic), or gathered from
  * its sockets (sharded). */
-static int server_rooms(view_t *v, const adapter_reply_t *r)
+static int server_rooms(view_t *v, const cluster_reply_t *r)
 {
     buf_t names, wrap;
     buf_init(&names);
@@ -233,9 +233,9 @@ static int server_rooms(view_t *v, const adapter_reply_t *r)
         /* one pseudo-socket holding the list: the same reader, the same checks */
         rc = buf_printf(&wrap, "[{\"rooms\":%.*s}]", (int)r->body_len, r->body);
         if (!rc)
-            rc = adapter_msg_sockets_rooms(wrap.data, wrap.len, &names, &n, room_seen, v);
+            rc = cluster_msg_sockets_rooms(wrap.data, wrap.len, &names, &n, room_seen, v);
     } else if (!rc) {
-        rc = adapter_msg_sockets_rooms(r->body, r->body_len, &names, &n, room_seen, v);
+        rc = cluster_msg_sockets_rooms(r->body, r->body_len, &names, &n, room_seen, v);
     }
     if (!rc && v->rc)
         rc = v->rc;
@@ -248,7 +248,7 @@ static int server_rooms(view_t *v, const adapter_reply_t *r)
     return rc;
 }
 
-static void on_reply(const adapter_reply_t *r, void *arg)
+static void on_reply(const cluster_reply_t *r, void *arg)
 {
     view_t *v = arg;
     if (v->rc || (!r->body && v->kind != VIEW_VALUES))
@@ -276,7 +276,7 @@ static void on_reply(const adapter_reply_t *r, void *arg)
             rc = buf_printf(l, ",\"rooms\":%s}", v->scratch.data);
     } else if (!rc) {
         size_t n = 0;
-        rc = adapter_msg_sockets_rooms(r->body, r->body_len, &v->scratch, &n, NULL, NULL);
+        rc = cluster_msg_sockets_rooms(r->body, r->body_len, &v->scratch, &n, NULL, NULL);
         v->total += n;
         if (!rc)
             rc = buf_printf(l, ",\"sockets\":%.*s}", (int)r->body_len, r->body);
@@ -292,7 +292,7 @@ static void on_reply(const adapter_reply_t *r, void *arg)
  * local part (an object's members without braces). Requests nobody answers (join, leave,
  * disconnect) append {"ok":true,"cluster":{"mode","servers"}}: every counted server applies them.
  */
-static int cluster_view(const admin_ctx_t *ctx, enum view_kind kind, const adapter_request_t *req,
+static int cluster_view(const admin_ctx_t *ctx, enum view_kind kind, const cluster_request_t *req,
                         const char *head, buf_t *out)
 {
     const cfg_t *cfg = ctx->cfg;
@@ -380,7 +380,7 @@ static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, si
         }
     }
     adapter_str_t r = {room, room_len};
-    adapter_request_t req = {
+    cluster_request_t req = {
         /* the cluster protocol has no allRooms: sharded rooms come from every socket's rooms */
         .op = want_rooms && ctx->cfg->adapter == CONFIG_ADAPTER_CLASSIC ? ADAPTER_OP_ALL_ROOMS
                                                                         : ADAPTER_OP_FETCH,
@@ -420,7 +420,7 @@ static int sockets_op(const admin_ctx_t *ctx, int argc, char **argv, const size_
         return rc;
     adapter_str_t room = {argv[1], lens[1]};
     adapter_str_t target = {argv[2], disconnect ? 0 : lens[2]};
-    adapter_request_t req = {
+    cluster_request_t req = {
         .op = disconnect                 ? ADAPTER_OP_DISCONNECT
               : strcmp(cmd, "join") == 0 ? ADAPTER_OP_JOIN
                                          : ADAPTER_OP_LEAVE,
@@ -458,7 +458,7 @@ static int server_side(const admin_ctx_t *ctx, int argc, char **argv, const size
         rc = buf_append(&data, argv[2], lens[2]);
     if (!rc)
         rc = buf_putc(&data, ']');
-    adapter_request_t req = {
+    cluster_request_t req = {
         .op = ADAPTER_OP_SERVER_SIDE_EMIT, .data_json = data.data, .data_len = data.len};
     if (!rc)
         rc = cluster_view(ctx, VIEW_VALUES, &req, "", out);

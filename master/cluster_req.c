@@ -118,8 +118,8 @@ static int collect(redisContext *sub, const cluster_req_t *q, const char *rid,
         if (redisGetReply(sub, &raw) != REDIS_OK)
             break; /* the timeout (or a lost connection): what came so far is the answer */
         const redisReply *p = payload(raw);
-        adapter_reply_t r;
-        int rc = p ? adapter_msg_decode_response((const uint8_t *)p->str, p->len, &scratch, &r)
+        cluster_reply_t r;
+        int rc = p ? cluster_msg_decode_response((const uint8_t *)p->str, p->len, &scratch, &r)
                    : -ENOMSG;
         if (rc == 0 && r.request_id.len == RID_LEN && memcmp(r.request_id.p, rid, RID_LEN) == 0) {
             res->responses++;
@@ -148,7 +148,7 @@ int cluster_req_run(redisContext *sub, redisContext *pub, const cluster_req_t *q
         op == ADAPTER_OP_ALL_ROOMS || op == ADAPTER_OP_FETCH || op == ADAPTER_OP_SERVER_SIDE_EMIT;
     buf_t msg;
     buf_init(&msg);
-    int rc = adapter_msg_encode_request(&msg, q->sharded, uid, UID_LEN, "/", 1,
+    int rc = cluster_msg_encode_request(&msg, q->sharded, uid, UID_LEN, "/", 1,
                                         answered ? &request_id : NULL, q->request);
     if (rc) {
         buf_printf(err, "cannot encode the request: %s", strerror(-rc));

@@ -19,17 +19,17 @@
 #include <stddef.h>
 
 #include "common/buf.h"
-#include "worker/adapter_msg.h"
+#include "master/cluster_msg.h"
 
 typedef struct cluster_req {
     const char *prefix; /* SOCKETIO_REDIS_KEY */
     bool sharded;
     /* ALL_ROOMS (classic only), FETCH and SERVER_SIDE_EMIT are answered by every member;
      * JOIN, LEAVE and DISCONNECT are only published (every member applies them) */
-    const adapter_request_t *request;
+    const cluster_request_t *request;
     unsigned timeout_ms;
     /* called once per response to this request (r and what it points to are borrowed) */
-    void (*on_reply)(const adapter_reply_t *r, void *arg);
+    void (*on_reply)(const cluster_reply_t *r, void *arg);
     void *arg;
 } cluster_req_t;
 

@@ -8,6 +8,7 @@
 
 #include "common/json.h"
 #include "common/mpack.h"
+#include "worker/adapter_json.h"
 
 static int put_key(buf_t *out, const char *k)
 {
@@ -20,15 +21,6 @@ static void init_msg(adapter_msg_t *out)
     out->packet_type = -1;
     out->nsp.p = "/";
     out->nsp.len = 1;
-}
-
-static int restore(buf_t *out, size_t mark, int rc)
-{
-    if (rc && out->data) {
-        out->len = mark;
-        out->data[mark] = '\0';
-    }
-    return rc;
 }
 
 static int encode(buf_t *out, const char *uid, size_t uid_len, const char *nsp, size_t nsp_len,
@@ -73,8 +65,8 @@ int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, co
                                  const adapter_str_t *rooms, size_t nrooms)
 {
     size_t mark = out->len;
-    return restore(out, mark,
-                   encode(out, uid, uid_len, nsp, nsp_len, data_json, data_len, rooms, nrooms));
+    return ajson_rollback(
+        out, mark, encode(out, uid, uid_len, nsp, nsp_len, data_json, data_len, rooms, nrooms));
 }
 
 /* ------------------------------------------------------------------ decode */
@@ -428,101 +420,19 @@ static int decode_cluster_mpack(const uint8_t *p, size_t len, adapter_msg_t *m)
     return rc;
 }
 
-/* ------------------------------------------------------------------ JSON walking */
-
-/* Members of an object or elements of an array of validated JSON text. */
-typedef struct jwalk {
-    const char *in;
-    size_t len, pos;
-    bool first;
-} jwalk_t;
-
-static int jwalk_open(const json_span_t *v, json_type_t want, jwalk_t *w)
-{
-    if (v->type != want)
-        return -EPROTO;
-    w->in = v->p;
-    w->len = v->len;
-    w->pos = 1;
-    w->first = true;
-    return 0;
-}
-
-static void span_at(const char *in, size_t len, size_t pos, json_span_t *out)
-{
-    size_t end = json_value_end(in, len, pos);
-    out->p = in + pos;
-    out->len = end - pos;
-    json_type_of(out->p, out->len, &out->type);
-}
-
-/* Next element (key NULL) or member; false at the end. */
-static bool jwalk_next(jwalk_t *w, json_span_t *key, json_span_t *val)
-{
-    size_t pos = json_skip_ws(w->in, w->len, w->pos);
-    if (pos >= w->len || w->in[pos] == '}' || w->in[pos] == ']')
-        return false;
-    if (!w->first)
-        pos = json_skip_ws(w->in, w->len, pos + 1); /* the ',' */
-    w->first = false;
-    if (key) {
-        span_at(w->in, w->len, pos, key);
-        pos = json_skip_ws(w->in, w->len, pos + key->len);
-        pos = json_skip_ws(w->in, w->len, pos + 1); /* the ':' */
-    }
-    span_at(w->in, w->len, pos, val);
-    w->pos = pos + val->len;
-    return true;
-}
-
-static bool jkey_eq(const json_span_t *k, const char *s)
-{
-    size_t n = strlen(s);
-    return k->len == n + 2 && memcmp(k->p + 1, s, n) == 0;
-}
-
-/* A string value: borrowed when it has no escape, else decoded into scratch (reserved ahead). */
-static int jstr(buf_t *scratch, const json_span_t *v, adapter_str_t *out)
-{
-    if (v->type != JSON_STRING)
-        return -EPROTO;
-    if (!memchr(v->p, '\\', v->len)) {
-        out->p = v->p + 1;
-        out->len = v->len - 2;
-        return 0;
-    }
-    size_t mark = scratch->len;
-    int rc = json_string_decode(v->p, v->len, scratch);
-    if (rc)
-        return rc == -ENOMEM ? rc : -EPROTO;
-    out->p = scratch->data + mark;
-    out->len = scratch->len - mark;
-    return 0;
-}
-
-static int jint(const json_span_t *v, int64_t *out)
-{
-    double d;
-    if (v->type != JSON_NUMBER || json_number_parse(v->p, v->len, &d) || d != floor(d) || d < 0 ||
-        d > 1e9)
-        return -EPROTO;
-    *out = (int64_t)d;
-    return 0;
-}
-
 /* A string array; null means empty. */
 static int jrooms(buf_t *scratch, const json_span_t *v, adapter_str_t *rooms, size_t *n)
 {
     *n = 0;
     if (v->type == JSON_NULL)
         return 0;
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t e;
-    int rc = jwalk_open(v, JSON_ARRAY, &w);
-    while (!rc && jwalk_next(&w, NULL, &e)) {
+    int rc = ajson_open(v, JSON_ARRAY, &w);
+    while (!rc && ajson_next(&w, NULL, &e)) {
         if (*n == ADAPTER_MSG_MAX_ROOMS)
             return -E2BIG;
-        rc = jstr(scratch, &e, &rooms[*n]);
+        rc = ajson_str(scratch, &e, &rooms[*n]);
         if (!rc)
             (*n)++;
     }
@@ -551,15 +461,15 @@ static int jflags(const json_span_t *v, adapter_msg_t *m)
 {
     if (v->type == JSON_NULL)
         return 0;
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e;
-    int rc = jwalk_open(v, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "volatile")) {
+    int rc = ajson_open(v, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "volatile")) {
             m->flag_volatile = jtruthy(&e);
-        } else if (jkey_eq(&k, "local")) {
+        } else if (ajson_key_is(&k, "local")) {
             m->flag_local = jtruthy(&e);
-        } else if (jkey_eq(&k, "timeout") && e.type == JSON_NUMBER) {
+        } else if (ajson_key_is(&k, "timeout") && e.type == JSON_NUMBER) {
             double d = 0;
             json_number_parse(e.p, e.len, &d);
             m->timeout_ms = d > 0 && d < 1e15 ? (uint64_t)d : 0;
@@ -570,15 +480,15 @@ static int jflags(const json_span_t *v, adapter_msg_t *m)
 
 static int jopts(buf_t *scratch, const json_span_t *v, adapter_msg_t *m)
 {
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e;
-    int rc = jwalk_open(v, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "rooms"))
+    int rc = ajson_open(v, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "rooms"))
             rc = jrooms(scratch, &e, m->rooms, &m->nrooms);
-        else if (jkey_eq(&k, "except"))
+        else if (ajson_key_is(&k, "except"))
             rc = jrooms(scratch, &e, m->except, &m->nexcept);
-        else if (jkey_eq(&k, "flags"))
+        else if (ajson_key_is(&k, "flags"))
             rc = jflags(&e, m);
     }
     return rc;
@@ -587,19 +497,19 @@ static int jopts(buf_t *scratch, const json_span_t *v, adapter_msg_t *m)
 /* A socket.io packet {type, data[, nsp]} sent as JSON. */
 static int jpacket(buf_t *scratch, const json_span_t *v, adapter_msg_t *m)
 {
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e;
     int64_t type = -1;
-    int rc = jwalk_open(v, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "type")) {
-            rc = jint(&e, &type);
-        } else if (jkey_eq(&k, "data")) {
+    int rc = ajson_open(v, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "type")) {
+            rc = ajson_int(&e, &type);
+        } else if (ajson_key_is(&k, "data")) {
             m->data_json = e.p;
             m->data_json_len = e.len;
-        } else if (jkey_eq(&k, "nsp")) {
-            rc = jstr(scratch, &e, &m->nsp);
-        } else if (jkey_eq(&k, "id")) {
+        } else if (ajson_key_is(&k, "nsp")) {
+            rc = ajson_str(scratch, &e, &m->nsp);
+        } else if (ajson_key_is(&k, "id")) {
             m->has_id = e.type != JSON_NULL;
         }
     }
@@ -619,7 +529,7 @@ static int json_prepare(const uint8_t *p, size_t len, buf_t *scratch, json_span_
     if (buf_reserve(scratch, len + 1))
         return -ENOMEM;
     size_t pos = json_skip_ws(in, len, 0);
-    span_at(in, len, pos, root);
+    ajson_span_at(in, len, pos, root);
     return root->type == JSON_OBJECT ? 0 : -EPROTO;
 }
 
@@ -633,35 +543,35 @@ typedef struct req_parts {
 
 static int classic_fields(buf_t *scratch, const json_span_t *root, adapter_msg_t *m, req_parts_t *q)
 {
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e;
     q->type = -1;
-    int rc = jwalk_open(root, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "uid")) {
-            rc = jstr(scratch, &e, &m->uid);
-        } else if (jkey_eq(&k, "requestId")) {
-            rc = e.type == JSON_NULL ? 0 : jstr(scratch, &e, &m->request_id);
-        } else if (jkey_eq(&k, "type")) {
-            rc = jint(&e, &q->type);
-        } else if (jkey_eq(&k, "close")) {
+    int rc = ajson_open(root, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "uid")) {
+            rc = ajson_str(scratch, &e, &m->uid);
+        } else if (ajson_key_is(&k, "requestId")) {
+            rc = e.type == JSON_NULL ? 0 : ajson_str(scratch, &e, &m->request_id);
+        } else if (ajson_key_is(&k, "type")) {
+            rc = ajson_int(&e, &q->type);
+        } else if (ajson_key_is(&k, "close")) {
             m->close = jtruthy(&e);
-        } else if (jkey_eq(&k, "rooms")) {
+        } else if (ajson_key_is(&k, "rooms")) {
             q->rooms = e;
             q->has_rooms = true;
-        } else if (jkey_eq(&k, "opts")) {
+        } else if (ajson_key_is(&k, "opts")) {
             q->opts = e;
             q->has_opts = e.type != JSON_NULL;
-        } else if (jkey_eq(&k, "data")) {
+        } else if (ajson_key_is(&k, "data")) {
             q->data = e;
             q->has_data = true;
-        } else if (jkey_eq(&k, "packet")) {
+        } else if (ajson_key_is(&k, "packet")) {
             q->packet = e;
             q->has_packet = true;
-        } else if (jkey_eq(&k, "sid")) {
+        } else if (ajson_key_is(&k, "sid")) {
             q->sid = e;
             q->has_sid = true;
-        } else if (jkey_eq(&k, "room")) {
+        } else if (ajson_key_is(&k, "room")) {
             q->room = e;
             q->has_room = true;
         }
@@ -685,10 +595,10 @@ static int classic_targeted(buf_t *scratch, adapter_msg_t *m, const req_parts_t 
         return -EPROTO;
     m->legacy = true;
     m->nrooms = 1;
-    rc = jstr(scratch, &q->sid, &m->rooms[0]);
+    rc = ajson_str(scratch, &q->sid, &m->rooms[0]);
     if (!rc && m->op != ADAPTER_OP_DISCONNECT) {
         m->ntargets = 1;
-        rc = q->has_room ? jstr(scratch, &q->room, &m->targets[0]) : -EPROTO;
+        rc = q->has_room ? ajson_str(scratch, &q->room, &m->targets[0]) : -EPROTO;
     }
     return rc;
 }
@@ -750,23 +660,23 @@ int adapter_msg_decode_request(const uint8_t *p, size_t len, buf_t *scratch, ada
 
 static int cluster_data(buf_t *scratch, int64_t type, const json_span_t *data, adapter_msg_t *m)
 {
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e, packet = {0}, rooms = {0};
     bool has_packet = false, has_opts = false, has_rooms = false;
-    int rc = jwalk_open(data, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "requestId")) {
-            rc = e.type == JSON_NULL ? 0 : jstr(scratch, &e, &m->request_id);
-        } else if (jkey_eq(&k, "opts")) {
+    int rc = ajson_open(data, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "requestId")) {
+            rc = e.type == JSON_NULL ? 0 : ajson_str(scratch, &e, &m->request_id);
+        } else if (ajson_key_is(&k, "opts")) {
             has_opts = true;
             rc = jopts(scratch, &e, m);
-        } else if (jkey_eq(&k, "packet")) {
+        } else if (ajson_key_is(&k, "packet")) {
             packet = e;
             has_packet = true;
-        } else if (jkey_eq(&k, "rooms")) {
+        } else if (ajson_key_is(&k, "rooms")) {
             rooms = e;
             has_rooms = true;
-        } else if (jkey_eq(&k, "close")) {
+        } else if (ajson_key_is(&k, "close")) {
             m->close = jtruthy(&e);
         }
     }
@@ -819,21 +729,21 @@ int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, ada
         return rc;
     }
     json_span_t root, k, e, data = {0};
-    jwalk_t w;
+    ajson_walk_t w;
     int64_t type = -1;
     bool has_data = false, has_nsp = false;
     int rc = json_prepare(p, len, scratch, &root);
     if (!rc)
-        rc = jwalk_open(&root, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "type")) {
-            rc = jint(&e, &type);
-        } else if (jkey_eq(&k, "uid")) {
-            rc = jstr(scratch, &e, &m->uid);
-        } else if (jkey_eq(&k, "nsp")) {
+        rc = ajson_open(&root, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "type")) {
+            rc = ajson_int(&e, &type);
+        } else if (ajson_key_is(&k, "uid")) {
+            rc = ajson_str(scratch, &e, &m->uid);
+        } else if (ajson_key_is(&k, "nsp")) {
             has_nsp = true;
-            rc = jstr(scratch, &e, &m->nsp);
-        } else if (jkey_eq(&k, "data")) {
+            rc = ajson_str(scratch, &e, &m->nsp);
+        } else if (ajson_key_is(&k, "data")) {
             data = e;
             has_data = true;
         }
@@ -851,18 +761,6 @@ int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, ada
 
 /* ------------------------------------------------------------------ JSON encoders */
 
-static int put_rooms_json(buf_t *out, const adapter_str_t *rooms, size_t n)
-{
-    int rc = buf_putc(out, '[');
-    for (size_t i = 0; !rc && i < n; i++) {
-        if (i)
-            rc = buf_putc(out, ',');
-        if (!rc)
-            rc = json_write_string(out, rooms[i].p, rooms[i].len);
-    }
-    return rc ? rc : buf_putc(out, ']');
-}
-
 int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid_len,
                                          const char *nsp, size_t nsp_len, const char *data_json,
                                          size_t data_len, const adapter_str_t *rooms, size_t nrooms)
@@ -874,7 +772,7 @@ int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid
     if (!rc)
         rc = buf_puts(out, "},\"opts\":{\"rooms\":");
     if (!rc)
-        rc = put_rooms_json(out, rooms, nrooms);
+        rc = ajson_put_rooms(out, rooms, nrooms);
     if (!rc)
         rc = buf_puts(out, ",\"except\":[],\"flags\":{}}},\"uid\":");
     if (!rc)
@@ -885,7 +783,7 @@ int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid
         rc = json_write_string(out, nsp, nsp_len);
     if (!rc)
         rc = buf_putc(out, '}');
-    return restore(out, mark, rc);
+    return ajson_rollback(out, mark, rc);
 }
 
 static int ack_mpack(buf_t *out, const adapter_str_t *rid, const char *body, size_t body_len)
@@ -1009,7 +907,7 @@ int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, c
     int rc = sharded ? cluster_resp(out, kind, uid, uid_len, nsp, nsp_len, request_id, body,
                                     body_len, count)
                      : classic_resp(out, kind, uid, uid_len, request_id, body, body_len, count);
-    return restore(out, mark, rc);
+    return ajson_rollback(out, mark, rc);
 }
 
 /* ------------------------------------------------------------------ client frame */
@@ -1043,7 +941,7 @@ static int sio_text_checked(buf_t *out, const adapter_msg_t *m, const uint64_t *
     if (m->packet_type < 0 || m->packet_type > 6)
         return -EPROTO;
     size_t mark = out->len;
-    return restore(out, mark, sio_text(out, m, ack_id));
+    return ajson_rollback(out, mark, sio_text(out, m, ack_id));
 }
 
 int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m)
@@ -1104,294 +1002,8 @@ int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, cons
         rc = buf_append(out, json.data, json.len);
     buf_free(&json);
     if (rc)
-        restore(atts, amark, rc);
+        ajson_rollback(atts, amark, rc);
     else
         *natt = b.n;
-    return restore(out, mark, rc);
-}
-
-/* ------------------------------------------------------------------ this server's requests */
-
-static int put_request_opts(buf_t *out, const adapter_str_t *rooms, size_t nrooms, bool flags)
-{
-    int rc = buf_puts(out, "\"opts\":{\"rooms\":");
-    if (!rc)
-        rc = put_rooms_json(out, rooms, nrooms);
-    if (!rc)
-        rc = buf_puts(out, flags ? ",\"except\":[],\"flags\":{}}" : ",\"except\":[]}");
-    return rc;
-}
-
-/* JSON "type" of each request this server makes, classic then sharded; 0: not in that format. */
-static int request_type(adapter_op_t op, bool sharded)
-{
-    switch (op) {
-    case ADAPTER_OP_ALL_ROOMS:
-        return sharded ? 0 : 1;
-    case ADAPTER_OP_JOIN:
-        return sharded ? 4 : 2;
-    case ADAPTER_OP_LEAVE:
-        return sharded ? 5 : 3;
-    case ADAPTER_OP_DISCONNECT:
-        return sharded ? 6 : 4;
-    case ADAPTER_OP_FETCH:
-        return sharded ? 7 : 5;
-    case ADAPTER_OP_SERVER_SIDE_EMIT:
-        return sharded ? 9 : 6;
-    default:
-        return 0;
-    }
-}
-
-/* The members after the opts: "rooms" to join/leave, "close", the emitted event. */
-static int request_body(buf_t *out, const adapter_request_t *q, bool sharded)
-{
-    int rc = 0;
-    switch (q->op) {
-    case ADAPTER_OP_JOIN:
-    case ADAPTER_OP_LEAVE:
-        rc = buf_puts(out, ",\"rooms\":");
-        return rc ? rc : put_rooms_json(out, q->targets, q->ntargets);
-    case ADAPTER_OP_DISCONNECT:
-        return buf_puts(out, q->close ? ",\"close\":true" : ",\"close\":false");
-    case ADAPTER_OP_SERVER_SIDE_EMIT:
-        rc = buf_puts(out, sharded ? "\"packet\":" : ",\"data\":");
-        return rc ? rc : json_minify(out, q->data_json, q->data_len);
-    default:
-        return 0;
-    }
-}
-
-static bool has_opts(adapter_op_t op)
-{
-    return op != ADAPTER_OP_ALL_ROOMS && op != ADAPTER_OP_SERVER_SIDE_EMIT;
-}
-
-int adapter_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t uid_len,
-                               const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
-                               const adapter_request_t *q)
-{
-    int type = request_type(q->op, sharded);
-    bool answered = q->op == ADAPTER_OP_ALL_ROOMS || q->op == ADAPTER_OP_FETCH ||
-                    q->op == ADAPTER_OP_SERVER_SIDE_EMIT;
-    bool emits = q->op == ADAPTER_OP_SERVER_SIDE_EMIT;
-    if (!type || q->nrooms > ADAPTER_MSG_MAX_ROOMS || q->ntargets > ADAPTER_MSG_MAX_ROOMS ||
-        answered != (request_id != NULL))
-        return -EINVAL;
-    json_type_t t;
-    if (emits && (!q->data_json || json_validate(q->data_json, q->data_len) ||
-                  json_type_of(q->data_json, q->data_len, &t) || t != JSON_ARRAY))
-        return -EINVAL; /* the event and its arguments: [event, ...args] */
-    size_t mark = out->len;
-    int rc;
-    if (sharded) {
-        rc = buf_printf(out, "{\"type\":%d,\"data\":{", type);
-        if (!rc && has_opts(q->op))
-            rc = put_request_opts(out, q->rooms, q->nrooms, true);
-        if (!rc)
-            rc = request_body(out, q, true);
-        if (!rc && request_id) {
-            rc = buf_puts(out, ",\"requestId\":");
-            if (!rc)
-                rc = json_write_string(out, request_id->p, request_id->len);
-        }
-        if (!rc)
-            rc = buf_puts(out, "},\"uid\":");
-        if (!rc)
-            rc = json_write_string(out, uid, uid_len);
-        if (!rc)
-            rc = buf_puts(out, ",\"nsp\":");
-        if (!rc)
-            rc = json_write_string(out, nsp, nsp_len);
-    } else {
-        rc = buf_puts(out, "{\"uid\":");
-        if (!rc)
-            rc = json_write_string(out, uid, uid_len);
-        if (!rc && request_id) {
-            rc = buf_puts(out, ",\"requestId\":");
-            if (!rc)
-                rc = json_write_string(out, request_id->p, request_id->len);
-        }
-        if (!rc)
-            rc = buf_printf(out, ",\"type\":%d", type);
-        if (!rc && has_opts(q->op)) {
-            rc = buf_putc(out, ',');
-            if (!rc)
-                rc = put_request_opts(out, q->rooms, q->nrooms, false);
-        }
-        if (!rc)
-            rc = request_body(out, q, false);
-    }
-    if (!rc)
-        rc = buf_putc(out, '}');
-    return restore(out, mark, rc);
-}
-
-/* The members a response may carry, at the top (classic) or inside `data` (sharded). */
-typedef struct resp_parts {
-    json_span_t rooms, sockets, value, count;
-    bool has_rooms, has_sockets, has_value, has_count;
-} resp_parts_t;
-
-static int resp_members(buf_t *scratch, const json_span_t *obj, bool top, adapter_reply_t *out,
-                        resp_parts_t *q, int64_t *type, json_span_t *data, bool *has_nsp)
-{
-    jwalk_t w;
-    json_span_t k, e;
-    int rc = jwalk_open(obj, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "requestId")) {
-            rc = jstr(scratch, &e, &out->request_id);
-        } else if (jkey_eq(&k, "rooms")) {
-            q->rooms = e;
-            q->has_rooms = true;
-        } else if (jkey_eq(&k, "sockets")) {
-            q->sockets = e;
-            q->has_sockets = true;
-        } else if (jkey_eq(&k, "packet") || (top && jkey_eq(&k, "data"))) {
-            q->value = e;
-            q->has_value = true;
-            if (top)
-                *data = e;
-        } else if (jkey_eq(&k, "clientCount")) {
-            q->count = e;
-            q->has_count = true;
-        } else if (top && jkey_eq(&k, "uid")) {
-            rc = jstr(scratch, &e, &out->uid);
-        } else if (top && jkey_eq(&k, "type")) {
-            rc = jint(&e, type);
-        } else if (top && jkey_eq(&k, "nsp")) {
-            *has_nsp = true;
-        }
-    }
-    return rc;
-}
-
-static void set_body(adapter_reply_t *out, const json_span_t *v)
-{
-    out->body = v->p;
-    out->body_len = v->len;
-}
-
-/* Which response the members make; -ENOMSG when they are no response. */
-static int resp_kind(bool sharded, int64_t type, const resp_parts_t *q, adapter_reply_t *out)
-{
-    int64_t count = 0;
-    if ((sharded && type == 8) || (!sharded && type < 0 && q->has_sockets)) {
-        out->kind = ADAPTER_RESP_FETCH;
-        if (!q->has_sockets || q->sockets.type != JSON_ARRAY)
-            return -EPROTO;
-        set_body(out, &q->sockets);
-    } else if (!sharded && type < 0 && q->has_rooms) {
-        out->kind = ADAPTER_RESP_ALL_ROOMS;
-        if (q->rooms.type != JSON_ARRAY)
-            return -EPROTO;
-        set_body(out, &q->rooms);
-    } else if ((sharded && (type == 10 || type == 12)) || (!sharded && (type == 6 || type == 9))) {
-        out->kind = type == 10 || type == 6 ? ADAPTER_RESP_SSE : ADAPTER_RESP_BROADCAST_ACK;
-        if (q->has_value)
-            set_body(out, &q->value);
-    } else if ((sharded && type == 11) || (!sharded && type == 8)) {
-        out->kind = ADAPTER_RESP_CLIENT_COUNT;
-        if (!q->has_count || jint(&q->count, &count))
-            return -EPROTO;
-        out->count = (uint64_t)count;
-    } else {
-        return -ENOMSG;
-    }
-    return 0;
-}
-
-int adapter_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, adapter_reply_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (len == 0)
-        return -EPROTO;
-    const char *in = (const char *)p;
-    buf_reset(scratch);
-    if (p[0] != '{') {
-        /* msgpack (classic BROADCAST_ACK, sharded responses with binary): read it as its JSON */
-        size_t used = 0;
-        int rc = mpack_to_json(scratch, p, len, &used);
-        if (rc)
-            return rc == -ENOMEM || rc == -ENOTSUP ? rc : -EPROTO;
-        if (used != len)
-            return -EPROTO;
-        len = scratch->len;
-    }
-    /* decoded strings are never longer than their literals: no pointer into scratch moves */
-    if (buf_reserve(scratch, scratch->len + len + 1))
-        return -ENOMEM;
-    if (p[0] != '{')
-        in = scratch->data;
-    if (json_validate(in, len))
-        return -EPROTO;
-    json_span_t root, data = {0};
-    span_at(in, len, json_skip_ws(in, len, 0), &root);
-    resp_parts_t q = {0};
-    int64_t type = -1;
-    bool has_nsp = false;
-    int rc = root.type == JSON_OBJECT ? 0 : -EPROTO;
-    if (!rc)
-        rc = resp_members(scratch, &root, true, out, &q, &type, &data, &has_nsp);
-    if (!rc && has_nsp) {
-        /* sharded: {type, data:{requestId, ...}, uid, nsp} */
-        memset(&q, 0, sizeof(q));
-        rc = data.type == JSON_OBJECT
-                 ? resp_members(scratch, &data, false, out, &q, NULL, NULL, NULL)
-                 : -EPROTO;
-    }
-    if (!rc)
-        rc = resp_kind(has_nsp, type, &q, out);
-    if (!rc && out->request_id.len == 0)
-        rc = -EPROTO;
-    if (!rc && out->request_id.len > ADAPTER_MSG_MAX_ID)
-        rc = -E2BIG;
-    return rc;
-}
-
-/* The rooms of one socket description. */
-static int socket_rooms(buf_t *scratch, const json_span_t *sock,
-                        void (*fn)(const char *room, size_t len, void *arg), void *arg)
-{
-    jwalk_t w, r;
-    json_span_t k, e, room;
-    adapter_str_t s;
-    int rc = jwalk_open(sock, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (!jkey_eq(&k, "rooms"))
-            continue;
-        rc = jwalk_open(&e, JSON_ARRAY, &r);
-        while (!rc && jwalk_next(&r, NULL, &room)) {
-            size_t mark = scratch->len;
-            rc = jstr(scratch, &room, &s);
-            if (!rc)
-                fn(s.p, s.len, arg);
-            scratch->len = mark; /* one name at a time */
-        }
-    }
-    return rc;
-}
-
-int adapter_msg_sockets_rooms(const char *sockets, size_t len, buf_t *scratch, size_t *nsockets,
-                              void (*fn)(const char *room, size_t len, void *arg), void *arg)
-{
-    *nsockets = 0;
-    if (json_validate(sockets, len))
-        return -EPROTO;
-    buf_reset(scratch);
-    if (buf_reserve(scratch, len + 1))
-        return -ENOMEM;
-    json_span_t root, sock;
-    jwalk_t w;
-    span_at(sockets, len, json_skip_ws(sockets, len, 0), &root);
-    int rc = jwalk_open(&root, JSON_ARRAY, &w);
-    while (!rc && jwalk_next(&w, NULL, &sock)) {
-        rc = sock.type == JSON_OBJECT ? 0 : -EPROTO;
-        if (!rc && fn)
-            rc = socket_rooms(scratch, &sock, fn, arg);
-        if (!rc)
-            (*nsockets)++;
-    }
-    return rc;
+    return ajson_rollback(out, mark, rc);
 }

@@ -1,7 +1,7 @@
 /*
  * Fuzzes what a worker does with a message from Redis pub/sub: adapter_msg_decode_broadcast,
  * then the client frame text (adapter_msg_sio_text, or adapter_msg_sio_binary for binary
- * content), what the master does with a response (adapter_msg_decode_response), plus
+ * content), what the master does with a response (cluster_msg_decode_response), plus
  * mpack_to_json and mpack_skip on the raw bytes. Every JSON produced must validate.
  */
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/mpack.h"
+#include "master/cluster_msg.h"
 #include "worker/adapter_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,9 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     buf_t scratch;
     buf_init(&scratch);
-    adapter_reply_t reply;
-    if (adapter_msg_decode_response(data, size, &scratch, &reply) == 0) {
-        if (!reply.request_id.len || reply.request_id.len > ADAPTER_MSG_MAX_ID ||
+    cluster_reply_t reply;
+    if (cluster_msg_decode_response(data, size, &scratch, &reply) == 0) {
+        if (!reply.request_id.len || reply.request_id.len > CLUSTER_MSG_MAX_ID ||
             (reply.body && json_validate(reply.body, reply.body_len) != 0))
             __builtin_trap();
     }

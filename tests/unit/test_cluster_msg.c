@@ -1,5 +1,5 @@
 /*
- * Unit tests for the requests this server makes of the cluster (worker/adapter_msg): the request
+ * Unit tests for master/cluster_msg, the requests this server makes of the cluster: the request
  * encoder's exact bytes, and the response decoder on Node's captured shapes, on msgpack, and on
  * truncated, oversized and wrong-typed input; the rooms reader of fetchSockets answers.
  */
@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/mpack.h"
+#include "master/cluster_msg.h"
 #include "worker/adapter_msg.h"
 
 static void str_is(adapter_str_t s, const char *want)
@@ -25,7 +26,7 @@ static void str_is(adapter_str_t s, const char *want)
     assert_memory_equal(s.p, want, s.len);
 }
 
-static void body_is(const adapter_reply_t *r, const char *want)
+static void body_is(const cluster_reply_t *r, const char *want)
 {
     if (!want) {
         assert_null(r->body);
@@ -40,28 +41,28 @@ static void body_is(const adapter_reply_t *r, const char *want)
  * until the next call (the reply borrows it). */
 static uint8_t *copy;
 
-static int decode(const void *p, size_t n, buf_t *sc, adapter_reply_t *r)
+static int decode(const void *p, size_t n, buf_t *sc, cluster_reply_t *r)
 {
     free(copy);
     copy = malloc(n ? n : 1);
     assert_non_null(copy);
     if (n)
         memcpy(copy, p, n);
-    return adapter_msg_decode_response(copy, n, sc, r);
+    return cluster_msg_decode_response(copy, n, sc, r);
 }
 
-static int decode_str(const char *s, buf_t *sc, adapter_reply_t *r)
+static int decode_str(const char *s, buf_t *sc, cluster_reply_t *r)
 {
     return decode(s, strlen(s), sc, r);
 }
 
-static int enc(buf_t *b, bool sharded, const adapter_str_t *rid, const adapter_request_t *q)
+static int enc(buf_t *b, bool sharded, const adapter_str_t *rid, const cluster_request_t *q)
 {
-    return adapter_msg_encode_request(b, sharded, sharded ? "8ae8271815577a7e" : "fY_sjB",
+    return cluster_msg_encode_request(b, sharded, sharded ? "8ae8271815577a7e" : "fY_sjB",
                                       sharded ? 16 : 6, "/", 1, rid, q);
 }
 
-static void enc_is(bool sharded, const adapter_str_t *rid, const adapter_request_t *q,
+static void enc_is(bool sharded, const adapter_str_t *rid, const cluster_request_t *q,
                    const char *want)
 {
     buf_t b;
@@ -92,16 +93,16 @@ static void test_encode_requests(void **state)
     adapter_str_t rid = {"0OhJKx", 6};
     adapter_str_t rooms[] = {{"chat.user.123", 13}, {"a\"b", 3}};
     adapter_str_t target = {"joined-room", 11};
-    adapter_request_t all = {.op = ADAPTER_OP_ALL_ROOMS};
-    adapter_request_t fetch1 = {.op = ADAPTER_OP_FETCH, .rooms = rooms, .nrooms = 1};
-    adapter_request_t fetch2 = {.op = ADAPTER_OP_FETCH, .rooms = rooms, .nrooms = 2};
-    adapter_request_t join = {
+    cluster_request_t all = {.op = ADAPTER_OP_ALL_ROOMS};
+    cluster_request_t fetch1 = {.op = ADAPTER_OP_FETCH, .rooms = rooms, .nrooms = 1};
+    cluster_request_t fetch2 = {.op = ADAPTER_OP_FETCH, .rooms = rooms, .nrooms = 2};
+    cluster_request_t join = {
         .op = ADAPTER_OP_JOIN, .rooms = rooms, .nrooms = 1, .targets = &target, .ntargets = 1};
-    adapter_request_t leave = join;
+    cluster_request_t leave = join;
     leave.op = ADAPTER_OP_LEAVE;
-    adapter_request_t disc = {
+    cluster_request_t disc = {
         .op = ADAPTER_OP_DISCONNECT, .rooms = rooms, .nrooms = 1, .close = true};
-    adapter_request_t sse = {
+    cluster_request_t sse = {
         .op = ADAPTER_OP_SERVER_SIDE_EMIT, .data_json = "[ \"hello\", 1 ]", .data_len = 14};
     enc_is(false, &rid, &all, "{\"uid\":\"fY_sjB\",\"requestId\":\"0OhJKx\",\"type\":1}");
     enc_is(false, &rid, &fetch1,
@@ -139,7 +140,7 @@ static void test_encode_requests(void **state)
     assert_int_equal(enc(&b, true, &rid, &all), -EINVAL);
     assert_int_equal(enc(&b, false, NULL, &fetch1), -EINVAL);
     assert_int_equal(enc(&b, false, &rid, &join), -EINVAL);
-    adapter_request_t bad = {.op = ADAPTER_OP_BROADCAST};
+    cluster_request_t bad = {.op = ADAPTER_OP_BROADCAST};
     assert_int_equal(enc(&b, false, NULL, &bad), -EINVAL);
     bad = fetch1;
     bad.nrooms = ADAPTER_MSG_MAX_ROOMS + 1;
@@ -162,7 +163,7 @@ static void test_decode_classic(void **state)
     (void)state;
     buf_t sc;
     buf_init(&sc);
-    adapter_reply_t r;
+    cluster_reply_t r;
     /* Node 8.x, as captured (no responder uid) */
     assert_int_equal(
         decode_str(
@@ -204,7 +205,7 @@ static void test_decode_sharded(void **state)
     (void)state;
     buf_t sc;
     buf_init(&sc);
-    adapter_reply_t r;
+    cluster_reply_t r;
     assert_int_equal(
         decode_str("{\"type\":8,\"data\":{\"requestId\":\"ad513c0051567e23\",\"sockets\":"
                    "[]},\"uid\":\"a0d7\",\"nsp\":\"/\"}",
@@ -266,7 +267,7 @@ static void test_decode_msgpack(void **state)
     buf_t sc, b;
     buf_init(&sc);
     buf_init(&b);
-    adapter_reply_t r;
+    cluster_reply_t r;
     ack9(&b, 0);
     assert_int_equal(decode(b.data, b.len, &sc, &r), 0);
     assert_int_equal(r.kind, ADAPTER_RESP_BROADCAST_ACK);
@@ -318,7 +319,7 @@ static void test_decode_malformed(void **state)
     (void)state;
     buf_t sc;
     buf_init(&sc);
-    adapter_reply_t r;
+    cluster_reply_t r;
     static const char *bad[] = {
         "",
         "{",
@@ -351,7 +352,7 @@ static void test_decode_malformed(void **state)
     for (size_t cut = 0; cut < strlen(ok); cut++)
         assert_int_equal(decode(ok, cut, &sc, &r), -EPROTO);
     /* oversized: a request id longer than any this server makes */
-    char id[ADAPTER_MSG_MAX_ID + 2], big[256];
+    char id[CLUSTER_MSG_MAX_ID + 2], big[256];
     memset(id, 'x', sizeof(id) - 1);
     id[sizeof(id) - 1] = '\0';
     int n = snprintf(big, sizeof(big), "{\"requestId\":\"%s\",\"rooms\":[]}", id);
@@ -384,18 +385,18 @@ static void test_sockets_rooms(void **state)
     const char *j =
         "[{\"id\":\"a\",\"handshake\":{\"rooms\":[\"no\"]},\"rooms\":[\"a\",\"r\\u00e9\"]},"
         "{\"rooms\":[\"b\",\"r\\u00e9\"],\"data\":{}}]";
-    assert_int_equal(adapter_msg_sockets_rooms(j, strlen(j), &sc, &n, note, &s), 0);
+    assert_int_equal(cluster_msg_sockets_rooms(j, strlen(j), &sc, &n, note, &s), 0);
     assert_int_equal(n, 2);
     assert_int_equal(s.n, 4);
     assert_string_equal(s.names[0], "a");
     assert_string_equal(s.names[1], "r\xc3\xa9");
     assert_string_equal(s.names[2], "b");
     assert_string_equal(s.names[3], "r\xc3\xa9");
-    assert_int_equal(adapter_msg_sockets_rooms("[]", 2, &sc, &n, NULL, NULL), 0);
+    assert_int_equal(cluster_msg_sockets_rooms("[]", 2, &sc, &n, NULL, NULL), 0);
     assert_int_equal(n, 0);
     static const char *bad[] = {"{}", "[1]", "[{\"rooms\":{}}]", "[{\"rooms\":[1]}]", "[{}", ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(adapter_msg_sockets_rooms(bad[i], strlen(bad[i]), &sc, &n, note, &s),
+        assert_int_equal(cluster_msg_sockets_rooms(bad[i], strlen(bad[i]), &sc, &n, note, &s),
                          -EPROTO);
     buf_free(&sc);
 }
