@@ -64,6 +64,7 @@ static const opt_t options[] = {
     {"CLUSTER_WORKERS", OPT_INT, F(cluster_workers), 0, 1, 256, NULL},
     {"SOCKETIO_REDIS_ADAPTER", OPT_ADAPTER, F(adapter), 0, 0, 0, "false"},
     {"SOCKETIO_REDIS_KEY", OPT_STR, F(redis_key), S(redis_key), 1, 0, "socket.io"},
+    {"SOCKETIO_REQUESTS_TIMEOUT", OPT_INT, F(requests_timeout_ms), 0, 100, 8000, "5000"},
     {"MAX_ROOMS_PER_SOCKET", OPT_INT, F(max_rooms_per_socket), 0, 1, 100000, "100"},
     {"SOCKETIO_PING_INTERVAL", OPT_INT, F(ping_interval_ms), 0, 10, 3600000, "25000"},
     {"SOCKETIO_PING_TIMEOUT", OPT_INT, F(ping_timeout_ms), 0, 10, 3600000, "20000"},

@@ -61,6 +61,7 @@ typedef struct cfg {
     int connect_timeout_ms;
     int max_payload;
     int shutdown_timeout_ms;
+    int requests_timeout_ms; /* streamioctl's cluster requests wait this long for every server */
     log_level_t log_level;
 
     /* access and limits (README "Security"); worker/auth and worker/limits consume them */

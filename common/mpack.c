@@ -498,6 +498,8 @@ int mpack_from_json(buf_t *out, const char *json, size_t len)
 typedef struct mconv {
     conv_t c;
     const uint8_t *start, *end;
+    mpack_bin_fn bin; /* NULL: bin values are -ENOTSUP */
+    void *bin_arg;
 } mconv_t;
 
 static int tj_value(mconv_t *m, mpack_reader_t *r, int depth);
@@ -816,7 +818,7 @@ static int tj_value(mconv_t *m, mpack_reader_t *r, int depth)
     case MPACK_STR:
         return json_write_string(out, (const char *)it.p, it.len);
     case MPACK_BIN:
-        return -ENOTSUP;
+        return m->bin ? m->bin(out, it.p, it.len, m->bin_arg) : -ENOTSUP;
     case MPACK_EXT:
         return put_ext(out, tag, &it);
     case MPACK_ARRAY:
@@ -831,7 +833,13 @@ static int tj_value(mconv_t *m, mpack_reader_t *r, int depth)
 
 int mpack_to_json(buf_t *out, const uint8_t *p, size_t len, size_t *used)
 {
-    mconv_t m = {.start = p, .end = p + len};
+    return mpack_to_json_bin(out, p, len, used, NULL, NULL);
+}
+
+int mpack_to_json_bin(buf_t *out, const uint8_t *p, size_t len, size_t *used, mpack_bin_fn bin,
+                      void *arg)
+{
+    mconv_t m = {.start = p, .end = p + len, .bin = bin, .bin_arg = arg};
     mpack_reader_t r;
     size_t mark = out->len;
     mpack_reader_init(&r, p, len);

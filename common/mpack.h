@@ -120,4 +120,14 @@ int mpack_from_json(buf_t *out, const char *json, size_t len);
  */
 int mpack_to_json(buf_t *out, const uint8_t *p, size_t len, size_t *used);
 
+/* Writes the JSON that stands for a bin value (p[0..len), borrowed) into out; 0 or -errno. */
+typedef int (*mpack_bin_fn)(buf_t *out, const uint8_t *p, size_t len, void *arg);
+/*
+ * As mpack_to_json, but each bin value is handed to bin(), once, in the order its JSON is
+ * written (JavaScript key order, as socket.io-parser numbers attachments); bin's error ends the
+ * conversion with that error.
+ */
+int mpack_to_json_bin(buf_t *out, const uint8_t *p, size_t len, size_t *used, mpack_bin_fn bin,
+                      void *arg);
+
 #endif

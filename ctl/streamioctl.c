@@ -19,7 +19,10 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: streamioctl [--socket PATH] status | rooms | clients [room] |\n"
-               "                   broadcast <event> <json> | sendroom <room> <event> <json>\n");
+               "                   broadcast [--nsp /ns] <event> <json> |\n"
+               "                   sendroom [--nsp /ns] <room> <event> <json> |\n"
+               "                   join|leave <room> <target> | disconnect <room> [close] |\n"
+               "                   serverside <event> <json>\n");
 }
 
 static int write_all(int fd, const char *p, size_t len)

@@ -9,6 +9,8 @@
 
 #include "common/ids.h"
 #include "common/json.h"
+#include "common/strmap.h"
+#include "master/cluster_req.h"
 #include "shm/stats.h"
 #include "worker/adapter_msg.h"
 #include "worker/health.h"
@@ -82,9 +84,10 @@ static redisContext *connect_redis(const cfg_t *cfg, buf_t *out)
     return rc;
 }
 
-/* Publishes ["event", json] to `room` (NULL: everyone) on the workers' adapter channel. */
-static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const char *event,
-                size_t event_len, const char *json, size_t json_len, buf_t *out)
+/* Publishes ["event", json] in namespace nsp to `room` (NULL: everyone) on the workers' adapter
+ * channels, in the adapter's format (sharded: the ClusterAdapter JSON with SPUBLISH). */
+static int emit(const admin_ctx_t *ctx, const char *nsp, const char *room, size_t room_len,
+                const char *event, size_t event_len, const char *json, size_t json_len, buf_t *out)
 {
     const cfg_t *cfg = ctx->cfg;
     if (json_validate(json, json_len) != 0) {
@@ -109,6 +112,11 @@ static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const
     buf_init(&chan);
     char uid[UID_LEN + 1];
     adapter_str_t r = {room, room_len};
+    bool sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED;
+    size_t nsp_len = strlen(nsp);
+    /* sharded: a room's own channel as the workers' dynamic subscriptions expect (protocol.md §5)
+     */
+    bool room_chan = room && (!sharded || (nsp_len == 1 && room_len != IDS_SID_LEN));
     int rc = buf_putc(&data, '[');
     if (rc == 0)
         rc = json_write_string(&data, event, event_len);
@@ -120,12 +128,15 @@ static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const
         rc = buf_putc(&data, ']');
     if (rc == 0)
         rc = ids_random(uid, UID_LEN);
-    if (rc == 0)
-        rc = adapter_msg_encode_broadcast(&msg, uid, UID_LEN, "/", 1, data.data, data.len, &r,
+    if (rc == 0 && sharded)
+        rc = adapter_msg_encode_cluster_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data,
+                                                  data.len, &r, room ? 1 : 0);
+    else if (rc == 0)
+        rc = adapter_msg_encode_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data, data.len, &r,
                                           room ? 1 : 0);
     if (rc == 0)
-        rc = buf_printf(&chan, "%s#/#", prefix);
-    if (rc == 0 && room) {
+        rc = buf_printf(&chan, "%s#%s#", prefix, nsp);
+    if (rc == 0 && room_chan) {
         rc = buf_append(&chan, room, room_len);
         if (rc == 0)
             rc = buf_putc(&chan, '#');
@@ -138,10 +149,12 @@ static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const
         if (!c) {
             rc = -EIO;
         } else {
-            redisReply *rep =
-                redisCommand(c, "PUBLISH %b %b", chan.data, chan.len, msg.data, msg.len);
+            const char *cmd = sharded ? "SPUBLISH" : "PUBLISH";
+            const char *argv[] = {cmd, chan.data, msg.data};
+            size_t lens[] = {strlen(cmd), chan.len, msg.len};
+            redisReply *rep = redisCommandArgv(c, 3, argv, lens);
             if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-                buf_printf(out, "PUBLISH failed: %s",
+                buf_printf(out, "%s failed: %s", cmd,
                            rep && rep->type == REDIS_REPLY_ERROR ? rep->str : c->errstr);
                 rc = -EIO;
             } else {
@@ -158,6 +171,301 @@ static int emit(const admin_ctx_t *ctx, const char *room, size_t room_len, const
     return rc;
 }
 
+/* ---- cluster views: requests to every server through the adapter (master/cluster_req) ---- */
+
+enum view_kind { VIEW_ROOMS, VIEW_CLIENTS, VIEW_VALUES };
+
+typedef struct view {
+    const admin_ctx_t *ctx;
+    enum view_kind kind; /* per server: "rooms", "sockets", or the "value" it acknowledged */
+    buf_t list;          /* the servers' entries, comma-separated */
+    buf_t scratch;
+    strmap_t *seen; /* rooms of the current server (sharded rooms come from its sockets) */
+    size_t total;   /* sockets, or distinct rooms over the cluster */
+    strmap_t *all;  /* rooms over the cluster */
+    int rc;
+} view_t;
+
+/* This server's worker whose adapter has that uid, or -1. */
+static long long own_worker(const admin_ctx_t *ctx, const adapter_str_t *uid)
+{
+    if (uid->len != sizeof(uint64_t) * 2)
+        return -1;
+    uint64_t want[2];
+    memcpy(want, uid->p, sizeof(want));
+    uint32_t n = shm_region_slots(ctx->region);
+    for (uint32_t i = 0; i < n; i++) {
+        stats_worker_t *w = shm_region_slot_stats(ctx->region, i);
+        if (STATS_GET(w->pid) && STATS_GET(w->adapter_uid[0]) == want[0] &&
+            STATS_GET(w->adapter_uid[1]) == want[1])
+            return (long long)STATS_GET(w->index);
+    }
+    return -1;
+}
+
+static void room_seen(const char *room, size_t len, void *arg)
+{
+    view_t *v = arg;
+    if (strmap_get(v->seen, room, len))
+        return;
+    if (strmap_put(v->seen, room, len, v) ||
+        (!strmap_get(v->all, room, len) && strmap_put(v->all, room, len, v))) {
+        v->rc = -ENOMEM;
+        return;
+    }
+    buf_putc(&v->scratch, v->scratch.len ? ',' : '[');
+    json_write_string(&v->scratch, room, len);
+}
+
+/* The rooms of one server as a JSON array in v->scratch: as sent (classic), or gathered from
+ * its sockets (sharded). */
+static int server_rooms(view_t *v, const cluster_reply_t *r)
+{
+    buf_t names, wrap;
+    buf_init(&names);
+    buf_init(&wrap);
+    buf_reset(&v->scratch);
+    strmap_t *seen = strmap_new();
+    int rc = seen ? 0 : -ENOMEM;
+    v->seen = seen;
+    size_t n;
+    if (!rc && r->kind == ADAPTER_RESP_ALL_ROOMS) {
+        /* one pseudo-socket holding the list: the same reader, the same checks */
+        rc = buf_printf(&wrap, "[{\"rooms\":%.*s}]", (int)r->body_len, r->body);
+        if (!rc)
+            rc = cluster_msg_sockets_rooms(wrap.data, wrap.len, &names, &n, room_seen, v);
+    } else if (!rc) {
+        rc = cluster_msg_sockets_rooms(r->body, r->body_len, &names, &n, room_seen, v);
+    }
+    if (!rc && v->rc)
+        rc = v->rc;
+    if (!rc)
+        rc = v->scratch.len ? buf_putc(&v->scratch, ']') : buf_puts(&v->scratch, "[]");
+    strmap_free(seen);
+    v->seen = NULL;
+    buf_free(&names);
+    buf_free(&wrap);
+    return rc;
+}
+
+static void on_reply(const cluster_reply_t *r, void *arg)
+{
+    view_t *v = arg;
+    if (v->rc || (!r->body && v->kind != VIEW_VALUES))
+        return;
+    long long worker = own_worker(v->ctx, &r->uid);
+    buf_t *l = &v->list;
+    int rc = buf_puts(l, l->len ? ",{\"uid\":" : "{\"uid\":");
+    if (!rc)
+        rc = r->uid.len ? json_write_string(l, r->uid.p, r->uid.len) : buf_puts(l, "null");
+    if (!rc && worker >= 0)
+        rc = buf_printf(l, ",\"server\":\"this\",\"worker\":%lld", worker);
+    else if (!rc)
+        rc = buf_puts(l, ",\"server\":\"other\"");
+    if (!rc && v->kind == VIEW_VALUES) {
+        /* a server-side emit's acknowledgement: its argument, null when it had none */
+        v->total++;
+        rc = buf_puts(l, ",\"value\":");
+        if (!rc)
+            rc = r->body ? buf_append(l, r->body, r->body_len) : buf_puts(l, "null");
+        if (!rc)
+            rc = buf_putc(l, '}');
+    } else if (!rc && v->kind == VIEW_ROOMS) {
+        rc = server_rooms(v, r);
+        if (!rc)
+            rc = buf_printf(l, ",\"rooms\":%s}", v->scratch.data);
+    } else if (!rc) {
+        size_t n = 0;
+        rc = cluster_msg_sockets_rooms(r->body, r->body_len, &v->scratch, &n, NULL, NULL);
+        v->total += n;
+        if (!rc)
+            rc = buf_printf(l, ",\"sockets\":%.*s}", (int)r->body_len, r->body);
+    }
+    if (rc)
+        v->rc = rc;
+}
+
+/*
+ * Makes request `req` of every server of the adapter's cluster, then appends {<head>,
+ * "cluster":{"mode","servers","responses","complete","<rooms|clients|answers>":N,"members":[{
+ * "uid","server":"this"|"other"[,"worker"],"rooms"|"sockets"|"value"}]}} where head is the
+ * local part (an object's members without braces). Requests nobody answers (join, leave,
+ * disconnect) append {"ok":true,"cluster":{"mode","servers"}}: every counted server applies them.
+ */
+static int cluster_view(const admin_ctx_t *ctx, enum view_kind kind, const cluster_request_t *req,
+                        const char *head, buf_t *out)
+{
+    const cfg_t *cfg = ctx->cfg;
+    bool sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED;
+    bool answered = req->op == ADAPTER_OP_ALL_ROOMS || req->op == ADAPTER_OP_FETCH ||
+                    req->op == ADAPTER_OP_SERVER_SIDE_EMIT;
+    view_t v = {.ctx = ctx, .kind = kind, .all = strmap_new()};
+    buf_init(&v.list);
+    buf_init(&v.scratch);
+    cluster_req_t q = {
+        .prefix = cfg->redis_key,
+        .sharded = sharded,
+        .request = req,
+        .timeout_ms = (unsigned)cfg->requests_timeout_ms,
+        .on_reply = on_reply,
+        .arg = &v,
+    };
+    cluster_req_result_t res;
+    buf_t err;
+    buf_init(&err);
+    redisContext *sub = v.all && answered ? connect_redis(cfg, &err) : NULL;
+    redisContext *pub = v.all && (sub || !answered) ? connect_redis(cfg, &err) : NULL;
+    int rc = !v.all ? -ENOMEM : pub ? cluster_req_run(sub, pub, &q, &res, &err) : -EIO;
+    if (!rc && v.rc) {
+        rc = v.rc;
+        buf_printf(&err, "cannot render the answer: %s", strerror(-rc));
+    }
+    buf_reset(out);
+    const char *mode = sharded ? "sharded" : "classic";
+    if (rc) {
+        buf_append(out, err.data ? err.data : "failed", err.data ? err.len : 6);
+    } else if (!answered) {
+        rc = buf_printf(out, "{\"ok\":true,\"cluster\":{\"mode\":\"%s\",\"servers\":%lld}}", mode,
+                        res.members);
+    } else {
+        size_t total = kind == VIEW_ROOMS ? strmap_size(v.all) : v.total;
+        rc = buf_printf(out,
+                        "{%s%s\"cluster\":{\"mode\":\"%s\",\"servers\":%lld,\"responses\":%lld,"
+                        "\"complete\":%s,\"%s\":%zu,\"members\":[%s]}}",
+                        head, *head ? "," : "", mode, res.members, res.responses,
+                        res.responses >= res.members ? "true" : "false",
+                        kind == VIEW_ROOMS     ? "rooms"
+                        : kind == VIEW_CLIENTS ? "clients"
+                                               : "answers",
+                        total, v.list.data ? v.list.data : "");
+    }
+    redisFree(sub);
+    redisFree(pub);
+    strmap_free(v.all);
+    buf_free(&v.list);
+    buf_free(&v.scratch);
+    buf_free(&err);
+    return rc;
+}
+
+/* rooms / clients [room]: this server's counts, and with the adapter on the whole cluster. */
+static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, size_t room_len,
+                   buf_t *out)
+{
+    const char *what = want_rooms ? "rooms" : "clients";
+    size_t off =
+        want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
+    if (ctx->cfg->adapter == CONFIG_ADAPTER_OFF) {
+        if (!room)
+            return per_worker(out, ctx->region, what, off);
+        buf_reset(out);
+        buf_puts(out, "clients <room> asks every server for its sockets through the Redis "
+                      "adapter's requests: set SOCKETIO_REDIS_ADAPTER=true or sharded");
+        return -ENOTSUP;
+    }
+    buf_t head;
+    buf_init(&head);
+    int rc = 0;
+    if (room) {
+        rc = buf_puts(&head, "\"room\":");
+        if (!rc)
+            rc = json_write_string(&head, room, room_len);
+    } else {
+        rc = per_worker(&head, ctx->region, what, off);
+        if (!rc) { /* its members, without the braces */
+            head.len--;
+            head.data[head.len] = '\0';
+            memmove(head.data, head.data + 1, head.len);
+            head.len--;
+        }
+    }
+    adapter_str_t r = {room, room_len};
+    cluster_request_t req = {
+        /* the cluster protocol has no allRooms: sharded rooms come from every socket's rooms */
+        .op = want_rooms && ctx->cfg->adapter == CONFIG_ADAPTER_CLASSIC ? ADAPTER_OP_ALL_ROOMS
+                                                                        : ADAPTER_OP_FETCH,
+        .rooms = room ? &r : NULL,
+        .nrooms = room ? 1 : 0,
+    };
+    if (!rc)
+        rc = cluster_view(ctx, want_rooms ? VIEW_ROOMS : VIEW_CLIENTS, &req,
+                          head.data ? head.data : "", out);
+    buf_free(&head);
+    return rc;
+}
+
+static int needs_adapter(const admin_ctx_t *ctx, const char *cmd, buf_t *out)
+{
+    if (ctx->cfg->adapter != CONFIG_ADAPTER_OFF)
+        return 0;
+    buf_reset(out);
+    buf_printf(out,
+               "%s is a request to every server through the Redis adapter: set "
+               "SOCKETIO_REDIS_ADAPTER=true or sharded",
+               cmd);
+    return -ENOTSUP;
+}
+
+/* join / leave <room> <target>, disconnect <room> [close]: socketsJoin, socketsLeave and
+ * disconnectSockets of the sockets in <room> (a socket id names one socket), cluster-wide. */
+static int sockets_op(const admin_ctx_t *ctx, int argc, char **argv, const size_t *lens, buf_t *out)
+{
+    const char *cmd = argv[0];
+    bool disconnect = strcmp(cmd, "disconnect") == 0;
+    bool close = disconnect && argc == 3 && strcmp(argv[2], "close") == 0;
+    if (disconnect ? (argc != 2 && !close) || lens[1] == 0 : argc != 3 || !lens[1] || !lens[2])
+        return usage(out, disconnect ? "disconnect <room> [close]" : "join|leave <room> <target>");
+    int rc = needs_adapter(ctx, cmd, out);
+    if (rc)
+        return rc;
+    adapter_str_t room = {argv[1], lens[1]};
+    adapter_str_t target = {argv[2], disconnect ? 0 : lens[2]};
+    cluster_request_t req = {
+        .op = disconnect                 ? ADAPTER_OP_DISCONNECT
+              : strcmp(cmd, "join") == 0 ? ADAPTER_OP_JOIN
+                                         : ADAPTER_OP_LEAVE,
+        .rooms = &room,
+        .nrooms = 1,
+        .targets = &target,
+        .ntargets = disconnect ? 0 : 1,
+        .close = close,
+    };
+    return cluster_view(ctx, VIEW_CLIENTS, &req, "", out);
+}
+
+/* serverside <event> <json>: serverSideEmit with an acknowledgement from every server. */
+static int server_side(const admin_ctx_t *ctx, int argc, char **argv, const size_t *lens,
+                       buf_t *out)
+{
+    if (argc != 3 || lens[1] == 0)
+        return usage(out, "serverside <event> <json>");
+    int rc = needs_adapter(ctx, argv[0], out);
+    if (rc)
+        return rc;
+    if (json_validate(argv[2], lens[2]) != 0) {
+        buf_reset(out);
+        buf_puts(out, "the message argument is not valid JSON");
+        return -EINVAL;
+    }
+    buf_t data;
+    buf_init(&data);
+    rc = buf_putc(&data, '[');
+    if (!rc)
+        rc = json_write_string(&data, argv[1], lens[1]);
+    if (!rc)
+        rc = buf_putc(&data, ',');
+    if (!rc)
+        rc = buf_append(&data, argv[2], lens[2]);
+    if (!rc)
+        rc = buf_putc(&data, ']');
+    cluster_request_t req = {
+        .op = ADAPTER_OP_SERVER_SIDE_EMIT, .data_json = data.data, .data_len = data.len};
+    if (!rc)
+        rc = cluster_view(ctx, VIEW_VALUES, &req, "", out);
+    buf_free(&data);
+    return rc;
+}
+
 int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
 {
     const admin_ctx_t *ctx = arg;
@@ -165,25 +473,39 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
     if (strcmp(cmd, "status") == 0 && argc == 1)
         return health_render(out, ctx->region, 0);
     if (strcmp(cmd, "rooms") == 0 && argc == 1)
-        return per_worker(out, ctx->region, "rooms", offsetof(stats_worker_t, rooms));
+        return listing(ctx, true, NULL, 0, out);
     if (strcmp(cmd, "clients") == 0 && argc == 1)
-        return per_worker(out, ctx->region, "clients", offsetof(stats_worker_t, connections));
+        return listing(ctx, false, NULL, 0, out);
     if (strcmp(cmd, "clients") == 0 && argc == 2) {
-        buf_reset(out);
-        buf_puts(out, "clients <room> is not available yet: the workers do not publish their "
-                      "room membership to the master");
-        return -ENOTSUP;
+        if (lens[1] == 0)
+            return usage(out, "clients [room]");
+        return listing(ctx, false, argv[1], lens[1], out);
+    }
+    if (strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0 || strcmp(cmd, "disconnect") == 0)
+        return sockets_op(ctx, argc, argv, lens, out);
+    if (strcmp(cmd, "serverside") == 0)
+        return server_side(ctx, argc, argv, lens, out);
+    const char *nsp = "/";
+    if ((strcmp(cmd, "broadcast") == 0 || strcmp(cmd, "sendroom") == 0) && argc > 2 &&
+        strcmp(argv[1], "--nsp") == 0) {
+        nsp = argv[2];
+        if (lens[2] == 0 || nsp[0] != '/' || lens[2] > 63 || memchr(nsp, '#', lens[2]))
+            return usage(out, "--nsp /<namespace> (at most 63 bytes, no '#')");
+        argv += 2;
+        lens += 2;
+        argc -= 2;
     }
     if (strcmp(cmd, "broadcast") == 0) {
         if (argc != 3)
-            return usage(out, "broadcast <event> <json>");
-        return emit(ctx, NULL, 0, argv[1], lens[1], argv[2], lens[2], out);
+            return usage(out, "broadcast [--nsp /ns] <event> <json>");
+        return emit(ctx, nsp, NULL, 0, argv[1], lens[1], argv[2], lens[2], out);
     }
     if (strcmp(cmd, "sendroom") == 0) {
         if (argc != 4 || lens[1] == 0)
-            return usage(out, "sendroom <room> <event> <json>");
-        return emit(ctx, argv[1], lens[1], argv[2], lens[2], argv[3], lens[3], out);
+            return usage(out, "sendroom [--nsp /ns] <room> <event> <json>");
+        return emit(ctx, nsp, argv[1], lens[1], argv[2], lens[2], argv[3], lens[3], out);
     }
-    return usage(out, "status | rooms | clients [room] | broadcast <event> <json> | "
-                      "sendroom <room> <event> <json>");
+    return usage(out, "status | rooms | clients [room] | broadcast [--nsp /ns] <event> <json> | "
+                      "sendroom [--nsp /ns] <room> <event> <json> | join|leave <room> <target> | "
+                      "disconnect <room> [close] | serverside <event> <json>");
 }

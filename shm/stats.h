@@ -63,6 +63,10 @@ typedef struct stats_worker {
     _Atomic uint64_t xread_us[STATS_LATENCY_BUCKETS]; /* per bucket, not cumulative */
     _Atomic uint64_t batch_sum;                       /* entries over all replies */
     _Atomic uint64_t batch[STATS_BATCH_BUCKETS];      /* entries per reply, per bucket */
+
+    /* the 16 bytes of its adapter's uid (0 while none): streamioctl names this server's workers
+     * among the responders of a cluster request */
+    _Atomic uint64_t adapter_uid[2];
 } stats_worker_t;
 
 typedef struct stats_global {

@@ -19,6 +19,7 @@
 typedef struct pending_ack {
     struct pending_ack *next;
     uint64_t ack_id;
+    unsigned nsp;      /* the namespace of the broadcast (its responses' channel) */
     uint64_t deadline; /* loop time */
     size_t remaining;  /* clients that may still answer */
     size_t rid_len, uid_len;
@@ -36,6 +37,7 @@ struct adapter {
     rds_t *pub;       /* responses (NULL in private mode) */
     char prefix[160]; /* "<key>#/#" */
     size_t prefix_len;
+    size_t key_len;          /* "<key>#": what every namespace's channels start with */
     char request_chan[176];  /* classic "<key>-request#/#" */
     char response_chan[176]; /* classic "<key>-response#/#" */
     char uid[UID_LEN + 1];
@@ -49,6 +51,8 @@ struct adapter {
     buf_t text;    /* Engine.IO text of an incoming broadcast */
     buf_t scratch; /* decoded strings of an incoming JSON message */
     buf_t body;    /* JSON body of a response */
+    buf_t atts;    /* attachments of an incoming binary broadcast */
+    buf_t frames;  /* its text frame and binary frames, back to back */
     bool closing;
     size_t open_parts;
     void (*done)(void *arg);
@@ -90,13 +94,48 @@ static int channel_for(adapter_t *a, const char *room, size_t len)
     return rc ? rc : buf_putc(&a->chan, '#');
 }
 
+/* "<key>#<nsp>#" of namespace i then, unless len is 0, "<room>#", into a->chan. */
+static int nsp_channel_for(adapter_t *a, unsigned i, const char *room, size_t len)
+{
+    if (i == 0)
+        return channel_for(a, room, len);
+    const adapter_str_t *n = &a->host.nsps[i];
+    buf_reset(&a->chan);
+    int rc = buf_append(&a->chan, a->prefix, a->key_len);
+    if (!rc)
+        rc = buf_append(&a->chan, n->p, n->len);
+    if (!rc)
+        rc = buf_putc(&a->chan, '#');
+    if (rc || len == 0)
+        return rc;
+    rc = buf_append(&a->chan, room, len);
+    return rc ? rc : buf_putc(&a->chan, '#');
+}
+
+/* The namespace whose channels `chan` belongs to ("<key>#<nsp>#..."), or -1; *rest = the offset
+ * just past "<key>#<nsp>#". */
+static int channel_nsp(const adapter_t *a, const char *chan, size_t len, size_t *rest)
+{
+    if (len < a->key_len || memcmp(chan, a->prefix, a->key_len) != 0)
+        return -1;
+    for (size_t i = 0; i < a->host.nnsp; i++) {
+        const adapter_str_t *n = &a->host.nsps[i];
+        size_t end = a->key_len + n->len;
+        if (len > end && memcmp(chan + a->key_len, n->p, n->len) == 0 && chan[end] == '#') {
+            *rest = end + 1;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
 /* Sends the response in a->msg to the requester (classic: the response channel). */
-static void send_response(adapter_t *a, const char *req_uid, size_t req_uid_len)
+static void send_response(adapter_t *a, unsigned nsp, const char *req_uid, size_t req_uid_len)
 {
     const char *argv[3];
     size_t lens[3];
     if (a->mode == ADAPTER_MODE_SHARDED) {
-        if (channel_for(a, req_uid, req_uid_len))
+        if (nsp_channel_for(a, nsp, req_uid, req_uid_len))
             return;
         argv[0] = "SPUBLISH";
         argv[1] = a->chan.data;
@@ -113,18 +152,26 @@ static void send_response(adapter_t *a, const char *req_uid, size_t req_uid_len)
         LOG_WARN("adapter: cannot send a response: Redis not connected");
 }
 
-static void respond(adapter_t *a, const adapter_msg_t *m, adapter_resp_t kind, const char *body,
-                    size_t body_len, uint64_t count)
+/* Answers m in its namespace (index nsp). */
+static void respond_in(adapter_t *a, unsigned nsp, const adapter_msg_t *m, adapter_resp_t kind,
+                       const char *body, size_t body_len, uint64_t count)
 {
     bool sharded = a->mode == ADAPTER_MODE_SHARDED;
+    const adapter_str_t *n = &a->host.nsps[nsp];
     buf_reset(&a->msg);
-    int rc = adapter_msg_encode_response(&a->msg, kind, sharded ? a->uid : NULL, UID_LEN, "/", 1,
+    int rc = adapter_msg_encode_response(&a->msg, kind, sharded, a->uid, UID_LEN, n->p, n->len,
                                          &m->request_id, body, body_len, count);
     if (rc) {
         LOG_WARN("adapter: cannot encode a response: %s", strerror(-rc));
         return;
     }
-    send_response(a, m->uid.p, m->uid.len);
+    send_response(a, nsp, m->uid.p, m->uid.len);
+}
+
+static void respond(adapter_t *a, const adapter_msg_t *m, adapter_resp_t kind, const char *body,
+                    size_t body_len, uint64_t count)
+{
+    respond_in(a, 0, m, kind, body, body_len, count);
 }
 
 int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len,
@@ -192,12 +239,20 @@ static void subscribe_all(adapter_t *a)
         subconn_command(a->sub, 2, main_argv, NULL);
         subconn_command(a->sub, 2, own_argv, NULL);
         a->host.rooms(a->host.ctx, resubscribe_room, a);
+        for (unsigned i = 1; i < a->host.nnsp; i++) {
+            if (nsp_channel_for(a, i, NULL, 0) == 0) {
+                const char *argv[] = {"SSUBSCRIBE", a->chan.data};
+                subconn_command(a->sub, 2, argv, NULL);
+            }
+        }
         return;
     }
-    char pattern[sizeof(a->prefix) + 1];
-    snprintf(pattern, sizeof(pattern), "%s*", a->prefix);
-    const char *pargv[] = {"PSUBSCRIBE", pattern};
-    subconn_command(a->sub, 2, pargv, NULL);
+    for (unsigned i = 0; i < a->host.nnsp; i++) {
+        if (nsp_channel_for(a, i, NULL, 0) || buf_putc(&a->chan, '*'))
+            continue;
+        const char *pargv[] = {"PSUBSCRIBE", a->chan.data};
+        subconn_command(a->sub, 2, pargv, NULL);
+    }
     if (a->mode == ADAPTER_MODE_CLASSIC) {
         const char *argv[] = {"SUBSCRIBE", a->request_chan};
         subconn_command(a->sub, 2, argv, NULL);
@@ -208,6 +263,7 @@ static void subscribe_all(adapter_t *a)
 
 static void target_of(const adapter_msg_t *m, adapter_target_t *t)
 {
+    t->nsp = 0;
     t->rooms = m->rooms;
     t->nrooms = m->nrooms;
     t->except = m->except;
@@ -236,7 +292,8 @@ static void on_ack_timer(uv_timer_t *t)
     sweep_acks(t->data);
 }
 
-static void track_acks(adapter_t *a, const adapter_msg_t *m, uint64_t ack_id, size_t count)
+static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id,
+                       size_t count)
 {
     pending_ack_t *p = calloc(1, sizeof(*p));
     if (!p || m->request_id.len > sizeof(p->rid) || m->uid.len > sizeof(p->uid)) {
@@ -244,6 +301,7 @@ static void track_acks(adapter_t *a, const adapter_msg_t *m, uint64_t ack_id, si
         return;
     }
     p->ack_id = ack_id;
+    p->nsp = nsp;
     p->remaining = count;
     uint64_t timeout = m->timeout_ms ? m->timeout_ms : ACK_DEFAULT_TIMEOUT_MS;
     p->deadline = uv_now(a->loop) + timeout + ACK_GRACE_MS;
@@ -257,34 +315,72 @@ static void track_acks(adapter_t *a, const adapter_msg_t *m, uint64_t ack_id, si
         uv_timer_start(&a->ack_timer, on_ack_timer, 1000, 1000);
 }
 
-static void broadcast(adapter_t *a, const adapter_msg_t *m, const char *chan, size_t chan_len)
+static int put_frame(buf_t *out, uint8_t opcode, const void *p, size_t len)
+{
+    uint8_t hdr[WS_FRAME_HEADER_MAX];
+    int rc = buf_append(out, hdr, ws_frame_header(hdr, opcode, len));
+    return rc ? rc : buf_append(out, p, len);
+}
+
+/* A binary packet (bin values in its data) as one shared buffer: the text frame, then one
+ * binary frame per attachment, so each recipient still gets one queued reference. */
+static refbuf_t *binary_frames(adapter_t *a, const adapter_msg_t *m, const uint64_t *ack_id,
+                               int *err)
+{
+    unsigned n = 0;
+    buf_reset(&a->text);
+    buf_reset(&a->atts);
+    buf_reset(&a->frames);
+    int rc = adapter_msg_sio_binary(&a->text, &a->atts, m, ack_id, &n);
+    if (!rc)
+        rc = put_frame(&a->frames, WS_FRAME_TEXT, a->text.data, a->text.len);
+    for (size_t off = 0; !rc && n--;) {
+        uint32_t len;
+        memcpy(&len, a->atts.data + off, sizeof(len));
+        rc = put_frame(&a->frames, WS_FRAME_BINARY, a->atts.data + off + sizeof(len), len);
+        off += sizeof(len) + len;
+    }
+    refbuf_t *f = rc ? NULL : refbuf_from(a->frames.data, a->frames.len);
+    *err = rc ? rc : f ? 0 : -ENOMEM;
+    return f;
+}
+
+static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const char *chan,
+                      size_t chan_len)
 {
     bool with_ack = m->request_id.len > 0;
     uint64_t ack_id = a->next_ack_id;
     buf_reset(&a->text);
     int rc = with_ack ? adapter_msg_sio_text_ack(&a->text, m, ack_id)
                       : adapter_msg_sio_text(&a->text, m);
+    refbuf_t *frame = NULL;
+    if (rc == 0)
+        frame = ws_frame_new(WS_FRAME_TEXT, a->text.data, a->text.len);
+    else if (rc == -ENOTSUP)
+        frame = binary_frames(a, m, with_ack ? &ack_id : NULL, &rc);
     if (rc) {
-        drop(a, rc == -ENOTSUP ? "binary content is not supported" : "undeliverable packet", chan,
-             chan_len);
+        drop(a,
+             rc == -ENOTSUP ? "binary content of this kind is not supported"
+                            : "undeliverable packet",
+             chan, chan_len);
         if (with_ack)
-            respond(a, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, 0);
+            respond_in(a, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, 0);
         return;
     }
-    refbuf_t *frame = ws_frame_new(0x1, a->text.data, a->text.len);
     if (!frame)
         return;
     adapter_target_t t;
     target_of(m, &t);
+    t.nsp = nsp;
     size_t n = a->host.broadcast(a->host.ctx, &t, frame);
     refbuf_unref(frame);
     STATS_ADD(a->stats->adapter_in, 1);
     if (!with_ack)
         return;
     a->next_ack_id++;
-    respond(a, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, n);
+    respond_in(a, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, n);
     if (n)
-        track_acks(a, m, ack_id, n);
+        track_acks(a, nsp, m, ack_id, n);
 }
 
 bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, size_t args_len)
@@ -308,7 +404,8 @@ bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, si
     m.uid.p = p->uid;
     m.uid.len = p->uid_len;
     bool has = (rc == 0 || rc == -E2BIG) && n > 0;
-    respond(a, &m, ADAPTER_RESP_BROADCAST_ACK, has ? first.p : NULL, has ? first.len : 0, 0);
+    respond_in(a, p->nsp, &m, ADAPTER_RESP_BROADCAST_ACK, has ? first.p : NULL, has ? first.len : 0,
+               0);
     return true;
 }
 
@@ -385,15 +482,41 @@ static void collect(adapter_t *a, const adapter_msg_t *m, void (*fn)(void *, voi
     buf_putc(&a->body, ']');
 }
 
-static void apply(adapter_t *a, const adapter_msg_t *m, const char *chan, size_t chan_len)
+/* A request in another namespace: its sockets have no rooms or ids known here; answered empty
+ * so that the requester does not wait, join/leave/disconnect have nothing to act on. */
+static void apply_other_nsp(adapter_t *a, unsigned nsp, const adapter_msg_t *m)
+{
+    switch (m->op) {
+    case ADAPTER_OP_SOCKETS:
+    case ADAPTER_OP_FETCH:
+        respond_in(a, nsp, m, ADAPTER_RESP_FETCH, "[]", 2, 0);
+        return;
+    case ADAPTER_OP_SERVER_SIDE_EMIT:
+        if (m->request_id.len)
+            respond_in(a, nsp, m, ADAPTER_RESP_SSE, NULL, 0, 0);
+        return;
+    default:
+        return;
+    }
+}
+
+static void apply(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const char *chan,
+                  size_t chan_len)
 {
     walk_t w = {a, m, &a->body, 0};
     adapter_target_t t;
     target_of(m, &t);
     t.skip_busy = false;
+    if (m->op == ADAPTER_OP_BROADCAST) {
+        broadcast(a, nsp, m, chan, chan_len);
+        return;
+    }
+    if (nsp) {
+        apply_other_nsp(a, nsp, m);
+        return;
+    }
     switch (m->op) {
     case ADAPTER_OP_BROADCAST:
-        broadcast(a, m, chan, chan_len);
         return;
     case ADAPTER_OP_SOCKETS:
         collect(a, m, collect_id);
@@ -440,6 +563,13 @@ static bool is_main_nsp(const adapter_msg_t *m)
     return m->nsp.len == 1 && m->nsp.p[0] == '/';
 }
 
+/* The message is for namespace i (the channel's): Node drops the others. */
+static bool in_nsp(const adapter_t *a, unsigned i, const adapter_msg_t *m)
+{
+    const adapter_str_t *n = &a->host.nsps[i];
+    return m->nsp.len == n->len && memcmp(m->nsp.p, n->p, n->len) == 0;
+}
+
 static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
 {
     return m->uid.len == UID_LEN && memcmp(m->uid.p, a->uid, UID_LEN) == 0;
@@ -448,14 +578,18 @@ static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
 static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
                                  const uint8_t *msg, size_t msg_len)
 {
-    const char *room = chan + a->prefix_len;
-    size_t room_len = chan_len - a->prefix_len;
+    size_t rest = 0;
+    int nsp = channel_nsp(a, chan, chan_len, &rest);
+    if (nsp < 0)
+        return; /* a namespace not served here */
+    const char *room = chan + rest;
+    size_t room_len = chan_len - rest;
     if (room_len > 0) {
         if (room[room_len - 1] != '#')
-            return; /* another namespace's channel: "<key>#/admin#..." never matches "#/#" */
+            return; /* not a channel of this namespace ("#/#x" for "#/#x#") */
         room_len--;
-        if (!a->host.has_room(a->host.ctx, room, room_len))
-            return; /* nobody here is in that room */
+        if (nsp || !a->host.has_room(a->host.ctx, room, room_len))
+            return; /* nobody here is in that room (other namespaces have none) */
     }
     adapter_msg_t m;
     int rc = adapter_msg_decode_broadcast(msg, msg_len, &m);
@@ -463,9 +597,9 @@ static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len
         drop(a, rc == -E2BIG ? "too many rooms" : "malformed msgpack", chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || !is_main_nsp(&m))
+    if (own_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
         return; /* our own publication (already delivered locally), or another namespace */
-    broadcast(a, &m, chan, chan_len);
+    broadcast(a, (unsigned)nsp, &m, chan, chan_len);
 }
 
 static void on_classic_request(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -479,13 +613,17 @@ static void on_classic_request(adapter_t *a, const char *chan, size_t chan_len, 
     }
     if (m.op == ADAPTER_OP_BROADCAST && !is_main_nsp(&m))
         return;
-    apply(a, &m, chan, chan_len);
+    apply(a, 0, &m, chan, chan_len);
 }
 
 static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
                        size_t msg_len)
 {
-    if (chan_len > a->prefix_len + 1 && chan[chan_len - 1] == '#') {
+    size_t rest = 0;
+    int nsp = channel_nsp(a, chan, chan_len, &rest);
+    if (nsp < 0 || (nsp > 0 && rest != chan_len))
+        return; /* other namespaces: only their main channel is subscribed */
+    if (nsp == 0 && chan_len > a->prefix_len + 1 && chan[chan_len - 1] == '#') {
         const char *room = chan + a->prefix_len;
         size_t room_len = chan_len - a->prefix_len - 1;
         bool ours = room_len == UID_LEN && memcmp(room, a->uid, UID_LEN) == 0;
@@ -498,9 +636,9 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
         drop(a, decode_error(rc), chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || !is_main_nsp(&m))
+    if (own_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
         return;
-    apply(a, &m, chan, chan_len);
+    apply(a, (unsigned)nsp, &m, chan, chan_len);
 }
 
 void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -509,8 +647,7 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
     if (a->closing)
         return;
     if (a->mode == ADAPTER_MODE_SHARDED) {
-        if (chan_len >= a->prefix_len && memcmp(chan, a->prefix, a->prefix_len) == 0)
-            on_cluster(a, chan, chan_len, msg, msg_len);
+        on_cluster(a, chan, chan_len, msg, msg_len);
         return;
     }
     if (a->mode == ADAPTER_MODE_CLASSIC && chan_len == strlen(a->request_chan) &&
@@ -518,8 +655,7 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
         on_classic_request(a, chan, chan_len, msg, msg_len);
         return;
     }
-    if (chan_len >= a->prefix_len && memcmp(chan, a->prefix, a->prefix_len) == 0)
-        on_classic_broadcast(a, chan, chan_len, msg, msg_len);
+    on_classic_broadcast(a, chan, chan_len, msg, msg_len);
 }
 
 static bool is_str(const redisReply *r)
@@ -573,6 +709,12 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     a->stats = stats;
     a->next_ack_id = ADAPTER_ACK_ID_BASE;
     a->prefix_len = (size_t)snprintf(a->prefix, sizeof(a->prefix), "%s#/#", prefix);
+    a->key_len = a->prefix_len - 2;
+    if (a->host.nnsp == 0) { /* a host that names none serves "/" */
+        static const adapter_str_t main_nsp = {"/", 1};
+        a->host.nsps = &main_nsp;
+        a->host.nnsp = 1;
+    }
     snprintf(a->request_chan, sizeof(a->request_chan), "%s-request#/#", prefix);
     snprintf(a->response_chan, sizeof(a->response_chan), "%s-response#/#", prefix);
     buf_init(&a->msg);
@@ -580,10 +722,18 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     buf_init(&a->text);
     buf_init(&a->scratch);
     buf_init(&a->body);
+    buf_init(&a->atts);
+    buf_init(&a->frames);
     uv_timer_init(loop, &a->ack_timer);
     a->ack_timer.data = a;
     a->open_parts = 1; /* the timer */
     int rc = ids_random(a->uid, UID_LEN) ? -EIO : 0;
+    if (!rc) {
+        uint64_t half[2];
+        memcpy(half, a->uid, sizeof(half));
+        STATS_SET(stats->adapter_uid[0], half[0]);
+        STATS_SET(stats->adapter_uid[1], half[1]);
+    }
     /* Node's uids are hex in sharded mode; the id only has to be unique and channel-safe */
     if (!rc && mode != ADAPTER_MODE_PRIVATE) {
         rc = rds_new(&a->pub, loop, cfg, "adapter-pub", NULL, NULL);
@@ -630,6 +780,8 @@ static void on_part_closed(void *arg)
     buf_free(&a->text);
     buf_free(&a->scratch);
     buf_free(&a->body);
+    buf_free(&a->atts);
+    buf_free(&a->frames);
     free(a);
     if (done)
         done(done_arg);

@@ -14,9 +14,13 @@
  * The adapter owns its two Redis connections (pub/sub, and one for responses), the requests'
  * bookkeeping (broadcasts waiting for client acks) and the wire formats. It never touches a socket
  * itself: every socket-level operation goes through the adapter_host_t the worker provides, so the
- * session layer can change underneath. Only the main namespace "/" is served: messages for other
- * namespaces are ignored. Requests of types it cannot serve (server-side events: streamio has no
- * server-side handlers) are still answered so that no Node caller waits for its timeout.
+ * session layer can change underneath. Rooms, requests and acks live in the main namespace "/";
+ * broadcasts for the other namespaces the host serves travel on their own channels
+ * (`<prefix>#/admin#...`, subscribed like the main ones) and reach all sockets of that namespace
+ * (there are no rooms there); sharded requests arriving on such a channel are answered empty so
+ * no Node caller waits, and classic ones are not subscribed to (so not counted). Requests of
+ * types it cannot serve (server-side events: streamio has no server-side handlers) are still
+ * answered so that no Node caller waits for its timeout.
  */
 #ifndef STREAMIO_WORKER_ADAPTER_H
 #define STREAMIO_WORKER_ADAPTER_H
@@ -42,6 +46,8 @@ typedef struct adapter_target {
     const adapter_str_t *except;
     size_t nexcept;
     bool skip_busy; /* volatile: skip sockets whose transport has a backlog of unsent bytes */
+    unsigned nsp;   /* index in adapter_host_t.nsps: 0 is "/"; other namespaces have no rooms
+                     * here, so only nrooms == 0 (all their sockets) reaches anyone there */
 } adapter_target_t;
 
 /*
@@ -71,6 +77,10 @@ typedef struct adapter_host {
     void (*rooms)(void *ctx, void (*fn)(const char *room, size_t len, void *arg), void *arg);
     /* Whether a local socket is in `room` (or has that id): the cheap channel filter. */
     bool (*has_room)(void *ctx, const char *room, size_t len);
+    /* The namespaces served, "/" first (borrowed for the adapter's lifetime; none: "/" only):
+     * broadcasts for each are shared on its channels; requests are served for "/" only. */
+    const adapter_str_t *nsps;
+    size_t nnsp;
 } adapter_host_t;
 
 typedef enum adapter_mode {

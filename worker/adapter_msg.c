@@ -8,6 +8,7 @@
 
 #include "common/json.h"
 #include "common/mpack.h"
+#include "worker/adapter_json.h"
 
 static int put_key(buf_t *out, const char *k)
 {
@@ -20,15 +21,6 @@ static void init_msg(adapter_msg_t *out)
     out->packet_type = -1;
     out->nsp.p = "/";
     out->nsp.len = 1;
-}
-
-static int restore(buf_t *out, size_t mark, int rc)
-{
-    if (rc && out->data) {
-        out->len = mark;
-        out->data[mark] = '\0';
-    }
-    return rc;
 }
 
 static int encode(buf_t *out, const char *uid, size_t uid_len, const char *nsp, size_t nsp_len,
@@ -73,8 +65,8 @@ int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, co
                                  const adapter_str_t *rooms, size_t nrooms)
 {
     size_t mark = out->len;
-    return restore(out, mark,
-                   encode(out, uid, uid_len, nsp, nsp_len, data_json, data_len, rooms, nrooms));
+    return ajson_rollback(
+        out, mark, encode(out, uid, uid_len, nsp, nsp_len, data_json, data_len, rooms, nrooms));
 }
 
 /* ------------------------------------------------------------------ decode */
@@ -352,86 +344,80 @@ static int decode_request_mpack(const uint8_t *p, size_t len, adapter_msg_t *out
     return 0;
 }
 
-/* ------------------------------------------------------------------ JSON walking */
+/* ------------------------------------------------------------------ msgpack cluster message */
 
-/* Members of an object or elements of an array of validated JSON text. */
-typedef struct jwalk {
-    const char *in;
-    size_t len, pos;
-    bool first;
-} jwalk_t;
-
-static int jwalk_open(const json_span_t *v, json_type_t want, jwalk_t *w)
+/* `data` of a sharded BROADCAST: {packet, opts[, requestId]}. */
+static int read_cluster_data(mpack_reader_t *r, adapter_msg_t *m, bool *has_packet, bool *has_opts)
 {
-    if (v->type != want)
-        return -EPROTO;
-    w->in = v->p;
-    w->len = v->len;
-    w->pos = 1;
-    w->first = true;
-    return 0;
-}
-
-static void span_at(const char *in, size_t len, size_t pos, json_span_t *out)
-{
-    size_t end = json_value_end(in, len, pos);
-    out->p = in + pos;
-    out->len = end - pos;
-    json_type_of(out->p, out->len, &out->type);
-}
-
-/* Next element (key NULL) or member; false at the end. */
-static bool jwalk_next(jwalk_t *w, json_span_t *key, json_span_t *val)
-{
-    size_t pos = json_skip_ws(w->in, w->len, w->pos);
-    if (pos >= w->len || w->in[pos] == '}' || w->in[pos] == ']')
-        return false;
-    if (!w->first)
-        pos = json_skip_ws(w->in, w->len, pos + 1); /* the ',' */
-    w->first = false;
-    if (key) {
-        span_at(w->in, w->len, pos, key);
-        pos = json_skip_ws(w->in, w->len, pos + key->len);
-        pos = json_skip_ws(w->in, w->len, pos + 1); /* the ':' */
+    mpack_item_t it;
+    int rc = mpack_read(r, &it);
+    if (rc || it.type != MPACK_MAP)
+        return rc ? rc : -EPROTO;
+    for (uint32_t i = 0; !rc && i < it.count; i++) {
+        mpack_item_t key;
+        rc = read_key(r, &key);
+        if (!rc && key_eq(&key, "packet")) {
+            *has_packet = true;
+            adapter_str_t nsp = m->nsp; /* the message's nsp decides, never the packet's */
+            rc = read_packet(r, m);
+            m->nsp = nsp;
+        } else if (!rc && key_eq(&key, "opts")) {
+            *has_opts = true;
+            rc = read_opts(r, m);
+        } else if (!rc && key_eq(&key, "requestId")) {
+            rc = read_str(r, &m->request_id);
+        } else if (!rc) {
+            rc = mpack_skip(r);
+        }
     }
-    span_at(w->in, w->len, pos, val);
-    w->pos = pos + val->len;
-    return true;
+    return rc;
 }
 
-static bool jkey_eq(const json_span_t *k, const char *s)
+/* A ClusterAdapter message sent as msgpack because it carries binary: {type, data, uid, nsp}. */
+static int decode_cluster_mpack(const uint8_t *p, size_t len, adapter_msg_t *m)
 {
-    size_t n = strlen(s);
-    return k->len == n + 2 && memcmp(k->p + 1, s, n) == 0;
-}
-
-/* A string value: borrowed when it has no escape, else decoded into scratch (reserved ahead). */
-static int jstr(buf_t *scratch, const json_span_t *v, adapter_str_t *out)
-{
-    if (v->type != JSON_STRING)
+    mpack_reader_t r;
+    mpack_item_t it;
+    mpack_reader_init(&r, p, len);
+    int rc = mpack_read(&r, &it);
+    if (rc || it.type != MPACK_MAP)
         return -EPROTO;
-    if (!memchr(v->p, '\\', v->len)) {
-        out->p = v->p + 1;
-        out->len = v->len - 2;
-        return 0;
+    uint64_t type = UINT64_MAX;
+    bool has_nsp = false, has_packet = false, has_opts = false;
+    const uint8_t *data = NULL;
+    for (uint32_t i = 0; !rc && i < it.count; i++) {
+        mpack_item_t key, v;
+        rc = read_key(&r, &key);
+        if (!rc && key_eq(&key, "type")) {
+            rc = read_value(&r, &v);
+            if (!rc && v.type != MPACK_UINT)
+                rc = -EPROTO;
+            type = v.u;
+        } else if (!rc && key_eq(&key, "uid")) {
+            rc = read_str(&r, &m->uid);
+        } else if (!rc && key_eq(&key, "nsp")) {
+            has_nsp = true;
+            rc = read_str(&r, &m->nsp);
+        } else if (!rc && key_eq(&key, "data")) {
+            data = r.p; /* read once the nsp is known, wherever it comes */
+            rc = mpack_skip(&r);
+        } else if (!rc) {
+            rc = mpack_skip(&r);
+        }
     }
-    size_t mark = scratch->len;
-    int rc = json_string_decode(v->p, v->len, scratch);
-    if (rc)
-        return rc == -ENOMEM ? rc : -EPROTO;
-    out->p = scratch->data + mark;
-    out->len = scratch->len - mark;
-    return 0;
-}
-
-static int jint(const json_span_t *v, int64_t *out)
-{
-    double d;
-    if (v->type != JSON_NUMBER || json_number_parse(v->p, v->len, &d) || d != floor(d) || d < 0 ||
-        d > 1e9)
+    if (rc || r.p != r.end || type == UINT64_MAX || !has_nsp)
+        return rc ? rc : -EPROTO;
+    if (type != 3)
+        return 0; /* responses (8, 10, 12) are not for this decoder's callers */
+    if (!data)
         return -EPROTO;
-    *out = (int64_t)d;
-    return 0;
+    mpack_reader_init(&r, data, (size_t)(p + len - data));
+    rc = read_cluster_data(&r, m, &has_packet, &has_opts);
+    if (!rc && (!has_packet || !has_opts || m->packet_type < 0))
+        rc = -EPROTO;
+    if (!rc)
+        m->op = ADAPTER_OP_BROADCAST;
+    return rc;
 }
 
 /* A string array; null means empty. */
@@ -440,13 +426,13 @@ static int jrooms(buf_t *scratch, const json_span_t *v, adapter_str_t *rooms, si
     *n = 0;
     if (v->type == JSON_NULL)
         return 0;
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t e;
-    int rc = jwalk_open(v, JSON_ARRAY, &w);
-    while (!rc && jwalk_next(&w, NULL, &e)) {
+    int rc = ajson_open(v, JSON_ARRAY, &w);
+    while (!rc && ajson_next(&w, NULL, &e)) {
         if (*n == ADAPTER_MSG_MAX_ROOMS)
             return -E2BIG;
-        rc = jstr(scratch, &e, &rooms[*n]);
+        rc = ajson_str(scratch, &e, &rooms[*n]);
         if (!rc)
             (*n)++;
     }
@@ -475,15 +461,15 @@ static int jflags(const json_span_t *v, adapter_msg_t *m)
 {
     if (v->type == JSON_NULL)
         return 0;
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e;
-    int rc = jwalk_open(v, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "volatile")) {
+    int rc = ajson_open(v, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "volatile")) {
             m->flag_volatile = jtruthy(&e);
-        } else if (jkey_eq(&k, "local")) {
+        } else if (ajson_key_is(&k, "local")) {
             m->flag_local = jtruthy(&e);
-        } else if (jkey_eq(&k, "timeout") && e.type == JSON_NUMBER) {
+        } else if (ajson_key_is(&k, "timeout") && e.type == JSON_NUMBER) {
             double d = 0;
             json_number_parse(e.p, e.len, &d);
             m->timeout_ms = d > 0 && d < 1e15 ? (uint64_t)d : 0;
@@ -494,15 +480,15 @@ static int jflags(const json_span_t *v, adapter_msg_t *m)
 
 static int jopts(buf_t *scratch, const json_span_t *v, adapter_msg_t *m)
 {
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e;
-    int rc = jwalk_open(v, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "rooms"))
+    int rc = ajson_open(v, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "rooms"))
             rc = jrooms(scratch, &e, m->rooms, &m->nrooms);
-        else if (jkey_eq(&k, "except"))
+        else if (ajson_key_is(&k, "except"))
             rc = jrooms(scratch, &e, m->except, &m->nexcept);
-        else if (jkey_eq(&k, "flags"))
+        else if (ajson_key_is(&k, "flags"))
             rc = jflags(&e, m);
     }
     return rc;
@@ -511,19 +497,19 @@ static int jopts(buf_t *scratch, const json_span_t *v, adapter_msg_t *m)
 /* A socket.io packet {type, data[, nsp]} sent as JSON. */
 static int jpacket(buf_t *scratch, const json_span_t *v, adapter_msg_t *m)
 {
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e;
     int64_t type = -1;
-    int rc = jwalk_open(v, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "type")) {
-            rc = jint(&e, &type);
-        } else if (jkey_eq(&k, "data")) {
+    int rc = ajson_open(v, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "type")) {
+            rc = ajson_int(&e, &type);
+        } else if (ajson_key_is(&k, "data")) {
             m->data_json = e.p;
             m->data_json_len = e.len;
-        } else if (jkey_eq(&k, "nsp")) {
-            rc = jstr(scratch, &e, &m->nsp);
-        } else if (jkey_eq(&k, "id")) {
+        } else if (ajson_key_is(&k, "nsp")) {
+            rc = ajson_str(scratch, &e, &m->nsp);
+        } else if (ajson_key_is(&k, "id")) {
             m->has_id = e.type != JSON_NULL;
         }
     }
@@ -543,7 +529,7 @@ static int json_prepare(const uint8_t *p, size_t len, buf_t *scratch, json_span_
     if (buf_reserve(scratch, len + 1))
         return -ENOMEM;
     size_t pos = json_skip_ws(in, len, 0);
-    span_at(in, len, pos, root);
+    ajson_span_at(in, len, pos, root);
     return root->type == JSON_OBJECT ? 0 : -EPROTO;
 }
 
@@ -557,35 +543,35 @@ typedef struct req_parts {
 
 static int classic_fields(buf_t *scratch, const json_span_t *root, adapter_msg_t *m, req_parts_t *q)
 {
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e;
     q->type = -1;
-    int rc = jwalk_open(root, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "uid")) {
-            rc = jstr(scratch, &e, &m->uid);
-        } else if (jkey_eq(&k, "requestId")) {
-            rc = e.type == JSON_NULL ? 0 : jstr(scratch, &e, &m->request_id);
-        } else if (jkey_eq(&k, "type")) {
-            rc = jint(&e, &q->type);
-        } else if (jkey_eq(&k, "close")) {
+    int rc = ajson_open(root, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "uid")) {
+            rc = ajson_str(scratch, &e, &m->uid);
+        } else if (ajson_key_is(&k, "requestId")) {
+            rc = e.type == JSON_NULL ? 0 : ajson_str(scratch, &e, &m->request_id);
+        } else if (ajson_key_is(&k, "type")) {
+            rc = ajson_int(&e, &q->type);
+        } else if (ajson_key_is(&k, "close")) {
             m->close = jtruthy(&e);
-        } else if (jkey_eq(&k, "rooms")) {
+        } else if (ajson_key_is(&k, "rooms")) {
             q->rooms = e;
             q->has_rooms = true;
-        } else if (jkey_eq(&k, "opts")) {
+        } else if (ajson_key_is(&k, "opts")) {
             q->opts = e;
             q->has_opts = e.type != JSON_NULL;
-        } else if (jkey_eq(&k, "data")) {
+        } else if (ajson_key_is(&k, "data")) {
             q->data = e;
             q->has_data = true;
-        } else if (jkey_eq(&k, "packet")) {
+        } else if (ajson_key_is(&k, "packet")) {
             q->packet = e;
             q->has_packet = true;
-        } else if (jkey_eq(&k, "sid")) {
+        } else if (ajson_key_is(&k, "sid")) {
             q->sid = e;
             q->has_sid = true;
-        } else if (jkey_eq(&k, "room")) {
+        } else if (ajson_key_is(&k, "room")) {
             q->room = e;
             q->has_room = true;
         }
@@ -609,10 +595,10 @@ static int classic_targeted(buf_t *scratch, adapter_msg_t *m, const req_parts_t 
         return -EPROTO;
     m->legacy = true;
     m->nrooms = 1;
-    rc = jstr(scratch, &q->sid, &m->rooms[0]);
+    rc = ajson_str(scratch, &q->sid, &m->rooms[0]);
     if (!rc && m->op != ADAPTER_OP_DISCONNECT) {
         m->ntargets = 1;
-        rc = q->has_room ? jstr(scratch, &q->room, &m->targets[0]) : -EPROTO;
+        rc = q->has_room ? ajson_str(scratch, &q->room, &m->targets[0]) : -EPROTO;
     }
     return rc;
 }
@@ -674,23 +660,23 @@ int adapter_msg_decode_request(const uint8_t *p, size_t len, buf_t *scratch, ada
 
 static int cluster_data(buf_t *scratch, int64_t type, const json_span_t *data, adapter_msg_t *m)
 {
-    jwalk_t w;
+    ajson_walk_t w;
     json_span_t k, e, packet = {0}, rooms = {0};
     bool has_packet = false, has_opts = false, has_rooms = false;
-    int rc = jwalk_open(data, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "requestId")) {
-            rc = e.type == JSON_NULL ? 0 : jstr(scratch, &e, &m->request_id);
-        } else if (jkey_eq(&k, "opts")) {
+    int rc = ajson_open(data, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "requestId")) {
+            rc = e.type == JSON_NULL ? 0 : ajson_str(scratch, &e, &m->request_id);
+        } else if (ajson_key_is(&k, "opts")) {
             has_opts = true;
             rc = jopts(scratch, &e, m);
-        } else if (jkey_eq(&k, "packet")) {
+        } else if (ajson_key_is(&k, "packet")) {
             packet = e;
             has_packet = true;
-        } else if (jkey_eq(&k, "rooms")) {
+        } else if (ajson_key_is(&k, "rooms")) {
             rooms = e;
             has_rooms = true;
-        } else if (jkey_eq(&k, "close")) {
+        } else if (ajson_key_is(&k, "close")) {
             m->close = jtruthy(&e);
         }
     }
@@ -736,24 +722,28 @@ int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, ada
     init_msg(m);
     if (len == 0)
         return -EPROTO;
-    if (p[0] != '{')
-        return -ENOTSUP;
+    if (p[0] != '{') {
+        int rc = decode_cluster_mpack(p, len, m);
+        if (rc)
+            m->op = ADAPTER_OP_NONE;
+        return rc;
+    }
     json_span_t root, k, e, data = {0};
-    jwalk_t w;
+    ajson_walk_t w;
     int64_t type = -1;
     bool has_data = false, has_nsp = false;
     int rc = json_prepare(p, len, scratch, &root);
     if (!rc)
-        rc = jwalk_open(&root, JSON_OBJECT, &w);
-    while (!rc && jwalk_next(&w, &k, &e)) {
-        if (jkey_eq(&k, "type")) {
-            rc = jint(&e, &type);
-        } else if (jkey_eq(&k, "uid")) {
-            rc = jstr(scratch, &e, &m->uid);
-        } else if (jkey_eq(&k, "nsp")) {
+        rc = ajson_open(&root, JSON_OBJECT, &w);
+    while (!rc && ajson_next(&w, &k, &e)) {
+        if (ajson_key_is(&k, "type")) {
+            rc = ajson_int(&e, &type);
+        } else if (ajson_key_is(&k, "uid")) {
+            rc = ajson_str(scratch, &e, &m->uid);
+        } else if (ajson_key_is(&k, "nsp")) {
             has_nsp = true;
-            rc = jstr(scratch, &e, &m->nsp);
-        } else if (jkey_eq(&k, "data")) {
+            rc = ajson_str(scratch, &e, &m->nsp);
+        } else if (ajson_key_is(&k, "data")) {
             data = e;
             has_data = true;
         }
@@ -771,18 +761,6 @@ int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, ada
 
 /* ------------------------------------------------------------------ JSON encoders */
 
-static int put_rooms_json(buf_t *out, const adapter_str_t *rooms, size_t n)
-{
-    int rc = buf_putc(out, '[');
-    for (size_t i = 0; !rc && i < n; i++) {
-        if (i)
-            rc = buf_putc(out, ',');
-        if (!rc)
-            rc = json_write_string(out, rooms[i].p, rooms[i].len);
-    }
-    return rc ? rc : buf_putc(out, ']');
-}
-
 int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid_len,
                                          const char *nsp, size_t nsp_len, const char *data_json,
                                          size_t data_len, const adapter_str_t *rooms, size_t nrooms)
@@ -794,7 +772,7 @@ int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid
     if (!rc)
         rc = buf_puts(out, "},\"opts\":{\"rooms\":");
     if (!rc)
-        rc = put_rooms_json(out, rooms, nrooms);
+        rc = ajson_put_rooms(out, rooms, nrooms);
     if (!rc)
         rc = buf_puts(out, ",\"except\":[],\"flags\":{}}},\"uid\":");
     if (!rc)
@@ -805,7 +783,7 @@ int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid
         rc = json_write_string(out, nsp, nsp_len);
     if (!rc)
         rc = buf_putc(out, '}');
-    return restore(out, mark, rc);
+    return ajson_rollback(out, mark, rc);
 }
 
 static int ack_mpack(buf_t *out, const adapter_str_t *rid, const char *body, size_t body_len)
@@ -835,8 +813,8 @@ static int put_body(buf_t *out, const char *key, const char *body, size_t len)
     return rc ? rc : json_minify(out, body, len);
 }
 
-static int classic_resp(buf_t *out, adapter_resp_t kind, const adapter_str_t *rid, const char *body,
-                        size_t len, uint64_t count)
+static int classic_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
+                        const adapter_str_t *rid, const char *body, size_t len, uint64_t count)
 {
     if (kind == ADAPTER_RESP_BROADCAST_ACK)
         return ack_mpack(out, rid, body, len);
@@ -865,6 +843,14 @@ static int classic_resp(buf_t *out, adapter_resp_t kind, const adapter_str_t *ri
     default:
         rc = buf_printf(out, ",\"clientCount\":%" PRIu64, count);
         break;
+    }
+    /* who answered: Node ignores the extra member, streamioctl's cluster view names the server */
+    bool named = kind == ADAPTER_RESP_SOCKETS || kind == ADAPTER_RESP_FETCH ||
+                 kind == ADAPTER_RESP_ALL_ROOMS || kind == ADAPTER_RESP_SSE;
+    if (!rc && uid && named) {
+        rc = buf_puts(out, ",\"uid\":");
+        if (!rc)
+            rc = json_write_string(out, uid, uid_len);
     }
     return rc ? rc : buf_putc(out, '}');
 }
@@ -910,15 +896,18 @@ static int cluster_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t
     return rc ? rc : buf_putc(out, '}');
 }
 
-int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
-                                const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
-                                const char *body, size_t body_len, uint64_t count)
+int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, const char *uid,
+                                size_t uid_len, const char *nsp, size_t nsp_len,
+                                const adapter_str_t *request_id, const char *body, size_t body_len,
+                                uint64_t count)
 {
     size_t mark = out->len;
-    int rc =
-        uid ? cluster_resp(out, kind, uid, uid_len, nsp, nsp_len, request_id, body, body_len, count)
-            : classic_resp(out, kind, request_id, body, body_len, count);
-    return restore(out, mark, rc);
+    if (sharded && !uid)
+        return -EINVAL;
+    int rc = sharded ? cluster_resp(out, kind, uid, uid_len, nsp, nsp_len, request_id, body,
+                                    body_len, count)
+                     : classic_resp(out, kind, uid, uid_len, request_id, body, body_len, count);
+    return ajson_rollback(out, mark, rc);
 }
 
 /* ------------------------------------------------------------------ client frame */
@@ -952,7 +941,7 @@ static int sio_text_checked(buf_t *out, const adapter_msg_t *m, const uint64_t *
     if (m->packet_type < 0 || m->packet_type > 6)
         return -EPROTO;
     size_t mark = out->len;
-    return restore(out, mark, sio_text(out, m, ack_id));
+    return ajson_rollback(out, mark, sio_text(out, m, ack_id));
 }
 
 int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m)
@@ -963,4 +952,58 @@ int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m)
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id)
 {
     return sio_text_checked(out, m, &ack_id);
+}
+
+/* Attachments of a binary packet: each bin value becomes a placeholder, its bytes go to atts. */
+typedef struct bin_out {
+    buf_t *atts;
+    unsigned n;
+} bin_out_t;
+
+static int put_placeholder(buf_t *out, const uint8_t *p, size_t len, void *arg)
+{
+    bin_out_t *b = arg;
+    uint32_t n32 = (uint32_t)len;
+    if (len > UINT32_MAX || b->n == ADAPTER_MSG_MAX_ATTACHMENTS)
+        return -E2BIG;
+    int rc = buf_append(b->atts, &n32, sizeof(n32));
+    if (!rc)
+        rc = buf_append(b->atts, p, len);
+    if (!rc)
+        rc = buf_printf(out, "{\"_placeholder\":true,\"num\":%u}", b->n++);
+    return rc;
+}
+
+int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
+                           unsigned *natt)
+{
+    if (m->packet_type != 2 && m->packet_type != 5)
+        return -ENOTSUP; /* acks and the rest are never broadcast */
+    if (m->data_json || !m->data_len)
+        return -EPROTO; /* JSON has no binary: a type 5 without it is malformed */
+    size_t mark = out->len, amark = atts->len;
+    buf_t json;
+    buf_init(&json);
+    bin_out_t b = {atts, 0};
+    size_t used = 0;
+    int rc = mpack_to_json_bin(&json, m->data, m->data_len, &used, put_placeholder, &b);
+    if (!rc && used != m->data_len)
+        rc = -EPROTO;
+    if (!rc)
+        rc = buf_printf(out, "45%u-", b.n);
+    if (!rc && m->nsp.len && !(m->nsp.len == 1 && m->nsp.p[0] == '/')) {
+        rc = buf_append(out, m->nsp.p, m->nsp.len);
+        if (!rc)
+            rc = buf_putc(out, ',');
+    }
+    if (!rc && ack_id)
+        rc = buf_printf(out, "%" PRIu64, *ack_id);
+    if (!rc)
+        rc = buf_append(out, json.data, json.len);
+    buf_free(&json);
+    if (rc)
+        ajson_rollback(atts, amark, rc);
+    else
+        *natt = b.n;
+    return ajson_rollback(out, mark, rc);
 }

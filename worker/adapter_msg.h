@@ -97,7 +97,9 @@ int adapter_msg_decode_request(const uint8_t *p, size_t len, buf_t *scratch, ada
  * Decodes a sharded (ClusterAdapter) message: JSON {type, data, uid, nsp}. BROADCAST (3),
  * SOCKETS_JOIN/LEAVE (4, 5), DISCONNECT_SOCKETS (6), FETCH_SOCKETS (7) and SERVER_SIDE_EMIT (9)
  * give their op; the other types (responses, heartbeats) give ADAPTER_OP_NONE. Same ownership
- * and errors as adapter_msg_decode_request, plus -ENOTSUP for a msgpack message (binary content).
+ * and errors as adapter_msg_decode_request. A message with binary content comes as msgpack (first
+ * byte not '{'): its BROADCAST is decoded from the msgpack (data stays msgpack, borrowed from p),
+ * other types give ADAPTER_OP_NONE.
  */
 int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *out);
 
@@ -124,15 +126,19 @@ typedef enum adapter_resp {
 } adapter_resp_t;
 
 /*
- * Appends a response in the format of the request it answers: classic (`uid` NULL) as Node's
- * RedisAdapter writes it (JSON; msgpack {type:9, requestId, packet} for BROADCAST_ACK, the JSON
- * body converted with mpack_from_json), or sharded as the ClusterAdapter's JSON
- * {"type":N,"data":{"requestId":...,...},"uid":uid,"nsp":nsp}. `body` is borrowed valid JSON.
- * Returns 0, -EINVAL (invalid body), -ENOMEM; `out` unchanged on error.
+ * Appends a response in the format of the request it answers: classic as Node's RedisAdapter
+ * writes it (JSON; msgpack {type:9, requestId, packet} for BROADCAST_ACK, the JSON body converted
+ * with mpack_from_json), plus a last "uid" member naming the responder in SOCKETS, ALL_ROOMS,
+ * FETCH and SSE responses when `uid` is not NULL (Node ignores it); or sharded as the
+ * ClusterAdapter's JSON
+ * {"type":N,"data":{"requestId":...,...},"uid":uid,"nsp":nsp} (`uid` required). `body` is
+ * borrowed valid JSON. Returns 0, -EINVAL (invalid body, sharded without uid), -ENOMEM; `out`
+ * unchanged on error.
  */
-int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
-                                const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
-                                const char *body, size_t body_len, uint64_t count);
+int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, const char *uid,
+                                size_t uid_len, const char *nsp, size_t nsp_len,
+                                const adapter_str_t *request_id, const char *body, size_t body_len,
+                                uint64_t count);
 
 /*
  * Appends the Engine.IO text message a client receives for a decoded message, as socket.io-parser
@@ -149,5 +155,20 @@ int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m);
  * broadcast whose client acks are forwarded to the requester. Same returns.
  */
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id);
+
+#define ADAPTER_MSG_MAX_ATTACHMENTS 256
+
+/*
+ * For the messages adapter_msg_sio_text refuses with -ENOTSUP because their msgpack data holds
+ * bin values (an EVENT, type 2, or a BINARY_EVENT, type 5): appends the Engine.IO text message
+ * socket.io-parser writes for them, `45<n>-[<nsp>,][<ack_id>]<data>` with each bin value
+ * replaced by {"_placeholder":true,"num":i} in JavaScript key order, and appends the n
+ * attachments to `atts`, each as a host-order uint32 length then its bytes, to be sent as n
+ * binary messages after the text. *natt = n. Returns 0; -ENOTSUP for other packet types and ext
+ * values that are no timestamps; -EPROTO for JSON or missing data, or data that does not convert;
+ * -E2BIG past ADAPTER_MSG_MAX_ATTACHMENTS; -ENOMEM. Both buffers unchanged on error.
+ */
+int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
+                           unsigned *natt);
 
 #endif

@@ -503,6 +503,34 @@ static int decode_into(buf_t *out, const char *s, size_t n)
     return 0;
 }
 
+int http_req_query_each(const http_req_t *r, buf_t *tmp,
+                        int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
+                                  void *arg),
+                        void *arg)
+{
+    const char *q = http_req_query_string(r);
+    const char *end = q + strlen(q);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *seg_end = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(seg_end - q));
+        const char *kend = eq ? eq : seg_end;
+        if (seg_end > q) {
+            buf_reset(tmp);
+            int rc = decode_into(tmp, q, (size_t)(kend - q));
+            size_t klen = tmp->len;
+            if (!rc && eq)
+                rc = decode_into(tmp, eq + 1, (size_t)(seg_end - eq - 1));
+            if (!rc)
+                rc = fn(tmp->data, klen, tmp->data + klen, tmp->len - klen, arg);
+            if (rc)
+                return rc;
+        }
+        q = seg_end + 1;
+    }
+    return 0;
+}
+
 int http_req_query(const http_req_t *r, const char *key, buf_t *out)
 {
     const char *q = http_req_query_string(r);

@@ -94,5 +94,14 @@ bool http_req_is_websocket(const http_req_t *r);
  * 0, -ENOENT if absent, -ENOMEM.
  */
 int http_req_query(const http_req_t *r, const char *key, buf_t *out);
+/*
+ * Calls fn once per non-empty `key[=value]` of the query string, in order, with both decoded as
+ * http_req_query does (into tmp, reset per pair; the strings are valid during the call only).
+ * Stops at and returns fn's first non-zero return; 0, or -ENOMEM.
+ */
+int http_req_query_each(const http_req_t *r, buf_t *tmp,
+                        int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
+                                  void *arg),
+                        void *arg);
 
 #endif

@@ -17,6 +17,7 @@
 #include "worker/debug_page.h"
 #include "worker/eio_payload.h"
 #include "worker/handoff.h"
+#include "worker/handshake.h"
 #include "worker/health.h"
 #include "worker/http_gzip.h"
 #include "worker/limits.h"
@@ -71,6 +72,7 @@ typedef struct session {
     limits_socket_t lim;          /* event and join token buckets */
     struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP while admitted */
     bool admitted;
+    char *handshake; /* fetchSockets' handshake members (worker/handshake); NULL: out of memory */
 } session_t;
 
 typedef struct nsp_name {
@@ -112,8 +114,9 @@ struct sessions {
     buf_t hdrs;         /* extra response headers (CORS, Content-Encoding) */
     buf_t gz;           /* a compressed response body */
     adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
-    auth_t *auth;       /* JWT verifier; auth_enabled() false when no secret/key is set */
-    limits_t *limits;   /* connection counts and per-socket rate limits */
+    adapter_str_t nsp_view[NSP_MAX]; /* the namespaces as the adapter host lists them */
+    auth_t *auth;     /* JWT verifier; auth_enabled() false when no secret/key is set */
+    limits_t *limits; /* connection counts and per-socket rate limits */
 };
 
 static void session_end(session_t *s, bool client_close);
@@ -515,9 +518,8 @@ static int sio_dispatch(session_t *s, const sio_packet_t *pk, unsigned natt)
     case SIO_BINARY_EVENT:
         return on_event(s, pk, natt);
     case SIO_ACK:
-        /* only cluster broadcasts with acks (main namespace) ask clients for acks */
-        if (i == 0)
-            adapter_client_ack(s->ss->adapter, pk->id, pk->data, pk->data_len);
+        /* only cluster broadcasts with acks ask clients for acks (in any namespace) */
+        adapter_client_ack(s->ss->adapter, pk->id, pk->data, pk->data_len);
         return 0;
     case SIO_BINARY_ACK:
         return 0; /* the server asks no binary acks: unknown ids are ignored */
@@ -652,6 +654,7 @@ static void maybe_free(session_t *s)
     buf_free(&s->bin_pkt);
     buf_free(&s->bin_att);
     buf_free(&s->qtoken);
+    free(s->handshake);
     auth_grant_free(s->grant);
     if (s->admitted)
         limits_conn_release(ss->limits, (const struct sockaddr *)&s->peer);
@@ -835,6 +838,10 @@ static session_t *open_session(sessions_t *ss, const http_req_t *req, bool raw,
     }
     s->peer = *peer;
     s->admitted = true;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->handshake = handshake_render(
+        req, peer, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000, &ss->tmp);
     limits_socket_init(ss->limits, &s->lim);
     buf_init(&s->qtoken);
     if (auth_enabled(ss->auth) && http_req_query(req, "token", &s->qtoken) != 0)
@@ -1429,23 +1436,33 @@ int sessions_accept(sessions_t *ss, uv_stream_t *server)
     return rc;
 }
 
-/* The payload of a pre-framed server frame (unmasked, see ws_frame_header). */
-static const char *frame_payload(refbuf_t *frame, size_t *len)
-{
-    const uint8_t *d = (const uint8_t *)refbuf_data(frame);
-    size_t hl = (d[1] & 0x7f) == 126 ? 4 : (d[1] & 0x7f) == 127 ? 10 : 2;
-    *len = refbuf_len(frame) - hl;
-    return (const char *)d + hl;
-}
-
-/* Queues a shared text frame on whichever transport the session has. True when queued. */
+/* Queues shared frames on whichever transport the session has: one text frame, or (a binary
+ * packet) a text frame then its attachments' binary frames, built by this server, unmasked.
+ * True when queued. */
 static bool send_frame(session_t *s, refbuf_t *frame)
 {
     if (s->conn)
         return conn_ws_send_frame(s->conn, frame) == 0;
-    size_t len;
-    const char *p = frame_payload(frame, &len);
-    send_packet(s, p, len);
+    const uint8_t *d = (const uint8_t *)refbuf_data(frame);
+    const uint8_t *end = d + refbuf_len(frame);
+    while (end - d >= 2) {
+        uint64_t len = d[1] & 0x7f;
+        size_t hl = len == 126 ? 4 : len == 127 ? 10 : 2;
+        if ((size_t)(end - d) < hl)
+            break;
+        if (hl > 2) {
+            len = 0;
+            for (size_t i = 2; i < hl; i++)
+                len = len << 8 | d[i];
+        }
+        if (len > (uint64_t)(end - d) - hl)
+            break;
+        if ((d[0] & 0x0f) == WS_FRAME_BINARY)
+            send_binary(s, d + hl, (size_t)len);
+        else
+            send_packet(s, (const char *)d + hl, (size_t)len);
+        d += hl + len;
+    }
     return true;
 }
 
@@ -1466,7 +1483,7 @@ size_t sessions_broadcast(sessions_t *ss, const adapter_str_t *rooms, size_t nro
 {
     if (refbuf_len(frame) < 2)
         return 0;
-    adapter_target_t t = {rooms, nrooms, except, nexcept, false};
+    adapter_target_t t = {rooms, nrooms, except, nexcept, false, 0};
     return host_broadcast(ss, &t, frame);
 }
 
@@ -1584,7 +1601,7 @@ static void host_visit_one(void *owner, void *arg)
 {
     session_t *s = owner;
     host_visit_t *v = arg;
-    if (s->mark == v->ss->epoch || !main_connected(s))
+    if (s->mark == v->ss->epoch || !(s->nsp_mask & (1u << v->t->nsp)) || s->ended)
         return;
     s->mark = v->ss->epoch;
     /* volatile: a transport with a backlog cannot take the packet now (bytes queued during this
@@ -1600,6 +1617,12 @@ static void host_match(sessions_t *ss, const adapter_target_t *t,
 {
     host_visit_t v = {ss, t, fn, arg};
     ss->epoch++;
+    if (t->nsp) {
+        /* another namespace: no rooms there, so only "every socket of it" names anyone */
+        for (session_t *s = ss->head; s && t->nrooms == 0; s = s->next)
+            host_visit_one(s, &v);
+        return;
+    }
     for (size_t i = 0; i < t->nexcept; i++) {
         room_t *room = rooms_find(ss->rooms, t->except[i].p, t->except[i].len);
         session_t *one = room ? NULL : host_by_id(ss, t->except[i].p, t->except[i].len);
@@ -1694,12 +1717,10 @@ static int host_describe(void *ctx, void *sock, buf_t *out)
 {
     (void)ctx;
     session_t *s = sock;
-    /* the handshake details are not kept by this server: the shape Node peers expect, empty */
-    int rc = buf_printf(out,
-                        "{\"id\":\"%s\",\"handshake\":{\"headers\":{},\"time\":\"\","
-                        "\"address\":\"\",\"xdomain\":false,\"secure\":false,\"issued\":0,"
-                        "\"url\":\"/socket.io/\",\"query\":{},\"auth\":{}},\"rooms\":[\"%s\"",
-                        s->sio_sid, s->sio_sid);
+    /* auth: the main namespace's CONNECT payload, as Node keeps it */
+    int rc = buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s%s\"auth\":%s},\"rooms\":[\"%s\"",
+                        s->sio_sid, s->handshake ? s->handshake : "", s->handshake ? "," : "",
+                        s->auth[0] ? s->auth[0] : "{}", s->sio_sid);
     if (!rc)
         rooms_sock_foreach(&s->rooms, host_describe_room, out);
     return rc ? rc : buf_puts(out, "],\"data\":{}}");
@@ -1772,8 +1793,12 @@ static bool host_has_room(void *ctx, const char *room, size_t len)
 
 void sessions_adapter_host(sessions_t *ss, adapter_host_t *out)
 {
+    for (unsigned i = 0; i < ss->nnsp; i++)
+        ss->nsp_view[i] = (adapter_str_t){ss->nsp[i].name, ss->nsp[i].len};
     *out = (adapter_host_t){
         .ctx = ss,
+        .nsps = ss->nsp_view,
+        .nnsp = ss->nnsp,
         .broadcast = host_broadcast,
         .each = host_each,
         .id = host_id,

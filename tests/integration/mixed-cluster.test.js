@@ -5,9 +5,25 @@
 // the adapter requests Node servers send, malformed messages, and the loss of pub/sub.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { fork } = require('node:child_process');
+const { fork, execFile } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
 const path = require('node:path');
 const h = require('./lib/harness');
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-mixed-'));
+const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
+
+// streamioctl's answer as JSON (asynchronous: the server runs meanwhile); throws on an error.
+function ctl(sock, ...args) {
+  return new Promise((resolve, reject) => {
+    execFile(ctlBin(), ['--socket', sock, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`streamioctl ${args.join(' ')}: ${stderr || err.message}`));
+      else resolve(JSON.parse(stdout));
+    });
+  });
+}
 
 const NODE_REQUESTS_TIMEOUT = 5000; // the Node adapter's requestsTimeout (its default)
 
@@ -69,12 +85,15 @@ for (const mode of ['classic', 'sharded']) {
     let nodeClients = [];
     const room = h.uniq(`mix.${mode}`);
     const other = h.uniq(`mix.${mode}.other`);
+    const sock = path.join(tmp, `${mode}.sock`);
 
     before(async () => {
       redis = await h.startRedis();
       srv = await h.startStreamio({
         CLUSTER_WORKERS: '2',
         SOCKETIO_REDIS_ADAPTER: mode === 'sharded' ? 'sharded' : 'true',
+        STREAMIO_CONTROL_SOCKET: sock,
+        SOCKETIO_NAMESPACES: '/admin',
       }, { redis });
       peer = await startPeer(redis, mode);
       // enough clients that both workers hold some: local delivery during a pub/sub outage is
@@ -142,6 +161,71 @@ for (const mode of ['classic', 'sharded']) {
         assert.equal(b.items.filter((m) => m !== 'volatile').length, 4, 'Node clients get the others');
         assert.ok(exactlyOnce(b, (m) => m === 'volatile') <= 1);
       });
+    }));
+
+    it('delivers binary broadcasts from Node (and the emitter) to streamio clients, exact bytes', logs(async () => {
+      const got = sio.map(() => []);
+      const handlers = sio.map((s, i) => {
+        const fn = (...args) => got[i].push(args);
+        s.on('bin:event', fn);
+        return fn;
+      });
+      try {
+        const bytes = [0, 1, 2, 127, 128, 253, 254, 255];
+        await peer.call('broadcastBinary', { rooms: [other], event: 'bin:event', bytes, extra: [9, 10] });
+        await peer.call('broadcastBinary', { rooms: [room], event: 'bin:event', bytes: [42], extra: [] });
+        if (mode === 'classic') await peer.call('emitterBinary', { rooms: [other], event: 'bin:event', bytes: [7, 0, 7] });
+        const want0 = mode === 'classic' ? 3 : 2;
+        await h.waitUntil(() => got[0].length >= want0 && got.every((g) => g.length >= 1), {
+          timeout: 10000, message: 'binary broadcasts on streamio clients',
+        });
+        await h.sleep(300);
+        const asBytes = (b) => [...Buffer.from(b)];
+        const first = got[0].find((args) => args.length === 2 && asBytes(args[0].b).length === bytes.length);
+        assert.ok(first, JSON.stringify(got[0]));
+        assert.equal(first[0].n, 1);
+        assert.deepStrictEqual(asBytes(first[0].b), bytes);
+        assert.deepStrictEqual(asBytes(first[1]), [9, 10]);
+        got.forEach((g, i) => {
+          assert.equal(g.length, i === 0 ? want0 : 1, `client ${i} binary count`);
+          const toRoom = g.filter((args) => args.length === 2 && asBytes(args[0].b).length === 1);
+          assert.equal(toRoom.length, 1, `client ${i} room broadcast`);
+          assert.deepStrictEqual(asBytes(toRoom[0][0].b), [42]);
+          assert.deepStrictEqual(asBytes(toRoom[0][1]), []);
+        });
+        if (mode === 'classic') {
+          const em = got[0].filter((args) => args.length === 1);
+          assert.equal(em.length, 1);
+          assert.deepStrictEqual(asBytes(em[0][0]), [7, 0, 7]);
+        }
+      } finally {
+        sio.forEach((s, i) => s.off('bin:event', handlers[i]));
+      }
+    }));
+
+    it('shares broadcasts of another namespace (/admin) both ways, exactly once', logs(async () => {
+      const sioAdmin = await h.connectClients(`${srv.url}/admin`, 4);
+      const nodeAdmin = await h.connectClient(`${peer.url}/admin`);
+      try {
+        const ins = [...sioAdmin, nodeAdmin].map((s) => h.collect(s, 'adm'));
+        const mainIn = [...sio, ...nodeClients].map((s) => h.collect(s, 'adm'));
+        await peer.call('broadcast', { nsp: '/admin', event: 'adm', args: [{ from: 'node' }] });
+        const r = await ctl(sock, 'broadcast', '--nsp', '/admin', 'adm', '{"from":"streamio"}');
+        assert.equal(r.ok, true);
+        assert.equal(r.channel, 'socket.io#/admin#');
+        await h.waitUntil(() => ins.every((b) => b.items.length >= 2), {
+          timeout: 10000, message: '/admin broadcasts on every /admin client',
+        });
+        // a room in /admin: nobody is in it on the streamio side, Node's clients neither
+        await peer.call('broadcast', { nsp: '/admin', rooms: [room], event: 'adm', args: ['room'] });
+        await h.sleep(500);
+        ins.forEach((b, i) => assert.deepStrictEqual(
+          b.items.map((m) => m.from).sort(), ['node', 'streamio'], `/admin client ${i}`));
+        mainIn.forEach((b, i) => assert.equal(b.items.length, 0, `main-namespace client ${i}`));
+      } finally {
+        sioAdmin.forEach((s) => h.closeClient(s));
+        h.closeClient(nodeAdmin);
+      }
     }));
 
     it('delivers stream entries read by streamio to Node clients exactly once', logs(async () => {
@@ -228,6 +312,129 @@ for (const mode of ['classic', 'sharded']) {
       process.stderr.write(`# ${mode}: allRooms ${rooms.ms} ms, fetchSockets ${fetched.ms} ms (Node timeout ${NODE_REQUESTS_TIMEOUT} ms)\n`);
     }));
 
+    // The cluster members a streamioctl answer lists: this server's two workers, the Node peer.
+    function members(j) {
+      assert.equal(j.cluster.mode, mode);
+      assert.equal(j.cluster.servers, 3);
+      assert.equal(j.cluster.responses, 3);
+      assert.equal(j.cluster.complete, true);
+      const own = j.cluster.members.filter((m) => m.server === 'this');
+      const others = j.cluster.members.filter((m) => m.server === 'other');
+      assert.deepStrictEqual(own.map((m) => m.worker).sort(), [0, 1]);
+      own.forEach((m) => assert.match(m.uid, /^[A-Za-z0-9_-]{16}$/));
+      assert.equal(others.length, 1);
+      // Node's classic responses do not name their server; its sharded ones carry its uid
+      if (mode === 'classic') assert.equal(others[0].uid, null);
+      else assert.match(others[0].uid, /^[0-9a-f]{16}$/);
+      return { own, node: others[0] };
+    }
+
+    it('streamioctl rooms asks the whole cluster (allRooms / fetchSockets) and names each server', logs(async () => {
+      const t0 = Date.now();
+      const j = await ctl(sock, 'rooms');
+      const ms = Date.now() - t0;
+      const { own, node } = members(j);
+      assert.ok(ms < NODE_REQUESTS_TIMEOUT, `every server answered before the timeout (${ms} ms)`);
+      process.stderr.write(`# ${mode}: streamioctl rooms (3 servers answering) ${ms} ms\n`);
+      const ownRooms = new Set(own.flatMap((m) => m.rooms));
+      assert.deepStrictEqual(ownRooms, new Set([room, other, ...sio.map((s) => s.id)]));
+      assert.equal(own.reduce((n, m) => n + m.rooms.length, 0) >= ownRooms.size, true);
+      const nodeRooms = (await peer.call('localRooms')).value;
+      assert.deepStrictEqual(new Set(node.rooms), new Set(nodeRooms));
+      assert.ok(node.rooms.includes(room) && nodeClients.every((c) => node.rooms.includes(c.id)));
+      assert.equal(j.cluster.rooms, new Set([...ownRooms, ...nodeRooms]).size);
+      // this server's own counts are still there, and agree with what each worker answered
+      const sids = new Set(sio.map((s) => s.id));
+      assert.equal(j.workers.length, 2);
+      for (const m of own) {
+        const w = j.workers.find((x) => x.worker === m.worker);
+        assert.equal(w.rooms, m.rooms.filter((r) => !sids.has(r)).length, `worker ${m.worker} rooms`);
+      }
+      assert.equal(j.rooms, j.workers.reduce((n, w) => n + w.rooms, 0));
+    }));
+
+    it('streamioctl clients [room] lists streamio and Node sockets with their server', logs(async () => {
+      const ids = (ms) => ms.flatMap((m) => m.sockets.map((s) => s.id)).sort();
+      const inRoom = await ctl(sock, 'clients', room);
+      assert.equal(inRoom.room, room);
+      const a = members(inRoom);
+      assert.deepStrictEqual(ids(a.own), sio.map((s) => s.id).sort());
+      assert.deepStrictEqual(ids([a.node]), nodeClients.map((s) => s.id).sort());
+      assert.equal(inRoom.cluster.clients, sio.length + nodeClients.length);
+      const inOther = await ctl(sock, 'clients', other);
+      const b = members(inOther);
+      assert.deepStrictEqual(ids(b.own), [sio[0].id]);
+      assert.deepStrictEqual(ids([b.node]), []);
+      const s0 = b.own.flatMap((m) => m.sockets)[0];
+      assert.deepStrictEqual(new Set(s0.rooms), new Set([sio[0].id, room, other]));
+      const all = await ctl(sock, 'clients');
+      const c = members(all);
+      assert.deepStrictEqual(ids(c.own), sio.map((s) => s.id).sort());
+      assert.deepStrictEqual(ids([c.node]), nodeClients.map((s) => s.id).sort());
+      assert.equal(all.clients, sio.length);
+      assert.equal(all.cluster.clients, sio.length + nodeClients.length);
+    }));
+
+    it('streamioctl rooms stops waiting for a silent server after SOCKETIO_REQUESTS_TIMEOUT', logs(async () => {
+      // a subscriber counted by NUMSUB/SHARDNUMSUB that never answers (a hung server)
+      const silent = net.createConnection(redis.port, h.HOST);
+      const chan = mode === 'classic' ? 'socket.io-request#/#' : 'socket.io#/#';
+      const cmd = mode === 'classic' ? 'SUBSCRIBE' : 'SSUBSCRIBE';
+      await new Promise((resolve) => silent.once('connect', resolve));
+      silent.write(`*2\r\n$${cmd.length}\r\n${cmd}\r\n$${chan.length}\r\n${chan}\r\n`);
+      await new Promise((resolve) => silent.once('data', resolve));
+      try {
+        const t0 = Date.now();
+        const j = await ctl(sock, 'rooms');
+        const ms = Date.now() - t0;
+        assert.equal(j.cluster.servers, 4);
+        assert.equal(j.cluster.responses, 3);
+        assert.equal(j.cluster.complete, false);
+        assert.equal(j.cluster.members.length, 3); // what the live servers answered is kept
+        assert.ok(ms >= NODE_REQUESTS_TIMEOUT - 200 && ms < NODE_REQUESTS_TIMEOUT + 4000, `${ms} ms`);
+        process.stderr.write(`# ${mode}: streamioctl rooms with a silent server: ${ms} ms (timeout ${NODE_REQUESTS_TIMEOUT} ms)\n`);
+      } finally {
+        silent.destroy();
+      }
+      await h.waitUntil(async () => (await ctl(sock, 'rooms')).cluster.servers === 3, {
+        timeout: 10000, message: 'the silent subscriber gone',
+      });
+    }));
+
+    it('answers Node fetchSockets with the real handshake of streamio sockets', logs(async () => {
+      const hsRoom = h.uniq(`mix.${mode}.hs`);
+      const t0 = Date.now();
+      const c = await h.connectClient(srv.url, { auth: { who: 'hs' }, query: { extra: 'q 1' } });
+      const t1 = Date.now();
+      try {
+        await h.joinRoom(c, hsRoom);
+        await h.joinRoom(nodeClients[1], hsRoom);
+        const got = (await peer.call('fetchSockets', { rooms: [hsRoom] })).value;
+        assert.equal(got.length, 2);
+        const mine = got.find((s) => s.id === c.id);
+        const nodes = got.find((s) => s.id === nodeClients[1].id);
+        const hs = mine.handshake;
+        assert.deepStrictEqual(Object.keys(hs).sort(), Object.keys(nodes.handshake).sort());
+        const port = new URL(srv.url).port;
+        assert.equal(hs.headers.host, `127.0.0.1:${port}`);
+        assert.equal(hs.headers.upgrade, 'websocket');
+        assert.equal(hs.headers['sec-websocket-version'], '13');
+        assert.equal(hs.address, '127.0.0.1');
+        assert.equal(hs.xdomain, false);
+        assert.equal(hs.secure, false);
+        assert.ok(hs.issued >= t0 - 1000 && hs.issued <= t1 + 1000, `issued ${hs.issued} in [${t0}, ${t1}]`);
+        assert.equal(Math.floor(Date.parse(hs.time) / 1000), Math.floor(hs.issued / 1000), hs.time);
+        assert.deepStrictEqual(hs.query, { extra: 'q 1', EIO: '4', transport: 'websocket' });
+        assert.match(hs.url, /^\/socket\.io\/\?/);
+        assert.deepStrictEqual(Object.fromEntries(new URL(hs.url, 'http://x').searchParams), hs.query);
+        assert.deepStrictEqual(hs.auth, { who: 'hs' });
+        assert.deepStrictEqual(new Set(mine.rooms), new Set([c.id, hsRoom]));
+      } finally {
+        h.closeClient(c);
+        await peer.call('socketsLeave', { rooms: [hsRoom], target: hsRoom });
+      }
+    }));
+
     it('applies socketsJoin / socketsLeave from Node to streamio sockets', logs(async () => {
       const joined = h.uniq(`mix.${mode}.joined`);
       await peer.call('socketsJoin', { rooms: [other], target: joined });
@@ -242,6 +449,26 @@ for (const mode of ['classic', 'sharded']) {
       await peer.call('broadcast', { rooms: [joined], event: 'joined:event', args: [2] });
       await h.sleep(500);
       assert.deepStrictEqual(inboxes.map((b) => b.items.length), sio.map((_, i) => (i === 0 ? 1 : 0)));
+    }));
+
+    it('streamioctl join / leave / serverside make those requests of the whole cluster', logs(async () => {
+      const target = h.uniq(`mix.${mode}.ctl`);
+      const everyone = [...sio, ...nodeClients].map((s) => s.id).sort();
+      const fetched = async () => (await peer.call('fetchSockets', { rooms: [target] })).value.map((s) => s.id).sort();
+      const j = await ctl(sock, 'join', room, target);
+      assert.deepStrictEqual(j, { ok: true, cluster: { mode, servers: 3 } });
+      await h.waitUntil(async () => (await fetched()).length === everyone.length, { timeout: 5000, message: 'socketsJoin applied everywhere' });
+      assert.deepStrictEqual(await fetched(), everyone);
+      await ctl(sock, 'leave', room, target);
+      await h.waitUntil(async () => (await fetched()).length === 0, { timeout: 5000, message: 'socketsLeave applied everywhere' });
+      const before = (await peer.call('sse')).value.length;
+      const sse = await ctl(sock, 'serverside', 'ping-servers', '{"q":1}');
+      const { own, node } = members(sse);
+      assert.equal(sse.cluster.answers, 3);
+      assert.deepStrictEqual(own.map((m) => m.value), [null, null]); // no server-side handlers
+      assert.equal(node.value, `node-${new URL(peer.url).port}`);
+      const seen = (await peer.call('sse')).value;
+      assert.deepStrictEqual(seen.slice(before), [[{ q: 1 }]]);
     }));
 
     it('answers serverSideEmit with ack and broadcast with acks (client count and every ack)', logs(async () => {
@@ -313,6 +540,19 @@ for (const mode of ['classic', 'sharded']) {
       assert.deepStrictEqual(sio.slice(1).map((s) => s.connected), stays);
       const fetched = await peer.call('fetchSockets', { rooms: [other] });
       assert.deepStrictEqual(fetched.value, []);
+    }));
+
+    it('streamioctl disconnect disconnects the named sockets on every server', logs(async () => {
+      const gone = [sio[1], nodeClients[1]].map((s) => new Promise((resolve) => s.once('disconnect', resolve)));
+      const r = await ctl(sock, 'disconnect', sio[1].id);
+      assert.deepStrictEqual(r, { ok: true, cluster: { mode, servers: 3 } });
+      await ctl(sock, 'disconnect', nodeClients[1].id, 'close');
+      const reasons = await h.withDeadline(Promise.all(gone), 5000, 'both disconnects');
+      assert.equal(reasons[0], 'io server disconnect');
+      assert.ok(['io server disconnect', 'transport close'].includes(reasons[1]), reasons[1]);
+      await h.sleep(300);
+      assert.equal(sio[2].connected, true);
+      assert.equal(nodeClients[0].connected, true);
     }));
   });
 }

@@ -26,6 +26,7 @@ typedef struct fake {
     size_t nrooms, nexcept;
     char room0[64];
     bool skip_busy;
+    unsigned nsp; /* target namespace of the last broadcast */
     int joins, leaves, disconnects;
     char joined[64];
     bool closed;
@@ -39,6 +40,7 @@ static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
     f->nrooms = t->nrooms;
     f->nexcept = t->nexcept;
     f->skip_busy = t->skip_busy;
+    f->nsp = t->nsp;
     f->room0[0] = '\0';
     if (t->nrooms)
         snprintf(f->room0, sizeof(f->room0), "%.*s", (int)t->rooms[0].len, t->rooms[0].p);
@@ -129,7 +131,9 @@ static void closed(void *arg)
     *(bool *)arg = true;
 }
 
-static env_t *start(adapter_mode_t mode)
+static const adapter_str_t nsps[] = {{"/", 1}, {"/admin", 6}};
+
+static env_t *start_nsp(adapter_mode_t mode, size_t nnsp)
 {
     env_t *e = calloc(1, sizeof(*e));
     assert_non_null(e);
@@ -140,10 +144,15 @@ static env_t *start(adapter_mode_t mode)
     assert_int_equal(uv_loop_init(&e->loop), 0);
     buf_init(&e->fake.last_text);
     e->fake.each_sockets = 1;
-    adapter_host_t host = {&e->fake, f_broadcast, f_each,       f_id,    f_describe,
-                           f_join,   f_leave,     f_disconnect, f_rooms, f_has_room};
+    adapter_host_t host = {&e->fake, f_broadcast,  f_each,  f_id,       f_describe, f_join,
+                           f_leave,  f_disconnect, f_rooms, f_has_room, nsps,       nnsp};
     assert_int_equal(adapter_new(&e->a, &e->loop, &e->cfg, mode, "socket.io", &host, &e->stats), 0);
     return e;
+}
+
+static env_t *start(adapter_mode_t mode)
+{
+    return start_nsp(mode, 0); /* no namespaces named: "/" only */
 }
 
 static void finish(env_t *e)
@@ -311,14 +320,66 @@ static void test_sharded_messages(void **state)
     finish(e);
 }
 
+/* Other namespaces: their broadcasts reach all their sockets, never those of "/"; rooms there
+ * name nobody; their sharded requests touch no socket. */
+static void test_other_namespaces(void **state)
+{
+    (void)state;
+    for (int sharded = 0; sharded < 2; sharded++) {
+        env_t *e = start_nsp(sharded ? ADAPTER_MODE_SHARDED : ADAPTER_MODE_CLASSIC, 2);
+        buf_t b;
+        buf_init(&b);
+        if (sharded)
+            buf_puts(&b, "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\",1]},"
+                         "\"opts\":{\"rooms\":[],\"except\":[],\"flags\":{}}},\"uid\":\"x\","
+                         "\"nsp\":\"/admin\"}");
+        else /* to everyone in /admin */
+            assert_int_equal(adapter_msg_encode_broadcast(&b, "peer01", 6, "/admin", 6,
+                                                          "[\"ev\",1]", 8, NULL, 0),
+                             0);
+        rx(e, "socket.io#/admin#", b.data, b.len);
+        assert_int_equal(e->fake.broadcasts, 1);
+        assert_int_equal(e->fake.nsp, 1);
+        assert_int_equal(e->fake.nrooms, 0);
+        /* socket.io-parser writes the namespace: 42/admin,[...] */
+        assert_string_equal(e->fake.last_text.data, "42/admin,[\"ev\",1]");
+        /* the channel's namespace must be the message's; unknown namespaces are not served */
+        rx(e, "socket.io#/#", b.data, b.len);
+        rx(e, "socket.io#/other#", b.data, b.len);
+        rx(e, "socket.io#/admin", b.data, b.len);
+        /* a room channel of /admin: nobody holds rooms there */
+        rx(e, "socket.io#/admin#here#", b.data, b.len);
+        assert_int_equal(e->fake.broadcasts, 1);
+        if (sharded) {
+            /* requests there are answered (no Redis here) without touching sockets */
+            rx_str(e, "socket.io#/admin#",
+                   "{\"type\":7,\"data\":{\"opts\":{\"rooms\":[]},\"requestId\":\"r\"},"
+                   "\"uid\":\"x\",\"nsp\":\"/admin\"}");
+            rx_str(e, "socket.io#/admin#",
+                   "{\"type\":4,\"data\":{\"opts\":{\"rooms\":[]},\"rooms\":[\"j\"]},"
+                   "\"uid\":\"x\",\"nsp\":\"/admin\"}");
+            assert_int_equal(e->fake.joins, 0);
+        }
+        /* "/" still works alongside */
+        buf_reset(&b);
+        classic_msg(&b, "peer01", "/", "here");
+        if (!sharded) {
+            rx(e, "socket.io#/#here#", b.data, b.len);
+            assert_int_equal(e->fake.broadcasts, 2);
+            assert_int_equal(e->fake.nsp, 0);
+        }
+        buf_free(&b);
+        finish(e);
+    }
+}
+
 int main(void)
 {
     log_setup(LOG_LVL_ERROR, "test", -1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classic_broadcasts),
-        cmocka_unit_test(test_classic_requests),
-        cmocka_unit_test(test_broadcast_with_acks),
-        cmocka_unit_test(test_sharded_messages),
+        cmocka_unit_test(test_classic_broadcasts),  cmocka_unit_test(test_classic_requests),
+        cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
+        cmocka_unit_test(test_other_namespaces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

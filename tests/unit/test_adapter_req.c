@@ -255,7 +255,8 @@ static void test_cluster_messages(void **state)
         0);
     assert_int_equal(m.op, ADAPTER_OP_NONE);
     free(c);
-    assert_int_equal(dec(adapter_msg_decode_cluster, "\x84\xa4type\x03", 7, &sc, &m, &c), -ENOTSUP);
+    /* msgpack (binary content) is decoded too: a truncated map is malformed */
+    assert_int_equal(dec(adapter_msg_decode_cluster, "\x84\xa4type\x03", 7, &sc, &m, &c), -EPROTO);
     free(c);
     buf_free(&sc);
     buf_free(&text);
@@ -403,8 +404,9 @@ static void resp_is(adapter_resp_t kind, const char *uid, const char *body, uint
     buf_t b;
     buf_init(&b);
     adapter_str_t rid = {"0OhJKx", 6};
-    assert_int_equal(adapter_msg_encode_response(&b, kind, uid, uid ? strlen(uid) : 0, "/", 1, &rid,
-                                                 body, body ? strlen(body) : 0, count),
+    assert_int_equal(adapter_msg_encode_response(&b, kind, uid != NULL, uid, uid ? strlen(uid) : 0,
+                                                 "/", 1, &rid, body, body ? strlen(body) : 0,
+                                                 count),
                      0);
     assert_string_equal(b.data, want);
     buf_free(&b);
@@ -436,23 +438,38 @@ static void test_responses(void **state)
     buf_t b;
     buf_init(&b);
     adapter_str_t rid = {"r", 1};
-    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_BROADCAST_ACK, NULL, 0, "/", 1,
-                                                 &rid, "\"ok\"", 4, 0),
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_BROADCAST_ACK, false, NULL, 0,
+                                                 "/", 1, &rid, "\"ok\"", 4, 0),
                      0);
     static const uint8_t want[] = {0x83, 0xa4, 't', 'y', 'p', 'e', 0x09, 0xa9, 'r', 'e',
                                    'q',  'u',  'e', 's', 't', 'I', 'd',  0xa1, 'r', 0xa6,
                                    'p',  'a',  'c', 'k', 'e', 't', 0xa2, 'o',  'k'};
     assert_int_equal(b.len, sizeof(want));
     assert_memory_equal(b.data, want, sizeof(want));
-    /* sharded has no allRooms; an invalid body leaves out unchanged */
+    /* classic listings name their responder last, other classic responses never */
     buf_reset(&b);
-    assert_int_equal(
-        adapter_msg_encode_response(&b, ADAPTER_RESP_ALL_ROOMS, "u", 1, "/", 1, &rid, "[]", 2, 0),
-        -EINVAL);
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_ALL_ROOMS, false, "w1", 2, "/", 1,
+                                                 &rid, "[\"a\"]", 5, 0),
+                     0);
+    assert_string_equal(b.data, "{\"requestId\":\"r\",\"rooms\":[\"a\"],\"uid\":\"w1\"}");
+    buf_reset(&b);
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_CLIENT_COUNT, false, "w1", 2, "/",
+                                                 1, &rid, NULL, 0, 2),
+                     0);
+    assert_string_equal(b.data, "{\"type\":8,\"requestId\":\"r\",\"clientCount\":2}");
+    /* sharded has no allRooms nor a response without uid; an invalid body leaves out unchanged */
+    buf_reset(&b);
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_FETCH, true, NULL, 0, "/", 1,
+                                                 &rid, "[]", 2, 0),
+                     -EINVAL);
+    buf_reset(&b);
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_ALL_ROOMS, true, "u", 1, "/", 1,
+                                                 &rid, "[]", 2, 0),
+                     -EINVAL);
     assert_int_equal(b.len, 0);
-    assert_int_equal(
-        adapter_msg_encode_response(&b, ADAPTER_RESP_FETCH, NULL, 0, "/", 1, &rid, "[1,", 3, 0),
-        -EINVAL);
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_FETCH, false, NULL, 0, "/", 1,
+                                                 &rid, "[1,", 3, 0),
+                     -EINVAL);
     assert_int_equal(b.len, 0);
     buf_free(&b);
 }

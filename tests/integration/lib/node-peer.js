@@ -36,6 +36,7 @@ async function main() {
     });
     socket.on('ask', (q, ack) => ack(`answer:${q}`));
   });
+  io.of('/admin').on('connection', () => {}); // a second namespace, shared with streamio
   io.on('ping-servers', (...args) => {
     const ack = typeof args[args.length - 1] === 'function' ? args.pop() : null;
     sse.push(args);
@@ -50,6 +51,19 @@ async function main() {
       if (volatile) op = op.volatile;
       if (local) op = op.local;
       op.emit(event, ...args);
+      return true;
+    },
+    // emit(event, {n: 1, b: <bytes>}, <extra>): Buffers make it a binary packet
+    broadcastBinary({ nsp = '/', rooms = [], event, bytes, extra }) {
+      let op = io.of(nsp);
+      for (const r of rooms) op = op.to(r);
+      op.emit(event, { n: 1, b: Buffer.from(bytes) }, Buffer.from(extra));
+      return true;
+    },
+    emitterBinary({ rooms = [], event, bytes }) {
+      let op = emitter;
+      for (const r of rooms) op = op.to(r);
+      op.emit(event, Buffer.from(bytes));
       return true;
     },
     emitterJoin({ rooms = [], target }) {
