@@ -70,14 +70,11 @@ void recovery_log_add(recovery_log_t *l, uint32_t tag, recovery_id_t id, recover
 
 int recovery_log_locate(const recovery_log_t *l, const recovery_id_t *offset, uint32_t *pos)
 {
-    uint32_t first = log_first(l);
     if (!offset) {
-        if (first > 0)
-            return -ENOENT;
         *pos = 0;
         return 0;
     }
-    for (uint32_t k = first; k < l->count; k++) {
+    for (uint32_t k = log_first(l); k < l->count; k++) {
         if (recovery_id_cmp(l->e[k % RECOVERY_LOG_LEN].id, *offset) == 0) {
             *pos = k + 1;
             return 0;
@@ -86,16 +83,17 @@ int recovery_log_locate(const recovery_log_t *l, const recovery_id_t *offset, ui
     return -ENOENT;
 }
 
-recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos, uint32_t tag,
-                                    recovery_id_t last)
+recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos,
+                                    const recovery_room_t *r)
 {
-    uint32_t k = pos > log_first(l) ? pos : log_first(l);
-    for (; k < l->count; k++) {
+    if (pos == 0)
+        return r->first; /* nothing received, even when the log no longer holds the first sends */
+    for (uint32_t k = pos; k < l->count; k++) {
         const recovery_send_t *e = &l->e[k % RECOVERY_LOG_LEN];
-        if (e->tag == tag)
+        if (e->tag == r->tag)
             return e->prev;
     }
-    return last;
+    return r->last;
 }
 
 void recovery_log_truncate(recovery_log_t *l, uint32_t pos)
@@ -139,8 +137,9 @@ int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_
         rc = put_netstring(out, t.data, t.len);
     for (size_t i = 0; !rc && i < nrooms; i++) {
         buf_reset(&t);
-        recovery_id_format(rooms[i].last, a);
-        rc = buf_printf(&t, "%u,%s,", rooms[i].tag, a);
+        recovery_id_format(rooms[i].first, a);
+        recovery_id_format(rooms[i].last, b);
+        rc = buf_printf(&t, "%u,%s,%s,", rooms[i].tag, a, b);
         if (!rc)
             rc = buf_append(&t, rooms[i].name, rooms[i].len);
         if (!rc)
@@ -240,6 +239,7 @@ static bool decode_room(const char *p, size_t len, recovery_room_t *r)
     const char *f;
     size_t flen;
     if (!next_field(&c, ',', &f, &flen) || !parse_u32(f, flen, &r->tag) ||
+        !next_field(&c, ',', &f, &flen) || !parse_id(f, flen, &r->first) ||
         !next_field(&c, ',', &f, &flen) || !parse_id(f, flen, &r->last) || c.done)
         return false;
     r->name = p + c.pos;

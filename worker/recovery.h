@@ -13,11 +13,12 @@
  * room's `last` when there is none. Replaying each room after that id (`XRANGE room (id +`)
  * misses nothing; the earliest match trades a duplicate for a skip when two streams share an id.
  * An offset not in the log (older than the log, or not an entry id) cannot be placed: the
- * session is not recovered. No offset at all means nothing was received, placeable only while
- * the log still holds every send of the session.
+ * session is not recovered. No offset at all means nothing was received: each room starts again
+ * from its `first` id (where the socket joined it).
  *
  * The record stored in Redis under `<prefix>:recovery:<pid>` (SET ... PX window) holds the sid,
- * the log and the rooms with their tag and last id, so any worker of any server can resolve it.
+ * the log and the rooms with their tag, first and last ids, so any worker of any server can
+ * resolve it.
  */
 #ifndef STREAMIO_WORKER_RECOVERY_H
 #define STREAMIO_WORKER_RECOVERY_H
@@ -53,7 +54,8 @@ typedef struct recovery_room {
     const char *name;
     size_t len;
     uint32_t tag;
-    recovery_id_t last;
+    recovery_id_t first; /* where the room starts for this socket (its join) */
+    recovery_id_t last;  /* the last id the socket was sent in the room */
 } recovery_room_t;
 
 /* Parses `<ms>-<seq>` or `<ms>` (decimal u64s). false when it is anything else. */
@@ -68,18 +70,18 @@ recovery_id_t recovery_id_before_ms(uint64_t ms);
 void recovery_log_add(recovery_log_t *l, uint32_t tag, recovery_id_t id, recovery_id_t prev);
 /*
  * Places the client's offset (NULL: the client sent none): *pos = how many of the logged sends
- * it received. 0, or -ENOENT when the offset cannot be placed (see above).
+ * it received (0 without an offset). 0, or -ENOENT when the offset cannot be placed.
  */
 int recovery_log_locate(const recovery_log_t *l, const recovery_id_t *offset, uint32_t *pos);
-/* The last id of room `tag` a client that received the first pos sends has (last: the room's). */
-recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos, uint32_t tag,
-                                    recovery_id_t last);
+/* The last id of room r a client that received the first pos sends has: replay after it. */
+recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos,
+                                    const recovery_room_t *r);
 /* Forgets the sends from pos on (pos <= count, and count - pos <= RECOVERY_LOG_LEN). */
 void recovery_log_truncate(recovery_log_t *l, uint32_t pos);
 
 /*
  * Appends the record: `2`, then netstrings `<len>:<bytes>,` for the sid, the log
- * (`<count>` then `;<tag>,<id>,<prev>` per kept send) and each room (`<tag>,<last>,<name>`;
+ * (`<count>` then `;<tag>,<id>,<prev>` per kept send) and each room (`<tag>,<first>,<last>,<name>`;
  * the name binary-safe). 0, -EINVAL (empty sid), -ENOMEM.
  */
 int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_log_t *log,

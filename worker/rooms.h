@@ -22,6 +22,7 @@ struct rooms_member;
 /* Per-membership bookkeeping that belongs to the caller (connection state recovery keeps stream
  * entry ids there as ms/seq pairs). Zeroed by a join; this module never reads it. */
 typedef struct rooms_mark {
+    uint64_t first[2];
     uint64_t last[2];
     uint64_t held[2];
     uint32_t tag;

@@ -1893,6 +1893,17 @@ void sessions_set_adapter(sessions_t *ss, adapter_t *a)
 
 /* ---- connection state recovery (CONNECTION_RECOVERY; the scheme is in recovery.h) ---- */
 
+static recovery_id_t mark_id(const uint64_t v[2])
+{
+    return (recovery_id_t){v[0], v[1]};
+}
+
+static void mark_set(uint64_t v[2], recovery_id_t id)
+{
+    v[0] = id.ms;
+    v[1] = id.seq;
+}
+
 /* A join starts the room's record at the wall clock: entries added from now on are due. */
 static void recovery_joined(session_t *s, const char *room, size_t len)
 {
@@ -1904,19 +1915,8 @@ static void recovery_joined(session_t *s, const char *room, size_t len)
     recovery_id_t start =
         recovery_id_before_ms((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
     m->tag = ++s->next_tag;
-    m->last[0] = start.ms;
-    m->last[1] = start.seq;
-}
-
-static recovery_id_t mark_id(const uint64_t v[2])
-{
-    return (recovery_id_t){v[0], v[1]};
-}
-
-static void mark_set(uint64_t v[2], recovery_id_t id)
-{
-    v[0] = id.ms;
-    v[1] = id.seq;
+    mark_set(m->first, start);
+    mark_set(m->last, start);
 }
 
 /*
@@ -1951,7 +1951,7 @@ static void save_room(const char *name, size_t len, rooms_mark_t *m, void *arg)
 {
     save_rooms_t *r = arg;
     if (r->n < r->cap)
-        r->v[r->n++] = (recovery_room_t){name, len, m->tag, mark_id(m->last)};
+        r->v[r->n++] = (recovery_room_t){name, len, m->tag, mark_id(m->first), mark_id(m->last)};
 }
 
 /* The transport is gone while the main namespace is connected: keep the session for its pid. */
@@ -2036,7 +2036,8 @@ static void restore_room(void *arg, const recovery_room_t *r)
     if (!m)
         return;
     m->tag = r->tag;
-    mark_set(m->last, recovery_log_received(c->log, c->pos, r->tag, r->last));
+    mark_set(m->last, recovery_log_received(c->log, c->pos, r));
+    memcpy(m->first, m->last, sizeof(m->first)); /* what the client has: a later start point */
     if (r->tag > s->next_tag)
         s->next_tag = r->tag;
 }

@@ -15,7 +15,7 @@
 typedef struct rooms_seen {
     char names[8][32];
     uint32_t tags[8];
-    recovery_id_t last[8];
+    recovery_id_t first[8], last[8];
     size_t n;
 } rooms_seen_t;
 
@@ -26,6 +26,7 @@ static void on_room(void *arg, const recovery_room_t *r)
         memcpy(s->names[s->n], r->name, r->len);
         s->names[s->n][r->len] = '\0';
         s->tags[s->n] = r->tag;
+        s->first[s->n] = r->first;
         s->last[s->n] = r->last;
     }
     s->n++;
@@ -86,6 +87,13 @@ static void fill_two_rooms(recovery_log_t *l)
     recovery_log_add(l, 2, ID(120, 0), ID(95, 0));  /* 4: B 120 */
 }
 
+static recovery_id_t received(const recovery_log_t *l, uint32_t pos, uint32_t tag,
+                              recovery_id_t first, recovery_id_t last)
+{
+    recovery_room_t r = {"r", 1, tag, first, last};
+    return recovery_log_received(l, pos, &r);
+}
+
 static void test_log_resolves_each_room(void **state)
 {
     (void)state;
@@ -96,26 +104,28 @@ static void test_log_resolves_each_room(void **state)
     recovery_id_t off = ID(90, 0);
     assert_int_equal(recovery_log_locate(&l, &off, &pos), 0);
     assert_int_equal(pos, 2);
-    assert_id(recovery_log_received(&l, pos, 1, ID(110, 0)), 100, 0);
-    assert_id(recovery_log_received(&l, pos, 2, ID(120, 0)), 90, 0);
+    assert_id(received(&l, pos, 1, ID(50, 0), ID(110, 0)), 100, 0);
+    assert_id(received(&l, pos, 2, ID(40, 0), ID(120, 0)), 90, 0);
     /* a room with no send after the offset: everything it was sent was received */
     off = ID(95, 0);
     assert_int_equal(recovery_log_locate(&l, &off, &pos), 0);
     assert_int_equal(pos, 4);
-    assert_id(recovery_log_received(&l, pos, 1, ID(110, 0)), 110, 0);
-    assert_id(recovery_log_received(&l, pos, 2, ID(120, 0)), 95, 0);
+    assert_id(received(&l, pos, 1, ID(50, 0), ID(110, 0)), 110, 0);
+    assert_id(received(&l, pos, 2, ID(40, 0), ID(120, 0)), 95, 0);
     /* everything received */
     off = ID(120, 0);
     assert_int_equal(recovery_log_locate(&l, &off, &pos), 0);
     assert_int_equal(pos, 5);
-    assert_id(recovery_log_received(&l, pos, 2, ID(120, 0)), 120, 0);
-    /* no offset: nothing received, each room from before its first send (its join point) */
+    assert_id(received(&l, pos, 2, ID(40, 0), ID(120, 0)), 120, 0);
+    /* no offset: nothing received, each room from where it was joined */
     assert_int_equal(recovery_log_locate(&l, NULL, &pos), 0);
     assert_int_equal(pos, 0);
-    assert_id(recovery_log_received(&l, pos, 1, ID(110, 0)), 50, 0);
-    assert_id(recovery_log_received(&l, pos, 2, ID(120, 0)), 40, 0);
-    /* a room never sent anything: its last (the join point) */
-    assert_id(recovery_log_received(&l, pos, 3, ID(7, 0)), 7, 0);
+    assert_id(received(&l, pos, 1, ID(50, 0), ID(110, 0)), 50, 0);
+    assert_id(received(&l, pos, 2, ID(40, 0), ID(120, 0)), 40, 0);
+    /* a room never sent anything: where it was joined */
+    off = ID(95, 0);
+    assert_int_equal(recovery_log_locate(&l, &off, &pos), 0);
+    assert_id(received(&l, pos, 3, ID(7, 0), ID(7, 0)), 7, 0);
     /* an offset never sent cannot be placed */
     off = ID(105, 0);
     assert_int_equal(recovery_log_locate(&l, &off, &pos), -ENOENT);
@@ -133,7 +143,7 @@ static void test_log_shared_id_takes_the_earliest_send(void **state)
     assert_int_equal(recovery_log_locate(&l, &off, &pos), 0);
     /* the client may have stopped at A's 5-0: B 3-0 is replayed (maybe a duplicate, never a skip) */
     assert_int_equal(pos, 1);
-    assert_id(recovery_log_received(&l, pos, 2, ID(5, 0)), 1, 0);
+    assert_id(received(&l, pos, 2, ID(1, 0), ID(5, 0)), 1, 0);
 }
 
 static void test_log_wraps(void **state)
@@ -146,12 +156,15 @@ static void test_log_wraps(void **state)
     uint32_t pos;
     recovery_id_t off = ID(3, 0); /* overwritten */
     assert_int_equal(recovery_log_locate(&l, &off, &pos), -ENOENT);
-    assert_int_equal(recovery_log_locate(&l, NULL, &pos), -ENOENT); /* first sends are gone */
+    /* nothing received: the first sends are gone, the rooms' join points are not */
+    assert_int_equal(recovery_log_locate(&l, NULL, &pos), 0);
+    assert_int_equal(pos, 0);
+    assert_id(received(&l, pos, 2, ID(0, 0), ID(69, 0)), 0, 0);
     off = ID(7, 0); /* the oldest kept send */
     assert_int_equal(recovery_log_locate(&l, &off, &pos), 0);
     assert_int_equal(pos, 7);
-    assert_id(recovery_log_received(&l, pos, 2, ID(69, 0)), 7, 0); /* odd ids: tag 2 */
-    assert_id(recovery_log_received(&l, pos, 1, ID(70, 0)), 6, 0);
+    assert_id(received(&l, pos, 2, ID(0, 0), ID(69, 0)), 7, 0); /* odd ids: tag 2 */
+    assert_id(received(&l, pos, 1, ID(0, 0), ID(70, 0)), 6, 0);
     recovery_log_truncate(&l, pos);
     assert_int_equal(l.count, 7);
     off = ID(7, 0);
@@ -167,15 +180,16 @@ static void test_encode_exact_bytes_and_round_trip(void **state)
     fill_two_rooms(&l);
     buf_t b;
     buf_init(&b);
-    recovery_room_t rooms[] = {{"chat.user.1", 11, 1, ID(110, 0)}, {"a,b:c", 5, 2, ID(120, 0)},
-                               {"", 0, 3, ID(7, 1)}};
+    recovery_room_t rooms[] = {{"chat.user.1", 11, 1, ID(50, 0), ID(110, 0)},
+                               {"a,b:c", 5, 2, ID(40, 0), ID(120, 0)},
+                               {"", 0, 3, ID(7, 1), ID(7, 1)}};
     assert_int_equal(recovery_encode(&b, "sid12", 5, &l, rooms, 3), 0);
     const char want[] = "2"
                         "5:sid12,"
                         "65:5;1,100-0,50-0;2,90-0,40-0;1,110-0,100-0;2,95-0,90-0;2,120-0,95-0,"
-                        "19:1,110-0,chat.user.1,"
-                        "13:2,120-0,a,b:c,"
-                        "6:3,7-1,,";
+                        "24:1,50-0,110-0,chat.user.1,"
+                        "18:2,40-0,120-0,a,b:c,"
+                        "10:3,7-1,7-1,,";
     assert_int_equal(b.len, sizeof(want) - 1);
     assert_memory_equal(b.data, want, b.len);
     const char *sid;
@@ -192,6 +206,8 @@ static void test_encode_exact_bytes_and_round_trip(void **state)
     assert_string_equal(seen.names[1], "a,b:c");
     assert_string_equal(seen.names[2], "");
     assert_int_equal(seen.tags[1], 2);
+    assert_id(seen.first[0], 50, 0);
+    assert_id(seen.last[0], 110, 0);
     assert_id(seen.last[2], 7, 1);
     buf_free(&b);
 }
@@ -260,8 +276,8 @@ static void test_decode_rejects_malformed_records(void **state)
         "1" "1:s,1:0,",              /* unknown version */
         "2" "1:s,1:0",               /* truncated after the log */
         "2" "0:,1:0,",               /* empty sid */
-        "2" "1:s,1:0,6:1,1-0,",      /* room shorter than its length */
-        "2" "1:s,1:0,6:1,1-0,a;",    /* wrong terminator */
+        "2" "1:s,1:0,12:1,1-0,1-0,x,", /* room shorter than its length */
+        "2" "1:s,1:0,11:1,1-0,1-0,x;", /* wrong terminator */
         "2" "1:s,1:0,x:ab,",         /* no length */
         "2" "1:s,1:0,9999999999:a,", /* absurd length */
     };
@@ -286,10 +302,12 @@ static void test_decode_rejects_malformed_records(void **state)
         expect_bad(b.data, b.len, logs[i]);
     }
     static const char *const rooms[] = {
-        "1,1-0",  /* no name part */
-        "x,1-0,", /* tag not a number */
-        "1,y,",   /* last not an id */
-        "",       /* nothing */
+        "1,1-0,1-0",  /* no name part */
+        "1,1-0,",     /* no last */
+        "x,1-0,1-0,", /* tag not a number */
+        "1,y,1-0,",   /* first not an id */
+        "1,1-0,y,",   /* last not an id */
+        "",           /* nothing */
     };
     for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++) {
         make_record(&b, "0", rooms[i]);
@@ -299,8 +317,10 @@ static void test_decode_rejects_malformed_records(void **state)
     const char *sid;
     size_t sid_len;
     recovery_log_t l;
-    make_record(&b, "1;1,1-0,0", "1,1-0,");
+    make_record(&b, "1;1,1-0,0", "1,0-1,1-0,");
     assert_int_equal(recovery_decode(b.data, b.len, &sid, &sid_len, &l, NULL, NULL), 0);
+    const char *framed = "2" "1:s,1:0,11:1,1-0,1-0,x,";
+    assert_int_equal(recovery_decode(framed, strlen(framed), &sid, &sid_len, &l, NULL, NULL), 0);
     /* more kept sends than the log holds */
     buf_t t;
     buf_init(&t);
