@@ -915,7 +915,7 @@ size_t json_keys_order(json_key_t *keys, size_t n, bool drop_proto)
     return w;
 }
 
-int json_object_get(const char *in, size_t len, const char *key, json_span_t *out, buf_t *tmp)
+int json_member_get(const char *in, size_t len, const char *key, json_span_t *out, buf_t *tmp)
 {
     size_t pos = json_skip_ws(in, len, 0), klen = strlen(key);
     bool found = false;

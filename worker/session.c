@@ -1988,13 +1988,13 @@ static int recovery_begin(session_t *s, const sio_packet_t *pk)
     json_span_t pid, off;
     buf_t *tmp = &ss->tmp;
     if (!pk->data || json_validate(pk->data, pk->data_len) ||
-        json_object_get(pk->data, pk->data_len, "pid", &pid, tmp) || pid.type != JSON_STRING)
+        json_member_get(pk->data, pk->data_len, "pid", &pid, tmp) || pid.type != JSON_STRING)
         return 1;
     buf_reset(&ss->name);
     if (json_string_decode(pid.p, pid.len, &ss->name) || ss->name.len != SID_LEN)
         return 1;
     s->has_offset = false;
-    if (json_object_get(pk->data, pk->data_len, "offset", &off, tmp) == 0) {
+    if (json_member_get(pk->data, pk->data_len, "offset", &off, tmp) == 0) {
         buf_reset(tmp);
         /* an offset that is not an entry id cannot be placed in the log */
         if (off.type != JSON_STRING || json_string_decode(off.p, off.len, tmp) ||

@@ -485,19 +485,19 @@ static void test_object_get(void **state)
     json_span_t v;
     const char *o = " { \"pid\" : \"abc\", \"offset\":1, \"p\\u0069d\":\"last\", \"n\":{\"pid\":2} } ";
     assert_int_equal(json_validate(o, strlen(o)), 0);
-    assert_int_equal(json_object_get(o, strlen(o), "pid", &v, &tmp), 0);
+    assert_int_equal(json_member_get(o, strlen(o), "pid", &v, &tmp), 0);
     assert_int_equal(v.type, JSON_STRING);
     assert_int_equal(v.len, 6); /* the escaped key repeats "pid": the last value wins */
     assert_memory_equal(v.p, "\"last\"", 6);
-    assert_int_equal(json_object_get(o, strlen(o), "offset", &v, &tmp), 0);
+    assert_int_equal(json_member_get(o, strlen(o), "offset", &v, &tmp), 0);
     assert_int_equal(v.type, JSON_NUMBER);
     assert_memory_equal(v.p, "1", 1);
-    assert_int_equal(json_object_get(o, strlen(o), "n", &v, &tmp), 0);
+    assert_int_equal(json_member_get(o, strlen(o), "n", &v, &tmp), 0);
     assert_int_equal(v.type, JSON_OBJECT);
-    assert_int_equal(json_object_get(o, strlen(o), "missing", &v, &tmp), -ENOENT);
-    assert_int_equal(json_object_get("{}", 2, "pid", &v, &tmp), -ENOENT);
-    assert_int_equal(json_object_get("[\"pid\"]", 7, "pid", &v, &tmp), -ENOENT);
-    assert_int_equal(json_object_get("\"pid\"", 5, "pid", &v, &tmp), -ENOENT);
+    assert_int_equal(json_member_get(o, strlen(o), "missing", &v, &tmp), -ENOENT);
+    assert_int_equal(json_member_get("{}", 2, "pid", &v, &tmp), -ENOENT);
+    assert_int_equal(json_member_get("[\"pid\"]", 7, "pid", &v, &tmp), -ENOENT);
+    assert_int_equal(json_member_get("\"pid\"", 5, "pid", &v, &tmp), -ENOENT);
     buf_free(&tmp);
 }
 
