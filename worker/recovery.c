@@ -24,6 +24,8 @@ static bool parse_u64(const char *p, size_t len, uint64_t *out)
 
 bool recovery_id_parse(const char *p, size_t len, recovery_id_t *out)
 {
+    if (len == 0)
+        return false;
     const char *dash = memchr(p, '-', len);
     out->seq = 0;
     if (!dash)

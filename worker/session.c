@@ -1978,6 +1978,18 @@ static void recovery_save(session_t *s)
 
 static void on_record(void *arg, const char *rec, size_t len);
 
+/* A sid or pid as this server makes them (they go into the CONNECT reply unescaped). */
+static bool id_text_ok(const char *p, size_t len)
+{
+    if (len != SID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!memchr(sid_digits, p[i], sizeof(sid_digits) - 1))
+            return false;
+    }
+    return true;
+}
+
 /*
  * A main CONNECT with recovery on: when its auth carries a pid of ours, asks for that session's
  * record and returns 0 (the reply comes later); 1 when there is nothing to recover.
@@ -1991,7 +2003,7 @@ static int recovery_begin(session_t *s, const sio_packet_t *pk)
         json_member_get(pk->data, pk->data_len, "pid", &pid, tmp) || pid.type != JSON_STRING)
         return 1;
     buf_reset(&ss->name);
-    if (json_string_decode(pid.p, pid.len, &ss->name) || ss->name.len != SID_LEN)
+    if (json_string_decode(pid.p, pid.len, &ss->name) || !id_text_ok(ss->name.data, ss->name.len))
         return 1;
     s->has_offset = false;
     if (json_member_get(pk->data, pk->data_len, "offset", &off, tmp) == 0) {
@@ -2162,7 +2174,7 @@ static int restore(session_t *s, const char *rec, size_t len)
     uint32_t pos;
     recovery_log_t *log = rec ? malloc(sizeof(*log)) : NULL;
     if (!log || recovery_decode(rec, len, &sid, &sid_len, log, NULL, NULL) ||
-        sid_len != SID_LEN || host_by_id(ss, sid, SID_LEN) ||
+        !id_text_ok(sid, sid_len) || host_by_id(ss, sid, SID_LEN) ||
         recovery_log_locate(log, s->has_offset ? &s->offset : NULL, &pos)) {
         free(log);
         return 1;
