@@ -77,8 +77,8 @@ int payload_build(buf_t *out, const char *stream, size_t stream_len, const char 
     return rc;
 }
 
-int payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id,
-                   size_t id_len, const payload_field_t *fields, size_t nfields, bool offset)
+int payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
+                   const payload_field_t *fields, size_t nfields, bool offset)
 {
     size_t mark = out->len;
     int rc = buf_puts(out, PAYLOAD_PACKET_PREFIX);

@@ -48,7 +48,7 @@ int payload_build(buf_t *out, const char *stream, size_t stream_len, const char 
  * depends on the entry only, so the packet is still built once for every recipient. 0 or
  * -ENOMEM (out unchanged on error).
  */
-int payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id,
-                   size_t id_len, const payload_field_t *fields, size_t nfields, bool offset);
+int payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
+                   const payload_field_t *fields, size_t nfields, bool offset);
 
 #endif

@@ -85,8 +85,7 @@ int recovery_log_locate(const recovery_log_t *l, const recovery_id_t *offset, ui
     return -ENOENT;
 }
 
-recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos,
-                                    const recovery_room_t *r)
+recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos, const recovery_room_t *r)
 {
     if (pos == 0)
         return r->first; /* nothing received, even when the log no longer holds the first sends */
@@ -283,8 +282,8 @@ int recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_len
     return rc;
 }
 
-void recovery_replay_argv(const char *room, size_t room_len, recovery_id_t after,
-                          const char *count, char *excl, const char **argv, size_t *lens)
+void recovery_replay_argv(const char *room, size_t room_len, recovery_id_t after, const char *count,
+                          char *excl, const char **argv, size_t *lens)
 {
     excl[0] = '(';
     size_t n = recovery_id_format(after, excl + 1);

@@ -101,7 +101,7 @@ int recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_len
  * decimal string, excl holds the `(<id>` text: RECOVERY_ID_MAX + 2 bytes): the entries of room
  * after `after`, oldest first.
  */
-void recovery_replay_argv(const char *room, size_t room_len, recovery_id_t after,
-                          const char *count, char *excl, const char **argv, size_t *lens);
+void recovery_replay_argv(const char *room, size_t room_len, recovery_id_t after, const char *count,
+                          char *excl, const char **argv, size_t *lens);
 
 #endif

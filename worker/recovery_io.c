@@ -138,8 +138,7 @@ static void on_range(redisAsyncContext *c, void *reply, void *privdata)
     for (size_t i = 0; n >= 0 && i < r->elements; i++) {
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            e->element[1]->type != REDIS_REPLY_ARRAY)
+            e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
             continue;
         const redisReply *fv = e->element[1];
         if (fields_reserve(io, fv->elements / 2 + 1)) {

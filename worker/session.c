@@ -128,8 +128,11 @@ struct sessions {
     adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
     auth_t *auth;       /* JWT verifier; auth_enabled() false when no secret/key is set */
     limits_t *limits;   /* connection counts and per-socket rate limits */
-    recovery_io_t *rio; /* CONNECTION_RECOVERY: records and replays; NULL when off */
-    rooms_mark_t *visit_mark; /* during a room walk: the visited member's mark for that room */
+
+    /* connection state recovery: records and replays (NULL when off), and during a room walk
+     * the visited member's mark for that room */
+    recovery_io_t *rio;
+    rooms_mark_t *visit_mark;
 };
 
 static void session_end(session_t *s, bool client_close);
@@ -2062,8 +2065,8 @@ typedef struct replay {
 
 static void replay_room(session_t *s, const char *name, size_t len, recovery_id_t after);
 
-static void on_replay_entry(void *arg, const char *id, size_t id_len,
-                            const payload_field_t *fields, size_t nfields)
+static void on_replay_entry(void *arg, const char *id, size_t id_len, const payload_field_t *fields,
+                            size_t nfields)
 {
     replay_t *rp = arg;
     session_t *s = rp->s;

@@ -483,7 +483,8 @@ static void test_object_get(void **state)
     buf_t tmp;
     buf_init(&tmp);
     json_span_t v;
-    const char *o = " { \"pid\" : \"abc\", \"offset\":1, \"p\\u0069d\":\"last\", \"n\":{\"pid\":2} } ";
+    const char *o =
+        " { \"pid\" : \"abc\", \"offset\":1, \"p\\u0069d\":\"last\", \"n\":{\"pid\":2} } ";
     assert_int_equal(json_validate(o, strlen(o)), 0);
     assert_int_equal(json_member_get(o, strlen(o), "pid", &v, &tmp), 0);
     assert_int_equal(v.type, JSON_STRING);

@@ -141,7 +141,8 @@ static void test_log_shared_id_takes_the_earliest_send(void **state)
     recovery_id_t off = ID(5, 0);
     uint32_t pos;
     assert_int_equal(recovery_log_locate(&l, &off, &pos), 0);
-    /* the client may have stopped at A's 5-0: B 3-0 is replayed (maybe a duplicate, never a skip) */
+    /* the client may have stopped at A's 5-0: B 3-0 is replayed (maybe a duplicate, never a skip)
+     */
     assert_int_equal(pos, 1);
     assert_id(received(&l, pos, 2, ID(1, 0), ID(5, 0)), 1, 0);
 }
@@ -272,27 +273,34 @@ static void test_decode_rejects_malformed_records(void **state)
 {
     (void)state;
     static const char *const framing[] = {
-        "",                          /* empty */
-        "1" "1:s,1:0,",              /* unknown version */
-        "2" "1:s,1:0",               /* truncated after the log */
-        "2" "0:,1:0,",               /* empty sid */
-        "2" "1:s,1:0,12:1,1-0,1-0,x,", /* room shorter than its length */
-        "2" "1:s,1:0,11:1,1-0,1-0,x;", /* wrong terminator */
-        "2" "1:s,1:0,x:ab,",         /* no length */
-        "2" "1:s,1:0,9999999999:a,", /* absurd length */
+        "", /* empty */
+        "1"
+        "1:s,1:0,", /* unknown version */
+        "2"
+        "1:s,1:0", /* truncated after the log */
+        "2"
+        "0:,1:0,", /* empty sid */
+        "2"
+        "1:s,1:0,12:1,1-0,1-0,x,", /* room shorter than its length */
+        "2"
+        "1:s,1:0,11:1,1-0,1-0,x;", /* wrong terminator */
+        "2"
+        "1:s,1:0,x:ab,", /* no length */
+        "2"
+        "1:s,1:0,9999999999:a,", /* absurd length */
     };
     for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
         expect_bad(framing[i], strlen(framing[i]), framing[i]);
     static const char *const logs[] = {
-        "",                  /* no send count */
-        "x",                 /* send count not a number */
-        "1",                 /* one send counted, none kept */
-        "0;1,1-0,0-0",       /* a send not counted */
-        "1;1,1-0",           /* a send without its prev */
-        "1;1,1-0,0-0;",      /* an empty send */
-        "1;x,1-0,0-0",       /* tag not a number */
-        "1;1,abc,0-0",       /* id not an id */
-        "1;1,1-0,0-0,9",     /* a send with 4 fields */
+        "",                   /* no send count */
+        "x",                  /* send count not a number */
+        "1",                  /* one send counted, none kept */
+        "0;1,1-0,0-0",        /* a send not counted */
+        "1;1,1-0",            /* a send without its prev */
+        "1;1,1-0,0-0;",       /* an empty send */
+        "1;x,1-0,0-0",        /* tag not a number */
+        "1;1,abc,0-0",        /* id not an id */
+        "1;1,1-0,0-0,9",      /* a send with 4 fields */
         "1;4294967296,1-0,0", /* tag over 32 bits */
     };
     buf_t b;
@@ -319,7 +327,8 @@ static void test_decode_rejects_malformed_records(void **state)
     recovery_log_t l;
     make_record(&b, "1;1,1-0,0", "1,0-1,1-0,");
     assert_int_equal(recovery_decode(b.data, b.len, &sid, &sid_len, &l, NULL, NULL), 0);
-    const char *framed = "2" "1:s,1:0,11:1,1-0,1-0,x,";
+    const char *framed = "2"
+                         "1:s,1:0,11:1,1-0,1-0,x,";
     assert_int_equal(recovery_decode(framed, strlen(framed), &sid, &sid_len, &l, NULL, NULL), 0);
     /* more kept sends than the log holds */
     buf_t t;
