@@ -87,6 +87,8 @@ static const opt_t options[] = {
     {"RATE_LIMIT_JOINS_PER_SEC", OPT_INT, F(rate_joins_per_sec), 0, 0, 1000000, "20"},
     {"RATE_LIMIT_JOINS_BURST", OPT_INT, F(rate_joins_burst), 0, 1, 1000000, "100"},
     {"RATE_LIMIT_MAX_VIOLATIONS", OPT_INT, F(rate_max_violations), 0, 1, 1000000, "50"},
+    {"CONNECTION_RECOVERY", OPT_BOOL, F(connection_recovery), 0, 0, 0, "false"},
+    {"CONNECTION_RECOVERY_WINDOW_MS", OPT_INT, F(recovery_window_ms), 0, 1000, 86400000, "120000"},
 };
 
 static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)
@@ -230,6 +232,26 @@ static int check_auth(cfg_t *cfg, buf_t *err)
     return 0;
 }
 
+/* Recovery replays the retained entries: they must be kept, and for at least the window. */
+static int check_recovery(const cfg_t *cfg, buf_t *err)
+{
+    if (!cfg->connection_recovery)
+        return 0;
+    if (!cfg->stream_retain) {
+        buf_puts(err, "streamio: invalid CONNECTION_RECOVERY=\"true\": expected "
+                      "STREAM_DELETE_POLICY=retain (missed entries are replayed from the streams)");
+        return -EINVAL;
+    }
+    if (cfg->stream_retain_ms < cfg->recovery_window_ms) {
+        buf_printf(err,
+                   "streamio: invalid STREAM_RETAIN_MS=\"%d\": expected at least "
+                   "CONNECTION_RECOVERY_WINDOW_MS (%d) with CONNECTION_RECOVERY=true",
+                   cfg->stream_retain_ms, cfg->recovery_window_ms);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -247,7 +269,8 @@ int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
     }
     if (!cfg->cluster_enabled)
         cfg->cluster_workers = 1;
-    return check_auth(cfg, err);
+    int rc = check_auth(cfg, err);
+    return rc ? rc : check_recovery(cfg, err);
 }
 
 static const char *env_get(const char *name, void *arg)

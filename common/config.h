@@ -79,6 +79,8 @@ typedef struct cfg {
     int rate_joins_per_sec; /* per socket, 0 = unlimited */
     int rate_joins_burst;
     int rate_max_violations; /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
+    bool connection_recovery; /* CONNECTION_RECOVERY: Socket.IO connection state recovery */
+    int recovery_window_ms;   /* CONNECTION_RECOVERY_WINDOW_MS: how long a session is kept */
 } cfg_t;
 
 /* Shortest AUTH_JWT_SECRET accepted: 256 bits, the HS256 key size of RFC 7518 §3.2. */

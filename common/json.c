@@ -914,3 +914,29 @@ size_t json_keys_order(json_key_t *keys, size_t n, bool drop_proto)
     sort_keys(keys, w, cmp_seq);
     return w;
 }
+
+int json_member_get(const char *in, size_t len, const char *key, json_span_t *out, buf_t *tmp)
+{
+    size_t pos = json_skip_ws(in, len, 0), klen = strlen(key);
+    bool found = false;
+    if (pos >= len || in[pos] != '{')
+        return -ENOENT;
+    pos = json_skip_ws(in, len, pos + 1);
+    while (pos < len && in[pos] != '}') {
+        size_t kend = json_value_end(in, len, pos);
+        size_t v = json_skip_ws(in, len, json_skip_ws(in, len, kend) + 1);
+        size_t vend = json_value_end(in, len, v);
+        buf_reset(tmp);
+        if (json_string_decode(in + pos, kend - pos, tmp) == 0 && tmp->len == klen &&
+            memcmp(tmp->data ? tmp->data : "", key, klen) == 0) {
+            out->p = in + v;
+            out->len = vend - v;
+            json_type_of(out->p, out->len, &out->type);
+            found = true;
+        }
+        pos = json_skip_ws(in, len, vend);
+        if (pos < len && in[pos] == ',')
+            pos = json_skip_ws(in, len, pos + 1);
+    }
+    return found ? 0 : -ENOENT;
+}

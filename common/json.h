@@ -112,6 +112,13 @@ int json_number_parse(const char *lit, size_t len, double *out);
  */
 size_t json_skip_ws(const char *in, size_t len, size_t pos);
 size_t json_value_end(const char *in, size_t len, size_t pos);
+/*
+ * The member `key` (NUL-terminated, compared with the decoded key) of the object `in` (text that
+ * passed json_validate): *out is its value, the last one when the key repeats (as JSON.parse).
+ * tmp is scratch. 0, -ENOENT (no such member, or `in` is not an object). (Not named
+ * json_object_get: libjansson, which libjwt loads, exports that symbol.)
+ */
+int json_member_get(const char *in, size_t len, const char *key, json_span_t *out, buf_t *tmp);
 
 /*
  * One member of an object, for json_keys_order. The caller sets p/len (the key's bytes as compared,

@@ -76,3 +76,21 @@ int payload_build(buf_t *out, const char *stream, size_t stream_len, const char 
     }
     return rc;
 }
+
+int payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
+                   const payload_field_t *fields, size_t nfields, bool offset)
+{
+    size_t mark = out->len;
+    int rc = buf_puts(out, PAYLOAD_PACKET_PREFIX);
+    if (!rc)
+        rc = payload_build(out, stream, stream_len, id, id_len, fields, nfields);
+    if (!rc && offset && !(rc = buf_putc(out, ',')))
+        rc = json_write_string(out, id, id_len);
+    if (!rc)
+        rc = buf_putc(out, ']');
+    if (rc && out->data) {
+        out->len = mark;
+        out->data[mark] = '\0';
+    }
+    return rc;
+}

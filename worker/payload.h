@@ -9,6 +9,7 @@
 #ifndef STREAMIO_WORKER_PAYLOAD_H
 #define STREAMIO_WORKER_PAYLOAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/buf.h"
@@ -37,5 +38,17 @@ typedef struct payload_field {
  */
 int payload_build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
                   const payload_field_t *fields, size_t nfields);
+
+/* The Engine.IO message + Socket.IO EVENT start of the packet payload_packet builds. */
+#define PAYLOAD_PACKET_PREFIX "42[\"room:message\","
+/*
+ * Appends the packet that carries the entry to clients, `42["room:message",<payload>]`. With
+ * `offset` (connection state recovery) the entry id follows the payload as a last string
+ * argument, which Socket.IO 4.6+ clients keep as the offset to resend when they reconnect: it
+ * depends on the entry only, so the packet is still built once for every recipient. 0 or
+ * -ENOMEM (out unchanged on error).
+ */
+int payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
+                   const payload_field_t *fields, size_t nfields, bool offset);
 
 #endif

@@ -19,6 +19,7 @@ struct rooms_member {
     room_t *room;
     rooms_sock_t *sock;
     void *owner;
+    rooms_mark_t mark;
 };
 
 struct room {
@@ -248,6 +249,7 @@ int rooms_join(rooms_t *r, rooms_sock_t *s, void *owner, const char *name, size_
     m->room = room;
     m->sock = s;
     m->owner = owner;
+    m->mark = (rooms_mark_t){{0, 0}, {0, 0}, {0, 0}, 0};
 
     m->s_next = s->first;
     m->s_pprev = &s->first;
@@ -331,4 +333,29 @@ void rooms_sock_foreach(const rooms_sock_t *s, void (*fn)(const char *name, size
 {
     for (const struct rooms_member *m = s->first; m; m = m->s_next)
         fn(m->room->name, m->room->len, arg);
+}
+
+void rooms_foreach_mark(const room_t *room, void (*fn)(void *owner, rooms_mark_t *mark, void *arg),
+                        void *arg)
+{
+    for (struct rooms_member *m = room->first; m; m = m->r_next)
+        fn(m->owner, &m->mark, arg);
+}
+
+void rooms_sock_foreach_mark(const rooms_sock_t *s,
+                             void (*fn)(const char *name, size_t len, rooms_mark_t *mark,
+                                        void *arg),
+                             void *arg)
+{
+    for (struct rooms_member *m = s->first; m; m = m->s_next)
+        fn(m->room->name, m->room->len, &m->mark, arg);
+}
+
+rooms_mark_t *rooms_sock_mark(const rooms_sock_t *s, const char *name, size_t len)
+{
+    for (struct rooms_member *m = s->first; m; m = m->s_next) {
+        if (m->room->len == len && (len == 0 || memcmp(m->room->name, name, len) == 0))
+            return &m->mark;
+    }
+    return NULL;
 }

@@ -13,10 +13,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rooms rooms_t;
 typedef struct room room_t;
 struct rooms_member;
+
+/* Per-membership bookkeeping that belongs to the caller (connection state recovery keeps stream
+ * entry ids there as ms/seq pairs). Zeroed by a join; this module never reads it. */
+typedef struct rooms_mark {
+    uint64_t first[2];
+    uint64_t last[2];
+    uint64_t held[2];
+    uint32_t tag;
+} rooms_mark_t;
 
 /* Embed one in each socket. Zero-initialised = in no room. Only this module writes it. */
 typedef struct rooms_sock {
@@ -66,5 +76,16 @@ void rooms_foreach(const room_t *room, void (*fn)(void *owner, void *arg), void 
  */
 void rooms_sock_foreach(const rooms_sock_t *s, void (*fn)(const char *name, size_t len, void *arg),
                         void *arg);
+
+/* rooms_foreach, with each member's mark for this room. */
+void rooms_foreach_mark(const room_t *room, void (*fn)(void *owner, rooms_mark_t *mark, void *arg),
+                        void *arg);
+/* rooms_sock_foreach, with the socket's mark for each room. */
+void rooms_sock_foreach_mark(const rooms_sock_t *s,
+                             void (*fn)(const char *name, size_t len, rooms_mark_t *mark,
+                                        void *arg),
+                             void *arg);
+/* The socket's mark for the named room, or NULL when it is not a member. */
+rooms_mark_t *rooms_sock_mark(const rooms_sock_t *s, const char *name, size_t len);
 
 #endif

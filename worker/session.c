@@ -22,6 +22,9 @@
 #include "worker/http_gzip.h"
 #include "worker/limits.h"
 #include "worker/metrics.h"
+#include "worker/payload.h"
+#include "worker/recovery.h"
+#include "worker/recovery_io.h"
 #include "worker/sio_packet.h"
 #include "worker/timerq.h"
 #include "worker/ws_frame.h"
@@ -73,6 +76,17 @@ typedef struct session {
     struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP while admitted */
     bool admitted;
     char *handshake; /* fetchSockets' handshake members (worker/handshake); NULL: out of memory */
+    /* connection state recovery (CONNECTION_RECOVERY); see "connection state recovery" below */
+    recovery_log_t *rlog;   /* the last room:message sends; NULL until the main CONNECT */
+    char pid[SID_LEN + 1];  /* private id the client resends to recover this session */
+    recovery_id_t offset;   /* the offset a recovering client sent */
+    bool has_offset;        /* it sent one */
+    bool restoring;         /* the main CONNECT waits for the record of its pid */
+    bool replaying;         /* restored; missed entries go out before the CONNECT reply */
+    unsigned replays;       /* XRANGEs in flight */
+    unsigned replay_rounds; /* re-reads of entries held back during the replay */
+    unsigned replayed;      /* entries replayed */
+    uint32_t next_tag;      /* numbers the memberships for rlog */
 } session_t;
 
 typedef struct nsp_name {
@@ -115,8 +129,13 @@ struct sessions {
     buf_t gz;           /* a compressed response body */
     adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
     adapter_str_t nsp_view[NSP_MAX]; /* the namespaces as the adapter host lists them */
-    auth_t *auth;     /* JWT verifier; auth_enabled() false when no secret/key is set */
-    limits_t *limits; /* connection counts and per-socket rate limits */
+    auth_t *auth;       /* JWT verifier; auth_enabled() false when no secret/key is set */
+    limits_t *limits;   /* connection counts and per-socket rate limits */
+
+    /* connection state recovery: records and replays (NULL when off), and during a room walk
+     * the visited member's mark for that room */
+    recovery_io_t *rio;
+    rooms_mark_t *visit_mark;
 };
 
 static void session_end(session_t *s, bool client_close);
@@ -125,6 +144,9 @@ static size_t host_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *fra
 static void host_joined(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_left(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_leave_all(sessions_t *ss, session_t *s);
+static int recovery_begin(session_t *s, const sio_packet_t *pk);
+static void recovery_joined(session_t *s, const char *room, size_t len);
+static void recovery_save(session_t *s);
 
 /* ---- output: WebSocket frames, or a polling payload for the next GET ---- */
 
@@ -310,6 +332,8 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
             int rc = rooms_join(ss->rooms, &s->rooms, s, room, room_len);
             if (rc < 0)
                 err = "Server out of memory";
+            if (rc == 0)
+                recovery_joined(s, room, room_len);
             host_joined(ss, rc, room, room_len);
         }
     } else if (is_str) {
@@ -442,6 +466,44 @@ static const char *authorize(session_t *s, const sio_packet_t *pk)
     return NULL;
 }
 
+/*
+ * Completes a namespace CONNECT whose auth[i] is set: the reply with the Socket.IO id (sid, or
+ * a new one when NULL) and, with recovery on the main namespace, the private id.
+ */
+static int connect_reply(session_t *s, unsigned i, const char *sid)
+{
+    sessions_t *ss = s->ss;
+    char sio_sid[SID_LEN + 1];
+    if (sid)
+        memcpy(sio_sid, sid, sizeof(sio_sid));
+    else if (ids_random(sio_sid, SID_LEN))
+        return -EIO;
+    char json[96];
+    int n = snprintf(json, sizeof(json), "{\"sid\":\"%s\"}", sio_sid);
+    if (i == 0 && ss->rio) {
+        if (!s->pid[0] && ids_random(s->pid, SID_LEN))
+            return -EIO;
+        if (!s->rlog && !(s->rlog = calloc(1, sizeof(*s->rlog))))
+            return -ENOMEM;
+        n = snprintf(json, sizeof(json), "{\"sid\":\"%s\",\"pid\":\"%s\"}", sio_sid, s->pid);
+    }
+    buf_reset(&ss->out);
+    sio_packet_encode(&ss->out, SIO_CONNECT, ss->nsp[i].name, ss->nsp[i].len, NULL, json,
+                      (size_t)n);
+    send_text(s, &ss->out);
+    uint32_t bit = 1u << i;
+    s->nsp_mask |= bit;
+    if (i == 0)
+        memcpy(s->sio_sid, sio_sid, sizeof(sio_sid));
+    timerq_remove(ss->connectq, &s->connect_node);
+    if (ss->conformance) {
+        s->auth_pending |= bit;
+        if (!timerq_armed(&s->auth_node))
+            timerq_add(ss->authq, &s->auth_node);
+    }
+    return 0;
+}
+
 static int on_connect_packet(session_t *s, const sio_packet_t *pk)
 {
     sessions_t *ss = s->ss;
@@ -454,7 +516,7 @@ static int on_connect_packet(session_t *s, const sio_packet_t *pk)
         return 0;
     }
     uint32_t bit = 1u << i;
-    if (s->nsp_mask & bit)
+    if ((s->nsp_mask & bit) || (i == 0 && s->restoring))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
     const char *why = authorize(s, pk);
     if (why) {
@@ -468,26 +530,15 @@ static int on_connect_packet(session_t *s, const sio_packet_t *pk)
         send_text(s, &ss->out);
         return 0;
     }
-    char sio_sid[SID_LEN + 1];
-    if (ids_random(sio_sid, SID_LEN))
-        return -EIO;
     s->auth[i] = strndup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
     if (!s->auth[i])
         return -ENOMEM;
-    char json[64];
-    int n = snprintf(json, sizeof(json), "{\"sid\":\"%s\"}", sio_sid);
-    sio_packet_encode(&ss->out, SIO_CONNECT, pk->nsp, pk->nsp_len, NULL, json, (size_t)n);
-    send_text(s, &ss->out);
-    s->nsp_mask |= bit;
-    if (i == 0)
-        memcpy(s->sio_sid, sio_sid, sizeof(sio_sid));
-    timerq_remove(ss->connectq, &s->connect_node);
-    if (ss->conformance) {
-        s->auth_pending |= bit;
-        if (!timerq_armed(&s->auth_node))
-            timerq_add(ss->authq, &s->auth_node);
+    if (i == 0 && ss->rio) {
+        int rc = recovery_begin(s, pk);
+        if (rc <= 0)
+            return rc; /* 0: the reply waits for the session's record */
     }
-    return 0;
+    return connect_reply(s, (unsigned)i, NULL);
 }
 
 static void nsp_disconnect(session_t *s, unsigned i)
@@ -656,6 +707,7 @@ static void maybe_free(session_t *s)
     buf_free(&s->qtoken);
     free(s->handshake);
     auth_grant_free(s->grant);
+    free(s->rlog);
     if (s->admitted)
         limits_conn_release(ss->limits, (const struct sockaddr *)&s->peer);
     ss->nsessions--;
@@ -669,6 +721,7 @@ static void session_end(session_t *s, bool client_close)
     if (s->ended)
         return;
     sessions_t *ss = s->ss;
+    recovery_save(s);
     s->ended = true;
     strmap_del(ss->sids, s->sid, strlen(s->sid));
     host_leave_all(ss, s);
@@ -1206,8 +1259,15 @@ static void on_request(conn_t *c, const http_req_t *req, void *ud)
     conn_http_respond(c, 404, "text/plain", NULL, "Not found", 9);
 }
 
+static void on_rio_closed(void *arg)
+{
+    (void)arg;
+}
+
 static void release(sessions_t *ss)
 {
+    if (ss->rio)
+        recovery_io_close(ss->rio, on_rio_closed, NULL);
     auth_free(ss->auth);
     limits_free(ss->limits);
     rooms_free(ss->rooms);
@@ -1228,6 +1288,13 @@ static void maybe_closed(sessions_t *ss)
     if (ss->closing && ss->nsessions == 0 && ss->closed) {
         void (*fn)(void *) = ss->closed;
         ss->closed = NULL;
+        if (ss->rio) {
+            /* the records of the sessions just closed are sent before the worker goes */
+            recovery_io_t *io = ss->rio;
+            ss->rio = NULL;
+            recovery_io_close(io, fn, ss->closed_arg);
+            return;
+        }
         fn(ss->closed_arg);
     }
 }
@@ -1418,6 +1485,10 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         sessions_free(ss);
         return -ENOMEM;
     }
+    if (cfg->connection_recovery && (rc = recovery_io_new(&ss->rio, loop, cfg))) {
+        sessions_free(ss);
+        return rc;
+    }
     if (cfg->cluster_workers > 1) {
         rc = handoff_new(&ss->handoff, loop, (unsigned long)getppid(), slot, on_handoff, ss);
         if (rc)
@@ -1436,6 +1507,33 @@ int sessions_accept(sessions_t *ss, uv_stream_t *server)
     return rc;
 }
 
+/* The payload of the server-built (unmasked) frame at d, NULL when it does not fit in end - d. */
+static const uint8_t *frame_at(const uint8_t *d, const uint8_t *end, size_t *plen)
+{
+    if (end - d < 2)
+        return NULL;
+    uint64_t len = d[1] & 0x7f;
+    size_t hl = len == 126 ? 4 : len == 127 ? 10 : 2;
+    if ((size_t)(end - d) < hl)
+        return NULL;
+    if (hl > 2) {
+        len = 0;
+        for (size_t i = 2; i < hl; i++)
+            len = len << 8 | d[i];
+    }
+    if (len > (uint64_t)(end - d) - hl)
+        return NULL;
+    *plen = (size_t)len;
+    return d + hl;
+}
+
+/* The first frame's payload: the packet text of a broadcast. NULL on a malformed frame. */
+static const char *frame_payload(refbuf_t *frame, size_t *len)
+{
+    const uint8_t *d = (const uint8_t *)refbuf_data(frame);
+    return (const char *)frame_at(d, d + refbuf_len(frame), len);
+}
+
 /* Queues shared frames on whichever transport the session has: one text frame, or (a binary
  * packet) a text frame then its attachments' binary frames, built by this server, unmasked.
  * True when queued. */
@@ -1445,23 +1543,14 @@ static bool send_frame(session_t *s, refbuf_t *frame)
         return conn_ws_send_frame(s->conn, frame) == 0;
     const uint8_t *d = (const uint8_t *)refbuf_data(frame);
     const uint8_t *end = d + refbuf_len(frame);
-    while (end - d >= 2) {
-        uint64_t len = d[1] & 0x7f;
-        size_t hl = len == 126 ? 4 : len == 127 ? 10 : 2;
-        if ((size_t)(end - d) < hl)
-            break;
-        if (hl > 2) {
-            len = 0;
-            for (size_t i = 2; i < hl; i++)
-                len = len << 8 | d[i];
-        }
-        if (len > (uint64_t)(end - d) - hl)
-            break;
+    const uint8_t *p;
+    size_t len;
+    while ((p = frame_at(d, end, &len)) != NULL) {
         if ((d[0] & 0x0f) == WS_FRAME_BINARY)
-            send_binary(s, d + hl, (size_t)len);
+            send_binary(s, p, len);
         else
-            send_packet(s, (const char *)d + hl, (size_t)len);
-        d += hl + len;
+            send_packet(s, (const char *)p, len);
+        d = p + len;
     }
     return true;
 }
@@ -1611,6 +1700,14 @@ static void host_visit_one(void *owner, void *arg)
     v->fn(s, v->arg);
 }
 
+static void host_visit_member(void *owner, rooms_mark_t *mark, void *arg)
+{
+    host_visit_t *v = arg;
+    v->ss->visit_mark = mark;
+    host_visit_one(owner, arg);
+    v->ss->visit_mark = NULL;
+}
+
 /* Calls fn once per connected socket matching t (rooms, socket ids, except). */
 static void host_match(sessions_t *ss, const adapter_target_t *t,
                        void (*fn)(session_t *s, void *arg), void *arg)
@@ -1639,7 +1736,7 @@ static void host_match(sessions_t *ss, const adapter_target_t *t,
         room_t *room = rooms_find(ss->rooms, t->rooms[i].p, t->rooms[i].len);
         session_t *one = room ? NULL : host_by_id(ss, t->rooms[i].p, t->rooms[i].len);
         if (room)
-            rooms_foreach(room, host_visit_one, &v);
+            rooms_foreach_mark(room, host_visit_member, &v);
         else if (one)
             host_visit_one(one, &v);
     }
@@ -1648,19 +1745,41 @@ static void host_match(sessions_t *ss, const adapter_target_t *t,
 typedef struct host_send {
     refbuf_t *frame;
     size_t queued;
+    const recovery_id_t *offset; /* the frame's stream entry id (recovery on, one room) */
 } host_send_t;
+
+static bool recovery_gate(session_t *s, recovery_id_t id);
 
 static void host_send_one(session_t *s, void *arg)
 {
     host_send_t *b = arg;
+    if (b->offset && !recovery_gate(s, *b->offset))
+        return;
     if (send_frame(s, b->frame))
         b->queued++;
+}
+
+/* The stream entry id a room:message frame carries as its offset. */
+static bool frame_offset(refbuf_t *frame, recovery_id_t *id)
+{
+    size_t len, pre = sizeof(PAYLOAD_PACKET_PREFIX) - 1;
+    const char *p = frame_payload(frame, &len);
+    if (!p || len < pre + 6 || memcmp(p, PAYLOAD_PACKET_PREFIX, pre) != 0 || p[len - 1] != ']' ||
+        p[len - 2] != '"')
+        return false;
+    size_t end = len - 2, start = end;
+    while (start > pre && end - start <= RECOVERY_ID_MAX && p[start - 1] != '"')
+        start--;
+    return start > pre + 1 && p[start - 1] == '"' && p[start - 2] == ',' &&
+           memchr(p + start, '-', end - start) && recovery_id_parse(p + start, end - start, id);
 }
 
 static size_t host_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
 {
     sessions_t *ss = ctx;
-    host_send_t b = {frame, 0};
+    recovery_id_t id;
+    bool has_id = ss->rio && t->nrooms == 1 && frame_offset(frame, &id);
+    host_send_t b = {frame, 0, has_id ? &id : NULL};
     host_match(ss, t, host_send_one, &b);
     STATS_ADD(ss->stats->deliveries, b.queued);
     return b.queued;
@@ -1731,6 +1850,8 @@ static int host_join(void *ctx, void *sock, const char *room, size_t len)
     sessions_t *ss = ctx;
     session_t *s = sock;
     int rc = rooms_join(ss->rooms, &s->rooms, s, room, len);
+    if (rc == 0)
+        recovery_joined(s, room, len);
     host_joined(ss, rc, room, len);
     STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
     return rc < 0 ? rc : 0;
@@ -1814,4 +1935,332 @@ void sessions_adapter_host(sessions_t *ss, adapter_host_t *out)
 void sessions_set_adapter(sessions_t *ss, adapter_t *a)
 {
     ss->adapter = a;
+}
+
+/* ---- connection state recovery (CONNECTION_RECOVERY; the scheme is in recovery.h) ---- */
+
+static recovery_id_t mark_id(const uint64_t v[2])
+{
+    return (recovery_id_t){v[0], v[1]};
+}
+
+static void mark_set(uint64_t v[2], recovery_id_t id)
+{
+    v[0] = id.ms;
+    v[1] = id.seq;
+}
+
+/* A join starts the room's record at the wall clock: entries added from now on are due. */
+static void recovery_joined(session_t *s, const char *room, size_t len)
+{
+    rooms_mark_t *m = s->ss->rio ? rooms_sock_mark(&s->rooms, room, len) : NULL;
+    if (!m)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    recovery_id_t start =
+        recovery_id_before_ms((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    m->tag = ++s->next_tag;
+    mark_set(m->first, start);
+    mark_set(m->last, start);
+}
+
+/*
+ * Whether a room:message with entry id `id`, reaching s through its membership visit_mark, goes
+ * out now. While s replays, it is held back (the replay reads it from the stream, in order);
+ * after, ids up to the replay's end were already sent. Sends are logged. No allocation.
+ */
+static bool recovery_gate(session_t *s, recovery_id_t id)
+{
+    rooms_mark_t *m = s->ss->visit_mark;
+    if (!m || !s->rlog)
+        return true;
+    if (s->replaying) {
+        if (recovery_id_cmp(id, mark_id(m->held)) > 0)
+            mark_set(m->held, id);
+        return false;
+    }
+    if (recovery_id_cmp(id, mark_id(m->held)) <= 0)
+        return false;
+    recovery_log_add(s->rlog, m->tag, id, mark_id(m->last));
+    if (recovery_id_cmp(id, mark_id(m->last)) > 0)
+        mark_set(m->last, id);
+    return true;
+}
+
+typedef struct save_rooms {
+    recovery_room_t *v;
+    size_t n, cap;
+} save_rooms_t;
+
+static void save_room(const char *name, size_t len, rooms_mark_t *m, void *arg)
+{
+    save_rooms_t *r = arg;
+    if (r->n < r->cap)
+        r->v[r->n++] = (recovery_room_t){name, len, m->tag, mark_id(m->first), mark_id(m->last)};
+}
+
+/* The transport is gone while the main namespace is connected: keep the session for its pid. */
+static void recovery_save(session_t *s)
+{
+    sessions_t *ss = s->ss;
+    if (!ss->rio || !s->rlog || !s->pid[0] || !(s->nsp_mask & 1u))
+        return;
+    save_rooms_t r = {calloc(s->rooms.count + 1, sizeof(*r.v)), 0, s->rooms.count};
+    buf_t rec;
+    buf_init(&rec);
+    int rc = -ENOMEM;
+    if (r.v) {
+        rooms_sock_foreach_mark(&s->rooms, save_room, &r);
+        rc = recovery_encode(&rec, s->sio_sid, SID_LEN, s->rlog, r.v, r.n);
+    }
+    if (!rc)
+        rc = recovery_io_save(ss->rio, s->pid, SID_LEN, rec.data, rec.len);
+    if (rc)
+        LOG_WARN("recovery: cannot keep session %s: %s", s->sio_sid, strerror(-rc));
+    buf_free(&rec);
+    free(r.v);
+}
+
+static void on_record(void *arg, const char *rec, size_t len);
+
+/* A sid or pid as this server makes them (they go into the CONNECT reply unescaped). */
+static bool id_text_ok(const char *p, size_t len)
+{
+    if (len != SID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!memchr(sid_digits, p[i], sizeof(sid_digits) - 1))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * A main CONNECT with recovery on: when its auth carries a pid of ours, asks for that session's
+ * record and returns 0 (the reply comes later); 1 when there is nothing to recover.
+ */
+static int recovery_begin(session_t *s, const sio_packet_t *pk)
+{
+    sessions_t *ss = s->ss;
+    json_span_t pid, off;
+    buf_t *tmp = &ss->tmp;
+    if (!pk->data || json_validate(pk->data, pk->data_len) ||
+        json_member_get(pk->data, pk->data_len, "pid", &pid, tmp) || pid.type != JSON_STRING)
+        return 1;
+    buf_reset(&ss->name);
+    if (json_string_decode(pid.p, pid.len, &ss->name) || !id_text_ok(ss->name.data, ss->name.len))
+        return 1;
+    s->has_offset = false;
+    if (json_member_get(pk->data, pk->data_len, "offset", &off, tmp) == 0) {
+        buf_reset(tmp);
+        /* an offset that is not an entry id cannot be placed in the log */
+        if (off.type != JSON_STRING || json_string_decode(off.p, off.len, tmp) ||
+            tmp->len > RECOVERY_ID_MAX || !recovery_id_parse(tmp->data, tmp->len, &s->offset))
+            return 1;
+        s->has_offset = true;
+    }
+    memcpy(s->pid, ss->name.data, SID_LEN);
+    s->pid[SID_LEN] = '\0';
+    s->restoring = true;
+    s->busy++;
+    if (recovery_io_take(ss->rio, s->pid, SID_LEN, on_record, s)) {
+        s->busy--;
+        s->restoring = false;
+        s->pid[0] = '\0';
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct restore {
+    session_t *s;
+    const recovery_log_t *log;
+    uint32_t pos;
+} restore_t;
+
+/* Rejoins one room of the record where the client's offset says it stopped. */
+static void restore_room(void *arg, const recovery_room_t *r)
+{
+    restore_t *c = arg;
+    session_t *s = c->s;
+    sessions_t *ss = s->ss;
+    if (s->rooms.count >= (size_t)ss->cfg->max_rooms_per_socket ||
+        !auth_room_allowed(ss->auth, s->grant, r->name, r->len))
+        return;
+    int rc = rooms_join(ss->rooms, &s->rooms, s, r->name, r->len);
+    host_joined(ss, rc, r->name, r->len);
+    rooms_mark_t *m = rc == 0 ? rooms_sock_mark(&s->rooms, r->name, r->len) : NULL;
+    if (!m)
+        return;
+    m->tag = r->tag;
+    mark_set(m->last, recovery_log_received(c->log, c->pos, r));
+    memcpy(m->first, m->last, sizeof(m->first)); /* what the client has: a later start point */
+    if (r->tag > s->next_tag)
+        s->next_tag = r->tag;
+}
+
+typedef struct replay {
+    session_t *s;
+    size_t len;
+    char name[];
+} replay_t;
+
+static void replay_room(session_t *s, const char *name, size_t len, recovery_id_t after);
+
+static void on_replay_entry(void *arg, const char *id, size_t id_len, const payload_field_t *fields,
+                            size_t nfields)
+{
+    replay_t *rp = arg;
+    session_t *s = rp->s;
+    sessions_t *ss = s->ss;
+    rooms_mark_t *m = s->ended ? NULL : rooms_sock_mark(&s->rooms, rp->name, rp->len);
+    recovery_id_t rid;
+    if (!m || id_len > RECOVERY_ID_MAX || !recovery_id_parse(id, id_len, &rid) ||
+        recovery_id_cmp(rid, mark_id(m->last)) <= 0)
+        return;
+    buf_reset(&ss->out);
+    if (payload_packet(&ss->out, rp->name, rp->len, id, id_len, fields, nfields, true))
+        return;
+    send_text(s, &ss->out);
+    recovery_log_add(s->rlog, m->tag, rid, mark_id(m->last));
+    mark_set(m->last, rid);
+    s->replayed++;
+    STATS_ADD(ss->stats->deliveries, 1);
+}
+
+static void replay_finish(session_t *s);
+
+static void on_replay_done(void *arg, int n)
+{
+    replay_t *rp = arg;
+    session_t *s = rp->s;
+    s->busy--;
+    s->replays--;
+    if (s->ended) {
+        free(rp);
+        maybe_free(s);
+        return;
+    }
+    rooms_mark_t *m = rooms_sock_mark(&s->rooms, rp->name, rp->len);
+    if (n < 0 && n != -EPROTO)
+        LOG_WARN("recovery: replay of %.*s for %s failed: %s", (int)rp->len, rp->name, s->sio_sid,
+                 strerror(-n));
+    if (m && n == RECOVERY_IO_PAGE)
+        replay_room(s, rp->name, rp->len, mark_id(m->last));
+    free(rp);
+    if (s->replays == 0)
+        replay_finish(s);
+}
+
+static void replay_room(session_t *s, const char *name, size_t len, recovery_id_t after)
+{
+    replay_t *rp = malloc(sizeof(*rp) + len);
+    if (!rp) {
+        LOG_WARN("recovery: out of memory replaying %s", s->sio_sid);
+        return;
+    }
+    rp->s = s;
+    rp->len = len;
+    memcpy(rp->name, name, len);
+    s->busy++;
+    s->replays++;
+    int rc = recovery_io_range(s->ss->rio, name, len, after, on_replay_entry, on_replay_done, rp);
+    if (rc) {
+        s->busy--;
+        s->replays--;
+        free(rp);
+        LOG_WARN("recovery: cannot replay %.*s for %s: %s", (int)len, name, s->sio_sid,
+                 strerror(-rc));
+    }
+}
+
+static void replay_start(const char *name, size_t len, rooms_mark_t *m, void *arg)
+{
+    replay_room(arg, name, len, mark_id(m->last));
+}
+
+/* Entries held back after their room's read ended: read them (a bounded number of rounds). */
+static void replay_recheck(const char *name, size_t len, rooms_mark_t *m, void *arg)
+{
+    if (recovery_id_cmp(mark_id(m->held), mark_id(m->last)) > 0)
+        replay_room(arg, name, len, mark_id(m->last));
+}
+
+/* From now on the ids up to what was replayed are duplicates. */
+static void replay_settle(const char *name, size_t len, rooms_mark_t *m, void *arg)
+{
+    (void)name;
+    (void)len;
+    (void)arg;
+    memcpy(m->held, m->last, sizeof(m->held));
+}
+
+static void replay_finish(session_t *s)
+{
+    if (s->replay_rounds++ < 8)
+        rooms_sock_foreach_mark(&s->rooms, replay_recheck, s);
+    if (s->replays)
+        return;
+    rooms_sock_foreach_mark(&s->rooms, replay_settle, NULL);
+    s->replaying = false;
+    if (!(s->nsp_mask & 1u))
+        return; /* disconnected by the cluster meanwhile */
+    LOG_DEBUG("recovery: session %s restored, %u entries replayed", s->sio_sid, s->replayed);
+    if (connect_reply(s, 0, s->sio_sid))
+        fail(s);
+}
+
+/* Restores s from its record: 0 when the replay started, 1 when it cannot be recovered. */
+static int restore(session_t *s, const char *rec, size_t len)
+{
+    sessions_t *ss = s->ss;
+    const char *sid;
+    size_t sid_len;
+    uint32_t pos;
+    recovery_log_t *log = rec ? malloc(sizeof(*log)) : NULL;
+    if (!log || recovery_decode(rec, len, &sid, &sid_len, log, NULL, NULL) ||
+        !id_text_ok(sid, sid_len) || host_by_id(ss, sid, SID_LEN) ||
+        recovery_log_locate(log, s->has_offset ? &s->offset : NULL, &pos)) {
+        free(log);
+        return 1;
+    }
+    memcpy(s->sio_sid, sid, SID_LEN);
+    s->sio_sid[SID_LEN] = '\0';
+    restore_t c = {s, log, pos};
+    recovery_decode(rec, len, &sid, &sid_len, log, restore_room, &c);
+    /* new joins get tags no logged send uses, rooms left since included */
+    for (size_t k = 0; k < RECOVERY_LOG_LEN; k++) {
+        if (log->e[k].tag > s->next_tag)
+            s->next_tag = log->e[k].tag;
+    }
+    recovery_log_truncate(log, pos);
+    free(s->rlog);
+    s->rlog = log;
+    STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
+    /* connected for broadcasts (held back per room until the replay is over), not yet replied */
+    s->nsp_mask |= 1u;
+    s->replaying = true;
+    rooms_sock_foreach_mark(&s->rooms, replay_start, s);
+    if (s->replays == 0)
+        replay_finish(s);
+    return 0;
+}
+
+static void on_record(void *arg, const char *rec, size_t len)
+{
+    session_t *s = arg;
+    s->busy--;
+    s->restoring = false;
+    if (s->ended) {
+        maybe_free(s);
+        return;
+    }
+    int rc = restore(s, rec, len);
+    if (rc > 0) {
+        s->pid[0] = '\0';
+        rc = connect_reply(s, 0, NULL);
+    }
+    if (rc < 0)
+        fail(s);
 }

@@ -23,7 +23,6 @@
 #include "worker/ws_frame.h"
 
 #define RING_BUDGET 4096 /* descriptors handled per wake-up before yielding to clients */
-#define EVENT_PREFIX "[\"room:message\","
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
 
 typedef struct worker {
@@ -44,8 +43,7 @@ typedef struct worker {
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
-    buf_t payload;  /* the room:message payload of one entry */
-    buf_t packet;   /* 42["room:message",payload] */
+    buf_t packet;   /* 42["room:message",payload(,offset)] of one entry */
     char *rec;      /* one ring record */
     uint32_t rec_cap;
     uint32_t cur_pool; /* pool of the record being decoded */
@@ -64,13 +62,9 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
                      size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
 {
     worker_t *w = arg;
-    buf_reset(&w->payload);
-    if (payload_build(&w->payload, stream, stream_len, id, id_len, fields, nfields))
-        return;
     buf_reset(&w->packet);
-    buf_puts(&w->packet, "42" EVENT_PREFIX);
-    buf_append(&w->packet, w->payload.data, w->payload.len);
-    if (buf_putc(&w->packet, ']'))
+    if (payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields,
+                       w->cfg->connection_recovery))
         return;
     refbuf_t *frame = ws_frame_new(0x1, w->packet.data, w->packet.len);
     if (frame) {
@@ -365,7 +359,6 @@ int worker_main(const worker_args_t *args)
     w->args = args;
     w->cfg = args->cfg;
     w->stats = shm_region_slot_stats(args->region, args->slot);
-    buf_init(&w->payload);
     buf_init(&w->packet);
     int rc = setup(w);
     if (rc) {
@@ -378,7 +371,6 @@ int worker_main(const worker_args_t *args)
     int closed = uv_loop_close(&w->loop);
     if (closed)
         LOG_WARN("worker loop closed with handles still open");
-    buf_free(&w->payload);
     buf_free(&w->packet);
     free(w->rec);
     free(w);

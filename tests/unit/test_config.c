@@ -163,6 +163,56 @@ static void test_stream_policy_variables(void **state)
     buf_free(&err);
 }
 
+static void test_connection_recovery_variables(void **state)
+{
+    (void)state;
+    env_t d = {{{NULL, NULL}}};
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, &d, &err), 0);
+    assert_false(cfg.connection_recovery);
+    assert_int_equal(cfg.recovery_window_ms, 120000);
+    buf_free(&err);
+
+    env_t on = {{{"CONNECTION_RECOVERY", "true"},
+                 {"CONNECTION_RECOVERY_WINDOW_MS", "30000"},
+                 {"STREAM_DELETE_POLICY", "retain"},
+                 {"STREAM_RETAIN_MS", "30000"},
+                 {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &on, &err), 0);
+    assert_true(cfg.connection_recovery);
+    assert_int_equal(cfg.recovery_window_ms, 30000);
+    buf_free(&err);
+
+    env_t del = {{{"CONNECTION_RECOVERY", "true"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &del, &err), -EINVAL);
+    assert_string_equal(err.data, "streamio: invalid CONNECTION_RECOVERY=\"true\": expected "
+                                  "STREAM_DELETE_POLICY=retain (missed entries are replayed from "
+                                  "the streams)");
+    buf_free(&err);
+
+    env_t shortret = {{{"CONNECTION_RECOVERY", "on"},
+                       {"STREAM_DELETE_POLICY", "retain"},
+                       {"STREAM_RETAIN_MS", "119999"},
+                       {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &shortret, &err), -EINVAL);
+    assert_string_equal(err.data, "streamio: invalid STREAM_RETAIN_MS=\"119999\": expected at "
+                                  "least CONNECTION_RECOVERY_WINDOW_MS (120000) with "
+                                  "CONNECTION_RECOVERY=true");
+    buf_free(&err);
+
+    env_t low = {{{"CONNECTION_RECOVERY_WINDOW_MS", "999"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &low, &err), -EINVAL);
+    assert_non_null(strstr(err.data, "CONNECTION_RECOVERY_WINDOW_MS=\"999\""));
+    buf_free(&err);
+
+    /* off: the delete policy is fine */
+    env_t off = {{{"CONNECTION_RECOVERY", "false"}, {"STREAM_DELETE_POLICY", "delete"},
+                  {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &off, &err), 0);
+    buf_free(&err);
+}
+
 static void test_sharded_is_accepted(void **state)
 {
     (void)state;
@@ -310,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_security_values),
         cmocka_unit_test(test_bad_security_values),
         cmocka_unit_test(test_stream_policy_variables),
+        cmocka_unit_test(test_connection_recovery_variables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -477,6 +477,31 @@ static void test_keys_order(void **state)
     assert_int_equal(json_keys_order(k, 0, true), 0);
 }
 
+static void test_object_get(void **state)
+{
+    (void)state;
+    buf_t tmp;
+    buf_init(&tmp);
+    json_span_t v;
+    const char *o =
+        " { \"pid\" : \"abc\", \"offset\":1, \"p\\u0069d\":\"last\", \"n\":{\"pid\":2} } ";
+    assert_int_equal(json_validate(o, strlen(o)), 0);
+    assert_int_equal(json_member_get(o, strlen(o), "pid", &v, &tmp), 0);
+    assert_int_equal(v.type, JSON_STRING);
+    assert_int_equal(v.len, 6); /* the escaped key repeats "pid": the last value wins */
+    assert_memory_equal(v.p, "\"last\"", 6);
+    assert_int_equal(json_member_get(o, strlen(o), "offset", &v, &tmp), 0);
+    assert_int_equal(v.type, JSON_NUMBER);
+    assert_memory_equal(v.p, "1", 1);
+    assert_int_equal(json_member_get(o, strlen(o), "n", &v, &tmp), 0);
+    assert_int_equal(v.type, JSON_OBJECT);
+    assert_int_equal(json_member_get(o, strlen(o), "missing", &v, &tmp), -ENOENT);
+    assert_int_equal(json_member_get("{}", 2, "pid", &v, &tmp), -ENOENT);
+    assert_int_equal(json_member_get("[\"pid\"]", 7, "pid", &v, &tmp), -ENOENT);
+    assert_int_equal(json_member_get("\"pid\"", 5, "pid", &v, &tmp), -ENOENT);
+    buf_free(&tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,7 +511,7 @@ int main(void)
         cmocka_unit_test(test_array_items),      cmocka_unit_test(test_write_string),
         cmocka_unit_test(test_write_number),     cmocka_unit_test(test_string_decode),
         cmocka_unit_test(test_number_parse),     cmocka_unit_test(test_walkers),
-        cmocka_unit_test(test_keys_order),
+        cmocka_unit_test(test_keys_order),       cmocka_unit_test(test_object_get),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

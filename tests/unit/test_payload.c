@@ -145,12 +145,34 @@ static void test_appends_and_many_fields(void **state)
     buf_free(&b);
 }
 
+static void test_packet_with_and_without_offset(void **state)
+{
+    (void)state;
+    payload_field_t f[] = {F("event", "tick"), F("data", "{\"n\":1}")};
+    buf_t b;
+    buf_init(&b);
+    buf_puts(&b, "x");
+    assert_int_equal(payload_packet(&b, "room", 4, "1700000000000-3", 15, f, 2, false), 0);
+    assert_string_equal(b.data, "x42[\"room:message\",{\"from\":\"service\",\"message\":"
+                                "{\"event\":\"tick\",\"data\":{\"n\":1}},\"roomId\":\"room\","
+                                "\"event\":\"tick\",\"messageId\":\"1700000000000-3\"}]");
+    buf_reset(&b);
+    assert_int_equal(payload_packet(&b, "room", 4, "1700000000000-3", 15, f, 2, true), 0);
+    assert_string_equal(b.data, "42[\"room:message\",{\"from\":\"service\",\"message\":"
+                                "{\"event\":\"tick\",\"data\":{\"n\":1}},\"roomId\":\"room\","
+                                "\"event\":\"tick\",\"messageId\":\"1700000000000-3\"},"
+                                "\"1700000000000-3\"]");
+    assert_memory_equal(b.data, PAYLOAD_PACKET_PREFIX, strlen(PAYLOAD_PACKET_PREFIX));
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_example), cmocka_unit_test(test_data_values),
         cmocka_unit_test(test_no_event),     cmocka_unit_test(test_js_object_semantics),
         cmocka_unit_test(test_escaping),     cmocka_unit_test(test_appends_and_many_fields),
+        cmocka_unit_test(test_packet_with_and_without_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -214,6 +214,53 @@ static void test_sock_foreach(void **state)
     rooms_leave_all(r, &a.rooms);
 }
 
+static void bump_mark(void *owner, rooms_mark_t *mark, void *arg)
+{
+    sock_t *s = owner;
+    (void)arg;
+    mark->tag += (uint32_t)s->id;
+}
+
+static void sum_tags(const char *name, size_t len, rooms_mark_t *mark, void *arg)
+{
+    (void)name;
+    (void)len;
+    *(uint32_t *)arg += mark->tag;
+}
+
+/* Each membership has its own mark, zeroed by the join, reached from both sides. */
+static void test_marks(void **state)
+{
+    rooms_t *r = *state;
+    sock_t a = {.id = 1}, b = {.id = 10};
+    assert_int_equal(JOIN(r, &a, "x"), 0);
+    assert_int_equal(JOIN(r, &b, "x"), 0);
+    assert_int_equal(JOIN(r, &a, "y"), 0);
+    rooms_mark_t *ax = rooms_sock_mark(&a.rooms, "x", 1);
+    assert_non_null(ax);
+    assert_int_equal(ax->tag, 0);
+    assert_int_equal(ax->last[0] | ax->last[1] | ax->held[0] | ax->held[1], 0);
+    ax->last[0] = 7;
+    assert_null(rooms_sock_mark(&a.rooms, "z", 1));
+    assert_null(rooms_sock_mark(&b.rooms, "y", 1));
+    rooms_foreach_mark(FIND(r, "x"), bump_mark, NULL);
+    assert_int_equal(rooms_sock_mark(&a.rooms, "x", 1)->tag, 1);
+    assert_int_equal(rooms_sock_mark(&a.rooms, "x", 1)->last[0], 7);
+    assert_int_equal(rooms_sock_mark(&b.rooms, "x", 1)->tag, 10);
+    assert_int_equal(rooms_sock_mark(&a.rooms, "y", 1)->tag, 0);
+    uint32_t sum = 0;
+    rooms_sock_mark(&a.rooms, "y", 1)->tag = 5;
+    rooms_sock_foreach_mark(&a.rooms, sum_tags, &sum);
+    assert_int_equal(sum, 6);
+    /* a rejoin starts from a zeroed mark */
+    assert_int_equal(LEAVE(r, &a, "x"), 0);
+    assert_int_equal(JOIN(r, &a, "x"), 0);
+    assert_int_equal(rooms_sock_mark(&a.rooms, "x", 1)->tag, 0);
+    assert_int_equal(rooms_sock_mark(&a.rooms, "x", 1)->last[0], 0);
+    rooms_leave_all(r, &a.rooms);
+    rooms_leave_all(r, &b.rooms);
+}
+
 /* One socket in 10k rooms, then 2000 sockets sharing rooms: counts, lookups, walks. */
 static void test_many_rooms(void **state)
 {
@@ -390,6 +437,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leave_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sock_foreach, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_names, setup, teardown),
