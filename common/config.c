@@ -86,6 +86,8 @@ static const opt_t options[] = {
     {"RATE_LIMIT_JOINS_PER_SEC", OPT_INT, F(rate_joins_per_sec), 0, 0, 1000000, "20"},
     {"RATE_LIMIT_JOINS_BURST", OPT_INT, F(rate_joins_burst), 0, 1, 1000000, "100"},
     {"RATE_LIMIT_MAX_VIOLATIONS", OPT_INT, F(rate_max_violations), 0, 1, 1000000, "50"},
+    {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "10000"},
+    {"HTTP_BODY_TIMEOUT_MS", OPT_INT, F(http_body_timeout_ms), 0, 100, 3600000, "30000"},
 };
 
 static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)

@@ -78,6 +78,10 @@ typedef struct cfg {
     int rate_joins_per_sec; /* per socket, 0 = unlimited */
     int rate_joins_burst;
     int rate_max_violations; /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
+
+    /* slowloris (worker/conn): a request head, then its body, must arrive within these */
+    int http_header_timeout_ms;
+    int http_body_timeout_ms;
 } cfg_t;
 
 /* Shortest AUTH_JWT_SECRET accepted: 256 bits, the HS256 key size of RFC 7518 §3.2. */

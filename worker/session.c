@@ -123,6 +123,27 @@ static void host_joined(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_left(sessions_t *ss, int rc, const char *room, size_t len);
 static void host_leave_all(sessions_t *ss, session_t *s);
 
+/* ---- limit counters (streamio_limit_rejections_total) ---- */
+
+static void count_limit(sessions_t *ss, enum stats_limit l)
+{
+    STATS_ADD(ss->stats->limit_rejections[l], 1);
+}
+
+/* conn's own refusals; ud is the sessions (conn_handlers_t.ud). */
+static void on_conn_refused(conn_refusal_t why, void *ud)
+{
+    static const enum stats_limit map[] = {
+        [CONN_REFUSED_HEADER_SIZE] = STATS_LIMIT_HEADER_SIZE,
+        [CONN_REFUSED_BODY_SIZE] = STATS_LIMIT_BODY_SIZE,
+        [CONN_REFUSED_WS_MESSAGE] = STATS_LIMIT_WS_MESSAGE,
+        [CONN_REFUSED_OUTPUT] = STATS_LIMIT_OUTPUT_BUFFER,
+        [CONN_REFUSED_HEADER_TIMEOUT] = STATS_LIMIT_HEADER_TIMEOUT,
+        [CONN_REFUSED_BODY_TIMEOUT] = STATS_LIMIT_BODY_TIMEOUT,
+    };
+    count_limit(ud, map[why]);
+}
+
 /* ---- output: WebSocket frames, or a polling payload for the next GET ---- */
 
 /* Fills ss->hdrs with the CORS headers for this request (empty when none apply). */
@@ -298,6 +319,7 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
             err = "Invalid room id";
         } else if ((verdict = limits_join(ss->limits, &s->lim)) != LIMITS_PASS) {
             err = LIMITS_ERR_RATE;
+            count_limit(ss, STATS_LIMIT_RATE_JOINS);
         } else if (!auth_room_allowed(ss->auth, s->grant, room, room_len)) {
             err = AUTH_ERR_ROOM_DENIED;
         } else if (!rooms_is_member(&s->rooms, room, room_len) &&
@@ -455,6 +477,7 @@ static int on_connect_packet(session_t *s, const sio_packet_t *pk)
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
     const char *why = authorize(s, pk);
     if (why) {
+        count_limit(ss, STATS_LIMIT_AUTH);
         /* refused like a Node middleware refusal: CONNECT_ERROR, the session stays open */
         buf_reset(&ss->tmp);
         buf_puts(&ss->tmp, "{\"message\":");
@@ -549,7 +572,10 @@ static int on_sio(session_t *s, const char *p, size_t len)
     sio_packet_t pk;
     if (s->bin_want || sio_packet_decode(p, len, &pk))
         return -EPROTO;
-    switch (limits_event(s->ss->limits, &s->lim)) {
+    limits_verdict_t verdict = limits_event(s->ss->limits, &s->lim);
+    if (verdict != LIMITS_PASS)
+        count_limit(s->ss, STATS_LIMIT_RATE_EVENTS);
+    switch (verdict) {
     case LIMITS_PASS:
         break;
     case LIMITS_NOTIFY:
@@ -869,8 +895,12 @@ static void open_packet(sessions_t *ss, const session_t *s, bool upgrades)
 }
 
 /* A connection over the limits: 503 with the reason (see limits_strerror). */
-static void refuse_limits(conn_t *c, int rc)
+static void refuse_limits(sessions_t *ss, conn_t *c, int rc)
 {
+    if (rc == -EMFILE || rc == -ENFILE || rc == -EBUSY)
+        count_limit(ss, rc == -EMFILE ? STATS_LIMIT_PER_IP
+                        : rc == -ENFILE ? STATS_LIMIT_TOTAL
+                                        : STATS_LIMIT_MEMORY);
     char body[128];
     int n = snprintf(body, sizeof(body), "{\"message\":\"%s\"}", limits_strerror(rc));
     conn_http_respond(c, 503, "application/json", NULL, body, (size_t)n);
@@ -881,7 +911,7 @@ static void ws_handshake(sessions_t *ss, conn_t *c, const http_req_t *req, bool 
     struct sockaddr_storage peer;
     int rc = admit(ss, c, &peer);
     if (rc) {
-        refuse_limits(c, rc);
+        refuse_limits(ss, c, rc);
         return;
     }
     if (conn_ws_accept(c)) {
@@ -1142,7 +1172,7 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
     struct sockaddr_storage peer;
     int rc = admit(ss, c, &peer);
     if (rc) {
-        refuse_limits(c, rc);
+        refuse_limits(ss, c, rc);
         return;
     }
     s = open_session(ss, req, raw, &peer);
@@ -1277,7 +1307,7 @@ static void on_pong_late(timerq_node_t *n, void *arg)
 
 static void on_connect_late(timerq_node_t *n, void *arg)
 {
-    (void)arg;
+    count_limit(arg, STATS_LIMIT_FIRST_PACKET_TIMEOUT);
     fail(session_of(n, offsetof(session_t, connect_node)));
 }
 
@@ -1398,8 +1428,10 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         .max_outq_bytes = 4u << 20,
         .close_timeout_ms = 1000,
         .max_body = (size_t)cfg->max_payload,
+        .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
+        .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
     };
-    conn_handlers_t h = {on_request, on_ws_text, on_ws_binary, on_close, ss};
+    conn_handlers_t h = {on_request, on_ws_text, on_ws_binary, on_close, ss, on_conn_refused};
     ss->rooms = rooms_new();
     ss->sids = strmap_new();
     if (!ss->rooms || !ss->sids || conn_ctx_new(&ss->conns, loop, &lim, &h) ||
