@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,12 +148,11 @@ static void on_conn_refused(conn_refusal_t why, void *ud)
 /* ---- output: WebSocket frames, or a polling payload for the next GET ---- */
 
 /* Fills ss->hdrs with the CORS headers for this request (empty when none apply). */
-static void cors_headers(sessions_t *ss, const http_req_t *req)
+/* SOCKETIO_CORS_ORIGINS is "*" or lists `origin` (false when it is unset). */
+static bool origin_listed(const sessions_t *ss, const char *origin)
 {
-    buf_reset(&ss->hdrs);
-    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
-    if (!ss->cors || !origin)
-        return;
+    if (!ss->cors)
+        return false;
     bool ok = strcmp(ss->cors, "*") == 0;
     size_t olen = strlen(origin);
     for (const char *p = ss->cors; !ok && *p;) {
@@ -161,7 +161,16 @@ static void cors_headers(sessions_t *ss, const http_req_t *req)
         ok = n == olen && memcmp(p, origin, n) == 0;
         p = e ? e + 1 : p + n;
     }
-    if (!ok || strpbrk(origin, "\r\n"))
+    return ok;
+}
+
+static void cors_headers(sessions_t *ss, const http_req_t *req)
+{
+    buf_reset(&ss->hdrs);
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    if (!ss->cors || !origin)
+        return;
+    if (!origin_listed(ss, origin) || strpbrk(origin, "\r\n"))
         return;
     buf_printf(&ss->hdrs,
                "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
@@ -814,6 +823,25 @@ static void refuse_ws(conn_t *c, const char *message)
     conn_http_respond(c, 400, "text/html", NULL, message, strlen(message));
 }
 
+#define WS_ORIGIN_REFUSED "{\"message\":\"Origin not allowed\"}"
+
+/*
+ * A browser's WebSocket is not bound by CORS, so a list in SOCKETIO_CORS_ORIGINS also decides
+ * which pages may open one. Without a list, or with "*", any origin is fine; a client that sends
+ * no Origin (not a browser) is always allowed, and so is a page of this server (same origin).
+ */
+static bool ws_origin_allowed(const sessions_t *ss, const http_req_t *req)
+{
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    if (!ss->cors || !origin || origin_listed(ss, origin))
+        return true;
+    const char *host = http_req_header(req, HTTP_REQ_HOST);
+    const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                       : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                             : NULL;
+    return host && rest && strcasecmp(rest, host) == 0;
+}
+
 static bool query_is(const http_req_t *req, const char *key, const char *want, buf_t *tmp)
 {
     buf_reset(tmp);
@@ -1082,6 +1110,12 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
         buf_puts(&ss->hdrs, "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"
                             "Access-Control-Allow-Headers: content-type\r\n");
         conn_http_respond(c, 204, NULL, ss->hdrs.data, NULL, 0);
+        return;
+    }
+    if (ws && !ws_origin_allowed(ss, req)) {
+        count_limit(ss, STATS_LIMIT_ORIGIN);
+        conn_http_respond(c, 403, "application/json", NULL, WS_ORIGIN_REFUSED,
+                          sizeof(WS_ORIGIN_REFUSED) - 1);
         return;
     }
     if (!query_is(req, "EIO", "4", q)) {
