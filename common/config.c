@@ -39,7 +39,8 @@ typedef struct opt {
 static const opt_t options[] = {
     {"REDIS_HOST", OPT_STR, F(redis_host), S(redis_host), 1, 0, "127.0.0.1"},
     {"REDIS_PORT", OPT_INT, F(redis_port), 0, 1, 65535, "6379"},
-    {"REDIS_PASSWORD", OPT_STR, F(redis_password), S(redis_password), 0, 0, ""},
+    {"REDIS_PASSWORD", OPT_SECRET, F(redis_password), S(redis_password), 0, 0, ""},
+    {"REDIS_USERNAME", OPT_STR, F(redis_username), S(redis_username), 0, 0, ""},
     {"REDIS_DB", OPT_INT, F(redis_db), 0, 0, 65535, "0"},
     {"HOST", OPT_STR, F(host), S(host), 1, 0, "0.0.0.0"},
     {"PORT", OPT_INT, F(port), 0, 1, 65535, "3000"},
@@ -260,6 +261,18 @@ static const char *env_get(const char *name, void *arg)
 int config_load_env(cfg_t *cfg, buf_t *err)
 {
     return config_load(cfg, env_get, NULL, err);
+}
+
+int config_redis_auth(const cfg_t *cfg, const char *argv[3])
+{
+    if (!cfg->redis_username[0] && !cfg->redis_password[0])
+        return 0;
+    int n = 0;
+    argv[n++] = "AUTH";
+    if (cfg->redis_username[0])
+        argv[n++] = cfg->redis_username;
+    argv[n++] = cfg->redis_password;
+    return n;
 }
 
 bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len)

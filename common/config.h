@@ -26,6 +26,7 @@ typedef struct cfg {
     char redis_host[256];
     int redis_port;
     char redis_password[256];
+    char redis_username[256]; /* REDIS_USERNAME: Redis 6 ACL user; "" = the default user */
     int redis_db;
     char host[256];
     int port;
@@ -99,5 +100,11 @@ int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err);
 /* config_load over the process environment. */
 int config_load_env(cfg_t *cfg, buf_t *err);
 bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len);
+/*
+ * The AUTH command every Redis connection sends first: fills argv with "AUTH", the
+ * REDIS_USERNAME when set, and REDIS_PASSWORD (borrowed from cfg). Returns argc: 0 (no AUTH:
+ * neither is set), 2 or 3.
+ */
+int config_redis_auth(const cfg_t *cfg, const char *argv[3]);
 
 #endif

@@ -298,6 +298,45 @@ static void test_bad_security_values(void **state)
     buf_free(&err);
 }
 
+static void test_redis_auth_argv(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    buf_t err;
+    const char *argv[3];
+    env_t none = {{{NULL, NULL}}};
+    assert_int_equal(load(&cfg, &none, &err), 0);
+    assert_int_equal(config_redis_auth(&cfg, argv), 0);
+    buf_free(&err);
+    env_t pass = {{{"REDIS_PASSWORD", "pw"}}};
+    assert_int_equal(load(&cfg, &pass, &err), 0);
+    assert_int_equal(config_redis_auth(&cfg, argv), 2);
+    assert_string_equal(argv[0], "AUTH");
+    assert_string_equal(argv[1], "pw");
+    buf_free(&err);
+    env_t user = {{{"REDIS_USERNAME", "svc"}, {"REDIS_PASSWORD", "pw"}}};
+    assert_int_equal(load(&cfg, &user, &err), 0);
+    assert_int_equal(config_redis_auth(&cfg, argv), 3);
+    assert_string_equal(argv[1], "svc");
+    assert_string_equal(argv[2], "pw");
+    buf_free(&err);
+    /* a nopass ACL user still authenticates (any password is accepted for it) */
+    env_t nopass = {{{"REDIS_USERNAME", "svc"}}};
+    assert_int_equal(load(&cfg, &nopass, &err), 0);
+    assert_int_equal(config_redis_auth(&cfg, argv), 3);
+    assert_string_equal(argv[2], "");
+    buf_free(&err);
+    /* the password never appears in an error */
+    char longpw[300];
+    memset(longpw, 'p', sizeof(longpw) - 1);
+    longpw[sizeof(longpw) - 1] = '\0';
+    env_t bad = {{{"REDIS_PASSWORD", longpw}}};
+    assert_int_equal(load(&cfg, &bad, &err), -EINVAL);
+    assert_non_null(strstr(err.data, "REDIS_PASSWORD=\"(hidden)\""));
+    assert_null(strstr(err.data, "ppp"));
+    buf_free(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_security_values),
         cmocka_unit_test(test_bad_security_values),
         cmocka_unit_test(test_stream_policy_variables),
+        cmocka_unit_test(test_redis_auth_argv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
