@@ -15,6 +15,7 @@
 #include "common/strmap.h"
 #include "worker/adapter.h"
 #include "worker/auth.h"
+#include "worker/deadlineq.h"
 #include "worker/debug_page.h"
 #include "worker/eio_payload.h"
 #include "worker/handoff.h"
@@ -72,6 +73,7 @@ typedef struct session {
     limits_socket_t lim;          /* event and join token buckets */
     struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP while admitted */
     bool admitted;
+    deadline_node_t expiry_node; /* auth on: the token's exp (+ leeway) disconnects the socket */
 } session_t;
 
 typedef struct nsp_name {
@@ -115,6 +117,7 @@ struct sessions {
     adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
     auth_t *auth;       /* JWT verifier; auth_enabled() false when no secret/key is set */
     limits_t *limits;   /* connection counts and per-socket rate limits */
+    deadlineq_t *expiryq; /* token expiries of authenticated sessions */
 };
 
 static void session_end(session_t *s, bool client_close);
@@ -439,6 +442,39 @@ static void send_auth(session_t *s, unsigned i)
     send_text(s, &ss->out);
 }
 
+/* Disconnects the session when the token it authenticated with expires (exp + AUTH_JWT_LEEWAY). */
+static void arm_expiry(session_t *s, int64_t exp_s)
+{
+    sessions_t *ss = s->ss;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t left = (exp_s + ss->cfg->auth_jwt_leeway_s) * 1000 - now_ms;
+    deadlineq_add(ss->expiryq, &s->expiry_node, uv_now(ss->loop) + (uint64_t)(left > 0 ? left : 0));
+}
+
+/*
+ * The token expired while connected: the `error` event {message: "Token expired"} and a
+ * DISCONNECT on every connected namespace (the client sees "io server disconnect" and does not
+ * reconnect by itself), then the session ends.
+ */
+static void on_token_expired(deadline_node_t *n, void *arg)
+{
+    sessions_t *ss = arg;
+    session_t *s = (session_t *)((char *)n - offsetof(session_t, expiry_node));
+    count_limit(ss, STATS_LIMIT_TOKEN_EXPIRED);
+    emit_error(s, AUTH_ERR_EXPIRED);
+    for (unsigned i = 0; i < ss->nnsp; i++) {
+        if (!(s->nsp_mask & (1u << i)))
+            continue;
+        buf_reset(&ss->out);
+        sio_packet_encode(&ss->out, SIO_DISCONNECT, ss->nsp[i].name, ss->nsp[i].len, NULL, NULL,
+                          0);
+        send_text(s, &ss->out);
+    }
+    session_end(s, false);
+}
+
 /*
  * With authentication on, verifies the token of a CONNECT: the `auth` payload's `token`, else the
  * handshake's `token` query parameter. NULL when allowed (the grant is kept for join-room), else
@@ -467,6 +503,7 @@ static const char *authorize(session_t *s, const sio_packet_t *pk)
         return why ? why : AUTH_ERR_INVALID;
     auth_grant_free(s->grant);
     s->grant = g;
+    arm_expiry(s, auth_grant_expires(g));
     return NULL;
 }
 
@@ -709,6 +746,7 @@ static void session_end(session_t *s, bool client_close)
     timerq_remove(ss->connectq, &s->connect_node);
     timerq_remove(ss->authq, &s->auth_node);
     timerq_remove(ss->upgradeq, &s->upgrade_node);
+    deadlineq_remove(ss->expiryq, &s->expiry_node);
     STATS_SUB(ss->stats->connections, 1);
     STATS_ADD(ss->stats->disconnects, 1);
     STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
@@ -1473,7 +1511,8 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         timerq_new(&ss->pongq, loop, (uint64_t)cfg->ping_timeout_ms, on_pong_late, ss) ||
         timerq_new(&ss->connectq, loop, (uint64_t)cfg->connect_timeout_ms, on_connect_late, ss) ||
         timerq_new(&ss->authq, loop, AUTH_EMIT_DELAY_MS, on_auth_due, ss) ||
-        timerq_new(&ss->upgradeq, loop, UPGRADE_TIMEOUT_MS, on_upgrade_late, ss)) {
+        timerq_new(&ss->upgradeq, loop, UPGRADE_TIMEOUT_MS, on_upgrade_late, ss) ||
+        deadlineq_new(&ss->expiryq, loop, on_token_expired, ss)) {
         sessions_free(ss);
         return -ENOMEM;
     }
@@ -1567,6 +1606,7 @@ void sessions_free(sessions_t *ss)
         timerq_close(ss->authq);
     if (ss->upgradeq)
         timerq_close(ss->upgradeq);
+    deadlineq_close(ss->expiryq);
     handoff_free(ss->handoff);
     ss->handoff = NULL;
     /* connections still open close asynchronously and their on_close needs ss */
