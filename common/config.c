@@ -21,7 +21,10 @@ typedef enum opt_kind {
     OPT_ADAPTER,
     OPT_LEVEL,
     OPT_LIST,
-    OPT_POLICY
+    OPT_POLICY,
+    OPT_NAMESPACES,
+    OPT_TRANSPORTS,
+    OPT_ORIGINS
 } opt_kind_t;
 
 typedef struct opt {
@@ -87,6 +90,9 @@ static const opt_t options[] = {
     {"RATE_LIMIT_JOINS_PER_SEC", OPT_INT, F(rate_joins_per_sec), 0, 0, 1000000, "20"},
     {"RATE_LIMIT_JOINS_BURST", OPT_INT, F(rate_joins_burst), 0, 1, 1000000, "100"},
     {"RATE_LIMIT_MAX_VIOLATIONS", OPT_INT, F(rate_max_violations), 0, 1, 1000000, "50"},
+    {"SOCKETIO_NAMESPACES", OPT_NAMESPACES, 0, 0, 0, 0, "/"},
+    {"SOCKETIO_TRANSPORTS", OPT_TRANSPORTS, F(transports), 0, 0, 0, "polling,websocket"},
+    {"SOCKETIO_CORS_ORIGINS", OPT_ORIGINS, F(cors_origins), S(cors_origins), 0, 0, ""},
     {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "10000"},
     {"HTTP_BODY_TIMEOUT_MS", OPT_INT, F(http_body_timeout_ms), 0, 100, 3600000, "30000"},
 };
@@ -133,6 +139,59 @@ static int parse_list(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         if (cfg->npriority == CONFIG_MAX_PRIORITY)
             return bad(err, o, v, "at most 256 stream names");
         cfg->priority[cfg->npriority++] = t;
+    }
+    return 0;
+}
+
+/* Calls fn on each item of a comma-separated list (empty items included); stops at an error. */
+static int each_item(const char *v, int (*fn)(cfg_t *cfg, const char *p, size_t n), cfg_t *cfg)
+{
+    for (const char *p = v;;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        int rc = fn(cfg, p, n);
+        if (rc || !e)
+            return rc;
+        p = e + 1;
+    }
+}
+
+static int add_namespace(cfg_t *cfg, const char *p, size_t n)
+{
+    if (n == 0 || p[0] != '/' || n >= CONFIG_NAMESPACE_SIZE)
+        return -EINVAL;
+    for (int i = 0; i < cfg->nnamespaces; i++) {
+        if (strlen(cfg->namespaces[i]) == n && memcmp(cfg->namespaces[i], p, n) == 0)
+            return 0;
+    }
+    if (cfg->nnamespaces == CONFIG_MAX_NAMESPACES)
+        return -EINVAL;
+    memcpy(cfg->namespaces[cfg->nnamespaces], p, n);
+    cfg->namespaces[cfg->nnamespaces++][n] = '\0';
+    return 0;
+}
+
+static int add_transport(cfg_t *cfg, const char *p, size_t n)
+{
+    if (n == 7 && memcmp(p, "polling", 7) == 0)
+        cfg->transports |= CONFIG_TRANSPORT_POLLING;
+    else if (n == 9 && memcmp(p, "websocket", 9) == 0)
+        cfg->transports |= CONFIG_TRANSPORT_WEBSOCKET;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* An Origin header value: scheme://host[:port], nothing after the authority, no blanks. */
+static int check_origin(cfg_t *cfg, const char *p, size_t n)
+{
+    (void)cfg;
+    const char *sep = memmem(p, n, "://", 3);
+    if (!sep || sep == p || sep + 3 == p + n)
+        return -EINVAL;
+    for (const char *c = p; c < p + n; c++) {
+        if ((unsigned char)*c <= ' ' || *c == 0x7f || (c >= sep + 3 && (*c == '/' || *c == '?')))
+            return -EINVAL;
     }
     return 0;
 }
@@ -188,6 +247,29 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         return 0;
     case OPT_LIST:
         return parse_list(cfg, o, v, err);
+    case OPT_NAMESPACES:
+        cfg->nnamespaces = 0;
+        add_namespace(cfg, "/", 1);
+        if (each_item(v, add_namespace, cfg))
+            return bad(err, o, v,
+                       "comma-separated namespaces, each starting with '/', at most 63 bytes, "
+                       "at most 32 with '/'");
+        return 0;
+    case OPT_TRANSPORTS:
+        cfg->transports = 0;
+        if (each_item(v, add_transport, cfg))
+            return bad(err, o, v, "polling, websocket or polling,websocket");
+        return 0;
+    case OPT_ORIGINS:
+        if (strlen(v) >= o->size ||
+            (*v && strcmp(v, "*") != 0 && each_item(v, check_origin, cfg) != 0)) {
+            snprintf(expected, sizeof(expected),
+                     "* or comma-separated origins scheme://host[:port] (no path), < %zu bytes",
+                     o->size);
+            return bad(err, o, v, expected);
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
     case OPT_POLICY:
         if (strcasecmp(v, "delete") == 0)
             *(bool *)field = false;

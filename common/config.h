@@ -15,6 +15,10 @@
 #include "common/log.h"
 
 #define CONFIG_MAX_PRIORITY 256
+#define CONFIG_MAX_NAMESPACES 32 /* "/" included */
+#define CONFIG_NAMESPACE_SIZE 64 /* a namespace is at most 63 bytes */
+#define CONFIG_TRANSPORT_POLLING 1u
+#define CONFIG_TRANSPORT_WEBSOCKET 2u
 
 typedef enum config_adapter {
     CONFIG_ADAPTER_OFF = 0, /* workers of this server still share rooms, on a private channel */
@@ -79,6 +83,12 @@ typedef struct cfg {
     int rate_joins_per_sec; /* per socket, 0 = unlimited */
     int rate_joins_burst;
     int rate_max_violations; /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
+
+    /* Socket.IO server options, validated here and consumed as they are by worker/session */
+    char namespaces[CONFIG_MAX_NAMESPACES][CONFIG_NAMESPACE_SIZE]; /* "/" first, no duplicate */
+    int nnamespaces;
+    unsigned transports;    /* SOCKETIO_TRANSPORTS: CONFIG_TRANSPORT_* bits, at least one */
+    char cors_origins[4096]; /* SOCKETIO_CORS_ORIGINS: "" none, "*", or origins joined by ',' */
 
     /* slowloris (worker/conn): a request head, then its body, must arrive within these */
     int http_header_timeout_ms;

@@ -1402,58 +1402,28 @@ static void on_auth_due(timerq_node_t *n, void *arg)
     s->auth_pending = 0;
 }
 
-/* ---- options from the environment ---- */
+/* ---- options: SOCKETIO_* come validated in cfg (common/config); test switches from env ---- */
 
 static int parse_options(sessions_t *ss)
 {
+    const cfg_t *cfg = ss->cfg;
     const char *v = getenv("STREAMIO_CONFORMANCE");
     ss->conformance = v && strcmp(v, "1") == 0;
     v = getenv("STREAMIO_DEBUG_PAGE");
     ss->debug_page = v && strcmp(v, "1") == 0;
-    ss->nsp[0] = (nsp_name_t){"/", 1};
-    ss->nnsp = 1;
-    v = getenv("SOCKETIO_NAMESPACES");
-    if (ss->conformance && !v)
-        v = "/,/custom";
-    for (const char *p = v; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || p[0] != '/' || n >= sizeof(ss->nsp[0].name)) {
-            LOG_ERROR("SOCKETIO_NAMESPACES=%s: each namespace starts with '/', at most 63 bytes",
-                      v);
-            return -EINVAL;
-        }
-        if (nsp_index(ss, p, n) < 0) {
-            if (ss->nnsp == NSP_MAX) {
-                LOG_ERROR("SOCKETIO_NAMESPACES=%s: at most %d namespaces", v, NSP_MAX);
-                return -EINVAL;
-            }
-            memcpy(ss->nsp[ss->nnsp].name, p, n);
-            ss->nsp[ss->nnsp].name[n] = '\0';
-            ss->nsp[ss->nnsp++].len = n;
-        }
-        p = e ? e + 1 : p + n;
+    _Static_assert(CONFIG_MAX_NAMESPACES <= NSP_MAX, "one nsp_mask bit per namespace");
+    _Static_assert(CONFIG_NAMESPACE_SIZE <= sizeof(ss->nsp[0].name), "namespace size");
+    ss->nnsp = 0;
+    for (int i = 0; i < cfg->nnamespaces; i++) {
+        size_t n = strlen(cfg->namespaces[i]);
+        memcpy(ss->nsp[ss->nnsp].name, cfg->namespaces[i], n + 1);
+        ss->nsp[ss->nnsp++].len = n;
     }
-    ss->transports = TR_POLLING | TR_WEBSOCKET;
-    v = getenv("SOCKETIO_TRANSPORTS");
-    if (v && *v) {
-        ss->transports = 0;
-        for (const char *p = v; *p;) {
-            const char *e = strchr(p, ',');
-            size_t n = e ? (size_t)(e - p) : strlen(p);
-            if (n == 7 && !memcmp(p, "polling", 7))
-                ss->transports |= TR_POLLING;
-            else if (n == 9 && !memcmp(p, "websocket", 9))
-                ss->transports |= TR_WEBSOCKET;
-            else {
-                LOG_ERROR("SOCKETIO_TRANSPORTS=%s: allowed: polling,websocket", v);
-                return -EINVAL;
-            }
-            p = e ? e + 1 : p + n;
-        }
-    }
-    v = getenv("SOCKETIO_CORS_ORIGINS");
-    if (v && *v && !(ss->cors = strdup(v)))
+    if (ss->conformance && !getenv("SOCKETIO_NAMESPACES") && ss->nnsp < NSP_MAX)
+        ss->nsp[ss->nnsp++] = (nsp_name_t){"/custom", 7};
+    ss->transports = ((cfg->transports & CONFIG_TRANSPORT_POLLING) ? TR_POLLING : 0) |
+                     ((cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) ? TR_WEBSOCKET : 0);
+    if (cfg->cors_origins[0] && !(ss->cors = strdup(cfg->cors_origins)))
         return -ENOMEM;
     return 0;
 }
