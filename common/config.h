@@ -87,7 +87,7 @@ typedef struct cfg {
     /* Socket.IO server options, validated here and consumed as they are by worker/session */
     char namespaces[CONFIG_MAX_NAMESPACES][CONFIG_NAMESPACE_SIZE]; /* "/" first, no duplicate */
     int nnamespaces;
-    unsigned transports;    /* SOCKETIO_TRANSPORTS: CONFIG_TRANSPORT_* bits, at least one */
+    unsigned transports;     /* SOCKETIO_TRANSPORTS: CONFIG_TRANSPORT_* bits, at least one */
     char cors_origins[4096]; /* SOCKETIO_CORS_ORIGINS: "" none, "*", or origins joined by ',' */
 
     /* slowloris (worker/conn): a request head, then its body, must arrive within these */

@@ -83,7 +83,7 @@ struct conn {
     bool rq_body; /* rq_node is in the body queue, not the head queue */
     bool served;  /* at least one request answered: an idle keep-alive is not a refusal */
     bool partial; /* bytes of the next request arrived since the last dispatch */
-    bool ws_close_seen; /* the first Close wslay queued was looked at (1009 counts) */
+    bool ws_told; /* the first Close wslay sent was looked at (a 1009 is counted) */
 };
 
 struct conn_ctx {
@@ -843,8 +843,8 @@ static void ws_input(conn_t *c, const char *p, size_t n)
     }
     ws_after_io(c);
     /* wslay answers an oversized message with Close 1009 on its own; count it once sent */
-    if (!c->ws_close_seen && wslay_event_get_close_sent(c->ws)) {
-        c->ws_close_seen = true;
+    if (!c->ws_told && wslay_event_get_close_sent(c->ws)) {
+        c->ws_told = true;
         if (wslay_event_get_status_code_sent(c->ws) == WSLAY_CODE_MESSAGE_TOO_BIG)
             refused(c->ctx, CONN_REFUSED_WS_MESSAGE);
     }

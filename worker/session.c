@@ -117,7 +117,8 @@ struct sessions {
     adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
     auth_t *auth;       /* JWT verifier; auth_enabled() false when no secret/key is set */
     limits_t *limits;   /* connection counts and per-socket rate limits */
-    deadlineq_t *expiryq; /* token expiries of authenticated sessions */
+    /* token expiries of authenticated sessions */
+    deadlineq_t *expiryq;
 };
 
 static void session_end(session_t *s, bool client_close);
@@ -468,8 +469,7 @@ static void on_token_expired(deadline_node_t *n, void *arg)
         if (!(s->nsp_mask & (1u << i)))
             continue;
         buf_reset(&ss->out);
-        sio_packet_encode(&ss->out, SIO_DISCONNECT, ss->nsp[i].name, ss->nsp[i].len, NULL, NULL,
-                          0);
+        sio_packet_encode(&ss->out, SIO_DISCONNECT, ss->nsp[i].name, ss->nsp[i].len, NULL, NULL, 0);
         send_text(s, &ss->out);
     }
     session_end(s, false);
@@ -964,7 +964,7 @@ static void open_packet(sessions_t *ss, const session_t *s, bool upgrades)
 static void refuse_limits(sessions_t *ss, conn_t *c, int rc)
 {
     if (rc == -EMFILE || rc == -ENFILE || rc == -EBUSY)
-        count_limit(ss, rc == -EMFILE ? STATS_LIMIT_PER_IP
+        count_limit(ss, rc == -EMFILE   ? STATS_LIMIT_PER_IP
                         : rc == -ENFILE ? STATS_LIMIT_TOTAL
                                         : STATS_LIMIT_MEMORY);
     char body[128];
