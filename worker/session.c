@@ -451,6 +451,7 @@ static void arm_expiry(session_t *s, int64_t exp_s)
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     int64_t left = (exp_s + ss->cfg->auth_jwt_leeway_s) * 1000 - now_ms;
+    uv_update_time(ss->loop); /* the cached loop time may lag: never cut a token off early */
     deadlineq_add(ss->expiryq, &s->expiry_node, uv_now(ss->loop) + (uint64_t)(left > 0 ? left : 0));
 }
 
