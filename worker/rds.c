@@ -167,7 +167,8 @@ static void on_select(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     rds_t *r = privdata;
     redisReply *rep = reply;
-    if (rep && rep->type == REDIS_REPLY_ERROR)
+    /* after a refused AUTH, SELECT fails with NOAUTH on every retry: already said */
+    if (rep && rep->type == REDIS_REPLY_ERROR && !r->auth_warned)
         LOG_ERROR("redis %s: %s", r->name, rep->str);
 }
 
