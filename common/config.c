@@ -21,7 +21,10 @@ typedef enum opt_kind {
     OPT_ADAPTER,
     OPT_LEVEL,
     OPT_LIST,
-    OPT_POLICY
+    OPT_POLICY,
+    OPT_NAMESPACES,
+    OPT_TRANSPORTS,
+    OPT_ORIGINS
 } opt_kind_t;
 
 typedef struct opt {
@@ -39,7 +42,8 @@ typedef struct opt {
 static const opt_t options[] = {
     {"REDIS_HOST", OPT_STR, F(redis_host), S(redis_host), 1, 0, "127.0.0.1"},
     {"REDIS_PORT", OPT_INT, F(redis_port), 0, 1, 65535, "6379"},
-    {"REDIS_PASSWORD", OPT_STR, F(redis_password), S(redis_password), 0, 0, ""},
+    {"REDIS_PASSWORD", OPT_SECRET, F(redis_password), S(redis_password), 0, 0, ""},
+    {"REDIS_USERNAME", OPT_STR, F(redis_username), S(redis_username), 0, 0, ""},
     {"REDIS_DB", OPT_INT, F(redis_db), 0, 0, 65535, "0"},
     {"HOST", OPT_STR, F(host), S(host), 1, 0, "0.0.0.0"},
     {"PORT", OPT_INT, F(port), 0, 1, 65535, "3000"},
@@ -89,6 +93,11 @@ static const opt_t options[] = {
     {"RATE_LIMIT_MAX_VIOLATIONS", OPT_INT, F(rate_max_violations), 0, 1, 1000000, "50"},
     {"CONNECTION_RECOVERY", OPT_BOOL, F(connection_recovery), 0, 0, 0, "false"},
     {"CONNECTION_RECOVERY_WINDOW_MS", OPT_INT, F(recovery_window_ms), 0, 1000, 86400000, "120000"},
+    {"SOCKETIO_NAMESPACES", OPT_NAMESPACES, 0, 0, 0, 0, "/"},
+    {"SOCKETIO_TRANSPORTS", OPT_TRANSPORTS, F(transports), 0, 0, 0, "polling,websocket"},
+    {"SOCKETIO_CORS_ORIGINS", OPT_ORIGINS, F(cors_origins), S(cors_origins), 0, 0, ""},
+    {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "10000"},
+    {"HTTP_BODY_TIMEOUT_MS", OPT_INT, F(http_body_timeout_ms), 0, 100, 3600000, "30000"},
 };
 
 static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)
@@ -133,6 +142,59 @@ static int parse_list(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         if (cfg->npriority == CONFIG_MAX_PRIORITY)
             return bad(err, o, v, "at most 256 stream names");
         cfg->priority[cfg->npriority++] = t;
+    }
+    return 0;
+}
+
+/* Calls fn on each item of a comma-separated list (empty items included); stops at an error. */
+static int each_item(const char *v, int (*fn)(cfg_t *cfg, const char *p, size_t n), cfg_t *cfg)
+{
+    for (const char *p = v;;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        int rc = fn(cfg, p, n);
+        if (rc || !e)
+            return rc;
+        p = e + 1;
+    }
+}
+
+static int add_namespace(cfg_t *cfg, const char *p, size_t n)
+{
+    if (n == 0 || p[0] != '/' || n >= CONFIG_NAMESPACE_SIZE)
+        return -EINVAL;
+    for (int i = 0; i < cfg->nnamespaces; i++) {
+        if (strlen(cfg->namespaces[i]) == n && memcmp(cfg->namespaces[i], p, n) == 0)
+            return 0;
+    }
+    if (cfg->nnamespaces == CONFIG_MAX_NAMESPACES)
+        return -EINVAL;
+    memcpy(cfg->namespaces[cfg->nnamespaces], p, n);
+    cfg->namespaces[cfg->nnamespaces++][n] = '\0';
+    return 0;
+}
+
+static int add_transport(cfg_t *cfg, const char *p, size_t n)
+{
+    if (n == 7 && memcmp(p, "polling", 7) == 0)
+        cfg->transports |= CONFIG_TRANSPORT_POLLING;
+    else if (n == 9 && memcmp(p, "websocket", 9) == 0)
+        cfg->transports |= CONFIG_TRANSPORT_WEBSOCKET;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* An Origin header value: scheme://host[:port], nothing after the authority, no blanks. */
+static int check_origin(cfg_t *cfg, const char *p, size_t n)
+{
+    (void)cfg;
+    const char *sep = memmem(p, n, "://", 3);
+    if (!sep || sep == p || sep + 3 == p + n)
+        return -EINVAL;
+    for (const char *c = p; c < p + n; c++) {
+        if ((unsigned char)*c <= ' ' || *c == 0x7f || (c >= sep + 3 && (*c == '/' || *c == '?')))
+            return -EINVAL;
     }
     return 0;
 }
@@ -188,6 +250,29 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         return 0;
     case OPT_LIST:
         return parse_list(cfg, o, v, err);
+    case OPT_NAMESPACES:
+        cfg->nnamespaces = 0;
+        add_namespace(cfg, "/", 1);
+        if (each_item(v, add_namespace, cfg))
+            return bad(err, o, v,
+                       "comma-separated namespaces, each starting with '/', at most 63 bytes, "
+                       "at most 32 with '/'");
+        return 0;
+    case OPT_TRANSPORTS:
+        cfg->transports = 0;
+        if (each_item(v, add_transport, cfg))
+            return bad(err, o, v, "polling, websocket or polling,websocket");
+        return 0;
+    case OPT_ORIGINS:
+        if (strlen(v) >= o->size ||
+            (*v && strcmp(v, "*") != 0 && each_item(v, check_origin, cfg) != 0)) {
+            snprintf(expected, sizeof(expected),
+                     "* or comma-separated origins scheme://host[:port] (no path), < %zu bytes",
+                     o->size);
+            return bad(err, o, v, expected);
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
     case OPT_POLICY:
         if (strcasecmp(v, "delete") == 0)
             *(bool *)field = false;
@@ -282,6 +367,18 @@ static const char *env_get(const char *name, void *arg)
 int config_load_env(cfg_t *cfg, buf_t *err)
 {
     return config_load(cfg, env_get, NULL, err);
+}
+
+int config_redis_auth(const cfg_t *cfg, const char *argv[3])
+{
+    if (!cfg->redis_username[0] && !cfg->redis_password[0])
+        return 0;
+    int n = 0;
+    argv[n++] = "AUTH";
+    if (cfg->redis_username[0])
+        argv[n++] = cfg->redis_username;
+    argv[n++] = cfg->redis_password;
+    return n;
 }
 
 bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len)

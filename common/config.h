@@ -15,6 +15,10 @@
 #include "common/log.h"
 
 #define CONFIG_MAX_PRIORITY 256
+#define CONFIG_MAX_NAMESPACES 32 /* "/" included */
+#define CONFIG_NAMESPACE_SIZE 64 /* a namespace is at most 63 bytes */
+#define CONFIG_TRANSPORT_POLLING 1u
+#define CONFIG_TRANSPORT_WEBSOCKET 2u
 
 typedef enum config_adapter {
     CONFIG_ADAPTER_OFF = 0, /* workers of this server still share rooms, on a private channel */
@@ -26,6 +30,7 @@ typedef struct cfg {
     char redis_host[256];
     int redis_port;
     char redis_password[256];
+    char redis_username[256]; /* REDIS_USERNAME: Redis 6 ACL user; "" = the default user */
     int redis_db;
     char host[256];
     int port;
@@ -81,6 +86,16 @@ typedef struct cfg {
     int rate_max_violations; /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
     bool connection_recovery; /* CONNECTION_RECOVERY: Socket.IO connection state recovery */
     int recovery_window_ms;   /* CONNECTION_RECOVERY_WINDOW_MS: how long a session is kept */
+
+    /* Socket.IO server options, validated here and consumed as they are by worker/session */
+    char namespaces[CONFIG_MAX_NAMESPACES][CONFIG_NAMESPACE_SIZE]; /* "/" first, no duplicate */
+    int nnamespaces;
+    unsigned transports;     /* SOCKETIO_TRANSPORTS: CONFIG_TRANSPORT_* bits, at least one */
+    char cors_origins[4096]; /* SOCKETIO_CORS_ORIGINS: "" none, "*", or origins joined by ',' */
+
+    /* slowloris (worker/conn): a request head, then its body, must arrive within these */
+    int http_header_timeout_ms;
+    int http_body_timeout_ms;
 } cfg_t;
 
 /* Shortest AUTH_JWT_SECRET accepted: 256 bits, the HS256 key size of RFC 7518 §3.2. */
@@ -98,5 +113,11 @@ int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err);
 /* config_load over the process environment. */
 int config_load_env(cfg_t *cfg, buf_t *err);
 bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len);
+/*
+ * The AUTH command every Redis connection sends first: fills argv with "AUTH", the
+ * REDIS_USERNAME when set, and REDIS_PASSWORD (borrowed from cfg). Returns argc: 0 (no AUTH:
+ * neither is set), 2 or 3.
+ */
+int config_redis_auth(const cfg_t *cfg, const char *argv[3]);
 
 #endif

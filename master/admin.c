@@ -64,10 +64,12 @@ static redisContext *connect_redis(const cfg_t *cfg, buf_t *out)
     }
     redisSetTimeout(rc, tv);
     const char *fail = NULL;
-    if (cfg->redis_password[0]) {
-        redisReply *r = redisCommand(rc, "AUTH %s", cfg->redis_password);
+    const char *auth[3];
+    int nauth = config_redis_auth(cfg, auth);
+    if (nauth) {
+        redisReply *r = redisCommandArgv(rc, nauth, auth, NULL);
         if (!r || r->type == REDIS_REPLY_ERROR)
-            fail = "AUTH failed";
+            fail = "AUTH failed (check REDIS_USERNAME and REDIS_PASSWORD)";
         freeReplyObject(r);
     }
     if (!fail && cfg->redis_db) {

@@ -66,9 +66,11 @@ static int connect_redis(discovery_t *d)
     struct timeval cmd = {5, 0};
     redisSetTimeout(d->rc, cmd);
     bool ok = true;
-    if (d->cfg->redis_password[0]) {
-        redisReply *r = redisCommand(d->rc, "AUTH %s", d->cfg->redis_password);
-        ok = reply_ok(d, r, "AUTH");
+    const char *auth[3];
+    int nauth = config_redis_auth(d->cfg, auth);
+    if (nauth) {
+        redisReply *r = redisCommandArgv(d->rc, nauth, auth, NULL);
+        ok = reply_ok(d, r, "AUTH (check REDIS_USERNAME and REDIS_PASSWORD)");
         freeReplyObject(r);
     }
     if (ok && d->cfg->redis_db) {

@@ -30,6 +30,32 @@ enum stats_role {
         0, 1, 2, 5, 10, 25, 50, 100, UINT64_MAX                                                    \
     }
 
+/* Refusals by a limit (README "Limits"): one counter per kind, label limit="<name>" in /metrics. */
+enum stats_limit {
+    STATS_LIMIT_PER_IP,               /* 503: MAX_CONNECTIONS_PER_IP */
+    STATS_LIMIT_TOTAL,                /* 503: MAX_CONNECTIONS */
+    STATS_LIMIT_MEMORY,               /* 503: MEMORY_HIGH_WATER_MB */
+    STATS_LIMIT_HEADER_SIZE,          /* 431 */
+    STATS_LIMIT_BODY_SIZE,            /* 413 */
+    STATS_LIMIT_WS_MESSAGE,           /* Close 1009 */
+    STATS_LIMIT_RATE_EVENTS,          /* a packet refused by the events bucket */
+    STATS_LIMIT_RATE_JOINS,           /* a join-room refused by the joins bucket */
+    STATS_LIMIT_OUTPUT_BUFFER,        /* closed: output queue overflow */
+    STATS_LIMIT_HEADER_TIMEOUT,       /* 408: HTTP_HEADER_TIMEOUT_MS */
+    STATS_LIMIT_BODY_TIMEOUT,         /* 408: HTTP_BODY_TIMEOUT_MS */
+    STATS_LIMIT_FIRST_PACKET_TIMEOUT, /* no CONNECT within SOCKETIO_CONNECT_TIMEOUT */
+    STATS_LIMIT_ORIGIN,               /* 403: WebSocket Origin not allowed */
+    STATS_LIMIT_AUTH,                 /* CONNECT_ERROR: token missing or refused */
+    STATS_LIMIT_TOKEN_EXPIRED,        /* disconnected when its token expired */
+    STATS_LIMITS
+};
+#define STATS_LIMIT_NAMES                                                                          \
+    {                                                                                              \
+        "per_ip", "total", "memory", "header_size", "body_size", "ws_message", "rate_events",      \
+            "rate_joins", "output_buffer", "header_timeout", "body_timeout",                       \
+            "first_packet_timeout", "origin", "auth", "token_expired"                              \
+    }
+
 typedef struct stats_worker {
     _Atomic uint64_t pid;
     _Atomic uint64_t started_ms;         /* wall clock, ms since the epoch */
@@ -67,6 +93,8 @@ typedef struct stats_worker {
     /* the 16 bytes of its adapter's uid (0 while none): streamioctl names this server's workers
      * among the responders of a cluster request */
     _Atomic uint64_t adapter_uid[2];
+    /* limit refusals, indexed by enum stats_limit; monotonic */
+    _Atomic uint64_t limit_rejections[STATS_LIMITS];
 } stats_worker_t;
 
 typedef struct stats_global {

@@ -22,6 +22,7 @@
 #include <wslay/wslay.h>
 
 #include "common/buf.h"
+#include "worker/timerq.h"
 #include "worker/ws_frame.h"
 
 #define READ_BUF_SIZE 65536
@@ -51,6 +52,7 @@ struct conn {
     uv_write_t wreq;
     uv_shutdown_t sreq;
     uv_timer_t timer;
+    timerq_node_t rq_node; /* head or body deadline of the request being read (slowloris) */
     conn_ctx_t *ctx;
     void *ud;
     conn_t *prev, *next;   /* ctx->conns */
@@ -78,6 +80,10 @@ struct conn {
     bool timer_armed;
     bool peer_eof;
     bool ws_dead; /* wslay returned an error: never call it again */
+    bool rq_body; /* rq_node is in the body queue, not the head queue */
+    bool served;  /* at least one request answered: an idle keep-alive is not a refusal */
+    bool partial; /* bytes of the next request arrived since the last dispatch */
+    bool ws_told; /* the first Close wslay sent was looked at (a 1009 is counted) */
 };
 
 struct conn_ctx {
@@ -86,6 +92,7 @@ struct conn_ctx {
     conn_handlers_t h;
     uv_check_t check;
     uv_idle_t idle;
+    timerq_t *headq, *bodyq; /* request deadlines (slowloris), one node per connection */
     int handles;
     bool freeing;
     conn_t *conns;
@@ -98,6 +105,13 @@ struct conn_ctx {
 
 static void flush(conn_t *c);
 static void ws_input(conn_t *c, const char *p, size_t n);
+static void on_request_late(timerq_node_t *n, void *arg);
+
+static void refused(conn_ctx_t *ctx, conn_refusal_t why)
+{
+    if (ctx->h.on_refused)
+        ctx->h.on_refused(why, ctx->h.ud);
+}
 
 /* ==== Context ==== */
 
@@ -164,6 +178,10 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
         ctx->lim.close_timeout_ms = CONN_DEFAULT_CLOSE_TIMEOUT_MS;
     if (!ctx->lim.max_body)
         ctx->lim.max_body = CONN_DEFAULT_MAX_BODY;
+    if (!ctx->lim.header_timeout_ms)
+        ctx->lim.header_timeout_ms = CONN_DEFAULT_HEADER_TIMEOUT_MS;
+    if (!ctx->lim.body_timeout_ms)
+        ctx->lim.body_timeout_ms = CONN_DEFAULT_BODY_TIMEOUT_MS;
     buf_init(&ctx->head);
     int rc = uv_check_init(loop, &ctx->check);
     if (rc) {
@@ -181,6 +199,13 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
     }
     ctx->idle.data = ctx;
     ctx->handles = 2;
+    rc = timerq_new(&ctx->headq, loop, ctx->lim.header_timeout_ms, on_request_late, ctx);
+    if (rc == 0)
+        rc = timerq_new(&ctx->bodyq, loop, ctx->lim.body_timeout_ms, on_request_late, ctx);
+    if (rc) {
+        conn_ctx_free(ctx);
+        return rc;
+    }
     *out = ctx;
     return 0;
 }
@@ -194,6 +219,8 @@ void conn_ctx_free(conn_ctx_t *ctx)
         next = c->next;
         conn_close(c);
     }
+    timerq_close(ctx->headq);
+    timerq_close(ctx->bodyq);
     uv_close((uv_handle_t *)&ctx->check, on_ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->idle, on_ctx_handle_closed);
 }
@@ -305,6 +332,29 @@ static uint32_t fill_iov(conn_t *c, uint32_t max, size_t *bytes)
     return n;
 }
 
+/* ==== Request deadlines ==== */
+
+static void rq_disarm(conn_t *c)
+{
+    timerq_remove(c->rq_body ? c->ctx->bodyq : c->ctx->headq, &c->rq_node);
+}
+
+/* Waiting for the head of the next request (after the accept or a keep-alive answer). */
+static void rq_arm_head(conn_t *c)
+{
+    rq_disarm(c);
+    c->rq_body = false;
+    c->partial = false;
+    timerq_add(c->ctx->headq, &c->rq_node);
+}
+
+static void rq_arm_body(conn_t *c)
+{
+    rq_disarm(c);
+    c->rq_body = true;
+    timerq_add(c->ctx->bodyq, &c->rq_node);
+}
+
 /* ==== Close sequence ==== */
 
 static void maybe_release(conn_t *c)
@@ -348,6 +398,7 @@ void conn_close(conn_t *c)
     c->st = ST_CLOSED;
     c->rd_len = 0;
     unmark_dirty(c);
+    rq_disarm(c);
     /* Slots owned by a pending uv_write are released by its (cancelled) callback. */
     while (c->count > c->inflight) {
         oslot_t *s = slot_at(c, c->count - 1);
@@ -363,6 +414,7 @@ void conn_close(conn_t *c)
 static void slow_consumer(conn_t *c)
 {
     c->ctx->stats.slow_consumers++;
+    refused(c->ctx, CONN_REFUSED_OUTPUT);
     conn_close(c);
 }
 
@@ -561,8 +613,16 @@ static int queue_response(conn_t *c, int status, const char *ctype, const char *
 
 static void http_fail(conn_t *c, int err)
 {
-    c->ctx->stats.http_errors++;
-    int status = err == -E2BIG ? 431 : err == -EMSGSIZE ? 413 : 400;
+    rq_disarm(c);
+    if (err == -ETIMEDOUT)
+        c->ctx->stats.timeouts++;
+    else
+        c->ctx->stats.http_errors++;
+    if (err == -E2BIG)
+        refused(c->ctx, CONN_REFUSED_HEADER_SIZE);
+    else if (err == -EMSGSIZE)
+        refused(c->ctx, CONN_REFUSED_BODY_SIZE);
+    int status = err == -E2BIG ? 431 : err == -EMSGSIZE ? 413 : err == -ETIMEDOUT ? 408 : 400;
     if (err == -ENOMEM || queue_response(c, status, NULL, NULL, NULL, 0, false, false) != 0) {
         conn_close(c);
         return;
@@ -570,8 +630,24 @@ static void http_fail(conn_t *c, int err)
     begin_drain(c);
 }
 
+/* A head or body deadline passed (the node is already disarmed). */
+static void on_request_late(timerq_node_t *n, void *arg)
+{
+    (void)arg;
+    conn_t *c = (conn_t *)((char *)n - offsetof(conn_t, rq_node));
+    if (c->st != ST_HTTP || c->awaiting)
+        return;
+    if (c->served && !c->partial && !c->rq_body) {
+        conn_close(c); /* an idle keep-alive connection: nothing to answer */
+        return;
+    }
+    refused(c->ctx, c->rq_body ? CONN_REFUSED_BODY_TIMEOUT : CONN_REFUSED_HEADER_TIMEOUT);
+    http_fail(c, -ETIMEDOUT);
+}
+
 static void dispatch(conn_t *c)
 {
+    rq_disarm(c);
     c->awaiting = true;
     c->deferred = false;
     c->ctx->h.on_request(c, c->req, c->ud);
@@ -591,10 +667,14 @@ static void http_input(conn_t *c, const char *p, size_t n)
             http_fail(c, rc);
             return;
         }
+        c->partial = c->partial || used > 0;
         p += used;
         n -= used;
-        if (!(rc & HTTP_REQ_DONE) && !((rc & HTTP_REQ_HEAD) && http_req_is_upgrade(c->req)))
+        if (!(rc & HTTP_REQ_DONE) && !((rc & HTTP_REQ_HEAD) && http_req_is_upgrade(c->req))) {
+            if (rc & HTTP_REQ_HEAD)
+                rq_arm_body(c);
             continue;
+        }
         dispatch(c);
         if (c->ws) {
             http_req_free(c->req);
@@ -626,8 +706,11 @@ int conn_http_respond(conn_t *c, int status, const char *content_type, const cha
     }
     c->awaiting = false;
     c->deferred = false;
+    c->served = true;
     if (!keep)
         begin_drain(c);
+    else
+        rq_arm_head(c);
     return 0;
 }
 
@@ -759,6 +842,12 @@ static void ws_input(conn_t *c, const char *p, size_t n)
         return;
     }
     ws_after_io(c);
+    /* wslay answers an oversized message with Close 1009 on its own; count it once sent */
+    if (!c->ws_told && wslay_event_get_close_sent(c->ws)) {
+        c->ws_told = true;
+        if (wslay_event_get_status_code_sent(c->ws) == WSLAY_CODE_MESSAGE_TOO_BIG)
+            refused(c->ctx, CONN_REFUSED_WS_MESSAGE);
+    }
 }
 
 int conn_ws_accept(conn_t *c)
@@ -976,6 +1065,7 @@ static int conn_start(conn_t *c, conn_t **out)
     (void)uv_tcp_nodelay(&c->tcp, 1); /* latency only: frames are already batched per turn */
     c->announced = true;
     c->ctx->stats.accepted++;
+    rq_arm_head(c);
     if (out)
         *out = c;
     return 0;

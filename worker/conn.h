@@ -33,6 +33,11 @@ typedef struct conn_limits {
     size_t max_outq_bytes;     /* queued output; over it: close (slow consumer) */
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's Close / FIN */
     size_t max_body;           /* request body kept for on_request; over it: 413 and close */
+    /* Slowloris: a request head must complete within header_timeout_ms of the accept or of the
+     * previous answer (keep-alive), its body within body_timeout_ms of the head; over it: 408
+     * and close (an idle keep-alive connection that sent nothing is just closed). */
+    uint64_t header_timeout_ms;
+    uint64_t body_timeout_ms;
 } conn_limits_t;
 
 #define CONN_DEFAULT_MAX_HEADER_BYTES 8192
@@ -40,6 +45,18 @@ typedef struct conn_limits {
 #define CONN_DEFAULT_MAX_OUTQ_BYTES (4u << 20)
 #define CONN_DEFAULT_CLOSE_TIMEOUT_MS 5000
 #define CONN_DEFAULT_MAX_BODY 1000000
+#define CONN_DEFAULT_HEADER_TIMEOUT_MS 10000
+#define CONN_DEFAULT_BODY_TIMEOUT_MS 30000
+
+/* What made conn refuse or cut a connection on its own, for the limit counters. */
+typedef enum conn_refusal {
+    CONN_REFUSED_HEADER_SIZE,    /* 431 */
+    CONN_REFUSED_BODY_SIZE,      /* 413 */
+    CONN_REFUSED_WS_MESSAGE,     /* Close 1009: a message over max_ws_message */
+    CONN_REFUSED_OUTPUT,         /* closed: queued output over max_outq_bytes */
+    CONN_REFUSED_HEADER_TIMEOUT, /* 408: the head did not complete in time */
+    CONN_REFUSED_BODY_TIMEOUT,   /* 408: the body did not complete in time */
+} conn_refusal_t;
 
 /*
  * Callbacks; `ud` is conn_data(c), which starts as conn_handlers_t.ud for every new connection.
@@ -57,6 +74,9 @@ typedef struct conn_handlers {
      * freed right after it returns. */
     void (*on_close)(conn_t *c, void *ud);
     void *ud;
+    /* Optional: one call per refusal listed in conn_refusal_t, with conn_handlers_t.ud (not the
+     * connection's data), before the answer or the close. It must not close anything. */
+    void (*on_refused)(conn_refusal_t why, void *ud);
 } conn_handlers_t;
 
 typedef struct conn_stats {
@@ -64,6 +84,7 @@ typedef struct conn_stats {
     uint64_t closed;         /* connections fully released */
     uint64_t slow_consumers; /* closed for exceeding max_outq_bytes */
     uint64_t http_errors;    /* answered 400/431 by the parser */
+    uint64_t timeouts;       /* request head or body too slow: answered 408 and closed */
     uint64_t bytes_in;
     uint64_t bytes_out;
     size_t live; /* accepted and not yet released, closing ones included */

@@ -167,6 +167,36 @@ static int ring_depth(buf_t *out, shm_region_t *region)
     return rc;
 }
 
+/* streamio_limit_rejections_total: one series per limit, server-wide then per live worker. */
+static int limit_rejections(buf_t *out, shm_region_t *region)
+{
+    static const char *const names[STATS_LIMITS] = STATS_LIMIT_NAMES;
+    const char *name = "streamio_limit_rejections_total";
+    uint32_t n = shm_region_slots(region);
+    int rc = header(out, name, "counter",
+                    "Connections, requests or packets refused by a limit, by limit.");
+    for (size_t l = 0; l < STATS_LIMITS && rc == 0; l++) {
+        uint64_t sum = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            stats_worker_t *w = shm_region_slot_stats(region, i);
+            if (live(w))
+                sum += STATS_GET(w->limit_rejections[l]);
+        }
+        rc = buf_printf(out, "%s{limit=\"%s\"} %llu\n", name, names[l], (unsigned long long)sum);
+    }
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        stats_worker_t *w = shm_region_slot_stats(region, i);
+        if (!live(w))
+            continue;
+        for (size_t l = 0; l < STATS_LIMITS && rc == 0; l++)
+            rc = buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\",limit=\"%s\"} %llu\n", name,
+                            (unsigned long long)STATS_GET(w->index),
+                            (unsigned long long)STATS_GET(w->pid), names[l],
+                            (unsigned long long)STATS_GET(w->limit_rejections[l]));
+    }
+    return rc;
+}
+
 static int server(buf_t *out, shm_region_t *region)
 {
     stats_global_t *g = shm_region_global(region);
@@ -234,5 +264,7 @@ int metrics_render(buf_t *out, shm_region_t *region)
         rc = histogram(out, region, "streamio_xread_batch_entries", "Entries per XREADGROUP reply.",
                        offsetof(stats_worker_t, batch), STATS_BATCH_BUCKETS, batch_le,
                        offsetof(stats_worker_t, batch_sum), 1.0);
+    if (rc == 0)
+        rc = limit_rejections(out, region);
     return rc;
 }

@@ -101,9 +101,11 @@ struct rds {
     rds_state_fn fn;
     void *arg;
     redisAsyncContext *ac; /* NULL while disconnected */
+    bool linked;           /* hiredis connected; `connected` waits for AUTH as well */
     bool connected;
     bool closing;
     bool warned;
+    bool auth_warned; /* an AUTH refusal was logged: once until Redis accepts us */
     uint32_t backoff_ms;
     uv_timer_t timer; /* reconnect, and the deferred free */
     void (*done)(void *arg);
@@ -118,7 +120,7 @@ static void on_connect_timeout(uv_timer_t *t);
 static void on_connect_timeout(uv_timer_t *t)
 {
     rds_t *r = t->data;
-    if (!r->ac || r->connected)
+    if (!r->ac || r->linked)
         return;
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
@@ -160,13 +162,50 @@ static void schedule_reconnect(rds_t *r)
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
 }
 
-static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_select(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     rds_t *r = privdata;
     redisReply *rep = reply;
-    if (rep && rep->type == REDIS_REPLY_ERROR)
+    /* after a refused AUTH, SELECT fails with NOAUTH on every retry: already said */
+    if (rep && rep->type == REDIS_REPLY_ERROR && !r->auth_warned)
         LOG_ERROR("redis %s: %s", r->name, rep->str);
+}
+
+/* Usable: AUTH accepted (or not needed) and SELECT queued. */
+static void on_ready(rds_t *r)
+{
+    if (r->warned)
+        LOG_INFO("redis %s: connected", r->name);
+    r->warned = false;
+    r->auth_warned = false;
+    r->connected = true;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    if (r->fn)
+        r->fn(r, true, r->arg);
+}
+
+/*
+ * A refused AUTH is logged once and the connection is dropped and retried with the backoff, so
+ * nobody sends commands that would all fail with NOAUTH, and a wrong password does not spam.
+ */
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    rds_t *r = privdata;
+    redisReply *rep = reply;
+    if (!rep || r->closing)
+        return; /* the connection went away first */
+    if (rep->type != REDIS_REPLY_ERROR) {
+        on_ready(r);
+        return;
+    }
+    if (!r->auth_warned)
+        LOG_ERROR("redis %s: AUTH refused: %s (check REDIS_USERNAME and REDIS_PASSWORD); "
+                  "retrying quietly",
+                  r->name, rep->str);
+    r->auth_warned = true;
+    r->warned = true;
+    redisAsyncDisconnect(ac); /* on_disconnect schedules the retry */
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -183,23 +222,19 @@ static void on_connect(const redisAsyncContext *ac, int status)
         schedule_reconnect(r);
         return;
     }
-    if (r->warned)
-        LOG_INFO("redis %s: connected", r->name);
-    r->warned = false;
-    r->connected = true;
-    r->backoff_ms = BACKOFF_MIN_MS;
-    if (r->cfg->redis_password[0]) {
-        const char *argv[] = {"AUTH", r->cfg->redis_password};
-        redisAsyncCommandArgv(r->ac, on_auth, r, 2, argv, NULL);
-    }
+    r->linked = true;
+    const char *auth[3];
+    int nauth = config_redis_auth(r->cfg, auth);
+    if (nauth)
+        redisAsyncCommandArgv(r->ac, on_auth, r, nauth, auth, NULL);
     if (r->cfg->redis_db) {
         char db[16];
         snprintf(db, sizeof(db), "%d", r->cfg->redis_db);
         const char *argv[] = {"SELECT", db};
-        redisAsyncCommandArgv(r->ac, on_auth, r, 2, argv, NULL);
+        redisAsyncCommandArgv(r->ac, on_select, r, 2, argv, NULL);
     }
-    if (r->fn)
-        r->fn(r, true, r->arg);
+    if (!nauth)
+        on_ready(r);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -208,6 +243,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     r->ac = NULL;
     bool was = r->connected;
     r->connected = false;
+    r->linked = false;
     if (status != REDIS_OK && !r->closing) {
         LOG_WARN("redis %s: connection lost: %s", r->name, ac->errstr);
         r->warned = true;
@@ -281,7 +317,7 @@ void rds_close(rds_t *r, void (*done)(void *arg), void *arg)
     r->done = done;
     r->done_arg = arg;
     uv_timer_stop(&r->timer);
-    if (r->ac && r->connected) {
+    if (r->ac && r->linked) {
         redisAsyncDisconnect(r->ac); /* on_disconnect finishes the close */
         return;
     }

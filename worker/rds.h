@@ -1,11 +1,11 @@
 /*
  * rds: one asynchronous Redis connection on a worker's libuv loop (hiredis 0.14 + its libuv
- * adapter) that keeps itself connected: AUTH/SELECT from the config on every connect, and after a
- * loss a reconnect with jittered exponential backoff (100 ms .. 5 s). hiredis has no reconnect
- * and frees its context after a disconnect, so callers never keep the redisAsyncContext: they
- * send through rds_command and learn about the link through the state callback.
- * hiredis 0.14 must not be freed from its connect/disconnect callbacks; rds defers every free to
- * a timer or to hiredis itself.
+ * adapter) that keeps itself connected: AUTH [user] password and SELECT from the config on every
+ * connect, and after a loss a reconnect with jittered exponential backoff (100 ms .. 5 s). hiredis
+ * has no reconnect and frees its context after a disconnect, so callers never keep the
+ * redisAsyncContext: they send through rds_command and learn about the link through the state
+ * callback. hiredis 0.14 must not be freed from its connect/disconnect callbacks; rds defers every
+ * free to a timer or to hiredis itself.
  */
 #ifndef STREAMIO_WORKER_RDS_H
 #define STREAMIO_WORKER_RDS_H
@@ -18,7 +18,10 @@
 
 typedef struct rds rds_t;
 
-/* Called on every transition: connected (AUTH/SELECT sent) or lost. */
+/*
+ * Called on every transition: connected (AUTH accepted when REDIS_USERNAME/REDIS_PASSWORD are
+ * set, SELECT sent) or lost. A refused AUTH is logged once and retried with the backoff.
+ */
 typedef void (*rds_state_fn)(rds_t *r, bool connected, void *arg);
 
 /* Starts connecting at once. Borrows cfg and loop; `name` is copied (for logs). 0 or -ENOMEM. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "common/strmap.h"
 #include "worker/adapter.h"
 #include "worker/auth.h"
+#include "worker/deadlineq.h"
 #include "worker/debug_page.h"
 #include "worker/eio_payload.h"
 #include "worker/handoff.h"
@@ -87,6 +89,7 @@ typedef struct session {
     unsigned replay_rounds; /* re-reads of entries held back during the replay */
     unsigned replayed;      /* entries replayed */
     uint32_t next_tag;      /* numbers the memberships for rlog */
+    deadline_node_t expiry_node; /* auth on: the token's exp (+ leeway) disconnects the socket */
 } session_t;
 
 typedef struct nsp_name {
@@ -136,6 +139,8 @@ struct sessions {
      * the visited member's mark for that room */
     recovery_io_t *rio;
     rooms_mark_t *visit_mark;
+    /* token expiries of authenticated sessions */
+    deadlineq_t *expiryq;
 };
 
 static void session_end(session_t *s, bool client_close);
@@ -148,15 +153,35 @@ static int recovery_begin(session_t *s, const sio_packet_t *pk);
 static void recovery_joined(session_t *s, const char *room, size_t len);
 static void recovery_save(session_t *s);
 
+/* ---- limit counters (streamio_limit_rejections_total) ---- */
+
+static void count_limit(sessions_t *ss, enum stats_limit l)
+{
+    STATS_ADD(ss->stats->limit_rejections[l], 1);
+}
+
+/* conn's own refusals; ud is the sessions (conn_handlers_t.ud). */
+static void on_conn_refused(conn_refusal_t why, void *ud)
+{
+    static const enum stats_limit map[] = {
+        [CONN_REFUSED_HEADER_SIZE] = STATS_LIMIT_HEADER_SIZE,
+        [CONN_REFUSED_BODY_SIZE] = STATS_LIMIT_BODY_SIZE,
+        [CONN_REFUSED_WS_MESSAGE] = STATS_LIMIT_WS_MESSAGE,
+        [CONN_REFUSED_OUTPUT] = STATS_LIMIT_OUTPUT_BUFFER,
+        [CONN_REFUSED_HEADER_TIMEOUT] = STATS_LIMIT_HEADER_TIMEOUT,
+        [CONN_REFUSED_BODY_TIMEOUT] = STATS_LIMIT_BODY_TIMEOUT,
+    };
+    count_limit(ud, map[why]);
+}
+
 /* ---- output: WebSocket frames, or a polling payload for the next GET ---- */
 
 /* Fills ss->hdrs with the CORS headers for this request (empty when none apply). */
-static void cors_headers(sessions_t *ss, const http_req_t *req)
+/* SOCKETIO_CORS_ORIGINS is "*" or lists `origin` (false when it is unset). */
+static bool origin_listed(const sessions_t *ss, const char *origin)
 {
-    buf_reset(&ss->hdrs);
-    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
-    if (!ss->cors || !origin)
-        return;
+    if (!ss->cors)
+        return false;
     bool ok = strcmp(ss->cors, "*") == 0;
     size_t olen = strlen(origin);
     for (const char *p = ss->cors; !ok && *p;) {
@@ -165,7 +190,16 @@ static void cors_headers(sessions_t *ss, const http_req_t *req)
         ok = n == olen && memcmp(p, origin, n) == 0;
         p = e ? e + 1 : p + n;
     }
-    if (!ok || strpbrk(origin, "\r\n"))
+    return ok;
+}
+
+static void cors_headers(sessions_t *ss, const http_req_t *req)
+{
+    buf_reset(&ss->hdrs);
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    if (!ss->cors || !origin)
+        return;
+    if (!origin_listed(ss, origin) || strpbrk(origin, "\r\n"))
         return;
     buf_printf(&ss->hdrs,
                "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
@@ -323,6 +357,7 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
             err = "Invalid room id";
         } else if ((verdict = limits_join(ss->limits, &s->lim)) != LIMITS_PASS) {
             err = LIMITS_ERR_RATE;
+            count_limit(ss, STATS_LIMIT_RATE_JOINS);
         } else if (!auth_room_allowed(ss->auth, s->grant, room, room_len)) {
             err = AUTH_ERR_ROOM_DENIED;
         } else if (!rooms_is_member(&s->rooms, room, room_len) &&
@@ -435,6 +470,39 @@ static void send_auth(session_t *s, unsigned i)
     send_text(s, &ss->out);
 }
 
+/* Disconnects the session when the token it authenticated with expires (exp + AUTH_JWT_LEEWAY). */
+static void arm_expiry(session_t *s, int64_t exp_s)
+{
+    sessions_t *ss = s->ss;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t left = (exp_s + ss->cfg->auth_jwt_leeway_s) * 1000 - now_ms;
+    uv_update_time(ss->loop); /* the cached loop time may lag: never cut a token off early */
+    deadlineq_add(ss->expiryq, &s->expiry_node, uv_now(ss->loop) + (uint64_t)(left > 0 ? left : 0));
+}
+
+/*
+ * The token expired while connected: the `error` event {message: "Token expired"} and a
+ * DISCONNECT on every connected namespace (the client sees "io server disconnect" and does not
+ * reconnect by itself), then the session ends.
+ */
+static void on_token_expired(deadline_node_t *n, void *arg)
+{
+    sessions_t *ss = arg;
+    session_t *s = (session_t *)((char *)n - offsetof(session_t, expiry_node));
+    count_limit(ss, STATS_LIMIT_TOKEN_EXPIRED);
+    emit_error(s, AUTH_ERR_EXPIRED);
+    for (unsigned i = 0; i < ss->nnsp; i++) {
+        if (!(s->nsp_mask & (1u << i)))
+            continue;
+        buf_reset(&ss->out);
+        sio_packet_encode(&ss->out, SIO_DISCONNECT, ss->nsp[i].name, ss->nsp[i].len, NULL, NULL, 0);
+        send_text(s, &ss->out);
+    }
+    session_end(s, false);
+}
+
 /*
  * With authentication on, verifies the token of a CONNECT: the `auth` payload's `token`, else the
  * handshake's `token` query parameter. NULL when allowed (the grant is kept for join-room), else
@@ -463,6 +531,7 @@ static const char *authorize(session_t *s, const sio_packet_t *pk)
         return why ? why : AUTH_ERR_INVALID;
     auth_grant_free(s->grant);
     s->grant = g;
+    arm_expiry(s, auth_grant_expires(g));
     return NULL;
 }
 
@@ -520,6 +589,7 @@ static int on_connect_packet(session_t *s, const sio_packet_t *pk)
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
     const char *why = authorize(s, pk);
     if (why) {
+        count_limit(ss, STATS_LIMIT_AUTH);
         /* refused like a Node middleware refusal: CONNECT_ERROR, the session stays open */
         buf_reset(&ss->tmp);
         buf_puts(&ss->tmp, "{\"message\":");
@@ -602,7 +672,10 @@ static int on_sio(session_t *s, const char *p, size_t len)
     sio_packet_t pk;
     if (s->bin_want || sio_packet_decode(p, len, &pk))
         return -EPROTO;
-    switch (limits_event(s->ss->limits, &s->lim)) {
+    limits_verdict_t verdict = limits_event(s->ss->limits, &s->lim);
+    if (verdict != LIMITS_PASS)
+        count_limit(s->ss, STATS_LIMIT_RATE_EVENTS);
+    switch (verdict) {
     case LIMITS_PASS:
         break;
     case LIMITS_NOTIFY:
@@ -730,6 +803,7 @@ static void session_end(session_t *s, bool client_close)
     timerq_remove(ss->connectq, &s->connect_node);
     timerq_remove(ss->authq, &s->auth_node);
     timerq_remove(ss->upgradeq, &s->upgrade_node);
+    deadlineq_remove(ss->expiryq, &s->expiry_node);
     STATS_SUB(ss->stats->connections, 1);
     STATS_ADD(ss->stats->disconnects, 1);
     STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
@@ -844,6 +918,25 @@ static void refuse_ws(conn_t *c, const char *message)
     conn_http_respond(c, 400, "text/html", NULL, message, strlen(message));
 }
 
+#define WS_ORIGIN_REFUSED "{\"message\":\"Origin not allowed\"}"
+
+/*
+ * A browser's WebSocket is not bound by CORS, so a list in SOCKETIO_CORS_ORIGINS also decides
+ * which pages may open one. Without a list, or with "*", any origin is fine; a client that sends
+ * no Origin (not a browser) is always allowed, and so is a page of this server (same origin).
+ */
+static bool ws_origin_allowed(const sessions_t *ss, const http_req_t *req)
+{
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    if (!ss->cors || !origin || origin_listed(ss, origin))
+        return true;
+    const char *host = http_req_header(req, HTTP_REQ_HOST);
+    const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                       : strncmp(origin, "https://", 8) == 0 ? origin + 8
+                                                             : NULL;
+    return host && rest && strcasecmp(rest, host) == 0;
+}
+
 static bool query_is(const http_req_t *req, const char *key, const char *want, buf_t *tmp)
 {
     buf_reset(tmp);
@@ -929,8 +1022,12 @@ static void open_packet(sessions_t *ss, const session_t *s, bool upgrades)
 }
 
 /* A connection over the limits: 503 with the reason (see limits_strerror). */
-static void refuse_limits(conn_t *c, int rc)
+static void refuse_limits(sessions_t *ss, conn_t *c, int rc)
 {
+    if (rc == -EMFILE || rc == -ENFILE || rc == -EBUSY)
+        count_limit(ss, rc == -EMFILE   ? STATS_LIMIT_PER_IP
+                        : rc == -ENFILE ? STATS_LIMIT_TOTAL
+                                        : STATS_LIMIT_MEMORY);
     char body[128];
     int n = snprintf(body, sizeof(body), "{\"message\":\"%s\"}", limits_strerror(rc));
     conn_http_respond(c, 503, "application/json", NULL, body, (size_t)n);
@@ -941,7 +1038,7 @@ static void ws_handshake(sessions_t *ss, conn_t *c, const http_req_t *req, bool 
     struct sockaddr_storage peer;
     int rc = admit(ss, c, &peer);
     if (rc) {
-        refuse_limits(c, rc);
+        refuse_limits(ss, c, rc);
         return;
     }
     if (conn_ws_accept(c)) {
@@ -1114,6 +1211,12 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
         conn_http_respond(c, 204, NULL, ss->hdrs.data, NULL, 0);
         return;
     }
+    if (ws && !ws_origin_allowed(ss, req)) {
+        count_limit(ss, STATS_LIMIT_ORIGIN);
+        conn_http_respond(c, 403, "application/json", NULL, WS_ORIGIN_REFUSED,
+                          sizeof(WS_ORIGIN_REFUSED) - 1);
+        return;
+    }
     if (!query_is(req, "EIO", "4", q)) {
         if (ws)
             refuse_ws(c, "Unsupported protocol version");
@@ -1202,7 +1305,7 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
     struct sockaddr_storage peer;
     int rc = admit(ss, c, &peer);
     if (rc) {
-        refuse_limits(c, rc);
+        refuse_limits(ss, c, rc);
         return;
     }
     s = open_session(ss, req, raw, &peer);
@@ -1351,7 +1454,7 @@ static void on_pong_late(timerq_node_t *n, void *arg)
 
 static void on_connect_late(timerq_node_t *n, void *arg)
 {
-    (void)arg;
+    count_limit(arg, STATS_LIMIT_FIRST_PACKET_TIMEOUT);
     fail(session_of(n, offsetof(session_t, connect_node)));
 }
 
@@ -1374,58 +1477,28 @@ static void on_auth_due(timerq_node_t *n, void *arg)
     s->auth_pending = 0;
 }
 
-/* ---- options from the environment ---- */
+/* ---- options: SOCKETIO_* come validated in cfg (common/config); test switches from env ---- */
 
 static int parse_options(sessions_t *ss)
 {
+    const cfg_t *cfg = ss->cfg;
     const char *v = getenv("STREAMIO_CONFORMANCE");
     ss->conformance = v && strcmp(v, "1") == 0;
     v = getenv("STREAMIO_DEBUG_PAGE");
     ss->debug_page = v && strcmp(v, "1") == 0;
-    ss->nsp[0] = (nsp_name_t){"/", 1};
-    ss->nnsp = 1;
-    v = getenv("SOCKETIO_NAMESPACES");
-    if (ss->conformance && !v)
-        v = "/,/custom";
-    for (const char *p = v; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || p[0] != '/' || n >= sizeof(ss->nsp[0].name)) {
-            LOG_ERROR("SOCKETIO_NAMESPACES=%s: each namespace starts with '/', at most 63 bytes",
-                      v);
-            return -EINVAL;
-        }
-        if (nsp_index(ss, p, n) < 0) {
-            if (ss->nnsp == NSP_MAX) {
-                LOG_ERROR("SOCKETIO_NAMESPACES=%s: at most %d namespaces", v, NSP_MAX);
-                return -EINVAL;
-            }
-            memcpy(ss->nsp[ss->nnsp].name, p, n);
-            ss->nsp[ss->nnsp].name[n] = '\0';
-            ss->nsp[ss->nnsp++].len = n;
-        }
-        p = e ? e + 1 : p + n;
+    _Static_assert(CONFIG_MAX_NAMESPACES <= NSP_MAX, "one nsp_mask bit per namespace");
+    _Static_assert(CONFIG_NAMESPACE_SIZE <= sizeof(ss->nsp[0].name), "namespace size");
+    ss->nnsp = 0;
+    for (int i = 0; i < cfg->nnamespaces; i++) {
+        size_t n = strlen(cfg->namespaces[i]);
+        memcpy(ss->nsp[ss->nnsp].name, cfg->namespaces[i], n + 1);
+        ss->nsp[ss->nnsp++].len = n;
     }
-    ss->transports = TR_POLLING | TR_WEBSOCKET;
-    v = getenv("SOCKETIO_TRANSPORTS");
-    if (v && *v) {
-        ss->transports = 0;
-        for (const char *p = v; *p;) {
-            const char *e = strchr(p, ',');
-            size_t n = e ? (size_t)(e - p) : strlen(p);
-            if (n == 7 && !memcmp(p, "polling", 7))
-                ss->transports |= TR_POLLING;
-            else if (n == 9 && !memcmp(p, "websocket", 9))
-                ss->transports |= TR_WEBSOCKET;
-            else {
-                LOG_ERROR("SOCKETIO_TRANSPORTS=%s: allowed: polling,websocket", v);
-                return -EINVAL;
-            }
-            p = e ? e + 1 : p + n;
-        }
-    }
-    v = getenv("SOCKETIO_CORS_ORIGINS");
-    if (v && *v && !(ss->cors = strdup(v)))
+    if (ss->conformance && !getenv("SOCKETIO_NAMESPACES") && ss->nnsp < NSP_MAX)
+        ss->nsp[ss->nnsp++] = (nsp_name_t){"/custom", 7};
+    ss->transports = ((cfg->transports & CONFIG_TRANSPORT_POLLING) ? TR_POLLING : 0) |
+                     ((cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) ? TR_WEBSOCKET : 0);
+    if (cfg->cors_origins[0] && !(ss->cors = strdup(cfg->cors_origins)))
         return -ENOMEM;
     return 0;
 }
@@ -1472,8 +1545,10 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         .max_outq_bytes = 4u << 20,
         .close_timeout_ms = 1000,
         .max_body = (size_t)cfg->max_payload,
+        .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
+        .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
     };
-    conn_handlers_t h = {on_request, on_ws_text, on_ws_binary, on_close, ss};
+    conn_handlers_t h = {on_request, on_ws_text, on_ws_binary, on_close, ss, on_conn_refused};
     ss->rooms = rooms_new();
     ss->sids = strmap_new();
     if (!ss->rooms || !ss->sids || conn_ctx_new(&ss->conns, loop, &lim, &h) ||
@@ -1481,7 +1556,8 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         timerq_new(&ss->pongq, loop, (uint64_t)cfg->ping_timeout_ms, on_pong_late, ss) ||
         timerq_new(&ss->connectq, loop, (uint64_t)cfg->connect_timeout_ms, on_connect_late, ss) ||
         timerq_new(&ss->authq, loop, AUTH_EMIT_DELAY_MS, on_auth_due, ss) ||
-        timerq_new(&ss->upgradeq, loop, UPGRADE_TIMEOUT_MS, on_upgrade_late, ss)) {
+        timerq_new(&ss->upgradeq, loop, UPGRADE_TIMEOUT_MS, on_upgrade_late, ss) ||
+        deadlineq_new(&ss->expiryq, loop, on_token_expired, ss)) {
         sessions_free(ss);
         return -ENOMEM;
     }
@@ -1607,6 +1683,7 @@ void sessions_free(sessions_t *ss)
         timerq_close(ss->authq);
     if (ss->upgradeq)
         timerq_close(ss->upgradeq);
+    deadlineq_close(ss->expiryq);
     handoff_free(ss->handoff);
     ss->handoff = NULL;
     /* connections still open close asynchronously and their on_close needs ss */

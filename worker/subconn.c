@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <hiredis/read.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,8 @@ struct subconn {
     bool up;        /* and Redis answered one without an error */
     bool warned;
     bool closing;
+    bool auth_pending; /* the next reply answers AUTH */
+    bool auth_warned;  /* the refusal was logged: once until Redis accepts us */
     uint32_t backoff_ms;
     uv_timer_t timer; /* reconnect delay and connect timeout */
     char *rbuf;
@@ -73,6 +76,7 @@ static void lose(subconn_t *c, const char *why)
     bool was = c->up;
     c->connected = false;
     c->up = false;
+    c->auth_pending = false;
     if (c->link) {
         c->link->c = NULL;
         uv_close((uv_handle_t *)&c->link->tcp, on_link_closed);
@@ -121,11 +125,26 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         }
         if (!reply)
             return;
+        if (c->auth_pending) {
+            c->auth_pending = false;
+            if (((redisReply *)reply)->type == REDIS_REPLY_ERROR) {
+                if (!c->auth_warned)
+                    LOG_ERROR("redis %s: AUTH refused: %s (check REDIS_USERNAME and "
+                              "REDIS_PASSWORD); retrying quietly",
+                              c->name, ((redisReply *)reply)->str);
+                c->auth_warned = true;
+                c->warned = true;
+                freeReplyObject(reply);
+                lose(c, "AUTH refused");
+                return;
+            }
+        }
         /* a server that accepts and then refuses (maxclients, auth) must not reset the backoff */
         if (((redisReply *)reply)->type != REDIS_REPLY_ERROR && !c->up) {
             if (c->warned)
                 LOG_INFO("redis %s: connected", c->name);
             c->warned = false;
+            c->auth_warned = false;
             c->up = true;
             c->backoff_ms = BACKOFF_MIN_MS;
         }
@@ -180,10 +199,10 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     c->connected = true;
-    if (c->cfg->redis_password[0]) {
-        const char *argv[] = {"AUTH", c->cfg->redis_password};
-        send_argv(c, 2, argv, NULL);
-    }
+    const char *auth[3];
+    int nauth = config_redis_auth(c->cfg, auth);
+    if (nauth)
+        c->auth_pending = send_argv(c, nauth, auth, NULL) == 0;
     if (c->cfg->redis_db) {
         char db[16];
         snprintf(db, sizeof(db), "%d", c->cfg->redis_db);

@@ -6,6 +6,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./lib/harness');
+const { limitCounts } = require('./lib/rawnet');
 
 const SECRET = 'test-secret-0123456789abcdef-0123456789';
 
@@ -47,6 +48,7 @@ describe('authentication (AUTH_JWT_SECRET, CLUSTER_WORKERS=2)', { timeout: 60000
   const logs = (fn) => h.withLogs(() => srv, fn);
 
   it('refuses a client without a token, with a forged one, and with an expired one', logs(async () => {
+    const before = await limitCounts(srv);
     assert.match(await refusal(srv, {}), /Authentication required/);
     const forged = sign({ exp: now() + 60, rooms: ['*'] }, 'another-secret-0123456789abcdef-0123');
     assert.match(await refusal(srv, { auth: { token: forged } }), /Invalid token/);
@@ -54,6 +56,36 @@ describe('authentication (AUTH_JWT_SECRET, CLUSTER_WORKERS=2)', { timeout: 60000
     assert.match(await refusal(srv, { auth: { token: expired } }), /Token expired/);
     const none = sign({ exp: now() + 60, rooms: ['*'] }, SECRET, { alg: 'none', typ: 'JWT' });
     assert.match(await refusal(srv, { auth: { token: none } }), /Invalid token/);
+    // socket.io-client does not retry a CONNECT_ERROR: exactly one refusal each
+    await h.waitUntil(async () => (await limitCounts(srv)).auth === before.auth + 4,
+      { timeout: 5000, message: 'four auth refusals counted' });
+  }));
+
+  it('disconnects a connected socket when its token expires, over WebSocket and polling', logs(async () => {
+    const before = await limitCounts(srv);
+    const room = h.uniq('auth.expiring');
+    const exp = now() + 3;
+    const token = sign({ exp, rooms: [room] });
+    const watch = async (opts) => {
+      const s = await h.connectClient(srv.url, { auth: { token }, ...opts });
+      const errors = h.collect(s, 'error');
+      const gone = new Promise((resolve) => s.once('disconnect', (reason) => resolve({ reason, at: Date.now() })));
+      assert.deepStrictEqual(await h.emitAck(s, 'join-room', room), { ok: true, roomId: room });
+      return { s, errors, gone };
+    };
+    const ws = await watch({ transports: ['websocket'] });
+    const poll = await watch({ transports: ['polling'] });
+    const a = await h.withDeadline(ws.gone, 10000, 'the WebSocket client is disconnected');
+    const b = await h.withDeadline(poll.gone, 10000, 'the polling client is disconnected');
+    for (const { reason, at } of [a, b]) assert.ok(at >= exp * 1000, `not before exp (${at} < ${exp * 1000})`);
+    assert.equal(a.reason, 'io server disconnect');
+    assert.deepStrictEqual(ws.errors.items, [{ message: 'Token expired' }]);
+    assert.deepStrictEqual(poll.errors.items, [{ message: 'Token expired' }]);
+    assert.equal(ws.s.connected, false);
+    await h.waitUntil(async () => (await limitCounts(srv)).token_expired === before.token_expired + 2,
+      { timeout: 5000, message: 'two expiries counted' });
+    // the expired token cannot come back
+    assert.match(await refusal(srv, { auth: { token } }), /Token expired/);
   }));
 
   it('lets a client join only the rooms its token lists, and delivers them', logs(async () => {

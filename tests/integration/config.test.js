@@ -14,6 +14,15 @@ const BAD = [
   ['REDIS_PORT', 'redis'],
   ['MAX_ROOMS_PER_SOCKET', 'lots'],
   ['DISCOVERY_INTERVAL', 'soon'],
+  ['SOCKETIO_NAMESPACES', '/ok,admin'],
+  ['SOCKETIO_NAMESPACES', '/ok,,/b'],
+  ['SOCKETIO_TRANSPORTS', 'polling,carrier-pigeon'],
+  ['SOCKETIO_TRANSPORTS', 'websocket,'],
+  ['SOCKETIO_CORS_ORIGINS', 'https://app.example.com/'],
+  ['SOCKETIO_CORS_ORIGINS', 'https://a.example.com, https://b.example.com'],
+  ['SOCKETIO_CORS_ORIGINS', 'app.example.com'],
+  ['HTTP_HEADER_TIMEOUT_MS', '5'],
+  ['HTTP_BODY_TIMEOUT_MS', 'slow'],
 ];
 
 describe('bad configuration', { timeout: 90000, skip: h.ANCHOR_SKIP }, () => {

@@ -64,6 +64,7 @@ struct fixture {
     int nconns;
     int requests;
     int closes;
+    int refusals[CONN_REFUSED_BODY_TIMEOUT + 1];
     conn_t *held; /* a request answered later (conn_http_defer) */
     bool echo;
     buf_t texts[MAX_TEXTS];
@@ -138,6 +139,12 @@ static void on_close(conn_t *c, void *ud)
         if (f->conns[i] == c)
             f->conns[i] = NULL;
     }
+}
+
+static void on_refused(conn_refusal_t why, void *ud)
+{
+    fixture_t *f = ud;
+    f->refusals[why]++;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -317,6 +324,7 @@ static int setup(void **state)
         .on_ws_binary = on_ws_binary,
         .on_close = on_close,
         .ud = f,
+        .on_refused = on_refused,
     };
     assert_int_equal(conn_ctx_new(&f->ctx, &f->loop, lim, &h), 0);
     for (int i = 0; i < MAX_TEXTS; i++)
@@ -468,6 +476,7 @@ static void test_oversize_message_1009(void **state)
     assert_int_equal(f->ntexts, 1);
     assert_int_equal(cl->in.len, 4);
     assert_memory_equal(cl->in.data, "\x88\x02\x03\xf1", 4);
+    assert_int_equal(f->refusals[CONN_REFUSED_WS_MESSAGE], 1);
 }
 
 static void test_protocol_errors(void **state)
@@ -583,6 +592,8 @@ static void test_parser_errors(void **state)
     conn_stats_t st;
     conn_ctx_stats(f->ctx, &st);
     assert_int_equal(st.http_errors, 2);
+    assert_int_equal(f->refusals[CONN_REFUSED_HEADER_SIZE], 1);
+    assert_int_equal(f->refusals[CONN_REFUSED_BODY_SIZE], 0);
 }
 
 static void test_server_close_handshake(void **state)
@@ -642,6 +653,7 @@ static void test_slow_consumer(void **state)
     conn_stats_t st;
     conn_ctx_stats(f->ctx, &st);
     assert_int_equal(st.slow_consumers, 1);
+    assert_int_equal(f->refusals[CONN_REFUSED_OUTPUT], 1);
 }
 
 /* conn_close while a uv_write is pending: the write is cancelled, refs are released once. */
@@ -757,6 +769,57 @@ static void test_deferred_answer_and_bodies(void **state)
                                "Content-Length: 0\r\n\r\n";
     assert_int_equal(cl->in.len, sizeof(r413) - 1);
     assert_memory_equal(cl->in.data, r413, sizeof(r413) - 1);
+    assert_int_equal(f->refusals[CONN_REFUSED_BODY_SIZE], 1);
+}
+
+/* Slowloris: heads and bodies that take too long get a 408; an idle keep-alive is just closed. */
+static void test_request_timeouts(void **state)
+{
+    fixture_t *f = *state;
+    static const char r408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                               "Content-Length: 0\r\n\r\n";
+    /* connected, never sends a byte */
+    client_t *idle = cl_connect(f, 0);
+    /* a head trickling in, never finished */
+    client_t *trickle = cl_connect(f, 1);
+    cl_send(trickle, "GET /hello HTTP/1.1\r\nX-A: 1\r\n", 29);
+    /* a head, then only part of the body */
+    client_t *body = cl_connect(f, 2);
+    cl_send(body, "POST /body HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+            strlen("POST /body HTTP/1.1\r\nContent-Length: 5\r\n\r\nab"));
+    /* a held request is the application's business: never timed out */
+    client_t *held = cl_connect(f, 3);
+    cl_send(held, "GET /defer HTTP/1.1\r\n\r\n", strlen("GET /defer HTTP/1.1\r\n\r\n"));
+    RUN_UNTIL(f, idle->eof && trickle->eof && body->eof);
+    assert_int_equal(idle->in.len, sizeof(r408) - 1);
+    assert_memory_equal(idle->in.data, r408, sizeof(r408) - 1);
+    assert_int_equal(trickle->in.len, sizeof(r408) - 1);
+    assert_memory_equal(trickle->in.data, r408, sizeof(r408) - 1);
+    assert_int_equal(body->in.len, sizeof(r408) - 1);
+    assert_memory_equal(body->in.data, r408, sizeof(r408) - 1);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->refusals[CONN_REFUSED_HEADER_TIMEOUT], 2);
+    assert_int_equal(f->refusals[CONN_REFUSED_BODY_TIMEOUT], 1);
+    run_for(f, 300);
+    assert_false(held->eof);
+    assert_non_null(f->held);
+    assert_int_equal(conn_http_respond(f->held, 200, NULL, NULL, "ok", 2), 0);
+    static const char ok[] =
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
+    RUN_UNTIL(f, held->in.len >= sizeof(ok) - 1);
+    assert_memory_equal(held->in.data, ok, sizeof(ok) - 1);
+    /* answered, then idle on keep-alive: closed with no answer and no refusal counted */
+    RUN_UNTIL(f, held->eof);
+    assert_int_equal(held->in.len, sizeof(ok) - 1);
+    assert_int_equal(f->refusals[CONN_REFUSED_HEADER_TIMEOUT], 2);
+    conn_stats_t st;
+    conn_ctx_stats(f->ctx, &st);
+    assert_int_equal(st.timeouts, 3);
+    assert_int_equal(st.http_errors, 0);
+    /* a WebSocket is past the request: no deadline applies */
+    client_t *ws = ws_connect(f, 4);
+    run_for(f, 300);
+    assert_false(ws->eof);
 }
 
 static void test_adopt_with_bytes_read(void **state)
@@ -787,6 +850,7 @@ static const conn_limits_t lim_small_msg = {.max_ws_message = 16};
 static const conn_limits_t lim_close = {.close_timeout_ms = 200};
 static const conn_limits_t lim_slow = {.max_outq_bytes = 65536};
 static const conn_limits_t lim_big_outq = {.max_outq_bytes = 64u << 20};
+static const conn_limits_t lim_slow_req = {.header_timeout_ms = 150, .body_timeout_ms = 200};
 
 #define T(fn, lim) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, (void *)&(lim))
 
@@ -809,6 +873,7 @@ int main(void)
         T(test_ctx_free_with_live_conns, lim_default),
         T(test_deferred_answer_and_bodies, lim_small_body),
         T(test_adopt_with_bytes_read, lim_default),
+        T(test_request_timeouts, lim_slow_req),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

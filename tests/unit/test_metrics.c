@@ -33,6 +33,7 @@ static void test_render(void **state)
         stats_observe(w->xread_us, lat, 9999999); /* +Inf */
         STATS_ADD(w->xread_us_sum, 300 + 9999999);
         stats_observe(w->batch, batch, 0);
+        STATS_ADD(w->limit_rejections[STATS_LIMIT_ORIGIN], 3 + i);
     }
     /* a dead block's stale counters are ignored */
     STATS_SET(((stats_worker_t *)shm_region_slot_stats(r, 2))->connections, 999);
@@ -60,6 +61,12 @@ static void test_render(void **state)
         "streamio_xread_duration_seconds_bucket{worker=\"0\",pid=\"200\",le=\"0.0001\"} 0\n",
         "streamio_xread_duration_seconds_count{worker=\"1\",pid=\"201\"} 2\n",
         "streamio_xread_batch_entries_bucket{le=\"0\"} 2\n",
+        "# TYPE streamio_limit_rejections_total counter\n"
+        "streamio_limit_rejections_total{limit=\"per_ip\"} 0\n",
+        "streamio_limit_rejections_total{limit=\"origin\"} 7\n",
+        "streamio_limit_rejections_total{limit=\"token_expired\"} 0\n"
+        "streamio_limit_rejections_total{worker=\"0\",pid=\"200\",limit=\"per_ip\"} 0\n",
+        "streamio_limit_rejections_total{worker=\"1\",pid=\"201\",limit=\"origin\"} 4\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         if (!strstr(out.data, want[i]))

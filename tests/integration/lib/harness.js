@@ -443,7 +443,7 @@ async function startRedis({ timeout = 10000, port: wanted, args = [] } = {}) {
 // Configuration variables of the seed contract and of streamio: never inherited from the shell
 // running the tests, so each test controls them fully.
 const CONFIG_VARS = [
-  'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'REDIS_DB', 'HOST', 'PORT', 'POOL_SIZE',
+  'REDIS_HOST', 'REDIS_PORT', 'REDIS_PASSWORD', 'REDIS_USERNAME', 'REDIS_DB', 'HOST', 'PORT', 'POOL_SIZE',
   'MAX_POOLS', 'SCAN_COUNT', 'MAX_STREAMS_PER_READ', 'MAX_CONCURRENT_POOLS', 'BATCH_DELAY',
   'MAX_MESSAGES_BATCH', 'READ_BLOCK_MS', 'DISCOVERY_INTERVAL', 'STREAM_PATTERN',
   'STREAM_CONSUMER_GROUP', 'STREAM_INACTIVE_TTL', 'STREAM_DELETE_POLICY', 'STREAM_RETAIN_MS',
