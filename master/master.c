@@ -733,6 +733,7 @@ static void discover(master_t *m)
     STATS_SET(m->gstats->streams, pools_streams(m->pools));
     STATS_SET(m->gstats->pools, pools_count(m->pools));
     STATS_SET(m->gstats->redis_connected, discovery_connected(m->disc));
+    STATS_SET(m->gstats->redis_reconnects, discovery_reconnects(m->disc));
 }
 
 /* ---- loop ---- */

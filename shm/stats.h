@@ -63,6 +63,10 @@ typedef struct stats_worker {
     _Atomic uint64_t xread_us[STATS_LATENCY_BUCKETS]; /* per bucket, not cumulative */
     _Atomic uint64_t batch_sum;                       /* entries over all replies */
     _Atomic uint64_t batch[STATS_BATCH_BUCKETS];      /* entries per reply, per bucket */
+
+    /* adapter traffic in bytes (the counts are adapter_in/adapter_out above) */
+    _Atomic uint64_t adapter_out_bytes; /* messages published, msgpack bytes */
+    _Atomic uint64_t adapter_in_bytes;  /* messages received from Redis, own echoes included */
 } stats_worker_t;
 
 typedef struct stats_global {
@@ -77,6 +81,8 @@ typedef struct stats_global {
     _Atomic uint64_t reloads;         /* reloads completed */
     _Atomic uint64_t reload_failures; /* reloads refused (invalid configuration) */
     _Atomic uint64_t respawns;        /* workers restarted after an unexpected exit */
+
+    _Atomic uint64_t redis_reconnects; /* reconnections of the discovery connection */
 } stats_global_t;
 
 #define STATS_SET(field, v) atomic_store_explicit(&(field), (uint64_t)(v), memory_order_relaxed)

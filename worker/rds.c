@@ -104,6 +104,8 @@ struct rds {
     bool connected;
     bool closing;
     bool warned;
+    bool ever_connected;
+    _Atomic uint64_t *reconnects; /* NULL: not counted */
     uint32_t backoff_ms;
     uv_timer_t timer; /* reconnect, and the deferred free */
     void (*done)(void *arg);
@@ -188,6 +190,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
     r->warned = false;
     r->connected = true;
     r->backoff_ms = BACKOFF_MIN_MS;
+    if (r->ever_connected && r->reconnects)
+        atomic_fetch_add_explicit(r->reconnects, 1, memory_order_relaxed);
+    r->ever_connected = true;
     if (r->cfg->redis_password[0]) {
         const char *argv[] = {"AUTH", r->cfg->redis_password};
         redisAsyncCommandArgv(r->ac, on_auth, r, 2, argv, NULL);
@@ -273,6 +278,11 @@ int rds_command(rds_t *r, redisCallbackFn *cb, void *privdata, int argc, const c
 bool rds_connected(const rds_t *r)
 {
     return r->connected;
+}
+
+void rds_count_reconnects(rds_t *r, _Atomic uint64_t *counter)
+{
+    r->reconnects = counter;
 }
 
 void rds_close(rds_t *r, void (*done)(void *arg), void *arg)

@@ -264,6 +264,7 @@ static lane_t *lane_for(reader_t *r, uint32_t pool)
         snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
         if (rds_new(&l->conn, r->loop, r->cfg, name, on_lane_state, l))
             return NULL;
+        rds_count_reconnects(l->conn, &r->stats->redis_reconnects);
         uv_timer_init(r->loop, &l->timer);
         l->timer.data = l;
         r->open_handles += 2;
@@ -917,13 +918,16 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
         free(r);
         return -ENOMEM;
     }
+    rds_count_reconnects(r->svc, &stats->redis_reconnects);
     for (size_t i = 0; i < r->nlanes; i++)
         r->lanes[i].r = r;
     r->open_handles = 2;
     if (cfg->keyspace_events) {
         snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
-        if (rds_new(&r->events, loop, cfg, "reader events", on_events_state, r) == 0)
+        if (rds_new(&r->events, loop, cfg, "reader events", on_events_state, r) == 0) {
             r->open_handles++;
+            rds_count_reconnects(r->events, &stats->redis_reconnects);
+        }
     }
     uv_timer_init(loop, &r->svc_timer);
     r->svc_timer.data = r;

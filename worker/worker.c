@@ -286,6 +286,14 @@ static void on_tick(uv_timer_t *t)
               (!w->adapter || adapter_connected(w->adapter));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
+    if (w->sessions) {
+        /* the transport counts in plain fields on its hot path; published here */
+        conn_stats_t cs;
+        sessions_conn_stats(w->sessions, &cs);
+        STATS_SET(w->stats->bytes_in, cs.bytes_in);
+        STATS_SET(w->stats->bytes_out, cs.bytes_out);
+        STATS_SET(w->stats->slow_clients, cs.slow_consumers);
+    }
     if (w->stopping && uv_now(&w->loop) >= w->stop_deadline) {
         LOG_WARN("shutdown timeout: exiting with work in progress (unacknowledged entries stay "
                  "pending for the next start)");
