@@ -98,6 +98,7 @@ typedef struct master {
     uint64_t wd_interval_ms; /* 0: no watchdog */
     uint64_t wd_next_ms;
     uint64_t *wd_seen; /* heartbeat per process block at the last check */
+    uint32_t *slot_pools; /* cap_workers entries: pools per worker number, for the stats */
     discovery_t *disc;
     pools_t *pools;
     uint64_t cycle;        /* current SCAN pass number, from 1 */
@@ -266,6 +267,7 @@ static void retire(master_t *m, uint32_t p, bool signal_it)
     proc_t *pr = &m->procs[p];
     pr->retiring = true;
     STATS_SET(pstats(m, p)->role, STATS_ROLE_RETIRING);
+    STATS_SET(pstats(m, p)->pools, 0); /* its pools belong to its replacement now */
     if (signal_it)
         kill(pr->pid, SIGTERM);
 }
@@ -734,6 +736,11 @@ static void discover(master_t *m)
     STATS_SET(m->gstats->pools, pools_count(m->pools));
     STATS_SET(m->gstats->redis_connected, discovery_connected(m->disc));
     STATS_SET(m->gstats->redis_reconnects, discovery_reconnects(m->disc));
+    pools_count_by_slot(m->pools, m->slot_pools, m->nslots);
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        if (m->slots[i].state == SLOT_RUNNING)
+            STATS_SET(pstats(m, m->slots[i].phys)->pools, m->slot_pools[i]);
+    }
 }
 
 /* ---- loop ---- */
@@ -873,9 +880,10 @@ static int setup(master_t *m, buf_t *err)
     m->slots = calloc(m->cap_workers, sizeof(*m->slots));
     m->procs = calloc(m->nprocs, sizeof(*m->procs));
     m->wd_seen = calloc(m->nprocs, sizeof(*m->wd_seen));
+    m->slot_pools = calloc(m->cap_workers, sizeof(*m->slot_pools));
     m->disc = discovery_new(m->cfg);
     m->pools = pools_new((uint32_t)m->cfg->pool_size, (uint32_t)m->cfg->max_pools, m->nslots);
-    if (!m->slots || !m->procs || !m->wd_seen || !m->disc || !m->pools ||
+    if (!m->slots || !m->procs || !m->wd_seen || !m->slot_pools || !m->disc || !m->pools ||
         ids_random(m->server_id, 12)) {
         buf_puts(err, "streamio: out of memory at startup");
         return -1;
@@ -906,6 +914,7 @@ static void teardown(master_t *m)
     free(m->slots);
     free(m->procs);
     free(m->wd_seen);
+    free(m->slot_pools);
     pools_free(m->pools);
     discovery_free(m->disc);
     shm_region_free(m->region);

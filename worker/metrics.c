@@ -49,6 +49,7 @@ static const family_t worker_families[] = {
       "Bytes of adapter messages published (msgpack)."),
     F("streamio_adapter_received_bytes_total", "counter", adapter_in_bytes,
       "Bytes of adapter messages received from Redis, the worker's own echoes included."),
+    F("streamio_worker_pools", "gauge", pools, "Pools read by the worker (holding a stream)."),
 };
 
 static uint64_t field(stats_worker_t *w, size_t off)

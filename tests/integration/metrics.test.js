@@ -152,6 +152,9 @@ describe('GET /metrics', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
     assert.equal(applied, holder.pid === reader.pid ? 0 : n, `holder ${holder.pid}, reader ${reader.pid}`);
     assert.equal(delta(before, after, 'streamio_slow_clients_total'), 0);
     assert.equal(box.items.length, n);
+    // the room's stream sits in one pool, read by the worker that read the entries
+    assert.equal(prom.value(after, 'streamio_worker_pools'), prom.value(after, 'streamio_pools'));
+    assert.ok(prom.value(after, 'streamio_worker_pools', reader) >= 1);
     h.closeAllClients();
   }));
 
