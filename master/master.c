@@ -684,7 +684,7 @@ static void on_scan_key(const char *key, size_t len, void *arg)
 
 static void on_gone(uint32_t pool, uint32_t slot, const char *name, size_t len, void *arg)
 {
-    LOG_INFO("stream %.*s is gone", (int)len, name);
+    LOG_DEBUG("stream %.*s is gone", (int)len, name);
     send_stream(arg, WORKDESC_STREAM_REMOVE, pool, slot, name, len);
 }
 
@@ -720,7 +720,10 @@ static void discover(master_t *m)
         }
         if (rc == 1) {
             /* SCAN returns every key that existed for the whole pass: one not seen is gone */
-            pools_sweep(m->pools, m->cycle, on_gone, m);
+            size_t gone = pools_sweep(m->pools, m->cycle, on_gone, m);
+            if (gone)
+                LOG_INFO("discovery: %zu stream%s gone since the last pass", gone,
+                         gone == 1 ? "" : "s");
             m->cycle++;
             STATS_ADD(m->gstats->scan_cycles, 1);
             /* a big keyspace is not rescanned back to back: idle Redis CPU stays bounded */

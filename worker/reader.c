@@ -76,6 +76,7 @@ struct reader {
     stats_worker_t *stats;
     reader_entry_fn fn;
     void *arg;
+    uint64_t read_failures; /* XREADGROUP error replies (log sampling) */
     char consumer[256];
     char count[16];
     char block[16];
@@ -603,7 +604,12 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
             for (size_t i = 0; i < l->active.n; i++)
                 l->active.v[i]->need_group = true;
         } else {
-            LOG_WARN("XREADGROUP failed: %s", rep->str);
+            /* Redis unblocks a read whose stream was deleted: expected, discovery drops it */
+            if (strncmp(rep->str, "UNBLOCKED", 9) == 0)
+                LOG_DEBUG("XREADGROUP: %s", rep->str);
+            else if (log_sampled(&r->read_failures))
+                LOG_WARN("XREADGROUP failed: %s (%llu so far)", rep->str,
+                         (unsigned long long)r->read_failures);
             l->state = LANE_WAIT;
             uint64_t delay = r->cfg->batch_delay_ms > 100 ? (uint64_t)r->cfg->batch_delay_ms : 100;
             uv_timer_start(&l->timer, on_lane_timer, delay, 0);

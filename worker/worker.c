@@ -49,6 +49,8 @@ typedef struct worker {
     char *rec;      /* one ring record */
     uint32_t rec_cap;
     uint32_t cur_pool; /* pool of the record being decoded */
+    uint64_t share_failures;  /* entries not published to the adapter (log sampling) */
+    uint64_t accept_failures; /* accept errors other than EAGAIN (log sampling) */
 } worker_t;
 
 static uint64_t wall_ms(void)
@@ -82,9 +84,10 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
         /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
         int rc = adapter_publish(w->adapter, conn, stream, stream_len, w->packet.data + 2,
                                  w->packet.len - 2);
-        if (rc)
-            LOG_WARN("cannot share an entry of %.*s: %s", (int)stream_len, stream, strerror(-rc));
-        else
+        if (rc && log_sampled(&w->share_failures))
+            LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
+                     strerror(-rc), (unsigned long long)w->share_failures);
+        else if (rc == 0)
             STATS_ADD(w->stats->adapter_out, 1);
     }
 }
@@ -199,8 +202,10 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0 || w->stopping)
         return;
     int rc = sessions_accept(w->sessions, server);
-    if (rc && rc != -EAGAIN)
-        LOG_WARN("accept failed: %s", uv_strerror(rc));
+    /* EMFILE repeats on every wake-up of the listener while descriptors are short */
+    if (rc && rc != -EAGAIN && log_sampled(&w->accept_failures))
+        LOG_WARN("accept failed: %s (%llu so far)", uv_strerror(rc),
+                 (unsigned long long)w->accept_failures);
 }
 
 /* ---- shutdown ---- */
