@@ -39,6 +39,7 @@
 #define READY_TIMEOUT_MS 15000 /* a reload's new worker must listen within this */
 #define MIN_WORKER_CAPACITY 32 /* CLUSTER_WORKERS a reload may grow to, at least */
 #define RELOAD_POLL_MS 10      /* how often a reload checks its new worker */
+#define STATUS_EVERY_MS 1000   /* STATUS= refreshes at most this often */
 #define SCAN_DUTY_FACTOR 4     /* pause >= 4 x the last pass: SCAN busy at most 20% of the time */
 
 typedef struct outrec {
@@ -89,7 +90,9 @@ typedef struct master {
     uint32_t cap_workers;
     proc_t *procs; /* 2 * cap_workers */
     uint32_t nprocs;
-    bool ready_sent; /* READY=1 goes out once every first worker listens */
+    bool ready_sent;       /* READY=1 goes out once every first worker listens */
+    char status_sent[160]; /* the last STATUS= text */
+    uint64_t status_next_ms;
     bool reloading;
     uint32_t reload_i;  /* next worker number to replace */
     uint32_t reload_to; /* CLUSTER_WORKERS after the reload */
@@ -97,7 +100,7 @@ typedef struct master {
     uint64_t reload_wait_until;
     uint64_t wd_interval_ms; /* 0: no watchdog */
     uint64_t wd_next_ms;
-    uint64_t *wd_seen; /* heartbeat per process block at the last check */
+    uint64_t *wd_seen;    /* heartbeat per process block at the last check */
     uint32_t *slot_pools; /* cap_workers entries: pools per worker number, for the stats */
     discovery_t *disc;
     pools_t *pools;
@@ -383,12 +386,41 @@ static uint32_t serving(const master_t *m)
     return n;
 }
 
+/* The STATUS= text `systemctl status` shows:
+ * "serving with 2 workers, 153 clients, 40 streams (generation 1)" */
+static void status_text(master_t *m, char *out, size_t cap)
+{
+    uint64_t clients = 0;
+    for (uint32_t p = 0; p < m->nprocs; p++) {
+        if (m->procs[p].pid)
+            clients += STATS_GET(pstats(m, p)->connections);
+    }
+    snprintf(out, cap, "serving with %u workers, %llu clients, %llu streams (generation %llu)",
+             serving(m), (unsigned long long)clients,
+             (unsigned long long)STATS_GET(m->gstats->streams), (unsigned long long)m->generation);
+}
+
 static void notify_status(master_t *m, const char *prefix)
 {
-    char msg[256];
-    snprintf(msg, sizeof(msg), "%sSTATUS=serving with %u workers (generation %llu)", prefix,
-             serving(m), (unsigned long long)m->generation);
+    char text[sizeof(m->status_sent)];
+    status_text(m, text, sizeof(text));
+    char msg[sizeof(text) + 64];
+    snprintf(msg, sizeof(msg), "%sSTATUS=%s", prefix, text);
     sd_notify_send(msg);
+    memcpy(m->status_sent, text, sizeof(text));
+}
+
+/* Between READY and a reload or the stop: STATUS= again when it changed, at most once a second. */
+static void status_refresh(master_t *m)
+{
+    uint64_t now = now_ms();
+    if (!m->ready_sent || m->reloading || m->stopping || now < m->status_next_ms)
+        return;
+    m->status_next_ms = now + STATUS_EVERY_MS;
+    char text[sizeof(m->status_sent)];
+    status_text(m, text, sizeof(text));
+    if (strcmp(text, m->status_sent) != 0)
+        notify_status(m, "");
 }
 
 static void begin_stop(master_t *m, int sig)
@@ -845,6 +877,7 @@ static int loop(master_t *m)
             reload_step(m);
         respawn_due(m);
         watchdog(m);
+        status_refresh(m);
         discover(m);
         for (uint32_t i = 0; i < m->nslots; i++)
             outbox_flush(m, i);

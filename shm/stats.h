@@ -67,7 +67,7 @@ typedef struct stats_worker {
     /* adapter traffic in bytes (the counts are adapter_in/adapter_out above) */
     _Atomic uint64_t adapter_out_bytes; /* messages published, msgpack bytes */
     _Atomic uint64_t adapter_in_bytes;  /* messages received from Redis, own echoes included */
-    _Atomic uint64_t pools;             /* pools it reads (written by the master; 0 once retiring) */
+    _Atomic uint64_t pools;             /* pools it reads (set by the master; 0 once retiring) */
 } stats_worker_t;
 
 typedef struct stats_global {

@@ -48,7 +48,7 @@ typedef struct worker {
     buf_t packet;   /* 42["room:message",payload] */
     char *rec;      /* one ring record */
     uint32_t rec_cap;
-    uint32_t cur_pool; /* pool of the record being decoded */
+    uint32_t cur_pool;        /* pool of the record being decoded */
     uint64_t share_failures;  /* entries not published to the adapter (log sampling) */
     uint64_t accept_failures; /* accept errors other than EAGAIN (log sampling) */
 } worker_t;
