@@ -1,7 +1,7 @@
 'use strict';
 // GET /metrics: Prometheus text format (checked by a strict parser), server totals equal to the
 // sum of the per-worker series, values that follow real traffic. streamio only.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 const prom = require('./lib/promtext');
@@ -34,7 +34,7 @@ function settled(url, clients) {
   }, { timeout: 10000, message: `streamio_connections ${clients}, Redis up, rings empty` });
 }
 
-describe('GET /metrics', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
+describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
   let redis;
   let srv;
 
@@ -43,13 +43,7 @@ describe('GET /metrics', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2' }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('the strict parser rejects malformed expositions', () => {
     const bad = [
@@ -190,25 +184,8 @@ describe('GET /metrics', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
     assert.equal(box.items.length, sent + 1);
     h.closeAllClients();
   }));
-});
 
-describe('GET /metrics across a Redis restart', { timeout: 90000, skip: h.ANCHOR_SKIP }, () => {
-  let redis;
-  let srv;
-
-  before(async () => {
-    redis = await h.startRedis();
-    srv = await h.startStreamio({ CLUSTER_WORKERS: '2' }, { redis });
-  });
-
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => [srv, redis && redis.handle], fn);
-
+  // last: it restarts the suite's redis-server
   it('counts every re-established Redis connection, workers and discovery', logs(async () => {
     const room = h.uniq('metrics.reconnect');
     const client = await h.connectClient(srv.url);
