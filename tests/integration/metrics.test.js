@@ -114,12 +114,15 @@ describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
     h.closeAllClients();
   }));
 
-  it('moves by the exact traffic: entries, deliveries, adapter messages, bytes', logs(async () => {
+  it('moves by the exact traffic: sessions, entries, reads, deliveries, adapter, bytes', logs(async () => {
     const room = h.uniq('metrics.exact');
+    const start = await settled(srv.url, 0);
     const client = await h.connectClient(srv.url);
     const box = h.collect(client);
     await h.joinRoom(client, room);
     const before = await settled(srv.url, 1);
+    assert.equal(delta(start, before, 'streamio_handshakes_total'), 1);
+    assert.equal(delta(start, before, 'streamio_rooms'), 1);
     const n = 7;
     const data = 'd'.repeat(1000);
     for (let i = 0; i < n; i++) await redis.call('XADD', room, '*', 'event', 'm', 'data', `${i}${data}`);
@@ -134,6 +137,11 @@ describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
         && delta(before, x, 'streamio_sent_bytes_total') >= n * data.length ? x : null;
     }, { timeout: 10000, message: 'bytes counters published by the workers\' tick' });
     assert.equal(delta(before, after, 'streamio_messages_processed_total'), n);
+    // every XREADGROUP reply lands in the batch histogram; its entries add up to the entries read
+    const replies = delta(before, after, 'streamio_xread_total');
+    assert.ok(replies >= 1);
+    assert.equal(delta(before, after, 'streamio_xread_batch_entries_count'), replies);
+    assert.equal(delta(before, after, 'streamio_xread_batch_entries_sum'), n);
     assert.equal(delta(before, after, 'streamio_deliveries_total'), n);
     assert.equal(delta(before, after, 'streamio_adapter_published_total'), n);
     assert.ok(delta(before, after, 'streamio_adapter_published_bytes_total') >= n * data.length);
@@ -150,6 +158,10 @@ describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
     assert.equal(prom.value(after, 'streamio_worker_pools'), prom.value(after, 'streamio_pools'));
     assert.ok(prom.value(after, 'streamio_worker_pools', reader) >= 1);
     h.closeAllClients();
+    const end = await settled(srv.url, 0);
+    assert.equal(delta(start, end, 'streamio_handshakes_total'), 1);
+    assert.equal(delta(start, end, 'streamio_disconnects_total'), 1);
+    assert.equal(delta(start, end, 'streamio_rooms'), 0);
   }));
 
   it('counts and drops a client that stops reading, and only that one', logs(async () => {
