@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
+
 static const char hexdig[] = "0123456789abcdef";
 
 static bool is_ws(char c)
@@ -19,23 +21,12 @@ static bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits at s (caller checked the length) -> 0..0xffff, or -1. */
 static long hex4(const char *s)
 {
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int d = hex_val(s[i]);
+        int d = hex_digit(s[i]);
         if (d < 0)
             return -1;
         v = v * 16 + d;

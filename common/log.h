@@ -8,6 +8,7 @@
 #define STREAMIO_COMMON_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef enum log_level {
     LOG_LVL_ERROR = 0,
@@ -25,6 +26,13 @@ int log_format_parse(const char *s, bool *json);
 /* json: one JSON object per line {time, level, role, pid, msg}; else the text form. */
 void log_set_json(bool json);
 bool log_enabled(log_level_t level);
+/* For a failure that can repeat per message or per attempt: counts it in *count and says whether
+ * to log this one (the 1st, 2nd, 4th, 8th...), so a flood stays visible in a few lines. */
+static inline bool log_sampled(uint64_t *count)
+{
+    ++*count;
+    return (*count & (*count - 1)) == 0;
+}
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define LOG_AT(lvl, ...)                                                                           \

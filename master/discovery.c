@@ -13,6 +13,7 @@ struct discovery {
     redisContext *rc;
     char cursor[32];
     bool warned; /* one log line per outage, not one per retry */
+    uint64_t connects;
 };
 
 discovery_t *discovery_new(const cfg_t *cfg)
@@ -85,6 +86,7 @@ static int connect_redis(discovery_t *d)
     if (d->warned)
         LOG_INFO("redis %s:%d reachable again", d->cfg->redis_host, d->cfg->redis_port);
     d->warned = false;
+    d->connects++;
     return 0;
 }
 
@@ -133,4 +135,9 @@ int discovery_is_stream(discovery_t *d, const char *key)
 bool discovery_connected(const discovery_t *d)
 {
     return d->rc != NULL;
+}
+
+uint64_t discovery_reconnects(const discovery_t *d)
+{
+    return d->connects ? d->connects - 1 : 0;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/config.h"
 
@@ -33,5 +34,7 @@ int discovery_step(discovery_t *d, discovery_key_fn fn, void *arg);
 int discovery_is_stream(discovery_t *d, const char *key);
 
 bool discovery_connected(const discovery_t *d);
+/* Connections established after the first one (each loss is followed by one). */
+uint64_t discovery_reconnects(const discovery_t *d);
 
 #endif

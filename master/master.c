@@ -40,6 +40,7 @@
 #define READY_TIMEOUT_MS 15000 /* a reload's new worker must listen within this */
 #define MIN_WORKER_CAPACITY 32 /* CLUSTER_WORKERS a reload may grow to, at least */
 #define RELOAD_POLL_MS 10      /* how often a reload checks its new worker */
+#define STATUS_EVERY_MS 1000   /* STATUS= refreshes at most this often */
 #define SCAN_DUTY_FACTOR 4     /* pause >= 4 x the last pass: SCAN busy at most 20% of the time */
 
 typedef struct outrec {
@@ -90,7 +91,9 @@ typedef struct master {
     uint32_t cap_workers;
     proc_t *procs; /* 2 * cap_workers */
     uint32_t nprocs;
-    bool ready_sent; /* READY=1 goes out once every first worker listens */
+    bool ready_sent;       /* READY=1 goes out once every first worker listens */
+    char status_sent[160]; /* the last STATUS= text */
+    uint64_t status_next_ms;
     bool reloading;
     uint32_t reload_i;  /* next worker number to replace */
     uint32_t reload_to; /* CLUSTER_WORKERS after the reload */
@@ -98,7 +101,8 @@ typedef struct master {
     uint64_t reload_wait_until;
     uint64_t wd_interval_ms; /* 0: no watchdog */
     uint64_t wd_next_ms;
-    uint64_t *wd_seen; /* heartbeat per process block at the last check */
+    uint64_t *wd_seen;    /* heartbeat per process block at the last check */
+    uint32_t *slot_pools; /* cap_workers entries: pools per worker number, for the stats */
     discovery_t *disc;
     keyevents_t *kev; /* STREAM_KEYSPACE_EVENTS: new and deleted streams at once; else NULL */
     pools_t *pools;
@@ -273,6 +277,7 @@ static void retire(master_t *m, uint32_t p, bool signal_it)
     proc_t *pr = &m->procs[p];
     pr->retiring = true;
     STATS_SET(pstats(m, p)->role, STATS_ROLE_RETIRING);
+    STATS_SET(pstats(m, p)->pools, 0); /* its pools belong to its replacement now */
     if (signal_it)
         kill(pr->pid, SIGTERM);
 }
@@ -388,12 +393,41 @@ static uint32_t serving(const master_t *m)
     return n;
 }
 
+/* The STATUS= text `systemctl status` shows:
+ * "serving with 2 workers, 153 clients, 40 streams (generation 1)" */
+static void status_text(master_t *m, char *out, size_t cap)
+{
+    uint64_t clients = 0;
+    for (uint32_t p = 0; p < m->nprocs; p++) {
+        if (m->procs[p].pid)
+            clients += STATS_GET(pstats(m, p)->connections);
+    }
+    snprintf(out, cap, "serving with %u workers, %llu clients, %llu streams (generation %llu)",
+             serving(m), (unsigned long long)clients,
+             (unsigned long long)STATS_GET(m->gstats->streams), (unsigned long long)m->generation);
+}
+
 static void notify_status(master_t *m, const char *prefix)
 {
-    char msg[256];
-    snprintf(msg, sizeof(msg), "%sSTATUS=serving with %u workers (generation %llu)", prefix,
-             serving(m), (unsigned long long)m->generation);
+    char text[sizeof(m->status_sent)];
+    status_text(m, text, sizeof(text));
+    char msg[sizeof(text) + 64];
+    snprintf(msg, sizeof(msg), "%sSTATUS=%s", prefix, text);
     sd_notify_send(msg);
+    memcpy(m->status_sent, text, sizeof(text));
+}
+
+/* Between READY and a reload or the stop: STATUS= again when it changed, at most once a second. */
+static void status_refresh(master_t *m)
+{
+    uint64_t now = now_ms();
+    if (!m->ready_sent || m->reloading || m->stopping || now < m->status_next_ms)
+        return;
+    m->status_next_ms = now + STATUS_EVERY_MS;
+    char text[sizeof(m->status_sent)];
+    status_text(m, text, sizeof(text));
+    if (strcmp(text, m->status_sent) != 0)
+        notify_status(m, "");
 }
 
 static void begin_stop(master_t *m, int sig)
@@ -700,7 +734,7 @@ static void on_scan_key(const char *key, size_t len, void *arg)
 
 static void on_gone(uint32_t pool, uint32_t slot, const char *name, size_t len, void *arg)
 {
-    LOG_INFO("stream %.*s is gone", (int)len, name);
+    LOG_DEBUG("stream %.*s is gone", (int)len, name);
     send_stream(arg, WORKDESC_STREAM_REMOVE, pool, slot, name, len);
 }
 
@@ -760,7 +794,10 @@ static void discover(master_t *m)
         }
         if (rc == 1) {
             /* SCAN returns every key that existed for the whole pass: one not seen is gone */
-            pools_sweep(m->pools, m->cycle, on_gone, m);
+            size_t gone = pools_sweep(m->pools, m->cycle, on_gone, m);
+            if (gone)
+                LOG_INFO("discovery: %zu stream%s gone since the last pass", gone,
+                         gone == 1 ? "" : "s");
             m->cycle++;
             STATS_ADD(m->gstats->scan_cycles, 1);
             /* a big keyspace is not rescanned back to back: idle Redis CPU stays bounded */
@@ -775,6 +812,12 @@ static void discover(master_t *m)
     STATS_SET(m->gstats->streams, pools_streams(m->pools));
     STATS_SET(m->gstats->pools, pools_count(m->pools));
     STATS_SET(m->gstats->redis_connected, discovery_connected(m->disc));
+    STATS_SET(m->gstats->redis_reconnects, discovery_reconnects(m->disc));
+    pools_count_by_slot(m->pools, m->slot_pools, m->nslots);
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        if (m->slots[i].state == SLOT_RUNNING)
+            STATS_SET(pstats(m, m->slots[i].phys)->pools, m->slot_pools[i]);
+    }
 }
 
 /* ---- loop ---- */
@@ -884,6 +927,7 @@ static int loop(master_t *m)
         respawn_due(m);
         watchdog(m);
         keyevents_run(m, pfd[2].fd >= 0 ? pfd[2].revents : 0);
+        status_refresh(m);
         discover(m);
         for (uint32_t i = 0; i < m->nslots; i++)
             outbox_flush(m, i);
@@ -922,13 +966,14 @@ static int setup(master_t *m, buf_t *err)
     m->slots = calloc(m->cap_workers, sizeof(*m->slots));
     m->procs = calloc(m->nprocs, sizeof(*m->procs));
     m->wd_seen = calloc(m->nprocs, sizeof(*m->wd_seen));
+    m->slot_pools = calloc(m->cap_workers, sizeof(*m->slot_pools));
     m->disc = discovery_new(m->cfg);
     if (m->cfg->keyspace_events && (m->kev = keyevents_new(m->cfg)) == NULL) {
         buf_puts(err, "streamio: out of memory at startup");
         return -1;
     }
     m->pools = pools_new((uint32_t)m->cfg->pool_size, (uint32_t)m->cfg->max_pools, m->nslots);
-    if (!m->slots || !m->procs || !m->wd_seen || !m->disc || !m->pools ||
+    if (!m->slots || !m->procs || !m->wd_seen || !m->slot_pools || !m->disc || !m->pools ||
         ids_random(m->server_id, 12)) {
         buf_puts(err, "streamio: out of memory at startup");
         return -1;
@@ -959,6 +1004,7 @@ static void teardown(master_t *m)
     free(m->slots);
     free(m->procs);
     free(m->wd_seen);
+    free(m->slot_pools);
     pools_free(m->pools);
     discovery_free(m->disc);
     keyevents_free(m->kev);

@@ -235,6 +235,15 @@ size_t pools_count(const pools_t *p)
     return n;
 }
 
+void pools_count_by_slot(const pools_t *p, uint32_t *out, uint32_t n)
+{
+    memset(out, 0, n * sizeof(*out));
+    for (uint32_t i = 0; i < p->npools; i++) {
+        if (p->pools[i].size > 0 && p->pools[i].slot < n)
+            out[p->pools[i].slot]++;
+    }
+}
+
 int pools_resize(pools_t *p, uint32_t nslots)
 {
     if (nslots == 0)

@@ -61,5 +61,8 @@ int pools_set_limits(pools_t *p, uint32_t pool_size, uint32_t max_pools);
 size_t pools_streams(const pools_t *p);
 /* Pools that currently hold at least one stream. */
 size_t pools_count(const pools_t *p);
+/* Pools holding at least one stream, per slot: out[0..n) is overwritten (slots past the pools'
+ * own count get 0). */
+void pools_count_by_slot(const pools_t *p, uint32_t *out, uint32_t n);
 
 #endif

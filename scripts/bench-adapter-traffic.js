@@ -15,17 +15,13 @@
  * Everything runs on 127.0.0.1 and is stopped by PID at the end.
  */
 const path = require('node:path');
-
-const root = path.join(__dirname, '..');
-const h = require(path.join(root, 'tests/integration/lib/harness'));
+const bench = require('./lib/bench-common');
 
 const ROOMS = 1000;
 const SERVERS = 4;
 
-function arg(name, def) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
-}
+const log = bench.logger('bench-adapter-traffic');
+const h = bench.loadHarness(log);
 
 async function outputBytes(redis) {
   const info = await redis.call('INFO', 'stats');
@@ -41,6 +37,9 @@ async function run(mode, entries) {
         CLUSTER_WORKERS: '1',
         SOCKETIO_REDIS_ADAPTER: mode === 'sharded' ? 'sharded' : 'true',
         MAX_ROOMS_PER_SOCKET: String(ROOMS),
+        // each client joins 250 rooms at once: past the default per-socket rate limits
+        RATE_LIMIT_EVENTS_PER_SEC: '0',
+        RATE_LIMIT_JOINS_PER_SEC: '0',
         LOG_LEVEL: 'warn',
       }, { redis }));
     }
@@ -79,8 +78,14 @@ async function run(mode, entries) {
 }
 
 async function main() {
-  if (!process.env.STREAMIO_BIN) process.env.STREAMIO_BIN = path.resolve(arg('streamio', path.join(root, 'build/release/streamio')));
-  const entries = Number(arg('entries', '5'));
+  const opts = bench.parseArgs('bench-adapter-traffic',
+    'node scripts/bench-adapter-traffic.js [--streamio BIN] [--entries N]', process.argv.slice(2),
+    { streamio: process.env.STREAMIO_BIN || path.join(bench.ROOT, 'build/release/streamio'), entries: 5 }, {
+      '--streamio': { key: 'streamio', path: true, exists: true },
+      '--entries': { key: 'entries', min: 1, max: 1000 },
+    });
+  process.env.STREAMIO_BIN = opts.streamio; // the harness starts $STREAMIO_BIN
+  const { entries } = opts;
   const results = [];
   for (const mode of ['classic', 'sharded']) results.push(await run(mode, entries));
   const published = ROOMS * entries;

@@ -14,74 +14,28 @@
  * server and the ratio anchor/streamio as a table, then one JSON line. Either server may be left
  * out. Everything it starts is stopped; a hard timeout bounds the run. Exit 1 if a server failed.
  */
-const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
+const bench = require('./lib/bench-common');
 
-const ROOT = path.resolve(__dirname, '..');
-const SUITE = path.join(ROOT, 'tests', 'integration');
 const ROOM = 'bench.lat';
-
-function usage(msg) {
-  if (msg) process.stderr.write(`bench-latency: ${msg}\n`);
-  process.stderr.write('usage: node scripts/bench-latency.js [--streamio BIN] [--anchor DIR] '
-    + '[--samples N] [--interval MS] [--timeout SECONDS]\n');
-  process.exit(2);
-}
+const log = bench.logger('bench-latency');
 
 function parseArgs(argv) {
-  const o = { samples: 500, interval: 10, warmup: 20, timeout: 0 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) usage(`${a} needs a value`);
-      return argv[++i];
-    };
-    const num = (v, lo, hi) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < lo || n > hi) usage(`${a} must be an integer from ${lo} to ${hi}`);
-      return n;
-    };
-    if (a === '--streamio') o.streamio = path.resolve(val());
-    else if (a === '--anchor') o.anchor = path.resolve(val());
-    else if (a === '--samples') o.samples = num(val(), 10, 100000);
-    else if (a === '--interval') o.interval = num(val(), 1, 1000);
-    else if (a === '--timeout') o.timeout = num(val(), 10, 3600);
-    else if (a === '-h' || a === '--help') usage();
-    else usage(`unknown argument ${a}`);
-  }
-  if (!o.streamio && !o.anchor) usage('give --streamio BIN and/or --anchor DIR');
-  if (o.streamio && !fs.existsSync(o.streamio)) usage(`${o.streamio} does not exist`);
-  if (o.anchor && !fs.existsSync(path.join(o.anchor, 'server.js'))) usage(`${o.anchor}/server.js does not exist`);
+  const o = bench.parseArgs('bench-latency', 'node scripts/bench-latency.js [--streamio BIN] [--anchor DIR] '
+    + '[--samples N] [--interval MS] [--timeout SECONDS]', argv,
+  { samples: 500, interval: 10, warmup: 20, timeout: 0 }, {
+    '--streamio': { key: 'streamio', path: true, exists: true },
+    '--anchor': { key: 'anchor', path: true },
+    '--samples': { key: 'samples', min: 10, max: 100000 },
+    '--interval': { key: 'interval', min: 1, max: 1000 },
+    '--timeout': { key: 'timeout', min: 10, max: 3600 },
+  });
+  if (!o.streamio && !o.anchor) o.usage('give --streamio BIN and/or --anchor DIR');
+  if (o.anchor && !fs.existsSync(path.join(o.anchor, 'server.js'))) o.usage(`${o.anchor}/server.js does not exist`);
   // Per server: startup + warm-up + sampling + drain; plus the anchor's npm ci.
   if (!o.timeout) o.timeout = 180 + Math.ceil(((o.samples + o.warmup) * o.interval * 2) / 1000) * 2;
   return o;
-}
-
-const log = (s) => process.stderr.write(`bench-latency: ${s}\n`);
-
-// The harness needs the suite's socket.io-client: install it the way run-integration.sh does.
-function loadHarness() {
-  if (!fs.existsSync(path.join(SUITE, 'node_modules', 'socket.io-client'))) {
-    log(`installing ${path.relative(ROOT, SUITE)} dependencies (npm ci)`);
-    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: SUITE, stdio: ['ignore', 2, 2], timeout: 300000 });
-  }
-  return require(path.join(SUITE, 'lib', 'harness.js'));
-}
-
-// Copies the anchor (without node_modules) to a temp dir and installs it there.
-function prepareAnchor(dir) {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-bench-anchor-'));
-  for (const f of fs.readdirSync(dir)) {
-    if (f === 'node_modules' || f.startsWith('.')) continue;
-    fs.cpSync(path.join(dir, f), path.join(tmp, f), { recursive: true });
-  }
-  const lock = fs.existsSync(path.join(tmp, 'package-lock.json'));
-  log(`installing the anchor in ${tmp} (npm ${lock ? 'ci' : 'install'})`);
-  execFileSync('npm', [lock ? 'ci' : 'install', '--no-audit', '--no-fund'],
-    { cwd: tmp, stdio: ['ignore', 2, 2], timeout: 300000 });
-  return tmp;
 }
 
 function percentile(sorted, p) {
@@ -180,7 +134,7 @@ function table(results) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const h = loadHarness();
+  const h = bench.loadHarness(log);
   const started = []; // server handles, redis, temp dirs: everything to undo
   let anchorDir = null;
   let redis = null;
@@ -207,7 +161,7 @@ async function main() {
 
   const results = {};
   try {
-    if (opts.anchor) anchorDir = prepareAnchor(opts.anchor);
+    if (opts.anchor) anchorDir = bench.prepareAnchor(opts.anchor, log);
     redis = await h.startRedis();
     const common = (port, db) => ({
       ...h.baseEnv(),

@@ -22,65 +22,26 @@
  * STREAM_KEYSPACE_EVENTS=true (its master adds g for del events and learns new streams from them).
  * Prints one table and one JSON line. Everything it starts is stopped; a hard timeout bounds it.
  */
-const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
+const bench = require('./lib/bench-common');
 
-const ROOT = path.resolve(__dirname, '..');
-const SUITE = path.join(ROOT, 'tests', 'integration');
 const PREFIX = 'bench.s.';
-const log = (s) => process.stderr.write(`bench-streams: ${s}\n`);
-
-function usage(msg) {
-  if (msg) process.stderr.write(`bench-streams: ${msg}\n`);
-  process.stderr.write('usage: node scripts/bench-streams.js [--streamio BIN] [--anchor DIR] '
-    + '[--streams N] [--active PERCENT] [--idle-seconds S] [--timeout SECONDS]\n');
-  process.exit(2);
-}
+const log = bench.logger('bench-streams');
 
 function parseArgs(argv) {
-  const o = { streams: 1000000, active: 1, idle: 10, timeout: 1800 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      if (i + 1 >= argv.length) usage(`${a} needs a value`);
-      return argv[++i];
-    };
-    const num = (v, lo, hi) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < lo || n > hi) usage(`${a} must be an integer from ${lo} to ${hi}`);
-      return n;
-    };
-    if (a === '--streamio') o.streamio = path.resolve(val());
-    else if (a === '--anchor') o.anchor = path.resolve(val());
-    else if (a === '--streams') o.streams = num(val(), 100, 5000000);
-    else if (a === '--active') o.active = num(val(), 0, 100);
-    else if (a === '--idle-seconds') o.idle = num(val(), 2, 600);
-    else if (a === '--timeout') o.timeout = num(val(), 60, 7200);
-    else usage(`unknown argument ${a}`);
-  }
-  if (!o.streamio && !o.anchor) usage('give --streamio BIN and/or --anchor DIR');
+  const o = bench.parseArgs('bench-streams', 'node scripts/bench-streams.js [--streamio BIN] [--anchor DIR] '
+    + '[--streams N] [--active PERCENT] [--idle-seconds S] [--timeout SECONDS]', argv,
+  { streams: 1000000, active: 1, idle: 10, timeout: 1800 }, {
+    '--streamio': { key: 'streamio', path: true, exists: true },
+    '--anchor': { key: 'anchor', path: true, exists: true },
+    '--streams': { key: 'streams', min: 100, max: 5000000 },
+    '--active': { key: 'active', min: 0, max: 100 },
+    '--idle-seconds': { key: 'idle', min: 2, max: 600 },
+    '--timeout': { key: 'timeout', min: 60, max: 7200 },
+  });
+  if (!o.streamio && !o.anchor) o.usage('give --streamio BIN and/or --anchor DIR');
   return o;
-}
-
-function loadHarness() {
-  if (!fs.existsSync(path.join(SUITE, 'node_modules', 'socket.io-client'))) {
-    log('installing tests/integration dependencies (npm ci)');
-    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: SUITE, stdio: ['ignore', 2, 2], timeout: 300000 });
-  }
-  return require(path.join(SUITE, 'lib', 'harness.js'));
-}
-
-function prepareAnchor(dir) {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-bench-anchor-'));
-  for (const f of fs.readdirSync(dir)) {
-    if (f === 'node_modules' || f.startsWith('.')) continue;
-    fs.cpSync(path.join(dir, f), path.join(tmp, f), { recursive: true });
-  }
-  log(`installing the anchor in ${tmp} (npm ci)`);
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: tmp, stdio: ['ignore', 2, 2], timeout: 300000 });
-  return tmp;
 }
 
 const TICK = 100; // USER_HZ on Linux
@@ -207,7 +168,7 @@ async function runOne(h, s, redis, opts) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const h = loadHarness();
+  const h = bench.loadHarness(log);
   let redis = null;
   let anchorDir = null;
   const hard = setTimeout(async () => {
@@ -218,7 +179,7 @@ async function main() {
   }, opts.timeout * 1000);
   const results = {};
   try {
-    if (opts.anchor) anchorDir = prepareAnchor(opts.anchor);
+    if (opts.anchor) anchorDir = bench.prepareAnchor(opts.anchor, log);
     redis = await h.startRedis({ timeout: 20000 });
     await createStreams(h, redis, opts.streams, opts.active);
     const servers = [];

@@ -95,6 +95,10 @@ typedef struct stats_worker {
     _Atomic uint64_t adapter_uid[2];
     /* limit refusals, indexed by enum stats_limit; monotonic */
     _Atomic uint64_t limit_rejections[STATS_LIMITS];
+    /* adapter traffic in bytes (the counts are adapter_in/adapter_out above) */
+    _Atomic uint64_t adapter_out_bytes; /* messages published, msgpack bytes */
+    _Atomic uint64_t adapter_in_bytes;  /* messages received from Redis, own echoes included */
+    _Atomic uint64_t pools;             /* pools it reads (set by the master; 0 once retiring) */
 } stats_worker_t;
 
 typedef struct stats_global {
@@ -109,6 +113,8 @@ typedef struct stats_global {
     _Atomic uint64_t reloads;         /* reloads completed */
     _Atomic uint64_t reload_failures; /* reloads refused (invalid configuration) */
     _Atomic uint64_t respawns;        /* workers restarted after an unexpected exit */
+
+    _Atomic uint64_t redis_reconnects; /* reconnections of the discovery connection */
 } stats_global_t;
 
 #define STATS_SET(field, v) atomic_store_explicit(&(field), (uint64_t)(v), memory_order_relaxed)

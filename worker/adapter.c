@@ -192,7 +192,10 @@ int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len
         return rc;
     const char *argv[] = {sharded ? "SPUBLISH" : "PUBLISH", a->chan.data, a->msg.data};
     size_t lens[] = {strlen(argv[0]), a->chan.len, a->msg.len};
-    return rds_command(conn, NULL, NULL, 3, argv, lens);
+    rc = rds_command(conn, NULL, NULL, 3, argv, lens);
+    if (rc == 0)
+        STATS_ADD(a->stats->adapter_out_bytes, a->msg.len);
+    return rc;
 }
 
 /* ---- subscriptions ---- */
@@ -646,6 +649,7 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
 {
     if (a->closing)
         return;
+    STATS_ADD(a->stats->adapter_in_bytes, msg_len);
     if (a->mode == ADAPTER_MODE_SHARDED) {
         on_cluster(a, chan, chan_len, msg, msg_len);
         return;
@@ -737,11 +741,15 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     /* Node's uids are hex in sharded mode; the id only has to be unique and channel-safe */
     if (!rc && mode != ADAPTER_MODE_PRIVATE) {
         rc = rds_new(&a->pub, loop, cfg, "adapter-pub", NULL, NULL);
-        if (!rc)
+        if (!rc) {
             a->open_parts++;
+            rds_count_reconnects(a->pub, &stats->redis_reconnects);
+        }
     }
     if (!rc)
         rc = subconn_new(&a->sub, loop, cfg, "adapter", on_reply, on_sub_state, a);
+    if (!rc)
+        subconn_count_reconnects(a->sub, &stats->redis_reconnects);
     if (rc) {
         /* nothing is connected yet: closing what exists frees everything */
         a->sub = NULL;

@@ -23,6 +23,7 @@
 
 #include "common/buf.h"
 #include "worker/timerq.h"
+#include "worker/ws_feed.h"
 #include "worker/ws_frame.h"
 
 #define READ_BUF_SIZE 65536
@@ -66,8 +67,7 @@ struct conn {
     uint32_t count;
     uint32_t inflight; /* slots at the head owned by the pending uv_write */
     size_t outq_bytes;
-    const char *rd_p; /* bytes wslay may read; set only inside the read callback */
-    size_t rd_len;
+    ws_feed_t rd; /* bytes wslay may read; set only inside the read callback */
     enum conn_state st;
     uint8_t handles; /* open libuv handles: tcp, timer */
     bool announced;  /* accepted: on_close is owed */
@@ -396,7 +396,7 @@ void conn_close(conn_t *c)
     if (c->st == ST_CLOSED)
         return;
     c->st = ST_CLOSED;
-    c->rd_len = 0;
+    c->rd.len = 0;
     unmark_dirty(c);
     rq_disarm(c);
     /* Slots owned by a pending uv_write are released by its (cancelled) callback. */
@@ -738,29 +738,14 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ws, uint8_t *buf, size_t len, 
                           void *user_data)
 {
     (void)flags;
-    conn_t *c = user_data;
-    if (c->rd_len == 0) {
-        wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    size_t n = len < c->rd_len ? len : c->rd_len;
-    memcpy(buf, c->rd_p, n);
-    c->rd_p += n;
-    c->rd_len -= n;
-    return (ssize_t)n;
+    return ws_feed_read(ws, &((conn_t *)user_data)->rd, buf, len);
 }
 
-/* Accepts everything, so wslay never holds a half-sent frame after wslay_event_send. */
 static ssize_t ws_send_cb(wslay_event_context_ptr ws, const uint8_t *data, size_t len, int flags,
                           void *user_data)
 {
     (void)flags;
-    conn_t *c = user_data;
-    if (buf_append(&c->stage, data, len) != 0) {
-        wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    return (ssize_t)len;
+    return ws_feed_write(ws, &((conn_t *)user_data)->stage, data, len);
 }
 
 static void ws_msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
@@ -829,11 +814,9 @@ static void ws_input(conn_t *c, const char *p, size_t n)
 {
     if (c->ws_dead)
         return;
-    c->rd_p = p;
-    c->rd_len = n;
+    c->rd = (ws_feed_t){p, n};
     int r = wslay_event_recv(c->ws);
-    c->rd_p = NULL;
-    c->rd_len = 0;
+    c->rd = (ws_feed_t){NULL, 0};
     if (r != 0) {
         /* e.g. a fragmented or oversized control frame: wslay queued a Close it can no longer
          * send, since it must not be called again */

@@ -14,6 +14,8 @@
 
 #include <http_parser.h>
 
+#include "common/hex.h"
+
 #define FIELD_MAX 32
 
 enum cb_state { CB_URL, CB_FIELD, CB_VALUE };
@@ -109,14 +111,20 @@ static int on_url(http_parser *hp, const char *at, size_t len)
     return 0;
 }
 
+/* Ends the URL or header value being collected, if any. */
+static int close_open(http_req_t *r)
+{
+    if (r->cb == CB_URL)
+        return arena_close(r, &r->url);
+    if (r->cb == CB_VALUE)
+        return finish_value(r);
+    return 0;
+}
+
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
     http_req_t *r = req_of(hp);
-    int rc = 0;
-    if (r->cb == CB_URL)
-        rc = arena_close(r, &r->url);
-    else if (r->cb == CB_VALUE)
-        rc = finish_value(r);
+    int rc = close_open(r);
     if (rc)
         return cb_fail(r, rc);
     if (r->cb != CB_FIELD) {
@@ -200,11 +208,7 @@ static int copy_url_part(http_req_t *r, const struct http_parser_url *u, int fie
 static int on_headers_complete(http_parser *hp)
 {
     http_req_t *r = req_of(hp);
-    int rc = 0;
-    if (r->cb == CB_URL)
-        rc = arena_close(r, &r->url);
-    else if (r->cb == CB_VALUE)
-        rc = finish_value(r);
+    int rc = close_open(r);
     if (rc)
         return cb_fail(r, rc);
     struct http_parser_url u;
@@ -450,17 +454,6 @@ bool http_req_is_websocket(const http_req_t *r)
            strlen(key) == 24;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the byte at s[*i] (advancing *i past it and any escape). */
 static char decode_at(const char *s, size_t n, size_t *i)
 {
@@ -470,8 +463,8 @@ static char decode_at(const char *s, size_t n, size_t *i)
         return ' ';
     }
     if (c == '%' && *i + 2 < n) {
-        int hi = hexval(s[*i + 1]);
-        int lo = hexval(s[*i + 2]);
+        int hi = hex_digit(s[*i + 1]);
+        int lo = hex_digit(s[*i + 2]);
         if (hi >= 0 && lo >= 0) {
             *i += 3;
             return (char)(hi << 4 | lo);

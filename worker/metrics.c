@@ -45,6 +45,11 @@ static const family_t worker_families[] = {
       "1 when the worker's Redis connections are up (server: all of them)."),
     F("streamio_xread_total", "counter", xread_calls, "XREADGROUP replies."),
     F("streamio_heartbeats_total", "counter", heartbeat, "Turns of the worker's 250 ms tick."),
+    F("streamio_adapter_published_bytes_total", "counter", adapter_out_bytes,
+      "Bytes of adapter messages published (msgpack)."),
+    F("streamio_adapter_received_bytes_total", "counter", adapter_in_bytes,
+      "Bytes of adapter messages received from Redis, the worker's own echoes included."),
+    F("streamio_worker_pools", "gauge", pools, "Pools read by the worker (holding a stream)."),
 };
 
 static uint64_t field(stats_worker_t *w, size_t off)
@@ -149,20 +154,31 @@ static int histogram(buf_t *out, shm_region_t *region, const char *name, const c
     return rc;
 }
 
+static uint64_t depth(stats_worker_t *w)
+{
+    uint64_t sent = STATS_GET(w->desc_sent), done = STATS_GET(w->desc_done);
+    return sent > done ? sent - done : 0;
+}
+
 static int ring_depth(buf_t *out, shm_region_t *region)
 {
     const char *name = "streamio_ring_depth";
     int rc = header(out, name, "gauge", "Work descriptors sent by the master not yet handled.");
     uint32_t n = shm_region_slots(region);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        stats_worker_t *w = shm_region_slot_stats(region, i);
+        total += live(w) ? depth(w) : 0;
+    }
+    if (rc == 0)
+        rc = buf_printf(out, "%s %llu\n", name, (unsigned long long)total);
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!live(w))
             continue;
-        uint64_t sent = STATS_GET(w->desc_sent), done = STATS_GET(w->desc_done);
         rc = buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\"} %llu\n", name,
                         (unsigned long long)STATS_GET(w->index),
-                        (unsigned long long)STATS_GET(w->pid),
-                        (unsigned long long)(sent > done ? sent - done : 0));
+                        (unsigned long long)STATS_GET(w->pid), (unsigned long long)depth(w));
     }
     return rc;
 }
@@ -232,6 +248,9 @@ static int server(buf_t *out, shm_region_t *region)
          (double)STATS_GET(g->scan_cycles)},
         {"streamio_discovery_redis_connected", "gauge",
          "1 when the master's discovery connection is up.", (double)STATS_GET(g->redis_connected)},
+        {"streamio_discovery_redis_reconnects_total", "counter",
+         "Reconnections of the master's discovery connection.",
+         (double)STATS_GET(g->redis_reconnects)},
     };
     int rc = 0;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && rc == 0; i++) {

@@ -106,6 +106,8 @@ struct rds {
     bool closing;
     bool warned;
     bool auth_warned; /* an AUTH refusal was logged: once until Redis accepts us */
+    bool ever_connected;
+    _Atomic uint64_t *reconnects; /* NULL: not counted */
     uint32_t backoff_ms;
     uv_timer_t timer; /* reconnect, and the deferred free */
     void (*done)(void *arg);
@@ -181,6 +183,9 @@ static void on_ready(rds_t *r)
     r->auth_warned = false;
     r->connected = true;
     r->backoff_ms = BACKOFF_MIN_MS;
+    if (r->ever_connected && r->reconnects)
+        atomic_fetch_add_explicit(r->reconnects, 1, memory_order_relaxed);
+    r->ever_connected = true;
     if (r->fn)
         r->fn(r, true, r->arg);
 }
@@ -309,6 +314,11 @@ int rds_command(rds_t *r, redisCallbackFn *cb, void *privdata, int argc, const c
 bool rds_connected(const rds_t *r)
 {
     return r->connected;
+}
+
+void rds_count_reconnects(rds_t *r, _Atomic uint64_t *counter)
+{
+    r->reconnects = counter;
 }
 
 void rds_close(rds_t *r, void (*done)(void *arg), void *arg)

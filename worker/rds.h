@@ -11,7 +11,9 @@
 #define STREAMIO_WORKER_RDS_H
 
 #include <hiredis/async.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "common/config.h"
@@ -35,6 +37,9 @@ int rds_new(rds_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *name, rd
 int rds_command(rds_t *r, redisCallbackFn *cb, void *privdata, int argc, const char **argv,
                 const size_t *argvlen);
 bool rds_connected(const rds_t *r);
+/* Counts every later successful connect after the first one into *counter (a shared stats
+ * field, borrowed for the connection's life); NULL stops counting. */
+void rds_count_reconnects(rds_t *r, _Atomic uint64_t *counter);
 /*
  * Graceful close: replies to commands already queued are still delivered, then the connection
  * closes and done(arg) runs once; the rds is freed after. No reconnect after this.

@@ -77,6 +77,7 @@ struct reader {
     stats_worker_t *stats;
     reader_entry_fn fn;
     void *arg;
+    uint64_t read_failures; /* XREADGROUP error replies (log sampling) */
     char consumer[256];
     char count[16];
     char block[16];
@@ -277,6 +278,7 @@ static lane_t *lane_for(reader_t *r, uint32_t pool, bool priority)
             snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
         if (rds_new(&l->conn, r->loop, r->cfg, name, on_lane_state, l))
             return NULL;
+        rds_count_reconnects(l->conn, &r->stats->redis_reconnects);
         uv_timer_init(r->loop, &l->timer);
         l->timer.data = l;
         r->open_handles += 2;
@@ -618,7 +620,12 @@ static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
             for (size_t i = 0; i < l->active.n; i++)
                 l->active.v[i]->need_group = true;
         } else {
-            LOG_WARN("XREADGROUP failed: %s", rep->str);
+            /* Redis unblocks a read whose stream was deleted: expected, discovery drops it */
+            if (strncmp(rep->str, "UNBLOCKED", 9) == 0)
+                LOG_DEBUG("XREADGROUP: %s", rep->str);
+            else if (log_sampled(&r->read_failures))
+                LOG_WARN("XREADGROUP failed: %s (%llu so far)", rep->str,
+                         (unsigned long long)r->read_failures);
             l->state = LANE_WAIT;
             uint64_t delay = r->cfg->batch_delay_ms > 100 ? (uint64_t)r->cfg->batch_delay_ms : 100;
             uv_timer_start(&l->timer, on_lane_timer, delay, 0);
@@ -934,6 +941,7 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
         free(r);
         return -ENOMEM;
     }
+    rds_count_reconnects(r->svc, &stats->redis_reconnects);
     for (size_t i = 0; i < r->nlanes; i++) {
         r->lanes[i].r = r;
         r->lanes[i].priority = i >= r->nplain;
@@ -941,8 +949,10 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
     r->open_handles = 2;
     if (cfg->keyspace_events) {
         snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
-        if (rds_new(&r->events, loop, cfg, "reader events", on_events_state, r) == 0)
+        if (rds_new(&r->events, loop, cfg, "reader events", on_events_state, r) == 0) {
             r->open_handles++;
+            rds_count_reconnects(r->events, &stats->redis_reconnects);
+        }
     }
     uv_timer_init(loop, &r->svc_timer);
     r->svc_timer.data = r;

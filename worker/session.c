@@ -507,6 +507,11 @@ void sessions_close_all(sessions_t *ss, void (*done)(void *arg), void *arg)
     maybe_closed(ss);
 }
 
+void sessions_conn_stats(const sessions_t *ss, conn_stats_t *out)
+{
+    conn_ctx_stats(ss->conns, out);
+}
+
 void sessions_free(sessions_t *ss)
 {
     if (!ss)

@@ -54,6 +54,8 @@ void sessions_set_adapter(sessions_t *ss, adapter_t *a);
 /* Shutdown: ends every session (WebSocket close 1001, held polling GETs answered `1`) and
  * refuses new ones; done(arg) runs once every session is gone (or close_timeout later). */
 void sessions_close_all(sessions_t *ss, void (*done)(void *arg), void *arg);
+/* The transport counters of these sessions' connections (bytes, slow consumers), see conn.h. */
+void sessions_conn_stats(const sessions_t *ss, conn_stats_t *out);
 /* After sessions_close_all's done: frees everything. */
 void sessions_free(sessions_t *ss);
 

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/json.h"
 
 static const char root_nsp[] = "/";
@@ -20,15 +21,6 @@ static const struct {
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return c - 'A' + 10;
 }
 
 /*
@@ -47,7 +39,7 @@ static bool is_reserved_event(const char *s, size_t n)
             if (c == 'u') {
                 unsigned code = 0;
                 for (int d = 0; d < 4; d++)
-                    code = code * 16 + (unsigned)hex_value(s[++i]);
+                    code = code * 16 + (unsigned)hex_digit(s[++i]);
                 if (code > 0x7f)
                     return false;
                 c = (unsigned char)code;

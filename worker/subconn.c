@@ -38,6 +38,8 @@ struct subconn {
     bool closing;
     bool auth_pending; /* the next reply answers AUTH */
     bool auth_warned;  /* the refusal was logged: once until Redis accepts us */
+    bool ever_up;
+    _Atomic uint64_t *reconnects; /* NULL: not counted */
     uint32_t backoff_ms;
     uv_timer_t timer; /* reconnect delay and connect timeout */
     char *rbuf;
@@ -147,6 +149,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             c->auth_warned = false;
             c->up = true;
             c->backoff_ms = BACKOFF_MIN_MS;
+            if (c->ever_up && c->reconnects)
+                atomic_fetch_add_explicit(c->reconnects, 1, memory_order_relaxed);
+            c->ever_up = true;
         }
         c->on_reply(reply, c->arg);
         freeReplyObject(reply);
@@ -315,6 +320,11 @@ int subconn_command(subconn_t *c, int argc, const char **argv, const size_t *len
 bool subconn_connected(const subconn_t *c)
 {
     return c->up;
+}
+
+void subconn_count_reconnects(subconn_t *c, _Atomic uint64_t *counter)
+{
+    c->reconnects = counter;
 }
 
 void subconn_close(subconn_t *c, void (*done)(void *arg), void *arg)

@@ -12,7 +12,9 @@
 #define STREAMIO_WORKER_SUBCONN_H
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "common/config.h"
@@ -32,6 +34,9 @@ int subconn_new(subconn_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *
 int subconn_command(subconn_t *c, int argc, const char **argv, const size_t *lens);
 /* Connected and Redis answered a command without an error since (a refusing server is down). */
 bool subconn_connected(const subconn_t *c);
+/* Counts every later time the connection comes up (see subconn_connected) after the first one
+ * into *counter (a shared stats field, borrowed for the connection's life); NULL stops counting. */
+void subconn_count_reconnects(subconn_t *c, _Atomic uint64_t *counter);
 /* Closes; done(arg) runs once everything is released. No callback runs after this call. */
 void subconn_close(subconn_t *c, void (*done)(void *arg), void *arg);
 

@@ -46,7 +46,9 @@ typedef struct worker {
     buf_t packet;   /* 42["room:message",payload(,offset)] of one entry */
     char *rec;      /* one ring record */
     uint32_t rec_cap;
-    uint32_t cur_pool; /* pool of the record being decoded */
+    uint32_t cur_pool;        /* pool of the record being decoded */
+    uint64_t share_failures;  /* entries not published to the adapter (log sampling) */
+    uint64_t accept_failures; /* accept errors other than EAGAIN (log sampling) */
 } worker_t;
 
 static uint64_t wall_ms(void)
@@ -76,9 +78,10 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
         /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
         int rc = adapter_publish(w->adapter, conn, stream, stream_len, w->packet.data + 2,
                                  w->packet.len - 2);
-        if (rc)
-            LOG_WARN("cannot share an entry of %.*s: %s", (int)stream_len, stream, strerror(-rc));
-        else
+        if (rc && log_sampled(&w->share_failures))
+            LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
+                     strerror(-rc), (unsigned long long)w->share_failures);
+        else if (rc == 0)
             STATS_ADD(w->stats->adapter_out, 1);
     }
 }
@@ -193,8 +196,10 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0 || w->stopping)
         return;
     int rc = sessions_accept(w->sessions, server);
-    if (rc && rc != -EAGAIN)
-        LOG_WARN("accept failed: %s", uv_strerror(rc));
+    /* EMFILE repeats on every wake-up of the listener while descriptors are short */
+    if (rc && rc != -EAGAIN && log_sampled(&w->accept_failures))
+        LOG_WARN("accept failed: %s (%llu so far)", uv_strerror(rc),
+                 (unsigned long long)w->accept_failures);
 }
 
 /* ---- shutdown ---- */
@@ -280,6 +285,14 @@ static void on_tick(uv_timer_t *t)
               (!w->adapter || adapter_connected(w->adapter));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
+    if (w->sessions) {
+        /* the transport counts in plain fields on its hot path; published here */
+        conn_stats_t cs;
+        sessions_conn_stats(w->sessions, &cs);
+        STATS_SET(w->stats->bytes_in, cs.bytes_in);
+        STATS_SET(w->stats->bytes_out, cs.bytes_out);
+        STATS_SET(w->stats->slow_clients, cs.slow_consumers);
+    }
     if (w->stopping && uv_now(&w->loop) >= w->stop_deadline) {
         LOG_WARN("shutdown timeout: exiting with work in progress (unacknowledged entries stay "
                  "pending for the next start)");

@@ -13,13 +13,13 @@
 
 #include "common/buf.h"
 #include "worker/sio_packet.h"
+#include "worker/ws_feed.h"
 #include "worker/ws_frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct peer {
-    const uint8_t *rd_p;
-    size_t rd_len;
+    ws_feed_t rd;
     buf_t out;
     buf_t story; /* every message received */
 } peer_t;
@@ -27,16 +27,7 @@ typedef struct peer {
 static ssize_t recv_cb(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags, void *ud)
 {
     (void)flags;
-    peer_t *c = ud;
-    if (c->rd_len == 0) {
-        wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    size_t n = len < c->rd_len ? len : c->rd_len;
-    memcpy(buf, c->rd_p, n);
-    c->rd_p += n;
-    c->rd_len -= n;
-    return (ssize_t)n;
+    return ws_feed_read(ws, &((peer_t *)ud)->rd, buf, len);
 }
 
 static ssize_t send_cb(wslay_event_context_ptr ws, const uint8_t *p, size_t len, int flags,
@@ -44,13 +35,9 @@ static ssize_t send_cb(wslay_event_context_ptr ws, const uint8_t *p, size_t len,
 {
     (void)flags;
     peer_t *c = ud;
-    if (buf_append(&c->out, p, len) != 0) {
-        wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
     if (c->out.len > 1 << 20)
         buf_reset(&c->out);
-    return (ssize_t)len;
+    return ws_feed_write(ws, &c->out, p, len);
 }
 
 static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
@@ -92,12 +79,10 @@ static void run(const uint8_t *data, size_t size, size_t chunk, uint64_t max_msg
     size_t off = 0;
     while (off < size) {
         size_t n = size - off < chunk ? size - off : chunk;
-        c.rd_p = data + off;
-        c.rd_len = n;
+        c.rd = (ws_feed_t){(const char *)data + off, n};
         int r = wslay_event_recv(ws);
-        off += n - c.rd_len;
-        c.rd_p = NULL;
-        c.rd_len = 0;
+        off += n - c.rd.len;
+        c.rd = (ws_feed_t){NULL, 0};
         if (r != 0)
             break; /* conn.c marks the socket dead and closes it */
         if (wslay_event_want_write(ws) && wslay_event_send(ws) != 0)

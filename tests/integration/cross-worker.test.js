@@ -1,7 +1,7 @@
 'use strict';
 // CLUSTER_WORKERS=2: clients held by both workers all receive every entry of their rooms, exactly
 // once and in order, whichever worker reads the stream. Needs /health workers[] (streamio only).
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -18,13 +18,7 @@ describe('cross-worker delivery (CLUSTER_WORKERS=2)', { timeout: 90000, skip: h.
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', DISCOVERY_INTERVAL: '500' }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('spreads clients over both workers and reports them in workers[]', logs(async () => {
     let body;

@@ -1,6 +1,6 @@
 'use strict';
 // Stream discovery by SCAN every DISCOVERY_INTERVAL ms (500 here), with STREAM_PATTERN=disc.*.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -23,13 +23,7 @@ describe('stream discovery (DISCOVERY_INTERVAL=500, STREAM_PATTERN=disc.*)', { t
     }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('drains entries that were in a stream before the server started', logs(async () => {
     await h.waitUntil(async () => (await redis.call('XLEN', pre)) === 0,

@@ -1,7 +1,7 @@
 'use strict';
 // Fan-out with CLUSTER_WORKERS=2: 100 clients over 10 rooms (2 rooms each), 50 entries per room;
 // every client gets every entry of its rooms exactly once and in stream order.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -22,13 +22,7 @@ describe('fan-out (CLUSTER_WORKERS=2)', { timeout: 120000 }, () => {
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', DISCOVERY_INTERVAL: '500' }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('connects 100 clients and /health counts all of them', logs(async () => {
     clients = await h.connectClients(srv.url, CLIENTS);

@@ -17,13 +17,7 @@ describe('GET /health (CLUSTER_WORKERS=2)', { timeout: 90000 }, () => {
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', DISCOVERY_INTERVAL: '500' }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('answers 200 with the contract fields and types', logs(async () => {
     // Ready (/health 200) may come a moment before the Redis connection is up.

@@ -47,11 +47,23 @@ describe('systemd notify protocol and watchdog', { timeout: 90000, skip: h.ANCHO
 
   it('sends READY=1 with a STATUS once the workers listen, then WATCHDOG=1', logs(async () => {
     const ready = await notify.waitFor((f) => f.READY === '1', { message: 'READY=1' });
-    assert.match(ready.fields.STATUS, /serving with 2 workers/);
+    assert.match(ready.fields.STATUS, /^serving with 2 workers, 0 clients, \d+ streams \(generation 1\)$/);
     const body = (await h.healthRetry(srv)).body;
     assert.equal(body.workers.length, 2);
     const idx = notify.messages.indexOf(ready);
     await notify.waitFor((f) => f.WATCHDOG === '1', { from: idx + 1, message: 'WATCHDOG=1' });
+  }));
+
+  it('updates STATUS with the number of clients', logs(async () => {
+    const from = notify.poll().length;
+    const clients = await h.connectClients(srv.url, 3);
+    const three = await notify.waitFor((f) => f.STATUS && f.STATUS.includes(' 3 clients'),
+      { from, message: 'STATUS with 3 clients' });
+    assert.match(three.fields.STATUS, /^serving with 2 workers, 3 clients, \d+ streams \(generation 1\)$/);
+    assert.equal(three.fields.READY, undefined, 'a STATUS update is not a READY');
+    for (const c of clients) h.closeClient(c);
+    await notify.waitFor((f) => f.STATUS && f.STATUS.includes(' 0 clients'),
+      { from: notify.messages.indexOf(three) + 1, message: 'STATUS with 0 clients' });
   }));
 
   it('wraps a reload in RELOADING=1 / READY=1 and replaces every worker', logs(async () => {
@@ -59,8 +71,15 @@ describe('systemd notify protocol and watchdog', { timeout: 90000, skip: h.ANCHO
     const from = notify.poll().length;
     process.kill(srv.pid, 'SIGHUP');
     const rel = await notify.waitFor((f) => f.RELOADING === '1', { from, message: 'RELOADING=1' });
+    assert.equal(rel.fields.STATUS, 'reloading');
+    assert.match(rel.fields.MONOTONIC_USEC, /^\d+$/);
     const at = notify.messages.indexOf(rel);
-    await notify.waitFor((f) => f.READY === '1', { from: at + 1, message: 'READY=1 after the reload' });
+    const ready = await notify.waitFor((f) => f.READY === '1', { from: at + 1, message: 'READY=1 after the reload' });
+    assert.match(ready.fields.STATUS, /^serving with 2 workers, \d+ clients, \d+ streams \(generation 2\)$/);
+    // nothing but the reload's own messages between RELOADING=1 and READY=1 (no STATUS refresh)
+    for (const m of notify.poll().slice(at + 1, notify.messages.indexOf(ready))) {
+      assert.deepEqual(Object.keys(m.fields), ['WATCHDOG'], JSON.stringify(m.fields));
+    }
     const body = await healthUntil(srv, (b) => b.workers.length === 2
       && activePids(b).every((p) => !before.includes(p)), 'new worker pids');
     for (const w of body.workers) assert.equal(h.parentPid(w.pid), srv.pid);
@@ -89,7 +108,8 @@ describe('systemd notify protocol and watchdog', { timeout: 90000, skip: h.ANCHO
     const from = notify.poll().length;
     const code = await srv.stop(15000);
     assert.equal(code, 0);
-    await notify.waitFor((f) => f.STOPPING === '1', { from, message: 'STOPPING=1' });
+    const stopping = await notify.waitFor((f) => f.STOPPING === '1', { from, message: 'STOPPING=1' });
+    assert.equal(stopping.fields.STATUS, 'draining');
     srv = null;
   }));
 });

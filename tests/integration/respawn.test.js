@@ -1,7 +1,7 @@
 'use strict';
 // SIGKILL a worker (pid from /health workers[]): the master respawns it, the port keeps answering,
 // counts stay right and clients old and new receive entries. streamio only (needs workers[]).
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -20,13 +20,7 @@ describe('worker respawn (CLUSTER_WORKERS=2)', { timeout: 90000, skip: h.ANCHOR_
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', DISCOVERY_INTERVAL: '500' }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   // Writes `n` entries to every room; returns ids[room][k].
   async function writeAll(tag, n) {

@@ -62,11 +62,28 @@ static void test_filtering_and_format(void **state)
     assert_non_null(strstr(out, "[ERROR]"));
 }
 
+static void test_sampled_logs_powers_of_two(void **state)
+{
+    (void)state;
+    uint64_t count = 0;
+    int logged = 0, last = 0;
+    for (int i = 1; i <= 1000; i++) {
+        if (log_sampled(&count)) {
+            logged++;
+            last = i;
+        }
+    }
+    assert_int_equal(count, 1000);
+    assert_int_equal(logged, 10); /* 1, 2, 4, ... 512 */
+    assert_int_equal(last, 512);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_level_parse),
         cmocka_unit_test(test_filtering_and_format),
+        cmocka_unit_test(test_sampled_logs_powers_of_two),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@ static void test_render(void **state)
     stats_global_t *g = shm_region_global(r);
     STATS_SET(g->workers, 2);
     STATS_SET(g->streams, 7);
+    STATS_SET(g->redis_reconnects, 4);
     static const uint64_t lat[] = STATS_LATENCY_BOUNDS_US, batch[] = STATS_BATCH_BOUNDS;
     for (uint32_t i = 0; i < 2; i++) {
         stats_worker_t *w = shm_region_slot_stats(r, i);
@@ -27,6 +28,8 @@ static void test_render(void **state)
         STATS_SET(w->index, i);
         STATS_SET(w->connections, 10 + i);
         STATS_SET(w->redis_connected, 1);
+        STATS_SET(w->adapter_out_bytes, 100 + i);
+        STATS_SET(w->adapter_in_bytes, 1000 * (i + 1));
         STATS_SET(w->desc_sent, 5);
         STATS_SET(w->desc_done, 3 + i);
         stats_observe(w->xread_us, lat, 300);     /* le 0.0005 */
@@ -48,6 +51,7 @@ static void test_render(void **state)
         "streamio_connections{worker=\"0\",pid=\"200\"} 10\n"
         "streamio_connections{worker=\"1\",pid=\"201\"} 11\n",
         "streamio_redis_connected 1\n",
+        "# TYPE streamio_ring_depth gauge\nstreamio_ring_depth 3\n"
         "streamio_ring_depth{worker=\"0\",pid=\"200\"} 2\n"
         "streamio_ring_depth{worker=\"1\",pid=\"201\"} 1\n",
         "# TYPE streamio_xread_duration_seconds histogram\n"
@@ -67,6 +71,11 @@ static void test_render(void **state)
         "streamio_limit_rejections_total{limit=\"token_expired\"} 0\n"
         "streamio_limit_rejections_total{worker=\"0\",pid=\"200\",limit=\"per_ip\"} 0\n",
         "streamio_limit_rejections_total{worker=\"1\",pid=\"201\",limit=\"origin\"} 4\n",
+        "streamio_adapter_published_bytes_total 201\n",
+        "streamio_adapter_received_bytes_total 3000\n"
+        "streamio_adapter_received_bytes_total{worker=\"0\",pid=\"200\"} 1000\n",
+        "# TYPE streamio_discovery_redis_reconnects_total counter\n"
+        "streamio_discovery_redis_reconnects_total 4\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         if (!strstr(out.data, want[i]))

@@ -104,6 +104,28 @@ static void test_sweep_forgets_unseen_streams(void **state)
     pools_free(p);
 }
 
+static void test_count_by_slot_skips_empty_pools(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(1, 10, 2);
+    uint32_t pool, slot, by_slot[3] = {7, 7, 7};
+    add(p, "a", false, 1, &pool, &slot); /* slot 0 */
+    add(p, "b", false, 1, &pool, &slot); /* slot 1 */
+    add(p, "c", false, 1, &pool, &slot); /* slot 0 */
+    pools_count_by_slot(p, by_slot, 3);
+    assert_int_equal(by_slot[0], 2);
+    assert_int_equal(by_slot[1], 1);
+    assert_int_equal(by_slot[2], 0);
+    add(p, "a", false, 2, &pool, &slot);
+    add(p, "c", false, 2, &pool, &slot);
+    counter_t c = {0};
+    assert_int_equal(pools_sweep(p, 2, count_slot, &c), 1); /* b's pool empties */
+    pools_count_by_slot(p, by_slot, 2);
+    assert_int_equal(by_slot[0], 2);
+    assert_int_equal(by_slot[1], 0);
+    pools_free(p);
+}
+
 static void count_in_slot(uint32_t pool, uint32_t slot, const char *name, size_t len, void *arg)
 {
     (void)pool;
@@ -202,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_pools_balance_slots),
         cmocka_unit_test(test_priority_streams_get_their_own_pools),
         cmocka_unit_test(test_sweep_forgets_unseen_streams),
+        cmocka_unit_test(test_count_by_slot_skips_empty_pools),
         cmocka_unit_test(test_resize_moves_pools_of_removed_slots),
         cmocka_unit_test(test_set_limits_applies_to_new_streams),
         cmocka_unit_test(test_remove_forgets_one_stream_and_frees_its_place),

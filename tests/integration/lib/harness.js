@@ -711,6 +711,21 @@ function withLogs(getHandles, fn) {
   };
 }
 
+/*
+ * Inside a describe(): registers the after() hook that closes every client, then stops the server
+ * and the redis-server that `get()` returns ({srv, redis}; either may be unset by then), and
+ * returns the withLogs wrapper for that server's test bodies.
+ */
+function stopAfter(get) {
+  require('node:test').after(async () => {
+    closeAllClients();
+    const { srv, redis } = get();
+    if (srv) await srv.stop();
+    if (redis) await redis.stop();
+  });
+  return (fn) => withLogs(() => get().srv, fn);
+}
+
 // Unique-per-run name, so streams/rooms of one test never collide with another's.
 let seq = 0;
 function uniq(prefix) {
@@ -749,5 +764,6 @@ module.exports = {
   joinRoom,
   collect,
   withLogs,
+  stopAfter,
   uniq,
 };
