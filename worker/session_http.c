@@ -313,7 +313,9 @@ static int forward(sessions_t *ss, conn_t *c, const http_req_t *req, uint32_t sl
         return -EBADF;
     rc = handoff_send(ss->handoff, slot, fd, b->data, b->len);
     if (rc) {
-        LOG_WARN("handing a request to worker %u failed: %s", (unsigned)slot, strerror(-rc));
+        if (log_sampled(&ss->handoff_failures))
+            LOG_WARN("handing a request to worker %u failed: %s (%llu so far)", (unsigned)slot,
+                     strerror(-rc), (unsigned long long)ss->handoff_failures);
         return rc;
     }
     conn_close(c); /* our copy of the descriptor only: the owner now holds the socket */

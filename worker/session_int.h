@@ -116,8 +116,9 @@ struct sessions {
     conn_ctx_t *conns;
     rooms_t *rooms;
     strmap_t *sids;
-    handoff_t *handoff; /* CLUSTER_WORKERS > 1: requests for another worker's sid go there */
-    buf_t fwd;          /* a request rebuilt for its owner */
+    handoff_t *handoff;        /* CLUSTER_WORKERS > 1: requests for another worker's sid go there */
+    buf_t fwd;                 /* a request rebuilt for its owner */
+    uint64_t handoff_failures; /* counted for log_sampled */
     timerq_t *pingq, *pongq, *connectq, *authq, *upgradeq;
     session_t *head;
     size_t nconns;    /* every accepted connection, websocket or not */

@@ -1,7 +1,7 @@
 'use strict';
 // streamioctl against a live server (status, rooms, clients, broadcast, sendroom, errors), and
 // the packaging: `make install` layout and `systemd-analyze verify` of the installed unit.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync, execFile } = require('node:child_process');
 const fs = require('node:fs');
@@ -32,13 +32,7 @@ describe('streamioctl', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', STREAMIO_CONTROL_SOCKET: sock }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('says clearly when no server runs', async () => {
     const r = await ctl(path.join(tmp, 'nothing.sock'), 'status');

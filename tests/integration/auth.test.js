@@ -2,7 +2,7 @@
 // Authentication: AUTH_JWT_SECRET turns it on; the HS256 token comes in the handshake's
 // auth.token (or the `token` query parameter) and its `rooms` claim lists the rooms or globs
 // the client may join. Tokens are signed here with node:crypto, as any backend would.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const h = require('./lib/harness');
@@ -39,13 +39,7 @@ describe('authentication (AUTH_JWT_SECRET, CLUSTER_WORKERS=2)', { timeout: 60000
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', AUTH_JWT_SECRET: SECRET }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('refuses a client without a token, with a forged one, and with an expired one', logs(async () => {
     const before = await limitCounts(srv);

@@ -2,7 +2,7 @@
 // New and deleted streams seen through keyspace notifications in the master
 // (STREAM_KEYSPACE_EVENTS=true), with SCAN passes 60 s apart so that only the events can explain
 // a pick-up within the tests' waits; and a deleted stream with SCAN only.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -31,13 +31,7 @@ describe('keyspace events in the master (DISCOVERY_INTERVAL=60000)', { timeout: 
       { timeout: 5000, message: 'notify-keyspace-events gtE' });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('adds the flags it needs to notify-keyspace-events and says so once', logs(async () => {
     assert.deepStrictEqual(await redis.call('CONFIG', 'GET', 'notify-keyspace-events'), ['notify-keyspace-events', 'gtE']);
@@ -126,13 +120,7 @@ describe('keyspace events where CONFIG is disabled', { timeout: 90000, skip: h.A
     await waitLog(srv, SUBSCRIBED);
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('warns once that CONFIG is refused and still uses the events', logs(async () => {
     const warn = logLines(srv, /\[WARN\].*CONFIG GET notify-keyspace-events refused.*"Egt"/);
@@ -160,13 +148,7 @@ describe('a deleted stream with SCAN only (DISCOVERY_INTERVAL=1000)', { timeout:
     }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('drops the stream from its lane and pool without an error loop', logs(async () => {
     const s = await h.connectClient(srv.url);

@@ -128,13 +128,7 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
     { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('refuses an invalid configuration and keeps running on the old one', logs(async () => {
     const before = activePids((await h.healthRetry(srv)).body);
@@ -337,13 +331,7 @@ describe('SIGTERM drain and single instance', { timeout: 90000, skip: h.ANCHOR_S
     port = srv.port;
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('writes its pid file; a second master on the same pid file or port exits 2', logs(async () => {
     assert.equal(fs.readFileSync(pidFile, 'utf8').trim(), String(srv.pid));

@@ -26,13 +26,7 @@ describe('limits (MAX_CONNECTIONS_PER_IP=3, RATE_LIMIT_EVENTS 5/s burst 5, 3 vio
     }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('refuses a connection past the per-address limit and admits one once a slot frees', logs(async () => {
     const before = await limitCounts(srv);

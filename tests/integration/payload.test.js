@@ -1,6 +1,6 @@
 'use strict';
 // room:message payload: exact shape, JSON / raw data, extra fields, no event, deletion after delivery.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -17,13 +17,7 @@ describe('payload (CLUSTER_WORKERS=1)', { timeout: 90000 }, () => {
     inbox = h.collect(sock);
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   // XADDs one entry to a fresh room the socket joined; resolves [id, received payload].
   async function roundTrip(room, fields) {

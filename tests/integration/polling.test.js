@@ -1,7 +1,7 @@
 'use strict';
 // Engine.IO long-polling and the upgrade to WebSocket, with real socket.io-client sockets and raw
 // HTTP (protocol.md §1.5-§1.8): handshake bytes, batching, error answers, overlapping GETs, 413.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const http = require('node:http');
 const h = require('./lib/harness');
@@ -56,13 +56,7 @@ for (const workers of ['1', '2']) {
         SOCKETIO_NAMESPACES: '/,/admin', SOCKETIO_CORS_ORIGINS: 'http://example.test' }, { redis });
     });
 
-    after(async () => {
-      h.closeAllClients();
-      if (srv) await srv.stop();
-      if (redis) await redis.stop();
-    });
-
-    const logs = (fn) => h.withLogs(() => srv, fn);
+    const logs = h.stopAfter(() => ({ srv, redis }));
 
     it('default client options: polling, then upgraded to websocket, receives room:message',
       logs(async () => {

@@ -1,7 +1,7 @@
 'use strict';
 // PRIORITY_STREAMS: pools of their own in the master, and a lane (Redis connection) of their own
 // in the worker, beside MAX_CONCURRENT_POOLS=1 ordinary lane.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -28,13 +28,7 @@ describe('priority streams (PRIORITY_STREAMS, MAX_CONCURRENT_POOLS=1)', { timeou
     }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('reads the priority stream on a connection of its own, blocked beside the ordinary lane', logs(async () => {
     await h.waitUntil(async () => (await redis.call('XLEN', prio)) === 0, { timeout: 10000, message: `${prio} drained` });

@@ -2,7 +2,7 @@
 // How streams are read: lanes holding more streams than one XREADGROUP takes
 // (MAX_STREAMS_PER_READ), several pools per lane, small MAX_MESSAGES_BATCH, and quiet periods in
 // between (the lane must go back to a blocking read over all its streams and wake up again).
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -46,13 +46,7 @@ describe('reading lanes (MAX_STREAMS_PER_READ=2, POOL_SIZE=3, MAX_CONCURRENT_POO
     }
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('delivers every entry of every stream in order, across sweeps and batches', logs(async () => {
     const inbox = await roomsClient(srv, rooms);

@@ -6,7 +6,7 @@
 // stream is written and drained, the consumers idle for less than FRESH_MS are the ones reading
 // it: over a few such rounds, exactly one consumer per stream means read by one worker, never by
 // none (the entry would stay) nor by two (they would share the entries).
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -89,13 +89,7 @@ describe('pool reassignment (POOL_SIZE=2, READ_BLOCK_MS=200)', { timeout: 240000
     }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('spreads the pools over both workers, each stream read by one of them', logs(async () => {
     await healthUntil(srv, (b) => b.streams === 12 && b.pools === 6, '12 streams in 6 pools');

@@ -1,6 +1,6 @@
 'use strict';
 // join-room / leave-room: acks, MAX_ROOMS_PER_SOCKET, invalid room ids, leave stops delivery.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -17,13 +17,7 @@ describe('rooms (MAX_ROOMS_PER_SOCKET=3)', { timeout: 90000 }, () => {
       { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('acks join-room and leave-room with {ok:true, roomId}', logs(async () => {
     const s = await h.connectClient(srv.url);

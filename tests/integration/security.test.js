@@ -2,7 +2,7 @@
 // Slowloris timeouts, size limits, the first-packet timeout, the WebSocket Origin allow-list and
 // the output-buffer limit: each answered as documented and each counted once in
 // streamio_limit_rejections_total{limit}.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 const { rawExchange, wsOpen, limitCounts } = require('./lib/rawnet');
@@ -28,13 +28,7 @@ describe('security limits', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
     }, { redis });
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => srv, fn);
+  const logs = h.stopAfter(() => ({ srv, redis }));
 
   // Runs `act` and waits until exactly `n` more of `limit` are counted (and nothing else moved).
   async function counted(limit, n, act) {
