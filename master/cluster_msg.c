@@ -87,26 +87,16 @@ int cluster_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t
         if (!rc)
             rc = request_body(out, q, true);
         if (!rc && request_id) {
-            rc = buf_puts(out, ",\"requestId\":");
-            if (!rc)
-                rc = json_write_string(out, request_id->p, request_id->len);
+            rc = ajson_put_member(out, ",\"requestId\":", request_id->p, request_id->len);
         }
         if (!rc)
-            rc = buf_puts(out, "},\"uid\":");
+            rc = ajson_put_member(out, "},\"uid\":", uid, uid_len);
         if (!rc)
-            rc = json_write_string(out, uid, uid_len);
-        if (!rc)
-            rc = buf_puts(out, ",\"nsp\":");
-        if (!rc)
-            rc = json_write_string(out, nsp, nsp_len);
+            rc = ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
     } else {
-        rc = buf_puts(out, "{\"uid\":");
-        if (!rc)
-            rc = json_write_string(out, uid, uid_len);
+        rc = ajson_put_member(out, "{\"uid\":", uid, uid_len);
         if (!rc && request_id) {
-            rc = buf_puts(out, ",\"requestId\":");
-            if (!rc)
-                rc = json_write_string(out, request_id->p, request_id->len);
+            rc = ajson_put_member(out, ",\"requestId\":", request_id->p, request_id->len);
         }
         if (!rc)
             rc = buf_printf(out, ",\"type\":%d", type);

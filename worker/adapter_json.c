@@ -87,6 +87,12 @@ int ajson_int(const json_span_t *v, int64_t *out)
     return 0;
 }
 
+int ajson_put_member(buf_t *out, const char *prefix, const char *s, size_t len)
+{
+    int rc = buf_puts(out, prefix);
+    return rc ? rc : json_write_string(out, s, len);
+}
+
 int ajson_put_rooms(buf_t *out, const adapter_str_t *rooms, size_t n)
 {
     int rc = buf_putc(out, '[');

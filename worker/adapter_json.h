@@ -39,6 +39,9 @@ int ajson_str(buf_t *scratch, const json_span_t *v, adapter_str_t *out);
 int ajson_int(const json_span_t *v, int64_t *out);
 /* Appends ["room", ...]: 0 or -ENOMEM. */
 int ajson_put_rooms(buf_t *out, const adapter_str_t *rooms, size_t n);
+/* Appends `prefix` (the JSON around the value, e.g. `,"uid":`) then s as a JSON string: 0 or
+ * -ENOMEM. */
+int ajson_put_member(buf_t *out, const char *prefix, const char *s, size_t len);
 /* On error (rc != 0) cuts out back to `mark`; returns rc. */
 int ajson_rollback(buf_t *out, size_t mark, int rc);
 

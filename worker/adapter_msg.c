@@ -774,13 +774,9 @@ int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid
     if (!rc)
         rc = ajson_put_rooms(out, rooms, nrooms);
     if (!rc)
-        rc = buf_puts(out, ",\"except\":[],\"flags\":{}}},\"uid\":");
+        rc = ajson_put_member(out, ",\"except\":[],\"flags\":{}}},\"uid\":", uid, uid_len);
     if (!rc)
-        rc = json_write_string(out, uid, uid_len);
-    if (!rc)
-        rc = buf_puts(out, ",\"nsp\":");
-    if (!rc)
-        rc = json_write_string(out, nsp, nsp_len);
+        rc = ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
     if (!rc)
         rc = buf_putc(out, '}');
     return ajson_rollback(out, mark, rc);
@@ -848,9 +844,7 @@ static int classic_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t
     bool named = kind == ADAPTER_RESP_SOCKETS || kind == ADAPTER_RESP_FETCH ||
                  kind == ADAPTER_RESP_ALL_ROOMS || kind == ADAPTER_RESP_SSE;
     if (!rc && uid && named) {
-        rc = buf_puts(out, ",\"uid\":");
-        if (!rc)
-            rc = json_write_string(out, uid, uid_len);
+        rc = ajson_put_member(out, ",\"uid\":", uid, uid_len);
     }
     return rc ? rc : buf_putc(out, '}');
 }
@@ -886,13 +880,9 @@ static int cluster_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t
     else if (!rc)
         rc = put_body(out, "packet", body, len);
     if (!rc)
-        rc = buf_puts(out, "},\"uid\":");
+        rc = ajson_put_member(out, "},\"uid\":", uid, uid_len);
     if (!rc)
-        rc = json_write_string(out, uid, uid_len);
-    if (!rc)
-        rc = buf_puts(out, ",\"nsp\":");
-    if (!rc)
-        rc = json_write_string(out, nsp, nsp_len);
+        rc = ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
     return rc ? rc : buf_putc(out, '}');
 }
 
