@@ -147,7 +147,7 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
   }));
 
   it('replaces every worker under load: 0 lost entries, 0 failed connects', logs(async () => {
-    const CLIENTS = Number(process.env.STREAMIO_RELOAD_CLIENTS || 300);
+    const CLIENTS = Number(process.env.STREAMIO_RELOAD_CLIENTS || 500);
     const room = h.uniq('reload.room');
     const clients = [];
     let failedConnects = 0;
