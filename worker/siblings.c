@@ -4,7 +4,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -13,12 +17,15 @@
 #include "worker/local_sock.h"
 
 #define MAGIC "sib1"
+#define MAGIC_FD "sibF" /* the datagram is in the memfd this one carries (SCM_RIGHTS) */
 #define RECORD_HEAD 8 /* room length, frame length */
 #define RECV_ROUNDS 64 /* datagrams per readable event before yielding to clients */
 
 /* A datagram a sibling's queue had no room for yet. */
 typedef struct pending {
     struct pending *next;
+    int fd;        /* our duplicate of a memfd to pass along, or -1 */
+    size_t weight; /* what it counts against the bounds: len, or the memfd's size */
     size_t len;
     char bytes[];
 } pending_t;
@@ -115,11 +122,24 @@ static bool live(const siblings_t *s, uint32_t i)
     return i != s->slot && slot_pid(s, i) != 0;
 }
 
-static int send_now(siblings_t *s, uint32_t i, const char *p, size_t len)
+static int send_now(siblings_t *s, uint32_t i, const char *p, size_t len, int fd)
 {
     struct sockaddr_un a;
     socklen_t alen = local_sock_addr(&a, s->server_id, i, ".b");
-    if (sendto(s->send_fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, alen) < 0)
+    char ctl[CMSG_SPACE(sizeof(int))];
+    memset(ctl, 0, sizeof(ctl));
+    struct iovec iov = {(void *)p, len};
+    struct msghdr m = {.msg_name = &a, .msg_namelen = alen, .msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        m.msg_control = ctl;
+        m.msg_controllen = sizeof(ctl);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    if (sendmsg(s->send_fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
         return errno == EWOULDBLOCK || errno == ENOBUFS ? -EAGAIN : -errno;
     return 0;
 }
@@ -132,8 +152,10 @@ static void drop_head(siblings_t *s, peer_t *q)
         q->tail = NULL;
         q->overflowing = false;
     }
-    q->bytes -= d->len;
-    s->backlog -= d->len;
+    q->bytes -= d->weight;
+    s->backlog -= d->weight;
+    if (d->fd >= 0)
+        close(d->fd);
     free(d);
 }
 
@@ -143,10 +165,12 @@ static void drop_queue(siblings_t *s, peer_t *q)
         drop_head(s, q);
 }
 
-static void enqueue(siblings_t *s, uint32_t i, const char *p, size_t len)
+/* `weight` is what the datagram stands for (a memfd's size): it counts against the bounds. */
+static void enqueue(siblings_t *s, uint32_t i, const char *p, size_t len, int fd, size_t weight)
 {
     peer_t *q = &s->peers[i];
-    pending_t *d = q->bytes + len <= SIBLINGS_QUEUE_MAX ? malloc(sizeof(*d) + len) : NULL;
+    pending_t *d = q->bytes + weight <= SIBLINGS_QUEUE_MAX ? malloc(sizeof(*d) + len) : NULL;
+    d = d && fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ? (free(d), NULL) : d;
     if (!d) {
         if (!q->overflowing)
             LOG_WARN("siblings: worker slot %u is not reading its queue (%zu bytes waiting): its "
@@ -156,6 +180,7 @@ static void enqueue(siblings_t *s, uint32_t i, const char *p, size_t len)
         return;
     }
     d->next = NULL;
+    d->fd = fd;
     d->len = len;
     memcpy(d->bytes, p, len);
     if (q->tail)
@@ -163,19 +188,20 @@ static void enqueue(siblings_t *s, uint32_t i, const char *p, size_t len)
     else
         q->head = d;
     q->tail = d;
-    q->bytes += len;
-    s->backlog += len;
+    d->weight = weight;
+    q->bytes += weight;
+    s->backlog += weight;
 }
 
 static void on_retry(uv_timer_t *t);
 
-/* One datagram to one sibling, behind what already waits for it. */
-static void deliver(siblings_t *s, uint32_t i, const char *p, size_t len)
+/* One datagram (with fd: the memfd holding it) to one sibling, behind what waits for it. */
+static void deliver(siblings_t *s, uint32_t i, const char *p, size_t len, int fd, size_t weight)
 {
     peer_t *q = &s->peers[i];
-    int rc = q->head ? -EAGAIN : send_now(s, i, p, len);
+    int rc = q->head ? -EAGAIN : send_now(s, i, p, len, fd);
     if (rc == -EAGAIN) {
-        enqueue(s, i, p, len);
+        enqueue(s, i, p, len, fd, weight);
         uv_timer_start(&s->retry, on_retry, 1, 1);
     } else if (rc == -ECONNREFUSED || rc == -ENOENT) {
         drop_queue(s, q); /* gone: a new process in that slot has new clients */
@@ -191,7 +217,7 @@ static void on_retry(uv_timer_t *t)
     for (uint32_t i = 0; i < s->nslots; i++) {
         peer_t *q = &s->peers[i];
         while (q->head) {
-            int rc = send_now(s, i, q->head->bytes, q->head->len);
+            int rc = send_now(s, i, q->head->bytes, q->head->len, q->head->fd);
             if (rc == -EAGAIN)
                 break; /* still full: the timer fires again */
             if (rc == -ECONNREFUSED || rc == -ENOENT) {
@@ -213,7 +239,7 @@ static void flush(siblings_t *s)
     if (s->batch.len > SIBLINGS_HEADER_LEN) {
         for (uint32_t i = 0; i < s->nslots; i++) {
             if (live(s, i))
-                deliver(s, i, s->batch.data, s->batch.len);
+                deliver(s, i, s->batch.data, s->batch.len, -1, s->batch.len);
         }
     }
     s->batch.len = SIBLINGS_HEADER_LEN;
@@ -226,17 +252,55 @@ static void on_flush(uv_check_t *h)
     uv_check_stop(h);
 }
 
+/*
+ * A record too big for one datagram: flushed after what is batched (order), written once to a
+ * memfd that every sibling receives (SCM_RIGHTS) and reads as if it were the datagram.
+ */
+static int add_big(siblings_t *s, const char *room, size_t room_len, const void *frame,
+                   size_t frame_len)
+{
+    flush(s);
+    int fd = memfd_create("streamio-sibling", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    uint32_t head[2] = {(uint32_t)room_len, (uint32_t)frame_len};
+    struct iovec iov[] = {{s->batch.data, SIBLINGS_HEADER_LEN},
+                          {head, sizeof(head)},
+                          {(void *)room, room_len},
+                          {(void *)frame, frame_len}};
+    size_t total = SIBLINGS_HEADER_LEN + RECORD_HEAD + room_len + frame_len;
+    ssize_t n = writev(fd, iov, 4);
+    if (n < 0 || (size_t)n != total) {
+        int rc = n < 0 ? -errno : -EIO;
+        close(fd);
+        return rc;
+    }
+    char small[SIBLINGS_HEADER_LEN];
+    memcpy(small, MAGIC_FD, 4);
+    memcpy(small + 4, s->batch.data + 4, 4);
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (live(s, i))
+            deliver(s, i, small, sizeof(small), fd, total);
+    }
+    close(fd);
+    return 0;
+}
+
 int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *frame,
                  size_t frame_len)
 {
     size_t rec = RECORD_HEAD + room_len + frame_len;
-    if (rec > s->max_dgram - SIBLINGS_HEADER_LEN)
+    if (!room_len || !frame_len)
+        return -EINVAL;
+    if (room_len > UINT32_MAX || frame_len > SIBLINGS_MAX_FRAME)
         return -E2BIG;
     bool any = false;
     for (uint32_t i = 0; i < s->nslots && !any; i++)
         any = live(s, i);
     if (!any)
         return 0;
+    if (rec > s->max_dgram - SIBLINGS_HEADER_LEN)
+        return add_big(s, room, room_len, frame, frame_len);
     if (s->batch.len + rec > SIBLINGS_BATCH_BYTES)
         flush(s);
     int rc = siblings_encode_record(&s->batch, room, room_len, frame, frame_len);
@@ -267,23 +331,32 @@ static void on_record(const char *room, size_t room_len, const char *frame, size
 }
 
 /* The sender is a process of our user in a sibling slot (abstract names have no permissions). */
-static bool from_sibling(const siblings_t *s, const struct msghdr *m)
+static bool from_sibling(const siblings_t *s, const struct ucred *cr)
 {
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR((struct msghdr *)m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS ||
-            c->cmsg_len != CMSG_LEN(sizeof(struct ucred)))
-            continue;
-        struct ucred cr;
-        memcpy(&cr, CMSG_DATA(c), sizeof(cr));
-        if (cr.uid != geteuid())
-            return false;
-        for (uint32_t i = 0; i < s->nslots; i++) {
-            if (live(s, i) && slot_pid(s, i) == cr.pid)
-                return true;
-        }
+    if (!cr || cr->uid != geteuid())
         return false;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (live(s, i) && slot_pid(s, i) == cr->pid)
+            return true;
     }
     return false;
+}
+
+/* The datagram a memfd holds; closes fd. -EPROTO when it is not one. */
+static int read_big(siblings_t *s, int fd)
+{
+    struct stat st;
+    int rc = -EPROTO;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+        (uint64_t)st.st_size <= SIBLINGS_MAX_FRAME + (uint64_t)SIBLINGS_MAX_DGRAM) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            rc = siblings_decode(p, (size_t)st.st_size, NULL, on_record, s);
+            munmap(p, (size_t)st.st_size);
+        }
+    }
+    close(fd);
+    return rc;
 }
 
 static void on_readable(uv_poll_t *p, int status, int events)
@@ -292,19 +365,57 @@ static void on_readable(uv_poll_t *p, int status, int events)
     if (status < 0 || !(events & UV_READABLE))
         return;
     for (int round = 0; round < RECV_ROUNDS; round++) {
-        char ctl[CMSG_SPACE(sizeof(struct ucred))];
+        union {
+            char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 4)];
+            struct cmsghdr align;
+        } ctl;
         struct iovec iov = {s->rbuf, SIBLINGS_MAX_DGRAM};
-        struct msghdr m = {
-            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
-        ssize_t n = recvmsg(s->fd, &m, MSG_DONTWAIT);
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = ctl.buf,
+                           .msg_controllen = sizeof(ctl.buf)};
+        ssize_t n = recvmsg(s->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0)
             return; /* EAGAIN: drained */
-        if (!from_sibling(s, &m)) {
+        struct ucred cr, *crp = NULL;
+        int fd = -1, extra = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET)
+                continue;
+            if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(cr))) {
+                memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+                crp = &cr;
+            } else if (c->cmsg_type == SCM_RIGHTS) {
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t j = 0; j < k; j++) {
+                    int got;
+                    memcpy(&got, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+                    if (fd < 0)
+                        fd = got;
+                    else {
+                        close(got); /* ours carry one */
+                        extra++;
+                    }
+                }
+            }
+        }
+        bool big = n == SIBLINGS_HEADER_LEN && memcmp(s->rbuf, MAGIC_FD, 4) == 0;
+        if (!from_sibling(s, crp)) {
+            if (fd >= 0)
+                close(fd);
             LOG_WARN("siblings: dropped a datagram from a process that is no sibling worker");
             continue;
         }
-        if ((m.msg_flags & MSG_TRUNC) ||
-            siblings_decode(s->rbuf, (size_t)n, NULL, on_record, s) != 0)
+        int rc = -EPROTO;
+        if (big && fd >= 0 && !extra && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+            rc = read_big(s, fd);
+            fd = -1;
+        } else if (!big && fd < 0 && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+            rc = siblings_decode(s->rbuf, (size_t)n, NULL, on_record, s);
+        }
+        if (fd >= 0)
+            close(fd);
+        if (rc)
             LOG_WARN("siblings: dropped a malformed datagram of %zd bytes", n);
     }
 }

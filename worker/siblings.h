@@ -13,6 +13,8 @@
  *
  * Datagram: "sib1", the sender's slot (u32), then records: room length (u32), frame length (u32),
  * room bytes, frame bytes; integers in host order (both ends are the same binary on one host).
+ * A record too big for one datagram (net.core.wmem_max) is written, as such a datagram, to a
+ * memfd passed with SCM_RIGHTS in an 8-byte datagram "sibF" + slot, in the same order.
  */
 #ifndef STREAMIO_WORKER_SIBLINGS_H
 #define STREAMIO_WORKER_SIBLINGS_H
@@ -32,6 +34,8 @@ typedef struct siblings siblings_t;
 #define SIBLINGS_BATCH_BYTES (64u * 1024)
 /* Largest datagram asked for (the kernel's net.core.wmem_max may allow less: see siblings_add). */
 #define SIBLINGS_MAX_DGRAM (4u * 1024 * 1024)
+/* Largest frame handed over (beyond one datagram, through a memfd). */
+#define SIBLINGS_MAX_FRAME (512u * 1024 * 1024)
 /* siblings_backlogged turns true when more than this waits in the queues of siblings. */
 #define SIBLINGS_BACKLOG_BYTES (8u * 1024 * 1024)
 /* A sibling whose queue would grow past this loses the datagram (logged once per episode). */
@@ -50,8 +54,8 @@ int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsign
                  uint32_t slot, siblings_cb cb, void *ud);
 /*
  * Adds room + frame (borrowed, copied) to the batch for every live sibling. 0 (also when there is
- * no sibling), -E2BIG (the record does not fit in the largest datagram this host allows),
- * -ENOMEM.
+ * no sibling), -EINVAL (empty room or frame), -E2BIG (frame over SIBLINGS_MAX_FRAME), -ENOMEM or
+ * the errno of memfd_create/writev for a frame beyond one datagram.
  */
 int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *frame,
                  size_t frame_len);

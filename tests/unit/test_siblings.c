@@ -195,8 +195,65 @@ static void test_frames_reach_live_siblings_in_order(void **state)
         assert_string_equal(g1.rooms[i], i % 2 ? "odd" : "even");
     }
     assert_false(siblings_backlogged(s0));
-    static char big[SIBLINGS_MAX_DGRAM];
-    assert_int_equal(siblings_add(s0, "r", 1, big, sizeof(big)), -E2BIG);
+    assert_int_equal(siblings_add(s0, "", 0, "x", 1), -EINVAL);
+    assert_int_equal(siblings_add(s0, "r", 1, "x", SIBLINGS_MAX_FRAME + 1ul), -E2BIG);
+    siblings_free(s0);
+    siblings_free(s1);
+    fixture_free(&f);
+}
+
+typedef struct sized {
+    int calls;
+    size_t lens[4];
+    unsigned sums[4];
+} sized_t;
+
+static void on_sized(const char *room, size_t room_len, refbuf_t *frame, void *ud)
+{
+    (void)room;
+    (void)room_len;
+    sized_t *z = ud;
+    if (z->calls < 4) {
+        unsigned sum = 0;
+        const unsigned char *p = (const unsigned char *)refbuf_data(frame);
+        for (size_t i = 0; i < refbuf_len(frame); i++)
+            sum = sum * 31 + p[i];
+        z->lens[z->calls] = refbuf_len(frame);
+        z->sums[z->calls] = sum;
+    }
+    z->calls++;
+}
+
+/* A frame beyond one datagram goes through a memfd, in order with the small ones around it. */
+static void test_big_frame_through_memfd(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 2);
+    sized_t z0 = {0}, z1 = {0};
+    siblings_t *s0, *s1;
+    assert_int_equal(siblings_new(&s0, &f.loop, f.region, f.id, 0, on_sized, &z0), 0);
+    assert_int_equal(siblings_new(&s1, &f.loop, f.region, f.id, 1, on_sized, &z1), 0);
+    set_pid(&f, 0, getpid());
+    set_pid(&f, 1, getpid());
+    size_t big_len = SIBLINGS_MAX_DGRAM; /* over any host's datagram limit */
+    char *big = malloc(big_len);
+    unsigned want = 0;
+    for (size_t i = 0; i < big_len; i++) {
+        big[i] = (char)(i * 7 + i / 251);
+        want = want * 31 + (unsigned char)big[i];
+    }
+    assert_int_equal(siblings_add(s0, "r", 1, "ab", 2), 0);
+    assert_int_equal(siblings_add(s0, "r", 1, big, big_len), 0);
+    assert_int_equal(siblings_add(s0, "r", 1, "cde", 3), 0);
+    spin(&f.loop, &z1.calls, 3);
+    assert_int_equal(z1.calls, 3);
+    assert_int_equal(z0.calls, 0);
+    assert_int_equal(z1.lens[0], 2);
+    assert_int_equal(z1.lens[1], big_len);
+    assert_int_equal(z1.sums[1], want);
+    assert_int_equal(z1.lens[2], 3);
+    free(big);
     siblings_free(s0);
     siblings_free(s1);
     fixture_free(&f);
@@ -254,6 +311,41 @@ static void test_full_receiver_queues_in_order(void **state)
     fixture_free(&f);
 }
 
+/* The read gate's signal: backlogged past SIBLINGS_BACKLOG_BYTES, clear again once drained. */
+static void test_backlog_signal(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 2);
+    got_t g0 = {0};
+    siblings_t *s0;
+    assert_int_equal(siblings_new(&s0, &f.loop, f.region, f.id, 0, on_frame, &g0), 0);
+    int rx, tx;
+    assert_int_equal(local_sock_open(&rx, &tx, f.id, 1, ".b", 4096), 0);
+    set_pid(&f, 0, getpid());
+    set_pid(&f, 1, getpid());
+    size_t len = SIBLINGS_BATCH_BYTES - 64, n = SIBLINGS_BACKLOG_BYTES / len + 20;
+    char *frame = calloc(1, len);
+    for (size_t i = 0; i < n && !siblings_backlogged(s0); i++) {
+        assert_int_equal(siblings_add(s0, "room", 4, frame, len), 0);
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+    }
+    assert_true(siblings_backlogged(s0));
+    char *dg = malloc(SIBLINGS_MAX_DGRAM);
+    for (int spins = 0; spins < 100000 && siblings_backlogged(s0); spins++) {
+        while (recv(rx, dg, SIBLINGS_MAX_DGRAM, MSG_DONTWAIT) > 0)
+            ;
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+    }
+    assert_false(siblings_backlogged(s0));
+    free(dg);
+    free(frame);
+    close(rx);
+    close(tx);
+    siblings_free(s0);
+    fixture_free(&f);
+}
+
 /* Garbage and strangers' datagrams are dropped with one log line each, never delivered. */
 static void test_receiver_drops_bad_datagrams(void **state)
 {
@@ -281,6 +373,8 @@ static void test_receiver_drops_bad_datagrams(void **state)
     set_pid(&f, 1, getpid());
     assert_true(sendto(tx, "garbage!", 8, 0, (struct sockaddr *)&a, alen) > 0);
     assert_true(sendto(tx, b.data, b.len - 1, 0, (struct sockaddr *)&a, alen) > 0);
+    char fd_header[SIBLINGS_HEADER_LEN] = "sibF";
+    assert_true(sendto(tx, fd_header, sizeof(fd_header), 0, (struct sockaddr *)&a, alen) > 0);
     assert_true(sendto(tx, b.data, b.len, 0, (struct sockaddr *)&a, alen) > 0);
     spin(&f.loop, &g1.calls, 2);
     dup2(saved, STDERR_FILENO);
@@ -300,9 +394,9 @@ static void test_receiver_drops_bad_datagrams(void **state)
         malformed++;
     for (const char *p = text; (p = strstr(p, "no sibling worker")); p++)
         stranger++;
-    assert_int_equal(malformed, 2);
+    assert_int_equal(malformed, 3);
     assert_int_equal(stranger, 1);
-    assert_int_equal(lines, 3);
+    assert_int_equal(lines, 4);
     buf_free(&b);
     close(rx);
     close(tx);
@@ -317,7 +411,9 @@ int main(void)
         cmocka_unit_test(test_codec_round_trip),
         cmocka_unit_test(test_codec_rejects_garbage),
         cmocka_unit_test(test_frames_reach_live_siblings_in_order),
+        cmocka_unit_test(test_big_frame_through_memfd),
         cmocka_unit_test(test_full_receiver_queues_in_order),
+        cmocka_unit_test(test_backlog_signal),
         cmocka_unit_test(test_receiver_drops_bad_datagrams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
