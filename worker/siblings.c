@@ -2,9 +2,9 @@
 #include "worker/siblings.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,8 +18,8 @@
 
 #define MAGIC "sib1"
 #define MAGIC_FD "sibF" /* the datagram is in the memfd this one carries (SCM_RIGHTS) */
-#define RECORD_HEAD 8 /* room length, frame length */
-#define RECV_ROUNDS 64 /* datagrams per readable event before yielding to clients */
+#define RECORD_HEAD 8   /* room length, frame length */
+#define RECV_ROUNDS 64  /* datagrams per readable event before yielding to clients */
 
 /* A datagram a sibling's queue had no room for yet. */
 typedef struct pending {
@@ -47,7 +47,7 @@ struct siblings {
     shm_region_t *region;
     unsigned long server_id;
     uint32_t slot, nslots;
-    peer_t *peers; /* per slot */
+    peer_t *peers;  /* per slot */
     size_t backlog; /* bytes over all queues */
     buf_t batch;
     size_t max_dgram; /* what this host's socket buffers allow */

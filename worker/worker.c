@@ -23,7 +23,7 @@
 #include "worker/siblings.h"
 #include "worker/ws_frame.h"
 
-#define RING_BUDGET 4096 /* descriptors handled per wake-up before yielding to clients */
+#define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
 
 typedef struct worker {
@@ -72,8 +72,8 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
     if (frame) {
         adapter_str_t room = {stream, stream_len};
         sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
-        int rc = siblings_add(w->siblings, stream, stream_len, refbuf_data(frame),
-                              refbuf_len(frame));
+        int rc =
+            siblings_add(w->siblings, stream, stream_len, refbuf_data(frame), refbuf_len(frame));
         if (rc)
             LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)stream_len,
                      stream, strerror(-rc));

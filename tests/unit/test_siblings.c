@@ -38,7 +38,11 @@ static void on_rec(const char *room, size_t room_len, const char *frame, size_t 
 static void encode_two(buf_t *b)
 {
     assert_int_equal(siblings_encode_header(b, 3), 0);
-    assert_int_equal(siblings_encode_record(b, "room-a", 6, "\x81\x03" "abc", 5), 0);
+    assert_int_equal(siblings_encode_record(b, "room-a", 6,
+                                            "\x81\x03"
+                                            "abc",
+                                            5),
+                     0);
     assert_int_equal(siblings_encode_record(b, "b", 1, "\x81\x01z", 3), 0);
 }
 
@@ -55,7 +59,8 @@ static void test_codec_round_trip(void **state)
     assert_int_equal(slot, 3);
     assert_int_equal(s.calls, 2);
     assert_string_equal(s.rooms[0], "room-a");
-    assert_string_equal(s.frames[0], "\x81\x03" "abc");
+    assert_string_equal(s.frames[0], "\x81\x03"
+                                     "abc");
     assert_string_equal(s.rooms[1], "b");
     assert_string_equal(s.frames[1], "\x81\x01z");
     assert_int_equal(siblings_encode_record(&b, "", 0, "x", 1), -EINVAL);
