@@ -41,6 +41,8 @@ struct adapter {
     char request_chan[176];  /* classic "<key>-request#/#" */
     char response_chan[176]; /* classic "<key>-response#/#" */
     char uid[UID_LEN + 1];
+    adapter_uid_fn is_sibling; /* see adapter_set_sibling_filter */
+    void *sibling_arg;
     uint64_t dropped;
     uint64_t refusals;
     uint64_t next_ack_id;
@@ -578,6 +580,12 @@ static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
     return m->uid.len == UID_LEN && memcmp(m->uid.p, a->uid, UID_LEN) == 0;
 }
 
+/* A broadcast a sibling worker also handed us over local IPC. */
+static bool sibling_uid(const adapter_t *a, const adapter_msg_t *m)
+{
+    return a->is_sibling && a->is_sibling(m->uid.p, m->uid.len, a->sibling_arg);
+}
+
 static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
                                  const uint8_t *msg, size_t msg_len)
 {
@@ -600,8 +608,8 @@ static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len
         drop(a, rc == -E2BIG ? "too many rooms" : "malformed msgpack", chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
-        return; /* our own publication (already delivered locally), or another namespace */
+    if (own_uid(a, &m) || sibling_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
+        return; /* our own or a sibling's publication (already delivered), or another namespace */
     broadcast(a, (unsigned)nsp, &m, chan, chan_len);
 }
 
@@ -639,7 +647,8 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
         drop(a, decode_error(rc), chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
+    if (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)) ||
+        !in_nsp(a, (unsigned)nsp, &m))
         return;
     apply(a, (unsigned)nsp, &m, chan, chan_len);
 }
@@ -764,6 +773,12 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
 bool adapter_connected(const adapter_t *a)
 {
     return subconn_connected(a->sub) && (!a->pub || rds_connected(a->pub));
+}
+
+void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *arg)
+{
+    a->is_sibling = is_sibling;
+    a->sibling_arg = arg;
 }
 
 const char *adapter_uid(const adapter_t *a)

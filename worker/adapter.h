@@ -125,6 +125,14 @@ bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, si
  */
 void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
                      size_t msg_len);
+/*
+ * Broadcasts whose uid is_sibling(uid, len, arg) accepts are dropped on arrival: the other workers
+ * of this server hand their stream entries over local IPC (see siblings.h) and still PUBLISH them
+ * for other servers, so the pub/sub copy would be a duplicate. Requests are not filtered. NULL
+ * (the default): only this adapter's own uid is dropped.
+ */
+typedef bool (*adapter_uid_fn)(const char *uid, size_t len, void *arg);
+void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *arg);
 /* Both connections up and subscribed (the /health "redisConnected" of this worker). */
 bool adapter_connected(const adapter_t *a);
 /* The random uid this adapter publishes with (16 characters, NUL-terminated). */

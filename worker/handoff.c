@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "worker/local_sock.h"
+
 /* A handoff the owner's queue had no room for yet: our duplicate of the socket and the bytes. */
 typedef struct pending {
     struct pending *next;
@@ -33,16 +35,6 @@ struct handoff {
     void *ud;
     char *rbuf; /* HANDOFF_MAX_BYTES, allocated once */
 };
-
-static socklen_t addr_of(struct sockaddr_un *a, unsigned long server_id, uint32_t slot)
-{
-    memset(a, 0, sizeof(*a));
-    a->sun_family = AF_UNIX;
-    /* abstract namespace: a leading NUL, no file, gone with the last process holding it */
-    int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "streamio.%lu.%u", server_id,
-                     (unsigned)slot);
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-}
 
 static void on_readable(uv_poll_t *p, int status, int events)
 {
@@ -82,19 +74,11 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
     if (!h)
         return -ENOMEM;
     h->rbuf = malloc(HANDOFF_MAX_BYTES);
-    h->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int rc = !h->rbuf ? -ENOMEM : h->fd < 0 ? -errno : 0;
-    h->send_fd = rc ? -1 : socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (!rc && h->send_fd < 0)
-        rc = -errno;
-    struct sockaddr_un a;
-    socklen_t alen = addr_of(&a, server_id, slot);
-    if (!rc && bind(h->fd, (struct sockaddr *)&a, alen) != 0)
-        rc = -errno;
+    h->fd = h->send_fd = -1;
+    int rc = !h->rbuf ? -ENOMEM
+                      : local_sock_open(&h->fd, &h->send_fd, server_id, slot, "",
+                                        (int)HANDOFF_MAX_BYTES * 4);
     if (!rc) {
-        int sz = (int)HANDOFF_MAX_BYTES * 4;
-        (void)setsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-        (void)setsockopt(h->send_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
         rc = uv_poll_init(loop, &h->poll, h->fd);
         if (!rc)
             uv_timer_init(loop, &h->retry);
@@ -123,7 +107,7 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
 static int send_now(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
 {
     struct sockaddr_un a;
-    socklen_t alen = addr_of(&a, h->server_id, slot);
+    socklen_t alen = local_sock_addr(&a, h->server_id, slot, "");
     char ctl[CMSG_SPACE(sizeof(int))];
     memset(ctl, 0, sizeof(ctl));
     struct iovec iov = {(void *)p, len};

@@ -61,10 +61,10 @@ void reader_remove(reader_t *r, const char *name, size_t len);
 /* Stops reading every stream of `pool`. */
 void reader_remove_pool(reader_t *r, uint32_t pool);
 /*
- * Lanes read only while gate(arg) is true (checked before every read, retried every 100 ms), and
- * never in the first 300 ms after their connection came back: an entry read while the pub/sub
- * connections of the other workers are still reconnecting would miss their sockets, while an
- * entry left in Redis is read a moment later. NULL: always.
+ * Lanes read only while gate(arg) is true (checked before every read, retried every 100 ms): an
+ * entry that could not reach every socket now is better left in Redis and read a moment later.
+ * They never read in the first 300 ms after their connection came back, so other servers' pub/sub
+ * connections, cut by the same Redis restart, are likely back. NULL: always.
  */
 void reader_set_gate(reader_t *r, reader_gate_fn fn, void *arg);
 size_t reader_streams(const reader_t *r);

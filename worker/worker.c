@@ -20,9 +20,10 @@
 #include "worker/payload.h"
 #include "worker/reader.h"
 #include "worker/session.h"
+#include "worker/siblings.h"
 #include "worker/ws_frame.h"
 
-#define RING_BUDGET 4096 /* descriptors handled per wake-up before yielding to clients */
+#define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
 
 typedef struct worker {
@@ -39,7 +40,8 @@ typedef struct worker {
     uv_idle_t ring_again; /* more descriptors than one budget */
     sessions_t *sessions;
     reader_t *reader;
-    adapter_t *adapter; /* NULL when there is nobody to share with */
+    adapter_t *adapter;   /* NULL when there is nobody to share with */
+    siblings_t *siblings; /* the other workers of this server */
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
@@ -72,9 +74,14 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
     if (frame) {
         adapter_str_t room = {stream, stream_len};
         sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
+        int rc =
+            siblings_add(w->siblings, stream, stream_len, refbuf_data(frame), refbuf_len(frame));
+        if (rc)
+            LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)stream_len,
+                     stream, strerror(-rc));
         refbuf_unref(frame);
     }
-    if (w->adapter) {
+    if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
         /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
         int rc = adapter_publish(w->adapter, conn, stream, stream_len, w->packet.data + 2,
                                  w->packet.len - 2);
@@ -86,19 +93,42 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
     }
 }
 
-/* Reads wait while a live worker of this server has its Redis links down (see reader.h). */
-static bool all_linked(void *arg)
+static void on_sibling_frame(const char *room, size_t room_len, refbuf_t *frame, void *arg)
 {
     worker_t *w = arg;
-    if (w->adapter && !adapter_connected(w->adapter))
+    adapter_str_t r = {room, room_len};
+    sessions_broadcast(w->sessions, &r, 1, NULL, 0, frame);
+}
+
+/* The adapter uid of another live worker of this server (see adapter_set_sibling_filter). */
+static bool is_sibling_uid(const char *uid, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    uint64_t want[2];
+    if (len != sizeof(want))
         return false;
+    memcpy(want, uid, sizeof(want));
     uint32_t n = shm_region_slots(w->args->region);
     for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *s = shm_region_slot_stats(w->args->region, i);
-        if (i != w->args->slot && STATS_GET(s->pid) && !STATS_GET(s->redis_connected))
-            return false;
+        if (i != w->args->slot && STATS_GET(s->pid) && STATS_GET(s->adapter_uid[0]) == want[0] &&
+            STATS_GET(s->adapter_uid[1]) == want[1])
+            return true;
     }
-    return true;
+    return false;
+}
+
+/*
+ * Reads wait only while the queues towards the other workers are backlogged (a sibling that
+ * cannot keep up): an entry read then would be dropped for its clients, while an entry left in
+ * Redis is read a moment later. Pub/sub plays no part: the siblings get entries over local IPC,
+ * the PUBLISH for other servers goes on the reading connection itself, and other servers miss what
+ * is published while their own pub/sub is down, as with Node's adapter.
+ */
+static bool siblings_keep_up(void *arg)
+{
+    worker_t *w = arg;
+    return !siblings_backlogged(w->siblings);
 }
 
 /* ---- work descriptors from the master ---- */
@@ -219,6 +249,8 @@ static void finish(worker_t *w)
     uv_close((uv_handle_t *)&w->ring_again, on_closed);
     uv_close((uv_handle_t *)&w->sigterm, on_closed);
     uv_close((uv_handle_t *)&w->sigint, on_closed);
+    siblings_free(w->siblings);
+    w->siblings = NULL;
     sessions_free(w->sessions);
     w->sessions = NULL;
 }
@@ -336,13 +368,19 @@ static int setup(worker_t *w)
             return rc;
         sessions_set_adapter(w->sessions, w->adapter);
     }
+    /* also with one worker: a respawn or a reload runs two slots side by side for a while */
+    if ((rc = siblings_new(&w->siblings, &w->loop, w->args->region, (unsigned long)getppid(),
+                           w->args->slot, on_sibling_frame, w)))
+        return rc;
+    if (w->adapter)
+        adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
     char host[128] = "localhost";
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
     if ((rc = reader_new(&w->reader, &w->loop, cfg, consumer, w->stats, on_entry, w)))
         return rc;
-    reader_set_gate(w->reader, all_linked, w);
+    reader_set_gate(w->reader, siblings_keep_up, w);
     w->ring = shm_region_ring(w->args->region, w->args->slot);
     w->rec_cap = 64 * 1024;
     w->rec = malloc(w->rec_cap);

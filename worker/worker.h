@@ -1,8 +1,9 @@
 /*
  * worker: one forked process serving clients on one libuv loop. It accepts connections on the
  * inherited listening socket, speaks Engine.IO/Socket.IO over WebSocket, reads the streams of the
- * pools the master assigns it (through its ring), delivers entries to local sockets and shares
- * them with the other workers and servers over Redis pub/sub.
+ * pools the master assigns it (through its ring), delivers entries to local sockets, hands them
+ * to the other workers of this server over local IPC (siblings) and shares them with other
+ * servers over Redis pub/sub.
  */
 #ifndef STREAMIO_WORKER_WORKER_H
 #define STREAMIO_WORKER_WORKER_H

@@ -320,6 +320,49 @@ static void test_sharded_messages(void **state)
     finish(e);
 }
 
+static bool sibling_is_sib01(const char *uid, size_t len, void *arg)
+{
+    (*(int *)arg)++;
+    return len == 5 && memcmp(uid, "sib01", 5) == 0;
+}
+
+/* Broadcasts of a sibling worker's uid are dropped (they came over local IPC); its requests and
+ * everybody else's broadcasts are not. */
+static void test_sibling_filter(void **state)
+{
+    (void)state;
+    for (int sharded = 0; sharded < 2; sharded++) {
+        env_t *e = start(sharded ? ADAPTER_MODE_SHARDED : ADAPTER_MODE_CLASSIC);
+        int asked = 0;
+        adapter_set_sibling_filter(e->a, sibling_is_sib01, &asked);
+        buf_t b;
+        buf_init(&b);
+        for (int k = 0; k < 2; k++) {
+            const char *uid = k ? "peer01" : "sib01";
+            buf_reset(&b);
+            if (sharded)
+                buf_printf(&b,
+                           "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\",1]},"
+                           "\"opts\":{\"rooms\":[\"here\"],\"except\":[]}},\"uid\":\"%s\","
+                           "\"nsp\":\"/\"}",
+                           uid);
+            else
+                classic_msg(&b, uid, "/", "here");
+            rx(e, "socket.io#/#here#", b.data, b.len);
+            assert_int_equal(e->fake.broadcasts, k);
+        }
+        assert_int_equal(asked, 2);
+        if (sharded) { /* a sibling's request (socketsJoin) still applies */
+            rx_str(e, "socket.io#/#",
+                   "{\"type\":4,\"data\":{\"opts\":{\"rooms\":[\"here\"],\"except\":[],"
+                   "\"flags\":{}},\"rooms\":[\"j\"]},\"uid\":\"sib01\",\"nsp\":\"/\"}");
+            assert_int_equal(e->fake.joins, 1);
+        }
+        buf_free(&b);
+        finish(e);
+    }
+}
+
 /* Other namespaces: their broadcasts reach all their sockets, never those of "/"; rooms there
  * name nobody; their sharded requests touch no socket. */
 static void test_other_namespaces(void **state)
@@ -379,7 +422,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classic_broadcasts),  cmocka_unit_test(test_classic_requests),
         cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
-        cmocka_unit_test(test_other_namespaces),
+        cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -339,7 +339,11 @@ class RedisClient {
       if (!r) return;
       this.buf = this.buf.subarray(r.end);
       const e = this.pending.shift();
-      if (!e) continue;
+      if (!e) {
+        // pub/sub pushes (after SUBSCRIBE/PSUBSCRIBE) go to onPush when the caller set one
+        if (this.onPush) this.onPush(r.value);
+        continue;
+      }
       clearTimeout(e.timer);
       if (r.value instanceof Error) e.reject(r.value);
       else e.resolve(r.value);

@@ -1,0 +1,425 @@
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "shm/stats.h"
+#include "worker/local_sock.h"
+#include "worker/siblings.h"
+
+/* ---- codec ---- */
+
+typedef struct seen {
+    int calls;
+    char rooms[8][16];
+    char frames[8][32];
+} seen_t;
+
+static void on_rec(const char *room, size_t room_len, const char *frame, size_t frame_len,
+                   void *arg)
+{
+    seen_t *s = arg;
+    if (s->calls < 8) {
+        snprintf(s->rooms[s->calls], 16, "%.*s", (int)room_len, room);
+        snprintf(s->frames[s->calls], 32, "%.*s", (int)frame_len, frame);
+    }
+    s->calls++;
+}
+
+static void encode_two(buf_t *b)
+{
+    assert_int_equal(siblings_encode_header(b, 3), 0);
+    assert_int_equal(siblings_encode_record(b, "room-a", 6,
+                                            "\x81\x03"
+                                            "abc",
+                                            5),
+                     0);
+    assert_int_equal(siblings_encode_record(b, "b", 1, "\x81\x01z", 3), 0);
+}
+
+static void test_codec_round_trip(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b);
+    encode_two(&b);
+    assert_int_equal(b.len, SIBLINGS_HEADER_LEN + 8 + 6 + 5 + 8 + 1 + 3);
+    seen_t s = {0};
+    uint32_t slot = 0;
+    assert_int_equal(siblings_decode(b.data, b.len, &slot, on_rec, &s), 0);
+    assert_int_equal(slot, 3);
+    assert_int_equal(s.calls, 2);
+    assert_string_equal(s.rooms[0], "room-a");
+    assert_string_equal(s.frames[0], "\x81\x03"
+                                     "abc");
+    assert_string_equal(s.rooms[1], "b");
+    assert_string_equal(s.frames[1], "\x81\x01z");
+    assert_int_equal(siblings_encode_record(&b, "", 0, "x", 1), -EINVAL);
+    assert_int_equal(siblings_encode_record(&b, "r", 1, "", 0), -EINVAL);
+    buf_free(&b);
+}
+
+static void test_codec_rejects_garbage(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b);
+    encode_two(&b);
+    seen_t s = {0};
+    /* every truncation of a valid datagram but the one record boundary is refused whole */
+    size_t boundary = SIBLINGS_HEADER_LEN + 8 + 6 + 5;
+    for (size_t n = 0; n < b.len; n++) {
+        int rc = siblings_decode(b.data, n, NULL, on_rec, &s);
+        if (n == boundary) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(s.calls, 1);
+            s.calls = 0;
+        } else {
+            assert_int_equal(rc, -EPROTO);
+        }
+    }
+    assert_int_equal(s.calls, 0);
+    /* trailing bytes, a bad magic, a zero-length room, a length pointing past the end */
+    char *p = malloc(b.len + 3);
+    memcpy(p, b.data, b.len);
+    memcpy(p + b.len, "xyz", 3);
+    assert_int_equal(siblings_decode(p, b.len + 3, NULL, on_rec, &s), -EPROTO);
+    memcpy(p, b.data, b.len);
+    p[0] = 'S';
+    assert_int_equal(siblings_decode(p, b.len, NULL, on_rec, &s), -EPROTO);
+    memcpy(p, b.data, b.len);
+    memset(p + SIBLINGS_HEADER_LEN, 0, 4);
+    assert_int_equal(siblings_decode(p, b.len, NULL, on_rec, &s), -EPROTO);
+    memcpy(p, b.data, b.len);
+    memset(p + SIBLINGS_HEADER_LEN + 4, 0xff, 4);
+    assert_int_equal(siblings_decode(p, b.len, NULL, on_rec, &s), -EPROTO);
+    /* random bytes behind a valid header never crash (ASan checks the reads) */
+    srand(7);
+    for (int round = 0; round < 2000; round++) {
+        size_t n = SIBLINGS_HEADER_LEN + (size_t)(rand() % 40);
+        char junk[64];
+        memcpy(junk, b.data, SIBLINGS_HEADER_LEN);
+        for (size_t i = SIBLINGS_HEADER_LEN; i < n; i++)
+            junk[i] = (char)(rand() % 4 == 0 ? rand() % 256 : rand() % 3);
+        (void)siblings_decode(junk, n, NULL, on_rec, &s);
+    }
+    free(p);
+    buf_free(&b);
+}
+
+/* ---- sockets ---- */
+
+typedef struct got {
+    int calls;
+    char rooms[64][16];
+    char frames[64][32];
+} got_t;
+
+static void on_frame(const char *room, size_t room_len, refbuf_t *frame, void *ud)
+{
+    got_t *g = ud;
+    if (g->calls < 64) {
+        snprintf(g->rooms[g->calls], 16, "%.*s", (int)room_len, room);
+        snprintf(g->frames[g->calls], 32, "%.*s", (int)refbuf_len(frame), refbuf_data(frame));
+    }
+    g->calls++;
+}
+
+typedef struct fixture {
+    uv_loop_t loop;
+    shm_region_t *region;
+    unsigned long id;
+} fixture_t;
+
+static void fixture_init(fixture_t *f, uint32_t nslots)
+{
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(shm_region_new(&f->region, nslots, 4096, sizeof(stats_worker_t), 0), 0);
+    f->id = (unsigned long)getpid() * 1000 + 11;
+}
+
+static void set_pid(fixture_t *f, uint32_t slot, pid_t pid)
+{
+    stats_worker_t *st = shm_region_slot_stats(f->region, slot);
+    STATS_SET(st->pid, pid);
+}
+
+static void fixture_free(fixture_t *f)
+{
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    shm_region_free(f->region);
+}
+
+static void spin(uv_loop_t *loop, const int *calls, int want)
+{
+    for (int i = 0; i < 2000 && *calls < want; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void test_frames_reach_live_siblings_in_order(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 3);
+    got_t g0 = {0}, g1 = {0};
+    siblings_t *s0, *s1, *dup;
+    assert_int_equal(siblings_new(&s0, &f.loop, f.region, f.id, 0, on_frame, &g0), 0);
+    assert_int_equal(siblings_new(&s1, &f.loop, f.region, f.id, 1, on_frame, &g1), 0);
+    assert_int_equal(siblings_new(&dup, &f.loop, f.region, f.id, 1, on_frame, &g1), -EADDRINUSE);
+    /* no live sibling yet: nothing is batched */
+    assert_int_equal(siblings_add(s0, "r", 1, "x", 1), 0);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    set_pid(&f, 0, getpid());
+    set_pid(&f, 1, getpid());
+    set_pid(&f, 2, getpid()); /* slot 2 is "alive" but bound by nobody: skipped */
+    for (int i = 0; i < 40; i++) {
+        char frame[16];
+        int n = snprintf(frame, sizeof(frame), "f%d", i);
+        assert_int_equal(siblings_add(s0, i % 2 ? "odd" : "even", i % 2 ? 3 : 4, frame, (size_t)n),
+                         0);
+        if (i % 7 == 0)
+            uv_run(&f.loop, UV_RUN_NOWAIT); /* several batches */
+    }
+    spin(&f.loop, &g1.calls, 40);
+    assert_int_equal(g1.calls, 40);
+    assert_int_equal(g0.calls, 0);
+    for (int i = 0; i < 40; i++) {
+        char frame[16];
+        snprintf(frame, sizeof(frame), "f%d", i);
+        assert_string_equal(g1.frames[i], frame);
+        assert_string_equal(g1.rooms[i], i % 2 ? "odd" : "even");
+    }
+    assert_false(siblings_backlogged(s0));
+    assert_int_equal(siblings_add(s0, "", 0, "x", 1), -EINVAL);
+    assert_int_equal(siblings_add(s0, "r", 1, "x", SIBLINGS_MAX_FRAME + 1ul), -E2BIG);
+    siblings_free(s0);
+    siblings_free(s1);
+    fixture_free(&f);
+}
+
+typedef struct sized {
+    int calls;
+    size_t lens[4];
+    unsigned sums[4];
+} sized_t;
+
+static void on_sized(const char *room, size_t room_len, refbuf_t *frame, void *ud)
+{
+    (void)room;
+    (void)room_len;
+    sized_t *z = ud;
+    if (z->calls < 4) {
+        unsigned sum = 0;
+        const unsigned char *p = (const unsigned char *)refbuf_data(frame);
+        for (size_t i = 0; i < refbuf_len(frame); i++)
+            sum = sum * 31 + p[i];
+        z->lens[z->calls] = refbuf_len(frame);
+        z->sums[z->calls] = sum;
+    }
+    z->calls++;
+}
+
+/* A frame beyond one datagram goes through a memfd, in order with the small ones around it. */
+static void test_big_frame_through_memfd(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 2);
+    sized_t z0 = {0}, z1 = {0};
+    siblings_t *s0, *s1;
+    assert_int_equal(siblings_new(&s0, &f.loop, f.region, f.id, 0, on_sized, &z0), 0);
+    assert_int_equal(siblings_new(&s1, &f.loop, f.region, f.id, 1, on_sized, &z1), 0);
+    set_pid(&f, 0, getpid());
+    set_pid(&f, 1, getpid());
+    size_t big_len = SIBLINGS_MAX_DGRAM; /* over any host's datagram limit */
+    char *big = malloc(big_len);
+    unsigned want = 0;
+    for (size_t i = 0; i < big_len; i++) {
+        big[i] = (char)(i * 7 + i / 251);
+        want = want * 31 + (unsigned char)big[i];
+    }
+    assert_int_equal(siblings_add(s0, "r", 1, "ab", 2), 0);
+    assert_int_equal(siblings_add(s0, "r", 1, big, big_len), 0);
+    assert_int_equal(siblings_add(s0, "r", 1, "cde", 3), 0);
+    spin(&f.loop, &z1.calls, 3);
+    assert_int_equal(z1.calls, 3);
+    assert_int_equal(z0.calls, 0);
+    assert_int_equal(z1.lens[0], 2);
+    assert_int_equal(z1.lens[1], big_len);
+    assert_int_equal(z1.sums[1], want);
+    assert_int_equal(z1.lens[2], 3);
+    free(big);
+    siblings_free(s0);
+    siblings_free(s1);
+    fixture_free(&f);
+}
+
+/* A receiver that does not read: datagrams queue in order and all arrive once it does. */
+static void test_full_receiver_queues_in_order(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 2);
+    got_t g0 = {0};
+    siblings_t *s0;
+    assert_int_equal(siblings_new(&s0, &f.loop, f.region, f.id, 0, on_frame, &g0), 0);
+    int rx, tx;
+    assert_int_equal(local_sock_open(&rx, &tx, f.id, 1, ".b", 4096), 0);
+    set_pid(&f, 0, getpid());
+    set_pid(&f, 1, getpid());
+    enum { N = 400 };
+    char frame[2048];
+    memset(frame, 'p', sizeof(frame));
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(frame, sizeof(frame), "%d;", i);
+        frame[n] = 'p';
+        assert_int_equal(siblings_add(s0, "room", 4, frame, sizeof(frame)), 0);
+        uv_run(&f.loop, UV_RUN_NOWAIT); /* one datagram per entry */
+    }
+    char *dg = malloc(SIBLINGS_MAX_DGRAM);
+    int next = 0;
+    for (int spins = 0; spins < 20000 && next < N; spins++) {
+        ssize_t n = recv(rx, dg, SIBLINGS_MAX_DGRAM, MSG_DONTWAIT);
+        if (n < 0) {
+            uv_run(&f.loop, UV_RUN_NOWAIT);
+            usleep(200);
+            continue;
+        }
+        seen_t s = {0};
+        assert_int_equal(siblings_decode(dg, (size_t)n, NULL, on_rec, &s), 0);
+        for (int k = 0; k < s.calls && k < 8; k++) {
+            char want[16];
+            snprintf(want, sizeof(want), "%d;", next++);
+            assert_memory_equal(s.frames[k], want, strlen(want));
+        }
+        assert_true(s.calls <= 8);
+    }
+    assert_int_equal(next, N);
+    for (int i = 0; i < 20; i++)
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+    assert_int_equal(recv(rx, dg, SIBLINGS_MAX_DGRAM, MSG_DONTWAIT), -1);
+    assert_false(siblings_backlogged(s0));
+    free(dg);
+    close(rx);
+    close(tx);
+    siblings_free(s0);
+    fixture_free(&f);
+}
+
+/* The read gate's signal: backlogged past SIBLINGS_BACKLOG_BYTES, clear again once drained. */
+static void test_backlog_signal(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 2);
+    got_t g0 = {0};
+    siblings_t *s0;
+    assert_int_equal(siblings_new(&s0, &f.loop, f.region, f.id, 0, on_frame, &g0), 0);
+    int rx, tx;
+    assert_int_equal(local_sock_open(&rx, &tx, f.id, 1, ".b", 4096), 0);
+    set_pid(&f, 0, getpid());
+    set_pid(&f, 1, getpid());
+    size_t len = SIBLINGS_BATCH_BYTES - 64, n = SIBLINGS_BACKLOG_BYTES / len + 20;
+    char *frame = calloc(1, len);
+    for (size_t i = 0; i < n && !siblings_backlogged(s0); i++) {
+        assert_int_equal(siblings_add(s0, "room", 4, frame, len), 0);
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+    }
+    assert_true(siblings_backlogged(s0));
+    char *dg = malloc(SIBLINGS_MAX_DGRAM);
+    for (int spins = 0; spins < 100000 && siblings_backlogged(s0); spins++) {
+        while (recv(rx, dg, SIBLINGS_MAX_DGRAM, MSG_DONTWAIT) > 0)
+            ;
+        uv_run(&f.loop, UV_RUN_NOWAIT);
+    }
+    assert_false(siblings_backlogged(s0));
+    free(dg);
+    free(frame);
+    close(rx);
+    close(tx);
+    siblings_free(s0);
+    fixture_free(&f);
+}
+
+/* Garbage and strangers' datagrams are dropped with one log line each, never delivered. */
+static void test_receiver_drops_bad_datagrams(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 2);
+    got_t g1 = {0};
+    siblings_t *s1;
+    assert_int_equal(siblings_new(&s1, &f.loop, f.region, f.id, 1, on_frame, &g1), 0);
+    int rx, tx;
+    assert_int_equal(local_sock_open(&rx, &tx, f.id, 0, ".b", 65536), 0);
+    struct sockaddr_un a;
+    socklen_t alen = local_sock_addr(&a, f.id, 1, ".b");
+    buf_t b;
+    buf_init(&b);
+    encode_two(&b);
+
+    FILE *cap = tmpfile();
+    int saved = dup(STDERR_FILENO);
+    dup2(fileno(cap), STDERR_FILENO);
+    /* sender not a live sibling (slot pids unset) */
+    assert_true(sendto(tx, b.data, b.len, 0, (struct sockaddr *)&a, alen) > 0);
+    spin(&f.loop, &g1.calls, 1);
+    set_pid(&f, 0, getpid());
+    set_pid(&f, 1, getpid());
+    assert_true(sendto(tx, "garbage!", 8, 0, (struct sockaddr *)&a, alen) > 0);
+    assert_true(sendto(tx, b.data, b.len - 1, 0, (struct sockaddr *)&a, alen) > 0);
+    char fd_header[SIBLINGS_HEADER_LEN] = "sibF";
+    assert_true(sendto(tx, fd_header, sizeof(fd_header), 0, (struct sockaddr *)&a, alen) > 0);
+    assert_true(sendto(tx, b.data, b.len, 0, (struct sockaddr *)&a, alen) > 0);
+    spin(&f.loop, &g1.calls, 2);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+
+    assert_int_equal(g1.calls, 2); /* only the valid one */
+    assert_string_equal(g1.rooms[0], "room-a");
+    assert_string_equal(g1.rooms[1], "b");
+    char text[4096] = {0};
+    rewind(cap);
+    size_t n = fread(text, 1, sizeof(text) - 1, cap);
+    fclose(cap);
+    int lines = 0, malformed = 0, stranger = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += text[i] == '\n';
+    for (const char *p = text; (p = strstr(p, "malformed datagram")); p++)
+        malformed++;
+    for (const char *p = text; (p = strstr(p, "no sibling worker")); p++)
+        stranger++;
+    assert_int_equal(malformed, 3);
+    assert_int_equal(stranger, 1);
+    assert_int_equal(lines, 4);
+    buf_free(&b);
+    close(rx);
+    close(tx);
+    siblings_free(s1);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    log_setup(LOG_LVL_WARN, "test", -1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codec_round_trip),
+        cmocka_unit_test(test_codec_rejects_garbage),
+        cmocka_unit_test(test_frames_reach_live_siblings_in_order),
+        cmocka_unit_test(test_big_frame_through_memfd),
+        cmocka_unit_test(test_full_receiver_queues_in_order),
+        cmocka_unit_test(test_backlog_signal),
+        cmocka_unit_test(test_receiver_drops_bad_datagrams),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
