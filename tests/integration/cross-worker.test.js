@@ -21,18 +21,7 @@ describe('cross-worker delivery (CLUSTER_WORKERS=2)', { timeout: 90000, skip: h.
   const logs = h.stopAfter(() => ({ srv, redis }));
 
   it('spreads clients over both workers and reports them in workers[]', logs(async () => {
-    let body;
-    // Open clients 20 at a time until both workers hold some (the kernel or the master decides).
-    for (let round = 0; round < 4; round++) {
-      clients.push(...(await h.connectClients(srv.url, 20)));
-      body = (await h.waitUntil(async () => {
-        const r = await h.healthRetry(srv);
-        const ws = r.body.workers;
-        const sum = Array.isArray(ws) ? ws.reduce((a, w) => a + w.connectedClients, 0) : -1;
-        return sum === clients.length && r.body.connectedClients === clients.length ? r : null;
-      }, { timeout: 5000, message: `/health to count ${clients.length} clients` })).body;
-      if (body.workers.every((w) => w.connectedClients > 0)) break;
-    }
+    const body = await h.spreadClients(srv, clients, { step: 20 });
     assert.equal(body.workers.length, 2, 'two workers');
     assert.ok(body.workers.every((w) => w.connectedClients > 0),
       `both workers hold clients: ${JSON.stringify(body.workers)}`);

@@ -41,21 +41,7 @@ for (const adapter of ['false', 'true']) {
     const logs = (fn) => h.withLogs(() => srv, fn);
 
     it(`spreads ${CLIENTS} clients over both workers`, logs(async () => {
-      // both workers listening and linked first, else the first one up may take every client
-      await h.waitUntil(async () => {
-        const ws = (await h.healthRetry(srv)).body.workers;
-        return Array.isArray(ws) && ws.length === 2 && ws.every((w) => w.redisConnected);
-      }, { timeout: 15000, message: 'both workers up' });
-      let body;
-      // batches of 10 (rooms stay balanced) until both workers hold some, at least CLIENTS
-      for (let round = 0; round < 20; round++) {
-        clients.push(...(await h.connectClients(srv.url, 10)));
-        body = (await h.waitUntil(async () => {
-          const r = await h.healthRetry(srv);
-          return r.body.connectedClients === clients.length ? r : null;
-        }, { timeout: 10000, message: `/health to count ${clients.length} clients` })).body;
-        if (clients.length >= CLIENTS && body.workers.every((w) => w.connectedClients > 0)) break;
-      }
+      const body = await h.spreadClients(srv, clients, { min: CLIENTS });
       assert.equal(body.workers.length, 2);
       assert.ok(body.workers.every((w) => w.connectedClients > 0), JSON.stringify(body.workers));
     }));

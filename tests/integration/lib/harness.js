@@ -639,6 +639,28 @@ async function connectClients(url, n, { batch = 25, ...opts } = {}) {
   return out;
 }
 
+// Opens clients `step` at a time (pushed onto `clients`) until there are at least `min` and every
+// worker of srv holds some, after waiting for all `workers` to be up and linked to Redis (else
+// the first worker up may take every client). Gives up after `rounds` steps; returns the last
+// /health body, for the caller to assert on.
+async function spreadClients(srv, clients, { workers = 2, step = 10, min = 0, rounds = 20 } = {}) {
+  await waitUntil(async () => {
+    const ws = (await healthRetry(srv)).body.workers;
+    return Array.isArray(ws) && ws.length === workers && ws.every((w) => w.redisConnected);
+  }, { timeout: 15000, message: `${workers} workers up` });
+  let body;
+  for (let round = 0; round < rounds; round++) {
+    clients.push(...(await connectClients(srv.url, step)));
+    body = (await waitUntil(async () => {
+      const r = await healthRetry(srv);
+      const sum = r.body.workers.reduce((a, w) => a + w.connectedClients, 0);
+      return sum === clients.length && r.body.connectedClients === clients.length ? r : null;
+    }, { timeout: 10000, message: `/health to count ${clients.length} clients` })).body;
+    if (clients.length >= min && body.workers.every((w) => w.connectedClients > 0)) break;
+  }
+  return body;
+}
+
 function closeClient(socket) {
   openSockets.delete(socket);
   socket.close();
@@ -769,5 +791,6 @@ module.exports = {
   collect,
   withLogs,
   stopAfter,
+  spreadClients,
   uniq,
 };
