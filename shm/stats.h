@@ -99,6 +99,9 @@ typedef struct stats_worker {
     _Atomic uint64_t adapter_out_bytes; /* messages published, msgpack bytes */
     _Atomic uint64_t adapter_in_bytes;  /* messages received from Redis, own echoes included */
     _Atomic uint64_t pools;             /* pools it reads (set by the master; 0 once retiring) */
+    /* entries shared with the other workers of this server over local IPC (worker/siblings) */
+    _Atomic uint64_t sibling_out; /* entries this worker read and handed over */
+    _Atomic uint64_t sibling_in;  /* frames received from the others */
 } stats_worker_t;
 
 typedef struct stats_global {

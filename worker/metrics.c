@@ -50,6 +50,10 @@ static const family_t worker_families[] = {
     F("streamio_adapter_received_bytes_total", "counter", adapter_in_bytes,
       "Bytes of adapter messages received from Redis, the worker's own echoes included."),
     F("streamio_worker_pools", "gauge", pools, "Pools read by the worker (holding a stream)."),
+    F("streamio_sibling_sent_total", "counter", sibling_out,
+      "Entries handed to the other workers of this server over local IPC."),
+    F("streamio_sibling_received_total", "counter", sibling_in,
+      "Frames received from the other workers of this server over local IPC."),
 };
 
 static uint64_t field(stats_worker_t *w, size_t off)

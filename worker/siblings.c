@@ -299,15 +299,17 @@ int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *f
         any = live(s, i);
     if (!any)
         return 0;
-    if (rec > s->max_dgram - SIBLINGS_HEADER_LEN)
-        return add_big(s, room, room_len, frame, frame_len);
+    if (rec > s->max_dgram - SIBLINGS_HEADER_LEN) {
+        int rc = add_big(s, room, room_len, frame, frame_len);
+        return rc ? rc : 1;
+    }
     if (s->batch.len + rec > SIBLINGS_BATCH_BYTES)
         flush(s);
     int rc = siblings_encode_record(&s->batch, room, room_len, frame, frame_len);
     if (rc)
         return rc;
     uv_check_start(&s->flush, on_flush);
-    return 0;
+    return 1;
 }
 
 bool siblings_backlogged(const siblings_t *s)

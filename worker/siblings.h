@@ -53,8 +53,8 @@ typedef void (*siblings_cb)(const char *room, size_t room_len, refbuf_t *frame, 
 int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsigned long server_id,
                  uint32_t slot, siblings_cb cb, void *ud);
 /*
- * Adds room + frame (borrowed, copied) to the batch for every live sibling. 0 (also when there is
- * no sibling), -EINVAL (empty room or frame), -E2BIG (frame over SIBLINGS_MAX_FRAME), -ENOMEM or
+ * Adds room + frame (borrowed, copied) to the batch for every live sibling. 1 (queued), 0 (no
+ * live sibling), -EINVAL (empty room or frame), -E2BIG (frame over SIBLINGS_MAX_FRAME), -ENOMEM or
  * the errno of memfd_create/writev for a frame beyond one datagram.
  */
 int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *frame,

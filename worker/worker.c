@@ -49,7 +49,7 @@ typedef struct worker {
     char *rec;      /* one ring record */
     uint32_t rec_cap;
     uint32_t cur_pool;        /* pool of the record being decoded */
-    uint64_t share_failures;  /* entries not published to the adapter (log sampling) */
+    uint64_t share_failures;  /* entries not shared with siblings or the adapter (log sampling) */
     uint64_t accept_failures; /* accept errors other than EAGAIN (log sampling) */
 } worker_t;
 
@@ -76,7 +76,9 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
         sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
         int rc =
             siblings_add(w->siblings, stream, stream_len, refbuf_data(frame), refbuf_len(frame));
-        if (rc)
+        if (rc > 0)
+            STATS_ADD(w->stats->sibling_out, 1);
+        else if (rc < 0 && log_sampled(&w->share_failures))
             LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)stream_len,
                      stream, strerror(-rc));
         refbuf_unref(frame);
@@ -97,6 +99,7 @@ static void on_sibling_frame(const char *room, size_t room_len, refbuf_t *frame,
 {
     worker_t *w = arg;
     adapter_str_t r = {room, room_len};
+    STATS_ADD(w->stats->sibling_in, 1);
     sessions_broadcast(w->sessions, &r, 1, NULL, 0, frame);
 }
 

@@ -40,7 +40,9 @@ describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
 
   before(async () => {
     redis = await h.startRedis();
-    srv = await h.startStreamio({ CLUSTER_WORKERS: '2' }, { redis });
+    // the adapter on: entries are published once for other servers, while the two workers
+    // share them over local IPC (worker/siblings)
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2', SOCKETIO_REDIS_ADAPTER: 'true' }, { redis });
   });
 
   const logs = h.stopAfter(() => ({ srv, redis }));
@@ -69,7 +71,8 @@ describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
       'streamio_deliveries_total', 'streamio_sent_bytes_total', 'streamio_slow_clients_total',
       'streamio_xread_duration_seconds', 'streamio_xread_batch_entries', 'streamio_ring_depth',
       'streamio_adapter_received_total', 'streamio_adapter_published_total',
-      'streamio_redis_reconnects_total', 'streamio_handshakes_total', 'streamio_workers']) {
+      'streamio_redis_reconnects_total', 'streamio_handshakes_total', 'streamio_workers',
+      'streamio_sibling_sent_total', 'streamio_sibling_received_total']) {
       assert.ok(m.has(f), `family ${f}`);
       assert.ok(m.get(f).help, `HELP for ${f}`);
     }
@@ -103,12 +106,14 @@ describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
     const sumOf = (name) => m.get(name).samples.filter((s) => s.labels.worker !== undefined)
       .reduce((a, s) => a + s.value, 0);
     for (const f of ['streamio_connections', 'streamio_messages_processed_total',
-      'streamio_deliveries_total', 'streamio_adapter_published_total', 'streamio_adapter_received_total']) {
+      'streamio_deliveries_total', 'streamio_adapter_published_total', 'streamio_adapter_received_total',
+      'streamio_sibling_sent_total', 'streamio_sibling_received_total']) {
       assert.equal(sumOf(f), prom.value(m, f), `${f}: total is the sum over workers`);
     }
     assert.ok(prom.value(m, 'streamio_messages_processed_total') >= 5);
     assert.ok(prom.value(m, 'streamio_deliveries_total') >= 15);
     assert.ok(prom.value(m, 'streamio_adapter_published_total') >= 5);
+    assert.ok(prom.value(m, 'streamio_sibling_sent_total') >= 5);
     assert.ok(prom.value(m, 'streamio_streams') >= 1);
     assert.ok(prom.value(m, 'streamio_rooms') >= 1);
     h.closeAllClients();
@@ -150,8 +155,11 @@ describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
     const holder = workerWith(after, 'streamio_connections', (v) => v === 1);
     const reader = workerWith(after, 'streamio_messages_processed_total',
       (v, labels) => v - prom.value(before, 'streamio_messages_processed_total', labels) === n);
-    const applied = delta(before, after, 'streamio_adapter_received_total', holder);
-    assert.equal(applied, holder.pid === reader.pid ? 0 : n, `holder ${holder.pid}, reader ${reader.pid}`);
+    // the holder gets the entries from its sibling over local IPC, never from the pub/sub copy
+    assert.equal(delta(before, after, 'streamio_adapter_received_total', holder), 0);
+    assert.equal(delta(before, after, 'streamio_sibling_sent_total', reader), n);
+    assert.equal(delta(before, after, 'streamio_sibling_received_total', holder),
+      holder.pid === reader.pid ? 0 : n, `holder ${holder.pid}, reader ${reader.pid}`);
     assert.equal(delta(before, after, 'streamio_slow_clients_total'), 0);
     assert.equal(box.items.length, n);
     // the room's stream sits in one pool, read by the worker that read the entries
