@@ -59,6 +59,7 @@ struct conn {
     conn_t *prev, *next;   /* ctx->conns */
     conn_t *dprev, *dnext; /* ctx->dirty */
     http_req_t *req;       /* until the upgrade */
+    /* wslay: only while a message is in flight or a Close is under way; see ws_input */
     wslay_event_context_ptr ws;
     buf_t stage; /* wslay output collected during one wslay_event_send */
     oslot_t *slots;
@@ -67,7 +68,7 @@ struct conn {
     uint32_t count;
     uint32_t inflight; /* slots at the head owned by the pending uv_write */
     size_t outq_bytes;
-    ws_feed_t rd; /* bytes wslay may read; set only inside the read callback */
+    ws_feed_t rd; /* bytes wslay may read (set only inside the read callback); frame scan */
     enum conn_state st;
     uint8_t handles; /* open libuv handles: tcp, timer */
     bool announced;  /* accepted: on_close is owed */
@@ -79,6 +80,7 @@ struct conn {
     bool timer_init;
     bool timer_armed;
     bool peer_eof;
+    bool ws_on;   /* conn_ws_accept succeeded */
     bool ws_dead; /* wslay returned an error: never call it again */
     bool rq_body; /* rq_node is in the body queue, not the head queue */
     bool served;  /* at least one request answered: an idle keep-alive is not a refusal */
@@ -371,8 +373,10 @@ static void maybe_release(conn_t *c)
     free(c->slots);
     buf_free(&c->stage);
     http_req_free(c->req);
-    if (c->ws)
+    if (c->ws) {
         wslay_event_context_free(c->ws);
+        ctx->stats.ws_contexts--;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -396,7 +400,7 @@ void conn_close(conn_t *c)
     if (c->st == ST_CLOSED)
         return;
     c->st = ST_CLOSED;
-    c->rd.len = 0;
+    ws_feed_window(&c->rd, NULL, 0);
     unmark_dirty(c);
     rq_disarm(c);
     /* Slots owned by a pending uv_write are released by its (cancelled) callback. */
@@ -676,7 +680,7 @@ static void http_input(conn_t *c, const char *p, size_t n)
             continue;
         }
         dispatch(c);
-        if (c->ws) {
+        if (c->ws_on) {
             http_req_free(c->req);
             c->req = NULL;
             if (n && (c->st == ST_WS || c->st == ST_WS_CLOSING))
@@ -768,7 +772,7 @@ static int ws_pump(conn_t *c)
 {
     if (c->ws_dead)
         return -EPIPE;
-    if (!wslay_event_want_write(c->ws))
+    if (!c->ws || !wslay_event_want_write(c->ws))
         return 0;
     int rc = 0;
     if (wslay_event_send(c->ws) != 0) {
@@ -810,13 +814,44 @@ static void ws_after_io(conn_t *c)
     }
 }
 
+/* Creates the wslay context unless one is held. 0, or -ENOMEM (the connection is closed). */
+static int ws_hold(conn_t *c)
+{
+    static const struct wslay_event_callbacks cb = {
+        .recv_callback = ws_recv_cb,
+        .send_callback = ws_send_cb,
+        .on_msg_recv_callback = ws_msg_cb,
+    };
+    if (c->ws)
+        return 0;
+    int rc = ws_feed_context_new(&c->ws, &cb, c, c->ctx->lim.max_ws_message);
+    if (rc) {
+        conn_close(c);
+        return rc;
+    }
+    c->ctx->stats.ws_contexts++;
+    return 0;
+}
+
+/* Frees the wslay context between messages (ws_feed_at_rest): an idle WebSocket then costs no
+ * more than its conn_t. */
+static void ws_release_if_idle(conn_t *c)
+{
+    if (c->st != ST_WS || !c->ws || c->ws_dead || !ws_feed_at_rest(&c->rd, c->ws))
+        return;
+    wslay_event_context_free(c->ws);
+    c->ws = NULL;
+    c->ctx->stats.ws_contexts--;
+    buf_free(&c->stage);
+}
+
 static void ws_input(conn_t *c, const char *p, size_t n)
 {
-    if (c->ws_dead)
+    if (c->ws_dead || ws_hold(c) != 0)
         return;
-    c->rd = (ws_feed_t){p, n};
+    ws_feed_window(&c->rd, p, n);
     int r = wslay_event_recv(c->ws);
-    c->rd = (ws_feed_t){NULL, 0};
+    ws_feed_window(&c->rd, NULL, 0);
     if (r != 0) {
         /* e.g. a fragmented or oversized control frame: wslay queued a Close it can no longer
          * send, since it must not be called again */
@@ -831,6 +866,7 @@ static void ws_input(conn_t *c, const char *p, size_t n)
         if (wslay_event_get_status_code_sent(c->ws) == WSLAY_CODE_MESSAGE_TOO_BIG)
             refused(c->ctx, CONN_REFUSED_WS_MESSAGE);
     }
+    ws_release_if_idle(c);
 }
 
 int conn_ws_accept(conn_t *c)
@@ -844,17 +880,6 @@ int conn_ws_accept(conn_t *c)
     int rc = ws_accept_key(key, strlen(key), accept);
     if (rc)
         return rc;
-    static const struct wslay_event_callbacks cb = {
-        .recv_callback = ws_recv_cb,
-        .send_callback = ws_send_cb,
-        .on_msg_recv_callback = ws_msg_cb,
-    };
-    if (wslay_event_context_server_init(&c->ws, &cb, c) != 0) {
-        c->ws = NULL;
-        conn_close(c);
-        return -ENOMEM;
-    }
-    wslay_event_config_set_max_recv_msg_length(c->ws, c->ctx->lim.max_ws_message);
     buf_t *h = &c->ctx->head;
     buf_reset(h);
     rc = buf_printf(h,
@@ -868,13 +893,14 @@ int conn_ws_accept(conn_t *c)
     }
     c->awaiting = false;
     c->st = ST_WS;
+    c->ws_on = true;
     return 0;
 }
 
 /* Common checks before a data frame is appended; leaves wslay at a frame boundary. */
 static int ws_send_prepare(conn_t *c, size_t len)
 {
-    if (!c->ws)
+    if (!c->ws_on)
         return c->st == ST_CLOSED ? -EPIPE : -EINVAL;
     if (c->st != ST_WS || c->ws_dead)
         return -EPIPE;
@@ -939,7 +965,7 @@ static bool close_code_valid(uint16_t code)
 
 int conn_ws_close(conn_t *c, uint16_t code)
 {
-    if (!c->ws || !close_code_valid(code))
+    if (!c->ws_on || !close_code_valid(code))
         return -EINVAL;
     if (c->st != ST_WS)
         return 0;
@@ -947,6 +973,8 @@ int conn_ws_close(conn_t *c, uint16_t code)
         conn_close(c);
         return 0;
     }
+    if (ws_hold(c) != 0)
+        return 0;
     int r = wslay_event_queue_close(c->ws, code, NULL, 0);
     if (r != 0 && r != WSLAY_ERR_NO_MORE_MSG) {
         conn_close(c);
@@ -1111,7 +1139,7 @@ size_t conn_outq_bytes(const conn_t *c)
 
 bool conn_is_ws(const conn_t *c)
 {
-    return c->ws != NULL;
+    return c->ws_on;
 }
 
 int conn_peer(const conn_t *c, struct sockaddr_storage *out)
