@@ -50,10 +50,13 @@ typedef struct oslot {
 
 struct conn {
     uv_tcp_t tcp;
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
-    uv_timer_t timer;
-    timerq_node_t rq_node; /* head or body deadline of the request being read (slowloris) */
+    /* never both pending: the shutdown waits for the last write, and nothing is written after */
+    union {
+        uv_write_t wreq;
+        uv_shutdown_t sreq;
+    };
+    timerq_node_t rq_node;    /* head or body deadline of the request being read (slowloris) */
+    timerq_node_t close_node; /* close_timeout_ms deadline of a graceful close */
     conn_ctx_t *ctx;
     void *ud;
     conn_t *prev, *next;   /* ctx->conns */
@@ -70,22 +73,21 @@ struct conn {
     size_t outq_bytes;
     ws_feed_t rd; /* bytes wslay may read (set only inside the read callback); frame scan */
     enum conn_state st;
-    uint8_t handles; /* open libuv handles: tcp, timer */
+    uint8_t handles; /* open libuv handles: tcp */
     bool announced;  /* accepted: on_close is owed */
     bool awaiting;   /* on_request running, not answered yet */
     bool deferred;   /* awaiting beyond on_request (conn_http_defer) */
     bool dirty;
     bool writing;
     bool shutting;
-    bool timer_init;
-    bool timer_armed;
     bool peer_eof;
-    bool ws_on;   /* conn_ws_accept succeeded */
-    bool ws_dead; /* wslay returned an error: never call it again */
-    bool rq_body; /* rq_node is in the body queue, not the head queue */
-    bool served;  /* at least one request answered: an idle keep-alive is not a refusal */
-    bool partial; /* bytes of the next request arrived since the last dispatch */
-    bool ws_told; /* the first Close wslay sent was looked at (a 1009 is counted) */
+    bool close_armed; /* close_node was armed once (it is never re-armed) */
+    bool ws_on;       /* conn_ws_accept succeeded */
+    bool ws_dead;     /* wslay returned an error: never call it again */
+    bool rq_body;     /* rq_node is in the body queue, not the head queue */
+    bool served;      /* at least one request answered: an idle keep-alive is not a refusal */
+    bool partial;     /* bytes of the next request arrived since the last dispatch */
+    bool ws_told;     /* the first Close wslay sent was looked at (a 1009 is counted) */
 };
 
 struct conn_ctx {
@@ -95,6 +97,7 @@ struct conn_ctx {
     uv_check_t check;
     uv_idle_t idle;
     timerq_t *headq, *bodyq; /* request deadlines (slowloris), one node per connection */
+    timerq_t *closeq;        /* graceful close deadlines */
     int handles;
     bool freeing;
     conn_t *conns;
@@ -108,6 +111,7 @@ struct conn_ctx {
 static void flush(conn_t *c);
 static void ws_input(conn_t *c, const char *p, size_t n);
 static void on_request_late(timerq_node_t *n, void *arg);
+static void on_close_late(timerq_node_t *n, void *arg);
 
 static void refused(conn_ctx_t *ctx, conn_refusal_t why)
 {
@@ -204,6 +208,8 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
     rc = timerq_new(&ctx->headq, loop, ctx->lim.header_timeout_ms, on_request_late, ctx);
     if (rc == 0)
         rc = timerq_new(&ctx->bodyq, loop, ctx->lim.body_timeout_ms, on_request_late, ctx);
+    if (rc == 0)
+        rc = timerq_new(&ctx->closeq, loop, ctx->lim.close_timeout_ms, on_close_late, ctx);
     if (rc) {
         conn_ctx_free(ctx);
         return rc;
@@ -223,6 +229,7 @@ void conn_ctx_free(conn_ctx_t *ctx)
     }
     timerq_close(ctx->headq);
     timerq_close(ctx->bodyq);
+    timerq_close(ctx->closeq);
     uv_close((uv_handle_t *)&ctx->check, on_ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->idle, on_ctx_handle_closed);
 }
@@ -410,9 +417,8 @@ void conn_close(conn_t *c)
         refbuf_unref(s->rb);
         c->count--;
     }
+    timerq_remove(c->ctx->closeq, &c->close_node);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    if (c->timer_init)
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
 static void slow_consumer(conn_t *c)
@@ -422,23 +428,19 @@ static void slow_consumer(conn_t *c)
     conn_close(c);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_close_late(timerq_node_t *n, void *arg)
 {
-    conn_close(t->data);
+    (void)arg;
+    conn_close((conn_t *)((char *)n - offsetof(conn_t, close_node)));
 }
 
+/* Once per connection: the first step of a graceful close bounds the whole sequence. */
 static void arm_timer(conn_t *c)
 {
-    if (c->timer_armed || c->st == ST_CLOSED)
+    if (c->close_armed || c->st == ST_CLOSED)
         return;
-    if (!c->timer_init) {
-        uv_timer_init(c->ctx->loop, &c->timer);
-        c->timer.data = c;
-        c->timer_init = true;
-        c->handles++;
-    }
-    uv_timer_start(&c->timer, on_timer, c->ctx->lim.close_timeout_ms, 0);
-    c->timer_armed = true;
+    timerq_add(c->ctx->closeq, &c->close_node);
+    c->close_armed = true;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -462,6 +464,7 @@ static void drained(conn_t *c)
     }
     /* A FIN first and a close after the peer's own FIN: closing with unread input would send
      * an RST that can destroy the response still in flight. */
+    c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         conn_close(c);
         return;
@@ -539,6 +542,7 @@ static void flush(conn_t *c)
     }
     size_t want;
     uint32_t n = fill_iov(c, WRITE_IOV_INLINE, &want);
+    c->wreq.data = c;
     if (uv_write(&c->wreq, s, c->ctx->iov, n, on_write) != 0) {
         conn_close(c);
         return;
@@ -1054,8 +1058,6 @@ static int conn_alloc(conn_ctx_t *ctx, conn_t **out)
         return rc;
     }
     c->tcp.data = c;
-    c->wreq.data = c;
-    c->sreq.data = c;
     c->handles = 1;
     c->next = ctx->conns;
     if (ctx->conns)
