@@ -50,15 +50,19 @@ typedef struct oslot {
 
 struct conn {
     uv_tcp_t tcp;
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
-    uv_timer_t timer;
-    timerq_node_t rq_node; /* head or body deadline of the request being read (slowloris) */
+    /* never both pending: the shutdown waits for the last write, and nothing is written after */
+    union {
+        uv_write_t wreq;
+        uv_shutdown_t sreq;
+    };
+    timerq_node_t rq_node;    /* head or body deadline of the request being read (slowloris) */
+    timerq_node_t close_node; /* close_timeout_ms deadline of a graceful close */
     conn_ctx_t *ctx;
     void *ud;
     conn_t *prev, *next;   /* ctx->conns */
     conn_t *dprev, *dnext; /* ctx->dirty */
     http_req_t *req;       /* until the upgrade */
+    /* wslay: only while a message is in flight or a Close is under way; see ws_input */
     wslay_event_context_ptr ws;
     buf_t stage; /* wslay output collected during one wslay_event_send */
     oslot_t *slots;
@@ -67,23 +71,23 @@ struct conn {
     uint32_t count;
     uint32_t inflight; /* slots at the head owned by the pending uv_write */
     size_t outq_bytes;
-    ws_feed_t rd; /* bytes wslay may read; set only inside the read callback */
+    ws_feed_t rd; /* bytes wslay may read (set only inside the read callback); frame scan */
     enum conn_state st;
-    uint8_t handles; /* open libuv handles: tcp, timer */
+    uint8_t handles; /* open libuv handles: tcp */
     bool announced;  /* accepted: on_close is owed */
     bool awaiting;   /* on_request running, not answered yet */
     bool deferred;   /* awaiting beyond on_request (conn_http_defer) */
     bool dirty;
     bool writing;
     bool shutting;
-    bool timer_init;
-    bool timer_armed;
     bool peer_eof;
-    bool ws_dead; /* wslay returned an error: never call it again */
-    bool rq_body; /* rq_node is in the body queue, not the head queue */
-    bool served;  /* at least one request answered: an idle keep-alive is not a refusal */
-    bool partial; /* bytes of the next request arrived since the last dispatch */
-    bool ws_told; /* the first Close wslay sent was looked at (a 1009 is counted) */
+    bool close_armed; /* close_node was armed once (it is never re-armed) */
+    bool ws_on;       /* conn_ws_accept succeeded */
+    bool ws_dead;     /* wslay returned an error: never call it again */
+    bool rq_body;     /* rq_node is in the body queue, not the head queue */
+    bool served;      /* at least one request answered: an idle keep-alive is not a refusal */
+    bool partial;     /* bytes of the next request arrived since the last dispatch */
+    bool ws_told;     /* the first Close wslay sent was looked at (a 1009 is counted) */
 };
 
 struct conn_ctx {
@@ -93,6 +97,7 @@ struct conn_ctx {
     uv_check_t check;
     uv_idle_t idle;
     timerq_t *headq, *bodyq; /* request deadlines (slowloris), one node per connection */
+    timerq_t *closeq;        /* graceful close deadlines */
     int handles;
     bool freeing;
     conn_t *conns;
@@ -106,6 +111,7 @@ struct conn_ctx {
 static void flush(conn_t *c);
 static void ws_input(conn_t *c, const char *p, size_t n);
 static void on_request_late(timerq_node_t *n, void *arg);
+static void on_close_late(timerq_node_t *n, void *arg);
 
 static void refused(conn_ctx_t *ctx, conn_refusal_t why)
 {
@@ -202,6 +208,8 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
     rc = timerq_new(&ctx->headq, loop, ctx->lim.header_timeout_ms, on_request_late, ctx);
     if (rc == 0)
         rc = timerq_new(&ctx->bodyq, loop, ctx->lim.body_timeout_ms, on_request_late, ctx);
+    if (rc == 0)
+        rc = timerq_new(&ctx->closeq, loop, ctx->lim.close_timeout_ms, on_close_late, ctx);
     if (rc) {
         conn_ctx_free(ctx);
         return rc;
@@ -221,6 +229,7 @@ void conn_ctx_free(conn_ctx_t *ctx)
     }
     timerq_close(ctx->headq);
     timerq_close(ctx->bodyq);
+    timerq_close(ctx->closeq);
     uv_close((uv_handle_t *)&ctx->check, on_ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->idle, on_ctx_handle_closed);
 }
@@ -371,8 +380,10 @@ static void maybe_release(conn_t *c)
     free(c->slots);
     buf_free(&c->stage);
     http_req_free(c->req);
-    if (c->ws)
+    if (c->ws) {
         wslay_event_context_free(c->ws);
+        ctx->stats.ws_contexts--;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -396,7 +407,7 @@ void conn_close(conn_t *c)
     if (c->st == ST_CLOSED)
         return;
     c->st = ST_CLOSED;
-    c->rd.len = 0;
+    ws_feed_window(&c->rd, NULL, 0);
     unmark_dirty(c);
     rq_disarm(c);
     /* Slots owned by a pending uv_write are released by its (cancelled) callback. */
@@ -406,9 +417,8 @@ void conn_close(conn_t *c)
         refbuf_unref(s->rb);
         c->count--;
     }
+    timerq_remove(c->ctx->closeq, &c->close_node);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    if (c->timer_init)
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
 static void slow_consumer(conn_t *c)
@@ -418,23 +428,19 @@ static void slow_consumer(conn_t *c)
     conn_close(c);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_close_late(timerq_node_t *n, void *arg)
 {
-    conn_close(t->data);
+    (void)arg;
+    conn_close((conn_t *)((char *)n - offsetof(conn_t, close_node)));
 }
 
+/* Once per connection: the first step of a graceful close bounds the whole sequence. */
 static void arm_timer(conn_t *c)
 {
-    if (c->timer_armed || c->st == ST_CLOSED)
+    if (c->close_armed || c->st == ST_CLOSED)
         return;
-    if (!c->timer_init) {
-        uv_timer_init(c->ctx->loop, &c->timer);
-        c->timer.data = c;
-        c->timer_init = true;
-        c->handles++;
-    }
-    uv_timer_start(&c->timer, on_timer, c->ctx->lim.close_timeout_ms, 0);
-    c->timer_armed = true;
+    timerq_add(c->ctx->closeq, &c->close_node);
+    c->close_armed = true;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -458,6 +464,7 @@ static void drained(conn_t *c)
     }
     /* A FIN first and a close after the peer's own FIN: closing with unread input would send
      * an RST that can destroy the response still in flight. */
+    c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         conn_close(c);
         return;
@@ -535,6 +542,7 @@ static void flush(conn_t *c)
     }
     size_t want;
     uint32_t n = fill_iov(c, WRITE_IOV_INLINE, &want);
+    c->wreq.data = c;
     if (uv_write(&c->wreq, s, c->ctx->iov, n, on_write) != 0) {
         conn_close(c);
         return;
@@ -676,7 +684,7 @@ static void http_input(conn_t *c, const char *p, size_t n)
             continue;
         }
         dispatch(c);
-        if (c->ws) {
+        if (c->ws_on) {
             http_req_free(c->req);
             c->req = NULL;
             if (n && (c->st == ST_WS || c->st == ST_WS_CLOSING))
@@ -768,7 +776,7 @@ static int ws_pump(conn_t *c)
 {
     if (c->ws_dead)
         return -EPIPE;
-    if (!wslay_event_want_write(c->ws))
+    if (!c->ws || !wslay_event_want_write(c->ws))
         return 0;
     int rc = 0;
     if (wslay_event_send(c->ws) != 0) {
@@ -810,13 +818,44 @@ static void ws_after_io(conn_t *c)
     }
 }
 
+/* Creates the wslay context unless one is held. 0, or -ENOMEM (the connection is closed). */
+static int ws_hold(conn_t *c)
+{
+    static const struct wslay_event_callbacks cb = {
+        .recv_callback = ws_recv_cb,
+        .send_callback = ws_send_cb,
+        .on_msg_recv_callback = ws_msg_cb,
+    };
+    if (c->ws)
+        return 0;
+    int rc = ws_feed_context_new(&c->ws, &cb, c, c->ctx->lim.max_ws_message);
+    if (rc) {
+        conn_close(c);
+        return rc;
+    }
+    c->ctx->stats.ws_contexts++;
+    return 0;
+}
+
+/* Frees the wslay context between messages (ws_feed_at_rest): an idle WebSocket then costs no
+ * more than its conn_t. */
+static void ws_release_if_idle(conn_t *c)
+{
+    if (c->st != ST_WS || !c->ws || c->ws_dead || !ws_feed_at_rest(&c->rd, c->ws))
+        return;
+    wslay_event_context_free(c->ws);
+    c->ws = NULL;
+    c->ctx->stats.ws_contexts--;
+    buf_free(&c->stage);
+}
+
 static void ws_input(conn_t *c, const char *p, size_t n)
 {
-    if (c->ws_dead)
+    if (c->ws_dead || ws_hold(c) != 0)
         return;
-    c->rd = (ws_feed_t){p, n};
+    ws_feed_window(&c->rd, p, n);
     int r = wslay_event_recv(c->ws);
-    c->rd = (ws_feed_t){NULL, 0};
+    ws_feed_window(&c->rd, NULL, 0);
     if (r != 0) {
         /* e.g. a fragmented or oversized control frame: wslay queued a Close it can no longer
          * send, since it must not be called again */
@@ -831,6 +870,7 @@ static void ws_input(conn_t *c, const char *p, size_t n)
         if (wslay_event_get_status_code_sent(c->ws) == WSLAY_CODE_MESSAGE_TOO_BIG)
             refused(c->ctx, CONN_REFUSED_WS_MESSAGE);
     }
+    ws_release_if_idle(c);
 }
 
 int conn_ws_accept(conn_t *c)
@@ -844,17 +884,6 @@ int conn_ws_accept(conn_t *c)
     int rc = ws_accept_key(key, strlen(key), accept);
     if (rc)
         return rc;
-    static const struct wslay_event_callbacks cb = {
-        .recv_callback = ws_recv_cb,
-        .send_callback = ws_send_cb,
-        .on_msg_recv_callback = ws_msg_cb,
-    };
-    if (wslay_event_context_server_init(&c->ws, &cb, c) != 0) {
-        c->ws = NULL;
-        conn_close(c);
-        return -ENOMEM;
-    }
-    wslay_event_config_set_max_recv_msg_length(c->ws, c->ctx->lim.max_ws_message);
     buf_t *h = &c->ctx->head;
     buf_reset(h);
     rc = buf_printf(h,
@@ -868,13 +897,14 @@ int conn_ws_accept(conn_t *c)
     }
     c->awaiting = false;
     c->st = ST_WS;
+    c->ws_on = true;
     return 0;
 }
 
 /* Common checks before a data frame is appended; leaves wslay at a frame boundary. */
 static int ws_send_prepare(conn_t *c, size_t len)
 {
-    if (!c->ws)
+    if (!c->ws_on)
         return c->st == ST_CLOSED ? -EPIPE : -EINVAL;
     if (c->st != ST_WS || c->ws_dead)
         return -EPIPE;
@@ -939,7 +969,7 @@ static bool close_code_valid(uint16_t code)
 
 int conn_ws_close(conn_t *c, uint16_t code)
 {
-    if (!c->ws || !close_code_valid(code))
+    if (!c->ws_on || !close_code_valid(code))
         return -EINVAL;
     if (c->st != ST_WS)
         return 0;
@@ -947,6 +977,8 @@ int conn_ws_close(conn_t *c, uint16_t code)
         conn_close(c);
         return 0;
     }
+    if (ws_hold(c) != 0)
+        return 0;
     int r = wslay_event_queue_close(c->ws, code, NULL, 0);
     if (r != 0 && r != WSLAY_ERR_NO_MORE_MSG) {
         conn_close(c);
@@ -1026,8 +1058,6 @@ static int conn_alloc(conn_ctx_t *ctx, conn_t **out)
         return rc;
     }
     c->tcp.data = c;
-    c->wreq.data = c;
-    c->sreq.data = c;
     c->handles = 1;
     c->next = ctx->conns;
     if (ctx->conns)
@@ -1111,7 +1141,7 @@ size_t conn_outq_bytes(const conn_t *c)
 
 bool conn_is_ws(const conn_t *c)
 {
-    return c->ws != NULL;
+    return c->ws_on;
 }
 
 int conn_peer(const conn_t *c, struct sockaddr_storage *out)

@@ -1,15 +1,15 @@
 /*
  * conn: the transport of one accepted TCP connection in a worker's libuv loop. It owns the
- * socket, the HTTP request parser (until an upgrade), the wslay context (after one), the output
- * queue and the close sequence. It reads into one buffer shared by every connection of the
- * worker (bytes are consumed inside the read callback), and writes each connection's queue once
- * per loop iteration: a uv_check_t flushes every connection with pending output, first with
- * uv_try_write (writev), then with one uv_write of at most 4 buffers (libuv keeps those inline,
- * so it allocates nothing) for what the kernel did not take; the rest follows its callback.
- * It never interprets Engine.IO/Socket.IO, never logs, and never frees a connection inside a
- * caller's callback: memory goes only after uv_close and every pending write callback completed,
- * right after on_close returns. Everything here runs on the owning loop's thread, and the
- * process must ignore SIGPIPE (libuv writes to TCP with plain writev).
+ * socket, the HTTP request parser (until an upgrade), the wslay context (after one, while a
+ * message is in flight), the output queue and the close sequence. It reads into one buffer
+ * shared by every connection of the worker (bytes are consumed inside the read callback), and
+ * writes each connection's queue once per loop iteration: a uv_check_t flushes every connection
+ * with pending output, first with uv_try_write (writev), then with one uv_write of at most 4
+ * buffers (libuv keeps those inline, so it allocates nothing) for what the kernel did not take; the
+ * rest follows its callback. It never interprets Engine.IO/Socket.IO, never logs, and never frees a
+ * connection inside a caller's callback: memory goes only after uv_close and every pending write
+ * callback completed, right after on_close returns. Everything here runs on the owning loop's
+ * thread, and the process must ignore SIGPIPE (libuv writes to TCP with plain writev).
  */
 #ifndef STREAMIO_WORKER_CONN_H
 #define STREAMIO_WORKER_CONN_H
@@ -87,7 +87,8 @@ typedef struct conn_stats {
     uint64_t timeouts;       /* request head or body too slow: answered 408 and closed */
     uint64_t bytes_in;
     uint64_t bytes_out;
-    size_t live; /* accepted and not yet released, closing ones included */
+    size_t live;        /* accepted and not yet released, closing ones included */
+    size_t ws_contexts; /* wslay contexts held: WebSockets inside a message or closing */
 } conn_stats_t;
 
 /*
@@ -154,9 +155,11 @@ const http_req_t *conn_request(const conn_t *c);
 
 /*
  * Accepts the WebSocket handshake being handled in on_request: queues the 101 with
- * Sec-WebSocket-Accept and switches to WebSocket framing (a wslay server context, about 8 KiB,
- * with max_recv_msg_length = max_ws_message). Bytes that followed the head in the same read are
- * processed as frames once on_request returns. Messages may be sent right away.
+ * Sec-WebSocket-Accept and switches to WebSocket framing. Received frames go through a wslay
+ * server context (about 8.8 KiB, max_recv_msg_length = max_ws_message) that exists only from the
+ * first byte of a message to its end, or from a Close to the end of the connection. Bytes that
+ * followed the head in the same read are processed as frames once on_request returns. Messages
+ * may be sent right away.
  * 0, -EINVAL (no request awaiting an answer, or not a valid handshake: see
  * http_req_is_websocket; the caller should answer 400), -ENOMEM (the connection is closed).
  */

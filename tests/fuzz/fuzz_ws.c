@@ -3,9 +3,14 @@
  * callback hands out the bytes read so far (then WOULDBLOCK), whose send callback collects
  * everything, with the same maximum message length; after each read the queued control frames
  * are sent. Text messages then take the session's Engine.IO path (type byte, Socket.IO decode).
- * The first input byte picks the read size and the maximum message length; the bytes are read
- * once whole and once in small reads, and both must deliver the same messages.
+ * The first input byte picks the read size, the maximum message length, the seed of random
+ * cuts, and whether the rest is raw bytes or a list of frames to build (masked, all three length
+ * forms, payloads up to 69 KiB: sizes raw inputs of 4 KiB cannot reach). The bytes are read once
+ * whole, once in small reads, and once at random cuts holding the wslay context only while
+ * ws_feed_at_rest says it is needed, freeing and re-creating it as conn.c does: all three must
+ * deliver the same messages.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -61,8 +66,10 @@ static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
     refbuf_unref(rb);
 }
 
-/* Reads data in chunks of `chunk` bytes as conn.c would; the story goes to *story. */
-static void run(const uint8_t *data, size_t size, size_t chunk, uint64_t max_msg, buf_t *story)
+/* Reads data as conn.c would, in reads of `chunk` bytes or, when seed is not 0, of random sizes
+ * with the context held lazily; the story goes to *story. */
+static void run(const uint8_t *data, size_t size, size_t chunk, uint32_t seed, uint64_t max_msg,
+                buf_t *story)
 {
     static const struct wslay_event_callbacks cb = {
         .recv_callback = recv_cb,
@@ -72,27 +79,80 @@ static void run(const uint8_t *data, size_t size, size_t chunk, uint64_t max_msg
     peer_t c = {0};
     buf_init(&c.out);
     c.story = *story;
-    wslay_event_context_ptr ws;
-    if (wslay_event_context_server_init(&ws, &cb, &c) != 0)
-        __builtin_trap();
-    wslay_event_config_set_max_recv_msg_length(ws, max_msg);
+    wslay_event_context_ptr ws = NULL;
     size_t off = 0;
     while (off < size) {
+        if (seed) { /* xorshift32: cuts anywhere, mostly short reads, sometimes long ones */
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            chunk = seed & 0x100 ? (seed >> 9) % 4096 + 1 : (seed >> 9) % 16 + 1;
+        }
+        if (!ws && ws_feed_context_new(&ws, &cb, &c, max_msg) != 0)
+            __builtin_trap();
         size_t n = size - off < chunk ? size - off : chunk;
-        c.rd = (ws_feed_t){(const char *)data + off, n};
+        ws_feed_window(&c.rd, (const char *)data + off, n);
         int r = wslay_event_recv(ws);
         off += n - c.rd.len;
-        c.rd = (ws_feed_t){NULL, 0};
+        ws_feed_window(&c.rd, NULL, 0);
         if (r != 0)
             break; /* conn.c marks the socket dead and closes it */
         if (wslay_event_want_write(ws) && wslay_event_send(ws) != 0)
             break;
         if (!wslay_event_get_read_enabled(ws))
             break;
+        if (seed && ws_feed_at_rest(&c.rd, ws)) {
+            wslay_event_context_free(ws);
+            ws = NULL;
+        }
     }
-    wslay_event_context_free(ws);
+    if (ws)
+        wslay_event_context_free(ws);
     buf_free(&c.out);
     *story = c.story;
+}
+
+/* Builds client frames from 3 bytes each: A = FIN (bit 7), unmasked (bit 6), opcode (bits 0-2:
+ * continuation, text, binary, close, ping, pong, or a reserved one), length form (bits 3-4);
+ * B, C = length. Payloads are ASCII, masked with a key derived from A. */
+static void build_frames(const uint8_t *d, size_t size, buf_t *out)
+{
+    static const uint8_t ops[8] = {0x0, 0x1, 0x2, 0x8, 0x9, 0xa, 0x1, 0x3};
+    for (; size >= 3 && out->len < (80u << 10); d += 3, size -= 3) {
+        uint8_t a = d[0];
+        uint64_t len16 = (uint64_t)d[1] << 8 | d[2];
+        uint8_t op = ops[a & 7];
+        uint64_t len;
+        switch ((a >> 3) & 3) {
+        case 0:
+            len = d[2] % 126;
+            break;
+        case 1:
+            len = len16 < 126 ? 126 : len16;
+            break;
+        case 2:
+            len = 65536 + len16 % 1024;
+            break;
+        default:
+            len = len16 % 300;
+        }
+        if (op & 0x8)
+            len %= 126; /* control frames: at most 125 bytes (FIN may still be wrong) */
+        uint8_t hdr[WS_FRAME_HEADER_MAX];
+        size_t hlen = ws_frame_header(hdr, op, len);
+        hdr[0] = (uint8_t)((a & 0x80) | op);
+        bool masked = !(a & 0x40);
+        uint8_t key[4] = {a, (uint8_t)(a * 3), (uint8_t)(a * 7), (uint8_t)(a ^ 0x5a)};
+        if (masked)
+            hdr[1] |= 0x80;
+        buf_append(out, hdr, hlen);
+        if (masked)
+            buf_append(out, key, 4);
+        for (uint64_t i = 0; i < len; i++) {
+            uint8_t ch = (uint8_t)('a' + (i + a) % 26);
+            buf_putc(out, (char)(masked ? ch ^ key[i % 4] : ch));
+        }
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -101,19 +161,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t chunk = (size_t)(data[0] & 0x0f) * 13 + 1;
     uint64_t max_msg = (data[0] & 0x10) ? 1024 : 1000000;
+    bool structured = data[0] & 0x20;
+    uint32_t seed = (uint32_t)(data[0] >> 6) * 2654435761u + (uint32_t)size | 1;
     data++;
     size--;
+    buf_t frames;
+    buf_init(&frames);
+    if (structured) {
+        build_frames(data, size, &frames);
+        data = (const uint8_t *)frames.data;
+        size = frames.len;
+    }
     /* the same bytes in one read and in small reads must give the same messages (when a bad frame
      * is noticed may differ: wslay sees reserved bits at once in a whole read, at the end of the
      * frame in small reads, and delivers nothing of it either way) */
-    buf_t whole, split;
+    buf_t whole, split, lazy;
     buf_init(&whole);
     buf_init(&split);
-    run(data, size, size ? size : 1, max_msg, &whole);
-    run(data, size, chunk, max_msg, &split);
+    buf_init(&lazy);
+    run(data, size, size ? size : 1, 0, max_msg, &whole);
+    run(data, size, chunk, 0, max_msg, &split);
+    run(data, size, 0, seed, max_msg, &lazy);
     if (whole.len != split.len || (whole.len && memcmp(whole.data, split.data, whole.len) != 0))
+        __builtin_trap();
+    if (whole.len != lazy.len || (whole.len && memcmp(whole.data, lazy.data, whole.len) != 0))
         __builtin_trap();
     buf_free(&whole);
     buf_free(&split);
+    buf_free(&lazy);
+    buf_free(&frames);
     return 0;
 }

@@ -193,6 +193,13 @@ static uint64_t bytes_in(const fixture_t *f)
     return st.bytes_in;
 }
 
+static size_t ws_contexts(const fixture_t *f)
+{
+    conn_stats_t st;
+    conn_ctx_stats(f->ctx, &st);
+    return st.ws_contexts;
+}
+
 /* ==== Clients ==== */
 
 static void cl_close(client_t *cl);
@@ -844,6 +851,172 @@ static void test_adopt_with_bytes_read(void **state)
     RUN_UNTIL(f, f->closes == 2 && cl->eof);
 }
 
+/* Sends p[0..len) in one write and runs the loop until the server has read all of it. */
+static void cl_send_read(fixture_t *f, client_t *cl, const void *p, size_t len)
+{
+    uint64_t before = bytes_in(f);
+    cl_send(cl, p, len);
+    RUN_UNTIL(f, bytes_in(f) == before + len);
+}
+
+static void test_ws_context_lazy(void **state)
+{
+    fixture_t *f = *state;
+    client_t *cl = ws_connect(f, 0);
+    /* an open, idle WebSocket holds no wslay context */
+    assert_int_equal(ws_contexts(f), 0);
+
+    /* a frame cut inside its header: the context lives until the frame ends */
+    buf_t b;
+    buf_init(&b);
+    ws_client_frame(&b, 0x81, "hello", 5);
+    cl_send_read(f, cl, b.data, 1);
+    assert_int_equal(ws_contexts(f), 1);
+    cl_send_read(f, cl, b.data + 1, b.len - 1);
+    assert_int_equal(f->ntexts, 1);
+    assert_string_equal(f->texts[0].data, "hello");
+    assert_int_equal(ws_contexts(f), 0);
+
+    /* a fragmented message across reads, a ping between its fragments: the context (and the
+     * first fragment in it) lives until the last fragment; the ping is answered meanwhile */
+    buf_reset(&b);
+    ws_client_frame(&b, 0x01, "frag", 4);
+    cl_send_read(f, cl, b.data, b.len);
+    assert_int_equal(ws_contexts(f), 1);
+    buf_reset(&b);
+    ws_client_frame(&b, 0x89, "p", 1);
+    cl_send_read(f, cl, b.data, b.len);
+    RUN_UNTIL(f, cl->in.len == 3);
+    assert_memory_equal(cl->in.data, "\x8a\x01p", 3);
+    assert_int_equal(ws_contexts(f), 1);
+    buf_reset(&b);
+    ws_client_frame(&b, 0x00, "men", 3);
+    ws_client_frame(&b, 0x80, "ted", 3);
+    cl_send_read(f, cl, b.data, b.len - 2);
+    assert_int_equal(f->ntexts, 1);
+    assert_int_equal(ws_contexts(f), 1);
+    cl_send_read(f, cl, b.data + b.len - 2, 2);
+    assert_int_equal(f->ntexts, 2);
+    assert_string_equal(f->texts[1].data, "fragmented");
+    assert_int_equal(ws_contexts(f), 0);
+
+    /* a lone ping at rest: answered, and the context goes again */
+    buf_reset(&cl->in);
+    buf_reset(&b);
+    ws_client_frame(&b, 0x89, "", 0);
+    cl_send_read(f, cl, b.data, b.len);
+    RUN_UNTIL(f, cl->in.len == 2);
+    assert_memory_equal(cl->in.data, "\x8a\x00", 2);
+    assert_int_equal(ws_contexts(f), 0);
+
+    /* the 16- and 64-bit length forms, each cut inside its extended length */
+    size_t lens[] = {300, 70000};
+    for (int k = 0; k < 2; k++) {
+        char *payload = malloc(lens[k]);
+        assert_non_null(payload);
+        for (size_t i = 0; i < lens[k]; i++)
+            payload[i] = (char)(i % 251);
+        buf_reset(&b);
+        ws_client_frame(&b, 0x82, payload, lens[k]);
+        cl_send_read(f, cl, b.data, 3);
+        assert_int_equal(ws_contexts(f), 1);
+        cl_send_read(f, cl, b.data + 3, b.len - 3);
+        assert_int_equal(f->nbin, k + 1);
+        assert_int_equal(f->bin.len, lens[k]);
+        assert_memory_equal(f->bin.data, payload, lens[k]);
+        assert_int_equal(ws_contexts(f), 0);
+        free(payload);
+    }
+    buf_free(&b);
+
+    /* the server closes an idle WebSocket: a context carries the handshake to its end */
+    buf_reset(&cl->in);
+    assert_int_equal(conn_ws_close(f->conns[0], 1001), 0);
+    assert_int_equal(ws_contexts(f), 1);
+    RUN_UNTIL(f, cl->in.len == 4);
+    assert_memory_equal(cl->in.data, "\x88\x02\x03\xe9", 4);
+    cl_send_frame(cl, 0x88, "\x03\xe9", 2);
+    RUN_UNTIL(f, cl->eof && f->closes == 1);
+    assert_int_equal(ws_contexts(f), 0);
+}
+
+/* One stream of frames, every kind of boundary: a message, a 16-bit length, a ping, a
+ * fragmented message. Expected: the three messages and the pong, whatever the cuts. */
+static void lazy_stream(buf_t *b)
+{
+    char bin[200];
+    for (size_t i = 0; i < sizeof(bin); i++)
+        bin[i] = (char)(255 - i);
+    ws_client_frame(b, 0x81, "hello", 5);
+    ws_client_frame(b, 0x82, bin, sizeof(bin));
+    ws_client_frame(b, 0x89, "p", 1);
+    ws_client_frame(b, 0x01, "ab", 2);
+    ws_client_frame(b, 0x80, "cd", 2);
+}
+
+static void lazy_stream_check(fixture_t *f, client_t *cl)
+{
+    RUN_UNTIL(f, f->ntexts == 2 && f->nbin == 1 && cl->in.len == 3);
+    assert_string_equal(f->texts[0].data, "hello");
+    assert_string_equal(f->texts[1].data, "abcd");
+    assert_int_equal(f->bin.len, 200);
+    for (size_t i = 0; i < 200; i++)
+        assert_int_equal((uint8_t)f->bin.data[i], 255 - i);
+    assert_memory_equal(cl->in.data, "\x8a\x01p", 3);
+    assert_int_equal(ws_contexts(f), 0);
+    f->ntexts = 0;
+    f->nbin = 0;
+    buf_reset(&f->texts[0]);
+    buf_reset(&f->texts[1]);
+    buf_reset(&cl->in);
+}
+
+static void test_ws_split_every_offset(void **state)
+{
+    fixture_t *f = *state;
+    client_t *cl = ws_connect(f, 0);
+    buf_t b;
+    buf_init(&b);
+    lazy_stream(&b);
+    /* message boundaries, where the context must be gone between the two reads */
+    const size_t rest[] = {11, 11 + 208, 11 + 208 + 7};
+    for (size_t cut = 1; cut < b.len; cut++) {
+        cl_send_read(f, cl, b.data, cut);
+        bool at_rest = cut == rest[0] || cut == rest[1] || cut == rest[2];
+        assert_int_equal(ws_contexts(f), at_rest ? 0 : 1);
+        cl_send_read(f, cl, b.data + cut, b.len - cut);
+        lazy_stream_check(f, cl);
+    }
+    /* and one byte per read */
+    for (size_t i = 0; i < b.len; i++)
+        cl_send_read(f, cl, b.data + i, 1);
+    lazy_stream_check(f, cl);
+    assert_int_equal(f->closes, 0);
+    buf_free(&b);
+}
+
+static void test_oversize_fragmented_across_reads(void **state)
+{
+    fixture_t *f = *state;
+    client_t *cl = ws_connect(f, 0);
+    /* 10 + 7 bytes in two fragments, read apart: the limit (16) counts the whole message */
+    buf_t b;
+    buf_init(&b);
+    ws_client_frame(&b, 0x01, "0123456789", 10);
+    cl_send_read(f, cl, b.data, b.len);
+    assert_int_equal(ws_contexts(f), 1);
+    buf_reset(&b);
+    ws_client_frame(&b, 0x80, "abcdefg", 7);
+    cl_send(cl, b.data, b.len);
+    buf_free(&b);
+    RUN_UNTIL(f, cl->eof && f->closes == 1);
+    assert_int_equal(f->ntexts, 0);
+    assert_int_equal(cl->in.len, 4);
+    assert_memory_equal(cl->in.data, "\x88\x02\x03\xf1", 4);
+    assert_int_equal(f->refusals[CONN_REFUSED_WS_MESSAGE], 1);
+    assert_int_equal(ws_contexts(f), 0);
+}
+
 static const conn_limits_t lim_default = {0};
 static const conn_limits_t lim_small_body = {.max_body = 8};
 static const conn_limits_t lim_small_msg = {.max_ws_message = 16};
@@ -874,6 +1047,9 @@ int main(void)
         T(test_deferred_answer_and_bodies, lim_small_body),
         T(test_adopt_with_bytes_read, lim_default),
         T(test_request_timeouts, lim_slow_req),
+        T(test_ws_context_lazy, lim_default),
+        T(test_ws_split_every_offset, lim_default),
+        T(test_oversize_fragmented_across_reads, lim_small_msg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
