@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "worker/local_sock.h"
@@ -106,25 +105,7 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
 
 static int send_now(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
 {
-    struct sockaddr_un a;
-    socklen_t alen = local_sock_addr(&a, h->server_id, slot, "");
-    char ctl[CMSG_SPACE(sizeof(int))];
-    memset(ctl, 0, sizeof(ctl));
-    struct iovec iov = {(void *)p, len};
-    struct msghdr m = {.msg_name = &a,
-                       .msg_namelen = alen,
-                       .msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = ctl,
-                       .msg_controllen = sizeof(ctl)};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    if (sendmsg(h->send_fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    return 0;
+    return local_sock_send(h->send_fd, h->server_id, slot, "", p, len, fd);
 }
 
 static void drop_head(handoff_t *h)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 socklen_t local_sock_addr(struct sockaddr_un *a, unsigned long server_id, uint32_t slot,
@@ -37,5 +38,28 @@ int local_sock_open(int *rx, int *tx, unsigned long server_id, uint32_t slot, co
     (void)setsockopt(t, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof(bufsize));
     *rx = r;
     *tx = t;
+    return 0;
+}
+
+int local_sock_send(int tx, unsigned long server_id, uint32_t slot, const char *kind, const void *p,
+                    size_t len, int fd)
+{
+    struct sockaddr_un a;
+    socklen_t alen = local_sock_addr(&a, server_id, slot, kind);
+    char ctl[CMSG_SPACE(sizeof(int))];
+    memset(ctl, 0, sizeof(ctl));
+    struct iovec iov = {(void *)p, len};
+    struct msghdr m = {.msg_name = &a, .msg_namelen = alen, .msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        m.msg_control = ctl;
+        m.msg_controllen = sizeof(ctl);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    if (sendmsg(tx, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     return 0;
 }

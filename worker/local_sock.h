@@ -22,5 +22,12 @@ socklen_t local_sock_addr(struct sockaddr_un *a, unsigned long server_id, uint32
  */
 int local_sock_open(int *rx, int *tx, unsigned long server_id, uint32_t slot, const char *kind,
                     int bufsize);
+/*
+ * Sends p[0..len) as one datagram from tx to `slot`'s socket of that kind, with fd attached
+ * (SCM_RIGHTS) unless fd is negative. Never blocks: 0, -EAGAIN (the receiver's queue is full) or
+ * another negative errno (-ECONNREFUSED, -ENOENT: nobody holds that name).
+ */
+int local_sock_send(int tx, unsigned long server_id, uint32_t slot, const char *kind, const void *p,
+                    size_t len, int fd);
 
 #endif

@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -122,26 +121,11 @@ static bool live(const siblings_t *s, uint32_t i)
     return i != s->slot && slot_pid(s, i) != 0;
 }
 
+/* ENOBUFS too is a full queue here: the kernel frees room as the sibling reads. */
 static int send_now(siblings_t *s, uint32_t i, const char *p, size_t len, int fd)
 {
-    struct sockaddr_un a;
-    socklen_t alen = local_sock_addr(&a, s->server_id, i, ".b");
-    char ctl[CMSG_SPACE(sizeof(int))];
-    memset(ctl, 0, sizeof(ctl));
-    struct iovec iov = {(void *)p, len};
-    struct msghdr m = {.msg_name = &a, .msg_namelen = alen, .msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
-        m.msg_control = ctl;
-        m.msg_controllen = sizeof(ctl);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    if (sendmsg(s->send_fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-        return errno == EWOULDBLOCK || errno == ENOBUFS ? -EAGAIN : -errno;
-    return 0;
+    int rc = local_sock_send(s->send_fd, s->server_id, i, ".b", p, len, fd);
+    return rc == -ENOBUFS ? -EAGAIN : rc;
 }
 
 static void drop_head(siblings_t *s, peer_t *q)
