@@ -3,31 +3,13 @@
 
 static size_t host_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame);
 
-/* The payload of the server-built (unmasked) frame at d, NULL when it does not fit in end - d. */
-static const uint8_t *frame_at(const uint8_t *d, const uint8_t *end, size_t *plen)
-{
-    if (end - d < 2)
-        return NULL;
-    uint64_t len = d[1] & 0x7f;
-    size_t hl = len == 126 ? 4 : len == 127 ? 10 : 2;
-    if ((size_t)(end - d) < hl)
-        return NULL;
-    if (hl > 2) {
-        len = 0;
-        for (size_t i = 2; i < hl; i++)
-            len = len << 8 | d[i];
-    }
-    if (len > (uint64_t)(end - d) - hl)
-        return NULL;
-    *plen = (size_t)len;
-    return d + hl;
-}
-
 /* The first frame's payload: the packet text of a broadcast. NULL on a malformed frame. */
 static const char *frame_payload(refbuf_t *frame, size_t *len)
 {
-    const uint8_t *d = (const uint8_t *)refbuf_data(frame);
-    return (const char *)frame_at(d, d + refbuf_len(frame), len);
+    const uint8_t *p;
+    return ws_frame_parse((const uint8_t *)refbuf_data(frame), refbuf_len(frame), &p, len)
+               ? (const char *)p
+               : NULL;
 }
 
 /* Queues shared frames on whichever transport the session has: one text frame, or (a binary
@@ -41,7 +23,7 @@ static bool send_frame(session_t *s, refbuf_t *frame)
     const uint8_t *end = d + refbuf_len(frame);
     const uint8_t *p;
     size_t len;
-    while ((p = frame_at(d, end, &len)) != NULL) {
+    while (ws_frame_parse(d, (size_t)(end - d), &p, &len)) {
         if ((d[0] & 0x0f) == WS_FRAME_BINARY)
             sess_send_binary(s, p, len);
         else

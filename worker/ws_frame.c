@@ -47,6 +47,26 @@ static bool opcode_valid(uint8_t opcode, size_t len)
     }
 }
 
+size_t ws_frame_parse(const uint8_t *d, size_t len, const uint8_t **payload, size_t *plen)
+{
+    if (len < 2)
+        return 0;
+    uint64_t n = d[1] & 0x7f;
+    size_t hl = n == 126 ? 4 : n == 127 ? 10 : 2;
+    if (len < hl)
+        return 0;
+    if (hl > 2) {
+        n = 0;
+        for (size_t i = 2; i < hl; i++)
+            n = n << 8 | d[i];
+    }
+    if (n > len - hl)
+        return 0;
+    *payload = d + hl;
+    *plen = (size_t)n;
+    return hl;
+}
+
 refbuf_t *ws_frame_new(uint8_t opcode, const void *payload, size_t len)
 {
     if (!opcode_valid(opcode, len) || len > SIZE_MAX - WS_FRAME_HEADER_MAX)

@@ -1,5 +1,6 @@
 /*
- * ws_frame: server-to-client WebSocket frames (RFC 6455 §5.2) built once, outside wslay, and the
+ * ws_frame: server-to-client WebSocket frames (RFC 6455 §5.2) built once, outside wslay (and read
+ * back by the polling transport, which sends their payloads), and the
  * handshake's Sec-WebSocket-Accept value (§4.2.2). A broadcast is framed once into a refbuf and
  * the same bytes go to every recipient: server frames are unmasked, so they never differ.
  * This module never does I/O, never masks, never fragments and keeps no state.
@@ -29,6 +30,13 @@
  * 65535, 64-bit above. Returns the header length (2, 4 or 10). Validates nothing.
  */
 size_t ws_frame_header(uint8_t hdr[WS_FRAME_HEADER_MAX], uint8_t opcode, uint64_t payload_len);
+
+/*
+ * Reads back a frame this module built (unmasked) at the start of d[0..len): sets *payload and
+ * *plen and returns the header length, or 0 when d does not hold a whole frame. The opcode is
+ * d[0] & 0x0f. Checks nothing else.
+ */
+size_t ws_frame_parse(const uint8_t *d, size_t len, const uint8_t **payload, size_t *plen);
 
 /*
  * Returns a new reference to header + a copy of payload[0..len) in one refbuf (one malloc).

@@ -128,6 +128,29 @@ static void test_matches_wslay(void **state)
     free(payload);
 }
 
+/* Every length form reads back whole, and a frame cut anywhere short of its end is refused. */
+static void test_parse_reads_back(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 125, 126, 65535, 65536, 70000};
+    static char payload[70000];
+    memset(payload, 'p', sizeof(payload));
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        refbuf_t *f = ws_frame_new(WS_FRAME_BINARY, payload, sizes[i]);
+        assert_non_null(f);
+        const uint8_t *d = (const uint8_t *)refbuf_data(f);
+        size_t total = refbuf_len(f), plen = 0;
+        const uint8_t *p = NULL;
+        size_t hl = ws_frame_parse(d, total, &p, &plen);
+        assert_int_equal(hl + sizes[i], total);
+        assert_ptr_equal(p, d + hl);
+        assert_int_equal(plen, sizes[i]);
+        for (size_t cut = 0; cut < total; cut += cut < 16 ? 1 : 997)
+            assert_int_equal(ws_frame_parse(d, cut, &p, &plen), 0);
+        refbuf_unref(f);
+    }
+}
+
 static void test_accept_key(void **state)
 {
     (void)state;
@@ -154,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_header_boundaries),
         cmocka_unit_test(test_frame_new),
         cmocka_unit_test(test_matches_wslay),
+        cmocka_unit_test(test_parse_reads_back),
         cmocka_unit_test(test_accept_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
