@@ -1,8 +1,8 @@
 /*
- * ws_frame: server-to-client WebSocket frames (RFC 6455 §5.2) built once, outside wslay (and read
- * back by the polling transport, which sends their payloads), and the
- * handshake's Sec-WebSocket-Accept value (§4.2.2). A broadcast is framed once into a refbuf and
- * the same bytes go to every recipient: server frames are unmasked, so they never differ.
+ * ws_frame: server-to-client WebSocket frames (RFC 6455 §5.2) built once, outside wslay, and read
+ * back (the polling transport sends their payloads), and the handshake's Sec-WebSocket-Accept
+ * value (§4.2.2). A broadcast is framed once into a refbuf and the same bytes go to every
+ * recipient: server frames are unmasked, so they never differ.
  * This module never does I/O, never masks, never fragments and keeps no state.
  */
 #ifndef STREAMIO_WORKER_WS_FRAME_H
