@@ -394,13 +394,6 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
         ss->handoff && forward(ss, c, req, (uint32_t)owner) == 0)
         return;
     session_t *s = has_sid && q->len ? strmap_get(ss->sids, q->data, q->len) : NULL;
-    if (has_sid && !s) {
-        if (ws)
-            refuse_ws(c, "Session ID unknown");
-        else
-            respond_error(ss, c, 1, "Session ID unknown");
-        return;
-    }
     if (s && heartbeat_expired(s)) {
         sess_fail(s); /* its timer is due but has not fired yet in this loop turn */
         s = NULL;
