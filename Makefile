@@ -16,7 +16,8 @@ CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototyp
 LDFLAGS := $(OPT)
 LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lcrypto -lz -lpthread -lm
 
-SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
+SRC := $(wildcard common/*.c common/*/*.c shm/*.c worker/*.c worker/*/*.c master/*.c master/*/*.c)
+HDR := $(wildcard common/*.h common/*/*.h shm/*.h worker/*.h worker/*/*.h master/*.h master/*/*.h)
 LIBSRC := $(filter-out master/main.c,$(SRC))
 LIBOBJ := $(LIBSRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -134,14 +135,13 @@ fuzz:
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 format:
-	clang-format -i $(SRC) ctl/streamioctl.c $(wildcard common/*.h shm/*.h worker/*.h master/*.h) \
-		$(UNIT_SRC) $(FUZZ_SRC)
+	clang-format -i $(SRC) $(HDR) ctl/streamioctl.c
 
 format-check:
-	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h)
+	clang-format --dry-run -Werror $(SRC) $(HDR)
 
 clean:
 	rm -rf build
 
 -include $(LIBOBJ:.o=.d) $(BUILD)/master/main.d
--include $(wildcard build/fuzz/obj/*/*.d build/fuzz/*.d)
+-include $(wildcard build/fuzz/obj/*/*.d build/fuzz/obj/*/*/*.d build/fuzz/*.d)

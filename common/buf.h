@@ -16,7 +16,8 @@ typedef struct buf {
 } buf_t;
 
 void buf_init(buf_t *b);
-/* Releases the storage; the buffer is left empty and reusable. buf_free on an empty buf is a no-op. */
+/* Releases the storage; the buffer is left empty and reusable. buf_free on an empty buf is a no-op.
+ */
 void buf_free(buf_t *b);
 /* Forgets the content but keeps the storage (for per-message reuse without malloc). */
 void buf_reset(buf_t *b);

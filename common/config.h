@@ -83,7 +83,7 @@ typedef struct cfg {
     int rate_events_burst;
     int rate_joins_per_sec; /* per socket, 0 = unlimited */
     int rate_joins_burst;
-    int rate_max_violations; /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
+    int rate_max_violations;  /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
     bool connection_recovery; /* CONNECTION_RECOVERY: Socket.IO connection state recovery */
     int recovery_window_ms;   /* CONNECTION_RECOVERY_WINDOW_MS: how long a session is kept */
 

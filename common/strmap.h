@@ -21,7 +21,7 @@ void *strmap_get(const strmap_t *m, const char *key, size_t len);
 void *strmap_del(strmap_t *m, const char *key, size_t len);
 size_t strmap_size(const strmap_t *m);
 /* Calls fn for every entry; fn must not modify the map. */
-void strmap_foreach(const strmap_t *m, void (*fn)(const char *key, size_t len, void *value, void *arg),
-                    void *arg);
+void strmap_foreach(const strmap_t *m,
+                    void (*fn)(const char *key, size_t len, void *value, void *arg), void *arg);
 
 #endif

@@ -9,11 +9,11 @@
 
 #include "common/ids.h"
 #include "common/json.h"
+#include "common/proto/adapter_msg.h"
 #include "common/strmap.h"
 #include "master/cluster_req.h"
+#include "shm/health.h"
 #include "shm/stats.h"
-#include "worker/adapter_msg.h"
-#include "worker/health.h"
 
 #define UID_LEN 16
 

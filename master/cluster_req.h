@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #include "common/buf.h"
-#include "master/cluster_msg.h"
+#include "common/proto/cluster_msg.h"
 
 typedef struct cluster_req {
     const char *prefix; /* SOCKETIO_REDIS_KEY */

@@ -96,8 +96,8 @@ int discovery_step(discovery_t *d, discovery_key_fn fn, void *arg)
         return -ECONNREFUSED;
     char count[16];
     snprintf(count, sizeof(count), "%d", d->cfg->scan_count);
-    const char *argv[] = {"SCAN", d->cursor, "MATCH", d->cfg->stream_pattern, "COUNT", count,
-                          "TYPE", "stream"};
+    const char *argv[] = {"SCAN",  d->cursor, "MATCH", d->cfg->stream_pattern,
+                          "COUNT", count,     "TYPE",  "stream"};
     redisReply *r = redisCommandArgv(d->rc, 8, argv, NULL);
     if (!reply_ok(d, r, "SCAN") || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||

@@ -2,12 +2,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/auth.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "master/envfile.h"
 #include "master/master.h"
-#include "worker/auth.h"
+#include "worker/worker.h"
 
 int main(void)
 {
@@ -41,5 +42,5 @@ int main(void)
     buf_free(&err);
     log_set_json(json);
     log_setup(cfg.log_level, "master", -1);
-    return master_run(&cfg);
+    return master_run(&cfg, worker_main);
 }

@@ -29,7 +29,6 @@
 #include "shm/region.h"
 #include "shm/stats.h"
 #include "shm/workdesc.h"
-#include "worker/worker.h"
 
 #define RING_CAPACITY (1u << 20)
 #define BACKOFF_MIN_MS 100
@@ -76,6 +75,7 @@ typedef struct slot {
 } slot_t;
 
 typedef struct master {
+    worker_main_fn worker_main; /* what a forked child runs */
     const cfg_t *cfg;
     cfg_t **cfgs; /* every configuration loaded by a reload; discovery may still borrow one */
     size_t ncfgs;
@@ -241,7 +241,7 @@ static int spawn_proc(master_t *m, uint32_t i, enum stats_role role)
         shm_region_child_keep(m->region, p);
         log_setup(m->cfg->log_level, "worker", (int)i);
         worker_args_t args = {m->cfg, p, m->listen_fd, m->region, m->server_id, i};
-        exit(worker_main(&args)); /* exit, not _exit: sanitizers check the worker at exit */
+        exit(m->worker_main(&args)); /* exit, not _exit: sanitizers check the worker at exit */
     }
     m->procs[p] = (proc_t){.pid = pid, .worker = i};
     m->wd_seen[p] = 0;
@@ -1021,9 +1021,9 @@ static void teardown(master_t *m)
     pidfile_release(m->pidfile);
 }
 
-int master_run(const cfg_t *cfg)
+int master_run(const cfg_t *cfg, worker_main_fn worker_main)
 {
-    master_t m = {.cfg = cfg, .listen_fd = -1, .sig_fd = -1};
+    master_t m = {.worker_main = worker_main, .cfg = cfg, .listen_fd = -1, .sig_fd = -1};
     buf_init(&m.rec);
     buf_t err;
     buf_init(&err);

@@ -18,8 +18,9 @@
 #define STREAMIO_MASTER_MASTER_H
 
 #include "common/config.h"
+#include "shm/worker_args.h"
 
 /* Runs until shutdown. Borrows cfg. Returns the exit status (0 clean, 1 runtime, 2 setup). */
-int master_run(const cfg_t *cfg);
+int master_run(const cfg_t *cfg, worker_main_fn worker_main);
 
 #endif

@@ -17,13 +17,13 @@
 #include <uv.h>
 
 #include "common/config.h"
+#include "common/proto/adapter_msg.h"
 #include "common/refbuf.h"
 #include "shm/region.h"
 #include "shm/stats.h"
-#include "worker/adapter.h"
-#include "worker/adapter_msg.h"
-#include "worker/conn.h"
-#include "worker/rooms.h"
+#include "worker/cluster/adapter.h"
+#include "worker/net/conn.h"
+#include "worker/sio/rooms.h"
 
 typedef struct sessions sessions_t;
 

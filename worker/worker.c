@@ -14,14 +14,14 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/proto/payload.h"
+#include "common/proto/ws_frame.h"
 #include "shm/stats.h"
 #include "shm/workdesc.h"
-#include "worker/adapter.h"
-#include "worker/payload.h"
-#include "worker/reader.h"
+#include "worker/cluster/adapter.h"
+#include "worker/fanout/siblings.h"
 #include "worker/session.h"
-#include "worker/siblings.h"
-#include "worker/ws_frame.h"
+#include "worker/stream/reader.h"
 
 #define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/buf.h"
-#include "worker/http_req.h"
+#include "common/proto/http_req.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

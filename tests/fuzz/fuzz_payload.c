@@ -8,7 +8,7 @@
 
 #include "common/buf.h"
 #include "common/json.h"
-#include "worker/payload.h"
+#include "common/proto/payload.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * Fuzzes WebSocket frame handling the way worker/conn.c drives wslay: a server context whose recv
+ * Fuzzes WebSocket frame handling the way worker/net/conn.c drives wslay: a server context whose recv
  * callback hands out the bytes read so far (then WOULDBLOCK), whose send callback collects
  * everything, with the same maximum message length; after each read the queued control frames
  * are sent. Text messages then take the session's Engine.IO path (type byte, Socket.IO decode).
@@ -17,9 +17,9 @@
 #include <wslay/wslay.h>
 
 #include "common/buf.h"
-#include "worker/sio_packet.h"
-#include "worker/ws_feed.h"
-#include "worker/ws_frame.h"
+#include "common/proto/sio_packet.h"
+#include "common/proto/ws_feed.h"
+#include "common/proto/ws_frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -18,7 +18,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/mpack.h"
-#include "worker/adapter.h"
+#include "worker/cluster/adapter.h"
 
 typedef struct fake {
     int broadcasts;

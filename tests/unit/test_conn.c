@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "worker/conn.h"
-#include "worker/ws_frame.h"
+#include "worker/net/conn.h"
+#include "common/proto/ws_frame.h"
 
 #define MAX_CONNS 8
 #define MAX_TEXTS 16

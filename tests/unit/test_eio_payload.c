@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "worker/eio_payload.h"
+#include "common/proto/eio_payload.h"
 
 static void test_build(void **state)
 {

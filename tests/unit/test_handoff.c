@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "worker/handoff.h"
+#include "worker/net/handoff.h"
 
 typedef struct got {
     int fd;

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "worker/handshake.h"
-#include "worker/http_req.h"
+#include "common/proto/handshake.h"
+#include "common/proto/http_req.h"
 
 static http_req_t *parse(const char *raw)
 {

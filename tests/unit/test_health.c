@@ -9,7 +9,7 @@
 
 #include "shm/region.h"
 #include "shm/stats.h"
-#include "worker/health.h"
+#include "shm/health.h"
 
 static void test_sums_live_workers(void **state)
 {

@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "worker/limits.h"
+#include "worker/sio/limits.h"
 
 typedef struct fake {
     uint64_t now_ms;

@@ -9,7 +9,7 @@
 
 #include "shm/region.h"
 #include "shm/stats.h"
-#include "worker/metrics.h"
+#include "shm/metrics.h"
 
 static void test_render(void **state)
 {

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
-#include "worker/payload.h"
+#include "common/proto/payload.h"
 
 #define F(n, v)                                                                                    \
     {                                                                                              \

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "worker/recovery.h"
+#include "worker/recovery/recovery.h"
 
 #define ID(m, s) ((recovery_id_t){(m), (s)})
 

@@ -13,8 +13,8 @@
 
 #include "common/log.h"
 #include "shm/stats.h"
-#include "worker/local_sock.h"
-#include "worker/siblings.h"
+#include "worker/net/local_sock.h"
+#include "worker/fanout/siblings.h"
 
 /* ---- codec ---- */
 

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
-#include "worker/sio_packet.h"
+#include "common/proto/sio_packet.h"
 
 /* Decodes a copy of `s` in a buffer of exactly its size, so ASan catches any over-read. */
 static int decode(const char *s, sio_packet_t *p, char **copy)

@@ -13,7 +13,7 @@
 #include <wslay/wslay.h>
 
 #include "common/buf.h"
-#include "worker/ws_frame.h"
+#include "common/proto/ws_frame.h"
 
 static void expect_header(uint64_t len, const uint8_t *want, size_t want_len)
 {

@@ -1,0 +1,488 @@
+/* siblings: see siblings.h. */
+#include "worker/fanout/siblings.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "shm/stats.h"
+#include "worker/net/local_sock.h"
+
+#define MAGIC "sib1"
+#define MAGIC_FD "sibF" /* the datagram is in the memfd this one carries (SCM_RIGHTS) */
+#define RECORD_HEAD 8   /* room length, frame length */
+#define RECV_ROUNDS 64  /* datagrams per readable event before yielding to clients */
+
+/* A datagram a sibling's queue had no room for yet. */
+typedef struct pending {
+    struct pending *next;
+    int fd;        /* our duplicate of a memfd to pass along, or -1 */
+    size_t weight; /* what it counts against the bounds: len, or the memfd's size */
+    size_t len;
+    char bytes[];
+} pending_t;
+
+typedef struct peer {
+    pending_t *head, *tail;
+    size_t bytes;
+    bool overflowing; /* dropped datagrams since its queue last emptied: logged once */
+} peer_t;
+
+struct siblings {
+    uv_loop_t *loop;
+    uv_poll_t poll;
+    uv_check_t flush; /* sends the batch after the iteration's I/O callbacks */
+    uv_timer_t retry; /* resends queued datagrams while any wait */
+    unsigned open_handles;
+    int fd;      /* bound: receives */
+    int send_fd; /* unbound: sends */
+    shm_region_t *region;
+    unsigned long server_id;
+    uint32_t slot, nslots;
+    peer_t *peers;  /* per slot */
+    size_t backlog; /* bytes over all queues */
+    buf_t batch;
+    size_t max_dgram; /* what this host's socket buffers allow */
+    char *rbuf;       /* max_dgram bytes */
+    siblings_cb cb;
+    void *ud;
+};
+
+/* ---- codec ---- */
+
+int siblings_encode_header(buf_t *out, uint32_t slot)
+{
+    buf_reset(out);
+    int rc = buf_append(out, MAGIC, 4);
+    return rc ? rc : buf_append(out, &slot, sizeof(slot));
+}
+
+int siblings_encode_record(buf_t *out, const char *room, size_t room_len, const void *frame,
+                           size_t frame_len)
+{
+    if (!room_len || !frame_len || room_len > UINT32_MAX || frame_len > UINT32_MAX)
+        return -EINVAL;
+    uint32_t head[2] = {(uint32_t)room_len, (uint32_t)frame_len};
+    int rc = buf_reserve(out, RECORD_HEAD + room_len + frame_len);
+    if (!rc)
+        rc = buf_append(out, head, sizeof(head));
+    if (!rc)
+        rc = buf_append(out, room, room_len);
+    return rc ? rc : buf_append(out, frame, frame_len);
+}
+
+/* Walks the records; with fn NULL only checks them. */
+static int walk(const char *p, size_t len, siblings_record_fn fn, void *arg)
+{
+    size_t off = SIBLINGS_HEADER_LEN;
+    if (off == len)
+        return -EPROTO;
+    while (off < len) {
+        uint32_t head[2];
+        if (len - off < RECORD_HEAD)
+            return -EPROTO;
+        memcpy(head, p + off, sizeof(head));
+        off += RECORD_HEAD;
+        if (!head[0] || !head[1] || len - off < (uint64_t)head[0] + head[1])
+            return -EPROTO;
+        if (fn)
+            fn(p + off, head[0], p + off + head[0], head[1], arg);
+        off += (size_t)head[0] + head[1];
+    }
+    return 0;
+}
+
+int siblings_decode(const char *p, size_t len, uint32_t *slot, siblings_record_fn fn, void *arg)
+{
+    if (len < SIBLINGS_HEADER_LEN || memcmp(p, MAGIC, 4) != 0 || walk(p, len, NULL, NULL))
+        return -EPROTO;
+    if (slot)
+        memcpy(slot, p + 4, sizeof(*slot));
+    return walk(p, len, fn, arg);
+}
+
+/* ---- sending ---- */
+
+static pid_t slot_pid(const siblings_t *s, uint32_t i)
+{
+    stats_worker_t *st = shm_region_slot_stats(s->region, i);
+    return st ? (pid_t)STATS_GET(st->pid) : 0;
+}
+
+static bool live(const siblings_t *s, uint32_t i)
+{
+    return i != s->slot && slot_pid(s, i) != 0;
+}
+
+/* ENOBUFS too is a full queue here: the kernel frees room as the sibling reads. */
+static int send_now(siblings_t *s, uint32_t i, const char *p, size_t len, int fd)
+{
+    int rc = local_sock_send(s->send_fd, s->server_id, i, ".b", p, len, fd);
+    return rc == -ENOBUFS ? -EAGAIN : rc;
+}
+
+static void drop_head(siblings_t *s, peer_t *q)
+{
+    pending_t *d = q->head;
+    q->head = d->next;
+    if (!q->head) {
+        q->tail = NULL;
+        q->overflowing = false;
+    }
+    q->bytes -= d->weight;
+    s->backlog -= d->weight;
+    if (d->fd >= 0)
+        close(d->fd);
+    free(d);
+}
+
+static void drop_queue(siblings_t *s, peer_t *q)
+{
+    while (q->head)
+        drop_head(s, q);
+}
+
+/* `weight` is what the datagram stands for (a memfd's size): it counts against the bounds. */
+static void enqueue(siblings_t *s, uint32_t i, const char *p, size_t len, int fd, size_t weight)
+{
+    peer_t *q = &s->peers[i];
+    pending_t *d = q->bytes + weight <= SIBLINGS_QUEUE_MAX ? malloc(sizeof(*d) + len) : NULL;
+    d = d && fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ? (free(d), NULL) : d;
+    if (!d) {
+        if (!q->overflowing)
+            LOG_WARN("siblings: worker slot %u is not reading its queue (%zu bytes waiting): its "
+                     "clients miss entries until it catches up",
+                     (unsigned)i, q->bytes);
+        q->overflowing = true;
+        return;
+    }
+    d->next = NULL;
+    d->fd = fd;
+    d->len = len;
+    memcpy(d->bytes, p, len);
+    if (q->tail)
+        q->tail->next = d;
+    else
+        q->head = d;
+    q->tail = d;
+    d->weight = weight;
+    q->bytes += weight;
+    s->backlog += weight;
+}
+
+static void on_retry(uv_timer_t *t);
+
+/* One datagram (with fd: the memfd holding it) to one sibling, behind what waits for it. */
+static void deliver(siblings_t *s, uint32_t i, const char *p, size_t len, int fd, size_t weight)
+{
+    peer_t *q = &s->peers[i];
+    int rc = q->head ? -EAGAIN : send_now(s, i, p, len, fd);
+    if (rc == -EAGAIN) {
+        enqueue(s, i, p, len, fd, weight);
+        uv_timer_start(&s->retry, on_retry, 1, 1);
+    } else if (rc == -ECONNREFUSED || rc == -ENOENT) {
+        drop_queue(s, q); /* gone: a new process in that slot has new clients */
+    } else if (rc) {
+        LOG_WARN("siblings: cannot send %zu bytes to worker slot %u: %s", len, (unsigned)i,
+                 strerror(-rc));
+    }
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    siblings_t *s = t->data;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        peer_t *q = &s->peers[i];
+        while (q->head) {
+            int rc = send_now(s, i, q->head->bytes, q->head->len, q->head->fd);
+            if (rc == -EAGAIN)
+                break; /* still full: the timer fires again */
+            if (rc == -ECONNREFUSED || rc == -ENOENT) {
+                drop_queue(s, q);
+                break;
+            }
+            if (rc)
+                LOG_WARN("siblings: cannot send %zu bytes to worker slot %u: %s", q->head->len,
+                         (unsigned)i, strerror(-rc));
+            drop_head(s, q);
+        }
+    }
+    if (!s->backlog)
+        uv_timer_stop(t);
+}
+
+static void flush(siblings_t *s)
+{
+    if (s->batch.len > SIBLINGS_HEADER_LEN) {
+        for (uint32_t i = 0; i < s->nslots; i++) {
+            if (live(s, i))
+                deliver(s, i, s->batch.data, s->batch.len, -1, s->batch.len);
+        }
+    }
+    s->batch.len = SIBLINGS_HEADER_LEN;
+}
+
+static void on_flush(uv_check_t *h)
+{
+    siblings_t *s = h->data;
+    flush(s);
+    uv_check_stop(h);
+}
+
+/*
+ * A record too big for one datagram: flushed after what is batched (order), written once to a
+ * memfd that every sibling receives (SCM_RIGHTS) and reads as if it were the datagram.
+ */
+static int add_big(siblings_t *s, const char *room, size_t room_len, const void *frame,
+                   size_t frame_len)
+{
+    flush(s);
+    int fd = memfd_create("streamio-sibling", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    uint32_t head[2] = {(uint32_t)room_len, (uint32_t)frame_len};
+    struct iovec iov[] = {{s->batch.data, SIBLINGS_HEADER_LEN},
+                          {head, sizeof(head)},
+                          {(void *)room, room_len},
+                          {(void *)frame, frame_len}};
+    size_t total = SIBLINGS_HEADER_LEN + RECORD_HEAD + room_len + frame_len;
+    ssize_t n = writev(fd, iov, 4);
+    if (n < 0 || (size_t)n != total) {
+        int rc = n < 0 ? -errno : -EIO;
+        close(fd);
+        return rc;
+    }
+    char small[SIBLINGS_HEADER_LEN];
+    memcpy(small, MAGIC_FD, 4);
+    memcpy(small + 4, s->batch.data + 4, 4);
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (live(s, i))
+            deliver(s, i, small, sizeof(small), fd, total);
+    }
+    close(fd);
+    return 0;
+}
+
+int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *frame,
+                 size_t frame_len)
+{
+    size_t rec = RECORD_HEAD + room_len + frame_len;
+    if (!room_len || !frame_len)
+        return -EINVAL;
+    if (room_len > UINT32_MAX || frame_len > SIBLINGS_MAX_FRAME)
+        return -E2BIG;
+    bool any = false;
+    for (uint32_t i = 0; i < s->nslots && !any; i++)
+        any = live(s, i);
+    if (!any)
+        return 0;
+    if (rec > s->max_dgram - SIBLINGS_HEADER_LEN) {
+        int rc = add_big(s, room, room_len, frame, frame_len);
+        return rc ? rc : 1;
+    }
+    if (s->batch.len + rec > SIBLINGS_BATCH_BYTES)
+        flush(s);
+    int rc = siblings_encode_record(&s->batch, room, room_len, frame, frame_len);
+    if (rc)
+        return rc;
+    uv_check_start(&s->flush, on_flush);
+    return 1;
+}
+
+bool siblings_backlogged(const siblings_t *s)
+{
+    return s->backlog > SIBLINGS_BACKLOG_BYTES;
+}
+
+/* ---- receiving ---- */
+
+static void on_record(const char *room, size_t room_len, const char *frame, size_t frame_len,
+                      void *arg)
+{
+    siblings_t *s = arg;
+    refbuf_t *rb = refbuf_from(frame, frame_len);
+    if (!rb) {
+        LOG_ERROR("siblings: out of memory for a frame of %.*s", (int)room_len, room);
+        return;
+    }
+    s->cb(room, room_len, rb, s->ud);
+    refbuf_unref(rb);
+}
+
+/* The sender is a process of our user in a sibling slot (abstract names have no permissions). */
+static bool from_sibling(const siblings_t *s, const struct ucred *cr)
+{
+    if (!cr || cr->uid != geteuid())
+        return false;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        if (live(s, i) && slot_pid(s, i) == cr->pid)
+            return true;
+    }
+    return false;
+}
+
+/* The datagram a memfd holds; closes fd. -EPROTO when it is not one. */
+static int read_big(siblings_t *s, int fd)
+{
+    struct stat st;
+    int rc = -EPROTO;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+        (uint64_t)st.st_size <= SIBLINGS_MAX_FRAME + (uint64_t)SIBLINGS_MAX_DGRAM) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            rc = siblings_decode(p, (size_t)st.st_size, NULL, on_record, s);
+            munmap(p, (size_t)st.st_size);
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static void on_readable(uv_poll_t *p, int status, int events)
+{
+    siblings_t *s = p->data;
+    if (status < 0 || !(events & UV_READABLE))
+        return;
+    for (int round = 0; round < RECV_ROUNDS; round++) {
+        union {
+            char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 4)];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {s->rbuf, SIBLINGS_MAX_DGRAM};
+        struct msghdr m = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = ctl.buf,
+                           .msg_controllen = sizeof(ctl.buf)};
+        ssize_t n = recvmsg(s->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+            return; /* EAGAIN: drained */
+        struct ucred cr, *crp = NULL;
+        int fd = -1, extra = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET)
+                continue;
+            if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(cr))) {
+                memcpy(&cr, CMSG_DATA(c), sizeof(cr));
+                crp = &cr;
+            } else if (c->cmsg_type == SCM_RIGHTS) {
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t j = 0; j < k; j++) {
+                    int got;
+                    memcpy(&got, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+                    if (fd < 0)
+                        fd = got;
+                    else {
+                        close(got); /* ours carry one */
+                        extra++;
+                    }
+                }
+            }
+        }
+        bool big = n == SIBLINGS_HEADER_LEN && memcmp(s->rbuf, MAGIC_FD, 4) == 0;
+        if (!from_sibling(s, crp)) {
+            if (fd >= 0)
+                close(fd);
+            LOG_WARN("siblings: dropped a datagram from a process that is no sibling worker");
+            continue;
+        }
+        int rc = -EPROTO;
+        if (big && fd >= 0 && !extra && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+            rc = read_big(s, fd);
+            fd = -1;
+        } else if (!big && fd < 0 && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+            rc = siblings_decode(s->rbuf, (size_t)n, NULL, on_record, s);
+        }
+        if (fd >= 0)
+            close(fd);
+        if (rc)
+            LOG_WARN("siblings: dropped a malformed datagram of %zd bytes", n);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsigned long server_id,
+                 uint32_t slot, siblings_cb cb, void *ud)
+{
+    if (!out || !loop || !region || !cb)
+        return -EINVAL;
+    siblings_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->fd = s->send_fd = -1;
+    s->nslots = shm_region_slots(region);
+    s->peers = calloc(s->nslots ? s->nslots : 1, sizeof(*s->peers));
+    buf_init(&s->batch);
+    int rc = !s->peers || siblings_encode_header(&s->batch, slot) ? -ENOMEM : 0;
+    if (!rc)
+        rc = local_sock_open(&s->fd, &s->send_fd, server_id, slot, ".b", (int)SIBLINGS_MAX_DGRAM);
+    if (!rc) {
+        int one = 1, sz = 0;
+        socklen_t szl = sizeof(sz);
+        (void)setsockopt(s->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
+        /* the kernel reports twice the usable size; keep room for its own bookkeeping */
+        if (getsockopt(s->send_fd, SOL_SOCKET, SO_SNDBUF, &sz, &szl) != 0 || sz < 2 * 4096)
+            sz = 2 * 4096;
+        s->max_dgram = (size_t)sz / 2 - 1024;
+        if (s->max_dgram > SIBLINGS_MAX_DGRAM)
+            s->max_dgram = SIBLINGS_MAX_DGRAM;
+        s->rbuf = malloc(SIBLINGS_MAX_DGRAM);
+        rc = !s->rbuf ? -ENOMEM : uv_poll_init(loop, &s->poll, s->fd);
+    }
+    if (rc) {
+        if (s->fd >= 0)
+            close(s->fd);
+        if (s->send_fd >= 0)
+            close(s->send_fd);
+        buf_free(&s->batch);
+        free(s->rbuf);
+        free(s->peers);
+        free(s);
+        return rc;
+    }
+    uv_check_init(loop, &s->flush);
+    uv_timer_init(loop, &s->retry);
+    s->poll.data = s->flush.data = s->retry.data = s;
+    s->open_handles = 3;
+    s->loop = loop;
+    s->region = region;
+    s->server_id = server_id;
+    s->slot = slot;
+    s->cb = cb;
+    s->ud = ud;
+    uv_poll_start(&s->poll, UV_READABLE, on_readable);
+    *out = s;
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    siblings_t *s = h->data;
+    if (--s->open_handles)
+        return;
+    for (uint32_t i = 0; i < s->nslots; i++)
+        drop_queue(s, &s->peers[i]);
+    close(s->fd);
+    close(s->send_fd);
+    buf_free(&s->batch);
+    free(s->rbuf);
+    free(s->peers);
+    free(s);
+}
+
+void siblings_free(siblings_t *s)
+{
+    if (!s)
+        return;
+    flush(s);
+    uv_close((uv_handle_t *)&s->poll, on_closed);
+    uv_close((uv_handle_t *)&s->flush, on_closed);
+    uv_close((uv_handle_t *)&s->retry, on_closed);
+}

@@ -1,0 +1,85 @@
+/*
+ * siblings: passes finished broadcast frames (a room and the WebSocket frame built for it)
+ * between the workers of this server, so an entry one worker read reaches the sockets of the
+ * others without Redis. Each worker binds the abstract datagram socket
+ * "\0streamio.<server_id>.<slot>.b" (see local_sock); the frames of one loop iteration go to each
+ * live sibling (a slot whose pid is set in the shared region) as one datagram, flushed after the
+ * iteration's I/O callbacks (so before the XACKs queued meanwhile reach Redis) or as soon as the
+ * batch is full. One socket per sender and a FIFO queue per receiver keep the per-room order.
+ * Sending never blocks: a full receiver queue (EAGAIN) keeps the datagram, and the ones after it,
+ * in a bounded in-order queue per sibling, resent from a timer; a sibling that is gone
+ * (ECONNREFUSED, ENOENT) is skipped and its queue dropped (its clients are reconnecting).
+ * Datagrams are accepted only from processes of the same user whose pid is a sibling's.
+ *
+ * Datagram: "sib1", the sender's slot (u32), then records: room length (u32), frame length (u32),
+ * room bytes, frame bytes; integers in host order (both ends are the same binary on one host).
+ * A record too big for one datagram (net.core.wmem_max) is written, as such a datagram, to a
+ * memfd passed with SCM_RIGHTS in an 8-byte datagram "sibF" + slot, in the same order.
+ */
+#ifndef STREAMIO_WORKER_FANOUT_SIBLINGS_H
+#define STREAMIO_WORKER_FANOUT_SIBLINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/refbuf.h"
+#include "shm/region.h"
+
+typedef struct siblings siblings_t;
+
+/* A batch is sent once it holds this much (records are never split across datagrams). */
+#define SIBLINGS_BATCH_BYTES (64u * 1024)
+/* Largest datagram asked for (the kernel's net.core.wmem_max may allow less: see siblings_add). */
+#define SIBLINGS_MAX_DGRAM (4u * 1024 * 1024)
+/* Largest frame handed over (beyond one datagram, through a memfd). */
+#define SIBLINGS_MAX_FRAME (512u * 1024 * 1024)
+/* siblings_backlogged turns true when more than this waits in the queues of siblings. */
+#define SIBLINGS_BACKLOG_BYTES (8u * 1024 * 1024)
+/* A sibling whose queue would grow past this loses the datagram (logged once per episode). */
+#define SIBLINGS_QUEUE_MAX (64u * 1024 * 1024)
+
+#define SIBLINGS_HEADER_LEN 8
+
+/* One received frame: `frame` is a new reference the callee may keep (it drops its own). */
+typedef void (*siblings_cb)(const char *room, size_t room_len, refbuf_t *frame, void *ud);
+
+/*
+ * Binds this slot's socket and starts receiving on `loop`. Borrows loop and region. 0, -EINVAL,
+ * -EADDRINUSE, -ENOMEM, or another negative errno.
+ */
+int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsigned long server_id,
+                 uint32_t slot, siblings_cb cb, void *ud);
+/*
+ * Adds room + frame (borrowed, copied) to the batch for every live sibling. 1 (queued), 0 (no
+ * live sibling), -EINVAL (empty room or frame), -E2BIG (frame over SIBLINGS_MAX_FRAME), -ENOMEM or
+ * the errno of memfd_create/writev for a frame beyond one datagram.
+ */
+int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *frame,
+                 size_t frame_len);
+/* True while the siblings' queues hold more than SIBLINGS_BACKLOG_BYTES. */
+bool siblings_backlogged(const siblings_t *s);
+/* Sends what is batched (one attempt), stops receiving and closes; memory is released from the
+ * close callbacks. NULL: no-op. */
+void siblings_free(siblings_t *s);
+
+/* ---- the datagram codec, exposed for tests ---- */
+
+/* Starts a datagram in out (reset first). 0 or -ENOMEM. */
+int siblings_encode_header(buf_t *out, uint32_t slot);
+/* Appends one record. 0, -EINVAL (empty room or frame), -ENOMEM. */
+int siblings_encode_record(buf_t *out, const char *room, size_t room_len, const void *frame,
+                           size_t frame_len);
+/* One decoded record; p borrowed from the datagram. */
+typedef void (*siblings_record_fn)(const char *room, size_t room_len, const char *frame,
+                                   size_t frame_len, void *arg);
+/*
+ * Checks the whole datagram first, then calls fn once per record in order. 0, or -EPROTO (bad
+ * magic, truncated or empty record, trailing bytes, no record at all) without calling fn.
+ * *slot receives the sender's slot when not NULL.
+ */
+int siblings_decode(const char *p, size_t len, uint32_t *slot, siblings_record_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,296 @@
+/* recovery: see recovery.h. */
+#include "worker/recovery/recovery.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool parse_u64(const char *p, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+bool recovery_id_parse(const char *p, size_t len, recovery_id_t *out)
+{
+    if (len == 0)
+        return false;
+    const char *dash = memchr(p, '-', len);
+    out->seq = 0;
+    if (!dash)
+        return parse_u64(p, len, &out->ms);
+    return parse_u64(p, (size_t)(dash - p), &out->ms) &&
+           parse_u64(dash + 1, len - (size_t)(dash - p) - 1, &out->seq);
+}
+
+size_t recovery_id_format(recovery_id_t id, char *out)
+{
+    int n = snprintf(out, RECOVERY_ID_MAX + 1, "%llu-%llu", (unsigned long long)id.ms,
+                     (unsigned long long)id.seq);
+    return (size_t)n;
+}
+
+int recovery_id_cmp(recovery_id_t a, recovery_id_t b)
+{
+    if (a.ms != b.ms)
+        return a.ms < b.ms ? -1 : 1;
+    if (a.seq != b.seq)
+        return a.seq < b.seq ? -1 : 1;
+    return 0;
+}
+
+recovery_id_t recovery_id_before_ms(uint64_t ms)
+{
+    if (ms == 0)
+        return (recovery_id_t){0, 0};
+    return (recovery_id_t){ms - 1, UINT64_MAX};
+}
+
+/* ---- the send log ---- */
+
+static uint32_t log_first(const recovery_log_t *l)
+{
+    return l->count > RECOVERY_LOG_LEN ? l->count - RECOVERY_LOG_LEN : 0;
+}
+
+void recovery_log_add(recovery_log_t *l, uint32_t tag, recovery_id_t id, recovery_id_t prev)
+{
+    l->e[l->count % RECOVERY_LOG_LEN] = (recovery_send_t){tag, id, prev};
+    l->count++;
+}
+
+int recovery_log_locate(const recovery_log_t *l, const recovery_id_t *offset, uint32_t *pos)
+{
+    if (!offset) {
+        *pos = 0;
+        return 0;
+    }
+    for (uint32_t k = log_first(l); k < l->count; k++) {
+        if (recovery_id_cmp(l->e[k % RECOVERY_LOG_LEN].id, *offset) == 0) {
+            *pos = k + 1;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos, const recovery_room_t *r)
+{
+    if (pos == 0)
+        return r->first; /* nothing received, even when the log no longer holds the first sends */
+    for (uint32_t k = pos; k < l->count; k++) {
+        const recovery_send_t *e = &l->e[k % RECOVERY_LOG_LEN];
+        if (e->tag == r->tag)
+            return e->prev;
+    }
+    return r->last;
+}
+
+void recovery_log_truncate(recovery_log_t *l, uint32_t pos)
+{
+    if (pos < l->count)
+        l->count = pos;
+}
+
+/* ---- the record ---- */
+
+static int put_netstring(buf_t *out, const char *p, size_t len)
+{
+    int rc = buf_printf(out, "%zu:", len);
+    if (!rc)
+        rc = buf_append(out, p, len);
+    if (!rc)
+        rc = buf_putc(out, ',');
+    return rc;
+}
+
+int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_log_t *log,
+                    const recovery_room_t *rooms, size_t nrooms)
+{
+    if (sid_len == 0)
+        return -EINVAL;
+    buf_t t;
+    buf_init(&t);
+    char a[RECOVERY_ID_MAX + 1], b[RECOVERY_ID_MAX + 1];
+    int rc = buf_printf(&t, "%u", log->count);
+    for (uint32_t k = log_first(log); !rc && k < log->count; k++) {
+        const recovery_send_t *e = &log->e[k % RECOVERY_LOG_LEN];
+        recovery_id_format(e->id, a);
+        recovery_id_format(e->prev, b);
+        rc = buf_printf(&t, ";%u,%s,%s", e->tag, a, b);
+    }
+    if (!rc)
+        rc = buf_putc(out, '2');
+    if (!rc)
+        rc = put_netstring(out, sid, sid_len);
+    if (!rc)
+        rc = put_netstring(out, t.data, t.len);
+    for (size_t i = 0; !rc && i < nrooms; i++) {
+        buf_reset(&t);
+        recovery_id_format(rooms[i].first, a);
+        recovery_id_format(rooms[i].last, b);
+        rc = buf_printf(&t, "%u,%s,%s,", rooms[i].tag, a, b);
+        if (!rc)
+            rc = buf_append(&t, rooms[i].name, rooms[i].len);
+        if (!rc)
+            rc = put_netstring(out, t.data, t.len);
+    }
+    buf_free(&t);
+    return rc;
+}
+
+/* Reads one netstring at *pos; false when malformed or truncated. */
+static bool get_netstring(const char *p, size_t len, size_t *pos, const char **s, size_t *slen)
+{
+    size_t i = *pos, n = 0, digits = 0;
+    while (i < len && p[i] >= '0' && p[i] <= '9') {
+        if (++digits > 9)
+            return false;
+        n = n * 10 + (size_t)(p[i++] - '0');
+    }
+    if (digits == 0 || i >= len || p[i] != ':' || len - i - 1 < n + 1 || p[i + 1 + n] != ',')
+        return false;
+    *s = p + i + 1;
+    *slen = n;
+    *pos = i + 2 + n;
+    return true;
+}
+
+/* A cursor over separated fields; `done` once the last field was taken. */
+typedef struct fields {
+    const char *p;
+    size_t len, pos;
+    bool done;
+} fields_t;
+
+/* Takes the text up to the next `sep` (or the end). */
+static bool next_field(fields_t *c, char sep, const char **f, size_t *flen)
+{
+    if (c->done)
+        return false;
+    const char *e = memchr(c->p + c->pos, sep, c->len - c->pos);
+    size_t stop = e ? (size_t)(e - c->p) : c->len;
+    *f = c->p + c->pos;
+    *flen = stop - c->pos;
+    c->pos = e ? stop + 1 : c->len;
+    c->done = !e;
+    return true;
+}
+
+static bool parse_u32(const char *p, size_t len, uint32_t *out)
+{
+    uint64_t v;
+    if (!parse_u64(p, len, &v) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool parse_id(const char *p, size_t len, recovery_id_t *out)
+{
+    return len <= RECOVERY_ID_MAX && recovery_id_parse(p, len, out);
+}
+
+static bool decode_log(const char *p, size_t len, recovery_log_t *l)
+{
+    fields_t c = {p, len, 0, false};
+    const char *f, *g;
+    size_t flen, glen;
+    memset(l, 0, sizeof(*l));
+    uint32_t count;
+    if (!next_field(&c, ';', &f, &flen) || !parse_u32(f, flen, &count))
+        return false;
+    uint32_t kept = 0;
+    while (!c.done) {
+        recovery_send_t e;
+        if (!next_field(&c, ';', &f, &flen) || kept == RECOVERY_LOG_LEN)
+            return false;
+        fields_t d = {f, flen, 0, false};
+        if (!next_field(&d, ',', &g, &glen) || !parse_u32(g, glen, &e.tag) ||
+            !next_field(&d, ',', &g, &glen) || !parse_id(g, glen, &e.id) ||
+            !next_field(&d, ',', &g, &glen) || !parse_id(g, glen, &e.prev) || !d.done)
+            return false;
+        l->e[kept++] = e;
+    }
+    if (count > RECOVERY_LOG_LEN ? kept != RECOVERY_LOG_LEN : kept != count)
+        return false;
+    /* the sends were written oldest first: put them back in the slots the counter implies */
+    recovery_send_t tmp[RECOVERY_LOG_LEN];
+    memcpy(tmp, l->e, sizeof(tmp));
+    for (uint32_t i = 0; i < kept; i++)
+        l->e[(count - kept + i) % RECOVERY_LOG_LEN] = tmp[i];
+    l->count = count;
+    return true;
+}
+
+static bool decode_room(const char *p, size_t len, recovery_room_t *r)
+{
+    fields_t c = {p, len, 0, false};
+    const char *f;
+    size_t flen;
+    if (!next_field(&c, ',', &f, &flen) || !parse_u32(f, flen, &r->tag) ||
+        !next_field(&c, ',', &f, &flen) || !parse_id(f, flen, &r->first) ||
+        !next_field(&c, ',', &f, &flen) || !parse_id(f, flen, &r->last) || c.done)
+        return false;
+    r->name = p + c.pos;
+    r->len = len - c.pos;
+    return true;
+}
+
+int recovery_decode(const char *p, size_t len, const char **sid, size_t *sid_len,
+                    recovery_log_t *log, void (*room)(void *arg, const recovery_room_t *r),
+                    void *arg)
+{
+    size_t pos = 1, llen, n;
+    const char *lp, *s;
+    if (len < 1 || p[0] != '2' || !get_netstring(p, len, &pos, sid, sid_len) || *sid_len == 0 ||
+        !get_netstring(p, len, &pos, &lp, &llen) || !decode_log(lp, llen, log))
+        return -EPROTO;
+    /* validate every room before reporting any */
+    size_t start = pos;
+    recovery_room_t r;
+    while (pos < len) {
+        if (!get_netstring(p, len, &pos, &s, &n) || !decode_room(s, n, &r))
+            return -EPROTO;
+    }
+    for (pos = start; pos < len && get_netstring(p, len, &pos, &s, &n);) {
+        decode_room(s, n, &r);
+        if (room)
+            room(arg, &r);
+    }
+    return 0;
+}
+
+int recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_len)
+{
+    int rc = buf_puts(out, prefix);
+    if (!rc)
+        rc = buf_puts(out, ":recovery:");
+    if (!rc)
+        rc = buf_append(out, pid, pid_len);
+    return rc;
+}
+
+void recovery_replay_argv(const char *room, size_t room_len, recovery_id_t after, const char *count,
+                          char *excl, const char **argv, size_t *lens)
+{
+    excl[0] = '(';
+    size_t n = recovery_id_format(after, excl + 1);
+    const char *v[] = {"XRANGE", room, excl, "+", "COUNT", count};
+    size_t l[] = {6, room_len, n + 1, 1, 5, strlen(count)};
+    for (size_t i = 0; i < 6; i++) {
+        argv[i] = v[i];
+        lens[i] = l[i];
+    }
+}
