@@ -13,6 +13,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/strmap.h"
+#include "common/xalloc.h"
 #include "worker/adapter.h"
 #include "worker/auth.h"
 #include "worker/deadlineq.h"
@@ -86,7 +87,7 @@ typedef struct session {
     limits_socket_t lim;          /* event and join token buckets */
     struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP while admitted */
     bool admitted;
-    char *handshake; /* fetchSockets' handshake members (worker/handshake); NULL: out of memory */
+    char *handshake; /* fetchSockets' handshake members (worker/handshake) */
     /* connection state recovery (CONNECTION_RECOVERY); see "connection state recovery" below */
     recovery_log_t *rlog;        /* the last room:message sends; NULL until the main CONNECT */
     char pid[SID_LEN + 1];       /* private id the client resends to recover this session */
