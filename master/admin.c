@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/proto/adapter_msg.h"
 #include "common/strmap.h"
+#include "common/xalloc.h"
 #include "master/cluster_req.h"
 #include "shm/health.h"
 #include "shm/stats.h"
@@ -25,40 +26,39 @@ static int usage(buf_t *out, const char *what)
 }
 
 /* {"<total>":N,"workers":[{"worker":i,"pid":p,"<per>":n}...]} from one stats field. */
-static int per_worker(buf_t *out, shm_region_t *region, const char *total, size_t off)
+static void per_worker(buf_t *out, shm_region_t *region, const char *total, size_t off)
 {
     uint32_t n = shm_region_slots(region);
     uint64_t sum = 0;
     buf_t list;
     buf_init(&list);
-    int rc = 0;
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!STATS_GET(w->pid))
             continue;
         uint64_t v =
             atomic_load_explicit((_Atomic uint64_t *)((char *)w + off), memory_order_relaxed);
         sum += v;
-        rc = buf_printf(&list, "%s{\"worker\":%llu,\"pid\":%llu,\"role\":\"%s\",\"%s\":%llu}",
-                        list.len ? "," : "", (unsigned long long)STATS_GET(w->index),
-                        (unsigned long long)STATS_GET(w->pid),
-                        STATS_GET(w->role) == STATS_ROLE_ACTIVE ? "active" : "draining", total,
-                        (unsigned long long)v);
+        buf_printf(&list, "%s{\"worker\":%llu,\"pid\":%llu,\"role\":\"%s\",\"%s\":%llu}",
+                   list.len ? "," : "", (unsigned long long)STATS_GET(w->index),
+                   (unsigned long long)STATS_GET(w->pid),
+                   STATS_GET(w->role) == STATS_ROLE_ACTIVE ? "active" : "draining", total,
+                   (unsigned long long)v);
     }
-    if (rc == 0)
-        rc = buf_printf(out, "{\"%s\":%llu,\"workers\":[%s]}", total, (unsigned long long)sum,
-                        list.data ? list.data : "");
+    buf_printf(out, "{\"%s\":%llu,\"workers\":[%s]}", total, (unsigned long long)sum,
+               list.data ? list.data : "");
     buf_free(&list);
-    return rc;
 }
 
 static redisContext *connect_redis(const cfg_t *cfg, buf_t *out)
 {
     struct timeval tv = {.tv_sec = 2};
     redisContext *rc = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    if (!rc || rc->err) {
+    if (!rc) /* hiredis returns no context only when it cannot allocate one */
+        xalloc_die(sizeof(*rc));
+    if (rc->err) {
         buf_printf(out, "redis %s:%d unreachable: %s", cfg->redis_host, cfg->redis_port,
-                   rc ? rc->errstr : "out of memory");
+                   rc->errstr);
         redisFree(rc);
         return NULL;
     }
@@ -119,29 +119,24 @@ static int emit(const admin_ctx_t *ctx, const char *nsp, const char *room, size_
     /* sharded: a room's own channel as the workers' dynamic subscriptions expect (protocol.md §5)
      */
     bool room_chan = room && (!sharded || (nsp_len == 1 && room_len != IDS_SID_LEN));
-    int rc = buf_putc(&data, '[');
-    if (rc == 0)
-        rc = json_write_string(&data, event, event_len);
-    if (rc == 0)
-        rc = buf_putc(&data, ',');
-    if (rc == 0)
-        rc = buf_append(&data, json, json_len);
-    if (rc == 0)
-        rc = buf_putc(&data, ']');
-    if (rc == 0)
-        rc = ids_random(uid, UID_LEN);
+    buf_putc(&data, '[');
+    json_write_string(&data, event, event_len);
+    buf_putc(&data, ',');
+    buf_append(&data, json, json_len);
+    buf_putc(&data, ']');
+    int rc = ids_random(uid, UID_LEN);
     if (rc == 0 && sharded)
         rc = adapter_msg_encode_cluster_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data,
                                                   data.len, &r, room ? 1 : 0);
     else if (rc == 0)
         rc = adapter_msg_encode_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data, data.len, &r,
                                           room ? 1 : 0);
-    if (rc == 0)
-        rc = buf_printf(&chan, "%s#%s#", prefix, nsp);
-    if (rc == 0 && room_chan) {
-        rc = buf_append(&chan, room, room_len);
-        if (rc == 0)
-            rc = buf_putc(&chan, '#');
+    if (rc == 0) {
+        buf_printf(&chan, "%s#%s#", prefix, nsp);
+        if (room_chan) {
+            buf_append(&chan, room, room_len);
+            buf_putc(&chan, '#');
+        }
     }
     buf_reset(out);
     if (rc) {
@@ -210,11 +205,9 @@ static void room_seen(const char *room, size_t len, void *arg)
     view_t *v = arg;
     if (strmap_get(v->seen, room, len))
         return;
-    if (strmap_put(v->seen, room, len, v) ||
-        (!strmap_get(v->all, room, len) && strmap_put(v->all, room, len, v))) {
-        v->rc = -ENOMEM;
-        return;
-    }
+    strmap_put(v->seen, room, len, v);
+    if (!strmap_get(v->all, room, len))
+        strmap_put(v->all, room, len, v);
     buf_putc(&v->scratch, v->scratch.len ? ',' : '[');
     json_write_string(&v->scratch, room, len);
 }
@@ -228,21 +221,20 @@ static int server_rooms(view_t *v, const cluster_reply_t *r)
     buf_init(&wrap);
     buf_reset(&v->scratch);
     strmap_t *seen = strmap_new();
-    int rc = seen ? 0 : -ENOMEM;
     v->seen = seen;
     size_t n;
-    if (!rc && r->kind == ADAPTER_RESP_ALL_ROOMS) {
+    int rc;
+    if (r->kind == ADAPTER_RESP_ALL_ROOMS) {
         /* one pseudo-socket holding the list: the same reader, the same checks */
-        rc = buf_printf(&wrap, "[{\"rooms\":%.*s}]", (int)r->body_len, r->body);
-        if (!rc)
-            rc = cluster_msg_sockets_rooms(wrap.data, wrap.len, &names, &n, room_seen, v);
-    } else if (!rc) {
+        buf_printf(&wrap, "[{\"rooms\":%.*s}]", (int)r->body_len, r->body);
+        rc = cluster_msg_sockets_rooms(wrap.data, wrap.len, &names, &n, room_seen, v);
+    } else {
         rc = cluster_msg_sockets_rooms(r->body, r->body_len, &names, &n, room_seen, v);
     }
-    if (!rc && v->rc)
-        rc = v->rc;
-    if (!rc)
-        rc = v->scratch.len ? buf_putc(&v->scratch, ']') : buf_puts(&v->scratch, "[]");
+    if (!rc && v->scratch.len)
+        buf_putc(&v->scratch, ']');
+    else if (!rc)
+        buf_puts(&v->scratch, "[]");
     strmap_free(seen);
     v->seen = NULL;
     buf_free(&names);
@@ -257,31 +249,35 @@ static void on_reply(const cluster_reply_t *r, void *arg)
         return;
     long long worker = own_worker(v->ctx, &r->uid);
     buf_t *l = &v->list;
-    int rc = buf_puts(l, l->len ? ",{\"uid\":" : "{\"uid\":");
-    if (!rc)
-        rc = r->uid.len ? json_write_string(l, r->uid.p, r->uid.len) : buf_puts(l, "null");
-    if (!rc && worker >= 0)
-        rc = buf_printf(l, ",\"server\":\"this\",\"worker\":%lld", worker);
-    else if (!rc)
-        rc = buf_puts(l, ",\"server\":\"other\"");
-    if (!rc && v->kind == VIEW_VALUES) {
+    buf_puts(l, l->len ? ",{\"uid\":" : "{\"uid\":");
+    if (r->uid.len)
+        json_write_string(l, r->uid.p, r->uid.len);
+    else
+        buf_puts(l, "null");
+    if (worker >= 0)
+        buf_printf(l, ",\"server\":\"this\",\"worker\":%lld", worker);
+    else
+        buf_puts(l, ",\"server\":\"other\"");
+    int rc = 0;
+    if (v->kind == VIEW_VALUES) {
         /* a server-side emit's acknowledgement: its argument, null when it had none */
         v->total++;
-        rc = buf_puts(l, ",\"value\":");
-        if (!rc)
-            rc = r->body ? buf_append(l, r->body, r->body_len) : buf_puts(l, "null");
-        if (!rc)
-            rc = buf_putc(l, '}');
-    } else if (!rc && v->kind == VIEW_ROOMS) {
+        buf_puts(l, ",\"value\":");
+        if (r->body)
+            buf_append(l, r->body, r->body_len);
+        else
+            buf_puts(l, "null");
+        buf_putc(l, '}');
+    } else if (v->kind == VIEW_ROOMS) {
         rc = server_rooms(v, r);
         if (!rc)
-            rc = buf_printf(l, ",\"rooms\":%s}", v->scratch.data);
-    } else if (!rc) {
+            buf_printf(l, ",\"rooms\":%s}", v->scratch.data);
+    } else {
         size_t n = 0;
         rc = cluster_msg_sockets_rooms(r->body, r->body_len, &v->scratch, &n, NULL, NULL);
         v->total += n;
         if (!rc)
-            rc = buf_printf(l, ",\"sockets\":%.*s}", (int)r->body_len, r->body);
+            buf_printf(l, ",\"sockets\":%.*s}", (int)r->body_len, r->body);
     }
     if (rc)
         v->rc = rc;
@@ -315,9 +311,9 @@ static int cluster_view(const admin_ctx_t *ctx, enum view_kind kind, const clust
     cluster_req_result_t res;
     buf_t err;
     buf_init(&err);
-    redisContext *sub = v.all && answered ? connect_redis(cfg, &err) : NULL;
-    redisContext *pub = v.all && (sub || !answered) ? connect_redis(cfg, &err) : NULL;
-    int rc = !v.all ? -ENOMEM : pub ? cluster_req_run(sub, pub, &q, &res, &err) : -EIO;
+    redisContext *sub = answered ? connect_redis(cfg, &err) : NULL;
+    redisContext *pub = sub || !answered ? connect_redis(cfg, &err) : NULL;
+    int rc = pub ? cluster_req_run(sub, pub, &q, &res, &err) : -EIO;
     if (!rc && v.rc) {
         rc = v.rc;
         buf_printf(&err, "cannot render the answer: %s", strerror(-rc));
@@ -327,19 +323,19 @@ static int cluster_view(const admin_ctx_t *ctx, enum view_kind kind, const clust
     if (rc) {
         buf_append(out, err.data ? err.data : "failed", err.data ? err.len : 6);
     } else if (!answered) {
-        rc = buf_printf(out, "{\"ok\":true,\"cluster\":{\"mode\":\"%s\",\"servers\":%lld}}", mode,
-                        res.members);
+        buf_printf(out, "{\"ok\":true,\"cluster\":{\"mode\":\"%s\",\"servers\":%lld}}", mode,
+                   res.members);
     } else {
         size_t total = kind == VIEW_ROOMS ? strmap_size(v.all) : v.total;
-        rc = buf_printf(out,
-                        "{%s%s\"cluster\":{\"mode\":\"%s\",\"servers\":%lld,\"responses\":%lld,"
-                        "\"complete\":%s,\"%s\":%zu,\"members\":[%s]}}",
-                        head, *head ? "," : "", mode, res.members, res.responses,
-                        res.responses >= res.members ? "true" : "false",
-                        kind == VIEW_ROOMS     ? "rooms"
-                        : kind == VIEW_CLIENTS ? "clients"
-                                               : "answers",
-                        total, v.list.data ? v.list.data : "");
+        buf_printf(out,
+                   "{%s%s\"cluster\":{\"mode\":\"%s\",\"servers\":%lld,\"responses\":%lld,"
+                   "\"complete\":%s,\"%s\":%zu,\"members\":[%s]}}",
+                   head, *head ? "," : "", mode, res.members, res.responses,
+                   res.responses >= res.members ? "true" : "false",
+                   kind == VIEW_ROOMS     ? "rooms"
+                   : kind == VIEW_CLIENTS ? "clients"
+                                          : "answers",
+                   total, v.list.data ? v.list.data : "");
     }
     redisFree(sub);
     redisFree(pub);
@@ -358,8 +354,10 @@ static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, si
     size_t off =
         want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
     if (ctx->cfg->adapter == CONFIG_ADAPTER_OFF) {
-        if (!room)
-            return per_worker(out, ctx->region, what, off);
+        if (!room) {
+            per_worker(out, ctx->region, what, off);
+            return 0;
+        }
         buf_reset(out);
         buf_puts(out, "clients <room> asks every server for its sockets through the Redis "
                       "adapter's requests: set SOCKETIO_REDIS_ADAPTER=true or sharded");
@@ -367,19 +365,16 @@ static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, si
     }
     buf_t head;
     buf_init(&head);
-    int rc = 0;
     if (room) {
-        rc = buf_puts(&head, "\"room\":");
-        if (!rc)
-            rc = json_write_string(&head, room, room_len);
+        buf_puts(&head, "\"room\":");
+        json_write_string(&head, room, room_len);
     } else {
-        rc = per_worker(&head, ctx->region, what, off);
-        if (!rc) { /* its members, without the braces */
-            head.len--;
-            head.data[head.len] = '\0';
-            memmove(head.data, head.data + 1, head.len);
-            head.len--;
-        }
+        per_worker(&head, ctx->region, what, off);
+        /* its members, without the braces */
+        head.len--;
+        head.data[head.len] = '\0';
+        memmove(head.data, head.data + 1, head.len);
+        head.len--;
     }
     adapter_str_t r = {room, room_len};
     cluster_request_t req = {
@@ -389,8 +384,7 @@ static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, si
         .rooms = room ? &r : NULL,
         .nrooms = room ? 1 : 0,
     };
-    if (!rc)
-        rc = cluster_view(ctx, want_rooms ? VIEW_ROOMS : VIEW_CLIENTS, &req,
+    int rc = cluster_view(ctx, want_rooms ? VIEW_ROOMS : VIEW_CLIENTS, &req,
                           head.data ? head.data : "", out);
     buf_free(&head);
     return rc;
@@ -451,19 +445,14 @@ static int server_side(const admin_ctx_t *ctx, int argc, char **argv, const size
     }
     buf_t data;
     buf_init(&data);
-    rc = buf_putc(&data, '[');
-    if (!rc)
-        rc = json_write_string(&data, argv[1], lens[1]);
-    if (!rc)
-        rc = buf_putc(&data, ',');
-    if (!rc)
-        rc = buf_append(&data, argv[2], lens[2]);
-    if (!rc)
-        rc = buf_putc(&data, ']');
+    buf_putc(&data, '[');
+    json_write_string(&data, argv[1], lens[1]);
+    buf_putc(&data, ',');
+    buf_append(&data, argv[2], lens[2]);
+    buf_putc(&data, ']');
     cluster_request_t req = {
         .op = ADAPTER_OP_SERVER_SIDE_EMIT, .data_json = data.data, .data_len = data.len};
-    if (!rc)
-        rc = cluster_view(ctx, VIEW_VALUES, &req, "", out);
+    rc = cluster_view(ctx, VIEW_VALUES, &req, "", out);
     buf_free(&data);
     return rc;
 }
@@ -472,8 +461,10 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
 {
     const admin_ctx_t *ctx = arg;
     const char *cmd = argv[0];
-    if (strcmp(cmd, "status") == 0 && argc == 1)
-        return health_render(out, ctx->region, 0);
+    if (strcmp(cmd, "status") == 0 && argc == 1) {
+        health_render(out, ctx->region, 0);
+        return 0;
+    }
     if (strcmp(cmd, "rooms") == 0 && argc == 1)
         return listing(ctx, true, NULL, 0, out);
     if (strcmp(cmd, "clients") == 0 && argc == 1)

@@ -42,8 +42,8 @@ typedef struct cluster_req_result {
 /*
  * Makes the request. 0 once collection ended (complete when responses == members; fewer after
  * the timeout) or, for a request nobody answers, once published (`sub` unused, may be NULL);
- * -EINVAL (bad request), -EIO (a Redis command failed), -ENOMEM, with the reason appended to
- * err.
+ * -EINVAL (bad request), -EIO (a Redis command failed or no random request id), with the
+ * reason appended to err.
  */
 int cluster_req_run(redisContext *sub, redisContext *pub, const cluster_req_t *req,
                     cluster_req_result_t *res, buf_t *err);

@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 struct control {
     int fd;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -24,11 +26,7 @@ int control_open(control_t **out, const char *path, buf_t *err)
         buf_printf(err, "streamio: control socket path too long: %s", path);
         return -ENAMETOOLONG;
     }
-    control_t *c = calloc(1, sizeof(*c));
-    if (!c) {
-        buf_puts(err, "streamio: out of memory");
-        return -ENOMEM;
-    }
+    control_t *c = xcalloc(1, sizeof(*c));
     memcpy(sa.sun_path, path, strlen(path));
     memcpy(c->path, path, strlen(path) + 1);
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -81,8 +79,7 @@ int control_fd(const control_t *c)
 int control_parse(const char *req, size_t len, buf_t *store, int *argc, char **argv, size_t *lens)
 {
     buf_reset(store);
-    if (buf_reserve(store, len + CONTROL_MAX_ARGS))
-        return -ENOMEM;
+    buf_reserve(store, len + CONTROL_MAX_ARGS);
     size_t offs[CONTROL_MAX_ARGS];
     int n = 0;
     size_t i = 0;
@@ -127,8 +124,7 @@ static void serve_one(control_t *c, int fd, control_fn fn, void *arg)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     buf_reset(&c->req);
     for (;;) {
-        if (buf_reserve(&c->req, 4096))
-            return;
+        buf_reserve(&c->req, 4096);
         ssize_t r = read(fd, c->req.data + c->req.len, c->req.cap - c->req.len - 1);
         if (r < 0 && errno == EINTR)
             continue;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 struct discovery {
     const cfg_t *cfg;
@@ -18,9 +19,7 @@ struct discovery {
 
 discovery_t *discovery_new(const cfg_t *cfg)
 {
-    discovery_t *d = calloc(1, sizeof(*d));
-    if (!d)
-        return NULL;
+    discovery_t *d = xcalloc(1, sizeof(*d));
     d->cfg = cfg;
     strcpy(d->cursor, "0");
     return d;
@@ -56,10 +55,12 @@ static int connect_redis(discovery_t *d)
 {
     struct timeval tv = {1, 0};
     d->rc = redisConnectWithTimeout(d->cfg->redis_host, d->cfg->redis_port, tv);
-    if (!d->rc || d->rc->err) {
+    if (!d->rc) /* hiredis returns no context only when it cannot allocate one */
+        xalloc_die(sizeof(*d->rc));
+    if (d->rc->err) {
         if (!d->warned)
             LOG_WARN("redis %s:%d unreachable: %s", d->cfg->redis_host, d->cfg->redis_port,
-                     d->rc ? d->rc->errstr : "out of memory");
+                     d->rc->errstr);
         d->warned = true;
         drop(d);
         return -ECONNREFUSED;

@@ -18,7 +18,7 @@ typedef struct discovery discovery_t;
 
 typedef void (*discovery_key_fn)(const char *key, size_t len, void *arg);
 
-/* Borrows cfg for the discovery's lifetime. NULL on ENOMEM. Does not connect yet. */
+/* Borrows cfg for the discovery's lifetime. Never NULL. Does not connect yet. */
 discovery_t *discovery_new(const cfg_t *cfg);
 void discovery_free(discovery_t *d);
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
@@ -42,9 +43,7 @@ struct keyevents {
 
 keyevents_t *keyevents_new(const cfg_t *cfg)
 {
-    keyevents_t *k = calloc(1, sizeof(*k));
-    if (!k)
-        return NULL;
+    keyevents_t *k = xcalloc(1, sizeof(*k));
     k->cfg = cfg;
     snprintf(k->chan_xadd, sizeof(k->chan_xadd), "__keyevent@%d__:xadd", cfg->redis_db);
     snprintf(k->chan_del, sizeof(k->chan_del), "__keyevent@%d__:del", cfg->redis_db);
@@ -146,10 +145,18 @@ int keyevents_parse(const keyevents_t *k, const void *reply, keyevent_kind_t *ki
 
 /* ---- connection ---- */
 
+/* 0, or -ENOBUFS when EXPECT_MAX replies are already awaited. */
 static int queue(keyevents_t *k, ke_expect_t ex, int argc, const char **argv)
 {
-    if (k->ex_n == EXPECT_MAX || redisAppendCommandArgv(k->rc, argc, argv, NULL) != REDIS_OK)
-        return -ENOMEM;
+    if (k->ex_n == EXPECT_MAX)
+        return -ENOBUFS;
+    /* appending fails only when hiredis cannot allocate the command */
+    if (redisAppendCommandArgv(k->rc, argc, argv, NULL) != REDIS_OK) {
+        size_t n = 0;
+        for (int i = 0; i < argc; i++)
+            n += strlen(argv[i]);
+        xalloc_die(n);
+    }
     k->expect[(k->ex_head + k->ex_n++) % EXPECT_MAX] = ex;
     k->write_pending = true;
     return 0;
@@ -158,9 +165,11 @@ static int queue(keyevents_t *k, ke_expect_t ex, int argc, const char **argv)
 static void start_connect(keyevents_t *k, uint64_t now_ms)
 {
     k->rc = redisConnectNonBlock(k->cfg->redis_host, k->cfg->redis_port);
-    if (!k->rc || k->rc->err) {
+    if (!k->rc) /* hiredis returns no context only when it cannot allocate one */
+        xalloc_die(sizeof(*k->rc));
+    if (k->rc->err) {
         char why[128];
-        snprintf(why, sizeof(why), "%s", k->rc ? k->rc->errstr : "out of memory");
+        snprintf(why, sizeof(why), "%s", k->rc->errstr);
         drop(k, now_ms, why);
         return;
     }
@@ -179,8 +188,9 @@ static int connected(keyevents_t *k)
     k->state = KE_SETUP;
     if (k->cfg->redis_password[0]) {
         const char *auth[] = {"AUTH", k->cfg->redis_password};
-        if (queue(k, EX_AUTH, 2, auth))
-            return -ENOMEM;
+        int rc = queue(k, EX_AUTH, 2, auth);
+        if (rc)
+            return rc;
     }
     const char *get[] = {"CONFIG", "GET", "notify-keyspace-events"};
     return queue(k, EX_CFG_GET, 3, get);
@@ -190,8 +200,9 @@ static int subscribe(keyevents_t *k)
 {
     const char *argv[] = {"SUBSCRIBE", k->chan_xadd, k->chan_del};
     k->subs_left = 2;
-    if (queue(k, EX_SUB, 3, argv))
-        return -ENOMEM;
+    int rc = queue(k, EX_SUB, 3, argv);
+    if (rc)
+        return rc;
     /* one SUBSCRIBE with two channels answers twice */
     k->expect[(k->ex_head + k->ex_n++) % EXPECT_MAX] = EX_SUB;
     return 0;
@@ -226,8 +237,9 @@ static int on_config(keyevents_t *k, const redisReply *r)
         LOG_INFO("keyspace events: setting notify-keyspace-events to \"%s\" (was \"%s\")", k->want,
                  have);
         const char *set[] = {"CONFIG", "SET", "notify-keyspace-events", k->want};
-        if (queue(k, EX_CFG_SET, 4, set))
-            return -ENOMEM;
+        rc = queue(k, EX_CFG_SET, 4, set);
+        if (rc)
+            return rc;
     }
     return subscribe(k);
 }

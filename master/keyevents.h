@@ -32,7 +32,7 @@ typedef enum keyevent_kind { KEYEVENT_XADD, KEYEVENT_DEL } keyevent_kind_t;
  * DEL events for any key. */
 typedef void (*keyevents_fn)(keyevent_kind_t kind, const char *key, size_t len, void *arg);
 
-/* Borrows cfg for its lifetime. NULL on ENOMEM. Does not connect yet. */
+/* Borrows cfg for its lifetime. Never NULL. Does not connect yet. */
 keyevents_t *keyevents_new(const cfg_t *cfg);
 void keyevents_free(keyevents_t *k);
 

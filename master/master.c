@@ -18,6 +18,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/sd_notify.h"
+#include "common/xalloc.h"
 #include "master/admin.h"
 #include "master/control.h"
 #include "master/discovery.h"
@@ -169,11 +170,7 @@ static void outbox_flush(master_t *m, uint32_t i)
 static void send_desc(master_t *m, uint32_t i, uint16_t type, const buf_t *rec)
 {
     slot_t *s = &m->slots[i];
-    outrec_t *r = malloc(sizeof(*r) + rec->len);
-    if (!r) {
-        LOG_ERROR("out of memory queueing a work descriptor for worker %u", i);
-        return;
-    }
+    outrec_t *r = xmalloc(sizeof(*r) + rec->len);
     r->next = NULL;
     r->type = type;
     r->len = (uint32_t)rec->len;
@@ -189,7 +186,8 @@ static void send_desc(master_t *m, uint32_t i, uint16_t type, const buf_t *rec)
 static void send_stream(master_t *m, uint16_t type, uint32_t pool, uint32_t slot, const char *name,
                         size_t len)
 {
-    if (workdesc_begin(&m->rec, pool) || workdesc_add(&m->rec, name, len)) {
+    workdesc_begin(&m->rec, pool);
+    if (workdesc_add(&m->rec, name, len)) {
         LOG_ERROR("cannot encode stream %.*s for worker %u", (int)len, name, slot);
         return;
     }
@@ -478,10 +476,8 @@ static cfg_t *load_config(master_t *m, bool *json)
     cfg_t *cfg = NULL;
     const char *path = getenv("STREAMIO_ENV_FILE");
     bool ok = !(path && *path && envfile_load(path, &ef, &err));
-    if (ok && (cfg = calloc(1, sizeof(*cfg))) == NULL) {
-        buf_puts(&err, "out of memory");
-        ok = false;
-    }
+    if (ok)
+        cfg = xcalloc(1, sizeof(*cfg));
     if (ok && config_load(cfg, envfile_getenv, ef, &err))
         ok = false;
     const char *fmt = envfile_getenv("LOG_FORMAT", ef);
@@ -526,15 +522,15 @@ static void begin_reload(master_t *m)
     cfg_t *cfg = load_config(m, &json);
     if (!cfg)
         return;
-    cfg_t **list = realloc(m->cfgs, (m->ncfgs + 1) * sizeof(*list));
+    m->cfgs = xrealloc(m->cfgs, (m->ncfgs + 1) * sizeof(*m->cfgs));
     uint32_t to = (uint32_t)cfg->cluster_workers;
-    if (list)
-        m->cfgs = list;
-    /* limits first: a failed resize (growing) then changes nothing else, and shrinking never fails
-     */
-    if (!list || pools_set_limits(m->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools) ||
-        (to > m->nslots && pools_resize(m->pools, to))) {
-        LOG_ERROR("reload refused: out of memory");
+    /* limits first: a refused resize (growing) then changes nothing else, and shrinking never
+     * fails; config_load already refused the zeros both would refuse */
+    int rc = pools_set_limits(m->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools);
+    if (!rc && to > m->nslots)
+        rc = pools_resize(m->pools, to);
+    if (rc) {
+        LOG_ERROR("reload refused: %s", strerror(-rc));
         free(cfg);
         return;
     }
@@ -717,12 +713,9 @@ static void watchdog_setup(master_t *m)
 static void on_new_stream(master_t *m, const char *key, size_t len, bool priority)
 {
     uint32_t pool, slot;
-    int rc = pools_add(m->pools, key, len, priority, m->cycle, &pool, &slot);
-    if (rc == 1) {
+    if (pools_add(m->pools, key, len, priority, m->cycle, &pool, &slot) == 1) {
         LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, slot);
         send_stream(m, WORKDESC_POOL_ADD, pool, slot, key, len);
-    } else if (rc < 0) {
-        LOG_ERROR("out of memory tracking stream %.*s", (int)len, key);
     }
 }
 
@@ -963,19 +956,17 @@ static int setup(master_t *m, buf_t *err)
     STATS_SET(m->gstats->started_ms, wall_ms());
     STATS_SET(m->gstats->workers, m->nslots);
     STATS_SET(m->gstats->generation, m->generation);
-    m->slots = calloc(m->cap_workers, sizeof(*m->slots));
-    m->procs = calloc(m->nprocs, sizeof(*m->procs));
-    m->wd_seen = calloc(m->nprocs, sizeof(*m->wd_seen));
-    m->slot_pools = calloc(m->cap_workers, sizeof(*m->slot_pools));
+    m->slots = xcalloc(m->cap_workers, sizeof(*m->slots));
+    m->procs = xcalloc(m->nprocs, sizeof(*m->procs));
+    m->wd_seen = xcalloc(m->nprocs, sizeof(*m->wd_seen));
+    m->slot_pools = xcalloc(m->cap_workers, sizeof(*m->slot_pools));
     m->disc = discovery_new(m->cfg);
-    if (m->cfg->keyspace_events && (m->kev = keyevents_new(m->cfg)) == NULL) {
-        buf_puts(err, "streamio: out of memory at startup");
-        return -1;
-    }
+    if (m->cfg->keyspace_events)
+        m->kev = keyevents_new(m->cfg);
     m->pools = pools_new((uint32_t)m->cfg->pool_size, (uint32_t)m->cfg->max_pools, m->nslots);
-    if (!m->slots || !m->procs || !m->wd_seen || !m->slot_pools || !m->disc || !m->pools ||
-        ids_random(m->server_id, 12)) {
-        buf_puts(err, "streamio: out of memory at startup");
+    rc = ids_random(m->server_id, 12);
+    if (rc) {
+        buf_printf(err, "streamio: no random bytes for the server id: %s", strerror(-rc));
         return -1;
     }
     for (uint32_t i = 0; i < m->cap_workers; i++)
