@@ -14,9 +14,9 @@
 
 #include "common/buf.h"
 #include "common/log.h"
-#include "common/xalloc.h"
 #include "common/proto/payload.h"
 #include "common/proto/ws_frame.h"
+#include "common/xalloc.h"
 #include "shm/stats.h"
 #include "shm/workdesc.h"
 #include "worker/cluster/adapter.h"

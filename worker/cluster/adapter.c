@@ -8,9 +8,9 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "common/xalloc.h"
 #include "common/proto/ws_frame.h"
 #include "common/redis/subconn.h"
+#include "common/xalloc.h"
 
 #define UID_LEN 16
 #define ACK_DEFAULT_TIMEOUT_MS 10000

@@ -22,9 +22,9 @@
 #include <wslay/wslay.h>
 
 #include "common/buf.h"
-#include "common/xalloc.h"
 #include "common/proto/ws_feed.h"
 #include "common/proto/ws_frame.h"
+#include "common/xalloc.h"
 #include "worker/net/timerq.h"
 
 #define READ_BUF_SIZE 65536

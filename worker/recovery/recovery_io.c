@@ -8,8 +8,8 @@
 
 #include "common/buf.h"
 #include "common/log.h"
-#include "common/xalloc.h"
 #include "common/redis/rds.h"
+#include "common/xalloc.h"
 
 struct recovery_io {
     const cfg_t *cfg;
