@@ -9,7 +9,9 @@
 # BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling"
 # (any subset); BENCH_OUT=<dir> (default build/bench/<UTC time>); BENCH_PERF=1 also records
 # `perf record -g` of the server's processes and redis-server while the load runs
-# ($BENCH_OUT/<scenario>-<label>.perf.data; `perf report -i FILE --sort comm,dso,sym`).
+# at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
+# unwinds through libc) ($BENCH_OUT/<scenario>-<label>.perf.data; `perf report -i FILE`);
+# BENCH_STREAMIO_ENV="NAME=value ..." adds settings to streamio's environment (experiments).
 # Redis' INFO commandstats of each run's load window (reset after the warm-up) is saved beside the
 # results and summed into them (redis_cmds, redis_cmd_us_per_entry).
 # Starts its own redis-server and every server on free loopback ports, one at a time; the load
@@ -93,7 +95,9 @@ start_server() { # name workers
         HOST=127.0.0.1 PORT="$SERVER_PORT" STREAM_PATTERN='bench.*' DISCOVERY_INTERVAL=500
         LOG_LEVEL=warn)
     if [ "$name" = streamio ]; then
-        env -i "${common[@]}" CLUSTER_WORKERS="$workers" "$BIN" >"$WORK/server.log" 2>&1 &
+        # shellcheck disable=SC2086 # BENCH_STREAMIO_ENV is a list of NAME=value words
+        env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$BIN" \
+            >"$WORK/server.log" 2>&1 &
     elif [ "$workers" -gt 1 ]; then
         (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=true \
             CLUSTER_WORKERS="$workers" SOCKETIO_REDIS_ADAPTER=true node server.js) \
@@ -136,7 +140,7 @@ run_one() {
         # the server and its workers (children by parent pid), and Redis
         local pids
         pids=$( (echo "$SERVER_PID"; pgrep -P "$SERVER_PID" || true; echo "$REDIS_PID") | paste -sd,)
-        perf record -g -F 499 -p "$pids" -o "$OUT/$scen-$label.perf.data" >/dev/null 2>&1 &
+        perf record ${BENCH_PERF_CALLGRAPH:--g} -F "${BENCH_PERF_FREQ:-499}" -p "$pids" -o "$OUT/$scen-$label.perf.data" >/dev/null 2>&1 &
         perf_pid=$!
     fi
     line=$("$TOOLS/loadgen" --port "$SERVER_PORT" --server-pid "$SERVER_PID" \
