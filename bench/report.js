@@ -52,7 +52,11 @@ function ratio(a, b, better) {
 const out = [];
 out.push(`streamio vs Node anchor — ${cmd} (${mode}) — ${new Date().toISOString()}`);
 out.push('ratio column: how many times better streamio is (streamio/node for rates, node/streamio for costs)');
-const scenarios = [...new Set(rows.map((r) => r.scenario))];
+for (const f of rows.filter((r) => r.scenario === 'floor')) {
+  out.push(`floor: one write() of a ${f.bytes}-byte frame to each of ${f.sockets} loopback sockets, ${f.rate}/s: `
+    + `${f.cpu_us_per_write.toFixed(2)} µs of sender CPU per write`);
+}
+const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor').map((r) => r.scenario))];
 for (const s of scenarios) {
   const rs = rows.filter((r) => r.scenario === s);
   const labels = rs.map((r) => r.label);

@@ -28,7 +28,7 @@ SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency con
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
-for t in "$BIN" "$TOOLS/loadgen" "$TOOLS/producer"; do
+for t in "$BIN" "$TOOLS/loadgen" "$TOOLS/producer" "$TOOLS/floor"; do
     [ -x "$t" ] || { echo "bench: $t missing (run make bench)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
@@ -173,6 +173,12 @@ fi
 prod() { echo "$TOOLS/producer --port $REDIS_PORT $*"; }
 
 log "mode: $([ "$QUICK" = 1 ] && echo quick || echo full); results in $OUT"
+# The floor under CPU per delivery on this box now: one write of one small frame to each of 10
+# loopback sockets, paced like the fan-out scenarios.
+for rate in 2000 4000; do
+    "$TOOLS/floor" --sockets 10 --bytes 150 --rate "$rate" --seconds 2 |
+        jq -c '. + {scenario:"floor"}' >>"$RESULTS" || log "floor at $rate/s failed"
+done
 for scen in $SCENARIOS; do
     for srv in $SERVERS; do
         case $scen in
