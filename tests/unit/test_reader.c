@@ -510,20 +510,27 @@ static const char *env_get(const char *name, void *arg)
 }
 
 /* A reader over the fakes, with these settings unless `env` (NAME, value, ..., NULL) says
- * otherwise: one lane, group g, batches of 10, BLOCK 500, claims and parking out of the way. */
+ * otherwise: one lane, group g, batches of 10, BLOCK 500, claims and parking out of the way,
+ * no coalescing window. */
 static fake_t *fake_new(const char *const *env)
 {
-    static const char *const base[] = {"STREAM_CONSUMER_GROUP",
-                                       "g",
-                                       "MAX_CONCURRENT_POOLS",
-                                       "1",
-                                       "MAX_MESSAGES_BATCH",
-                                       "10",
-                                       "READ_BLOCK_MS",
-                                       "500",
-                                       "STREAM_CLAIM_IDLE_MS",
-                                       "600000",
-                                       NULL};
+    /* clang-format off: NAME, value pairs */
+    static const char *const base[] = {
+        "STREAM_CONSUMER_GROUP",
+        "g",
+        "MAX_CONCURRENT_POOLS",
+        "1",
+        "MAX_MESSAGES_BATCH",
+        "10",
+        "READ_BLOCK_MS",
+        "500",
+        "STREAM_CLAIM_IDLE_MS",
+        "600000",
+        "BATCH_DELAY",
+        "0",
+        NULL,
+    };
+    /* clang-format on */
     fake_t *f = calloc(1, sizeof(*f));
     f->now = 1000;
     f->gate = true;
@@ -876,6 +883,106 @@ static void test_sweep_of_a_large_lane(void **state)
     fake_free(f);
 }
 
+static void test_paced_entries_gather_for_batch_delay(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names); /* the blocking read went out at 1300 ms */
+    const char *block = "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >";
+    /* one entry: acknowledged and read past at once */
+    advance(f, 50);
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("1-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-0");
+    assert_string_equal(next(f), block); /* at 1350 ms */
+    /* entries flow (two at once): acknowledged at once, the next read 10 ms after the last */
+    advance(f, 2);
+    answer(f, "reader 0",
+           ra(1, ra(2, rs("s1"), ra(2, entry("1-1", "e", "d"), entry("1-2", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-1 1-2");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-1 1-2");
+    assert_string_equal(next(f), "(none)");
+    advance(f, 7);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), block); /* at 1360 ms */
+    /* down to one entry a window: no more waiting */
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("1-3", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-3");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-3");
+    assert_string_equal(next(f), block);
+    /* nor after a read that found nothing */
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), block);
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_priority_lane_never_waits(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", "PRIORITY_STREAMS", "p1", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"p1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader priority", names);
+    answer(f, "reader priority",
+           ra(1, ra(2, rs("p1"), ra(2, entry("1-1", "e", "d"), entry("1-2", "e", "d")))));
+    assert_string_equal(next(f), "reader priority: XACK p1 g 1-1 1-2");
+    assert_string_equal(next(f), "reader priority: XDEL p1 1-1 1-2");
+    assert_string_equal(next(f),
+                        "reader priority: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS p1 >");
+    fake_free(f);
+}
+
+static void test_sweep_is_paced_per_pass(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", "MAX_STREAMS_PER_READ", "2", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s0", "s1", "s2", NULL};
+    add_fresh(f, 0, names);
+    set_up(f, "reader 0", true);
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "reader 0: XGROUP CREATE s%d g 0", i);
+        assert_string_equal(next(f), want);
+        answer(f, "reader 0", rstatus("OK"));
+    }
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s0 s1 0 0");
+    answer(f, "reader 0", ra(2, ra(2, rs("s0"), ra(0)), ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 0");
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(0))));
+    /* within a sweep, no pause between its reads, entries or not */
+    const char *first = "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s0 s1 > >";
+    assert_string_equal(next(f), first);
+    answer(f, "reader 0", ra(1, ra(2, rs("s0"), ra(1, entry("2-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s0 g 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s0 2-0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 >");
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(1, entry("2-1", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s2 g 2-1");
+    assert_string_equal(next(f), "reader 0: XDEL s2 2-1");
+    /* the sweep found entries: the next one begins BATCH_DELAY after this one began */
+    assert_string_equal(next(f), "(none)");
+    advance(f, 9);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), first);
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 >");
+    answer(f, "reader 0", rnil());
+    /* that one found nothing: the block on every key follows at once (so it would after a
+     * sweep that found a single entry) */
+    assert_string_equal(
+        next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s0 s1 s2 > > >");
+    fake_free(f);
+}
+
 static void test_idle_stream_parks_and_wakes_on_key_event(void **state)
 {
     (void)state;
@@ -1154,6 +1261,9 @@ int main(void)
         cmocka_unit_test(test_blocking_read_and_acks_after_delivery),
         cmocka_unit_test(test_retain_policy_trims_by_age),
         cmocka_unit_test(test_sweep_of_a_large_lane),
+        cmocka_unit_test(test_paced_entries_gather_for_batch_delay),
+        cmocka_unit_test(test_priority_lane_never_waits),
+        cmocka_unit_test(test_sweep_is_paced_per_pass),
         cmocka_unit_test(test_idle_stream_parks_and_wakes_on_key_event),
         cmocka_unit_test(test_key_events_slow_the_poll_down),
         cmocka_unit_test(test_claims_idle_pending_entries),

@@ -57,6 +57,8 @@ struct lane {
     lane_state_t state;
     size_t sweep_pos; /* next stream of a multi-read sweep */
     size_t sweep_got; /* entries found in the current sweep */
+    size_t last_got;  /* entries the last read returned */
+    uint64_t pass_ms; /* when the current pass over the lane's streams began (now_ms) */
     bool read_blocking;
     uint64_t sent_ns;    /* when the read in flight was sent (now_ns) */
     uint64_t hold_until; /* no read before (now_ms): the other connections reconnect first */
@@ -375,6 +377,26 @@ static bool readable(const rstream_t *s, uint64_t now)
     return !s->need_group && s->missing_until <= now;
 }
 
+/*
+ * Bounded coalescing: while entries flow (the last pass over the lane's streams found more than
+ * one), the next pass (its one read, or the first read of a sweep) begins BATCH_DELAY after the
+ * last one began, so a paced load costs one round trip per window instead of one per entry, for
+ * at most BATCH_DELAY of added latency. A lane that gets one entry per window or fewer reads
+ * again at once: a quiet lane's next entry is never delayed, and a stream paced at about one
+ * entry per window cannot fall into step just behind the reads. The priority lane never waits.
+ */
+static bool lane_pace(lane_t *l, uint64_t now)
+{
+    if (l->priority)
+        return false;
+    uint64_t due = l->pass_ms + (uint64_t)l->r->cfg->batch_delay_ms;
+    if (now >= due)
+        return false;
+    l->state = LANE_WAIT;
+    l->r->clock.timer_start(l->timer, due - now, 0);
+    return true;
+}
+
 static void lane_kick(lane_t *l)
 {
     reader_t *r = l->r;
@@ -410,10 +432,16 @@ static void lane_kick(lane_t *l)
             return;
         }
         if (k <= max) {
+            if (l->last_got > 1 && lane_pace(l, now))
+                return;
+            l->pass_ms = now;
             send_read(l, sel, k, ">", true);
         } else if (l->sweep_pos >= k) {
             /* a whole sweep done */
             bool idle = l->sweep_got == 0;
+            if (l->sweep_got > 1 && lane_pace(l, now))
+                return;
+            l->pass_ms = now;
             l->sweep_pos = 0;
             l->sweep_got = 0;
             if (idle) {
@@ -425,6 +453,8 @@ static void lane_kick(lane_t *l)
             }
         } else {
             size_t n = k - l->sweep_pos < max ? k - l->sweep_pos : max;
+            if (l->sweep_pos == 0)
+                l->pass_ms = now;
             send_read(l, sel + l->sweep_pos, n, ">", false);
             l->sweep_pos += n;
         }
@@ -567,6 +597,7 @@ static void on_read(const redisReply *rep, void *arg)
     reader_t *r = l->r;
     if (l->state == LANE_BUSY)
         l->state = LANE_IDLE;
+    l->last_got = 0;
     if (!rep) {
         lane_close_if_stopping(l);
         return; /* connection lost: on_lane_state restarts the lane */
@@ -591,6 +622,7 @@ static void on_read(const redisReply *rep, void *arg)
         for (size_t i = 0; i < rep->elements; i++)
             got += handle_stream(l, rep->element[i]);
         l->sweep_got += got;
+        l->last_got = got;
         observe_read(r, l, got);
     }
     if (r->stopping) {

@@ -6,6 +6,8 @@
  * always in one lane). A lane whose streams fit in one read blocks in Redis (BLOCK READ_BLOCK_MS);
  * a larger lane sweeps its streams MAX_STREAMS_PER_READ at a time and, when a whole sweep found
  * nothing, blocks on all of them at once: a quiet lane costs one idle connection, never a loop.
+ * While entries flow (a pass found more than one), a lane's next pass begins BATCH_DELAY after
+ * the last one began, so a steady load costs one read per window rather than one per entry.
  * PRIORITY_STREAMS are read by one more lane of their own (its own connection, never shared with
  * ordinary pools, never parked), so a busy ordinary lane cannot delay them.
  * Every entry is handed to the entry callback, which may queue commands (PUBLISH) on the lane's
