@@ -646,6 +646,36 @@ static void lane_start(fake_t *f, const char *lane, const char *const *names)
     assert_string_equal(next(f), "(none)");
 }
 
+/* The lane comes up with streams s0..s<n-1> and MAX_STREAMS_PER_READ 2: groups, the settle
+ * time, then the history read two streams at a time. */
+static void pair_lane_start(fake_t *f, int n)
+{
+    set_up(f, "reader 0", true);
+    for (int i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "reader 0: XGROUP CREATE s%d g 0", i);
+        assert_string_equal(next(f), want);
+        answer(f, "reader 0", rstatus("OK"));
+    }
+    advance(f, 300);
+    for (int i = 0; i < n; i += 2) {
+        char want[128], a[8], b[8];
+        snprintf(a, sizeof(a), "s%d", i);
+        snprintf(b, sizeof(b), "s%d", i + 1);
+        if (i + 1 < n) {
+            snprintf(want, sizeof(want),
+                     "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS %s %s 0 0", a, b);
+            assert_string_equal(next(f), want);
+            answer(f, "reader 0", ra(2, ra(2, rs(a), ra(0)), ra(2, rs(b), ra(0))));
+        } else {
+            snprintf(want, sizeof(want), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS %s 0",
+                     a);
+            assert_string_equal(next(f), want);
+            answer(f, "reader 0", ra(1, ra(2, rs(a), ra(0))));
+        }
+    }
+}
+
 /* ---- tests ---- */
 
 static void test_probe_of_a_new_stream(void **state)
@@ -832,21 +862,7 @@ static void test_sweep_of_a_large_lane(void **state)
     fake_t *f = fake_new(env);
     static const char *const names[] = {"s0", "s1", "s2", "s3", "s4", NULL};
     add_fresh(f, 0, names);
-    set_up(f, "reader 0", true);
-    for (int i = 0; i < 5; i++) {
-        char want[64];
-        snprintf(want, sizeof(want), "reader 0: XGROUP CREATE s%d g 0", i);
-        assert_string_equal(next(f), want);
-        answer(f, "reader 0", rstatus("OK"));
-    }
-    advance(f, 300);
-    /* history, MAX_STREAMS_PER_READ at a time */
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s0 s1 0 0");
-    answer(f, "reader 0", ra(2, ra(2, rs("s0"), ra(0)), ra(2, rs("s1"), ra(0))));
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s3 0 0");
-    answer(f, "reader 0", ra(2, ra(2, rs("s2"), ra(0)), ra(2, rs("s3"), ra(0))));
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s4 0");
-    answer(f, "reader 0", ra(1, ra(2, rs("s4"), ra(0))));
+    pair_lane_start(f, 5); /* history, MAX_STREAMS_PER_READ at a time */
     /* a sweep of non-blocking reads; it found nothing: block on every key at once */
     static const char *const sweep[] = {
         "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s0 s1 > >",
@@ -945,18 +961,7 @@ static void test_sweep_is_paced_per_pass(void **state)
     fake_t *f = fake_new(env);
     static const char *const names[] = {"s0", "s1", "s2", NULL};
     add_fresh(f, 0, names);
-    set_up(f, "reader 0", true);
-    for (int i = 0; i < 3; i++) {
-        char want[64];
-        snprintf(want, sizeof(want), "reader 0: XGROUP CREATE s%d g 0", i);
-        assert_string_equal(next(f), want);
-        answer(f, "reader 0", rstatus("OK"));
-    }
-    advance(f, 300);
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s0 s1 0 0");
-    answer(f, "reader 0", ra(2, ra(2, rs("s0"), ra(0)), ra(2, rs("s1"), ra(0))));
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 0");
-    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(0))));
+    pair_lane_start(f, 3);
     /* within a sweep, no pause between its reads, entries or not */
     const char *first = "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s0 s1 > >";
     assert_string_equal(next(f), first);

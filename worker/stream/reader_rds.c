@@ -184,14 +184,18 @@ static bool op_up(const reader_conn_t *c)
     return rds_connected(c->rds);
 }
 
+/* Frees a closed connection or timer, then tells the reader (whose done may free the ops). */
+static void release(void *mem, void (*done)(void *arg), void *arg)
+{
+    free(mem);
+    if (done)
+        done(arg);
+}
+
 static void on_rds_closed(void *arg)
 {
     reader_conn_t *c = arg;
-    void (*done)(void *) = c->done;
-    void *done_arg = c->done_arg;
-    free(c);
-    if (done)
-        done(done_arg);
+    release(c, c->done, c->done_arg);
 }
 
 static void op_close(reader_conn_t *c, void (*done)(void *arg), void *arg)
@@ -253,11 +257,7 @@ static void clk_timer_stop(reader_timer_t *t)
 static void on_timer_closed(uv_handle_t *h)
 {
     reader_timer_t *t = h->data;
-    void (*done)(void *) = t->done;
-    void *done_arg = t->done_arg;
-    free(t);
-    if (done)
-        done(done_arg);
+    release(t, t->done, t->done_arg);
 }
 
 static void clk_timer_close(reader_timer_t *t, void (*done)(void *arg), void *arg)
