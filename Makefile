@@ -14,9 +14,9 @@ CC ?= cc
 CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT)
-LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lcrypto -lz -lpthread -lm
+LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lssl -lcrypto -lz -lpthread -lm
 
-SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
+SRC := $(wildcard common/*.c common/redis/*.c shm/*.c worker/*.c master/*.c)
 LIBSRC := $(filter-out master/main.c,$(SRC))
 LIBOBJ := $(LIBSRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -46,6 +46,11 @@ $(BUILD)/streamioctl: ctl/streamioctl.c
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
+# The Redis layer's test driver: tests/integration/redis-layer.test.js builds it and drives it.
+$(BUILD)/tests/redis_probe: tests/integration/redis_probe.c $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS)
 
 # Installs the Debian (and, for tests, npm) packages that are missing; idempotent.
 deps:
@@ -134,11 +139,11 @@ fuzz:
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 format:
-	clang-format -i $(SRC) ctl/streamioctl.c $(wildcard common/*.h shm/*.h worker/*.h master/*.h) \
+	clang-format -i $(SRC) ctl/streamioctl.c $(wildcard common/*.h common/redis/*.h shm/*.h worker/*.h master/*.h) \
 		$(UNIT_SRC) $(FUZZ_SRC)
 
 format-check:
-	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h)
+	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h common/redis/*.h shm/*.h worker/*.h master/*.h)
 
 clean:
 	rm -rf build
