@@ -47,6 +47,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 
+# The Redis layer's tests share a scripted RESP server (tests/unit/redis_fake.c).
+$(BUILD)/tests/redis_fake.o: tests/unit/redis_fake.c tests/unit/redis_fake.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
 # The Redis layer's test driver: tests/integration/redis-layer.test.js builds it and drives it.
 $(BUILD)/tests/redis_probe: tests/integration/redis_probe.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)

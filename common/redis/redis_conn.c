@@ -304,8 +304,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     void (*done)(void *) = c->done;
     void *done_arg = c->done_arg;
-    if (c->reader)
-        redisReaderFree(c->reader);
+    redis_reply_reader_free(c->reader);
     free(c->q);
     strmap_free(c->subs);
     free(c->name);
@@ -602,9 +601,8 @@ static void start_connect(redis_conn_t *c)
 {
     if (c->closing || !c->host[0] || c->state == C_CLOSED)
         return;
-    if (c->reader)
-        redisReaderFree(c->reader);
-    c->reader = rd_oom(redisReaderCreate());
+    redis_reply_reader_free(c->reader);
+    c->reader = redis_reply_reader_new();
     c->state = C_CONNECTING;
     c->link = redis_link_open(c->loop, c->host, c->port, c->o.tls, c->server_name, &link_cbs, c);
     uv_timer_start(&c->deadline, on_connect_deadline, c->o.connect_timeout_ms, 0);

@@ -2,8 +2,47 @@
 #include "common/redis/redis_reply.h"
 
 #include <errno.h>
+#include <hiredis/read.h>
 #include <string.h>
 #include <strings.h>
+
+#include "common/redis/redis_alloc.h"
+
+/* The reader's object functions with createArray bounded; found through the reader's privdata,
+ * which hiredis hands to every task. */
+typedef struct bounded {
+    redisReplyObjectFunctions fns;
+    const redisReplyObjectFunctions *orig;
+} bounded_t;
+
+static void *create_array(const redisReadTask *task, int elements)
+{
+    const bounded_t *b = task->privdata;
+    if (elements < 0 || elements > REDIS_REPLY_MAX_ELEMENTS)
+        return NULL;
+    return b->orig->createArray(task, elements);
+}
+
+redisReader *redis_reply_reader_new(void)
+{
+    redisReader *r = rd_oom(redisReaderCreate());
+    bounded_t *b = rd_malloc(sizeof(*b));
+    b->orig = r->fn;
+    b->fns = *r->fn;
+    b->fns.createArray = create_array;
+    r->fn = &b->fns;
+    r->privdata = b;
+    return r;
+}
+
+void redis_reply_reader_free(redisReader *r)
+{
+    if (!r)
+        return;
+    bounded_t *b = r->privdata;
+    redisReaderFree(r);
+    free(b);
+}
 
 static bool has_word(const char *s, size_t len, const char *w)
 {

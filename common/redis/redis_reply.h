@@ -1,10 +1,10 @@
 /*
- * redis_reply: reads the few Redis replies the layer itself acts on, as parsed by hiredis'
- * reader: error classes (MOVED/ASK with their slot and address, TRYAGAIN, CLUSTERDOWN,
+ * redis_reply: hiredis' reader, bounded, and the few Redis replies the layer itself acts on:
+ * error classes (MOVED/ASK with their slot and address, TRYAGAIN, CLUSTERDOWN,
  * READONLY, NOAUTH...), pub/sub pushes (messages and (un)subscribe notices of the three kinds),
  * ROLE, a sentinel's address reply and its +switch-master message. Every input comes from the
- * network and is validated, never asserted; results borrow from the reply. Pure functions: no
- * allocation, no logging.
+ * network and is validated, never asserted; results borrow from the reply. The readers aside,
+ * pure functions: no allocation, no logging.
  */
 #ifndef STREAMIO_COMMON_REDIS_REPLY_H
 #define STREAMIO_COMMON_REDIS_REPLY_H
@@ -14,6 +14,16 @@
 #include <stddef.h>
 
 #include "common/redis/redis_url.h"
+
+/* Largest array a reply may announce: hiredis allocates the element table from the announced
+ * count (and 0.14 aborts when that fails), so "*2147483647" must not reach it. */
+#define REDIS_REPLY_MAX_ELEMENTS (1 << 22)
+
+/* hiredis' reader with the bound above: a larger array is a reader error ("out of memory"),
+ * which drops the connection. Aborts on out-of-memory. */
+redisReader *redis_reply_reader_new(void);
+/* NULL is a no-op. */
+void redis_reply_reader_free(redisReader *r);
 
 typedef enum redis_fault {
     REDIS_FAULT_NONE = 0, /* not an error reply */

@@ -186,7 +186,7 @@ describe('redis layer: one server through REDIS_URL', { skip: ANCHOR_SKIP }, () 
     redis = await startNode({ name: 'redis-acl', args: ['--user', 'app', 'on', '>s3cr3t', '~*', '&*', '+@all'] });
   });
   after(async () => {
-    if (probe) await probe.stop();
+    if (probe) assert.equal(await probe.stop(), 0, probe.stderr);
     if (redis) await redis.stop();
   });
 
@@ -204,7 +204,7 @@ describe('redis layer: one server through REDIS_URL', { skip: ANCHOR_SKIP }, () 
     } finally {
       c.close();
     }
-    await probe.stop();
+    assert.equal(await probe.stop(), 0, probe.stderr);
     probe = null;
   }));
 
@@ -214,7 +214,7 @@ describe('redis layer: one server through REDIS_URL', { skip: ANCHOR_SKIP }, () 
     const s = await probe.stats();
     assert.equal(s.up, false);
     assert.doesNotMatch(probe.stderr, /wrong-pw/);
-    await probe.stop();
+    assert.equal(await probe.stop(), 0, probe.stderr);
     probe = null;
   }));
 });
@@ -229,7 +229,7 @@ describe('redis layer on a 6-node Redis Cluster', { skip: ANCHOR_SKIP }, () => {
     await probe.waitUp();
   });
   after(async () => {
-    if (probe) await probe.stop();
+    if (probe) assert.equal(await probe.stop(), 0, probe.stderr);
     if (cluster) await cluster.stop();
   });
   const all = () => [probe, ...(cluster ? cluster.nodes.map((n) => n.handle) : [])];
@@ -368,7 +368,7 @@ describe('redis layer with Sentinel', { skip: ANCHOR_SKIP }, () => {
     await probe.waitUp();
   });
   after(async () => {
-    if (probe) await probe.stop();
+    if (probe) assert.equal(await probe.stop(), 0, probe.stderr);
     if (set) await set.stop();
   });
   const all = () => [probe, set && set.primary.handle, set && set.replica.handle,
@@ -413,7 +413,7 @@ describe('redis layer over TLS', { skip: ANCHOR_SKIP }, () => {
     tls = await startTlsRedis({ clientCerts: true });
   });
   after(async () => {
-    if (probe) await probe.stop();
+    if (probe) assert.equal(await probe.stop(), 0, probe.stderr);
     if (tls) await tls.stop();
   });
   const all = () => [probe, tls && tls.handle];
@@ -441,7 +441,7 @@ describe('redis layer over TLS', { skip: ANCHOR_SKIP }, () => {
     await tls.restart();
     await probe.cmdUntil('k', ['SET', 'k', 'again'], isOk, { timeout: 20000 });
     assert.equal(await tls.cli('GET', 'k'), 'again');
-    await probe.stop();
+    assert.equal(await probe.stop(), 0, probe.stderr);
     probe = null;
   }));
 
@@ -449,7 +449,7 @@ describe('redis layer over TLS', { skip: ANCHOR_SKIP }, () => {
     probe = new Probe(env(extra));
     await waitUntil(() => pattern.test(probe.stderr), { timeout: 10000, message: `${pattern} in the log` });
     assert.equal((await probe.stats()).up, false);
-    await probe.stop();
+    assert.equal(await probe.stop(), 0, probe.stderr);
     probe = null;
   };
 
@@ -465,7 +465,7 @@ describe('redis layer over TLS', { skip: ANCHOR_SKIP }, () => {
     probe = new Probe(env({ REDIS_TLS_CA_FILE: tls.certs['other-ca'], REDIS_TLS_INSECURE: 'true' }));
     await probe.waitUp();
     assert.equal((await probe.cmd('k', 'GET', 'k')).reply, 'again');
-    await probe.stop();
+    assert.equal(await probe.stop(), 0, probe.stderr);
     probe = null;
   }));
 

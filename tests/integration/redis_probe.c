@@ -321,6 +321,7 @@ int main(void)
     buf_init(&err);
     if (config_load_env(&p.cfg, &err)) {
         fprintf(stderr, "%s\n", err.data);
+        buf_free(&err);
         return 2;
     }
     log_setup(p.cfg.log_level, "probe", 0);
@@ -330,6 +331,8 @@ int main(void)
     o.refresh_ms = 2000;
     if (redis_topology_new(&p.topo, &p.loop, &o, &err)) {
         fprintf(stderr, "%s\n", err.data);
+        buf_free(&err);
+        uv_loop_close(&p.loop);
         return 2;
     }
     buf_free(&err);
