@@ -50,20 +50,12 @@ static bool has_word(const char *s, size_t len, const char *w)
     return len >= n && memcmp(s, w, n) == 0 && (len == n || s[n] == ' ');
 }
 
-/* 1..65535 from exactly n digits. */
 static int port_of(const char *s, size_t n, int *port)
 {
-    if (n == 0 || n > 5)
+    unsigned v;
+    if (redis_parse_uint(s, n, 65535, &v) || v == 0)
         return -EPROTO;
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -EPROTO;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < 1 || v > 65535)
-        return -EPROTO;
-    *port = v;
+    *port = (int)v;
     return 0;
 }
 
@@ -88,15 +80,8 @@ static int host_of(const char *s, size_t n, redis_addr_t *out)
 static int parse_redirect(const char *s, size_t len, redis_redirect_t *out)
 {
     const char *sp = memchr(s, ' ', len);
-    if (!sp || sp == s || sp - s > 5)
-        return -EPROTO;
-    unsigned slot = 0;
-    for (const char *p = s; p < sp; p++) {
-        if (*p < '0' || *p > '9')
-            return -EPROTO;
-        slot = slot * 10 + (unsigned)(*p - '0');
-    }
-    if (slot >= 16384)
+    unsigned slot;
+    if (!sp || redis_parse_uint(s, (size_t)(sp - s), 16383, &slot))
         return -EPROTO;
     const char *a = sp + 1;
     size_t alen = len - (size_t)(a - s);

@@ -7,23 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hex.h"
+
 #define DEFAULT_PORT 6379
 
 static int fail(const char **why, const char *what)
 {
     *why = what;
     return -EINVAL;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Percent-decodes n bytes into out (cap bytes with the NUL); a decoded NUL is refused. */
@@ -35,7 +26,7 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 return -EINVAL;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            int h = hex_digit(s[i + 1]), l = hex_digit(s[i + 2]);
             if (h < 0 || l < 0 || (h == 0 && l == 0))
                 return -EINVAL;
             c = (char)(h * 16 + l);
@@ -49,20 +40,29 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
     return 0;
 }
 
-/* Digits only, 1..65535, no sign, no leading blank. */
-static int parse_port(const char *s, size_t n, int *port)
+int redis_parse_uint(const char *s, size_t n, unsigned max, unsigned *out)
 {
-    if (n == 0 || n > 5)
+    if (n == 0 || n > 10)
         return -EINVAL;
-    int v = 0;
+    unsigned long long v = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
             return -EINVAL;
-        v = v * 10 + (s[i] - '0');
+        v = v * 10 + (unsigned)(s[i] - '0');
     }
-    if (v < 1 || v > 65535)
+    if (v > max)
         return -EINVAL;
-    *port = v;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* 1..65535 */
+static int parse_port(const char *s, size_t n, int *port)
+{
+    unsigned v;
+    if (redis_parse_uint(s, n, 65535, &v) || v == 0)
+        return -EINVAL;
+    *port = (int)v;
     return 0;
 }
 
@@ -74,7 +74,7 @@ static int host_char(char c)
 
 static int v6_char(char c)
 {
-    return hexval(c) >= 0 || c == ':' || c == '.';
+    return hex_digit(c) >= 0 || c == ':' || c == '.';
 }
 
 int redis_addr_parse(const char *s, size_t n, int default_port, redis_addr_t *out, const char **why)
@@ -160,17 +160,10 @@ static int parse_userinfo(const char *s, size_t n, redis_url_t *out, const char 
 
 static int parse_db(const char *s, size_t n, int *db)
 {
-    if (n == 0 || n > 5)
+    unsigned v;
+    if (redis_parse_uint(s, n, 65535, &v))
         return -EINVAL;
-    int v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > 65535)
-        return -EINVAL;
-    *db = v;
+    *db = (int)v;
     return 0;
 }
 

@@ -56,6 +56,10 @@ int redis_addr_parse(const char *s, size_t n, int default_port, redis_addr_t *ou
 int redis_addr_parse_list(const char *s, int default_port, redis_addr_t *out, size_t cap, size_t *n,
                           const char **why);
 
+/* n ASCII digits (1 to 10: no sign, no blank) whose value is at most max, into *out. 0 or
+ * -EINVAL. The one number reader of the layer's parsers (ports, databases, slots). */
+int redis_parse_uint(const char *s, size_t n, unsigned max, unsigned *out);
+
 /* "host:port", or "[v6]:port" for an IPv6 host, into out (cap bytes, truncated, NUL-terminated). */
 void redis_addr_format(const redis_addr_t *a, char *out, size_t cap);
 

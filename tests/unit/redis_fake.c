@@ -2,6 +2,7 @@
 #include "tests/unit/redis_fake.h"
 
 #include <hiredis/hiredis.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ struct fake {
     size_t accepted;
     bool closing;
     int refs; /* the listener + open connections */
+    char **seen;
+    size_t nseen, capseen;
 };
 
 typedef struct wreq {
@@ -34,8 +37,53 @@ typedef struct wreq {
 
 static void release(fake_t *f)
 {
-    if (--f->refs == 0)
-        free(f);
+    if (--f->refs)
+        return;
+    for (size_t i = 0; i < f->nseen; i++)
+        free(f->seen[i]);
+    free(f->seen);
+    free(f);
+}
+
+static void record(fake_t *f, int argc, char **argv)
+{
+    char line[256] = "";
+    for (int i = 0; i < argc; i++) {
+        if (i)
+            strncat(line, " ", sizeof(line) - strlen(line) - 1);
+        strncat(line, argv[i], sizeof(line) - strlen(line) - 1);
+    }
+    if (f->nseen == f->capseen) {
+        f->capseen = f->capseen ? f->capseen * 2 : 64;
+        f->seen = realloc(f->seen, f->capseen * sizeof(*f->seen));
+    }
+    f->seen[f->nseen++] = strdup(line);
+}
+
+size_t fake_nseen(const fake_t *f)
+{
+    return f->nseen;
+}
+
+const char *fake_seen(const fake_t *f, size_t i)
+{
+    return i < f->nseen ? f->seen[i] : NULL;
+}
+
+size_t fake_count(const fake_t *f, const char *line)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->nseen; i++)
+        n += strcmp(f->seen[i], line) == 0;
+    return n;
+}
+
+size_t fake_count_prefix(const fake_t *f, const char *prefix)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->nseen; i++)
+        n += strncmp(f->seen[i], prefix, strlen(prefix)) == 0;
+    return n;
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -117,6 +165,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
                 argv[i] = r->element[i]->str;
                 lens[i] = r->element[i]->len;
             }
+            record(fc->f, (int)r->elements, argv);
             fc->f->fn(fc, (int)r->elements, argv, lens, fc->f->arg);
         }
         freeReplyObject(r);
@@ -194,6 +243,25 @@ void fake_free(fake_t *f)
     for (fake_conn_t *fc = f->conns; fc; fc = fc->next)
         fake_drop(fc);
     uv_close((uv_handle_t *)&f->srv, on_srv_closed);
+}
+
+void fake_sub_confirm(fake_conn_t *fc, const char *word, const char *ch, int count)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n:%d\r\n", strlen(word), word,
+             strlen(ch), ch, count);
+    fake_send(fc, buf);
+}
+
+void fake_on_reply(const redisReply *r, void *arg)
+{
+    fake_replies_t *rep = arg;
+    if (!r) {
+        rep->nulls++;
+        return;
+    }
+    rep->replies++;
+    snprintf(rep->last, sizeof(rep->last), "%.*s", (int)r->len, r->str ? r->str : "");
 }
 
 static bool is(const char *a, const char *b)

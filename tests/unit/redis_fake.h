@@ -8,6 +8,7 @@
 #ifndef STREAMIO_TESTS_REDIS_FAKE_H
 #define STREAMIO_TESTS_REDIS_FAKE_H
 
+#include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
@@ -27,6 +28,13 @@ fake_conn_t *fake_last(const fake_t *f);
 /* Stops listening and closes every connection; memory released by the loop. */
 void fake_free(fake_t *f);
 
+/* Commands received so far, each as "ARG ARG..." (truncated at 255 bytes). */
+size_t fake_nseen(const fake_t *f);
+const char *fake_seen(const fake_t *f, size_t i);
+/* How many received commands are exactly `line`, or start with `prefix`. */
+size_t fake_count(const fake_t *f, const char *line);
+size_t fake_count_prefix(const fake_t *f, const char *prefix);
+
 /* Sends raw bytes (RESP written by the test). */
 void fake_send(fake_conn_t *fc, const char *resp);
 /* Closes one connection from the server side. */
@@ -34,6 +42,17 @@ void fake_drop(fake_conn_t *fc);
 /* Per-connection slot for the test's state. */
 void **fake_conn_data(fake_conn_t *fc);
 fake_t *fake_of(fake_conn_t *fc);
+
+/* Sends a (un)subscribe confirmation ["word", ch, count]. */
+void fake_sub_confirm(fake_conn_t *fc, const char *word, const char *ch, int count);
+
+/* What the client side received, for a reply callback of the layer (fake_on_reply, arg = a
+ * fake_replies_t): counts, and the text of the last string/status/error reply. */
+typedef struct fake_replies {
+    size_t replies, nulls;
+    char last[128];
+} fake_replies_t;
+void fake_on_reply(const redisReply *r, void *arg);
 
 /* Answers AUTH, SELECT, CLIENT SETNAME, CLIENT ID, ROLE (master), PING, ASKING like Redis does.
  * True when the command was one of those. */

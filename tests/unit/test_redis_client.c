@@ -2,7 +2,6 @@
  * redis_sentinel): routing against scripted servers (tests/unit/redis_fake.c) playing a single
  * Redis, two cluster masters with a slot table of their own (MOVED, ASK + ASKING, TRYAGAIN,
  * CLUSTERDOWN, sunsubscribe when a slot moves), and a sentinel that announces a failover. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +12,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include <cmocka.h>
+
 #include "common/buf.h"
 #include "common/redis/redis_client.h"
 #include "common/redis/redis_slot.h"
@@ -20,7 +21,6 @@
 #include "tests/unit/redis_fake.h"
 
 #define NODES 3 /* A, B (data) and S (sentinel) */
-#define MAX_SEEN 512
 
 typedef struct fx fx_t;
 
@@ -40,12 +40,9 @@ struct fx {
     int tryagain;    /* TRYAGAIN answers still to give */
     int clusterdown; /* CLUSTERDOWN answers still to give */
     int primary;     /* the sentinel's answer */
-    char *seen[NODES][MAX_SEEN];
-    size_t nseen[NODES];
     redis_topology_t *t;
     redis_client_t *c, *c2;
-    size_t replies, nulls;
-    char last[64];
+    fake_replies_t rep;
     int masters_up, masters_down;
     char last_master[64];
     size_t msgs;
@@ -59,24 +56,9 @@ static bool is(const char *a, const char *b)
     return strcasecmp(a, b) == 0;
 }
 
-static void record(fx_t *f, int idx, int argc, char **argv)
-{
-    char line[256] = "";
-    for (int i = 0; i < argc; i++) {
-        if (i)
-            strncat(line, " ", sizeof(line) - strlen(line) - 1);
-        strncat(line, argv[i], sizeof(line) - strlen(line) - 1);
-    }
-    if (f->nseen[idx] < MAX_SEEN)
-        f->seen[idx][f->nseen[idx]++] = strdup(line);
-}
-
 static size_t seen(fx_t *f, int idx, const char *line)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < f->nseen[idx]; i++)
-        n += strcmp(f->seen[idx][i], line) == 0;
-    return n;
+    return fake_count(f->n[idx].srv, line);
 }
 
 static void send_slots(fx_t *f, fake_conn_t *fc)
@@ -110,14 +92,6 @@ static void reply_str(fake_conn_t *fc, const char *s)
     fake_send(fc, buf);
 }
 
-static void sub_confirm(fake_conn_t *fc, const char *word, const char *ch)
-{
-    char buf[256];
-    snprintf(buf, sizeof(buf), "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n:1\r\n", strlen(word), word,
-             strlen(ch), ch);
-    fake_send(fc, buf);
-}
-
 /* A data node: answers by its slot table, like a cluster master (or a single server). */
 static void data_cmd(node_t *n, fake_conn_t *fc, int argc, char **argv)
 {
@@ -146,11 +120,11 @@ static void data_cmd(node_t *n, fake_conn_t *fc, int argc, char **argv)
             fake_send(fc, buf);
             return;
         }
-        sub_confirm(fc,
-                    is(argv[0], "SSUBSCRIBE")  ? "ssubscribe"
-                    : is(argv[0], "SUBSCRIBE") ? "subscribe"
-                                               : "sunsubscribe",
-                    argv[1]);
+        fake_sub_confirm(fc,
+                         is(argv[0], "SSUBSCRIBE")  ? "ssubscribe"
+                         : is(argv[0], "SUBSCRIBE") ? "subscribe"
+                                                    : "sunsubscribe",
+                         argv[1], 1);
         return;
     }
     if ((is(argv[0], "GET") || is(argv[0], "SET")) && argc >= 2) {
@@ -207,7 +181,7 @@ static void sentinel_cmd(node_t *n, fake_conn_t *fc, int argc, char **argv)
         fake_send(fc, buf);
     } else if (is(argv[0], "SUBSCRIBE")) {
         *fake_conn_data(fc) = strdup("events"); /* marks the pub/sub connection */
-        sub_confirm(fc, "subscribe", argv[1]);
+        fake_sub_confirm(fc, "subscribe", argv[1], 1);
     } else if (!fake_handshake(fc, argc, argv)) {
         fake_send(fc, "-ERR unknown command\r\n");
     }
@@ -217,7 +191,6 @@ static void on_node_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, vo
 {
     (void)lens;
     node_t *n = arg;
-    record(n->f, n->idx, argc, argv);
     if (n->name == 'S')
         sentinel_cmd(n, fc, argc, argv);
     else
@@ -255,17 +228,6 @@ static void on_message(redis_client_t *c, const redis_push_t *m, void *arg)
 
 static const redis_client_cbs_t cbs = {
     .state = on_state, .master = on_master, .message = on_message};
-
-static void on_reply(const redisReply *r, void *arg)
-{
-    fx_t *f = arg;
-    if (!r) {
-        f->nulls++;
-        return;
-    }
-    f->replies++;
-    snprintf(f->last, sizeof(f->last), "%.*s", (int)r->len, r->str ? r->str : "");
-}
 
 /* ---- fixture ---- */
 
@@ -312,11 +274,8 @@ static int teardown(void **state)
     if (f->t)
         redis_topology_close(f->t, on_closed, f);
     assert_true(fake_run_until(&f->loop, closed_all, f, 3000));
-    for (int i = 0; i < NODES; i++) {
+    for (int i = 0; i < NODES; i++)
         fake_free(f->n[i].srv);
-        for (size_t k = 0; k < f->nseen[i]; k++)
-            free(f->seen[i][k]);
-    }
     assert_int_equal(fake_loop_close(&f->loop), 0);
     free(f);
     return 0;
@@ -353,16 +312,17 @@ static bool is_up(void *arg)
 
 static bool got_reply(void *arg)
 {
-    return ((fx_t *)arg)->replies + ((fx_t *)arg)->nulls > 0;
+    return ((fx_t *)arg)->rep.replies + ((fx_t *)arg)->rep.nulls > 0;
 }
 
 #define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, 3000))
 
 static void get(fx_t *f, const char *key)
 {
-    f->replies = f->nulls = 0;
+    f->rep.replies = f->rep.nulls = 0;
     const char *argv[2] = {"GET", key};
-    assert_int_equal(redis_client_command(f->c, key, strlen(key), on_reply, f, 2, argv, NULL), 0);
+    assert_int_equal(
+        redis_client_command(f->c, key, strlen(key), fake_on_reply, &f->rep, 2, argv, NULL), 0);
     WAIT(got_reply);
 }
 
@@ -383,11 +343,12 @@ static void test_single_server(void **state)
     fx_t *f = *state;
     topology(f, REDIS_MODE_SINGLE, 0, 1);
     const char *argv[1] = {"PING"};
-    assert_int_equal(redis_client_command(f->c, NULL, 0, on_reply, f, 1, argv, NULL), -ENOTCONN);
+    assert_int_equal(redis_client_command(f->c, NULL, 0, fake_on_reply, &f->rep, 1, argv, NULL),
+                     -ENOTCONN);
     WAIT(is_up);
     assert_int_equal(f->masters_up, 1);
     get(f, "k");
-    assert_string_equal(f->last, "A:k");
+    assert_string_equal(f->rep.last, "A:k");
     assert_int_equal(redis_client_subscribe(f->c, REDIS_SUB_CHANNEL, "news", 4), 0);
     assert_int_equal(redis_client_subscribe(f->c, 9, "x", 1), -EINVAL);
     WAIT(subscribed_a);
@@ -401,11 +362,7 @@ static void test_single_server(void **state)
 static bool is_unblocked(void *arg)
 {
     fx_t *f = arg;
-    for (size_t i = 0; i < f->nseen[0]; i++) {
-        if (strncmp(f->seen[0][i], "CLIENT UNBLOCK 100", 18) == 0)
-            return true;
-    }
-    return false;
+    return fake_count_prefix(f->n[0].srv, "CLIENT UNBLOCK 100") == 1;
 }
 
 static bool both_up(void *arg)
@@ -441,21 +398,22 @@ static void test_cluster_follows_moved(void **state)
     fx_t *f = *state;
     topology(f, REDIS_MODE_CLUSTER, 0, 1);
     const char *argv[2] = {"GET", "k"};
-    assert_int_equal(redis_client_command(f->c, "k", 1, on_reply, f, 2, argv, NULL), -ENOTCONN);
+    assert_int_equal(redis_client_command(f->c, "k", 1, fake_on_reply, &f->rep, 2, argv, NULL),
+                     -ENOTCONN);
     WAIT(is_up);
     assert_int_equal(f->masters_up, 1);
     get(f, "k");
-    assert_string_equal(f->last, "A:k");
+    assert_string_equal(f->rep.last, "A:k");
     /* the slot moves to B behind the client's back */
     f->owner[redis_slot("k", 1)] = 1;
     get(f, "k");
-    assert_string_equal(f->last, "B:k");
+    assert_string_equal(f->rep.last, "B:k");
     redis_client_stats_t s;
     redis_client_stats(f->c, &s);
     assert_int_equal(s.moved, 1);
     WAIT(saw_b_master); /* the refresh confirms B as a master */
     get(f, "k");
-    assert_string_equal(f->last, "B:k");
+    assert_string_equal(f->rep.last, "B:k");
     redis_client_stats(f->c, &s);
     assert_int_equal(s.moved, 1); /* straight to B now */
     assert_true(redis_topology_changes(f->t) >= 2);
@@ -474,7 +432,7 @@ static void test_cluster_ask_goes_once_with_asking(void **state)
     f->migrating_slot = (int)slot;
     f->migrate_to = 1;
     get(f, "k");
-    assert_string_equal(f->last, "B:k");
+    assert_string_equal(f->rep.last, "B:k");
     assert_int_equal(seen(f, 1, "ASKING"), 1);
     assert_int_equal(seen(f, 1, "GET k"), 1);
     get(f, "k"); /* ASK changes no map: A first again */
@@ -492,14 +450,14 @@ static void test_cluster_retries_tryagain_and_clusterdown(void **state)
     WAIT(is_up);
     f->tryagain = 2;
     get(f, "k");
-    assert_string_equal(f->last, "A:k");
+    assert_string_equal(f->rep.last, "A:k");
     f->clusterdown = 2;
     get(f, "k");
-    assert_string_equal(f->last, "A:k");
+    assert_string_equal(f->rep.last, "A:k");
     redis_client_stats_t s;
     redis_client_stats(f->c, &s);
     assert_int_equal(s.retried, 4);
-    assert_int_equal(f->nulls, 0);
+    assert_int_equal(f->rep.nulls, 0);
 }
 
 static bool b_has_shard(void *arg)
@@ -566,7 +524,7 @@ static void test_masters_subscriptions_and_departures(void **state)
     snprintf(b, sizeof(b), "127.0.0.1:%d", fake_port(f->n[1].srv));
     assert_string_equal(f->last_master, b);
     get(f, "zzz");
-    assert_string_equal(f->last, "A:zzz");
+    assert_string_equal(f->rep.last, "A:zzz");
 }
 
 static bool on_b(void *arg)
@@ -586,7 +544,7 @@ static void test_sentinel_failover_moves_the_connections(void **state)
     topology(f, REDIS_MODE_SENTINEL, 2, 1);
     WAIT(is_up);
     get(f, "k");
-    assert_string_equal(f->last, "A:k");
+    assert_string_equal(f->rep.last, "A:k");
     assert_true(seen(f, 0, "ROLE") >= 1); /* confirmed before use */
     /* failover: the sentinel names B and says so on +switch-master */
     f->primary = 1;
@@ -607,7 +565,7 @@ static void test_sentinel_failover_moves_the_connections(void **state)
         fake_send(events, push); /* else the periodic check finds it */
     WAIT(on_b);
     get(f, "k");
-    assert_string_equal(f->last, "B:k");
+    assert_string_equal(f->rep.last, "B:k");
     assert_int_equal(f->masters_up, 1); /* the same primary, a new address */
     assert_int_equal(redis_topology_changes(f->t), 1);
 }
@@ -619,18 +577,19 @@ static void test_close_with_a_parked_redirect(void **state)
     WAIT(is_up);
     f->clusterdown = 1000;
     const char *argv[2] = {"GET", "k"};
-    f->replies = f->nulls = 0;
-    assert_int_equal(redis_client_command(f->c, "k", 1, on_reply, f, 2, argv, NULL), 0);
+    f->rep.replies = f->rep.nulls = 0;
+    assert_int_equal(redis_client_command(f->c, "k", 1, fake_on_reply, &f->rep, 2, argv, NULL), 0);
     fake_run_for(&f->loop, 100);
-    if (f->nulls + f->replies)
-        fail_msg("early answer: nulls %zu last '%s'", f->nulls, f->last);
+    if (f->rep.nulls + f->rep.replies)
+        fail_msg("early answer: nulls %zu last '%s'", f->rep.nulls, f->rep.last);
     redis_client_close(f->c, on_closed, f);
-    assert_int_equal(redis_client_command(f->c, "k", 1, on_reply, f, 2, argv, NULL), -ESHUTDOWN);
+    assert_int_equal(redis_client_command(f->c, "k", 1, fake_on_reply, &f->rep, 2, argv, NULL),
+                     -ESHUTDOWN);
     WAIT(got_reply);
     /* parked between retries: NULL; in flight: its answer, awaited by the graceful close */
-    assert_int_equal(f->nulls + f->replies, 1);
-    if (f->replies)
-        assert_string_equal(f->last, "CLUSTERDOWN The cluster is down");
+    assert_int_equal(f->rep.nulls + f->rep.replies, 1);
+    if (f->rep.replies)
+        assert_string_equal(f->rep.last, "CLUSTERDOWN The cluster is down");
     assert_true(fake_run_until(&f->loop, clients_closed, f, 3000));
     f->c = NULL; /* closed: teardown closes the topology only */
     f->closed = 0;

@@ -1,39 +1,40 @@
 /* Unit tests for the Redis rows of common/config (REDIS_URL, REDIS_TLS*, REDIS_CLUSTER_NODES,
  * REDIS_SENTINELS...) and redis_topology_opts_from_cfg: values, conflicts, and error lines that
  * name the variable and never show a password. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "common/config.h"
 #include "common/redis/redis_topology.h"
+
+static cfg_t cfg; /* large: not on the stack */
 
 typedef struct env {
     const char *kv[16][2];
 } env_t;
 
-static const char *table_get(const char *name, void *arg)
+/* Loads through the real entry point, config_load_env, from an environment holding e only. */
+static int load(const env_t *e, buf_t *err)
 {
-    env_t *e = arg;
-    for (int i = 0; i < 16 && e->kv[i][0]; i++) {
-        if (strcmp(e->kv[i][0], name) == 0)
-            return e->kv[i][1];
-    }
-    return NULL;
+    clearenv();
+    for (int i = 0; i < 16 && e->kv[i][0]; i++)
+        setenv(e->kv[i][0], e->kv[i][1], 1);
+    buf_init(err);
+    return config_load_env(&cfg, err);
 }
-
-static cfg_t cfg; /* large: not on the stack */
 
 static void ok(env_t *e)
 {
     buf_t err;
-    buf_init(&err);
-    int rc = config_load(&cfg, table_get, e, &err);
+    int rc = load(e, &err);
     if (rc)
         fail_msg("refused: %s", err.data);
     buf_free(&err);
@@ -43,8 +44,7 @@ static void ok(env_t *e)
 static void refused(env_t *e, const char *var, const char *secret)
 {
     buf_t err;
-    buf_init(&err);
-    assert_int_equal(config_load(&cfg, table_get, e, &err), -EINVAL);
+    assert_int_equal(load(e, &err), -EINVAL);
     char want[96];
     snprintf(want, sizeof(want), "streamio: invalid %s=", var);
     if (!err.data || strncmp(err.data, want, strlen(want)) != 0)

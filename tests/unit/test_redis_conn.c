@@ -2,7 +2,6 @@
  * server (tests/unit/redis_fake.c): handshake, pipelining, AUTH refusals, reconnects, command
  * and connect deadlines, pub/sub confirmations and pushes (sunsubscribe when a slot moves),
  * ROLE checks, bounds, graceful close, protocol errors and re-targeting. */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,10 +12,10 @@
 #include <string.h>
 #include <uv.h>
 
+#include <cmocka.h>
+
 #include "common/redis/redis_conn.h"
 #include "tests/unit/redis_fake.h"
-
-#define MAX_SEEN 256
 
 typedef struct fx {
     uv_loop_t loop;
@@ -29,13 +28,9 @@ typedef struct fx {
     bool silent;               /* answer nothing at all */
     bool ignore_slow;          /* never answer SLOW */
     unsigned slow_ms;          /* answer SLOW after this long (when not ignored) */
-    /* what the server saw */
-    char *seen[MAX_SEEN];
-    size_t nseen;
     /* what the client saw */
     int ev[5];
-    size_t replies, nulls;
-    char last[128];
+    fake_replies_t rep;
     redis_push_t msg;
     char msg_data[64];
     size_t msgs;
@@ -83,26 +78,10 @@ static bool is(const char *a, const char *b)
     return strcasecmp(a, b) == 0;
 }
 
-static void sub_confirm(fake_conn_t *fc, const char *word, const char *ch, int count)
-{
-    char buf[256];
-    snprintf(buf, sizeof(buf), "*3\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n:%d\r\n", strlen(word), word,
-             strlen(ch), ch, count);
-    fake_send(fc, buf);
-}
-
 static void on_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *arg)
 {
     (void)lens;
     fx_t *f = arg;
-    char line[256] = "";
-    for (int i = 0; i < argc; i++) {
-        if (i)
-            strncat(line, " ", sizeof(line) - strlen(line) - 1);
-        strncat(line, argv[i], sizeof(line) - strlen(line) - 1);
-    }
-    if (f->nseen < MAX_SEEN)
-        f->seen[f->nseen++] = strdup(line);
     if (f->silent)
         return;
     if (is(argv[0], "AUTH") && f->auth_reply) {
@@ -128,16 +107,16 @@ static void on_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *a
         fake_send(fc, "!nonsense\r\n");
     } else if (is(argv[0], "SUBSCRIBE") || is(argv[0], "PSUBSCRIBE") ||
                is(argv[0], "UNSUBSCRIBE")) {
-        sub_confirm(fc,
-                    argv[0][0] == 'S'   ? "subscribe"
-                    : argv[0][0] == 'P' ? "psubscribe"
-                                        : "unsubscribe",
-                    argv[1], 1);
+        fake_sub_confirm(fc,
+                         argv[0][0] == 'S'   ? "subscribe"
+                         : argv[0][0] == 'P' ? "psubscribe"
+                                             : "unsubscribe",
+                         argv[1], 1);
     } else if (is(argv[0], "SSUBSCRIBE")) {
         if (strcmp(argv[1], "elsewhere") == 0)
             fake_send(fc, "-MOVED 1234 127.0.0.1:7777\r\n");
         else
-            sub_confirm(fc, "ssubscribe", argv[1], 1);
+            fake_sub_confirm(fc, "ssubscribe", argv[1], 1);
     } else {
         fake_send(fc, "-ERR unknown command\r\n");
     }
@@ -176,17 +155,6 @@ static void on_sub_lost(redis_conn_t *c, redis_sub_kind_t kind, const char *ch, 
 static const redis_conn_cbs_t cbs = {
     .event = on_event, .message = on_message, .sub_lost = on_sub_lost};
 
-static void on_reply(const redisReply *r, void *arg)
-{
-    fx_t *f = arg;
-    if (!r) {
-        f->nulls++;
-        return;
-    }
-    f->replies++;
-    snprintf(f->last, sizeof(f->last), "%.*s", (int)r->len, r->str ? r->str : "");
-}
-
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
@@ -215,8 +183,6 @@ static int teardown(void **state)
     }
     fake_free(f->srv);
     assert_int_equal(fake_loop_close(&f->loop), 0);
-    for (size_t i = 0; i < f->nseen; i++)
-        free(f->seen[i]);
     free(f);
     return 0;
 }
@@ -243,37 +209,30 @@ static bool up(void *arg)
 
 static bool saw(fx_t *f, const char *line)
 {
-    for (size_t i = 0; i < f->nseen; i++) {
-        if (strcmp(f->seen[i], line) == 0)
-            return true;
-    }
-    return false;
+    return fake_count(f->srv, line) > 0;
 }
 
 static size_t count_seen(fx_t *f, const char *line)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < f->nseen; i++)
-        n += strcmp(f->seen[i], line) == 0;
-    return n;
+    return fake_count(f->srv, line);
 }
 
 static int cmd(fx_t *f, const char *a0, const char *a1)
 {
     const char *argv[2] = {a0, a1};
-    return redis_conn_command(f->c, on_reply, f, a1 ? 2 : 1, argv, NULL);
+    return redis_conn_command(f->c, fake_on_reply, &f->rep, a1 ? 2 : 1, argv, NULL);
 }
 
 #define WAIT(cond_fn) assert_true(fake_run_until(&f->loop, cond_fn, f, 3000))
 
 static bool got_reply(void *arg)
 {
-    return ((fx_t *)arg)->replies > 0;
+    return ((fx_t *)arg)->rep.replies > 0;
 }
 
 static bool got_null(void *arg)
 {
-    return ((fx_t *)arg)->nulls > 0;
+    return ((fx_t *)arg)->rep.nulls > 0;
 }
 
 /* ---- tests ---- */
@@ -289,10 +248,10 @@ static void test_handshake_then_pipelined_commands(void **state)
     assert_int_equal(cmd(f, "GET", "k"), -ENOTCONN); /* not up yet */
     WAIT(up);
     assert_int_equal(f->ev[REDIS_CONN_UP], 1);
-    assert_string_equal(f->seen[0], "AUTH app pw");
-    assert_string_equal(f->seen[1], "SELECT 2");
-    assert_string_equal(f->seen[2], "CLIENT SETNAME t-conn");
-    assert_string_equal(f->seen[3], "CLIENT ID");
+    assert_string_equal(fake_seen(f->srv, 0), "AUTH app pw");
+    assert_string_equal(fake_seen(f->srv, 1), "SELECT 2");
+    assert_string_equal(fake_seen(f->srv, 2), "CLIENT SETNAME t-conn");
+    assert_string_equal(fake_seen(f->srv, 3), "CLIENT ID");
     assert_int_equal(redis_conn_id(f->c), 1001);
     assert_string_equal(redis_conn_host(f->c), "127.0.0.1");
     assert_int_equal(redis_conn_port(f->c), fake_port(f->srv));
@@ -301,15 +260,15 @@ static void test_handshake_then_pipelined_commands(void **state)
     for (int i = 0; i < 200; i++) {
         snprintf(num[i], sizeof(num[i]), "%d", i);
         const char *argv[2] = {"ECHO", num[i]};
-        assert_int_equal(redis_conn_command(f->c, on_reply, f, 2, argv, NULL), 0);
+        assert_int_equal(redis_conn_command(f->c, fake_on_reply, &f->rep, 2, argv, NULL), 0);
     }
     assert_int_equal(redis_conn_inflight(f->c), 200);
     fake_run_until(&f->loop, got_reply, f, 3000);
-    while (f->replies < 200 && fake_run_until(&f->loop, got_reply, f, 100))
+    while (f->rep.replies < 200 && fake_run_until(&f->loop, got_reply, f, 100))
         uv_run(&f->loop, UV_RUN_ONCE);
-    assert_int_equal(f->replies, 200);
-    assert_string_equal(f->last, "199");
-    assert_int_equal(f->nulls, 0);
+    assert_int_equal(f->rep.replies, 200);
+    assert_string_equal(f->rep.last, "199");
+    assert_int_equal(f->rep.nulls, 0);
     /* one accepted connection: the commands were pipelined on it */
     assert_int_equal(fake_accepted(f->srv), 1);
 }
@@ -405,7 +364,7 @@ static void test_command_timeout_drops_the_connection(void **state)
 
 static bool got_done(void *arg)
 {
-    return strcmp(((fx_t *)arg)->last, "DONE") == 0;
+    return strcmp(((fx_t *)arg)->rep.last, "DONE") == 0;
 }
 
 static void test_blocking_command_gets_its_block_time(void **state)
@@ -417,10 +376,11 @@ static void test_blocking_command_gets_its_block_time(void **state)
     start(f, &o);
     WAIT(up);
     const char *argv[1] = {"SLOW"};
-    assert_int_equal(redis_conn_command_blocking(f->c, 400, on_reply, f, 1, argv, NULL), 0);
+    assert_int_equal(redis_conn_command_blocking(f->c, 400, fake_on_reply, &f->rep, 1, argv, NULL),
+                     0);
     WAIT(got_done);
     assert_int_equal(f->ev[REDIS_CONN_DOWN], 0);
-    assert_int_equal(f->nulls, 0);
+    assert_int_equal(f->rep.nulls, 0);
 }
 
 static bool failed_twice(void *arg)
@@ -543,8 +503,8 @@ static void test_require_primary_checks_role_and_readonly(void **state)
     /* a write answered READONLY: this server was demoted; the caller sees the error */
     assert_int_equal(cmd(f, "WRITE", NULL), 0);
     WAIT(down_once);
-    assert_int_equal(f->replies, 1);
-    assert_string_equal(f->last, "READONLY You can't write against a read only replica.");
+    assert_int_equal(f->rep.replies, 1);
+    assert_string_equal(f->rep.last, "READONLY You can't write against a read only replica.");
 }
 
 static void test_bounds_refuse_with_enobufs(void **state)
@@ -574,8 +534,8 @@ static void test_graceful_close_delivers_replies_then_done(void **state)
     assert_int_equal(cmd(f, "GET", "k"), -ESHUTDOWN);
     assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_CHANNEL, "x", 1), -ESHUTDOWN);
     WAIT(is_closed);
-    assert_string_equal(f->last, "DONE");
-    assert_int_equal(f->nulls, 0);
+    assert_string_equal(f->rep.last, "DONE");
+    assert_int_equal(f->rep.nulls, 0);
     assert_int_equal(f->ev[REDIS_CONN_DOWN], 0); /* no event after close */
 }
 

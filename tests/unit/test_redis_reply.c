@@ -1,6 +1,5 @@
 /* Unit tests for common/redis/redis_reply: the replies the layer acts on, read from RESP bytes
  * through hiredis' reader (fed in one piece and byte by byte), malformed ones included. */
-#include <cmocka.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <setjmp.h>
@@ -8,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "common/redis/redis_reply.h"
 

@@ -1,11 +1,12 @@
 /* Unit tests for common/redis/redis_slot: CRC16 and key slots against values from Redis itself
  * (CLUSTER KEYSLOT on redis-server 7.0), hash tags included. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "common/redis/redis_slot.h"
 

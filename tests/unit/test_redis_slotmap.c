@@ -1,6 +1,5 @@
 /* Unit tests for common/redis/redis_slotmap: CLUSTER SLOTS replies (Redis 6 and 7 forms, with
  * empty and unknown hosts, malformed ones), lookups, MOVED patches and comparisons. */
-#include <cmocka.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <setjmp.h>
@@ -8,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "common/redis/redis_slot.h"
 #include "common/redis/redis_slotmap.h"

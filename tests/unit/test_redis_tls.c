@@ -2,7 +2,6 @@
  * over memory, with a CA and certificates generated at test time: verification on (by name and
  * by IP), refused for another CA or another name, insecure mode, mutual TLS, data both ways,
  * and the startup errors that name the variable. */
-#include <cmocka.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -17,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "common/redis/redis_tls.h"
 

@@ -1,12 +1,13 @@
 /* Unit tests for common/redis/redis_url: REDIS_URL and host:port lists, the nasty cases
  * included, and redaction (a password never survives into a message). */
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 #include "common/redis/redis_url.h"
 
