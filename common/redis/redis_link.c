@@ -44,7 +44,7 @@ struct redis_link {
     int early_err; /* resolver refused at once: reported from the loop, not from open */
     int refs;      /* handles and the resolver request still owned by libuv */
     char rbuf[READ_CHUNK];
-    char pbuf[READ_CHUNK]; /* decrypted bytes */
+    char *pbuf; /* decrypted bytes (TLS only) */
 };
 
 static void bytes_reserve(bytes_t *b, size_t n)
@@ -63,6 +63,7 @@ static void release(redis_link_t *l)
     if (--l->refs || !l->closing)
         return;
     redis_tls_session_free(l->tls);
+    free(l->pbuf);
     free(l->out.p);
     free(l->wire.p);
     free(l);
@@ -180,7 +181,7 @@ static void tls_input(redis_link_t *l, const char *p, size_t n)
             return;
     }
     for (;;) {
-        ssize_t r = redis_tls_session_read(l->tls, l->pbuf, sizeof(l->pbuf));
+        ssize_t r = redis_tls_session_read(l->tls, l->pbuf, READ_CHUNK);
         if (r == -EAGAIN)
             break;
         if (r <= 0) {
@@ -289,8 +290,10 @@ redis_link_t *redis_link_open(uv_loop_t *loop, const char *host, int port, redis
     l->arg = arg;
     snprintf(l->host, sizeof(l->host), "%s", host);
     snprintf(l->port, sizeof(l->port), "%d", port);
-    if (tls)
+    if (tls) {
         l->tls = redis_tls_session_new(tls, server_name && *server_name ? server_name : host);
+        l->pbuf = rd_malloc(READ_CHUNK);
+    }
     l->gai.data = l;
     l->creq.data = l;
     l->wreq.data = l;

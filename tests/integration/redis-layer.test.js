@@ -25,7 +25,8 @@ function probeBin() {
 function buildProbe() {
   const rel = path.relative(root, probeBin());
   const asan = rel.split(path.sep)[1] === 'asan';
-  execFileSync('make', ['-s', rel, ...(asan ? ['ASAN=1'] : [])], { cwd: root, stdio: 'inherit' });
+  // piped, not inherited: this process's stdout is the test runner's TAP stream
+  execFileSync('make', ['-s', rel, ...(asan ? ['ASAN=1'] : [])], { cwd: root, stdio: 'pipe' });
 }
 
 // The environment of the probe: nothing Redis-related inherited from the shell.
