@@ -10,15 +10,22 @@ OPT := -O2 -g
 endif
 
 BUILD := build/$(FLAVOUR)
+# The one place the version is written: the binaries (`streamio --version`, /health, /metrics'
+# streamio_build_info) and the Debian package (`make deb`) take it from here.
+VERSION := 1.0.0
 CC ?= cc
-CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
-          -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. $(EXTRA_CFLAGS)
+GEN := build/gen
+CFLAGS := -std=c11 -D_GNU_SOURCE -DSTREAMIO_VERSION='"$(VERSION)"' $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
+          -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. -I$(GEN) $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT)
 LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lcrypto -lz -lpthread -lm
 
 SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
 LIBSRC := $(filter-out master/main.c,$(SRC))
 LIBOBJ := $(LIBSRC:%.c=$(BUILD)/%.o)
+# streamioctl's modules (ctl/), over the same codecs: linked into the CLI and the unit tests
+CTL_SRC := $(filter-out ctl/streamioctl.c,$(wildcard ctl/*.c))
+CTLOBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -32,6 +39,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The /debug page is written as HTML (worker/debug_page.html) and compiled in as a C string: each
+# line quoted, with backslashes, quotes and '?' (trigraphs) escaped.
+$(GEN)/debug_page.inc: worker/debug_page.html
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
+$(BUILD)/worker/debug_page.o build/fuzz/obj/worker/debug_page.o: $(GEN)/debug_page.inc
+
 $(BUILD)/libstreamio.a: $(LIBOBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -39,13 +54,16 @@ $(BUILD)/libstreamio.a: $(LIBOBJ)
 $(BUILD)/streamio: $(BUILD)/master/main.o $(BUILD)/libstreamio.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/streamioctl: ctl/streamioctl.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+$(BUILD)/libctl.a: $(CTLOBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstreamio.a
+$(BUILD)/streamioctl: $(BUILD)/ctl/streamioctl.o $(BUILD)/libctl.a $(BUILD)/libstreamio.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcrypto -lm
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libctl.a $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libctl.a $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 
 # Installs the Debian (and, for tests, npm) packages that are missing; idempotent.
 deps:
@@ -114,8 +132,8 @@ uninstall:
 FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined \
-               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -MMD -MP -I.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DSTREAMIO_VERSION='"$(VERSION)"' -g -O1 -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -MMD -MP -I. -I$(GEN)
 
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -134,14 +152,15 @@ fuzz:
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 format:
-	clang-format -i $(SRC) ctl/streamioctl.c $(wildcard common/*.h shm/*.h worker/*.h master/*.h) \
-		$(UNIT_SRC) $(FUZZ_SRC)
+	clang-format -i $(SRC) $(wildcard ctl/*.c ctl/*.h) \
+		$(wildcard common/*.h shm/*.h worker/*.h master/*.h) $(UNIT_SRC) $(FUZZ_SRC)
 
 format-check:
-	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h)
+	clang-format --dry-run -Werror $(SRC) $(wildcard ctl/*.c ctl/*.h) \
+		$(wildcard common/*.h shm/*.h worker/*.h master/*.h)
 
 clean:
 	rm -rf build
 
--include $(LIBOBJ:.o=.d) $(BUILD)/master/main.d
+-include $(LIBOBJ:.o=.d) $(CTLOBJ:.o=.d) $(BUILD)/master/main.d $(BUILD)/ctl/streamioctl.d
 -include $(wildcard build/fuzz/obj/*/*.d build/fuzz/*.d)

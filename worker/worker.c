@@ -15,8 +15,11 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "shm/stats.h"
+#include "shm/stats_window.h"
 #include "shm/workdesc.h"
 #include "worker/adapter.h"
+#include "worker/latency.h"
+#include "worker/limits.h"
 #include "worker/payload.h"
 #include "worker/reader.h"
 #include "worker/session.h"
@@ -74,6 +77,7 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
     if (frame) {
         adapter_str_t room = {stream, stream_len};
         sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
+        latency_observe(w->stats, id, id_len, latency_now_us());
         int rc =
             siblings_add(w->siblings, stream, stream_len, refbuf_data(frame), refbuf_len(frame));
         if (rc > 0)
@@ -320,6 +324,10 @@ static void on_tick(uv_timer_t *t)
               (!w->adapter || adapter_connected(w->adapter));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
+    uint64_t rss;
+    if (limits_rss_self(&rss, NULL) == 0)
+        STATS_SET(w->stats->rss_bytes, rss);
+    stats_window_tick(w->stats, wall_ms());
     if (w->sessions) {
         /* the transport counts in plain fields on its hot path; published here */
         conn_stats_t cs;
@@ -420,6 +428,7 @@ int worker_main(const worker_args_t *args)
         return 2;
     }
     STATS_SET(w->stats->started_ms, wall_ms());
+    STATS_SET(w->stats->memory_high_water, (uint64_t)w->cfg->memory_high_water_mb << 20);
     STATS_SET(w->stats->pid, getpid());
     uv_run(&w->loop, UV_RUN_DEFAULT);
     int closed = uv_loop_close(&w->loop);
