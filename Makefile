@@ -17,7 +17,7 @@ CC ?= cc
 GEN := build/gen
 CFLAGS := -std=c11 -D_GNU_SOURCE -DSTREAMIO_VERSION='"$(VERSION)"' $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. -I$(GEN) $(EXTRA_CFLAGS)
-LDFLAGS := $(OPT)
+LDFLAGS := $(OPT) $(EXTRA_LDFLAGS)
 LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lcrypto -lz -lpthread -lm
 
 SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
@@ -31,7 +31,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps run test unit integration bench fuzz clean format format-check install uninstall
+.PHONY: all deps run test unit integration bench fuzz clean format format-check install uninstall deb
 
 all: $(BUILD)/streamio $(BUILD)/streamioctl
 
@@ -101,16 +101,18 @@ bench: $(BUILD)/streamio $(BENCH_TOOLS)
 	@scripts/install-deps.sh test
 	@scripts/bench.sh $(BUILD)/streamio
 
-# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the CLI, the systemd unit (ExecStart
-# pointing at PREFIX) and the sample environment file; never overwrites /etc/streamio/streamio.env.
+# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the CLI, their man pages, the systemd
+# unit (ExecStart pointing at PREFIX) and the sample environment file; never overwrites
+# /etc/streamio/streamio.env.
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR ?= /lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/streamio
+MANDIR ?= $(PREFIX)/share/man
 
 install: $(BUILD)/streamio $(BUILD)/streamioctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/streamio \
-		$(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/streamio $(BUILD)/streamioctl $(DESTDIR)$(BINDIR)/
 	sed -e 's#/usr/local/bin/streamio#$(BINDIR)/streamio#' \
 	    -e 's#/usr/local/share/doc/streamio#$(DOCDIR)#' \
@@ -119,12 +121,20 @@ install: $(BUILD)/streamio $(BUILD)/streamioctl
 	chmod 0644 $(DESTDIR)$(UNITDIR)/streamio.service
 	install -m 0644 systemd/streamio.env.sample $(DESTDIR)$(SYSCONFDIR)/streamio/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/man/streamio.8 docs/man/streamioctl.8 $(DESTDIR)$(MANDIR)/man8/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/streamio $(DESTDIR)$(BINDIR)/streamioctl \
 	      $(DESTDIR)$(UNITDIR)/streamio.service \
-	      $(DESTDIR)$(SYSCONFDIR)/streamio/streamio.env.sample $(DESTDIR)$(DOCDIR)/README.md
+	      $(DESTDIR)$(SYSCONFDIR)/streamio/streamio.env.sample $(DESTDIR)$(DOCDIR)/README.md \
+	      $(DESTDIR)$(MANDIR)/man8/streamio.8 $(DESTDIR)$(MANDIR)/man8/streamioctl.8
 	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/streamio 2>/dev/null
+
+# `make deb`: build/streamio_$(VERSION)_<arch>.deb with Debian's debhelper (packaging in
+# contrib/debian/), checked by lintian.
+deb:
+	@scripts/install-deps.sh deb
+	@scripts/build-deb.sh $(VERSION)
 
 # `make fuzz`: each tests/fuzz/fuzz_<x>.c built with clang's libFuzzer + ASan + UBSan against the
 # project sources, then run FUZZ_SECONDS on a copy of tests/fuzz/corpus/<x> (FUZZ_MERGE=1 merges

@@ -3,14 +3,19 @@
 #   install-deps.sh run   build + run: compiler, libraries, redis-server for the embedded default
 #   install-deps.sh test  everything for `make test`: + cmocka, Node.js/npm and the npm clients
 #   install-deps.sh fuzz  + clang (libFuzzer) for `make fuzz`
+#   install-deps.sh deb   + debhelper and lintian for `make deb`
 set -euo pipefail
 what=${1:-run}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(gcc make pkg-config libc6-dev libuv1-dev libhiredis-dev libwslay-dev libhttp-parser-dev
       libssl-dev zlib1g-dev libjwt-dev redis-server redis-tools)
+debpkgs=(debhelper dpkg-dev fakeroot lintian)
+if [ "$what" = deb ]; then pkgs+=("${debpkgs[@]}"); fi
 if [ "$what" = test ]; then
-    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-requests python3-websocket chromium)
+    # prometheus for promtool (the server it ships is never started by the tests)
+    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-requests python3-websocket chromium
+           prometheus "${debpkgs[@]}")
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi
