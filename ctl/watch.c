@@ -66,7 +66,8 @@ static int session(watch_t *w, sio_client_t *sc, bool *joined, buf_t *err)
         int silence = sio_client_silence_ms(sc);
         int rc = ws_client_recv(w->ws, silence ? silence : OPEN_TIMEOUT_MS, &msg, &len, err);
         if (rc == -ETIMEDOUT)
-            buf_printf(err, "nothing from the server for %d ms", silence ? silence : OPEN_TIMEOUT_MS);
+            buf_printf(err, "nothing from the server for %d ms",
+                       silence ? silence : OPEN_TIMEOUT_MS);
         if (rc)
             return -1;
         rc = sio_client_feed(sc, msg, len, err);

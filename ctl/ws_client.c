@@ -20,7 +20,7 @@
 
 struct ws_client {
     int fd;
-    bool open; /* upgraded: a close frame is due on the way out */
+    bool open;  /* upgraded: a close frame is due on the way out */
     buf_t in;   /* bytes read and not yet consumed */
     size_t off; /* start of the unconsumed part of `in` */
     buf_t out;  /* frames being written */
@@ -125,7 +125,8 @@ int ws_client_check_upgrade(const char *resp, size_t len, const char *key, buf_t
         return -EPROTO;
     }
     if (strncmp(resp + 9, "101", 3) != 0) {
-        /* the body (after the head) is the server's reason, e.g. {"message":"Origin not allowed"} */
+        /* the body (after the head) is the server's reason, e.g. {"message":"Origin not allowed"}
+         */
         const char *body = strstr(resp, "\r\n\r\n");
         buf_printf(err, "the server refused the WebSocket: %.*s%s%.*s", (int)sl, resp,
                    body && body[4] ? " " : "", body ? (int)strcspn(body + 4, "\r\n") : 0,
@@ -337,7 +338,8 @@ int ws_client_recv(ws_client_t *c, int timeout_ms, const char **msg, size_t *len
             uint8_t op = d[0] & 0x0f;
             c->off += hl + plen;
             if (!(d[0] & 0x80) || op == 0) {
-                buf_puts(err, "the server sent a fragmented message, which this client does not read");
+                buf_puts(err,
+                         "the server sent a fragmented message, which this client does not read");
                 return -EPROTO;
             }
             if (op == WS_FRAME_TEXT) {

@@ -42,7 +42,8 @@ void stats_window_add(stats_worker_t *w, uint64_t now_ms, stats_window_t *acc)
     double secs = (double)(now_ms - then) / 1000.0;
     acc->messages_per_s +=
         (double)delta(STATS_GET(w->messages_processed), STATS_GET(s->messages_processed)) / secs;
-    acc->deliveries_per_s += (double)delta(STATS_GET(w->deliveries), STATS_GET(s->deliveries)) / secs;
+    acc->deliveries_per_s +=
+        (double)delta(STATS_GET(w->deliveries), STATS_GET(s->deliveries)) / secs;
     acc->delivery_us_sum += delta(STATS_GET(w->delivery_us_sum), STATS_GET(s->delivery_us_sum));
     for (size_t b = 0; b < STATS_DELIVERY_BUCKETS; b++)
         acc->delivery[b] += delta(STATS_GET(w->delivery[b]), STATS_GET(s->delivery[b]));

@@ -35,8 +35,7 @@ static void gather(shm_region_t *region, view_t *v)
     stats_global_t *g = shm_region_global(region);
     uint32_t n = shm_region_slots(region);
     uint64_t now = wall_ms();
-    *v = (view_t){.redis = STATS_GET(g->redis_connected) != 0,
-                  .configured = STATS_GET(g->workers)};
+    *v = (view_t){.redis = STATS_GET(g->redis_connected) != 0, .configured = STATS_GET(g->workers)};
     for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!STATS_GET(w->pid))
@@ -106,9 +105,11 @@ static const char *trend(const view_t *v)
 {
     if (!v->win.workers || !v->win.rss_then)
         return "stable";
-    double change = ((double)v->win.rss_now - (double)v->win.rss_then) * 100.0 /
-                    (double)v->win.rss_then;
-    return change > TREND_PERCENT ? "increasing" : change < -TREND_PERCENT ? "decreasing" : "stable";
+    double change =
+        ((double)v->win.rss_now - (double)v->win.rss_then) * 100.0 / (double)v->win.rss_then;
+    return change > TREND_PERCENT    ? "increasing"
+           : change < -TREND_PERCENT ? "decreasing"
+                                     : "stable";
 }
 
 static double usage_percent(const view_t *v)
@@ -171,8 +172,7 @@ static int metrics_prometheus(buf_t *out, const view_t *v)
         {"socketio_connections_active", "Active connections.", (double)v->connections},
         {"socketio_events_per_second", "Stream entries read per second, last 5-10 s.",
          v->win.messages_per_s},
-        {"socketio_rooms", "Rooms with a local member, summed over the workers.",
-         (double)v->rooms},
+        {"socketio_rooms", "Rooms with a local member, summed over the workers.", (double)v->rooms},
         {"socketio_memory_used_bytes", "Resident memory of the workers, bytes.", (double)v->rss},
         {"socketio_memory_usage_percent",
          "Resident memory as a percentage of the high-water mark (or of the machine's memory).",
@@ -197,7 +197,8 @@ static int metrics_prometheus(buf_t *out, const view_t *v)
             rc = prom_num(out, qv[i]);
     }
     if (rc == 0)
-        rc = buf_printf(out, "socketio_latency_seconds_sum %.6f\nsocketio_latency_seconds_count %llu\n",
+        rc = buf_printf(out,
+                        "socketio_latency_seconds_sum %.6f\nsocketio_latency_seconds_count %llu\n",
                         (double)v->delivered_us / 1e6, (unsigned long long)v->delivered);
     return rc;
 }

@@ -111,8 +111,7 @@ static void warn_cross_origin(sessions_t *ss, const http_req_t *req, bool ws)
     LOG_WARN("refused a cross-origin %s from Origin %s: SOCKETIO_CORS_ORIGINS %s; add the origin "
              "to it to allow that page (%llu so far)",
              ws ? "WebSocket upgrade" : "polling request", shown,
-             ss->cors ? "does not list it" : "is not set",
-             (unsigned long long)ss->cors_refusals);
+             ss->cors ? "does not list it" : "is not set", (unsigned long long)ss->cors_refusals);
 }
 
 static bool query_is(const http_req_t *req, const char *key, const char *want, buf_t *tmp)

@@ -24,12 +24,12 @@ static void test_observe_buckets(void **state)
     (void)state;
     static stats_worker_t w;
     memset(&w, 0, sizeof(w));
-    uint64_t now = 1700000000123ull * 1000 + 400; /* 1700000000123.4 ms */
-    latency_observe(&w, "1700000000123-0", 15, now);   /* 0.4 ms: first bucket (<= 1 ms) */
-    latency_observe(&w, "1700000000120-7", 15, now);   /* 3.4 ms: <= 5 ms */
-    latency_observe(&w, "1700000000000-0", 15, now);   /* 123.4 ms: <= 250 ms */
-    latency_observe(&w, "1700000000999-0", 15, now);   /* in the future: 0 */
-    latency_observe(&w, "1-1", 3, now);                /* an explicit id: past every bound */
+    uint64_t now = 1700000000123ull * 1000 + 400;    /* 1700000000123.4 ms */
+    latency_observe(&w, "1700000000123-0", 15, now); /* 0.4 ms: first bucket (<= 1 ms) */
+    latency_observe(&w, "1700000000120-7", 15, now); /* 3.4 ms: <= 5 ms */
+    latency_observe(&w, "1700000000000-0", 15, now); /* 123.4 ms: <= 250 ms */
+    latency_observe(&w, "1700000000999-0", 15, now); /* in the future: 0 */
+    latency_observe(&w, "1-1", 3, now);              /* an explicit id: past every bound */
     assert_int_equal(STATS_GET(w.delivery[0]), 2);
     assert_int_equal(STATS_GET(w.delivery[2]), 1);
     assert_int_equal(STATS_GET(w.delivery[7]), 1);

@@ -1,4 +1,5 @@
-/* Unit tests for worker/monitor: seed 004's /socket-health and /socket-metrics from shared stats. */
+/* Unit tests for worker/monitor: seed 004's /socket-health and /socket-metrics from shared stats.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -87,8 +87,9 @@ static void test_upgrade_answers(void **state)
     buf_t err;
     buf_init(&err);
     /* RFC 6455 §1.3's example key and accept value */
-    const char *ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    const char *ok =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
     assert_int_equal(ws_client_check_upgrade(ok, strlen(ok), "dGhlIHNhbXBsZSBub25jZQ==", &err), 0);
     assert_int_equal(ws_client_check_upgrade(ok, strlen(ok), "AAAAAAAAAAAAAAAAAAAAAA==", &err),
                      -EPROTO);
