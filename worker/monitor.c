@@ -3,7 +3,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/version.h"
@@ -23,18 +22,11 @@ typedef struct view {
     double threshold;              /* bytes */
 } view_t;
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void gather(shm_region_t *region, view_t *v)
 {
     stats_global_t *g = shm_region_global(region);
     uint32_t n = shm_region_slots(region);
-    uint64_t now = wall_ms();
+    uint64_t now = latency_now_us() / 1000;
     *v = (view_t){.redis = STATS_GET(g->redis_connected) != 0, .configured = STATS_GET(g->workers)};
     for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
