@@ -149,7 +149,7 @@ build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build/fuzz/libstreamio.a: $(LIBSRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/libstreamio.a: $(LIBSRC:%.c=build/fuzz/obj/%.o) $(CTL_SRC:%.c=build/fuzz/obj/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -10,7 +10,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(gcc make pkg-config libc6-dev libuv1-dev libhiredis-dev libwslay-dev libhttp-parser-dev
       libssl-dev zlib1g-dev libjwt-dev redis-server redis-tools)
-debpkgs=(debhelper dpkg-dev fakeroot lintian)
+# dpkg-buildpackage requires build-essential besides the Build-Depends of contrib/debian/control
+debpkgs=(build-essential debhelper dpkg-dev fakeroot lintian)
 if [ "$what" = deb ]; then pkgs+=("${debpkgs[@]}"); fi
 if [ "$what" = test ]; then
     # prometheus for promtool (the server it ships is never started by the tests)
