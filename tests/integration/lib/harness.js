@@ -503,8 +503,9 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000 })
     await waitUntil(async () => {
       if (!handle.running) throw fatal(`${handle.name} exited before getting ready`);
       const r = await srv.health({ timeout: 1000 });
-      return r.status === 200;
-    }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port}` });
+      // a worker is listed from its spawn, with pid 0 until its setup is done: wait for all
+      return r.status === 200 && !(r.body && Array.isArray(r.body.workers) && r.body.workers.some((w) => !w.pid));
+    }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port}, every worker set up` });
   } catch (err) {
     await stop(handle, 3000);
     err.message += `\n${handle.describe()}`;
