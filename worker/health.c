@@ -45,12 +45,13 @@ int health_render(buf_t *out, shm_region_t *region, uint32_t slot)
         (unsigned long long)STATS_GET(g->master_pid),
         (unsigned)STATS_GET(((stats_worker_t *)shm_region_slot_stats(region, slot))->index),
         STREAMIO_VERSION);
-    /* one entry per worker number: its serving process (replacements starting and predecessors
-     * draining are counted in the totals above, not listed) */
+    /* one entry per worker number: its serving process, once set up (a process still setting
+     * up has no pid yet; replacements starting and predecessors draining are counted in the
+     * totals above, not listed) */
     bool first = true;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
-        if (STATS_GET(w->role) != STATS_ROLE_ACTIVE)
+        if (STATS_GET(w->role) != STATS_ROLE_ACTIVE || !STATS_GET(w->pid))
             continue;
         rc = buf_printf(
             out,
