@@ -64,11 +64,15 @@ static const opt_t options[] = {
     {"STREAM_CLAIM_IDLE_MS", OPT_INT, F(stream_claim_idle_ms), 0, 100, 3600000, "10000"},
     {"STREAM_KEYSPACE_EVENTS", OPT_BOOL, F(keyspace_events), 0, 0, 0, "false"},
     {"STREAM_CONSUMER_GROUP", OPT_STR, F(consumer_group), S(consumer_group), 1, 0, "streamio"},
-    {"PRIORITY_STREAMS", OPT_LIST, 0, 0, 0, 0, ""},
+    {"PRIORITY_STREAMS", OPT_LIST, F(priority), 0, 0, 0, ""},
+    {"STREAM_EXCLUDE", OPT_LIST, F(stream_exclude), 0, 0, 0, ""},
     {"CLUSTER_ENABLED", OPT_BOOL, F(cluster_enabled), 0, 0, 0, "true"},
     {"CLUSTER_WORKERS", OPT_INT, F(cluster_workers), 0, 1, 256, NULL},
     {"SOCKETIO_REDIS_ADAPTER", OPT_ADAPTER, F(adapter), 0, 0, 0, "false"},
     {"SOCKETIO_REDIS_KEY", OPT_STR, F(redis_key), S(redis_key), 1, 0, "socket.io"},
+    {"SOCKETIO_REDIS_STREAM_NAME", OPT_STR, F(stream_name), S(stream_name), 1, 0, "socket.io"},
+    {"SOCKETIO_REDIS_STREAM_COUNT", OPT_INT, F(stream_count), 0, 1, 1024, "1"},
+    {"SOCKETIO_REDIS_STREAM_MAXLEN", OPT_INT, F(stream_maxlen), 0, 1, 1000000000, "10000"},
     {"SOCKETIO_REQUESTS_TIMEOUT", OPT_INT, F(requests_timeout_ms), 0, 100, 8000, "5000"},
     {"MAX_ROOMS_PER_SOCKET", OPT_INT, F(max_rooms_per_socket), 0, 1, 100000, "100"},
     {"SOCKETIO_PING_INTERVAL", OPT_INT, F(ping_interval_ms), 0, 10, 3600000, "25000"},
@@ -139,13 +143,14 @@ static int parse_bool(const char *v, bool *out)
 
 static int parse_list(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
 {
+    config_list_t *l = (config_list_t *)((char *)cfg + o->offset);
     size_t n = strlen(v);
-    if (n >= sizeof(cfg->priority_buf))
+    if (n >= sizeof(l->buf))
         return bad(err, o, v, "a comma-separated list shorter than 8192 bytes");
-    memcpy(cfg->priority_buf, v, n + 1);
-    cfg->npriority = 0;
+    memcpy(l->buf, v, n + 1);
+    l->n = 0;
     char *save = NULL;
-    for (char *t = strtok_r(cfg->priority_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *t = strtok_r(l->buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ' || *t == '\t')
             t++;
         char *end = t + strlen(t);
@@ -153,9 +158,9 @@ static int parse_list(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
             *--end = '\0';
         if (*t == '\0')
             continue;
-        if (cfg->npriority == CONFIG_MAX_PRIORITY)
-            return bad(err, o, v, "at most 256 stream names");
-        cfg->priority[cfg->npriority++] = t;
+        if (l->n == CONFIG_MAX_LIST)
+            return bad(err, o, v, "at most 256 comma-separated items");
+        l->item[l->n++] = t;
     }
     return 0;
 }
@@ -252,10 +257,12 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         bool on;
         if (strcasecmp(v, "sharded") == 0)
             *(config_adapter_t *)field = CONFIG_ADAPTER_SHARDED;
+        else if (strcasecmp(v, "streams") == 0)
+            *(config_adapter_t *)field = CONFIG_ADAPTER_STREAMS;
         else if (parse_bool(v, &on) == 0)
             *(config_adapter_t *)field = on ? CONFIG_ADAPTER_CLASSIC : CONFIG_ADAPTER_OFF;
         else
-            return bad(err, o, v, "false, true or sharded");
+            return bad(err, o, v, "false, true, sharded or streams");
         return 0;
     }
     case OPT_LEVEL:
@@ -542,8 +549,9 @@ int config_redis_auth(const cfg_t *cfg, const char *argv[3])
 
 bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len)
 {
-    for (size_t i = 0; i < cfg->npriority; i++) {
-        if (strlen(cfg->priority[i]) == len && memcmp(cfg->priority[i], stream, len) == 0)
+    for (size_t i = 0; i < cfg->priority.n; i++) {
+        const char *p = cfg->priority.item[i];
+        if (strlen(p) == len && memcmp(p, stream, len) == 0)
             return true;
     }
     return false;

@@ -18,6 +18,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/sd_notify.h"
+#include "common/stream_exclude.h"
 #include "common/xalloc.h"
 #include "master/admin.h"
 #include "master/control.h"
@@ -713,6 +714,8 @@ static void watchdog_setup(master_t *m)
 static void on_new_stream(master_t *m, const char *key, size_t len, bool priority)
 {
     uint32_t pool, slot;
+    if (stream_exclude_match(m->cfg, key, len))
+        return; /* not a room: never read in a group (that would delete someone's entries) */
     if (pools_add(m->pools, key, len, priority, m->cycle, &pool, &slot) == 1) {
         LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, slot);
         send_stream(m, WORKDESC_POOL_ADD, pool, slot, key, len);
@@ -758,8 +761,8 @@ static void keyevents_run(master_t *m, short revents)
 /* PRIORITY_STREAMS enter first, so they get the first (dedicated) pools. */
 static void add_priority(master_t *m)
 {
-    for (size_t i = 0; i < m->cfg->npriority; i++) {
-        const char *name = m->cfg->priority[i];
+    for (size_t i = 0; i < m->cfg->priority.n; i++) {
+        const char *name = m->cfg->priority.item[i];
         int rc = discovery_is_stream(m->disc, name);
         if (rc < 0)
             return;
@@ -961,6 +964,11 @@ static int setup(master_t *m, buf_t *err)
     m->wd_seen = xcalloc(m->nprocs, sizeof(*m->wd_seen));
     m->slot_pools = xcalloc(m->cap_workers, sizeof(*m->slot_pools));
     m->disc = discovery_new(m->cfg);
+    buf_t ex;
+    buf_init(&ex);
+    stream_exclude_describe(m->cfg, &ex);
+    LOG_INFO("discovery: streams matching %s, except %s", m->cfg->stream_pattern, ex.data);
+    buf_free(&ex);
     if (m->cfg->keyspace_events)
         m->kev = keyevents_new(m->cfg);
     m->pools = pools_new((uint32_t)m->cfg->pool_size, (uint32_t)m->cfg->max_pools, m->nslots);

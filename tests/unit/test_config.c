@@ -54,7 +54,11 @@ static void test_defaults_match_the_seed(void **state)
     assert_int_equal(cfg.adapter, CONFIG_ADAPTER_OFF);
     assert_int_equal(cfg.log_level, LOG_LVL_INFO);
     assert_true(cfg.cluster_workers >= 1);
-    assert_int_equal(cfg.npriority, 0);
+    assert_int_equal(cfg.priority.n, 0);
+    assert_int_equal(cfg.stream_exclude.n, 0);
+    assert_string_equal(cfg.stream_name, "socket.io");
+    assert_int_equal(cfg.stream_count, 1);
+    assert_int_equal(cfg.stream_maxlen, 10000);
     buf_free(&err);
 }
 
@@ -76,9 +80,9 @@ static void test_values_are_parsed(void **state)
     assert_int_equal(cfg.adapter, CONFIG_ADAPTER_CLASSIC);
     assert_int_equal(cfg.log_level, LOG_LVL_DEBUG);
     assert_string_equal(cfg.redis_password, "s3cret");
-    assert_int_equal(cfg.npriority, 3);
-    assert_string_equal(cfg.priority[0], "vip.1");
-    assert_string_equal(cfg.priority[2], "vip.3");
+    assert_int_equal(cfg.priority.n, 3);
+    assert_string_equal(cfg.priority.item[0], "vip.1");
+    assert_string_equal(cfg.priority.item[2], "vip.3");
     assert_true(config_is_priority(&cfg, "vip.2", 5));
     assert_false(config_is_priority(&cfg, "vip", 3));
     buf_free(&err);
@@ -122,8 +126,8 @@ static void test_bad_values_name_variable_and_value(void **state)
     expect_error("CLUSTER_WORKERS", "0",
                  "streamio: invalid CLUSTER_WORKERS=\"0\": expected an integer from 1 to 256");
     expect_error("SOCKETIO_REDIS_ADAPTER", "maybe",
-                 "streamio: invalid SOCKETIO_REDIS_ADAPTER=\"maybe\": expected false, true or "
-                 "sharded");
+                 "streamio: invalid SOCKETIO_REDIS_ADAPTER=\"maybe\": expected false, true, "
+                 "sharded or streams");
     expect_error("LOG_LEVEL", "loud",
                  "streamio: invalid LOG_LEVEL=\"loud\": expected error, warn, info or debug");
     expect_error("CLUSTER_ENABLED", "perhaps",
