@@ -76,6 +76,11 @@ $(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 
+# The streams adapter's tests talk to the same scripted Redis.
+$(BUILD)/tests/test_streams_adapter: tests/unit/test_streams_adapter.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
 # The Redis layer's test driver: tests/integration/redis-layer.test.js builds it and drives it.
 $(BUILD)/tests/redis_probe: tests/integration/redis_probe.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)

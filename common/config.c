@@ -345,10 +345,11 @@ static int check_auth(cfg_t *cfg, buf_t *err)
     return 0;
 }
 
-/* Recovery replays the retained entries: they must be kept, and for at least the window. */
+/* Recovery replays the retained entries: they must be kept, and for at least the window. In
+ * streams mode the adapter's stream holds what is replayed, as with Node's adapter. */
 static int check_recovery(const cfg_t *cfg, buf_t *err)
 {
-    if (!cfg->connection_recovery)
+    if (!cfg->connection_recovery || cfg->adapter == CONFIG_ADAPTER_STREAMS)
         return 0;
     if (!cfg->stream_retain) {
         buf_puts(err, "streamio: invalid CONNECTION_RECOVERY=\"true\": expected "

@@ -25,11 +25,11 @@ typedef struct fake {
     char joined[64];
     bool closed;
     size_t each_sockets; /* sockets `each` pretends to find */
-} fake_t;
+} host_fake_t;
 
 static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
 {
-    fake_t *f = ctx;
+    host_fake_t *f = ctx;
     f->broadcasts++;
     f->nrooms = t->nrooms;
     f->nexcept = t->nexcept;
@@ -47,7 +47,7 @@ static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
 static void f_each(void *ctx, const adapter_target_t *t, void (*fn)(void *sock, void *arg),
                    void *arg)
 {
-    fake_t *f = ctx;
+    host_fake_t *f = ctx;
     (void)t;
     for (size_t i = 0; i < f->each_sockets; i++)
         fn(f, arg);
@@ -70,7 +70,7 @@ static void f_describe(void *ctx, void *sock, buf_t *out)
 static void f_join(void *ctx, void *sock, const char *room, size_t len)
 {
     (void)sock;
-    fake_t *f = ctx;
+    host_fake_t *f = ctx;
     f->joins++;
     snprintf(f->joined, sizeof(f->joined), "%.*s", (int)len, room);
 }
@@ -80,13 +80,13 @@ static void f_leave(void *ctx, void *sock, const char *room, size_t len)
     (void)sock;
     (void)room;
     (void)len;
-    ((fake_t *)ctx)->leaves++;
+    ((host_fake_t *)ctx)->leaves++;
 }
 
 static void f_disconnect(void *ctx, void *sock, bool close)
 {
     (void)sock;
-    fake_t *f = ctx;
+    host_fake_t *f = ctx;
     f->disconnects++;
     f->closed = close;
 }
@@ -103,7 +103,7 @@ static bool f_has_room(void *ctx, const char *room, size_t len)
     return len == 4 && memcmp(room, "here", 4) == 0;
 }
 
-static adapter_host_t fake_host(fake_t *f, const adapter_str_t *nsps, size_t nnsp)
+static adapter_host_t fake_host(host_fake_t *f, const adapter_str_t *nsps, size_t nnsp)
 {
     buf_init(&f->last_text);
     adapter_host_t host = {f,      f_broadcast,  f_each,  f_id,       f_describe, f_join,

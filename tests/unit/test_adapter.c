@@ -25,7 +25,7 @@ typedef struct env {
     uv_loop_t loop;
     cfg_t cfg;
     stats_worker_t stats;
-    fake_t fake;
+    host_fake_t fake;
     adapter_t *a;
 } env_t;
 

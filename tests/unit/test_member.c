@@ -40,7 +40,7 @@ static void on_respond(void *arg, unsigned nsp, const adapter_msg_t *m, adapter_
 typedef struct env {
     uv_loop_t loop;
     stats_worker_t stats;
-    fake_t fake;
+    host_fake_t fake;
     answer_t ans;
     member_t *mb;
     buf_t scratch;
