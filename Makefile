@@ -61,7 +61,7 @@ $(BUILD)/libctl.a: $(CTLOBJ)
 	ar rcs $@ $^
 
 $(BUILD)/streamioctl: $(BUILD)/ctl/streamioctl.o $(BUILD)/libctl.a $(BUILD)/libstreamio.a
-	$(CC) $(LDFLAGS) -o $@ $^ -lcrypto -lm
+	$(CC) $(LDFLAGS) -o $@ $^ -lcrypto -lm -ledit
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libctl.a $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
