@@ -16,11 +16,13 @@
 #include "common/log.h"
 #include "common/proto/payload.h"
 #include "common/proto/ws_frame.h"
+#include "common/redis/redis_topology.h"
 #include "common/xalloc.h"
 #include "shm/stats.h"
 #include "shm/stats_window.h"
 #include "shm/workdesc.h"
 #include "worker/cluster/adapter.h"
+#include "worker/cluster/streams_adapter.h"
 #include "worker/fanout/siblings.h"
 #include "worker/latency.h"
 #include "worker/session.h"
@@ -45,9 +47,11 @@ typedef struct worker {
     uv_idle_t ring_again; /* more descriptors than one budget */
     sessions_t *sessions;
     reader_t *reader;
-    reader_rds_t *reader_io; /* the reader's Redis connections and timers */
-    adapter_t *adapter;      /* NULL when there is nobody to share with */
-    siblings_t *siblings;    /* the other workers of this server */
+    reader_rds_t *reader_io;    /* the reader's Redis connections and timers */
+    adapter_t *adapter;         /* NULL when there is nobody to share with */
+    redis_topology_t *topo;     /* SOCKETIO_REDIS_ADAPTER=streams: where Redis is, for streams */
+    streams_adapter_t *streams; /* ... and the Redis streams adapter; else NULL */
+    siblings_t *siblings;       /* the other workers of this server */
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
@@ -82,10 +86,39 @@ static int send_before_ack(int argc, const char **argv, const size_t *lens, void
     return reader_send(l->reader, l->conn, l->stream, l->len, argc, argv, lens);
 }
 
+/* The XADD of the streams adapter, on the entry's connection, routed by the adapter's stream. */
+static int send_xadd(int argc, const char **argv, const size_t *lens, void *arg)
+{
+    entry_link_t *l = arg;
+    return reader_send(l->reader, l->conn, argv[1], lens[1], argc, argv, lens);
+}
+
+/* Streams mode: the entry is appended to the adapter's stream once and delivered from there,
+ * by every worker of every server (see streams_adapter.h), with its entry id as the offset. */
+static void share_entry(worker_t *w, reader_conn_t *conn, const char *stream, size_t stream_len,
+                        const char *id, size_t id_len, const payload_field_t *fields,
+                        size_t nfields)
+{
+    buf_reset(&w->packet);
+    payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields, false);
+    entry_link_t link = {w->reader, conn, stream, stream_len};
+    int rc = streams_adapter_publish(w->streams, send_xadd, &link, stream, stream_len,
+                                     w->packet.data + 2, w->packet.len - 2);
+    if (rc && log_sampled(&w->share_failures))
+        LOG_WARN("cannot append an entry of %.*s to the adapter's stream: %s (%llu so far)",
+                 (int)stream_len, stream, strerror(-rc), (unsigned long long)w->share_failures);
+    else if (rc == 0)
+        STATS_ADD(w->stats->adapter_out, 1);
+}
+
 static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
                      size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
 {
     worker_t *w = arg;
+    if (w->streams) {
+        share_entry(w, conn, stream, stream_len, id, id_len, fields, nfields);
+        return;
+    }
     buf_reset(&w->packet);
     payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields,
                    w->cfg->connection_recovery);
@@ -277,9 +310,22 @@ static void on_part_closed(void *arg)
     finish(arg);
 }
 
+/* The topology goes last: its clients are closed. */
+static void on_streams_closed(void *arg)
+{
+    worker_t *w = arg;
+    redis_topology_close(w->topo, on_part_closed, w);
+    w->topo = NULL;
+}
+
 static void on_sessions_closed(void *arg)
 {
     worker_t *w = arg;
+    if (w->streams) {
+        w->closing++;
+        streams_adapter_close(w->streams, on_streams_closed, w);
+        w->streams = NULL;
+    }
     if (w->adapter) {
         w->closing++;
         sessions_set_adapter(w->sessions, NULL);
@@ -333,7 +379,8 @@ static void on_tick(uv_timer_t *t)
 {
     worker_t *w = t->data;
     bool up = (!w->reader || reader_connected(w->reader)) &&
-              (!w->adapter || adapter_connected(w->adapter));
+              (!w->adapter || adapter_connected(w->adapter)) &&
+              (!w->streams || streams_adapter_connected(w->streams));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
     uint64_t rss;
@@ -376,7 +423,22 @@ static int setup(worker_t *w)
     w->grace.data = w;
     if ((rc = sessions_new(&w->sessions, &w->loop, cfg, w->args->region, w->args->slot)))
         return rc;
-    if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
+    if (cfg->adapter == CONFIG_ADAPTER_STREAMS) {
+        redis_topology_opts_t o;
+        redis_topology_opts_from_cfg(&o, cfg);
+        buf_t err;
+        buf_init(&err);
+        rc = redis_topology_new(&w->topo, &w->loop, &o, &err);
+        if (rc)
+            LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
+        buf_free(&err);
+        if (rc)
+            return rc;
+        adapter_host_t host;
+        sessions_adapter_host(w->sessions, &host);
+        if ((rc = streams_adapter_new(&w->streams, w->topo, cfg, &host, w->stats)))
+            return rc;
+    } else if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
         char prefix[160];
         if (cfg->adapter == CONFIG_ADAPTER_OFF)
             snprintf(prefix, sizeof(prefix), "streamio-%s", w->args->server_id);
