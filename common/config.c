@@ -4,6 +4,7 @@
  */
 #include "common/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@ static const opt_t options[] = {
     {"REDIS_DB", OPT_INT, F(redis_db), 0, 0, 65535, "0"},
     {"HOST", OPT_STR, F(host), S(host), 1, 0, "0.0.0.0"},
     {"PORT", OPT_INT, F(port), 0, 1, 65535, "3000"},
+    {"STREAMIO_INTERNAL_ADDRESS", OPT_STR, F(internal_address), S(internal_address), 0, 0, ""},
     {"POOL_SIZE", OPT_INT, F(pool_size), 0, 1, 1000000, "100"},
     {"MAX_POOLS", OPT_INT, F(max_pools), 0, 1, 100000, "50"},
     {"SCAN_COUNT", OPT_INT, F(scan_count), 0, 1, 1000000, "5000"},
@@ -345,6 +347,39 @@ static int check_auth(cfg_t *cfg, buf_t *err)
     return 0;
 }
 
+/* An IP literal and a port: what other servers connect to, never a name to resolve. */
+static bool ip_port(const char *v)
+{
+    redis_addr_t a;
+    const char *why;
+    unsigned char ip[16];
+    return redis_addr_parse(v, strlen(v), 0, &a, &why) == 0 && a.port > 0 &&
+           (inet_pton(AF_INET, a.host, ip) == 1 || inet_pton(AF_INET6, a.host, ip) == 1);
+}
+
+static int check_internal_address(cfg_t *cfg, buf_t *err)
+{
+    if (cfg->internal_address[0]) {
+        if (ip_port(cfg->internal_address))
+            return 0;
+        buf_printf(err,
+                   "streamio: invalid STREAMIO_INTERNAL_ADDRESS=\"%s\": expected an IP address "
+                   "and a port, e.g. 10.0.0.5:3000 or [fd00::5]:3000",
+                   cfg->internal_address);
+        return -EINVAL;
+    }
+    bool any = !strcmp(cfg->host, "0.0.0.0") || !strcmp(cfg->host, "::") ||
+               !strcmp(cfg->host, "localhost");
+    unsigned char ip[16];
+    bool v6 = inet_pton(AF_INET6, cfg->host, ip) == 1;
+    if (any || (!v6 && inet_pton(AF_INET, cfg->host, ip) != 1))
+        snprintf(cfg->internal_address, sizeof(cfg->internal_address), "127.0.0.1:%d", cfg->port);
+    else
+        snprintf(cfg->internal_address, sizeof(cfg->internal_address), v6 ? "[%s]:%d" : "%s:%d",
+                 cfg->host, cfg->port);
+    return 0;
+}
+
 /* Recovery replays the retained entries: they must be kept, and for at least the window. In
  * streams mode the adapter's stream holds what is replayed, as with Node's adapter. */
 static int check_recovery(const cfg_t *cfg, buf_t *err)
@@ -522,6 +557,8 @@ int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
     int rc = check_redis(cfg, get, arg, err);
     if (!rc)
         rc = check_auth(cfg, err);
+    if (!rc)
+        rc = check_internal_address(cfg, err);
     return rc ? rc : check_recovery(cfg, err);
 }
 

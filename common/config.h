@@ -43,6 +43,10 @@ typedef struct cfg {
     int redis_db;
     char host[256];
     int port;
+    /* STREAMIO_INTERNAL_ADDRESS: where the other streamio servers reach this one (an IP literal
+     * and a port; default 127.0.0.1:PORT, or HOST:PORT when HOST is another IP), announced in
+     * Redis for requests of sessions this server owns */
+    char internal_address[300];
 
     int pool_size;
     int max_pools;

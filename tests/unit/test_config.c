@@ -359,6 +359,34 @@ static void test_bad_security_values(void **state)
     buf_free(&err);
 }
 
+static void test_internal_address(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    buf_t err;
+    env_t d = {{{"PORT", "3001"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &d, &err), 0);
+    assert_string_equal(cfg.internal_address, "127.0.0.1:3001"); /* HOST 0.0.0.0 */
+    buf_free(&err);
+    env_t h = {{{"HOST", "10.1.2.3"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &h, &err), 0);
+    assert_string_equal(cfg.internal_address, "10.1.2.3:3000");
+    buf_free(&err);
+    env_t h6 = {{{"HOST", "fd00::5"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &h6, &err), 0);
+    assert_string_equal(cfg.internal_address, "[fd00::5]:3000");
+    buf_free(&err);
+    env_t x = {{{"STREAMIO_INTERNAL_ADDRESS", "[::1]:4000"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &x, &err), 0);
+    assert_string_equal(cfg.internal_address, "[::1]:4000");
+    buf_free(&err);
+    expect_error("STREAMIO_INTERNAL_ADDRESS", "server2:3000",
+                 "streamio: invalid STREAMIO_INTERNAL_ADDRESS=\"server2:3000\": expected an IP "
+                 "address and a port, e.g. 10.0.0.5:3000 or [fd00::5]:3000");
+    expect_error("STREAMIO_INTERNAL_ADDRESS", "10.0.0.1", NULL);
+    expect_error("STREAMIO_INTERNAL_ADDRESS", "10.0.0.1:0", NULL);
+}
+
 static void test_socketio_options(void **state)
 {
     (void)state;
@@ -474,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_connection_recovery_variables),
         cmocka_unit_test(test_redis_auth_argv),
         cmocka_unit_test(test_socketio_options),
+        cmocka_unit_test(test_internal_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
