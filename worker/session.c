@@ -8,20 +8,6 @@ void sess_count_limit(sessions_t *ss, enum stats_limit l)
     STATS_ADD(ss->stats->limit_rejections[l], 1);
 }
 
-/* conn's own refusals; ud is the sessions (conn_handlers_t.ud). */
-static void on_conn_refused(conn_refusal_t why, void *ud)
-{
-    static const enum stats_limit map[] = {
-        [CONN_REFUSED_HEADER_SIZE] = STATS_LIMIT_HEADER_SIZE,
-        [CONN_REFUSED_BODY_SIZE] = STATS_LIMIT_BODY_SIZE,
-        [CONN_REFUSED_WS_MESSAGE] = STATS_LIMIT_WS_MESSAGE,
-        [CONN_REFUSED_OUTPUT] = STATS_LIMIT_OUTPUT_BUFFER,
-        [CONN_REFUSED_HEADER_TIMEOUT] = STATS_LIMIT_HEADER_TIMEOUT,
-        [CONN_REFUSED_BODY_TIMEOUT] = STATS_LIMIT_BODY_TIMEOUT,
-    };
-    sess_count_limit(ud, map[why]);
-}
-
 /* ---- output: WebSocket frames, or a polling payload for the next GET ---- */
 
 void sess_poll_respond(session_t *s, conn_t *c, const char *body, size_t len)
@@ -29,15 +15,17 @@ void sess_poll_respond(session_t *s, conn_t *c, const char *body, size_t len)
     sess_http_answer(s->ss, c, 200, "text/plain; charset=UTF-8", body, len);
 }
 
+static void on_close(conn_t *c, void *ud);
+
 static void detach(session_t *s, conn_t *c)
 {
-    conn_set_data(c, s->ss);
+    conn_set_owner(c, NULL, NULL);
     s->refs--;
 }
 
 void sess_attach(session_t *s, conn_t *c)
 {
-    conn_set_data(c, s);
+    conn_set_owner(c, on_close, s);
     s->refs++;
 }
 
@@ -59,7 +47,7 @@ void sess_poll_flush(session_t *s, const char *fallback)
 void sess_send_packet(session_t *s, const char *p, size_t len)
 {
     if (s->conn) {
-        conn_ws_send_text(s->conn, p, len);
+        ws_conn_send_text(s->conn, p, len);
         return;
     }
     /* a client that stopped polling stops answering pings too: the heartbeat ends it, and
@@ -73,7 +61,7 @@ void sess_send_binary(session_t *s, const void *p, size_t len)
 {
     if (s->conn) {
         refbuf_t *f = ws_frame_new(WS_FRAME_BINARY, p, len);
-        conn_ws_send_frame(s->conn, f);
+        ws_conn_send_frame(s->conn, f);
         refbuf_unref(f);
         return;
     }
@@ -130,6 +118,9 @@ int sess_eio_binary(session_t *s, const uint8_t *msg, size_t len)
 
 /* ---- session lifecycle ---- */
 
+static void release(sessions_t *ss);
+static void maybe_closed(sessions_t *ss);
+
 void sess_maybe_free(session_t *s)
 {
     if (!s->ended || s->refs || s->busy)
@@ -154,6 +145,12 @@ void sess_maybe_free(session_t *s)
         limits_conn_release(ss->limits, (const struct sockaddr *)&s->peer);
     ss->nsessions--;
     free(s);
+    if (ss->freeing) {
+        if (ss->nsessions == 0)
+            release(ss);
+        return;
+    }
+    maybe_closed(ss);
 }
 
 /* Ends the Engine.IO session: the sid is forgotten, transports closed, memory freed once no
@@ -180,9 +177,9 @@ void sess_end(session_t *s, bool client_close)
     if (s->get)
         sess_poll_flush(s, client_close ? "6" : "1");
     if (s->probe)
-        conn_ws_close(s->probe, 0);
+        ws_conn_close(s->probe, 0);
     if (s->conn)
-        conn_ws_close(s->conn, ss->closing ? 1001 : (client_close ? 1000 : 0));
+        ws_conn_close(s->conn, ss->closing ? 1001 : (client_close ? 1000 : 0));
     sess_maybe_free(s);
 }
 
@@ -193,15 +190,10 @@ void sess_fail(session_t *s)
 
 /* ---- connection callbacks ---- */
 
-static session_t *session_of_ud(void *ud)
-{
-    return *(enum owner_kind *)ud == OWNER_SESSION ? ud : NULL;
-}
-
 static void on_probe_text(session_t *s, conn_t *c, const char *msg, size_t len)
 {
     if (len == 6 && memcmp(msg, "2probe", 6) == 0 && !s->probed) {
-        conn_ws_send_text(c, "3probe", 6);
+        ws_conn_send_text(c, "3probe", 6);
         s->probed = true;
         sess_poll_flush(s, "6");
         return;
@@ -221,18 +213,18 @@ static void on_probe_text(session_t *s, conn_t *c, const char *msg, size_t len)
                 if (eio_payload_b64_decode(rec + 1, rlen - 1, &s->ss->bin) == 0)
                     sess_send_binary(s, s->ss->bin.data, s->ss->bin.len);
             } else {
-                conn_ws_send_text(c, rec, rlen);
+                ws_conn_send_text(c, rec, rlen);
             }
         }
         buf_free(&q);
         return;
     }
-    conn_ws_close(c, 0); /* anything else aborts the upgrade */
+    ws_conn_close(c, 0); /* anything else aborts the upgrade */
 }
 
 static void on_ws_text(conn_t *c, const char *msg, size_t len, void *ud)
 {
-    session_t *s = session_of_ud(ud);
+    session_t *s = ud;
     if (!s) {
         conn_close(c);
         return;
@@ -254,16 +246,16 @@ static void on_ws_text(conn_t *c, const char *msg, size_t len, void *ud)
 
 static void on_ws_binary(conn_t *c, const uint8_t *msg, size_t len, void *ud)
 {
-    session_t *s = session_of_ud(ud);
+    session_t *s = ud;
     if (!s || (c != s->conn && c != s->probe)) {
-        if (conn_ws_close(c, 0))
+        if (ws_conn_close(c, 0))
             conn_close(c);
         return;
     }
     if (s->ended)
         return;
     if (c == s->probe) {
-        conn_ws_close(c, 0);
+        ws_conn_close(c, 0);
         return;
     }
     s->busy++;
@@ -272,6 +264,8 @@ static void on_ws_binary(conn_t *c, const uint8_t *msg, size_t len, void *ud)
     s->busy--;
     sess_maybe_free(s);
 }
+
+const ws_handlers_t sess_ws_handlers = {on_ws_text, on_ws_binary};
 
 static void on_rio_closed(void *arg)
 {
@@ -286,13 +280,14 @@ static void release(sessions_t *ss)
     limits_free(ss->limits);
     rooms_free(ss->rooms);
     strmap_free(ss->sids);
-    free(ss->cors);
+    ops_routes_free(ss->ops);
+    router_free(ss->router);
+    cors_free(ss->cors);
     buf_free(&ss->out);
     buf_free(&ss->tmp);
     buf_free(&ss->name);
     buf_free(&ss->bin);
     buf_free(&ss->hdrs);
-    buf_free(&ss->gz);
     buf_free(&ss->fwd);
     free(ss);
 }
@@ -315,31 +310,22 @@ static void maybe_closed(sessions_t *ss)
 
 static void on_close(conn_t *c, void *ud)
 {
-    session_t *s = session_of_ud(ud);
-    sessions_t *ss = s ? s->ss : ud;
-    ss->nconns--;
-    if (s) {
-        s->refs--;
-        s->busy++;
-        if (c == s->get) {
-            s->get = NULL;
-        } else if (c == s->probe) {
-            s->probe = NULL;
-            s->probed = false;
-            timerq_remove(ss->upgradeq, &s->upgrade_node);
-        } else if (c == s->conn) {
-            s->conn = NULL;
-            sess_end(s, false);
-        }
-        s->busy--;
-        sess_maybe_free(s);
+    session_t *s = ud;
+    sessions_t *ss = s->ss;
+    s->refs--;
+    s->busy++;
+    if (c == s->get) {
+        s->get = NULL;
+    } else if (c == s->probe) {
+        s->probe = NULL;
+        s->probed = false;
+        timerq_remove(ss->upgradeq, &s->upgrade_node);
+    } else if (c == s->conn) {
+        s->conn = NULL;
+        sess_end(s, false);
     }
-    if (ss->freeing) {
-        if (ss->nconns == 0)
-            release(ss);
-        return;
-    }
-    maybe_closed(ss);
+    s->busy--;
+    sess_maybe_free(s);
 }
 
 /* ---- heartbeat ---- */
@@ -374,7 +360,7 @@ static void on_upgrade_late(timerq_node_t *n, void *arg)
     (void)arg;
     session_t *s = session_of(n, offsetof(session_t, upgrade_node));
     if (s->probe)
-        conn_ws_close(s->probe, 0); /* polling resumes once it is gone */
+        ws_conn_close(s->probe, 0); /* polling resumes once it is gone */
 }
 
 static void on_auth_due(timerq_node_t *n, void *arg)
@@ -409,8 +395,7 @@ static void parse_options(sessions_t *ss)
         ss->nsp[ss->nnsp++] = (nsp_name_t){"/custom", 7};
     ss->transports = ((cfg->transports & CONFIG_TRANSPORT_POLLING) ? TR_POLLING : 0) |
                      ((cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) ? TR_WEBSOCKET : 0);
-    if (cfg->cors_origins[0])
-        ss->cors = xstrdup(cfg->cors_origins);
+    ss->cors = cors_new(cfg->cors_origins);
 }
 
 /* ---- public ---- */
@@ -419,7 +404,6 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
                  uint32_t slot)
 {
     sessions_t *ss = xcalloc(1, sizeof(*ss));
-    ss->kind = OWNER_SESSIONS;
     ss->loop = loop;
     ss->cfg = cfg;
     ss->region = region;
@@ -430,7 +414,6 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
     buf_init(&ss->name);
     buf_init(&ss->bin);
     buf_init(&ss->hdrs);
-    buf_init(&ss->gz);
     buf_init(&ss->fwd);
     parse_options(ss);
     buf_t err;
@@ -446,7 +429,7 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
     limits_config_t lc;
     limits_config_from_cfg(&lc, cfg, cfg->cluster_workers);
     ss->limits = limits_new(&lc);
-    conn_limits_t lim = {
+    http_limits_t lim = {
         .max_header_bytes = 8192,
         .max_ws_message = (size_t)cfg->max_payload,
         .max_outq_bytes = 4u << 20,
@@ -455,13 +438,17 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
         .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
     };
-    conn_handlers_t h = {sess_on_request, on_ws_text, on_ws_binary, on_close, ss, on_conn_refused};
+    ss->router = router_new();
+    router_add(ss->router, "/socket.io/", sess_route_socketio, ss);
+    if (ss->conformance)
+        router_add(ss->router, "/engine.io/", sess_route_engineio, ss);
+    ss->ops = ops_routes_new(ss->router, &(ops_routes_config_t){region, slot, ss->debug_page});
     ss->sids = strmap_new();
     ss->rooms = rooms_new();
     if (!ss->rooms)
         rc = -errno; /* getrandom's */
     if (!rc)
-        rc = conn_ctx_new(&ss->conns, loop, &lim, &h);
+        rc = http_server_new(&ss->http, loop, &lim, ss->router, ss->stats);
     if (!rc)
         rc = timerq_new(&ss->pingq, loop, (uint64_t)cfg->ping_interval_ms, on_ping_due, ss);
     if (!rc)
@@ -492,11 +479,7 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
 
 int sessions_accept(sessions_t *ss, uv_stream_t *server)
 {
-    conn_t *c;
-    int rc = conn_accept(ss->conns, server, &c);
-    if (rc == 0)
-        ss->nconns++;
-    return rc;
+    return http_server_accept(ss->http, server, NULL);
 }
 
 void sessions_close_all(sessions_t *ss, void (*done)(void *arg), void *arg)
@@ -513,7 +496,9 @@ void sessions_close_all(sessions_t *ss, void (*done)(void *arg), void *arg)
 
 void sessions_conn_stats(const sessions_t *ss, conn_stats_t *out)
 {
-    conn_ctx_stats(ss->conns, out);
+    http_stats_t st;
+    http_server_stats(ss->http, &st);
+    *out = st.conn;
 }
 
 void sessions_free(sessions_t *ss)
@@ -533,13 +518,14 @@ void sessions_free(sessions_t *ss)
     deadlineq_close(ss->expiryq);
     handoff_free(ss->handoff);
     ss->handoff = NULL;
-    /* connections still open close asynchronously and their on_close needs ss */
-    ss->freeing = true;
     for (session_t *s = ss->head, *next; s; s = next) {
         next = s->next;
         sess_end(s, false);
     }
-    conn_ctx_free(ss->conns);
-    if (ss->nconns == 0)
+    http_server_free(ss->http);
+    ss->http = NULL;
+    /* connections still open close asynchronously and their on_close needs ss */
+    ss->freeing = true;
+    if (ss->nsessions == 0)
         release(ss);
 }

@@ -18,7 +18,7 @@ static const char *frame_payload(refbuf_t *frame, size_t *len)
 static bool send_frame(session_t *s, refbuf_t *frame)
 {
     if (s->conn)
-        return conn_ws_send_frame(s->conn, frame) == 0;
+        return ws_conn_send_frame(s->conn, frame) == 0;
     const uint8_t *d = (const uint8_t *)refbuf_data(frame);
     const uint8_t *end = d + refbuf_len(frame);
     const uint8_t *p;

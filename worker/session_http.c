@@ -1,35 +1,11 @@
 /* session_http: the HTTP routes, Engine.IO handshakes and polling requests. See session_int.h. */
 #include "worker/session_int.h"
 
-/* SOCKETIO_CORS_ORIGINS is "*" or lists `origin` (false when it is unset). */
-static bool origin_listed(const sessions_t *ss, const char *origin)
-{
-    if (!ss->cors)
-        return false;
-    bool ok = strcmp(ss->cors, "*") == 0;
-    size_t olen = strlen(origin);
-    for (const char *p = ss->cors; !ok && *p;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        ok = n == olen && memcmp(p, origin, n) == 0;
-        p = e ? e + 1 : p + n;
-    }
-    return ok;
-}
-
 /* Fills ss->hdrs with the CORS headers for this request (empty when none apply). */
-static void cors_headers(sessions_t *ss, const http_req_t *req)
+static void cors_headers_of(sessions_t *ss, const http_req_t *req)
 {
     buf_reset(&ss->hdrs);
-    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
-    if (!ss->cors || !origin)
-        return;
-    if (!origin_listed(ss, origin) || strpbrk(origin, "\r\n"))
-        return;
-    buf_printf(&ss->hdrs,
-               "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
-               "Vary: Origin\r\n",
-               origin);
+    cors_headers(ss->cors, req, &ss->hdrs);
 }
 
 /*
@@ -39,20 +15,13 @@ static void cors_headers(sessions_t *ss, const http_req_t *req)
 void sess_http_answer(sessions_t *ss, conn_t *c, int status, const char *ctype, const char *body,
                       size_t len)
 {
-    const http_req_t *req = conn_request(c);
+    const http_req_t *req = http_request(c);
     if (!req) {
         conn_close(c);
         return;
     }
-    cors_headers(ss, req);
-    if (len >= HTTP_GZIP_THRESHOLD &&
-        http_gzip_accepted(http_req_header(req, HTTP_REQ_ACCEPT_ENCODING)) &&
-        http_gzip_compress(&ss->gz, body, len) == 0) {
-        buf_puts(&ss->hdrs, "Content-Encoding: gzip\r\n");
-        body = ss->gz.data;
-        len = ss->gz.len;
-    }
-    conn_http_respond(c, status, ctype, ss->hdrs.len ? ss->hdrs.data : NULL, body, len);
+    cors_headers_of(ss, req);
+    http_respond_gzip(c, status, ctype, ss->hdrs.len ? ss->hdrs.data : NULL, body, len);
 }
 
 static void respond_error(sessions_t *ss, conn_t *c, int code, const char *message)
@@ -66,27 +35,10 @@ static void respond_error(sessions_t *ss, conn_t *c, int code, const char *messa
 /* A WebSocket upgrade refused before the 101 (§1.8). */
 static void refuse_ws(conn_t *c, const char *message)
 {
-    conn_http_respond(c, 400, "text/html", NULL, message, strlen(message));
+    http_respond(c, 400, "text/html", NULL, message, strlen(message));
 }
 
 #define WS_ORIGIN_REFUSED "{\"message\":\"Origin not allowed\"}"
-
-/*
- * A browser's WebSocket is not bound by CORS, so a list in SOCKETIO_CORS_ORIGINS also decides
- * which pages may open one. Without a list, or with "*", any origin is fine; a client that sends
- * no Origin (not a browser) is always allowed, and so is a page of this server (same origin).
- */
-static bool ws_origin_allowed(const sessions_t *ss, const http_req_t *req)
-{
-    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
-    if (!ss->cors || !origin || origin_listed(ss, origin))
-        return true;
-    const char *host = http_req_header(req, HTTP_REQ_HOST);
-    const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
-                       : strncmp(origin, "https://", 8) == 0 ? origin + 8
-                                                             : NULL;
-    return host && rest && strcasecmp(rest, host) == 0;
-}
 
 static bool query_is(const http_req_t *req, const char *key, const char *want, buf_t *tmp)
 {
@@ -142,7 +94,6 @@ static session_t *open_session(sessions_t *ss, const http_req_t *req, bool raw,
     buf_init(&s->qtoken);
     if (auth_enabled(ss->auth) && http_req_query(req, "token", &s->qtoken) != 0)
         buf_reset(&s->qtoken);
-    s->kind = OWNER_SESSION;
     s->ss = ss;
     s->raw = raw;
     buf_init(&s->pollq);
@@ -180,7 +131,7 @@ static void refuse_limits(sessions_t *ss, conn_t *c, int rc)
                                              : STATS_LIMIT_MEMORY);
     char body[128];
     int n = snprintf(body, sizeof(body), "{\"message\":\"%s\"}", limits_strerror(rc));
-    conn_http_respond(c, 503, "application/json", NULL, body, (size_t)n);
+    http_respond(c, 503, "application/json", NULL, body, (size_t)n);
 }
 
 static void ws_handshake(sessions_t *ss, conn_t *c, const http_req_t *req, bool raw)
@@ -191,7 +142,7 @@ static void ws_handshake(sessions_t *ss, conn_t *c, const http_req_t *req, bool 
         refuse_limits(ss, c, rc);
         return;
     }
-    if (conn_ws_accept(c)) {
+    if (http_ws_accept(c, &sess_ws_handlers)) {
         limits_conn_release(ss->limits, (const struct sockaddr *)&peer);
         return;
     }
@@ -208,10 +159,10 @@ static void ws_handshake(sessions_t *ss, conn_t *c, const http_req_t *req, bool 
 
 static void ws_upgrade(conn_t *c, session_t *s)
 {
-    if (conn_ws_accept(c))
+    if (http_ws_accept(c, &sess_ws_handlers))
         return;
     if (s->conn || s->probe) {
-        conn_ws_close(c, 0); /* accepted then closed: the suites expect no HTTP 400 (§7.4) */
+        ws_conn_close(c, 0); /* accepted then closed: the suites expect no HTTP 400 (§7.4) */
         return;
     }
     s->probe = c;
@@ -252,7 +203,7 @@ static void poll_get(sessions_t *ss, conn_t *c, session_t *s)
     (void)ss;
     if (s->get) {
         /* overlapping GETs: the new one fails, the held one gets `1`, the session ends */
-        conn_http_respond(c, 400, "text/html", NULL, NULL, 0);
+        http_respond(c, 400, "text/html", NULL, NULL, 0);
         sess_fail(s);
         return;
     }
@@ -262,7 +213,7 @@ static void poll_get(sessions_t *ss, conn_t *c, session_t *s)
         sess_poll_flush(s, "6");
         return;
     }
-    if (conn_http_defer(c)) {
+    if (http_defer(c)) {
         conn_close(c);
         return;
     }
@@ -328,9 +279,7 @@ void sess_on_handoff(int fd, const char *p, size_t len, void *ud)
         close(fd);
         return;
     }
-    ss->nconns++;
-    if (conn_adopt(ss->conns, fd, p, len, NULL))
-        ss->nconns--; /* conn_adopt closed fd */
+    http_server_adopt(ss->http, fd, p, len, NULL); /* on failure it closed fd */
 }
 
 /* The client's pong (or the first CONNECT) is overdue, measured on the current time. */
@@ -350,17 +299,17 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
     buf_t *q = &ss->tmp;
     const char *method = http_req_method(req);
     bool ws = http_req_is_upgrade(req);
-    cors_headers(ss, req);
+    cors_headers_of(ss, req);
     if (strcmp(method, "OPTIONS") == 0 && ss->hdrs.len) {
         buf_puts(&ss->hdrs, "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"
                             "Access-Control-Allow-Headers: content-type\r\n");
-        conn_http_respond(c, 204, NULL, ss->hdrs.data, NULL, 0);
+        http_respond(c, 204, NULL, ss->hdrs.data, NULL, 0);
         return;
     }
-    if (ws && !ws_origin_allowed(ss, req)) {
+    if (ws && !cors_ws_allowed(ss->cors, req)) {
         sess_count_limit(ss, STATS_LIMIT_ORIGIN);
-        conn_http_respond(c, 403, "application/json", NULL, WS_ORIGIN_REFUSED,
-                          sizeof(WS_ORIGIN_REFUSED) - 1);
+        http_respond(c, 403, "application/json", NULL, WS_ORIGIN_REFUSED,
+                     sizeof(WS_ORIGIN_REFUSED) - 1);
         return;
     }
     if (!query_is(req, "EIO", "4", q)) {
@@ -430,7 +379,7 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
         else if (strcmp(method, "POST") == 0)
             poll_post(ss, c, s, req);
         else
-            conn_http_respond(c, 500, NULL, NULL, NULL, 0);
+            http_respond(c, 500, NULL, NULL, NULL, 0);
         return;
     }
     if (strcmp(method, "GET") != 0) {
@@ -438,7 +387,7 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
         return;
     }
     if (ss->closing) {
-        conn_http_respond(c, 503, "text/plain", NULL, "Shutting down", 13);
+        http_respond(c, 503, "text/plain", NULL, "Shutting down", 13);
         return;
     }
     struct sockaddr_storage peer;
@@ -449,49 +398,19 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
     }
     s = open_session(ss, req, raw, &peer);
     if (!s) {
-        conn_http_respond(c, 500, "text/plain", NULL, "Internal error", 14);
+        http_respond(c, 500, "text/plain", NULL, "Internal error", 14);
         return;
     }
     open_packet(ss, s, (ss->transports & TR_WEBSOCKET) != 0);
     sess_poll_respond(s, c, ss->out.data, ss->out.len);
 }
 
-static bool path_is(const char *path, const char *prefix)
+void sess_route_socketio(conn_t *c, const http_req_t *req, void *ud)
 {
-    size_t n = strlen(prefix);
-    return strncmp(path, prefix, n) == 0 ||
-           (strlen(path) == n - 1 && !strncmp(path, prefix, n - 1));
+    on_engine_request(ud, c, req, false);
 }
 
-void sess_on_request(conn_t *c, const http_req_t *req, void *ud)
+void sess_route_engineio(conn_t *c, const http_req_t *req, void *ud)
 {
-    sessions_t *ss = *(enum owner_kind *)ud == OWNER_SESSIONS ? ud : ((session_t *)ud)->ss;
-    const char *path = http_req_path(req);
-    if (path_is(path, "/socket.io/")) {
-        on_engine_request(ss, c, req, false);
-        return;
-    }
-    if (ss->conformance && path_is(path, "/engine.io/")) {
-        on_engine_request(ss, c, req, true);
-        return;
-    }
-    if (ss->debug_page && strcmp(path, "/debug") == 0) {
-        size_t n;
-        const char *html = debug_page_html(&n);
-        conn_http_respond(c, 200, "text/html; charset=utf-8", NULL, html, n);
-        return;
-    }
-    if (strcmp(path, "/health") == 0) {
-        buf_reset(&ss->out);
-        health_render(&ss->out, ss->region, ss->slot);
-        conn_http_respond(c, 200, "application/json", NULL, ss->out.data, ss->out.len);
-        return;
-    }
-    if (strcmp(path, "/metrics") == 0) {
-        buf_reset(&ss->out);
-        metrics_render(&ss->out, ss->region);
-        conn_http_respond(c, 200, METRICS_CONTENT_TYPE, NULL, ss->out.data, ss->out.len);
-        return;
-    }
-    conn_http_respond(c, 404, "text/plain", NULL, "Not found", 9);
+    on_engine_request(ud, c, req, true);
 }

@@ -15,7 +15,6 @@
 #include "common/log.h"
 #include "common/proto/eio_payload.h"
 #include "common/proto/handshake.h"
-#include "common/proto/http_gzip.h"
 #include "common/proto/payload.h"
 #include "common/proto/sio_packet.h"
 #include "common/proto/ws_frame.h"
@@ -24,7 +23,10 @@
 #include "shm/health.h"
 #include "shm/metrics.h"
 #include "worker/cluster/adapter.h"
-#include "worker/http/debug_page.h"
+#include "worker/http/cors.h"
+#include "worker/http/http_server.h"
+#include "worker/http/ops_routes.h"
+#include "worker/http/router.h"
 #include "worker/net/deadlineq.h"
 #include "worker/net/handoff.h"
 #include "worker/net/timerq.h"
@@ -48,13 +50,9 @@
 #define UPGRADE_TIMEOUT_MS 10000 /* Node's upgradeTimeout */
 #define POLLQ_MAX (4u << 20)     /* packets waiting for a GET; past it more are dropped */
 
-/* conn data is either the sessions (plain HTTP) or a session (WebSocket): the tag tells */
-enum owner_kind { OWNER_SESSIONS = 1, OWNER_SESSION = 2 };
-
 enum { TR_POLLING = 1, TR_WEBSOCKET = 2 };
 
 typedef struct session {
-    enum owner_kind kind;
     struct sessions *ss;
     conn_t *conn;  /* the WebSocket transport (WebSocket-only or upgraded); NULL while polling */
     conn_t *probe; /* a WebSocket upgrading this polling session */
@@ -108,13 +106,14 @@ typedef struct nsp_name {
 } nsp_name_t;
 
 struct sessions {
-    enum owner_kind kind;
     uv_loop_t *loop;
     const cfg_t *cfg;
     shm_region_t *region;
     uint32_t slot;
     stats_worker_t *stats;
-    conn_ctx_t *conns;
+    router_t *router;
+    http_server_t *http;
+    ops_routes_t *ops;
     rooms_t *rooms;
     strmap_t *sids;
     handoff_t *handoff;        /* CLUSTER_WORKERS > 1: requests for another worker's sid go there */
@@ -122,15 +121,14 @@ struct sessions {
     uint64_t handoff_failures; /* counted for log_sampled */
     timerq_t *pingq, *pongq, *connectq, *authq, *upgradeq;
     session_t *head;
-    size_t nconns;    /* every accepted connection, websocket or not */
     size_t nsessions; /* Engine.IO sessions still in memory */
-    bool freeing;     /* sessions_free ran; the last on_close releases the memory */
+    bool freeing;     /* sessions_free ran; the last session freed releases the memory */
     uint64_t epoch;
     bool closing;
     bool conformance;    /* STREAMIO_CONFORMANCE=1: the official suites' test handlers */
     bool debug_page;     /* STREAMIO_DEBUG_PAGE=1: /debug serves a page to watch a room */
     unsigned transports; /* TR_* bits allowed */
-    char *cors;          /* SOCKETIO_CORS_ORIGINS: "*" or a comma-separated list; NULL: none */
+    cors_t *cors;        /* SOCKETIO_CORS_ORIGINS */
     nsp_name_t nsp[NSP_MAX];
     unsigned nnsp;
     void (*closed)(void *arg);
@@ -139,8 +137,7 @@ struct sessions {
     buf_t tmp;
     buf_t name;         /* decoded room name of the event being handled */
     buf_t bin;          /* decoded binary record of a polling POST */
-    buf_t hdrs;         /* extra response headers (CORS, Content-Encoding) */
-    buf_t gz;           /* a compressed response body */
+    buf_t hdrs;         /* extra response headers (CORS) */
     adapter_t *adapter; /* told about rooms created/deleted and client acks; NULL: none */
     adapter_str_t nsp_view[NSP_MAX]; /* the namespaces as the adapter host lists them */
     auth_t *auth;     /* JWT verifier; auth_enabled() false when no secret/key is set */
@@ -158,6 +155,7 @@ struct sessions {
  * flushed to the held GET; sess_fail/sess_end end a session, sess_maybe_free frees it once no
  * handler and no connection uses it. */
 void sess_attach(session_t *s, conn_t *c);
+extern const ws_handlers_t sess_ws_handlers;
 void sess_count_limit(sessions_t *ss, enum stats_limit l);
 int sess_eio_binary(session_t *s, const uint8_t *msg, size_t len);
 int sess_eio_text(session_t *s, const char *msg, size_t len);
@@ -182,7 +180,8 @@ void sess_send_auth(session_t *s, unsigned i);
 void sess_http_answer(sessions_t *ss, conn_t *c, int status, const char *ctype, const char *body,
                       size_t len);
 void sess_on_handoff(int fd, const char *p, size_t len, void *ud);
-void sess_on_request(conn_t *c, const http_req_t *req, void *ud);
+void sess_route_socketio(conn_t *c, const http_req_t *req, void *ud);
+void sess_route_engineio(conn_t *c, const http_req_t *req, void *ud);
 
 /* session_host.c: local rooms as the adapter sees them (joins, leaves, socket lookup). */
 session_t *sess_host_by_id(sessions_t *ss, const char *id, size_t len);

@@ -1,6 +1,8 @@
 /*
- * Unit tests for worker/conn over real loopback sockets: server and clients share one libuv
- * loop, each test checks exact bytes on the client side and ends with uv_loop_close() == 0.
+ * Unit tests for worker/http/http_server over real loopback sockets, with the layers it drives:
+ * the transport (worker/net/conn: output queue, close sequence) and the WebSocket framing
+ * (worker/ws/ws_conn). Server and clients share one libuv loop, each test checks exact bytes on
+ * the client side and ends with uv_loop_close() == 0.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,8 +18,11 @@
 #include <unistd.h>
 
 #include "common/buf.h"
-#include "worker/net/conn.h"
 #include "common/proto/ws_frame.h"
+#include "worker/http/http_server.h"
+#include "worker/http/router.h"
+#include "worker/net/conn.h"
+#include "worker/ws/ws_conn.h"
 
 #define MAX_CONNS 8
 #define MAX_TEXTS 16
@@ -58,13 +63,14 @@ struct fixture {
     uv_timer_t guard;
     bool timed_out;
     int port;
-    conn_ctx_t *ctx;
-    bool ctx_freed;
+    router_t *router;
+    http_server_t *hs;
+    bool hs_freed;
+    stats_worker_t stats; /* the limit counters */
     conn_t *conns[MAX_CONNS];
     int nconns;
     int requests;
     int closes;
-    int refusals[CONN_REFUSED_BODY_TIMEOUT + 1];
     conn_t *held; /* a request answered later (conn_http_defer) */
     bool echo;
     buf_t texts[MAX_TEXTS];
@@ -76,6 +82,8 @@ struct fixture {
 
 /* ==== Server side handlers ==== */
 
+static const ws_handlers_t ws_handlers;
+
 static void on_request(conn_t *c, const http_req_t *req, void *ud)
 {
     fixture_t *f = ud;
@@ -86,29 +94,29 @@ static void on_request(conn_t *c, const http_req_t *req, void *ud)
         buf_init(&t);
         bool ws = http_req_query(req, "transport", &t) == 0 && strcmp(t.data, "websocket") == 0;
         buf_free(&t);
-        if (ws && conn_ws_accept(c) == 0)
+        if (ws && http_ws_accept(c, &ws_handlers) == 0)
             return;
-        assert_int_equal(conn_http_respond(c, 400, "text/html", NULL, "Transport unknown", 17), 0);
+        assert_int_equal(http_respond(c, 400, "text/html", NULL, "Transport unknown", 17), 0);
     } else if (strcmp(path, "/hello") == 0) {
-        assert_int_equal(conn_http_respond(c, 200, "text/plain", "X-Test: 1\r\n", "hi", 2), 0);
+        assert_int_equal(http_respond(c, 200, "text/plain", "X-Test: 1\r\n", "hi", 2), 0);
         /* a second answer is refused */
-        assert_int_equal(conn_http_respond(c, 200, NULL, NULL, NULL, 0), -EINVAL);
-        assert_int_equal(conn_ws_accept(c), -EINVAL);
+        assert_int_equal(http_respond(c, 200, NULL, NULL, NULL, 0), -EINVAL);
+        assert_int_equal(http_ws_accept(c, &ws_handlers), -EINVAL);
     } else if (strcmp(path, "/close") == 0) {
         conn_close(c);
         conn_close(c);
     } else if (strcmp(path, "/defer") == 0) {
-        assert_int_equal(conn_http_defer(c), 0);
-        assert_true(conn_http_pending(c));
-        assert_ptr_equal(conn_request(c), req);
+        assert_int_equal(http_defer(c), 0);
+        assert_true(http_pending(c));
+        assert_ptr_equal(http_request(c), req);
         f->held = c;
     } else if (strcmp(path, "/body") == 0) {
         size_t n;
         const char *b = http_req_body(req, &n);
-        assert_int_equal(conn_http_respond(c, 200, NULL, NULL, b, n), 0);
-        assert_null(conn_request(c));
+        assert_int_equal(http_respond(c, 200, NULL, NULL, b, n), 0);
+        assert_null(http_request(c));
     } else if (strcmp(path, "/noanswer") != 0) {
-        assert_int_equal(conn_http_respond(c, 404, NULL, NULL, NULL, 0), 0);
+        assert_int_equal(http_respond(c, 404, NULL, NULL, NULL, 0), 0);
     }
 }
 
@@ -119,7 +127,7 @@ static void on_ws_text(conn_t *c, const char *msg, size_t len, void *ud)
     buf_t *b = &f->texts[f->ntexts++];
     buf_append(b, msg, len);
     if (f->echo)
-        assert_int_equal(conn_ws_send_text(c, msg, len), 0);
+        assert_int_equal(ws_conn_send_text(c, msg, len), 0);
 }
 
 static void on_ws_binary(conn_t *c, const uint8_t *msg, size_t len, void *ud)
@@ -141,10 +149,11 @@ static void on_close(conn_t *c, void *ud)
     }
 }
 
-static void on_refused(conn_refusal_t why, void *ud)
+static const ws_handlers_t ws_handlers = {on_ws_text, on_ws_binary};
+
+static uint64_t refusals(const fixture_t *f, enum stats_limit l)
 {
-    fixture_t *f = ud;
-    f->refusals[why]++;
+    return STATS_GET(f->stats.limit_rejections[l]);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -153,9 +162,10 @@ static void on_connection(uv_stream_t *server, int status)
     assert_int_equal(status, 0);
     assert_true(f->nconns < MAX_CONNS);
     conn_t *c = NULL;
-    assert_int_equal(conn_accept(f->ctx, server, &c), 0);
-    assert_ptr_equal(conn_data(c), f);
-    assert_false(conn_is_ws(c));
+    assert_int_equal(http_server_accept(f->hs, server, &c), 0);
+    assert_null(conn_data(c));
+    conn_set_owner(c, on_close, f);
+    assert_false(ws_conn_is(c));
     f->conns[f->nconns++] = c;
 }
 
@@ -186,18 +196,21 @@ static void run_for(fixture_t *f, uint64_t ms)
         uv_run(&f->loop, UV_RUN_ONCE);
 }
 
+static http_stats_t stats_of(const fixture_t *f)
+{
+    http_stats_t st;
+    http_server_stats(f->hs, &st);
+    return st;
+}
+
 static uint64_t bytes_in(const fixture_t *f)
 {
-    conn_stats_t st;
-    conn_ctx_stats(f->ctx, &st);
-    return st.bytes_in;
+    return stats_of(f).conn.bytes_in;
 }
 
 static size_t ws_contexts(const fixture_t *f)
 {
-    conn_stats_t st;
-    conn_ctx_stats(f->ctx, &st);
-    return st.ws_contexts;
+    return stats_of(f).ws_contexts;
 }
 
 /* ==== Clients ==== */
@@ -300,7 +313,7 @@ static client_t *ws_connect(fixture_t *f, int i)
     RUN_UNTIL(f, cl->in.len >= LEN_101);
     assert_int_equal(cl->in.len, LEN_101);
     assert_memory_equal(cl->in.data, resp_101, LEN_101);
-    assert_true(conn_is_ws(f->conns[f->nconns - 1]));
+    assert_true(ws_conn_is(f->conns[f->nconns - 1]));
     buf_reset(&cl->in);
     return cl;
 }
@@ -309,7 +322,7 @@ static client_t *ws_connect(fixture_t *f, int i)
 
 static int setup(void **state)
 {
-    const conn_limits_t *lim = *state;
+    const http_limits_t *lim = *state;
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
@@ -325,15 +338,9 @@ static int setup(void **state)
     int len = sizeof(ss);
     assert_int_equal(uv_tcp_getsockname(&f->server, (struct sockaddr *)&ss, &len), 0);
     f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    conn_handlers_t h = {
-        .on_request = on_request,
-        .on_ws_text = on_ws_text,
-        .on_ws_binary = on_ws_binary,
-        .on_close = on_close,
-        .ud = f,
-        .on_refused = on_refused,
-    };
-    assert_int_equal(conn_ctx_new(&f->ctx, &f->loop, lim, &h), 0);
+    f->router = router_new();
+    router_add(f->router, "/", on_request, f); /* every path */
+    assert_int_equal(http_server_new(&f->hs, &f->loop, lim, f->router, &f->stats), 0);
     for (int i = 0; i < MAX_TEXTS; i++)
         buf_init(&f->texts[i]);
     buf_init(&f->bin);
@@ -346,12 +353,13 @@ static int teardown(void **state)
     fixture_t *f = *state;
     for (int i = 0; i < MAX_CONNS; i++)
         cl_close(&f->cl[i]);
-    if (!f->ctx_freed)
-        conn_ctx_free(f->ctx);
+    if (!f->hs_freed)
+        http_server_free(f->hs);
     uv_close((uv_handle_t *)&f->server, NULL);
     uv_close((uv_handle_t *)&f->guard, NULL);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    router_free(f->router);
     for (int i = 0; i < MAX_CONNS; i++)
         buf_free(&f->cl[i].in);
     for (int i = 0; i < MAX_TEXTS; i++)
@@ -424,8 +432,7 @@ static void test_ws_handshake_and_messages(void **state)
     run_for(f, 20);
     assert_int_equal(f->closes, 1);
     assert_null(f->conns[0]);
-    conn_stats_t st;
-    conn_ctx_stats(f->ctx, &st);
+    conn_stats_t st = stats_of(f).conn;
     assert_int_equal(st.accepted, 1);
     assert_int_equal(st.closed, 1);
     assert_int_equal(st.live, 0);
@@ -454,9 +461,9 @@ static void test_broadcast_shared_frame(void **state)
     buf_append(&want, refbuf_data(big), refbuf_len(big));
     buf_append(&want, refbuf_data(small), refbuf_len(small));
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(conn_ws_send_frame(f->conns[i], small), 0);
-        assert_int_equal(conn_ws_send_frame(f->conns[i], big), 0);
-        assert_int_equal(conn_ws_send_frame(f->conns[i], small), 0);
+        assert_int_equal(ws_conn_send_frame(f->conns[i], small), 0);
+        assert_int_equal(ws_conn_send_frame(f->conns[i], big), 0);
+        assert_int_equal(ws_conn_send_frame(f->conns[i], small), 0);
         assert_int_equal(conn_outq_bytes(f->conns[i]), want.len);
     }
     /* the queues hold references: the caller's can go now */
@@ -469,7 +476,7 @@ static void test_broadcast_shared_frame(void **state)
         assert_int_equal(conn_outq_bytes(f->conns[i]), 0);
     }
     buf_free(&want);
-    assert_int_equal(conn_ws_send_frame(f->conns[0], NULL), -EINVAL);
+    assert_int_equal(ws_conn_send_frame(f->conns[0], NULL), -EINVAL);
 }
 
 static void test_oversize_message_1009(void **state)
@@ -483,7 +490,7 @@ static void test_oversize_message_1009(void **state)
     assert_int_equal(f->ntexts, 1);
     assert_int_equal(cl->in.len, 4);
     assert_memory_equal(cl->in.data, "\x88\x02\x03\xf1", 4);
-    assert_int_equal(f->refusals[CONN_REFUSED_WS_MESSAGE], 1);
+    assert_int_equal(refusals(f, STATS_LIMIT_WS_MESSAGE), 1);
 }
 
 static void test_protocol_errors(void **state)
@@ -596,11 +603,10 @@ static void test_parser_errors(void **state)
     assert_int_equal(cl->in.len, sizeof(r431) - 1);
     assert_memory_equal(cl->in.data, r431, sizeof(r431) - 1);
     assert_int_equal(f->requests, 0);
-    conn_stats_t st;
-    conn_ctx_stats(f->ctx, &st);
+    http_stats_t st = stats_of(f);
     assert_int_equal(st.http_errors, 2);
-    assert_int_equal(f->refusals[CONN_REFUSED_HEADER_SIZE], 1);
-    assert_int_equal(f->refusals[CONN_REFUSED_BODY_SIZE], 0);
+    assert_int_equal(refusals(f, STATS_LIMIT_HEADER_SIZE), 1);
+    assert_int_equal(refusals(f, STATS_LIMIT_BODY_SIZE), 0);
 }
 
 static void test_server_close_handshake(void **state)
@@ -609,10 +615,10 @@ static void test_server_close_handshake(void **state)
     /* the peer answers the Close */
     client_t *cl = ws_connect(f, 0);
     conn_t *c = f->conns[0];
-    assert_int_equal(conn_ws_close(c, 1005), -EINVAL);
-    assert_int_equal(conn_ws_close(c, 1000), 0);
-    assert_int_equal(conn_ws_close(c, 1000), 0);
-    assert_int_equal(conn_ws_send_text(c, "x", 1), -EPIPE);
+    assert_int_equal(ws_conn_close(c, 1005), -EINVAL);
+    assert_int_equal(ws_conn_close(c, 1000), 0);
+    assert_int_equal(ws_conn_close(c, 1000), 0);
+    assert_int_equal(ws_conn_send_text(c, "x", 1), -EPIPE);
     RUN_UNTIL(f, cl->in.len == 4);
     assert_memory_equal(cl->in.data, "\x88\x02\x03\xe8", 4);
     /* messages after our Close are not delivered */
@@ -626,15 +632,15 @@ static void test_server_close_handshake(void **state)
 
     /* the peer never answers: close_timeout_ms (200) ends it; code 0 sends no status */
     cl = ws_connect(f, 1);
-    assert_int_equal(conn_ws_close(f->conns[1], 0), 0);
+    assert_int_equal(ws_conn_close(f->conns[1], 0), 0);
     RUN_UNTIL(f, cl->eof && f->closes == 2);
     assert_int_equal(cl->in.len, 2);
     assert_memory_equal(cl->in.data, "\x88\x00", 2);
 
     /* conn_ws_close on an HTTP connection */
     cl = cl_connect(f, 2);
-    assert_int_equal(conn_ws_close(f->conns[2], 1000), -EINVAL);
-    assert_int_equal(conn_ws_send_text(f->conns[2], "x", 1), -EINVAL);
+    assert_int_equal(ws_conn_close(f->conns[2], 1000), -EINVAL);
+    assert_int_equal(ws_conn_send_text(f->conns[2], "x", 1), -EINVAL);
 }
 
 static void test_slow_consumer(void **state)
@@ -649,7 +655,7 @@ static void test_slow_consumer(void **state)
     f->timed_out = false;
     uv_timer_start(&f->guard, on_guard, GUARD_MS, 0);
     while (rc == 0 && !f->timed_out) {
-        rc = conn_ws_send_text(c, chunk, sizeof(chunk));
+        rc = ws_conn_send_text(c, chunk, sizeof(chunk));
         sends++;
         uv_run(&f->loop, UV_RUN_NOWAIT);
     }
@@ -657,10 +663,9 @@ static void test_slow_consumer(void **state)
     assert_int_equal(rc, -ENOBUFS);
     assert_true(sends > 4); /* the kernel took some first: this really was a slow reader */
     RUN_UNTIL(f, f->closes == 1);
-    conn_stats_t st;
-    conn_ctx_stats(f->ctx, &st);
+    conn_stats_t st = stats_of(f).conn;
     assert_int_equal(st.slow_consumers, 1);
-    assert_int_equal(f->refusals[CONN_REFUSED_OUTPUT], 1);
+    assert_int_equal(refusals(f, STATS_LIMIT_OUTPUT_BUFFER), 1);
 }
 
 /* conn_close while a uv_write is pending: the write is cancelled, refs are released once. */
@@ -674,15 +679,15 @@ static void test_close_with_write_in_flight(void **state)
     char *payload = calloc(1, len);
     refbuf_t *frame = ws_frame_new(WS_FRAME_BINARY, payload, len);
     free(payload);
-    assert_int_equal(conn_ws_send_frame(c, frame), 0);
-    assert_int_equal(conn_ws_send_text(c, "tail", 4), 0);
+    assert_int_equal(ws_conn_send_frame(c, frame), 0);
+    assert_int_equal(ws_conn_send_text(c, "tail", 4), 0);
     run_for(f, 20);
     /* the kernel took part of it: the rest sits in a pending uv_write */
     assert_true(conn_outq_bytes(c) > 0);
     assert_true(conn_outq_bytes(c) < len);
     conn_close(c);
-    assert_int_equal(conn_ws_send_frame(c, frame), -EPIPE);
-    assert_int_equal(conn_http_respond(c, 200, NULL, NULL, NULL, 0), -EPIPE);
+    assert_int_equal(ws_conn_send_frame(c, frame), -EPIPE);
+    assert_int_equal(http_respond(c, 200, NULL, NULL, NULL, 0), -EPIPE);
     RUN_UNTIL(f, f->closes == 1);
     refbuf_unref(frame); /* the last reference: LeakSanitizer checks nothing else holds one */
 }
@@ -725,16 +730,16 @@ static void test_eof_and_contract(void **state)
     assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
 }
 
-/* conn_ctx_free closes what is still open; every on_close runs before the loop can close. */
+/* http_server_free closes what is still open; every on_close runs before the loop can close. */
 static void test_ctx_free_with_live_conns(void **state)
 {
     fixture_t *f = *state;
     client_t *a = ws_connect(f, 0);
     client_t *b = cl_connect(f, 1);
     cl_send(b, "GET /hel", 8);
-    assert_int_equal(conn_ws_send_text(f->conns[0], "bye", 3), 0);
-    conn_ctx_free(f->ctx);
-    f->ctx_freed = true;
+    assert_int_equal(ws_conn_send_text(f->conns[0], "bye", 3), 0);
+    http_server_free(f->hs);
+    f->hs_freed = true;
     RUN_UNTIL(f, f->closes == 2 && a->eof && (b->eof || b->read_err));
 }
 
@@ -749,12 +754,12 @@ static void test_deferred_answer_and_bodies(void **state)
     run_for(f, 30);
     assert_int_equal(cl->in.len, 0);
     assert_int_equal(f->requests, 1);
-    assert_int_equal(conn_http_respond(f->held, 200, NULL, NULL, "late", 4), 0);
+    assert_int_equal(http_respond(f->held, 200, NULL, NULL, "late", 4), 0);
     static const char late[] =
         "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nlate";
     RUN_UNTIL(f, cl->in.len >= sizeof(late) - 1);
     assert_memory_equal(cl->in.data, late, sizeof(late) - 1);
-    assert_int_equal(conn_http_defer(f->held), -EINVAL); /* nothing awaits an answer now */
+    assert_int_equal(http_defer(f->held), -EINVAL); /* nothing awaits an answer now */
     buf_reset(&cl->in);
     /* the request is dispatched once its body is complete, and sees the body */
     cl_send(cl, "POST /body HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
@@ -776,7 +781,7 @@ static void test_deferred_answer_and_bodies(void **state)
                                "Content-Length: 0\r\n\r\n";
     assert_int_equal(cl->in.len, sizeof(r413) - 1);
     assert_memory_equal(cl->in.data, r413, sizeof(r413) - 1);
-    assert_int_equal(f->refusals[CONN_REFUSED_BODY_SIZE], 1);
+    assert_int_equal(refusals(f, STATS_LIMIT_BODY_SIZE), 1);
 }
 
 /* Slowloris: heads and bodies that take too long get a 408; an idle keep-alive is just closed. */
@@ -805,12 +810,12 @@ static void test_request_timeouts(void **state)
     assert_int_equal(body->in.len, sizeof(r408) - 1);
     assert_memory_equal(body->in.data, r408, sizeof(r408) - 1);
     assert_int_equal(f->requests, 1);
-    assert_int_equal(f->refusals[CONN_REFUSED_HEADER_TIMEOUT], 2);
-    assert_int_equal(f->refusals[CONN_REFUSED_BODY_TIMEOUT], 1);
+    assert_int_equal(refusals(f, STATS_LIMIT_HEADER_TIMEOUT), 2);
+    assert_int_equal(refusals(f, STATS_LIMIT_BODY_TIMEOUT), 1);
     run_for(f, 300);
     assert_false(held->eof);
     assert_non_null(f->held);
-    assert_int_equal(conn_http_respond(f->held, 200, NULL, NULL, "ok", 2), 0);
+    assert_int_equal(http_respond(f->held, 200, NULL, NULL, "ok", 2), 0);
     static const char ok[] =
         "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
     RUN_UNTIL(f, held->in.len >= sizeof(ok) - 1);
@@ -818,9 +823,8 @@ static void test_request_timeouts(void **state)
     /* answered, then idle on keep-alive: closed with no answer and no refusal counted */
     RUN_UNTIL(f, held->eof);
     assert_int_equal(held->in.len, sizeof(ok) - 1);
-    assert_int_equal(f->refusals[CONN_REFUSED_HEADER_TIMEOUT], 2);
-    conn_stats_t st;
-    conn_ctx_stats(f->ctx, &st);
+    assert_int_equal(refusals(f, STATS_LIMIT_HEADER_TIMEOUT), 2);
+    http_stats_t st = stats_of(f);
     assert_int_equal(st.timeouts, 3);
     assert_int_equal(st.http_errors, 0);
     /* a WebSocket is past the request: no deadline applies */
@@ -843,8 +847,9 @@ static void test_adopt_with_bytes_read(void **state)
     RUN_UNTIL(f, f->closes == 1);
     conn_t *c = NULL;
     static const char head[] = "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n";
-    assert_int_equal(conn_adopt(f->ctx, dupfd, head, sizeof(head) - 1, &c), 0);
+    assert_int_equal(http_server_adopt(f->hs, dupfd, head, sizeof(head) - 1, &c), 0);
     assert_int_equal(f->requests, 1);
+    conn_set_owner(c, on_close, f);
     RUN_UNTIL(f, cl->in.len > 0 && memmem(cl->in.data, cl->in.len, "\r\n\r\nhi", 6));
     assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
     conn_close(c);
@@ -931,7 +936,7 @@ static void test_ws_context_lazy(void **state)
 
     /* the server closes an idle WebSocket: a context carries the handshake to its end */
     buf_reset(&cl->in);
-    assert_int_equal(conn_ws_close(f->conns[0], 1001), 0);
+    assert_int_equal(ws_conn_close(f->conns[0], 1001), 0);
     assert_int_equal(ws_contexts(f), 1);
     RUN_UNTIL(f, cl->in.len == 4);
     assert_memory_equal(cl->in.data, "\x88\x02\x03\xe9", 4);
@@ -1013,17 +1018,17 @@ static void test_oversize_fragmented_across_reads(void **state)
     assert_int_equal(f->ntexts, 0);
     assert_int_equal(cl->in.len, 4);
     assert_memory_equal(cl->in.data, "\x88\x02\x03\xf1", 4);
-    assert_int_equal(f->refusals[CONN_REFUSED_WS_MESSAGE], 1);
+    assert_int_equal(refusals(f, STATS_LIMIT_WS_MESSAGE), 1);
     assert_int_equal(ws_contexts(f), 0);
 }
 
-static const conn_limits_t lim_default = {0};
-static const conn_limits_t lim_small_body = {.max_body = 8};
-static const conn_limits_t lim_small_msg = {.max_ws_message = 16};
-static const conn_limits_t lim_close = {.close_timeout_ms = 200};
-static const conn_limits_t lim_slow = {.max_outq_bytes = 65536};
-static const conn_limits_t lim_big_outq = {.max_outq_bytes = 64u << 20};
-static const conn_limits_t lim_slow_req = {.header_timeout_ms = 150, .body_timeout_ms = 200};
+static const http_limits_t lim_default = {0};
+static const http_limits_t lim_small_body = {.max_body = 8};
+static const http_limits_t lim_small_msg = {.max_ws_message = 16};
+static const http_limits_t lim_close = {.close_timeout_ms = 200};
+static const http_limits_t lim_slow = {.max_outq_bytes = 65536};
+static const http_limits_t lim_big_outq = {.max_outq_bytes = 64u << 20};
+static const http_limits_t lim_slow_req = {.header_timeout_ms = 150, .body_timeout_ms = 200};
 
 #define T(fn, lim) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, (void *)&(lim))
 
