@@ -182,7 +182,7 @@ static void host_match(sessions_t *ss, const adapter_target_t *t,
 typedef struct host_send {
     refbuf_t *frame;
     size_t queued;
-    const recovery_id_t *offset; /* the frame's stream entry id (recovery on, one room) */
+    const stream_id_t *offset; /* the frame's stream entry id (recovery on, one room) */
 } host_send_t;
 
 static void host_send_one(session_t *s, void *arg)
@@ -195,7 +195,7 @@ static void host_send_one(session_t *s, void *arg)
 }
 
 /* The stream entry id a room:message frame carries as its offset. */
-static bool frame_offset(refbuf_t *frame, recovery_id_t *id)
+static bool frame_offset(refbuf_t *frame, stream_id_t *id)
 {
     size_t len, pre = sizeof(PAYLOAD_PACKET_PREFIX) - 1;
     const char *p = frame_payload(frame, &len);
@@ -203,16 +203,16 @@ static bool frame_offset(refbuf_t *frame, recovery_id_t *id)
         p[len - 2] != '"')
         return false;
     size_t end = len - 2, start = end;
-    while (start > pre && end - start <= RECOVERY_ID_MAX && p[start - 1] != '"')
+    while (start > pre && end - start <= STREAM_ID_MAX && p[start - 1] != '"')
         start--;
     return start > pre + 1 && p[start - 1] == '"' && p[start - 2] == ',' &&
-           memchr(p + start, '-', end - start) && recovery_id_parse(p + start, end - start, id);
+           memchr(p + start, '-', end - start) && stream_id_parse(p + start, end - start, id);
 }
 
 static size_t host_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
 {
     sessions_t *ss = ctx;
-    recovery_id_t id;
+    stream_id_t id;
     bool has_id = ss->rio && t->nrooms == 1 && frame_offset(frame, &id);
     host_send_t b = {frame, 0, has_id ? &id : NULL};
     host_match(ss, t, host_send_one, &b);

@@ -89,7 +89,7 @@ typedef struct session {
     /* connection state recovery (CONNECTION_RECOVERY); see "connection state recovery" below */
     recovery_log_t *rlog;        /* the last room:message sends; NULL until the main CONNECT */
     char pid[SID_LEN + 1];       /* private id the client resends to recover this session */
-    recovery_id_t offset;        /* the offset a recovering client sent */
+    stream_id_t offset;        /* the offset a recovering client sent */
     bool has_offset;             /* it sent one */
     bool restoring;              /* the main CONNECT waits for the record of its pid */
     bool replaying;              /* restored; missed entries go out before the CONNECT reply */
@@ -192,7 +192,7 @@ void sess_host_left(sessions_t *ss, int rc, const char *room, size_t len);
 /* session_recovery.c: CONNECTION_RECOVERY hooks (begin on CONNECT, gate live frames during a
  * replay, note joins, save the record when the transport is lost). */
 int sess_recovery_begin(session_t *s, const sio_packet_t *pk);
-bool sess_recovery_gate(session_t *s, recovery_id_t id);
+bool sess_recovery_gate(session_t *s, stream_id_t id);
 void sess_recovery_joined(session_t *s, const char *room, size_t len);
 void sess_recovery_save(session_t *s);
 

@@ -3,12 +3,12 @@
 
 /* ---- connection state recovery (CONNECTION_RECOVERY; the scheme is in recovery.h) ---- */
 
-static recovery_id_t mark_id(const uint64_t v[2])
+static stream_id_t mark_id(const uint64_t v[2])
 {
-    return (recovery_id_t){v[0], v[1]};
+    return (stream_id_t){v[0], v[1]};
 }
 
-static void mark_set(uint64_t v[2], recovery_id_t id)
+static void mark_set(uint64_t v[2], stream_id_t id)
 {
     v[0] = id.ms;
     v[1] = id.seq;
@@ -22,8 +22,8 @@ void sess_recovery_joined(session_t *s, const char *room, size_t len)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    recovery_id_t start =
-        recovery_id_before_ms((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    stream_id_t start =
+        stream_id_before_ms((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
     m->tag = ++s->next_tag;
     mark_set(m->first, start);
     mark_set(m->last, start);
@@ -34,20 +34,20 @@ void sess_recovery_joined(session_t *s, const char *room, size_t len)
  * out now. While s replays, it is held back (the replay reads it from the stream, in order);
  * after, ids up to the replay's end were already sent. Sends are logged. No allocation.
  */
-bool sess_recovery_gate(session_t *s, recovery_id_t id)
+bool sess_recovery_gate(session_t *s, stream_id_t id)
 {
     rooms_mark_t *m = s->ss->visit_mark;
     if (!m || !s->rlog)
         return true;
     if (s->replaying) {
-        if (recovery_id_cmp(id, mark_id(m->held)) > 0)
+        if (stream_id_cmp(id, mark_id(m->held)) > 0)
             mark_set(m->held, id);
         return false;
     }
-    if (recovery_id_cmp(id, mark_id(m->held)) <= 0)
+    if (stream_id_cmp(id, mark_id(m->held)) <= 0)
         return false;
     recovery_log_add(s->rlog, m->tag, id, mark_id(m->last));
-    if (recovery_id_cmp(id, mark_id(m->last)) > 0)
+    if (stream_id_cmp(id, mark_id(m->last)) > 0)
         mark_set(m->last, id);
     return true;
 }
@@ -117,7 +117,7 @@ int sess_recovery_begin(session_t *s, const sio_packet_t *pk)
         buf_reset(tmp);
         /* an offset that is not an entry id cannot be placed in the log */
         if (off.type != JSON_STRING || json_string_decode(off.p, off.len, tmp) ||
-            tmp->len > RECOVERY_ID_MAX || !recovery_id_parse(tmp->data, tmp->len, &s->offset))
+            tmp->len > STREAM_ID_MAX || !stream_id_parse(tmp->data, tmp->len, &s->offset))
             return 1;
         s->has_offset = true;
     }
@@ -167,7 +167,7 @@ typedef struct replay {
     char name[];
 } replay_t;
 
-static void replay_room(session_t *s, const char *name, size_t len, recovery_id_t after);
+static void replay_room(session_t *s, const char *name, size_t len, stream_id_t after);
 
 static void on_replay_entry(void *arg, const char *id, size_t id_len, const payload_field_t *fields,
                             size_t nfields)
@@ -176,9 +176,9 @@ static void on_replay_entry(void *arg, const char *id, size_t id_len, const payl
     session_t *s = rp->s;
     sessions_t *ss = s->ss;
     rooms_mark_t *m = s->ended ? NULL : rooms_sock_mark(&s->rooms, rp->name, rp->len);
-    recovery_id_t rid;
-    if (!m || id_len > RECOVERY_ID_MAX || !recovery_id_parse(id, id_len, &rid) ||
-        recovery_id_cmp(rid, mark_id(m->last)) <= 0)
+    stream_id_t rid;
+    if (!m || id_len > STREAM_ID_MAX || !stream_id_parse(id, id_len, &rid) ||
+        stream_id_cmp(rid, mark_id(m->last)) <= 0)
         return;
     buf_reset(&ss->out);
     payload_packet(&ss->out, rp->name, rp->len, id, id_len, fields, nfields, true);
@@ -213,7 +213,7 @@ static void on_replay_done(void *arg, int n)
         replay_finish(s);
 }
 
-static void replay_room(session_t *s, const char *name, size_t len, recovery_id_t after)
+static void replay_room(session_t *s, const char *name, size_t len, stream_id_t after)
 {
     replay_t *rp = xmalloc(sizeof(*rp) + len);
     rp->s = s;
@@ -239,7 +239,7 @@ static void replay_start(const char *name, size_t len, rooms_mark_t *m, void *ar
 /* Entries held back after their room's read ended: read them (a bounded number of rounds). */
 static void replay_recheck(const char *name, size_t len, rooms_mark_t *m, void *arg)
 {
-    if (recovery_id_cmp(mark_id(m->held), mark_id(m->last)) > 0)
+    if (stream_id_cmp(mark_id(m->held), mark_id(m->last)) > 0)
         replay_room(arg, name, len, mark_id(m->last));
 }
 

@@ -1,5 +1,5 @@
 /*
- * Fuzzes WebSocket frame handling the way worker/net/conn.c drives wslay: a server context whose recv
+ * Fuzzes WebSocket frame handling the way worker/ws/ws_conn.c drives wslay: a server context whose recv
  * callback hands out the bytes read so far (then WOULDBLOCK), whose send callback collects
  * everything, with the same maximum message length; after each read the queued control frames
  * are sent. Text messages then take the session's Engine.IO path (type byte, Socket.IO decode).
@@ -7,7 +7,7 @@
  * cuts, and whether the rest is raw bytes or a list of frames to build (masked, all three length
  * forms, payloads up to 69 KiB: sizes raw inputs of 4 KiB cannot reach). The bytes are read once
  * whole, once in small reads, and once at random cuts holding the wslay context only while
- * ws_feed_at_rest says it is needed, freeing and re-creating it as conn.c does: all three must
+ * ws_feed_at_rest says it is needed, freeing and re-creating it as ws_conn.c does: all three must
  * deliver the same messages.
  */
 #include <stdbool.h>
