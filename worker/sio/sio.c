@@ -11,13 +11,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/auth.h"
 #include "common/ids.h"
-#include "common/log.h"
 #include "common/proto/handshake.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
-#include "worker/net/deadlineq.h"
+#include "worker/sio/attachments.h"
+#include "worker/sio/sio_auth.h"
 
 struct sio_socket {
     sio_t *sio;
@@ -27,20 +26,15 @@ struct sio_socket {
     bool closed;
     uint64_t mark; /* the last walk that visited it */
     rooms_sock_t rooms;
-    buf_t bin_pkt;                /* BINARY_EVENT/BINARY_ACK text waiting for its attachments */
-    buf_t bin_att;                /* attachments received so far, each as u32 length + bytes */
-    unsigned bin_want;            /* attachments still expected */
-    unsigned bin_have;            /* attachments received */
+    attachments_t bin;            /* a binary packet's attachments being collected */
     uint32_t nsp_mask;            /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
     bool deferred;                /* the main CONNECT waits for an observer's reply */
     char *auth[SIO_NSP_MAX];      /* CONNECT payload per connected namespace ("{}" when absent) */
     char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
-    auth_grant_t *grant;          /* rooms the client's token allows (auth on); NULL: none */
-    buf_t qtoken;                 /* `token` query parameter of the handshake, if any */
+    sio_auth_socket_t auth_state; /* its token: the grant, the expiry */
     limits_socket_t lim;          /* event and join token buckets */
     struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP */
     char *handshake;              /* fetchSockets' handshake members */
-    deadline_node_t expiry_node;  /* auth on: the token's exp (+ leeway) disconnects the socket */
     void *ext[SIO_OBSERVERS_MAX]; /* the observers' per-socket state */
 };
 
@@ -54,12 +48,11 @@ struct sio {
     const cfg_t *cfg;
     stats_worker_t *stats;
     eio_handlers_t handlers;
-    auth_t *auth;     /* JWT verifier; auth_enabled() false when no secret/key is set */
+    sio_auth_t *auth; /* JWT verification and token expiries */
     limits_t *limits; /* connection counts and per-socket rate limits */
     rooms_t *rooms;
-    deadlineq_t *expiryq; /* token expiries of authenticated sockets */
-    sio_socket_t *head;   /* sockets whose session is not over */
-    uint64_t epoch;       /* numbers the walks */
+    sio_socket_t *head; /* sockets whose session is not over */
+    uint64_t epoch;     /* numbers the walks */
     sio_observer_t obs[SIO_OBSERVERS_MAX];
     unsigned nobs;
     bool room_hooks; /* an observer wants room_deleted: leaving all rooms names each */
@@ -195,11 +188,9 @@ void sio_socket_release(sio_socket_t *s)
     }
     for (unsigned i = 0; i < SIO_NSP_MAX; i++)
         free(s->auth[i]);
-    buf_free(&s->bin_pkt);
-    buf_free(&s->bin_att);
-    buf_free(&s->qtoken);
+    attachments_free(&s->bin);
     free(s->handshake);
-    auth_grant_free(s->grant);
+    sio_auth_close(&s->auth_state);
     limits_conn_release(sio->limits, (const struct sockaddr *)&s->peer);
     free(s);
 }
@@ -273,7 +264,7 @@ static void leave_all(sio_socket_t *s)
 
 bool sio_socket_room_allowed(const sio_socket_t *s, const char *room, size_t len)
 {
-    return auth_room_allowed(s->sio->auth, s->grant, room, len);
+    return sio_auth_room_allowed(s->sio->auth, &s->auth_state, room, len);
 }
 
 bool sio_socket_rooms_full(const sio_socket_t *s, const char *room, size_t len)
@@ -312,8 +303,10 @@ static void nsp_disconnect(sio_socket_t *s, unsigned i)
     s->nsp_mask &= ~(1u << i);
     free(s->auth[i]);
     s->auth[i] = NULL;
-    if (i == 0)
+    if (i == 0) {
+        s->deferred = false;
         leave_all(s);
+    }
 }
 
 void sio_socket_disconnect(sio_socket_t *s, bool close)
@@ -344,28 +337,15 @@ void sio_socket_describe(const sio_socket_t *s, buf_t *out)
 
 /* ==== Authentication ==== */
 
-/* Disconnects the socket when the token it authenticated with expires (exp + AUTH_JWT_LEEWAY). */
-static void arm_expiry(sio_socket_t *s, int64_t exp_s)
-{
-    sio_t *sio = s->sio;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    int64_t left = (exp_s + sio->cfg->auth_jwt_leeway_s) * 1000 - now_ms;
-    uv_update_time(sio->loop); /* the cached loop time may lag: never cut a token off early */
-    deadlineq_add(sio->expiryq, &s->expiry_node,
-                  uv_now(sio->loop) + (uint64_t)(left > 0 ? left : 0));
-}
-
 /*
  * The token expired while connected: the `error` event {message: "Token expired"} and a
  * DISCONNECT on every connected namespace (the client sees "io server disconnect" and does not
  * reconnect by itself), then the session ends.
  */
-static void on_token_expired(deadline_node_t *n, void *arg)
+static void on_token_expired(sio_auth_socket_t *as, void *arg)
 {
     sio_t *sio = arg;
-    sio_socket_t *s = (sio_socket_t *)((char *)n - offsetof(sio_socket_t, expiry_node));
+    sio_socket_t *s = (sio_socket_t *)((char *)as - offsetof(sio_socket_t, auth_state));
     count_limit(sio, STATS_LIMIT_TOKEN_EXPIRED);
     sio_socket_emit_error(s, AUTH_ERR_EXPIRED);
     for (unsigned i = 0; i < sio->nnsp; i++) {
@@ -377,38 +357,6 @@ static void on_token_expired(deadline_node_t *n, void *arg)
         send_out(s);
     }
     sio_socket_close(s);
-}
-
-/*
- * With authentication on, verifies the token of a CONNECT: the `auth` payload's `token`, else the
- * handshake's `token` query parameter. NULL when allowed (the grant is kept for join-room), else
- * the reason to send back.
- */
-static const char *authorize(sio_socket_t *s, const sio_packet_t *pk)
-{
-    sio_t *sio = s->sio;
-    if (!auth_enabled(sio->auth))
-        return NULL;
-    buf_reset(&sio->tmp);
-    int rc = auth_token_from_connect(pk->data, pk->data_len, &sio->tmp);
-    const char *tok = sio->tmp.data;
-    size_t len = sio->tmp.len;
-    if (rc == -ENOENT) {
-        tok = s->qtoken.data;
-        len = s->qtoken.len;
-        if (len == 0)
-            return AUTH_ERR_MISSING;
-    } else if (rc) {
-        return AUTH_ERR_INVALID;
-    }
-    auth_grant_t *g = NULL;
-    const char *why = NULL;
-    if (auth_verify(sio->auth, tok, len, (int64_t)time(NULL), &g, &why))
-        return why ? why : AUTH_ERR_INVALID;
-    auth_grant_free(s->grant);
-    s->grant = g;
-    arm_expiry(s, auth_grant_expires(g));
-    return NULL;
 }
 
 /* ==== Packets ==== */
@@ -471,7 +419,7 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
     }
     if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
-    const char *why = authorize(s, pk);
+    const char *why = sio_auth_connect(sio->auth, &s->auth_state, pk->data, pk->data_len);
     if (why) {
         count_limit(sio, STATS_LIMIT_AUTH);
         /* refused like a Node middleware refusal: CONNECT_ERROR, the session stays open */
@@ -519,8 +467,8 @@ static int on_event(sio_socket_t *s, unsigned nsp, const sio_packet_t *pk, unsig
         .nargs = n,
         .rest = rest,
         .rest_len = (size_t)(pk->data + pk->data_len - rest),
-        .atts = s->bin_att.data,
-        .atts_len = s->bin_att.len,
+        .atts = s->bin.atts.data,
+        .atts_len = s->bin.atts.len,
         .natt = natt,
     };
     EACH_OBSERVER(s->sio, o)
@@ -561,29 +509,11 @@ static int dispatch(sio_socket_t *s, const sio_packet_t *pk, unsigned natt)
     }
 }
 
-/* Every placeholder {"_placeholder":true,"num":k} must have k < n (Node's reconstruction). */
-static bool placeholders_ok(const char *p, size_t len, unsigned n)
-{
-    static const char key[] = "\"num\":";
-    const char *end = p + len;
-    const char *q = p;
-    while ((q = memmem(q, (size_t)(end - q), key, sizeof(key) - 1)) != NULL) {
-        q += sizeof(key) - 1;
-        unsigned long k = 0;
-        const char *d = q;
-        while (d < end && *d >= '0' && *d <= '9' && k <= n)
-            k = k * 10 + (unsigned long)(*d++ - '0');
-        if (d == q || k >= n)
-            return false;
-    }
-    return true;
-}
-
 static int packet(sio_socket_t *s, const char *p, size_t len)
 {
     sio_t *sio = s->sio;
     sio_packet_t pk;
-    if (s->bin_want || sio_packet_decode(p, len, &pk))
+    if (attachments_pending(&s->bin) || sio_packet_decode(p, len, &pk))
         return -EPROTO;
     limits_verdict_t verdict = limits_event(sio->limits, &s->lim);
     if (verdict != LIMITS_PASS)
@@ -601,33 +531,19 @@ static int packet(sio_socket_t *s, const char *p, size_t len)
     }
     if (pk.type != SIO_BINARY_EVENT && pk.type != SIO_BINARY_ACK)
         return dispatch(s, &pk, 0);
-    if (!placeholders_ok(pk.data, pk.data_len, pk.attachments))
-        return -EPROTO;
-    buf_reset(&s->bin_pkt);
-    buf_reset(&s->bin_att);
-    buf_append(&s->bin_pkt, p, len);
-    s->bin_want = pk.attachments;
-    s->bin_have = 0;
-    return 0;
+    return attachments_start(&s->bin, p, len, &pk);
 }
 
 static int attachment(sio_socket_t *s, const uint8_t *p, size_t len)
 {
-    if (s->bin_want == 0 || len > UINT32_MAX)
-        return -EPROTO;
-    uint32_t n = (uint32_t)len;
-    buf_append(&s->bin_att, &n, sizeof(n));
-    buf_append(&s->bin_att, p, len);
-    s->bin_have++;
-    if (--s->bin_want)
-        return 0;
+    int rc = attachments_add(&s->bin, p, len);
+    if (rc <= 0)
+        return rc;
     sio_packet_t pk;
-    if (sio_packet_decode(s->bin_pkt.data, s->bin_pkt.len, &pk))
-        return -EPROTO;
-    int rc = dispatch(s, &pk, s->bin_have);
-    buf_reset(&s->bin_pkt);
-    buf_reset(&s->bin_att);
-    s->bin_have = 0;
+    rc = sio_packet_decode(s->bin.packet.data, s->bin.packet.len, &pk)
+             ? -EPROTO
+             : dispatch(s, &pk, s->bin.have);
+    attachments_reset(&s->bin);
     return rc;
 }
 
@@ -661,16 +577,13 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
     s->es = es;
     s->refs = 1;
     s->peer = *peer;
-    buf_init(&s->bin_pkt);
-    buf_init(&s->bin_att);
-    buf_init(&s->qtoken);
+    attachments_init(&s->bin);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     s->handshake = handshake_render(
         req, peer, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000, &sio->tmp);
     limits_socket_init(sio->limits, &s->lim);
-    if (auth_enabled(sio->auth) && http_req_query(req, "token", &s->qtoken) != 0)
-        buf_reset(&s->qtoken);
+    sio_auth_open(sio->auth, &s->auth_state, req);
     s->next = sio->head;
     if (sio->head)
         sio->head->prev = s;
@@ -708,7 +621,7 @@ static void on_close(void *app)
         }
     }
     leave_all(s);
-    deadlineq_remove(sio->expiryq, &s->expiry_node);
+    sio_auth_stop(sio->auth, &s->auth_state);
     s->closed = true;
     s->es = NULL;
     if (s->prev)
@@ -904,12 +817,7 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
         sio->nsp[sio->nnsp++] = (nsp_name_t){"/custom", 7};
     for (unsigned i = 0; i < sio->nnsp; i++)
         sio->nsp_view[i] = (adapter_str_t){sio->nsp[i].name, sio->nsp[i].len};
-    buf_t err;
-    buf_init(&err);
-    int rc = auth_new(&sio->auth, cfg, &err);
-    if (rc)
-        LOG_ERROR("%s", err.data ? err.data : "cannot set up authentication");
-    buf_free(&err);
+    int rc = sio_auth_new(&sio->auth, loop, cfg, on_token_expired, sio);
     limits_config_t lc;
     limits_config_from_cfg(&lc, cfg, cfg->cluster_workers);
     sio->limits = limits_new(&lc);
@@ -918,8 +826,6 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
         if (!sio->rooms)
             rc = -errno; /* getrandom's */
     }
-    if (!rc)
-        rc = deadlineq_new(&sio->expiryq, loop, on_token_expired, sio);
     if (rc) {
         sio_free(sio);
         return rc;
@@ -932,8 +838,7 @@ void sio_free(sio_t *sio)
 {
     if (!sio)
         return;
-    deadlineq_close(sio->expiryq);
-    auth_free(sio->auth);
+    sio_auth_free(sio->auth);
     limits_free(sio->limits);
     rooms_free(sio->rooms);
     buf_free(&sio->out);
