@@ -47,14 +47,24 @@ bool router_match(const char *route, const char *path)
     return strncmp(path, route, n) == 0 || (strlen(path) == n - 1 && !strncmp(path, route, n - 1));
 }
 
+static const route_t *find(const router_t *r, const char *path)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (router_match(r->v[i].path, path))
+            return &r->v[i];
+    }
+    return NULL;
+}
+
+bool router_serves(const router_t *r, const char *path)
+{
+    return find(r, path) != NULL;
+}
+
 bool router_dispatch(const router_t *r, conn_t *c, const http_req_t *req)
 {
-    const char *path = http_req_path(req);
-    for (size_t i = 0; i < r->n; i++) {
-        if (router_match(r->v[i].path, path)) {
-            r->v[i].fn(c, req, r->v[i].arg);
-            return true;
-        }
-    }
-    return false;
+    const route_t *rt = find(r, http_req_path(req));
+    if (rt)
+        rt->fn(c, req, rt->arg);
+    return rt != NULL;
 }

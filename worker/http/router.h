@@ -26,6 +26,8 @@ void router_free(router_t *r);
 void router_add(router_t *r, const char *path, route_fn fn, void *arg);
 /* Runs the first route matching req's path: true, or false when none matches. */
 bool router_dispatch(const router_t *r, conn_t *c, const http_req_t *req);
+/* Whether some route matches path. */
+bool router_serves(const router_t *r, const char *path);
 /* Whether path matches route path `route` (the rule above). */
 bool router_match(const char *route, const char *path);
 
