@@ -88,7 +88,8 @@ typedef struct cfg {
     bool connection_recovery; /* CONNECTION_RECOVERY: Socket.IO connection state recovery */
     int recovery_window_ms;   /* CONNECTION_RECOVERY_WINDOW_MS: how long a session is kept */
 
-    /* Socket.IO server options, validated here and consumed as they are by worker/session */
+    /* Socket.IO server options, validated here and consumed as they are by worker/eio and
+     * worker/sio */
     char namespaces[CONFIG_MAX_NAMESPACES][CONFIG_NAMESPACE_SIZE]; /* "/" first, no duplicate */
     int nnamespaces;
     unsigned transports;     /* SOCKETIO_TRANSPORTS: CONFIG_TRANSPORT_* bits, at least one */

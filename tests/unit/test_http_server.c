@@ -71,7 +71,7 @@ struct fixture {
     int nconns;
     int requests;
     int closes;
-    conn_t *held; /* a request answered later (conn_http_defer) */
+    conn_t *held; /* a request answered later (http_defer) */
     bool echo;
     buf_t texts[MAX_TEXTS];
     int ntexts;
@@ -637,7 +637,7 @@ static void test_server_close_handshake(void **state)
     assert_int_equal(cl->in.len, 2);
     assert_memory_equal(cl->in.data, "\x88\x00", 2);
 
-    /* conn_ws_close on an HTTP connection */
+    /* ws_conn_close on an HTTP connection */
     cl = cl_connect(f, 2);
     assert_int_equal(ws_conn_close(f->conns[2], 1000), -EINVAL);
     assert_int_equal(ws_conn_send_text(f->conns[2], "x", 1), -EINVAL);
