@@ -35,9 +35,9 @@
 
 #define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
-#define UPGRADE_TIMEOUT_MS 10000  /* Node's upgradeTimeout */
-#define POLL_QUEUE_MAX (4u << 20) /* packets waiting for a polling GET; past it more are dropped   \
-                                   */
+#define UPGRADE_TIMEOUT_MS 10000 /* Node's upgradeTimeout */
+/* packets waiting for a polling GET; past it more are dropped */
+#define POLL_QUEUE_MAX (4u << 20)
 
 typedef struct worker {
     uv_loop_t loop;

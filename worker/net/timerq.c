@@ -105,11 +105,9 @@ static void on_close(uv_handle_t *h)
     free(h->data);
 }
 
-int timerq_new_on(timerq_t **out, const timerq_clock_t *clk, uint64_t duration_ms,
-                  void (*fire)(timerq_node_t *n, void *arg), void *arg)
+static timerq_t *queue_new(const timerq_clock_t *clk, uint64_t duration_ms,
+                           void (*fire)(timerq_node_t *n, void *arg), void *arg)
 {
-    if (!out || !clk || duration_ms == 0 || !fire)
-        return -EINVAL;
     timerq_t *q = xcalloc(1, sizeof(*q));
     q->clk = clk;
     q->head.next = &q->head;
@@ -117,7 +115,15 @@ int timerq_new_on(timerq_t **out, const timerq_clock_t *clk, uint64_t duration_m
     q->duration = duration_ms;
     q->fire = fire;
     q->arg = arg;
-    *out = q;
+    return q;
+}
+
+int timerq_new_on(timerq_t **out, const timerq_clock_t *clk, uint64_t duration_ms,
+                  void (*fire)(timerq_node_t *n, void *arg), void *arg)
+{
+    if (!out || !clk || duration_ms == 0 || !fire)
+        return -EINVAL;
+    *out = queue_new(clk, duration_ms, fire, arg);
     return 0;
 }
 
@@ -126,18 +132,13 @@ int timerq_new(timerq_t **out, uv_loop_t *loop, uint64_t duration_ms,
 {
     if (!out || !loop || duration_ms == 0 || !fire)
         return -EINVAL;
-    timerq_t *q = xcalloc(1, sizeof(*q));
+    timerq_t *q = queue_new(NULL, duration_ms, fire, arg);
     int rc = uv_timer_init(loop, &q->timer);
     if (rc) {
         free(q);
         return rc;
     }
     q->timer.data = q;
-    q->head.next = &q->head;
-    q->head.prev = &q->head;
-    q->duration = duration_ms;
-    q->fire = fire;
-    q->arg = arg;
     *out = q;
     return 0;
 }

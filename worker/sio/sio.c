@@ -591,22 +591,23 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
     return s;
 }
 
-static int on_text(void *app, const char *p, size_t len)
+/* A message from the client, with s held: handling it may end the session. */
+static int message(sio_socket_t *s, const char *p, size_t len, bool binary)
 {
-    sio_socket_t *s = app;
     sio_socket_hold(s);
-    int rc = packet(s, p, len);
+    int rc = binary ? attachment(s, (const uint8_t *)p, len) : packet(s, p, len);
     sio_socket_release(s);
     return rc;
 }
 
+static int on_text(void *app, const char *p, size_t len)
+{
+    return message(app, p, len, false);
+}
+
 static int on_binary(void *app, const uint8_t *p, size_t len)
 {
-    sio_socket_t *s = app;
-    sio_socket_hold(s);
-    int rc = attachment(s, p, len);
-    sio_socket_release(s);
-    return rc;
+    return message(app, (const char *)p, len, true);
 }
 
 static void on_close(void *app)
