@@ -27,7 +27,7 @@ struct eio_session {
     timerq_node_t ready_node;   /* waiting for the application's eio_session_ready */
     timerq_node_t upgrade_node; /* the probing WebSocket must finish the upgrade */
     eio_msg_t **pollq;          /* messages waiting for a GET */
-    size_t qn, qcap;
+    uint32_t qn, qcap;
     size_t qbytes; /* their polling payload, separators included */
     unsigned refs; /* connections owned by this session */
     unsigned busy; /* inside a handler that still uses the session */
@@ -209,7 +209,7 @@ static void detach(eio_session_t *s, conn_t *c)
 
 static void pollq_reset(eio_session_t *s)
 {
-    for (size_t i = 0; i < s->qn; i++)
+    for (uint32_t i = 0; i < s->qn; i++)
         eio_msg_unref(s->pollq[i]);
     s->qn = 0;
     s->qbytes = 0;
@@ -236,7 +236,7 @@ static void poll_flush(eio_session_t *s, const char *fallback)
     }
     buf_t *b = &s->e->body;
     buf_reset(b);
-    for (size_t i = 0; i < s->qn; i++) {
+    for (uint32_t i = 0; i < s->qn; i++) {
         refbuf_t *rec = eio_msg_records(s->pollq[i]);
         if (i)
             buf_putc(b, EIO_PAYLOAD_SEP);
@@ -563,7 +563,7 @@ static void on_probe_text(eio_session_t *s, conn_t *c, const char *msg, size_t l
         s->conn = c;
         poll_flush(s, "6");
         /* what waited for a GET now goes over the WebSocket, in order */
-        for (size_t i = 0; i < s->qn; i++)
+        for (uint32_t i = 0; i < s->qn; i++)
             e->tr.ws_frames(e->tr.arg, c, eio_msg_frames(s->pollq[i]));
         pollq_reset(s);
         return;

@@ -185,11 +185,6 @@ void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out)
     *out = ctx->stats;
 }
 
-uv_loop_t *conn_ctx_loop(const conn_ctx_t *ctx)
-{
-    return ctx->loop;
-}
-
 /* ==== Output queue ==== */
 
 static void mark_dirty(conn_t *c)

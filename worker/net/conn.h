@@ -75,7 +75,6 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
  */
 void conn_ctx_free(conn_ctx_t *ctx);
 void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out);
-uv_loop_t *conn_ctx_loop(const conn_ctx_t *ctx);
 
 /*
  * Accepts one pending connection from `server` (call it from the listener's connection

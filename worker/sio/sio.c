@@ -22,20 +22,20 @@ struct sio_socket {
     sio_t *sio;
     eio_session_t *es; /* NULL once the session ended */
     sio_socket_t *prev, *next;
-    unsigned refs; /* the session's, and holds */
-    bool closed;
-    uint64_t mark; /* the last walk that visited it */
-    rooms_sock_t rooms;
-    attachments_t bin;            /* a binary packet's attachments being collected */
+    uint64_t mark;                /* the last walk that visited it */
+    unsigned refs;                /* the session's, and holds */
     uint32_t nsp_mask;            /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
+    bool closed;                  /* its session ended */
     bool deferred;                /* the main CONNECT waits for an observer's reply */
-    char *auth[SIO_NSP_MAX];      /* CONNECT payload per connected namespace ("{}" when absent) */
     char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
+    rooms_sock_t rooms;           /* its memberships */
+    attachments_t bin;            /* a binary packet's attachments being collected */
+    char *auth[SIO_NSP_MAX];      /* CONNECT payload per connected namespace ("{}" when absent) */
     sio_auth_socket_t auth_state; /* its token: the grant, the expiry */
     limits_socket_t lim;          /* event and join token buckets */
     struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP */
     char *handshake;              /* fetchSockets' handshake members */
-    void *ext[SIO_OBSERVERS_MAX]; /* the observers' per-socket state */
+    void *ext[SIO_SLOTS_MAX];     /* the observers' per-socket state */
 };
 
 typedef struct nsp_name {
@@ -55,6 +55,7 @@ struct sio {
     uint64_t epoch;     /* numbers the walks */
     sio_observer_t obs[SIO_OBSERVERS_MAX];
     unsigned nobs;
+    unsigned nslots; /* per-socket slots handed out */
     bool room_hooks; /* an observer wants room_deleted: leaving all rooms names each */
     nsp_name_t nsp[SIO_NSP_MAX];
     adapter_str_t nsp_view[SIO_NSP_MAX];
@@ -776,11 +777,11 @@ void sio_each_room(sio_t *sio, void (*fn)(const char *room, size_t len, void *ar
 
 int sio_observe(sio_t *sio, const sio_observer_t *o)
 {
-    if (sio->nobs == SIO_OBSERVERS_MAX)
+    if (sio->nobs == SIO_OBSERVERS_MAX || (o->freed && sio->nslots == SIO_SLOTS_MAX))
         return -ENOSPC;
-    sio->obs[sio->nobs] = *o;
+    sio->obs[sio->nobs++] = *o;
     sio->room_hooks = sio->room_hooks || o->room_deleted;
-    return (int)sio->nobs++;
+    return o->freed ? (int)sio->nslots++ : 0;
 }
 
 const eio_handlers_t *sio_handlers(sio_t *sio)

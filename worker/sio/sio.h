@@ -33,7 +33,8 @@
 
 #define SIO_ID_LEN 20
 #define SIO_NSP_MAX 32      /* namespaces served, "/" included (one bit each per socket) */
-#define SIO_OBSERVERS_MAX 4 /* observers, each with a per-socket slot */
+#define SIO_OBSERVERS_MAX 4 /* observers */
+#define SIO_SLOTS_MAX 2     /* observers keeping per-socket state (those with a `freed` hook) */
 
 typedef struct sio sio_t;
 typedef struct sio_socket sio_socket_t; /* one Engine.IO session's Socket.IO side */
@@ -75,7 +76,8 @@ typedef struct sio_observer {
     void (*joined)(void *arg, sio_socket_t *s, const char *room, size_t len, rooms_mark_t *m);
     /* The session ended while the main namespace was connected (rooms still joined). */
     void (*lost)(void *arg, sio_socket_t *s);
-    /* s is about to be freed: release the observer's slot. */
+    /* s is about to be freed: release the observer's slot. An observer with this hook gets a
+     * per-socket slot (sio_socket_ext); the others get none. */
     void (*freed)(void *arg, sio_socket_t *s);
 } sio_observer_t;
 
@@ -100,7 +102,8 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
             stats_worker_t *stats);
 /* The handlers of the /socket.io/ endpoint (valid until sio_free). */
 const eio_handlers_t *sio_handlers(sio_t *sio);
-/* Adds an observer (copied); returns its slot for sio_socket_ext, or -ENOSPC. */
+/* Adds an observer (copied); returns its slot for sio_socket_ext (with a `freed` hook), 0 (without
+ * one), or -ENOSPC. */
 int sio_observe(sio_t *sio, const sio_observer_t *o);
 /* The namespaces served, "/" first (borrowed, valid until sio_free). */
 const adapter_str_t *sio_namespaces(const sio_t *sio, size_t *n);
