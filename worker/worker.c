@@ -32,6 +32,7 @@
 #include "worker/sio/seed_events.h"
 #include "worker/sio/sio.h"
 #include "worker/stream/reader.h"
+#include "worker/stream/reader_rds.h"
 
 #define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
@@ -62,7 +63,8 @@ typedef struct worker {
     fanout_t *fanout;
     restore_t *restore; /* CONNECTION_RECOVERY; NULL when off */
     reader_t *reader;
-    adapter_t *adapter; /* NULL when there is nobody to share with */
+    reader_rds_t *reader_io; /* the reader's Redis connections and timers */
+    adapter_t *adapter;      /* NULL when there is nobody to share with */
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
@@ -83,7 +85,21 @@ static uint64_t wall_ms(void)
 
 /* ---- stream entries: one packet, delivered here, to the siblings and to other servers ---- */
 
-static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const char *id,
+/* Where an entry's PUBLISH goes: the connection it was read on, ahead of its XACK. */
+typedef struct entry_link {
+    reader_t *reader;
+    reader_conn_t *conn;
+    const char *stream;
+    size_t len;
+} entry_link_t;
+
+static int send_before_ack(int argc, const char **argv, const size_t *lens, void *arg)
+{
+    entry_link_t *l = arg;
+    return reader_send(l->reader, l->conn, l->stream, l->len, argc, argv, lens);
+}
+
+static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
                      size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
 {
     worker_t *w = arg;
@@ -94,7 +110,8 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
         size_t len;
         const char *data = fanout_packet_data(&pk, &len); /* the adapter's packet.data */
-        int rc = adapter_publish(w->adapter, conn, stream, stream_len, data, len);
+        entry_link_t link = {w->reader, conn, stream, stream_len};
+        int rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len, data, len);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
                      strerror(-rc), (unsigned long long)w->share_failures);
@@ -315,6 +332,8 @@ static void on_reader_stopped(void *arg)
 {
     worker_t *w = arg;
     w->reader = NULL;
+    reader_rds_free(w->reader_io);
+    w->reader_io = NULL;
     eio_close_all(eio_endpoint_sessions(w->eio), on_sessions_closed, w);
 }
 
@@ -480,7 +499,9 @@ static int setup(worker_t *w)
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
-    w->reader = reader_new(&w->loop, cfg, consumer, w->stats, on_entry, w);
+    w->reader_io = reader_rds_new(&w->loop, cfg, w->stats);
+    w->reader = reader_new(reader_rds_redis(w->reader_io), reader_rds_clock(w->reader_io), cfg,
+                           consumer, w->stats, on_entry, w);
     reader_set_gate(w->reader, siblings_keep_up, w);
     w->ring = shm_region_ring(w->args->region, w->args->slot);
     w->rec_cap = 64 * 1024;
