@@ -629,6 +629,25 @@ static void test_close_from_the_server(void **state)
     assert_true(f->all_closed);
 }
 
+static void free_when_closed(void *arg)
+{
+    fx_t *f = arg;
+    eio_free(f->e); /* what the worker's shutdown does once the sessions are gone */
+    f->e = NULL;
+    f->all_closed = true;
+}
+
+/* done may free the sessions' owner: eio_close_all must not touch it afterwards (ASan). */
+static void test_close_all_done_frees(void **state)
+{
+    fx_t *f = *state;
+    open_polling(f);
+    open_polling(f);
+    eio_close_all(f->e, free_when_closed, f);
+    assert_true(f->all_closed);
+    assert_null(f->e);
+}
+
 static void test_shared_message_forms(void **state)
 {
     fx_t *f = *state;
@@ -676,6 +695,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ready_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_from_the_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_from_the_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_all_done_frees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_message_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_failure_closes_the_request, setup, teardown),
     };

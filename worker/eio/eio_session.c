@@ -47,6 +47,7 @@ struct eio {
     eio_session_t *head;
     size_t nsessions;
     bool closing;
+    bool ending;  /* eio_close_all is ending the sessions: done runs after, never inside */
     bool freeing; /* eio_free ran: the last session freed releases the memory */
     void (*closed)(void *arg);
     void *closed_arg;
@@ -70,7 +71,7 @@ static void release(eio_t *e)
 
 static void maybe_closed(eio_t *e)
 {
-    if (e->closing && e->nsessions == 0 && e->closed) {
+    if (e->closing && !e->ending && e->nsessions == 0 && e->closed) {
         void (*fn)(void *) = e->closed;
         e->closed = NULL;
         fn(e->closed_arg);
@@ -158,11 +159,13 @@ void eio_close_all(eio_t *e, void (*done)(void *arg), void *arg)
     e->closing = true;
     e->closed = done;
     e->closed_arg = arg;
+    e->ending = true;
     for (eio_session_t *s = e->head, *next; s; s = next) {
         next = s->next;
         session_end(s, false);
     }
-    maybe_closed(e);
+    e->ending = false;
+    maybe_closed(e); /* last: done may free e */
 }
 
 bool eio_closing(const eio_t *e)
