@@ -17,18 +17,22 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "shm/latency.h"
 #include "shm/stats.h"
+#include "shm/stats_window.h"
 #include "shm/workdesc.h"
 #include "worker/cluster/adapter.h"
 #include "worker/eio/eio_echo.h"
 #include "worker/eio/eio_endpoint.h"
 #include "worker/fanout/adapter_host.h"
 #include "worker/fanout/fanout.h"
+#include "worker/http/cors.h"
 #include "worker/http/http_server.h"
 #include "worker/http/ops_routes.h"
 #include "worker/http/router.h"
 #include "worker/recovery/restore.h"
 #include "worker/sio/conformance.h"
+#include "worker/sio/limits.h"
 #include "worker/sio/seed_events.h"
 #include "worker/sio/sio.h"
 #include "worker/stream/reader.h"
@@ -53,6 +57,7 @@ typedef struct worker {
     uv_timer_t grace;     /* drain starts ACCEPT_GRACE_MS after accepting stopped */
     uv_idle_t ring_again; /* more descriptors than one budget */
     router_t *router;
+    cors_t *cors; /* SOCKETIO_CORS_ORIGINS, for the Engine.IO endpoint and seed 004's routes */
     http_server_t *http;
     ops_routes_t *ops;
     eio_endpoint_t *eio;
@@ -107,6 +112,7 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     fanout_packet_entry(&pk, &w->packet, stream, stream_len, id, id_len, fields, nfields,
                         w->cfg->connection_recovery);
     fanout_publish(w->fanout, &pk);
+    latency_observe(w->stats, id, id_len, latency_now_us());
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
         size_t len;
         const char *data = fanout_packet_data(&pk, &len); /* the adapter's packet.data */
@@ -293,6 +299,7 @@ static void finish(worker_t *w)
     eio_echo_free(w->echo);
     ops_routes_free(w->ops);
     router_free(w->router);
+    cors_free(w->cors);
     w->fanout = NULL;
     w->http = NULL;
     w->eio = NULL;
@@ -374,6 +381,10 @@ static void on_tick(uv_timer_t *t)
               (!w->adapter || adapter_connected(w->adapter));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
+    uint64_t rss;
+    if (limits_rss_self(&rss, NULL) == 0)
+        STATS_SET(w->stats->rss_bytes, rss);
+    stats_window_tick(w->stats, wall_ms());
     if (w->http) {
         /* the transport counts in plain fields on its hot path; published here */
         http_stats_t hs;
@@ -416,7 +427,9 @@ static int clients_setup(worker_t *w)
     int rc = http_server_new(&w->http, &w->loop, &lim, w->router, w->stats);
     if (rc)
         return rc;
-    ops_routes_config_t ops = {w->args->region, w->args->slot, env_on("STREAMIO_DEBUG_PAGE")};
+    w->cors = cors_new(cfg->cors_origins);
+    ops_routes_config_t ops = {w->args->region, w->args->slot, env_on("STREAMIO_DEBUG_PAGE"),
+                               w->cors};
     w->ops = ops_routes_new(w->router, &ops);
     eio_endpoint_config_t ec = {
         .sessions =
@@ -431,7 +444,7 @@ static int clients_setup(worker_t *w)
             },
         .polling = (cfg->transports & CONFIG_TRANSPORT_POLLING) != 0,
         .websocket = (cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) != 0,
-        .cors_origins = cfg->cors_origins,
+        .cors = w->cors,
         .workers = cfg->cluster_workers,
         .server_id = (unsigned long)getppid(),
     };
@@ -537,6 +550,7 @@ int worker_main(const worker_args_t *args)
         return 2;
     }
     STATS_SET(w->stats->started_ms, wall_ms());
+    STATS_SET(w->stats->memory_high_water, (uint64_t)w->cfg->memory_high_water_mb << 20);
     STATS_SET(w->stats->pid, getpid());
     uv_run(&w->loop, UV_RUN_DEFAULT);
     int closed = uv_loop_close(&w->loop);

@@ -14,7 +14,8 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-lifecycle-'));
 const activePids = (body) => body.workers.map((w) => w.pid).sort();
 
 // /health until `pred(body)` holds.
-function healthUntil(srv, pred, message, timeout = 15000) {
+// Deadlines only bound a hang: a sanitized build on a loaded box can take many seconds to reload.
+function healthUntil(srv, pred, message, timeout = 60000) {
   return h.waitUntil(async () => {
     const r = await h.healthRetry(srv, { attempts: 3 });
     return pred(r.body) ? r.body : null;

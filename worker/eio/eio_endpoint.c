@@ -10,7 +10,6 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xalloc.h"
-#include "worker/http/cors.h"
 #include "worker/net/handoff.h"
 #include "worker/ws/ws_conn.h"
 
@@ -26,9 +25,10 @@ struct eio_endpoint {
     http_server_t *hs;
     stats_worker_t *stats;
     eio_t *sessions;
-    cors_t *cors;
+    const cors_t *cors;
     handoff_t *handoff;        /* workers > 1: requests for another worker's sid go there */
     uint64_t handoff_failures; /* counted for log_sampled */
+    uint64_t cors_refusals;    /* cross-origin requests SOCKETIO_CORS_ORIGINS keeps out (sampled) */
     binding_t apps[MAX_APPS];
     unsigned napps;
     buf_t hdrs; /* extra headers of an answer (CORS) */
@@ -167,6 +167,28 @@ static void release(const eio_handlers_t *h, const struct sockaddr_storage *peer
 {
     if (h->release)
         h->release(h->arg, peer);
+}
+
+/*
+ * A page of another origin that the settings keep out fails in the browser with a bare "xhr poll
+ * error" or "websocket error": say here which origin and which setting (sampled: a page retries).
+ */
+static void warn_cross_origin(eio_endpoint_t *ep, const http_req_t *req, bool ws)
+{
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    if (!origin || (!ws && (ep->hdrs.len || cors_same_origin(req, origin))) ||
+        !log_sampled(&ep->cors_refusals))
+        return;
+    char shown[128]; /* the header as sent, cut short and with control bytes replaced */
+    size_t n = 0;
+    for (; origin[n] && n + 1 < sizeof(shown); n++)
+        shown[n] = (unsigned char)origin[n] < 0x20 || origin[n] == 0x7f ? '?' : origin[n];
+    shown[n] = '\0';
+    LOG_WARN("refused a cross-origin %s from Origin %s: SOCKETIO_CORS_ORIGINS %s; add the origin "
+             "to it to allow that page (%llu so far)",
+             ws ? "WebSocket upgrade" : "polling request", shown,
+             cors_enabled(ep->cors) ? "does not list it" : "is not set",
+             (unsigned long long)ep->cors_refusals);
 }
 
 static bool query_is(eio_endpoint_t *ep, const http_req_t *req, const char *key, const char *want)
@@ -308,6 +330,8 @@ static void on_request(conn_t *c, const http_req_t *req, void *arg)
     bool ws = http_req_is_upgrade(req);
     buf_reset(&ep->hdrs);
     cors_headers(ep->cors, req, &ep->hdrs);
+    if (!ws)
+        warn_cross_origin(ep, req, false);
     if (strcmp(http_req_method(req), "OPTIONS") == 0 && ep->hdrs.len) {
         buf_puts(&ep->hdrs, "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"
                             "Access-Control-Allow-Headers: content-type\r\n");
@@ -315,6 +339,7 @@ static void on_request(conn_t *c, const http_req_t *req, void *arg)
         return;
     }
     if (ws && !cors_ws_allowed(ep->cors, req)) {
+        warn_cross_origin(ep, req, true);
         STATS_ADD(ep->stats->limit_rejections[STATS_LIMIT_ORIGIN], 1);
         http_respond(c, 403, "application/json", NULL, WS_ORIGIN_REFUSED,
                      sizeof(WS_ORIGIN_REFUSED) - 1);
@@ -378,10 +403,9 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
 {
     eio_endpoint_t *ep = xcalloc(1, sizeof(*ep));
     ep->cfg = *cfg;
-    ep->cfg.cors_origins = NULL;
     ep->hs = hs;
     ep->stats = stats;
-    ep->cors = cors_new(cfg->cors_origins);
+    ep->cors = cfg->cors;
     buf_init(&ep->hdrs);
     buf_init(&ep->q);
     buf_init(&ep->fwd);
@@ -431,7 +455,6 @@ void eio_endpoint_free(eio_endpoint_t *ep)
         return;
     handoff_free(ep->handoff);
     eio_free(ep->sessions);
-    cors_free(ep->cors);
     buf_free(&ep->hdrs);
     buf_free(&ep->q);
     buf_free(&ep->fwd);

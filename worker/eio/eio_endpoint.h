@@ -5,7 +5,9 @@
  * for another worker's sid to that worker (handoff: long-polling without sticky sessions) and
  * adopt the ones handed to it, admit and open sessions, and pass polling GETs/POSTs and upgrade
  * probes to eio_session. It is also the production eio_transport_t: answers through
- * worker/http (CORS, gzip), WebSockets through worker/ws. Logs only sampled handoff failures.
+ * worker/http (CORS, gzip), WebSockets through worker/ws. Logs only sampled handoff failures and
+ * sampled cross-origin refusals (which origin, which setting: a browser only says "xhr poll
+ * error").
  */
 #ifndef STREAMIO_WORKER_EIO_EIO_ENDPOINT_H
 #define STREAMIO_WORKER_EIO_EIO_ENDPOINT_H
@@ -16,6 +18,7 @@
 
 #include "shm/stats.h"
 #include "worker/eio/eio_session.h"
+#include "worker/http/cors.h"
 #include "worker/http/http_server.h"
 #include "worker/http/router.h"
 
@@ -23,10 +26,10 @@ typedef struct eio_endpoint eio_endpoint_t;
 
 typedef struct eio_endpoint_config {
     eio_config_t sessions;
-    bool polling, websocket;  /* transports served (SOCKETIO_TRANSPORTS) */
-    const char *cors_origins; /* SOCKETIO_CORS_ORIGINS (copied) */
-    int workers;              /* CLUSTER_WORKERS: more than 1 hands requests over */
-    unsigned long server_id;  /* names the handoff sockets */
+    bool polling, websocket; /* transports served (SOCKETIO_TRANSPORTS) */
+    const cors_t *cors;      /* SOCKETIO_CORS_ORIGINS (borrowed, as long as the endpoint) */
+    int workers;             /* CLUSTER_WORKERS: more than 1 hands requests over */
+    unsigned long server_id; /* names the handoff sockets */
 } eio_endpoint_config_t;
 
 /*

@@ -59,14 +59,17 @@ void cors_headers(const cors_t *c, const http_req_t *req, buf_t *out)
                origin);
 }
 
-bool cors_ws_allowed(const cors_t *c, const http_req_t *req)
+bool cors_same_origin(const http_req_t *req, const char *origin)
 {
-    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
-    if (!c->origins || !origin || listed(c, origin))
-        return true;
     const char *host = http_req_header(req, HTTP_REQ_HOST);
     const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
                        : strncmp(origin, "https://", 8) == 0 ? origin + 8
                                                              : NULL;
     return host && rest && strcasecmp(rest, host) == 0;
+}
+
+bool cors_ws_allowed(const cors_t *c, const http_req_t *req)
+{
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    return !c->origins || !origin || listed(c, origin) || cors_same_origin(req, origin);
 }

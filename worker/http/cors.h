@@ -22,6 +22,8 @@ void cors_free(cors_t *c);
 bool cors_enabled(const cors_t *c);
 /* Appends to out the headers this request's Origin earns (nothing when none apply). */
 void cors_headers(const cors_t *c, const http_req_t *req, buf_t *out);
+/* The request's Origin (borrowed) names this server itself (http(s)://<its Host header>). */
+bool cors_same_origin(const http_req_t *req, const char *origin);
 /*
  * A browser's WebSocket is not bound by CORS, so the list also decides which pages may open one.
  * Without a list, or with "*", any origin is fine; a client that sends no Origin (not a browser)

@@ -1,8 +1,10 @@
 /*
  * ops_routes: the operations endpoints a worker serves beside Engine.IO — /health (the seed's
- * fields), /metrics (Prometheus text) and, with STREAMIO_DEBUG_PAGE=1, /debug. They are rows of
- * one table in ops_routes.c: an endpoint is added with one row and its handler. Each renders
- * from the shared stats region into a buffer this module owns; no state besides.
+ * fields), /metrics (Prometheus text), seed 004's /socket-health and /socket-metrics (JSON, or
+ * Prometheus text with ?format=prometheus; with the CORS headers of SOCKETIO_CORS_ORIGINS, gzip
+ * when large, as the Node guide's server answers them) and, with STREAMIO_DEBUG_PAGE=1, /debug.
+ * They are rows of one table in ops_routes.c: an endpoint is added with one row and its
+ * handler. Each renders from the shared stats region into a buffer this module owns.
  */
 #ifndef STREAMIO_WORKER_HTTP_OPS_ROUTES_H
 #define STREAMIO_WORKER_HTTP_OPS_ROUTES_H
@@ -11,6 +13,7 @@
 #include <stdint.h>
 
 #include "shm/region.h"
+#include "worker/http/cors.h"
 #include "worker/http/router.h"
 
 typedef struct ops_routes ops_routes_t;
@@ -20,6 +23,7 @@ typedef struct ops_routes_config {
     shm_region_t *region; /* borrowed */
     uint32_t slot;        /* this worker's */
     bool debug_page;      /* STREAMIO_DEBUG_PAGE=1 */
+    const cors_t *cors;   /* borrowed; NULL: no CORS headers */
 } ops_routes_config_t;
 
 /* Adds the table's routes to r (both borrowed until ops_routes_free). Never NULL. */

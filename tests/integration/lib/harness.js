@@ -480,7 +480,7 @@ function spawnStreamio(env, { name = 'streamio' } = {}) {
  * answers 200. Returns a server handle {pid, port, url, handle, health(), stop(), describe()}.
  * Throws (with the captured output) when it exits or does not get ready within `timeout`.
  */
-async function startServer({ cmd, args = [], env, port, name, timeout = 20000 }) {
+async function startServer({ cmd, args = [], env, port, name, timeout = 20000, workers = 0 }) {
   const handle = spawnTracked(cmd, args, { env, name });
   const url = `http://${HOST}:${port}`;
   const srv = {
@@ -503,8 +503,10 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000 })
     await waitUntil(async () => {
       if (!handle.running) throw fatal(`${handle.name} exited before getting ready`);
       const r = await srv.health({ timeout: 1000 });
-      return r.status === 200;
-    }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port}` });
+      // /health lists a worker once its setup is done: wait for all of them
+      return r.status === 200 && (!workers || !r.body || !Array.isArray(r.body.workers) ||
+        r.body.workers.length === workers);
+    }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port} with ${workers || 'its'} workers` });
   } catch (err) {
     await stop(handle, 3000);
     err.message += `\n${handle.describe()}`;
@@ -530,7 +532,8 @@ async function startStreamio(env = {}, { redis, timeout } = {}) {
     DISCOVERY_INTERVAL: '500',
     ...env,
   };
-  return startServer({ cmd: streamioBin(), env: full, port: Number(full.PORT), name: 'streamio', timeout });
+  const workers = full.CLUSTER_ENABLED === 'false' ? 1 : Number(full.CLUSTER_WORKERS) || 0;
+  return startServer({ cmd: streamioBin(), env: full, port: Number(full.PORT), name: 'streamio', timeout, workers });
 }
 
 // Remembers the workers a /health answer lists (only real children of the server process).
