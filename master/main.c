@@ -5,8 +5,8 @@
 #include "common/auth.h"
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/envfile.h"
 #include "common/log.h"
-#include "master/envfile.h"
 #include "master/master.h"
 #include "worker/worker.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for master/control: netstring request parsing, and one request over a real socket. */
+/* Unit tests for master/admin/control: netstring request parsing, and one request over a real socket. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "master/control.h"
+#include "master/admin/control.h"
 
 static void test_parse(void **state)
 {

@@ -1,4 +1,4 @@
-/* Unit tests for master/envfile: syntax, quoting, comments, errors, file loading, lookup order. */
+/* Unit tests for common/envfile: syntax, quoting, comments, errors, file loading, lookup order. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "master/envfile.h"
+#include "common/envfile.h"
 
 static envfile_t *parse_ok(const char *text)
 {

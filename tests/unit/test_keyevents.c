@@ -1,4 +1,4 @@
-/* Unit tests for master/keyevents: the notify-keyspace-events flags it adds, event parsing. */
+/* Unit tests for master/discovery/keyevents: the notify-keyspace-events flags it adds, event parsing. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "master/keyevents.h"
+#include "master/discovery/keyevents.h"
 
 static void test_flags_adds_only_what_is_missing(void **state)
 {

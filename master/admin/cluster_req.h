@@ -11,8 +11,8 @@
  * `timeout_ms`. The master is not a member itself (it never subscribes to the request channel), so
  * every counted member is expected to answer, this server's workers included.
  */
-#ifndef STREAMIO_MASTER_CLUSTER_REQ_H
-#define STREAMIO_MASTER_CLUSTER_REQ_H
+#ifndef STREAMIO_MASTER_ADMIN_CLUSTER_REQ_H
+#define STREAMIO_MASTER_ADMIN_CLUSTER_REQ_H
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>

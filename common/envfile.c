@@ -1,5 +1,5 @@
 /* envfile: see envfile.h. */
-#include "master/envfile.h"
+#include "common/envfile.h"
 
 #include <ctype.h>
 #include <errno.h>

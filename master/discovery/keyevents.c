@@ -1,5 +1,5 @@
 /* keyevents: see keyevents.h. */
-#include "master/keyevents.h"
+#include "master/discovery/keyevents.h"
 
 #include <errno.h>
 #include <fnmatch.h>

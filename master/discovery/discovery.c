@@ -1,5 +1,5 @@
 /* discovery: see discovery.h. */
-#include "master/discovery.h"
+#include "master/discovery/discovery.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>

@@ -1,5 +1,5 @@
 /* cluster_req: see cluster_req.h. */
-#include "master/cluster_req.h"
+#include "master/admin/cluster_req.h"
 
 #include <errno.h>
 #include <string.h>

@@ -5,8 +5,8 @@
  * (connect and command timeouts) used only by the master; reconnects on the next step after a
  * failure. Never used in a worker.
  */
-#ifndef STREAMIO_MASTER_DISCOVERY_H
-#define STREAMIO_MASTER_DISCOVERY_H
+#ifndef STREAMIO_MASTER_DISCOVERY_DISCOVERY_H
+#define STREAMIO_MASTER_DISCOVERY_DISCOVERY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* control: see control.h. */
-#include "master/control.h"
+#include "master/admin/control.h"
 
 #include <errno.h>
 #include <fcntl.h>

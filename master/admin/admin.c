@@ -1,5 +1,5 @@
 /* admin: see admin.h. */
-#include "master/admin.h"
+#include "master/admin/admin.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -11,7 +11,7 @@
 #include "common/json.h"
 #include "common/proto/adapter_msg.h"
 #include "common/strmap.h"
-#include "master/cluster_req.h"
+#include "master/admin/cluster_req.h"
 #include "shm/health.h"
 #include "shm/stats.h"
 

@@ -5,8 +5,8 @@
  * "ERR <reason>\n" followed by the body, and closes. The transport only: what a command does
  * belongs to the handler (master/admin). Never logs.
  */
-#ifndef STREAMIO_MASTER_CONTROL_H
-#define STREAMIO_MASTER_CONTROL_H
+#ifndef STREAMIO_MASTER_ADMIN_CONTROL_H
+#define STREAMIO_MASTER_ADMIN_CONTROL_H
 
 #include <stddef.h>
 

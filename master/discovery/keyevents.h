@@ -14,8 +14,8 @@
  * keyevents_fd() for keyevents_events() and hands the result to keyevents_handle(). A dropped
  * or refused connection is retried with exponential backoff (250 ms .. 10 s).
  */
-#ifndef STREAMIO_MASTER_KEYEVENTS_H
-#define STREAMIO_MASTER_KEYEVENTS_H
+#ifndef STREAMIO_MASTER_DISCOVERY_KEYEVENTS_H
+#define STREAMIO_MASTER_DISCOVERY_KEYEVENTS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -4,8 +4,8 @@
  * private table so a reload can validate a whole new configuration before anything changes.
  * It never touches the process environment and never logs.
  */
-#ifndef STREAMIO_MASTER_ENVFILE_H
-#define STREAMIO_MASTER_ENVFILE_H
+#ifndef STREAMIO_COMMON_ENVFILE_H
+#define STREAMIO_COMMON_ENVFILE_H
 
 #include "common/buf.h"
 

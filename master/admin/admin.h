@@ -21,8 +21,8 @@
  * Synchronous and bounded (2 s Redis timeouts, SOCKETIO_REQUESTS_TIMEOUT for the cluster's
  * answers): runs in the master's loop, never in a worker.
  */
-#ifndef STREAMIO_MASTER_ADMIN_H
-#define STREAMIO_MASTER_ADMIN_H
+#ifndef STREAMIO_MASTER_ADMIN_ADMIN_H
+#define STREAMIO_MASTER_ADMIN_ADMIN_H
 
 #include <stddef.h>
 
