@@ -40,9 +40,9 @@ $(BUILD)/libstreamio.a: $(LIBOBJ)
 $(BUILD)/streamio: $(BUILD)/master/main.o $(BUILD)/libstreamio.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/streamioctl: ctl/streamioctl.c
+$(BUILD)/streamioctl: ctl/streamioctl.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)

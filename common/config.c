@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/envfile.h"
+
 /* OPT_SECRET: an OPT_STR whose value never appears in an error message. */
 typedef enum opt_kind {
     OPT_INT,
@@ -24,7 +26,9 @@ typedef enum opt_kind {
     OPT_POLICY,
     OPT_NAMESPACES,
     OPT_TRANSPORTS,
-    OPT_ORIGINS
+    OPT_ORIGINS,
+    OPT_FORMAT,
+    OPT_LONG
 } opt_kind_t;
 
 typedef struct opt {
@@ -98,6 +102,15 @@ static const opt_t options[] = {
     {"SOCKETIO_CORS_ORIGINS", OPT_ORIGINS, F(cors_origins), S(cors_origins), 0, 0, ""},
     {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "10000"},
     {"HTTP_BODY_TIMEOUT_MS", OPT_INT, F(http_body_timeout_ms), 0, 100, 3600000, "30000"},
+    {"LOG_FORMAT", OPT_FORMAT, F(log_json), 0, 0, 0, "text"},
+    {"STREAMIO_CONFORMANCE", OPT_BOOL, F(conformance), 0, 0, 0, "false"},
+    {"STREAMIO_DEBUG_PAGE", OPT_BOOL, F(debug_page), 0, 0, 0, "false"},
+    {"STREAMIO_PID_FILE", OPT_STR, F(pid_file), S(pid_file), 0, 0, ""},
+    {"STREAMIO_CONTROL_SOCKET", OPT_STR, F(control_socket), S(control_socket), 0, 0, ""},
+    {"STREAMIO_ENV_FILE", OPT_STR, F(env_file), S(env_file), 0, 0, ""},
+    {"NOTIFY_SOCKET", OPT_STR, F(notify_socket), S(notify_socket), 0, 0, ""},
+    {"WATCHDOG_USEC", OPT_LONG, F(watchdog_usec), 0, 0, LONG_MAX, "0"},
+    {"WATCHDOG_PID", OPT_INT, F(watchdog_pid), 0, 1, INT_MAX, NULL},
 };
 
 static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)
@@ -204,7 +217,8 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
     char *field = (char *)cfg + o->offset;
     char expected[96];
     switch (o->kind) {
-    case OPT_INT: {
+    case OPT_INT:
+    case OPT_LONG: {
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
@@ -212,9 +226,16 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
             snprintf(expected, sizeof(expected), "an integer from %ld to %ld", o->min, o->max);
             return bad(err, o, v, expected);
         }
-        *(int *)field = (int)n;
+        if (o->kind == OPT_LONG)
+            *(long *)field = n;
+        else
+            *(int *)field = (int)n;
         return 0;
     }
+    case OPT_FORMAT:
+        if (log_format_parse(v, (bool *)field))
+            return bad(err, o, v, "text or json");
+        return 0;
     case OPT_BOOL:
         if (parse_bool(v, (bool *)field))
             return bad(err, o, v, "true or false");
@@ -337,18 +358,46 @@ static int check_recovery(const cfg_t *cfg, buf_t *err)
     return 0;
 }
 
-int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
+/* Where values come from: `get`, with the environment file (when there is one) in front. */
+typedef struct source {
+    config_getenv_fn get;
+    void *arg;
+    const envfile_t *file;
+} source_t;
+
+/* Set for this process by its supervisor: the environment file cannot change them. */
+static bool process_only(const opt_t *o)
+{
+    static const char *const names[] = {"STREAMIO_ENV_FILE", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                                        "WATCHDOG_PID"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(o->name, names[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *lookup(const source_t *src, const opt_t *o)
+{
+    const char *v = src->file && !process_only(o) ? envfile_get(src->file, o->name) : NULL;
+    return v ? v : src->get(o->name, src->arg);
+}
+
+static int load_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
+{
+    if (o->kind == OPT_NAMESPACES)
+        cfg->namespaces_set = v != NULL;
+    if (v == NULL || *v == '\0')
+        v = o->def;
+    return v ? parse_one(cfg, o, v, err) : 0;
+}
+
+static int load(cfg_t *cfg, const source_t *src, buf_t *err)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->cluster_workers = default_workers();
     for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-        const opt_t *o = &options[i];
-        const char *v = get(o->name, arg);
-        if (v == NULL || *v == '\0')
-            v = o->def;
-        if (v == NULL)
-            continue;
-        int rc = parse_one(cfg, o, v, err);
+        int rc = load_one(cfg, &options[i], lookup(src, &options[i]), err);
         if (rc)
             return rc;
     }
@@ -356,6 +405,12 @@ int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
         cfg->cluster_workers = 1;
     int rc = check_auth(cfg, err);
     return rc ? rc : check_recovery(cfg, err);
+}
+
+int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
+{
+    source_t src = {get, arg, NULL};
+    return load(cfg, &src, err);
 }
 
 static const char *env_get(const char *name, void *arg)
@@ -366,7 +421,33 @@ static const char *env_get(const char *name, void *arg)
 
 int config_load_env(cfg_t *cfg, buf_t *err)
 {
-    return config_load(cfg, env_get, NULL, err);
+    const char *path = getenv("STREAMIO_ENV_FILE");
+    source_t src = {env_get, NULL, NULL};
+    envfile_t *ef = NULL;
+    if (path && *path) {
+        buf_t why;
+        buf_init(&why);
+        int rc = envfile_load(path, &ef, &why);
+        if (rc) {
+            buf_printf(err, "streamio: invalid STREAMIO_ENV_FILE: %s", why.data ? why.data : path);
+            buf_free(&why);
+            return rc;
+        }
+        buf_free(&why);
+        src.file = ef;
+    }
+    int rc = load(cfg, &src, err);
+    envfile_free(ef);
+    return rc;
+}
+
+int config_load_one(cfg_t *cfg, const char *name, buf_t *err)
+{
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+        if (strcmp(options[i].name, name) == 0)
+            return load_one(cfg, &options[i], getenv(name), err);
+    }
+    return -ENOENT;
 }
 
 int config_redis_auth(const cfg_t *cfg, const char *argv[3])

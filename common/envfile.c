@@ -174,9 +174,3 @@ const char *envfile_get(const envfile_t *ef, const char *key)
     }
     return NULL;
 }
-
-const char *envfile_getenv(const char *name, void *arg)
-{
-    const char *v = envfile_get(arg, name);
-    return v ? v : getenv(name);
-}

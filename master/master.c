@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/envfile.h"
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/sd_notify.h"
@@ -26,6 +25,7 @@
 #include "master/discovery/pools.h"
 #include "master/proc/listener.h"
 #include "master/proc/pidfile.h"
+#include "master/settings.h"
 #include "shm/region.h"
 #include "shm/stats.h"
 #include "shm/workdesc.h"
@@ -413,7 +413,7 @@ static void notify_status(master_t *m, const char *prefix)
     status_text(m, text, sizeof(text));
     char msg[sizeof(text) + 64];
     snprintf(msg, sizeof(msg), "%sSTATUS=%s", prefix, text);
-    sd_notify_send(msg);
+    sd_notify_send(m->cfg->notify_socket, msg);
     memcpy(m->status_sent, text, sizeof(text));
 }
 
@@ -439,7 +439,7 @@ static void begin_stop(master_t *m, int sig)
              : sig == SIGQUIT ? "SIGQUIT"
                               : "SIGTERM",
              running(m));
-    sd_notify_send("STOPPING=1\nSTATUS=draining");
+    sd_notify_send(m->cfg->notify_socket, "STOPPING=1\nSTATUS=draining");
     m->stopping = true;
     m->stop_deadline_ms = now_ms() + (uint64_t)m->cfg->shutdown_timeout_ms + 1000;
     for (uint32_t p = 0; p < m->nprocs; p++) {
@@ -470,47 +470,24 @@ static void maybe_ready(master_t *m)
 /* ---- reload (SIGHUP) ---- */
 
 /* Loads and validates the configuration a reload would switch to; NULL (logged) if invalid. */
-static cfg_t *load_config(master_t *m, bool *json)
+static cfg_t *load_config(master_t *m)
 {
-    buf_t err;
+    buf_t err, notes;
     buf_init(&err);
-    envfile_t *ef = NULL;
-    cfg_t *cfg = NULL;
-    const char *path = getenv("STREAMIO_ENV_FILE");
-    bool ok = !(path && *path && envfile_load(path, &ef, &err));
-    if (ok && (cfg = calloc(1, sizeof(*cfg))) == NULL) {
-        buf_puts(&err, "out of memory");
-        ok = false;
-    }
-    if (ok && config_load(cfg, envfile_getenv, ef, &err))
-        ok = false;
-    const char *fmt = envfile_getenv("LOG_FORMAT", ef);
-    *json = false;
-    if (ok && fmt && log_format_parse(fmt, json)) {
-        buf_printf(&err, "invalid LOG_FORMAT=\"%s\": expected text or json", fmt);
-        ok = false;
-    }
-    if (ok && (uint32_t)cfg->cluster_workers > m->cap_workers) {
-        buf_printf(&err, "CLUSTER_WORKERS=%d is above %u, the most a reload can reach: restart",
-                   cfg->cluster_workers, m->cap_workers);
-        ok = false;
-    }
-    envfile_free(ef);
-    if (!ok) {
+    buf_init(&notes);
+    cfg_t *cfg = calloc(1, sizeof(*cfg));
+    int rc = cfg ? settings_reload(m->cfg, cfg, m->cap_workers, &notes, &err) : -ENOMEM;
+    if (rc) {
         LOG_ERROR("reload refused, still running on the previous configuration: %s",
-                  err.data ? err.data : "unknown error");
+                  err.data ? err.data : strerror(-rc));
         STATS_ADD(m->gstats->reload_failures, 1);
         free(cfg);
-        buf_free(&err);
-        return NULL;
+        cfg = NULL;
+    } else if (notes.len) {
+        LOG_WARN("reload: %s", notes.data);
     }
     buf_free(&err);
-    if (strcmp(cfg->host, m->cfg->host) != 0 || cfg->port != m->cfg->port) {
-        LOG_WARN("reload: HOST/PORT changes need a restart; still listening on %s:%d", m->cfg->host,
-                 m->cfg->port);
-        memcpy(cfg->host, m->cfg->host, sizeof(cfg->host));
-        cfg->port = m->cfg->port;
-    }
+    buf_free(&notes);
     return cfg;
 }
 
@@ -522,8 +499,7 @@ static void begin_reload(master_t *m)
         LOG_WARN("SIGHUP: a reload is already in progress; ignored");
         return;
     }
-    bool json;
-    cfg_t *cfg = load_config(m, &json);
+    cfg_t *cfg = load_config(m);
     if (!cfg)
         return;
     cfg_t **list = realloc(m->cfgs, (m->ncfgs + 1) * sizeof(*list));
@@ -554,9 +530,9 @@ static void begin_reload(master_t *m)
     /* MONOTONIC_USEC lets systemd (Type=notify-reload) tell this reload from an older one */
     snprintf(msg, sizeof(msg), "RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=%llu",
              (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
-    sd_notify_send(msg);
+    sd_notify_send(m->cfg->notify_socket, msg);
     m->cfg = cfg;
-    log_set_json(json);
+    log_set_json(cfg->log_json);
     m->generation++;
     STATS_SET(m->gstats->generation, m->generation);
     log_setup(cfg->log_level, "master", -1);
@@ -694,18 +670,15 @@ static void watchdog(master_t *m)
         m->wd_seen[p] = hb;
     }
     if (healthy)
-        sd_notify_send("WATCHDOG=1");
+        sd_notify_send(m->cfg->notify_socket, "WATCHDOG=1");
 }
 
 static void watchdog_setup(master_t *m)
 {
-    const char *usec = getenv("WATCHDOG_USEC");
-    const char *wpid = getenv("WATCHDOG_PID");
-    if (!usec || (wpid && atol(wpid) != (long)getpid()))
+    const cfg_t *cfg = m->cfg;
+    if (!cfg->watchdog_usec || (cfg->watchdog_pid && cfg->watchdog_pid != (int)getpid()))
         return;
-    unsigned long long us = strtoull(usec, NULL, 10);
-    if (!us)
-        return;
+    unsigned long long us = (unsigned long long)cfg->watchdog_usec;
     /* check twice per period, but never faster than the workers' 250 ms heartbeat can follow */
     m->wd_interval_ms = us / 2000 < 600 ? 600 : us / 2000;
     m->wd_next_ms = now_ms() + m->wd_interval_ms;
@@ -936,15 +909,13 @@ static int loop(master_t *m)
 
 static int setup(master_t *m, buf_t *err)
 {
-    const char *pidpath = getenv("STREAMIO_PID_FILE");
     pid_t holder;
-    if (pidpath && *pidpath && pidfile_acquire(pidpath, &m->pidfile, &holder, err))
+    if (m->cfg->pid_file[0] && pidfile_acquire(m->cfg->pid_file, &m->pidfile, &holder, err))
         return -1;
     m->listen_fd = listener_open(m->cfg->host, m->cfg->port, err);
     if (m->listen_fd < 0)
         return -1;
-    const char *ctl = getenv("STREAMIO_CONTROL_SOCKET");
-    if (ctl && *ctl && control_open(&m->control, ctl, err))
+    if (m->cfg->control_socket[0] && control_open(&m->control, m->cfg->control_socket, err))
         return -1;
     m->nslots = (uint32_t)m->cfg->cluster_workers;
     m->cap_workers = m->nslots > MIN_WORKER_CAPACITY ? m->nslots : MIN_WORKER_CAPACITY;

@@ -389,15 +389,13 @@ static void on_auth_due(timerq_node_t *n, void *arg)
     s->auth_pending = 0;
 }
 
-/* ---- options: SOCKETIO_* come validated in cfg (common/config); test switches from env ---- */
+/* ---- options: SOCKETIO_* and the test switches come validated in cfg (common/config) ---- */
 
 static int parse_options(sessions_t *ss)
 {
     const cfg_t *cfg = ss->cfg;
-    const char *v = getenv("STREAMIO_CONFORMANCE");
-    ss->conformance = v && strcmp(v, "1") == 0;
-    v = getenv("STREAMIO_DEBUG_PAGE");
-    ss->debug_page = v && strcmp(v, "1") == 0;
+    ss->conformance = cfg->conformance;
+    ss->debug_page = cfg->debug_page;
     _Static_assert(CONFIG_MAX_NAMESPACES <= NSP_MAX, "one nsp_mask bit per namespace");
     _Static_assert(CONFIG_NAMESPACE_SIZE <= sizeof(ss->nsp[0].name), "namespace size");
     ss->nnsp = 0;
@@ -406,7 +404,7 @@ static int parse_options(sessions_t *ss)
         memcpy(ss->nsp[ss->nnsp].name, cfg->namespaces[i], n + 1);
         ss->nsp[ss->nnsp++].len = n;
     }
-    if (ss->conformance && !getenv("SOCKETIO_NAMESPACES") && ss->nnsp < NSP_MAX)
+    if (ss->conformance && !cfg->namespaces_set && ss->nnsp < NSP_MAX)
         ss->nsp[ss->nnsp++] = (nsp_name_t){"/custom", 7};
     ss->transports = ((cfg->transports & CONFIG_TRANSPORT_POLLING) ? TR_POLLING : 0) |
                      ((cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) ? TR_WEBSOCKET : 0);
