@@ -2,10 +2,9 @@
 #include "master/admin/admin.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "common/ids.h"
 #include "common/json.h"
@@ -16,6 +15,27 @@
 #include "shm/stats.h"
 
 #define UID_LEN 16
+#define ADMIN_LATER 1           /* a command answers later, with control_done */
+#define PUBLISH_TIMEOUT_MS 2000 /* an emit's PUBLISH must be answered within this */
+
+struct admin {
+    const cfg_t *cfg; /* the current configuration */
+    shm_region_t *region;
+    const char *server_id;
+    rds_t *rds;
+    cluster_req_t *cluster;
+    struct emit_op *emits, *emits_tail; /* PUBLISHes waiting for their reply, oldest first */
+    uv_timer_t emit_timer;              /* the oldest one's deadline */
+    void (*done)(void *arg);
+    void *done_arg;
+    int open; /* parts still to close */
+};
+
+/* What a command answers with: the control request and its body. */
+typedef struct answer {
+    control_req_t *req;
+    buf_t *out;
+} answer_t;
 
 static int usage(buf_t *out, const char *what)
 {
@@ -52,66 +72,154 @@ static int per_worker(buf_t *out, shm_region_t *region, const char *total, size_
     return rc;
 }
 
-static redisContext *connect_redis(const cfg_t *cfg, buf_t *out)
+/* [event, json] as the adapter's `data`, the JSON validated first. 0, or -EINVAL with the reason
+ * in out. */
+static int event_array(buf_t *data, const char *event, size_t event_len, const char *json,
+                       size_t json_len, buf_t *out)
 {
-    struct timeval tv = {.tv_sec = 2};
-    redisContext *rc = redisConnectWithTimeout(cfg->redis_host, cfg->redis_port, tv);
-    if (!rc || rc->err) {
-        buf_printf(out, "redis %s:%d unreachable: %s", cfg->redis_host, cfg->redis_port,
-                   rc ? rc->errstr : "out of memory");
-        redisFree(rc);
-        return NULL;
-    }
-    redisSetTimeout(rc, tv);
-    const char *fail = NULL;
-    const char *auth[3];
-    int nauth = config_redis_auth(cfg, auth);
-    if (nauth) {
-        redisReply *r = redisCommandArgv(rc, nauth, auth, NULL);
-        if (!r || r->type == REDIS_REPLY_ERROR)
-            fail = "AUTH failed (check REDIS_USERNAME and REDIS_PASSWORD)";
-        freeReplyObject(r);
-    }
-    if (!fail && cfg->redis_db) {
-        redisReply *r = redisCommand(rc, "SELECT %d", cfg->redis_db);
-        if (!r || r->type == REDIS_REPLY_ERROR)
-            fail = "SELECT failed";
-        freeReplyObject(r);
-    }
-    if (fail) {
-        buf_printf(out, "redis %s:%d: %s", cfg->redis_host, cfg->redis_port, fail);
-        redisFree(rc);
-        return NULL;
-    }
-    return rc;
-}
-
-/* Publishes ["event", json] in namespace nsp to `room` (NULL: everyone) on the workers' adapter
- * channels, in the adapter's format (sharded: the ClusterAdapter JSON with SPUBLISH). */
-static int emit(const admin_ctx_t *ctx, const char *nsp, const char *room, size_t room_len,
-                const char *event, size_t event_len, const char *json, size_t json_len, buf_t *out)
-{
-    const cfg_t *cfg = ctx->cfg;
     if (json_validate(json, json_len) != 0) {
         buf_reset(out);
         buf_puts(out, "the message argument is not valid JSON");
         return -EINVAL;
     }
+    int rc = buf_putc(data, '[');
+    if (rc == 0)
+        rc = json_write_string(data, event, event_len);
+    if (rc == 0)
+        rc = buf_putc(data, ',');
+    if (rc == 0)
+        rc = buf_append(data, json, json_len);
+    return rc ? rc : buf_putc(data, ']');
+}
+
+/* ---- emits: one PUBLISH on the master's command connection ---- */
+
+/* A PUBLISH waiting for its reply. It outlives its answer (a timeout, admin_close): the reply,
+ * or the NULL one rds gives when the connection goes, frees it. */
+typedef struct emit_op {
+    struct emit_op *prev, *next;
+    admin_t *a; /* NULL once answered */
+    answer_t ans;
+    uint64_t deadline;
+    char cmd[16];
+    char *chan;
+} emit_op_t;
+
+/* Takes op out of the waiting list; its answer is the caller's to give. */
+static void emit_unlink(emit_op_t *op)
+{
+    admin_t *a = op->a;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        a->emits = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        a->emits_tail = op->prev;
+    op->a = NULL;
+}
+
+static void on_emit_timeout(uv_timer_t *t)
+{
+    admin_t *a = t->data;
+    uint64_t now = uv_now(t->loop);
+    while (a->emits && a->emits->deadline <= now) {
+        emit_op_t *op = a->emits;
+        emit_unlink(op);
+        buf_printf(op->ans.out, "redis %s:%d did not answer %s within %d ms", a->cfg->redis_host,
+                   a->cfg->redis_port, op->cmd, PUBLISH_TIMEOUT_MS);
+        control_done(op->ans.req, -EIO);
+    }
+    if (a->emits)
+        uv_timer_start(t, on_emit_timeout, a->emits->deadline - now, 0);
+}
+
+static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    emit_op_t *op = privdata;
+    const redisReply *rep = reply;
+    if (op->a) {
+        emit_unlink(op);
+        buf_t *out = op->ans.out;
+        int rc = 0;
+        if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+            buf_printf(out, "%s failed: %s", op->cmd,
+                       rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "connection lost");
+            rc = -EIO;
+        } else {
+            buf_printf(out, "{\"ok\":true,\"channel\":\"%s\",\"subscribers\":%lld}", op->chan,
+                       rep->integer);
+        }
+        control_done(op->ans.req, rc);
+    }
+    free(op->chan);
+    free(op);
+}
+
+/* Sends `cmd chan msg`; the answer comes with the reply (ADMIN_LATER), or now on an error. */
+static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *msg,
+                   const answer_t *ans)
+{
+    emit_op_t *op = calloc(1, sizeof(*op));
+    if (!op || !(op->chan = strdup(chan->data))) {
+        free(op);
+        buf_puts(ans->out, "out of memory");
+        return -ENOMEM;
+    }
+    op->a = a;
+    op->ans = *ans;
+    snprintf(op->cmd, sizeof(op->cmd), "%s", cmd);
+    const char *argv[] = {cmd, chan->data, msg->data};
+    size_t lens[] = {strlen(cmd), chan->len, msg->len};
+    if (rds_command(a->rds, on_published, op, 3, argv, lens)) {
+        buf_printf(ans->out, "redis %s:%d unreachable: not connected", a->cfg->redis_host,
+                   a->cfg->redis_port);
+        free(op->chan);
+        free(op);
+        return -EIO;
+    }
+    op->deadline = uv_now(a->emit_timer.loop) + PUBLISH_TIMEOUT_MS;
+    op->prev = a->emits_tail;
+    if (a->emits_tail)
+        a->emits_tail->next = op;
+    else
+        a->emits = op;
+    a->emits_tail = op;
+    if (!uv_is_active((uv_handle_t *)&a->emit_timer))
+        uv_timer_start(&a->emit_timer, on_emit_timeout, PUBLISH_TIMEOUT_MS, 0);
+    return ADMIN_LATER;
+}
+
+/* Publishes ["event", json] in namespace nsp to `room` (NULL: everyone) on the workers' adapter
+ * channels, in the adapter's format (sharded: the ClusterAdapter JSON with SPUBLISH). */
+static int emit(admin_t *a, const char *nsp, const char *room, size_t room_len, const char *event,
+                size_t event_len, const char *json, size_t json_len, const answer_t *ans)
+{
+    const cfg_t *cfg = a->cfg;
+    buf_t *out = ans->out;
+    buf_t data, msg, chan;
+    buf_init(&data);
+    buf_init(&msg);
+    buf_init(&chan);
+    int rc = event_array(&data, event, event_len, json, json_len, out);
     char prefix[160];
-    if (cfg->adapter != CONFIG_ADAPTER_OFF)
+    if (rc == -EINVAL) {
+        buf_free(&data);
+        return rc;
+    }
+    if (cfg->adapter != CONFIG_ADAPTER_OFF) {
         snprintf(prefix, sizeof(prefix), "%s", cfg->redis_key);
-    else if (cfg->cluster_workers > 1)
-        snprintf(prefix, sizeof(prefix), "streamio-%s", ctx->server_id);
-    else {
+    } else if (cfg->cluster_workers > 1) {
+        snprintf(prefix, sizeof(prefix), "streamio-%s", a->server_id);
+    } else {
+        buf_free(&data);
         buf_reset(out);
         buf_puts(out, "emitting needs the workers to share rooms over Redis: set "
                       "SOCKETIO_REDIS_ADAPTER=true or CLUSTER_WORKERS above 1");
         return -ENOTSUP;
     }
-    buf_t data, msg, chan;
-    buf_init(&data);
-    buf_init(&msg);
-    buf_init(&chan);
     char uid[UID_LEN + 1];
     adapter_str_t r = {room, room_len};
     bool sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED;
@@ -119,15 +227,6 @@ static int emit(const admin_ctx_t *ctx, const char *nsp, const char *room, size_
     /* sharded: a room's own channel as the workers' dynamic subscriptions expect (protocol.md §5)
      */
     bool room_chan = room && (!sharded || (nsp_len == 1 && room_len != IDS_SID_LEN));
-    int rc = buf_putc(&data, '[');
-    if (rc == 0)
-        rc = json_write_string(&data, event, event_len);
-    if (rc == 0)
-        rc = buf_putc(&data, ',');
-    if (rc == 0)
-        rc = buf_append(&data, json, json_len);
-    if (rc == 0)
-        rc = buf_putc(&data, ']');
     if (rc == 0)
         rc = ids_random(uid, UID_LEN);
     if (rc == 0 && sharded)
@@ -144,29 +243,10 @@ static int emit(const admin_ctx_t *ctx, const char *nsp, const char *room, size_
             rc = buf_putc(&chan, '#');
     }
     buf_reset(out);
-    if (rc) {
+    if (rc)
         buf_printf(out, "cannot encode the message: %s", strerror(-rc));
-    } else {
-        redisContext *c = connect_redis(cfg, out);
-        if (!c) {
-            rc = -EIO;
-        } else {
-            const char *cmd = sharded ? "SPUBLISH" : "PUBLISH";
-            const char *argv[] = {cmd, chan.data, msg.data};
-            size_t lens[] = {strlen(cmd), chan.len, msg.len};
-            redisReply *rep = redisCommandArgv(c, 3, argv, lens);
-            if (!rep || rep->type != REDIS_REPLY_INTEGER) {
-                buf_printf(out, "%s failed: %s", cmd,
-                           rep && rep->type == REDIS_REPLY_ERROR ? rep->str : c->errstr);
-                rc = -EIO;
-            } else {
-                buf_printf(out, "{\"ok\":true,\"channel\":\"%s\",\"subscribers\":%lld}", chan.data,
-                           rep->integer);
-            }
-            freeReplyObject(rep);
-            redisFree(c);
-        }
-    }
+    else
+        rc = publish(a, sharded ? "SPUBLISH" : "PUBLISH", &chan, &msg, ans);
     buf_free(&data);
     buf_free(&msg);
     buf_free(&chan);
@@ -177,10 +257,16 @@ static int emit(const admin_ctx_t *ctx, const char *nsp, const char *room, size_
 
 enum view_kind { VIEW_ROOMS, VIEW_CLIENTS, VIEW_VALUES };
 
+/* One cluster request in flight and the answer it builds; freed when the request ends. */
 typedef struct view {
-    const admin_ctx_t *ctx;
+    admin_t *a;
+    answer_t ans;
     enum view_kind kind; /* per server: "rooms", "sockets", or the "value" it acknowledged */
-    buf_t list;          /* the servers' entries, comma-separated */
+    cluster_request_t request;
+    adapter_str_t room, target; /* what request points to (the bytes are the command's) */
+    buf_t data;                 /* SERVER_SIDE_EMIT: [event, json] */
+    buf_t head;                 /* the local part of the answer */
+    buf_t list;                 /* the servers' entries, comma-separated */
     buf_t scratch;
     strmap_t *seen; /* rooms of the current server (sharded rooms come from its sockets) */
     size_t total;   /* sockets, or distinct rooms over the cluster */
@@ -189,15 +275,15 @@ typedef struct view {
 } view_t;
 
 /* This server's worker whose adapter has that uid, or -1. */
-static long long own_worker(const admin_ctx_t *ctx, const adapter_str_t *uid)
+static long long own_worker(const admin_t *a, const adapter_str_t *uid)
 {
     if (uid->len != sizeof(uint64_t) * 2)
         return -1;
     uint64_t want[2];
     memcpy(want, uid->p, sizeof(want));
-    uint32_t n = shm_region_slots(ctx->region);
+    uint32_t n = shm_region_slots(a->region);
     for (uint32_t i = 0; i < n; i++) {
-        stats_worker_t *w = shm_region_slot_stats(ctx->region, i);
+        stats_worker_t *w = shm_region_slot_stats(a->region, i);
         if (STATS_GET(w->pid) && STATS_GET(w->adapter_uid[0]) == want[0] &&
             STATS_GET(w->adapter_uid[1]) == want[1])
             return (long long)STATS_GET(w->index);
@@ -255,7 +341,7 @@ static void on_reply(const cluster_reply_t *r, void *arg)
     view_t *v = arg;
     if (v->rc || (!r->body && v->kind != VIEW_VALUES))
         return;
-    long long worker = own_worker(v->ctx, &r->uid);
+    long long worker = own_worker(v->a, &r->uid);
     buf_t *l = &v->list;
     int rc = buf_puts(l, l->len ? ",{\"uid\":" : "{\"uid\":");
     if (!rc)
@@ -287,118 +373,149 @@ static void on_reply(const cluster_reply_t *r, void *arg)
         v->rc = rc;
 }
 
-/*
- * Makes request `req` of every server of the adapter's cluster, then appends {<head>,
- * "cluster":{"mode","servers","responses","complete","<rooms|clients|answers>":N,"members":[{
- * "uid","server":"this"|"other"[,"worker"],"rooms"|"sockets"|"value"}]}} where head is the
- * local part (an object's members without braces). Requests nobody answers (join, leave,
- * disconnect) append {"ok":true,"cluster":{"mode","servers"}}: every counted server applies them.
- */
-static int cluster_view(const admin_ctx_t *ctx, enum view_kind kind, const cluster_request_t *req,
-                        const char *head, buf_t *out)
+static view_t *view_new(admin_t *a, enum view_kind kind, const answer_t *ans)
 {
-    const cfg_t *cfg = ctx->cfg;
-    bool sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED;
-    bool answered = req->op == ADAPTER_OP_ALL_ROOMS || req->op == ADAPTER_OP_FETCH ||
-                    req->op == ADAPTER_OP_SERVER_SIDE_EMIT;
-    view_t v = {.ctx = ctx, .kind = kind, .all = strmap_new()};
-    buf_init(&v.list);
-    buf_init(&v.scratch);
-    cluster_req_t q = {
-        .prefix = cfg->redis_key,
-        .sharded = sharded,
-        .request = req,
-        .timeout_ms = (unsigned)cfg->requests_timeout_ms,
-        .on_reply = on_reply,
-        .arg = &v,
-    };
-    cluster_req_result_t res;
-    buf_t err;
-    buf_init(&err);
-    redisContext *sub = v.all && answered ? connect_redis(cfg, &err) : NULL;
-    redisContext *pub = v.all && (sub || !answered) ? connect_redis(cfg, &err) : NULL;
-    int rc = !v.all ? -ENOMEM : pub ? cluster_req_run(sub, pub, &q, &res, &err) : -EIO;
-    if (!rc && v.rc) {
-        rc = v.rc;
-        buf_printf(&err, "cannot render the answer: %s", strerror(-rc));
+    view_t *v = calloc(1, sizeof(*v));
+    if (!v || !(v->all = strmap_new())) {
+        free(v);
+        buf_puts(ans->out, "out of memory");
+        return NULL;
     }
+    v->a = a;
+    v->ans = *ans;
+    v->kind = kind;
+    buf_init(&v->data);
+    buf_init(&v->head);
+    buf_init(&v->list);
+    buf_init(&v->scratch);
+    return v;
+}
+
+static void view_free(view_t *v)
+{
+    strmap_free(v->all);
+    buf_free(&v->data);
+    buf_free(&v->head);
+    buf_free(&v->list);
+    buf_free(&v->scratch);
+    free(v);
+}
+
+/*
+ * The request ended: appends {<head>, "cluster":{"mode","servers","responses","complete",
+ * "<rooms|clients|answers>":N,"members":[{"uid","server":"this"|"other"[,"worker"],
+ * "rooms"|"sockets"|"value"}]}} where head is the local part (an object's members without
+ * braces). Requests nobody answers (join, leave, disconnect) append {"ok":true,"cluster":{"mode",
+ * "servers"}}: every counted server applies them.
+ */
+static void on_view_done(int rc, const cluster_req_result_t *res, const char *err, void *arg)
+{
+    view_t *v = arg;
+    buf_t *out = v->ans.out;
+    const cfg_t *cfg = v->a->cfg;
+    adapter_op_t op = v->request.op;
+    bool answered =
+        op == ADAPTER_OP_ALL_ROOMS || op == ADAPTER_OP_FETCH || op == ADAPTER_OP_SERVER_SIDE_EMIT;
+    const char *mode = cfg->adapter == CONFIG_ADAPTER_SHARDED ? "sharded" : "classic";
     buf_reset(out);
-    const char *mode = sharded ? "sharded" : "classic";
-    if (rc) {
-        buf_append(out, err.data ? err.data : "failed", err.data ? err.len : 6);
+    if (!rc && v->rc) {
+        rc = v->rc;
+        buf_printf(out, "cannot render the answer: %s", strerror(-rc));
+    } else if (rc) {
+        buf_puts(out, err);
     } else if (!answered) {
         rc = buf_printf(out, "{\"ok\":true,\"cluster\":{\"mode\":\"%s\",\"servers\":%lld}}", mode,
-                        res.members);
+                        res->members);
     } else {
-        size_t total = kind == VIEW_ROOMS ? strmap_size(v.all) : v.total;
+        const char *head = v->head.data ? v->head.data : "";
+        size_t total = v->kind == VIEW_ROOMS ? strmap_size(v->all) : v->total;
         rc = buf_printf(out,
                         "{%s%s\"cluster\":{\"mode\":\"%s\",\"servers\":%lld,\"responses\":%lld,"
                         "\"complete\":%s,\"%s\":%zu,\"members\":[%s]}}",
-                        head, *head ? "," : "", mode, res.members, res.responses,
-                        res.responses >= res.members ? "true" : "false",
-                        kind == VIEW_ROOMS     ? "rooms"
-                        : kind == VIEW_CLIENTS ? "clients"
-                                               : "answers",
-                        total, v.list.data ? v.list.data : "");
+                        head, *head ? "," : "", mode, res->members, res->responses,
+                        res->responses >= res->members ? "true" : "false",
+                        v->kind == VIEW_ROOMS     ? "rooms"
+                        : v->kind == VIEW_CLIENTS ? "clients"
+                                                  : "answers",
+                        total, v->list.data ? v->list.data : "");
     }
-    redisFree(sub);
-    redisFree(pub);
-    strmap_free(v.all);
-    buf_free(&v.list);
-    buf_free(&v.scratch);
-    buf_free(&err);
-    return rc;
+    control_done(v->ans.req, rc);
+    view_free(v);
+}
+
+/* Makes v's request of every server of the adapter's cluster; the answer comes when it ends. */
+static int cluster_view(view_t *v)
+{
+    admin_t *a = v->a;
+    const cfg_t *cfg = a->cfg;
+    cluster_req_spec_t spec = {
+        .prefix = cfg->redis_key,
+        .sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED,
+        .request = &v->request,
+        .timeout_ms = (unsigned)cfg->requests_timeout_ms,
+        .on_reply = on_reply,
+        .done = on_view_done,
+        .arg = v,
+    };
+    int rc = cluster_req_run(a->cluster, &spec, v->ans.out);
+    if (rc) {
+        view_free(v);
+        return rc;
+    }
+    return ADMIN_LATER;
 }
 
 /* rooms / clients [room]: this server's counts, and with the adapter on the whole cluster. */
-static int listing(const admin_ctx_t *ctx, bool want_rooms, const char *room, size_t room_len,
-                   buf_t *out)
+static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_len,
+                   const answer_t *ans)
 {
     const char *what = want_rooms ? "rooms" : "clients";
     size_t off =
         want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
-    if (ctx->cfg->adapter == CONFIG_ADAPTER_OFF) {
+    if (a->cfg->adapter == CONFIG_ADAPTER_OFF) {
         if (!room)
-            return per_worker(out, ctx->region, what, off);
-        buf_reset(out);
-        buf_puts(out, "clients <room> asks every server for its sockets through the Redis "
-                      "adapter's requests: set SOCKETIO_REDIS_ADAPTER=true or sharded");
+            return per_worker(ans->out, a->region, what, off);
+        buf_reset(ans->out);
+        buf_puts(ans->out, "clients <room> asks every server for its sockets through the Redis "
+                           "adapter's requests: set SOCKETIO_REDIS_ADAPTER=true or sharded");
         return -ENOTSUP;
     }
-    buf_t head;
-    buf_init(&head);
+    view_t *v = view_new(a, want_rooms ? VIEW_ROOMS : VIEW_CLIENTS, ans);
+    if (!v)
+        return -ENOMEM;
     int rc = 0;
+    buf_t *head = &v->head;
     if (room) {
-        rc = buf_puts(&head, "\"room\":");
+        rc = buf_puts(head, "\"room\":");
         if (!rc)
-            rc = json_write_string(&head, room, room_len);
+            rc = json_write_string(head, room, room_len);
     } else {
-        rc = per_worker(&head, ctx->region, what, off);
+        rc = per_worker(head, a->region, what, off);
         if (!rc) { /* its members, without the braces */
-            head.len--;
-            head.data[head.len] = '\0';
-            memmove(head.data, head.data + 1, head.len);
-            head.len--;
+            head->len--;
+            head->data[head->len] = '\0';
+            memmove(head->data, head->data + 1, head->len);
+            head->len--;
         }
     }
-    adapter_str_t r = {room, room_len};
-    cluster_request_t req = {
+    v->room = (adapter_str_t){room, room_len};
+    v->request = (cluster_request_t){
         /* the cluster protocol has no allRooms: sharded rooms come from every socket's rooms */
-        .op = want_rooms && ctx->cfg->adapter == CONFIG_ADAPTER_CLASSIC ? ADAPTER_OP_ALL_ROOMS
-                                                                        : ADAPTER_OP_FETCH,
-        .rooms = room ? &r : NULL,
+        .op = want_rooms && a->cfg->adapter == CONFIG_ADAPTER_CLASSIC ? ADAPTER_OP_ALL_ROOMS
+                                                                      : ADAPTER_OP_FETCH,
+        .rooms = room ? &v->room : NULL,
         .nrooms = room ? 1 : 0,
     };
-    if (!rc)
-        rc = cluster_view(ctx, want_rooms ? VIEW_ROOMS : VIEW_CLIENTS, &req,
-                          head.data ? head.data : "", out);
-    buf_free(&head);
-    return rc;
+    if (rc) {
+        view_free(v);
+        return rc;
+    }
+    return cluster_view(v);
 }
 
-static int needs_adapter(const admin_ctx_t *ctx, const char *cmd, buf_t *out)
+static int needs_adapter(const admin_t *a, const char *cmd, buf_t *out)
 {
-    if (ctx->cfg->adapter != CONFIG_ADAPTER_OFF)
+    if (a->cfg->adapter != CONFIG_ADAPTER_OFF)
         return 0;
     buf_reset(out);
     buf_printf(out,
@@ -410,83 +527,76 @@ static int needs_adapter(const admin_ctx_t *ctx, const char *cmd, buf_t *out)
 
 /* join / leave <room> <target>, disconnect <room> [close]: socketsJoin, socketsLeave and
  * disconnectSockets of the sockets in <room> (a socket id names one socket), cluster-wide. */
-static int sockets_op(const admin_ctx_t *ctx, int argc, char **argv, const size_t *lens, buf_t *out)
+static int sockets_op(admin_t *a, int argc, char **argv, const size_t *lens, const answer_t *ans)
 {
     const char *cmd = argv[0];
     bool disconnect = strcmp(cmd, "disconnect") == 0;
     bool close = disconnect && argc == 3 && strcmp(argv[2], "close") == 0;
     if (disconnect ? (argc != 2 && !close) || lens[1] == 0 : argc != 3 || !lens[1] || !lens[2])
-        return usage(out, disconnect ? "disconnect <room> [close]" : "join|leave <room> <target>");
-    int rc = needs_adapter(ctx, cmd, out);
+        return usage(ans->out,
+                     disconnect ? "disconnect <room> [close]" : "join|leave <room> <target>");
+    int rc = needs_adapter(a, cmd, ans->out);
     if (rc)
         return rc;
-    adapter_str_t room = {argv[1], lens[1]};
-    adapter_str_t target = {argv[2], disconnect ? 0 : lens[2]};
-    cluster_request_t req = {
+    view_t *v = view_new(a, VIEW_CLIENTS, ans);
+    if (!v)
+        return -ENOMEM;
+    v->room = (adapter_str_t){argv[1], lens[1]};
+    v->target = (adapter_str_t){argv[2], disconnect ? 0 : lens[2]};
+    v->request = (cluster_request_t){
         .op = disconnect                 ? ADAPTER_OP_DISCONNECT
               : strcmp(cmd, "join") == 0 ? ADAPTER_OP_JOIN
                                          : ADAPTER_OP_LEAVE,
-        .rooms = &room,
+        .rooms = &v->room,
         .nrooms = 1,
-        .targets = &target,
+        .targets = &v->target,
         .ntargets = disconnect ? 0 : 1,
         .close = close,
     };
-    return cluster_view(ctx, VIEW_CLIENTS, &req, "", out);
+    return cluster_view(v);
 }
 
 /* serverside <event> <json>: serverSideEmit with an acknowledgement from every server. */
-static int server_side(const admin_ctx_t *ctx, int argc, char **argv, const size_t *lens,
-                       buf_t *out)
+static int server_side(admin_t *a, int argc, char **argv, const size_t *lens, const answer_t *ans)
 {
     if (argc != 3 || lens[1] == 0)
-        return usage(out, "serverside <event> <json>");
-    int rc = needs_adapter(ctx, argv[0], out);
+        return usage(ans->out, "serverside <event> <json>");
+    int rc = needs_adapter(a, argv[0], ans->out);
     if (rc)
         return rc;
-    if (json_validate(argv[2], lens[2]) != 0) {
-        buf_reset(out);
-        buf_puts(out, "the message argument is not valid JSON");
-        return -EINVAL;
+    view_t *v = view_new(a, VIEW_VALUES, ans);
+    if (!v)
+        return -ENOMEM;
+    rc = event_array(&v->data, argv[1], lens[1], argv[2], lens[2], ans->out);
+    if (rc) {
+        view_free(v);
+        return rc;
     }
-    buf_t data;
-    buf_init(&data);
-    rc = buf_putc(&data, '[');
-    if (!rc)
-        rc = json_write_string(&data, argv[1], lens[1]);
-    if (!rc)
-        rc = buf_putc(&data, ',');
-    if (!rc)
-        rc = buf_append(&data, argv[2], lens[2]);
-    if (!rc)
-        rc = buf_putc(&data, ']');
-    cluster_request_t req = {
-        .op = ADAPTER_OP_SERVER_SIDE_EMIT, .data_json = data.data, .data_len = data.len};
-    if (!rc)
-        rc = cluster_view(ctx, VIEW_VALUES, &req, "", out);
-    buf_free(&data);
-    return rc;
+    v->request = (cluster_request_t){
+        .op = ADAPTER_OP_SERVER_SIDE_EMIT, .data_json = v->data.data, .data_len = v->data.len};
+    return cluster_view(v);
 }
 
-int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
+/* Runs one command; returns its status, or ADMIN_LATER when control_done comes later. */
+static int command(admin_t *a, int argc, char **argv, const size_t *lens, const answer_t *ans)
 {
-    const admin_ctx_t *ctx = arg;
+    buf_t *out = ans->out;
     const char *cmd = argv[0];
     if (strcmp(cmd, "status") == 0 && argc == 1)
-        return health_render(out, ctx->region, 0);
+        return health_render(out, a->region, 0);
     if (strcmp(cmd, "rooms") == 0 && argc == 1)
-        return listing(ctx, true, NULL, 0, out);
+        return listing(a, true, NULL, 0, ans);
     if (strcmp(cmd, "clients") == 0 && argc == 1)
-        return listing(ctx, false, NULL, 0, out);
+        return listing(a, false, NULL, 0, ans);
     if (strcmp(cmd, "clients") == 0 && argc == 2) {
         if (lens[1] == 0)
             return usage(out, "clients [room]");
-        return listing(ctx, false, argv[1], lens[1], out);
+        return listing(a, false, argv[1], lens[1], ans);
     }
     if (strcmp(cmd, "join") == 0 || strcmp(cmd, "leave") == 0 || strcmp(cmd, "disconnect") == 0)
-        return sockets_op(ctx, argc, argv, lens, out);
+        return sockets_op(a, argc, argv, lens, ans);
     if (strcmp(cmd, "serverside") == 0)
-        return server_side(ctx, argc, argv, lens, out);
+        return server_side(a, argc, argv, lens, ans);
     const char *nsp = "/";
     if ((strcmp(cmd, "broadcast") == 0 || strcmp(cmd, "sendroom") == 0) && argc > 2 &&
         strcmp(argv[1], "--nsp") == 0) {
@@ -500,14 +610,82 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
     if (strcmp(cmd, "broadcast") == 0) {
         if (argc != 3)
             return usage(out, "broadcast [--nsp /ns] <event> <json>");
-        return emit(ctx, nsp, NULL, 0, argv[1], lens[1], argv[2], lens[2], out);
+        return emit(a, nsp, NULL, 0, argv[1], lens[1], argv[2], lens[2], ans);
     }
     if (strcmp(cmd, "sendroom") == 0) {
         if (argc != 4 || lens[1] == 0)
             return usage(out, "sendroom [--nsp /ns] <room> <event> <json>");
-        return emit(ctx, nsp, argv[1], lens[1], argv[2], lens[2], argv[3], lens[3], out);
+        return emit(a, nsp, argv[1], lens[1], argv[2], lens[2], argv[3], lens[3], ans);
     }
     return usage(out, "status | rooms | clients [room] | broadcast [--nsp /ns] <event> <json> | "
                       "sendroom [--nsp /ns] <room> <event> <json> | join|leave <room> <target> | "
                       "disconnect <room> [close] | serverside <event> <json>");
+}
+
+void admin_run(control_req_t *req, int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
+{
+    answer_t ans = {req, out};
+    int rc = command(arg, argc, argv, lens, &ans);
+    if (rc != ADMIN_LATER)
+        control_done(req, rc);
+}
+
+int admin_new(admin_t **out, uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
+              const char *server_id)
+{
+    admin_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a->cfg = cfg;
+    a->region = region;
+    a->server_id = server_id;
+    a->rds = rds;
+    int rc = cluster_req_new(&a->cluster, loop, rds, cfg);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    uv_timer_init(loop, &a->emit_timer);
+    a->emit_timer.data = a;
+    *out = a;
+    return 0;
+}
+
+void admin_set_cfg(admin_t *a, const cfg_t *cfg)
+{
+    a->cfg = cfg;
+}
+
+static void part_closed(admin_t *a)
+{
+    if (--a->open > 0)
+        return;
+    if (a->done)
+        a->done(a->done_arg);
+    free(a);
+}
+
+static void on_cluster_closed(void *arg)
+{
+    part_closed(arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    part_closed(h->data);
+}
+
+void admin_close(admin_t *a, void (*done)(void *arg), void *arg)
+{
+    while (a->emits) {
+        emit_op_t *op = a->emits;
+        emit_unlink(op);
+        buf_puts(op->ans.out, "the master is stopping");
+        control_done(op->ans.req, -ECANCELED);
+    }
+    a->done = done;
+    a->done_arg = arg;
+    a->open = 2;
+    uv_close((uv_handle_t *)&a->emit_timer, on_timer_closed);
+    cluster_req_close(a->cluster, on_cluster_closed, a);
 }

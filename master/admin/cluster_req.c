@@ -2,176 +2,403 @@
 #include "master/admin/cluster_req.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "common/ids.h"
+#include "common/redis/subconn.h"
 
 #define UID_LEN 16
 #define RID_LEN 16
+#define REDIS_TIMEOUT_MS 2000 /* to subscribe, count and publish */
+#define CHAN_SIZE 192
 
-static uint64_t now_ms(void)
+typedef enum phase { QUEUED, SUBSCRIBING, COUNTING, PUBLISHING, COLLECTING } phase_t;
+
+/* One request. It outlives its requester while rds still owes it a reply: that reply frees it. */
+typedef struct job {
+    struct job *next;
+    cluster_req_t *c; /* NULL once ended */
+    cluster_req_spec_t spec;
+    phase_t phase;
+    bool answered; /* members answer it: responses are collected */
+    int rds_pending;
+    bool subscribed; /* SUBSCRIBE went out: UNSUBSCRIBE at the end */
+    int confirms;    /* subscribe confirmations still to come */
+    char rid[RID_LEN + 1];
+    char chan[CHAN_SIZE];    /* where the request goes */
+    char resp[2][CHAN_SIZE]; /* where responses come */
+    int nresp;
+    buf_t msg, err, scratch;
+    cluster_req_result_t res;
+} job_t;
+
+struct cluster_req {
+    uv_loop_t *loop;
+    rds_t *pub;
+    const cfg_t *cfg;
+    subconn_t *sub; /* NULL until a request needs it */
+    uv_timer_t timer;
+    job_t *head, *tail; /* head runs */
+    bool closing;
+    void (*done)(void *arg);
+    void *done_arg;
+    int open; /* the timer, and the subscriber once created */
+};
+
+static void start(cluster_req_t *c);
+
+static void job_free(job_t *j)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    buf_free(&j->msg);
+    buf_free(&j->err);
+    buf_free(&j->scratch);
+    free(j);
 }
 
-static bool is_str(const redisReply *r)
+/* ---- the two connections: the only calls that know them ---- */
+
+static int sub_command(cluster_req_t *c, int argc, const char **argv)
 {
-    return r->type == REDIS_REPLY_STRING;
+    return subconn_command(c->sub, argc, argv, NULL);
 }
 
-/* Runs a command whose reply must not be an error; the reply is returned (caller frees). */
-static redisReply *command(redisContext *c, buf_t *err, int argc, const char **argv,
-                           const size_t *lens)
+static int pub_command(cluster_req_t *c, job_t *j, redisCallbackFn *cb, int argc, const char **argv,
+                       const size_t *lens)
 {
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    int rc = rds_command(c->pub, cb, j, argc, argv, lens);
+    j->rds_pending += rc == 0;
+    return rc;
+}
+
+/* A reply to one of j's commands: its requester, or NULL (and j freed when nothing else is owed)
+ * when j ended meanwhile. */
+static cluster_req_t *owner(job_t *j)
+{
+    j->rds_pending--;
+    if (j->c)
+        return j->c;
+    if (j->rds_pending == 0)
+        job_free(j);
+    return NULL;
+}
+
+/* ---- ending ---- */
+
+/* Ends the running request with rc (the reason in its err), then starts the next one. */
+static void finish(cluster_req_t *c, int rc)
+{
+    job_t *j = c->head;
+    uv_timer_stop(&c->timer);
+    if (j->subscribed) {
+        const char *argv[] = {j->spec.sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", j->resp[0],
+                              j->resp[1]};
+        sub_command(c, 1 + j->nresp, argv);
+    }
+    c->head = j->next;
+    if (!c->head)
+        c->tail = NULL;
+    j->c = NULL;
+    j->spec.done(rc, &j->res, j->err.data ? j->err.data : "failed", j->spec.arg);
+    if (j->rds_pending == 0)
+        job_free(j);
+    if (!c->closing)
+        start(c);
+}
+
+static void fail(cluster_req_t *c, const char *what, const char *why)
+{
+    buf_printf(&c->head->err, "%s failed: %s", what, why);
+    finish(c, -EIO);
+}
+
+static void fail_unreachable(cluster_req_t *c, const char *why)
+{
+    buf_printf(&c->head->err, "redis %s:%d unreachable: %s", c->cfg->redis_host, c->cfg->redis_port,
+               why);
+    finish(c, -EIO);
+}
+
+/* ---- the phases ---- */
+
+static void on_timeout(uv_timer_t *t)
+{
+    cluster_req_t *c = t->data;
+    if (!c->head)
+        return;
+    if (c->head->phase == COLLECTING)
+        finish(c, 0); /* what came so far is the answer */
+    else
+        fail_unreachable(c, "no answer within 2 s");
+}
+
+static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    job_t *j = privdata;
+    cluster_req_t *c = owner(j);
+    const redisReply *r = reply;
+    if (!c)
+        return;
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        buf_printf(err, "%s failed: %s", argv[0], r ? r->str : c->errstr);
-        freeReplyObject(r);
-        return NULL;
+        fail(c, j->spec.sharded ? "SPUBLISH" : "PUBLISH", r ? r->str : "connection lost");
+        return;
     }
-    return r;
+    /* responses may have come first, on the other connection */
+    if (!j->answered || j->res.responses >= j->res.members) {
+        finish(c, 0);
+        return;
+    }
+    j->phase = COLLECTING;
+    uv_timer_start(&c->timer, on_timeout, j->spec.timeout_ms, 0);
 }
 
-/* The subscriber count PUBSUB NUMSUB/SHARDNUMSUB gives for chan, or -1. */
-static long long members(redisContext *pub, bool sharded, const char *chan, buf_t *err)
+static void publish(cluster_req_t *c, job_t *j)
 {
-    const char *argv[] = {"PUBSUB", sharded ? "SHARDNUMSUB" : "NUMSUB", chan};
-    size_t lens[] = {6, strlen(argv[1]), strlen(chan)};
-    redisReply *r = command(pub, err, 3, argv, lens);
-    long long n = -1;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_INTEGER)
-        n = r->element[1]->integer;
-    else if (r)
-        buf_printf(err, "unexpected PUBSUB reply");
-    freeReplyObject(r);
-    return n;
+    j->phase = PUBLISHING;
+    const char *argv[] = {j->spec.sharded ? "SPUBLISH" : "PUBLISH", j->chan, j->msg.data};
+    size_t lens[] = {strlen(argv[0]), strlen(j->chan), j->msg.len};
+    if (pub_command(c, j, on_published, 3, argv, lens))
+        fail_unreachable(c, "not connected");
 }
 
-/* Subscribes sub to the channels responses come on; every confirmation is read. */
-static int subscribe(redisContext *sub, const cluster_req_t *q, const char *uid, buf_t *err)
+static void on_counted(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    char a[192], b[192];
-    const char *argv[3];
-    size_t lens[3];
-    int n;
-    if (q->sharded) {
-        snprintf(a, sizeof(a), "%s#/#%s#", q->prefix, uid);
-        argv[0] = "SSUBSCRIBE";
-        n = 2;
-    } else {
-        /* the shared channel, and the requester's own (publishOnSpecificResponseChannel) */
-        snprintf(a, sizeof(a), "%s-response#/#", q->prefix);
-        snprintf(b, sizeof(b), "%s-response#/#%s#", q->prefix, uid);
-        argv[0] = "SUBSCRIBE";
-        argv[2] = b;
-        lens[2] = strlen(b);
-        n = 3;
+    (void)ac;
+    job_t *j = privdata;
+    cluster_req_t *c = owner(j);
+    const redisReply *r = reply;
+    if (!c)
+        return;
+    const char *cmd = j->spec.sharded ? "PUBSUB SHARDNUMSUB" : "PUBSUB NUMSUB";
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        fail(c, cmd, r ? r->str : "connection lost");
+        return;
     }
-    argv[1] = a;
-    lens[0] = strlen(argv[0]);
-    lens[1] = strlen(a);
-    redisReply *r = command(sub, err, n, argv, lens);
-    for (int i = 1; r && i < n - 1; i++) {
-        freeReplyObject(r);
-        void *next = NULL;
-        if (redisGetReply(sub, &next) != REDIS_OK) {
-            buf_printf(err, "%s failed: %s", argv[0], sub->errstr);
-            return -EIO;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_INTEGER) {
+        fail(c, cmd, "unexpected reply");
+        return;
+    }
+    j->res.members = r->element[1]->integer;
+    publish(c, j);
+}
+
+static void count(cluster_req_t *c, job_t *j)
+{
+    j->phase = COUNTING;
+    const char *argv[] = {"PUBSUB", j->spec.sharded ? "SHARDNUMSUB" : "NUMSUB", j->chan};
+    if (pub_command(c, j, on_counted, 3, argv, NULL))
+        fail_unreachable(c, "not connected");
+}
+
+/* Sends the SUBSCRIBE; -ENOTCONN while the subscriber is not connected (on_sub_state retries). */
+static int subscribe(cluster_req_t *c, job_t *j)
+{
+    const char *argv[] = {j->spec.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", j->resp[0], j->resp[1]};
+    int rc = sub_command(c, 1 + j->nresp, argv);
+    if (rc == 0) {
+        j->subscribed = true;
+        j->confirms = j->nresp;
+    }
+    return rc;
+}
+
+static bool is_str(const redisReply *r, const char *s)
+{
+    return r->type == REDIS_REPLY_STRING && strcmp(r->str, s) == 0;
+}
+
+/* A message on a response channel while the request is out. */
+static void on_message(job_t *j, const redisReply *payload)
+{
+    cluster_reply_t r;
+    int rc =
+        cluster_msg_decode_response((const uint8_t *)payload->str, payload->len, &j->scratch, &r);
+    if (rc == 0 && r.request_id.len == RID_LEN && memcmp(r.request_id.p, j->rid, RID_LEN) == 0) {
+        j->res.responses++;
+        j->spec.on_reply(&r, j->spec.arg);
+    } else if (rc != 0 && rc != -ENOMSG) {
+        j->res.undecodable++;
+    }
+}
+
+static void on_sub_reply(const redisReply *r, void *arg)
+{
+    cluster_req_t *c = arg;
+    job_t *j = c->head;
+    if (!j || !j->answered)
+        return;
+    if (r->type == REDIS_REPLY_ERROR && j->phase == SUBSCRIBING) {
+        fail(c, j->spec.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", r->str);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const redisReply *kind = r->element[0], *chan = r->element[1];
+    if (j->phase == SUBSCRIBING && (is_str(kind, "subscribe") || is_str(kind, "ssubscribe"))) {
+        for (int i = 0; i < j->nresp; i++) {
+            if (is_str(chan, j->resp[i]) && --j->confirms == 0) {
+                count(c, j);
+                return;
+            }
         }
-        r = next;
+        return;
     }
-    freeReplyObject(r);
-    return r ? 0 : -EIO;
+    if ((j->phase == PUBLISHING || j->phase == COLLECTING) &&
+        (is_str(kind, "message") || is_str(kind, "smessage")) &&
+        r->element[2]->type == REDIS_REPLY_STRING) {
+        on_message(j, r->element[2]);
+        if (j->phase == COLLECTING && j->res.responses >= j->res.members)
+            finish(c, 0);
+    }
 }
 
-/* The payload of a pub/sub message reply, or NULL for anything else. */
-static const redisReply *payload(const redisReply *r)
+static void on_sub_state(bool connected, void *arg)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !is_str(r->element[0]))
-        return NULL;
-    const char *kind = r->element[0]->str;
-    if (strcmp(kind, "message") != 0 && strcmp(kind, "smessage") != 0)
-        return NULL;
-    return is_str(r->element[2]) ? r->element[2] : NULL;
+    cluster_req_t *c = arg;
+    job_t *j = c->head;
+    if (!j || !j->answered)
+        return;
+    if (connected && j->phase == SUBSCRIBING)
+        subscribe(c, j); /* again: a new connection knows nothing of the last one */
+    else if (!connected && j->phase == COLLECTING)
+        finish(c, 0); /* what came so far is the answer */
+    else if (!connected)
+        fail_unreachable(c, "pub/sub connection lost");
 }
 
-static int collect(redisContext *sub, const cluster_req_t *q, const char *rid,
-                   cluster_req_result_t *res)
+/* Runs the head request, if any. */
+static void start(cluster_req_t *c)
 {
-    buf_t scratch;
-    buf_init(&scratch);
-    uint64_t deadline = now_ms() + q->timeout_ms;
-    while (res->responses < res->members) {
-        uint64_t now = now_ms();
-        if (now >= deadline)
-            break;
-        uint64_t left = deadline - now;
-        struct timeval tv = {.tv_sec = (time_t)(left / 1000),
-                             .tv_usec = (suseconds_t)(left % 1000) * 1000};
-        redisSetTimeout(sub, tv);
-        void *raw = NULL;
-        if (redisGetReply(sub, &raw) != REDIS_OK)
-            break; /* the timeout (or a lost connection): what came so far is the answer */
-        const redisReply *p = payload(raw);
-        cluster_reply_t r;
-        int rc = p ? cluster_msg_decode_response((const uint8_t *)p->str, p->len, &scratch, &r)
-                   : -ENOMSG;
-        if (rc == 0 && r.request_id.len == RID_LEN && memcmp(r.request_id.p, rid, RID_LEN) == 0) {
-            res->responses++;
-            q->on_reply(&r, q->arg);
-        } else if (p && rc != 0 && rc != -ENOMSG) {
-            res->undecodable++;
+    job_t *j = c->head;
+    if (!j || j->phase != QUEUED)
+        return;
+    uv_timer_start(&c->timer, on_timeout, REDIS_TIMEOUT_MS, 0);
+    if (!j->answered) {
+        count(c, j);
+        return;
+    }
+    j->phase = SUBSCRIBING;
+    if (!c->sub) {
+        if (subconn_new(&c->sub, c->loop, c->cfg, "cluster-requests", on_sub_reply, on_sub_state,
+                        c)) {
+            buf_puts(&j->err, "out of memory");
+            finish(c, -EIO);
+            return;
         }
-        freeReplyObject(raw);
+        c->open++;
     }
-    buf_free(&scratch);
+    subscribe(c, j); /* not connected yet: on_sub_state sends it */
+}
+
+/* ---- the API ---- */
+
+int cluster_req_new(cluster_req_t **out, uv_loop_t *loop, rds_t *pub, const cfg_t *cfg)
+{
+    cluster_req_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->loop = loop;
+    c->pub = pub;
+    c->cfg = cfg;
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->open = 1;
+    *out = c;
     return 0;
 }
 
-int cluster_req_run(redisContext *sub, redisContext *pub, const cluster_req_t *q,
-                    cluster_req_result_t *res, buf_t *err)
+/* Fills in j's ids, channels and encoded request. 0, or -errno with the reason in err. */
+static int prepare(job_t *j, buf_t *err)
 {
-    memset(res, 0, sizeof(*res));
-    char uid[UID_LEN + 1], rid[RID_LEN + 1];
-    if (ids_random(uid, UID_LEN) || ids_random(rid, RID_LEN)) {
+    const cluster_req_spec_t *q = &j->spec;
+    char uid[UID_LEN + 1];
+    if (ids_random(uid, UID_LEN) || ids_random(j->rid, RID_LEN)) {
         buf_puts(err, "no random bytes for the request id");
         return -EIO;
     }
-    adapter_str_t request_id = {rid, RID_LEN};
     adapter_op_t op = q->request->op;
-    bool answered =
+    j->answered =
         op == ADAPTER_OP_ALL_ROOMS || op == ADAPTER_OP_FETCH || op == ADAPTER_OP_SERVER_SIDE_EMIT;
-    buf_t msg;
-    buf_init(&msg);
-    int rc = cluster_msg_encode_request(&msg, q->sharded, uid, UID_LEN, "/", 1,
-                                        answered ? &request_id : NULL, q->request);
+    adapter_str_t request_id = {j->rid, RID_LEN};
+    int rc = cluster_msg_encode_request(&j->msg, q->sharded, uid, UID_LEN, "/", 1,
+                                        j->answered ? &request_id : NULL, q->request);
     if (rc) {
         buf_printf(err, "cannot encode the request: %s", strerror(-rc));
-        buf_free(&msg);
         return rc;
     }
-    char chan[192];
-    if (q->sharded)
-        snprintf(chan, sizeof(chan), "%s#/#", q->prefix);
-    else
-        snprintf(chan, sizeof(chan), "%s-request#/#", q->prefix);
-    rc = answered ? subscribe(sub, q, uid, err) : 0;
-    if (rc == 0 && (res->members = members(pub, q->sharded, chan, err)) < 0)
-        rc = -EIO;
-    if (rc == 0) {
-        const char *argv[] = {q->sharded ? "SPUBLISH" : "PUBLISH", chan, msg.data};
-        size_t lens[] = {strlen(argv[0]), strlen(chan), msg.len};
-        redisReply *r = command(pub, err, 3, argv, lens);
-        rc = r ? 0 : -EIO;
-        freeReplyObject(r);
+    if (q->sharded) {
+        snprintf(j->chan, sizeof(j->chan), "%s#/#", q->prefix);
+        snprintf(j->resp[0], sizeof(j->resp[0]), "%s#/#%s#", q->prefix, uid);
+        j->nresp = 1;
+    } else {
+        /* the shared channel, and the requester's own (publishOnSpecificResponseChannel) */
+        snprintf(j->chan, sizeof(j->chan), "%s-request#/#", q->prefix);
+        snprintf(j->resp[0], sizeof(j->resp[0]), "%s-response#/#", q->prefix);
+        snprintf(j->resp[1], sizeof(j->resp[1]), "%s-response#/#%s#", q->prefix, uid);
+        j->nresp = 2;
     }
-    if (rc == 0 && answered)
-        rc = collect(sub, q, rid, res);
-    buf_free(&msg);
-    return rc;
+    return 0;
+}
+
+int cluster_req_run(cluster_req_t *c, const cluster_req_spec_t *spec, buf_t *err)
+{
+    job_t *j = calloc(1, sizeof(*j));
+    if (!j) {
+        buf_puts(err, "out of memory");
+        return -ENOMEM;
+    }
+    j->spec = *spec;
+    j->c = c;
+    buf_init(&j->msg);
+    buf_init(&j->err);
+    buf_init(&j->scratch);
+    int rc = prepare(j, err);
+    if (rc) {
+        job_free(j);
+        return rc;
+    }
+    if (c->tail)
+        c->tail->next = j;
+    else
+        c->head = j;
+    c->tail = j;
+    start(c);
+    return 0;
+}
+
+static void part_closed(cluster_req_t *c)
+{
+    if (--c->open > 0)
+        return;
+    if (c->done)
+        c->done(c->done_arg);
+    free(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    part_closed(h->data);
+}
+
+static void on_sub_closed(void *arg)
+{
+    part_closed(arg);
+}
+
+void cluster_req_close(cluster_req_t *c, void (*done)(void *arg), void *arg)
+{
+    c->closing = true;
+    c->done = done;
+    c->done_arg = arg;
+    while (c->head) {
+        buf_puts(&c->head->err, "the master is stopping");
+        finish(c, -ECANCELED);
+    }
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    if (c->sub)
+        subconn_close(c->sub, on_sub_closed, c);
 }

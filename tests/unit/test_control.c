@@ -1,8 +1,10 @@
-/* Unit tests for master/admin/control: netstring request parsing, and one request over a real socket. */
+/* Unit tests for master/admin/control: netstring request parsing, requests over a real socket
+ * on a libuv loop, a slow client or a long command holding only its own connection. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,27 +46,69 @@ static void test_parse(void **state)
     buf_free(&store);
 }
 
-static int echo(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
+typedef struct handler {
+    int calls;
+    control_req_t *held; /* a request answered later */
+} handler_t;
+
+/* "hold" is answered later (the test calls control_done), "fail" fails, the rest echoes. */
+static void handle(control_req_t *req, int argc, char **argv, const size_t *lens, buf_t *out,
+                   void *arg)
 {
     (void)lens;
-    (*(int *)arg)++;
+    handler_t *h = arg;
+    h->calls++;
+    if (strcmp(argv[0], "hold") == 0) {
+        h->held = req;
+        buf_puts(out, "held");
+        return;
+    }
     if (strcmp(argv[0], "fail") == 0) {
         buf_puts(out, "it failed");
-        return -EINVAL;
+        control_done(req, -EINVAL);
+        return;
     }
-    return buf_printf(out, "%d:%s", argc, argv[argc - 1]);
+    buf_printf(out, "%d:%s", argc, argv[argc - 1]);
+    control_done(req, 0);
 }
 
-/* Queues one request and closes; the listener is served afterwards by the caller. */
-static void send_only(const char *path, const char *req)
+static int dial(const char *path, const char *req, bool finish)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strcpy(sa.sun_path, path);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    shutdown(fd, SHUT_WR);
+    if (finish)
+        shutdown(fd, SHUT_WR);
+    return fd;
+}
+
+/* Turns the loop until the server closed fd's connection; the whole answer is in resp. */
+static void answer(uv_loop_t *loop, int fd, char *resp, size_t cap)
+{
+    size_t len = 0;
+    for (int spins = 0; spins < 100000; spins++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(fd, resp + len, cap - len - 1, MSG_DONTWAIT);
+        if (n == 0)
+            break;
+        if (n > 0)
+            len += (size_t)n;
+        else
+            usleep(100);
+    }
+    resp[len] = '\0';
     close(fd);
+}
+
+/* Turns the loop for about `ms` milliseconds. */
+static void spin(uv_loop_t *loop, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
 }
 
 static void test_serve(void **state)
@@ -72,39 +116,73 @@ static void test_serve(void **state)
     (void)state;
     char path[64];
     snprintf(path, sizeof(path), "/tmp/test_control_%d.sock", (int)getpid());
+    uv_loop_t loop;
+    uv_loop_init(&loop);
     buf_t err;
     buf_init(&err);
+    handler_t h = {0};
     control_t *c = NULL;
-    assert_int_equal(control_open(&c, path, &err), 0);
-    assert_true(control_fd(c) >= 0);
-    int calls = 0;
-    int fds[2];
-    for (int k = 0; k < 2; k++) {
-        fds[k] = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        strcpy(sa.sun_path, path);
-        assert_int_equal(connect(fds[k], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        const char *req = k == 0 ? "6:status,3:two," : "4:fail,";
-        assert_int_equal(write(fds[k], req, strlen(req)), (ssize_t)strlen(req));
-        shutdown(fds[k], SHUT_WR);
-    }
-    control_serve(c, echo, &calls);
-    assert_int_equal(calls, 2);
+    assert_int_equal(control_open(&c, &loop, path, handle, &h, &err), 0);
     char resp[128];
-    ssize_t n = read(fds[0], resp, sizeof(resp) - 1);
-    resp[n > 0 ? n : 0] = '\0';
+    int a = dial(path, "6:status,3:two,", true);
+    int b = dial(path, "4:fail,", true);
+    answer(&loop, a, resp, sizeof(resp));
     assert_string_equal(resp, "OK\n2:two");
-    n = read(fds[1], resp, sizeof(resp) - 1);
-    resp[n > 0 ? n : 0] = '\0';
+    answer(&loop, b, resp, sizeof(resp));
     assert_string_equal(resp, "ERR it failed\n");
-    close(fds[0]);
-    close(fds[1]);
-    send_only(path, "garbage");
-    control_serve(c, echo, &calls);
-    assert_int_equal(calls, 2); /* a malformed request never reaches the handler */
+    answer(&loop, dial(path, "garbage", true), resp, sizeof(resp));
+    assert_string_equal(resp, "ERR malformed request\n");
+    assert_int_equal(h.calls, 2); /* a malformed request never reaches the handler */
     control_close(c);
+    uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(uv_loop_close(&loop), 0);
     control_close(NULL);
+    buf_free(&err);
+}
+
+/* A client that sends its request a byte at a time, or a command still running, holds only its
+ * own connection: the others are served meanwhile. */
+static void test_a_slow_client_holds_only_its_connection(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/test_control_slow_%d.sock", (int)getpid());
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    buf_t err;
+    buf_init(&err);
+    handler_t h = {0};
+    control_t *c = NULL;
+    assert_int_equal(control_open(&c, &loop, path, handle, &h, &err), 0);
+    int slow = dial(path, "6:", false);
+    int held = dial(path, "4:hold,", true);
+    char resp[128];
+    for (int i = 0; i < 3; i++) {
+        spin(&loop, 300);
+        assert_int_equal(write(slow, "s", 1), 1); /* a byte every 0.3 s */
+        answer(&loop, dial(path, "4:ping,", true), resp, sizeof(resp));
+        assert_string_equal(resp, "OK\n1:ping");
+    }
+    assert_non_null(h.held);
+    control_done(h.held, 0);
+    answer(&loop, held, resp, sizeof(resp));
+    assert_string_equal(resp, "OK\nheld");
+    /* silence for a second ends the slow request */
+    answer(&loop, slow, resp, sizeof(resp));
+    assert_string_equal(resp, "ERR request timed out\n");
+    assert_int_equal(h.calls, 4);
+    /* the socket closes while a command runs: its late answer goes nowhere */
+    h.held = NULL;
+    int orphan = dial(path, "4:hold,", true);
+    while (!h.held)
+        spin(&loop, 1);
+    control_close(c);
+    spin(&loop, 10);
+    control_done(h.held, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    close(orphan);
+    assert_int_equal(uv_loop_close(&loop), 0);
     buf_free(&err);
 }
 
@@ -113,6 +191,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_serve),
+        cmocka_unit_test(test_a_slow_client_holds_only_its_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
