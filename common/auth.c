@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/xalloc.h"
 
 /* A PEM public key is a few hundred bytes; anything far larger is not one. */
 #define KEY_FILE_MAX 65536
@@ -51,11 +52,7 @@ static int read_file(const char *path, unsigned char **out, size_t *len)
     FILE *f = fopen(path, "rb");
     if (!f)
         return -errno;
-    unsigned char *p = malloc(KEY_FILE_MAX + 1);
-    if (!p) {
-        fclose(f);
-        return -ENOMEM;
-    }
+    unsigned char *p = xmalloc(KEY_FILE_MAX + 1);
     size_t n = fread(p, 1, KEY_FILE_MAX + 1, f);
     int rc = ferror(f) ? -EIO : n > KEY_FILE_MAX ? -E2BIG : 0;
     fclose(f);
@@ -73,8 +70,8 @@ static int read_file(const char *path, unsigned char **out, size_t *len)
 static jwt_alg_t key_alg(const unsigned char *pem, size_t len)
 {
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    if (!bio)
-        return JWT_ALG_INVAL;
+    if (!bio) /* NULL only when OpenSSL cannot allocate it */
+        xalloc_die(sizeof(bio));
     EVP_PKEY *pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     BIO_free(bio);
     if (!pk)
@@ -94,9 +91,7 @@ static jwt_alg_t key_alg(const unsigned char *pem, size_t len)
 
 int auth_new(auth_t **out, const cfg_t *cfg, buf_t *err)
 {
-    auth_t *a = calloc(1, sizeof(*a));
-    if (!a)
-        return -ENOMEM;
+    auth_t *a = xcalloc(1, sizeof(*a));
     a->enabled = cfg->auth_enabled;
     a->leeway = cfg->auth_jwt_leeway_s;
     snprintf(a->issuer, sizeof(a->issuer), "%s", cfg->auth_jwt_issuer);
@@ -110,18 +105,15 @@ int auth_new(auth_t **out, const cfg_t *cfg, buf_t *err)
     if (cfg->auth_jwt_secret[0]) {
         a->alg = JWT_ALG_HS256;
         a->key_len = strlen(cfg->auth_jwt_secret);
-        a->key = malloc(a->key_len);
-        if (!a->key)
-            rc = -ENOMEM;
-        else
-            memcpy(a->key, cfg->auth_jwt_secret, a->key_len);
+        a->key = xmalloc(a->key_len);
+        memcpy(a->key, cfg->auth_jwt_secret, a->key_len);
     } else if (path[0] == '\0') {
         buf_puts(err, "streamio: invalid AUTH_ENABLED=\"true\": expected AUTH_JWT_SECRET or "
                       "AUTH_JWT_PUBLIC_KEY_FILE");
         rc = -EINVAL;
     } else {
         rc = read_file(path, &a->key, &a->key_len);
-        if (rc && rc != -ENOMEM)
+        if (rc)
             rc = key_error(err, path, "a readable file of at most 64 KiB");
         else if (rc == 0 && (a->alg = key_alg(a->key, a->key_len)) == JWT_ALG_INVAL)
             rc = key_error(err, path, "a PEM RSA (2048 bits or more) or P-256 EC public key");
@@ -261,9 +253,7 @@ static int build_grant(const json_span_t *rooms, int64_t exp, auth_grant_t **out
             return -EACCES;
         total += dl;
     }
-    auth_grant_t *g = malloc(sizeof(*g) + n * sizeof(pattern_t) + total + 1);
-    if (!g)
-        return -ENOMEM;
+    auth_grant_t *g = xmalloc(sizeof(*g) + n * sizeof(pattern_t) + total + 1);
     g->exp = exp;
     g->n = n;
     g->pat = (pattern_t *)(g + 1);
@@ -273,11 +263,7 @@ static int build_grant(const json_span_t *rooms, int64_t exp, auth_grant_t **out
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         buf_reset(&tmp);
-        if (json_string_decode(items[i].p, items[i].len, &tmp) != 0) {
-            buf_free(&tmp);
-            free(g);
-            return -ENOMEM;
-        }
+        (void)json_string_decode(items[i].p, items[i].len, &tmp); /* checked above */
         memcpy(g->text + off, tmp.data, tmp.len);
         g->pat[i].off = off;
         g->pat[i].len = tmp.len;
@@ -346,16 +332,14 @@ int auth_verify(const auth_t *a, const char *token, size_t len, int64_t now_s, a
     *reason = len == 0 ? AUTH_ERR_MISSING : AUTH_ERR_INVALID;
     if (len == 0 || len > AUTH_MAX_TOKEN || !well_formed(token, len))
         return -EACCES;
-    char *z = malloc(len + 1);
-    if (!z)
-        return -ENOMEM;
+    char *z = xmalloc(len + 1);
     memcpy(z, token, len);
     z[len] = '\0';
     jwt_t *jwt = NULL;
     int rc = jwt_decode(&jwt, z, a->key, (int)a->key_len);
     free(z);
-    if (rc == ENOMEM)
-        return -ENOMEM;
+    if (rc == ENOMEM) /* libjwt's only out-of-memory report: its allocations failed */
+        xalloc_die(len);
     /* the key decides the algorithm: never the token's header */
     if (rc != 0 || !jwt || jwt_get_alg(jwt) != a->alg) {
         jwt_free(jwt);
@@ -457,5 +441,6 @@ int auth_token_from_connect(const char *json, size_t len, buf_t *out)
         return -ENOENT;
     if (n > AUTH_MAX_TOKEN)
         return -E2BIG;
-    return json_string_decode(tok.p, tok.len, out) == 0 ? 0 : -ENOMEM;
+    (void)json_string_decode(tok.p, tok.len, out); /* valid: json_string_decoded_len said so */
+    return 0;
 }

@@ -46,7 +46,7 @@ typedef struct auth_grant auth_grant_t;
  * RS256, a P-256 EC key gives ES256. With auth disabled, the result only answers
  * auth_enabled() == false. Call it in the master before fork so a bad key stops startup.
  * Returns 0; -EINVAL with one line in err (`streamio: invalid AUTH_JWT_PUBLIC_KEY_FILE="..."`:
- * unreadable, not PEM, another key type); -ENOMEM.
+ * unreadable, not PEM, another key type).
  */
 int auth_new(auth_t **out, const cfg_t *cfg, buf_t *err);
 /* NULL is a no-op. */
@@ -61,7 +61,7 @@ bool auth_enabled(const auth_t *a);
  * `aud` (equal string, or an array holding it) when those are set. The `rooms` claim is a string
  * or an array of strings, each 1..AUTH_MAX_PATTERN bytes, at most AUTH_MAX_ROOM_PATTERNS; when it
  * is absent the grant allows no room. Returns 0; -EACCES with *reason set to one of the
- * AUTH_ERR_* strings; -EINVAL when auth is disabled; -ENOMEM.
+ * AUTH_ERR_* strings; -EINVAL when auth is disabled.
  */
 int auth_verify(const auth_t *a, const char *token, size_t len, int64_t now_s, auth_grant_t **out,
                 const char **reason);
@@ -90,7 +90,7 @@ bool auth_pattern_match(const char *pat, size_t plen, const char *s, size_t len)
  * Extracts the token a socket.io-client sends with `auth: {token}`: json[0..len) is the CONNECT
  * packet's payload (may be NULL/0 when absent); the value of its top-level "token" member, a JSON
  * string, is decoded into out (reset first). Returns 0; -ENOENT when there is no payload, it is
- * not an object, or it has no string "token"; -E2BIG over AUTH_MAX_TOKEN bytes; -ENOMEM.
+ * not an object, or it has no string "token"; -E2BIG over AUTH_MAX_TOKEN bytes.
  * (A token in the query string is read with http_req_query(r, "token", out).)
  */
 int auth_token_from_connect(const char *json, size_t len, buf_t *out);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 #define ENVFILE_MAX_BYTES (1u << 20)
 
 typedef struct envvar {
@@ -34,35 +36,22 @@ void envfile_free(envfile_t *ef)
 }
 
 /* A later assignment of the same key wins, as with the shell and systemd. */
-static int set_var(envfile_t *ef, const char *k, size_t klen, const char *v, size_t vlen)
+static void set_var(envfile_t *ef, const char *k, size_t klen, const char *v, size_t vlen)
 {
-    char *key = strndup(k, klen), *value = strndup(v, vlen);
-    if (!key || !value) {
-        free(key);
-        free(value);
-        return -ENOMEM;
-    }
+    char *key = xmemdup(k, klen), *value = xmemdup(v, vlen);
     for (size_t i = 0; i < ef->n; i++) {
         if (strcmp(ef->vars[i].key, key) == 0) {
             free(key);
             free(ef->vars[i].value);
             ef->vars[i].value = value;
-            return 0;
+            return;
         }
     }
     if (ef->n == ef->cap) {
-        size_t cap = ef->cap ? ef->cap * 2 : 16;
-        envvar_t *p = realloc(ef->vars, cap * sizeof(*p));
-        if (!p) {
-            free(key);
-            free(value);
-            return -ENOMEM;
-        }
-        ef->vars = p;
-        ef->cap = cap;
+        ef->cap = ef->cap ? ef->cap * 2 : 16;
+        ef->vars = xrealloc(ef->vars, ef->cap * sizeof(*ef->vars));
     }
     ef->vars[ef->n++] = (envvar_t){key, value};
-    return 0;
 }
 
 static bool key_char(char c, bool first)
@@ -101,19 +90,18 @@ static int parse_line(envfile_t *ef, const char *p, const char *end, const char 
         p++;
         end--;
     }
-    return set_var(ef, k, klen, p, (size_t)(end - p));
+    set_var(ef, k, klen, p, (size_t)(end - p));
+    return 0;
 }
 
 int envfile_parse(const char *name, const char *text, size_t len, envfile_t **out, buf_t *err)
 {
-    envfile_t *ef = calloc(1, sizeof(*ef));
-    if (!ef)
-        return -ENOMEM;
+    envfile_t *ef = xcalloc(1, sizeof(*ef));
     const char *p = text, *end = text + len;
     for (unsigned line = 1; p < end; line++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *eol = nl ? nl : end;
-        const char *why = "out of memory";
+        const char *why = "invalid line";
         int rc = parse_line(ef, p, eol, &why);
         if (rc) {
             buf_printf(err, "%s:%u: %s", name, line, why);
@@ -140,8 +128,7 @@ int envfile_load(const char *path, envfile_t **out, buf_t *err)
     buf_init(&text);
     int rc = 0;
     for (;;) {
-        if ((rc = buf_reserve(&text, 4096)))
-            break;
+        buf_reserve(&text, 4096);
         ssize_t n = read(fd, text.data + text.len, text.cap - text.len - 1);
         if (n < 0 && errno == EINTR)
             continue;

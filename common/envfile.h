@@ -14,7 +14,7 @@ typedef struct envfile envfile_t;
 /*
  * Parses the file at `path` into a new table (*out, free with envfile_free). A missing file is
  * an empty table (0). A malformed line returns -EINVAL and appends "path:line: why" to err;
- * other -errno from open/read, -ENOMEM. Nothing is returned in *out on error.
+ * -E2BIG beyond 1 MiB; other -errno from open/read. Nothing is returned in *out on error.
  */
 int envfile_load(const char *path, envfile_t **out, buf_t *err);
 /* Parses `len` bytes of file text (same rules, `name` only labels errors). */

@@ -15,6 +15,7 @@
 
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/xalloc.h"
 
 #define DEFAULT_SOCKET "/run/streamio/control.sock"
 #define TIMEOUT_S 10
@@ -105,13 +106,8 @@ int main(int argc, char **argv)
     }
     shutdown(fd, SHUT_WR);
     size_t len = 0, cap = 4096;
-    char *resp = malloc(cap);
+    char *resp = xmalloc(cap);
     for (;;) {
-        if (!resp) {
-            fprintf(stderr, "streamioctl: out of memory\n");
-            close(fd);
-            return 1;
-        }
         ssize_t r = read(fd, resp + len, cap - len - 1);
         if (r < 0 && errno == EINTR)
             continue;
@@ -126,10 +122,7 @@ int main(int argc, char **argv)
         len += (size_t)r;
         if (cap - len < 2) {
             cap *= 2;
-            char *p = realloc(resp, cap);
-            if (!p)
-                free(resp);
-            resp = p;
+            resp = xrealloc(resp, cap);
         }
     }
     close(fd);

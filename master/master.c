@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/redis/rds.h"
 #include "common/sd_notify.h"
+#include "common/xalloc.h"
 #include "master/admin/admin.h"
 #include "master/admin/control.h"
 #include "master/discovery/discovery.h"
@@ -215,12 +216,8 @@ static cfg_t *load_config(master_t *m)
     buf_t err, notes;
     buf_init(&err);
     buf_init(&notes);
-    cfg_t *cfg = calloc(1, sizeof(*cfg));
-    cfg_t **list = realloc(m->cfgs, (m->ncfgs + 1) * sizeof(*list));
-    if (list)
-        m->cfgs = list;
-    int rc = !cfg || !list ? -ENOMEM
-                           : settings_reload(m->cfg, cfg, slots_capacity(m->slots), &notes, &err);
+    cfg_t *cfg = xcalloc(1, sizeof(*cfg));
+    int rc = settings_reload(m->cfg, cfg, slots_capacity(m->slots), &notes, &err);
     if (rc) {
         LOG_ERROR("reload refused, still running on the previous configuration: %s",
                   err.data ? err.data : strerror(-rc));
@@ -246,17 +243,18 @@ static void reload(master_t *m)
     cfg_t *cfg = load_config(m);
     if (!cfg)
         return;
-    if (discovery_reload(m->disc, cfg)) {
-        LOG_ERROR("reload refused: out of memory");
+    int rc = discovery_reload(m->disc, cfg);
+    if (rc) {
+        LOG_ERROR("reload refused: %s", strerror(-rc));
         free(cfg);
         return;
     }
+    m->cfgs = xrealloc(m->cfgs, (m->ncfgs + 1) * sizeof(*m->cfgs));
     m->cfgs[m->ncfgs++] = cfg;
     m->cfg = cfg;
     log_set_json(cfg->log_json);
     log_setup(cfg->log_level, "master", -1);
-    if (m->admin)
-        admin_set_cfg(m->admin, cfg);
+    admin_set_cfg(m->admin, cfg);
     slots_reload(m->slots, (uint32_t)cfg->cluster_workers, cfg->shutdown_timeout_ms);
 }
 
@@ -340,14 +338,11 @@ static int setup_loop(master_t *m, uint32_t capacity, buf_t *err)
         buf_printf(err, "streamio: signalfd: %s", strerror(-rc));
         return rc;
     }
-    if ((rc = rds_new(&m->redis, &m->loop, cfg, "master", on_redis_state, m)) ||
-        (rc = discovery_new(&m->disc, &m->loop, m->redis, cfg, m->region, capacity)) ||
-        (rc = admin_new(&m->admin, &m->loop, m->redis, cfg, m->region, m->server_id)) ||
-        (rc = slots_new(&m->slots, &slots_ops, m, m->g, (uint32_t)cfg->cluster_workers, capacity,
-                        cfg->shutdown_timeout_ms))) {
-        buf_puts(err, "streamio: out of memory at startup");
-        return rc;
-    }
+    m->redis = rds_new(&m->loop, cfg, "master", on_redis_state, m);
+    m->disc = discovery_new(&m->loop, m->redis, cfg, m->region, capacity);
+    m->admin = admin_new(&m->loop, m->redis, cfg, m->region, m->server_id);
+    m->slots = slots_new(&slots_ops, m, m->g, (uint32_t)cfg->cluster_workers, capacity,
+                         cfg->shutdown_timeout_ms);
     rds_count_reconnects(m->redis, &m->g->redis_reconnects);
     if (cfg->control_socket[0] &&
         (rc = control_open(&m->control, &m->loop, cfg->control_socket, admin_run, m->admin, err)))

@@ -13,7 +13,7 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int health_render(buf_t *out, shm_region_t *region, uint32_t slot)
+void health_render(buf_t *out, shm_region_t *region, uint32_t slot)
 {
     stats_global_t *g = shm_region_global(region);
     uint32_t n = shm_region_slots(region);
@@ -32,25 +32,25 @@ int health_render(buf_t *out, shm_region_t *region, uint32_t slot)
     }
     uint64_t started = STATS_GET(g->started_ms);
     double uptime = started ? (double)(wall_ms() - started) / 1000.0 : 0.0;
-    int rc = buf_printf(
-        out,
-        "{\"status\":\"healthy\",\"uptime\":%.3f,\"messagesProcessed\":%llu,"
-        "\"connectedClients\":%llu,\"redisConnected\":%s,\"streams\":%llu,"
-        "\"pools\":%llu,\"rooms\":%llu,\"deliveries\":%llu,\"workersAlive\":%llu,"
-        "\"pid\":%llu,\"worker\":%u,\"workers\":[",
-        uptime, (unsigned long long)processed, (unsigned long long)conns, redis ? "true" : "false",
-        (unsigned long long)STATS_GET(g->streams), (unsigned long long)STATS_GET(g->pools),
-        (unsigned long long)rooms, (unsigned long long)deliveries, (unsigned long long)live,
-        (unsigned long long)STATS_GET(g->master_pid),
-        (unsigned)STATS_GET(((stats_worker_t *)shm_region_slot_stats(region, slot))->index));
+    buf_printf(out,
+               "{\"status\":\"healthy\",\"uptime\":%.3f,\"messagesProcessed\":%llu,"
+               "\"connectedClients\":%llu,\"redisConnected\":%s,\"streams\":%llu,"
+               "\"pools\":%llu,\"rooms\":%llu,\"deliveries\":%llu,\"workersAlive\":%llu,"
+               "\"pid\":%llu,\"worker\":%u,\"workers\":[",
+               uptime, (unsigned long long)processed, (unsigned long long)conns,
+               redis ? "true" : "false", (unsigned long long)STATS_GET(g->streams),
+               (unsigned long long)STATS_GET(g->pools), (unsigned long long)rooms,
+               (unsigned long long)deliveries, (unsigned long long)live,
+               (unsigned long long)STATS_GET(g->master_pid),
+               (unsigned)STATS_GET(((stats_worker_t *)shm_region_slot_stats(region, slot))->index));
     /* one entry per worker number: its serving process (replacements starting and predecessors
      * draining are counted in the totals above, not listed) */
     bool first = true;
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (STATS_GET(w->role) != STATS_ROLE_ACTIVE)
             continue;
-        rc = buf_printf(
+        buf_printf(
             out,
             "%s{\"slot\":%u,\"pid\":%llu,\"connectedClients\":%llu,\"rooms\":%llu,"
             "\"streams\":%llu,\"messagesProcessed\":%llu,\"deliveries\":%llu,"
@@ -64,7 +64,5 @@ int health_render(buf_t *out, shm_region_t *region, uint32_t slot)
             STATS_GET(w->redis_connected) ? "true" : "false");
         first = false;
     }
-    if (rc == 0)
-        rc = buf_puts(out, "]}");
-    return rc;
+    buf_puts(out, "]}");
 }

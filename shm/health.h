@@ -11,7 +11,7 @@
 #include "common/buf.h"
 #include "shm/region.h"
 
-/* Appends the JSON document. `slot` is the answering worker. 0 or -ENOMEM. */
-int health_render(buf_t *out, shm_region_t *region, uint32_t slot);
+/* Appends the JSON document. `slot` is the answering worker. */
+void health_render(buf_t *out, shm_region_t *region, uint32_t slot);
 
 #endif

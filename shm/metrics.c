@@ -66,12 +66,12 @@ static bool live(stats_worker_t *w)
     return STATS_GET(w->pid) != 0;
 }
 
-static int header(buf_t *out, const char *name, const char *type, const char *help)
+static void header(buf_t *out, const char *name, const char *type, const char *help)
 {
-    return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static int worker_family(buf_t *out, shm_region_t *region, const family_t *f)
+static void worker_family(buf_t *out, shm_region_t *region, const family_t *f)
 {
     uint32_t n = shm_region_slots(region);
     bool all_up = true;
@@ -85,47 +85,41 @@ static int worker_family(buf_t *out, shm_region_t *region, const family_t *f)
         all_up = all_up && v;
     }
     bool is_up = f->off == offsetof(stats_worker_t, redis_connected);
-    int rc = header(out, f->name, f->type, f->help);
-    if (rc == 0)
-        rc = buf_printf(out, "%s %llu\n", f->name, (unsigned long long)(is_up ? all_up : sum));
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
+    header(out, f->name, f->type, f->help);
+    buf_printf(out, "%s %llu\n", f->name, (unsigned long long)(is_up ? all_up : sum));
+    for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!live(w))
             continue;
-        rc =
-            buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\"} %llu\n", f->name,
-                       (unsigned long long)STATS_GET(w->index),
-                       (unsigned long long)STATS_GET(w->pid), (unsigned long long)field(w, f->off));
+        buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\"} %llu\n", f->name,
+                   (unsigned long long)STATS_GET(w->index), (unsigned long long)STATS_GET(w->pid),
+                   (unsigned long long)field(w, f->off));
     }
-    return rc;
 }
 
-static int histogram_series(buf_t *out, const char *name, const char *labels,
-                            const uint64_t *counts, const double *le, size_t nb, double sum)
+static void histogram_series(buf_t *out, const char *name, const char *labels,
+                             const uint64_t *counts, const double *le, size_t nb, double sum)
 {
     uint64_t cum = 0;
-    int rc = 0;
     const char *sep = *labels ? "," : "";
-    for (size_t b = 0; b < nb && rc == 0; b++) {
+    for (size_t b = 0; b < nb; b++) {
         cum += counts[b];
         if (b + 1 == nb)
-            rc = buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
-                            (unsigned long long)cum);
+            buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                       (unsigned long long)cum);
         else
-            rc = buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, le[b],
-                            (unsigned long long)cum);
+            buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, le[b],
+                       (unsigned long long)cum);
     }
-    if (rc == 0)
-        rc = buf_printf(out, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, *labels ? "{" : "",
-                        labels, *labels ? "}" : "", sum, name, *labels ? "{" : "", labels,
-                        *labels ? "}" : "", (unsigned long long)cum);
-    return rc;
+    buf_printf(out, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels,
+               *labels ? "}" : "", sum, name, *labels ? "{" : "", labels, *labels ? "}" : "",
+               (unsigned long long)cum);
 }
 
 /* One histogram family: the server's (summed buckets), then one per live worker. */
-static int histogram(buf_t *out, shm_region_t *region, const char *name, const char *help,
-                     size_t buckets_off, size_t nb, const double *le, size_t sum_off,
-                     double sum_scale)
+static void histogram(buf_t *out, shm_region_t *region, const char *name, const char *help,
+                      size_t buckets_off, size_t nb, const double *le, size_t sum_off,
+                      double sum_scale)
 {
     uint32_t n = shm_region_slots(region);
     uint64_t total[STATS_LATENCY_BUCKETS > STATS_BATCH_BUCKETS ? STATS_LATENCY_BUCKETS
@@ -139,10 +133,9 @@ static int histogram(buf_t *out, shm_region_t *region, const char *name, const c
             total[b] += field(w, buckets_off + b * sizeof(uint64_t));
         total_sum += (double)field(w, sum_off) * sum_scale;
     }
-    int rc = header(out, name, "histogram", help);
-    if (rc == 0)
-        rc = histogram_series(out, name, "", total, le, nb, total_sum);
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
+    header(out, name, "histogram", help);
+    histogram_series(out, name, "", total, le, nb, total_sum);
+    for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!live(w))
             continue;
@@ -152,10 +145,8 @@ static int histogram(buf_t *out, shm_region_t *region, const char *name, const c
         char labels[64];
         snprintf(labels, sizeof(labels), "worker=\"%llu\",pid=\"%llu\"",
                  (unsigned long long)STATS_GET(w->index), (unsigned long long)STATS_GET(w->pid));
-        rc = histogram_series(out, name, labels, counts, le, nb,
-                              (double)field(w, sum_off) * sum_scale);
+        histogram_series(out, name, labels, counts, le, nb, (double)field(w, sum_off) * sum_scale);
     }
-    return rc;
 }
 
 static uint64_t depth(stats_worker_t *w)
@@ -164,60 +155,56 @@ static uint64_t depth(stats_worker_t *w)
     return sent > done ? sent - done : 0;
 }
 
-static int ring_depth(buf_t *out, shm_region_t *region)
+static void ring_depth(buf_t *out, shm_region_t *region)
 {
     const char *name = "streamio_ring_depth";
-    int rc = header(out, name, "gauge", "Work descriptors sent by the master not yet handled.");
+    header(out, name, "gauge", "Work descriptors sent by the master not yet handled.");
     uint32_t n = shm_region_slots(region);
     uint64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         total += live(w) ? depth(w) : 0;
     }
-    if (rc == 0)
-        rc = buf_printf(out, "%s %llu\n", name, (unsigned long long)total);
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
+    buf_printf(out, "%s %llu\n", name, (unsigned long long)total);
+    for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!live(w))
             continue;
-        rc = buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\"} %llu\n", name,
-                        (unsigned long long)STATS_GET(w->index),
-                        (unsigned long long)STATS_GET(w->pid), (unsigned long long)depth(w));
+        buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\"} %llu\n", name,
+                   (unsigned long long)STATS_GET(w->index), (unsigned long long)STATS_GET(w->pid),
+                   (unsigned long long)depth(w));
     }
-    return rc;
 }
 
 /* streamio_limit_rejections_total: one series per limit, server-wide then per live worker. */
-static int limit_rejections(buf_t *out, shm_region_t *region)
+static void limit_rejections(buf_t *out, shm_region_t *region)
 {
     static const char *const names[STATS_LIMITS] = STATS_LIMIT_NAMES;
     const char *name = "streamio_limit_rejections_total";
     uint32_t n = shm_region_slots(region);
-    int rc = header(out, name, "counter",
-                    "Connections, requests or packets refused by a limit, by limit.");
-    for (size_t l = 0; l < STATS_LIMITS && rc == 0; l++) {
+    header(out, name, "counter", "Connections, requests or packets refused by a limit, by limit.");
+    for (size_t l = 0; l < STATS_LIMITS; l++) {
         uint64_t sum = 0;
         for (uint32_t i = 0; i < n; i++) {
             stats_worker_t *w = shm_region_slot_stats(region, i);
             if (live(w))
                 sum += STATS_GET(w->limit_rejections[l]);
         }
-        rc = buf_printf(out, "%s{limit=\"%s\"} %llu\n", name, names[l], (unsigned long long)sum);
+        buf_printf(out, "%s{limit=\"%s\"} %llu\n", name, names[l], (unsigned long long)sum);
     }
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!live(w))
             continue;
-        for (size_t l = 0; l < STATS_LIMITS && rc == 0; l++)
-            rc = buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\",limit=\"%s\"} %llu\n", name,
-                            (unsigned long long)STATS_GET(w->index),
-                            (unsigned long long)STATS_GET(w->pid), names[l],
-                            (unsigned long long)STATS_GET(w->limit_rejections[l]));
+        for (size_t l = 0; l < STATS_LIMITS; l++)
+            buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\",limit=\"%s\"} %llu\n", name,
+                       (unsigned long long)STATS_GET(w->index),
+                       (unsigned long long)STATS_GET(w->pid), names[l],
+                       (unsigned long long)STATS_GET(w->limit_rejections[l]));
     }
-    return rc;
 }
 
-static int server(buf_t *out, shm_region_t *region)
+static void server(buf_t *out, shm_region_t *region)
 {
     stats_global_t *g = shm_region_global(region);
     uint32_t n = shm_region_slots(region);
@@ -256,16 +243,13 @@ static int server(buf_t *out, shm_region_t *region)
          "Reconnections of the master's discovery connection.",
          (double)STATS_GET(g->redis_reconnects)},
     };
-    int rc = 0;
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]) && rc == 0; i++) {
-        rc = header(out, rows[i].name, rows[i].type, rows[i].help);
-        if (rc == 0)
-            rc = buf_printf(out, "%s %.17g\n", rows[i].name, rows[i].v);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        header(out, rows[i].name, rows[i].type, rows[i].help);
+        buf_printf(out, "%s %.17g\n", rows[i].name, rows[i].v);
     }
-    return rc;
 }
 
-int metrics_render(buf_t *out, shm_region_t *region)
+void metrics_render(buf_t *out, shm_region_t *region)
 {
     static const uint64_t lat_us[] = STATS_LATENCY_BOUNDS_US;
     static const uint64_t batch[] = STATS_BATCH_BOUNDS;
@@ -274,20 +258,15 @@ int metrics_render(buf_t *out, shm_region_t *region)
         lat_le[b] = (double)lat_us[b] / 1e6;
     for (size_t b = 0; b < STATS_BATCH_BUCKETS; b++)
         batch_le[b] = (double)batch[b];
-    int rc = server(out, region);
-    for (size_t i = 0; i < sizeof(worker_families) / sizeof(worker_families[0]) && rc == 0; i++)
-        rc = worker_family(out, region, &worker_families[i]);
-    if (rc == 0)
-        rc = ring_depth(out, region);
-    if (rc == 0)
-        rc = histogram(out, region, "streamio_xread_duration_seconds",
-                       "XREADGROUP round trips, seconds.", offsetof(stats_worker_t, xread_us),
-                       STATS_LATENCY_BUCKETS, lat_le, offsetof(stats_worker_t, xread_us_sum), 1e-6);
-    if (rc == 0)
-        rc = histogram(out, region, "streamio_xread_batch_entries", "Entries per XREADGROUP reply.",
-                       offsetof(stats_worker_t, batch), STATS_BATCH_BUCKETS, batch_le,
-                       offsetof(stats_worker_t, batch_sum), 1.0);
-    if (rc == 0)
-        rc = limit_rejections(out, region);
-    return rc;
+    server(out, region);
+    for (size_t i = 0; i < sizeof(worker_families) / sizeof(worker_families[0]); i++)
+        worker_family(out, region, &worker_families[i]);
+    ring_depth(out, region);
+    histogram(out, region, "streamio_xread_duration_seconds", "XREADGROUP round trips, seconds.",
+              offsetof(stats_worker_t, xread_us), STATS_LATENCY_BUCKETS, lat_le,
+              offsetof(stats_worker_t, xread_us_sum), 1e-6);
+    histogram(out, region, "streamio_xread_batch_entries", "Entries per XREADGROUP reply.",
+              offsetof(stats_worker_t, batch), STATS_BATCH_BUCKETS, batch_le,
+              offsetof(stats_worker_t, batch_sum), 1.0);
+    limit_rejections(out, region);
 }

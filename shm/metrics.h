@@ -12,7 +12,7 @@
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* Appends the whole exposition to `out`. 0 or -ENOMEM. */
-int metrics_render(buf_t *out, shm_region_t *region);
+/* Appends the whole exposition to `out`. */
+void metrics_render(buf_t *out, shm_region_t *region);
 
 #endif

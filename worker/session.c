@@ -73,14 +73,13 @@ void sess_send_binary(session_t *s, const void *p, size_t len)
 {
     if (s->conn) {
         refbuf_t *f = ws_frame_new(WS_FRAME_BINARY, p, len);
-        if (f) {
-            conn_ws_send_frame(s->conn, f);
-            refbuf_unref(f);
-        }
+        conn_ws_send_frame(s->conn, f);
+        refbuf_unref(f);
         return;
     }
-    if (s->ended || s->pollq.len > POLLQ_MAX || eio_payload_add_binary(&s->pollq, p, len) != 0)
+    if (s->ended || s->pollq.len > POLLQ_MAX)
         return;
+    eio_payload_add_binary(&s->pollq, p, len);
     sess_poll_flush(s, NULL);
 }
 
@@ -391,7 +390,7 @@ static void on_auth_due(timerq_node_t *n, void *arg)
 
 /* ---- options: SOCKETIO_* and the test switches come validated in cfg (common/config) ---- */
 
-static int parse_options(sessions_t *ss)
+static void parse_options(sessions_t *ss)
 {
     const cfg_t *cfg = ss->cfg;
     ss->conformance = cfg->conformance;
@@ -408,9 +407,8 @@ static int parse_options(sessions_t *ss)
         ss->nsp[ss->nnsp++] = (nsp_name_t){"/custom", 7};
     ss->transports = ((cfg->transports & CONFIG_TRANSPORT_POLLING) ? TR_POLLING : 0) |
                      ((cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) ? TR_WEBSOCKET : 0);
-    if (cfg->cors_origins[0] && !(ss->cors = strdup(cfg->cors_origins)))
-        return -ENOMEM;
-    return 0;
+    if (cfg->cors_origins[0])
+        ss->cors = xstrdup(cfg->cors_origins);
 }
 
 /* ---- public ---- */
@@ -418,9 +416,7 @@ static int parse_options(sessions_t *ss)
 int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region_t *region,
                  uint32_t slot)
 {
-    sessions_t *ss = calloc(1, sizeof(*ss));
-    if (!ss)
-        return -ENOMEM;
+    sessions_t *ss = xcalloc(1, sizeof(*ss));
     ss->kind = OWNER_SESSIONS;
     ss->loop = loop;
     ss->cfg = cfg;
@@ -434,21 +430,20 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
     buf_init(&ss->hdrs);
     buf_init(&ss->gz);
     buf_init(&ss->fwd);
-    int rc = parse_options(ss);
+    parse_options(ss);
     buf_t err;
     buf_init(&err);
-    if (rc == 0 && (rc = auth_new(&ss->auth, cfg, &err)) != 0)
+    int rc = auth_new(&ss->auth, cfg, &err);
+    if (rc)
         LOG_ERROR("%s", err.data ? err.data : "cannot set up authentication");
     buf_free(&err);
-    if (rc == 0) {
-        limits_config_t lc;
-        limits_config_from_cfg(&lc, cfg, cfg->cluster_workers);
-        rc = limits_new(&ss->limits, &lc);
-    }
     if (rc) {
         release(ss);
         return rc;
     }
+    limits_config_t lc;
+    limits_config_from_cfg(&lc, cfg, cfg->cluster_workers);
+    ss->limits = limits_new(&lc);
     conn_limits_t lim = {
         .max_header_bytes = 8192,
         .max_ws_message = (size_t)cfg->max_payload,
@@ -459,22 +454,31 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
     };
     conn_handlers_t h = {sess_on_request, on_ws_text, on_ws_binary, on_close, ss, on_conn_refused};
-    ss->rooms = rooms_new();
     ss->sids = strmap_new();
-    if (!ss->rooms || !ss->sids || conn_ctx_new(&ss->conns, loop, &lim, &h) ||
-        timerq_new(&ss->pingq, loop, (uint64_t)cfg->ping_interval_ms, on_ping_due, ss) ||
-        timerq_new(&ss->pongq, loop, (uint64_t)cfg->ping_timeout_ms, on_pong_late, ss) ||
-        timerq_new(&ss->connectq, loop, (uint64_t)cfg->connect_timeout_ms, on_connect_late, ss) ||
-        timerq_new(&ss->authq, loop, AUTH_EMIT_DELAY_MS, on_auth_due, ss) ||
-        timerq_new(&ss->upgradeq, loop, UPGRADE_TIMEOUT_MS, on_upgrade_late, ss) ||
-        deadlineq_new(&ss->expiryq, loop, sess_on_token_expired, ss)) {
-        sessions_free(ss);
-        return -ENOMEM;
-    }
-    if (cfg->connection_recovery && (rc = recovery_io_new(&ss->rio, loop, cfg))) {
+    ss->rooms = rooms_new();
+    if (!ss->rooms)
+        rc = -errno; /* getrandom's */
+    if (!rc)
+        rc = conn_ctx_new(&ss->conns, loop, &lim, &h);
+    if (!rc)
+        rc = timerq_new(&ss->pingq, loop, (uint64_t)cfg->ping_interval_ms, on_ping_due, ss);
+    if (!rc)
+        rc = timerq_new(&ss->pongq, loop, (uint64_t)cfg->ping_timeout_ms, on_pong_late, ss);
+    if (!rc)
+        rc =
+            timerq_new(&ss->connectq, loop, (uint64_t)cfg->connect_timeout_ms, on_connect_late, ss);
+    if (!rc)
+        rc = timerq_new(&ss->authq, loop, AUTH_EMIT_DELAY_MS, on_auth_due, ss);
+    if (!rc)
+        rc = timerq_new(&ss->upgradeq, loop, UPGRADE_TIMEOUT_MS, on_upgrade_late, ss);
+    if (!rc)
+        rc = deadlineq_new(&ss->expiryq, loop, sess_on_token_expired, ss);
+    if (rc) {
         sessions_free(ss);
         return rc;
     }
+    if (cfg->connection_recovery)
+        ss->rio = recovery_io_new(loop, cfg);
     if (cfg->cluster_workers > 1) {
         rc = handoff_new(&ss->handoff, loop, (unsigned long)getppid(), slot, sess_on_handoff, ss);
         if (rc)

@@ -29,7 +29,8 @@ typedef struct sessions sessions_t;
 
 /* Borrows everything. The sessions own the conn context they create on `loop`. Serves cfg's
  * namespaces, transports and CORS origins (validated by config_load), STREAMIO_CONFORMANCE
- * and STREAMIO_DEBUG_PAGE. 0, -EINVAL (logged: the key file), -ENOMEM. */
+ * and STREAMIO_DEBUG_PAGE. 0, -EINVAL (logged: the key file), or the error of getrandom or
+ * libuv setting up its queues and handles. */
 int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region_t *region,
                  uint32_t slot);
 /* Accepts one pending connection from the listening stream. */

@@ -98,13 +98,10 @@ void sess_host_leave_all(sessions_t *ss, session_t *s)
         uint32_t n;
         memcpy(&n, names.data + off, sizeof(n));
         off += sizeof(n);
-        if (n > names.len - off)
-            break; /* a record cut short by a failed append */
         sess_host_left(ss, rooms_leave(ss->rooms, &s->rooms, names.data + off, n), names.data + off,
                        n);
         off += n;
     }
-    rooms_leave_all(ss->rooms, &s->rooms); /* whatever could not be copied */
     buf_free(&names);
 }
 
@@ -226,21 +223,14 @@ static size_t host_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *fra
 typedef struct host_list {
     session_t **v;
     size_t n, cap;
-    bool oom;
 } host_list_t;
 
 static void host_list_add(session_t *s, void *arg)
 {
     host_list_t *l = arg;
     if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        session_t **v = realloc(l->v, cap * sizeof(*v));
-        if (!v) {
-            l->oom = true;
-            return;
-        }
-        l->v = v;
-        l->cap = cap;
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
     }
     l->v[l->n++] = s;
 }
@@ -250,8 +240,6 @@ static void host_each(void *ctx, const adapter_target_t *t, void (*fn)(void *soc
 {
     host_list_t l = {0};
     host_match(ctx, t, host_list_add, &l);
-    if (l.oom)
-        LOG_WARN("adapter host: out of memory listing sockets; the request is partly applied");
     for (size_t i = 0; i < l.n; i++)
         fn(l.v[i], arg);
     free(l.v);
@@ -270,20 +258,18 @@ static void host_describe_room(const char *name, size_t len, void *arg)
     json_write_string(out, name, len);
 }
 
-static int host_describe(void *ctx, void *sock, buf_t *out)
+static void host_describe(void *ctx, void *sock, buf_t *out)
 {
     (void)ctx;
     session_t *s = sock;
     /* auth: the main namespace's CONNECT payload, as Node keeps it */
-    int rc = buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s%s\"auth\":%s},\"rooms\":[\"%s\"",
-                        s->sio_sid, s->handshake ? s->handshake : "", s->handshake ? "," : "",
-                        s->auth[0] ? s->auth[0] : "{}", s->sio_sid);
-    if (!rc)
-        rooms_sock_foreach(&s->rooms, host_describe_room, out);
-    return rc ? rc : buf_puts(out, "],\"data\":{}}");
+    buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s,\"auth\":%s},\"rooms\":[\"%s\"", s->sio_sid,
+               s->handshake, s->auth[0] ? s->auth[0] : "{}", s->sio_sid);
+    rooms_sock_foreach(&s->rooms, host_describe_room, out);
+    buf_puts(out, "],\"data\":{}}");
 }
 
-static int host_join(void *ctx, void *sock, const char *room, size_t len)
+static void host_join(void *ctx, void *sock, const char *room, size_t len)
 {
     sessions_t *ss = ctx;
     session_t *s = sock;
@@ -292,7 +278,6 @@ static int host_join(void *ctx, void *sock, const char *room, size_t len)
         sess_recovery_joined(s, room, len);
     sess_host_joined(ss, rc, room, len);
     STATS_SET(ss->stats->rooms, rooms_count(ss->rooms));
-    return rc < 0 ? rc : 0;
 }
 
 static void host_leave(void *ctx, void *sock, const char *room, size_t len)
@@ -324,8 +309,9 @@ typedef struct host_rooms_walk {
 static void host_room_once(const char *name, size_t len, void *arg)
 {
     host_rooms_walk_t *w = arg;
-    if (strmap_get(w->seen, name, len) || strmap_put(w->seen, name, len, w))
+    if (strmap_get(w->seen, name, len))
         return;
+    strmap_put(w->seen, name, len, w);
     w->fn(name, len, w->arg);
 }
 
@@ -333,8 +319,6 @@ static void host_rooms(void *ctx, void (*fn)(const char *room, size_t len, void 
 {
     sessions_t *ss = ctx;
     host_rooms_walk_t w = {strmap_new(), fn, arg};
-    if (!w.seen)
-        return;
     for (session_t *s = ss->head; s; s = s->next) {
         if (!main_connected(s))
             continue;

@@ -47,8 +47,8 @@ void sess_http_answer(sessions_t *ss, conn_t *c, int status, const char *ctype, 
     cors_headers(ss, req);
     if (len >= HTTP_GZIP_THRESHOLD &&
         http_gzip_accepted(http_req_header(req, HTTP_REQ_ACCEPT_ENCODING)) &&
-        http_gzip_compress(&ss->gz, body, len) == 0 &&
-        buf_puts(&ss->hdrs, "Content-Encoding: gzip\r\n") == 0) {
+        http_gzip_compress(&ss->gz, body, len) == 0) {
+        buf_puts(&ss->hdrs, "Content-Encoding: gzip\r\n");
         body = ss->gz.data;
         len = ss->gz.len;
     }
@@ -125,12 +125,13 @@ static int admit(sessions_t *ss, conn_t *c, struct sockaddr_storage *peer)
 static session_t *open_session(sessions_t *ss, const http_req_t *req, bool raw,
                                const struct sockaddr_storage *peer)
 {
-    session_t *s = calloc(1, sizeof(*s));
-    if (!s || new_sid(ss, s->sid) || strmap_put(ss->sids, s->sid, SID_LEN, s)) {
+    session_t *s = xcalloc(1, sizeof(*s));
+    if (new_sid(ss, s->sid)) {
         free(s);
         limits_conn_release(ss->limits, (const struct sockaddr *)peer);
         return NULL;
     }
+    strmap_put(ss->sids, s->sid, SID_LEN, s);
     s->peer = *peer;
     s->admitted = true;
     struct timespec now;
@@ -293,25 +294,23 @@ static int forward(sessions_t *ss, conn_t *c, const http_req_t *req, uint32_t sl
     size_t blen;
     const char *body = http_req_body(req, &blen);
     buf_reset(b);
-    int rc = buf_printf(b, "%s %s?%s HTTP/1.1\r\n", http_req_method(req), http_req_path(req),
-                        http_req_query_string(req));
-    for (size_t i = 0; !rc && i < sizeof(fwd_headers) / sizeof(fwd_headers[0]); i++) {
+    buf_printf(b, "%s %s?%s HTTP/1.1\r\n", http_req_method(req), http_req_path(req),
+               http_req_query_string(req));
+    for (size_t i = 0; i < sizeof(fwd_headers) / sizeof(fwd_headers[0]); i++) {
         const char *v = http_req_header(req, fwd_headers[i].h);
         if (v)
-            rc = buf_printf(b, "%s: %s\r\n", fwd_headers[i].name, v);
+            buf_printf(b, "%s: %s\r\n", fwd_headers[i].name, v);
     }
-    if (!rc && !http_req_keep_alive(req) && !http_req_header(req, HTTP_REQ_CONNECTION))
-        rc = buf_puts(b, "Connection: close\r\n");
-    if (!rc && (blen || strcmp(http_req_method(req), "POST") == 0))
-        rc = buf_printf(b, "Content-Length: %zu\r\n", blen);
-    if (!rc)
-        rc = buf_puts(b, "\r\n");
-    if (!rc)
-        rc = buf_append(b, body, blen);
-    int fd = rc ? -1 : conn_fileno(c);
+    if (!http_req_keep_alive(req) && !http_req_header(req, HTTP_REQ_CONNECTION))
+        buf_puts(b, "Connection: close\r\n");
+    if (blen || strcmp(http_req_method(req), "POST") == 0)
+        buf_printf(b, "Content-Length: %zu\r\n", blen);
+    buf_puts(b, "\r\n");
+    buf_append(b, body, blen);
+    int fd = conn_fileno(c);
     if (fd < 0)
         return -EBADF;
-    rc = handoff_send(ss->handoff, slot, fd, b->data, b->len);
+    int rc = handoff_send(ss->handoff, slot, fd, b->data, b->len);
     if (rc) {
         if (log_sampled(&ss->handoff_failures))
             LOG_WARN("handing a request to worker %u failed: %s (%llu so far)", (unsigned)slot,
@@ -330,12 +329,8 @@ void sess_on_handoff(int fd, const char *p, size_t len, void *ud)
         return;
     }
     ss->nconns++;
-    int rc = conn_adopt(ss->conns, fd, p, len, NULL);
-    if (rc) {
-        ss->nconns--;
-        if (rc == -ENOMEM)
-            close(fd);
-    }
+    if (conn_adopt(ss->conns, fd, p, len, NULL))
+        ss->nconns--; /* conn_adopt closed fd */
 }
 
 /* The client's pong (or the first CONNECT) is overdue, measured on the current time. */
@@ -488,19 +483,14 @@ void sess_on_request(conn_t *c, const http_req_t *req, void *ud)
     }
     if (strcmp(path, "/health") == 0) {
         buf_reset(&ss->out);
-        if (health_render(&ss->out, ss->region, ss->slot) == 0) {
-            conn_http_respond(c, 200, "application/json", NULL, ss->out.data, ss->out.len);
-            return;
-        }
-        conn_http_respond(c, 500, "text/plain", NULL, "Internal error", 14);
+        health_render(&ss->out, ss->region, ss->slot);
+        conn_http_respond(c, 200, "application/json", NULL, ss->out.data, ss->out.len);
         return;
     }
     if (strcmp(path, "/metrics") == 0) {
         buf_reset(&ss->out);
-        if (metrics_render(&ss->out, ss->region) == 0)
-            conn_http_respond(c, 200, METRICS_CONTENT_TYPE, NULL, ss->out.data, ss->out.len);
-        else
-            conn_http_respond(c, 500, "text/plain", NULL, "Internal error", 14);
+        metrics_render(&ss->out, ss->region);
+        conn_http_respond(c, 200, METRICS_CONTENT_TYPE, NULL, ss->out.data, ss->out.len);
         return;
     }
     conn_http_respond(c, 404, "text/plain", NULL, "Not found", 9);

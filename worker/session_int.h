@@ -20,6 +20,7 @@
 #include "common/proto/sio_packet.h"
 #include "common/proto/ws_frame.h"
 #include "common/strmap.h"
+#include "common/xalloc.h"
 #include "shm/health.h"
 #include "shm/metrics.h"
 #include "worker/cluster/adapter.h"
@@ -86,7 +87,7 @@ typedef struct session {
     limits_socket_t lim;          /* event and join token buckets */
     struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP while admitted */
     bool admitted;
-    char *handshake; /* fetchSockets' handshake members (worker/handshake); NULL: out of memory */
+    char *handshake; /* fetchSockets' handshake members (worker/handshake) */
     /* connection state recovery (CONNECTION_RECOVERY); see "connection state recovery" below */
     recovery_log_t *rlog;        /* the last room:message sends; NULL until the main CONNECT */
     char pid[SID_LEN + 1];       /* private id the client resends to recover this session */

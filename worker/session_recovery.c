@@ -70,14 +70,11 @@ void sess_recovery_save(session_t *s)
     sessions_t *ss = s->ss;
     if (!ss->rio || !s->rlog || !s->pid[0] || !(s->nsp_mask & 1u))
         return;
-    save_rooms_t r = {calloc(s->rooms.count + 1, sizeof(*r.v)), 0, s->rooms.count};
+    save_rooms_t r = {xcalloc(s->rooms.count + 1, sizeof(*r.v)), 0, s->rooms.count};
     buf_t rec;
     buf_init(&rec);
-    int rc = -ENOMEM;
-    if (r.v) {
-        rooms_sock_foreach_mark(&s->rooms, save_room, &r);
-        rc = recovery_encode(&rec, s->sio_sid, SID_LEN, s->rlog, r.v, r.n);
-    }
+    rooms_sock_foreach_mark(&s->rooms, save_room, &r);
+    int rc = recovery_encode(&rec, s->sio_sid, SID_LEN, s->rlog, r.v, r.n);
     if (!rc)
         rc = recovery_io_save(ss->rio, s->pid, SID_LEN, rec.data, rec.len);
     if (rc)
@@ -184,8 +181,7 @@ static void on_replay_entry(void *arg, const char *id, size_t id_len, const payl
         recovery_id_cmp(rid, mark_id(m->last)) <= 0)
         return;
     buf_reset(&ss->out);
-    if (payload_packet(&ss->out, rp->name, rp->len, id, id_len, fields, nfields, true))
-        return;
+    payload_packet(&ss->out, rp->name, rp->len, id, id_len, fields, nfields, true);
     sess_send_text(s, &ss->out);
     recovery_log_add(s->rlog, m->tag, rid, mark_id(m->last));
     mark_set(m->last, rid);
@@ -219,11 +215,7 @@ static void on_replay_done(void *arg, int n)
 
 static void replay_room(session_t *s, const char *name, size_t len, recovery_id_t after)
 {
-    replay_t *rp = malloc(sizeof(*rp) + len);
-    if (!rp) {
-        LOG_WARN("recovery: out of memory replaying %s", s->sio_sid);
-        return;
-    }
+    replay_t *rp = xmalloc(sizeof(*rp) + len);
     rp->s = s;
     rp->len = len;
     memcpy(rp->name, name, len);
@@ -282,9 +274,11 @@ static int restore(session_t *s, const char *rec, size_t len)
     const char *sid;
     size_t sid_len;
     uint32_t pos;
-    recovery_log_t *log = rec ? malloc(sizeof(*log)) : NULL;
-    if (!log || recovery_decode(rec, len, &sid, &sid_len, log, NULL, NULL) ||
-        !id_text_ok(sid, sid_len) || sess_host_by_id(ss, sid, SID_LEN) ||
+    if (!rec)
+        return 1;
+    recovery_log_t *log = xmalloc(sizeof(*log));
+    if (recovery_decode(rec, len, &sid, &sid_len, log, NULL, NULL) || !id_text_ok(sid, sid_len) ||
+        sess_host_by_id(ss, sid, SID_LEN) ||
         recovery_log_locate(log, s->has_offset ? &s->offset : NULL, &pos)) {
         free(log);
         return 1;

@@ -72,8 +72,6 @@ static void on_room_event(session_t *s, bool join, const json_span_t *arg, const
             err = "Max rooms limit reached";
         } else {
             int rc = rooms_join(ss->rooms, &s->rooms, s, room, room_len);
-            if (rc < 0)
-                err = "Server out of memory";
             if (rc == 0)
                 sess_recovery_joined(s, room, room_len);
             sess_host_joined(ss, rc, room, room_len);
@@ -259,8 +257,8 @@ int sess_connect_reply(session_t *s, unsigned i, const char *sid)
     if (i == 0 && ss->rio) {
         if (!s->pid[0] && ids_random(s->pid, SID_LEN))
             return -EIO;
-        if (!s->rlog && !(s->rlog = calloc(1, sizeof(*s->rlog))))
-            return -ENOMEM;
+        if (!s->rlog)
+            s->rlog = xcalloc(1, sizeof(*s->rlog));
         n = snprintf(json, sizeof(json), "{\"sid\":\"%s\",\"pid\":\"%s\"}", sio_sid, s->pid);
     }
     buf_reset(&ss->out);
@@ -307,9 +305,7 @@ static int on_connect_packet(session_t *s, const sio_packet_t *pk)
         sess_send_text(s, &ss->out);
         return 0;
     }
-    s->auth[i] = strndup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
-    if (!s->auth[i])
-        return -ENOMEM;
+    s->auth[i] = xmemdup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
     if (i == 0 && ss->rio) {
         int rc = sess_recovery_begin(s, pk);
         if (rc <= 0)
@@ -399,8 +395,7 @@ int sess_on_sio(session_t *s, const char *p, size_t len)
         return -EPROTO;
     buf_reset(&s->bin_pkt);
     buf_reset(&s->bin_att);
-    if (buf_append(&s->bin_pkt, p, len))
-        return -ENOMEM;
+    buf_append(&s->bin_pkt, p, len);
     s->bin_want = pk.attachments;
     s->bin_have = 0;
     return 0;
@@ -411,8 +406,8 @@ int sess_on_sio_binary(session_t *s, const uint8_t *p, size_t len)
     if (s->bin_want == 0 || len > UINT32_MAX)
         return -EPROTO;
     uint32_t n = (uint32_t)len;
-    if (buf_append(&s->bin_att, &n, sizeof(n)) || buf_append(&s->bin_att, p, len))
-        return -ENOMEM;
+    buf_append(&s->bin_att, &n, sizeof(n));
+    buf_append(&s->bin_att, p, len);
     s->bin_have++;
     if (--s->bin_want)
         return 0;

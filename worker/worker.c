@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/proto/payload.h"
 #include "common/proto/ws_frame.h"
+#include "common/xalloc.h"
 #include "shm/stats.h"
 #include "shm/workdesc.h"
 #include "worker/cluster/adapter.h"
@@ -67,26 +68,22 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
 {
     worker_t *w = arg;
     buf_reset(&w->packet);
-    if (payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields,
-                       w->cfg->connection_recovery))
-        return;
+    payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields,
+                   w->cfg->connection_recovery);
     refbuf_t *frame = ws_frame_new(0x1, w->packet.data, w->packet.len);
-    if (frame) {
-        adapter_str_t room = {stream, stream_len};
-        sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
-        int rc =
-            siblings_add(w->siblings, stream, stream_len, refbuf_data(frame), refbuf_len(frame));
-        if (rc > 0)
-            STATS_ADD(w->stats->sibling_out, 1);
-        else if (rc < 0 && log_sampled(&w->share_failures))
-            LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)stream_len,
-                     stream, strerror(-rc));
-        refbuf_unref(frame);
-    }
+    adapter_str_t room = {stream, stream_len};
+    sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
+    int rc = siblings_add(w->siblings, stream, stream_len, refbuf_data(frame), refbuf_len(frame));
+    if (rc > 0)
+        STATS_ADD(w->stats->sibling_out, 1);
+    else if (rc < 0 && log_sampled(&w->share_failures))
+        LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)stream_len, stream,
+                 strerror(-rc));
+    refbuf_unref(frame);
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
         /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
-        int rc = adapter_publish(w->adapter, conn, stream, stream_len, w->packet.data + 2,
-                                 w->packet.len - 2);
+        rc = adapter_publish(w->adapter, conn, stream, stream_len, w->packet.data + 2,
+                             w->packet.len - 2);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
                      strerror(-rc), (unsigned long long)w->share_failures);
@@ -139,8 +136,7 @@ static bool siblings_keep_up(void *arg)
 static void on_desc_add(const char *name, size_t len, void *arg)
 {
     worker_t *w = arg;
-    if (reader_add(w->reader, w->cur_pool, name, len))
-        LOG_ERROR("out of memory adding stream %.*s", (int)len, name);
+    reader_add(w->reader, w->cur_pool, name, len);
 }
 
 static void on_desc_remove(const char *name, size_t len, void *arg)
@@ -177,10 +173,7 @@ static bool drain_ring(worker_t *w)
         uint32_t len;
         int rc = ring_pop(w->ring, &type, w->rec, w->rec_cap, &len);
         if (rc == -EMSGSIZE) {
-            char *p = realloc(w->rec, len);
-            if (!p)
-                return false;
-            w->rec = p;
+            w->rec = xrealloc(w->rec, len);
             w->rec_cap = len;
             continue;
         }
@@ -381,14 +374,13 @@ static int setup(worker_t *w)
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
-    if ((rc = reader_new(&w->reader, &w->loop, cfg, consumer, w->stats, on_entry, w)))
-        return rc;
+    w->reader = reader_new(&w->loop, cfg, consumer, w->stats, on_entry, w);
     reader_set_gate(w->reader, siblings_keep_up, w);
     w->ring = shm_region_ring(w->args->region, w->args->slot);
     w->rec_cap = 64 * 1024;
-    w->rec = malloc(w->rec_cap);
-    if (!w->ring || !w->rec)
-        return -ENOMEM;
+    w->rec = xmalloc(w->rec_cap);
+    if (!w->ring)
+        return -EINVAL;
     uv_idle_init(&w->loop, &w->ring_again);
     w->ring_again.data = w;
     if ((rc = uv_poll_init(&w->loop, &w->ring_poll,
@@ -407,9 +399,7 @@ static int setup(worker_t *w)
 
 int worker_main(const worker_args_t *args)
 {
-    worker_t *w = calloc(1, sizeof(*w));
-    if (!w)
-        return 2;
+    worker_t *w = xcalloc(1, sizeof(*w));
     w->args = args;
     w->cfg = args->cfg;
     w->stats = shm_region_slot_stats(args->region, args->slot);

@@ -69,9 +69,8 @@ int ajson_str(buf_t *scratch, const json_span_t *v, adapter_str_t *out)
         return 0;
     }
     size_t mark = scratch->len;
-    int rc = json_string_decode(v->p, v->len, scratch);
-    if (rc)
-        return rc == -ENOMEM ? rc : -EPROTO;
+    if (json_string_decode(v->p, v->len, scratch))
+        return -EPROTO;
     out->p = scratch->data + mark;
     out->len = scratch->len - mark;
     return 0;
@@ -87,20 +86,19 @@ int ajson_int(const json_span_t *v, int64_t *out)
     return 0;
 }
 
-int ajson_put_member(buf_t *out, const char *prefix, const char *s, size_t len)
+void ajson_put_member(buf_t *out, const char *prefix, const char *s, size_t len)
 {
-    int rc = buf_puts(out, prefix);
-    return rc ? rc : json_write_string(out, s, len);
+    buf_puts(out, prefix);
+    json_write_string(out, s, len);
 }
 
-int ajson_put_rooms(buf_t *out, const adapter_str_t *rooms, size_t n)
+void ajson_put_rooms(buf_t *out, const adapter_str_t *rooms, size_t n)
 {
-    int rc = buf_putc(out, '[');
-    for (size_t i = 0; !rc && i < n; i++) {
+    buf_putc(out, '[');
+    for (size_t i = 0; i < n; i++) {
         if (i)
-            rc = buf_putc(out, ',');
-        if (!rc)
-            rc = json_write_string(out, rooms[i].p, rooms[i].len);
+            buf_putc(out, ',');
+        json_write_string(out, rooms[i].p, rooms[i].len);
     }
-    return rc ? rc : buf_putc(out, ']');
+    buf_putc(out, ']');
 }

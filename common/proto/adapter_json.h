@@ -33,15 +33,14 @@ void ajson_span_at(const char *in, size_t len, size_t pos, json_span_t *out);
 bool ajson_key_is(const json_span_t *k, const char *s);
 /* A string value: borrowed when it has no escape, else decoded into scratch, which the caller
  * reserved ahead (decoded strings are never longer than their literals, so nothing moves).
- * 0, -EPROTO (not a string, bad escape), -ENOMEM. */
+ * 0 or -EPROTO (not a string, bad escape). */
 int ajson_str(buf_t *scratch, const json_span_t *v, adapter_str_t *out);
 /* An integer 0..1e9: 0 or -EPROTO. */
 int ajson_int(const json_span_t *v, int64_t *out);
-/* Appends ["room", ...]: 0 or -ENOMEM. */
-int ajson_put_rooms(buf_t *out, const adapter_str_t *rooms, size_t n);
-/* Appends `prefix` (the JSON around the value, e.g. `,"uid":`) then s as a JSON string: 0 or
- * -ENOMEM. */
-int ajson_put_member(buf_t *out, const char *prefix, const char *s, size_t len);
+/* Appends ["room", ...]. */
+void ajson_put_rooms(buf_t *out, const adapter_str_t *rooms, size_t n);
+/* Appends `prefix` (the JSON around the value, e.g. `,"uid":`) then s as a JSON string. */
+void ajson_put_member(buf_t *out, const char *prefix, const char *s, size_t len);
 /* On error (rc != 0) cuts out back to `mark`; returns rc. */
 int ajson_rollback(buf_t *out, size_t mark, int rc);
 

@@ -10,9 +10,10 @@
 #include "common/mpack.h"
 #include "common/proto/adapter_json.h"
 
-static int put_key(buf_t *out, const char *k)
+/* A literal key: far below mpack_write_str's 4 GiB limit. */
+static void put_key(buf_t *out, const char *k)
 {
-    return mpack_write_str(out, k, strlen(k));
+    (void)mpack_write_str(out, k, strlen(k));
 }
 
 static void init_msg(adapter_msg_t *out)
@@ -26,38 +27,35 @@ static void init_msg(adapter_msg_t *out)
 static int encode(buf_t *out, const char *uid, size_t uid_len, const char *nsp, size_t nsp_len,
                   const char *data_json, size_t data_len, const adapter_str_t *rooms, size_t nrooms)
 {
-    int rc = mpack_write_array(out, 3);
-    if (!rc)
-        rc = mpack_write_str(out, uid, uid_len);
-    if (!rc)
-        rc = mpack_write_map(out, 3);
-    if (!rc)
-        rc = put_key(out, "type");
-    if (!rc)
-        rc = mpack_write_uint(out, 2);
-    if (!rc)
-        rc = put_key(out, "data");
-    if (!rc)
-        rc = mpack_from_json(out, data_json, data_len);
-    if (!rc)
-        rc = put_key(out, "nsp");
-    if (!rc)
+    mpack_write_array(out, 3);
+    int rc = mpack_write_str(out, uid, uid_len);
+    if (rc)
+        return rc;
+    mpack_write_map(out, 3);
+    put_key(out, "type");
+    mpack_write_uint(out, 2);
+    put_key(out, "data");
+    rc = mpack_from_json(out, data_json, data_len);
+    if (!rc) {
+        put_key(out, "nsp");
         rc = mpack_write_str(out, nsp, nsp_len);
-    if (!rc)
-        rc = mpack_write_map(out, 3);
-    if (!rc)
-        rc = put_key(out, "rooms");
-    if (!rc)
-        rc = nrooms > UINT32_MAX ? -E2BIG : mpack_write_array(out, (uint32_t)nrooms);
+    }
+    if (!rc && nrooms > UINT32_MAX)
+        rc = -E2BIG;
+    if (rc)
+        return rc;
+    mpack_write_map(out, 3);
+    put_key(out, "rooms");
+    mpack_write_array(out, (uint32_t)nrooms);
     for (size_t i = 0; !rc && i < nrooms; i++)
         rc = mpack_write_str(out, rooms[i].p, rooms[i].len);
-    if (!rc)
-        rc = put_key(out, "except");
-    if (!rc)
-        rc = mpack_write_array(out, 0);
-    if (!rc)
-        rc = put_key(out, "flags");
-    return rc ? rc : mpack_write_map(out, 0);
+    if (rc)
+        return rc;
+    put_key(out, "except");
+    mpack_write_array(out, 0);
+    put_key(out, "flags");
+    mpack_write_map(out, 0);
+    return 0;
 }
 
 int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, const char *nsp,
@@ -526,8 +524,7 @@ static int json_prepare(const uint8_t *p, size_t len, buf_t *scratch, json_span_
         return -EPROTO;
     buf_reset(scratch);
     /* decoded strings are never longer than their literals: no pointer into scratch moves */
-    if (buf_reserve(scratch, len + 1))
-        return -ENOMEM;
+    buf_reserve(scratch, len + 1);
     size_t pos = json_skip_ws(in, len, 0);
     ajson_span_at(in, len, pos, root);
     return root->type == JSON_OBJECT ? 0 : -EPROTO;
@@ -766,37 +763,28 @@ int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid
                                          size_t data_len, const adapter_str_t *rooms, size_t nrooms)
 {
     size_t mark = out->len;
-    int rc = buf_puts(out, "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":");
-    if (!rc)
-        rc = json_minify(out, data_json, data_len);
-    if (!rc)
-        rc = buf_puts(out, "},\"opts\":{\"rooms\":");
-    if (!rc)
-        rc = ajson_put_rooms(out, rooms, nrooms);
-    if (!rc)
-        rc = ajson_put_member(out, ",\"except\":[],\"flags\":{}}},\"uid\":", uid, uid_len);
-    if (!rc)
-        rc = ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
-    if (!rc)
-        rc = buf_putc(out, '}');
-    return ajson_rollback(out, mark, rc);
+    buf_puts(out, "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":");
+    int rc = json_minify(out, data_json, data_len);
+    if (rc)
+        return ajson_rollback(out, mark, rc);
+    buf_puts(out, "},\"opts\":{\"rooms\":");
+    ajson_put_rooms(out, rooms, nrooms);
+    ajson_put_member(out, ",\"except\":[],\"flags\":{}}},\"uid\":", uid, uid_len);
+    ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
+    buf_putc(out, '}');
+    return 0;
 }
 
 static int ack_mpack(buf_t *out, const adapter_str_t *rid, const char *body, size_t body_len)
 {
-    int rc = mpack_write_map(out, body ? 3 : 2);
-    if (!rc)
-        rc = put_key(out, "type");
-    if (!rc)
-        rc = mpack_write_uint(out, 9);
-    if (!rc)
-        rc = put_key(out, "requestId");
-    if (!rc)
-        rc = mpack_write_str(out, rid->p, rid->len);
+    mpack_write_map(out, body ? 3 : 2);
+    put_key(out, "type");
+    mpack_write_uint(out, 9);
+    put_key(out, "requestId");
+    int rc = mpack_write_str(out, rid->p, rid->len);
     if (!rc && body) {
-        rc = put_key(out, "packet");
-        if (!rc)
-            rc = mpack_from_json(out, body, body_len);
+        put_key(out, "packet");
+        rc = mpack_from_json(out, body, body_len);
     }
     return rc;
 }
@@ -805,8 +793,8 @@ static int put_body(buf_t *out, const char *key, const char *body, size_t len)
 {
     if (!body)
         return 0;
-    int rc = buf_printf(out, ",\"%s\":", key);
-    return rc ? rc : json_minify(out, body, len);
+    buf_printf(out, ",\"%s\":", key);
+    return json_minify(out, body, len);
 }
 
 static int classic_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
@@ -816,15 +804,12 @@ static int classic_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t
         return ack_mpack(out, rid, body, len);
     int rc = 0;
     if (kind == ADAPTER_RESP_SSE)
-        rc = buf_puts(out, "{\"type\":6,\"requestId\":");
+        buf_puts(out, "{\"type\":6,\"requestId\":");
     else if (kind == ADAPTER_RESP_CLIENT_COUNT)
-        rc = buf_puts(out, "{\"type\":8,\"requestId\":");
+        buf_puts(out, "{\"type\":8,\"requestId\":");
     else
-        rc = buf_puts(out, "{\"requestId\":");
-    if (!rc)
-        rc = json_write_string(out, rid->p, rid->len);
-    if (rc)
-        return rc;
+        buf_puts(out, "{\"requestId\":");
+    json_write_string(out, rid->p, rid->len);
     switch (kind) {
     case ADAPTER_RESP_SOCKETS:
     case ADAPTER_RESP_FETCH:
@@ -837,16 +822,18 @@ static int classic_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t
         rc = put_body(out, "data", body, len);
         break;
     default:
-        rc = buf_printf(out, ",\"clientCount\":%" PRIu64, count);
+        buf_printf(out, ",\"clientCount\":%" PRIu64, count);
         break;
     }
     /* who answered: Node ignores the extra member, streamioctl's cluster view names the server */
     bool named = kind == ADAPTER_RESP_SOCKETS || kind == ADAPTER_RESP_FETCH ||
                  kind == ADAPTER_RESP_ALL_ROOMS || kind == ADAPTER_RESP_SSE;
-    if (!rc && uid && named) {
-        rc = ajson_put_member(out, ",\"uid\":", uid, uid_len);
-    }
-    return rc ? rc : buf_putc(out, '}');
+    if (rc)
+        return rc;
+    if (uid && named)
+        ajson_put_member(out, ",\"uid\":", uid, uid_len);
+    buf_putc(out, '}');
+    return 0;
 }
 
 static int cluster_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t uid_len,
@@ -870,20 +857,21 @@ static int cluster_resp(buf_t *out, adapter_resp_t kind, const char *uid, size_t
     default:
         return -EINVAL; /* SOCKETS and ALL_ROOMS do not exist in the cluster protocol */
     }
-    int rc = buf_printf(out, "{\"type\":%d,\"data\":{\"requestId\":", type);
-    if (!rc)
-        rc = json_write_string(out, rid->p, rid->len);
-    if (!rc && kind == ADAPTER_RESP_FETCH)
+    buf_printf(out, "{\"type\":%d,\"data\":{\"requestId\":", type);
+    json_write_string(out, rid->p, rid->len);
+    int rc = 0;
+    if (kind == ADAPTER_RESP_FETCH)
         rc = put_body(out, "sockets", body, len);
-    else if (!rc && kind == ADAPTER_RESP_CLIENT_COUNT)
-        rc = buf_printf(out, ",\"clientCount\":%" PRIu64, count);
-    else if (!rc)
+    else if (kind == ADAPTER_RESP_CLIENT_COUNT)
+        buf_printf(out, ",\"clientCount\":%" PRIu64, count);
+    else
         rc = put_body(out, "packet", body, len);
-    if (!rc)
-        rc = ajson_put_member(out, "},\"uid\":", uid, uid_len);
-    if (!rc)
-        rc = ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
-    return rc ? rc : buf_putc(out, '}');
+    if (rc)
+        return rc;
+    ajson_put_member(out, "},\"uid\":", uid, uid_len);
+    ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
+    buf_putc(out, '}');
+    return 0;
 }
 
 int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, const char *uid,
@@ -902,25 +890,30 @@ int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, c
 
 /* ------------------------------------------------------------------ client frame */
 
+/* The namespace and its ',' unless it is "/" (or empty). */
+static void put_nsp(buf_t *out, const adapter_msg_t *m)
+{
+    if (m->nsp.len && !(m->nsp.len == 1 && m->nsp.p[0] == '/')) {
+        buf_append(out, m->nsp.p, m->nsp.len);
+        buf_putc(out, ',');
+    }
+}
+
 static int sio_text(buf_t *out, const adapter_msg_t *m, const uint64_t *ack_id)
 {
     char head[2] = {'4', (char)('0' + m->packet_type)};
-    int rc = buf_append(out, head, 2);
-    if (!rc && m->nsp.len && !(m->nsp.len == 1 && m->nsp.p[0] == '/')) {
-        rc = buf_append(out, m->nsp.p, m->nsp.len);
-        if (!rc)
-            rc = buf_putc(out, ',');
-    }
-    if (!rc && ack_id)
-        rc = buf_printf(out, "%" PRIu64, *ack_id);
-    if (!rc && m->data_json)
+    buf_append(out, head, 2);
+    put_nsp(out, m);
+    if (ack_id)
+        buf_printf(out, "%" PRIu64, *ack_id);
+    if (m->data_json)
         return m->data_json_len == 4 && !memcmp(m->data_json, "null", 4)
                    ? 0
                    : json_minify_utf8(out, m->data_json, m->data_json_len);
-    if (rc || !m->data_len || m->data[0] == 0xc0)
-        return rc;
+    if (!m->data_len || m->data[0] == 0xc0)
+        return 0;
     size_t used;
-    rc = mpack_to_json(out, m->data, m->data_len, &used);
+    int rc = mpack_to_json(out, m->data, m->data_len, &used);
     return !rc && used != m->data_len ? -EPROTO : rc;
 }
 
@@ -956,12 +949,10 @@ static int put_placeholder(buf_t *out, const uint8_t *p, size_t len, void *arg)
     uint32_t n32 = (uint32_t)len;
     if (len > UINT32_MAX || b->n == ADAPTER_MSG_MAX_ATTACHMENTS)
         return -E2BIG;
-    int rc = buf_append(b->atts, &n32, sizeof(n32));
-    if (!rc)
-        rc = buf_append(b->atts, p, len);
-    if (!rc)
-        rc = buf_printf(out, "{\"_placeholder\":true,\"num\":%u}", b->n++);
-    return rc;
+    buf_append(b->atts, &n32, sizeof(n32));
+    buf_append(b->atts, p, len);
+    buf_printf(out, "{\"_placeholder\":true,\"num\":%u}", b->n++);
+    return 0;
 }
 
 int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
@@ -971,7 +962,7 @@ int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, cons
         return -ENOTSUP; /* acks and the rest are never broadcast */
     if (m->data_json || !m->data_len)
         return -EPROTO; /* JSON has no binary: a type 5 without it is malformed */
-    size_t mark = out->len, amark = atts->len;
+    size_t amark = atts->len;
     buf_t json;
     buf_init(&json);
     bin_out_t b = {atts, 0};
@@ -979,21 +970,14 @@ int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, cons
     int rc = mpack_to_json_bin(&json, m->data, m->data_len, &used, put_placeholder, &b);
     if (!rc && used != m->data_len)
         rc = -EPROTO;
-    if (!rc)
-        rc = buf_printf(out, "45%u-", b.n);
-    if (!rc && m->nsp.len && !(m->nsp.len == 1 && m->nsp.p[0] == '/')) {
-        rc = buf_append(out, m->nsp.p, m->nsp.len);
-        if (!rc)
-            rc = buf_putc(out, ',');
-    }
-    if (!rc && ack_id)
-        rc = buf_printf(out, "%" PRIu64, *ack_id);
-    if (!rc)
-        rc = buf_append(out, json.data, json.len);
-    buf_free(&json);
-    if (rc)
-        ajson_rollback(atts, amark, rc);
-    else
+    if (!rc) {
+        buf_printf(out, "45%u-", b.n);
+        put_nsp(out, m);
+        if (ack_id)
+            buf_printf(out, "%" PRIu64, *ack_id);
+        buf_append(out, json.data, json.len);
         *natt = b.n;
-    return ajson_rollback(out, mark, rc);
+    }
+    buf_free(&json);
+    return ajson_rollback(atts, amark, rc);
 }

@@ -31,8 +31,8 @@ typedef struct adapter_str {
  * Appends msgpack [uid, {"type":2,"data":<data_json>,"nsp":nsp}, {"rooms":[...],"except":[],
  * "flags":{}}], byte-identical to what a Node server publishes for the same emit (protocol.md
  * §4.2). data_json (normally `["event",args...]`) is converted with mpack_from_json. Borrows every
- * input. Returns 0, -EINVAL if data_json is not valid JSON, -E2BIG for a string over 4 GiB,
- * -ENOMEM; `out` is unchanged on error.
+ * input. Returns 0, -EINVAL if data_json is not valid JSON, -E2BIG for a string over 4 GiB;
+ * `out` is unchanged on error.
  */
 int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, const char *nsp,
                                  size_t nsp_len, const char *data_json, size_t data_len,
@@ -89,7 +89,7 @@ int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *ou
  * msgpack map of a broadcast with acks (type 7). Types 0-7 give their op; anything else decodes to
  * ADAPTER_OP_NONE. Strings with JSON escapes are decoded into `scratch` (reset here; *out borrows
  * it and p). Returns 0; -EPROTO on malformed input or missing/wrong-typed members; -E2BIG past
- * ADAPTER_MSG_MAX_ROOMS rooms; -ENOMEM.
+ * ADAPTER_MSG_MAX_ROOMS rooms.
  */
 int adapter_msg_decode_request(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *out);
 
@@ -107,8 +107,8 @@ int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, ada
  * Appends the sharded BROADCAST message for an EVENT with data_json (the JSON array
  * [event, ...args], copied as compact JSON) to `rooms`:
  * {"type":3,"data":{"packet":{"type":2,"data":...},"opts":{"rooms":[...],"except":[],
- * "flags":{}}},"uid":"...","nsp":"..."} as Node's ClusterAdapter writes it. Returns 0, -EINVAL
- * if data_json is not valid JSON, -ENOMEM; `out` unchanged on error.
+ * "flags":{}}},"uid":"...","nsp":"..."} as Node's ClusterAdapter writes it. Returns 0, or -EINVAL
+ * if data_json is not valid JSON (`out` unchanged).
  */
 int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid_len,
                                          const char *nsp, size_t nsp_len, const char *data_json,
@@ -132,8 +132,8 @@ typedef enum adapter_resp {
  * FETCH and SSE responses when `uid` is not NULL (Node ignores it); or sharded as the
  * ClusterAdapter's JSON
  * {"type":N,"data":{"requestId":...,...},"uid":uid,"nsp":nsp} (`uid` required). `body` is
- * borrowed valid JSON. Returns 0, -EINVAL (invalid body, sharded without uid), -ENOMEM; `out`
- * unchanged on error.
+ * borrowed valid JSON. Returns 0, -EINVAL (invalid body, sharded without uid), -E2BIG (a
+ * request id over 4 GiB); `out` unchanged on error.
  */
 int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, const char *uid,
                                 size_t uid_len, const char *nsp, size_t nsp_len,
@@ -146,7 +146,7 @@ int adapter_msg_encode_response(buf_t *out, adapter_resp_t kind, bool sharded, c
  * packet.data as JSON (data_json as it came, else mpack_to_json) unless absent, nil or undefined.
  * The packet id is never written. E.g. `42["room:message",{"id":1,"text":"hi"}]`. Returns 0;
  * -ENOTSUP for binary content (type 5/6, or bin/ext values inside data); -EPROTO if data does not
- * convert; -ENOMEM; `out` is unchanged on error.
+ * convert; `out` is unchanged on error.
  */
 int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m);
 
@@ -166,7 +166,7 @@ int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id
  * attachments to `atts`, each as a host-order uint32 length then its bytes, to be sent as n
  * binary messages after the text. *natt = n. Returns 0; -ENOTSUP for other packet types and ext
  * values that are no timestamps; -EPROTO for JSON or missing data, or data that does not convert;
- * -E2BIG past ADAPTER_MSG_MAX_ATTACHMENTS; -ENOMEM. Both buffers unchanged on error.
+ * -E2BIG past ADAPTER_MSG_MAX_ATTACHMENTS. Both buffers unchanged on error.
  */
 int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
                            unsigned *natt);

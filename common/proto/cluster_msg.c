@@ -8,14 +8,11 @@
 #include "common/mpack.h"
 #include "common/proto/adapter_json.h"
 
-static int put_request_opts(buf_t *out, const adapter_str_t *rooms, size_t nrooms, bool flags)
+static void put_request_opts(buf_t *out, const adapter_str_t *rooms, size_t nrooms, bool flags)
 {
-    int rc = buf_puts(out, "\"opts\":{\"rooms\":");
-    if (!rc)
-        rc = ajson_put_rooms(out, rooms, nrooms);
-    if (!rc)
-        rc = buf_puts(out, flags ? ",\"except\":[],\"flags\":{}}" : ",\"except\":[]}");
-    return rc;
+    buf_puts(out, "\"opts\":{\"rooms\":");
+    ajson_put_rooms(out, rooms, nrooms);
+    buf_puts(out, flags ? ",\"except\":[],\"flags\":{}}" : ",\"except\":[]}");
 }
 
 /* JSON "type" of each request this server makes, classic then sharded; 0: not in that format. */
@@ -39,22 +36,24 @@ static int request_type(adapter_op_t op, bool sharded)
     }
 }
 
-/* The members after the opts: "rooms" to join/leave, "close", the emitted event. */
-static int request_body(buf_t *out, const cluster_request_t *q, bool sharded)
+/* The members after the opts: "rooms" to join/leave, "close", the emitted event (validated). */
+static void request_body(buf_t *out, const cluster_request_t *q, bool sharded)
 {
-    int rc = 0;
     switch (q->op) {
     case ADAPTER_OP_JOIN:
     case ADAPTER_OP_LEAVE:
-        rc = buf_puts(out, ",\"rooms\":");
-        return rc ? rc : ajson_put_rooms(out, q->targets, q->ntargets);
+        buf_puts(out, ",\"rooms\":");
+        ajson_put_rooms(out, q->targets, q->ntargets);
+        return;
     case ADAPTER_OP_DISCONNECT:
-        return buf_puts(out, q->close ? ",\"close\":true" : ",\"close\":false");
+        buf_puts(out, q->close ? ",\"close\":true" : ",\"close\":false");
+        return;
     case ADAPTER_OP_SERVER_SIDE_EMIT:
-        rc = buf_puts(out, sharded ? "\"packet\":" : ",\"data\":");
-        return rc ? rc : json_minify(out, q->data_json, q->data_len);
+        buf_puts(out, sharded ? "\"packet\":" : ",\"data\":");
+        (void)json_minify(out, q->data_json, q->data_len);
+        return;
     default:
-        return 0;
+        return;
     }
 }
 
@@ -78,39 +77,28 @@ int cluster_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t
     if (emits && (!q->data_json || json_validate(q->data_json, q->data_len) ||
                   json_type_of(q->data_json, q->data_len, &t) || t != JSON_ARRAY))
         return -EINVAL; /* the event and its arguments: [event, ...args] */
-    size_t mark = out->len;
-    int rc;
     if (sharded) {
-        rc = buf_printf(out, "{\"type\":%d,\"data\":{", type);
-        if (!rc && has_opts(q->op))
-            rc = put_request_opts(out, q->rooms, q->nrooms, true);
-        if (!rc)
-            rc = request_body(out, q, true);
-        if (!rc && request_id) {
-            rc = ajson_put_member(out, ",\"requestId\":", request_id->p, request_id->len);
-        }
-        if (!rc)
-            rc = ajson_put_member(out, "},\"uid\":", uid, uid_len);
-        if (!rc)
-            rc = ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
+        buf_printf(out, "{\"type\":%d,\"data\":{", type);
+        if (has_opts(q->op))
+            put_request_opts(out, q->rooms, q->nrooms, true);
+        request_body(out, q, true);
+        if (request_id)
+            ajson_put_member(out, ",\"requestId\":", request_id->p, request_id->len);
+        ajson_put_member(out, "},\"uid\":", uid, uid_len);
+        ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
     } else {
-        rc = ajson_put_member(out, "{\"uid\":", uid, uid_len);
-        if (!rc && request_id) {
-            rc = ajson_put_member(out, ",\"requestId\":", request_id->p, request_id->len);
+        ajson_put_member(out, "{\"uid\":", uid, uid_len);
+        if (request_id)
+            ajson_put_member(out, ",\"requestId\":", request_id->p, request_id->len);
+        buf_printf(out, ",\"type\":%d", type);
+        if (has_opts(q->op)) {
+            buf_putc(out, ',');
+            put_request_opts(out, q->rooms, q->nrooms, false);
         }
-        if (!rc)
-            rc = buf_printf(out, ",\"type\":%d", type);
-        if (!rc && has_opts(q->op)) {
-            rc = buf_putc(out, ',');
-            if (!rc)
-                rc = put_request_opts(out, q->rooms, q->nrooms, false);
-        }
-        if (!rc)
-            rc = request_body(out, q, false);
+        request_body(out, q, false);
     }
-    if (!rc)
-        rc = buf_putc(out, '}');
-    return ajson_rollback(out, mark, rc);
+    buf_putc(out, '}');
+    return 0;
 }
 
 /* The members a response may carry, at the top (classic) or inside `data` (sharded). */
@@ -200,14 +188,13 @@ int cluster_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, cl
         size_t used = 0;
         int rc = mpack_to_json(scratch, p, len, &used);
         if (rc)
-            return rc == -ENOMEM || rc == -ENOTSUP ? rc : -EPROTO;
+            return rc == -ENOTSUP ? rc : -EPROTO;
         if (used != len)
             return -EPROTO;
         len = scratch->len;
     }
     /* decoded strings are never longer than their literals: no pointer into scratch moves */
-    if (buf_reserve(scratch, scratch->len + len + 1))
-        return -ENOMEM;
+    buf_reserve(scratch, scratch->len + len + 1);
     if (p[0] != '{')
         in = scratch->data;
     if (json_validate(in, len))
@@ -266,8 +253,7 @@ int cluster_msg_sockets_rooms(const char *sockets, size_t len, buf_t *scratch, s
     if (json_validate(sockets, len))
         return -EPROTO;
     buf_reset(scratch);
-    if (buf_reserve(scratch, len + 1))
-        return -ENOMEM;
+    buf_reserve(scratch, len + 1);
     json_span_t root, sock;
     ajson_walk_t w;
     ajson_span_at(sockets, len, json_skip_ws(sockets, len, 0), &root);

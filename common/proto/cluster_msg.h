@@ -38,7 +38,7 @@ typedef struct cluster_request {
  * request_id: required for ALL_ROOMS, FETCH and SERVER_SIDE_EMIT (answered requests), NULL for
  * the others. Borrows every input. Returns 0, -EINVAL (an op without this format, request_id
  * present or missing wrongly, more than ADAPTER_MSG_MAX_ROOMS rooms or targets, data_json not a
- * JSON array), -ENOMEM; `out` unchanged on error.
+ * JSON array; `out` unchanged).
  */
 int cluster_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t uid_len,
                                const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
@@ -61,7 +61,7 @@ typedef struct cluster_reply {
  * `scratch` too (reset here); *out borrows p and scratch. Returns 0; -ENOMSG for a well-formed
  * message that is no response (a request, another type); -EPROTO on malformed input, a missing
  * requestId, or wrong-typed members (rooms/sockets not arrays, clientCount not an integer);
- * -E2BIG for a requestId over CLUSTER_MSG_MAX_ID bytes; -ENOTSUP for binary values; -ENOMEM.
+ * -E2BIG for a requestId over CLUSTER_MSG_MAX_ID bytes; -ENOTSUP for binary values.
  */
 int cluster_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, cluster_reply_t *out);
 
@@ -69,7 +69,7 @@ int cluster_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, cl
  * Counts the sockets of a fetchSockets `sockets` array (JSON text, borrowed) into *nsockets and,
  * unless fn is NULL, calls fn(room) for every room of every socket, duplicates included (the name
  * is only valid during the call). `scratch` holds decoded names (reset here). Returns 0, -EPROTO
- * (not an array of objects, or "rooms" not an array of strings), -ENOMEM.
+ * (not an array of objects, or "rooms" not an array of strings).
  */
 int cluster_msg_sockets_rooms(const char *sockets, size_t len, buf_t *scratch, size_t *nsockets,
                               void (*fn)(const char *room, size_t len, void *arg), void *arg);

@@ -11,24 +11,17 @@ int eio_payload_add_text(buf_t *out, const char *p, size_t len)
 {
     if (len && memchr(p, EIO_PAYLOAD_SEP, len))
         return -EINVAL;
-    size_t mark = out->len;
-    int rc = out->len ? buf_putc(out, EIO_PAYLOAD_SEP) : 0;
-    if (!rc)
-        rc = buf_append(out, p, len);
-    if (rc && out->data) {
-        out->len = mark;
-        out->data[mark] = '\0';
-    }
-    return rc;
+    if (out->len)
+        buf_putc(out, EIO_PAYLOAD_SEP);
+    buf_append(out, p, len);
+    return 0;
 }
 
-int eio_payload_add_binary(buf_t *out, const void *p, size_t len)
+void eio_payload_add_binary(buf_t *out, const void *p, size_t len)
 {
     const uint8_t *s = p;
     size_t need = 2 + (len + 2) / 3 * 4;
-    int rc = buf_reserve(out, need);
-    if (rc)
-        return rc;
+    buf_reserve(out, need);
     char *d = out->data + out->len;
     if (out->len)
         *d++ = EIO_PAYLOAD_SEP;
@@ -50,7 +43,6 @@ int eio_payload_add_binary(buf_t *out, const void *p, size_t len)
     }
     out->len = (size_t)(d - out->data);
     out->data[out->len] = '\0';
-    return 0;
 }
 
 bool eio_payload_next(const char *body, size_t len, size_t *pos, const char **rec, size_t *rlen)
@@ -79,9 +71,7 @@ int eio_payload_b64_decode(const char *p, size_t len, buf_t *out)
         len--;
     if (len % 4 == 1)
         return -EPROTO;
-    int rc = buf_reserve(out, len / 4 * 3 + 3);
-    if (rc)
-        return rc;
+    buf_reserve(out, len / 4 * 3 + 3);
     uint32_t acc = 0;
     unsigned bits = 0;
     for (size_t i = 0; i < len; i++) {

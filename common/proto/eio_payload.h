@@ -14,10 +14,10 @@
 #define EIO_PAYLOAD_SEP '\x1e'
 
 /* Appends one text packet (separator first when out is not empty). Borrows p.
- * 0, -EINVAL (p holds a 0x1e byte), -ENOMEM; on error out is unchanged. */
+ * 0, or -EINVAL (p holds a 0x1e byte; out unchanged). */
 int eio_payload_add_text(buf_t *out, const char *p, size_t len);
-/* Appends one binary message as `b` + base64. 0 or -ENOMEM; on error out is unchanged. */
-int eio_payload_add_binary(buf_t *out, const void *p, size_t len);
+/* Appends one binary message as `b` + base64. */
+void eio_payload_add_binary(buf_t *out, const void *p, size_t len);
 
 /*
  * Iterates over the records of body[0..len): *pos starts at 0; each call stores the next record
@@ -26,7 +26,7 @@ int eio_payload_add_binary(buf_t *out, const void *p, size_t len);
  */
 bool eio_payload_next(const char *body, size_t len, size_t *pos, const char **rec, size_t *rlen);
 
-/* Decodes standard base64 (padding optional) into out (reset first). 0, -EPROTO, -ENOMEM. */
+/* Decodes standard base64 (padding optional) into out (reset first). 0 or -EPROTO. */
 int eio_payload_b64_decode(const char *p, size_t len, buf_t *out);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/json.h"
+#include "common/xalloc.h"
 
 static const struct {
     http_req_hdr_t h;
@@ -23,31 +24,31 @@ static const struct {
     {HTTP_REQ_ACCEPT_ENCODING, "accept-encoding"},
 };
 
-static int put_str(buf_t *out, const char *s)
+static void put_str(buf_t *out, const char *s)
 {
-    return json_write_string(out, s, strlen(s));
+    json_write_string(out, s, strlen(s));
 }
 
 /* Node's `new Date() + ""` in the server's local time: "Mon Nov 23 2026 12:01:22 GMT+0000
  * (UTC)" (Node spells the zone's long name; the abbreviation is what libc has). */
-static int put_time(buf_t *out, uint64_t now_ms)
+static void put_time(buf_t *out, uint64_t now_ms)
 {
     time_t t = (time_t)(now_ms / 1000);
     struct tm tm;
     char s[96];
     if (!localtime_r(&t, &tm) || !strftime(s, sizeof(s), "%a %b %d %Y %H:%M:%S GMT%z (%Z)", &tm))
         s[0] = '\0';
-    return put_str(out, s);
+    put_str(out, s);
 }
 
-static int put_address(buf_t *out, const struct sockaddr_storage *peer)
+static void put_address(buf_t *out, const struct sockaddr_storage *peer)
 {
     char ip[INET6_ADDRSTRLEN] = "";
     if (peer && peer->ss_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, ip, sizeof(ip));
     else if (peer && peer->ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, ip, sizeof(ip));
-    return put_str(out, ip);
+    put_str(out, ip);
 }
 
 typedef struct query_walk {
@@ -58,12 +59,12 @@ typedef struct query_walk {
 static int put_pair(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
 {
     query_walk_t *w = arg;
-    int rc = w->n++ ? buf_putc(w->out, ',') : 0;
-    if (!rc)
-        rc = json_write_string(w->out, k, klen);
-    if (!rc)
-        rc = buf_putc(w->out, ':');
-    return rc ? rc : json_write_string(w->out, v, vlen);
+    if (w->n++)
+        buf_putc(w->out, ',');
+    json_write_string(w->out, k, klen);
+    buf_putc(w->out, ':');
+    json_write_string(w->out, v, vlen);
+    return 0;
 }
 
 char *handshake_render(const http_req_t *req, const struct sockaddr_storage *peer, uint64_t now_ms,
@@ -72,46 +73,34 @@ char *handshake_render(const http_req_t *req, const struct sockaddr_storage *pee
     buf_t out, pair;
     buf_init(&out);
     buf_init(&pair);
-    int rc = buf_puts(&out, "\"headers\":{");
+    buf_puts(&out, "\"headers\":{");
     size_t n = 0;
-    for (size_t i = 0; !rc && i < sizeof(kept) / sizeof(kept[0]); i++) {
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
         const char *v = http_req_header(req, kept[i].h);
         if (!v)
             continue;
-        rc = buf_printf(&out, "%s\"%s\":", n++ ? "," : "", kept[i].name);
-        if (!rc)
-            rc = put_str(&out, v);
+        buf_printf(&out, "%s\"%s\":", n++ ? "," : "", kept[i].name);
+        put_str(&out, v);
     }
-    if (!rc)
-        rc = buf_puts(&out, "},\"time\":");
-    if (!rc)
-        rc = put_time(&out, now_ms);
-    if (!rc)
-        rc = buf_puts(&out, ",\"address\":");
-    if (!rc)
-        rc = put_address(&out, peer);
-    if (!rc)
-        rc = buf_printf(&out, ",\"xdomain\":%s,\"secure\":false,\"issued\":%" PRIu64 ",\"url\":",
-                        http_req_header(req, HTTP_REQ_ORIGIN) ? "true" : "false", now_ms);
+    buf_puts(&out, "},\"time\":");
+    put_time(&out, now_ms);
+    buf_puts(&out, ",\"address\":");
+    put_address(&out, peer);
+    buf_printf(&out, ",\"xdomain\":%s,\"secure\":false,\"issued\":%" PRIu64 ",\"url\":",
+               http_req_header(req, HTTP_REQ_ORIGIN) ? "true" : "false", now_ms);
     /* the url as the client sent it: path, then the raw query */
     buf_reset(tmp);
-    if (!rc)
-        rc = buf_puts(tmp, http_req_path(req));
-    if (!rc && *http_req_query_string(req))
-        rc = buf_printf(tmp, "?%s", http_req_query_string(req));
-    if (!rc)
-        rc = json_write_string(&out, tmp->data, tmp->len);
+    buf_puts(tmp, http_req_path(req));
+    if (*http_req_query_string(req))
+        buf_printf(tmp, "?%s", http_req_query_string(req));
+    json_write_string(&out, tmp->data, tmp->len);
     /* query: an object, so a repeated key keeps its last value (Node would make an array) */
-    if (!rc)
-        rc = buf_puts(&out, ",\"query\":{");
+    buf_puts(&out, ",\"query\":{");
     query_walk_t w = {&pair, 0};
-    if (!rc)
-        rc = http_req_query_each(req, tmp, put_pair, &w);
-    if (!rc && pair.len)
-        rc = buf_append(&out, pair.data, pair.len);
-    if (!rc)
-        rc = buf_putc(&out, '}');
-    char *s = rc ? NULL : strndup(out.data, out.len); /* exact size: kept per connection */
+    http_req_query_each(req, tmp, put_pair, &w); /* put_pair never stops the walk */
+    buf_append(&out, pair.data, pair.len);
+    buf_putc(&out, '}');
+    char *s = xmemdup(out.data, out.len); /* exact size: kept per connection */
     buf_free(&out);
     buf_free(&pair);
     return s;

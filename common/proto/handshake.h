@@ -19,7 +19,7 @@
 /*
  * Returns a malloc'd NUL-terminated JSON text of the object's members without the braces:
  * `"headers":{...},"time":"...","address":"...","xdomain":false,"secure":false,"issued":N,
- * "url":"...","query":{...}`, or NULL when out of memory. `peer` may be NULL or of an unknown
+ * "url":"...","query":{...}` (never NULL). `peer` may be NULL or of an unknown
  * family (address ""). now_ms: wall clock in ms since the epoch. tmp is scratch.
  */
 char *handshake_render(const http_req_t *req, const struct sockaddr_storage *peer, uint64_t now_ms,

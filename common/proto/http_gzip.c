@@ -1,6 +1,8 @@
 /* http_gzip: see http_gzip.h. */
 #include "common/proto/http_gzip.h"
 
+#include "common/xalloc.h"
+
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
@@ -30,14 +32,12 @@ int http_gzip_compress(buf_t *out, const void *p, size_t len)
     z_stream z;
     memset(&z, 0, sizeof(z));
     /* 15 + 16: a gzip header and trailer around the deflate stream */
+    /* fixed, valid parameters: only its allocation can fail */
     if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -ENOMEM;
+        xalloc_die(sizeof z);
     uLong bound = deflateBound(&z, (uLong)len);
     buf_reset(out);
-    if (buf_reserve(out, bound) != 0) {
-        deflateEnd(&z);
-        return -ENOMEM;
-    }
+    buf_reserve(out, bound);
     z.next_in = (Bytef *)p;
     z.avail_in = (uInt)len;
     z.next_out = (Bytef *)out->data;

@@ -16,7 +16,7 @@
 /* True when an Accept-Encoding value (NULL: absent) lists gzip with a non-zero q value. */
 bool http_gzip_accepted(const char *accept_encoding);
 
-/* Replaces out's content with the gzip stream of p[0..len). 0, -ENOMEM, -EIO (zlib error). */
+/* Replaces out's content with the gzip stream of p[0..len). 0 or -EIO (zlib error). */
 int http_gzip_compress(buf_t *out, const void *p, size_t len);
 
 #endif

@@ -15,6 +15,7 @@
 #include <http_parser.h>
 
 #include "common/hex.h"
+#include "common/xalloc.h"
 
 #define FIELD_MAX 32
 
@@ -75,7 +76,8 @@ static int arena_room(http_req_t *r, size_t n)
 {
     if (n > r->max_arena - r->arena.len)
         return -E2BIG;
-    return buf_reserve(&r->arena, n);
+    buf_reserve(&r->arena, n);
+    return 0;
 }
 
 /* Ends the string that starts at s->off and is the arena's tail. */
@@ -239,8 +241,7 @@ static int on_body(http_parser *hp, const char *at, size_t len)
         return 0;
     if (len > r->max_body - r->body.len)
         return cb_fail(r, -EMSGSIZE);
-    if (buf_append(&r->body, at, len) != 0)
-        return cb_fail(r, -ENOMEM);
+    buf_append(&r->body, at, len);
     return 0;
 }
 
@@ -279,18 +280,15 @@ static void reset(http_req_t *r)
     r->head_done = r->done = r->keep_alive = r->upgrade = false;
 }
 
-int http_req_new(http_req_t **out, size_t max_head)
+http_req_t *http_req_new(size_t max_head)
 {
-    http_req_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
+    http_req_t *r = xcalloc(1, sizeof(*r));
     r->max_head = max_head ? max_head : HTTP_REQ_DEFAULT_MAX_HEAD;
     r->max_arena = 2 * r->max_head + 64;
     buf_init(&r->arena);
     buf_init(&r->body);
     reset(r);
-    *out = r;
-    return 0;
+    return r;
 }
 
 void http_req_free(http_req_t *r)
@@ -484,16 +482,13 @@ static bool decoded_equals(const char *s, size_t n, const char *key)
     return i == n;
 }
 
-static int decode_into(buf_t *out, const char *s, size_t n)
+static void decode_into(buf_t *out, const char *s, size_t n)
 {
-    int rc = buf_reserve(out, n);
-    if (rc)
-        return rc;
+    buf_reserve(out, n);
     size_t i = 0;
     while (i < n)
         out->data[out->len++] = decode_at(s, n, &i);
     out->data[out->len] = '\0';
-    return 0;
 }
 
 int http_req_query_each(const http_req_t *r, buf_t *tmp,
@@ -510,12 +505,11 @@ int http_req_query_each(const http_req_t *r, buf_t *tmp,
         const char *kend = eq ? eq : seg_end;
         if (seg_end > q) {
             buf_reset(tmp);
-            int rc = decode_into(tmp, q, (size_t)(kend - q));
+            decode_into(tmp, q, (size_t)(kend - q));
             size_t klen = tmp->len;
-            if (!rc && eq)
-                rc = decode_into(tmp, eq + 1, (size_t)(seg_end - eq - 1));
-            if (!rc)
-                rc = fn(tmp->data, klen, tmp->data + klen, tmp->len - klen, arg);
+            if (eq)
+                decode_into(tmp, eq + 1, (size_t)(seg_end - eq - 1));
+            int rc = fn(tmp->data, klen, tmp->data + klen, tmp->len - klen, arg);
             if (rc)
                 return rc;
         }
@@ -535,9 +529,9 @@ int http_req_query(const http_req_t *r, const char *key, buf_t *out)
         const char *kend = eq ? eq : seg_end;
         if (decoded_equals(q, (size_t)(kend - q), key)) {
             buf_reset(out);
-            if (!eq)
-                return buf_append(out, "", 0);
-            return decode_into(out, eq + 1, (size_t)(seg_end - eq - 1));
+            /* a key without '=' has the value "" (still NUL-terminated storage) */
+            decode_into(out, eq ? eq + 1 : kend, eq ? (size_t)(seg_end - eq - 1) : 0);
+            return 0;
         }
         if (!amp)
             break;

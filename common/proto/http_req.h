@@ -39,9 +39,8 @@ typedef enum http_req_hdr {
 /*
  * Allocates a parser for requests whose head (request line + headers + final CRLF) is at most
  * max_head bytes (0 = HTTP_REQ_DEFAULT_MAX_HEAD; http-parser itself stops at 80 KiB).
- * 0 or -ENOMEM.
  */
-int http_req_new(http_req_t **out, size_t max_head);
+http_req_t *http_req_new(size_t max_head);
 /* NULL is a no-op. */
 void http_req_free(http_req_t *r);
 /*
@@ -60,7 +59,7 @@ const char *http_req_body(const http_req_t *r, size_t *len);
  * without a body gives both at once). After HTTP_REQ_DONE the next call starts a new request
  * and invalidates the accessors' strings. Errors, sticky until http_req_free:
  * -E2BIG head over the limit (answer 431), -EPROTO malformed request (answer 400), -EMSGSIZE
- * body over the limit (answer 413), -ENOMEM.
+ * body over the limit (answer 413).
  */
 int http_req_feed(http_req_t *r, const void *p, size_t len, size_t *consumed);
 
@@ -91,13 +90,13 @@ bool http_req_is_websocket(const http_req_t *r);
  * Looks up the first `key` in the query string (keys compare after decoding) and stores its
  * value, percent-decoded with '+' as space, in out (reset first; may hold NUL bytes, use
  * out->len). Invalid %-escapes are kept as they are. A key without '=' has the value "".
- * 0, -ENOENT if absent, -ENOMEM.
+ * 0, or -ENOENT if absent.
  */
 int http_req_query(const http_req_t *r, const char *key, buf_t *out);
 /*
  * Calls fn once per non-empty `key[=value]` of the query string, in order, with both decoded as
  * http_req_query does (into tmp, reset per pair; the strings are valid during the call only).
- * Stops at and returns fn's first non-zero return; 0, or -ENOMEM.
+ * Stops at and returns fn's first non-zero return, else 0.
  */
 int http_req_query_each(const http_req_t *r, buf_t *tmp,
                         int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,

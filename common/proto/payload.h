@@ -34,10 +34,10 @@ typedef struct payload_field {
  * otherwise it is a JSON string, like every other value. Top-level "event" is the `event` field's
  * value and is omitted when there is no such field (JSON.stringify drops undefined). All strings
  * go through json_write_string (invalid UTF-8 -> U+FFFD, as ioredis decodes it). Borrows every
- * input. Returns 0 or -ENOMEM (out unchanged on error).
+ * input.
  */
-int payload_build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
-                  const payload_field_t *fields, size_t nfields);
+void payload_build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
+                   const payload_field_t *fields, size_t nfields);
 
 /* The Engine.IO message + Socket.IO EVENT start of the packet payload_packet builds. */
 #define PAYLOAD_PACKET_PREFIX "42[\"room:message\","
@@ -45,10 +45,9 @@ int payload_build(buf_t *out, const char *stream, size_t stream_len, const char 
  * Appends the packet that carries the entry to clients, `42["room:message",<payload>]`. With
  * `offset` (connection state recovery) the entry id follows the payload as a last string
  * argument, which Socket.IO 4.6+ clients keep as the offset to resend when they reconnect: it
- * depends on the entry only, so the packet is still built once for every recipient. 0 or
- * -ENOMEM (out unchanged on error).
+ * depends on the entry only, so the packet is still built once for every recipient.
  */
-int payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
-                   const payload_field_t *fields, size_t nfields, bool offset);
+void payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id,
+                    size_t id_len, const payload_field_t *fields, size_t nfields, bool offset);
 
 #endif

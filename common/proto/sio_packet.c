@@ -165,28 +165,14 @@ static bool nsp_valid(const char *nsp, size_t nsp_len)
 }
 
 /* Appends the namespace (with its ',') unless it is "/", then the ack id if any. */
-static int put_nsp_id(buf_t *out, const char *nsp, size_t nsp_len, const uint64_t *id)
+static void put_nsp_id(buf_t *out, const char *nsp, size_t nsp_len, const uint64_t *id)
 {
-    int rc = 0;
-
     if (!nsp_is_root(nsp, nsp_len)) {
-        rc = buf_append(out, nsp, nsp_len);
-        if (rc == 0)
-            rc = buf_putc(out, ',');
+        buf_append(out, nsp, nsp_len);
+        buf_putc(out, ',');
     }
-    if (rc == 0 && id)
-        rc = buf_printf(out, "%" PRIu64, *id);
-    return rc;
-}
-
-/* Undoes a partial append so callers see all or nothing. */
-static int rollback(buf_t *out, size_t mark, int rc)
-{
-    if (rc && out->data) {
-        out->len = mark;
-        out->data[mark] = '\0';
-    }
-    return rc;
+    if (id)
+        buf_printf(out, "%" PRIu64, *id);
 }
 
 int sio_packet_encode(buf_t *out, int type, const char *nsp, size_t nsp_len, const uint64_t *id,
@@ -195,14 +181,11 @@ int sio_packet_encode(buf_t *out, int type, const char *nsp, size_t nsp_len, con
     if (type < SIO_CONNECT || type > SIO_CONNECT_ERROR || !nsp_valid(nsp, nsp_len))
         return -EINVAL;
 
-    size_t mark = out->len;
     char head[2] = {'4', (char)('0' + type)};
-    int rc = buf_append(out, head, sizeof(head));
-    if (rc == 0)
-        rc = put_nsp_id(out, nsp, nsp_len, id);
-    if (rc == 0)
-        rc = buf_append(out, json, json_len);
-    return rollback(out, mark, rc);
+    buf_append(out, head, sizeof(head));
+    put_nsp_id(out, nsp, nsp_len, id);
+    buf_append(out, json, json_len);
+    return 0;
 }
 
 int sio_packet_encode_binary(buf_t *out, int type, unsigned attachments, const char *nsp,
@@ -212,13 +195,10 @@ int sio_packet_encode_binary(buf_t *out, int type, unsigned attachments, const c
         attachments > SIO_MAX_ATTACHMENTS || !nsp_valid(nsp, nsp_len))
         return -EINVAL;
 
-    size_t mark = out->len;
-    int rc = buf_printf(out, "4%d%u-", type, attachments);
-    if (rc == 0)
-        rc = put_nsp_id(out, nsp, nsp_len, id);
-    if (rc == 0)
-        rc = buf_append(out, json, json_len);
-    return rollback(out, mark, rc);
+    buf_printf(out, "4%d%u-", type, attachments);
+    put_nsp_id(out, nsp, nsp_len, id);
+    buf_append(out, json, json_len);
+    return 0;
 }
 
 int sio_packet_encode_event(buf_t *out, const char *nsp, size_t nsp_len, const char *event,
@@ -227,20 +207,14 @@ int sio_packet_encode_event(buf_t *out, const char *nsp, size_t nsp_len, const c
     if (!nsp_valid(nsp, nsp_len) || event == NULL)
         return -EINVAL;
 
-    size_t mark = out->len;
-    int rc = buf_append(out, "42", 2);
-    if (rc == 0)
-        rc = put_nsp_id(out, nsp, nsp_len, NULL);
-    if (rc == 0)
-        rc = buf_putc(out, '[');
-    if (rc == 0)
-        rc = json_write_string(out, event, strlen(event));
-    if (rc == 0 && args_len > 0) {
-        rc = buf_putc(out, ',');
-        if (rc == 0)
-            rc = buf_append(out, args_json, args_len);
+    buf_append(out, "42", 2);
+    put_nsp_id(out, nsp, nsp_len, NULL);
+    buf_putc(out, '[');
+    json_write_string(out, event, strlen(event));
+    if (args_len > 0) {
+        buf_putc(out, ',');
+        buf_append(out, args_json, args_len);
     }
-    if (rc == 0)
-        rc = buf_putc(out, ']');
-    return rollback(out, mark, rc);
+    buf_putc(out, ']');
+    return 0;
 }

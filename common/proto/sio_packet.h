@@ -62,8 +62,8 @@ int sio_packet_decode(const char *in, size_t len, sio_packet_t *out);
  * is not NULL, then `json` as given (json_len 0 for no payload; not validated). Examples:
  * 40{"sid":"x"}   44/random,{"message":"Invalid namespace"}   43456[1]
  * Types 5/6 need an attachment count: use sio_packet_encode_binary. Borrows every input.
- * Returns 0; -EINVAL for a type outside 0..4 or a namespace that does not start with `/` or
- * contains `,`; -ENOMEM. On error `out` is left unchanged.
+ * Returns 0, or -EINVAL (out unchanged) for a type outside 0..4 or a namespace that does not
+ * start with `/` or contains `,`.
  */
 int sio_packet_encode(buf_t *out, int type, const char *nsp, size_t nsp_len, const uint64_t *id,
                       const char *json, size_t json_len);
@@ -72,8 +72,8 @@ int sio_packet_encode(buf_t *out, int type, const char *nsp, size_t nsp_len, con
  * As sio_packet_encode for BINARY_EVENT/BINARY_ACK: `4`, the type digit, `<attachments>-`, then
  * namespace, id and JSON as above (e.g. 452-["message-back",{"_placeholder":true,"num":0},...]).
  * The attachments themselves are sent by the caller as separate binary messages.
- * Returns 0; -EINVAL for a type other than 5/6, attachments outside 1..SIO_MAX_ATTACHMENTS or a
- * bad namespace; -ENOMEM. On error `out` is left unchanged.
+ * Returns 0, or -EINVAL (out unchanged) for a type other than 5/6, attachments outside
+ * 1..SIO_MAX_ATTACHMENTS or a bad namespace.
  */
 int sio_packet_encode_binary(buf_t *out, int type, unsigned attachments, const char *nsp,
                              size_t nsp_len, const uint64_t *id, const char *json, size_t json_len);
@@ -84,7 +84,7 @@ int sio_packet_encode_binary(buf_t *out, int type, unsigned attachments, const c
  * arguments without the surrounding brackets (args_len 0: no arguments, giving 42["event"]).
  * `event` is a NUL-terminated string written by json_write_string (JSON.stringify's escaping;
  * invalid UTF-8 becomes U+FFFD, as a Node peer would send it). args_json is not validated. Borrows
- * every input. Returns 0, -EINVAL (bad namespace), -ENOMEM; on error `out` is left unchanged.
+ * every input. Returns 0, or -EINVAL (bad namespace or NULL event; out unchanged).
  */
 int sio_packet_encode_event(buf_t *out, const char *nsp, size_t nsp_len, const char *event,
                             const char *args_json, size_t args_len);

@@ -46,16 +46,15 @@ void ws_feed_window(ws_feed_t *f, const char *p, size_t len);
 /* For a wslay recv_callback: copies up to len bytes from f (advancing it and the scan); when f
  * is empty, sets WSLAY_ERR_WOULDBLOCK and returns -1. */
 ssize_t ws_feed_read(wslay_event_context_ptr ws, ws_feed_t *f, uint8_t *buf, size_t len);
-/* For a wslay send_callback: appends data to out; on -ENOMEM sets WSLAY_ERR_CALLBACK_FAILURE and
- * returns -1, otherwise returns len. */
+/* For a wslay send_callback: appends data to out and returns len (it takes everything). */
 ssize_t ws_feed_write(wslay_event_context_ptr ws, buf_t *out, const uint8_t *data, size_t len);
 
 /*
  * Creates a server context with the given callbacks and maximum message length (wslay answers a
- * longer one with Close 1009). 0 or -ENOMEM.
+ * longer one with Close 1009). Never NULL.
  */
-int ws_feed_context_new(wslay_event_context_ptr *out, const struct wslay_event_callbacks *cb,
-                        void *ud, uint64_t max_msg);
+wslay_event_context_ptr ws_feed_context_new(const struct wslay_event_callbacks *cb, void *ud,
+                                            uint64_t max_msg);
 
 /*
  * True when ws, after a wslay_event_recv that returned 0 with f's window used up, holds nothing a

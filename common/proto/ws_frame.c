@@ -74,8 +74,6 @@ refbuf_t *ws_frame_new(uint8_t opcode, const void *payload, size_t len)
     uint8_t hdr[WS_FRAME_HEADER_MAX];
     size_t hlen = ws_frame_header(hdr, opcode, len);
     refbuf_t *rb = refbuf_new(hlen + len);
-    if (!rb)
-        return NULL;
     char *p = refbuf_data(rb);
     memcpy(p, hdr, hlen);
     if (len)

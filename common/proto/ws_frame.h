@@ -40,8 +40,9 @@ size_t ws_frame_parse(const uint8_t *d, size_t len, const uint8_t **payload, siz
 
 /*
  * Returns a new reference to header + a copy of payload[0..len) in one refbuf (one malloc).
- * NULL on ENOMEM, on an opcode other than TEXT/BINARY/CLOSE/PING/PONG, or on a control frame
- * (CLOSE/PING/PONG) longer than 125 bytes. Borrows payload (may be NULL when len is 0).
+ * NULL only for an opcode other than TEXT/BINARY/CLOSE/PING/PONG or a control frame
+ * (CLOSE/PING/PONG) longer than 125 bytes, so never for TEXT and BINARY. Borrows payload (may be
+ * NULL when len is 0).
  * TEXT payloads are not checked for UTF-8: the caller must only frame valid UTF-8 as TEXT.
  */
 refbuf_t *ws_frame_new(uint8_t opcode, const void *payload, size_t len);

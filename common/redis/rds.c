@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -75,9 +76,7 @@ static void ev_cleanup(void *d)
 
 static int attach(redisAsyncContext *ac, uv_loop_t *loop)
 {
-    rds_poll_t *p = calloc(1, sizeof(*p));
-    if (!p)
-        return -ENOMEM;
+    rds_poll_t *p = xcalloc(1, sizeof(*p));
     int rc = uv_poll_init(loop, &p->poll, ac->c.fd);
     if (rc) {
         free(p);
@@ -261,12 +260,13 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void start_connect(rds_t *r)
 {
     redisAsyncContext *ac = redisAsyncConnect(r->cfg->redis_host, r->cfg->redis_port);
-    if (!ac || ac->err) {
+    if (!ac) /* hiredis returns no context only when it cannot allocate one */
+        xalloc_die(sizeof(*ac));
+    if (ac->err) {
         if (!r->warned)
-            LOG_WARN("redis %s: %s", r->name, ac ? ac->errstr : "out of memory");
+            LOG_WARN("redis %s: %s", r->name, ac->errstr);
         r->warned = true;
-        if (ac)
-            redisAsyncFree(ac);
+        redisAsyncFree(ac);
         schedule_reconnect(r);
         return;
     }
@@ -282,12 +282,9 @@ static void start_connect(rds_t *r)
     uv_timer_start(&r->timer, on_connect_timeout, CONNECT_TIMEOUT_MS, 0);
 }
 
-int rds_new(rds_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *name, rds_state_fn fn,
-            void *arg)
+rds_t *rds_new(uv_loop_t *loop, const cfg_t *cfg, const char *name, rds_state_fn fn, void *arg)
 {
-    rds_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
+    rds_t *r = xcalloc(1, sizeof(*r));
     r->loop = loop;
     r->cfg = cfg;
     snprintf(r->name, sizeof(r->name), "%s", name);
@@ -297,17 +294,21 @@ int rds_new(rds_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *name, rd
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     start_connect(r);
-    *out = r;
-    return 0;
+    return r;
 }
 
 int rds_command(rds_t *r, redisCallbackFn *cb, void *privdata, int argc, const char **argv,
                 const size_t *argvlen)
 {
-    if (!r->connected || !r->ac)
+    if (!r->connected || !r->ac || (r->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
         return -ENOTCONN;
-    if (redisAsyncCommandArgv(r->ac, cb, privdata, argc, argv, argvlen) != REDIS_OK)
-        return -ENOMEM;
+    /* a context that takes commands refuses one only when formatting it runs out of memory */
+    if (redisAsyncCommandArgv(r->ac, cb, privdata, argc, argv, argvlen) != REDIS_OK) {
+        size_t n = 0;
+        for (int i = 0; i < argc; i++)
+            n += argvlen ? argvlen[i] : strlen(argv[i]);
+        xalloc_die(n);
+    }
     return 0;
 }
 

@@ -26,13 +26,12 @@ typedef struct rds rds_t;
  */
 typedef void (*rds_state_fn)(rds_t *r, bool connected, void *arg);
 
-/* Starts connecting at once. Borrows cfg and loop; `name` is copied (for logs). 0 or -ENOMEM. */
-int rds_new(rds_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *name, rds_state_fn fn,
-            void *arg);
+/* Starts connecting at once. Borrows cfg and loop; `name` is copied (for logs). Never NULL. */
+rds_t *rds_new(uv_loop_t *loop, const cfg_t *cfg, const char *name, rds_state_fn fn, void *arg);
 /*
  * Queues one command (binary-safe argv). The callback runs with the reply, or with reply NULL
- * when the connection is lost first (hiredis semantics). -ENOTCONN when not connected (callback
- * not called), -ENOMEM.
+ * when the connection is lost first (hiredis semantics). 0, or -ENOTCONN when not connected or
+ * closing (callback not called).
  */
 int rds_command(rds_t *r, redisCallbackFn *cb, void *privdata, int argc, const char **argv,
                 const size_t *argvlen);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -115,13 +116,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         lose(c, n == UV_EOF ? "connection closed by the server" : uv_strerror((int)n));
         return;
     }
-    if (redisReaderFeed(l->reader, c->rbuf, (size_t)n) != REDIS_OK) {
-        lose(c, "out of memory");
-        return;
-    }
+    /* the reader fails for a protocol error or, like xalloc, when it cannot allocate */
+    int rc = redisReaderFeed(l->reader, c->rbuf, (size_t)n);
     for (;;) {
         void *reply = NULL;
-        if (redisReaderGetReply(l->reader, &reply) != REDIS_OK) {
+        if (rc == REDIS_OK)
+            rc = redisReaderGetReply(l->reader, &reply);
+        if (rc != REDIS_OK && l->reader->err == REDIS_ERR_OOM)
+            xalloc_die((size_t)n);
+        if (rc != REDIS_OK) {
             lose(c, "protocol error");
             return;
         }
@@ -170,14 +173,10 @@ static void on_written(uv_write_t *req, int status)
 
 static int send_argv(subconn_t *c, int argc, const char **argv, const size_t *lens)
 {
-    wreq_t *w = malloc(sizeof(*w));
-    if (!w)
-        return -ENOMEM;
+    wreq_t *w = xmalloc(sizeof(*w));
     int n = redisFormatCommandArgv(&w->cmd, argc, argv, lens);
-    if (n < 0) {
-        free(w);
-        return -ENOMEM;
-    }
+    if (n < 0) /* its only failure: the command's buffer */
+        xalloc_die(sizeof(*w));
     uv_buf_t b = uv_buf_init(w->cmd, (unsigned)n);
     int rc = uv_write(&w->req, (uv_stream_t *)&c->link->tcp, &b, 1, on_written);
     if (rc) {
@@ -225,12 +224,9 @@ static void on_connect_timeout(uv_timer_t *t)
 
 static void dial(subconn_t *c, const struct sockaddr *sa)
 {
-    link_t *l = calloc(1, sizeof(*l));
-    if (!l || !(l->reader = redisReaderCreate())) {
-        free(l);
-        lose(c, "out of memory");
-        return;
-    }
+    link_t *l = xcalloc(1, sizeof(*l));
+    if (!(l->reader = redisReaderCreate())) /* NULL only when it cannot allocate */
+        xalloc_die(sizeof(redisReader));
     uv_tcp_init(c->loop, &l->tcp);
     l->tcp.data = l;
     l->creq.data = l;
@@ -288,14 +284,11 @@ static void start_connect(subconn_t *c)
     }
 }
 
-int subconn_new(subconn_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *name,
-                subconn_reply_fn on_reply, subconn_state_fn on_state, void *arg)
+subconn_t *subconn_new(uv_loop_t *loop, const cfg_t *cfg, const char *name,
+                       subconn_reply_fn on_reply, subconn_state_fn on_state, void *arg)
 {
-    subconn_t *c = calloc(1, sizeof(*c));
-    if (!c || !(c->rbuf = malloc(READ_CHUNK))) {
-        free(c);
-        return -ENOMEM;
-    }
+    subconn_t *c = xcalloc(1, sizeof(*c));
+    c->rbuf = xmalloc(READ_CHUNK);
     c->loop = loop;
     c->cfg = cfg;
     snprintf(c->name, sizeof(c->name), "%s", name);
@@ -306,8 +299,7 @@ int subconn_new(subconn_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     start_connect(c);
-    *out = c;
-    return 0;
+    return c;
 }
 
 int subconn_command(subconn_t *c, int argc, const char **argv, const size_t *lens)

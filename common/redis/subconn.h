@@ -27,10 +27,10 @@ typedef void (*subconn_reply_fn)(const redisReply *r, void *arg);
  * outage, when a connection that Redis had answered without an error goes away. */
 typedef void (*subconn_state_fn)(bool connected, void *arg);
 
-/* Starts connecting at once. Borrows loop and cfg; copies name (for logs). 0 or -ENOMEM. */
-int subconn_new(subconn_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *name,
-                subconn_reply_fn on_reply, subconn_state_fn on_state, void *arg);
-/* Queues one command (binary-safe). 0, -ENOTCONN when not connected, -ENOMEM. */
+/* Starts connecting at once. Borrows loop and cfg; copies name (for logs). Never NULL. */
+subconn_t *subconn_new(uv_loop_t *loop, const cfg_t *cfg, const char *name,
+                       subconn_reply_fn on_reply, subconn_state_fn on_state, void *arg);
+/* Queues one command (binary-safe). 0, or -ENOTCONN when not connected. */
 int subconn_command(subconn_t *c, int argc, const char **argv, const size_t *lens);
 /* Connected and Redis answered a command without an error since (a refusing server is down). */
 bool subconn_connected(const subconn_t *c);

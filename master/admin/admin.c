@@ -10,6 +10,7 @@
 #include "common/json.h"
 #include "common/proto/adapter_msg.h"
 #include "common/strmap.h"
+#include "common/xalloc.h"
 #include "master/admin/cluster_req.h"
 #include "shm/health.h"
 #include "shm/stats.h"
@@ -45,31 +46,28 @@ static int usage(buf_t *out, const char *what)
 }
 
 /* {"<total>":N,"workers":[{"worker":i,"pid":p,"<per>":n}...]} from one stats field. */
-static int per_worker(buf_t *out, shm_region_t *region, const char *total, size_t off)
+static void per_worker(buf_t *out, shm_region_t *region, const char *total, size_t off)
 {
     uint32_t n = shm_region_slots(region);
     uint64_t sum = 0;
     buf_t list;
     buf_init(&list);
-    int rc = 0;
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!STATS_GET(w->pid))
             continue;
         uint64_t v =
             atomic_load_explicit((_Atomic uint64_t *)((char *)w + off), memory_order_relaxed);
         sum += v;
-        rc = buf_printf(&list, "%s{\"worker\":%llu,\"pid\":%llu,\"role\":\"%s\",\"%s\":%llu}",
-                        list.len ? "," : "", (unsigned long long)STATS_GET(w->index),
-                        (unsigned long long)STATS_GET(w->pid),
-                        STATS_GET(w->role) == STATS_ROLE_ACTIVE ? "active" : "draining", total,
-                        (unsigned long long)v);
+        buf_printf(&list, "%s{\"worker\":%llu,\"pid\":%llu,\"role\":\"%s\",\"%s\":%llu}",
+                   list.len ? "," : "", (unsigned long long)STATS_GET(w->index),
+                   (unsigned long long)STATS_GET(w->pid),
+                   STATS_GET(w->role) == STATS_ROLE_ACTIVE ? "active" : "draining", total,
+                   (unsigned long long)v);
     }
-    if (rc == 0)
-        rc = buf_printf(out, "{\"%s\":%llu,\"workers\":[%s]}", total, (unsigned long long)sum,
-                        list.data ? list.data : "");
+    buf_printf(out, "{\"%s\":%llu,\"workers\":[%s]}", total, (unsigned long long)sum,
+               list.data ? list.data : "");
     buf_free(&list);
-    return rc;
 }
 
 /* [event, json] as the adapter's `data`, the JSON validated first. 0, or -EINVAL with the reason
@@ -82,14 +80,12 @@ static int event_array(buf_t *data, const char *event, size_t event_len, const c
         buf_puts(out, "the message argument is not valid JSON");
         return -EINVAL;
     }
-    int rc = buf_putc(data, '[');
-    if (rc == 0)
-        rc = json_write_string(data, event, event_len);
-    if (rc == 0)
-        rc = buf_putc(data, ',');
-    if (rc == 0)
-        rc = buf_append(data, json, json_len);
-    return rc ? rc : buf_putc(data, ']');
+    buf_putc(data, '[');
+    json_write_string(data, event, event_len);
+    buf_putc(data, ',');
+    buf_append(data, json, json_len);
+    buf_putc(data, ']');
+    return 0;
 }
 
 /* ---- emits: one PUBLISH on the master's command connection ---- */
@@ -162,12 +158,8 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
 static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *msg,
                    const answer_t *ans)
 {
-    emit_op_t *op = calloc(1, sizeof(*op));
-    if (!op || !(op->chan = strdup(chan->data))) {
-        free(op);
-        buf_puts(ans->out, "out of memory");
-        return -ENOMEM;
-    }
+    emit_op_t *op = xcalloc(1, sizeof(*op));
+    op->chan = xstrdup(chan->data);
     op->a = a;
     op->ans = *ans;
     snprintf(op->cmd, sizeof(op->cmd), "%s", cmd);
@@ -205,7 +197,7 @@ static int emit(admin_t *a, const char *nsp, const char *room, size_t room_len, 
     buf_init(&chan);
     int rc = event_array(&data, event, event_len, json, json_len, out);
     char prefix[160];
-    if (rc == -EINVAL) {
+    if (rc) {
         buf_free(&data);
         return rc;
     }
@@ -227,20 +219,17 @@ static int emit(admin_t *a, const char *nsp, const char *room, size_t room_len, 
     /* sharded: a room's own channel as the workers' dynamic subscriptions expect (protocol.md §5)
      */
     bool room_chan = room && (!sharded || (nsp_len == 1 && room_len != IDS_SID_LEN));
-    if (rc == 0)
-        rc = ids_random(uid, UID_LEN);
+    rc = ids_random(uid, UID_LEN);
     if (rc == 0 && sharded)
         rc = adapter_msg_encode_cluster_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data,
                                                   data.len, &r, room ? 1 : 0);
     else if (rc == 0)
         rc = adapter_msg_encode_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data, data.len, &r,
                                           room ? 1 : 0);
-    if (rc == 0)
-        rc = buf_printf(&chan, "%s#%s#", prefix, nsp);
-    if (rc == 0 && room_chan) {
-        rc = buf_append(&chan, room, room_len);
-        if (rc == 0)
-            rc = buf_putc(&chan, '#');
+    buf_printf(&chan, "%s#%s#", prefix, nsp);
+    if (room_chan) {
+        buf_append(&chan, room, room_len);
+        buf_putc(&chan, '#');
     }
     buf_reset(out);
     if (rc)
@@ -296,11 +285,9 @@ static void room_seen(const char *room, size_t len, void *arg)
     view_t *v = arg;
     if (strmap_get(v->seen, room, len))
         return;
-    if (strmap_put(v->seen, room, len, v) ||
-        (!strmap_get(v->all, room, len) && strmap_put(v->all, room, len, v))) {
-        v->rc = -ENOMEM;
-        return;
-    }
+    strmap_put(v->seen, room, len, v);
+    if (!strmap_get(v->all, room, len))
+        strmap_put(v->all, room, len, v);
     buf_putc(&v->scratch, v->scratch.len ? ',' : '[');
     json_write_string(&v->scratch, room, len);
 }
@@ -314,21 +301,20 @@ static int server_rooms(view_t *v, const cluster_reply_t *r)
     buf_init(&wrap);
     buf_reset(&v->scratch);
     strmap_t *seen = strmap_new();
-    int rc = seen ? 0 : -ENOMEM;
     v->seen = seen;
     size_t n;
-    if (!rc && r->kind == ADAPTER_RESP_ALL_ROOMS) {
+    int rc;
+    if (r->kind == ADAPTER_RESP_ALL_ROOMS) {
         /* one pseudo-socket holding the list: the same reader, the same checks */
-        rc = buf_printf(&wrap, "[{\"rooms\":%.*s}]", (int)r->body_len, r->body);
-        if (!rc)
-            rc = cluster_msg_sockets_rooms(wrap.data, wrap.len, &names, &n, room_seen, v);
-    } else if (!rc) {
+        buf_printf(&wrap, "[{\"rooms\":%.*s}]", (int)r->body_len, r->body);
+        rc = cluster_msg_sockets_rooms(wrap.data, wrap.len, &names, &n, room_seen, v);
+    } else {
         rc = cluster_msg_sockets_rooms(r->body, r->body_len, &names, &n, room_seen, v);
     }
-    if (!rc && v->rc)
-        rc = v->rc;
-    if (!rc)
-        rc = v->scratch.len ? buf_putc(&v->scratch, ']') : buf_puts(&v->scratch, "[]");
+    if (!rc && v->scratch.len)
+        buf_putc(&v->scratch, ']');
+    else if (!rc)
+        buf_puts(&v->scratch, "[]");
     strmap_free(seen);
     v->seen = NULL;
     buf_free(&names);
@@ -343,31 +329,35 @@ static void on_reply(const cluster_reply_t *r, void *arg)
         return;
     long long worker = own_worker(v->a, &r->uid);
     buf_t *l = &v->list;
-    int rc = buf_puts(l, l->len ? ",{\"uid\":" : "{\"uid\":");
-    if (!rc)
-        rc = r->uid.len ? json_write_string(l, r->uid.p, r->uid.len) : buf_puts(l, "null");
-    if (!rc && worker >= 0)
-        rc = buf_printf(l, ",\"server\":\"this\",\"worker\":%lld", worker);
-    else if (!rc)
-        rc = buf_puts(l, ",\"server\":\"other\"");
-    if (!rc && v->kind == VIEW_VALUES) {
+    buf_puts(l, l->len ? ",{\"uid\":" : "{\"uid\":");
+    if (r->uid.len)
+        json_write_string(l, r->uid.p, r->uid.len);
+    else
+        buf_puts(l, "null");
+    if (worker >= 0)
+        buf_printf(l, ",\"server\":\"this\",\"worker\":%lld", worker);
+    else
+        buf_puts(l, ",\"server\":\"other\"");
+    int rc = 0;
+    if (v->kind == VIEW_VALUES) {
         /* a server-side emit's acknowledgement: its argument, null when it had none */
         v->total++;
-        rc = buf_puts(l, ",\"value\":");
-        if (!rc)
-            rc = r->body ? buf_append(l, r->body, r->body_len) : buf_puts(l, "null");
-        if (!rc)
-            rc = buf_putc(l, '}');
-    } else if (!rc && v->kind == VIEW_ROOMS) {
+        buf_puts(l, ",\"value\":");
+        if (r->body)
+            buf_append(l, r->body, r->body_len);
+        else
+            buf_puts(l, "null");
+        buf_putc(l, '}');
+    } else if (v->kind == VIEW_ROOMS) {
         rc = server_rooms(v, r);
         if (!rc)
-            rc = buf_printf(l, ",\"rooms\":%s}", v->scratch.data);
-    } else if (!rc) {
+            buf_printf(l, ",\"rooms\":%s}", v->scratch.data);
+    } else {
         size_t n = 0;
         rc = cluster_msg_sockets_rooms(r->body, r->body_len, &v->scratch, &n, NULL, NULL);
         v->total += n;
         if (!rc)
-            rc = buf_printf(l, ",\"sockets\":%.*s}", (int)r->body_len, r->body);
+            buf_printf(l, ",\"sockets\":%.*s}", (int)r->body_len, r->body);
     }
     if (rc)
         v->rc = rc;
@@ -375,12 +365,8 @@ static void on_reply(const cluster_reply_t *r, void *arg)
 
 static view_t *view_new(admin_t *a, enum view_kind kind, const answer_t *ans)
 {
-    view_t *v = calloc(1, sizeof(*v));
-    if (!v || !(v->all = strmap_new())) {
-        free(v);
-        buf_puts(ans->out, "out of memory");
-        return NULL;
-    }
+    view_t *v = xcalloc(1, sizeof(*v));
+    v->all = strmap_new();
     v->a = a;
     v->ans = *ans;
     v->kind = kind;
@@ -424,20 +410,20 @@ static void on_view_done(int rc, const cluster_req_result_t *res, const char *er
     } else if (rc) {
         buf_puts(out, err);
     } else if (!answered) {
-        rc = buf_printf(out, "{\"ok\":true,\"cluster\":{\"mode\":\"%s\",\"servers\":%lld}}", mode,
-                        res->members);
+        buf_printf(out, "{\"ok\":true,\"cluster\":{\"mode\":\"%s\",\"servers\":%lld}}", mode,
+                   res->members);
     } else {
         const char *head = v->head.data ? v->head.data : "";
         size_t total = v->kind == VIEW_ROOMS ? strmap_size(v->all) : v->total;
-        rc = buf_printf(out,
-                        "{%s%s\"cluster\":{\"mode\":\"%s\",\"servers\":%lld,\"responses\":%lld,"
-                        "\"complete\":%s,\"%s\":%zu,\"members\":[%s]}}",
-                        head, *head ? "," : "", mode, res->members, res->responses,
-                        res->responses >= res->members ? "true" : "false",
-                        v->kind == VIEW_ROOMS     ? "rooms"
-                        : v->kind == VIEW_CLIENTS ? "clients"
-                                                  : "answers",
-                        total, v->list.data ? v->list.data : "");
+        buf_printf(out,
+                   "{%s%s\"cluster\":{\"mode\":\"%s\",\"servers\":%lld,\"responses\":%lld,"
+                   "\"complete\":%s,\"%s\":%zu,\"members\":[%s]}}",
+                   head, *head ? "," : "", mode, res->members, res->responses,
+                   res->responses >= res->members ? "true" : "false",
+                   v->kind == VIEW_ROOMS     ? "rooms"
+                   : v->kind == VIEW_CLIENTS ? "clients"
+                                             : "answers",
+                   total, v->list.data ? v->list.data : "");
     }
     control_done(v->ans.req, rc);
     view_free(v);
@@ -473,30 +459,27 @@ static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_le
     size_t off =
         want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
     if (a->cfg->adapter == CONFIG_ADAPTER_OFF) {
-        if (!room)
-            return per_worker(ans->out, a->region, what, off);
+        if (!room) {
+            per_worker(ans->out, a->region, what, off);
+            return 0;
+        }
         buf_reset(ans->out);
         buf_puts(ans->out, "clients <room> asks every server for its sockets through the Redis "
                            "adapter's requests: set SOCKETIO_REDIS_ADAPTER=true or sharded");
         return -ENOTSUP;
     }
     view_t *v = view_new(a, want_rooms ? VIEW_ROOMS : VIEW_CLIENTS, ans);
-    if (!v)
-        return -ENOMEM;
-    int rc = 0;
     buf_t *head = &v->head;
     if (room) {
-        rc = buf_puts(head, "\"room\":");
-        if (!rc)
-            rc = json_write_string(head, room, room_len);
+        buf_puts(head, "\"room\":");
+        json_write_string(head, room, room_len);
     } else {
-        rc = per_worker(head, a->region, what, off);
-        if (!rc) { /* its members, without the braces */
-            head->len--;
-            head->data[head->len] = '\0';
-            memmove(head->data, head->data + 1, head->len);
-            head->len--;
-        }
+        per_worker(head, a->region, what, off);
+        /* its members, without the braces */
+        head->len--;
+        head->data[head->len] = '\0';
+        memmove(head->data, head->data + 1, head->len);
+        head->len--;
     }
     v->room = (adapter_str_t){room, room_len};
     v->request = (cluster_request_t){
@@ -506,10 +489,6 @@ static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_le
         .rooms = room ? &v->room : NULL,
         .nrooms = room ? 1 : 0,
     };
-    if (rc) {
-        view_free(v);
-        return rc;
-    }
     return cluster_view(v);
 }
 
@@ -539,8 +518,6 @@ static int sockets_op(admin_t *a, int argc, char **argv, const size_t *lens, con
     if (rc)
         return rc;
     view_t *v = view_new(a, VIEW_CLIENTS, ans);
-    if (!v)
-        return -ENOMEM;
     v->room = (adapter_str_t){argv[1], lens[1]};
     v->target = (adapter_str_t){argv[2], disconnect ? 0 : lens[2]};
     v->request = (cluster_request_t){
@@ -565,8 +542,6 @@ static int server_side(admin_t *a, int argc, char **argv, const size_t *lens, co
     if (rc)
         return rc;
     view_t *v = view_new(a, VIEW_VALUES, ans);
-    if (!v)
-        return -ENOMEM;
     rc = event_array(&v->data, argv[1], lens[1], argv[2], lens[2], ans->out);
     if (rc) {
         view_free(v);
@@ -582,8 +557,10 @@ static int command(admin_t *a, int argc, char **argv, const size_t *lens, const 
 {
     buf_t *out = ans->out;
     const char *cmd = argv[0];
-    if (strcmp(cmd, "status") == 0 && argc == 1)
-        return health_render(out, a->region, 0);
+    if (strcmp(cmd, "status") == 0 && argc == 1) {
+        health_render(out, a->region, 0);
+        return 0;
+    }
     if (strcmp(cmd, "rooms") == 0 && argc == 1)
         return listing(a, true, NULL, 0, ans);
     if (strcmp(cmd, "clients") == 0 && argc == 1)
@@ -630,25 +607,18 @@ void admin_run(control_req_t *req, int argc, char **argv, const size_t *lens, bu
         control_done(req, rc);
 }
 
-int admin_new(admin_t **out, uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
-              const char *server_id)
+admin_t *admin_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
+                   const char *server_id)
 {
-    admin_t *a = calloc(1, sizeof(*a));
-    if (!a)
-        return -ENOMEM;
+    admin_t *a = xcalloc(1, sizeof(*a));
     a->cfg = cfg;
     a->region = region;
     a->server_id = server_id;
     a->rds = rds;
-    int rc = cluster_req_new(&a->cluster, loop, rds, cfg);
-    if (rc) {
-        free(a);
-        return rc;
-    }
+    a->cluster = cluster_req_new(loop, rds, cfg);
     uv_timer_init(loop, &a->emit_timer);
     a->emit_timer.data = a;
-    *out = a;
-    return 0;
+    return a;
 }
 
 void admin_set_cfg(admin_t *a, const cfg_t *cfg)

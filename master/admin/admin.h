@@ -37,9 +37,9 @@ typedef struct admin admin_t;
 
 /* Borrows loop, rds (the master's command connection), cfg (until admin_set_cfg; the cluster
  * requests' pub/sub connection keeps it), region and server_id (names this server's private
- * adapter channel). 0 or -ENOMEM. */
-int admin_new(admin_t **out, uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
-              const char *server_id);
+ * adapter channel). */
+admin_t *admin_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
+                   const char *server_id);
 /* A reload's configuration, for the commands from now on (borrowed until the next one). */
 void admin_set_cfg(admin_t *a, const cfg_t *cfg);
 /*

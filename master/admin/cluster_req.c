@@ -8,6 +8,7 @@
 
 #include "common/ids.h"
 #include "common/redis/subconn.h"
+#include "common/xalloc.h"
 
 #define UID_LEN 16
 #define RID_LEN 16
@@ -283,12 +284,7 @@ static void start(cluster_req_t *c)
     }
     j->phase = SUBSCRIBING;
     if (!c->sub) {
-        if (subconn_new(&c->sub, c->loop, c->cfg, "cluster-requests", on_sub_reply, on_sub_state,
-                        c)) {
-            buf_puts(&j->err, "out of memory");
-            finish(c, -EIO);
-            return;
-        }
+        c->sub = subconn_new(c->loop, c->cfg, "cluster-requests", on_sub_reply, on_sub_state, c);
         c->open++;
     }
     subscribe(c, j); /* not connected yet: on_sub_state sends it */
@@ -296,19 +292,16 @@ static void start(cluster_req_t *c)
 
 /* ---- the API ---- */
 
-int cluster_req_new(cluster_req_t **out, uv_loop_t *loop, rds_t *pub, const cfg_t *cfg)
+cluster_req_t *cluster_req_new(uv_loop_t *loop, rds_t *pub, const cfg_t *cfg)
 {
-    cluster_req_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
+    cluster_req_t *c = xcalloc(1, sizeof(*c));
     c->loop = loop;
     c->pub = pub;
     c->cfg = cfg;
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->open = 1;
-    *out = c;
-    return 0;
+    return c;
 }
 
 /* Fills in j's ids, channels and encoded request. 0, or -errno with the reason in err. */
@@ -346,11 +339,7 @@ static int prepare(job_t *j, buf_t *err)
 
 int cluster_req_run(cluster_req_t *c, const cluster_req_spec_t *spec, buf_t *err)
 {
-    job_t *j = calloc(1, sizeof(*j));
-    if (!j) {
-        buf_puts(err, "out of memory");
-        return -ENOMEM;
-    }
+    job_t *j = xcalloc(1, sizeof(*j));
     j->spec = *spec;
     j->c = c;
     buf_init(&j->msg);

@@ -50,13 +50,12 @@ typedef struct cluster_req_spec {
 
 typedef struct cluster_req cluster_req_t;
 
-/* Borrows loop, pub (the command connection) and cfg (for the pub/sub connection's life).
- * 0 or -ENOMEM. */
-int cluster_req_new(cluster_req_t **out, uv_loop_t *loop, rds_t *pub, const cfg_t *cfg);
+/* Borrows loop, pub (the command connection) and cfg (for the pub/sub connection's life). */
+cluster_req_t *cluster_req_new(uv_loop_t *loop, rds_t *pub, const cfg_t *cfg);
 /*
  * Queues a request (spec is copied; spec->request and what it points to are borrowed until
- * done runs). 0, or -EINVAL (the request cannot be encoded) / -ENOMEM with the reason appended to
- * err, done not called.
+ * done runs). 0, or -EINVAL / -E2BIG (the request cannot be encoded) / -EIO (no random request
+ * id) with the reason appended to err, done not called.
  */
 int cluster_req_run(cluster_req_t *c, const cluster_req_spec_t *spec, buf_t *err);
 /* Ends every queued request with -ECANCELED, then closes; done(arg) runs once everything is

@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 #define MAX_CONNS 32
 #define IDLE_MS 1000     /* the longest silence while a request comes in */
 #define REQUEST_MS 10000 /* the whole request */
@@ -157,10 +159,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     (void)suggested;
     control_req_t *r = h->data;
-    if (buf_reserve(&r->in, 4096)) {
-        *b = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS: the connection closes */
-        return;
-    }
+    buf_reserve(&r->in, 4096);
     *b = uv_buf_init(r->in.data + r->in.len, (unsigned)(r->in.cap - r->in.len - 1));
 }
 
@@ -195,9 +194,7 @@ static void on_connection(uv_stream_t *server, int status)
     control_t *c = server->data;
     if (status < 0)
         return;
-    control_req_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return;
+    control_req_t *r = xcalloc(1, sizeof(*r));
     r->c = c;
     uv_pipe_init(c->loop, &r->pipe, 0);
     uv_timer_init(c->loop, &r->timer);
@@ -250,11 +247,7 @@ static void on_failed_closed(uv_handle_t *h)
 int control_open(control_t **out, uv_loop_t *loop, const char *path, control_fn fn, void *arg,
                  buf_t *err)
 {
-    control_t *c = calloc(1, sizeof(*c));
-    if (!c) {
-        buf_puts(err, "streamio: out of memory");
-        return -ENOMEM;
-    }
+    control_t *c = xcalloc(1, sizeof(*c));
     if (strlen(path) >= sizeof(c->path)) {
         buf_printf(err, "streamio: control socket path too long: %s", path);
         free(c);
@@ -312,8 +305,7 @@ void control_close(control_t *c)
 int control_parse(const char *req, size_t len, buf_t *store, int *argc, char **argv, size_t *lens)
 {
     buf_reset(store);
-    if (buf_reserve(store, len + CONTROL_MAX_ARGS))
-        return -ENOMEM;
+    buf_reserve(store, len + CONTROL_MAX_ARGS);
     size_t offs[CONTROL_MAX_ARGS];
     int n = 0;
     size_t i = 0;

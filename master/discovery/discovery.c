@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 #include "master/discovery/dispatch.h"
 #include "master/discovery/keyevents.h"
 #include "master/discovery/pools.h"
@@ -87,14 +88,11 @@ void discovery_resend(discovery_t *d, uint32_t worker)
 static bool on_new_stream(discovery_t *d, const char *key, size_t len, bool priority)
 {
     uint32_t pool, worker;
-    int rc = pools_add(d->pools, key, len, priority, d->cycle, &pool, &worker);
-    if (rc == 1) {
-        LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, worker);
-        dispatch_stream(d->dispatch, WORKDESC_POOL_ADD, pool, worker, key, len);
-    } else if (rc < 0) {
-        LOG_ERROR("out of memory tracking stream %.*s", (int)len, key);
-    }
-    return rc == 1;
+    if (pools_add(d->pools, key, len, priority, d->cycle, &pool, &worker) != 1)
+        return false;
+    LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, worker);
+    dispatch_stream(d->dispatch, WORKDESC_POOL_ADD, pool, worker, key, len);
+    return true;
 }
 
 static void on_gone(uint32_t pool, uint32_t worker, const char *name, size_t len, void *arg)
@@ -222,48 +220,38 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
 
 /* ---- life ---- */
 
-int discovery_new(discovery_t **out, uv_loop_t *loop, rds_t *rds, const cfg_t *cfg,
-                  shm_region_t *region, uint32_t capacity)
+discovery_t *discovery_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
+                           uint32_t capacity)
 {
-    discovery_t *d = calloc(1, sizeof(*d));
-    if (!d)
-        return -ENOMEM;
+    discovery_t *d = xcalloc(1, sizeof(*d));
     d->loop = loop;
     d->first = d->cfg = cfg;
     d->region = region;
     d->g = shm_region_global(region);
     d->workers = (uint32_t)cfg->cluster_workers;
     d->cycle = 1;
-    d->worker_pools = calloc(capacity, sizeof(*d->worker_pools));
+    d->worker_pools = xcalloc(capacity, sizeof(*d->worker_pools));
     d->pools = pools_new((uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools, d->workers);
-    int rc = !d->worker_pools || !d->pools ? -ENOMEM : scan_new(&d->scan, rds);
-    if (!rc)
-        rc = dispatch_new(&d->dispatch, loop, region, capacity);
-    if (!rc && cfg->keyspace_events)
-        rc = keyevents_new(&d->kev, loop, cfg, on_keyevent, d);
-    if (rc) {
-        if (d->dispatch)
-            dispatch_close(d->dispatch);
-        scan_free(d->scan);
-        pools_free(d->pools);
-        free(d->worker_pools);
-        free(d);
-        return rc;
-    }
+    d->scan = scan_new(rds);
+    d->dispatch = dispatch_new(loop, region, capacity);
+    if (cfg->keyspace_events)
+        d->kev = keyevents_new(loop, cfg, on_keyevent, d);
     uv_timer_init(loop, &d->pass);
     d->pass.data = d;
     next_pass(d, 0);
-    *out = d;
-    return 0;
+    return d;
 }
 
 int discovery_reload(discovery_t *d, const cfg_t *cfg)
 {
     uint32_t to = (uint32_t)cfg->cluster_workers;
-    /* limits first: a failed resize (growing) then changes nothing else; shrinking never fails */
-    if (pools_set_limits(d->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools) ||
-        (to > d->workers && pools_resize(d->pools, to)))
-        return -ENOMEM;
+    /* limits first: a refused resize (growing) then changes nothing else, and shrinking never
+     * fails; config_load already refused the zeros both would refuse */
+    int rc = pools_set_limits(d->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools);
+    if (!rc && to > d->workers)
+        rc = pools_resize(d->pools, to);
+    if (rc)
+        return rc;
     if (to < d->workers) {
         /* a removed worker stops reading its streams now, before their new owner starts: a
          * stream is never read by two workers at once (entries wait in Redis meanwhile) */

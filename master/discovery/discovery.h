@@ -26,10 +26,9 @@ typedef struct discovery discovery_t;
  * For cfg's CLUSTER_WORKERS worker numbers, up to `capacity` after a reload. Borrows loop, rds
  * (the master's command connection), cfg (its discovery settings are kept for the discovery's
  * life) and region (its global stats block is a stats_global_t). The first pass starts at once.
- * 0 or -ENOMEM.
  */
-int discovery_new(discovery_t **out, uv_loop_t *loop, rds_t *rds, const cfg_t *cfg,
-                  shm_region_t *region, uint32_t capacity);
+discovery_t *discovery_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
+                           uint32_t capacity);
 
 /* The process in `block` serves `worker` from now on: it is sent every stream of its pools. */
 void discovery_attach(discovery_t *d, uint32_t worker, uint32_t block);
@@ -43,8 +42,8 @@ void discovery_resend(discovery_t *d, uint32_t worker);
  * (borrowed until the next reload), and cfg's CLUSTER_WORKERS worker numbers; the discovery
  * settings (STREAM_PATTERN, SCAN_COUNT, DISCOVERY_INTERVAL, the Redis connections) stay those of
  * the start. Shrinking moves the removed workers' pools to the others, and the removed workers
- * are told to stop reading their streams first, so no stream is read twice. 0, or -ENOMEM with
- * nothing changed.
+ * are told to stop reading their streams first, so no stream is read twice. 0, or -EINVAL (a
+ * zero limit) with nothing changed.
  */
 int discovery_reload(discovery_t *d, const cfg_t *cfg);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 #include "shm/stats.h"
 #include "shm/workdesc.h"
 
@@ -32,13 +33,10 @@ struct dispatch {
     buf_t rec;
 };
 
-int dispatch_new(dispatch_t **out, uv_loop_t *loop, shm_region_t *region, uint32_t capacity)
+dispatch_t *dispatch_new(uv_loop_t *loop, shm_region_t *region, uint32_t capacity)
 {
-    dispatch_t *d = calloc(1, sizeof(*d));
-    if (!d || !(d->boxes = calloc(capacity, sizeof(*d->boxes)))) {
-        free(d);
-        return -ENOMEM;
-    }
+    dispatch_t *d = xcalloc(1, sizeof(*d));
+    d->boxes = xcalloc(capacity, sizeof(*d->boxes));
     for (uint32_t i = 0; i < capacity; i++)
         d->boxes[i].block = -1;
     d->region = region;
@@ -46,8 +44,7 @@ int dispatch_new(dispatch_t **out, uv_loop_t *loop, shm_region_t *region, uint32
     buf_init(&d->rec);
     uv_timer_init(loop, &d->retry);
     d->retry.data = d;
-    *out = d;
-    return 0;
+    return d;
 }
 
 static void clear(outbox_t *b)
@@ -131,15 +128,12 @@ void dispatch_stream(dispatch_t *d, uint16_t type, uint32_t pool, uint32_t worke
     outbox_t *b = &d->boxes[worker];
     if (b->block < 0)
         return;
-    if (workdesc_begin(&d->rec, pool) || workdesc_add(&d->rec, name, len)) {
+    workdesc_begin(&d->rec, pool);
+    if (workdesc_add(&d->rec, name, len)) {
         LOG_ERROR("cannot encode stream %.*s for worker %u", (int)len, name, worker);
         return;
     }
-    outrec_t *r = malloc(sizeof(*r) + d->rec.len);
-    if (!r) {
-        LOG_ERROR("out of memory queueing a work descriptor for worker %u", worker);
-        return;
-    }
+    outrec_t *r = xmalloc(sizeof(*r) + d->rec.len);
     r->next = NULL;
     r->type = type;
     r->len = (uint32_t)d->rec.len;

@@ -16,8 +16,8 @@
 
 typedef struct dispatch dispatch_t;
 
-/* For worker numbers 0..capacity-1. Borrows loop and region. 0 or -ENOMEM. */
-int dispatch_new(dispatch_t **out, uv_loop_t *loop, shm_region_t *region, uint32_t capacity);
+/* For worker numbers 0..capacity-1. Borrows loop and region. */
+dispatch_t *dispatch_new(uv_loop_t *loop, shm_region_t *region, uint32_t capacity);
 /* Drops what is queued and frees once the timer is closed; NULL is a no-op. */
 void dispatch_close(dispatch_t *d);
 

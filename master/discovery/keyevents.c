@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "common/redis/subconn.h"
+#include "common/xalloc.h"
 
 #define EXPECT_MAX 8
 #define NEEDED_FLAGS "Egt" /* E: key events; g: del; t: stream commands (xadd) */
@@ -187,23 +188,16 @@ static void on_state(bool connected, void *arg)
     redis_send(k, EX_CFG_GET, 3, get);
 }
 
-int keyevents_new(keyevents_t **out, uv_loop_t *loop, const cfg_t *cfg, keyevents_fn fn, void *arg)
+keyevents_t *keyevents_new(uv_loop_t *loop, const cfg_t *cfg, keyevents_fn fn, void *arg)
 {
-    keyevents_t *k = calloc(1, sizeof(*k));
-    if (!k)
-        return -ENOMEM;
+    keyevents_t *k = xcalloc(1, sizeof(*k));
     k->cfg = cfg;
     k->fn = fn;
     k->arg = arg;
     snprintf(k->chan_xadd, sizeof(k->chan_xadd), "__keyevent@%d__:xadd", cfg->redis_db);
     snprintf(k->chan_del, sizeof(k->chan_del), "__keyevent@%d__:del", cfg->redis_db);
-    int rc = subconn_new(&k->sub, loop, cfg, "keyevents", on_reply, on_state, k);
-    if (rc) {
-        free(k);
-        return rc;
-    }
-    *out = k;
-    return 0;
+    k->sub = subconn_new(loop, cfg, "keyevents", on_reply, on_state, k);
+    return k;
 }
 
 static void on_closed(void *arg)

@@ -29,8 +29,8 @@ typedef enum keyevent_kind { KEYEVENT_XADD, KEYEVENT_DEL } keyevent_kind_t;
 /* `key` is borrowed for the call; any key of the database (the caller matches STREAM_PATTERN). */
 typedef void (*keyevents_fn)(keyevent_kind_t kind, const char *key, size_t len, void *arg);
 
-/* Starts connecting at once. Borrows loop and cfg (for the subscription's life). 0 or -ENOMEM. */
-int keyevents_new(keyevents_t **out, uv_loop_t *loop, const cfg_t *cfg, keyevents_fn fn, void *arg);
+/* Starts connecting at once. Borrows loop and cfg (for the subscription's life). */
+keyevents_t *keyevents_new(uv_loop_t *loop, const cfg_t *cfg, keyevents_fn fn, void *arg);
 /* Closes; done(arg) runs once everything is released. fn is not called after this call. */
 void keyevents_close(keyevents_t *k, void (*done)(void *arg), void *arg);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/strmap.h"
+#include "common/xalloc.h"
 
 typedef struct pool {
     uint32_t slot;
@@ -30,19 +31,13 @@ struct pools {
 
 pools_t *pools_new(uint32_t pool_size, uint32_t max_pools, uint32_t nslots)
 {
-    pools_t *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
+    pools_t *p = xcalloc(1, sizeof(*p));
     p->pool_size = pool_size;
     p->max_pools = max_pools;
     p->nslots = nslots;
     p->streams = strmap_new();
-    p->pools = calloc(max_pools, sizeof(*p->pools));
-    p->slot_load = calloc(nslots, sizeof(*p->slot_load));
-    if (!p->streams || !p->pools || !p->slot_load) {
-        pools_free(p);
-        return NULL;
-    }
+    p->pools = xcalloc(max_pools, sizeof(*p->pools));
+    p->slot_load = xcalloc(nslots, sizeof(*p->slot_load));
     return p;
 }
 
@@ -126,15 +121,10 @@ int pools_add(pools_t *p, const char *name, size_t len, bool priority, uint64_t 
         rec->seen = cycle;
         return 0;
     }
-    rec = malloc(sizeof(*rec));
-    if (!rec)
-        return -ENOMEM;
+    rec = xmalloc(sizeof(*rec));
     rec->pool = choose_pool(p, priority);
     rec->seen = cycle;
-    if (strmap_put(p->streams, name, len, rec)) {
-        free(rec);
-        return -ENOMEM;
-    }
+    strmap_put(p->streams, name, len, rec);
     p->pools[rec->pool].size++;
     *pool = rec->pool;
     *slot = p->pools[rec->pool].slot;
@@ -168,16 +158,9 @@ static void collect_stale(const char *key, size_t len, void *value, void *arg)
     if (rec->seen >= sc->min_cycle)
         return;
     if (sc->n == sc->cap) {
-        size_t cap = sc->cap ? sc->cap * 2 : 16;
-        char **names = realloc(sc->names, cap * sizeof(*names));
-        if (!names)
-            return;
-        sc->names = names;
-        size_t *lens = realloc(sc->lens, cap * sizeof(*lens));
-        if (!lens)
-            return;
-        sc->lens = lens;
-        sc->cap = cap;
+        sc->cap = sc->cap ? sc->cap * 2 : 16;
+        sc->names = xrealloc(sc->names, sc->cap * sizeof(*sc->names));
+        sc->lens = xrealloc(sc->lens, sc->cap * sizeof(*sc->lens));
     }
     /* keys are NUL-terminated copies owned by the map and stay valid until deleted */
     sc->names[sc->n] = (char *)key;
@@ -249,9 +232,7 @@ int pools_resize(pools_t *p, uint32_t nslots)
     if (nslots == 0)
         return -EINVAL;
     if (nslots > p->nslots) {
-        uint32_t *load = realloc(p->slot_load, nslots * sizeof(*load));
-        if (!load)
-            return -ENOMEM;
+        uint32_t *load = xrealloc(p->slot_load, nslots * sizeof(*load));
         memset(load + p->nslots, 0, (nslots - p->nslots) * sizeof(*load));
         p->slot_load = load;
         p->nslots = nslots;
@@ -273,9 +254,7 @@ int pools_set_limits(pools_t *p, uint32_t pool_size, uint32_t max_pools)
     if (pool_size == 0 || max_pools == 0)
         return -EINVAL;
     if (max_pools > p->max_pools) {
-        pool_t *pl = realloc(p->pools, max_pools * sizeof(*pl));
-        if (!pl)
-            return -ENOMEM;
+        pool_t *pl = xrealloc(p->pools, max_pools * sizeof(*pl));
         memset(pl + p->max_pools, 0, (max_pools - p->max_pools) * sizeof(*pl));
         p->pools = pl;
     }

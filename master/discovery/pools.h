@@ -18,14 +18,13 @@ typedef struct pools pools_t;
 typedef void (*pools_stream_fn)(uint32_t pool, uint32_t slot, const char *name, size_t len,
                                 void *arg);
 
-/* NULL on ENOMEM. nslots >= 1. */
+/* Never NULL. nslots >= 1. */
 pools_t *pools_new(uint32_t pool_size, uint32_t max_pools, uint32_t nslots);
 void pools_free(pools_t *p);
 
 /*
  * Records that discovery saw `name` during scan cycle `cycle`. Returns 1 when the stream is new
- * (*pool and *slot tell where it went), 0 when it was known (its last-seen cycle is updated),
- * -ENOMEM.
+ * (*pool and *slot tell where it went), 0 when it was known (its last-seen cycle is updated).
  */
 int pools_add(pools_t *p, const char *name, size_t len, bool priority, uint64_t cycle,
               uint32_t *pool, uint32_t *slot);
@@ -47,14 +46,14 @@ void pools_foreach_in_slot(const pools_t *p, uint32_t slot, pools_stream_fn fn, 
  * Changes the number of worker slots (a reload with another CLUSTER_WORKERS). Growing adds empty
  * slots that new pools go to; shrinking moves every pool of a removed slot to the least loaded
  * remaining one (the only time a pool changes slot: the caller retires the removed slots' workers
- * after the new owners got the pools). 0, -EINVAL (0 slots), -ENOMEM (nothing changed).
+ * after the new owners got the pools). 0, or -EINVAL (0 slots; nothing changed).
  */
 int pools_resize(pools_t *p, uint32_t nslots);
 
 /*
  * Applies new POOL_SIZE / MAX_POOLS (a reload) to streams discovered from now on: existing
  * assignments never move. A lower MAX_POOLS stops new pools from being created but keeps those
- * that exist. 0, -EINVAL (zero), -ENOMEM (nothing changed).
+ * that exist. 0, or -EINVAL (zero; nothing changed).
  */
 int pools_set_limits(pools_t *p, uint32_t pool_size, uint32_t max_pools);
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 /* One command in flight. It outlives the scan when the scan is freed first: rds still calls back
  * (with a NULL reply when the connection closes), and the request is freed then. */
 typedef struct req {
@@ -25,15 +27,12 @@ struct scan {
     req_t *reqs;
 };
 
-int scan_new(scan_t **out, rds_t *rds)
+scan_t *scan_new(rds_t *rds)
 {
-    scan_t *s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
+    scan_t *s = xcalloc(1, sizeof(*s));
     s->rds = rds;
     strcpy(s->cursor, "0");
-    *out = s;
-    return 0;
+    return s;
 }
 
 void scan_free(scan_t *s)
@@ -109,9 +108,7 @@ int scan_step(scan_t *s, const cfg_t *cfg, scan_key_fn key, scan_step_fn done, v
 {
     if (s->stepping)
         return -EBUSY;
-    req_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
+    req_t *r = xcalloc(1, sizeof(*r));
     *r = (req_t){.key = key, .step_done = done, .arg = arg};
     char count[16];
     snprintf(count, sizeof(count), "%d", cfg->scan_count);
@@ -139,9 +136,7 @@ static void on_type(redisAsyncContext *ac, void *reply, void *privdata)
 
 int scan_is_stream(scan_t *s, const char *key, scan_type_fn done, void *arg)
 {
-    req_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
+    req_t *r = xcalloc(1, sizeof(*r));
     *r = (req_t){.type_done = done, .arg = arg};
     const char *argv[] = {"TYPE", key};
     return redis_send(s, on_type, r, 2, argv);

@@ -24,18 +24,18 @@ typedef void (*scan_step_fn)(int rc, void *arg);
 /* TYPE answered: 1 when the key is a stream, 0 when not, or a negative errno. */
 typedef void (*scan_type_fn)(int rc, void *arg);
 
-/* Borrows rds (for the scan's whole life). 0 or -ENOMEM. */
-int scan_new(scan_t **out, rds_t *rds);
+/* Borrows rds (for the scan's whole life). */
+scan_t *scan_new(rds_t *rds);
 /* Frees now: callbacks still due from rds are dropped. NULL is a no-op. */
 void scan_free(scan_t *s);
 
 /*
  * Sends the next SCAN step with STREAM_PATTERN and SCAN_COUNT from cfg (borrowed for the call).
  * key runs for every stream key of the reply, then done once. One step at a time. 0, or
- * -ENOTCONN / -ENOMEM / -EBUSY (a step is in flight), callbacks not called.
+ * -ENOTCONN / -EBUSY (a step is in flight), callbacks not called.
  */
 int scan_step(scan_t *s, const cfg_t *cfg, scan_key_fn key, scan_step_fn done, void *arg);
-/* Sends TYPE key; done runs once. 0, or -ENOTCONN / -ENOMEM (done not called). */
+/* Sends TYPE key; done runs once. 0, or -ENOTCONN (done not called). */
 int scan_is_stream(scan_t *s, const char *key, scan_type_fn done, void *arg);
 
 #endif

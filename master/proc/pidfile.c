@@ -9,6 +9,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 struct pidfile {
     int fd;
     char *path;
@@ -35,12 +37,8 @@ pid_t pidfile_read(const char *path)
 int pidfile_acquire(const char *path, pidfile_t **out, pid_t *holder, buf_t *err)
 {
     *holder = 0;
-    pidfile_t *pf = calloc(1, sizeof(*pf));
-    if (!pf || !(pf->path = strdup(path))) {
-        free(pf);
-        buf_printf(err, "streamio: out of memory opening the pid file %s", path);
-        return -ENOMEM;
-    }
+    pidfile_t *pf = xcalloc(1, sizeof(*pf));
+    pf->path = xstrdup(path);
     pf->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (pf->fd < 0) {
         int rc = -errno;

@@ -7,6 +7,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 static const int watched[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
 
 struct signals {
@@ -35,9 +37,7 @@ int signals_open(signals_t **out, uv_loop_t *loop, signals_fn fn, void *arg)
         sigaddset(&set, watched[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    signals_t *s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
+    signals_t *s = xcalloc(1, sizeof(*s));
     s->fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     int rc = s->fd < 0 ? -errno : uv_poll_init(loop, &s->poll, s->fd);
     if (rc) {

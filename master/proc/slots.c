@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
@@ -79,20 +80,12 @@ static stats_worker_t *bstats(const slots_t *s, uint32_t block)
     return s->ops.stats(s->arg, block);
 }
 
-int slots_new(slots_t **out, const slots_ops_t *ops, void *arg, stats_global_t *g, uint32_t workers,
-              uint32_t capacity, int shutdown_timeout_ms)
+slots_t *slots_new(const slots_ops_t *ops, void *arg, stats_global_t *g, uint32_t workers,
+                   uint32_t capacity, int shutdown_timeout_ms)
 {
-    if (workers == 0 || workers > capacity)
-        return -EINVAL;
-    slots_t *s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    s->slots = calloc(capacity, sizeof(*s->slots));
-    s->procs = calloc(2 * (size_t)capacity, sizeof(*s->procs));
-    if (!s->slots || !s->procs) {
-        slots_free(s);
-        return -ENOMEM;
-    }
+    slots_t *s = xcalloc(1, sizeof(*s));
+    s->slots = xcalloc(capacity, sizeof(*s->slots));
+    s->procs = xcalloc(2 * (size_t)capacity, sizeof(*s->procs));
     s->ops = *ops;
     s->arg = arg;
     s->g = g;
@@ -106,8 +99,7 @@ int slots_new(slots_t **out, const slots_ops_t *ops, void *arg, stats_global_t *
         s->slots[i].next = NEXT_NONE;
     STATS_SET(g->workers, workers);
     STATS_SET(g->generation, s->generation);
-    *out = s;
-    return 0;
+    return s;
 }
 
 void slots_free(slots_t *s)

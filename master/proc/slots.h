@@ -52,12 +52,12 @@ typedef struct slots_ops {
 typedef struct slots slots_t;
 
 /*
- * `workers` worker numbers (CLUSTER_WORKERS), up to `capacity` after a reload (2 * capacity
- * blocks). Borrows ops, arg and g (the global stats: workers, generation, respawns, reloads; its
- * `streams` goes into STATUS=). Starts nothing yet. 0, -EINVAL, -ENOMEM.
+ * `workers` worker numbers (CLUSTER_WORKERS, 1 .. capacity), up to `capacity` after a reload
+ * (2 * capacity blocks). Borrows ops, arg and g (the global stats: workers, generation,
+ * respawns, reloads; its `streams` goes into STATUS=). Starts nothing yet.
  */
-int slots_new(slots_t **out, const slots_ops_t *ops, void *arg, stats_global_t *g, uint32_t workers,
-              uint32_t capacity, int shutdown_timeout_ms);
+slots_t *slots_new(const slots_ops_t *ops, void *arg, stats_global_t *g, uint32_t workers,
+                   uint32_t capacity, int shutdown_timeout_ms);
 void slots_free(slots_t *s);
 
 /* Starts every worker. 0, or the -errno of the first one that could not be started. */

@@ -66,20 +66,19 @@ static const char *f_id(void *ctx, void *sock)
     return "AAAAAAAAAAAAAAAAAAAA";
 }
 
-static int f_describe(void *ctx, void *sock, buf_t *out)
+static void f_describe(void *ctx, void *sock, buf_t *out)
 {
     (void)ctx;
     (void)sock;
-    return buf_puts(out, "{\"id\":\"AAAAAAAAAAAAAAAAAAAA\"}");
+    buf_puts(out, "{\"id\":\"AAAAAAAAAAAAAAAAAAAA\"}");
 }
 
-static int f_join(void *ctx, void *sock, const char *room, size_t len)
+static void f_join(void *ctx, void *sock, const char *room, size_t len)
 {
     (void)sock;
     fake_t *f = ctx;
     f->joins++;
     snprintf(f->joined, sizeof(f->joined), "%.*s", (int)len, room);
-    return 0;
 }
 
 static void f_leave(void *ctx, void *sock, const char *room, size_t len)

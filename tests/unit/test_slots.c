@@ -107,7 +107,7 @@ static fake_t *world(uint32_t workers)
     fake_t *f = calloc(1, sizeof(*f));
     f->next_pid = 100;
     f->now_us = 1000000;
-    assert_int_equal(slots_new(&f->s, &ops, f, &f->g, workers, CAP, 5000), 0);
+    f->s = slots_new(&ops, f, &f->g, workers, CAP, 5000);
     return f;
 }
 

@@ -10,10 +10,12 @@
 #include "common/log.h"
 #include "common/proto/ws_frame.h"
 #include "common/redis/subconn.h"
+#include "common/xalloc.h"
 
 #define UID_LEN 16
 #define ACK_DEFAULT_TIMEOUT_MS 10000
 #define ACK_GRACE_MS 1000
+#define ACK_ID_MAX 64 /* longest request id or requester uid whose acks are forwarded */
 
 /* A cluster broadcast whose client acks are still forwarded to its requester. */
 typedef struct pending_ack {
@@ -23,8 +25,8 @@ typedef struct pending_ack {
     uint64_t deadline; /* loop time */
     size_t remaining;  /* clients that may still answer */
     size_t rid_len, uid_len;
-    char rid[64];
-    char uid[64]; /* sharded: the requester's uid (its response channel); classic: unused */
+    char rid[ACK_ID_MAX];
+    char uid[ACK_ID_MAX]; /* sharded: the requester's uid (its response channel); classic: unused */
 } pending_ack_t;
 
 struct adapter {
@@ -77,8 +79,6 @@ static const char *decode_error(int rc)
         return "too many rooms";
     case -ENOTSUP:
         return "binary content is not supported";
-    case -ENOMEM:
-        return "out of memory";
     default:
         return "malformed message";
     }
@@ -86,32 +86,32 @@ static const char *decode_error(int rc)
 
 /* ---- outgoing ---- */
 
-static int channel_for(adapter_t *a, const char *room, size_t len)
+static void channel_for(adapter_t *a, const char *room, size_t len)
 {
     buf_reset(&a->chan);
-    int rc = buf_append(&a->chan, a->prefix, a->prefix_len);
-    if (rc || len == 0)
-        return rc; /* the main channel: "<key>#/#" */
-    rc = buf_append(&a->chan, room, len);
-    return rc ? rc : buf_putc(&a->chan, '#');
+    buf_append(&a->chan, a->prefix, a->prefix_len);
+    if (len == 0)
+        return; /* the main channel: "<key>#/#" */
+    buf_append(&a->chan, room, len);
+    buf_putc(&a->chan, '#');
 }
 
 /* "<key>#<nsp>#" of namespace i then, unless len is 0, "<room>#", into a->chan. */
-static int nsp_channel_for(adapter_t *a, unsigned i, const char *room, size_t len)
+static void nsp_channel_for(adapter_t *a, unsigned i, const char *room, size_t len)
 {
-    if (i == 0)
-        return channel_for(a, room, len);
+    if (i == 0) {
+        channel_for(a, room, len);
+        return;
+    }
     const adapter_str_t *n = &a->host.nsps[i];
     buf_reset(&a->chan);
-    int rc = buf_append(&a->chan, a->prefix, a->key_len);
-    if (!rc)
-        rc = buf_append(&a->chan, n->p, n->len);
-    if (!rc)
-        rc = buf_putc(&a->chan, '#');
-    if (rc || len == 0)
-        return rc;
-    rc = buf_append(&a->chan, room, len);
-    return rc ? rc : buf_putc(&a->chan, '#');
+    buf_append(&a->chan, a->prefix, a->key_len);
+    buf_append(&a->chan, n->p, n->len);
+    buf_putc(&a->chan, '#');
+    if (len == 0)
+        return;
+    buf_append(&a->chan, room, len);
+    buf_putc(&a->chan, '#');
 }
 
 /* The namespace whose channels `chan` belongs to ("<key>#<nsp>#..."), or -1; *rest = the offset
@@ -137,8 +137,7 @@ static void send_response(adapter_t *a, unsigned nsp, const char *req_uid, size_
     const char *argv[3];
     size_t lens[3];
     if (a->mode == ADAPTER_MODE_SHARDED) {
-        if (nsp_channel_for(a, nsp, req_uid, req_uid_len))
-            return;
+        nsp_channel_for(a, nsp, req_uid, req_uid_len);
         argv[0] = "SPUBLISH";
         argv[1] = a->chan.data;
         lens[1] = a->chan.len;
@@ -190,8 +189,7 @@ int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len
         return rc;
     /* Node publishers send 20-character rooms (socket ids) on the main sharded channel */
     bool main_chan = sharded && room_len == IDS_SID_LEN;
-    if ((rc = channel_for(a, room, main_chan ? 0 : room_len)))
-        return rc;
+    channel_for(a, room, main_chan ? 0 : room_len);
     const char *argv[] = {sharded ? "SPUBLISH" : "PUBLISH", a->chan.data, a->msg.data};
     size_t lens[] = {strlen(argv[0]), a->chan.len, a->msg.len};
     rc = rds_command(conn, NULL, NULL, 3, argv, lens);
@@ -209,8 +207,9 @@ static bool dynamic_room(const adapter_t *a, size_t len)
 
 static void room_subscription(adapter_t *a, const char *cmd, const char *room, size_t len)
 {
-    if (!dynamic_room(a, len) || channel_for(a, room, len))
+    if (!dynamic_room(a, len))
         return;
+    channel_for(a, room, len);
     const char *argv[] = {cmd, a->chan.data};
     size_t lens[] = {strlen(cmd), a->chan.len};
     subconn_command(a->sub, 2, argv, lens);
@@ -245,16 +244,15 @@ static void subscribe_all(adapter_t *a)
         subconn_command(a->sub, 2, own_argv, NULL);
         a->host.rooms(a->host.ctx, resubscribe_room, a);
         for (unsigned i = 1; i < a->host.nnsp; i++) {
-            if (nsp_channel_for(a, i, NULL, 0) == 0) {
-                const char *argv[] = {"SSUBSCRIBE", a->chan.data};
-                subconn_command(a->sub, 2, argv, NULL);
-            }
+            nsp_channel_for(a, i, NULL, 0);
+            const char *argv[] = {"SSUBSCRIBE", a->chan.data};
+            subconn_command(a->sub, 2, argv, NULL);
         }
         return;
     }
     for (unsigned i = 0; i < a->host.nnsp; i++) {
-        if (nsp_channel_for(a, i, NULL, 0) || buf_putc(&a->chan, '*'))
-            continue;
+        nsp_channel_for(a, i, NULL, 0);
+        buf_putc(&a->chan, '*');
         const char *pargv[] = {"PSUBSCRIBE", a->chan.data};
         subconn_command(a->sub, 2, pargv, NULL);
     }
@@ -300,11 +298,9 @@ static void on_ack_timer(uv_timer_t *t)
 static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id,
                        size_t count)
 {
-    pending_ack_t *p = calloc(1, sizeof(*p));
-    if (!p || m->request_id.len > sizeof(p->rid) || m->uid.len > sizeof(p->uid)) {
-        free(p);
+    if (m->request_id.len > ACK_ID_MAX || m->uid.len > ACK_ID_MAX)
         return;
-    }
+    pending_ack_t *p = xcalloc(1, sizeof(*p));
     p->ack_id = ack_id;
     p->nsp = nsp;
     p->remaining = count;
@@ -320,11 +316,11 @@ static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint6
         uv_timer_start(&a->ack_timer, on_ack_timer, 1000, 1000);
 }
 
-static int put_frame(buf_t *out, uint8_t opcode, const void *p, size_t len)
+static void put_frame(buf_t *out, uint8_t opcode, const void *p, size_t len)
 {
     uint8_t hdr[WS_FRAME_HEADER_MAX];
-    int rc = buf_append(out, hdr, ws_frame_header(hdr, opcode, len));
-    return rc ? rc : buf_append(out, p, len);
+    buf_append(out, hdr, ws_frame_header(hdr, opcode, len));
+    buf_append(out, p, len);
 }
 
 /* A binary packet (bin values in its data) as one shared buffer: the text frame, then one
@@ -336,18 +332,17 @@ static refbuf_t *binary_frames(adapter_t *a, const adapter_msg_t *m, const uint6
     buf_reset(&a->text);
     buf_reset(&a->atts);
     buf_reset(&a->frames);
-    int rc = adapter_msg_sio_binary(&a->text, &a->atts, m, ack_id, &n);
-    if (!rc)
-        rc = put_frame(&a->frames, WS_FRAME_TEXT, a->text.data, a->text.len);
-    for (size_t off = 0; !rc && n--;) {
+    *err = adapter_msg_sio_binary(&a->text, &a->atts, m, ack_id, &n);
+    if (*err)
+        return NULL;
+    put_frame(&a->frames, WS_FRAME_TEXT, a->text.data, a->text.len);
+    for (size_t off = 0; n--;) {
         uint32_t len;
         memcpy(&len, a->atts.data + off, sizeof(len));
-        rc = put_frame(&a->frames, WS_FRAME_BINARY, a->atts.data + off + sizeof(len), len);
+        put_frame(&a->frames, WS_FRAME_BINARY, a->atts.data + off + sizeof(len), len);
         off += sizeof(len) + len;
     }
-    refbuf_t *f = rc ? NULL : refbuf_from(a->frames.data, a->frames.len);
-    *err = rc ? rc : f ? 0 : -ENOMEM;
-    return f;
+    return refbuf_from(a->frames.data, a->frames.len);
 }
 
 static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const char *chan,
@@ -372,8 +367,6 @@ static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const 
             respond_in(a, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, 0);
         return;
     }
-    if (!frame)
-        return;
     adapter_target_t t;
     target_of(m, &t);
     t.nsp = nsp;
@@ -712,9 +705,7 @@ static void on_sub_state(bool connected, void *arg)
 int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode_t mode,
                 const char *prefix, const adapter_host_t *host, stats_worker_t *stats)
 {
-    adapter_t *a = calloc(1, sizeof(*a));
-    if (!a)
-        return -ENOMEM;
+    adapter_t *a = xcalloc(1, sizeof(*a));
     a->loop = loop;
     a->cfg = cfg;
     a->mode = mode;
@@ -740,31 +731,23 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     uv_timer_init(loop, &a->ack_timer);
     a->ack_timer.data = a;
     a->open_parts = 1; /* the timer */
-    int rc = ids_random(a->uid, UID_LEN) ? -EIO : 0;
-    if (!rc) {
-        uint64_t half[2];
-        memcpy(half, a->uid, sizeof(half));
-        STATS_SET(stats->adapter_uid[0], half[0]);
-        STATS_SET(stats->adapter_uid[1], half[1]);
-    }
-    /* Node's uids are hex in sharded mode; the id only has to be unique and channel-safe */
-    if (!rc && mode != ADAPTER_MODE_PRIVATE) {
-        rc = rds_new(&a->pub, loop, cfg, "adapter-pub", NULL, NULL);
-        if (!rc) {
-            a->open_parts++;
-            rds_count_reconnects(a->pub, &stats->redis_reconnects);
-        }
-    }
-    if (!rc)
-        rc = subconn_new(&a->sub, loop, cfg, "adapter", on_reply, on_sub_state, a);
-    if (!rc)
-        subconn_count_reconnects(a->sub, &stats->redis_reconnects);
-    if (rc) {
+    if (ids_random(a->uid, UID_LEN)) {
         /* nothing is connected yet: closing what exists frees everything */
-        a->sub = NULL;
         adapter_close(a, NULL, NULL);
-        return -ENOMEM;
+        return -EIO;
     }
+    uint64_t half[2];
+    memcpy(half, a->uid, sizeof(half));
+    STATS_SET(stats->adapter_uid[0], half[0]);
+    STATS_SET(stats->adapter_uid[1], half[1]);
+    /* Node's uids are hex in sharded mode; the id only has to be unique and channel-safe */
+    if (mode != ADAPTER_MODE_PRIVATE) {
+        a->pub = rds_new(loop, cfg, "adapter-pub", NULL, NULL);
+        a->open_parts++;
+        rds_count_reconnects(a->pub, &stats->redis_reconnects);
+    }
+    a->sub = subconn_new(loop, cfg, "adapter", on_reply, on_sub_state, a);
+    subconn_count_reconnects(a->sub, &stats->redis_reconnects);
     a->open_parts++;
     *out = a;
     return 0;

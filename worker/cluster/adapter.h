@@ -65,11 +65,10 @@ typedef struct adapter_host {
                  void *arg);
     /* The socket's 20-character Socket.IO id (NUL-terminated, owned by the host). */
     const char *(*id)(void *ctx, void *sock);
-    /* Appends the socket as fetchSockets describes it: JSON {"id","handshake","rooms","data"}.
-     * 0 or -ENOMEM. */
-    int (*describe)(void *ctx, void *sock, buf_t *out);
-    /* Room membership changes made on behalf of the cluster. join: 0 or -ENOMEM. */
-    int (*join)(void *ctx, void *sock, const char *room, size_t len);
+    /* Appends the socket as fetchSockets describes it: JSON {"id","handshake","rooms","data"}. */
+    void (*describe)(void *ctx, void *sock, buf_t *out);
+    /* Room membership changes made on behalf of the cluster. */
+    void (*join)(void *ctx, void *sock, const char *room, size_t len);
     void (*leave)(void *ctx, void *sock, const char *room, size_t len);
     /* Socket.IO disconnect of the namespace; with `close`, the transport is closed too. */
     void (*disconnect)(void *ctx, void *sock, bool close);
@@ -91,7 +90,7 @@ typedef enum adapter_mode {
 
 /*
  * Connects and subscribes at once (and again after every reconnect, rooms included). Borrows
- * loop, cfg, stats; copies prefix and *host. 0 or -ENOMEM.
+ * loop, cfg, stats; copies prefix and *host. 0, or -EIO when no random uid can be drawn.
  */
 int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode_t mode,
                 const char *prefix, const adapter_host_t *host, stats_worker_t *stats);
@@ -99,7 +98,7 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
  * Publishes an EVENT with `data_json` (the JSON array [event, ...args]) to one room, on `conn`
  * so it is ordered before the caller's later commands on that connection (classic: PUBLISH of
  * the msgpack message; sharded: SPUBLISH of the JSON message on the room's channel, or the main
- * channel for a 20-character room). 0, -ENOTCONN, -EINVAL (data not convertible), -ENOMEM.
+ * channel for a 20-character room). 0, -ENOTCONN, -EINVAL (data not convertible), -E2BIG.
  */
 int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len,
                     const char *data_json, size_t data_len);

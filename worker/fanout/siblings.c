@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 #include "shm/stats.h"
 #include "worker/net/local_sock.h"
 
@@ -57,11 +58,11 @@ struct siblings {
 
 /* ---- codec ---- */
 
-int siblings_encode_header(buf_t *out, uint32_t slot)
+void siblings_encode_header(buf_t *out, uint32_t slot)
 {
     buf_reset(out);
-    int rc = buf_append(out, MAGIC, 4);
-    return rc ? rc : buf_append(out, &slot, sizeof(slot));
+    buf_append(out, MAGIC, 4);
+    buf_append(out, &slot, sizeof(slot));
 }
 
 int siblings_encode_record(buf_t *out, const char *room, size_t room_len, const void *frame,
@@ -70,12 +71,11 @@ int siblings_encode_record(buf_t *out, const char *room, size_t room_len, const 
     if (!room_len || !frame_len || room_len > UINT32_MAX || frame_len > UINT32_MAX)
         return -EINVAL;
     uint32_t head[2] = {(uint32_t)room_len, (uint32_t)frame_len};
-    int rc = buf_reserve(out, RECORD_HEAD + room_len + frame_len);
-    if (!rc)
-        rc = buf_append(out, head, sizeof(head));
-    if (!rc)
-        rc = buf_append(out, room, room_len);
-    return rc ? rc : buf_append(out, frame, frame_len);
+    buf_reserve(out, RECORD_HEAD + room_len + frame_len);
+    buf_append(out, head, sizeof(head));
+    buf_append(out, room, room_len);
+    buf_append(out, frame, frame_len);
+    return 0;
 }
 
 /* Walks the records; with fn NULL only checks them. */
@@ -153,9 +153,8 @@ static void drop_queue(siblings_t *s, peer_t *q)
 static void enqueue(siblings_t *s, uint32_t i, const char *p, size_t len, int fd, size_t weight)
 {
     peer_t *q = &s->peers[i];
-    pending_t *d = q->bytes + weight <= SIBLINGS_QUEUE_MAX ? malloc(sizeof(*d) + len) : NULL;
-    d = d && fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ? (free(d), NULL) : d;
-    if (!d) {
+    if (q->bytes + weight > SIBLINGS_QUEUE_MAX ||
+        (fd >= 0 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)) {
         if (!q->overflowing)
             LOG_WARN("siblings: worker slot %u is not reading its queue (%zu bytes waiting): its "
                      "clients miss entries until it catches up",
@@ -163,6 +162,7 @@ static void enqueue(siblings_t *s, uint32_t i, const char *p, size_t len, int fd
         q->overflowing = true;
         return;
     }
+    pending_t *d = xmalloc(sizeof(*d) + len);
     d->next = NULL;
     d->fd = fd;
     d->len = len;
@@ -308,10 +308,6 @@ static void on_record(const char *room, size_t room_len, const char *frame, size
 {
     siblings_t *s = arg;
     refbuf_t *rb = refbuf_from(frame, frame_len);
-    if (!rb) {
-        LOG_ERROR("siblings: out of memory for a frame of %.*s", (int)room_len, room);
-        return;
-    }
     s->cb(room, room_len, rb, s->ud);
     refbuf_unref(rb);
 }
@@ -413,16 +409,13 @@ int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsign
 {
     if (!out || !loop || !region || !cb)
         return -EINVAL;
-    siblings_t *s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
+    siblings_t *s = xcalloc(1, sizeof(*s));
     s->fd = s->send_fd = -1;
     s->nslots = shm_region_slots(region);
-    s->peers = calloc(s->nslots ? s->nslots : 1, sizeof(*s->peers));
+    s->peers = xcalloc(s->nslots ? s->nslots : 1, sizeof(*s->peers));
     buf_init(&s->batch);
-    int rc = !s->peers || siblings_encode_header(&s->batch, slot) ? -ENOMEM : 0;
-    if (!rc)
-        rc = local_sock_open(&s->fd, &s->send_fd, server_id, slot, ".b", (int)SIBLINGS_MAX_DGRAM);
+    siblings_encode_header(&s->batch, slot);
+    int rc = local_sock_open(&s->fd, &s->send_fd, server_id, slot, ".b", (int)SIBLINGS_MAX_DGRAM);
     if (!rc) {
         int one = 1, sz = 0;
         socklen_t szl = sizeof(sz);
@@ -433,8 +426,8 @@ int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsign
         s->max_dgram = (size_t)sz / 2 - 1024;
         if (s->max_dgram > SIBLINGS_MAX_DGRAM)
             s->max_dgram = SIBLINGS_MAX_DGRAM;
-        s->rbuf = malloc(SIBLINGS_MAX_DGRAM);
-        rc = !s->rbuf ? -ENOMEM : uv_poll_init(loop, &s->poll, s->fd);
+        s->rbuf = xmalloc(SIBLINGS_MAX_DGRAM);
+        rc = uv_poll_init(loop, &s->poll, s->fd);
     }
     if (rc) {
         if (s->fd >= 0)

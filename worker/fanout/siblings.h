@@ -48,14 +48,14 @@ typedef void (*siblings_cb)(const char *room, size_t room_len, refbuf_t *frame, 
 
 /*
  * Binds this slot's socket and starts receiving on `loop`. Borrows loop and region. 0, -EINVAL,
- * -EADDRINUSE, -ENOMEM, or another negative errno.
+ * -EADDRINUSE, or another negative errno of the socket calls.
  */
 int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsigned long server_id,
                  uint32_t slot, siblings_cb cb, void *ud);
 /*
  * Adds room + frame (borrowed, copied) to the batch for every live sibling. 1 (queued), 0 (no
- * live sibling), -EINVAL (empty room or frame), -E2BIG (frame over SIBLINGS_MAX_FRAME), -ENOMEM or
- * the errno of memfd_create/writev for a frame beyond one datagram.
+ * live sibling), -EINVAL (empty room or frame), -E2BIG (frame over SIBLINGS_MAX_FRAME), or the
+ * errno of memfd_create/writev for a frame beyond one datagram.
  */
 int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *frame,
                  size_t frame_len);
@@ -67,9 +67,9 @@ void siblings_free(siblings_t *s);
 
 /* ---- the datagram codec, exposed for tests ---- */
 
-/* Starts a datagram in out (reset first). 0 or -ENOMEM. */
-int siblings_encode_header(buf_t *out, uint32_t slot);
-/* Appends one record. 0, -EINVAL (empty room or frame), -ENOMEM. */
+/* Starts a datagram in out (reset first). */
+void siblings_encode_header(buf_t *out, uint32_t slot);
+/* Appends one record. 0, or -EINVAL (empty room or frame). */
 int siblings_encode_record(buf_t *out, const char *room, size_t room_len, const void *frame,
                            size_t frame_len);
 /* One decoded record; p borrowed from the datagram. */

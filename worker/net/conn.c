@@ -24,6 +24,7 @@
 #include "common/buf.h"
 #include "common/proto/ws_feed.h"
 #include "common/proto/ws_frame.h"
+#include "common/xalloc.h"
 #include "worker/net/timerq.h"
 
 #define READ_BUF_SIZE 65536
@@ -162,14 +163,8 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
 {
     if (!out || !loop || !h || !h->on_request || !h->on_ws_text || !h->on_ws_binary || !h->on_close)
         return -EINVAL;
-    conn_ctx_t *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx)
-        return -ENOMEM;
-    ctx->rbuf = malloc(READ_BUF_SIZE);
-    if (!ctx->rbuf) {
-        free(ctx);
-        return -ENOMEM;
-    }
+    conn_ctx_t *ctx = xcalloc(1, sizeof(*ctx));
+    ctx->rbuf = xmalloc(READ_BUF_SIZE);
     ctx->loop = loop;
     ctx->h = *h;
     if (lim)
@@ -281,16 +276,12 @@ static size_t slot_left(const oslot_t *s)
     return refbuf_len(s->rb) - s->off;
 }
 
-/* Takes ownership of rb's reference, also on failure. */
-static int q_push(conn_t *c, refbuf_t *rb)
+/* Takes ownership of rb's reference. */
+static void q_push(conn_t *c, refbuf_t *rb)
 {
     if (c->count == c->cap) {
         uint32_t ncap = c->cap ? c->cap * 2 : SLOTS_MIN;
-        oslot_t *ns = malloc(ncap * sizeof(*ns));
-        if (!ns) {
-            refbuf_unref(rb);
-            return -ENOMEM;
-        }
+        oslot_t *ns = xmalloc(ncap * sizeof(*ns));
         for (uint32_t i = 0; i < c->count; i++)
             ns[i] = *slot_at(c, i);
         free(c->slots);
@@ -302,7 +293,6 @@ static int q_push(conn_t *c, refbuf_t *rb)
     c->count++;
     c->outq_bytes += refbuf_len(rb);
     mark_dirty(c);
-    return 0;
 }
 
 static void q_pop(conn_t *c)
@@ -588,35 +578,30 @@ static const char *reason_phrase(int status)
     return ""; /* RFC 9112 §4: the reason phrase may be empty */
 }
 
-/* Head (built in the context's scratch buffer) and body in one refbuf. */
+/* Head (built in the context's scratch buffer) and body in one refbuf. 0 or -ENOBUFS. */
 static int queue_response(conn_t *c, int status, const char *ctype, const char *extra,
                           const void *body, size_t len, bool keep, bool send_body)
 {
     buf_t *h = &c->ctx->head;
     buf_reset(h);
-    int rc = buf_printf(h, "HTTP/1.1 %d %s\r\nConnection: %s\r\n", status, reason_phrase(status),
-                        keep ? "keep-alive" : "close");
-    if (!rc && ctype)
-        rc = buf_printf(h, "Content-type: %s\r\n", ctype);
-    if (!rc)
-        rc = buf_printf(h, "Content-Length: %zu\r\n", len);
-    if (!rc && extra)
-        rc = buf_puts(h, extra);
-    if (!rc)
-        rc = buf_puts(h, "\r\n");
-    if (rc)
-        return rc;
+    buf_printf(h, "HTTP/1.1 %d %s\r\nConnection: %s\r\n", status, reason_phrase(status),
+               keep ? "keep-alive" : "close");
+    if (ctype)
+        buf_printf(h, "Content-type: %s\r\n", ctype);
+    buf_printf(h, "Content-Length: %zu\r\n", len);
+    if (extra)
+        buf_puts(h, extra);
+    buf_puts(h, "\r\n");
     size_t blen = send_body ? len : 0;
     size_t max = c->ctx->lim.max_outq_bytes;
     if (blen > max || h->len > max - blen || c->outq_bytes > max - blen - h->len)
         return -ENOBUFS;
     refbuf_t *rb = refbuf_new(h->len + blen);
-    if (!rb)
-        return -ENOMEM;
     memcpy(refbuf_data(rb), h->data, h->len);
     if (blen)
         memcpy(refbuf_data(rb) + h->len, body, blen);
-    return q_push(c, rb);
+    q_push(c, rb);
+    return 0;
 }
 
 static void http_fail(conn_t *c, int err)
@@ -631,7 +616,7 @@ static void http_fail(conn_t *c, int err)
     else if (err == -EMSGSIZE)
         refused(c->ctx, CONN_REFUSED_BODY_SIZE);
     int status = err == -E2BIG ? 431 : err == -EMSGSIZE ? 413 : err == -ETIMEDOUT ? 408 : 400;
-    if (err == -ENOMEM || queue_response(c, status, NULL, NULL, NULL, 0, false, false) != 0) {
+    if (queue_response(c, status, NULL, NULL, NULL, 0, false, false) != 0) {
         conn_close(c);
         return;
     }
@@ -703,14 +688,9 @@ int conn_http_respond(conn_t *c, int status, const char *content_type, const cha
         return -EINVAL;
     bool keep = http_req_keep_alive(c->req) && !http_req_is_upgrade(c->req);
     bool send_body = strcmp(http_req_method(c->req), "HEAD") != 0;
-    int rc = queue_response(c, status, content_type, extra_headers, body, len, keep, send_body);
-    if (rc == -ENOBUFS) {
+    if (queue_response(c, status, content_type, extra_headers, body, len, keep, send_body)) {
         slow_consumer(c);
-        return rc;
-    }
-    if (rc) {
-        conn_close(c);
-        return rc;
+        return -ENOBUFS;
     }
     c->awaiting = false;
     c->deferred = false;
@@ -783,8 +763,7 @@ static int ws_pump(conn_t *c)
         c->ws_dead = true;
         rc = -EPIPE;
     } else if (c->stage.len) {
-        refbuf_t *rb = refbuf_from(c->stage.data, c->stage.len);
-        rc = rb ? q_push(c, rb) : -ENOMEM;
+        q_push(c, refbuf_from(c->stage.data, c->stage.len));
     }
     if (c->stage.cap > STAGE_KEEP)
         buf_free(&c->stage);
@@ -818,8 +797,8 @@ static void ws_after_io(conn_t *c)
     }
 }
 
-/* Creates the wslay context unless one is held. 0, or -ENOMEM (the connection is closed). */
-static int ws_hold(conn_t *c)
+/* Creates the wslay context unless one is held. */
+static void ws_hold(conn_t *c)
 {
     static const struct wslay_event_callbacks cb = {
         .recv_callback = ws_recv_cb,
@@ -827,14 +806,9 @@ static int ws_hold(conn_t *c)
         .on_msg_recv_callback = ws_msg_cb,
     };
     if (c->ws)
-        return 0;
-    int rc = ws_feed_context_new(&c->ws, &cb, c, c->ctx->lim.max_ws_message);
-    if (rc) {
-        conn_close(c);
-        return rc;
-    }
+        return;
+    c->ws = ws_feed_context_new(&cb, c, c->ctx->lim.max_ws_message);
     c->ctx->stats.ws_contexts++;
-    return 0;
 }
 
 /* Frees the wslay context between messages (ws_feed_at_rest): an idle WebSocket then costs no
@@ -851,8 +825,9 @@ static void ws_release_if_idle(conn_t *c)
 
 static void ws_input(conn_t *c, const char *p, size_t n)
 {
-    if (c->ws_dead || ws_hold(c) != 0)
+    if (c->ws_dead)
         return;
+    ws_hold(c);
     ws_feed_window(&c->rd, p, n);
     int r = wslay_event_recv(c->ws);
     ws_feed_window(&c->rd, NULL, 0);
@@ -886,15 +861,11 @@ int conn_ws_accept(conn_t *c)
         return rc;
     buf_t *h = &c->ctx->head;
     buf_reset(h);
-    rc = buf_printf(h,
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                    accept);
-    refbuf_t *rb = rc ? NULL : refbuf_from(h->data, h->len);
-    if (!rb || q_push(c, rb) != 0) {
-        conn_close(c);
-        return -ENOMEM;
-    }
+    buf_printf(h,
+               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+               accept);
+    q_push(c, refbuf_from(h->data, h->len));
     c->awaiting = false;
     c->st = ST_WS;
     c->ws_on = true;
@@ -915,11 +886,9 @@ static int ws_send_prepare(conn_t *c, size_t len)
     }
     /* wslay's pending control frames go first, so our frame cannot land inside one of them */
     int rc = ws_pump(c);
-    if (rc) {
+    if (rc)
         conn_close(c);
-        return rc == -ENOMEM ? -ENOMEM : -EPIPE;
-    }
-    return 0;
+    return rc;
 }
 
 int conn_ws_send_text(conn_t *c, const char *p, size_t len)
@@ -932,17 +901,11 @@ int conn_ws_send_text(conn_t *c, const char *p, size_t len)
     if (rc)
         return rc;
     refbuf_t *rb = refbuf_new(hlen + len);
-    if (!rb) {
-        conn_close(c);
-        return -ENOMEM;
-    }
     memcpy(refbuf_data(rb), hdr, hlen);
     if (len)
         memcpy(refbuf_data(rb) + hlen, p, len);
-    rc = q_push(c, rb);
-    if (rc)
-        conn_close(c);
-    return rc;
+    q_push(c, rb);
+    return 0;
 }
 
 int conn_ws_send_frame(conn_t *c, refbuf_t *frame)
@@ -952,12 +915,9 @@ int conn_ws_send_frame(conn_t *c, refbuf_t *frame)
     int rc = ws_send_prepare(c, refbuf_len(frame));
     if (rc)
         return rc;
-    if (refbuf_len(frame) == 0)
-        return 0;
-    rc = q_push(c, refbuf_ref(frame));
-    if (rc)
-        conn_close(c);
-    return rc;
+    if (refbuf_len(frame) != 0)
+        q_push(c, refbuf_ref(frame));
+    return 0;
 }
 
 static bool close_code_valid(uint16_t code)
@@ -977,8 +937,7 @@ int conn_ws_close(conn_t *c, uint16_t code)
         conn_close(c);
         return 0;
     }
-    if (ws_hold(c) != 0)
-        return 0;
+    ws_hold(c);
     int r = wslay_event_queue_close(c->ws, code, NULL, 0);
     if (r != 0 && r != WSLAY_ERR_NO_MORE_MSG) {
         conn_close(c);
@@ -1039,19 +998,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 /* Allocates a connection and its TCP handle; the handle still has no socket. */
 static int conn_alloc(conn_ctx_t *ctx, conn_t **out)
 {
-    conn_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
+    conn_t *c = xcalloc(1, sizeof(*c));
     c->ctx = ctx;
     c->ud = ctx->h.ud;
     buf_init(&c->stage);
-    int rc = http_req_new(&c->req, ctx->lim.max_header_bytes);
-    if (rc) {
-        free(c);
-        return rc;
-    }
+    c->req = http_req_new(ctx->lim.max_header_bytes);
     http_req_set_max_body(c->req, ctx->lim.max_body);
-    rc = uv_tcp_init(ctx->loop, &c->tcp);
+    int rc = uv_tcp_init(ctx->loop, &c->tcp);
     if (rc) {
         http_req_free(c->req);
         free(c);
@@ -1102,8 +1055,10 @@ int conn_adopt(conn_ctx_t *ctx, int fd, const char *pre, size_t len, conn_t **ou
 {
     conn_t *c;
     int rc = conn_alloc(ctx, &c);
-    if (rc)
+    if (rc) {
+        close(fd);
         return rc;
+    }
     rc = uv_tcp_open(&c->tcp, fd);
     if (rc) {
         close(fd);

@@ -93,8 +93,8 @@ typedef struct conn_stats {
 
 /*
  * Creates the per-worker context on `loop` (lim and h are copied; lim may be NULL for all
- * defaults). Allocates the shared 64 KiB read buffer. 0, -EINVAL (h or a callback NULL),
- * -ENOMEM, or a libuv error.
+ * defaults). Allocates the shared 64 KiB read buffer. 0, -EINVAL (h or a callback NULL), or a
+ * libuv error.
  */
 int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
                  const conn_handlers_t *h);
@@ -110,7 +110,7 @@ void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out);
  * Accepts one pending connection from `server` (call it from the listener's connection
  * callback), disables Nagle and starts reading. On success *out is the new connection (optional:
  * out may be NULL). On failure nothing is left to close and on_close is never called for it.
- * 0, -ENOMEM, or a libuv error (-EAGAIN, -EMFILE, ...).
+ * 0 or a libuv error (-EAGAIN, -EMFILE, ...).
  */
 int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out);
 
@@ -119,8 +119,7 @@ int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, conn_t **out);
  * of fd (closed on any failure), then processes pre[0..len), the
  * bytes already read from it, as if just received: on_request may run before this returns, so
  * the caller must count the connection first. *out (optional) may be closed already on return.
- * 0, -ENOMEM (fd left open: the caller closes it), or a libuv error (then on_close is never
- * called).
+ * 0 or a libuv error (then on_close is never called).
  */
 int conn_adopt(conn_ctx_t *ctx, int fd, const char *pre, size_t len, conn_t **out);
 /* The socket's descriptor (borrowed; the connection keeps it), or -EBADF once closing. */
@@ -136,8 +135,7 @@ void *conn_data(const conn_t *c);
  * and body into one allocation. Keeps the connection for the next request when the request
  * allows keep-alive and is not an upgrade; otherwise closes after flushing.
  * 0, -EINVAL (no request awaiting an answer, status outside 200..599, NULL body with len),
- * -EPIPE (already closed), -ENOBUFS (would exceed max_outq_bytes) or -ENOMEM: for these two
- * the connection is closed.
+ * -EPIPE (already closed), -ENOBUFS (would exceed max_outq_bytes: the connection is closed).
  */
 int conn_http_respond(conn_t *c, int status, const char *content_type, const char *extra_headers,
                       const void *body, size_t len);
@@ -161,14 +159,14 @@ const http_req_t *conn_request(const conn_t *c);
  * followed the head in the same read are processed as frames once on_request returns. Messages
  * may be sent right away.
  * 0, -EINVAL (no request awaiting an answer, or not a valid handshake: see
- * http_req_is_websocket; the caller should answer 400), -ENOMEM (the connection is closed).
+ * http_req_is_websocket; the caller should answer 400), -EPIPE (already closed).
  */
 int conn_ws_accept(conn_t *c);
 
 /*
  * Frames a copy of p[0..len) as one TEXT message (one allocation; per-socket messages). p must be
  * valid UTF-8. 0, -EINVAL (not a WebSocket), -EPIPE (closing or closed), -ENOBUFS (would exceed
- * max_outq_bytes: the connection is closed), -ENOMEM (the connection is closed).
+ * max_outq_bytes: the connection is closed).
  */
 int conn_ws_send_text(conn_t *c, const char *p, size_t len);
 

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "common/xalloc.h"
+
 struct deadlineq {
     uv_loop_t *loop;
     timerq_t *lv[DEADLINEQ_LEVELS];
@@ -45,9 +47,7 @@ int deadlineq_new(deadlineq_t **out, uv_loop_t *loop, void (*fire)(deadline_node
 {
     if (!out || !loop || !fire)
         return -EINVAL;
-    deadlineq_t *q = calloc(1, sizeof(*q));
-    if (!q)
-        return -ENOMEM;
+    deadlineq_t *q = xcalloc(1, sizeof(*q));
     q->loop = loop;
     q->fire = fire;
     q->arg = arg;

@@ -32,7 +32,7 @@ typedef struct deadline_node {
 /*
  * Creates the queue on `loop`. fire(n, arg) runs from the loop once n's due time has passed,
  * with n already disarmed; it may re-add n, add or remove any node, or close the queue.
- * 0 and *out set, -EINVAL (no fire), -ENOMEM, or a libuv error.
+ * 0 and *out set, -EINVAL (no fire), or a libuv error.
  */
 int deadlineq_new(deadlineq_t **out, uv_loop_t *loop, void (*fire)(deadline_node_t *n, void *arg),
                   void *arg);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
 #include "worker/net/local_sock.h"
 
 /* A handoff the owner's queue had no room for yet: our duplicate of the socket and the bytes. */
@@ -69,14 +70,10 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
 {
     if (!out || !loop || !cb)
         return -EINVAL;
-    handoff_t *h = calloc(1, sizeof(*h));
-    if (!h)
-        return -ENOMEM;
-    h->rbuf = malloc(HANDOFF_MAX_BYTES);
+    handoff_t *h = xcalloc(1, sizeof(*h));
+    h->rbuf = xmalloc(HANDOFF_MAX_BYTES);
     h->fd = h->send_fd = -1;
-    int rc = !h->rbuf ? -ENOMEM
-                      : local_sock_open(&h->fd, &h->send_fd, server_id, slot, "",
-                                        (int)HANDOFF_MAX_BYTES * 4);
+    int rc = local_sock_open(&h->fd, &h->send_fd, server_id, slot, "", (int)HANDOFF_MAX_BYTES * 4);
     if (!rc) {
         rc = uv_poll_init(loop, &h->poll, h->fd);
         if (!rc)
@@ -144,12 +141,10 @@ int handoff_send(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
     int rc = h->head ? -EAGAIN : send_now(h, slot, fd, p, len);
     if (rc != -EAGAIN)
         return rc;
-    pending_t *q = malloc(sizeof(*q) + len);
-    int dup_fd = q ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-    if (dup_fd < 0) {
-        free(q);
-        return q ? -errno : -ENOMEM;
-    }
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0)
+        return -errno;
+    pending_t *q = xmalloc(sizeof(*q) + len);
     q->next = NULL;
     q->slot = slot;
     q->fd = dup_fd;

@@ -26,7 +26,7 @@ typedef void (*handoff_cb)(int fd, const char *p, size_t len, void *ud);
 
 /*
  * Binds "\0streamio.<server_id>.<slot>" and starts receiving on `loop`. 0, -EINVAL,
- * -EADDRINUSE (another process holds the name), -ENOMEM, or another negative errno.
+ * -EADDRINUSE (another process holds the name), or another negative errno of the socket calls.
  */
 int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint32_t slot,
                 handoff_cb cb, void *ud);
@@ -35,7 +35,7 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
  * `slot`. When that worker's queue is full the handoff is kept (a copy of the bytes and of the
  * descriptor) and resent from a timer, in order, for up to HANDOFF_SEND_WAIT_MS; the loop never
  * blocks. 0 (sent or queued), -E2BIG (len over HANDOFF_MAX_BYTES), -ECONNREFUSED or -ENOENT (no
- * such worker now), -ENOMEM, another negative errno.
+ * such worker now), or another negative errno (of sendmsg, or of duplicating fd to queue it).
  */
 int handoff_send(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len);
 /* Stops receiving and closes the socket (memory released from the close callback). NULL: no-op. */

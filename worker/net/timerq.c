@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/xalloc.h"
+
 struct timerq {
     uv_timer_t timer;
     timerq_node_t head; /* sentinel: head.next is the earliest node, head.prev the latest */
@@ -72,9 +74,7 @@ int timerq_new(timerq_t **out, uv_loop_t *loop, uint64_t duration_ms,
 {
     if (!out || !loop || duration_ms == 0 || !fire)
         return -EINVAL;
-    timerq_t *q = calloc(1, sizeof(*q));
-    if (!q)
-        return -ENOMEM;
+    timerq_t *q = xcalloc(1, sizeof(*q));
     int rc = uv_timer_init(loop, &q->timer);
     if (rc) {
         free(q);

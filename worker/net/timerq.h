@@ -27,7 +27,7 @@ typedef struct timerq_node {
  * from the loop for each node whose due time has passed, oldest first, with the node already
  * disarmed; it may re-add that node, add or remove any other node of this queue, or close the
  * queue (nothing more fires after that). Returns 0 and sets *out, -EINVAL (duration 0 or no
- * fire), -ENOMEM, or a libuv error.
+ * fire), or a libuv error.
  */
 int timerq_new(timerq_t **out, uv_loop_t *loop, uint64_t duration_ms,
                void (*fire)(timerq_node_t *n, void *arg), void *arg);

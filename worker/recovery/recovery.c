@@ -105,14 +105,11 @@ void recovery_log_truncate(recovery_log_t *l, uint32_t pos)
 
 /* ---- the record ---- */
 
-static int put_netstring(buf_t *out, const char *p, size_t len)
+static void put_netstring(buf_t *out, const char *p, size_t len)
 {
-    int rc = buf_printf(out, "%zu:", len);
-    if (!rc)
-        rc = buf_append(out, p, len);
-    if (!rc)
-        rc = buf_putc(out, ',');
-    return rc;
+    buf_printf(out, "%zu:", len);
+    buf_append(out, p, len);
+    buf_putc(out, ',');
 }
 
 int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_log_t *log,
@@ -123,31 +120,26 @@ int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_
     buf_t t;
     buf_init(&t);
     char a[RECOVERY_ID_MAX + 1], b[RECOVERY_ID_MAX + 1];
-    int rc = buf_printf(&t, "%u", log->count);
-    for (uint32_t k = log_first(log); !rc && k < log->count; k++) {
+    buf_printf(&t, "%u", log->count);
+    for (uint32_t k = log_first(log); k < log->count; k++) {
         const recovery_send_t *e = &log->e[k % RECOVERY_LOG_LEN];
         recovery_id_format(e->id, a);
         recovery_id_format(e->prev, b);
-        rc = buf_printf(&t, ";%u,%s,%s", e->tag, a, b);
+        buf_printf(&t, ";%u,%s,%s", e->tag, a, b);
     }
-    if (!rc)
-        rc = buf_putc(out, '2');
-    if (!rc)
-        rc = put_netstring(out, sid, sid_len);
-    if (!rc)
-        rc = put_netstring(out, t.data, t.len);
-    for (size_t i = 0; !rc && i < nrooms; i++) {
+    buf_putc(out, '2');
+    put_netstring(out, sid, sid_len);
+    put_netstring(out, t.data, t.len);
+    for (size_t i = 0; i < nrooms; i++) {
         buf_reset(&t);
         recovery_id_format(rooms[i].first, a);
         recovery_id_format(rooms[i].last, b);
-        rc = buf_printf(&t, "%u,%s,%s,", rooms[i].tag, a, b);
-        if (!rc)
-            rc = buf_append(&t, rooms[i].name, rooms[i].len);
-        if (!rc)
-            rc = put_netstring(out, t.data, t.len);
+        buf_printf(&t, "%u,%s,%s,", rooms[i].tag, a, b);
+        buf_append(&t, rooms[i].name, rooms[i].len);
+        put_netstring(out, t.data, t.len);
     }
     buf_free(&t);
-    return rc;
+    return 0;
 }
 
 /* Reads one netstring at *pos; false when malformed or truncated. */
@@ -272,14 +264,11 @@ int recovery_decode(const char *p, size_t len, const char **sid, size_t *sid_len
     return 0;
 }
 
-int recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_len)
+void recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_len)
 {
-    int rc = buf_puts(out, prefix);
-    if (!rc)
-        rc = buf_puts(out, ":recovery:");
-    if (!rc)
-        rc = buf_append(out, pid, pid_len);
-    return rc;
+    buf_puts(out, prefix);
+    buf_puts(out, ":recovery:");
+    buf_append(out, pid, pid_len);
 }
 
 void recovery_replay_argv(const char *room, size_t room_len, recovery_id_t after, const char *count,

@@ -82,7 +82,7 @@ void recovery_log_truncate(recovery_log_t *l, uint32_t pos);
 /*
  * Appends the record: `2`, then netstrings `<len>:<bytes>,` for the sid, the log
  * (`<count>` then `;<tag>,<id>,<prev>` per kept send) and each room (`<tag>,<first>,<last>,<name>`;
- * the name binary-safe). 0, -EINVAL (empty sid), -ENOMEM.
+ * the name binary-safe). 0, or -EINVAL (empty sid; out unchanged).
  */
 int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_log_t *log,
                     const recovery_room_t *rooms, size_t nrooms);
@@ -94,8 +94,8 @@ int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_
 int recovery_decode(const char *p, size_t len, const char **sid, size_t *sid_len,
                     recovery_log_t *log, void (*room)(void *arg, const recovery_room_t *r),
                     void *arg);
-/* Appends `<prefix>:recovery:<pid>` to out. 0 or -ENOMEM. */
-int recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_len);
+/* Appends `<prefix>:recovery:<pid>` to out. */
+void recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_len);
 /*
  * Builds `XRANGE <room> (<after> + COUNT <count>` into argv/lens (6 slots; count borrowed as a
  * decimal string, excl holds the `(<id>` text: RECOVERY_ID_MAX + 2 bytes): the entries of room

@@ -9,6 +9,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/redis/rds.h"
+#include "common/xalloc.h"
 
 struct recovery_io {
     const cfg_t *cfg;
@@ -29,33 +30,25 @@ typedef struct request {
     void *arg;
 } request_t;
 
-int recovery_io_new(recovery_io_t **out, uv_loop_t *loop, const cfg_t *cfg)
+recovery_io_t *recovery_io_new(uv_loop_t *loop, const cfg_t *cfg)
 {
-    recovery_io_t *io = calloc(1, sizeof(*io));
-    if (!io)
-        return -ENOMEM;
+    recovery_io_t *io = xcalloc(1, sizeof(*io));
     io->cfg = cfg;
     buf_init(&io->key);
-    int rc = rds_new(&io->conn, loop, cfg, "recovery", NULL, NULL);
-    if (rc) {
-        free(io);
-        return rc;
-    }
-    *out = io;
-    return 0;
+    io->conn = rds_new(loop, cfg, "recovery", NULL, NULL);
+    return io;
 }
 
-static int make_key(recovery_io_t *io, const char *pid, size_t pid_len)
+static void make_key(recovery_io_t *io, const char *pid, size_t pid_len)
 {
     buf_reset(&io->key);
-    return recovery_key(&io->key, io->cfg->redis_key, pid, pid_len);
+    recovery_key(&io->key, io->cfg->redis_key, pid, pid_len);
 }
 
 int recovery_io_save(recovery_io_t *io, const char *pid, size_t pid_len, const char *rec,
                      size_t len)
 {
-    if (make_key(io, pid, pid_len))
-        return -ENOMEM;
+    make_key(io, pid, pid_len);
     char px[24];
     snprintf(px, sizeof(px), "%d", io->cfg->recovery_window_ms);
     const char *argv[] = {"SET", io->key.data, rec, "PX", px};
@@ -79,11 +72,9 @@ static void on_take(redisAsyncContext *c, void *reply, void *privdata)
 
 static request_t *request_new(recovery_io_t *io, void *arg)
 {
-    request_t *q = calloc(1, sizeof(*q));
-    if (q) {
-        q->io = io;
-        q->arg = arg;
-    }
+    request_t *q = xcalloc(1, sizeof(*q));
+    q->io = io;
+    q->arg = arg;
     return q;
 }
 
@@ -100,26 +91,19 @@ int recovery_io_take(recovery_io_t *io, const char *pid, size_t pid_len, recover
                      void *arg)
 {
     request_t *q = request_new(io, arg);
-    if (!q || make_key(io, pid, pid_len)) {
-        free(q);
-        return -ENOMEM;
-    }
+    make_key(io, pid, pid_len);
     q->take = fn;
     const char *argv[] = {"GETDEL", io->key.data};
     size_t lens[] = {6, io->key.len};
     return send_request(io, on_take, q, 2, argv, lens);
 }
 
-static int fields_reserve(recovery_io_t *io, size_t n)
+static void fields_reserve(recovery_io_t *io, size_t n)
 {
     if (n <= io->fields_cap)
-        return 0;
-    payload_field_t *f = realloc(io->fields, n * sizeof(*f));
-    if (!f)
-        return -ENOMEM;
-    io->fields = f;
+        return;
+    io->fields = xrealloc(io->fields, n * sizeof(*io->fields));
     io->fields_cap = n;
-    return 0;
 }
 
 /* [[id, [field, value, ...]], ...], as XREADGROUP hands them to the reader */
@@ -141,10 +125,7 @@ static void on_range(redisAsyncContext *c, void *reply, void *privdata)
             e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
             continue;
         const redisReply *fv = e->element[1];
-        if (fields_reserve(io, fv->elements / 2 + 1)) {
-            n = -ENOMEM;
-            break;
-        }
+        fields_reserve(io, fv->elements / 2 + 1);
         size_t k = 0;
         for (size_t j = 0; j + 1 < fv->elements; j += 2) {
             const redisReply *f = fv->element[j], *v = fv->element[j + 1];
@@ -162,8 +143,6 @@ int recovery_io_range(recovery_io_t *io, const char *room, size_t len, recovery_
                       recovery_io_entry_fn entry, recovery_io_done_fn done, void *arg)
 {
     request_t *q = request_new(io, arg);
-    if (!q)
-        return -ENOMEM;
     q->entry = entry;
     q->done = done;
     char count[16], excl[RECOVERY_ID_MAX + 2];

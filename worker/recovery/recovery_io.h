@@ -29,17 +29,17 @@ typedef void (*recovery_io_entry_fn)(void *arg, const char *id, size_t id_len,
 /* End of one XRANGE: how many entries it returned, or a negative errno when it failed. */
 typedef void (*recovery_io_done_fn)(void *arg, int n);
 
-/* Starts connecting. Borrows loop and cfg. 0 or -ENOMEM. */
-int recovery_io_new(recovery_io_t **out, uv_loop_t *loop, const cfg_t *cfg);
-/* Stores a record for pid (both borrowed). 0, -ENOTCONN, -ENOMEM. */
+/* Starts connecting. Borrows loop and cfg. Never NULL. */
+recovery_io_t *recovery_io_new(uv_loop_t *loop, const cfg_t *cfg);
+/* Stores a record for pid (both borrowed). 0 or -ENOTCONN. */
 int recovery_io_save(recovery_io_t *io, const char *pid, size_t pid_len, const char *rec,
                      size_t len);
-/* Takes (reads and deletes) the record of pid. 0, -ENOTCONN, -ENOMEM (fn not called then). */
+/* Takes (reads and deletes) the record of pid. 0, or -ENOTCONN (fn not called then). */
 int recovery_io_take(recovery_io_t *io, const char *pid, size_t pid_len, recovery_io_take_fn fn,
                      void *arg);
 /*
  * Reads up to RECOVERY_IO_PAGE entries of room after `after`, oldest first: entry() for each,
- * then done(). 0, -ENOTCONN, -ENOMEM (no callback then).
+ * then done(). 0, or -ENOTCONN (no callback then).
  */
 int recovery_io_range(recovery_io_t *io, const char *room, size_t len, recovery_id_t after,
                       recovery_io_entry_fn entry, recovery_io_done_fn done, void *arg);

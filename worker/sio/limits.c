@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 #define MAP_MIN 64
 
 typedef struct slot {
@@ -76,11 +78,9 @@ static int statm_rss(uint64_t *bytes, void *arg)
     return 0;
 }
 
-int limits_new(limits_t **out, const limits_config_t *conf)
+limits_t *limits_new(const limits_config_t *conf)
 {
-    limits_t *l = calloc(1, sizeof(*l));
-    if (!l)
-        return -ENOMEM;
+    limits_t *l = xcalloc(1, sizeof(*l));
     l->conf = *conf;
     if (!l->conf.clock)
         l->conf.clock = mono_ms;
@@ -90,13 +90,8 @@ int limits_new(limits_t **out, const limits_config_t *conf)
         getrandom(l->conf.hash_seed, sizeof(l->conf.hash_seed), 0) != sizeof(l->conf.hash_seed))
         l->conf.hash_seed[0] = mono_ms(NULL) ^ (uint64_t)getpid() << 32;
     l->cap = MAP_MIN;
-    l->map = calloc(l->cap, sizeof(slot_t));
-    if (!l->map) {
-        free(l);
-        return -ENOMEM;
-    }
-    *out = l;
-    return 0;
+    l->map = xcalloc(l->cap, sizeof(slot_t));
+    return l;
 }
 
 void limits_free(limits_t *l)
@@ -186,14 +181,11 @@ static size_t find(const limits_t *l, const uint8_t key[16], bool *found)
     return i;
 }
 
-static int grow(limits_t *l)
+static void grow(limits_t *l)
 {
     slot_t *old = l->map;
     size_t old_cap = l->cap;
-    slot_t *map = calloc(old_cap * 2, sizeof(slot_t));
-    if (!map)
-        return -ENOMEM;
-    l->map = map;
+    l->map = xcalloc(old_cap * 2, sizeof(slot_t));
     l->cap = old_cap * 2;
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i].count) {
@@ -202,7 +194,6 @@ static int grow(limits_t *l)
         }
     }
     free(old);
-    return 0;
 }
 
 /* Removes slot i, moving later members of its probe run back so lookups never stop early. */
@@ -283,8 +274,7 @@ int limits_conn_admit(limits_t *l, const struct sockaddr *peer)
         return 0;
     }
     if ((l->used + 1) * 2 > l->cap) {
-        if (grow(l) != 0)
-            return -ENOMEM;
+        grow(l);
         i = find(l, key, &found);
     }
     memcpy(l->map[i].key, key, 16);
@@ -325,8 +315,6 @@ const char *limits_strerror(int rc)
         return "Server connection limit reached";
     case -EMFILE:
         return "Too many connections from this address";
-    case -ENOMEM:
-        return "Out of memory";
     default:
         return "Connection refused";
     }

@@ -60,8 +60,8 @@ typedef struct limits_config {
  */
 void limits_config_from_cfg(limits_config_t *out, const cfg_t *cfg, int workers);
 
-/* Copies conf. 0 or -ENOMEM. */
-int limits_new(limits_t **out, const limits_config_t *conf);
+/* Copies conf. Never NULL. */
+limits_t *limits_new(const limits_config_t *conf);
 /* NULL is a no-op. */
 void limits_free(limits_t *l);
 
@@ -70,7 +70,7 @@ void limits_free(limits_t *l);
  * the total) and counts it. Checks in this order: memory high-water, total, per address.
  * Returns 0 (the caller must call limits_conn_release with the same address when it closes);
  * -EBUSY memory high-water reached; -ENFILE the worker is full; -EMFILE this address has too
- * many connections; -ENOMEM the address map cannot grow. Nothing is counted on error.
+ * many connections. Nothing is counted on error.
  */
 int limits_conn_admit(limits_t *l, const struct sockaddr *peer);
 /* Forgets one connection admitted for `peer`. Unknown addresses are ignored. */

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/xalloc.h"
+
 #define MIN_BUCKETS 16
 
 struct rooms_member {
@@ -87,14 +89,8 @@ static uint64_t hash_name(const rooms_t *r, const char *name, size_t len)
 
 rooms_t *rooms_new(void)
 {
-    rooms_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    r->buckets = calloc(MIN_BUCKETS, sizeof(*r->buckets));
-    if (!r->buckets) {
-        free(r);
-        return NULL;
-    }
+    rooms_t *r = xcalloc(1, sizeof(*r));
+    r->buckets = xcalloc(MIN_BUCKETS, sizeof(*r->buckets));
     r->mask = MIN_BUCKETS - 1;
     uint8_t *k = (uint8_t *)r->key;
     size_t got = 0;
@@ -145,15 +141,13 @@ static room_t *lookup(const rooms_t *r, const char *name, size_t len, uint64_t h
     return NULL;
 }
 
-/* Doubling is best effort: without memory the chains just get longer. */
+/* Doubles the table once rooms outnumber buckets; at the size limit chains just get longer. */
 static void maybe_grow(rooms_t *r)
 {
     size_t n = r->mask + 1;
     if (r->count <= n || n > SIZE_MAX / 2 / sizeof(room_t *))
         return;
-    room_t **nb = calloc(n * 2, sizeof(*nb));
-    if (!nb)
-        return;
+    room_t **nb = xcalloc(n * 2, sizeof(*nb));
     size_t mask = n * 2 - 1;
     for (size_t b = 0; b < n; b++) {
         room_t *room = r->buckets[b];
@@ -172,10 +166,8 @@ static void maybe_grow(rooms_t *r)
 static room_t *room_create(rooms_t *r, const char *name, size_t len, uint64_t h)
 {
     if (len > SIZE_MAX - sizeof(room_t) - 1)
-        return NULL;
-    room_t *room = malloc(sizeof(*room) + len + 1);
-    if (!room)
-        return NULL;
+        xalloc_die(len);
+    room_t *room = xmalloc(sizeof(*room) + len + 1);
     room->hash = h;
     room->first = NULL;
     room->count = 0;
@@ -236,16 +228,9 @@ int rooms_join(rooms_t *r, rooms_sock_t *s, void *owner, const char *name, size_
     if (room && find_member(room, s))
         return 1;
 
-    struct rooms_member *m = malloc(sizeof(*m));
-    if (!m)
-        return -ENOMEM;
-    if (!room) {
+    struct rooms_member *m = xmalloc(sizeof(*m));
+    if (!room)
         room = room_create(r, name, len, h);
-        if (!room) {
-            free(m);
-            return -ENOMEM;
-        }
-    }
     m->room = room;
     m->sock = s;
     m->owner = owner;

@@ -34,7 +34,7 @@ typedef struct rooms_sock {
     size_t count; /* number of rooms the socket is in */
 } rooms_sock_t;
 
-/* Returns an empty registry, or NULL (errno ENOMEM, or getrandom's error for the hash key). */
+/* Returns an empty registry, or NULL with errno set when getrandom fails for the hash key. */
 rooms_t *rooms_new(void);
 /*
  * Frees the registry, every room and every membership node still in it. Sockets that were still
@@ -47,7 +47,7 @@ void rooms_free(rooms_t *r);
  * Adds socket `s` (whose owner pointer, handed back by rooms_foreach, is `owner`) to the room
  * named name[0..len) (borrowed; copied when the room is created). Allocates the membership node
  * and, for a new room, the room. Returns 0 when joined, 1 when `s` already was a member
- * (nothing changes), -ENOMEM.
+ * (nothing changes).
  */
 int rooms_join(rooms_t *r, rooms_sock_t *s, void *owner, const char *name, size_t len);
 /* Removes `s` from the room; the room is freed if it becomes empty. 0, or -ENOENT if `s` was not

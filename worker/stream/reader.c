@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/strmap.h"
+#include "common/xalloc.h"
 
 #define MISSING_RETRY_MS 1000
 #define SVC_TICK_MS 100
@@ -126,19 +127,14 @@ static uint64_t wall_ms(void)
 
 /* ---- membership ---- */
 
-static int svec_push(svec_t *v, rstream_t *s)
+static void svec_push(svec_t *v, rstream_t *s)
 {
     if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 8;
-        rstream_t **p = realloc(v->v, cap * sizeof(*p));
-        if (!p)
-            return -ENOMEM;
-        v->v = p;
-        v->cap = cap;
+        v->cap = v->cap ? v->cap * 2 : 8;
+        v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
     }
     s->idx = v->n;
     v->v[v->n++] = s;
-    return 0;
 }
 
 static void svec_drop(svec_t *v, rstream_t *s)
@@ -169,36 +165,27 @@ static void detach(reader_t *r, rstream_t *s)
         s->lane->sweep_pos = 0;
 }
 
-/* Moves s to `state`; on ENOMEM it stays where it was. */
-static int move_to(reader_t *r, rstream_t *s, rs_state_t state)
+/* Moves s to `state`. */
+static void move_to(reader_t *r, rstream_t *s, rs_state_t state)
 {
     if (s->state == state)
-        return 0;
+        return;
     rs_state_t old = s->state;
     size_t old_idx = s->idx;
     s->state = state;
     svec_t *v = home(r, s);
     if (state == RS_ACTIVE && s->lane->sel_cap < v->n + 1) {
         size_t cap = v->cap ? v->cap * 2 : 8;
-        rstream_t **sel = realloc(s->lane->sel, cap * sizeof(*sel));
-        if (!sel) {
-            s->state = old;
-            return -ENOMEM;
-        }
-        s->lane->sel = sel;
+        s->lane->sel = xrealloc(s->lane->sel, cap * sizeof(*s->lane->sel));
         s->lane->sel_cap = cap;
     }
-    if (svec_push(v, s)) {
-        s->state = old;
-        return -ENOMEM;
-    }
+    svec_push(v, s);
     size_t new_idx = s->idx;
     s->state = old;
     s->idx = old_idx;
     detach(r, s);
     s->state = state;
     s->idx = new_idx;
-    return 0;
 }
 
 /* Ends the lane's blocking read now (CLIENT UNBLOCK: an empty reply), so its next read is
@@ -219,8 +206,9 @@ static void lane_cut_short(reader_t *r, lane_t *l)
  * A lane blocked on its other streams is cut short so it reads this one now. */
 static void activate(reader_t *r, rstream_t *s)
 {
-    if (s->state == RS_ACTIVE || move_to(r, s, RS_ACTIVE))
+    if (s->state == RS_ACTIVE)
         return;
+    move_to(r, s, RS_ACTIVE);
     s->last_entry = uv_now(r->loop);
     s->need_group = true;
     s->need_history = true;
@@ -276,8 +264,7 @@ static lane_t *lane_for(reader_t *r, uint32_t pool, bool priority)
             snprintf(name, sizeof(name), "reader priority");
         else
             snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
-        if (rds_new(&l->conn, r->loop, r->cfg, name, on_lane_state, l))
-            return NULL;
+        l->conn = rds_new(r->loop, r->cfg, name, on_lane_state, l);
         rds_count_reconnects(l->conn, &r->stats->redis_reconnects);
         uv_timer_init(r->loop, &l->timer);
         l->timer.data = l;
@@ -288,20 +275,13 @@ static lane_t *lane_for(reader_t *r, uint32_t pool, bool priority)
 
 /* ---- command building ---- */
 
-static int argv_reserve(const char ***argv, size_t **lens, size_t *cap, size_t n)
+static void argv_reserve(const char ***argv, size_t **lens, size_t *cap, size_t n)
 {
     if (n <= *cap)
-        return 0;
-    const char **a = realloc(*argv, n * sizeof(*a));
-    if (!a)
-        return -ENOMEM;
-    *argv = a;
-    size_t *b = realloc(*lens, n * sizeof(*b));
-    if (!b)
-        return -ENOMEM;
-    *lens = b;
+        return;
+    *argv = xrealloc(*argv, n * sizeof(**argv));
+    *lens = xrealloc(*lens, n * sizeof(**lens));
     *cap = n;
-    return 0;
 }
 
 static void arg_set(lane_t *l, size_t i, const char *s, size_t len)
@@ -312,13 +292,13 @@ static void arg_set(lane_t *l, size_t i, const char *s, size_t len)
 
 static void on_read(redisAsyncContext *ac, void *reply, void *privdata);
 
-/* XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s... id... over sel[0..k) */
-static int send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool block)
+/* XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s... id... over sel[0..k); nothing when the
+ * lane is not connected. */
+static void send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool block)
 {
     reader_t *r = l->r;
     size_t argc = 7 + (block ? 2 : 0) + 1 + 2 * k;
-    if (argv_reserve(&l->argv, &l->argvlen, &l->argcap, argc))
-        return -ENOMEM;
+    argv_reserve(&l->argv, &l->argvlen, &l->argcap, argc);
     size_t a = 0;
     arg_set(l, a++, "XREADGROUP", 10);
     arg_set(l, a++, "GROUP", 5);
@@ -335,14 +315,12 @@ static int send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool 
         arg_set(l, a++, sel[i]->name, sel[i]->len);
     for (size_t i = 0; i < k; i++)
         arg_set(l, a++, id, strlen(id));
-    int rc = rds_command(l->conn, on_read, l, (int)a, l->argv, l->argvlen);
-    if (rc == 0) {
+    if (rds_command(l->conn, on_read, l, (int)a, l->argv, l->argvlen) == 0) {
         l->state = LANE_BUSY;
         l->read_blocking = block;
         l->unblock_sent = false;
         l->sent_ns = uv_hrtime();
     }
-    return rc;
 }
 
 /* A command about one stream, which may be gone by the time the reply comes. */
@@ -354,9 +332,7 @@ typedef struct namereq {
 
 static namereq_t *namereq_new(reader_t *r, const rstream_t *s)
 {
-    namereq_t *q = malloc(sizeof(*q) + s->len);
-    if (!q)
-        return NULL;
+    namereq_t *q = xmalloc(sizeof(*q) + s->len);
     q->r = r;
     q->len = s->len;
     memcpy(q->name, s->name, s->len);
@@ -388,8 +364,6 @@ static void send_group_creates(lane_t *l)
         if (!s->need_group || s->missing_until > now)
             continue;
         namereq_t *g = namereq_new(r, s);
-        if (!g)
-            return;
         const char *argv[] = {"XGROUP", "CREATE", s->name, r->cfg->consumer_group, "0"};
         size_t lens[] = {6, 6, s->len, strlen(r->cfg->consumer_group), 1};
         if (rds_command(l->conn, on_group, g, 5, argv, lens)) {
@@ -427,9 +401,9 @@ static void lane_kick(lane_t *l)
         if (readable(l->active.v[i], now) && l->active.v[i]->need_history)
             sel[k++] = l->active.v[i];
     }
-    int rc = 0;
+    /* a lane whose connection is down sends nothing: on_lane_state kicks it again */
     if (k) {
-        rc = send_read(l, sel, k, "0", false);
+        send_read(l, sel, k, "0", false);
     } else {
         for (size_t i = 0; i < l->active.n; i++) {
             if (readable(l->active.v[i], now))
@@ -442,42 +416,35 @@ static void lane_kick(lane_t *l)
             return;
         }
         if (k <= max) {
-            rc = send_read(l, sel, k, ">", true);
+            send_read(l, sel, k, ">", true);
         } else if (l->sweep_pos >= k) {
             /* a whole sweep done */
             bool idle = l->sweep_got == 0;
             l->sweep_pos = 0;
             l->sweep_got = 0;
-            rc = idle ? send_read(l, sel, k, ">", true) : 0;
-            if (!idle) {
+            if (idle) {
+                send_read(l, sel, k, ">", true);
+            } else {
                 size_t n = k < max ? k : max;
-                rc = send_read(l, sel, n, ">", false);
+                send_read(l, sel, n, ">", false);
                 l->sweep_pos = n;
             }
         } else {
             size_t n = k - l->sweep_pos < max ? k - l->sweep_pos : max;
-            rc = send_read(l, sel + l->sweep_pos, n, ">", false);
+            send_read(l, sel + l->sweep_pos, n, ">", false);
             l->sweep_pos += n;
         }
-    }
-    if (rc && rc != -ENOTCONN) {
-        l->state = LANE_WAIT;
-        uv_timer_start(&l->timer, on_lane_timer, 100, 0);
     }
 }
 
 /* ---- delivery ---- */
 
-static int fields_reserve(reader_t *r, size_t n)
+static void fields_reserve(reader_t *r, size_t n)
 {
     if (n <= r->fields_cap)
-        return 0;
-    payload_field_t *f = realloc(r->fields, n * sizeof(*f));
-    if (!f)
-        return -ENOMEM;
-    r->fields = f;
+        return;
+    r->fields = xrealloc(r->fields, n * sizeof(*r->fields));
     r->fields_cap = n;
-    return 0;
 }
 
 static void maybe_trim(reader_t *r, rds_t *conn, rstream_t *s)
@@ -503,9 +470,9 @@ static void maybe_trim(reader_t *r, rds_t *conn, rstream_t *s)
 static size_t deliver(reader_t *r, rds_t *conn, const char *name, size_t name_len,
                       const redisReply *entries)
 {
-    if (entries->elements == 0 ||
-        argv_reserve(&r->ack_argv, &r->ack_len, &r->ack_cap, 3 + entries->elements))
+    if (entries->elements == 0)
         return 0;
+    argv_reserve(&r->ack_argv, &r->ack_len, &r->ack_cap, 3 + entries->elements);
     rstream_t *s = strmap_get(r->streams, name, name_len);
     size_t nids = 0;
     const redisReply *last = NULL;
@@ -523,8 +490,7 @@ static size_t deliver(reader_t *r, rds_t *conn, const char *name, size_t name_le
         if (fv->type != REDIS_REPLY_ARRAY)
             continue; /* deleted while pending: nothing to deliver, still acknowledge it */
         size_t nf = fv->elements / 2;
-        if (fields_reserve(r, nf ? nf : 1))
-            continue;
+        fields_reserve(r, nf ? nf : 1);
         size_t k = 0;
         for (size_t j = 0; j + 1 < fv->elements; j += 2) {
             const redisReply *f = fv->element[j], *v = fv->element[j + 1];
@@ -683,8 +649,8 @@ static void probe_result(reader_t *r, rstream_t *s, const redisReply *rep)
     }
     if (!last || last->len >= LAST_ID_MAX) {
         /* gone or not a stream: parked, so an entry under the same name brings it back */
-        if (move_to(r, s, RS_PARKED) == 0)
-            strcpy(s->last_id, "0-0");
+        move_to(r, s, RS_PARKED);
+        strcpy(s->last_id, "0-0");
         return;
     }
     memcpy(s->last_id, last->str, last->len);
@@ -716,8 +682,6 @@ static void send_probes(reader_t *r)
     for (size_t i = 0; i < n; i++) {
         rstream_t *s = r->probe.v[i];
         namereq_t *q = namereq_new(r, s);
-        if (!q)
-            return;
         const char *argv[] = {"XINFO", "STREAM", s->name};
         size_t lens[] = {5, 6, s->len};
         if (rds_command(r->svc, on_probe, q, 3, argv, lens)) {
@@ -755,8 +719,7 @@ static void send_wakes(reader_t *r)
     size_t budget = r->parked.n < WAKE_BATCH ? r->parked.n : WAKE_BATCH;
     while (budget) {
         size_t k = budget < WAKE_PER_READ ? budget : WAKE_PER_READ;
-        if (argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k))
-            return;
+        argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k);
         size_t a = 0;
         r->svc_argv[a] = "XREAD";
         r->svc_len[a++] = 5;
@@ -823,8 +786,6 @@ static void send_claims(reader_t *r)
         if (s->need_group)
             continue;
         namereq_t *q = namereq_new(r, s);
-        if (!q)
-            return;
         const char *argv[] = {"XAUTOCLAIM", s->name,       r->cfg->consumer_group,
                               r->consumer,  r->claim_idle, "0-0",
                               "COUNT",      r->count};
@@ -916,12 +877,10 @@ static void on_svc_state(rds_t *conn, bool connected, void *arg)
 
 /* ---- public ---- */
 
-int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *consumer,
-               stats_worker_t *stats, reader_entry_fn fn, void *arg)
+reader_t *reader_new(uv_loop_t *loop, const cfg_t *cfg, const char *consumer, stats_worker_t *stats,
+                     reader_entry_fn fn, void *arg)
 {
-    reader_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return -ENOMEM;
+    reader_t *r = xcalloc(1, sizeof(*r));
     r->loop = loop;
     r->cfg = cfg;
     r->stats = stats;
@@ -933,14 +892,9 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
     snprintf(r->claim_idle, sizeof(r->claim_idle), "%d", cfg->stream_claim_idle_ms);
     r->nplain = (size_t)cfg->max_concurrent_pools;
     r->nlanes = r->nplain + (cfg->npriority ? 1 : 0);
-    r->lanes = calloc(r->nlanes, sizeof(*r->lanes));
+    r->lanes = xcalloc(r->nlanes, sizeof(*r->lanes));
     r->streams = strmap_new();
-    if (!r->lanes || !r->streams || rds_new(&r->svc, loop, cfg, "reader svc", on_svc_state, r)) {
-        free(r->lanes);
-        strmap_free(r->streams);
-        free(r);
-        return -ENOMEM;
-    }
+    r->svc = rds_new(loop, cfg, "reader svc", on_svc_state, r);
     rds_count_reconnects(r->svc, &stats->redis_reconnects);
     for (size_t i = 0; i < r->nlanes; i++) {
         r->lanes[i].r = r;
@@ -949,44 +903,32 @@ int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *co
     r->open_handles = 2;
     if (cfg->keyspace_events) {
         snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
-        if (rds_new(&r->events, loop, cfg, "reader events", on_events_state, r) == 0) {
-            r->open_handles++;
-            rds_count_reconnects(r->events, &stats->redis_reconnects);
-        }
+        r->events = rds_new(loop, cfg, "reader events", on_events_state, r);
+        r->open_handles++;
+        rds_count_reconnects(r->events, &stats->redis_reconnects);
     }
     uv_timer_init(loop, &r->svc_timer);
     r->svc_timer.data = r;
     uv_timer_start(&r->svc_timer, on_svc_timer, SVC_TICK_MS, SVC_TICK_MS);
-    *out = r;
-    return 0;
+    return r;
 }
 
-int reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
+void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
 {
     if (r->stopping || strmap_get(r->streams, name, len))
-        return 0;
-    lane_t *l = lane_for(r, pool, config_is_priority(r->cfg, name, len));
-    rstream_t *s = calloc(1, sizeof(*s) + len + 1);
-    if (!l || !s) {
-        free(s);
-        return -ENOMEM;
-    }
-    s->lane = l;
+        return;
+    rstream_t *s = xcalloc(1, sizeof(*s) + len + 1);
+    s->lane = lane_for(r, pool, config_is_priority(r->cfg, name, len));
     s->pool = pool;
     s->state = RS_PROBE;
     s->len = len;
     memcpy(s->name, name, len);
     s->need_group = true;
     s->need_history = true;
-    if (svec_push(&r->probe, s) || strmap_put(r->streams, s->name, len, s)) {
-        if (r->probe.n && r->probe.v[r->probe.n - 1] == s)
-            r->probe.n--;
-        free(s);
-        return -ENOMEM;
-    }
+    svec_push(&r->probe, s);
+    strmap_put(r->streams, s->name, len, s);
     STATS_SET(r->stats->streams, strmap_size(r->streams));
     svc_run(r);
-    return 0;
 }
 
 void reader_remove(reader_t *r, const char *name, size_t len)
@@ -1015,8 +957,9 @@ static void collect_pool(const char *key, size_t len, void *value, void *arg)
 {
     pool_ctx_t *pc = arg;
     const rstream_t *s = value;
-    if (s->pool != pc->pool || argv_reserve(&pc->names, &pc->lens, &pc->cap, pc->n + 1))
+    if (s->pool != pc->pool)
         return;
+    argv_reserve(&pc->names, &pc->lens, &pc->cap, pc->n + 1);
     pc->names[pc->n] = key;
     pc->lens[pc->n++] = len;
 }

@@ -50,11 +50,11 @@ typedef void (*reader_entry_fn)(rds_t *conn, const char *stream, size_t stream_l
 /* True when entries may be read now. */
 typedef bool (*reader_gate_fn)(void *arg);
 
-/* Borrows loop, cfg and stats; copies consumer. 0 or -ENOMEM. */
-int reader_new(reader_t **out, uv_loop_t *loop, const cfg_t *cfg, const char *consumer,
-               stats_worker_t *stats, reader_entry_fn fn, void *arg);
-/* Starts reading `name` as part of `pool`. 0 (also when already read), -ENOMEM. */
-int reader_add(reader_t *r, uint32_t pool, const char *name, size_t len);
+/* Borrows loop, cfg and stats; copies consumer. Never NULL. */
+reader_t *reader_new(uv_loop_t *loop, const cfg_t *cfg, const char *consumer, stats_worker_t *stats,
+                     reader_entry_fn fn, void *arg);
+/* Starts reading `name` as part of `pool` (nothing to do when it is already read). */
+void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len);
 /* Stops reading `name` (a blocking read holding it is cut short). Entries already read are
  * still delivered and acknowledged. */
 void reader_remove(reader_t *r, const char *name, size_t len);
