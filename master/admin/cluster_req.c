@@ -87,6 +87,20 @@ static cluster_req_t *owner(job_t *j)
 
 /* ---- ending ---- */
 
+static void fail(cluster_req_t *c, const char *what, const char *why);
+
+/* The requester of j once `cmd` answered without an error; NULL when j ended meanwhile or when
+ * the reply is a failure (which ends the request: j is gone then). */
+static cluster_req_t *accepted(job_t *j, const redisReply *r, const char *cmd)
+{
+    cluster_req_t *c = owner(j);
+    if (c && (!r || r->type == REDIS_REPLY_ERROR)) {
+        fail(c, cmd, r ? r->str : "connection lost");
+        return NULL;
+    }
+    return c;
+}
+
 /* Ends the running request with rc (the reason in its err), then starts the next one. */
 static void finish(cluster_req_t *c, int rc)
 {
@@ -138,14 +152,9 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     job_t *j = privdata;
-    cluster_req_t *c = owner(j);
-    const redisReply *r = reply;
+    cluster_req_t *c = accepted(j, reply, j->spec.sharded ? "SPUBLISH" : "PUBLISH");
     if (!c)
         return;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        fail(c, j->spec.sharded ? "SPUBLISH" : "PUBLISH", r ? r->str : "connection lost");
-        return;
-    }
     /* responses may have come first, on the other connection */
     if (!j->answered || j->res.responses >= j->res.members) {
         finish(c, 0);
@@ -168,15 +177,11 @@ static void on_counted(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     job_t *j = privdata;
-    cluster_req_t *c = owner(j);
     const redisReply *r = reply;
+    const char *cmd = j->spec.sharded ? "PUBSUB SHARDNUMSUB" : "PUBSUB NUMSUB";
+    cluster_req_t *c = accepted(j, r, cmd);
     if (!c)
         return;
-    const char *cmd = j->spec.sharded ? "PUBSUB SHARDNUMSUB" : "PUBSUB NUMSUB";
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        fail(c, cmd, r ? r->str : "connection lost");
-        return;
-    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[1]->type != REDIS_REPLY_INTEGER) {
         fail(c, cmd, "unexpected reply");

@@ -6,7 +6,6 @@
 // on the same connection, when the respawn and the answers have already happened.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -14,15 +13,7 @@ const path = require('node:path');
 const h = require('./lib/harness');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-master-loop-'));
-const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
-
-function ctl(sock, ...args) {
-  return new Promise((resolve) => {
-    execFile(ctlBin(), ['--socket', sock, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
+const ctl = h.streamioctl;
 
 // Kills worker 0 with SIGKILL and waits for /health to list a new child in its place.
 async function killAndAwaitRespawn(srv) {

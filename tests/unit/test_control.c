@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -111,87 +112,93 @@ static void spin(uv_loop_t *loop, int ms)
     }
 }
 
-static void test_serve(void **state)
-{
-    (void)state;
+typedef struct fixture {
     char path[64];
-    snprintf(path, sizeof(path), "/tmp/test_control_%d.sock", (int)getpid());
     uv_loop_t loop;
-    uv_loop_init(&loop);
+    handler_t h;
+    control_t *c;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    snprintf(f->path, sizeof(f->path), "/tmp/test_control_%d.sock", (int)getpid());
+    uv_loop_init(&f->loop);
     buf_t err;
     buf_init(&err);
-    handler_t h = {0};
-    control_t *c = NULL;
-    assert_int_equal(control_open(&c, &loop, path, handle, &h, &err), 0);
-    char resp[128];
-    int a = dial(path, "6:status,3:two,", true);
-    int b = dial(path, "4:fail,", true);
-    answer(&loop, a, resp, sizeof(resp));
-    assert_string_equal(resp, "OK\n2:two");
-    answer(&loop, b, resp, sizeof(resp));
-    assert_string_equal(resp, "ERR it failed\n");
-    answer(&loop, dial(path, "garbage", true), resp, sizeof(resp));
-    assert_string_equal(resp, "ERR malformed request\n");
-    assert_int_equal(h.calls, 2); /* a malformed request never reaches the handler */
-    control_close(c);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(access(path, F_OK), -1);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    control_close(NULL);
+    assert_int_equal(control_open(&f->c, &f->loop, f->path, handle, &f->h, &err), 0);
     buf_free(&err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(access(f->path, F_OK), -1); /* the socket file went with control_close */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+static void test_serve(void **state)
+{
+    fixture_t *f = *state;
+    char resp[128];
+    int a = dial(f->path, "6:status,3:two,", true);
+    int b = dial(f->path, "4:fail,", true);
+    answer(&f->loop, a, resp, sizeof(resp));
+    assert_string_equal(resp, "OK\n2:two");
+    answer(&f->loop, b, resp, sizeof(resp));
+    assert_string_equal(resp, "ERR it failed\n");
+    answer(&f->loop, dial(f->path, "garbage", true), resp, sizeof(resp));
+    assert_string_equal(resp, "ERR malformed request\n");
+    assert_int_equal(f->h.calls, 2); /* a malformed request never reaches the handler */
+    control_close(f->c);
+    control_close(NULL);
 }
 
 /* A client that sends its request a byte at a time, or a command still running, holds only its
  * own connection: the others are served meanwhile. */
 static void test_a_slow_client_holds_only_its_connection(void **state)
 {
-    (void)state;
-    char path[64];
-    snprintf(path, sizeof(path), "/tmp/test_control_slow_%d.sock", (int)getpid());
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    buf_t err;
-    buf_init(&err);
-    handler_t h = {0};
-    control_t *c = NULL;
-    assert_int_equal(control_open(&c, &loop, path, handle, &h, &err), 0);
-    int slow = dial(path, "6:", false);
-    int held = dial(path, "4:hold,", true);
+    fixture_t *f = *state;
+    int slow = dial(f->path, "6:", false);
+    int held = dial(f->path, "4:hold,", true);
     char resp[128];
     for (int i = 0; i < 3; i++) {
-        spin(&loop, 300);
+        spin(&f->loop, 300);
         assert_int_equal(write(slow, "s", 1), 1); /* a byte every 0.3 s */
-        answer(&loop, dial(path, "4:ping,", true), resp, sizeof(resp));
+        answer(&f->loop, dial(f->path, "4:ping,", true), resp, sizeof(resp));
         assert_string_equal(resp, "OK\n1:ping");
     }
-    assert_non_null(h.held);
-    control_done(h.held, 0);
-    answer(&loop, held, resp, sizeof(resp));
+    assert_non_null(f->h.held);
+    control_done(f->h.held, 0);
+    answer(&f->loop, held, resp, sizeof(resp));
     assert_string_equal(resp, "OK\nheld");
     /* silence for a second ends the slow request */
-    answer(&loop, slow, resp, sizeof(resp));
+    answer(&f->loop, slow, resp, sizeof(resp));
     assert_string_equal(resp, "ERR request timed out\n");
-    assert_int_equal(h.calls, 4);
+    assert_int_equal(f->h.calls, 4);
     /* the socket closes while a command runs: its late answer goes nowhere */
-    h.held = NULL;
-    int orphan = dial(path, "4:hold,", true);
-    while (!h.held)
-        spin(&loop, 1);
-    control_close(c);
-    spin(&loop, 10);
-    control_done(h.held, 0);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    f->h.held = NULL;
+    int orphan = dial(f->path, "4:hold,", true);
+    while (!f->h.held)
+        spin(&f->loop, 1);
+    control_close(f->c);
+    spin(&f->loop, 10);
+    control_done(f->h.held, 0);
     close(orphan);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    buf_free(&err);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_serve),
-        cmocka_unit_test(test_a_slow_client_holds_only_its_connection),
+        cmocka_unit_test_setup_teardown(test_serve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_slow_client_holds_only_its_connection, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
