@@ -66,6 +66,37 @@ describe('the master while a control client sends a byte every 0.5 s', { timeout
   }));
 });
 
+describe('a forked worker', { timeout: 30000, skip: h.ANCHOR_SKIP }, () => {
+  let redis;
+  let srv;
+  const sock = path.join(tmp, 'fds.sock');
+
+  before(async () => {
+    redis = await h.startRedis();
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2', STREAMIO_CONTROL_SOCKET: sock }, { redis });
+  });
+
+  const logs = h.stopAfter(() => ({ srv, redis }));
+
+  const links = (pid) => fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+
+  it('holds none of the master\'s loop descriptors, only a loop of its own', logs(async () => {
+    const master = links(srv.pid);
+    assert.equal(master.filter((l) => l === 'anon_inode:[signalfd]').length, 1, master.join(' '));
+    for (const w of (await h.healthRetry(srv)).body.workers) {
+      const fds = links(w.pid);
+      assert.equal(fds.filter((l) => l === 'anon_inode:[signalfd]').length, 0, fds.join(' '));
+      assert.equal(fds.filter((l) => l === 'anon_inode:[eventpoll]').length, 1, fds.join(' '));
+    }
+  }));
+});
+
 describe('the master while Redis accepts connections and never answers', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
   let hole;
   let srv;
