@@ -173,7 +173,9 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
     let failedConnects = 0;
     let reconnects = 0;
     let notRecovered = 0;
-    const opts = { reconnection: true, reconnectionDelay: 20, reconnectionDelayMax: 100, timeout: 5000 };
+    // Connect deadlines are generous: a failed connect is a refusal or a drop, not a slow box
+    // (sanitizer builds on a loaded machine can take seconds to start a replacement worker).
+    const opts = { reconnection: true, reconnectionDelay: 20, reconnectionDelayMax: 100, timeout: 20000 };
     for (let i = 0; i < CLIENTS; i += 50) {
       const batch = await h.connectClients(srv.url, Math.min(50, CLIENTS - i), opts);
       clients.push(...batch);
@@ -221,7 +223,7 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
     const prober = (async () => {
       while (probing) {
         try {
-          const s = await h.connectClient(srv.url, { timeout: 3000 });
+          const s = await h.connectClient(srv.url, { timeout: 20000 });
           h.closeClient(s);
           probes += 1;
         } catch (err) {
