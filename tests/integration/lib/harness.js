@@ -477,8 +477,9 @@ function spawnStreamio(env, { name = 'streamio' } = {}) {
 
 /*
  * Starts a server process (`cmd args`) listening on HOST:port and waits until GET /health
- * answers 200. Returns a server handle {pid, port, url, handle, health(), stop(), describe()}.
- * Throws (with the captured output) when it exits or does not get ready within `timeout`.
+ * answers 200 with every worker it lists listening. Returns a server handle {pid, port, url,
+ * handle, health(), stop(), describe()}. Throws (with the captured output) when it exits or
+ * does not get ready within `timeout`.
  */
 async function startServer({ cmd, args = [], env, port, name, timeout = 20000 }) {
   const handle = spawnTracked(cmd, args, { env, name });
@@ -503,7 +504,9 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000 })
     await waitUntil(async () => {
       if (!handle.running) throw fatal(`${handle.name} exited before getting ready`);
       const r = await srv.health({ timeout: 1000 });
-      return r.status === 200;
+      // ready once every worker /health lists listens (a starting one shows pid 0)
+      const workers = r.body && Array.isArray(r.body.workers) ? r.body.workers : [];
+      return r.status === 200 && workers.every((w) => w.pid > 0);
     }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port}` });
   } catch (err) {
     await stop(handle, 3000);
