@@ -27,6 +27,26 @@ static void forget_parent(const spawn_req_t *req)
     shm_region_child_keep(req->args.region, req->args.slot);
 }
 
+static void noop(uv_work_t *w)
+{
+    (void)w;
+}
+
+/* libuv keeps its threadpool's bookkeeping across fork but not the threads (the master's loop
+ * can start them: subconn resolves names there), and joins them at exit: threads that do not
+ * exist in the child. Its fork handler re-arms the pool's start, so one no-op work item starts this
+ * process's own pool, and the join at exit finds real threads. */
+static void restart_threadpool(void)
+{
+    uv_loop_t loop;
+    uv_work_t work;
+    if (uv_loop_init(&loop))
+        return;
+    if (uv_queue_work(&loop, &work, noop, NULL) == 0)
+        uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+}
+
 pid_t spawn_worker(const spawn_req_t *req)
 {
     ring_reset(shm_region_ring(req->args.region, req->args.slot));
@@ -41,6 +61,7 @@ pid_t spawn_worker(const spawn_req_t *req)
     }
     signals_child_reset();
     forget_parent(req);
+    restart_threadpool();
     log_setup(req->args.cfg->log_level, "worker", (int)req->args.index);
     exit(req->main(&req->args)); /* exit, not _exit: sanitizers check the worker at exit */
 }

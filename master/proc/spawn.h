@@ -3,7 +3,8 @@
  * emptied first (what a dead worker left in it is resent by the caller). The fork runs with every
  * signal blocked. The child resets the master's signals, closes every descriptor the master's
  * libuv loop watches and the loop's own (a child never uses its parent's loop), the pid file and
- * the other blocks' wake fds, then runs the worker's entry point and exits with its status.
+ * the other blocks' wake fds, starts a libuv threadpool of its own (the master's does not survive
+ * fork), then runs the worker's entry point and exits with its status.
  */
 #ifndef STREAMIO_MASTER_PROC_SPAWN_H
 #define STREAMIO_MASTER_PROC_SPAWN_H
