@@ -250,7 +250,11 @@ void slots_exited(slots_t *s, pid_t pid, int status)
     memset(bstats(s, (uint32_t)p), 0, sizeof(stats_worker_t));
     slot_t *sl = &s->slots[pr.worker];
     if (pr.retiring) {
-        LOG_INFO("worker %u: retired pid %d exited", pr.worker, (int)pid);
+        if (WIFSIGNALED(status))
+            LOG_WARN("worker %u: retired pid %d exited (killed by signal %d)", pr.worker, (int)pid,
+                     WTERMSIG(status));
+        else
+            LOG_INFO("worker %u: retired pid %d exited", pr.worker, (int)pid);
         return;
     }
     if (sl->next == p) {
