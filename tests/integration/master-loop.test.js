@@ -97,34 +97,6 @@ describe('a forked worker', { timeout: 30000, skip: h.ANCHOR_SKIP }, () => {
   }));
 });
 
-describe('a worker forked after the master resolved REDIS_HOST by name', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
-  let redis;
-  let srv;
-
-  before(async () => {
-    redis = await h.startRedis();
-    // the key events connection resolves "localhost" on libuv's threadpool in the master
-    srv = await h.startStreamio({
-      CLUSTER_WORKERS: '1', REDIS_HOST: 'localhost', STREAM_KEYSPACE_EVENTS: 'true',
-    }, { redis });
-    await h.waitUntil(() => /keyspace events: subscribed/.test(srv.handle.output()),
-      { timeout: 10000, message: 'the master subscribed' });
-  });
-
-  const logs = h.stopAfter(() => ({ srv, redis }));
-
-  it('exits cleanly once drained: the master\'s threads stay with the master', logs(async () => {
-    // the worker forked at start, then its replacement forked by the running loop
-    for (let round = 0; round < 2; round += 1) {
-      const victim = (await h.healthRetry(srv)).body.workers[0].pid;
-      h.killWorker(srv, victim, 'SIGTERM');
-      await h.waitUntil(() => srv.handle.output().includes(`retired pid ${victim} exited`),
-        { timeout: 15000, message: `worker ${victim} exited` });
-      assert.doesNotMatch(srv.handle.output(), new RegExp(`retired pid ${victim} exited \\(killed`));
-    }
-  }));
-});
-
 describe('the master while Redis accepts connections and never answers', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
   let hole;
   let srv;
