@@ -14,7 +14,7 @@ CC ?= cc
 CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT)
-LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lcrypto -lz -lpthread -lm
+LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lssl -lcrypto -lz -lpthread -lm
 
 SRC := $(wildcard common/*.c common/*/*.c shm/*.c worker/*.c worker/*/*.c master/*.c master/*/*.c)
 HDR := $(wildcard common/*.h common/*/*.h shm/*.h worker/*.h worker/*/*.h master/*.h master/*/*.h)
@@ -47,6 +47,20 @@ $(BUILD)/streamioctl: ctl/streamioctl.c $(BUILD)/libstreamio.a
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
+# The Redis layer's tests share a scripted RESP server (tests/unit/redis_fake.c).
+$(BUILD)/tests/redis_fake.o: tests/unit/redis_fake.c tests/unit/redis_fake.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
+# The Redis layer's test driver: tests/integration/redis-layer.test.js builds it and drives it.
+$(BUILD)/tests/redis_probe: tests/integration/redis_probe.c $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS)
 
 # Installs the Debian (and, for tests, npm) packages that are missing; idempotent.
 deps:

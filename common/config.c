@@ -28,7 +28,8 @@ typedef enum opt_kind {
     OPT_TRANSPORTS,
     OPT_ORIGINS,
     OPT_FORMAT,
-    OPT_LONG
+    OPT_LONG,
+    OPT_ADDRS /* host:port list into a redis_addr_list_t; min = the default port */
 } opt_kind_t;
 
 typedef struct opt {
@@ -111,6 +112,19 @@ static const opt_t options[] = {
     {"NOTIFY_SOCKET", OPT_STR, F(notify_socket), S(notify_socket), 0, 0, ""},
     {"WATCHDOG_USEC", OPT_LONG, F(watchdog_usec), 0, 0, LONG_MAX, "0"},
     {"WATCHDOG_PID", OPT_INT, F(watchdog_pid), 0, 1, INT_MAX, NULL},
+    {"REDIS_URL", OPT_SECRET, F(redis_url), S(redis_url), 0, 0, ""},
+    {"REDIS_TLS", OPT_BOOL, F(redis_tls), 0, 0, 0, "false"},
+    {"REDIS_TLS_INSECURE", OPT_BOOL, F(redis_tls_insecure), 0, 0, 0, "false"},
+    {"REDIS_TLS_CA_FILE", OPT_STR, F(redis_tls_ca_file), S(redis_tls_ca_file), 0, 0, ""},
+    {"REDIS_TLS_CERT_FILE", OPT_STR, F(redis_tls_cert_file), S(redis_tls_cert_file), 0, 0, ""},
+    {"REDIS_TLS_KEY_FILE", OPT_STR, F(redis_tls_key_file), S(redis_tls_key_file), 0, 0, ""},
+    {"REDIS_TLS_SERVER_NAME", OPT_STR, F(redis_tls_server_name), S(redis_tls_server_name), 0, 0,
+     ""},
+    {"REDIS_CLUSTER_NODES", OPT_ADDRS, F(redis_cluster_nodes), 0, 6379, 0, NULL},
+    {"REDIS_SENTINELS", OPT_ADDRS, F(redis_sentinels), 0, 26379, 0, NULL},
+    {"REDIS_SENTINEL_NAME", OPT_STR, F(redis_sentinel_name), S(redis_sentinel_name), 0, 0, ""},
+    {"REDIS_SENTINEL_PASSWORD", OPT_SECRET, F(redis_sentinel_password), S(redis_sentinel_password),
+     0, 0, ""},
 };
 
 static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)
@@ -294,6 +308,13 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         }
         memcpy(field, v, strlen(v) + 1);
         return 0;
+    case OPT_ADDRS: {
+        const char *why;
+        redis_addr_list_t *l = (redis_addr_list_t *)field;
+        if (redis_addr_parse_list(v, (int)o->min, l->a, REDIS_URL_MAX_ADDRS, &l->n, &why))
+            return bad(err, o, v, why);
+        return 0;
+    }
     case OPT_POLICY:
         if (strcasecmp(v, "delete") == 0)
             *(bool *)field = false;
@@ -366,21 +387,21 @@ typedef struct source {
 } source_t;
 
 /* Set for this process by its supervisor: the environment file cannot change them. */
-static bool process_only(const opt_t *o)
+static bool process_only(const char *name)
 {
     static const char *const names[] = {"STREAMIO_ENV_FILE", "NOTIFY_SOCKET", "WATCHDOG_USEC",
                                         "WATCHDOG_PID"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(o->name, names[i]) == 0)
+        if (strcmp(name, names[i]) == 0)
             return true;
     }
     return false;
 }
 
-static const char *lookup(const source_t *src, const opt_t *o)
+static const char *lookup(const source_t *src, const char *name)
 {
-    const char *v = src->file && !process_only(o) ? envfile_get(src->file, o->name) : NULL;
-    return v ? v : src->get(o->name, src->arg);
+    const char *v = src->file && !process_only(name) ? envfile_get(src->file, name) : NULL;
+    return v ? v : src->get(name, src->arg);
 }
 
 static int load_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
@@ -392,18 +413,156 @@ static int load_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
     return v ? parse_one(cfg, o, v, err) : 0;
 }
 
+/* ---- Redis topology and TLS: REDIS_URL and the rules between the Redis variables ---- */
+
+static bool given(const source_t *src, const char *name)
+{
+    const char *v = lookup(src, name);
+    return v && *v;
+}
+
+static int conflict(buf_t *err, const char *name, const char *shown, const char *expected)
+{
+    buf_printf(err, "streamio: invalid %s=\"%s\": expected %s", name, shown, expected);
+    return -EINVAL;
+}
+
+/* REDIS_URL overrides the defaults of REDIS_HOST..REDIS_DB; a different explicit value of one of
+ * them is a conflict, not a silent choice. */
+static int apply_redis_url(cfg_t *cfg, const source_t *src, buf_t *err)
+{
+    char shown[sizeof(cfg->redis_url)];
+    redis_url_redact(cfg->redis_url, shown, sizeof(shown));
+    redis_url_t u;
+    const char *why;
+    if (redis_url_parse(cfg->redis_url, &u, &why))
+        return conflict(err, "REDIS_URL", shown, why);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", u.addr.port);
+    if (given(src, "REDIS_HOST") && strcmp(cfg->redis_host, u.addr.host) != 0)
+        return conflict(err, "REDIS_HOST", cfg->redis_host, "unset or the host of REDIS_URL");
+    if (given(src, "REDIS_PORT") && cfg->redis_port != u.addr.port)
+        return conflict(err, "REDIS_PORT", lookup(src, "REDIS_PORT"),
+                        "unset or the port of REDIS_URL (6379 when it names none)");
+    if (u.username[0] && given(src, "REDIS_USERNAME") &&
+        strcmp(cfg->redis_username, u.username) != 0)
+        return conflict(err, "REDIS_USERNAME", cfg->redis_username,
+                        "unset or the user of REDIS_URL");
+    if (u.password[0] && given(src, "REDIS_PASSWORD") &&
+        strcmp(cfg->redis_password, u.password) != 0)
+        return conflict(err, "REDIS_PASSWORD", "(hidden)", "unset or the password of REDIS_URL");
+    if (u.db >= 0 && given(src, "REDIS_DB") && cfg->redis_db != u.db)
+        return conflict(err, "REDIS_DB", lookup(src, "REDIS_DB"), "unset or the db of REDIS_URL");
+    if (given(src, "REDIS_TLS") && cfg->redis_tls != u.tls)
+        return conflict(err, "REDIS_TLS", lookup(src, "REDIS_TLS"),
+                        u.tls ? "unset or true with a rediss:// REDIS_URL"
+                              : "unset or false with a redis:// REDIS_URL (rediss:// is TLS)");
+    memcpy(cfg->redis_host, u.addr.host, sizeof(u.addr.host));
+    cfg->redis_port = u.addr.port;
+    if (u.username[0])
+        memcpy(cfg->redis_username, u.username, sizeof(u.username));
+    if (u.password[0])
+        memcpy(cfg->redis_password, u.password, sizeof(u.password));
+    if (u.db >= 0)
+        cfg->redis_db = u.db;
+    cfg->redis_tls = u.tls;
+    return 0;
+}
+
+/* The URL's host joins the cluster seeds (once). */
+static int add_url_seed(cfg_t *cfg, buf_t *err)
+{
+    redis_addr_list_t *l = &cfg->redis_cluster_nodes;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->a[i].port == cfg->redis_port && strcmp(l->a[i].host, cfg->redis_host) == 0)
+            return 0;
+    }
+    if (l->n == REDIS_URL_MAX_ADDRS) {
+        buf_puts(err, "streamio: invalid REDIS_CLUSTER_NODES: expected at most 16 host:port "
+                      "items, REDIS_URL's host included");
+        return -EINVAL;
+    }
+    _Static_assert(sizeof(l->a[0].host) == sizeof(cfg->redis_host), "same host size");
+    memcpy(l->a[l->n].host, cfg->redis_host, sizeof(cfg->redis_host));
+    l->a[l->n++].port = cfg->redis_port;
+    return 0;
+}
+
+static int check_redis_tls(const cfg_t *cfg, buf_t *err)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } files[] = {
+        {"REDIS_TLS_CA_FILE", offsetof(cfg_t, redis_tls_ca_file)},
+        {"REDIS_TLS_CERT_FILE", offsetof(cfg_t, redis_tls_cert_file)},
+        {"REDIS_TLS_KEY_FILE", offsetof(cfg_t, redis_tls_key_file)},
+        {"REDIS_TLS_SERVER_NAME", offsetof(cfg_t, redis_tls_server_name)},
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        const char *v = (const char *)cfg + files[i].off;
+        if (*v && !cfg->redis_tls)
+            return conflict(err, files[i].name, v,
+                            "unset, or REDIS_TLS=true or a rediss:// REDIS_URL with it");
+    }
+    if (cfg->redis_tls_insecure && !cfg->redis_tls)
+        return conflict(err, "REDIS_TLS_INSECURE", "true",
+                        "false, or REDIS_TLS=true or a rediss:// REDIS_URL with it");
+    bool cert = cfg->redis_tls_cert_file[0], key = cfg->redis_tls_key_file[0];
+    if (cert != key)
+        return conflict(err, cert ? "REDIS_TLS_KEY_FILE" : "REDIS_TLS_CERT_FILE", "",
+                        cert ? "the client key with REDIS_TLS_CERT_FILE (mutual TLS needs both)"
+                             : "the client certificate with REDIS_TLS_KEY_FILE (mutual TLS "
+                               "needs both)");
+    return 0;
+}
+
+static int check_redis(cfg_t *cfg, const source_t *src, buf_t *err)
+{
+    bool cluster = cfg->redis_cluster_nodes.n > 0, sentinel = cfg->redis_sentinels.n > 0;
+    if (cluster && sentinel)
+        return conflict(err, "REDIS_SENTINELS", lookup(src, "REDIS_SENTINELS"),
+                        "unset with REDIS_CLUSTER_NODES (one topology at a time)");
+    if (cfg->redis_url[0] && sentinel)
+        return conflict(err, "REDIS_SENTINELS", lookup(src, "REDIS_SENTINELS"),
+                        "unset with REDIS_URL (with Sentinel, set REDIS_USERNAME, "
+                        "REDIS_PASSWORD, REDIS_DB and REDIS_TLS instead)");
+    if (sentinel && !cfg->redis_sentinel_name[0])
+        return conflict(err, "REDIS_SENTINEL_NAME", "",
+                        "the primary's name as the sentinels know it (with REDIS_SENTINELS)");
+    if (!sentinel && cfg->redis_sentinel_name[0])
+        return conflict(err, "REDIS_SENTINEL_NAME", cfg->redis_sentinel_name,
+                        "unset without REDIS_SENTINELS");
+    if (!sentinel && cfg->redis_sentinel_password[0])
+        return conflict(err, "REDIS_SENTINEL_PASSWORD", "(hidden)",
+                        "unset without REDIS_SENTINELS");
+    int rc = cfg->redis_url[0] ? apply_redis_url(cfg, src, err) : 0;
+    if (!rc && cluster && cfg->redis_url[0])
+        rc = add_url_seed(cfg, err);
+    if (!rc && cluster && cfg->redis_db != 0) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", cfg->redis_db);
+        rc = conflict(err, given(src, "REDIS_DB") ? "REDIS_DB" : "REDIS_URL",
+                      given(src, "REDIS_DB") ? db : "(its /db)",
+                      "database 0 with REDIS_CLUSTER_NODES (a cluster has one database)");
+    }
+    return rc ? rc : check_redis_tls(cfg, err);
+}
+
 static int load(cfg_t *cfg, const source_t *src, buf_t *err)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->cluster_workers = default_workers();
     for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-        int rc = load_one(cfg, &options[i], lookup(src, &options[i]), err);
+        int rc = load_one(cfg, &options[i], lookup(src, options[i].name), err);
         if (rc)
             return rc;
     }
     if (!cfg->cluster_enabled)
         cfg->cluster_workers = 1;
-    int rc = check_auth(cfg, err);
+    int rc = check_redis(cfg, src, err);
+    if (!rc)
+        rc = check_auth(cfg, err);
     return rc ? rc : check_recovery(cfg, err);
 }
 

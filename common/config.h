@@ -13,6 +13,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/redis_url.h"
 
 #define CONFIG_MAX_PRIORITY 256
 #define CONFIG_MAX_NAMESPACES 32 /* "/" included */
@@ -110,6 +111,20 @@ typedef struct cfg {
     char notify_socket[CONFIG_SOCKET_PATH];  /* NOTIFY_SOCKET (systemd); "" = not notifying */
     long watchdog_usec;                      /* WATCHDOG_USEC (systemd); 0 = no watchdog */
     int watchdog_pid;                        /* WATCHDOG_PID (systemd); 0 = not given */
+
+    /* Redis topology and TLS (common/redis). REDIS_URL fills redis_host..redis_db above and
+     * redis_tls; with REDIS_CLUSTER_NODES its host is one more seed. */
+    char redis_url[2048];           /* REDIS_URL as given; never printed unredacted */
+    bool redis_tls;                 /* REDIS_TLS=true or a rediss:// URL */
+    bool redis_tls_insecure;        /* REDIS_TLS_INSECURE: no certificate verification */
+    char redis_tls_ca_file[4096];   /* "" = the system CA store */
+    char redis_tls_cert_file[4096]; /* with redis_tls_key_file: mutual TLS */
+    char redis_tls_key_file[4096];
+    char redis_tls_server_name[256];       /* SNI and verified name; "" = the host */
+    redis_addr_list_t redis_cluster_nodes; /* REDIS_CLUSTER_NODES seeds; n = 0: no cluster */
+    redis_addr_list_t redis_sentinels;     /* REDIS_SENTINELS; n = 0: no Sentinel */
+    char redis_sentinel_name[256];         /* REDIS_SENTINEL_NAME: the primary's name */
+    char redis_sentinel_password[256];     /* REDIS_SENTINEL_PASSWORD: AUTH to the sentinels */
 } cfg_t;
 
 /* Shortest AUTH_JWT_SECRET accepted: 256 bits, the HS256 key size of RFC 7518 §3.2. */
