@@ -84,11 +84,15 @@ test:
 	@scripts/run-tests.sh
 
 # Load generator and producer of `make bench` (bench/); never part of `make test`.
-BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer
+BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer $(BUILD)/bench/floor
 
 $(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ bench/loadgen.c bench/procstat.c -luv
+
+$(BUILD)/bench/floor: bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
 
 $(BUILD)/bench/producer: bench/producer.c
 	@mkdir -p $(dir $@)

@@ -23,6 +23,7 @@
 #include "worker/fanout/siblings.h"
 #include "worker/session.h"
 #include "worker/stream/reader.h"
+#include "worker/stream/reader_rds.h"
 
 #define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
@@ -41,8 +42,9 @@ typedef struct worker {
     uv_idle_t ring_again; /* more descriptors than one budget */
     sessions_t *sessions;
     reader_t *reader;
-    adapter_t *adapter;   /* NULL when there is nobody to share with */
-    siblings_t *siblings; /* the other workers of this server */
+    reader_rds_t *reader_io; /* the reader's Redis connections and timers */
+    adapter_t *adapter;      /* NULL when there is nobody to share with */
+    siblings_t *siblings;    /* the other workers of this server */
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
@@ -63,7 +65,21 @@ static uint64_t wall_ms(void)
 
 /* ---- stream entries: encode once, deliver locally, share once ---- */
 
-static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const char *id,
+/* Where an entry's PUBLISH goes: the connection it was read on, ahead of its XACK. */
+typedef struct entry_link {
+    reader_t *reader;
+    reader_conn_t *conn;
+    const char *stream;
+    size_t len;
+} entry_link_t;
+
+static int send_before_ack(int argc, const char **argv, const size_t *lens, void *arg)
+{
+    entry_link_t *l = arg;
+    return reader_send(l->reader, l->conn, l->stream, l->len, argc, argv, lens);
+}
+
+static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
                      size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
 {
     worker_t *w = arg;
@@ -82,8 +98,9 @@ static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const c
     refbuf_unref(frame);
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
         /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
-        rc = adapter_publish(w->adapter, conn, stream, stream_len, w->packet.data + 2,
-                             w->packet.len - 2);
+        entry_link_t link = {w->reader, conn, stream, stream_len};
+        rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len,
+                             w->packet.data + 2, w->packet.len - 2);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
                      strerror(-rc), (unsigned long long)w->share_failures);
@@ -273,6 +290,8 @@ static void on_reader_stopped(void *arg)
 {
     worker_t *w = arg;
     w->reader = NULL;
+    reader_rds_free(w->reader_io);
+    w->reader_io = NULL;
     sessions_close_all(w->sessions, on_sessions_closed, w);
 }
 
@@ -374,7 +393,9 @@ static int setup(worker_t *w)
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
-    w->reader = reader_new(&w->loop, cfg, consumer, w->stats, on_entry, w);
+    w->reader_io = reader_rds_new(&w->loop, cfg, w->stats);
+    w->reader = reader_new(reader_rds_redis(w->reader_io), reader_rds_clock(w->reader_io), cfg,
+                           consumer, w->stats, on_entry, w);
     reader_set_gate(w->reader, siblings_keep_up, w);
     w->ring = shm_region_ring(w->args->region, w->args->slot);
     w->rec_cap = 64 * 1024;

@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/proto/ws_frame.h"
+#include "common/redis/rds.h"
 #include "common/redis/subconn.h"
 #include "common/xalloc.h"
 
@@ -175,8 +176,8 @@ static void respond(adapter_t *a, const adapter_msg_t *m, adapter_resp_t kind, c
     respond_in(a, 0, m, kind, body, body_len, count);
 }
 
-int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len,
-                    const char *data_json, size_t data_len)
+int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const char *room,
+                    size_t room_len, const char *data_json, size_t data_len)
 {
     adapter_str_t r = {room, room_len};
     buf_reset(&a->msg);
@@ -192,7 +193,7 @@ int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len
     channel_for(a, room, main_chan ? 0 : room_len);
     const char *argv[] = {sharded ? "SPUBLISH" : "PUBLISH", a->chan.data, a->msg.data};
     size_t lens[] = {strlen(argv[0]), a->chan.len, a->msg.len};
-    rc = rds_command(conn, NULL, NULL, 3, argv, lens);
+    rc = send(3, argv, lens, send_arg);
     if (rc == 0)
         STATS_ADD(a->stats->adapter_out_bytes, a->msg.len);
     return rc;

@@ -32,7 +32,6 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/proto/adapter_msg.h"
-#include "common/redis/rds.h"
 #include "common/refbuf.h"
 #include "shm/stats.h"
 
@@ -94,14 +93,17 @@ typedef enum adapter_mode {
  */
 int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode_t mode,
                 const char *prefix, const adapter_host_t *host, stats_worker_t *stats);
+/* Sends one command (binary-safe argv, borrowed for the call) where the caller wants it
+ * ordered. 0, or a negative errno. */
+typedef int (*adapter_send_fn)(int argc, const char **argv, const size_t *lens, void *arg);
 /*
- * Publishes an EVENT with `data_json` (the JSON array [event, ...args]) to one room, on `conn`
- * so it is ordered before the caller's later commands on that connection (classic: PUBLISH of
- * the msgpack message; sharded: SPUBLISH of the JSON message on the room's channel, or the main
- * channel for a 20-character room). 0, -ENOTCONN, -EINVAL (data not convertible), -E2BIG.
+ * Publishes an EVENT with `data_json` (the JSON array [event, ...args]) to one room through
+ * send(…, send_arg), so the caller orders it before its later commands (classic: PUBLISH of the
+ * msgpack message; sharded: SPUBLISH of the JSON message on the room's channel, or the main
+ * channel for a 20-character room). 0, send's error, -EINVAL (data not convertible), -E2BIG.
  */
-int adapter_publish(adapter_t *a, rds_t *conn, const char *room, size_t room_len,
-                    const char *data_json, size_t data_len);
+int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const char *room,
+                    size_t room_len, const char *data_json, size_t data_len);
 /*
  * Hooks for the host. A local room was created (first member) or deleted (last member left):
  * sharded mode SSUBSCRIBEs / SUNSUBSCRIBEs its channel; other modes ignore it. Never fails

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
 #include "common/strmap.h"
@@ -35,9 +34,9 @@ typedef struct rstream {
     size_t idx; /* position in the vector of its state */
     bool need_group;
     bool need_history;
-    uint64_t missing_until; /* key absent: skip reads until then (uv_now ms) */
-    uint64_t last_entry;    /* uv_now ms of the last entry seen */
-    uint64_t next_trim;     /* retain policy: next XTRIM MINID not before (uv_now ms) */
+    uint64_t missing_until; /* key absent: skip reads until then (now_ms) */
+    uint64_t last_entry;    /* now_ms of the last entry seen */
+    uint64_t next_trim;     /* retain policy: next XTRIM MINID not before (now_ms) */
     char last_id[LAST_ID_MAX];
     size_t len;
     char name[];
@@ -52,18 +51,19 @@ typedef enum lane_state { LANE_IDLE, LANE_BUSY, LANE_WAIT, LANE_CLOSED } lane_st
 
 struct lane {
     reader_t *r;
-    rds_t *conn;
+    reader_conn_t *conn;
     bool priority; /* the PRIORITY_STREAMS lane */
     svec_t active;
     lane_state_t state;
     size_t sweep_pos; /* next stream of a multi-read sweep */
     size_t sweep_got; /* entries found in the current sweep */
+    size_t last_got;  /* entries the last read returned */
+    uint64_t pass_ms; /* when the current pass over the lane's streams began (now_ms) */
     bool read_blocking;
-    uint64_t sent_ns;    /* when the read in flight was sent (uv_hrtime) */
-    uint64_t hold_until; /* no read before (uv_now ms): the other connections reconnect first */
-    long long client_id; /* CLIENT ID of conn, to cut a blocking read short; 0 unknown */
+    uint64_t sent_ns;    /* when the read in flight was sent (now_ns) */
+    uint64_t hold_until; /* no read before (now_ms): the other connections reconnect first */
     bool unblock_sent;
-    uv_timer_t timer; /* retry after an error */
+    reader_timer_t *timer; /* retry after an error */
     /* argv of the command being built; pointers into stream names */
     const char **argv;
     size_t *argvlen;
@@ -73,7 +73,8 @@ struct lane {
 };
 
 struct reader {
-    uv_loop_t *loop;
+    reader_redis_ops_t redis;
+    reader_clock_ops_t clock;
     const cfg_t *cfg;
     stats_worker_t *stats;
     reader_entry_fn fn;
@@ -93,11 +94,11 @@ struct reader {
     size_t claim_lane, claim_pos; /* XAUTOCLAIM sweep cursor over active streams */
     uint64_t next_claim;
     uint64_t next_park_check;
-    rds_t *svc; /* service connection: probes, wake-up polls, XAUTOCLAIM and their acks */
-    uv_timer_t svc_timer;
+    reader_conn_t *svc; /* service connection: probes, wake-up polls, XAUTOCLAIM and their acks */
+    reader_timer_t *svc_timer;
     size_t svc_inflight;
     uint64_t svc_turns;
-    rds_t *events; /* STREAM_KEYSPACE_EVENTS: SUBSCRIBE __keyevent@<db>__:xadd; NULL when off */
+    reader_conn_t *events; /* STREAM_KEYSPACE_EVENTS: __keyevent@<db>__:xadd; NULL when off */
     char events_chan[48];
     const char **svc_argv;
     size_t *svc_len;
@@ -118,11 +119,21 @@ struct reader {
 static void lane_kick(lane_t *l);
 static void svc_run(reader_t *r);
 
-static uint64_t wall_ms(void)
+static uint64_t now_ms(const reader_t *r)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return r->clock.now_ms(r->clock.ctx);
+}
+
+static bool conn_up(const reader_t *r, const reader_conn_t *c)
+{
+    return c && r->redis.up(c);
+}
+
+/* A command on c about the stream `key` (what a Cluster-aware layer routes by). */
+static int send_cmd(reader_t *r, reader_conn_t *c, const char *key, size_t key_len,
+                    reader_reply_fn cb, void *arg, int argc, const char **argv, const size_t *lens)
+{
+    return r->redis.command(c, key, key_len, cb, arg, argc, argv, lens);
 }
 
 /* ---- membership ---- */
@@ -190,16 +201,11 @@ static void move_to(reader_t *r, rstream_t *s, rs_state_t state)
 
 /* Ends the lane's blocking read now (CLIENT UNBLOCK: an empty reply), so its next read is
  * sent with the streams it has now. */
-static void lane_cut_short(reader_t *r, lane_t *l)
+static void lane_cut_short(reader_t *r, lane_t *l, const rstream_t *s)
 {
-    if (l->state == LANE_BUSY && l->read_blocking && l->client_id > 0 && !l->unblock_sent &&
-        !r->stopping && rds_connected(r->svc)) {
-        char id[24];
-        snprintf(id, sizeof(id), "%lld", l->client_id);
-        const char *argv[] = {"CLIENT", "UNBLOCK", id};
-        size_t lens[] = {6, 7, strlen(id)};
-        l->unblock_sent = rds_command(r->svc, NULL, NULL, 3, argv, lens) == 0;
-    }
+    if (l->state == LANE_BUSY && l->read_blocking && !l->unblock_sent && !r->stopping &&
+        conn_up(r, r->svc))
+        l->unblock_sent = r->redis.unblock(r->svc, l->conn, s->name, s->len) == 0;
 }
 
 /* A parked or probed stream with entries: its lane reads it again, history and group first.
@@ -209,22 +215,14 @@ static void activate(reader_t *r, rstream_t *s)
     if (s->state == RS_ACTIVE)
         return;
     move_to(r, s, RS_ACTIVE);
-    s->last_entry = uv_now(r->loop);
+    s->last_entry = now_ms(r);
     s->need_group = true;
     s->need_history = true;
-    lane_cut_short(r, s->lane);
+    lane_cut_short(r, s->lane, s);
     lane_kick(s->lane);
 }
 
-static void on_client_id(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    lane_t *l = privdata;
-    redisReply *rep = reply;
-    l->client_id = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
-}
-
-static void on_lane_state(rds_t *conn, bool connected, void *arg)
+static void on_lane_state(reader_conn_t *conn, bool connected, void *arg)
 {
     (void)conn;
     lane_t *l = arg;
@@ -234,10 +232,7 @@ static void on_lane_state(rds_t *conn, bool connected, void *arg)
     }
     /* Redis may have restarted without our groups, and anything we had read but not acked
      * is pending for us: check groups and re-read our history before new entries. */
-    l->hold_until = uv_now(l->r->loop) + SETTLE_MS;
-    l->client_id = 0;
-    const char *argv[] = {"CLIENT", "ID"};
-    rds_command(conn, on_client_id, l, 2, argv, NULL);
+    l->hold_until = now_ms(l->r) + SETTLE_MS;
     for (size_t i = 0; i < l->active.n; i++) {
         l->active.v[i]->need_group = true;
         l->active.v[i]->need_history = true;
@@ -245,9 +240,9 @@ static void on_lane_state(rds_t *conn, bool connected, void *arg)
     lane_kick(l);
 }
 
-static void on_lane_timer(uv_timer_t *t)
+static void on_lane_timer(void *arg)
 {
-    lane_t *l = t->data;
+    lane_t *l = arg;
     if (l->state == LANE_WAIT)
         l->state = LANE_IDLE;
     lane_kick(l);
@@ -264,10 +259,8 @@ static lane_t *lane_for(reader_t *r, uint32_t pool, bool priority)
             snprintf(name, sizeof(name), "reader priority");
         else
             snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
-        l->conn = rds_new(r->loop, r->cfg, name, on_lane_state, l);
-        rds_count_reconnects(l->conn, &r->stats->redis_reconnects);
-        uv_timer_init(r->loop, &l->timer);
-        l->timer.data = l;
+        l->conn = r->redis.open(r->redis.ctx, name, on_lane_state, l);
+        l->timer = r->clock.timer_new(r->clock.ctx, on_lane_timer, l);
         r->open_handles += 2;
     }
     return l;
@@ -290,7 +283,7 @@ static void arg_set(lane_t *l, size_t i, const char *s, size_t len)
     l->argvlen[i] = len;
 }
 
-static void on_read(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_read(const redisReply *rep, void *arg);
 
 /* XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s... id... over sel[0..k); nothing when the
  * lane is not connected. */
@@ -315,11 +308,16 @@ static void send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool
         arg_set(l, a++, sel[i]->name, sel[i]->len);
     for (size_t i = 0; i < k; i++)
         arg_set(l, a++, id, strlen(id));
-    if (rds_command(l->conn, on_read, l, (int)a, l->argv, l->argvlen) == 0) {
+    int rc = block ? r->redis.command_blocking(l->conn, sel[0]->name, sel[0]->len,
+                                               (uint32_t)r->cfg->read_block_ms, on_read, l, (int)a,
+                                               l->argv, l->argvlen)
+                   : send_cmd(r, l->conn, sel[0]->name, sel[0]->len, on_read, l, (int)a, l->argv,
+                              l->argvlen);
+    if (rc == 0) {
         l->state = LANE_BUSY;
         l->read_blocking = block;
         l->unblock_sent = false;
-        l->sent_ns = uv_hrtime();
+        l->sent_ns = r->clock.now_ns(r->clock.ctx);
     }
 }
 
@@ -339,17 +337,15 @@ static namereq_t *namereq_new(reader_t *r, const rstream_t *s)
     return q;
 }
 
-static void on_group(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_group(const redisReply *rep, void *arg)
 {
-    (void)ac;
-    namereq_t *g = privdata;
-    redisReply *rep = reply;
+    namereq_t *g = arg;
     reader_t *r = g->r;
     rstream_t *s = strmap_get(r->streams, g->name, g->len);
     if (s && rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0) {
         /* the key is gone (or not a stream): skip it until it comes back */
         s->need_group = true;
-        s->missing_until = uv_now(r->loop) + MISSING_RETRY_MS;
+        s->missing_until = now_ms(r) + MISSING_RETRY_MS;
         LOG_DEBUG("stream %.*s: %s", (int)g->len, g->name, rep->str);
     }
     free(g);
@@ -358,7 +354,7 @@ static void on_group(redisAsyncContext *ac, void *reply, void *privdata)
 static void send_group_creates(lane_t *l)
 {
     reader_t *r = l->r;
-    uint64_t now = uv_now(r->loop);
+    uint64_t now = now_ms(r);
     for (size_t i = 0; i < l->active.n; i++) {
         rstream_t *s = l->active.v[i];
         if (!s->need_group || s->missing_until > now)
@@ -366,7 +362,7 @@ static void send_group_creates(lane_t *l)
         namereq_t *g = namereq_new(r, s);
         const char *argv[] = {"XGROUP", "CREATE", s->name, r->cfg->consumer_group, "0"};
         size_t lens[] = {6, 6, s->len, strlen(r->cfg->consumer_group), 1};
-        if (rds_command(l->conn, on_group, g, 5, argv, lens)) {
+        if (send_cmd(r, l->conn, s->name, s->len, on_group, g, 5, argv, lens)) {
             free(g);
             return;
         }
@@ -381,17 +377,37 @@ static bool readable(const rstream_t *s, uint64_t now)
     return !s->need_group && s->missing_until <= now;
 }
 
+/*
+ * Bounded coalescing: while entries flow (the last pass over the lane's streams found more than
+ * one), the next pass (its one read, or the first read of a sweep) begins BATCH_DELAY after the
+ * last one began, so a paced load costs one round trip per window instead of one per entry, for
+ * at most BATCH_DELAY of added latency. A lane that gets one entry per window or fewer reads
+ * again at once: a quiet lane's next entry is never delayed, and a stream paced at about one
+ * entry per window cannot fall into step just behind the reads. The priority lane never waits.
+ */
+static bool lane_pace(lane_t *l, uint64_t now)
+{
+    if (l->priority)
+        return false;
+    uint64_t due = l->pass_ms + (uint64_t)l->r->cfg->batch_delay_ms;
+    if (now >= due)
+        return false;
+    l->state = LANE_WAIT;
+    l->r->clock.timer_start(l->timer, due - now, 0);
+    return true;
+}
+
 static void lane_kick(lane_t *l)
 {
     reader_t *r = l->r;
-    if (l->state != LANE_IDLE || r->stopping || !l->conn || !rds_connected(l->conn))
+    if (l->state != LANE_IDLE || r->stopping || !conn_up(r, l->conn))
         return;
     send_group_creates(l);
-    uint64_t now = uv_now(r->loop);
+    uint64_t now = now_ms(r);
     if (now < l->hold_until || (r->gate && !r->gate(r->gate_arg))) {
         /* what we would read now could not reach every socket: wait, it stays in Redis */
         l->state = LANE_WAIT;
-        uv_timer_start(&l->timer, on_lane_timer, GATE_RETRY_MS, 0);
+        r->clock.timer_start(l->timer, GATE_RETRY_MS, 0);
         return;
     }
     size_t max = (size_t)r->cfg->max_streams_per_read;
@@ -412,14 +428,20 @@ static void lane_kick(lane_t *l)
         if (k == 0) {
             /* nothing readable now: retry later if some stream waits for its key */
             if (l->active.n)
-                uv_timer_start(&l->timer, on_lane_timer, MISSING_RETRY_MS, 0);
+                r->clock.timer_start(l->timer, MISSING_RETRY_MS, 0);
             return;
         }
         if (k <= max) {
+            if (l->last_got > 1 && lane_pace(l, now))
+                return;
+            l->pass_ms = now;
             send_read(l, sel, k, ">", true);
         } else if (l->sweep_pos >= k) {
             /* a whole sweep done */
             bool idle = l->sweep_got == 0;
+            if (l->sweep_got > 1 && lane_pace(l, now))
+                return;
+            l->pass_ms = now;
             l->sweep_pos = 0;
             l->sweep_got = 0;
             if (idle) {
@@ -431,6 +453,8 @@ static void lane_kick(lane_t *l)
             }
         } else {
             size_t n = k - l->sweep_pos < max ? k - l->sweep_pos : max;
+            if (l->sweep_pos == 0)
+                l->pass_ms = now;
             send_read(l, sel + l->sweep_pos, n, ">", false);
             l->sweep_pos += n;
         }
@@ -447,19 +471,19 @@ static void fields_reserve(reader_t *r, size_t n)
     r->fields_cap = n;
 }
 
-static void maybe_trim(reader_t *r, rds_t *conn, rstream_t *s)
+static void maybe_trim(reader_t *r, reader_conn_t *conn, rstream_t *s)
 {
-    uint64_t now = uv_now(r->loop);
+    uint64_t now = now_ms(r);
     if (!s || now < s->next_trim)
         return;
     s->next_trim = now + TRIM_EVERY_MS;
     char minid[32];
-    uint64_t wall = wall_ms();
+    uint64_t wall = r->clock.wall_ms(r->clock.ctx);
     uint64_t keep = (uint64_t)r->cfg->stream_retain_ms;
     snprintf(minid, sizeof(minid), "%llu", (unsigned long long)(wall > keep ? wall - keep : 0));
     const char *argv[] = {"XTRIM", s->name, "MINID", minid};
     size_t lens[] = {5, s->len, 5, strlen(minid)};
-    rds_command(conn, NULL, NULL, 4, argv, lens);
+    send_cmd(r, conn, s->name, s->len, NULL, NULL, 4, argv, lens);
 }
 
 /*
@@ -467,7 +491,7 @@ static void maybe_trim(reader_t *r, rds_t *conn, rstream_t *s)
  * queues XACK (and XDEL under the delete policy) behind whatever delivery queued on that same
  * connection. Returns how many entries were acknowledged.
  */
-static size_t deliver(reader_t *r, rds_t *conn, const char *name, size_t name_len,
+static size_t deliver(reader_t *r, reader_conn_t *conn, const char *name, size_t name_len,
                       const redisReply *entries)
 {
     if (entries->elements == 0)
@@ -508,19 +532,20 @@ static size_t deliver(reader_t *r, rds_t *conn, const char *name, size_t name_le
     r->ack_len[1] = name_len;
     r->ack_argv[2] = r->cfg->consumer_group;
     r->ack_len[2] = strlen(r->cfg->consumer_group);
-    rds_command(conn, NULL, NULL, (int)(3 + nids), r->ack_argv, r->ack_len);
+    send_cmd(r, conn, name, name_len, NULL, NULL, (int)(3 + nids), r->ack_argv, r->ack_len);
     if (!r->cfg->stream_retain) {
         /* XDEL takes the same ids right after the key: reuse the vector one slot later */
         r->ack_argv[1] = "XDEL";
         r->ack_len[1] = 4;
         r->ack_argv[2] = name;
         r->ack_len[2] = name_len;
-        rds_command(conn, NULL, NULL, (int)(2 + nids), r->ack_argv + 1, r->ack_len + 1);
+        send_cmd(r, conn, name, name_len, NULL, NULL, (int)(2 + nids), r->ack_argv + 1,
+                 r->ack_len + 1);
     } else {
         maybe_trim(r, conn, s);
     }
     if (s) {
-        s->last_entry = uv_now(r->loop);
+        s->last_entry = now_ms(r);
         if (last->len < LAST_ID_MAX) {
             memcpy(s->last_id, last->str, last->len);
             s->last_id[last->len] = '\0';
@@ -531,7 +556,7 @@ static size_t deliver(reader_t *r, rds_t *conn, const char *name, size_t name_le
 }
 
 /* One [name, entries] element of an XREADGROUP reply on a lane. */
-static size_t handle_stream(lane_t *l, redisReply *sr)
+static size_t handle_stream(lane_t *l, const redisReply *sr)
 {
     reader_t *r = l->r;
     if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
@@ -560,47 +585,44 @@ static void observe_read(reader_t *r, const lane_t *l, size_t got)
     STATS_ADD(r->stats->batch_sum, got);
     stats_observe(r->stats->batch, batch_bounds, got);
     if (!l->read_blocking) {
-        uint64_t us = (uv_hrtime() - l->sent_ns) / 1000;
+        uint64_t us = (r->clock.now_ns(r->clock.ctx) - l->sent_ns) / 1000;
         STATS_ADD(r->stats->xread_us_sum, us);
         stats_observe(r->stats->xread_us, lat_bounds, us);
     }
 }
 
-static void on_read(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_read(const redisReply *rep, void *arg)
 {
-    (void)ac;
-    lane_t *l = privdata;
+    lane_t *l = arg;
     reader_t *r = l->r;
-    redisReply *rep = reply;
     if (l->state == LANE_BUSY)
         l->state = LANE_IDLE;
+    l->last_got = 0;
     if (!rep) {
         lane_close_if_stopping(l);
         return; /* connection lost: on_lane_state restarts the lane */
     }
     if (rep->type == REDIS_REPLY_ERROR) {
         if (strncmp(rep->str, "NOGROUP", 7) == 0 || strncmp(rep->str, "UNBLOCKED", 9) == 0) {
-            /* a group or a key is gone (UNBLOCKED: a key of a blocking read was deleted): the
-             * group checks find which stream, which then waits for its key to come back until
-             * the master drops it */
+            /* a group or a key is gone (UNBLOCKED: a key of a blocking read was deleted, which
+             * is expected; discovery drops it): the group checks find which stream, which then
+             * waits for its key to come back until the master drops it */
             for (size_t i = 0; i < l->active.n; i++)
                 l->active.v[i]->need_group = true;
         } else {
-            /* Redis unblocks a read whose stream was deleted: expected, discovery drops it */
-            if (strncmp(rep->str, "UNBLOCKED", 9) == 0)
-                LOG_DEBUG("XREADGROUP: %s", rep->str);
-            else if (log_sampled(&r->read_failures))
+            if (log_sampled(&r->read_failures))
                 LOG_WARN("XREADGROUP failed: %s (%llu so far)", rep->str,
                          (unsigned long long)r->read_failures);
             l->state = LANE_WAIT;
             uint64_t delay = r->cfg->batch_delay_ms > 100 ? (uint64_t)r->cfg->batch_delay_ms : 100;
-            uv_timer_start(&l->timer, on_lane_timer, delay, 0);
+            r->clock.timer_start(l->timer, delay, 0);
         }
     } else if (rep->type == REDIS_REPLY_ARRAY) {
         size_t got = 0;
         for (size_t i = 0; i < rep->elements; i++)
             got += handle_stream(l, rep->element[i]);
         l->sweep_got += got;
+        l->last_got = got;
         observe_read(r, l, got);
     }
     if (r->stopping) {
@@ -619,7 +641,7 @@ static void svc_done(reader_t *r)
 {
     if (r->svc_inflight)
         r->svc_inflight--;
-    if (r->svc_inflight == 0 && r->probe.n && !r->stopping && rds_connected(r->svc))
+    if (r->svc_inflight == 0 && r->probe.n && !r->stopping && conn_up(r, r->svc))
         send_probes(r);
 }
 
@@ -655,23 +677,22 @@ static void probe_result(reader_t *r, rstream_t *s, const redisReply *rep)
     }
     memcpy(s->last_id, last->str, last->len);
     s->last_id[last->len] = '\0';
-    uint64_t wall = wall_ms(), at = id_ms(last->str, last->len);
+    uint64_t wall = r->clock.wall_ms(r->clock.ctx), at = id_ms(last->str, last->len);
     uint64_t idle = wall > at ? wall - at : 0;
     if (idle > (uint64_t)r->cfg->stream_inactive_ttl_ms && !s->lane->priority) {
         move_to(r, s, RS_PARKED);
         return;
     }
     activate(r, s);
-    uint64_t now = uv_now(r->loop);
+    uint64_t now = now_ms(r);
     s->last_entry = now > idle ? now - idle : 0;
 }
 
-static void on_probe(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_probe(const redisReply *rep, void *arg)
 {
-    (void)ac;
-    namereq_t *q = privdata;
+    namereq_t *q = arg;
     reader_t *r = q->r;
-    probe_result(r, strmap_get(r->streams, q->name, q->len), reply);
+    probe_result(r, strmap_get(r->streams, q->name, q->len), rep);
     free(q);
     svc_done(r);
 }
@@ -684,7 +705,7 @@ static void send_probes(reader_t *r)
         namereq_t *q = namereq_new(r, s);
         const char *argv[] = {"XINFO", "STREAM", s->name};
         size_t lens[] = {5, 6, s->len};
-        if (rds_command(r->svc, on_probe, q, 3, argv, lens)) {
+        if (send_cmd(r, r->svc, s->name, s->len, on_probe, q, 3, argv, lens)) {
             free(q);
             return;
         }
@@ -693,11 +714,9 @@ static void send_probes(reader_t *r)
 }
 
 /* XREAD over parked streams: any entry past the last id we know wakes the stream up. */
-static void on_wake(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_wake(const redisReply *rep, void *arg)
 {
-    (void)ac;
-    reader_t *r = privdata;
-    redisReply *rep = reply;
+    reader_t *r = arg;
     svc_done(r);
     if (!rep || rep->type != REDIS_REPLY_ARRAY)
         return;
@@ -739,7 +758,8 @@ static void send_wakes(reader_t *r)
             r->svc_argv[first + k + i] = s->last_id[0] ? s->last_id : "0-0";
             r->svc_len[first + k + i] = strlen(r->svc_argv[first + k + i]);
         }
-        if (rds_command(r->svc, on_wake, r, (int)(first + 2 * k), r->svc_argv, r->svc_len))
+        if (send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
+                     (int)(first + 2 * k), r->svc_argv, r->svc_len))
             return;
         r->svc_inflight++;
         budget -= k;
@@ -747,12 +767,10 @@ static void send_wakes(reader_t *r)
 }
 
 /* XAUTOCLAIM reply: [next, entries, (deleted ids)]; claimed entries are delivered here. */
-static void on_claim(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_claim(const redisReply *rep, void *arg)
 {
-    (void)ac;
-    namereq_t *q = privdata;
+    namereq_t *q = arg;
     reader_t *r = q->r;
-    redisReply *rep = reply;
     svc_done(r);
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
         rep->element[1]->type == REDIS_REPLY_ARRAY) {
@@ -765,7 +783,7 @@ static void on_claim(redisAsyncContext *ac, void *reply, void *privdata)
 
 static void send_claims(reader_t *r)
 {
-    uint64_t now = uv_now(r->loop);
+    uint64_t now = now_ms(r);
     if (now < r->next_claim || (r->gate && !r->gate(r->gate_arg)))
         return;
     for (size_t sent = 0; sent < CLAIM_BATCH;) {
@@ -792,7 +810,7 @@ static void send_claims(reader_t *r)
         size_t lens[8];
         for (size_t i = 0; i < 8; i++)
             lens[i] = i == 1 ? s->len : strlen(argv[i]);
-        if (rds_command(r->svc, on_claim, q, 8, argv, lens)) {
+        if (send_cmd(r, r->svc, s->name, s->len, on_claim, q, 8, argv, lens)) {
             free(q);
             return;
         }
@@ -806,7 +824,7 @@ static void send_claims(reader_t *r)
 /* Streams with no entry for STREAM_INACTIVE_TTL leave their lane. */
 static void park_idle(reader_t *r)
 {
-    uint64_t now = uv_now(r->loop);
+    uint64_t now = now_ms(r);
     if (now < r->next_park_check)
         return;
     r->next_park_check = now + PARK_CHECK_MS;
@@ -825,47 +843,32 @@ static void park_idle(reader_t *r)
 
 static void svc_run(reader_t *r)
 {
-    if (r->stopping || !r->svc || r->svc_inflight || !rds_connected(r->svc))
+    if (r->stopping || r->svc_inflight || !conn_up(r, r->svc))
         return;
     park_idle(r);
     send_probes(r);
     /* keyspace events wake parked streams at once; polling is only the safety net then */
-    bool events = r->events && rds_connected(r->events);
+    bool events = conn_up(r, r->events);
     if (!events || r->svc_turns++ % WAKE_SLOWDOWN == 0)
         send_wakes(r);
     send_claims(r);
 }
 
-static void on_event(redisAsyncContext *ac, void *reply, void *privdata)
+/* A key event: the key an XADD went to. */
+static void on_event(const char *key, size_t len, void *arg)
 {
-    (void)ac;
-    reader_t *r = privdata;
-    redisReply *rep = reply;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
-        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") ||
-        rep->element[2]->type != REDIS_REPLY_STRING)
-        return;
-    rstream_t *s = strmap_get(r->streams, rep->element[2]->str, rep->element[2]->len);
+    reader_t *r = arg;
+    rstream_t *s = strmap_get(r->streams, key, len);
     if (s && s->state == RS_PARKED && !r->stopping)
         activate(r, s);
 }
 
-static void on_events_state(rds_t *conn, bool connected, void *arg)
+static void on_svc_timer(void *arg)
 {
-    reader_t *r = arg;
-    if (!connected)
-        return;
-    const char *argv[] = {"SUBSCRIBE", r->events_chan};
-    if (rds_command(conn, on_event, r, 2, argv, NULL))
-        LOG_ERROR("cannot subscribe to %s", r->events_chan);
+    svc_run(arg);
 }
 
-static void on_svc_timer(uv_timer_t *t)
-{
-    svc_run(t->data);
-}
-
-static void on_svc_state(rds_t *conn, bool connected, void *arg)
+static void on_svc_state(reader_conn_t *conn, bool connected, void *arg)
 {
     (void)conn;
     reader_t *r = arg;
@@ -877,11 +880,13 @@ static void on_svc_state(rds_t *conn, bool connected, void *arg)
 
 /* ---- public ---- */
 
-reader_t *reader_new(uv_loop_t *loop, const cfg_t *cfg, const char *consumer, stats_worker_t *stats,
+reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *clock,
+                     const cfg_t *cfg, const char *consumer, stats_worker_t *stats,
                      reader_entry_fn fn, void *arg)
 {
     reader_t *r = xcalloc(1, sizeof(*r));
-    r->loop = loop;
+    r->redis = *redis;
+    r->clock = *clock;
     r->cfg = cfg;
     r->stats = stats;
     r->fn = fn;
@@ -894,8 +899,7 @@ reader_t *reader_new(uv_loop_t *loop, const cfg_t *cfg, const char *consumer, st
     r->nlanes = r->nplain + (cfg->npriority ? 1 : 0);
     r->lanes = xcalloc(r->nlanes, sizeof(*r->lanes));
     r->streams = strmap_new();
-    r->svc = rds_new(loop, cfg, "reader svc", on_svc_state, r);
-    rds_count_reconnects(r->svc, &stats->redis_reconnects);
+    r->svc = r->redis.open(r->redis.ctx, "reader svc", on_svc_state, r);
     for (size_t i = 0; i < r->nlanes; i++) {
         r->lanes[i].r = r;
         r->lanes[i].priority = i >= r->nplain;
@@ -903,13 +907,12 @@ reader_t *reader_new(uv_loop_t *loop, const cfg_t *cfg, const char *consumer, st
     r->open_handles = 2;
     if (cfg->keyspace_events) {
         snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
-        r->events = rds_new(loop, cfg, "reader events", on_events_state, r);
+        r->events =
+            r->redis.subscribe(r->redis.ctx, "reader events", r->events_chan, on_event, NULL, r);
         r->open_handles++;
-        rds_count_reconnects(r->events, &stats->redis_reconnects);
     }
-    uv_timer_init(loop, &r->svc_timer);
-    r->svc_timer.data = r;
-    uv_timer_start(&r->svc_timer, on_svc_timer, SVC_TICK_MS, SVC_TICK_MS);
+    r->svc_timer = r->clock.timer_new(r->clock.ctx, on_svc_timer, r);
+    r->clock.timer_start(r->svc_timer, SVC_TICK_MS, SVC_TICK_MS);
     return r;
 }
 
@@ -938,7 +941,7 @@ void reader_remove(reader_t *r, const char *name, size_t len)
         return;
     /* another worker may read it next: this one's blocking read must not hold it meanwhile */
     if (s->state == RS_ACTIVE)
-        lane_cut_short(r, s->lane);
+        lane_cut_short(r, s->lane, s);
     detach(r, s);
     if (r->wake_pos > r->parked.n)
         r->wake_pos = 0;
@@ -997,14 +1000,25 @@ size_t reader_active(const reader_t *r)
     return n;
 }
 
+size_t reader_parked(const reader_t *r)
+{
+    return r->parked.n;
+}
+
 bool reader_connected(const reader_t *r)
 {
     for (size_t i = 0; i < r->nlanes; i++) {
-        if (r->lanes[i].conn && !rds_connected(r->lanes[i].conn))
+        if (r->lanes[i].conn && !r->redis.up(r->lanes[i].conn))
             return false;
     }
     /* once stopping, svc may already be closed and freed */
-    return r->stopping || rds_connected(r->svc);
+    return r->stopping || r->redis.up(r->svc);
+}
+
+int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t stream_len, int argc,
+                const char **argv, const size_t *lens)
+{
+    return send_cmd(r, conn, stream, stream_len, NULL, NULL, argc, argv, lens);
 }
 
 static void free_stream(const char *key, size_t len, void *value, void *arg)
@@ -1043,27 +1057,16 @@ static void handle_closed(void *arg)
         done(done_arg);
 }
 
-static void on_lane_timer_closed(uv_handle_t *h)
-{
-    lane_t *l = h->data;
-    handle_closed(l->r);
-}
-
-static void on_svc_timer_closed(uv_handle_t *h)
-{
-    handle_closed(h->data);
-}
-
 static void lane_close_if_stopping(lane_t *l)
 {
     reader_t *r = l->r;
     if (!r->stopping || l->state == LANE_BUSY || l->state == LANE_CLOSED || !l->conn)
         return;
     l->state = LANE_CLOSED;
-    uv_close((uv_handle_t *)&l->timer, on_lane_timer_closed);
-    rds_t *conn = l->conn;
+    r->clock.timer_close(l->timer, handle_closed, r);
+    reader_conn_t *conn = l->conn;
     l->conn = NULL;
-    rds_close(conn, handle_closed, r); /* waits for the queued XACK/XDEL replies */
+    r->redis.close(conn, handle_closed, r); /* waits for the queued XACK/XDEL replies */
 }
 
 void reader_stop(reader_t *r, void (*done)(void *arg), void *arg)
@@ -1072,14 +1075,15 @@ void reader_stop(reader_t *r, void (*done)(void *arg), void *arg)
     r->done = done;
     r->done_arg = arg;
     r->open_handles++; /* held until every lane was visited */
-    uv_close((uv_handle_t *)&r->svc_timer, on_svc_timer_closed);
-    rds_close(r->svc, handle_closed, r); /* claimed entries in flight are delivered and acked */
+    r->clock.timer_close(r->svc_timer, handle_closed, r);
+    r->redis.close(r->svc, handle_closed,
+                   r); /* claimed entries in flight are delivered and acked */
     if (r->events)
-        rds_close(r->events, handle_closed, r);
+        r->redis.close(r->events, handle_closed, r);
     for (size_t i = 0; i < r->nlanes; i++) {
         lane_t *l = &r->lanes[i];
         if (l->state == LANE_WAIT) {
-            uv_timer_stop(&l->timer);
+            r->clock.timer_stop(l->timer);
             l->state = LANE_IDLE;
         }
         lane_close_if_stopping(l);
