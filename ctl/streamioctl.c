@@ -2,7 +2,8 @@
  * streamioctl: the admin CLI. Sends its arguments to a running streamio master over the control
  * socket (STREAMIO_CONTROL_SOCKET, or --socket PATH, default /run/streamio/control.sock) and
  * prints the answer: a JSON document on stdout (exit 0), or the reason on stderr (exit 1).
- * Exit 2 for a usage error, 3 when no server answers on that socket.
+ * Exit 2 for a usage error, 3 when no server answers on that socket. `watch` is a Socket.IO
+ * client instead (ctl/watch.h): it needs no control socket.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +16,9 @@
 
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/version.h"
 #include "common/xalloc.h"
+#include "ctl/watch.h"
 
 #define DEFAULT_SOCKET "/run/streamio/control.sock"
 #define TIMEOUT_S 10
@@ -26,7 +29,9 @@ static void usage(FILE *f)
                "                   broadcast [--nsp /ns] <event> <json> |\n"
                "                   sendroom [--nsp /ns] <room> <event> <json> |\n"
                "                   join|leave <room> <target> | disconnect <room> [close] |\n"
-               "                   serverside <event> <json>\n");
+               "                   serverside <event> <json> |\n"
+               "       streamioctl watch <room>... [--url http://host:port] [--token JWT] "
+               "[--count N]\n");
 }
 
 static int write_all(int fd, const char *p, size_t len)
@@ -45,6 +50,12 @@ static int write_all(int fd, const char *p, size_t len)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "watch") == 0)
+        return watch_main(argc - 2, argv + 2);
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("streamioctl %s\n", STREAMIO_VERSION);
+        return 0;
+    }
     static cfg_t cfg;
     const char *path = NULL;
     int a = 1;

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "common/version.h"
 #include "shm/stats.h"
 
 static uint64_t wall_ms(void)
@@ -36,19 +37,21 @@ void health_render(buf_t *out, shm_region_t *region, uint32_t slot)
                "{\"status\":\"healthy\",\"uptime\":%.3f,\"messagesProcessed\":%llu,"
                "\"connectedClients\":%llu,\"redisConnected\":%s,\"streams\":%llu,"
                "\"pools\":%llu,\"rooms\":%llu,\"deliveries\":%llu,\"workersAlive\":%llu,"
-               "\"pid\":%llu,\"worker\":%u,\"workers\":[",
+               "\"pid\":%llu,\"worker\":%u,\"version\":\"%s\",\"workers\":[",
                uptime, (unsigned long long)processed, (unsigned long long)conns,
                redis ? "true" : "false", (unsigned long long)STATS_GET(g->streams),
                (unsigned long long)STATS_GET(g->pools), (unsigned long long)rooms,
                (unsigned long long)deliveries, (unsigned long long)live,
                (unsigned long long)STATS_GET(g->master_pid),
-               (unsigned)STATS_GET(((stats_worker_t *)shm_region_slot_stats(region, slot))->index));
-    /* one entry per worker number: its serving process (replacements starting and predecessors
-     * draining are counted in the totals above, not listed) */
+               (unsigned)STATS_GET(((stats_worker_t *)shm_region_slot_stats(region, slot))->index),
+               STREAMIO_VERSION);
+    /* one entry per worker number: its serving process, once set up (a process still setting
+     * up has no pid yet; replacements starting and predecessors draining are counted in the
+     * totals above, not listed) */
     bool first = true;
     for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
-        if (STATS_GET(w->role) != STATS_ROLE_ACTIVE)
+        if (STATS_GET(w->role) != STATS_ROLE_ACTIVE || !STATS_GET(w->pid))
             continue;
         buf_printf(
             out,

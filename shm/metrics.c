@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "common/version.h"
 #include "shm/stats.h"
 
 typedef struct family {
@@ -54,6 +55,10 @@ static const family_t worker_families[] = {
       "Entries handed to the other workers of this server over local IPC."),
     F("streamio_sibling_received_total", "counter", sibling_in,
       "Frames received from the other workers of this server over local IPC."),
+    F("streamio_resident_memory_bytes", "gauge", rss_bytes,
+      "Resident memory of the worker processes, bytes."),
+    F("streamio_memory_high_water_bytes", "gauge", memory_high_water,
+      "MEMORY_HIGH_WATER_MB in bytes: a worker at it sheds new connections (0 = off)."),
 };
 
 static uint64_t field(stats_worker_t *w, size_t off)
@@ -116,14 +121,19 @@ static void histogram_series(buf_t *out, const char *name, const char *labels,
                (unsigned long long)cum);
 }
 
+#define HISTOGRAM_MAX_BUCKETS 16
+_Static_assert(STATS_LATENCY_BUCKETS <= HISTOGRAM_MAX_BUCKETS &&
+                   STATS_BATCH_BUCKETS <= HISTOGRAM_MAX_BUCKETS &&
+                   STATS_DELIVERY_BUCKETS <= HISTOGRAM_MAX_BUCKETS,
+               "histogram buckets");
+
 /* One histogram family: the server's (summed buckets), then one per live worker. */
 static void histogram(buf_t *out, shm_region_t *region, const char *name, const char *help,
                       size_t buckets_off, size_t nb, const double *le, size_t sum_off,
                       double sum_scale)
 {
     uint32_t n = shm_region_slots(region);
-    uint64_t total[STATS_LATENCY_BUCKETS > STATS_BATCH_BUCKETS ? STATS_LATENCY_BUCKETS
-                                                               : STATS_BATCH_BUCKETS] = {0};
+    uint64_t total[HISTOGRAM_MAX_BUCKETS] = {0};
     double total_sum = 0;
     for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
@@ -253,11 +263,17 @@ void metrics_render(buf_t *out, shm_region_t *region)
 {
     static const uint64_t lat_us[] = STATS_LATENCY_BOUNDS_US;
     static const uint64_t batch[] = STATS_BATCH_BOUNDS;
+    static const uint64_t delivery_us[] = STATS_DELIVERY_BOUNDS_US;
     double lat_le[STATS_LATENCY_BUCKETS], batch_le[STATS_BATCH_BUCKETS];
+    double delivery_le[STATS_DELIVERY_BUCKETS];
     for (size_t b = 0; b < STATS_LATENCY_BUCKETS; b++)
         lat_le[b] = (double)lat_us[b] / 1e6;
     for (size_t b = 0; b < STATS_BATCH_BUCKETS; b++)
         batch_le[b] = (double)batch[b];
+    for (size_t b = 0; b < STATS_DELIVERY_BUCKETS; b++)
+        delivery_le[b] = (double)delivery_us[b] / 1e6;
+    header(out, "streamio_build_info", "gauge", "The running build (label version); 1.");
+    buf_printf(out, "streamio_build_info{version=\"%s\"} 1\n", STREAMIO_VERSION);
     server(out, region);
     for (size_t i = 0; i < sizeof(worker_families) / sizeof(worker_families[0]); i++)
         worker_family(out, region, &worker_families[i]);
@@ -268,5 +284,10 @@ void metrics_render(buf_t *out, shm_region_t *region)
     histogram(out, region, "streamio_xread_batch_entries", "Entries per XREADGROUP reply.",
               offsetof(stats_worker_t, batch), STATS_BATCH_BUCKETS, batch_le,
               offsetof(stats_worker_t, batch_sum), 1.0);
+    histogram(out, region, "streamio_delivery_latency_seconds",
+              "Stream entry id time (XADD) to the send of its room:message, seconds; "
+              "once per entry, by the worker that read it.",
+              offsetof(stats_worker_t, delivery), STATS_DELIVERY_BUCKETS, delivery_le,
+              offsetof(stats_worker_t, delivery_us_sum), 1e-6);
     limit_rejections(out, region);
 }

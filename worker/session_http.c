@@ -1,6 +1,8 @@
 /* session_http: the HTTP routes, Engine.IO handshakes and polling requests. See session_int.h. */
 #include "worker/session_int.h"
 
+#include "worker/monitor.h"
+
 /* SOCKETIO_CORS_ORIGINS is "*" or lists `origin` (false when it is unset). */
 static bool origin_listed(const sessions_t *ss, const char *origin)
 {
@@ -76,16 +78,40 @@ static void refuse_ws(conn_t *c, const char *message)
  * which pages may open one. Without a list, or with "*", any origin is fine; a client that sends
  * no Origin (not a browser) is always allowed, and so is a page of this server (same origin).
  */
-static bool ws_origin_allowed(const sessions_t *ss, const http_req_t *req)
+static bool same_origin(const http_req_t *req, const char *origin)
 {
-    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
-    if (!ss->cors || !origin || origin_listed(ss, origin))
-        return true;
     const char *host = http_req_header(req, HTTP_REQ_HOST);
     const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
                        : strncmp(origin, "https://", 8) == 0 ? origin + 8
                                                              : NULL;
     return host && rest && strcasecmp(rest, host) == 0;
+}
+
+static bool ws_origin_allowed(const sessions_t *ss, const http_req_t *req)
+{
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    return !ss->cors || !origin || origin_listed(ss, origin) || same_origin(req, origin);
+}
+
+/*
+ * A page of another origin that the settings keep out fails in the browser with a bare "xhr poll
+ * error" or "websocket error": say here which origin and which setting (sampled: a page retries).
+ */
+static void warn_cross_origin(sessions_t *ss, const http_req_t *req, bool ws)
+{
+    const char *origin = http_req_header(req, HTTP_REQ_ORIGIN);
+    if (!origin || (!ws && (ss->hdrs.len || same_origin(req, origin))) ||
+        !log_sampled(&ss->cors_refusals))
+        return;
+    char shown[128]; /* the header as sent, cut short and with control bytes replaced */
+    size_t n = 0;
+    for (; origin[n] && n + 1 < sizeof(shown); n++)
+        shown[n] = (unsigned char)origin[n] < 0x20 || origin[n] == 0x7f ? '?' : origin[n];
+    shown[n] = '\0';
+    LOG_WARN("refused a cross-origin %s from Origin %s: SOCKETIO_CORS_ORIGINS %s; add the origin "
+             "to it to allow that page (%llu so far)",
+             ws ? "WebSocket upgrade" : "polling request", shown,
+             ss->cors ? "does not list it" : "is not set", (unsigned long long)ss->cors_refusals);
 }
 
 static bool query_is(const http_req_t *req, const char *key, const char *want, buf_t *tmp)
@@ -351,6 +377,8 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
     const char *method = http_req_method(req);
     bool ws = http_req_is_upgrade(req);
     cors_headers(ss, req);
+    if (!ws)
+        warn_cross_origin(ss, req, false);
     if (strcmp(method, "OPTIONS") == 0 && ss->hdrs.len) {
         buf_puts(&ss->hdrs, "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"
                             "Access-Control-Allow-Headers: content-type\r\n");
@@ -358,6 +386,7 @@ static void on_engine_request(sessions_t *ss, conn_t *c, const http_req_t *req, 
         return;
     }
     if (ws && !ws_origin_allowed(ss, req)) {
+        warn_cross_origin(ss, req, true);
         sess_count_limit(ss, STATS_LIMIT_ORIGIN);
         conn_http_respond(c, 403, "application/json", NULL, WS_ORIGIN_REFUSED,
                           sizeof(WS_ORIGIN_REFUSED) - 1);
@@ -463,6 +492,20 @@ static bool path_is(const char *path, const char *prefix)
            (strlen(path) == n - 1 && !strncmp(path, prefix, n - 1));
 }
 
+/* Seed 004's /socket-health and /socket-metrics (see monitor.h). */
+static void answer_monitor(sessions_t *ss, conn_t *c, const http_req_t *req, bool health)
+{
+    bool prom = !health && query_is(req, "format", "prometheus", &ss->tmp);
+    int status = 200;
+    buf_reset(&ss->out);
+    if (health)
+        monitor_socket_health(&ss->out, ss->region, &status);
+    else
+        monitor_socket_metrics(&ss->out, ss->region, prom);
+    sess_http_answer(ss, c, status, prom ? METRICS_CONTENT_TYPE : "application/json", ss->out.data,
+                     ss->out.len);
+}
+
 void sess_on_request(conn_t *c, const http_req_t *req, void *ud)
 {
     sessions_t *ss = *(enum owner_kind *)ud == OWNER_SESSIONS ? ud : ((session_t *)ud)->ss;
@@ -491,6 +534,10 @@ void sess_on_request(conn_t *c, const http_req_t *req, void *ud)
         buf_reset(&ss->out);
         metrics_render(&ss->out, ss->region);
         conn_http_respond(c, 200, METRICS_CONTENT_TYPE, NULL, ss->out.data, ss->out.len);
+        return;
+    }
+    if (strcmp(path, MONITOR_HEALTH_PATH) == 0 || strcmp(path, MONITOR_METRICS_PATH) == 0) {
+        answer_monitor(ss, c, req, strcmp(path, MONITOR_HEALTH_PATH) == 0);
         return;
     }
     conn_http_respond(c, 404, "text/plain", NULL, "Not found", 9);

@@ -120,6 +120,7 @@ struct sessions {
     handoff_t *handoff;        /* CLUSTER_WORKERS > 1: requests for another worker's sid go there */
     buf_t fwd;                 /* a request rebuilt for its owner */
     uint64_t handoff_failures; /* counted for log_sampled */
+    uint64_t cors_refusals;    /* cross-origin requests SOCKETIO_CORS_ORIGINS keeps out (sampled) */
     timerq_t *pingq, *pongq, *connectq, *authq, *upgradeq;
     session_t *head;
     size_t nconns;    /* every accepted connection, websocket or not */

@@ -18,10 +18,13 @@
 #include "common/proto/ws_frame.h"
 #include "common/xalloc.h"
 #include "shm/stats.h"
+#include "shm/stats_window.h"
 #include "shm/workdesc.h"
 #include "worker/cluster/adapter.h"
 #include "worker/fanout/siblings.h"
+#include "worker/latency.h"
 #include "worker/session.h"
+#include "worker/sio/limits.h"
 #include "worker/stream/reader.h"
 #include "worker/stream/reader_rds.h"
 
@@ -89,6 +92,7 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     refbuf_t *frame = ws_frame_new(0x1, w->packet.data, w->packet.len);
     adapter_str_t room = {stream, stream_len};
     sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
+    latency_observe(w->stats, id, id_len, latency_now_us());
     int rc = siblings_add(w->siblings, stream, stream_len, refbuf_data(frame), refbuf_len(frame));
     if (rc > 0)
         STATS_ADD(w->stats->sibling_out, 1);
@@ -332,6 +336,10 @@ static void on_tick(uv_timer_t *t)
               (!w->adapter || adapter_connected(w->adapter));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
+    uint64_t rss;
+    if (limits_rss_self(&rss, NULL) == 0)
+        STATS_SET(w->stats->rss_bytes, rss);
+    stats_window_tick(w->stats, wall_ms());
     if (w->sessions) {
         /* the transport counts in plain fields on its hot path; published here */
         conn_stats_t cs;
@@ -431,6 +439,7 @@ int worker_main(const worker_args_t *args)
         return 2;
     }
     STATS_SET(w->stats->started_ms, wall_ms());
+    STATS_SET(w->stats->memory_high_water, (uint64_t)w->cfg->memory_high_water_mb << 20);
     STATS_SET(w->stats->pid, getpid());
     uv_run(&w->loop, UV_RUN_DEFAULT);
     int closed = uv_loop_close(&w->loop);

@@ -112,8 +112,9 @@ describe('packaging', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
     const unit = fs.readFileSync(path.join(dest, 'unit/streamio.service'), 'utf8');
     assert.match(unit, new RegExp(`^ExecStart=${dest}/usr/bin/streamio$`, 'm'));
     assert.match(unit, new RegExp(`^EnvironmentFile=-${dest}/etc/streamio/streamio.env$`, 'm'));
-    for (const d of ['Type=notify', 'ExecReload=/bin/kill -HUP $MAINPID', 'KillMode=mixed',
-      'WatchdogSec=', 'LimitNOFILE=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DynamicUser=yes']) {
+    for (const d of ['Type=notify', 'ExecReload=+/bin/sh -c ', 'exec /bin/kill -HUP $MAINPID', 'KillMode=mixed',
+      'WatchdogSec=', 'LimitNOFILE=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DynamicUser=yes',
+      'User=streamio']) {
       assert.ok(unit.includes(d), d);
     }
     assert.match(fs.readFileSync(path.join(dest, 'etc/streamio/streamio.env.sample'), 'utf8'), /#CLUSTER_WORKERS=/);

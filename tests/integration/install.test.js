@@ -1,6 +1,6 @@
 'use strict';
 // `make install PREFIX=/usr DESTDIR=<staging>` as a package build runs it: exactly the binary, the
-// CLI, the unit, the sample env file and the README land under DESTDIR, with paths in the unit
+// CLI, their man pages, the unit, the sample env file and the README land under DESTDIR, with paths in the unit
 // that name the final locations (never DESTDIR); `make uninstall` with the same variables removes
 // every one of them. No server is started.
 const { describe, it, after } = require('node:test');
@@ -38,7 +38,7 @@ describe('make install with DESTDIR', { timeout: 120000, skip: h.ANCHOR_SKIP }, 
 
   after(() => fs.rmSync(dest, { recursive: true, force: true }));
 
-  it('stages exactly the five files, with the final paths inside the unit', () => {
+  it('stages exactly the seven files, with the final paths inside the unit', () => {
     make('install', vars);
     assert.deepEqual(filesUnder(dest), [
       'etc/streamio/streamio.env.sample',
@@ -46,6 +46,8 @@ describe('make install with DESTDIR', { timeout: 120000, skip: h.ANCHOR_SKIP }, 
       'usr/bin/streamio',
       'usr/bin/streamioctl',
       'usr/share/doc/streamio/README.md',
+      'usr/share/man/man8/streamio.8',
+      'usr/share/man/man8/streamioctl.8',
     ]);
     for (const f of ['usr/bin/streamio', 'usr/bin/streamioctl']) {
       assert.equal(fs.statSync(path.join(dest, f)).mode & 0o777, 0o755, f);
@@ -57,7 +59,9 @@ describe('make install with DESTDIR', { timeout: 120000, skip: h.ANCHOR_SKIP }, 
     assert.ok(!unit.includes(dest), 'DESTDIR never appears in the unit');
     assert.match(unit, /^ExecStart=\/usr\/bin\/streamio$/m);
     assert.match(unit, /^EnvironmentFile=-\/etc\/streamio\/streamio.env$/m);
-    assert.match(unit, /^Environment=STREAMIO_ENV_FILE=\/etc\/streamio\/streamio.env$/m);
+    // reloads read a copy the root side makes of the root-only file (see the unit)
+    assert.match(unit, /^Environment=STREAMIO_ENV_FILE=\/run\/streamio\/streamio.env$/m);
+    assert.match(unit, /^ExecStartPre=\+\/bin\/sh -c 'umask 077; cat \/etc\/streamio\/streamio.env >/m);
     assert.match(unit, /^Documentation=file:\/\/\/usr\/share\/doc\/streamio\/README.md$/m);
     assert.equal(fs.readFileSync(path.join(dest, 'etc/streamio/streamio.env.sample'), 'utf8'),
       fs.readFileSync(path.join(root, 'systemd/streamio.env.sample'), 'utf8'));

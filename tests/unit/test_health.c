@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "common/version.h"
 #include "shm/region.h"
 #include "shm/stats.h"
 #include "shm/health.h"
@@ -43,7 +44,8 @@ static void test_sums_live_workers(void **state)
     assert_non_null(strstr(out.data, "\"messagesProcessed\":10,\"connectedClients\":21,"
                                      "\"redisConnected\":true,\"streams\":7,\"pools\":2,"
                                      "\"rooms\":6,\"deliveries\":100,\"workersAlive\":2,"
-                                     "\"pid\":100,\"worker\":1,\"workers\":["));
+                                     "\"pid\":100,\"worker\":1,\"version\":\"" STREAMIO_VERSION
+                                     "\",\"workers\":["));
     assert_non_null(strstr(out.data, "{\"slot\":1,\"pid\":201,\"connectedClients\":11,"));
     assert_int_equal(out.data[out.len - 1], '}');
 

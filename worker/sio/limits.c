@@ -59,7 +59,7 @@ static uint64_t mono_ms(void *arg)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int statm_rss(uint64_t *bytes, void *arg)
+int limits_rss_self(uint64_t *bytes, void *arg)
 {
     (void)arg;
     int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
@@ -85,7 +85,7 @@ limits_t *limits_new(const limits_config_t *conf)
     if (!l->conf.clock)
         l->conf.clock = mono_ms;
     if (!l->conf.rss)
-        l->conf.rss = statm_rss;
+        l->conf.rss = limits_rss_self;
     if (l->conf.hash_seed[0] == 0 && l->conf.hash_seed[1] == 0 &&
         getrandom(l->conf.hash_seed, sizeof(l->conf.hash_seed), 0) != sizeof(l->conf.hash_seed))
         l->conf.hash_seed[0] = mono_ms(NULL) ^ (uint64_t)getpid() << 32;

@@ -35,6 +35,9 @@ typedef uint64_t (*limits_clock_fn)(void *arg);
 /* Resident set size of this process in bytes; 0 or a negative errno. */
 typedef int (*limits_rss_fn)(uint64_t *bytes, void *arg);
 
+/* The default limits_rss_fn: this process's RSS from /proc/self/statm (arg unused). */
+int limits_rss_self(uint64_t *bytes, void *arg);
+
 /* A token bucket: per_sec tokens a second, holding at most burst; per_sec 0 = unlimited. */
 typedef struct limits_rate {
     uint32_t per_sec;

@@ -477,11 +477,10 @@ function spawnStreamio(env, { name = 'streamio' } = {}) {
 
 /*
  * Starts a server process (`cmd args`) listening on HOST:port and waits until GET /health
- * answers 200 with every worker it lists listening. Returns a server handle {pid, port, url,
- * handle, health(), stop(), describe()}. Throws (with the captured output) when it exits or
- * does not get ready within `timeout`.
+ * answers 200. Returns a server handle {pid, port, url, handle, health(), stop(), describe()}.
+ * Throws (with the captured output) when it exits or does not get ready within `timeout`.
  */
-async function startServer({ cmd, args = [], env, port, name, timeout = 20000 }) {
+async function startServer({ cmd, args = [], env, port, name, timeout = 20000, workers = 0 }) {
   const handle = spawnTracked(cmd, args, { env, name });
   const url = `http://${HOST}:${port}`;
   const srv = {
@@ -504,10 +503,10 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000 })
     await waitUntil(async () => {
       if (!handle.running) throw fatal(`${handle.name} exited before getting ready`);
       const r = await srv.health({ timeout: 1000 });
-      // ready once every worker /health lists listens (a starting one shows pid 0)
-      const workers = r.body && Array.isArray(r.body.workers) ? r.body.workers : [];
-      return r.status === 200 && workers.every((w) => w.pid > 0);
-    }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port}` });
+      // /health lists a worker once its setup is done: wait for all of them
+      return r.status === 200 && (!workers || !r.body || !Array.isArray(r.body.workers) ||
+        r.body.workers.length === workers);
+    }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port} with ${workers || 'its'} workers` });
   } catch (err) {
     await stop(handle, 3000);
     err.message += `\n${handle.describe()}`;
@@ -533,7 +532,8 @@ async function startStreamio(env = {}, { redis, timeout } = {}) {
     DISCOVERY_INTERVAL: '500',
     ...env,
   };
-  return startServer({ cmd: streamioBin(), env: full, port: Number(full.PORT), name: 'streamio', timeout });
+  const workers = full.CLUSTER_ENABLED === 'false' ? 1 : Number(full.CLUSTER_WORKERS) || 0;
+  return startServer({ cmd: streamioBin(), env: full, port: Number(full.PORT), name: 'streamio', timeout, workers });
 }
 
 // Remembers the workers a /health answer lists (only real children of the server process).
