@@ -23,8 +23,11 @@ worker/recovery : common common/proto shm common/redis worker/net worker/ws work
 worker/stream   : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/recovery
 worker/cluster  : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/recovery worker/stream
 worker          : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/recovery worker/stream worker/cluster
-master          : common common/proto shm common/redis
-master/main.c   : common common/proto shm common/redis master worker
+master/proc      : common common/proto shm
+master/discovery : common common/proto shm common/redis
+master/admin     : common common/proto shm common/redis
+master           : common common/proto shm common/redis master/proc master/discovery master/admin
+master/main.c    : common common/proto shm common/redis master master/proc master/discovery master/admin worker
 ctl             : common common/proto
 '
 

@@ -402,18 +402,11 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- setup ---- */
 
-/* A test switch of the environment ("1": on). */
-static bool env_on(const char *name)
-{
-    const char *v = getenv(name);
-    return v && strcmp(v, "1") == 0;
-}
-
 /* The layers that serve clients, bottom-up: HTTP, Engine.IO, Socket.IO, fanout, recovery. */
 static int clients_setup(worker_t *w)
 {
     const cfg_t *cfg = w->cfg;
-    bool conformance = env_on("STREAMIO_CONFORMANCE");
+    bool conformance = cfg->conformance;
     http_limits_t lim = {
         .max_header_bytes = 8192,
         .max_body = (size_t)cfg->max_payload,
@@ -428,8 +421,7 @@ static int clients_setup(worker_t *w)
     if (rc)
         return rc;
     w->cors = cors_new(cfg->cors_origins);
-    ops_routes_config_t ops = {w->args->region, w->args->slot, env_on("STREAMIO_DEBUG_PAGE"),
-                               w->cors};
+    ops_routes_config_t ops = {w->args->region, w->args->slot, cfg->debug_page, w->cors};
     w->ops = ops_routes_new(w->router, &ops);
     eio_endpoint_config_t ec = {
         .sessions =
@@ -450,8 +442,7 @@ static int clients_setup(worker_t *w)
     };
     if ((rc = eio_endpoint_new(&w->eio, &w->loop, &ec, w->http, w->stats)))
         return rc;
-    if ((rc = sio_new(&w->sio, &w->loop, cfg, conformance && !getenv("SOCKETIO_NAMESPACES"),
-                      w->stats)))
+    if ((rc = sio_new(&w->sio, &w->loop, cfg, conformance && !cfg->namespaces_set, w->stats)))
         return rc;
     if (conformance && (rc = conformance_new(&w->conformance, &w->loop, w->sio)))
         return rc;

@@ -3,8 +3,8 @@
  * master lives and writes the master's pid into it, so a second master with the same file
  * refuses to start and tools (streamioctl, scripts) can find the running one. Never logs.
  */
-#ifndef STREAMIO_MASTER_PIDFILE_H
-#define STREAMIO_MASTER_PIDFILE_H
+#ifndef STREAMIO_MASTER_PROC_PIDFILE_H
+#define STREAMIO_MASTER_PROC_PIDFILE_H
 
 #include <sys/types.h>
 

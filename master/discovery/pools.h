@@ -6,8 +6,8 @@
  * PRIORITY_STREAMS get pools of their own, never shared with ordinary streams.
  * Pure bookkeeping: no I/O, no Redis, no ring.
  */
-#ifndef STREAMIO_MASTER_POOLS_H
-#define STREAMIO_MASTER_POOLS_H
+#ifndef STREAMIO_MASTER_DISCOVERY_POOLS_H
+#define STREAMIO_MASTER_DISCOVERY_POOLS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* pidfile: see pidfile.h. */
-#include "master/pidfile.h"
+#include "master/proc/pidfile.h"
 
 #include <errno.h>
 #include <fcntl.h>

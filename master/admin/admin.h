@@ -1,5 +1,5 @@
 /*
- * admin: the commands streamioctl runs through the master's control socket.
+ * admin: the commands streamioctl runs through the master's control socket (master/admin/control).
  *   status                          /health's document (server-wide, from the shared stats)
  *   rooms                           room counts per worker and in total; with the Redis adapter
  *                                   on, "cluster": every server's rooms (allRooms in classic
@@ -17,28 +17,40 @@
  *   serverside <event> <json>       serverSideEmit with acks: every server's answer, named
  * The emits are published once on Redis in @socket.io/redis-adapter format (classic, or the
  * sharded ClusterAdapter's), on the channel the workers share (so with SOCKETIO_REDIS_ADAPTER on
- * they reach every server of the cluster). The cluster requests are master/cluster_req's.
- * Synchronous and bounded (2 s Redis timeouts, SOCKETIO_REQUESTS_TIMEOUT for the cluster's
- * answers): runs in the master's loop, never in a worker.
+ * they reach every server of the cluster). The cluster requests are master/admin/cluster_req's.
+ * Asynchronous on the master's loop, over the master's command connection: a command answers
+ * when Redis replied (or said it cannot), never holding the loop.
  */
-#ifndef STREAMIO_MASTER_ADMIN_H
-#define STREAMIO_MASTER_ADMIN_H
+#ifndef STREAMIO_MASTER_ADMIN_ADMIN_H
+#define STREAMIO_MASTER_ADMIN_ADMIN_H
 
 #include <stddef.h>
+#include <uv.h>
 
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/redis/rds.h"
+#include "master/admin/control.h"
 #include "shm/region.h"
 
-typedef struct admin_ctx {
-    const cfg_t *cfg;
-    shm_region_t *region;
-    const char *server_id; /* names this server's private adapter channel */
-} admin_ctx_t;
+typedef struct admin admin_t;
 
-/* Runs argv[0] with its arguments (a control_fn with arg = admin_ctx_t). Appends the JSON body
- * (one line) to out; on error returns -EINVAL (usage, bad JSON), -ENOTSUP, -EIO (Redis) with the
- * reason in out. */
-int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg);
+/* Borrows loop, rds (the master's command connection), cfg (until admin_set_cfg; the cluster
+ * requests' pub/sub connection keeps it), region and server_id (names this server's private
+ * adapter channel). */
+admin_t *admin_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
+                   const char *server_id);
+/* A reload's configuration, for the commands from now on (borrowed until the next one). */
+void admin_set_cfg(admin_t *a, const cfg_t *cfg);
+/*
+ * A control_fn (arg: the admin_t): runs argv[0] with its arguments and answers with control_done,
+ * now or when Redis replied: the JSON body (one line) in out, or the reason with -EINVAL (usage,
+ * bad JSON), -ENOTSUP, -EIO (Redis).
+ */
+void admin_run(control_req_t *req, int argc, char **argv, const size_t *lens, buf_t *out,
+               void *arg);
+/* Answers every command still running with -ECANCELED, then frees; done(arg) runs once
+ * everything is released. */
+void admin_close(admin_t *a, void (*done)(void *arg), void *arg);
 
 #endif

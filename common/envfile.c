@@ -1,5 +1,5 @@
 /* envfile: see envfile.h. */
-#include "master/envfile.h"
+#include "common/envfile.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -160,10 +160,4 @@ const char *envfile_get(const envfile_t *ef, const char *key)
             return ef->vars[i].value;
     }
     return NULL;
-}
-
-const char *envfile_getenv(const char *name, void *arg)
-{
-    const char *v = envfile_get(arg, name);
-    return v ? v : getenv(name);
 }

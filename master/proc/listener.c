@@ -1,5 +1,5 @@
 /* listener: see listener.h. */
-#include "master/listener.h"
+#include "master/proc/listener.h"
 
 #include <errno.h>
 #include <fcntl.h>

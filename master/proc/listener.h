@@ -3,8 +3,8 @@
  * its whole life, so a worker that dies or is replaced never closes the port: connections wait
  * in the kernel's backlog until some worker accepts them.
  */
-#ifndef STREAMIO_MASTER_LISTENER_H
-#define STREAMIO_MASTER_LISTENER_H
+#ifndef STREAMIO_MASTER_PROC_LISTENER_H
+#define STREAMIO_MASTER_PROC_LISTENER_H
 
 #include "common/buf.h"
 

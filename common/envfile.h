@@ -4,8 +4,8 @@
  * private table so a reload can validate a whole new configuration before anything changes.
  * It never touches the process environment and never logs.
  */
-#ifndef STREAMIO_MASTER_ENVFILE_H
-#define STREAMIO_MASTER_ENVFILE_H
+#ifndef STREAMIO_COMMON_ENVFILE_H
+#define STREAMIO_COMMON_ENVFILE_H
 
 #include "common/buf.h"
 
@@ -20,11 +20,8 @@ int envfile_load(const char *path, envfile_t **out, buf_t *err);
 /* Parses `len` bytes of file text (same rules, `name` only labels errors). */
 int envfile_parse(const char *name, const char *text, size_t len, envfile_t **out, buf_t *err);
 void envfile_free(envfile_t *ef);
-/* The value of `key` (borrowed, valid until envfile_free), or NULL when the file does not set it.
- */
+/* The value of `key` (borrowed, valid until envfile_free), or NULL when the file does not set it
+ * (or ef is NULL). */
 const char *envfile_get(const envfile_t *ef, const char *key);
-/* A config_getenv_fn: the file first, then the process environment. `arg` is the envfile_t
- * (NULL means the process environment only). */
-const char *envfile_getenv(const char *name, void *arg);
 
 #endif

@@ -1,5 +1,5 @@
 /* pools: see pools.h. Pool ids are indices into `pools`; an emptied pool is reused. */
-#include "master/pools.h"
+#include "master/discovery/pools.h"
 
 #include <errno.h>
 #include <stdlib.h>
