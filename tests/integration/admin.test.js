@@ -3,7 +3,7 @@
 // the packaging: `make install` layout and `systemd-analyze verify` of the installed unit.
 const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync, execFile } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -11,16 +11,8 @@ const h = require('./lib/harness');
 
 const root = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-admin-'));
+const ctl = h.streamioctl;
 const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
-
-// Runs streamioctl asynchronously (the server must keep running meanwhile); {code, stdout, stderr}.
-function ctl(sock, ...args) {
-  return new Promise((resolve) => {
-    execFile(ctlBin(), ['--socket', sock, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 // Runs the interactive prompt with `lines` on its standard input (a pipe, or a terminal through
 // script(1) when tty); resolves {code, stdout, stderr} once it exits (bounded).

@@ -1,6 +1,6 @@
 /*
  * A fake adapter_host_t for the unit tests of worker/cluster (adapter, member, streams): it records
- * what a member asks of the sockets (the last broadcast's frame and target, joins, leaves,
+ * what a member asks of the sockets (the last broadcast's packet and target, joins, leaves,
  * disconnects) and pretends `each_sockets` sockets match every target, one local room "here".
  * Header-only: each test binary includes it once.
  */
@@ -16,7 +16,9 @@
 
 typedef struct fake {
     int broadcasts;
-    buf_t last_text; /* payload of the last frame */
+    buf_t last_text;   /* text packet of the last broadcast */
+    bool last_has_id;  /* it carried an entry id (a room:message with its offset) */
+    buf_t last_frames; /* its WebSocket form: the text frame, then one per attachment */
     size_t nrooms, nexcept;
     char room0[64];
     bool skip_busy;
@@ -27,7 +29,7 @@ typedef struct fake {
     size_t each_sockets; /* sockets `each` pretends to find */
 } host_fake_t;
 
-static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
+static size_t f_broadcast(void *ctx, const adapter_target_t *t, const fanout_packet_t *pk)
 {
     host_fake_t *f = ctx;
     f->broadcasts++;
@@ -38,9 +40,15 @@ static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
     f->room0[0] = '\0';
     if (t->nrooms)
         snprintf(f->room0, sizeof(f->room0), "%.*s", (int)t->rooms[0].len, t->rooms[0].p);
-    /* a short server frame: 2 header bytes (payload < 126 in these tests) */
+    size_t len;
+    const char *text = eio_msg_text(pk->msg, &len);
+    assert_int_equal(pk->kind, FANOUT_CLUSTER);
     buf_reset(&f->last_text);
-    buf_append(&f->last_text, refbuf_data(frame) + 2, refbuf_len(frame) - 2);
+    buf_append(&f->last_text, text, len);
+    f->last_has_id = pk->has_id;
+    refbuf_t *frames = eio_msg_frames(pk->msg);
+    buf_reset(&f->last_frames);
+    buf_append(&f->last_frames, refbuf_data(frames), refbuf_len(frames));
     return 2;
 }
 
@@ -106,7 +114,8 @@ static bool f_has_room(void *ctx, const char *room, size_t len)
 static adapter_host_t fake_host(host_fake_t *f, const adapter_str_t *nsps, size_t nnsp)
 {
     buf_init(&f->last_text);
-    adapter_host_t host = {f,      f_broadcast,  f_each,  f_id,       f_describe, f_join,
+    buf_init(&f->last_frames);
+    adapter_host_t host = {f,       f_broadcast,  f_each,  f_id,       f_describe, f_join,
                            f_leave, f_disconnect, f_rooms, f_has_room, nsps,       nnsp};
     return host;
 }

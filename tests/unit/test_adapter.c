@@ -1,6 +1,6 @@
 /*
  * Unit tests for worker/adapter against a fake host: what each received message makes the host
- * do (deliver which frame to which target, join, leave, disconnect), own-uid and namespace
+ * do (deliver which packet to which target, join, leave, disconnect), own-uid and namespace
  * filtering, malformed messages, and client acks of a broadcast with acks. Redis is unreachable
  * on purpose (port 1): responses cannot be sent and must not matter to the host side.
  */
@@ -73,6 +73,7 @@ static void finish(env_t *e)
     assert_true(done);
     assert_int_equal(uv_loop_close(&e->loop), 0);
     buf_free(&e->fake.last_text);
+    buf_free(&e->fake.last_frames);
     free(e);
 }
 

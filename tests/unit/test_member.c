@@ -74,6 +74,7 @@ static int teardown(void **state)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_int_equal(uv_loop_close(&e->loop), 0);
     buf_free(&e->fake.last_text);
+    buf_free(&e->fake.last_frames);
     buf_free(&e->scratch);
     free(e);
     return 0;
@@ -85,17 +86,16 @@ static void apply(env_t *e, const char *json, const char *offset)
     static char copy[1024];
     snprintf(copy, sizeof(copy), "%s", json);
     adapter_msg_t m;
-    assert_int_equal(adapter_msg_decode_cluster((const uint8_t *)copy, strlen(copy), &e->scratch,
-                                                &m),
-                     0);
+    assert_int_equal(
+        adapter_msg_decode_cluster((const uint8_t *)copy, strlen(copy), &e->scratch, &m), 0);
     adapter_str_t o = {offset, offset ? strlen(offset) : 0};
     unsigned nsp = m.nsp.len == 1 ? 0 : 1;
     member_apply(e->mb, nsp, &m, offset ? &o : NULL, "test", 4);
 }
 
 #define BCAST(flags, extra)                                                                        \
-    "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\",{\"a\":1}]" extra "},"       \
-    "\"opts\":{\"rooms\":[\"here\"],\"except\":[],\"flags\":{" flags "}}},\"uid\":\"p\","         \
+    "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\",{\"a\":1}]" extra "},"          \
+    "\"opts\":{\"rooms\":[\"here\"],\"except\":[],\"flags\":{" flags "}}},\"uid\":\"p\","          \
     "\"nsp\":\"/\"}"
 
 static void test_offsets_follow_node(void **state)
@@ -122,22 +122,22 @@ static void test_binary_with_offset(void **state)
     /* msgpack {type:3, data:{packet:{type:2,data:["b",<bin 01 02>]},opts:{rooms:[],except:[],
      * flags:{}}}, uid:"p", nsp:"/"} */
     static const uint8_t msg[] = {
-        0x84, 0xa4, 't',  'y',  'p',  'e',  0x03, 0xa4, 'd',  'a',  't',  'a',  0x82, 0xa6, 'p',
-        'a',  'c',  'k',  'e',  't',  0x82, 0xa4, 't',  'y',  'p',  'e',  0x02, 0xa4, 'd',  'a',
-        't',  'a',  0x92, 0xa1, 'b',  0xc4, 0x02, 0x01, 0x02, 0xa4, 'o',  'p',  't',  's',  0x83,
-        0xa5, 'r',  'o',  'o',  'm',  's',  0x90, 0xa6, 'e',  'x',  'c',  'e',  'p',  't',  0x90,
-        0xa5, 'f',  'l',  'a',  'g',  's',  0x80, 0xa3, 'u',  'i',  'd',  0xa1, 'p',  0xa3, 'n',
-        's',  'p',  0xa1, '/'};
+        0x84, 0xa4, 't',  'y',  'p',  'e',  0x03, 0xa4, 'd', 'a',  't',  'a',  0x82, 0xa6, 'p', 'a',
+        'c',  'k',  'e',  't',  0x82, 0xa4, 't',  'y',  'p', 'e',  0x02, 0xa4, 'd',  'a',  't', 'a',
+        0x92, 0xa1, 'b',  0xc4, 0x02, 0x01, 0x02, 0xa4, 'o', 'p',  't',  's',  0x83, 0xa5, 'r', 'o',
+        'o',  'm',  's',  0x90, 0xa6, 'e',  'x',  'c',  'e', 'p',  't',  0x90, 0xa5, 'f',  'l', 'a',
+        'g',  's',  0x80, 0xa3, 'u',  'i',  'd',  0xa1, 'p', 0xa3, 'n',  's',  'p',  0xa1, '/'};
     adapter_msg_t m;
     assert_int_equal(adapter_msg_decode_cluster(msg, sizeof(msg), &e->scratch, &m), 0);
     adapter_str_t o = {"5-0", 3};
     member_apply(e->mb, 0, &m, &o, "test", 4);
     assert_int_equal(e->fake.broadcasts, 1);
-    /* the text frame (2-byte header) then the binary frame (2-byte header + 2 bytes) */
     static const char text[] = "451-[\"b\",{\"_placeholder\":true,\"num\":0},\"5-0\"]";
-    assert_int_equal(e->fake.last_text.len, sizeof(text) - 1 + 2 + 2);
-    assert_memory_equal(e->fake.last_text.data, text, sizeof(text) - 1);
-    assert_memory_equal(e->fake.last_text.data + sizeof(text) - 1, "\x82\x02\x01\x02", 4);
+    assert_string_equal(e->fake.last_text.data, text);
+    /* over WebSocket: the text frame (2-byte header), then the binary frame (2 + 2 bytes) */
+    assert_int_equal(e->fake.last_frames.len, 2 + sizeof(text) - 1 + 2 + 2);
+    assert_memory_equal(e->fake.last_frames.data + 2, text, sizeof(text) - 1);
+    assert_memory_equal(e->fake.last_frames.data + 2 + sizeof(text) - 1, "\x82\x02\x01\x02", 4);
 }
 
 static void test_acks_go_back_to_the_requester(void **state)

@@ -135,6 +135,7 @@ static int teardown(void **state)
     fake_free(f->srv);
     assert_int_equal(fake_loop_close(&f->loop), 0);
     buf_free(&f->host.last_text);
+    buf_free(&f->host.last_frames);
     free(f);
     return 0;
 }

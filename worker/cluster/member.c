@@ -7,7 +7,6 @@
 
 #include "common/json.h"
 #include "common/log.h"
-#include "common/proto/ws_frame.h"
 #include "common/xalloc.h"
 
 #define ACK_DEFAULT_TIMEOUT_MS 10000
@@ -36,10 +35,9 @@ struct member {
     uint64_t next_ack_id;
     pending_ack_t *acks;
     uv_timer_t ack_timer;
-    buf_t text;   /* Engine.IO text of an incoming broadcast */
-    buf_t body;   /* JSON body of a response */
-    buf_t atts;   /* attachments of an incoming binary broadcast */
-    buf_t frames; /* its text frame and binary frames, back to back */
+    buf_t text; /* Engine.IO text of an incoming broadcast */
+    buf_t body; /* JSON body of a response */
+    buf_t atts; /* attachments of an incoming binary broadcast */
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -62,7 +60,6 @@ member_t *member_new(uv_loop_t *loop, const adapter_host_t *host, stats_worker_t
     buf_init(&mb->text);
     buf_init(&mb->body);
     buf_init(&mb->atts);
-    buf_init(&mb->frames);
     uv_timer_init(loop, &mb->ack_timer);
     mb->ack_timer.data = mb;
     return mb;
@@ -154,37 +151,6 @@ static void track_acks(member_t *mb, unsigned nsp, const adapter_msg_t *m, uint6
         uv_timer_start(&mb->ack_timer, on_ack_timer, 1000, 1000);
 }
 
-static void put_frame(buf_t *out, uint8_t opcode, const void *p, size_t len)
-{
-    uint8_t hdr[WS_FRAME_HEADER_MAX];
-    buf_append(out, hdr, ws_frame_header(hdr, opcode, len));
-    buf_append(out, p, len);
-}
-
-/* A binary packet (bin values in its data) as one shared buffer: the text frame, then one
- * binary frame per attachment, so each recipient still gets one queued reference. */
-static refbuf_t *binary_frames(member_t *mb, const adapter_msg_t *m, const uint64_t *ack_id,
-                               const adapter_str_t *offset, int *err)
-{
-    unsigned n = 0;
-    buf_reset(&mb->text);
-    buf_reset(&mb->atts);
-    buf_reset(&mb->frames);
-    *err = offset
-               ? adapter_msg_sio_binary_offset(&mb->text, &mb->atts, m, offset->p, offset->len, &n)
-               : adapter_msg_sio_binary(&mb->text, &mb->atts, m, ack_id, &n);
-    if (*err)
-        return NULL;
-    put_frame(&mb->frames, WS_FRAME_TEXT, mb->text.data, mb->text.len);
-    for (size_t off = 0; n--;) {
-        uint32_t len;
-        memcpy(&len, mb->atts.data + off, sizeof(len));
-        put_frame(&mb->frames, WS_FRAME_BINARY, mb->atts.data + off + sizeof(len), len);
-        off += sizeof(len) + len;
-    }
-    return refbuf_from(mb->frames.data, mb->frames.len);
-}
-
 /* Node's ClusterAdapter adds an offset to EVENT packets without an ack id that are not volatile
  * (addOffsetIfNecessary). */
 static bool takes_offset(const adapter_msg_t *m)
@@ -199,15 +165,20 @@ static void broadcast(member_t *mb, unsigned nsp, const adapter_msg_t *m,
     uint64_t ack_id = mb->next_ack_id;
     if (offset && !takes_offset(m))
         offset = NULL;
+    unsigned natt = 0;
     buf_reset(&mb->text);
+    buf_reset(&mb->atts);
     int rc = with_ack ? adapter_msg_sio_text_ack(&mb->text, m, ack_id)
              : offset ? adapter_msg_sio_text_offset(&mb->text, m, offset->p, offset->len)
                       : adapter_msg_sio_text(&mb->text, m);
-    refbuf_t *frame = NULL;
-    if (rc == 0)
-        frame = ws_frame_new(WS_FRAME_TEXT, mb->text.data, mb->text.len);
-    else if (rc == -ENOTSUP)
-        frame = binary_frames(mb, m, with_ack ? &ack_id : NULL, offset, &rc);
+    if (rc == -ENOTSUP) {
+        /* bin values in its data: the text packet and its attachments */
+        buf_reset(&mb->text);
+        rc = offset ? adapter_msg_sio_binary_offset(&mb->text, &mb->atts, m, offset->p, offset->len,
+                                                    &natt)
+                    : adapter_msg_sio_binary(&mb->text, &mb->atts, m, with_ack ? &ack_id : NULL,
+                                             &natt);
+    }
     if (rc) {
         member_drop(mb,
                     rc == -ENOTSUP ? "binary content of this kind is not supported"
@@ -217,11 +188,13 @@ static void broadcast(member_t *mb, unsigned nsp, const adapter_msg_t *m,
             respond(mb, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, 0);
         return;
     }
+    fanout_packet_t pk;
+    fanout_packet_cluster(&pk, mb->text.data, mb->text.len, mb->atts.data, mb->atts.len, natt);
     adapter_target_t t;
     target_of(m, &t);
     t.nsp = nsp;
-    size_t n = mb->host.broadcast(mb->host.ctx, &t, frame);
-    refbuf_unref(frame);
+    size_t n = mb->host.broadcast(mb->host.ctx, &t, &pk);
+    fanout_packet_release(&pk);
     STATS_ADD(mb->stats->adapter_in, 1);
     if (!with_ack)
         return;
@@ -419,7 +392,6 @@ static void on_timer_closed(uv_handle_t *h)
     buf_free(&mb->text);
     buf_free(&mb->body);
     buf_free(&mb->atts);
-    buf_free(&mb->frames);
     free(mb);
     if (done)
         done(done_arg);
