@@ -33,6 +33,7 @@
 #include "worker/http/http_server.h"
 #include "worker/http/ops_routes.h"
 #include "worker/http/router.h"
+#include "worker/net/peer_dir.h"
 #include "worker/recovery/restore.h"
 #include "worker/sio/conformance.h"
 #include "worker/sio/limits.h"
@@ -75,6 +76,7 @@ typedef struct worker {
     adapter_t *adapter;         /* NULL when there is nobody to share with */
     redis_topology_t *topo;     /* SOCKETIO_REDIS_ADAPTER=streams: where Redis is, for streams */
     streams_adapter_t *streams; /* ... and the Redis streams adapter; else NULL */
+    peer_dir_t *peers;          /* ... and where the other servers are, for relayed requests */
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
@@ -351,11 +353,23 @@ static void on_part_closed(void *arg)
 }
 
 /* The topology goes last: its clients are closed. */
-static void on_streams_closed(void *arg)
+static void on_peers_closed(void *arg)
 {
     worker_t *w = arg;
     redis_topology_close(w->topo, on_part_closed, w);
     w->topo = NULL;
+}
+
+/* No relay starts once the sessions are closed: the directory goes before the topology. */
+static void on_streams_closed(void *arg)
+{
+    worker_t *w = arg;
+    peer_dir_t *pd = w->peers;
+    w->peers = NULL;
+    if (pd)
+        peer_dir_close(pd, on_peers_closed, w);
+    else
+        on_peers_closed(w);
 }
 
 /* The records of the sessions just closed are saved: the adapter may go now. */
@@ -494,6 +508,8 @@ static int clients_setup(worker_t *w)
         .workers = cfg->cluster_workers,
         .server_id = (unsigned long)getppid(),
     };
+    /* sids name this server too: another server relays a request for one of them here */
+    snprintf(ec.sessions.tag, sizeof(ec.sessions.tag), "%.*s", EIO_SID_TAG_LEN, w->args->server_id);
     if ((rc = eio_endpoint_new(&w->eio, &w->loop, &ec, w->http, w->stats)))
         return rc;
     if ((rc = sio_new(&w->sio, &w->loop, cfg, conformance && !cfg->namespaces_set, w->stats)))
@@ -550,6 +566,9 @@ static int setup(worker_t *w)
         adapter_host_init(&host, w->fanout);
         if ((rc = streams_adapter_new(&w->streams, w->topo, cfg, &host, w->stats)))
             return rc;
+        _Static_assert(PEER_DIR_TAG_LEN == EIO_SID_TAG_LEN, "the tag announced is the sid's");
+        w->peers = peer_dir_new(w->topo, cfg, w->args->server_id);
+        eio_endpoint_relay(w->eio, w->peers);
         sio_observe(w->sio, &(sio_observer_t){.arg = w, .client_ack = on_client_ack});
     } else if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
         char prefix[160];

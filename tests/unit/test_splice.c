@@ -37,6 +37,7 @@ typedef struct fx {
     buf_t received; /* what the client received */
     bool client_eof;
     splice_stats_t stats;
+    splice_set_t *set;
 } fx_t;
 
 static void on_conn_closed(uv_handle_t *h)
@@ -63,10 +64,10 @@ static void peer_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n > 0)
         buf_append(&f->got, b->base, (size_t)n);
     free(b->base);
-    if (n == UV_EOF)
+    if (n < 0)
         f->peer_eof = true;
     /* the request ends with a blank line: answer it */
-    if (n > 0 && f->got.len >= 4 && memcmp(f->got.data + f->got.len - 4, "\r\n\r\n", 4) == 0) {
+    if (f->answer && n > 0 && f->got.len >= 4 && memcmp(f->got.data + f->got.len - 4, "\r\n\r\n", 4) == 0) {
         uv_buf_t out = uv_buf_init(f->answer, (unsigned)f->answer_len);
         uv_write(&f->wr, s, &out, 1, on_answered);
     }
@@ -106,6 +107,7 @@ static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof(*f));
     uv_loop_init(&f->loop);
+    f->set = splice_set_new(&f->loop);
     buf_init(&f->got);
     buf_init(&f->received);
     uv_tcp_init(&f->loop, &f->server);
@@ -134,6 +136,7 @@ static int teardown(void **state)
     uv_close((uv_handle_t *)&f->server, NULL);
     for (int i = 0; i < 1000 && uv_run(&f->loop, UV_RUN_NOWAIT); i++)
         usleep(1000);
+    splice_set_free(f->set);
     uv_walk(&f->loop, walk_close, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -169,7 +172,7 @@ static bool answered_and_closed(fx_t *f)
 static void start(fx_t *f, const char *first, const struct sockaddr *to)
 {
     int s = tcp_pair(&f->client);
-    assert_int_equal(splice_start(&f->loop, s, to, first, strlen(first), "HTTP/1.1 400 x\r\n\r\n",
+    assert_int_equal(splice_start(f->set, s, to, first, strlen(first), "HTTP/1.1 400 x\r\n\r\n",
                                   18, &f->stats),
                      0);
 }
@@ -219,12 +222,38 @@ static void test_unreachable_peer_gets_the_fallback(void **state)
     assert_int_equal(f->stats.relayed, 0);
 }
 
+static bool peer_saw_request(fx_t *f)
+{
+    return f->accepted && f->got.len == 24;
+}
+
+static bool both_ends_closed(fx_t *f)
+{
+    return f->client_eof && f->peer_eof;
+}
+
+/* A relay that never ends by itself (a WebSocket) ends with its set: the worker's shutdown. */
+static void test_freeing_the_set_ends_a_running_relay(void **state)
+{
+    fx_t *f = *state;
+    start(f, "GET / HTTP/1.1\r\nX: y", (struct sockaddr *)&f->addr);
+    assert_int_equal(write(f->client, "\r\n\r\n", 4), 4);
+    /* no answer: the peer keeps the connection open */
+    assert_true(run_until(f, peer_saw_request));
+    splice_set_free(f->set);
+    f->set = splice_set_new(&f->loop);
+    assert_true(run_until(f, both_ends_closed));
+    assert_int_equal(f->stats.relayed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_relays_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_large_answer_arrives_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_peer_gets_the_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freeing_the_set_ends_a_running_relay, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

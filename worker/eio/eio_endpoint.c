@@ -2,6 +2,7 @@
 #include "worker/eio/eio_endpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/net/handoff.h"
+#include "worker/net/peer_dir.h"
+#include "worker/net/splice.h"
 #include "worker/ws/ws_conn.h"
 
 #define MAX_APPS 4 /* paths served */
@@ -29,6 +32,10 @@ struct eio_endpoint {
     handoff_t *handoff;        /* workers > 1: requests for another worker's sid go there */
     uint64_t handoff_failures; /* counted for log_sampled */
     uint64_t cors_refusals;    /* cross-origin requests SOCKETIO_CORS_ORIGINS keeps out (sampled) */
+    peer_dir_t *peers;         /* set: requests for another server's sid are relayed there */
+    splice_set_t *splices;     /* ... by these relays */
+    splice_stats_t relays;
+    uint64_t relay_failures; /* counted for log_sampled */
     binding_t apps[MAX_APPS];
     unsigned napps;
     buf_t hdrs; /* extra headers of an answer (CORS) */
@@ -213,11 +220,11 @@ static const struct {
 };
 
 /*
- * Hands the connection to the worker that owns the sid: the request is rebuilt from what was
- * parsed (method, target, kept headers, body) and sent with the socket. 0: the connection is
- * gone from this worker; otherwise it is still ours to answer.
+ * The request rebuilt from what was parsed (method, target, kept headers, body) into ep->fwd.
+ * `once`: a relayed request that is not an upgrade asks the owner to close after its answer, so
+ * the relay ends with it and the client's next request is routed again.
  */
-static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_t slot)
+static void rebuild(eio_endpoint_t *ep, const http_req_t *req, bool once)
 {
     buf_t *b = &ep->fwd;
     size_t blen;
@@ -227,15 +234,25 @@ static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_
                http_req_query_string(req));
     for (size_t i = 0; i < sizeof(fwd_headers) / sizeof(fwd_headers[0]); i++) {
         const char *v = http_req_header(req, fwd_headers[i].h);
-        if (v)
+        if (v && !(once && fwd_headers[i].h == HTTP_REQ_CONNECTION))
             buf_printf(b, "%s: %s\r\n", fwd_headers[i].name, v);
     }
-    if (!http_req_keep_alive(req) && !http_req_header(req, HTTP_REQ_CONNECTION))
+    if (once || (!http_req_keep_alive(req) && !http_req_header(req, HTTP_REQ_CONNECTION)))
         buf_puts(b, "Connection: close\r\n");
     if (blen || strcmp(http_req_method(req), "POST") == 0)
         buf_printf(b, "Content-Length: %zu\r\n", blen);
     buf_puts(b, "\r\n");
     buf_append(b, body, blen);
+}
+
+/*
+ * Hands the connection to the worker that owns the sid: the request is rebuilt and sent with
+ * the socket. 0: the connection is gone from this worker; otherwise it is still ours to answer.
+ */
+static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_t slot)
+{
+    buf_t *b = &ep->fwd;
+    rebuild(ep, req, false);
     int fd = conn_fileno(c);
     if (fd < 0)
         return -EBADF;
@@ -248,6 +265,77 @@ static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_
     }
     conn_close(c); /* our copy of the descriptor only: the owner now holds the socket */
     return 0;
+}
+
+/* ==== Relay to another server ==== */
+
+/* What a client whose server cannot be reached gets: its session is gone, as Node says it. */
+#define RELAY_FALLBACK_BODY "{\"code\":1,\"message\":\"Session ID unknown\"}"
+#define RELAY_FALLBACK                                                                             \
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"          \
+    "Content-Length: 41\r\n\r\n" RELAY_FALLBACK_BODY
+_Static_assert(sizeof(RELAY_FALLBACK_BODY) - 1 == 41, "Content-Length of the fallback");
+
+/* A relay waiting for the owner's address (a GET to Redis): the client's socket and request. */
+typedef struct relay {
+    eio_endpoint_t *ep;
+    int fd;
+    size_t len;
+    char req[];
+} relay_t;
+
+static void relay_to(eio_endpoint_t *ep, int fd, const struct sockaddr *addr, const char *req,
+                     size_t len)
+{
+    if (!addr) { /* unknown server, or Redis out of reach: best effort, the socket is ours */
+        ep->relays.failed++;
+        if (write(fd, RELAY_FALLBACK, sizeof(RELAY_FALLBACK) - 1) < 0 &&
+            log_sampled(&ep->relay_failures))
+            LOG_DEBUG("relay fallback not written: %s", strerror(errno));
+        close(fd);
+        return;
+    }
+    int rc = splice_start(ep->splices, fd, addr, req, len, RELAY_FALLBACK,
+                          sizeof(RELAY_FALLBACK) - 1, &ep->relays);
+    if (rc && log_sampled(&ep->relay_failures))
+        LOG_WARN("relaying a request to another server failed: %s (%llu so far)", uv_strerror(rc),
+                 (unsigned long long)ep->relay_failures);
+}
+
+static void on_peer_found(const struct sockaddr *addr, void *arg)
+{
+    relay_t *r = arg;
+    relay_to(r->ep, r->fd, addr, r->req, r->len);
+    free(r);
+}
+
+/*
+ * Relays the connection to the server whose tag the sid carries, through a copy of its socket:
+ * this worker lets go of the connection at once, the copy is answered by the owner (or with the
+ * fallback). 0, or an error with the connection still ours.
+ */
+static int relay(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, const char *tag)
+{
+    int fd = conn_fileno(c);
+    int copy = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+        return -EBADF;
+    rebuild(ep, req, !http_req_is_upgrade(req));
+    conn_close(c); /* our descriptor only: the copy carries the connection on */
+    struct sockaddr_storage addr;
+    relay_t *r = xmalloc(sizeof(*r) + ep->fwd.len);
+    *r = (relay_t){ep, copy, ep->fwd.len};
+    memcpy(r->req, ep->fwd.data, ep->fwd.len);
+    int rc = peer_dir_lookup(ep->peers, tag, &addr, on_peer_found, r);
+    if (rc == 0)
+        return 0; /* on_peer_found goes on */
+    on_peer_found(rc == 1 ? (const struct sockaddr *)&addr : NULL, r);
+    return 0;
+}
+
+void eio_endpoint_relay(eio_endpoint_t *ep, peer_dir_t *pd)
+{
+    ep->peers = pd;
 }
 
 static void on_handoff(int fd, const char *p, size_t len, void *ud)
@@ -366,6 +454,10 @@ static void on_request(conn_t *c, const http_req_t *req, void *arg)
     buf_t *q = &ep->q;
     buf_reset(q);
     bool has_sid = http_req_query(req, "sid", q) == 0;
+    const char *tag = has_sid && ep->peers ? eio_sid_tag(q->data, q->len) : NULL;
+    if (tag && memcmp(tag, ep->cfg.sessions.tag, EIO_SID_TAG_LEN) != 0 &&
+        relay(ep, c, req, tag) == 0)
+        return;
     int owner = has_sid ? eio_sid_slot(q->data, q->len) : -1;
     if (owner >= 0 && (uint32_t)owner != ep->cfg.sessions.slot && owner < ep->cfg.workers &&
         ep->handoff && forward(ep, c, req, (uint32_t)owner) == 0)
@@ -409,6 +501,7 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
     buf_init(&ep->hdrs);
     buf_init(&ep->q);
     buf_init(&ep->fwd);
+    ep->splices = splice_set_new(loop);
     eio_transport_t tr = {
         .arg = ep,
         .ws_text = tr_ws_text,
@@ -454,6 +547,7 @@ void eio_endpoint_free(eio_endpoint_t *ep)
     if (!ep)
         return;
     handoff_free(ep->handoff);
+    splice_set_free(ep->splices);
     eio_free(ep->sessions);
     buf_free(&ep->hdrs);
     buf_free(&ep->q);

@@ -20,6 +20,7 @@ typedef struct side {
 
 typedef struct splice {
     side_t client, peer;
+    struct splice *next, **pprev; /* in its set until it starts closing */
     uv_connect_t connect;
     uv_shutdown_t shut[2];
     uv_write_t first_wr, fallback_wr;
@@ -31,6 +32,11 @@ typedef struct splice {
     bool connected, closing;
     int open; /* handles not yet closed */
 } splice_t;
+
+struct splice_set {
+    uv_loop_t *loop;
+    splice_t *head;
+};
 
 static splice_t *of(const side_t *s)
 {
@@ -58,6 +64,12 @@ static void close_all(splice_t *sp)
     if (sp->closing)
         return;
     sp->closing = true;
+    if (sp->pprev) {
+        *sp->pprev = sp->next;
+        if (sp->next)
+            sp->next->pprev = sp->pprev;
+        sp->pprev = NULL;
+    }
     close_handle((uv_handle_t *)&sp->client.tcp);
     close_handle((uv_handle_t *)&sp->peer.tcp);
     close_handle((uv_handle_t *)&sp->timer);
@@ -195,10 +207,32 @@ static char *copy(const void *p, size_t len)
     return c;
 }
 
-int splice_start(uv_loop_t *loop, int client_fd, const struct sockaddr *peer, const void *first,
+splice_set_t *splice_set_new(uv_loop_t *loop)
+{
+    splice_set_t *set = xcalloc(1, sizeof(*set));
+    set->loop = loop;
+    return set;
+}
+
+void splice_set_free(splice_set_t *set)
+{
+    if (!set)
+        return;
+    while (set->head)
+        close_all(set->head); /* unlinks it */
+    free(set);
+}
+
+int splice_start(splice_set_t *set, int client_fd, const struct sockaddr *peer, const void *first,
                  size_t first_len, const void *fallback, size_t fallback_len, splice_stats_t *stats)
 {
+    uv_loop_t *loop = set->loop;
     splice_t *sp = xcalloc(1, sizeof(*sp));
+    sp->next = set->head;
+    if (sp->next)
+        sp->next->pprev = &sp->next;
+    sp->pprev = &set->head;
+    set->head = sp;
     sp->client.other = &sp->peer;
     sp->peer.other = &sp->client;
     sp->stats = stats;

@@ -30,12 +30,20 @@ typedef struct splice_stats {
     uint64_t bytes_out;
 } splice_stats_t;
 
+/* The relays of one owner (a worker's endpoint), so that its shutdown can end them all. */
+typedef struct splice_set splice_set_t;
+
+splice_set_t *splice_set_new(uv_loop_t *loop);
+/* Closes every relay still running (both connections) and frees the set; their handles finish
+ * closing on the loop afterwards. NULL: no-op. */
+void splice_set_free(splice_set_t *set);
+
 /*
  * Takes over client_fd (an accepted, non-blocking TCP socket: closed by the splice in every case,
- * even when this fails) and relays it to `peer` (copied). first and fallback are copied. 0, or a
- * negative libuv error (client_fd closed then).
+ * even when this fails) and relays it to `peer` (copied), as a member of set. first and fallback
+ * are copied. 0, or a negative libuv error (client_fd closed then).
  */
-int splice_start(uv_loop_t *loop, int client_fd, const struct sockaddr *peer, const void *first,
+int splice_start(splice_set_t *set, int client_fd, const struct sockaddr *peer, const void *first,
                  size_t first_len, const void *fallback, size_t fallback_len,
                  splice_stats_t *stats);
 
