@@ -25,6 +25,7 @@
 #include "shm/workdesc.h"
 #include "worker/cluster/adapter.h"
 #include "worker/cluster/streams_adapter.h"
+#include "worker/cluster/streams_restore.h"
 #include "worker/eio/eio_echo.h"
 #include "worker/eio/eio_endpoint.h"
 #include "worker/fanout/adapter_host.h"
@@ -72,11 +73,12 @@ typedef struct worker {
     fanout_t *fanout;
     restore_t *restore; /* CONNECTION_RECOVERY; NULL when off */
     reader_t *reader;
-    reader_rds_t *reader_io;    /* the reader's Redis connections and timers */
-    adapter_t *adapter;         /* NULL when there is nobody to share with */
-    redis_topology_t *topo;     /* SOCKETIO_REDIS_ADAPTER=streams: where Redis is, for streams */
-    streams_adapter_t *streams; /* ... and the Redis streams adapter; else NULL */
-    peer_dir_t *peers;          /* ... and where the other servers are, for relayed requests */
+    reader_rds_t *reader_io;     /* the reader's Redis connections and timers */
+    adapter_t *adapter;          /* NULL when there is nobody to share with */
+    redis_topology_t *topo;      /* SOCKETIO_REDIS_ADAPTER=streams: where Redis is, for streams */
+    streams_adapter_t *streams;  /* ... and the Redis streams adapter; else NULL */
+    peer_dir_t *peers;           /* ... and where the other servers are, for relayed requests */
+    streams_restore_t *srestore; /* ... and its CONNECTION_RECOVERY; else NULL */
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
@@ -392,10 +394,19 @@ static void on_restore_closed(void *arg)
     finish(w);
 }
 
+static void on_srestore_closed(void *arg)
+{
+    worker_t *w = arg;
+    w->srestore = NULL;
+    on_restore_closed(w);
+}
+
 static void on_sessions_closed(void *arg)
 {
     worker_t *w = arg;
-    if (w->restore)
+    if (w->srestore)
+        streams_restore_close(w->srestore, on_srestore_closed, w);
+    else if (w->restore)
         restore_close(w->restore, on_restore_closed, w);
     else
         on_restore_closed(w);
@@ -569,6 +580,8 @@ static int setup(worker_t *w)
         _Static_assert(PEER_DIR_TAG_LEN == EIO_SID_TAG_LEN, "the tag announced is the sid's");
         w->peers = peer_dir_new(w->topo, cfg, w->args->server_id);
         eio_endpoint_relay(w->eio, w->peers);
+        if (cfg->connection_recovery)
+            w->srestore = streams_restore_new(cfg, w->topo, w->sio, w->streams, w->stats);
         sio_observe(w->sio, &(sio_observer_t){.arg = w, .client_ack = on_client_ack});
     } else if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
         char prefix[160];

@@ -406,6 +406,17 @@ bool streams_adapter_connected(const streams_adapter_t *sa)
     return true;
 }
 
+/* "/" is the first namespace served: its stream is the first lane's. */
+const char *streams_adapter_main_stream(const streams_adapter_t *sa)
+{
+    return sa->nlanes ? sa->lanes[0].key : "";
+}
+
+const char *streams_adapter_main_last(const streams_adapter_t *sa)
+{
+    return sa->nlanes ? sa->lanes[0].last : "";
+}
+
 const char *streams_adapter_uid(const streams_adapter_t *sa)
 {
     return sa->uid;

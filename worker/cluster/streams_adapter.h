@@ -56,6 +56,11 @@ bool streams_adapter_client_ack(streams_adapter_t *sa, uint64_t ack_id, const ch
                                 size_t args_len);
 /* Reading every stream and subscribed (the /health "redisConnected" of this worker). */
 bool streams_adapter_connected(const streams_adapter_t *sa);
+/* The stream of "/" (its key), and the id of the last entry read from it and delivered ("" until
+ * reading starts): later entries reach the sockets from here on, those up to it did already. Both
+ * NUL-terminated, owned by sa. */
+const char *streams_adapter_main_stream(const streams_adapter_t *sa);
+const char *streams_adapter_main_last(const streams_adapter_t *sa);
 /* The random uid this member answers with (16 characters, NUL-terminated). */
 const char *streams_adapter_uid(const streams_adapter_t *sa);
 /* Stops reading, closes its connections; done(arg) runs once everything is released. */

@@ -134,9 +134,9 @@ async function main() {
       return [...io.of('/').sockets.values()].map((s) => ({ id: s.id, rooms: [...s.rooms] }));
     },
     // drops the transport of a local socket (a recoverable disconnect: "transport close")
-    dropTransport({ id }) {
-      const s = io.of('/').sockets.get(id);
-      if (!s) throw new Error(`no local socket ${id}`);
+    dropTransport({ sid }) {
+      const s = io.of('/').sockets.get(sid);
+      if (!s) throw new Error(`no local socket ${sid}`);
       s.conn.transport.close();
       return true;
     },

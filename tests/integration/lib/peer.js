@@ -40,7 +40,7 @@ async function startPeer(redis, mode, streamsOpts) {
       const id = ++seq;
       const reply = await h.withDeadline(new Promise((resolve) => {
         waiting.set(id, resolve);
-        child.send({ id, cmd, ...args });
+        child.send({ ...args, id, cmd }); // args never take the reply's id
       }), 15000, `node peer ${cmd}`);
       if (!reply.ok) throw new Error(`node peer ${cmd}: ${reply.error}`);
       return reply;
