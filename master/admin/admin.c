@@ -9,6 +9,7 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/proto/adapter_msg.h"
+#include "common/proto/streams_msg.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
 #include "master/admin/cluster_req.h"
@@ -140,7 +141,14 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
         emit_unlink(op);
         buf_t *out = op->ans.out;
         int rc = 0;
-        if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+        if (rep && rep->type == REDIS_REPLY_STRING && strcmp(op->cmd, "XADD") == 0) {
+            /* the adapter's stream: every server reads it; the entry id is the offset */
+            buf_puts(out, "{\"ok\":true,\"stream\":");
+            json_write_string(out, op->chan, strlen(op->chan));
+            buf_puts(out, ",\"id\":");
+            json_write_string(out, rep->str, rep->len);
+            buf_putc(out, '}');
+        } else if (!rep || rep->type != REDIS_REPLY_INTEGER) {
             buf_printf(out, "%s failed: %s", op->cmd,
                        rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "connection lost");
             rc = -EIO;
@@ -154,18 +162,17 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
     free(op);
 }
 
-/* Sends `cmd chan msg`; the answer comes with the reply (ADMIN_LATER), or now on an error. */
-static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *msg,
-                   const answer_t *ans)
+/* Sends argv (argv[0] the command, argv[1] the channel or stream); the answer comes with the
+ * reply (ADMIN_LATER), or now on an error. */
+static int send_emit(admin_t *a, int argc, const char **argv, const size_t *lens,
+                     const answer_t *ans)
 {
     emit_op_t *op = xcalloc(1, sizeof(*op));
-    op->chan = xstrdup(chan->data);
+    op->chan = xstrdup(argv[1]);
     op->a = a;
     op->ans = *ans;
-    snprintf(op->cmd, sizeof(op->cmd), "%s", cmd);
-    const char *argv[] = {cmd, chan->data, msg->data};
-    size_t lens[] = {strlen(cmd), chan->len, msg->len};
-    if (rds_command(a->rds, on_published, op, 3, argv, lens)) {
+    snprintf(op->cmd, sizeof(op->cmd), "%s", argv[0]);
+    if (rds_command(a->rds, on_published, op, argc, argv, lens)) {
         buf_printf(ans->out, "redis %s:%d unreachable: not connected", a->cfg->redis_host,
                    a->cfg->redis_port);
         free(op->chan);
@@ -182,6 +189,43 @@ static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *
     if (!uv_is_active((uv_handle_t *)&a->emit_timer))
         uv_timer_start(&a->emit_timer, on_emit_timeout, PUBLISH_TIMEOUT_MS, 0);
     return ADMIN_LATER;
+}
+
+/* Sends `cmd chan msg`. */
+static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *msg,
+                   const answer_t *ans)
+{
+    const char *argv[] = {cmd, chan->data, msg->data};
+    size_t lens[] = {strlen(cmd), chan->len, msg->len};
+    return send_emit(a, 3, argv, lens, ans);
+}
+
+/* SOCKETIO_REDIS_ADAPTER=streams: the broadcast is an entry of the namespace's stream, as a
+ * @socket.io/redis-streams-adapter server appends it (every server, streamio or Node, reads it). */
+static int append(admin_t *a, const char *uid, const char *nsp, size_t nsp_len, const buf_t *data,
+                  const adapter_str_t *room, const answer_t *ans)
+{
+    const cfg_t *cfg = a->cfg;
+    buf_t msg, key;
+    buf_init(&msg);
+    buf_init(&key);
+    int rc = adapter_msg_encode_broadcast_data(&msg, data->data, data->len, room, room->p ? 1 : 0);
+    if (rc) {
+        buf_reset(ans->out);
+        buf_printf(ans->out, "cannot encode the message: %s", strerror(-rc));
+    } else {
+        streams_msg_stream_name(&key, cfg->stream_name, cfg->stream_count, nsp, nsp_len);
+        char maxlen[24];
+        snprintf(maxlen, sizeof(maxlen), "%d", cfg->stream_maxlen);
+        const char *argv[] = {"XADD", key.data, "MAXLEN", "~",    maxlen, "*",    "uid",
+                              uid,    "nsp",    nsp,      "type", "3",    "data", msg.data};
+        size_t lens[] = {4,       key.len, 6, 1, strlen(maxlen), 1, 3, UID_LEN, 3,
+                         nsp_len, 4,       1, 4, msg.len};
+        rc = send_emit(a, 14, argv, lens, ans);
+    }
+    buf_free(&msg);
+    buf_free(&key);
+    return rc;
 }
 
 /* Publishes ["event", json] in namespace nsp to `room` (NULL: everyone) on the workers' adapter
@@ -220,6 +264,14 @@ static int emit(admin_t *a, const char *nsp, const char *room, size_t room_len, 
      */
     bool room_chan = room && (!sharded || (nsp_len == 1 && room_len != IDS_SID_LEN));
     rc = ids_random(uid, UID_LEN);
+    if (rc == 0 && cfg->adapter == CONFIG_ADAPTER_STREAMS) {
+        uid[UID_LEN] = '\0';
+        rc = append(a, uid, nsp, nsp_len, &data, &r, ans);
+        buf_free(&data);
+        buf_free(&msg);
+        buf_free(&chan);
+        return rc;
+    }
     if (rc == 0 && sharded)
         rc = adapter_msg_encode_cluster_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data,
                                                   data.len, &r, room ? 1 : 0);
@@ -451,6 +503,18 @@ static int cluster_view(view_t *v)
     return ADMIN_LATER;
 }
 
+/* The master's requests to the cluster speak the classic and sharded channels only. */
+static int streams_refusal(const admin_t *a, const char *cmd, buf_t *out)
+{
+    (void)a;
+    buf_reset(out);
+    buf_printf(out,
+               "%s is a request to every server, which streamioctl does not make with "
+               "SOCKETIO_REDIS_ADAPTER=streams yet (broadcast and sendroom do work)",
+               cmd);
+    return -ENOTSUP;
+}
+
 /* rooms / clients [room]: this server's counts, and with the adapter on the whole cluster. */
 static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_len,
                    const answer_t *ans)
@@ -458,11 +522,13 @@ static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_le
     const char *what = want_rooms ? "rooms" : "clients";
     size_t off =
         want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
-    if (a->cfg->adapter == CONFIG_ADAPTER_OFF) {
+    if (a->cfg->adapter == CONFIG_ADAPTER_OFF || a->cfg->adapter == CONFIG_ADAPTER_STREAMS) {
         if (!room) {
             per_worker(ans->out, a->region, what, off);
             return 0;
         }
+        if (a->cfg->adapter == CONFIG_ADAPTER_STREAMS)
+            return streams_refusal(a, "clients <room>", ans->out);
         buf_reset(ans->out);
         buf_puts(ans->out, "clients <room> asks every server for its sockets through the Redis "
                            "adapter's requests: set SOCKETIO_REDIS_ADAPTER=true or sharded");
@@ -494,6 +560,8 @@ static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_le
 
 static int needs_adapter(const admin_t *a, const char *cmd, buf_t *out)
 {
+    if (a->cfg->adapter == CONFIG_ADAPTER_STREAMS)
+        return streams_refusal(a, cmd, out);
     if (a->cfg->adapter != CONFIG_ADAPTER_OFF)
         return 0;
     buf_reset(out);

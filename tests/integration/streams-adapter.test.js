@@ -6,6 +6,9 @@
 // the server count Node sees.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const h = require('./lib/harness');
 const { startPeer } = require('./lib/peer');
 
@@ -20,6 +23,7 @@ describe('streams adapter: streamio beside Node servers', { timeout: 150000, ski
   let onB;
   const room = h.uniq('chat.streams');
   const other = h.uniq('chat.other');
+  const sock = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-streams-')), 'control.sock');
 
   before(async () => {
     redis = await h.startRedis();
@@ -30,6 +34,7 @@ describe('streams adapter: streamio beside Node servers', { timeout: 150000, ski
       SOCKETIO_REDIS_ADAPTER: 'streams',
       STREAM_PATTERN: 'chat.*',
       SOCKETIO_NAMESPACES: '/admin',
+      STREAMIO_CONTROL_SOCKET: sock,
     }, { redis });
     await h.spreadClients(srv, sio, { workers: 2, step: 4, min: 4 });
     for (const s of sio) await h.joinRoom(s, room);
@@ -142,5 +147,34 @@ describe('streams adapter: streamio beside Node servers', { timeout: 150000, ski
     assert.equal(r.length, 3);
     assert.equal(r.filter((v) => typeof v === 'string' && v.startsWith('node-')).length, 1);
     assert.equal(r.filter((v) => v === null || v === undefined).length, 2);
+  }));
+
+  it('streamioctl broadcast and sendroom go out as entries of the adapter stream, to Node and streamio clients', logs(async () => {
+    const sioIn = sio.map((s) => h.collect(s, 'notice'));
+    const nodeIn = h.collect(onB, 'notice');
+    const all = await h.streamioctl(sock, 'broadcast', 'notice', '{"to":"all"}');
+    assert.equal(all.code, 0, all.stderr);
+    const answer = JSON.parse(all.stdout);
+    assert.equal(answer.stream, 'socket.io');
+    const [[id, fields]] = await redis.call('XRANGE', 'socket.io', answer.id, answer.id);
+    assert.equal(id, answer.id);
+    assert.equal(fields[fields.indexOf('nsp') + 1], '/');
+    assert.equal(fields[fields.indexOf('type') + 1], '3');
+    const toRoom = await h.streamioctl(sock, 'sendroom', other, 'notice', '{"to":"room"}');
+    assert.equal(toRoom.code, 0, toRoom.stderr);
+    await h.waitUntil(() => [...sioIn, nodeIn].every((b) => b.items.some((m) => m.to === 'all'))
+      && sioIn[0].items.some((m) => m.to === 'room'), { timeout: 10000, message: 'the notices' });
+    // a last broadcast to everyone: anything sent twice would come before it
+    const last = await h.streamioctl(sock, 'broadcast', 'notice', '{"to":"last"}');
+    assert.equal(last.code, 0, last.stderr);
+    await h.waitUntil(() => [...sioIn, nodeIn].every((b) => b.items.some((m) => m.to === 'last')),
+      { timeout: 10000, message: 'the last notice' });
+    assert.deepStrictEqual(sioIn[0].items.map((m) => m.to), ['all', 'room', 'last']);
+    for (const b of sioIn.slice(1)) assert.deepStrictEqual(b.items.map((m) => m.to), ['all', 'last']);
+    assert.deepStrictEqual(nodeIn.items.map((m) => m.to), ['all', 'last']);
+    // requests to every server are not made in this mode: refused, naming why
+    const clients = await h.streamioctl(sock, 'clients', other);
+    assert.equal(clients.code, 1);
+    assert.match(clients.stderr, /SOCKETIO_REDIS_ADAPTER=streams/);
   }));
 });
