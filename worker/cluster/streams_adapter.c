@@ -190,22 +190,31 @@ static void lane_lost(lane_t *l)
         uv_timer_start(&sa->retry, on_retry, AGAIN_MS, 0);
 }
 
+/* A lane's command came back: true when r is an answer to read; else it is tried again. */
+static bool lane_answered(lane_t *l, const redisReply *r, const char *what)
+{
+    streams_adapter_t *sa = l->sa;
+    l->inflight = false;
+    if (!r) {
+        lane_lost(l);
+        return false;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        refused(sa, what, r);
+        if (!sa->closing)
+            uv_timer_start(&sa->retry, on_retry, RETRY_MS, 0);
+        return false;
+    }
+    return true;
+}
+
 /* [[key, [[id, [f, v, ...]], ...]]] or nil (BLOCK expired). */
 static void on_read(const redisReply *r, void *arg)
 {
     lane_t *l = arg;
     streams_adapter_t *sa = l->sa;
-    l->inflight = false;
-    if (!r) {
-        lane_lost(l);
+    if (!lane_answered(l, r, "XREAD"))
         return;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        refused(sa, "XREAD", r);
-        if (!sa->closing)
-            uv_timer_start(&sa->retry, on_retry, RETRY_MS, 0);
-        return;
-    }
     for (size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; s++) {
         const redisReply *st = r->element[s];
         if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
@@ -228,18 +237,8 @@ static void on_read(const redisReply *r, void *arg)
 static void on_pin(const redisReply *r, void *arg)
 {
     lane_t *l = arg;
-    streams_adapter_t *sa = l->sa;
-    l->inflight = false;
-    if (!r) {
-        lane_lost(l);
+    if (!lane_answered(l, r, "XREVRANGE"))
         return;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        refused(sa, "XREVRANGE", r);
-        if (!sa->closing)
-            uv_timer_start(&sa->retry, on_retry, RETRY_MS, 0);
-        return;
-    }
     strcpy(l->last, "0-0");
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
         r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)

@@ -108,13 +108,15 @@ static void add_room(const char *name, size_t len, void *arg)
         l->v[l->n++] = (adapter_str_t){name, len};
 }
 
+static void on_client_closed(void *arg);
+
 /* At close: once the timer is closed and every session stored. */
 static void close_client(streams_restore_t *r)
 {
     if (!r->closing || !r->wait_closed || r->inflight || r->client_closing)
         return;
     r->client_closing = true;
-    redis_client_close(r->c, r->done, r->done_arg);
+    redis_client_close(r->c, on_client_closed, r);
 }
 
 static void on_stored(const redisReply *reply, void *arg)
@@ -486,17 +488,11 @@ streams_restore_t *streams_restore_new(const cfg_t *cfg, redis_topology_t *topo,
     return r;
 }
 
-typedef struct closing {
-    streams_restore_t *r;
-    void (*done)(void *arg);
-    void *arg;
-} closing_t;
-
 static void on_client_closed(void *arg)
 {
-    closing_t c = *(closing_t *)arg;
-    free(arg);
-    streams_restore_t *r = c.r;
+    streams_restore_t *r = arg;
+    void (*done)(void *) = r->done;
+    void *done_arg = r->done_arg;
     buf_free(&r->tmp);
     buf_free(&r->name);
     buf_free(&r->text);
@@ -506,8 +502,8 @@ static void on_client_closed(void *arg)
     buf_free(&r->key);
     free(r->fields);
     free(r);
-    if (c.done)
-        c.done(c.arg);
+    if (done)
+        done(done_arg);
 }
 
 static void on_wait_closed(uv_handle_t *h)
@@ -519,11 +515,9 @@ static void on_wait_closed(uv_handle_t *h)
 
 void streams_restore_close(streams_restore_t *r, void (*done)(void *arg), void *arg)
 {
-    closing_t *c = xmalloc(sizeof(*c));
-    *c = (closing_t){r, done, arg};
     r->closing = true;
-    r->done = on_client_closed;
-    r->done_arg = c;
+    r->done = done;
+    r->done_arg = arg;
     on_wait(&r->wait); /* the waiting restores end, unrecovered */
     uv_close((uv_handle_t *)&r->wait, on_wait_closed);
 }
