@@ -149,6 +149,13 @@ describe('streams adapter: streamio beside Node servers', { timeout: 150000, ski
     assert.equal(r.filter((v) => v === null || v === undefined).length, 2);
   }));
 
+  it('answers Node\'s broadcasts with acks: every streamio client in the room, once', logs(async () => {
+    for (const [i, s] of sio.entries()) s.on('ask', (q, cb) => cb(`sio${i}:${q}`));
+    onB.on('ask', (q, cb) => cb(`node:${q}`));
+    const { value } = await nodeA.call('broadcastWithAck', { rooms: [room], event: 'ask', args: ['q'], timeout: 5000 });
+    assert.deepStrictEqual([...value].sort(), [...sio.map((_, i) => `sio${i}:q`), 'node:q'].sort());
+  }));
+
   it('streamioctl broadcast and sendroom go out as entries of the adapter stream, to Node and streamio clients', logs(async () => {
     const sioIn = sio.map((s) => h.collect(s, 'notice'));
     const nodeIn = h.collect(onB, 'notice');
