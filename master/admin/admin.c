@@ -454,7 +454,9 @@ static void on_view_done(int rc, const cluster_req_result_t *res, const char *er
     adapter_op_t op = v->request.op;
     bool answered =
         op == ADAPTER_OP_ALL_ROOMS || op == ADAPTER_OP_FETCH || op == ADAPTER_OP_SERVER_SIDE_EMIT;
-    const char *mode = cfg->adapter == CONFIG_ADAPTER_SHARDED ? "sharded" : "classic";
+    const char *mode = cfg->adapter == CONFIG_ADAPTER_SHARDED   ? "sharded"
+                       : cfg->adapter == CONFIG_ADAPTER_STREAMS ? "streams"
+                                                                : "classic";
     buf_reset(out);
     if (!rc && v->rc) {
         rc = v->rc;
@@ -489,6 +491,7 @@ static int cluster_view(view_t *v)
     cluster_req_spec_t spec = {
         .prefix = cfg->redis_key,
         .sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED,
+        .streams = cfg->adapter == CONFIG_ADAPTER_STREAMS,
         .request = &v->request,
         .timeout_ms = (unsigned)cfg->requests_timeout_ms,
         .on_reply = on_reply,
@@ -503,14 +506,15 @@ static int cluster_view(view_t *v)
     return ADMIN_LATER;
 }
 
-/* The master's requests to the cluster speak the classic and sharded channels only. */
+/* The streams adapter sends socketsJoin/Leave and disconnectSockets as stream entries, which
+ * the master does not write yet (its pub/sub requests it does make). */
 static int streams_refusal(const admin_t *a, const char *cmd, buf_t *out)
 {
     (void)a;
     buf_reset(out);
     buf_printf(out,
-               "%s is a request to every server, which streamioctl does not make with "
-               "SOCKETIO_REDIS_ADAPTER=streams yet (broadcast and sendroom do work)",
+               "%s is not made with SOCKETIO_REDIS_ADAPTER=streams yet (rooms, clients, "
+               "serverside, broadcast and sendroom are)",
                cmd);
     return -ENOTSUP;
 }
@@ -522,13 +526,11 @@ static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_le
     const char *what = want_rooms ? "rooms" : "clients";
     size_t off =
         want_rooms ? offsetof(stats_worker_t, rooms) : offsetof(stats_worker_t, connections);
-    if (a->cfg->adapter == CONFIG_ADAPTER_OFF || a->cfg->adapter == CONFIG_ADAPTER_STREAMS) {
+    if (a->cfg->adapter == CONFIG_ADAPTER_OFF) {
         if (!room) {
             per_worker(ans->out, a->region, what, off);
             return 0;
         }
-        if (a->cfg->adapter == CONFIG_ADAPTER_STREAMS)
-            return streams_refusal(a, "clients <room>", ans->out);
         buf_reset(ans->out);
         buf_puts(ans->out, "clients <room> asks every server for its sockets through the Redis "
                            "adapter's requests: set SOCKETIO_REDIS_ADAPTER=true or sharded");
@@ -560,8 +562,6 @@ static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_le
 
 static int needs_adapter(const admin_t *a, const char *cmd, buf_t *out)
 {
-    if (a->cfg->adapter == CONFIG_ADAPTER_STREAMS)
-        return streams_refusal(a, cmd, out);
     if (a->cfg->adapter != CONFIG_ADAPTER_OFF)
         return 0;
     buf_reset(out);
@@ -585,6 +585,8 @@ static int sockets_op(admin_t *a, int argc, char **argv, const size_t *lens, con
     int rc = needs_adapter(a, cmd, ans->out);
     if (rc)
         return rc;
+    if (a->cfg->adapter == CONFIG_ADAPTER_STREAMS)
+        return streams_refusal(a, cmd, ans->out);
     view_t *v = view_new(a, VIEW_CLIENTS, ans);
     v->room = (adapter_str_t){argv[1], lens[1]};
     v->target = (adapter_str_t){argv[2], disconnect ? 0 : lens[2]};
