@@ -200,30 +200,32 @@ static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *
     return send_emit(a, 3, argv, lens, ans);
 }
 
-/* SOCKETIO_REDIS_ADAPTER=streams: the broadcast is an entry of the namespace's stream, as a
- * @socket.io/redis-streams-adapter server appends it (every server, streamio or Node, reads it). */
-static int append(admin_t *a, const char *uid, const char *nsp, size_t nsp_len, const buf_t *data,
-                  const adapter_str_t *room, const answer_t *ans)
+/* SOCKETIO_REDIS_ADAPTER=streams: a non-ephemeral message (a broadcast, socketsJoin/Leave,
+ * disconnectSockets) is an entry of the namespace's stream, as a @socket.io/redis-streams-adapter
+ * server appends it: every server, streamio or Node, reads it. data: the ClusterAdapter `data`
+ * JSON of a message of that type. */
+static int append(admin_t *a, const char *nsp, size_t nsp_len, int type, const buf_t *data,
+                  const answer_t *ans)
 {
     const cfg_t *cfg = a->cfg;
-    buf_t msg, key;
-    buf_init(&msg);
-    buf_init(&key);
-    int rc = adapter_msg_encode_broadcast_data(&msg, data->data, data->len, room, room->p ? 1 : 0);
-    if (rc) {
+    char uid[UID_LEN + 1];
+    if (ids_random(uid, UID_LEN)) {
         buf_reset(ans->out);
-        buf_printf(ans->out, "cannot encode the message: %s", strerror(-rc));
-    } else {
-        streams_msg_stream_name(&key, cfg->stream_name, cfg->stream_count, nsp, nsp_len);
-        char maxlen[24];
-        snprintf(maxlen, sizeof(maxlen), "%d", cfg->stream_maxlen);
-        const char *argv[] = {"XADD", key.data, "MAXLEN", "~",    maxlen, "*",    "uid",
-                              uid,    "nsp",    nsp,      "type", "3",    "data", msg.data};
-        size_t lens[] = {4,       key.len, 6, 1, strlen(maxlen), 1, 3, UID_LEN, 3,
-                         nsp_len, 4,       1, 4, msg.len};
-        rc = send_emit(a, 14, argv, lens, ans);
+        buf_puts(ans->out, "no random bytes for the message's uid");
+        return -EIO;
     }
-    buf_free(&msg);
+    uid[UID_LEN] = '\0';
+    buf_t key;
+    buf_init(&key);
+    streams_msg_stream_name(&key, cfg->stream_name, cfg->stream_count, nsp, nsp_len);
+    char maxlen[24], t[8];
+    snprintf(maxlen, sizeof(maxlen), "%d", cfg->stream_maxlen);
+    snprintf(t, sizeof(t), "%d", type);
+    const char *argv[] = {"XADD", key.data, "MAXLEN", "~",    maxlen, "*",    "uid",
+                          uid,    "nsp",    nsp,      "type", t,      "data", data->data};
+    size_t lens[] = {4,       key.len, 6,       1, strlen(maxlen), 1, 3,
+                     UID_LEN, 3,       nsp_len, 4, strlen(t),      4, data->len};
+    int rc = send_emit(a, 14, argv, lens, ans);
     buf_free(&key);
     return rc;
 }
@@ -263,15 +265,19 @@ static int emit(admin_t *a, const char *nsp, const char *room, size_t room_len, 
     /* sharded: a room's own channel as the workers' dynamic subscriptions expect (protocol.md §5)
      */
     bool room_chan = room && (!sharded || (nsp_len == 1 && room_len != IDS_SID_LEN));
-    rc = ids_random(uid, UID_LEN);
-    if (rc == 0 && cfg->adapter == CONFIG_ADAPTER_STREAMS) {
-        uid[UID_LEN] = '\0';
-        rc = append(a, uid, nsp, nsp_len, &data, &r, ans);
+    if (cfg->adapter == CONFIG_ADAPTER_STREAMS) {
+        rc = adapter_msg_encode_broadcast_data(&msg, data.data, data.len, &r, room ? 1 : 0);
+        buf_reset(out);
+        if (rc)
+            buf_printf(out, "cannot encode the message: %s", strerror(-rc));
+        else
+            rc = append(a, nsp, nsp_len, 3, &msg, ans);
         buf_free(&data);
         buf_free(&msg);
         buf_free(&chan);
         return rc;
     }
+    rc = ids_random(uid, UID_LEN);
     if (rc == 0 && sharded)
         rc = adapter_msg_encode_cluster_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data,
                                                   data.len, &r, room ? 1 : 0);
@@ -506,19 +512,6 @@ static int cluster_view(view_t *v)
     return ADMIN_LATER;
 }
 
-/* The streams adapter sends socketsJoin/Leave and disconnectSockets as stream entries, which
- * the master does not write yet (its pub/sub requests it does make). */
-static int streams_refusal(const admin_t *a, const char *cmd, buf_t *out)
-{
-    (void)a;
-    buf_reset(out);
-    buf_printf(out,
-               "%s is not made with SOCKETIO_REDIS_ADAPTER=streams yet (rooms, clients, "
-               "serverside, broadcast and sendroom are)",
-               cmd);
-    return -ENOTSUP;
-}
-
 /* rooms / clients [room]: this server's counts, and with the adapter on the whole cluster. */
 static int listing(admin_t *a, bool want_rooms, const char *room, size_t room_len,
                    const answer_t *ans)
@@ -585,8 +578,6 @@ static int sockets_op(admin_t *a, int argc, char **argv, const size_t *lens, con
     int rc = needs_adapter(a, cmd, ans->out);
     if (rc)
         return rc;
-    if (a->cfg->adapter == CONFIG_ADAPTER_STREAMS)
-        return streams_refusal(a, cmd, ans->out);
     view_t *v = view_new(a, VIEW_CLIENTS, ans);
     v->room = (adapter_str_t){argv[1], lens[1]};
     v->target = (adapter_str_t){argv[2], disconnect ? 0 : lens[2]};
@@ -600,6 +591,18 @@ static int sockets_op(admin_t *a, int argc, char **argv, const size_t *lens, con
         .ntargets = disconnect ? 0 : 1,
         .close = close,
     };
+    if (a->cfg->adapter == CONFIG_ADAPTER_STREAMS) {
+        /* an entry of the stream in this adapter, not a pub/sub request */
+        int type;
+        buf_reset(ans->out);
+        rc = cluster_msg_encode_request_data(&v->data, NULL, &v->request, &type);
+        if (rc)
+            buf_printf(ans->out, "cannot encode the request: %s", strerror(-rc));
+        else
+            rc = append(a, "/", 1, type, &v->data, ans);
+        view_free(v);
+        return rc;
+    }
     return cluster_view(v);
 }
 

@@ -179,10 +179,21 @@ describe('streams adapter: streamio beside Node servers', { timeout: 150000, ski
     assert.deepStrictEqual(sioIn[0].items.map((m) => m.to), ['all', 'room', 'last']);
     for (const b of sioIn.slice(1)) assert.deepStrictEqual(b.items.map((m) => m.to), ['all', 'last']);
     assert.deepStrictEqual(nodeIn.items.map((m) => m.to), ['all', 'last']);
-    // socketsJoin and the like are stream entries the master does not write yet: refused, saying so
-    const join = await h.streamioctl(sock, 'join', other, 'x');
-    assert.equal(join.code, 1);
-    assert.match(join.stderr, /SOCKETIO_REDIS_ADAPTER=streams/);
+    // socketsJoin is an entry of the stream too: Node and streamio sockets of `room` join
+    const joined = h.uniq('chat.joined');
+    const join = await h.streamioctl(sock, 'join', room, joined);
+    assert.equal(join.code, 0, join.stderr);
+    const [[, jf]] = await redis.call('XRANGE', 'socket.io', JSON.parse(join.stdout).id, JSON.parse(join.stdout).id);
+    assert.equal(jf[jf.indexOf('type') + 1], '4'); // SOCKETS_JOIN
+    const sioJ = sio.map((s) => h.collect(s, 'to-joined'));
+    const nodeJ = h.collect(onB, 'to-joined');
+    await h.waitUntil(async () => {
+      const list = (await nodeA.call('fetchSockets', { rooms: [joined] })).value;
+      return list.length === sio.length + 1;
+    }, { timeout: 10000, message: 'every socket of the room in the joined room' });
+    await nodeA.call('broadcast', { rooms: [joined], event: 'to-joined', args: [1] });
+    await h.waitUntil(() => [...sioJ, nodeJ].every((b) => b.items.length === 1),
+      { timeout: 10000, message: 'a broadcast to the joined room' });
   }));
 
   it('streamioctl clients <room> and serverside ask every server, Node and streamio, over the adapter\'s channels', logs(async () => {
