@@ -76,18 +76,6 @@ static rsock_t *state(streams_restore_t *r, sio_socket_t *s)
     return st;
 }
 
-/* A sid or pid as socket.io makes them (base64id: 20 URL-safe characters). */
-static bool id_text_ok(const char *p, size_t len)
-{
-    if (len != SIO_ID_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (!memchr(EIO_SID_DIGITS, p[i], sizeof(EIO_SID_DIGITS) - 1))
-            return false;
-    }
-    return true;
-}
-
 static void session_key(streams_restore_t *r, const char *pid)
 {
     buf_reset(&r->key);
@@ -384,7 +372,7 @@ static void on_checked(rsock_t *st)
 {
     if (sio_socket_closed(st->s) || !st->session || !st->offset_found ||
         streams_msg_decode_session(st->session, st->session_len, &st->bin, &st->sess) ||
-        !id_text_ok(st->sess.sid.p, st->sess.sid.len)) {
+        !sio_id_ok(st->sess.sid.p, st->sess.sid.len)) {
         finish(st, false);
         return;
     }
@@ -427,7 +415,7 @@ static int on_connecting(void *arg, sio_socket_t *s, const sio_packet_t *pk)
     buf_reset(&r->name);
     buf_reset(&r->tmp);
     stream_id_t offset;
-    if (json_string_decode(pid.p, pid.len, &r->name) || !id_text_ok(r->name.data, r->name.len) ||
+    if (json_string_decode(pid.p, pid.len, &r->name) || !sio_id_ok(r->name.data, r->name.len) ||
         json_string_decode(off.p, off.len, &r->tmp) || r->tmp.len > STREAM_ID_MAX ||
         !stream_id_parse(r->tmp.data, r->tmp.len, &offset))
         return 1;
