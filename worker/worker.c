@@ -77,9 +77,9 @@ typedef struct worker {
     reader_t *reader;
     reader_rds_t *reader_io;     /* the reader's Redis connections and timers */
     adapter_t *adapter;          /* NULL when there is nobody to share with */
-    redis_topology_t *topo;      /* SOCKETIO_REDIS_ADAPTER=streams: where Redis is, for streams */
-    streams_adapter_t *streams;  /* ... and the Redis streams adapter; else NULL */
+    redis_topology_t *topo;      /* an adapter shares with other servers: where Redis is ... */
     peer_dir_t *peers;           /* ... and where the other servers are, for relayed requests */
+    streams_adapter_t *streams;  /* SOCKETIO_REDIS_ADAPTER=streams: the adapter; else NULL */
     streams_restore_t *srestore; /* ... and its CONNECTION_RECOVERY; else NULL */
     bool stopping;
     uint64_t stop_deadline;
@@ -365,7 +365,7 @@ static void on_peers_closed(void *arg)
     w->topo = NULL;
 }
 
-/* No relay starts once the sessions are closed: the directory goes before the topology. */
+/* No relay starts once the sessions are closed: the directory goes, then the topology. */
 static void on_streams_closed(void *arg)
 {
     worker_t *w = arg;
@@ -387,6 +387,9 @@ static void on_restore_closed(void *arg)
         w->closing++;
         w->streams = NULL; /* the sockets' hooks stop reaching it */
         streams_adapter_close(sa, on_streams_closed, w);
+    } else if (w->topo) {
+        w->closing++;
+        on_streams_closed(w);
     }
     if (w->adapter) {
         adapter_t *a = w->adapter;
@@ -553,6 +556,26 @@ static int clients_setup(worker_t *w)
     return 0;
 }
 
+/* Servers that share an adapter share a Redis: each announces itself there, so that a request
+ * for one's session that a load balancer sends to another is relayed to it. */
+static int servers_setup(worker_t *w)
+{
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, w->cfg);
+    buf_t err;
+    buf_init(&err);
+    int rc = redis_topology_new(&w->topo, &w->loop, &o, &err);
+    if (rc)
+        LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
+    buf_free(&err);
+    if (rc)
+        return rc;
+    _Static_assert(PEER_DIR_TAG_LEN == EIO_SID_TAG_LEN, "the tag announced is the sid's");
+    w->peers = peer_dir_new(w->topo, w->cfg, w->args->server_id);
+    eio_endpoint_relay(w->eio, w->peers);
+    return 0;
+}
+
 static int setup(worker_t *w)
 {
     const cfg_t *cfg = w->cfg;
@@ -572,24 +595,13 @@ static int setup(worker_t *w)
     w->grace.data = w;
     if ((rc = clients_setup(w)))
         return rc;
+    if (cfg->adapter != CONFIG_ADAPTER_OFF && (rc = servers_setup(w)))
+        return rc;
     if (cfg->adapter == CONFIG_ADAPTER_STREAMS) {
-        redis_topology_opts_t o;
-        redis_topology_opts_from_cfg(&o, cfg);
-        buf_t err;
-        buf_init(&err);
-        rc = redis_topology_new(&w->topo, &w->loop, &o, &err);
-        if (rc)
-            LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
-        buf_free(&err);
-        if (rc)
-            return rc;
         adapter_host_t host;
         adapter_host_init(&host, w->fanout);
         if ((rc = streams_adapter_new(&w->streams, w->topo, cfg, &host, w->stats)))
             return rc;
-        _Static_assert(PEER_DIR_TAG_LEN == EIO_SID_TAG_LEN, "the tag announced is the sid's");
-        w->peers = peer_dir_new(w->topo, cfg, w->args->server_id);
-        eio_endpoint_relay(w->eio, w->peers);
         if (cfg->connection_recovery)
             w->srestore = streams_restore_new(cfg, w->topo, w->sio, w->streams, w->stats);
         sio_observe(w->sio, &(sio_observer_t){.arg = w, .client_ack = on_client_ack});

@@ -1,7 +1,7 @@
 'use strict';
 // Seed 003 behind nginx without sticky sessions (issue 14): Debian's nginx, started here on a
 // loopback port with a plain round-robin upstream of three streamio servers (2 workers each,
-// streams adapter). Every long-polling request lands on any server; the one that does not own
+// on the streams adapter, then on the classic one). Every long-polling request lands on any server; the one that does not own
 // the session forwards it to the one that does. Polling-only clients and clients that upgrade to
 // WebSocket get every entry exactly once, in order, and keep their session throughout.
 const { describe, it, before, after } = require('node:test');
@@ -12,7 +12,7 @@ const ngx = require('./lib/nginx');
 
 const SERVERS = 3;
 
-describe('three streamio servers behind a round-robin nginx, no sticky sessions', {
+for (const adapter of ['streams', 'true']) describe(`three streamio servers behind a round-robin nginx, no sticky sessions (SOCKETIO_REDIS_ADAPTER=${adapter})`, {
   timeout: 120000,
   skip: h.ANCHOR_SKIP || (!ngx.available() && 'nginx is not installed (apt-get install nginx)'),
 }, () => {
@@ -26,7 +26,7 @@ describe('three streamio servers behind a round-robin nginx, no sticky sessions'
     for (let i = 0; i < SERVERS; i++) {
       servers.push(await h.startStreamio({
         CLUSTER_WORKERS: '2',
-        SOCKETIO_REDIS_ADAPTER: 'streams',
+        SOCKETIO_REDIS_ADAPTER: adapter,
         STREAM_PATTERN: 'lb.*',
       }, { redis }));
     }
