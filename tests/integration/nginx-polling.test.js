@@ -54,7 +54,7 @@ for (const adapter of ['streams', 'true']) describe(`three streamio servers behi
     });
   }
 
-  it('polling clients and upgrading clients get every entry once, in order, on one session', logs(async () => {
+  it(`polling clients and upgrading clients get every entry once${adapter === 'streams' ? ', in order,' : ''} on one session`, logs(async () => {
     const room = h.uniq('lb.room');
     const polling = await Promise.all(Array.from({ length: 6 }, () => connect(['polling'])));
     const upgrading = await Promise.all(Array.from({ length: 3 }, () => connect(['polling', 'websocket'])));
@@ -67,13 +67,16 @@ for (const adapter of ['streams', 'true']) describe(`three streamio servers behi
       ids.push(await redis.call('XADD', room, '*', 'event', 'lb', 'data', JSON.stringify({ j })));
       if (j % 5 === 4) await h.sleep(200); /* long polls complete and new ones start meanwhile */
     }
-    // a last entry: it comes after any duplicate of the ones above, stream order being kept
+    // a last entry: with streams it comes after any duplicate of the ones above (stream order)
     ids.push(await redis.call('XADD', room, '*', 'event', 'lb', 'data', JSON.stringify({ last: true })));
-    const last = ids[ids.length - 1];
-    await h.waitUntil(() => inboxes.every((b) => b.items.some((m) => m.messageId === last)),
+    await h.waitUntil(() => inboxes.every((b) => ids.every((id) => b.items.some((m) => m.messageId === id))),
       { timeout: 30000, message: 'every entry on every client' });
     inboxes.forEach((b, i) => {
-      assert.deepStrictEqual(b.items.map((m) => m.messageId), ids, `client ${i}`);
+      const got = b.items.map((m) => m.messageId);
+      // streams: every server delivers in the adapter stream's order; classic: the servers share
+      // each stream's consumer group, so entries read by different servers may cross
+      if (adapter === 'streams') assert.deepStrictEqual(got, ids, `client ${i}: once, in order`);
+      else assert.deepStrictEqual([...got].sort(), [...ids].sort(), `client ${i}: once`);
     });
     all.forEach((s, i) => {
       assert.equal(s.id, sids[i], `client ${i} kept its session`);
