@@ -101,3 +101,34 @@ for (const adapter of ['streams', 'true']) describe(`three streamio servers behi
     assert.deepStrictEqual(s.drops, []);
   }));
 });
+
+describe('a request for another server\'s session that cannot be relayed', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
+  let redis;
+  let srv;
+
+  before(async () => {
+    redis = await h.startRedis();
+    srv = await h.startStreamio({ SOCKETIO_REDIS_ADAPTER: 'true' }, { redis });
+  });
+  const logs = h.stopAfter(() => ({ srv, redis }));
+
+  // a sid as a server tagged `tag` makes them: worker 0, the tag, random characters
+  const sidOf = (tag) => `AA${tag}${'x'.repeat(14)}`;
+  async function poll(sid) {
+    const res = await fetch(`${srv.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`,
+      { signal: AbortSignal.timeout(10000) });
+    return { status: res.status, body: await res.json() };
+  }
+  const unknown = { code: 1, message: 'Session ID unknown' };
+
+  it('is answered as an unknown session when no server has that tag', logs(async () => {
+    assert.deepStrictEqual(await poll(sidOf('QQQQ')), { status: 400, body: unknown });
+  }));
+
+  it('is answered, not relayed round in a loop, when the address announced for it is this server\'s', logs(async () => {
+    await redis.call('SET', 'socket.io:server:LOOP', `127.0.0.1:${srv.port}`, 'PX', '60000');
+    assert.deepStrictEqual(await poll(sidOf('LOOP')), { status: 400, body: unknown });
+    // the server still serves
+    assert.equal((await h.healthRetry(srv)).body.status, 'healthy');
+  }));
+});

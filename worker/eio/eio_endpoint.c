@@ -45,6 +45,10 @@ struct eio_endpoint {
 
 enum { TR_POLLING = 1, TR_WEBSOCKET = 2 };
 
+/* Marks a relayed request: its receiver relays it no further (a wrong announced address that
+ * points back would otherwise loop). */
+#define RELAY_PARAM "streamio_relayed"
+
 /* ==== The production transport ==== */
 
 static void on_ws_text(conn_t *c, const char *msg, size_t len, void *ud)
@@ -224,14 +228,14 @@ static const struct {
  * `once`: a relayed request that is not an upgrade asks the owner to close after its answer, so
  * the relay ends with it and the client's next request is routed again.
  */
-static void rebuild(eio_endpoint_t *ep, const http_req_t *req, bool once)
+static void rebuild(eio_endpoint_t *ep, const http_req_t *req, bool once, bool relayed)
 {
     buf_t *b = &ep->fwd;
     size_t blen;
     const char *body = http_req_body(req, &blen);
     buf_reset(b);
-    buf_printf(b, "%s %s?%s HTTP/1.1\r\n", http_req_method(req), http_req_path(req),
-               http_req_query_string(req));
+    buf_printf(b, "%s %s?%s%s HTTP/1.1\r\n", http_req_method(req), http_req_path(req),
+               http_req_query_string(req), relayed ? "&" RELAY_PARAM "=1" : "");
     for (size_t i = 0; i < sizeof(fwd_headers) / sizeof(fwd_headers[0]); i++) {
         const char *v = http_req_header(req, fwd_headers[i].h);
         if (v && !(once && fwd_headers[i].h == HTTP_REQ_CONNECTION))
@@ -252,7 +256,7 @@ static void rebuild(eio_endpoint_t *ep, const http_req_t *req, bool once)
 static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_t slot)
 {
     buf_t *b = &ep->fwd;
-    rebuild(ep, req, false);
+    rebuild(ep, req, false, false);
     int fd = conn_fileno(c);
     if (fd < 0)
         return -EBADF;
@@ -320,7 +324,7 @@ static int relay(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, const cha
     int copy = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (copy < 0)
         return -EBADF;
-    rebuild(ep, req, !http_req_is_upgrade(req));
+    rebuild(ep, req, !http_req_is_upgrade(req), true);
     conn_close(c); /* our descriptor only: the copy carries the connection on */
     struct sockaddr_storage addr;
     relay_t *r = xmalloc(sizeof(*r) + ep->fwd.len);
@@ -451,13 +455,22 @@ static void on_request(conn_t *c, const http_req_t *req, void *arg)
             respond_error(ep, c, 0, "Transport unknown");
         return;
     }
+    bool relayed = ep->peers && query_is(ep, req, RELAY_PARAM, "1");
     buf_t *q = &ep->q;
     buf_reset(q);
     bool has_sid = http_req_query(req, "sid", q) == 0;
     const char *tag = has_sid && ep->peers ? eio_sid_tag(q->data, q->len) : NULL;
-    if (tag && memcmp(tag, ep->cfg.sessions.tag, EIO_SID_TAG_LEN) != 0 &&
-        relay(ep, c, req, tag) == 0)
-        return;
+    if (tag && memcmp(tag, ep->cfg.sessions.tag, EIO_SID_TAG_LEN) != 0) {
+        if (relayed) { /* relayed here for another server: not ours to pass on again */
+            if (ws)
+                refuse_ws(c, "Session ID unknown");
+            else
+                respond_error(ep, c, 1, "Session ID unknown");
+            return;
+        }
+        if (relay(ep, c, req, tag) == 0)
+            return;
+    }
     int owner = has_sid ? eio_sid_slot(q->data, q->len) : -1;
     if (owner >= 0 && (uint32_t)owner != ep->cfg.sessions.slot && owner < ep->cfg.workers &&
         ep->handoff && forward(ep, c, req, (uint32_t)owner) == 0)
