@@ -713,6 +713,8 @@ static void watchdog_setup(master_t *m)
 static void on_new_stream(master_t *m, const char *key, size_t len, bool priority)
 {
     uint32_t pool, slot;
+    if (config_is_own_stream(m->cfg, key, len))
+        return; /* written for the back end: reading it as a room would take its entries away */
     if (pools_add(m->pools, key, len, priority, m->cycle, &pool, &slot) == 1) {
         LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, slot);
         send_stream(m, WORKDESC_POOL_ADD, pool, slot, key, len);
