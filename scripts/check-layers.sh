@@ -13,17 +13,19 @@ common          :
 common/proto    : common
 shm             : common common/proto
 common/redis    : common common/proto shm
-worker/net      : common common/proto shm common/redis
-worker/http     : common common/proto shm common/redis worker/net
-worker/eio      : common common/proto shm common/redis worker/net worker/http
-worker/sio      : common common/proto shm common/redis worker/net worker/http worker/eio
-worker/fanout   : common common/proto shm common/redis worker/net worker/http worker/eio worker/sio
-worker/recovery : common common/proto shm common/redis worker/net worker/http worker/eio worker/sio worker/fanout
-worker/stream   : common common/proto shm common/redis worker/net worker/http worker/eio worker/sio worker/fanout worker/recovery
-worker/cluster  : common common/proto shm common/redis worker/net worker/http worker/eio worker/sio worker/fanout worker/recovery worker/stream
-worker          : common common/proto shm common/redis worker/net worker/http worker/eio worker/sio worker/fanout worker/recovery worker/stream worker/cluster
-master          : common common/proto shm common/redis
-master/main.c   : common common/proto shm common/redis master worker
+common/bridge   : common common/proto shm common/redis
+worker/net      : common common/proto shm common/redis common/bridge
+worker/http     : common common/proto shm common/redis common/bridge worker/net
+worker/eio      : common common/proto shm common/redis common/bridge worker/net worker/http
+worker/sio      : common common/proto shm common/redis common/bridge worker/net worker/http worker/eio
+worker/fanout   : common common/proto shm common/redis common/bridge worker/net worker/http worker/eio worker/sio
+worker/bridge   : common common/proto shm common/redis common/bridge worker/net worker/http worker/eio worker/sio worker/fanout
+worker/recovery : common common/proto shm common/redis common/bridge worker/net worker/http worker/eio worker/sio worker/fanout
+worker/stream   : common common/proto shm common/redis common/bridge worker/net worker/http worker/eio worker/sio worker/fanout worker/recovery
+worker/cluster  : common common/proto shm common/redis common/bridge worker/net worker/http worker/eio worker/sio worker/fanout worker/recovery worker/stream
+worker          : common common/proto shm common/redis common/bridge worker/net worker/http worker/eio worker/sio worker/fanout worker/bridge worker/recovery worker/stream worker/cluster
+master          : common common/proto shm common/redis common/bridge
+master/main.c   : common common/proto shm common/redis common/bridge master worker
 ctl             : common common/proto
 '
 
