@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/proto/adapter_msg.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
+#include "master/bridge_admin.h"
 #include "master/cluster_req.h"
 #include "shm/health.h"
 #include "shm/stats.h"
@@ -457,6 +459,46 @@ static int server_side(const admin_ctx_t *ctx, int argc, char **argv, const size
     return rc;
 }
 
+/* ---- presence and dead letters (master/bridge_admin) over this blocking connection ---- */
+
+static int blocking_command(void *ctx, const char *key, size_t key_len, redis_reply_fn cb,
+                            void *arg, int argc, const char **argv, const size_t *lens)
+{
+    (void)key, (void)key_len;
+    redisReply *r = redisCommandArgv(ctx, argc, argv, lens);
+    cb(r, arg); /* NULL: I/O error or timeout */
+    freeReplyObject(r);
+    return 0;
+}
+
+typedef struct bridge_result {
+    int rc;
+    buf_t *out;
+} bridge_result_t;
+
+static void bridge_done(void *arg, int rc, const buf_t *body)
+{
+    bridge_result_t *res = arg;
+    res->rc = rc;
+    buf_reset(res->out);
+    buf_append(res->out, body->data ? body->data : "", body->len);
+}
+
+static int bridge_cmd(const admin_ctx_t *ctx, int argc, char **argv, const size_t *lens, buf_t *out)
+{
+    redisContext *rc = connect_redis(ctx->cfg, out);
+    if (!rc)
+        return -EIO;
+    bridge_redis_t redis = {.ctx = rc, .command = blocking_command};
+    bridge_result_t res = {-EIO, out};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    bridge_admin_run(&redis, ctx->cfg, wall, argc, argv, lens, bridge_done, &res);
+    redisFree(rc);
+    return res.rc;
+}
+
 int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
 {
     const admin_ctx_t *ctx = arg;
@@ -478,6 +520,8 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
         return sockets_op(ctx, argc, argv, lens, out);
     if (strcmp(cmd, "serverside") == 0)
         return server_side(ctx, argc, argv, lens, out);
+    if (bridge_admin_handles(cmd))
+        return bridge_cmd(ctx, argc, argv, lens, out);
     const char *nsp = "/";
     if ((strcmp(cmd, "broadcast") == 0 || strcmp(cmd, "sendroom") == 0) && argc > 2 &&
         strcmp(argv[1], "--nsp") == 0) {
@@ -500,5 +544,6 @@ int admin_run(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
     }
     return usage(out, "status | rooms | clients [room] | broadcast [--nsp /ns] <event> <json> | "
                       "sendroom [--nsp /ns] <room> <event> <json> | join|leave <room> <target> | "
-                      "disconnect <room> [close] | serverside <event> <json>");
+                      "disconnect <room> [close] | serverside <event> <json> | presence <room> | "
+                      "dead-letter list [count] | dead-letter replay <id>");
 }

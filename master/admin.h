@@ -15,6 +15,8 @@
  *                                   id names one) join or leave <target> on every server
  *   disconnect <room> [close]       disconnectSockets of the sockets in <room> on every server
  *   serverside <event> <json>       serverSideEmit with acks: every server's answer, named
+ *   presence <room> | dead-letter list [count] | dead-letter replay <id>
+ *                                   master/bridge_admin's, over a blocking connection
  * The emits are published once on Redis in @socket.io/redis-adapter format (classic, or the
  * sharded ClusterAdapter's), on the channel the workers share (so with SOCKETIO_REDIS_ADAPTER on
  * they reach every server of the cluster). The cluster requests are master/cluster_req's.

@@ -229,7 +229,7 @@ void presence_cmd_heartbeat(rcmd_t *c, const char *prefix, const char *server, u
     rcmd_str(c, server);
 }
 
-void presence_cmd_expired(rcmd_t *c, const char *prefix, uint64_t before_ms)
+void presence_cmd_expired(rcmd_t *c, const char *prefix, uint64_t before_ms, unsigned limit)
 {
     rcmd_reset(c);
     rcmd_str(c, "ZRANGEBYSCORE");
@@ -240,7 +240,7 @@ void presence_cmd_expired(rcmd_t *c, const char *prefix, uint64_t before_ms)
     rcmd_end(c);
     rcmd_str(c, "LIMIT");
     rcmd_str(c, "0");
-    rcmd_u64(c, PRESENCE_SWEEP_BATCH);
+    rcmd_u64(c, limit);
 }
 
 void presence_cmd_forget(rcmd_t *c, const char *prefix, const char *server, size_t server_len)

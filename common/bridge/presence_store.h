@@ -66,9 +66,9 @@ void presence_cmd_user_set(rcmd_t *c, const char *prefix, const char *server, co
                            size_t user_len, uint64_t count);
 /* ZADD P:servers now_ms server. */
 void presence_cmd_heartbeat(rcmd_t *c, const char *prefix, const char *server, uint64_t now_ms);
-/* Writers whose last heartbeat is before `before_ms` (at most PRESENCE_SWEEP_BATCH). Reply:
+/* Writers whose last heartbeat is before `before_ms` (at most `limit`). Reply:
  * presence_reply_names. */
-void presence_cmd_expired(rcmd_t *c, const char *prefix, uint64_t before_ms);
+void presence_cmd_expired(rcmd_t *c, const char *prefix, uint64_t before_ms, unsigned limit);
 /* Forgets writer `server`: its heartbeat (ZREM) / its index (DEL). */
 void presence_cmd_forget(rcmd_t *c, const char *prefix, const char *server, size_t server_len);
 void presence_cmd_index_drop(rcmd_t *c, const char *prefix, const char *server, size_t server_len);

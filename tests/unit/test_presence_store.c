@@ -72,7 +72,7 @@ static void test_commands(void **state)
     presence_cmd_heartbeat(&c, p.data, "S", 1700000000000);
     assert_string_equal(show(&c, 0), "socket.io:presence:servers | ZADD socket.io:presence:servers "
                                      "1700000000000 S");
-    presence_cmd_expired(&c, p.data, 1700000000000);
+    presence_cmd_expired(&c, p.data, 1700000000000, 16);
     assert_string_equal(show(&c, 0), "socket.io:presence:servers | ZRANGEBYSCORE "
                                      "socket.io:presence:servers -inf (1700000000000 LIMIT 0 16");
     presence_cmd_forget(&c, p.data, "S", 1);

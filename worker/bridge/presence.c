@@ -512,7 +512,7 @@ void presence_tick(presence_t *p, uint64_t wall_ms)
     send_cmd(p, NULL, NULL);
     if (p->sweeps || wall_ms <= ttl)
         return; /* the last sweep is still going */
-    presence_cmd_expired(&p->cmd, p->prefix.data, wall_ms - ttl);
+    presence_cmd_expired(&p->cmd, p->prefix.data, wall_ms - ttl, PRESENCE_SWEEP_BATCH);
     if (send_cmd(p, on_expired, p) == 0)
         p->sweeps++;
 }
