@@ -5,51 +5,15 @@
 // `streamioctl dead-letter list | replay` show one and put it back, after which it is delivered.
 const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
 const h = require('./lib/harness');
+const { pyRedisOk, py, ctl, metrics, series } = require('./lib/backend');
 
-const PYTHON = '/usr/bin/python3';
-const PY = path.join(__dirname, 'clients/py_redis.py');
-const pyOk = fs.existsSync(PYTHON) &&
-  spawnSync(PYTHON, ['-c', 'import redis'], { timeout: 10000 }).status === 0;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-dl-'));
-const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
 
-function run(cmd, args) {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 15000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function py(port, ...args) {
-  const r = await run(PYTHON, [PY, String(port), ...args]);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
-
-function metrics(url) {
-  return new Promise((resolve, reject) => {
-    http.get(`${url}/metrics`, { agent: false, timeout: 3000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
-
-function series(text, name) {
-  const m = text.match(new RegExp(`^${name.replace(/[{}"=]/g, (c) => `\\${c}`)} (\\d+)$`, 'm'));
-  return m ? Number(m[1]) : null;
-}
-
-describe('dead-letter stream', { timeout: 90000, skip: h.ANCHOR_SKIP || (!pyOk && 'python3-redis missing') }, () => {
+describe('dead-letter stream', { timeout: 90000, skip: h.ANCHOR_SKIP || (!pyRedisOk && 'python3-redis missing') }, () => {
   let redis;
   let srv;
   const sock = path.join(tmp, 'control.sock');
@@ -98,7 +62,7 @@ describe('dead-letter stream', { timeout: 90000, skip: h.ANCHOR_SKIP || (!pyOk &
     assert.equal(pending[0], 0);
     assert.equal(got.items.length, 0);
     // streamioctl shows it, then puts it back: delivered like any new entry
-    const list = await run(ctlBin(), ['--socket', sock, 'dead-letter', 'list']);
+    const list = await ctl(sock, 'dead-letter', 'list');
     assert.equal(list.code, 0, list.stderr);
     const shown = JSON.parse(list.stdout);
     assert.equal(shown.stream, 'streamio:dead');
@@ -106,7 +70,7 @@ describe('dead-letter stream', { timeout: 90000, skip: h.ANCHOR_SKIP || (!pyOk &
       id: dlId, stream: poisonRoom, entryId: poisonId, reason: 'poison', deliveries: 4,
       bytes: Number(f.bytes), ts: Number(f.ts), fields: { event: 'poison', data: '{"crash":true}' },
     });
-    const replay = await run(ctlBin(), ['--socket', sock, 'dead-letter', 'replay', dlId]);
+    const replay = await ctl(sock, 'dead-letter', 'replay', dlId);
     assert.equal(replay.code, 0, replay.stderr);
     const back = JSON.parse(replay.stdout);
     assert.equal(back.replayed, dlId);
@@ -118,7 +82,7 @@ describe('dead-letter stream', { timeout: 90000, skip: h.ANCHOR_SKIP || (!pyOk &
       event: 'poison', messageId: back.id,
     });
     assert.deepEqual(await py(redis.port, 'range', 'streamio:dead'), []);
-    const again = await run(ctlBin(), ['--socket', sock, 'dead-letter', 'replay', dlId]);
+    const again = await ctl(sock, 'dead-letter', 'replay', dlId);
     assert.equal(again.code, 1);
     assert.match(again.stderr, new RegExp(`no dead letter ${dlId} in streamio:dead`));
     h.closeAllClients();
@@ -156,7 +120,7 @@ describe('dead-letter stream', { timeout: 90000, skip: h.ANCHOR_SKIP || (!pyOk &
     }, { message: '/metrics counts the dead letters' });
     assert.equal(series(text, 'streamio_dead_letters_total{reason="poison"}'), 1);
     assert.match(srv.handle.output(), new RegExp(`moved entry ${ids[1]} of ${room} to streamio:dead \\(oversized`));
-    const usage = await run(ctlBin(), ['--socket', sock, 'dead-letter', 'list', '0']);
+    const usage = await ctl(sock, 'dead-letter', 'list', '0');
     assert.equal(usage.code, 1);
     assert.match(usage.stderr, /usage: streamioctl dead-letter list \[count: 1 to 1000\]/);
     h.closeAllClients();
