@@ -26,6 +26,8 @@ typedef struct pending {
     inbound_t *in;
     inbound_done_fn done;
     void *arg;
+    size_t name_len;
+    char text[]; /* the event's name, then the socket's id (for the log) */
 } pending_t;
 
 inbound_t *inbound_new(const bridge_redis_t *redis, const cfg_t *cfg, const char *server,
@@ -120,7 +122,7 @@ static void on_added(const redisReply *r, void *arg)
         STATS_ADD(in->stats->inbound_added, 1);
         p->done(p->arg, r->str, r->len, NULL);
     } else {
-        count(in, STATS_INBOUND_REDIS, "(one)", 5, "(any)",
+        count(in, STATS_INBOUND_REDIS, p->text, p->name_len, p->text + p->name_len,
               r && r->type == REDIS_REPLY_ERROR ? r->str : "the Redis connection was lost");
         p->done(p->arg, NULL, 0, INBOUND_ERR_REDIS);
     }
@@ -180,8 +182,11 @@ int inbound_add(inbound_t *in, const inbound_event_t *ev, inbound_done_fn done, 
         rcmd_str(c, "nsp");
         rcmd_str(c, ev->nsp);
     }
-    pending_t *p = xmalloc(sizeof(*p));
-    *p = (pending_t){in, done, arg};
+    size_t sid_len = strlen(ev->sid);
+    pending_t *p = xmalloc(sizeof(*p) + ev->name_len + sid_len + 1);
+    *p = (pending_t){in, done, arg, ev->name_len};
+    memcpy(p->text, ev->name, ev->name_len);
+    memcpy(p->text + ev->name_len, ev->sid, sid_len + 1);
     size_t klen;
     const char **argv = rcmd_argv(c);
     const char *key = rcmd_key(c, &klen);
