@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/proto/stream_id.h"
 #include "common/xalloc.h"
 
 static bool is_name(const json_key_t *k, const char *s, size_t n)
@@ -75,4 +76,21 @@ void payload_packet(buf_t *out, const char *stream, size_t stream_len, const cha
         json_write_string(out, id, id_len);
     }
     buf_putc(out, ']');
+}
+
+bool payload_packet_offset(const char *p, size_t len, const char **id, size_t *id_len)
+{
+    size_t pre = sizeof(PAYLOAD_PACKET_PREFIX) - 1;
+    if (len < pre + 6 || memcmp(p, PAYLOAD_PACKET_PREFIX, pre) != 0 || p[len - 1] != ']' ||
+        p[len - 2] != '"')
+        return false;
+    size_t end = len - 2, start = end;
+    while (start > pre && end - start <= STREAM_ID_MAX && p[start - 1] != '"')
+        start--;
+    if (start <= pre + 1 || p[start - 1] != '"' || p[start - 2] != ',' ||
+        !memchr(p + start, '-', end - start))
+        return false;
+    *id = p + start;
+    *id_len = end - start;
+    return true;
 }
