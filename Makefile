@@ -78,6 +78,7 @@ $(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake
 
 # The worker/bridge tests share a fake of the bridge_redis seam (tests/unit/bridge_fake.c).
 BRIDGE_FAKE_TESTS := $(BUILD)/tests/test_inbound $(BUILD)/tests/test_presence \
+                     $(BUILD)/tests/test_bridge_hooks \
                      $(BUILD)/tests/test_presence_query
 $(BUILD)/tests/bridge_fake.o: tests/unit/bridge_fake.c tests/unit/bridge_fake.h
 	@mkdir -p $(dir $@)
