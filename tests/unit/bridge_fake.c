@@ -164,3 +164,22 @@ redisReply *bf_arr(size_t n, ...)
     va_end(ap);
     return r;
 }
+
+static const char *env_get(const char *name, void *arg)
+{
+    for (const char *const *e = arg; e && *e; e += 2) {
+        if (strcmp(e[0], name) == 0)
+            return e[1];
+    }
+    return NULL;
+}
+
+void bridge_fake_config(cfg_t *cfg, const char *const *env)
+{
+    buf_t err;
+    buf_init(&err);
+    int rc = config_load(cfg, env_get, (void *)env, &err);
+    if (rc)
+        fail_msg("%s", err.data ? err.data : "config_load failed");
+    buf_free(&err);
+}

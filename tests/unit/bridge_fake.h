@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "common/bridge/bridge_redis.h"
+#include "common/config.h"
 
 typedef struct bridge_fake bridge_fake_t;
 
@@ -26,6 +27,10 @@ const char *bridge_fake_next(bridge_fake_t *f);
 void bridge_fake_answer(bridge_fake_t *f, redisReply *rep);
 /* Unanswered commands with a callback. */
 size_t bridge_fake_waiting(const bridge_fake_t *f);
+
+/* Loads cfg from env: name, value, ..., NULL (the defaults for the rest); fails the test on an
+ * error. */
+void bridge_fake_config(cfg_t *cfg, const char *const *env);
 
 /* Replies, freed by bridge_fake_answer. */
 redisReply *bf_str(const char *s);

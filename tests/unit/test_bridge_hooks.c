@@ -128,25 +128,13 @@ static void tr_own(void *arg, conn_t *c, eio_session_t *s)
     ((fx_t *)arg)->sess[conn_no(c)] = s;
 }
 
-static const char *env_get(const char *name, void *arg)
-{
-    for (const char *const *e = arg; e && *e; e += 2) {
-        if (strcmp(e[0], name) == 0)
-            return e[1];
-    }
-    return NULL;
-}
-
 static fx_t *fx_new(const char *const *env)
 {
     fx_t *f = calloc(1, sizeof(*f));
     f->now = 1000;
     for (int i = 0; i < 8; i++)
         buf_init(&f->log[i]);
-    buf_t err;
-    buf_init(&err);
-    assert_int_equal(config_load(&f->cfg, env_get, (void *)env, &err), 0);
-    buf_free(&err);
+    bridge_fake_config(&f->cfg, env);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->clock = (timerq_clock_t){f, clk_now, clk_wake, clk_cancel};
     eio_transport_t tr = {f,          tr_ws_text, tr_ws_frames, tr_ws_close, tr_backlog,

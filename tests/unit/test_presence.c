@@ -33,22 +33,10 @@ typedef struct fix {
     size_t nverdicts;
 } fix_t;
 
-static const char *env_get(const char *name, void *arg)
-{
-    for (const char *const *e = arg; e && *e; e += 2) {
-        if (strcmp(e[0], name) == 0)
-            return e[1];
-    }
-    return NULL;
-}
-
 static fix_t *fix_new(const char *const *env)
 {
     fix_t *x = calloc(1, sizeof(*x));
-    buf_t err;
-    buf_init(&err);
-    assert_int_equal(config_load(&x->cfg, env_get, (void *)env, &err), 0);
-    buf_free(&err);
+    bridge_fake_config(&x->cfg, env);
     x->fake = bridge_fake_new();
     bridge_redis_t ops = bridge_fake_ops(x->fake);
     x->p = presence_new(&ops, &x->cfg, "W1", &x->stats);
