@@ -9,7 +9,10 @@
 
 #include "common/ids.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/proto/adapter_msg.h"
+#include "common/redis/redis_client.h"
+#include "common/redis/redis_topology.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
 #include "master/admin/bridge_admin.h"
@@ -26,6 +29,11 @@ struct admin {
     shm_region_t *region;
     const char *server_id;
     rds_t *rds;
+    uv_loop_t *loop;
+    /* presence and dead letters: a client that follows Cluster slots and Sentinel (their keys
+     * may live on any primary); made when one of them is configured, NULL until then */
+    redis_topology_t *topology;
+    redis_client_t *bridge;
     cluster_req_t *cluster;
     struct emit_op *emits, *emits_tail; /* PUBLISHes waiting for their reply, oldest first */
     uv_timer_t emit_timer;              /* the oldest one's deadline */
@@ -232,6 +240,24 @@ static void bridge_done(void *arg, int rc, const buf_t *body)
     free(op);
 }
 
+/* Makes the bridge client when presence or dead letters are configured and it is not there yet
+ * (a failure is logged: the commands then use the command connection). */
+static void bridge_open(admin_t *a)
+{
+    const cfg_t *cfg = a->cfg;
+    if (a->bridge || (!cfg->presence && !cfg->dead_letter_stream[0]))
+        return;
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, cfg);
+    buf_t err;
+    buf_init(&err);
+    if (redis_topology_new(&a->topology, a->loop, &o, &err) == 0)
+        a->bridge = redis_client_new(a->topology, "admin", NULL, NULL);
+    else
+        LOG_WARN("%s", err.data ? err.data : "cannot set up the Redis topology");
+    buf_free(&err);
+}
+
 static int bridge_cmd(admin_t *a, int argc, char **argv, const size_t *lens, const answer_t *ans)
 {
     emit_op_t *op = xcalloc(1, sizeof(*op));
@@ -241,7 +267,10 @@ static int bridge_cmd(admin_t *a, int argc, char **argv, const size_t *lens, con
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    bridge_open(a); /* configured by a reload: this command may still need the fallback */
     bridge_redis_t redis = {.ctx = a->rds, .command = rds_bridge_command};
+    if (a->bridge && redis_client_up(a->bridge))
+        redis = bridge_redis_over_client(a->bridge);
     bridge_admin_run(&redis, a->cfg, wall, argc, argv, lens, bridge_done, op);
     return ADMIN_LATER;
 }
@@ -680,9 +709,11 @@ admin_t *admin_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *
     a->region = region;
     a->server_id = server_id;
     a->rds = rds;
+    a->loop = loop;
     a->cluster = cluster_req_new(loop, rds, cfg);
     uv_timer_init(loop, &a->emit_timer);
     a->emit_timer.data = a;
+    bridge_open(a); /* now, so it is connected by the first command */
     return a;
 }
 
@@ -710,6 +741,12 @@ static void on_timer_closed(uv_handle_t *h)
     part_closed(h->data);
 }
 
+static void on_bridge_closed(void *arg)
+{
+    admin_t *a = arg;
+    redis_topology_close(a->topology, on_cluster_closed, a);
+}
+
 void admin_close(admin_t *a, void (*done)(void *arg), void *arg)
 {
     while (a->emits) {
@@ -720,7 +757,9 @@ void admin_close(admin_t *a, void (*done)(void *arg), void *arg)
     }
     a->done = done;
     a->done_arg = arg;
-    a->open = 2;
+    a->open = a->bridge ? 3 : 2;
     uv_close((uv_handle_t *)&a->emit_timer, on_timer_closed);
     cluster_req_close(a->cluster, on_cluster_closed, a);
+    if (a->bridge)
+        redis_client_close(a->bridge, on_bridge_closed, a); /* in-flight commands end with NULL */
 }

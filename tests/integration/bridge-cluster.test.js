@@ -2,16 +2,20 @@
 // Client events, presence and the per-user limit on a 6-node Redis Cluster (REDIS_CLUSTER_NODES):
 // their keys spread over the slots and every script stays in one slot (hash tags), so two
 // servers see each other's users; a back end reads the inbound stream with python3-redis'
-// RedisCluster.
+// RedisCluster; `streamioctl presence` and `dead-letter list` follow the slots too.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const h = require('./lib/harness');
 const { startCluster } = require('./lib/redis-topologies');
-const { pyRedisOk, py, get, sign } = require('./lib/backend');
+const { pyRedisOk, py, ctl, get, sign } = require('./lib/backend');
 
 const TOKEN = 'admin-token-0123456789abcdef';
 const SECRET = 'cluster-secret-0123456789abcdef-0123456789';
 const now = () => Math.floor(Date.now() / 1000);
+const sock = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-bridge-cluster-')), 'control.sock');
 
 describe('client events, presence and per-user limits on Redis Cluster', { timeout: 120000, skip: h.ANCHOR_SKIP || (!pyRedisOk && 'python3-redis missing') }, () => {
   let cluster;
@@ -30,8 +34,9 @@ describe('client events, presence and per-user limits on Redis Cluster', { timeo
       PRESENCE_TTL_MS: '3000',
       MAX_CONNECTIONS_PER_USER: '2',
       ADMIN_TOKEN: TOKEN,
+      STREAM_DEAD_LETTER: 'streamio:dead',
     };
-    a = await h.startStreamio(env);
+    a = await h.startStreamio({ ...env, STREAMIO_CONTROL_SOCKET: sock });
     b = await h.startStreamio({ ...env, CLUSTER_WORKERS: '2' });
   });
 
@@ -65,7 +70,14 @@ describe('client events, presence and per-user limits on Redis Cluster', { timeo
       const p = await get(`${b.url}/presence/${r}`, { Authorization: `Bearer ${TOKEN}` });
       assert.equal(p.status, 200);
       assert.deepEqual(p.body.users.map((x) => x.user), ['u1', 'u2', 'u3', 'watcher']);
+      // the master's streamioctl reaches the slot's owner too
+      const c = await ctl(sock, 'presence', r);
+      assert.equal(c.code, 0, c.stderr);
+      assert.deepEqual(JSON.parse(c.stdout), p.body);
     }
+    const dl = await ctl(sock, 'dead-letter', 'list');
+    assert.equal(dl.code, 0, dl.stderr);
+    assert.deepEqual(JSON.parse(dl.stdout), { stream: 'streamio:dead', entries: [] });
     // the per-user limit counts both servers
     await h.connectClient(a.url, { auth: { token: tok('u1') } });
     const refused = await h.connectClient(b.url, { auth: { token: tok('u1') } }).then(() => null, (e) => e);
