@@ -1,5 +1,6 @@
 'use strict';
-// PRESENCE across two streamio servers on one Redis (adapter off, classic and sharded): members
+// PRESENCE across two streamio servers on one Redis (adapter off, classic and sharded, client
+// events on too, each stored once whatever the adapter): members
 // of a PRESENCE_ROOMS room get presence:join / presence:leave {roomId, user} exactly once per
 // user (two devices count as one), GET /presence/<room> (Bearer ADMIN_TOKEN) and `streamioctl
 // presence` answer who is there with connection counts, PRESENCE_STREAM gets online/offline
@@ -64,8 +65,9 @@ for (const adapter of ['false', 'true', 'sharded']) {
 
     before(async () => {
       redis = await h.startRedis();
-      a = await h.startStreamio(presenceEnv({ SOCKETIO_REDIS_ADAPTER: adapter, STREAMIO_CONTROL_SOCKET: sock }), { redis });
-      b = await h.startStreamio(presenceEnv({ SOCKETIO_REDIS_ADAPTER: adapter, CLUSTER_WORKERS: '2' }), { redis });
+      const both = { SOCKETIO_REDIS_ADAPTER: adapter, SOCKETIO_INBOUND_STREAM: 'streamio:inbound' };
+      a = await h.startStreamio(presenceEnv({ ...both, STREAMIO_CONTROL_SOCKET: sock }), { redis });
+      b = await h.startStreamio(presenceEnv({ ...both, CLUSTER_WORKERS: '2' }), { redis });
     });
 
     after(async () => {
@@ -133,6 +135,22 @@ for (const adapter of ['false', 'true', 'sharded']) {
       assert.deepEqual(entries.filter((f) => f.user === 'bob').map((f) => f.state), ['online']);
       const m = await metrics(b.url);
       assert.equal(series(m, 'streamio_presence_users'), 1); /* bob, on b */
+      h.closeAllClients();
+    }));
+
+    it('stores each client event once, from either server', logs(async () => {
+      const x = await h.connectClient(a.url);
+      const y = await h.connectClient(b.url);
+      const ackX = await h.emitAck(x, 'chat.send', { text: 'from a' });
+      const ackY = await h.emitAck(y, 'typing', 'chat.room');
+      assert.equal(ackX.ok, true);
+      assert.equal(ackY.ok, true);
+      const got = await py(redis.port, 'range', 'streamio:inbound');
+      assert.deepEqual(got.map(([id, f]) => [id, f.event, f.data, f.sid]), [
+        [ackX.id, 'chat.send', '[{"text":"from a"}]', x.id],
+        [ackY.id, 'typing', '["chat.room"]', y.id],
+      ]);
+      for (const [, f] of got) assert.deepEqual(Object.keys(f), ['event', 'data', 'sid', 'server', 'ts']);
       h.closeAllClients();
     }));
 
