@@ -12,7 +12,9 @@
  *     same fields, then the ack {ok:true, id}), one after the other on the same Redis: --clients
  *     websocket clients emit --events events in total with an ack, each keeping --window in
  *     flight. Reports events/s, the server's CPU per event (utime+stime of its process tree from
- *     /proc, over the run) and Redis' CPU per event, and checks that the stream got every event.
+ *     /proc, over the run), Redis' CPU per event and events per read Redis made from its clients
+ *     (INFO stats total_reads_processed: how well the server batches), and checks that the
+ *     stream got every event.
  *  2. Presence overhead, streamio only (the Node anchor has none): --presence clients, each with
  *     its own user id, connect and join one of 100 rooms, with PRESENCE off and then on
  *     (PRESENCE_ROOMS=* and PRESENCE_STREAM set). Reports the worker's resident memory and
@@ -99,6 +101,12 @@ async function redisCpu(redis) {
   return Number(i.used_cpu_sys) + Number(i.used_cpu_user);
 }
 
+// How many times Redis read from its clients' sockets: commands per read tell how well the
+// server batches its writes to Redis.
+async function redisReads(redis) {
+  return Number((await redisInfo(redis, 'stats')).total_reads_processed);
+}
+
 // Commands Redis executed (those of scripts included), and those sent to it: the commands
 // presence sends itself (its scripts' own commands are executed, not sent).
 const SENT = ['eval', 'hset', 'publish', 'xadd', 'zadd', 'zrangebyscore', 'zrem', 'del'];
@@ -173,9 +181,11 @@ async function inboundRun(h, o, redis, name, start) {
   try {
     const cpu0 = cpuOf(srv.pid);
     const rcpu0 = await redisCpu(redis);
+    const reads0 = await redisReads(redis);
     const { secs, failed } = await emitAll(h, srv.url, o);
     const cpu = cpuOf(srv.pid) - cpu0;
     const rcpu = (await redisCpu(redis)) - rcpu0;
+    const reads = (await redisReads(redis)) - reads0 - 2; /* the two INFO calls */
     const stored = Number(await redis.call('XLEN', 'bench:inbound'));
     return {
       server: name,
@@ -186,6 +196,7 @@ async function inboundRun(h, o, redis, name, start) {
       events_per_s: Math.round(o.events / secs),
       server_cpu_us_per_event: Math.round((cpu * 1e6) / o.events * 10) / 10,
       redis_cpu_us_per_event: Math.round((rcpu * 1e6) / o.events * 10) / 10,
+      events_per_redis_read: Math.round((o.events / Math.max(reads, 1)) * 100) / 100,
     };
   } finally {
     await srv.stop();
