@@ -5,7 +5,8 @@
 // user (two devices count as one), GET /presence/<room> (Bearer ADMIN_TOKEN) and `streamioctl
 // presence` answer who is there with connection counts, PRESENCE_STREAM gets online/offline
 // (read with python3-redis), and a crashed server's users are gone within about 4/3 of
-// PRESENCE_TTL_MS. MAX_CONNECTIONS_PER_USER holds across both servers.
+// PRESENCE_TTL_MS. MAX_CONNECTIONS_PER_USER holds across both servers, also for a CONNECT that
+// asks to recover a session.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -223,7 +224,13 @@ describe('MAX_CONNECTIONS_PER_USER across two servers', { timeout: 60000, skip: 
 
   before(async () => {
     redis = await h.startRedis();
-    const env = { AUTH_JWT_SECRET: SECRET, MAX_CONNECTIONS_PER_USER: '3', SOCKETIO_REDIS_ADAPTER: 'true' };
+    const env = {
+      AUTH_JWT_SECRET: SECRET,
+      MAX_CONNECTIONS_PER_USER: '3',
+      SOCKETIO_REDIS_ADAPTER: 'true',
+      CONNECTION_RECOVERY: 'true', /* a CONNECT asking to recover is limited as well */
+      STREAM_DELETE_POLICY: 'retain',
+    };
     a = await h.startStreamio(env, { redis });
     b = await h.startStreamio({ ...env, CLUSTER_WORKERS: '2' }, { redis });
   });
@@ -244,9 +251,15 @@ describe('MAX_CONNECTIONS_PER_USER across two servers', { timeout: 60000, skip: 
     const refused = await h.connectClient(a.url, { auth: { token } }).then(() => null, (e) => e);
     assert.ok(refused, 'a fourth connection of erin was let in');
     assert.match(refused.message, /failed: Too many connections for this user$/);
+    // asking to recover a session (a well-formed pid of no session) does not pass the limit
+    const forged = await h.connectClient(b.url, { auth: { token, pid: 'A'.repeat(20), offset: '1-0' } })
+      .then(() => null, (e) => e);
+    assert.ok(forged, 'a recovering CONNECT of erin was let in');
+    assert.match(forged.message, /failed: Too many connections for this user$/);
     await h.connectClient(a.url, { auth: { token: other } }); /* someone else is not limited */
     const m = await metrics(a.url);
     assert.equal(series(m, 'streamio_limit_rejections_total{limit="per_user"}'), 1);
+    assert.equal(series(await metrics(b.url), 'streamio_limit_rejections_total{limit="per_user"}'), 1);
     // a connection that goes frees its place, on any server
     h.closeClient(s2);
     const s4 = await h.waitUntil(() => h.connectClient(a.url, { auth: { token } }).catch(() => null),
