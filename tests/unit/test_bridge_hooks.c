@@ -262,6 +262,7 @@ static void test_limit_and_rooms(void **state)
     open_ws(f, 1);
     say(f, 1, "0{\"user_id\":\"alice\"}");
     assert_string_equal(sent(f, 1), "");
+    assert_true(sio_connecting(f->sio)); /* a drain waits for the verdict */
     assert_string_equal(next(f), P ":srv:{W1} | HSET " P ":srv:{W1} u:alice 1");
     assert_string_equal(next(f), P ":user:{alice} | EVAL <script> 1 " P ":user:{alice} W1 1 2");
     bridge_fake_answer(f->fake, user_reply(1, 1));
@@ -274,6 +275,8 @@ static void test_limit_and_rooms(void **state)
     bridge_fake_answer(f->fake, bf_arr(3, bf_int(-1), bf_int(0), bf_int(1)));
     assert_string_equal(sent(f, 2), "44{\"message\":\"Too many connections for this user\"}\n");
     assert_int_equal(STATS_GET(f->stats.limit_rejections[STATS_LIMIT_PER_USER]), 1);
+    /* answered: a drain does not wait for a CONNECT that may never come again */
+    assert_false(sio_connecting(f->sio));
     /* joins and leaves of the counted socket */
     say(f, 1, "20[\"join-room\",\"chat.1\"]");
     assert_string_equal(sent(f, 1), "430[{\"ok\":true,\"roomId\":\"chat.1\"}]\n");

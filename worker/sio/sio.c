@@ -27,6 +27,7 @@ struct sio_socket {
     uint32_t nsp_mask;            /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
     bool closed;                  /* its session ended */
     bool deferred;                /* the main CONNECT waits for an observer's reply */
+    bool refused;                 /* its last main CONNECT got a CONNECT_ERROR */
     unsigned deferred_by;         /* that observer's index */
     char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
     rooms_sock_t rooms;           /* its memberships */
@@ -452,6 +453,7 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
     if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
     const char *why = sio_auth_connect(sio->auth, &s->auth_state, pk->data, pk->data_len);
+    s->refused = i == 0 && why;
     if (why) {
         count_limit(sio, STATS_LIMIT_AUTH);
         /* refused like a Node middleware refusal: CONNECT_ERROR, the session stays open */
@@ -489,6 +491,7 @@ void sio_connect_refuse(sio_socket_t *s, const char *message)
     if (s->closed || !s->deferred)
         return;
     s->deferred = false;
+    s->refused = true;
     free(s->auth[0]);
     s->auth[0] = NULL;
     buf_reset(&sio->json);
@@ -890,7 +893,7 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
 bool sio_connecting(const sio_t *sio)
 {
     for (const sio_socket_t *s = sio->head; s; s = s->next)
-        if (!s->closed && s->nsp_mask == 0)
+        if (!s->closed && s->nsp_mask == 0 && !s->refused)
             return true;
     return false;
 }
