@@ -16,8 +16,8 @@ if [ "$what" = deb ]; then pkgs+=("${debpkgs[@]}"); fi
 if [ "$what" = test ]; then
     # prometheus for promtool, nginx for seed 003's load balancer (the daemons they ship are never
     # started: the tests start their own nginx on a free loopback port)
-    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-requests python3-websocket chromium
-           redis-sentinel openssl prometheus nginx "${debpkgs[@]}")
+    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-redis python3-requests python3-websocket
+           chromium redis-sentinel openssl prometheus nginx "${debpkgs[@]}")
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi

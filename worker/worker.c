@@ -14,15 +14,22 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/bridge/bridge_redis.h"
+#include "common/bridge/presence_store.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/proto/payload.h"
+#include "common/redis/redis_client.h"
 #include "common/redis/redis_topology.h"
 #include "common/xalloc.h"
 #include "shm/latency.h"
 #include "shm/stats.h"
 #include "shm/stats_window.h"
 #include "shm/workdesc.h"
+#include "worker/bridge/bridge_hooks.h"
+#include "worker/bridge/inbound.h"
+#include "worker/bridge/presence.h"
+#include "worker/bridge/presence_route.h"
 #include "worker/cluster/adapter.h"
 #include "worker/cluster/streams_adapter.h"
 #include "worker/cluster/streams_restore.h"
@@ -81,6 +88,16 @@ typedef struct worker {
     peer_dir_t *peers;           /* ... and where the other servers are, for relayed requests */
     streams_adapter_t *streams;  /* SOCKETIO_REDIS_ADAPTER=streams: the adapter; else NULL */
     streams_restore_t *srestore; /* ... and its CONNECTION_RECOVERY; else NULL */
+    /* client events, presence and per-user limits: their Redis client, NULL when all are off */
+    redis_topology_t *topology;
+    redis_client_t *bridge;
+    bool bridge_up;
+    inbound_t *inbound;
+    presence_t *presence;
+    bridge_hooks_t *hooks;
+    presence_route_t *presence_route;
+    buf_t presence_channel;
+    char writer[256]; /* <host>:<port>:<slot>:<pid>: this process in presence and inbound */
     bool stopping;
     uint64_t stop_deadline;
     uint64_t connect_grace_until; /* the drain waits for CONNECTs on their way until then */
@@ -342,6 +359,15 @@ static void finish(worker_t *w)
     conformance_free(w->conformance);
     seed_events_free(w->seed);
     sio_free(w->sio);
+    bridge_hooks_free(w->hooks);
+    presence_free(w->presence);
+    inbound_free(w->inbound);
+    presence_route_free(w->presence_route);
+    buf_free(&w->presence_channel);
+    w->hooks = NULL;
+    w->presence = NULL;
+    w->inbound = NULL;
+    w->presence_route = NULL;
     eio_echo_free(w->echo);
     ops_routes_free(w->ops);
     router_free(w->router);
@@ -407,9 +433,23 @@ static void on_srestore_closed(void *arg)
     on_restore_closed(w);
 }
 
+static void on_bridge_closed(void *arg)
+{
+    worker_t *w = arg;
+    redis_topology_close(w->topology, on_part_closed, w);
+    w->topology = NULL;
+}
+
 static void on_sessions_closed(void *arg)
 {
     worker_t *w = arg;
+    if (w->bridge) {
+        /* the sockets' counts are sent: this writer goes, after what is queued */
+        presence_stop(w->presence);
+        w->closing++;
+        redis_client_close(w->bridge, on_bridge_closed, w);
+        w->bridge = NULL;
+    }
     if (w->srestore)
         streams_restore_close(w->srestore, on_srestore_closed, w);
     else if (w->restore)
@@ -477,6 +517,8 @@ static void on_tick(uv_timer_t *t)
     if (limits_rss_self(&rss, NULL) == 0)
         STATS_SET(w->stats->rss_bytes, rss);
     stats_window_tick(w->stats, wall_ms());
+    if (w->bridge)
+        presence_tick(w->presence, wall_ms());
     if (w->http) {
         /* the transport counts in plain fields on its hot path; published here */
         http_stats_t hs;
@@ -493,6 +535,63 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* ---- setup ---- */
+
+/* ---- client events, presence and per-user limits ---- */
+
+static void on_bridge_state(redis_client_t *c, bool up, void *arg)
+{
+    (void)c;
+    worker_t *w = arg;
+    /* Redis may have lost this worker's counts, or missed changes meanwhile: rewrite them */
+    if (up && !w->bridge_up)
+        presence_resync(w->presence, wall_ms());
+    w->bridge_up = up;
+}
+
+static void on_bridge_message(redis_client_t *c, const redis_push_t *m, void *arg)
+{
+    (void)c;
+    worker_t *w = arg;
+    if (m->channel_len == w->presence_channel.len &&
+        memcmp(m->channel, w->presence_channel.data, m->channel_len) == 0)
+        bridge_hooks_presence_event(w->hooks, m->data, m->len);
+}
+
+static int bridge_setup(worker_t *w)
+{
+    const cfg_t *cfg = w->cfg;
+    if (!cfg->inbound_stream[0] && !cfg->presence && cfg->max_connections_per_user <= 0)
+        return 0;
+    char host[128] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(w->writer, sizeof(w->writer), "%s:%d:%u:%ld", host, cfg->port, w->args->index,
+             (long)getpid());
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, cfg);
+    buf_t err;
+    buf_init(&err);
+    int rc = redis_topology_new(&w->topology, &w->loop, &o, &err);
+    if (rc) {
+        LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
+        buf_free(&err);
+        return rc;
+    }
+    buf_free(&err);
+    static const redis_client_cbs_t cbs = {.state = on_bridge_state, .message = on_bridge_message};
+    w->bridge = redis_client_new(w->topology, "bridge", &cbs, w);
+    bridge_redis_t ops = bridge_redis_over_client(w->bridge);
+    w->inbound = inbound_new(&ops, cfg, w->writer, w->stats);
+    w->presence = presence_new(&ops, cfg, w->writer, w->stats);
+    if ((rc = bridge_hooks_new(&w->hooks, w->sio, w->fanout, w->presence, w->inbound)))
+        return rc;
+    if (cfg->presence) {
+        presence_channel(&w->presence_channel, cfg->redis_key);
+        redis_client_subscribe(w->bridge, REDIS_SUB_CHANNEL, w->presence_channel.data,
+                               w->presence_channel.len);
+        w->presence_route = presence_route_new(w->router, &ops, cfg);
+    }
+    return 0;
+}
 
 /* The layers that serve clients, bottom-up: HTTP, Engine.IO, Socket.IO, fanout, recovery. */
 static int clients_setup(worker_t *w)
@@ -549,6 +648,9 @@ static int clients_setup(worker_t *w)
     /* also with one worker: a respawn or a reload runs two slots side by side for a while */
     if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, (unsigned long)getppid(),
                          w->args->slot, w->stats)))
+        return rc;
+    /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
+    if ((rc = bridge_setup(w)))
         return rc;
     /* streams mode: the offsets are the adapter stream's ids, not the rooms' */
     if (cfg->connection_recovery && cfg->adapter != CONFIG_ADAPTER_STREAMS)
@@ -660,6 +762,7 @@ int worker_main(const worker_args_t *args)
     w->cfg = args->cfg;
     w->stats = shm_region_slot_stats(args->region, args->slot);
     buf_init(&w->packet);
+    buf_init(&w->presence_channel);
     int rc = setup(w);
     if (rc) {
         LOG_ERROR("worker setup failed: %s", uv_strerror(rc));

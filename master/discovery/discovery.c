@@ -91,6 +91,9 @@ static bool on_new_stream(discovery_t *d, const char *key, size_t len, bool prio
     uint32_t pool, worker;
     if (stream_exclude_match(d->first, key, len))
         return false; /* not a room: reading it in a group would delete someone's entries */
+    /* written for the back end: reading it as a room would take its entries away */
+    if (config_is_own_stream(d->cfg, key, len))
+        return false;
     if (pools_add(d->pools, key, len, priority, d->cycle, &pool, &worker) != 1)
         return false;
     LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, worker);
