@@ -397,6 +397,8 @@ static void on_streams_closed(void *arg)
     worker_t *w = arg;
     peer_dir_t *pd = w->peers;
     w->peers = NULL;
+    if (w->eio)
+        eio_endpoint_relay(w->eio, NULL); /* a late request on a kept-alive connection */
     if (pd)
         peer_dir_close(pd, on_peers_closed, w);
     else

@@ -35,6 +35,8 @@ struct eio_endpoint {
     peer_dir_t *peers;         /* set: requests for another server's sid are relayed there */
     splice_set_t *splices;     /* ... by these relays */
     splice_stats_t relays;
+    struct relay *retrying;  /* relays whose server was not found yet, looked up again ... */
+    uv_timer_t *retry;       /* ... when this fires (its own allocation: it outlives a free) */
     uint64_t relay_failures; /* counted for log_sampled */
     binding_t apps[MAX_APPS];
     unsigned napps;
@@ -280,10 +282,18 @@ static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_
     "Content-Length: 41\r\n\r\n" RELAY_FALLBACK_BODY
 _Static_assert(sizeof(RELAY_FALLBACK_BODY) - 1 == 41, "Content-Length of the fallback");
 
+/* A server announces itself once its Redis connection is up, which may come after its first
+ * handshakes: a server not found is looked up again a few times before the client is answered. */
+#define RELAY_TRIES 5
+#define RELAY_RETRY_MS 200
+
 /* A relay waiting for the owner's address (a GET to Redis): the client's socket and request. */
 typedef struct relay {
     eio_endpoint_t *ep;
     int fd;
+    unsigned tries;
+    char tag[EIO_SID_TAG_LEN];
+    struct relay *next; /* in ep->retrying */
     size_t len;
     char req[];
 } relay_t;
@@ -306,11 +316,37 @@ static void relay_to(eio_endpoint_t *ep, int fd, const struct sockaddr *addr, co
                  (unsigned long long)ep->relay_failures);
 }
 
+static void on_retry(uv_timer_t *t);
+
 static void on_peer_found(const struct sockaddr *addr, void *arg)
 {
     relay_t *r = arg;
-    relay_to(r->ep, r->fd, addr, r->req, r->len);
+    eio_endpoint_t *ep = r->ep;
+    if (!addr && ep->peers && r->tries++ < RELAY_TRIES) {
+        r->next = ep->retrying;
+        ep->retrying = r;
+        if (!uv_is_active((uv_handle_t *)ep->retry))
+            uv_timer_start(ep->retry, on_retry, RELAY_RETRY_MS, 0);
+        return;
+    }
+    relay_to(ep, r->fd, addr, r->req, r->len);
     free(r);
+}
+
+/* Looks each waiting relay up again (without a directory any more: answered at once). */
+static void on_retry(uv_timer_t *t)
+{
+    eio_endpoint_t *ep = t->data;
+    relay_t *r = ep->retrying;
+    ep->retrying = NULL;
+    while (r) {
+        relay_t *next = r->next;
+        struct sockaddr_storage addr;
+        int rc = ep->peers ? peer_dir_lookup(ep->peers, r->tag, &addr, on_peer_found, r) : -1;
+        if (rc != 0)
+            on_peer_found(rc == 1 ? (const struct sockaddr *)&addr : NULL, r);
+        r = next;
+    }
 }
 
 /*
@@ -328,7 +364,8 @@ static int relay(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, const cha
     conn_close(c); /* our descriptor only: the copy carries the connection on */
     struct sockaddr_storage addr;
     relay_t *r = xmalloc(sizeof(*r) + ep->fwd.len);
-    *r = (relay_t){ep, copy, ep->fwd.len};
+    *r = (relay_t){.ep = ep, .fd = copy, .len = ep->fwd.len};
+    memcpy(r->tag, tag, EIO_SID_TAG_LEN);
     memcpy(r->req, ep->fwd.data, ep->fwd.len);
     int rc = peer_dir_lookup(ep->peers, tag, &addr, on_peer_found, r);
     if (rc == 0)
@@ -340,6 +377,13 @@ static int relay(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, const cha
 void eio_endpoint_relay(eio_endpoint_t *ep, peer_dir_t *pd)
 {
     ep->peers = pd;
+    if (!pd)
+        on_retry(ep->retry); /* the waiting relays are answered now */
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    free(h);
 }
 
 static void on_handoff(int fd, const char *p, size_t len, void *ud)
@@ -515,6 +559,9 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
     buf_init(&ep->q);
     buf_init(&ep->fwd);
     ep->splices = splice_set_new(loop);
+    ep->retry = xmalloc(sizeof(*ep->retry));
+    uv_timer_init(loop, ep->retry);
+    ep->retry->data = ep;
     eio_transport_t tr = {
         .arg = ep,
         .ws_text = tr_ws_text,
@@ -560,6 +607,9 @@ void eio_endpoint_free(eio_endpoint_t *ep)
     if (!ep)
         return;
     handoff_free(ep->handoff);
+    ep->peers = NULL;
+    on_retry(ep->retry);
+    uv_close((uv_handle_t *)ep->retry, on_retry_closed);
     splice_set_free(ep->splices);
     eio_free(ep->sessions);
     buf_free(&ep->hdrs);

@@ -46,8 +46,10 @@ void eio_endpoint_serve(eio_endpoint_t *ep, router_t *r, const char *path, const
 /*
  * From now on a request whose sid carries another server's tag (eio_config_t.tag) is relayed to
  * that server, found in pd (borrowed: it must stay open while the endpoint serves; close it
- * before eio_endpoint_free). A server that cannot be found or reached answers the client as
- * Node does for a sid it does not know (400, code 1): the client reconnects.
+ * before eio_endpoint_free, or pass NULL first: relaying stops). A server not found is looked up
+ * again for about a second (it may not have announced itself yet); one that cannot be found or
+ * reached then answers the client as Node does for a sid it does not know (400, code 1): the
+ * client reconnects.
  */
 void eio_endpoint_relay(eio_endpoint_t *ep, peer_dir_t *pd);
 /* The sessions (for shutdown). */
