@@ -118,7 +118,7 @@ $(BUILD)/bench/producer: bench/producer.c
 	$(CC) $(CFLAGS) -o $@ $< -lhiredis
 
 bench: $(BUILD)/streamio $(BENCH_TOOLS)
-	@scripts/install-deps.sh test
+	@scripts/install-deps.sh bench
 	@scripts/bench.sh $(BUILD)/streamio
 
 # `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the CLI, their man pages, the systemd

@@ -11,6 +11,10 @@
  * with seq k / rooms. Stops when all expected deliveries arrived, after --idle-ms without
  * traffic once the producer exited, or at --timeout. Prints one JSON object on stdout and a
  * table on stderr. Loopback only; never writes anything but its own frames.
+ *
+ * Several loadgens can share one broadcast (bench.sh's connect-100k): each connects from its own
+ * --bind address, writes --ready-file once its clients joined, and starts timing (and its
+ * --exec, if given) only once --go-file exists. --lat-out writes the latency distribution.
  */
 #include "bench/procstat.h"
 
@@ -23,6 +27,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 enum cstate { C_IDLE, C_CONNECTING, C_HTTP, C_OPEN, C_NSP, C_JOINING, C_JOINED, C_DEAD };
@@ -46,7 +51,11 @@ struct lg {
     int port;
     uint32_t nclients, nrooms, parallel;
     uint64_t entries;
-    const char *prefix, *exec, *label, *mode;
+    const char *prefix, *exec, *label, *mode, *lat_out;
+    const char *bind_addr;          /* source address of every connection (several processes,
+                                     * several addresses: past one address' ephemeral ports) */
+    const char *ready_file, *go_file; /* barrier between loadgens sharing one broadcast */
+    bool ready_written;
     pid_t server_pid, redis_pid;
     uint32_t idle_ms, timeout_s, hold_ms;
 
@@ -391,8 +400,10 @@ static void on_connect(uv_connect_t *req, int status)
 
 static void connect_more(lg_t *lg)
 {
-    struct sockaddr_in sa;
+    struct sockaddr_in sa, src;
     uv_ip4_addr("127.0.0.1", lg->port, &sa);
+    if (lg->bind_addr)
+        uv_ip4_addr(lg->bind_addr, 0, &src);
     while (lg->next_connect < lg->nclients && lg->inflight < lg->parallel && !lg->finished) {
         client_t *c = &lg->clients[lg->next_connect++];
         c->lg = lg;
@@ -405,6 +416,11 @@ static void connect_more(lg_t *lg)
         }
         uv_tcp_nodelay(&c->tcp, 1);
         c->state = C_CONNECTING;
+        if (lg->bind_addr && uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0) < 0) {
+            lg->inflight++;
+            client_fail(c);
+            continue;
+        }
         lg->inflight++;
         if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, on_connect) < 0)
             client_fail(c);
@@ -478,10 +494,20 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     if (!lg->t_prod_start) {
-        if (now - lg->t_all_joined >= (uint64_t)lg->hold_ms * 1000000ull) {
-            procstat_tree(lg->server_pid, &lg->srv_after_conn);
-            start_producer(lg);
+        if (now - lg->t_all_joined < (uint64_t)lg->hold_ms * 1000000ull)
+            return;
+        if (lg->ready_file && !lg->ready_written) {
+            FILE *f = fopen(lg->ready_file, "w");
+            if (f) {
+                fprintf(f, "%u %u\n", lg->joined, lg->failed);
+                fclose(f);
+            }
+            lg->ready_written = true;
         }
+        if (lg->go_file && access(lg->go_file, F_OK) != 0)
+            return;
+        procstat_tree(lg->server_pid, &lg->srv_after_conn);
+        start_producer(lg);
         return;
     }
     uint64_t expected = 0;
@@ -526,6 +552,26 @@ static double tv_us(struct timeval tv)
     return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
 }
 
+/* The latency distribution for bench/charts.js: "<percentile> <ms>" per line, every percent up
+ * to 99, then finer steps into the tail, then the maximum as 100. */
+static void write_latencies(const lg_t *lg)
+{
+    FILE *f = fopen(lg->lat_out, "w");
+    if (!f) {
+        fprintf(stderr, "loadgen: cannot write %s\n", lg->lat_out);
+        return;
+    }
+    static const double tail[] = {99.5, 99.9, 99.95, 99.99, 99.995, 99.999};
+    for (int p = 1; p <= 99 && lg->nlat; p++)
+        fprintf(f, "%d %.4f\n", p, pct(lg->lat_us, lg->nlat, p) / 1000);
+    for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]) && lg->nlat; i++)
+        if ((double)lg->nlat * (100 - tail[i]) >= 100) /* at least one sample beyond it */
+            fprintf(f, "%g %.4f\n", tail[i], pct(lg->lat_us, lg->nlat, tail[i]) / 1000);
+    if (lg->nlat)
+        fprintf(f, "100 %.4f\n", lg->lat_us[lg->nlat - 1] / 1000);
+    fclose(f);
+}
+
 static void close_all(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -549,6 +595,8 @@ static void finish(lg_t *lg)
     getrusage(RUSAGE_CHILDREN, &kids);
 
     qsort(lg->lat_us, lg->nlat, sizeof(double), cmp_d);
+    if (lg->lat_out)
+        write_latencies(lg);
     uint64_t expected = 0;
     uint64_t missing = 0;
     for (uint32_t i = 0; i < lg->nclients; i++) {
@@ -628,7 +676,8 @@ static void usage(void)
             "usage: loadgen --port P --server-pid PID [--clients N] [--rooms R] [--entries E]\n"
             "         [--prefix bench.r] [--exec 'producer ...'] [--mode fanout|connect]\n"
             "         [--parallel 256] [--idle-ms 2000] [--hold-ms 500] [--timeout 120]\n"
-            "         [--redis-pid PID] [--label NAME]\n");
+            "         [--redis-pid PID] [--label NAME] [--lat-out FILE] [--bind 127.0.0.x]\n"
+            "         [--ready-file FILE --go-file FILE]\n");
     exit(2);
 }
 
@@ -651,7 +700,9 @@ int main(int argc, char **argv)
         {"entries", 1, 0, 'e'},   {"prefix", 1, 0, 'x'},   {"exec", 1, 0, 'X'},
         {"mode", 1, 0, 'm'},      {"parallel", 1, 0, 'P'}, {"idle-ms", 1, 0, 'i'},
         {"hold-ms", 1, 0, 'H'},   {"timeout", 1, 0, 't'},  {"server-pid", 1, 0, 's'},
-        {"redis-pid", 1, 0, 'R'}, {"label", 1, 0, 'l'},    {0, 0, 0, 0}};
+        {"redis-pid", 1, 0, 'R'}, {"label", 1, 0, 'l'},    {"lat-out", 1, 0, 'L'},
+        {"bind", 1, 0, 'b'},      {"ready-file", 1, 0, 'y'}, {"go-file", 1, 0, 'g'},
+        {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -696,6 +747,18 @@ int main(int argc, char **argv)
             break;
         case 'l':
             lg->label = optarg;
+            break;
+        case 'L':
+            lg->lat_out = optarg;
+            break;
+        case 'b':
+            lg->bind_addr = optarg;
+            break;
+        case 'y':
+            lg->ready_file = optarg;
+            break;
+        case 'g':
+            lg->go_file = optarg;
             break;
         default:
             usage();

@@ -42,6 +42,22 @@ const CONNECT = [
   ['server_procs', 'server processes', null, 0],
 ];
 
+const CONNECT100K = [
+  ['clients', 'clients', null, 0],
+  ['connected', 'connected', null, 0],
+  ['failed', 'failed', null, 0],
+  ['loadgens', 'load generators (one loopback address each)', null, 0],
+  ['workers', 'server processes (workers)', null, 0],
+  ['handshakes_per_s', 'connect+handshake+join/s', 'high', 0],
+  ['server_rss_kb_after', 'server RSS total KB (all connected)', 'low', 0],
+  ['rss_bytes_per_conn', 'RSS bytes/connection', 'low', 0],
+  ['idle_cpu_pct', 'idle CPU % of one core (all connected)', 'low', 2],
+  ['broadcast_ms', 'one broadcast to all, ms (last receipt)', 'low', 1],
+  ['broadcast_p50_ms', 'one broadcast, half the clients, ms', 'low', 1],
+  ['received', 'deliveries of that broadcast', null, 0],
+  ['lost', 'lost', null, 0],
+];
+
 const fmt = (v, d) => (v === undefined || v === null ? '-' : typeof v === 'number' ? v.toFixed(d) : String(v));
 
 function ratio(a, b, better) {
@@ -60,11 +76,12 @@ const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor').map((r)
 for (const s of scenarios) {
   const rs = rows.filter((r) => r.scenario === s);
   const labels = rs.map((r) => r.label);
-  const spec = rs.some((r) => r.mode === 'connect') ? CONNECT : FANOUT;
+  const spec = rs.some((r) => r.mode === 'connect100k') ? CONNECT100K
+    : rs.some((r) => r.mode === 'connect') ? CONNECT : FANOUT;
   const first = rs.find((r) => !r.error) || {};
   out.push('');
   out.push(`## ${s}: ${first.clients ?? '?'} clients, ${first.rooms ?? '?'} rooms` +
-    (first.mode === 'connect' ? '' : `, ${first.entries ?? '?'} entries`));
+    (String(first.mode).startsWith('connect') ? '' : `, ${first.entries ?? '?'} entries`));
   const header = ['metric', ...labels];
   const sio = rs.find((r) => r.server === 'streamio');
   const nod = rs.find((r) => r.server === 'node');
@@ -79,10 +96,27 @@ for (const s of scenarios) {
   const w = header.map((_, i) => Math.max(...table.map((l) => (l[i] ?? '').length)));
   for (const l of table) out.push(l.map((c, i) => (i === 0 ? (c ?? '').padEnd(w[i]) : (c ?? '').padStart(w[i]))).join('  '));
   // Redis commands of the load window (INFO commandstats), busiest first
-  for (const r of rs.filter((x) => x.redis_cmds && x.mode !== 'connect')) {
+  for (const r of rs.filter((x) => x.redis_cmds && x.mode === 'fanout')) {
     const top = Object.entries(r.redis_cmds).sort((a, b) => b[1].usec - a[1].usec).slice(0, 8);
     if (top.length) out.push(`redis commands (${r.label}): ${top.map(([n, c]) => `${n} ${c.calls}×/${c.usec} µs`).join(', ')}`);
   }
+}
+// The adapter's cost per delivery, against the same server with it off.
+const aoff = rows.find((r) => r.scenario === 'adapter' && r.label.endsWith('-adapter-false'));
+for (const r of rows.filter((x) => x.scenario === 'adapter' && x !== aoff && x.server === 'streamio')) {
+  if (aoff && aoff.server_cpu_us_per_delivery > 0 && r.server_cpu_us_per_delivery > 0) {
+    out.push(`adapter cost (${r.label}): CPU per delivery ${(r.server_cpu_us_per_delivery
+      / aoff.server_cpu_us_per_delivery).toFixed(2)}x of adapter off`);
+  }
+}
+// A million connections on paper, from what 100k measured.
+for (const r of rows.filter((x) => x.mode === 'connect100k' && x.connected > 0)) {
+  const gb = (r.rss_bytes_per_conn * 1e6) / 2 ** 30;
+  out.push(`1M on paper (${r.label}): ${gb.toFixed(2)} GiB of server RSS, `
+    + `${((r.idle_cpu_pct * 1e6) / r.connected).toFixed(1)} % of a core idle, `
+    + `${Math.ceil(1e6 / (r.fd_limit - 1000))}+ processes at ${r.fd_limit} descriptors each, `
+    + `${(1e6 / r.handshakes_per_s).toFixed(0)} s to connect everyone at the measured rate, `
+    + `one broadcast ~${((r.broadcast_ms * 1e6) / r.connected / 1000).toFixed(1)} s if it scales linearly`);
 }
 // Worker scaling: the scaling scenario (2 workers) against fanout-max (1 worker).
 const one = rows.find((r) => r.scenario === 'fanout-max' && r.server === 'streamio');
