@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -409,13 +410,19 @@ static void connect_more(lg_t *lg)
         c->lg = lg;
         c->tcp.data = c;
         c->creq.data = c;
-        if (uv_tcp_init(lg->loop, &c->tcp) < 0) {
+        if (uv_tcp_init_ex(lg->loop, &c->tcp, AF_INET) < 0) {
             c->state = C_DEAD;
             lg->failed++;
             continue;
         }
         uv_tcp_nodelay(&c->tcp, 1);
         c->state = C_CONNECTING;
+        /* the port is picked at connect() from the whole 4-tuple: a bind() to port 0 would scan
+         * every port already bound on the address, per connection */
+        uv_os_fd_t fd;
+        int one = 1;
+        if (lg->bind_addr && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
         if (lg->bind_addr && uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0) < 0) {
             lg->inflight++;
             client_fail(c);

@@ -24,7 +24,8 @@
 # connect-100k (not in the default set; BENCH_100K_CLIENTS, default 100000): that many idle
 # WebSockets at once, from BENCH_100K_LOADGENS load generators (each from its own loopback
 # address 127.0.0.2, .3, ...: one address has ~28k ephemeral ports) against BENCH_100K_WORKERS
-# workers (each process may hold `ulimit -Hn` descriptors; the soft limit is raised to it here).
+# workers (each process may hold `ulimit -Hn` descriptors; the soft limit is raised to it here;
+# default: 80 % of that per worker, as a full worker leaves the rest to its siblings).
 # Reports handshakes/s, RSS in total and per connection, idle CPU over BENCH_100K_IDLE_S
 # seconds (a ping round at the default 25 s interval), and the time one entry takes to reach
 # every client of the one room they all joined.
@@ -204,8 +205,8 @@ run_100k() {
     local per_lg=$((FD_HARD - 1000))
     [ "$per_lg" -gt 20000 ] && per_lg=20000
     local lgs=${BENCH_100K_LOADGENS:-$(((clients + per_lg - 1) / per_lg))}
-    # uneven accepts: leave every worker half its descriptors spare on average
-    local workers=${BENCH_100K_WORKERS:-$(((clients * 2 + FD_HARD - 1001) / (FD_HARD - 1000)))}
+    # a full worker leaves new connections to the others (worker/net/acceptor): 80 % each
+    local workers=${BENCH_100K_WORKERS:-$(((clients * 5 + FD_HARD * 4 - 1) / (FD_HARD * 4)))}
     [ "$workers" -lt 2 ] && workers=2
     local label="$name-w$workers" scen=connect-100k
     log "--- $scen: $label, $clients clients from $lgs load generators, fd limit $FD_HARD"

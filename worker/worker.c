@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -23,6 +24,7 @@
 #include "worker/cluster/adapter.h"
 #include "worker/fanout/siblings.h"
 #include "worker/latency.h"
+#include "worker/net/acceptor.h"
 #include "worker/session.h"
 #include "worker/sio/limits.h"
 #include "worker/stream/reader.h"
@@ -37,7 +39,7 @@ typedef struct worker {
     const cfg_t *cfg;
     stats_worker_t *stats;
     ring_t *ring;
-    uv_tcp_t listener;
+    acceptor_t *acceptor; /* this worker's share of the listening socket */
     uv_poll_t ring_poll;
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;      /* stats refresh, and the shutdown deadline */
@@ -237,16 +239,40 @@ static void on_ring_wake(uv_poll_t *h, int status, int events)
 
 /* ---- clients ---- */
 
-static void on_connection(uv_stream_t *server, int status)
+static int on_connection(uv_stream_t *server, void *arg)
 {
-    worker_t *w = server->data;
-    if (status < 0 || w->stopping)
-        return;
+    worker_t *w = arg;
+    if (w->stopping)
+        return 0;
     int rc = sessions_accept(w->sessions, server);
     /* EMFILE repeats on every wake-up of the listener while descriptors are short */
     if (rc && rc != -EAGAIN && log_sampled(&w->accept_failures))
         LOG_WARN("accept failed: %s (%llu so far)", uv_strerror(rc),
                  (unsigned long long)w->accept_failures);
+    return rc;
+}
+
+static size_t live_connections(void *arg)
+{
+    worker_t *w = arg;
+    conn_stats_t cs;
+    sessions_conn_stats(w->sessions, &cs);
+    return cs.live;
+}
+
+/* Every descriptor the hard limit allows (a connection is one), and the connections that fit. */
+static size_t connection_budget(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return acceptor_max_live(1024);
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = soft;
+    }
+    return acceptor_max_live(rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : (size_t)rl.rlim_cur);
 }
 
 /* ---- shutdown ---- */
@@ -317,7 +343,8 @@ static void begin_stop(worker_t *w, const char *why)
     if (g && (pid_t)STATS_GET(g->master_pid) == getppid())
         kill(getppid(), SIGUSR1);
     w->stop_deadline = uv_now(&w->loop) + (uint64_t)w->cfg->shutdown_timeout_ms;
-    uv_close((uv_handle_t *)&w->listener, on_closed);
+    acceptor_close(w->acceptor);
+    w->acceptor = NULL;
     w->closing = 1;
     /* a client accepted a moment ago gets its Socket.IO connect before the 1001, so it sees a
      * normal disconnect and reconnects rather than a failed connect */
@@ -419,11 +446,8 @@ static int setup(worker_t *w)
     uv_poll_start(&w->ring_poll, UV_READABLE, on_ring_wake);
     if (!drain_ring(w))
         uv_idle_start(&w->ring_again, on_ring_again);
-    if ((rc = uv_tcp_init(&w->loop, &w->listener)) ||
-        (rc = uv_tcp_open(&w->listener, w->args->listen_fd)))
-        return rc;
-    w->listener.data = w;
-    return uv_listen((uv_stream_t *)&w->listener, 4096, on_connection);
+    return acceptor_new(&w->acceptor, &w->loop, w->args->listen_fd, connection_budget(),
+                        on_connection, live_connections, w);
 }
 
 int worker_main(const worker_args_t *args)
