@@ -293,6 +293,78 @@ int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *ou
     return 0;
 }
 
+int adapter_msg_peek_broadcast_uid(const uint8_t *p, size_t len, adapter_str_t *uid)
+{
+    size_t start, n;
+    if (len < 2 || p[0] != 0x93) /* fixarray of 3 */
+        return -EPROTO;
+    if ((p[1] & 0xe0) == 0xa0) { /* fixstr */
+        start = 2;
+        n = p[1] & 0x1f;
+    } else if (p[1] == 0xd9 && len >= 3) { /* str 8 */
+        start = 3;
+        n = p[2];
+    } else {
+        return -EPROTO;
+    }
+    if (n > len - start)
+        return -EPROTO;
+    uid->p = (const char *)p + start;
+    uid->len = n;
+    return 0;
+}
+
+/* Moves *i back to the '"' that opens the string whose closing '"' is at *i + 1; false when the
+ * string holds a backslash or no quote opens it. */
+static bool quoted_back(const uint8_t *p, size_t *i)
+{
+    for (size_t k = *i; k-- > 0;) {
+        if (p[k] == '\\')
+            return false;
+        if (p[k] == '"') {
+            *i = k;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* p[0..at) ends with the `n` bytes of s. */
+static bool ends_with(const uint8_t *p, size_t at, const char *s, size_t n)
+{
+    return at >= n && memcmp(p + at - n, s, n) == 0;
+}
+
+int adapter_msg_peek_cluster(const uint8_t *p, size_t len, int *type, adapter_str_t *uid)
+{
+    static const char head[] = "{\"type\":";
+    size_t i = sizeof(head) - 1;
+    if (len < i + 2 || memcmp(p, head, i) != 0 || p[i] < '0' || p[i] > '9')
+        return -EPROTO;
+    int t = 0;
+    for (; i < len && p[i] >= '0' && p[i] <= '9' && t < 1000; i++)
+        t = t * 10 + (p[i] - '0');
+    if (i >= len || p[i] != ',')
+        return -EPROTO;
+    /* ..."uid":"<uid>","nsp":"<nsp>"} read backwards */
+    if (p[len - 1] != '}' || p[len - 2] != '"')
+        return -EPROTO;
+    size_t nsp_open = len - 2; /* nsp's closing quote, then its opening one */
+    if (!quoted_back(p, &nsp_open) || !ends_with(p, nsp_open, ",\"nsp\":", 7))
+        return -EPROTO;
+    size_t uid_close = nsp_open - 7 - 1;
+    if (nsp_open < 8 + i || p[uid_close] != '"')
+        return -EPROTO;
+    size_t uid_open = uid_close;
+    if (!quoted_back(p, &uid_open) || !ends_with(p, uid_open, ",\"uid\":", 7) ||
+        uid_open < i + 7)
+        return -EPROTO;
+    *type = t;
+    uid->p = (const char *)p + uid_open + 1;
+    uid->len = uid_close - uid_open - 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ msgpack request (type 7) */
 
 static int decode_request_mpack(const uint8_t *p, size_t len, adapter_msg_t *out)
@@ -680,7 +752,7 @@ static int cluster_data(buf_t *scratch, int64_t type, const json_span_t *data, a
     if (rc)
         return rc;
     switch (type) {
-    case 3:
+    case ADAPTER_CLUSTER_BROADCAST:
         m->op = ADAPTER_OP_BROADCAST;
         if (!has_packet || !has_opts)
             return -EPROTO;

@@ -85,6 +85,25 @@ typedef struct adapter_msg {
 int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *out);
 
 /*
+ * The uid of a classic broadcast, read from its first bytes (msgpack [uid, ...]) without decoding
+ * the rest, so a receiver can drop the broadcasts of its own server before paying for them.
+ * `uid` borrows p. 0, or -EPROTO when the message does not start that way (decode it to know).
+ */
+int adapter_msg_peek_broadcast_uid(const uint8_t *p, size_t len, adapter_str_t *uid);
+
+/* The ClusterAdapter message type of a broadcast (sharded mode). */
+#define ADAPTER_CLUSTER_BROADCAST 3
+
+/*
+ * The type and uid of a sharded message laid out as Node's ClusterAdapter and this module write
+ * it, {"type":N,...,"uid":"<uid>","nsp":"<nsp>"} with no escapes in uid and nsp, read from its two
+ * ends without decoding the rest. For valid JSON these are the members JSON.parse keeps (the last
+ * of each name closes the object). `uid` borrows p. 0, or -EPROTO when the message is laid out
+ * otherwise (decode it to know).
+ */
+int adapter_msg_peek_cluster(const uint8_t *p, size_t len, int *type, adapter_str_t *uid);
+
+/*
  * Decodes a classic request (socket.io-request#<nsp>#): JSON when the first byte is '{', else the
  * msgpack map of a broadcast with acks (type 7). Types 0-7 give their op; anything else decodes to
  * ADAPTER_OP_NONE. Strings with JSON escapes are decoded into `scratch` (reset here; *out borrows

@@ -569,15 +569,25 @@ static bool in_nsp(const adapter_t *a, unsigned i, const adapter_msg_t *m)
     return m->nsp.len == n->len && memcmp(m->nsp.p, n->p, n->len) == 0;
 }
 
-static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
+static bool is_own(const adapter_t *a, const adapter_str_t *uid)
 {
-    return m->uid.len == UID_LEN && memcmp(m->uid.p, a->uid, UID_LEN) == 0;
+    return uid->len == UID_LEN && memcmp(uid->p, a->uid, UID_LEN) == 0;
 }
 
 /* A broadcast a sibling worker also handed us over local IPC. */
+static bool from_sibling(const adapter_t *a, const adapter_str_t *uid)
+{
+    return a->is_sibling && a->is_sibling(uid->p, uid->len, a->sibling_arg);
+}
+
+static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
+{
+    return is_own(a, &m->uid);
+}
+
 static bool sibling_uid(const adapter_t *a, const adapter_msg_t *m)
 {
-    return a->is_sibling && a->is_sibling(m->uid.p, m->uid.len, a->sibling_arg);
+    return from_sibling(a, &m->uid);
 }
 
 static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
@@ -596,13 +606,18 @@ static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len
         if (nsp || !a->host.has_room(a->host.ctx, room, room_len))
             return; /* nobody here is in that room (other namespaces have none) */
     }
+    /* this server's own broadcasts (every entry read here) are dropped before decoding */
+    adapter_str_t uid;
+    bool peeked = adapter_msg_peek_broadcast_uid(msg, msg_len, &uid) == 0;
+    if (peeked && (is_own(a, &uid) || from_sibling(a, &uid)))
+        return;
     adapter_msg_t m;
     int rc = adapter_msg_decode_broadcast(msg, msg_len, &m);
     if (rc) {
         drop(a, rc == -E2BIG ? "too many rooms" : "malformed msgpack", chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || sibling_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
+    if ((!peeked && (own_uid(a, &m) || sibling_uid(a, &m))) || !in_nsp(a, (unsigned)nsp, &m))
         return; /* our own or a sibling's publication (already delivered), or another namespace */
     broadcast(a, (unsigned)nsp, &m, chan, chan_len);
 }
@@ -635,13 +650,20 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
         if (!ours && !a->host.has_room(a->host.ctx, room, room_len))
             return; /* a room we just left: its SUNSUBSCRIBE is on its way */
     }
+    /* as in classic mode, without decoding; the same test as below on the decoded message */
+    adapter_str_t uid;
+    int type;
+    bool peeked = adapter_msg_peek_cluster(msg, msg_len, &type, &uid) == 0;
+    if (peeked &&
+        (is_own(a, &uid) || (type == ADAPTER_CLUSTER_BROADCAST && from_sibling(a, &uid))))
+        return;
     adapter_msg_t m;
     int rc = adapter_msg_decode_cluster(msg, msg_len, &a->scratch, &m);
     if (rc) {
         drop(a, decode_error(rc), chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)) ||
+    if ((!peeked && (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)))) ||
         !in_nsp(a, (unsigned)nsp, &m))
         return;
     apply(a, (unsigned)nsp, &m, chan, chan_len);
