@@ -81,6 +81,13 @@ int json_array_items(const char *in, size_t len, json_span_t *items, size_t max,
 void json_write_string(buf_t *out, const char *s, size_t len);
 
 /*
+ * The string JSON.parse gives for json_write_string(s): s with each maximal invalid UTF-8
+ * subsequence replaced by U+FFFD, unescaped. json_utf8_len is its length (n when s is valid).
+ */
+size_t json_utf8_len(const char *s, size_t n);
+void json_write_utf8(buf_t *out, const char *s, size_t n);
+
+/*
  * Appends v exactly like JavaScript's Number#toString / JSON.stringify: shortest digits that
  * round-trip (nearest on ties), ECMAScript layout (1e+21, 1.5e-7, 0.000001, 123456789012345680000),
  * -0 as "0"; NaN and +-Infinity as "null".

@@ -54,6 +54,7 @@ typedef struct worker {
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
     buf_t packet;   /* 42["room:message",payload(,offset)] of one entry */
+    buf_t mpack;    /* its data as msgpack, for a classic adapter */
     char *rec;      /* one ring record */
     uint32_t rec_cap;
     uint32_t cur_pool;        /* pool of the record being decoded */
@@ -104,9 +105,16 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     refbuf_unref(frame);
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
         /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
+        adapter_data_t data = {.json = w->packet.data + 2, .json_len = w->packet.len - 2};
+        if (adapter_wants_mpack(w->adapter)) {
+            buf_reset(&w->mpack);
+            payload_packet_data_msgpack(&w->mpack, stream, stream_len, id, id_len, fields, nfields,
+                                        w->cfg->connection_recovery);
+            data.mpack = (const uint8_t *)w->mpack.data;
+            data.mpack_len = w->mpack.len;
+        }
         entry_link_t link = {w->reader, conn, stream, stream_len};
-        rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len,
-                             w->packet.data + 2, w->packet.len - 2);
+        rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len, &data);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
                      strerror(-rc), (unsigned long long)w->share_failures);
@@ -457,6 +465,7 @@ int worker_main(const worker_args_t *args)
     w->cfg = args->cfg;
     w->stats = shm_region_slot_stats(args->region, args->slot);
     buf_init(&w->packet);
+    buf_init(&w->mpack);
     int rc = setup(w);
     if (rc) {
         LOG_ERROR("worker setup failed: %s", uv_strerror(rc));
@@ -470,6 +479,7 @@ int worker_main(const worker_args_t *args)
     if (closed)
         LOG_WARN("worker loop closed with handles still open");
     buf_free(&w->packet);
+    buf_free(&w->mpack);
     free(w->rec);
     free(w);
     LOG_INFO("worker drained, exiting");

@@ -24,8 +24,16 @@ static void init_msg(adapter_msg_t *out)
     out->nsp.len = 1;
 }
 
+/* packet.data: the msgpack given, or the JSON converted. */
+typedef struct data_in {
+    const char *json;
+    size_t json_len;
+    const uint8_t *mpack;
+    size_t mpack_len;
+} data_in_t;
+
 static int encode(buf_t *out, const char *uid, size_t uid_len, const char *nsp, size_t nsp_len,
-                  const char *data_json, size_t data_len, const adapter_str_t *rooms, size_t nrooms)
+                  const data_in_t *data, const adapter_str_t *rooms, size_t nrooms)
 {
     mpack_write_array(out, 3);
     int rc = mpack_write_str(out, uid, uid_len);
@@ -35,7 +43,10 @@ static int encode(buf_t *out, const char *uid, size_t uid_len, const char *nsp, 
     put_key(out, "type");
     mpack_write_uint(out, 2);
     put_key(out, "data");
-    rc = mpack_from_json(out, data_json, data_len);
+    if (data->mpack)
+        buf_append(out, data->mpack, data->mpack_len);
+    else
+        rc = mpack_from_json(out, data->json, data->json_len);
     if (!rc) {
         put_key(out, "nsp");
         rc = mpack_write_str(out, nsp, nsp_len);
@@ -63,8 +74,17 @@ int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, co
                                  const adapter_str_t *rooms, size_t nrooms)
 {
     size_t mark = out->len;
-    return ajson_rollback(
-        out, mark, encode(out, uid, uid_len, nsp, nsp_len, data_json, data_len, rooms, nrooms));
+    data_in_t d = {.json = data_json, .json_len = data_len};
+    return ajson_rollback(out, mark, encode(out, uid, uid_len, nsp, nsp_len, &d, rooms, nrooms));
+}
+
+int adapter_msg_encode_broadcast_mpack(buf_t *out, const char *uid, size_t uid_len, const char *nsp,
+                                       size_t nsp_len, const uint8_t *data, size_t data_len,
+                                       const adapter_str_t *rooms, size_t nrooms)
+{
+    size_t mark = out->len;
+    data_in_t d = {.mpack = data, .mpack_len = data_len};
+    return ajson_rollback(out, mark, encode(out, uid, uid_len, nsp, nsp_len, &d, rooms, nrooms));
 }
 
 /* ------------------------------------------------------------------ decode */
@@ -356,8 +376,7 @@ int adapter_msg_peek_cluster(const uint8_t *p, size_t len, int *type, adapter_st
     if (nsp_open < 8 + i || p[uid_close] != '"')
         return -EPROTO;
     size_t uid_open = uid_close;
-    if (!quoted_back(p, &uid_open) || !ends_with(p, uid_open, ",\"uid\":", 7) ||
-        uid_open < i + 7)
+    if (!quoted_back(p, &uid_open) || !ends_with(p, uid_open, ",\"uid\":", 7) || uid_open < i + 7)
         return -EPROTO;
     *type = t;
     uid->p = (const char *)p + uid_open + 1;

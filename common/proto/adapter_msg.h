@@ -38,6 +38,11 @@ int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, co
                                  size_t nsp_len, const char *data_json, size_t data_len,
                                  const adapter_str_t *rooms, size_t nrooms);
 
+/* The same, with packet.data given as msgpack (one value, copied as is: the caller built it). */
+int adapter_msg_encode_broadcast_mpack(buf_t *out, const char *uid, size_t uid_len, const char *nsp,
+                                       size_t nsp_len, const uint8_t *data, size_t data_len,
+                                       const adapter_str_t *rooms, size_t nrooms);
+
 /* What a decoded message asks of this server. */
 typedef enum adapter_op {
     ADAPTER_OP_NONE = 0,        /* well-formed, nothing to do here (responses, heartbeats...) */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "common/mpack.h"
 #include "common/proto/adapter_msg.h"
 
 /* io.to("chat.user.123").emit("room:message", {id:1, text:"hi"}) from a Node server, uid fY_sjB. */
@@ -494,6 +495,33 @@ static void test_peek_cluster(void **state)
     buf_free(&b);
 }
 
+/* packet.data given as msgpack gives the message the JSON would. */
+static void test_encode_with_msgpack_data(void **state)
+{
+    (void)state;
+    static const char data[] = "[\"room:message\",{\"id\":1,\"text\":\"hi\",\"n\":[1.5,null]}]";
+    buf_t mp, a, b;
+    buf_init(&mp);
+    buf_init(&a);
+    buf_init(&b);
+    assert_int_equal(mpack_from_json(&mp, data, strlen(data)), 0);
+    adapter_str_t rooms[2] = {{"r1", 2}, {"r2", 2}};
+    assert_int_equal(
+        adapter_msg_encode_broadcast(&a, "fY_sjB", 6, "/", 1, data, strlen(data), rooms, 2), 0);
+    assert_int_equal(adapter_msg_encode_broadcast_mpack(&b, "fY_sjB", 6, "/", 1,
+                                                        (const uint8_t *)mp.data, mp.len, rooms,
+                                                        2),
+                     0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    adapter_msg_t m;
+    assert_int_equal(adapter_msg_decode_broadcast((const uint8_t *)b.data, b.len, &m), 0);
+    check_frame(&m, "42[\"room:message\",{\"id\":1,\"text\":\"hi\",\"n\":[1.5,null]}]");
+    buf_free(&mp);
+    buf_free(&a);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,7 +530,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types),     cmocka_unit_test(test_too_many_rooms),
         cmocka_unit_test(test_opts_variants),   cmocka_unit_test(test_packet_variants),
         cmocka_unit_test(test_fuzz_no_crash),   cmocka_unit_test(test_peek_broadcast_uid),
-        cmocka_unit_test(test_peek_cluster),
+        cmocka_unit_test(test_peek_cluster),    cmocka_unit_test(test_encode_with_msgpack_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -502,9 +502,46 @@ static void test_object_get(void **state)
     buf_free(&tmp);
 }
 
+/* The string JSON.parse gives for a string written by json_write_string: repaired, unescaped. */
+static void test_write_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"", ""},
+        {"plain \"quoted\" \\ \n", "plain \"quoted\" \\ \n"},
+        {"\xc3\xa9\xf0\x9f\x98\x80", "\xc3\xa9\xf0\x9f\x98\x80"},
+        {"a\xff" "b", "a\xef\xbf\xbd" "b"},
+        {"\xe2\x82", "\xef\xbf\xbd"},                      /* one maximal subpart */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate: three */
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_t b;
+        buf_init(&b);
+        json_write_utf8(&b, cases[i].in, strlen(cases[i].in));
+        assert_int_equal(b.len, strlen(cases[i].want));
+        assert_memory_equal(b.data, cases[i].want, b.len);
+        assert_int_equal(json_utf8_len(cases[i].in, strlen(cases[i].in)), b.len);
+        /* the same as decoding what json_write_string wrote */
+        buf_t lit, dec;
+        buf_init(&lit);
+        buf_init(&dec);
+        json_write_string(&lit, cases[i].in, strlen(cases[i].in));
+        assert_int_equal(json_string_decode(lit.data, lit.len, &dec), 0);
+        assert_int_equal(dec.len, b.len);
+        assert_memory_equal(dec.data, b.data, b.len);
+        buf_free(&lit);
+        buf_free(&dec);
+        buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_utf8),
         cmocka_unit_test(test_validate_accepts), cmocka_unit_test(test_validate_rejects),
         cmocka_unit_test(test_validate_depth),   cmocka_unit_test(test_type_of),
         cmocka_unit_test(test_minify),           cmocka_unit_test(test_minify_utf8),

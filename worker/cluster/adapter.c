@@ -176,16 +176,27 @@ static void respond(adapter_t *a, const adapter_msg_t *m, adapter_resp_t kind, c
     respond_in(a, 0, m, kind, body, body_len, count);
 }
 
+bool adapter_wants_mpack(const adapter_t *a)
+{
+    return a->mode != ADAPTER_MODE_SHARDED;
+}
+
 int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const char *room,
-                    size_t room_len, const char *data_json, size_t data_len)
+                    size_t room_len, const adapter_data_t *data)
 {
     adapter_str_t r = {room, room_len};
     buf_reset(&a->msg);
     bool sharded = a->mode == ADAPTER_MODE_SHARDED;
-    int rc = sharded ? adapter_msg_encode_cluster_broadcast(&a->msg, a->uid, UID_LEN, "/", 1,
-                                                            data_json, data_len, &r, 1)
-                     : adapter_msg_encode_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data_json,
-                                                    data_len, &r, 1);
+    int rc;
+    if (sharded)
+        rc = adapter_msg_encode_cluster_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data->json,
+                                                  data->json_len, &r, 1);
+    else if (data->mpack)
+        rc = adapter_msg_encode_broadcast_mpack(&a->msg, a->uid, UID_LEN, "/", 1, data->mpack,
+                                                data->mpack_len, &r, 1);
+    else
+        rc = adapter_msg_encode_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data->json,
+                                          data->json_len, &r, 1);
     if (rc)
         return rc;
     /* Node publishers send 20-character rooms (socket ids) on the main sharded channel */
@@ -654,8 +665,7 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
     adapter_str_t uid;
     int type;
     bool peeked = adapter_msg_peek_cluster(msg, msg_len, &type, &uid) == 0;
-    if (peeked &&
-        (is_own(a, &uid) || (type == ADAPTER_CLUSTER_BROADCAST && from_sibling(a, &uid))))
+    if (peeked && (is_own(a, &uid) || (type == ADAPTER_CLUSTER_BROADCAST && from_sibling(a, &uid))))
         return;
     adapter_msg_t m;
     int rc = adapter_msg_decode_cluster(msg, msg_len, &a->scratch, &m);

@@ -96,14 +96,24 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
 /* Sends one command (binary-safe argv, borrowed for the call) where the caller wants it
  * ordered. 0, or a negative errno. */
 typedef int (*adapter_send_fn)(int argc, const char **argv, const size_t *lens, void *arg);
+/* An EVENT's packet.data, the JSON array [event, ...args], and optionally the same as msgpack
+ * (classic mode then copies it instead of converting the JSON). Borrowed. */
+typedef struct adapter_data {
+    const char *json;
+    size_t json_len;
+    const uint8_t *mpack; /* NULL: converted from json when needed */
+    size_t mpack_len;
+} adapter_data_t;
+/* Whether adapter_publish uses adapter_data_t.mpack (classic mode): build it only then. */
+bool adapter_wants_mpack(const adapter_t *a);
 /*
- * Publishes an EVENT with `data_json` (the JSON array [event, ...args]) to one room through
- * send(…, send_arg), so the caller orders it before its later commands (classic: PUBLISH of the
- * msgpack message; sharded: SPUBLISH of the JSON message on the room's channel, or the main
- * channel for a 20-character room). 0, send's error, -EINVAL (data not convertible), -E2BIG.
+ * Publishes an EVENT with `data` to one room through send(…, send_arg), so the caller orders it
+ * before its later commands (classic: PUBLISH of the msgpack message; sharded: SPUBLISH of the
+ * JSON message on the room's channel, or the main channel for a 20-character room). 0, send's
+ * error, -EINVAL (data not convertible), -E2BIG.
  */
 int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const char *room,
-                    size_t room_len, const char *data_json, size_t data_len);
+                    size_t room_len, const adapter_data_t *data);
 /*
  * Hooks for the host. A local room was created (first member) or deleted (last member left):
  * sharded mode SSUBSCRIBEs / SUNSUBSCRIBEs its channel; other modes ignore it. Never fails
