@@ -102,11 +102,13 @@ for (const s of scenarios) {
   }
 }
 // The adapter's cost per delivery, against the same server with it off.
-const aoff = rows.find((r) => r.scenario === 'adapter' && r.label.endsWith('-adapter-false'));
-for (const r of rows.filter((x) => x.scenario === 'adapter' && x !== aoff && x.server === 'streamio')) {
-  if (aoff && aoff.server_cpu_us_per_delivery > 0 && r.server_cpu_us_per_delivery > 0) {
-    out.push(`adapter cost (${r.label}): CPU per delivery ${(r.server_cpu_us_per_delivery
-      / aoff.server_cpu_us_per_delivery).toFixed(2)}x of adapter off`);
+for (const scen of ['adapter', 'adapter-2000']) {
+  const aoff = rows.find((r) => r.scenario === scen && r.label.endsWith('-adapter-false'));
+  for (const r of rows.filter((x) => x.scenario === scen && x !== aoff && x.server === 'streamio')) {
+    if (aoff && aoff.server_cpu_us_per_delivery > 0 && r.server_cpu_us_per_delivery > 0) {
+      out.push(`${scen} cost (${r.label}): CPU per delivery ${(r.server_cpu_us_per_delivery
+        / aoff.server_cpu_us_per_delivery).toFixed(2)}x of adapter off`);
+    }
   }
 }
 // A million connections on paper, from what 100k measured.

@@ -6,8 +6,9 @@
 # Environment: BENCH_QUICK=1 (default: a few minutes) or 0 (full sizes from issue 7);
 # BENCH_SERVERS="streamio node" (either may be left out); BENCH_ANCHOR=<node-seed dir>
 # (default ../shared/anchors/node-seed, installed with npm ci in a temp copy, never in place);
-# BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter"
-# (any subset, plus connect-100k: see below); BENCH_OUT=<dir> (default build/bench/<UTC time>); BENCH_PERF=1 also records
+# BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter
+# adapter-2000" (any subset, plus connect-100k: see below); BENCH_OUT=<dir> (default
+# build/bench/<UTC time>); BENCH_PERF=1 also records
 # `perf record -g` of the server's processes and redis-server while the load runs
 # at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
 # unwinds through libc) ($BENCH_OUT/<scenario>-<label>.perf.data; `perf report -i FILE`);
@@ -19,8 +20,9 @@
 # here is stopped here, by pid. Results: $BENCH_OUT/results.jsonl + report.txt (also printed),
 # and one chart per scenario, $BENCH_OUT/<scenario>.svg (bench/charts.js, gnuplot).
 #
-# adapter: 2 workers, fan-out at full speed, streamio with SOCKETIO_REDIS_ADAPTER false, true and
-# sharded against Node's cluster (which needs the adapter): the adapter's cost per delivery.
+# adapter, adapter-2000: 2 workers, fan-out at full speed or paced at 2000 entries/s, streamio with
+# SOCKETIO_REDIS_ADAPTER false, true and sharded against Node's cluster (which needs the adapter):
+# the adapter's cost per delivery.
 # connect-100k (not in the default set; BENCH_100K_CLIENTS, default 100000): that many idle
 # WebSockets at once, from BENCH_100K_LOADGENS load generators (each from its own loopback
 # address 127.0.0.2, .3, ...: one address has ~28k ephemeral ports) against BENCH_100K_WORKERS
@@ -36,7 +38,7 @@ BIN=$(realpath "${1:-$ROOT/build/release/streamio}")
 TOOLS=$(dirname "$BIN")/bench
 QUICK=${BENCH_QUICK:-1}
 SERVERS=${BENCH_SERVERS:-streamio node}
-SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter}
+SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter adapter-2000}
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -304,15 +306,18 @@ for scen in $SCENARIOS; do
                 --hold-ms 1000 --timeout 120 ;;
         connect-100k)
             run_100k "$srv" ;;
-        adapter)
-            # one server, 2 workers: what sharing with other servers costs each delivery
+        adapter | adapter-2000)
+            # one server, 2 workers: what sharing with other servers costs each delivery, as fast
+            # as possible (adapter) or paced (adapter-2000)
             local_modes=(false)
             [ "$srv" = streamio ] && local_modes=(false true sharded)
+            rate=0 n=20000
+            [ "$scen" = adapter-2000 ] && rate=2000 n=$PACED
             for am in "${local_modes[@]}"; do
                 RUN_ENV="SOCKETIO_REDIS_ADAPTER=$am" RUN_TAG=
                 [ "$srv" = streamio ] && RUN_TAG="-adapter-$am"
-                run_one "$scen" "$srv" 2 100 --clients 1000 --entries 20000 --timeout 120 \
-                    --exec "$(prod --rooms 100 --count 20000 --rate 0)"
+                run_one "$scen" "$srv" 2 100 --clients 1000 --entries "$n" --timeout 120 \
+                    --exec "$(prod --rooms 100 --count "$n" --rate "$rate")"
             done
             RUN_ENV= RUN_TAG= ;;
         scaling)
