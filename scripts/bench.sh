@@ -188,6 +188,7 @@ run_one() {
         >>"$RESULTS"
     stop_pid "$SERVER_PID"
     SERVER_PID=
+    cp "$WORK/server.log" "$OUT/$scen-$label.server.log"
 }
 
 # "<cpu µs> <rss KB>" of a process and its direct children (a server's master and workers)
@@ -268,8 +269,10 @@ run_100k() {
          received:(map(.received) | add), lost:(map(.lost) | add), dups:(map(.dups) | add),
          broadcast_ms:(map(.lat_max_ms) | max), broadcast_p50_ms:(map(.lat_p50_ms) | max)}' \
         >>"$RESULTS" || log "$scen: no results from the load generators"
+    for i in "$WORK"/lg.*.log; do cp "$i" "$OUT/$scen-$label.$(basename "$i")"; done
     stop_pid "$SERVER_PID" 30
     SERVER_PID=
+    cp "$WORK/server.log" "$OUT/$scen-$label.server.log"
 }
 
 if [ "$QUICK" = 1 ]; then
