@@ -14,6 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/config.h"
 #include "common/version.h"
 #include "common/xalloc.h"
 #include "ctl/watch.h"
@@ -54,11 +56,21 @@ int main(int argc, char **argv)
         printf("streamioctl %s\n", STREAMIO_VERSION);
         return 0;
     }
-    const char *path = getenv("STREAMIO_CONTROL_SOCKET");
+    static cfg_t cfg;
+    const char *path = NULL;
     int a = 1;
     if (a + 1 < argc && strcmp(argv[a], "--socket") == 0) {
         path = argv[a + 1];
         a += 2;
+    } else {
+        buf_t err;
+        buf_init(&err);
+        if (config_load_one(&cfg, "STREAMIO_CONTROL_SOCKET", &err)) {
+            fprintf(stderr, "%s\n", err.data);
+            buf_free(&err);
+            return 2;
+        }
+        path = cfg.control_socket;
     }
     if (a < argc && (strcmp(argv[a], "-h") == 0 || strcmp(argv[a], "--help") == 0)) {
         usage(stdout);

@@ -1,7 +1,7 @@
 /*
  * cluster_msg: the wire format of the requests this server makes of the Redis adapter's cluster
- * (master/cluster_req sends them for streamioctl) and of the answers it reads: the same messages
- * Node's @socket.io/redis-adapter 8.x sends as a requester, classic or sharded
+ * (master/admin/cluster_req sends them for streamioctl) and of the answers it reads: the same
+ * messages Node's @socket.io/redis-adapter 8.x sends as a requester, classic or sharded
  * (docs/protocol.md §4.4, §5). The decoders never trust a length, count or type from the wire.
  */
 #ifndef STREAMIO_COMMON_PROTO_CLUSTER_MSG_H

@@ -6,6 +6,7 @@
 
 #include "common/json.h"
 #include "common/mpack.h"
+#include "common/proto/stream_id.h"
 #include "common/xalloc.h"
 
 static bool is_name(const json_key_t *k, const char *s, size_t n)
@@ -127,4 +128,21 @@ void payload_packet_data_msgpack(buf_t *out, const char *stream, size_t stream_l
     with_keys(out, stream, stream_len, id, id_len, fields, nfields, build_msgpack);
     if (offset)
         (void)mpack_write_str_utf8(out, id, id_len);
+}
+
+bool payload_packet_offset(const char *p, size_t len, const char **id, size_t *id_len)
+{
+    size_t pre = sizeof(PAYLOAD_PACKET_PREFIX) - 1;
+    if (len < pre + 6 || memcmp(p, PAYLOAD_PACKET_PREFIX, pre) != 0 || p[len - 1] != ']' ||
+        p[len - 2] != '"')
+        return false;
+    size_t end = len - 2, start = end;
+    while (start > pre && end - start <= STREAM_ID_MAX && p[start - 1] != '"')
+        start--;
+    if (start <= pre + 1 || p[start - 1] != '"' || p[start - 2] != ',' ||
+        !memchr(p + start, '-', end - start))
+        return false;
+    *id = p + start;
+    *id_len = end - start;
+    return true;
 }

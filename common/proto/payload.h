@@ -41,6 +41,9 @@ void payload_build(buf_t *out, const char *stream, size_t stream_len, const char
 
 /* The Engine.IO message + Socket.IO EVENT start of the packet payload_packet builds. */
 #define PAYLOAD_PACKET_PREFIX "42[\"room:message\","
+/* Where the Socket.IO data (the JSON array) starts in that packet: after `4` (Engine.IO message)
+ * and `2` (Socket.IO EVENT, main namespace, no ack id). */
+#define PAYLOAD_PACKET_DATA_OFFSET 2
 /*
  * Appends the packet that carries the entry to clients, `42["room:message",<payload>]`. With
  * `offset` (connection state recovery) the entry id follows the payload as a last string
@@ -49,6 +52,12 @@ void payload_build(buf_t *out, const char *stream, size_t stream_len, const char
  */
 void payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id,
                     size_t id_len, const payload_field_t *fields, size_t nfields, bool offset);
+/*
+ * Reads back the offset a packet of that shape carries (one that came from a peer: another
+ * server's entries reach this one through the cluster adapter with their offset): true with
+ * *id borrowed from p when p is a room:message packet whose last argument is a stream id string.
+ */
+bool payload_packet_offset(const char *p, size_t len, const char **id, size_t *id_len);
 
 /*
  * Appends the msgpack of that packet's data, ["room:message",<payload>(,<id>)], as

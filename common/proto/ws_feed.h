@@ -1,9 +1,9 @@
 /*
  * ws_feed: the byte plumbing between a wslay event context and a caller that already holds the
- * bytes (conn.c, which reads them itself, and the WebSocket fuzzer). Reads hand wslay a borrowed
- * window of input, then WOULDBLOCK once it is used up; writes append wslay's output to a buf_t
- * and take everything, so wslay never holds a half-sent frame. The callers' wslay callbacks are
- * one-line wrappers around these.
+ * bytes (worker/ws/ws_conn.c, which reads them itself, and the WebSocket fuzzer). Reads hand wslay
+ * a borrowed window of input, then WOULDBLOCK once it is used up; writes append wslay's output to a
+ * buf_t and take everything, so wslay never holds a half-sent frame. The callers' wslay callbacks
+ * are one-line wrappers around these.
  *
  * A wslay context costs about 8.8 KiB (two 4 KiB buffers) while an idle Socket.IO client sends a
  * few bytes a minute, so callers hold one only while a message is in flight: the feed follows

@@ -272,6 +272,14 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 static void start_connect(subconn_t *c)
 {
+    /* a numeric address needs no resolver: libuv's resolver runs on its threadpool, and a master
+     * with threads running forks workers that inherit the pool's bookkeeping without them */
+    struct sockaddr_storage numeric;
+    if (uv_ip4_addr(c->cfg->redis_host, c->cfg->redis_port, (struct sockaddr_in *)&numeric) == 0 ||
+        uv_ip6_addr(c->cfg->redis_host, c->cfg->redis_port, (struct sockaddr_in6 *)&numeric) == 0) {
+        dial(c, (const struct sockaddr *)&numeric);
+        return;
+    }
     char port[16];
     snprintf(port, sizeof(port), "%d", c->cfg->redis_port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};

@@ -14,7 +14,8 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-lifecycle-'));
 const activePids = (body) => body.workers.map((w) => w.pid).sort();
 
 // /health until `pred(body)` holds.
-function healthUntil(srv, pred, message, timeout = 15000) {
+// Deadlines only bound a hang: a sanitized build on a loaded box can take many seconds to reload.
+function healthUntil(srv, pred, message, timeout = 60000) {
   return h.waitUntil(async () => {
     const r = await h.healthRetry(srv, { attempts: 3 });
     return pred(r.body) ? r.body : null;
@@ -144,6 +145,26 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
       { timeout: 5000, message: 'the syntax error in the log' });
     assert.deepStrictEqual(activePids((await h.healthRetry(srv)).body), before);
     assert.ok(srv.handle.running);
+  }));
+
+  it('refuses a JWT key file it cannot use, as a start would, and keeps running', logs(async () => {
+    const before = activePids((await h.healthRetry(srv)).body);
+    const key = path.join(tmp, 'not-a-key.pem');
+    fs.writeFileSync(key, '-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n');
+    const refusals = () => (srv.handle.output().match(/reload refused, still running on the previous configuration: .*AUTH_JWT_PUBLIC_KEY_FILE/g) || []).length;
+    const missing = path.join(tmp, 'missing.pem');
+    for (const [n, file] of [[1, key], [2, missing]]) {
+      fs.writeFileSync(env, `CLUSTER_WORKERS=2\nAUTH_JWT_PUBLIC_KEY_FILE=${file}\n`);
+      process.kill(srv.pid, 'SIGHUP');
+      await h.waitUntil(() => refusals() === n, { timeout: 5000, message: `refusal #${n} in the log` });
+    }
+    assert.match(srv.handle.output(), new RegExp(`AUTH_JWT_PUBLIC_KEY_FILE="${missing.replace(/[.]/g, '\\.')}"`));
+    assert.deepStrictEqual(activePids((await h.healthRetry(srv)).body), before);
+    // still the old configuration: no token needed, and no worker ever failed on the key
+    const s = await h.connectClient(srv.url);
+    h.closeClient(s);
+    assert.doesNotMatch(srv.handle.output(), /worker setup failed|failed during setup/);
+    fs.writeFileSync(env, 'CLUSTER_WORKERS=2\n');
   }));
 
   it('replaces every worker under load: 0 lost entries, 0 failed connects', logs(async () => {

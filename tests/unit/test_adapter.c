@@ -1,6 +1,6 @@
 /*
  * Unit tests for worker/adapter against a fake host: what each received message makes the host
- * do (deliver which frame to which target, join, leave, disconnect), own-uid and namespace
+ * do (deliver which packet to which target, join, leave, disconnect), own-uid and namespace
  * filtering, malformed messages, and client acks of a broadcast with acks. Redis is unreachable
  * on purpose (port 1): responses cannot be sent and must not matter to the host side.
  */
@@ -22,7 +22,8 @@
 
 typedef struct fake {
     int broadcasts;
-    buf_t last_text; /* payload of the last frame */
+    buf_t last_text;  /* text packet of the last broadcast */
+    bool last_has_id; /* it carried an entry id (a room:message with its offset) */
     size_t nrooms, nexcept;
     char room0[64];
     bool skip_busy;
@@ -33,7 +34,7 @@ typedef struct fake {
     size_t each_sockets; /* sockets `each` pretends to find */
 } fake_t;
 
-static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
+static size_t f_broadcast(void *ctx, const adapter_target_t *t, const fanout_packet_t *pk)
 {
     fake_t *f = ctx;
     f->broadcasts++;
@@ -44,9 +45,12 @@ static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
     f->room0[0] = '\0';
     if (t->nrooms)
         snprintf(f->room0, sizeof(f->room0), "%.*s", (int)t->rooms[0].len, t->rooms[0].p);
-    /* a short server frame: 2 header bytes (payload < 126 in these tests) */
+    size_t len;
+    const char *text = eio_msg_text(pk->msg, &len);
+    assert_int_equal(pk->kind, FANOUT_CLUSTER);
     buf_reset(&f->last_text);
-    buf_append(&f->last_text, refbuf_data(frame) + 2, refbuf_len(frame) - 2);
+    buf_append(&f->last_text, text, len);
+    f->last_has_id = pk->has_id;
     return 2;
 }
 

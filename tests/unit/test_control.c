@@ -1,10 +1,13 @@
-/* Unit tests for master/control: netstring request parsing, and one request over a real socket. */
+/* Unit tests for master/admin/control: netstring request parsing, requests over a real socket
+ * on a libuv loop, a slow client or a long command holding only its own connection. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -12,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "master/control.h"
+#include "master/admin/control.h"
 
 static void test_parse(void **state)
 {
@@ -44,76 +47,158 @@ static void test_parse(void **state)
     buf_free(&store);
 }
 
-static int echo(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
+typedef struct handler {
+    int calls;
+    control_req_t *held; /* a request answered later */
+} handler_t;
+
+/* "hold" is answered later (the test calls control_done), "fail" fails, the rest echoes. */
+static void handle(control_req_t *req, int argc, char **argv, const size_t *lens, buf_t *out,
+                   void *arg)
 {
     (void)lens;
-    (*(int *)arg)++;
+    handler_t *h = arg;
+    h->calls++;
+    if (strcmp(argv[0], "hold") == 0) {
+        h->held = req;
+        buf_puts(out, "held");
+        return;
+    }
     if (strcmp(argv[0], "fail") == 0) {
         buf_puts(out, "it failed");
-        return -EINVAL;
+        control_done(req, -EINVAL);
+        return;
     }
     buf_printf(out, "%d:%s", argc, argv[argc - 1]);
-    return 0;
+    control_done(req, 0);
 }
 
-/* Queues one request and closes; the listener is served afterwards by the caller. */
-static void send_only(const char *path, const char *req)
+static int dial(const char *path, const char *req, bool finish)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strcpy(sa.sun_path, path);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    shutdown(fd, SHUT_WR);
+    if (finish)
+        shutdown(fd, SHUT_WR);
+    return fd;
+}
+
+/* Turns the loop until the server closed fd's connection; the whole answer is in resp. */
+static void answer(uv_loop_t *loop, int fd, char *resp, size_t cap)
+{
+    size_t len = 0;
+    for (int spins = 0; spins < 100000; spins++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(fd, resp + len, cap - len - 1, MSG_DONTWAIT);
+        if (n == 0)
+            break;
+        if (n > 0)
+            len += (size_t)n;
+        else
+            usleep(100);
+    }
+    resp[len] = '\0';
     close(fd);
+}
+
+/* Turns the loop for about `ms` milliseconds. */
+static void spin(uv_loop_t *loop, int ms)
+{
+    for (int i = 0; i < ms; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+typedef struct fixture {
+    char path[64];
+    uv_loop_t loop;
+    handler_t h;
+    control_t *c;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    snprintf(f->path, sizeof(f->path), "/tmp/test_control_%d.sock", (int)getpid());
+    uv_loop_init(&f->loop);
+    buf_t err;
+    buf_init(&err);
+    assert_int_equal(control_open(&f->c, &f->loop, f->path, handle, &f->h, &err), 0);
+    buf_free(&err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(access(f->path, F_OK), -1); /* the socket file went with control_close */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
 }
 
 static void test_serve(void **state)
 {
-    (void)state;
-    char path[64];
-    snprintf(path, sizeof(path), "/tmp/test_control_%d.sock", (int)getpid());
-    buf_t err;
-    buf_init(&err);
-    control_t *c = NULL;
-    assert_int_equal(control_open(&c, path, &err), 0);
-    assert_true(control_fd(c) >= 0);
-    int calls = 0;
-    int fds[2];
-    for (int k = 0; k < 2; k++) {
-        fds[k] = socket(AF_UNIX, SOCK_STREAM, 0);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        strcpy(sa.sun_path, path);
-        assert_int_equal(connect(fds[k], (struct sockaddr *)&sa, sizeof(sa)), 0);
-        const char *req = k == 0 ? "6:status,3:two," : "4:fail,";
-        assert_int_equal(write(fds[k], req, strlen(req)), (ssize_t)strlen(req));
-        shutdown(fds[k], SHUT_WR);
-    }
-    control_serve(c, echo, &calls);
-    assert_int_equal(calls, 2);
+    fixture_t *f = *state;
     char resp[128];
-    ssize_t n = read(fds[0], resp, sizeof(resp) - 1);
-    resp[n > 0 ? n : 0] = '\0';
+    int a = dial(f->path, "6:status,3:two,", true);
+    int b = dial(f->path, "4:fail,", true);
+    answer(&f->loop, a, resp, sizeof(resp));
     assert_string_equal(resp, "OK\n2:two");
-    n = read(fds[1], resp, sizeof(resp) - 1);
-    resp[n > 0 ? n : 0] = '\0';
+    answer(&f->loop, b, resp, sizeof(resp));
     assert_string_equal(resp, "ERR it failed\n");
-    close(fds[0]);
-    close(fds[1]);
-    send_only(path, "garbage");
-    control_serve(c, echo, &calls);
-    assert_int_equal(calls, 2); /* a malformed request never reaches the handler */
-    control_close(c);
-    assert_int_equal(access(path, F_OK), -1);
+    answer(&f->loop, dial(f->path, "garbage", true), resp, sizeof(resp));
+    assert_string_equal(resp, "ERR malformed request\n");
+    assert_int_equal(f->h.calls, 2); /* a malformed request never reaches the handler */
+    control_close(f->c);
     control_close(NULL);
-    buf_free(&err);
+}
+
+/* A client that sends its request a byte at a time, or a command still running, holds only its
+ * own connection: the others are served meanwhile. */
+static void test_a_slow_client_holds_only_its_connection(void **state)
+{
+    fixture_t *f = *state;
+    int slow = dial(f->path, "6:", false);
+    int held = dial(f->path, "4:hold,", true);
+    char resp[128];
+    for (int i = 0; i < 3; i++) {
+        spin(&f->loop, 300);
+        assert_int_equal(write(slow, "s", 1), 1); /* a byte every 0.3 s */
+        answer(&f->loop, dial(f->path, "4:ping,", true), resp, sizeof(resp));
+        assert_string_equal(resp, "OK\n1:ping");
+    }
+    assert_non_null(f->h.held);
+    control_done(f->h.held, 0);
+    answer(&f->loop, held, resp, sizeof(resp));
+    assert_string_equal(resp, "OK\nheld");
+    /* silence for a second ends the slow request */
+    answer(&f->loop, slow, resp, sizeof(resp));
+    assert_string_equal(resp, "ERR request timed out\n");
+    assert_int_equal(f->h.calls, 4);
+    /* the socket closes while a command runs: its late answer goes nowhere */
+    f->h.held = NULL;
+    int orphan = dial(f->path, "4:hold,", true);
+    while (!f->h.held)
+        spin(&f->loop, 1);
+    control_close(f->c);
+    spin(&f->loop, 10);
+    control_done(f->h.held, 0);
+    close(orphan);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_serve),
+        cmocka_unit_test_setup_teardown(test_serve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_slow_client_holds_only_its_connection, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

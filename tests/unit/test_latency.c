@@ -1,4 +1,4 @@
-/* Unit tests for worker/latency: an entry id's time against the clock, buckets and quantiles. */
+/* Unit tests for shm/latency: an entry id's time against the clock, buckets and quantiles. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 #include <math.h>
 
 #include "shm/stats.h"
-#include "worker/latency.h"
+#include "shm/latency.h"
 
 static uint64_t count(const stats_worker_t *w)
 {

@@ -1,4 +1,4 @@
-/* Unit tests for worker/monitor: seed 004's /socket-health and /socket-metrics from shared stats.
+/* Unit tests for shm/monitor: seed 004's /socket-health and /socket-metrics from shared stats.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +13,7 @@
 #include "shm/region.h"
 #include "shm/stats.h"
 #include "shm/stats_window.h"
-#include "worker/monitor.h"
+#include "shm/monitor.h"
 
 static shm_region_t *r;
 static buf_t out;

@@ -8,7 +8,6 @@
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "common/proto/ws_frame.h"
 #include "common/redis/rds.h"
 #include "common/redis/subconn.h"
 #include "common/xalloc.h"
@@ -57,7 +56,6 @@ struct adapter {
     buf_t scratch; /* decoded strings of an incoming JSON message */
     buf_t body;    /* JSON body of a response */
     buf_t atts;    /* attachments of an incoming binary broadcast */
-    buf_t frames;  /* its text frame and binary frames, back to back */
     bool closing;
     size_t open_parts;
     void (*done)(void *arg);
@@ -328,48 +326,21 @@ static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint6
         uv_timer_start(&a->ack_timer, on_ack_timer, 1000, 1000);
 }
 
-static void put_frame(buf_t *out, uint8_t opcode, const void *p, size_t len)
-{
-    uint8_t hdr[WS_FRAME_HEADER_MAX];
-    buf_append(out, hdr, ws_frame_header(hdr, opcode, len));
-    buf_append(out, p, len);
-}
-
-/* A binary packet (bin values in its data) as one shared buffer: the text frame, then one
- * binary frame per attachment, so each recipient still gets one queued reference. */
-static refbuf_t *binary_frames(adapter_t *a, const adapter_msg_t *m, const uint64_t *ack_id,
-                               int *err)
-{
-    unsigned n = 0;
-    buf_reset(&a->text);
-    buf_reset(&a->atts);
-    buf_reset(&a->frames);
-    *err = adapter_msg_sio_binary(&a->text, &a->atts, m, ack_id, &n);
-    if (*err)
-        return NULL;
-    put_frame(&a->frames, WS_FRAME_TEXT, a->text.data, a->text.len);
-    for (size_t off = 0; n--;) {
-        uint32_t len;
-        memcpy(&len, a->atts.data + off, sizeof(len));
-        put_frame(&a->frames, WS_FRAME_BINARY, a->atts.data + off + sizeof(len), len);
-        off += sizeof(len) + len;
-    }
-    return refbuf_from(a->frames.data, a->frames.len);
-}
-
 static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const char *chan,
                       size_t chan_len)
 {
     bool with_ack = m->request_id.len > 0;
     uint64_t ack_id = a->next_ack_id;
+    unsigned natt = 0;
     buf_reset(&a->text);
+    buf_reset(&a->atts);
     int rc = with_ack ? adapter_msg_sio_text_ack(&a->text, m, ack_id)
                       : adapter_msg_sio_text(&a->text, m);
-    refbuf_t *frame = NULL;
-    if (rc == 0)
-        frame = ws_frame_new(WS_FRAME_TEXT, a->text.data, a->text.len);
-    else if (rc == -ENOTSUP)
-        frame = binary_frames(a, m, with_ack ? &ack_id : NULL, &rc);
+    if (rc == -ENOTSUP) {
+        /* bin values in its data: the text packet and its attachments */
+        buf_reset(&a->text);
+        rc = adapter_msg_sio_binary(&a->text, &a->atts, m, with_ack ? &ack_id : NULL, &natt);
+    }
     if (rc) {
         drop(a,
              rc == -ENOTSUP ? "binary content of this kind is not supported"
@@ -379,11 +350,13 @@ static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const 
             respond_in(a, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, 0);
         return;
     }
+    fanout_packet_t pk;
+    fanout_packet_cluster(&pk, a->text.data, a->text.len, a->atts.data, a->atts.len, natt);
     adapter_target_t t;
     target_of(m, &t);
     t.nsp = nsp;
-    size_t n = a->host.broadcast(a->host.ctx, &t, frame);
-    refbuf_unref(frame);
+    size_t n = a->host.broadcast(a->host.ctx, &t, &pk);
+    fanout_packet_release(&pk);
     STATS_ADD(a->stats->adapter_in, 1);
     if (!with_ack)
         return;
@@ -760,7 +733,6 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     buf_init(&a->scratch);
     buf_init(&a->body);
     buf_init(&a->atts);
-    buf_init(&a->frames);
     uv_timer_init(loop, &a->ack_timer);
     a->ack_timer.data = a;
     a->open_parts = 1; /* the timer */
@@ -820,7 +792,6 @@ static void on_part_closed(void *arg)
     buf_free(&a->scratch);
     buf_free(&a->body);
     buf_free(&a->atts);
-    buf_free(&a->frames);
     free(a);
     if (done)
         done(done_arg);

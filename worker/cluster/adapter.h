@@ -13,9 +13,10 @@
  *
  * The adapter owns its two Redis connections (pub/sub, and one for responses), the requests'
  * bookkeeping (broadcasts waiting for client acks) and the wire formats. It never touches a socket
- * itself: every socket-level operation goes through the adapter_host_t the worker provides, so the
- * session layer can change underneath. Rooms, requests and acks live in the main namespace "/";
- * broadcasts for the other namespaces the host serves travel on their own channels
+ * itself: every socket-level operation goes through an adapter_host_t (worker/fanout/adapter_host:
+ * the lower layers implement it), so the layers underneath can change. Rooms, requests and acks
+ * live in the main namespace "/"; broadcasts for the other namespaces the host serves travel on
+ * their own channels
  * (`<prefix>#/admin#...`, subscribed like the main ones) and reach all sockets of that namespace
  * (there are no rooms there); sharded requests arriving on such a channel are answered empty so
  * no Node caller waits, and classic ones are not subscribed to (so not counted). Requests of
@@ -32,54 +33,10 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/proto/adapter_msg.h"
-#include "common/refbuf.h"
 #include "shm/stats.h"
+#include "worker/fanout/adapter_host.h"
 
 typedef struct adapter adapter_t;
-
-/* Which sockets an operation is for: in any of rooms (every socket when nrooms is 0) and in none
- * of except. Room names equal to a socket's id name that socket. */
-typedef struct adapter_target {
-    const adapter_str_t *rooms;
-    size_t nrooms;
-    const adapter_str_t *except;
-    size_t nexcept;
-    bool skip_busy; /* volatile: skip sockets whose transport has a backlog of unsent bytes */
-    unsigned nsp;   /* index in adapter_host_t.nsps: 0 is "/"; other namespaces have no rooms
-                     * here, so only nrooms == 0 (all their sockets) reaches anyone there */
-} adapter_target_t;
-
-/*
- * What the adapter needs from the sockets of this worker (main namespace, connected sockets only).
- * `sock` values are opaque to the adapter and only valid during the call that produced them.
- */
-typedef struct adapter_host {
-    void *ctx;
-    /* Queues `frame` (a pre-framed WebSocket message; the host takes its own references) once to
-     * every target socket. Returns how many sockets it was queued to. */
-    size_t (*broadcast)(void *ctx, const adapter_target_t *t, refbuf_t *frame);
-    /* Calls fn(sock, arg) once per target socket. The set is fixed before the first call, so fn
-     * may join, leave or disconnect the socket it is given. */
-    void (*each)(void *ctx, const adapter_target_t *t, void (*fn)(void *sock, void *arg),
-                 void *arg);
-    /* The socket's 20-character Socket.IO id (NUL-terminated, owned by the host). */
-    const char *(*id)(void *ctx, void *sock);
-    /* Appends the socket as fetchSockets describes it: JSON {"id","handshake","rooms","data"}. */
-    void (*describe)(void *ctx, void *sock, buf_t *out);
-    /* Room membership changes made on behalf of the cluster. */
-    void (*join)(void *ctx, void *sock, const char *room, size_t len);
-    void (*leave)(void *ctx, void *sock, const char *room, size_t len);
-    /* Socket.IO disconnect of the namespace; with `close`, the transport is closed too. */
-    void (*disconnect)(void *ctx, void *sock, bool close);
-    /* Calls fn once per local room, socket ids included (Node lists them too). */
-    void (*rooms)(void *ctx, void (*fn)(const char *room, size_t len, void *arg), void *arg);
-    /* Whether a local socket is in `room` (or has that id): the cheap channel filter. */
-    bool (*has_room)(void *ctx, const char *room, size_t len);
-    /* The namespaces served, "/" first (borrowed for the adapter's lifetime; none: "/" only):
-     * broadcasts for each are shared on its channels; requests are served for "/" only. */
-    const adapter_str_t *nsps;
-    size_t nnsp;
-} adapter_host_t;
 
 typedef enum adapter_mode {
     ADAPTER_MODE_PRIVATE, /* classic broadcasts between this server's workers only */

@@ -16,9 +16,9 @@
 #include "shm/stats.h"
 #include "worker/net/local_sock.h"
 
-#define MAGIC "sib1"
-#define MAGIC_FD "sibF" /* the datagram is in the memfd this one carries (SCM_RIGHTS) */
-#define RECORD_HEAD 8   /* room length, frame length */
+#define MAGIC "sib2"
+#define MAGIC_FD "sibG" /* the datagram is in the memfd this one carries (SCM_RIGHTS) */
+#define RECORD_HEAD 12  /* room, id and text lengths */
 #define RECV_ROUNDS 64  /* datagrams per readable event before yielding to clients */
 
 /* A datagram a sibling's queue had no room for yet. */
@@ -65,16 +65,17 @@ void siblings_encode_header(buf_t *out, uint32_t slot)
     buf_append(out, &slot, sizeof(slot));
 }
 
-int siblings_encode_record(buf_t *out, const char *room, size_t room_len, const void *frame,
-                           size_t frame_len)
+int siblings_encode_record(buf_t *out, const siblings_entry_t *e)
 {
-    if (!room_len || !frame_len || room_len > UINT32_MAX || frame_len > UINT32_MAX)
+    if (!e->room_len || !e->text_len || e->room_len > UINT32_MAX || e->id_len > UINT32_MAX ||
+        e->text_len > UINT32_MAX)
         return -EINVAL;
-    uint32_t head[2] = {(uint32_t)room_len, (uint32_t)frame_len};
-    buf_reserve(out, RECORD_HEAD + room_len + frame_len);
+    uint32_t head[3] = {(uint32_t)e->room_len, (uint32_t)e->id_len, (uint32_t)e->text_len};
+    buf_reserve(out, RECORD_HEAD + e->room_len + e->id_len + e->text_len);
     buf_append(out, head, sizeof(head));
-    buf_append(out, room, room_len);
-    buf_append(out, frame, frame_len);
+    buf_append(out, e->room, e->room_len);
+    buf_append(out, e->id, e->id_len);
+    buf_append(out, e->text, e->text_len);
     return 0;
 }
 
@@ -85,16 +86,19 @@ static int walk(const char *p, size_t len, siblings_record_fn fn, void *arg)
     if (off == len)
         return -EPROTO;
     while (off < len) {
-        uint32_t head[2];
+        uint32_t head[3];
         if (len - off < RECORD_HEAD)
             return -EPROTO;
         memcpy(head, p + off, sizeof(head));
         off += RECORD_HEAD;
-        if (!head[0] || !head[1] || len - off < (uint64_t)head[0] + head[1])
+        uint64_t n = (uint64_t)head[0] + head[1] + head[2];
+        if (!head[0] || !head[2] || len - off < n)
             return -EPROTO;
+        siblings_entry_t e = {
+            p + off, head[0], p + off + head[0], head[1], p + off + head[0] + head[1], head[2]};
         if (fn)
-            fn(p + off, head[0], p + off + head[0], head[1], arg);
-        off += (size_t)head[0] + head[1];
+            fn(&e, arg);
+        off += (size_t)n;
     }
     return 0;
 }
@@ -240,20 +244,20 @@ static void on_flush(uv_check_t *h)
  * A record too big for one datagram: flushed after what is batched (order), written once to a
  * memfd that every sibling receives (SCM_RIGHTS) and reads as if it were the datagram.
  */
-static int add_big(siblings_t *s, const char *room, size_t room_len, const void *frame,
-                   size_t frame_len)
+static int add_big(siblings_t *s, const siblings_entry_t *e)
 {
     flush(s);
     int fd = memfd_create("streamio-sibling", MFD_CLOEXEC);
     if (fd < 0)
         return -errno;
-    uint32_t head[2] = {(uint32_t)room_len, (uint32_t)frame_len};
+    uint32_t head[3] = {(uint32_t)e->room_len, (uint32_t)e->id_len, (uint32_t)e->text_len};
     struct iovec iov[] = {{s->batch.data, SIBLINGS_HEADER_LEN},
                           {head, sizeof(head)},
-                          {(void *)room, room_len},
-                          {(void *)frame, frame_len}};
-    size_t total = SIBLINGS_HEADER_LEN + RECORD_HEAD + room_len + frame_len;
-    ssize_t n = writev(fd, iov, 4);
+                          {(void *)e->room, e->room_len},
+                          {(void *)e->id, e->id_len},
+                          {(void *)e->text, e->text_len}};
+    size_t total = SIBLINGS_HEADER_LEN + RECORD_HEAD + e->room_len + e->id_len + e->text_len;
+    ssize_t n = writev(fd, iov, 5);
     if (n < 0 || (size_t)n != total) {
         int rc = n < 0 ? -errno : -EIO;
         close(fd);
@@ -270,13 +274,12 @@ static int add_big(siblings_t *s, const char *room, size_t room_len, const void 
     return 0;
 }
 
-int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *frame,
-                 size_t frame_len)
+int siblings_add(siblings_t *s, const siblings_entry_t *e)
 {
-    size_t rec = RECORD_HEAD + room_len + frame_len;
-    if (!room_len || !frame_len)
+    size_t rec = RECORD_HEAD + e->room_len + e->id_len + e->text_len;
+    if (!e->room_len || !e->text_len)
         return -EINVAL;
-    if (room_len > UINT32_MAX || frame_len > SIBLINGS_MAX_FRAME)
+    if (e->room_len > UINT32_MAX || e->id_len > UINT32_MAX || e->text_len > SIBLINGS_MAX_FRAME)
         return -E2BIG;
     bool any = false;
     for (uint32_t i = 0; i < s->nslots && !any; i++)
@@ -284,12 +287,12 @@ int siblings_add(siblings_t *s, const char *room, size_t room_len, const void *f
     if (!any)
         return 0;
     if (rec > s->max_dgram - SIBLINGS_HEADER_LEN) {
-        int rc = add_big(s, room, room_len, frame, frame_len);
+        int rc = add_big(s, e);
         return rc ? rc : 1;
     }
     if (s->batch.len + rec > SIBLINGS_BATCH_BYTES)
         flush(s);
-    int rc = siblings_encode_record(&s->batch, room, room_len, frame, frame_len);
+    int rc = siblings_encode_record(&s->batch, e);
     if (rc)
         return rc;
     uv_check_start(&s->flush, on_flush);
@@ -303,13 +306,10 @@ bool siblings_backlogged(const siblings_t *s)
 
 /* ---- receiving ---- */
 
-static void on_record(const char *room, size_t room_len, const char *frame, size_t frame_len,
-                      void *arg)
+static void on_record(const siblings_entry_t *e, void *arg)
 {
     siblings_t *s = arg;
-    refbuf_t *rb = refbuf_from(frame, frame_len);
-    s->cb(room, room_len, rb, s->ud);
-    refbuf_unref(rb);
+    s->cb(e, s->ud);
 }
 
 /* The sender is a process of our user in a sibling slot (abstract names have no permissions). */

@@ -2,60 +2,7 @@
 #include "worker/recovery/recovery.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
-
-static bool parse_u64(const char *p, size_t len, uint64_t *out)
-{
-    if (len == 0 || len > 20)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
-bool recovery_id_parse(const char *p, size_t len, recovery_id_t *out)
-{
-    if (len == 0)
-        return false;
-    const char *dash = memchr(p, '-', len);
-    out->seq = 0;
-    if (!dash)
-        return parse_u64(p, len, &out->ms);
-    return parse_u64(p, (size_t)(dash - p), &out->ms) &&
-           parse_u64(dash + 1, len - (size_t)(dash - p) - 1, &out->seq);
-}
-
-size_t recovery_id_format(recovery_id_t id, char *out)
-{
-    int n = snprintf(out, RECOVERY_ID_MAX + 1, "%llu-%llu", (unsigned long long)id.ms,
-                     (unsigned long long)id.seq);
-    return (size_t)n;
-}
-
-int recovery_id_cmp(recovery_id_t a, recovery_id_t b)
-{
-    if (a.ms != b.ms)
-        return a.ms < b.ms ? -1 : 1;
-    if (a.seq != b.seq)
-        return a.seq < b.seq ? -1 : 1;
-    return 0;
-}
-
-recovery_id_t recovery_id_before_ms(uint64_t ms)
-{
-    if (ms == 0)
-        return (recovery_id_t){0, 0};
-    return (recovery_id_t){ms - 1, UINT64_MAX};
-}
 
 /* ---- the send log ---- */
 
@@ -64,20 +11,20 @@ static uint32_t log_first(const recovery_log_t *l)
     return l->count > RECOVERY_LOG_LEN ? l->count - RECOVERY_LOG_LEN : 0;
 }
 
-void recovery_log_add(recovery_log_t *l, uint32_t tag, recovery_id_t id, recovery_id_t prev)
+void recovery_log_add(recovery_log_t *l, uint32_t tag, stream_id_t id, stream_id_t prev)
 {
     l->e[l->count % RECOVERY_LOG_LEN] = (recovery_send_t){tag, id, prev};
     l->count++;
 }
 
-int recovery_log_locate(const recovery_log_t *l, const recovery_id_t *offset, uint32_t *pos)
+int recovery_log_locate(const recovery_log_t *l, const stream_id_t *offset, uint32_t *pos)
 {
     if (!offset) {
         *pos = 0;
         return 0;
     }
     for (uint32_t k = log_first(l); k < l->count; k++) {
-        if (recovery_id_cmp(l->e[k % RECOVERY_LOG_LEN].id, *offset) == 0) {
+        if (stream_id_cmp(l->e[k % RECOVERY_LOG_LEN].id, *offset) == 0) {
             *pos = k + 1;
             return 0;
         }
@@ -85,7 +32,7 @@ int recovery_log_locate(const recovery_log_t *l, const recovery_id_t *offset, ui
     return -ENOENT;
 }
 
-recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos, const recovery_room_t *r)
+stream_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos, const recovery_room_t *r)
 {
     if (pos == 0)
         return r->first; /* nothing received, even when the log no longer holds the first sends */
@@ -119,12 +66,12 @@ int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_
         return -EINVAL;
     buf_t t;
     buf_init(&t);
-    char a[RECOVERY_ID_MAX + 1], b[RECOVERY_ID_MAX + 1];
+    char a[STREAM_ID_MAX + 1], b[STREAM_ID_MAX + 1];
     buf_printf(&t, "%u", log->count);
     for (uint32_t k = log_first(log); k < log->count; k++) {
         const recovery_send_t *e = &log->e[k % RECOVERY_LOG_LEN];
-        recovery_id_format(e->id, a);
-        recovery_id_format(e->prev, b);
+        stream_id_format(e->id, a);
+        stream_id_format(e->prev, b);
         buf_printf(&t, ";%u,%s,%s", e->tag, a, b);
     }
     buf_putc(out, '2');
@@ -132,8 +79,8 @@ int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_
     put_netstring(out, t.data, t.len);
     for (size_t i = 0; i < nrooms; i++) {
         buf_reset(&t);
-        recovery_id_format(rooms[i].first, a);
-        recovery_id_format(rooms[i].last, b);
+        stream_id_format(rooms[i].first, a);
+        stream_id_format(rooms[i].last, b);
         buf_printf(&t, "%u,%s,%s,", rooms[i].tag, a, b);
         buf_append(&t, rooms[i].name, rooms[i].len);
         put_netstring(out, t.data, t.len);
@@ -183,15 +130,15 @@ static bool next_field(fields_t *c, char sep, const char **f, size_t *flen)
 static bool parse_u32(const char *p, size_t len, uint32_t *out)
 {
     uint64_t v;
-    if (!parse_u64(p, len, &v) || v > UINT32_MAX)
+    if (!stream_id_parse_u64(p, len, &v) || v > UINT32_MAX)
         return false;
     *out = (uint32_t)v;
     return true;
 }
 
-static bool parse_id(const char *p, size_t len, recovery_id_t *out)
+static bool parse_id(const char *p, size_t len, stream_id_t *out)
 {
-    return len <= RECOVERY_ID_MAX && recovery_id_parse(p, len, out);
+    return len <= STREAM_ID_MAX && stream_id_parse(p, len, out);
 }
 
 static bool decode_log(const char *p, size_t len, recovery_log_t *l)
@@ -271,11 +218,11 @@ void recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_le
     buf_append(out, pid, pid_len);
 }
 
-void recovery_replay_argv(const char *room, size_t room_len, recovery_id_t after, const char *count,
+void recovery_replay_argv(const char *room, size_t room_len, stream_id_t after, const char *count,
                           char *excl, const char **argv, size_t *lens)
 {
     excl[0] = '(';
-    size_t n = recovery_id_format(after, excl + 1);
+    size_t n = stream_id_format(after, excl + 1);
     const char *v[] = {"XRANGE", room, excl, "+", "COUNT", count};
     size_t l[] = {6, room_len, n + 1, 1, 5, strlen(count)};
     for (size_t i = 0; i < 6; i++) {

@@ -28,19 +28,14 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/proto/stream_id.h"
 
-#define RECOVERY_ID_MAX 41 /* longest stream id text: "<u64>-<u64>" */
 #define RECOVERY_LOG_LEN 64
-
-/* A stream entry id; {0, 0} is "none" (Redis never hands it out). */
-typedef struct recovery_id {
-    uint64_t ms, seq;
-} recovery_id_t;
 
 /* One send to a socket: the room's tag, the entry id, and the room's last id before it. */
 typedef struct recovery_send {
     uint32_t tag;
-    recovery_id_t id, prev;
+    stream_id_t id, prev;
 } recovery_send_t;
 
 /* The last sends to one socket, oldest overwritten first. Zero-initialised = empty. */
@@ -54,28 +49,18 @@ typedef struct recovery_room {
     const char *name;
     size_t len;
     uint32_t tag;
-    recovery_id_t first; /* where the room starts for this socket (its join) */
-    recovery_id_t last;  /* the last id the socket was sent in the room */
+    stream_id_t first; /* where the room starts for this socket (its join) */
+    stream_id_t last;  /* the last id the socket was sent in the room */
 } recovery_room_t;
 
-/* Parses `<ms>-<seq>` or `<ms>` (decimal u64s). false when it is anything else. */
-bool recovery_id_parse(const char *p, size_t len, recovery_id_t *out);
-/* Writes `<ms>-<seq>` and a NUL into out (RECOVERY_ID_MAX + 1 bytes); returns the length. */
-size_t recovery_id_format(recovery_id_t id, char *out);
-/* Orders ids like Redis: <0, 0, >0. */
-int recovery_id_cmp(recovery_id_t a, recovery_id_t b);
-/* The id of the last entry before wall-clock millisecond ms (a join's starting point). */
-recovery_id_t recovery_id_before_ms(uint64_t ms);
-
-void recovery_log_add(recovery_log_t *l, uint32_t tag, recovery_id_t id, recovery_id_t prev);
+void recovery_log_add(recovery_log_t *l, uint32_t tag, stream_id_t id, stream_id_t prev);
 /*
  * Places the client's offset (NULL: the client sent none): *pos = how many of the logged sends
  * it received (0 without an offset). 0, or -ENOENT when the offset cannot be placed.
  */
-int recovery_log_locate(const recovery_log_t *l, const recovery_id_t *offset, uint32_t *pos);
+int recovery_log_locate(const recovery_log_t *l, const stream_id_t *offset, uint32_t *pos);
 /* The last id of room r a client that received the first pos sends has: replay after it. */
-recovery_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos,
-                                    const recovery_room_t *r);
+stream_id_t recovery_log_received(const recovery_log_t *l, uint32_t pos, const recovery_room_t *r);
 /* Forgets the sends from pos on (pos <= count, and count - pos <= RECOVERY_LOG_LEN). */
 void recovery_log_truncate(recovery_log_t *l, uint32_t pos);
 
@@ -98,10 +83,10 @@ int recovery_decode(const char *p, size_t len, const char **sid, size_t *sid_len
 void recovery_key(buf_t *out, const char *prefix, const char *pid, size_t pid_len);
 /*
  * Builds `XRANGE <room> (<after> + COUNT <count>` into argv/lens (6 slots; count borrowed as a
- * decimal string, excl holds the `(<id>` text: RECOVERY_ID_MAX + 2 bytes): the entries of room
+ * decimal string, excl holds the `(<id>` text: STREAM_ID_MAX + 2 bytes): the entries of room
  * after `after`, oldest first.
  */
-void recovery_replay_argv(const char *room, size_t room_len, recovery_id_t after, const char *count,
+void recovery_replay_argv(const char *room, size_t room_len, stream_id_t after, const char *count,
                           char *excl, const char **argv, size_t *lens);
 
 #endif

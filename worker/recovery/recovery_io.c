@@ -139,13 +139,13 @@ static void on_range(redisAsyncContext *c, void *reply, void *privdata)
     free(q);
 }
 
-int recovery_io_range(recovery_io_t *io, const char *room, size_t len, recovery_id_t after,
+int recovery_io_range(recovery_io_t *io, const char *room, size_t len, stream_id_t after,
                       recovery_io_entry_fn entry, recovery_io_done_fn done, void *arg)
 {
     request_t *q = request_new(io, arg);
     q->entry = entry;
     q->done = done;
-    char count[16], excl[RECOVERY_ID_MAX + 2];
+    char count[16], excl[STREAM_ID_MAX + 2];
     snprintf(count, sizeof(count), "%d", RECOVERY_IO_PAGE);
     const char *argv[6];
     size_t lens[6];

@@ -41,7 +41,7 @@ int recovery_io_take(recovery_io_t *io, const char *pid, size_t pid_len, recover
  * Reads up to RECOVERY_IO_PAGE entries of room after `after`, oldest first: entry() for each,
  * then done(). 0, or -ENOTCONN (no callback then).
  */
-int recovery_io_range(recovery_io_t *io, const char *room, size_t len, recovery_id_t after,
+int recovery_io_range(recovery_io_t *io, const char *room, size_t len, stream_id_t after,
                       recovery_io_entry_fn entry, recovery_io_done_fn done, void *arg);
 /* Replies to commands already sent are delivered, then done(arg) runs and io is freed. */
 void recovery_io_close(recovery_io_t *io, void (*done)(void *arg), void *arg);

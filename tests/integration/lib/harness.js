@@ -13,7 +13,7 @@
  * execs `node server.js`): tests of streamio-only behaviour (workers, respawn, config errors)
  * skip themselves. Never set it for streamio.
  */
-const { spawn } = require('node:child_process');
+const { spawn, execFile } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
@@ -594,6 +594,17 @@ async function healthRetry(target, { attempts = 5, gap = 100, timeout = 1000 } =
   throw new Error(`GET ${url}/health failed ${attempts} times: ${last && last.message}`);
 }
 
+// Runs streamioctl (beside $STREAMIO_BIN) against the control socket `sock`, asynchronously so
+// the server runs meanwhile; resolves {code, stdout, stderr}.
+function streamioctl(sock, ...args) {
+  const bin = path.join(path.dirname(streamioBin()), 'streamioctl');
+  return new Promise((resolve) => {
+    execFile(bin, ['--socket', sock, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
 // SIGKILLs `pid` after checking that it is a child of the server `srv` started by this harness.
 function killWorker(srv, pid, signal = 'SIGKILL') {
   const ppid = parentPid(pid);
@@ -784,6 +795,7 @@ module.exports = {
   getHealth,
   healthRetry,
   killWorker,
+  streamioctl,
   connectClient,
   connectClients,
   closeClient,
