@@ -99,6 +99,7 @@ static const opt_t options[] = {
     {"CONNECTION_RECOVERY", OPT_BOOL, F(connection_recovery), 0, 0, 0, "false"},
     {"CONNECTION_RECOVERY_WINDOW_MS", OPT_INT, F(recovery_window_ms), 0, 1000, 86400000, "120000"},
     {"SOCKETIO_NAMESPACES", OPT_NAMESPACES, 0, 0, 0, 0, "/"},
+    {"SOCKETIO_PER_MESSAGE_DEFLATE", OPT_BOOL, F(per_message_deflate), 0, 0, 0, "false"},
     {"SOCKETIO_TRANSPORTS", OPT_TRANSPORTS, F(transports), 0, 0, 0, "polling,websocket"},
     {"SOCKETIO_CORS_ORIGINS", OPT_ORIGINS, F(cors_origins), S(cors_origins), 0, 0, ""},
     {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "10000"},

@@ -96,6 +96,18 @@ size_t json_utf8_len(const char *s, size_t n)
     return len;
 }
 
+bool json_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int k = u[i] < 0x80 ? 1 : utf8_next(u + i, n - i);
+        if (k < 0)
+            return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
 /* Appends s[0..n) with invalid UTF-8 replaced; no escaping (the bytes are literal content). */
 static void put_utf8_repaired(buf_t *out, const char *s, size_t n)
 {

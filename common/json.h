@@ -85,6 +85,8 @@ void json_write_string(buf_t *out, const char *s, size_t len);
  * subsequence replaced by U+FFFD, unescaped. json_utf8_len is its length (n when s is valid).
  */
 size_t json_utf8_len(const char *s, size_t n);
+/* Whether s[0..n) is valid UTF-8 (RFC 3629: no surrogates, no overlong forms). */
+bool json_utf8_valid(const char *s, size_t n);
 void json_write_utf8(buf_t *out, const char *s, size_t n);
 
 /*

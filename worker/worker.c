@@ -450,6 +450,7 @@ static int clients_setup(worker_t *w)
         .max_ws_message = (size_t)cfg->max_payload,
         .max_outq_bytes = 4u << 20,
         .close_timeout_ms = 1000,
+        .per_message_deflate = cfg->per_message_deflate,
     };
     w->router = router_new();
     int rc = http_server_new(&w->http, &w->loop, &lim, w->router, w->stats);

@@ -66,6 +66,19 @@ static void test_validate_accepts(void **state)
     }
 }
 
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    assert_true(json_utf8_valid("", 0));
+    assert_true(json_utf8_valid("plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 17));
+    assert_false(json_utf8_valid("\xc3\x28", 2));         /* bad continuation */
+    assert_false(json_utf8_valid("\xf0\x90\x80", 3));     /* truncated, same length as U+FFFD */
+    assert_false(json_utf8_valid("\xed\xa0\x80", 3));     /* a surrogate */
+    assert_false(json_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(json_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
+    assert_false(json_utf8_valid("ok\x80", 3));
+}
+
 static void test_validate_rejects(void **state)
 {
     (void)state;
@@ -512,8 +525,11 @@ static void test_write_utf8(void **state)
         {"", ""},
         {"plain \"quoted\" \\ \n", "plain \"quoted\" \\ \n"},
         {"\xc3\xa9\xf0\x9f\x98\x80", "\xc3\xa9\xf0\x9f\x98\x80"},
-        {"a\xff" "b", "a\xef\xbf\xbd" "b"},
-        {"\xe2\x82", "\xef\xbf\xbd"},                      /* one maximal subpart */
+        {"a\xff"
+         "b",
+         "a\xef\xbf\xbd"
+         "b"},
+        {"\xe2\x82", "\xef\xbf\xbd"},                             /* one maximal subpart */
         {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate: three */
         {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
     };
@@ -541,12 +557,12 @@ static void test_write_utf8(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_write_utf8),
-        cmocka_unit_test(test_validate_accepts), cmocka_unit_test(test_validate_rejects),
-        cmocka_unit_test(test_validate_depth),   cmocka_unit_test(test_type_of),
-        cmocka_unit_test(test_minify),           cmocka_unit_test(test_minify_utf8),
-        cmocka_unit_test(test_array_items),      cmocka_unit_test(test_write_string),
-        cmocka_unit_test(test_write_number),     cmocka_unit_test(test_string_decode),
+        cmocka_unit_test(test_write_utf8),       cmocka_unit_test(test_validate_accepts),
+        cmocka_unit_test(test_validate_rejects), cmocka_unit_test(test_validate_depth),
+        cmocka_unit_test(test_type_of),          cmocka_unit_test(test_minify),
+        cmocka_unit_test(test_minify_utf8),      cmocka_unit_test(test_array_items),
+        cmocka_unit_test(test_write_string),     cmocka_unit_test(test_write_number),
+        cmocka_unit_test(test_string_decode),    cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_number_parse),     cmocka_unit_test(test_walkers),
         cmocka_unit_test(test_keys_order),       cmocka_unit_test(test_object_get),
     };

@@ -72,10 +72,11 @@ static int tr_ws_text(void *arg, conn_t *c, const char *p, size_t len)
     return ws_conn_send_text(c, p, len);
 }
 
-static int tr_ws_frames(void *arg, conn_t *c, refbuf_t *frames)
+static int tr_ws_msg(void *arg, conn_t *c, eio_msg_t *m)
 {
     (void)arg;
-    return ws_conn_send_frame(c, frames);
+    ws_deflate_t *d = ws_conn_deflater(c);
+    return ws_conn_send_frame(c, d ? eio_msg_frames_deflated(m, d) : eio_msg_frames(m));
 }
 
 static int tr_ws_close(void *arg, conn_t *c, uint16_t code)
@@ -412,7 +413,7 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
     eio_transport_t tr = {
         .arg = ep,
         .ws_text = tr_ws_text,
-        .ws_frames = tr_ws_frames,
+        .ws_msg = tr_ws_msg,
         .ws_close = tr_ws_close,
         .backlog = tr_backlog,
         .respond = tr_respond,

@@ -767,6 +767,49 @@ function stopAfter(get) {
 }
 
 // Unique-per-run name, so streams/rooms of one test never collide with another's.
+/*
+ * Headless Chromium (NULL when not installed) and the page it runs: an HTTP server on another
+ * origin than the server under test, serving the socket.io browser bundle, `page.html` at every
+ * other path, and collecting what the page reports (`fetch('/report?' + JSON)`) in `events`.
+ */
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p)) || null;
+
+async function startTestPage() {
+  const bundle = path.join(path.dirname(require.resolve('socket.io-client/package.json')), 'dist/socket.io.min.js');
+  const page = { html: '', events: [] };
+  page.server = http.createServer((req, res) => {
+    if (req.url === '/socket.io.min.js') {
+      res.writeHead(200, { 'Content-Type': 'application/javascript' });
+      res.end(fs.readFileSync(bundle));
+    } else if (req.url.startsWith('/report?')) {
+      page.events.push(JSON.parse(decodeURIComponent(req.url.slice(8))));
+      res.end('ok');
+    } else {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end(page.html);
+    }
+  });
+  await new Promise((resolve) => page.server.listen(0, HOST, resolve));
+  page.url = `http://${HOST}:${page.server.address().port}`;
+  page.close = () => page.server.close();
+  return page;
+}
+
+// Runs fn(chrome) while headless Chromium shows `url` (a fresh profile), then stops it.
+async function withChromium(url, fn) {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-chromium-'));
+  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    `--user-data-dir=${profile}`, url];
+  const chrome = spawnTracked(CHROMIUM, args, { name: 'chromium' });
+  try {
+    return await fn(chrome);
+  } finally {
+    await stop(chrome);
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
 let seq = 0;
 function uniq(prefix) {
   seq += 1;
@@ -807,5 +850,8 @@ module.exports = {
   withLogs,
   stopAfter,
   spreadClients,
+  CHROMIUM,
+  startTestPage,
+  withChromium,
   uniq,
 };
