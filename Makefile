@@ -107,7 +107,7 @@ BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer $(BUILD)/bench/flo
 
 $(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ bench/loadgen.c bench/procstat.c -luv
+	$(CC) $(CFLAGS) -o $@ bench/loadgen.c bench/procstat.c -luv -lz
 
 $(BUILD)/bench/floor: bench/floor.c
 	@mkdir -p $(dir $@)

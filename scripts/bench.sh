@@ -7,7 +7,7 @@
 # BENCH_SERVERS="streamio node" (either may be left out); BENCH_ANCHOR=<node-seed dir>
 # (default ../shared/anchors/node-seed, installed with npm ci in a temp copy, never in place);
 # BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter
-# adapter-2000" (any subset, plus connect-100k: see below); BENCH_OUT=<dir> (default
+# adapter-2000 deflate" (any subset, plus connect-100k: see below); BENCH_OUT=<dir> (default
 # build/bench/<UTC time>); BENCH_PERF=1 also records
 # `perf record -g` of the server's processes and redis-server while the load runs
 # at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
@@ -23,6 +23,11 @@
 # adapter, adapter-2000: 2 workers, fan-out at full speed or paced at 2000 entries/s, streamio with
 # SOCKETIO_REDIS_ADAPTER false, true and sharded against Node's cluster (which needs the adapter):
 # the adapter's cost per delivery.
+# deflate: 1,000 clients in 100 rooms, entries with a 4 KB JSON data field at 500/s (issue 16 §5),
+# every client offering permessage-deflate as npm ws does: streamio with
+# SOCKETIO_PER_MESSAGE_DEFLATE=true (one compressed frame per entry, shared) and without it, Node
+# with socket.io's perMessageDeflate (threshold 1024; bench/node-deflate.js, preloaded: the anchor
+# has no setting for it), which compresses per socket. Reports CPU and bytes read per delivery.
 # connect-100k (not in the default set; BENCH_100K_CLIENTS, default 100000): that many idle
 # WebSockets at once, from BENCH_100K_LOADGENS load generators (each from its own loopback
 # address 127.0.0.2, .3, ...: one address has ~28k ephemeral ports) against BENCH_100K_WORKERS
@@ -38,7 +43,7 @@ BIN=$(realpath "${1:-$ROOT/build/release/streamio}")
 TOOLS=$(dirname "$BIN")/bench
 QUICK=${BENCH_QUICK:-1}
 SERVERS=${BENCH_SERVERS:-streamio node}
-SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter adapter-2000}
+SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter adapter-2000 deflate}
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -107,6 +112,7 @@ if [[ " $SERVERS " == *" node "* ]]; then
 fi
 
 # --- one server at a time ------------------------------------------------------------------------
+# RUN_NODE_ENV: NAME=value words for the Node anchor's environment (experiments, preloads).
 start_server() { # name workers [NAME=value ... for streamio]
     local name=$1 workers=$2 i
     shift 2
@@ -120,12 +126,14 @@ start_server() { # name workers [NAME=value ... for streamio]
         env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$@" "$BIN" \
             >"$WORK/server.log" 2>&1 &
     elif [ "$workers" -gt 1 ]; then
+        # shellcheck disable=SC2086 # RUN_NODE_ENV is a list of NAME=value words
         (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=true \
-            CLUSTER_WORKERS="$workers" SOCKETIO_REDIS_ADAPTER=true node server.js) \
+            CLUSTER_WORKERS="$workers" SOCKETIO_REDIS_ADAPTER=true ${RUN_NODE_ENV:-} node server.js) \
             >"$WORK/server.log" 2>&1 &
     else
-        (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=false node server.js) \
-            >"$WORK/server.log" 2>&1 &
+        # shellcheck disable=SC2086
+        (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=false ${RUN_NODE_ENV:-} \
+            node server.js) >"$WORK/server.log" 2>&1 &
     fi
     SERVER_PID=$!
     for ((i = 0; i < 200; i++)); do
@@ -276,9 +284,9 @@ run_100k() {
 }
 
 if [ "$QUICK" = 1 ]; then
-    PACED=6000 IDLE=500 CONN_PAR=256
+    PACED=6000 IDLE=500 CONN_PAR=256 DEFLATE_N=2000
 else
-    PACED=20000 IDLE=3000 CONN_PAR=512
+    PACED=20000 IDLE=3000 CONN_PAR=512 DEFLATE_N=10000
 fi
 prod() { echo "$TOOLS/producer --port $REDIS_PORT $*"; }
 
@@ -323,6 +331,21 @@ for scen in $SCENARIOS; do
                     --exec "$(prod --rooms 100 --count "$n" --rate "$rate")"
             done
             RUN_ENV= RUN_TAG= ;;
+        deflate)
+            if [ "$srv" = streamio ]; then
+                for z in true false; do
+                    RUN_ENV="SOCKETIO_PER_MESSAGE_DEFLATE=$z" RUN_TAG=-deflate-$z
+                    run_one "$scen" "$srv" 1 100 --clients 1000 --entries "$DEFLATE_N" \
+                        --timeout 120 --deflate \
+                        --exec "$(prod --rooms 100 --count "$DEFLATE_N" --rate 500 --data-bytes 4096)"
+                done
+            else
+                RUN_NODE_ENV="NODE_OPTIONS=--require=$ROOT/bench/node-deflate.js" RUN_TAG=-deflate
+                run_one "$scen" "$srv" 1 100 --clients 1000 --entries "$DEFLATE_N" --timeout 120 \
+                    --deflate \
+                    --exec "$(prod --rooms 100 --count "$DEFLATE_N" --rate 500 --data-bytes 4096)"
+            fi
+            RUN_ENV= RUN_TAG= RUN_NODE_ENV= ;;
         scaling)
             run_one "$scen" "$srv" 2 100 --clients 1000 --entries 20000 --timeout 120 \
                 --exec "$(prod --rooms 100 --count 20000 --rate 0)" ;;
