@@ -26,7 +26,8 @@ const FANOUT = [
   ['lat_max_ms', 'latency max ms', 'low', 3],
   ['wire_bytes_per_delivery', 'bytes read by clients / delivery', 'low', 0],
   ['compressed_messages', 'compressed messages received (whole run)', null, 0],
-  ['rss_bytes_per_conn', 'server RSS bytes/connection (joined, before the load)', 'low', 0],
+  // meaningless with a handful of clients (the server's own memory dominates)
+  ['rss_bytes_per_conn', 'server RSS bytes/connection (joined, before the load)', 'low', 0, 100],
   ['redis_cpu_us', 'redis CPU µs', null, 0],
   ['redis_cmd_us_per_entry', 'redis command µs/entry', 'low', 1],
   ['loadgen_cpu_pct', 'loadgen CPU % (harness)', null, 1],
@@ -91,7 +92,8 @@ for (const s of scenarios) {
   if (sio && nod) header.push('ratio');
   const table = [header];
   for (const e of rs.filter((r) => r.error)) table.push([`error (${e.label})`, e.error]);
-  for (const [k, label, better, d] of spec) {
+  for (const [k, label, better, d, minClients = 0] of spec) {
+    if ((first.clients ?? 0) < minClients) continue;
     const line = [label, ...rs.map((r) => fmt(r[k], d))];
     if (sio && nod) line.push(ratio(sio[k], nod[k], better === 'high' ? 'high' : better));
     table.push(line);
