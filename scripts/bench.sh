@@ -13,6 +13,8 @@
 # at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
 # unwinds through libc) ($BENCH_OUT/<scenario>-<label>.perf.data; `perf report -i FILE`);
 # BENCH_STREAMIO_ENV="NAME=value ..." adds settings to streamio's environment (experiments).
+# BENCH_BASELINE=<path to another streamio binary> runs it too, as server "base", in the same run
+# and on the same scenarios (before/after a change; build it from an older commit).
 # Redis' INFO commandstats of each run's load window (reset after the warm-up) is saved beside the
 # results and summed into them (redis_cmds, redis_cmd_us_per_entry).
 # Starts its own redis-server and every server on free loopback ports, one at a time; the load
@@ -43,11 +45,13 @@ BIN=$(realpath "${1:-$ROOT/build/release/streamio}")
 TOOLS=$(dirname "$BIN")/bench
 QUICK=${BENCH_QUICK:-1}
 SERVERS=${BENCH_SERVERS:-streamio node}
+BASELINE=${BENCH_BASELINE:+$(realpath "$BENCH_BASELINE")}
+[ -z "$BASELINE" ] || SERVERS="streamio base ${SERVERS/streamio/}"
 SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter adapter-2000 deflate}
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
-for t in "$BIN" "$TOOLS/loadgen" "$TOOLS/producer" "$TOOLS/floor"; do
+for t in "$BIN" ${BASELINE:+"$BASELINE"} "$TOOLS/loadgen" "$TOOLS/producer" "$TOOLS/floor"; do
     [ -x "$t" ] || { echo "bench: $t missing (run make bench)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
@@ -121,9 +125,11 @@ start_server() { # name workers [NAME=value ... for streamio]
     local common=(PATH="$PATH" HOME="$WORK" REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT"
         HOST=127.0.0.1 PORT="$SERVER_PORT" STREAM_PATTERN='bench.*' DISCOVERY_INTERVAL=500
         LOG_LEVEL=warn)
-    if [ "$name" = streamio ]; then
+    if [ "$name" = streamio ] || [ "$name" = base ]; then
+        local bin=$BIN
+        [ "$name" = base ] && bin=$BASELINE
         # shellcheck disable=SC2086 # BENCH_STREAMIO_ENV is a list of NAME=value words
-        env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$@" "$BIN" \
+        env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$@" "$bin" \
             >"$WORK/server.log" 2>&1 &
     elif [ "$workers" -gt 1 ]; then
         # shellcheck disable=SC2086 # RUN_NODE_ENV is a list of NAME=value words
@@ -321,18 +327,18 @@ for scen in $SCENARIOS; do
             # one server, 2 workers: what sharing with other servers costs each delivery, as fast
             # as possible (adapter) or paced (adapter-2000)
             local_modes=(false)
-            [ "$srv" = streamio ] && local_modes=(false true sharded)
+            [ "$srv" != node ] && local_modes=(false true sharded)
             rate=0 n=20000
             [ "$scen" = adapter-2000 ] && rate=2000 n=$PACED
             for am in "${local_modes[@]}"; do
                 RUN_ENV="SOCKETIO_REDIS_ADAPTER=$am" RUN_TAG=
-                [ "$srv" = streamio ] && RUN_TAG="-adapter-$am"
+                [ "$srv" != node ] && RUN_TAG="-adapter-$am"
                 run_one "$scen" "$srv" 2 100 --clients 1000 --entries "$n" --timeout 120 \
                     --exec "$(prod --rooms 100 --count "$n" --rate "$rate")"
             done
             RUN_ENV= RUN_TAG= ;;
         deflate)
-            if [ "$srv" = streamio ]; then
+            if [ "$srv" != node ]; then
                 for z in true false; do
                     RUN_ENV="SOCKETIO_PER_MESSAGE_DEFLATE=$z" RUN_TAG=-deflate-$z
                     run_one "$scen" "$srv" 1 100 --clients 1000 --entries "$DEFLATE_N" \
