@@ -30,6 +30,8 @@ const FANOUT = [
   ['rss_bytes_per_conn', 'server RSS bytes/connection (joined, before the load)', 'low', 0, 100],
   ['redis_cpu_us', 'redis CPU µs', null, 0],
   ['redis_cmd_us_per_entry', 'redis command µs/entry', 'low', 1],
+  ['redis_in_bytes_per_entry', 'redis bytes read / entry', 'low', 0],
+  ['redis_out_bytes_per_entry', 'redis bytes written / entry', 'low', 0],
   ['loadgen_cpu_pct', 'loadgen CPU % (harness)', null, 1],
   ['producer_cpu_us', 'producer CPU µs (harness)', null, 0],
   ['server_procs', 'server processes', null, 0],
@@ -117,6 +119,12 @@ for (const scen of ['adapter', 'adapter-2000']) {
     if (aoff && aoff.server_cpu_us_per_delivery > 0 && r.server_cpu_us_per_delivery > 0) {
       out.push(`${scen} cost (${r.label}): CPU per delivery ${(r.server_cpu_us_per_delivery
         / aoff.server_cpu_us_per_delivery).toFixed(2)}x of adapter off`);
+    }
+    // what the adapter adds to Redis' traffic for each entry (one broadcast each)
+    if (aoff && aoff.redis_in_bytes_per_entry !== undefined && r.redis_in_bytes_per_entry !== undefined) {
+      out.push(`${scen} Redis bytes per broadcast (${r.label}): +${(r.redis_in_bytes_per_entry
+        - aoff.redis_in_bytes_per_entry).toFixed(0)} read, +${(r.redis_out_bytes_per_entry
+        - aoff.redis_out_bytes_per_entry).toFixed(0)} written (to ${r.workers} subscribed workers)`);
     }
   }
 }

@@ -189,16 +189,23 @@ run_one() {
         wait "$perf_pid" 2>/dev/null || true
     fi
     redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' >"$stats"
+    # the bytes Redis read and wrote over the same window (RESETSTAT zeroes them too)
+    local net_in net_out
+    net_in=$(redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | sed -n 's/^total_net_input_bytes://p')
+    net_out=$(redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | sed -n 's/^total_net_output_bytes://p')
     [ -n "$line" ] || line="{\"label\":\"$label\",\"error\":\"loadgen failed\"}"
     # cmdstat_<name>:calls=N,usec=N,... -> {"<name>":{"calls":N,"usec":N},...}
     local cmds
     cmds=$(awk -F'[:,=]' '/^cmdstat_/ { sub(/^cmdstat_/, "", $1)
         printf "%s\"%s\":{\"calls\":%s,\"usec\":%s}", sep, $1, $3, $5; sep = "," }' "$stats")
     echo "$line" | jq -c --arg s "$scen" --argjson w "$workers" --arg srv "$name" \
-        --argjson cmds "{$cmds}" \
-        '. + {scenario:$s, server:$srv, workers:$w, redis_cmds:$cmds}
+        --argjson cmds "{$cmds}" --argjson nin "${net_in:-0}" --argjson nout "${net_out:-0}" \
+        '. + {scenario:$s, server:$srv, workers:$w, redis_cmds:$cmds, redis_net_in:$nin,
+              redis_net_out:$nout}
          | ([$cmds[].usec] | add // 0) as $u
-         | if (.entries // 0) > 0 then . + {redis_cmd_us_per_entry: ($u / .entries)} else . end' \
+         | if (.entries // 0) > 0 then . + {redis_cmd_us_per_entry: ($u / .entries),
+             redis_in_bytes_per_entry: ($nin / .entries),
+             redis_out_bytes_per_entry: ($nout / .entries)} else . end' \
         >>"$RESULTS"
     stop_pid "$SERVER_PID"
     SERVER_PID=
