@@ -10,7 +10,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(gcc make pkg-config libc6-dev libuv1-dev libhiredis-dev libwslay-dev libhttp-parser-dev
       libssl-dev zlib1g-dev libjwt-dev redis-server redis-tools)
 if [ "$what" = test ]; then
-    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-requests python3-websocket chromium)
+    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-requests python3-websocket chromium
+           iptables iproute2 util-linux)
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi

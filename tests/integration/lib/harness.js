@@ -116,9 +116,10 @@ process.on('exit', () => {
   for (const [pid, start] of workers) if (startTime(pid) === start) kill(pid);
 });
 
-// Spawns a tracked process with captured output (kept to the last `keep` bytes).
-function spawnTracked(cmd, args, { env, cwd, name, keep = 256 * 1024 } = {}) {
-  const proc = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+// Spawns a tracked process with captured output (kept to the last `keep` bytes); `stdin: 'pipe'`
+// leaves its standard input open for the caller (proc.stdin).
+function spawnTracked(cmd, args, { env, cwd, name, keep = 256 * 1024, stdin = 'ignore' } = {}) {
+  const proc = spawn(cmd, args, { env, cwd, stdio: [stdin, 'pipe', 'pipe'] });
   const state = { out: '', stdout: '', stderr: '', exitCode: undefined, signal: undefined };
   const append = (which, chunk) => {
     const s = chunk.toString('utf8');
@@ -479,9 +480,10 @@ function spawnStreamio(env, { name = 'streamio' } = {}) {
  * Starts a server process (`cmd args`) listening on HOST:port and waits until GET /health
  * answers 200. Returns a server handle {pid, port, url, handle, health(), stop(), describe()}.
  * Throws (with the captured output) when it exits or does not get ready within `timeout`.
+ * `onSpawn(handle)` (optional, awaited) runs first; with it the process's stdin is a pipe.
  */
-async function startServer({ cmd, args = [], env, port, name, timeout = 20000 }) {
-  const handle = spawnTracked(cmd, args, { env, name });
+async function startServer({ cmd, args = [], env, port, name, timeout = 20000, onSpawn }) {
+  const handle = spawnTracked(cmd, args, { env, name, stdin: onSpawn ? 'pipe' : 'ignore' });
   const url = `http://${HOST}:${port}`;
   const srv = {
     handle,
@@ -500,6 +502,7 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000 })
     },
   };
   try {
+    if (onSpawn) await onSpawn(handle);
     await waitUntil(async () => {
       if (!handle.running) throw fatal(`${handle.name} exited before getting ready`);
       const r = await srv.health({ timeout: 1000 });
@@ -516,8 +519,10 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000 })
 /*
  * Starts $STREAMIO_BIN against `redis` with the contract env (CLUSTER_WORKERS=1, LOG_LEVEL=info,
  * DISCOVERY_INTERVAL=500 unless overridden by `env`) on a free port, waits for /health 200.
+ * `onSpawn(handle)`: the server's pid is known before it runs (handle.pid); it starts once
+ * onSpawn has resolved and written a line to handle.proc.stdin.
  */
-async function startStreamio(env = {}, { redis, timeout } = {}) {
+async function startStreamio(env = {}, { redis, timeout, onSpawn } = {}) {
   const port = await freePort();
   const full = {
     ...baseEnv(),
@@ -530,7 +535,10 @@ async function startStreamio(env = {}, { redis, timeout } = {}) {
     DISCOVERY_INTERVAL: '500',
     ...env,
   };
-  return startServer({ cmd: streamioBin(), env: full, port: Number(full.PORT), name: 'streamio', timeout });
+  // with onSpawn, a shell waits for a line on stdin, then execs the server under its own pid
+  const cmd = onSpawn ? 'sh' : streamioBin();
+  const args = onSpawn ? ['-c', 'read _ && exec "$0"', streamioBin()] : [];
+  return startServer({ cmd, args, env: full, port: Number(full.PORT), name: 'streamio', timeout, onSpawn });
 }
 
 // Remembers the workers a /health answer lists (only real children of the server process).
