@@ -85,6 +85,7 @@ typedef struct master {
     pidfile_t *pidfile;
     control_t *control; /* streamioctl's socket, when STREAMIO_CONTROL_SOCKET is set */
     shm_region_t *region;
+    local_sock_t *socks; /* the workers' channels, per process block: held for the master's life */
     stats_global_t *gstats;
     slot_t *slots;   /* cap_workers entries */
     uint32_t nslots; /* worker numbers in use (the larger count while a reload resizes) */
@@ -239,8 +240,9 @@ static int spawn_proc(master_t *m, uint32_t i, enum stats_role role)
         control_forget(m->control);
         sigprocmask(SIG_SETMASK, &all, NULL);
         shm_region_child_keep(m->region, p);
+        local_sock_child_keep(m->socks, p);
         log_setup(m->cfg->log_level, "worker", (int)i);
-        worker_args_t args = {m->cfg, p, m->listen_fd, m->region, m->server_id, i};
+        worker_args_t args = {m->cfg, p, m->listen_fd, m->region, m->server_id, i, m->socks};
         exit(worker_main(&args)); /* exit, not _exit: sanitizers check the worker at exit */
     }
     m->procs[p] = (proc_t){.pid = pid, .worker = i};
@@ -329,6 +331,7 @@ static void on_worker_exit(master_t *m, pid_t pid, int status)
     proc_t pr = m->procs[p];
     m->procs[p].pid = 0;
     memset(pstats(m, (uint32_t)p), 0, sizeof(stats_worker_t));
+    local_sock_drain(m->socks, (uint32_t)p);
     slot_t *s = &m->slots[pr.worker];
     if (pr.retiring) {
         LOG_INFO("worker %u: retired pid %d exited", pr.worker, (int)pid);
@@ -957,6 +960,10 @@ static int setup(master_t *m, buf_t *err)
         buf_printf(err, "streamio: cannot create the shared memory region: %s", strerror(-rc));
         return -1;
     }
+    if ((rc = local_sock_new(&m->socks, m->nprocs))) {
+        buf_printf(err, "streamio: cannot create the workers' channels: %s", strerror(-rc));
+        return -1;
+    }
     m->generation = 1;
     m->gstats = shm_region_global(m->region);
     STATS_SET(m->gstats->master_pid, getpid());
@@ -1009,6 +1016,7 @@ static void teardown(master_t *m)
     discovery_free(m->disc);
     keyevents_free(m->kev);
     shm_region_free(m->region);
+    local_sock_free(m->socks);
     if (m->sig_fd > 0)
         close(m->sig_fd);
     if (m->listen_fd >= 0)

@@ -418,7 +418,7 @@ static int parse_options(sessions_t *ss)
 /* ---- public ---- */
 
 int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region_t *region,
-                 uint32_t slot)
+                 const local_sock_t *socks, uint32_t slot)
 {
     sessions_t *ss = calloc(1, sizeof(*ss));
     if (!ss)
@@ -478,9 +478,12 @@ int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region
         return rc;
     }
     if (cfg->cluster_workers > 1) {
-        rc = handoff_new(&ss->handoff, loop, (unsigned long)getppid(), slot, sess_on_handoff, ss);
-        if (rc)
-            LOG_WARN("polling handoff between workers unavailable: %s", strerror(-rc));
+        rc = handoff_new(&ss->handoff, loop, socks, region, slot, sess_on_handoff, ss);
+        if (rc) {
+            LOG_ERROR("cannot receive polling requests from the other workers: %s", strerror(-rc));
+            sessions_free(ss);
+            return rc;
+        }
     }
     *out = ss;
     return 0;

@@ -23,6 +23,7 @@
 #include "worker/adapter.h"
 #include "worker/adapter_msg.h"
 #include "worker/conn.h"
+#include "worker/local_sock.h"
 #include "worker/rooms.h"
 
 typedef struct sessions sessions_t;
@@ -31,7 +32,7 @@ typedef struct sessions sessions_t;
  * namespaces, transports and CORS origins (validated by config_load); reads STREAMIO_CONFORMANCE
  * and STREAMIO_DEBUG_PAGE from the environment. 0, -EINVAL (logged: the key file), -ENOMEM. */
 int sessions_new(sessions_t **out, uv_loop_t *loop, const cfg_t *cfg, shm_region_t *region,
-                 uint32_t slot);
+                 const local_sock_t *socks, uint32_t slot);
 /* Accepts one pending connection from the listening stream. */
 int sessions_accept(sessions_t *ss, uv_stream_t *server);
 /*

@@ -1,14 +1,14 @@
 /*
  * siblings: passes finished broadcast frames (a room and the WebSocket frame built for it)
  * between the workers of this server, so an entry one worker read reaches the sockets of the
- * others without Redis. Each worker binds the abstract datagram socket
- * "\0streamio.<server_id>.<slot>.b" (see local_sock); the frames of one loop iteration go to each
+ * others without Redis. Each worker receives on its block's siblings channel (see local_sock:
+ * inherited socketpairs, no name); the frames of one loop iteration go to each
  * live sibling (a slot whose pid is set in the shared region) as one datagram, flushed after the
  * iteration's I/O callbacks (so before the XACKs queued meanwhile reach Redis) or as soon as the
  * batch is full. One socket per sender and a FIFO queue per receiver keep the per-room order.
  * Sending never blocks: a full receiver queue (EAGAIN) keeps the datagram, and the ones after it,
- * in a bounded in-order queue per sibling, resent from a timer; a sibling that is gone
- * (ECONNREFUSED, ENOENT) is skipped and its queue dropped (its clients are reconnecting).
+ * in a bounded in-order queue per sibling, resent from a timer; a sibling that is gone (its pid
+ * cleared in the region) is skipped and its queue dropped (its clients are reconnecting).
  * Datagrams are accepted only from processes of the same user whose pid is a sibling's.
  *
  * Datagram: "sib1", the sender's slot (u32), then records: room length (u32), frame length (u32),
@@ -27,6 +27,7 @@
 #include "common/buf.h"
 #include "common/refbuf.h"
 #include "shm/region.h"
+#include "worker/local_sock.h"
 
 typedef struct siblings siblings_t;
 
@@ -47,10 +48,11 @@ typedef struct siblings siblings_t;
 typedef void (*siblings_cb)(const char *room, size_t room_len, refbuf_t *frame, void *ud);
 
 /*
- * Binds this slot's socket and starts receiving on `loop`. Borrows loop and region. 0, -EINVAL,
- * -EADDRINUSE, -ENOMEM, or another negative errno.
+ * Starts receiving on `slot`'s siblings channel of `socks` on `loop`. Borrows loop, region and
+ * socks. 0, -EINVAL, -EBADF (this process does not hold that channel), -ENOMEM, or another
+ * negative errno.
  */
-int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsigned long server_id,
+int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, const local_sock_t *socks,
                  uint32_t slot, siblings_cb cb, void *ud);
 /*
  * Adds room + frame (borrowed, copied) to the batch for every live sibling. 1 (queued), 0 (no

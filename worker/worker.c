@@ -354,7 +354,8 @@ static int setup(worker_t *w)
     uv_timer_start(&w->tick, on_tick, 0, 250);
     uv_timer_init(&w->loop, &w->grace);
     w->grace.data = w;
-    if ((rc = sessions_new(&w->sessions, &w->loop, cfg, w->args->region, w->args->slot)))
+    if ((rc = sessions_new(&w->sessions, &w->loop, cfg, w->args->region, w->args->socks,
+                           w->args->slot)))
         return rc;
     if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
         char prefix[160];
@@ -372,8 +373,8 @@ static int setup(worker_t *w)
         sessions_set_adapter(w->sessions, w->adapter);
     }
     /* also with one worker: a respawn or a reload runs two slots side by side for a while */
-    if ((rc = siblings_new(&w->siblings, &w->loop, w->args->region, (unsigned long)getppid(),
-                           w->args->slot, on_sibling_frame, w)))
+    if ((rc = siblings_new(&w->siblings, &w->loop, w->args->region, w->args->socks, w->args->slot,
+                           on_sibling_frame, w)))
         return rc;
     if (w->adapter)
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
