@@ -204,12 +204,12 @@ int cluster_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, cl
         if (used != len)
             return -EPROTO;
         len = scratch->len;
+        in = scratch->data;
     }
-    /* decoded strings are never longer than their literals: no pointer into scratch moves */
-    if (buf_reserve(scratch, scratch->len + len + 1))
+    if (ajson_reserve(scratch, in, len))
         return -ENOMEM;
     if (p[0] != '{')
-        in = scratch->data;
+        in = scratch->data; /* the reserve may have moved it */
     if (json_validate(in, len))
         return -EPROTO;
     json_span_t root, data = {0};
@@ -266,7 +266,7 @@ int cluster_msg_sockets_rooms(const char *sockets, size_t len, buf_t *scratch, s
     if (json_validate(sockets, len))
         return -EPROTO;
     buf_reset(scratch);
-    if (buf_reserve(scratch, len + 1))
+    if (ajson_reserve(scratch, sockets, len))
         return -ENOMEM;
     json_span_t root, sock;
     ajson_walk_t w;
