@@ -347,7 +347,7 @@ static int sio_dispatch(session_t *s, const sio_packet_t *pk, unsigned natt)
         return on_event(s, pk, natt);
     case SIO_ACK:
         /* only cluster broadcasts with acks ask clients for acks (in any namespace) */
-        adapter_client_ack(s->ss->adapter, pk->id, pk->data, pk->data_len);
+        adapter_client_ack(s->ss->adapter, s->sio_sid, pk->id, pk->data, pk->data_len);
         return 0;
     case SIO_BINARY_ACK:
         return 0; /* the server asks no binary acks: unknown ids are ignored */

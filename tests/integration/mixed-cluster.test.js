@@ -475,6 +475,37 @@ for (const mode of ['classic', 'sharded']) {
       process.stderr.write(`# ${mode}: serverSideEmitWithAck ${sse.ms} ms, broadcastWithAck ${acks.ms} ms\n`);
     }));
 
+    it('forwards a broadcast ack only from a socket the broadcast reached, once', logs(async () => {
+      const ackRoom = h.uniq(`mix.${mode}.ack`);
+      const victim = sio[0];
+      const slot = (s) => s.io.engine.id.slice(0, 2); // the sid names its worker
+      // a socket outside the room on the victim's worker: ack ids are per worker
+      let forger;
+      for (let i = 0; i < 30 && !forger; i++) {
+        const c = await h.connectClient(srv.url);
+        if (slot(c) === slot(victim)) forger = c;
+        else h.closeClient(c);
+      }
+      assert.ok(forger, 'a client on the victim\'s worker');
+      await h.joinRoom(victim, ackRoom);
+      try {
+        victim.once('forge-me', async (q, cb) => {
+          // the ack ids of a worker run up from 1e9 (one per broadcast with acks): the forger
+          // answers the first ones first, twice (within the event rate limit's burst)
+          for (let k = 0; k < 2; k++) {
+            for (let id = 1e9; id < 1e9 + 20; id++) forger.io.engine.write(`3${id}["forged"]`);
+          }
+          await h.joinRoom(forger, h.uniq('sync')); // after the forged acks on that connection
+          cb(`client-ack:${q}`);
+          cb(`client-ack:${q}`); // socket.io-client answers once; the server would drop a repeat
+        });
+        const acks = await peer.call('broadcastWithAck', { rooms: [ackRoom], event: 'forge-me', args: ['q'], timeout: 3000 });
+        assert.deepStrictEqual(acks.value, ['client-ack:q']);
+      } finally {
+        h.closeClient(forger);
+      }
+    }));
+
     it('drops malformed adapter messages with a log line and keeps working', logs(async () => {
       const inbox = h.collect(sio[0], 'after-garbage');
       // channels and shapes that Node peers ignore safely (they crash on some others, §6)
