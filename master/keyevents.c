@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/keepalive.h"
 #include "common/log.h"
 
 #define BACKOFF_MIN_MS 250
@@ -164,6 +165,7 @@ static void start_connect(keyevents_t *k, uint64_t now_ms)
         drop(k, now_ms, why);
         return;
     }
+    (void)keepalive_set(k->rc->fd); /* a subscribed link is idle: only probes find a partition */
     k->state = KE_CONNECTING;
     k->due_ms = now_ms + CONNECT_TIMEOUT_MS;
 }

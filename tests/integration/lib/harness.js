@@ -268,9 +268,11 @@ class RedisClient {
     sock.on('close', () => this._fail(new Error('redis connection closed')));
   }
 
-  static connect(port, { host = HOST, timeout = 5000 } = {}) {
+  // `localAddress`: another loopback source address (127.0.0.2...), e.g. to stay outside a
+  // partition cut between 127.0.0.1 and Redis.
+  static connect(port, { host = HOST, timeout = 5000, localAddress } = {}) {
     return new Promise((resolve, reject) => {
-      const sock = net.connect({ port, host });
+      const sock = net.connect({ port, host, localAddress });
       const timer = setTimeout(() => {
         sock.destroy();
         reject(new Error(`redis connect ${host}:${port} timed out`));
