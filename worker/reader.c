@@ -77,7 +77,8 @@ struct reader {
     stats_worker_t *stats;
     reader_entry_fn fn;
     void *arg;
-    uint64_t read_failures; /* XREADGROUP error replies (log sampling) */
+    uint64_t read_failures;  /* XREADGROUP error replies (log sampling) */
+    uint64_t group_failures; /* XGROUP CREATE refused for another reason than the key */
     char consumer[256];
     char count[16];
     char block[16];
@@ -371,10 +372,16 @@ static void on_group(redisAsyncContext *ac, void *reply, void *privdata)
     reader_t *r = g->r;
     rstream_t *s = strmap_get(r->streams, g->name, g->len);
     if (s && rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0) {
-        /* the key is gone (or not a stream): skip it until it comes back */
+        /* skip it for a while: the key is gone (or not a stream), or Redis refused (OOM under
+         * maxmemory, an ACL): those are said, its entries wait in Redis meanwhile */
         s->need_group = true;
         s->missing_until = uv_now(r->loop) + MISSING_RETRY_MS;
-        LOG_DEBUG("stream %.*s: %s", (int)g->len, g->name, rep->str);
+        if (strncmp(rep->str, "ERR", 3) == 0 || strncmp(rep->str, "WRONGTYPE", 9) == 0)
+            LOG_DEBUG("stream %.*s: %s", (int)g->len, g->name, rep->str);
+        else if (log_sampled(&r->group_failures))
+            LOG_WARN("stream %.*s: cannot create consumer group %s, retrying: %s (%llu so far)",
+                     (int)g->len, g->name, r->cfg->consumer_group, rep->str,
+                     (unsigned long long)r->group_failures);
     }
     free(g);
 }

@@ -170,4 +170,29 @@ describe('faults beyond a restart', { timeout: 300000, skip: h.ANCHOR_SKIP }, ()
       `${fastMedian} ms once the delay is gone`);
   }));
 
+  it('Redis out of memory (maxmemory + noeviction): a clear error, no crash, delivery once memory is back', logs(async () => {
+    redis = await startRedis(['--maxmemory-policy', 'noeviction']);
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2' }, { redis });
+    const pids = (await health(srv)).workers.map((w) => w.pid).sort();
+    const room = h.uniq('fault.oom');
+    const aud = await audience(srv, room);
+    // the stream appears and Redis runs out of memory at once: its consumer group cannot be made
+    await redis.call('MULTI');
+    await redis.call('XADD', room, '*', 'event', 'first', 'data', '{}');
+    await redis.call('CONFIG', 'SET', 'maxmemory', '1');
+    const [id] = await redis.call('EXEC');
+    await assert.rejects(redis.call('XADD', room, '*', 'event', 'refused'), /OOM/);
+    await h.waitUntil(() => /OOM command not allowed/.test(srv.handle.stderr()),
+      { timeout: 15000, message: 'a log line naming the OOM error' });
+    const line = srv.handle.stderr().split('\n').find((l) => /OOM command not allowed/.test(l));
+    note(`out of memory: ${line.replace(/^\S+ /, '')}`);
+    assert.deepStrictEqual((await health(srv)).workers.map((w) => w.pid).sort(), pids, 'no worker died');
+    await redis.call('CONFIG', 'SET', 'maxmemory', '0');
+    const t0 = Date.now();
+    const id2 = await redis.call('XADD', room, '*', 'event', 'second', 'data', '{}');
+    await aud.allGot([id, id2], 20000);
+    assert.deepStrictEqual(aud.drops, []);
+    note(`out of memory: both entries delivered ${Date.now() - t0} ms after memory came back`);
+  }));
+
 });
