@@ -24,6 +24,7 @@
 #include "master/envfile.h"
 #include "master/keyevents.h"
 #include "master/listener.h"
+#include "master/orphan.h"
 #include "master/pidfile.h"
 #include "master/pools.h"
 #include "shm/region.h"
@@ -225,6 +226,7 @@ static int spawn_proc(master_t *m, uint32_t i, enum stats_role role)
     STATS_SET(ws->index, i);
     STATS_SET(ws->role, role);
     STATS_SET(ws->generation, m->generation);
+    pid_t master = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int rc = -errno;
@@ -233,6 +235,8 @@ static int spawn_proc(master_t *m, uint32_t i, enum stats_role role)
         return rc;
     }
     if (pid == 0) {
+        if (orphan_guard(master))
+            _exit(1);
         sigset_t all;
         sigemptyset(&all);
         close(m->sig_fd);

@@ -195,4 +195,35 @@ describe('faults beyond a restart', { timeout: 300000, skip: h.ANCHOR_SKIP }, ()
     note(`out of memory: both entries delivered ${Date.now() - t0} ms after memory came back`);
   }));
 
+  it('kill -9 of the master: workers exit within a second, nothing orphaned, a new master loses no entry', logs(async () => {
+    redis = await startRedis();
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2' }, { redis });
+    const port = srv.port;
+    const room = h.uniq('fault.master');
+    const workers = (await health(srv)).workers.map((w) => w.pid);
+    assert.equal(workers.length, 2);
+    const c = await h.connectClient(srv.url, { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    const got = new Set();
+    c.on('room:message', (m) => got.add(m.messageId));
+    c.on('connect', () => h.joinRoom(c, room).catch(() => {}));
+    await h.joinRoom(c, room);
+    prod = await producer(redis, room, { gap: 50 });
+    await h.waitUntil(() => prod.ids.length >= 5 && got.has(prod.ids[4]), { message: 'delivery' });
+
+    const t0 = Date.now();
+    process.kill(srv.pid, 'SIGKILL');
+    await h.waitUntil(() => workers.every((pid) => !h.processAlive(pid)),
+      { timeout: 5000, interval: 20, message: 'the workers to exit' });
+    const gone = Date.now() - t0;
+    assert.ok(gone < 1000, `workers gone ${gone} ms after the master`);
+    await srv.stop();
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2', PORT: String(port) }, { redis });
+    const restarted = Date.now() - t0;
+    await h.sleep(300);
+    await prod.stop();
+    await h.waitUntil(() => prod.ids.every((id) => got.has(id)),
+      { timeout: 20000, message: `the client to get all ${prod.ids.length} entries` });
+    note(`kill -9 master: workers gone after ${gone} ms, new master serving after ${restarted} ms, ` +
+      `all ${prod.ids.length} entries delivered`);
+  }));
 });
