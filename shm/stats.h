@@ -102,6 +102,10 @@ typedef struct stats_worker {
     /* entries shared with the other workers of this server over local IPC (worker/siblings) */
     _Atomic uint64_t sibling_out; /* entries this worker read and handed over */
     _Atomic uint64_t sibling_in;  /* frames received from the others */
+    /* streams idle past STREAM_INACTIVE_TTL (a gauge), and what brought parked ones back */
+    _Atomic uint64_t streams_parked;
+    _Atomic uint64_t wakes_polled; /* an XREAD poll of the parked streams found an entry */
+    _Atomic uint64_t wakes_event;  /* a keyspace xadd event named it */
 } stats_worker_t;
 
 typedef struct stats_global {

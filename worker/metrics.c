@@ -54,6 +54,12 @@ static const family_t worker_families[] = {
       "Entries handed to the other workers of this server over local IPC."),
     F("streamio_sibling_received_total", "counter", sibling_in,
       "Frames received from the other workers of this server over local IPC."),
+    F("streamio_parked_streams", "gauge", streams_parked,
+      "Streams idle past STREAM_INACTIVE_TTL, polled slowly instead of read."),
+    F("streamio_stream_wakeups_polled_total", "counter", wakes_polled,
+      "Parked streams read again because a poll found a new entry."),
+    F("streamio_stream_wakeups_event_total", "counter", wakes_event,
+      "Parked streams read again because a keyspace xadd event named them."),
 };
 
 static uint64_t field(stats_worker_t *w, size_t off)

@@ -199,6 +199,7 @@ static int move_to(reader_t *r, rstream_t *s, rs_state_t state)
     detach(r, s);
     s->state = state;
     s->idx = new_idx;
+    STATS_SET(r->stats->streams_parked, r->parked.n);
     return 0;
 }
 
@@ -752,6 +753,7 @@ static void on_wake(redisAsyncContext *ac, void *reply, void *privdata)
         rstream_t *s = strmap_get(r->streams, sr->element[0]->str, sr->element[0]->len);
         if (s && s->state == RS_PARKED) {
             LOG_DEBUG("stream %.*s is active again", (int)s->len, s->name);
+            STATS_ADD(r->stats->wakes_polled, 1);
             activate(r, s);
         }
     }
@@ -863,7 +865,9 @@ static void park_idle(reader_t *r)
             rstream_t *s = v->v[j];
             if (now - s->last_entry > ttl) {
                 LOG_DEBUG("stream %.*s is inactive: parked", (int)s->len, s->name);
-                move_to(r, s, RS_PARKED);
+                /* parked means polled, not read: the lane's blocking read lets it go now */
+                if (move_to(r, s, RS_PARKED) == 0)
+                    lane_cut_short(r, &r->lanes[i]);
             }
         }
     }
@@ -892,8 +896,10 @@ static void on_event(redisAsyncContext *ac, void *reply, void *privdata)
         rep->element[2]->type != REDIS_REPLY_STRING)
         return;
     rstream_t *s = strmap_get(r->streams, rep->element[2]->str, rep->element[2]->len);
-    if (s && s->state == RS_PARKED && !r->stopping)
+    if (s && s->state == RS_PARKED && !r->stopping) {
+        STATS_ADD(r->stats->wakes_event, 1);
         activate(r, s);
+    }
 }
 
 static void on_events_state(rds_t *conn, bool connected, void *arg)
@@ -1009,6 +1015,7 @@ void reader_remove(reader_t *r, const char *name, size_t len)
         r->wake_pos = 0;
     free(s);
     STATS_SET(r->stats->streams, strmap_size(r->streams));
+    STATS_SET(r->stats->streams_parked, r->parked.n);
 }
 
 typedef struct pool_ctx {
