@@ -627,15 +627,21 @@ function connectClient(url, { timeout = 5000, ...opts } = {}) {
       socket.close();
       reject(new Error(`socket.io connect to ${url} timed out after ${timeout} ms`));
     }, timeout + 500);
-    socket.once('connect', () => {
+    // each handler removes the other: a later reconnect's connect_error must not close a
+    // socket that connected (it would stop reconnecting for good)
+    const onConnect = () => {
       clearTimeout(timer);
+      socket.off('connect_error', onError);
       resolve(socket);
-    });
-    socket.once('connect_error', (err) => {
+    };
+    const onError = (err) => {
       clearTimeout(timer);
+      socket.off('connect', onConnect);
       socket.close();
       reject(new Error(`socket.io connect to ${url} failed: ${err.message}`));
-    });
+    };
+    socket.once('connect', onConnect);
+    socket.once('connect_error', onError);
   });
 }
 
