@@ -10,27 +10,44 @@ OPT := -O2 -g
 endif
 
 BUILD := build/$(FLAVOUR)
+# The one place the version is written: the binaries (`streamio --version`, /health, /metrics'
+# streamio_build_info) and the Debian package (`make deb`) take it from here.
+VERSION := 1.0.0
 CC ?= cc
-CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wshadow -Wstrict-prototypes \
-          -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP -I. $(EXTRA_CFLAGS)
-LDFLAGS := $(OPT)
-LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lcrypto -lz -lpthread -lm
+GEN := build/gen
+CFLAGS := -std=c11 -D_GNU_SOURCE -DSTREAMIO_VERSION='"$(VERSION)"' $(OPT) -Wall -Wextra -Wshadow \
+          -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP \
+          -I. -I$(GEN) $(EXTRA_CFLAGS)
+LDFLAGS := $(OPT) $(EXTRA_LDFLAGS)
+LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lssl -lcrypto -lz -lpthread -lm
 
-SRC := $(wildcard common/*.c shm/*.c worker/*.c master/*.c)
+SRC := $(wildcard common/*.c common/*/*.c shm/*.c worker/*.c worker/*/*.c master/*.c master/*/*.c)
+HDR := $(wildcard common/*.h common/*/*.h shm/*.h worker/*.h worker/*/*.h master/*.h master/*/*.h)
 LIBSRC := $(filter-out master/main.c,$(SRC))
 LIBOBJ := $(LIBSRC:%.c=$(BUILD)/%.o)
+# streamioctl's modules (ctl/), over the same codecs: linked into the CLI and the unit tests
+CTL_SRC := $(filter-out ctl/streamioctl.c,$(wildcard ctl/*.c))
+CTLOBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps run test unit integration bench fuzz clean format format-check install uninstall
+.PHONY: all deps run test unit integration bench fuzz clean format format-check install uninstall deb
 
 all: $(BUILD)/streamio $(BUILD)/streamioctl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The /debug page is written as HTML (worker/http/debug_page.html) and compiled in as a C string: each
+# line quoted, with backslashes, quotes and '?' (trigraphs) escaped.
+$(GEN)/debug_page.inc: worker/http/debug_page.html
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
+$(BUILD)/worker/http/debug_page.o build/fuzz/obj/worker/http/debug_page.o: $(GEN)/debug_page.inc
 
 $(BUILD)/libstreamio.a: $(LIBOBJ)
 	@rm -f $@
@@ -39,13 +56,30 @@ $(BUILD)/libstreamio.a: $(LIBOBJ)
 $(BUILD)/streamio: $(BUILD)/master/main.o $(BUILD)/libstreamio.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/streamioctl: ctl/streamioctl.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+$(BUILD)/libctl.a: $(CTLOBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libstreamio.a
+$(BUILD)/streamioctl: $(BUILD)/ctl/streamioctl.o $(BUILD)/libctl.a $(BUILD)/libstreamio.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcrypto -lm
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libctl.a $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libctl.a $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
+# The Redis layer's tests share a scripted RESP server (tests/unit/redis_fake.c).
+$(BUILD)/tests/redis_fake.o: tests/unit/redis_fake.c tests/unit/redis_fake.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
+# The Redis layer's test driver: tests/integration/redis-layer.test.js builds it and drives it.
+$(BUILD)/tests/redis_probe: tests/integration/redis_probe.c $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a $(LIBS)
 
 # Installs the Debian (and, for tests, npm) packages that are missing; idempotent.
 deps:
@@ -69,11 +103,15 @@ test:
 	@scripts/run-tests.sh
 
 # Load generator and producer of `make bench` (bench/); never part of `make test`.
-BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer
+BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer $(BUILD)/bench/floor
 
 $(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ bench/loadgen.c bench/procstat.c -luv
+
+$(BUILD)/bench/floor: bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
 
 $(BUILD)/bench/producer: bench/producer.c
 	@mkdir -p $(dir $@)
@@ -83,16 +121,18 @@ bench: $(BUILD)/streamio $(BENCH_TOOLS)
 	@scripts/install-deps.sh test
 	@scripts/bench.sh $(BUILD)/streamio
 
-# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the CLI, the systemd unit (ExecStart
-# pointing at PREFIX) and the sample environment file; never overwrites /etc/streamio/streamio.env.
+# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the CLI, their man pages, the systemd
+# unit (ExecStart pointing at PREFIX) and the sample environment file; never overwrites
+# /etc/streamio/streamio.env.
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR ?= /lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/streamio
+MANDIR ?= $(PREFIX)/share/man
 
 install: $(BUILD)/streamio $(BUILD)/streamioctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/streamio \
-		$(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/streamio $(BUILD)/streamioctl $(DESTDIR)$(BINDIR)/
 	sed -e 's#/usr/local/bin/streamio#$(BINDIR)/streamio#' \
 	    -e 's#/usr/local/share/doc/streamio#$(DOCDIR)#' \
@@ -101,12 +141,20 @@ install: $(BUILD)/streamio $(BUILD)/streamioctl
 	chmod 0644 $(DESTDIR)$(UNITDIR)/streamio.service
 	install -m 0600 systemd/streamio.env.sample $(DESTDIR)$(SYSCONFDIR)/streamio/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/man/streamio.8 docs/man/streamioctl.8 $(DESTDIR)$(MANDIR)/man8/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/streamio $(DESTDIR)$(BINDIR)/streamioctl \
 	      $(DESTDIR)$(UNITDIR)/streamio.service \
-	      $(DESTDIR)$(SYSCONFDIR)/streamio/streamio.env.sample $(DESTDIR)$(DOCDIR)/README.md
+	      $(DESTDIR)$(SYSCONFDIR)/streamio/streamio.env.sample $(DESTDIR)$(DOCDIR)/README.md \
+	      $(DESTDIR)$(MANDIR)/man8/streamio.8 $(DESTDIR)$(MANDIR)/man8/streamioctl.8
 	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/streamio 2>/dev/null
+
+# `make deb`: build/streamio_$(VERSION)_<arch>.deb with Debian's debhelper (packaging in
+# contrib/debian/), checked by lintian.
+deb:
+	@scripts/install-deps.sh deb
+	@scripts/build-deb.sh $(VERSION)
 
 # `make fuzz`: each tests/fuzz/fuzz_<x>.c built with clang's libFuzzer + ASan + UBSan against the
 # project sources, then run FUZZ_SECONDS on a copy of tests/fuzz/corpus/<x> (FUZZ_MERGE=1 merges
@@ -114,14 +162,14 @@ uninstall:
 FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=address,undefined \
-               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -MMD -MP -I.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DSTREAMIO_VERSION='"$(VERSION)"' -g -O1 -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer -MMD -MP -I. -I$(GEN)
 
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build/fuzz/libstreamio.a: $(LIBSRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/libstreamio.a: $(LIBSRC:%.c=build/fuzz/obj/%.o) $(CTL_SRC:%.c=build/fuzz/obj/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -134,14 +182,13 @@ fuzz:
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 format:
-	clang-format -i $(SRC) ctl/streamioctl.c $(wildcard common/*.h shm/*.h worker/*.h master/*.h) \
-		$(UNIT_SRC) $(FUZZ_SRC)
+	clang-format -i $(SRC) $(HDR) $(wildcard ctl/*.c ctl/*.h)
 
 format-check:
-	clang-format --dry-run -Werror $(SRC) $(wildcard common/*.h shm/*.h worker/*.h master/*.h)
+	clang-format --dry-run -Werror $(SRC) $(HDR) $(wildcard ctl/*.c ctl/*.h)
 
 clean:
 	rm -rf build
 
--include $(LIBOBJ:.o=.d) $(BUILD)/master/main.d
--include $(wildcard build/fuzz/obj/*/*.d build/fuzz/*.d)
+-include $(LIBOBJ:.o=.d) $(CTLOBJ:.o=.d) $(BUILD)/master/main.d $(BUILD)/ctl/streamioctl.d
+-include $(wildcard build/fuzz/obj/*/*.d build/fuzz/obj/*/*/*.d build/fuzz/*.d)

@@ -25,6 +25,7 @@ const FANOUT = [
   ['lat_p999_ms', 'latency p99.9 ms', 'low', 3],
   ['lat_max_ms', 'latency max ms', 'low', 3],
   ['redis_cpu_us', 'redis CPU µs', null, 0],
+  ['redis_cmd_us_per_entry', 'redis command µs/entry', 'low', 1],
   ['loadgen_cpu_pct', 'loadgen CPU % (harness)', null, 1],
   ['producer_cpu_us', 'producer CPU µs (harness)', null, 0],
   ['server_procs', 'server processes', null, 0],
@@ -51,7 +52,11 @@ function ratio(a, b, better) {
 const out = [];
 out.push(`streamio vs Node anchor — ${cmd} (${mode}) — ${new Date().toISOString()}`);
 out.push('ratio column: how many times better streamio is (streamio/node for rates, node/streamio for costs)');
-const scenarios = [...new Set(rows.map((r) => r.scenario))];
+for (const f of rows.filter((r) => r.scenario === 'floor')) {
+  out.push(`floor: one write() of a ${f.bytes}-byte frame to each of ${f.sockets} loopback sockets, ${f.rate}/s: `
+    + `${f.cpu_us_per_write.toFixed(2)} µs of sender CPU per write`);
+}
+const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor').map((r) => r.scenario))];
 for (const s of scenarios) {
   const rs = rows.filter((r) => r.scenario === s);
   const labels = rs.map((r) => r.label);
@@ -73,6 +78,11 @@ for (const s of scenarios) {
   }
   const w = header.map((_, i) => Math.max(...table.map((l) => (l[i] ?? '').length)));
   for (const l of table) out.push(l.map((c, i) => (i === 0 ? (c ?? '').padEnd(w[i]) : (c ?? '').padStart(w[i]))).join('  '));
+  // Redis commands of the load window (INFO commandstats), busiest first
+  for (const r of rs.filter((x) => x.redis_cmds && x.mode !== 'connect')) {
+    const top = Object.entries(r.redis_cmds).sort((a, b) => b[1].usec - a[1].usec).slice(0, 8);
+    if (top.length) out.push(`redis commands (${r.label}): ${top.map(([n, c]) => `${n} ${c.calls}×/${c.usec} µs`).join(', ')}`);
+  }
 }
 // Worker scaling: the scaling scenario (2 workers) against fanout-max (1 worker).
 const one = rows.find((r) => r.scenario === 'fanout-max' && r.server === 'streamio');

@@ -1,10 +1,11 @@
 /* buf: growable byte buffer. Growth doubles so appends are amortised O(1). */
 #include "common/buf.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/xalloc.h"
 
 void buf_init(buf_t *b)
 {
@@ -26,69 +27,59 @@ void buf_reset(buf_t *b)
         b->data[0] = '\0';
 }
 
-int buf_reserve(buf_t *b, size_t extra)
+void buf_reserve(buf_t *b, size_t extra)
 {
     if (extra > ((size_t)-1) / 2 - b->len)
-        return -ENOMEM;
+        xalloc_die(extra);
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
-        return 0;
+        return;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p)
-        return -ENOMEM;
-    b->data = p;
+    b->data = xrealloc(b->data, cap);
     b->cap = cap;
-    return 0;
 }
 
-int buf_append(buf_t *b, const void *p, size_t n)
+void buf_append(buf_t *b, const void *p, size_t n)
 {
-    int rc = buf_reserve(b, n);
-    if (rc)
-        return rc;
+    buf_reserve(b, n);
     if (n)
         memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
-    return 0;
 }
 
-int buf_puts(buf_t *b, const char *s)
+void buf_puts(buf_t *b, const char *s)
 {
-    return buf_append(b, s, strlen(s));
+    buf_append(b, s, strlen(s));
 }
 
-int buf_putc(buf_t *b, char c)
+void buf_putc(buf_t *b, char c)
 {
-    return buf_append(b, &c, 1);
+    buf_append(b, &c, 1);
 }
 
-int buf_vprintf(buf_t *b, const char *fmt, va_list ap)
+void buf_vprintf(buf_t *b, const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
+    /* only an invalid conversion fails, and every format here is a literal checked by gcc */
     if (n < 0)
-        return -EINVAL;
-    int rc = buf_reserve(b, (size_t)n);
-    if (rc)
-        return rc;
+        abort();
+    buf_reserve(b, (size_t)n);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
-    return 0;
 }
 
-int buf_printf(buf_t *b, const char *fmt, ...)
+void buf_printf(buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = buf_vprintf(b, fmt, ap);
+    buf_vprintf(b, fmt, ap);
     va_end(ap);
-    return rc;
 }
 
 char *buf_steal(buf_t *b)

@@ -16,17 +16,21 @@ typedef struct buf {
 } buf_t;
 
 void buf_init(buf_t *b);
-/* Releases the storage; the buffer is left empty and reusable. buf_free on an empty buf is a no-op. */
+/* Releases the storage; the buffer is left empty and reusable. buf_free on an empty buf is a no-op.
+ */
 void buf_free(buf_t *b);
 /* Forgets the content but keeps the storage (for per-message reuse without malloc). */
 void buf_reset(buf_t *b);
-/* Makes room for `extra` more bytes (+1 for the terminator). 0 or -ENOMEM. */
-int buf_reserve(buf_t *b, size_t extra);
-int buf_append(buf_t *b, const void *p, size_t n);
-int buf_puts(buf_t *b, const char *s);
-int buf_putc(buf_t *b, char c);
-int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+/*
+ * Appends never fail: out of memory aborts (common/xalloc.h), so none of these returns a code.
+ * buf_reserve makes room for `extra` more bytes (+1 for the terminator).
+ */
+void buf_reserve(buf_t *b, size_t extra);
+void buf_append(buf_t *b, const void *p, size_t n);
+void buf_puts(buf_t *b, const char *s);
+void buf_putc(buf_t *b, char c);
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(buf_t *b, const char *fmt, va_list ap);
 /* Moves the storage out: the caller owns the returned pointer (free()), the buf is left empty. */
 char *buf_steal(buf_t *b);
 

@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/envfile.h"
+
 /* OPT_SECRET: an OPT_STR whose value never appears in an error message. */
 typedef enum opt_kind {
     OPT_INT,
@@ -24,7 +26,10 @@ typedef enum opt_kind {
     OPT_POLICY,
     OPT_NAMESPACES,
     OPT_TRANSPORTS,
-    OPT_ORIGINS
+    OPT_ORIGINS,
+    OPT_FORMAT,
+    OPT_LONG,
+    OPT_ADDRS /* host:port list into a redis_addr_list_t; min = the default port */
 } opt_kind_t;
 
 typedef struct opt {
@@ -98,6 +103,28 @@ static const opt_t options[] = {
     {"SOCKETIO_CORS_ORIGINS", OPT_ORIGINS, F(cors_origins), S(cors_origins), 0, 0, ""},
     {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "10000"},
     {"HTTP_BODY_TIMEOUT_MS", OPT_INT, F(http_body_timeout_ms), 0, 100, 3600000, "30000"},
+    {"LOG_FORMAT", OPT_FORMAT, F(log_json), 0, 0, 0, "text"},
+    {"STREAMIO_CONFORMANCE", OPT_BOOL, F(conformance), 0, 0, 0, "false"},
+    {"STREAMIO_DEBUG_PAGE", OPT_BOOL, F(debug_page), 0, 0, 0, "false"},
+    {"STREAMIO_PID_FILE", OPT_STR, F(pid_file), S(pid_file), 0, 0, ""},
+    {"STREAMIO_CONTROL_SOCKET", OPT_STR, F(control_socket), S(control_socket), 0, 0, ""},
+    {"STREAMIO_ENV_FILE", OPT_STR, F(env_file), S(env_file), 0, 0, ""},
+    {"NOTIFY_SOCKET", OPT_STR, F(notify_socket), S(notify_socket), 0, 0, ""},
+    {"WATCHDOG_USEC", OPT_LONG, F(watchdog_usec), 0, 0, LONG_MAX, "0"},
+    {"WATCHDOG_PID", OPT_INT, F(watchdog_pid), 0, 1, INT_MAX, NULL},
+    {"REDIS_URL", OPT_SECRET, F(redis_url), S(redis_url), 0, 0, ""},
+    {"REDIS_TLS", OPT_BOOL, F(redis_tls), 0, 0, 0, "false"},
+    {"REDIS_TLS_INSECURE", OPT_BOOL, F(redis_tls_insecure), 0, 0, 0, "false"},
+    {"REDIS_TLS_CA_FILE", OPT_STR, F(redis_tls_ca_file), S(redis_tls_ca_file), 0, 0, ""},
+    {"REDIS_TLS_CERT_FILE", OPT_STR, F(redis_tls_cert_file), S(redis_tls_cert_file), 0, 0, ""},
+    {"REDIS_TLS_KEY_FILE", OPT_STR, F(redis_tls_key_file), S(redis_tls_key_file), 0, 0, ""},
+    {"REDIS_TLS_SERVER_NAME", OPT_STR, F(redis_tls_server_name), S(redis_tls_server_name), 0, 0,
+     ""},
+    {"REDIS_CLUSTER_NODES", OPT_ADDRS, F(redis_cluster_nodes), 0, 6379, 0, NULL},
+    {"REDIS_SENTINELS", OPT_ADDRS, F(redis_sentinels), 0, 26379, 0, NULL},
+    {"REDIS_SENTINEL_NAME", OPT_STR, F(redis_sentinel_name), S(redis_sentinel_name), 0, 0, ""},
+    {"REDIS_SENTINEL_PASSWORD", OPT_SECRET, F(redis_sentinel_password), S(redis_sentinel_password),
+     0, 0, ""},
 };
 
 static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)
@@ -204,7 +231,8 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
     char *field = (char *)cfg + o->offset;
     char expected[96];
     switch (o->kind) {
-    case OPT_INT: {
+    case OPT_INT:
+    case OPT_LONG: {
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
@@ -212,9 +240,16 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
             snprintf(expected, sizeof(expected), "an integer from %ld to %ld", o->min, o->max);
             return bad(err, o, v, expected);
         }
-        *(int *)field = (int)n;
+        if (o->kind == OPT_LONG)
+            *(long *)field = n;
+        else
+            *(int *)field = (int)n;
         return 0;
     }
+    case OPT_FORMAT:
+        if (log_format_parse(v, (bool *)field))
+            return bad(err, o, v, "text or json");
+        return 0;
     case OPT_BOOL:
         if (parse_bool(v, (bool *)field))
             return bad(err, o, v, "true or false");
@@ -273,6 +308,13 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         }
         memcpy(field, v, strlen(v) + 1);
         return 0;
+    case OPT_ADDRS: {
+        const char *why;
+        redis_addr_list_t *l = (redis_addr_list_t *)field;
+        if (redis_addr_parse_list(v, (int)o->min, l->a, REDIS_URL_MAX_ADDRS, &l->n, &why))
+            return bad(err, o, v, why);
+        return 0;
+    }
     case OPT_POLICY:
         if (strcasecmp(v, "delete") == 0)
             *(bool *)field = false;
@@ -337,25 +379,197 @@ static int check_recovery(const cfg_t *cfg, buf_t *err)
     return 0;
 }
 
-int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
+/* Where values come from: `get`, with the environment file (when there is one) in front. */
+typedef struct source {
+    config_getenv_fn get;
+    void *arg;
+    const envfile_t *file;
+} source_t;
+
+/* Set for this process by its supervisor: the environment file cannot change them. */
+static bool process_only(const char *name)
+{
+    static const char *const names[] = {"STREAMIO_ENV_FILE", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                                        "WATCHDOG_PID"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static const char *lookup(const source_t *src, const char *name)
+{
+    const char *v = src->file && !process_only(name) ? envfile_get(src->file, name) : NULL;
+    return v ? v : src->get(name, src->arg);
+}
+
+static int load_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
+{
+    if (o->kind == OPT_NAMESPACES)
+        cfg->namespaces_set = v != NULL;
+    if (v == NULL || *v == '\0')
+        v = o->def;
+    return v ? parse_one(cfg, o, v, err) : 0;
+}
+
+/* ---- Redis topology and TLS: REDIS_URL and the rules between the Redis variables ---- */
+
+static bool given(const source_t *src, const char *name)
+{
+    const char *v = lookup(src, name);
+    return v && *v;
+}
+
+static int conflict(buf_t *err, const char *name, const char *shown, const char *expected)
+{
+    buf_printf(err, "streamio: invalid %s=\"%s\": expected %s", name, shown, expected);
+    return -EINVAL;
+}
+
+/* REDIS_URL overrides the defaults of REDIS_HOST..REDIS_DB; a different explicit value of one of
+ * them is a conflict, not a silent choice. */
+static int apply_redis_url(cfg_t *cfg, const source_t *src, buf_t *err)
+{
+    char shown[sizeof(cfg->redis_url)];
+    redis_url_redact(cfg->redis_url, shown, sizeof(shown));
+    redis_url_t u;
+    const char *why;
+    if (redis_url_parse(cfg->redis_url, &u, &why))
+        return conflict(err, "REDIS_URL", shown, why);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", u.addr.port);
+    if (given(src, "REDIS_HOST") && strcmp(cfg->redis_host, u.addr.host) != 0)
+        return conflict(err, "REDIS_HOST", cfg->redis_host, "unset or the host of REDIS_URL");
+    if (given(src, "REDIS_PORT") && cfg->redis_port != u.addr.port)
+        return conflict(err, "REDIS_PORT", lookup(src, "REDIS_PORT"),
+                        "unset or the port of REDIS_URL (6379 when it names none)");
+    if (u.username[0] && given(src, "REDIS_USERNAME") &&
+        strcmp(cfg->redis_username, u.username) != 0)
+        return conflict(err, "REDIS_USERNAME", cfg->redis_username,
+                        "unset or the user of REDIS_URL");
+    if (u.password[0] && given(src, "REDIS_PASSWORD") &&
+        strcmp(cfg->redis_password, u.password) != 0)
+        return conflict(err, "REDIS_PASSWORD", "(hidden)", "unset or the password of REDIS_URL");
+    if (u.db >= 0 && given(src, "REDIS_DB") && cfg->redis_db != u.db)
+        return conflict(err, "REDIS_DB", lookup(src, "REDIS_DB"), "unset or the db of REDIS_URL");
+    if (given(src, "REDIS_TLS") && cfg->redis_tls != u.tls)
+        return conflict(err, "REDIS_TLS", lookup(src, "REDIS_TLS"),
+                        u.tls ? "unset or true with a rediss:// REDIS_URL"
+                              : "unset or false with a redis:// REDIS_URL (rediss:// is TLS)");
+    memcpy(cfg->redis_host, u.addr.host, sizeof(u.addr.host));
+    cfg->redis_port = u.addr.port;
+    if (u.username[0])
+        memcpy(cfg->redis_username, u.username, sizeof(u.username));
+    if (u.password[0])
+        memcpy(cfg->redis_password, u.password, sizeof(u.password));
+    if (u.db >= 0)
+        cfg->redis_db = u.db;
+    cfg->redis_tls = u.tls;
+    return 0;
+}
+
+/* The URL's host joins the cluster seeds (once). */
+static int add_url_seed(cfg_t *cfg, buf_t *err)
+{
+    redis_addr_list_t *l = &cfg->redis_cluster_nodes;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->a[i].port == cfg->redis_port && strcmp(l->a[i].host, cfg->redis_host) == 0)
+            return 0;
+    }
+    if (l->n == REDIS_URL_MAX_ADDRS) {
+        buf_puts(err, "streamio: invalid REDIS_CLUSTER_NODES: expected at most 16 host:port "
+                      "items, REDIS_URL's host included");
+        return -EINVAL;
+    }
+    _Static_assert(sizeof(l->a[0].host) == sizeof(cfg->redis_host), "same host size");
+    memcpy(l->a[l->n].host, cfg->redis_host, sizeof(cfg->redis_host));
+    l->a[l->n++].port = cfg->redis_port;
+    return 0;
+}
+
+static int check_redis_tls(const cfg_t *cfg, buf_t *err)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } files[] = {
+        {"REDIS_TLS_CA_FILE", offsetof(cfg_t, redis_tls_ca_file)},
+        {"REDIS_TLS_CERT_FILE", offsetof(cfg_t, redis_tls_cert_file)},
+        {"REDIS_TLS_KEY_FILE", offsetof(cfg_t, redis_tls_key_file)},
+        {"REDIS_TLS_SERVER_NAME", offsetof(cfg_t, redis_tls_server_name)},
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        const char *v = (const char *)cfg + files[i].off;
+        if (*v && !cfg->redis_tls)
+            return conflict(err, files[i].name, v,
+                            "unset, or REDIS_TLS=true or a rediss:// REDIS_URL with it");
+    }
+    if (cfg->redis_tls_insecure && !cfg->redis_tls)
+        return conflict(err, "REDIS_TLS_INSECURE", "true",
+                        "false, or REDIS_TLS=true or a rediss:// REDIS_URL with it");
+    bool cert = cfg->redis_tls_cert_file[0], key = cfg->redis_tls_key_file[0];
+    if (cert != key)
+        return conflict(err, cert ? "REDIS_TLS_KEY_FILE" : "REDIS_TLS_CERT_FILE", "",
+                        cert ? "the client key with REDIS_TLS_CERT_FILE (mutual TLS needs both)"
+                             : "the client certificate with REDIS_TLS_KEY_FILE (mutual TLS "
+                               "needs both)");
+    return 0;
+}
+
+static int check_redis(cfg_t *cfg, const source_t *src, buf_t *err)
+{
+    bool cluster = cfg->redis_cluster_nodes.n > 0, sentinel = cfg->redis_sentinels.n > 0;
+    if (cluster && sentinel)
+        return conflict(err, "REDIS_SENTINELS", lookup(src, "REDIS_SENTINELS"),
+                        "unset with REDIS_CLUSTER_NODES (one topology at a time)");
+    if (cfg->redis_url[0] && sentinel)
+        return conflict(err, "REDIS_SENTINELS", lookup(src, "REDIS_SENTINELS"),
+                        "unset with REDIS_URL (with Sentinel, set REDIS_USERNAME, "
+                        "REDIS_PASSWORD, REDIS_DB and REDIS_TLS instead)");
+    if (sentinel && !cfg->redis_sentinel_name[0])
+        return conflict(err, "REDIS_SENTINEL_NAME", "",
+                        "the primary's name as the sentinels know it (with REDIS_SENTINELS)");
+    if (!sentinel && cfg->redis_sentinel_name[0])
+        return conflict(err, "REDIS_SENTINEL_NAME", cfg->redis_sentinel_name,
+                        "unset without REDIS_SENTINELS");
+    if (!sentinel && cfg->redis_sentinel_password[0])
+        return conflict(err, "REDIS_SENTINEL_PASSWORD", "(hidden)",
+                        "unset without REDIS_SENTINELS");
+    int rc = cfg->redis_url[0] ? apply_redis_url(cfg, src, err) : 0;
+    if (!rc && cluster && cfg->redis_url[0])
+        rc = add_url_seed(cfg, err);
+    if (!rc && cluster && cfg->redis_db != 0) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", cfg->redis_db);
+        rc = conflict(err, given(src, "REDIS_DB") ? "REDIS_DB" : "REDIS_URL",
+                      given(src, "REDIS_DB") ? db : "(its /db)",
+                      "database 0 with REDIS_CLUSTER_NODES (a cluster has one database)");
+    }
+    return rc ? rc : check_redis_tls(cfg, err);
+}
+
+static int load(cfg_t *cfg, const source_t *src, buf_t *err)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->cluster_workers = default_workers();
     for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
-        const opt_t *o = &options[i];
-        const char *v = get(o->name, arg);
-        if (v == NULL || *v == '\0')
-            v = o->def;
-        if (v == NULL)
-            continue;
-        int rc = parse_one(cfg, o, v, err);
+        int rc = load_one(cfg, &options[i], lookup(src, options[i].name), err);
         if (rc)
             return rc;
     }
     if (!cfg->cluster_enabled)
         cfg->cluster_workers = 1;
-    int rc = check_auth(cfg, err);
+    int rc = check_redis(cfg, src, err);
+    if (!rc)
+        rc = check_auth(cfg, err);
     return rc ? rc : check_recovery(cfg, err);
+}
+
+int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)
+{
+    source_t src = {get, arg, NULL};
+    return load(cfg, &src, err);
 }
 
 static const char *env_get(const char *name, void *arg)
@@ -366,7 +580,33 @@ static const char *env_get(const char *name, void *arg)
 
 int config_load_env(cfg_t *cfg, buf_t *err)
 {
-    return config_load(cfg, env_get, NULL, err);
+    const char *path = getenv("STREAMIO_ENV_FILE");
+    source_t src = {env_get, NULL, NULL};
+    envfile_t *ef = NULL;
+    if (path && *path) {
+        buf_t why;
+        buf_init(&why);
+        int rc = envfile_load(path, &ef, &why);
+        if (rc) {
+            buf_printf(err, "streamio: invalid STREAMIO_ENV_FILE: %s", why.data ? why.data : path);
+            buf_free(&why);
+            return rc;
+        }
+        buf_free(&why);
+        src.file = ef;
+    }
+    int rc = load(cfg, &src, err);
+    envfile_free(ef);
+    return rc;
+}
+
+int config_load_one(cfg_t *cfg, const char *name, buf_t *err)
+{
+    for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++) {
+        if (strcmp(options[i].name, name) == 0)
+            return load_one(cfg, &options[i], getenv(name), err);
+    }
+    return -ENOENT;
 }
 
 int config_redis_auth(const cfg_t *cfg, const char *argv[3])

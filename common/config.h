@@ -13,12 +13,14 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/redis_url.h"
 
 #define CONFIG_MAX_PRIORITY 256
 #define CONFIG_MAX_NAMESPACES 32 /* "/" included */
 #define CONFIG_NAMESPACE_SIZE 64 /* a namespace is at most 63 bytes */
 #define CONFIG_TRANSPORT_POLLING 1u
 #define CONFIG_TRANSPORT_WEBSOCKET 2u
+#define CONFIG_SOCKET_PATH 108 /* sizeof(sockaddr_un.sun_path): a unix socket's path fits in it */
 
 typedef enum config_adapter {
     CONFIG_ADAPTER_OFF = 0, /* workers of this server still share rooms, on a private channel */
@@ -83,11 +85,12 @@ typedef struct cfg {
     int rate_events_burst;
     int rate_joins_per_sec; /* per socket, 0 = unlimited */
     int rate_joins_burst;
-    int rate_max_violations; /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
+    int rate_max_violations;  /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
     bool connection_recovery; /* CONNECTION_RECOVERY: Socket.IO connection state recovery */
     int recovery_window_ms;   /* CONNECTION_RECOVERY_WINDOW_MS: how long a session is kept */
 
-    /* Socket.IO server options, validated here and consumed as they are by worker/session */
+    /* Socket.IO server options, validated here and consumed as they are by worker/eio and
+     * worker/sio */
     char namespaces[CONFIG_MAX_NAMESPACES][CONFIG_NAMESPACE_SIZE]; /* "/" first, no duplicate */
     int nnamespaces;
     unsigned transports;     /* SOCKETIO_TRANSPORTS: CONFIG_TRANSPORT_* bits, at least one */
@@ -96,6 +99,33 @@ typedef struct cfg {
     /* slowloris (worker/conn): a request head, then its body, must arrive within these */
     int http_header_timeout_ms;
     int http_body_timeout_ms;
+
+    bool log_json;       /* LOG_FORMAT=json: one JSON object per log line */
+    bool conformance;    /* STREAMIO_CONFORMANCE: the official suites' test handlers */
+    bool debug_page;     /* STREAMIO_DEBUG_PAGE: /debug serves a page to watch a room */
+    bool namespaces_set; /* SOCKETIO_NAMESPACES was given (even empty) */
+
+    /* the process's own settings: the master reads them at start; a reload keeps them */
+    char env_file[4096];                     /* STREAMIO_ENV_FILE */
+    char pid_file[4096];                     /* STREAMIO_PID_FILE; "" = none */
+    char control_socket[CONFIG_SOCKET_PATH]; /* STREAMIO_CONTROL_SOCKET; "" = none */
+    char notify_socket[CONFIG_SOCKET_PATH];  /* NOTIFY_SOCKET (systemd); "" = not notifying */
+    long watchdog_usec;                      /* WATCHDOG_USEC (systemd); 0 = no watchdog */
+    int watchdog_pid;                        /* WATCHDOG_PID (systemd); 0 = not given */
+
+    /* Redis topology and TLS (common/redis). REDIS_URL fills redis_host..redis_db above and
+     * redis_tls; with REDIS_CLUSTER_NODES its host is one more seed. */
+    char redis_url[2048];           /* REDIS_URL as given; never printed unredacted */
+    bool redis_tls;                 /* REDIS_TLS=true or a rediss:// URL */
+    bool redis_tls_insecure;        /* REDIS_TLS_INSECURE: no certificate verification */
+    char redis_tls_ca_file[4096];   /* "" = the system CA store */
+    char redis_tls_cert_file[4096]; /* with redis_tls_key_file: mutual TLS */
+    char redis_tls_key_file[4096];
+    char redis_tls_server_name[256];       /* SNI and verified name; "" = the host */
+    redis_addr_list_t redis_cluster_nodes; /* REDIS_CLUSTER_NODES seeds; n = 0: no cluster */
+    redis_addr_list_t redis_sentinels;     /* REDIS_SENTINELS; n = 0: no Sentinel */
+    char redis_sentinel_name[256];         /* REDIS_SENTINEL_NAME: the primary's name */
+    char redis_sentinel_password[256];     /* REDIS_SENTINEL_PASSWORD: AUTH to the sentinels */
 } cfg_t;
 
 /* Shortest AUTH_JWT_SECRET accepted: 256 bits, the HS256 key size of RFC 7518 §3.2. */
@@ -110,8 +140,18 @@ typedef const char *(*config_getenv_fn)(const char *name, void *arg);
  * `streamio: invalid PORT="abc": expected an integer from 1 to 65535`.
  */
 int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err);
-/* config_load over the process environment. */
+/*
+ * config_load over the process environment and the file STREAMIO_ENV_FILE names (its values win,
+ * except for the process's own variables: STREAMIO_ENV_FILE, NOTIFY_SOCKET and WATCHDOG_*, which
+ * only the environment sets). The only reader of the environment in the program: call it at start
+ * and on every reload. An unreadable or malformed file is -EINVAL (or its -errno) with
+ * "streamio: invalid STREAMIO_ENV_FILE: <path>:<line>: <why>" in err.
+ */
 int config_load_env(cfg_t *cfg, buf_t *err);
+/* Only the variable `name` from the process environment, into its field of *cfg (the rest is left
+ * as it is): for programs with one setting, such as streamioctl's STREAMIO_CONTROL_SOCKET.
+ * 0, -EINVAL (one line in err) or -ENOENT when the table has no such variable. */
+int config_load_one(cfg_t *cfg, const char *name, buf_t *err);
 bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len);
 /*
  * The AUTH command every Redis connection sends first: fills argv with "AUTH", the

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/hex.h"
+#include "common/xalloc.h"
 
 static const char hexdig[] = "0123456789abcdef";
 
@@ -70,13 +71,13 @@ static int utf8_next(const unsigned char *s, size_t n)
     return need + 1;
 }
 
-static int put_replacement(buf_t *out)
+static void put_replacement(buf_t *out)
 {
-    return buf_append(out, "\xef\xbf\xbd", 3);
+    buf_append(out, "\xef\xbf\xbd", 3);
 }
 
 /* Appends s[0..n) with invalid UTF-8 replaced; no escaping (the bytes are literal content). */
-static int put_utf8_repaired(buf_t *out, const char *s, size_t n)
+static void put_utf8_repaired(buf_t *out, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t run = 0, i = 0;
@@ -90,62 +91,63 @@ static int put_utf8_repaired(buf_t *out, const char *s, size_t n)
             i += (size_t)k;
             continue;
         }
-        int rc = buf_append(out, s + run, i - run);
-        if (!rc)
-            rc = put_replacement(out);
-        if (rc)
-            return rc;
+        buf_append(out, s + run, i - run);
+        put_replacement(out);
         i += (size_t)-k;
         run = i;
     }
-    return buf_append(out, s + run, n - run);
+    buf_append(out, s + run, n - run);
 }
 
 /* ------------------------------------------------------------------ string writer */
 
-static int put_escape(buf_t *out, unsigned char c)
+static void put_escape(buf_t *out, unsigned char c)
 {
     char e[6] = {'\\', 0, 0, 0, 0, 0};
     switch (c) {
     case '"':
     case '\\':
         e[1] = (char)c;
-        return buf_append(out, e, 2);
+        buf_append(out, e, 2);
+        return;
     case '\b':
         e[1] = 'b';
-        return buf_append(out, e, 2);
+        buf_append(out, e, 2);
+        return;
     case '\f':
         e[1] = 'f';
-        return buf_append(out, e, 2);
+        buf_append(out, e, 2);
+        return;
     case '\n':
         e[1] = 'n';
-        return buf_append(out, e, 2);
+        buf_append(out, e, 2);
+        return;
     case '\r':
         e[1] = 'r';
-        return buf_append(out, e, 2);
+        buf_append(out, e, 2);
+        return;
     case '\t':
         e[1] = 't';
-        return buf_append(out, e, 2);
+        buf_append(out, e, 2);
+        return;
     default:
         e[1] = 'u';
         e[2] = '0';
         e[3] = '0';
         e[4] = hexdig[c >> 4];
         e[5] = hexdig[c & 15];
-        return buf_append(out, e, 6);
+        buf_append(out, e, 6);
+        return;
     }
 }
 
-static int write_string(buf_t *out, const char *s, size_t len)
+void json_write_string(buf_t *out, const char *s, size_t len)
 {
-    if (len == 0)
-        return buf_append(out, "\"\"", 2);
     const unsigned char *u = (const unsigned char *)s;
-    int rc = buf_reserve(out, len + 2);
-    if (!rc)
-        rc = buf_putc(out, '"');
+    buf_reserve(out, len + 2);
+    buf_putc(out, '"');
     size_t run = 0, i = 0;
-    while (!rc && i < len) {
+    while (i < len) {
         unsigned char c = u[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
             i++;
@@ -156,28 +158,16 @@ static int write_string(buf_t *out, const char *s, size_t len)
             i += (size_t)k;
             continue;
         }
-        rc = buf_append(out, s + run, i - run);
-        if (!rc)
-            rc = k == 0 ? put_escape(out, c) : put_replacement(out);
+        buf_append(out, s + run, i - run);
+        if (k == 0)
+            put_escape(out, c);
+        else
+            put_replacement(out);
         i += k == 0 ? 1 : (size_t)-k;
         run = i;
     }
-    if (!rc)
-        rc = buf_append(out, s + run, len - run);
-    if (!rc)
-        rc = buf_putc(out, '"');
-    return rc;
-}
-
-int json_write_string(buf_t *out, const char *s, size_t len)
-{
-    size_t mark = out->len;
-    int rc = write_string(out, s, len);
-    if (rc && out->data) {
-        out->len = mark;
-        out->data[mark] = '\0';
-    }
-    return rc;
+    buf_append(out, s + run, len - run);
+    buf_putc(out, '"');
 }
 
 /* ------------------------------------------------------------------ number writer */
@@ -271,27 +261,39 @@ static int shortest_digits(double v, char *digits, int *n)
     return k;
 }
 
-int json_write_number(buf_t *out, double v)
+void json_write_number(buf_t *out, double v)
 {
-    if (!isfinite(v))
-        return buf_append(out, "null", 4);
-    if (v == 0)
-        return buf_putc(out, '0');
+    if (!isfinite(v)) {
+        buf_append(out, "null", 4);
+        return;
+    }
+    if (v == 0) {
+        buf_putc(out, '0');
+        return;
+    }
     char digits[24];
     int n, k = shortest_digits(fabs(v), digits, &n);
     const char *sign = v < 0 ? "-" : "";
     /* ECMAScript Number::toString(10), steps 6-10. */
-    if (k <= n && n <= 21)
-        return buf_printf(out, "%s%s%.*s", sign, digits, n - k, "000000000000000000000");
-    if (0 < n && n <= 21)
-        return buf_printf(out, "%s%.*s.%s", sign, n, digits, digits + n);
-    if (-6 < n && n <= 0)
-        return buf_printf(out, "%s0.%.*s%s", sign, -n, "000000", digits);
+    if (k <= n && n <= 21) {
+        buf_printf(out, "%s%s%.*s", sign, digits, n - k, "000000000000000000000");
+        return;
+    }
+    if (0 < n && n <= 21) {
+        buf_printf(out, "%s%.*s.%s", sign, n, digits, digits + n);
+        return;
+    }
+    if (-6 < n && n <= 0) {
+        buf_printf(out, "%s0.%.*s%s", sign, -n, "000000", digits);
+        return;
+    }
     char esign = n - 1 < 0 ? '-' : '+';
     int eabs = abs(n - 1);
-    if (k == 1)
-        return buf_printf(out, "%s%se%c%d", sign, digits, esign, eabs);
-    return buf_printf(out, "%s%c.%se%c%d", sign, digits[0], digits + 1, esign, eabs);
+    if (k == 1) {
+        buf_printf(out, "%s%se%c%d", sign, digits, esign, eabs);
+        return;
+    }
+    buf_printf(out, "%s%c.%se%c%d", sign, digits[0], digits + 1, esign, eabs);
 }
 
 /* ------------------------------------------------------------------ scanning */
@@ -422,18 +424,17 @@ typedef struct walk {
     int mode;
 } walk_t;
 
-static int emit(walk_t *w, const char *p, size_t n)
+static void emit(walk_t *w, const char *p, size_t n)
 {
     if (!(w->mode & WALK_COPY))
-        return 0;
-    if (!(w->mode & WALK_REPAIR) || n < 2 || p[0] != '"')
-        return buf_append(w->out, p, n);
-    int rc = buf_putc(w->out, '"');
-    if (!rc)
-        rc = put_utf8_repaired(w->out, p + 1, n - 2);
-    if (!rc)
-        rc = buf_putc(w->out, '"');
-    return rc;
+        return;
+    if (!(w->mode & WALK_REPAIR) || n < 2 || p[0] != '"') {
+        buf_append(w->out, p, n);
+        return;
+    }
+    buf_putc(w->out, '"');
+    put_utf8_repaired(w->out, p + 1, n - 2);
+    buf_putc(w->out, '"');
 }
 
 static void skip(walk_t *w)
@@ -465,9 +466,9 @@ static int walk_scalar(walk_t *w)
     }
     if (!end)
         return -EINVAL;
-    int rc = emit(w, s, end - w->pos);
+    emit(w, s, end - w->pos);
     w->pos = end;
-    return rc;
+    return 0;
 }
 
 /* `"key" :` then whitespace, inside an object. */
@@ -481,10 +482,10 @@ static int walk_key(walk_t *w)
     skip(w);
     if (w->pos >= w->len || w->in[w->pos] != ':')
         return -EINVAL;
-    rc = emit(w, ":", 1);
+    emit(w, ":", 1);
     w->pos++;
     skip(w);
-    return rc;
+    return 0;
 }
 
 /*
@@ -503,20 +504,17 @@ static int walk_after(walk_t *w, const uint64_t *stack, size_t *depth)
         bool obj = (stack[top / 64] >> (top % 64)) & 1;
         char c = w->in[w->pos];
         if (c == (obj ? '}' : ']')) {
-            int rc = emit(w, &c, 1);
-            if (rc)
-                return rc;
+            emit(w, &c, 1);
             w->pos++;
             (*depth)--;
             continue;
         }
         if (c != ',')
             return -EINVAL;
-        int rc = emit(w, ",", 1);
+        emit(w, ",", 1);
         w->pos++;
         skip(w);
-        if (!rc && obj)
-            rc = walk_key(w);
+        int rc = obj ? walk_key(w) : 0;
         return rc ? rc : 1;
     }
 }
@@ -540,8 +538,7 @@ static int walk(walk_t *w)
             else
                 stack[depth / 64] &= ~((uint64_t)1 << (depth % 64));
             depth++;
-            if ((rc = emit(w, &c, 1)))
-                return rc;
+            emit(w, &c, 1);
             w->pos++;
             skip(w);
             if (w->pos < w->len && w->in[w->pos] != (obj ? '}' : ']')) {
@@ -568,10 +565,9 @@ static int minify(buf_t *out, const char *in, size_t len, int mode)
 {
     size_t mark = out->len;
     walk_t w = {in, len, 0, out, mode};
-    int rc = buf_reserve(out, len);
-    if (!rc)
-        rc = walk(&w);
-    if (rc && out->data) {
+    buf_reserve(out, len);
+    int rc = walk(&w);
+    if (rc) {
         out->len = mark;
         out->data[mark] = '\0';
     }
@@ -645,29 +641,32 @@ int json_array_items(const char *in, size_t len, json_span_t *items, size_t max,
 
 /* ------------------------------------------------------------------ string decode */
 
-static int put_codepoint(buf_t *out, long cp)
+static void put_codepoint(buf_t *out, long cp)
 {
     char u[4];
     if (cp < 0x80) {
         u[0] = (char)cp;
-        return buf_append(out, u, 1);
+        buf_append(out, u, 1);
+        return;
     }
     if (cp < 0x800) {
         u[0] = (char)(0xc0 | (cp >> 6));
         u[1] = (char)(0x80 | (cp & 0x3f));
-        return buf_append(out, u, 2);
+        buf_append(out, u, 2);
+        return;
     }
     if (cp < 0x10000) {
         u[0] = (char)(0xe0 | (cp >> 12));
         u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
         u[2] = (char)(0x80 | (cp & 0x3f));
-        return buf_append(out, u, 3);
+        buf_append(out, u, 3);
+        return;
     }
     u[0] = (char)(0xf0 | (cp >> 18));
     u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
     u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
     u[3] = (char)(0x80 | (cp & 0x3f));
-    return buf_append(out, u, 4);
+    buf_append(out, u, 4);
 }
 
 static size_t codepoint_len(long cp)
@@ -709,8 +708,7 @@ static int decode_lit(const char *lit, size_t len, buf_t *out, size_t *count)
         return -EINVAL;
     const unsigned char *u = (const unsigned char *)lit;
     size_t i = 1, end = len - 1, run = 1, n = 0;
-    int rc = 0;
-    while (!rc && i < end) {
+    while (i < end) {
         unsigned char c = u[i];
         if (c == '"' || c < 0x20)
             return -EINVAL;
@@ -736,32 +734,26 @@ static int decode_lit(const char *lit, size_t len, buf_t *out, size_t *count)
         }
         n += codepoint_len(cp);
         if (out) {
-            rc = buf_append(out, lit + run, i - run);
-            if (!rc)
-                rc = put_codepoint(out, cp);
+            buf_append(out, lit + run, i - run);
+            put_codepoint(out, cp);
         }
         i += used;
         run = i;
     }
-    if (!rc && out)
-        rc = buf_append(out, lit + run, end - run);
+    if (out)
+        buf_append(out, lit + run, end - run);
     *count = n;
-    return rc;
+    return 0;
 }
 
 int json_string_decode(const char *lit, size_t len, buf_t *out)
 {
-    size_t mark = out->len, n;
+    size_t n;
     int rc = decode_lit(lit, len, NULL, &n);
-    if (!rc)
-        rc = buf_reserve(out, n);
-    if (!rc)
-        rc = decode_lit(lit, len, out, &n);
-    if (rc && out->data) {
-        out->len = mark;
-        out->data[mark] = '\0';
-    }
-    return rc;
+    if (rc)
+        return rc;
+    buf_reserve(out, n);
+    return decode_lit(lit, len, out, &n);
 }
 
 int json_string_decoded_len(const char *lit, size_t len, size_t *out)
@@ -782,8 +774,8 @@ int json_number_parse(const char *lit, size_t len, double *out)
     if (len == 0 || number_end(lit, len, 0) != len)
         return -EINVAL;
     char small[65], *s = small;
-    if (len >= sizeof small && !(s = malloc(len + 1)))
-        return -ENOMEM;
+    if (len >= sizeof small)
+        s = xmalloc(len + 1);
     memcpy(s, lit, len);
     s[len] = '\0';
     *out = strtod(s, NULL);

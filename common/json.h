@@ -55,14 +55,14 @@ int json_type_of(const char *in, size_t len, json_type_t *out);
 
 /*
  * Appends `in` with every whitespace byte outside strings removed; string contents are copied byte
- * for byte. The whole text is validated first: on -EINVAL (or -ENOMEM) `out` is left as it was.
+ * for byte. The whole text is validated first: on -EINVAL `out` is left as it was.
  */
 int json_minify(buf_t *out, const char *in, size_t len);
 
 /*
  * As json_minify, but any invalid UTF-8 inside strings is replaced by U+FFFD exactly as a WHATWG
  * decoder (Node's Buffer#toString) would, so the output is always valid UTF-8 and parses in a
- * browser to the value a Node peer sees. Returns 0, -EINVAL or -ENOMEM (out unchanged on error).
+ * browser to the value a Node peer sees. Returns 0 or -EINVAL (out unchanged on error).
  */
 int json_minify_utf8(buf_t *out, const char *in, size_t len);
 
@@ -76,21 +76,21 @@ int json_array_items(const char *in, size_t len, json_span_t *items, size_t max,
 /*
  * Appends s as a string literal exactly like JSON.stringify: escapes '"', '\\' and control
  * characters (\b \f \n \r \t, others \u00xx in lowercase hex), copies other bytes raw; each
- * maximal invalid UTF-8 subsequence becomes U+FFFD (EF BF BD). 0 or -ENOMEM.
+ * maximal invalid UTF-8 subsequence becomes U+FFFD (EF BF BD).
  */
-int json_write_string(buf_t *out, const char *s, size_t len);
+void json_write_string(buf_t *out, const char *s, size_t len);
 
 /*
  * Appends v exactly like JavaScript's Number#toString / JSON.stringify: shortest digits that
  * round-trip (nearest on ties), ECMAScript layout (1e+21, 1.5e-7, 0.000001, 123456789012345680000),
- * -0 as "0"; NaN and +-Infinity as "null". 0 or -ENOMEM.
+ * -0 as "0"; NaN and +-Infinity as "null".
  */
-int json_write_number(buf_t *out, double v);
+void json_write_number(buf_t *out, double v);
 
 /*
  * lit = a string literal including its quotes. Appends its UTF-8 bytes: escapes resolved, \u
- * surrogate pairs joined, lone surrogates and invalid UTF-8 replaced by U+FFFD. Returns 0, -EINVAL
- * if lit is not a valid literal, -ENOMEM (out unchanged on error).
+ * surrogate pairs joined, lone surrogates and invalid UTF-8 replaced by U+FFFD. Returns 0, or
+ * -EINVAL if lit is not a valid literal (out unchanged).
  */
 int json_string_decode(const char *lit, size_t len, buf_t *out);
 

@@ -8,114 +8,125 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/xalloc.h"
 
 /* ------------------------------------------------------------------ writer */
 
 /* tag followed by the low n bytes of v, big-endian. */
-static int put_be(buf_t *out, uint8_t tag, uint64_t v, int n)
+static void put_be(buf_t *out, uint8_t tag, uint64_t v, int n)
 {
     uint8_t b[9];
     b[0] = tag;
     for (int i = 0; i < n; i++)
         b[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    return buf_append(out, b, (size_t)n + 1);
+    buf_append(out, b, (size_t)n + 1);
 }
 
-int mpack_write_nil(buf_t *out)
+void mpack_write_nil(buf_t *out)
 {
-    return buf_putc(out, (char)0xc0);
+    buf_putc(out, (char)0xc0);
 }
 
-int mpack_write_bool(buf_t *out, bool v)
+void mpack_write_bool(buf_t *out, bool v)
 {
-    return buf_putc(out, (char)(v ? 0xc3 : 0xc2));
+    buf_putc(out, (char)(v ? 0xc3 : 0xc2));
 }
 
-int mpack_write_uint(buf_t *out, uint64_t v)
+void mpack_write_uint(buf_t *out, uint64_t v)
 {
     if (v < 0x80)
-        return buf_putc(out, (char)v);
-    if (v < 0x100)
-        return put_be(out, 0xcc, v, 1);
-    if (v < 0x10000)
-        return put_be(out, 0xcd, v, 2);
-    if (v < 0x100000000)
-        return put_be(out, 0xce, v, 4);
-    return put_be(out, 0xcf, v, 8);
+        buf_putc(out, (char)v);
+    else if (v < 0x100)
+        put_be(out, 0xcc, v, 1);
+    else if (v < 0x10000)
+        put_be(out, 0xcd, v, 2);
+    else if (v < 0x100000000)
+        put_be(out, 0xce, v, 4);
+    else
+        put_be(out, 0xcf, v, 8);
 }
 
-int mpack_write_int(buf_t *out, int64_t v)
+void mpack_write_int(buf_t *out, int64_t v)
 {
     if (v >= 0)
-        return mpack_write_uint(out, (uint64_t)v);
-    if (v >= -0x20)
-        return buf_putc(out, (char)(uint8_t)v);
-    if (v >= -0x80)
-        return put_be(out, 0xd0, (uint64_t)v, 1);
-    if (v >= -0x8000)
-        return put_be(out, 0xd1, (uint64_t)v, 2);
-    if (v >= -0x80000000LL)
-        return put_be(out, 0xd2, (uint64_t)v, 4);
-    return put_be(out, 0xd3, (uint64_t)v, 8);
+        mpack_write_uint(out, (uint64_t)v);
+    else if (v >= -0x20)
+        buf_putc(out, (char)(uint8_t)v);
+    else if (v >= -0x80)
+        put_be(out, 0xd0, (uint64_t)v, 1);
+    else if (v >= -0x8000)
+        put_be(out, 0xd1, (uint64_t)v, 2);
+    else if (v >= -0x80000000LL)
+        put_be(out, 0xd2, (uint64_t)v, 4);
+    else
+        put_be(out, 0xd3, (uint64_t)v, 8);
 }
 
-int mpack_write_double(buf_t *out, double v)
+void mpack_write_double(buf_t *out, double v)
 {
     if (isfinite(v) && v == floor(v)) {
-        if (v >= 0 && v < 18446744073709551616.0)
-            return mpack_write_uint(out, (uint64_t)v);
-        if (v < 0 && v >= -9223372036854775808.0)
-            return mpack_write_int(out, (int64_t)v);
+        if (v >= 0 && v < 18446744073709551616.0) {
+            mpack_write_uint(out, (uint64_t)v);
+            return;
+        }
+        if (v < 0 && v >= -9223372036854775808.0) {
+            mpack_write_int(out, (int64_t)v);
+            return;
+        }
     }
     uint64_t bits = 0x7ff8000000000000ULL;
     if (!isnan(v))
         memcpy(&bits, &v, sizeof bits);
-    return put_be(out, 0xcb, bits, 8);
+    put_be(out, 0xcb, bits, 8);
 }
 
-static int put_len(buf_t *out, size_t len, uint8_t fix, uint8_t fixmax, uint8_t t8, uint8_t t16,
-                   uint8_t t32)
+/* The caller checked len <= UINT32_MAX. */
+static void put_len(buf_t *out, size_t len, uint8_t fix, uint8_t fixmax, uint8_t t8, uint8_t t16,
+                    uint8_t t32)
 {
-    if (len > UINT32_MAX)
-        return -E2BIG;
     if (fix && len <= fixmax)
-        return buf_putc(out, (char)(fix | len));
-    if (t8 && len < 0x100)
-        return put_be(out, t8, len, 1);
-    if (len < 0x10000)
-        return put_be(out, t16, len, 2);
-    return put_be(out, t32, len, 4);
+        buf_putc(out, (char)(fix | len));
+    else if (t8 && len < 0x100)
+        put_be(out, t8, len, 1);
+    else if (len < 0x10000)
+        put_be(out, t16, len, 2);
+    else
+        put_be(out, t32, len, 4);
 }
 
-static int put_str_header(buf_t *out, size_t len)
+static void put_str_header(buf_t *out, size_t len)
 {
-    return put_len(out, len, 0xa0, 0x1f, 0xd9, 0xda, 0xdb);
+    put_len(out, len, 0xa0, 0x1f, 0xd9, 0xda, 0xdb);
 }
 
 int mpack_write_str(buf_t *out, const char *s, size_t len)
 {
-    int rc = buf_reserve(out, len + 5);
-    if (!rc)
-        rc = put_str_header(out, len);
-    return rc ? rc : buf_append(out, s, len);
+    if (len > UINT32_MAX)
+        return -E2BIG;
+    buf_reserve(out, len + 5);
+    put_str_header(out, len);
+    buf_append(out, s, len);
+    return 0;
 }
 
 int mpack_write_bin(buf_t *out, const void *p, size_t len)
 {
-    int rc = buf_reserve(out, len + 5);
-    if (!rc)
-        rc = put_len(out, len, 0, 0, 0xc4, 0xc5, 0xc6);
-    return rc ? rc : buf_append(out, p, len);
+    if (len > UINT32_MAX)
+        return -E2BIG;
+    buf_reserve(out, len + 5);
+    put_len(out, len, 0, 0, 0xc4, 0xc5, 0xc6);
+    buf_append(out, p, len);
+    return 0;
 }
 
-int mpack_write_array(buf_t *out, uint32_t n)
+void mpack_write_array(buf_t *out, uint32_t n)
 {
-    return put_len(out, n, 0x90, 0x0f, 0, 0xdc, 0xdd);
+    put_len(out, n, 0x90, 0x0f, 0, 0xdc, 0xdd);
 }
 
-int mpack_write_map(buf_t *out, uint32_t n)
+void mpack_write_map(buf_t *out, uint32_t n)
 {
-    return put_len(out, n, 0x80, 0x0f, 0, 0xde, 0xdf);
+    put_len(out, n, 0x80, 0x0f, 0, 0xde, 0xdf);
 }
 
 /* ------------------------------------------------------------------ reader */
@@ -330,10 +341,8 @@ static json_key_t *conv_push_key(conv_t *c)
 {
     if (c->nkeys == c->cap) {
         size_t cap = c->cap * 2;
-        json_key_t *k =
-            c->keys == c->inline_keys ? malloc(cap * sizeof *k) : realloc(c->keys, cap * sizeof *k);
-        if (!k)
-            return NULL;
+        json_key_t *k = c->keys == c->inline_keys ? xmalloc(cap * sizeof *k)
+                                                  : xrealloc(c->keys, cap * sizeof *k);
         if (c->keys == c->inline_keys)
             memcpy(k, c->inline_keys, sizeof c->inline_keys);
         c->keys = k;
@@ -360,13 +369,16 @@ static int fj_string(jconv_t *j, size_t pos, size_t end)
     const char *lit = j->in + pos;
     size_t n = end - pos, dlen;
     int rc = json_string_decoded_len(lit, n, &dlen);
-    if (!rc)
-        rc = put_str_header(j->c.out, dlen);
     if (rc)
         return rc;
+    if (dlen > UINT32_MAX)
+        return -E2BIG;
+    put_str_header(j->c.out, dlen);
     /* Without escapes, decoding can only grow the text (U+FFFD), so equal length means verbatim. */
-    if (dlen == n - 2 && !memchr(lit, '\\', n))
-        return buf_append(j->c.out, lit + 1, dlen);
+    if (dlen == n - 2 && !memchr(lit, '\\', n)) {
+        buf_append(j->c.out, lit + 1, dlen);
+        return 0;
+    }
     return json_string_decode(lit, n, j->c.out);
 }
 
@@ -383,7 +395,8 @@ static int fj_array(jconv_t *j, size_t pos, size_t *end)
     *end = p + 1;
     if (n > UINT32_MAX)
         return -E2BIG;
-    int rc = mpack_write_array(j->c.out, (uint32_t)n);
+    mpack_write_array(j->c.out, (uint32_t)n);
+    int rc = 0;
     for (p = first; !rc && n--;) {
         size_t e;
         rc = fj_value(j, p, &e);
@@ -402,8 +415,6 @@ static int fj_member(jconv_t *j, size_t pos, size_t *next)
     size_t v = json_skip_ws(in, j->len, json_skip_ws(in, j->len, kend) + 1);
     size_t dlen;
     json_key_t *k = conv_push_key(&j->c);
-    if (!k)
-        return -ENOMEM;
     int rc = json_string_decoded_len(in + pos, kend - pos, &dlen);
     k->key_ref = pos;
     k->val_ref = v;
@@ -438,7 +449,10 @@ static int fj_object(jconv_t *j, size_t pos, size_t *end)
     }
     if (!rc) {
         n = json_keys_order(j->c.keys + base, n, false);
-        rc = n > UINT32_MAX ? -E2BIG : mpack_write_map(j->c.out, (uint32_t)n);
+        if (n > UINT32_MAX)
+            rc = -E2BIG;
+        else
+            mpack_write_map(j->c.out, (uint32_t)n);
     }
     for (size_t i = 0; !rc && i < n; i++) {
         /* Re-read through the stack: nested objects may have moved it. */
@@ -462,13 +476,16 @@ static int fj_value(jconv_t *j, size_t pos, size_t *end)
         return fj_array(j, pos, end);
     case 't':
         *end = pos + 4;
-        return mpack_write_bool(out, true);
+        mpack_write_bool(out, true);
+        return 0;
     case 'f':
         *end = pos + 5;
-        return mpack_write_bool(out, false);
+        mpack_write_bool(out, false);
+        return 0;
     case 'n':
         *end = pos + 4;
-        return mpack_write_nil(out);
+        mpack_write_nil(out);
+        return 0;
     case '"':
         *end = json_value_end(j->in, j->len, pos);
         return fj_string(j, pos, *end);
@@ -476,7 +493,9 @@ static int fj_value(jconv_t *j, size_t pos, size_t *end)
         double v;
         *end = json_value_end(j->in, j->len, pos);
         int rc = json_number_parse(j->in + pos, *end - pos, &v);
-        return rc ? rc : mpack_write_double(out, v);
+        if (!rc)
+            mpack_write_double(out, v);
+        return rc;
     }
     }
 }
@@ -504,19 +523,17 @@ typedef struct mconv {
 
 static int tj_value(mconv_t *m, mpack_reader_t *r, int depth);
 
-static int put_lit(buf_t *out, const char *s)
-{
-    return buf_append(out, s, strlen(s));
-}
-
 /* An integer as JavaScript prints the number notepack decodes it to (a double beyond 2^53). */
-static int put_int(buf_t *out, const mpack_item_t *it)
+static void put_int(buf_t *out, const mpack_item_t *it)
 {
-    if (it->type == MPACK_UINT)
-        return it->u <= (1ULL << 53) ? buf_printf(out, "%llu", (unsigned long long)it->u)
-                                     : json_write_number(out, (double)it->u);
-    return it->i >= -(1LL << 53) ? buf_printf(out, "%lld", (long long)it->i)
-                                 : json_write_number(out, (double)it->i);
+    if (it->type == MPACK_UINT && it->u <= (1ULL << 53))
+        buf_printf(out, "%llu", (unsigned long long)it->u);
+    else if (it->type == MPACK_UINT)
+        json_write_number(out, (double)it->u);
+    else if (it->i >= -(1LL << 53))
+        buf_printf(out, "%lld", (long long)it->i);
+    else
+        json_write_number(out, (double)it->i);
 }
 
 /* 1970-01-01 + days -> proleptic Gregorian y/m/d (400-year eras of 146097 days). */
@@ -534,10 +551,12 @@ static void civil_from_days(int64_t days, int64_t *y, int *mon, int *d)
 }
 
 /* Date#toJSON for time value t (ms): TimeClip, then toISOString's layout. */
-static int put_date(buf_t *out, double t)
+static void put_date(buf_t *out, double t)
 {
-    if (!isfinite(t) || fabs(t) > 8.64e15)
-        return put_lit(out, "null");
+    if (!isfinite(t) || fabs(t) > 8.64e15) {
+        buf_puts(out, "null");
+        return;
+    }
     int64_t ms = (int64_t)trunc(t);
     int64_t days = ms / 86400000, rem = ms % 86400000;
     if (rem < 0) {
@@ -552,34 +571,37 @@ static int put_date(buf_t *out, double t)
         snprintf(year, sizeof year, "%04lld", (long long)y);
     else
         snprintf(year, sizeof year, "%c%06lld", y < 0 ? '-' : '+', (long long)llabs(y));
-    return buf_printf(out, "\"%s-%02d-%02dT%02d:%02d:%02d.%03dZ\"", year, mon, d,
-                      (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
-                      (int)(rem % 1000));
+    buf_printf(out, "\"%s-%02d-%02dT%02d:%02d:%02d.%03dZ\"", year, mon, d, (int)(rem / 3600000),
+               (int)(rem / 60000 % 60), (int)(rem / 1000 % 60), (int)(rem % 1000));
 }
 
 /* Ext values notepack turns into something JSON can print: timestamps (and undefined). */
 static int put_ext(buf_t *out, uint8_t tag, const mpack_item_t *it)
 {
     const uint8_t *p = it->p;
-    if (tag == 0xd4 && it->ext_type == 0)
-        return put_lit(out, "null");
-    if (tag == 0xd6 && it->ext_type == -1)
-        return put_date(out, (double)get_be(p, 4) * 1e3);
-    if (tag == 0xd7 && it->ext_type == -1) {
+    double t;
+    if (tag == 0xd4 && it->ext_type == 0) {
+        buf_puts(out, "null");
+        return 0;
+    }
+    if (tag == 0xd6 && it->ext_type == -1) {
+        t = (double)get_be(p, 4) * 1e3;
+    } else if (tag == 0xd7 && it->ext_type == -1) {
         uint64_t hi = get_be(p, 4), lo = get_be(p + 4, 4);
         double s = (double)(hi & 3) * 4294967296.0 + (double)lo;
-        return put_date(out, s * 1e3 + (double)(hi >> 2) / 1e6);
-    }
-    if (tag == 0xd7 && it->ext_type == 0)
-        return put_date(out,
-                        (double)(int32_t)get_be(p, 4) * 4294967296.0 + (double)get_be(p + 4, 4));
-    if (tag == 0xc7 && it->ext_type == -1) {
+        t = s * 1e3 + (double)(hi >> 2) / 1e6;
+    } else if (tag == 0xd7 && it->ext_type == 0) {
+        t = (double)(int32_t)get_be(p, 4) * 4294967296.0 + (double)get_be(p + 4, 4);
+    } else if (tag == 0xc7 && it->ext_type == -1) {
         if (it->len != 12)
             return -EPROTO;
         double s = (double)(int32_t)get_be(p + 4, 4) * 4294967296.0 + (double)get_be(p + 8, 4);
-        return put_date(out, s * 1e3 + (double)get_be(p, 4) / 1e6);
+        t = s * 1e3 + (double)get_be(p, 4) / 1e6;
+    } else {
+        return -ENOTSUP;
     }
-    return -ENOTSUP;
+    put_date(out, t);
+    return 0;
 }
 
 static bool is_undefined(const uint8_t *p, const uint8_t *end)
@@ -589,14 +611,16 @@ static bool is_undefined(const uint8_t *p, const uint8_t *end)
 
 static int tj_array(mconv_t *m, mpack_reader_t *r, uint32_t n, int depth)
 {
-    int rc = buf_putc(m->c.out, '[');
+    buf_putc(m->c.out, '[');
+    int rc = 0;
     for (uint32_t i = 0; !rc && i < n; i++) {
         if (i)
-            rc = buf_putc(m->c.out, ',');
-        if (!rc)
-            rc = tj_value(m, r, depth);
+            buf_putc(m->c.out, ',');
+        rc = tj_value(m, r, depth);
     }
-    return rc ? rc : buf_putc(m->c.out, ']');
+    if (!rc)
+        buf_putc(m->c.out, ']');
+    return rc;
 }
 
 /* Key text for comparison: strings in place, integers as decimal text in the arena. */
@@ -610,10 +634,10 @@ static int tj_key(mconv_t *m, const mpack_item_t *it, json_key_t *k)
     if (it->type != MPACK_UINT && it->type != MPACK_INT)
         return -EPROTO;
     size_t at = m->c.arena.len;
-    int rc = put_int(&m->c.arena, it);
+    put_int(&m->c.arena, it);
     k->seq = at;
     k->len = m->c.arena.len - at;
-    return rc;
+    return 0;
 }
 
 static int tj_collect(mconv_t *m, mpack_reader_t *r, uint32_t n)
@@ -621,8 +645,6 @@ static int tj_collect(mconv_t *m, mpack_reader_t *r, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         mpack_item_t key;
         json_key_t *k = conv_push_key(&m->c);
-        if (!k)
-            return -ENOMEM;
         k->key_ref = (size_t)(r->p - m->start);
         int rc = mpack_read(r, &key);
         if (!rc)
@@ -645,18 +667,15 @@ static int tj_member(mconv_t *m, mpack_reader_t *r, size_t key_ref, size_t val_r
     if (rc)
         return rc;
     if (key.type == MPACK_STR) {
-        rc = json_write_string(out, (const char *)key.p, key.len);
+        json_write_string(out, (const char *)key.p, key.len);
     } else {
-        rc = buf_putc(out, '"');
-        if (!rc)
-            rc = put_int(out, &key);
-        if (!rc)
-            rc = buf_putc(out, '"');
+        buf_putc(out, '"');
+        put_int(out, &key);
+        buf_putc(out, '"');
     }
-    if (!rc)
-        rc = buf_putc(out, ':');
+    buf_putc(out, ':');
     mpack_reader_t vr = {m->start + val_ref, r->end};
-    return rc ? rc : tj_value(m, &vr, depth);
+    return tj_value(m, &vr, depth);
 }
 
 /*
@@ -778,7 +797,7 @@ static int tj_map(mconv_t *m, mpack_reader_t *r, uint32_t count, int depth)
                 m->c.keys[base + n++] = *k;
         }
         n = json_keys_order(m->c.keys + base, n, false);
-        rc = buf_putc(m->c.out, '{');
+        buf_putc(m->c.out, '{');
     }
     bool first = true;
     for (size_t i = 0; !rc && i < n; i++) {
@@ -787,14 +806,15 @@ static int tj_map(mconv_t *m, mpack_reader_t *r, uint32_t count, int depth)
         if (is_undefined(m->start + vref, r->end))
             continue;
         if (!first)
-            rc = buf_putc(m->c.out, ',');
+            buf_putc(m->c.out, ',');
         first = false;
-        if (!rc)
-            rc = tj_member(m, r, kref, vref, depth);
+        rc = tj_member(m, r, kref, vref, depth);
     }
     m->c.nkeys = base;
     m->c.arena.len = abase;
-    return rc ? rc : buf_putc(m->c.out, '}');
+    if (!rc)
+        buf_putc(m->c.out, '}');
+    return rc;
 }
 
 static int tj_value(mconv_t *m, mpack_reader_t *r, int depth)
@@ -807,16 +827,21 @@ static int tj_value(mconv_t *m, mpack_reader_t *r, int depth)
         return rc;
     switch (it.type) {
     case MPACK_NIL:
-        return put_lit(out, "null");
+        buf_puts(out, "null");
+        return 0;
     case MPACK_BOOL:
-        return put_lit(out, it.b ? "true" : "false");
+        buf_puts(out, it.b ? "true" : "false");
+        return 0;
     case MPACK_INT:
     case MPACK_UINT:
-        return put_int(out, &it);
+        put_int(out, &it);
+        return 0;
     case MPACK_FLOAT:
-        return json_write_number(out, it.f);
+        json_write_number(out, it.f);
+        return 0;
     case MPACK_STR:
-        return json_write_string(out, (const char *)it.p, it.len);
+        json_write_string(out, (const char *)it.p, it.len);
+        return 0;
     case MPACK_BIN:
         return m->bin ? m->bin(out, it.p, it.len, m->bin_arg) : -ENOTSUP;
     case MPACK_EXT:

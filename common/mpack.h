@@ -20,26 +20,27 @@
 /* Deepest array/map nesting the converters accept (same bound as JSON_MAX_DEPTH). */
 #define MPACK_MAX_DEPTH 128
 
-/* ------------------------------------------------------------------ writer (0 or -ENOMEM) */
+/* ------------------------------------------------------------------ writer (never fails but for
+ * -E2BIG) */
 
-int mpack_write_nil(buf_t *out);
-int mpack_write_bool(buf_t *out, bool v);
+void mpack_write_nil(buf_t *out);
+void mpack_write_bool(buf_t *out, bool v);
 /* Smallest of positive fixint / uint8..64 (v >= 0) or negative fixint / int8..64 (v < 0). */
-int mpack_write_int(buf_t *out, int64_t v);
-int mpack_write_uint(buf_t *out, uint64_t v);
+void mpack_write_int(buf_t *out, int64_t v);
+void mpack_write_uint(buf_t *out, uint64_t v);
 /*
  * Like notepack for a JS number: an integral v within int64/uint64 range is written with
  * mpack_write_int/uint (-0 as 0x00), anything else as float64 `cb` (NaN canonical 7ff8...).
  * notepack wraps integral values beyond 64 bits; here they stay float64 and keep their value.
  */
-int mpack_write_double(buf_t *out, double v);
+void mpack_write_double(buf_t *out, double v);
 /* fixstr / str8 / str16 / str32 header then the bytes (copied as given). -E2BIG beyond 4 GiB. */
 int mpack_write_str(buf_t *out, const char *s, size_t len);
 /* bin8 / bin16 / bin32. -E2BIG beyond 4 GiB. */
 int mpack_write_bin(buf_t *out, const void *p, size_t len);
 /* Headers only: the caller then writes n values (array) or n key/value pairs (map). */
-int mpack_write_array(buf_t *out, uint32_t n);
-int mpack_write_map(buf_t *out, uint32_t n);
+void mpack_write_array(buf_t *out, uint32_t n);
+void mpack_write_map(buf_t *out, uint32_t n);
 
 /* ------------------------------------------------------------------ reader */
 
@@ -96,7 +97,7 @@ int mpack_skip(mpack_reader_t *r);
  * written with mpack_write_double, strings decoded (json_string_decode), objects as maps with the
  * JavaScript key order (json_keys_order: array-index keys first, duplicates at their first position
  * with the last value; "__proto__" kept as JSON.parse does). Lone surrogates become U+FFFD
- * (notepack's output for them is not well-formed). Returns 0, -EINVAL on invalid JSON, -ENOMEM;
+ * (notepack's output for them is not well-formed). Returns 0, -EINVAL on invalid JSON;
  * `out` is unchanged on error. Allocates temporary scratch (freed before returning) only when the
  * objects open on one nesting path hold more than 32 keys, for keys with escapes or invalid UTF-8,
  * and for numbers longer than 64 characters.
@@ -114,7 +115,7 @@ int mpack_from_json(buf_t *out, const char *json, size_t len);
  * null when out of range), legacy undefined `d4 00 xx` as null in arrays and at top level and as an
  * omitted member in maps. Sets *used to the bytes consumed. Returns 0; -ENOTSUP for bin and other
  * ext values (binary attachments); -EPROTO for malformed input, other key types or nesting beyond
- * MPACK_MAX_DEPTH; -ENOMEM. `out` is unchanged on error. Allocates temporary scratch (freed before
+ * MPACK_MAX_DEPTH. `out` is unchanged on error. Allocates temporary scratch (freed before
  * returning) only when the maps open on one nesting path hold more than 32 keys, and for integer
  * map keys.
  */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 struct refbuf {
     size_t refs;
     size_t len;
@@ -12,9 +14,7 @@ struct refbuf {
 
 refbuf_t *refbuf_new(size_t len)
 {
-    refbuf_t *rb = malloc(sizeof(*rb) + len);
-    if (!rb)
-        return NULL;
+    refbuf_t *rb = xmalloc(sizeof(*rb) + len);
     rb->refs = 1;
     rb->len = len;
     return rb;
@@ -23,7 +23,7 @@ refbuf_t *refbuf_new(size_t len)
 refbuf_t *refbuf_from(const void *p, size_t len)
 {
     refbuf_t *rb = refbuf_new(len);
-    if (rb && len)
+    if (len)
         memcpy(rb->data, p, len);
     return rb;
 }

@@ -10,7 +10,7 @@
 
 typedef struct refbuf refbuf_t;
 
-/* Returns a new reference (count 1) to `len` uninitialised bytes, or NULL on ENOMEM. */
+/* Returns a new reference (count 1) to `len` uninitialised bytes, never NULL. */
 refbuf_t *refbuf_new(size_t len);
 /* Returns a new reference to a copy of p[0..len). */
 refbuf_t *refbuf_from(const void *p, size_t len);

@@ -3,16 +3,14 @@
 
 #include <errno.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-int sd_notify_send(const char *state)
+int sd_notify_send(const char *path, const char *state)
 {
-    const char *path = getenv("NOTIFY_SOCKET");
-    if (!path || !*path)
+    if (!*path)
         return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t n = strlen(path);

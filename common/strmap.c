@@ -1,10 +1,11 @@
 /* strmap: see strmap.h. Nodes carry the key inline so an entry is one allocation. */
 #include "common/strmap.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/xalloc.h"
 
 typedef struct node {
     struct node *next;
@@ -32,15 +33,9 @@ static uint64_t hash_bytes(const char *p, size_t len)
 
 strmap_t *strmap_new(void)
 {
-    strmap_t *m = calloc(1, sizeof(*m));
-    if (!m)
-        return NULL;
+    strmap_t *m = xcalloc(1, sizeof(*m));
     m->nslots = 16;
-    m->slots = calloc(m->nslots, sizeof(*m->slots));
-    if (!m->slots) {
-        free(m);
-        return NULL;
-    }
+    m->slots = xcalloc(m->nslots, sizeof(*m->slots));
     return m;
 }
 
@@ -71,9 +66,7 @@ static node_t **find(const strmap_t *m, const char *key, size_t len, uint64_t h)
 static void grow(strmap_t *m)
 {
     size_t n = m->nslots * 2;
-    node_t **slots = calloc(n, sizeof(*slots));
-    if (!slots)
-        return; /* a fuller table is still correct, only slower */
+    node_t **slots = xcalloc(n, sizeof(*slots));
     for (size_t i = 0; i < m->nslots; i++) {
         node_t *e = m->slots[i];
         while (e) {
@@ -88,17 +81,15 @@ static void grow(strmap_t *m)
     m->nslots = n;
 }
 
-int strmap_put(strmap_t *m, const char *key, size_t len, void *value)
+void strmap_put(strmap_t *m, const char *key, size_t len, void *value)
 {
     uint64_t h = hash_bytes(key, len);
     node_t **pp = find(m, key, len, h);
     if (*pp) {
         (*pp)->value = value;
-        return 0;
+        return;
     }
-    node_t *e = malloc(sizeof(*e) + len + 1);
-    if (!e)
-        return -ENOMEM;
+    node_t *e = xmalloc(sizeof(*e) + len + 1);
     e->next = NULL;
     e->hash = h;
     e->value = value;
@@ -108,7 +99,6 @@ int strmap_put(strmap_t *m, const char *key, size_t len, void *value)
     *pp = e;
     if (++m->size > m->nslots)
         grow(m);
-    return 0;
 }
 
 void *strmap_get(const strmap_t *m, const char *key, size_t len)

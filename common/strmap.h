@@ -10,18 +10,19 @@
 
 typedef struct strmap strmap_t;
 
+/* Never NULL (out of memory aborts, see xalloc.h). */
 strmap_t *strmap_new(void);
 /* Frees the map and its key copies; values are the caller's. NULL is a no-op. */
 void strmap_free(strmap_t *m);
-/* Inserts or replaces. 0, or -ENOMEM (map unchanged). */
-int strmap_put(strmap_t *m, const char *key, size_t len, void *value);
+/* Inserts or replaces. */
+void strmap_put(strmap_t *m, const char *key, size_t len, void *value);
 /* The value, or NULL when absent. */
 void *strmap_get(const strmap_t *m, const char *key, size_t len);
 /* Removes the key and returns its value (NULL when absent). */
 void *strmap_del(strmap_t *m, const char *key, size_t len);
 size_t strmap_size(const strmap_t *m);
 /* Calls fn for every entry; fn must not modify the map. */
-void strmap_foreach(const strmap_t *m, void (*fn)(const char *key, size_t len, void *value, void *arg),
-                    void *arg);
+void strmap_foreach(const strmap_t *m,
+                    void (*fn)(const char *key, size_t len, void *value, void *arg), void *arg);
 
 #endif

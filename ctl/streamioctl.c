@@ -2,7 +2,8 @@
  * streamioctl: the admin CLI. Sends its arguments to a running streamio master over the control
  * socket (STREAMIO_CONTROL_SOCKET, or --socket PATH, default /run/streamio/control.sock) and
  * prints the answer: a JSON document on stdout (exit 0), or the reason on stderr (exit 1).
- * Exit 2 for a usage error, 3 when no server answers on that socket.
+ * Exit 2 for a usage error, 3 when no server answers on that socket. `watch` is a Socket.IO
+ * client instead (ctl/watch.h): it needs no control socket.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/version.h"
+#include "common/xalloc.h"
+#include "ctl/watch.h"
+
 #define DEFAULT_SOCKET "/run/streamio/control.sock"
 #define TIMEOUT_S 10
 
@@ -22,7 +29,9 @@ static void usage(FILE *f)
                "                   broadcast [--nsp /ns] <event> <json> |\n"
                "                   sendroom [--nsp /ns] <room> <event> <json> |\n"
                "                   join|leave <room> <target> | disconnect <room> [close] |\n"
-               "                   serverside <event> <json>\n");
+               "                   serverside <event> <json> |\n"
+               "       streamioctl watch <room>... [--url http://host:port] [--token JWT] "
+               "[--count N]\n");
 }
 
 static int write_all(int fd, const char *p, size_t len)
@@ -41,11 +50,27 @@ static int write_all(int fd, const char *p, size_t len)
 
 int main(int argc, char **argv)
 {
-    const char *path = getenv("STREAMIO_CONTROL_SOCKET");
+    if (argc >= 2 && strcmp(argv[1], "watch") == 0)
+        return watch_main(argc - 2, argv + 2);
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("streamioctl %s\n", STREAMIO_VERSION);
+        return 0;
+    }
+    static cfg_t cfg;
+    const char *path = NULL;
     int a = 1;
     if (a + 1 < argc && strcmp(argv[a], "--socket") == 0) {
         path = argv[a + 1];
         a += 2;
+    } else {
+        buf_t err;
+        buf_init(&err);
+        if (config_load_one(&cfg, "STREAMIO_CONTROL_SOCKET", &err)) {
+            fprintf(stderr, "%s\n", err.data);
+            buf_free(&err);
+            return 2;
+        }
+        path = cfg.control_socket;
     }
     if (a < argc && (strcmp(argv[a], "-h") == 0 || strcmp(argv[a], "--help") == 0)) {
         usage(stdout);
@@ -92,13 +117,8 @@ int main(int argc, char **argv)
     }
     shutdown(fd, SHUT_WR);
     size_t len = 0, cap = 4096;
-    char *resp = malloc(cap);
+    char *resp = xmalloc(cap);
     for (;;) {
-        if (!resp) {
-            fprintf(stderr, "streamioctl: out of memory\n");
-            close(fd);
-            return 1;
-        }
         ssize_t r = read(fd, resp + len, cap - len - 1);
         if (r < 0 && errno == EINTR)
             continue;
@@ -113,10 +133,7 @@ int main(int argc, char **argv)
         len += (size_t)r;
         if (cap - len < 2) {
             cap *= 2;
-            char *p = realloc(resp, cap);
-            if (!p)
-                free(resp);
-            resp = p;
+            resp = xrealloc(resp, cap);
         }
     }
     close(fd);

@@ -4,7 +4,7 @@
  * Stream-scale benchmark (issue 6): streamio vs the Node anchor over one keyspace of many streams.
  *
  *   node scripts/bench-streams.js --streamio BIN --anchor DIR [--streams 1000000] [--active 1]
- *                                 [--idle-seconds 10] [--timeout SECONDS]
+ *                                 [--idle-seconds 10] [--settle-seconds 5] [--timeout SECONDS]
  *
  * Starts its own redis-server and creates --streams stream keys (pipelined, 10,000 commands in
  * flight at most): --active percent of them got an entry just now, the others are empty streams
@@ -13,13 +13,17 @@
  * turn (same Redis, same keys; one reading process each: streamio CLUSTER_WORKERS=1, the anchor
  * CLUSTER_ENABLED=false, whose /health then counts every stream):
  *   - discovery: time from start until /health reports every stream;
- *   - idle CPU: --idle-seconds with no writes, CPU time of redis-server and of the server's whole
+ *   - idle CPU: --settle-seconds after discovery (start-up work such as probes may still run
+ *     then), --idle-seconds with no writes, CPU time of redis-server and of the server's whole
  *     process tree from /proc/<pid>/stat (utime + stime), as percent of one core;
  *   - new-stream latency: 5 times, a client joins a fresh room, the stream is created with XADD,
  *     time until the client receives the entry;
  *   - wake-up latency: the same for an existing quiet stream (empty, last entry 2 h ago).
  * Redis starts each run with notify-keyspace-events Et; streamio runs with
  * STREAM_KEYSPACE_EVENTS=true (its master adds g for del events and learns new streams from them).
+ * Redis' INFO commandstats over the idle window (reset at its start) and the CPU of each process
+ * of the server's tree are reported too (idle_redis_cmds, idle_cpu_pct_by_pid: the first pid is
+ * the server's own, e.g. streamio's master).
  * Prints one table and one JSON line. Everything it starts is stopped; a hard timeout bounds it.
  */
 const fs = require('node:fs');
@@ -31,13 +35,14 @@ const log = bench.logger('bench-streams');
 
 function parseArgs(argv) {
   const o = bench.parseArgs('bench-streams', 'node scripts/bench-streams.js [--streamio BIN] [--anchor DIR] '
-    + '[--streams N] [--active PERCENT] [--idle-seconds S] [--timeout SECONDS]', argv,
-  { streams: 1000000, active: 1, idle: 10, timeout: 1800 }, {
+    + '[--streams N] [--active PERCENT] [--idle-seconds S] [--settle-seconds S] [--timeout SECONDS]', argv,
+  { streams: 1000000, active: 1, idle: 10, settle: 5, timeout: 1800 }, {
     '--streamio': { key: 'streamio', path: true, exists: true },
     '--anchor': { key: 'anchor', path: true, exists: true },
     '--streams': { key: 'streams', min: 100, max: 5000000 },
     '--active': { key: 'active', min: 0, max: 100 },
     '--idle-seconds': { key: 'idle', min: 2, max: 600 },
+    '--settle-seconds': { key: 'settle', min: 0, max: 3600 },
     '--timeout': { key: 'timeout', min: 60, max: 7200 },
   });
   if (!o.streamio && !o.anchor) o.usage('give --streamio BIN and/or --anchor DIR');
@@ -75,6 +80,16 @@ function tree(pid) {
 }
 
 const cpuTree = (pids) => pids.reduce((a, p) => a + cpuOf(p), 0);
+
+// INFO commandstats text -> { name: { calls, usec } }
+function commandstats(text) {
+  const out = {};
+  for (const line of String(text).split(/\r?\n/)) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
+    if (m) out[m[1]] = { calls: Number(m[2]), usec: Number(m[3]) };
+  }
+  return out;
+}
 
 async function createStreams(h, redis, n, activePct) {
   const c = await h.RedisClient.connect(redis.port);
@@ -140,16 +155,24 @@ async function runOne(h, s, redis, opts) {
     }, { timeout: 600000, interval: 200, message: `${s.name} to report ${want} streams` });
     r.discovery_s = Math.round((Date.now() - t0) / 100) / 10;
     log(`${s.name}: every stream discovered after ${r.discovery_s} s`);
-    await h.sleep(5000); // let start-up work (probes, first reads) settle
+    await h.sleep(opts.settle * 1000); // let start-up work (probes, first reads) settle
     const pids = tree(srv.pid);
     const rs0 = cpuOf(redis.handle.pid);
     const ss0 = cpuTree(pids);
+    const each0 = pids.map(cpuOf);
+    await redis.call('CONFIG', 'RESETSTAT');
     const w0 = Date.now();
     await h.sleep(opts.idle * 1000);
     const secs = (Date.now() - w0) / 1000;
+    r.idle_redis_cmds = commandstats(await redis.call('INFO', 'commandstats'));
     r.idle_redis_cpu_pct = Math.round(((cpuOf(redis.handle.pid) - rs0) / secs) * 1000) / 10;
     r.idle_server_cpu_pct = Math.round(((cpuTree(pids) - ss0) / secs) * 1000) / 10;
-    log(`${s.name}: idle CPU redis ${r.idle_redis_cpu_pct}%, server ${r.idle_server_cpu_pct}%`);
+    r.idle_cpu_pct_by_pid = Object.fromEntries(pids.map((p, i) => [p,
+      Math.round(((cpuOf(p) - each0[i]) / secs) * 1000) / 10]));
+    const busiest = Object.entries(r.idle_redis_cmds).sort((a, b) => b[1].usec - a[1].usec).slice(0, 6)
+      .map(([n, c]) => `${n} ${(c.calls / secs).toFixed(0)}/s ${(c.usec / secs / 10000).toFixed(1)}%`);
+    log(`${s.name}: idle CPU redis ${r.idle_redis_cpu_pct}%, server ${r.idle_server_cpu_pct}% `
+      + `(by pid ${JSON.stringify(r.idle_cpu_pct_by_pid)}); redis commands/s and % of a core: ${busiest.join(', ')}`);
     const tag = `${s.name}.${Date.now()}`;
     const nl = await latency(h, srv, redis.port, (k) => `${PREFIX}new.${tag}.${k}`);
     r.new_stream_median_ms = nl.median_ms;

@@ -7,7 +7,13 @@
 # BENCH_SERVERS="streamio node" (either may be left out); BENCH_ANCHOR=<node-seed dir>
 # (default ../shared/anchors/node-seed, installed with npm ci in a temp copy, never in place);
 # BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling"
-# (any subset); BENCH_OUT=<dir> (default build/bench/<UTC time>).
+# (any subset); BENCH_OUT=<dir> (default build/bench/<UTC time>); BENCH_PERF=1 also records
+# `perf record -g` of the server's processes and redis-server while the load runs
+# at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
+# unwinds through libc) ($BENCH_OUT/<scenario>-<label>.perf.data; `perf report -i FILE`);
+# BENCH_STREAMIO_ENV="NAME=value ..." adds settings to streamio's environment (experiments).
+# Redis' INFO commandstats of each run's load window (reset after the warm-up) is saved beside the
+# results and summed into them (redis_cmds, redis_cmd_us_per_entry).
 # Starts its own redis-server and every server on free loopback ports, one at a time; the load
 # generator and producer (bench/, built by `make bench`) stop by themselves; everything started
 # here is stopped here, by pid. Results: $BENCH_OUT/results.jsonl + report.txt (also printed).
@@ -22,7 +28,7 @@ SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency con
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
-for t in "$BIN" "$TOOLS/loadgen" "$TOOLS/producer"; do
+for t in "$BIN" "$TOOLS/loadgen" "$TOOLS/producer" "$TOOLS/floor"; do
     [ -x "$t" ] || { echo "bench: $t missing (run make bench)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
@@ -89,7 +95,9 @@ start_server() { # name workers
         HOST=127.0.0.1 PORT="$SERVER_PORT" STREAM_PATTERN='bench.*' DISCOVERY_INTERVAL=500
         LOG_LEVEL=warn)
     if [ "$name" = streamio ]; then
-        env -i "${common[@]}" CLUSTER_WORKERS="$workers" "$BIN" >"$WORK/server.log" 2>&1 &
+        # shellcheck disable=SC2086 # BENCH_STREAMIO_ENV is a list of NAME=value words
+        env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$BIN" \
+            >"$WORK/server.log" 2>&1 &
     elif [ "$workers" -gt 1 ]; then
         (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=true \
             CLUSTER_WORKERS="$workers" SOCKETIO_REDIS_ADAPTER=true node server.js) \
@@ -126,12 +134,33 @@ run_one() {
     if ! "$TOOLS/producer" --port "$REDIS_PORT" --rooms "$rooms" --warm --timeout 30; then
         log "$label never consumed the warm-up entries"
     fi
-    local line
+    local line perf_pid= stats=$OUT/$scen-$label.commandstats
+    rcli CONFIG RESETSTAT
+    if [ "${BENCH_PERF:-0}" = 1 ]; then
+        # the server and its workers (children by parent pid), and Redis
+        local pids
+        pids=$( (echo "$SERVER_PID"; pgrep -P "$SERVER_PID" || true; echo "$REDIS_PID") | paste -sd,)
+        perf record ${BENCH_PERF_CALLGRAPH:--g} -F "${BENCH_PERF_FREQ:-499}" -p "$pids" -o "$OUT/$scen-$label.perf.data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     line=$("$TOOLS/loadgen" --port "$SERVER_PORT" --server-pid "$SERVER_PID" \
         --redis-pid "$REDIS_PID" --rooms "$rooms" --label "$label" "$@" || true)
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+    fi
+    redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' >"$stats"
     [ -n "$line" ] || line="{\"label\":\"$label\",\"error\":\"loadgen failed\"}"
+    # cmdstat_<name>:calls=N,usec=N,... -> {"<name>":{"calls":N,"usec":N},...}
+    local cmds
+    cmds=$(awk -F'[:,=]' '/^cmdstat_/ { sub(/^cmdstat_/, "", $1)
+        printf "%s\"%s\":{\"calls\":%s,\"usec\":%s}", sep, $1, $3, $5; sep = "," }' "$stats")
     echo "$line" | jq -c --arg s "$scen" --argjson w "$workers" --arg srv "$name" \
-        '. + {scenario:$s, server:$srv, workers:$w}' >>"$RESULTS"
+        --argjson cmds "{$cmds}" \
+        '. + {scenario:$s, server:$srv, workers:$w, redis_cmds:$cmds}
+         | ([$cmds[].usec] | add // 0) as $u
+         | if (.entries // 0) > 0 then . + {redis_cmd_us_per_entry: ($u / .entries)} else . end' \
+        >>"$RESULTS"
     stop_pid "$SERVER_PID"
     SERVER_PID=
 }
@@ -144,6 +173,12 @@ fi
 prod() { echo "$TOOLS/producer --port $REDIS_PORT $*"; }
 
 log "mode: $([ "$QUICK" = 1 ] && echo quick || echo full); results in $OUT"
+# The floor under CPU per delivery on this box now: one write of one small frame to each of 10
+# loopback sockets, paced like the fan-out scenarios.
+for rate in 2000 4000; do
+    "$TOOLS/floor" --sockets 10 --bytes 150 --rate "$rate" --seconds 2 |
+        jq -c '. + {scenario:"floor"}' >>"$RESULTS" || log "floor at $rate/s failed"
+done
 for scen in $SCENARIOS; do
     for srv in $SERVERS; do
         case $scen in

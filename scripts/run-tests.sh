@@ -35,6 +35,10 @@ step() {
             failed_cases=$((failed_cases + 1))
     fi
 }
+layers() { scripts/check-layers.sh --self-test && scripts/check-layers.sh; }
+step layers layers
+env_reads() { scripts/check-env.sh --self-test && scripts/check-env.sh; }
+step env env_reads
 step build make -s -j"$jobs" all
 step unit make -s -j"$jobs" unit
 step integration make -s integration

@@ -2,7 +2,8 @@
 # `make run`: runs streamio in the foreground with the environment it is given. When no Redis
 # answers at REDIS_HOST:REDIS_PORT (default 127.0.0.1:6379) and that address is local, a private
 # redis-server is started on a free loopback port for this run and stopped afterwards.
-# SIGTERM/SIGINT are passed to streamio, which drains and exits 0.
+# SIGTERM/SIGINT are passed to streamio, which drains and exits 0. The /debug console is on
+# (STREAMIO_DEBUG_PAGE=1) unless the environment says otherwise; the service unit never sets it.
 set -u
 bin=$1
 host=${REDIS_HOST:-127.0.0.1}
@@ -51,7 +52,11 @@ if ! ping_redis "$host" "$port"; then
 fi
 
 http_port=${PORT:-3000}
-echo "run: streamio on http://127.0.0.1:$http_port  (health: http://127.0.0.1:$http_port/health)"
+url=http://127.0.0.1:$http_port
+export STREAMIO_DEBUG_PAGE=${STREAMIO_DEBUG_PAGE-1}
+echo "run: streamio on $url  (health: $url/health)"
+[ "$STREAMIO_DEBUG_PAGE" = 1 ] && echo "run: debug console: $url/debug#chat.user.123"
+echo "run: watch: $(dirname "$bin")/streamioctl watch chat.user.123 --url $url"
 echo "run: try   redis-cli -p ${REDIS_PORT:-6379} XADD chat.user.123 '*' event user.message data '{\"user_id\":123,\"message\":\"Hello\"}'"
 
 "$bin" &

@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
+
 #define REGION_MAGIC 0x47455253u /* "SREG" little-endian */
 #define REGION_VERSION 1u
 #define BLOCK_ALIGN 64u
@@ -74,14 +76,15 @@ static int plan(struct layout *l, uint32_t nslots, uint32_t ring_capacity, size_
     size_t off = round_up(sizeof(struct region_header), BLOCK_ALIGN);
     l->global_off = off;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    /* a layout beyond the address space is as bad an argument as the ones above */
     if (!reserve(&off, 1, round_up(global_bytes, BLOCK_ALIGN)))
-        return -ENOMEM;
+        return -EINVAL;
     l->ring_off = off;
     if (!reserve(&off, nslots, l->ring_stride))
-        return -ENOMEM;
+        return -EINVAL;
     l->stats_off = off;
     if (!reserve(&off, nslots, l->stats_stride) || off > SIZE_MAX - page)
-        return -ENOMEM;
+        return -EINVAL;
     l->map_bytes = round_up(off, page);
     return 0;
 }
@@ -111,9 +114,7 @@ int shm_region_new(shm_region_t **out, uint32_t nslots, uint32_t ring_capacity,
     int rc = plan(&l, nslots, ring_capacity, slot_stats_bytes, global_bytes);
     if (rc < 0)
         return rc;
-    shm_region_t *r = malloc(sizeof(*r) + (size_t)nslots * sizeof(r->slots[0]));
-    if (!r)
-        return -ENOMEM;
+    shm_region_t *r = xmalloc(sizeof(*r) + (size_t)nslots * sizeof(r->slots[0]));
     r->nslots = nslots;
     r->map_bytes = l.map_bytes;
     for (uint32_t i = 0; i < nslots; i++)

@@ -32,7 +32,7 @@ typedef struct shm_region shm_region_t;
  * ring of `ring_capacity` data bytes (see ring_bytes) and a stats block of `slot_stats_bytes`,
  * plus a global block of `global_bytes` (block sizes 0..SHM_REGION_MAX_BLOCK; 0 means no block),
  * and creates one eventfd per slot. On success *out owns the mapping and the fds.
- * 0, -EINVAL for bad arguments, or the -errno of mmap/eventfd/malloc (nothing is leaked).
+ * 0, -EINVAL for bad arguments, or the -errno of mmap/eventfd (nothing is leaked).
  */
 int shm_region_new(shm_region_t **out, uint32_t nslots, uint32_t ring_capacity,
                    size_t slot_stats_bytes, size_t global_bytes);

@@ -30,6 +30,15 @@ enum stats_role {
         0, 1, 2, 5, 10, 25, 50, 100, UINT64_MAX                                                    \
     }
 
+/* Delivery latency (stream entry id time -> the send of its room:message), microseconds. The id
+ * has millisecond resolution, so nothing finer than 1 ms is told apart. */
+#define STATS_DELIVERY_BUCKETS 15
+#define STATS_DELIVERY_BOUNDS_US                                                                   \
+    {                                                                                              \
+        1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,  \
+            10000000, 30000000, UINT64_MAX                                                         \
+    }
+
 /* Refusals by a limit (README "Limits"): one counter per kind, label limit="<name>" in /metrics. */
 enum stats_limit {
     STATS_LIMIT_PER_IP,               /* 503: MAX_CONNECTIONS_PER_IP */
@@ -55,6 +64,23 @@ enum stats_limit {
             "rate_joins", "output_buffer", "header_timeout", "body_timeout",                       \
             "first_packet_timeout", "origin", "auth", "token_expired"                              \
     }
+
+/*
+ * A worker's counters as they were at one moment, for rates and recent quantiles over a window
+ * (shm/stats_window.h). Written by the worker, read by any process.
+ */
+typedef struct stats_snap {
+    _Atomic uint64_t ms; /* wall clock when taken; 0 = never */
+    _Atomic uint64_t messages_processed;
+    _Atomic uint64_t deliveries;
+    _Atomic uint64_t delivery_us_sum;
+    _Atomic uint64_t delivery[STATS_DELIVERY_BUCKETS];
+    _Atomic uint64_t rss_bytes;
+} stats_snap_t;
+
+/* Snapshots kept per worker: the newest, the one before it (what readers use), and the one being
+ * rewritten, so a reader never sees a snapshot change under it. */
+#define STATS_SNAPS 3
 
 typedef struct stats_worker {
     _Atomic uint64_t pid;
@@ -102,10 +128,17 @@ typedef struct stats_worker {
     /* entries shared with the other workers of this server over local IPC (worker/siblings) */
     _Atomic uint64_t sibling_out; /* entries this worker read and handed over */
     _Atomic uint64_t sibling_in;  /* frames received from the others */
+    /* delivery latency of the entries this worker read, once per entry (never per recipient) */
+    _Atomic uint64_t delivery_us_sum;
+    _Atomic uint64_t delivery[STATS_DELIVERY_BUCKETS]; /* per bucket, not cumulative */
+    _Atomic uint64_t rss_bytes;                        /* resident memory, refreshed by its tick */
+    _Atomic uint64_t memory_high_water; /* its MEMORY_HIGH_WATER_MB in bytes; 0 = off */
     /* streams idle past STREAM_INACTIVE_TTL (a gauge), and what brought parked ones back */
     _Atomic uint64_t streams_parked;
     _Atomic uint64_t wakes_polled; /* an XREAD poll of the parked streams found an entry */
     _Atomic uint64_t wakes_event;  /* a keyspace xadd event named it */
+    stats_snap_t snaps[STATS_SNAPS];
+    _Atomic uint64_t snaps_taken; /* the newest is snaps[(snaps_taken - 1) % STATS_SNAPS] */
 } stats_worker_t;
 
 typedef struct stats_global {

@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <string.h>
 
-int workdesc_begin(buf_t *out, uint32_t pool)
+void workdesc_begin(buf_t *out, uint32_t pool)
 {
     uint32_t hdr[2] = {pool, 0};
     buf_reset(out);
-    return buf_append(out, hdr, sizeof(hdr));
+    buf_append(out, hdr, sizeof(hdr));
 }
 
 int workdesc_add(buf_t *out, const char *name, size_t len)
@@ -16,9 +16,7 @@ int workdesc_add(buf_t *out, const char *name, size_t len)
     if (len > WORKDESC_MAX_NAME)
         return -E2BIG;
     uint16_t l = (uint16_t)len;
-    int rc = buf_reserve(out, sizeof(l) + len);
-    if (rc)
-        return rc;
+    buf_reserve(out, sizeof(l) + len);
     buf_append(out, &l, sizeof(l));
     buf_append(out, name, len);
     uint32_t count;

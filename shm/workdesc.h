@@ -24,9 +24,9 @@ enum workdesc_type {
 
 #define WORKDESC_MAX_NAME 65535
 
-/* Starts a record for `pool` in `out` (reset first). 0 or -ENOMEM. */
-int workdesc_begin(buf_t *out, uint32_t pool);
-/* Appends one stream name. -E2BIG if longer than WORKDESC_MAX_NAME, -ENOMEM. */
+/* Starts a record for `pool` in `out` (reset first). */
+void workdesc_begin(buf_t *out, uint32_t pool);
+/* Appends one stream name. 0, or -E2BIG if longer than WORKDESC_MAX_NAME. */
 int workdesc_add(buf_t *out, const char *name, size_t len);
 /* Number of names appended so far. */
 uint32_t workdesc_count(const buf_t *out);

@@ -1,6 +1,8 @@
 /*
- * worker: see worker.h. Wiring and lifecycle only: the protocol lives in session, reading in
- * reader, sharing in adapter.
+ * worker: see worker.h. Wiring and lifecycle only: each layer beneath (worker/net ...
+ * worker/cluster, see docs/architecture.md) does its own work; this file creates them bottom-up,
+ * connects each to the next through its handler or observer table, and takes them down in order on
+ * SIGTERM.
  */
 #include "worker/worker.h"
 
@@ -14,17 +16,33 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/xalloc.h"
+#include "shm/latency.h"
 #include "shm/stats.h"
+#include "shm/stats_window.h"
 #include "shm/workdesc.h"
-#include "worker/adapter.h"
-#include "worker/payload.h"
-#include "worker/reader.h"
-#include "worker/session.h"
-#include "worker/siblings.h"
-#include "worker/ws_frame.h"
+#include "worker/cluster/adapter.h"
+#include "worker/eio/eio_echo.h"
+#include "worker/eio/eio_endpoint.h"
+#include "worker/fanout/adapter_host.h"
+#include "worker/fanout/fanout.h"
+#include "worker/http/cors.h"
+#include "worker/http/http_server.h"
+#include "worker/http/ops_routes.h"
+#include "worker/http/router.h"
+#include "worker/recovery/restore.h"
+#include "worker/sio/conformance.h"
+#include "worker/sio/limits.h"
+#include "worker/sio/seed_events.h"
+#include "worker/sio/sio.h"
+#include "worker/stream/reader.h"
+#include "worker/stream/reader_rds.h"
 
 #define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
+#define UPGRADE_TIMEOUT_MS 10000 /* Node's upgradeTimeout */
+/* packets waiting for a polling GET; past it more are dropped */
+#define POLL_QUEUE_MAX (4u << 20)
 
 typedef struct worker {
     uv_loop_t loop;
@@ -38,14 +56,24 @@ typedef struct worker {
     uv_timer_t tick;      /* stats refresh, and the shutdown deadline */
     uv_timer_t grace;     /* drain starts ACCEPT_GRACE_MS after accepting stopped */
     uv_idle_t ring_again; /* more descriptors than one budget */
-    sessions_t *sessions;
+    router_t *router;
+    cors_t *cors; /* SOCKETIO_CORS_ORIGINS, for the Engine.IO endpoint and seed 004's routes */
+    http_server_t *http;
+    ops_routes_t *ops;
+    eio_endpoint_t *eio;
+    eio_echo_t *echo; /* STREAMIO_CONFORMANCE=1: the /engine.io/ echo */
+    sio_t *sio;
+    seed_events_t *seed;
+    conformance_t *conformance; /* STREAMIO_CONFORMANCE=1 */
+    fanout_t *fanout;
+    restore_t *restore; /* CONNECTION_RECOVERY; NULL when off */
     reader_t *reader;
-    adapter_t *adapter;   /* NULL when there is nobody to share with */
-    siblings_t *siblings; /* the other workers of this server */
+    reader_rds_t *reader_io; /* the reader's Redis connections and timers */
+    adapter_t *adapter;      /* NULL when there is nobody to share with */
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
-    buf_t packet;   /* 42["room:message",payload(,offset)] of one entry */
+    buf_t packet;   /* the text of one entry's packet, while it is built */
     char *rec;      /* one ring record */
     uint32_t rec_cap;
     uint32_t cur_pool;        /* pool of the record being decoded */
@@ -60,47 +88,60 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- stream entries: encode once, deliver locally, share once ---- */
+/* ---- stream entries: one packet, delivered here, to the siblings and to other servers ---- */
 
-static void on_entry(rds_t *conn, const char *stream, size_t stream_len, const char *id,
+/* Where an entry's PUBLISH goes: the connection it was read on, ahead of its XACK. */
+typedef struct entry_link {
+    reader_t *reader;
+    reader_conn_t *conn;
+    const char *stream;
+    size_t len;
+} entry_link_t;
+
+static int send_before_ack(int argc, const char **argv, const size_t *lens, void *arg)
+{
+    entry_link_t *l = arg;
+    return reader_send(l->reader, l->conn, l->stream, l->len, argc, argv, lens);
+}
+
+static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
                      size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
 {
     worker_t *w = arg;
-    buf_reset(&w->packet);
-    if (payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields,
-                       w->cfg->connection_recovery))
-        return;
-    refbuf_t *frame = ws_frame_new(0x1, w->packet.data, w->packet.len);
-    if (frame) {
-        adapter_str_t room = {stream, stream_len};
-        sessions_broadcast(w->sessions, &room, 1, NULL, 0, frame);
-        int rc =
-            siblings_add(w->siblings, stream, stream_len, refbuf_data(frame), refbuf_len(frame));
-        if (rc > 0)
-            STATS_ADD(w->stats->sibling_out, 1);
-        else if (rc < 0 && log_sampled(&w->share_failures))
-            LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)stream_len,
-                     stream, strerror(-rc));
-        refbuf_unref(frame);
-    }
+    fanout_packet_t pk;
+    fanout_packet_entry(&pk, &w->packet, stream, stream_len, id, id_len, fields, nfields,
+                        w->cfg->connection_recovery);
+    fanout_publish(w->fanout, &pk);
+    latency_observe(w->stats, id, id_len, latency_now_us());
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
-        /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
-        int rc = adapter_publish(w->adapter, conn, stream, stream_len, w->packet.data + 2,
-                                 w->packet.len - 2);
+        size_t len;
+        const char *data = fanout_packet_data(&pk, &len); /* the adapter's packet.data */
+        entry_link_t link = {w->reader, conn, stream, stream_len};
+        int rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len, data, len);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
                      strerror(-rc), (unsigned long long)w->share_failures);
         else if (rc == 0)
             STATS_ADD(w->stats->adapter_out, 1);
     }
+    fanout_packet_release(&pk);
 }
 
-static void on_sibling_frame(const char *room, size_t room_len, refbuf_t *frame, void *arg)
+/* ---- what the sockets tell the cluster adapter (a sio observer) ---- */
+
+static void on_room_created(void *arg, const char *room, size_t len)
 {
-    worker_t *w = arg;
-    adapter_str_t r = {room, room_len};
-    STATS_ADD(w->stats->sibling_in, 1);
-    sessions_broadcast(w->sessions, &r, 1, NULL, 0, frame);
+    adapter_room_created(((worker_t *)arg)->adapter, room, len);
+}
+
+static void on_room_deleted(void *arg, const char *room, size_t len)
+{
+    adapter_room_deleted(((worker_t *)arg)->adapter, room, len);
+}
+
+static void on_client_ack(void *arg, sio_socket_t *s, uint64_t id, const char *json, size_t len)
+{
+    adapter_client_ack(((worker_t *)arg)->adapter, sio_socket_id(s), id, json, len);
 }
 
 /* The adapter uid of another live worker of this server (see adapter_set_sibling_filter). */
@@ -131,7 +172,7 @@ static bool is_sibling_uid(const char *uid, size_t len, void *arg)
 static bool siblings_keep_up(void *arg)
 {
     worker_t *w = arg;
-    return !siblings_backlogged(w->siblings);
+    return !fanout_backlogged(w->fanout);
 }
 
 /* ---- work descriptors from the master ---- */
@@ -139,8 +180,7 @@ static bool siblings_keep_up(void *arg)
 static void on_desc_add(const char *name, size_t len, void *arg)
 {
     worker_t *w = arg;
-    if (reader_add(w->reader, w->cur_pool, name, len))
-        LOG_ERROR("out of memory adding stream %.*s", (int)len, name);
+    reader_add(w->reader, w->cur_pool, name, len);
 }
 
 static void on_desc_remove(const char *name, size_t len, void *arg)
@@ -177,10 +217,7 @@ static bool drain_ring(worker_t *w)
         uint32_t len;
         int rc = ring_pop(w->ring, &type, w->rec, w->rec_cap, &len);
         if (rc == -EMSGSIZE) {
-            char *p = realloc(w->rec, len);
-            if (!p)
-                return false;
-            w->rec = p;
+            w->rec = xrealloc(w->rec, len);
             w->rec_cap = len;
             continue;
         }
@@ -228,7 +265,7 @@ static void on_connection(uv_stream_t *server, int status)
     worker_t *w = server->data;
     if (status < 0 || w->stopping)
         return;
-    int rc = sessions_accept(w->sessions, server);
+    int rc = http_server_accept(w->http, server, NULL);
     /* EMFILE repeats on every wake-up of the listener while descriptors are short */
     if (rc && rc != -EAGAIN && log_sampled(&w->accept_failures))
         LOG_WARN("accept failed: %s (%llu so far)", uv_strerror(rc),
@@ -252,10 +289,21 @@ static void finish(worker_t *w)
     uv_close((uv_handle_t *)&w->ring_again, on_closed);
     uv_close((uv_handle_t *)&w->sigterm, on_closed);
     uv_close((uv_handle_t *)&w->sigint, on_closed);
-    siblings_free(w->siblings);
-    w->siblings = NULL;
-    sessions_free(w->sessions);
-    w->sessions = NULL;
+    /* top-down: what is left are connections closing and the layers' own handles */
+    fanout_free(w->fanout);
+    http_server_free(w->http);
+    eio_endpoint_free(w->eio);
+    conformance_free(w->conformance);
+    seed_events_free(w->seed);
+    sio_free(w->sio);
+    eio_echo_free(w->echo);
+    ops_routes_free(w->ops);
+    router_free(w->router);
+    cors_free(w->cors);
+    w->fanout = NULL;
+    w->http = NULL;
+    w->eio = NULL;
+    w->sio = NULL;
 }
 
 static void on_part_closed(void *arg)
@@ -263,16 +311,27 @@ static void on_part_closed(void *arg)
     finish(arg);
 }
 
+/* The records of the sessions just closed are saved: the adapter may go now. */
+static void on_restore_closed(void *arg)
+{
+    worker_t *w = arg;
+    w->restore = NULL;
+    if (w->adapter) {
+        adapter_t *a = w->adapter;
+        w->closing++;
+        w->adapter = NULL; /* the sockets' hooks stop reaching it */
+        adapter_close(a, on_part_closed, w);
+    }
+    finish(w);
+}
+
 static void on_sessions_closed(void *arg)
 {
     worker_t *w = arg;
-    if (w->adapter) {
-        w->closing++;
-        sessions_set_adapter(w->sessions, NULL);
-        adapter_close(w->adapter, on_part_closed, w);
-        w->adapter = NULL;
-    }
-    finish(w);
+    if (w->restore)
+        restore_close(w->restore, on_restore_closed, w);
+    else
+        on_restore_closed(w);
 }
 
 /* Entries read before the stop are delivered and acknowledged first; then clients go. */
@@ -280,7 +339,9 @@ static void on_reader_stopped(void *arg)
 {
     worker_t *w = arg;
     w->reader = NULL;
-    sessions_close_all(w->sessions, on_sessions_closed, w);
+    reader_rds_free(w->reader_io);
+    w->reader_io = NULL;
+    eio_close_all(eio_endpoint_sessions(w->eio), on_sessions_closed, w);
 }
 
 static void on_grace(uv_timer_t *t)
@@ -320,13 +381,17 @@ static void on_tick(uv_timer_t *t)
               (!w->adapter || adapter_connected(w->adapter));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
-    if (w->sessions) {
+    uint64_t rss;
+    if (limits_rss_self(&rss, NULL) == 0)
+        STATS_SET(w->stats->rss_bytes, rss);
+    stats_window_tick(w->stats, wall_ms());
+    if (w->http) {
         /* the transport counts in plain fields on its hot path; published here */
-        conn_stats_t cs;
-        sessions_conn_stats(w->sessions, &cs);
-        STATS_SET(w->stats->bytes_in, cs.bytes_in);
-        STATS_SET(w->stats->bytes_out, cs.bytes_out);
-        STATS_SET(w->stats->slow_clients, cs.slow_consumers);
+        http_stats_t hs;
+        http_server_stats(w->http, &hs);
+        STATS_SET(w->stats->bytes_in, hs.conn.bytes_in);
+        STATS_SET(w->stats->bytes_out, hs.conn.bytes_out);
+        STATS_SET(w->stats->slow_clients, hs.conn.slow_consumers);
     }
     if (w->stopping && uv_now(&w->loop) >= w->stop_deadline) {
         LOG_WARN("shutdown timeout: exiting with work in progress (unacknowledged entries stay "
@@ -336,6 +401,66 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* ---- setup ---- */
+
+/* The layers that serve clients, bottom-up: HTTP, Engine.IO, Socket.IO, fanout, recovery. */
+static int clients_setup(worker_t *w)
+{
+    const cfg_t *cfg = w->cfg;
+    bool conformance = cfg->conformance;
+    http_limits_t lim = {
+        .max_header_bytes = 8192,
+        .max_body = (size_t)cfg->max_payload,
+        .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
+        .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
+        .max_ws_message = (size_t)cfg->max_payload,
+        .max_outq_bytes = 4u << 20,
+        .close_timeout_ms = 1000,
+    };
+    w->router = router_new();
+    int rc = http_server_new(&w->http, &w->loop, &lim, w->router, w->stats);
+    if (rc)
+        return rc;
+    w->cors = cors_new(cfg->cors_origins);
+    ops_routes_config_t ops = {w->args->region, w->args->slot, cfg->debug_page, w->cors};
+    w->ops = ops_routes_new(w->router, &ops);
+    eio_endpoint_config_t ec = {
+        .sessions =
+            {
+                .ping_interval_ms = (uint64_t)cfg->ping_interval_ms,
+                .ping_timeout_ms = (uint64_t)cfg->ping_timeout_ms,
+                .upgrade_timeout_ms = UPGRADE_TIMEOUT_MS,
+                .ready_timeout_ms = (uint64_t)cfg->connect_timeout_ms,
+                .max_payload = cfg->max_payload,
+                .slot = w->args->slot,
+                .max_poll_queue = POLL_QUEUE_MAX,
+            },
+        .polling = (cfg->transports & CONFIG_TRANSPORT_POLLING) != 0,
+        .websocket = (cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) != 0,
+        .cors = w->cors,
+        .workers = cfg->cluster_workers,
+        .socks = w->args->socks,
+        .region = w->args->region,
+    };
+    if ((rc = eio_endpoint_new(&w->eio, &w->loop, &ec, w->http, w->stats)))
+        return rc;
+    if ((rc = sio_new(&w->sio, &w->loop, cfg, conformance && !cfg->namespaces_set, w->stats)))
+        return rc;
+    if (conformance && (rc = conformance_new(&w->conformance, &w->loop, w->sio)))
+        return rc;
+    w->seed = seed_events_new(w->sio);
+    eio_endpoint_serve(w->eio, w->router, "/socket.io/", sio_handlers(w->sio));
+    if (conformance) {
+        w->echo = eio_echo_new();
+        eio_endpoint_serve(w->eio, w->router, "/engine.io/", eio_echo_handlers(w->echo));
+    }
+    /* also with one worker: a respawn or a reload runs two slots side by side for a while */
+    if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, w->args->socks,
+                         w->args->slot, w->stats)))
+        return rc;
+    if (cfg->connection_recovery)
+        w->restore = restore_new(&w->loop, cfg, w->sio, w->fanout, w->stats);
+    return 0;
+}
 
 static int setup(worker_t *w)
 {
@@ -354,8 +479,7 @@ static int setup(worker_t *w)
     uv_timer_start(&w->tick, on_tick, 0, 250);
     uv_timer_init(&w->loop, &w->grace);
     w->grace.data = w;
-    if ((rc = sessions_new(&w->sessions, &w->loop, cfg, w->args->region, w->args->socks,
-                           w->args->slot)))
+    if ((rc = clients_setup(w)))
         return rc;
     if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
         char prefix[160];
@@ -367,29 +491,28 @@ static int setup(worker_t *w)
                               : cfg->adapter == CONFIG_ADAPTER_SHARDED ? ADAPTER_MODE_SHARDED
                                                                        : ADAPTER_MODE_CLASSIC;
         adapter_host_t host;
-        sessions_adapter_host(w->sessions, &host);
+        adapter_host_init(&host, w->fanout);
         if ((rc = adapter_new(&w->adapter, &w->loop, cfg, mode, prefix, &host, w->stats)))
             return rc;
-        sessions_set_adapter(w->sessions, w->adapter);
-    }
-    /* also with one worker: a respawn or a reload runs two slots side by side for a while */
-    if ((rc = siblings_new(&w->siblings, &w->loop, w->args->region, w->args->socks, w->args->slot,
-                           on_sibling_frame, w)))
-        return rc;
-    if (w->adapter)
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
+        sio_observe(w->sio, &(sio_observer_t){.arg = w,
+                                              .room_created = on_room_created,
+                                              .room_deleted = on_room_deleted,
+                                              .client_ack = on_client_ack});
+    }
     char host[128] = "localhost";
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
-    if ((rc = reader_new(&w->reader, &w->loop, cfg, consumer, w->stats, on_entry, w)))
-        return rc;
+    w->reader_io = reader_rds_new(&w->loop, cfg, w->stats);
+    w->reader = reader_new(reader_rds_redis(w->reader_io), reader_rds_clock(w->reader_io), cfg,
+                           consumer, w->stats, on_entry, w);
     reader_set_gate(w->reader, siblings_keep_up, w);
     w->ring = shm_region_ring(w->args->region, w->args->slot);
     w->rec_cap = 64 * 1024;
-    w->rec = malloc(w->rec_cap);
-    if (!w->ring || !w->rec)
-        return -ENOMEM;
+    w->rec = xmalloc(w->rec_cap);
+    if (!w->ring)
+        return -EINVAL;
     uv_idle_init(&w->loop, &w->ring_again);
     w->ring_again.data = w;
     if ((rc = uv_poll_init(&w->loop, &w->ring_poll,
@@ -408,9 +531,7 @@ static int setup(worker_t *w)
 
 int worker_main(const worker_args_t *args)
 {
-    worker_t *w = calloc(1, sizeof(*w));
-    if (!w)
-        return 2;
+    worker_t *w = xcalloc(1, sizeof(*w));
     w->args = args;
     w->cfg = args->cfg;
     w->stats = shm_region_slot_stats(args->region, args->slot);
@@ -421,6 +542,7 @@ int worker_main(const worker_args_t *args)
         return 2;
     }
     STATS_SET(w->stats->started_ms, wall_ms());
+    STATS_SET(w->stats->memory_high_water, (uint64_t)w->cfg->memory_high_water_mb << 20);
     STATS_SET(w->stats->pid, getpid());
     uv_run(&w->loop, UV_RUN_DEFAULT);
     int closed = uv_loop_close(&w->loop);

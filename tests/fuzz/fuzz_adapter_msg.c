@@ -17,8 +17,8 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/mpack.h"
-#include "master/cluster_msg.h"
-#include "worker/adapter_msg.h"
+#include "common/proto/cluster_msg.h"
+#include "common/proto/adapter_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

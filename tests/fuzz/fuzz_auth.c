@@ -10,7 +10,7 @@
 
 #include "common/buf.h"
 #include "common/config.h"
-#include "worker/auth.h"
+#include "common/auth.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

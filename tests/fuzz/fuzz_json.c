@@ -71,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     buf_reset(&a);
-    if (json_write_string(&a, in, size) != 0 || json_validate(a.data, a.len) != 0)
+    json_write_string(&a, in, size);
+    if (json_validate(a.data, a.len) != 0)
         __builtin_trap();
     buf_free(&a);
     buf_free(&b);

@@ -10,7 +10,7 @@
 
 #include "common/buf.h"
 #include "common/json.h"
-#include "worker/sio_packet.h"
+#include "common/proto/sio_packet.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,13 +1,13 @@
 /*
- * Fuzzes WebSocket frame handling the way worker/conn.c drives wslay: a server context whose recv
- * callback hands out the bytes read so far (then WOULDBLOCK), whose send callback collects
- * everything, with the same maximum message length; after each read the queued control frames
+ * Fuzzes WebSocket frame handling the way worker/ws/ws_conn.c drives wslay: a server context
+ * whose recv callback hands out the bytes read so far (then WOULDBLOCK), whose send callback
+ * collects everything, with the same maximum message length; after each read the queued control frames
  * are sent. Text messages then take the session's Engine.IO path (type byte, Socket.IO decode).
  * The first input byte picks the read size, the maximum message length, the seed of random
  * cuts, and whether the rest is raw bytes or a list of frames to build (masked, all three length
  * forms, payloads up to 69 KiB: sizes raw inputs of 4 KiB cannot reach). The bytes are read once
  * whole, once in small reads, and once at random cuts holding the wslay context only while
- * ws_feed_at_rest says it is needed, freeing and re-creating it as conn.c does: all three must
+ * ws_feed_at_rest says it is needed, freeing and re-creating it as ws_conn.c does: all three must
  * deliver the same messages.
  */
 #include <stdbool.h>
@@ -17,9 +17,9 @@
 #include <wslay/wslay.h>
 
 #include "common/buf.h"
-#include "worker/sio_packet.h"
-#include "worker/ws_feed.h"
-#include "worker/ws_frame.h"
+#include "common/proto/sio_packet.h"
+#include "common/proto/ws_feed.h"
+#include "common/proto/ws_frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,8 +50,8 @@ static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
 {
     (void)ws;
     peer_t *c = ud;
-    /* what conn.c passes on: text and binary messages (wslay 1.1.1 checks a Close reason's
-     * UTF-8 only when the frame arrives in one read; conn.c ignores Close payloads) */
+    /* what ws_conn.c passes on: text and binary messages (wslay 1.1.1 checks a Close reason's
+     * UTF-8 only when the frame arrives in one read; ws_conn.c ignores Close payloads) */
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
         buf_printf(&c->story, "%d %zu:", arg->opcode, (size_t)arg->msg_length);
         buf_append(&c->story, arg->msg, (size_t)arg->msg_length);
@@ -66,7 +66,7 @@ static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
     refbuf_unref(rb);
 }
 
-/* Reads data as conn.c would, in reads of `chunk` bytes or, when seed is not 0, of random sizes
+/* Reads data as ws_conn.c would, in reads of `chunk` bytes or, when seed is not 0, of random sizes
  * with the context held lazily; the story goes to *story. */
 static void run(const uint8_t *data, size_t size, size_t chunk, uint32_t seed, uint64_t max_msg,
                 buf_t *story)
@@ -88,15 +88,15 @@ static void run(const uint8_t *data, size_t size, size_t chunk, uint32_t seed, u
             seed ^= seed << 5;
             chunk = seed & 0x100 ? (seed >> 9) % 4096 + 1 : (seed >> 9) % 16 + 1;
         }
-        if (!ws && ws_feed_context_new(&ws, &cb, &c, max_msg) != 0)
-            __builtin_trap();
+        if (!ws)
+            ws = ws_feed_context_new(&cb, &c, max_msg);
         size_t n = size - off < chunk ? size - off : chunk;
         ws_feed_window(&c.rd, (const char *)data + off, n);
         int r = wslay_event_recv(ws);
         off += n - c.rd.len;
         ws_feed_window(&c.rd, NULL, 0);
         if (r != 0)
-            break; /* conn.c marks the socket dead and closes it */
+            break; /* ws_conn.c marks the socket dead and closes it */
         if (wslay_event_want_write(ws) && wslay_event_send(ws) != 0)
             break;
         if (!wslay_event_get_read_enabled(ws))

@@ -3,7 +3,7 @@
 // the packaging: `make install` layout and `systemd-analyze verify` of the installed unit.
 const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawnSync, execFile } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -11,16 +11,7 @@ const h = require('./lib/harness');
 
 const root = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-admin-'));
-const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
-
-// Runs streamioctl asynchronously (the server must keep running meanwhile); {code, stdout, stderr}.
-function ctl(sock, ...args) {
-  return new Promise((resolve) => {
-    execFile(ctlBin(), ['--socket', sock, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
+const ctl = h.streamioctl;
 
 describe('streamioctl', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
   let redis;
@@ -147,8 +138,9 @@ describe('packaging', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
     const unit = fs.readFileSync(path.join(dest, 'unit/streamio.service'), 'utf8');
     assert.match(unit, new RegExp(`^ExecStart=${dest}/usr/bin/streamio$`, 'm'));
     assert.match(unit, new RegExp(`^EnvironmentFile=-${dest}/etc/streamio/streamio.env$`, 'm'));
-    for (const d of ['Type=notify', 'ExecReload=/bin/kill -HUP $MAINPID', 'KillMode=mixed',
-      'WatchdogSec=', 'LimitNOFILE=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DynamicUser=yes']) {
+    for (const d of ['Type=notify', 'ExecReload=+/bin/sh -c ', 'exec /bin/kill -HUP $MAINPID', 'KillMode=mixed',
+      'WatchdogSec=', 'LimitNOFILE=', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DynamicUser=yes',
+      'User=streamio']) {
       assert.ok(unit.includes(d), d);
     }
     assert.match(fs.readFileSync(path.join(dest, 'etc/streamio/streamio.env.sample'), 'utf8'), /#CLUSTER_WORKERS=/);

@@ -145,8 +145,10 @@ describe('nothing lost, nothing twice', { timeout: 240000, skip: h.ANCHOR_SKIP }
   it('two servers on one Redis: each entry once per socket, both servers read', logs(async () => {
     const rooms = [h.uniq('two'), h.uniq('two'), h.uniq('two'), h.uniq('two')];
     for (const r of rooms) await redis.call('XADD', r, '*', 'event', 'warmup', 'data', '-1');
-    const a = await server({ CLUSTER_WORKERS: '2' });
-    const b = await server({ CLUSTER_WORKERS: '2' });
+    // Neither server dies here: a claim would only re-deliver what a slow (loaded, sanitized)
+    // server has in hand, so claims wait longer than any such delay.
+    const a = await server({ CLUSTER_WORKERS: '2', STREAM_CLAIM_IDLE_MS: '60000' });
+    const b = await server({ CLUSTER_WORKERS: '2', STREAM_CLAIM_IDLE_MS: '60000' });
     const ia = [];
     const ib = [];
     for (const r of rooms) {

@@ -14,7 +14,8 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-lifecycle-'));
 const activePids = (body) => body.workers.map((w) => w.pid).sort();
 
 // /health until `pred(body)` holds.
-function healthUntil(srv, pred, message, timeout = 15000) {
+// Deadlines only bound a hang: a sanitized build on a loaded box can take many seconds to reload.
+function healthUntil(srv, pred, message, timeout = 60000) {
   return h.waitUntil(async () => {
     const r = await h.healthRetry(srv, { attempts: 3 });
     return pred(r.body) ? r.body : null;
@@ -148,6 +149,26 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
     assert.ok(srv.handle.running);
   }));
 
+  it('refuses a JWT key file it cannot use, as a start would, and keeps running', logs(async () => {
+    const before = activePids((await h.healthRetry(srv)).body);
+    const key = path.join(tmp, 'not-a-key.pem');
+    fs.writeFileSync(key, '-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n');
+    const refusals = () => (srv.handle.output().match(/reload refused, still running on the previous configuration: .*AUTH_JWT_PUBLIC_KEY_FILE/g) || []).length;
+    const missing = path.join(tmp, 'missing.pem');
+    for (const [n, file] of [[1, key], [2, missing]]) {
+      fs.writeFileSync(env, `CLUSTER_WORKERS=2\nAUTH_JWT_PUBLIC_KEY_FILE=${file}\n`);
+      process.kill(srv.pid, 'SIGHUP');
+      await h.waitUntil(() => refusals() === n, { timeout: 5000, message: `refusal #${n} in the log` });
+    }
+    assert.match(srv.handle.output(), new RegExp(`AUTH_JWT_PUBLIC_KEY_FILE="${missing.replace(/[.]/g, '\\.')}"`));
+    assert.deepStrictEqual(activePids((await h.healthRetry(srv)).body), before);
+    // still the old configuration: no token needed, and no worker ever failed on the key
+    const s = await h.connectClient(srv.url);
+    h.closeClient(s);
+    assert.doesNotMatch(srv.handle.output(), /worker setup failed|failed during setup/);
+    fs.writeFileSync(env, 'CLUSTER_WORKERS=2\n');
+  }));
+
   it('replaces every worker under load: 0 lost entries, 0 failed connects', logs(async () => {
     const CLIENTS = Number(process.env.STREAMIO_RELOAD_CLIENTS || 500);
     const room = h.uniq('reload.room');
@@ -156,7 +177,9 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
     let reconnects = 0;
     let notRecovered = 0;
     const rejoinFailures = [];
-    const opts = { reconnection: true, reconnectionDelay: 20, reconnectionDelayMax: 100, timeout: 5000 };
+    // Connect deadlines are generous: a failed connect is a refusal or a drop, not a slow box
+    // (sanitizer builds on a loaded machine can take seconds to start a replacement worker).
+    const opts = { reconnection: true, reconnectionDelay: 20, reconnectionDelayMax: 100, timeout: 20000 };
     for (let i = 0; i < CLIENTS; i += 50) {
       const batch = await h.connectClients(srv.url, Math.min(50, CLIENTS - i), opts);
       clients.push(...batch);
@@ -209,7 +232,7 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
     const prober = (async () => {
       while (probing) {
         try {
-          const s = await h.connectClient(srv.url, { timeout: 3000 });
+          const s = await h.connectClient(srv.url, { timeout: 20000 });
           h.closeClient(s);
           probes += 1;
         } catch (err) {

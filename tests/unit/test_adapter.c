@@ -1,6 +1,6 @@
 /*
  * Unit tests for worker/adapter against a fake host: what each received message makes the host
- * do (deliver which frame to which target, join, leave, disconnect), own-uid and namespace
+ * do (deliver which packet to which target, join, leave, disconnect), own-uid and namespace
  * filtering, malformed messages, and client acks of a broadcast with acks. Redis is unreachable
  * on purpose (port 1): responses cannot be sent and must not matter to the host side.
  */
@@ -18,11 +18,12 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/mpack.h"
-#include "worker/adapter.h"
+#include "worker/cluster/adapter.h"
 
 typedef struct fake {
     int broadcasts;
-    buf_t last_text; /* payload of the last frame */
+    buf_t last_text;  /* text packet of the last broadcast */
+    bool last_has_id; /* it carried an entry id (a room:message with its offset) */
     size_t nrooms, nexcept;
     char room0[64];
     bool skip_busy;
@@ -33,7 +34,7 @@ typedef struct fake {
     size_t each_sockets; /* sockets `each` pretends to find */
 } fake_t;
 
-static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
+static size_t f_broadcast(void *ctx, const adapter_target_t *t, const fanout_packet_t *pk)
 {
     fake_t *f = ctx;
     f->broadcasts++;
@@ -44,9 +45,12 @@ static size_t f_broadcast(void *ctx, const adapter_target_t *t, refbuf_t *frame)
     f->room0[0] = '\0';
     if (t->nrooms)
         snprintf(f->room0, sizeof(f->room0), "%.*s", (int)t->rooms[0].len, t->rooms[0].p);
-    /* a short server frame: 2 header bytes (payload < 126 in these tests) */
+    size_t len;
+    const char *text = eio_msg_text(pk->msg, &len);
+    assert_int_equal(pk->kind, FANOUT_CLUSTER);
     buf_reset(&f->last_text);
-    buf_append(&f->last_text, refbuf_data(frame) + 2, refbuf_len(frame) - 2);
+    buf_append(&f->last_text, text, len);
+    f->last_has_id = pk->has_id;
     return 2;
 }
 
@@ -69,20 +73,19 @@ static const char *f_id(void *ctx, void *sock)
     return fake_ids[((uintptr_t)sock - 1) % 4];
 }
 
-static int f_describe(void *ctx, void *sock, buf_t *out)
+static void f_describe(void *ctx, void *sock, buf_t *out)
 {
     (void)ctx;
     (void)sock;
-    return buf_puts(out, "{\"id\":\"AAAAAAAAAAAAAAAAAAAA\"}");
+    buf_puts(out, "{\"id\":\"AAAAAAAAAAAAAAAAAAAA\"}");
 }
 
-static int f_join(void *ctx, void *sock, const char *room, size_t len)
+static void f_join(void *ctx, void *sock, const char *room, size_t len)
 {
     (void)sock;
     fake_t *f = ctx;
     f->joins++;
     snprintf(f->joined, sizeof(f->joined), "%.*s", (int)len, room);
-    return 0;
 }
 
 static void f_leave(void *ctx, void *sock, const char *room, size_t len)

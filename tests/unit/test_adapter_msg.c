@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
-#include "worker/adapter_msg.h"
+#include "common/proto/adapter_msg.h"
 
 /* io.to("chat.user.123").emit("room:message", {id:1, text:"hi"}) from a Node server, uid fY_sjB. */
 static const uint8_t capture_server[90] = {

@@ -15,7 +15,7 @@
 
 #include "common/buf.h"
 #include "common/mpack.h"
-#include "worker/adapter_msg.h"
+#include "common/proto/adapter_msg.h"
 
 static void str_is(adapter_str_t s, const char *want)
 {

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "worker/auth.h"
+#include "common/auth.h"
 
 #define NOW 1700000000
 #define SECRET "0123456789abcdef0123456789abcdef"

@@ -1,5 +1,5 @@
 /*
- * Unit tests for master/cluster_msg, the requests this server makes of the cluster: the request
+ * Unit tests for common/proto/cluster_msg, the requests this server makes of the cluster: the request
  * encoder's exact bytes, and the response decoder on Node's captured shapes, on msgpack, and on
  * truncated, oversized and wrong-typed input; the rooms reader of fetchSockets answers.
  */
@@ -17,8 +17,8 @@
 
 #include "common/buf.h"
 #include "common/mpack.h"
-#include "master/cluster_msg.h"
-#include "worker/adapter_msg.h"
+#include "common/proto/cluster_msg.h"
+#include "common/proto/adapter_msg.h"
 
 static void str_is(adapter_str_t s, const char *want)
 {

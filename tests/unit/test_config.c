@@ -5,8 +5,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/config.h"
 
@@ -115,10 +118,12 @@ static void expect_error(const char *name, const char *value, const char *line)
 static void test_bad_values_name_variable_and_value(void **state)
 {
     (void)state;
-    expect_error("PORT", "abc", "streamio: invalid PORT=\"abc\": expected an integer from 1 to 65535");
+    expect_error("PORT", "abc",
+                 "streamio: invalid PORT=\"abc\": expected an integer from 1 to 65535");
     expect_error("PORT", "70000",
                  "streamio: invalid PORT=\"70000\": expected an integer from 1 to 65535");
-    expect_error("PORT", "12x", "streamio: invalid PORT=\"12x\": expected an integer from 1 to 65535");
+    expect_error("PORT", "12x",
+                 "streamio: invalid PORT=\"12x\": expected an integer from 1 to 65535");
     expect_error("CLUSTER_WORKERS", "0",
                  "streamio: invalid CLUSTER_WORKERS=\"0\": expected an integer from 1 to 256");
     expect_error("SOCKETIO_REDIS_ADAPTER", "maybe",
@@ -214,8 +219,8 @@ static void test_connection_recovery_variables(void **state)
     buf_free(&err);
 
     /* off: the delete policy is fine */
-    env_t off = {{{"CONNECTION_RECOVERY", "false"}, {"STREAM_DELETE_POLICY", "delete"},
-                  {NULL, NULL}}};
+    env_t off = {
+        {{"CONNECTION_RECOVERY", "false"}, {"STREAM_DELETE_POLICY", "delete"}, {NULL, NULL}}};
     assert_int_equal(load(&cfg, &off, &err), 0);
     buf_free(&err);
 }
@@ -455,6 +460,127 @@ static void test_redis_auth_argv(void **state)
     buf_free(&err);
 }
 
+static void test_process_settings(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    buf_t err;
+    env_t none = {{{NULL, NULL}}};
+    assert_int_equal(load(&cfg, &none, &err), 0);
+    assert_false(cfg.log_json);
+    assert_false(cfg.conformance);
+    assert_false(cfg.debug_page);
+    assert_false(cfg.namespaces_set);
+    assert_string_equal(cfg.pid_file, "");
+    assert_string_equal(cfg.control_socket, "");
+    assert_string_equal(cfg.notify_socket, "");
+    assert_int_equal(cfg.watchdog_usec, 0);
+    assert_int_equal(cfg.watchdog_pid, 0);
+    buf_free(&err);
+    env_t e = {{{"LOG_FORMAT", "JSON"},
+                {"STREAMIO_CONFORMANCE", "1"},
+                {"STREAMIO_DEBUG_PAGE", "true"},
+                {"SOCKETIO_NAMESPACES", ""},
+                {"STREAMIO_PID_FILE", "/run/s.pid"},
+                {"STREAMIO_CONTROL_SOCKET", "/run/s.sock"},
+                {"NOTIFY_SOCKET", "@sd"},
+                {"WATCHDOG_USEC", "30000000000"},
+                {"WATCHDOG_PID", "42"}}};
+    assert_int_equal(load(&cfg, &e, &err), 0);
+    assert_true(cfg.log_json);
+    assert_true(cfg.conformance);
+    assert_true(cfg.debug_page);
+    assert_true(cfg.namespaces_set); /* given, even empty: the conformance suite adds no /custom */
+    assert_int_equal(cfg.nnamespaces, 1);
+    assert_string_equal(cfg.pid_file, "/run/s.pid");
+    assert_string_equal(cfg.control_socket, "/run/s.sock");
+    assert_string_equal(cfg.notify_socket, "@sd");
+    assert_true(cfg.watchdog_usec == 30000000000L);
+    assert_int_equal(cfg.watchdog_pid, 42);
+    buf_free(&err);
+    expect_error("LOG_FORMAT", "xml",
+                 "streamio: invalid LOG_FORMAT=\"xml\": expected text or json");
+    expect_error("STREAMIO_CONFORMANCE", "2",
+                 "streamio: invalid STREAMIO_CONFORMANCE=\"2\": expected true or false");
+    expect_error("WATCHDOG_USEC", "-1",
+                 "streamio: invalid WATCHDOG_USEC=\"-1\": expected an integer from 0 to "
+                 "9223372036854775807");
+    expect_error("WATCHDOG_PID", "0",
+                 "streamio: invalid WATCHDOG_PID=\"0\": expected an integer from 1 to 2147483647");
+    char path[200];
+    memset(path, 'x', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    env_t long_sock = {{{"STREAMIO_CONTROL_SOCKET", path}}};
+    assert_int_equal(load(&cfg, &long_sock, &err), -EINVAL);
+    assert_non_null(strstr(err.data, "STREAMIO_CONTROL_SOCKET"));
+    assert_non_null(strstr(err.data, "shorter than 108 bytes"));
+    buf_free(&err);
+}
+
+/* The environment file wins over the environment, except for what the supervisor sets. */
+static void test_env_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_config_env_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "PORT=4001\nLOG_FORMAT=json\nNOTIFY_SOCKET=/file.sock\n"
+                       "STREAMIO_ENV_FILE=/elsewhere\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    setenv("STREAMIO_ENV_FILE", path, 1);
+    setenv("PORT", "4000", 1);
+    setenv("REDIS_PORT", "6400", 1);
+    setenv("NOTIFY_SOCKET", "/env.sock", 1);
+    cfg_t cfg;
+    buf_t err;
+    buf_init(&err);
+    assert_int_equal(config_load_env(&cfg, &err), 0);
+    assert_int_equal(cfg.port, 4001);
+    assert_int_equal(cfg.redis_port, 6400);
+    assert_true(cfg.log_json);
+    assert_string_equal(cfg.notify_socket, "/env.sock");
+    assert_string_equal(cfg.env_file, path);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "NOT A LINE\n", 11), 11);
+    close(fd);
+    assert_int_not_equal(config_load_env(&cfg, &err), 0);
+    char want[128];
+    snprintf(want, sizeof(want), "streamio: invalid STREAMIO_ENV_FILE: %s:1: expected KEY=VALUE",
+             path);
+    assert_string_equal(err.data, want);
+    buf_free(&err);
+    unlink(path);
+    /* a missing file is an empty one */
+    assert_int_equal(config_load_env(&cfg, &err), 0);
+    assert_int_equal(cfg.port, 4000);
+    unsetenv("STREAMIO_ENV_FILE");
+    unsetenv("PORT");
+    unsetenv("REDIS_PORT");
+    unsetenv("NOTIFY_SOCKET");
+    buf_free(&err);
+}
+
+static void test_load_one(void **state)
+{
+    (void)state;
+    static cfg_t cfg;
+    buf_t err;
+    buf_init(&err);
+    setenv("STREAMIO_CONTROL_SOCKET", "/run/x.sock", 1);
+    setenv("PORT", "not a port", 1); /* another variable is not looked at */
+    assert_int_equal(config_load_one(&cfg, "STREAMIO_CONTROL_SOCKET", &err), 0);
+    assert_string_equal(cfg.control_socket, "/run/x.sock");
+    assert_int_equal(config_load_one(&cfg, "NO_SUCH_VARIABLE", &err), -ENOENT);
+    unsetenv("STREAMIO_CONTROL_SOCKET");
+    unsetenv("PORT");
+    assert_int_equal(config_load_one(&cfg, "STREAMIO_CONTROL_SOCKET", &err), 0);
+    assert_string_equal(cfg.control_socket, "");
+    buf_free(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +595,9 @@ int main(void)
         cmocka_unit_test(test_stream_policy_variables),
         cmocka_unit_test(test_connection_recovery_variables),
         cmocka_unit_test(test_redis_auth_argv),
+        cmocka_unit_test(test_process_settings),
+        cmocka_unit_test(test_env_file),
+        cmocka_unit_test(test_load_one),
         cmocka_unit_test(test_socketio_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

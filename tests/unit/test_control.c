@@ -1,13 +1,15 @@
-/* Unit tests for master/control: netstring request parsing, requests over a real socket, the
- * socket's mode, peer credentials, and slow clients that must not hold anyone up. */
+/* Unit tests for master/admin/control: netstring request parsing, requests over a real socket
+ * on a libuv loop, a slow client or a long command holding only its own connection, and who may
+ * connect. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "master/control.h"
+#include "master/admin/control.h"
 
 static void test_parse(void **state)
 {
@@ -48,135 +50,179 @@ static void test_parse(void **state)
     buf_free(&store);
 }
 
-static int echo(int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
+typedef struct handler {
+    int calls;
+    control_req_t *held; /* a request answered later */
+} handler_t;
+
+/* "hold" is answered later (the test calls control_done), "fail" fails, the rest echoes. */
+static void handle(control_req_t *req, int argc, char **argv, const size_t *lens, buf_t *out,
+                   void *arg)
 {
     (void)lens;
-    (*(int *)arg)++;
+    handler_t *h = arg;
+    h->calls++;
+    if (strcmp(argv[0], "hold") == 0) {
+        h->held = req;
+        buf_puts(out, "held");
+        return;
+    }
     if (strcmp(argv[0], "fail") == 0) {
         buf_puts(out, "it failed");
-        return -EINVAL;
+        control_done(req, -EINVAL);
+        return;
     }
-    return buf_printf(out, "%d:%s", argc, argv[argc - 1]);
+    buf_printf(out, "%d:%s", argc, argv[argc - 1]);
+    control_done(req, 0);
 }
 
-static int dial(const char *path)
+static int dial(const char *path, const char *req, bool finish)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strcpy(sa.sun_path, path);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    if (finish)
+        shutdown(fd, SHUT_WR);
     return fd;
 }
 
-/* Queues one request and closes; the listener is served afterwards by the caller. */
-static void send_only(const char *path, const char *req)
+/* Turns the loop until the server closed fd's connection; the whole answer is in resp. */
+static void answer(uv_loop_t *loop, int fd, char *resp, size_t cap)
 {
-    int fd = dial(path);
-    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-    shutdown(fd, SHUT_WR);
-    close(fd);
-}
-
-/* Serves as the master's loop does (poll on control_fd) until *calls reaches want. */
-static void serve_until(control_t *c, int *calls, int want)
-{
-    for (int i = 0; i < 200 && *calls < want; i++) {
-        struct pollfd p = {.fd = control_fd(c), .events = POLLIN};
-        if (poll(&p, 1, 10) > 0)
-            control_serve(c, echo, calls);
-    }
-    control_serve(c, echo, calls); /* answers written after the last call */
-}
-
-/* Reads the whole answer (the server closes after it). */
-static void answer_is(control_t *c, int fd, const char *want)
-{
-    char resp[256];
-    size_t got = 0;
-    for (int i = 0; i < 200; i++) {
-        ssize_t n = recv(fd, resp + got, sizeof(resp) - 1 - got, MSG_DONTWAIT);
+    size_t len = 0;
+    for (int spins = 0; spins < 100000; spins++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(fd, resp + len, cap - len - 1, MSG_DONTWAIT);
         if (n == 0)
             break;
         if (n > 0)
-            got += (size_t)n;
+            len += (size_t)n;
         else
-            usleep(1000);
-        control_serve(c, echo, &(int){0});
+            usleep(100);
     }
-    resp[got] = '\0';
-    assert_string_equal(resp, want);
+    resp[len] = '\0';
+    close(fd);
 }
 
-static void path_for(char *path, size_t cap, const char *what)
+/* Turns the loop for about `ms` milliseconds. */
+static void spin(uv_loop_t *loop, int ms)
 {
-    snprintf(path, cap, "/tmp/test_control_%s_%d.sock", what, (int)getpid());
+    for (int i = 0; i < ms; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+typedef struct fixture {
+    char path[64];
+    uv_loop_t loop;
+    handler_t h;
+    control_t *c;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    snprintf(f->path, sizeof(f->path), "/tmp/test_control_%d.sock", (int)getpid());
+    uv_loop_init(&f->loop);
+    buf_t err;
+    buf_init(&err);
+    assert_int_equal(control_open(&f->c, &f->loop, f->path, handle, &f->h, &err), 0);
+    buf_free(&err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(access(f->path, F_OK), -1); /* the socket file went with control_close */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
 }
 
 static void test_serve(void **state)
 {
-    (void)state;
-    char path[64];
-    path_for(path, sizeof(path), "serve");
-    buf_t err;
-    buf_init(&err);
-    control_t *c = NULL;
-    assert_int_equal(control_open(&c, path, &err), 0);
-    assert_true(control_fd(c) >= 0);
-    int calls = 0;
-    int fds[2];
-    for (int k = 0; k < 2; k++) {
-        fds[k] = dial(path);
-        const char *req = k == 0 ? "6:status,3:two," : "4:fail,";
-        assert_int_equal(write(fds[k], req, strlen(req)), (ssize_t)strlen(req));
-        shutdown(fds[k], SHUT_WR);
-    }
-    serve_until(c, &calls, 2);
-    assert_int_equal(calls, 2);
-    answer_is(c, fds[0], "OK\n2:two");
-    answer_is(c, fds[1], "ERR it failed\n");
-    close(fds[0]);
-    close(fds[1]);
-    send_only(path, "garbage");
-    serve_until(c, &calls, 3);
-    assert_int_equal(calls, 2); /* a malformed request never reaches the handler */
-    control_close(c);
-    assert_int_equal(access(path, F_OK), -1);
+    fixture_t *f = *state;
+    char resp[128];
+    int a = dial(f->path, "6:status,3:two,", true);
+    int b = dial(f->path, "4:fail,", true);
+    answer(&f->loop, a, resp, sizeof(resp));
+    assert_string_equal(resp, "OK\n2:two");
+    answer(&f->loop, b, resp, sizeof(resp));
+    assert_string_equal(resp, "ERR it failed\n");
+    answer(&f->loop, dial(f->path, "garbage", true), resp, sizeof(resp));
+    assert_string_equal(resp, "ERR malformed request\n");
+    assert_int_equal(f->h.calls, 2); /* a malformed request never reaches the handler */
+    control_close(f->c);
     control_close(NULL);
-    buf_free(&err);
 }
 
-/* The socket is private from its creation (no window between bind and a chmod). */
+/* A client that sends its request a byte at a time, or a command still running, holds only its
+ * own connection: the others are served meanwhile. */
+static void test_a_slow_client_holds_only_its_connection(void **state)
+{
+    fixture_t *f = *state;
+    int slow = dial(f->path, "6:", false);
+    int held = dial(f->path, "4:hold,", true);
+    char resp[128];
+    for (int i = 0; i < 3; i++) {
+        spin(&f->loop, 300);
+        assert_int_equal(write(slow, "s", 1), 1); /* a byte every 0.3 s */
+        answer(&f->loop, dial(f->path, "4:ping,", true), resp, sizeof(resp));
+        assert_string_equal(resp, "OK\n1:ping");
+    }
+    assert_non_null(f->h.held);
+    control_done(f->h.held, 0);
+    answer(&f->loop, held, resp, sizeof(resp));
+    assert_string_equal(resp, "OK\nheld");
+    /* silence for a second ends the slow request */
+    answer(&f->loop, slow, resp, sizeof(resp));
+    assert_string_equal(resp, "ERR request timed out\n");
+    assert_int_equal(f->h.calls, 4);
+    /* the socket closes while a command runs: its late answer goes nowhere */
+    f->h.held = NULL;
+    int orphan = dial(f->path, "4:hold,", true);
+    while (!f->h.held)
+        spin(&f->loop, 1);
+    control_close(f->c);
+    spin(&f->loop, 10);
+    control_done(f->h.held, 0);
+    close(orphan);
+}
+
+/* The socket is private from its creation (no window between bind and a chmod), whatever the
+ * umask. */
 static void test_socket_is_private(void **state)
 {
-    (void)state;
-    char path[64];
-    path_for(path, sizeof(path), "mode");
+    fixture_t *f = *state;
+    control_close(f->c);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
     buf_t err;
     buf_init(&err);
-    control_t *c = NULL;
     mode_t old = umask(0);
-    assert_int_equal(control_open(&c, path, &err), 0);
+    assert_int_equal(control_open(&f->c, &f->loop, f->path, handle, &f->h, &err), 0);
     umask(old);
     struct stat st;
-    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
-    control_close(c);
+    control_close(f->c);
     buf_free(&err);
 }
 
 /* Another user that reaches the socket (here: made world-writable) is refused. */
 static void test_other_users_are_refused(void **state)
 {
-    (void)state;
-    if (geteuid() != 0)
+    fixture_t *f = *state;
+    if (geteuid() != 0) {
+        control_close(f->c);
         skip();
-    char path[64];
-    path_for(path, sizeof(path), "cred");
-    buf_t err;
-    buf_init(&err);
-    control_t *c = NULL;
-    assert_int_equal(control_open(&c, path, &err), 0);
-    assert_int_equal(chmod(path, 0666), 0);
+    }
+    assert_int_equal(chmod(f->path, 0666), 0);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     pid_t pid = fork();
@@ -187,7 +233,7 @@ static void test_other_users_are_refused(void **state)
             _exit(2);
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        strcpy(sa.sun_path, path);
+        strcpy(sa.sun_path, f->path);
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
             _exit(3);
         (void)send(fd, "6:status,", 9, MSG_NOSIGNAL); /* it may be closed already */
@@ -200,78 +246,26 @@ static void test_other_users_are_refused(void **state)
         _exit(0);
     }
     close(sv[1]);
-    int calls = 0;
-    for (int i = 0; i < 1000; i++) {
-        struct pollfd p[2] = {{.fd = control_fd(c), .events = POLLIN}, {.fd = sv[0], .events = POLLIN}};
-        poll(p, 2, 10);
-        control_serve(c, echo, &calls);
-        if (p[1].revents)
-            break;
-    }
+    char resp[64];
+    answer(&f->loop, sv[0], resp, sizeof(resp)); /* closes sv[0] */
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    char resp[64] = {0};
-    assert_true(read(sv[0], resp, sizeof(resp) - 1) > 0);
     assert_string_equal(resp, "ERR permission denied\n");
-    assert_int_equal(calls, 0);
-    close(sv[0]);
-    control_close(c);
-    buf_free(&err);
-}
-
-/* A client that sends one byte and waits keeps its connection, and holds nobody up: another
- * client's request is answered meanwhile; past CONTROL_MAX_CLIENTS connections are refused. */
-static void test_slow_client_holds_nobody_up(void **state)
-{
-    (void)state;
-    char path[64];
-    path_for(path, sizeof(path), "slow");
-    buf_t err;
-    buf_init(&err);
-    control_t *c = NULL;
-    assert_int_equal(control_open(&c, path, &err), 0);
-    int slow = dial(path);
-    assert_int_equal(write(slow, "6", 1), 1);
-    int calls = 0;
-    serve_until(c, &calls, 1); /* nothing complete yet: returns after its bounded tries */
-    int fast = dial(path);
-    assert_int_equal(write(fast, "6:status,", 9), 9);
-    shutdown(fast, SHUT_WR);
-    serve_until(c, &calls, 1);
-    answer_is(c, fast, "OK\n1:status");
-    close(fast);
-    /* the slow one is still open: no answer, no end of file */
-    char b;
-    assert_int_equal(recv(slow, &b, 1, MSG_DONTWAIT), -1);
-    assert_int_equal(errno, EAGAIN);
-    /* it may finish its request later */
-    assert_int_equal(write(slow, ":status,", 8), 8);
-    shutdown(slow, SHUT_WR);
-    serve_until(c, &calls, 2);
-    answer_is(c, slow, "OK\n1:status");
-    close(slow);
-    int many[CONTROL_MAX_CLIENTS + 1];
-    for (int i = 0; i <= CONTROL_MAX_CLIENTS; i++) {
-        many[i] = dial(path);
-        control_serve(c, echo, &calls);
-    }
-    answer_is(c, many[CONTROL_MAX_CLIENTS], "ERR busy\n");
-    for (int i = 0; i <= CONTROL_MAX_CLIENTS; i++)
-        close(many[i]);
-    control_close(c);
-    buf_free(&err);
+    assert_int_equal(f->h.calls, 0);
+    control_close(f->c);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_serve),
-        cmocka_unit_test(test_socket_is_private),
-        cmocka_unit_test(test_other_users_are_refused),
-        cmocka_unit_test(test_slow_client_holds_nobody_up),
+        cmocka_unit_test_setup_teardown(test_serve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_slow_client_holds_only_its_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_socket_is_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_users_are_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

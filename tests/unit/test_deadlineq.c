@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "worker/deadlineq.h"
+#include "worker/net/deadlineq.h"
 
 #define SLACK_MS 400 /* scheduling noise on a shared machine, on top of one tick */
 

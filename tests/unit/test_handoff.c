@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "shm/stats.h"
-#include "worker/handoff.h"
+#include "worker/net/handoff.h"
 
 typedef struct got {
     int fd;

@@ -12,13 +12,13 @@
 
 #include <cmocka.h>
 
-#include "worker/handshake.h"
-#include "worker/http_req.h"
+#include "common/proto/handshake.h"
+#include "common/proto/http_req.h"
 
 static http_req_t *parse(const char *raw)
 {
     http_req_t *r;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     size_t used;
     assert_true(http_req_feed(r, raw, strlen(raw), &used) & HTTP_REQ_HEAD);
     return r;

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
-#include "worker/http_gzip.h"
+#include "common/proto/http_gzip.h"
 
 static void test_accepted(void **state)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/http_req.h"
+#include "common/proto/http_req.h"
 
 static const char ws_req[] = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
                              "Host: 127.0.0.1:3010\r\n"
@@ -47,7 +47,7 @@ static void test_upgrade_stops_at_head(void **state)
     memcpy(in, ws_req, head);
     memcpy(in + head, "\x81\x85\x01\x02\x03\x04", 6);
     http_req_t *r;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     size_t used = 0;
     assert_int_equal(http_req_feed(r, in, head + 6, &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
     assert_int_equal(used, head);
@@ -62,7 +62,7 @@ static void test_split_feeds(void **state)
     size_t head = sizeof(ws_req) - 1;
     for (size_t cut = 0; cut <= head; cut++) {
         http_req_t *r;
-        assert_int_equal(http_req_new(&r, 0), 0);
+        r = http_req_new(0);
         size_t used = 0, total = 0;
         int rc = http_req_feed(r, ws_req, cut, &used);
         total += used;
@@ -79,7 +79,7 @@ static void test_split_feeds(void **state)
         http_req_free(r);
     }
     http_req_t *r;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     for (size_t i = 0; i < head; i++) {
         size_t used = 0;
         int rc = http_req_feed(r, ws_req + i, 1, &used);
@@ -97,7 +97,7 @@ static void test_query_decoding(void **state)
         "GET /p%20x/?EIO=4&sid=a%2Bb%3D&x=a+b&flag&bad=%zz&trail=%4&k%65y=v&EIO=5&nul=a%00b "
         "HTTP/1.1\r\n\r\n";
     http_req_t *r;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     size_t used;
     assert_int_equal(http_req_feed(r, req, sizeof(req) - 1, &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
     assert_string_equal(http_req_path(r), "/p%20x/");
@@ -128,7 +128,7 @@ static void test_query_decoding(void **state)
     http_req_free(r);
 
     static const char noq[] = "GET /x HTTP/1.1\r\n\r\n";
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     assert_int_equal(http_req_feed(r, noq, sizeof(noq) - 1, &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
     assert_string_equal(http_req_query_string(r), "");
     buf_init(&v);
@@ -155,21 +155,21 @@ static void test_head_limit_431(void **state)
     size_t used;
     http_req_t *r;
     char *ok = head_of_size(8192);
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     assert_int_equal(http_req_feed(r, ok, 8192, &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
     assert_int_equal(used, 8192);
     http_req_free(r);
     free(ok);
 
     char *big = head_of_size(8193);
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     assert_int_equal(http_req_feed(r, big, 8193, &used), -E2BIG);
     /* sticky */
     assert_int_equal(http_req_feed(r, "x", 1, &used), -E2BIG);
     http_req_free(r);
 
     /* Same limit reached through many small feeds. */
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     int rc = 0;
     size_t off = 0;
     while (off < 8193 && rc == 0) {
@@ -182,7 +182,7 @@ static void test_head_limit_431(void **state)
 
     /* A small configured limit. */
     static const char req[] = "GET /a-rather-long-path HTTP/1.1\r\nHost: example\r\n\r\n";
-    assert_int_equal(http_req_new(&r, 32), 0);
+    r = http_req_new(32);
     assert_int_equal(http_req_feed(r, req, 20, &used), 0);
     assert_int_equal(http_req_feed(r, req + 20, sizeof(req) - 21, &used), -E2BIG);
     http_req_free(r);
@@ -192,7 +192,7 @@ static void expect_400(const char *req)
 {
     http_req_t *r;
     size_t used;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     assert_int_equal(http_req_feed(r, req, strlen(req), &used), -EPROTO);
     http_req_free(r);
 }
@@ -214,7 +214,7 @@ static void expect_keep_alive(const char *req, bool keep)
 {
     http_req_t *r;
     size_t used;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     assert_int_equal(http_req_feed(r, req, strlen(req), &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
     assert_int_equal(http_req_keep_alive(r), keep);
     assert_false(http_req_is_upgrade(r));
@@ -242,7 +242,7 @@ static void test_pipelined_with_body(void **state)
                              "3\r\nabc\r\n0\r\n\r\n";
     size_t len = sizeof(in) - 1, off = 0, used;
     http_req_t *r;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
 
     assert_int_equal(http_req_feed(r, in, len, &used), HTTP_REQ_HEAD);
     assert_int_equal(used, strlen("POST /a?x=1 HTTP/1.1\r\nContent-Length: 5\r\n\r\n"));
@@ -282,7 +282,7 @@ static void test_body_kept_and_limited(void **state)
     http_req_t *r;
     size_t used;
     size_t blen;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     assert_string_equal(http_req_body(r, &blen), "");
     assert_int_equal(blen, 0);
     http_req_set_max_body(r, 8);
@@ -307,7 +307,7 @@ static void test_body_kept_and_limited(void **state)
     http_req_free(r);
 
     /* a declared length over the limit fails at the head */
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     http_req_set_max_body(r, 8);
     static const char big[] = "POST /a HTTP/1.1\r\nContent-Length: 9\r\n\r\n";
     assert_int_equal(http_req_feed(r, big, sizeof(big) - 1, &used), -EMSGSIZE);
@@ -315,7 +315,7 @@ static void test_body_kept_and_limited(void **state)
     http_req_free(r);
 
     /* chunks adding up past the limit fail in the body */
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     http_req_set_max_body(r, 8);
     static const char ch[] = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n";
@@ -339,7 +339,7 @@ static void test_header_details(void **state)
                              "\r\n";
     http_req_t *r;
     size_t used, off = 0, len = sizeof(in) - 1;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     int rc = 0;
     /* 7-byte pieces split names and values mid-token */
     while (off < len && rc == 0) {
@@ -362,7 +362,7 @@ static void expect_not_websocket(const char *req)
 {
     http_req_t *r;
     size_t used;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     assert_true(http_req_feed(r, req, strlen(req), &used) & HTTP_REQ_HEAD);
     assert_false(http_req_is_websocket(r));
     http_req_free(r);
@@ -399,7 +399,7 @@ static void test_repeated_header_bounded(void **state)
     (void)state;
     http_req_t *r;
     size_t used;
-    assert_int_equal(http_req_new(&r, 0), 0);
+    r = http_req_new(0);
     int rc = http_req_feed(r, "GET / HTTP/1.1\r\n", 16, &used);
     assert_int_equal(rc, 0);
     static const char a[] =

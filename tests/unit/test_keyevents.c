@@ -1,4 +1,4 @@
-/* Unit tests for master/keyevents: the notify-keyspace-events flags it adds, event parsing. */
+/* Unit tests for master/discovery/keyevents: the notify-keyspace-events flags it adds, event parsing. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "master/keyevents.h"
+#include "master/discovery/keyevents.h"
 
 static void test_flags_adds_only_what_is_missing(void **state)
 {
@@ -53,38 +53,30 @@ static redisReply *msg(const char *kind, const char *chan, const char *key)
 static void test_parse_events_of_its_db_only(void **state)
 {
     (void)state;
-    cfg_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.redis_db = 3;
-    keyevents_t *k = keyevents_new(&cfg);
-    assert_non_null(k);
     keyevent_kind_t kind;
     const char *key;
     size_t len;
     redisReply *r = msg("message", "__keyevent@3__:xadd", "room.1");
-    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), 0);
+    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), 0);
     assert_int_equal(kind, KEYEVENT_XADD);
     assert_int_equal(len, 6);
     assert_memory_equal(key, "room.1", 6);
     freeReplyObject(r);
     r = msg("message", "__keyevent@3__:del", "room.2");
-    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), 0);
+    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), 0);
     assert_int_equal(kind, KEYEVENT_DEL);
     assert_memory_equal(key, "room.2", 6);
     freeReplyObject(r);
     r = msg("message", "__keyevent@0__:xadd", "room.1"); /* another db */
-    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), -EINVAL);
+    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), -EINVAL);
     freeReplyObject(r);
     r = msg("subscribe", "__keyevent@3__:xadd", "x");
-    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), -EINVAL);
+    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), -EINVAL);
     freeReplyObject(r);
     r = str("message");
-    assert_int_equal(keyevents_parse(k, r, &kind, &key, &len), -EINVAL);
+    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), -EINVAL);
     freeReplyObject(r);
-    assert_int_equal(keyevents_parse(k, NULL, &kind, &key, &len), -EINVAL);
-    assert_int_equal(keyevents_fd(k), -1);
-    assert_false(keyevents_subscribed(k));
-    keyevents_free(k);
+    assert_int_equal(keyevents_parse(3, NULL, &kind, &key, &len), -EINVAL);
 }
 
 int main(void)

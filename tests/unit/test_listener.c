@@ -1,4 +1,4 @@
-/* Unit tests for master/listener: binds loopback, refuses a busy port and a bad host clearly. */
+/* Unit tests for master/proc/listener: binds loopback, refuses a busy port and a bad host clearly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "master/listener.h"
+#include "master/proc/listener.h"
 
 static int bound_port(int fd)
 {

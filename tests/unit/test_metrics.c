@@ -9,7 +9,7 @@
 
 #include "shm/region.h"
 #include "shm/stats.h"
-#include "worker/metrics.h"
+#include "shm/metrics.h"
 
 static void test_render(void **state)
 {
@@ -42,7 +42,7 @@ static void test_render(void **state)
     STATS_SET(((stats_worker_t *)shm_region_slot_stats(r, 2))->connections, 999);
     buf_t out;
     buf_init(&out);
-    assert_int_equal(metrics_render(&out, r), 0);
+    metrics_render(&out, r);
     const char *want[] = {
         "# TYPE streamio_workers gauge\nstreamio_workers 2\n",
         "streamio_workers_alive 2\n",

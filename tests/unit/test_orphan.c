@@ -1,4 +1,4 @@
-/* Unit tests for master/orphan: a child armed by orphan_guard dies with its parent. */
+/* Unit tests for master/proc/orphan: a child armed by orphan_guard dies with its parent. */
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "master/orphan.h"
+#include "master/proc/orphan.h"
 
 static uint64_t now_ms(void)
 {

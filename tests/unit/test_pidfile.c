@@ -1,4 +1,4 @@
-/* Unit tests for master/pidfile: write, exclusive lock, holder pid, release. */
+/* Unit tests for master/proc/pidfile: write, exclusive lock, holder pid, release. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "master/pidfile.h"
+#include "master/proc/pidfile.h"
 
 static void test_acquire_lock_release(void **state)
 {

@@ -1,4 +1,4 @@
-/* Unit tests for master/pools: sizing, MAX_POOLS overflow, priority pools, balance, sweep. */
+/* Unit tests for master/discovery/pools: sizing, MAX_POOLS overflow, priority pools, balance, sweep. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "master/pools.h"
+#include "master/discovery/pools.h"
 
 static int add(pools_t *p, const char *name, bool prio, uint64_t cycle, uint32_t *pool,
                uint32_t *slot)

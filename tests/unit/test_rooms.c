@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "worker/rooms.h"
+#include "worker/sio/rooms.h"
 
 typedef struct sock {
     rooms_sock_t rooms;

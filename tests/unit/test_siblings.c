@@ -12,37 +12,52 @@
 
 #include "common/log.h"
 #include "shm/stats.h"
-#include "worker/local_sock.h"
-#include "worker/siblings.h"
+#include "worker/fanout/siblings.h"
+#include "shm/local_sock.h"
 
 /* ---- codec ---- */
 
 typedef struct seen {
     int calls;
     char rooms[8][16];
-    char frames[8][32];
+    char ids[8][24];
+    char frames[8][32]; /* the texts */
 } seen_t;
 
-static void on_rec(const char *room, size_t room_len, const char *frame, size_t frame_len,
-                   void *arg)
+static void on_rec(const siblings_entry_t *e, void *arg)
 {
     seen_t *s = arg;
     if (s->calls < 8) {
-        snprintf(s->rooms[s->calls], 16, "%.*s", (int)room_len, room);
-        snprintf(s->frames[s->calls], 32, "%.*s", (int)frame_len, frame);
+        snprintf(s->rooms[s->calls], 16, "%.*s", (int)e->room_len, e->room);
+        snprintf(s->ids[s->calls], 24, "%.*s", (int)e->id_len, e->id);
+        snprintf(s->frames[s->calls], 32, "%.*s", (int)e->text_len, e->text);
     }
     s->calls++;
 }
 
+/* An entry of room with id 1-0 (empty id when id is NULL) and text[0..len). */
+static siblings_entry_t entry(const char *room, const char *id, const char *text, size_t len)
+{
+    return (siblings_entry_t){room, strlen(room), id ? id : "", id ? strlen(id) : 0, text, len};
+}
+
+static int add(siblings_t *s, const char *room, const char *text, size_t len)
+{
+    siblings_entry_t e = entry(room, "1-0", text, len);
+    return siblings_add(s, &e);
+}
+
+static int encode(buf_t *b, const char *room, const char *id, const char *text, size_t len)
+{
+    siblings_entry_t e = entry(room, id, text, len);
+    return siblings_encode_record(b, &e);
+}
+
 static void encode_two(buf_t *b)
 {
-    assert_int_equal(siblings_encode_header(b, 3), 0);
-    assert_int_equal(siblings_encode_record(b, "room-a", 6,
-                                            "\x81\x03"
-                                            "abc",
-                                            5),
-                     0);
-    assert_int_equal(siblings_encode_record(b, "b", 1, "\x81\x01z", 3), 0);
+    siblings_encode_header(b, 3);
+    assert_int_equal(encode(b, "room-a", "17-2", "42abc", 5), 0);
+    assert_int_equal(encode(b, "b", NULL, "4z", 2), 0);
 }
 
 static void test_codec_round_trip(void **state)
@@ -51,19 +66,20 @@ static void test_codec_round_trip(void **state)
     buf_t b;
     buf_init(&b);
     encode_two(&b);
-    assert_int_equal(b.len, SIBLINGS_HEADER_LEN + 8 + 6 + 5 + 8 + 1 + 3);
+    assert_int_equal(b.len, SIBLINGS_HEADER_LEN + 12 + 6 + 4 + 5 + 12 + 1 + 0 + 2);
     seen_t s = {0};
     uint32_t slot = 0;
     assert_int_equal(siblings_decode(b.data, b.len, &slot, on_rec, &s), 0);
     assert_int_equal(slot, 3);
     assert_int_equal(s.calls, 2);
     assert_string_equal(s.rooms[0], "room-a");
-    assert_string_equal(s.frames[0], "\x81\x03"
-                                     "abc");
+    assert_string_equal(s.ids[0], "17-2");
+    assert_string_equal(s.frames[0], "42abc");
     assert_string_equal(s.rooms[1], "b");
-    assert_string_equal(s.frames[1], "\x81\x01z");
-    assert_int_equal(siblings_encode_record(&b, "", 0, "x", 1), -EINVAL);
-    assert_int_equal(siblings_encode_record(&b, "r", 1, "", 0), -EINVAL);
+    assert_string_equal(s.ids[1], "");
+    assert_string_equal(s.frames[1], "4z");
+    assert_int_equal(encode(&b, "", NULL, "x", 1), -EINVAL);
+    assert_int_equal(encode(&b, "r", NULL, "", 0), -EINVAL);
     buf_free(&b);
 }
 
@@ -75,7 +91,7 @@ static void test_codec_rejects_garbage(void **state)
     encode_two(&b);
     seen_t s = {0};
     /* every truncation of a valid datagram but the one record boundary is refused whole */
-    size_t boundary = SIBLINGS_HEADER_LEN + 8 + 6 + 5;
+    size_t boundary = SIBLINGS_HEADER_LEN + 12 + 6 + 4 + 5;
     for (size_t n = 0; n < b.len; n++) {
         int rc = siblings_decode(b.data, n, NULL, on_rec, &s);
         if (n == boundary) {
@@ -87,7 +103,8 @@ static void test_codec_rejects_garbage(void **state)
         }
     }
     assert_int_equal(s.calls, 0);
-    /* trailing bytes, a bad magic, a zero-length room, a length pointing past the end */
+    /* trailing bytes, a bad magic, a zero-length room, a length pointing past the end, a
+     * zero-length text */
     char *p = malloc(b.len + 3);
     memcpy(p, b.data, b.len);
     memcpy(p + b.len, "xyz", 3);
@@ -100,6 +117,9 @@ static void test_codec_rejects_garbage(void **state)
     assert_int_equal(siblings_decode(p, b.len, NULL, on_rec, &s), -EPROTO);
     memcpy(p, b.data, b.len);
     memset(p + SIBLINGS_HEADER_LEN + 4, 0xff, 4);
+    assert_int_equal(siblings_decode(p, b.len, NULL, on_rec, &s), -EPROTO);
+    memcpy(p, b.data, b.len);
+    memset(p + SIBLINGS_HEADER_LEN + 8, 0, 4);
     assert_int_equal(siblings_decode(p, b.len, NULL, on_rec, &s), -EPROTO);
     /* random bytes behind a valid header never crash (ASan checks the reads) */
     srand(7);
@@ -123,12 +143,12 @@ typedef struct got {
     char frames[64][32];
 } got_t;
 
-static void on_frame(const char *room, size_t room_len, refbuf_t *frame, void *ud)
+static void on_frame(const siblings_entry_t *e, void *ud)
 {
     got_t *g = ud;
     if (g->calls < 64) {
-        snprintf(g->rooms[g->calls], 16, "%.*s", (int)room_len, room);
-        snprintf(g->frames[g->calls], 32, "%.*s", (int)refbuf_len(frame), refbuf_data(frame));
+        snprintf(g->rooms[g->calls], 16, "%.*s", (int)e->room_len, e->room);
+        snprintf(g->frames[g->calls], 32, "%.*s", (int)e->text_len, e->text);
     }
     g->calls++;
 }
@@ -176,7 +196,7 @@ static void test_frames_reach_live_siblings_in_order(void **state)
     assert_int_equal(siblings_new(&s0, &f.loop, f.region, f.socks, 0, on_frame, &g0), 0);
     assert_int_equal(siblings_new(&s1, &f.loop, f.region, f.socks, 1, on_frame, &g1), 0);
     /* no live sibling yet: nothing is batched */
-    assert_int_equal(siblings_add(s0, "r", 1, "x", 1), 0);
+    assert_int_equal(add(s0, "r", "x", 1), 0);
     uv_run(&f.loop, UV_RUN_NOWAIT);
     set_pid(&f, 0, getpid());
     set_pid(&f, 1, getpid());
@@ -184,8 +204,7 @@ static void test_frames_reach_live_siblings_in_order(void **state)
     for (int i = 0; i < 40; i++) {
         char frame[16];
         int n = snprintf(frame, sizeof(frame), "f%d", i);
-        assert_int_equal(siblings_add(s0, i % 2 ? "odd" : "even", i % 2 ? 3 : 4, frame, (size_t)n),
-                         1);
+        assert_int_equal(add(s0, i % 2 ? "odd" : "even", frame, (size_t)n), 1);
         if (i % 7 == 0)
             uv_run(&f.loop, UV_RUN_NOWAIT); /* several batches */
     }
@@ -199,8 +218,8 @@ static void test_frames_reach_live_siblings_in_order(void **state)
         assert_string_equal(g1.rooms[i], i % 2 ? "odd" : "even");
     }
     assert_false(siblings_backlogged(s0));
-    assert_int_equal(siblings_add(s0, "", 0, "x", 1), -EINVAL);
-    assert_int_equal(siblings_add(s0, "r", 1, "x", SIBLINGS_MAX_FRAME + 1ul), -E2BIG);
+    assert_int_equal(add(s0, "", "x", 1), -EINVAL);
+    assert_int_equal(add(s0, "r", "x", SIBLINGS_MAX_FRAME + 1ul), -E2BIG);
     siblings_free(s0);
     siblings_free(s1);
     fixture_free(&f);
@@ -212,17 +231,15 @@ typedef struct sized {
     unsigned sums[4];
 } sized_t;
 
-static void on_sized(const char *room, size_t room_len, refbuf_t *frame, void *ud)
+static void on_sized(const siblings_entry_t *e, void *ud)
 {
-    (void)room;
-    (void)room_len;
     sized_t *z = ud;
     if (z->calls < 4) {
         unsigned sum = 0;
-        const unsigned char *p = (const unsigned char *)refbuf_data(frame);
-        for (size_t i = 0; i < refbuf_len(frame); i++)
+        const unsigned char *p = (const unsigned char *)e->text;
+        for (size_t i = 0; i < e->text_len; i++)
             sum = sum * 31 + p[i];
-        z->lens[z->calls] = refbuf_len(frame);
+        z->lens[z->calls] = e->text_len;
         z->sums[z->calls] = sum;
     }
     z->calls++;
@@ -247,9 +264,9 @@ static void test_big_frame_through_memfd(void **state)
         big[i] = (char)(i * 7 + i / 251);
         want = want * 31 + (unsigned char)big[i];
     }
-    assert_int_equal(siblings_add(s0, "r", 1, "ab", 2), 1);
-    assert_int_equal(siblings_add(s0, "r", 1, big, big_len), 1);
-    assert_int_equal(siblings_add(s0, "r", 1, "cde", 3), 1);
+    assert_int_equal(add(s0, "r", "ab", 2), 1);
+    assert_int_equal(add(s0, "r", big, big_len), 1);
+    assert_int_equal(add(s0, "r", "cde", 3), 1);
     spin(&f.loop, &z1.calls, 3);
     assert_int_equal(z1.calls, 3);
     assert_int_equal(z0.calls, 0);
@@ -281,7 +298,7 @@ static void test_full_receiver_queues_in_order(void **state)
     for (int i = 0; i < N; i++) {
         int n = snprintf(frame, sizeof(frame), "%d;", i);
         frame[n] = 'p';
-        assert_int_equal(siblings_add(s0, "room", 4, frame, sizeof(frame)), 1);
+        assert_int_equal(add(s0, "room", frame, sizeof(frame)), 1);
         uv_run(&f.loop, UV_RUN_NOWAIT); /* one datagram per entry */
     }
     char *dg = malloc(SIBLINGS_MAX_DGRAM);
@@ -329,7 +346,7 @@ static void test_backlog_signal(void **state)
     size_t len = SIBLINGS_BATCH_BYTES - 64, n = 4 * (SIBLINGS_BACKLOG_BYTES / len) + 20;
     char *frame = calloc(1, len);
     for (size_t i = 0; i < n && !siblings_backlogged(s0); i++) {
-        assert_int_equal(siblings_add(s0, "room", 4, frame, len), 1);
+        assert_int_equal(add(s0, "room", frame, len), 1);
         uv_run(&f.loop, UV_RUN_NOWAIT);
     }
     assert_true(siblings_backlogged(s0));

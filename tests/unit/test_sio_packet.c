@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
-#include "worker/sio_packet.h"
+#include "common/proto/sio_packet.h"
 
 /* Decodes a copy of `s` in a buffer of exactly its size, so ASan catches any over-read. */
 static int decode(const char *s, sio_packet_t *p, char **copy)
@@ -485,7 +485,7 @@ static void test_encode_appends_and_errors(void **state)
     (void)state;
     buf_t b;
     buf_init(&b);
-    assert_int_equal(buf_puts(&b, "keep"), 0);
+    buf_puts(&b, "keep");
     assert_int_equal(sio_packet_encode(&b, SIO_CONNECT, "/", 1, NULL, NULL, 0), 0);
     expect_buf(&b, "keep40");
 

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "worker/timerq.h"
+#include "worker/net/timerq.h"
 
 #define DURATION 20
 #define MAX_EVENTS 16

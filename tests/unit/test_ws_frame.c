@@ -13,7 +13,7 @@
 #include <wslay/wslay.h>
 
 #include "common/buf.h"
-#include "worker/ws_frame.h"
+#include "common/proto/ws_frame.h"
 
 static void expect_header(uint64_t len, const uint8_t *want, size_t want_len)
 {
@@ -81,7 +81,7 @@ static ssize_t acc_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t
     (void)ctx;
     (void)flags;
     buf_t *b = user_data;
-    assert_int_equal(buf_append(b, data, len), 0);
+    buf_append(b, data, len);
     return (ssize_t)len;
 }
 
@@ -174,10 +174,8 @@ static void test_accept_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_boundaries),
-        cmocka_unit_test(test_frame_new),
-        cmocka_unit_test(test_matches_wslay),
-        cmocka_unit_test(test_parse_reads_back),
+        cmocka_unit_test(test_header_boundaries), cmocka_unit_test(test_frame_new),
+        cmocka_unit_test(test_matches_wslay),     cmocka_unit_test(test_parse_reads_back),
         cmocka_unit_test(test_accept_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,7 +13,7 @@
  * execs `node server.js`): tests of streamio-only behaviour (workers, respawn, config errors)
  * skip themselves. Never set it for streamio.
  */
-const { spawn } = require('node:child_process');
+const { spawn, execFile } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
@@ -484,7 +484,7 @@ function spawnStreamio(env, { name = 'streamio' } = {}) {
  * Throws (with the captured output) when it exits or does not get ready within `timeout`.
  * `onSpawn(handle)` (optional, awaited) runs first; with it the process's stdin is a pipe.
  */
-async function startServer({ cmd, args = [], env, port, name, timeout = 20000, onSpawn }) {
+async function startServer({ cmd, args = [], env, port, name, timeout = 20000, workers = 0, onSpawn }) {
   const handle = spawnTracked(cmd, args, { env, name, stdin: onSpawn ? 'pipe' : 'ignore' });
   const url = `http://${HOST}:${port}`;
   const srv = {
@@ -508,8 +508,10 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000, o
     await waitUntil(async () => {
       if (!handle.running) throw fatal(`${handle.name} exited before getting ready`);
       const r = await srv.health({ timeout: 1000 });
-      return r.status === 200;
-    }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port}` });
+      // /health lists a worker once its setup is done: wait for all of them
+      return r.status === 200 && (!workers || !r.body || !Array.isArray(r.body.workers) ||
+        r.body.workers.length === workers);
+    }, { timeout, interval: 100, message: `${handle.name} GET /health 200 on port ${port} with ${workers || 'its'} workers` });
   } catch (err) {
     await stop(handle, 3000);
     err.message += `\n${handle.describe()}`;
@@ -537,10 +539,11 @@ async function startStreamio(env = {}, { redis, timeout, onSpawn } = {}) {
     DISCOVERY_INTERVAL: '500',
     ...env,
   };
+  const workers = full.CLUSTER_ENABLED === 'false' ? 1 : Number(full.CLUSTER_WORKERS) || 0;
   // with onSpawn, a shell waits for a line on stdin, then execs the server under its own pid
   const cmd = onSpawn ? 'sh' : streamioBin();
   const args = onSpawn ? ['-c', 'read _ && exec "$0"', streamioBin()] : [];
-  return startServer({ cmd, args, env: full, port: Number(full.PORT), name: 'streamio', timeout, onSpawn });
+  return startServer({ cmd, args, env: full, port: Number(full.PORT), name: 'streamio', timeout, workers, onSpawn });
 }
 
 // Remembers the workers a /health answer lists (only real children of the server process).
@@ -599,6 +602,17 @@ async function healthRetry(target, { attempts = 5, gap = 100, timeout = 1000 } =
     await sleep(gap);
   }
   throw new Error(`GET ${url}/health failed ${attempts} times: ${last && last.message}`);
+}
+
+// Runs streamioctl (beside $STREAMIO_BIN) against the control socket `sock`, asynchronously so
+// the server runs meanwhile; resolves {code, stdout, stderr}.
+function streamioctl(sock, ...args) {
+  const bin = path.join(path.dirname(streamioBin()), 'streamioctl');
+  return new Promise((resolve) => {
+    execFile(bin, ['--socket', sock, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
 }
 
 // SIGKILLs `pid` after checking that it is a child of the server `srv` started by this harness.
@@ -797,6 +811,7 @@ module.exports = {
   getHealth,
   healthRetry,
   killWorker,
+  streamioctl,
   connectClient,
   connectClients,
   closeClient,

@@ -1,0 +1,96 @@
+/* payload: JSON text of the seed's room:message payload for one stream entry. */
+#include "common/proto/payload.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/proto/stream_id.h"
+#include "common/xalloc.h"
+
+static bool is_name(const json_key_t *k, const char *s, size_t n)
+{
+    return k->len == n && !memcmp(k->p, s, n);
+}
+
+static void put_value(buf_t *out, const json_key_t *k, const payload_field_t *f)
+{
+    /* json_minify_utf8 fails only on invalid JSON, which json_validate just ruled out */
+    if (is_name(k, "data", 4) && !json_validate(f->value, f->value_len))
+        (void)json_minify_utf8(out, f->value, f->value_len);
+    else
+        json_write_string(out, f->value, f->value_len);
+}
+
+static void build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
+                  const payload_field_t *fields, json_key_t *keys, size_t n)
+{
+    const payload_field_t *event = NULL;
+    buf_puts(out, "{\"from\":\"service\",\"message\":{");
+    for (size_t i = 0; i < n; i++) {
+        const payload_field_t *f = &fields[keys[i].val_ref];
+        if (is_name(&keys[i], "event", 5))
+            event = f;
+        if (i)
+            buf_putc(out, ',');
+        json_write_string(out, keys[i].p, keys[i].len);
+        buf_putc(out, ':');
+        put_value(out, &keys[i], f);
+    }
+    buf_puts(out, "},\"roomId\":");
+    json_write_string(out, stream, stream_len);
+    if (event) {
+        buf_puts(out, ",\"event\":");
+        json_write_string(out, event->value, event->value_len);
+    }
+    buf_puts(out, ",\"messageId\":");
+    json_write_string(out, id, id_len);
+    buf_putc(out, '}');
+}
+
+void payload_build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
+                   const payload_field_t *fields, size_t nfields)
+{
+    json_key_t inline_keys[PAYLOAD_INLINE_FIELDS], *keys = inline_keys;
+    if (nfields > PAYLOAD_INLINE_FIELDS)
+        keys = xcalloc(nfields, sizeof *keys);
+    for (size_t i = 0; i < nfields; i++) {
+        keys[i].p = fields[i].name;
+        keys[i].len = fields[i].name_len;
+        keys[i].key_ref = i;
+        keys[i].val_ref = i;
+    }
+    size_t n = json_keys_order(keys, nfields, true);
+    build(out, stream, stream_len, id, id_len, fields, keys, n);
+    if (keys != inline_keys)
+        free(keys);
+}
+
+void payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id,
+                    size_t id_len, const payload_field_t *fields, size_t nfields, bool offset)
+{
+    buf_puts(out, PAYLOAD_PACKET_PREFIX);
+    payload_build(out, stream, stream_len, id, id_len, fields, nfields);
+    if (offset) {
+        buf_putc(out, ',');
+        json_write_string(out, id, id_len);
+    }
+    buf_putc(out, ']');
+}
+
+bool payload_packet_offset(const char *p, size_t len, const char **id, size_t *id_len)
+{
+    size_t pre = sizeof(PAYLOAD_PACKET_PREFIX) - 1;
+    if (len < pre + 6 || memcmp(p, PAYLOAD_PACKET_PREFIX, pre) != 0 || p[len - 1] != ']' ||
+        p[len - 2] != '"')
+        return false;
+    size_t end = len - 2, start = end;
+    while (start > pre && end - start <= STREAM_ID_MAX && p[start - 1] != '"')
+        start--;
+    if (start <= pre + 1 || p[start - 1] != '"' || p[start - 2] != ',' ||
+        !memchr(p + start, '-', end - start))
+        return false;
+    *id = p + start;
+    *id_len = end - start;
+    return true;
+}

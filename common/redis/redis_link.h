@@ -1,0 +1,46 @@
+/*
+ * redis_link: one transport attempt to one Redis address on a libuv loop: name resolution, TCP
+ * connect with TCP_NODELAY and keepalive (common/keepalive: a silent peer is found within
+ * KEEPALIVE_DEAD_AFTER_MS), optional TLS through redis_tls, and a byte pipe. Writes are queued and
+ * flushed once per loop iteration (a uv_prepare, Redis' beforeSleep idea), so a burst of pipelined
+ * commands becomes one write. It knows nothing of RESP; a link is never reused: after a failure the
+ * owner closes it and opens a new one. Never logs.
+ */
+#ifndef STREAMIO_COMMON_REDIS_LINK_H
+#define STREAMIO_COMMON_REDIS_LINK_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/redis/redis_tls.h"
+
+typedef struct redis_link redis_link_t;
+
+typedef struct redis_link_cbs {
+    /* Connected, TLS handshake done: bytes can flow. */
+    void (*open)(redis_link_t *l, void *arg);
+    /* Bytes from the server (decrypted); borrowed for the call. */
+    void (*data)(redis_link_t *l, const char *p, size_t n, void *arg);
+    /* The link failed or the server closed it (err: negative errno or libuv code, why: text for
+     * a log line, borrowed). No callback follows; the owner still calls redis_link_close. */
+    void (*error)(redis_link_t *l, int err, const char *why, void *arg);
+} redis_link_cbs_t;
+
+/*
+ * Starts resolving and connecting host:port. tls NULL = plain TCP; else server_name (NULL =
+ * host) is the SNI and verified name. Borrows loop, tls and cbs for the link's life; copies the
+ * strings. Callbacks run later, never from this call. Aborts on out-of-memory.
+ */
+redis_link_t *redis_link_open(uv_loop_t *loop, const char *host, int port, redis_tls_t *tls,
+                              const char *server_name, const redis_link_cbs_t *cbs, void *arg);
+/* Queues n bytes (copied) for the next flush; dropped silently once the link failed. */
+void redis_link_write(redis_link_t *l, const char *p, size_t n);
+/* Bytes queued and not yet accepted by the kernel (the output bound is checked against it). */
+size_t redis_link_queued(const redis_link_t *l);
+/*
+ * Ends the link: no callback runs after this call, queued bytes are dropped, and the memory is
+ * released once libuv has closed the handles. Safe from inside any of the link's callbacks.
+ */
+void redis_link_close(redis_link_t *l);
+
+#endif

@@ -1,0 +1,266 @@
+/* redis_reply: see redis_reply.h. */
+#include "common/redis/redis_reply.h"
+
+#include <errno.h>
+#include <hiredis/read.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/xalloc.h"
+
+/* The reader's object functions with createArray bounded; found through the reader's privdata,
+ * which hiredis hands to every task. */
+typedef struct bounded {
+    redisReplyObjectFunctions fns;
+    const redisReplyObjectFunctions *orig;
+} bounded_t;
+
+static void *create_array(const redisReadTask *task, int elements)
+{
+    const bounded_t *b = task->privdata;
+    if (elements < 0 || elements > REDIS_REPLY_MAX_ELEMENTS)
+        return NULL;
+    return b->orig->createArray(task, elements);
+}
+
+redisReader *redis_reply_reader_new(void)
+{
+    redisReader *r = redisReaderCreate();
+    if (!r)
+        xalloc_die(0);
+    bounded_t *b = xmalloc(sizeof(*b));
+    b->orig = r->fn;
+    b->fns = *r->fn;
+    b->fns.createArray = create_array;
+    r->fn = &b->fns;
+    r->privdata = b;
+    return r;
+}
+
+void redis_reply_reader_free(redisReader *r)
+{
+    if (!r)
+        return;
+    bounded_t *b = r->privdata;
+    redisReaderFree(r);
+    free(b);
+}
+
+static bool has_word(const char *s, size_t len, const char *w)
+{
+    size_t n = strlen(w);
+    return len >= n && memcmp(s, w, n) == 0 && (len == n || s[n] == ' ');
+}
+
+static int port_of(const char *s, size_t n, int *port)
+{
+    unsigned v;
+    if (redis_parse_uint(s, n, 65535, &v) || v == 0)
+        return -EPROTO;
+    *port = (int)v;
+    return 0;
+}
+
+/* A host as Redis prints it: a name, IPv4, or IPv6 without brackets. Empty is allowed. */
+static int host_of(const char *s, size_t n, redis_addr_t *out)
+{
+    if (n >= sizeof(out->host))
+        return -EPROTO;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '.' || c == '_' || c == ':';
+        if (!ok)
+            return -EPROTO;
+    }
+    memcpy(out->host, s, n);
+    out->host[n] = '\0';
+    return 0;
+}
+
+/* "<slot> <host>:<port>" after MOVED / ASK. */
+static int parse_redirect(const char *s, size_t len, redis_redirect_t *out)
+{
+    const char *sp = memchr(s, ' ', len);
+    unsigned slot;
+    if (!sp || redis_parse_uint(s, (size_t)(sp - s), 16383, &slot))
+        return -EPROTO;
+    const char *a = sp + 1;
+    size_t alen = len - (size_t)(a - s);
+    const char *colon = NULL;
+    for (const char *p = a; p < a + alen; p++) {
+        if (*p == ':')
+            colon = p;
+    }
+    if (!colon)
+        return -EPROTO;
+    redis_redirect_t r = {.slot = slot};
+    if (host_of(a, (size_t)(colon - a), &r.addr) ||
+        port_of(colon + 1, alen - (size_t)(colon + 1 - a), &r.addr.port))
+        return -EPROTO;
+    *out = r;
+    return 0;
+}
+
+redis_fault_t redis_reply_fault(const redisReply *r, redis_redirect_t *redir)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR || !r->str)
+        return REDIS_FAULT_NONE;
+    const char *s = r->str;
+    size_t n = r->len;
+    static const struct {
+        const char *word;
+        redis_fault_t fault;
+    } simple[] = {
+        {"TRYAGAIN", REDIS_FAULT_TRYAGAIN}, {"CLUSTERDOWN", REDIS_FAULT_CLUSTERDOWN},
+        {"READONLY", REDIS_FAULT_READONLY}, {"NOAUTH", REDIS_FAULT_NOAUTH},
+        {"LOADING", REDIS_FAULT_LOADING},   {"MASTERDOWN", REDIS_FAULT_MASTERDOWN},
+    };
+    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+        if (has_word(s, n, simple[i].word))
+            return simple[i].fault;
+    }
+    bool moved = has_word(s, n, "MOVED");
+    if (!moved && !has_word(s, n, "ASK"))
+        return REDIS_FAULT_OTHER;
+    size_t skip = moved ? 6 : 4;
+    redis_redirect_t tmp;
+    if (n <= skip || parse_redirect(s + skip, n - skip, redir ? redir : &tmp))
+        return REDIS_FAULT_OTHER;
+    return moved ? REDIS_FAULT_MOVED : REDIS_FAULT_ASK;
+}
+
+static bool is_str(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING;
+}
+
+static bool word_is(const redisReply *r, const char *w)
+{
+    return is_str(r) && r->len == strlen(w) && memcmp(r->str, w, r->len) == 0;
+}
+
+/* The kind from a word's first letter: "s..." shard, "p..." pattern, else channel. */
+static int kind_of(const redisReply *w, const char *base, redis_sub_kind_t *kind)
+{
+    if (word_is(w, base)) {
+        *kind = REDIS_SUB_CHANNEL;
+        return 0;
+    }
+    if (!is_str(w) || w->len != strlen(base) + 1 || strcmp(w->str + 1, base) != 0)
+        return -EPROTO;
+    if (w->str[0] == 'p')
+        *kind = REDIS_SUB_PATTERN;
+    else if (w->str[0] == 's')
+        *kind = REDIS_SUB_SHARD;
+    else
+        return -EPROTO;
+    return 0;
+}
+
+int redis_reply_push(const redisReply *r, redis_push_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !is_str(r->element[0]))
+        return -EPROTO;
+    redisReply **e = r->element;
+    redis_sub_kind_t kind;
+    if (r->elements == 2 && word_is(e[0], "pong")) {
+        out->type = REDIS_PUSH_PONG;
+        return 0;
+    }
+    if (r->elements == 4 && word_is(e[0], "pmessage")) {
+        if (!is_str(e[1]) || !is_str(e[2]) || !is_str(e[3]))
+            return -EPROTO;
+        *out = (redis_push_t){REDIS_PUSH_MESSAGE, REDIS_SUB_PATTERN, e[2]->str, e[2]->len,
+                              e[1]->str,          e[1]->len,         e[3]->str, e[3]->len};
+        return 0;
+    }
+    if (r->elements != 3)
+        return -EPROTO;
+    if (word_is(e[0], "message") || word_is(e[0], "smessage")) {
+        if (!is_str(e[1]) || !is_str(e[2]))
+            return -EPROTO;
+        kind = e[0]->str[0] == 's' ? REDIS_SUB_SHARD : REDIS_SUB_CHANNEL;
+        *out = (redis_push_t){REDIS_PUSH_MESSAGE, kind,     e[1]->str, e[1]->len, NULL, 0,
+                              e[2]->str,          e[2]->len};
+        return 0;
+    }
+    redis_push_type_t type;
+    if (kind_of(e[0], "subscribe", &kind) == 0)
+        type = REDIS_PUSH_SUBSCRIBE;
+    else if (kind_of(e[0], "unsubscribe", &kind) == 0)
+        type = REDIS_PUSH_UNSUBSCRIBE;
+    else
+        return -EPROTO;
+    /* the channel is nil when unsubscribing from nothing */
+    if (e[2]->type != REDIS_REPLY_INTEGER || (!is_str(e[1]) && e[1]->type != REDIS_REPLY_NIL))
+        return -EPROTO;
+    out->type = type;
+    out->kind = kind;
+    if (is_str(e[1])) {
+        out->channel = e[1]->str;
+        out->channel_len = e[1]->len;
+    }
+    return 0;
+}
+
+int redis_reply_role(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return -EPROTO;
+    const redisReply *w = r->element[0];
+    if (word_is(w, "master"))
+        return REDIS_ROLE_MASTER;
+    if (word_is(w, "slave"))
+        return REDIS_ROLE_REPLICA;
+    if (word_is(w, "sentinel"))
+        return REDIS_ROLE_SENTINEL;
+    return -EPROTO;
+}
+
+int redis_reply_addr(const redisReply *r, redis_addr_t *out)
+{
+    if (!r)
+        return -EPROTO;
+    if (r->type == REDIS_REPLY_NIL)
+        return -ENOENT;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !is_str(r->element[0]) ||
+        !is_str(r->element[1]) || r->element[0]->len == 0)
+        return -EPROTO;
+    redis_addr_t a;
+    if (host_of(r->element[0]->str, r->element[0]->len, &a) ||
+        port_of(r->element[1]->str, r->element[1]->len, &a.port))
+        return -EPROTO;
+    *out = a;
+    return 0;
+}
+
+int redis_reply_switch_master(const char *msg, size_t len, const char *name, redis_addr_t *out)
+{
+    const char *tok[5];
+    size_t tlen[5];
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && msg[j] != ' ')
+            j++;
+        if (j == i || n == 5)
+            return -EPROTO;
+        tok[n] = msg + i;
+        tlen[n++] = j - i;
+        i = j + 1;
+        if (j + 1 == len)
+            return -EPROTO; /* a trailing blank */
+    }
+    if (n != 5)
+        return -EPROTO;
+    redis_addr_t a;
+    if (tlen[3] == 0 || host_of(tok[3], tlen[3], &a) || port_of(tok[4], tlen[4], &a.port))
+        return -EPROTO;
+    if (tlen[0] != strlen(name) || memcmp(tok[0], name, tlen[0]) != 0)
+        return -ENOENT;
+    *out = a;
+    return 0;
+}

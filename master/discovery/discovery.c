@@ -1,0 +1,308 @@
+/* discovery: see discovery.h. */
+#include "master/discovery/discovery.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "master/discovery/dispatch.h"
+#include "master/discovery/keyevents.h"
+#include "master/discovery/pools.h"
+#include "master/discovery/scan.h"
+#include "shm/stats.h"
+#include "shm/workdesc.h"
+
+#define SCAN_DUTY_FACTOR 4 /* pause >= 4 x the last pass: SCAN busy at most 20% of the time */
+
+struct discovery {
+    uv_loop_t *loop;
+    const cfg_t *first; /* the discovery settings: the start's, a reload keeps them */
+    const cfg_t *cfg;   /* the current configuration: pools, PRIORITY_STREAMS */
+    shm_region_t *region;
+    stats_global_t *g;
+    scan_t *scan;
+    keyevents_t *kev; /* STREAM_KEYSPACE_EVENTS: new and deleted streams at once; else NULL */
+    pools_t *pools;
+    dispatch_t *dispatch;
+    uint32_t workers;
+    uint32_t *worker_pools; /* capacity entries: pools per worker number, for the stats */
+    uv_timer_t pass;        /* the next pass */
+    uint64_t cycle;         /* current pass number, from 1 */
+    uint64_t pass_started_ms;
+    size_t priority_next; /* the next PRIORITY_STREAMS entry to look up, before the first pass */
+    bool priority_done;
+    bool stopped;
+    void (*done)(void *arg);
+    void *done_arg;
+    int open; /* parts still to close */
+};
+
+/* ---- what the workers are sent ---- */
+
+static void send_stream(uint32_t pool, uint32_t worker, const char *name, size_t len, void *arg)
+{
+    dispatch_stream(arg, WORKDESC_POOL_ADD, pool, worker, name, len);
+}
+
+static void unassign_stream(uint32_t pool, uint32_t worker, const char *name, size_t len, void *arg)
+{
+    dispatch_stream(arg, WORKDESC_STREAM_REMOVE, pool, worker, name, len);
+}
+
+/* Streams, pools and each serving process's pools, in the shared stats. */
+static void publish(discovery_t *d)
+{
+    STATS_SET(d->g->streams, pools_streams(d->pools));
+    STATS_SET(d->g->pools, pools_count(d->pools));
+    pools_count_by_slot(d->pools, d->worker_pools, d->workers);
+    for (uint32_t i = 0; i < d->workers; i++) {
+        int32_t block = dispatch_block(d->dispatch, i);
+        if (block >= 0)
+            STATS_SET(((stats_worker_t *)shm_region_slot_stats(d->region, (uint32_t)block))->pools,
+                      d->worker_pools[i]);
+    }
+}
+
+void discovery_attach(discovery_t *d, uint32_t worker, uint32_t block)
+{
+    dispatch_attach(d->dispatch, worker, block);
+    pools_foreach_in_slot(d->pools, worker, send_stream, d->dispatch);
+    publish(d);
+}
+
+void discovery_detach(discovery_t *d, uint32_t worker)
+{
+    dispatch_detach(d->dispatch, worker);
+}
+
+void discovery_resend(discovery_t *d, uint32_t worker)
+{
+    pools_foreach_in_slot(d->pools, worker, send_stream, d->dispatch);
+}
+
+/* Records that `key` exists; true when it is new (the caller publishes the stats). */
+static bool on_new_stream(discovery_t *d, const char *key, size_t len, bool priority)
+{
+    uint32_t pool, worker;
+    if (pools_add(d->pools, key, len, priority, d->cycle, &pool, &worker) != 1)
+        return false;
+    LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, worker);
+    dispatch_stream(d->dispatch, WORKDESC_POOL_ADD, pool, worker, key, len);
+    return true;
+}
+
+static void on_gone(uint32_t pool, uint32_t worker, const char *name, size_t len, void *arg)
+{
+    LOG_DEBUG("stream %.*s is gone", (int)len, name);
+    dispatch_stream(arg, WORKDESC_STREAM_REMOVE, pool, worker, name, len);
+}
+
+/* ---- SCAN passes ---- */
+
+static void step(discovery_t *d);
+static void next_pass(discovery_t *d, uint64_t ms);
+
+static void on_scan_key(const char *key, size_t len, void *arg)
+{
+    discovery_t *d = arg;
+    on_new_stream(d, key, len, config_is_priority(d->cfg, key, len));
+}
+
+/* The pass is over: SCAN returns every key that existed for the whole pass, so one it did not
+ * return is gone. */
+static void sweep(discovery_t *d)
+{
+    size_t gone = pools_sweep(d->pools, d->cycle, on_gone, d->dispatch);
+    if (gone)
+        LOG_INFO("discovery: %zu stream%s gone since the last pass", gone, gone == 1 ? "" : "s");
+    d->cycle++;
+    STATS_ADD(d->g->scan_cycles, 1);
+}
+
+static void on_step(int rc, void *arg)
+{
+    discovery_t *d = arg;
+    if (d->stopped)
+        return;
+    if (rc == 1)
+        sweep(d);
+    publish(d);
+    uint64_t pause = (uint64_t)d->first->discovery_interval_ms;
+    if (rc == 0) {
+        step(d);
+    } else if (rc < 0) {
+        next_pass(d, pause); /* it restarts at cursor 0 */
+    } else {
+        /* a big keyspace is not rescanned back to back: idle Redis CPU stays bounded */
+        uint64_t took = uv_now(d->loop) - d->pass_started_ms;
+        next_pass(d, pause < took * SCAN_DUTY_FACTOR ? took * SCAN_DUTY_FACTOR : pause);
+    }
+}
+
+static void step(discovery_t *d)
+{
+    if (scan_step(d->scan, d->first, on_scan_key, on_step, d) != 0)
+        next_pass(d, (uint64_t)d->first->discovery_interval_ms);
+}
+
+static void lookup_priority(discovery_t *d);
+
+/* PRIORITY_STREAMS enter first, so they get the first (dedicated) pools. */
+static void on_priority_type(int rc, void *arg)
+{
+    discovery_t *d = arg;
+    if (d->stopped)
+        return;
+    if (rc < 0) { /* looked up again before the next pass */
+        step(d);
+        return;
+    }
+    if (d->priority_next < d->cfg->npriority) {
+        const char *name = d->cfg->priority[d->priority_next];
+        if (rc == 1 && on_new_stream(d, name, strlen(name), true))
+            publish(d);
+        d->priority_next++;
+    }
+    lookup_priority(d);
+}
+
+static void lookup_priority(discovery_t *d)
+{
+    if (d->priority_next >= d->cfg->npriority) {
+        d->priority_done = true;
+        step(d);
+    } else if (scan_is_stream(d->scan, d->cfg->priority[d->priority_next], on_priority_type, d)) {
+        step(d);
+    }
+}
+
+static void on_pass_due(uv_timer_t *t)
+{
+    discovery_t *d = t->data;
+    d->pass_started_ms = uv_now(d->loop);
+    if (d->priority_done)
+        step(d);
+    else
+        lookup_priority(d);
+}
+
+static void next_pass(discovery_t *d, uint64_t ms)
+{
+    uv_timer_start(&d->pass, on_pass_due, ms, 0);
+}
+
+/* ---- key events ---- */
+
+/* A key event: SCAN would see the same change, seconds later on a big keyspace. */
+static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void *arg)
+{
+    discovery_t *d = arg;
+    if (d->stopped)
+        return;
+    if (kind == KEYEVENT_DEL) {
+        uint32_t pool, worker;
+        if (pools_remove(d->pools, key, len, &pool, &worker) == 1) {
+            LOG_INFO("stream %.*s was deleted", (int)len, key);
+            dispatch_stream(d->dispatch, WORKDESC_STREAM_REMOVE, pool, worker, key, len);
+            publish(d);
+        }
+        return;
+    }
+    /* STREAM_PATTERN is a Redis glob; a key with a NUL byte cannot match it here */
+    if (strlen(key) == len && fnmatch(d->first->stream_pattern, key, 0) == 0 &&
+        on_new_stream(d, key, len, config_is_priority(d->cfg, key, len)))
+        publish(d);
+}
+
+/* ---- life ---- */
+
+discovery_t *discovery_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
+                           uint32_t capacity)
+{
+    discovery_t *d = xcalloc(1, sizeof(*d));
+    d->loop = loop;
+    d->first = d->cfg = cfg;
+    d->region = region;
+    d->g = shm_region_global(region);
+    d->workers = (uint32_t)cfg->cluster_workers;
+    d->cycle = 1;
+    d->worker_pools = xcalloc(capacity, sizeof(*d->worker_pools));
+    d->pools = pools_new((uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools, d->workers);
+    d->scan = scan_new(rds);
+    d->dispatch = dispatch_new(loop, region, capacity);
+    if (cfg->keyspace_events)
+        d->kev = keyevents_new(loop, cfg, on_keyevent, d);
+    uv_timer_init(loop, &d->pass);
+    d->pass.data = d;
+    next_pass(d, 0);
+    return d;
+}
+
+int discovery_reload(discovery_t *d, const cfg_t *cfg)
+{
+    uint32_t to = (uint32_t)cfg->cluster_workers;
+    /* limits first: a refused resize (growing) then changes nothing else, and shrinking never
+     * fails; config_load already refused the zeros both would refuse */
+    int rc = pools_set_limits(d->pools, (uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools);
+    if (!rc && to > d->workers)
+        rc = pools_resize(d->pools, to);
+    if (rc)
+        return rc;
+    if (to < d->workers) {
+        /* a removed worker stops reading its streams now, before their new owner starts: a
+         * stream is never read by two workers at once (entries wait in Redis meanwhile) */
+        for (uint32_t i = to; i < d->workers; i++)
+            pools_foreach_in_slot(d->pools, i, unassign_stream, d->dispatch);
+        pools_resize(d->pools, to);
+    }
+    d->workers = to;
+    d->cfg = cfg;
+    publish(d);
+    return 0;
+}
+
+void discovery_stop(discovery_t *d)
+{
+    d->stopped = true;
+    uv_timer_stop(&d->pass);
+}
+
+static void part_closed(discovery_t *d)
+{
+    if (--d->open > 0)
+        return;
+    scan_free(d->scan);
+    pools_free(d->pools);
+    free(d->worker_pools);
+    void (*done)(void *) = d->done;
+    void *arg = d->done_arg;
+    free(d);
+    if (done)
+        done(arg);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    part_closed(h->data);
+}
+
+static void on_kev_closed(void *arg)
+{
+    part_closed(arg);
+}
+
+void discovery_close(discovery_t *d, void (*done)(void *arg), void *arg)
+{
+    discovery_stop(d);
+    d->done = done;
+    d->done_arg = arg;
+    d->open = d->kev ? 2 : 1;
+    dispatch_close(d->dispatch);
+    if (d->kev)
+        keyevents_close(d->kev, on_kev_closed, d);
+    uv_close((uv_handle_t *)&d->pass, on_timer_closed);
+}

@@ -1,0 +1,52 @@
+/*
+ * keyevents: the master's subscription to Redis keyspace notifications, so that a stream created
+ * or deleted is known at once instead of at the end of the next SCAN pass (which takes seconds
+ * at a million keys; SCAN stays the safety net for what a dropped subscription missed).
+ * Subscribes to `__keyevent@<db>__:xadd` (a stream got an entry, maybe its first) and
+ * `__keyevent@<db>__:del` (a key was deleted). Used only with STREAM_KEYSPACE_EVENTS=true.
+ *
+ * Redis only publishes these when its notify-keyspace-events holds E, t (xadd) and g (del):
+ * on every connect the current value is read with CONFIG GET and the missing flags are added
+ * with CONFIG SET (flags already set are kept). Where CONFIG is refused (managed Redis) one
+ * warning says which flags to set by hand; the subscription is made anyway.
+ *
+ * One pub/sub connection (common/redis/subconn) on the master's loop, which keeps itself
+ * connected (AUTH/SELECT, reconnect with backoff); keyevents subscribes again after each connect.
+ */
+#ifndef STREAMIO_MASTER_DISCOVERY_KEYEVENTS_H
+#define STREAMIO_MASTER_DISCOVERY_KEYEVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/config.h"
+
+typedef struct keyevents keyevents_t;
+
+typedef enum keyevent_kind { KEYEVENT_XADD, KEYEVENT_DEL } keyevent_kind_t;
+
+/* `key` is borrowed for the call; any key of the database (the caller matches STREAM_PATTERN). */
+typedef void (*keyevents_fn)(keyevent_kind_t kind, const char *key, size_t len, void *arg);
+
+/* Starts connecting at once. Borrows loop and cfg (for the subscription's life). */
+keyevents_t *keyevents_new(uv_loop_t *loop, const cfg_t *cfg, keyevents_fn fn, void *arg);
+/* Closes; done(arg) runs once everything is released. fn is not called after this call. */
+void keyevents_close(keyevents_t *k, void (*done)(void *arg), void *arg);
+
+/*
+ * Writes into out (cap bytes) the notify-keyspace-events value that keeps every flag of `have`
+ * and adds what key events on xadd and del need. Returns 1 when flags had to be added, 0 when
+ * `have` already enables them, -ENOSPC when out is too small.
+ */
+int keyevents_flags(const char *have, char *out, size_t cap);
+
+/*
+ * Parses one pub/sub message (["message", channel, key]) of the subscription in database `db`.
+ * 0 with *kind, *key and *len set (key borrowed from the reply); -EINVAL for anything else (a
+ * subscribe confirmation, another channel, a malformed reply).
+ */
+int keyevents_parse(int db, const void *reply, keyevent_kind_t *kind, const char **key,
+                    size_t *len);
+
+#endif

@@ -1,0 +1,1284 @@
+/*
+ * Unit tests for worker/stream/reader: its lane states against a fake Redis (the
+ * reader_redis_ops_t seam) and a fake clock (reader_clock_ops_t). The fake logs every command as
+ * "<connection>: <argv joined by spaces>" in send order, and the tests assert that log exactly,
+ * then answer commands one connection at a time as Redis would (in order, skipping the ones
+ * sent without a callback). Covered: probes of new streams (group creation at 0, BUSYGROUP,
+ * NOGROUP, quiet and missing streams, priority streams), the blocking read of a lane that fits
+ * in one read, the sweep of a larger lane and its block on all keys, parking after
+ * STREAM_INACTIVE_TTL and the wake-up (key event + CLIENT UNBLOCK, slow poll), XAUTOCLAIM, the
+ * XACK/XDEL order after delivery and the retain policy's XTRIM MINID, reconnects (pending
+ * re-read, the settle time, the read gate), removal of streams and pools mid-read, deleted
+ * streams (UNBLOCKED, missing keys) and the drain on stop.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "worker/stream/reader.h"
+
+#define MAXC 16
+#define WALL0 1700000000000ull /* wall clock at fake time 0 */
+
+typedef struct fake fake_t;
+
+struct reader_conn {
+    fake_t *f;
+    char name[32];
+    bool up, closing;
+    reader_state_fn state;
+    reader_message_fn message; /* subscription connections */
+    char channel[64];
+    void *arg;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+struct reader_timer {
+    fake_t *f;
+    void (*fire)(void *arg);
+    void *arg;
+    bool armed, closing;
+    uint64_t due, repeat;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+typedef struct fcmd {
+    reader_conn_t *c;
+    char *text;
+    reader_reply_fn cb;
+    void *arg;
+    bool answered;
+} fcmd_t;
+
+struct fake {
+    reader_conn_t *conns[MAXC];
+    size_t nconns;
+    reader_timer_t *timers[MAXC];
+    size_t ntimers;
+    fcmd_t *cmds;
+    size_t ncmds, cap, taken;
+    uint64_t now;
+    reader_t *r;
+    cfg_t cfg;
+    stats_worker_t stats;
+    char got[32][160]; /* deliveries: "<conn>|<stream>|<id>|f=v,f=v" */
+    size_t ngot;
+    bool publish; /* the entry callback sends PUBLISH <stream> <id> before the ack */
+    bool gate;
+    bool stopped;
+    char line[1024];
+};
+
+/* ---- replies ---- */
+
+static redisReply *mk(int type)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    r->type = type;
+    return r;
+}
+
+static redisReply *mkstr(int type, const char *s)
+{
+    redisReply *r = mk(type);
+    r->str = strdup(s);
+    r->len = strlen(s);
+    return r;
+}
+
+static redisReply *rs(const char *s)
+{
+    return mkstr(REDIS_REPLY_STRING, s);
+}
+
+static redisReply *rstatus(const char *s)
+{
+    return mkstr(REDIS_REPLY_STATUS, s);
+}
+
+static redisReply *rerr(const char *s)
+{
+    return mkstr(REDIS_REPLY_ERROR, s);
+}
+
+static redisReply *rnil(void)
+{
+    return mk(REDIS_REPLY_NIL);
+}
+
+static redisReply *rinteger(long long v)
+{
+    redisReply *r = mk(REDIS_REPLY_INTEGER);
+    r->integer = v;
+    return r;
+}
+
+static redisReply *ra(size_t n, ...)
+{
+    redisReply *r = mk(REDIS_REPLY_ARRAY);
+    r->elements = n;
+    r->element = calloc(n ? n : 1, sizeof(*r->element));
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++)
+        r->element[i] = va_arg(ap, redisReply *);
+    va_end(ap);
+    return r;
+}
+
+static void rfree(redisReply *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        rfree(r->element[i]);
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
+/* [id, [event, <event>, data, <data>]] */
+static redisReply *entry(const char *id, const char *event, const char *data)
+{
+    return ra(2, rs(id), ra(4, rs("event"), rs(event), rs("data"), rs(data)));
+}
+
+/* [id, nil]: deleted while pending */
+static redisReply *gone_entry(const char *id)
+{
+    return ra(2, rs(id), rnil());
+}
+
+/* XINFO STREAM's reply, reduced to what the probe reads */
+static redisReply *xinfo(const char *last_id)
+{
+    return ra(4, rs("length"), rinteger(1), rs("last-generated-id"), rs(last_id));
+}
+
+/* ---- the fake Redis ---- */
+
+static reader_conn_t *conn_named(fake_t *f, const char *name)
+{
+    for (size_t i = 0; i < f->nconns; i++) {
+        if (f->conns[i] && strcmp(f->conns[i]->name, name) == 0)
+            return f->conns[i];
+    }
+    fail_msg("no connection named %s", name);
+    return NULL;
+}
+
+static reader_conn_t *add_conn(fake_t *f, const char *name, reader_state_fn state, void *arg)
+{
+    assert_true(f->nconns < MAXC);
+    reader_conn_t *c = calloc(1, sizeof(*c));
+    c->f = f;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->state = state;
+    c->arg = arg;
+    f->conns[f->nconns++] = c;
+    return c;
+}
+
+static reader_conn_t *f_open(void *ctx, const char *name, reader_state_fn state, void *arg)
+{
+    return add_conn(ctx, name, state, arg);
+}
+
+static void log_cmd(fake_t *f, reader_conn_t *c, const char *text, reader_reply_fn cb, void *arg)
+{
+    if (f->ncmds == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 64;
+        f->cmds = realloc(f->cmds, f->cap * sizeof(*f->cmds));
+    }
+    f->cmds[f->ncmds++] = (fcmd_t){c, strdup(text), cb, arg, false};
+}
+
+static int f_command(reader_conn_t *c, const char *key, size_t key_len, reader_reply_fn cb,
+                     void *arg, int argc, const char **argv, const size_t *lens)
+{
+    fake_t *f = c->f;
+    if (!c->up || c->closing)
+        return -ENOTCONN;
+    buf_t b;
+    buf_init(&b);
+    bool key_seen = false;
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        if (i)
+            buf_append(&b, " ", 1);
+        buf_append(&b, argv[i], n);
+        key_seen |= i > 0 && key && n == key_len && memcmp(argv[i], key, n) == 0;
+    }
+    buf_append(&b, "", 1);
+    /* stream commands are routed by one of the streams they name */
+    if (argv[0][0] == 'X') {
+        assert_non_null(key);
+        assert_true(key_seen);
+    }
+    log_cmd(f, c, b.data, cb, arg);
+    buf_free(&b);
+    return 0;
+}
+
+static int f_command_blocking(reader_conn_t *c, const char *key, size_t key_len, uint32_t block_ms,
+                              reader_reply_fn cb, void *arg, int argc, const char **argv,
+                              const size_t *lens)
+{
+    /* the BLOCK argument and the deadline the layer is told about agree */
+    char ms[16];
+    snprintf(ms, sizeof(ms), "%u", block_ms);
+    bool found = false;
+    for (int i = 0; i + 1 < argc; i++)
+        found |= strcmp(argv[i], "BLOCK") == 0 && lens[i + 1] == strlen(ms) &&
+                 memcmp(argv[i + 1], ms, lens[i + 1]) == 0;
+    assert_true(found);
+    return f_command(c, key, key_len, cb, arg, argc, argv, lens);
+}
+
+static int f_unblock(reader_conn_t *via, reader_conn_t *blocked, const char *key, size_t key_len)
+{
+    (void)key;
+    (void)key_len;
+    if (!via->up || !blocked->up)
+        return -ENOTCONN;
+    char text[64];
+    snprintf(text, sizeof(text), "CLIENT UNBLOCK <%s>", blocked->name);
+    log_cmd(via->f, via, text, NULL, NULL);
+    return 0;
+}
+
+static reader_conn_t *f_subscribe(void *ctx, const char *name, const char *channel,
+                                  reader_message_fn message, reader_state_fn state, void *arg)
+{
+    reader_conn_t *c = add_conn(ctx, name, state, arg);
+    c->message = message;
+    snprintf(c->channel, sizeof(c->channel), "%s", channel);
+    return c;
+}
+
+static bool f_up(const reader_conn_t *c)
+{
+    return c->up;
+}
+
+static void f_close(reader_conn_t *c, void (*done)(void *arg), void *arg)
+{
+    assert_false(c->closing);
+    c->closing = true;
+    c->done = done;
+    c->done_arg = arg;
+}
+
+static const reader_redis_ops_t fake_redis = {
+    .open = f_open,
+    .command = f_command,
+    .command_blocking = f_command_blocking,
+    .unblock = f_unblock,
+    .subscribe = f_subscribe,
+    .up = f_up,
+    .close = f_close,
+};
+
+/* ---- the fake clock ---- */
+
+static uint64_t c_now_ms(void *ctx)
+{
+    return ((fake_t *)ctx)->now;
+}
+
+static uint64_t c_now_ns(void *ctx)
+{
+    return ((fake_t *)ctx)->now * 1000000;
+}
+
+static uint64_t c_wall_ms(void *ctx)
+{
+    return WALL0 + ((fake_t *)ctx)->now;
+}
+
+static reader_timer_t *c_timer_new(void *ctx, void (*fire)(void *arg), void *arg)
+{
+    fake_t *f = ctx;
+    assert_true(f->ntimers < MAXC);
+    reader_timer_t *t = calloc(1, sizeof(*t));
+    t->f = f;
+    t->fire = fire;
+    t->arg = arg;
+    f->timers[f->ntimers++] = t;
+    return t;
+}
+
+static void c_timer_start(reader_timer_t *t, uint64_t after_ms, uint64_t repeat_ms)
+{
+    assert_false(t->closing);
+    t->armed = true;
+    t->due = t->f->now + after_ms;
+    t->repeat = repeat_ms;
+}
+
+static void c_timer_stop(reader_timer_t *t)
+{
+    t->armed = false;
+}
+
+static void c_timer_close(reader_timer_t *t, void (*done)(void *arg), void *arg)
+{
+    assert_false(t->closing);
+    t->armed = false;
+    t->closing = true;
+    t->done = done;
+    t->done_arg = arg;
+}
+
+static const reader_clock_ops_t fake_clock = {
+    .now_ms = c_now_ms,
+    .now_ns = c_now_ns,
+    .wall_ms = c_wall_ms,
+    .timer_new = c_timer_new,
+    .timer_start = c_timer_start,
+    .timer_stop = c_timer_stop,
+    .timer_close = c_timer_close,
+};
+
+/* ---- driving the fake ---- */
+
+/* The next command not yet checked, as "<connection>: <command>", or "(none)". */
+static const char *next(fake_t *f)
+{
+    if (f->taken == f->ncmds)
+        return "(none)";
+    const fcmd_t *c = &f->cmds[f->taken++];
+    snprintf(f->line, sizeof(f->line), "%s: %s", c->c->name, c->text);
+    return f->line;
+}
+
+/* Consumes the next command only when it is `want`. */
+static bool take_if(fake_t *f, const char *want)
+{
+    if (f->taken == f->ncmds)
+        return false;
+    const fcmd_t *c = &f->cmds[f->taken];
+    snprintf(f->line, sizeof(f->line), "%s: %s", c->c->name, c->text);
+    if (strcmp(f->line, want) != 0)
+        return false;
+    f->taken++;
+    return true;
+}
+
+/* Redis answers the oldest command of `conn` that waits for a reply; rep is freed. */
+static void answer(fake_t *f, const char *conn, redisReply *rep)
+{
+    reader_conn_t *c = conn_named(f, conn);
+    for (size_t i = 0; i < f->ncmds; i++) {
+        fcmd_t *cmd = &f->cmds[i];
+        if (cmd->c != c || cmd->answered)
+            continue;
+        cmd->answered = true;
+        if (!cmd->cb)
+            continue; /* its reply is ignored */
+        cmd->cb(rep, cmd->arg);
+        rfree(rep);
+        return;
+    }
+    fail_msg("%s has no command waiting for a reply", conn);
+}
+
+/* Every command of c still waiting gets NULL, as hiredis does when a connection goes away. */
+static void drop_pending(fake_t *f, reader_conn_t *c)
+{
+    for (size_t i = 0; i < f->ncmds; i++) {
+        fcmd_t *cmd = &f->cmds[i];
+        if (cmd->c != c || cmd->answered)
+            continue;
+        cmd->answered = true;
+        if (cmd->cb)
+            cmd->cb(NULL, cmd->arg);
+    }
+}
+
+static void set_up(fake_t *f, const char *conn, bool up)
+{
+    reader_conn_t *c = conn_named(f, conn);
+    assert_true(c->up != up);
+    c->up = up;
+    if (!up)
+        drop_pending(f, c);
+    if (c->state)
+        c->state(c, up, c->arg);
+}
+
+/* Completes closes: a closing connection's last replies (NULL if the test gave none), then its
+ * done callback; closed timers' done callbacks. */
+static void settle(fake_t *f)
+{
+    for (size_t i = 0; i < f->nconns; i++) {
+        reader_conn_t *c = f->conns[i];
+        if (!c || !c->closing)
+            continue;
+        drop_pending(f, c);
+        f->conns[i] = NULL;
+        void (*done)(void *) = c->done;
+        void *arg = c->done_arg;
+        free(c);
+        done(arg);
+    }
+    for (size_t i = 0; i < f->ntimers; i++) {
+        reader_timer_t *t = f->timers[i];
+        if (!t || !t->closing)
+            continue;
+        f->timers[i] = NULL;
+        void (*done)(void *) = t->done;
+        void *arg = t->done_arg;
+        free(t);
+        done(arg);
+    }
+}
+
+/* Moves the clock forward by ms, firing timers in due order. */
+static void advance(fake_t *f, uint64_t ms)
+{
+    uint64_t until = f->now + ms;
+    for (;;) {
+        reader_timer_t *first = NULL;
+        for (size_t i = 0; i < f->ntimers; i++) {
+            reader_timer_t *t = f->timers[i];
+            if (t && t->armed && t->due <= until && (!first || t->due < first->due))
+                first = t;
+        }
+        if (!first)
+            break;
+        f->now = first->due;
+        if (first->repeat)
+            first->due += first->repeat;
+        else
+            first->armed = false;
+        first->fire(first->arg);
+    }
+    f->now = until;
+}
+
+/* A key event: XADD to `key`. */
+static void key_event(fake_t *f, const char *key)
+{
+    reader_conn_t *c = conn_named(f, "reader events");
+    assert_string_equal(c->channel, "__keyevent@0__:xadd");
+    assert_true(c->up);
+    c->message(key, strlen(key), c->arg);
+}
+
+static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
+                     size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
+{
+    fake_t *f = arg;
+    assert_true(f->ngot < 32);
+    char *p = f->got[f->ngot++];
+    int n = snprintf(p, 160, "%s|%.*s|%.*s|", conn->name, (int)stream_len, stream, (int)id_len, id);
+    for (size_t i = 0; i < nfields; i++)
+        n += snprintf(p + n, 160 - (size_t)n, "%s%.*s=%.*s", i ? "," : "", (int)fields[i].name_len,
+                      fields[i].name, (int)fields[i].value_len, fields[i].value);
+    if (f->publish) {
+        const char *argv[] = {"PUBLISH", stream, id};
+        size_t lens[] = {7, stream_len, id_len};
+        assert_int_equal(reader_send(f->r, conn, stream, stream_len, 3, argv, lens), 0);
+    }
+}
+
+static bool gate(void *arg)
+{
+    return ((fake_t *)arg)->gate;
+}
+
+static const char *env_get(const char *name, void *arg)
+{
+    for (const char *const *e = arg; e && *e; e += 2) {
+        if (strcmp(e[0], name) == 0)
+            return e[1];
+    }
+    return NULL;
+}
+
+/* A reader over the fakes, with these settings unless `env` (NAME, value, ..., NULL) says
+ * otherwise: one lane, group g, batches of 10, BLOCK 500, claims and parking out of the way,
+ * no coalescing window. */
+static fake_t *fake_new(const char *const *env)
+{
+    /* clang-format off: NAME, value pairs */
+    static const char *const base[] = {
+        "STREAM_CONSUMER_GROUP",
+        "g",
+        "MAX_CONCURRENT_POOLS",
+        "1",
+        "MAX_MESSAGES_BATCH",
+        "10",
+        "READ_BLOCK_MS",
+        "500",
+        "STREAM_CLAIM_IDLE_MS",
+        "600000",
+        "BATCH_DELAY",
+        "0",
+        NULL,
+    };
+    /* clang-format on */
+    fake_t *f = calloc(1, sizeof(*f));
+    f->now = 1000;
+    f->gate = true;
+    const char *merged[64];
+    size_t n = 0;
+    for (const char *const *e = env; e && *e; e += 2) {
+        merged[n++] = e[0];
+        merged[n++] = e[1];
+    }
+    for (const char *const *e = base; *e; e += 2) {
+        merged[n++] = e[0];
+        merged[n++] = e[1];
+    }
+    merged[n] = NULL;
+    buf_t err;
+    buf_init(&err);
+    assert_int_equal(config_load(&f->cfg, env_get, merged, &err), 0);
+    buf_free(&err);
+    reader_redis_ops_t redis = fake_redis;
+    redis.ctx = f;
+    reader_clock_ops_t clock = fake_clock;
+    clock.ctx = f;
+    f->r = reader_new(&redis, &clock, &f->cfg, "c1", &f->stats, on_entry, f);
+    return f;
+}
+
+static void on_stopped(void *arg)
+{
+    ((fake_t *)arg)->stopped = true;
+}
+
+/* Stops the reader (every reply it still waits for: NULL) and frees everything. */
+static void fake_free(fake_t *f)
+{
+    if (!f->stopped && f->r) {
+        reader_stop(f->r, on_stopped, f);
+        for (int i = 0; i < 10 && !f->stopped; i++) {
+            for (size_t j = 0; j < f->nconns; j++) {
+                if (f->conns[j])
+                    drop_pending(f, f->conns[j]);
+            }
+            settle(f);
+        }
+        assert_true(f->stopped);
+    }
+    for (size_t i = 0; i < f->nconns; i++)
+        assert_null(f->conns[i]);
+    for (size_t i = 0; i < f->ntimers; i++)
+        assert_null(f->timers[i]);
+    for (size_t i = 0; i < f->ncmds; i++)
+        free(f->cmds[i].text);
+    free(f->cmds);
+    free(f);
+}
+
+/* A stream id made now. */
+static const char *fresh_id(fake_t *f)
+{
+    static char id[32];
+    snprintf(id, sizeof(id), "%llu-0", (unsigned long long)c_wall_ms(f));
+    return id;
+}
+
+/*
+ * Adds streams (pool `pool`) one by one and answers each probe with an entry made just now; the
+ * service connection comes up first. Checks the probes.
+ */
+static void add_fresh(fake_t *f, uint32_t pool, const char *const *names)
+{
+    if (!conn_named(f, "reader svc")->up)
+        set_up(f, "reader svc", true);
+    for (const char *const *s = names; *s; s++) {
+        reader_add(f->r, pool, *s, strlen(*s));
+        char want[128];
+        snprintf(want, sizeof(want), "reader svc: XINFO STREAM %s", *s);
+        assert_string_equal(next(f), want);
+        answer(f, "reader svc", xinfo(fresh_id(f)));
+    }
+}
+
+/* The lane comes up with `names` (at most MAX_STREAMS_PER_READ) active: group creation at 0 for
+ * each, the settle time, the history read, then the blocking read on all of them. */
+static void lane_start(fake_t *f, const char *lane, const char *const *names)
+{
+    char want[512], hist[512] = "", ids0[128] = "", ids[128] = "";
+    set_up(f, lane, true);
+    for (const char *const *s = names; *s; s++) {
+        snprintf(want, sizeof(want), "%s: XGROUP CREATE %s g 0", lane, *s);
+        assert_string_equal(next(f), want);
+        strcat(hist, " ");
+        strcat(hist, *s);
+        strcat(ids0, " 0");
+        strcat(ids, " >");
+    }
+    assert_string_equal(next(f), "(none)");
+    advance(f, 299); /* no read in the first 300 ms of a connection */
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    snprintf(want, sizeof(want), "%s: XREADGROUP GROUP g c1 COUNT 10 STREAMS%s%s", lane, hist,
+             ids0);
+    assert_string_equal(next(f), want);
+    for (const char *const *s = names; *s; s++)
+        answer(f, lane, rerr("BUSYGROUP Consumer Group name already exists"));
+    redisReply *h = ra(0);
+    for (const char *const *s = names; *s; s++) {
+        h->element = realloc(h->element, (h->elements + 1) * sizeof(*h->element));
+        h->element[h->elements++] = ra(2, rs(*s), ra(0));
+    }
+    answer(f, lane, h);
+    snprintf(want, sizeof(want), "%s: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS%s%s", lane,
+             hist, ids);
+    assert_string_equal(next(f), want);
+    assert_string_equal(next(f), "(none)");
+}
+
+/* The lane comes up with streams s0..s<n-1> and MAX_STREAMS_PER_READ 2: groups, the settle
+ * time, then the history read two streams at a time. */
+static void pair_lane_start(fake_t *f, int n)
+{
+    set_up(f, "reader 0", true);
+    for (int i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof(want), "reader 0: XGROUP CREATE s%d g 0", i);
+        assert_string_equal(next(f), want);
+        answer(f, "reader 0", rstatus("OK"));
+    }
+    advance(f, 300);
+    for (int i = 0; i < n; i += 2) {
+        char want[128], a[8], b[8];
+        snprintf(a, sizeof(a), "s%d", i);
+        snprintf(b, sizeof(b), "s%d", i + 1);
+        if (i + 1 < n) {
+            snprintf(want, sizeof(want),
+                     "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS %s %s 0 0", a, b);
+            assert_string_equal(next(f), want);
+            answer(f, "reader 0", ra(2, ra(2, rs(a), ra(0)), ra(2, rs(b), ra(0))));
+        } else {
+            snprintf(want, sizeof(want), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS %s 0",
+                     a);
+            assert_string_equal(next(f), want);
+            answer(f, "reader 0", ra(1, ra(2, rs(a), ra(0))));
+        }
+    }
+}
+
+/* ---- tests ---- */
+
+static void test_probe_of_a_new_stream(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    set_up(f, "reader svc", true);
+    assert_string_equal(next(f), "(none)");
+    reader_add(f->r, 0, "s1", 2);
+    assert_int_equal(reader_streams(f->r), 1);
+    assert_int_equal(reader_active(f->r), 0);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM s1");
+    /* the lane's connection is up and settled before the probe answers */
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader svc", xinfo(fresh_id(f)));
+    assert_int_equal(reader_active(f->r), 1);
+    /* the group is created at 0 (entries already there are delivered), history read first */
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rerr("BUSYGROUP Consumer Group name already exists"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    /* one stream fits in one read: the lane blocks in Redis */
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_string_equal(next(f), "(none)");
+    /* the group went away (FLUSHALL, XGROUP DESTROY): created again, read again */
+    answer(f, "reader 0",
+           rerr("NOGROUP No such key 's1' or consumer group 'g' in XREADGROUP with GROUP option"));
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    answer(f, "reader 0", rstatus("OK"));
+    /* a quiet read ends empty after BLOCK ms and is sent again */
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_probe_parks_quiet_and_missing_streams(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"PRIORITY_STREAMS", "p1", NULL};
+    fake_t *f = fake_new(env);
+    set_up(f, "reader svc", true);
+    char old[32];
+    snprintf(old, sizeof(old), "%llu-5", (unsigned long long)(WALL0 - 2 * 3600 * 1000));
+    reader_add(f->r, 0, "q1", 2);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM q1");
+    answer(f, "reader svc", xinfo(old)); /* last entry 2 h ago: parked */
+    reader_add(f->r, 0, "m1", 2);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM m1");
+    char want[128];
+    snprintf(want, sizeof(want), "reader svc: XREAD COUNT 1 STREAMS q1 %s", old);
+    assert_string_equal(next(f), want); /* the same service turn polls the parked one */
+    answer(f, "reader svc", rerr("ERR no such key")); /* not there (yet): parked from 0-0 */
+    answer(f, "reader svc", rnil());
+    assert_int_equal(reader_parked(f->r), 2);
+    assert_int_equal(reader_active(f->r), 0);
+    /* a priority stream is never parked, and has its own lane and connection */
+    reader_add(f->r, 0, "p1", 2);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM p1");
+    snprintf(want, sizeof(want), "reader svc: XREAD COUNT 1 STREAMS m1 q1 0-0 %s", old);
+    assert_string_equal(next(f), want);
+    answer(f, "reader svc", xinfo(old));
+    answer(f, "reader svc", rnil());
+    assert_int_equal(reader_active(f->r), 1);
+    assert_int_equal(reader_parked(f->r), 2);
+    set_up(f, "reader 0", true);
+    set_up(f, "reader priority", true);
+    assert_string_equal(next(f), "reader priority: XGROUP CREATE p1 g 0");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_parked_streams_are_polled(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    set_up(f, "reader svc", true);
+    reader_add(f->r, 0, "q1", 2);
+    set_up(f, "reader 0", true);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM q1");
+    answer(f, "reader svc", xinfo("1000-5"));
+    reader_add(f->r, 0, "m1", 2);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM m1");
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS q1 1000-5");
+    answer(f, "reader svc", rerr("ERR no such key"));
+    answer(f, "reader svc", rnil());
+    assert_string_equal(next(f), "(none)");
+    /* without key events, every service turn (100 ms) polls them, from their last ids (the
+     * cursor goes round the parked streams) */
+    for (int i = 0; i < 3; i++) {
+        advance(f, 100);
+        assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS m1 q1 0-0 1000-5");
+        assert_string_equal(next(f), "(none)");
+        answer(f, "reader svc", rnil());
+    }
+    /* an entry wakes its stream up: group and history first, in its lane */
+    advance(f, 100);
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS m1 q1 0-0 1000-5");
+    answer(f, "reader svc", ra(1, ra(2, rs("m1"), ra(1, entry("1-1", "e", "d")))));
+    assert_int_equal(reader_active(f->r), 1);
+    assert_int_equal(reader_parked(f->r), 1);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE m1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS m1 0");
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->ngot, 0); /* the poll only looks; the lane delivers */
+    advance(f, 100);
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS q1 1000-5");
+    answer(f, "reader svc", rnil());
+    fake_free(f);
+}
+
+static void test_blocking_read_and_acks_after_delivery(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    static const char *const names[] = {"s1", "s2", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    f->publish = true;
+    answer(f, "reader 0",
+           ra(2,
+              ra(2, rs("s1"),
+                 ra(3, entry("5-0", "a", "1"), gone_entry("5-1"), entry("6-0", "b", "2"))),
+              ra(2, rs("s2"), ra(1, entry("7-0", "c", "3")))));
+    /* what the callback queued goes first, then XACK and XDEL of the stream's ids */
+    assert_string_equal(next(f), "reader 0: PUBLISH s1 5-0");
+    assert_string_equal(next(f), "reader 0: PUBLISH s1 6-0");
+    assert_string_equal(next(f), "reader 0: XACK s1 g 5-0 5-1 6-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 5-0 5-1 6-0");
+    assert_string_equal(next(f), "reader 0: PUBLISH s2 7-0");
+    assert_string_equal(next(f), "reader 0: XACK s2 g 7-0");
+    assert_string_equal(next(f), "reader 0: XDEL s2 7-0");
+    assert_string_equal(next(f),
+                        "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 s2 > >");
+    assert_string_equal(next(f), "(none)");
+    /* the entry deleted while pending is acknowledged, not delivered */
+    assert_int_equal(f->ngot, 3);
+    assert_string_equal(f->got[0], "reader 0|s1|5-0|event=a,data=1");
+    assert_string_equal(f->got[1], "reader 0|s1|6-0|event=b,data=2");
+    assert_string_equal(f->got[2], "reader 0|s2|7-0|event=c,data=3");
+    assert_int_equal(f->stats.messages_processed, 4);
+    fake_free(f);
+}
+
+static void test_retain_policy_trims_by_age(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_DELETE_POLICY", "retain", "STREAM_RETAIN_MS",
+                                      "120000", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    char want[128];
+    snprintf(want, sizeof(want), "reader 0: XTRIM s1 MINID %llu",
+             (unsigned long long)(c_wall_ms(f) - 120000));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("5-0", "a", "1")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 5-0");
+    assert_string_equal(next(f), want);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    /* at most one XTRIM a second per stream */
+    advance(f, 999);
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("5-1", "a", "1")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 5-1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    advance(f, 1);
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("5-2", "a", "1")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 5-2");
+    snprintf(want, sizeof(want), "reader 0: XTRIM s1 MINID %llu",
+             (unsigned long long)(c_wall_ms(f) - 120000));
+    assert_string_equal(next(f), want);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_sweep_of_a_large_lane(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"MAX_STREAMS_PER_READ", "2", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s0", "s1", "s2", "s3", "s4", NULL};
+    add_fresh(f, 0, names);
+    pair_lane_start(f, 5); /* history, MAX_STREAMS_PER_READ at a time */
+    /* a sweep of non-blocking reads; it found nothing: block on every key at once */
+    static const char *const sweep[] = {
+        "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s0 s1 > >",
+        "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s3 > >",
+        "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s4 >",
+    };
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(next(f), sweep[i]);
+        answer(f, "reader 0", rnil());
+    }
+    const char *block =
+        "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s0 s1 s2 s3 s4 > > > > >";
+    assert_string_equal(next(f), block);
+    /* an entry: a sweep follows, then another one, which finds nothing, then the block */
+    answer(f, "reader 0", ra(1, ra(2, rs("s3"), ra(1, entry("9-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s3 g 9-0");
+    assert_string_equal(next(f), "reader 0: XDEL s3 9-0");
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(next(f), sweep[i]);
+        answer(f, "reader 0",
+               i == 1 ? ra(1, ra(2, rs("s2"), ra(1, entry("9-1", "e", "d")))) : rnil());
+        if (i == 1) {
+            assert_string_equal(next(f), "reader 0: XACK s2 g 9-1");
+            assert_string_equal(next(f), "reader 0: XDEL s2 9-1");
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(next(f), sweep[i]);
+        answer(f, "reader 0", rnil());
+    }
+    assert_string_equal(next(f), block);
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->ngot, 2);
+    fake_free(f);
+}
+
+static void test_paced_entries_gather_for_batch_delay(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names); /* the blocking read went out at 1300 ms */
+    const char *block = "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >";
+    /* one entry: acknowledged and read past at once */
+    advance(f, 50);
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("1-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-0");
+    assert_string_equal(next(f), block); /* at 1350 ms */
+    /* entries flow (two at once): acknowledged at once, the next read 10 ms after the last */
+    advance(f, 2);
+    answer(f, "reader 0",
+           ra(1, ra(2, rs("s1"), ra(2, entry("1-1", "e", "d"), entry("1-2", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-1 1-2");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-1 1-2");
+    assert_string_equal(next(f), "(none)");
+    advance(f, 7);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), block); /* at 1360 ms */
+    /* down to one entry a window: no more waiting */
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("1-3", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-3");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-3");
+    assert_string_equal(next(f), block);
+    /* nor after a read that found nothing */
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), block);
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_priority_lane_never_waits(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", "PRIORITY_STREAMS", "p1", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"p1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader priority", names);
+    answer(f, "reader priority",
+           ra(1, ra(2, rs("p1"), ra(2, entry("1-1", "e", "d"), entry("1-2", "e", "d")))));
+    assert_string_equal(next(f), "reader priority: XACK p1 g 1-1 1-2");
+    assert_string_equal(next(f), "reader priority: XDEL p1 1-1 1-2");
+    assert_string_equal(next(f),
+                        "reader priority: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS p1 >");
+    fake_free(f);
+}
+
+static void test_sweep_is_paced_per_pass(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", "MAX_STREAMS_PER_READ", "2", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s0", "s1", "s2", NULL};
+    add_fresh(f, 0, names);
+    pair_lane_start(f, 3);
+    /* within a sweep, no pause between its reads, entries or not */
+    const char *first = "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s0 s1 > >";
+    assert_string_equal(next(f), first);
+    answer(f, "reader 0", ra(1, ra(2, rs("s0"), ra(1, entry("2-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s0 g 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s0 2-0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 >");
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(1, entry("2-1", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s2 g 2-1");
+    assert_string_equal(next(f), "reader 0: XDEL s2 2-1");
+    /* the sweep found entries: the next one begins BATCH_DELAY after this one began */
+    assert_string_equal(next(f), "(none)");
+    advance(f, 9);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), first);
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 >");
+    answer(f, "reader 0", rnil());
+    /* that one found nothing: the block on every key follows at once (so it would after a
+     * sweep that found a single entry) */
+    assert_string_equal(
+        next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s0 s1 s2 > > >");
+    fake_free(f);
+}
+
+static void test_idle_stream_parks_and_wakes_on_key_event(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_INACTIVE_TTL", "1000", "STREAM_KEYSPACE_EVENTS",
+                                      "true", NULL};
+    fake_t *f = fake_new(env);
+    set_up(f, "reader events", true);
+    static const char *const names[] = {"s1", "s2", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    /* s1 keeps getting entries, s2 none since its probe at 1000 ms; streams are checked once a
+     * second (2000 ms, 3000 ms...) and leave their lane once idle for more than the TTL */
+    char poll[128];
+    snprintf(poll, sizeof(poll), "reader svc: XREAD COUNT 1 STREAMS s2 %llu-0",
+             (unsigned long long)(WALL0 + 1000));
+    for (int i = 0; i < 6; i++) {
+        advance(f, 300); /* 1600 ms ... 3100 ms */
+        assert_int_equal(reader_parked(f->r), f->now > 3000 ? 1 : 0);
+        /* parking cuts the lane's blocking read short: s2 leaves it at once */
+        assert_int_equal(take_if(f, "reader svc: CLIENT UNBLOCK <reader 0>"), i == 5);
+        if (take_if(f, poll)) /* once parked, it is polled now and then */
+            answer(f, "reader svc", rnil());
+        answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("1-0", "e", "d")))));
+        assert_string_equal(next(f), "reader 0: XACK s1 g 1-0");
+        assert_string_equal(next(f), "reader 0: XDEL s1 1-0");
+        if (i < 5)
+            assert_string_equal(
+                next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 s2 > >");
+    }
+    /* parked after STREAM_INACTIVE_TTL without an entry: out of the lane's reads */
+    assert_int_equal(reader_parked(f->r), 1);
+    assert_int_equal(reader_active(f->r), 1);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_string_equal(next(f), "(none)");
+    /* its key event: the lane's blocking read is cut short, then s2 is read again */
+    key_event(f, "s2");
+    assert_int_equal(reader_active(f->r), 2);
+    assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader 0", rnil()); /* what CLIENT UNBLOCK makes Redis answer */
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s2 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 0");
+    answer(f, "reader 0", rerr("BUSYGROUP Consumer Group name already exists"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(0))));
+    assert_string_equal(next(f),
+                        "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 s2 > >");
+    /* events of active or unknown streams change nothing */
+    key_event(f, "s1");
+    key_event(f, "other");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_key_events_slow_the_poll_down(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_KEYSPACE_EVENTS", "true", NULL};
+    fake_t *f = fake_new(env);
+    set_up(f, "reader svc", true);
+    set_up(f, "reader events", true);
+    reader_add(f->r, 0, "q1", 2);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM q1");
+    answer(f, "reader svc", xinfo("1000-5"));
+    /* with key events up, polling is only the safety net: one turn in 10 */
+    int polls = 0;
+    for (int i = 0; i < 20; i++) {
+        advance(f, 100);
+        const char *c = next(f);
+        if (strcmp(c, "(none)") == 0)
+            continue;
+        assert_string_equal(c, "reader svc: XREAD COUNT 1 STREAMS q1 1000-5");
+        answer(f, "reader svc", rnil());
+        polls++;
+    }
+    assert_int_equal(polls, 2);
+    /* events lost: every turn again */
+    set_up(f, "reader events", false);
+    for (int i = 0; i < 3; i++) {
+        advance(f, 100);
+        assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS q1 1000-5");
+        answer(f, "reader svc", rnil());
+    }
+    fake_free(f);
+}
+
+static void test_claims_idle_pending_entries(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_CLAIM_IDLE_MS", "1000", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s1", "s2", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    f->publish = true;
+    /* every STREAM_CLAIM_IDLE_MS / 2, each active stream: entries idle that long are ours */
+    advance(f, 200);
+    assert_string_equal(next(f), "reader svc: XAUTOCLAIM s1 g c1 1000 0-0 COUNT 10");
+    assert_string_equal(next(f), "reader svc: XAUTOCLAIM s2 g c1 1000 0-0 COUNT 10");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader svc", ra(3, rs("0-0"), ra(1, entry("3-0", "e", "d")), ra(0)));
+    answer(f, "reader svc", ra(3, rs("0-0"), ra(0), ra(0)));
+    /* delivered and acknowledged on the service connection, in that order */
+    assert_string_equal(next(f), "reader svc: PUBLISH s1 3-0");
+    assert_string_equal(next(f), "reader svc: XACK s1 g 3-0");
+    assert_string_equal(next(f), "reader svc: XDEL s1 3-0");
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->ngot, 1);
+    assert_string_equal(f->got[0], "reader svc|s1|3-0|event=e,data=d");
+    /* the next sweep half the idle time later */
+    advance(f, 400);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 100);
+    assert_string_equal(next(f), "reader svc: XAUTOCLAIM s1 g c1 1000 0-0 COUNT 10");
+    assert_string_equal(next(f), "reader svc: XAUTOCLAIM s2 g c1 1000 0-0 COUNT 10");
+    fake_free(f);
+}
+
+static void test_reconnect_rereads_pending_entries(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    reader_set_gate(f->r, gate, f);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    /* the lane's connection goes: its read ends with no reply, nothing is sent meanwhile */
+    set_up(f, "reader 0", false);
+    assert_false(reader_connected(f->r));
+    advance(f, 1000);
+    assert_string_equal(next(f), "(none)");
+    /* back: groups checked, the settle time, then what we read but did not ack is read again */
+    set_up(f, "reader 0", true);
+    assert_true(reader_connected(f->r));
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    advance(f, 299);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rerr("BUSYGROUP Consumer Group name already exists"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("4-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 4-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 4-0");
+    /* history until it comes back empty */
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_int_equal(f->ngot, 1);
+    /* the gate: closed, the lane waits (retrying every 100 ms) and the entries stay in Redis */
+    f->gate = false;
+    answer(f, "reader 0", rnil());
+    advance(f, 1000);
+    assert_string_equal(next(f), "(none)");
+    f->gate = true;
+    advance(f, 100);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_remove_stream_and_pool_mid_read(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    static const char *const pool0[] = {"s1", "s2", NULL};
+    static const char *const pool1[] = {"t1", "t2", NULL};
+    add_fresh(f, 0, pool0);
+    add_fresh(f, 1, pool1);
+    static const char *const all[] = {"s1", "s2", "t1", "t2", NULL};
+    lane_start(f, "reader 0", all);
+    /* STREAM_REMOVE: the blocking read holding it is cut short */
+    reader_remove(f->r, "s2", 2);
+    assert_int_equal(reader_streams(f->r), 3);
+    assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
+    /* entries it read already are still delivered and acknowledged */
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(1, entry("8-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s2 g 8-0");
+    assert_string_equal(next(f), "reader 0: XDEL s2 8-0");
+    /* (the last stream took the removed one's place) */
+    assert_string_equal(
+        next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 t2 t1 > > >");
+    assert_int_equal(f->ngot, 1);
+    /* POOL_REMOVE: every stream of the pool, one cut */
+    reader_remove_pool(f->r, 1);
+    assert_int_equal(reader_streams(f->r), 1);
+    assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    /* removing what is not read, or a stream that is not in a read, sends nothing */
+    reader_remove(f->r, "t1", 2);
+    reader_add(f->r, 5, "q1", 2);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM q1");
+    answer(f, "reader svc", xinfo("1000-1"));
+    reader_remove(f->r, "q1", 2);
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(reader_streams(f->r), 1);
+    fake_free(f);
+}
+
+static void test_deleted_streams(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    static const char *const names[] = {"s1", "s2", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    /* DEL of a key a blocking read waits on: the group checks find which stream is gone */
+    answer(f, "reader 0", rerr("UNBLOCKED the stream key no longer exists"));
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s2 g 0");
+    assert_string_equal(next(f),
+                        "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 s2 > >");
+    answer(f, "reader 0",
+           rerr("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you "
+                "may want to use the MKSTREAM option to create an empty stream automatically."));
+    answer(f, "reader 0", rerr("BUSYGROUP Consumer Group name already exists"));
+    answer(f, "reader 0",
+           rerr("NOGROUP No such key 's1' or consumer group 'g' in XREADGROUP with GROUP option"));
+    /* the missing stream waits a second for its key; the other one is read */
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s2 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s2 >");
+    answer(f, "reader 0", rerr("BUSYGROUP Consumer Group name already exists"));
+    advance(f, 1000);
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f),
+                        "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 s2 > >");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_missing_only_stream_retries_later(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    set_up(f, "reader 0", true);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    answer(f, "reader 0", rerr("ERR The XGROUP subcommand requires the key to exist."));
+    /* nothing readable: no read at all, a retry after a second */
+    advance(f, 999);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 301);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    fake_free(f);
+}
+
+static void test_stop_drains_reads_in_flight(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    reader_stop(f->r, on_stopped, f);
+    settle(f);
+    assert_false(f->stopped); /* the lane still waits for its read */
+    reader_add(f->r, 0, "late", 4);
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("2-0", "e", "d")))));
+    /* delivered and acknowledged; no read after it */
+    assert_string_equal(next(f), "reader 0: XACK s1 g 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 2-0");
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->ngot, 1);
+    settle(f);
+    assert_true(f->stopped);
+    fake_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_probe_of_a_new_stream),
+        cmocka_unit_test(test_probe_parks_quiet_and_missing_streams),
+        cmocka_unit_test(test_parked_streams_are_polled),
+        cmocka_unit_test(test_blocking_read_and_acks_after_delivery),
+        cmocka_unit_test(test_retain_policy_trims_by_age),
+        cmocka_unit_test(test_sweep_of_a_large_lane),
+        cmocka_unit_test(test_paced_entries_gather_for_batch_delay),
+        cmocka_unit_test(test_priority_lane_never_waits),
+        cmocka_unit_test(test_sweep_is_paced_per_pass),
+        cmocka_unit_test(test_idle_stream_parks_and_wakes_on_key_event),
+        cmocka_unit_test(test_key_events_slow_the_poll_down),
+        cmocka_unit_test(test_claims_idle_pending_entries),
+        cmocka_unit_test(test_reconnect_rereads_pending_entries),
+        cmocka_unit_test(test_remove_stream_and_pool_mid_read),
+        cmocka_unit_test(test_deleted_streams),
+        cmocka_unit_test(test_missing_only_stream_retries_later),
+        cmocka_unit_test(test_stop_drains_reads_in_flight),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,241 @@
+/* Unit tests for common/redis/redis_reply: the replies the layer acts on, read from RESP bytes
+ * through hiredis' reader (fed in one piece and byte by byte), malformed ones included. */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/redis/redis_reply.h"
+
+/* One reply from RESP text; fed byte by byte when `trickle` (a reply split anywhere). */
+static redisReply *resp(const char *text, bool trickle)
+{
+    redisReader *rd = redis_reply_reader_new();
+    void *r = NULL;
+    size_t n = strlen(text);
+    if (trickle) {
+        for (size_t i = 0; i < n && !r; i++) {
+            assert_int_equal(redisReaderFeed(rd, text + i, 1), REDIS_OK);
+            assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+        }
+    } else {
+        redisReaderFeed(rd, text, n);
+        assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+    }
+    redis_reply_reader_free(rd);
+    assert_non_null(r);
+    return r;
+}
+
+static void test_reader_bounds_announced_arrays(void **state)
+{
+    (void)state;
+    static const char *const bombs[] = {"*2147483647\r\n", "*4194305\r\n:1\r\n",
+                                        "*1\r\n*9999999999\r\n", "*1\r\n*-2\r\n"};
+    for (size_t i = 0; i < sizeof(bombs) / sizeof(bombs[0]); i++) {
+        redisReader *rd = redis_reply_reader_new();
+        void *r = NULL;
+        redisReaderFeed(rd, bombs[i], strlen(bombs[i]));
+        if (redisReaderGetReply(rd, &r) != REDIS_ERR)
+            fail_msg("accepted: %s", bombs[i]);
+        assert_null(r);
+        redis_reply_reader_free(rd);
+    }
+    redis_reply_reader_free(NULL);
+    /* nested and at the bound's edge are fine */
+    redisReply *r = resp("*2\r\n*1\r\n:7\r\n*0\r\n", true);
+    assert_int_equal(r->element[0]->element[0]->integer, 7);
+    freeReplyObject(r);
+}
+
+static redis_fault_t fault(const char *text, redis_redirect_t *rd)
+{
+    redisReply *r = resp(text, false);
+    redis_fault_t f = redis_reply_fault(r, rd);
+    freeReplyObject(r);
+    return f;
+}
+
+static void test_faults(void **state)
+{
+    (void)state;
+    redis_redirect_t rd;
+    assert_int_equal(fault("-MOVED 3999 127.0.0.1:6381\r\n", &rd), REDIS_FAULT_MOVED);
+    assert_int_equal(rd.slot, 3999);
+    assert_string_equal(rd.addr.host, "127.0.0.1");
+    assert_int_equal(rd.addr.port, 6381);
+    assert_int_equal(fault("-ASK 16383 ::1:7000\r\n", &rd), REDIS_FAULT_ASK);
+    assert_int_equal(rd.slot, 16383);
+    assert_string_equal(rd.addr.host, "::1"); /* Redis prints IPv6 without brackets */
+    assert_int_equal(rd.addr.port, 7000);
+    assert_int_equal(fault("-MOVED 0 :6380\r\n", &rd), REDIS_FAULT_MOVED);
+    assert_string_equal(rd.addr.host, "");
+    assert_int_equal(fault("-TRYAGAIN Multiple keys request during rehashing of slot\r\n", NULL),
+                     REDIS_FAULT_TRYAGAIN);
+    assert_int_equal(fault("-CLUSTERDOWN The cluster is down\r\n", NULL), REDIS_FAULT_CLUSTERDOWN);
+    assert_int_equal(fault("-READONLY You can't write against a read only replica.\r\n", NULL),
+                     REDIS_FAULT_READONLY);
+    assert_int_equal(fault("-NOAUTH Authentication required.\r\n", NULL), REDIS_FAULT_NOAUTH);
+    assert_int_equal(fault("-LOADING Redis is loading\r\n", NULL), REDIS_FAULT_LOADING);
+    assert_int_equal(fault("-MASTERDOWN Link with MASTER is down\r\n", NULL),
+                     REDIS_FAULT_MASTERDOWN);
+    assert_int_equal(fault("-ERR unknown command\r\n", NULL), REDIS_FAULT_OTHER);
+    assert_int_equal(fault("+MOVED 1 h:1\r\n", NULL), REDIS_FAULT_NONE);
+    assert_int_equal(fault(":1\r\n", NULL), REDIS_FAULT_NONE);
+    assert_int_equal(redis_reply_fault(NULL, NULL), REDIS_FAULT_NONE);
+    /* malformed redirects are passed on, never followed */
+    static const char *const broken[] = {
+        "-MOVED\r\n",           "-MOVED \r\n",
+        "-MOVED 16384 h:1\r\n", "-MOVED 99999999 h:1\r\n",
+        "-MOVED x h:1\r\n",     "-MOVED 1 h\r\n",
+        "-MOVED 1 h:0\r\n",     "-MOVED 1 h:65536\r\n",
+        "-MOVED 1 h:1x\r\n",    "-MOVED 1 h h:1\r\n",
+        "-ASK -1 h:1\r\n",      "-MOVEDX 1 h:1\r\n",
+        "-TRYAGAINX\r\n",
+    };
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        if (fault(broken[i], &rd) != REDIS_FAULT_OTHER)
+            fail_msg("not OTHER: %s", broken[i]);
+    }
+}
+
+static redis_push_t push(const char *text, int want_rc)
+{
+    redisReply *r = resp(text, true);
+    redis_push_t p;
+    assert_int_equal(redis_reply_push(r, &p), want_rc);
+    freeReplyObject(r);
+    return p; /* strings dangle: only the scalar fields are looked at */
+}
+
+static void test_pushes(void **state)
+{
+    (void)state;
+    redis_push_t p = push("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n", 0);
+    assert_int_equal(p.type, REDIS_PUSH_MESSAGE);
+    assert_int_equal(p.kind, REDIS_SUB_CHANNEL);
+    assert_int_equal(p.channel_len, 2);
+    assert_int_equal(p.len, 5);
+    p = push("*3\r\n$8\r\nsmessage\r\n$2\r\nch\r\n$0\r\n\r\n", 0);
+    assert_int_equal(p.kind, REDIS_SUB_SHARD);
+    assert_int_equal(p.len, 0);
+    p = push("*4\r\n$8\r\npmessage\r\n$3\r\nc.*\r\n$3\r\nc.x\r\n$1\r\nd\r\n", 0);
+    assert_int_equal(p.kind, REDIS_SUB_PATTERN);
+    assert_int_equal(p.pattern_len, 3);
+    assert_int_equal(p.channel_len, 3);
+    p = push("*3\r\n$10\r\nssubscribe\r\n$2\r\nch\r\n:1\r\n", 0);
+    assert_int_equal(p.type, REDIS_PUSH_SUBSCRIBE);
+    assert_int_equal(p.kind, REDIS_SUB_SHARD);
+    p = push("*3\r\n$12\r\nsunsubscribe\r\n$2\r\nch\r\n:0\r\n", 0);
+    assert_int_equal(p.type, REDIS_PUSH_UNSUBSCRIBE);
+    assert_int_equal(p.kind, REDIS_SUB_SHARD);
+    p = push("*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n", 0);
+    assert_int_equal(p.type, REDIS_PUSH_UNSUBSCRIBE);
+    assert_int_equal(p.channel_len, 0);
+    p = push("*2\r\n$4\r\npong\r\n$0\r\n\r\n", 0);
+    assert_int_equal(p.type, REDIS_PUSH_PONG);
+    /* not pub/sub: other arrays, wrong arity or types, unknown words */
+    static const char *const other[] = {
+        "*3\r\n$3\r\nfoo\r\n$2\r\nch\r\n$1\r\nx\r\n",
+        "*2\r\n$7\r\nmessage\r\n$2\r\nch\r\n",
+        "*3\r\n$7\r\nmessage\r\n:1\r\n$1\r\nx\r\n",
+        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n$1\r\n1\r\n",
+        "*3\r\n$10\r\nxsubscribe\r\n$2\r\nch\r\n:1\r\n",
+        "*4\r\n$8\r\npmessage\r\n$1\r\np\r\n:1\r\n$1\r\nx\r\n",
+        "*0\r\n",
+        "*-1\r\n",
+        "$7\r\nmessage\r\n",
+        "*1\r\n*0\r\n",
+    };
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        redisReply *r = resp(other[i], false);
+        redis_push_t q;
+        if (redis_reply_push(r, &q) != -EPROTO || q.type != REDIS_PUSH_NONE)
+            fail_msg("accepted: %s", other[i]);
+        freeReplyObject(r);
+    }
+}
+
+static int role(const char *text)
+{
+    redisReply *r = resp(text, false);
+    int rc = redis_reply_role(r);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void test_role(void **state)
+{
+    (void)state;
+    assert_int_equal(role("*3\r\n$6\r\nmaster\r\n:10\r\n*0\r\n"), REDIS_ROLE_MASTER);
+    assert_int_equal(role("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:1"
+                          "\r\n"),
+                     REDIS_ROLE_REPLICA);
+    assert_int_equal(role("*2\r\n$8\r\nsentinel\r\n*0\r\n"), REDIS_ROLE_SENTINEL);
+    assert_int_equal(role("-NOPERM no\r\n"), -EPROTO);
+    assert_int_equal(role("*0\r\n"), -EPROTO);
+    assert_int_equal(role("*1\r\n:1\r\n"), -EPROTO);
+    assert_int_equal(redis_reply_role(NULL), -EPROTO);
+}
+
+static void test_sentinel_replies(void **state)
+{
+    (void)state;
+    redis_addr_t a;
+    redisReply *r = resp("*2\r\n$8\r\n10.0.0.9\r\n$4\r\n6380\r\n", true);
+    assert_int_equal(redis_reply_addr(r, &a), 0);
+    assert_string_equal(a.host, "10.0.0.9");
+    assert_int_equal(a.port, 6380);
+    freeReplyObject(r);
+    r = resp("*-1\r\n", false);
+    assert_int_equal(redis_reply_addr(r, &a), -ENOENT);
+    freeReplyObject(r);
+    static const char *const bad[] = {
+        "*2\r\n$0\r\n\r\n$4\r\n6380\r\n",  "*2\r\n$1\r\nh\r\n$1\r\n0\r\n",
+        "*2\r\n$1\r\nh\r\n:6380\r\n",      "*1\r\n$1\r\nh\r\n",
+        "*2\r\n$3\r\nh h\r\n$2\r\n10\r\n", "-ERR x\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = resp(bad[i], false);
+        if (redis_reply_addr(r, &a) != -EPROTO)
+            fail_msg("accepted: %s", bad[i]);
+        freeReplyObject(r);
+    }
+    const char *msg = "mymaster 127.0.0.1 6379 127.0.0.1 6380";
+    assert_int_equal(redis_reply_switch_master(msg, strlen(msg), "mymaster", &a), 0);
+    assert_int_equal(a.port, 6380);
+    assert_int_equal(redis_reply_switch_master(msg, strlen(msg), "other", &a), -ENOENT);
+    assert_int_equal(redis_reply_switch_master(msg, strlen(msg), "mymast", &a), -ENOENT);
+    static const char *const badmsg[] = {
+        "",
+        "mymaster",
+        "mymaster a 1 b",
+        "mymaster a 1 b 2 c",
+        "mymaster  a 1 b 2",
+        "mymaster a 1 b 2 ",
+        "mymaster a 1 b x",
+        "mymaster a 1 b 70000",
+        "mymaster a 1 b\t 2",
+    };
+    for (size_t i = 0; i < sizeof(badmsg) / sizeof(badmsg[0]); i++) {
+        if (redis_reply_switch_master(badmsg[i], strlen(badmsg[i]), "mymaster", &a) != -EPROTO)
+            fail_msg("accepted: '%s'", badmsg[i]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reader_bounds_announced_arrays),
+        cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_pushes),
+        cmocka_unit_test(test_role),
+        cmocka_unit_test(test_sentinel_replies),
+    };
+    return cmocka_run_group_tests_name("redis_reply", tests, NULL, NULL);
+}

@@ -1,0 +1,108 @@
+/*
+ * adapter: makes this worker one member of a cluster of socket.io servers that share rooms
+ * through Redis: the other workers of this server, other streamio servers, Node servers using
+ * @socket.io/redis-adapter 8.x (classic or sharded) and the @socket.io/redis-emitter 5.x.
+ *
+ * Classic mode (docs/protocol.md §4): broadcasts are msgpack [uid, packet, opts] PUBLISHed on
+ * `<prefix>#/#<room>#` and received through `PSUBSCRIBE <prefix>#/#*`; requests arrive on
+ * `<prefix>-request#/#` (SUBSCRIBE) and are answered on `<prefix>-response#/#`. Sharded mode (§5):
+ * ClusterAdapter JSON messages, SSUBSCRIBE to `<prefix>#/#`, to `<prefix>#/#<uid>#` and, dynamic
+ * subscription, to `<prefix>#/#<room>#` for every local room whose name is not 20 characters
+ * long; responses are SPUBLISHed on the requester's uid channel. Private mode (adapter off, several
+ * workers): classic broadcasts on a per-server prefix, no requests.
+ *
+ * The adapter owns its two Redis connections (pub/sub, and one for responses), the requests'
+ * bookkeeping (broadcasts waiting for client acks) and the wire formats. It never touches a socket
+ * itself: every socket-level operation goes through an adapter_host_t (worker/fanout/adapter_host:
+ * the lower layers implement it), so the layers underneath can change. Rooms, requests and acks
+ * live in the main namespace "/"; broadcasts for the other namespaces the host serves travel on
+ * their own channels
+ * (`<prefix>#/admin#...`, subscribed like the main ones) and reach all sockets of that namespace
+ * (there are no rooms there); sharded requests arriving on such a channel are answered empty so
+ * no Node caller waits, and classic ones are not subscribed to (so not counted). Requests of
+ * types it cannot serve (server-side events: streamio has no server-side handlers) are still
+ * answered so that no Node caller waits for its timeout.
+ */
+#ifndef STREAMIO_WORKER_CLUSTER_ADAPTER_H
+#define STREAMIO_WORKER_CLUSTER_ADAPTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "common/proto/adapter_msg.h"
+#include "shm/stats.h"
+#include "worker/fanout/adapter_host.h"
+
+typedef struct adapter adapter_t;
+
+typedef enum adapter_mode {
+    ADAPTER_MODE_PRIVATE, /* classic broadcasts between this server's workers only */
+    ADAPTER_MODE_CLASSIC, /* PUBLISH/PSUBSCRIBE + request/response channels */
+    ADAPTER_MODE_SHARDED  /* SPUBLISH/SSUBSCRIBE, dynamic per-room subscriptions */
+} adapter_mode_t;
+
+/*
+ * Connects and subscribes at once (and again after every reconnect, rooms included). Borrows
+ * loop, cfg, stats; copies prefix and *host. 0, or -EIO when no random uid can be drawn.
+ */
+int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode_t mode,
+                const char *prefix, const adapter_host_t *host, stats_worker_t *stats);
+/* Sends one command (binary-safe argv, borrowed for the call) where the caller wants it
+ * ordered. 0, or a negative errno. */
+typedef int (*adapter_send_fn)(int argc, const char **argv, const size_t *lens, void *arg);
+/*
+ * Publishes an EVENT with `data_json` (the JSON array [event, ...args]) to one room through
+ * send(…, send_arg), so the caller orders it before its later commands (classic: PUBLISH of the
+ * msgpack message; sharded: SPUBLISH of the JSON message on the room's channel, or the main
+ * channel for a 20-character room). 0, send's error, -EINVAL (data not convertible), -E2BIG.
+ */
+int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const char *room,
+                    size_t room_len, const char *data_json, size_t data_len);
+/*
+ * Hooks for the host. A local room was created (first member) or deleted (last member left):
+ * sharded mode SSUBSCRIBEs / SUNSUBSCRIBEs its channel; other modes ignore it. Never fails
+ * (a subscription that cannot be sent now is restored on the next reconnect).
+ */
+void adapter_room_created(adapter_t *a, const char *room, size_t len);
+void adapter_room_deleted(adapter_t *a, const char *room, size_t len);
+typedef enum adapter_ack {
+    ADAPTER_ACK_HOST,      /* not a cluster broadcast's id: the host's own */
+    ADAPTER_ACK_FORWARDED, /* sent on to the broadcast's requester */
+    ADAPTER_ACK_DROPPED    /* a broadcast's id, but that socket was not sent it, already
+                            * answered, or answered too late */
+} adapter_ack_t;
+/*
+ * The socket whose Socket.IO id is `sock_id` (NUL-terminated, borrowed) answered ack `ack_id`
+ * with the JSON array `args_json` (borrowed). Each socket a broadcast with acks reached may
+ * answer it once; only that is forwarded to the requester.
+ */
+adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack_id,
+                                 const char *args_json, size_t args_len);
+/* Ack ids the adapter hands out are >= this, so a host's own ids below it never collide. */
+#define ADAPTER_ACK_ID_BASE 1000000000ull
+/*
+ * Handles one pub/sub message as if it had been received on `chan` ("pmessage"/"message" in
+ * classic and private modes, "smessage" in sharded mode). Exposed for tests; never fails: a
+ * malformed message is dropped with a log line.
+ */
+void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
+                     size_t msg_len);
+/*
+ * Broadcasts whose uid is_sibling(uid, len, arg) accepts are dropped on arrival: the other workers
+ * of this server hand their stream entries over local IPC (see siblings.h) and still PUBLISH them
+ * for other servers, so the pub/sub copy would be a duplicate. Requests are not filtered. NULL
+ * (the default): only this adapter's own uid is dropped.
+ */
+typedef bool (*adapter_uid_fn)(const char *uid, size_t len, void *arg);
+void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *arg);
+/* Both connections up and subscribed (the /health "redisConnected" of this worker). */
+bool adapter_connected(const adapter_t *a);
+/* The random uid this adapter publishes with (16 characters, NUL-terminated). */
+const char *adapter_uid(const adapter_t *a);
+/* Unsubscribes and closes; done(arg) runs once closed and the adapter is freed after it. */
+void adapter_close(adapter_t *a, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,120 @@
+/* fanout: see fanout.h. */
+#include "worker/fanout/fanout.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "worker/fanout/siblings.h"
+
+#define OBSERVERS_MAX 2
+
+struct fanout {
+    sio_t *sio;
+    siblings_t *siblings;
+    stats_worker_t *stats;
+    fanout_observer_t obs[OBSERVERS_MAX];
+    unsigned nobs;
+    uint64_t share_failures; /* entries not handed to the siblings (log sampling) */
+};
+
+typedef struct delivery {
+    fanout_t *f;
+    const fanout_packet_t *pk;
+    bool gated; /* an entry for one room: observers may hold it back */
+    bool skip_busy;
+    size_t queued;
+} delivery_t;
+
+static void deliver_one(sio_socket_t *s, rooms_mark_t *mark, void *arg)
+{
+    delivery_t *d = arg;
+    /* volatile: a transport with a backlog cannot take the packet now (bytes queued during this
+     * loop turn are not a backlog: they leave with the next writev) */
+    if (d->skip_busy && sio_socket_backlog(s) > FANOUT_BUSY_BYTES)
+        return;
+    if (d->gated && mark) {
+        for (unsigned i = 0; i < d->f->nobs; i++) {
+            if (!d->f->obs[i].gate(d->f->obs[i].arg, s, mark, d->pk))
+                return;
+        }
+    }
+    if (sio_socket_send_msg(s, d->pk->msg))
+        d->queued++;
+}
+
+size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy, const fanout_packet_t *pk)
+{
+    delivery_t d = {f, pk, pk->has_id && t->nrooms == 1, skip_busy, 0};
+    sio_each(f->sio, t, deliver_one, &d);
+    STATS_ADD(f->stats->deliveries, d.queued);
+    return d.queued;
+}
+
+void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
+{
+    adapter_str_t room = {pk->room, pk->room_len};
+    sio_target_t t = {&room, 1, NULL, 0, 0};
+    fanout_deliver(f, &t, false, pk);
+    size_t len;
+    const char *text = eio_msg_text(pk->msg, &len);
+    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len};
+    int rc = siblings_add(f->siblings, &e);
+    if (rc > 0)
+        STATS_ADD(f->stats->sibling_out, 1);
+    else if (rc < 0 && log_sampled(&f->share_failures))
+        LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)pk->room_len,
+                 pk->room, strerror(-rc));
+}
+
+static void on_sibling(const siblings_entry_t *e, void *ud)
+{
+    fanout_t *f = ud;
+    STATS_ADD(f->stats->sibling_in, 1);
+    fanout_packet_t pk;
+    fanout_packet_entry_text(&pk, e->room, e->room_len, e->id, e->id_len, e->text, e->text_len);
+    adapter_str_t room = {e->room, e->room_len};
+    sio_target_t t = {&room, 1, NULL, 0, 0};
+    fanout_deliver(f, &t, false, &pk);
+    fanout_packet_release(&pk);
+}
+
+sio_t *fanout_sockets(const fanout_t *f)
+{
+    return f->sio;
+}
+
+bool fanout_backlogged(const fanout_t *f)
+{
+    return siblings_backlogged(f->siblings);
+}
+
+void fanout_observe(fanout_t *f, const fanout_observer_t *o)
+{
+    if (f->nobs < OBSERVERS_MAX && o->gate)
+        f->obs[f->nobs++] = *o;
+}
+
+int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region,
+               const local_sock_t *socks, uint32_t slot, stats_worker_t *stats)
+{
+    fanout_t *f = xcalloc(1, sizeof(*f));
+    f->sio = sio;
+    f->stats = stats;
+    int rc = siblings_new(&f->siblings, loop, region, socks, slot, on_sibling, f);
+    if (rc) {
+        free(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+void fanout_free(fanout_t *f)
+{
+    if (!f)
+        return;
+    siblings_free(f->siblings);
+    free(f);
+}

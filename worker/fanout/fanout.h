@@ -1,0 +1,61 @@
+/*
+ * fanout: delivers broadcasts to the sockets of this worker, and the stream entries it reads to
+ * the other workers of this server (siblings). A broadcast is one fanout_packet, built once; the
+ * walk over the sockets its target names (sio_each) hands each recipient a reference to the
+ * packet's message — no allocation, copy or syscall per recipient (a polling recipient keeps a
+ * reference in its queue; writes are batched per connection and loop turn by the transport).
+ * Observers (connection state recovery) may hold an entry back per recipient. Counts deliveries
+ * and sibling traffic in the worker's stats; logs only sampled sibling failures.
+ */
+#ifndef STREAMIO_WORKER_FANOUT_FANOUT_H
+#define STREAMIO_WORKER_FANOUT_FANOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "shm/local_sock.h"
+#include "shm/region.h"
+#include "shm/stats.h"
+#include "worker/fanout/fanout_packet.h"
+#include "worker/sio/sio.h"
+
+/* volatile broadcasts skip a socket with more than this waiting for it */
+#define FANOUT_BUSY_BYTES 16384
+
+typedef struct fanout fanout_t;
+
+typedef struct fanout_observer {
+    void *arg;
+    /*
+     * An entry (pk->has_id) reaching s through its membership m of the target's one room: true
+     * when it goes out now. Must not allocate, join, leave or close.
+     */
+    bool (*gate)(void *arg, sio_socket_t *s, rooms_mark_t *m, const fanout_packet_t *pk);
+} fanout_observer_t;
+
+/*
+ * Creates the fanout of this worker over sio's sockets, and its sibling socket (see siblings.h;
+ * loop, region borrowed). 0, or siblings_new's error.
+ */
+int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region,
+               const local_sock_t *socks, uint32_t slot, stats_worker_t *stats);
+/* Adds an observer (copied; at most 2). */
+void fanout_observe(fanout_t *f, const fanout_observer_t *o);
+/*
+ * Queues pk to every socket t names, once each; skip_busy (volatile) skips a socket with more
+ * than FANOUT_BUSY_BYTES waiting. Returns how many sockets it was queued to.
+ */
+size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy,
+                      const fanout_packet_t *pk);
+/* An entry read by this worker: delivered to its room here and handed to the siblings. */
+void fanout_publish(fanout_t *f, const fanout_packet_t *pk);
+/* The sockets it delivers to (borrowed). */
+sio_t *fanout_sockets(const fanout_t *f);
+/* The siblings' queues are backlogged (the reader's gate: see siblings_backlogged). */
+bool fanout_backlogged(const fanout_t *f);
+/* Closes the sibling socket (memory released from its close callbacks). NULL: no-op. */
+void fanout_free(fanout_t *f);
+
+#endif

@@ -1,0 +1,428 @@
+/*
+ * http_server: per-connection HTTP state (the parser, the request deadline, whether an answer is
+ * awaited or held) as the protocol of a conn, until an upgrade replaces it with ws_conn's.
+ */
+#include "worker/http/http_server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/proto/http_gzip.h"
+#include "common/proto/ws_frame.h"
+#include "common/xalloc.h"
+#include "worker/net/timerq.h"
+
+struct http_server {
+    http_limits_t lim;
+    const router_t *router;
+    stats_worker_t *limit_stats;
+    conn_ctx_t *conns;
+    ws_ctx_t *ws;
+    timerq_t *headq, *bodyq; /* request deadlines (slowloris), one node per connection */
+    size_t live;             /* connections still holding an http_conn state */
+    bool freeing;
+    uint64_t http_errors;
+    uint64_t timeouts;
+    buf_t head; /* scratch for response heads */
+    buf_t gz;   /* scratch for a compressed body */
+};
+
+typedef struct http_conn {
+    http_server_t *hs;
+    conn_t *c;
+    http_req_t *req;
+    timerq_node_t rq_node; /* head or body deadline of the request being read */
+    bool awaiting;         /* a route is running or holds the request: no answer yet */
+    bool deferred;         /* awaiting beyond the route (http_defer) */
+    bool rq_body;          /* rq_node is in the body queue, not the head queue */
+    bool served;           /* at least one request answered: an idle keep-alive is not a refusal */
+    bool partial;          /* bytes of the next request arrived since the last dispatch */
+    bool upgraded;         /* http_ws_accept ran: the connection speaks WebSocket now */
+} http_conn_t;
+
+static void on_data(conn_t *c, void *state, const char *p, size_t n);
+static void on_release(conn_t *c, void *state);
+
+static const conn_proto_t proto = {on_data, on_release};
+
+static http_conn_t *state_of(const conn_t *c)
+{
+    return conn_proto_state(c, &proto);
+}
+
+static void count_limit(http_server_t *hs, enum stats_limit l)
+{
+    if (hs->limit_stats)
+        STATS_ADD(hs->limit_stats->limit_rejections[l], 1);
+}
+
+static void server_maybe_free(http_server_t *hs)
+{
+    if (!hs->freeing || hs->live)
+        return;
+    buf_free(&hs->head);
+    buf_free(&hs->gz);
+    free(hs);
+}
+
+/* ==== Request deadlines ==== */
+
+static void rq_disarm(http_conn_t *h)
+{
+    timerq_remove(h->rq_body ? h->hs->bodyq : h->hs->headq, &h->rq_node);
+}
+
+/* Waiting for the head of the next request (after the accept or a keep-alive answer). */
+static void rq_arm_head(http_conn_t *h)
+{
+    rq_disarm(h);
+    h->rq_body = false;
+    h->partial = false;
+    timerq_add(h->hs->headq, &h->rq_node);
+}
+
+static void rq_arm_body(http_conn_t *h)
+{
+    rq_disarm(h);
+    h->rq_body = true;
+    timerq_add(h->hs->bodyq, &h->rq_node);
+}
+
+/* ==== Answers ==== */
+
+static const struct {
+    int status;
+    const char *text;
+} reasons[] = {
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {204, "No Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {304, "Not Modified"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {413, "Payload Too Large"},
+    {426, "Upgrade Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {503, "Service Unavailable"},
+};
+
+static const char *reason_phrase(int status)
+{
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if (reasons[i].status == status)
+            return reasons[i].text;
+    }
+    return ""; /* RFC 9112 §4: the reason phrase may be empty */
+}
+
+/* Head (built in the server's scratch buffer) and body in one refbuf. 0 or -ENOBUFS. */
+static int queue_response(http_conn_t *h, int status, const char *ctype, const char *extra,
+                          const char *extra2, const void *body, size_t len, bool keep,
+                          bool send_body)
+{
+    buf_t *b = &h->hs->head;
+    buf_reset(b);
+    buf_printf(b, "HTTP/1.1 %d %s\r\nConnection: %s\r\n", status, reason_phrase(status),
+               keep ? "keep-alive" : "close");
+    if (ctype)
+        buf_printf(b, "Content-type: %s\r\n", ctype);
+    buf_printf(b, "Content-Length: %zu\r\n", len);
+    if (extra)
+        buf_puts(b, extra);
+    if (extra2)
+        buf_puts(b, extra2);
+    buf_puts(b, "\r\n");
+    size_t blen = send_body ? len : 0;
+    if (blen > SIZE_MAX - b->len || !conn_fits(h->c, b->len + blen))
+        return -ENOBUFS;
+    refbuf_t *rb = refbuf_new(b->len + blen);
+    memcpy(refbuf_data(rb), b->data, b->len);
+    if (blen)
+        memcpy(refbuf_data(rb) + b->len, body, blen);
+    conn_push(h->c, rb);
+    return 0;
+}
+
+static void http_fail(http_conn_t *h, int err)
+{
+    http_server_t *hs = h->hs;
+    rq_disarm(h);
+    if (err == -ETIMEDOUT)
+        hs->timeouts++;
+    else
+        hs->http_errors++;
+    if (err == -E2BIG)
+        count_limit(hs, STATS_LIMIT_HEADER_SIZE);
+    else if (err == -EMSGSIZE)
+        count_limit(hs, STATS_LIMIT_BODY_SIZE);
+    int status = err == -E2BIG ? 431 : err == -EMSGSIZE ? 413 : err == -ETIMEDOUT ? 408 : 400;
+    if (queue_response(h, status, NULL, NULL, NULL, NULL, 0, false, false) != 0) {
+        conn_close(h->c);
+        return;
+    }
+    conn_drain(h->c);
+}
+
+static int respond(conn_t *c, int status, const char *ctype, const char *extra, const char *extra2,
+                   const void *body, size_t len)
+{
+    if (conn_is_closed(c))
+        return -EPIPE;
+    http_conn_t *h = state_of(c);
+    if (!h || !h->awaiting || !conn_is_open(c) || status < 200 || status > 599 || (!body && len))
+        return -EINVAL;
+    bool keep = http_req_keep_alive(h->req) && !http_req_is_upgrade(h->req);
+    bool send_body = strcmp(http_req_method(h->req), "HEAD") != 0;
+    if (queue_response(h, status, ctype, extra, extra2, body, len, keep, send_body)) {
+        conn_overflow(c);
+        return -ENOBUFS;
+    }
+    h->awaiting = false;
+    h->deferred = false;
+    h->served = true;
+    if (!keep)
+        conn_drain(c);
+    else
+        rq_arm_head(h);
+    return 0;
+}
+
+int http_respond(conn_t *c, int status, const char *content_type, const char *extra_headers,
+                 const void *body, size_t len)
+{
+    return respond(c, status, content_type, extra_headers, NULL, body, len);
+}
+
+int http_respond_gzip(conn_t *c, int status, const char *content_type, const char *extra_headers,
+                      const void *body, size_t len)
+{
+    http_conn_t *h = state_of(c);
+    if (h && h->awaiting && len >= HTTP_GZIP_THRESHOLD &&
+        http_gzip_accepted(http_req_header(h->req, HTTP_REQ_ACCEPT_ENCODING)) &&
+        http_gzip_compress(&h->hs->gz, body, len) == 0)
+        return respond(c, status, content_type, extra_headers, "Content-Encoding: gzip\r\n",
+                       h->hs->gz.data, h->hs->gz.len);
+    return respond(c, status, content_type, extra_headers, NULL, body, len);
+}
+
+int http_defer(conn_t *c)
+{
+    http_conn_t *h = state_of(c);
+    if (!h || !h->awaiting || !conn_is_open(c))
+        return -EINVAL;
+    h->deferred = true;
+    return 0;
+}
+
+bool http_pending(const conn_t *c)
+{
+    http_conn_t *h = state_of(c);
+    return h && h->awaiting && conn_is_open(c);
+}
+
+const http_req_t *http_request(const conn_t *c)
+{
+    return http_pending(c) ? state_of(c)->req : NULL;
+}
+
+int http_ws_accept(conn_t *c, const ws_handlers_t *wh)
+{
+    if (conn_is_closed(c))
+        return -EPIPE;
+    http_conn_t *h = state_of(c);
+    if (!h || !h->awaiting || !conn_is_open(c) || !http_req_is_websocket(h->req))
+        return -EINVAL;
+    const char *key = http_req_header(h->req, HTTP_REQ_WS_KEY);
+    char accept[WS_ACCEPT_KEY_SIZE];
+    int rc = ws_accept_key(key, strlen(key), accept);
+    if (rc)
+        return rc;
+    buf_t *b = &h->hs->head;
+    buf_reset(b);
+    buf_printf(b,
+               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+               accept);
+    conn_push(c, refbuf_from(b->data, b->len));
+    h->awaiting = false;
+    h->upgraded = true;
+    ws_conn_start(h->hs->ws, c, wh);
+    return 0;
+}
+
+/* ==== Input ==== */
+
+/* A head or body deadline passed (the node is already disarmed). */
+static void on_request_late(timerq_node_t *n, void *arg)
+{
+    (void)arg;
+    http_conn_t *h = (http_conn_t *)((char *)n - offsetof(http_conn_t, rq_node));
+    if (!conn_is_open(h->c) || h->awaiting)
+        return;
+    if (h->served && !h->partial && !h->rq_body) {
+        conn_close(h->c); /* an idle keep-alive connection: nothing to answer */
+        return;
+    }
+    count_limit(h->hs, h->rq_body ? STATS_LIMIT_BODY_TIMEOUT : STATS_LIMIT_HEADER_TIMEOUT);
+    http_fail(h, -ETIMEDOUT);
+}
+
+static void dispatch(http_conn_t *h)
+{
+    conn_t *c = h->c;
+    rq_disarm(h);
+    h->awaiting = true;
+    h->deferred = false;
+    if (!router_dispatch(h->hs->router, c, h->req))
+        http_respond(c, 404, "text/plain", NULL, "Not found", 9);
+    if (h->awaiting && !h->deferred) {
+        h->awaiting = false;
+        conn_close(c); /* the route broke its contract: nothing sensible to answer */
+    }
+}
+
+static void on_data(conn_t *c, void *state, const char *p, size_t n)
+{
+    http_conn_t *h = state;
+    /* a held request keeps its parsed head: nothing more is parsed until it is answered */
+    while (n > 0 && conn_is_open(c) && !h->awaiting) {
+        size_t used = 0;
+        int rc = http_req_feed(h->req, p, n, &used);
+        if (rc < 0) {
+            http_fail(h, rc);
+            return;
+        }
+        h->partial = h->partial || used > 0;
+        p += used;
+        n -= used;
+        if (!(rc & HTTP_REQ_DONE) && !((rc & HTTP_REQ_HEAD) && http_req_is_upgrade(h->req))) {
+            if (rc & HTTP_REQ_HEAD)
+                rq_arm_body(h);
+            continue;
+        }
+        dispatch(h);
+        if (h->upgraded) {
+            /* the connection is ws_conn's now: this state goes, the rest are frames */
+            on_release(c, h);
+            conn_feed(c, p, n);
+            return;
+        }
+    }
+}
+
+static void on_release(conn_t *c, void *state)
+{
+    (void)c;
+    http_conn_t *h = state;
+    http_server_t *hs = h->hs;
+    rq_disarm(h);
+    http_req_free(h->req);
+    free(h);
+    hs->live--;
+    server_maybe_free(hs);
+}
+
+/* ==== Server ==== */
+
+static http_conn_t *conn_state_new(http_server_t *hs)
+{
+    http_conn_t *h = xcalloc(1, sizeof(*h));
+    h->hs = hs;
+    h->req = http_req_new(hs->lim.max_header_bytes);
+    http_req_set_max_body(h->req, hs->lim.max_body);
+    hs->live++;
+    return h;
+}
+
+int http_server_new(http_server_t **out, uv_loop_t *loop, const http_limits_t *lim,
+                    const router_t *router, stats_worker_t *stats)
+{
+    if (!out || !loop || !router)
+        return -EINVAL;
+    http_server_t *hs = xcalloc(1, sizeof(*hs));
+    if (lim)
+        hs->lim = *lim;
+    if (!hs->lim.max_header_bytes)
+        hs->lim.max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
+    if (!hs->lim.max_body)
+        hs->lim.max_body = HTTP_DEFAULT_MAX_BODY;
+    if (!hs->lim.header_timeout_ms)
+        hs->lim.header_timeout_ms = HTTP_DEFAULT_HEADER_TIMEOUT_MS;
+    if (!hs->lim.body_timeout_ms)
+        hs->lim.body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
+    hs->router = router;
+    hs->limit_stats = stats;
+    buf_init(&hs->head);
+    buf_init(&hs->gz);
+    hs->ws = ws_ctx_new(hs->lim.max_ws_message, stats);
+    conn_limits_t cl = {hs->lim.max_outq_bytes, hs->lim.close_timeout_ms};
+    int rc = conn_ctx_new(&hs->conns, loop, &cl, stats);
+    if (!rc)
+        rc = timerq_new(&hs->headq, loop, hs->lim.header_timeout_ms, on_request_late, hs);
+    if (!rc)
+        rc = timerq_new(&hs->bodyq, loop, hs->lim.body_timeout_ms, on_request_late, hs);
+    if (rc) {
+        http_server_free(hs);
+        return rc;
+    }
+    *out = hs;
+    return 0;
+}
+
+int http_server_accept(http_server_t *hs, uv_stream_t *server, conn_t **out)
+{
+    http_conn_t *h = conn_state_new(hs);
+    int rc = conn_accept(hs->conns, server, &proto, h, &h->c);
+    if (rc)
+        return rc;
+    rq_arm_head(h);
+    if (out)
+        *out = h->c;
+    return 0;
+}
+
+int http_server_adopt(http_server_t *hs, int fd, const char *pre, size_t len, conn_t **out)
+{
+    http_conn_t *h = conn_state_new(hs);
+    int rc = conn_adopt(hs->conns, fd, &proto, h, &h->c);
+    if (rc)
+        return rc;
+    conn_t *c = h->c;
+    rq_arm_head(h);
+    conn_feed(c, pre, len);
+    if (out)
+        *out = c;
+    return 0;
+}
+
+void http_server_stats(const http_server_t *hs, http_stats_t *out)
+{
+    conn_ctx_stats(hs->conns, &out->conn);
+    out->http_errors = hs->http_errors;
+    out->timeouts = hs->timeouts;
+    out->ws_contexts = ws_ctx_contexts(hs->ws);
+}
+
+void http_server_free(http_server_t *hs)
+{
+    if (!hs)
+        return;
+    hs->freeing = true;
+    conn_ctx_free(hs->conns);
+    timerq_close(hs->headq);
+    timerq_close(hs->bodyq);
+    ws_ctx_free(hs->ws);
+    server_maybe_free(hs);
+}

@@ -1,0 +1,639 @@
+/*
+ * conn: states, output queue and close sequence.
+ *
+ * Output: a per-connection ring of (refbuf, offset) slots. Shared frames are referenced, owned
+ * bytes (HTTP responses, per-socket frames, wslay's control frames) are refbufs of their own.
+ * Queuing marks the connection dirty; the context's check handle flushes every dirty connection
+ * once per loop iteration. An idle handle is active while the dirty list is non-empty so that
+ * output queued outside the poll phase (timers, other check handles) does not wait for the next
+ * I/O event: libuv polls with a zero timeout while an idle handle is active.
+ *
+ * Close: conn_close is immediate (uv_close). The graceful path drains the queue, shuts the write
+ * side down, and waits for the peer's FIN, bounded by close_timeout_ms. The memory is released
+ * once the handles are closed and no write or shutdown request is pending.
+ */
+#include "worker/net/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/xalloc.h"
+#include "worker/net/timerq.h"
+
+#define READ_BUF_SIZE 65536
+#define FLUSH_IOV_MAX 64
+/* uv_write_t stores up to 4 buffers inline (bufsml); more would make libuv malloc per write. */
+#define WRITE_IOV_INLINE 4
+#define SLOTS_MIN 8
+
+enum conn_state {
+    ST_OPEN,     /* reading; the protocol decides what the bytes mean */
+    ST_DRAINING, /* flushing the queue, then shutdown */
+    ST_LINGER,   /* write side shut down; waiting for the peer's FIN */
+    ST_CLOSED,   /* uv_close called; waiting for the callbacks */
+};
+
+typedef struct oslot {
+    refbuf_t *rb;
+    size_t off;
+} oslot_t;
+
+struct conn {
+    uv_tcp_t tcp;
+    /* never both pending: the shutdown waits for the last write, and nothing is written after */
+    union {
+        uv_write_t wreq;
+        uv_shutdown_t sreq;
+    };
+    timerq_node_t close_node; /* close_timeout_ms deadline of a graceful close */
+    conn_ctx_t *ctx;
+    const conn_proto_t *proto;
+    void *pstate;
+    conn_close_fn on_close;
+    void *ud;
+    conn_t *prev, *next;   /* ctx->conns */
+    conn_t *dprev, *dnext; /* ctx->dirty */
+    oslot_t *slots;
+    uint32_t cap; /* power of two */
+    uint32_t head;
+    uint32_t count;
+    uint32_t inflight; /* slots at the head owned by the pending uv_write */
+    size_t outq_bytes;
+    enum conn_state st;
+    uint8_t handles; /* open libuv handles: tcp */
+    bool announced;  /* accepted: the owner's close callback is owed */
+    bool dirty;
+    bool writing;
+    bool shutting;
+    bool peer_eof;
+    bool close_armed; /* close_node was armed once (it is never re-armed) */
+};
+
+struct conn_ctx {
+    uv_loop_t *loop;
+    conn_limits_t lim;
+    stats_worker_t *limit_stats;
+    uv_check_t check;
+    uv_idle_t idle;
+    timerq_t *closeq; /* graceful close deadlines */
+    int handles;
+    bool freeing;
+    conn_t *conns;
+    conn_t *dirty;
+    conn_stats_t stats;
+    uv_buf_t iov[FLUSH_IOV_MAX];
+    char *rbuf;
+};
+
+static void flush(conn_t *c);
+static void on_close_late(timerq_node_t *n, void *arg);
+
+/* ==== Context ==== */
+
+static void ctx_maybe_free(conn_ctx_t *ctx)
+{
+    if (!ctx->freeing || ctx->handles || ctx->conns)
+        return;
+    free(ctx->rbuf);
+    free(ctx);
+}
+
+static void on_ctx_handle_closed(uv_handle_t *h)
+{
+    conn_ctx_t *ctx = h->data;
+    ctx->handles--;
+    ctx_maybe_free(ctx);
+}
+
+static void on_check(uv_check_t *h)
+{
+    conn_ctx_t *ctx = h->data;
+    while (ctx->dirty) {
+        conn_t *c = ctx->dirty;
+        ctx->dirty = c->dnext;
+        if (ctx->dirty)
+            ctx->dirty->dprev = NULL;
+        c->dirty = false;
+        flush(c);
+    }
+    uv_check_stop(&ctx->check);
+    uv_idle_stop(&ctx->idle);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    (void)h; /* only active to keep the next poll from blocking while output is pending */
+}
+
+int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim, stats_worker_t *stats)
+{
+    if (!out || !loop)
+        return -EINVAL;
+    conn_ctx_t *ctx = xcalloc(1, sizeof(*ctx));
+    ctx->rbuf = xmalloc(READ_BUF_SIZE);
+    ctx->loop = loop;
+    ctx->limit_stats = stats;
+    if (lim)
+        ctx->lim = *lim;
+    if (!ctx->lim.max_outq_bytes)
+        ctx->lim.max_outq_bytes = CONN_DEFAULT_MAX_OUTQ_BYTES;
+    if (!ctx->lim.close_timeout_ms)
+        ctx->lim.close_timeout_ms = CONN_DEFAULT_CLOSE_TIMEOUT_MS;
+    int rc = uv_check_init(loop, &ctx->check);
+    if (rc) {
+        free(ctx->rbuf);
+        free(ctx);
+        return rc;
+    }
+    ctx->check.data = ctx;
+    ctx->handles = 1;
+    rc = uv_idle_init(loop, &ctx->idle);
+    if (rc) {
+        ctx->freeing = true;
+        uv_close((uv_handle_t *)&ctx->check, on_ctx_handle_closed);
+        return rc;
+    }
+    ctx->idle.data = ctx;
+    ctx->handles = 2;
+    rc = timerq_new(&ctx->closeq, loop, ctx->lim.close_timeout_ms, on_close_late, ctx);
+    if (rc) {
+        conn_ctx_free(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return 0;
+}
+
+void conn_ctx_free(conn_ctx_t *ctx)
+{
+    if (!ctx)
+        return;
+    ctx->freeing = true;
+    for (conn_t *c = ctx->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c);
+    }
+    timerq_close(ctx->closeq);
+    uv_close((uv_handle_t *)&ctx->check, on_ctx_handle_closed);
+    uv_close((uv_handle_t *)&ctx->idle, on_ctx_handle_closed);
+}
+
+void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out)
+{
+    *out = ctx->stats;
+}
+
+/* ==== Output queue ==== */
+
+static void mark_dirty(conn_t *c)
+{
+    conn_ctx_t *ctx = c->ctx;
+    if (c->dirty || c->st == ST_CLOSED)
+        return;
+    if (!ctx->dirty) {
+        uv_check_start(&ctx->check, on_check);
+        uv_idle_start(&ctx->idle, on_idle);
+    }
+    c->dirty = true;
+    c->dprev = NULL;
+    c->dnext = ctx->dirty;
+    if (ctx->dirty)
+        ctx->dirty->dprev = c;
+    ctx->dirty = c;
+}
+
+static void unmark_dirty(conn_t *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        c->ctx->dirty = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    c->dirty = false;
+}
+
+static oslot_t *slot_at(const conn_t *c, uint32_t i)
+{
+    return &c->slots[(c->head + i) & (c->cap - 1)];
+}
+
+static size_t slot_left(const oslot_t *s)
+{
+    return refbuf_len(s->rb) - s->off;
+}
+
+void conn_push(conn_t *c, refbuf_t *rb)
+{
+    if (c->count == c->cap) {
+        uint32_t ncap = c->cap ? c->cap * 2 : SLOTS_MIN;
+        oslot_t *ns = xmalloc(ncap * sizeof(*ns));
+        for (uint32_t i = 0; i < c->count; i++)
+            ns[i] = *slot_at(c, i);
+        free(c->slots);
+        c->slots = ns;
+        c->cap = ncap;
+        c->head = 0;
+    }
+    *slot_at(c, c->count) = (oslot_t){.rb = rb, .off = 0};
+    c->count++;
+    c->outq_bytes += refbuf_len(rb);
+    mark_dirty(c);
+}
+
+static void q_pop(conn_t *c)
+{
+    oslot_t *s = slot_at(c, 0);
+    c->outq_bytes -= slot_left(s);
+    refbuf_unref(s->rb);
+    c->head = (c->head + 1) & (c->cap - 1);
+    c->count--;
+}
+
+static void q_consume(conn_t *c, size_t n)
+{
+    while (n > 0) {
+        oslot_t *s = slot_at(c, 0);
+        size_t left = slot_left(s);
+        if (n < left) {
+            s->off += n;
+            c->outq_bytes -= n;
+            return;
+        }
+        n -= left;
+        q_pop(c);
+    }
+}
+
+static uint32_t fill_iov(conn_t *c, uint32_t max, size_t *bytes)
+{
+    uint32_t n = c->count < max ? c->count : max;
+    *bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        oslot_t *s = slot_at(c, i);
+        c->ctx->iov[i] = uv_buf_init(refbuf_data(s->rb) + s->off, (unsigned int)slot_left(s));
+        *bytes += slot_left(s);
+    }
+    return n;
+}
+
+bool conn_fits(const conn_t *c, size_t len)
+{
+    size_t max = c->ctx->lim.max_outq_bytes;
+    return len <= max && c->outq_bytes <= max - len;
+}
+
+/* ==== Close sequence ==== */
+
+static void maybe_release(conn_t *c)
+{
+    if (c->st != ST_CLOSED || c->handles || c->writing || c->shutting)
+        return;
+    conn_ctx_t *ctx = c->ctx;
+    if (c->announced) {
+        if (c->on_close)
+            c->on_close(c, c->ud);
+        ctx->stats.closed++;
+    }
+    if (c->proto && c->proto->on_release)
+        c->proto->on_release(c, c->pstate);
+    while (c->count)
+        q_pop(c);
+    free(c->slots);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ctx->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ctx->stats.live--;
+    free(c);
+    ctx_maybe_free(ctx);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    c->handles--;
+    maybe_release(c);
+}
+
+void conn_close(conn_t *c)
+{
+    if (c->st == ST_CLOSED)
+        return;
+    c->st = ST_CLOSED;
+    unmark_dirty(c);
+    /* Slots owned by a pending uv_write are released by its (cancelled) callback. */
+    while (c->count > c->inflight) {
+        oslot_t *s = slot_at(c, c->count - 1);
+        c->outq_bytes -= slot_left(s);
+        refbuf_unref(s->rb);
+        c->count--;
+    }
+    timerq_remove(c->ctx->closeq, &c->close_node);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+void conn_overflow(conn_t *c)
+{
+    c->ctx->stats.slow_consumers++;
+    if (c->ctx->limit_stats)
+        STATS_ADD(c->ctx->limit_stats->limit_rejections[STATS_LIMIT_OUTPUT_BUFFER], 1);
+    conn_close(c);
+}
+
+static void on_close_late(timerq_node_t *n, void *arg)
+{
+    (void)arg;
+    conn_close((conn_t *)((char *)n - offsetof(conn_t, close_node)));
+}
+
+void conn_close_deadline(conn_t *c)
+{
+    if (c->close_armed || c->st == ST_CLOSED)
+        return;
+    timerq_add(c->ctx->closeq, &c->close_node);
+    c->close_armed = true;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    c->shutting = false;
+    if (c->st == ST_CLOSED) {
+        maybe_release(c);
+        return;
+    }
+    if (status < 0 || c->peer_eof)
+        conn_close(c);
+}
+
+/* DRAINING with an empty queue and no write pending. */
+static void drained(conn_t *c)
+{
+    if (c->peer_eof) {
+        conn_close(c);
+        return;
+    }
+    /* A FIN first and a close after the peer's own FIN: closing with unread input would send
+     * an RST that can destroy the response still in flight. */
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->shutting = true;
+    c->st = ST_LINGER;
+}
+
+void conn_drain(conn_t *c)
+{
+    if (c->st >= ST_DRAINING)
+        return;
+    c->st = ST_DRAINING;
+    conn_close_deadline(c);
+    if (c->writing)
+        return;
+    if (c->count)
+        mark_dirty(c);
+    else
+        drained(c);
+}
+
+/* ==== Write path ==== */
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn_t *c = req->data;
+    size_t wrote = 0;
+    c->writing = false;
+    while (c->inflight) {
+        wrote += slot_left(slot_at(c, 0));
+        q_pop(c);
+        c->inflight--;
+    }
+    if (status == 0)
+        c->ctx->stats.bytes_out += wrote;
+    if (c->st == ST_CLOSED) {
+        maybe_release(c);
+        return;
+    }
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->count)
+        mark_dirty(c);
+    else if (c->st == ST_DRAINING)
+        drained(c);
+}
+
+static void flush(conn_t *c)
+{
+    if (c->st == ST_CLOSED || c->writing)
+        return;
+    uv_stream_t *s = (uv_stream_t *)&c->tcp;
+    while (c->count) {
+        size_t want;
+        uint32_t n = fill_iov(c, FLUSH_IOV_MAX, &want);
+        int r = uv_try_write(s, c->ctx->iov, n);
+        if (r == UV_EAGAIN)
+            break;
+        if (r < 0) {
+            conn_close(c);
+            return;
+        }
+        c->ctx->stats.bytes_out += (size_t)r;
+        q_consume(c, (size_t)r);
+        if ((size_t)r < want)
+            break;
+    }
+    if (!c->count) {
+        if (c->st == ST_DRAINING)
+            drained(c);
+        return;
+    }
+    size_t want;
+    uint32_t n = fill_iov(c, WRITE_IOV_INLINE, &want);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, s, c->ctx->iov, n, on_write) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->writing = true;
+    c->inflight = n;
+}
+
+/* ==== Accept, read ==== */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    conn_t *c = h->data;
+    *buf = uv_buf_init(c->ctx->rbuf, READ_BUF_SIZE);
+}
+
+static void on_read_end(conn_t *c, ssize_t err)
+{
+    if (err != UV_EOF || c->st == ST_LINGER) {
+        conn_close(c);
+        return;
+    }
+    c->peer_eof = true;
+    if (c->st == ST_DRAINING)
+        return;
+    if (c->count == 0 && !c->writing) {
+        conn_close(c);
+        return;
+    }
+    conn_drain(c); /* e.g. a response queued just before the client's FIN */
+}
+
+void conn_feed(conn_t *c, const char *p, size_t n)
+{
+    if (c->st == ST_OPEN && n)
+        c->proto->on_data(c, c->pstate, p, n);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = s->data;
+    if (nread == 0 || c->st == ST_CLOSED)
+        return;
+    if (nread < 0) {
+        on_read_end(c, nread);
+        return;
+    }
+    c->ctx->stats.bytes_in += (uint64_t)nread;
+    conn_feed(c, buf->base, (size_t)nread); /* draining or lingering: no longer wanted */
+}
+
+/* Allocates a connection and its TCP handle; the handle still has no socket. */
+static int conn_alloc(conn_ctx_t *ctx, const conn_proto_t *p, void *state, conn_t **out)
+{
+    conn_t *c = xcalloc(1, sizeof(*c));
+    c->ctx = ctx;
+    c->proto = p;
+    c->pstate = state;
+    int rc = uv_tcp_init(ctx->loop, &c->tcp);
+    if (rc) {
+        if (p->on_release)
+            p->on_release(c, state);
+        free(c);
+        return rc;
+    }
+    c->tcp.data = c;
+    c->handles = 1;
+    c->next = ctx->conns;
+    if (ctx->conns)
+        ctx->conns->prev = c;
+    ctx->conns = c;
+    ctx->stats.live++;
+    *out = c;
+    return 0;
+}
+
+static int conn_start(conn_t *c, conn_t **out)
+{
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc) {
+        conn_close(c); /* not announced: released without the close callback */
+        return rc;
+    }
+    (void)uv_tcp_nodelay(&c->tcp, 1); /* latency only: frames are already batched per turn */
+    c->announced = true;
+    c->ctx->stats.accepted++;
+    if (out)
+        *out = c;
+    return 0;
+}
+
+int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, const conn_proto_t *p, void *state,
+                conn_t **out)
+{
+    conn_t *c;
+    int rc = conn_alloc(ctx, p, state, &c);
+    if (rc)
+        return rc;
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc) {
+        conn_close(c);
+        return rc;
+    }
+    return conn_start(c, out);
+}
+
+int conn_adopt(conn_ctx_t *ctx, int fd, const conn_proto_t *p, void *state, conn_t **out)
+{
+    conn_t *c;
+    int rc = conn_alloc(ctx, p, state, &c);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc) {
+        close(fd);
+        conn_close(c);
+        return rc;
+    }
+    return conn_start(c, out);
+}
+
+/* ==== Accessors ==== */
+
+void conn_set_proto(conn_t *c, const conn_proto_t *p, void *state)
+{
+    c->proto = p;
+    c->pstate = state;
+}
+
+void *conn_proto_state(const conn_t *c, const conn_proto_t *p)
+{
+    return c->proto == p ? c->pstate : NULL;
+}
+
+void conn_set_owner(conn_t *c, conn_close_fn on_close, void *ud)
+{
+    c->on_close = on_close;
+    c->ud = ud;
+}
+
+void *conn_data(const conn_t *c)
+{
+    return c->ud;
+}
+
+bool conn_is_open(const conn_t *c)
+{
+    return c->st == ST_OPEN;
+}
+
+bool conn_is_closed(const conn_t *c)
+{
+    return c->st == ST_CLOSED;
+}
+
+int conn_fileno(const conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (c->st == ST_CLOSED || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return -EBADF;
+    return fd;
+}
+
+size_t conn_outq_bytes(const conn_t *c)
+{
+    return c->outq_bytes;
+}
+
+int conn_peer(const conn_t *c, struct sockaddr_storage *out)
+{
+    int len = sizeof(*out);
+    return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)out, &len);
+}

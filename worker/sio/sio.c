@@ -1,0 +1,850 @@
+/*
+ * sio: sockets, namespaces, CONNECT/DISCONNECT, authentication, limits, attachments and the
+ * target walk. A socket lives from its session's open until its session ended and every hold
+ * (an observer's asynchronous work) was released.
+ */
+#include "worker/sio/sio.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/ids.h"
+#include "common/proto/handshake.h"
+#include "common/strmap.h"
+#include "common/xalloc.h"
+#include "worker/sio/attachments.h"
+#include "worker/sio/sio_auth.h"
+
+struct sio_socket {
+    sio_t *sio;
+    eio_session_t *es; /* NULL once the session ended */
+    sio_socket_t *prev, *next;
+    uint64_t mark;                /* the last walk that visited it */
+    unsigned refs;                /* the session's, and holds */
+    uint32_t nsp_mask;            /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
+    bool closed;                  /* its session ended */
+    bool deferred;                /* the main CONNECT waits for an observer's reply */
+    char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
+    rooms_sock_t rooms;           /* its memberships */
+    attachments_t bin;            /* a binary packet's attachments being collected */
+    char *auth[SIO_NSP_MAX];      /* CONNECT payload per connected namespace ("{}" when absent) */
+    sio_auth_socket_t auth_state; /* its token: the grant, the expiry */
+    limits_socket_t lim;          /* event and join token buckets */
+    struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP */
+    char *handshake;              /* fetchSockets' handshake members */
+    void *ext[SIO_SLOTS_MAX];     /* the observers' per-socket state */
+};
+
+typedef struct nsp_name {
+    char name[64];
+    size_t len;
+} nsp_name_t;
+
+struct sio {
+    uv_loop_t *loop;
+    const cfg_t *cfg;
+    stats_worker_t *stats;
+    eio_handlers_t handlers;
+    sio_auth_t *auth; /* JWT verification and token expiries */
+    limits_t *limits; /* connection counts and per-socket rate limits */
+    rooms_t *rooms;
+    sio_socket_t *head; /* sockets whose session is not over */
+    uint64_t epoch;     /* numbers the walks */
+    sio_observer_t obs[SIO_OBSERVERS_MAX];
+    unsigned nobs;
+    unsigned nslots; /* per-socket slots handed out */
+    bool room_hooks; /* an observer wants room_deleted: leaving all rooms names each */
+    nsp_name_t nsp[SIO_NSP_MAX];
+    adapter_str_t nsp_view[SIO_NSP_MAX];
+    unsigned nnsp;
+    buf_t out;  /* a packet being encoded */
+    buf_t json; /* its JSON payload */
+    buf_t tmp;  /* decoded strings */
+};
+
+#define EACH_OBSERVER(sio, o)                                                                      \
+    for (sio_observer_t *o = (sio)->obs; o < (sio)->obs + (sio)->nobs; o++)
+
+static void count_limit(sio_t *sio, enum stats_limit l)
+{
+    STATS_ADD(sio->stats->limit_rejections[l], 1);
+}
+
+static void rooms_stat(sio_t *sio)
+{
+    STATS_SET(sio->stats->rooms, rooms_count(sio->rooms));
+}
+
+/* ==== Output ==== */
+
+void sio_socket_send_text(sio_socket_t *s, const char *p, size_t len)
+{
+    if (s->es)
+        eio_session_send_text(s->es, p, len);
+}
+
+bool sio_socket_send_msg(sio_socket_t *s, eio_msg_t *m)
+{
+    return s->es && eio_session_send_msg(s->es, m);
+}
+
+size_t sio_socket_backlog(const sio_socket_t *s)
+{
+    return s->es ? eio_session_backlog(s->es) : 0;
+}
+
+static void send_out(sio_socket_t *s)
+{
+    sio_socket_send_text(s, s->sio->out.data, s->sio->out.len);
+}
+
+void sio_socket_emit(sio_socket_t *s, unsigned nsp, const char *event, const char *args_json,
+                     size_t len)
+{
+    sio_t *sio = s->sio;
+    buf_reset(&sio->out);
+    sio_packet_encode_event(&sio->out, sio->nsp[nsp].name, sio->nsp[nsp].len, event, args_json,
+                            len);
+    send_out(s);
+}
+
+void sio_socket_emit_error(sio_socket_t *s, const char *message)
+{
+    sio_t *sio = s->sio;
+    buf_reset(&sio->json);
+    buf_puts(&sio->json, "{\"message\":");
+    json_write_string(&sio->json, message, strlen(message));
+    buf_putc(&sio->json, '}');
+    sio_socket_emit(s, 0, "error", sio->json.data, sio->json.len);
+}
+
+void sio_socket_ack(sio_socket_t *s, unsigned nsp, uint64_t id, const char *json, size_t len)
+{
+    sio_t *sio = s->sio;
+    buf_reset(&sio->out);
+    sio_packet_encode(&sio->out, SIO_ACK, sio->nsp[nsp].name, sio->nsp[nsp].len, &id, json, len);
+    send_out(s);
+}
+
+void sio_socket_close(sio_socket_t *s)
+{
+    if (s->es)
+        eio_session_close(s->es);
+}
+
+/* ==== Sockets ==== */
+
+const char *sio_socket_id(const sio_socket_t *s)
+{
+    return s->id;
+}
+
+bool sio_socket_connected(const sio_socket_t *s, unsigned nsp)
+{
+    return !s->closed && (s->nsp_mask & (1u << nsp));
+}
+
+bool sio_socket_closed(const sio_socket_t *s)
+{
+    return s->closed;
+}
+
+const char *sio_socket_auth(const sio_socket_t *s, unsigned nsp)
+{
+    return s->auth[nsp];
+}
+
+const rooms_sock_t *sio_socket_rooms(const sio_socket_t *s)
+{
+    return &s->rooms;
+}
+
+void *sio_socket_ext(const sio_socket_t *s, int slot)
+{
+    return s->ext[slot];
+}
+
+void sio_socket_set_ext(sio_socket_t *s, int slot, void *p)
+{
+    s->ext[slot] = p;
+}
+
+void sio_socket_hold(sio_socket_t *s)
+{
+    s->refs++;
+}
+
+void sio_socket_release(sio_socket_t *s)
+{
+    if (--s->refs)
+        return;
+    sio_t *sio = s->sio;
+    EACH_OBSERVER(sio, o)
+    {
+        if (o->freed)
+            o->freed(o->arg, s);
+    }
+    for (unsigned i = 0; i < SIO_NSP_MAX; i++)
+        free(s->auth[i]);
+    attachments_free(&s->bin);
+    free(s->handshake);
+    sio_auth_close(&s->auth_state);
+    limits_conn_release(sio->limits, (const struct sockaddr *)&s->peer);
+    free(s);
+}
+
+/* ==== Rooms ==== */
+
+int sio_socket_join(sio_socket_t *s, const char *room, size_t len)
+{
+    sio_t *sio = s->sio;
+    int rc = rooms_join(sio->rooms, &s->rooms, s, room, len);
+    if (rc == 0) {
+        room_t *r = rooms_find(sio->rooms, room, len);
+        rooms_mark_t *m = rooms_sock_mark(&s->rooms, room, len);
+        EACH_OBSERVER(sio, o)
+        {
+            if (o->joined)
+                o->joined(o->arg, s, room, len, m);
+            if (o->room_created && rooms_members(r) == 1)
+                o->room_created(o->arg, room, len);
+        }
+    }
+    rooms_stat(sio);
+    return rc;
+}
+
+int sio_socket_leave(sio_socket_t *s, const char *room, size_t len)
+{
+    sio_t *sio = s->sio;
+    int rc = rooms_leave(sio->rooms, &s->rooms, room, len);
+    if (rc == 0 && !rooms_find(sio->rooms, room, len)) {
+        EACH_OBSERVER(sio, o)
+        {
+            if (o->room_deleted)
+                o->room_deleted(o->arg, room, len);
+        }
+    }
+    rooms_stat(sio);
+    return rc;
+}
+
+static void copy_room_name(const char *name, size_t len, void *arg)
+{
+    buf_t *names = arg;
+    uint32_t n = (uint32_t)len;
+    buf_append(names, (const char *)&n, sizeof(n));
+    buf_append(names, name, len);
+}
+
+/* Leaves every room, naming each to the observers that want to know which emptied. */
+static void leave_all(sio_socket_t *s)
+{
+    sio_t *sio = s->sio;
+    if (!sio->room_hooks) {
+        rooms_leave_all(sio->rooms, &s->rooms);
+        rooms_stat(sio);
+        return;
+    }
+    buf_t names;
+    buf_init(&names);
+    rooms_sock_foreach(&s->rooms, copy_room_name, &names);
+    for (size_t off = 0; off + sizeof(uint32_t) <= names.len;) {
+        uint32_t n;
+        memcpy(&n, names.data + off, sizeof(n));
+        off += sizeof(n);
+        sio_socket_leave(s, names.data + off, n);
+        off += n;
+    }
+    buf_free(&names);
+    rooms_stat(sio);
+}
+
+bool sio_socket_room_allowed(const sio_socket_t *s, const char *room, size_t len)
+{
+    return sio_auth_room_allowed(s->sio->auth, &s->auth_state, room, len);
+}
+
+bool sio_socket_rooms_full(const sio_socket_t *s, const char *room, size_t len)
+{
+    return !rooms_is_member(&s->rooms, room, len) &&
+           s->rooms.count >= (size_t)s->sio->cfg->max_rooms_per_socket;
+}
+
+limits_verdict_t sio_socket_rate_join(sio_socket_t *s)
+{
+    limits_verdict_t v = limits_join(s->sio->limits, &s->lim);
+    if (v != LIMITS_PASS)
+        count_limit(s->sio, STATS_LIMIT_RATE_JOINS);
+    return v;
+}
+
+/* ==== Namespaces ==== */
+
+static int nsp_index(const sio_t *sio, const char *nsp, size_t len)
+{
+    for (unsigned i = 0; i < sio->nnsp; i++) {
+        if (sio->nsp[i].len == len && memcmp(sio->nsp[i].name, nsp, len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+const adapter_str_t *sio_namespaces(const sio_t *sio, size_t *n)
+{
+    *n = sio->nnsp;
+    return sio->nsp_view;
+}
+
+static void nsp_disconnect(sio_socket_t *s, unsigned i)
+{
+    s->nsp_mask &= ~(1u << i);
+    free(s->auth[i]);
+    s->auth[i] = NULL;
+    if (i == 0) {
+        s->deferred = false;
+        leave_all(s);
+    }
+}
+
+void sio_socket_disconnect(sio_socket_t *s, bool close)
+{
+    if (!sio_socket_connected(s, 0))
+        return;
+    sio_socket_send_text(s, "41", 2);
+    nsp_disconnect(s, 0);
+    if (close)
+        sio_socket_close(s);
+}
+
+static void describe_room(const char *name, size_t len, void *arg)
+{
+    buf_t *out = arg;
+    buf_putc(out, ',');
+    json_write_string(out, name, len);
+}
+
+void sio_socket_describe(const sio_socket_t *s, buf_t *out)
+{
+    /* auth: the main namespace's CONNECT payload, as Node keeps it */
+    buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s,\"auth\":%s},\"rooms\":[\"%s\"", s->id,
+               s->handshake, s->auth[0] ? s->auth[0] : "{}", s->id);
+    rooms_sock_foreach(&s->rooms, describe_room, out);
+    buf_puts(out, "],\"data\":{}}");
+}
+
+/* ==== Authentication ==== */
+
+/*
+ * The token expired while connected: the `error` event {message: "Token expired"} and a
+ * DISCONNECT on every connected namespace (the client sees "io server disconnect" and does not
+ * reconnect by itself), then the session ends.
+ */
+static void on_token_expired(sio_auth_socket_t *as, void *arg)
+{
+    sio_t *sio = arg;
+    sio_socket_t *s = (sio_socket_t *)((char *)as - offsetof(sio_socket_t, auth_state));
+    count_limit(sio, STATS_LIMIT_TOKEN_EXPIRED);
+    sio_socket_emit_error(s, AUTH_ERR_EXPIRED);
+    for (unsigned i = 0; i < sio->nnsp; i++) {
+        if (!(s->nsp_mask & (1u << i)))
+            continue;
+        buf_reset(&sio->out);
+        sio_packet_encode(&sio->out, SIO_DISCONNECT, sio->nsp[i].name, sio->nsp[i].len, NULL, NULL,
+                          0);
+        send_out(s);
+    }
+    sio_socket_close(s);
+}
+
+/* ==== Packets ==== */
+
+int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
+{
+    sio_t *sio = s->sio;
+    char id[SIO_ID_LEN + 1];
+    if (sid)
+        memcpy(id, sid, sizeof(id));
+    else if (ids_random(id, SIO_ID_LEN))
+        return -EIO;
+    id[SIO_ID_LEN] = '\0';
+    buf_reset(&sio->json);
+    buf_printf(&sio->json, "{\"sid\":\"%s\"", id);
+    if (i == 0) {
+        EACH_OBSERVER(sio, o)
+        {
+            if (o->reply)
+                o->reply(o->arg, s, &sio->json);
+        }
+    }
+    buf_putc(&sio->json, '}');
+    buf_reset(&sio->out);
+    sio_packet_encode(&sio->out, SIO_CONNECT, sio->nsp[i].name, sio->nsp[i].len, NULL,
+                      sio->json.data, sio->json.len);
+    send_out(s);
+    s->nsp_mask |= 1u << i;
+    if (i == 0) {
+        memcpy(s->id, id, sizeof(id));
+        s->deferred = false;
+    }
+    if (s->es)
+        eio_session_ready(s->es);
+    EACH_OBSERVER(sio, o)
+    {
+        if (o->connected)
+            o->connected(o->arg, s, i);
+    }
+    return 0;
+}
+
+void sio_socket_restore(sio_socket_t *s, const char *sid)
+{
+    memcpy(s->id, sid, SIO_ID_LEN);
+    s->id[SIO_ID_LEN] = '\0';
+    s->nsp_mask |= 1u;
+}
+
+static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
+{
+    sio_t *sio = s->sio;
+    buf_reset(&sio->out);
+    int i = nsp_index(sio, pk->nsp, pk->nsp_len);
+    if (i < 0) {
+        sio_packet_encode(&sio->out, SIO_CONNECT_ERROR, pk->nsp, pk->nsp_len, NULL,
+                          "{\"message\":\"Invalid namespace\"}", 31);
+        send_out(s);
+        return 0;
+    }
+    if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
+        return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
+    const char *why = sio_auth_connect(sio->auth, &s->auth_state, pk->data, pk->data_len);
+    if (why) {
+        count_limit(sio, STATS_LIMIT_AUTH);
+        /* refused like a Node middleware refusal: CONNECT_ERROR, the session stays open */
+        buf_reset(&sio->json);
+        buf_puts(&sio->json, "{\"message\":");
+        json_write_string(&sio->json, why, strlen(why));
+        buf_putc(&sio->json, '}');
+        sio_packet_encode(&sio->out, SIO_CONNECT_ERROR, pk->nsp, pk->nsp_len, NULL, sio->json.data,
+                          sio->json.len);
+        send_out(s);
+        return 0;
+    }
+    s->auth[i] = xmemdup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
+    if (i == 0) {
+        EACH_OBSERVER(sio, o)
+        {
+            if (!o->connecting)
+                continue;
+            int rc = o->connecting(o->arg, s, pk);
+            if (rc == 0)
+                s->deferred = true;
+            if (rc <= 0)
+                return rc; /* 0: the observer replies */
+        }
+    }
+    return sio_connect_reply(s, (unsigned)i, NULL);
+}
+
+static int on_event(sio_socket_t *s, unsigned nsp, const sio_packet_t *pk, unsigned natt)
+{
+    json_span_t items[3];
+    size_t n = 0;
+    int rc = json_array_items(pk->data, pk->data_len, items, 3, &n);
+    if (rc == -E2BIG)
+        n = 3; /* extra arguments are ignored, as by the Node handlers */
+    else if (rc)
+        return rc;
+    if (n == 0 || items[0].type != JSON_STRING)
+        return 0;
+    const char *rest = items[0].p + items[0].len;
+    sio_event_t ev = {
+        .nsp = nsp,
+        .pk = pk,
+        .args = items,
+        .nargs = n,
+        .rest = rest,
+        .rest_len = (size_t)(pk->data + pk->data_len - rest),
+        .atts = s->bin.atts.data,
+        .atts_len = s->bin.atts.len,
+        .natt = natt,
+    };
+    EACH_OBSERVER(s->sio, o)
+    {
+        if (o->event && !s->closed)
+            o->event(o->arg, s, &ev);
+    }
+    return 0;
+}
+
+/* A complete Socket.IO packet (attachments collected); negative: close (Node's behaviour). */
+static int dispatch(sio_socket_t *s, const sio_packet_t *pk, unsigned natt)
+{
+    if (pk->type == SIO_CONNECT)
+        return on_connect_packet(s, pk);
+    int i = nsp_index(s->sio, pk->nsp, pk->nsp_len);
+    if (i < 0 || !(s->nsp_mask & (1u << i)))
+        return -EPROTO; /* packet for a namespace this client is not connected to */
+    switch (pk->type) {
+    case SIO_DISCONNECT:
+        nsp_disconnect(s, (unsigned)i);
+        return 0;
+    case SIO_EVENT:
+    case SIO_BINARY_EVENT:
+        return on_event(s, (unsigned)i, pk, natt);
+    case SIO_ACK:
+        /* only cluster broadcasts with acks ask clients for acks (in any namespace) */
+        EACH_OBSERVER(s->sio, o)
+        {
+            if (o->client_ack)
+                o->client_ack(o->arg, s, pk->id, pk->data, pk->data_len);
+        }
+        return 0;
+    case SIO_BINARY_ACK:
+        return 0; /* the server asks no binary acks: unknown ids are ignored */
+    default:
+        return -EPROTO; /* CONNECT_ERROR from a client */
+    }
+}
+
+static int packet(sio_socket_t *s, const char *p, size_t len)
+{
+    sio_t *sio = s->sio;
+    sio_packet_t pk;
+    if (attachments_pending(&s->bin) || sio_packet_decode(p, len, &pk))
+        return -EPROTO;
+    limits_verdict_t verdict = limits_event(sio->limits, &s->lim);
+    if (verdict != LIMITS_PASS)
+        count_limit(sio, STATS_LIMIT_RATE_EVENTS);
+    switch (verdict) {
+    case LIMITS_PASS:
+        break;
+    case LIMITS_NOTIFY:
+        sio_socket_emit_error(s, LIMITS_ERR_RATE);
+        return 0; /* the packet is dropped */
+    case LIMITS_DROP:
+        return 0;
+    case LIMITS_KICK:
+        return -EACCES; /* persistent abuse: the caller closes the connection */
+    }
+    if (pk.type != SIO_BINARY_EVENT && pk.type != SIO_BINARY_ACK)
+        return dispatch(s, &pk, 0);
+    return attachments_start(&s->bin, p, len, &pk);
+}
+
+static int attachment(sio_socket_t *s, const uint8_t *p, size_t len)
+{
+    int rc = attachments_add(&s->bin, p, len);
+    if (rc <= 0)
+        return rc;
+    sio_packet_t pk;
+    rc = sio_packet_decode(s->bin.packet.data, s->bin.packet.len, &pk)
+             ? -EPROTO
+             : dispatch(s, &pk, s->bin.have);
+    attachments_reset(&s->bin);
+    return rc;
+}
+
+/* ==== The endpoint's handlers ==== */
+
+static int on_admit(void *arg, const struct sockaddr_storage *peer, const char **why)
+{
+    sio_t *sio = arg;
+    int rc = limits_conn_admit(sio->limits, (const struct sockaddr *)peer);
+    if (rc == -EMFILE || rc == -ENFILE || rc == -EBUSY)
+        count_limit(sio, rc == -EMFILE   ? STATS_LIMIT_PER_IP
+                         : rc == -ENFILE ? STATS_LIMIT_TOTAL
+                                         : STATS_LIMIT_MEMORY);
+    if (rc)
+        *why = limits_strerror(rc);
+    return rc;
+}
+
+static void on_release(void *arg, const struct sockaddr_storage *peer)
+{
+    sio_t *sio = arg;
+    limits_conn_release(sio->limits, (const struct sockaddr *)peer);
+}
+
+static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
+                     const struct sockaddr_storage *peer)
+{
+    sio_t *sio = arg;
+    sio_socket_t *s = xcalloc(1, sizeof(*s));
+    s->sio = sio;
+    s->es = es;
+    s->refs = 1;
+    s->peer = *peer;
+    attachments_init(&s->bin);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->handshake = handshake_render(
+        req, peer, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000, &sio->tmp);
+    limits_socket_init(sio->limits, &s->lim);
+    sio_auth_open(sio->auth, &s->auth_state, req);
+    s->next = sio->head;
+    if (sio->head)
+        sio->head->prev = s;
+    sio->head = s;
+    return s;
+}
+
+/* A message from the client, with s held: handling it may end the session. */
+static int message(sio_socket_t *s, const char *p, size_t len, bool binary)
+{
+    sio_socket_hold(s);
+    int rc = binary ? attachment(s, (const uint8_t *)p, len) : packet(s, p, len);
+    sio_socket_release(s);
+    return rc;
+}
+
+static int on_text(void *app, const char *p, size_t len)
+{
+    return message(app, p, len, false);
+}
+
+static int on_binary(void *app, const uint8_t *p, size_t len)
+{
+    return message(app, (const char *)p, len, true);
+}
+
+static void on_close(void *app)
+{
+    sio_socket_t *s = app;
+    sio_t *sio = s->sio;
+    if (s->nsp_mask & 1u) {
+        EACH_OBSERVER(sio, o)
+        {
+            if (o->lost)
+                o->lost(o->arg, s);
+        }
+    }
+    leave_all(s);
+    sio_auth_stop(sio->auth, &s->auth_state);
+    s->closed = true;
+    s->es = NULL;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        sio->head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    sio_socket_release(s);
+}
+
+/* ==== The sockets a target names ==== */
+
+static bool main_connected(const sio_socket_t *s)
+{
+    return sio_socket_connected(s, 0);
+}
+
+sio_socket_t *sio_socket_by_id(const sio_t *sio, const char *id, size_t len)
+{
+    if (len != SIO_ID_LEN)
+        return NULL;
+    for (sio_socket_t *s = sio->head; s; s = s->next)
+        if (main_connected(s) && memcmp(s->id, id, SIO_ID_LEN) == 0)
+            return s;
+    return NULL;
+}
+
+bool sio_has_room(const sio_t *sio, const char *room, size_t len)
+{
+    return rooms_find(sio->rooms, room, len) || sio_socket_by_id(sio, room, len);
+}
+
+typedef struct walk {
+    sio_t *sio;
+    const sio_target_t *t;
+    void (*fn)(sio_socket_t *s, rooms_mark_t *mark, void *arg);
+    void *arg;
+} walk_t;
+
+static void visit(sio_socket_t *s, rooms_mark_t *mark, walk_t *w)
+{
+    if (s->mark == w->sio->epoch || !sio_socket_connected(s, w->t->nsp))
+        return;
+    s->mark = w->sio->epoch;
+    w->fn(s, mark, w->arg);
+}
+
+static void visit_member(void *owner, rooms_mark_t *mark, void *arg)
+{
+    visit(owner, mark, arg);
+}
+
+static void exclude(void *owner, void *arg)
+{
+    sio_socket_t *s = owner;
+    s->mark = ((sio_t *)arg)->epoch;
+}
+
+void sio_each(sio_t *sio, const sio_target_t *t,
+              void (*fn)(sio_socket_t *s, rooms_mark_t *mark, void *arg), void *arg)
+{
+    walk_t w = {sio, t, fn, arg};
+    sio->epoch++;
+    if (t->nsp) {
+        /* another namespace: no rooms there, so only "every socket of it" names anyone */
+        for (sio_socket_t *s = sio->head; s && t->nrooms == 0; s = s->next)
+            visit(s, NULL, &w);
+        return;
+    }
+    for (size_t i = 0; i < t->nexcept; i++) {
+        room_t *room = rooms_find(sio->rooms, t->except[i].p, t->except[i].len);
+        sio_socket_t *one = room ? NULL : sio_socket_by_id(sio, t->except[i].p, t->except[i].len);
+        if (room)
+            rooms_foreach(room, exclude, sio);
+        else if (one)
+            one->mark = sio->epoch;
+    }
+    if (t->nrooms == 0) {
+        for (sio_socket_t *s = sio->head; s; s = s->next)
+            visit(s, NULL, &w);
+    }
+    for (size_t i = 0; i < t->nrooms; i++) {
+        room_t *room = rooms_find(sio->rooms, t->rooms[i].p, t->rooms[i].len);
+        sio_socket_t *one = room ? NULL : sio_socket_by_id(sio, t->rooms[i].p, t->rooms[i].len);
+        if (room)
+            rooms_foreach_mark(room, visit_member, &w);
+        else if (one)
+            visit(one, NULL, &w);
+    }
+}
+
+typedef struct list {
+    sio_socket_t **v;
+    size_t n, cap;
+} list_t;
+
+static void list_add(sio_socket_t *s, rooms_mark_t *mark, void *arg)
+{
+    (void)mark;
+    list_t *l = arg;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = s;
+}
+
+void sio_each_fixed(sio_t *sio, const sio_target_t *t, void (*fn)(sio_socket_t *s, void *arg),
+                    void *arg)
+{
+    list_t l = {0};
+    sio_each(sio, t, list_add, &l);
+    for (size_t i = 0; i < l.n; i++)
+        sio_socket_hold(l.v[i]);
+    for (size_t i = 0; i < l.n; i++) {
+        fn(l.v[i], arg);
+        sio_socket_release(l.v[i]);
+    }
+    free(l.v);
+}
+
+typedef struct rooms_walk {
+    strmap_t *seen;
+    void (*fn)(const char *room, size_t len, void *arg);
+    void *arg;
+} rooms_walk_t;
+
+static void room_once(const char *name, size_t len, void *arg)
+{
+    rooms_walk_t *w = arg;
+    if (strmap_get(w->seen, name, len))
+        return;
+    strmap_put(w->seen, name, len, w);
+    w->fn(name, len, w->arg);
+}
+
+void sio_each_room(sio_t *sio, void (*fn)(const char *room, size_t len, void *arg), void *arg)
+{
+    rooms_walk_t w = {strmap_new(), fn, arg};
+    for (sio_socket_t *s = sio->head; s; s = s->next) {
+        if (!main_connected(s))
+            continue;
+        fn(s->id, SIO_ID_LEN, arg);
+        rooms_sock_foreach(&s->rooms, room_once, &w);
+    }
+    strmap_free(w.seen);
+}
+
+/* ==== Server ==== */
+
+int sio_observe(sio_t *sio, const sio_observer_t *o)
+{
+    if (sio->nobs == SIO_OBSERVERS_MAX || (o->freed && sio->nslots == SIO_SLOTS_MAX))
+        return -ENOSPC;
+    sio->obs[sio->nobs++] = *o;
+    sio->room_hooks = sio->room_hooks || o->room_deleted;
+    return o->freed ? (int)sio->nslots++ : 0;
+}
+
+const eio_handlers_t *sio_handlers(sio_t *sio)
+{
+    return &sio->handlers;
+}
+
+int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_nsp,
+            stats_worker_t *stats)
+{
+    sio_t *sio = xcalloc(1, sizeof(*sio));
+    sio->loop = loop;
+    sio->cfg = cfg;
+    sio->stats = stats;
+    sio->handlers = (eio_handlers_t){
+        .arg = sio,
+        .admit = on_admit,
+        .release = on_release,
+        .on_open = on_open,
+        .on_text = on_text,
+        .on_binary = on_binary,
+        .on_close = on_close,
+    };
+    buf_init(&sio->out);
+    buf_init(&sio->json);
+    buf_init(&sio->tmp);
+    _Static_assert(CONFIG_MAX_NAMESPACES <= SIO_NSP_MAX, "one nsp_mask bit per namespace");
+    _Static_assert(CONFIG_NAMESPACE_SIZE <= sizeof(sio->nsp[0].name), "namespace size");
+    for (int i = 0; i < cfg->nnamespaces; i++) {
+        size_t n = strlen(cfg->namespaces[i]);
+        memcpy(sio->nsp[sio->nnsp].name, cfg->namespaces[i], n + 1);
+        sio->nsp[sio->nnsp++].len = n;
+    }
+    if (extra_custom_nsp && sio->nnsp < SIO_NSP_MAX)
+        sio->nsp[sio->nnsp++] = (nsp_name_t){"/custom", 7};
+    for (unsigned i = 0; i < sio->nnsp; i++)
+        sio->nsp_view[i] = (adapter_str_t){sio->nsp[i].name, sio->nsp[i].len};
+    int rc = sio_auth_new(&sio->auth, loop, cfg, on_token_expired, sio);
+    limits_config_t lc;
+    limits_config_from_cfg(&lc, cfg, cfg->cluster_workers);
+    sio->limits = limits_new(&lc);
+    if (!rc) {
+        sio->rooms = rooms_new();
+        if (!sio->rooms)
+            rc = -errno; /* getrandom's */
+    }
+    if (rc) {
+        sio_free(sio);
+        return rc;
+    }
+    *out = sio;
+    return 0;
+}
+
+void sio_free(sio_t *sio)
+{
+    if (!sio)
+        return;
+    sio_auth_free(sio->auth);
+    limits_free(sio->limits);
+    rooms_free(sio->rooms);
+    buf_free(&sio->out);
+    buf_free(&sio->json);
+    buf_free(&sio->tmp);
+    free(sio);
+}

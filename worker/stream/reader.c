@@ -1,0 +1,1106 @@
+/* reader: see reader.h. */
+#include "worker/stream/reader.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/strmap.h"
+#include "common/xalloc.h"
+
+#define MISSING_RETRY_MS 1000
+#define SVC_TICK_MS 100
+#define PROBE_BATCH 5000 /* XINFO STREAM in flight at most */
+#define WAKE_BATCH 1000  /* parked streams polled per service turn */
+#define WAKE_PER_READ 100
+#define WAKE_SLOWDOWN 10 /* with keyspace events, parked streams are polled 10 times less */
+#define CLAIM_BATCH 200  /* XAUTOCLAIM per service turn */
+#define PARK_CHECK_MS 1000
+#define TRIM_EVERY_MS 1000
+#define LAST_ID_MAX 48
+#define SETTLE_MS 300 /* after a reconnect, before reading: see reader_set_gate */
+#define GATE_RETRY_MS 100
+
+typedef struct lane lane_t;
+
+/* Where a stream is: waiting for its first XINFO, read by its lane, or parked (polled slowly). */
+typedef enum rs_state { RS_PROBE, RS_ACTIVE, RS_PARKED } rs_state_t;
+
+typedef struct rstream {
+    lane_t *lane;
+    uint32_t pool;
+    rs_state_t state;
+    size_t idx; /* position in the vector of its state */
+    bool need_group;
+    bool need_history;
+    uint64_t missing_until; /* key absent: skip reads until then (now_ms) */
+    uint64_t last_entry;    /* now_ms of the last entry seen */
+    uint64_t next_trim;     /* retain policy: next XTRIM MINID not before (now_ms) */
+    char last_id[LAST_ID_MAX];
+    size_t len;
+    char name[];
+} rstream_t;
+
+typedef struct svec {
+    rstream_t **v;
+    size_t n, cap;
+} svec_t;
+
+typedef enum lane_state { LANE_IDLE, LANE_BUSY, LANE_WAIT, LANE_CLOSED } lane_state_t;
+
+struct lane {
+    reader_t *r;
+    reader_conn_t *conn;
+    bool priority; /* the PRIORITY_STREAMS lane */
+    svec_t active;
+    lane_state_t state;
+    size_t sweep_pos; /* next stream of a multi-read sweep */
+    size_t sweep_got; /* entries found in the current sweep */
+    size_t last_got;  /* entries the last read returned */
+    uint64_t pass_ms; /* when the current pass over the lane's streams began (now_ms) */
+    bool read_blocking;
+    uint64_t sent_ns;    /* when the read in flight was sent (now_ns) */
+    uint64_t hold_until; /* no read before (now_ms): the other connections reconnect first */
+    bool unblock_sent;
+    reader_timer_t *timer; /* retry after an error */
+    /* argv of the command being built; pointers into stream names */
+    const char **argv;
+    size_t *argvlen;
+    size_t argcap;
+    rstream_t **sel; /* streams chosen for the next read, capacity active.cap */
+    size_t sel_cap;
+};
+
+struct reader {
+    reader_redis_ops_t redis;
+    reader_clock_ops_t clock;
+    const cfg_t *cfg;
+    stats_worker_t *stats;
+    reader_entry_fn fn;
+    void *arg;
+    uint64_t read_failures;  /* XREADGROUP error replies (log sampling) */
+    uint64_t group_failures; /* XGROUP CREATE refused for another reason than the key */
+    char consumer[256];
+    char count[16];
+    char block[16];
+    char claim_idle[16];
+    strmap_t *streams; /* name -> rstream_t */
+    lane_t *lanes;     /* the ordinary lanes, then the priority lane when PRIORITY_STREAMS is set */
+    size_t nlanes;
+    size_t nplain; /* ordinary lanes: MAX_CONCURRENT_POOLS */
+    svec_t probe;  /* new streams waiting for XINFO STREAM */
+    svec_t parked; /* streams idle past STREAM_INACTIVE_TTL */
+    size_t wake_pos;
+    size_t claim_lane, claim_pos; /* XAUTOCLAIM sweep cursor over active streams */
+    uint64_t next_claim;
+    uint64_t next_park_check;
+    reader_conn_t *svc; /* service connection: probes, wake-up polls, XAUTOCLAIM and their acks */
+    reader_timer_t *svc_timer;
+    size_t svc_inflight;
+    uint64_t svc_turns;
+    reader_conn_t *events; /* STREAM_KEYSPACE_EVENTS: __keyevent@<db>__:xadd; NULL when off */
+    char events_chan[48];
+    const char **svc_argv;
+    size_t *svc_len;
+    size_t svc_cap;
+    reader_gate_fn gate;
+    void *gate_arg;
+    bool stopping;
+    size_t open_handles; /* connections and timers still to close */
+    void (*done)(void *arg);
+    void *done_arg;
+    payload_field_t *fields; /* scratch for one entry, reused */
+    size_t fields_cap;
+    const char **ack_argv;
+    size_t *ack_len;
+    size_t ack_cap;
+};
+
+static void lane_kick(lane_t *l);
+static void svc_run(reader_t *r);
+
+static uint64_t now_ms(const reader_t *r)
+{
+    return r->clock.now_ms(r->clock.ctx);
+}
+
+static bool conn_up(const reader_t *r, const reader_conn_t *c)
+{
+    return c && r->redis.up(c);
+}
+
+/* A command on c about the stream `key` (what a Cluster-aware layer routes by). */
+static int send_cmd(reader_t *r, reader_conn_t *c, const char *key, size_t key_len,
+                    reader_reply_fn cb, void *arg, int argc, const char **argv, const size_t *lens)
+{
+    return r->redis.command(c, key, key_len, cb, arg, argc, argv, lens);
+}
+
+/* ---- membership ---- */
+
+static void svec_push(svec_t *v, rstream_t *s)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 8;
+        v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
+    }
+    s->idx = v->n;
+    v->v[v->n++] = s;
+}
+
+static void svec_drop(svec_t *v, rstream_t *s)
+{
+    rstream_t *last = v->v[--v->n];
+    v->v[s->idx] = last;
+    last->idx = s->idx;
+}
+
+static svec_t *home(reader_t *r, rstream_t *s)
+{
+    switch (s->state) {
+    case RS_ACTIVE:
+        return &s->lane->active;
+    case RS_PARKED:
+        return &r->parked;
+    case RS_PROBE:
+        break;
+    }
+    return &r->probe;
+}
+
+static void detach(reader_t *r, rstream_t *s)
+{
+    svec_t *v = home(r, s);
+    svec_drop(v, s);
+    if (s->state == RS_ACTIVE && s->lane->sweep_pos > v->n)
+        s->lane->sweep_pos = 0;
+}
+
+/* Moves s to `state`. */
+static void move_to(reader_t *r, rstream_t *s, rs_state_t state)
+{
+    if (s->state == state)
+        return;
+    rs_state_t old = s->state;
+    size_t old_idx = s->idx;
+    s->state = state;
+    svec_t *v = home(r, s);
+    if (state == RS_ACTIVE && s->lane->sel_cap < v->n + 1) {
+        size_t cap = v->cap ? v->cap * 2 : 8;
+        s->lane->sel = xrealloc(s->lane->sel, cap * sizeof(*s->lane->sel));
+        s->lane->sel_cap = cap;
+    }
+    svec_push(v, s);
+    size_t new_idx = s->idx;
+    s->state = old;
+    s->idx = old_idx;
+    detach(r, s);
+    s->state = state;
+    s->idx = new_idx;
+    STATS_SET(r->stats->streams_parked, r->parked.n);
+}
+
+/* Ends the lane's blocking read now (CLIENT UNBLOCK: an empty reply), so its next read is
+ * sent with the streams it has now. */
+static void lane_cut_short(reader_t *r, lane_t *l, const rstream_t *s)
+{
+    if (l->state == LANE_BUSY && l->read_blocking && !l->unblock_sent && !r->stopping &&
+        conn_up(r, r->svc))
+        l->unblock_sent = r->redis.unblock(r->svc, l->conn, s->name, s->len) == 0;
+}
+
+/* A parked or probed stream with entries: its lane reads it again, history and group first.
+ * A lane blocked on its other streams is cut short so it reads this one now. */
+static void activate(reader_t *r, rstream_t *s)
+{
+    if (s->state == RS_ACTIVE)
+        return;
+    move_to(r, s, RS_ACTIVE);
+    s->last_entry = now_ms(r);
+    s->need_group = true;
+    s->need_history = true;
+    lane_cut_short(r, s->lane, s);
+    lane_kick(s->lane);
+}
+
+static void on_lane_state(reader_conn_t *conn, bool connected, void *arg)
+{
+    (void)conn;
+    lane_t *l = arg;
+    if (!connected) {
+        l->state = LANE_IDLE;
+        return;
+    }
+    /* Redis may have restarted without our groups, and anything we had read but not acked
+     * is pending for us: check groups and re-read our history before new entries. */
+    l->hold_until = now_ms(l->r) + SETTLE_MS;
+    for (size_t i = 0; i < l->active.n; i++) {
+        l->active.v[i]->need_group = true;
+        l->active.v[i]->need_history = true;
+    }
+    lane_kick(l);
+}
+
+static void on_lane_timer(void *arg)
+{
+    lane_t *l = arg;
+    if (l->state == LANE_WAIT)
+        l->state = LANE_IDLE;
+    lane_kick(l);
+}
+
+/* PRIORITY_STREAMS have a lane and a connection of their own: a busy lane of ordinary streams
+ * (a long backlog, its PUBLISH/XACK/XDEL queue) never delays them. */
+static lane_t *lane_for(reader_t *r, uint32_t pool, bool priority)
+{
+    lane_t *l = priority ? &r->lanes[r->nplain] : &r->lanes[pool % r->nplain];
+    if (!l->conn && l->state != LANE_CLOSED) {
+        char name[32];
+        if (l->priority)
+            snprintf(name, sizeof(name), "reader priority");
+        else
+            snprintf(name, sizeof(name), "reader %u", (unsigned)(l - r->lanes));
+        l->conn = r->redis.open(r->redis.ctx, name, on_lane_state, l);
+        l->timer = r->clock.timer_new(r->clock.ctx, on_lane_timer, l);
+        r->open_handles += 2;
+    }
+    return l;
+}
+
+/* ---- command building ---- */
+
+static void argv_reserve(const char ***argv, size_t **lens, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return;
+    *argv = xrealloc(*argv, n * sizeof(**argv));
+    *lens = xrealloc(*lens, n * sizeof(**lens));
+    *cap = n;
+}
+
+static void arg_set(lane_t *l, size_t i, const char *s, size_t len)
+{
+    l->argv[i] = s;
+    l->argvlen[i] = len;
+}
+
+static void on_read(const redisReply *rep, void *arg);
+
+/* XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s... id... over sel[0..k); nothing when the
+ * lane is not connected. */
+static void send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool block)
+{
+    reader_t *r = l->r;
+    size_t argc = 7 + (block ? 2 : 0) + 1 + 2 * k;
+    argv_reserve(&l->argv, &l->argvlen, &l->argcap, argc);
+    size_t a = 0;
+    arg_set(l, a++, "XREADGROUP", 10);
+    arg_set(l, a++, "GROUP", 5);
+    arg_set(l, a++, r->cfg->consumer_group, strlen(r->cfg->consumer_group));
+    arg_set(l, a++, r->consumer, strlen(r->consumer));
+    arg_set(l, a++, "COUNT", 5);
+    arg_set(l, a++, r->count, strlen(r->count));
+    if (block) {
+        arg_set(l, a++, "BLOCK", 5);
+        arg_set(l, a++, r->block, strlen(r->block));
+    }
+    arg_set(l, a++, "STREAMS", 7);
+    for (size_t i = 0; i < k; i++)
+        arg_set(l, a++, sel[i]->name, sel[i]->len);
+    for (size_t i = 0; i < k; i++)
+        arg_set(l, a++, id, strlen(id));
+    int rc = block ? r->redis.command_blocking(l->conn, sel[0]->name, sel[0]->len,
+                                               (uint32_t)r->cfg->read_block_ms, on_read, l, (int)a,
+                                               l->argv, l->argvlen)
+                   : send_cmd(r, l->conn, sel[0]->name, sel[0]->len, on_read, l, (int)a, l->argv,
+                              l->argvlen);
+    if (rc == 0) {
+        l->state = LANE_BUSY;
+        l->read_blocking = block;
+        l->unblock_sent = false;
+        l->sent_ns = r->clock.now_ns(r->clock.ctx);
+    }
+}
+
+/* A command about one stream, which may be gone by the time the reply comes. */
+typedef struct namereq {
+    reader_t *r;
+    size_t len;
+    char name[];
+} namereq_t;
+
+static namereq_t *namereq_new(reader_t *r, const rstream_t *s)
+{
+    namereq_t *q = xmalloc(sizeof(*q) + s->len);
+    q->r = r;
+    q->len = s->len;
+    memcpy(q->name, s->name, s->len);
+    return q;
+}
+
+static void on_group(const redisReply *rep, void *arg)
+{
+    namereq_t *g = arg;
+    reader_t *r = g->r;
+    rstream_t *s = strmap_get(r->streams, g->name, g->len);
+    if (s && rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0) {
+        /* skip it for a while: the key is gone (or not a stream), or Redis refused (OOM under
+         * maxmemory, an ACL): those are said, its entries wait in Redis meanwhile */
+        s->need_group = true;
+        s->missing_until = now_ms(r) + MISSING_RETRY_MS;
+        if (strncmp(rep->str, "ERR", 3) == 0 || strncmp(rep->str, "WRONGTYPE", 9) == 0)
+            LOG_DEBUG("stream %.*s: %s", (int)g->len, g->name, rep->str);
+        else if (log_sampled(&r->group_failures))
+            LOG_WARN("stream %.*s: cannot create consumer group %s, retrying: %s (%llu so far)",
+                     (int)g->len, g->name, r->cfg->consumer_group, rep->str,
+                     (unsigned long long)r->group_failures);
+    }
+    free(g);
+}
+
+static void send_group_creates(lane_t *l)
+{
+    reader_t *r = l->r;
+    uint64_t now = now_ms(r);
+    for (size_t i = 0; i < l->active.n; i++) {
+        rstream_t *s = l->active.v[i];
+        if (!s->need_group || s->missing_until > now)
+            continue;
+        namereq_t *g = namereq_new(r, s);
+        const char *argv[] = {"XGROUP", "CREATE", s->name, r->cfg->consumer_group, "0"};
+        size_t lens[] = {6, 6, s->len, strlen(r->cfg->consumer_group), 1};
+        if (send_cmd(r, l->conn, s->name, s->len, on_group, g, 5, argv, lens)) {
+            free(g);
+            return;
+        }
+        s->need_group = false;
+        s->missing_until = 0;
+    }
+}
+
+/* Streams ready for reads: grouped and not known missing. */
+static bool readable(const rstream_t *s, uint64_t now)
+{
+    return !s->need_group && s->missing_until <= now;
+}
+
+/*
+ * Bounded coalescing: while entries flow (the last pass over the lane's streams found more than
+ * one), the next pass (its one read, or the first read of a sweep) begins BATCH_DELAY after the
+ * last one began, so a paced load costs one round trip per window instead of one per entry, for
+ * at most BATCH_DELAY of added latency. A lane that gets one entry per window or fewer reads
+ * again at once: a quiet lane's next entry is never delayed, and a stream paced at about one
+ * entry per window cannot fall into step just behind the reads. The priority lane never waits.
+ */
+static bool lane_pace(lane_t *l, uint64_t now)
+{
+    if (l->priority)
+        return false;
+    uint64_t due = l->pass_ms + (uint64_t)l->r->cfg->batch_delay_ms;
+    if (now >= due)
+        return false;
+    l->state = LANE_WAIT;
+    l->r->clock.timer_start(l->timer, due - now, 0);
+    return true;
+}
+
+static void lane_kick(lane_t *l)
+{
+    reader_t *r = l->r;
+    if (l->state != LANE_IDLE || r->stopping || !conn_up(r, l->conn))
+        return;
+    send_group_creates(l);
+    uint64_t now = now_ms(r);
+    if (now < l->hold_until || (r->gate && !r->gate(r->gate_arg))) {
+        /* what we would read now could not reach every socket: wait, it stays in Redis */
+        l->state = LANE_WAIT;
+        r->clock.timer_start(l->timer, GATE_RETRY_MS, 0);
+        return;
+    }
+    size_t max = (size_t)r->cfg->max_streams_per_read;
+    rstream_t **sel = l->sel;
+    size_t k = 0;
+    for (size_t i = 0; i < l->active.n && k < max; i++) {
+        if (readable(l->active.v[i], now) && l->active.v[i]->need_history)
+            sel[k++] = l->active.v[i];
+    }
+    /* a lane whose connection is down sends nothing: on_lane_state kicks it again */
+    if (k) {
+        send_read(l, sel, k, "0", false);
+    } else {
+        for (size_t i = 0; i < l->active.n; i++) {
+            if (readable(l->active.v[i], now))
+                sel[k++] = l->active.v[i];
+        }
+        if (k == 0) {
+            /* nothing readable now: retry later if some stream waits for its key */
+            if (l->active.n)
+                r->clock.timer_start(l->timer, MISSING_RETRY_MS, 0);
+            return;
+        }
+        if (k <= max) {
+            if (l->last_got > 1 && lane_pace(l, now))
+                return;
+            l->pass_ms = now;
+            send_read(l, sel, k, ">", true);
+        } else if (l->sweep_pos >= k) {
+            /* a whole sweep done */
+            bool idle = l->sweep_got == 0;
+            if (l->sweep_got > 1 && lane_pace(l, now))
+                return;
+            l->pass_ms = now;
+            l->sweep_pos = 0;
+            l->sweep_got = 0;
+            if (idle) {
+                send_read(l, sel, k, ">", true);
+            } else {
+                size_t n = k < max ? k : max;
+                send_read(l, sel, n, ">", false);
+                l->sweep_pos = n;
+            }
+        } else {
+            size_t n = k - l->sweep_pos < max ? k - l->sweep_pos : max;
+            if (l->sweep_pos == 0)
+                l->pass_ms = now;
+            send_read(l, sel + l->sweep_pos, n, ">", false);
+            l->sweep_pos += n;
+        }
+    }
+}
+
+/* ---- delivery ---- */
+
+static void fields_reserve(reader_t *r, size_t n)
+{
+    if (n <= r->fields_cap)
+        return;
+    r->fields = xrealloc(r->fields, n * sizeof(*r->fields));
+    r->fields_cap = n;
+}
+
+static void maybe_trim(reader_t *r, reader_conn_t *conn, rstream_t *s)
+{
+    uint64_t now = now_ms(r);
+    if (!s || now < s->next_trim)
+        return;
+    s->next_trim = now + TRIM_EVERY_MS;
+    char minid[32];
+    uint64_t wall = r->clock.wall_ms(r->clock.ctx);
+    uint64_t keep = (uint64_t)r->cfg->stream_retain_ms;
+    snprintf(minid, sizeof(minid), "%llu", (unsigned long long)(wall > keep ? wall - keep : 0));
+    const char *argv[] = {"XTRIM", s->name, "MINID", minid};
+    size_t lens[] = {5, s->len, 5, strlen(minid)};
+    send_cmd(r, conn, s->name, s->len, NULL, NULL, 4, argv, lens);
+}
+
+/*
+ * Delivers entries ([id, [field, value...]]...) of one stream read or claimed on `conn`, then
+ * queues XACK (and XDEL under the delete policy) behind whatever delivery queued on that same
+ * connection. Returns how many entries were acknowledged.
+ */
+static size_t deliver(reader_t *r, reader_conn_t *conn, const char *name, size_t name_len,
+                      const redisReply *entries)
+{
+    if (entries->elements == 0)
+        return 0;
+    argv_reserve(&r->ack_argv, &r->ack_len, &r->ack_cap, 3 + entries->elements);
+    rstream_t *s = strmap_get(r->streams, name, name_len);
+    size_t nids = 0;
+    const redisReply *last = NULL;
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        const redisReply *id = e->element[0];
+        const redisReply *fv = e->element[1];
+        r->ack_argv[3 + nids] = id->str;
+        r->ack_len[3 + nids] = id->len;
+        nids++;
+        last = id;
+        if (fv->type != REDIS_REPLY_ARRAY)
+            continue; /* deleted while pending: nothing to deliver, still acknowledge it */
+        size_t nf = fv->elements / 2;
+        fields_reserve(r, nf ? nf : 1);
+        size_t k = 0;
+        for (size_t j = 0; j + 1 < fv->elements; j += 2) {
+            const redisReply *f = fv->element[j], *v = fv->element[j + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            r->fields[k++] = (payload_field_t){f->str, f->len, v->str, v->len};
+        }
+        r->fn(conn, name, name_len, id->str, id->len, r->fields, k, r->arg);
+    }
+    if (nids == 0)
+        return 0;
+    r->ack_argv[0] = "XACK";
+    r->ack_len[0] = 4;
+    r->ack_argv[1] = name;
+    r->ack_len[1] = name_len;
+    r->ack_argv[2] = r->cfg->consumer_group;
+    r->ack_len[2] = strlen(r->cfg->consumer_group);
+    send_cmd(r, conn, name, name_len, NULL, NULL, (int)(3 + nids), r->ack_argv, r->ack_len);
+    if (!r->cfg->stream_retain) {
+        /* XDEL takes the same ids right after the key: reuse the vector one slot later */
+        r->ack_argv[1] = "XDEL";
+        r->ack_len[1] = 4;
+        r->ack_argv[2] = name;
+        r->ack_len[2] = name_len;
+        send_cmd(r, conn, name, name_len, NULL, NULL, (int)(2 + nids), r->ack_argv + 1,
+                 r->ack_len + 1);
+    } else {
+        maybe_trim(r, conn, s);
+    }
+    if (s) {
+        s->last_entry = now_ms(r);
+        if (last->len < LAST_ID_MAX) {
+            memcpy(s->last_id, last->str, last->len);
+            s->last_id[last->len] = '\0';
+        }
+    }
+    STATS_ADD(r->stats->messages_processed, nids);
+    return nids;
+}
+
+/* One [name, entries] element of an XREADGROUP reply on a lane. */
+static size_t handle_stream(lane_t *l, const redisReply *sr)
+{
+    reader_t *r = l->r;
+    if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+        sr->element[0]->type != REDIS_REPLY_STRING || sr->element[1]->type != REDIS_REPLY_ARRAY)
+        return 0;
+    const redisReply *name = sr->element[0];
+    const redisReply *entries = sr->element[1];
+    if (entries->elements == 0) {
+        rstream_t *s = strmap_get(r->streams, name->str, name->len);
+        if (s)
+            s->need_history = false;
+        return 0;
+    }
+    return deliver(r, l->conn, name->str, name->len, entries);
+}
+
+static void lane_close_if_stopping(lane_t *l);
+
+/* Read metrics: batch sizes of every reply; round trips only of reads that did not block (a
+ * blocking read's time is mostly the wait for an entry, not Redis). */
+static void observe_read(reader_t *r, const lane_t *l, size_t got)
+{
+    static const uint64_t lat_bounds[] = STATS_LATENCY_BOUNDS_US;
+    static const uint64_t batch_bounds[] = STATS_BATCH_BOUNDS;
+    STATS_ADD(r->stats->xread_calls, 1);
+    STATS_ADD(r->stats->batch_sum, got);
+    stats_observe(r->stats->batch, batch_bounds, got);
+    if (!l->read_blocking) {
+        uint64_t us = (r->clock.now_ns(r->clock.ctx) - l->sent_ns) / 1000;
+        STATS_ADD(r->stats->xread_us_sum, us);
+        stats_observe(r->stats->xread_us, lat_bounds, us);
+    }
+}
+
+static void on_read(const redisReply *rep, void *arg)
+{
+    lane_t *l = arg;
+    reader_t *r = l->r;
+    if (l->state == LANE_BUSY)
+        l->state = LANE_IDLE;
+    l->last_got = 0;
+    if (!rep) {
+        lane_close_if_stopping(l);
+        return; /* connection lost: on_lane_state restarts the lane */
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        if (strncmp(rep->str, "NOGROUP", 7) == 0 || strncmp(rep->str, "UNBLOCKED", 9) == 0) {
+            /* a group or a key is gone (UNBLOCKED: a key of a blocking read was deleted, which
+             * is expected; discovery drops it): the group checks find which stream, which then
+             * waits for its key to come back until the master drops it */
+            for (size_t i = 0; i < l->active.n; i++)
+                l->active.v[i]->need_group = true;
+        } else {
+            if (log_sampled(&r->read_failures))
+                LOG_WARN("XREADGROUP failed: %s (%llu so far)", rep->str,
+                         (unsigned long long)r->read_failures);
+            l->state = LANE_WAIT;
+            uint64_t delay = r->cfg->batch_delay_ms > 100 ? (uint64_t)r->cfg->batch_delay_ms : 100;
+            r->clock.timer_start(l->timer, delay, 0);
+        }
+    } else if (rep->type == REDIS_REPLY_ARRAY) {
+        size_t got = 0;
+        for (size_t i = 0; i < rep->elements; i++)
+            got += handle_stream(l, rep->element[i]);
+        l->sweep_got += got;
+        l->last_got = got;
+        observe_read(r, l, got);
+    }
+    if (r->stopping) {
+        lane_close_if_stopping(l);
+        return;
+    }
+    lane_kick(l);
+}
+
+/* ---- service connection: probes, parked streams, claims ---- */
+
+static void send_probes(reader_t *r);
+
+/* A service reply came. New streams are probed back to back, not one batch per tick. */
+static void svc_done(reader_t *r)
+{
+    if (r->svc_inflight)
+        r->svc_inflight--;
+    if (r->svc_inflight == 0 && r->probe.n && !r->stopping && conn_up(r, r->svc))
+        send_probes(r);
+}
+
+/* ms part of a stream id ("1700000000000-3"); 0 when it has none. */
+static uint64_t id_ms(const char *id, size_t len)
+{
+    uint64_t ms = 0;
+    for (size_t i = 0; i < len && id[i] >= '0' && id[i] <= '9' && ms < UINT64_MAX / 10; i++)
+        ms = ms * 10 + (uint64_t)(id[i] - '0');
+    return ms;
+}
+
+/* XINFO STREAM reply: how long ago the last entry was added decides active or parked. */
+static void probe_result(reader_t *r, rstream_t *s, const redisReply *rep)
+{
+    if (!s || s->state != RS_PROBE || !rep)
+        return;
+    const redisReply *last = NULL;
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+            const redisReply *k = rep->element[i];
+            if (k->type == REDIS_REPLY_STRING && k->len == 17 &&
+                memcmp(k->str, "last-generated-id", 17) == 0 &&
+                rep->element[i + 1]->type == REDIS_REPLY_STRING)
+                last = rep->element[i + 1];
+        }
+    }
+    if (!last || last->len >= LAST_ID_MAX) {
+        /* gone or not a stream: parked, so an entry under the same name brings it back */
+        move_to(r, s, RS_PARKED);
+        strcpy(s->last_id, "0-0");
+        return;
+    }
+    memcpy(s->last_id, last->str, last->len);
+    s->last_id[last->len] = '\0';
+    uint64_t wall = r->clock.wall_ms(r->clock.ctx), at = id_ms(last->str, last->len);
+    uint64_t idle = wall > at ? wall - at : 0;
+    if (idle > (uint64_t)r->cfg->stream_inactive_ttl_ms && !s->lane->priority) {
+        move_to(r, s, RS_PARKED);
+        return;
+    }
+    activate(r, s);
+    uint64_t now = now_ms(r);
+    s->last_entry = now > idle ? now - idle : 0;
+}
+
+static void on_probe(const redisReply *rep, void *arg)
+{
+    namereq_t *q = arg;
+    reader_t *r = q->r;
+    probe_result(r, strmap_get(r->streams, q->name, q->len), rep);
+    free(q);
+    svc_done(r);
+}
+
+static void send_probes(reader_t *r)
+{
+    size_t n = r->probe.n < PROBE_BATCH ? r->probe.n : PROBE_BATCH;
+    for (size_t i = 0; i < n; i++) {
+        rstream_t *s = r->probe.v[i];
+        namereq_t *q = namereq_new(r, s);
+        const char *argv[] = {"XINFO", "STREAM", s->name};
+        size_t lens[] = {5, 6, s->len};
+        if (send_cmd(r, r->svc, s->name, s->len, on_probe, q, 3, argv, lens)) {
+            free(q);
+            return;
+        }
+        r->svc_inflight++;
+    }
+}
+
+/* XREAD over parked streams: any entry past the last id we know wakes the stream up. */
+static void on_wake(const redisReply *rep, void *arg)
+{
+    reader_t *r = arg;
+    svc_done(r);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *sr = rep->element[i];
+        if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+            sr->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        rstream_t *s = strmap_get(r->streams, sr->element[0]->str, sr->element[0]->len);
+        if (s && s->state == RS_PARKED) {
+            LOG_DEBUG("stream %.*s is active again", (int)s->len, s->name);
+            STATS_ADD(r->stats->wakes_polled, 1);
+            activate(r, s);
+        }
+    }
+}
+
+static void send_wakes(reader_t *r)
+{
+    size_t budget = r->parked.n < WAKE_BATCH ? r->parked.n : WAKE_BATCH;
+    while (budget) {
+        size_t k = budget < WAKE_PER_READ ? budget : WAKE_PER_READ;
+        argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k);
+        size_t a = 0;
+        r->svc_argv[a] = "XREAD";
+        r->svc_len[a++] = 5;
+        r->svc_argv[a] = "COUNT";
+        r->svc_len[a++] = 5;
+        r->svc_argv[a] = "1";
+        r->svc_len[a++] = 1;
+        r->svc_argv[a] = "STREAMS";
+        r->svc_len[a++] = 7;
+        size_t first = a;
+        for (size_t i = 0; i < k; i++) {
+            if (r->wake_pos >= r->parked.n)
+                r->wake_pos = 0;
+            rstream_t *s = r->parked.v[r->wake_pos++];
+            r->svc_argv[first + i] = s->name;
+            r->svc_len[first + i] = s->len;
+            r->svc_argv[first + k + i] = s->last_id[0] ? s->last_id : "0-0";
+            r->svc_len[first + k + i] = strlen(r->svc_argv[first + k + i]);
+        }
+        if (send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
+                     (int)(first + 2 * k), r->svc_argv, r->svc_len))
+            return;
+        r->svc_inflight++;
+        budget -= k;
+    }
+}
+
+/* XAUTOCLAIM reply: [next, entries, (deleted ids)]; claimed entries are delivered here. */
+static void on_claim(const redisReply *rep, void *arg)
+{
+    namereq_t *q = arg;
+    reader_t *r = q->r;
+    svc_done(r);
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+        rep->element[1]->type == REDIS_REPLY_ARRAY) {
+        size_t n = deliver(r, r->svc, q->name, q->len, rep->element[1]);
+        if (n)
+            LOG_INFO("claimed %zu idle pending entries of %.*s", n, (int)q->len, q->name);
+    }
+    free(q);
+}
+
+static void send_claims(reader_t *r)
+{
+    uint64_t now = now_ms(r);
+    if (now < r->next_claim || (r->gate && !r->gate(r->gate_arg)))
+        return;
+    for (size_t sent = 0; sent < CLAIM_BATCH;) {
+        if (r->claim_lane >= r->nlanes) {
+            /* a full sweep: the next one after half the idle time */
+            r->claim_lane = 0;
+            r->claim_pos = 0;
+            r->next_claim = now + (uint64_t)r->cfg->stream_claim_idle_ms / 2;
+            return;
+        }
+        lane_t *l = &r->lanes[r->claim_lane];
+        if (r->claim_pos >= l->active.n) {
+            r->claim_lane++;
+            r->claim_pos = 0;
+            continue;
+        }
+        rstream_t *s = l->active.v[r->claim_pos++];
+        if (s->need_group)
+            continue;
+        namereq_t *q = namereq_new(r, s);
+        const char *argv[] = {"XAUTOCLAIM", s->name,       r->cfg->consumer_group,
+                              r->consumer,  r->claim_idle, "0-0",
+                              "COUNT",      r->count};
+        size_t lens[8];
+        for (size_t i = 0; i < 8; i++)
+            lens[i] = i == 1 ? s->len : strlen(argv[i]);
+        if (send_cmd(r, r->svc, s->name, s->len, on_claim, q, 8, argv, lens)) {
+            free(q);
+            return;
+        }
+        r->svc_inflight++;
+        sent++;
+        if (r->cfg->stream_retain)
+            maybe_trim(r, r->svc, s); /* quiet streams age out too */
+    }
+}
+
+/* Streams with no entry for STREAM_INACTIVE_TTL leave their lane. */
+static void park_idle(reader_t *r)
+{
+    uint64_t now = now_ms(r);
+    if (now < r->next_park_check)
+        return;
+    r->next_park_check = now + PARK_CHECK_MS;
+    uint64_t ttl = (uint64_t)r->cfg->stream_inactive_ttl_ms;
+    for (size_t i = 0; i < r->nplain; i++) { /* priority streams are never parked */
+        svec_t *v = &r->lanes[i].active;
+        for (size_t j = v->n; j-- > 0;) {
+            rstream_t *s = v->v[j];
+            if (now - s->last_entry > ttl) {
+                LOG_DEBUG("stream %.*s is inactive: parked", (int)s->len, s->name);
+                /* parked means polled, not read: the lane's blocking read lets it go now */
+                move_to(r, s, RS_PARKED);
+                lane_cut_short(r, &r->lanes[i], s);
+            }
+        }
+    }
+}
+
+static void svc_run(reader_t *r)
+{
+    if (r->stopping || r->svc_inflight || !conn_up(r, r->svc))
+        return;
+    park_idle(r);
+    send_probes(r);
+    /* keyspace events wake parked streams at once; polling is only the safety net then */
+    bool events = conn_up(r, r->events);
+    if (!events || r->svc_turns++ % WAKE_SLOWDOWN == 0)
+        send_wakes(r);
+    send_claims(r);
+}
+
+/* A key event: the key an XADD went to. */
+static void on_event(const char *key, size_t len, void *arg)
+{
+    reader_t *r = arg;
+    rstream_t *s = strmap_get(r->streams, key, len);
+    if (s && s->state == RS_PARKED && !r->stopping) {
+        STATS_ADD(r->stats->wakes_event, 1);
+        activate(r, s);
+    }
+}
+
+static void on_svc_timer(void *arg)
+{
+    svc_run(arg);
+}
+
+static void on_svc_state(reader_conn_t *conn, bool connected, void *arg)
+{
+    (void)conn;
+    reader_t *r = arg;
+    if (!connected)
+        r->svc_inflight = 0; /* their callbacks ran with NULL replies, or will not run */
+    else
+        svc_run(r);
+}
+
+/* ---- public ---- */
+
+reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *clock,
+                     const cfg_t *cfg, const char *consumer, stats_worker_t *stats,
+                     reader_entry_fn fn, void *arg)
+{
+    reader_t *r = xcalloc(1, sizeof(*r));
+    r->redis = *redis;
+    r->clock = *clock;
+    r->cfg = cfg;
+    r->stats = stats;
+    r->fn = fn;
+    r->arg = arg;
+    snprintf(r->consumer, sizeof(r->consumer), "%s", consumer);
+    snprintf(r->count, sizeof(r->count), "%d", cfg->max_messages_batch);
+    snprintf(r->block, sizeof(r->block), "%d", cfg->read_block_ms);
+    snprintf(r->claim_idle, sizeof(r->claim_idle), "%d", cfg->stream_claim_idle_ms);
+    r->nplain = (size_t)cfg->max_concurrent_pools;
+    r->nlanes = r->nplain + (cfg->npriority ? 1 : 0);
+    r->lanes = xcalloc(r->nlanes, sizeof(*r->lanes));
+    r->streams = strmap_new();
+    r->svc = r->redis.open(r->redis.ctx, "reader svc", on_svc_state, r);
+    for (size_t i = 0; i < r->nlanes; i++) {
+        r->lanes[i].r = r;
+        r->lanes[i].priority = i >= r->nplain;
+    }
+    r->open_handles = 2;
+    if (cfg->keyspace_events) {
+        snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
+        r->events =
+            r->redis.subscribe(r->redis.ctx, "reader events", r->events_chan, on_event, NULL, r);
+        r->open_handles++;
+    }
+    r->svc_timer = r->clock.timer_new(r->clock.ctx, on_svc_timer, r);
+    r->clock.timer_start(r->svc_timer, SVC_TICK_MS, SVC_TICK_MS);
+    return r;
+}
+
+void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
+{
+    if (r->stopping || strmap_get(r->streams, name, len))
+        return;
+    rstream_t *s = xcalloc(1, sizeof(*s) + len + 1);
+    s->lane = lane_for(r, pool, config_is_priority(r->cfg, name, len));
+    s->pool = pool;
+    s->state = RS_PROBE;
+    s->len = len;
+    memcpy(s->name, name, len);
+    s->need_group = true;
+    s->need_history = true;
+    svec_push(&r->probe, s);
+    strmap_put(r->streams, s->name, len, s);
+    STATS_SET(r->stats->streams, strmap_size(r->streams));
+    svc_run(r);
+}
+
+void reader_remove(reader_t *r, const char *name, size_t len)
+{
+    rstream_t *s = strmap_del(r->streams, name, len);
+    if (!s)
+        return;
+    /* another worker may read it next: this one's blocking read must not hold it meanwhile */
+    if (s->state == RS_ACTIVE)
+        lane_cut_short(r, s->lane, s);
+    detach(r, s);
+    if (r->wake_pos > r->parked.n)
+        r->wake_pos = 0;
+    free(s);
+    STATS_SET(r->stats->streams, strmap_size(r->streams));
+    STATS_SET(r->stats->streams_parked, r->parked.n);
+}
+
+typedef struct pool_ctx {
+    uint32_t pool;
+    const char **names;
+    size_t *lens;
+    size_t n, cap;
+} pool_ctx_t;
+
+static void collect_pool(const char *key, size_t len, void *value, void *arg)
+{
+    pool_ctx_t *pc = arg;
+    const rstream_t *s = value;
+    if (s->pool != pc->pool)
+        return;
+    argv_reserve(&pc->names, &pc->lens, &pc->cap, pc->n + 1);
+    pc->names[pc->n] = key;
+    pc->lens[pc->n++] = len;
+}
+
+void reader_remove_pool(reader_t *r, uint32_t pool)
+{
+    pool_ctx_t pc = {.pool = pool};
+    strmap_foreach(r->streams, collect_pool, &pc);
+    /* names point into the map's keys; each stays valid until its own entry is removed */
+    for (size_t i = 0; i < pc.n; i++) {
+        rstream_t *s = strmap_get(r->streams, pc.names[i], pc.lens[i]);
+        if (s)
+            reader_remove(r, s->name, s->len);
+    }
+    free(pc.names);
+    free(pc.lens);
+}
+
+void reader_set_gate(reader_t *r, reader_gate_fn fn, void *arg)
+{
+    r->gate = fn;
+    r->gate_arg = arg;
+}
+
+size_t reader_streams(const reader_t *r)
+{
+    return strmap_size(r->streams);
+}
+
+size_t reader_active(const reader_t *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nlanes; i++)
+        n += r->lanes[i].active.n;
+    return n;
+}
+
+size_t reader_parked(const reader_t *r)
+{
+    return r->parked.n;
+}
+
+bool reader_connected(const reader_t *r)
+{
+    for (size_t i = 0; i < r->nlanes; i++) {
+        if (r->lanes[i].conn && !r->redis.up(r->lanes[i].conn))
+            return false;
+    }
+    /* once stopping, svc may already be closed and freed */
+    return r->stopping || r->redis.up(r->svc);
+}
+
+int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t stream_len, int argc,
+                const char **argv, const size_t *lens)
+{
+    return send_cmd(r, conn, stream, stream_len, NULL, NULL, argc, argv, lens);
+}
+
+static void free_stream(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    (void)arg;
+    free(value);
+}
+
+static void handle_closed(void *arg)
+{
+    reader_t *r = arg;
+    if (--r->open_handles)
+        return;
+    void (*done)(void *) = r->done;
+    void *done_arg = r->done_arg;
+    strmap_foreach(r->streams, free_stream, NULL);
+    strmap_free(r->streams);
+    for (size_t i = 0; i < r->nlanes; i++) {
+        free(r->lanes[i].active.v);
+        free(r->lanes[i].sel);
+        free(r->lanes[i].argv);
+        free(r->lanes[i].argvlen);
+    }
+    free(r->lanes);
+    free(r->probe.v);
+    free(r->parked.v);
+    free(r->svc_argv);
+    free(r->svc_len);
+    free(r->fields);
+    free(r->ack_argv);
+    free(r->ack_len);
+    free(r);
+    if (done)
+        done(done_arg);
+}
+
+static void lane_close_if_stopping(lane_t *l)
+{
+    reader_t *r = l->r;
+    if (!r->stopping || l->state == LANE_BUSY || l->state == LANE_CLOSED || !l->conn)
+        return;
+    l->state = LANE_CLOSED;
+    r->clock.timer_close(l->timer, handle_closed, r);
+    reader_conn_t *conn = l->conn;
+    l->conn = NULL;
+    r->redis.close(conn, handle_closed, r); /* waits for the queued XACK/XDEL replies */
+}
+
+void reader_stop(reader_t *r, void (*done)(void *arg), void *arg)
+{
+    r->stopping = true;
+    r->done = done;
+    r->done_arg = arg;
+    r->open_handles++; /* held until every lane was visited */
+    r->clock.timer_close(r->svc_timer, handle_closed, r);
+    r->redis.close(r->svc, handle_closed,
+                   r); /* claimed entries in flight are delivered and acked */
+    if (r->events)
+        r->redis.close(r->events, handle_closed, r);
+    for (size_t i = 0; i < r->nlanes; i++) {
+        lane_t *l = &r->lanes[i];
+        if (l->state == LANE_WAIT) {
+            r->clock.timer_stop(l->timer);
+            l->state = LANE_IDLE;
+        }
+        lane_close_if_stopping(l);
+    }
+    handle_closed(r);
+}
