@@ -14,13 +14,21 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/bridge/bridge_redis.h"
+#include "common/bridge/presence_store.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/redis/redis_client.h"
+#include "common/redis/redis_topology.h"
 #include "common/xalloc.h"
 #include "shm/latency.h"
 #include "shm/stats.h"
 #include "shm/stats_window.h"
 #include "shm/workdesc.h"
+#include "worker/bridge/bridge_hooks.h"
+#include "worker/bridge/inbound.h"
+#include "worker/bridge/presence.h"
+#include "worker/bridge/presence_route.h"
 #include "worker/cluster/adapter.h"
 #include "worker/eio/eio_echo.h"
 #include "worker/eio/eio_endpoint.h"
@@ -38,8 +46,10 @@
 #include "worker/stream/reader.h"
 #include "worker/stream/reader_rds.h"
 
-#define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
-#define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
+#define RING_BUDGET 4096      /* descriptors handled per wake-up before yielding to clients */
+#define ACCEPT_GRACE_MS 250   /* after the listener closes, handshakes in flight complete first */
+#define CONNECT_GRACE_MS 3000 /* and a CONNECT still on its way, at most this much longer */
+#define CONNECT_POLL_MS 50
 #define UPGRADE_TIMEOUT_MS 10000 /* Node's upgradeTimeout */
 /* packets waiting for a polling GET; past it more are dropped */
 #define POLL_QUEUE_MAX (4u << 20)
@@ -70,11 +80,22 @@ typedef struct worker {
     reader_t *reader;
     reader_rds_t *reader_io; /* the reader's Redis connections and timers */
     adapter_t *adapter;      /* NULL when there is nobody to share with */
+    /* client events, presence and per-user limits: their Redis client, NULL when all are off */
+    redis_topology_t *topology;
+    redis_client_t *bridge;
+    bool bridge_up;
+    inbound_t *inbound;
+    presence_t *presence;
+    bridge_hooks_t *hooks;
+    presence_route_t *presence_route;
+    buf_t presence_channel;
+    char writer[256]; /* <host>:<port>:<slot>:<pid>: this process in presence and inbound */
     bool stopping;
     uint64_t stop_deadline;
-    size_t closing; /* components still draining */
-    buf_t packet;   /* the text of one entry's packet, while it is built */
-    char *rec;      /* one ring record */
+    uint64_t connect_grace_until; /* the drain waits for CONNECTs on their way until then */
+    size_t closing;               /* components still draining */
+    buf_t packet;                 /* the text of one entry's packet, while it is built */
+    char *rec;                    /* one ring record */
     uint32_t rec_cap;
     uint32_t cur_pool;        /* pool of the record being decoded */
     uint64_t share_failures;  /* entries not shared with siblings or the adapter (log sampling) */
@@ -296,6 +317,15 @@ static void finish(worker_t *w)
     conformance_free(w->conformance);
     seed_events_free(w->seed);
     sio_free(w->sio);
+    bridge_hooks_free(w->hooks);
+    presence_free(w->presence);
+    inbound_free(w->inbound);
+    presence_route_free(w->presence_route);
+    buf_free(&w->presence_channel);
+    w->hooks = NULL;
+    w->presence = NULL;
+    w->inbound = NULL;
+    w->presence_route = NULL;
     eio_echo_free(w->echo);
     ops_routes_free(w->ops);
     router_free(w->router);
@@ -325,9 +355,23 @@ static void on_restore_closed(void *arg)
     finish(w);
 }
 
+static void on_bridge_closed(void *arg)
+{
+    worker_t *w = arg;
+    redis_topology_close(w->topology, on_part_closed, w);
+    w->topology = NULL;
+}
+
 static void on_sessions_closed(void *arg)
 {
     worker_t *w = arg;
+    if (w->bridge) {
+        /* the sockets' counts are sent: this writer goes, after what is queued */
+        presence_stop(w->presence);
+        w->closing++;
+        redis_client_close(w->bridge, on_bridge_closed, w);
+        w->bridge = NULL;
+    }
     if (w->restore)
         restore_close(w->restore, on_restore_closed, w);
     else
@@ -347,6 +391,12 @@ static void on_reader_stopped(void *arg)
 static void on_grace(uv_timer_t *t)
 {
     worker_t *w = t->data;
+    /* a client whose engine opened here and whose CONNECT is delayed (a busy client or box) would
+     * otherwise see a close before any connect: a failed connect, not a disconnect */
+    if (w->sio && sio_connecting(w->sio) && uv_now(&w->loop) < w->connect_grace_until) {
+        uv_timer_start(&w->grace, on_grace, CONNECT_POLL_MS, 0);
+        return;
+    }
     reader_stop(w->reader, on_reader_stopped, w);
 }
 
@@ -366,6 +416,7 @@ static void begin_stop(worker_t *w, const char *why)
     w->closing = 1;
     /* a client accepted a moment ago gets its Socket.IO connect before the 1001, so it sees a
      * normal disconnect and reconnects rather than a failed connect */
+    w->connect_grace_until = uv_now(&w->loop) + ACCEPT_GRACE_MS + CONNECT_GRACE_MS;
     uv_timer_start(&w->grace, on_grace, ACCEPT_GRACE_MS, 0);
 }
 
@@ -385,6 +436,8 @@ static void on_tick(uv_timer_t *t)
     if (limits_rss_self(&rss, NULL) == 0)
         STATS_SET(w->stats->rss_bytes, rss);
     stats_window_tick(w->stats, wall_ms());
+    if (w->bridge)
+        presence_tick(w->presence, wall_ms());
     if (w->http) {
         /* the transport counts in plain fields on its hot path; published here */
         http_stats_t hs;
@@ -401,6 +454,63 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* ---- setup ---- */
+
+/* ---- client events, presence and per-user limits ---- */
+
+static void on_bridge_state(redis_client_t *c, bool up, void *arg)
+{
+    (void)c;
+    worker_t *w = arg;
+    /* Redis may have lost this worker's counts, or missed changes meanwhile: rewrite them */
+    if (up && !w->bridge_up)
+        presence_resync(w->presence, wall_ms());
+    w->bridge_up = up;
+}
+
+static void on_bridge_message(redis_client_t *c, const redis_push_t *m, void *arg)
+{
+    (void)c;
+    worker_t *w = arg;
+    if (m->channel_len == w->presence_channel.len &&
+        memcmp(m->channel, w->presence_channel.data, m->channel_len) == 0)
+        bridge_hooks_presence_event(w->hooks, m->data, m->len);
+}
+
+static int bridge_setup(worker_t *w)
+{
+    const cfg_t *cfg = w->cfg;
+    if (!cfg->inbound_stream[0] && !cfg->presence && cfg->max_connections_per_user <= 0)
+        return 0;
+    char host[128] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(w->writer, sizeof(w->writer), "%s:%d:%u:%ld", host, cfg->port, w->args->index,
+             (long)getpid());
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, cfg);
+    buf_t err;
+    buf_init(&err);
+    int rc = redis_topology_new(&w->topology, &w->loop, &o, &err);
+    if (rc) {
+        LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
+        buf_free(&err);
+        return rc;
+    }
+    buf_free(&err);
+    static const redis_client_cbs_t cbs = {.state = on_bridge_state, .message = on_bridge_message};
+    w->bridge = redis_client_new(w->topology, "bridge", &cbs, w);
+    bridge_redis_t ops = bridge_redis_over_client(w->bridge);
+    w->inbound = inbound_new(&ops, cfg, w->writer, w->stats);
+    w->presence = presence_new(&ops, cfg, w->writer, w->stats);
+    if ((rc = bridge_hooks_new(&w->hooks, w->sio, w->fanout, w->presence, w->inbound)))
+        return rc;
+    if (cfg->presence) {
+        presence_channel(&w->presence_channel, cfg->redis_key);
+        redis_client_subscribe(w->bridge, REDIS_SUB_CHANNEL, w->presence_channel.data,
+                               w->presence_channel.len);
+        w->presence_route = presence_route_new(w->router, &ops, cfg);
+    }
+    return 0;
+}
 
 /* The layers that serve clients, bottom-up: HTTP, Engine.IO, Socket.IO, fanout, recovery. */
 static int clients_setup(worker_t *w)
@@ -456,6 +566,9 @@ static int clients_setup(worker_t *w)
     /* also with one worker: a respawn or a reload runs two slots side by side for a while */
     if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, w->args->socks,
                          w->args->slot, w->stats)))
+        return rc;
+    /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
+    if ((rc = bridge_setup(w)))
         return rc;
     if (cfg->connection_recovery)
         w->restore = restore_new(&w->loop, cfg, w->sio, w->fanout, w->stats);
@@ -536,6 +649,7 @@ int worker_main(const worker_args_t *args)
     w->cfg = args->cfg;
     w->stats = shm_region_slot_stats(args->region, args->slot);
     buf_init(&w->packet);
+    buf_init(&w->presence_channel);
     int rc = setup(w);
     if (rc) {
         LOG_ERROR("worker setup failed: %s", uv_strerror(rc));

@@ -5,12 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/ids.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/proto/adapter_msg.h"
+#include "common/redis/redis_client.h"
+#include "common/redis/redis_topology.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
+#include "master/admin/bridge_admin.h"
 #include "master/admin/cluster_req.h"
 #include "shm/health.h"
 #include "shm/stats.h"
@@ -24,6 +29,11 @@ struct admin {
     shm_region_t *region;
     const char *server_id;
     rds_t *rds;
+    uv_loop_t *loop;
+    /* presence and dead letters: a client that follows Cluster slots and Sentinel (their keys
+     * may live on any primary); made when one of them is configured, NULL until then */
+    redis_topology_t *topology;
+    redis_client_t *bridge;
     cluster_req_t *cluster;
     struct emit_op *emits, *emits_tail; /* PUBLISHes waiting for their reply, oldest first */
     uv_timer_t emit_timer;              /* the oldest one's deadline */
@@ -154,13 +164,27 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
     free(op);
 }
 
+/* Queues op (answered with -EIO by on_emit_timeout unless its reply comes first). */
+static void emit_wait(admin_t *a, emit_op_t *op)
+{
+    op->a = a;
+    op->deadline = uv_now(a->emit_timer.loop) + PUBLISH_TIMEOUT_MS;
+    op->prev = a->emits_tail;
+    if (a->emits_tail)
+        a->emits_tail->next = op;
+    else
+        a->emits = op;
+    a->emits_tail = op;
+    if (!uv_is_active((uv_handle_t *)&a->emit_timer))
+        uv_timer_start(&a->emit_timer, on_emit_timeout, PUBLISH_TIMEOUT_MS, 0);
+}
+
 /* Sends `cmd chan msg`; the answer comes with the reply (ADMIN_LATER), or now on an error. */
 static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *msg,
                    const answer_t *ans)
 {
     emit_op_t *op = xcalloc(1, sizeof(*op));
     op->chan = xstrdup(chan->data);
-    op->a = a;
     op->ans = *ans;
     snprintf(op->cmd, sizeof(op->cmd), "%s", cmd);
     const char *argv[] = {cmd, chan->data, msg->data};
@@ -172,15 +196,82 @@ static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *
         free(op);
         return -EIO;
     }
-    op->deadline = uv_now(a->emit_timer.loop) + PUBLISH_TIMEOUT_MS;
-    op->prev = a->emits_tail;
-    if (a->emits_tail)
-        a->emits_tail->next = op;
+    emit_wait(a, op);
+    return ADMIN_LATER;
+}
+
+/* ---- presence and dead letters (master/admin/bridge_admin) over the command connection ---- */
+
+typedef struct rds_call {
+    redis_reply_fn cb;
+    void *arg;
+} rds_call_t;
+
+static void on_rds_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    rds_call_t *call = privdata;
+    call->cb(reply, call->arg);
+    free(call);
+}
+
+/* bridge_redis_t's command over the rds (ctx): one connection, so the key is not needed. */
+static int rds_bridge_command(void *ctx, const char *key, size_t key_len, redis_reply_fn cb,
+                              void *arg, int argc, const char **argv, const size_t *lens)
+{
+    (void)key, (void)key_len;
+    rds_call_t *call = xmalloc(sizeof(*call));
+    *call = (rds_call_t){cb, arg};
+    int rc = rds_command(ctx, on_rds_reply, call, argc, argv, lens);
+    if (rc)
+        free(call);
+    return rc;
+}
+
+/* bridge_admin's answer: given now unless the op timed out or the master stopped meanwhile. */
+static void bridge_done(void *arg, int rc, const buf_t *body)
+{
+    emit_op_t *op = arg;
+    if (op->a) {
+        emit_unlink(op);
+        buf_append(op->ans.out, body->data ? body->data : "", body->len);
+        control_done(op->ans.req, rc);
+    }
+    free(op);
+}
+
+/* Makes the bridge client when presence or dead letters are configured and it is not there yet
+ * (a failure is logged: the commands then use the command connection). */
+static void bridge_open(admin_t *a)
+{
+    const cfg_t *cfg = a->cfg;
+    if (a->bridge || (!cfg->presence && !cfg->dead_letter_stream[0]))
+        return;
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, cfg);
+    buf_t err;
+    buf_init(&err);
+    if (redis_topology_new(&a->topology, a->loop, &o, &err) == 0)
+        a->bridge = redis_client_new(a->topology, "admin", NULL, NULL);
     else
-        a->emits = op;
-    a->emits_tail = op;
-    if (!uv_is_active((uv_handle_t *)&a->emit_timer))
-        uv_timer_start(&a->emit_timer, on_emit_timeout, PUBLISH_TIMEOUT_MS, 0);
+        LOG_WARN("%s", err.data ? err.data : "cannot set up the Redis topology");
+    buf_free(&err);
+}
+
+static int bridge_cmd(admin_t *a, int argc, char **argv, const size_t *lens, const answer_t *ans)
+{
+    emit_op_t *op = xcalloc(1, sizeof(*op));
+    op->ans = *ans;
+    snprintf(op->cmd, sizeof(op->cmd), "%s", argv[0]);
+    emit_wait(a, op); /* before the run: bridge_done may come from inside it */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    bridge_open(a); /* configured by a reload: this command may still need the fallback */
+    bridge_redis_t redis = {.ctx = a->rds, .command = rds_bridge_command};
+    if (a->bridge && redis_client_up(a->bridge))
+        redis = bridge_redis_over_client(a->bridge);
+    bridge_admin_run(&redis, a->cfg, wall, argc, argv, lens, bridge_done, op);
     return ADMIN_LATER;
 }
 
@@ -574,6 +665,8 @@ static int command(admin_t *a, int argc, char **argv, const size_t *lens, const 
         return sockets_op(a, argc, argv, lens, ans);
     if (strcmp(cmd, "serverside") == 0)
         return server_side(a, argc, argv, lens, ans);
+    if (bridge_admin_handles(cmd))
+        return bridge_cmd(a, argc, argv, lens, ans);
     const char *nsp = "/";
     if ((strcmp(cmd, "broadcast") == 0 || strcmp(cmd, "sendroom") == 0) && argc > 2 &&
         strcmp(argv[1], "--nsp") == 0) {
@@ -596,7 +689,8 @@ static int command(admin_t *a, int argc, char **argv, const size_t *lens, const 
     }
     return usage(out, "status | rooms | clients [room] | broadcast [--nsp /ns] <event> <json> | "
                       "sendroom [--nsp /ns] <room> <event> <json> | join|leave <room> <target> | "
-                      "disconnect <room> [close] | serverside <event> <json>");
+                      "disconnect <room> [close] | serverside <event> <json> | presence <room> | "
+                      "dead-letter list [count] | dead-letter replay <id>");
 }
 
 void admin_run(control_req_t *req, int argc, char **argv, const size_t *lens, buf_t *out, void *arg)
@@ -615,9 +709,11 @@ admin_t *admin_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *
     a->region = region;
     a->server_id = server_id;
     a->rds = rds;
+    a->loop = loop;
     a->cluster = cluster_req_new(loop, rds, cfg);
     uv_timer_init(loop, &a->emit_timer);
     a->emit_timer.data = a;
+    bridge_open(a); /* now, so it is connected by the first command */
     return a;
 }
 
@@ -645,6 +741,12 @@ static void on_timer_closed(uv_handle_t *h)
     part_closed(h->data);
 }
 
+static void on_bridge_closed(void *arg)
+{
+    admin_t *a = arg;
+    redis_topology_close(a->topology, on_cluster_closed, a);
+}
+
 void admin_close(admin_t *a, void (*done)(void *arg), void *arg)
 {
     while (a->emits) {
@@ -655,7 +757,9 @@ void admin_close(admin_t *a, void (*done)(void *arg), void *arg)
     }
     a->done = done;
     a->done_arg = arg;
-    a->open = 2;
+    a->open = a->bridge ? 3 : 2;
     uv_close((uv_handle_t *)&a->emit_timer, on_timer_closed);
     cluster_req_close(a->cluster, on_cluster_closed, a);
+    if (a->bridge)
+        redis_client_close(a->bridge, on_bridge_closed, a); /* in-flight commands end with NULL */
 }
