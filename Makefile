@@ -152,7 +152,7 @@ install: $(BUILD)/streamio $(BUILD)/streamioctl
 	    -e 's#/etc/streamio/#$(SYSCONFDIR)/streamio/#g' systemd/streamio.service \
 	    > $(DESTDIR)$(UNITDIR)/streamio.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/streamio.service
-	install -m 0644 systemd/streamio.env.sample $(DESTDIR)$(SYSCONFDIR)/streamio/
+	install -m 0600 systemd/streamio.env.sample $(DESTDIR)$(SYSCONFDIR)/streamio/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 docs/man/streamio.8 docs/man/streamioctl.8 $(DESTDIR)$(MANDIR)/man8/
 

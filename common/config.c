@@ -657,6 +657,14 @@ static int load(cfg_t *cfg, const source_t *src, buf_t *err)
     }
     if (!cfg->cluster_enabled)
         cfg->cluster_workers = 1;
+    /* a client of the seed may join all its rooms at once, and more: the default bursts let it
+     * (joins: at least MAX_ROOMS_PER_SOCKET; packets: twice that), so every join answers as the
+     * seed's would ("Max rooms limit reached" past the limit, never "Rate limit exceeded") */
+    if (!given(src, "RATE_LIMIT_JOINS_BURST") && cfg->rate_joins_burst < cfg->max_rooms_per_socket)
+        cfg->rate_joins_burst = cfg->max_rooms_per_socket;
+    if (!given(src, "RATE_LIMIT_EVENTS_BURST") &&
+        cfg->rate_events_burst < 2 * cfg->max_rooms_per_socket)
+        cfg->rate_events_burst = 2 * cfg->max_rooms_per_socket;
     int rc = check_redis(cfg, src, err);
     if (!rc)
         rc = check_auth(cfg, err);

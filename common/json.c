@@ -798,6 +798,14 @@ int json_string_decoded_len(const char *lit, size_t len, size_t *out)
     return decode_lit(lit, len, NULL, out);
 }
 
+size_t json_decoded_max(const char *in, size_t len)
+{
+    size_t n = len;
+    for (size_t i = 0; i < len; i++)
+        n += (unsigned char)in[i] >= 0x80 ? 2 : 0;
+    return n;
+}
+
 int json_number_parse(const char *lit, size_t len, double *out)
 {
     if (len == 0 || number_end(lit, len, 0) != len)

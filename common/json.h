@@ -107,6 +107,13 @@ int json_string_decode(const char *lit, size_t len, buf_t *out);
 int json_string_decoded_len(const char *lit, size_t len, size_t *out);
 
 /*
+ * An upper bound of what json_string_decode appends for all the string literals of the text
+ * in[0..len) together. Decoding is not always shorter than the literal: escapes are, but an
+ * invalid UTF-8 byte becomes U+FFFD (3 bytes), so len plus 2 per byte >= 0x80.
+ */
+size_t json_decoded_max(const char *in, size_t len);
+
+/*
  * lit = the text of a JSON number (a span from validated text). *out = the double JSON.parse gives
  * (correctly rounded; overflow gives +-Infinity). Returns 0 or -EINVAL. Relies on strtod, so the
  * process must keep the "C" LC_NUMERIC locale. Allocates only for numbers longer than 64 bytes.

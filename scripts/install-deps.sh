@@ -16,9 +16,10 @@ debpkgs=(build-essential debhelper dpkg-dev fakeroot lintian)
 if [ "$what" = deb ]; then pkgs+=("${debpkgs[@]}"); fi
 if [ "$what" = bench ]; then pkgs+=(gnuplot-nox); fi
 if [ "$what" = test ] || [ "$what" = bench ]; then
-    # prometheus for promtool (the server it ships is never started by the tests)
-    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-redis python3-requests python3-websocket chromium
-           redis-sentinel openssl prometheus "${debpkgs[@]}")
+    # prometheus for promtool (the server it ships is never started by the tests); iptables,
+    # iproute2 and util-linux (unshare) for the fault tests' network namespaces
+    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-redis python3-requests python3-websocket
+           chromium redis-sentinel openssl prometheus iptables iproute2 util-linux "${debpkgs[@]}")
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi

@@ -170,9 +170,9 @@ static void on_room_deleted(void *arg, const char *room, size_t len)
     adapter_room_deleted(((worker_t *)arg)->adapter, room, len);
 }
 
-static void on_client_ack(void *arg, uint64_t id, const char *json, size_t len)
+static void on_client_ack(void *arg, sio_socket_t *s, uint64_t id, const char *json, size_t len)
 {
-    adapter_client_ack(((worker_t *)arg)->adapter, id, json, len);
+    adapter_client_ack(((worker_t *)arg)->adapter, sio_socket_id(s), id, json, len);
 }
 
 /* The adapter uid of another live worker of this server (see adapter_set_sibling_filter). */
@@ -584,7 +584,8 @@ static int clients_setup(worker_t *w)
         .websocket = (cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) != 0,
         .cors = w->cors,
         .workers = cfg->cluster_workers,
-        .server_id = (unsigned long)getppid(),
+        .socks = w->args->socks,
+        .region = w->args->region,
     };
     if ((rc = eio_endpoint_new(&w->eio, &w->loop, &ec, w->http, w->stats)))
         return rc;
@@ -599,7 +600,7 @@ static int clients_setup(worker_t *w)
         eio_endpoint_serve(w->eio, w->router, "/engine.io/", eio_echo_handlers(w->echo));
     }
     /* also with one worker: a respawn or a reload runs two slots side by side for a while */
-    if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, (unsigned long)getppid(),
+    if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, w->args->socks,
                          w->args->slot, w->stats)))
         return rc;
     /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */

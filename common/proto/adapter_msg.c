@@ -614,8 +614,7 @@ static int json_prepare(const uint8_t *p, size_t len, buf_t *scratch, json_span_
     if (json_validate(in, len))
         return -EPROTO;
     buf_reset(scratch);
-    /* decoded strings are never longer than their literals: no pointer into scratch moves */
-    buf_reserve(scratch, len + 1);
+    ajson_reserve(scratch, in, len);
     size_t pos = json_skip_ws(in, len, 0);
     ajson_span_at(in, len, pos, root);
     return root->type == JSON_OBJECT ? 0 : -EPROTO;

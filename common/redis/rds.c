@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/keepalive.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -281,6 +282,7 @@ static void start_connect(rds_t *r)
         schedule_reconnect(r);
         return;
     }
+    (void)keepalive_set(ac->c.fd); /* a partition must end a blocked XREADGROUP */
     ac->data = r;
     r->ac = ac;
     redisAsyncSetConnectCallback(ac, on_connect);

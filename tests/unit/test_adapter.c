@@ -54,20 +54,23 @@ static size_t f_broadcast(void *ctx, const adapter_target_t *t, const fanout_pac
     return 2;
 }
 
+/* The fake's sockets are 1..each_sockets (as pointers); their ids differ in the last letter. */
+static const char *const fake_ids[] = {"AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAB",
+                                       "AAAAAAAAAAAAAAAAAAAC", "AAAAAAAAAAAAAAAAAAAD"};
+
 static void f_each(void *ctx, const adapter_target_t *t, void (*fn)(void *sock, void *arg),
                    void *arg)
 {
     fake_t *f = ctx;
     (void)t;
     for (size_t i = 0; i < f->each_sockets; i++)
-        fn(f, arg);
+        fn((void *)(uintptr_t)(i + 1), arg);
 }
 
 static const char *f_id(void *ctx, void *sock)
 {
     (void)ctx;
-    (void)sock;
-    return "AAAAAAAAAAAAAAAAAAAA";
+    return fake_ids[((uintptr_t)sock - 1) % 4];
 }
 
 static void f_describe(void *ctx, void *sock, buf_t *out)
@@ -254,6 +257,7 @@ static void test_broadcast_with_acks(void **state)
 {
     (void)state;
     env_t *e = start(ADAPTER_MODE_SHARDED);
+    e->fake.each_sockets = 2;
     rx_str(
         e, "socket.io#/#",
         "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ack-req\",\"q\"]},\"requestId\":"
@@ -261,14 +265,23 @@ static void test_broadcast_with_acks(void **state)
         "\"uid\":\"8ae8271815577a7e\",\"nsp\":\"/\"}");
     assert_int_equal(e->fake.broadcasts, 1);
     assert_string_equal(e->fake.last_text.data, "421000000000[\"ack-req\",\"q\"]");
-    /* the fake delivered to 2 clients: two acks are forwarded, a third is swallowed */
-    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[\"client-ack:q\"]", 16));
-    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[]", 2));
-    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[1]", 3));
+    const char *a0 = fake_ids[0], *a1 = fake_ids[1], *stranger = fake_ids[2];
+    uint64_t id = ADAPTER_ACK_ID_BASE;
+    /* delivered to sockets A and B: a socket it did not reach cannot answer, not even first */
+    assert_int_equal(adapter_client_ack(e->a, stranger, id, "[\"forged\"]", 10),
+                     ADAPTER_ACK_DROPPED);
+    assert_int_equal(adapter_client_ack(e->a, NULL, id, "[]", 2), ADAPTER_ACK_DROPPED);
+    assert_int_equal(adapter_client_ack(e->a, "AAAA", id, "[]", 2), ADAPTER_ACK_DROPPED);
+    /* each recipient answers once; a repeat is dropped and does not use up another's turn */
+    assert_int_equal(adapter_client_ack(e->a, a1, id, "[\"client-ack:q\"]", 16),
+                     ADAPTER_ACK_FORWARDED);
+    assert_int_equal(adapter_client_ack(e->a, a1, id, "[\"again\"]", 9), ADAPTER_ACK_DROPPED);
+    assert_int_equal(adapter_client_ack(e->a, a0, id, "[]", 2), ADAPTER_ACK_FORWARDED);
+    assert_int_equal(adapter_client_ack(e->a, a0, id, "[1]", 3), ADAPTER_ACK_DROPPED);
     /* ids below the base are the host's own; unknown ids above the next one are not ours */
-    assert_false(adapter_client_ack(e->a, 7, "[]", 2));
-    assert_false(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE + 5, "[]", 2));
-    assert_false(adapter_client_ack(NULL, ADAPTER_ACK_ID_BASE, "[]", 2));
+    assert_int_equal(adapter_client_ack(e->a, a0, 7, "[]", 2), ADAPTER_ACK_HOST);
+    assert_int_equal(adapter_client_ack(e->a, a0, id + 5, "[]", 2), ADAPTER_ACK_HOST);
+    assert_int_equal(adapter_client_ack(NULL, a0, id, "[]", 2), ADAPTER_ACK_HOST);
     finish(e);
 }
 

@@ -45,6 +45,7 @@ typedef struct fx {
     cfg_t cfg;
     stats_worker_t stats;
     shm_region_t *region;
+    local_sock_t *socks;
     eio_t *e;
     sio_t *sio;
     fanout_t *fanout;
@@ -150,9 +151,9 @@ static fx_t *fx_new(const char *const *env)
     assert_int_equal(sio_new(&f->sio, &f->loop, &f->cfg, false, &f->stats), 0);
     assert_int_equal(
         shm_region_new(&f->region, 1, 4096, sizeof(stats_worker_t), sizeof(stats_global_t)), 0);
-    static unsigned long server = 7770; /* a sibling socket name of its own per fixture */
-    assert_int_equal(fanout_new(&f->fanout, &f->loop, f->sio, f->region, server++, 0, &f->stats),
-                     0);
+    assert_int_equal(local_sock_new(&f->socks, 1), 0);
+    assert_int_equal(
+        fanout_new(&f->fanout, &f->loop, f->sio, f->region, f->socks, 0, &f->stats), 0);
     f->seed = seed_events_new(f->sio);
     f->fake = bridge_fake_new();
     bridge_redis_t ops = bridge_fake_ops(f->fake);
@@ -190,6 +191,7 @@ static void fx_free(fx_t *f)
     uv_run(&f->loop, UV_RUN_NOWAIT);
     uv_loop_close(&f->loop);
     shm_region_free(f->region);
+    local_sock_free(f->socks);
     for (int i = 0; i < 8; i++)
         buf_free(&f->log[i]);
     free(f);

@@ -796,6 +796,42 @@ static void test_slow_consumer(void **state)
     assert_int_equal(refusals(f, STATS_LIMIT_OUTPUT_BUFFER), 1);
 }
 
+/* A frame larger than max_outq_bytes (64 KiB here) goes to a client that reads: it is no slow
+ * consumer. One that reads nothing is still found out, once a frame waits behind the head. */
+static void test_one_large_frame_is_not_slow(void **state)
+{
+    fixture_t *f = *state;
+    size_t len = 1u << 20;
+    char *big = malloc(len);
+    memset(big, 'y', len);
+    client_t *cl = ws_connect(f, 0);
+    conn_t *c = f->conns[0];
+    assert_int_equal(ws_conn_send_text(c, big, len), 0);
+    assert_int_equal(ws_conn_send_text(c, "after", 5), 0);
+    RUN_UNTIL(f, cl->in.len == 10 + len + 2 + 5); /* 127-length header, then a 7-byte frame */
+    assert_memory_equal(cl->in.data + cl->in.len - 5, "after", 5);
+    assert_int_equal(f->closes, 0);
+    assert_int_equal(stats_of(f).conn.slow_consumers, 0);
+
+    client_t *idle = ws_connect(f, 1);
+    uv_read_stop((uv_stream_t *)&idle->tcp);
+    c = f->conns[1];
+    int rc = 0, sends = 0;
+    f->timed_out = false;
+    uv_timer_start(&f->guard, on_guard, GUARD_MS, 0);
+    while (rc == 0 && !f->timed_out) {
+        rc = ws_conn_send_text(c, big, len);
+        sends++;
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    uv_timer_stop(&f->guard);
+    assert_int_equal(rc, -ENOBUFS); /* the kernel's buffers filled, then one waited behind */
+    assert_true(sends >= 2);
+    RUN_UNTIL(f, f->closes == 1);
+    assert_int_equal(stats_of(f).conn.slow_consumers, 1);
+    free(big);
+}
+
 /* conn_close while a uv_write is pending: the write is cancelled, refs are released once. */
 static void test_close_with_write_in_flight(void **state)
 {
@@ -1177,6 +1213,7 @@ int main(void)
         T(test_parser_errors, lim_default),
         T(test_server_close_handshake, lim_close),
         T(test_slow_consumer, lim_slow),
+        T(test_one_large_frame_is_not_slow, lim_slow),
         T(test_close_with_write_in_flight, lim_big_outq),
         T(test_eof_and_contract, lim_default),
         T(test_ctx_free_with_live_conns, lim_default),

@@ -554,6 +554,21 @@ static void test_write_utf8(void **state)
     }
 }
 
+/* Decoding can grow: each invalid byte becomes U+FFFD. json_decoded_max bounds it, tightly for
+ * a string of lone continuation bytes, and escapes only ever shrink. */
+static void test_decoded_max(void **state)
+{
+    (void)state;
+    const char lit[] = "\"\x80\x80\x80\\n\\u00e9\"";
+    size_t n = sizeof(lit) - 1, dlen;
+    assert_int_equal(json_string_decoded_len(lit, n, &dlen), 0);
+    assert_int_equal(dlen, 3 * 3 + 1 + 2);
+    assert_true(dlen > n - 2); /* longer than the literal's contents */
+    assert_int_equal(json_decoded_max(lit, n), n + 3 * 2);
+    assert_true(dlen <= json_decoded_max(lit, n));
+    assert_int_equal(json_decoded_max("\"\\ud83d\\ude00\"", 14), 14);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_string_decode),    cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_number_parse),     cmocka_unit_test(test_walkers),
         cmocka_unit_test(test_keys_order),       cmocka_unit_test(test_object_get),
+        cmocka_unit_test(test_decoded_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,8 @@
 #define ACK_GRACE_MS 1000
 #define ACK_ID_MAX 64 /* longest request id or requester uid whose acks are forwarded */
 
-/* A cluster broadcast whose client acks are still forwarded to its requester. */
+/* A cluster broadcast whose client acks are still forwarded to its requester: each socket it
+ * reached may answer once; nobody else may. */
 typedef struct pending_ack {
     struct pending_ack *next;
     uint64_t ack_id;
@@ -27,6 +28,9 @@ typedef struct pending_ack {
     size_t rid_len, uid_len;
     char rid[ACK_ID_MAX];
     char uid[ACK_ID_MAX]; /* sharded: the requester's uid (its response channel); classic: unused */
+    size_t nsockets;      /* the recipients: their socket ids sorted, and whether each answered */
+    bool *answered;       /* nsockets entries, after the ids */
+    char ids[][IDS_SID_LEN];
 } pending_ack_t;
 
 struct adapter {
@@ -49,6 +53,7 @@ struct adapter {
     uint64_t refusals;
     uint64_t next_ack_id;
     pending_ack_t *acks;
+    buf_t ackers; /* socket ids of a broadcast with acks, IDS_SID_LEN bytes each */
     uv_timer_t ack_timer;
     buf_t msg;     /* encoded outgoing message */
     buf_t chan;    /* outgoing channel name */
@@ -305,15 +310,25 @@ static void on_ack_timer(uv_timer_t *t)
     sweep_acks(t->data);
 }
 
-static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id,
-                       size_t count)
+static int cmp_id(const void *x, const void *y)
+{
+    return memcmp(x, y, IDS_SID_LEN);
+}
+
+/* Remembers who may answer ack_id: the sockets listed in a->ackers (one allocation). */
+static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id)
 {
     if (m->request_id.len > ACK_ID_MAX || m->uid.len > ACK_ID_MAX)
         return;
-    pending_ack_t *p = xcalloc(1, sizeof(*p));
+    size_t n = a->ackers.len / IDS_SID_LEN;
+    pending_ack_t *p = xcalloc(1, sizeof(*p) + n * (IDS_SID_LEN + sizeof(bool)));
+    memcpy(p->ids, a->ackers.data, n * IDS_SID_LEN);
+    qsort(p->ids, n, IDS_SID_LEN, cmp_id);
+    p->answered = (bool *)(p->ids + n);
+    p->nsockets = n;
     p->ack_id = ack_id;
     p->nsp = nsp;
-    p->remaining = count;
+    p->remaining = n;
     uint64_t timeout = m->timeout_ms ? m->timeout_ms : ACK_DEFAULT_TIMEOUT_MS;
     p->deadline = uv_now(a->loop) + timeout + ACK_GRACE_MS;
     memcpy(p->rid, m->request_id.p, m->request_id.len);
@@ -324,6 +339,14 @@ static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint6
     a->acks = p;
     if (!uv_is_active((uv_handle_t *)&a->ack_timer))
         uv_timer_start(&a->ack_timer, on_ack_timer, 1000, 1000);
+}
+
+static void add_acker(void *sock, void *arg)
+{
+    adapter_t *a = arg;
+    const char *id = a->host.id(a->host.ctx, sock);
+    if (id && strlen(id) == IDS_SID_LEN)
+        buf_append(&a->ackers, id, IDS_SID_LEN);
 }
 
 static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const char *chan,
@@ -355,6 +378,10 @@ static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const 
     adapter_target_t t;
     target_of(m, &t);
     t.nsp = nsp;
+    /* the sockets the packet reaches: the same set, listed before it makes them busy */
+    buf_reset(&a->ackers);
+    if (with_ack)
+        a->host.each(a->host.ctx, &t, add_acker, a);
     size_t n = a->host.broadcast(a->host.ctx, &t, &pk);
     fanout_packet_release(&pk);
     STATS_ADD(a->stats->adapter_in, 1);
@@ -363,20 +390,26 @@ static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const 
     a->next_ack_id++;
     respond_in(a, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, n);
     if (n)
-        track_acks(a, nsp, m, ack_id, n);
+        track_acks(a, nsp, m, ack_id);
 }
 
-bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, size_t args_len)
+adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack_id,
+                                 const char *args_json, size_t args_len)
 {
     if (!a || ack_id < ADAPTER_ACK_ID_BASE)
-        return false;
+        return ADAPTER_ACK_HOST;
     pending_ack_t *p = a->acks;
     while (p && p->ack_id != ack_id)
         p = p->next;
     if (!p)
-        return ack_id < a->next_ack_id; /* a late ack of ours: swallowed all the same */
-    if (p->remaining == 0)
-        return true;
+        return ack_id < a->next_ack_id ? ADAPTER_ACK_DROPPED /* a late ack of ours */
+                                       : ADAPTER_ACK_HOST;
+    const char(*hit)[IDS_SID_LEN] = sock_id && strlen(sock_id) == IDS_SID_LEN
+                                        ? bsearch(sock_id, p->ids, p->nsockets, IDS_SID_LEN, cmp_id)
+                                        : NULL;
+    if (!hit || p->answered[hit - p->ids])
+        return ADAPTER_ACK_DROPPED; /* not a recipient, or it answered already */
+    p->answered[hit - p->ids] = true;
     p->remaining--;
     json_span_t first;
     size_t n = 0;
@@ -389,7 +422,7 @@ bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, si
     bool has = (rc == 0 || rc == -E2BIG) && n > 0;
     respond_in(a, p->nsp, &m, ADAPTER_RESP_BROADCAST_ACK, has ? first.p : NULL, has ? first.len : 0,
                0);
-    return true;
+    return ADAPTER_ACK_FORWARDED;
 }
 
 /* ---- requests ---- */
@@ -733,6 +766,7 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     buf_init(&a->scratch);
     buf_init(&a->body);
     buf_init(&a->atts);
+    buf_init(&a->ackers);
     uv_timer_init(loop, &a->ack_timer);
     a->ack_timer.data = a;
     a->open_parts = 1; /* the timer */
@@ -792,6 +826,7 @@ static void on_part_closed(void *arg)
     buf_free(&a->scratch);
     buf_free(&a->body);
     buf_free(&a->atts);
+    buf_free(&a->ackers);
     free(a);
     if (done)
         done(done_arg);

@@ -78,12 +78,19 @@ int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const ch
  */
 void adapter_room_created(adapter_t *a, const char *room, size_t len);
 void adapter_room_deleted(adapter_t *a, const char *room, size_t len);
+typedef enum adapter_ack {
+    ADAPTER_ACK_HOST,      /* not a cluster broadcast's id: the host's own */
+    ADAPTER_ACK_FORWARDED, /* sent on to the broadcast's requester */
+    ADAPTER_ACK_DROPPED    /* a broadcast's id, but that socket was not sent it, already
+                            * answered, or answered too late */
+} adapter_ack_t;
 /*
- * A client answered ack `ack_id` with the JSON array `args_json` (borrowed). Returns true when
- * the id belongs to a cluster broadcast (the ack is forwarded to its requester), false when the
- * host should handle it as its own.
+ * The socket whose Socket.IO id is `sock_id` (NUL-terminated, borrowed) answered ack `ack_id`
+ * with the JSON array `args_json` (borrowed). Each socket a broadcast with acks reached may
+ * answer it once; only that is forwarded to the requester.
  */
-bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, size_t args_len);
+adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack_id,
+                                 const char *args_json, size_t args_len);
 /* Ack ids the adapter hands out are >= this, so a host's own ids below it never collide. */
 #define ADAPTER_ACK_ID_BASE 1000000000ull
 /*

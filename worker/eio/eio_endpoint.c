@@ -368,8 +368,10 @@ static void on_request(conn_t *c, const http_req_t *req, void *arg)
     buf_reset(q);
     bool has_sid = http_req_query(req, "sid", q) == 0;
     int owner = has_sid ? eio_sid_slot(q->data, q->len) : -1;
-    if (owner >= 0 && (uint32_t)owner != ep->cfg.sessions.slot && owner < ep->cfg.workers &&
-        ep->handoff && forward(ep, c, req, (uint32_t)owner) == 0)
+    /* owner is a process block (up to twice CLUSTER_WORKERS after a reload): handoff_send
+     * refuses a block with no live worker */
+    if (owner >= 0 && (uint32_t)owner != ep->cfg.sessions.slot && ep->handoff &&
+        forward(ep, c, req, (uint32_t)owner) == 0)
         return;
     eio_session_t *s = has_sid ? eio_find(ep->sessions, q->data, q->len) : NULL;
     if (has_sid && !s) {
@@ -428,9 +430,13 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
         return rc;
     }
     if (cfg->workers > 1) {
-        rc = handoff_new(&ep->handoff, loop, cfg->server_id, cfg->sessions.slot, on_handoff, ep);
-        if (rc)
-            LOG_WARN("polling handoff between workers unavailable: %s", strerror(-rc));
+        rc = handoff_new(&ep->handoff, loop, cfg->socks, cfg->region, cfg->sessions.slot,
+                         on_handoff, ep);
+        if (rc) {
+            LOG_ERROR("cannot receive polling requests from the other workers: %s", strerror(-rc));
+            eio_endpoint_free(ep);
+            return rc;
+        }
     }
     *out = ep;
     return 0;
