@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/keepalive.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -202,6 +203,9 @@ static void on_connected(uv_connect_t *req, int status)
         lose(c, "cannot read");
         return;
     }
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0)
+        (void)keepalive_set(fd); /* a subscribed link is idle: only probes find a partition */
     c->connected = true;
     const char *auth[3];
     int nauth = config_redis_auth(c->cfg, auth);

@@ -8,6 +8,7 @@
 #define STREAMIO_TESTS_UNIT_FAKE_HOST_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,20 +53,23 @@ static size_t f_broadcast(void *ctx, const adapter_target_t *t, const fanout_pac
     return 2;
 }
 
+/* The fake's sockets are 1..each_sockets (as pointers); their ids differ in the last letter. */
+static const char *const fake_ids[] = {"AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAB",
+                                       "AAAAAAAAAAAAAAAAAAAC", "AAAAAAAAAAAAAAAAAAAD"};
+
 static void f_each(void *ctx, const adapter_target_t *t, void (*fn)(void *sock, void *arg),
                    void *arg)
 {
     host_fake_t *f = ctx;
     (void)t;
     for (size_t i = 0; i < f->each_sockets; i++)
-        fn(f, arg);
+        fn((void *)(uintptr_t)(i + 1), arg);
 }
 
 static const char *f_id(void *ctx, void *sock)
 {
     (void)ctx;
-    (void)sock;
-    return "AAAAAAAAAAAAAAAAAAAA";
+    return fake_ids[((uintptr_t)sock - 1) % 4];
 }
 
 static void f_describe(void *ctx, void *sock, buf_t *out)

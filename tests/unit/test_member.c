@@ -143,6 +143,7 @@ static void test_binary_with_offset(void **state)
 static void test_acks_go_back_to_the_requester(void **state)
 {
     env_t *e = *state;
+    e->fake.each_sockets = 2; /* the recipients: fake_ids[0] and [1] */
     apply(e,
           "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"q\"]},\"requestId\":\"r1\","
           "\"opts\":{\"rooms\":[],\"except\":[],\"flags\":{\"timeout\":500}}},\"uid\":\"req\","
@@ -152,15 +153,21 @@ static void test_acks_go_back_to_the_requester(void **state)
     assert_int_equal(e->ans.kind, ADAPTER_RESP_CLIENT_COUNT);
     assert_int_equal(e->ans.count, 2);
     assert_string_equal(e->ans.rid, "r1");
-    assert_true(member_client_ack(e->mb, ADAPTER_ACK_ID_BASE, "[\"yes\",2]", 9));
+    assert_int_equal(member_client_ack(e->mb, fake_ids[0], ADAPTER_ACK_ID_BASE, "[\"yes\",2]", 9),
+                     ADAPTER_ACK_FORWARDED);
     assert_int_equal(e->ans.kind, ADAPTER_RESP_BROADCAST_ACK);
     assert_string_equal(e->ans.body, "\"yes\"");
-    assert_true(member_client_ack(e->mb, ADAPTER_ACK_ID_BASE, "[]", 2));
+    /* a socket that was not sent it, or answers twice: dropped */
+    assert_int_equal(member_client_ack(e->mb, fake_ids[2], ADAPTER_ACK_ID_BASE, "[]", 2),
+                     ADAPTER_ACK_DROPPED);
+    assert_int_equal(member_client_ack(e->mb, fake_ids[0], ADAPTER_ACK_ID_BASE, "[]", 2),
+                     ADAPTER_ACK_DROPPED);
+    assert_int_equal(e->ans.n, 2);
+    assert_int_equal(member_client_ack(e->mb, fake_ids[1], ADAPTER_ACK_ID_BASE, "[]", 2),
+                     ADAPTER_ACK_FORWARDED);
     assert_string_equal(e->ans.body, "NULL");
     assert_int_equal(e->ans.n, 3);
-    assert_true(member_client_ack(e->mb, ADAPTER_ACK_ID_BASE, "[1]", 3)); /* a third: swallowed */
-    assert_int_equal(e->ans.n, 3);
-    assert_false(member_client_ack(e->mb, 12, "[]", 2));
+    assert_int_equal(member_client_ack(e->mb, NULL, 12, "[]", 2), ADAPTER_ACK_HOST);
 }
 
 static void test_requests(void **state)

@@ -127,16 +127,27 @@ static void respond(void *arg, unsigned nsp, const adapter_msg_t *m, adapter_res
     send_response(a, nsp, m->uid.p, m->uid.len);
 }
 
+bool adapter_wants_mpack(const adapter_t *a)
+{
+    return a->mode != ADAPTER_MODE_SHARDED;
+}
+
 int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const char *room,
-                    size_t room_len, const char *data_json, size_t data_len)
+                    size_t room_len, const adapter_data_t *data)
 {
     adapter_str_t r = {room, room_len};
     buf_reset(&a->msg);
     bool sharded = a->mode == ADAPTER_MODE_SHARDED;
-    int rc = sharded ? adapter_msg_encode_cluster_broadcast(&a->msg, a->uid, UID_LEN, "/", 1,
-                                                            data_json, data_len, &r, 1)
-                     : adapter_msg_encode_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data_json,
-                                                    data_len, &r, 1);
+    int rc;
+    if (sharded)
+        rc = adapter_msg_encode_cluster_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data->json,
+                                                  data->json_len, &r, 1);
+    else if (data->mpack)
+        rc = adapter_msg_encode_broadcast_mpack(&a->msg, a->uid, UID_LEN, "/", 1, data->mpack,
+                                                data->mpack_len, &r, 1);
+    else
+        rc = adapter_msg_encode_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data->json,
+                                          data->json_len, &r, 1);
     if (rc)
         return rc;
     /* Node publishers send 20-character rooms (socket ids) on the main sharded channel */
@@ -408,9 +419,11 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     return 0;
 }
 
-bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, size_t args_len)
+adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack_id,
+                                 const char *args_json, size_t args_len)
 {
-    return a && member_client_ack(a->member, ack_id, args_json, args_len);
+    return a ? member_client_ack(a->member, sock_id, ack_id, args_json, args_len)
+             : ADAPTER_ACK_HOST;
 }
 
 bool adapter_connected(const adapter_t *a)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -14,6 +15,8 @@
 #define ACK_ID_MAX 64 /* longest request id or requester uid whose acks are forwarded */
 
 /* A cluster broadcast whose client acks are still forwarded to its requester. */
+/* A cluster broadcast whose client acks are still forwarded to its requester: each socket it
+ * reached may answer once; nobody else may. */
 typedef struct pending_ack {
     struct pending_ack *next;
     uint64_t ack_id;
@@ -23,6 +26,9 @@ typedef struct pending_ack {
     size_t rid_len, uid_len;
     char rid[ACK_ID_MAX];
     char uid[ACK_ID_MAX]; /* the requester's uid (its response channel) */
+    size_t nsockets;      /* the recipients: their socket ids sorted, and whether each answered */
+    bool *answered;       /* nsockets entries, after the ids */
+    char ids[][IDS_SID_LEN];
 } pending_ack_t;
 
 struct member {
@@ -35,9 +41,10 @@ struct member {
     uint64_t next_ack_id;
     pending_ack_t *acks;
     uv_timer_t ack_timer;
-    buf_t text; /* Engine.IO text of an incoming broadcast */
-    buf_t body; /* JSON body of a response */
-    buf_t atts; /* attachments of an incoming binary broadcast */
+    buf_t text;   /* Engine.IO text of an incoming broadcast */
+    buf_t body;   /* JSON body of a response */
+    buf_t atts;   /* attachments of an incoming binary broadcast */
+    buf_t ackers; /* socket ids of a broadcast with acks, IDS_SID_LEN bytes each */
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -60,6 +67,7 @@ member_t *member_new(uv_loop_t *loop, const adapter_host_t *host, stats_worker_t
     buf_init(&mb->text);
     buf_init(&mb->body);
     buf_init(&mb->atts);
+    buf_init(&mb->ackers);
     uv_timer_init(loop, &mb->ack_timer);
     mb->ack_timer.data = mb;
     return mb;
@@ -130,15 +138,25 @@ static void on_ack_timer(uv_timer_t *t)
     sweep_acks(t->data);
 }
 
-static void track_acks(member_t *mb, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id,
-                       size_t count)
+static int cmp_id(const void *x, const void *y)
+{
+    return memcmp(x, y, IDS_SID_LEN);
+}
+
+/* Remembers who may answer ack_id: the sockets listed in mb->ackers (one allocation). */
+static void track_acks(member_t *mb, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id)
 {
     if (m->request_id.len > ACK_ID_MAX || m->uid.len > ACK_ID_MAX)
         return;
-    pending_ack_t *p = xcalloc(1, sizeof(*p));
+    size_t n = mb->ackers.len / IDS_SID_LEN;
+    pending_ack_t *p = xcalloc(1, sizeof(*p) + n * (IDS_SID_LEN + sizeof(bool)));
+    memcpy(p->ids, mb->ackers.data, n * IDS_SID_LEN);
+    qsort(p->ids, n, IDS_SID_LEN, cmp_id);
+    p->answered = (bool *)(p->ids + n);
+    p->nsockets = n;
     p->ack_id = ack_id;
     p->nsp = nsp;
-    p->remaining = count;
+    p->remaining = n;
     uint64_t timeout = m->timeout_ms ? m->timeout_ms : ACK_DEFAULT_TIMEOUT_MS;
     p->deadline = uv_now(mb->loop) + timeout + ACK_GRACE_MS;
     memcpy(p->rid, m->request_id.p, m->request_id.len);
@@ -149,6 +167,14 @@ static void track_acks(member_t *mb, unsigned nsp, const adapter_msg_t *m, uint6
     mb->acks = p;
     if (!uv_is_active((uv_handle_t *)&mb->ack_timer))
         uv_timer_start(&mb->ack_timer, on_ack_timer, 1000, 1000);
+}
+
+static void add_acker(void *sock, void *arg)
+{
+    member_t *mb = arg;
+    const char *id = mb->host.id(mb->host.ctx, sock);
+    if (strlen(id) == IDS_SID_LEN)
+        buf_append(&mb->ackers, id, IDS_SID_LEN);
 }
 
 /* Node's ClusterAdapter adds an offset to EVENT packets without an ack id that are not volatile
@@ -193,6 +219,10 @@ static void broadcast(member_t *mb, unsigned nsp, const adapter_msg_t *m,
     adapter_target_t t;
     target_of(m, &t);
     t.nsp = nsp;
+    /* the sockets the packet reaches: the same set, listed before it makes them busy */
+    buf_reset(&mb->ackers);
+    if (with_ack)
+        mb->host.each(mb->host.ctx, &t, add_acker, mb);
     size_t n = mb->host.broadcast(mb->host.ctx, &t, &pk);
     fanout_packet_release(&pk);
     STATS_ADD(mb->stats->adapter_in, 1);
@@ -201,20 +231,26 @@ static void broadcast(member_t *mb, unsigned nsp, const adapter_msg_t *m,
     mb->next_ack_id++;
     respond(mb, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, n);
     if (n)
-        track_acks(mb, nsp, m, ack_id, n);
+        track_acks(mb, nsp, m, ack_id);
 }
 
-bool member_client_ack(member_t *mb, uint64_t ack_id, const char *args_json, size_t args_len)
+adapter_ack_t member_client_ack(member_t *mb, const char *sock_id, uint64_t ack_id,
+                                const char *args_json, size_t args_len)
 {
     if (ack_id < ADAPTER_ACK_ID_BASE)
-        return false;
+        return ADAPTER_ACK_HOST;
     pending_ack_t *p = mb->acks;
     while (p && p->ack_id != ack_id)
         p = p->next;
     if (!p)
-        return ack_id < mb->next_ack_id; /* a late ack of ours: swallowed all the same */
-    if (p->remaining == 0)
-        return true;
+        return ack_id < mb->next_ack_id ? ADAPTER_ACK_DROPPED /* a late ack of ours */
+                                        : ADAPTER_ACK_HOST;
+    const char(*hit)[IDS_SID_LEN] = sock_id && strlen(sock_id) == IDS_SID_LEN
+                                        ? bsearch(sock_id, p->ids, p->nsockets, IDS_SID_LEN, cmp_id)
+                                        : NULL;
+    if (!hit || p->answered[hit - p->ids])
+        return ADAPTER_ACK_DROPPED; /* not a recipient, or it answered already */
+    p->answered[hit - p->ids] = true;
     p->remaining--;
     json_span_t first;
     size_t n = 0;
@@ -227,7 +263,7 @@ bool member_client_ack(member_t *mb, uint64_t ack_id, const char *args_json, siz
     bool has = (rc == 0 || rc == -E2BIG) && n > 0;
     respond(mb, p->nsp, &m, ADAPTER_RESP_BROADCAST_ACK, has ? first.p : NULL, has ? first.len : 0,
             0);
-    return true;
+    return ADAPTER_ACK_FORWARDED;
 }
 
 /* ---- requests ---- */
@@ -392,6 +428,7 @@ static void on_timer_closed(uv_handle_t *h)
     buf_free(&mb->text);
     buf_free(&mb->body);
     buf_free(&mb->atts);
+    buf_free(&mb->ackers);
     free(mb);
     if (done)
         done(done_arg);

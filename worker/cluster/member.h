@@ -42,8 +42,9 @@ const adapter_host_t *member_host(const member_t *mb);
  */
 void member_apply(member_t *mb, unsigned nsp, const adapter_msg_t *m, const adapter_str_t *offset,
                   const char *from, size_t from_len);
-/* A client answered ack `ack_id` (see adapter_client_ack). */
-bool member_client_ack(member_t *mb, uint64_t ack_id, const char *args_json, size_t args_len);
+/* Socket sock_id answered ack `ack_id` (see adapter_client_ack). */
+adapter_ack_t member_client_ack(member_t *mb, const char *sock_id, uint64_t ack_id,
+                                const char *args_json, size_t args_len);
 
 /* Counts a message dropped on arrival, with one sampled log line naming `from` and why. */
 void member_drop(member_t *mb, const char *why, const char *from, size_t from_len);

@@ -388,10 +388,11 @@ int streams_adapter_new(streams_adapter_t **out, redis_topology_t *topo, const c
     return 0;
 }
 
-bool streams_adapter_client_ack(streams_adapter_t *sa, uint64_t ack_id, const char *args_json,
-                                size_t args_len)
+adapter_ack_t streams_adapter_client_ack(streams_adapter_t *sa, const char *sock_id,
+                                         uint64_t ack_id, const char *args_json, size_t args_len)
 {
-    return sa && member_client_ack(sa->member, ack_id, args_json, args_len);
+    return sa ? member_client_ack(sa->member, sock_id, ack_id, args_json, args_len)
+              : ADAPTER_ACK_HOST;
 }
 
 bool streams_adapter_connected(const streams_adapter_t *sa)

@@ -51,9 +51,9 @@ int streams_adapter_new(streams_adapter_t **out, redis_topology_t *topo, const c
 int streams_adapter_publish(streams_adapter_t *sa, adapter_send_fn send, void *send_arg,
                             const char *room, size_t room_len, const char *data_json,
                             size_t data_len);
-/* A client answered ack `ack_id` (see adapter_client_ack). NULL sa: false. */
-bool streams_adapter_client_ack(streams_adapter_t *sa, uint64_t ack_id, const char *args_json,
-                                size_t args_len);
+/* Socket sock_id answered ack `ack_id` (see adapter_client_ack). NULL sa: the host's. */
+adapter_ack_t streams_adapter_client_ack(streams_adapter_t *sa, const char *sock_id,
+                                         uint64_t ack_id, const char *args_json, size_t args_len);
 /* Reading every stream and subscribed (the /health "redisConnected" of this worker). */
 bool streams_adapter_connected(const streams_adapter_t *sa);
 /* The stream of "/" (its key), and the id of the last entry read from it and delivered ("" until
