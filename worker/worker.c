@@ -36,7 +36,7 @@
 #include "worker/sio/seed_events.h"
 #include "worker/sio/sio.h"
 #include "worker/stream/reader.h"
-#include "worker/stream/reader_rds.h"
+#include "worker/stream/reader_io.h"
 
 #define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
@@ -68,8 +68,9 @@ typedef struct worker {
     fanout_t *fanout;
     restore_t *restore; /* CONNECTION_RECOVERY; NULL when off */
     reader_t *reader;
-    reader_rds_t *reader_io; /* the reader's Redis connections and timers */
-    adapter_t *adapter;      /* NULL when there is nobody to share with */
+    redis_topology_t *topo; /* where Redis is: every Redis client of this worker uses it */
+    reader_io_t *reader_io; /* the reader's Redis connections and timers */
+    adapter_t *adapter;     /* NULL when there is nobody to share with */
     bool stopping;
     uint64_t stop_deadline;
     size_t closing; /* components still draining */
@@ -304,6 +305,9 @@ static void finish(worker_t *w)
     w->http = NULL;
     w->eio = NULL;
     w->sio = NULL;
+    /* every Redis client (reader, adapter, recovery) is closed by now */
+    redis_topology_close(w->topo, NULL, NULL);
+    w->topo = NULL;
 }
 
 static void on_part_closed(void *arg)
@@ -339,7 +343,7 @@ static void on_reader_stopped(void *arg)
 {
     worker_t *w = arg;
     w->reader = NULL;
-    reader_rds_free(w->reader_io);
+    reader_io_free(w->reader_io);
     w->reader_io = NULL;
     eio_close_all(eio_endpoint_sessions(w->eio), on_sessions_closed, w);
 }
@@ -457,7 +461,7 @@ static int clients_setup(worker_t *w)
                          w->args->slot, w->stats)))
         return rc;
     if (cfg->connection_recovery)
-        w->restore = restore_new(&w->loop, cfg, w->sio, w->fanout, w->stats);
+        w->restore = restore_new(w->topo, cfg, w->sio, w->fanout, w->stats);
     return 0;
 }
 
@@ -478,6 +482,16 @@ static int setup(worker_t *w)
     uv_timer_start(&w->tick, on_tick, 0, 250);
     uv_timer_init(&w->loop, &w->grace);
     w->grace.data = w;
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, cfg);
+    buf_t err;
+    buf_init(&err);
+    rc = redis_topology_new(&w->topo, &w->loop, &o, &err);
+    if (rc)
+        LOG_ERROR("%s", err.data ? err.data : "cannot set up Redis");
+    buf_free(&err);
+    if (rc)
+        return rc;
     if ((rc = clients_setup(w)))
         return rc;
     if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
@@ -491,7 +505,7 @@ static int setup(worker_t *w)
                                                                        : ADAPTER_MODE_CLASSIC;
         adapter_host_t host;
         adapter_host_init(&host, w->fanout);
-        if ((rc = adapter_new(&w->adapter, &w->loop, cfg, mode, prefix, &host, w->stats)))
+        if ((rc = adapter_new(&w->adapter, w->topo, cfg, mode, prefix, &host, w->stats)))
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
         sio_observe(w->sio, &(sio_observer_t){.arg = w,
@@ -503,8 +517,8 @@ static int setup(worker_t *w)
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
-    w->reader_io = reader_rds_new(&w->loop, cfg, w->stats);
-    w->reader = reader_new(reader_rds_redis(w->reader_io), reader_rds_clock(w->reader_io), cfg,
+    w->reader_io = reader_io_new(w->topo, w->stats);
+    w->reader = reader_new(reader_io_redis(w->reader_io), reader_io_clock(w->reader_io), cfg,
                            consumer, w->stats, on_entry, w);
     reader_set_gate(w->reader, siblings_keep_up, w);
     w->ring = shm_region_ring(w->args->region, w->args->slot);

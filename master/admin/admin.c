@@ -23,7 +23,7 @@ struct admin {
     const cfg_t *cfg; /* the current configuration */
     shm_region_t *region;
     const char *server_id;
-    rds_t *rds;
+    redis_client_t *redis; /* the master's command client */
     cluster_req_t *cluster;
     struct emit_op *emits, *emits_tail; /* PUBLISHes waiting for their reply, oldest first */
     uv_timer_t emit_timer;              /* the oldest one's deadline */
@@ -131,11 +131,9 @@ static void on_emit_timeout(uv_timer_t *t)
         uv_timer_start(t, on_emit_timeout, a->emits->deadline - now, 0);
 }
 
-static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_published(const redisReply *rep, void *privdata)
 {
-    (void)ac;
     emit_op_t *op = privdata;
-    const redisReply *rep = reply;
     if (op->a) {
         emit_unlink(op);
         buf_t *out = op->ans.out;
@@ -165,7 +163,8 @@ static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *
     snprintf(op->cmd, sizeof(op->cmd), "%s", cmd);
     const char *argv[] = {cmd, chan->data, msg->data};
     size_t lens[] = {strlen(cmd), chan->len, msg->len};
-    if (rds_command(a->rds, on_published, op, 3, argv, lens)) {
+    /* routed by the channel: SPUBLISH must reach the owner of its slot */
+    if (redis_client_command(a->redis, chan->data, chan->len, on_published, op, 3, argv, lens)) {
         buf_printf(ans->out, "redis %s:%d unreachable: not connected", a->cfg->redis_host,
                    a->cfg->redis_port);
         free(op->chan);
@@ -607,15 +606,16 @@ void admin_run(control_req_t *req, int argc, char **argv, const size_t *lens, bu
         control_done(req, rc);
 }
 
-admin_t *admin_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
-                   const char *server_id)
+admin_t *admin_new(redis_topology_t *topo, redis_client_t *redis, const cfg_t *cfg,
+                   shm_region_t *region, const char *server_id)
 {
+    uv_loop_t *loop = redis_topology_loop(topo);
     admin_t *a = xcalloc(1, sizeof(*a));
     a->cfg = cfg;
     a->region = region;
     a->server_id = server_id;
-    a->rds = rds;
-    a->cluster = cluster_req_new(loop, rds, cfg);
+    a->redis = redis;
+    a->cluster = cluster_req_new(topo, redis, cfg);
     uv_timer_init(loop, &a->emit_timer);
     a->emit_timer.data = a;
     return a;

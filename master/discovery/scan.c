@@ -9,7 +9,7 @@
 
 #include "common/xalloc.h"
 
-/* One command in flight. It outlives the scan when the scan is freed first: rds still calls back
+/* One command in flight. It outlives the scan when the scan is freed first: Redis still calls back
  * (with a NULL reply when the connection closes), and the request is freed then. */
 typedef struct req {
     struct req *prev, *next;
@@ -21,16 +21,16 @@ typedef struct req {
 } req_t;
 
 struct scan {
-    rds_t *rds;
+    redis_client_t *redis;
     char cursor[32];
     bool stepping;
     req_t *reqs;
 };
 
-scan_t *scan_new(rds_t *rds)
+scan_t *scan_new(redis_client_t *redis)
 {
     scan_t *s = xcalloc(1, sizeof(*s));
-    s->rds = rds;
+    s->redis = redis;
     strcpy(s->cursor, "0");
     return s;
 }
@@ -57,14 +57,15 @@ static void unlink_req(req_t *r)
 }
 
 /* The one way this module talks to Redis: a command whose reply comes to `cb`. */
-static int redis_send(scan_t *s, redisCallbackFn *cb, req_t *r, int argc, const char **argv)
+static int redis_send(scan_t *s, redis_reply_fn cb, req_t *r, const char *key, int argc,
+                      const char **argv)
 {
     r->s = s;
     r->next = s->reqs;
     if (s->reqs)
         s->reqs->prev = r;
     s->reqs = r;
-    int rc = rds_command(s->rds, cb, r, argc, argv, NULL);
+    int rc = redis_client_command(s->redis, key, key ? strlen(key) : 0, cb, r, argc, argv, NULL);
     if (rc) {
         unlink_req(r);
         free(r);
@@ -88,9 +89,8 @@ static int step_reply(scan_t *s, const redisReply *rep, const req_t *r)
     return strcmp(s->cursor, "0") == 0;
 }
 
-static void on_scan(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_scan(const redisReply *reply, void *privdata)
 {
-    (void)ac;
     req_t *r = privdata;
     scan_t *s = r->s;
     unlink_req(r);
@@ -114,16 +114,14 @@ int scan_step(scan_t *s, const cfg_t *cfg, scan_key_fn key, scan_step_fn done, v
     snprintf(count, sizeof(count), "%d", cfg->scan_count);
     const char *argv[] = {"SCAN",  s->cursor, "MATCH", cfg->stream_pattern,
                           "COUNT", count,     "TYPE",  "stream"};
-    int rc = redis_send(s, on_scan, r, 8, argv);
+    int rc = redis_send(s, on_scan, r, NULL, 8, argv);
     s->stepping = rc == 0;
     return rc;
 }
 
-static void on_type(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_type(const redisReply *rep, void *privdata)
 {
-    (void)ac;
     req_t *r = privdata;
-    const redisReply *rep = reply;
     unlink_req(r);
     if (r->s) {
         int rc = !rep                              ? -ENOTCONN
@@ -139,5 +137,5 @@ int scan_is_stream(scan_t *s, const char *key, scan_type_fn done, void *arg)
     req_t *r = xcalloc(1, sizeof(*r));
     *r = (req_t){.type_done = done, .arg = arg};
     const char *argv[] = {"TYPE", key};
-    return redis_send(s, on_type, r, 2, argv);
+    return redis_send(s, on_type, r, key, 2, argv);
 }

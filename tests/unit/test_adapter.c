@@ -118,6 +118,7 @@ typedef struct env {
     cfg_t cfg;
     stats_worker_t stats;
     fake_t fake;
+    redis_topology_t *topo;
     adapter_t *a;
 } env_t;
 
@@ -149,7 +150,12 @@ static env_t *start_nsp(adapter_mode_t mode, size_t nnsp)
     e->fake.each_sockets = 1;
     adapter_host_t host = {&e->fake, f_broadcast,  f_each,  f_id,       f_describe, f_join,
                            f_leave,  f_disconnect, f_rooms, f_has_room, nsps,       nnsp};
-    assert_int_equal(adapter_new(&e->a, &e->loop, &e->cfg, mode, "socket.io", &host, &e->stats), 0);
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, &e->cfg);
+    buf_init(&err);
+    assert_int_equal(redis_topology_new(&e->topo, &e->loop, &o, &err), 0);
+    buf_free(&err);
+    assert_int_equal(adapter_new(&e->a, e->topo, &e->cfg, mode, "socket.io", &host, &e->stats), 0);
     return e;
 }
 
@@ -162,6 +168,11 @@ static void finish(env_t *e)
 {
     bool done = false;
     adapter_close(e->a, closed, &done);
+    for (int i = 0; i < 1000 && !done; i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(done);
+    done = false;
+    redis_topology_close(e->topo, closed, &done);
     for (int i = 0; i < 1000 && !done; i++)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_true(done);
