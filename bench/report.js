@@ -52,6 +52,7 @@ function ratio(a, b, better) {
 const out = [];
 out.push(`streamio vs Node anchor — ${cmd} (${mode}) — ${new Date().toISOString()}`);
 out.push('ratio column: how many times better streamio is (streamio/node for rates, node/streamio for costs)');
+if (rows.some((r) => r.server === 'base')) out.push('vs base column: the same for streamio against the baseline binary (BENCH_BASELINE), < 1 is a regression');
 for (const f of rows.filter((r) => r.scenario === 'floor')) {
   out.push(`floor: one write() of a ${f.bytes}-byte frame to each of ${f.sockets} loopback sockets, ${f.rate}/s: `
     + `${f.cpu_us_per_write.toFixed(2)} µs of sender CPU per write`);
@@ -68,12 +69,15 @@ for (const s of scenarios) {
   const header = ['metric', ...labels];
   const sio = rs.find((r) => r.server === 'streamio');
   const nod = rs.find((r) => r.server === 'node');
+  const base = rs.find((r) => r.server === 'base');
   if (sio && nod) header.push('ratio');
+  if (sio && base) header.push('vs base');
   const table = [header];
   for (const e of rs.filter((r) => r.error)) table.push([`error (${e.label})`, e.error]);
   for (const [k, label, better, d] of spec) {
     const line = [label, ...rs.map((r) => fmt(r[k], d))];
     if (sio && nod) line.push(ratio(sio[k], nod[k], better === 'high' ? 'high' : better));
+    if (sio && base) line.push(ratio(sio[k], base[k], better === 'high' ? 'high' : better));
     table.push(line);
   }
   const w = header.map((_, i) => Math.max(...table.map((l) => (l[i] ?? '').length)));

@@ -12,6 +12,8 @@
 # at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
 # unwinds through libc) ($BENCH_OUT/<scenario>-<label>.perf.data; `perf report -i FILE`);
 # BENCH_STREAMIO_ENV="NAME=value ..." adds settings to streamio's environment (experiments).
+# BENCH_BASELINE=<path to another streamio binary> runs it too, as server "base", in the same run
+# and on the same scenarios (before/after a change; build it from an older commit).
 # Redis' INFO commandstats of each run's load window (reset after the warm-up) is saved beside the
 # results and summed into them (redis_cmds, redis_cmd_us_per_entry).
 # Starts its own redis-server and every server on free loopback ports, one at a time; the load
@@ -24,11 +26,13 @@ BIN=$(realpath "${1:-$ROOT/build/release/streamio}")
 TOOLS=$(dirname "$BIN")/bench
 QUICK=${BENCH_QUICK:-1}
 SERVERS=${BENCH_SERVERS:-streamio node}
+BASELINE=${BENCH_BASELINE:+$(realpath "$BENCH_BASELINE")}
+[ -z "$BASELINE" ] || SERVERS="streamio base ${SERVERS/streamio/}"
 SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling}
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
-for t in "$BIN" "$TOOLS/loadgen" "$TOOLS/producer" "$TOOLS/floor"; do
+for t in "$BIN" ${BASELINE:+"$BASELINE"} "$TOOLS/loadgen" "$TOOLS/producer" "$TOOLS/floor"; do
     [ -x "$t" ] || { echo "bench: $t missing (run make bench)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
@@ -94,9 +98,11 @@ start_server() { # name workers
     local common=(PATH="$PATH" HOME="$WORK" REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT"
         HOST=127.0.0.1 PORT="$SERVER_PORT" STREAM_PATTERN='bench.*' DISCOVERY_INTERVAL=500
         LOG_LEVEL=warn)
-    if [ "$name" = streamio ]; then
+    if [ "$name" = streamio ] || [ "$name" = base ]; then
+        local bin=$BIN
+        [ "$name" = base ] && bin=$BASELINE
         # shellcheck disable=SC2086 # BENCH_STREAMIO_ENV is a list of NAME=value words
-        env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$BIN" \
+        env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$bin" \
             >"$WORK/server.log" 2>&1 &
     elif [ "$workers" -gt 1 ]; then
         (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=true \

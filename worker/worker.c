@@ -38,8 +38,10 @@
 #include "worker/stream/reader.h"
 #include "worker/stream/reader_io.h"
 
-#define RING_BUDGET 4096    /* descriptors handled per wake-up before yielding to clients */
-#define ACCEPT_GRACE_MS 250 /* after the listener closes, handshakes in flight complete first */
+#define RING_BUDGET 4096      /* descriptors handled per wake-up before yielding to clients */
+#define ACCEPT_GRACE_MS 250   /* after the listener closes, handshakes in flight complete first */
+#define CONNECT_GRACE_MS 3000 /* and a CONNECT still on its way, at most this much longer */
+#define CONNECT_POLL_MS 50
 #define UPGRADE_TIMEOUT_MS 10000 /* Node's upgradeTimeout */
 /* packets waiting for a polling GET; past it more are dropped */
 #define POLL_QUEUE_MAX (4u << 20)
@@ -73,9 +75,10 @@ typedef struct worker {
     adapter_t *adapter;     /* NULL when there is nobody to share with */
     bool stopping;
     uint64_t stop_deadline;
-    size_t closing; /* components still draining */
-    buf_t packet;   /* the text of one entry's packet, while it is built */
-    char *rec;      /* one ring record */
+    uint64_t connect_grace_until; /* the drain waits for CONNECTs on their way until then */
+    size_t closing;               /* components still draining */
+    buf_t packet;                 /* the text of one entry's packet, while it is built */
+    char *rec;                    /* one ring record */
     uint32_t rec_cap;
     uint32_t cur_pool;        /* pool of the record being decoded */
     uint64_t share_failures;  /* entries not shared with siblings or the adapter (log sampling) */
@@ -351,6 +354,12 @@ static void on_reader_stopped(void *arg)
 static void on_grace(uv_timer_t *t)
 {
     worker_t *w = t->data;
+    /* a client whose engine opened here and whose CONNECT is delayed (a busy client or box) would
+     * otherwise see a close before any connect: a failed connect, not a disconnect */
+    if (w->sio && sio_connecting(w->sio) && uv_now(&w->loop) < w->connect_grace_until) {
+        uv_timer_start(&w->grace, on_grace, CONNECT_POLL_MS, 0);
+        return;
+    }
     reader_stop(w->reader, on_reader_stopped, w);
 }
 
@@ -370,6 +379,7 @@ static void begin_stop(worker_t *w, const char *why)
     w->closing = 1;
     /* a client accepted a moment ago gets its Socket.IO connect before the 1001, so it sees a
      * normal disconnect and reconnects rather than a failed connect */
+    w->connect_grace_until = uv_now(&w->loop) + ACCEPT_GRACE_MS + CONNECT_GRACE_MS;
     uv_timer_start(&w->grace, on_grace, ACCEPT_GRACE_MS, 0);
 }
 

@@ -9,6 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 const h = require('./lib/harness');
 const { startNotifySocket } = require('./lib/notify');
+const { wsOpen } = require('./lib/rawnet');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-lifecycle-'));
 const activePids = (body) => body.workers.map((w) => w.pid).sort();
@@ -370,6 +371,25 @@ describe('SIGTERM drain and single instance', { timeout: 90000, skip: h.ANCHOR_S
     assert.equal(rb && rb.code, 2, b.describe());
     assert.match(b.output(), /address already in use|Address in use|EADDRINUSE/i);
     assert.equal(fs.readFileSync(pidFile, 'utf8').trim(), String(srv.pid), 'pid file kept');
+  }));
+
+  it('answers a CONNECT that arrives after SIGTERM on an engine opened before, then closes with 1001', logs(async () => {
+    // the client's engine is open on a worker that then drains; its CONNECT comes late (a busy
+    // client): it must get connected, then a normal close, not a close before any connect
+    const one = await h.startStreamio({ CLUSTER_WORKERS: '1' }, { redis });
+    try {
+      const ws = await wsOpen(one.port);
+      await h.waitUntil(() => ws.inbox.some((m) => m.startsWith('0{')), { message: 'Engine.IO open' });
+      process.kill([...one.workerPids.keys()][0], 'SIGTERM');
+      await h.waitUntil(() => /SIGTERM: draining/.test(one.handle.output()), { message: 'draining' });
+      await h.sleep(600); // past the 250 ms accept grace: the CONNECT is late on purpose
+      ws.send('40');
+      await h.waitUntil(() => ws.inbox.some((m) => m.startsWith('40{"sid":')),
+        { timeout: 10000, message: 'the CONNECT answered while draining' });
+      assert.equal(await ws.closed, 1001);
+    } finally {
+      await one.stop();
+    }
   }));
 
   it('drains on SIGTERM: exit 0, nothing pending, entries written meanwhile come after restart', logs(async () => {

@@ -836,6 +836,14 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
     return 0;
 }
 
+bool sio_connecting(const sio_t *sio)
+{
+    for (const sio_socket_t *s = sio->head; s; s = s->next)
+        if (!s->closed && s->nsp_mask == 0)
+            return true;
+    return false;
+}
+
 void sio_free(sio_t *sio)
 {
     if (!sio)

@@ -107,6 +107,9 @@ const eio_handlers_t *sio_handlers(sio_t *sio);
 int sio_observe(sio_t *sio, const sio_observer_t *o);
 /* The namespaces served, "/" first (borrowed, valid until sio_free). */
 const adapter_str_t *sio_namespaces(const sio_t *sio, size_t *n);
+/* Some session is open at the Engine.IO level but in no namespace yet: its CONNECT is on its way
+ * (or waits for an observer's reply). */
+bool sio_connecting(const sio_t *sio);
 /* After every session ended and every hold was released. NULL: no-op. */
 void sio_free(sio_t *sio);
 
