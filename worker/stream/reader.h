@@ -88,6 +88,9 @@ typedef struct reader_redis_ops {
     reader_conn_t *(*subscribe)(void *ctx, const char *name, const char *channel,
                                 reader_message_fn message, reader_state_fn state, void *arg);
     bool (*up)(const reader_conn_t *c);
+    /* The hash slot of key when Redis is a Cluster, where the keys of one XREADGROUP or XREAD
+     * must share a slot; -1 otherwise. NULL: never a Cluster. */
+    int (*slot)(void *ctx, const char *key, size_t key_len);
     /* Graceful close: replies to commands already queued still run, then done(arg) once, never
      * from this call; c is gone after that. */
     void (*close)(reader_conn_t *c, void (*done)(void *arg), void *arg);

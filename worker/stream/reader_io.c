@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "common/redis/redis_client.h"
+#include "common/redis/redis_slot.h"
 #include "common/xalloc.h"
 
 struct reader_io {
@@ -99,6 +100,12 @@ static reader_conn_t *op_subscribe(void *ctx, const char *name, const char *chan
 static bool op_up(const reader_conn_t *c)
 {
     return redis_client_up(c->cl);
+}
+
+static int op_slot(void *ctx, const char *key, size_t key_len)
+{
+    reader_io_t *e = ctx;
+    return redis_topology_mode(e->topo) == REDIS_MODE_CLUSTER ? (int)redis_slot(key, key_len) : -1;
 }
 
 /* Frees a closed connection or timer, then tells the reader (whose done may free the ops). */
@@ -200,6 +207,7 @@ reader_io_t *reader_io_new(redis_topology_t *topo, stats_worker_t *stats)
         .unblock = op_unblock,
         .subscribe = op_subscribe,
         .up = op_up,
+        .slot = op_slot,
         .close = op_close,
     };
     e->clock = (reader_clock_ops_t){
