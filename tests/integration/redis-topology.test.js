@@ -205,3 +205,64 @@ describe('Redis topology settings refused at startup', { timeout: 60000, skip: h
     });
   }
 });
+
+describe('streamio on a Redis Cluster (REDIS_CLUSTER_NODES)', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
+  const { startCluster } = require('./lib/redis-topologies');
+  let cluster;
+  let srv;
+
+  before(async () => {
+    cluster = await startCluster({ masters: 3, replicas: 0 });
+    srv = await h.startStreamio({
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      REDIS_PORT: String(cluster.nodes[0].port),
+      CLUSTER_WORKERS: '2',
+      STREAM_PATTERN: 'cl.*',
+      STREAM_KEYSPACE_EVENTS: 'true',
+      DISCOVERY_INTERVAL: '1000',
+    });
+  });
+
+  h.stopAfter(() => ({ srv, redis: cluster }));
+  const logs = (fn) => h.withLogs(() => [srv], fn);
+
+  // XADD on the master that owns the key's slot
+  const xadd = async (key, ...args) => {
+    const slot = await cluster.nodes[0].call('CLUSTER', 'KEYSLOT', key);
+    return (await cluster.slotOwner(slot)).call('XADD', key, '*', ...args);
+  };
+
+  it('delivers entries of streams on every master, each room in stream order', logs(async () => {
+    const s = await h.connectClient(srv.url);
+    const inbox = h.collect(s);
+    const rooms = [];
+    const owners = new Set();
+    for (let i = 0; i < 12; i++) {
+      const room = h.uniq(`cl.room${i}`);
+      rooms.push(room);
+      owners.add((await cluster.slotOwner(await cluster.nodes[0].call('CLUSTER', 'KEYSLOT', room))).port);
+      await h.joinRoom(s, room);
+    }
+    assert.equal(owners.size, 3, 'the rooms live on all three masters');
+    const sent = new Map(rooms.map((r) => [r, []]));
+    for (let n = 0; n < 5; n++) {
+      for (const room of rooms) {
+        sent.get(room).push(await xadd(room, 'event', 'cl.message', 'data', JSON.stringify({ n, room })));
+      }
+    }
+    await inbox.waitCount(60, 60000);
+    await h.sleep(300); // nothing more may come
+    assert.equal(inbox.items.length, 60, 'each entry exactly once');
+    for (const room of rooms) {
+      const got = inbox.items.filter((m) => m.roomId === room);
+      assert.deepStrictEqual(got, sent.get(room).map((id, n) => ({
+        from: 'service', message: { event: 'cl.message', data: { n, room } }, roomId: room, event: 'cl.message', messageId: id,
+      })));
+    }
+    const health = (await h.healthRetry(srv)).body;
+    assert.equal(health.redisConnected, true);
+    assert.equal(health.streams, 12);
+    // one slot per read, every command where its key lives
+    assert.doesNotMatch(logText(srv), /CROSSSLOT|XREADGROUP failed|MOVED/);
+  }));
+});
