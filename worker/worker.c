@@ -94,18 +94,18 @@ static uint64_t wall_ms(void)
 
 /* ---- stream entries: one packet, delivered here, to the siblings and to other servers ---- */
 
-/* Where an entry's PUBLISH goes: the connection it was read on, ahead of its XACK. */
+/* Where an entry's PUBLISH goes: the connection it was read on, ahead of its XACK, routed by
+ * the channel (argv[1]): on a Redis Cluster SPUBLISH must reach the channel's slot owner, which
+ * is not the stream's in general (on one server it is the same connection, so the order holds). */
 typedef struct entry_link {
     reader_t *reader;
     reader_conn_t *conn;
-    const char *stream;
-    size_t len;
 } entry_link_t;
 
 static int send_before_ack(int argc, const char **argv, const size_t *lens, void *arg)
 {
     entry_link_t *l = arg;
-    return reader_send(l->reader, l->conn, l->stream, l->len, argc, argv, lens);
+    return reader_send(l->reader, l->conn, argv[1], lens[1], argc, argv, lens);
 }
 
 static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
@@ -120,7 +120,7 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
         size_t len;
         const char *data = fanout_packet_data(&pk, &len); /* the adapter's packet.data */
-        entry_link_t link = {w->reader, conn, stream, stream_len};
+        entry_link_t link = {w->reader, conn};
         int rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len, data, len);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,

@@ -266,3 +266,76 @@ describe('streamio on a Redis Cluster (REDIS_CLUSTER_NODES)', { timeout: 180000,
     assert.doesNotMatch(logText(srv), /CROSSSLOT|XREADGROUP failed|MOVED/);
   }));
 });
+
+describe('sharded adapter on a Redis Cluster with a Node socket.io server (createCluster)', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
+  const { startCluster } = require('./lib/redis-topologies');
+  const { startPeer } = require('./lib/node-peer-ctl');
+  let cluster;
+  let srv;
+  let peer;
+
+  before(async () => {
+    cluster = await startCluster({ masters: 3, replicas: 0 });
+    srv = await h.startStreamio({
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      REDIS_PORT: String(cluster.nodes[0].port),
+      CLUSTER_WORKERS: '2',
+      SOCKETIO_REDIS_ADAPTER: 'sharded',
+      STREAM_PATTERN: 'shc.*',
+      STREAM_KEYSPACE_EVENTS: 'true',
+    });
+    peer = await startPeer({ port: cluster.nodes[0].port }, 'sharded', { cluster: true });
+  });
+
+  h.stopAfter(() => ({ srv: { stop: async () => { if (peer) await peer.stop(); if (srv) await srv.stop(); } }, redis: cluster }));
+  const logs = (fn) => h.withLogs(() => [srv, peer], fn);
+
+  const keyslot = (k) => cluster.nodes[0].call('CLUSTER', 'KEYSLOT', k);
+
+  it('shares rooms on every master both ways, exactly once', logs(async () => {
+    const rooms = [];
+    const owners = new Set();
+    for (let i = 0; i < 6; i++) {
+      const room = h.uniq(`shc.room${i}`);
+      rooms.push(room);
+      // where the room's sharded channel lives (what SPUBLISH/SSUBSCRIBE must reach)
+      owners.add((await cluster.slotOwner(await keyslot(`socket.io#/#${room}#`))).port);
+    }
+    assert.ok(owners.size >= 2, 'the rooms\' channels live on several masters');
+    const sio = await h.connectClient(srv.url);
+    const node = await h.connectClient(peer.url);
+    for (const room of rooms) {
+      await h.joinRoom(sio, room);
+      await h.joinRoom(node, room);
+    }
+    // streamio -> Node: stream entries read by streamio reach the Node server's clients
+    const nodeIn = h.collect(node);
+    const sioIn = h.collect(sio);
+    const ids = [];
+    for (const room of rooms) {
+      const slot = await keyslot(room);
+      ids.push(await (await cluster.slotOwner(slot)).call('XADD', room, '*', 'event', 'shc', 'data', JSON.stringify({ room })));
+    }
+    await nodeIn.waitCount(rooms.length, 30000);
+    await sioIn.waitCount(rooms.length, 30000);
+    // Node -> streamio: a Node broadcast to each room reaches streamio's client
+    const fromNode = h.collect(sio, 'node:event');
+    // dynamic subscriptions are made when the rooms were joined: wait for them on the owners
+    await h.waitUntil(async () => {
+      for (const room of rooms) {
+        const ch = `socket.io#/#${room}#`;
+        const owner = await cluster.slotOwner(await keyslot(ch));
+        const [, n] = await owner.call('PUBSUB', 'SHARDNUMSUB', ch);
+        if (Number(n) < 2) return false; // streamio's workers and Node
+      }
+      return true;
+    }, { timeout: 30000, message: 'SSUBSCRIBE of every room on its slot owner' });
+    for (const room of rooms) await peer.call('broadcast', { rooms: [room], event: 'node:event', args: [room] });
+    await fromNode.waitCount(rooms.length, 30000);
+    await h.sleep(500); // nothing more may come
+    assert.deepStrictEqual(nodeIn.items.map((m) => m.messageId).sort(), [...ids].sort());
+    assert.deepStrictEqual(sioIn.items.map((m) => m.messageId).sort(), [...ids].sort());
+    assert.deepStrictEqual(fromNode.items.slice().sort(), [...rooms].sort());
+    nodeIn.items.forEach((m) => assert.deepStrictEqual(m.message, { event: 'shc', data: { room: m.roomId } }));
+  }));
+});

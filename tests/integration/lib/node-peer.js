@@ -2,22 +2,24 @@
 /*
  * A Node socket.io server in a cluster through @socket.io/redis-adapter (classic or sharded), the
  * peer streamio must interoperate with, plus a @socket.io/redis-emitter. Started by
- * mixed-cluster.test.js with child_process.fork: argv = port, redis port, mode (classic|sharded).
+ * lib/node-peer-ctl.js with child_process.fork: argv = port, redis port, mode (classic|sharded)
+ * and optionally `cluster` (the redis port is a seed of a Redis Cluster).
  * Its clients use streamio's events (`join-room` with an ack). The test drives it over the IPC
  * channel: {id, cmd, ...} -> {id, ok, value | error, ms}. It listens on 127.0.0.1 only and exits
  * when its parent goes away.
  */
 const http = require('node:http');
 const { Server } = require('socket.io');
-const { createClient } = require('redis');
+const { createClient, createCluster } = require('redis');
 const { createAdapter, createShardedAdapter } = require('@socket.io/redis-adapter');
 const { Emitter } = require('@socket.io/redis-emitter');
 
-const [port, redisPort, mode] = process.argv.slice(2);
+const [port, redisPort, mode, topology] = process.argv.slice(2);
 
 async function main() {
   const url = `redis://127.0.0.1:${redisPort}`;
-  const pub = createClient({ url });
+  // 'cluster': a Redis Cluster through redis v4's createCluster, as sharded-adapter users run it
+  const pub = topology === 'cluster' ? createCluster({ rootNodes: [{ url }] }) : createClient({ url });
   const sub = pub.duplicate();
   const emitClient = pub.duplicate();
   for (const c of [pub, sub, emitClient]) c.on('error', () => {});

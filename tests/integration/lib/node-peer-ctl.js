@@ -1,0 +1,56 @@
+'use strict';
+/*
+ * Starts lib/node-peer.js (a Node socket.io server on @socket.io/redis-adapter) and drives it over
+ * IPC. `cluster`: its redis clients are a redis v4 createCluster on the Redis Cluster that
+ * redis.port belongs to.
+ */
+const { fork } = require('node:child_process');
+const path = require('node:path');
+const h = require('./harness');
+
+// The Node peer, driven over IPC; stopped by PID.
+async function startPeer(redis, mode, { cluster = false } = {}) {
+  const port = await h.freePort();
+  const child = fork(path.join(__dirname, 'node-peer.js'), [String(port), String(redis.port), mode, ...(cluster ? ['cluster'] : [])], {
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  let seq = 0;
+  const waiting = new Map();
+  child.on('message', (m) => {
+    if (m.ready) return;
+    const w = waiting.get(m.id);
+    if (w) {
+      waiting.delete(m.id);
+      w(m);
+    }
+  });
+  await h.withDeadline(new Promise((resolve, reject) => {
+    child.on('message', (m) => m.ready && resolve());
+    child.once('exit', (code) => reject(new Error(`node peer exited ${code}: ${out}`)));
+  }), 15000, 'node peer ready');
+  return {
+    url: `http://${h.HOST}:${port}`,
+    // Resolves {value, ms}; rejects on a command error.
+    async call(cmd, args = {}) {
+      const id = ++seq;
+      const reply = await h.withDeadline(new Promise((resolve) => {
+        waiting.set(id, resolve);
+        child.send({ id, cmd, ...args });
+      }), 15000, `node peer ${cmd}`);
+      if (!reply.ok) throw new Error(`node peer ${cmd}: ${reply.error}`);
+      return reply;
+    },
+    describe: () => `--- node peer output ---\n${out}\n--- end ---\n`,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode) return;
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await h.withDeadline(gone, 5000, 'node peer exit').catch(() => child.kill('SIGKILL'));
+    },
+  };
+}
+
+module.exports = { startPeer };
