@@ -339,3 +339,108 @@ describe('sharded adapter on a Redis Cluster with a Node socket.io server (creat
     nodeIn.items.forEach((m) => assert.deepStrictEqual(m.message, { event: 'shc', data: { room: m.roomId } }));
   }));
 });
+
+describe('streamio on a Redis Cluster through failovers under a steady producer', { timeout: 240000, skip: h.ANCHOR_SKIP }, () => {
+  const { startCluster } = require('./lib/redis-topologies');
+  let cluster;
+  let srv;
+
+  before(async () => {
+    cluster = await startCluster({ masters: 3, replicas: 1 });
+    srv = await h.startStreamio({
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      REDIS_PORT: String(cluster.nodes[0].port),
+      CLUSTER_WORKERS: '2',
+      STREAM_PATTERN: 'clf.*',
+      STREAM_KEYSPACE_EVENTS: 'true',
+      STREAM_CLAIM_IDLE_MS: '2000',
+      DISCOVERY_INTERVAL: '1000',
+      // entries stay in the streams, so the test compares with what Redis holds at the end
+      STREAM_DELETE_POLICY: 'retain',
+    });
+  });
+
+  h.stopAfter(() => ({ srv, redis: cluster }));
+  const logs = (fn) => h.withLogs(() => [srv], fn);
+  const keyslot = (k) => cluster.nodes.find((n) => n.handle.running).call('CLUSTER', 'KEYSLOT', k);
+  const replicaOf = async (master) => {
+    for (const n of cluster.nodes) {
+      if (!n.handle.running) continue;
+      const role = await n.call('ROLE');
+      if (role[0] === 'slave' && Number(role[2]) === master.port) return n;
+    }
+    return null;
+  };
+
+  for (const kind of ['graceful CLUSTER FAILOVER', 'kill -9 of a master']) {
+    it(`${kind}: every entry Redis holds is delivered, in stream order per room`, logs(async () => {
+      const s = await h.connectClient(srv.url);
+      const inbox = h.collect(s);
+      const rooms = [];
+      for (let i = 0; i < 6; i++) rooms.push(h.uniq('clf.room'));
+      for (const room of rooms) await h.joinRoom(s, room);
+      const slots = new Map();
+      for (const room of rooms) slots.set(room, await keyslot(room));
+      let stop = false;
+      let refused = 0;
+      let accepted = 0;
+      // a producer writing one entry every 10 ms round the rooms, to each slot's owner
+      // (bounded: 4000 tries)
+      const producer = (async () => {
+        for (let i = 0; i < 4000 && !stop; i++) {
+          const room = rooms[i % rooms.length];
+          try {
+            const owner = await cluster.slotOwner(slots.get(room));
+            await owner.call('XADD', room, '*', 'event', 'tick', 'data', JSON.stringify({ i }));
+            accepted += 1;
+          } catch {
+            refused += 1; // MOVED / CLUSTERDOWN / a killed node while the cluster settles
+          }
+          await h.sleep(10);
+        }
+      })();
+      await inbox.waitCount(30, 30000);
+      const victim = await cluster.slotOwner(slots.get(rooms[0]));
+      const replica = await replicaOf(victim);
+      assert.ok(replica, `a replica of ${victim.port}`);
+      if (kind.startsWith('graceful')) {
+        await replica.call('CLUSTER', 'FAILOVER');
+      } else {
+        victim.client.close();
+        process.kill(victim.handle.pid, 'SIGKILL');
+        await victim.handle.exited;
+      }
+      await h.waitUntil(async () => (await cluster.role(replica)) === 'master', { timeout: 60000, message: 'the replica promoted' });
+      await cluster.waitOk(60000);
+      const settled = accepted;
+      await h.waitUntil(() => accepted >= settled + 150, { timeout: 60000, message: 'writes after the failover' });
+      stop = true;
+      await producer;
+      const held = new Map();
+      for (const room of rooms) {
+        const owner = await cluster.slotOwner(slots.get(room));
+        held.set(room, (await owner.call('XRANGE', room, '-', '+')).map((e) => e[0]));
+      }
+      await h.waitUntil(() => {
+        const got = new Set(inbox.items.map((m) => m.messageId));
+        return [...held.values()].every((ids) => ids.every((id) => got.has(id)));
+      }, { timeout: 60000, message: 'every entry Redis holds delivered' });
+      let dups = 0;
+      for (const room of rooms) {
+        const seen = new Set();
+        const firsts = [];
+        for (const m of inbox.items.filter((x) => x.roomId === room)) {
+          if (seen.has(m.messageId)) dups += 1;
+          else firsts.push(m.messageId);
+          seen.add(m.messageId);
+        }
+        const ids = new Set(held.get(room));
+        assert.deepStrictEqual(firsts.filter((id) => ids.has(id)), held.get(room), `${room}: first deliveries in stream order`);
+      }
+      const total = [...held.values()].reduce((a, ids) => a + ids.length, 0);
+      process.stdout.write(`# cluster ${kind}: ${accepted} accepted, ${refused} refused, ${total} held, ${dups} delivered twice\n`);
+      assert.ok(dups <= 300, `duplicates bounded (${dups})`);
+      assert.equal((await h.healthRetry(srv)).body.redisConnected, true);
+    }));
+  }
+});
