@@ -372,7 +372,24 @@ describe('streamio on a Redis Cluster through failovers under a steady producer'
     return null;
   };
 
-  for (const kind of ['graceful CLUSTER FAILOVER', 'kill -9 of a master']) {
+  // Moves 1000 slots of `from` to `to`, the slots of `first` (the rooms' slots) first.
+  const reshard = async (from, to, first) => {
+    const owned = [];
+    for (const r of await from.call('CLUSTER', 'SLOTS')) {
+      if (Number(r[2][1]) !== from.port) continue;
+      for (let x = Number(r[0]); x <= Number(r[1]); x++) owned.push(x);
+    }
+    const mine = new Set(owned);
+    const moving = [...new Set(first.filter((x) => mine.has(x)))];
+    for (const x of owned) {
+      if (moving.length >= 1000) break;
+      if (!moving.includes(x)) moving.push(x);
+    }
+    for (const x of moving) await cluster.moveSlot(x, to);
+    return moving.length;
+  };
+
+  for (const kind of ['graceful CLUSTER FAILOVER', 'kill -9 of a master', 'reshard of 1000 slots']) {
     it(`${kind}: every entry Redis holds is delivered, in stream order per room`, logs(async () => {
       const s = await h.connectClient(srv.url);
       const inbox = h.collect(s);
@@ -401,16 +418,27 @@ describe('streamio on a Redis Cluster through failovers under a steady producer'
       })();
       await inbox.waitCount(30, 30000);
       const victim = await cluster.slotOwner(slots.get(rooms[0]));
-      const replica = await replicaOf(victim);
-      assert.ok(replica, `a replica of ${victim.port}`);
-      if (kind.startsWith('graceful')) {
+      if (kind.startsWith('reshard')) {
+        const ports = (await cluster.masterPorts()).filter((p) => p !== victim.port);
+        const to = cluster.byPort(ports[0]);
+        const moved = await reshard(victim, to, [...slots.values()].map(Number));
+        assert.equal(moved, 1000);
+        assert.equal((await cluster.slotOwner(slots.get(rooms[0]))).port, to.port);
+      }
+      const replica = kind.startsWith('reshard') ? null : await replicaOf(victim);
+      if (!kind.startsWith('reshard')) assert.ok(replica, `a replica of ${victim.port}`);
+      if (kind.startsWith('reshard')) {
+        // the slots moved with their streams and consumer groups
+      } else if (kind.startsWith('graceful')) {
         await replica.call('CLUSTER', 'FAILOVER');
       } else {
         victim.client.close();
         process.kill(victim.handle.pid, 'SIGKILL');
         await victim.handle.exited;
       }
-      await h.waitUntil(async () => (await cluster.role(replica)) === 'master', { timeout: 60000, message: 'the replica promoted' });
+      if (replica) {
+        await h.waitUntil(async () => (await cluster.role(replica)) === 'master', { timeout: 60000, message: 'the replica promoted' });
+      }
       await cluster.waitOk(60000);
       const settled = accepted;
       await h.waitUntil(() => accepted >= settled + 150, { timeout: 60000, message: 'writes after the failover' });
