@@ -21,6 +21,8 @@ struct keyevents {
     void *done_arg;
     bool warned_config; /* one line per process: CONFIG refused */
     unsigned confirmed; /* bit 0: xadd, bit 1: del, since the last outage */
+    bool config_done;   /* CONFIG GET (and SET) answered since the last outage */
+    bool said;          /* "subscribed" logged since the last outage */
     char chan_xadd[48];
     char chan_del[48];
 };
@@ -89,11 +91,30 @@ static void config_refused(keyevents_t *k, const char *what, const char *err)
              what, err, NEEDED_FLAGS);
 }
 
+/* Once subscribed and Redis publishes the events (or refused to be told to): events flow. */
+static void maybe_ready(keyevents_t *k)
+{
+    if (k->said || k->confirmed != 3 || !k->config_done)
+        return;
+    k->said = true;
+    LOG_INFO("keyspace events: subscribed to %s and %s: new and deleted streams are seen at "
+             "once",
+             k->chan_xadd, k->chan_del);
+}
+
+static void config_answered(keyevents_t *k)
+{
+    k->config_done = true;
+    maybe_ready(k);
+}
+
 static void on_config_set(const redisReply *r, void *arg)
 {
     keyevents_t *k = arg;
     if (r && r->type == REDIS_REPLY_ERROR)
         config_refused(k, "CONFIG SET notify-keyspace-events", r->str);
+    if (r)
+        config_answered(k);
 }
 
 /* CONFIG GET answered: add the missing flags on that primary. */
@@ -113,8 +134,10 @@ static void on_config(const redisReply *r, void *arg)
         LOG_INFO("keyspace events: setting notify-keyspace-events to \"%s\" (was \"%s\") on %s",
                  want, r->element[1]->str, redis_node_addr(q.node));
         const char *set[] = {"CONFIG", "SET", "notify-keyspace-events", want};
-        redis_client_command_node(k->cl, q.node, on_config_set, k, 4, set, NULL);
+        if (redis_client_command_node(k->cl, q.node, on_config_set, k, 4, set, NULL) == 0)
+            return; /* ready once it answered */
     }
+    config_answered(k);
 }
 
 /* A primary's command connection came up (again): make sure it publishes the events. */
@@ -147,15 +170,11 @@ static void on_subscribed(redis_client_t *cl, redis_sub_kind_t kind, const char 
     (void)cl;
     (void)kind;
     keyevents_t *k = arg;
-    unsigned was = k->confirmed;
     if (is(ch, len, k->chan_xadd))
         k->confirmed |= 1;
     else if (is(ch, len, k->chan_del))
         k->confirmed |= 2;
-    if (was != 3 && k->confirmed == 3)
-        LOG_INFO("keyspace events: subscribed to %s and %s: new and deleted streams are seen at "
-                 "once",
-                 k->chan_xadd, k->chan_del);
+    maybe_ready(k);
 }
 
 static void on_state(redis_client_t *cl, bool up, void *arg)
@@ -165,6 +184,7 @@ static void on_state(redis_client_t *cl, bool up, void *arg)
     if (up)
         return;
     k->confirmed = 0;
+    k->config_done = k->said = false;
     LOG_WARN("keyspace events: connection to redis lost; new streams wait for SCAN until it is "
              "back");
 }

@@ -1,16 +1,20 @@
 'use strict';
 /*
- * streamio itself (the real binary, master and workers) on the Redis topologies of issue 13 that
- * have one primary: a TLS-only redis-server reached through REDIS_URL (rediss://, user, password,
- * db) with REDIS_TLS_CA_FILE, and a primary + replica + 3 sentinels (REDIS_SENTINELS +
- * REDIS_SENTINEL_NAME) through a SENTINEL FAILOVER under a steady producer. A real
- * socket.io-client receives the entries. Bad values stop startup with one line naming the
- * variable (exit 2) and never print a password.
+ * streamio itself (the real binary, master and workers) on the Redis topologies of issue 13: a
+ * TLS-only redis-server reached through REDIS_URL (rediss://, user, password, db) with
+ * REDIS_TLS_CA_FILE; a primary + replica + 3 sentinels (REDIS_SENTINELS + REDIS_SENTINEL_NAME)
+ * through a SENTINEL FAILOVER under a steady producer; a 3-master Redis Cluster
+ * (REDIS_CLUSTER_NODES): delivery from every master, the sharded adapter shared with a Node
+ * socket.io server on a createCluster client, and a graceful CLUSTER FAILOVER, kill -9 of a
+ * master and a reshard of 1000 slots under a steady producer. Real socket.io-clients receive the
+ * entries. Bad values stop startup with one line naming the variable (exit 2) and never print a
+ * password.
  */
 const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
-const { startSentinels, startTlsRedis } = require('./lib/redis-topologies');
+const { startCluster, startSentinels, startTlsRedis } = require('./lib/redis-topologies');
+const { startPeer } = require('./lib/node-peer-ctl');
 
 const PASSWORD = 'tls-secret-9f2c';
 
@@ -18,6 +22,24 @@ const PASSWORD = 'tls-secret-9f2c';
 function logText(srv) {
   return srv.handle.stderr ? srv.handle.stderr() : srv.describe();
 }
+
+// A 3-master Redis Cluster and streamio on it (REDIS_CLUSTER_NODES, key events on).
+async function startOnCluster({ replicas = 0, env = {} } = {}) {
+  const cluster = await startCluster({ masters: 3, replicas });
+  const srv = await h.startStreamio({
+    REDIS_CLUSTER_NODES: cluster.seeds,
+    REDIS_PORT: String(cluster.nodes[0].port),
+    CLUSTER_WORKERS: '2',
+    STREAM_KEYSPACE_EVENTS: 'true',
+    DISCOVERY_INTERVAL: '1000',
+    ...env,
+  });
+  return { cluster, srv };
+}
+
+const keyslot = (cluster, key) => cluster.nodes.find((n) => n.handle.running).call('CLUSTER', 'KEYSLOT', key);
+// the master serving key now
+const ownerOf = async (cluster, key) => cluster.slotOwner(await keyslot(cluster, key));
 
 describe('streamio over TLS with REDIS_URL (rediss://user:pass@host:port/db)', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
   let tls;
@@ -207,30 +229,18 @@ describe('Redis topology settings refused at startup', { timeout: 60000, skip: h
 });
 
 describe('streamio on a Redis Cluster (REDIS_CLUSTER_NODES)', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
-  const { startCluster } = require('./lib/redis-topologies');
   let cluster;
   let srv;
 
   before(async () => {
-    cluster = await startCluster({ masters: 3, replicas: 0 });
-    srv = await h.startStreamio({
-      REDIS_CLUSTER_NODES: cluster.seeds,
-      REDIS_PORT: String(cluster.nodes[0].port),
-      CLUSTER_WORKERS: '2',
-      STREAM_PATTERN: 'cl.*',
-      STREAM_KEYSPACE_EVENTS: 'true',
-      DISCOVERY_INTERVAL: '1000',
-    });
+    ({ cluster, srv } = await startOnCluster({ env: { STREAM_PATTERN: 'cl.*' } }));
   });
 
   h.stopAfter(() => ({ srv, redis: cluster }));
   const logs = (fn) => h.withLogs(() => [srv], fn);
 
   // XADD on the master that owns the key's slot
-  const xadd = async (key, ...args) => {
-    const slot = await cluster.nodes[0].call('CLUSTER', 'KEYSLOT', key);
-    return (await cluster.slotOwner(slot)).call('XADD', key, '*', ...args);
-  };
+  const xadd = async (key, ...args) => (await ownerOf(cluster, key)).call('XADD', key, '*', ...args);
 
   it('delivers entries of streams on every master, each room in stream order', logs(async () => {
     const s = await h.connectClient(srv.url);
@@ -240,7 +250,7 @@ describe('streamio on a Redis Cluster (REDIS_CLUSTER_NODES)', { timeout: 180000,
     for (let i = 0; i < 12; i++) {
       const room = h.uniq(`cl.room${i}`);
       rooms.push(room);
-      owners.add((await cluster.slotOwner(await cluster.nodes[0].call('CLUSTER', 'KEYSLOT', room))).port);
+      owners.add((await ownerOf(cluster, room)).port);
       await h.joinRoom(s, room);
     }
     assert.equal(owners.size, 3, 'the rooms live on all three masters');
@@ -268,29 +278,17 @@ describe('streamio on a Redis Cluster (REDIS_CLUSTER_NODES)', { timeout: 180000,
 });
 
 describe('sharded adapter on a Redis Cluster with a Node socket.io server (createCluster)', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
-  const { startCluster } = require('./lib/redis-topologies');
-  const { startPeer } = require('./lib/node-peer-ctl');
   let cluster;
   let srv;
   let peer;
 
   before(async () => {
-    cluster = await startCluster({ masters: 3, replicas: 0 });
-    srv = await h.startStreamio({
-      REDIS_CLUSTER_NODES: cluster.seeds,
-      REDIS_PORT: String(cluster.nodes[0].port),
-      CLUSTER_WORKERS: '2',
-      SOCKETIO_REDIS_ADAPTER: 'sharded',
-      STREAM_PATTERN: 'shc.*',
-      STREAM_KEYSPACE_EVENTS: 'true',
-    });
+    ({ cluster, srv } = await startOnCluster({ env: { SOCKETIO_REDIS_ADAPTER: 'sharded', STREAM_PATTERN: 'shc.*' } }));
     peer = await startPeer({ port: cluster.nodes[0].port }, 'sharded', { cluster: true });
   });
 
   h.stopAfter(() => ({ srv: { stop: async () => { if (peer) await peer.stop(); if (srv) await srv.stop(); } }, redis: cluster }));
   const logs = (fn) => h.withLogs(() => [srv, peer], fn);
-
-  const keyslot = (k) => cluster.nodes[0].call('CLUSTER', 'KEYSLOT', k);
 
   it('shares rooms on every master both ways, exactly once', logs(async () => {
     const rooms = [];
@@ -299,7 +297,7 @@ describe('sharded adapter on a Redis Cluster with a Node socket.io server (creat
       const room = h.uniq(`shc.room${i}`);
       rooms.push(room);
       // where the room's sharded channel lives (what SPUBLISH/SSUBSCRIBE must reach)
-      owners.add((await cluster.slotOwner(await keyslot(`socket.io#/#${room}#`))).port);
+      owners.add((await ownerOf(cluster, `socket.io#/#${room}#`)).port);
     }
     assert.ok(owners.size >= 2, 'the rooms\' channels live on several masters');
     const sio = await h.connectClient(srv.url);
@@ -313,8 +311,7 @@ describe('sharded adapter on a Redis Cluster with a Node socket.io server (creat
     const sioIn = h.collect(sio);
     const ids = [];
     for (const room of rooms) {
-      const slot = await keyslot(room);
-      ids.push(await (await cluster.slotOwner(slot)).call('XADD', room, '*', 'event', 'shc', 'data', JSON.stringify({ room })));
+      ids.push(await (await ownerOf(cluster, room)).call('XADD', room, '*', 'event', 'shc', 'data', JSON.stringify({ room })));
     }
     await nodeIn.waitCount(rooms.length, 30000);
     await sioIn.waitCount(rooms.length, 30000);
@@ -324,7 +321,7 @@ describe('sharded adapter on a Redis Cluster with a Node socket.io server (creat
     await h.waitUntil(async () => {
       for (const room of rooms) {
         const ch = `socket.io#/#${room}#`;
-        const owner = await cluster.slotOwner(await keyslot(ch));
+        const owner = await ownerOf(cluster, ch);
         const [, n] = await owner.call('PUBSUB', 'SHARDNUMSUB', ch);
         if (Number(n) < 2) return false; // streamio's workers and Node
       }
@@ -341,28 +338,19 @@ describe('sharded adapter on a Redis Cluster with a Node socket.io server (creat
 });
 
 describe('streamio on a Redis Cluster through failovers under a steady producer', { timeout: 240000, skip: h.ANCHOR_SKIP }, () => {
-  const { startCluster } = require('./lib/redis-topologies');
   let cluster;
   let srv;
 
   before(async () => {
-    cluster = await startCluster({ masters: 3, replicas: 1 });
-    srv = await h.startStreamio({
-      REDIS_CLUSTER_NODES: cluster.seeds,
-      REDIS_PORT: String(cluster.nodes[0].port),
-      CLUSTER_WORKERS: '2',
-      STREAM_PATTERN: 'clf.*',
-      STREAM_KEYSPACE_EVENTS: 'true',
-      STREAM_CLAIM_IDLE_MS: '2000',
-      DISCOVERY_INTERVAL: '1000',
+    ({ cluster, srv } = await startOnCluster({
+      replicas: 1,
       // entries stay in the streams, so the test compares with what Redis holds at the end
-      STREAM_DELETE_POLICY: 'retain',
-    });
+      env: { STREAM_PATTERN: 'clf.*', STREAM_CLAIM_IDLE_MS: '2000', STREAM_DELETE_POLICY: 'retain' },
+    }));
   });
 
   h.stopAfter(() => ({ srv, redis: cluster }));
   const logs = (fn) => h.withLogs(() => [srv], fn);
-  const keyslot = (k) => cluster.nodes.find((n) => n.handle.running).call('CLUSTER', 'KEYSLOT', k);
   const replicaOf = async (master) => {
     for (const n of cluster.nodes) {
       if (!n.handle.running) continue;
@@ -397,7 +385,7 @@ describe('streamio on a Redis Cluster through failovers under a steady producer'
       for (let i = 0; i < 6; i++) rooms.push(h.uniq('clf.room'));
       for (const room of rooms) await h.joinRoom(s, room);
       const slots = new Map();
-      for (const room of rooms) slots.set(room, await keyslot(room));
+      for (const room of rooms) slots.set(room, await keyslot(cluster, room));
       let stop = false;
       let refused = 0;
       let accepted = 0;
