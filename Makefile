@@ -76,6 +76,19 @@ $(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 
+# The worker/bridge and master/admin/bridge_admin tests share a fake of the bridge_redis seam
+# (tests/unit/bridge_fake.c).
+BRIDGE_FAKE_TESTS := $(BUILD)/tests/test_inbound $(BUILD)/tests/test_presence \
+                     $(BUILD)/tests/test_bridge_hooks \
+                     $(BUILD)/tests/test_presence_query $(BUILD)/tests/test_bridge_admin
+$(BUILD)/tests/bridge_fake.o: tests/unit/bridge_fake.c tests/unit/bridge_fake.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BRIDGE_FAKE_TESTS): $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/bridge_fake.o $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/bridge_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
 # The Redis layer's test driver: tests/integration/redis-layer.test.js builds it and drives it.
 $(BUILD)/tests/redis_probe: tests/integration/redis_probe.c $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/glob.h"
 #include "common/json.h"
 #include "common/xalloc.h"
 
@@ -29,15 +30,11 @@ struct auth {
     int64_t leeway;
 };
 
-typedef struct pattern {
-    size_t off, len;
-} pattern_t;
-
 struct auth_grant {
     int64_t exp;
-    size_t n;
-    pattern_t *pat; /* points into the same allocation, after the struct */
-    char *text;     /* idem, the patterns back to back */
+    glob_list_t *rooms;   /* empty: no room */
+    glob_list_t *publish; /* NULL: no `publish` claim */
+    char *sub;            /* NULL: no `sub` claim (or not a string of 1..AUTH_MAX_SUBJECT bytes) */
 };
 
 static int key_error(buf_t *err, const char *path, const char *expected)
@@ -148,7 +145,7 @@ bool auth_enabled(const auth_t *a)
 /* ---- claims ---- */
 
 typedef struct claims {
-    json_span_t exp, nbf, iss, aud, rooms;
+    json_span_t exp, nbf, iss, aud, rooms, publish, sub;
 } claims_t;
 
 static bool key_is(const char *lit, size_t len, const char *name, buf_t *tmp)
@@ -168,11 +165,8 @@ static int read_claims(const char *in, size_t len, claims_t *c, buf_t *tmp)
     struct {
         const char *name;
         json_span_t *span;
-    } want[] = {{"exp", &c->exp},
-                {"nbf", &c->nbf},
-                {"iss", &c->iss},
-                {"aud", &c->aud},
-                {"rooms", &c->rooms}};
+    } want[] = {{"exp", &c->exp},     {"nbf", &c->nbf},         {"iss", &c->iss}, {"aud", &c->aud},
+                {"rooms", &c->rooms}, {"publish", &c->publish}, {"sub", &c->sub}};
     size_t pos = json_skip_ws(in, len, 0);
     if (pos >= len || in[pos] != '{')
         return -EINVAL;
@@ -230,46 +224,40 @@ static int number_of(const json_span_t *s, double *out)
     return json_number_parse(s->p, s->len, out);
 }
 
-/* The grant for a `rooms` claim: absent = nothing allowed; a string = one pattern. */
-static int build_grant(const json_span_t *rooms, int64_t exp, auth_grant_t **out)
+/*
+ * The grant: `rooms` absent = nothing allowed, a string = one pattern; `publish` absent = no gate
+ * (NULL), else the same shapes; `sub` kept when it is a string (a number is written as JSON has
+ * it, as socket.io back ends compare user ids as strings).
+ */
+static int build_grant(const claims_t *c, int64_t exp, auth_grant_t **out, const char **reason)
 {
-    json_span_t items[AUTH_MAX_ROOM_PATTERNS];
-    size_t n = 0;
-    if (rooms->p == NULL) {
-        n = 0;
-    } else if (rooms->type == JSON_STRING) {
-        items[0] = *rooms;
-        n = 1;
-    } else if (rooms->type != JSON_ARRAY ||
-               json_array_items(rooms->p, rooms->len, items, AUTH_MAX_ROOM_PATTERNS, &n) != 0) {
-        return -EACCES;
-    }
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t dl;
-        if (items[i].type != JSON_STRING ||
-            json_string_decoded_len(items[i].p, items[i].len, &dl) != 0 || dl == 0 ||
-            dl > AUTH_MAX_PATTERN)
-            return -EACCES;
-        total += dl;
-    }
-    auth_grant_t *g = xmalloc(sizeof(*g) + n * sizeof(pattern_t) + total + 1);
+    auth_grant_t *g = xcalloc(1, sizeof(*g));
     g->exp = exp;
-    g->n = n;
-    g->pat = (pattern_t *)(g + 1);
-    g->text = (char *)(g->pat + n);
-    buf_t tmp;
-    buf_init(&tmp);
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        buf_reset(&tmp);
-        (void)json_string_decode(items[i].p, items[i].len, &tmp); /* checked above */
-        memcpy(g->text + off, tmp.data, tmp.len);
-        g->pat[i].off = off;
-        g->pat[i].len = tmp.len;
-        off += tmp.len;
+    static const json_span_t none = {JSON_ARRAY, "[]", 2};
+    int rc = 0;
+    if (glob_list_from_json(c->rooms.p ? &c->rooms : &none, AUTH_MAX_ROOM_PATTERNS,
+                            AUTH_MAX_PATTERN, &g->rooms) != 0) {
+        *reason = AUTH_ERR_ROOMS;
+        rc = -EACCES;
+    } else if (c->publish.p && glob_list_from_json(&c->publish, AUTH_MAX_ROOM_PATTERNS,
+                                                   AUTH_MAX_PATTERN, &g->publish) != 0) {
+        *reason = AUTH_ERR_PUBLISH;
+        rc = -EACCES;
+    } else if (c->sub.p) {
+        buf_t tmp;
+        buf_init(&tmp);
+        if (c->sub.type == JSON_STRING)
+            (void)json_string_decode(c->sub.p, c->sub.len, &tmp);
+        else if (c->sub.type == JSON_NUMBER)
+            buf_append(&tmp, c->sub.p, c->sub.len);
+        if (tmp.len > 0 && tmp.len <= AUTH_MAX_SUBJECT && !memchr(tmp.data, '\0', tmp.len))
+            g->sub = xmemdup(tmp.data, tmp.len);
+        buf_free(&tmp);
     }
-    buf_free(&tmp);
+    if (rc) {
+        auth_grant_free(g);
+        return rc;
+    }
     *out = g;
     return 0;
 }
@@ -299,9 +287,8 @@ static int check_claims(const auth_t *a, const char *json, size_t len, int64_t n
     *reason = AUTH_ERR_AUDIENCE;
     if (a->audience[0] && !audience_ok(&c.aud, a->audience, &tmp))
         goto done;
-    *reason = AUTH_ERR_ROOMS;
     /* exp is finite and in the future here, so the conversion cannot overflow */
-    rc = build_grant(&c.rooms, exp > 9.2e18 ? INT64_MAX : (int64_t)exp, out);
+    rc = build_grant(&c, exp > 9.2e18 ? INT64_MAX : (int64_t)exp, out, reason);
     if (rc == 0)
         *reason = NULL;
 done:
@@ -356,6 +343,11 @@ int auth_verify(const auth_t *a, const char *token, size_t len, int64_t now_s, a
 
 void auth_grant_free(auth_grant_t *g)
 {
+    if (!g)
+        return;
+    glob_list_free(g->rooms);
+    glob_list_free(g->publish);
+    free(g->sub);
     free(g);
 }
 
@@ -364,44 +356,24 @@ int64_t auth_grant_expires(const auth_grant_t *g)
     return g->exp;
 }
 
-bool auth_pattern_match(const char *pat, size_t plen, const char *s, size_t len)
-{
-    size_t p = 0, i = 0;
-    size_t star = SIZE_MAX, star_i = 0; /* resume point after the last `*` */
-    while (i < len) {
-        if (p < plen && pat[p] == '*') {
-            star = ++p;
-            star_i = i;
-            continue;
-        }
-        if (p < plen) {
-            size_t q = p;
-            bool any = pat[q] == '?';
-            if (pat[q] == '\\' && q + 1 < plen)
-                q++;
-            if (any || pat[q] == s[i]) {
-                p = q + 1;
-                i++;
-                continue;
-            }
-        }
-        if (star == SIZE_MAX)
-            return false;
-        p = star;
-        i = ++star_i;
-    }
-    while (p < plen && pat[p] == '*')
-        p++;
-    return p == plen;
-}
-
 bool auth_grant_allows(const auth_grant_t *g, const char *room, size_t len)
 {
-    for (size_t i = 0; g && i < g->n; i++) {
-        if (auth_pattern_match(g->text + g->pat[i].off, g->pat[i].len, room, len))
-            return true;
-    }
-    return false;
+    return g && glob_list_match(g->rooms, room, len);
+}
+
+const char *auth_grant_subject(const auth_grant_t *g)
+{
+    return g ? g->sub : NULL;
+}
+
+bool auth_grant_gates_publish(const auth_grant_t *g)
+{
+    return g && g->publish;
+}
+
+bool auth_grant_may_publish(const auth_grant_t *g, const char *name, size_t len)
+{
+    return g && (!g->publish || glob_list_match(g->publish, name, len));
 }
 
 bool auth_room_allowed(const auth_t *a, const auth_grant_t *g, const char *room, size_t len)

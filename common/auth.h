@@ -38,6 +38,9 @@ typedef struct auth_grant auth_grant_t;
 #define AUTH_ERR_AUDIENCE "Invalid token audience"
 #define AUTH_ERR_ROOMS "Invalid rooms claim"
 #define AUTH_ERR_ROOM_DENIED "Room not allowed"
+#define AUTH_ERR_PUBLISH "Invalid publish claim"
+/* Longest `sub` kept as the user id (presence, per-user limits, inbound events). */
+#define AUTH_MAX_SUBJECT 256
 
 /*
  * Builds the verifier from cfg (AUTH_ENABLED, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY_FILE,
@@ -60,8 +63,10 @@ bool auth_enabled(const auth_t *a);
  * now_s - leeway, no `nbf` later than now_s + leeway, the configured `iss` (string equality) and
  * `aud` (equal string, or an array holding it) when those are set. The `rooms` claim is a string
  * or an array of strings, each 1..AUTH_MAX_PATTERN bytes, at most AUTH_MAX_ROOM_PATTERNS; when it
- * is absent the grant allows no room. Returns 0; -EACCES with *reason set to one of the
- * AUTH_ERR_* strings; -EINVAL when auth is disabled.
+ * is absent the grant allows no room. The `publish` claim, when present, has the same shape
+ * (AUTH_ERR_PUBLISH otherwise). A `sub` that is a string (or a number, kept as its JSON text) of
+ * 1..AUTH_MAX_SUBJECT bytes without NUL is kept as the subject; any other `sub` is ignored. Returns
+ * 0; -EACCES with *reason set to one of the AUTH_ERR_* strings; -EINVAL when auth is disabled.
  */
 int auth_verify(const auth_t *a, const char *token, size_t len, int64_t now_s, auth_grant_t **out,
                 const char **reason);
@@ -70,21 +75,21 @@ int auth_verify(const auth_t *a, const char *token, size_t len, int64_t now_s, a
 void auth_grant_free(auth_grant_t *g);
 /* The token's exp (Unix seconds). */
 int64_t auth_grant_expires(const auth_grant_t *g);
-/* Whether room[0..len) matches one of the grant's patterns (auth_pattern_match). */
+/* Whether room[0..len) matches one of the grant's `rooms` patterns (common/glob). */
 bool auth_grant_allows(const auth_grant_t *g, const char *room, size_t len);
+/* The token's `sub` (NUL-terminated, borrowed from g), or NULL. */
+const char *auth_grant_subject(const auth_grant_t *g);
+/* Whether the token carries a `publish` claim. */
+bool auth_grant_gates_publish(const auth_grant_t *g);
+/* Whether name[0..len) (an event name or a room) may be published: true without a `publish`
+ * claim, else when it matches one of its patterns. False for a NULL grant. */
+bool auth_grant_may_publish(const auth_grant_t *g, const char *name, size_t len);
 
 /*
  * The join-room decision in one call: true when auth is disabled, else auth_grant_allows (a NULL
  * grant allows nothing). Borrows everything.
  */
 bool auth_room_allowed(const auth_t *a, const auth_grant_t *g, const char *room, size_t len);
-
-/*
- * Glob match of s[0..len) against pat[0..plen), both arbitrary bytes: `*` matches any run of
- * bytes (dots included), `?` exactly one byte, `\` makes the next byte literal; everything else
- * matches itself. Iterative, O(plen * len) at worst, no allocation.
- */
-bool auth_pattern_match(const char *pat, size_t plen, const char *s, size_t len);
 
 /*
  * Extracts the token a socket.io-client sends with `auth: {token}`: json[0..len) is the CONNECT

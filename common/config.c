@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/envfile.h"
+#include "common/glob.h"
 
 /* OPT_SECRET: an OPT_STR whose value never appears in an error message. */
 typedef enum opt_kind {
@@ -29,7 +30,8 @@ typedef enum opt_kind {
     OPT_ORIGINS,
     OPT_FORMAT,
     OPT_LONG,
-    OPT_ADDRS /* host:port list into a redis_addr_list_t; min = the default port */
+    OPT_GLOBS, /* comma-separated globs (common/glob), kept as text */
+    OPT_ADDRS  /* host:port list into a redis_addr_list_t; min = the default port */
 } opt_kind_t;
 
 typedef struct opt {
@@ -125,6 +127,19 @@ static const opt_t options[] = {
     {"REDIS_SENTINEL_NAME", OPT_STR, F(redis_sentinel_name), S(redis_sentinel_name), 0, 0, ""},
     {"REDIS_SENTINEL_PASSWORD", OPT_SECRET, F(redis_sentinel_password), S(redis_sentinel_password),
      0, 0, ""},
+    {"SOCKETIO_INBOUND_STREAM", OPT_STR, F(inbound_stream), S(inbound_stream), 0, 0, ""},
+    {"SOCKETIO_INBOUND_EVENTS", OPT_GLOBS, F(inbound_events), S(inbound_events), 0, 0, "*"},
+    {"SOCKETIO_INBOUND_MAXLEN", OPT_INT, F(inbound_maxlen), 0, 0, 1000000000, "100000"},
+    {"PRESENCE", OPT_BOOL, F(presence), 0, 0, 0, "false"},
+    {"PRESENCE_ROOMS", OPT_GLOBS, F(presence_rooms), S(presence_rooms), 0, 0, ""},
+    {"PRESENCE_STREAM", OPT_STR, F(presence_stream), S(presence_stream), 0, 0, ""},
+    {"PRESENCE_STREAM_MAXLEN", OPT_INT, F(presence_stream_maxlen), 0, 0, 1000000000, "100000"},
+    {"PRESENCE_TTL_MS", OPT_INT, F(presence_ttl_ms), 0, 1000, 3600000, "15000"},
+    {"MAX_CONNECTIONS_PER_USER", OPT_INT, F(max_connections_per_user), 0, 0, 1000000, "0"},
+    {"ADMIN_TOKEN", OPT_SECRET, F(admin_token), S(admin_token), 0, 0, ""},
+    {"STREAM_DEAD_LETTER", OPT_STR, F(dead_letter_stream), S(dead_letter_stream), 0, 0, ""},
+    {"STREAM_MAX_DELIVERIES", OPT_INT, F(max_deliveries), 0, 1, 1000000, "10"},
+    {"STREAM_MAX_ENTRY_BYTES", OPT_INT, F(max_entry_bytes), 0, 1024, 4194304, "1048576"},
 };
 
 static int bad(buf_t *err, const opt_t *o, const char *v, const char *expected)
@@ -308,6 +323,19 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         }
         memcpy(field, v, strlen(v) + 1);
         return 0;
+    case OPT_GLOBS: {
+        glob_list_t *l = NULL;
+        if (strlen(v) >= o->size ||
+            glob_list_from_csv(v, CONFIG_MAX_GLOBS, CONFIG_MAX_GLOB, &l) != 0) {
+            snprintf(expected, sizeof(expected),
+                     "comma-separated globs (at most %d, each 1..%d bytes), < %zu bytes",
+                     CONFIG_MAX_GLOBS, CONFIG_MAX_GLOB, o->size);
+            return bad(err, o, v, expected);
+        }
+        glob_list_free(l);
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    }
     case OPT_ADDRS: {
         const char *why;
         redis_addr_list_t *l = (redis_addr_list_t *)field;
@@ -411,6 +439,74 @@ static int load_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
     if (v == NULL || *v == '\0')
         v = o->def;
     return v ? parse_one(cfg, o, v, err) : 0;
+}
+
+/* ---- both directions: settings that only mean something with their feature on ---- */
+
+/* `name` was set although `feature` is off: naming both, so the fix is obvious. */
+static int needs(buf_t *err, const char *name, const char *feature)
+{
+    buf_printf(err, "streamio: invalid %s: expected %s with it (the feature is off without it)",
+               name, feature);
+    return -EINVAL;
+}
+
+static int check_bridge(const cfg_t *cfg, const source_t *src, buf_t *err)
+{
+    static const struct {
+        const char *name, *feature;
+    } deps[] = {
+        {"SOCKETIO_INBOUND_EVENTS", "SOCKETIO_INBOUND_STREAM"},
+        {"SOCKETIO_INBOUND_MAXLEN", "SOCKETIO_INBOUND_STREAM"},
+        {"PRESENCE_ROOMS", "PRESENCE=true"},
+        {"PRESENCE_STREAM", "PRESENCE=true"},
+        {"PRESENCE_STREAM_MAXLEN", "PRESENCE_STREAM"},
+        {"PRESENCE_TTL_MS", "PRESENCE=true or MAX_CONNECTIONS_PER_USER"},
+        {"STREAM_MAX_DELIVERIES", "STREAM_DEAD_LETTER"},
+        {"STREAM_MAX_ENTRY_BYTES", "STREAM_DEAD_LETTER"},
+    };
+    bool on[] = {cfg->inbound_stream[0],
+                 cfg->inbound_stream[0],
+                 cfg->presence,
+                 cfg->presence,
+                 cfg->presence_stream[0],
+                 cfg->presence || cfg->max_connections_per_user > 0,
+                 cfg->dead_letter_stream[0],
+                 cfg->dead_letter_stream[0]};
+    for (size_t i = 0; i < sizeof(deps) / sizeof(deps[0]); i++) {
+        const char *v = lookup(src, deps[i].name);
+        if (v && *v && !on[i])
+            return needs(err, deps[i].name, deps[i].feature);
+    }
+    const char *own[] = {cfg->inbound_stream, cfg->presence_stream, cfg->dead_letter_stream};
+    const char *names[] = {"SOCKETIO_INBOUND_STREAM", "PRESENCE_STREAM", "STREAM_DEAD_LETTER"};
+    for (size_t i = 0; i < 3; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (own[i][0] && strcmp(own[i], own[j]) == 0) {
+                buf_printf(err,
+                           "streamio: invalid %s=\"%s\": expected a stream of its own, not %s's",
+                           names[i], own[i], names[j]);
+                return -EINVAL;
+            }
+        }
+    }
+    size_t tok = strlen(cfg->admin_token);
+    if (tok && tok < CONFIG_MIN_ADMIN_TOKEN) {
+        buf_printf(err, "streamio: invalid ADMIN_TOKEN=\"(hidden)\": expected at least %d bytes",
+                   CONFIG_MIN_ADMIN_TOKEN);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+bool config_is_own_stream(const cfg_t *cfg, const char *stream, size_t len)
+{
+    const char *own[] = {cfg->inbound_stream, cfg->presence_stream, cfg->dead_letter_stream};
+    for (size_t i = 0; i < 3; i++) {
+        if (own[i][0] && strlen(own[i]) == len && memcmp(own[i], stream, len) == 0)
+            return true;
+    }
+    return false;
 }
 
 /* ---- Redis topology and TLS: REDIS_URL and the rules between the Redis variables ---- */
@@ -563,7 +659,9 @@ static int load(cfg_t *cfg, const source_t *src, buf_t *err)
     int rc = check_redis(cfg, src, err);
     if (!rc)
         rc = check_auth(cfg, err);
-    return rc ? rc : check_recovery(cfg, err);
+    if (!rc)
+        rc = check_recovery(cfg, err);
+    return rc ? rc : check_bridge(cfg, src, err);
 }
 
 int config_load(cfg_t *cfg, config_getenv_fn get, void *arg, buf_t *err)

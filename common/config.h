@@ -126,10 +126,31 @@ typedef struct cfg {
     redis_addr_list_t redis_sentinels;     /* REDIS_SENTINELS; n = 0: no Sentinel */
     char redis_sentinel_name[256];         /* REDIS_SENTINEL_NAME: the primary's name */
     char redis_sentinel_password[256];     /* REDIS_SENTINEL_PASSWORD: AUTH to the sentinels */
+
+    /* both directions (README "Back ends"): each off by default. Glob lists are kept as the
+     * setting's text, validated here and read with glob_list_from_csv by their module. */
+    char inbound_stream[256];     /* SOCKETIO_INBOUND_STREAM: client events go there; "" = off */
+    char inbound_events[4096];    /* SOCKETIO_INBOUND_EVENTS: globs of the events accepted */
+    int inbound_maxlen;           /* SOCKETIO_INBOUND_MAXLEN: XADD MAXLEN ~; 0 = no trimming */
+    bool presence;                /* PRESENCE: who is in which room, across every server */
+    char presence_rooms[4096];    /* PRESENCE_ROOMS: globs of rooms told presence:join/leave */
+    char presence_stream[256];    /* PRESENCE_STREAM: online/offline entries; "" = none */
+    int presence_stream_maxlen;   /* PRESENCE_STREAM_MAXLEN: XADD MAXLEN ~; 0 = no trimming */
+    int presence_ttl_ms;          /* PRESENCE_TTL_MS: a silent server's entries go after it */
+    int max_connections_per_user; /* MAX_CONNECTIONS_PER_USER: whole cluster; 0 = unlimited */
+    char admin_token[256]; /* ADMIN_TOKEN: Bearer token of the admin endpoints; never printed */
+    char dead_letter_stream[256]; /* STREAM_DEAD_LETTER: undeliverable entries go there; "" = off */
+    int max_deliveries;           /* STREAM_MAX_DELIVERIES: more claims than this = poison */
+    int max_entry_bytes;          /* STREAM_MAX_ENTRY_BYTES: larger entries are dead letters */
 } cfg_t;
 
 /* Shortest AUTH_JWT_SECRET accepted: 256 bits, the HS256 key size of RFC 7518 §3.2. */
 #define CONFIG_MIN_JWT_SECRET 32
+/* Shortest ADMIN_TOKEN accepted: 128 bits as 32 hex digits, or any 16+ byte secret. */
+#define CONFIG_MIN_ADMIN_TOKEN 16
+/* Bounds of the glob lists (SOCKETIO_INBOUND_EVENTS, PRESENCE_ROOMS): items, bytes per item. */
+#define CONFIG_MAX_GLOBS 256
+#define CONFIG_MAX_GLOB 512
 
 /* Looks a variable up; NULL when unset. Lets tests feed a table instead of the environment. */
 typedef const char *(*config_getenv_fn)(const char *name, void *arg);
@@ -159,5 +180,8 @@ bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len);
  * neither is set), 2 or 3.
  */
 int config_redis_auth(const cfg_t *cfg, const char *argv[3]);
+/* One of the streams streamio writes for the back end (SOCKETIO_INBOUND_STREAM, PRESENCE_STREAM,
+ * STREAM_DEAD_LETTER): never read as a room, whatever STREAM_PATTERN says. */
+bool config_is_own_stream(const cfg_t *cfg, const char *stream, size_t len);
 
 #endif

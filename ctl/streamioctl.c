@@ -29,7 +29,8 @@ static void usage(FILE *f)
                "                   broadcast [--nsp /ns] <event> <json> |\n"
                "                   sendroom [--nsp /ns] <room> <event> <json> |\n"
                "                   join|leave <room> <target> | disconnect <room> [close] |\n"
-               "                   serverside <event> <json> |\n"
+               "                   serverside <event> <json> | presence <room> |\n"
+               "                   dead-letter list [count] | dead-letter replay <id> |\n"
                "       streamioctl watch <room>... [--url http://host:port] [--token JWT] "
                "[--count N]\n");
 }

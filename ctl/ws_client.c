@@ -95,7 +95,6 @@ void ws_client_frame(buf_t *out, uint8_t opcode, const void *payload, size_t len
         dst[i] = src[i] ^ mask[i & 3];
     out->len += len;
     out->data[out->len] = '\0';
-    return 0;
 }
 
 /* The value of header `name` (case-insensitive) in a response head, or NULL; *vlen its length. */

@@ -13,21 +13,23 @@ common          :
 common/proto    : common
 shm             : common common/proto
 common/redis    : common common/proto shm
-worker/net      : common common/proto shm common/redis
-worker/ws       : common common/proto shm common/redis worker/net
-worker/http     : common common/proto shm common/redis worker/net worker/ws
-worker/eio      : common common/proto shm common/redis worker/net worker/ws worker/http
-worker/sio      : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio
-worker/fanout   : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio worker/sio
-worker/recovery : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio worker/sio worker/fanout
-worker/stream   : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/recovery
-worker/cluster  : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/recovery worker/stream
-worker          : common common/proto shm common/redis worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/recovery worker/stream worker/cluster
+common/bridge   : common common/proto shm common/redis
+worker/net      : common common/proto shm common/redis common/bridge
+worker/ws       : common common/proto shm common/redis common/bridge worker/net
+worker/http     : common common/proto shm common/redis common/bridge worker/net worker/ws
+worker/eio      : common common/proto shm common/redis common/bridge worker/net worker/ws worker/http
+worker/sio      : common common/proto shm common/redis common/bridge worker/net worker/ws worker/http worker/eio
+worker/fanout   : common common/proto shm common/redis common/bridge worker/net worker/ws worker/http worker/eio worker/sio
+worker/bridge   : common common/proto shm common/redis common/bridge worker/net worker/ws worker/http worker/eio worker/sio worker/fanout
+worker/recovery : common common/proto shm common/redis common/bridge worker/net worker/ws worker/http worker/eio worker/sio worker/fanout
+worker/stream   : common common/proto shm common/redis common/bridge worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/recovery
+worker/cluster  : common common/proto shm common/redis common/bridge worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/recovery worker/stream
+worker          : common common/proto shm common/redis common/bridge worker/net worker/ws worker/http worker/eio worker/sio worker/fanout worker/bridge worker/recovery worker/stream worker/cluster
 master/proc      : common common/proto shm
 master/discovery : common common/proto shm common/redis
-master/admin     : common common/proto shm common/redis
-master           : common common/proto shm common/redis master/proc master/discovery master/admin
-master/main.c    : common common/proto shm common/redis master master/proc master/discovery master/admin worker
+master/admin     : common common/proto shm common/redis common/bridge
+master           : common common/proto shm common/redis common/bridge master/proc master/discovery master/admin
+master/main.c    : common common/proto shm common/redis common/bridge master master/proc master/discovery master/admin worker
 ctl             : common common/proto
 '
 

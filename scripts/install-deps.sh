@@ -15,7 +15,7 @@ debpkgs=(build-essential debhelper dpkg-dev fakeroot lintian)
 if [ "$what" = deb ]; then pkgs+=("${debpkgs[@]}"); fi
 if [ "$what" = test ]; then
     # prometheus for promtool (the server it ships is never started by the tests)
-    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-requests python3-websocket chromium
+    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-redis python3-requests python3-websocket chromium
            redis-sentinel openssl prometheus "${debpkgs[@]}")
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -59,6 +59,16 @@ static const family_t worker_families[] = {
       "Resident memory of the worker processes, bytes."),
     F("streamio_memory_high_water_bytes", "gauge", memory_high_water,
       "MEMORY_HIGH_WATER_MB in bytes: a worker at it sheds new connections (0 = off)."),
+    F("streamio_inbound_events_total", "counter", inbound_added,
+      "Client events added to SOCKETIO_INBOUND_STREAM (Redis accepted the XADD)."),
+    F("streamio_presence_users", "gauge", presence_users,
+      "Users with at least one connection on the worker (server: summed over the workers)."),
+    F("streamio_presence_memberships", "gauge", presence_members,
+      "Distinct (room, user) pairs of the worker's sockets."),
+    F("streamio_presence_events_total", "counter", presence_events,
+      "presence:join and presence:leave events published."),
+    F("streamio_presence_expired_total", "counter", presence_expired,
+      "Users of silent servers removed from presence after PRESENCE_TTL_MS."),
 };
 
 static uint64_t field(stats_worker_t *w, size_t off)
@@ -186,32 +196,48 @@ static void ring_depth(buf_t *out, shm_region_t *region)
     }
 }
 
-/* streamio_limit_rejections_total: one series per limit, server-wide then per live worker. */
-static void limit_rejections(buf_t *out, shm_region_t *region)
+/* A counter family with one label (limit="...", reason="..."): one series per value,
+ * server-wide, then per live worker. `off` is the offset of the field's array. */
+static void labelled(buf_t *out, shm_region_t *region, const char *name, const char *help,
+                     const char *label, const char *const *values, size_t nvalues, size_t off)
 {
-    static const char *const names[STATS_LIMITS] = STATS_LIMIT_NAMES;
-    const char *name = "streamio_limit_rejections_total";
     uint32_t n = shm_region_slots(region);
-    header(out, name, "counter", "Connections, requests or packets refused by a limit, by limit.");
-    for (size_t l = 0; l < STATS_LIMITS; l++) {
+    header(out, name, "counter", help);
+    for (size_t l = 0; l < nvalues; l++) {
         uint64_t sum = 0;
         for (uint32_t i = 0; i < n; i++) {
             stats_worker_t *w = shm_region_slot_stats(region, i);
             if (live(w))
-                sum += STATS_GET(w->limit_rejections[l]);
+                sum += field(w, off + l * sizeof(_Atomic uint64_t));
         }
-        buf_printf(out, "%s{limit=\"%s\"} %llu\n", name, names[l], (unsigned long long)sum);
+        buf_printf(out, "%s{%s=\"%s\"} %llu\n", name, label, values[l], (unsigned long long)sum);
     }
     for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *w = shm_region_slot_stats(region, i);
         if (!live(w))
             continue;
-        for (size_t l = 0; l < STATS_LIMITS; l++)
-            buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\",limit=\"%s\"} %llu\n", name,
+        for (size_t l = 0; l < nvalues; l++)
+            buf_printf(out, "%s{worker=\"%llu\",pid=\"%llu\",%s=\"%s\"} %llu\n", name,
                        (unsigned long long)STATS_GET(w->index),
-                       (unsigned long long)STATS_GET(w->pid), names[l],
-                       (unsigned long long)STATS_GET(w->limit_rejections[l]));
+                       (unsigned long long)STATS_GET(w->pid), label, values[l],
+                       (unsigned long long)field(w, off + l * sizeof(_Atomic uint64_t)));
     }
+}
+
+static void labelled_families(buf_t *out, shm_region_t *region)
+{
+    static const char *const limits[STATS_LIMITS] = STATS_LIMIT_NAMES;
+    static const char *const inbound[STATS_INBOUND_REASONS] = STATS_INBOUND_NAMES;
+    static const char *const dead[2] = {"poison", "oversized"};
+    labelled(out, region, "streamio_limit_rejections_total",
+             "Connections, requests or packets refused by a limit, by limit.", "limit", limits,
+             STATS_LIMITS, offsetof(stats_worker_t, limit_rejections));
+    labelled(out, region, "streamio_inbound_refused_total",
+             "Client events not added to SOCKETIO_INBOUND_STREAM, by reason.", "reason", inbound,
+             STATS_INBOUND_REASONS, offsetof(stats_worker_t, inbound_refused));
+    labelled(out, region, "streamio_dead_letters_total",
+             "Stream entries moved to STREAM_DEAD_LETTER instead of being delivered, by reason.",
+             "reason", dead, 2, offsetof(stats_worker_t, dead_letters));
 }
 
 static void server(buf_t *out, shm_region_t *region)
@@ -289,5 +315,5 @@ void metrics_render(buf_t *out, shm_region_t *region)
               "once per entry, by the worker that read it.",
               offsetof(stats_worker_t, delivery), STATS_DELIVERY_BUCKETS, delivery_le,
               offsetof(stats_worker_t, delivery_us_sum), 1e-6);
-    limit_rejections(out, region);
+    labelled_families(out, region);
 }

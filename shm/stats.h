@@ -56,13 +56,28 @@ enum stats_limit {
     STATS_LIMIT_ORIGIN,               /* 403: WebSocket Origin not allowed */
     STATS_LIMIT_AUTH,                 /* CONNECT_ERROR: token missing or refused */
     STATS_LIMIT_TOKEN_EXPIRED,        /* disconnected when its token expired */
+    STATS_LIMIT_PER_USER,             /* CONNECT_ERROR: MAX_CONNECTIONS_PER_USER */
     STATS_LIMITS
 };
 #define STATS_LIMIT_NAMES                                                                          \
     {                                                                                              \
         "per_ip", "total", "memory", "header_size", "body_size", "ws_message", "rate_events",      \
             "rate_joins", "output_buffer", "header_timeout", "body_timeout",                       \
-            "first_packet_timeout", "origin", "auth", "token_expired"                              \
+            "first_packet_timeout", "origin", "auth", "token_expired", "per_user"                  \
+    }
+
+/* Client events not added to SOCKETIO_INBOUND_STREAM, by reason (label reason="<name>"). */
+enum stats_inbound {
+    STATS_INBOUND_NOT_ACCEPTED, /* outside SOCKETIO_INBOUND_EVENTS */
+    STATS_INBOUND_NOT_ALLOWED,  /* refused by the token's publish claim */
+    STATS_INBOUND_BINARY,       /* binary attachments */
+    STATS_INBOUND_BUSY,         /* too many XADDs waiting for Redis */
+    STATS_INBOUND_REDIS,        /* Redis refused it or could not be reached */
+    STATS_INBOUND_REASONS
+};
+#define STATS_INBOUND_NAMES                                                                        \
+    {                                                                                              \
+        "not_accepted", "not_allowed", "binary", "busy", "redis"                                   \
     }
 
 /*
@@ -135,6 +150,15 @@ typedef struct stats_worker {
     _Atomic uint64_t memory_high_water; /* its MEMORY_HIGH_WATER_MB in bytes; 0 = off */
     stats_snap_t snaps[STATS_SNAPS];
     _Atomic uint64_t snaps_taken; /* the newest is snaps[(snaps_taken - 1) % STATS_SNAPS] */
+
+    /* both directions: client events, presence, dead letters; monotonic unless noted */
+    _Atomic uint64_t inbound_added;                          /* events XADDed */
+    _Atomic uint64_t inbound_refused[STATS_INBOUND_REASONS]; /* events not added */
+    _Atomic uint64_t presence_users;   /* gauge: distinct users connected to this worker */
+    _Atomic uint64_t presence_members; /* gauge: (room, user) pairs of its sockets */
+    _Atomic uint64_t presence_events;  /* presence:join / presence:leave published */
+    _Atomic uint64_t presence_expired; /* entries of silent servers this worker removed */
+    _Atomic uint64_t dead_letters[2];  /* entries moved to STREAM_DEAD_LETTER: poison, oversized */
 } stats_worker_t;
 
 typedef struct stats_global {

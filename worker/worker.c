@@ -14,13 +14,21 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/bridge/bridge_redis.h"
+#include "common/bridge/presence_store.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/redis/redis_client.h"
+#include "common/redis/redis_topology.h"
 #include "common/xalloc.h"
 #include "shm/latency.h"
 #include "shm/stats.h"
 #include "shm/stats_window.h"
 #include "shm/workdesc.h"
+#include "worker/bridge/bridge_hooks.h"
+#include "worker/bridge/inbound.h"
+#include "worker/bridge/presence.h"
+#include "worker/bridge/presence_route.h"
 #include "worker/cluster/adapter.h"
 #include "worker/eio/eio_echo.h"
 #include "worker/eio/eio_endpoint.h"
@@ -70,9 +78,18 @@ typedef struct worker {
     fanout_t *fanout;
     restore_t *restore; /* CONNECTION_RECOVERY; NULL when off */
     reader_t *reader;
-    redis_topology_t *topo; /* where Redis is: every Redis client of this worker uses it */
-    reader_io_t *reader_io; /* the reader's Redis connections and timers */
-    adapter_t *adapter;     /* NULL when there is nobody to share with */
+    redis_topology_t *topology; /* where Redis is: every Redis client of this worker uses it */
+    reader_io_t *reader_io;     /* the reader's Redis connections and timers */
+    adapter_t *adapter;         /* NULL when there is nobody to share with */
+    /* client events, presence and per-user limits: their Redis client, NULL when all are off */
+    redis_client_t *bridge;
+    bool bridge_up;
+    inbound_t *inbound;
+    presence_t *presence;
+    bridge_hooks_t *hooks;
+    presence_route_t *presence_route;
+    buf_t presence_channel;
+    char writer[256]; /* <host>:<port>:<slot>:<pid>: this process in presence and inbound */
     bool stopping;
     uint64_t stop_deadline;
     uint64_t connect_grace_until; /* the drain waits for CONNECTs on their way until then */
@@ -300,6 +317,15 @@ static void finish(worker_t *w)
     conformance_free(w->conformance);
     seed_events_free(w->seed);
     sio_free(w->sio);
+    bridge_hooks_free(w->hooks);
+    presence_free(w->presence);
+    inbound_free(w->inbound);
+    presence_route_free(w->presence_route);
+    buf_free(&w->presence_channel);
+    w->hooks = NULL;
+    w->presence = NULL;
+    w->inbound = NULL;
+    w->presence_route = NULL;
     eio_echo_free(w->echo);
     ops_routes_free(w->ops);
     router_free(w->router);
@@ -308,9 +334,9 @@ static void finish(worker_t *w)
     w->http = NULL;
     w->eio = NULL;
     w->sio = NULL;
-    /* every Redis client (reader, adapter, recovery) is closed by now */
-    redis_topology_close(w->topo, NULL, NULL);
-    w->topo = NULL;
+    /* every Redis client (reader, adapter, recovery, bridge) is closed by now */
+    redis_topology_close(w->topology, NULL, NULL);
+    w->topology = NULL;
 }
 
 static void on_part_closed(void *arg)
@@ -335,6 +361,13 @@ static void on_restore_closed(void *arg)
 static void on_sessions_closed(void *arg)
 {
     worker_t *w = arg;
+    if (w->bridge) {
+        /* the sockets' counts are sent: this writer goes, after what is queued */
+        presence_stop(w->presence);
+        w->closing++;
+        redis_client_close(w->bridge, on_part_closed, w);
+        w->bridge = NULL;
+    }
     if (w->restore)
         restore_close(w->restore, on_restore_closed, w);
     else
@@ -399,6 +432,8 @@ static void on_tick(uv_timer_t *t)
     if (limits_rss_self(&rss, NULL) == 0)
         STATS_SET(w->stats->rss_bytes, rss);
     stats_window_tick(w->stats, wall_ms());
+    if (w->bridge)
+        presence_tick(w->presence, wall_ms());
     if (w->http) {
         /* the transport counts in plain fields on its hot path; published here */
         http_stats_t hs;
@@ -415,6 +450,53 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* ---- setup ---- */
+
+/* ---- client events, presence and per-user limits ---- */
+
+static void on_bridge_state(redis_client_t *c, bool up, void *arg)
+{
+    (void)c;
+    worker_t *w = arg;
+    /* Redis may have lost this worker's counts, or missed changes meanwhile: rewrite them */
+    if (up && !w->bridge_up)
+        presence_resync(w->presence, wall_ms());
+    w->bridge_up = up;
+}
+
+static void on_bridge_message(redis_client_t *c, const redis_push_t *m, void *arg)
+{
+    (void)c;
+    worker_t *w = arg;
+    if (m->channel_len == w->presence_channel.len &&
+        memcmp(m->channel, w->presence_channel.data, m->channel_len) == 0)
+        bridge_hooks_presence_event(w->hooks, m->data, m->len);
+}
+
+static int bridge_setup(worker_t *w)
+{
+    const cfg_t *cfg = w->cfg;
+    if (!cfg->inbound_stream[0] && !cfg->presence && cfg->max_connections_per_user <= 0)
+        return 0;
+    char host[128] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(w->writer, sizeof(w->writer), "%s:%d:%u:%ld", host, cfg->port, w->args->index,
+             (long)getpid());
+    int rc;
+    static const redis_client_cbs_t cbs = {.state = on_bridge_state, .message = on_bridge_message};
+    w->bridge = redis_client_new(w->topology, "bridge", &cbs, w);
+    bridge_redis_t ops = bridge_redis_over_client(w->bridge);
+    w->inbound = inbound_new(&ops, cfg, w->writer, w->stats);
+    w->presence = presence_new(&ops, cfg, w->writer, w->stats);
+    if ((rc = bridge_hooks_new(&w->hooks, w->sio, w->fanout, w->presence, w->inbound)))
+        return rc;
+    if (cfg->presence) {
+        presence_channel(&w->presence_channel, cfg->redis_key);
+        redis_client_subscribe(w->bridge, REDIS_SUB_CHANNEL, w->presence_channel.data,
+                               w->presence_channel.len);
+        w->presence_route = presence_route_new(w->router, &ops, cfg);
+    }
+    return 0;
+}
 
 /* The layers that serve clients, bottom-up: HTTP, Engine.IO, Socket.IO, fanout, recovery. */
 static int clients_setup(worker_t *w)
@@ -470,8 +552,11 @@ static int clients_setup(worker_t *w)
     if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, (unsigned long)getppid(),
                          w->args->slot, w->stats)))
         return rc;
+    /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
+    if ((rc = bridge_setup(w)))
+        return rc;
     if (cfg->connection_recovery)
-        w->restore = restore_new(w->topo, cfg, w->sio, w->fanout, w->stats);
+        w->restore = restore_new(w->topology, cfg, w->sio, w->fanout, w->stats);
     return 0;
 }
 
@@ -496,9 +581,9 @@ static int setup(worker_t *w)
     redis_topology_opts_from_cfg(&o, cfg);
     buf_t err;
     buf_init(&err);
-    rc = redis_topology_new(&w->topo, &w->loop, &o, &err);
+    rc = redis_topology_new(&w->topology, &w->loop, &o, &err);
     if (rc)
-        LOG_ERROR("%s", err.data ? err.data : "cannot set up Redis");
+        LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
     buf_free(&err);
     if (rc)
         return rc;
@@ -515,7 +600,7 @@ static int setup(worker_t *w)
                                                                        : ADAPTER_MODE_CLASSIC;
         adapter_host_t host;
         adapter_host_init(&host, w->fanout);
-        if ((rc = adapter_new(&w->adapter, w->topo, cfg, mode, prefix, &host, w->stats)))
+        if ((rc = adapter_new(&w->adapter, w->topology, cfg, mode, prefix, &host, w->stats)))
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
         sio_observe(w->sio, &(sio_observer_t){.arg = w,
@@ -527,7 +612,7 @@ static int setup(worker_t *w)
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
-    w->reader_io = reader_io_new(w->topo, w->stats);
+    w->reader_io = reader_io_new(w->topology, w->stats);
     w->reader = reader_new(reader_io_redis(w->reader_io), reader_io_clock(w->reader_io), cfg,
                            consumer, w->stats, on_entry, w);
     reader_set_gate(w->reader, siblings_keep_up, w);
@@ -559,6 +644,7 @@ int worker_main(const worker_args_t *args)
     w->cfg = args->cfg;
     w->stats = shm_region_slot_stats(args->region, args->slot);
     buf_init(&w->packet);
+    buf_init(&w->presence_channel);
     int rc = setup(w);
     if (rc) {
         LOG_ERROR("worker setup failed: %s", uv_strerror(rc));

@@ -58,6 +58,7 @@ static const char *const hdr_names[HTTP_REQ_HDR_COUNT] = {
     [HTTP_REQ_ORIGIN] = "origin",
     [HTTP_REQ_CONTENT_LENGTH] = "content-length",
     [HTTP_REQ_ACCEPT_ENCODING] = "accept-encoding",
+    [HTTP_REQ_AUTHORIZATION] = "authorization",
 };
 
 static http_req_t *req_of(http_parser *hp)
@@ -452,11 +453,11 @@ bool http_req_is_websocket(const http_req_t *r)
            strlen(key) == 24;
 }
 
-/* Decodes the byte at s[*i] (advancing *i past it and any escape). */
-static char decode_at(const char *s, size_t n, size_t *i)
+/* Decodes the byte at s[*i] (advancing *i past it and any escape); '+' is a space in a query. */
+static char decode_at(const char *s, size_t n, size_t *i, bool plus)
 {
     char c = s[*i];
-    if (c == '+') {
+    if (c == '+' && plus) {
         (*i)++;
         return ' ';
     }
@@ -476,19 +477,25 @@ static bool decoded_equals(const char *s, size_t n, const char *key)
 {
     size_t i = 0;
     for (; *key; key++) {
-        if (i >= n || decode_at(s, n, &i) != *key)
+        if (i >= n || decode_at(s, n, &i, true) != *key)
             return false;
     }
     return i == n;
 }
 
-static void decode_into(buf_t *out, const char *s, size_t n)
+static void decode_into(buf_t *out, const char *s, size_t n, bool plus)
 {
     buf_reserve(out, n);
     size_t i = 0;
     while (i < n)
-        out->data[out->len++] = decode_at(s, n, &i);
+        out->data[out->len++] = decode_at(s, n, &i, plus);
     out->data[out->len] = '\0';
+}
+
+void http_req_path_decode(const char *s, size_t n, buf_t *out)
+{
+    buf_reset(out);
+    decode_into(out, s, n, false);
 }
 
 int http_req_query_each(const http_req_t *r, buf_t *tmp,
@@ -505,10 +512,10 @@ int http_req_query_each(const http_req_t *r, buf_t *tmp,
         const char *kend = eq ? eq : seg_end;
         if (seg_end > q) {
             buf_reset(tmp);
-            decode_into(tmp, q, (size_t)(kend - q));
+            decode_into(tmp, q, (size_t)(kend - q), true);
             size_t klen = tmp->len;
             if (eq)
-                decode_into(tmp, eq + 1, (size_t)(seg_end - eq - 1));
+                decode_into(tmp, eq + 1, (size_t)(seg_end - eq - 1), true);
             int rc = fn(tmp->data, klen, tmp->data + klen, tmp->len - klen, arg);
             if (rc)
                 return rc;
@@ -530,7 +537,7 @@ int http_req_query(const http_req_t *r, const char *key, buf_t *out)
         if (decoded_equals(q, (size_t)(kend - q), key)) {
             buf_reset(out);
             /* a key without '=' has the value "" (still NUL-terminated storage) */
-            decode_into(out, eq ? eq + 1 : kend, eq ? (size_t)(seg_end - eq - 1) : 0);
+            decode_into(out, eq ? eq + 1 : kend, eq ? (size_t)(seg_end - eq - 1) : 0, true);
             return 0;
         }
         if (!amp)

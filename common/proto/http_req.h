@@ -27,6 +27,7 @@ typedef enum http_req_hdr {
     HTTP_REQ_ORIGIN,
     HTTP_REQ_CONTENT_LENGTH,
     HTTP_REQ_ACCEPT_ENCODING,
+    HTTP_REQ_AUTHORIZATION, /* the admin endpoints' Bearer token */
     HTTP_REQ_HDR_COUNT
 } http_req_hdr_t;
 
@@ -93,6 +94,9 @@ bool http_req_is_websocket(const http_req_t *r);
  * 0, or -ENOENT if absent.
  */
 int http_req_query(const http_req_t *r, const char *key, buf_t *out);
+/* Percent-decodes s[0..n) (a path or one of its segments: '+' stays '+') into out (reset
+ * first; may hold NUL bytes). Invalid %-escapes are kept as they are. */
+void http_req_path_decode(const char *s, size_t n, buf_t *out);
 /*
  * Calls fn once per non-empty `key[=value]` of the query string, in order, with both decoded as
  * http_req_query does (into tmp, reset per pair; the strings are valid during the call only).

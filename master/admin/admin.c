@@ -5,12 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/ids.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/proto/adapter_msg.h"
+#include "common/redis/redis_client.h"
+#include "common/redis/redis_topology.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
+#include "master/admin/bridge_admin.h"
 #include "master/admin/cluster_req.h"
 #include "shm/health.h"
 #include "shm/stats.h"
@@ -23,7 +28,9 @@ struct admin {
     const cfg_t *cfg; /* the current configuration */
     shm_region_t *region;
     const char *server_id;
-    redis_client_t *redis; /* the master's command client */
+    /* the master's command client; presence and dead letters too (it follows Cluster slots
+     * and Sentinel: their keys may live on any primary) */
+    redis_client_t *redis;
     cluster_req_t *cluster;
     struct emit_op *emits, *emits_tail; /* PUBLISHes waiting for their reply, oldest first */
     uv_timer_t emit_timer;              /* the oldest one's deadline */
@@ -91,7 +98,7 @@ static int event_array(buf_t *data, const char *event, size_t event_len, const c
 /* ---- emits: one PUBLISH on the master's command connection ---- */
 
 /* A PUBLISH waiting for its reply. It outlives its answer (a timeout, admin_close): the reply,
- * or the NULL one rds gives when the connection goes, frees it. */
+ * or the NULL one the client gives when the connection goes, frees it. */
 typedef struct emit_op {
     struct emit_op *prev, *next;
     admin_t *a; /* NULL once answered */
@@ -152,13 +159,27 @@ static void on_published(const redisReply *rep, void *privdata)
     free(op);
 }
 
+/* Queues op (answered with -EIO by on_emit_timeout unless its reply comes first). */
+static void emit_wait(admin_t *a, emit_op_t *op)
+{
+    op->a = a;
+    op->deadline = uv_now(a->emit_timer.loop) + PUBLISH_TIMEOUT_MS;
+    op->prev = a->emits_tail;
+    if (a->emits_tail)
+        a->emits_tail->next = op;
+    else
+        a->emits = op;
+    a->emits_tail = op;
+    if (!uv_is_active((uv_handle_t *)&a->emit_timer))
+        uv_timer_start(&a->emit_timer, on_emit_timeout, PUBLISH_TIMEOUT_MS, 0);
+}
+
 /* Sends `cmd chan msg`; the answer comes with the reply (ADMIN_LATER), or now on an error. */
 static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *msg,
                    const answer_t *ans)
 {
     emit_op_t *op = xcalloc(1, sizeof(*op));
     op->chan = xstrdup(chan->data);
-    op->a = a;
     op->ans = *ans;
     snprintf(op->cmd, sizeof(op->cmd), "%s", cmd);
     const char *argv[] = {cmd, chan->data, msg->data};
@@ -171,15 +192,35 @@ static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *
         free(op);
         return -EIO;
     }
-    op->deadline = uv_now(a->emit_timer.loop) + PUBLISH_TIMEOUT_MS;
-    op->prev = a->emits_tail;
-    if (a->emits_tail)
-        a->emits_tail->next = op;
-    else
-        a->emits = op;
-    a->emits_tail = op;
-    if (!uv_is_active((uv_handle_t *)&a->emit_timer))
-        uv_timer_start(&a->emit_timer, on_emit_timeout, PUBLISH_TIMEOUT_MS, 0);
+    emit_wait(a, op);
+    return ADMIN_LATER;
+}
+
+/* ---- presence and dead letters (master/admin/bridge_admin) over the command client ---- */
+
+/* bridge_admin's answer: given now unless the op timed out or the master stopped meanwhile. */
+static void bridge_done(void *arg, int rc, const buf_t *body)
+{
+    emit_op_t *op = arg;
+    if (op->a) {
+        emit_unlink(op);
+        buf_append(op->ans.out, body->data ? body->data : "", body->len);
+        control_done(op->ans.req, rc);
+    }
+    free(op);
+}
+
+static int bridge_cmd(admin_t *a, int argc, char **argv, const size_t *lens, const answer_t *ans)
+{
+    emit_op_t *op = xcalloc(1, sizeof(*op));
+    op->ans = *ans;
+    snprintf(op->cmd, sizeof(op->cmd), "%s", argv[0]);
+    emit_wait(a, op); /* before the run: bridge_done may come from inside it */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    bridge_redis_t redis = bridge_redis_over_client(a->redis);
+    bridge_admin_run(&redis, a->cfg, wall, argc, argv, lens, bridge_done, op);
     return ADMIN_LATER;
 }
 
@@ -573,6 +614,8 @@ static int command(admin_t *a, int argc, char **argv, const size_t *lens, const 
         return sockets_op(a, argc, argv, lens, ans);
     if (strcmp(cmd, "serverside") == 0)
         return server_side(a, argc, argv, lens, ans);
+    if (bridge_admin_handles(cmd))
+        return bridge_cmd(a, argc, argv, lens, ans);
     const char *nsp = "/";
     if ((strcmp(cmd, "broadcast") == 0 || strcmp(cmd, "sendroom") == 0) && argc > 2 &&
         strcmp(argv[1], "--nsp") == 0) {
@@ -595,7 +638,8 @@ static int command(admin_t *a, int argc, char **argv, const size_t *lens, const 
     }
     return usage(out, "status | rooms | clients [room] | broadcast [--nsp /ns] <event> <json> | "
                       "sendroom [--nsp /ns] <room> <event> <json> | join|leave <room> <target> | "
-                      "disconnect <room> [close] | serverside <event> <json>");
+                      "disconnect <room> [close] | serverside <event> <json> | presence <room> | "
+                      "dead-letter list [count] | dead-letter replay <id>");
 }
 
 void admin_run(control_req_t *req, int argc, char **argv, const size_t *lens, buf_t *out, void *arg)

@@ -15,6 +15,10 @@
  *                                   id names one) join or leave <target> on every server
  *   disconnect <room> [close]       disconnectSockets of the sockets in <room> on every server
  *   serverside <event> <json>       serverSideEmit with acks: every server's answer, named
+ *   presence <room> | dead-letter list [count] | dead-letter replay <id>
+ *                                   master/admin/bridge_admin's, over a redis_client made when
+ *                                   PRESENCE or STREAM_DEAD_LETTER is set (Cluster slots and
+ *                                   Sentinel followed; the command connection until it is up)
  * The emits are published once on Redis in @socket.io/redis-adapter format (classic, or the
  * sharded ClusterAdapter's), on the channel the workers share (so with SOCKETIO_REDIS_ADAPTER on
  * they reach every server of the cluster). The cluster requests are master/admin/cluster_req's.

@@ -88,6 +88,9 @@ void discovery_resend(discovery_t *d, uint32_t worker)
 static bool on_new_stream(discovery_t *d, const char *key, size_t len, bool priority)
 {
     uint32_t pool, worker;
+    /* written for the back end: reading it as a room would take its entries away */
+    if (config_is_own_stream(d->cfg, key, len))
+        return false;
     if (pools_add(d->pools, key, len, priority, d->cycle, &pool, &worker) != 1)
         return false;
     LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, worker);

@@ -10,7 +10,11 @@ const { describe, before, after } = test;
 const assert = require('node:assert/strict');
 const { execFileSync, spawn } = require('node:child_process');
 const path = require('node:path');
-const { HOST, ANCHOR_SKIP, waitUntil, withDeadline, RedisClient } = require('./lib/harness');
+const h = require('./lib/harness');
+
+const { HOST, ANCHOR_SKIP, withDeadline, RedisClient } = h;
+// Failovers, promotions and slot moves take seconds on a loaded box: a generous default deadline.
+const waitUntil = (fn, opts = {}) => h.waitUntil(fn, { timeout: 30000, ...opts });
 const { startNode, startCluster, startSentinels, startTlsRedis } = require('./lib/redis-topologies');
 
 const root = path.resolve(__dirname, '..', '..');

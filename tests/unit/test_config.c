@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -460,6 +462,116 @@ static void test_redis_auth_argv(void **state)
     buf_free(&err);
 }
 
+static void test_bridge_features_are_off_by_default(void **state)
+{
+    (void)state;
+    env_t e = {{{NULL, NULL}}};
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, &e, &err), 0);
+    assert_string_equal(cfg.inbound_stream, "");
+    assert_string_equal(cfg.inbound_events, "*");
+    assert_int_equal(cfg.inbound_maxlen, 100000);
+    assert_false(cfg.presence);
+    assert_string_equal(cfg.presence_rooms, "");
+    assert_string_equal(cfg.presence_stream, "");
+    assert_int_equal(cfg.presence_ttl_ms, 15000);
+    assert_int_equal(cfg.max_connections_per_user, 0);
+    assert_string_equal(cfg.admin_token, "");
+    assert_string_equal(cfg.dead_letter_stream, "");
+    assert_int_equal(cfg.max_deliveries, 10);
+    assert_int_equal(cfg.max_entry_bytes, 1048576);
+    assert_false(config_is_own_stream(&cfg, "", 0));
+    buf_free(&err);
+}
+
+static void test_bridge_values(void **state)
+{
+    (void)state;
+    env_t e = {{{"SOCKETIO_INBOUND_STREAM", "streamio:inbound"},
+                {"SOCKETIO_INBOUND_EVENTS", "chat.*, typing"},
+                {"SOCKETIO_INBOUND_MAXLEN", "0"},
+                {"PRESENCE", "true"},
+                {"PRESENCE_ROOMS", "chat.*"},
+                {"PRESENCE_STREAM", "streamio:presence"},
+                {"PRESENCE_TTL_MS", "3000"},
+                {"MAX_CONNECTIONS_PER_USER", "3"},
+                {"ADMIN_TOKEN", "0123456789abcdef"},
+                {"STREAM_DEAD_LETTER", "streamio:dead"},
+                {"STREAM_MAX_DELIVERIES", "3"},
+                {"STREAM_MAX_ENTRY_BYTES", "2048"},
+                {NULL, NULL}}};
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, &e, &err), 0);
+    assert_string_equal(cfg.inbound_stream, "streamio:inbound");
+    assert_string_equal(cfg.inbound_events, "chat.*, typing");
+    assert_int_equal(cfg.inbound_maxlen, 0);
+    assert_true(cfg.presence);
+    assert_int_equal(cfg.presence_ttl_ms, 3000);
+    assert_int_equal(cfg.max_connections_per_user, 3);
+    assert_int_equal(cfg.max_deliveries, 3);
+    assert_int_equal(cfg.max_entry_bytes, 2048);
+    assert_true(config_is_own_stream(&cfg, "streamio:inbound", 16));
+    assert_true(config_is_own_stream(&cfg, "streamio:presence", 17));
+    assert_true(config_is_own_stream(&cfg, "streamio:dead", 13));
+    assert_false(config_is_own_stream(&cfg, "streamio:dea", 12));
+    assert_false(config_is_own_stream(&cfg, "chat.user.1", 11));
+    buf_free(&err);
+}
+
+static void expect_env_error(env_t *e, const char *line)
+{
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, e, &err), -EINVAL);
+    assert_string_equal(err.data, line);
+    buf_free(&err);
+}
+
+static void test_bad_bridge_values(void **state)
+{
+    (void)state;
+    env_t e1 = {{{"SOCKETIO_INBOUND_EVENTS", "chat.*"}, {NULL, NULL}}};
+    expect_env_error(&e1,
+                     "streamio: invalid SOCKETIO_INBOUND_EVENTS: expected SOCKETIO_INBOUND_STREAM "
+                     "with it (the feature is off without it)");
+    env_t e2 = {
+        {{"SOCKETIO_INBOUND_STREAM", "in"}, {"SOCKETIO_INBOUND_EVENTS", "a,,b"}, {NULL, NULL}}};
+    expect_env_error(&e2,
+                     "streamio: invalid SOCKETIO_INBOUND_EVENTS=\"a,,b\": expected comma-separated "
+                     "globs (at most 256, each 1..512 bytes), < 4096 bytes");
+    env_t e3 = {{{"PRESENCE_ROOMS", "*"}, {NULL, NULL}}};
+    expect_env_error(
+        &e3, "streamio: invalid PRESENCE_ROOMS: expected PRESENCE=true with it (the feature "
+             "is off without it)");
+    env_t e4 = {{{"STREAM_MAX_DELIVERIES", "5"}, {NULL, NULL}}};
+    expect_env_error(&e4,
+                     "streamio: invalid STREAM_MAX_DELIVERIES: expected STREAM_DEAD_LETTER with it "
+                     "(the feature is off without it)");
+    env_t e5 = {{{"STREAM_DEAD_LETTER", "x"}, {"STREAM_MAX_DELIVERIES", "0"}, {NULL, NULL}}};
+    expect_env_error(&e5,
+                     "streamio: invalid STREAM_MAX_DELIVERIES=\"0\": expected an integer from 1 to "
+                     "1000000");
+    env_t e6 = {{{"PRESENCE", "true"},
+                 {"PRESENCE_STREAM", "same"},
+                 {"STREAM_DEAD_LETTER", "same"},
+                 {NULL, NULL}}};
+    expect_env_error(&e6,
+                     "streamio: invalid STREAM_DEAD_LETTER=\"same\": expected a stream of its own, "
+                     "not PRESENCE_STREAM's");
+    env_t e7 = {{{"ADMIN_TOKEN", "short"}, {NULL, NULL}}};
+    expect_env_error(&e7, "streamio: invalid ADMIN_TOKEN=\"(hidden)\": expected at least 16 bytes");
+    env_t e8 = {{{"PRESENCE_TTL_MS", "2000"}, {NULL, NULL}}};
+    expect_env_error(&e8, "streamio: invalid PRESENCE_TTL_MS: expected PRESENCE=true or "
+                          "MAX_CONNECTIONS_PER_USER with it (the feature is off without it)");
+    env_t e9 = {{{"MAX_CONNECTIONS_PER_USER", "2"}, {"PRESENCE_TTL_MS", "2000"}, {NULL, NULL}}};
+    cfg_t cfg;
+    buf_t err;
+    assert_int_equal(load(&cfg, &e9, &err), 0);
+    buf_free(&err);
+}
+
 static void test_process_settings(void **state)
 {
     (void)state;
@@ -595,6 +707,9 @@ int main(void)
         cmocka_unit_test(test_stream_policy_variables),
         cmocka_unit_test(test_connection_recovery_variables),
         cmocka_unit_test(test_redis_auth_argv),
+        cmocka_unit_test(test_bridge_features_are_off_by_default),
+        cmocka_unit_test(test_bridge_values),
+        cmocka_unit_test(test_bad_bridge_values),
         cmocka_unit_test(test_process_settings),
         cmocka_unit_test(test_env_file),
         cmocka_unit_test(test_load_one),

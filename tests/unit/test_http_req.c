@@ -336,6 +336,7 @@ static void test_header_details(void **state)
                              "Accept-Encoding: gzip, deflate\r\n"
                              "Sec-WebSocket-Version: 13\r\n"
                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "authorization:  Bearer abc.def \r\n"
                              "\r\n";
     http_req_t *r;
     size_t used, off = 0, len = sizeof(in) - 1;
@@ -352,6 +353,7 @@ static void test_header_details(void **state)
     assert_string_equal(http_req_header(r, HTTP_REQ_ORIGIN), "http://example.com");
     assert_string_equal(http_req_header(r, HTTP_REQ_UPGRADE), "foo, WebSocket");
     assert_string_equal(http_req_header(r, HTTP_REQ_ACCEPT_ENCODING), "gzip, deflate");
+    assert_string_equal(http_req_header(r, HTTP_REQ_AUTHORIZATION), "Bearer abc.def");
     assert_true(http_req_is_upgrade(r));
     assert_true(http_req_is_websocket(r));
     assert_null(http_req_header(r, HTTP_REQ_HDR_COUNT));
@@ -410,9 +412,26 @@ static void test_repeated_header_bounded(void **state)
     http_req_free(r);
 }
 
+static void test_path_decode(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b);
+    http_req_path_decode("chat.user%2F1+2%zz%4", 20, &b);
+    assert_int_equal(b.len, 18);
+    assert_memory_equal(b.data, "chat.user/1+2%zz%4", 18);
+    http_req_path_decode("%00a", 4, &b);
+    assert_int_equal(b.len, 2);
+    assert_memory_equal(b.data, "\0a", 2);
+    http_req_path_decode("", 0, &b);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_path_decode),
         cmocka_unit_test(test_upgrade_stops_at_head),
         cmocka_unit_test(test_split_feeds),
         cmocka_unit_test(test_query_decoding),

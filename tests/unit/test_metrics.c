@@ -38,6 +38,14 @@ static void test_render(void **state)
         stats_observe(w->batch, batch, 0);
         STATS_ADD(w->limit_rejections[STATS_LIMIT_ORIGIN], 3 + i);
     }
+    stats_worker_t *w0 = shm_region_slot_stats(r, 0), *w1 = shm_region_slot_stats(r, 1);
+    STATS_SET(w0->limit_rejections[STATS_LIMIT_PER_USER], 3);
+    STATS_SET(w1->inbound_refused[STATS_INBOUND_NOT_ALLOWED], 5);
+    STATS_SET(w0->dead_letters[0], 1);
+    STATS_SET(w0->dead_letters[1], 2);
+    STATS_SET(w0->presence_users, 4);
+    STATS_SET(w1->presence_users, 5);
+    STATS_SET(w1->inbound_added, 12);
     /* a dead block's stale counters are ignored */
     STATS_SET(((stats_worker_t *)shm_region_slot_stats(r, 2))->connections, 999);
     buf_t out;
@@ -69,7 +77,19 @@ static void test_render(void **state)
         "streamio_limit_rejections_total{limit=\"per_ip\"} 0\n",
         "streamio_limit_rejections_total{limit=\"origin\"} 7\n",
         "streamio_limit_rejections_total{limit=\"token_expired\"} 0\n"
+        "streamio_limit_rejections_total{limit=\"per_user\"} 3\n"
         "streamio_limit_rejections_total{worker=\"0\",pid=\"200\",limit=\"per_ip\"} 0\n",
+        "# TYPE streamio_inbound_refused_total counter\n"
+        "streamio_inbound_refused_total{reason=\"not_accepted\"} 0\n"
+        "streamio_inbound_refused_total{reason=\"not_allowed\"} 5\n",
+        "streamio_inbound_refused_total{worker=\"1\",pid=\"201\",reason=\"not_allowed\"} 5\n",
+        "# TYPE streamio_dead_letters_total counter\n"
+        "streamio_dead_letters_total{reason=\"poison\"} 1\n"
+        "streamio_dead_letters_total{reason=\"oversized\"} 2\n",
+        "streamio_dead_letters_total{worker=\"0\",pid=\"200\",reason=\"oversized\"} 2\n",
+        "# TYPE streamio_presence_users gauge\nstreamio_presence_users 9\n"
+        "streamio_presence_users{worker=\"0\",pid=\"200\"} 4\n",
+        "streamio_inbound_events_total 12\n",
         "streamio_limit_rejections_total{worker=\"1\",pid=\"201\",limit=\"origin\"} 4\n",
         "streamio_adapter_published_bytes_total 201\n",
         "streamio_adapter_received_bytes_total 3000\n"

@@ -9,7 +9,8 @@
  * STREAM_INACTIVE_TTL and the wake-up (key event + CLIENT UNBLOCK, slow poll), XAUTOCLAIM, the
  * XACK/XDEL order after delivery and the retain policy's XTRIM MINID, reconnects (pending
  * re-read, the settle time, the read gate), removal of streams and pools mid-read, deleted
- * streams (UNBLOCKED, missing keys) and the drain on stop.
+ * streams (UNBLOCKED, missing keys), the drain on stop, and dead letters (STREAM_DEAD_LETTER:
+ * oversized entries, poison entries found by XPENDING before a history read or a claim).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -637,11 +638,18 @@ static void lane_start(fake_t *f, const char *lane, const char *const *names)
     advance(f, 299); /* no read in the first 300 ms of a connection */
     assert_string_equal(next(f), "(none)");
     advance(f, 1);
+    bool dlq = f->cfg.dead_letter_stream[0];
+    for (const char *const *s = names; dlq && *s; s++) {
+        snprintf(want, sizeof(want), "%s: XPENDING %s g - + 10 c1", lane, *s);
+        assert_string_equal(next(f), want);
+    }
     snprintf(want, sizeof(want), "%s: XREADGROUP GROUP g c1 COUNT 10 STREAMS%s%s", lane, hist,
              ids0);
     assert_string_equal(next(f), want);
     for (const char *const *s = names; *s; s++)
         answer(f, lane, rerr("BUSYGROUP Consumer Group name already exists"));
+    for (const char *const *s = names; dlq && *s; s++)
+        answer(f, lane, ra(0));
     redisReply *h = ra(0);
     for (const char *const *s = names; *s; s++) {
         h->element = realloc(h->element, (h->elements + 1) * sizeof(*h->element));
@@ -1329,6 +1337,127 @@ static void test_stop_drains_reads_in_flight(void **state)
     fake_free(f);
 }
 
+/* The next command starts with `prefix` (dead letters carry long values and a wall time). */
+static void expect_prefix(fake_t *f, const char *prefix)
+{
+    const char *got = next(f);
+    if (strncmp(got, prefix, strlen(prefix)) != 0)
+        fail_msg("expected a command starting with\n  %s\ngot\n  %s", prefix, got);
+}
+
+static void test_oversized_entry_is_a_dead_letter(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_DEAD_LETTER", "dl", "STREAM_MAX_ENTRY_BYTES", "1024",
+                                      NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    f->publish = true;
+    char big[1100];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    /* 1-0 and 3-0 are delivered; 2-0 (1,109 bytes) goes to the dead-letter stream instead */
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(3, entry("1-0", "e", "d"), entry("2-0", "e", big),
+                                                   entry("3-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: PUBLISH s1 1-0");
+    expect_prefix(f, "reader 0: XADD dl * stream s1 id 2-0 reason oversized deliveries 0 bytes "
+                     "1109 ts 1700000001300 field:event e field:data xxxx");
+    assert_string_equal(next(f), "reader 0: PUBLISH s1 3-0");
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-0 3-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-0 3-0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->ngot, 2);
+    assert_int_equal(STATS_GET(f->stats.dead_letters[1]), 0);
+    /* acknowledged only once Redis took the dead letter */
+    answer(f, "reader 0", rs("1700000001300-0"));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 2-0");
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(STATS_GET(f->stats.dead_letters[1]), 1);
+    assert_int_equal(STATS_GET(f->stats.messages_processed), 2);
+    /* a failed XADD leaves the entry pending (claimed and moved later), never acknowledged */
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("4-0", "e", big)))));
+    expect_prefix(f, "reader 0: XADD dl * stream s1 id 4-0 reason oversized");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    answer(f, "reader 0", rerr("OOM command not allowed when used memory > 'maxmemory'"));
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(STATS_GET(f->stats.dead_letters[1]), 1);
+    fake_free(f);
+}
+
+static void test_poison_entry_read_again_is_a_dead_letter(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_DEAD_LETTER", "dl", "STREAM_MAX_DELIVERIES", "3",
+                                      NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    /* a respawned worker: what it read before is pending, 5-0 already handed out 3 times */
+    set_up(f, "reader 0", true);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XPENDING s1 g - + 10 c1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(2, ra(4, rs("5-0"), rs("c1"), rinteger(9000), rinteger(3)),
+                             ra(4, rs("6-0"), rs("c1"), rinteger(9000), rinteger(1))));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(2, entry("5-0", "e", "d"),
+                                                   entry("6-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XADD dl * stream s1 id 5-0 reason poison deliveries 4 "
+                                 "bytes 11 ts 1700000001300 field:event e field:data d");
+    assert_string_equal(next(f), "reader 0: XACK s1 g 6-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 6-0");
+    /* the history read goes on (XPENDING first again); the marks of the last one are gone */
+    assert_string_equal(next(f), "reader 0: XPENDING s1 g - + 10 c1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    assert_int_equal(f->ngot, 1);
+    assert_string_equal(f->got[0], "reader 0|s1|6-0|event=e,data=d");
+    answer(f, "reader 0", rs("1700000001300-0"));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 5-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 5-0");
+    assert_int_equal(STATS_GET(f->stats.dead_letters[0]), 1);
+    answer(f, "reader 0", ra(0));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_poison_entry_claimed_is_a_dead_letter(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_DEAD_LETTER", "dl", "STREAM_CLAIM_IDLE_MS", "1000",
+                                      "STREAM_DELETE_POLICY", "retain", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s1", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    advance(f, 200);
+    /* XPENDING of every consumer's idle entries, then the claim, on the service connection */
+    assert_string_equal(next(f), "reader svc: XPENDING s1 g IDLE 1000 - + 10");
+    assert_string_equal(next(f), "reader svc: XAUTOCLAIM s1 g c1 1000 0-0 COUNT 10");
+    expect_prefix(f, "reader svc: XTRIM s1 MINID");
+    assert_string_equal(next(f), "(none)");
+    /* a dead consumer's entry, handed out 10 times (STREAM_MAX_DELIVERIES' default) */
+    answer(f, "reader svc", ra(1, ra(4, rs("3-0"), rs("gone"), rinteger(5000), rinteger(10))));
+    answer(f, "reader svc",
+           ra(3, rs("0-0"), ra(2, entry("3-0", "e", "d"), entry("4-0", "e", "d")), ra(0)));
+    assert_string_equal(next(f), "reader svc: XADD dl * stream s1 id 3-0 reason poison deliveries "
+                                 "11 bytes 11 ts 1700000001500 field:event e field:data d");
+    assert_string_equal(next(f), "reader svc: XACK s1 g 4-0");
+    assert_string_equal(next(f), "(none)"); /* retain: no XDEL, and the trim was just sent */
+    answer(f, "reader svc", rs("1700000001500-0"));
+    assert_string_equal(next(f), "reader svc: XACK s1 g 3-0");
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->ngot, 1);
+    assert_int_equal(STATS_GET(f->stats.dead_letters[0]), 1);
+    fake_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1350,6 +1479,9 @@ int main(void)
         cmocka_unit_test(test_deleted_streams),
         cmocka_unit_test(test_missing_only_stream_retries_later),
         cmocka_unit_test(test_stop_drains_reads_in_flight),
+        cmocka_unit_test(test_oversized_entry_is_a_dead_letter),
+        cmocka_unit_test(test_poison_entry_read_again_is_a_dead_letter),
+        cmocka_unit_test(test_poison_entry_claimed_is_a_dead_letter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,8 @@ struct sio_socket {
     uint32_t nsp_mask;            /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
     bool closed;                  /* its session ended */
     bool deferred;                /* the main CONNECT waits for an observer's reply */
+    bool refused;                 /* its last main CONNECT got a CONNECT_ERROR */
+    unsigned deferred_by;         /* that observer's index */
     char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
     rooms_sock_t rooms;           /* its memberships */
     attachments_t bin;            /* a binary packet's attachments being collected */
@@ -157,6 +159,11 @@ const char *sio_socket_auth(const sio_socket_t *s, unsigned nsp)
     return s->auth[nsp];
 }
 
+const auth_grant_t *sio_socket_grant(const sio_socket_t *s)
+{
+    return s->auth_state.grant;
+}
+
 const rooms_sock_t *sio_socket_rooms(const sio_socket_t *s)
 {
     return &s->rooms;
@@ -221,6 +228,11 @@ int sio_socket_leave(sio_socket_t *s, const char *room, size_t len)
 {
     sio_t *sio = s->sio;
     int rc = rooms_leave(sio->rooms, &s->rooms, room, len);
+    EACH_OBSERVER(sio, o)
+    {
+        if (rc == 0 && o->left)
+            o->left(o->arg, s, room, len);
+    }
     if (rc == 0 && !rooms_find(sio->rooms, room, len)) {
         EACH_OBSERVER(sio, o)
         {
@@ -407,6 +419,26 @@ void sio_socket_restore(sio_socket_t *s, const char *sid)
     s->nsp_mask |= 1u;
 }
 
+/* The connecting observers of the main namespace from the one at index `from`, then the reply
+ * (see sio_observer_t.connecting). */
+static int run_connecting(sio_socket_t *s, const sio_packet_t *pk, unsigned from)
+{
+    sio_t *sio = s->sio;
+    for (unsigned k = from; k < sio->nobs; k++) {
+        sio_observer_t *o = &sio->obs[k];
+        if (!o->connecting)
+            continue;
+        int rc = o->connecting(o->arg, s, pk);
+        if (rc == 0) {
+            s->deferred = true;
+            s->deferred_by = k;
+        }
+        if (rc <= 0)
+            return rc; /* 0: the observer answers */
+    }
+    return sio_connect_reply(s, 0, NULL);
+}
+
 static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
 {
     sio_t *sio = s->sio;
@@ -421,6 +453,7 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
     if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
     const char *why = sio_auth_connect(sio->auth, &s->auth_state, pk->data, pk->data_len);
+    s->refused = i == 0 && why;
     if (why) {
         count_limit(sio, STATS_LIMIT_AUTH);
         /* refused like a Node middleware refusal: CONNECT_ERROR, the session stays open */
@@ -434,19 +467,40 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
         return 0;
     }
     s->auth[i] = xmemdup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
-    if (i == 0) {
-        EACH_OBSERVER(sio, o)
-        {
-            if (!o->connecting)
-                continue;
-            int rc = o->connecting(o->arg, s, pk);
-            if (rc == 0)
-                s->deferred = true;
-            if (rc <= 0)
-                return rc; /* 0: the observer replies */
-        }
-    }
-    return sio_connect_reply(s, (unsigned)i, NULL);
+    return i == 0 ? run_connecting(s, pk, 0) : sio_connect_reply(s, (unsigned)i, NULL);
+}
+
+void sio_connect_resume(sio_socket_t *s)
+{
+    if (s->closed || !s->deferred)
+        return;
+    s->deferred = false;
+    /* the CONNECT as it came: its payload is the one kept for the namespace */
+    sio_packet_t pk = {.type = SIO_CONNECT,
+                       .nsp = "/",
+                       .nsp_len = 1,
+                       .data = s->auth[0],
+                       .data_len = s->auth[0] ? strlen(s->auth[0]) : 0};
+    if (run_connecting(s, &pk, s->deferred_by + 1) < 0)
+        sio_socket_close(s);
+}
+
+void sio_connect_refuse(sio_socket_t *s, const char *message)
+{
+    sio_t *sio = s->sio;
+    if (s->closed || !s->deferred)
+        return;
+    s->deferred = false;
+    s->refused = true;
+    free(s->auth[0]);
+    s->auth[0] = NULL;
+    buf_reset(&sio->json);
+    buf_puts(&sio->json, "{\"message\":");
+    json_write_string(&sio->json, message, strlen(message));
+    buf_putc(&sio->json, '}');
+    buf_reset(&sio->out);
+    sio_packet_encode(&sio->out, SIO_CONNECT_ERROR, "/", 1, NULL, sio->json.data, sio->json.len);
+    send_out(s);
 }
 
 static int on_event(sio_socket_t *s, unsigned nsp, const sio_packet_t *pk, unsigned natt)
@@ -780,7 +834,7 @@ int sio_observe(sio_t *sio, const sio_observer_t *o)
     if (sio->nobs == SIO_OBSERVERS_MAX || (o->freed && sio->nslots == SIO_SLOTS_MAX))
         return -ENOSPC;
     sio->obs[sio->nobs++] = *o;
-    sio->room_hooks = sio->room_hooks || o->room_deleted;
+    sio->room_hooks = sio->room_hooks || o->room_deleted || o->left;
     return o->freed ? (int)sio->nslots++ : 0;
 }
 
@@ -839,7 +893,7 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
 bool sio_connecting(const sio_t *sio)
 {
     for (const sio_socket_t *s = sio->head; s; s = s->next)
-        if (!s->closed && s->nsp_mask == 0)
+        if (!s->closed && s->nsp_mask == 0 && !s->refused)
             return true;
     return false;
 }

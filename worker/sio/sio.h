@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/auth.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/json.h"
@@ -33,8 +34,8 @@
 
 #define SIO_ID_LEN 20
 #define SIO_NSP_MAX 32      /* namespaces served, "/" included (one bit each per socket) */
-#define SIO_OBSERVERS_MAX 4 /* observers */
-#define SIO_SLOTS_MAX 2     /* observers keeping per-socket state (those with a `freed` hook) */
+#define SIO_OBSERVERS_MAX 6 /* observers */
+#define SIO_SLOTS_MAX 3     /* observers keeping per-socket state (those with a `freed` hook) */
 
 typedef struct sio sio_t;
 typedef struct sio_socket sio_socket_t; /* one Engine.IO session's Socket.IO side */
@@ -65,15 +66,18 @@ typedef struct sio_observer {
     /* An event from the client. */
     void (*event)(void *arg, sio_socket_t *s, const sio_event_t *ev);
     /*
-     * An authorised CONNECT of the main namespace: 1 lets sio reply now; 0 means this observer
-     * replies later (sio_connect_reply; another CONNECT meanwhile closes the session); negative
-     * closes the session. At most one observer may defer.
+     * An authorised CONNECT of the main namespace: 1 lets the next observer (then sio) go on; 0
+     * means this observer answers later (sio_connect_resume, sio_connect_refuse or
+     * sio_connect_reply; another CONNECT meanwhile closes the session); negative closes the
+     * session. Observers run in the order they were added.
      */
     int (*connecting)(void *arg, sio_socket_t *s, const sio_packet_t *pk);
     /* The main namespace's CONNECT reply is being built: members to add after "sid" (",..."). */
     void (*reply)(void *arg, sio_socket_t *s, buf_t *json);
     /* s joined a room (mark: its membership's bookkeeping, the observer's). */
     void (*joined)(void *arg, sio_socket_t *s, const char *room, size_t len, rooms_mark_t *m);
+    /* s left a room (leave-room, a disconnect, the end of its session: every room, one by one). */
+    void (*left)(void *arg, sio_socket_t *s, const char *room, size_t len);
     /* The session ended while the main namespace was connected (rooms still joined). */
     void (*lost)(void *arg, sio_socket_t *s);
     /* s is about to be freed: release the observer's slot. An observer with this hook gets a
@@ -108,7 +112,8 @@ int sio_observe(sio_t *sio, const sio_observer_t *o);
 /* The namespaces served, "/" first (borrowed, valid until sio_free). */
 const adapter_str_t *sio_namespaces(const sio_t *sio, size_t *n);
 /* Some session is open at the Engine.IO level but in no namespace yet: its CONNECT is on its way
- * (or waits for an observer's reply). */
+ * (or waits for an observer's reply). A session whose main CONNECT was refused is not counted:
+ * it may never send another. */
 bool sio_connecting(const sio_t *sio);
 /* After every session ended and every hold was released. NULL: no-op. */
 void sio_free(sio_t *sio);
@@ -122,6 +127,8 @@ bool sio_socket_connected(const sio_socket_t *s, unsigned nsp);
 bool sio_socket_closed(const sio_socket_t *s);
 /* The CONNECT payload of a connected namespace ("{}" when absent), or NULL. */
 const char *sio_socket_auth(const sio_socket_t *s, unsigned nsp);
+/* The token's grant (its sub and publish claim), or NULL without authentication. */
+const auth_grant_t *sio_socket_grant(const sio_socket_t *s);
 /* The memberships, for observers walking them with their marks (rooms_sock_foreach_mark). */
 const rooms_sock_t *sio_socket_rooms(const sio_socket_t *s);
 void *sio_socket_ext(const sio_socket_t *s, int slot);
@@ -164,6 +171,12 @@ void sio_socket_describe(const sio_socket_t *s, buf_t *out);
 /* Recovery: completes a deferred main CONNECT (sid: the id to reply with, NULL: a new one).
  * 0, or -EIO when no random id can be drawn. */
 int sio_connect_reply(sio_socket_t *s, unsigned nsp, const char *sid);
+/* An observer that deferred the main CONNECT lets it go on: the next observers, then the
+ * reply. Nothing when the session ended meanwhile; a failure closes the session. */
+void sio_connect_resume(sio_socket_t *s);
+/* An observer that deferred the main CONNECT refuses it: CONNECT_ERROR {message}, as a Node
+ * middleware refusal (the session stays open and may CONNECT again). */
+void sio_connect_refuse(sio_socket_t *s, const char *message);
 /* Recovery: s takes the id sid and counts as connected to "/" (broadcasts reach it) before its
  * CONNECT reply, which follows with sio_connect_reply(s, 0, sid). */
 void sio_socket_restore(sio_socket_t *s, const char *sid);

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
+#include "worker/stream/reader_dlq.h"
 
 #define MISSING_RETRY_MS 1000
 #define SVC_TICK_MS 100
@@ -74,6 +75,7 @@ struct lane {
     size_t argcap;
     rstream_t **sel; /* streams chosen for the next read, capacity active.cap */
     size_t sel_cap;
+    reader_dlq_marks_t *marks; /* STREAM_DEAD_LETTER: poison entries of its next history read */
 };
 
 struct reader {
@@ -118,6 +120,7 @@ struct reader {
     const char **ack_argv;
     size_t *ack_len;
     size_t ack_cap;
+    reader_dlq_t *dlq; /* NULL without STREAM_DEAD_LETTER */
 };
 
 static void lane_kick(lane_t *l);
@@ -329,6 +332,7 @@ static void send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool
 /* A command about one stream, which may be gone by the time the reply comes. */
 typedef struct namereq {
     reader_t *r;
+    reader_dlq_marks_t *marks; /* claims: poison entries among them */
     size_t len;
     char name[];
 } namereq_t;
@@ -337,6 +341,7 @@ static namereq_t *namereq_new(reader_t *r, const rstream_t *s)
 {
     namereq_t *q = xmalloc(sizeof(*q) + s->len);
     q->r = r;
+    q->marks = NULL;
     q->len = s->len;
     memcpy(q->name, s->name, s->len);
     return q;
@@ -499,6 +504,10 @@ static void lane_kick(lane_t *l)
         bool wrapped;
         if (several_slots(sel, k))
             k = slot_group(l, sel, k, max, &slot, &wrapped);
+        /* entries read again: their delivery counts first (dead letters), answered before */
+        for (size_t i = 0; r->dlq && i < k; i++)
+            reader_dlq_pending(r->dlq, l->conn, sel[i]->name, sel[i]->len, r->count, r->consumer,
+                               NULL, l->marks);
         send_read(l, sel, k, "0", false);
     } else {
         for (size_t i = 0; i < l->active.n; i++) {
@@ -571,10 +580,11 @@ static void maybe_trim(reader_t *r, reader_conn_t *conn, rstream_t *s)
 /*
  * Delivers entries ([id, [field, value...]]...) of one stream read or claimed on `conn`, then
  * queues XACK (and XDEL under the delete policy) behind whatever delivery queued on that same
- * connection. Returns how many entries were acknowledged.
+ * connection; dead letters (marks: the poison ones) are moved instead. Returns how many entries
+ * were acknowledged.
  */
 static size_t deliver(reader_t *r, reader_conn_t *conn, const char *name, size_t name_len,
-                      const redisReply *entries)
+                      const redisReply *entries, reader_dlq_marks_t *marks)
 {
     if (entries->elements == 0)
         return 0;
@@ -589,21 +599,25 @@ static size_t deliver(reader_t *r, reader_conn_t *conn, const char *name, size_t
             continue;
         const redisReply *id = e->element[0];
         const redisReply *fv = e->element[1];
+        size_t k = 0;
+        if (fv->type == REDIS_REPLY_ARRAY) {
+            fields_reserve(r, fv->elements / 2 ? fv->elements / 2 : 1);
+            for (size_t j = 0; j + 1 < fv->elements; j += 2) {
+                const redisReply *f = fv->element[j], *v = fv->element[j + 1];
+                if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                    continue;
+                r->fields[k++] = (payload_field_t){f->str, f->len, v->str, v->len};
+            }
+            if (reader_dlq_divert(r->dlq, conn, marks, name, name_len, id->str, id->len, r->fields,
+                                  k))
+                continue; /* acknowledged once its dead letter is written */
+        }
         r->ack_argv[3 + nids] = id->str;
         r->ack_len[3 + nids] = id->len;
         nids++;
         last = id;
         if (fv->type != REDIS_REPLY_ARRAY)
             continue; /* deleted while pending: nothing to deliver, still acknowledge it */
-        size_t nf = fv->elements / 2;
-        fields_reserve(r, nf ? nf : 1);
-        size_t k = 0;
-        for (size_t j = 0; j + 1 < fv->elements; j += 2) {
-            const redisReply *f = fv->element[j], *v = fv->element[j + 1];
-            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-                continue;
-            r->fields[k++] = (payload_field_t){f->str, f->len, v->str, v->len};
-        }
         r->fn(conn, name, name_len, id->str, id->len, r->fields, k, r->arg);
     }
     if (nids == 0)
@@ -652,7 +666,7 @@ static size_t handle_stream(lane_t *l, const redisReply *sr)
             s->need_history = false;
         return 0;
     }
-    return deliver(r, l->conn, name->str, name->len, entries);
+    return deliver(r, l->conn, name->str, name->len, entries, l->marks);
 }
 
 static void lane_close_if_stopping(lane_t *l);
@@ -707,6 +721,7 @@ static void on_read(const redisReply *rep, void *arg)
         l->last_got = got;
         observe_read(r, l, got);
     }
+    reader_dlq_marks_clear(l->marks);
     if (r->stopping) {
         lane_close_if_stopping(l);
         return;
@@ -866,10 +881,11 @@ static void on_claim(const redisReply *rep, void *arg)
     svc_done(r);
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
         rep->element[1]->type == REDIS_REPLY_ARRAY) {
-        size_t n = deliver(r, r->svc, q->name, q->len, rep->element[1]);
+        size_t n = deliver(r, r->svc, q->name, q->len, rep->element[1], q->marks);
         if (n)
             LOG_INFO("claimed %zu idle pending entries of %.*s", n, (int)q->len, q->name);
     }
+    reader_dlq_marks_free(q->marks);
     free(q);
 }
 
@@ -902,7 +918,13 @@ static void send_claims(reader_t *r)
         size_t lens[8];
         for (size_t i = 0; i < 8; i++)
             lens[i] = i == 1 ? s->len : strlen(argv[i]);
+        if (r->dlq) {
+            q->marks = reader_dlq_marks_new();
+            reader_dlq_pending(r->dlq, r->svc, s->name, s->len, r->count, NULL, r->claim_idle,
+                               q->marks);
+        }
         if (send_cmd(r, r->svc, s->name, s->len, on_claim, q, 8, argv, lens)) {
+            reader_dlq_marks_free(q->marks);
             free(q);
             return;
         }
@@ -1003,6 +1025,9 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
         r->lanes[i].r = r;
         r->lanes[i].priority = i >= r->nplain;
     }
+    r->dlq = reader_dlq_new(&r->redis, &r->clock, cfg, stats);
+    for (size_t i = 0; r->dlq && i < r->nlanes; i++)
+        r->lanes[i].marks = reader_dlq_marks_new();
     r->open_handles = 2;
     if (cfg->keyspace_events) {
         snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
@@ -1143,7 +1168,9 @@ static void handle_closed(void *arg)
         free(r->lanes[i].sel);
         free(r->lanes[i].argv);
         free(r->lanes[i].argvlen);
+        reader_dlq_marks_free(r->lanes[i].marks);
     }
+    reader_dlq_free(r->dlq);
     free(r->lanes);
     free(r->probe.v);
     free(r->parked.v);

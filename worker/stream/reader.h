@@ -34,7 +34,7 @@
  * Redis only through reader_redis_ops_t (commands with a reply callback, a blocking read, the
  * cut-short of a blocking read, connection state, one subscription) and to time only through
  * reader_clock_ops_t, so its lane states run against fakes in tests/unit/test_reader.c. The
- * production tables (rds connections, libuv timers) are in reader_rds.h.
+ * production tables (Redis layer clients, libuv timers) are in reader_io.h.
  */
 #ifndef STREAMIO_WORKER_STREAM_READER_H
 #define STREAMIO_WORKER_STREAM_READER_H
