@@ -120,7 +120,7 @@ BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer $(BUILD)/bench/flo
 
 $(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ bench/loadgen.c bench/procstat.c -luv
+	$(CC) $(CFLAGS) -o $@ bench/loadgen.c bench/procstat.c -luv -lz
 
 $(BUILD)/bench/floor: bench/floor.c
 	@mkdir -p $(dir $@)
@@ -131,7 +131,7 @@ $(BUILD)/bench/producer: bench/producer.c
 	$(CC) $(CFLAGS) -o $@ $< -lhiredis
 
 bench: $(BUILD)/streamio $(BENCH_TOOLS)
-	@scripts/install-deps.sh test
+	@scripts/install-deps.sh bench
 	@scripts/bench.sh $(BUILD)/streamio
 
 # `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the CLI, their man pages, the systemd
@@ -152,7 +152,7 @@ install: $(BUILD)/streamio $(BUILD)/streamioctl
 	    -e 's#/etc/streamio/#$(SYSCONFDIR)/streamio/#g' systemd/streamio.service \
 	    > $(DESTDIR)$(UNITDIR)/streamio.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/streamio.service
-	install -m 0644 systemd/streamio.env.sample $(DESTDIR)$(SYSCONFDIR)/streamio/
+	install -m 0600 systemd/streamio.env.sample $(DESTDIR)$(SYSCONFDIR)/streamio/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 docs/man/streamio.8 docs/man/streamioctl.8 $(DESTDIR)$(MANDIR)/man8/
 

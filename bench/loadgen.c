@@ -11,19 +11,31 @@
  * with seq k / rooms. Stops when all expected deliveries arrived, after --idle-ms without
  * traffic once the producer exited, or at --timeout. Prints one JSON object on stdout and a
  * table on stderr. Loopback only; never writes anything but its own frames.
+ *
+ * Several loadgens can share one broadcast (bench.sh's connect-100k): each connects from its own
+ * --bind address, writes --ready-file once its clients joined, and starts timing (and its
+ * --exec, if given) only once --go-file exists. --lat-out writes the latency distribution.
+ *
+ * --deflate offers permessage-deflate (RFC 7692) as npm ws does and inflates compressed frames
+ * with one zlib stream per client (kept between messages unless the server answered
+ * server_no_context_takeover). The bytes read from the sockets over the measured window are
+ * reported per delivery either way (wire_bytes_per_delivery).
  */
 #include "bench/procstat.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
+#include <zlib.h>
 
 enum cstate { C_IDLE, C_CONNECTING, C_HTTP, C_OPEN, C_NSP, C_JOINING, C_JOINED, C_DEAD };
 
@@ -39,6 +51,9 @@ struct client {
     uint8_t *seen; /* one bit per expected seq of the room */
     char *pend;    /* bytes of an incomplete frame or HTTP header */
     size_t plen, pcap;
+    bool deflate;     /* the server accepted permessage-deflate */
+    bool no_takeover; /* ... with server_no_context_takeover: reset between messages */
+    z_stream *inf;    /* NULL until the first compressed frame */
 };
 
 struct lg {
@@ -46,7 +61,16 @@ struct lg {
     int port;
     uint32_t nclients, nrooms, parallel;
     uint64_t entries;
-    const char *prefix, *exec, *label, *mode;
+    const char *prefix, *exec, *label, *mode, *lat_out;
+    const char *bind_addr;            /* source address of every connection (several processes,
+                                       * several addresses: past one address' ephemeral ports) */
+    const char *ready_file, *go_file; /* barrier between loadgens sharing one broadcast */
+    bool offer_deflate;               /* --deflate */
+    uint32_t deflated;                /* clients that negotiated it */
+    uint64_t compressed;              /* compressed messages received */
+    unsigned char *zbuf;              /* one inflated message */
+    size_t zcap;
+    bool ready_written;
     pid_t server_pid, redis_pid;
     uint32_t idle_ms, timeout_s, hold_ms;
 
@@ -56,7 +80,7 @@ struct lg {
     bool producer_running, producer_done, finished;
     int producer_status;
 
-    uint64_t received, dups, unexpected, warm, pings, bytes_in;
+    uint64_t received, dups, unexpected, warm, pings, bytes_in, bytes_in_prod_start;
     double *lat_us;
     size_t nlat, caplat;
 
@@ -242,6 +266,49 @@ static void on_text(client_t *c, const char *p, size_t n, uint64_t t_rx)
         client_fail(c);
 }
 
+/* Inflates one compressed message (RFC 7692 §7.2.2: its payload plus 00 00 ff ff) into lg->zbuf;
+ * returns its length, or -1 (the client then fails). */
+static long inflate_message(client_t *c, const unsigned char *p, size_t n)
+{
+    lg_t *lg = c->lg;
+    if (!c->inf) {
+        c->inf = calloc(1, sizeof(*c->inf));
+        if (!c->inf || inflateInit2(c->inf, -15) != Z_OK)
+            return -1;
+    } else if (c->no_takeover) {
+        inflateReset(c->inf);
+    }
+    static const unsigned char tail[4] = {0, 0, 0xff, 0xff};
+    size_t out = 0;
+    int rc = Z_OK;
+    for (int part = 0; part < 2 && rc == Z_OK; part++) {
+        c->inf->next_in = (unsigned char *)(part ? tail : p);
+        c->inf->avail_in = (uInt)(part ? 4 : n);
+        do {
+            if (lg->zcap - out < 65536) {
+                size_t cap = lg->zcap ? lg->zcap * 2 : 1 << 20;
+                unsigned char *q = realloc(lg->zbuf, cap);
+                if (!q || cap > (64u << 20))
+                    return -1;
+                lg->zbuf = q;
+                lg->zcap = cap;
+            }
+            c->inf->next_out = lg->zbuf + out;
+            c->inf->avail_out = (uInt)(lg->zcap - out);
+            rc = inflate(c->inf, Z_SYNC_FLUSH);
+            out = lg->zcap - c->inf->avail_out;
+            if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END)
+                return -1;
+        } while (rc == Z_OK && (c->inf->avail_in > 0 || c->inf->avail_out == 0));
+        if (rc == Z_BUF_ERROR)
+            rc = Z_OK; /* this part's input is used up */
+    }
+    if (rc == Z_STREAM_END)
+        inflateReset(c->inf); /* a final block: the next message starts a new stream */
+    lg->compressed++;
+    return (long)out;
+}
+
 /* Consumes whole frames from `p`; returns bytes consumed. */
 static size_t parse_frames(client_t *c, const unsigned char *p, size_t n, uint64_t t_rx)
 {
@@ -274,7 +341,14 @@ static size_t parse_frames(client_t *c, const unsigned char *p, size_t n, uint64
             break;
         unsigned op = f[0] & 0x0f;
         const unsigned char *pl = f + hdr;
-        if (op == 1)
+        if (op == 1 && (f[0] & 0x40)) {
+            long m = c->deflate ? inflate_message(c, pl, (size_t)len) : -1;
+            if (m < 0) {
+                client_fail(c);
+                break;
+            }
+            on_text(c, (const char *)c->lg->zbuf, (size_t)m, t_rx);
+        } else if (op == 1)
             on_text(c, (const char *)pl, (size_t)len, t_rx);
         else if (op == 9)
             send_pong_frame(c, pl, (size_t)len);
@@ -316,6 +390,11 @@ static void handle_bytes(client_t *c, const char *p, size_t n, uint64_t t_rx)
         }
         c->state = C_OPEN;
         size_t h = (size_t)(e + 4 - p);
+        if (c->lg->offer_deflate && memmem(p, h, "permessage-deflate", 18)) {
+            c->deflate = true;
+            c->no_takeover = memmem(p, h, "server_no_context_takeover", 26) != NULL;
+            c->lg->deflated++;
+        }
         p += h;
         n -= h;
     }
@@ -379,8 +458,16 @@ static void on_connect(uv_connect_t *req, int status)
                              "Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                              "Sec-WebSocket-Version: 13\r\n\r\n";
+    /* npm ws' default offer */
+    static const char rq_deflate[] =
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
     uv_write_t *w = malloc(sizeof(*w));
-    uv_buf_t b = uv_buf_init((char *)rq, sizeof(rq) - 1);
+    uv_buf_t b = c->lg->offer_deflate ? uv_buf_init((char *)rq_deflate, sizeof(rq_deflate) - 1)
+                                      : uv_buf_init((char *)rq, sizeof(rq) - 1);
     if (!w || uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
         free(w);
         client_fail(c);
@@ -391,20 +478,33 @@ static void on_connect(uv_connect_t *req, int status)
 
 static void connect_more(lg_t *lg)
 {
-    struct sockaddr_in sa;
+    struct sockaddr_in sa, src;
     uv_ip4_addr("127.0.0.1", lg->port, &sa);
+    if (lg->bind_addr)
+        uv_ip4_addr(lg->bind_addr, 0, &src);
     while (lg->next_connect < lg->nclients && lg->inflight < lg->parallel && !lg->finished) {
         client_t *c = &lg->clients[lg->next_connect++];
         c->lg = lg;
         c->tcp.data = c;
         c->creq.data = c;
-        if (uv_tcp_init(lg->loop, &c->tcp) < 0) {
+        if (uv_tcp_init_ex(lg->loop, &c->tcp, AF_INET) < 0) {
             c->state = C_DEAD;
             lg->failed++;
             continue;
         }
         uv_tcp_nodelay(&c->tcp, 1);
         c->state = C_CONNECTING;
+        /* the port is picked at connect() from the whole 4-tuple: a bind() to port 0 would scan
+         * every port already bound on the address, per connection */
+        uv_os_fd_t fd;
+        int one = 1;
+        if (lg->bind_addr && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        if (lg->bind_addr && uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0) < 0) {
+            lg->inflight++;
+            client_fail(c);
+            continue;
+        }
         lg->inflight++;
         if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, on_connect) < 0)
             client_fail(c);
@@ -425,6 +525,7 @@ static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
 
 static void start_producer(lg_t *lg)
 {
+    lg->bytes_in_prod_start = lg->bytes_in;
     procstat_tree(lg->server_pid, &lg->srv_prod_start);
     if (lg->redis_pid)
         procstat_tree(lg->redis_pid, &lg->redis_prod_start);
@@ -478,10 +579,20 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     if (!lg->t_prod_start) {
-        if (now - lg->t_all_joined >= (uint64_t)lg->hold_ms * 1000000ull) {
-            procstat_tree(lg->server_pid, &lg->srv_after_conn);
-            start_producer(lg);
+        if (now - lg->t_all_joined < (uint64_t)lg->hold_ms * 1000000ull)
+            return;
+        if (lg->ready_file && !lg->ready_written) {
+            FILE *f = fopen(lg->ready_file, "w");
+            if (f) {
+                fprintf(f, "%u %u\n", lg->joined, lg->failed);
+                fclose(f);
+            }
+            lg->ready_written = true;
         }
+        if (lg->go_file && access(lg->go_file, F_OK) != 0)
+            return;
+        procstat_tree(lg->server_pid, &lg->srv_after_conn);
+        start_producer(lg);
         return;
     }
     uint64_t expected = 0;
@@ -526,6 +637,26 @@ static double tv_us(struct timeval tv)
     return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
 }
 
+/* The latency distribution for bench/charts.js: "<percentile> <ms>" per line, every percent up
+ * to 99, then finer steps into the tail, then the maximum as 100. */
+static void write_latencies(const lg_t *lg)
+{
+    FILE *f = fopen(lg->lat_out, "w");
+    if (!f) {
+        fprintf(stderr, "loadgen: cannot write %s\n", lg->lat_out);
+        return;
+    }
+    static const double tail[] = {99.5, 99.9, 99.95, 99.99, 99.995, 99.999};
+    for (int p = 1; p <= 99 && lg->nlat; p++)
+        fprintf(f, "%d %.4f\n", p, pct(lg->lat_us, lg->nlat, p) / 1000);
+    for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]) && lg->nlat; i++)
+        if ((double)lg->nlat * (100 - tail[i]) >= 100) /* at least one sample beyond it */
+            fprintf(f, "%g %.4f\n", tail[i], pct(lg->lat_us, lg->nlat, tail[i]) / 1000);
+    if (lg->nlat)
+        fprintf(f, "100 %.4f\n", lg->lat_us[lg->nlat - 1] / 1000);
+    fclose(f);
+}
+
 static void close_all(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -549,6 +680,8 @@ static void finish(lg_t *lg)
     getrusage(RUSAGE_CHILDREN, &kids);
 
     qsort(lg->lat_us, lg->nlat, sizeof(double), cmp_d);
+    if (lg->lat_out)
+        write_latencies(lg);
     uint64_t expected = 0;
     uint64_t missing = 0;
     for (uint32_t i = 0; i < lg->nclients; i++) {
@@ -597,7 +730,9 @@ static void finish(lg_t *lg)
            "\"server_cpu_us_per_delivery\":%.3f,\"server_cpu_pct\":%.1f,\"redis_cpu_us\":%.0f,"
            "\"loadgen_cpu_us\":%.0f,\"loadgen_cpu_pct\":%.1f,\"producer_cpu_us\":%.0f,"
            "\"producer_status\":%d,\"lat_p50_ms\":%.3f,\"lat_p99_ms\":%.3f,"
-           "\"lat_p999_ms\":%.3f,\"lat_max_ms\":%.3f,\"server_cpu_us_per_handshake\":%.1f}\n",
+           "\"lat_p999_ms\":%.3f,\"lat_max_ms\":%.3f,\"server_cpu_us_per_handshake\":%.1f,"
+           "\"deflate_clients\":%u,\"compressed_messages\":%" PRIu64
+           ",\"wire_bytes_per_delivery\":%.1f}\n",
            lg->label, lg->mode, lg->nclients, lg->nrooms, lg->entries, connected, lg->joined,
            lg->failed, conn_s, conn_s > 0 ? connected / conn_s : 0, lg->srv_end.procs,
            lg->srv_before_conn.rss_kb, lg->srv_after_conn.rss_kb, rss_per_conn, expected,
@@ -607,7 +742,9 @@ static void finish(lg_t *lg)
            secs > 0 ? self_cpu / 1e4 / secs : 0, kid_cpu, lg->producer_status,
            pct(lg->lat_us, lg->nlat, 50) / 1000, pct(lg->lat_us, lg->nlat, 99) / 1000,
            pct(lg->lat_us, lg->nlat, 99.9) / 1000, lg->nlat ? lg->lat_us[lg->nlat - 1] / 1000 : -1,
-           connected ? hs_cpu / connected : -1);
+           connected ? hs_cpu / connected : -1, lg->deflated, lg->compressed,
+           lg->received ? (double)(lg->bytes_in - lg->bytes_in_prod_start) / (double)lg->received
+                        : -1);
     fflush(stdout);
     fprintf(stderr,
             "loadgen %s [%s]: %u clients connected in %.3f s; %" PRIu64 "/%" PRIu64
@@ -628,7 +765,8 @@ static void usage(void)
             "usage: loadgen --port P --server-pid PID [--clients N] [--rooms R] [--entries E]\n"
             "         [--prefix bench.r] [--exec 'producer ...'] [--mode fanout|connect]\n"
             "         [--parallel 256] [--idle-ms 2000] [--hold-ms 500] [--timeout 120]\n"
-            "         [--redis-pid PID] [--label NAME]\n");
+            "         [--redis-pid PID] [--label NAME] [--lat-out FILE] [--bind 127.0.0.x]\n"
+            "         [--ready-file FILE --go-file FILE] [--deflate]\n");
     exit(2);
 }
 
@@ -646,12 +784,16 @@ int main(int argc, char **argv)
     lg->idle_ms = 2000;
     lg->hold_ms = 500;
     lg->timeout_s = 120;
-    static const struct option opts[] = {
-        {"port", 1, 0, 'p'},      {"clients", 1, 0, 'c'},  {"rooms", 1, 0, 'r'},
-        {"entries", 1, 0, 'e'},   {"prefix", 1, 0, 'x'},   {"exec", 1, 0, 'X'},
-        {"mode", 1, 0, 'm'},      {"parallel", 1, 0, 'P'}, {"idle-ms", 1, 0, 'i'},
-        {"hold-ms", 1, 0, 'H'},   {"timeout", 1, 0, 't'},  {"server-pid", 1, 0, 's'},
-        {"redis-pid", 1, 0, 'R'}, {"label", 1, 0, 'l'},    {0, 0, 0, 0}};
+    static const struct option opts[] = {{"port", 1, 0, 'p'},       {"clients", 1, 0, 'c'},
+                                         {"rooms", 1, 0, 'r'},      {"entries", 1, 0, 'e'},
+                                         {"prefix", 1, 0, 'x'},     {"exec", 1, 0, 'X'},
+                                         {"mode", 1, 0, 'm'},       {"parallel", 1, 0, 'P'},
+                                         {"idle-ms", 1, 0, 'i'},    {"hold-ms", 1, 0, 'H'},
+                                         {"timeout", 1, 0, 't'},    {"server-pid", 1, 0, 's'},
+                                         {"redis-pid", 1, 0, 'R'},  {"label", 1, 0, 'l'},
+                                         {"lat-out", 1, 0, 'L'},    {"bind", 1, 0, 'b'},
+                                         {"ready-file", 1, 0, 'y'}, {"go-file", 1, 0, 'g'},
+                                         {"deflate", 0, 0, 'z'},    {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -696,6 +838,21 @@ int main(int argc, char **argv)
             break;
         case 'l':
             lg->label = optarg;
+            break;
+        case 'L':
+            lg->lat_out = optarg;
+            break;
+        case 'b':
+            lg->bind_addr = optarg;
+            break;
+        case 'y':
+            lg->ready_file = optarg;
+            break;
+        case 'g':
+            lg->go_file = optarg;
+            break;
+        case 'z':
+            lg->offer_deflate = true;
             break;
         default:
             usage();

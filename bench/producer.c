@@ -2,7 +2,9 @@
  * producer: XADDs bench entries for `make bench` (hiredis, synchronous, one connection).
  *
  * Entry k goes to stream <prefix><k % rooms> with fields event=bench, b="<k / rooms>:<ns>"
- * (CLOCK_MONOTONIC just before the command is queued) and a small JSON data field. --rate 0
+ * (CLOCK_MONOTONIC just before the command is queued) and a small JSON data field (or, with
+ * --data-bytes N, a JSON object of about N bytes: a list of catalogue items whose values differ
+ * from entry to entry). --rate 0
  * sends as fast as Redis takes them (pipelines of --batch); --rate N paces on the monotonic
  * clock without drift. --warm instead adds one entry b="w" to every stream and waits until
  * the server under test has consumed (deleted) all of them, so the measured run never pays for
@@ -26,13 +28,43 @@ static uint64_t now_ns(void)
 }
 
 static const char DATA[] = "{\"user_id\":123,\"message\":\"Hello from the bench producer\"}";
+static size_t data_bytes; /* --data-bytes: a catalogue of about that many bytes per entry */
+static char *big;         /* its buffer */
+
+static const char *const WORDS[] = {"red",   "green", "blue",  "steel", "oak",   "linen",
+                                    "small", "large", "round", "flat",  "north", "south"};
+
+/*
+ * Entry k's data: {"items":[{"id":..,"name":"..","price":..,"tags":[..]},...]} of at least
+ * data_bytes bytes, its values drawn from k (as real entries differ while their keys repeat),
+ * or the small fixed DATA.
+ */
+static const char *entry_data(uint64_t k)
+{
+    if (!data_bytes)
+        return DATA;
+    size_t cap = data_bytes + 256, len = (size_t)snprintf(big, cap, "{\"items\":[");
+    uint64_t x = k * 0x9e3779b97f4a7c15ull + 1;
+    for (unsigned i = 0; len + 2 < data_bytes; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        len += (size_t)snprintf(
+            big + len, cap - len,
+            "%s{\"id\":%" PRIu64
+            ",\"name\":\"%s %s %u\",\"price\":%u.%02u,\"tags\":[\"%s\",\"%s\"]}",
+            i ? "," : "", (x >> 20) % 1000000, WORDS[x % 12], WORDS[(x >> 4) % 12],
+            (unsigned)((x >> 8) % 1000), (unsigned)((x >> 12) % 500), (unsigned)((x >> 24) % 100),
+            WORDS[(x >> 32) % 12], WORDS[(x >> 40) % 12]);
+    }
+    snprintf(big + len, cap - len, "]}");
+    return big;
+}
 
 static int append_entry(redisContext *c, const char *prefix, uint32_t rooms, uint64_t k)
 {
     char key[256], b[64];
     snprintf(key, sizeof(key), "%s%" PRIu64, prefix, k % rooms);
     snprintf(b, sizeof(b), "%" PRIu64 ":%" PRIu64, k / rooms, now_ns());
-    return redisAppendCommand(c, "XADD %s * event bench b %s data %s", key, b, DATA);
+    return redisAppendCommand(c, "XADD %s * event bench b %s data %s", key, b, entry_data(k));
 }
 
 static int drain(redisContext *c, uint64_t n)
@@ -93,9 +125,10 @@ int main(int argc, char **argv)
     const char *prefix = "bench.r";
     bool do_warm = false;
     static const struct option opts[] = {
-        {"port", 1, 0, 'p'},    {"db", 1, 0, 'd'},    {"rooms", 1, 0, 'r'},  {"count", 1, 0, 'n'},
-        {"rate", 1, 0, 'R'},    {"batch", 1, 0, 'b'}, {"prefix", 1, 0, 'x'}, {"warm", 0, 0, 'w'},
-        {"timeout", 1, 0, 't'}, {0, 0, 0, 0}};
+        {"port", 1, 0, 'p'},       {"db", 1, 0, 'd'},   {"rooms", 1, 0, 'r'},
+        {"count", 1, 0, 'n'},      {"rate", 1, 0, 'R'}, {"batch", 1, 0, 'b'},
+        {"prefix", 1, 0, 'x'},     {"warm", 0, 0, 'w'}, {"timeout", 1, 0, 't'},
+        {"data-bytes", 1, 0, 'D'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -126,9 +159,15 @@ int main(int argc, char **argv)
         case 't':
             timeout_s = (unsigned)strtoul(optarg, NULL, 10);
             break;
+        case 'D':
+            data_bytes = strtoul(optarg, NULL, 10);
+            if (data_bytes > (1u << 20) || !(big = malloc(data_bytes + 256)))
+                return 2;
+            break;
         default:
             fprintf(stderr, "usage: producer --port P [--db N] [--rooms R] [--count N] "
-                            "[--rate N|0] [--batch N] [--prefix S] [--warm] [--timeout S]\n");
+                            "[--rate N|0] [--batch N] [--prefix S] [--warm] [--timeout S] "
+                            "[--data-bytes N]\n");
             return 2;
         }
     }

@@ -24,8 +24,14 @@ const FANOUT = [
   ['lat_p99_ms', 'latency p99 ms', 'low', 3],
   ['lat_p999_ms', 'latency p99.9 ms', 'low', 3],
   ['lat_max_ms', 'latency max ms', 'low', 3],
+  ['wire_bytes_per_delivery', 'bytes read by clients / delivery', 'low', 0],
+  ['compressed_messages', 'compressed messages received (whole run)', null, 0],
+  // meaningless with a handful of clients (the server's own memory dominates)
+  ['rss_bytes_per_conn', 'server RSS bytes/connection (joined, before the load)', 'low', 0, 100],
   ['redis_cpu_us', 'redis CPU µs', null, 0],
   ['redis_cmd_us_per_entry', 'redis command µs/entry', 'low', 1],
+  ['redis_in_bytes_per_entry', 'redis bytes read / entry', 'low', 0],
+  ['redis_out_bytes_per_entry', 'redis bytes written / entry', 'low', 0],
   ['loadgen_cpu_pct', 'loadgen CPU % (harness)', null, 1],
   ['producer_cpu_us', 'producer CPU µs (harness)', null, 0],
   ['server_procs', 'server processes', null, 0],
@@ -40,6 +46,22 @@ const CONNECT = [
   ['server_cpu_us_per_handshake', 'server CPU µs/connection', 'low', 1],
   ['loadgen_cpu_us', 'loadgen CPU µs (harness)', null, 0],
   ['server_procs', 'server processes', null, 0],
+];
+
+const CONNECT100K = [
+  ['clients', 'clients', null, 0],
+  ['connected', 'connected', null, 0],
+  ['failed', 'failed', null, 0],
+  ['loadgens', 'load generators (one loopback address each)', null, 0],
+  ['workers', 'server processes (workers)', null, 0],
+  ['handshakes_per_s', 'connect+handshake+join/s', 'high', 0],
+  ['server_rss_kb_after', 'server RSS total KB (all connected)', 'low', 0],
+  ['rss_bytes_per_conn', 'RSS bytes/connection', 'low', 0],
+  ['idle_cpu_pct', 'idle CPU % of one core (all connected)', 'low', 2],
+  ['broadcast_ms', 'one broadcast to all, ms (last receipt)', 'low', 1],
+  ['broadcast_p50_ms', 'one broadcast, half the clients, ms', 'low', 1],
+  ['received', 'deliveries of that broadcast', null, 0],
+  ['lost', 'lost', null, 0],
 ];
 
 const fmt = (v, d) => (v === undefined || v === null ? '-' : typeof v === 'number' ? v.toFixed(d) : String(v));
@@ -61,11 +83,12 @@ const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor').map((r)
 for (const s of scenarios) {
   const rs = rows.filter((r) => r.scenario === s);
   const labels = rs.map((r) => r.label);
-  const spec = rs.some((r) => r.mode === 'connect') ? CONNECT : FANOUT;
+  const spec = rs.some((r) => r.mode === 'connect100k') ? CONNECT100K
+    : rs.some((r) => r.mode === 'connect') ? CONNECT : FANOUT;
   const first = rs.find((r) => !r.error) || {};
   out.push('');
   out.push(`## ${s}: ${first.clients ?? '?'} clients, ${first.rooms ?? '?'} rooms` +
-    (first.mode === 'connect' ? '' : `, ${first.entries ?? '?'} entries`));
+    (String(first.mode).startsWith('connect') ? '' : `, ${first.entries ?? '?'} entries`));
   const header = ['metric', ...labels];
   const sio = rs.find((r) => r.server === 'streamio');
   const nod = rs.find((r) => r.server === 'node');
@@ -74,7 +97,8 @@ for (const s of scenarios) {
   if (sio && base) header.push('vs base');
   const table = [header];
   for (const e of rs.filter((r) => r.error)) table.push([`error (${e.label})`, e.error]);
-  for (const [k, label, better, d] of spec) {
+  for (const [k, label, better, d, minClients = 0] of spec) {
+    if ((first.clients ?? 0) < minClients) continue;
     const line = [label, ...rs.map((r) => fmt(r[k], d))];
     if (sio && nod) line.push(ratio(sio[k], nod[k], better === 'high' ? 'high' : better));
     if (sio && base) line.push(ratio(sio[k], base[k], better === 'high' ? 'high' : better));
@@ -83,10 +107,35 @@ for (const s of scenarios) {
   const w = header.map((_, i) => Math.max(...table.map((l) => (l[i] ?? '').length)));
   for (const l of table) out.push(l.map((c, i) => (i === 0 ? (c ?? '').padEnd(w[i]) : (c ?? '').padStart(w[i]))).join('  '));
   // Redis commands of the load window (INFO commandstats), busiest first
-  for (const r of rs.filter((x) => x.redis_cmds && x.mode !== 'connect')) {
+  for (const r of rs.filter((x) => x.redis_cmds && x.mode === 'fanout')) {
     const top = Object.entries(r.redis_cmds).sort((a, b) => b[1].usec - a[1].usec).slice(0, 8);
     if (top.length) out.push(`redis commands (${r.label}): ${top.map(([n, c]) => `${n} ${c.calls}×/${c.usec} µs`).join(', ')}`);
   }
+}
+// The adapter's cost per delivery, against the same server with it off.
+for (const scen of ['adapter', 'adapter-2000']) {
+  const aoff = rows.find((r) => r.scenario === scen && r.label.endsWith('-adapter-false'));
+  for (const r of rows.filter((x) => x.scenario === scen && x !== aoff && x.server === 'streamio')) {
+    if (aoff && aoff.server_cpu_us_per_delivery > 0 && r.server_cpu_us_per_delivery > 0) {
+      out.push(`${scen} cost (${r.label}): CPU per delivery ${(r.server_cpu_us_per_delivery
+        / aoff.server_cpu_us_per_delivery).toFixed(2)}x of adapter off`);
+    }
+    // what the adapter adds to Redis' traffic for each entry (one broadcast each)
+    if (aoff && aoff.redis_in_bytes_per_entry !== undefined && r.redis_in_bytes_per_entry !== undefined) {
+      out.push(`${scen} Redis bytes per broadcast (${r.label}): +${(r.redis_in_bytes_per_entry
+        - aoff.redis_in_bytes_per_entry).toFixed(0)} read, +${(r.redis_out_bytes_per_entry
+        - aoff.redis_out_bytes_per_entry).toFixed(0)} written (to ${r.workers} subscribed workers)`);
+    }
+  }
+}
+// A million connections on paper, from what 100k measured.
+for (const r of rows.filter((x) => x.mode === 'connect100k' && x.connected > 0)) {
+  const gb = (r.rss_bytes_per_conn * 1e6) / 2 ** 30;
+  out.push(`1M on paper (${r.label}): ${gb.toFixed(2)} GiB of server RSS, `
+    + `${((r.idle_cpu_pct * 1e6) / r.connected).toFixed(1)} % of a core idle, `
+    + `${Math.ceil(1e6 / (r.fd_limit - 1000))}+ processes at ${r.fd_limit} descriptors each, `
+    + `${(1e6 / r.handshakes_per_s).toFixed(0)} s to connect everyone at the measured rate, `
+    + `one broadcast ~${((r.broadcast_ms * 1e6) / r.connected / 1000).toFixed(1)} s if it scales linearly`);
 }
 // Worker scaling: the scaling scenario (2 workers) against fanout-max (1 worker).
 const one = rows.find((r) => r.scenario === 'fanout-max' && r.server === 'streamio');

@@ -287,8 +287,8 @@ static int check_claims(const auth_t *a, const char *json, size_t len, int64_t n
     *reason = AUTH_ERR_AUDIENCE;
     if (a->audience[0] && !audience_ok(&c.aud, a->audience, &tmp))
         goto done;
-    /* exp is finite and in the future here, so the conversion cannot overflow */
-    rc = build_grant(&c, exp > 9.2e18 ? INT64_MAX : (int64_t)exp, out, reason);
+    /* in the future here; clamped so that callers' arithmetic on it cannot overflow */
+    rc = build_grant(&c, exp > (double)AUTH_EXP_MAX ? AUTH_EXP_MAX : (int64_t)exp, out, reason);
     if (rc == 0)
         *reason = NULL;
 done:

@@ -73,7 +73,10 @@ int auth_verify(const auth_t *a, const char *token, size_t len, int64_t now_s, a
 
 /* NULL is a no-op. */
 void auth_grant_free(auth_grant_t *g);
-/* The token's exp (Unix seconds). */
+/* The latest expiry a grant reports (9999-12-31T23:59:59Z): any later exp (1e300, Infinity)
+ * means the same, and callers can add a leeway and convert it to milliseconds safely. */
+#define AUTH_EXP_MAX 253402300799ll
+/* The token's exp (Unix seconds), at most AUTH_EXP_MAX. */
 int64_t auth_grant_expires(const auth_grant_t *g);
 /* Whether room[0..len) matches one of the grant's `rooms` patterns (common/glob). */
 bool auth_grant_allows(const auth_grant_t *g, const char *room, size_t len);

@@ -101,6 +101,7 @@ static const opt_t options[] = {
     {"CONNECTION_RECOVERY", OPT_BOOL, F(connection_recovery), 0, 0, 0, "false"},
     {"CONNECTION_RECOVERY_WINDOW_MS", OPT_INT, F(recovery_window_ms), 0, 1000, 86400000, "120000"},
     {"SOCKETIO_NAMESPACES", OPT_NAMESPACES, 0, 0, 0, 0, "/"},
+    {"SOCKETIO_PER_MESSAGE_DEFLATE", OPT_BOOL, F(per_message_deflate), 0, 0, 0, "false"},
     {"SOCKETIO_TRANSPORTS", OPT_TRANSPORTS, F(transports), 0, 0, 0, "polling,websocket"},
     {"SOCKETIO_CORS_ORIGINS", OPT_ORIGINS, F(cors_origins), S(cors_origins), 0, 0, ""},
     {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "10000"},
@@ -656,6 +657,14 @@ static int load(cfg_t *cfg, const source_t *src, buf_t *err)
     }
     if (!cfg->cluster_enabled)
         cfg->cluster_workers = 1;
+    /* a client of the seed may join all its rooms at once, and more: the default bursts let it
+     * (joins: at least MAX_ROOMS_PER_SOCKET; packets: twice that), so every join answers as the
+     * seed's would ("Max rooms limit reached" past the limit, never "Rate limit exceeded") */
+    if (!given(src, "RATE_LIMIT_JOINS_BURST") && cfg->rate_joins_burst < cfg->max_rooms_per_socket)
+        cfg->rate_joins_burst = cfg->max_rooms_per_socket;
+    if (!given(src, "RATE_LIMIT_EVENTS_BURST") &&
+        cfg->rate_events_burst < 2 * cfg->max_rooms_per_socket)
+        cfg->rate_events_burst = 2 * cfg->max_rooms_per_socket;
     int rc = check_redis(cfg, src, err);
     if (!rc)
         rc = check_auth(cfg, err);

@@ -76,6 +76,38 @@ static void put_replacement(buf_t *out)
     buf_append(out, "\xef\xbf\xbd", 3);
 }
 
+size_t json_utf8_len(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = n, i = 0;
+    while (i < n) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        int k = utf8_next(u + i, n - i);
+        if (k > 0) {
+            i += (size_t)k;
+            continue;
+        }
+        len = len + 3 - (size_t)-k; /* the invalid bytes become one U+FFFD */
+        i += (size_t)-k;
+    }
+    return len;
+}
+
+bool json_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int k = u[i] < 0x80 ? 1 : utf8_next(u + i, n - i);
+        if (k < 0)
+            return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
 /* Appends s[0..n) with invalid UTF-8 replaced; no escaping (the bytes are literal content). */
 static void put_utf8_repaired(buf_t *out, const char *s, size_t n)
 {
@@ -97,6 +129,11 @@ static void put_utf8_repaired(buf_t *out, const char *s, size_t n)
         run = i;
     }
     buf_append(out, s + run, n - run);
+}
+
+void json_write_utf8(buf_t *out, const char *s, size_t n)
+{
+    put_utf8_repaired(out, s, n);
 }
 
 /* ------------------------------------------------------------------ string writer */
@@ -759,6 +796,14 @@ int json_string_decode(const char *lit, size_t len, buf_t *out)
 int json_string_decoded_len(const char *lit, size_t len, size_t *out)
 {
     return decode_lit(lit, len, NULL, out);
+}
+
+size_t json_decoded_max(const char *in, size_t len)
+{
+    size_t n = len;
+    for (size_t i = 0; i < len; i++)
+        n += (unsigned char)in[i] >= 0x80 ? 2 : 0;
+    return n;
 }
 
 int json_number_parse(const char *lit, size_t len, double *out)

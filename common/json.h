@@ -81,6 +81,15 @@ int json_array_items(const char *in, size_t len, json_span_t *items, size_t max,
 void json_write_string(buf_t *out, const char *s, size_t len);
 
 /*
+ * The string JSON.parse gives for json_write_string(s): s with each maximal invalid UTF-8
+ * subsequence replaced by U+FFFD, unescaped. json_utf8_len is its length (n when s is valid).
+ */
+size_t json_utf8_len(const char *s, size_t n);
+/* Whether s[0..n) is valid UTF-8 (RFC 3629: no surrogates, no overlong forms). */
+bool json_utf8_valid(const char *s, size_t n);
+void json_write_utf8(buf_t *out, const char *s, size_t n);
+
+/*
  * Appends v exactly like JavaScript's Number#toString / JSON.stringify: shortest digits that
  * round-trip (nearest on ties), ECMAScript layout (1e+21, 1.5e-7, 0.000001, 123456789012345680000),
  * -0 as "0"; NaN and +-Infinity as "null".
@@ -96,6 +105,13 @@ int json_string_decode(const char *lit, size_t len, buf_t *out);
 
 /* Number of bytes json_string_decode would append for lit. Returns 0 or -EINVAL. */
 int json_string_decoded_len(const char *lit, size_t len, size_t *out);
+
+/*
+ * An upper bound of what json_string_decode appends for all the string literals of the text
+ * in[0..len) together. Decoding is not always shorter than the literal: escapes are, but an
+ * invalid UTF-8 byte becomes U+FFFD (3 bytes), so len plus 2 per byte >= 0x80.
+ */
+size_t json_decoded_max(const char *in, size_t len);
 
 /*
  * lit = the text of a JSON number (a span from validated text). *out = the double JSON.parse gives

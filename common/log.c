@@ -52,21 +52,35 @@ void log_set_json(bool json)
     log_json = json;
 }
 
-/* JSON-escapes src into dst (at most cap-1 bytes, always terminated); returns bytes written. */
-static size_t json_escape(char *dst, size_t cap, const char *src, size_t len)
+/*
+ * Escapes src into dst (at most cap-1 bytes, always terminated); returns bytes written. Messages
+ * carry names from clients and Redis (rooms, streams, channels): a control character in one
+ * must never start a forged line or drive a terminal. Text: \n \r \t, other controls and DEL
+ * as \xNN. JSON: '"' and '\\' escaped, controls as \u00NN.
+ */
+static size_t escape(char *dst, size_t cap, const char *src, size_t len, bool json)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < len && o + 7 < cap; i++) {
         unsigned char c = (unsigned char)src[i];
-        if (c == '"' || c == '\\') {
+        const char *short_form = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+        if (json && (c == '"' || c == '\\')) {
             dst[o++] = '\\';
             dst[o++] = (char)c;
-        } else if (c < 0x20) {
+        } else if (json && c < 0x20) {
             memcpy(dst + o, "\\u00", 4);
             dst[o + 4] = hex[c >> 4];
             dst[o + 5] = hex[c & 15];
             o += 6;
+        } else if (short_form) {
+            memcpy(dst + o, short_form, 2);
+            o += 2;
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(dst + o, "\\x", 2);
+            dst[o + 2] = hex[c >> 4];
+            dst[o + 3] = hex[c & 15];
+            o += 4;
         } else {
             dst[o++] = (char)c;
         }
@@ -98,15 +112,15 @@ void log_write(log_level_t level, const char *fmt, ...)
     va_end(ap);
     size_t mlen = m < 0 ? 0 : (size_t)m >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)m;
     int n;
+    char esc[sizeof(line) - 256];
+    escape(esc, sizeof(esc), msg, mlen, log_json);
     if (log_json) {
-        char esc[sizeof(line) - 256];
-        json_escape(esc, sizeof(esc), msg, mlen);
         n = snprintf(line, sizeof(line) - 1,
                      "{\"time\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}",
                      ts, level_names[level], log_role, (int)getpid(), esc);
     } else {
         n = snprintf(line, sizeof(line) - 1, "%s [%s] [%s:%d] %s", ts, level_names[level], log_role,
-                     (int)getpid(), msg);
+                     (int)getpid(), esc);
     }
     size_t len = n < 0 ? 0 : (size_t)n;
     if (len > sizeof(line) - 2)

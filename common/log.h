@@ -1,6 +1,8 @@
 /*
  * log: timestamped, levelled lines (text, or JSON objects) on stderr (journald keeps them), one
- * write(2) per line so lines from the master and its workers never interleave. The level and the
+ * write(2) per line so lines from the master and its workers never interleave. Control
+ * characters in a message (a room, stream or channel name from a client or Redis) are escaped,
+ * so one call is always one line. The level and the
  * role tag are the process's log sink, the one piece of module state the house style allows.
  * Callers use the LOG_* macros, which test the level before any formatting work.
  */

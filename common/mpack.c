@@ -109,6 +109,19 @@ int mpack_write_str(buf_t *out, const char *s, size_t len)
     return 0;
 }
 
+int mpack_write_str_utf8(buf_t *out, const char *s, size_t len)
+{
+    size_t n = json_utf8_len(s, len);
+    if (n == len)
+        return mpack_write_str(out, s, len);
+    if (n > UINT32_MAX)
+        return -E2BIG;
+    buf_reserve(out, n + 5);
+    put_str_header(out, n);
+    json_write_utf8(out, s, len);
+    return 0;
+}
+
 int mpack_write_bin(buf_t *out, const void *p, size_t len)
 {
     if (len > UINT32_MAX)

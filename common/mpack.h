@@ -36,6 +36,9 @@ void mpack_write_uint(buf_t *out, uint64_t v);
 void mpack_write_double(buf_t *out, double v);
 /* fixstr / str8 / str16 / str32 header then the bytes (copied as given). -E2BIG beyond 4 GiB. */
 int mpack_write_str(buf_t *out, const char *s, size_t len);
+/* As mpack_write_str, for bytes that may not be valid UTF-8: each maximal invalid subsequence
+ * becomes U+FFFD (json_write_utf8), the string a JavaScript peer decodes them to. */
+int mpack_write_str_utf8(buf_t *out, const char *s, size_t len);
 /* bin8 / bin16 / bin32. -E2BIG beyond 4 GiB. */
 int mpack_write_bin(buf_t *out, const void *p, size_t len);
 /* Headers only: the caller then writes n values (array) or n key/value pairs (map). */

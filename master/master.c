@@ -31,6 +31,7 @@
 #include "master/proc/slots.h"
 #include "master/proc/spawn.h"
 #include "master/settings.h"
+#include "shm/local_sock.h"
 #include "shm/region.h"
 #include "shm/stats.h"
 
@@ -48,6 +49,7 @@ typedef struct master {
     char server_id[13];
     pidfile_t *pidfile;
     shm_region_t *region;
+    local_sock_t *socks; /* the workers' channels, per process block: held for the master's life */
     stats_global_t *g;
     signals_t *signals;
     redis_topology_t *topo; /* where Redis is; closed after every client */
@@ -79,7 +81,7 @@ static pid_t op_spawn(void *arg, uint32_t worker, uint32_t block)
         .loop = &m->loop,
         .pidfile = m->pidfile,
         .main = m->worker_main,
-        .args = {m->cfg, block, m->listen_fd, m->region, m->server_id, worker},
+        .args = {m->cfg, block, m->listen_fd, m->region, m->server_id, worker, m->socks},
     };
     return spawn_worker(&req);
 }
@@ -126,8 +128,14 @@ static void op_resend(void *arg, uint32_t worker)
     discovery_resend(m->disc, worker);
 }
 
-static const slots_ops_t slots_ops = {op_spawn, op_kill,   op_now_us, op_notify,
-                                      op_stats, op_attach, op_detach, op_resend};
+static void op_reaped(void *arg, uint32_t block)
+{
+    master_t *m = arg;
+    local_sock_drain(m->socks, block);
+}
+
+static const slots_ops_t slots_ops = {op_spawn,  op_kill,   op_now_us, op_notify, op_stats,
+                                      op_attach, op_detach, op_resend, op_reaped};
 
 /* ---- exit ---- */
 
@@ -332,6 +340,10 @@ static int setup_process(master_t *m, uint32_t capacity, buf_t *err)
         buf_printf(err, "streamio: cannot create the shared memory region: %s", strerror(-rc));
         return -1;
     }
+    if ((rc = local_sock_new(&m->socks, 2 * capacity))) {
+        buf_printf(err, "streamio: cannot create the workers' channels: %s", strerror(-rc));
+        return -1;
+    }
     if (ids_random(m->server_id, 12)) {
         buf_puts(err, "streamio: no random bytes for the server id");
         return -1;
@@ -373,6 +385,7 @@ static void teardown(master_t *m)
 {
     slots_free(m->slots);
     shm_region_free(m->region);
+    local_sock_free(m->socks);
     if (m->listen_fd >= 0)
         close(m->listen_fd);
     for (size_t i = 0; i < m->ncfgs; i++)

@@ -10,7 +10,7 @@
  * Per mode: a private redis-server, 4 streamio servers (CLUSTER_WORKERS=1), one client per server
  * joined to 250 rooms of its own (room i belongs to server i % 4), 1000 streams. After a warm-up
  * entry per stream, it XADDs `entries` entries per stream, waits until every client got exactly
- * its share, and reports Redis' total_net_output_bytes over that phase. The stream reads, acks and
+ * its share, and reports Redis' total_net_output_bytes and total_net_input_bytes over that phase. The stream reads, acks and
  * client deliveries are identical in both modes, so the difference is the pub/sub fan-out.
  * Everything runs on 127.0.0.1 and is stopped by PID at the end.
  */
@@ -23,9 +23,24 @@ const SERVERS = 4;
 const log = bench.logger('bench-adapter-traffic');
 const h = bench.loadHarness(log);
 
-async function outputBytes(redis) {
+async function netBytes(redis) {
   const info = await redis.call('INFO', 'stats');
-  return Number(/total_net_output_bytes:(\d+)/.exec(info)[1]);
+  return {
+    out: Number(/total_net_output_bytes:(\d+)/.exec(info)[1]),
+    in: Number(/total_net_input_bytes:(\d+)/.exec(info)[1]),
+  };
+}
+
+// streamio_adapter_published_{total,bytes_total} summed over the servers: the messages' own size
+async function published(servers) {
+  let n = 0;
+  let bytes = 0;
+  for (const srv of servers) {
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    n += Number(/^streamio_adapter_published_total (\d+)/m.exec(text)?.[1] ?? 0);
+    bytes += Number(/^streamio_adapter_published_bytes_total (\d+)/m.exec(text)?.[1] ?? 0);
+  }
+  return { n, bytes };
 }
 
 async function run(mode, entries) {
@@ -57,7 +72,8 @@ async function run(mode, entries) {
       timeout: 60000, interval: 100, message: 'warm-up deliveries',
     });
     await h.sleep(500);
-    const before = await outputBytes(redis);
+    const before = await netBytes(redis);
+    const pub0 = await published(servers);
     const t0 = Date.now();
     for (let j = 0; j < entries; j++) {
       await Promise.all(rooms.map((r) => redis.call('XADD', r, '*', 'event', 'bench', 'data', JSON.stringify({ j }))));
@@ -67,9 +83,13 @@ async function run(mode, entries) {
       timeout: 120000, interval: 100, message: `${want} deliveries per client (${counts})`,
     });
     await h.sleep(1000);
-    const bytes = (await outputBytes(redis)) - before;
+    const after = await netBytes(redis);
+    const pub1 = await published(servers);
+    const msgBytes = (pub1.bytes - pub0.bytes) / Math.max(1, pub1.n - pub0.n);
+    const bytes = after.out - before.out;
+    const inBytes = after.in - before.in;
     const exact = counts.every((n) => n === want);
-    return { mode, bytes, ms: Date.now() - t0, exact, counts };
+    return { mode, bytes, inBytes, msgBytes, ms: Date.now() - t0, exact, counts };
   } finally {
     h.closeAllClients();
     for (const srv of servers) await srv.stop();
@@ -92,6 +112,8 @@ async function main() {
   for (const r of results) {
     console.log(`${r.mode.padEnd(8)} ${published} broadcasts over ${ROOMS} rooms / ${SERVERS} servers: `
       + `Redis output ${r.bytes} bytes (${(r.bytes / published).toFixed(1)} B per broadcast), `
+      + `message ${r.msgBytes.toFixed(1)} B, `
+      + `input ${r.inBytes} bytes (${(r.inBytes / published).toFixed(1)} B per broadcast, XADDs, reads and acks included), `
       + `deliveries exact: ${r.exact} ${JSON.stringify(r.counts)}`);
   }
   const [c, s] = results;

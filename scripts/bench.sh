@@ -6,9 +6,11 @@
 # Environment: BENCH_QUICK=1 (default: a few minutes) or 0 (full sizes from issue 7);
 # BENCH_SERVERS="streamio node" (either may be left out); BENCH_ANCHOR=<node-seed dir>
 # (default ../shared/anchors/node-seed, installed with npm ci in a temp copy, never in place);
-# BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling cluster"
-# (any subset; cluster: streamio on one redis-server then on a 3-master Redis Cluster,
-# scripts/bench-cluster.js, results in $BENCH_OUT/cluster.jsonl); BENCH_OUT=<dir> (default build/bench/<UTC time>); BENCH_PERF=1 also records
+# BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter
+# adapter-2000 deflate cluster" (any subset, plus connect-100k: see below; cluster: streamio on
+# one redis-server then on a 3-master Redis Cluster, scripts/bench-cluster.js, results in
+# $BENCH_OUT/cluster.jsonl); BENCH_OUT=<dir> (default
+# build/bench/<UTC time>); BENCH_PERF=1 also records
 # `perf record -g` of the server's processes and redis-server while the load runs
 # at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
 # unwinds through libc) ($BENCH_OUT/<scenario>-<label>.perf.data; `perf report -i FILE`);
@@ -19,7 +21,25 @@
 # results and summed into them (redis_cmds, redis_cmd_us_per_entry).
 # Starts its own redis-server and every server on free loopback ports, one at a time; the load
 # generator and producer (bench/, built by `make bench`) stop by themselves; everything started
-# here is stopped here, by pid. Results: $BENCH_OUT/results.jsonl + report.txt (also printed).
+# here is stopped here, by pid. Results: $BENCH_OUT/results.jsonl + report.txt (also printed),
+# and one chart per scenario, $BENCH_OUT/<scenario>.svg (bench/charts.js, gnuplot).
+#
+# adapter, adapter-2000: 2 workers, fan-out at full speed or paced at 2000 entries/s, streamio with
+# SOCKETIO_REDIS_ADAPTER false, true and sharded against Node's cluster (which needs the adapter):
+# the adapter's cost per delivery.
+# deflate: 1,000 clients in 100 rooms, entries with a 4 KB JSON data field at 500/s (issue 16 §5),
+# every client offering permessage-deflate as npm ws does: streamio with
+# SOCKETIO_PER_MESSAGE_DEFLATE=true (one compressed frame per entry, shared) and without it, Node
+# with socket.io's perMessageDeflate (threshold 1024; bench/node-deflate.js, preloaded: the anchor
+# has no setting for it), which compresses per socket. Reports CPU and bytes read per delivery.
+# connect-100k (not in the default set; BENCH_100K_CLIENTS, default 100000): that many idle
+# WebSockets at once, from BENCH_100K_LOADGENS load generators (each from its own loopback
+# address 127.0.0.2, .3, ...: one address has ~28k ephemeral ports) against BENCH_100K_WORKERS
+# workers (each process may hold `ulimit -Hn` descriptors; the soft limit is raised to it here;
+# default: 80 % of that per worker, as a full worker leaves the rest to its siblings).
+# Reports handshakes/s, RSS in total and per connection, idle CPU over BENCH_100K_IDLE_S
+# seconds (a ping round at the default 25 s interval), and the time one entry takes to reach
+# every client of the one room they all joined.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +49,7 @@ QUICK=${BENCH_QUICK:-1}
 SERVERS=${BENCH_SERVERS:-streamio node}
 BASELINE=${BENCH_BASELINE:+$(realpath "$BENCH_BASELINE")}
 [ -z "$BASELINE" ] || SERVERS="streamio base ${SERVERS/streamio/}"
-SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling cluster}
+SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter adapter-2000 deflate cluster}
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -42,6 +62,10 @@ RESULTS=$OUT/results.jsonl
 WORK=$(mktemp -d /tmp/streamio-bench.XXXXXX)
 REDIS_PID=
 SERVER_PID=
+LG_PIDS=()
+# every process started here (servers, load generators) may use all the descriptors it is allowed
+FD_HARD=$(ulimit -Hn)
+ulimit -Sn "$FD_HARD"
 
 log() { echo "bench: $*" >&2; }
 
@@ -59,6 +83,8 @@ stop_pid() { # pid [grace seconds]
 }
 
 cleanup() {
+    local p
+    for p in "${LG_PIDS[@]}"; do stop_pid "$p" 2; done
     stop_pid "$SERVER_PID"
     stop_pid "$REDIS_PID" 5
     rm -rf "$WORK"
@@ -92,8 +118,10 @@ if [[ " $SERVERS " == *" node "* ]]; then
 fi
 
 # --- one server at a time ------------------------------------------------------------------------
-start_server() { # name workers
+# RUN_NODE_ENV: NAME=value words for the Node anchor's environment (experiments, preloads).
+start_server() { # name workers [NAME=value ... for streamio]
     local name=$1 workers=$2 i
+    shift 2
     SERVER_PORT=$(free_port)
     rcli FLUSHALL
     local common=(PATH="$PATH" HOME="$WORK" REDIS_HOST=127.0.0.1 REDIS_PORT="$REDIS_PORT"
@@ -103,15 +131,17 @@ start_server() { # name workers
         local bin=$BIN
         [ "$name" = base ] && bin=$BASELINE
         # shellcheck disable=SC2086 # BENCH_STREAMIO_ENV is a list of NAME=value words
-        env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$bin" \
+        env -i "${common[@]}" CLUSTER_WORKERS="$workers" ${BENCH_STREAMIO_ENV:-} "$@" "$bin" \
             >"$WORK/server.log" 2>&1 &
     elif [ "$workers" -gt 1 ]; then
+        # shellcheck disable=SC2086 # RUN_NODE_ENV is a list of NAME=value words
         (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=true \
-            CLUSTER_WORKERS="$workers" SOCKETIO_REDIS_ADAPTER=true node server.js) \
+            CLUSTER_WORKERS="$workers" SOCKETIO_REDIS_ADAPTER=true ${RUN_NODE_ENV:-} node server.js) \
             >"$WORK/server.log" 2>&1 &
     else
-        (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=false node server.js) \
-            >"$WORK/server.log" 2>&1 &
+        # shellcheck disable=SC2086
+        (cd "$ANCHOR_RUN" && exec env -i "${common[@]}" CLUSTER_ENABLED=false ${RUN_NODE_ENV:-} \
+            node server.js) >"$WORK/server.log" 2>&1 &
     fi
     SERVER_PID=$!
     for ((i = 0; i < 200; i++)); do
@@ -123,14 +153,17 @@ start_server() { # name workers
     return 1
 }
 
-# scenario server workers loadgen-args... (producer command given with --exec)
+# scenario server workers loadgen-args... (producer command given with --exec); RUN_ENV (streamio
+# settings, NAME=value words) and RUN_TAG (label suffix) vary one server's configuration.
 run_one() {
     local scen=$1 name=$2 workers=$3 rooms=$4
     shift 4
     local label="$name"
     [ "$workers" -gt 1 ] && label="$name-w$workers"
+    label+=${RUN_TAG:-}
     log "--- $scen: $label"
-    if ! start_server "$name" "$workers"; then
+    # shellcheck disable=SC2086 # RUN_ENV is a list of NAME=value words
+    if ! start_server "$name" "$workers" ${RUN_ENV:-}; then
         echo "{\"scenario\":\"$scen\",\"label\":\"$label\",\"error\":\"server did not start\"}" \
             >>"$RESULTS"
         stop_pid "$SERVER_PID"; SERVER_PID=
@@ -151,31 +184,124 @@ run_one() {
         perf_pid=$!
     fi
     line=$("$TOOLS/loadgen" --port "$SERVER_PORT" --server-pid "$SERVER_PID" \
-        --redis-pid "$REDIS_PID" --rooms "$rooms" --label "$label" "$@" || true)
+        --redis-pid "$REDIS_PID" --rooms "$rooms" --label "$label" \
+        --lat-out "$OUT/$scen-$label.lat" "$@" || true)
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
     fi
     redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' >"$stats"
+    # the bytes Redis read and wrote over the same window (RESETSTAT zeroes them too)
+    local net_in net_out
+    net_in=$(redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | sed -n 's/^total_net_input_bytes://p')
+    net_out=$(redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | sed -n 's/^total_net_output_bytes://p')
     [ -n "$line" ] || line="{\"label\":\"$label\",\"error\":\"loadgen failed\"}"
     # cmdstat_<name>:calls=N,usec=N,... -> {"<name>":{"calls":N,"usec":N},...}
     local cmds
     cmds=$(awk -F'[:,=]' '/^cmdstat_/ { sub(/^cmdstat_/, "", $1)
         printf "%s\"%s\":{\"calls\":%s,\"usec\":%s}", sep, $1, $3, $5; sep = "," }' "$stats")
     echo "$line" | jq -c --arg s "$scen" --argjson w "$workers" --arg srv "$name" \
-        --argjson cmds "{$cmds}" \
-        '. + {scenario:$s, server:$srv, workers:$w, redis_cmds:$cmds}
+        --argjson cmds "{$cmds}" --argjson nin "${net_in:-0}" --argjson nout "${net_out:-0}" \
+        '. + {scenario:$s, server:$srv, workers:$w, redis_cmds:$cmds, redis_net_in:$nin,
+              redis_net_out:$nout}
          | ([$cmds[].usec] | add // 0) as $u
-         | if (.entries // 0) > 0 then . + {redis_cmd_us_per_entry: ($u / .entries)} else . end' \
+         | if (.entries // 0) > 0 then . + {redis_cmd_us_per_entry: ($u / .entries),
+             redis_in_bytes_per_entry: ($nin / .entries),
+             redis_out_bytes_per_entry: ($nout / .entries)} else . end' \
         >>"$RESULTS"
     stop_pid "$SERVER_PID"
     SERVER_PID=
+    cp "$WORK/server.log" "$OUT/$scen-$label.server.log"
+}
+
+# "<cpu µs> <rss KB>" of a process and its direct children (a server's master and workers)
+tree_stat() {
+    local p cpu=0 rss=0 t r
+    for p in "$1" $(pgrep -P "$1" || true); do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || continue
+        r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
+        cpu=$((cpu + t)) rss=$((rss + ${r:-0}))
+    done
+    echo "$((cpu * 1000000 / $(getconf CLK_TCK))) $rss"
+}
+
+# connect-100k for one server: see the header.
+run_100k() {
+    local name=$1 clients=${BENCH_100K_CLIENTS:-100000} i n
+    local per_lg=$((FD_HARD - 1000))
+    [ "$per_lg" -gt 20000 ] && per_lg=20000
+    local lgs=${BENCH_100K_LOADGENS:-$(((clients + per_lg - 1) / per_lg))}
+    # a full worker leaves new connections to the others (worker/net/acceptor): 80 % each
+    local workers=${BENCH_100K_WORKERS:-$(((clients * 5 + FD_HARD * 4 - 1) / (FD_HARD * 4)))}
+    [ "$workers" -lt 2 ] && workers=2
+    local label="$name-w$workers" scen=connect-100k
+    log "--- $scen: $label, $clients clients from $lgs load generators, fd limit $FD_HARD"
+    if [ $(((clients + lgs - 1) / lgs)) -gt $((FD_HARD - 100)) ]; then
+        log "$scen: $((clients / lgs)) clients per load generator exceed the fd limit $FD_HARD"
+        echo "{\"scenario\":\"$scen\",\"label\":\"$label\",\"error\":\"fd limit\"}" >>"$RESULTS"
+        return 0
+    fi
+    if ! start_server "$name" "$workers"; then
+        echo "{\"scenario\":\"$scen\",\"label\":\"$label\",\"error\":\"server did not start\"}" \
+            >>"$RESULTS"
+        stop_pid "$SERVER_PID"; SERVER_PID=
+        return 0
+    fi
+    [ "$workers" -gt 1 ] && sleep 1
+    "$TOOLS/producer" --port "$REDIS_PORT" --rooms 1 --warm --timeout 30 ||
+        log "$label never consumed the warm-up entry"
+    local before after idle0 idle1 t0 t1 go=$WORK/go.$name
+    rm -f "$go" "$WORK"/ready.* "$WORK"/lg.*.json
+    read -r _ before_rss <<<"$(tree_stat "$SERVER_PID")"
+    LG_PIDS=()
+    for ((i = 0; i < lgs; i++)); do
+        n=$((clients / lgs + (i < clients % lgs ? 1 : 0)))
+        local exec=()
+        [ "$i" = 0 ] && exec=(--exec "$(prod --rooms 1 --count 1 --rate 0)")
+        "$TOOLS/loadgen" --port "$SERVER_PORT" --server-pid "$SERVER_PID" --clients "$n" --rooms 1 \
+            --entries 1 --bind "127.0.0.$((i + 2))" --parallel "$CONN_PAR" --hold-ms 200 \
+            --idle-ms 20000 --timeout 900 --label "$label" --ready-file "$WORK/ready.$i" \
+            --go-file "$go" "${exec[@]}" >"$WORK/lg.$i.json" 2>"$WORK/lg.$i.log" &
+        LG_PIDS+=($!)
+    done
+    t0=$(date +%s)
+    for ((i = 0; i < lgs; i++)); do
+        while [ ! -e "$WORK/ready.$i" ] && kill -0 "${LG_PIDS[$i]}" 2>/dev/null &&
+            [ $(($(date +%s) - t0)) -lt 900 ]; do sleep 0.2; done
+    done
+    read -r idle0 after_rss <<<"$(tree_stat "$SERVER_PID")"
+    sleep "${BENCH_100K_IDLE_S:-30}"
+    read -r idle1 _ <<<"$(tree_stat "$SERVER_PID")"
+    t1=${BENCH_100K_IDLE_S:-30}
+    touch "$go"
+    for i in "${!LG_PIDS[@]}"; do wait "${LG_PIDS[$i]}" 2>/dev/null || true; done
+    LG_PIDS=()
+    cat "$WORK"/lg.*.log >&2 || true
+    # one result from the load generators' own, and the server's figures measured here
+    cat "$WORK"/lg.*.json | jq -s -c --arg s "$scen" --arg srv "$name" --argjson w "$workers" \
+        --argjson lgs "$lgs" --argjson rb "$before_rss" --argjson ra "$after_rss" \
+        --argjson ic "$((idle1 - idle0))" --argjson is "$t1" --argjson fd "$FD_HARD" '
+        (map(.connected) | add) as $c |
+        {scenario:$s, server:$srv, workers:$w, label:.[0].label, mode:"connect100k",
+         clients:(map(.clients) | add), rooms:1, loadgens:$lgs, fd_limit:$fd, connected:$c,
+         failed:(map(.failed) | add),
+         handshakes_per_s:(if (map(.connect_s) | max) > 0 then $c / (map(.connect_s) | max) else 0 end),
+         server_rss_kb_before:$rb, server_rss_kb_after:$ra,
+         rss_bytes_per_conn:(if $c > 0 then ($ra - $rb) * 1024 / $c else null end),
+         idle_cpu_pct:($ic / $is / 10000), idle_cpu_us_per_conn_s:(if $c > 0 then $ic / $is / $c else null end),
+         received:(map(.received) | add), lost:(map(.lost) | add), dups:(map(.dups) | add),
+         broadcast_ms:(map(.lat_max_ms) | max), broadcast_p50_ms:(map(.lat_p50_ms) | max)}' \
+        >>"$RESULTS" || log "$scen: no results from the load generators"
+    for i in "$WORK"/lg.*.log; do cp "$i" "$OUT/$scen-$label.$(basename "$i")"; done
+    stop_pid "$SERVER_PID" 30
+    SERVER_PID=
+    cp "$WORK/server.log" "$OUT/$scen-$label.server.log"
 }
 
 if [ "$QUICK" = 1 ]; then
-    PACED=6000 IDLE=500 CONN_PAR=256
+    PACED=6000 IDLE=500 CONN_PAR=256 DEFLATE_N=2000
 else
-    PACED=20000 IDLE=3000 CONN_PAR=512
+    PACED=20000 IDLE=3000 CONN_PAR=512 DEFLATE_N=10000
 fi
 prod() { echo "$TOOLS/producer --port $REDIS_PORT $*"; }
 
@@ -205,8 +331,36 @@ for scen in $SCENARIOS; do
             run_one "$scen" "$srv" 1 100 --clients 10000 --mode connect --parallel "$CONN_PAR" \
                 --hold-ms 1000 --timeout 120 ;;
         connect-100k)
-            log "connect-100k skipped: needs ulimit -n >= 100k for both sides (here $(ulimit -Hn))" \
-                "and more than one loopback source address (28k ephemeral ports per address)" ;;
+            run_100k "$srv" ;;
+        adapter | adapter-2000)
+            # one server, 2 workers: what sharing with other servers costs each delivery, as fast
+            # as possible (adapter) or paced (adapter-2000)
+            local_modes=(false)
+            [ "$srv" != node ] && local_modes=(false true sharded)
+            rate=0 n=20000
+            [ "$scen" = adapter-2000 ] && rate=2000 n=$PACED
+            for am in "${local_modes[@]}"; do
+                RUN_ENV="SOCKETIO_REDIS_ADAPTER=$am" RUN_TAG=
+                [ "$srv" != node ] && RUN_TAG="-adapter-$am"
+                run_one "$scen" "$srv" 2 100 --clients 1000 --entries "$n" --timeout 120 \
+                    --exec "$(prod --rooms 100 --count "$n" --rate "$rate")"
+            done
+            RUN_ENV= RUN_TAG= ;;
+        deflate)
+            if [ "$srv" != node ]; then
+                for z in true false; do
+                    RUN_ENV="SOCKETIO_PER_MESSAGE_DEFLATE=$z" RUN_TAG=-deflate-$z
+                    run_one "$scen" "$srv" 1 100 --clients 1000 --entries "$DEFLATE_N" \
+                        --timeout 120 --deflate \
+                        --exec "$(prod --rooms 100 --count "$DEFLATE_N" --rate 500 --data-bytes 4096)"
+                done
+            else
+                RUN_NODE_ENV="NODE_OPTIONS=--require=$ROOT/bench/node-deflate.js" RUN_TAG=-deflate
+                run_one "$scen" "$srv" 1 100 --clients 1000 --entries "$DEFLATE_N" --timeout 120 \
+                    --deflate \
+                    --exec "$(prod --rooms 100 --count "$DEFLATE_N" --rate 500 --data-bytes 4096)"
+            fi
+            RUN_ENV= RUN_TAG= RUN_NODE_ENV= ;;
         scaling)
             run_one "$scen" "$srv" 2 100 --clients 1000 --entries 20000 --timeout 120 \
                 --exec "$(prod --rooms 100 --count 20000 --rate 0)" ;;
@@ -224,3 +378,4 @@ for scen in $SCENARIOS; do
 done
 
 node "$ROOT/bench/report.js" "$RESULTS" "$0 $*" "BENCH_QUICK=$QUICK" | tee "$OUT/report.txt"
+node "$ROOT/bench/charts.js" "$RESULTS" "$OUT" || log "charts failed (is gnuplot installed?)"

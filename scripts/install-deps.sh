@@ -2,6 +2,7 @@
 # Installs what streamio needs on a Debian 12 machine, only what is missing (idempotent).
 #   install-deps.sh run   build + run: compiler, libraries, redis-server for the embedded default
 #   install-deps.sh test  everything for `make test`: + cmocka, Node.js/npm and the npm clients
+#   install-deps.sh bench everything for `make bench`: test's set + gnuplot (the charts)
 #   install-deps.sh fuzz  + clang (libFuzzer) for `make fuzz`
 #   install-deps.sh deb   + debhelper and lintian for `make deb`
 set -euo pipefail
@@ -13,10 +14,12 @@ pkgs=(gcc make pkg-config libc6-dev libuv1-dev libhiredis-dev libwslay-dev libht
 # dpkg-buildpackage requires build-essential besides the Build-Depends of contrib/debian/control
 debpkgs=(build-essential debhelper dpkg-dev fakeroot lintian)
 if [ "$what" = deb ]; then pkgs+=("${debpkgs[@]}"); fi
-if [ "$what" = test ]; then
-    # prometheus for promtool (the server it ships is never started by the tests)
-    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-redis python3-requests python3-websocket chromium
-           redis-sentinel openssl prometheus "${debpkgs[@]}")
+if [ "$what" = bench ]; then pkgs+=(gnuplot-nox); fi
+if [ "$what" = test ] || [ "$what" = bench ]; then
+    # prometheus for promtool (the server it ships is never started by the tests); iptables,
+    # iproute2 and util-linux (unshare) for the fault tests' network namespaces
+    pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-redis python3-requests python3-websocket
+           chromium redis-sentinel openssl prometheus iptables iproute2 util-linux "${debpkgs[@]}")
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi
@@ -48,7 +51,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$rc" -eq 0 ] || exit "$rc"
 fi
 
-if [ "$what" = test ]; then
+if [ "$what" = test ] || [ "$what" = bench ]; then
     dir=$here/tests/integration
     if [ ! -d "$dir/node_modules/socket.io-client" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
         echo "install-deps: npm ci in tests/integration"

@@ -148,6 +148,10 @@ typedef struct stats_worker {
     _Atomic uint64_t delivery[STATS_DELIVERY_BUCKETS]; /* per bucket, not cumulative */
     _Atomic uint64_t rss_bytes;                        /* resident memory, refreshed by its tick */
     _Atomic uint64_t memory_high_water; /* its MEMORY_HIGH_WATER_MB in bytes; 0 = off */
+    /* streams idle past STREAM_INACTIVE_TTL (a gauge), and what brought parked ones back */
+    _Atomic uint64_t streams_parked;
+    _Atomic uint64_t wakes_polled; /* an XREAD poll of the parked streams found an entry */
+    _Atomic uint64_t wakes_event;  /* a keyspace xadd event named it */
     stats_snap_t snaps[STATS_SNAPS];
     _Atomic uint64_t snaps_taken; /* the newest is snaps[(snaps_taken - 1) % STATS_SNAPS] */
 

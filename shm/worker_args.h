@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "shm/local_sock.h"
 #include "shm/region.h"
 
 typedef struct worker_args {
@@ -19,6 +20,7 @@ typedef struct worker_args {
     const char *server_id; /* random per master run: names this server's private channels */
     uint32_t index;        /* worker number: owner of pools, names the consumer; `slot` is the
                             * process block in the region (ring, wake fd, stats) */
+    local_sock_t *socks;   /* the workers' channels (handoff, siblings), inherited */
 } worker_args_t;
 
 /* Runs a worker until it has drained; returns its exit status (2: setup failed, not respawned). */

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -38,6 +39,7 @@
 #include "worker/http/http_server.h"
 #include "worker/http/ops_routes.h"
 #include "worker/http/router.h"
+#include "worker/net/acceptor.h"
 #include "worker/recovery/restore.h"
 #include "worker/sio/conformance.h"
 #include "worker/sio/limits.h"
@@ -60,7 +62,7 @@ typedef struct worker {
     const cfg_t *cfg;
     stats_worker_t *stats;
     ring_t *ring;
-    uv_tcp_t listener;
+    acceptor_t *acceptor; /* this worker's share of the listening socket */
     uv_poll_t ring_poll;
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;      /* stats refresh, and the shutdown deadline */
@@ -95,6 +97,7 @@ typedef struct worker {
     uint64_t connect_grace_until; /* the drain waits for CONNECTs on their way until then */
     size_t closing;               /* components still draining */
     buf_t packet;                 /* the text of one entry's packet, while it is built */
+    buf_t mpack;                  /* its data as msgpack, for a classic adapter */
     char *rec;                    /* one ring record */
     uint32_t rec_cap;
     uint32_t cur_pool;        /* pool of the record being decoded */
@@ -135,10 +138,17 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     fanout_publish(w->fanout, &pk);
     latency_observe(w->stats, id, id_len, latency_now_us());
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
-        size_t len;
-        const char *data = fanout_packet_data(&pk, &len); /* the adapter's packet.data */
+        adapter_data_t data = {0};
+        data.json = fanout_packet_data(&pk, &data.json_len); /* the adapter's packet.data */
+        if (adapter_wants_mpack(w->adapter)) {
+            buf_reset(&w->mpack);
+            payload_packet_data_msgpack(&w->mpack, stream, stream_len, id, id_len, fields, nfields,
+                                        w->cfg->connection_recovery);
+            data.mpack = (const uint8_t *)w->mpack.data;
+            data.mpack_len = w->mpack.len;
+        }
         entry_link_t link = {w->reader, conn};
-        int rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len, data, len);
+        int rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len, &data);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
                      strerror(-rc), (unsigned long long)w->share_failures);
@@ -160,9 +170,9 @@ static void on_room_deleted(void *arg, const char *room, size_t len)
     adapter_room_deleted(((worker_t *)arg)->adapter, room, len);
 }
 
-static void on_client_ack(void *arg, uint64_t id, const char *json, size_t len)
+static void on_client_ack(void *arg, sio_socket_t *s, uint64_t id, const char *json, size_t len)
 {
-    adapter_client_ack(((worker_t *)arg)->adapter, id, json, len);
+    adapter_client_ack(((worker_t *)arg)->adapter, sio_socket_id(s), id, json, len);
 }
 
 /* The adapter uid of another live worker of this server (see adapter_set_sibling_filter). */
@@ -281,16 +291,40 @@ static void on_ring_wake(uv_poll_t *h, int status, int events)
 
 /* ---- clients ---- */
 
-static void on_connection(uv_stream_t *server, int status)
+static int on_connection(uv_stream_t *server, void *arg)
 {
-    worker_t *w = server->data;
-    if (status < 0 || w->stopping)
-        return;
+    worker_t *w = arg;
+    if (w->stopping)
+        return 0;
     int rc = http_server_accept(w->http, server, NULL);
     /* EMFILE repeats on every wake-up of the listener while descriptors are short */
     if (rc && rc != -EAGAIN && log_sampled(&w->accept_failures))
         LOG_WARN("accept failed: %s (%llu so far)", uv_strerror(rc),
                  (unsigned long long)w->accept_failures);
+    return rc;
+}
+
+static size_t live_connections(void *arg)
+{
+    worker_t *w = arg;
+    http_stats_t hs;
+    http_server_stats(w->http, &hs);
+    return hs.conn.live;
+}
+
+/* Every descriptor the hard limit allows (a connection is one), and the connections that fit. */
+static size_t connection_budget(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return acceptor_max_live(1024);
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = soft;
+    }
+    return acceptor_max_live(rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : (size_t)rl.rlim_cur);
 }
 
 /* ---- shutdown ---- */
@@ -408,7 +442,8 @@ static void begin_stop(worker_t *w, const char *why)
     if (g && (pid_t)STATS_GET(g->master_pid) == getppid())
         kill(getppid(), SIGUSR1);
     w->stop_deadline = uv_now(&w->loop) + (uint64_t)w->cfg->shutdown_timeout_ms;
-    uv_close((uv_handle_t *)&w->listener, on_closed);
+    acceptor_close(w->acceptor);
+    w->acceptor = NULL;
     w->closing = 1;
     /* a client accepted a moment ago gets its Socket.IO connect before the 1001, so it sees a
      * normal disconnect and reconnects rather than a failed connect */
@@ -511,6 +546,7 @@ static int clients_setup(worker_t *w)
         .max_ws_message = (size_t)cfg->max_payload,
         .max_outq_bytes = 4u << 20,
         .close_timeout_ms = 1000,
+        .per_message_deflate = cfg->per_message_deflate,
     };
     w->router = router_new();
     int rc = http_server_new(&w->http, &w->loop, &lim, w->router, w->stats);
@@ -534,7 +570,8 @@ static int clients_setup(worker_t *w)
         .websocket = (cfg->transports & CONFIG_TRANSPORT_WEBSOCKET) != 0,
         .cors = w->cors,
         .workers = cfg->cluster_workers,
-        .server_id = (unsigned long)getppid(),
+        .socks = w->args->socks,
+        .region = w->args->region,
     };
     if ((rc = eio_endpoint_new(&w->eio, &w->loop, &ec, w->http, w->stats)))
         return rc;
@@ -549,7 +586,7 @@ static int clients_setup(worker_t *w)
         eio_endpoint_serve(w->eio, w->router, "/engine.io/", eio_echo_handlers(w->echo));
     }
     /* also with one worker: a respawn or a reload runs two slots side by side for a while */
-    if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, (unsigned long)getppid(),
+    if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, w->args->socks,
                          w->args->slot, w->stats)))
         return rc;
     /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
@@ -630,11 +667,8 @@ static int setup(worker_t *w)
     uv_poll_start(&w->ring_poll, UV_READABLE, on_ring_wake);
     if (!drain_ring(w))
         uv_idle_start(&w->ring_again, on_ring_again);
-    if ((rc = uv_tcp_init(&w->loop, &w->listener)) ||
-        (rc = uv_tcp_open(&w->listener, w->args->listen_fd)))
-        return rc;
-    w->listener.data = w;
-    return uv_listen((uv_stream_t *)&w->listener, 4096, on_connection);
+    return acceptor_new(&w->acceptor, &w->loop, w->args->listen_fd, connection_budget(),
+                        on_connection, live_connections, w);
 }
 
 int worker_main(const worker_args_t *args)
@@ -644,6 +678,7 @@ int worker_main(const worker_args_t *args)
     w->cfg = args->cfg;
     w->stats = shm_region_slot_stats(args->region, args->slot);
     buf_init(&w->packet);
+    buf_init(&w->mpack);
     buf_init(&w->presence_channel);
     int rc = setup(w);
     if (rc) {
@@ -658,6 +693,7 @@ int worker_main(const worker_args_t *args)
     if (closed)
         LOG_WARN("worker loop closed with handles still open");
     buf_free(&w->packet);
+    buf_free(&w->mpack);
     free(w->rec);
     free(w);
     LOG_INFO("worker drained, exiting");

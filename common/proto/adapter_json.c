@@ -58,7 +58,11 @@ bool ajson_key_is(const json_span_t *k, const char *s)
     return k->len == n + 2 && memcmp(k->p + 1, s, n) == 0;
 }
 
-/* A string value: borrowed when it has no escape, else decoded into scratch (reserved ahead). */
+void ajson_reserve(buf_t *scratch, const char *in, size_t len)
+{
+    buf_reserve(scratch, json_decoded_max(in, len));
+}
+
 int ajson_str(buf_t *scratch, const json_span_t *v, adapter_str_t *out)
 {
     if (v->type != JSON_STRING)
@@ -68,7 +72,11 @@ int ajson_str(buf_t *scratch, const json_span_t *v, adapter_str_t *out)
         out->len = v->len - 2;
         return 0;
     }
-    size_t mark = scratch->len;
+    size_t n, mark = scratch->len;
+    if (json_string_decoded_len(v->p, v->len, &n))
+        return -EPROTO;
+    if (scratch->cap - scratch->len < n + 1)
+        return -ENOBUFS; /* a realloc would leave the strings decoded before dangling */
     if (json_string_decode(v->p, v->len, scratch))
         return -EPROTO;
     out->p = scratch->data + mark;

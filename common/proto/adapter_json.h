@@ -31,9 +31,15 @@ bool ajson_next(ajson_walk_t *w, json_span_t *key, json_span_t *val);
 void ajson_span_at(const char *in, size_t len, size_t pos, json_span_t *out);
 /* A key span equals the plain (escape-free) name s. */
 bool ajson_key_is(const json_span_t *k, const char *s);
-/* A string value: borrowed when it has no escape, else decoded into scratch, which the caller
- * reserved ahead (decoded strings are never longer than their literals, so nothing moves).
- * 0 or -EPROTO (not a string, bad escape). */
+/*
+ * Readies scratch for the ajson_str calls over the strings of the text in[0..len): room for all
+ * of them decoded (json_decoded_max), so no string decoded into it moves afterwards. `in` may
+ * lie in scratch itself: take such pointers again after the call.
+ */
+void ajson_reserve(buf_t *scratch, const char *in, size_t len);
+/* A string value: borrowed when it has no escape, else decoded into scratch. Never grows
+ * scratch (earlier strings point into it): 0, -EPROTO (not a string, bad escape), -ENOBUFS (not
+ * reserved by ajson_reserve for this text). */
 int ajson_str(buf_t *scratch, const json_span_t *v, adapter_str_t *out);
 /* An integer 0..1e9: 0 or -EPROTO. */
 int ajson_int(const json_span_t *v, int64_t *out);

@@ -38,6 +38,11 @@ int adapter_msg_encode_broadcast(buf_t *out, const char *uid, size_t uid_len, co
                                  size_t nsp_len, const char *data_json, size_t data_len,
                                  const adapter_str_t *rooms, size_t nrooms);
 
+/* The same, with packet.data given as msgpack (one value, copied as is: the caller built it). */
+int adapter_msg_encode_broadcast_mpack(buf_t *out, const char *uid, size_t uid_len, const char *nsp,
+                                       size_t nsp_len, const uint8_t *data, size_t data_len,
+                                       const adapter_str_t *rooms, size_t nrooms);
+
 /* What a decoded message asks of this server. */
 typedef enum adapter_op {
     ADAPTER_OP_NONE = 0,        /* well-formed, nothing to do here (responses, heartbeats...) */
@@ -83,6 +88,25 @@ typedef struct adapter_msg {
  * bytes); -E2BIG past ADAPTER_MSG_MAX_ROOMS rooms or except entries.
  */
 int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *out);
+
+/*
+ * The uid of a classic broadcast, read from its first bytes (msgpack [uid, ...]) without decoding
+ * the rest, so a receiver can drop the broadcasts of its own server before paying for them.
+ * `uid` borrows p. 0, or -EPROTO when the message does not start that way (decode it to know).
+ */
+int adapter_msg_peek_broadcast_uid(const uint8_t *p, size_t len, adapter_str_t *uid);
+
+/* The ClusterAdapter message type of a broadcast (sharded mode). */
+#define ADAPTER_CLUSTER_BROADCAST 3
+
+/*
+ * The type and uid of a sharded message laid out as Node's ClusterAdapter and this module write
+ * it, {"type":N,...,"uid":"<uid>","nsp":"<nsp>"} with no escapes in uid and nsp, read from its two
+ * ends without decoding the rest. For valid JSON these are the members JSON.parse keeps (the last
+ * of each name closes the object). `uid` borrows p. 0, or -EPROTO when the message is laid out
+ * otherwise (decode it to know).
+ */
+int adapter_msg_peek_cluster(const uint8_t *p, size_t len, int *type, adapter_str_t *uid);
 
 /*
  * Decodes a classic request (socket.io-request#<nsp>#): JSON when the first byte is '{', else the

@@ -192,11 +192,11 @@ int cluster_msg_decode_response(const uint8_t *p, size_t len, buf_t *scratch, cl
         if (used != len)
             return -EPROTO;
         len = scratch->len;
-    }
-    /* decoded strings are never longer than their literals: no pointer into scratch moves */
-    buf_reserve(scratch, scratch->len + len + 1);
-    if (p[0] != '{')
         in = scratch->data;
+    }
+    ajson_reserve(scratch, in, len);
+    if (p[0] != '{')
+        in = scratch->data; /* the reserve may have moved it */
     if (json_validate(in, len))
         return -EPROTO;
     json_span_t root, data = {0};
@@ -253,7 +253,7 @@ int cluster_msg_sockets_rooms(const char *sockets, size_t len, buf_t *scratch, s
     if (json_validate(sockets, len))
         return -EPROTO;
     buf_reset(scratch);
-    buf_reserve(scratch, len + 1);
+    ajson_reserve(scratch, sockets, len);
     json_span_t root, sock;
     ajson_walk_t w;
     ajson_span_at(sockets, len, json_skip_ws(sockets, len, 0), &root);

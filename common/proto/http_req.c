@@ -55,6 +55,7 @@ static const char *const hdr_names[HTTP_REQ_HDR_COUNT] = {
     [HTTP_REQ_CONNECTION] = "connection",
     [HTTP_REQ_WS_KEY] = "sec-websocket-key",
     [HTTP_REQ_WS_VERSION] = "sec-websocket-version",
+    [HTTP_REQ_WS_EXTENSIONS] = "sec-websocket-extensions",
     [HTTP_REQ_ORIGIN] = "origin",
     [HTTP_REQ_CONTENT_LENGTH] = "content-length",
     [HTTP_REQ_ACCEPT_ENCODING] = "accept-encoding",

@@ -22,8 +22,9 @@ typedef enum http_req_hdr {
     HTTP_REQ_HOST,
     HTTP_REQ_UPGRADE,
     HTTP_REQ_CONNECTION,
-    HTTP_REQ_WS_KEY,     /* Sec-WebSocket-Key */
-    HTTP_REQ_WS_VERSION, /* Sec-WebSocket-Version */
+    HTTP_REQ_WS_KEY,        /* Sec-WebSocket-Key */
+    HTTP_REQ_WS_VERSION,    /* Sec-WebSocket-Version */
+    HTTP_REQ_WS_EXTENSIONS, /* Sec-WebSocket-Extensions (repeated headers joined by ", ") */
     HTTP_REQ_ORIGIN,
     HTTP_REQ_CONTENT_LENGTH,
     HTTP_REQ_ACCEPT_ENCODING,

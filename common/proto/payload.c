@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/json.h"
+#include "common/mpack.h"
 #include "common/proto/stream_id.h"
 #include "common/xalloc.h"
 
@@ -48,8 +49,42 @@ static void build(buf_t *out, const char *stream, size_t stream_len, const char 
     buf_putc(out, '}');
 }
 
-void payload_build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
-                   const payload_field_t *fields, size_t nfields)
+/* The same object as msgpack, as notepack.encode(JSON.parse(<what build writes>)) gives it. */
+static void build_msgpack(buf_t *out, const char *stream, size_t stream_len, const char *id,
+                          size_t id_len, const payload_field_t *fields, json_key_t *keys, size_t n)
+{
+    const payload_field_t *event = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (is_name(&keys[i], "event", 5))
+            event = &fields[keys[i].val_ref];
+    /* the writers fail only past 4 GiB, beyond any stream entry */
+    mpack_write_map(out, event ? 5 : 4);
+    (void)mpack_write_str(out, "from", 4);
+    (void)mpack_write_str(out, "service", 7);
+    (void)mpack_write_str(out, "message", 7);
+    mpack_write_map(out, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const payload_field_t *f = &fields[keys[i].val_ref];
+        (void)mpack_write_str_utf8(out, keys[i].p, keys[i].len);
+        if (!is_name(&keys[i], "data", 4) || mpack_from_json(out, f->value, f->value_len) != 0)
+            (void)mpack_write_str_utf8(out, f->value, f->value_len);
+    }
+    (void)mpack_write_str(out, "roomId", 6);
+    (void)mpack_write_str_utf8(out, stream, stream_len);
+    if (event) {
+        (void)mpack_write_str(out, "event", 5);
+        (void)mpack_write_str_utf8(out, event->value, event->value_len);
+    }
+    (void)mpack_write_str(out, "messageId", 9);
+    (void)mpack_write_str_utf8(out, id, id_len);
+}
+
+typedef void (*build_fn)(buf_t *out, const char *stream, size_t stream_len, const char *id,
+                         size_t id_len, const payload_field_t *fields, json_key_t *keys, size_t n);
+
+/* Orders the fields as Node's object assignment would, then writes them with `fn`. */
+static void with_keys(buf_t *out, const char *stream, size_t stream_len, const char *id,
+                      size_t id_len, const payload_field_t *fields, size_t nfields, build_fn fn)
 {
     json_key_t inline_keys[PAYLOAD_INLINE_FIELDS], *keys = inline_keys;
     if (nfields > PAYLOAD_INLINE_FIELDS)
@@ -61,9 +96,15 @@ void payload_build(buf_t *out, const char *stream, size_t stream_len, const char
         keys[i].val_ref = i;
     }
     size_t n = json_keys_order(keys, nfields, true);
-    build(out, stream, stream_len, id, id_len, fields, keys, n);
+    fn(out, stream, stream_len, id, id_len, fields, keys, n);
     if (keys != inline_keys)
         free(keys);
+}
+
+void payload_build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
+                   const payload_field_t *fields, size_t nfields)
+{
+    with_keys(out, stream, stream_len, id, id_len, fields, nfields, build);
 }
 
 void payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id,
@@ -76,6 +117,17 @@ void payload_packet(buf_t *out, const char *stream, size_t stream_len, const cha
         json_write_string(out, id, id_len);
     }
     buf_putc(out, ']');
+}
+
+void payload_packet_data_msgpack(buf_t *out, const char *stream, size_t stream_len, const char *id,
+                                 size_t id_len, const payload_field_t *fields, size_t nfields,
+                                 bool offset)
+{
+    mpack_write_array(out, offset ? 3 : 2);
+    (void)mpack_write_str(out, "room:message", 12);
+    with_keys(out, stream, stream_len, id, id_len, fields, nfields, build_msgpack);
+    if (offset)
+        (void)mpack_write_str_utf8(out, id, id_len);
 }
 
 bool payload_packet_offset(const char *p, size_t len, const char **id, size_t *id_len)

@@ -59,4 +59,14 @@ void payload_packet(buf_t *out, const char *stream, size_t stream_len, const cha
  */
 bool payload_packet_offset(const char *p, size_t len, const char **id, size_t *id_len);
 
+/*
+ * Appends the msgpack of that packet's data, ["room:message",<payload>(,<id>)], as
+ * notepack.encode(JSON.parse(...)) of the JSON payload_packet writes would give it (invalid UTF-8
+ * as U+FFFD, the data field converted with mpack_from_json): what a classic redis-adapter message
+ * carries as packet.data, built from the fields rather than by parsing the JSON text back.
+ */
+void payload_packet_data_msgpack(buf_t *out, const char *stream, size_t stream_len, const char *id,
+                                 size_t id_len, const payload_field_t *fields, size_t nfields,
+                                 bool offset);
+
 #endif

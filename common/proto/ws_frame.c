@@ -15,7 +15,7 @@
 
 size_t ws_frame_header(uint8_t hdr[WS_FRAME_HEADER_MAX], uint8_t opcode, uint64_t payload_len)
 {
-    hdr[0] = (uint8_t)(0x80u | (opcode & 0x0fu));
+    hdr[0] = (uint8_t)(0x80u | (opcode & (WS_FRAME_RSV1 | 0x0fu)));
     if (payload_len < 126) {
         hdr[1] = (uint8_t)payload_len;
         return 2;
@@ -37,6 +37,8 @@ static bool opcode_valid(uint8_t opcode, size_t len)
     switch (opcode) {
     case WS_FRAME_TEXT:
     case WS_FRAME_BINARY:
+    case WS_FRAME_TEXT | WS_FRAME_RSV1:
+    case WS_FRAME_BINARY | WS_FRAME_RSV1:
         return true;
     case WS_FRAME_CLOSE:
     case WS_FRAME_PING:

@@ -18,6 +18,8 @@
 #define WS_FRAME_CLOSE 0x8
 #define WS_FRAME_PING 0x9
 #define WS_FRAME_PONG 0xa
+/* OR'ed into a TEXT or BINARY opcode: RSV1, the frame of a permessage-deflate message. */
+#define WS_FRAME_RSV1 0x40
 
 /* Longest header ws_frame_header writes (2 + 8-byte extended length). */
 #define WS_FRAME_HEADER_MAX 10
@@ -25,9 +27,10 @@
 #define WS_ACCEPT_KEY_SIZE 29
 
 /*
- * Writes the header of a final, unmasked frame (FIN set, RSV bits clear) with the low 4 bits of
- * `opcode` and the shortest length encoding RFC 6455 allows: 7-bit up to 125, 16-bit up to
- * 65535, 64-bit above. Returns the header length (2, 4 or 10). Validates nothing.
+ * Writes the header of a final, unmasked frame (FIN set, RSV1 as `opcode` holds WS_FRAME_RSV1,
+ * RSV2 and RSV3 clear) with the low 4 bits of `opcode` and the shortest length encoding RFC 6455
+ * allows: 7-bit up to 125, 16-bit up to 65535, 64-bit above. Returns the header length (2, 4 or
+ * 10). Validates nothing.
  */
 size_t ws_frame_header(uint8_t hdr[WS_FRAME_HEADER_MAX], uint8_t opcode, uint64_t payload_len);
 
@@ -40,7 +43,8 @@ size_t ws_frame_parse(const uint8_t *d, size_t len, const uint8_t **payload, siz
 
 /*
  * Returns a new reference to header + a copy of payload[0..len) in one refbuf (one malloc).
- * NULL only for an opcode other than TEXT/BINARY/CLOSE/PING/PONG or a control frame
+ * NULL only for an opcode other than TEXT/BINARY (either may hold WS_FRAME_RSV1)/CLOSE/PING/PONG
+ * or a control frame
  * (CLOSE/PING/PONG) longer than 125 bytes, so never for TEXT and BINARY. Borrows payload (may be
  * NULL when len is 0).
  * TEXT payloads are not checked for UTF-8: the caller must only frame valid UTF-8 as TEXT.

@@ -2,20 +2,16 @@
 #include "common/redis/redis_link.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/keepalive.h"
 #include "common/xalloc.h"
 
 #define READ_CHUNK 16384
-#define KEEPALIVE_IDLE_S 30
-#define KEEPALIVE_INTVL_S 10
-#define KEEPALIVE_CNT 3
 
 typedef struct bytes {
     char *p;
@@ -216,14 +212,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void set_keepalive(redis_link_t *l)
 {
     uv_tcp_nodelay(&l->tcp, 1);
-    uv_tcp_keepalive(&l->tcp, 1, KEEPALIVE_IDLE_S);
-    /* libuv 1.44 sets only the idle time; Linux' defaults would take 11 minutes to notice */
     uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0) {
-        int intvl = KEEPALIVE_INTVL_S, cnt = KEEPALIVE_CNT;
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    }
+    if (uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0)
+        (void)keepalive_set(fd);
 }
 
 static void on_connected(uv_connect_t *req, int status)

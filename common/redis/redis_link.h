@@ -1,10 +1,10 @@
 /*
  * redis_link: one transport attempt to one Redis address on a libuv loop: name resolution, TCP
- * connect with TCP_NODELAY and keepalive (dead peers found in about a minute), optional TLS
- * through redis_tls, and a byte pipe. Writes are queued and flushed once per loop iteration (a
- * uv_prepare, Redis' beforeSleep idea), so a burst of pipelined commands becomes one write. It
- * knows nothing of RESP; a link is never reused: after a failure the owner closes it and opens
- * a new one. Never logs.
+ * connect with TCP_NODELAY and keepalive (common/keepalive: a silent peer is found within
+ * KEEPALIVE_DEAD_AFTER_MS), optional TLS through redis_tls, and a byte pipe. Writes are queued and
+ * flushed once per loop iteration (a uv_prepare, Redis' beforeSleep idea), so a burst of pipelined
+ * commands becomes one write. It knows nothing of RESP; a link is never reused: after a failure the
+ * owner closes it and opens a new one. Never logs.
  */
 #ifndef STREAMIO_COMMON_REDIS_LINK_H
 #define STREAMIO_COMMON_REDIS_LINK_H

@@ -189,6 +189,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     uv_timer_start(&r->timer, on_timeout, left < IDLE_MS ? left : IDLE_MS, 0);
 }
 
+/* Root and the server's own user only (the socket's mode says the same; this holds even if
+ * someone loosens it). */
+static bool peer_allowed(const uv_pipe_t *p)
+{
+    uv_os_fd_t fd;
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    return uv_fileno((const uv_handle_t *)p, &fd) == 0 &&
+           getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 &&
+           (cr.uid == 0 || cr.uid == geteuid());
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     control_t *c = server->data;
@@ -210,6 +222,10 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(r);
         return;
     }
+    if (!peer_allowed(&r->pipe)) {
+        answer_line(r, "ERR permission denied\n");
+        return;
+    }
     if (c->nconns > MAX_CONNS) {
         answer_line(r, "ERR too many control connections\n");
         return;
@@ -220,7 +236,8 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(r);
 }
 
-/* A unix stream socket bound at path with mode 0660, listening; -1 with errno set. */
+/* A unix stream socket bound at path, listening; -1 with errno set. Bound under umask 0177: the
+ * socket is 0600 from its first moment (no chmod afterwards, no window). */
 static int bind_socket(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -229,8 +246,10 @@ static int bind_socket(const char *path)
     if (fd < 0)
         return -1;
     unlink(path); /* a stale one: a live master also holds the port and the pid file */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
-        listen(fd, 16) < 0) {
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0 || listen(fd, 16) < 0) {
         int e = errno;
         close(fd);
         errno = e;

@@ -33,7 +33,8 @@ typedef struct control_req control_req_t;
 typedef void (*control_fn)(control_req_t *req, int argc, char **argv, const size_t *lens,
                            buf_t *out, void *arg);
 
-/* Binds and listens on `path` (a stale socket file there is replaced; mode 0660) on `loop`
+/* Binds and listens on `path` (a stale socket file there is replaced; mode 0600, and only root
+ * and the server's own user are served: others get "ERR permission denied") on `loop`
  * (borrowed). On error appends one line to err and returns -errno. */
 int control_open(control_t **out, uv_loop_t *loop, const char *path, control_fn fn, void *arg,
                  buf_t *err);

@@ -248,6 +248,7 @@ void slots_exited(slots_t *s, pid_t pid, int status)
     proc_t pr = s->procs[p];
     s->procs[p].pid = 0;
     memset(bstats(s, (uint32_t)p), 0, sizeof(stats_worker_t));
+    s->ops.reaped(s->arg, (uint32_t)p);
     slot_t *sl = &s->slots[pr.worker];
     if (pr.retiring) {
         if (WIFSIGNALED(status))

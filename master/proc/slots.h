@@ -47,6 +47,8 @@ typedef struct slots_ops {
     /* The process serving `worker` stays (a replacement failed): send it the worker's pools
      * again, those a shrinking reload moved to it included. */
     void (*resend)(void *arg, uint32_t worker);
+    /* `block`'s process has exited: drop what others left queued for it. */
+    void (*reaped)(void *arg, uint32_t block);
 } slots_ops_t;
 
 typedef struct slots slots_t;

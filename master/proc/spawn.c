@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "master/proc/orphan.h"
 #include "master/proc/signals.h"
 
 static void close_fd(uv_handle_t *h, void *arg)
@@ -25,6 +26,7 @@ static void forget_parent(const spawn_req_t *req)
     close(uv_backend_fd(req->loop));
     pidfile_forget(req->pidfile);
     shm_region_child_keep(req->args.region, req->args.slot);
+    local_sock_child_keep(req->args.socks, req->args.slot);
 }
 
 static void noop(uv_work_t *w)
@@ -53,12 +55,15 @@ pid_t spawn_worker(const spawn_req_t *req)
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t master = getpid();
     pid_t pid = fork();
     if (pid != 0) {
         int rc = pid < 0 ? -errno : pid;
         sigprocmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
+    if (orphan_guard(master))
+        _exit(1);
     signals_child_reset();
     forget_parent(req);
     restart_threadpool();

@@ -49,6 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             buf_reset(&b);
             if (json_string_decode(in + start, end - start, &b) != 0 || b.len != want)
                 __builtin_trap();
+            /* the bound callers reserve by before decoding in place */
+            if (want > json_decoded_max(in, size))
+                __builtin_trap();
         } else if (t == JSON_NUMBER) {
             double d;
             if (json_number_parse(in + start, end - start, &d) != 0)

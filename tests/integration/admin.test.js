@@ -34,6 +34,32 @@ describe('streamioctl', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
     assert.match(u.stderr, /^usage: streamioctl/);
   });
 
+  it('answers while another client trickles a byte every 0.5 s, and is private to root', logs(async () => {
+    assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
+    const slow = require('node:net').connect(sock);
+    await new Promise((resolve, reject) => { slow.once('connect', resolve); slow.once('error', reject); });
+    let closed = false;
+    slow.on('close', () => { closed = true; });
+    slow.on('error', () => {});
+    let trickled = 0;
+    let answered = false;
+    const trickle = (async () => {
+      for (; trickled < 20 && !answered && !closed; trickled++) {
+        slow.write('9');
+        await h.sleep(500);
+      }
+    })();
+    await h.waitUntil(() => trickled > 0, { message: 'the first byte' });
+    const st = await ctl(sock, 'status');
+    answered = true;
+    const during = trickled;
+    await trickle;
+    slow.destroy();
+    assert.equal(st.code, 0, st.stderr);
+    assert.equal(JSON.parse(st.stdout).pid, srv.pid);
+    assert.ok(!closed && during < 20, `answered while the slow client was still sending (${during} bytes sent)`);
+  }));
+
   it('status, rooms and clients describe the live server', logs(async () => {
     const st = await ctl(sock, 'status');
     assert.equal(st.code, 0, st.stderr);

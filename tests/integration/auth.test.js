@@ -107,6 +107,22 @@ describe('authentication (AUTH_JWT_SECRET, CLUSTER_WORKERS=2)', { timeout: 60000
     assert.ok(!inbox.items.some((m) => m.roomId === other), 'no entry of a refused room');
   }));
 
+  it('treats an exp beyond any date (1e300) as far away, without disconnecting or crashing', logs(async () => {
+    const room = h.uniq('auth.forever');
+    const workers = (await h.healthRetry(srv)).body.workers.map((w) => w.pid).sort();
+    const token = sign({ exp: 1e300, rooms: [room] });
+    const s = await h.connectClient(srv.url, { auth: { token } });
+    let gone = null;
+    s.once('disconnect', (reason) => { gone = reason; });
+    const inbox = h.collect(s);
+    assert.deepStrictEqual(await h.emitAck(s, 'join-room', room), { ok: true, roomId: room });
+    const id = await redis.call('XADD', room, '*', 'event', 'e', 'data', '{"n":1}');
+    await inbox.waitFor((m) => m.messageId === id);
+    assert.equal(gone, null, 'still connected after delivery');
+    assert.ok(s.connected);
+    assert.deepStrictEqual((await h.healthRetry(srv)).body.workers.map((w) => w.pid).sort(), workers);
+  }));
+
   it('takes the token from the query string too, over long-polling', logs(async () => {
     const room = h.uniq('auth.query');
     const token = sign({ exp: now() + 600, rooms: room });

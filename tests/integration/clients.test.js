@@ -6,13 +6,11 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
-const os = require('node:os');
 const path = require('node:path');
 const h = require('./lib/harness');
 
 const PYTHON = '/usr/bin/python3';
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+const CHROMIUM = h.CHROMIUM;
 const pyOk = fs.existsSync(PYTHON) &&
   require('node:child_process').spawnSync(PYTHON, ['-c', 'import socketio'], { timeout: 10000 }).status === 0;
 
@@ -28,28 +26,13 @@ describe('real clients (CLUSTER_WORKERS=2)', { timeout: 180000 }, () => {
   let redis;
   let srv;
   let page;
-  let pageUrl;
-  const pageEvents = [];
 
   before(async () => {
     redis = await h.startRedis();
     // The test page is served from another origin: CORS must allow it.
-    page = http.createServer((req, res) => {
-      if (req.url === '/socket.io.min.js') {
-        res.writeHead(200, { 'Content-Type': 'application/javascript' });
-        res.end(fs.readFileSync(path.join(path.dirname(require.resolve('socket.io-client/package.json')), 'dist/socket.io.min.js')));
-      } else if (req.url.startsWith('/report?')) {
-        pageEvents.push(JSON.parse(decodeURIComponent(req.url.slice(8))));
-        res.end('ok');
-      } else {
-        res.writeHead(200, { 'Content-Type': 'text/html' });
-        res.end(page.html);
-      }
-    });
-    await new Promise((resolve) => page.listen(0, h.HOST, resolve));
-    pageUrl = `http://${h.HOST}:${page.address().port}`;
+    page = await h.startTestPage();
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', DISCOVERY_INTERVAL: '300',
-      SOCKETIO_CORS_ORIGINS: pageUrl }, { redis });
+      SOCKETIO_CORS_ORIGINS: page.url }, { redis });
   });
 
   after(async () => {
@@ -114,22 +97,14 @@ s.on('room:message', (m) => {
   report({ message: m, transport: s.io.engine.transport.name });
 });
 </script></body></html>`;
-      const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-chromium-'));
-      const args = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        `--user-data-dir=${profile}`, pageUrl];
-      const chrome = h.spawnTracked(CHROMIUM, args, { name: 'chromium' });
-      try {
-        await h.waitUntil(() => pageEvents.find((e) => e.joined) || (!chrome.running && fatal(chrome)),
+      await h.withChromium(page.url, async (chrome) => {
+        await h.waitUntil(() => page.events.find((e) => e.joined) || (!chrome.running && fatal(chrome)),
           { timeout: 30000, message: 'the page joined the room' });
-        assert.deepStrictEqual(pageEvents.find((e) => e.joined).joined, { ok: true, roomId: room });
-        const ev = await feed(redis, room, () => pageEvents.find((e) => e.message), 'room:message in the page');
+        assert.deepStrictEqual(page.events.find((e) => e.joined).joined, { ok: true, roomId: room });
+        const ev = await feed(redis, room, () => page.events.find((e) => e.message), 'room:message in the page');
         assert.equal(ev.message.roomId, room);
         assert.deepStrictEqual(ev.message.message.data, { hello: 'world' });
-      } finally {
-        await h.stop(chrome);
-        fs.rmSync(profile, { recursive: true, force: true });
-      }
+      });
     }));
 });
 

@@ -12,8 +12,11 @@ describe('GET /health (CLUSTER_WORKERS=2)', { timeout: 90000 }, () => {
   let clients = [];
   const ENTRIES = 7;
 
+  let spawnedAt;
+
   before(async () => {
     redis = await h.startRedis();
+    spawnedAt = Date.now();
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', DISCOVERY_INTERVAL: '500' }, { redis });
   });
 
@@ -32,14 +35,25 @@ describe('GET /health (CLUSTER_WORKERS=2)', { timeout: 90000 }, () => {
     for (const k of ['uptime', 'messagesProcessed', 'connectedClients', 'streams', 'pools']) {
       assert.ok(isNum(b[k]), `${k} is a number: ${JSON.stringify(b[k])}`);
     }
-    assert.ok(b.uptime >= 0);
+    // seconds since the server started: no more than since we spawned it (ms precision)
+    assert.ok(b.uptime > 0 && b.uptime <= (Date.now() - spawnedAt) / 1000 + 0.001,
+      `uptime ${b.uptime} s, spawned ${(Date.now() - spawnedAt) / 1000} s ago`);
     assert.equal(b.redisConnected, true);
     assert.equal(b.pid, srv.pid, 'pid is the pid of the process we started (the master)');
     assert.equal(b.connectedClients, 0);
     assert.equal(b.messagesProcessed, 0);
-    await h.sleep(1100);
-    const later = (await h.getHealth(srv.url)).body;
-    assert.ok(later.uptime > b.uptime, `uptime grows (${b.uptime} -> ${later.uptime})`);
+    // it grows with the wall clock: by no less than the time between the two answers' requests
+    const t1 = Date.now();
+    const first = (await h.getHealth(srv.url)).body;
+    const t2 = Date.now();
+    const later = await h.waitUntil(async () => {
+      const x = (await h.getHealth(srv.url)).body;
+      return x.uptime >= first.uptime + 0.2 ? x : null;
+    }, { message: 'uptime to grow' });
+    const t3 = Date.now();
+    const grew = later.uptime - first.uptime;
+    assert.ok(grew <= (t3 - t1) / 1000 + 0.002 && grew >= 0.2,
+      `uptime grew ${grew} s within ${(t3 - t1) / 1000} s (first answer after ${(t2 - t1) / 1000} s)`);
   }));
 
   it('counts connected clients and processed entries server-wide', logs(async () => {

@@ -207,3 +207,47 @@ for (const workers of ['1', '2']) {
     }));
   });
 }
+
+// After a SIGHUP reload the workers run in other process blocks of the shared region, and a sid
+// names its block (up to twice CLUSTER_WORKERS), not the worker number: requests that land on the
+// other worker must still be handed to the owner, never answered "Session ID unknown".
+describe('long-polling across workers after a SIGHUP reload (CLUSTER_WORKERS=2)', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
+  let redis;
+  let srv;
+
+  before(async () => {
+    redis = await h.startRedis();
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2' }, { redis });
+    process.kill(srv.pid, 'SIGHUP');
+    await h.waitUntil(() => /reload complete: generation 2, 2 workers/.test(srv.handle.output()),
+      { timeout: 30000, message: 'the reload to complete' });
+  });
+
+  const logs = h.stopAfter(() => ({ srv, redis }));
+
+  const DIGITS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const blockOf = (sid) => DIGITS.indexOf(sid[0]) * 64 + DIGITS.indexOf(sid[1]);
+
+  it('serves every request of every session, whichever worker accepts it', logs(async () => {
+    const sessions = [];
+    for (let i = 0; i < 10; i++) sessions.push((await handshake(srv)).sid);
+    const blocks = sessions.map(blockOf);
+    assert.ok(blocks.some((b) => b >= 2), `a worker runs in a block past CLUSTER_WORKERS: ${blocks}`);
+    assert.equal(new Set(blocks).size, 2, `both workers hold sessions: ${blocks}`);
+    const poll = (sid, method, body) => request(srv, method, `${EIO}&sid=${sid}`, { body, timeout: 10000 });
+    // every request on a fresh connection: the kernel picks the accepting worker
+    for (const sid of sessions) {
+      assert.equal((await poll(sid, 'POST', '40')).body, 'ok');
+      assert.match((await poll(sid, 'GET')).body, /^40\{"sid":"[A-Za-z0-9_-]{20}"\}$/);
+      for (let n = 1; n <= 3; n++) {
+        const room = h.uniq('poll.reload');
+        const post = await poll(sid, 'POST', `42${n}["join-room","${room}"]`);
+        assert.equal(post.status, 200, post.body);
+        assert.equal(post.body, 'ok');
+        const get = await poll(sid, 'GET');
+        assert.equal(get.status, 200, get.body);
+        assert.equal(get.body, `43${n}[{"ok":true,"roomId":"${room}"}]`);
+      }
+    }
+  }));
+});

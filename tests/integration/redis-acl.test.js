@@ -72,10 +72,23 @@ describe('Redis ACL user', { timeout: 90000, skip: h.ANCHOR_SKIP }, () => {
       assert.equal(pids.length, 2);
       await h.waitUntil(() => /AUTH refused: WRONGPASS/.test(srv.handle.output()),
         { timeout: 10000, message: 'the AUTH refusal is logged' });
-      await h.sleep(2000);
       const count = () => (srv.handle.output().match(/AUTH.*WRONGPASS|WRONGPASS.*AUTH/g) || []).length;
-      const first = count();
-      await h.sleep(6000); // a few backoff rounds (100 ms .. 5 s)
+      // the refused AUTHs Redis saw (ACL LOG groups repeats of one user into counted entries)
+      const attempts = async () => (await redis.call('ACL', 'LOG', '128')).reduce((n, e) => {
+        const f = {};
+        for (let i = 0; i + 1 < e.length; i += 2) f[e[i]] = e[i + 1];
+        return f.reason === 'auth' ? n + Number(f.count) : n;
+      }, 0);
+      // every connection has been refused (and said so) once the attempts are twice the lines
+      const settled = await h.waitUntil(async () => {
+        const lines = count();
+        const n = await attempts();
+        return n >= 2 * lines ? { lines, n } : null;
+      }, { timeout: 20000, interval: 100, message: 'every connection refused once' });
+      const first = settled.lines;
+      await h.waitUntil(async () => (await attempts()) >= settled.n + 2 * first, {
+        timeout: 30000, interval: 200, message: 'two more retries per connection (backoff 100 ms .. 5 s)',
+      });
       assert.equal(count(), first, `no new AUTH lines while retrying:\n${srv.handle.output()}`);
       assert.ok(!/NOAUTH/.test(srv.handle.output()), 'no NOAUTH errors logged');
       assert.ok(first <= 20, `one line per connection, got ${first}`);

@@ -153,3 +153,35 @@ describe('rooms (MAX_ROOMS_PER_SOCKET=3)', { timeout: 90000 }, () => {
     h.closeClient(outsider);
   }));
 });
+
+// The seed contract under the default limits: a client of the Node server joins its rooms at
+// connect, as fast as it can emit, and past MAX_ROOMS_PER_SOCKET (100) hears exactly what the seed
+// answers ('Max rooms limit reached': error event and ack), never 'Rate limit exceeded'.
+describe('rooms under the default limits (the seed contract)', { timeout: 60000 }, () => {
+  let redis;
+  let srv;
+
+  before(async () => {
+    redis = await h.startRedis();
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '1' }, { redis });
+  });
+
+  const logs = h.stopAfter(() => ({ srv, redis }));
+
+  it('answers joins 101 to 120 at connect with "Max rooms limit reached", as the seed does', logs(async () => {
+    const s = await h.connectClient(srv.url);
+    const errors = h.collect(s, 'error');
+    const rooms = Array.from({ length: 120 }, (_, i) => h.uniq(`rooms.seed${i}`));
+    const acks = await Promise.all(rooms.map((r) => h.emitAckTimeout(s, 10000, 'join-room', r)));
+    assert.deepStrictEqual(acks.slice(0, 100), rooms.slice(0, 100).map((r) => ({ ok: true, roomId: r })));
+    assert.deepStrictEqual(acks.slice(100), rooms.slice(100).map(() => ({ ok: false, error: LIMIT })));
+    await errors.waitCount(20, 5000);
+    assert.deepStrictEqual(errors.items, rooms.slice(100).map(() => ({ message: LIMIT })));
+    // the 100 rooms were joined: an entry of the last one arrives
+    const inbox = h.collect(s);
+    const id = await redis.call('XADD', rooms[99], '*', 'event', 'joined-at-connect');
+    await inbox.waitFor((m) => m.roomId === rooms[99] && m.messageId === id, 10000);
+    assert.equal(s.connected, true);
+    h.closeClient(s);
+  }));
+});

@@ -54,20 +54,23 @@ static size_t f_broadcast(void *ctx, const adapter_target_t *t, const fanout_pac
     return 2;
 }
 
+/* The fake's sockets are 1..each_sockets (as pointers); their ids differ in the last letter. */
+static const char *const fake_ids[] = {"AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAB",
+                                       "AAAAAAAAAAAAAAAAAAAC", "AAAAAAAAAAAAAAAAAAAD"};
+
 static void f_each(void *ctx, const adapter_target_t *t, void (*fn)(void *sock, void *arg),
                    void *arg)
 {
     fake_t *f = ctx;
     (void)t;
     for (size_t i = 0; i < f->each_sockets; i++)
-        fn(f, arg);
+        fn((void *)(uintptr_t)(i + 1), arg);
 }
 
 static const char *f_id(void *ctx, void *sock)
 {
     (void)ctx;
-    (void)sock;
-    return "AAAAAAAAAAAAAAAAAAAA";
+    return fake_ids[((uintptr_t)sock - 1) % 4];
 }
 
 static void f_describe(void *ctx, void *sock, buf_t *out)
@@ -265,6 +268,7 @@ static void test_broadcast_with_acks(void **state)
 {
     (void)state;
     env_t *e = start(ADAPTER_MODE_SHARDED);
+    e->fake.each_sockets = 2;
     rx_str(
         e, "socket.io#/#",
         "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ack-req\",\"q\"]},\"requestId\":"
@@ -272,14 +276,23 @@ static void test_broadcast_with_acks(void **state)
         "\"uid\":\"8ae8271815577a7e\",\"nsp\":\"/\"}");
     assert_int_equal(e->fake.broadcasts, 1);
     assert_string_equal(e->fake.last_text.data, "421000000000[\"ack-req\",\"q\"]");
-    /* the fake delivered to 2 clients: two acks are forwarded, a third is swallowed */
-    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[\"client-ack:q\"]", 16));
-    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[]", 2));
-    assert_true(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE, "[1]", 3));
+    const char *a0 = fake_ids[0], *a1 = fake_ids[1], *stranger = fake_ids[2];
+    uint64_t id = ADAPTER_ACK_ID_BASE;
+    /* delivered to sockets A and B: a socket it did not reach cannot answer, not even first */
+    assert_int_equal(adapter_client_ack(e->a, stranger, id, "[\"forged\"]", 10),
+                     ADAPTER_ACK_DROPPED);
+    assert_int_equal(adapter_client_ack(e->a, NULL, id, "[]", 2), ADAPTER_ACK_DROPPED);
+    assert_int_equal(adapter_client_ack(e->a, "AAAA", id, "[]", 2), ADAPTER_ACK_DROPPED);
+    /* each recipient answers once; a repeat is dropped and does not use up another's turn */
+    assert_int_equal(adapter_client_ack(e->a, a1, id, "[\"client-ack:q\"]", 16),
+                     ADAPTER_ACK_FORWARDED);
+    assert_int_equal(adapter_client_ack(e->a, a1, id, "[\"again\"]", 9), ADAPTER_ACK_DROPPED);
+    assert_int_equal(adapter_client_ack(e->a, a0, id, "[]", 2), ADAPTER_ACK_FORWARDED);
+    assert_int_equal(adapter_client_ack(e->a, a0, id, "[1]", 3), ADAPTER_ACK_DROPPED);
     /* ids below the base are the host's own; unknown ids above the next one are not ours */
-    assert_false(adapter_client_ack(e->a, 7, "[]", 2));
-    assert_false(adapter_client_ack(e->a, ADAPTER_ACK_ID_BASE + 5, "[]", 2));
-    assert_false(adapter_client_ack(NULL, ADAPTER_ACK_ID_BASE, "[]", 2));
+    assert_int_equal(adapter_client_ack(e->a, a0, 7, "[]", 2), ADAPTER_ACK_HOST);
+    assert_int_equal(adapter_client_ack(e->a, a0, id + 5, "[]", 2), ADAPTER_ACK_HOST);
+    assert_int_equal(adapter_client_ack(NULL, a0, id, "[]", 2), ADAPTER_ACK_HOST);
     finish(e);
 }
 
@@ -430,6 +443,51 @@ static void test_other_namespaces(void **state)
     }
 }
 
+/* What adapter_publish hands to its send function: the command, one argument per line. */
+static int capture_send(int argc, const char **argv, const size_t *lens, void *arg)
+{
+    buf_t *out = arg;
+    for (int i = 0; i < argc; i++) {
+        buf_append(out, argv[i], lens[i]);
+        buf_putc(out, '\n');
+    }
+    return 0;
+}
+
+/* An entry is published as Node would (the command, the channel, the message), from its JSON or
+ * from the msgpack the worker built beside it; a sibling worker drops it on its uid. */
+static void test_publish(void **state)
+{
+    (void)state;
+    static const char json[] = "[\"room:message\",{\"a\":1}]";
+    static const uint8_t mp[] = {0x92, 0xac, 'r', 'o', 'o', 'm', ':', 'm', 'e', 's', 's',
+                                 'a',  'g',  'e', 0x81, 0xa1, 'a', 0x01};
+    for (int sharded = 0; sharded < 2; sharded++) {
+        env_t *e = start(sharded ? ADAPTER_MODE_SHARDED : ADAPTER_MODE_CLASSIC);
+        assert_int_equal(adapter_wants_mpack(e->a), !sharded);
+        buf_t from_json, from_mpack;
+        buf_init(&from_json);
+        buf_init(&from_mpack);
+        adapter_data_t d = {json, strlen(json), NULL, 0};
+        assert_int_equal(adapter_publish(e->a, capture_send, &from_json, "here", 4, &d), 0);
+        d.mpack = mp;
+        d.mpack_len = sizeof(mp);
+        assert_int_equal(adapter_publish(e->a, capture_send, &from_mpack, "here", 4, &d), 0);
+        assert_int_equal(from_json.len, from_mpack.len);
+        assert_memory_equal(from_json.data, from_mpack.data, from_json.len);
+        const char *want = sharded ? "SPUBLISH\nsocket.io#/#here#\n" : "PUBLISH\nsocket.io#/#here#\n";
+        assert_memory_equal(from_json.data, want, strlen(want));
+
+        /* the same message coming back is ours: dropped before decoding, never delivered */
+        const char *msg = from_json.data + strlen(want);
+        rx(e, "socket.io#/#here#", msg, from_json.len - strlen(want) - 1);
+        assert_int_equal(e->fake.broadcasts, 0);
+        buf_free(&from_json);
+        buf_free(&from_mpack);
+        finish(e);
+    }
+}
+
 int main(void)
 {
     log_setup(LOG_LVL_ERROR, "test", -1);
@@ -437,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_classic_broadcasts),  cmocka_unit_test(test_classic_requests),
         cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
         cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
+        cmocka_unit_test(test_publish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "common/mpack.h"
 #include "common/proto/adapter_msg.h"
 
 /* io.to("chat.user.123").emit("room:message", {id:1, text:"hi"}) from a Node server, uid fY_sjB. */
@@ -367,6 +368,160 @@ static void test_fuzz_no_crash(void **state)
     buf_free(&b);
 }
 
+static void test_peek_broadcast_uid(void **state)
+{
+    (void)state;
+    adapter_str_t uid;
+    adapter_msg_t m;
+    assert_int_equal(adapter_msg_peek_broadcast_uid(capture_server, sizeof(capture_server), &uid),
+                     0);
+    str_is(uid, "fY_sjB");
+    assert_int_equal(adapter_msg_decode_broadcast(capture_server, sizeof(capture_server), &m), 0);
+    assert_ptr_equal(uid.p, m.uid.p);
+    assert_int_equal(uid.len, m.uid.len);
+    assert_int_equal(
+        adapter_msg_peek_broadcast_uid(capture_emitter, sizeof(capture_emitter), &uid), 0);
+    str_is(uid, "emitter");
+
+    /* what this module encodes: a 16-character uid */
+    buf_t b;
+    buf_init(&b);
+    adapter_str_t room = {"r1", 2};
+    assert_int_equal(adapter_msg_encode_broadcast(&b, "0123456789abcdef", 16, "/", 1, "[\"e\",1]",
+                                                  7, &room, 1),
+                     0);
+    assert_int_equal(adapter_msg_peek_broadcast_uid((uint8_t *)b.data, b.len, &uid), 0);
+    str_is(uid, "0123456789abcdef");
+    buf_free(&b);
+
+    /* str 8, and what is not [uid, ...]: decode it to know */
+    assert_int_equal(adapter_msg_peek_broadcast_uid(BYTES(0x93, 0xd9, 0x02, 'a', 'b'), &uid), 0);
+    str_is(uid, "ab");
+    assert_int_equal(adapter_msg_peek_broadcast_uid(BYTES(0x93, 0xd9, 0x03, 'a', 'b'), &uid),
+                     -EPROTO);
+    assert_int_equal(adapter_msg_peek_broadcast_uid(BYTES(0x93, 0xa3, 'a'), &uid), -EPROTO);
+    assert_int_equal(adapter_msg_peek_broadcast_uid(BYTES(0x92, 0xa1, 'a'), &uid), -EPROTO);
+    assert_int_equal(adapter_msg_peek_broadcast_uid(BYTES(0x93, 0x01), &uid), -EPROTO);
+    assert_int_equal(adapter_msg_peek_broadcast_uid(BYTES(0x93), &uid), -EPROTO);
+    assert_int_equal(adapter_msg_peek_broadcast_uid(NULL, 0, &uid), -EPROTO);
+    /* every prefix: a uid inside the bytes, or nothing */
+    for (size_t n = 0; n < sizeof(capture_server); n++) {
+        uint8_t *copy = malloc(n ? n : 1);
+        memcpy(copy, capture_server, n);
+        if (adapter_msg_peek_broadcast_uid(copy, n, &uid) == 0)
+            assert_true((const uint8_t *)uid.p + uid.len <= copy + n);
+        free(copy);
+    }
+}
+
+static int peek_cluster(const char *s, int *type, adapter_str_t *uid)
+{
+    return adapter_msg_peek_cluster((const uint8_t *)s, strlen(s), type, uid);
+}
+
+static void test_peek_cluster(void **state)
+{
+    (void)state;
+    int type = -1;
+    adapter_str_t uid;
+    /* protocol.md §5, a Node server's sharded broadcast */
+    static const char node[] =
+        "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"room:message\",{\"id\":1,"
+        "\"text\":\"hi\"}]},\"opts\":{\"rooms\":[\"chat.user.123\"],\"except\":[],\"flags\":{}}},"
+        "\"uid\":\"8ae8271815577a7e\",\"nsp\":\"/\"}";
+    assert_int_equal(peek_cluster(node, &type, &uid), 0);
+    assert_int_equal(type, ADAPTER_CLUSTER_BROADCAST);
+    str_is(uid, "8ae8271815577a7e");
+    buf_t scratch, b;
+    buf_init(&scratch);
+    buf_init(&b);
+    adapter_msg_t m;
+    assert_int_equal(
+        adapter_msg_decode_cluster((const uint8_t *)node, strlen(node), &scratch, &m), 0);
+    str_is(m.uid, "8ae8271815577a7e");
+
+    /* this module's own, quotes and backslashes in the data included */
+    adapter_str_t room = {"r\"1", 3};
+    static const char data[] = "[\"e\",\"a\\\"uid\\\":\\\"x\\\"\"]";
+    assert_int_equal(adapter_msg_encode_cluster_broadcast(&b, "0123456789abcdef", 16, "/", 1, data,
+                                                          strlen(data), &room, 1),
+                     0);
+    buf_putc(&b, 0);
+    assert_int_equal(peek_cluster(b.data, &type, &uid), 0);
+    assert_int_equal(type, 3);
+    str_is(uid, "0123456789abcdef");
+
+    /* other types and namespaces, an empty namespace, the last uid of two (JSON.parse's) */
+    assert_int_equal(peek_cluster("{\"type\":10,\"uid\":\"u1\",\"nsp\":\"/admin\"}", &type, &uid),
+                     0);
+    assert_int_equal(type, 10);
+    str_is(uid, "u1");
+    assert_int_equal(peek_cluster("{\"type\":3,\"uid\":\"\",\"nsp\":\"\"}", &type, &uid), 0);
+    str_is(uid, "");
+    assert_int_equal(
+        peek_cluster("{\"type\":3,\"uid\":\"a\",\"data\":1,\"uid\":\"b\",\"nsp\":\"/\"}", &type, &uid),
+        0);
+    str_is(uid, "b");
+
+    /* laid out otherwise: decode it to know */
+    static const char *const other[] = {
+        "",
+        "{",
+        "{\"type\":3}",
+        "{\"type\":3,\"nsp\":\"/\",\"uid\":\"u\"}",
+        "{\"uid\":\"u\",\"type\":3,\"nsp\":\"/\"}",
+        "{\"type\":\"3\",\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":3,\"uid\":\"u\\u0031\",\"nsp\":\"/\"}",
+        "{\"type\":3,\"uid\":\"u\",\"nsp\":\"\\/\"}",
+        "{\"type\":3,\"data\":{\"uid\":\"u\",\"nsp\":\"/\"}}",
+        "{\"type\":3,\"uid\":1,\"nsp\":\"/\"}",
+        "{\"type\":3,\"uid\":\"u\",\"nsp\":\"/\"} ",
+        "{\"type\":12345,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":3\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":3,\"uid\":\"nsp\":\"/\"}",
+        "{\"type\":3,\"nsp\":\"/\"}",
+    };
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        assert_int_equal(peek_cluster(other[i], &type, &uid), -EPROTO);
+    /* every prefix of a real message: none ends like one */
+    for (size_t n = 0; n + 1 < strlen(node); n++) {
+        uint8_t *copy = malloc(n ? n : 1);
+        memcpy(copy, node, n);
+        assert_int_equal(adapter_msg_peek_cluster(copy, n, &type, &uid), -EPROTO);
+        free(copy);
+    }
+    buf_free(&scratch);
+    buf_free(&b);
+}
+
+/* packet.data given as msgpack gives the message the JSON would. */
+static void test_encode_with_msgpack_data(void **state)
+{
+    (void)state;
+    static const char data[] = "[\"room:message\",{\"id\":1,\"text\":\"hi\",\"n\":[1.5,null]}]";
+    buf_t mp, a, b;
+    buf_init(&mp);
+    buf_init(&a);
+    buf_init(&b);
+    assert_int_equal(mpack_from_json(&mp, data, strlen(data)), 0);
+    adapter_str_t rooms[2] = {{"r1", 2}, {"r2", 2}};
+    assert_int_equal(
+        adapter_msg_encode_broadcast(&a, "fY_sjB", 6, "/", 1, data, strlen(data), rooms, 2), 0);
+    assert_int_equal(adapter_msg_encode_broadcast_mpack(&b, "fY_sjB", 6, "/", 1,
+                                                        (const uint8_t *)mp.data, mp.len, rooms,
+                                                        2),
+                     0);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    adapter_msg_t m;
+    assert_int_equal(adapter_msg_decode_broadcast((const uint8_t *)b.data, b.len, &m), 0);
+    check_frame(&m, "42[\"room:message\",{\"id\":1,\"text\":\"hi\",\"n\":[1.5,null]}]");
+    buf_free(&mp);
+    buf_free(&a);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,7 +529,8 @@ int main(void)
         cmocka_unit_test(test_decode_captures), cmocka_unit_test(test_every_prefix_fails),
         cmocka_unit_test(test_wrong_types),     cmocka_unit_test(test_too_many_rooms),
         cmocka_unit_test(test_opts_variants),   cmocka_unit_test(test_packet_variants),
-        cmocka_unit_test(test_fuzz_no_crash),
+        cmocka_unit_test(test_fuzz_no_crash),   cmocka_unit_test(test_peek_broadcast_uid),
+        cmocka_unit_test(test_peek_cluster),    cmocka_unit_test(test_encode_with_msgpack_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

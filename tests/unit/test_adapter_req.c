@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -503,38 +504,134 @@ static void test_cluster_broadcast_encoding(void **state)
     buf_free(&sc);
 }
 
-/* Random bytes and random mutations of valid messages: any result, no crash, no overread. */
-static void test_fuzz_no_crash(void **state)
+/* s lies in the input copy or in what scratch holds now (not in storage a realloc freed); the
+ * default namespace is a constant. */
+static bool inside(adapter_str_t s, const uint8_t *copy, size_t n, const buf_t *sc)
+{
+    const char *in = (const char *)copy;
+    if (!s.len || (s.len == 1 && s.p[0] == '/'))
+        return true;
+    return (s.p >= in && s.p + s.len <= in + n) ||
+           (sc->data && s.p >= sc->data && s.p + s.len <= sc->data + sc->len);
+}
+
+/* Every string of a decoded message still points at live bytes. */
+static void assert_strings_inside(const adapter_msg_t *m, const uint8_t *copy, size_t n,
+                                  const buf_t *sc)
+{
+    assert_true(inside(m->uid, copy, n, sc));
+    assert_true(inside(m->request_id, copy, n, sc));
+    assert_true(inside(m->nsp, copy, n, sc));
+    for (size_t i = 0; i < m->nrooms; i++)
+        assert_true(inside(m->rooms[i], copy, n, sc));
+    for (size_t i = 0; i < m->nexcept; i++)
+        assert_true(inside(m->except[i], copy, n, sc));
+    for (size_t i = 0; i < m->ntargets; i++)
+        assert_true(inside(m->targets[i], copy, n, sc));
+}
+
+/* A request whose strings need decoding, the last one growing: invalid UTF-8 inside an escaped
+ * string becomes U+FFFD (3 bytes per byte). What the audit sent on a request channel. */
+static void growing(buf_t *j, const char *fmt_head, const char *fmt_tail)
+{
+    buf_reset(j);
+    buf_puts(j, fmt_head);
+    for (int i = 0; i < 300; i++)
+        buf_putc(j, (char)0xff);
+    buf_puts(j, fmt_tail);
+}
+
+static void test_decoded_strings_never_dangle(void **state)
+{
+    (void)state;
+    buf_t j, sc;
+    buf_init(&j);
+    buf_init(&sc);
+    adapter_msg_t m;
+    uint8_t *c;
+    /* classic: uid decoded first, then requestId grows past what the literals took */
+    growing(&j, "{\"uid\":\"u\\n\",\"type\":1,\"requestId\":\"r\\t", "\"}");
+    assert_int_equal(dec(adapter_msg_decode_request, j.data, j.len, &sc, &m, &c), 0);
+    assert_strings_inside(&m, c, j.len, &sc);
+    str_is(m.uid, "u\n");
+    assert_int_equal(m.request_id.len, 2 + 300 * 3);
+    assert_memory_equal(m.request_id.p, "r\t\xef\xbf\xbd", 5);
+    free(c);
+    /* sharded: uid, then nsp, then rooms growing */
+    growing(&j,
+            "{\"uid\":\"\\u0075\",\"nsp\":\"\\/\",\"type\":3,\"data\":{\"requestId\":\"q\\n\","
+            "\"packet\":{\"type\":2,\"data\":[\"e\"]},\"opts\":{\"rooms\":[\"a\\n\",\"b\\n",
+            "\"],\"except\":[]}}}");
+    assert_int_equal(dec(adapter_msg_decode_cluster, j.data, j.len, &sc, &m, &c), 0);
+    assert_strings_inside(&m, c, j.len, &sc);
+    str_is(m.uid, "u");
+    str_is(m.nsp, "/");
+    str_is(m.request_id, "q\n");
+    assert_int_equal(m.nrooms, 2);
+    str_is(m.rooms[0], "a\n");
+    assert_int_equal(m.rooms[1].len, 2 + 300 * 3);
+    free(c);
+    buf_free(&j);
+    buf_free(&sc);
+}
+
+/* Random mutations (escapes, \u escapes and bytes >= 0x80 among them) and cuts of valid
+ * messages: each call either fails or yields a message whose every string points at live
+ * bytes; both outcomes occur. ASan checks every read. */
+static void test_fuzz_decodes_stay_in_bounds(void **state)
 {
     (void)state;
     const char *seed =
         "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"e\",{\"a\":[1,2]}]},"
-        "\"opts\":{\"rooms\":[\"r\"],\"except\":[\"x\"],\"flags\":{\"volatile\":1}},"
-        "\"requestId\":\"q\"},\"uid\":\"u\",\"nsp\":\"/\"}";
-    size_t n = strlen(seed);
+        "\"opts\":{\"rooms\":[\"r\\n\",\"\\u00e9\"],\"except\":[\"x\\t\"],\"flags\":{\"volatile\":"
+        "1}},"
+        "\"requestId\":\"q\\\\\"},\"uid\":\"u\\\"\",\"nsp\":\"\\/\"}";
+    const char *classic = "{\"uid\":\"u\\n\",\"requestId\":\"r\\u0041\",\"type\":0,"
+                          "\"rooms\":[\"a\\n\",\"b\\ud83d\\ude00\"]}";
+    static const uint8_t nasty[] = {0xff, 0x80, 0xc3, 0xe2, 0xf0, '\\', 'u', '"', 'n'};
     buf_t sc, t7;
     buf_init(&sc);
     buf_init(&t7);
     encode_type7(&t7);
-    unsigned seedv = 12345;
-    for (int i = 0; i < 20000; i++) {
+    unsigned seedv = 12345, ok = 0, refused = 0;
+    for (int i = 0; i < 30000; i++) {
         uint8_t tmp[512];
-        const uint8_t *src = i & 1 ? (const uint8_t *)seed : (const uint8_t *)t7.data;
-        size_t len = i & 1 ? n : t7.len;
-        memcpy(tmp, src, len);
+        const char *srcs[] = {seed, classic, t7.data};
+        size_t lens[] = {strlen(seed), strlen(classic), t7.len};
+        int which = i % 3;
+        size_t len = lens[which];
+        memcpy(tmp, srcs[which], len);
         for (int k = 0; k < 3; k++) {
             seedv = seedv * 1103515245u + 12345u;
-            tmp[(seedv >> 8) % len] = (uint8_t)(seedv >> 16);
+            uint8_t b =
+                (seedv >> 24) & 1 ? nasty[(seedv >> 16) % sizeof(nasty)] : (uint8_t)(seedv >> 16);
+            tmp[(seedv >> 8) % len] = b;
         }
         seedv = seedv * 1103515245u + 12345u;
-        size_t cut = (seedv >> 4) % (len + 1);
+        if ((seedv >> 20) % 3 == 0) {
+            /* a run of invalid UTF-8: decodes 3 times longer than written */
+            size_t at = (seedv >> 8) % len, run = 16 + (seedv >> 24) % 96;
+            memset(tmp + at, 0xff, at + run > len ? len - at : run);
+        }
+        seedv = seedv * 1103515245u + 12345u;
+        size_t cut = (seedv >> 4) % 4 ? len : (seedv >> 6) % (len + 1);
         adapter_msg_t m;
         uint8_t *c;
-        dec(adapter_msg_decode_cluster, tmp, cut, &sc, &m, &c);
-        free(c);
-        dec(adapter_msg_decode_request, tmp, cut, &sc, &m, &c);
-        free(c);
+        for (int f = 0; f < 2; f++) {
+            int rc = dec(f ? adapter_msg_decode_request : adapter_msg_decode_cluster, tmp, cut, &sc,
+                         &m, &c);
+            if (rc == 0) {
+                assert_strings_inside(&m, c, cut, &sc);
+                ok++;
+            } else {
+                assert_true(rc == -EPROTO || rc == -E2BIG || rc == -ENOTSUP);
+                refused++;
+            }
+            free(c);
+        }
     }
+    assert_true(ok > 500);
+    assert_true(refused > 1000);
     buf_free(&sc);
     buf_free(&t7);
 }
@@ -550,7 +647,8 @@ int main(void)
         cmocka_unit_test(test_wrong_typed_msgpack_requests),
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_cluster_broadcast_encoding),
-        cmocka_unit_test(test_fuzz_no_crash),
+        cmocka_unit_test(test_decoded_strings_never_dangle),
+        cmocka_unit_test(test_fuzz_decodes_stay_in_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -204,6 +204,27 @@ static void test_hs256_token_grants_its_rooms(void **state)
     auth_free(a);
 }
 
+/* An exp beyond any date (1e300) is clamped, so the session's expiry arithmetic in milliseconds
+ * cannot overflow (it aborted under UBSan). */
+static void test_huge_exp_is_clamped(void **state)
+{
+    (void)state;
+    auth_t *a = make((settings_t){.secret = SECRET, .leeway = 3600});
+    static const char *const claims[] = {"{\"exp\":1e300}", "{\"exp\":9223372036854775807}",
+                                         "{\"exp\":253402300800.5}"};
+    for (size_t i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+        char *t = sign(JWT_ALG_HS256, SECRET, claims[i]);
+        auth_grant_t *g = NULL;
+        assert_null(verify(a, t, &g));
+        int64_t exp = auth_grant_expires(g);
+        assert_int_equal(exp, AUTH_EXP_MAX);
+        assert_true(exp + 3600 <= INT64_MAX / 1000);
+        auth_grant_free(g);
+        free(t);
+    }
+    auth_free(a);
+}
+
 static void test_time_claims(void **state)
 {
     (void)state;
@@ -584,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_disabled_lets_everything_through),
         cmocka_unit_test(test_hs256_token_grants_its_rooms),
         cmocka_unit_test(test_time_claims),
+        cmocka_unit_test(test_huge_exp_is_clamped),
         cmocka_unit_test(test_issuer_and_audience),
         cmocka_unit_test(test_rooms_claim_shapes),
         cmocka_unit_test(test_forged_tokens_are_refused),

@@ -40,11 +40,12 @@ typedef struct fx {
     uv_loop_t loop;
     uint64_t now;
     timerq_clock_t clock; /* borrowed by eio */
-    buf_t log[8]; /* per connection: what it was sent, one line per text message */
+    buf_t log[8];         /* per connection: what it was sent, one line per text message */
     eio_session_t *sess[8];
     cfg_t cfg;
     stats_worker_t stats;
     shm_region_t *region;
+    local_sock_t *socks;
     eio_t *e;
     sio_t *sio;
     fanout_t *fanout;
@@ -83,9 +84,10 @@ static int tr_ws_text(void *arg, conn_t *c, const char *p, size_t len)
     return 0;
 }
 
-static int tr_ws_frames(void *arg, conn_t *c, refbuf_t *frames)
+static int tr_ws_msg(void *arg, conn_t *c, eio_msg_t *m)
 {
     fx_t *f = arg;
+    refbuf_t *frames = eio_msg_frames(m);
     /* one text frame: its payload starts after a 2-byte header for short messages */
     const char *d = refbuf_data(frames);
     size_t n = refbuf_len(frames);
@@ -137,8 +139,8 @@ static fx_t *fx_new(const char *const *env)
     bridge_fake_config(&f->cfg, env);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->clock = (timerq_clock_t){f, clk_now, clk_wake, clk_cancel};
-    eio_transport_t tr = {f,          tr_ws_text, tr_ws_frames, tr_ws_close, tr_backlog,
-                          tr_respond, tr_hold,    tr_close,     tr_own};
+    eio_transport_t tr = {f,          tr_ws_text, tr_ws_msg, tr_ws_close, tr_backlog,
+                          tr_respond, tr_hold,    tr_close,  tr_own};
     eio_config_t ec = {.ping_interval_ms = 25000,
                        .ping_timeout_ms = 20000,
                        .upgrade_timeout_ms = 10000,
@@ -149,9 +151,9 @@ static fx_t *fx_new(const char *const *env)
     assert_int_equal(sio_new(&f->sio, &f->loop, &f->cfg, false, &f->stats), 0);
     assert_int_equal(
         shm_region_new(&f->region, 1, 4096, sizeof(stats_worker_t), sizeof(stats_global_t)), 0);
-    static unsigned long server = 7770; /* a sibling socket name of its own per fixture */
+    assert_int_equal(local_sock_new(&f->socks, 1), 0);
     assert_int_equal(
-        fanout_new(&f->fanout, &f->loop, f->sio, f->region, server++, 0, &f->stats), 0);
+        fanout_new(&f->fanout, &f->loop, f->sio, f->region, f->socks, 0, &f->stats), 0);
     f->seed = seed_events_new(f->sio);
     f->fake = bridge_fake_new();
     bridge_redis_t ops = bridge_fake_ops(f->fake);
@@ -189,6 +191,7 @@ static void fx_free(fx_t *f)
     uv_run(&f->loop, UV_RUN_NOWAIT);
     uv_loop_close(&f->loop);
     shm_region_free(f->region);
+    local_sock_free(f->socks);
     for (int i = 0; i < 8; i++)
         buf_free(&f->log[i]);
     free(f);
@@ -202,9 +205,8 @@ static void open_ws(fx_t *f, int c)
     in->sin_family = AF_INET;
     in->sin_addr.s_addr = htonl(0x7f000001);
     eio_session_t *s;
-    assert_int_equal(eio_session_open(f->e, sio_handlers(f->sio), C(c), f->req, &peer, true,
-                                      false, &s),
-                     0);
+    assert_int_equal(
+        eio_session_open(f->e, sio_handlers(f->sio), C(c), f->req, &peer, true, false, &s), 0);
     f->sess[c] = s;
     buf_reset(&f->log[c]); /* the open packet */
 }
@@ -250,8 +252,8 @@ static redisReply *user_reply(long long total, long long mine)
 static void test_limit_and_rooms(void **state)
 {
     (void)state;
-    static const char *const env[] = {"PRESENCE", "true", "PRESENCE_ROOMS", "chat.*",
-                                      "MAX_CONNECTIONS_PER_USER", "2", NULL};
+    static const char *const env[] = {
+        "PRESENCE", "true", "PRESENCE_ROOMS", "chat.*", "MAX_CONNECTIONS_PER_USER", "2", NULL};
     fx_t *f = fx_new(env);
     /* an anonymous socket: connected at once, never counted */
     open_ws(f, 0);
@@ -282,19 +284,20 @@ static void test_limit_and_rooms(void **state)
     assert_string_equal(sent(f, 1), "430[{\"ok\":true,\"roomId\":\"chat.1\"}]\n");
     assert_string_equal(next(f), P ":srv:{W1} | HSET " P ":srv:{W1} r:chat.1 1");
     assert_string_equal(next(f), P ":room:{chat.1} | EVAL <script> 2 " P ":room:{chat.1} " P
-                                 ":room:{chat.1}:W1 W1 alice 1");
+                                   ":room:{chat.1}:W1 W1 alice 1");
     bridge_fake_answer(f->fake, bf_arr(2, bf_int(1), bf_int(1)));
     assert_string_equal(next(f), " | PUBLISH socket.io-presence j6:chat.1alice");
     /* the event comes back on the channel: to the room's members here, once */
     bridge_hooks_presence_event(f->hooks, "j6:chat.1alice", 14);
-    assert_string_equal(sent(f, 1), "42[\"presence:join\",{\"roomId\":\"chat.1\",\"user\":\"alice\"}]\n");
+    assert_string_equal(sent(f, 1),
+                        "42[\"presence:join\",{\"roomId\":\"chat.1\",\"user\":\"alice\"}]\n");
     assert_string_equal(sent(f, 0), "");
     bridge_hooks_presence_event(f->hooks, "j6:chat.9alice", 14); /* nobody here */
     bridge_hooks_presence_event(f->hooks, "junk", 4);
     assert_string_equal(sent(f, 1), "");
     say(f, 1, "21[\"leave-room\",\"chat.1\"]");
     assert_string_equal(next(f), P ":room:{chat.1} | EVAL <script> 2 " P ":room:{chat.1} " P
-                                 ":room:{chat.1}:W1 W1 alice -1");
+                                   ":room:{chat.1}:W1 W1 alice -1");
     bridge_fake_answer(f->fake, bf_arr(2, bf_int(0), bf_int(0)));
     assert_string_equal(next(f), " | PUBLISH socket.io-presence l6:chat.1alice");
     /* the end of a session leaves its rooms, then its connection goes */
@@ -306,7 +309,7 @@ static void test_limit_and_rooms(void **state)
     eio_conn_closed(C(1), f->sess[1]);
     f->sess[1] = NULL;
     assert_string_equal(next(f), P ":room:{chat.2} | EVAL <script> 2 " P ":room:{chat.2} " P
-                                 ":room:{chat.2}:W1 W1 alice -1");
+                                   ":room:{chat.2}:W1 W1 alice -1");
     assert_string_equal(next(f), P ":user:{alice} | EVAL <script> 1 " P ":user:{alice} W1 -1 0");
     assert_string_equal(next(f), "(none)");
     fx_free(f);
@@ -324,7 +327,8 @@ static void test_client_events(void **state)
     /* with an ack: answered once Redis stored it */
     say(f, 0, "27[\"chat.send\",{\"t\":1},2]");
     const char *cmd = next(f);
-    assert_non_null(strstr(cmd, "in | XADD in MAXLEN ~ 100000 * event chat.send data [{\"t\":1},2] sid "));
+    assert_non_null(
+        strstr(cmd, "in | XADD in MAXLEN ~ 100000 * event chat.send data [{\"t\":1},2] sid "));
     assert_non_null(strstr(cmd, " server W1 ts "));
     assert_string_equal(sent(f, 0), "");
     bridge_fake_answer(f->fake, bf_str("5-0"));
@@ -346,8 +350,8 @@ static void test_client_events(void **state)
     /* a binary attachment: refused */
     say(f, 0, "51-30[\"chat.bin\",{\"_placeholder\":true,\"num\":0}]");
     eio_ws_binary(C(0), f->sess[0], (const uint8_t *)"\x01\x02", 2);
-    assert_string_equal(sent(f, 0),
-                        "4330[{\"ok\":false,\"error\":\"Binary attachments are not supported\"}]\n");
+    assert_string_equal(
+        sent(f, 0), "4330[{\"ok\":false,\"error\":\"Binary attachments are not supported\"}]\n");
     fx_free(f);
 }
 

@@ -401,6 +401,29 @@ static void test_sockets_rooms(void **state)
     buf_free(&sc);
 }
 
+/* The requestId is decoded first, then a uid whose invalid UTF-8 decodes 3 times longer than it
+ * is written: the requestId must still point at live bytes (it dangled after a realloc). */
+static void test_decoded_strings_never_dangle(void **state)
+{
+    (void)state;
+    buf_t j, sc;
+    buf_init(&j);
+    buf_init(&sc);
+    buf_puts(&j, "{\"type\":8,\"requestId\":\"q\\n\",\"clientCount\":2,\"uid\":\"u\\t");
+    for (int i = 0; i < 300; i++)
+        buf_putc(&j, (char)0xff);
+    buf_puts(&j, "\"}");
+    cluster_reply_t r;
+    assert_int_equal(decode(j.data, j.len, &sc, &r), 0);
+    assert_int_equal(r.kind, ADAPTER_RESP_CLIENT_COUNT);
+    assert_true(r.request_id.p >= sc.data && r.request_id.p + 2 <= sc.data + sc.len);
+    assert_int_equal(r.request_id.len, 2);
+    assert_memory_equal(r.request_id.p, "q\n", 2);
+    assert_int_equal(r.uid.len, 2 + 300 * 3);
+    buf_free(&j);
+    buf_free(&sc);
+}
+
 /* Node's sharded BROADCAST of emit("bin", {n:1, b:<01 02 03>}, <ff>) to room r1, as msgpack. */
 static void cluster_binary(buf_t *b, int variant)
 {
@@ -527,10 +550,14 @@ static void test_binary_broadcast(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_encode_requests),  cmocka_unit_test(test_decode_classic),
-        cmocka_unit_test(test_decode_sharded),   cmocka_unit_test(test_decode_msgpack),
-        cmocka_unit_test(test_decode_malformed), cmocka_unit_test(test_sockets_rooms),
+        cmocka_unit_test(test_encode_requests),
+        cmocka_unit_test(test_decode_classic),
+        cmocka_unit_test(test_decode_sharded),
+        cmocka_unit_test(test_decode_msgpack),
+        cmocka_unit_test(test_decode_malformed),
+        cmocka_unit_test(test_sockets_rooms),
         cmocka_unit_test(test_binary_broadcast),
+        cmocka_unit_test(test_decoded_strings_never_dangle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,6 +63,32 @@ static void test_defaults_match_the_seed(void **state)
     buf_free(&err);
 }
 
+/* The default bursts grow with MAX_ROOMS_PER_SOCKET, so joining every room at connect is never
+ * rate limited; explicit values win. */
+static void test_default_bursts_follow_max_rooms(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    buf_t err;
+    env_t big = {{{"MAX_ROOMS_PER_SOCKET", "500"}}};
+    assert_int_equal(load(&cfg, &big, &err), 0);
+    assert_int_equal(cfg.rate_joins_burst, 500);
+    assert_int_equal(cfg.rate_events_burst, 1000);
+    buf_free(&err);
+    env_t small = {{{"MAX_ROOMS_PER_SOCKET", "3"}}};
+    assert_int_equal(load(&cfg, &small, &err), 0);
+    assert_int_equal(cfg.rate_joins_burst, 100); /* never below the defaults */
+    assert_int_equal(cfg.rate_events_burst, 200);
+    buf_free(&err);
+    env_t set = {{{"MAX_ROOMS_PER_SOCKET", "500"},
+                  {"RATE_LIMIT_JOINS_BURST", "7"},
+                  {"RATE_LIMIT_EVENTS_BURST", "9"}}};
+    assert_int_equal(load(&cfg, &set, &err), 0);
+    assert_int_equal(cfg.rate_joins_burst, 7);
+    assert_int_equal(cfg.rate_events_burst, 9);
+    buf_free(&err);
+}
+
 static void test_values_are_parsed(void **state)
 {
     (void)state;
@@ -697,6 +723,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_match_the_seed),
+        cmocka_unit_test(test_default_bursts_follow_max_rooms),
         cmocka_unit_test(test_values_are_parsed),
         cmocka_unit_test(test_cluster_disabled_means_one_worker),
         cmocka_unit_test(test_bad_values_name_variable_and_value),

@@ -1,5 +1,6 @@
 /* Unit tests for master/admin/control: netstring request parsing, requests over a real socket
- * on a libuv loop, a slow client or a long command holding only its own connection. */
+ * on a libuv loop, a slow client or a long command holding only its own connection, and who may
+ * connect. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -192,6 +195,68 @@ static void test_a_slow_client_holds_only_its_connection(void **state)
     close(orphan);
 }
 
+/* The socket is private from its creation (no window between bind and a chmod), whatever the
+ * umask. */
+static void test_socket_is_private(void **state)
+{
+    fixture_t *f = *state;
+    control_close(f->c);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    buf_t err;
+    buf_init(&err);
+    mode_t old = umask(0);
+    assert_int_equal(control_open(&f->c, &f->loop, f->path, handle, &f->h, &err), 0);
+    umask(old);
+    struct stat st;
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    control_close(f->c);
+    buf_free(&err);
+}
+
+/* Another user that reaches the socket (here: made world-writable) is refused. */
+static void test_other_users_are_refused(void **state)
+{
+    fixture_t *f = *state;
+    if (geteuid() != 0) {
+        control_close(f->c);
+        skip();
+    }
+    assert_int_equal(chmod(f->path, 0666), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(sv[0]);
+        if (setresuid(65534, 65534, 65534) != 0)
+            _exit(2);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        strcpy(sa.sun_path, f->path);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            _exit(3);
+        (void)send(fd, "6:status,", 9, MSG_NOSIGNAL); /* it may be closed already */
+        shutdown(fd, SHUT_WR);
+        char resp[64] = {0};
+        ssize_t n = 0, r;
+        while ((r = read(fd, resp + n, sizeof(resp) - 1 - (size_t)n)) > 0)
+            n += r;
+        (void)write(sv[1], resp, (size_t)n);
+        _exit(0);
+    }
+    close(sv[1]);
+    char resp[64];
+    answer(&f->loop, sv[0], resp, sizeof(resp)); /* closes sv[0] */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_string_equal(resp, "ERR permission denied\n");
+    assert_int_equal(f->h.calls, 0);
+    control_close(f->c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +264,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_serve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_slow_client_holds_only_its_connection, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_socket_is_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_users_are_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

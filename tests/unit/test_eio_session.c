@@ -119,9 +119,10 @@ static int tr_ws_text(void *arg, conn_t *c, const char *p, size_t len)
 }
 
 /* Logs a frame sequence as the payloads of its frames: text as is, binary as hex. */
-static int tr_ws_frames(void *arg, conn_t *c, refbuf_t *frames)
+static int tr_ws_msg(void *arg, conn_t *c, eio_msg_t *m)
 {
     fake_tr_t *t = arg;
+    refbuf_t *frames = eio_msg_frames(m);
     trace(t, "frames c%d", conn_no(c));
     const uint8_t *d = (const uint8_t *)refbuf_data(frames), *end = d + refbuf_len(frames), *p;
     size_t len;
@@ -253,8 +254,8 @@ static int setup(void **state)
                             .on_text = app_text,
                             .on_binary = app_binary,
                             .on_close = app_close};
-    eio_transport_t tr = {&f->tr,     tr_ws_text, tr_ws_frames, tr_ws_close, tr_backlog,
-                          tr_respond, tr_hold,    tr_close,     tr_own};
+    eio_transport_t tr = {&f->tr,     tr_ws_text, tr_ws_msg, tr_ws_close, tr_backlog,
+                          tr_respond, tr_hold,    tr_close,  tr_own};
     eio_config_t cfg = {.ping_interval_ms = PING,
                         .ping_timeout_ms = PONG,
                         .upgrade_timeout_ms = UPGRADE,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/proto/ws_deflate.h"
 #include "common/proto/ws_frame.h"
 #include "worker/http/http_server.h"
 #include "worker/http/router.h"
@@ -515,6 +516,133 @@ static void test_protocol_errors(void **state)
     assert_int_equal(f->ntexts, 0);
 }
 
+static const char upgrade_deflate_req[] =
+    "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+    "Host: 127.0.0.1:3010\r\n"
+    "Upgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    "\r\n";
+static const char resp_101_deflate[] =
+    "HTTP/1.1 101 Switching Protocols\r\n"
+    "Upgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+    "client_no_context_takeover\r\n"
+    "\r\n";
+
+/* Client i offers permessage-deflate (in the second of two headers); returns the 101's length. */
+static client_t *ws_connect_offering(fixture_t *f, int i, const char *want_101)
+{
+    client_t *cl = cl_connect(f, i);
+    cl_send(cl, upgrade_deflate_req, sizeof(upgrade_deflate_req) - 1);
+    size_t n = strlen(want_101);
+    RUN_UNTIL(f, cl->in.len >= n);
+    assert_int_equal(cl->in.len, n);
+    assert_memory_equal(cl->in.data, want_101, n);
+    buf_reset(&cl->in);
+    return cl;
+}
+
+/* A compressed client frame (RSV1) of p[0..len). */
+static void cl_send_deflated(client_t *cl, ws_deflate_t *d, uint8_t opcode, const void *p,
+                             size_t len)
+{
+    buf_t z;
+    buf_init(&z);
+    ws_deflate_compress(d, p, len, &z);
+    cl_send_frame(cl, (uint8_t)(0xc0 | opcode), z.data, z.len);
+    buf_free(&z);
+}
+
+static void test_permessage_deflate(void **state)
+{
+    fixture_t *f = *state;
+    ws_deflate_t *d = ws_deflate_new();
+    client_t *cl = ws_connect_offering(f, 0, resp_101_deflate);
+    conn_t *c = f->conns[0];
+    assert_non_null(ws_conn_deflater(c));
+
+    /* compressed text and binary messages arrive inflated; plain ones as they are */
+    char big[3000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)('a' + i % 7);
+    cl_send_deflated(cl, d, 0x1, big, sizeof(big));
+    cl_send_frame(cl, 0x81, "plain", 5);
+    cl_send_deflated(cl, d, 0x2, "\x00\xff\x00", 3);
+    RUN_UNTIL(f, f->ntexts == 2 && f->nbin == 1);
+    assert_int_equal(f->texts[0].len, sizeof(big));
+    assert_memory_equal(f->texts[0].data, big, sizeof(big));
+    assert_string_equal(f->texts[1].data, "plain");
+    assert_int_equal(f->bin.len, 3);
+    assert_memory_equal(f->bin.data, "\x00\xff\x00", 3);
+
+    /* sent texts from the threshold on go compressed, shorter ones plain */
+    assert_int_equal(ws_conn_send_text(c, "short", 5), 0);
+    assert_int_equal(ws_conn_send_text(c, big, WS_DEFLATE_THRESHOLD), 0);
+    RUN_UNTIL(f, cl->in.len >= 7 + 2 && conn_outq_bytes(c) == 0);
+    assert_memory_equal(cl->in.data, "\x81\x05short", 7);
+    const uint8_t *payload;
+    size_t plen;
+    size_t hl = ws_frame_parse((const uint8_t *)cl->in.data + 7, cl->in.len - 7, &payload, &plen);
+    assert_true(hl > 0);
+    assert_int_equal((uint8_t)cl->in.data[7], 0xc1);
+    assert_int_equal(7 + hl + plen, cl->in.len);
+    assert_true(plen < WS_DEFLATE_THRESHOLD / 4);
+    buf_t back;
+    buf_init(&back);
+    assert_int_equal(ws_deflate_inflate(d, payload, plen, 1 << 20, &back), 0);
+    assert_int_equal(back.len, WS_DEFLATE_THRESHOLD);
+    assert_memory_equal(back.data, big, WS_DEFLATE_THRESHOLD);
+    buf_free(&back);
+    buf_reset(&cl->in);
+
+    /* past the largest message once inflated: Close 1009, counted once */
+    static char huge[5000];
+    memset(huge, 'x', sizeof(huge));
+    cl_send_deflated(cl, d, 0x1, huge, sizeof(huge));
+    RUN_UNTIL(f, cl->eof && f->closes == 1);
+    assert_int_equal(f->ntexts, 2);
+    assert_memory_equal(cl->in.data, "\x88\x02\x03\xf1", 4);
+    run_for(f, 20);
+    assert_int_equal(refusals(f, STATS_LIMIT_WS_MESSAGE), 1);
+
+    /* not deflate data, and a compressed text that is not UTF-8: Close 1007 */
+    cl = ws_connect_offering(f, 1, resp_101_deflate);
+    cl_send_frame(cl, 0xc1, "\xff\xff\xff\xff", 4);
+    RUN_UNTIL(f, cl->eof && f->closes == 2);
+    assert_memory_equal(cl->in.data, "\x88\x02\x03\xef", 4);
+    cl = ws_connect_offering(f, 2, resp_101_deflate);
+    cl_send_deflated(cl, d, 0x1, "\xc3\x28", 2);
+    RUN_UNTIL(f, cl->eof && f->closes == 3);
+    assert_memory_equal(cl->in.data, "\x88\x02\x03\xef", 4);
+    assert_int_equal(f->ntexts, 2);
+
+    /* a client that offers nothing gets plain frames, and RSV1 is a protocol error (1002) */
+    cl = ws_connect(f, 3);
+    assert_null(ws_conn_deflater(f->conns[3]));
+    assert_int_equal(ws_conn_send_text(f->conns[3], big, sizeof(big)), 0);
+    RUN_UNTIL(f, cl->in.len == 4 + sizeof(big));
+    assert_int_equal((uint8_t)cl->in.data[0], 0x81);
+    buf_reset(&cl->in);
+    cl_send_deflated(cl, d, 0x1, "hi", 2);
+    RUN_UNTIL(f, cl->eof && f->closes == 4);
+    assert_memory_equal(cl->in.data, "\x88\x02\x03\xea", 4);
+    ws_deflate_free(d);
+}
+
+/* Without per_message_deflate an offer is ignored: the 101 is the plain one. */
+static void test_permessage_deflate_off(void **state)
+{
+    fixture_t *f = *state;
+    ws_connect_offering(f, 0, resp_101);
+    assert_null(ws_conn_deflater(f->conns[0]));
+}
+
 static void test_http_keep_alive_and_close(void **state)
 {
     fixture_t *f = *state;
@@ -666,6 +794,42 @@ static void test_slow_consumer(void **state)
     conn_stats_t st = stats_of(f).conn;
     assert_int_equal(st.slow_consumers, 1);
     assert_int_equal(refusals(f, STATS_LIMIT_OUTPUT_BUFFER), 1);
+}
+
+/* A frame larger than max_outq_bytes (64 KiB here) goes to a client that reads: it is no slow
+ * consumer. One that reads nothing is still found out, once a frame waits behind the head. */
+static void test_one_large_frame_is_not_slow(void **state)
+{
+    fixture_t *f = *state;
+    size_t len = 1u << 20;
+    char *big = malloc(len);
+    memset(big, 'y', len);
+    client_t *cl = ws_connect(f, 0);
+    conn_t *c = f->conns[0];
+    assert_int_equal(ws_conn_send_text(c, big, len), 0);
+    assert_int_equal(ws_conn_send_text(c, "after", 5), 0);
+    RUN_UNTIL(f, cl->in.len == 10 + len + 2 + 5); /* 127-length header, then a 7-byte frame */
+    assert_memory_equal(cl->in.data + cl->in.len - 5, "after", 5);
+    assert_int_equal(f->closes, 0);
+    assert_int_equal(stats_of(f).conn.slow_consumers, 0);
+
+    client_t *idle = ws_connect(f, 1);
+    uv_read_stop((uv_stream_t *)&idle->tcp);
+    c = f->conns[1];
+    int rc = 0, sends = 0;
+    f->timed_out = false;
+    uv_timer_start(&f->guard, on_guard, GUARD_MS, 0);
+    while (rc == 0 && !f->timed_out) {
+        rc = ws_conn_send_text(c, big, len);
+        sends++;
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    uv_timer_stop(&f->guard);
+    assert_int_equal(rc, -ENOBUFS); /* the kernel's buffers filled, then one waited behind */
+    assert_true(sends >= 2);
+    RUN_UNTIL(f, f->closes == 1);
+    assert_int_equal(stats_of(f).conn.slow_consumers, 1);
+    free(big);
 }
 
 /* conn_close while a uv_write is pending: the write is cancelled, refs are released once. */
@@ -1028,6 +1192,7 @@ static const http_limits_t lim_small_msg = {.max_ws_message = 16};
 static const http_limits_t lim_close = {.close_timeout_ms = 200};
 static const http_limits_t lim_slow = {.max_outq_bytes = 65536};
 static const http_limits_t lim_big_outq = {.max_outq_bytes = 64u << 20};
+static const http_limits_t lim_deflate = {.per_message_deflate = true, .max_ws_message = 4096};
 static const http_limits_t lim_slow_req = {.header_timeout_ms = 150, .body_timeout_ms = 200};
 
 #define T(fn, lim) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, (void *)&(lim))
@@ -1041,11 +1206,14 @@ int main(void)
         T(test_broadcast_shared_frame, lim_default),
         T(test_oversize_message_1009, lim_small_msg),
         T(test_protocol_errors, lim_default),
+        T(test_permessage_deflate, lim_deflate),
+        T(test_permessage_deflate_off, lim_default),
         T(test_http_keep_alive_and_close, lim_default),
         T(test_upgrade_refused_400, lim_default),
         T(test_parser_errors, lim_default),
         T(test_server_close_handshake, lim_close),
         T(test_slow_consumer, lim_slow),
+        T(test_one_large_frame_is_not_slow, lim_slow),
         T(test_close_with_write_in_flight, lim_big_outq),
         T(test_eof_and_contract, lim_default),
         T(test_ctx_free_with_live_conns, lim_default),

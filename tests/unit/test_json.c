@@ -66,6 +66,19 @@ static void test_validate_accepts(void **state)
     }
 }
 
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    assert_true(json_utf8_valid("", 0));
+    assert_true(json_utf8_valid("plain \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 17));
+    assert_false(json_utf8_valid("\xc3\x28", 2));         /* bad continuation */
+    assert_false(json_utf8_valid("\xf0\x90\x80", 3));     /* truncated, same length as U+FFFD */
+    assert_false(json_utf8_valid("\xed\xa0\x80", 3));     /* a surrogate */
+    assert_false(json_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(json_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
+    assert_false(json_utf8_valid("ok\x80", 3));
+}
+
 static void test_validate_rejects(void **state)
 {
     (void)state;
@@ -502,16 +515,72 @@ static void test_object_get(void **state)
     buf_free(&tmp);
 }
 
+/* The string JSON.parse gives for a string written by json_write_string: repaired, unescaped. */
+static void test_write_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"", ""},
+        {"plain \"quoted\" \\ \n", "plain \"quoted\" \\ \n"},
+        {"\xc3\xa9\xf0\x9f\x98\x80", "\xc3\xa9\xf0\x9f\x98\x80"},
+        {"a\xff"
+         "b",
+         "a\xef\xbf\xbd"
+         "b"},
+        {"\xe2\x82", "\xef\xbf\xbd"},                             /* one maximal subpart */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate: three */
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_t b;
+        buf_init(&b);
+        json_write_utf8(&b, cases[i].in, strlen(cases[i].in));
+        assert_int_equal(b.len, strlen(cases[i].want));
+        assert_memory_equal(b.data, cases[i].want, b.len);
+        assert_int_equal(json_utf8_len(cases[i].in, strlen(cases[i].in)), b.len);
+        /* the same as decoding what json_write_string wrote */
+        buf_t lit, dec;
+        buf_init(&lit);
+        buf_init(&dec);
+        json_write_string(&lit, cases[i].in, strlen(cases[i].in));
+        assert_int_equal(json_string_decode(lit.data, lit.len, &dec), 0);
+        assert_int_equal(dec.len, b.len);
+        assert_memory_equal(dec.data, b.data, b.len);
+        buf_free(&lit);
+        buf_free(&dec);
+        buf_free(&b);
+    }
+}
+
+/* Decoding can grow: each invalid byte becomes U+FFFD. json_decoded_max bounds it, tightly for
+ * a string of lone continuation bytes, and escapes only ever shrink. */
+static void test_decoded_max(void **state)
+{
+    (void)state;
+    const char lit[] = "\"\x80\x80\x80\\n\\u00e9\"";
+    size_t n = sizeof(lit) - 1, dlen;
+    assert_int_equal(json_string_decoded_len(lit, n, &dlen), 0);
+    assert_int_equal(dlen, 3 * 3 + 1 + 2);
+    assert_true(dlen > n - 2); /* longer than the literal's contents */
+    assert_int_equal(json_decoded_max(lit, n), n + 3 * 2);
+    assert_true(dlen <= json_decoded_max(lit, n));
+    assert_int_equal(json_decoded_max("\"\\ud83d\\ude00\"", 14), 14);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validate_accepts), cmocka_unit_test(test_validate_rejects),
-        cmocka_unit_test(test_validate_depth),   cmocka_unit_test(test_type_of),
-        cmocka_unit_test(test_minify),           cmocka_unit_test(test_minify_utf8),
-        cmocka_unit_test(test_array_items),      cmocka_unit_test(test_write_string),
-        cmocka_unit_test(test_write_number),     cmocka_unit_test(test_string_decode),
+        cmocka_unit_test(test_write_utf8),       cmocka_unit_test(test_validate_accepts),
+        cmocka_unit_test(test_validate_rejects), cmocka_unit_test(test_validate_depth),
+        cmocka_unit_test(test_type_of),          cmocka_unit_test(test_minify),
+        cmocka_unit_test(test_minify_utf8),      cmocka_unit_test(test_array_items),
+        cmocka_unit_test(test_write_string),     cmocka_unit_test(test_write_number),
+        cmocka_unit_test(test_string_decode),    cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_number_parse),     cmocka_unit_test(test_walkers),
         cmocka_unit_test(test_keys_order),       cmocka_unit_test(test_object_get),
+        cmocka_unit_test(test_decoded_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

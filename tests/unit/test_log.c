@@ -1,13 +1,14 @@
 /* Unit tests for common/log: level parsing, filtering, and the line format. */
+#include <errno.h>
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <errno.h>
-#include <regex.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "common/log.h"
 
@@ -78,12 +79,47 @@ static void test_sampled_logs_powers_of_two(void **state)
     assert_int_equal(last, 512);
 }
 
+/* Names from clients and Redis reach messages raw: a newline must not forge a second line, an
+ * escape sequence must not reach a terminal; both formats. */
+static void test_control_characters_are_escaped(void **state)
+{
+    (void)state;
+    const char *room = "chat\n2026-01-01T00:00:00.000Z [ERROR] [master:1] forged\x1b[2J\r\t\x7f";
+    for (int json = 0; json < 2; json++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        int saved = dup(STDERR_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        log_setup(LOG_LVL_INFO, "worker", 0);
+        log_set_json(json);
+        LOG_WARN("joined room %s", room);
+        log_set_json(false);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(fds[1]);
+        char out[1024];
+        ssize_t n = read(fds[0], out, sizeof(out) - 1);
+        close(fds[0]);
+        assert_true(n > 0);
+        out[n] = '\0';
+        assert_non_null(strchr(out, '\n'));
+        assert_int_equal(strchr(out, '\n') - out, n - 1); /* one line */
+        assert_null(strchr(out, '\x1b'));
+        assert_null(strchr(out, '\r'));
+        assert_null(strchr(out, '\x7f'));
+        assert_non_null(strstr(out, json ? "chat\\u000a2026" : "chat\\n2026"));
+        assert_non_null(
+            strstr(out, json ? "forged\\u001b[2J\\u000d\\u0009" : "forged\\x1b[2J\\r\\t\\x7f"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_level_parse),
         cmocka_unit_test(test_filtering_and_format),
         cmocka_unit_test(test_sampled_logs_powers_of_two),
+        cmocka_unit_test(test_control_characters_are_escaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -531,9 +531,33 @@ static void test_fuzz_no_crash(void **state)
     buf_free(&b);
 }
 
+static void test_write_str_utf8(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b);
+    assert_int_equal(mpack_write_str_utf8(&b, "ok", 2), 0);
+    assert_int_equal(b.len, 3);
+    assert_memory_equal(b.data, "\xa2ok", 3);
+    buf_reset(&b);
+    /* "a\xff" decodes to "a\uFFFD": 4 bytes, and the header says so */
+    assert_int_equal(mpack_write_str_utf8(&b, "a\xff", 2), 0);
+    assert_int_equal(b.len, 5);
+    assert_memory_equal(b.data, "\xa4" "a\xef\xbf\xbd", 5);
+    buf_reset(&b);
+    char big[40];
+    memset(big, 0xff, sizeof(big)); /* 40 invalid bytes: 120 bytes, a str 8 */
+    assert_int_equal(mpack_write_str_utf8(&b, big, sizeof(big)), 0);
+    assert_int_equal(b.len, 2 + 120);
+    assert_int_equal((uint8_t)b.data[0], 0xd9);
+    assert_int_equal((uint8_t)b.data[1], 120);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_str_utf8),
         cmocka_unit_test(test_write_ints),       cmocka_unit_test(test_write_double),
         cmocka_unit_test(test_write_containers), cmocka_unit_test(test_read_all_types),
         cmocka_unit_test(test_read_rejects),     cmocka_unit_test(test_skip),

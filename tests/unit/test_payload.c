@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "common/mpack.h"
 #include "common/proto/payload.h"
 
 #define F(n, v)                                                                                    \
@@ -166,6 +167,66 @@ static void test_packet_with_and_without_offset(void **state)
     buf_free(&b);
 }
 
+/* The msgpack built from the fields is what converting the packet's JSON would give. */
+static void check_msgpack_matches_json(const char *stream, const char *id,
+                                       const payload_field_t *f, size_t n)
+{
+    for (int offset = 0; offset < 2; offset++) {
+        buf_t json, want, got;
+        buf_init(&json);
+        buf_init(&want);
+        buf_init(&got);
+        payload_packet(&json, stream, strlen(stream), id, strlen(id), f, n, offset);
+        assert_int_equal(mpack_from_json(&want, json.data + 2, json.len - 2), 0);
+        payload_packet_data_msgpack(&got, stream, strlen(stream), id, strlen(id), f, n, offset);
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, want.len);
+        buf_free(&json);
+        buf_free(&want);
+        buf_free(&got);
+    }
+}
+
+static void test_msgpack_is_the_json_converted(void **state)
+{
+    (void)state;
+    const payload_field_t seed[] = {F("event", "user.message"),
+                                    F("data", "{\"user_id\": 123, \"message\": \"Hello\"}")};
+    check_msgpack_matches_json("chat.user.123", "1727524800000-0", seed, 2);
+    /* data: numbers notepack writes as ints or doubles, escapes, nesting, invalid JSON, bad UTF-8 */
+    static const char *const data[] = {
+        "[1, -1, 1.5, 1e400, -0, 4294967296, 18446744073709551616, true, null]",
+        "{\"a\": {\"b\": [\"\\u00e9\\ud83d\\ude00\\ud800\", \"\\n\"]}, \"1\": 2, \"0\": 1}",
+        "{\"k\": 1, \"k\": 2, \"__proto__\": 3}",
+        "\"just a string\"",
+        "{not json",
+        "{\"s\": \"\xff\xfe bad \xc3\"}",
+        "",
+        "   ",
+    };
+    for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++) {
+        const payload_field_t f[] = {{"data", 4, data[i], strlen(data[i])},
+                                     F("event", "e")};
+        check_msgpack_matches_json("s", "1-0", f, 2);
+    }
+    /* names and values: repeats, array indices, __proto__, invalid UTF-8, no event, many fields */
+    const payload_field_t odd[] = {
+        F("b", "1"),           F("10", "ten"),       F("2", "two"),   F("b", "again"),
+        F("__proto__", "x"),   F("n\xff" "ame", "v\xc0"), F("event", "\xe2\x82"), F("\"q\"", "\\"),
+        F("data", "{\"x\":1}"), F("event", "last"),
+    };
+    check_msgpack_matches_json("room\xff", "9-9", odd, sizeof(odd) / sizeof(odd[0]));
+    check_msgpack_matches_json("room", "1-1", odd, 3);
+    check_msgpack_matches_json("room", "1-1", NULL, 0);
+    payload_field_t many[PAYLOAD_INLINE_FIELDS + 6];
+    char names[PAYLOAD_INLINE_FIELDS + 6][8];
+    for (size_t i = 0; i < PAYLOAD_INLINE_FIELDS + 6; i++) {
+        snprintf(names[i], sizeof(names[i]), "f%zu", i % 50);
+        many[i] = (payload_field_t){names[i], strlen(names[i]), "v", 1};
+    }
+    check_msgpack_matches_json("room", "1-1", many, PAYLOAD_INLINE_FIELDS + 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -176,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_appends_and_many_fields),
         cmocka_unit_test(test_packet_with_and_without_offset),
+        cmocka_unit_test(test_msgpack_is_the_json_converted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1086,6 +1086,8 @@ static void test_idle_stream_parks_and_wakes_on_key_event(void **state)
     for (int i = 0; i < 6; i++) {
         advance(f, 300); /* 1600 ms ... 3100 ms */
         assert_int_equal(reader_parked(f->r), f->now > 3000 ? 1 : 0);
+        /* parking cuts the lane's blocking read short: s2 leaves it at once */
+        assert_int_equal(take_if(f, "reader svc: CLIENT UNBLOCK <reader 0>"), i == 5);
         if (take_if(f, poll)) /* once parked, it is polled now and then */
             answer(f, "reader svc", rnil());
         answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("1-0", "e", "d")))));

@@ -30,6 +30,7 @@ typedef struct fake {
     stats_worker_t blocks[2 * CAP];
     stats_global_t g;
     pid_t pid_block[2 * CAP]; /* the pid last started in each block */
+    int reaped[2 * CAP];      /* exits reported per block */
     char events[MAX_EVENTS][96];
     int nevents;
     slots_t *s;
@@ -99,8 +100,14 @@ static void f_resend(void *arg, uint32_t worker)
     event(arg, "resend w%u", worker);
 }
 
-static const slots_ops_t ops = {f_spawn, f_kill, f_now_us, f_notify, f_stats,
-                                f_attach, f_detach, f_resend};
+static void f_reaped(void *arg, uint32_t block)
+{
+    fake_t *f = arg;
+    f->reaped[block]++;
+}
+
+static const slots_ops_t ops = {f_spawn,  f_kill,   f_now_us, f_notify, f_stats,
+                                f_attach, f_detach, f_resend, f_reaped};
 
 static fake_t *world(uint32_t workers)
 {
@@ -223,6 +230,10 @@ static void test_respawn_backoff_grows_and_caps(void **state)
         int from = f->nevents;
         slots_exited(f->s, pid, killed_by(SIGKILL));
         assert_int_equal(count(f, from, "detach w0"), 1);
+        int reaped = 0; /* its block's channels are drained once per exit */
+        for (uint32_t b = 0; b < 2 * CAP; b++)
+            reaped += f->reaped[b];
+        assert_int_equal(reaped, round + 1);
         assert_int_equal(STATS_GET(f->g.respawns), (uint64_t)round + 1);
         /* nothing before the backoff is over */
         advance(f, expect - 1);

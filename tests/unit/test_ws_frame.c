@@ -39,9 +39,17 @@ static void test_header_boundaries(void **state)
     assert_memory_equal(hdr, "\x82\x03", 2);
     assert_int_equal(ws_frame_header(hdr, WS_FRAME_CLOSE, 2), 2);
     assert_memory_equal(hdr, "\x88\x02", 2);
-    /* only the low 4 bits are an opcode; RSV stays clear */
-    assert_int_equal(ws_frame_header(hdr, 0xf1, 1), 2);
+    /* only the low 4 bits are an opcode; RSV2 and RSV3 stay clear, RSV1 only when asked */
+    assert_int_equal(ws_frame_header(hdr, 0xb1, 1), 2);
     assert_memory_equal(hdr, "\x81\x01", 2);
+    assert_int_equal(ws_frame_header(hdr, WS_FRAME_TEXT | WS_FRAME_RSV1, 1), 2);
+    assert_memory_equal(hdr, "\xc1\x01", 2);
+    /* a compressed frame: RSV1, the opcode, and a frame it reads back */
+    refbuf_t *z = ws_frame_new(WS_FRAME_BINARY | WS_FRAME_RSV1, "\x02\x00", 2);
+    assert_non_null(z);
+    assert_memory_equal(refbuf_data(z), "\xc2\x02\x02\x00", 4);
+    refbuf_unref(z);
+    assert_null(ws_frame_new(WS_FRAME_PING | WS_FRAME_RSV1, "", 0));
 }
 
 static void test_frame_new(void **state)

@@ -16,7 +16,8 @@
 #define ACK_GRACE_MS 1000
 #define ACK_ID_MAX 64 /* longest request id or requester uid whose acks are forwarded */
 
-/* A cluster broadcast whose client acks are still forwarded to its requester. */
+/* A cluster broadcast whose client acks are still forwarded to its requester: each socket it
+ * reached may answer once; nobody else may. */
 typedef struct pending_ack {
     struct pending_ack *next;
     uint64_t ack_id;
@@ -26,6 +27,9 @@ typedef struct pending_ack {
     size_t rid_len, uid_len;
     char rid[ACK_ID_MAX];
     char uid[ACK_ID_MAX]; /* sharded: the requester's uid (its response channel); classic: unused */
+    size_t nsockets;      /* the recipients: their socket ids sorted, and whether each answered */
+    bool *answered;       /* nsockets entries, after the ids */
+    char ids[][IDS_SID_LEN];
 } pending_ack_t;
 
 struct adapter {
@@ -47,6 +51,7 @@ struct adapter {
     uint64_t dropped;
     uint64_t next_ack_id;
     pending_ack_t *acks;
+    buf_t ackers; /* socket ids of a broadcast with acks, IDS_SID_LEN bytes each */
     uv_timer_t ack_timer;
     buf_t msg;     /* encoded outgoing message */
     buf_t chan;    /* outgoing channel name */
@@ -172,16 +177,27 @@ static void respond(adapter_t *a, const adapter_msg_t *m, adapter_resp_t kind, c
     respond_in(a, 0, m, kind, body, body_len, count);
 }
 
+bool adapter_wants_mpack(const adapter_t *a)
+{
+    return a->mode != ADAPTER_MODE_SHARDED;
+}
+
 int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const char *room,
-                    size_t room_len, const char *data_json, size_t data_len)
+                    size_t room_len, const adapter_data_t *data)
 {
     adapter_str_t r = {room, room_len};
     buf_reset(&a->msg);
     bool sharded = a->mode == ADAPTER_MODE_SHARDED;
-    int rc = sharded ? adapter_msg_encode_cluster_broadcast(&a->msg, a->uid, UID_LEN, "/", 1,
-                                                            data_json, data_len, &r, 1)
-                     : adapter_msg_encode_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data_json,
-                                                    data_len, &r, 1);
+    int rc;
+    if (sharded)
+        rc = adapter_msg_encode_cluster_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data->json,
+                                                  data->json_len, &r, 1);
+    else if (data->mpack)
+        rc = adapter_msg_encode_broadcast_mpack(&a->msg, a->uid, UID_LEN, "/", 1, data->mpack,
+                                                data->mpack_len, &r, 1);
+    else
+        rc = adapter_msg_encode_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data->json,
+                                          data->json_len, &r, 1);
     if (rc)
         return rc;
     /* Node publishers send 20-character rooms (socket ids) on the main sharded channel */
@@ -292,15 +308,25 @@ static void on_ack_timer(uv_timer_t *t)
     sweep_acks(t->data);
 }
 
-static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id,
-                       size_t count)
+static int cmp_id(const void *x, const void *y)
+{
+    return memcmp(x, y, IDS_SID_LEN);
+}
+
+/* Remembers who may answer ack_id: the sockets listed in a->ackers (one allocation). */
+static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id)
 {
     if (m->request_id.len > ACK_ID_MAX || m->uid.len > ACK_ID_MAX)
         return;
-    pending_ack_t *p = xcalloc(1, sizeof(*p));
+    size_t n = a->ackers.len / IDS_SID_LEN;
+    pending_ack_t *p = xcalloc(1, sizeof(*p) + n * (IDS_SID_LEN + sizeof(bool)));
+    memcpy(p->ids, a->ackers.data, n * IDS_SID_LEN);
+    qsort(p->ids, n, IDS_SID_LEN, cmp_id);
+    p->answered = (bool *)(p->ids + n);
+    p->nsockets = n;
     p->ack_id = ack_id;
     p->nsp = nsp;
-    p->remaining = count;
+    p->remaining = n;
     uint64_t timeout = m->timeout_ms ? m->timeout_ms : ACK_DEFAULT_TIMEOUT_MS;
     p->deadline = uv_now(a->loop) + timeout + ACK_GRACE_MS;
     memcpy(p->rid, m->request_id.p, m->request_id.len);
@@ -311,6 +337,14 @@ static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint6
     a->acks = p;
     if (!uv_is_active((uv_handle_t *)&a->ack_timer))
         uv_timer_start(&a->ack_timer, on_ack_timer, 1000, 1000);
+}
+
+static void add_acker(void *sock, void *arg)
+{
+    adapter_t *a = arg;
+    const char *id = a->host.id(a->host.ctx, sock);
+    if (id && strlen(id) == IDS_SID_LEN)
+        buf_append(&a->ackers, id, IDS_SID_LEN);
 }
 
 static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const char *chan,
@@ -342,6 +376,10 @@ static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const 
     adapter_target_t t;
     target_of(m, &t);
     t.nsp = nsp;
+    /* the sockets the packet reaches: the same set, listed before it makes them busy */
+    buf_reset(&a->ackers);
+    if (with_ack)
+        a->host.each(a->host.ctx, &t, add_acker, a);
     size_t n = a->host.broadcast(a->host.ctx, &t, &pk);
     fanout_packet_release(&pk);
     STATS_ADD(a->stats->adapter_in, 1);
@@ -350,20 +388,26 @@ static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const 
     a->next_ack_id++;
     respond_in(a, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, n);
     if (n)
-        track_acks(a, nsp, m, ack_id, n);
+        track_acks(a, nsp, m, ack_id);
 }
 
-bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, size_t args_len)
+adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack_id,
+                                 const char *args_json, size_t args_len)
 {
     if (!a || ack_id < ADAPTER_ACK_ID_BASE)
-        return false;
+        return ADAPTER_ACK_HOST;
     pending_ack_t *p = a->acks;
     while (p && p->ack_id != ack_id)
         p = p->next;
     if (!p)
-        return ack_id < a->next_ack_id; /* a late ack of ours: swallowed all the same */
-    if (p->remaining == 0)
-        return true;
+        return ack_id < a->next_ack_id ? ADAPTER_ACK_DROPPED /* a late ack of ours */
+                                       : ADAPTER_ACK_HOST;
+    const char(*hit)[IDS_SID_LEN] = sock_id && strlen(sock_id) == IDS_SID_LEN
+                                        ? bsearch(sock_id, p->ids, p->nsockets, IDS_SID_LEN, cmp_id)
+                                        : NULL;
+    if (!hit || p->answered[hit - p->ids])
+        return ADAPTER_ACK_DROPPED; /* not a recipient, or it answered already */
+    p->answered[hit - p->ids] = true;
     p->remaining--;
     json_span_t first;
     size_t n = 0;
@@ -376,7 +420,7 @@ bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, si
     bool has = (rc == 0 || rc == -E2BIG) && n > 0;
     respond_in(a, p->nsp, &m, ADAPTER_RESP_BROADCAST_ACK, has ? first.p : NULL, has ? first.len : 0,
                0);
-    return true;
+    return ADAPTER_ACK_FORWARDED;
 }
 
 /* ---- requests ---- */
@@ -540,15 +584,25 @@ static bool in_nsp(const adapter_t *a, unsigned i, const adapter_msg_t *m)
     return m->nsp.len == n->len && memcmp(m->nsp.p, n->p, n->len) == 0;
 }
 
-static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
+static bool is_own(const adapter_t *a, const adapter_str_t *uid)
 {
-    return m->uid.len == UID_LEN && memcmp(m->uid.p, a->uid, UID_LEN) == 0;
+    return uid->len == UID_LEN && memcmp(uid->p, a->uid, UID_LEN) == 0;
 }
 
 /* A broadcast a sibling worker also handed us over local IPC. */
+static bool from_sibling(const adapter_t *a, const adapter_str_t *uid)
+{
+    return a->is_sibling && a->is_sibling(uid->p, uid->len, a->sibling_arg);
+}
+
+static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
+{
+    return is_own(a, &m->uid);
+}
+
 static bool sibling_uid(const adapter_t *a, const adapter_msg_t *m)
 {
-    return a->is_sibling && a->is_sibling(m->uid.p, m->uid.len, a->sibling_arg);
+    return from_sibling(a, &m->uid);
 }
 
 static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
@@ -567,13 +621,18 @@ static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len
         if (nsp || !a->host.has_room(a->host.ctx, room, room_len))
             return; /* nobody here is in that room (other namespaces have none) */
     }
+    /* this server's own broadcasts (every entry read here) are dropped before decoding */
+    adapter_str_t uid;
+    bool peeked = adapter_msg_peek_broadcast_uid(msg, msg_len, &uid) == 0;
+    if (peeked && (is_own(a, &uid) || from_sibling(a, &uid)))
+        return;
     adapter_msg_t m;
     int rc = adapter_msg_decode_broadcast(msg, msg_len, &m);
     if (rc) {
         drop(a, rc == -E2BIG ? "too many rooms" : "malformed msgpack", chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || sibling_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
+    if ((!peeked && (own_uid(a, &m) || sibling_uid(a, &m))) || !in_nsp(a, (unsigned)nsp, &m))
         return; /* our own or a sibling's publication (already delivered), or another namespace */
     broadcast(a, (unsigned)nsp, &m, chan, chan_len);
 }
@@ -606,13 +665,19 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
         if (!ours && !a->host.has_room(a->host.ctx, room, room_len))
             return; /* a room we just left: its SUNSUBSCRIBE is on its way */
     }
+    /* as in classic mode, without decoding; the same test as below on the decoded message */
+    adapter_str_t uid;
+    int type;
+    bool peeked = adapter_msg_peek_cluster(msg, msg_len, &type, &uid) == 0;
+    if (peeked && (is_own(a, &uid) || (type == ADAPTER_CLUSTER_BROADCAST && from_sibling(a, &uid))))
+        return;
     adapter_msg_t m;
     int rc = adapter_msg_decode_cluster(msg, msg_len, &a->scratch, &m);
     if (rc) {
         drop(a, decode_error(rc), chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)) ||
+    if ((!peeked && (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)))) ||
         !in_nsp(a, (unsigned)nsp, &m))
         return;
     apply(a, (unsigned)nsp, &m, chan, chan_len);
@@ -681,6 +746,7 @@ int adapter_new(adapter_t **out, redis_topology_t *topo, const cfg_t *cfg, adapt
     buf_init(&a->scratch);
     buf_init(&a->body);
     buf_init(&a->atts);
+    buf_init(&a->ackers);
     uv_timer_init(loop, &a->ack_timer);
     a->ack_timer.data = a;
     a->open_parts = 1; /* the timer */
@@ -741,6 +807,7 @@ static void on_part_closed(void *arg)
     buf_free(&a->scratch);
     buf_free(&a->body);
     buf_free(&a->atts);
+    buf_free(&a->ackers);
     free(a);
     if (done)
         done(done_arg);

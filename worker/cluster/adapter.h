@@ -55,14 +55,24 @@ int adapter_new(adapter_t **out, redis_topology_t *topo, const cfg_t *cfg, adapt
 /* Sends one command (binary-safe argv, borrowed for the call) where the caller wants it
  * ordered. 0, or a negative errno. */
 typedef int (*adapter_send_fn)(int argc, const char **argv, const size_t *lens, void *arg);
+/* An EVENT's packet.data, the JSON array [event, ...args], and optionally the same as msgpack
+ * (classic mode then copies it instead of converting the JSON). Borrowed. */
+typedef struct adapter_data {
+    const char *json;
+    size_t json_len;
+    const uint8_t *mpack; /* NULL: converted from json when needed */
+    size_t mpack_len;
+} adapter_data_t;
+/* Whether adapter_publish uses adapter_data_t.mpack (classic mode): build it only then. */
+bool adapter_wants_mpack(const adapter_t *a);
 /*
- * Publishes an EVENT with `data_json` (the JSON array [event, ...args]) to one room through
- * send(…, send_arg), so the caller orders it before its later commands (classic: PUBLISH of the
- * msgpack message; sharded: SPUBLISH of the JSON message on the room's channel, or the main
- * channel for a 20-character room). 0, send's error, -EINVAL (data not convertible), -E2BIG.
+ * Publishes an EVENT with `data` to one room through send(…, send_arg), so the caller orders it
+ * before its later commands (classic: PUBLISH of the msgpack message; sharded: SPUBLISH of the
+ * JSON message on the room's channel, or the main channel for a 20-character room). 0, send's
+ * error, -EINVAL (data not convertible), -E2BIG.
  */
 int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const char *room,
-                    size_t room_len, const char *data_json, size_t data_len);
+                    size_t room_len, const adapter_data_t *data);
 /*
  * Hooks for the host. A local room was created (first member) or deleted (last member left):
  * sharded mode SSUBSCRIBEs / SUNSUBSCRIBEs its channel; other modes ignore it. Never fails
@@ -70,12 +80,19 @@ int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const ch
  */
 void adapter_room_created(adapter_t *a, const char *room, size_t len);
 void adapter_room_deleted(adapter_t *a, const char *room, size_t len);
+typedef enum adapter_ack {
+    ADAPTER_ACK_HOST,      /* not a cluster broadcast's id: the host's own */
+    ADAPTER_ACK_FORWARDED, /* sent on to the broadcast's requester */
+    ADAPTER_ACK_DROPPED    /* a broadcast's id, but that socket was not sent it, already
+                            * answered, or answered too late */
+} adapter_ack_t;
 /*
- * A client answered ack `ack_id` with the JSON array `args_json` (borrowed). Returns true when
- * the id belongs to a cluster broadcast (the ack is forwarded to its requester), false when the
- * host should handle it as its own.
+ * The socket whose Socket.IO id is `sock_id` (NUL-terminated, borrowed) answered ack `ack_id`
+ * with the JSON array `args_json` (borrowed). Each socket a broadcast with acks reached may
+ * answer it once; only that is forwarded to the requester.
  */
-bool adapter_client_ack(adapter_t *a, uint64_t ack_id, const char *args_json, size_t args_len);
+adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack_id,
+                                 const char *args_json, size_t args_len);
 /* Ack ids the adapter hands out are >= this, so a host's own ids below it never collide. */
 #define ADAPTER_ACK_ID_BASE 1000000000ull
 /*

@@ -72,10 +72,11 @@ static int tr_ws_text(void *arg, conn_t *c, const char *p, size_t len)
     return ws_conn_send_text(c, p, len);
 }
 
-static int tr_ws_frames(void *arg, conn_t *c, refbuf_t *frames)
+static int tr_ws_msg(void *arg, conn_t *c, eio_msg_t *m)
 {
     (void)arg;
-    return ws_conn_send_frame(c, frames);
+    ws_deflate_t *d = ws_conn_deflater(c);
+    return ws_conn_send_frame(c, d ? eio_msg_frames_deflated(m, d) : eio_msg_frames(m));
 }
 
 static int tr_ws_close(void *arg, conn_t *c, uint16_t code)
@@ -367,8 +368,10 @@ static void on_request(conn_t *c, const http_req_t *req, void *arg)
     buf_reset(q);
     bool has_sid = http_req_query(req, "sid", q) == 0;
     int owner = has_sid ? eio_sid_slot(q->data, q->len) : -1;
-    if (owner >= 0 && (uint32_t)owner != ep->cfg.sessions.slot && owner < ep->cfg.workers &&
-        ep->handoff && forward(ep, c, req, (uint32_t)owner) == 0)
+    /* owner is a process block (up to twice CLUSTER_WORKERS after a reload): handoff_send
+     * refuses a block with no live worker */
+    if (owner >= 0 && (uint32_t)owner != ep->cfg.sessions.slot && ep->handoff &&
+        forward(ep, c, req, (uint32_t)owner) == 0)
         return;
     eio_session_t *s = has_sid ? eio_find(ep->sessions, q->data, q->len) : NULL;
     if (has_sid && !s) {
@@ -412,7 +415,7 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
     eio_transport_t tr = {
         .arg = ep,
         .ws_text = tr_ws_text,
-        .ws_frames = tr_ws_frames,
+        .ws_msg = tr_ws_msg,
         .ws_close = tr_ws_close,
         .backlog = tr_backlog,
         .respond = tr_respond,
@@ -427,9 +430,13 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
         return rc;
     }
     if (cfg->workers > 1) {
-        rc = handoff_new(&ep->handoff, loop, cfg->server_id, cfg->sessions.slot, on_handoff, ep);
-        if (rc)
-            LOG_WARN("polling handoff between workers unavailable: %s", strerror(-rc));
+        rc = handoff_new(&ep->handoff, loop, cfg->socks, cfg->region, cfg->sessions.slot,
+                         on_handoff, ep);
+        if (rc) {
+            LOG_ERROR("cannot receive polling requests from the other workers: %s", strerror(-rc));
+            eio_endpoint_free(ep);
+            return rc;
+        }
     }
     *out = ep;
     return 0;

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "shm/local_sock.h"
+#include "shm/region.h"
 #include "shm/stats.h"
 #include "worker/eio/eio_session.h"
 #include "worker/http/cors.h"
@@ -26,16 +28,18 @@ typedef struct eio_endpoint eio_endpoint_t;
 
 typedef struct eio_endpoint_config {
     eio_config_t sessions;
-    bool polling, websocket; /* transports served (SOCKETIO_TRANSPORTS) */
-    const cors_t *cors;      /* SOCKETIO_CORS_ORIGINS (borrowed, as long as the endpoint) */
-    int workers;             /* CLUSTER_WORKERS: more than 1 hands requests over */
-    unsigned long server_id; /* names the handoff sockets */
+    bool polling, websocket;   /* transports served (SOCKETIO_TRANSPORTS) */
+    const cors_t *cors;        /* SOCKETIO_CORS_ORIGINS (borrowed, as long as the endpoint) */
+    int workers;               /* CLUSTER_WORKERS: more than 1 hands requests over */
+    const local_sock_t *socks; /* the workers' handoff channels (borrowed) */
+    shm_region_t *region;      /* the live workers (borrowed) */
 } eio_endpoint_config_t;
 
 /*
  * Creates the endpoint and its sessions on `loop`, answering through hs (borrowed; it must
- * outlive the endpoint). stats borrowed. 0 or the error of libuv setting up the timers (a
- * handoff socket that cannot be bound is logged: requests for other workers then fail).
+ * outlive the endpoint). stats borrowed. 0, the error of libuv setting up the timers, or (with
+ * more than one worker) handoff_new's: a worker that cannot receive the requests the others
+ * hand it must not run.
  */
 int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_config_t *cfg,
                      http_server_t *hs, stats_worker_t *stats);

@@ -14,6 +14,7 @@
 struct eio_msg {
     size_t refs;
     refbuf_t *frames;  /* NULL until needed */
+    refbuf_t *zframes; /* the permessage-deflate form: NULL until needed */
     refbuf_t *records; /* NULL until needed */
     bool no_records;   /* the text cannot ride polling */
     bool has_text;
@@ -53,6 +54,7 @@ void eio_msg_unref(eio_msg_t *m)
     if (!m || --m->refs)
         return;
     refbuf_unref(m->frames);
+    refbuf_unref(m->zframes);
     refbuf_unref(m->records);
     free(m);
 }
@@ -104,6 +106,49 @@ refbuf_t *eio_msg_frames(eio_msg_t *m)
     m->frames = refbuf_from(b.data, b.len);
     buf_free(&b);
     return m->frames;
+}
+
+typedef struct deflating {
+    buf_t *out;
+    buf_t z;
+    ws_deflate_t *d;
+    bool any; /* a message was compressed */
+} deflating_t;
+
+static void put_maybe_deflated(deflating_t *st, uint8_t opcode, const void *p, size_t len)
+{
+    if (len < WS_DEFLATE_THRESHOLD) {
+        put_frame(st->out, opcode, p, len);
+        return;
+    }
+    buf_reset(&st->z);
+    ws_deflate_compress(st->d, p, len, &st->z);
+    put_frame(st->out, opcode | WS_FRAME_RSV1, st->z.data, st->z.len);
+    st->any = true;
+}
+
+static void add_deflated_binary(const char *p, size_t n, void *arg)
+{
+    put_maybe_deflated(arg, WS_FRAME_BINARY, p, n);
+}
+
+refbuf_t *eio_msg_frames_deflated(eio_msg_t *m, ws_deflate_t *d)
+{
+    if (m->zframes)
+        return m->zframes;
+    deflating_t st = {.d = d};
+    buf_t b;
+    buf_init(&b);
+    buf_init(&st.z);
+    st.out = &b;
+    if (m->has_text)
+        put_maybe_deflated(&st, WS_FRAME_TEXT, m->bytes, m->text_len);
+    each_att(m, add_deflated_binary, &st);
+    /* nothing long enough: the plain form is the same bytes */
+    m->zframes = st.any ? refbuf_from(b.data, b.len) : refbuf_ref(eio_msg_frames(m));
+    buf_free(&b);
+    buf_free(&st.z);
+    return m->zframes;
 }
 
 static void add_binary_record(const char *p, size_t n, void *arg)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "common/proto/ws_deflate.h"
 #include "common/refbuf.h"
 
 typedef struct eio_msg eio_msg_t;
@@ -32,6 +33,13 @@ void eio_msg_unref(eio_msg_t *m);
 const char *eio_msg_text(const eio_msg_t *m, size_t *len);
 /* The WebSocket form (borrowed: take a reference to keep it). */
 refbuf_t *eio_msg_frames(eio_msg_t *m);
+/*
+ * The WebSocket form for permessage-deflate recipients, compressed once with d (shared by every
+ * such recipient, so d must be a no-context-takeover stream; see ws_deflate): each message of
+ * WS_DEFLATE_THRESHOLD bytes or more compressed into a frame with RSV1, shorter ones as they are.
+ * Without any such message it is eio_msg_frames(m). Borrowed likewise.
+ */
+refbuf_t *eio_msg_frames_deflated(eio_msg_t *m, ws_deflate_t *d);
 /* The long-polling form (borrowed), or NULL when the text holds a 0x1e byte and so cannot ride
  * a polling payload. */
 refbuf_t *eio_msg_records(eio_msg_t *m);

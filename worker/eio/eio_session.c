@@ -286,7 +286,7 @@ bool eio_session_send_msg(eio_session_t *s, eio_msg_t *m)
 {
     eio_t *e = s->e;
     if (s->conn)
-        return e->tr.ws_frames(e->tr.arg, s->conn, eio_msg_frames(m)) == 0;
+        return e->tr.ws_msg(e->tr.arg, s->conn, m) == 0;
     poll_queue(s, m);
     return true;
 }
@@ -567,7 +567,7 @@ static void on_probe_text(eio_session_t *s, conn_t *c, const char *msg, size_t l
         poll_flush(s, "6");
         /* what waited for a GET now goes over the WebSocket, in order */
         for (uint32_t i = 0; i < s->qn; i++)
-            e->tr.ws_frames(e->tr.arg, c, eio_msg_frames(s->pollq[i]));
+            e->tr.ws_msg(e->tr.arg, c, s->pollq[i]);
         pollq_reset(s);
         return;
     }

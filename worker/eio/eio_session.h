@@ -64,7 +64,9 @@ typedef struct eio_handlers {
 typedef struct eio_transport {
     void *arg;
     int (*ws_text)(void *arg, conn_t *c, const char *p, size_t len);
-    int (*ws_frames)(void *arg, conn_t *c, refbuf_t *frames); /* takes its own reference */
+    /* Sends m's WebSocket form (eio_msg_frames, or eio_msg_frames_deflated where c negotiated
+     * permessage-deflate), taking its own reference to it. */
+    int (*ws_msg)(void *arg, conn_t *c, eio_msg_t *m);
     int (*ws_close)(void *arg, conn_t *c, uint16_t code);
     size_t (*backlog)(void *arg, conn_t *c); /* bytes queued and not yet written */
     /* Answers the request c holds; with `cors`, the CORS headers its Origin earns and gzip when

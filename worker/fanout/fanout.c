@@ -97,12 +97,12 @@ void fanout_observe(fanout_t *f, const fanout_observer_t *o)
 }
 
 int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region,
-               unsigned long server_id, uint32_t slot, stats_worker_t *stats)
+               const local_sock_t *socks, uint32_t slot, stats_worker_t *stats)
 {
     fanout_t *f = xcalloc(1, sizeof(*f));
     f->sio = sio;
     f->stats = stats;
-    int rc = siblings_new(&f->siblings, loop, region, server_id, slot, on_sibling, f);
+    int rc = siblings_new(&f->siblings, loop, region, socks, slot, on_sibling, f);
     if (rc) {
         free(f);
         return rc;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "shm/local_sock.h"
 #include "shm/region.h"
 #include "shm/stats.h"
 #include "worker/fanout/fanout_packet.h"
@@ -39,7 +40,7 @@ typedef struct fanout_observer {
  * loop, region borrowed). 0, or siblings_new's error.
  */
 int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region,
-               unsigned long server_id, uint32_t slot, stats_worker_t *stats);
+               const local_sock_t *socks, uint32_t slot, stats_worker_t *stats);
 /* Adds an observer (copied; at most 2). */
 void fanout_observe(fanout_t *f, const fanout_observer_t *o);
 /*

@@ -13,8 +13,8 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "shm/local_sock.h"
 #include "shm/stats.h"
-#include "worker/net/local_sock.h"
 
 #define MAGIC "sib2"
 #define MAGIC_FD "sibG" /* the datagram is in the memfd this one carries (SCM_RIGHTS) */
@@ -42,10 +42,9 @@ struct siblings {
     uv_check_t flush; /* sends the batch after the iteration's I/O callbacks */
     uv_timer_t retry; /* resends queued datagrams while any wait */
     unsigned open_handles;
-    int fd;      /* bound: receives */
-    int send_fd; /* unbound: sends */
+    int fd; /* this block's receiving end (borrowed from socks) */
+    const local_sock_t *socks;
     shm_region_t *region;
-    unsigned long server_id;
     uint32_t slot, nslots;
     peer_t *peers;  /* per slot */
     size_t backlog; /* bytes over all queues */
@@ -54,6 +53,7 @@ struct siblings {
     char *rbuf;       /* max_dgram bytes */
     siblings_cb cb;
     void *ud;
+    uint64_t strangers, malformed; /* dropped datagrams, for log_sampled */
 };
 
 /* ---- codec ---- */
@@ -125,11 +125,13 @@ static bool live(const siblings_t *s, uint32_t i)
     return i != s->slot && slot_pid(s, i) != 0;
 }
 
-/* ENOBUFS too is a full queue here: the kernel frees room as the sibling reads. */
+/* A sibling that is gone reads nothing more: its successor in that block has new clients. */
 static int send_now(siblings_t *s, uint32_t i, const char *p, size_t len, int fd)
 {
-    int rc = local_sock_send(s->send_fd, s->server_id, i, ".b", p, len, fd);
-    return rc == -ENOBUFS ? -EAGAIN : rc;
+    int tx = local_sock_tx(s->socks, i, LOCAL_SOCK_SIBLINGS);
+    if (!live(s, i))
+        return -ECONNREFUSED;
+    return tx < 0 ? tx : local_sock_send(tx, p, len, fd);
 }
 
 static void drop_head(siblings_t *s, peer_t *q)
@@ -191,7 +193,7 @@ static void deliver(siblings_t *s, uint32_t i, const char *p, size_t len, int fd
     if (rc == -EAGAIN) {
         enqueue(s, i, p, len, fd, weight);
         uv_timer_start(&s->retry, on_retry, 1, 1);
-    } else if (rc == -ECONNREFUSED || rc == -ENOENT) {
+    } else if (rc == -ECONNREFUSED) {
         drop_queue(s, q); /* gone: a new process in that slot has new clients */
     } else if (rc) {
         LOG_WARN("siblings: cannot send %zu bytes to worker slot %u: %s", len, (unsigned)i,
@@ -208,7 +210,7 @@ static void on_retry(uv_timer_t *t)
             int rc = send_now(s, i, q->head->bytes, q->head->len, q->head->fd);
             if (rc == -EAGAIN)
                 break; /* still full: the timer fires again */
-            if (rc == -ECONNREFUSED || rc == -ENOENT) {
+            if (rc == -ECONNREFUSED) {
                 drop_queue(s, q);
                 break;
             }
@@ -312,24 +314,12 @@ static void on_record(const siblings_entry_t *e, void *arg)
     s->cb(e, s->ud);
 }
 
-/* The sender is a process of our user in a sibling slot (abstract names have no permissions). */
-static bool from_sibling(const siblings_t *s, const struct ucred *cr)
-{
-    if (!cr || cr->uid != geteuid())
-        return false;
-    for (uint32_t i = 0; i < s->nslots; i++) {
-        if (live(s, i) && slot_pid(s, i) == cr->pid)
-            return true;
-    }
-    return false;
-}
-
 /* The datagram a memfd holds; closes fd. -EPROTO when it is not one. */
 static int read_big(siblings_t *s, int fd)
 {
     struct stat st;
     int rc = -EPROTO;
-    if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
         (uint64_t)st.st_size <= SIBLINGS_MAX_FRAME + (uint64_t)SIBLINGS_MAX_DGRAM) {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p != MAP_FAILED) {
@@ -347,93 +337,69 @@ static void on_readable(uv_poll_t *p, int status, int events)
     if (status < 0 || !(events & UV_READABLE))
         return;
     for (int round = 0; round < RECV_ROUNDS; round++) {
-        union {
-            char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 4)];
-            struct cmsghdr align;
-        } ctl;
-        struct iovec iov = {s->rbuf, SIBLINGS_MAX_DGRAM};
-        struct msghdr m = {.msg_iov = &iov,
-                           .msg_iovlen = 1,
-                           .msg_control = ctl.buf,
-                           .msg_controllen = sizeof(ctl.buf)};
-        ssize_t n = recvmsg(s->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n < 0)
-            return; /* EAGAIN: drained */
-        struct ucred cr, *crp = NULL;
-        int fd = -1, extra = 0;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-            if (c->cmsg_level != SOL_SOCKET)
-                continue;
-            if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(cr))) {
-                memcpy(&cr, CMSG_DATA(c), sizeof(cr));
-                crp = &cr;
-            } else if (c->cmsg_type == SCM_RIGHTS) {
-                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t j = 0; j < k; j++) {
-                    int got;
-                    memcpy(&got, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-                    if (fd < 0)
-                        fd = got;
-                    else {
-                        close(got); /* ours carry one */
-                        extra++;
-                    }
-                }
-            }
-        }
-        bool big = n == SIBLINGS_HEADER_LEN && memcmp(s->rbuf, MAGIC_FD, 4) == 0;
-        if (!from_sibling(s, crp)) {
-            if (fd >= 0)
-                close(fd);
-            LOG_WARN("siblings: dropped a datagram from a process that is no sibling worker");
+        size_t n;
+        int fd = -1;
+        int rc = local_sock_recv(s->fd, s->region, s->rbuf, SIBLINGS_MAX_DGRAM, &n, &fd);
+        if (rc == -EAGAIN)
+            return;
+        if (rc == -EPERM) {
+            /* only a process of our user can hold a channel end: count, log a few */
+            if (log_sampled(&s->strangers))
+                LOG_WARN("siblings: dropped a datagram from a process that is no sibling worker "
+                         "(%llu so far)",
+                         (unsigned long long)s->strangers);
             continue;
         }
-        int rc = -EPROTO;
-        if (big && fd >= 0 && !extra && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        bool big = !rc && n == SIBLINGS_HEADER_LEN && memcmp(s->rbuf, MAGIC_FD, 4) == 0;
+        if (!rc && big && fd >= 0) {
             rc = read_big(s, fd);
             fd = -1;
-        } else if (!big && fd < 0 && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-            rc = siblings_decode(s->rbuf, (size_t)n, NULL, on_record, s);
+        } else if (!rc && !big && fd < 0) {
+            rc = siblings_decode(s->rbuf, n, NULL, on_record, s);
+        } else {
+            rc = -EPROTO;
         }
         if (fd >= 0)
             close(fd);
-        if (rc)
-            LOG_WARN("siblings: dropped a malformed datagram of %zd bytes", n);
+        if (rc && log_sampled(&s->malformed))
+            LOG_WARN("siblings: dropped a malformed datagram of %zu bytes (%llu so far)", n,
+                     (unsigned long long)s->malformed);
     }
 }
 
 /* ---- lifecycle ---- */
 
-int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsigned long server_id,
+/* The largest datagram the send buffers allow (the kernel reports twice the usable size; keep
+ * room for its own bookkeeping). */
+static size_t max_dgram(const local_sock_t *socks, uint32_t slot)
+{
+    int sz = 0;
+    socklen_t szl = sizeof(sz);
+    int tx = local_sock_tx(socks, slot == 0 ? 1 : 0, LOCAL_SOCK_SIBLINGS);
+    if (tx < 0 || getsockopt(tx, SOL_SOCKET, SO_SNDBUF, &sz, &szl) != 0 || sz < 2 * 4096)
+        sz = 2 * 4096;
+    size_t n = (size_t)sz / 2 - 1024;
+    return n > SIBLINGS_MAX_DGRAM ? SIBLINGS_MAX_DGRAM : n;
+}
+
+int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, const local_sock_t *socks,
                  uint32_t slot, siblings_cb cb, void *ud)
 {
-    if (!out || !loop || !region || !cb)
+    if (!out || !loop || !region || !socks || !cb)
         return -EINVAL;
+    int rx = local_sock_rx(socks, slot, LOCAL_SOCK_SIBLINGS);
+    if (rx < 0)
+        return rx;
     siblings_t *s = xcalloc(1, sizeof(*s));
-    s->fd = s->send_fd = -1;
     s->nslots = shm_region_slots(region);
     s->peers = xcalloc(s->nslots ? s->nslots : 1, sizeof(*s->peers));
     buf_init(&s->batch);
     siblings_encode_header(&s->batch, slot);
-    int rc = local_sock_open(&s->fd, &s->send_fd, server_id, slot, ".b", (int)SIBLINGS_MAX_DGRAM);
-    if (!rc) {
-        int one = 1, sz = 0;
-        socklen_t szl = sizeof(sz);
-        (void)setsockopt(s->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
-        /* the kernel reports twice the usable size; keep room for its own bookkeeping */
-        if (getsockopt(s->send_fd, SOL_SOCKET, SO_SNDBUF, &sz, &szl) != 0 || sz < 2 * 4096)
-            sz = 2 * 4096;
-        s->max_dgram = (size_t)sz / 2 - 1024;
-        if (s->max_dgram > SIBLINGS_MAX_DGRAM)
-            s->max_dgram = SIBLINGS_MAX_DGRAM;
-        s->rbuf = xmalloc(SIBLINGS_MAX_DGRAM);
-        rc = uv_poll_init(loop, &s->poll, s->fd);
-    }
+    local_sock_set_buffers(socks, LOCAL_SOCK_SIBLINGS, (int)SIBLINGS_MAX_DGRAM);
+    s->max_dgram = max_dgram(socks, slot);
+    s->rbuf = xmalloc(SIBLINGS_MAX_DGRAM);
+    int rc = uv_poll_init(loop, &s->poll, rx);
     if (rc) {
-        if (s->fd >= 0)
-            close(s->fd);
-        if (s->send_fd >= 0)
-            close(s->send_fd);
         buf_free(&s->batch);
         free(s->rbuf);
         free(s->peers);
@@ -445,8 +411,9 @@ int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsign
     s->poll.data = s->flush.data = s->retry.data = s;
     s->open_handles = 3;
     s->loop = loop;
+    s->fd = rx;
+    s->socks = socks;
     s->region = region;
-    s->server_id = server_id;
     s->slot = slot;
     s->cb = cb;
     s->ud = ud;
@@ -462,8 +429,6 @@ static void on_closed(uv_handle_t *h)
         return;
     for (uint32_t i = 0; i < s->nslots; i++)
         drop_queue(s, &s->peers[i]);
-    close(s->fd);
-    close(s->send_fd);
     buf_free(&s->batch);
     free(s->rbuf);
     free(s->peers);

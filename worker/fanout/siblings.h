@@ -1,15 +1,15 @@
 /*
  * siblings: passes stream entries as packets (the room, the entry id, and the Engine.IO text
  * built for it: see fanout_packet) between the workers of this server, so an entry one worker
- * read reaches the sockets of the others without Redis. Each worker binds the abstract datagram
- * socket
- * "\0streamio.<server_id>.<slot>.b" (see local_sock); the frames of one loop iteration go to each
+ * read reaches the sockets of the others without Redis. Each worker receives on its block's
+ * siblings channel (see local_sock: inherited socketpairs, no name); the frames of one loop
+ * iteration go to each
  * live sibling (a slot whose pid is set in the shared region) as one datagram, flushed after the
  * iteration's I/O callbacks (so before the XACKs queued meanwhile reach Redis) or as soon as the
  * batch is full. One socket per sender and a FIFO queue per receiver keep the per-room order.
  * Sending never blocks: a full receiver queue (EAGAIN) keeps the datagram, and the ones after it,
- * in a bounded in-order queue per sibling, resent from a timer; a sibling that is gone
- * (ECONNREFUSED, ENOENT) is skipped and its queue dropped (its clients are reconnecting).
+ * in a bounded in-order queue per sibling, resent from a timer; a sibling that is gone (its pid
+ * cleared in the region) is skipped and its queue dropped (its clients are reconnecting).
  * Datagrams are accepted only from processes of the same user whose pid is a sibling's.
  *
  * Datagram: "sib2", the sender's slot (u32), then records: room length, id length, text length
@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "common/buf.h"
+#include "shm/local_sock.h"
 #include "shm/region.h"
 
 typedef struct siblings siblings_t;
@@ -57,10 +58,11 @@ typedef struct siblings_entry {
 typedef void (*siblings_cb)(const siblings_entry_t *e, void *ud);
 
 /*
- * Binds this slot's socket and starts receiving on `loop`. Borrows loop and region. 0, -EINVAL,
- * -EADDRINUSE, or another negative errno of the socket calls.
+ * Starts receiving on `slot`'s siblings channel of `socks` on `loop`. Borrows loop, region and
+ * socks. 0, -EINVAL, -EBADF (this process does not hold that channel), or another
+ * negative errno.
  */
-int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, unsigned long server_id,
+int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, const local_sock_t *socks,
                  uint32_t slot, siblings_cb cb, void *ud);
 /*
  * Adds the entry (borrowed, copied) to the batch for every live sibling. 1 (queued), 0 (no live

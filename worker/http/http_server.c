@@ -10,6 +10,7 @@
 
 #include "common/buf.h"
 #include "common/proto/http_gzip.h"
+#include "common/proto/ws_deflate.h"
 #include "common/proto/ws_frame.h"
 #include "common/xalloc.h"
 #include "worker/net/timerq.h"
@@ -249,16 +250,18 @@ int http_ws_accept(conn_t *c, const ws_handlers_t *wh)
     int rc = ws_accept_key(key, strlen(key), accept);
     if (rc)
         return rc;
+    const char *ext = http_req_header(h->req, HTTP_REQ_WS_EXTENSIONS);
+    bool deflate = h->hs->lim.per_message_deflate && ext && ws_deflate_accept(ext, strlen(ext));
     buf_t *b = &h->hs->head;
     buf_reset(b);
     buf_printf(b,
                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-               accept);
+               "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+               accept, deflate ? "Sec-WebSocket-Extensions: " WS_DEFLATE_RESPONSE "\r\n" : "");
     conn_push(c, refbuf_from(b->data, b->len));
     h->awaiting = false;
     h->upgraded = true;
-    ws_conn_start(h->hs->ws, c, wh);
+    ws_conn_start(h->hs->ws, c, wh, deflate);
     return 0;
 }
 

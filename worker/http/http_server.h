@@ -35,6 +35,8 @@ typedef struct http_limits {
     size_t max_ws_message;     /* one received WebSocket message; over it: Close 1009 */
     size_t max_outq_bytes;     /* queued output per connection; over it: close */
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's Close / FIN */
+    /* accept RFC 7692 permessage-deflate offers (SOCKETIO_PER_MESSAGE_DEFLATE; see ws_deflate) */
+    bool per_message_deflate;
 } http_limits_t;
 
 #define HTTP_DEFAULT_MAX_HEADER_BYTES 8192
@@ -100,8 +102,10 @@ bool http_pending(const conn_t *c);
 /* The request awaiting its answer (borrowed, valid until answered), or NULL. */
 const http_req_t *http_request(const conn_t *c);
 /*
- * Accepts the WebSocket handshake: queues the 101 with Sec-WebSocket-Accept and hands the
- * connection to worker/ws, whose messages go to h (borrowed for the connection's lifetime).
+ * Accepts the WebSocket handshake: queues the 101 with Sec-WebSocket-Accept (and, with
+ * per_message_deflate, the permessage-deflate response to an offer ws_deflate_accept takes) and
+ * hands the connection to worker/ws, whose messages go to h (borrowed for the connection's
+ * lifetime).
  * Bytes that followed the head are processed as frames once the route returns. 0, -EINVAL (no
  * request awaiting an answer, or not a valid handshake: see http_req_is_websocket; answer 400),
  * -EPIPE (already closed).

@@ -68,7 +68,8 @@ struct conn {
     bool writing;
     bool shutting;
     bool peer_eof;
-    bool close_armed; /* close_node was armed once (it is never re-armed) */
+    bool close_armed;  /* close_node was armed once (re-armed only while a write progresses) */
+    size_t close_mark; /* the write queue's size at the deadline's last look */
 };
 
 struct conn_ctx {
@@ -281,10 +282,19 @@ static uint32_t fill_iov(conn_t *c, uint32_t max, size_t *bytes)
     return n;
 }
 
+/* What waits behind the head slot (the one the kernel takes from next, or is taking). */
+static size_t behind_head(const conn_t *c)
+{
+    return c->count ? c->outq_bytes - slot_left(slot_at(c, 0)) : 0;
+}
+
 bool conn_fits(const conn_t *c, size_t len)
 {
     size_t max = c->ctx->lim.max_outq_bytes;
-    return len <= max && c->outq_bytes <= max - len;
+    size_t behind = behind_head(c);
+    /* a frame larger than the limit (shared by every recipient: no copy each) makes no reader
+     * slow: it is taken when nothing waits behind the head */
+    return behind == 0 || (len <= max && behind <= max - len);
 }
 
 /* ==== Close sequence ==== */
@@ -350,13 +360,23 @@ void conn_overflow(conn_t *c)
 static void on_close_late(timerq_node_t *n, void *arg)
 {
     (void)arg;
-    conn_close((conn_t *)((char *)n - offsetof(conn_t, close_node)));
+    conn_t *c = (conn_t *)((char *)n - offsetof(conn_t, close_node));
+    /* a peer still taking a large answer (a write in progress that shrank since the last look)
+     * gets another close_timeout_ms: only one that stopped reading is cut off */
+    size_t left = c->writing ? uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) : 0;
+    if (c->writing && left < c->close_mark) {
+        c->close_mark = left;
+        timerq_add(c->ctx->closeq, &c->close_node);
+        return;
+    }
+    conn_close(c);
 }
 
 void conn_close_deadline(conn_t *c)
 {
     if (c->close_armed || c->st == ST_CLOSED)
         return;
+    c->close_mark = SIZE_MAX;
     timerq_add(c->ctx->closeq, &c->close_node);
     c->close_armed = true;
 }

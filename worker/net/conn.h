@@ -31,8 +31,9 @@ typedef struct conn conn_t;
 
 /* Limits; a 0 field takes the default below. */
 typedef struct conn_limits {
-    size_t max_outq_bytes;     /* queued output; over it: close (slow consumer) */
-    uint64_t close_timeout_ms; /* graceful close: wait for the peer's FIN (or Close) */
+    size_t max_outq_bytes;     /* queued output behind its head; over it: close (slow consumer) */
+    uint64_t close_timeout_ms; /* graceful close: wait for the peer's FIN (or Close); extended
+                                * while the peer keeps taking a large write */
 } conn_limits_t;
 
 #define CONN_DEFAULT_MAX_OUTQ_BYTES (4u << 20)
@@ -110,7 +111,10 @@ bool conn_is_open(const conn_t *c);
 /* True once conn_close ran. */
 bool conn_is_closed(const conn_t *c);
 
-/* True when len more bytes fit under max_outq_bytes. */
+/* True when len more bytes fit: what waits behind the head of the queue (the frame being
+ * written) stays within max_outq_bytes, or nothing waits there yet (so one frame of any size is
+ * taken: a large frame never makes a reading client a slow consumer; a client that reads nothing
+ * is one at the next frame after it). */
 bool conn_fits(const conn_t *c, size_t len);
 /* Queues one reference to rb (taken over) behind what is queued; released once written or when
  * the connection closes. No copy; no allocation except when this connection's queue grows past

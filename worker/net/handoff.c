@@ -3,14 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
-#include "worker/net/local_sock.h"
+#include "shm/stats.h"
 
 /* A handoff the owner's queue had no room for yet: our duplicate of the socket and the bytes. */
 typedef struct pending {
@@ -26,15 +27,25 @@ struct handoff {
     uv_poll_t poll;
     uv_timer_t retry; /* resends pending handoffs while any wait */
     uv_loop_t *loop;
-    int fd;      /* bound, non-blocking: receives */
-    int send_fd; /* unbound, non-blocking: sends */
+    const local_sock_t *socks;
+    shm_region_t *region;
+    int fd; /* this block's receiving end (borrowed from socks) */
     pending_t *head, *tail;
     unsigned open_handles;
-    unsigned long server_id;
     handoff_cb cb;
     void *ud;
     char *rbuf; /* HANDOFF_MAX_BYTES, allocated once */
 };
+
+/* A connected stream socket: libuv can poll it, so a regular file or a pipe never reaches it. */
+static bool is_stream_socket(int fd)
+{
+    struct stat st;
+    int type = 0;
+    socklen_t tl = sizeof(type);
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
+           getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM;
+}
 
 static void on_readable(uv_poll_t *p, int status, int events)
 {
@@ -42,57 +53,46 @@ static void on_readable(uv_poll_t *p, int status, int events)
     if (status < 0 || !(events & UV_READABLE))
         return;
     for (int round = 0; round < 64; round++) {
-        char ctl[CMSG_SPACE(sizeof(int))];
-        struct iovec iov = {h->rbuf, HANDOFF_MAX_BYTES};
-        struct msghdr m = {
-            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)};
-        ssize_t n = recvmsg(h->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n < 0)
-            return; /* EAGAIN: drained */
+        size_t n;
         int fd = -1;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-                c->cmsg_len == CMSG_LEN(sizeof(int)))
-                memcpy(&fd, CMSG_DATA(c), sizeof(int));
-        }
-        if (fd < 0)
-            continue; /* a datagram without a descriptor: not ours */
-        if (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        int rc = local_sock_recv(h->fd, h->region, h->rbuf, HANDOFF_MAX_BYTES, &n, &fd);
+        if (rc == -EAGAIN)
+            return;
+        if (rc || fd < 0)
+            continue; /* a stranger's, truncated, or without a descriptor: not ours */
+        if (!is_stream_socket(fd)) {
             close(fd);
             continue;
         }
-        h->cb(fd, h->rbuf, (size_t)n, h->ud);
+        h->cb(fd, h->rbuf, n, h->ud);
     }
 }
 
-int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint32_t slot,
-                handoff_cb cb, void *ud)
+int handoff_new(handoff_t **out, uv_loop_t *loop, const local_sock_t *socks, shm_region_t *region,
+                uint32_t slot, handoff_cb cb, void *ud)
 {
-    if (!out || !loop || !cb)
+    if (!out || !loop || !socks || !region || !cb)
         return -EINVAL;
+    int fd = local_sock_rx(socks, slot, LOCAL_SOCK_HANDOFF);
+    if (fd < 0)
+        return fd;
     handoff_t *h = xcalloc(1, sizeof(*h));
     h->rbuf = xmalloc(HANDOFF_MAX_BYTES);
-    h->fd = h->send_fd = -1;
-    int rc = local_sock_open(&h->fd, &h->send_fd, server_id, slot, "", (int)HANDOFF_MAX_BYTES * 4);
-    if (!rc) {
-        rc = uv_poll_init(loop, &h->poll, h->fd);
-        if (!rc)
-            uv_timer_init(loop, &h->retry);
-    }
+    int rc = uv_poll_init(loop, &h->poll, fd);
     if (rc) {
-        if (h->fd >= 0)
-            close(h->fd);
-        if (h->send_fd >= 0)
-            close(h->send_fd);
         free(h->rbuf);
         free(h);
         return rc;
     }
+    local_sock_set_buffers(socks, LOCAL_SOCK_HANDOFF, (int)HANDOFF_MAX_BYTES * 4);
+    uv_timer_init(loop, &h->retry);
     h->poll.data = h;
     h->retry.data = h;
     h->loop = loop;
+    h->socks = socks;
+    h->region = region;
+    h->fd = fd;
     h->open_handles = 2;
-    h->server_id = server_id;
     h->cb = cb;
     h->ud = ud;
     uv_poll_start(&h->poll, UV_READABLE, on_readable);
@@ -100,9 +100,14 @@ int handoff_new(handoff_t **out, uv_loop_t *loop, unsigned long server_id, uint3
     return 0;
 }
 
+/* A block whose worker is gone (or not started) would hold the client's socket in its queue. */
 static int send_now(handoff_t *h, uint32_t slot, int fd, const void *p, size_t len)
 {
-    return local_sock_send(h->send_fd, h->server_id, slot, "", p, len, fd);
+    stats_worker_t *st = shm_region_slot_stats(h->region, slot);
+    int tx = local_sock_tx(h->socks, slot, LOCAL_SOCK_HANDOFF);
+    if (!st || !STATS_GET(st->pid))
+        return -ECONNREFUSED;
+    return tx < 0 ? tx : local_sock_send(tx, p, len, fd);
 }
 
 static void drop_head(handoff_t *h)
@@ -116,9 +121,9 @@ static void drop_head(handoff_t *h)
 }
 
 /*
- * Resends what waits, in order. The owner's queue holds few datagrams
- * (net.unix.max_dgram_qlen, often 10) and both workers may hand requests to each other at
- * once: waiting inside the loop would stall the very worker that has to drain it.
+ * Resends what waits, in order. The owner's queue holds what the channel's send buffer allows
+ * (a few handoffs) and both workers may hand requests to each other at once: waiting inside the
+ * loop would stall the very worker that has to drain it.
  */
 static void on_retry(uv_timer_t *t)
 {
@@ -167,8 +172,6 @@ static void on_closed(uv_handle_t *p)
         return;
     while (h->head)
         drop_head(h);
-    close(h->fd);
-    close(h->send_fd);
     free(h->rbuf);
     free(h);
 }

@@ -44,18 +44,25 @@ static void send_ack(seed_events_t *e, sio_socket_t *s, uint64_t id, const char 
     sio_socket_ack(s, 0, id, b->data, b->len);
 }
 
-/* Why room may not be joined, or NULL when it was joined; *verdict: the joins bucket's. */
+/*
+ * Why room may not be joined, or NULL when it was joined; *verdict: the joins bucket's. The
+ * seed's own refusals come first and cost no join token: only a join that would happen is rate
+ * limited, so a client joining its rooms at connect sees exactly the seed's answers (its
+ * MAX_ROOMS_PER_SOCKET-th join passes, the next says "Max rooms limit reached") as long as the
+ * join burst is at least MAX_ROOMS_PER_SOCKET, as the defaults are. A flood of refused joins is
+ * still bounded by the events bucket every packet goes through.
+ */
 static const char *join(sio_socket_t *s, bool is_str, const char *room, size_t len,
                         limits_verdict_t *verdict)
 {
     if (!is_str || len == 0 || utf16_units(room, len) > ROOM_ID_MAX_UNITS)
         return "Invalid room id";
-    if ((*verdict = sio_socket_rate_join(s)) != LIMITS_PASS)
-        return LIMITS_ERR_RATE;
-    if (!sio_socket_room_allowed(s, room, len))
-        return AUTH_ERR_ROOM_DENIED;
     if (sio_socket_rooms_full(s, room, len))
         return "Max rooms limit reached";
+    if (!sio_socket_room_allowed(s, room, len))
+        return AUTH_ERR_ROOM_DENIED;
+    if ((*verdict = sio_socket_rate_join(s)) != LIMITS_PASS)
+        return LIMITS_ERR_RATE;
     sio_socket_join(s, room, len);
     return NULL;
 }

@@ -554,7 +554,7 @@ static int dispatch(sio_socket_t *s, const sio_packet_t *pk, unsigned natt)
         EACH_OBSERVER(s->sio, o)
         {
             if (o->client_ack)
-                o->client_ack(o->arg, pk->id, pk->data, pk->data_len);
+                o->client_ack(o->arg, s, pk->id, pk->data, pk->data_len);
         }
         return 0;
     case SIO_BINARY_ACK:

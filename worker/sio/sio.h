@@ -59,8 +59,8 @@ typedef struct sio_observer {
     /* A room got its first member / lost its last one. */
     void (*room_created)(void *arg, const char *room, size_t len);
     void (*room_deleted)(void *arg, const char *room, size_t len);
-    /* A client's ACK to the server (ids this server never asked are the observer's to ignore). */
-    void (*client_ack)(void *arg, uint64_t id, const char *json, size_t len);
+    /* Socket s's ACK to the server (ids this server never asked are the observer's to ignore). */
+    void (*client_ack)(void *arg, sio_socket_t *s, uint64_t id, const char *json, size_t len);
     /* A namespace connected: its CONNECT reply was sent. */
     void (*connected)(void *arg, sio_socket_t *s, unsigned nsp);
     /* An event from the client. */

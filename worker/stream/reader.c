@@ -85,7 +85,8 @@ struct reader {
     stats_worker_t *stats;
     reader_entry_fn fn;
     void *arg;
-    uint64_t read_failures; /* XREADGROUP error replies (log sampling) */
+    uint64_t read_failures;  /* XREADGROUP error replies (log sampling) */
+    uint64_t group_failures; /* XGROUP CREATE refused for another reason than the key */
     char consumer[256];
     char count[16];
     char block[16];
@@ -204,6 +205,7 @@ static void move_to(reader_t *r, rstream_t *s, rs_state_t state)
     detach(r, s);
     s->state = state;
     s->idx = new_idx;
+    STATS_SET(r->stats->streams_parked, r->parked.n);
 }
 
 /* Ends the lane's blocking read now (CLIENT UNBLOCK: an empty reply), so its next read is
@@ -353,10 +355,16 @@ static void on_group(const redisReply *rep, void *arg)
     reader_t *r = g->r;
     rstream_t *s = strmap_get(r->streams, g->name, g->len);
     if (s && rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "BUSYGROUP", 9) != 0) {
-        /* the key is gone (or not a stream): skip it until it comes back */
+        /* skip it for a while: the key is gone (or not a stream), or Redis refused (OOM under
+         * maxmemory, an ACL): those are said, its entries wait in Redis meanwhile */
         s->need_group = true;
         s->missing_until = now_ms(r) + MISSING_RETRY_MS;
-        LOG_DEBUG("stream %.*s: %s", (int)g->len, g->name, rep->str);
+        if (strncmp(rep->str, "ERR", 3) == 0 || strncmp(rep->str, "WRONGTYPE", 9) == 0)
+            LOG_DEBUG("stream %.*s: %s", (int)g->len, g->name, rep->str);
+        else if (log_sampled(&r->group_failures))
+            LOG_WARN("stream %.*s: cannot create consumer group %s, retrying: %s (%llu so far)",
+                     (int)g->len, g->name, r->cfg->consumer_group, rep->str,
+                     (unsigned long long)r->group_failures);
     }
     free(g);
 }
@@ -825,6 +833,7 @@ static void on_wake(const redisReply *rep, void *arg)
         rstream_t *s = strmap_get(r->streams, sr->element[0]->str, sr->element[0]->len);
         if (s && s->state == RS_PARKED) {
             LOG_DEBUG("stream %.*s is active again", (int)s->len, s->name);
+            STATS_ADD(r->stats->wakes_polled, 1);
             activate(r, s);
         }
     }
@@ -949,7 +958,9 @@ static void park_idle(reader_t *r)
             rstream_t *s = v->v[j];
             if (now - s->last_entry > ttl) {
                 LOG_DEBUG("stream %.*s is inactive: parked", (int)s->len, s->name);
+                /* parked means polled, not read: the lane's blocking read lets it go now */
                 move_to(r, s, RS_PARKED);
+                lane_cut_short(r, &r->lanes[i], s);
             }
         }
     }
@@ -976,6 +987,7 @@ static void on_event(const char *key, size_t len, void *arg)
     if (!s || r->stopping)
         return;
     if (s->state == RS_PARKED) {
+        STATS_ADD(r->stats->wakes_event, 1);
         activate(r, s);
     } else if (s->state == RS_ACTIVE && s->lane->idle_wait) {
         lane_t *l = s->lane; /* an idle rotation over slot groups: read now */
@@ -1072,6 +1084,7 @@ void reader_remove(reader_t *r, const char *name, size_t len)
         r->wake_pos = 0;
     free(s);
     STATS_SET(r->stats->streams, strmap_size(r->streams));
+    STATS_SET(r->stats->streams_parked, r->parked.n);
 }
 
 typedef struct pool_ctx {

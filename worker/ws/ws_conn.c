@@ -13,12 +13,15 @@
 #include <wslay/wslay.h>
 
 #include "common/buf.h"
+#include "common/json.h"
 #include "common/proto/ws_feed.h"
 #include "common/proto/ws_frame.h"
 #include "common/xalloc.h"
 
 /* A staging buffer that grew past this (a burst of pongs) is released instead of kept. */
 #define STAGE_KEEP 4096
+/* Likewise the buffer of inflated messages, shared by the worker's connections. */
+#define INFLATED_KEEP 65536
 
 struct ws_ctx {
     size_t max_message;
@@ -26,6 +29,8 @@ struct ws_ctx {
     size_t contexts;
     size_t live; /* connections still holding a ws_conn state */
     bool freeing;
+    ws_deflate_t *deflate; /* for every permessage-deflate connection; NULL until one comes */
+    buf_t inflated;        /* one received message, inflated */
 };
 
 typedef struct ws_conn {
@@ -33,11 +38,13 @@ typedef struct ws_conn {
     const ws_handlers_t *h;
     /* wslay: only while a message is in flight or a Close is under way; see input */
     wslay_event_context_ptr ws;
-    buf_t stage;  /* wslay output collected during one wslay_event_send */
-    ws_feed_t rd; /* bytes wslay may read (set only inside the read callback); frame scan */
-    bool closing; /* our Close is queued; waiting for the peer's */
-    bool dead;    /* wslay returned an error: never call it again */
-    bool told;    /* the first Close wslay sent was looked at (a 1009 is counted) */
+    buf_t stage;   /* wslay output collected during one wslay_event_send */
+    ws_feed_t rd;  /* bytes wslay may read (set only inside the read callback); frame scan */
+    bool closing;  /* our Close is queued; waiting for the peer's */
+    bool dead;     /* wslay returned an error: never call it again */
+    bool told;     /* the first Close wslay sent was looked at (a 1009 is counted) */
+    bool deflate;  /* permessage-deflate was negotiated */
+    uint16_t fail; /* a message could not be inflated: the Close code to send after wslay returns */
 } ws_conn_t;
 
 static void on_data(conn_t *c, void *state, const char *p, size_t n);
@@ -50,7 +57,15 @@ ws_ctx_t *ws_ctx_new(size_t max_message, stats_worker_t *stats)
     ws_ctx_t *w = xcalloc(1, sizeof(*w));
     w->max_message = max_message ? max_message : WS_CONN_DEFAULT_MAX_MESSAGE;
     w->stats = stats;
+    buf_init(&w->inflated);
     return w;
+}
+
+static void ctx_destroy(ws_ctx_t *w)
+{
+    ws_deflate_free(w->deflate);
+    buf_free(&w->inflated);
+    free(w);
 }
 
 void ws_ctx_free(ws_ctx_t *w)
@@ -59,7 +74,7 @@ void ws_ctx_free(ws_ctx_t *w)
         return;
     w->freeing = true;
     if (w->live == 0)
-        free(w);
+        ctx_destroy(w);
 }
 
 size_t ws_ctx_contexts(const ws_ctx_t *w)
@@ -75,6 +90,12 @@ static ws_conn_t *state_of(const conn_t *c)
 bool ws_conn_is(const conn_t *c)
 {
     return state_of(c) != NULL;
+}
+
+ws_deflate_t *ws_conn_deflater(const conn_t *c)
+{
+    ws_conn_t *s = state_of(c);
+    return s && s->deflate ? s->w->deflate : NULL;
 }
 
 /* Open: messages flow both ways (not closing, not draining, not closed). */
@@ -98,6 +119,29 @@ static ssize_t send_cb(wslay_event_context_ptr ws, const uint8_t *data, size_t l
     return ws_feed_write(ws, &state_of(ud)->stage, data, len);
 }
 
+/*
+ * A compressed message (wslay allows RSV1 only on the first frame of a data message, and checks
+ * UTF-8 only on uncompressed text): inflated into the context's buffer, which *msg then points
+ * to. False with s->fail set when it cannot be delivered.
+ */
+static bool inflate_message(ws_conn_t *s, bool text, const uint8_t **msg, size_t *len)
+{
+    ws_ctx_t *w = s->w;
+    buf_reset(&w->inflated);
+    int rc = ws_deflate_inflate(w->deflate, *msg, *len, w->max_message, &w->inflated);
+    if (rc == -EMSGSIZE)
+        s->fail = WSLAY_CODE_MESSAGE_TOO_BIG; /* counted as wslay's own 1009 is, once sent */
+    else if (rc || (text && !json_utf8_valid(w->inflated.data, w->inflated.len)))
+        s->fail = WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA;
+    if (s->fail) {
+        ws_feed_window(&s->rd, NULL, 0); /* nothing after it is read */
+        return false;
+    }
+    *msg = (const uint8_t *)(w->inflated.len ? w->inflated.data : "");
+    *len = w->inflated.len;
+    return true;
+}
+
 static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
                    void *ud)
 {
@@ -106,12 +150,21 @@ static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
     ws_conn_t *s = state_of(c);
     if (!is_open(c, s))
         return;
+    if (s->fail)
+        return;
     /* wslay passes NULL for an empty message */
     const uint8_t *msg = arg->msg ? arg->msg : (const uint8_t *)"";
+    size_t len = arg->msg_length;
+    if (wslay_get_rsv1(arg->rsv)) {
+        if (!inflate_message(s, arg->opcode == WSLAY_TEXT_FRAME, &msg, &len))
+            return;
+    }
     if (arg->opcode == WSLAY_TEXT_FRAME)
-        s->h->on_text(c, (const char *)msg, arg->msg_length, conn_data(c));
+        s->h->on_text(c, (const char *)msg, len, conn_data(c));
     else if (arg->opcode == WSLAY_BINARY_FRAME)
-        s->h->on_binary(c, msg, arg->msg_length, conn_data(c));
+        s->h->on_binary(c, msg, len, conn_data(c));
+    if (s->w->inflated.cap > INFLATED_KEEP)
+        buf_free(&s->w->inflated); /* a large message does not pin its memory */
     if (conn_is_closed(c))
         ws_feed_window(&s->rd, NULL, 0); /* the rest of this read is no longer wanted */
 }
@@ -129,6 +182,8 @@ static void hold(conn_t *c, ws_conn_t *s)
     if (s->ws)
         return;
     s->ws = ws_feed_context_new(&cb, c, s->w->max_message);
+    if (s->deflate)
+        wslay_event_config_set_allowed_rsv_bits(s->ws, WSLAY_RSV1_BIT);
     s->w->contexts++;
 }
 
@@ -157,7 +212,7 @@ static void on_release(conn_t *c, void *state)
     free(s);
     w->live--;
     if (w->freeing && w->live == 0)
-        free(w);
+        ctx_destroy(w);
 }
 
 /* ==== Input and wslay's output ==== */
@@ -224,6 +279,15 @@ static void on_data(conn_t *c, void *state, const char *p, size_t n)
         conn_close(c);
         return;
     }
+    if (s->fail && is_open(c, s)) {
+        /* as wslay fails a connection itself: Close, read nothing more, drain and close */
+        int qr = wslay_event_queue_close(s->ws, s->fail, NULL, 0);
+        wslay_event_shutdown_read(s->ws);
+        if (qr != 0 && qr != WSLAY_ERR_NO_MORE_MSG) {
+            conn_close(c);
+            return;
+        }
+    }
     after_io(c, s);
     /* wslay answers an oversized message with Close 1009 on its own; count it once sent */
     if (!s->told && wslay_event_get_close_sent(s->ws)) {
@@ -234,11 +298,14 @@ static void on_data(conn_t *c, void *state, const char *p, size_t n)
     release_if_idle(c, s);
 }
 
-void ws_conn_start(ws_ctx_t *w, conn_t *c, const ws_handlers_t *h)
+void ws_conn_start(ws_ctx_t *w, conn_t *c, const ws_handlers_t *h, bool deflate)
 {
     ws_conn_t *s = xcalloc(1, sizeof(*s));
     s->w = w;
     s->h = h;
+    s->deflate = deflate;
+    if (deflate && !w->deflate)
+        w->deflate = ws_deflate_new();
     buf_init(&s->stage);
     w->live++;
     conn_set_proto(c, &proto, s);
@@ -267,6 +334,17 @@ static int send_prepare(conn_t *c, size_t len)
 
 int ws_conn_send_text(conn_t *c, const char *p, size_t len)
 {
+    ws_deflate_t *d = len >= WS_DEFLATE_THRESHOLD ? ws_conn_deflater(c) : NULL;
+    if (d) {
+        buf_t z;
+        buf_init(&z);
+        ws_deflate_compress(d, p, len, &z);
+        refbuf_t *rb = ws_frame_new(WS_FRAME_TEXT | WS_FRAME_RSV1, z.data, z.len);
+        buf_free(&z);
+        int rc = ws_conn_send_frame(c, rb);
+        refbuf_unref(rb);
+        return rc;
+    }
     uint8_t hdr[WS_FRAME_HEADER_MAX];
     size_t hlen = ws_frame_header(hdr, WS_FRAME_TEXT, len);
     if (len > SIZE_MAX - hlen)

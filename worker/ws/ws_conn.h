@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/proto/ws_deflate.h"
 #include "common/refbuf.h"
 #include "shm/stats.h"
 #include "worker/net/conn.h"
@@ -44,11 +45,19 @@ size_t ws_ctx_contexts(const ws_ctx_t *w);
 /*
  * Switches c to WebSocket framing; the caller has queued the 101. Messages go to h (borrowed for
  * the connection's lifetime). Bytes that followed the request are fed with conn_feed. Messages
- * may be sent right away.
+ * may be sent right away. `deflate`: the 101 accepted permessage-deflate (ws_deflate's terms):
+ * compressed messages (RSV1) are inflated before h sees them (over the context's largest message:
+ * Close 1009; not deflate data, or a text that is not UTF-8: Close 1007), and text messages of
+ * WS_DEFLATE_THRESHOLD bytes or more that ws_conn_send_text sends are compressed.
  */
-void ws_conn_start(ws_ctx_t *w, conn_t *c, const ws_handlers_t *h);
+void ws_conn_start(ws_ctx_t *w, conn_t *c, const ws_handlers_t *h, bool deflate);
 /* True once ws_conn_start ran on c (also while closing). */
 bool ws_conn_is(const conn_t *c);
+/*
+ * The context's shared compressor when c negotiated permessage-deflate, else NULL: a broadcast
+ * compressed with it once (ws_deflate_compress, frames with RSV1) may go to every such recipient.
+ */
+ws_deflate_t *ws_conn_deflater(const conn_t *c);
 
 /*
  * Frames a copy of p[0..len) as one TEXT message (one allocation; per-socket messages). p must be

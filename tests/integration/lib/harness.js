@@ -116,9 +116,10 @@ process.on('exit', () => {
   for (const [pid, start] of workers) if (startTime(pid) === start) kill(pid);
 });
 
-// Spawns a tracked process with captured output (kept to the last `keep` bytes).
-function spawnTracked(cmd, args, { env, cwd, name, keep = 256 * 1024 } = {}) {
-  const proc = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+// Spawns a tracked process with captured output (kept to the last `keep` bytes); `stdin: 'pipe'`
+// leaves its standard input open for the caller (proc.stdin).
+function spawnTracked(cmd, args, { env, cwd, name, keep = 256 * 1024, stdin = 'ignore' } = {}) {
+  const proc = spawn(cmd, args, { env, cwd, stdio: [stdin, 'pipe', 'pipe'] });
   const state = { out: '', stdout: '', stderr: '', exitCode: undefined, signal: undefined };
   const append = (which, chunk) => {
     const s = chunk.toString('utf8');
@@ -267,9 +268,11 @@ class RedisClient {
     sock.on('close', () => this._fail(new Error('redis connection closed')));
   }
 
-  static connect(port, { host = HOST, timeout = 5000 } = {}) {
+  // `localAddress`: another loopback source address (127.0.0.2...), e.g. to stay outside a
+  // partition cut between 127.0.0.1 and Redis.
+  static connect(port, { host = HOST, timeout = 5000, localAddress } = {}) {
     return new Promise((resolve, reject) => {
-      const sock = net.connect({ port, host });
+      const sock = net.connect({ port, host, localAddress });
       const timer = setTimeout(() => {
         sock.destroy();
         reject(new Error(`redis connect ${host}:${port} timed out`));
@@ -479,9 +482,10 @@ function spawnStreamio(env, { name = 'streamio' } = {}) {
  * Starts a server process (`cmd args`) listening on HOST:port and waits until GET /health
  * answers 200. Returns a server handle {pid, port, url, handle, health(), stop(), describe()}.
  * Throws (with the captured output) when it exits or does not get ready within `timeout`.
+ * `onSpawn(handle)` (optional, awaited) runs first; with it the process's stdin is a pipe.
  */
-async function startServer({ cmd, args = [], env, port, name, timeout = 20000, workers = 0 }) {
-  const handle = spawnTracked(cmd, args, { env, name });
+async function startServer({ cmd, args = [], env, port, name, timeout = 20000, workers = 0, onSpawn }) {
+  const handle = spawnTracked(cmd, args, { env, name, stdin: onSpawn ? 'pipe' : 'ignore' });
   const url = `http://${HOST}:${port}`;
   const srv = {
     handle,
@@ -500,6 +504,7 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000, w
     },
   };
   try {
+    if (onSpawn) await onSpawn(handle);
     await waitUntil(async () => {
       if (!handle.running) throw fatal(`${handle.name} exited before getting ready`);
       const r = await srv.health({ timeout: 1000 });
@@ -518,8 +523,10 @@ async function startServer({ cmd, args = [], env, port, name, timeout = 20000, w
 /*
  * Starts $STREAMIO_BIN against `redis` with the contract env (CLUSTER_WORKERS=1, LOG_LEVEL=info,
  * DISCOVERY_INTERVAL=500 unless overridden by `env`) on a free port, waits for /health 200.
+ * `onSpawn(handle)`: the server's pid is known before it runs (handle.pid); it starts once
+ * onSpawn has resolved and written a line to handle.proc.stdin.
  */
-async function startStreamio(env = {}, { redis, timeout } = {}) {
+async function startStreamio(env = {}, { redis, timeout, onSpawn } = {}) {
   const port = await freePort();
   const full = {
     ...baseEnv(),
@@ -533,7 +540,10 @@ async function startStreamio(env = {}, { redis, timeout } = {}) {
     ...env,
   };
   const workers = full.CLUSTER_ENABLED === 'false' ? 1 : Number(full.CLUSTER_WORKERS) || 0;
-  return startServer({ cmd: streamioBin(), env: full, port: Number(full.PORT), name: 'streamio', timeout, workers });
+  // with onSpawn, a shell waits for a line on stdin, then execs the server under its own pid
+  const cmd = onSpawn ? 'sh' : streamioBin();
+  const args = onSpawn ? ['-c', 'read _ && exec "$0"', streamioBin()] : [];
+  return startServer({ cmd, args, env: full, port: Number(full.PORT), name: 'streamio', timeout, workers, onSpawn });
 }
 
 // Remembers the workers a /health answer lists (only real children of the server process).
@@ -631,15 +641,21 @@ function connectClient(url, { timeout = 5000, ...opts } = {}) {
       socket.close();
       reject(new Error(`socket.io connect to ${url} timed out after ${timeout} ms`));
     }, timeout + 500);
-    socket.once('connect', () => {
+    // each handler removes the other: a later reconnect's connect_error must not close a
+    // socket that connected (it would stop reconnecting for good)
+    const onConnect = () => {
       clearTimeout(timer);
+      socket.off('connect_error', onError);
       resolve(socket);
-    });
-    socket.once('connect_error', (err) => {
+    };
+    const onError = (err) => {
       clearTimeout(timer);
+      socket.off('connect', onConnect);
       socket.close();
       reject(new Error(`socket.io connect to ${url} failed: ${err.message}`));
-    });
+    };
+    socket.once('connect', onConnect);
+    socket.once('connect_error', onError);
   });
 }
 
@@ -767,6 +783,49 @@ function stopAfter(get) {
 }
 
 // Unique-per-run name, so streams/rooms of one test never collide with another's.
+/*
+ * Headless Chromium (NULL when not installed) and the page it runs: an HTTP server on another
+ * origin than the server under test, serving the socket.io browser bundle, `page.html` at every
+ * other path, and collecting what the page reports (`fetch('/report?' + JSON)`) in `events`.
+ */
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p)) || null;
+
+async function startTestPage() {
+  const bundle = path.join(path.dirname(require.resolve('socket.io-client/package.json')), 'dist/socket.io.min.js');
+  const page = { html: '', events: [] };
+  page.server = http.createServer((req, res) => {
+    if (req.url === '/socket.io.min.js') {
+      res.writeHead(200, { 'Content-Type': 'application/javascript' });
+      res.end(fs.readFileSync(bundle));
+    } else if (req.url.startsWith('/report?')) {
+      page.events.push(JSON.parse(decodeURIComponent(req.url.slice(8))));
+      res.end('ok');
+    } else {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end(page.html);
+    }
+  });
+  await new Promise((resolve) => page.server.listen(0, HOST, resolve));
+  page.url = `http://${HOST}:${page.server.address().port}`;
+  page.close = () => page.server.close();
+  return page;
+}
+
+// Runs fn(chrome) while headless Chromium shows `url` (a fresh profile), then stops it.
+async function withChromium(url, fn) {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-chromium-'));
+  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    `--user-data-dir=${profile}`, url];
+  const chrome = spawnTracked(CHROMIUM, args, { name: 'chromium' });
+  try {
+    return await fn(chrome);
+  } finally {
+    await stop(chrome);
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
 let seq = 0;
 function uniq(prefix) {
   seq += 1;
@@ -807,5 +866,8 @@ module.exports = {
   withLogs,
   stopAfter,
   spreadClients,
+  CHROMIUM,
+  startTestPage,
+  withChromium,
   uniq,
 };

@@ -1,0 +1,245 @@
+'use strict';
+// Faults beyond a restart, each inside a network namespace this file creates (lib/netns.js): a
+// 30 s partition between streamio and Redis during fan-out (iptables DROP, no RST), Redis 200 ms
+// away (a delaying proxy), Redis out of memory, and kill -9 of the master. Every packet stays on
+// the namespace's 127.0.0.0/8. Figures (detection and recovery times, latencies) go to stderr.
+if (require('./lib/netns').enter(__filename, { timeout: 600000 })) return;
+const { describe, it, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const h = require('./lib/harness');
+const netns = require('./lib/netns');
+const { startDelayProxy } = require('./lib/delayproxy');
+
+const note = (s) => process.stderr.write(`# faults: ${s}\n`);
+
+// Writes an entry to `stream` every `gap` ms from 127.0.0.2 (outside any cut of 127.0.0.1)
+// until stopped or `max` entries; returns {ids, stop()}.
+async function producer(redis, stream, { gap = 100, max = 2000 } = {}) {
+  const c = await h.RedisClient.connect(redis.port, { localAddress: '127.0.0.2' });
+  const ids = [];
+  const sent = new Map(); // id -> time written
+  let stopped = false;
+  const done = (async () => {
+    for (let i = 0; i < max && !stopped; i++) {
+      const id = await c.call('XADD', stream, '*', 'event', 'tick', 'data', JSON.stringify({ i }));
+      ids.push(id);
+      sent.set(id, Date.now());
+      await h.sleep(gap);
+    }
+  })();
+  return {
+    ids,
+    sent,
+    done, // resolves once `max` entries are written (or stop() was called)
+    async stop() {
+      stopped = true;
+      await done;
+      c.close();
+    },
+  };
+}
+
+// Clients on every worker, in `room`, recording what they get and whether they disconnect.
+async function audience(srv, room, { workers = 2 } = {}) {
+  const clients = [];
+  await h.spreadClients(srv, clients, { workers, step: 4 });
+  const seen = [];
+  const drops = [];
+  for (const c of clients) {
+    await h.joinRoom(c, room);
+    const got = new Map(); // id -> arrival time
+    c.on('room:message', (m) => got.set(m.messageId, got.has(m.messageId) ? -1 : Date.now()));
+    c.on('disconnect', (reason) => drops.push(reason));
+    seen.push(got);
+  }
+  return {
+    clients,
+    seen,
+    drops,
+    async allGot(ids, timeout) {
+      await h.waitUntil(() => seen.every((got) => ids.every((id) => got.has(id))), {
+        timeout, message: `every client to get all ${ids.length} entries`,
+      });
+      const dup = seen.reduce((n, got) => n + [...got.values()].filter((v) => v === -1).length, 0);
+      assert.equal(dup, 0, 'no entry delivered twice');
+    },
+  };
+}
+
+const health = async (srv) => (await h.healthRetry(srv, { attempts: 10 })).body;
+
+// /health once all `n` workers are past their setup (a starting one reports pid 0).
+const workersUp = (srv, n = 2) => h.waitUntil(async () => {
+  const b = await health(srv);
+  return b.workers.length === n && b.workers.every((w) => w.pid > 0) ? b : null;
+}, { timeout: 15000, message: `${n} workers up` });
+
+// The producer connects from 127.0.0.2, which Redis's protected mode counts as remote; every
+// address here is a loopback one of this namespace.
+const startRedis = (args = []) => h.startRedis({ args: ['--protected-mode', 'no', ...args] });
+
+describe('faults beyond a restart', { timeout: 300000, skip: h.ANCHOR_SKIP }, () => {
+  let redis;
+  let srv;
+  let proxy;
+  let prod;
+  const logs = (fn) => h.withLogs(() => srv, fn);
+
+  afterEach(async () => {
+    h.closeAllClients();
+    if (prod) await prod.stop().catch(() => {});
+    if (srv) await srv.stop();
+    if (proxy) await proxy.close();
+    if (redis) await redis.stop();
+    prod = srv = proxy = redis = null;
+  });
+
+  it('a 30 s partition from Redis during fan-out: detected, /health degraded, clients stay, nothing lost', logs(async () => {
+    redis = await startRedis();
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2' }, { redis });
+    const room = h.uniq('fault.part');
+    const aud = await audience(srv, room);
+    prod = await producer(redis, room);
+    await h.waitUntil(() => prod.ids.length >= 10 && aud.seen.every((g) => g.has(prod.ids[9])),
+      { timeout: 10000, message: 'fan-out running' });
+
+    const t0 = Date.now();
+    netns.cut(redis.port);
+    let cutAt = prod.ids.length;
+    const first = await h.waitUntil(async () => {
+      const b = await health(srv);
+      return b.redisConnected === false ? b : null;
+    }, { timeout: 25000, interval: 200, message: '/health to report redisConnected false' });
+    const detected = Date.now() - t0;
+    const workersDown = await h.waitUntil(async () => {
+      const b = await health(srv);
+      return b.workers.every((w) => w.redisConnected === false) ? Date.now() - t0 : null;
+    }, { timeout: 25000, interval: 200, message: 'every worker to see its Redis links down' });
+    assert.equal(first.status, 'healthy'); // the seed's field: the process itself is fine
+    assert.ok(workersDown <= 20000, `workers detected the partition in ${workersDown} ms`);
+    // the partition lasts 30 s; /health answers and clients stay connected all along
+    while (Date.now() - t0 < 30000) {
+      const b = await health(srv);
+      assert.equal(b.connectedClients, aud.clients.length);
+      await h.sleep(1000);
+    }
+    cutAt = prod.ids.length - cutAt;
+    netns.heal(redis.port);
+    const t1 = Date.now();
+    await h.waitUntil(async () => (await health(srv)).redisConnected === true,
+      { timeout: 30000, interval: 200, message: '/health to report redisConnected true again' });
+    const back = Date.now() - t1;
+    await h.sleep(500); // a few entries after the heal too
+    await prod.stop();
+    await aud.allGot(prod.ids, 30000);
+    const caughtUp = Date.now() - t1;
+    assert.deepStrictEqual(aud.drops, [], 'no client was disconnected');
+    note(`partition: /health degraded after ${detected} ms, every worker after ${workersDown} ms; ` +
+      `Redis back ${back} ms after the heal; all ${prod.ids.length} entries (${cutAt} written during ` +
+      `the partition) at ${aud.clients.length} clients ${caughtUp} ms after the heal`);
+  }));
+
+  it('slow Redis (200 ms each way): every entry delivered, in order, and faster once it recovers', logs(async () => {
+    redis = await startRedis();
+    proxy = await startDelayProxy(redis.port, { delay: 200 });
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2', REDIS_PORT: String(proxy.port) }, { timeout: 40000 });
+    const room = h.uniq('fault.slow');
+    const aud = await audience(srv, room);
+    const warm = await redis.call('XADD', room, '*', 'event', 'warm-up', 'data', '{}');
+    await aud.allGot([warm], 30000); // the stream is found and read: what follows is steady
+    prod = await producer(redis, room, { gap: 50, max: 100 });
+    await prod.done;
+    await prod.stop();
+    await aud.allGot(prod.ids, 60000);
+    const lat = (ids) => {
+      const v = [];
+      for (const got of aud.seen) for (const id of ids) v.push(got.get(id) - prod.sent.get(id));
+      v.sort((a, b) => a - b);
+      return v[Math.floor(v.length / 2)];
+    };
+    const slowMedian = lat(prod.ids);
+    for (const got of aud.seen) {
+      const order = [...got.keys()].slice(1);
+      assert.deepStrictEqual(order, prod.ids, 'in order');
+    }
+    proxy.setDelay(0);
+    const before = prod.ids.length;
+    prod = await producer(redis, room, { gap: 50, max: 100 });
+    await prod.done;
+    await prod.stop();
+    await aud.allGot(prod.ids, 30000);
+    const fastMedian = lat(prod.ids);
+    const b = await health(srv);
+    assert.equal(b.redisConnected, true);
+    assert.deepStrictEqual(aud.drops, []);
+    note(`slow Redis: median delivery ${slowMedian} ms at +200 ms each way (${before} entries), ` +
+      `${fastMedian} ms once the delay is gone`);
+  }));
+
+  it('Redis out of memory (maxmemory + noeviction): a clear error, no crash, delivery once memory is back', logs(async () => {
+    redis = await startRedis(['--maxmemory-policy', 'noeviction']);
+    srv = await h.startStreamio({ CLUSTER_WORKERS: '2' }, { redis });
+    const pids = (await workersUp(srv)).workers.map((w) => w.pid).sort();
+    const room = h.uniq('fault.oom');
+    const aud = await audience(srv, room);
+    // the stream appears and Redis runs out of memory at once: its consumer group cannot be made
+    await redis.call('MULTI');
+    await redis.call('XADD', room, '*', 'event', 'first', 'data', '{}');
+    await redis.call('CONFIG', 'SET', 'maxmemory', '1');
+    const [id] = await redis.call('EXEC');
+    await assert.rejects(redis.call('XADD', room, '*', 'event', 'refused'), /OOM/);
+    await h.waitUntil(() => /OOM command not allowed/.test(srv.handle.stderr()),
+      { timeout: 15000, message: 'a log line naming the OOM error' });
+    const line = srv.handle.stderr().split('\n').find((l) => /OOM command not allowed/.test(l));
+    note(`out of memory: ${line.replace(/^\S+ /, '')}`);
+    assert.deepStrictEqual((await health(srv)).workers.map((w) => w.pid).sort(), pids, 'no worker died');
+    await redis.call('CONFIG', 'SET', 'maxmemory', '0');
+    const t0 = Date.now();
+    const id2 = await redis.call('XADD', room, '*', 'event', 'second', 'data', '{}');
+    await aud.allGot([id, id2], 20000);
+    assert.deepStrictEqual(aud.drops, []);
+    note(`out of memory: both entries delivered ${Date.now() - t0} ms after memory came back`);
+  }));
+
+  it('kill -9 of the master: workers exit within a second, nothing orphaned, a new master loses no entry', logs(async () => {
+    // what a killed worker had read but not acknowledged stays pending under its consumer; the
+    // new master may give that stream to its other worker, which claims it once idle this long
+    const env = { CLUSTER_WORKERS: '2', STREAM_CLAIM_IDLE_MS: '1000' };
+    redis = await startRedis();
+    srv = await h.startStreamio(env, { redis });
+    const port = srv.port;
+    const room = h.uniq('fault.master');
+    const workers = (await workersUp(srv)).workers.map((w) => w.pid);
+    const c = await h.connectClient(srv.url, { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+    const got = new Set();
+    let dups = 0;
+    let joins = 0;
+    const rejoinFailures = [];
+    c.on('room:message', (m) => (got.has(m.messageId) ? dups++ : got.add(m.messageId)));
+    c.on('connect', () => h.joinRoom(c, room).then(() => { joins++; }, (err) => rejoinFailures.push(err.message)));
+    await h.joinRoom(c, room);
+    prod = await producer(redis, room, { gap: 50 });
+    await h.waitUntil(() => prod.ids.length >= 5 && got.has(prod.ids[4]), { message: 'delivery' });
+
+    const t0 = Date.now();
+    process.kill(srv.pid, 'SIGKILL');
+    await h.waitUntil(() => workers.every((pid) => !h.processAlive(pid)),
+      { timeout: 5000, interval: 20, message: 'the workers to exit' });
+    const gone = Date.now() - t0;
+    assert.ok(gone < 1000, `workers gone ${gone} ms after the master`);
+    await srv.stop();
+    srv = await h.startStreamio({ ...env, PORT: String(port) }, { redis });
+    const restarted = Date.now() - t0;
+    // the client is back in its room and gets what is written now
+    await h.waitUntil(() => joins >= 1, { timeout: 10000, message: 'the client to rejoin' });
+    const after = prod.ids.length;
+    await h.waitUntil(() => prod.ids.length > after + 2 && got.has(prod.ids[after + 2]),
+      { timeout: 10000, message: 'an entry written after the restart' });
+    await prod.stop();
+    await h.waitUntil(() => prod.ids.every((id) => got.has(id)),
+      { timeout: 20000, message: `the client to get all ${prod.ids.length} entries` });
+    assert.deepStrictEqual(rejoinFailures, []);
+    note(`kill -9 master: workers gone after ${gone} ms, new master serving after ${restarted} ms, ` +
+      `all ${prod.ids.length} entries delivered (${dups} twice: read, not yet acknowledged)`);
+  }));
+});
