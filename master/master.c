@@ -18,7 +18,8 @@
 
 #include "common/ids.h"
 #include "common/log.h"
-#include "common/redis/rds.h"
+#include "common/redis/redis_client.h"
+#include "common/redis/redis_topology.h"
 #include "common/sd_notify.h"
 #include "common/xalloc.h"
 #include "master/admin/admin.h"
@@ -51,7 +52,8 @@ typedef struct master {
     local_sock_t *socks; /* the workers' channels, per process block: held for the master's life */
     stats_global_t *g;
     signals_t *signals;
-    rds_t *redis; /* the command connection of discovery and admin */
+    redis_topology_t *topo; /* where Redis is; closed after every client */
+    redis_client_t *redis;  /* the command client of discovery and admin */
     discovery_t *disc;
     admin_t *admin;
     control_t *control; /* streamioctl's socket, when STREAMIO_CONTROL_SOCKET is set */
@@ -145,12 +147,21 @@ static void on_exit_wait_closed(uv_handle_t *h)
 static void part_closed(void *arg)
 {
     master_t *m = arg;
-    if (--m->closing == 0)
-        uv_close((uv_handle_t *)&m->exit_wait, on_exit_wait_closed);
+    if (--m->closing > 0)
+        return;
+    if (m->topo) {
+        redis_topology_t *t = m->topo;
+        m->topo = NULL;
+        m->closing = 1;
+        redis_topology_close(t, part_closed, m);
+        return;
+    }
+    uv_close((uv_handle_t *)&m->exit_wait, on_exit_wait_closed);
 }
 
-/* rds has no way to drop the replies it waits for; a Redis that stopped answering must not keep
- * a stopped master alive (the worker does the same at its shutdown timeout). */
+/* The Redis layer waits for the replies of what it sent (bounded by its command timeout); a Redis
+ * that stopped answering must not keep a stopped master alive that long (the worker does the
+ * same at its shutdown timeout). */
 static void on_exit_wait(uv_timer_t *t)
 {
     master_t *m = t->data;
@@ -182,7 +193,7 @@ static void begin_exit(master_t *m, int status)
     }
     if (m->redis) {
         m->closing++;
-        rds_close(m->redis, part_closed, m);
+        redis_client_close(m->redis, part_closed, m);
     }
     uv_timer_start(&m->exit_wait, on_exit_wait, EXIT_WAIT_MS, 0);
     part_closed(m);
@@ -302,12 +313,14 @@ static void on_signal(int signo, void *arg)
     run_slots(m);
 }
 
-static void on_redis_state(rds_t *r, bool connected, void *arg)
+static void on_redis_state(redis_client_t *c, bool up, void *arg)
 {
-    (void)r;
+    (void)c;
     master_t *m = arg;
-    STATS_SET(m->g->redis_connected, connected);
+    STATS_SET(m->g->redis_connected, up);
 }
+
+static const redis_client_cbs_t redis_cbs = {.state = on_redis_state};
 
 /* ---- setup ---- */
 
@@ -350,12 +363,16 @@ static int setup_loop(master_t *m, uint32_t capacity, buf_t *err)
         buf_printf(err, "streamio: signalfd: %s", strerror(-rc));
         return rc;
     }
-    m->redis = rds_new(&m->loop, cfg, "master", on_redis_state, m);
-    m->disc = discovery_new(&m->loop, m->redis, cfg, m->region, capacity);
-    m->admin = admin_new(&m->loop, m->redis, cfg, m->region, m->server_id);
     m->slots = slots_new(&slots_ops, m, m->g, (uint32_t)cfg->cluster_workers, capacity,
                          cfg->shutdown_timeout_ms);
-    rds_count_reconnects(m->redis, &m->g->redis_reconnects);
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, cfg);
+    if ((rc = redis_topology_new(&m->topo, &m->loop, &o, err)))
+        return rc;
+    m->redis = redis_client_new(m->topo, "master", &redis_cbs, m);
+    redis_client_count_reconnects(m->redis, &m->g->redis_reconnects);
+    m->disc = discovery_new(m->topo, m->redis, cfg, m->region, capacity);
+    m->admin = admin_new(m->topo, m->redis, cfg, m->region, m->server_id);
     if (cfg->control_socket[0] &&
         (rc = control_open(&m->control, &m->loop, cfg->control_socket, admin_run, m->admin, err)))
         return rc;

@@ -7,7 +7,9 @@
 # BENCH_SERVERS="streamio node" (either may be left out); BENCH_ANCHOR=<node-seed dir>
 # (default ../shared/anchors/node-seed, installed with npm ci in a temp copy, never in place);
 # BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter
-# adapter-2000 deflate" (any subset, plus connect-100k: see below); BENCH_OUT=<dir> (default
+# adapter-2000 deflate cluster" (any subset, plus connect-100k: see below; cluster: streamio on
+# one redis-server then on a 3-master Redis Cluster, scripts/bench-cluster.js, results in
+# $BENCH_OUT/cluster.jsonl); BENCH_OUT=<dir> (default
 # build/bench/<UTC time>); BENCH_PERF=1 also records
 # `perf record -g` of the server's processes and redis-server while the load runs
 # at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
@@ -47,7 +49,7 @@ QUICK=${BENCH_QUICK:-1}
 SERVERS=${BENCH_SERVERS:-streamio node}
 BASELINE=${BENCH_BASELINE:+$(realpath "$BENCH_BASELINE")}
 [ -z "$BASELINE" ] || SERVERS="streamio base ${SERVERS/streamio/}"
-SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter adapter-2000 deflate}
+SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter adapter-2000 deflate cluster}
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -362,6 +364,14 @@ for scen in $SCENARIOS; do
         scaling)
             run_one "$scen" "$srv" 2 100 --clients 1000 --entries 20000 --timeout 120 \
                 --exec "$(prod --rooms 100 --count 20000 --rate 0)" ;;
+        cluster)
+            # streamio only (the anchor has no Redis Cluster support); its own report
+            [ "$srv" = streamio ] || continue
+            n=20000
+            [ "$QUICK" = 1 ] || n=100000
+            log "--- cluster: streamio on one Redis, then on a 3-master Redis Cluster"
+            node "$ROOT/scripts/bench-cluster.js" --streamio "$BIN" --clients 1000 --rooms 100 \
+                --entries "$n" >"$OUT/cluster.jsonl" || log "the cluster scenario failed" ;;
         *) log "unknown scenario $scen" ;;
         esac
     done

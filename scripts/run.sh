@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# `make run`: runs streamio in the foreground with the environment it is given. When no Redis
-# answers at REDIS_HOST:REDIS_PORT (default 127.0.0.1:6379) and that address is local, a private
-# redis-server is started on a free loopback port for this run and stopped afterwards.
+# `make run`: runs streamio in the foreground with the environment it is given. When none of
+# REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS is set, no Redis answers at
+# REDIS_HOST:REDIS_PORT (default 127.0.0.1:6379) and that address is local, a private
+# redis-server is started on a free loopback port for this run and stopped afterwards. With one
+# of those set, the Redis is the user's: streamio is started as it is and says itself what it
+# cannot reach.
 # SIGTERM/SIGINT are passed to streamio, which drains and exits 0. The /debug console is on
 # (STREAMIO_DEBUG_PAGE=1) unless the environment says otherwise; the service unit never sets it.
 set -u
@@ -14,6 +17,7 @@ workdir=
 ping_redis() {
     local auth=()
     [ -n "${REDIS_PASSWORD:-}" ] && auth=(--no-auth-warning -a "$REDIS_PASSWORD")
+    [ -n "${REDIS_USERNAME:-}" ] && auth+=(--user "$REDIS_USERNAME")
     timeout 2 redis-cli -h "$1" -p "$2" "${auth[@]}" ping 2>/dev/null | grep -q PONG
 }
 
@@ -30,7 +34,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! ping_redis "$host" "$port"; then
+configured=
+for v in REDIS_URL REDIS_CLUSTER_NODES REDIS_SENTINELS; do
+    [ -n "${!v:-}" ] && configured=$v && break
+done
+
+if [ -n "$configured" ]; then
+    echo "run: $configured is set: using that Redis (no private redis-server)"
+elif ! ping_redis "$host" "$port"; then
     case "$host" in
     127.*|localhost|::1) ;;
     *) echo "run: no Redis answers at $host:$port (REDIS_HOST/REDIS_PORT)" >&2; exit 1 ;;
@@ -57,7 +68,7 @@ export STREAMIO_DEBUG_PAGE=${STREAMIO_DEBUG_PAGE-1}
 echo "run: streamio on $url  (health: $url/health)"
 [ "$STREAMIO_DEBUG_PAGE" = 1 ] && echo "run: debug console: $url/debug#chat.user.123"
 echo "run: watch: $(dirname "$bin")/streamioctl watch chat.user.123 --url $url"
-echo "run: try   redis-cli -p ${REDIS_PORT:-6379} XADD chat.user.123 '*' event user.message data '{\"user_id\":123,\"message\":\"Hello\"}'"
+[ -z "$configured" ] && echo "run: try   redis-cli -p ${REDIS_PORT:-6379} XADD chat.user.123 '*' event user.message data '{\"user_id\":123,\"message\":\"Hello\"}'"
 
 "$bin" &
 pid=$!

@@ -50,7 +50,7 @@
 #include "worker/sio/seed_events.h"
 #include "worker/sio/sio.h"
 #include "worker/stream/reader.h"
-#include "worker/stream/reader_rds.h"
+#include "worker/stream/reader_io.h"
 
 #define RING_BUDGET 4096      /* descriptors handled per wake-up before yielding to clients */
 #define ACCEPT_GRACE_MS 250   /* after the listener closes, handshakes in flight complete first */
@@ -84,14 +84,13 @@ typedef struct worker {
     fanout_t *fanout;
     restore_t *restore; /* CONNECTION_RECOVERY; NULL when off */
     reader_t *reader;
-    reader_rds_t *reader_io;     /* the reader's Redis connections and timers */
+    redis_topology_t *topology;  /* where Redis is: every Redis client of this worker uses it */
+    reader_io_t *reader_io;      /* the reader's Redis connections and timers */
     adapter_t *adapter;          /* NULL when there is nobody to share with */
-    redis_topology_t *topo;      /* an adapter shares with other servers: where Redis is ... */
-    peer_dir_t *peers;           /* ... and where the other servers are, for relayed requests */
+    peer_dir_t *peers;           /* the other servers sharing the adapter, for relayed requests */
     streams_adapter_t *streams;  /* SOCKETIO_REDIS_ADAPTER=streams: the adapter; else NULL */
     streams_restore_t *srestore; /* ... and its CONNECTION_RECOVERY; else NULL */
     /* client events, presence and per-user limits: their Redis client, NULL when all are off */
-    redis_topology_t *topology;
     redis_client_t *bridge;
     bool bridge_up;
     inbound_t *inbound;
@@ -122,22 +121,16 @@ static uint64_t wall_ms(void)
 
 /* ---- stream entries: one packet, delivered here, to the siblings and to other servers ---- */
 
-/* Where an entry's PUBLISH goes: the connection it was read on, ahead of its XACK. */
+/* Where an entry's PUBLISH (or the streams adapter's XADD) goes: the connection it was read on,
+ * ahead of its XACK, routed by the channel or stream (argv[1]): on a Redis Cluster SPUBLISH must
+ * reach the channel's slot owner, which is not the stream's in general (on one server it is the
+ * same connection, so the order holds). */
 typedef struct entry_link {
     reader_t *reader;
     reader_conn_t *conn;
-    const char *stream;
-    size_t len;
 } entry_link_t;
 
 static int send_before_ack(int argc, const char **argv, const size_t *lens, void *arg)
-{
-    entry_link_t *l = arg;
-    return reader_send(l->reader, l->conn, l->stream, l->len, argc, argv, lens);
-}
-
-/* The XADD of the streams adapter, on the entry's connection, routed by the adapter's stream. */
-static int send_xadd(int argc, const char **argv, const size_t *lens, void *arg)
 {
     entry_link_t *l = arg;
     return reader_send(l->reader, l->conn, argv[1], lens[1], argc, argv, lens);
@@ -151,9 +144,9 @@ static void share_entry(worker_t *w, reader_conn_t *conn, const char *stream, si
 {
     buf_reset(&w->packet);
     payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields, false);
-    entry_link_t link = {w->reader, conn, stream, stream_len};
+    entry_link_t link = {w->reader, conn};
     /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
-    int rc = streams_adapter_publish(w->streams, send_xadd, &link, stream, stream_len,
+    int rc = streams_adapter_publish(w->streams, send_before_ack, &link, stream, stream_len,
                                      w->packet.data + 2, w->packet.len - 2);
     if (rc && log_sampled(&w->share_failures))
         LOG_WARN("cannot append an entry of %.*s to the adapter's stream: %s (%llu so far)",
@@ -185,7 +178,7 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
             data.mpack = (const uint8_t *)w->mpack.data;
             data.mpack_len = w->mpack.len;
         }
-        entry_link_t link = {w->reader, conn, stream, stream_len};
+        entry_link_t link = {w->reader, conn};
         int rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len, &data);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
@@ -410,6 +403,9 @@ static void finish(worker_t *w)
     w->http = NULL;
     w->eio = NULL;
     w->sio = NULL;
+    /* every Redis client (reader, adapter, recovery, bridge) is closed by now */
+    redis_topology_close(w->topology, NULL, NULL);
+    w->topology = NULL;
 }
 
 static void on_part_closed(void *arg)
@@ -417,15 +413,8 @@ static void on_part_closed(void *arg)
     finish(arg);
 }
 
-/* The topology goes last: its clients are closed. */
-static void on_peers_closed(void *arg)
-{
-    worker_t *w = arg;
-    redis_topology_close(w->topo, on_part_closed, w);
-    w->topo = NULL;
-}
-
-/* No relay starts once the sessions are closed: the directory goes, then the topology. */
+/* No relay starts once the sessions are closed: the directory goes (the topology goes last, in
+ * finish). */
 static void on_streams_closed(void *arg)
 {
     worker_t *w = arg;
@@ -434,9 +423,9 @@ static void on_streams_closed(void *arg)
     if (w->eio)
         eio_endpoint_relay(w->eio, NULL); /* a late request on a kept-alive connection */
     if (pd)
-        peer_dir_close(pd, on_peers_closed, w);
+        peer_dir_close(pd, on_part_closed, w);
     else
-        on_peers_closed(w);
+        on_part_closed(w);
 }
 
 /* The records of the sessions just closed are saved: the adapter may go now. */
@@ -449,7 +438,7 @@ static void on_restore_closed(void *arg)
         w->closing++;
         w->streams = NULL; /* the sockets' hooks stop reaching it */
         streams_adapter_close(sa, on_streams_closed, w);
-    } else if (w->topo) {
+    } else if (w->peers) {
         w->closing++;
         on_streams_closed(w);
     }
@@ -469,13 +458,6 @@ static void on_srestore_closed(void *arg)
     on_restore_closed(w);
 }
 
-static void on_bridge_closed(void *arg)
-{
-    worker_t *w = arg;
-    redis_topology_close(w->topology, on_part_closed, w);
-    w->topology = NULL;
-}
-
 static void on_sessions_closed(void *arg)
 {
     worker_t *w = arg;
@@ -483,7 +465,7 @@ static void on_sessions_closed(void *arg)
         /* the sockets' counts are sent: this writer goes, after what is queued */
         presence_stop(w->presence);
         w->closing++;
-        redis_client_close(w->bridge, on_bridge_closed, w);
+        redis_client_close(w->bridge, on_part_closed, w);
         w->bridge = NULL;
     }
     if (w->srestore)
@@ -499,7 +481,7 @@ static void on_reader_stopped(void *arg)
 {
     worker_t *w = arg;
     w->reader = NULL;
-    reader_rds_free(w->reader_io);
+    reader_io_free(w->reader_io);
     w->reader_io = NULL;
     eio_close_all(eio_endpoint_sessions(w->eio), on_sessions_closed, w);
 }
@@ -603,17 +585,7 @@ static int bridge_setup(worker_t *w)
     gethostname(host, sizeof(host) - 1);
     snprintf(w->writer, sizeof(w->writer), "%s:%d:%u:%ld", host, cfg->port, w->args->index,
              (long)getpid());
-    redis_topology_opts_t o;
-    redis_topology_opts_from_cfg(&o, cfg);
-    buf_t err;
-    buf_init(&err);
-    int rc = redis_topology_new(&w->topology, &w->loop, &o, &err);
-    if (rc) {
-        LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
-        buf_free(&err);
-        return rc;
-    }
-    buf_free(&err);
+    int rc;
     static const redis_client_cbs_t cbs = {.state = on_bridge_state, .message = on_bridge_message};
     w->bridge = redis_client_new(w->topology, "bridge", &cbs, w);
     bridge_redis_t ops = bridge_redis_over_client(w->bridge);
@@ -693,28 +665,17 @@ static int clients_setup(worker_t *w)
         return rc;
     /* streams mode: the offsets are the adapter stream's ids, not the rooms' */
     if (cfg->connection_recovery && cfg->adapter != CONFIG_ADAPTER_STREAMS)
-        w->restore = restore_new(&w->loop, cfg, w->sio, w->fanout, w->stats);
+        w->restore = restore_new(w->topology, cfg, w->sio, w->fanout, w->stats);
     return 0;
 }
 
 /* Servers that share an adapter share a Redis: each announces itself there, so that a request
  * for one's session that a load balancer sends to another is relayed to it. */
-static int servers_setup(worker_t *w)
+static void servers_setup(worker_t *w)
 {
-    redis_topology_opts_t o;
-    redis_topology_opts_from_cfg(&o, w->cfg);
-    buf_t err;
-    buf_init(&err);
-    int rc = redis_topology_new(&w->topo, &w->loop, &o, &err);
-    if (rc)
-        LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
-    buf_free(&err);
-    if (rc)
-        return rc;
     _Static_assert(PEER_DIR_TAG_LEN == EIO_SID_TAG_LEN, "the tag announced is the sid's");
-    w->peers = peer_dir_new(w->topo, w->cfg, w->args->server_id);
+    w->peers = peer_dir_new(w->topology, w->cfg, w->args->server_id);
     eio_endpoint_relay(w->eio, w->peers);
-    return 0;
 }
 
 static int setup(worker_t *w)
@@ -734,17 +695,27 @@ static int setup(worker_t *w)
     uv_timer_start(&w->tick, on_tick, 0, 250);
     uv_timer_init(&w->loop, &w->grace);
     w->grace.data = w;
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, cfg);
+    buf_t err;
+    buf_init(&err);
+    rc = redis_topology_new(&w->topology, &w->loop, &o, &err);
+    if (rc)
+        LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
+    buf_free(&err);
+    if (rc)
+        return rc;
     if ((rc = clients_setup(w)))
         return rc;
-    if (cfg->adapter != CONFIG_ADAPTER_OFF && (rc = servers_setup(w)))
-        return rc;
+    if (cfg->adapter != CONFIG_ADAPTER_OFF)
+        servers_setup(w);
     if (cfg->adapter == CONFIG_ADAPTER_STREAMS) {
         adapter_host_t host;
         adapter_host_init(&host, w->fanout);
-        if ((rc = streams_adapter_new(&w->streams, w->topo, cfg, &host, w->stats)))
+        if ((rc = streams_adapter_new(&w->streams, w->topology, cfg, &host, w->stats)))
             return rc;
         if (cfg->connection_recovery)
-            w->srestore = streams_restore_new(cfg, w->topo, w->sio, w->streams, w->stats);
+            w->srestore = streams_restore_new(cfg, w->topology, w->sio, w->streams, w->stats);
         sio_observe(w->sio, &(sio_observer_t){.arg = w, .client_ack = on_client_ack});
     } else if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
         char prefix[160];
@@ -757,7 +728,7 @@ static int setup(worker_t *w)
                                                                        : ADAPTER_MODE_CLASSIC;
         adapter_host_t host;
         adapter_host_init(&host, w->fanout);
-        if ((rc = adapter_new(&w->adapter, &w->loop, cfg, mode, prefix, &host, w->stats)))
+        if ((rc = adapter_new(&w->adapter, w->topology, cfg, mode, prefix, &host, w->stats)))
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
         sio_observe(w->sio, &(sio_observer_t){.arg = w,
@@ -769,8 +740,8 @@ static int setup(worker_t *w)
     gethostname(host, sizeof(host) - 1);
     char consumer[256];
     snprintf(consumer, sizeof(consumer), "%s:%d:%u", host, cfg->port, w->args->index);
-    w->reader_io = reader_rds_new(&w->loop, cfg, w->stats);
-    w->reader = reader_new(reader_rds_redis(w->reader_io), reader_rds_clock(w->reader_io), cfg,
+    w->reader_io = reader_io_new(w->topology, w->stats);
+    w->reader = reader_new(reader_io_redis(w->reader_io), reader_io_clock(w->reader_io), cfg,
                            consumer, w->stats, on_entry, w);
     reader_set_gate(w->reader, siblings_keep_up, w);
     w->ring = shm_region_ring(w->args->region, w->args->slot);

@@ -163,10 +163,14 @@ static void on_sub_event(redis_conn_t *conn, redis_conn_event_t ev, void *arg);
 static void on_message(redis_conn_t *conn, const redis_push_t *m, void *arg);
 static void on_sub_lost(redis_conn_t *conn, redis_sub_kind_t kind, const char *ch, size_t len,
                         const redisReply *err, void *arg);
+static void on_subscribed(redis_conn_t *conn, redis_sub_kind_t kind, const char *ch, size_t len,
+                          void *arg);
 
 static const redis_conn_cbs_t cmd_cbs = {.event = on_cmd_event};
-static const redis_conn_cbs_t sub_cbs = {
-    .event = on_sub_event, .message = on_message, .sub_lost = on_sub_lost};
+static const redis_conn_cbs_t sub_cbs = {.event = on_sub_event,
+                                         .message = on_message,
+                                         .sub_lost = on_sub_lost,
+                                         .subscribed = on_subscribed};
 
 static bool same_addr(const redis_addr_t *a, const redis_addr_t *b)
 {
@@ -641,6 +645,16 @@ static void on_message(redis_conn_t *conn, const redis_push_t *m, void *arg)
         c->cbs->message(c, m, c->arg);
 }
 
+static void on_subscribed(redis_conn_t *conn, redis_sub_kind_t kind, const char *ch, size_t len,
+                          void *arg)
+{
+    (void)conn;
+    redis_node_t *n = arg;
+    redis_client_t *c = n->c;
+    if (!c->closing && !n->dropped && c->cbs && c->cbs->subscribed)
+        c->cbs->subscribed(c, kind, ch, len, c->arg);
+}
+
 static void on_sub_lost(redis_conn_t *conn, redis_sub_kind_t kind, const char *ch, size_t len,
                         const redisReply *err, void *arg)
 {
@@ -686,6 +700,7 @@ static void reconcile(redis_client_t *c)
                 redis_conn_retarget(n->sub, p->host, p->port, true);
         }
         announce(c, n, true);
+        place_subs(c); /* `_masters` ones wanted before the primary was announced */
         return;
     }
     const redis_slotmap_t *m = redis_topology_slotmap(c->t);

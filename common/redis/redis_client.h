@@ -50,6 +50,10 @@ typedef struct redis_client_cbs {
     void (*node_event)(redis_client_t *c, redis_node_t *n, redis_conn_event_t ev, void *arg);
     /* A pub/sub message; borrowed for the call. */
     void (*message)(redis_client_t *c, const redis_push_t *m, void *arg);
+    /* A subscription was confirmed by the node it lives on (again after every reconnect or
+     * move; `_masters` ones once per primary): its messages arrive from now on. */
+    void (*subscribed)(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
+                       void *arg);
 } redis_client_cbs_t;
 
 /*

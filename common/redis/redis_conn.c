@@ -489,6 +489,9 @@ static bool push_reply(redis_conn_t *c, const redisReply *r)
                 memcmp(h->chan + 1, p.channel, p.channel_len) == 0;
     if (mine) {
         pending_t done = q_pop(c);
+        if (done.type == P_SUB && c->cbs && c->cbs->subscribed && !c->closing &&
+            redis_conn_subscribed(c, p.kind, p.channel, p.channel_len))
+            c->cbs->subscribed(c, p.kind, p.channel, p.channel_len, c->arg);
         free(done.chan);
         return true;
     }

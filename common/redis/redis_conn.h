@@ -58,6 +58,10 @@ typedef struct redis_conn_cbs {
      * error reply (e.g. MOVED) or NULL for a server-sent unsubscribe (a moved slot). */
     void (*sub_lost)(redis_conn_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
                      const redisReply *err, void *arg);
+    /* The server confirmed a wanted subscription (after every reconnect too): from now on its
+     * messages reach this connection. */
+    void (*subscribed)(redis_conn_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
+                       void *arg);
 } redis_conn_cbs_t;
 
 typedef struct redis_conn_opts {

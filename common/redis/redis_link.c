@@ -291,6 +291,21 @@ redis_link_t *redis_link_open(uv_loop_t *loop, const char *host, int port, redis
     l->wreq.data = l;
     uv_prepare_init(loop, &l->flush);
     l->flush.data = l;
+    struct sockaddr_storage sa;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) == 0 ||
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) == 0) {
+        /* an address needs no resolver: libuv's resolver is a thread pool, which a process that
+         * forks workers afterwards is better without */
+        uv_tcp_init(loop, &l->tcp);
+        l->tcp.data = l;
+        l->refs = 2; /* the prepare handle and the TCP handle */
+        int rc = uv_tcp_connect(&l->creq, &l->tcp, (struct sockaddr *)&sa, on_connected);
+        if (rc) {
+            l->early_err = rc;
+            uv_prepare_start(&l->flush, on_prepare);
+        }
+        return l;
+    }
     l->refs = 2; /* the prepare handle and the resolver request */
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     int rc = uv_getaddrinfo(loop, &l->gai, on_resolved, l->host, l->port, &hints);

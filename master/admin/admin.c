@@ -29,12 +29,9 @@ struct admin {
     const cfg_t *cfg; /* the current configuration */
     shm_region_t *region;
     const char *server_id;
-    rds_t *rds;
-    uv_loop_t *loop;
-    /* presence and dead letters: a client that follows Cluster slots and Sentinel (their keys
-     * may live on any primary); made when one of them is configured, NULL until then */
-    redis_topology_t *topology;
-    redis_client_t *bridge;
+    /* the master's command client; presence and dead letters too (it follows Cluster slots
+     * and Sentinel: their keys may live on any primary) */
+    redis_client_t *redis;
     cluster_req_t *cluster;
     struct emit_op *emits, *emits_tail; /* PUBLISHes waiting for their reply, oldest first */
     uv_timer_t emit_timer;              /* the oldest one's deadline */
@@ -102,7 +99,7 @@ static int event_array(buf_t *data, const char *event, size_t event_len, const c
 /* ---- emits: one PUBLISH on the master's command connection ---- */
 
 /* A PUBLISH waiting for its reply. It outlives its answer (a timeout, admin_close): the reply,
- * or the NULL one rds gives when the connection goes, frees it. */
+ * or the NULL one the client gives when the connection goes, frees it. */
 typedef struct emit_op {
     struct emit_op *prev, *next;
     admin_t *a; /* NULL once answered */
@@ -142,11 +139,9 @@ static void on_emit_timeout(uv_timer_t *t)
         uv_timer_start(t, on_emit_timeout, a->emits->deadline - now, 0);
 }
 
-static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_published(const redisReply *rep, void *privdata)
 {
-    (void)ac;
     emit_op_t *op = privdata;
-    const redisReply *rep = reply;
     if (op->a) {
         emit_unlink(op);
         buf_t *out = op->ans.out;
@@ -196,7 +191,8 @@ static int send_emit(admin_t *a, int argc, const char **argv, const size_t *lens
     op->chan = xstrdup(argv[1]);
     op->ans = *ans;
     snprintf(op->cmd, sizeof(op->cmd), "%s", argv[0]);
-    if (rds_command(a->rds, on_published, op, argc, argv, lens)) {
+    /* routed by the channel or stream: SPUBLISH and XADD must reach the owner of its slot */
+    if (redis_client_command(a->redis, argv[1], lens[1], on_published, op, argc, argv, lens)) {
         buf_printf(ans->out, "redis %s:%d unreachable: not connected", a->cfg->redis_host,
                    a->cfg->redis_port);
         free(op->chan);
@@ -207,33 +203,7 @@ static int send_emit(admin_t *a, int argc, const char **argv, const size_t *lens
     return ADMIN_LATER;
 }
 
-/* ---- presence and dead letters (master/admin/bridge_admin) over the command connection ---- */
-
-typedef struct rds_call {
-    redis_reply_fn cb;
-    void *arg;
-} rds_call_t;
-
-static void on_rds_reply(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    (void)ac;
-    rds_call_t *call = privdata;
-    call->cb(reply, call->arg);
-    free(call);
-}
-
-/* bridge_redis_t's command over the rds (ctx): one connection, so the key is not needed. */
-static int rds_bridge_command(void *ctx, const char *key, size_t key_len, redis_reply_fn cb,
-                              void *arg, int argc, const char **argv, const size_t *lens)
-{
-    (void)key, (void)key_len;
-    rds_call_t *call = xmalloc(sizeof(*call));
-    *call = (rds_call_t){cb, arg};
-    int rc = rds_command(ctx, on_rds_reply, call, argc, argv, lens);
-    if (rc)
-        free(call);
-    return rc;
-}
+/* ---- presence and dead letters (master/admin/bridge_admin) over the command client ---- */
 
 /* bridge_admin's answer: given now unless the op timed out or the master stopped meanwhile. */
 static void bridge_done(void *arg, int rc, const buf_t *body)
@@ -247,24 +217,6 @@ static void bridge_done(void *arg, int rc, const buf_t *body)
     free(op);
 }
 
-/* Makes the bridge client when presence or dead letters are configured and it is not there yet
- * (a failure is logged: the commands then use the command connection). */
-static void bridge_open(admin_t *a)
-{
-    const cfg_t *cfg = a->cfg;
-    if (a->bridge || (!cfg->presence && !cfg->dead_letter_stream[0]))
-        return;
-    redis_topology_opts_t o;
-    redis_topology_opts_from_cfg(&o, cfg);
-    buf_t err;
-    buf_init(&err);
-    if (redis_topology_new(&a->topology, a->loop, &o, &err) == 0)
-        a->bridge = redis_client_new(a->topology, "admin", NULL, NULL);
-    else
-        LOG_WARN("%s", err.data ? err.data : "cannot set up the Redis topology");
-    buf_free(&err);
-}
-
 static int bridge_cmd(admin_t *a, int argc, char **argv, const size_t *lens, const answer_t *ans)
 {
     emit_op_t *op = xcalloc(1, sizeof(*op));
@@ -274,10 +226,7 @@ static int bridge_cmd(admin_t *a, int argc, char **argv, const size_t *lens, con
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t wall = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    bridge_open(a); /* configured by a reload: this command may still need the fallback */
-    bridge_redis_t redis = {.ctx = a->rds, .command = rds_bridge_command};
-    if (a->bridge && redis_client_up(a->bridge))
-        redis = bridge_redis_over_client(a->bridge);
+    bridge_redis_t redis = bridge_redis_over_client(a->redis);
     bridge_admin_run(&redis, a->cfg, wall, argc, argv, lens, bridge_done, op);
     return ADMIN_LATER;
 }
@@ -774,19 +723,18 @@ void admin_run(control_req_t *req, int argc, char **argv, const size_t *lens, bu
         control_done(req, rc);
 }
 
-admin_t *admin_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
-                   const char *server_id)
+admin_t *admin_new(redis_topology_t *topo, redis_client_t *redis, const cfg_t *cfg,
+                   shm_region_t *region, const char *server_id)
 {
+    uv_loop_t *loop = redis_topology_loop(topo);
     admin_t *a = xcalloc(1, sizeof(*a));
     a->cfg = cfg;
     a->region = region;
     a->server_id = server_id;
-    a->rds = rds;
-    a->loop = loop;
-    a->cluster = cluster_req_new(loop, rds, cfg);
+    a->redis = redis;
+    a->cluster = cluster_req_new(topo, redis, cfg);
     uv_timer_init(loop, &a->emit_timer);
     a->emit_timer.data = a;
-    bridge_open(a); /* now, so it is connected by the first command */
     return a;
 }
 
@@ -814,12 +762,6 @@ static void on_timer_closed(uv_handle_t *h)
     part_closed(h->data);
 }
 
-static void on_bridge_closed(void *arg)
-{
-    admin_t *a = arg;
-    redis_topology_close(a->topology, on_cluster_closed, a);
-}
-
 void admin_close(admin_t *a, void (*done)(void *arg), void *arg)
 {
     while (a->emits) {
@@ -830,9 +772,7 @@ void admin_close(admin_t *a, void (*done)(void *arg), void *arg)
     }
     a->done = done;
     a->done_arg = arg;
-    a->open = a->bridge ? 3 : 2;
+    a->open = 2;
     uv_close((uv_handle_t *)&a->emit_timer, on_timer_closed);
     cluster_req_close(a->cluster, on_cluster_closed, a);
-    if (a->bridge)
-        redis_client_close(a->bridge, on_bridge_closed, a); /* in-flight commands end with NULL */
 }

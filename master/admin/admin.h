@@ -33,17 +33,17 @@
 
 #include "common/buf.h"
 #include "common/config.h"
-#include "common/redis/rds.h"
+#include "common/redis/redis_client.h"
 #include "master/admin/control.h"
 #include "shm/region.h"
 
 typedef struct admin admin_t;
 
-/* Borrows loop, rds (the master's command connection), cfg (until admin_set_cfg; the cluster
- * requests' pub/sub connection keeps it), region and server_id (names this server's private
+/* Borrows topo (its loop), redis (the master's command client), cfg (until admin_set_cfg; the
+ * cluster requests' pub/sub connection keeps it), region and server_id (names this server's private
  * adapter channel). */
-admin_t *admin_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
-                   const char *server_id);
+admin_t *admin_new(redis_topology_t *topo, redis_client_t *redis, const cfg_t *cfg,
+                   shm_region_t *region, const char *server_id);
 /* A reload's configuration, for the commands from now on (borrowed until the next one). */
 void admin_set_cfg(admin_t *a, const cfg_t *cfg);
 /*

@@ -8,7 +8,6 @@
 
 #include "common/ids.h"
 #include "common/mpack.h"
-#include "common/redis/subconn.h"
 #include "common/xalloc.h"
 
 #define UID_LEN 16
@@ -18,16 +17,17 @@
 
 typedef enum phase { QUEUED, SUBSCRIBING, COUNTING, PUBLISHING, COLLECTING } phase_t;
 
-/* One request. It outlives its requester while rds still owes it a reply: that reply frees it. */
+/* One request. It outlives its requester while Redis still owes it a reply: that reply frees
+ * it. */
 typedef struct job {
     struct job *next;
     cluster_req_t *c; /* NULL once ended */
     cluster_req_spec_t spec;
     phase_t phase;
     bool answered; /* members answer it: responses are collected */
-    int rds_pending;
-    bool subscribed; /* SUBSCRIBE went out: UNSUBSCRIBE at the end */
-    int confirms;    /* subscribe confirmations still to come */
+    int redis_pending;
+    bool subscribed;    /* subscriptions wanted: unsubscribed at the end */
+    unsigned confirmed; /* bit i: resp[i] confirmed */
     char rid[RID_LEN + 1];
     char chan[CHAN_SIZE];    /* where the request goes */
     char resp[2][CHAN_SIZE]; /* where responses come */
@@ -37,10 +37,10 @@ typedef struct job {
 } job_t;
 
 struct cluster_req {
-    uv_loop_t *loop;
-    rds_t *pub;
+    redis_topology_t *topo;
+    redis_client_t *pub;
     const cfg_t *cfg;
-    subconn_t *sub; /* NULL until a request needs it */
+    redis_client_t *sub; /* NULL until a request needs it */
     uv_timer_t timer;
     job_t *head, *tail; /* head runs */
     bool closing;
@@ -59,18 +59,31 @@ static void job_free(job_t *j)
     free(j);
 }
 
-/* ---- the two connections: the only calls that know them ---- */
+/* ---- the two clients: the only calls that know them ---- */
 
-static int sub_command(cluster_req_t *c, int argc, const char **argv)
+static redis_sub_kind_t sub_kind(const job_t *j)
 {
-    return subconn_command(c->sub, argc, argv, NULL);
+    return j->spec.sharded ? REDIS_SUB_SHARD : REDIS_SUB_CHANNEL;
 }
 
-static int pub_command(cluster_req_t *c, job_t *j, redisCallbackFn *cb, int argc, const char **argv,
+/* Wants (or no longer wants) j's response channels on the pub/sub client. */
+static void sub_want(cluster_req_t *c, job_t *j, bool on)
+{
+    for (int i = 0; i < j->nresp; i++) {
+        if (on)
+            redis_client_subscribe(c->sub, sub_kind(j), j->resp[i], strlen(j->resp[i]));
+        else
+            redis_client_unsubscribe(c->sub, sub_kind(j), j->resp[i], strlen(j->resp[i]));
+    }
+}
+
+/* A command about channel argv[1], routed to the node serving it. */
+static int pub_command(cluster_req_t *c, job_t *j, redis_reply_fn cb, int argc, const char **argv,
                        const size_t *lens)
 {
-    int rc = rds_command(c->pub, cb, j, argc, argv, lens);
-    j->rds_pending += rc == 0;
+    size_t key_len = lens ? lens[1] : strlen(argv[1]);
+    int rc = redis_client_command(c->pub, argv[1], key_len, cb, j, argc, argv, lens);
+    j->redis_pending += rc == 0;
     return rc;
 }
 
@@ -78,10 +91,10 @@ static int pub_command(cluster_req_t *c, job_t *j, redisCallbackFn *cb, int argc
  * when j ended meanwhile. */
 static cluster_req_t *owner(job_t *j)
 {
-    j->rds_pending--;
+    j->redis_pending--;
     if (j->c)
         return j->c;
-    if (j->rds_pending == 0)
+    if (j->redis_pending == 0)
         job_free(j);
     return NULL;
 }
@@ -107,17 +120,14 @@ static void finish(cluster_req_t *c, int rc)
 {
     job_t *j = c->head;
     uv_timer_stop(&c->timer);
-    if (j->subscribed) {
-        const char *argv[] = {j->spec.sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", j->resp[0],
-                              j->resp[1]};
-        sub_command(c, 1 + j->nresp, argv);
-    }
+    if (j->subscribed)
+        sub_want(c, j, false);
     c->head = j->next;
     if (!c->head)
         c->tail = NULL;
     j->c = NULL;
     j->spec.done(rc, &j->res, j->err.data ? j->err.data : "failed", j->spec.arg);
-    if (j->rds_pending == 0)
+    if (j->redis_pending == 0)
         job_free(j);
     if (!c->closing)
         start(c);
@@ -131,8 +141,7 @@ static void fail(cluster_req_t *c, const char *what, const char *why)
 
 static void fail_unreachable(cluster_req_t *c, const char *why)
 {
-    buf_printf(&c->head->err, "redis %s:%d unreachable: %s", c->cfg->redis_host, c->cfg->redis_port,
-               why);
+    buf_printf(&c->head->err, "redis unreachable: %s", why);
     finish(c, -EIO);
 }
 
@@ -149,9 +158,8 @@ static void on_timeout(uv_timer_t *t)
         fail_unreachable(c, "no answer within 2 s");
 }
 
-static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_published(const redisReply *reply, void *privdata)
 {
-    (void)ac;
     job_t *j = privdata;
     cluster_req_t *c = accepted(j, reply, j->spec.sharded ? "SPUBLISH" : "PUBLISH");
     if (!c)
@@ -174,11 +182,9 @@ static void publish(cluster_req_t *c, job_t *j)
         fail_unreachable(c, "not connected");
 }
 
-static void on_counted(redisAsyncContext *ac, void *reply, void *privdata)
+static void on_counted(const redisReply *r, void *privdata)
 {
-    (void)ac;
     job_t *j = privdata;
-    const redisReply *r = reply;
     const char *cmd = j->spec.sharded ? "PUBSUB SHARDNUMSUB" : "PUBSUB NUMSUB";
     cluster_req_t *c = accepted(j, r, cmd);
     if (!c)
@@ -200,29 +206,29 @@ static void count(cluster_req_t *c, job_t *j)
         fail_unreachable(c, "not connected");
 }
 
-/* Sends the SUBSCRIBE; -ENOTCONN while the subscriber is not connected (on_sub_state retries). */
-static int subscribe(cluster_req_t *c, job_t *j)
+/* Wants the response channels; the client sends them (again after a reconnect) and
+ * on_confirmed moves on once Redis confirmed each. */
+static void subscribe(cluster_req_t *c, job_t *j)
 {
-    const char *argv[] = {j->spec.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", j->resp[0], j->resp[1]};
-    int rc = sub_command(c, 1 + j->nresp, argv);
-    if (rc == 0) {
-        j->subscribed = true;
-        j->confirms = j->nresp;
-    }
-    return rc;
+    j->subscribed = true;
+    j->confirmed = 0;
+    sub_want(c, j, true);
 }
 
-static bool is_str(const redisReply *r, const char *s)
+static int resp_index(const job_t *j, const char *ch, size_t len)
 {
-    return r->type == REDIS_REPLY_STRING && strcmp(r->str, s) == 0;
+    for (int i = 0; i < j->nresp; i++) {
+        if (strlen(j->resp[i]) == len && memcmp(j->resp[i], ch, len) == 0)
+            return i;
+    }
+    return -1;
 }
 
 /* A message on a response channel while the request is out. */
-static void on_message(job_t *j, const redisReply *payload)
+static void on_response(job_t *j, const char *data, size_t len)
 {
     cluster_reply_t r;
-    int rc =
-        cluster_msg_decode_response((const uint8_t *)payload->str, payload->len, &j->scratch, &r);
+    int rc = cluster_msg_decode_response((const uint8_t *)data, len, &j->scratch, &r);
     if (rc == 0 && r.request_id.len == RID_LEN && memcmp(r.request_id.p, j->rid, RID_LEN) == 0) {
         j->res.responses++;
         j->spec.on_reply(&r, j->spec.arg);
@@ -231,51 +237,55 @@ static void on_message(job_t *j, const redisReply *payload)
     }
 }
 
-static void on_sub_reply(const redisReply *r, void *arg)
+/* The running request's job when it collects responses, else NULL. */
+static job_t *answered_head(cluster_req_t *c)
 {
-    cluster_req_t *c = arg;
     job_t *j = c->head;
-    if (!j || !j->answered)
-        return;
-    if (r->type == REDIS_REPLY_ERROR && j->phase == SUBSCRIBING) {
-        fail(c, j->spec.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", r->str);
-        return;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING)
-        return;
-    const redisReply *kind = r->element[0], *chan = r->element[1];
-    if (j->phase == SUBSCRIBING && (is_str(kind, "subscribe") || is_str(kind, "ssubscribe"))) {
-        for (int i = 0; i < j->nresp; i++) {
-            if (is_str(chan, j->resp[i]) && --j->confirms == 0) {
-                count(c, j);
-                return;
-            }
-        }
-        return;
-    }
-    if ((j->phase == PUBLISHING || j->phase == COLLECTING) &&
-        (is_str(kind, "message") || is_str(kind, "smessage")) &&
-        r->element[2]->type == REDIS_REPLY_STRING) {
-        on_message(j, r->element[2]);
-        if (j->phase == COLLECTING && j->res.responses >= j->res.members)
-            finish(c, 0);
-    }
+    return j && j->answered ? j : NULL;
 }
 
-static void on_sub_state(bool connected, void *arg)
+static void on_confirmed(redis_client_t *cl, redis_sub_kind_t kind, const char *ch, size_t len,
+                         void *arg)
 {
+    (void)cl;
     cluster_req_t *c = arg;
-    job_t *j = c->head;
-    if (!j || !j->answered)
+    job_t *j = answered_head(c);
+    int i = j && j->phase == SUBSCRIBING && kind == sub_kind(j) ? resp_index(j, ch, len) : -1;
+    if (i < 0)
         return;
-    if (connected && j->phase == SUBSCRIBING)
-        subscribe(c, j); /* again: a new connection knows nothing of the last one */
-    else if (!connected && j->phase == COLLECTING)
+    j->confirmed |= 1u << i;
+    if (j->confirmed == (1u << j->nresp) - 1)
+        count(c, j);
+}
+
+static void on_sub_message(redis_client_t *cl, const redis_push_t *m, void *arg)
+{
+    (void)cl;
+    cluster_req_t *c = arg;
+    job_t *j = answered_head(c);
+    if (!j || (j->phase != PUBLISHING && j->phase != COLLECTING) || !m->data ||
+        resp_index(j, m->channel, m->channel_len) < 0)
+        return;
+    on_response(j, m->data, m->len);
+    if (j->phase == COLLECTING && j->res.responses >= j->res.members)
+        finish(c, 0);
+}
+
+static void on_sub_state(redis_client_t *cl, bool up, void *arg)
+{
+    (void)cl;
+    cluster_req_t *c = arg;
+    job_t *j = answered_head(c);
+    if (!j || up)
+        return; /* coming up: the client subscribes again, confirmations follow */
+    if (j->phase == COLLECTING)
         finish(c, 0); /* what came so far is the answer */
-    else if (!connected)
+    else if (j->phase != SUBSCRIBING)
         fail_unreachable(c, "pub/sub connection lost");
 }
+
+static const redis_client_cbs_t sub_cbs = {
+    .state = on_sub_state, .message = on_sub_message, .subscribed = on_confirmed};
 
 /* Runs the head request, if any. */
 static void start(cluster_req_t *c)
@@ -290,21 +300,21 @@ static void start(cluster_req_t *c)
     }
     j->phase = SUBSCRIBING;
     if (!c->sub) {
-        c->sub = subconn_new(c->loop, c->cfg, "cluster-requests", on_sub_reply, on_sub_state, c);
+        c->sub = redis_client_new(c->topo, "cluster-requests", &sub_cbs, c);
         c->open++;
     }
-    subscribe(c, j); /* not connected yet: on_sub_state sends it */
+    subscribe(c, j);
 }
 
 /* ---- the API ---- */
 
-cluster_req_t *cluster_req_new(uv_loop_t *loop, rds_t *pub, const cfg_t *cfg)
+cluster_req_t *cluster_req_new(redis_topology_t *topo, redis_client_t *pub, const cfg_t *cfg)
 {
     cluster_req_t *c = xcalloc(1, sizeof(*c));
-    c->loop = loop;
+    c->topo = topo;
     c->pub = pub;
     c->cfg = cfg;
-    uv_timer_init(loop, &c->timer);
+    uv_timer_init(redis_topology_loop(topo), &c->timer);
     c->timer.data = c;
     c->open = 1;
     return c;
@@ -402,5 +412,5 @@ void cluster_req_close(cluster_req_t *c, void (*done)(void *arg), void *arg)
     }
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     if (c->sub)
-        subconn_close(c->sub, on_sub_closed, c);
+        redis_client_close(c->sub, on_sub_closed, c);
 }

@@ -8,8 +8,8 @@
  * to the request channel), so every counted member is expected to answer, this server's workers
  * included.
  *
- * Asynchronous, on the master's loop: commands go through the master's command connection
- * (common/redis/rds); responses come on a pub/sub connection of its own (common/redis/subconn),
+ * Asynchronous, on the master's loop: commands go through the master's command client
+ * (common/redis/redis_client, routed by channel); responses come on a pub/sub client of its own,
  * opened by the first request that needs one and kept. Requests run one at a time, in order, and
  * each unsubscribes when it ends. Redis must confirm the subscription, count and publish within
  * 2 s; a failure or that deadline ends the request with the reason.
@@ -17,14 +17,12 @@
 #ifndef STREAMIO_MASTER_ADMIN_CLUSTER_REQ_H
 #define STREAMIO_MASTER_ADMIN_CLUSTER_REQ_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <uv.h>
-
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/proto/cluster_msg.h"
-#include "common/redis/rds.h"
+#include "common/redis/redis_client.h"
+#include <stdbool.h>
+#include <stddef.h>
 
 typedef struct cluster_req_result {
     long long members;     /* counted subscribers: the responses expected */
@@ -53,8 +51,8 @@ typedef struct cluster_req_spec {
 
 typedef struct cluster_req cluster_req_t;
 
-/* Borrows loop, pub (the command connection) and cfg (for the pub/sub connection's life). */
-cluster_req_t *cluster_req_new(uv_loop_t *loop, rds_t *pub, const cfg_t *cfg);
+/* Borrows topo, pub (the command client) and cfg (for the pub/sub client's life). */
+cluster_req_t *cluster_req_new(redis_topology_t *topo, redis_client_t *pub, const cfg_t *cfg);
 /*
  * Queues a request (spec is copied; spec->request and what it points to are borrowed until
  * done runs). 0, or -EINVAL / -E2BIG (the request cannot be encoded) / -EIO (no random request

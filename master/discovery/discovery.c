@@ -227,9 +227,10 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
 
 /* ---- life ---- */
 
-discovery_t *discovery_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
-                           uint32_t capacity)
+discovery_t *discovery_new(redis_topology_t *topo, redis_client_t *redis, const cfg_t *cfg,
+                           shm_region_t *region, uint32_t capacity)
 {
+    uv_loop_t *loop = redis_topology_loop(topo);
     discovery_t *d = xcalloc(1, sizeof(*d));
     d->loop = loop;
     d->first = d->cfg = cfg;
@@ -239,7 +240,7 @@ discovery_t *discovery_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_re
     d->cycle = 1;
     d->worker_pools = xcalloc(capacity, sizeof(*d->worker_pools));
     d->pools = pools_new((uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools, d->workers);
-    d->scan = scan_new(rds);
+    d->scan = scan_new(redis);
     d->dispatch = dispatch_new(loop, region, capacity);
     buf_t ex;
     buf_init(&ex);
@@ -247,7 +248,7 @@ discovery_t *discovery_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_re
     LOG_INFO("discovery: streams matching %s, except %s", cfg->stream_pattern, ex.data);
     buf_free(&ex);
     if (cfg->keyspace_events)
-        d->kev = keyevents_new(loop, cfg, on_keyevent, d);
+        d->kev = keyevents_new(topo, cfg, on_keyevent, d);
     uv_timer_init(loop, &d->pass);
     d->pass.data = d;
     next_pass(d, 0);

@@ -17,18 +17,19 @@
 #include <uv.h>
 
 #include "common/config.h"
-#include "common/redis/rds.h"
+#include "common/redis/redis_client.h"
 #include "shm/region.h"
 
 typedef struct discovery discovery_t;
 
 /*
- * For cfg's CLUSTER_WORKERS worker numbers, up to `capacity` after a reload. Borrows loop, rds
- * (the master's command connection), cfg (its discovery settings are kept for the discovery's
- * life) and region (its global stats block is a stats_global_t). The first pass starts at once.
+ * For cfg's CLUSTER_WORKERS worker numbers, up to `capacity` after a reload. Borrows topo (its
+ * loop; key events open a client on it), redis (the master's command client), cfg (its discovery
+ * settings are kept for the discovery's life) and region (its global stats block is a
+ * stats_global_t). The first pass starts at once.
  */
-discovery_t *discovery_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_region_t *region,
-                           uint32_t capacity);
+discovery_t *discovery_new(redis_topology_t *topo, redis_client_t *redis, const cfg_t *cfg,
+                           shm_region_t *region, uint32_t capacity);
 
 /* The process in `block` serves `worker` from now on: it is sent every stream of its pools. */
 void discovery_attach(discovery_t *d, uint32_t worker, uint32_t block);

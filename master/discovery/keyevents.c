@@ -2,36 +2,36 @@
 #include "master/discovery/keyevents.h"
 
 #include <errno.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
-#include "common/redis/subconn.h"
+#include "common/redis/redis_client.h"
 #include "common/xalloc.h"
 
-#define EXPECT_MAX 8
 #define NEEDED_FLAGS "Egt" /* E: key events; g: del; t: stream commands (xadd) */
-
-/* What the next reply that is not an event answers. */
-typedef enum expect { EX_SKIP, EX_CFG_GET, EX_CFG_SET, EX_SUB } expect_t;
 
 struct keyevents {
     const cfg_t *cfg;
-    subconn_t *sub;
+    redis_client_t *cl; /* CONFIG on each primary's command connection; the subscriptions */
     keyevents_fn fn;
     void *arg;
     void (*done)(void *arg);
     void *done_arg;
     bool warned_config; /* one line per process: CONFIG refused */
-    expect_t expect[EXPECT_MAX];
-    unsigned ex_head, ex_n;
-    unsigned subs_left; /* subscribe confirmations still to come */
+    unsigned confirmed; /* bit 0: xadd, bit 1: del, since the last outage */
+    bool config_done;   /* CONFIG GET (and SET) answered since the last outage */
+    bool said;          /* "subscribed" logged since the last outage */
     char chan_xadd[48];
     char chan_del[48];
-    char want[64]; /* the CONFIG SET value in flight */
 };
+
+/* A CONFIG GET in flight, for the primary it asked. */
+typedef struct config_req {
+    keyevents_t *k;
+    redis_node_t *node;
+} config_req_t;
 
 int keyevents_flags(const char *have, char *out, size_t cap)
 {
@@ -53,60 +53,32 @@ int keyevents_flags(const char *have, char *out, size_t cap)
     return added;
 }
 
-static bool is(const redisReply *r, const char *s)
+static bool is(const char *p, size_t len, const char *s)
 {
-    return r->type == REDIS_REPLY_STRING && r->len == strlen(s) && memcmp(r->str, s, r->len) == 0;
+    return p && len == strlen(s) && memcmp(p, s, len) == 0;
 }
 
-int keyevents_parse(int db, const void *reply, keyevent_kind_t *kind, const char **key, size_t *len)
+int keyevents_parse(int db, const redis_push_t *m, keyevent_kind_t *kind, const char **key,
+                    size_t *len)
 {
-    const redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
-        return -EINVAL;
-    const redisReply *ch = r->element[1], *kr = r->element[2];
-    if (!is(r->element[0], "message") || kr->type != REDIS_REPLY_STRING)
+    if (!m || m->type != REDIS_PUSH_MESSAGE || m->kind != REDIS_SUB_CHANNEL || !m->data)
         return -EINVAL;
     char chan[48];
     snprintf(chan, sizeof(chan), "__keyevent@%d__:xadd", db);
-    if (is(ch, chan)) {
+    if (is(m->channel, m->channel_len, chan)) {
         *kind = KEYEVENT_XADD;
     } else {
         snprintf(chan, sizeof(chan), "__keyevent@%d__:del", db);
-        if (!is(ch, chan))
+        if (!is(m->channel, m->channel_len, chan))
             return -EINVAL;
         *kind = KEYEVENT_DEL;
     }
-    *key = kr->str;
-    *len = kr->len;
+    *key = m->data;
+    *len = m->len;
     return 0;
 }
 
-/* ---- the connection ---- */
-
-/* The one way this module talks to Redis: a command whose reply is `ex`. */
-static int redis_send(keyevents_t *k, expect_t ex, int argc, const char **argv)
-{
-    if (k->ex_n == EXPECT_MAX)
-        return -ENOBUFS;
-    int rc = subconn_command(k->sub, argc, argv, NULL);
-    if (rc == 0)
-        k->expect[(k->ex_head + k->ex_n++) % EXPECT_MAX] = ex;
-    return rc;
-}
-
-static void expect(keyevents_t *k, expect_t ex)
-{
-    if (k->ex_n < EXPECT_MAX)
-        k->expect[(k->ex_head + k->ex_n++) % EXPECT_MAX] = ex;
-}
-
-static void subscribe(keyevents_t *k)
-{
-    const char *argv[] = {"SUBSCRIBE", k->chan_xadd, k->chan_del};
-    k->subs_left = 2;
-    if (redis_send(k, EX_SUB, 3, argv) == 0)
-        expect(k, EX_SUB); /* one SUBSCRIBE with two channels answers twice */
-}
+/* ---- Redis ---- */
 
 static void config_refused(keyevents_t *k, const char *what, const char *err)
 {
@@ -119,76 +91,110 @@ static void config_refused(keyevents_t *k, const char *what, const char *err)
              what, err, NEEDED_FLAGS);
 }
 
-/* CONFIG GET answered: add the missing flags, then subscribe. */
-static void on_config(keyevents_t *k, const redisReply *r)
+/* Once subscribed and Redis publishes the events (or refused to be told to): events flow. */
+static void maybe_ready(keyevents_t *k)
 {
-    if (r->type == REDIS_REPLY_ERROR) {
+    if (k->said || k->confirmed != 3 || !k->config_done)
+        return;
+    k->said = true;
+    LOG_INFO("keyspace events: subscribed to %s and %s: new and deleted streams are seen at "
+             "once",
+             k->chan_xadd, k->chan_del);
+}
+
+static void config_answered(keyevents_t *k)
+{
+    k->config_done = true;
+    maybe_ready(k);
+}
+
+static void on_config_set(const redisReply *r, void *arg)
+{
+    keyevents_t *k = arg;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        config_refused(k, "CONFIG SET notify-keyspace-events", r->str);
+    if (r)
+        config_answered(k);
+}
+
+/* CONFIG GET answered: add the missing flags on that primary. */
+static void on_config(const redisReply *r, void *arg)
+{
+    config_req_t q = *(config_req_t *)arg;
+    free(arg);
+    keyevents_t *k = q.k;
+    char want[64];
+    if (!r) {
+        return; /* lost: asked again when its connection is back */
+    } else if (r->type == REDIS_REPLY_ERROR) {
         config_refused(k, "CONFIG GET notify-keyspace-events", r->str);
     } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-               r->element[1]->type == REDIS_REPLY_STRING) {
-        const char *have = r->element[1]->str;
-        if (keyevents_flags(have, k->want, sizeof(k->want)) == 1) {
-            LOG_INFO("keyspace events: setting notify-keyspace-events to \"%s\" (was \"%s\")",
-                     k->want, have);
-            const char *set[] = {"CONFIG", "SET", "notify-keyspace-events", k->want};
-            redis_send(k, EX_CFG_SET, 4, set);
-        }
+               r->element[1]->type == REDIS_REPLY_STRING &&
+               keyevents_flags(r->element[1]->str, want, sizeof(want)) == 1) {
+        LOG_INFO("keyspace events: setting notify-keyspace-events to \"%s\" (was \"%s\") on %s",
+                 want, r->element[1]->str, redis_node_addr(q.node));
+        const char *set[] = {"CONFIG", "SET", "notify-keyspace-events", want};
+        if (redis_client_command_node(k->cl, q.node, on_config_set, k, 4, set, NULL) == 0)
+            return; /* ready once it answered */
     }
-    subscribe(k);
+    config_answered(k);
 }
 
-/* A reply that is not an event, in the order the commands went out. */
-static void on_answer(keyevents_t *k, const redisReply *r)
+/* A primary's command connection came up (again): make sure it publishes the events. */
+static void on_node_event(redis_client_t *cl, redis_node_t *n, redis_conn_event_t ev, void *arg)
 {
-    if (k->ex_n == 0)
-        return; /* a late confirmation of a connection already gone */
-    expect_t ex = k->expect[k->ex_head];
-    k->ex_head = (k->ex_head + 1) % EXPECT_MAX;
-    k->ex_n--;
-    if (ex == EX_CFG_GET) {
-        on_config(k, r);
-    } else if (ex == EX_CFG_SET && r->type == REDIS_REPLY_ERROR) {
-        config_refused(k, "CONFIG SET notify-keyspace-events", r->str);
-    } else if (ex == EX_SUB && r->type != REDIS_REPLY_ERROR && --k->subs_left == 0) {
-        LOG_INFO("keyspace events: subscribed to %s and %s: new and deleted streams are seen at "
-                 "once",
-                 k->chan_xadd, k->chan_del);
-    }
+    keyevents_t *k = arg;
+    if (ev != REDIS_CONN_UP)
+        return;
+    config_req_t *q = xmalloc(sizeof(*q));
+    *q = (config_req_t){k, n};
+    const char *get[] = {"CONFIG", "GET", "notify-keyspace-events"};
+    if (redis_client_command_node(cl, n, on_config, q, 3, get, NULL))
+        free(q);
 }
 
-static void on_reply(const redisReply *r, void *arg)
+static void on_message(redis_client_t *cl, const redis_push_t *m, void *arg)
 {
+    (void)cl;
     keyevents_t *k = arg;
     keyevent_kind_t kind;
     const char *key;
     size_t len;
-    /* an event may come between the two subscribe confirmations */
-    if (keyevents_parse(k->cfg->redis_db, r, &kind, &key, &len) == 0)
+    if (keyevents_parse(k->cfg->redis_db, m, &kind, &key, &len) == 0)
         k->fn(kind, key, len, k->arg);
-    else
-        on_answer(k, r);
 }
 
-static void on_state(bool connected, void *arg)
+static void on_subscribed(redis_client_t *cl, redis_sub_kind_t kind, const char *ch, size_t len,
+                          void *arg)
 {
+    (void)cl;
+    (void)kind;
     keyevents_t *k = arg;
-    if (!connected) {
-        LOG_WARN("keyspace events: connection to redis lost; new streams wait for SCAN until it "
-                 "is back");
-        return;
-    }
-    k->ex_head = k->ex_n = 0;
-    /* subconn sent AUTH and SELECT first: their replies come before ours */
-    const char *auth[3];
-    if (config_redis_auth(k->cfg, auth))
-        expect(k, EX_SKIP);
-    if (k->cfg->redis_db)
-        expect(k, EX_SKIP);
-    const char *get[] = {"CONFIG", "GET", "notify-keyspace-events"};
-    redis_send(k, EX_CFG_GET, 3, get);
+    if (is(ch, len, k->chan_xadd))
+        k->confirmed |= 1;
+    else if (is(ch, len, k->chan_del))
+        k->confirmed |= 2;
+    maybe_ready(k);
 }
 
-keyevents_t *keyevents_new(uv_loop_t *loop, const cfg_t *cfg, keyevents_fn fn, void *arg)
+static void on_state(redis_client_t *cl, bool up, void *arg)
+{
+    (void)cl;
+    keyevents_t *k = arg;
+    if (up)
+        return;
+    k->confirmed = 0;
+    k->config_done = k->said = false;
+    LOG_WARN("keyspace events: connection to redis lost; new streams wait for SCAN until it is "
+             "back");
+}
+
+static const redis_client_cbs_t cbs = {.state = on_state,
+                                       .node_event = on_node_event,
+                                       .message = on_message,
+                                       .subscribed = on_subscribed};
+
+keyevents_t *keyevents_new(redis_topology_t *topo, const cfg_t *cfg, keyevents_fn fn, void *arg)
 {
     keyevents_t *k = xcalloc(1, sizeof(*k));
     k->cfg = cfg;
@@ -196,7 +202,10 @@ keyevents_t *keyevents_new(uv_loop_t *loop, const cfg_t *cfg, keyevents_fn fn, v
     k->arg = arg;
     snprintf(k->chan_xadd, sizeof(k->chan_xadd), "__keyevent@%d__:xadd", cfg->redis_db);
     snprintf(k->chan_del, sizeof(k->chan_del), "__keyevent@%d__:del", cfg->redis_db);
-    k->sub = subconn_new(loop, cfg, "keyevents", on_reply, on_state, k);
+    k->cl = redis_client_new(topo, "keyevents", &cbs, k);
+    /* key events are published by the node that holds the key: every primary's */
+    redis_client_subscribe_masters(k->cl, REDIS_SUB_CHANNEL, k->chan_xadd, strlen(k->chan_xadd));
+    redis_client_subscribe_masters(k->cl, REDIS_SUB_CHANNEL, k->chan_del, strlen(k->chan_del));
     return k;
 }
 
@@ -212,5 +221,5 @@ void keyevents_close(keyevents_t *k, void (*done)(void *arg), void *arg)
 {
     k->done = done;
     k->done_arg = arg;
-    subconn_close(k->sub, on_closed, k);
+    redis_client_close(k->cl, on_closed, k);
 }

@@ -10,17 +10,17 @@
  * with CONFIG SET (flags already set are kept). Where CONFIG is refused (managed Redis) one
  * warning says which flags to set by hand; the subscription is made anyway.
  *
- * One pub/sub connection (common/redis/subconn) on the master's loop, which keeps itself
- * connected (AUTH/SELECT, reconnect with backoff); keyevents subscribes again after each connect.
+ * One client of the Redis layer (common/redis/redis_client) on the master's loop: it keeps the
+ * subscriptions on every primary across reconnects and failovers; CONFIG runs on each primary
+ * whenever its command connection comes up.
  */
 #ifndef STREAMIO_MASTER_DISCOVERY_KEYEVENTS_H
 #define STREAMIO_MASTER_DISCOVERY_KEYEVENTS_H
 
+#include "common/config.h"
+#include "common/redis/redis_client.h"
 #include <stdbool.h>
 #include <stddef.h>
-#include <uv.h>
-
-#include "common/config.h"
 
 typedef struct keyevents keyevents_t;
 
@@ -29,8 +29,8 @@ typedef enum keyevent_kind { KEYEVENT_XADD, KEYEVENT_DEL } keyevent_kind_t;
 /* `key` is borrowed for the call; any key of the database (the caller matches STREAM_PATTERN). */
 typedef void (*keyevents_fn)(keyevent_kind_t kind, const char *key, size_t len, void *arg);
 
-/* Starts connecting at once. Borrows loop and cfg (for the subscription's life). */
-keyevents_t *keyevents_new(uv_loop_t *loop, const cfg_t *cfg, keyevents_fn fn, void *arg);
+/* Starts connecting at once. Borrows topo and cfg (for the subscription's life). */
+keyevents_t *keyevents_new(redis_topology_t *topo, const cfg_t *cfg, keyevents_fn fn, void *arg);
 /* Closes; done(arg) runs once everything is released. fn is not called after this call. */
 void keyevents_close(keyevents_t *k, void (*done)(void *arg), void *arg);
 
@@ -42,11 +42,11 @@ void keyevents_close(keyevents_t *k, void (*done)(void *arg), void *arg);
 int keyevents_flags(const char *have, char *out, size_t cap);
 
 /*
- * Parses one pub/sub message (["message", channel, key]) of the subscription in database `db`.
- * 0 with *kind, *key and *len set (key borrowed from the reply); -EINVAL for anything else (a
- * subscribe confirmation, another channel, a malformed reply).
+ * Parses one pub/sub message of the subscription in database `db` (m may be NULL). 0 with
+ * *kind, *key and *len set (key borrowed from m); -EINVAL for anything else (a subscribe
+ * confirmation, another channel, a pattern message).
  */
-int keyevents_parse(int db, const void *reply, keyevent_kind_t *kind, const char **key,
+int keyevents_parse(int db, const redis_push_t *m, keyevent_kind_t *kind, const char **key,
                     size_t *len);
 
 #endif

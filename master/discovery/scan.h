@@ -1,9 +1,12 @@
 /*
- * scan: the Redis side of stream discovery, over the master's command connection
- * (common/redis/rds): incremental `SCAN cursor MATCH pattern COUNT n TYPE stream`, one step per
- * call, so a keyspace of millions of keys never blocks Redis or the master for long, and `TYPE
- * key` for the streams named in advance. Asynchronous: each call returns at once and its
- * callback runs on the master's loop with the reply. The cursor restarts at 0 after a failure.
+ * scan: the Redis side of stream discovery, over the master's command client
+ * (common/redis/redis_client): incremental `SCAN cursor MATCH pattern COUNT n TYPE stream`, one
+ * step per call, so a keyspace of millions of keys never blocks Redis or the master for long, and
+ * `TYPE key` for the streams named in advance. A pass scans every primary the client knows when
+ * it starts (a Redis Cluster's masters one after the other; the one server otherwise); TYPE goes
+ * to the primary serving the key. Asynchronous: each call returns at once and its callback runs
+ * on the master's loop with the reply. After a failure the pass restarts from the first primary
+ * at cursor 0.
  * Never logs (the caller knows what a failure means).
  */
 #ifndef STREAMIO_MASTER_DISCOVERY_SCAN_H
@@ -12,21 +15,21 @@
 #include <stddef.h>
 
 #include "common/config.h"
-#include "common/redis/rds.h"
+#include "common/redis/redis_client.h"
 
 typedef struct scan scan_t;
 
 /* One stream key of a SCAN reply (borrowed for the call). */
 typedef void (*scan_key_fn)(const char *key, size_t len, void *arg);
-/* A step ended: 1 when it finished a full pass over the keyspace, 0 when the pass goes on, or a
- * negative errno when Redis failed or the connection was lost. */
+/* A step ended: 1 when it finished a full pass over the keyspace (every primary's), 0 when the pass
+ * goes on, or a negative errno when Redis failed or the connection was lost. */
 typedef void (*scan_step_fn)(int rc, void *arg);
 /* TYPE answered: 1 when the key is a stream, 0 when not, or a negative errno. */
 typedef void (*scan_type_fn)(int rc, void *arg);
 
-/* Borrows rds (for the scan's whole life). */
-scan_t *scan_new(rds_t *rds);
-/* Frees now: callbacks still due from rds are dropped. NULL is a no-op. */
+/* Borrows the client (for the scan's whole life). */
+scan_t *scan_new(redis_client_t *redis);
+/* Frees now: callbacks still due from Redis are dropped. NULL is a no-op. */
 void scan_free(scan_t *s);
 
 /*

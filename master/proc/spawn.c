@@ -35,9 +35,9 @@ static void noop(uv_work_t *w)
 }
 
 /* libuv keeps its threadpool's bookkeeping across fork but not the threads (the master's loop
- * can start them: subconn resolves names there), and joins them at exit: threads that do not
- * exist in the child. Its fork handler re-arms the pool's start, so one no-op work item starts this
- * process's own pool, and the join at exit finds real threads. */
+ * can start them: the Redis layer resolves host names there), and joins them at exit: threads that
+ * do not exist in the child. Its fork handler re-arms the pool's start, so one no-op work item
+ * starts this process's own pool, and the join at exit finds real threads. */
 static void restart_threadpool(void)
 {
     uv_loop_t loop;

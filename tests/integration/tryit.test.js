@@ -315,4 +315,60 @@ describe('make run (scripts/run.sh)', { timeout: 60000, skip: h.ANCHOR_SKIP }, (
       await redis.stop();
     }
   });
+  // run.sh with `env` (on top of the stripped environment) until /health answers; returns
+  // [the run.sh handle, the /health body]
+  async function runUntilHealthy(env, want) {
+    const port = await h.freePort();
+    const run = h.spawnTracked(path.join(root, 'scripts/run.sh'), [process.env.STREAMIO_BIN], {
+      env: { ...h.baseEnv(), PORT: String(port), HOST: h.HOST, CLUSTER_WORKERS: '1', STREAMIO_DEBUG_PAGE: '0', ...env },
+      name: 'run.sh',
+    });
+    const body = await h.waitUntil(async () => {
+      if (!run.running) throw Object.assign(new Error(run.describe()), { fatal: true });
+      const r = await h.healthRetry(`http://127.0.0.1:${port}`, { attempts: 1 }).catch(() => null);
+      return r && r.body && r.body.redisConnected === want && r.body;
+    }, { timeout: 30000, message: `/health with redisConnected ${want}` });
+    return [run, body];
+  }
+
+  it('starts a private redis-server when nothing answers at REDIS_HOST:REDIS_PORT', async () => {
+    const nobody = await h.freePort();
+    const [run] = await runUntilHealthy({ REDIS_HOST: h.HOST, REDIS_PORT: String(nobody) }, true);
+    try {
+      assert.match(run.stdout(), new RegExp(`no Redis at ${h.HOST}:${nobody}, started a private redis-server on 127\\.0\\.0\\.1:\\d+`));
+    } finally {
+      assert.equal(await h.stop(run), 0);
+    }
+  });
+
+  it('uses REDIS_URL as given and starts no redis-server of its own', async () => {
+    const redis = await h.startRedis();
+    const [run] = await runUntilHealthy({ REDIS_URL: `redis://${h.HOST}:${redis.port}/2` }, true);
+    try {
+      const out = run.stdout();
+      assert.ok(out.includes('run: REDIS_URL is set: using that Redis (no private redis-server)'), out);
+      assert.ok(!out.includes('started a private redis-server'), out);
+      assert.ok((await redis.call('CLIENT', 'LIST')).includes('db=2'), 'streamio is connected to db 2 of that Redis');
+    } finally {
+      assert.equal(await h.stop(run), 0);
+      await redis.stop();
+    }
+  });
+
+  for (const [name, env] of [
+    ['REDIS_SENTINELS', (p) => ({ REDIS_SENTINELS: `${h.HOST}:${p}`, REDIS_SENTINEL_NAME: 'mymaster' })],
+    ['REDIS_CLUSTER_NODES', (p) => ({ REDIS_CLUSTER_NODES: `${h.HOST}:${p}` })],
+  ]) {
+    it(`with ${name} set, starts no redis-server even when nothing answers`, async () => {
+      const nobody = await h.freePort();
+      const [run] = await runUntilHealthy(env(nobody), false);
+      try {
+        const out = run.stdout();
+        assert.ok(out.includes(`run: ${name} is set: using that Redis (no private redis-server)`), out);
+        assert.ok(!out.includes('started a private redis-server'), out);
+      } finally {
+        assert.equal(await h.stop(run), 0);
+      }
+    });
+  }
 });

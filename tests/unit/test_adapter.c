@@ -26,6 +26,7 @@ typedef struct env {
     cfg_t cfg;
     stats_worker_t stats;
     host_fake_t fake;
+    redis_topology_t *topo;
     adapter_t *a;
 } env_t;
 
@@ -55,7 +56,12 @@ static env_t *start_nsp(adapter_mode_t mode, size_t nnsp)
     assert_int_equal(uv_loop_init(&e->loop), 0);
     adapter_host_t host = fake_host(&e->fake, nsps, nnsp);
     e->fake.each_sockets = 1;
-    assert_int_equal(adapter_new(&e->a, &e->loop, &e->cfg, mode, "socket.io", &host, &e->stats), 0);
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, &e->cfg);
+    buf_init(&err);
+    assert_int_equal(redis_topology_new(&e->topo, &e->loop, &o, &err), 0);
+    buf_free(&err);
+    assert_int_equal(adapter_new(&e->a, e->topo, &e->cfg, mode, "socket.io", &host, &e->stats), 0);
     return e;
 }
 
@@ -68,6 +74,11 @@ static void finish(env_t *e)
 {
     bool done = false;
     adapter_close(e->a, closed, &done);
+    for (int i = 0; i < 1000 && !done; i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(done);
+    done = false;
+    redis_topology_close(e->topo, closed, &done);
     for (int i = 0; i < 1000 && !done; i++)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_true(done);

@@ -1,4 +1,5 @@
-/* Unit tests for master/discovery/keyevents: the notify-keyspace-events flags it adds, event parsing. */
+/* Unit tests for master/discovery/keyevents: the notify-keyspace-events flags it adds, event
+ * parsing. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "common/redis/redis_reply.h"
 #include "master/discovery/keyevents.h"
 
 static void test_flags_adds_only_what_is_missing(void **state)
@@ -50,6 +52,14 @@ static redisReply *msg(const char *kind, const char *chan, const char *key)
     return r;
 }
 
+/* r read as Redis' pub/sub reply (as the client hands it over), then parsed */
+static int parse(int db, redisReply *r, keyevent_kind_t *kind, const char **key, size_t *len)
+{
+    redis_push_t p;
+    redis_reply_push(r, &p); /* not a push: type NONE, refused below */
+    return keyevents_parse(db, &p, kind, key, len);
+}
+
 static void test_parse_events_of_its_db_only(void **state)
 {
     (void)state;
@@ -57,24 +67,24 @@ static void test_parse_events_of_its_db_only(void **state)
     const char *key;
     size_t len;
     redisReply *r = msg("message", "__keyevent@3__:xadd", "room.1");
-    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), 0);
+    assert_int_equal(parse(3, r, &kind, &key, &len), 0);
     assert_int_equal(kind, KEYEVENT_XADD);
     assert_int_equal(len, 6);
     assert_memory_equal(key, "room.1", 6);
     freeReplyObject(r);
     r = msg("message", "__keyevent@3__:del", "room.2");
-    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), 0);
+    assert_int_equal(parse(3, r, &kind, &key, &len), 0);
     assert_int_equal(kind, KEYEVENT_DEL);
     assert_memory_equal(key, "room.2", 6);
     freeReplyObject(r);
     r = msg("message", "__keyevent@0__:xadd", "room.1"); /* another db */
-    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), -EINVAL);
+    assert_int_equal(parse(3, r, &kind, &key, &len), -EINVAL);
     freeReplyObject(r);
     r = msg("subscribe", "__keyevent@3__:xadd", "x");
-    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), -EINVAL);
+    assert_int_equal(parse(3, r, &kind, &key, &len), -EINVAL);
     freeReplyObject(r);
     r = str("message");
-    assert_int_equal(keyevents_parse(3, r, &kind, &key, &len), -EINVAL);
+    assert_int_equal(parse(3, r, &kind, &key, &len), -EINVAL);
     freeReplyObject(r);
     assert_int_equal(keyevents_parse(3, NULL, &kind, &key, &len), -EINVAL);
 }

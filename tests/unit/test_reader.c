@@ -78,6 +78,7 @@ struct fake {
     bool publish; /* the entry callback sends PUBLISH <stream> <id> before the ack */
     bool gate;
     bool stopped;
+    bool cluster; /* slot(): streams a* in slot 1, others in slot 2; else -1 */
     char line[1024];
 };
 
@@ -282,6 +283,12 @@ static void f_close(reader_conn_t *c, void (*done)(void *arg), void *arg)
     c->done_arg = arg;
 }
 
+static int f_slot(void *ctx, const char *key, size_t len)
+{
+    const fake_t *f = ctx;
+    return !f->cluster ? -1 : len && key[0] == 'a' ? 1 : 2;
+}
+
 static const reader_redis_ops_t fake_redis = {
     .open = f_open,
     .command = f_command,
@@ -290,6 +297,7 @@ static const reader_redis_ops_t fake_redis = {
     .subscribe = f_subscribe,
     .up = f_up,
     .close = f_close,
+    .slot = f_slot,
 };
 
 /* ---- the fake clock ---- */
@@ -828,6 +836,70 @@ static void test_blocking_read_and_acks_after_delivery(void **state)
     assert_string_equal(f->got[1], "reader 0|s1|6-0|event=b,data=2");
     assert_string_equal(f->got[2], "reader 0|s2|7-0|event=c,data=3");
     assert_int_equal(f->stats.messages_processed, 4);
+    fake_free(f);
+}
+
+/* In a Redis Cluster one XREADGROUP takes the keys of one slot: a lane with streams in two slots
+ * reads them slot group by slot group, never with BLOCK, and waits READ_BLOCK_MS after a
+ * rotation that found nothing, unless a key event of one of its streams comes first. */
+static void test_cluster_reads_one_slot_per_command(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_KEYSPACE_EVENTS", "true", NULL};
+    fake_t *f = fake_new(env);
+    f->cluster = true;
+    set_up(f, "reader events", true);
+    static const char *const names[] = {"a1", "b1", "a2", NULL};
+    add_fresh(f, 0, names);
+    set_up(f, "reader 0", true);
+    for (const char *const *n = names; *n; n++) {
+        char want[64];
+        snprintf(want, sizeof(want), "reader 0: XGROUP CREATE %s g 0", *n);
+        assert_string_equal(next(f), want);
+        answer(f, "reader 0", rstatus("OK"));
+    }
+    advance(f, 300);
+    /* history: slot 1's streams together, then slot 2's */
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS a1 a2 0 0");
+    answer(f, "reader 0", ra(2, ra(2, rs("a1"), ra(0)), ra(2, rs("a2"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS b1 0");
+    answer(f, "reader 0", ra(1, ra(2, rs("b1"), ra(0))));
+    /* new entries: one slot group per read, no BLOCK */
+    const char *slot1 = "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS a1 a2 > >";
+    const char *slot2 = "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS b1 >";
+    assert_string_equal(next(f), slot1);
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), slot2);
+    answer(f, "reader 0", ra(1, ra(2, rs("b1"), ra(1, entry("5-0", "e", "1")))));
+    assert_string_equal(next(f), "reader 0: XACK b1 g 5-0");
+    assert_string_equal(next(f), "reader 0: XDEL b1 5-0");
+    /* the rotation found an entry: another one at once */
+    assert_string_equal(next(f), slot1);
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), slot2);
+    answer(f, "reader 0", rnil());
+    /* a whole rotation found nothing: no command until READ_BLOCK_MS passed... */
+    assert_string_equal(next(f), "(none)");
+    advance(f, 499);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), slot1);
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), slot2);
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "(none)");
+    /* ...or a key event of one of the lane's streams came */
+    advance(f, 100);
+    key_event(f, "a2");
+    assert_string_equal(next(f), slot1);
+    answer(f, "reader 0", ra(1, ra(2, rs("a2"), ra(1, entry("6-0", "e", "2")))));
+    assert_string_equal(next(f), "reader 0: XACK a2 g 6-0");
+    assert_string_equal(next(f), "reader 0: XDEL a2 6-0");
+    assert_string_equal(next(f), slot2);
+    answer(f, "reader 0", rnil());
+    assert_int_equal(f->ngot, 2);
+    assert_string_equal(f->got[0], "reader 0|b1|5-0|event=e,data=1");
+    assert_string_equal(f->got[1], "reader 0|a2|6-0|event=e,data=2");
     fake_free(f);
 }
 
@@ -1395,6 +1467,7 @@ int main(void)
         cmocka_unit_test(test_probe_parks_quiet_and_missing_streams),
         cmocka_unit_test(test_parked_streams_are_polled),
         cmocka_unit_test(test_blocking_read_and_acks_after_delivery),
+        cmocka_unit_test(test_cluster_reads_one_slot_per_command),
         cmocka_unit_test(test_retain_policy_trims_by_age),
         cmocka_unit_test(test_sweep_of_a_large_lane),
         cmocka_unit_test(test_paced_entries_gather_for_batch_delay),

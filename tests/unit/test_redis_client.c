@@ -47,6 +47,8 @@ struct fx {
     char last_master[64];
     size_t msgs;
     char msg[64];
+    int confirmed; /* subscribed callbacks */
+    char confirmed_ch[64];
     int closed;
     bool up;
 };
@@ -226,8 +228,18 @@ static void on_message(redis_client_t *c, const redis_push_t *m, void *arg)
     snprintf(f->msg, sizeof(f->msg), "%.*s", (int)m->len, m->data);
 }
 
+static void on_subscribed(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
+                          void *arg)
+{
+    (void)c;
+    (void)kind;
+    fx_t *f = arg;
+    f->confirmed++;
+    snprintf(f->confirmed_ch, sizeof(f->confirmed_ch), "%.*s", (int)len, ch);
+}
+
 static const redis_client_cbs_t cbs = {
-    .state = on_state, .master = on_master, .message = on_message};
+    .state = on_state, .master = on_master, .message = on_message, .subscribed = on_subscribed};
 
 /* ---- fixture ---- */
 
@@ -357,6 +369,28 @@ static void test_single_server(void **state)
     WAIT(got_msg);
     assert_string_equal(f->msg, "hello");
     assert_int_equal(fake_accepted(f->n[0].srv), 2);
+}
+
+static bool confirmed_once(void *arg)
+{
+    return ((fx_t *)arg)->confirmed == 1;
+}
+
+/* A single server's every-primary subscription wanted before the primary is announced (as the
+ * key events are, right after the client is made) is placed once it is, and confirmed. */
+static void test_single_server_masters_subscription_and_confirmation(void **state)
+{
+    fx_t *f = *state;
+    topology(f, REDIS_MODE_SINGLE, 0, 1);
+    const char *ch = "__keyevent@0__:xadd";
+    assert_int_equal(redis_client_subscribe_masters(f->c, REDIS_SUB_CHANNEL, ch, strlen(ch)), 0);
+    WAIT(confirmed_once);
+    assert_string_equal(f->confirmed_ch, ch);
+    assert_int_equal(seen(f, 0, "SUBSCRIBE __keyevent@0__:xadd"), 1);
+    fake_send(fake_last(f->n[0].srv),
+              "*3\r\n$7\r\nmessage\r\n$19\r\n__keyevent@0__:xadd\r\n$4\r\nroom\r\n");
+    WAIT(got_msg);
+    assert_string_equal(f->msg, "room");
 }
 
 static bool is_unblocked(void *arg)
@@ -599,6 +633,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_single_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_single_server_masters_subscription_and_confirmation,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_unblock_through_another_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_follows_moved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_ask_goes_once_with_asking, setup, teardown),

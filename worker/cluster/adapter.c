@@ -7,8 +7,7 @@
 
 #include "common/ids.h"
 #include "common/log.h"
-#include "common/redis/rds.h"
-#include "common/redis/subconn.h"
+#include "common/redis/redis_client.h"
 #include "common/xalloc.h"
 #include "worker/cluster/member.h"
 
@@ -20,9 +19,9 @@ struct adapter {
     adapter_mode_t mode;
     adapter_host_t host;
     stats_worker_t *stats;
-    subconn_t *sub;
-    rds_t *pub;       /* responses (NULL in private mode) */
-    char prefix[160]; /* "<key>#/#" */
+    redis_client_t *sub; /* every subscription, kept across reconnects and slot moves */
+    redis_client_t *pub; /* responses (NULL in private mode) */
+    char prefix[160];    /* "<key>#/#" */
     size_t prefix_len;
     size_t key_len;          /* "<key>#": what every namespace's channels start with */
     char request_chan[176];  /* classic "<key>-request#/#" */
@@ -30,7 +29,6 @@ struct adapter {
     char uid[UID_LEN + 1];
     adapter_uid_fn is_sibling; /* see adapter_set_sibling_filter */
     void *sibling_arg;
-    uint64_t refusals;
     member_t *member; /* what is done with each message received */
     buf_t msg;        /* encoded outgoing message */
     buf_t chan;       /* outgoing channel name */
@@ -106,7 +104,7 @@ static void send_response(adapter_t *a, unsigned nsp, const char *req_uid, size_
     lens[0] = strlen(argv[0]);
     argv[2] = a->msg.data;
     lens[2] = a->msg.len;
-    if (rds_command(a->pub, NULL, NULL, 3, argv, lens))
+    if (redis_client_command(a->pub, argv[1], lens[1], NULL, NULL, 3, argv, lens))
         LOG_WARN("adapter: cannot send a response: Redis not connected");
 }
 
@@ -168,61 +166,61 @@ static bool dynamic_room(const adapter_t *a, size_t len)
     return a->mode == ADAPTER_MODE_SHARDED && len != IDS_SID_LEN && len > 0;
 }
 
-static void room_subscription(adapter_t *a, const char *cmd, const char *room, size_t len)
+static void room_subscription(adapter_t *a, bool on, const char *room, size_t len)
 {
     if (!dynamic_room(a, len))
         return;
     channel_for(a, room, len);
-    const char *argv[] = {cmd, a->chan.data};
-    size_t lens[] = {strlen(cmd), a->chan.len};
-    subconn_command(a->sub, 2, argv, lens);
+    if (on)
+        redis_client_subscribe(a->sub, REDIS_SUB_SHARD, a->chan.data, a->chan.len);
+    else
+        redis_client_unsubscribe(a->sub, REDIS_SUB_SHARD, a->chan.data, a->chan.len);
 }
 
 void adapter_room_created(adapter_t *a, const char *room, size_t len)
 {
     if (a && !a->closing)
-        room_subscription(a, "SSUBSCRIBE", room, len);
+        room_subscription(a, true, room, len);
 }
 
 void adapter_room_deleted(adapter_t *a, const char *room, size_t len)
 {
     if (a && !a->closing)
-        room_subscription(a, "SUNSUBSCRIBE", room, len);
+        room_subscription(a, false, room, len);
 }
 
-static void resubscribe_room(const char *room, size_t len, void *arg)
+static void subscribe_room(const char *room, size_t len, void *arg)
 {
-    room_subscription(arg, "SSUBSCRIBE", room, len);
+    room_subscription(arg, true, room, len);
 }
 
+static void want(adapter_t *a, redis_sub_kind_t kind, const char *ch)
+{
+    redis_client_subscribe(a->sub, kind, ch, strlen(ch));
+}
+
+/* Once: the client keeps them across reconnects, and moves shard channels with their slot. */
 static void subscribe_all(adapter_t *a)
 {
     if (a->mode == ADAPTER_MODE_SHARDED) {
-        /* one channel per command: in a Redis Cluster they live in different slots */
         char own[sizeof(a->prefix) + UID_LEN + 1];
         snprintf(own, sizeof(own), "%s%s#", a->prefix, a->uid);
-        const char *main_argv[] = {"SSUBSCRIBE", a->prefix};
-        const char *own_argv[] = {"SSUBSCRIBE", own};
-        subconn_command(a->sub, 2, main_argv, NULL);
-        subconn_command(a->sub, 2, own_argv, NULL);
-        a->host.rooms(a->host.ctx, resubscribe_room, a);
+        want(a, REDIS_SUB_SHARD, a->prefix);
+        want(a, REDIS_SUB_SHARD, own);
+        a->host.rooms(a->host.ctx, subscribe_room, a);
         for (unsigned i = 1; i < a->host.nnsp; i++) {
             nsp_channel_for(a, i, NULL, 0);
-            const char *argv[] = {"SSUBSCRIBE", a->chan.data};
-            subconn_command(a->sub, 2, argv, NULL);
+            want(a, REDIS_SUB_SHARD, a->chan.data);
         }
         return;
     }
     for (unsigned i = 0; i < a->host.nnsp; i++) {
         nsp_channel_for(a, i, NULL, 0);
         buf_putc(&a->chan, '*');
-        const char *pargv[] = {"PSUBSCRIBE", a->chan.data};
-        subconn_command(a->sub, 2, pargv, NULL);
+        want(a, REDIS_SUB_PATTERN, a->chan.data);
     }
-    if (a->mode == ADAPTER_MODE_CLASSIC) {
-        const char *argv[] = {"SUBSCRIBE", a->request_chan};
-        subconn_command(a->sub, 2, argv, NULL);
-    }
+    if (a->mode == ADAPTER_MODE_CLASSIC)
+        want(a, REDIS_SUB_CHANNEL, a->request_chan);
 }
 
 /* ---- incoming ---- */
@@ -336,48 +334,30 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
     on_classic_broadcast(a, chan, chan_len, msg, msg_len);
 }
 
-static bool is_str(const redisReply *r)
+static void on_message(redis_client_t *c, const redis_push_t *m, void *arg)
 {
-    return r->type == REDIS_REPLY_STRING;
+    (void)c;
+    if (m->type == REDIS_PUSH_MESSAGE)
+        adapter_receive(arg, m->channel, m->channel_len, (const uint8_t *)m->data, m->len);
 }
 
-static void on_reply(const redisReply *r, void *arg)
+static void on_sub_state(redis_client_t *c, bool up, void *arg)
 {
-    adapter_t *a = arg;
-    if (r->type == REDIS_REPLY_ERROR) {
-        /* first one, then one per power of two: a refusing server retried with backoff */
-        a->refusals++;
-        if ((a->refusals & (a->refusals - 1)) == 0)
-            LOG_WARN("adapter: Redis refused a subscription: %s (%llu so far)", r->str,
-                     (unsigned long long)a->refusals);
-        return;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_str(r->element[0]))
-        return;
-    redisReply **e = r->element;
-    const char *kind = e[0]->str;
-    if (r->elements == 4 && strcmp(kind, "pmessage") == 0 && is_str(e[2]) && is_str(e[3]))
-        adapter_receive(a, e[2]->str, e[2]->len, (const uint8_t *)e[3]->str, e[3]->len);
-    else if (r->elements == 3 && (strcmp(kind, "message") == 0 || strcmp(kind, "smessage") == 0) &&
-             is_str(e[1]) && is_str(e[2]))
-        adapter_receive(a, e[1]->str, e[1]->len, (const uint8_t *)e[2]->str, e[2]->len);
-}
-
-static void on_sub_state(bool connected, void *arg)
-{
-    adapter_t *a = arg;
-    if (connected)
-        subscribe_all(a);
-    else
+    (void)c;
+    (void)arg;
+    if (!up)
         LOG_WARN("adapter: pub/sub connection lost; local delivery continues, reconnecting");
 }
 
+static const redis_client_cbs_t sub_cbs = {.state = on_sub_state, .message = on_message};
+
 /* ---- lifecycle ---- */
 
-int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode_t mode,
+int adapter_new(adapter_t **out, redis_topology_t *topo, const cfg_t *cfg, adapter_mode_t mode,
                 const char *prefix, const adapter_host_t *host, stats_worker_t *stats)
 {
     adapter_t *a = xcalloc(1, sizeof(*a));
+    uv_loop_t *loop = redis_topology_loop(topo);
     a->loop = loop;
     a->cfg = cfg;
     a->mode = mode;
@@ -408,13 +388,14 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     STATS_SET(stats->adapter_uid[1], half[1]);
     /* Node's uids are hex in sharded mode; the id only has to be unique and channel-safe */
     if (mode != ADAPTER_MODE_PRIVATE) {
-        a->pub = rds_new(loop, cfg, "adapter-pub", NULL, NULL);
+        a->pub = redis_client_new(topo, "adapter-pub", NULL, NULL);
         a->open_parts++;
-        rds_count_reconnects(a->pub, &stats->redis_reconnects);
+        redis_client_count_reconnects(a->pub, &stats->redis_reconnects);
     }
-    a->sub = subconn_new(loop, cfg, "adapter", on_reply, on_sub_state, a);
-    subconn_count_reconnects(a->sub, &stats->redis_reconnects);
+    a->sub = redis_client_new(topo, "adapter", &sub_cbs, a);
+    redis_client_count_reconnects(a->sub, &stats->redis_reconnects);
     a->open_parts++;
+    subscribe_all(a);
     *out = a;
     return 0;
 }
@@ -428,7 +409,7 @@ adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack
 
 bool adapter_connected(const adapter_t *a)
 {
-    return subconn_connected(a->sub) && (!a->pub || rds_connected(a->pub));
+    return redis_client_up(a->sub) && (!a->pub || redis_client_up(a->pub));
 }
 
 void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *arg)
@@ -464,7 +445,7 @@ void adapter_close(adapter_t *a, void (*done)(void *arg), void *arg)
     a->done_arg = arg;
     member_close(a->member, on_part_closed, a);
     if (a->pub)
-        rds_close(a->pub, on_part_closed, a);
+        redis_client_close(a->pub, on_part_closed, a);
     if (a->sub)
-        subconn_close(a->sub, on_part_closed, a);
+        redis_client_close(a->sub, on_part_closed, a);
 }

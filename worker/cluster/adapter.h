@@ -33,6 +33,7 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/proto/adapter_msg.h"
+#include "common/redis/redis_topology.h"
 #include "shm/stats.h"
 #include "worker/fanout/adapter_host.h"
 
@@ -45,10 +46,11 @@ typedef enum adapter_mode {
 } adapter_mode_t;
 
 /*
- * Connects and subscribes at once (and again after every reconnect, rooms included). Borrows
- * loop, cfg, stats; copies prefix and *host. 0, or -EIO when no random uid can be drawn.
+ * Connects and subscribes at once through the Redis layer on topo (which keeps the subscriptions
+ * across reconnects and failovers, rooms included). Borrows topo, cfg, stats; copies prefix and
+ * *host. 0, or -EIO when no random uid can be drawn.
  */
-int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode_t mode,
+int adapter_new(adapter_t **out, redis_topology_t *topo, const cfg_t *cfg, adapter_mode_t mode,
                 const char *prefix, const adapter_host_t *host, stats_worker_t *stats);
 /* Sends one command (binary-safe argv, borrowed for the call) where the caller wants it
  * ordered. 0, or a negative errno. */

@@ -8,12 +8,12 @@
 
 #include "common/buf.h"
 #include "common/log.h"
-#include "common/redis/rds.h"
+#include "common/redis/redis_client.h"
 #include "common/xalloc.h"
 
 struct recovery_io {
     const cfg_t *cfg;
-    rds_t *conn;
+    redis_client_t *conn;
     buf_t key;
     payload_field_t *fields; /* scratch for one entry, reused */
     size_t fields_cap;
@@ -30,12 +30,12 @@ typedef struct request {
     void *arg;
 } request_t;
 
-recovery_io_t *recovery_io_new(uv_loop_t *loop, const cfg_t *cfg)
+recovery_io_t *recovery_io_new(redis_topology_t *topo, const cfg_t *cfg)
 {
     recovery_io_t *io = xcalloc(1, sizeof(*io));
     io->cfg = cfg;
     buf_init(&io->key);
-    io->conn = rds_new(loop, cfg, "recovery", NULL, NULL);
+    io->conn = redis_client_new(topo, "recovery", NULL, NULL);
     return io;
 }
 
@@ -53,14 +53,12 @@ int recovery_io_save(recovery_io_t *io, const char *pid, size_t pid_len, const c
     snprintf(px, sizeof(px), "%d", io->cfg->recovery_window_ms);
     const char *argv[] = {"SET", io->key.data, rec, "PX", px};
     size_t lens[] = {3, io->key.len, len, 2, strlen(px)};
-    return rds_command(io->conn, NULL, NULL, 5, argv, lens);
+    return redis_client_command(io->conn, io->key.data, io->key.len, NULL, NULL, 5, argv, lens);
 }
 
-static void on_take(redisAsyncContext *c, void *reply, void *privdata)
+static void on_take(const redisReply *r, void *privdata)
 {
-    (void)c;
     request_t *q = privdata;
-    const redisReply *r = reply;
     if (r && r->type == REDIS_REPLY_STRING)
         q->take(q->arg, r->str, r->len);
     else
@@ -78,10 +76,11 @@ static request_t *request_new(recovery_io_t *io, void *arg)
     return q;
 }
 
-static int send_request(recovery_io_t *io, redisCallbackFn *cb, request_t *q, int argc,
+/* The one way this module sends a command with a reply; routed by argv[1] (the key). */
+static int send_request(recovery_io_t *io, redis_reply_fn cb, request_t *q, int argc,
                         const char **argv, const size_t *lens)
 {
-    int rc = rds_command(io->conn, cb, q, argc, argv, lens);
+    int rc = redis_client_command(io->conn, argv[1], lens[1], cb, q, argc, argv, lens);
     if (rc)
         free(q);
     return rc;
@@ -107,12 +106,10 @@ static void fields_reserve(recovery_io_t *io, size_t n)
 }
 
 /* [[id, [field, value, ...]], ...], as XREADGROUP hands them to the reader */
-static void on_range(redisAsyncContext *c, void *reply, void *privdata)
+static void on_range(const redisReply *r, void *privdata)
 {
-    (void)c;
     request_t *q = privdata;
     recovery_io_t *io = q->io;
-    const redisReply *r = reply;
     int n = 0;
     if (!r) {
         n = -ENOTCONN;
@@ -169,5 +166,5 @@ void recovery_io_close(recovery_io_t *io, void (*done)(void *arg), void *arg)
 {
     io->closed = done;
     io->closed_arg = arg;
-    rds_close(io->conn, on_closed, io);
+    redis_client_close(io->conn, on_closed, io);
 }

@@ -416,13 +416,13 @@ static void on_record(void *arg, const char *rec, size_t len)
 
 /* ==== Lifetime ==== */
 
-restore_t *restore_new(uv_loop_t *loop, const cfg_t *cfg, sio_t *sio, fanout_t *f,
+restore_t *restore_new(redis_topology_t *topo, const cfg_t *cfg, sio_t *sio, fanout_t *f,
                        stats_worker_t *stats)
 {
     restore_t *r = xcalloc(1, sizeof(*r));
     r->sio = sio;
     r->stats = stats;
-    r->io = recovery_io_new(loop, cfg);
+    r->io = recovery_io_new(topo, cfg);
     buf_init(&r->tmp);
     buf_init(&r->name);
     buf_init(&r->out);

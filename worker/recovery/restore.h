@@ -11,17 +11,17 @@
 #ifndef STREAMIO_WORKER_RECOVERY_RESTORE_H
 #define STREAMIO_WORKER_RECOVERY_RESTORE_H
 
-#include <uv.h>
-
 #include "common/config.h"
+#include "common/redis/redis_topology.h"
 #include "shm/stats.h"
 #include "worker/fanout/fanout.h"
 #include "worker/sio/sio.h"
 
 typedef struct restore restore_t;
 
-/* Observes sio and f (borrowed) and connects its Redis side (cfg borrowed). Never NULL. */
-restore_t *restore_new(uv_loop_t *loop, const cfg_t *cfg, sio_t *sio, fanout_t *f,
+/* Observes sio and f (borrowed) and connects its Redis side on topo (borrowed, as cfg). Never
+ * NULL. */
+restore_t *restore_new(redis_topology_t *topo, const cfg_t *cfg, sio_t *sio, fanout_t *f,
                        stats_worker_t *stats);
 /* The records of sessions just lost are sent first; then done(arg) runs and r is freed (its
  * observers must not fire any more: call it once the sessions are gone). */

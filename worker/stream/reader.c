@@ -38,6 +38,7 @@ typedef struct rstream {
     uint64_t missing_until; /* key absent: skip reads until then (now_ms) */
     uint64_t last_entry;    /* now_ms of the last entry seen */
     uint64_t next_trim;     /* retain policy: next XTRIM MINID not before (now_ms) */
+    int slot;               /* Cluster hash slot; -1 on one server */
     char last_id[LAST_ID_MAX];
     size_t len;
     char name[];
@@ -64,6 +65,9 @@ struct lane {
     uint64_t sent_ns;    /* when the read in flight was sent (now_ns) */
     uint64_t hold_until; /* no read before (now_ms): the other connections reconnect first */
     bool unblock_sent;
+    int next_slot;  /* Cluster, streams of several slots: the slot group read next */
+    bool swept;     /* Cluster: a rotation over the slot groups has begun */
+    bool idle_wait; /* Cluster: waiting after a rotation found nothing (a key event ends it) */
     reader_timer_t *timer; /* retry after an error */
     /* argv of the command being built; pointers into stream names */
     const char **argv;
@@ -250,6 +254,7 @@ static void on_lane_timer(void *arg)
     lane_t *l = arg;
     if (l->state == LANE_WAIT)
         l->state = LANE_IDLE;
+    l->idle_wait = false;
     lane_kick(l);
 }
 
@@ -410,6 +415,77 @@ static bool lane_pace(lane_t *l, uint64_t now)
     return true;
 }
 
+/* ---- Redis Cluster: one slot per read ---- */
+
+/*
+ * Moves to the front of sel[0..k) the streams of one slot, at most max of them: the group of
+ * the lowest slot >= l->next_slot, or of the lowest slot when none is (*wrapped: a rotation
+ * over the groups starts again). Returns how many; their slot in *slot.
+ */
+static size_t slot_group(lane_t *l, rstream_t **sel, size_t k, size_t max, int *slot, bool *wrapped)
+{
+    int best = -1, lowest = -1;
+    for (size_t i = 0; i < k; i++) {
+        int s = sel[i]->slot;
+        if (lowest < 0 || s < lowest)
+            lowest = s;
+        if (s >= l->next_slot && (best < 0 || s < best))
+            best = s;
+    }
+    *wrapped = best < 0 || l->next_slot == 0;
+    *slot = best < 0 ? lowest : best;
+    size_t n = 0;
+    for (size_t i = 0; i < k && n < max; i++) {
+        if (sel[i]->slot == *slot) {
+            rstream_t *t = sel[n];
+            sel[n++] = sel[i];
+            sel[i] = t;
+        }
+    }
+    return n;
+}
+
+/* Whether the streams sel[0..k) live in more than one slot (never outside a Cluster). */
+static bool several_slots(rstream_t **sel, size_t k)
+{
+    for (size_t i = 1; i < k; i++) {
+        if (sel[i]->slot != sel[0]->slot)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A lane whose streams span several slots reads one slot group per XREADGROUP, without BLOCK
+ * (a blocking read on one group would hold back the others), group after group. A rotation
+ * that found nothing waits READ_BLOCK_MS, cut short by a key event of one of its streams
+ * (STREAM_KEYSPACE_EVENTS): Redis is not polled in a loop for idle streams.
+ */
+static void read_slot_groups(lane_t *l, rstream_t **sel, size_t k, size_t max, uint64_t now)
+{
+    reader_t *r = l->r;
+    int slot;
+    bool wrapped;
+    size_t n = slot_group(l, sel, k, max, &slot, &wrapped);
+    if (wrapped) {
+        if (l->sweep_got > 1 && lane_pace(l, now))
+            return;
+        bool idle = l->swept && l->sweep_got == 0;
+        l->sweep_got = 0;
+        l->swept = !idle;
+        if (idle) {
+            l->state = LANE_WAIT;
+            l->idle_wait = true;
+            r->clock.timer_start(l->timer, (uint64_t)r->cfg->read_block_ms, 0);
+            return;
+        }
+        l->pass_ms = now;
+    }
+    send_read(l, sel, n, ">", false);
+    if (l->state == LANE_BUSY)
+        l->next_slot = slot + 1;
+}
+
 static void lane_kick(lane_t *l)
 {
     reader_t *r = l->r;
@@ -432,6 +508,10 @@ static void lane_kick(lane_t *l)
     }
     /* a lane whose connection is down sends nothing: on_lane_state kicks it again */
     if (k) {
+        int slot;
+        bool wrapped;
+        if (several_slots(sel, k))
+            k = slot_group(l, sel, k, max, &slot, &wrapped);
         /* entries read again: their delivery counts first (dead letters), answered before */
         for (size_t i = 0; r->dlq && i < k; i++)
             reader_dlq_pending(r->dlq, l->conn, sel[i]->name, sel[i]->len, r->count, r->consumer,
@@ -448,7 +528,9 @@ static void lane_kick(lane_t *l)
                 r->clock.timer_start(l->timer, MISSING_RETRY_MS, 0);
             return;
         }
-        if (k <= max) {
+        if (several_slots(sel, k)) {
+            read_slot_groups(l, sel, k, max, now);
+        } else if (k <= max) {
             if (l->last_got > 1 && lane_pace(l, now))
                 return;
             l->pass_ms = now;
@@ -761,7 +843,19 @@ static void send_wakes(reader_t *r)
 {
     size_t budget = r->parked.n < WAKE_BATCH ? r->parked.n : WAKE_BATCH;
     while (budget) {
-        size_t k = budget < WAKE_PER_READ ? budget : WAKE_PER_READ;
+        size_t want = budget < WAKE_PER_READ ? budget : WAKE_PER_READ;
+        /* in a Cluster the streams of one XREAD share a slot: consecutive ones of that slot */
+        rstream_t *pick[WAKE_PER_READ];
+        size_t k = 0;
+        while (k < want) {
+            if (r->wake_pos >= r->parked.n)
+                r->wake_pos = 0;
+            rstream_t *s = r->parked.v[r->wake_pos];
+            if (k && s->slot != pick[0]->slot)
+                break;
+            pick[k++] = s;
+            r->wake_pos++;
+        }
         argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k);
         size_t a = 0;
         r->svc_argv[a] = "XREAD";
@@ -774,9 +868,7 @@ static void send_wakes(reader_t *r)
         r->svc_len[a++] = 7;
         size_t first = a;
         for (size_t i = 0; i < k; i++) {
-            if (r->wake_pos >= r->parked.n)
-                r->wake_pos = 0;
-            rstream_t *s = r->parked.v[r->wake_pos++];
+            rstream_t *s = pick[i];
             r->svc_argv[first + i] = s->name;
             r->svc_len[first + i] = s->len;
             r->svc_argv[first + k + i] = s->last_id[0] ? s->last_id : "0-0";
@@ -892,9 +984,15 @@ static void on_event(const char *key, size_t len, void *arg)
 {
     reader_t *r = arg;
     rstream_t *s = strmap_get(r->streams, key, len);
-    if (s && s->state == RS_PARKED && !r->stopping) {
+    if (!s || r->stopping)
+        return;
+    if (s->state == RS_PARKED) {
         STATS_ADD(r->stats->wakes_event, 1);
         activate(r, s);
+    } else if (s->state == RS_ACTIVE && s->lane->idle_wait) {
+        lane_t *l = s->lane; /* an idle rotation over slot groups: read now */
+        r->clock.timer_stop(l->timer);
+        on_lane_timer(l);
     }
 }
 
@@ -966,6 +1064,7 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
     memcpy(s->name, name, len);
     s->need_group = true;
     s->need_history = true;
+    s->slot = r->redis.slot ? r->redis.slot(r->redis.ctx, name, len) : -1;
     svec_push(&r->probe, s);
     strmap_put(r->streams, s->name, len, s);
     STATS_SET(r->stats->streams, strmap_size(r->streams));

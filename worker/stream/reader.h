@@ -34,7 +34,7 @@
  * Redis only through reader_redis_ops_t (commands with a reply callback, a blocking read, the
  * cut-short of a blocking read, connection state, one subscription) and to time only through
  * reader_clock_ops_t, so its lane states run against fakes in tests/unit/test_reader.c. The
- * production tables (rds connections, libuv timers) are in reader_rds.h.
+ * production tables (Redis layer clients, libuv timers) are in reader_io.h.
  */
 #ifndef STREAMIO_WORKER_STREAM_READER_H
 #define STREAMIO_WORKER_STREAM_READER_H
@@ -88,6 +88,9 @@ typedef struct reader_redis_ops {
     reader_conn_t *(*subscribe)(void *ctx, const char *name, const char *channel,
                                 reader_message_fn message, reader_state_fn state, void *arg);
     bool (*up)(const reader_conn_t *c);
+    /* The hash slot of key when Redis is a Cluster, where the keys of one XREADGROUP or XREAD
+     * must share a slot; -1 otherwise. NULL: never a Cluster. */
+    int (*slot)(void *ctx, const char *key, size_t key_len);
     /* Graceful close: replies to commands already queued still run, then done(arg) once, never
      * from this call; c is gone after that. */
     void (*close)(reader_conn_t *c, void (*done)(void *arg), void *arg);

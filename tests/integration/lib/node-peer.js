@@ -3,32 +3,35 @@
  * A Node socket.io server in a cluster through @socket.io/redis-adapter (classic or sharded) or
  * @socket.io/redis-streams-adapter (streams, with connection state recovery on), the peer streamio
  * must interoperate with, plus a @socket.io/redis-emitter. Started by lib/peer.js with
- * child_process.fork: argv = port, redis port, mode (classic|sharded|streams), and optionally the
- * streams adapter's options as JSON (streamName, streamCount, maxLen).
+ * child_process.fork: argv = port, redis port, mode (classic|sharded|streams), and optionally
+ * options as JSON: `cluster` (the redis port is a seed of a Redis Cluster) and the streams
+ * adapter's options (streamName, streamCount, maxLen).
  * Its clients use streamio's events (`join-room` with an ack). The test drives it over the IPC
  * channel: {id, cmd, ...} -> {id, ok, value | error, ms}. It listens on 127.0.0.1 only and exits
  * when its parent goes away.
  */
 const http = require('node:http');
 const { Server } = require('socket.io');
-const { createClient } = require('redis');
+const { createClient, createCluster } = require('redis');
 const { createAdapter, createShardedAdapter } = require('@socket.io/redis-adapter');
 const { Emitter } = require('@socket.io/redis-emitter');
 const streams = require('@socket.io/redis-streams-adapter');
 
-const [port, redisPort, mode, streamsOpts] = process.argv.slice(2);
+const [port, redisPort, mode, optsJson] = process.argv.slice(2);
+const { cluster = false, ...streamsOpts } = JSON.parse(optsJson || '{}');
 const RECOVERY_MS = 120000; // the Node default maxDisconnectionDuration
 
 async function main() {
   const url = `redis://127.0.0.1:${redisPort}`;
-  const pub = createClient({ url });
+  // cluster: a Redis Cluster through redis v4's createCluster, as sharded-adapter users run it
+  const pub = cluster ? createCluster({ rootNodes: [{ url }] }) : createClient({ url });
   const sub = pub.duplicate();
   const emitClient = pub.duplicate();
   for (const c of [pub, sub, emitClient]) c.on('error', () => {});
   await Promise.all([pub.connect(), sub.connect(), emitClient.connect()]);
   const httpServer = http.createServer();
   let adapter;
-  if (mode === 'streams') adapter = streams.createAdapter(pub, JSON.parse(streamsOpts || '{}'));
+  if (mode === 'streams') adapter = streams.createAdapter(pub, streamsOpts);
   else if (mode === 'sharded') adapter = createShardedAdapter(pub, sub, { subscriptionMode: 'dynamic' });
   else adapter = createAdapter(pub, sub, { requestsTimeout: 5000 });
   const opts = { adapter, transports: mode === 'streams' ? ['polling', 'websocket'] : ['websocket'] };

@@ -1,18 +1,19 @@
 'use strict';
 /*
  * Starts lib/node-peer.js (a Node socket.io server on a Redis adapter) as a child process and
- * drives it over IPC: startPeer(redis, mode[, streamsOpts]) resolves {url, call(cmd, args),
- * describe(), stop()} once it listens. call() resolves {value, ms} and rejects on a command
+ * drives it over IPC: startPeer(redis, mode[, opts]) resolves {url, call(cmd, args), describe(),
+ * stop()} once it listens. opts: `cluster` (its redis clients are a redis v4 createCluster on the
+ * Redis Cluster that redis.port belongs to) and the streams adapter's options. call() resolves {value, ms} and rejects on a command
  * error; every wait has a deadline, and stop() ends the child by its own handle.
  */
 const { fork } = require('node:child_process');
 const path = require('node:path');
 const h = require('./harness');
 
-async function startPeer(redis, mode, streamsOpts) {
+async function startPeer(redis, mode, opts) {
   const port = await h.freePort();
   const argv = [String(port), String(redis.port), mode];
-  if (streamsOpts) argv.push(JSON.stringify(streamsOpts));
+  if (opts) argv.push(JSON.stringify(opts));
   const child = fork(path.join(__dirname, 'node-peer.js'), argv, {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
