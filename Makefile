@@ -61,7 +61,7 @@ $(BUILD)/libctl.a: $(CTLOBJ)
 	ar rcs $@ $^
 
 $(BUILD)/streamioctl: $(BUILD)/ctl/streamioctl.o $(BUILD)/libctl.a $(BUILD)/libstreamio.a
-	$(CC) $(LDFLAGS) -o $@ $^ -lcrypto -lm
+	$(CC) $(LDFLAGS) -o $@ $^ -lcrypto -lm -ledit
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libctl.a $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
@@ -73,6 +73,11 @@ $(BUILD)/tests/redis_fake.o: tests/unit/redis_fake.c tests/unit/redis_fake.h
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
+
+# The streams adapter's and the peer directory's tests talk to the same scripted Redis.
+$(BUILD)/tests/test_streams_adapter $(BUILD)/tests/test_peer_dir: $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 

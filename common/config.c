@@ -4,6 +4,7 @@
  */
 #include "common/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ static const opt_t options[] = {
     {"REDIS_DB", OPT_INT, F(redis_db), 0, 0, 65535, "0"},
     {"HOST", OPT_STR, F(host), S(host), 1, 0, "0.0.0.0"},
     {"PORT", OPT_INT, F(port), 0, 1, 65535, "3000"},
+    {"STREAMIO_INTERNAL_ADDRESS", OPT_STR, F(internal_address), S(internal_address), 0, 0, ""},
     {"POOL_SIZE", OPT_INT, F(pool_size), 0, 1, 1000000, "100"},
     {"MAX_POOLS", OPT_INT, F(max_pools), 0, 1, 100000, "50"},
     {"SCAN_COUNT", OPT_INT, F(scan_count), 0, 1, 1000000, "5000"},
@@ -70,11 +72,15 @@ static const opt_t options[] = {
     {"STREAM_CLAIM_IDLE_MS", OPT_INT, F(stream_claim_idle_ms), 0, 100, 3600000, "10000"},
     {"STREAM_KEYSPACE_EVENTS", OPT_BOOL, F(keyspace_events), 0, 0, 0, "false"},
     {"STREAM_CONSUMER_GROUP", OPT_STR, F(consumer_group), S(consumer_group), 1, 0, "streamio"},
-    {"PRIORITY_STREAMS", OPT_LIST, 0, 0, 0, 0, ""},
+    {"PRIORITY_STREAMS", OPT_LIST, F(priority), 0, 0, 0, ""},
+    {"STREAM_EXCLUDE", OPT_LIST, F(stream_exclude), 0, 0, 0, ""},
     {"CLUSTER_ENABLED", OPT_BOOL, F(cluster_enabled), 0, 0, 0, "true"},
     {"CLUSTER_WORKERS", OPT_INT, F(cluster_workers), 0, 1, 256, NULL},
     {"SOCKETIO_REDIS_ADAPTER", OPT_ADAPTER, F(adapter), 0, 0, 0, "false"},
     {"SOCKETIO_REDIS_KEY", OPT_STR, F(redis_key), S(redis_key), 1, 0, "socket.io"},
+    {"SOCKETIO_REDIS_STREAM_NAME", OPT_STR, F(stream_name), S(stream_name), 1, 0, "socket.io"},
+    {"SOCKETIO_REDIS_STREAM_COUNT", OPT_INT, F(stream_count), 0, 1, 1024, "1"},
+    {"SOCKETIO_REDIS_STREAM_MAXLEN", OPT_INT, F(stream_maxlen), 0, 1, 1000000000, "10000"},
     {"SOCKETIO_REQUESTS_TIMEOUT", OPT_INT, F(requests_timeout_ms), 0, 100, 8000, "5000"},
     {"MAX_ROOMS_PER_SOCKET", OPT_INT, F(max_rooms_per_socket), 0, 1, 100000, "100"},
     {"SOCKETIO_PING_INTERVAL", OPT_INT, F(ping_interval_ms), 0, 10, 3600000, "25000"},
@@ -168,13 +174,14 @@ static int parse_bool(const char *v, bool *out)
 
 static int parse_list(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
 {
+    config_list_t *l = (config_list_t *)((char *)cfg + o->offset);
     size_t n = strlen(v);
-    if (n >= sizeof(cfg->priority_buf))
+    if (n >= sizeof(l->buf))
         return bad(err, o, v, "a comma-separated list shorter than 8192 bytes");
-    memcpy(cfg->priority_buf, v, n + 1);
-    cfg->npriority = 0;
+    memcpy(l->buf, v, n + 1);
+    l->n = 0;
     char *save = NULL;
-    for (char *t = strtok_r(cfg->priority_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *t = strtok_r(l->buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ' || *t == '\t')
             t++;
         char *end = t + strlen(t);
@@ -182,9 +189,9 @@ static int parse_list(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
             *--end = '\0';
         if (*t == '\0')
             continue;
-        if (cfg->npriority == CONFIG_MAX_PRIORITY)
-            return bad(err, o, v, "at most 256 stream names");
-        cfg->priority[cfg->npriority++] = t;
+        if (l->n == CONFIG_MAX_LIST)
+            return bad(err, o, v, "at most 256 comma-separated items");
+        l->item[l->n++] = t;
     }
     return 0;
 }
@@ -289,10 +296,12 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
         bool on;
         if (strcasecmp(v, "sharded") == 0)
             *(config_adapter_t *)field = CONFIG_ADAPTER_SHARDED;
+        else if (strcasecmp(v, "streams") == 0)
+            *(config_adapter_t *)field = CONFIG_ADAPTER_STREAMS;
         else if (parse_bool(v, &on) == 0)
             *(config_adapter_t *)field = on ? CONFIG_ADAPTER_CLASSIC : CONFIG_ADAPTER_OFF;
         else
-            return bad(err, o, v, "false, true or sharded");
+            return bad(err, o, v, "false, true, sharded or streams");
         return 0;
     }
     case OPT_LEVEL:
@@ -388,10 +397,44 @@ static int check_auth(cfg_t *cfg, buf_t *err)
     return 0;
 }
 
-/* Recovery replays the retained entries: they must be kept, and for at least the window. */
+/* An IP literal and a port: what other servers connect to, never a name to resolve. */
+static bool ip_port(const char *v)
+{
+    redis_addr_t a;
+    const char *why;
+    unsigned char ip[16];
+    return redis_addr_parse(v, strlen(v), 0, &a, &why) == 0 && a.port > 0 &&
+           (inet_pton(AF_INET, a.host, ip) == 1 || inet_pton(AF_INET6, a.host, ip) == 1);
+}
+
+static int check_internal_address(cfg_t *cfg, buf_t *err)
+{
+    if (cfg->internal_address[0]) {
+        if (ip_port(cfg->internal_address))
+            return 0;
+        buf_printf(err,
+                   "streamio: invalid STREAMIO_INTERNAL_ADDRESS=\"%s\": expected an IP address "
+                   "and a port, e.g. 10.0.0.5:3000 or [fd00::5]:3000",
+                   cfg->internal_address);
+        return -EINVAL;
+    }
+    bool any = !strcmp(cfg->host, "0.0.0.0") || !strcmp(cfg->host, "::") ||
+               !strcmp(cfg->host, "localhost");
+    unsigned char ip[16];
+    bool v6 = inet_pton(AF_INET6, cfg->host, ip) == 1;
+    if (any || (!v6 && inet_pton(AF_INET, cfg->host, ip) != 1))
+        snprintf(cfg->internal_address, sizeof(cfg->internal_address), "127.0.0.1:%d", cfg->port);
+    else
+        snprintf(cfg->internal_address, sizeof(cfg->internal_address), v6 ? "[%s]:%d" : "%s:%d",
+                 cfg->host, cfg->port);
+    return 0;
+}
+
+/* Recovery replays the retained entries: they must be kept, and for at least the window. In
+ * streams mode the adapter's stream holds what is replayed, as with Node's adapter. */
 static int check_recovery(const cfg_t *cfg, buf_t *err)
 {
-    if (!cfg->connection_recovery)
+    if (!cfg->connection_recovery || cfg->adapter == CONFIG_ADAPTER_STREAMS)
         return 0;
     if (!cfg->stream_retain) {
         buf_puts(err, "streamio: invalid CONNECTION_RECOVERY=\"true\": expected "
@@ -669,6 +712,8 @@ static int load(cfg_t *cfg, const source_t *src, buf_t *err)
     if (!rc)
         rc = check_auth(cfg, err);
     if (!rc)
+        rc = check_internal_address(cfg, err);
+    if (!rc)
         rc = check_recovery(cfg, err);
     return rc ? rc : check_bridge(cfg, src, err);
 }
@@ -730,8 +775,9 @@ int config_redis_auth(const cfg_t *cfg, const char *argv[3])
 
 bool config_is_priority(const cfg_t *cfg, const char *stream, size_t len)
 {
-    for (size_t i = 0; i < cfg->npriority; i++) {
-        if (strlen(cfg->priority[i]) == len && memcmp(cfg->priority[i], stream, len) == 0)
+    for (size_t i = 0; i < cfg->priority.n; i++) {
+        const char *p = cfg->priority.item[i];
+        if (strlen(p) == len && memcmp(p, stream, len) == 0)
             return true;
     }
     return false;

@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "common/redis_url.h"
 
-#define CONFIG_MAX_PRIORITY 256
+#define CONFIG_MAX_LIST 256      /* items of a comma-separated list variable */
 #define CONFIG_MAX_NAMESPACES 32 /* "/" included */
 #define CONFIG_NAMESPACE_SIZE 64 /* a namespace is at most 63 bytes */
 #define CONFIG_TRANSPORT_POLLING 1u
@@ -26,7 +26,15 @@ typedef enum config_adapter {
     CONFIG_ADAPTER_OFF = 0, /* workers of this server still share rooms, on a private channel */
     CONFIG_ADAPTER_CLASSIC, /* @socket.io/redis-adapter PUBLISH/PSUBSCRIBE, prefix redis_key */
     CONFIG_ADAPTER_SHARDED, /* SPUBLISH/SSUBSCRIBE */
+    CONFIG_ADAPTER_STREAMS, /* @socket.io/redis-streams-adapter: XADD/XREAD + pub/sub */
 } config_adapter_t;
+
+/* A comma-separated list variable: items trimmed of blanks, empty ones dropped. */
+typedef struct config_list {
+    size_t n;
+    char *item[CONFIG_MAX_LIST]; /* point into buf */
+    char buf[8192];
+} config_list_t;
 
 typedef struct cfg {
     char redis_host[256];
@@ -36,6 +44,10 @@ typedef struct cfg {
     int redis_db;
     char host[256];
     int port;
+    /* STREAMIO_INTERNAL_ADDRESS: where the other streamio servers reach this one (an IP literal
+     * and a port; default 127.0.0.1:PORT, or HOST:PORT when HOST is another IP), announced in
+     * Redis for requests of sessions this server owns */
+    char internal_address[300];
 
     int pool_size;
     int max_pools;
@@ -53,14 +65,18 @@ typedef struct cfg {
     int stream_claim_idle_ms;   /* STREAM_CLAIM_IDLE_MS: pending this long -> XAUTOCLAIM */
     bool keyspace_events;       /* STREAM_KEYSPACE_EVENTS: wake parked streams on xadd events */
     char consumer_group[128];
-    size_t npriority;
-    char *priority[CONFIG_MAX_PRIORITY]; /* point into priority_buf */
-    char priority_buf[8192];
+    config_list_t priority;       /* PRIORITY_STREAMS */
+    config_list_t stream_exclude; /* STREAM_EXCLUDE: globs of keys that are never rooms */
 
     bool cluster_enabled;
     int cluster_workers; /* effective worker count (1 when CLUSTER_ENABLED=false) */
     config_adapter_t adapter;
     char redis_key[128];
+    /* SOCKETIO_REDIS_ADAPTER=streams: the adapter's stream (with stream_count > 1, the prefix of
+     * `<name>-<i>`), its MAXLEN ~ trimming, and where its sessions are kept */
+    char stream_name[128]; /* SOCKETIO_REDIS_STREAM_NAME */
+    int stream_count;      /* SOCKETIO_REDIS_STREAM_COUNT */
+    int stream_maxlen;     /* SOCKETIO_REDIS_STREAM_MAXLEN */
 
     int max_rooms_per_socket;
     int ping_interval_ms;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base64.h"
 #include "common/proto/ws_frame.h"
 #include "common/xalloc.h"
 
@@ -253,16 +254,7 @@ int ws_client_open(ws_client_t **out, const ws_url_t *u, const char *target, int
     uint8_t raw[KEY_BYTES];
     char key[32];
     int rc = getrandom(raw, sizeof(raw), 0) == (ssize_t)sizeof(raw) ? 0 : -EIO;
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0, o = 0; i < KEY_BYTES; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < KEY_BYTES ? (uint32_t)raw[i + 1] << 8 : 0) |
-                     (i + 2 < KEY_BYTES ? raw[i + 2] : 0);
-        key[o++] = b64[v >> 18 & 63];
-        key[o++] = b64[v >> 12 & 63];
-        key[o++] = i + 1 < KEY_BYTES ? b64[v >> 6 & 63] : '=';
-        key[o++] = i + 2 < KEY_BYTES ? b64[v & 63] : '=';
-        key[o] = '\0';
-    }
+    base64_encode_to(key, raw, sizeof(raw));
     bool v6 = strchr(u->host, ':') != NULL;
     if (!rc)
         buf_printf(&c->out,

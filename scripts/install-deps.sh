@@ -10,16 +10,17 @@ what=${1:-run}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(gcc make pkg-config libc6-dev libuv1-dev libhiredis-dev libwslay-dev libhttp-parser-dev
-      libssl-dev zlib1g-dev libjwt-dev redis-server redis-tools)
+      libssl-dev zlib1g-dev libjwt-dev libedit-dev redis-server redis-tools)
 # dpkg-buildpackage requires build-essential besides the Build-Depends of contrib/debian/control
 debpkgs=(build-essential debhelper dpkg-dev fakeroot lintian)
 if [ "$what" = deb ]; then pkgs+=("${debpkgs[@]}"); fi
 if [ "$what" = bench ]; then pkgs+=(gnuplot-nox); fi
 if [ "$what" = test ] || [ "$what" = bench ]; then
-    # prometheus for promtool (the server it ships is never started by the tests); iptables,
+    # prometheus for promtool and nginx for seed 003's load balancer (their daemons are never
+    # started by the tests); iptables,
     # iproute2 and util-linux (unshare) for the fault tests' network namespaces
     pkgs+=(libcmocka-dev curl jq python3 python3-socketio python3-redis python3-requests python3-websocket
-           chromium redis-sentinel openssl prometheus iptables iproute2 util-linux "${debpkgs[@]}")
+           chromium redis-sentinel openssl prometheus nginx iptables iproute2 util-linux "${debpkgs[@]}")
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi

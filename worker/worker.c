@@ -19,6 +19,7 @@
 #include "common/bridge/presence_store.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/proto/payload.h"
 #include "common/redis/redis_client.h"
 #include "common/redis/redis_topology.h"
 #include "common/xalloc.h"
@@ -31,6 +32,8 @@
 #include "worker/bridge/presence.h"
 #include "worker/bridge/presence_route.h"
 #include "worker/cluster/adapter.h"
+#include "worker/cluster/streams_adapter.h"
+#include "worker/cluster/streams_restore.h"
 #include "worker/eio/eio_echo.h"
 #include "worker/eio/eio_endpoint.h"
 #include "worker/fanout/adapter_host.h"
@@ -40,6 +43,7 @@
 #include "worker/http/ops_routes.h"
 #include "worker/http/router.h"
 #include "worker/net/acceptor.h"
+#include "worker/net/peer_dir.h"
 #include "worker/recovery/restore.h"
 #include "worker/sio/conformance.h"
 #include "worker/sio/limits.h"
@@ -80,8 +84,12 @@ typedef struct worker {
     fanout_t *fanout;
     restore_t *restore; /* CONNECTION_RECOVERY; NULL when off */
     reader_t *reader;
-    reader_rds_t *reader_io; /* the reader's Redis connections and timers */
-    adapter_t *adapter;      /* NULL when there is nobody to share with */
+    reader_rds_t *reader_io;     /* the reader's Redis connections and timers */
+    adapter_t *adapter;          /* NULL when there is nobody to share with */
+    redis_topology_t *topo;      /* an adapter shares with other servers: where Redis is ... */
+    peer_dir_t *peers;           /* ... and where the other servers are, for relayed requests */
+    streams_adapter_t *streams;  /* SOCKETIO_REDIS_ADAPTER=streams: the adapter; else NULL */
+    streams_restore_t *srestore; /* ... and its CONNECTION_RECOVERY; else NULL */
     /* client events, presence and per-user limits: their Redis client, NULL when all are off */
     redis_topology_t *topology;
     redis_client_t *bridge;
@@ -128,10 +136,40 @@ static int send_before_ack(int argc, const char **argv, const size_t *lens, void
     return reader_send(l->reader, l->conn, l->stream, l->len, argc, argv, lens);
 }
 
+/* The XADD of the streams adapter, on the entry's connection, routed by the adapter's stream. */
+static int send_xadd(int argc, const char **argv, const size_t *lens, void *arg)
+{
+    entry_link_t *l = arg;
+    return reader_send(l->reader, l->conn, argv[1], lens[1], argc, argv, lens);
+}
+
+/* Streams mode: the entry is appended to the adapter's stream once and delivered from there,
+ * by every worker of every server (see streams_adapter.h), with that entry's id as the offset. */
+static void share_entry(worker_t *w, reader_conn_t *conn, const char *stream, size_t stream_len,
+                        const char *id, size_t id_len, const payload_field_t *fields,
+                        size_t nfields)
+{
+    buf_reset(&w->packet);
+    payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields, false);
+    entry_link_t link = {w->reader, conn, stream, stream_len};
+    /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
+    int rc = streams_adapter_publish(w->streams, send_xadd, &link, stream, stream_len,
+                                     w->packet.data + 2, w->packet.len - 2);
+    if (rc && log_sampled(&w->share_failures))
+        LOG_WARN("cannot append an entry of %.*s to the adapter's stream: %s (%llu so far)",
+                 (int)stream_len, stream, strerror(-rc), (unsigned long long)w->share_failures);
+    else if (rc == 0)
+        STATS_ADD(w->stats->adapter_out, 1);
+}
+
 static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
                      size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
 {
     worker_t *w = arg;
+    if (w->streams) {
+        share_entry(w, conn, stream, stream_len, id, id_len, fields, nfields);
+        return;
+    }
     fanout_packet_t pk;
     fanout_packet_entry(&pk, &w->packet, stream, stream_len, id, id_len, fields, nfields,
                         w->cfg->connection_recovery);
@@ -172,7 +210,11 @@ static void on_room_deleted(void *arg, const char *room, size_t len)
 
 static void on_client_ack(void *arg, sio_socket_t *s, uint64_t id, const char *json, size_t len)
 {
-    adapter_client_ack(((worker_t *)arg)->adapter, sio_socket_id(s), id, json, len);
+    worker_t *w = arg;
+    if (w->streams)
+        streams_adapter_client_ack(w->streams, sio_socket_id(s), id, json, len);
+    else
+        adapter_client_ack(w->adapter, sio_socket_id(s), id, json, len);
 }
 
 /* The adapter uid of another live worker of this server (see adapter_set_sibling_filter). */
@@ -375,11 +417,42 @@ static void on_part_closed(void *arg)
     finish(arg);
 }
 
+/* The topology goes last: its clients are closed. */
+static void on_peers_closed(void *arg)
+{
+    worker_t *w = arg;
+    redis_topology_close(w->topo, on_part_closed, w);
+    w->topo = NULL;
+}
+
+/* No relay starts once the sessions are closed: the directory goes, then the topology. */
+static void on_streams_closed(void *arg)
+{
+    worker_t *w = arg;
+    peer_dir_t *pd = w->peers;
+    w->peers = NULL;
+    if (w->eio)
+        eio_endpoint_relay(w->eio, NULL); /* a late request on a kept-alive connection */
+    if (pd)
+        peer_dir_close(pd, on_peers_closed, w);
+    else
+        on_peers_closed(w);
+}
+
 /* The records of the sessions just closed are saved: the adapter may go now. */
 static void on_restore_closed(void *arg)
 {
     worker_t *w = arg;
     w->restore = NULL;
+    if (w->streams) {
+        streams_adapter_t *sa = w->streams;
+        w->closing++;
+        w->streams = NULL; /* the sockets' hooks stop reaching it */
+        streams_adapter_close(sa, on_streams_closed, w);
+    } else if (w->topo) {
+        w->closing++;
+        on_streams_closed(w);
+    }
     if (w->adapter) {
         adapter_t *a = w->adapter;
         w->closing++;
@@ -387,6 +460,13 @@ static void on_restore_closed(void *arg)
         adapter_close(a, on_part_closed, w);
     }
     finish(w);
+}
+
+static void on_srestore_closed(void *arg)
+{
+    worker_t *w = arg;
+    w->srestore = NULL;
+    on_restore_closed(w);
 }
 
 static void on_bridge_closed(void *arg)
@@ -406,7 +486,9 @@ static void on_sessions_closed(void *arg)
         redis_client_close(w->bridge, on_bridge_closed, w);
         w->bridge = NULL;
     }
-    if (w->restore)
+    if (w->srestore)
+        streams_restore_close(w->srestore, on_srestore_closed, w);
+    else if (w->restore)
         restore_close(w->restore, on_restore_closed, w);
     else
         on_restore_closed(w);
@@ -464,7 +546,8 @@ static void on_tick(uv_timer_t *t)
 {
     worker_t *w = t->data;
     bool up = (!w->reader || reader_connected(w->reader)) &&
-              (!w->adapter || adapter_connected(w->adapter));
+              (!w->adapter || adapter_connected(w->adapter)) &&
+              (!w->streams || streams_adapter_connected(w->streams));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
     uint64_t rss;
@@ -587,6 +670,8 @@ static int clients_setup(worker_t *w)
         .socks = w->args->socks,
         .region = w->args->region,
     };
+    /* sids name this server too: another server relays a request for one of them here */
+    snprintf(ec.sessions.tag, sizeof(ec.sessions.tag), "%.*s", EIO_SID_TAG_LEN, w->args->server_id);
     if ((rc = eio_endpoint_new(&w->eio, &w->loop, &ec, w->http, w->stats)))
         return rc;
     if ((rc = sio_new(&w->sio, &w->loop, cfg, conformance && !cfg->namespaces_set, w->stats)))
@@ -606,8 +691,29 @@ static int clients_setup(worker_t *w)
     /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
     if ((rc = bridge_setup(w)))
         return rc;
-    if (cfg->connection_recovery)
+    /* streams mode: the offsets are the adapter stream's ids, not the rooms' */
+    if (cfg->connection_recovery && cfg->adapter != CONFIG_ADAPTER_STREAMS)
         w->restore = restore_new(&w->loop, cfg, w->sio, w->fanout, w->stats);
+    return 0;
+}
+
+/* Servers that share an adapter share a Redis: each announces itself there, so that a request
+ * for one's session that a load balancer sends to another is relayed to it. */
+static int servers_setup(worker_t *w)
+{
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, w->cfg);
+    buf_t err;
+    buf_init(&err);
+    int rc = redis_topology_new(&w->topo, &w->loop, &o, &err);
+    if (rc)
+        LOG_ERROR("%s", err.data ? err.data : "cannot set up the Redis topology");
+    buf_free(&err);
+    if (rc)
+        return rc;
+    _Static_assert(PEER_DIR_TAG_LEN == EIO_SID_TAG_LEN, "the tag announced is the sid's");
+    w->peers = peer_dir_new(w->topo, w->cfg, w->args->server_id);
+    eio_endpoint_relay(w->eio, w->peers);
     return 0;
 }
 
@@ -630,7 +736,17 @@ static int setup(worker_t *w)
     w->grace.data = w;
     if ((rc = clients_setup(w)))
         return rc;
-    if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
+    if (cfg->adapter != CONFIG_ADAPTER_OFF && (rc = servers_setup(w)))
+        return rc;
+    if (cfg->adapter == CONFIG_ADAPTER_STREAMS) {
+        adapter_host_t host;
+        adapter_host_init(&host, w->fanout);
+        if ((rc = streams_adapter_new(&w->streams, w->topo, cfg, &host, w->stats)))
+            return rc;
+        if (cfg->connection_recovery)
+            w->srestore = streams_restore_new(cfg, w->topo, w->sio, w->streams, w->stats);
+        sio_observe(w->sio, &(sio_observer_t){.arg = w, .client_ack = on_client_ack});
+    } else if (cfg->cluster_workers > 1 || cfg->adapter != CONFIG_ADAPTER_OFF) {
         char prefix[160];
         if (cfg->adapter == CONFIG_ADAPTER_OFF)
             snprintf(prefix, sizeof(prefix), "streamio-%s", w->args->server_id);

@@ -433,36 +433,100 @@ static int decode_request_mpack(const uint8_t *p, size_t len, adapter_msg_t *out
     return 0;
 }
 
-/* ------------------------------------------------------------------ msgpack cluster message */
+/* ------------------------------------------------------------------ cluster message data */
 
-/* `data` of a sharded BROADCAST: {packet, opts[, requestId]}. */
-static int read_cluster_data(mpack_reader_t *r, adapter_msg_t *m, bool *has_packet, bool *has_opts)
+/* What a ClusterAdapter message's `data` held, whatever its encoding. */
+typedef struct cluster_parts {
+    bool has_packet, has_opts, has_rooms;
+} cluster_parts_t;
+
+/* The op a ClusterAdapter message type asks for, once its data was read into m (types without
+ * data for this server: responses, heartbeats, unknown ones: ADAPTER_OP_NONE). */
+static int cluster_op(int64_t type, const cluster_parts_t *q, adapter_msg_t *m)
+{
+    switch (type) {
+    case 3:
+        m->op = ADAPTER_OP_BROADCAST;
+        return q->has_packet && q->has_opts && m->packet_type >= 0 ? 0 : -EPROTO;
+    case 4:
+    case 5:
+        m->op = type == 4 ? ADAPTER_OP_JOIN : ADAPTER_OP_LEAVE;
+        return q->has_opts && q->has_rooms ? 0 : -EPROTO;
+    case 6:
+        m->op = ADAPTER_OP_DISCONNECT;
+        return q->has_opts ? 0 : -EPROTO;
+    case 7:
+        m->op = ADAPTER_OP_FETCH;
+        return q->has_opts && m->request_id.len ? 0 : -EPROTO;
+    case 9:
+        m->op = ADAPTER_OP_SERVER_SIDE_EMIT;
+        return q->has_packet ? 0 : -EPROTO;
+    default:
+        return 0;
+    }
+}
+
+/* A requestId: absent when nil or undefined. */
+static int read_request_id(mpack_reader_t *r, adapter_msg_t *m)
 {
     mpack_item_t it;
+    mpack_reader_t peek = *r;
+    int rc = mpack_read(&peek, &it);
+    if (!rc && (it.type == MPACK_NIL || at_undefined(r)))
+        return read_value(r, &it);
+    return rc ? rc : read_str(r, &m->request_id);
+}
+
+/* A serverSideEmit packet, [event, ...args]: kept as msgpack (it may hold binary). */
+static int read_emit_packet(mpack_reader_t *r, adapter_msg_t *m)
+{
+    const uint8_t *start = r->p;
+    mpack_item_t it;
+    int rc = read_value(r, &it);
+    if (rc || it.type != MPACK_ARRAY)
+        return rc ? rc : -EPROTO;
+    m->data = start;
+    m->data_len = (size_t)(r->p - start);
+    return 0;
+}
+
+/* `data` of a ClusterAdapter message of `type` as msgpack, one whole value at r. */
+static int read_cluster_data(mpack_reader_t *r, int64_t type, adapter_msg_t *m)
+{
+    mpack_item_t it;
+    cluster_parts_t q = {0};
+    if (type < 3 || type > 9 || type == 8)
+        return mpack_skip(r); /* responses, heartbeats: nothing for this decoder's callers */
     int rc = mpack_read(r, &it);
     if (rc || it.type != MPACK_MAP)
         return rc ? rc : -EPROTO;
     for (uint32_t i = 0; !rc && i < it.count; i++) {
         mpack_item_t key;
         rc = read_key(r, &key);
-        if (!rc && key_eq(&key, "packet")) {
-            *has_packet = true;
+        if (!rc && key_eq(&key, "packet") && (type == 3 || type == 9)) {
+            q.has_packet = true;
             adapter_str_t nsp = m->nsp; /* the message's nsp decides, never the packet's */
-            rc = read_packet(r, m);
+            rc = type == 9 ? read_emit_packet(r, m) : read_packet(r, m);
             m->nsp = nsp;
-        } else if (!rc && key_eq(&key, "opts")) {
-            *has_opts = true;
+        } else if (!rc && key_eq(&key, "opts") && type != 9) {
+            q.has_opts = true;
             rc = read_opts(r, m);
         } else if (!rc && key_eq(&key, "requestId")) {
-            rc = read_str(r, &m->request_id);
+            rc = read_request_id(r, m);
+        } else if (!rc && key_eq(&key, "rooms") && (type == 4 || type == 5)) {
+            q.has_rooms = true;
+            rc = read_rooms(r, m->targets, &m->ntargets);
+        } else if (!rc && key_eq(&key, "close")) {
+            rc = read_truthy(r, &m->close);
         } else if (!rc) {
             rc = mpack_skip(r);
         }
     }
-    return rc;
+    return rc ? rc : cluster_op(type, &q, m);
 }
 
-/* A ClusterAdapter message sent as msgpack because it carries binary: {type, data, uid, nsp}. */
+/* A ClusterAdapter message sent as msgpack ({type, data, uid, nsp}): the sharded adapter's
+ * messages that carry binary, and every pub/sub message of the streams adapter. */
 static int decode_cluster_mpack(const uint8_t *p, size_t len, adapter_msg_t *m)
 {
     mpack_reader_t r;
@@ -471,8 +535,8 @@ static int decode_cluster_mpack(const uint8_t *p, size_t len, adapter_msg_t *m)
     int rc = mpack_read(&r, &it);
     if (rc || it.type != MPACK_MAP)
         return -EPROTO;
-    uint64_t type = UINT64_MAX;
-    bool has_nsp = false, has_packet = false, has_opts = false;
+    int64_t type = -1;
+    bool has_nsp = false;
     const uint8_t *data = NULL;
     for (uint32_t i = 0; !rc && i < it.count; i++) {
         mpack_item_t key, v;
@@ -481,7 +545,7 @@ static int decode_cluster_mpack(const uint8_t *p, size_t len, adapter_msg_t *m)
             rc = read_value(&r, &v);
             if (!rc && v.type != MPACK_UINT)
                 rc = -EPROTO;
-            type = v.u;
+            type = v.u < 100 ? (int64_t)v.u : 100;
         } else if (!rc && key_eq(&key, "uid")) {
             rc = read_str(&r, &m->uid);
         } else if (!rc && key_eq(&key, "nsp")) {
@@ -494,19 +558,12 @@ static int decode_cluster_mpack(const uint8_t *p, size_t len, adapter_msg_t *m)
             rc = mpack_skip(&r);
         }
     }
-    if (rc || r.p != r.end || type == UINT64_MAX || !has_nsp)
+    if (rc || r.p != r.end || type < 0 || !has_nsp)
         return rc ? rc : -EPROTO;
-    if (type != 3)
-        return 0; /* responses (8, 10, 12) are not for this decoder's callers */
-    if (!data)
-        return -EPROTO;
+    if (!data || *data == 0xc0 || (*data == 0xd4 && p + len - data >= 3 && data[1] == 0))
+        return type >= 3 && type <= 9 && type != 8 ? -EPROTO : 0; /* these always carry data */
     mpack_reader_init(&r, data, (size_t)(p + len - data));
-    rc = read_cluster_data(&r, m, &has_packet, &has_opts);
-    if (!rc && (!has_packet || !has_opts || m->packet_type < 0))
-        rc = -EPROTO;
-    if (!rc)
-        m->op = ADAPTER_OP_BROADCAST;
-    return rc;
+    return read_cluster_data(&r, type, m);
 }
 
 /* A string array; null means empty. */
@@ -745,63 +802,42 @@ int adapter_msg_decode_request(const uint8_t *p, size_t len, buf_t *scratch, ada
 
 /* ------------------------------------------------------------------ sharded messages */
 
+/* `data` of a ClusterAdapter message of `type` as JSON (an object). */
 static int cluster_data(buf_t *scratch, int64_t type, const json_span_t *data, adapter_msg_t *m)
 {
     ajson_walk_t w;
     json_span_t k, e, packet = {0}, rooms = {0};
-    bool has_packet = false, has_opts = false, has_rooms = false;
+    cluster_parts_t q = {0};
     int rc = ajson_open(data, JSON_OBJECT, &w);
     while (!rc && ajson_next(&w, &k, &e)) {
         if (ajson_key_is(&k, "requestId")) {
             rc = e.type == JSON_NULL ? 0 : ajson_str(scratch, &e, &m->request_id);
         } else if (ajson_key_is(&k, "opts")) {
-            has_opts = true;
+            q.has_opts = true;
             rc = jopts(scratch, &e, m);
         } else if (ajson_key_is(&k, "packet")) {
             packet = e;
-            has_packet = true;
+            q.has_packet = true;
         } else if (ajson_key_is(&k, "rooms")) {
             rooms = e;
-            has_rooms = true;
+            q.has_rooms = true;
         } else if (ajson_key_is(&k, "close")) {
             m->close = jtruthy(&e);
         }
     }
-    if (rc)
-        return rc;
-    switch (type) {
-    case ADAPTER_CLUSTER_BROADCAST:
-        m->op = ADAPTER_OP_BROADCAST;
-        if (!has_packet || !has_opts)
-            return -EPROTO;
-        {
-            adapter_str_t nsp = m->nsp; /* the message's nsp decides, never the packet's */
-            rc = jpacket(scratch, &packet, m);
-            m->nsp = nsp;
-        }
-        return rc;
-    case 4:
-    case 5:
-        m->op = type == 4 ? ADAPTER_OP_JOIN : ADAPTER_OP_LEAVE;
-        if (!has_opts || !has_rooms)
-            return -EPROTO;
-        return jrooms(scratch, &rooms, m->targets, &m->ntargets);
-    case 6:
-        m->op = ADAPTER_OP_DISCONNECT;
-        return has_opts ? 0 : -EPROTO;
-    case 7:
-        m->op = ADAPTER_OP_FETCH;
-        return has_opts && m->request_id.len ? 0 : -EPROTO;
-    case 9:
-        m->op = ADAPTER_OP_SERVER_SIDE_EMIT;
-        if (!has_packet || packet.type != JSON_ARRAY)
+    if (!rc && q.has_rooms && (type == 4 || type == 5))
+        rc = jrooms(scratch, &rooms, m->targets, &m->ntargets);
+    if (!rc && q.has_packet && type == 3) {
+        adapter_str_t nsp = m->nsp; /* the message's nsp decides, never the packet's */
+        rc = jpacket(scratch, &packet, m);
+        m->nsp = nsp;
+    } else if (!rc && q.has_packet && type == 9) {
+        if (packet.type != JSON_ARRAY)
             return -EPROTO;
         m->data_json = packet.p;
         m->data_json_len = packet.len;
-        return 0;
-    default:
-        return 0;
     }
+    return rc ? rc : cluster_op(type, &q, m);
 }
 
 int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *m)
@@ -846,20 +882,59 @@ int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, ada
     return rc;
 }
 
+int adapter_msg_decode_cluster_parts(const adapter_str_t *uid, const adapter_str_t *nsp,
+                                     int64_t type, const uint8_t *data, size_t len, buf_t *scratch,
+                                     adapter_msg_t *m)
+{
+    init_msg(m);
+    m->uid = *uid;
+    m->nsp = *nsp;
+    int rc;
+    if (len == 0) {
+        rc = type >= 3 && type <= 9 && type != 8 ? -EPROTO : 0;
+    } else if (data[0] == '{') {
+        json_span_t root;
+        rc = json_prepare(data, len, scratch, &root);
+        if (!rc)
+            rc = cluster_data(scratch, type, &root, m);
+    } else {
+        mpack_reader_t r;
+        mpack_reader_init(&r, data, len);
+        rc = read_cluster_data(&r, type, m);
+        if (!rc && r.p != r.end)
+            rc = -EPROTO;
+    }
+    if (rc)
+        m->op = ADAPTER_OP_NONE;
+    return rc;
+}
+
 /* ------------------------------------------------------------------ JSON encoders */
+
+int adapter_msg_encode_broadcast_data(buf_t *out, const char *data_json, size_t data_len,
+                                      const adapter_str_t *rooms, size_t nrooms)
+{
+    size_t mark = out->len;
+    buf_puts(out, "{\"packet\":{\"type\":2,\"data\":");
+    int rc = json_minify(out, data_json, data_len);
+    if (rc)
+        return ajson_rollback(out, mark, rc);
+    buf_puts(out, "},\"opts\":{\"rooms\":");
+    ajson_put_rooms(out, rooms, nrooms);
+    buf_puts(out, ",\"except\":[],\"flags\":{}}}");
+    return 0;
+}
 
 int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid_len,
                                          const char *nsp, size_t nsp_len, const char *data_json,
                                          size_t data_len, const adapter_str_t *rooms, size_t nrooms)
 {
     size_t mark = out->len;
-    buf_puts(out, "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":");
-    int rc = json_minify(out, data_json, data_len);
+    buf_puts(out, "{\"type\":3,\"data\":");
+    int rc = adapter_msg_encode_broadcast_data(out, data_json, data_len, rooms, nrooms);
     if (rc)
         return ajson_rollback(out, mark, rc);
-    buf_puts(out, "},\"opts\":{\"rooms\":");
-    ajson_put_rooms(out, rooms, nrooms);
-    ajson_put_member(out, ",\"except\":[],\"flags\":{}}},\"uid\":", uid, uid_len);
+    ajson_put_member(out, ",\"uid\":", uid, uid_len);
     ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
     buf_putc(out, '}');
     return 0;
@@ -989,42 +1064,72 @@ static void put_nsp(buf_t *out, const adapter_msg_t *m)
     }
 }
 
-static int sio_text(buf_t *out, const adapter_msg_t *m, const uint64_t *ack_id)
+/* Appends `,"<offset>"` inside the data array just written (it ends with ']'): the offset a
+ * ClusterAdapter member adds to an EVENT it broadcasts when recovery is on. -EPROTO when the data
+ * written is not an array. */
+static int put_offset(buf_t *out, size_t data_at, const adapter_str_t *offset)
+{
+    if (out->len - data_at < 2 || out->data[data_at] != '[' || out->data[out->len - 1] != ']')
+        return -EPROTO;
+    out->len--;
+    if (out->len - data_at > 1)
+        buf_putc(out, ',');
+    json_write_string(out, offset->p, offset->len);
+    buf_putc(out, ']');
+    return 0;
+}
+
+static int sio_text(buf_t *out, const adapter_msg_t *m, const uint64_t *ack_id,
+                    const adapter_str_t *offset)
 {
     char head[2] = {'4', (char)('0' + m->packet_type)};
     buf_append(out, head, 2);
     put_nsp(out, m);
     if (ack_id)
         buf_printf(out, "%" PRIu64, *ack_id);
-    if (m->data_json)
-        return m->data_json_len == 4 && !memcmp(m->data_json, "null", 4)
-                   ? 0
-                   : json_minify_utf8(out, m->data_json, m->data_json_len);
-    if (!m->data_len || m->data[0] == 0xc0)
-        return 0;
-    size_t used;
-    int rc = mpack_to_json(out, m->data, m->data_len, &used);
-    return !rc && used != m->data_len ? -EPROTO : rc;
+    size_t data_at = out->len;
+    int rc = 0;
+    if (m->data_json) {
+        if (m->data_json_len == 4 && !memcmp(m->data_json, "null", 4))
+            return offset ? -EPROTO : 0;
+        rc = json_minify_utf8(out, m->data_json, m->data_json_len);
+    } else if (!m->data_len || m->data[0] == 0xc0) {
+        return offset ? -EPROTO : 0;
+    } else {
+        size_t used;
+        rc = mpack_to_json(out, m->data, m->data_len, &used);
+        if (!rc && used != m->data_len)
+            rc = -EPROTO;
+    }
+    return rc || !offset ? rc : put_offset(out, data_at, offset);
 }
 
-static int sio_text_checked(buf_t *out, const adapter_msg_t *m, const uint64_t *ack_id)
+static int sio_text_checked(buf_t *out, const adapter_msg_t *m, const uint64_t *ack_id,
+                            const adapter_str_t *offset)
 {
     if (m->packet_type == 5 || m->packet_type == 6)
         return -ENOTSUP;
     if (m->packet_type < 0 || m->packet_type > 6)
         return -EPROTO;
     size_t mark = out->len;
-    return ajson_rollback(out, mark, sio_text(out, m, ack_id));
+    return ajson_rollback(out, mark, sio_text(out, m, ack_id, offset));
 }
 
 int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m)
 {
-    return sio_text_checked(out, m, NULL);
+    return sio_text_checked(out, m, NULL, NULL);
 }
 
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id)
 {
-    return sio_text_checked(out, m, &ack_id);
+    return sio_text_checked(out, m, &ack_id, NULL);
+}
+
+int adapter_msg_sio_text_offset(buf_t *out, const adapter_msg_t *m, const char *offset,
+                                size_t offset_len)
+{
+    adapter_str_t o = {offset, offset_len};
+    return sio_text_checked(out, m, NULL, &o);
 }
 
 /* Attachments of a binary packet: each bin value becomes a placeholder, its bytes go to atts. */
@@ -1045,8 +1150,8 @@ static int put_placeholder(buf_t *out, const uint8_t *p, size_t len, void *arg)
     return 0;
 }
 
-int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
-                           unsigned *natt)
+static int sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
+                      const adapter_str_t *offset, unsigned *natt)
 {
     if (m->packet_type != 2 && m->packet_type != 5)
         return -ENOTSUP; /* acks and the rest are never broadcast */
@@ -1060,6 +1165,8 @@ int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, cons
     int rc = mpack_to_json_bin(&json, m->data, m->data_len, &used, put_placeholder, &b);
     if (!rc && used != m->data_len)
         rc = -EPROTO;
+    if (!rc && offset)
+        rc = put_offset(&json, 0, offset);
     if (!rc) {
         buf_printf(out, "45%u-", b.n);
         put_nsp(out, m);
@@ -1070,4 +1177,17 @@ int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, cons
     }
     buf_free(&json);
     return ajson_rollback(atts, amark, rc);
+}
+
+int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
+                           unsigned *natt)
+{
+    return sio_binary(out, atts, m, ack_id, NULL, natt);
+}
+
+int adapter_msg_sio_binary_offset(buf_t *out, buf_t *atts, const adapter_msg_t *m,
+                                  const char *offset, size_t offset_len, unsigned *natt)
+{
+    adapter_str_t o = {offset, offset_len};
+    return sio_binary(out, atts, m, NULL, &o, natt);
 }

@@ -118,14 +118,32 @@ int adapter_msg_peek_cluster(const uint8_t *p, size_t len, int *type, adapter_st
 int adapter_msg_decode_request(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *out);
 
 /*
- * Decodes a sharded (ClusterAdapter) message: JSON {type, data, uid, nsp}. BROADCAST (3),
- * SOCKETS_JOIN/LEAVE (4, 5), DISCONNECT_SOCKETS (6), FETCH_SOCKETS (7) and SERVER_SIDE_EMIT (9)
- * give their op; the other types (responses, heartbeats) give ADAPTER_OP_NONE. Same ownership
- * and errors as adapter_msg_decode_request. A message with binary content comes as msgpack (first
- * byte not '{'): its BROADCAST is decoded from the msgpack (data stays msgpack, borrowed from p),
- * other types give ADAPTER_OP_NONE.
+ * Decodes a ClusterAdapter message {type, data, uid, nsp}: JSON (the sharded adapter), or msgpack
+ * when the first byte is not '{' (the sharded adapter's messages with binary content, every pub/sub
+ * message of the streams adapter). BROADCAST (3), SOCKETS_JOIN/LEAVE (4, 5), DISCONNECT_SOCKETS
+ * (6), FETCH_SOCKETS (7) and SERVER_SIDE_EMIT (9) give their op; the other types (responses,
+ * heartbeats) give ADAPTER_OP_NONE. Same ownership and errors as adapter_msg_decode_request; from
+ * msgpack, packet.data of a BROADCAST and the event array of a SERVER_SIDE_EMIT stay msgpack
+ * (`data`, borrowed from p; data_json NULL).
  */
 int adapter_msg_decode_cluster(const uint8_t *p, size_t len, buf_t *scratch, adapter_msg_t *out);
+/*
+ * The same for a message whose uid, nsp and type came apart from its `data` (the streams adapter's
+ * stream entries): data is the JSON text of `data` when it starts with '{', else its msgpack bytes
+ * (one whole value); len 0 means no data. *out borrows uid, nsp, data and scratch.
+ */
+int adapter_msg_decode_cluster_parts(const adapter_str_t *uid, const adapter_str_t *nsp,
+                                     int64_t type, const uint8_t *data, size_t len, buf_t *scratch,
+                                     adapter_msg_t *out);
+
+/*
+ * Appends the `data` of a ClusterAdapter BROADCAST of an EVENT with data_json (the JSON array
+ * [event, ...args], copied as compact JSON) to `rooms`, as Node's ClusterAdapter writes it:
+ * {"packet":{"type":2,"data":...},"opts":{"rooms":[...],"except":[],"flags":{}}} (the streams
+ * adapter's `data` field). Returns 0, or -EINVAL if data_json is not valid JSON (`out` unchanged).
+ */
+int adapter_msg_encode_broadcast_data(buf_t *out, const char *data_json, size_t data_len,
+                                      const adapter_str_t *rooms, size_t nrooms);
 
 /*
  * Appends the sharded BROADCAST message for an EVENT with data_json (the JSON array
@@ -180,6 +198,14 @@ int adapter_msg_sio_text(buf_t *out, const adapter_msg_t *m);
  */
 int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id);
 
+/*
+ * As adapter_msg_sio_text, with `offset` (borrowed) appended to the data array as a last string
+ * argument, as a ClusterAdapter member does for an EVENT it broadcasts while connection state
+ * recovery is on (the offset the client resends). Also -EPROTO when the data is not an array.
+ */
+int adapter_msg_sio_text_offset(buf_t *out, const adapter_msg_t *m, const char *offset,
+                                size_t offset_len);
+
 #define ADAPTER_MSG_MAX_ATTACHMENTS 256
 
 /*
@@ -194,5 +220,8 @@ int adapter_msg_sio_text_ack(buf_t *out, const adapter_msg_t *m, uint64_t ack_id
  */
 int adapter_msg_sio_binary(buf_t *out, buf_t *atts, const adapter_msg_t *m, const uint64_t *ack_id,
                            unsigned *natt);
+/* The same with an offset appended to the data array (see adapter_msg_sio_text_offset). */
+int adapter_msg_sio_binary_offset(buf_t *out, buf_t *atts, const adapter_msg_t *m,
+                                  const char *offset, size_t offset_len, unsigned *natt);
 
 #endif

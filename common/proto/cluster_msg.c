@@ -62,29 +62,46 @@ static bool has_opts(adapter_op_t op)
     return op != ADAPTER_OP_ALL_ROOMS && op != ADAPTER_OP_SERVER_SIDE_EMIT;
 }
 
-int cluster_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t uid_len,
-                               const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
-                               const cluster_request_t *q)
+/* Checks q against its format; the JSON "type" it gets, or 0 when it cannot be sent. */
+static int check_request(bool sharded, const adapter_str_t *request_id, const cluster_request_t *q)
 {
     int type = request_type(q->op, sharded);
     bool answered = q->op == ADAPTER_OP_ALL_ROOMS || q->op == ADAPTER_OP_FETCH ||
                     q->op == ADAPTER_OP_SERVER_SIDE_EMIT;
-    bool emits = q->op == ADAPTER_OP_SERVER_SIDE_EMIT;
     if (!type || q->nrooms > ADAPTER_MSG_MAX_ROOMS || q->ntargets > ADAPTER_MSG_MAX_ROOMS ||
         answered != (request_id != NULL))
-        return -EINVAL;
+        return 0;
     json_type_t t;
-    if (emits && (!q->data_json || json_validate(q->data_json, q->data_len) ||
-                  json_type_of(q->data_json, q->data_len, &t) || t != JSON_ARRAY))
-        return -EINVAL; /* the event and its arguments: [event, ...args] */
+    if (q->op == ADAPTER_OP_SERVER_SIDE_EMIT &&
+        (!q->data_json || json_validate(q->data_json, q->data_len) ||
+         json_type_of(q->data_json, q->data_len, &t) || t != JSON_ARRAY))
+        return 0; /* the event and its arguments: [event, ...args] */
+    return type;
+}
+
+/* The ClusterAdapter `data` object of a checked request. */
+static void cluster_data(buf_t *out, const adapter_str_t *request_id, const cluster_request_t *q)
+{
+    buf_putc(out, '{');
+    if (has_opts(q->op))
+        put_request_opts(out, q->rooms, q->nrooms, true);
+    request_body(out, q, true);
+    if (request_id)
+        ajson_put_member(out, ",\"requestId\":", request_id->p, request_id->len);
+    buf_putc(out, '}');
+}
+
+int cluster_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t uid_len,
+                               const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
+                               const cluster_request_t *q)
+{
+    int type = check_request(sharded, request_id, q);
+    if (!type)
+        return -EINVAL;
     if (sharded) {
-        buf_printf(out, "{\"type\":%d,\"data\":{", type);
-        if (has_opts(q->op))
-            put_request_opts(out, q->rooms, q->nrooms, true);
-        request_body(out, q, true);
-        if (request_id)
-            ajson_put_member(out, ",\"requestId\":", request_id->p, request_id->len);
-        ajson_put_member(out, "},\"uid\":", uid, uid_len);
+        buf_printf(out, "{\"type\":%d,\"data\":", type);
+        cluster_data(out, request_id, q);
+        ajson_put_member(out, ",\"uid\":", uid, uid_len);
         ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
     } else {
         ajson_put_member(out, "{\"uid\":", uid, uid_len);
@@ -98,6 +115,16 @@ int cluster_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t
         request_body(out, q, false);
     }
     buf_putc(out, '}');
+    return 0;
+}
+
+int cluster_msg_encode_request_data(buf_t *out, const adapter_str_t *request_id,
+                                    const cluster_request_t *q, int *type)
+{
+    *type = check_request(true, request_id, q);
+    if (!*type)
+        return -EINVAL;
+    cluster_data(out, request_id, q);
     return 0;
 }
 

@@ -44,6 +44,16 @@ int cluster_msg_encode_request(buf_t *out, bool sharded, const char *uid, size_t
                                const char *nsp, size_t nsp_len, const adapter_str_t *request_id,
                                const cluster_request_t *q);
 
+/*
+ * The same request as the ClusterAdapter `data` object alone, for the Redis streams adapter,
+ * which sends it as a stream entry's `data` field (SOCKETS_JOIN/LEAVE, DISCONNECT_SOCKETS) or as
+ * the whole message in msgpack: {"opts":{...},"rooms":[...]}, {"opts":{...},"close":bool},
+ * {"opts":{...},"requestId":...} (FETCH) or {"packet":[...],"requestId":...}; *type is its
+ * ClusterAdapter type (4, 5, 6, 7, 9). Same checks and errors as cluster_msg_encode_request.
+ */
+int cluster_msg_encode_request_data(buf_t *out, const adapter_str_t *request_id,
+                                    const cluster_request_t *q, int *type);
+
 /* A response to one of this server's requests, whatever its format. */
 typedef struct cluster_reply {
     adapter_resp_t kind; /* SOCKETS and FETCH look alike: both decode as FETCH */

@@ -8,6 +8,8 @@
 
 #include <openssl/evp.h>
 
+#include "common/base64.h"
+
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_GUID_LEN (sizeof(WS_GUID) - 1)
 #define ACCEPT_KEY_MAX_INPUT 256
@@ -83,29 +85,6 @@ refbuf_t *ws_frame_new(uint8_t opcode, const void *payload, size_t len)
     return rb;
 }
 
-static void base64_encode(const uint8_t *in, size_t len, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *out++ = tab[v >> 18];
-        *out++ = tab[(v >> 12) & 63];
-        *out++ = tab[(v >> 6) & 63];
-        *out++ = tab[v & 63];
-    }
-    if (i < len) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        *out++ = tab[v >> 18];
-        *out++ = tab[(v >> 12) & 63];
-        *out++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
-        *out++ = '=';
-    }
-    *out = '\0';
-}
-
 int ws_accept_key(const char *client_key, size_t len, char out[WS_ACCEPT_KEY_SIZE])
 {
     if (len == 0 || len > ACCEPT_KEY_MAX_INPUT)
@@ -117,6 +96,6 @@ int ws_accept_key(const char *client_key, size_t len, char out[WS_ACCEPT_KEY_SIZ
     unsigned int mdlen = 0;
     if (EVP_Digest(in, len + WS_GUID_LEN, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != SHA1_LEN)
         return -EIO;
-    base64_encode(md, mdlen, out);
+    base64_encode_to(out, md, mdlen);
     return 0;
 }

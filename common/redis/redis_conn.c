@@ -504,8 +504,12 @@ static bool push_reply(redis_conn_t *c, const redisReply *r)
 
 static void dispatch(redis_conn_t *c, redisReply *r)
 {
-    if (push_reply(c, r))
+    if (push_reply(c, r)) {
+        /* a subscription confirmation may be the last thing a closing connection waits for */
+        if (c->closing && c->state == C_UP && c->qlen == 0)
+            finish_close(c);
         return;
+    }
     if (!c->qlen) {
         lose(c, REDIS_CONN_FAILED, "a reply nobody asked for (protocol error)");
         return;

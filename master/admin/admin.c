@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/proto/adapter_msg.h"
+#include "common/proto/streams_msg.h"
 #include "common/redis/redis_client.h"
 #include "common/redis/redis_topology.h"
 #include "common/strmap.h"
@@ -150,7 +151,14 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
         emit_unlink(op);
         buf_t *out = op->ans.out;
         int rc = 0;
-        if (!rep || rep->type != REDIS_REPLY_INTEGER) {
+        if (rep && rep->type == REDIS_REPLY_STRING && strcmp(op->cmd, "XADD") == 0) {
+            /* the adapter's stream: every server reads it; the entry id is the offset */
+            buf_puts(out, "{\"ok\":true,\"stream\":");
+            json_write_string(out, op->chan, strlen(op->chan));
+            buf_puts(out, ",\"id\":");
+            json_write_string(out, rep->str, rep->len);
+            buf_putc(out, '}');
+        } else if (!rep || rep->type != REDIS_REPLY_INTEGER) {
             buf_printf(out, "%s failed: %s", op->cmd,
                        rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "connection lost");
             rc = -EIO;
@@ -179,17 +187,16 @@ static void emit_wait(admin_t *a, emit_op_t *op)
         uv_timer_start(&a->emit_timer, on_emit_timeout, PUBLISH_TIMEOUT_MS, 0);
 }
 
-/* Sends `cmd chan msg`; the answer comes with the reply (ADMIN_LATER), or now on an error. */
-static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *msg,
-                   const answer_t *ans)
+/* Sends argv (argv[0] the command, argv[1] the channel or stream); the answer comes with the
+ * reply (ADMIN_LATER), or now on an error. */
+static int send_emit(admin_t *a, int argc, const char **argv, const size_t *lens,
+                     const answer_t *ans)
 {
     emit_op_t *op = xcalloc(1, sizeof(*op));
-    op->chan = xstrdup(chan->data);
+    op->chan = xstrdup(argv[1]);
     op->ans = *ans;
-    snprintf(op->cmd, sizeof(op->cmd), "%s", cmd);
-    const char *argv[] = {cmd, chan->data, msg->data};
-    size_t lens[] = {strlen(cmd), chan->len, msg->len};
-    if (rds_command(a->rds, on_published, op, 3, argv, lens)) {
+    snprintf(op->cmd, sizeof(op->cmd), "%s", argv[0]);
+    if (rds_command(a->rds, on_published, op, argc, argv, lens)) {
         buf_printf(ans->out, "redis %s:%d unreachable: not connected", a->cfg->redis_host,
                    a->cfg->redis_port);
         free(op->chan);
@@ -275,6 +282,45 @@ static int bridge_cmd(admin_t *a, int argc, char **argv, const size_t *lens, con
     return ADMIN_LATER;
 }
 
+/* Sends `cmd chan msg`. */
+static int publish(admin_t *a, const char *cmd, const buf_t *chan, const buf_t *msg,
+                   const answer_t *ans)
+{
+    const char *argv[] = {cmd, chan->data, msg->data};
+    size_t lens[] = {strlen(cmd), chan->len, msg->len};
+    return send_emit(a, 3, argv, lens, ans);
+}
+
+/* SOCKETIO_REDIS_ADAPTER=streams: a non-ephemeral message (a broadcast, socketsJoin/Leave,
+ * disconnectSockets) is an entry of the namespace's stream, as a @socket.io/redis-streams-adapter
+ * server appends it: every server, streamio or Node, reads it. data: the ClusterAdapter `data`
+ * JSON of a message of that type. */
+static int append(admin_t *a, const char *nsp, size_t nsp_len, int type, const buf_t *data,
+                  const answer_t *ans)
+{
+    const cfg_t *cfg = a->cfg;
+    char uid[UID_LEN + 1];
+    if (ids_random(uid, UID_LEN)) {
+        buf_reset(ans->out);
+        buf_puts(ans->out, "no random bytes for the message's uid");
+        return -EIO;
+    }
+    uid[UID_LEN] = '\0';
+    buf_t key;
+    buf_init(&key);
+    streams_msg_stream_name(&key, cfg->stream_name, cfg->stream_count, nsp, nsp_len);
+    char maxlen[24], t[8];
+    snprintf(maxlen, sizeof(maxlen), "%d", cfg->stream_maxlen);
+    snprintf(t, sizeof(t), "%d", type);
+    const char *argv[] = {"XADD", key.data, "MAXLEN", "~",    maxlen, "*",    "uid",
+                          uid,    "nsp",    nsp,      "type", t,      "data", data->data};
+    size_t lens[] = {4,       key.len, 6,       1, strlen(maxlen), 1, 3,
+                     UID_LEN, 3,       nsp_len, 4, strlen(t),      4, data->len};
+    int rc = send_emit(a, 14, argv, lens, ans);
+    buf_free(&key);
+    return rc;
+}
+
 /* Publishes ["event", json] in namespace nsp to `room` (NULL: everyone) on the workers' adapter
  * channels, in the adapter's format (sharded: the ClusterAdapter JSON with SPUBLISH). */
 static int emit(admin_t *a, const char *nsp, const char *room, size_t room_len, const char *event,
@@ -310,6 +356,18 @@ static int emit(admin_t *a, const char *nsp, const char *room, size_t room_len, 
     /* sharded: a room's own channel as the workers' dynamic subscriptions expect (protocol.md §5)
      */
     bool room_chan = room && (!sharded || (nsp_len == 1 && room_len != IDS_SID_LEN));
+    if (cfg->adapter == CONFIG_ADAPTER_STREAMS) {
+        rc = adapter_msg_encode_broadcast_data(&msg, data.data, data.len, &r, room ? 1 : 0);
+        buf_reset(out);
+        if (rc)
+            buf_printf(out, "cannot encode the message: %s", strerror(-rc));
+        else
+            rc = append(a, nsp, nsp_len, 3, &msg, ans);
+        buf_free(&data);
+        buf_free(&msg);
+        buf_free(&chan);
+        return rc;
+    }
     rc = ids_random(uid, UID_LEN);
     if (rc == 0 && sharded)
         rc = adapter_msg_encode_cluster_broadcast(&msg, uid, UID_LEN, nsp, nsp_len, data.data,
@@ -493,7 +551,9 @@ static void on_view_done(int rc, const cluster_req_result_t *res, const char *er
     adapter_op_t op = v->request.op;
     bool answered =
         op == ADAPTER_OP_ALL_ROOMS || op == ADAPTER_OP_FETCH || op == ADAPTER_OP_SERVER_SIDE_EMIT;
-    const char *mode = cfg->adapter == CONFIG_ADAPTER_SHARDED ? "sharded" : "classic";
+    const char *mode = cfg->adapter == CONFIG_ADAPTER_SHARDED   ? "sharded"
+                       : cfg->adapter == CONFIG_ADAPTER_STREAMS ? "streams"
+                                                                : "classic";
     buf_reset(out);
     if (!rc && v->rc) {
         rc = v->rc;
@@ -528,6 +588,7 @@ static int cluster_view(view_t *v)
     cluster_req_spec_t spec = {
         .prefix = cfg->redis_key,
         .sharded = cfg->adapter == CONFIG_ADAPTER_SHARDED,
+        .streams = cfg->adapter == CONFIG_ADAPTER_STREAMS,
         .request = &v->request,
         .timeout_ms = (unsigned)cfg->requests_timeout_ms,
         .on_reply = on_reply,
@@ -621,6 +682,18 @@ static int sockets_op(admin_t *a, int argc, char **argv, const size_t *lens, con
         .ntargets = disconnect ? 0 : 1,
         .close = close,
     };
+    if (a->cfg->adapter == CONFIG_ADAPTER_STREAMS) {
+        /* an entry of the stream in this adapter, not a pub/sub request */
+        int type;
+        buf_reset(ans->out);
+        rc = cluster_msg_encode_request_data(&v->data, NULL, &v->request, &type);
+        if (rc)
+            buf_printf(ans->out, "cannot encode the request: %s", strerror(-rc));
+        else
+            rc = append(a, "/", 1, type, &v->data, ans);
+        view_free(v);
+        return rc;
+    }
     return cluster_view(v);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/ids.h"
+#include "common/mpack.h"
 #include "common/redis/subconn.h"
 #include "common/xalloc.h"
 
@@ -322,13 +323,20 @@ static int prepare(job_t *j, buf_t *err)
     j->answered =
         op == ADAPTER_OP_ALL_ROOMS || op == ADAPTER_OP_FETCH || op == ADAPTER_OP_SERVER_SIDE_EMIT;
     adapter_str_t request_id = {j->rid, RID_LEN};
-    int rc = cluster_msg_encode_request(&j->msg, q->sharded, uid, UID_LEN, "/", 1,
+    int rc = cluster_msg_encode_request(&j->msg, q->sharded || q->streams, uid, UID_LEN, "/", 1,
                                         j->answered ? &request_id : NULL, q->request);
+    if (rc == 0 && q->streams) {
+        /* the same message, as the streams adapter's members read it */
+        buf_reset(&j->scratch);
+        rc = mpack_from_json(&j->scratch, j->msg.data, j->msg.len);
+        buf_reset(&j->msg);
+        buf_append(&j->msg, j->scratch.data, j->scratch.len);
+    }
     if (rc) {
         buf_printf(err, "cannot encode the request: %s", strerror(-rc));
         return rc;
     }
-    if (q->sharded) {
+    if (q->sharded || q->streams) {
         snprintf(j->chan, sizeof(j->chan), "%s#/#", q->prefix);
         snprintf(j->resp[0], sizeof(j->resp[0]), "%s#/#%s#", q->prefix, uid);
         j->nresp = 1;

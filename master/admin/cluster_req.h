@@ -35,6 +35,9 @@ typedef struct cluster_req_result {
 typedef struct cluster_req_spec {
     const char *prefix; /* SOCKETIO_REDIS_KEY */
     bool sharded;
+    /* @socket.io/redis-streams-adapter: the ClusterAdapter message as msgpack, PUBLISH on
+     * <prefix>#/#, responses on <prefix>#/#<uid>#, members by NUMSUB (answered requests only) */
+    bool streams;
     /* ALL_ROOMS (classic only), FETCH and SERVER_SIDE_EMIT are answered by every member;
      * JOIN, LEAVE and DISCONNECT are only published (every member applies them) */
     const cluster_request_t *request;

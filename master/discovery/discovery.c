@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/stream_exclude.h"
 #include "common/xalloc.h"
 #include "master/discovery/dispatch.h"
 #include "master/discovery/keyevents.h"
@@ -88,6 +89,8 @@ void discovery_resend(discovery_t *d, uint32_t worker)
 static bool on_new_stream(discovery_t *d, const char *key, size_t len, bool priority)
 {
     uint32_t pool, worker;
+    if (stream_exclude_match(d->first, key, len))
+        return false; /* not a room: reading it in a group would delete someone's entries */
     /* written for the back end: reading it as a room would take its entries away */
     if (config_is_own_stream(d->cfg, key, len))
         return false;
@@ -164,8 +167,8 @@ static void on_priority_type(int rc, void *arg)
         step(d);
         return;
     }
-    if (d->priority_next < d->cfg->npriority) {
-        const char *name = d->cfg->priority[d->priority_next];
+    if (d->priority_next < d->cfg->priority.n) {
+        const char *name = d->cfg->priority.item[d->priority_next];
         if (rc == 1 && on_new_stream(d, name, strlen(name), true))
             publish(d);
         d->priority_next++;
@@ -175,10 +178,11 @@ static void on_priority_type(int rc, void *arg)
 
 static void lookup_priority(discovery_t *d)
 {
-    if (d->priority_next >= d->cfg->npriority) {
+    if (d->priority_next >= d->cfg->priority.n) {
         d->priority_done = true;
         step(d);
-    } else if (scan_is_stream(d->scan, d->cfg->priority[d->priority_next], on_priority_type, d)) {
+    } else if (scan_is_stream(d->scan, d->cfg->priority.item[d->priority_next], on_priority_type,
+                              d)) {
         step(d);
     }
 }
@@ -237,6 +241,11 @@ discovery_t *discovery_new(uv_loop_t *loop, rds_t *rds, const cfg_t *cfg, shm_re
     d->pools = pools_new((uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools, d->workers);
     d->scan = scan_new(rds);
     d->dispatch = dispatch_new(loop, region, capacity);
+    buf_t ex;
+    buf_init(&ex);
+    stream_exclude_describe(cfg, &ex);
+    LOG_INFO("discovery: streams matching %s, except %s", cfg->stream_pattern, ex.data);
+    buf_free(&ex);
     if (cfg->keyspace_events)
         d->kev = keyevents_new(loop, cfg, on_keyevent, d);
     uv_timer_init(loop, &d->pass);

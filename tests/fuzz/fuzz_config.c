@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc != 0 && (rc != -EINVAL || err.len == 0 || memchr(err.data, '\n', err.len)))
             __builtin_trap();
         if (rc == 0 && (err.len != 0 || cfg->cluster_workers < 1 || cfg->port < 1 ||
-                        cfg->npriority > CONFIG_MAX_PRIORITY))
+                        cfg->priority.n > CONFIG_MAX_LIST || cfg->stream_exclude.n > CONFIG_MAX_LIST))
             __builtin_trap();
     }
     buf_free(&err);

@@ -3,7 +3,7 @@
 // the packaging: `make install` layout and `systemd-analyze verify` of the installed unit.
 const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -12,6 +12,23 @@ const h = require('./lib/harness');
 const root = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-admin-'));
 const ctl = h.streamioctl;
+const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
+
+// Runs the interactive prompt with `lines` on its standard input (a pipe, or a terminal through
+// script(1) when tty); resolves {code, stdout, stderr} once it exits (bounded).
+function prompt(sock, lines, { tty = false } = {}) {
+  const cmd = tty ? 'script' : ctlBin();
+  const args = tty ? ['-qec', `${ctlBin()} --socket ${sock}`, '/dev/null'] : ['--socket', sock];
+  return h.withDeadline(new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm' } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+    p.stdin.end(lines.map((l) => `${l}\n`).join(''));
+  }), 15000, `streamioctl prompt ${lines.join('; ')}`);
+}
 
 describe('streamioctl', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
   let redis;
@@ -29,10 +46,45 @@ describe('streamioctl', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
     const r = await ctl(path.join(tmp, 'nothing.sock'), 'status');
     assert.equal(r.code, 3);
     assert.match(r.stderr, /streamio is not running \(nothing listens on .*nothing\.sock\)/);
-    const u = await ctl(sock);
-    assert.equal(u.code, 2);
-    assert.match(u.stderr, /^usage: streamioctl/);
+    const u = await ctl(sock, 'nonsense');
+    assert.equal(u.code, 1);
+    assert.match(u.stderr, /usage: status \| rooms/);
   });
+
+  it('without a command is the seed\'s SERVER> prompt: status, rooms, clients, broadcast, sendroom, exit', logs(async () => {
+    const room = h.uniq('admin.prompt');
+    const clients = await h.connectClients(srv.url, 2);
+    const got = clients.map((c) => {
+      const box = [];
+      c.on('message', (...a) => box.push(a));
+      return box;
+    });
+    await h.joinRoom(clients[0], room);
+    const r = await prompt(sock, ['status', 'rooms', '', 'clients', 'broadcast hello there',
+      `sendroom ${room} {"n":1}`, 'bogus', 'exit', 'broadcast after exit']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /SERVER>/); /* no prompt when the input is not a terminal */
+    assert.match(r.stdout, /"status":"healthy"/);
+    assert.match(r.stdout, /"rooms":1/);
+    assert.match(r.stdout, /"clients":2/);
+    assert.match(r.stderr, /streamioctl: unknown command \(help lists them\)/);
+    await h.waitUntil(() => got[0].length === 2 && got[1].length === 1, { timeout: 5000, message: 'prompt messages' });
+    assert.deepStrictEqual(got[0], [['hello there'], [{ n: 1 }]]);
+    assert.deepStrictEqual(got[1], [['hello there']]);
+    await h.sleep(300);
+    assert.equal(got[1].length, 1); /* nothing after exit */
+    h.closeAllClients();
+  }));
+
+  it('on a terminal the prompt edits lines and keeps the session\'s history (libedit)', logs(async () => {
+    // the second line is the up arrow: the history brings `status` back
+    const r = await prompt(sock, ['status', '\x1b[A', 'exit'], { tty: true });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /SERVER> /);
+    assert.equal(r.stdout.match(/"status":"healthy"/g).length, 2, r.stdout);
+    assert.match(r.stdout, /status \| rooms \| clients \| broadcast <message> \| sendroom <room> <message> \| exit/);
+    assert.match(r.stdout, /"status":"healthy"/);
+  }));
 
   it('answers while another client trickles a byte every 0.5 s, and is private to root', logs(async () => {
     assert.equal(fs.statSync(sock).mode & 0o777, 0o600);

@@ -5,12 +5,13 @@
 // the adapter requests Node servers send, malformed messages, and the loss of pub/sub.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { fork, execFile } = require('node:child_process');
+const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const h = require('./lib/harness');
+const { startPeer } = require('./lib/peer');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-mixed-'));
 const ctlBin = () => path.join(path.dirname(process.env.STREAMIO_BIN || ''), 'streamioctl');
@@ -26,51 +27,6 @@ function ctl(sock, ...args) {
 }
 
 const NODE_REQUESTS_TIMEOUT = 5000; // the Node adapter's requestsTimeout (its default)
-
-// The Node peer, driven over IPC; stopped by PID.
-async function startPeer(redis, mode) {
-  const port = await h.freePort();
-  const child = fork(path.join(__dirname, 'lib', 'node-peer.js'), [String(port), String(redis.port), mode], {
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  let seq = 0;
-  const waiting = new Map();
-  child.on('message', (m) => {
-    if (m.ready) return;
-    const w = waiting.get(m.id);
-    if (w) {
-      waiting.delete(m.id);
-      w(m);
-    }
-  });
-  await h.withDeadline(new Promise((resolve, reject) => {
-    child.on('message', (m) => m.ready && resolve());
-    child.once('exit', (code) => reject(new Error(`node peer exited ${code}: ${out}`)));
-  }), 15000, 'node peer ready');
-  return {
-    url: `http://${h.HOST}:${port}`,
-    // Resolves {value, ms}; rejects on a command error.
-    async call(cmd, args = {}) {
-      const id = ++seq;
-      const reply = await h.withDeadline(new Promise((resolve) => {
-        waiting.set(id, resolve);
-        child.send({ id, cmd, ...args });
-      }), 15000, `node peer ${cmd}`);
-      if (!reply.ok) throw new Error(`node peer ${cmd}: ${reply.error}`);
-      return reply;
-    },
-    describe: () => `--- node peer output ---\n${out}\n--- end ---\n`,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode) return;
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await h.withDeadline(gone, 5000, 'node peer exit').catch(() => child.kill('SIGKILL'));
-    },
-  };
-}
 
 function exactlyOnce(inbox, pred) {
   return inbox.items.filter(pred).length;

@@ -18,109 +18,14 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/mpack.h"
+#include "tests/unit/fake_host.h"
 #include "worker/cluster/adapter.h"
-
-typedef struct fake {
-    int broadcasts;
-    buf_t last_text;  /* text packet of the last broadcast */
-    bool last_has_id; /* it carried an entry id (a room:message with its offset) */
-    size_t nrooms, nexcept;
-    char room0[64];
-    bool skip_busy;
-    unsigned nsp; /* target namespace of the last broadcast */
-    int joins, leaves, disconnects;
-    char joined[64];
-    bool closed;
-    size_t each_sockets; /* sockets `each` pretends to find */
-} fake_t;
-
-static size_t f_broadcast(void *ctx, const adapter_target_t *t, const fanout_packet_t *pk)
-{
-    fake_t *f = ctx;
-    f->broadcasts++;
-    f->nrooms = t->nrooms;
-    f->nexcept = t->nexcept;
-    f->skip_busy = t->skip_busy;
-    f->nsp = t->nsp;
-    f->room0[0] = '\0';
-    if (t->nrooms)
-        snprintf(f->room0, sizeof(f->room0), "%.*s", (int)t->rooms[0].len, t->rooms[0].p);
-    size_t len;
-    const char *text = eio_msg_text(pk->msg, &len);
-    assert_int_equal(pk->kind, FANOUT_CLUSTER);
-    buf_reset(&f->last_text);
-    buf_append(&f->last_text, text, len);
-    f->last_has_id = pk->has_id;
-    return 2;
-}
-
-/* The fake's sockets are 1..each_sockets (as pointers); their ids differ in the last letter. */
-static const char *const fake_ids[] = {"AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAB",
-                                       "AAAAAAAAAAAAAAAAAAAC", "AAAAAAAAAAAAAAAAAAAD"};
-
-static void f_each(void *ctx, const adapter_target_t *t, void (*fn)(void *sock, void *arg),
-                   void *arg)
-{
-    fake_t *f = ctx;
-    (void)t;
-    for (size_t i = 0; i < f->each_sockets; i++)
-        fn((void *)(uintptr_t)(i + 1), arg);
-}
-
-static const char *f_id(void *ctx, void *sock)
-{
-    (void)ctx;
-    return fake_ids[((uintptr_t)sock - 1) % 4];
-}
-
-static void f_describe(void *ctx, void *sock, buf_t *out)
-{
-    (void)ctx;
-    (void)sock;
-    buf_puts(out, "{\"id\":\"AAAAAAAAAAAAAAAAAAAA\"}");
-}
-
-static void f_join(void *ctx, void *sock, const char *room, size_t len)
-{
-    (void)sock;
-    fake_t *f = ctx;
-    f->joins++;
-    snprintf(f->joined, sizeof(f->joined), "%.*s", (int)len, room);
-}
-
-static void f_leave(void *ctx, void *sock, const char *room, size_t len)
-{
-    (void)sock;
-    (void)room;
-    (void)len;
-    ((fake_t *)ctx)->leaves++;
-}
-
-static void f_disconnect(void *ctx, void *sock, bool close)
-{
-    (void)sock;
-    fake_t *f = ctx;
-    f->disconnects++;
-    f->closed = close;
-}
-
-static void f_rooms(void *ctx, void (*fn)(const char *room, size_t len, void *arg), void *arg)
-{
-    (void)ctx;
-    fn("here", 4, arg);
-}
-
-static bool f_has_room(void *ctx, const char *room, size_t len)
-{
-    (void)ctx;
-    return len == 4 && memcmp(room, "here", 4) == 0;
-}
 
 typedef struct env {
     uv_loop_t loop;
     cfg_t cfg;
     stats_worker_t stats;
-    fake_t fake;
+    host_fake_t fake;
     adapter_t *a;
 } env_t;
 
@@ -148,10 +53,8 @@ static env_t *start_nsp(adapter_mode_t mode, size_t nnsp)
     assert_int_equal(config_load(&e->cfg, getenv_fake, NULL, &err), 0);
     buf_free(&err);
     assert_int_equal(uv_loop_init(&e->loop), 0);
-    buf_init(&e->fake.last_text);
+    adapter_host_t host = fake_host(&e->fake, nsps, nnsp);
     e->fake.each_sockets = 1;
-    adapter_host_t host = {&e->fake, f_broadcast,  f_each,  f_id,       f_describe, f_join,
-                           f_leave,  f_disconnect, f_rooms, f_has_room, nsps,       nnsp};
     assert_int_equal(adapter_new(&e->a, &e->loop, &e->cfg, mode, "socket.io", &host, &e->stats), 0);
     return e;
 }
@@ -170,6 +73,7 @@ static void finish(env_t *e)
     assert_true(done);
     assert_int_equal(uv_loop_close(&e->loop), 0);
     buf_free(&e->fake.last_text);
+    buf_free(&e->fake.last_frames);
     free(e);
 }
 

@@ -158,6 +158,43 @@ static void test_encode_requests(void **state)
     buf_free(&b);
 }
 
+/* The data alone (the streams adapter's entries): what decode_cluster_parts reads back. */
+static void test_encode_request_data(void **state)
+{
+    (void)state;
+    adapter_str_t rid = {"r1", 2};
+    adapter_str_t room = {"r", 1}, target = {"t", 1};
+    cluster_request_t join = {
+        .op = ADAPTER_OP_JOIN, .rooms = &room, .nrooms = 1, .targets = &target, .ntargets = 1};
+    cluster_request_t fetch = {.op = ADAPTER_OP_FETCH};
+    cluster_request_t all = {.op = ADAPTER_OP_ALL_ROOMS};
+    buf_t b, sc;
+    buf_init(&b);
+    buf_init(&sc);
+    int type = 0;
+    assert_int_equal(cluster_msg_encode_request_data(&b, NULL, &join, &type), 0);
+    assert_int_equal(type, 4);
+    assert_string_equal(b.data, "{\"opts\":{\"rooms\":[\"r\"],\"except\":[],\"flags\":{}},"
+                                "\"rooms\":[\"t\"]}");
+    adapter_str_t uid = {"u", 1}, nsp = {"/", 1};
+    adapter_msg_t m;
+    assert_int_equal(adapter_msg_decode_cluster_parts(&uid, &nsp, type, (const uint8_t *)b.data,
+                                                      b.len, &sc, &m),
+                     0);
+    assert_int_equal(m.op, ADAPTER_OP_JOIN);
+    assert_int_equal(m.ntargets, 1);
+    buf_reset(&b);
+    assert_int_equal(cluster_msg_encode_request_data(&b, &rid, &fetch, &type), 0);
+    assert_int_equal(type, 7);
+    assert_string_equal(b.data, "{\"opts\":{\"rooms\":[],\"except\":[],\"flags\":{}},"
+                                "\"requestId\":\"r1\"}");
+    buf_reset(&b);
+    assert_int_equal(cluster_msg_encode_request_data(&b, &rid, &all, &type), -EINVAL);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+    buf_free(&sc);
+}
+
 static void test_decode_classic(void **state)
 {
     (void)state;
@@ -551,6 +588,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_requests),
+        cmocka_unit_test(test_encode_request_data),
         cmocka_unit_test(test_decode_classic),
         cmocka_unit_test(test_decode_sharded),
         cmocka_unit_test(test_decode_msgpack),

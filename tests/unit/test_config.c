@@ -59,7 +59,11 @@ static void test_defaults_match_the_seed(void **state)
     assert_int_equal(cfg.adapter, CONFIG_ADAPTER_OFF);
     assert_int_equal(cfg.log_level, LOG_LVL_INFO);
     assert_true(cfg.cluster_workers >= 1);
-    assert_int_equal(cfg.npriority, 0);
+    assert_int_equal(cfg.priority.n, 0);
+    assert_int_equal(cfg.stream_exclude.n, 0);
+    assert_string_equal(cfg.stream_name, "socket.io");
+    assert_int_equal(cfg.stream_count, 1);
+    assert_int_equal(cfg.stream_maxlen, 10000);
     buf_free(&err);
 }
 
@@ -107,9 +111,9 @@ static void test_values_are_parsed(void **state)
     assert_int_equal(cfg.adapter, CONFIG_ADAPTER_CLASSIC);
     assert_int_equal(cfg.log_level, LOG_LVL_DEBUG);
     assert_string_equal(cfg.redis_password, "s3cret");
-    assert_int_equal(cfg.npriority, 3);
-    assert_string_equal(cfg.priority[0], "vip.1");
-    assert_string_equal(cfg.priority[2], "vip.3");
+    assert_int_equal(cfg.priority.n, 3);
+    assert_string_equal(cfg.priority.item[0], "vip.1");
+    assert_string_equal(cfg.priority.item[2], "vip.3");
     assert_true(config_is_priority(&cfg, "vip.2", 5));
     assert_false(config_is_priority(&cfg, "vip", 3));
     buf_free(&err);
@@ -155,8 +159,8 @@ static void test_bad_values_name_variable_and_value(void **state)
     expect_error("CLUSTER_WORKERS", "0",
                  "streamio: invalid CLUSTER_WORKERS=\"0\": expected an integer from 1 to 256");
     expect_error("SOCKETIO_REDIS_ADAPTER", "maybe",
-                 "streamio: invalid SOCKETIO_REDIS_ADAPTER=\"maybe\": expected false, true or "
-                 "sharded");
+                 "streamio: invalid SOCKETIO_REDIS_ADAPTER=\"maybe\": expected false, true, "
+                 "sharded or streams");
     expect_error("LOG_LEVEL", "loud",
                  "streamio: invalid LOG_LEVEL=\"loud\": expected error, warn, info or debug");
     expect_error("CLUSTER_ENABLED", "perhaps",
@@ -386,6 +390,34 @@ static void test_bad_security_values(void **state)
     assert_int_equal(load(&cfg, &good, &err), 0);
     assert_true(cfg.auth_enabled);
     buf_free(&err);
+}
+
+static void test_internal_address(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    buf_t err;
+    env_t d = {{{"PORT", "3001"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &d, &err), 0);
+    assert_string_equal(cfg.internal_address, "127.0.0.1:3001"); /* HOST 0.0.0.0 */
+    buf_free(&err);
+    env_t h = {{{"HOST", "10.1.2.3"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &h, &err), 0);
+    assert_string_equal(cfg.internal_address, "10.1.2.3:3000");
+    buf_free(&err);
+    env_t h6 = {{{"HOST", "fd00::5"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &h6, &err), 0);
+    assert_string_equal(cfg.internal_address, "[fd00::5]:3000");
+    buf_free(&err);
+    env_t x = {{{"STREAMIO_INTERNAL_ADDRESS", "[::1]:4000"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &x, &err), 0);
+    assert_string_equal(cfg.internal_address, "[::1]:4000");
+    buf_free(&err);
+    expect_error("STREAMIO_INTERNAL_ADDRESS", "server2:3000",
+                 "streamio: invalid STREAMIO_INTERNAL_ADDRESS=\"server2:3000\": expected an IP "
+                 "address and a port, e.g. 10.0.0.5:3000 or [fd00::5]:3000");
+    expect_error("STREAMIO_INTERNAL_ADDRESS", "10.0.0.1", NULL);
+    expect_error("STREAMIO_INTERNAL_ADDRESS", "10.0.0.1:0", NULL);
 }
 
 static void test_socketio_options(void **state)
@@ -741,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_env_file),
         cmocka_unit_test(test_load_one),
         cmocka_unit_test(test_socketio_options),
+        cmocka_unit_test(test_internal_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -262,6 +262,7 @@ static int setup(void **state)
                         .ready_timeout_ms = READY,
                         .max_payload = 1000000,
                         .slot = 0,
+                        .tag = "Ab-_",
                         .max_poll_queue = 1u << 20};
     assert_int_equal(eio_new(&f->e, NULL, &f->clock, &cfg, &tr, &f->stats), 0);
     *state = f;
@@ -326,6 +327,16 @@ static void post(fx_t *f, int c, const char *body)
 
 /* ==== Tests ==== */
 
+/* A sid names a server only when it is a sid as servers make them. */
+static void test_sid_tag(void **state)
+{
+    (void)state;
+    assert_memory_equal(eio_sid_tag("AAwxyzAAAAAAAAAAAAAA", EIO_SID_LEN), "wxyz", 4);
+    assert_null(eio_sid_tag("AAwxyzAAAAAAAAAAAAA", EIO_SID_LEN - 1)); /* too short */
+    assert_null(eio_sid_tag("AAwx.zAAAAAAAAAAAAAA", EIO_SID_LEN));    /* not base64url */
+    assert_null(eio_sid_tag("AAwx\0zAAAAAAAAAAAAAA", EIO_SID_LEN));
+}
+
 static void test_handshakes(void **state)
 {
     fx_t *f = *state;
@@ -339,6 +350,8 @@ static void test_handshakes(void **state)
     assert_string_equal(taken(f), want);
     assert_int_equal(strlen(eio_session_sid(s)), EIO_SID_LEN);
     assert_int_equal(eio_sid_slot(eio_session_sid(s), EIO_SID_LEN), 0);
+    /* the server's tag follows the worker's two characters: another server relays by it */
+    assert_memory_equal(eio_sid_tag(eio_session_sid(s), EIO_SID_LEN), "Ab-_", EIO_SID_TAG_LEN);
     assert_ptr_equal(eio_find(f->e, eio_session_sid(s), EIO_SID_LEN), s);
     /* a WebSocket handshake: the open packet as the first frame, no upgrades */
     eio_session_t *w;
@@ -682,6 +695,7 @@ static void test_hold_failure_closes_the_request(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sid_tag),
         cmocka_unit_test_setup_teardown(test_handshakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_answered_or_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_batched_records, setup, teardown),

@@ -28,6 +28,7 @@ typedef struct fx {
     bool silent;               /* answer nothing at all */
     bool ignore_slow;          /* never answer SLOW */
     unsigned slow_ms;          /* answer SLOW after this long (when not ignored) */
+    bool slow_sub;             /* confirm SUBSCRIBE only 50 ms later */
     /* what the client saw */
     int ev[5];
     fake_replies_t rep;
@@ -105,6 +106,11 @@ static void on_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *a
         fake_send(fc, "-READONLY You can't write against a read only replica.\r\n");
     } else if (is(argv[0], "GARBAGE")) {
         fake_send(fc, "!nonsense\r\n");
+    } else if (is(argv[0], "SUBSCRIBE") && f->slow_sub) {
+        char resp[64];
+        snprintf(resp, sizeof(resp), "*3\r\n$9\r\nsubscribe\r\n$%zu\r\n%s\r\n:1\r\n",
+                 strlen(argv[1]), argv[1]);
+        send_later(f, fc, 50, resp);
     } else if (is(argv[0], "SUBSCRIBE") || is(argv[0], "PSUBSCRIBE") ||
                is(argv[0], "UNSUBSCRIBE")) {
         fake_sub_confirm(fc,
@@ -539,6 +545,19 @@ static void test_graceful_close_delivers_replies_then_done(void **state)
     assert_int_equal(f->ev[REDIS_CONN_DOWN], 0); /* no event after close */
 }
 
+/* A subscription confirmation that was the last thing the closing connection waited for ends it. */
+static void test_close_waiting_for_a_confirmation(void **state)
+{
+    fx_t *f = *state;
+    f->slow_sub = true;
+    redis_conn_opts_t o = fast_opts();
+    start(f, &o);
+    WAIT(up);
+    assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_CHANNEL, "news", 4), 0);
+    redis_conn_close(f->c, on_done, f);
+    WAIT(is_closed);
+}
+
 static void test_close_without_address(void **state)
 {
     fx_t *f = *state;
@@ -604,6 +623,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounds_refuse_with_enobufs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_graceful_close_delivers_replies_then_done, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_close_waiting_for_a_confirmation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_without_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_error_drops_and_reconnects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retarget_moves_to_the_new_address, setup, teardown),

@@ -6,32 +6,13 @@
 #include <string.h>
 
 #include "common/ids.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "common/redis/rds.h"
 #include "common/redis/subconn.h"
 #include "common/xalloc.h"
+#include "worker/cluster/member.h"
 
 #define UID_LEN 16
-#define ACK_DEFAULT_TIMEOUT_MS 10000
-#define ACK_GRACE_MS 1000
-#define ACK_ID_MAX 64 /* longest request id or requester uid whose acks are forwarded */
-
-/* A cluster broadcast whose client acks are still forwarded to its requester: each socket it
- * reached may answer once; nobody else may. */
-typedef struct pending_ack {
-    struct pending_ack *next;
-    uint64_t ack_id;
-    unsigned nsp;      /* the namespace of the broadcast (its responses' channel) */
-    uint64_t deadline; /* loop time */
-    size_t remaining;  /* clients that may still answer */
-    size_t rid_len, uid_len;
-    char rid[ACK_ID_MAX];
-    char uid[ACK_ID_MAX]; /* sharded: the requester's uid (its response channel); classic: unused */
-    size_t nsockets;      /* the recipients: their socket ids sorted, and whether each answered */
-    bool *answered;       /* nsockets entries, after the ids */
-    char ids[][IDS_SID_LEN];
-} pending_ack_t;
 
 struct adapter {
     uv_loop_t *loop;
@@ -49,44 +30,16 @@ struct adapter {
     char uid[UID_LEN + 1];
     adapter_uid_fn is_sibling; /* see adapter_set_sibling_filter */
     void *sibling_arg;
-    uint64_t dropped;
     uint64_t refusals;
-    uint64_t next_ack_id;
-    pending_ack_t *acks;
-    buf_t ackers; /* socket ids of a broadcast with acks, IDS_SID_LEN bytes each */
-    uv_timer_t ack_timer;
-    buf_t msg;     /* encoded outgoing message */
-    buf_t chan;    /* outgoing channel name */
-    buf_t text;    /* Engine.IO text of an incoming broadcast */
-    buf_t scratch; /* decoded strings of an incoming JSON message */
-    buf_t body;    /* JSON body of a response */
-    buf_t atts;    /* attachments of an incoming binary broadcast */
+    member_t *member; /* what is done with each message received */
+    buf_t msg;        /* encoded outgoing message */
+    buf_t chan;       /* outgoing channel name */
+    buf_t scratch;    /* decoded strings of an incoming JSON message */
     bool closing;
     size_t open_parts;
     void (*done)(void *arg);
     void *done_arg;
 };
-
-static void drop(adapter_t *a, const char *why, const char *chan, size_t len)
-{
-    /* one line for the first drop, then one per power of two: visible, never a flood */
-    a->dropped++;
-    if ((a->dropped & (a->dropped - 1)) == 0)
-        LOG_WARN("adapter: dropped a message on %.*s: %s (%llu dropped so far)", (int)len, chan,
-                 why, (unsigned long long)a->dropped);
-}
-
-static const char *decode_error(int rc)
-{
-    switch (rc) {
-    case -E2BIG:
-        return "too many rooms";
-    case -ENOTSUP:
-        return "binary content is not supported";
-    default:
-        return "malformed message";
-    }
-}
 
 /* ---- outgoing ---- */
 
@@ -157,10 +110,11 @@ static void send_response(adapter_t *a, unsigned nsp, const char *req_uid, size_
         LOG_WARN("adapter: cannot send a response: Redis not connected");
 }
 
-/* Answers m in its namespace (index nsp). */
-static void respond_in(adapter_t *a, unsigned nsp, const adapter_msg_t *m, adapter_resp_t kind,
-                       const char *body, size_t body_len, uint64_t count)
+/* Answers m in its namespace (index nsp): the member's respond callback. */
+static void respond(void *arg, unsigned nsp, const adapter_msg_t *m, adapter_resp_t kind,
+                    const char *body, size_t body_len, uint64_t count)
 {
+    adapter_t *a = arg;
     bool sharded = a->mode == ADAPTER_MODE_SHARDED;
     const adapter_str_t *n = &a->host.nsps[nsp];
     buf_reset(&a->msg);
@@ -171,12 +125,6 @@ static void respond_in(adapter_t *a, unsigned nsp, const adapter_msg_t *m, adapt
         return;
     }
     send_response(a, nsp, m->uid.p, m->uid.len);
-}
-
-static void respond(adapter_t *a, const adapter_msg_t *m, adapter_resp_t kind, const char *body,
-                    size_t body_len, uint64_t count)
-{
-    respond_in(a, 0, m, kind, body, body_len, count);
 }
 
 bool adapter_wants_mpack(const adapter_t *a)
@@ -277,301 +225,6 @@ static void subscribe_all(adapter_t *a)
     }
 }
 
-/* ---- broadcasts ---- */
-
-static void target_of(const adapter_msg_t *m, adapter_target_t *t)
-{
-    t->nsp = 0;
-    t->rooms = m->rooms;
-    t->nrooms = m->nrooms;
-    t->except = m->except;
-    t->nexcept = m->nexcept;
-    t->skip_busy = m->flag_volatile;
-}
-
-static void sweep_acks(adapter_t *a)
-{
-    uint64_t now = uv_now(a->loop);
-    for (pending_ack_t **pp = &a->acks; *pp;) {
-        pending_ack_t *p = *pp;
-        if (p->remaining == 0 || now >= p->deadline) {
-            *pp = p->next;
-            free(p);
-        } else {
-            pp = &p->next;
-        }
-    }
-    if (!a->acks)
-        uv_timer_stop(&a->ack_timer);
-}
-
-static void on_ack_timer(uv_timer_t *t)
-{
-    sweep_acks(t->data);
-}
-
-static int cmp_id(const void *x, const void *y)
-{
-    return memcmp(x, y, IDS_SID_LEN);
-}
-
-/* Remembers who may answer ack_id: the sockets listed in a->ackers (one allocation). */
-static void track_acks(adapter_t *a, unsigned nsp, const adapter_msg_t *m, uint64_t ack_id)
-{
-    if (m->request_id.len > ACK_ID_MAX || m->uid.len > ACK_ID_MAX)
-        return;
-    size_t n = a->ackers.len / IDS_SID_LEN;
-    pending_ack_t *p = xcalloc(1, sizeof(*p) + n * (IDS_SID_LEN + sizeof(bool)));
-    memcpy(p->ids, a->ackers.data, n * IDS_SID_LEN);
-    qsort(p->ids, n, IDS_SID_LEN, cmp_id);
-    p->answered = (bool *)(p->ids + n);
-    p->nsockets = n;
-    p->ack_id = ack_id;
-    p->nsp = nsp;
-    p->remaining = n;
-    uint64_t timeout = m->timeout_ms ? m->timeout_ms : ACK_DEFAULT_TIMEOUT_MS;
-    p->deadline = uv_now(a->loop) + timeout + ACK_GRACE_MS;
-    memcpy(p->rid, m->request_id.p, m->request_id.len);
-    p->rid_len = m->request_id.len;
-    memcpy(p->uid, m->uid.p, m->uid.len);
-    p->uid_len = m->uid.len;
-    p->next = a->acks;
-    a->acks = p;
-    if (!uv_is_active((uv_handle_t *)&a->ack_timer))
-        uv_timer_start(&a->ack_timer, on_ack_timer, 1000, 1000);
-}
-
-static void add_acker(void *sock, void *arg)
-{
-    adapter_t *a = arg;
-    const char *id = a->host.id(a->host.ctx, sock);
-    if (id && strlen(id) == IDS_SID_LEN)
-        buf_append(&a->ackers, id, IDS_SID_LEN);
-}
-
-static void broadcast(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const char *chan,
-                      size_t chan_len)
-{
-    bool with_ack = m->request_id.len > 0;
-    uint64_t ack_id = a->next_ack_id;
-    unsigned natt = 0;
-    buf_reset(&a->text);
-    buf_reset(&a->atts);
-    int rc = with_ack ? adapter_msg_sio_text_ack(&a->text, m, ack_id)
-                      : adapter_msg_sio_text(&a->text, m);
-    if (rc == -ENOTSUP) {
-        /* bin values in its data: the text packet and its attachments */
-        buf_reset(&a->text);
-        rc = adapter_msg_sio_binary(&a->text, &a->atts, m, with_ack ? &ack_id : NULL, &natt);
-    }
-    if (rc) {
-        drop(a,
-             rc == -ENOTSUP ? "binary content of this kind is not supported"
-                            : "undeliverable packet",
-             chan, chan_len);
-        if (with_ack)
-            respond_in(a, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, 0);
-        return;
-    }
-    fanout_packet_t pk;
-    fanout_packet_cluster(&pk, a->text.data, a->text.len, a->atts.data, a->atts.len, natt);
-    adapter_target_t t;
-    target_of(m, &t);
-    t.nsp = nsp;
-    /* the sockets the packet reaches: the same set, listed before it makes them busy */
-    buf_reset(&a->ackers);
-    if (with_ack)
-        a->host.each(a->host.ctx, &t, add_acker, a);
-    size_t n = a->host.broadcast(a->host.ctx, &t, &pk);
-    fanout_packet_release(&pk);
-    STATS_ADD(a->stats->adapter_in, 1);
-    if (!with_ack)
-        return;
-    a->next_ack_id++;
-    respond_in(a, nsp, m, ADAPTER_RESP_CLIENT_COUNT, NULL, 0, n);
-    if (n)
-        track_acks(a, nsp, m, ack_id);
-}
-
-adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack_id,
-                                 const char *args_json, size_t args_len)
-{
-    if (!a || ack_id < ADAPTER_ACK_ID_BASE)
-        return ADAPTER_ACK_HOST;
-    pending_ack_t *p = a->acks;
-    while (p && p->ack_id != ack_id)
-        p = p->next;
-    if (!p)
-        return ack_id < a->next_ack_id ? ADAPTER_ACK_DROPPED /* a late ack of ours */
-                                       : ADAPTER_ACK_HOST;
-    const char(*hit)[IDS_SID_LEN] = sock_id && strlen(sock_id) == IDS_SID_LEN
-                                        ? bsearch(sock_id, p->ids, p->nsockets, IDS_SID_LEN, cmp_id)
-                                        : NULL;
-    if (!hit || p->answered[hit - p->ids])
-        return ADAPTER_ACK_DROPPED; /* not a recipient, or it answered already */
-    p->answered[hit - p->ids] = true;
-    p->remaining--;
-    json_span_t first;
-    size_t n = 0;
-    int rc = json_array_items(args_json, args_len, &first, 1, &n);
-    adapter_msg_t m = {0};
-    m.request_id.p = p->rid;
-    m.request_id.len = p->rid_len;
-    m.uid.p = p->uid;
-    m.uid.len = p->uid_len;
-    bool has = (rc == 0 || rc == -E2BIG) && n > 0;
-    respond_in(a, p->nsp, &m, ADAPTER_RESP_BROADCAST_ACK, has ? first.p : NULL, has ? first.len : 0,
-               0);
-    return ADAPTER_ACK_FORWARDED;
-}
-
-/* ---- requests ---- */
-
-typedef struct walk {
-    adapter_t *a;
-    const adapter_msg_t *m;
-    buf_t *out;
-    size_t n;
-} walk_t;
-
-static void put_sep(walk_t *w)
-{
-    buf_putc(w->out, w->n++ ? ',' : '[');
-}
-
-static void collect_id(void *sock, void *arg)
-{
-    walk_t *w = arg;
-    const char *id = w->a->host.id(w->a->host.ctx, sock);
-    put_sep(w);
-    json_write_string(w->out, id, strlen(id));
-}
-
-static void collect_socket(void *sock, void *arg)
-{
-    walk_t *w = arg;
-    put_sep(w);
-    w->a->host.describe(w->a->host.ctx, sock, w->out);
-}
-
-static void collect_room(const char *room, size_t len, void *arg)
-{
-    walk_t *w = arg;
-    put_sep(w);
-    json_write_string(w->out, room, len);
-}
-
-static void apply_join(void *sock, void *arg)
-{
-    walk_t *w = arg;
-    for (size_t i = 0; i < w->m->ntargets; i++)
-        w->a->host.join(w->a->host.ctx, sock, w->m->targets[i].p, w->m->targets[i].len);
-    w->n++;
-}
-
-static void apply_leave(void *sock, void *arg)
-{
-    walk_t *w = arg;
-    for (size_t i = 0; i < w->m->ntargets; i++)
-        w->a->host.leave(w->a->host.ctx, sock, w->m->targets[i].p, w->m->targets[i].len);
-    w->n++;
-}
-
-static void apply_disconnect(void *sock, void *arg)
-{
-    walk_t *w = arg;
-    w->a->host.disconnect(w->a->host.ctx, sock, w->m->close);
-    w->n++;
-}
-
-/* Collects a JSON array of ids, sockets or rooms into a->body. */
-static void collect(adapter_t *a, const adapter_msg_t *m, void (*fn)(void *, void *))
-{
-    walk_t w = {a, m, &a->body, 0};
-    adapter_target_t t;
-    target_of(m, &t);
-    t.skip_busy = false;
-    buf_reset(&a->body);
-    a->host.each(a->host.ctx, &t, fn, &w);
-    if (w.n == 0)
-        buf_putc(&a->body, '[');
-    buf_putc(&a->body, ']');
-}
-
-/* A request in another namespace: its sockets have no rooms or ids known here; answered empty
- * so that the requester does not wait, join/leave/disconnect have nothing to act on. */
-static void apply_other_nsp(adapter_t *a, unsigned nsp, const adapter_msg_t *m)
-{
-    switch (m->op) {
-    case ADAPTER_OP_SOCKETS:
-    case ADAPTER_OP_FETCH:
-        respond_in(a, nsp, m, ADAPTER_RESP_FETCH, "[]", 2, 0);
-        return;
-    case ADAPTER_OP_SERVER_SIDE_EMIT:
-        if (m->request_id.len)
-            respond_in(a, nsp, m, ADAPTER_RESP_SSE, NULL, 0, 0);
-        return;
-    default:
-        return;
-    }
-}
-
-static void apply(adapter_t *a, unsigned nsp, const adapter_msg_t *m, const char *chan,
-                  size_t chan_len)
-{
-    walk_t w = {a, m, &a->body, 0};
-    adapter_target_t t;
-    target_of(m, &t);
-    t.skip_busy = false;
-    if (m->op == ADAPTER_OP_BROADCAST) {
-        broadcast(a, nsp, m, chan, chan_len);
-        return;
-    }
-    if (nsp) {
-        apply_other_nsp(a, nsp, m);
-        return;
-    }
-    switch (m->op) {
-    case ADAPTER_OP_BROADCAST:
-        return;
-    case ADAPTER_OP_SOCKETS:
-        collect(a, m, collect_id);
-        respond(a, m, ADAPTER_RESP_SOCKETS, a->body.data, a->body.len, 0);
-        return;
-    case ADAPTER_OP_FETCH:
-        collect(a, m, collect_socket);
-        respond(a, m, ADAPTER_RESP_FETCH, a->body.data, a->body.len, 0);
-        return;
-    case ADAPTER_OP_ALL_ROOMS:
-        buf_reset(&a->body);
-        a->host.rooms(a->host.ctx, collect_room, &w);
-        if (w.n == 0)
-            buf_putc(&a->body, '[');
-        buf_putc(&a->body, ']');
-        respond(a, m, ADAPTER_RESP_ALL_ROOMS, a->body.data, a->body.len, 0);
-        return;
-    case ADAPTER_OP_JOIN:
-    case ADAPTER_OP_LEAVE:
-    case ADAPTER_OP_DISCONNECT:
-        a->host.each(a->host.ctx, &t,
-                     m->op == ADAPTER_OP_JOIN    ? apply_join
-                     : m->op == ADAPTER_OP_LEAVE ? apply_leave
-                                                 : apply_disconnect,
-                     &w);
-        /* the legacy form names one socket and is answered by the server that has it */
-        if (m->legacy && w.n && m->request_id.len)
-            respond(a, m, ADAPTER_RESP_SOCKETS, NULL, 0, 0);
-        return;
-    case ADAPTER_OP_SERVER_SIDE_EMIT:
-        /* no server-side handlers here: acknowledge with no value so the caller never waits */
-        if (m->request_id.len)
-            respond(a, m, ADAPTER_RESP_SSE, NULL, 0, 0);
-        return;
-    case ADAPTER_OP_NONE:
-        return;
-    }
-}
-
 /* ---- incoming ---- */
 
 static bool is_main_nsp(const adapter_msg_t *m)
@@ -586,25 +239,15 @@ static bool in_nsp(const adapter_t *a, unsigned i, const adapter_msg_t *m)
     return m->nsp.len == n->len && memcmp(m->nsp.p, n->p, n->len) == 0;
 }
 
-static bool is_own(const adapter_t *a, const adapter_str_t *uid)
+static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
 {
-    return uid->len == UID_LEN && memcmp(uid->p, a->uid, UID_LEN) == 0;
+    return m->uid.len == UID_LEN && memcmp(m->uid.p, a->uid, UID_LEN) == 0;
 }
 
 /* A broadcast a sibling worker also handed us over local IPC. */
-static bool from_sibling(const adapter_t *a, const adapter_str_t *uid)
-{
-    return a->is_sibling && a->is_sibling(uid->p, uid->len, a->sibling_arg);
-}
-
-static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
-{
-    return is_own(a, &m->uid);
-}
-
 static bool sibling_uid(const adapter_t *a, const adapter_msg_t *m)
 {
-    return from_sibling(a, &m->uid);
+    return a->is_sibling && a->is_sibling(m->uid.p, m->uid.len, a->sibling_arg);
 }
 
 static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
@@ -623,20 +266,16 @@ static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len
         if (nsp || !a->host.has_room(a->host.ctx, room, room_len))
             return; /* nobody here is in that room (other namespaces have none) */
     }
-    /* this server's own broadcasts (every entry read here) are dropped before decoding */
-    adapter_str_t uid;
-    bool peeked = adapter_msg_peek_broadcast_uid(msg, msg_len, &uid) == 0;
-    if (peeked && (is_own(a, &uid) || from_sibling(a, &uid)))
-        return;
     adapter_msg_t m;
     int rc = adapter_msg_decode_broadcast(msg, msg_len, &m);
     if (rc) {
-        drop(a, rc == -E2BIG ? "too many rooms" : "malformed msgpack", chan, chan_len);
+        member_drop(a->member, rc == -E2BIG ? "too many rooms" : "malformed msgpack", chan,
+                    chan_len);
         return;
     }
-    if ((!peeked && (own_uid(a, &m) || sibling_uid(a, &m))) || !in_nsp(a, (unsigned)nsp, &m))
+    if (own_uid(a, &m) || sibling_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
         return; /* our own or a sibling's publication (already delivered), or another namespace */
-    broadcast(a, (unsigned)nsp, &m, chan, chan_len);
+    member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
 }
 
 static void on_classic_request(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -645,12 +284,12 @@ static void on_classic_request(adapter_t *a, const char *chan, size_t chan_len, 
     adapter_msg_t m;
     int rc = adapter_msg_decode_request(msg, msg_len, &a->scratch, &m);
     if (rc) {
-        drop(a, decode_error(rc), chan, chan_len);
+        member_drop(a->member, member_decode_error(rc), chan, chan_len);
         return;
     }
     if (m.op == ADAPTER_OP_BROADCAST && !is_main_nsp(&m))
         return;
-    apply(a, 0, &m, chan, chan_len);
+    member_apply(a->member, 0, &m, NULL, chan, chan_len);
 }
 
 static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -667,22 +306,16 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
         if (!ours && !a->host.has_room(a->host.ctx, room, room_len))
             return; /* a room we just left: its SUNSUBSCRIBE is on its way */
     }
-    /* as in classic mode, without decoding; the same test as below on the decoded message */
-    adapter_str_t uid;
-    int type;
-    bool peeked = adapter_msg_peek_cluster(msg, msg_len, &type, &uid) == 0;
-    if (peeked && (is_own(a, &uid) || (type == ADAPTER_CLUSTER_BROADCAST && from_sibling(a, &uid))))
-        return;
     adapter_msg_t m;
     int rc = adapter_msg_decode_cluster(msg, msg_len, &a->scratch, &m);
     if (rc) {
-        drop(a, decode_error(rc), chan, chan_len);
+        member_drop(a->member, member_decode_error(rc), chan, chan_len);
         return;
     }
-    if ((!peeked && (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)))) ||
+    if (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)) ||
         !in_nsp(a, (unsigned)nsp, &m))
         return;
-    apply(a, (unsigned)nsp, &m, chan, chan_len);
+    member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
 }
 
 void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -750,7 +383,6 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     a->mode = mode;
     a->host = *host;
     a->stats = stats;
-    a->next_ack_id = ADAPTER_ACK_ID_BASE;
     a->prefix_len = (size_t)snprintf(a->prefix, sizeof(a->prefix), "%s#/#", prefix);
     a->key_len = a->prefix_len - 2;
     if (a->host.nnsp == 0) { /* a host that names none serves "/" */
@@ -762,14 +394,9 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     snprintf(a->response_chan, sizeof(a->response_chan), "%s-response#/#", prefix);
     buf_init(&a->msg);
     buf_init(&a->chan);
-    buf_init(&a->text);
     buf_init(&a->scratch);
-    buf_init(&a->body);
-    buf_init(&a->atts);
-    buf_init(&a->ackers);
-    uv_timer_init(loop, &a->ack_timer);
-    a->ack_timer.data = a;
-    a->open_parts = 1; /* the timer */
+    a->member = member_new(loop, &a->host, stats, respond, a);
+    a->open_parts = 1; /* the member */
     if (ids_random(a->uid, UID_LEN)) {
         /* nothing is connected yet: closing what exists frees everything */
         adapter_close(a, NULL, NULL);
@@ -790,6 +417,13 @@ int adapter_new(adapter_t **out, uv_loop_t *loop, const cfg_t *cfg, adapter_mode
     a->open_parts++;
     *out = a;
     return 0;
+}
+
+adapter_ack_t adapter_client_ack(adapter_t *a, const char *sock_id, uint64_t ack_id,
+                                 const char *args_json, size_t args_len)
+{
+    return a ? member_client_ack(a->member, sock_id, ack_id, args_json, args_len)
+             : ADAPTER_ACK_HOST;
 }
 
 bool adapter_connected(const adapter_t *a)
@@ -815,26 +449,12 @@ static void on_part_closed(void *arg)
         return;
     void (*done)(void *) = a->done;
     void *done_arg = a->done_arg;
-    while (a->acks) {
-        pending_ack_t *p = a->acks;
-        a->acks = p->next;
-        free(p);
-    }
     buf_free(&a->msg);
     buf_free(&a->chan);
-    buf_free(&a->text);
     buf_free(&a->scratch);
-    buf_free(&a->body);
-    buf_free(&a->atts);
-    buf_free(&a->ackers);
     free(a);
     if (done)
         done(done_arg);
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    on_part_closed(h->data);
 }
 
 void adapter_close(adapter_t *a, void (*done)(void *arg), void *arg)
@@ -842,7 +462,7 @@ void adapter_close(adapter_t *a, void (*done)(void *arg), void *arg)
     a->closing = true;
     a->done = done;
     a->done_arg = arg;
-    uv_close((uv_handle_t *)&a->ack_timer, on_timer_closed);
+    member_close(a->member, on_part_closed, a);
     if (a->pub)
         rds_close(a->pub, on_part_closed, a);
     if (a->sub)

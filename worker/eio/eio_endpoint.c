@@ -2,6 +2,7 @@
 #include "worker/eio/eio_endpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/net/handoff.h"
+#include "worker/net/peer_dir.h"
+#include "worker/net/splice.h"
 #include "worker/ws/ws_conn.h"
 
 #define MAX_APPS 4 /* paths served */
@@ -29,6 +32,12 @@ struct eio_endpoint {
     handoff_t *handoff;        /* workers > 1: requests for another worker's sid go there */
     uint64_t handoff_failures; /* counted for log_sampled */
     uint64_t cors_refusals;    /* cross-origin requests SOCKETIO_CORS_ORIGINS keeps out (sampled) */
+    peer_dir_t *peers;         /* set: requests for another server's sid are relayed there */
+    splice_set_t *splices;     /* ... by these relays */
+    splice_stats_t relays;
+    struct relay *retrying;  /* relays whose server was not found yet, looked up again ... */
+    uv_timer_t *retry;       /* ... when this fires (its own allocation: it outlives a free) */
+    uint64_t relay_failures; /* counted for log_sampled */
     binding_t apps[MAX_APPS];
     unsigned napps;
     buf_t hdrs; /* extra headers of an answer (CORS) */
@@ -37,6 +46,10 @@ struct eio_endpoint {
 };
 
 enum { TR_POLLING = 1, TR_WEBSOCKET = 2 };
+
+/* Marks a relayed request: its receiver relays it no further (a wrong announced address that
+ * points back would otherwise loop). */
+#define RELAY_PARAM "streamio_relayed"
 
 /* ==== The production transport ==== */
 
@@ -214,29 +227,39 @@ static const struct {
 };
 
 /*
- * Hands the connection to the worker that owns the sid: the request is rebuilt from what was
- * parsed (method, target, kept headers, body) and sent with the socket. 0: the connection is
- * gone from this worker; otherwise it is still ours to answer.
+ * The request rebuilt from what was parsed (method, target, kept headers, body) into ep->fwd.
+ * `once`: a relayed request that is not an upgrade asks the owner to close after its answer, so
+ * the relay ends with it and the client's next request is routed again.
  */
-static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_t slot)
+static void rebuild(eio_endpoint_t *ep, const http_req_t *req, bool once, bool relayed)
 {
     buf_t *b = &ep->fwd;
     size_t blen;
     const char *body = http_req_body(req, &blen);
     buf_reset(b);
-    buf_printf(b, "%s %s?%s HTTP/1.1\r\n", http_req_method(req), http_req_path(req),
-               http_req_query_string(req));
+    buf_printf(b, "%s %s?%s%s HTTP/1.1\r\n", http_req_method(req), http_req_path(req),
+               http_req_query_string(req), relayed ? "&" RELAY_PARAM "=1" : "");
     for (size_t i = 0; i < sizeof(fwd_headers) / sizeof(fwd_headers[0]); i++) {
         const char *v = http_req_header(req, fwd_headers[i].h);
-        if (v)
+        if (v && !(once && fwd_headers[i].h == HTTP_REQ_CONNECTION))
             buf_printf(b, "%s: %s\r\n", fwd_headers[i].name, v);
     }
-    if (!http_req_keep_alive(req) && !http_req_header(req, HTTP_REQ_CONNECTION))
+    if (once || (!http_req_keep_alive(req) && !http_req_header(req, HTTP_REQ_CONNECTION)))
         buf_puts(b, "Connection: close\r\n");
     if (blen || strcmp(http_req_method(req), "POST") == 0)
         buf_printf(b, "Content-Length: %zu\r\n", blen);
     buf_puts(b, "\r\n");
     buf_append(b, body, blen);
+}
+
+/*
+ * Hands the connection to the worker that owns the sid: the request is rebuilt and sent with
+ * the socket. 0: the connection is gone from this worker; otherwise it is still ours to answer.
+ */
+static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_t slot)
+{
+    buf_t *b = &ep->fwd;
+    rebuild(ep, req, false, false);
     int fd = conn_fileno(c);
     if (fd < 0)
         return -EBADF;
@@ -249,6 +272,119 @@ static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_
     }
     conn_close(c); /* our copy of the descriptor only: the owner now holds the socket */
     return 0;
+}
+
+/* ==== Relay to another server ==== */
+
+/* What a client whose server cannot be reached gets: its session is gone, as Node says it. */
+#define RELAY_FALLBACK_BODY "{\"code\":1,\"message\":\"Session ID unknown\"}"
+#define RELAY_FALLBACK                                                                             \
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"          \
+    "Content-Length: 41\r\n\r\n" RELAY_FALLBACK_BODY
+_Static_assert(sizeof(RELAY_FALLBACK_BODY) - 1 == 41, "Content-Length of the fallback");
+
+/* A server announces itself once its Redis connection is up, which may come after its first
+ * handshakes: a server not found is looked up again a few times before the client is answered. */
+#define RELAY_TRIES 5
+#define RELAY_RETRY_MS 200
+
+/* A relay waiting for the owner's address (a GET to Redis): the client's socket and request. */
+typedef struct relay {
+    eio_endpoint_t *ep;
+    int fd;
+    unsigned tries;
+    char tag[EIO_SID_TAG_LEN];
+    struct relay *next; /* in ep->retrying */
+    size_t len;
+    char req[];
+} relay_t;
+
+static void relay_to(eio_endpoint_t *ep, int fd, const struct sockaddr *addr, const char *req,
+                     size_t len)
+{
+    if (!addr) { /* unknown server, or Redis out of reach: best effort, the socket is ours */
+        ep->relays.failed++;
+        if (write(fd, RELAY_FALLBACK, sizeof(RELAY_FALLBACK) - 1) < 0 &&
+            log_sampled(&ep->relay_failures))
+            LOG_DEBUG("relay fallback not written: %s", strerror(errno));
+        close(fd);
+        return;
+    }
+    int rc = splice_start(ep->splices, fd, addr, req, len, RELAY_FALLBACK,
+                          sizeof(RELAY_FALLBACK) - 1, &ep->relays);
+    if (rc && log_sampled(&ep->relay_failures))
+        LOG_WARN("relaying a request to another server failed: %s (%llu so far)", uv_strerror(rc),
+                 (unsigned long long)ep->relay_failures);
+}
+
+static void on_retry(uv_timer_t *t);
+
+static void on_peer_found(const struct sockaddr *addr, void *arg)
+{
+    relay_t *r = arg;
+    eio_endpoint_t *ep = r->ep;
+    if (!addr && ep->peers && r->tries++ < RELAY_TRIES) {
+        r->next = ep->retrying;
+        ep->retrying = r;
+        if (!uv_is_active((uv_handle_t *)ep->retry))
+            uv_timer_start(ep->retry, on_retry, RELAY_RETRY_MS, 0);
+        return;
+    }
+    relay_to(ep, r->fd, addr, r->req, r->len);
+    free(r);
+}
+
+/* Looks each waiting relay up again (without a directory any more: answered at once). */
+static void on_retry(uv_timer_t *t)
+{
+    eio_endpoint_t *ep = t->data;
+    relay_t *r = ep->retrying;
+    ep->retrying = NULL;
+    while (r) {
+        relay_t *next = r->next;
+        struct sockaddr_storage addr;
+        int rc = ep->peers ? peer_dir_lookup(ep->peers, r->tag, &addr, on_peer_found, r) : -1;
+        if (rc != 0)
+            on_peer_found(rc == 1 ? (const struct sockaddr *)&addr : NULL, r);
+        r = next;
+    }
+}
+
+/*
+ * Relays the connection to the server whose tag the sid carries, through a copy of its socket:
+ * this worker lets go of the connection at once, the copy is answered by the owner (or with the
+ * fallback). 0, or an error with the connection still ours.
+ */
+static int relay(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, const char *tag)
+{
+    int fd = conn_fileno(c);
+    int copy = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+        return -EBADF;
+    rebuild(ep, req, !http_req_is_upgrade(req), true);
+    conn_close(c); /* our descriptor only: the copy carries the connection on */
+    struct sockaddr_storage addr;
+    relay_t *r = xmalloc(sizeof(*r) + ep->fwd.len);
+    *r = (relay_t){.ep = ep, .fd = copy, .len = ep->fwd.len};
+    memcpy(r->tag, tag, EIO_SID_TAG_LEN);
+    memcpy(r->req, ep->fwd.data, ep->fwd.len);
+    int rc = peer_dir_lookup(ep->peers, tag, &addr, on_peer_found, r);
+    if (rc == 0)
+        return 0; /* on_peer_found goes on */
+    on_peer_found(rc == 1 ? (const struct sockaddr *)&addr : NULL, r);
+    return 0;
+}
+
+void eio_endpoint_relay(eio_endpoint_t *ep, peer_dir_t *pd)
+{
+    ep->peers = pd;
+    if (!pd)
+        on_retry(ep->retry); /* the waiting relays are answered now */
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    free(h);
 }
 
 static void on_handoff(int fd, const char *p, size_t len, void *ud)
@@ -364,9 +500,22 @@ static void on_request(conn_t *c, const http_req_t *req, void *arg)
             respond_error(ep, c, 0, "Transport unknown");
         return;
     }
+    bool relayed = ep->peers && query_is(ep, req, RELAY_PARAM, "1");
     buf_t *q = &ep->q;
     buf_reset(q);
     bool has_sid = http_req_query(req, "sid", q) == 0;
+    const char *tag = has_sid && ep->peers ? eio_sid_tag(q->data, q->len) : NULL;
+    if (tag && memcmp(tag, ep->cfg.sessions.tag, EIO_SID_TAG_LEN) != 0) {
+        if (relayed) { /* relayed here for another server: not ours to pass on again */
+            if (ws)
+                refuse_ws(c, "Session ID unknown");
+            else
+                respond_error(ep, c, 1, "Session ID unknown");
+            return;
+        }
+        if (relay(ep, c, req, tag) == 0)
+            return;
+    }
     int owner = has_sid ? eio_sid_slot(q->data, q->len) : -1;
     /* owner is a process block (up to twice CLUSTER_WORKERS after a reload): handoff_send
      * refuses a block with no live worker */
@@ -412,6 +561,10 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
     buf_init(&ep->hdrs);
     buf_init(&ep->q);
     buf_init(&ep->fwd);
+    ep->splices = splice_set_new(loop);
+    ep->retry = xmalloc(sizeof(*ep->retry));
+    uv_timer_init(loop, ep->retry);
+    ep->retry->data = ep;
     eio_transport_t tr = {
         .arg = ep,
         .ws_text = tr_ws_text,
@@ -461,6 +614,10 @@ void eio_endpoint_free(eio_endpoint_t *ep)
     if (!ep)
         return;
     handoff_free(ep->handoff);
+    ep->peers = NULL;
+    on_retry(ep->retry);
+    uv_close((uv_handle_t *)ep->retry, on_retry_closed);
+    splice_set_free(ep->splices);
     eio_free(ep->sessions);
     buf_free(&ep->hdrs);
     buf_free(&ep->q);

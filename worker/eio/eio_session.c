@@ -390,12 +390,26 @@ int eio_sid_slot(const char *sid, size_t len)
     return b ? (int)((a - EIO_SID_DIGITS) * 64 + (b - EIO_SID_DIGITS)) : -1;
 }
 
-/* Session ids name their worker: 2 characters of slot, then 18 random ones (see handoff). */
+const char *eio_sid_tag(const char *sid, size_t len)
+{
+    if (len != EIO_SID_LEN)
+        return NULL;
+    for (size_t i = 2; i < 2 + EIO_SID_TAG_LEN; i++) {
+        if (!sid[i] || !strchr(EIO_SID_DIGITS, sid[i]))
+            return NULL;
+    }
+    return sid + 2;
+}
+
+/* Session ids name their worker: 2 characters of slot, 4 of server tag, then random ones (see
+ * handoff and relay in eio_endpoint). */
 static int new_sid(const eio_t *e, char sid[EIO_SID_LEN + 1])
 {
     const char *digits = EIO_SID_DIGITS;
     if (ids_random(sid + 2, EIO_SID_LEN - 2))
         return -EIO;
+    if (strlen(e->cfg.tag) == EIO_SID_TAG_LEN)
+        memcpy(sid + 2, e->cfg.tag, EIO_SID_TAG_LEN);
     sid[0] = digits[(e->cfg.slot >> 6) & 63];
     sid[1] = digits[e->cfg.slot & 63];
     sid[EIO_SID_LEN] = '\0';

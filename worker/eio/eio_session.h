@@ -29,6 +29,7 @@
 #include "worker/net/timerq.h"
 
 #define EIO_SID_LEN 20
+#define EIO_SID_TAG_LEN 4 /* sid characters 2-5: the server (see eio_config_t.tag) */
 #define EIO_SID_DIGITS                                                                             \
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" /* base64url */
 
@@ -86,8 +87,11 @@ typedef struct eio_config {
     /* An application that has not called eio_session_ready within it closes the session (counted
      * as STATS_LIMIT_FIRST_PACKET_TIMEOUT): Socket.IO's connectTimeout. */
     uint64_t ready_timeout_ms;
-    int max_payload;       /* announced in the open packet */
-    uint32_t slot;         /* this worker's: the first two sid characters name it */
+    int max_payload; /* announced in the open packet */
+    uint32_t slot;   /* this worker's: the first two sid characters name it */
+    /* this server's tag (EIO_SID_TAG_LEN characters of EIO_SID_DIGITS), the next four sid
+     * characters, so another server can relay a request for the sid here; "": random ones */
+    char tag[EIO_SID_TAG_LEN + 1];
     size_t max_poll_queue; /* bytes waiting for a GET; past it more packets are dropped */
 } eio_config_t;
 
@@ -166,5 +170,8 @@ const char *eio_session_sid(const eio_session_t *s);
 
 /* The worker slot a sid names, or -1 when it names none (see eio_config_t.slot). */
 int eio_sid_slot(const char *sid, size_t len);
+/* The server tag a sid carries (EIO_SID_TAG_LEN characters, borrowed), or NULL when it has none
+ * (see eio_config_t.tag). */
+const char *eio_sid_tag(const char *sid, size_t len);
 
 #endif

@@ -141,18 +141,6 @@ static void on_freed(void *arg, sio_socket_t *s)
 
 static void on_record(void *arg, const char *rec, size_t len);
 
-/* A sid or pid as this server makes them (they go into the CONNECT reply unescaped). */
-static bool id_text_ok(const char *p, size_t len)
-{
-    if (len != SIO_ID_LEN)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (!memchr(EIO_SID_DIGITS, p[i], sizeof(EIO_SID_DIGITS) - 1))
-            return false;
-    }
-    return true;
-}
-
 /*
  * A main CONNECT: when its auth carries a pid of ours, asks for that session's record and
  * returns 0 (the reply comes later); 1 when there is nothing to recover.
@@ -166,7 +154,7 @@ static int on_connecting(void *arg, sio_socket_t *s, const sio_packet_t *pk)
         json_member_get(pk->data, pk->data_len, "pid", &pid, tmp) || pid.type != JSON_STRING)
         return 1;
     buf_reset(&r->name);
-    if (json_string_decode(pid.p, pid.len, &r->name) || !id_text_ok(r->name.data, r->name.len))
+    if (json_string_decode(pid.p, pid.len, &r->name) || !sio_id_ok(r->name.data, r->name.len))
         return 1;
     rsock_t *st = state(r, s);
     st->has_offset = false;
@@ -378,7 +366,7 @@ static int restore(restore_t *r, sio_socket_t *s, rsock_t *st, const char *rec, 
     if (!rec)
         return 1;
     recovery_log_t *log = xmalloc(sizeof(*log));
-    if (recovery_decode(rec, len, &sid, &sid_len, log, NULL, NULL) || !id_text_ok(sid, sid_len) ||
+    if (recovery_decode(rec, len, &sid, &sid_len, log, NULL, NULL) || !sio_id_ok(sid, sid_len) ||
         sio_socket_by_id(r->sio, sid, SIO_ID_LEN) ||
         recovery_log_locate(log, st->has_offset ? &st->offset : NULL, &pos)) {
         free(log);

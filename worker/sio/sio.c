@@ -910,3 +910,14 @@ void sio_free(sio_t *sio)
     buf_free(&sio->tmp);
     free(sio);
 }
+
+bool sio_id_ok(const char *p, size_t len)
+{
+    if (len != SIO_ID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!memchr(EIO_SID_DIGITS, p[i], sizeof(EIO_SID_DIGITS) - 1))
+            return false;
+    }
+    return true;
+}

@@ -196,5 +196,8 @@ void sio_each_room(sio_t *sio, void (*fn)(const char *room, size_t len, void *ar
 bool sio_has_room(const sio_t *sio, const char *room, size_t len);
 /* The connected socket whose id is id, or NULL. */
 sio_socket_t *sio_socket_by_id(const sio_t *sio, const char *id, size_t len);
+/* Whether p is a socket id or pid as socket.io and this server make them (SIO_ID_LEN characters
+ * of base64url): safe to put in a CONNECT reply unescaped. */
+bool sio_id_ok(const char *p, size_t len);
 
 #endif

@@ -931,7 +931,7 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
     snprintf(r->block, sizeof(r->block), "%d", cfg->read_block_ms);
     snprintf(r->claim_idle, sizeof(r->claim_idle), "%d", cfg->stream_claim_idle_ms);
     r->nplain = (size_t)cfg->max_concurrent_pools;
-    r->nlanes = r->nplain + (cfg->npriority ? 1 : 0);
+    r->nlanes = r->nplain + (cfg->priority.n ? 1 : 0);
     r->lanes = xcalloc(r->nlanes, sizeof(*r->lanes));
     r->streams = strmap_new();
     r->svc = r->redis.open(r->redis.ctx, "reader svc", on_svc_state, r);

@@ -1,8 +1,10 @@
 'use strict';
 /*
- * A Node socket.io server in a cluster through @socket.io/redis-adapter (classic or sharded), the
- * peer streamio must interoperate with, plus a @socket.io/redis-emitter. Started by
- * mixed-cluster.test.js with child_process.fork: argv = port, redis port, mode (classic|sharded).
+ * A Node socket.io server in a cluster through @socket.io/redis-adapter (classic or sharded) or
+ * @socket.io/redis-streams-adapter (streams, with connection state recovery on), the peer streamio
+ * must interoperate with, plus a @socket.io/redis-emitter. Started by lib/peer.js with
+ * child_process.fork: argv = port, redis port, mode (classic|sharded|streams), and optionally the
+ * streams adapter's options as JSON (streamName, streamCount, maxLen).
  * Its clients use streamio's events (`join-room` with an ack). The test drives it over the IPC
  * channel: {id, cmd, ...} -> {id, ok, value | error, ms}. It listens on 127.0.0.1 only and exits
  * when its parent goes away.
@@ -12,8 +14,10 @@ const { Server } = require('socket.io');
 const { createClient } = require('redis');
 const { createAdapter, createShardedAdapter } = require('@socket.io/redis-adapter');
 const { Emitter } = require('@socket.io/redis-emitter');
+const streams = require('@socket.io/redis-streams-adapter');
 
-const [port, redisPort, mode] = process.argv.slice(2);
+const [port, redisPort, mode, streamsOpts] = process.argv.slice(2);
+const RECOVERY_MS = 120000; // the Node default maxDisconnectionDuration
 
 async function main() {
   const url = `redis://127.0.0.1:${redisPort}`;
@@ -23,13 +27,18 @@ async function main() {
   for (const c of [pub, sub, emitClient]) c.on('error', () => {});
   await Promise.all([pub.connect(), sub.connect(), emitClient.connect()]);
   const httpServer = http.createServer();
-  const adapter = mode === 'sharded'
-    ? createShardedAdapter(pub, sub, { subscriptionMode: 'dynamic' })
-    : createAdapter(pub, sub, { requestsTimeout: 5000 });
-  const io = new Server(httpServer, { adapter, transports: ['websocket'] });
+  let adapter;
+  if (mode === 'streams') adapter = streams.createAdapter(pub, JSON.parse(streamsOpts || '{}'));
+  else if (mode === 'sharded') adapter = createShardedAdapter(pub, sub, { subscriptionMode: 'dynamic' });
+  else adapter = createAdapter(pub, sub, { requestsTimeout: 5000 });
+  const opts = { adapter, transports: mode === 'streams' ? ['polling', 'websocket'] : ['websocket'] };
+  if (mode === 'streams') opts.connectionStateRecovery = { maxDisconnectionDuration: RECOVERY_MS };
+  const io = new Server(httpServer, opts);
   const emitter = new Emitter(emitClient);
   const sse = [];
+  const recovered = []; // socket ids that came back with their state
   io.on('connection', (socket) => {
+    if (socket.recovered) recovered.push(socket.id);
     socket.on('join-room', (room, ack) => {
       socket.join(room);
       if (typeof ack === 'function') ack({ ok: true, roomId: room });
@@ -116,6 +125,20 @@ async function main() {
     },
     sse() {
       return sse;
+    },
+    recovered() {
+      return recovered;
+    },
+    // the ids and rooms of this server's own sockets
+    localSockets() {
+      return [...io.of('/').sockets.values()].map((s) => ({ id: s.id, rooms: [...s.rooms] }));
+    },
+    // drops the transport of a local socket (a recoverable disconnect: "transport close")
+    dropTransport({ sid }) {
+      const s = io.of('/').sockets.get(sid);
+      if (!s) throw new Error(`no local socket ${sid}`);
+      s.conn.transport.close();
+      return true;
     },
   };
 
