@@ -159,6 +159,12 @@ describe('nothing lost, nothing twice', { timeout: 240000, skip: h.ANCHOR_SKIP }
       await h.waitUntil(async () => (await h.healthRetry(s)).body.streams >= rooms.length,
         { timeout: 10000, message: 'both servers discovered every stream' });
     }
+    // discovered is not yet reading: wait until a consumer of each server is in every group
+    // (XREADGROUP registers it), or the first server to read can take everything
+    for (const r of rooms) {
+      await h.waitUntil(async () => (await redis.call('XINFO', 'CONSUMERS', r, 'streamio')).length >= 2,
+        { timeout: 20000, message: `both servers reading ${r}` });
+    }
     for (const r of rooms) await settled(r); // the warm-up entries are read
     const N = 1000;
     await Promise.all(rooms.map((r) => addMany(redis, r, 'two', N)));

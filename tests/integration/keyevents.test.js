@@ -75,9 +75,11 @@ describe('keyspace events in the master (DISCOVERY_INTERVAL=60000)', { timeout: 
     const first = await redis.call('XADD', room, '*', 'event', 'one');
     await redis.call('XADD', other, '*', 'event', 'other');
     await inbox.waitCount(2, 15000);
-    const before = (await h.healthRetry(srv)).body;
-    assert.equal(before.streams, 3);
-    assert.equal(before.workers[0].streams, 3);
+    // /health counts what the master and the worker published last: wait for both to know 3
+    await h.waitUntil(async () => {
+      const b = (await h.healthRetry(srv)).body;
+      return b.streams === 3 && b.workers[0].streams === 3;
+    }, { timeout: 10000, message: 'master and worker count 3 streams' });
     assert.equal(await redis.call('DEL', room), 1);
     await waitLog(srv, new RegExp(`stream ${room.replace(/\./g, '\\.')} was deleted`));
     await h.waitUntil(async () => {
