@@ -418,7 +418,7 @@ describe('streamio on a Redis Cluster through failovers under a steady producer'
       if (kind.startsWith('reshard')) {
         // the slots moved with their streams and consumer groups
       } else if (kind.startsWith('graceful')) {
-        await replica.call('CLUSTER', 'FAILOVER');
+        await cluster.failover(replica);
       } else {
         victim.client.close();
         process.kill(victim.handle.pid, 'SIGKILL');

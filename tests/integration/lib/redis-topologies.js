@@ -159,6 +159,24 @@ async function startCluster({ masters = 3, replicas = 1, nodeTimeout = 1000 } = 
     async nodeId(n) {
       return n.call('CLUSTER', 'MYID');
     },
+    /*
+     * A graceful CLUSTER FAILOVER by `replica`, waited for until it is master. Redis aborts a
+     * manual failover that does not complete within its own 5 s window (a replica still in
+     * its first full sync on a loaded box) and does not retry it: wait for the replication
+     * link first, then ask again until the promotion takes.
+     */
+    async failover(replica, timeout = 60000) {
+      await waitUntil(async () => {
+        const role = await replica.call('ROLE');
+        return role[0] === 'master' || role[3] === 'connected';
+      }, { timeout, interval: 100, message: 'the replica linked to its master' });
+      await waitUntil(async () => {
+        if ((await cluster.role(replica)) === 'master') return true;
+        await replica.call('CLUSTER', 'FAILOVER');
+        return waitUntil(async () => (await cluster.role(replica)) === 'master',
+          { timeout: 8000, interval: 100, message: 'promotion' }).then(() => true, () => false);
+      }, { timeout, interval: 100, message: 'the replica promoted' });
+    },
     // Waits until every live node agrees the cluster is ok and serves every slot.
     async waitOk(timeout = 30000) {
       await waitUntil(async () => {
