@@ -603,14 +603,25 @@ static const char *fresh_id(fake_t *f)
     return id;
 }
 
+/* STREAM_KEYSPACE_EVENTS: the reader asks whether Redis publishes xadd key events; `flags` is
+ * notify-keyspace-events as Redis answers. */
+static void events_config(fake_t *f, const char *flags)
+{
+    assert_string_equal(next(f), "reader svc: CONFIG GET notify-keyspace-events");
+    answer(f, "reader svc", ra(2, rs("notify-keyspace-events"), rs(flags)));
+}
+
 /*
  * Adds streams (pool `pool`) one by one and answers each probe with an entry made just now; the
  * service connection comes up first. Checks the probes.
  */
 static void add_fresh(fake_t *f, uint32_t pool, const char *const *names)
 {
-    if (!conn_named(f, "reader svc")->up)
+    if (!conn_named(f, "reader svc")->up) {
         set_up(f, "reader svc", true);
+        if (f->cfg.keyspace_events)
+            events_config(f, ""); /* not published: blocking lanes */
+    }
     for (const char *const *s = names; *s; s++) {
         reader_add(f->r, pool, *s, strlen(*s));
         char want[128];
@@ -1127,7 +1138,9 @@ static void test_key_events_slow_the_poll_down(void **state)
     static const char *const env[] = {"STREAM_KEYSPACE_EVENTS", "true", NULL};
     fake_t *f = fake_new(env);
     set_up(f, "reader svc", true);
+    events_config(f, "Kx"); /* no key events of stream commands: blocking lanes */
     set_up(f, "reader events", true);
+    events_config(f, "Kx"); /* asked again on every subscription */
     reader_add(f->r, 0, "q1", 2);
     assert_string_equal(next(f), "reader svc: XINFO STREAM q1");
     answer(f, "reader svc", xinfo("1000-5"));
@@ -1347,6 +1360,287 @@ static void expect_prefix(fake_t *f, const char *prefix)
         fail_msg("expected a command starting with\n  %s\ngot\n  %s", prefix, got);
 }
 
+/* ---- event mode: key events subscribed and published ---- */
+
+/* A reader with STREAM_KEYSPACE_EVENTS (plus env) whose svc, subscription and lane "reader 0"
+ * are up and past the settle time, with Redis publishing xadd events: event mode. */
+static fake_t *events_fake(const char *const *env)
+{
+    const char *merged[16] = {"STREAM_KEYSPACE_EVENTS", "true"};
+    size_t n = 2;
+    for (const char *const *e = env; e && *e; e++)
+        merged[n++] = *e;
+    merged[n] = NULL;
+    fake_t *f = fake_new(merged);
+    set_up(f, "reader svc", true);
+    events_config(f, "KEA");
+    set_up(f, "reader events", true);
+    events_config(f, "KEA"); /* asked again on every subscription: on now */
+    assert_string_equal(next(f), "(none)");
+    return f;
+}
+
+/* Time passes with nothing sent but the subscription's checks (every 30 s). */
+static void quiet(fake_t *f, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms; t += 100) {
+        advance(f, 100);
+        const char *c = next(f);
+        if (strcmp(c, "(none)") == 0)
+            continue;
+        assert_string_equal(c, "reader svc: CONFIG GET notify-keyspace-events");
+        answer(f, "reader svc", ra(2, rs("notify-keyspace-events"), rs("KEA")));
+        assert_string_equal(next(f), "(none)");
+    }
+}
+
+/* s (new to the reader, not announced by an event) is polled once from the start: found with
+ * an entry, it is read: group, history, then its new entries, and nothing more after that. */
+static void add_polled(fake_t *f, const char *name, const char *id)
+{
+    char want[128];
+    reader_add(f->r, 0, name, strlen(name));
+    snprintf(want, sizeof(want), "reader svc: XREAD COUNT 1 STREAMS %s 0-0", name);
+    assert_string_equal(next(f), want);
+    answer(f, "reader svc", ra(1, ra(2, rs(name), ra(1, entry(id, "e", "d")))));
+}
+
+static void test_event_mode_reads_only_what_events_announce(void **state)
+{
+    (void)state;
+    fake_t *f = events_fake(NULL);
+    /* no XINFO probe: a new stream is polled once (non-blocking XREAD from the start) */
+    reader_add(f->r, 0, "s1", 2);
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS s1 0-0");
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    answer(f, "reader svc", rnil()); /* empty: parked, costs nothing */
+    assert_int_equal(reader_parked(f->r), 1);
+    add_polled(f, "s2", "5-0");
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s2 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 >");
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(1, entry("5-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s2 g 5-0");
+    assert_string_equal(next(f), "reader 0: XDEL s2 5-0");
+    /* nothing dirty: no read at all, however long it stays quiet (no BLOCK, no poll) */
+    quiet(f, 60000);
+    assert_int_equal(f->ngot, 1);
+    /* its xadd event: one non-blocking read of that stream alone */
+    key_event(f, "s2");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 >");
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "(none)");
+    /* the parked one wakes on its event: group and history first */
+    key_event(f, "s1");
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rerr("BUSYGROUP Consumer Group name already exists"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+    /* an event before the master assigns the stream: read at once when it does, no poll */
+    key_event(f, "s3");
+    assert_string_equal(next(f), "(none)");
+    reader_add(f->r, 0, "s3", 2);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s3 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s3 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s3"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s3 >");
+    answer(f, "reader 0", ra(1, ra(2, rs("s3"), ra(1, entry("7-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s3 g 7-0");
+    assert_string_equal(next(f), "reader 0: XDEL s3 7-0");
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->ngot, 2);
+    fake_free(f);
+}
+
+static void test_event_mode_coalesces_events_of_a_busy_lane(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", NULL};
+    fake_t *f = events_fake(env);
+    add_polled(f, "s1", "1-0");
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rstatus("OK"));
+    advance(f, 100);
+    add_polled(f, "s2", "1-0");
+    assert_string_equal(next(f), "(none)"); /* one read in flight per lane */
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    /* the next read takes both: s1's new entries, s2's group and history */
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s2 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 0 >");
+    answer(f, "reader 0", rstatus("OK"));
+    key_event(f, "s1");
+    key_event(f, "s1");
+    key_event(f, "s2");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader 0", ra(2, ra(2, rs("s2"), ra(0)),
+                             ra(2, rs("s1"), ra(2, entry("1-0", "e", "d"), entry("2-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-0 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-0 2-0");
+    /* entries flow (2 in that read): the next read waits for BATCH_DELAY after the last began,
+     * and events meanwhile gather into it */
+    assert_string_equal(next(f), "(none)");
+    advance(f, 9);
+    key_event(f, "s1");
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 s2 > >");
+    /* a stream that filled COUNT has more: read again without waiting for its next event */
+    redisReply *full = ra(0);
+    full->element = calloc(10, sizeof(*full->element));
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d-0", 10 + i);
+        full->element[full->elements++] = entry(id, "e", "d");
+    }
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), full)));
+    assert_string_equal(next(f),
+                        "reader 0: XACK s2 g 10-0 11-0 12-0 13-0 14-0 15-0 16-0 17-0 18-0 19-0");
+    assert_string_equal(next(f),
+                        "reader 0: XDEL s2 10-0 11-0 12-0 13-0 14-0 15-0 16-0 17-0 18-0 19-0");
+    advance(f, 10);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 >");
+    answer(f, "reader 0", rnil());
+    /* a quiet pass (one entry or none): the next event is read at once */
+    key_event(f, "s1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_event_mode_cluster_pipelines_one_read_per_slot(void **state)
+{
+    (void)state;
+    fake_t *f = events_fake(NULL);
+    f->cluster = true;
+    /* three streams an event announced before they were assigned: read at once */
+    static const char *const names[] = {"a1", "b1", "a2", NULL};
+    for (const char *const *n = names; *n; n++) {
+        key_event(f, *n);
+        reader_add(f->r, 0, *n, 2);
+    }
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    /* one XREADGROUP per slot, all in one write: the histories */
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE a2 g 0");
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE a1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS a2 a1 0 0");
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE b1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS b1 0");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(2, ra(2, rs("a2"), ra(0)), ra(2, rs("a1"), ra(0))));
+    assert_string_equal(next(f), "(none)"); /* the batch's other reply is still due */
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(1, ra(2, rs("b1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS a2 a1 > >");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS b1 >");
+    answer(f, "reader 0", rnil());
+    answer(f, "reader 0", rnil());
+    /* later events: only the slots that have entries */
+    key_event(f, "a1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS a1 >");
+    key_event(f, "b1");
+    key_event(f, "a2");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS a2 >");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS b1 >");
+    answer(f, "reader 0", rnil());
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
+static void test_event_mode_follows_the_subscription(void **state)
+{
+    (void)state;
+    fake_t *f = events_fake(NULL);
+    add_polled(f, "s1", "1-0");
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "(none)");
+    /* the subscription is lost: events may be missed, the lane blocks on its streams again */
+    set_up(f, "reader events", false);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    /* back: asked again, then event mode with a catch-up read of every stream (an XADD of the
+     * outage has no event), the blocking read cut short first */
+    set_up(f, "reader events", true);
+    events_config(f, "KEA");
+    assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("2-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 2-0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "(none)");
+    /* Redis stops publishing them (an operator's CONFIG SET): blocking lanes within 30 s */
+    advance(f, 30000);
+    events_config(f, "");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    assert_int_equal(f->ngot, 1);
+    fake_free(f);
+}
+
+static void test_event_mode_claims_and_polls_slowly(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"STREAM_CLAIM_IDLE_MS", "1000", NULL};
+    fake_t *f = events_fake(env);
+    reader_add(f->r, 0, "q1", 2);
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS q1 0-0");
+    answer(f, "reader svc", rnil());
+    add_polled(f, "s1", "1-0");
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+    /* over the next 10 minutes: the parked stream is polled once and s1 claimed from once
+     * per STREAM_CLAIM_IDLE_MS / 2 at most, not every turn; the subscription is checked */
+    int polls = 0, claims = 0, checks = 0;
+    for (int i = 0; i < 6000; i++) {
+        advance(f, 100);
+        for (const char *c = next(f); strcmp(c, "(none)") != 0; c = next(f)) {
+            if (strcmp(c, "reader svc: XREAD COUNT 1 STREAMS q1 0-0") == 0) {
+                polls++;
+                answer(f, "reader svc", rnil());
+            } else if (strcmp(c, "reader svc: XAUTOCLAIM s1 g c1 1000 0-0 COUNT 10") == 0) {
+                claims++;
+                answer(f, "reader svc", ra(2, rs("0-0"), ra(0)));
+            } else if (strcmp(c, "reader svc: CONFIG GET notify-keyspace-events") == 0) {
+                checks++;
+                answer(f, "reader svc", ra(2, rs("notify-keyspace-events"), rs("KEA")));
+            } else {
+                fail_msg("unexpected %s", c);
+            }
+        }
+    }
+    assert_int_equal(polls, 1);
+    assert_true(claims >= 1 && claims <= 1200);
+    assert_int_equal(checks, 20);
+    fake_free(f);
+}
+
 static void test_oversized_entry_is_a_dead_letter(void **state)
 {
     (void)state;
@@ -1481,6 +1775,11 @@ int main(void)
         cmocka_unit_test(test_deleted_streams),
         cmocka_unit_test(test_missing_only_stream_retries_later),
         cmocka_unit_test(test_stop_drains_reads_in_flight),
+        cmocka_unit_test(test_event_mode_reads_only_what_events_announce),
+        cmocka_unit_test(test_event_mode_coalesces_events_of_a_busy_lane),
+        cmocka_unit_test(test_event_mode_cluster_pipelines_one_read_per_slot),
+        cmocka_unit_test(test_event_mode_follows_the_subscription),
+        cmocka_unit_test(test_event_mode_claims_and_polls_slowly),
         cmocka_unit_test(test_oversized_entry_is_a_dead_letter),
         cmocka_unit_test(test_poison_entry_read_again_is_a_dead_letter),
         cmocka_unit_test(test_poison_entry_claimed_is_a_dead_letter),

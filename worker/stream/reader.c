@@ -22,11 +22,21 @@
 #define LAST_ID_MAX 48
 #define SETTLE_MS 300 /* after a reconnect, before reading: see reader_set_gate */
 #define GATE_RETRY_MS 100
+/* event mode (see reader.h) */
+#define EVENTS_CHECK_MS 30000  /* notify-keyspace-events asked again */
+#define CATCHUP_MS 600000      /* the slow safety-net pass: parked streams, claims */
+#define CATCHUP_FAST_TURN 5000 /* parked streams polled per turn after a (re)subscription */
+#define READS_PER_BATCH 16     /* XREADGROUPs (one slot group each) pipelined per lane */
+#define HEARD_MAX 4096         /* key events of streams not assigned yet, remembered */
+#define SLOT_LOOKAHEAD 4 /* Cluster: dirty streams looked at per read, x MAX_STREAMS_PER_READ */
 
 typedef struct lane lane_t;
 
 /* Where a stream is: waiting for its first XINFO, read by its lane, or parked (polled slowly). */
 typedef enum rs_state { RS_PROBE, RS_ACTIVE, RS_PARKED } rs_state_t;
+
+/* Event mode: an active stream with something to read is in one of its lane's dirty lists. */
+enum { CLEAN, DIRTY_HOT, DIRTY_COLD };
 
 typedef struct rstream {
     lane_t *lane;
@@ -39,6 +49,9 @@ typedef struct rstream {
     uint64_t last_entry;    /* now_ms of the last entry seen */
     uint64_t next_trim;     /* retain policy: next XTRIM MINID not before (now_ms) */
     int slot;               /* Cluster hash slot; -1 on one server */
+    uint8_t dirty;          /* event mode: CLEAN, DIRTY_HOT (an event) or DIRTY_COLD (catch-up) */
+    size_t didx;            /* position in its dirty list */
+    bool taken;             /* in the lane's batch in flight */
     char last_id[LAST_ID_MAX];
     size_t len;
     char name[];
@@ -49,7 +62,18 @@ typedef struct svec {
     size_t n, cap;
 } svec_t;
 
+typedef struct dvec {
+    rstream_t **v;
+    size_t n, cap;
+} dvec_t;
+
 typedef enum lane_state { LANE_IDLE, LANE_BUSY, LANE_WAIT, LANE_CLOSED } lane_state_t;
+
+/* Event mode: one XREADGROUP of a lane's batch, over rd[from, from + n). */
+typedef struct evread {
+    lane_t *l;
+    size_t from, n;
+} evread_t;
 
 struct lane {
     reader_t *r;
@@ -76,6 +100,15 @@ struct lane {
     rstream_t **sel; /* streams chosen for the next read, capacity active.cap */
     size_t sel_cap;
     reader_dlq_marks_t *marks; /* STREAM_DEAD_LETTER: poison entries of its next history read */
+    /* event mode: streams with something to read (events first, then catch-up), the streams
+     * of the batch in flight (NULL once removed) and its reads */
+    dvec_t hot, cold;
+    rstream_t **rd;
+    size_t rd_n, rd_cap;
+    evread_t ev[READS_PER_BATCH];
+    size_t reads_out; /* replies of the batch still due */
+    size_t batch_got;
+    bool batch_err;
 };
 
 struct reader {
@@ -122,6 +155,14 @@ struct reader {
     size_t *ack_len;
     size_t ack_cap;
     reader_dlq_t *dlq; /* NULL without STREAM_DEAD_LETTER */
+    /* event mode: on while key events are subscribed and Redis publishes them */
+    bool events_ok; /* notify-keyspace-events has E and t (CONFIG GET on svc) */
+    bool evmode;
+    uint64_t next_events_check;
+    strmap_t *heard;       /* key events of unknown streams: read first once assigned */
+    size_t catchup_left;   /* parked streams still to poll in this pass */
+    bool catchup_fast;     /* the pass after a (re)subscription or of new streams */
+    uint64_t next_catchup; /* the next slow pass */
 };
 
 static void lane_kick(lane_t *l);
@@ -163,6 +204,50 @@ static void svec_drop(svec_t *v, rstream_t *s)
     last->idx = s->idx;
 }
 
+static void dvec_push(dvec_t *v, rstream_t *s)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 8;
+        v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
+    }
+    s->didx = v->n;
+    v->v[v->n++] = s;
+}
+
+static void dvec_drop(dvec_t *v, rstream_t *s)
+{
+    rstream_t *last = v->v[--v->n];
+    v->v[s->didx] = last;
+    last->didx = s->didx;
+}
+
+/* Event mode: s has something to read (hot: an event said so, read before catch-up work). */
+static void dirty_mark(rstream_t *s, bool hot)
+{
+    lane_t *l = s->lane;
+    if (s->dirty == DIRTY_HOT || (s->dirty == DIRTY_COLD && !hot))
+        return;
+    if (s->dirty == DIRTY_COLD)
+        dvec_drop(&l->cold, s);
+    s->dirty = hot ? DIRTY_HOT : DIRTY_COLD;
+    dvec_push(hot ? &l->hot : &l->cold, s);
+}
+
+static void dirty_clear(rstream_t *s)
+{
+    if (s->dirty == CLEAN)
+        return;
+    dvec_drop(s->dirty == DIRTY_HOT ? &s->lane->hot : &s->lane->cold, s);
+    s->dirty = CLEAN;
+}
+
+/* A lane reads on events (only what is dirty, never blocking): the ordinary lanes while event
+ * mode is on. The priority lane keeps its blocking read. */
+static bool events_lane(const lane_t *l)
+{
+    return l->r->evmode && !l->priority;
+}
+
 static svec_t *home(reader_t *r, rstream_t *s)
 {
     switch (s->state) {
@@ -180,8 +265,11 @@ static void detach(reader_t *r, rstream_t *s)
 {
     svec_t *v = home(r, s);
     svec_drop(v, s);
-    if (s->state == RS_ACTIVE && s->lane->sweep_pos > v->n)
-        s->lane->sweep_pos = 0;
+    if (s->state == RS_ACTIVE) {
+        dirty_clear(s);
+        if (s->lane->sweep_pos > v->n)
+            s->lane->sweep_pos = 0;
+    }
 }
 
 /* Moves s to `state`. */
@@ -227,6 +315,8 @@ static void activate(reader_t *r, rstream_t *s)
     s->last_entry = now_ms(r);
     s->need_group = true;
     s->need_history = true;
+    if (events_lane(s->lane))
+        dirty_mark(s, true);
     lane_cut_short(r, s->lane, s);
     lane_kick(s->lane);
 }
@@ -245,6 +335,8 @@ static void on_lane_state(reader_conn_t *conn, bool connected, void *arg)
     for (size_t i = 0; i < l->active.n; i++) {
         l->active.v[i]->need_group = true;
         l->active.v[i]->need_history = true;
+        if (!l->priority)
+            dirty_mark(l->active.v[i], false); /* event mode: events of the outage are lost */
     }
     lane_kick(l);
 }
@@ -486,17 +578,142 @@ static void read_slot_groups(lane_t *l, rstream_t **sel, size_t k, size_t max, u
         l->next_slot = slot + 1;
 }
 
+/* ---- event mode: read what key events said has entries ---- */
+
+static void on_ev_read(const redisReply *rep, void *arg);
+
+/* The XGROUP CREATE of a stream about to be read, queued ahead of its read. */
+static void send_group_create(reader_t *r, lane_t *l, rstream_t *s)
+{
+    namereq_t *g = namereq_new(r, s);
+    const char *argv[] = {"XGROUP", "CREATE", s->name, r->cfg->consumer_group, "0"};
+    size_t lens[] = {6, 6, s->len, strlen(r->cfg->consumer_group), 1};
+    if (send_cmd(r, l->conn, s->name, s->len, on_group, g, 5, argv, lens)) {
+        free(g);
+        return;
+    }
+    s->need_group = false;
+    s->missing_until = 0;
+}
+
+/*
+ * Takes into rd the dirty streams of one read: hot ones first, then catch-up ones, all of the
+ * slot of the first (a Cluster's XREADGROUP names one slot), at most max. A stream read for
+ * new entries leaves its list; one whose history (id 0) is read stays until that is empty. A
+ * stream whose key is missing leaves too: its next XADD's event brings it back. Returns how many.
+ */
+static size_t take_dirty(lane_t *l, size_t max, uint64_t now)
+{
+    reader_t *r = l->r;
+    size_t k = 0;
+    int slot = 0;
+    dvec_t *lists[] = {&l->hot, &l->cold};
+    for (size_t li = 0; li < 2 && k < max; li++) {
+        dvec_t *v = lists[li];
+        size_t look = max * SLOT_LOOKAHEAD;
+        for (size_t i = v->n; i-- > 0 && k < max && look-- > 0;) {
+            rstream_t *s = v->v[i];
+            if (s->missing_until > now) {
+                dirty_clear(s);
+                continue;
+            }
+            if (s->taken || (k && s->slot != slot))
+                continue;
+            if (k == 0)
+                slot = s->slot;
+            if (s->need_group)
+                send_group_create(r, l, s);
+            if (s->need_group)
+                return k; /* not connected after all */
+            if (r->dlq && s->need_history)
+                reader_dlq_pending(r->dlq, l->conn, s->name, s->len, r->count, r->consumer, NULL,
+                                   l->marks);
+            if (!s->need_history)
+                dirty_clear(s);
+            if (l->rd_n + 1 > l->rd_cap) {
+                l->rd_cap = l->rd_cap ? l->rd_cap * 2 : 64;
+                l->rd = xrealloc(l->rd, l->rd_cap * sizeof(*l->rd));
+            }
+            l->rd[l->rd_n++] = s;
+            s->taken = true;
+            k++;
+        }
+    }
+    return k;
+}
+
+/*
+ * One batch: up to READS_PER_BATCH non-blocking XREADGROUPs over the dirty streams (history
+ * "0" or new ">" per stream), pipelined in one write; the next batch goes when all are
+ * answered, taking whatever was dirtied meanwhile. While entries flow, batches begin
+ * BATCH_DELAY apart (lane_pace), as the blocking lanes' passes do.
+ */
+static void lane_read_dirty(lane_t *l, uint64_t now)
+{
+    reader_t *r = l->r;
+    if (!l->hot.n && !l->cold.n)
+        return; /* nothing to read: a quiet lane costs nothing */
+    if (l->last_got > 1 && lane_pace(l, now))
+        return;
+    size_t max = (size_t)r->cfg->max_streams_per_read;
+    l->rd_n = 0;
+    l->reads_out = 0;
+    l->batch_got = 0;
+    l->batch_err = false;
+    l->pass_ms = now;
+    for (size_t b = 0; b < READS_PER_BATCH && (l->hot.n || l->cold.n); b++) {
+        size_t from = l->rd_n;
+        size_t k = take_dirty(l, max, now);
+        if (k == 0)
+            break;
+        size_t argc = 7 + 2 * k;
+        argv_reserve(&l->argv, &l->argvlen, &l->argcap, argc);
+        size_t a = 0;
+        arg_set(l, a++, "XREADGROUP", 10);
+        arg_set(l, a++, "GROUP", 5);
+        arg_set(l, a++, r->cfg->consumer_group, strlen(r->cfg->consumer_group));
+        arg_set(l, a++, r->consumer, strlen(r->consumer));
+        arg_set(l, a++, "COUNT", 5);
+        arg_set(l, a++, r->count, strlen(r->count));
+        arg_set(l, a++, "STREAMS", 7);
+        for (size_t i = 0; i < k; i++)
+            arg_set(l, a++, l->rd[from + i]->name, l->rd[from + i]->len);
+        for (size_t i = 0; i < k; i++)
+            arg_set(l, a++, l->rd[from + i]->need_history ? "0" : ">", 1);
+        evread_t *e = &l->ev[b];
+        *e = (evread_t){l, from, k};
+        if (send_cmd(r, l->conn, l->rd[from]->name, l->rd[from]->len, on_ev_read, e, (int)a,
+                     l->argv, l->argvlen)) {
+            for (size_t i = 0; i < k; i++)
+                dirty_mark(l->rd[from + i], true);
+            break;
+        }
+        l->reads_out++;
+    }
+    if (l->reads_out) {
+        l->state = LANE_BUSY;
+        l->read_blocking = false;
+        l->sent_ns = r->clock.now_ns(r->clock.ctx);
+    }
+}
+
 static void lane_kick(lane_t *l)
 {
     reader_t *r = l->r;
     if (l->state != LANE_IDLE || r->stopping || !conn_up(r, l->conn))
         return;
-    send_group_creates(l);
+    bool ev = events_lane(l);
+    if (!ev)
+        send_group_creates(l);
     uint64_t now = now_ms(r);
     if (now < l->hold_until || (r->gate && !r->gate(r->gate_arg))) {
         /* what we would read now could not reach every socket: wait, it stays in Redis */
         l->state = LANE_WAIT;
         r->clock.timer_start(l->timer, GATE_RETRY_MS, 0);
+        return;
+    }
+    if (ev) {
+        lane_read_dirty(l, now);
         return;
     }
     size_t max = (size_t)r->cfg->max_streams_per_read;
@@ -695,6 +912,75 @@ static void observe_read(reader_t *r, const lane_t *l, size_t got)
     }
 }
 
+/*
+ * One reply of an event-mode batch. A stream that returned a full COUNT has more: dirty again.
+ * A lost connection, NOGROUP (a group deleted, a key re-created) or another error leaves the
+ * batch's streams dirty, with their groups checked again on NOGROUP.
+ */
+static void on_ev_read(const redisReply *rep, void *arg)
+{
+    evread_t *e = arg;
+    lane_t *l = e->l;
+    reader_t *r = l->r;
+    /* nil: nothing to read */
+    bool ok = rep && (rep->type == REDIS_REPLY_ARRAY || rep->type == REDIS_REPLY_NIL);
+    bool nogroup = rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOGROUP", 7) == 0;
+    if (rep && !ok && !nogroup) {
+        l->batch_err = true;
+        if (log_sampled(&r->read_failures))
+            LOG_WARN("XREADGROUP failed: %s (%llu so far)",
+                     rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply",
+                     (unsigned long long)r->read_failures);
+    }
+    if (ok && rep->type == REDIS_REPLY_ARRAY) {
+        size_t full = (size_t)r->cfg->max_messages_batch;
+        for (size_t i = 0; i < rep->elements; i++) {
+            const redisReply *sr = rep->element[i];
+            l->batch_got += handle_stream(l, sr);
+            rstream_t *s = sr->type == REDIS_REPLY_ARRAY && sr->elements == 2 &&
+                                   sr->element[0]->type == REDIS_REPLY_STRING &&
+                                   sr->element[1]->type == REDIS_REPLY_ARRAY &&
+                                   sr->element[1]->elements >= full
+                               ? strmap_get(r->streams, sr->element[0]->str, sr->element[0]->len)
+                               : NULL;
+            if (s && s->state == RS_ACTIVE)
+                dirty_mark(s, true);
+        }
+    } else if (!ok) {
+        for (size_t i = e->from; i < e->from + e->n; i++) {
+            rstream_t *s = l->rd[i];
+            if (!s || s->state != RS_ACTIVE)
+                continue;
+            s->need_group |= nogroup;
+            dirty_mark(s, true);
+        }
+    }
+    if (--l->reads_out)
+        return;
+    /* the batch is over */
+    for (size_t i = 0; i < l->rd_n; i++) {
+        if (l->rd[i])
+            l->rd[i]->taken = false;
+    }
+    l->rd_n = 0;
+    if (l->state == LANE_BUSY)
+        l->state = LANE_IDLE;
+    l->last_got = l->batch_got;
+    reader_dlq_marks_clear(l->marks);
+    if (!rep || r->stopping) {
+        lane_close_if_stopping(l);
+        return; /* connection lost: on_lane_state restarts the lane */
+    }
+    observe_read(r, l, l->batch_got);
+    if (l->batch_err) {
+        l->state = LANE_WAIT; /* an error: not again at once */
+        uint64_t delay = r->cfg->batch_delay_ms > 100 ? (uint64_t)r->cfg->batch_delay_ms : 100;
+        r->clock.timer_start(l->timer, delay, 0);
+        return;
+    }
+    lane_kick(l);
+}
+
 static void on_read(const redisReply *rep, void *arg)
 {
     lane_t *l = arg;
@@ -839,9 +1125,12 @@ static void on_wake(const redisReply *rep, void *arg)
     }
 }
 
-static void send_wakes(reader_t *r)
+/* Polls up to `budget` parked streams; returns how many. */
+static size_t send_wakes(reader_t *r, size_t budget)
 {
-    size_t budget = r->parked.n < WAKE_BATCH ? r->parked.n : WAKE_BATCH;
+    size_t sent = 0;
+    if (budget > r->parked.n)
+        budget = r->parked.n;
     while (budget) {
         size_t want = budget < WAKE_PER_READ ? budget : WAKE_PER_READ;
         /* in a Cluster the streams of one XREAD share a slot: consecutive ones of that slot */
@@ -876,10 +1165,12 @@ static void send_wakes(reader_t *r)
         }
         if (send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
                      (int)(first + 2 * k), r->svc_argv, r->svc_len))
-            return;
+            break;
         r->svc_inflight++;
         budget -= k;
+        sent += k;
     }
+    return sent;
 }
 
 /* XAUTOCLAIM reply: [next, entries, (deleted ids)]; claimed entries are delivered here. */
@@ -898,12 +1189,12 @@ static void on_claim(const redisReply *rep, void *arg)
     free(q);
 }
 
-static void send_claims(reader_t *r)
+static void send_claims(reader_t *r, size_t budget)
 {
     uint64_t now = now_ms(r);
     if (now < r->next_claim || (r->gate && !r->gate(r->gate_arg)))
         return;
-    for (size_t sent = 0; sent < CLAIM_BATCH;) {
+    for (size_t sent = 0; sent < budget;) {
         if (r->claim_lane >= r->nlanes) {
             /* a full sweep: the next one after half the idle time */
             r->claim_lane = 0;
@@ -966,17 +1257,126 @@ static void park_idle(reader_t *r)
     }
 }
 
+/* ---- event mode: on, off, and its safety nets ---- */
+
+/* notify-keyspace-events includes key events (E) of stream commands (t, or A: all classes). */
+static bool flags_publish_xadd(const char *f, size_t len)
+{
+    return memchr(f, 'E', len) && (memchr(f, 't', len) || memchr(f, 'A', len));
+}
+
+/* Event mode follows the subscription and Redis' flags. Entering it, every ordinary active
+ * stream is read once without blocking and every parked one polled (what an outage's lost
+ * events announced is found); leaving it, the lanes go back to their blocking reads. */
+static void evmode_update(reader_t *r)
+{
+    bool on = r->events_ok && conn_up(r, r->events) && !r->stopping;
+    if (on == r->evmode)
+        return;
+    r->evmode = on;
+    LOG_INFO("reader: %s", on ? "key events on: streams are read when an XADD announces entries"
+                              : "key events off: lanes read with blocking XREADGROUP");
+    if (on) {
+        while (r->probe.n) { /* no XINFO: polled once from the start instead */
+            rstream_t *s = r->probe.v[r->probe.n - 1];
+            if (s->lane->priority) {
+                activate(r, s);
+            } else {
+                move_to(r, s, RS_PARKED);
+                if (!s->last_id[0])
+                    strcpy(s->last_id, "0-0");
+            }
+        }
+        r->catchup_left = r->parked.n;
+        r->catchup_fast = true;
+        r->next_catchup = now_ms(r) + CATCHUP_MS;
+    }
+    for (size_t i = 0; i < r->nplain; i++) {
+        lane_t *l = &r->lanes[i];
+        for (size_t j = 0; on && j < l->active.n; j++)
+            dirty_mark(l->active.v[j], false);
+        if (on && l->active.n)
+            lane_cut_short(r, l, l->active.v[0]);
+        lane_kick(l);
+    }
+}
+
+static void on_events_config(const redisReply *rep, void *arg)
+{
+    reader_t *r = arg;
+    svc_done(r);
+    if (!rep)
+        return; /* asked again when svc is back */
+    bool ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+              rep->element[1]->type == REDIS_REPLY_STRING &&
+              flags_publish_xadd(rep->element[1]->str, rep->element[1]->len);
+    if (ok != r->events_ok && !ok)
+        LOG_WARN("reader: Redis does not publish xadd key events (notify-keyspace-events needs E "
+                 "and t): streams are read with blocking XREADGROUP");
+    r->events_ok = ok;
+    evmode_update(r);
+}
+
+/* STREAM_KEYSPACE_EVENTS: ask Redis whether it publishes the events (the master sets the flags
+ * when it may; an operator may change them). */
+static void check_events(reader_t *r)
+{
+    uint64_t now = now_ms(r);
+    if (!r->events || now < r->next_events_check)
+        return;
+    const char *argv[] = {"CONFIG", "GET", "notify-keyspace-events"};
+    size_t lens[] = {6, 3, 22};
+    if (send_cmd(r, r->svc, NULL, 0, on_events_config, r, 3, argv, lens) == 0) {
+        r->svc_inflight++;
+        r->next_events_check = now + EVENTS_CHECK_MS;
+    }
+}
+
+/* Event mode: parked streams are polled only in catch-up passes (after a (re)subscription and
+ * for new streams at once, then every CATCHUP_MS spread over the interval), and active streams
+ * are claimed from over the same interval, not every STREAM_CLAIM_IDLE_MS / 2. */
+static void svc_events(reader_t *r)
+{
+    uint64_t now = now_ms(r);
+    if (!r->catchup_left && now >= r->next_catchup) {
+        r->catchup_left = r->parked.n;
+        r->catchup_fast = false;
+        r->next_catchup = now + CATCHUP_MS;
+    }
+    size_t turns = CATCHUP_MS / SVC_TICK_MS;
+    if (r->catchup_left) {
+        size_t budget = r->catchup_fast ? CATCHUP_FAST_TURN : r->parked.n / turns + 1;
+        size_t n = send_wakes(r, budget < r->catchup_left ? budget : r->catchup_left);
+        r->catchup_left = n < r->catchup_left ? r->catchup_left - n : 0;
+        if (!r->parked.n)
+            r->catchup_left = 0;
+    }
+    size_t active = reader_active(r);
+    send_claims(r, active / turns + 1);
+}
+
 static void svc_run(reader_t *r)
 {
     if (r->stopping || r->svc_inflight || !conn_up(r, r->svc))
         return;
+    check_events(r);
     park_idle(r);
+    if (r->evmode) {
+        svc_events(r);
+        return;
+    }
     send_probes(r);
     /* keyspace events wake parked streams at once; polling is only the safety net then */
     bool events = conn_up(r, r->events);
     if (!events || r->svc_turns++ % WAKE_SLOWDOWN == 0)
-        send_wakes(r);
-    send_claims(r);
+        send_wakes(r, WAKE_BATCH);
+    send_claims(r, CLAIM_BATCH);
+}
+
+static void heard_clear(reader_t *r)
+{
+    strmap_free(r->heard);
+    r->heard = strmap_new();
 }
 
 /* A key event: the key an XADD went to. */
@@ -984,11 +1384,23 @@ static void on_event(const char *key, size_t len, void *arg)
 {
     reader_t *r = arg;
     rstream_t *s = strmap_get(r->streams, key, len);
-    if (!s || r->stopping)
+    if (r->stopping)
         return;
-    if (s->state == RS_PARKED) {
+    if (!s) {
+        /* most likely a new stream the master assigns in a moment: read first once it does */
+        if (r->evmode) {
+            if (strmap_size(r->heard) >= HEARD_MAX)
+                heard_clear(r);
+            strmap_put(r->heard, key, len, r);
+        }
+        return;
+    }
+    if (s->state == RS_PARKED || (s->state == RS_PROBE && r->evmode)) {
         STATS_ADD(r->stats->wakes_event, 1);
         activate(r, s);
+    } else if (s->state == RS_ACTIVE && events_lane(s->lane)) {
+        dirty_mark(s, true);
+        lane_kick(s->lane);
     } else if (s->state == RS_ACTIVE && s->lane->idle_wait) {
         lane_t *l = s->lane; /* an idle rotation over slot groups: read now */
         r->clock.timer_stop(l->timer);
@@ -1005,10 +1417,25 @@ static void on_svc_state(reader_conn_t *conn, bool connected, void *arg)
 {
     (void)conn;
     reader_t *r = arg;
-    if (!connected)
+    if (!connected) {
         r->svc_inflight = 0; /* their callbacks ran with NULL replies, or will not run */
-    else
+    } else {
+        r->next_events_check = 0;
         svc_run(r);
+    }
+}
+
+/* The subscription came up (again: key events of the outage are lost) or went down. */
+static void on_events_state(reader_conn_t *conn, bool connected, void *arg)
+{
+    (void)conn;
+    reader_t *r = arg;
+    if (!connected) {
+        evmode_update(r);
+        return;
+    }
+    r->next_events_check = 0;
+    svc_run(r);
 }
 
 /* ---- public ---- */
@@ -1032,6 +1459,7 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
     r->nlanes = r->nplain + (cfg->priority.n ? 1 : 0);
     r->lanes = xcalloc(r->nlanes, sizeof(*r->lanes));
     r->streams = strmap_new();
+    r->heard = strmap_new();
     r->svc = r->redis.open(r->redis.ctx, "reader svc", on_svc_state, r);
     for (size_t i = 0; i < r->nlanes; i++) {
         r->lanes[i].r = r;
@@ -1043,8 +1471,8 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
     r->open_handles = 2;
     if (cfg->keyspace_events) {
         snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
-        r->events =
-            r->redis.subscribe(r->redis.ctx, "reader events", r->events_chan, on_event, NULL, r);
+        r->events = r->redis.subscribe(r->redis.ctx, "reader events", r->events_chan, on_event,
+                                       on_events_state, r);
         r->open_handles++;
     }
     r->svc_timer = r->clock.timer_new(r->clock.ctx, on_svc_timer, r);
@@ -1068,6 +1496,17 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
     svec_push(&r->probe, s);
     strmap_put(r->streams, s->name, len, s);
     STATS_SET(r->stats->streams, strmap_size(r->streams));
+    if (r->evmode) {
+        /* no probe: a stream its event announced is read now, any other polled once soon */
+        if (strmap_del(r->heard, name, len) || s->lane->priority) {
+            activate(r, s);
+        } else {
+            move_to(r, s, RS_PARKED);
+            strcpy(s->last_id, "0-0");
+            r->catchup_left++;
+            r->catchup_fast = true;
+        }
+    }
     svc_run(r);
 }
 
@@ -1076,6 +1515,10 @@ void reader_remove(reader_t *r, const char *name, size_t len)
     rstream_t *s = strmap_del(r->streams, name, len);
     if (!s)
         return;
+    for (size_t i = 0; s->taken && i < s->lane->rd_n; i++) {
+        if (s->lane->rd[i] == s)
+            s->lane->rd[i] = NULL; /* in the batch in flight */
+    }
     /* another worker may read it next: this one's blocking read must not hold it meanwhile */
     if (s->state == RS_ACTIVE)
         lane_cut_short(r, s->lane, s);
@@ -1176,7 +1619,11 @@ static void handle_closed(void *arg)
     void *done_arg = r->done_arg;
     strmap_foreach(r->streams, free_stream, NULL);
     strmap_free(r->streams);
+    strmap_free(r->heard);
     for (size_t i = 0; i < r->nlanes; i++) {
+        free(r->lanes[i].hot.v);
+        free(r->lanes[i].cold.v);
+        free(r->lanes[i].rd);
         free(r->lanes[i].active.v);
         free(r->lanes[i].sel);
         free(r->lanes[i].argv);
