@@ -18,6 +18,10 @@
 #include "shm/workdesc.h"
 
 #define SCAN_DUTY_FACTOR 4 /* pause >= 4 x the last pass: SCAN busy at most 20% of the time */
+/* While key events announce new and deleted streams, SCAN is only the safety net: a pass every
+ * 10 minutes, its steps SAFETY_STEP_MS apart so it never takes Redis for long. */
+#define SAFETY_PASS_MS 600000
+#define SAFETY_STEP_MS 50
 
 struct discovery {
     uv_loop_t *loop;
@@ -34,6 +38,11 @@ struct discovery {
     uv_timer_t pass;        /* the next pass */
     uint64_t cycle;         /* current pass number, from 1 */
     uint64_t pass_started_ms;
+    bool scanning;     /* a pass is under way */
+    bool events;       /* key events subscribed and published: SCAN is the safety net */
+    bool safety_pass;  /* this pass is a periodic safety pass: its steps are spread */
+    bool catch_up;     /* the next pass follows a (re)subscription: not spread */
+    uv_timer_t step_t; /* the next step of a spread pass */
     size_t priority_next; /* the next PRIORITY_STREAMS entry to look up, before the first pass */
     bool priority_done;
     bool stopped;
@@ -129,6 +138,11 @@ static void sweep(discovery_t *d)
     STATS_ADD(d->g->scan_cycles, 1);
 }
 
+static void on_step_due(uv_timer_t *t)
+{
+    step(t->data);
+}
+
 static void on_step(int rc, void *arg)
 {
     discovery_t *d = arg;
@@ -138,10 +152,16 @@ static void on_step(int rc, void *arg)
         sweep(d);
     publish(d);
     uint64_t pause = (uint64_t)d->first->discovery_interval_ms;
-    if (rc == 0) {
+    if (rc != 0)
+        d->scanning = false;
+    if (rc == 0 && d->safety_pass) {
+        uv_timer_start(&d->step_t, on_step_due, SAFETY_STEP_MS, 0);
+    } else if (rc == 0) {
         step(d);
     } else if (rc < 0) {
         next_pass(d, pause); /* it restarts at cursor 0 */
+    } else if (d->events) {
+        next_pass(d, SAFETY_PASS_MS);
     } else {
         /* a big keyspace is not rescanned back to back: idle Redis CPU stays bounded */
         uint64_t took = uv_now(d->loop) - d->pass_started_ms;
@@ -151,8 +171,10 @@ static void on_step(int rc, void *arg)
 
 static void step(discovery_t *d)
 {
-    if (scan_step(d->scan, d->first, on_scan_key, on_step, d) != 0)
+    if (scan_step(d->scan, d->first, on_scan_key, on_step, d) != 0) {
+        d->scanning = false;
         next_pass(d, (uint64_t)d->first->discovery_interval_ms);
+    }
 }
 
 static void lookup_priority(discovery_t *d);
@@ -191,6 +213,11 @@ static void on_pass_due(uv_timer_t *t)
 {
     discovery_t *d = t->data;
     d->pass_started_ms = uv_now(d->loop);
+    d->scanning = true;
+    /* the first pass and the one after a (re)subscription find what events could not tell
+     * at full speed; the periodic ones are spread */
+    d->safety_pass = d->events && d->cycle > 1 && !d->catch_up;
+    d->catch_up = false;
     if (d->priority_done)
         step(d);
     else
@@ -199,7 +226,8 @@ static void on_pass_due(uv_timer_t *t)
 
 static void next_pass(discovery_t *d, uint64_t ms)
 {
-    uv_timer_start(&d->pass, on_pass_due, ms, 0);
+    if (!d->scanning)
+        uv_timer_start(&d->pass, on_pass_due, ms, 0);
 }
 
 /* ---- key events ---- */
@@ -210,6 +238,21 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
     discovery_t *d = arg;
     if (d->stopped)
         return;
+    if (kind == KEYEVENT_UP || kind == KEYEVENT_DOWN) {
+        bool was = d->events;
+        d->events = kind == KEYEVENT_UP;
+        LOG_INFO("discovery: %s", d->events ? "key events on: SCAN passes every 10 minutes"
+                                            : "key events off: SCAN passes as configured");
+        /* up again: a pass at once finds what the outage hid; down: passes as without events */
+        if (d->events && was != d->events && d->cycle > 1) {
+            d->catch_up = true;
+            next_pass(d, 0);
+        } else if (!d->events) {
+            d->safety_pass = false;
+            next_pass(d, (uint64_t)d->first->discovery_interval_ms);
+        }
+        return;
+    }
     if (kind == KEYEVENT_DEL) {
         uint32_t pool, worker;
         if (pools_remove(d->pools, key, len, &pool, &worker) == 1) {
@@ -251,6 +294,8 @@ discovery_t *discovery_new(redis_topology_t *topo, redis_client_t *redis, const 
         d->kev = keyevents_new(topo, cfg, on_keyevent, d);
     uv_timer_init(loop, &d->pass);
     d->pass.data = d;
+    uv_timer_init(loop, &d->step_t);
+    d->step_t.data = d;
     next_pass(d, 0);
     return d;
 }
@@ -282,6 +327,7 @@ void discovery_stop(discovery_t *d)
 {
     d->stopped = true;
     uv_timer_stop(&d->pass);
+    uv_timer_stop(&d->step_t);
 }
 
 static void part_closed(discovery_t *d)
@@ -313,9 +359,10 @@ void discovery_close(discovery_t *d, void (*done)(void *arg), void *arg)
     discovery_stop(d);
     d->done = done;
     d->done_arg = arg;
-    d->open = d->kev ? 2 : 1;
+    d->open = d->kev ? 3 : 2;
     dispatch_close(d->dispatch);
     if (d->kev)
         keyevents_close(d->kev, on_kev_closed, d);
     uv_close((uv_handle_t *)&d->pass, on_timer_closed);
+    uv_close((uv_handle_t *)&d->step_t, on_timer_closed);
 }

@@ -23,6 +23,7 @@ struct keyevents {
     unsigned confirmed; /* bit 0: xadd, bit 1: del, since the last outage */
     bool config_done;   /* CONFIG GET (and SET) answered since the last outage */
     bool said;          /* "subscribed" logged since the last outage */
+    bool refused;       /* CONFIG refused since the last outage: events may not be published */
     char chan_xadd[48];
     char chan_del[48];
 };
@@ -82,6 +83,7 @@ int keyevents_parse(int db, const redis_push_t *m, keyevent_kind_t *kind, const 
 
 static void config_refused(keyevents_t *k, const char *what, const char *err)
 {
+    k->refused = true;
     if (k->warned_config)
         return;
     k->warned_config = true;
@@ -100,6 +102,8 @@ static void maybe_ready(keyevents_t *k)
     LOG_INFO("keyspace events: subscribed to %s and %s: new and deleted streams are seen at "
              "once",
              k->chan_xadd, k->chan_del);
+    if (!k->refused)
+        k->fn(KEYEVENT_UP, NULL, 0, k->arg);
 }
 
 static void config_answered(keyevents_t *k)
@@ -183,8 +187,11 @@ static void on_state(redis_client_t *cl, bool up, void *arg)
     keyevents_t *k = arg;
     if (up)
         return;
+    bool was = k->said && !k->refused;
     k->confirmed = 0;
-    k->config_done = k->said = false;
+    k->config_done = k->said = k->refused = false;
+    if (was)
+        k->fn(KEYEVENT_DOWN, NULL, 0, k->arg);
     LOG_WARN("keyspace events: connection to redis lost; new streams wait for SCAN until it is "
              "back");
 }
