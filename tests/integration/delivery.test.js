@@ -248,7 +248,13 @@ describe('nothing lost, nothing twice', { timeout: 240000, skip: h.ANCHOR_SKIP }
       const p = await parking(a);
       return p.parked === 2 ? p : null;
     }, { timeout: 10000, interval: 100, message: 'both streams parked' });
-    assert.ok(!io.items.some((m) => m.event === 'old'), 'a parked stream is not read');
+    if (events) {
+      // key events on: a new stream is not probed but read once from the start, so its
+      // undelivered entry goes out at once however old; quiet afterwards, it is parked
+      await io.waitFor((m) => m.event === 'old', 10000);
+    } else {
+      assert.ok(!io.items.some((m) => m.event === 'old'), 'a parked stream is not read');
+    }
     const at = Date.now();
     await redis.call('XADD', old, '*', 'event', 'wake', 'data', '1');
     await redis.call('XADD', fresh, '*', 'event', 'wake', 'data', '1');

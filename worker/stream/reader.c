@@ -24,6 +24,7 @@
 #define GATE_RETRY_MS 100
 /* event mode (see reader.h) */
 #define EVENTS_CHECK_MS 30000  /* notify-keyspace-events asked again */
+#define EVENTS_RECHECK_MS 5000 /* ... sooner while it lacks the flags (the master adds them) */
 #define CATCHUP_MS 600000      /* the slow safety-net pass: parked streams, claims */
 #define CATCHUP_FAST_TURN 5000 /* parked streams polled per turn after a (re)subscription */
 #define READS_PER_BATCH 16     /* XREADGROUPs (one slot group each) pipelined per lane */
@@ -1129,6 +1130,7 @@ static void on_wake(const redisReply *rep, void *arg)
 static size_t send_wakes(reader_t *r, size_t budget)
 {
     size_t sent = 0;
+    bool from_start = r->evmode && !r->cfg->stream_retain;
     if (budget > r->parked.n)
         budget = r->parked.n;
     while (budget) {
@@ -1160,7 +1162,8 @@ static size_t send_wakes(reader_t *r, size_t budget)
             rstream_t *s = pick[i];
             r->svc_argv[first + i] = s->name;
             r->svc_len[first + i] = s->len;
-            r->svc_argv[first + k + i] = s->last_id[0] ? s->last_id : "0-0";
+            /* event mode, delete policy: an entry still in the stream is one to deliver */
+            r->svc_argv[first + k + i] = s->last_id[0] && !from_start ? s->last_id : "0-0";
             r->svc_len[first + k + i] = strlen(r->svc_argv[first + k + i]);
         }
         if (send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
@@ -1328,7 +1331,7 @@ static void check_events(reader_t *r)
     size_t lens[] = {6, 3, 22};
     if (send_cmd(r, r->svc, NULL, 0, on_events_config, r, 3, argv, lens) == 0) {
         r->svc_inflight++;
-        r->next_events_check = now + EVENTS_CHECK_MS;
+        r->next_events_check = now + (r->events_ok ? EVENTS_CHECK_MS : EVENTS_RECHECK_MS);
     }
 }
 
