@@ -65,6 +65,7 @@ static const opt_t options[] = {
     {"MAX_MESSAGES_BATCH", OPT_INT, F(max_messages_batch), 0, 1, 100000, "100"},
     {"READ_BLOCK_MS", OPT_INT, F(read_block_ms), 0, 1, 60000, "500"},
     {"DISCOVERY_INTERVAL", OPT_INT, F(discovery_interval_ms), 0, 50, 3600000, "1000"},
+    {"DISCOVERY_SAFETY_INTERVAL", OPT_INT, F(discovery_safety_ms), 0, 50, 86400000, "600000"},
     {"STREAM_PATTERN", OPT_STR, F(stream_pattern), S(stream_pattern), 1, 0, "*"},
     {"STREAM_DELETE_POLICY", OPT_POLICY, F(stream_retain), 0, 0, 0, "delete"},
     {"STREAM_RETAIN_MS", OPT_INT, F(stream_retain_ms), 0, 1000, 604800000, "120000"},

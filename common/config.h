@@ -58,6 +58,7 @@ typedef struct cfg {
     int max_messages_batch;
     int read_block_ms;
     int discovery_interval_ms;
+    int discovery_safety_ms; /* SCAN passes while key events are published */
     char stream_pattern[512];
     bool stream_retain;         /* STREAM_DELETE_POLICY=retain: XACK only, XTRIM MINID by age */
     int stream_retain_ms;       /* STREAM_RETAIN_MS: how long retained entries stay */

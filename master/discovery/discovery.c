@@ -19,8 +19,7 @@
 
 #define SCAN_DUTY_FACTOR 4 /* pause >= 4 x the last pass: SCAN busy at most 20% of the time */
 /* While key events announce new and deleted streams, SCAN is only the safety net: a pass every
- * 10 minutes, its steps SAFETY_STEP_MS apart so it never takes Redis for long. */
-#define SAFETY_PASS_MS 600000
+ * DISCOVERY_SAFETY_INTERVAL, its steps SAFETY_STEP_MS apart so it never takes Redis for long. */
 #define SAFETY_STEP_MS 50
 
 struct discovery {
@@ -161,7 +160,7 @@ static void on_step(int rc, void *arg)
     } else if (rc < 0) {
         next_pass(d, pause); /* it restarts at cursor 0 */
     } else if (d->events) {
-        next_pass(d, SAFETY_PASS_MS);
+        next_pass(d, (uint64_t)d->first->discovery_safety_ms);
     } else {
         /* a big keyspace is not rescanned back to back: idle Redis CPU stays bounded */
         uint64_t took = uv_now(d->loop) - d->pass_started_ms;
@@ -241,8 +240,11 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
     if (kind == KEYEVENT_UP || kind == KEYEVENT_DOWN) {
         bool was = d->events;
         d->events = kind == KEYEVENT_UP;
-        LOG_INFO("discovery: %s", d->events ? "key events on: SCAN passes every 10 minutes"
-                                            : "key events off: SCAN passes as configured");
+        if (d->events)
+            LOG_INFO("discovery: key events on: a SCAN pass every %d ms (DISCOVERY_SAFETY_INTERVAL)",
+                     d->first->discovery_safety_ms);
+        else
+            LOG_INFO("discovery: key events off: SCAN passes every DISCOVERY_INTERVAL");
         /* up again: a pass at once finds what the outage hid; down: passes as without events */
         if (d->events && was != d->events && d->cycle > 1) {
             d->catch_up = true;

@@ -23,6 +23,7 @@ describe('discovery never consumes what is not a room (STREAM_PATTERN=*)', { tim
       STREAM_EXCLUDE: 'audit.*, tmp.[0-9]',
       STREAM_KEYSPACE_EVENTS: 'true',
       DISCOVERY_INTERVAL: '200',
+      DISCOVERY_SAFETY_INTERVAL: '200', // passes to watch, although key events are on
     }, { redis });
   });
 

@@ -22,8 +22,16 @@
  *   they are polled with non-blocking XREAD from their last id, WAKE_BATCH per 100 ms, and go
  *   back to their lane (group check and history first) as soon as one has a new entry.
  * - STREAM_KEYSPACE_EVENTS=true: one more connection subscribes to `__keyevent@<db>__:xadd`
- *   (Redis must have notify-keyspace-events with E and t); a parked stream wakes up on its
- *   event, and polling runs WAKE_SLOWDOWN times slower, as a safety net.
+ *   (on every primary). While it is up and Redis publishes the events (CONFIG GET
+ *   notify-keyspace-events on svc, on every subscription and every 30 s: E and t), the reader is
+ *   in event mode: the ordinary lanes never block; an event marks its stream dirty and a lane
+ *   reads only dirty streams, one batch of non-blocking XREADGROUPs in flight (one per slot
+ *   group, pipelined), paced by BATCH_DELAY while entries flow; a quiet stream costs nothing.
+ *   New streams skip the probe (read at once when their event came first, else polled once
+ *   from the start); parked streams are polled and active ones claimed from in a pass spread
+ *   over 10 minutes, plus a fast catch-up of everything after every (re)subscription. Without
+ *   event mode, a parked stream still wakes up on its event, and polling runs WAKE_SLOWDOWN
+ *   times slower.
  * - every STREAM_CLAIM_IDLE_MS / 2 the active streams are swept with XAUTOCLAIM (min idle
  *   STREAM_CLAIM_IDLE_MS): entries another consumer (a dead server, a slot that no longer exists)
  *   read but never acknowledged are delivered and acknowledged by this worker.
