@@ -37,11 +37,11 @@ struct discovery {
     uv_timer_t pass;        /* the next pass */
     uint64_t cycle;         /* current pass number, from 1 */
     uint64_t pass_started_ms;
-    bool scanning;     /* a pass is under way */
-    bool events;       /* key events subscribed and published: SCAN is the safety net */
-    bool safety_pass;  /* this pass is a periodic safety pass: its steps are spread */
-    bool catch_up;     /* the next pass follows a (re)subscription: not spread */
-    uv_timer_t step_t; /* the next step of a spread pass */
+    bool scanning;        /* a pass is under way */
+    bool events;          /* key events subscribed and published: SCAN is the safety net */
+    bool safety_pass;     /* this pass is a periodic safety pass: its steps are spread */
+    bool catch_up;        /* the next pass follows a (re)subscription: not spread */
+    uv_timer_t step_t;    /* the next step of a spread pass */
     size_t priority_next; /* the next PRIORITY_STREAMS entry to look up, before the first pass */
     bool priority_done;
     bool stopped;
@@ -241,8 +241,9 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
         bool was = d->events;
         d->events = kind == KEYEVENT_UP;
         if (d->events)
-            LOG_INFO("discovery: key events on: a SCAN pass every %d ms (DISCOVERY_SAFETY_INTERVAL)",
-                     d->first->discovery_safety_ms);
+            LOG_INFO(
+                "discovery: key events on: a SCAN pass every %d ms (DISCOVERY_SAFETY_INTERVAL)",
+                d->first->discovery_safety_ms);
         else
             LOG_INFO("discovery: key events off: SCAN passes every DISCOVERY_INTERVAL");
         /* up again: a pass at once finds what the outage hid; down: passes as without events */

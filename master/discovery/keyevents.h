@@ -26,7 +26,12 @@ typedef struct keyevents keyevents_t;
 
 /* XADD, DEL: a key's event. UP: subscribed on every primary with Redis publishing the events
  * (again after an outage: what it missed is only found by SCAN); DOWN: not any more. */
-typedef enum keyevent_kind { KEYEVENT_XADD, KEYEVENT_DEL, KEYEVENT_UP, KEYEVENT_DOWN } keyevent_kind_t;
+typedef enum keyevent_kind {
+    KEYEVENT_XADD,
+    KEYEVENT_DEL,
+    KEYEVENT_UP,
+    KEYEVENT_DOWN
+} keyevent_kind_t;
 
 /* `key` is borrowed for the call (NULL for UP and DOWN); any key of the database (the caller
  * matches STREAM_PATTERN). */

@@ -1481,8 +1481,9 @@ static void test_event_mode_coalesces_events_of_a_busy_lane(void **state)
     key_event(f, "s1");
     key_event(f, "s2");
     assert_string_equal(next(f), "(none)");
-    answer(f, "reader 0", ra(2, ra(2, rs("s2"), ra(0)),
-                             ra(2, rs("s1"), ra(2, entry("1-0", "e", "d"), entry("2-0", "e", "d")))));
+    answer(f, "reader 0",
+           ra(2, ra(2, rs("s2"), ra(0)),
+              ra(2, rs("s1"), ra(2, entry("1-0", "e", "d"), entry("2-0", "e", "d")))));
     assert_string_equal(next(f), "reader 0: XACK s1 g 1-0 2-0");
     assert_string_equal(next(f), "reader 0: XDEL s1 1-0 2-0");
     /* entries flow (2 in that read): the next read waits for BATCH_DELAY after the last began,
@@ -1655,8 +1656,10 @@ static void test_oversized_entry_is_a_dead_letter(void **state)
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     /* 1-0 and 3-0 are delivered; 2-0 (1,109 bytes) goes to the dead-letter stream instead */
-    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(3, entry("1-0", "e", "d"), entry("2-0", "e", big),
-                                                   entry("3-0", "e", "d")))));
+    answer(
+        f, "reader 0",
+        ra(1, ra(2, rs("s1"),
+                 ra(3, entry("1-0", "e", "d"), entry("2-0", "e", big), entry("3-0", "e", "d")))));
     assert_string_equal(next(f), "reader 0: PUBLISH s1 1-0");
     expect_prefix(f, "reader 0: XADD dl * stream s1 id 2-0 reason oversized deliveries 0 bytes "
                      "1109 ts 1700000001300 field:event e field:data xxxx");
@@ -1699,10 +1702,11 @@ static void test_poison_entry_read_again_is_a_dead_letter(void **state)
     assert_string_equal(next(f), "reader 0: XPENDING s1 g - + 10 c1");
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
     answer(f, "reader 0", rstatus("OK"));
-    answer(f, "reader 0", ra(2, ra(4, rs("5-0"), rs("c1"), rinteger(9000), rinteger(3)),
-                             ra(4, rs("6-0"), rs("c1"), rinteger(9000), rinteger(1))));
-    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(2, entry("5-0", "e", "d"),
-                                                   entry("6-0", "e", "d")))));
+    answer(f, "reader 0",
+           ra(2, ra(4, rs("5-0"), rs("c1"), rinteger(9000), rinteger(3)),
+              ra(4, rs("6-0"), rs("c1"), rinteger(9000), rinteger(1))));
+    answer(f, "reader 0",
+           ra(1, ra(2, rs("s1"), ra(2, entry("5-0", "e", "d"), entry("6-0", "e", "d")))));
     assert_string_equal(next(f), "reader 0: XADD dl * stream s1 id 5-0 reason poison deliveries 4 "
                                  "bytes 11 ts 1700000001300 field:event e field:data d");
     assert_string_equal(next(f), "reader 0: XACK s1 g 6-0");
@@ -1726,8 +1730,13 @@ static void test_poison_entry_read_again_is_a_dead_letter(void **state)
 static void test_poison_entry_claimed_is_a_dead_letter(void **state)
 {
     (void)state;
-    static const char *const env[] = {"STREAM_DEAD_LETTER", "dl", "STREAM_CLAIM_IDLE_MS", "1000",
-                                      "STREAM_DELETE_POLICY", "retain", NULL};
+    static const char *const env[] = {"STREAM_DEAD_LETTER",
+                                      "dl",
+                                      "STREAM_CLAIM_IDLE_MS",
+                                      "1000",
+                                      "STREAM_DELETE_POLICY",
+                                      "retain",
+                                      NULL};
     fake_t *f = fake_new(env);
     static const char *const names[] = {"s1", NULL};
     add_fresh(f, 0, names);
