@@ -25,8 +25,8 @@
 /* event mode (see reader.h) */
 #define EVENTS_CHECK_MS 30000  /* notify-keyspace-events asked again */
 #define EVENTS_RECHECK_MS 5000 /* ... sooner while it lacks the flags (the master adds them) */
-#define CATCHUP_MS 600000      /* the slow safety-net pass: parked streams, claims */
-#define CATCHUP_FAST_TURN 5000 /* parked streams polled per turn after a (re)subscription */
+#define CLAIM_SPREAD_MS 600000 /* event mode: one XAUTOCLAIM sweep spread over this long */
+#define CATCHUP_TURN 5000      /* parked streams polled per catch-up turn */
 #define READS_PER_BATCH 16     /* XREADGROUPs (one slot group each) pipelined per lane */
 #define HEARD_MAX 4096         /* key events of streams not assigned yet, remembered */
 #define SLOT_LOOKAHEAD 4 /* Cluster: dirty streams looked at per read, x MAX_STREAMS_PER_READ */
@@ -160,10 +160,8 @@ struct reader {
     bool events_ok; /* notify-keyspace-events has E and t (CONFIG GET on svc) */
     bool evmode;
     uint64_t next_events_check;
-    strmap_t *heard;       /* key events of unknown streams: read first once assigned */
-    size_t catchup_left;   /* parked streams still to poll in this pass */
-    bool catchup_fast;     /* the pass after a (re)subscription or of new streams */
-    uint64_t next_catchup; /* the next slow pass */
+    strmap_t *heard;     /* key events of unknown streams: read first once assigned */
+    size_t catchup_left; /* parked streams still to poll in this pass */
 };
 
 static void lane_kick(lane_t *l);
@@ -1029,11 +1027,17 @@ static void on_read(const redisReply *rep, void *arg)
 static void send_probes(reader_t *r);
 
 /* A service reply came. New streams are probed back to back, not one batch per tick. */
+static void catchup_turn(reader_t *r);
+
 static void svc_done(reader_t *r)
 {
     if (r->svc_inflight)
         r->svc_inflight--;
-    if (r->svc_inflight == 0 && r->probe.n && !r->stopping && conn_up(r, r->svc))
+    if (r->svc_inflight || r->stopping || !conn_up(r, r->svc))
+        return;
+    if (r->evmode)
+        catchup_turn(r);
+    else if (r->probe.n)
         send_probes(r);
 }
 
@@ -1291,8 +1295,6 @@ static void evmode_update(reader_t *r)
             }
         }
         r->catchup_left = r->parked.n;
-        r->catchup_fast = true;
-        r->next_catchup = now_ms(r) + CATCHUP_MS;
     }
     for (size_t i = 0; i < r->nplain; i++) {
         lane_t *l = &r->lanes[i];
@@ -1335,27 +1337,22 @@ static void check_events(reader_t *r)
     }
 }
 
-/* Event mode: parked streams are polled only in catch-up passes (after a (re)subscription and
- * for new streams at once, then every CATCHUP_MS spread over the interval), and active streams
- * are claimed from over the same interval, not every STREAM_CLAIM_IDLE_MS / 2. */
+/* Event mode: parked streams are polled only to catch up (after a (re)subscription, and new
+ * streams once), a turn after the other as fast as Redis answers. */
+static void catchup_turn(reader_t *r)
+{
+    if (!r->catchup_left)
+        return;
+    size_t n = send_wakes(r, r->catchup_left < CATCHUP_TURN ? r->catchup_left : CATCHUP_TURN);
+    r->catchup_left = n < r->catchup_left && r->parked.n ? r->catchup_left - n : 0;
+}
+
+/* Event mode: active streams are claimed from in a sweep spread over CLAIM_SPREAD_MS, not
+ * every STREAM_CLAIM_IDLE_MS / 2 (a respawned worker re-reads its own pending entries at once). */
 static void svc_events(reader_t *r)
 {
-    uint64_t now = now_ms(r);
-    if (!r->catchup_left && now >= r->next_catchup) {
-        r->catchup_left = r->parked.n;
-        r->catchup_fast = false;
-        r->next_catchup = now + CATCHUP_MS;
-    }
-    size_t turns = CATCHUP_MS / SVC_TICK_MS;
-    if (r->catchup_left) {
-        size_t budget = r->catchup_fast ? CATCHUP_FAST_TURN : r->parked.n / turns + 1;
-        size_t n = send_wakes(r, budget < r->catchup_left ? budget : r->catchup_left);
-        r->catchup_left = n < r->catchup_left ? r->catchup_left - n : 0;
-        if (!r->parked.n)
-            r->catchup_left = 0;
-    }
-    size_t active = reader_active(r);
-    send_claims(r, active / turns + 1);
+    catchup_turn(r);
+    send_claims(r, reader_active(r) / (CLAIM_SPREAD_MS / SVC_TICK_MS) + 1);
 }
 
 static void svc_run(reader_t *r)
@@ -1507,7 +1504,6 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
             move_to(r, s, RS_PARKED);
             strcpy(s->last_id, "0-0");
             r->catchup_left++;
-            r->catchup_fast = true;
         }
     }
     svc_run(r);
