@@ -2,6 +2,7 @@
 #include "worker/stream/reader.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,11 +64,6 @@ typedef struct svec {
     size_t n, cap;
 } svec_t;
 
-typedef struct dvec {
-    rstream_t **v;
-    size_t n, cap;
-} dvec_t;
-
 typedef enum lane_state { LANE_IDLE, LANE_BUSY, LANE_WAIT, LANE_CLOSED } lane_state_t;
 
 /* Event mode: one XREADGROUP of a lane's batch, over rd[from, from + n). */
@@ -103,7 +99,7 @@ struct lane {
     reader_dlq_marks_t *marks; /* STREAM_DEAD_LETTER: poison entries of its next history read */
     /* event mode: streams with something to read (events first, then catch-up), the streams
      * of the batch in flight (NULL once removed) and its reads */
-    dvec_t hot, cold;
+    svec_t hot, cold;
     rstream_t **rd;
     size_t rd_n, rd_cap;
     evread_t ev[READS_PER_BATCH];
@@ -186,38 +182,45 @@ static int send_cmd(reader_t *r, reader_conn_t *c, const char *key, size_t key_l
 
 /* ---- membership ---- */
 
-static void svec_push(svec_t *v, rstream_t *s)
+/* A stream is in two vectors at most (its state's, a dirty list), each keeping its position
+ * in a field of its own: `off` is that field's offset. */
+#define POS(s, off) (*(size_t *)((char *)(s) + (off)))
+
+static void vec_push(svec_t *v, rstream_t *s, size_t off)
 {
     if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 8;
         v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
     }
-    s->idx = v->n;
+    POS(s, off) = v->n;
     v->v[v->n++] = s;
+}
+
+static void vec_drop(svec_t *v, rstream_t *s, size_t off)
+{
+    rstream_t *last = v->v[--v->n];
+    v->v[POS(s, off)] = last;
+    POS(last, off) = POS(s, off);
+}
+
+static void svec_push(svec_t *v, rstream_t *s)
+{
+    vec_push(v, s, offsetof(rstream_t, idx));
 }
 
 static void svec_drop(svec_t *v, rstream_t *s)
 {
-    rstream_t *last = v->v[--v->n];
-    v->v[s->idx] = last;
-    last->idx = s->idx;
+    vec_drop(v, s, offsetof(rstream_t, idx));
 }
 
-static void dvec_push(dvec_t *v, rstream_t *s)
+static void dvec_push(svec_t *v, rstream_t *s)
 {
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 8;
-        v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
-    }
-    s->didx = v->n;
-    v->v[v->n++] = s;
+    vec_push(v, s, offsetof(rstream_t, didx));
 }
 
-static void dvec_drop(dvec_t *v, rstream_t *s)
+static void dvec_drop(svec_t *v, rstream_t *s)
 {
-    rstream_t *last = v->v[--v->n];
-    v->v[s->didx] = last;
-    last->didx = s->didx;
+    vec_drop(v, s, offsetof(rstream_t, didx));
 }
 
 /* Event mode: s has something to read (hot: an event said so, read before catch-up work). */
@@ -460,6 +463,21 @@ static void on_group(const redisReply *rep, void *arg)
     free(g);
 }
 
+/* XGROUP CREATE <s> <group> 0, queued ahead of the stream's read; need_group stays set when
+ * the connection is down. */
+static void send_group_create(reader_t *r, lane_t *l, rstream_t *s)
+{
+    namereq_t *g = namereq_new(r, s);
+    const char *argv[] = {"XGROUP", "CREATE", s->name, r->cfg->consumer_group, "0"};
+    size_t lens[] = {6, 6, s->len, strlen(r->cfg->consumer_group), 1};
+    if (send_cmd(r, l->conn, s->name, s->len, on_group, g, 5, argv, lens)) {
+        free(g);
+        return;
+    }
+    s->need_group = false;
+    s->missing_until = 0;
+}
+
 static void send_group_creates(lane_t *l)
 {
     reader_t *r = l->r;
@@ -468,15 +486,9 @@ static void send_group_creates(lane_t *l)
         rstream_t *s = l->active.v[i];
         if (!s->need_group || s->missing_until > now)
             continue;
-        namereq_t *g = namereq_new(r, s);
-        const char *argv[] = {"XGROUP", "CREATE", s->name, r->cfg->consumer_group, "0"};
-        size_t lens[] = {6, 6, s->len, strlen(r->cfg->consumer_group), 1};
-        if (send_cmd(r, l->conn, s->name, s->len, on_group, g, 5, argv, lens)) {
-            free(g);
+        send_group_create(r, l, s);
+        if (s->need_group)
             return;
-        }
-        s->need_group = false;
-        s->missing_until = 0;
     }
 }
 
@@ -581,20 +593,6 @@ static void read_slot_groups(lane_t *l, rstream_t **sel, size_t k, size_t max, u
 
 static void on_ev_read(const redisReply *rep, void *arg);
 
-/* The XGROUP CREATE of a stream about to be read, queued ahead of its read. */
-static void send_group_create(reader_t *r, lane_t *l, rstream_t *s)
-{
-    namereq_t *g = namereq_new(r, s);
-    const char *argv[] = {"XGROUP", "CREATE", s->name, r->cfg->consumer_group, "0"};
-    size_t lens[] = {6, 6, s->len, strlen(r->cfg->consumer_group), 1};
-    if (send_cmd(r, l->conn, s->name, s->len, on_group, g, 5, argv, lens)) {
-        free(g);
-        return;
-    }
-    s->need_group = false;
-    s->missing_until = 0;
-}
-
 /*
  * Takes into rd the dirty streams of one read: hot ones first, then catch-up ones, all of the
  * slot of the first (a Cluster's XREADGROUP names one slot), at most max. A stream read for
@@ -606,9 +604,9 @@ static size_t take_dirty(lane_t *l, size_t max, uint64_t now)
     reader_t *r = l->r;
     size_t k = 0;
     int slot = 0;
-    dvec_t *lists[] = {&l->hot, &l->cold};
+    svec_t *lists[] = {&l->hot, &l->cold};
     for (size_t li = 0; li < 2 && k < max; li++) {
-        dvec_t *v = lists[li];
+        svec_t *v = lists[li];
         size_t look = max * SLOT_LOOKAHEAD;
         for (size_t i = v->n; i-- > 0 && k < max && look-- > 0;) {
             rstream_t *s = v->v[i];
