@@ -418,17 +418,20 @@ void ownership_tick(ownership_t *o)
     /* unconfirmed for nearly a lease: another server may take it soon, so stop reading now */
     uint64_t limit =
         o->ttl_ms > 3 * OWNERSHIP_TICK_MS ? o->ttl_ms - 2 * OWNERSHIP_TICK_MS : o->ttl_ms / 2;
+    uint32_t expired = 0;
     for (uint32_t b = 0; b < OWNERSHIP_BUCKETS; b++) {
         bucket_t *k = &o->b[b];
         if ((k->state == B_HELD || k->state == B_DRAINING) && now - k->confirmed > limit) {
-            LOG_WARN("ownership: the lease of bucket %u was not renewed for %llu ms; its streams "
-                     "are no longer read here",
-                     b, (unsigned long long)(now - k->confirmed));
             if (k->state == B_HELD)
                 mark(o, o->lost, b);
             k->state = B_FREE;
+            expired++;
         }
     }
+    if (expired)
+        LOG_WARN("ownership: %u lease%s not renewed for %llu ms (Redis out of reach?): their "
+                 "streams are no longer read here",
+                 expired, expired == 1 ? "" : "s", (unsigned long long)limit);
     if (!o->heartbeat_busy) {
         const char *argv[] = {"EVAL", HEARTBEAT_LUA, "1", o->members_key, o->id, o->ttl};
         o->heartbeat_busy = send_cmd(o, R_HEARTBEAT, 0, o->members_key, 6, argv) == 0;
