@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/strmap.h"
 #include "common/xalloc.h"
 
 #define KEY_MAX 300
@@ -70,16 +71,6 @@ struct ownership {
 
 /* ---- hashing ---- */
 
-static uint64_t fnv1a(const char *s, size_t len)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static uint64_t mix(uint64_t x)
 {
     x ^= x >> 30;
@@ -91,7 +82,7 @@ static uint64_t mix(uint64_t x)
 
 uint32_t ownership_bucket(const char *name, size_t len)
 {
-    return (uint32_t)(mix(fnv1a(name, len)) % OWNERSHIP_BUCKETS);
+    return (uint32_t)(mix(strmap_hash(name, len)) % OWNERSHIP_BUCKETS);
 }
 
 int ownership_assign(const char *const *ids, size_t n, uint32_t bucket)
@@ -100,7 +91,7 @@ int ownership_assign(const char *const *ids, size_t n, uint32_t bucket)
     uint64_t best_h = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t h =
-            mix(fnv1a(ids[i], strlen(ids[i])) ^ ((uint64_t)(bucket + 1) * 0x9e3779b97f4a7c15ULL));
+            mix(strmap_hash(ids[i], strlen(ids[i])) ^ ((uint64_t)(bucket + 1) * 0x9e3779b97f4a7c15ULL));
         /* equal hashes: the smaller id, so every server picks the same one */
         if (best < 0 || h > best_h || (h == best_h && strcmp(ids[i], ids[best]) < 0)) {
             best = (int)i;
@@ -402,7 +393,7 @@ ownership_t *ownership_new(const ownership_ops_t *ops, const ownership_host_t *h
     o->prefix = xstrdup(cfg->consumer_prefix);
     o->group = xstrdup(cfg->group);
     o->ttl_ms = cfg->ttl_ms;
-    uint64_t scope = fnv1a(cfg->scope, strlen(cfg->scope));
+    uint64_t scope = strmap_hash(cfg->scope, strlen(cfg->scope));
     snprintf(o->key, sizeof(o->key), "%s:owner:%016llx", cfg->redis_key, (unsigned long long)scope);
     snprintf(o->members_key, sizeof(o->members_key), "%s:owners:%016llx", cfg->redis_key,
              (unsigned long long)scope);
