@@ -228,6 +228,7 @@ static void on_heartbeat(ownership_t *o, const redisReply *r)
         LOG_INFO("ownership: %zu live server%s", o->nmembers, o->nmembers == 1 ? "" : "s");
     if (!o->stopping)
         reassign(o);
+    flush(o); /* drains begin now, unless this round's claims are still due */
 }
 
 /* ---- leases ---- */
