@@ -19,14 +19,20 @@ static const char HEARTBEAT_LUA[] =
     "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) "
     "redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2])) "
     "return redis.call('ZRANGE', KEYS[1], 0, -1)";
-/* Take a free lease or renew ours: 1; someone else's: 0. */
+/*
+ * Renew ours or take one handed over (the tombstone RELEASE_LUA leaves): 1; take one that expired
+ * or never was (its last holder may have left entries pending): 2; someone else's: 0.
+ */
 static const char CLAIM_LUA[] =
     "local v = redis.call('GET', KEYS[1]) "
-    "if v == false or v == ARGV[1] then "
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
-static const char RELEASE_LUA[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "if v == ARGV[1] or v == '-' then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+    "if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end "
     "return 0";
+/* Hands ours over: a tombstone tells the next holder nothing was left pending. */
+static const char RELEASE_LUA[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('SET', KEYS[1], '-', 'PX', ARGV[2]) end return 0";
 
 typedef enum bstate { B_FREE, B_TAKING, B_HELD, B_DRAINING } bstate_t;
 
@@ -58,7 +64,7 @@ struct ownership {
     char ttl[16];
     uint32_t ttl_ms;
     bucket_t b[OWNERSHIP_BUCKETS];
-    bool gained[OWNERSHIP_BUCKETS], lost[OWNERSHIP_BUCKETS];
+    bool gained[OWNERSHIP_BUCKETS], lost[OWNERSHIP_BUCKETS], recover[OWNERSHIP_BUCKETS];
     bool any_moved;
     size_t claims;   /* CLAIM replies due: moved() waits for the whole round */
     size_t checks;   /* XPENDING replies due */
@@ -90,8 +96,8 @@ int ownership_assign(const char *const *ids, size_t n, uint32_t bucket)
     int best = -1;
     uint64_t best_h = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t h =
-            mix(strmap_hash(ids[i], strlen(ids[i])) ^ ((uint64_t)(bucket + 1) * 0x9e3779b97f4a7c15ULL));
+        uint64_t h = mix(strmap_hash(ids[i], strlen(ids[i])) ^
+                         ((uint64_t)(bucket + 1) * 0x9e3779b97f4a7c15ULL));
         /* equal hashes: the smaller id, so every server picks the same one */
         if (best < 0 || h > best_h || (h == best_h && strcmp(ids[i], ids[best]) < 0)) {
             best = (int)i;
@@ -141,8 +147,8 @@ static void send_release(ownership_t *o, uint32_t b)
 {
     char key[KEY_MAX];
     lease_key(o, b, key);
-    const char *argv[] = {"EVAL", RELEASE_LUA, "1", key, o->id};
-    (void)send_cmd(o, R_OTHER, b, key, 5, argv);
+    const char *argv[] = {"EVAL", RELEASE_LUA, "1", key, o->id, o->ttl};
+    (void)send_cmd(o, R_OTHER, b, key, 6, argv);
     o->b[b].state = B_FREE;
 }
 
@@ -152,9 +158,10 @@ static void flush(ownership_t *o)
     if (o->claims || !o->any_moved || o->left)
         return;
     o->any_moved = false;
-    o->host.moved(o->host.arg, o->gained, o->lost);
+    o->host.moved(o->host.arg, o->gained, o->lost, o->recover);
     memset(o->gained, 0, sizeof(o->gained));
     memset(o->lost, 0, sizeof(o->lost));
+    memset(o->recover, 0, sizeof(o->recover));
 }
 
 static void mark(ownership_t *o, bool *set, uint32_t b)
@@ -239,10 +246,11 @@ static void on_claim(ownership_t *o, const req_t *q, const redisReply *r)
     k->busy = false;
     o->claims--;
     bool ok = r && r->type == REDIS_REPLY_INTEGER;
-    if (ok && r->integer == 1) {
+    if (ok && (r->integer == 1 || r->integer == 2)) {
         if (k->state == B_TAKING) {
             k->state = B_HELD;
             mark(o, o->gained, q->bucket);
+            o->recover[q->bucket] = r->integer == 2;
         }
         if (k->state != B_FREE)
             k->confirmed = q->sent;

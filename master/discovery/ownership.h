@@ -23,11 +23,14 @@
  *   worker, XPENDING must show nothing pending for this server's consumers on any of them, twice
  *   one tick apart (a read sent just before the removal is answered meanwhile), or
  *   STREAM_OWNER_TTL_MS passed (entries left pending are claimed by the next owner's XAUTOCLAIM);
- *   then the lease is deleted and the next owner takes it on its next tick. Everything this
- *   server published and acknowledged reached Redis before the next owner's first read.
- * - Stop: after the workers drained (SIGTERM), ownership_leave deletes the leases it holds and the
- *   membership, so the buckets move at once. A server that dies keeps them until its lease
- *   expires (STREAM_OWNER_TTL_MS); the next owner's XAUTOCLAIM delivers what it left pending.
+ *   then the lease is replaced by a tombstone ("-", same TTL) and the next owner takes it on its
+ *   next tick. Everything this server published and acknowledged reached Redis before the next
+ *   owner's first read.
+ * - Stop: after the workers drained (SIGTERM), ownership_leave hands over the leases it holds and
+ *   deletes its membership, so the buckets move at once. A server that dies keeps them until its
+ *   lease expires (STREAM_OWNER_TTL_MS); a lease taken without a tombstone is reported as one to
+ *   recover (moved's recover[]): the host claims what the dead holder left pending before the
+ *   streams are read, so those entries come first.
  * - Safety: a lease not confirmed for STREAM_OWNER_TTL_MS - 2 ticks (Redis out of reach) is given
  *   up locally: the streams are taken from the workers before another server may take the lease.
  *
@@ -66,10 +69,12 @@ typedef struct ownership_host {
     void *arg;
     /*
      * Buckets this server now holds (gained[b]: send their streams to the workers) and buckets
-     * it no longer lets its workers read (lost[b]: take their streams back). Both arrays have
-     * OWNERSHIP_BUCKETS entries; at least one is true.
+     * it no longer lets its workers read (lost[b]: take their streams back). recover[b]: gained
+     * from a holder that did not hand it over (it died): entries it left pending are to be
+     * claimed before the streams are read. The arrays have OWNERSHIP_BUCKETS entries; at least
+     * one of gained and lost is true.
      */
-    void (*moved)(void *arg, const bool *gained, const bool *lost);
+    void (*moved)(void *arg, const bool *gained, const bool *lost, const bool *recover);
     /* Calls fn for every known stream whose bucket b has want[b] true. */
     void (*each_stream)(void *arg, const bool *want, ownership_stream_fn fn, void *fn_arg);
     /* True when every descriptor sent so far has been taken by its worker. */
@@ -101,7 +106,7 @@ uint32_t ownership_held(const ownership_t *o);
 uint32_t ownership_members(const ownership_t *o);
 /* The master is stopping: no bucket is taken from now on; held ones are still renewed. */
 void ownership_stop(ownership_t *o);
-/* The workers are gone: deletes the leases still held and this server's membership. */
+/* The workers are gone: hands over the leases still held, deletes this server's membership. */
 void ownership_leave(ownership_t *o);
 /* Frees (at once, or after the last reply still due). NULL is a no-op. */
 void ownership_free(ownership_t *o);
