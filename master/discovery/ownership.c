@@ -169,7 +169,7 @@ static void mark(ownership_t *o, bool *set, uint32_t b)
     /* gained then lost in one round (or the reverse) cancel out */
     bool *other = set == o->gained ? o->lost : o->gained;
     if (other[b])
-        other[b] = false;
+        other[b] = o->recover[b] = false;
     else
         set[b] = true;
     o->any_moved = true;

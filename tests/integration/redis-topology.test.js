@@ -402,18 +402,29 @@ describe('classic adapter on a Redis Cluster with a Node socket.io server (creat
     await nodeIn.waitCount(rooms.length, 30000);
     await sioIn.waitCount(rooms.length, 30000);
     const bus = (await busPublishes()) - bus0;
-    // Node -> streamio: a Node broadcast to each room, then one marker behind them
-    for (const room of rooms) await peer.call('broadcast', { rooms: [room], event: 'node:event', args: [room] });
-    await peer.call('broadcast', { rooms: [rooms[0]], event: 'node:event', args: ['end'] });
-    await fromNode.waitFor((a) => a === 'end', 30000);
-    // and a last entry behind the others: what came before it came once
-    const last = await (await ownerOf(cluster, rooms[0])).call('XADD', rooms[0], '*', 'event', 'clc-end', 'data', '0');
-    await nodeIn.waitFor((m) => m.messageId === last, 30000);
-    await sioIn.waitFor((m) => m.messageId === last, 30000);
+    // Node -> streamio: a Node broadcast to each room, then a marker in the same room (node-redis
+    // sends each PUBLISH of a cluster client to any node, so they may come in either order: wait
+    // for both)
+    for (const room of rooms) {
+      await peer.call('broadcast', { rooms: [room], event: 'node:event', args: [room] });
+      await peer.call('broadcast', { rooms: [room], event: 'node:event', args: [`end ${room}`] });
+    }
+    await h.waitUntil(() => rooms.every((r) => fromNode.items.includes(r) && fromNode.items.includes(`end ${r}`)),
+      { timeout: 30000, message: 'every Node broadcast and its marker reached the streamio client' });
+    // and a last entry behind the others in every room (streamio publishes a room's entries on
+    // one connection, routed by the channel's slot: in order): what came before it came once
+    const last = [];
+    for (const room of rooms) {
+      last.push(await (await ownerOf(cluster, room)).call('XADD', room, '*', 'event', 'clc-end', 'data', '0'));
+    }
+    for (const id of last) {
+      await nodeIn.waitFor((m) => m.messageId === id, 30000);
+      await sioIn.waitFor((m) => m.messageId === id, 30000);
+    }
     const entries = (inbox) => inbox.items.filter((m) => m.event === 'clc').map((m) => m.messageId).sort();
     assert.deepStrictEqual(entries(nodeIn), [...ids].sort());
     assert.deepStrictEqual(entries(sioIn), [...ids].sort());
-    assert.deepStrictEqual(fromNode.items.filter((a) => a !== 'end').sort(), [...rooms].sort());
+    assert.deepStrictEqual(fromNode.items.filter((a) => !a.startsWith('end ')).sort(), [...rooms].sort());
     nodeIn.items.filter((m) => m.event === 'clc')
       .forEach((m) => assert.deepStrictEqual(m.message, { event: 'clc', data: { room: m.roomId } }));
     process.stdout.write(`# classic adapter on a 3-master cluster: ${rooms.length} entries published, ` +
