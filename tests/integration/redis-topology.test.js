@@ -5,7 +5,8 @@
  * REDIS_TLS_CA_FILE; a primary + replica + 3 sentinels (REDIS_SENTINELS + REDIS_SENTINEL_NAME)
  * through a SENTINEL FAILOVER under a steady producer; a 3-master Redis Cluster
  * (REDIS_CLUSTER_NODES): delivery from every master, the sharded adapter shared with a Node
- * socket.io server on a createCluster client (sharded and classic mode), and a graceful CLUSTER FAILOVER, kill -9 of a
+ * socket.io server on a createCluster client (sharded and classic mode), two streamio servers
+ * sharing the streams (one reader per stream), and a graceful CLUSTER FAILOVER, kill -9 of a
  * master and a reshard of 1000 slots under a steady producer. Real socket.io-clients receive the
  * entries. Bad values stop startup with one line naming the variable (exit 2) and never print a
  * password.
@@ -274,6 +275,70 @@ describe('streamio on a Redis Cluster (REDIS_CLUSTER_NODES)', { timeout: 180000,
     assert.equal(health.streams, 12);
     // one slot per read, every command where its key lives
     assert.doesNotMatch(logText(srv), /CROSSSLOT|XREADGROUP failed|MOVED/);
+  }));
+});
+
+describe('two streamio servers on a Redis Cluster share the streams (sharded adapter)', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
+  let cluster;
+  let a;
+  let b;
+
+  before(async () => {
+    const env = { SOCKETIO_REDIS_ADAPTER: 'sharded', STREAM_PATTERN: 'own.*', STREAM_CLAIM_IDLE_MS: '60000' };
+    ({ cluster, srv: a } = await startOnCluster({ env }));
+    b = await h.startStreamio({
+      REDIS_CLUSTER_NODES: cluster.seeds, REDIS_PORT: String(cluster.nodes[0].port), CLUSTER_WORKERS: '2',
+      STREAM_KEYSPACE_EVENTS: 'true', DISCOVERY_INTERVAL: '1000', ...env,
+    });
+  });
+
+  h.stopAfter(() => ({ srv: { stop: async () => { if (b) await b.stop(); if (a) await a.stop(); } }, redis: cluster }));
+  const logs = (fn) => h.withLogs(() => [a, b], fn);
+
+  it('each stream read by one server, every entry once per socket and in order', logs(async () => {
+    // the lease and membership keys live on whichever masters their slots say
+    await h.waitUntil(async () => {
+      const [oa, ob] = await Promise.all([a, b].map(async (s) => (await h.healthRetry(s)).body.ownership));
+      return oa && ob && oa.servers === 2 && ob.servers === 2 && oa.buckets > 0 && ob.buckets > 0 &&
+        oa.buckets + ob.buckets === 128;
+    }, { timeout: 30000, message: 'both servers hold a share of the buckets' });
+    const rooms = [];
+    const owners = new Set();
+    for (let i = 0; i < 8; i++) {
+      const room = h.uniq(`own.room${i}`);
+      rooms.push(room);
+      owners.add((await ownerOf(cluster, room)).port);
+    }
+    assert.ok(owners.size >= 2, 'the rooms live on several masters');
+    const socks = [];
+    for (const room of rooms) {
+      for (const srv of [a, b]) {
+        const s = await h.connectClient(srv.url);
+        await h.joinRoom(s, room);
+        socks.push({ room, inbox: h.collect(s) });
+      }
+    }
+    const N = 100;
+    for (let n = 0; n < N; n++) {
+      await Promise.all(rooms.map(async (r) => (await ownerOf(cluster, r)).call('XADD', r, '*', 'event', 'own', 'data', String(n))));
+    }
+    const last = [];
+    for (const r of rooms) last.push(await (await ownerOf(cluster, r)).call('XADD', r, '*', 'event', 'own-end', 'data', '0'));
+    await Promise.all(socks.map((x) => x.inbox.waitFor((m) => m.event === 'own-end', 60000)));
+    const inOrder = Array.from({ length: N }, (_, i) => i);
+    for (const x of socks) {
+      const got = x.inbox.items.filter((m) => m.roomId === x.room && m.event === 'own').map((m) => Number(m.message.data));
+      assert.deepStrictEqual(got, inOrder, `${x.room}: every entry once, in order`);
+    }
+    const readBy = new Map();
+    for (const r of rooms) {
+      const ports = new Set((await (await ownerOf(cluster, r)).call('XINFO', 'CONSUMERS', r, 'streamio'))
+        .map((c) => String(c[1]).split(':').slice(-2)[0]));
+      assert.equal(ports.size, 1, `${r} read by one server`);
+      for (const p of ports) readBy.set(p, (readBy.get(p) || 0) + 1);
+    }
+    process.stdout.write(`# two servers on a 3-master cluster: ${rooms.length * N} entries to ${socks.length} ` +
+      `sockets, each once and in order; rooms per server ${[...readBy.values()].join('/')}\n`);
   }));
 });
 
