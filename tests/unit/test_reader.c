@@ -1496,7 +1496,7 @@ static void test_event_mode_coalesces_events_of_a_busy_lane(void **state)
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 s2 > >");
     /* a stream that filled COUNT has more: read again without waiting for its next event */
     redisReply *full = ra(0);
-    full->element = calloc(10, sizeof(*full->element));
+    full->element = realloc(full->element, 10 * sizeof(*full->element));
     for (int i = 0; i < 10; i++) {
         char id[16];
         snprintf(id, sizeof(id), "%d-0", 10 + i);
