@@ -389,13 +389,12 @@ static void arg_set(lane_t *l, size_t i, const char *s, size_t len)
 
 static void on_read(const redisReply *rep, void *arg);
 
-/* XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s... id... over sel[0..k); nothing when the
- * lane is not connected. */
-static void send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool block)
+/* Starts the lane's argv with XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS and the names of
+ * sel[0..k), room left for their k ids; returns the next argument's index. */
+static size_t read_head(lane_t *l, rstream_t *const *sel, size_t k, bool block)
 {
     reader_t *r = l->r;
-    size_t argc = 7 + (block ? 2 : 0) + 1 + 2 * k;
-    argv_reserve(&l->argv, &l->argvlen, &l->argcap, argc);
+    argv_reserve(&l->argv, &l->argvlen, &l->argcap, 8 + (block ? 2 : 0) + 2 * k);
     size_t a = 0;
     arg_set(l, a++, "XREADGROUP", 10);
     arg_set(l, a++, "GROUP", 5);
@@ -410,6 +409,15 @@ static void send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool
     arg_set(l, a++, "STREAMS", 7);
     for (size_t i = 0; i < k; i++)
         arg_set(l, a++, sel[i]->name, sel[i]->len);
+    return a;
+}
+
+/* XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s... id... over sel[0..k); nothing when the
+ * lane is not connected. */
+static void send_read(lane_t *l, rstream_t **sel, size_t k, const char *id, bool block)
+{
+    reader_t *r = l->r;
+    size_t a = read_head(l, sel, k, block);
     for (size_t i = 0; i < k; i++)
         arg_set(l, a++, id, strlen(id));
     int rc = block ? r->redis.command_blocking(l->conn, sel[0]->name, sel[0]->len,
@@ -663,18 +671,7 @@ static void lane_read_dirty(lane_t *l, uint64_t now)
         size_t k = take_dirty(l, max, now);
         if (k == 0)
             break;
-        size_t argc = 7 + 2 * k;
-        argv_reserve(&l->argv, &l->argvlen, &l->argcap, argc);
-        size_t a = 0;
-        arg_set(l, a++, "XREADGROUP", 10);
-        arg_set(l, a++, "GROUP", 5);
-        arg_set(l, a++, r->cfg->consumer_group, strlen(r->cfg->consumer_group));
-        arg_set(l, a++, r->consumer, strlen(r->consumer));
-        arg_set(l, a++, "COUNT", 5);
-        arg_set(l, a++, r->count, strlen(r->count));
-        arg_set(l, a++, "STREAMS", 7);
-        for (size_t i = 0; i < k; i++)
-            arg_set(l, a++, l->rd[from + i]->name, l->rd[from + i]->len);
+        size_t a = read_head(l, l->rd + from, k, false);
         for (size_t i = 0; i < k; i++)
             arg_set(l, a++, l->rd[from + i]->need_history ? "0" : ">", 1);
         evread_t *e = &l->ev[b];
