@@ -608,7 +608,7 @@ static int clients_setup(worker_t *w)
     const cfg_t *cfg = w->cfg;
     bool conformance = cfg->conformance;
     http_limits_t lim = {
-        .max_header_bytes = 8192,
+        .max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES,
         .max_body = (size_t)cfg->max_payload,
         .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
         .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
