@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "common/proto/http_req.h"
+#include "tests/unit/fake_transport.h"
 #include "worker/eio/eio_session.h"
 #include "worker/sio/seed_events.h"
 #include "worker/sio/sio.h"
@@ -33,6 +34,7 @@ typedef struct fx {
     uv_loop_t loop;
     timerq_clock_t clock;
     buf_t log[4]; /* what the first connections were sent, one line per text message */
+    fake_tr_t ft;
     eio_session_t *sess[NCONN];
     cfg_t cfg;
     stats_worker_t stats;
@@ -42,73 +44,10 @@ typedef struct fx {
     http_req_t *req;
 } fx_t;
 
-static int conn_no(conn_t *c)
-{
-    return (int)((char *)c - conn_tokens);
-}
-
 static uint64_t clk_now(void *arg)
 {
     (void)arg;
     return 1000;
-}
-
-static void clk_wake(void *arg, timerq_t *q, uint64_t due)
-{
-    (void)arg, (void)q, (void)due;
-}
-
-static void clk_cancel(void *arg, timerq_t *q)
-{
-    (void)arg, (void)q;
-}
-
-static int tr_ws_text(void *arg, conn_t *c, const char *p, size_t len)
-{
-    fx_t *f = arg;
-    if (conn_no(c) < 4)
-        buf_printf(&f->log[conn_no(c)], "%.*s\n", (int)len, p);
-    return 0;
-}
-
-static int tr_ws_msg(void *arg, conn_t *c, eio_msg_t *m)
-{
-    (void)arg, (void)c, (void)m;
-    return 0;
-}
-
-static int tr_ws_close(void *arg, conn_t *c, uint16_t code)
-{
-    (void)arg, (void)c, (void)code;
-    return 0;
-}
-
-static size_t tr_backlog(void *arg, conn_t *c)
-{
-    (void)arg, (void)c;
-    return 0;
-}
-
-static void tr_respond(void *arg, conn_t *c, int status, const char *ctype, const char *body,
-                       size_t len, bool cors)
-{
-    (void)arg, (void)c, (void)status, (void)ctype, (void)body, (void)len, (void)cors;
-}
-
-static int tr_hold(void *arg, conn_t *c)
-{
-    (void)arg, (void)c;
-    return 0;
-}
-
-static void tr_close(void *arg, conn_t *c)
-{
-    (void)arg, (void)c;
-}
-
-static void tr_own(void *arg, conn_t *c, eio_session_t *s)
-{
-    ((fx_t *)arg)->sess[conn_no(c)] = s;
 }
 
 static const char *no_env(const char *name, void *arg)
@@ -127,9 +66,9 @@ static fx_t *fx_new(void)
     assert_int_equal(config_load(&f->cfg, no_env, NULL, &err), 0);
     buf_free(&err);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->clock = (timerq_clock_t){f, clk_now, clk_wake, clk_cancel};
-    eio_transport_t tr = {f,          tr_ws_text, tr_ws_msg, tr_ws_close, tr_backlog,
-                          tr_respond, tr_hold,    tr_close,  tr_own};
+    f->clock = (timerq_clock_t){f, clk_now, ft_clock_wake, ft_clock_cancel};
+    f->ft = (fake_tr_t){conn_tokens, f->log, 4, f->sess};
+    eio_transport_t tr = fake_transport(&f->ft);
     eio_config_t ec = {.ping_interval_ms = 25000,
                        .ping_timeout_ms = 20000,
                        .upgrade_timeout_ms = 10000,
