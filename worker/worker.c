@@ -233,7 +233,8 @@ static bool is_sibling_uid(const char *uid, size_t len, void *arg)
  * cannot keep up): an entry read then would be dropped for its clients, while an entry left in
  * Redis is read a moment later. Pub/sub plays no part: the siblings get entries over local IPC,
  * the PUBLISH for other servers goes on the reading connection itself, and other servers miss what
- * is published while their own pub/sub is down, as with Node's adapter.
+ * is published while their own subscription is closed (a partition outlives it only past
+ * REDIS_PUBSUB_DEAD_AFTER_MS), as with Node's adapter.
  */
 static bool siblings_keep_up(void *arg)
 {
