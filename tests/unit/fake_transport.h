@@ -62,6 +62,12 @@ static size_t ft_backlog(void *arg, conn_t *c)
     return 0;
 }
 
+static bool ft_open(void *arg, conn_t *c)
+{
+    (void)arg, (void)c;
+    return true;
+}
+
 static void ft_respond(void *arg, conn_t *c, int status, const char *ctype, const char *body,
                        size_t len, bool cors)
 {
@@ -87,8 +93,8 @@ static void ft_own(void *arg, conn_t *c, eio_session_t *s)
 
 static eio_transport_t fake_transport(fake_tr_t *ft)
 {
-    return (eio_transport_t){ft,         ft_ws_text, ft_ws_msg, ft_ws_close, ft_backlog,
-                             ft_respond, ft_hold,    ft_close,  ft_own};
+    return (eio_transport_t){ft,      ft_ws_text, ft_ws_msg, ft_ws_close, ft_backlog,
+                             ft_open, ft_respond, ft_hold,   ft_close,    ft_own};
 }
 
 static void ft_clock_wake(void *arg, timerq_t *q, uint64_t due)
