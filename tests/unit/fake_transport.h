@@ -13,7 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "common/buf.h"
+#include "common/proto/http_req.h"
 #include "worker/eio/eio_session.h"
 
 typedef struct fake_tr {
@@ -105,6 +109,57 @@ static void ft_clock_wake(void *arg, timerq_t *q, uint64_t due)
 static void ft_clock_cancel(void *arg, timerq_t *q)
 {
     (void)arg, (void)q;
+}
+
+/* Node's Engine.IO defaults. */
+static eio_config_t fake_eio_config(void)
+{
+    return (eio_config_t){.ping_interval_ms = 25000,
+                          .ping_timeout_ms = 20000,
+                          .upgrade_timeout_ms = 10000,
+                          .ready_timeout_ms = 45000,
+                          .max_payload = 1000000,
+                          .max_poll_queue = 1u << 20};
+}
+
+/* A parsed WebSocket handshake request for eio_session_open; NULL if it did not parse. */
+static http_req_t *fake_ws_request(void)
+{
+    static const char head[] = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                               "Host: localhost\r\n\r\n";
+    http_req_t *r = http_req_new(0);
+    size_t used;
+    if (http_req_feed(r, head, sizeof(head) - 1, &used) <= 0) {
+        http_req_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Opens a WebSocket session from 127.0.0.1 on connection c (remembered in sess[c]): 0 or
+ * eio_session_open's error. */
+static int ft_open_ws(fake_tr_t *ft, eio_t *e, const eio_handlers_t *h, const http_req_t *req,
+                      int c)
+{
+    struct sockaddr_storage peer = {0};
+    struct sockaddr_in *in = (struct sockaddr_in *)&peer;
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(0x7f000001);
+    return eio_session_open(e, h, (conn_t *)&ft->tokens[c], req, &peer, true, false, &ft->sess[c]);
+}
+
+static void ft_all_closed(void *arg)
+{
+    (void)arg;
+}
+
+/* Ends every session of e, then tells it that each of the n first connections closed. */
+static void ft_close_all(fake_tr_t *ft, eio_t *e, int n)
+{
+    eio_close_all(e, ft_all_closed, NULL);
+    for (int i = 0; i < n; i++)
+        if (ft->sess[i])
+            eio_conn_closed((conn_t *)&ft->tokens[i], ft->sess[i]);
 }
 
 #endif

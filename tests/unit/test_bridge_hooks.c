@@ -75,12 +75,7 @@ static fx_t *fx_new(const char *const *env)
     f->clock = (timerq_clock_t){f, clk_now, ft_clock_wake, ft_clock_cancel};
     f->ft = (fake_tr_t){conn_tokens, f->log, 8, f->sess};
     eio_transport_t tr = fake_transport(&f->ft);
-    eio_config_t ec = {.ping_interval_ms = 25000,
-                       .ping_timeout_ms = 20000,
-                       .upgrade_timeout_ms = 10000,
-                       .ready_timeout_ms = 45000,
-                       .max_payload = 1000000,
-                       .max_poll_queue = 1u << 20};
+    eio_config_t ec = fake_eio_config();
     assert_int_equal(eio_new(&f->e, &f->loop, &f->clock, &ec, &tr, &f->stats), 0);
     assert_int_equal(sio_new(&f->sio, &f->loop, &f->cfg, false, &f->stats), 0);
     assert_int_equal(
@@ -94,25 +89,14 @@ static fx_t *fx_new(const char *const *env)
     f->presence = presence_new(&ops, &f->cfg, "W1", &f->stats);
     f->inbound = inbound_new(&ops, &f->cfg, "W1", &f->stats);
     assert_int_equal(bridge_hooks_new(&f->hooks, f->sio, f->fanout, f->presence, f->inbound), 0);
-    f->req = http_req_new(0);
-    static const char head[] = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-                               "Host: localhost\r\n\r\n";
-    size_t used;
-    assert_true(http_req_feed(f->req, head, sizeof(head) - 1, &used) > 0);
+    f->req = fake_ws_request();
+    assert_non_null(f->req);
     return f;
-}
-
-static void on_all_closed(void *arg)
-{
-    (void)arg;
 }
 
 static void fx_free(fx_t *f)
 {
-    eio_close_all(f->e, on_all_closed, NULL);
-    for (int i = 0; i < 8; i++)
-        if (f->sess[i])
-            eio_conn_closed(C(i), f->sess[i]);
+    ft_close_all(&f->ft, f->e, 8);
     bridge_fake_free(f->fake); /* answers still waited for: NULL */
     eio_free(f->e);
     fanout_free(f->fanout);
@@ -134,14 +118,7 @@ static void fx_free(fx_t *f)
 /* Opens a WebSocket session on connection c. */
 static void open_ws(fx_t *f, int c)
 {
-    struct sockaddr_storage peer = {0};
-    struct sockaddr_in *in = (struct sockaddr_in *)&peer;
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(0x7f000001);
-    eio_session_t *s;
-    assert_int_equal(
-        eio_session_open(f->e, sio_handlers(f->sio), C(c), f->req, &peer, true, false, &s), 0);
-    f->sess[c] = s;
+    assert_int_equal(ft_open_ws(&f->ft, f->e, sio_handlers(f->sio), f->req, c), 0);
     buf_reset(&f->log[c]); /* the open packet */
 }
 
