@@ -233,7 +233,8 @@ static bool is_sibling_uid(const char *uid, size_t len, void *arg)
  * cannot keep up): an entry read then would be dropped for its clients, while an entry left in
  * Redis is read a moment later. Pub/sub plays no part: the siblings get entries over local IPC,
  * the PUBLISH for other servers goes on the reading connection itself, and other servers miss what
- * is published while their own pub/sub is down, as with Node's adapter.
+ * is published while their own subscription is closed (a partition outlives it only past
+ * REDIS_PUBSUB_DEAD_AFTER_MS), as with Node's adapter.
  */
 static bool siblings_keep_up(void *arg)
 {
@@ -608,7 +609,7 @@ static int clients_setup(worker_t *w)
     const cfg_t *cfg = w->cfg;
     bool conformance = cfg->conformance;
     http_limits_t lim = {
-        .max_header_bytes = 8192,
+        .max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES,
         .max_body = (size_t)cfg->max_payload,
         .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
         .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,

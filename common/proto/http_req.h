@@ -32,7 +32,7 @@ typedef enum http_req_hdr {
     HTTP_REQ_HDR_COUNT
 } http_req_hdr_t;
 
-#define HTTP_REQ_DEFAULT_MAX_HEAD 8192
+#define HTTP_REQ_DEFAULT_MAX_HEAD 16384 /* Node's maxHeaderSize */
 
 /* Bits returned by http_req_feed. */
 #define HTTP_REQ_HEAD 1 /* the head completed: accessors are valid */

@@ -154,16 +154,16 @@ static void test_head_limit_431(void **state)
     (void)state;
     size_t used;
     http_req_t *r;
-    char *ok = head_of_size(8192);
+    char *ok = head_of_size(16384);
     r = http_req_new(0);
-    assert_int_equal(http_req_feed(r, ok, 8192, &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
-    assert_int_equal(used, 8192);
+    assert_int_equal(http_req_feed(r, ok, 16384, &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
+    assert_int_equal(used, 16384);
     http_req_free(r);
     free(ok);
 
-    char *big = head_of_size(8193);
+    char *big = head_of_size(16385);
     r = http_req_new(0);
-    assert_int_equal(http_req_feed(r, big, 8193, &used), -E2BIG);
+    assert_int_equal(http_req_feed(r, big, 16385, &used), -E2BIG);
     /* sticky */
     assert_int_equal(http_req_feed(r, "x", 1, &used), -E2BIG);
     http_req_free(r);
@@ -172,8 +172,8 @@ static void test_head_limit_431(void **state)
     r = http_req_new(0);
     int rc = 0;
     size_t off = 0;
-    while (off < 8193 && rc == 0) {
-        rc = http_req_feed(r, big + off, 100 < 8193 - off ? 100 : 8193 - off, &used);
+    while (off < 16385 && rc == 0) {
+        rc = http_req_feed(r, big + off, 100 < 16385 - off ? 100 : 16385 - off, &used);
         off += used;
     }
     assert_int_equal(rc, -E2BIG);

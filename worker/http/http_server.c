@@ -137,6 +137,11 @@ static int queue_response(http_conn_t *h, int status, const char *ctype, const c
     buf_reset(b);
     buf_printf(b, "HTTP/1.1 %d %s\r\nConnection: %s\r\n", status, reason_phrase(status),
                keep ? "keep-alive" : "close");
+    /* A client that knows when an idle connection is closed stops reusing it a second before,
+     * instead of racing the close with its next request (Node's agent honours this hint). */
+    if (keep && h->hs->lim.header_timeout_ms >= 2000)
+        buf_printf(b, "Keep-Alive: timeout=%u\r\n",
+                   (unsigned)(h->hs->lim.header_timeout_ms / 1000 - 1));
     if (ctype)
         buf_printf(b, "Content-type: %s\r\n", ctype);
     buf_printf(b, "Content-Length: %zu\r\n", len);
@@ -275,7 +280,13 @@ static void on_request_late(timerq_node_t *n, void *arg)
     if (!conn_is_open(h->c) || h->awaiting)
         return;
     if (h->served && !h->partial && !h->rq_body) {
-        conn_close(h->c); /* an idle keep-alive connection: nothing to answer */
+        /* an idle keep-alive connection: nothing to answer. An answer its peer is still taking
+         * (a large polling payload) is finished first, bounded by the close timeout's progress
+         * rule; closing now would cut it off. */
+        if (conn_outq_bytes(h->c))
+            conn_drain(h->c);
+        else
+            conn_close(h->c);
         return;
     }
     count_limit(h->hs, h->rq_body ? STATS_LIMIT_BODY_TIMEOUT : STATS_LIMIT_HEADER_TIMEOUT);

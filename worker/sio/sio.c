@@ -53,12 +53,14 @@ struct sio {
     sio_auth_t *auth; /* JWT verification and token expiries */
     limits_t *limits; /* connection counts and per-socket rate limits */
     rooms_t *rooms;
+    strmap_t *by_id;    /* main-namespace socket id -> its socket: io.to(id) without a scan */
     sio_socket_t *head; /* sockets whose session is not over */
     uint64_t epoch;     /* numbers the walks */
     sio_observer_t obs[SIO_OBSERVERS_MAX];
     unsigned nobs;
     unsigned nslots; /* per-socket slots handed out */
     bool room_hooks; /* an observer wants room_deleted: leaving all rooms names each */
+    bool keep_atts;  /* an observer reads attachments: collect their bytes */
     nsp_name_t nsp[SIO_NSP_MAX];
     adapter_str_t nsp_view[SIO_NSP_MAX];
     unsigned nnsp;
@@ -78,6 +80,19 @@ static void count_limit(sio_t *sio, enum stats_limit l)
 static void rooms_stat(sio_t *sio)
 {
     STATS_SET(sio->stats->rooms, rooms_count(sio->rooms));
+}
+
+/* The id index holds the sockets connected to "/"; a restored socket may take an id another one
+ * still holds, so only the socket indexed under an id removes it. */
+static void id_index(sio_socket_t *s)
+{
+    strmap_put(s->sio->by_id, s->id, SIO_ID_LEN, s);
+}
+
+static void id_unindex(sio_socket_t *s)
+{
+    if (strmap_get(s->sio->by_id, s->id, SIO_ID_LEN) == s)
+        strmap_del(s->sio->by_id, s->id, SIO_ID_LEN);
 }
 
 /* ==== Output ==== */
@@ -205,9 +220,18 @@ void sio_socket_release(sio_socket_t *s)
 
 /* ==== Rooms ==== */
 
+/* A socket is always in the room of its own id, as in Node (where socket.rooms holds it): joining
+ * it changes nothing and counts against no limit. */
+static bool own_id(const sio_socket_t *s, const char *room, size_t len)
+{
+    return len == SIO_ID_LEN && sio_socket_connected(s, 0) && memcmp(s->id, room, len) == 0;
+}
+
 int sio_socket_join(sio_socket_t *s, const char *room, size_t len)
 {
     sio_t *sio = s->sio;
+    if (own_id(s, room, len))
+        return 1;
     int rc = rooms_join(sio->rooms, &s->rooms, s, room, len);
     if (rc == 0) {
         room_t *r = rooms_find(sio->rooms, room, len);
@@ -282,7 +306,7 @@ bool sio_socket_room_allowed(const sio_socket_t *s, const char *room, size_t len
 
 bool sio_socket_rooms_full(const sio_socket_t *s, const char *room, size_t len)
 {
-    return !rooms_is_member(&s->rooms, room, len) &&
+    return !own_id(s, room, len) && !rooms_is_member(&s->rooms, room, len) &&
            s->rooms.count >= (size_t)s->sio->cfg->max_rooms_per_socket;
 }
 
@@ -318,6 +342,7 @@ static void nsp_disconnect(sio_socket_t *s, unsigned i)
     s->auth[i] = NULL;
     if (i == 0) {
         s->deferred = false;
+        id_unindex(s);
         leave_all(s);
     }
 }
@@ -399,7 +424,9 @@ int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
     send_out(s);
     s->nsp_mask |= 1u << i;
     if (i == 0) {
+        id_unindex(s);
         memcpy(s->id, id, sizeof(id));
+        id_index(s);
         s->deferred = false;
     }
     if (s->es)
@@ -414,9 +441,11 @@ int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
 
 void sio_socket_restore(sio_socket_t *s, const char *sid)
 {
+    id_unindex(s);
     memcpy(s->id, sid, SIO_ID_LEN);
     s->id[SIO_ID_LEN] = '\0';
     s->nsp_mask |= 1u;
+    id_index(s);
 }
 
 /* The connecting observers of the main namespace from the one at index `from`, then the reply
@@ -586,7 +615,7 @@ static int packet(sio_socket_t *s, const char *p, size_t len)
     }
     if (pk.type != SIO_BINARY_EVENT && pk.type != SIO_BINARY_ACK)
         return dispatch(s, &pk, 0);
-    return attachments_start(&s->bin, p, len, &pk);
+    return attachments_start(&s->bin, p, len, &pk, sio->keep_atts);
 }
 
 static int attachment(sio_socket_t *s, const uint8_t *p, size_t len)
@@ -676,6 +705,7 @@ static void on_close(void *app)
                 o->lost(o->arg, s);
         }
     }
+    id_unindex(s);
     leave_all(s);
     sio_auth_stop(sio->auth, &s->auth_state);
     s->closed = true;
@@ -700,10 +730,8 @@ sio_socket_t *sio_socket_by_id(const sio_t *sio, const char *id, size_t len)
 {
     if (len != SIO_ID_LEN)
         return NULL;
-    for (sio_socket_t *s = sio->head; s; s = s->next)
-        if (main_connected(s) && memcmp(s->id, id, SIO_ID_LEN) == 0)
-            return s;
-    return NULL;
+    sio_socket_t *s = strmap_get(sio->by_id, id, len);
+    return s && main_connected(s) ? s : NULL;
 }
 
 bool sio_has_room(const sio_t *sio, const char *room, size_t len)
@@ -748,25 +776,27 @@ void sio_each(sio_t *sio, const sio_target_t *t,
             visit(s, NULL, &w);
         return;
     }
+    /* The id of a socket here names that socket alone, never a room some client joined under
+     * that name: io.to(id) must not reach (nor except(id) spare) anyone else. */
     for (size_t i = 0; i < t->nexcept; i++) {
-        room_t *room = rooms_find(sio->rooms, t->except[i].p, t->except[i].len);
-        sio_socket_t *one = room ? NULL : sio_socket_by_id(sio, t->except[i].p, t->except[i].len);
-        if (room)
-            rooms_foreach(room, exclude, sio);
-        else if (one)
+        sio_socket_t *one = sio_socket_by_id(sio, t->except[i].p, t->except[i].len);
+        room_t *room = one ? NULL : rooms_find(sio->rooms, t->except[i].p, t->except[i].len);
+        if (one)
             one->mark = sio->epoch;
+        else if (room)
+            rooms_foreach(room, exclude, sio);
     }
     if (t->nrooms == 0) {
         for (sio_socket_t *s = sio->head; s; s = s->next)
             visit(s, NULL, &w);
     }
     for (size_t i = 0; i < t->nrooms; i++) {
-        room_t *room = rooms_find(sio->rooms, t->rooms[i].p, t->rooms[i].len);
-        sio_socket_t *one = room ? NULL : sio_socket_by_id(sio, t->rooms[i].p, t->rooms[i].len);
-        if (room)
-            rooms_foreach_mark(room, visit_member, &w);
-        else if (one)
+        sio_socket_t *one = sio_socket_by_id(sio, t->rooms[i].p, t->rooms[i].len);
+        room_t *room = one ? NULL : rooms_find(sio->rooms, t->rooms[i].p, t->rooms[i].len);
+        if (one)
             visit(one, NULL, &w);
+        else if (room)
+            rooms_foreach_mark(room, visit_member, &w);
     }
 }
 
@@ -821,7 +851,7 @@ void sio_each_room(sio_t *sio, void (*fn)(const char *room, size_t len, void *ar
     for (sio_socket_t *s = sio->head; s; s = s->next) {
         if (!main_connected(s))
             continue;
-        fn(s->id, SIO_ID_LEN, arg);
+        room_once(s->id, SIO_ID_LEN, &w);
         rooms_sock_foreach(&s->rooms, room_once, &w);
     }
     strmap_free(w.seen);
@@ -835,6 +865,7 @@ int sio_observe(sio_t *sio, const sio_observer_t *o)
         return -ENOSPC;
     sio->obs[sio->nobs++] = *o;
     sio->room_hooks = sio->room_hooks || o->room_deleted || o->left;
+    sio->keep_atts = sio->keep_atts || o->reads_attachments;
     return o->freed ? (int)sio->nslots++ : 0;
 }
 
@@ -879,6 +910,7 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
     sio->limits = limits_new(&lc);
     if (!rc) {
         sio->rooms = rooms_new();
+        sio->by_id = strmap_new();
         if (!sio->rooms)
             rc = -errno; /* getrandom's */
     }
@@ -905,6 +937,7 @@ void sio_free(sio_t *sio)
     sio_auth_free(sio->auth);
     limits_free(sio->limits);
     rooms_free(sio->rooms);
+    strmap_free(sio->by_id);
     buf_free(&sio->out);
     buf_free(&sio->json);
     buf_free(&sio->tmp);
