@@ -18,6 +18,17 @@
 #include "worker/sio/attachments.h"
 #include "worker/sio/sio_auth.h"
 
+/* A client's address: the families a listening socket accepts, without sockaddr_storage's
+ * 128 bytes per socket. */
+typedef union peer_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} peer_addr_t;
+
+/* The payload of a CONNECT without one, shared rather than copied per socket. */
+static char NO_AUTH[] = "{}";
+
 struct sio_socket {
     sio_t *sio;
     eio_session_t *es; /* NULL once the session ended */
@@ -31,11 +42,14 @@ struct sio_socket {
     unsigned deferred_by;         /* that observer's index */
     char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
     rooms_sock_t rooms;           /* its memberships */
-    attachments_t bin;            /* a binary packet's attachments being collected */
-    char *auth[SIO_NSP_MAX];      /* CONNECT payload per connected namespace ("{}" when absent) */
+    attachments_t *bin;           /* a binary packet's attachments; NULL until the first one */
+    /* CONNECT payload per connected namespace (NO_AUTH when absent): the main namespace's
+     * inline, the others' in an array made when a socket first joins one */
+    char *auth0;
+    char **auth_nsp; /* SIO_NSP_MAX - 1 entries */
     sio_auth_socket_t auth_state; /* its token: the grant, the expiry */
     limits_socket_t lim;          /* event and join token buckets */
-    struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP */
+    peer_addr_t peer;             /* counted against MAX_CONNECTIONS_PER_IP */
     char *handshake;              /* fetchSockets' handshake members */
     void *ext[SIO_SLOTS_MAX];     /* the observers' per-socket state */
 };
@@ -154,9 +168,30 @@ bool sio_socket_closed(const sio_socket_t *s)
     return s->closed;
 }
 
+static char **auth_slot(sio_socket_t *s, unsigned nsp)
+{
+    if (nsp == 0)
+        return &s->auth0;
+    if (!s->auth_nsp)
+        s->auth_nsp = xcalloc(SIO_NSP_MAX - 1, sizeof(*s->auth_nsp));
+    return &s->auth_nsp[nsp - 1];
+}
+
+static void auth_drop(sio_socket_t *s, unsigned nsp)
+{
+    if (nsp && !s->auth_nsp)
+        return;
+    char **a = auth_slot(s, nsp);
+    if (*a != NO_AUTH)
+        free(*a);
+    *a = NULL;
+}
+
 const char *sio_socket_auth(const sio_socket_t *s, unsigned nsp)
 {
-    return s->auth[nsp];
+    if (nsp == 0)
+        return s->auth0;
+    return s->auth_nsp ? s->auth_nsp[nsp - 1] : NULL;
 }
 
 const auth_grant_t *sio_socket_grant(const sio_socket_t *s)
@@ -195,11 +230,14 @@ void sio_socket_release(sio_socket_t *s)
             o->freed(o->arg, s);
     }
     for (unsigned i = 0; i < SIO_NSP_MAX; i++)
-        free(s->auth[i]);
-    attachments_free(&s->bin);
+        auth_drop(s, i);
+    free(s->auth_nsp);
+    if (s->bin)
+        attachments_free(s->bin);
+    free(s->bin);
     free(s->handshake);
     sio_auth_close(&s->auth_state);
-    limits_conn_release(sio->limits, (const struct sockaddr *)&s->peer);
+    limits_conn_release(sio->limits, &s->peer.sa);
     free(s);
 }
 
@@ -314,8 +352,7 @@ const adapter_str_t *sio_namespaces(const sio_t *sio, size_t *n)
 static void nsp_disconnect(sio_socket_t *s, unsigned i)
 {
     s->nsp_mask &= ~(1u << i);
-    free(s->auth[i]);
-    s->auth[i] = NULL;
+    auth_drop(s, i);
     if (i == 0) {
         s->deferred = false;
         leave_all(s);
@@ -343,7 +380,7 @@ void sio_socket_describe(const sio_socket_t *s, buf_t *out)
 {
     /* auth: the main namespace's CONNECT payload, as Node keeps it */
     buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s,\"auth\":%s},\"rooms\":[\"%s\"", s->id,
-               s->handshake, s->auth[0] ? s->auth[0] : "{}", s->id);
+               s->handshake, s->auth0 ? s->auth0 : "{}", s->id);
     rooms_sock_foreach(&s->rooms, describe_room, out);
     buf_puts(out, "],\"data\":{}}");
 }
@@ -466,7 +503,7 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
         send_out(s);
         return 0;
     }
-    s->auth[i] = xmemdup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
+    *auth_slot(s, (unsigned)i) = pk->data ? xmemdup(pk->data, pk->data_len) : NO_AUTH;
     return i == 0 ? run_connecting(s, pk, 0) : sio_connect_reply(s, (unsigned)i, NULL);
 }
 
@@ -479,8 +516,8 @@ void sio_connect_resume(sio_socket_t *s)
     sio_packet_t pk = {.type = SIO_CONNECT,
                        .nsp = "/",
                        .nsp_len = 1,
-                       .data = s->auth[0],
-                       .data_len = s->auth[0] ? strlen(s->auth[0]) : 0};
+                       .data = s->auth0,
+                       .data_len = s->auth0 ? strlen(s->auth0) : 0};
     if (run_connecting(s, &pk, s->deferred_by + 1) < 0)
         sio_socket_close(s);
 }
@@ -492,8 +529,7 @@ void sio_connect_refuse(sio_socket_t *s, const char *message)
         return;
     s->deferred = false;
     s->refused = true;
-    free(s->auth[0]);
-    s->auth[0] = NULL;
+    auth_drop(s, 0);
     buf_reset(&sio->json);
     buf_puts(&sio->json, "{\"message\":");
     json_write_string(&sio->json, message, strlen(message));
@@ -522,8 +558,8 @@ static int on_event(sio_socket_t *s, unsigned nsp, const sio_packet_t *pk, unsig
         .nargs = n,
         .rest = rest,
         .rest_len = (size_t)(pk->data + pk->data_len - rest),
-        .atts = s->bin.atts.data,
-        .atts_len = s->bin.atts.len,
+        .atts = natt ? s->bin->atts.data : NULL,
+        .atts_len = natt ? s->bin->atts.len : 0,
         .natt = natt,
     };
     EACH_OBSERVER(s->sio, o)
@@ -568,7 +604,7 @@ static int packet(sio_socket_t *s, const char *p, size_t len)
 {
     sio_t *sio = s->sio;
     sio_packet_t pk;
-    if (attachments_pending(&s->bin) || sio_packet_decode(p, len, &pk))
+    if ((s->bin && attachments_pending(s->bin)) || sio_packet_decode(p, len, &pk))
         return -EPROTO;
     limits_verdict_t verdict = limits_event(sio->limits, &s->lim);
     if (verdict != LIMITS_PASS)
@@ -586,19 +622,25 @@ static int packet(sio_socket_t *s, const char *p, size_t len)
     }
     if (pk.type != SIO_BINARY_EVENT && pk.type != SIO_BINARY_ACK)
         return dispatch(s, &pk, 0);
-    return attachments_start(&s->bin, p, len, &pk);
+    if (!s->bin) {
+        s->bin = xmalloc(sizeof(*s->bin));
+        attachments_init(s->bin);
+    }
+    return attachments_start(s->bin, p, len, &pk);
 }
 
 static int attachment(sio_socket_t *s, const uint8_t *p, size_t len)
 {
-    int rc = attachments_add(&s->bin, p, len);
+    if (!s->bin)
+        return -EPROTO; /* no binary packet announced it */
+    int rc = attachments_add(s->bin, p, len);
     if (rc <= 0)
         return rc;
     sio_packet_t pk;
-    rc = sio_packet_decode(s->bin.packet.data, s->bin.packet.len, &pk)
+    rc = sio_packet_decode(s->bin->packet.data, s->bin->packet.len, &pk)
              ? -EPROTO
-             : dispatch(s, &pk, s->bin.have);
-    attachments_reset(&s->bin);
+             : dispatch(s, &pk, s->bin->have);
+    attachments_reset(s->bin);
     return rc;
 }
 
@@ -631,8 +673,10 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
     s->sio = sio;
     s->es = es;
     s->refs = 1;
-    s->peer = *peer;
-    attachments_init(&s->bin);
+    memcpy(&s->peer, peer,
+           peer->ss_family == AF_INET6 ? sizeof(s->peer.in6)
+           : peer->ss_family == AF_INET ? sizeof(s->peer.in)
+                                        : sizeof(s->peer.sa));
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     s->handshake = handshake_render(
