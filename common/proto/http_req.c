@@ -504,7 +504,14 @@ int http_req_query_each(const http_req_t *r, buf_t *tmp,
                                   void *arg),
                         void *arg)
 {
-    const char *q = http_req_query_string(r);
+    return http_query_each(http_req_query_string(r), tmp, fn, arg);
+}
+
+int http_query_each(const char *q, buf_t *tmp,
+                    int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
+                              void *arg),
+                    void *arg)
+{
     const char *end = q + strlen(q);
     while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));

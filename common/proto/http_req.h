@@ -107,5 +107,11 @@ int http_req_query_each(const http_req_t *r, buf_t *tmp,
                         int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
                                   void *arg),
                         void *arg);
+/* The same over a raw query string q (NUL-terminated, without the '?'), e.g. one kept after
+ * the request is gone. */
+int http_query_each(const char *q, buf_t *tmp,
+                    int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
+                              void *arg),
+                    void *arg);
 
 #endif

@@ -50,7 +50,7 @@ struct sio_socket {
     sio_auth_socket_t auth_state; /* its token: the grant, the expiry */
     limits_socket_t lim;          /* event and join token buckets */
     peer_addr_t peer;             /* counted against MAX_CONNECTIONS_PER_IP */
-    char *handshake;              /* fetchSockets' handshake members */
+    char *handshake;              /* fetchSockets' handshake (handshake_capture) */
     void *ext[SIO_SLOTS_MAX];     /* the observers' per-socket state */
 };
 
@@ -379,8 +379,9 @@ static void describe_room(const char *name, size_t len, void *arg)
 void sio_socket_describe(const sio_socket_t *s, buf_t *out)
 {
     /* auth: the main namespace's CONNECT payload, as Node keeps it */
-    buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s,\"auth\":%s},\"rooms\":[\"%s\"", s->id,
-               s->handshake, s->auth0 ? s->auth0 : "{}", s->id);
+    buf_printf(out, "{\"id\":\"%s\",\"handshake\":{", s->id);
+    handshake_write(out, s->handshake, &s->peer.sa);
+    buf_printf(out, ",\"auth\":%s},\"rooms\":[\"%s\"", s->auth0 ? s->auth0 : "{}", s->id);
     rooms_sock_foreach(&s->rooms, describe_room, out);
     buf_puts(out, "],\"data\":{}}");
 }
@@ -679,8 +680,8 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
                                         : sizeof(s->peer.sa));
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    s->handshake = handshake_render(
-        req, peer, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000, &sio->tmp);
+    s->handshake = handshake_capture(
+        req, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
     limits_socket_init(sio->limits, &s->lim);
     sio_auth_open(sio->auth, &s->auth_state, req);
     s->next = sio->head;
