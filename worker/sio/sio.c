@@ -26,6 +26,12 @@ typedef union peer_addr {
     struct sockaddr_in6 in6;
 } peer_addr_t;
 
+/* A socket's token, the grant, the expiry: only when authentication is on. */
+typedef struct auth_part {
+    sio_auth_socket_t as;
+    sio_socket_t *s;
+} auth_part_t;
+
 /* The payload of a CONNECT without one, shared rather than copied per socket. */
 static char NO_AUTH[] = "{}";
 
@@ -47,7 +53,7 @@ struct sio_socket {
      * inline, the others' in an array made when a socket first joins one */
     char *auth0;
     char **auth_nsp; /* SIO_NSP_MAX - 1 entries */
-    sio_auth_socket_t auth_state; /* its token: the grant, the expiry */
+    struct auth_part *auth_part;  /* its token (AUTH_JWT_SECRET set; else NULL) */
     limits_socket_t lim;          /* event and join token buckets */
     peer_addr_t peer;             /* counted against MAX_CONNECTIONS_PER_IP */
     char *handshake;              /* fetchSockets' handshake (handshake_capture) */
@@ -196,7 +202,7 @@ const char *sio_socket_auth(const sio_socket_t *s, unsigned nsp)
 
 const auth_grant_t *sio_socket_grant(const sio_socket_t *s)
 {
-    return s->auth_state.grant;
+    return s->auth_part ? s->auth_part->as.grant : NULL;
 }
 
 const rooms_sock_t *sio_socket_rooms(const sio_socket_t *s)
@@ -236,7 +242,9 @@ void sio_socket_release(sio_socket_t *s)
         attachments_free(s->bin);
     free(s->bin);
     free(s->handshake);
-    sio_auth_close(&s->auth_state);
+    if (s->auth_part)
+        sio_auth_close(&s->auth_part->as);
+    free(s->auth_part);
     limits_conn_release(sio->limits, &s->peer.sa);
     free(s);
 }
@@ -315,7 +323,7 @@ static void leave_all(sio_socket_t *s)
 
 bool sio_socket_room_allowed(const sio_socket_t *s, const char *room, size_t len)
 {
-    return sio_auth_room_allowed(s->sio->auth, &s->auth_state, room, len);
+    return !s->auth_part || sio_auth_room_allowed(s->sio->auth, &s->auth_part->as, room, len);
 }
 
 bool sio_socket_rooms_full(const sio_socket_t *s, const char *room, size_t len)
@@ -396,7 +404,7 @@ void sio_socket_describe(const sio_socket_t *s, buf_t *out)
 static void on_token_expired(sio_auth_socket_t *as, void *arg)
 {
     sio_t *sio = arg;
-    sio_socket_t *s = (sio_socket_t *)((char *)as - offsetof(sio_socket_t, auth_state));
+    sio_socket_t *s = ((auth_part_t *)((char *)as - offsetof(auth_part_t, as)))->s;
     count_limit(sio, STATS_LIMIT_TOKEN_EXPIRED);
     sio_socket_emit_error(s, AUTH_ERR_EXPIRED);
     for (unsigned i = 0; i < sio->nnsp; i++) {
@@ -490,7 +498,8 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
     }
     if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
-    const char *why = sio_auth_connect(sio->auth, &s->auth_state, pk->data, pk->data_len);
+    const char *why =
+        s->auth_part ? sio_auth_connect(sio->auth, &s->auth_part->as, pk->data, pk->data_len) : NULL;
     s->refused = i == 0 && why;
     if (why) {
         count_limit(sio, STATS_LIMIT_AUTH);
@@ -683,7 +692,11 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
     s->handshake = handshake_capture(
         req, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
     limits_socket_init(sio->limits, &s->lim);
-    sio_auth_open(sio->auth, &s->auth_state, req);
+    if (sio_auth_enabled(sio->auth)) {
+        s->auth_part = xcalloc(1, sizeof(*s->auth_part));
+        s->auth_part->s = s;
+        sio_auth_open(sio->auth, &s->auth_part->as, req);
+    }
     s->next = sio->head;
     if (sio->head)
         sio->head->prev = s;
@@ -722,7 +735,8 @@ static void on_close(void *app)
         }
     }
     leave_all(s);
-    sio_auth_stop(sio->auth, &s->auth_state);
+    if (s->auth_part)
+        sio_auth_stop(sio->auth, &s->auth_part->as);
     s->closed = true;
     s->es = NULL;
     if (s->prev)
