@@ -302,6 +302,19 @@ void http_req_free(http_req_t *r)
     free(r);
 }
 
+/* A buffer larger than this is freed on reuse: a big request does not pin its size. */
+#define REUSE_KEEP_BYTES 1024
+
+void http_req_reuse(http_req_t *r)
+{
+    if (r->arena.cap > REUSE_KEEP_BYTES)
+        buf_free(&r->arena);
+    if (r->body.cap > REUSE_KEEP_BYTES)
+        buf_free(&r->body);
+    r->err = 0;
+    reset(r);
+}
+
 void http_req_set_max_body(http_req_t *r, size_t max)
 {
     r->max_body = max;
