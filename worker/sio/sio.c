@@ -85,6 +85,7 @@ struct sio {
     buf_t out;  /* a packet being encoded */
     buf_t json; /* its JSON payload */
     buf_t tmp;  /* decoded strings */
+    ids_pool_t ids; /* the sockets' ids (zeroed: empty) */
 };
 
 #define EACH_OBSERVER(sio, o)                                                                      \
@@ -426,7 +427,7 @@ int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
     char id[SIO_ID_LEN + 1];
     if (sid)
         memcpy(id, sid, sizeof(id));
-    else if (ids_random(id, SIO_ID_LEN))
+    else if (ids_pool_random(&sio->ids, id, SIO_ID_LEN))
         return -EIO;
     id[SIO_ID_LEN] = '\0';
     buf_reset(&sio->json);
