@@ -3,8 +3,8 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
-#include <stdbool.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

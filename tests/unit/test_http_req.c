@@ -246,8 +246,9 @@ static void test_reuse(void **state)
     const char *half = "GET /a?x=1 HTTP/1.1\r\nOrigin: o\r\n";
     assert_int_equal(http_req_feed(r, half, strlen(half), &used), 0);
     http_req_reuse(r);
-    const char *ws = "GET /b HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const char *ws =
+        "GET /b HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     assert_true(http_req_feed(r, ws, strlen(ws), &used) & HTTP_REQ_HEAD);
     assert_string_equal(http_req_path(r), "/b");
     assert_string_equal(http_req_query_string(r), "");

@@ -115,10 +115,8 @@ static void test_pool(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sid_shape),
-        cmocka_unit_test(test_unique),
-        cmocka_unit_test(test_lengths),
-        cmocka_unit_test(test_uniform),
+        cmocka_unit_test(test_sid_shape), cmocka_unit_test(test_unique),
+        cmocka_unit_test(test_lengths),   cmocka_unit_test(test_uniform),
         cmocka_unit_test(test_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,9 +51,9 @@ struct eio {
     bool freeing; /* eio_free ran: the last session freed releases the memory */
     void (*closed)(void *arg);
     void *closed_arg;
-    buf_t body; /* the payload of one polling answer */
-    buf_t bin;  /* a binary record of a POST, decoded */
-    buf_t open; /* an open packet */
+    buf_t body;     /* the payload of one polling answer */
+    buf_t bin;      /* a binary record of a POST, decoded */
+    buf_t open;     /* an open packet */
     ids_pool_t ids; /* the sessions' ids (zeroed: empty) */
 };
 

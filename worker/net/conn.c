@@ -66,8 +66,8 @@ struct conn {
     void *ud;
     conn_t *prev, *next;   /* ctx->conns */
     conn_t *dprev, *dnext; /* ctx->dirty */
-    oslot_t *slots; /* inl, or a heap array once more were needed */
-    uint32_t cap;   /* power of two */
+    oslot_t *slots;        /* inl, or a heap array once more were needed */
+    uint32_t cap;          /* power of two */
     uint32_t head;
     uint32_t count;
     uint32_t inflight; /* slots at the head owned by the pending uv_write */

@@ -39,25 +39,25 @@ struct sio_socket {
     sio_t *sio;
     eio_session_t *es; /* NULL once the session ended */
     sio_socket_t *prev, *next;
-    uint64_t mark;                /* the last walk that visited it */
-    unsigned refs;                /* the session's, and holds */
-    uint32_t nsp_mask;            /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
-    bool closed;                  /* its session ended */
-    bool deferred;                /* the main CONNECT waits for an observer's reply */
-    bool refused;                 /* its last main CONNECT got a CONNECT_ERROR */
-    unsigned deferred_by;         /* that observer's index */
-    char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
-    rooms_sock_t rooms;           /* its memberships */
-    attachments_t *bin;           /* a binary packet's attachments; NULL until the first one */
+    uint64_t mark;           /* the last walk that visited it */
+    unsigned refs;           /* the session's, and holds */
+    uint32_t nsp_mask;       /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
+    bool closed;             /* its session ended */
+    bool deferred;           /* the main CONNECT waits for an observer's reply */
+    bool refused;            /* its last main CONNECT got a CONNECT_ERROR */
+    unsigned deferred_by;    /* that observer's index */
+    char id[SIO_ID_LEN + 1]; /* Socket.IO id on the main namespace: the cluster's socket id */
+    rooms_sock_t rooms;      /* its memberships */
+    attachments_t *bin;      /* a binary packet's attachments; NULL until the first one */
     /* CONNECT payload per connected namespace (NO_AUTH when absent): the main namespace's
      * inline, the others' in an array made when a socket first joins one */
     char *auth0;
-    char **auth_nsp; /* SIO_NSP_MAX - 1 entries */
-    struct auth_part *auth_part;  /* its token (AUTH_JWT_SECRET set; else NULL) */
-    limits_socket_t lim;          /* event and join token buckets */
-    peer_addr_t peer;             /* counted against MAX_CONNECTIONS_PER_IP */
-    char *handshake;              /* fetchSockets' handshake (handshake_capture) */
-    void *ext[SIO_SLOTS_MAX];     /* the observers' per-socket state */
+    char **auth_nsp;             /* SIO_NSP_MAX - 1 entries */
+    struct auth_part *auth_part; /* its token (AUTH_JWT_SECRET set; else NULL) */
+    limits_socket_t lim;         /* event and join token buckets */
+    peer_addr_t peer;            /* counted against MAX_CONNECTIONS_PER_IP */
+    char *handshake;             /* fetchSockets' handshake (handshake_capture) */
+    void *ext[SIO_SLOTS_MAX];    /* the observers' per-socket state */
 };
 
 typedef struct nsp_name {
@@ -82,9 +82,9 @@ struct sio {
     nsp_name_t nsp[SIO_NSP_MAX];
     adapter_str_t nsp_view[SIO_NSP_MAX];
     unsigned nnsp;
-    buf_t out;  /* a packet being encoded */
-    buf_t json; /* its JSON payload */
-    buf_t tmp;  /* decoded strings */
+    buf_t out;      /* a packet being encoded */
+    buf_t json;     /* its JSON payload */
+    buf_t tmp;      /* decoded strings */
     ids_pool_t ids; /* the sockets' ids (zeroed: empty) */
 };
 
@@ -499,8 +499,9 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
     }
     if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
-    const char *why =
-        s->auth_part ? sio_auth_connect(sio->auth, &s->auth_part->as, pk->data, pk->data_len) : NULL;
+    const char *why = s->auth_part
+                          ? sio_auth_connect(sio->auth, &s->auth_part->as, pk->data, pk->data_len)
+                          : NULL;
     s->refused = i == 0 && why;
     if (why) {
         count_limit(sio, STATS_LIMIT_AUTH);
@@ -685,13 +686,13 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
     s->es = es;
     s->refs = 1;
     memcpy(&s->peer, peer,
-           peer->ss_family == AF_INET6 ? sizeof(s->peer.in6)
+           peer->ss_family == AF_INET6  ? sizeof(s->peer.in6)
            : peer->ss_family == AF_INET ? sizeof(s->peer.in)
                                         : sizeof(s->peer.sa));
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    s->handshake = handshake_capture(
-        req, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
+    s->handshake =
+        handshake_capture(req, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
     limits_socket_init(sio->limits, &s->lim);
     if (sio_auth_enabled(sio->auth)) {
         s->auth_part = xcalloc(1, sizeof(*s->auth_part));
