@@ -45,16 +45,16 @@ struct eio {
     strmap_t *sids;
     timerq_t *pingq, *pongq, *readyq, *upgradeq;
     eio_session_t *head;
+    ids_pool_t ids; /* the sessions' ids (zeroed: empty) */
     size_t nsessions;
     bool closing;
     bool ending;  /* eio_close_all is ending the sessions: done runs after, never inside */
     bool freeing; /* eio_free ran: the last session freed releases the memory */
     void (*closed)(void *arg);
     void *closed_arg;
-    buf_t body;     /* the payload of one polling answer */
-    buf_t bin;      /* a binary record of a POST, decoded */
-    buf_t open;     /* an open packet */
-    ids_pool_t ids; /* the sessions' ids (zeroed: empty) */
+    buf_t body; /* the payload of one polling answer */
+    buf_t bin;  /* a binary record of a POST, decoded */
+    buf_t open; /* an open packet */
 };
 
 static void session_end(eio_session_t *s, bool client_close);

@@ -66,8 +66,8 @@ struct conn {
     void *ud;
     conn_t *prev, *next;   /* ctx->conns */
     conn_t *dprev, *dnext; /* ctx->dirty */
-    oslot_t *slots;        /* inl, or a heap array once more were needed */
-    uint32_t cap;          /* power of two */
+    oslot_t *slots;
+    uint32_t cap; /* power of two */
     uint32_t head;
     uint32_t count;
     uint32_t inflight; /* slots at the head owned by the pending uv_write */
@@ -81,6 +81,7 @@ struct conn {
     bool peer_eof;
     bool close_armed;  /* close_node was armed once (re-armed only while a write progresses) */
     size_t close_mark; /* the write queue's size at the deadline's last look */
+    /* slots points here until the connection needs more at once (then to the heap) */
     oslot_t inl[SLOTS_INLINE];
 };
 

@@ -39,25 +39,23 @@ struct sio_socket {
     sio_t *sio;
     eio_session_t *es; /* NULL once the session ended */
     sio_socket_t *prev, *next;
-    uint64_t mark;           /* the last walk that visited it */
-    unsigned refs;           /* the session's, and holds */
-    uint32_t nsp_mask;       /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
-    bool closed;             /* its session ended */
-    bool deferred;           /* the main CONNECT waits for an observer's reply */
-    bool refused;            /* its last main CONNECT got a CONNECT_ERROR */
-    unsigned deferred_by;    /* that observer's index */
-    char id[SIO_ID_LEN + 1]; /* Socket.IO id on the main namespace: the cluster's socket id */
-    rooms_sock_t rooms;      /* its memberships */
-    attachments_t *bin;      /* a binary packet's attachments; NULL until the first one */
-    /* CONNECT payload per connected namespace (NO_AUTH when absent): the main namespace's
-     * inline, the others' in an array made when a socket first joins one */
-    char *auth0;
-    char **auth_nsp;             /* SIO_NSP_MAX - 1 entries */
-    struct auth_part *auth_part; /* its token (AUTH_JWT_SECRET set; else NULL) */
-    limits_socket_t lim;         /* event and join token buckets */
-    peer_addr_t peer;            /* counted against MAX_CONNECTIONS_PER_IP */
-    char *handshake;             /* fetchSockets' handshake (handshake_capture) */
-    void *ext[SIO_SLOTS_MAX];    /* the observers' per-socket state */
+    uint64_t mark;                /* the last walk that visited it */
+    unsigned refs;                /* the session's, and holds */
+    uint32_t nsp_mask;            /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
+    bool closed;                  /* its session ended */
+    bool deferred;                /* the main CONNECT waits for an observer's reply */
+    bool refused;                 /* its last main CONNECT got a CONNECT_ERROR */
+    unsigned deferred_by;         /* that observer's index */
+    char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
+    rooms_sock_t rooms;           /* its memberships */
+    attachments_t *bin;           /* a binary packet's attachments; NULL until the first one */
+    char *auth0;                  /* CONNECT payload on "/" (NO_AUTH when it had none) */
+    char **auth_nsp;              /* ... on the others: SIO_NSP_MAX - 1, made on first use */
+    struct auth_part *auth_state; /* its token (AUTH_JWT_SECRET set; else NULL) */
+    limits_socket_t lim;          /* event and join token buckets */
+    peer_addr_t peer;             /* counted against MAX_CONNECTIONS_PER_IP */
+    char *handshake;              /* fetchSockets' handshake (handshake_capture) */
+    void *ext[SIO_SLOTS_MAX];     /* the observers' per-socket state */
 };
 
 typedef struct nsp_name {
@@ -73,6 +71,7 @@ struct sio {
     sio_auth_t *auth; /* JWT verification and token expiries */
     limits_t *limits; /* connection counts and per-socket rate limits */
     rooms_t *rooms;
+    ids_pool_t ids;     /* the sockets' ids (zeroed: empty) */
     sio_socket_t *head; /* sockets whose session is not over */
     uint64_t epoch;     /* numbers the walks */
     sio_observer_t obs[SIO_OBSERVERS_MAX];
@@ -82,10 +81,9 @@ struct sio {
     nsp_name_t nsp[SIO_NSP_MAX];
     adapter_str_t nsp_view[SIO_NSP_MAX];
     unsigned nnsp;
-    buf_t out;      /* a packet being encoded */
-    buf_t json;     /* its JSON payload */
-    buf_t tmp;      /* decoded strings */
-    ids_pool_t ids; /* the sockets' ids (zeroed: empty) */
+    buf_t out;  /* a packet being encoded */
+    buf_t json; /* its JSON payload */
+    buf_t tmp;  /* decoded strings */
 };
 
 #define EACH_OBSERVER(sio, o)                                                                      \
@@ -203,7 +201,7 @@ const char *sio_socket_auth(const sio_socket_t *s, unsigned nsp)
 
 const auth_grant_t *sio_socket_grant(const sio_socket_t *s)
 {
-    return s->auth_part ? s->auth_part->as.grant : NULL;
+    return s->auth_state ? s->auth_state->as.grant : NULL;
 }
 
 const rooms_sock_t *sio_socket_rooms(const sio_socket_t *s)
@@ -243,9 +241,9 @@ void sio_socket_release(sio_socket_t *s)
         attachments_free(s->bin);
     free(s->bin);
     free(s->handshake);
-    if (s->auth_part)
-        sio_auth_close(&s->auth_part->as);
-    free(s->auth_part);
+    if (s->auth_state)
+        sio_auth_close(&s->auth_state->as);
+    free(s->auth_state);
     limits_conn_release(sio->limits, &s->peer.sa);
     free(s);
 }
@@ -324,7 +322,7 @@ static void leave_all(sio_socket_t *s)
 
 bool sio_socket_room_allowed(const sio_socket_t *s, const char *room, size_t len)
 {
-    return !s->auth_part || sio_auth_room_allowed(s->sio->auth, &s->auth_part->as, room, len);
+    return !s->auth_state || sio_auth_room_allowed(s->sio->auth, &s->auth_state->as, room, len);
 }
 
 bool sio_socket_rooms_full(const sio_socket_t *s, const char *room, size_t len)
@@ -499,8 +497,8 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
     }
     if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
-    const char *why = s->auth_part
-                          ? sio_auth_connect(sio->auth, &s->auth_part->as, pk->data, pk->data_len)
+    const char *why = s->auth_state
+                          ? sio_auth_connect(sio->auth, &s->auth_state->as, pk->data, pk->data_len)
                           : NULL;
     s->refused = i == 0 && why;
     if (why) {
@@ -695,9 +693,9 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
         handshake_capture(req, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
     limits_socket_init(sio->limits, &s->lim);
     if (sio_auth_enabled(sio->auth)) {
-        s->auth_part = xcalloc(1, sizeof(*s->auth_part));
-        s->auth_part->s = s;
-        sio_auth_open(sio->auth, &s->auth_part->as, req);
+        s->auth_state = xcalloc(1, sizeof(*s->auth_state));
+        s->auth_state->s = s;
+        sio_auth_open(sio->auth, &s->auth_state->as, req);
     }
     s->next = sio->head;
     if (sio->head)
@@ -737,8 +735,8 @@ static void on_close(void *app)
         }
     }
     leave_all(s);
-    if (s->auth_part)
-        sio_auth_stop(sio->auth, &s->auth_part->as);
+    if (s->auth_state)
+        sio_auth_stop(sio->auth, &s->auth_state->as);
     s->closed = true;
     s->es = NULL;
     if (s->prev)
