@@ -282,7 +282,8 @@ static void test_sibling_filter(void **state)
             rx(e, "socket.io#/#here#", b.data, b.len);
             assert_int_equal(e->fake.broadcasts, k);
         }
-        assert_int_equal(asked, 2);
+        /* sib01's on arrival (its first bytes); peer01's on arrival and once decoded */
+        assert_int_equal(asked, 3);
         if (sharded) { /* a sibling's request (socketsJoin) still applies */
             rx_str(e, "socket.io#/#",
                    "{\"type\":4,\"data\":{\"opts\":{\"rooms\":[\"here\"],\"except\":[],"
@@ -382,10 +383,36 @@ static void test_publish(void **state)
         const char *want = sharded ? "SPUBLISH\nsocket.io#/#here#\n" : "PUBLISH\nsocket.io#/#here#\n";
         assert_memory_equal(from_json.data, want, strlen(want));
 
-        /* the same message coming back is ours: dropped before decoding, never delivered */
+        /* the same message coming back is ours: dropped on its uid before the room lookup and
+         * the decoding, never delivered */
         const char *msg = from_json.data + strlen(want);
-        rx(e, "socket.io#/#here#", msg, from_json.len - strlen(want) - 1);
+        size_t msg_len = from_json.len - strlen(want) - 1;
+        rx(e, "socket.io#/#here#", msg, msg_len);
         assert_int_equal(e->fake.broadcasts, 0);
+        assert_int_equal(e->fake.room_lookups, 0);
+        /* a peer's message of the same shape is looked at and delivered */
+        buf_t peer;
+        buf_init(&peer);
+        buf_append(&peer, msg, msg_len);
+        char *uid = memmem(peer.data, peer.len, adapter_uid(e->a), 16);
+        assert_non_null(uid);
+        memcpy(uid, "peer0123peer0123", 16);
+        rx(e, "socket.io#/#here#", peer.data, peer.len);
+        assert_int_equal(e->fake.broadcasts, 1);
+        assert_int_equal(e->fake.room_lookups, 1);
+        /* a sibling's copy with a body that would not even decode is dropped just as early */
+        int asked = 0;
+        adapter_set_sibling_filter(e->a, sibling_is_sib01, &asked);
+        buf_reset(&peer);
+        if (sharded)
+            buf_puts(&peer, "{\"type\":3,\"data\":{not json},\"uid\":\"sib01\",\"nsp\":\"/\"}");
+        else
+            buf_append(&peer, "\x93\xa5sib01\xc1", 8);
+        rx(e, "socket.io#/#here#", peer.data, peer.len);
+        assert_int_equal(asked, 1);
+        assert_int_equal(e->fake.broadcasts, 1);
+        assert_int_equal(e->fake.room_lookups, 1);
+        buf_free(&peer);
         buf_free(&from_json);
         buf_free(&from_mpack);
         finish(e);

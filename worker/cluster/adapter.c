@@ -237,15 +237,32 @@ static bool in_nsp(const adapter_t *a, unsigned i, const adapter_msg_t *m)
     return m->nsp.len == n->len && memcmp(m->nsp.p, n->p, n->len) == 0;
 }
 
-static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
+static bool own_uid(const adapter_t *a, const adapter_str_t *uid)
 {
-    return m->uid.len == UID_LEN && memcmp(m->uid.p, a->uid, UID_LEN) == 0;
+    return uid->len == UID_LEN && memcmp(uid->p, a->uid, UID_LEN) == 0;
 }
 
 /* A broadcast a sibling worker also handed us over local IPC. */
-static bool sibling_uid(const adapter_t *a, const adapter_msg_t *m)
+static bool sibling_uid(const adapter_t *a, const adapter_str_t *uid)
 {
-    return a->is_sibling && a->is_sibling(m->uid.p, m->uid.len, a->sibling_arg);
+    return a->is_sibling && a->is_sibling(uid->p, uid->len, a->sibling_arg);
+}
+
+/* This server's own broadcasts come back from Redis on every delivery: they are recognised from
+ * the message's first (classic) or last (sharded) bytes and dropped before any channel lookup or
+ * decoding, so the echo costs a memcmp. A message laid out otherwise is decoded and checked. */
+static bool from_this_server(const adapter_t *a, const uint8_t *msg, size_t msg_len)
+{
+    adapter_str_t uid;
+    if (a->mode == ADAPTER_MODE_SHARDED) {
+        int type = -1;
+        if (adapter_msg_peek_cluster(msg, msg_len, &type, &uid))
+            return false;
+        /* a sibling's requests are for this worker too; only broadcasts came over IPC */
+        return own_uid(a, &uid) || (type == ADAPTER_CLUSTER_BROADCAST && sibling_uid(a, &uid));
+    }
+    return adapter_msg_peek_broadcast_uid(msg, msg_len, &uid) == 0 &&
+           (own_uid(a, &uid) || sibling_uid(a, &uid));
 }
 
 static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
@@ -271,7 +288,7 @@ static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len
                     chan_len);
         return;
     }
-    if (own_uid(a, &m) || sibling_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
+    if (own_uid(a, &m.uid) || sibling_uid(a, &m.uid) || !in_nsp(a, (unsigned)nsp, &m))
         return; /* our own or a sibling's publication (already delivered), or another namespace */
     member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
 }
@@ -310,7 +327,7 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
         member_drop(a->member, member_decode_error(rc), chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)) ||
+    if (own_uid(a, &m.uid) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m.uid)) ||
         !in_nsp(a, (unsigned)nsp, &m))
         return;
     member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
@@ -322,6 +339,8 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
     if (a->closing)
         return;
     STATS_ADD(a->stats->adapter_in_bytes, msg_len);
+    if (from_this_server(a, msg, msg_len))
+        return;
     if (a->mode == ADAPTER_MODE_SHARDED) {
         on_cluster(a, chan, chan_len, msg, msg_len);
         return;
