@@ -106,7 +106,9 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
  * Broadcasts whose uid is_sibling(uid, len, arg) accepts are dropped on arrival: the other workers
  * of this server hand their stream entries over local IPC (see siblings.h) and still PUBLISH them
  * for other servers, so the pub/sub copy would be a duplicate. Requests are not filtered. NULL
- * (the default): only this adapter's own uid is dropped.
+ * (the default): only this adapter's own uid is dropped. The uid of a message laid out as this
+ * module writes it is read from its first (classic) or last (sharded) bytes, so this server's
+ * own echoes are dropped before any room lookup or decoding.
  */
 typedef bool (*adapter_uid_fn)(const char *uid, size_t len, void *arg);
 void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *arg);
