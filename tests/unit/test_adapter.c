@@ -295,6 +295,75 @@ static void test_sibling_filter(void **state)
     }
 }
 
+typedef struct relay_seen {
+    int calls;
+    bool apply; /* what the relay answers: this worker is the holder */
+    char chan[64];
+    size_t msg_len;
+} relay_seen_t;
+
+static bool relay_fake(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
+                       void *arg)
+{
+    (void)msg;
+    relay_seen_t *r = arg;
+    r->calls++;
+    snprintf(r->chan, sizeof(r->chan), "%.*s", (int)chan_len, chan);
+    r->msg_len = msg_len;
+    return r->apply;
+}
+
+/* One subscriber per server: another server's broadcast goes to the relay first, as received;
+ * it is applied here only when the relay says this worker holds the subscription. This server's
+ * own echoes and the requests never reach the relay; what a sibling relays is applied as is. */
+static void test_relay(void **state)
+{
+    (void)state;
+    env_t *e = start(ADAPTER_MODE_CLASSIC);
+    relay_seen_t r = {0};
+    adapter_set_relay(e->a, relay_fake, &r);
+    assert_false(adapter_relay_up(e->a)); /* not wanted yet, and no Redis here */
+    adapter_relay_subscribe(e->a, true);
+    assert_false(adapter_relay_up(e->a)); /* wanted, never confirmed */
+    buf_t b;
+    buf_init(&b);
+    classic_msg(&b, "peer01", "/", "here");
+    rx(e, "socket.io#/#here#", b.data, b.len); /* another worker relays now */
+    assert_int_equal(r.calls, 1);
+    assert_string_equal(r.chan, "socket.io#/#here#");
+    assert_int_equal(r.msg_len, b.len);
+    assert_int_equal(e->fake.broadcasts, 0);
+    r.apply = true; /* this worker is the holder: relayed and applied */
+    rx(e, "socket.io#/#here#", b.data, b.len);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(e->fake.broadcasts, 1);
+    /* a room nobody here is in is still relayed: the siblings have rooms of their own */
+    buf_reset(&b);
+    classic_msg(&b, "peer01", "/", "elsewhere");
+    rx(e, "socket.io#/#elsewhere#", b.data, b.len);
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(e->fake.broadcasts, 1);
+    /* this server's own echo is dropped before the relay */
+    buf_reset(&b);
+    classic_msg(&b, adapter_uid(e->a), "/", "here");
+    rx(e, "socket.io#/#here#", b.data, b.len);
+    assert_int_equal(r.calls, 3);
+    /* requests are every worker's own */
+    rx_str(e, "socket.io-request#/#", "{\"type\":2,\"requestId\":\"q\",\"uid\":\"peer01\"}");
+    assert_int_equal(r.calls, 3);
+    /* what a sibling relays is applied without going round again; requests are never relayed */
+    buf_reset(&b);
+    classic_msg(&b, "peer01", "/", "here");
+    adapter_receive_relayed(e->a, "socket.io#/#here#", 17, (const uint8_t *)b.data, b.len);
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(e->fake.broadcasts, 2);
+    adapter_receive_relayed(e->a, "socket.io-request#/#", 20, (const uint8_t *)b.data, b.len);
+    assert_int_equal(e->fake.broadcasts, 2);
+    adapter_relay_subscribe(e->a, false);
+    buf_free(&b);
+    finish(e);
+}
+
 /* Other namespaces: their broadcasts reach all their sockets, never those of "/"; rooms there
  * name nobody; their sharded requests touch no socket. */
 static void test_other_namespaces(void **state)
@@ -426,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_classic_broadcasts),  cmocka_unit_test(test_classic_requests),
         cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
         cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
+        cmocka_unit_test(test_relay),
         cmocka_unit_test(test_publish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
