@@ -9,7 +9,9 @@
  * ClusterAdapter JSON messages, SSUBSCRIBE to `<prefix>#/#`, to `<prefix>#/#<uid>#` and, dynamic
  * subscription, to `<prefix>#/#<room>#` for every local room whose name is not 20 characters
  * long; responses are SPUBLISHed on the requester's uid channel. Private mode (adapter off, several
- * workers): classic broadcasts on a per-server prefix, no requests.
+ * workers): classic broadcasts on a per-server prefix, no requests. In classic and private modes
+ * one worker per server may hold the broadcast patterns and relay to the others (see
+ * adapter_set_relay).
  *
  * The adapter owns its two Redis connections (pub/sub, and one for responses), the requests'
  * bookkeeping (broadcasts waiting for client acks) and the wire formats. It never touches a socket
