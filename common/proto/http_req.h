@@ -46,6 +46,11 @@ http_req_t *http_req_new(size_t max_head);
 /* NULL is a no-op. */
 void http_req_free(http_req_t *r);
 /*
+ * Makes r as http_req_new left it, for another connection (a server keeps parsers for reuse):
+ * clears any error and keeps its buffers unless they grew past a small request's needs.
+ */
+void http_req_reuse(http_req_t *r);
+/*
  * Keeps the body of the following requests, up to max bytes: a longer body (or a Content-Length
  * above it) makes http_req_feed fail with -EMSGSIZE (answer 413). 0 drops bodies unchecked.
  */
@@ -107,5 +112,11 @@ int http_req_query_each(const http_req_t *r, buf_t *tmp,
                         int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
                                   void *arg),
                         void *arg);
+/* The same over a raw query string q (NUL-terminated, without the '?'), e.g. one kept after
+ * the request is gone. */
+int http_query_each(const char *q, buf_t *tmp,
+                    int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
+                              void *arg),
+                    void *arg);
 
 #endif

@@ -232,6 +232,34 @@ static void test_keep_alive(void **state)
     expect_keep_alive("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true);
 }
 
+/* A parser reused for another connection forgets the last one: its error, its half-read head,
+ * its headers; its body limit stays. */
+static void test_reuse(void **state)
+{
+    (void)state;
+    http_req_t *r = http_req_new(0);
+    http_req_set_max_body(r, 4);
+    size_t used;
+    const char *bad = "NOPE / HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_req_feed(r, bad, strlen(bad), &used), -EPROTO);
+    http_req_reuse(r);
+    const char *half = "GET /a?x=1 HTTP/1.1\r\nOrigin: o\r\n";
+    assert_int_equal(http_req_feed(r, half, strlen(half), &used), 0);
+    http_req_reuse(r);
+    const char *ws =
+        "GET /b HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    assert_true(http_req_feed(r, ws, strlen(ws), &used) & HTTP_REQ_HEAD);
+    assert_string_equal(http_req_path(r), "/b");
+    assert_string_equal(http_req_query_string(r), "");
+    assert_null(http_req_header(r, HTTP_REQ_ORIGIN));
+    assert_true(http_req_is_websocket(r));
+    http_req_reuse(r);
+    const char *post = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+    assert_int_equal(http_req_feed(r, post, strlen(post), &used), -EMSGSIZE);
+    http_req_free(r);
+}
+
 /* Two pipelined requests, the first with a Content-Length body that is skipped. */
 static void test_pipelined_with_body(void **state)
 {
@@ -432,6 +460,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_decode),
+        cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_upgrade_stops_at_head),
         cmocka_unit_test(test_split_feeds),
         cmocka_unit_test(test_query_decoding),

@@ -646,7 +646,7 @@ static void test_permessage_deflate_off(void **state)
 static void test_http_keep_alive_and_close(void **state)
 {
     fixture_t *f = *state;
-    static const char resp_ka[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=9\r\n"
+    static const char resp_ka[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\n"
                                   "Content-type: text/plain\r\nContent-Length: 2\r\n"
                                   "X-Test: 1\r\n\r\nhi";
     static const char resp_close[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
@@ -920,7 +920,7 @@ static void test_deferred_answer_and_bodies(void **state)
     assert_int_equal(f->requests, 1);
     assert_int_equal(http_respond(f->held, 200, NULL, NULL, "late", 4), 0);
     static const char late[] =
-        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=9\r\nContent-Length: 4\r\n\r\nlate";
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\nContent-Length: 4\r\n\r\nlate";
     RUN_UNTIL(f, cl->in.len >= sizeof(late) - 1);
     assert_memory_equal(cl->in.data, late, sizeof(late) - 1);
     assert_int_equal(http_defer(f->held), -EINVAL); /* nothing awaits an answer now */
@@ -932,7 +932,7 @@ static void test_deferred_answer_and_bodies(void **state)
     assert_int_equal(f->requests, 1); /* the GET sent while held was dropped, the POST waits */
     cl_send(cl, "cde", 3);
     static const char echo[] =
-        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=9\r\nContent-Length: 5\r\n\r\nabcde";
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\nContent-Length: 5\r\n\r\nabcde";
     RUN_UNTIL(f, cl->in.len >= sizeof(echo) - 1);
     assert_memory_equal(cl->in.data, echo, sizeof(echo) - 1);
     assert_int_equal(f->requests, 2);

@@ -18,6 +18,23 @@
 #include "worker/sio/attachments.h"
 #include "worker/sio/sio_auth.h"
 
+/* A client's address: the families a listening socket accepts, without sockaddr_storage's
+ * 128 bytes per socket. */
+typedef union peer_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} peer_addr_t;
+
+/* A socket's token, the grant, the expiry: only when authentication is on. */
+typedef struct auth_part {
+    sio_auth_socket_t as;
+    sio_socket_t *s;
+} auth_part_t;
+
+/* The payload of a CONNECT without one, shared rather than copied per socket. */
+static char NO_AUTH[] = "{}";
+
 struct sio_socket {
     sio_t *sio;
     eio_session_t *es; /* NULL once the session ended */
@@ -31,12 +48,13 @@ struct sio_socket {
     unsigned deferred_by;         /* that observer's index */
     char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
     rooms_sock_t rooms;           /* its memberships */
-    attachments_t bin;            /* a binary packet's attachments being collected */
-    char *auth[SIO_NSP_MAX];      /* CONNECT payload per connected namespace ("{}" when absent) */
-    sio_auth_socket_t auth_state; /* its token: the grant, the expiry */
+    attachments_t *bin;           /* a binary packet's attachments; NULL until the first one */
+    char *auth0;                  /* CONNECT payload on "/" (NO_AUTH when it had none) */
+    char **auth_nsp;              /* ... on the others: SIO_NSP_MAX - 1, made on first use */
+    struct auth_part *auth_state; /* its token (AUTH_JWT_SECRET set; else NULL) */
     limits_socket_t lim;          /* event and join token buckets */
-    struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP */
-    char *handshake;              /* fetchSockets' handshake members */
+    peer_addr_t peer;             /* counted against MAX_CONNECTIONS_PER_IP */
+    char *handshake;              /* fetchSockets' handshake (handshake_capture) */
     void *ext[SIO_SLOTS_MAX];     /* the observers' per-socket state */
 };
 
@@ -54,6 +72,7 @@ struct sio {
     limits_t *limits; /* connection counts and per-socket rate limits */
     rooms_t *rooms;
     strmap_t *by_id;    /* main-namespace socket id -> its socket: io.to(id) without a scan */
+    ids_pool_t ids;     /* the sockets' ids (zeroed: empty) */
     sio_socket_t *head; /* sockets whose session is not over */
     uint64_t epoch;     /* numbers the walks */
     sio_observer_t obs[SIO_OBSERVERS_MAX];
@@ -169,14 +188,35 @@ bool sio_socket_closed(const sio_socket_t *s)
     return s->closed;
 }
 
+static char **auth_slot(sio_socket_t *s, unsigned nsp)
+{
+    if (nsp == 0)
+        return &s->auth0;
+    if (!s->auth_nsp)
+        s->auth_nsp = xcalloc(SIO_NSP_MAX - 1, sizeof(*s->auth_nsp));
+    return &s->auth_nsp[nsp - 1];
+}
+
+static void auth_drop(sio_socket_t *s, unsigned nsp)
+{
+    if (nsp && !s->auth_nsp)
+        return;
+    char **a = auth_slot(s, nsp);
+    if (*a != NO_AUTH)
+        free(*a);
+    *a = NULL;
+}
+
 const char *sio_socket_auth(const sio_socket_t *s, unsigned nsp)
 {
-    return s->auth[nsp];
+    if (nsp == 0)
+        return s->auth0;
+    return s->auth_nsp ? s->auth_nsp[nsp - 1] : NULL;
 }
 
 const auth_grant_t *sio_socket_grant(const sio_socket_t *s)
 {
-    return s->auth_state.grant;
+    return s->auth_state ? s->auth_state->as.grant : NULL;
 }
 
 const rooms_sock_t *sio_socket_rooms(const sio_socket_t *s)
@@ -210,11 +250,16 @@ void sio_socket_release(sio_socket_t *s)
             o->freed(o->arg, s);
     }
     for (unsigned i = 0; i < SIO_NSP_MAX; i++)
-        free(s->auth[i]);
-    attachments_free(&s->bin);
+        auth_drop(s, i);
+    free(s->auth_nsp);
+    if (s->bin)
+        attachments_free(s->bin);
+    free(s->bin);
     free(s->handshake);
-    sio_auth_close(&s->auth_state);
-    limits_conn_release(sio->limits, (const struct sockaddr *)&s->peer);
+    if (s->auth_state)
+        sio_auth_close(&s->auth_state->as);
+    free(s->auth_state);
+    limits_conn_release(sio->limits, &s->peer.sa);
     free(s);
 }
 
@@ -301,7 +346,7 @@ static void leave_all(sio_socket_t *s)
 
 bool sio_socket_room_allowed(const sio_socket_t *s, const char *room, size_t len)
 {
-    return sio_auth_room_allowed(s->sio->auth, &s->auth_state, room, len);
+    return !s->auth_state || sio_auth_room_allowed(s->sio->auth, &s->auth_state->as, room, len);
 }
 
 bool sio_socket_rooms_full(const sio_socket_t *s, const char *room, size_t len)
@@ -338,8 +383,7 @@ const adapter_str_t *sio_namespaces(const sio_t *sio, size_t *n)
 static void nsp_disconnect(sio_socket_t *s, unsigned i)
 {
     s->nsp_mask &= ~(1u << i);
-    free(s->auth[i]);
-    s->auth[i] = NULL;
+    auth_drop(s, i);
     if (i == 0) {
         s->deferred = false;
         id_unindex(s);
@@ -367,8 +411,9 @@ static void describe_room(const char *name, size_t len, void *arg)
 void sio_socket_describe(const sio_socket_t *s, buf_t *out)
 {
     /* auth: the main namespace's CONNECT payload, as Node keeps it */
-    buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s,\"auth\":%s},\"rooms\":[\"%s\"", s->id,
-               s->handshake, s->auth[0] ? s->auth[0] : "{}", s->id);
+    buf_printf(out, "{\"id\":\"%s\",\"handshake\":{", s->id);
+    handshake_write(out, s->handshake, &s->peer.sa);
+    buf_printf(out, ",\"auth\":%s},\"rooms\":[\"%s\"", s->auth0 ? s->auth0 : "{}", s->id);
     rooms_sock_foreach(&s->rooms, describe_room, out);
     buf_puts(out, "],\"data\":{}}");
 }
@@ -383,7 +428,7 @@ void sio_socket_describe(const sio_socket_t *s, buf_t *out)
 static void on_token_expired(sio_auth_socket_t *as, void *arg)
 {
     sio_t *sio = arg;
-    sio_socket_t *s = (sio_socket_t *)((char *)as - offsetof(sio_socket_t, auth_state));
+    sio_socket_t *s = ((auth_part_t *)((char *)as - offsetof(auth_part_t, as)))->s;
     count_limit(sio, STATS_LIMIT_TOKEN_EXPIRED);
     sio_socket_emit_error(s, AUTH_ERR_EXPIRED);
     for (unsigned i = 0; i < sio->nnsp; i++) {
@@ -405,7 +450,7 @@ int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
     char id[SIO_ID_LEN + 1];
     if (sid)
         memcpy(id, sid, sizeof(id));
-    else if (ids_random(id, SIO_ID_LEN))
+    else if (ids_pool_random(&sio->ids, id, SIO_ID_LEN))
         return -EIO;
     id[SIO_ID_LEN] = '\0';
     buf_reset(&sio->json);
@@ -481,7 +526,9 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
     }
     if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
-    const char *why = sio_auth_connect(sio->auth, &s->auth_state, pk->data, pk->data_len);
+    const char *why = s->auth_state
+                          ? sio_auth_connect(sio->auth, &s->auth_state->as, pk->data, pk->data_len)
+                          : NULL;
     s->refused = i == 0 && why;
     if (why) {
         count_limit(sio, STATS_LIMIT_AUTH);
@@ -495,7 +542,7 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
         send_out(s);
         return 0;
     }
-    s->auth[i] = xmemdup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
+    *auth_slot(s, (unsigned)i) = pk->data ? xmemdup(pk->data, pk->data_len) : NO_AUTH;
     return i == 0 ? run_connecting(s, pk, 0) : sio_connect_reply(s, (unsigned)i, NULL);
 }
 
@@ -508,8 +555,8 @@ void sio_connect_resume(sio_socket_t *s)
     sio_packet_t pk = {.type = SIO_CONNECT,
                        .nsp = "/",
                        .nsp_len = 1,
-                       .data = s->auth[0],
-                       .data_len = s->auth[0] ? strlen(s->auth[0]) : 0};
+                       .data = s->auth0,
+                       .data_len = s->auth0 ? strlen(s->auth0) : 0};
     if (run_connecting(s, &pk, s->deferred_by + 1) < 0)
         sio_socket_close(s);
 }
@@ -521,8 +568,7 @@ void sio_connect_refuse(sio_socket_t *s, const char *message)
         return;
     s->deferred = false;
     s->refused = true;
-    free(s->auth[0]);
-    s->auth[0] = NULL;
+    auth_drop(s, 0);
     buf_reset(&sio->json);
     buf_puts(&sio->json, "{\"message\":");
     json_write_string(&sio->json, message, strlen(message));
@@ -551,8 +597,8 @@ static int on_event(sio_socket_t *s, unsigned nsp, const sio_packet_t *pk, unsig
         .nargs = n,
         .rest = rest,
         .rest_len = (size_t)(pk->data + pk->data_len - rest),
-        .atts = s->bin.atts.data,
-        .atts_len = s->bin.atts.len,
+        .atts = natt ? s->bin->atts.data : NULL,
+        .atts_len = natt ? s->bin->atts.len : 0,
         .natt = natt,
     };
     EACH_OBSERVER(s->sio, o)
@@ -597,7 +643,7 @@ static int packet(sio_socket_t *s, const char *p, size_t len)
 {
     sio_t *sio = s->sio;
     sio_packet_t pk;
-    if (attachments_pending(&s->bin) || sio_packet_decode(p, len, &pk))
+    if ((s->bin && attachments_pending(s->bin)) || sio_packet_decode(p, len, &pk))
         return -EPROTO;
     limits_verdict_t verdict = limits_event(sio->limits, &s->lim);
     if (verdict != LIMITS_PASS)
@@ -615,19 +661,25 @@ static int packet(sio_socket_t *s, const char *p, size_t len)
     }
     if (pk.type != SIO_BINARY_EVENT && pk.type != SIO_BINARY_ACK)
         return dispatch(s, &pk, 0);
-    return attachments_start(&s->bin, p, len, &pk, sio->keep_atts);
+    if (!s->bin) {
+        s->bin = xmalloc(sizeof(*s->bin));
+        attachments_init(s->bin);
+    }
+    return attachments_start(s->bin, p, len, &pk, sio->keep_atts);
 }
 
 static int attachment(sio_socket_t *s, const uint8_t *p, size_t len)
 {
-    int rc = attachments_add(&s->bin, p, len);
+    if (!s->bin)
+        return -EPROTO; /* no binary packet announced it */
+    int rc = attachments_add(s->bin, p, len);
     if (rc <= 0)
         return rc;
     sio_packet_t pk;
-    rc = sio_packet_decode(s->bin.packet.data, s->bin.packet.len, &pk)
+    rc = sio_packet_decode(s->bin->packet.data, s->bin->packet.len, &pk)
              ? -EPROTO
-             : dispatch(s, &pk, s->bin.have);
-    attachments_reset(&s->bin);
+             : dispatch(s, &pk, s->bin->have);
+    attachments_reset(s->bin);
     return rc;
 }
 
@@ -660,14 +712,20 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
     s->sio = sio;
     s->es = es;
     s->refs = 1;
-    s->peer = *peer;
-    attachments_init(&s->bin);
+    memcpy(&s->peer, peer,
+           peer->ss_family == AF_INET6  ? sizeof(s->peer.in6)
+           : peer->ss_family == AF_INET ? sizeof(s->peer.in)
+                                        : sizeof(s->peer.sa));
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    s->handshake = handshake_render(
-        req, peer, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000, &sio->tmp);
+    s->handshake =
+        handshake_capture(req, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
     limits_socket_init(sio->limits, &s->lim);
-    sio_auth_open(sio->auth, &s->auth_state, req);
+    if (sio_auth_enabled(sio->auth)) {
+        s->auth_state = xcalloc(1, sizeof(*s->auth_state));
+        s->auth_state->s = s;
+        sio_auth_open(sio->auth, &s->auth_state->as, req);
+    }
     s->next = sio->head;
     if (sio->head)
         sio->head->prev = s;
@@ -707,7 +765,8 @@ static void on_close(void *app)
     }
     id_unindex(s);
     leave_all(s);
-    sio_auth_stop(sio->auth, &s->auth_state);
+    if (s->auth_state)
+        sio_auth_stop(sio->auth, &s->auth_state->as);
     s->closed = true;
     s->es = NULL;
     if (s->prev)
