@@ -186,9 +186,3 @@ void *shm_sessions_claim(shm_sessions_t *t, const char *key, size_t len, uint64_
     }
     return NULL;
 }
-
-void shm_sessions_unclaim(shm_sessions_t *t, uint32_t cell)
-{
-    if (cell < t->ncells)
-        atomic_store(&t->cells[cell].state, CELL_ORPHAN);
-}

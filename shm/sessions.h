@@ -63,7 +63,5 @@ uint32_t shm_sessions_orphan(shm_sessions_t *t, uint32_t block, uint64_t expires
  */
 void *shm_sessions_claim(shm_sessions_t *t, const char *key, size_t len, uint64_t now_ms,
                          uint32_t *cell);
-/* A claimed orphan the claimer did not use: an orphan again (same key and expiry). */
-void shm_sessions_unclaim(shm_sessions_t *t, uint32_t cell);
 
 #endif

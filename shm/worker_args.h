@@ -18,11 +18,11 @@ typedef struct worker_args {
     uint32_t slot;
     int listen_fd;
     shm_region_t *region;
-    const char *server_id;    /* random per master run: names this server's private channels */
-    uint32_t index;           /* worker number: owner of pools, names the consumer; `slot` is the
-                               * process block in the region (ring, wake fd, stats) */
-    local_sock_t *socks;      /* the workers' channels (handoff, siblings), inherited */
-    shm_sessions_t *sessions; /* recoverable sessions that outlive a worker; NULL: not kept */
+    const char *server_id; /* random per master run: names this server's private channels */
+    uint32_t index;        /* worker number: owner of pools, names the consumer; `slot` is the
+                            * process block in the region (ring, wake fd, stats) */
+    local_sock_t *socks;   /* the workers' channels (handoff, siblings), inherited */
+    shm_sessions_t *kept;  /* sessions that outlive their worker (recovery); NULL: none */
 } worker_args_t;
 
 /* Runs a worker until it has drained; returns its exit status (2: setup failed, not respawned). */

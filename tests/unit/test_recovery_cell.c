@@ -39,7 +39,7 @@ static void on_room(void *arg, const recovery_room_t *r)
 static recovery_cell_t *cell_new(void)
 {
     recovery_cell_t *c = calloc(1, SHM_SESSIONS_CELL_BYTES);
-    recovery_cell_init(c, SID, 20);
+    recovery_cell_set_sid(c, SID, 20);
     return c;
 }
 
@@ -170,8 +170,13 @@ static void test_garbled_cells_are_refused(void **state)
     *len = 1;
     c->used = SHM_SESSIONS_CELL_BYTES; /* beyond the area */
     assert_int_equal(recovery_cell_encode(c, &b), -EPROTO);
-    recovery_cell_t *none = calloc(1, SHM_SESSIONS_CELL_BYTES); /* never initialised */
+    recovery_cell_t *none = calloc(1, SHM_SESSIONS_CELL_BYTES); /* no sid yet */
+    recovery_cell_room_add(none, "a", 1, 1, ID(1, 0), ID(1, 0));
+    recovery_cell_rooms_end(none);
     assert_int_equal(recovery_cell_encode(none, &b), -EPROTO);
+    recovery_cell_set_sid(none, SID, 20);
+    assert_int_equal(recovery_cell_encode(none, &b), 0);
+    buf_reset(&b);
     assert_int_equal(b.len, 0);
     buf_free(&b);
     free(none);

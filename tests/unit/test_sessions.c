@@ -1,5 +1,5 @@
 /* Unit tests for shm/sessions: allocation and release, orphans of a reaped block claimed once by
- * key, expiry, a claim given back, full pools, and a forked worker killed with SIGKILL whose
+ * key, expiry, full pools, and a forked worker killed with SIGKILL whose
  * cell the parent then claims intact. */
 #include <errno.h>
 #include <setjmp.h>
@@ -100,7 +100,7 @@ static void test_orphans_of_a_block_are_claimed_once(void **state)
     shm_sessions_free(t);
 }
 
-static void test_expiry_and_unclaim(void **state)
+static void test_expiry(void **state)
 {
     (void)state;
     shm_sessions_t *t;
@@ -109,13 +109,15 @@ static void test_expiry_and_unclaim(void **state)
     assert_non_null(shm_sessions_alloc(t, 0, KEY, 20, 10, &a));
     assert_non_null(shm_sessions_alloc(t, 0, KEY2, 20, 10, &b));
     assert_int_equal(shm_sessions_orphan(t, 0, 100), 2);
-    assert_non_null(shm_sessions_claim(t, KEY, 20, 50, &got));
-    shm_sessions_unclaim(t, got);
-    assert_non_null(shm_sessions_claim(t, KEY, 20, 60, &got)); /* an orphan again */
-    shm_sessions_unclaim(t, got);
-    assert_null(shm_sessions_claim(t, KEY, 20, 100, &got)); /* expired */
-    assert_null(shm_sessions_alloc(t, 1, KEY, 20, 99, &got));
+    assert_null(shm_sessions_alloc(t, 1, KEY, 20, 99, &got)); /* both orphans still wait */
+    assert_null(shm_sessions_claim(t, KEY, 20, 100, &got));   /* expired */
+    assert_non_null(shm_sessions_claim(t, KEY2, 20, 99, &got));
+    assert_int_equal(got, b);
+    shm_sessions_release(t, got);
+    assert_non_null(shm_sessions_alloc(t, 1, KEY2, 20, 99, &got)); /* released: free */
+    assert_int_equal(got, b);
     assert_non_null(shm_sessions_alloc(t, 1, KEY, 20, 100, &got)); /* expired: free again */
+    assert_int_equal(got, a);
     shm_sessions_free(t);
 }
 
@@ -163,7 +165,7 @@ int main(void)
         cmocka_unit_test(test_alloc_zeroes_and_release_reuses),
         cmocka_unit_test(test_bad_keys_and_a_full_pool),
         cmocka_unit_test(test_orphans_of_a_block_are_claimed_once),
-        cmocka_unit_test(test_expiry_and_unclaim),
+        cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_a_killed_process_leaves_its_cells),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

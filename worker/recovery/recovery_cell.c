@@ -25,14 +25,14 @@ static size_t entry_size(size_t len)
     return (sizeof(room_entry_t) + len + 7) & ~(size_t)7;
 }
 
-void recovery_cell_init(recovery_cell_t *c, const char *sid, size_t sid_len)
+void recovery_cell_set_sid(recovery_cell_t *c, const char *sid, size_t sid_len)
 {
     if (sid_len > RECOVERY_CELL_SID)
         sid_len = 0; /* never valid then */
     memcpy(c->sid, sid, sid_len);
     c->sid_len = (uint32_t)sid_len;
-    c->used = 0;
-    c->valid = sid_len > 0;
+    atomic_signal_fence(memory_order_seq_cst);
+    c->valid = c->used != UINT32_MAX && sid_len > 0;
 }
 
 /* The compiler keeps these stores in order: a kill may land between any two of them. */

@@ -34,8 +34,9 @@ typedef struct recovery_cell {
     unsigned char rooms[]; /* packed entries up to the end of the cell */
 } recovery_cell_t;
 
-/* Starts an empty cell (payload of SHM_SESSIONS_CELL_BYTES, zeroed) for sid (<= 24 bytes). */
-void recovery_cell_init(recovery_cell_t *c, const char *sid, size_t sid_len);
+/* Names the session of a cell (payload of SHM_SESSIONS_CELL_BYTES, zeroed when allocated): sid
+ * of 1..RECOVERY_CELL_SID bytes. A cell is recovered only once it has one. */
+void recovery_cell_set_sid(recovery_cell_t *c, const char *sid, size_t sid_len);
 /* Rewriting the rooms: begin, add each one, end. */
 void recovery_cell_rooms_begin(recovery_cell_t *c);
 /*

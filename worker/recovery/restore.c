@@ -27,7 +27,8 @@ struct restore {
     int slot; /* ours in each socket */
     buf_t tmp;
     buf_t name;
-    buf_t out; /* a replayed packet */
+    buf_t out;  /* a replayed packet */
+    buf_t kept; /* the record of a session claimed from a dead worker's cell */
 };
 
 /* One socket's recovery state. */
@@ -37,8 +38,6 @@ typedef struct rsock {
     recovery_log_t *log;   /* the last room:message sends; NULL until the main CONNECT */
     recovery_cell_t *cell; /* the session in shared memory (log inside), or NULL (log on heap) */
     uint32_t cell_idx;
-    char *kept; /* the record of a dead worker's cell claimed for this CONNECT */
-    size_t kept_len;
     char pid[SIO_ID_LEN + 1]; /* private id the client resends to recover this session */
     stream_id_t offset;       /* the offset a recovering client sent */
     bool has_offset;          /* it sent one */
@@ -106,7 +105,6 @@ static void keep(rsock_t *st, recovery_log_t *log)
         st->log = log ? log : xcalloc(1, sizeof(*st->log));
         return;
     }
-    recovery_cell_init(st->cell, sio_socket_id(st->s), SIO_ID_LEN);
     if (log)
         st->cell->log = *log;
     free(log);
@@ -155,6 +153,15 @@ static void on_joined(void *arg, sio_socket_t *s, const char *room, size_t len, 
     mark_set(m->last, start);
     if (st->cell)
         m->kept = recovery_cell_room_add(st->cell, room, len, m->tag, start, start);
+}
+
+/* The main namespace connected: the session's sid is known now (after the reply hooks). */
+static void on_connected(void *arg, sio_socket_t *s, unsigned nsp)
+{
+    restore_t *r = arg;
+    rsock_t *st = sio_socket_ext(s, r->slot);
+    if (nsp == 0 && st && st->cell)
+        recovery_cell_set_sid(st->cell, sio_socket_id(s), SIO_ID_LEN);
 }
 
 /* A room left: the cell's rooms are written again (never while the session is ending). */
@@ -221,7 +228,6 @@ static void on_freed(void *arg, sio_socket_t *s)
     if (!st)
         return;
     unkeep(st);
-    free(st->kept);
     free(st);
 }
 
@@ -254,30 +260,12 @@ static int on_connecting(void *arg, sio_socket_t *s, const sio_packet_t *pk)
     }
     memcpy(st->pid, r->name.data, SIO_ID_LEN);
     st->pid[SIO_ID_LEN] = '\0';
-    /* a session its worker left behind when it died; the GETDEL below still runs, to drop any
-     * copy saved in Redis before (one pid, one recovery) */
-    uint32_t cell = 0;
-    const recovery_cell_t *c =
-        r->cells ? shm_sessions_claim(r->cells, st->pid, SIO_ID_LEN, now_ms(), &cell) : NULL;
-    if (c) {
-        buf_reset(tmp);
-        if (recovery_cell_encode(c, tmp) == 0) {
-            st->kept = xmemdup(tmp->data, tmp->len);
-            st->kept_len = tmp->len;
-        }
-    }
     sio_socket_hold(s);
     if (recovery_io_take(r->io, st->pid, SIO_ID_LEN, on_record, st)) {
-        if (c)
-            shm_sessions_unclaim(r->cells, cell);
-        free(st->kept);
-        st->kept = NULL;
         sio_socket_release(s);
         st->pid[0] = '\0';
         return 1;
     }
-    if (c)
-        shm_sessions_release(r->cells, cell);
     return 0;
 }
 
@@ -501,19 +489,25 @@ static void on_record(void *arg, const char *rec, size_t len)
     rsock_t *st = arg;
     sio_socket_t *s = st->s;
     restore_t *r = st->r;
-    char *kept = st->kept;
-    st->kept = NULL;
     if (sio_socket_closed(s)) {
-        free(kept);
         sio_socket_release(s);
         return;
     }
-    if (kept) {
-        rec = kept;
-        len = st->kept_len;
+    /* Without a record in Redis, the session may be one a dead worker left in its cell (claimed
+     * only now: the GETDEL's round trip gave the master time to reap it). With one, an older
+     * copy in a cell (killed between saving and freeing it) is dropped: one pid, one recovery. */
+    uint32_t cell;
+    const recovery_cell_t *c =
+        r->cells ? shm_sessions_claim(r->cells, st->pid, SIO_ID_LEN, now_ms(), &cell) : NULL;
+    if (c) {
+        buf_reset(&r->kept);
+        if (!rec && recovery_cell_encode(c, &r->kept) == 0) {
+            rec = r->kept.data;
+            len = r->kept.len;
+        }
+        shm_sessions_release(r->cells, cell);
     }
     int rc = restore(r, s, st, rec, len);
-    free(kept);
     if (rc > 0) {
         st->pid[0] = '\0';
         rc = sio_connect_reply(s, 0, NULL);
@@ -537,9 +531,11 @@ restore_t *restore_new(redis_topology_t *topo, const cfg_t *cfg, sio_t *sio, fan
     buf_init(&r->tmp);
     buf_init(&r->name);
     buf_init(&r->out);
+    buf_init(&r->kept);
     r->slot = sio_observe(sio, &(sio_observer_t){.arg = r,
                                                  .connecting = on_connecting,
                                                  .reply = on_reply,
+                                                 .connected = on_connected,
                                                  .joined = on_joined,
                                                  .left = on_left,
                                                  .lost = on_lost,
@@ -561,6 +557,7 @@ static void on_io_closed(void *arg)
     buf_free(&c.r->tmp);
     buf_free(&c.r->name);
     buf_free(&c.r->out);
+    buf_free(&c.r->kept);
     free(c.r);
     if (c.done)
         c.done(c.arg);
