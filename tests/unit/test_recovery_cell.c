@@ -11,30 +11,11 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/recovery_seen.h"
 #include "worker/recovery/recovery_cell.h"
 
 #define ID(m, s) ((stream_id_t){(m), (s)})
 #define SID "sid00000000000000001"
-
-typedef struct seen {
-    char names[8][64];
-    uint32_t tags[8];
-    stream_id_t first[8], last[8];
-    size_t n;
-} seen_t;
-
-static void on_room(void *arg, const recovery_room_t *r)
-{
-    seen_t *s = arg;
-    if (s->n < 8 && r->len < 64) {
-        memcpy(s->names[s->n], r->name, r->len);
-        s->names[s->n][r->len] = '\0';
-        s->tags[s->n] = r->tag;
-        s->first[s->n] = r->first;
-        s->last[s->n] = r->last;
-        s->n++;
-    }
-}
 
 static recovery_cell_t *cell_new(void)
 {
@@ -43,14 +24,19 @@ static recovery_cell_t *cell_new(void)
     return c;
 }
 
-static void decode(const buf_t *b, seen_t *s, recovery_log_t *log)
+/* The cell's record, read back: its rooms in *s, its log in *log. */
+static void read_back(const recovery_cell_t *c, rooms_seen_t *s, recovery_log_t *log)
 {
+    buf_t b;
+    buf_init(&b);
+    assert_int_equal(recovery_cell_encode(c, &b), 0);
     const char *sid;
     size_t sid_len;
     memset(s, 0, sizeof(*s));
-    assert_int_equal(recovery_decode(b->data, b->len, &sid, &sid_len, log, on_room, s), 0);
+    assert_int_equal(recovery_decode(b.data, b.len, &sid, &sid_len, log, on_room, s), 0);
     assert_int_equal(sid_len, 20);
     assert_memory_equal(sid, SID, 20);
+    buf_free(&b);
 }
 
 static void test_a_running_session_round_trips(void **state)
@@ -66,12 +52,9 @@ static void test_a_running_session_round_trips(void **state)
     recovery_cell_set_last(c, ha, ID(20, 0));
     recovery_log_add(&c->log, 2, ID(21, 0), ID(11, 0));
     recovery_cell_set_last(c, hb, ID(21, 0));
-    buf_t b;
-    buf_init(&b);
-    assert_int_equal(recovery_cell_encode(c, &b), 0);
-    seen_t s;
+    rooms_seen_t s;
     recovery_log_t log;
-    decode(&b, &s, &log);
+    read_back(c, &s, &log);
     assert_int_equal(s.n, 2);
     assert_string_equal(s.names[0], "chat.a");
     assert_string_equal(s.names[1], "chat.bb");
@@ -81,7 +64,6 @@ static void test_a_running_session_round_trips(void **state)
     assert_int_equal(s.last[1].ms, 21);
     assert_int_equal(log.count, 2);
     assert_int_equal(log.e[1].id.ms, 21);
-    buf_free(&b);
     free(c);
 }
 
@@ -94,16 +76,12 @@ static void test_last_id_repaired_from_the_log(void **state)
     recovery_cell_rooms_end(c);
     recovery_log_add(&c->log, 5, ID(7, 3), ID(1, 0)); /* no set_last */
     (void)h;
-    buf_t b;
-    buf_init(&b);
-    assert_int_equal(recovery_cell_encode(c, &b), 0);
-    seen_t s;
+    rooms_seen_t s;
     recovery_log_t log;
-    decode(&b, &s, &log);
+    read_back(c, &s, &log);
     assert_int_equal(s.n, 1);
     assert_int_equal(s.last[0].ms, 7);
     assert_int_equal(s.last[0].seq, 3);
-    buf_free(&b);
     free(c);
 }
 
@@ -121,14 +99,13 @@ static void test_a_rewrite_drops_a_left_room(void **state)
     uint32_t h = recovery_cell_room_add(c, "b", 1, 2, ID(1, 0), ID(1, 0));
     recovery_cell_rooms_end(c);
     recovery_cell_set_last(c, h, ID(9, 0));
-    assert_int_equal(recovery_cell_encode(c, &b), 0);
-    seen_t s;
+    buf_free(&b);
+    rooms_seen_t s;
     recovery_log_t log;
-    decode(&b, &s, &log);
+    read_back(c, &s, &log);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.names[0], "b");
     assert_int_equal(s.last[0].ms, 9);
-    buf_free(&b);
     free(c);
 }
 
