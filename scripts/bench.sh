@@ -336,7 +336,8 @@ run_soak() {
     "$TOOLS/loadgen" --port "$SERVER_PORT" --server-pid "$SERVER_PID" --redis-pid "$REDIS_PID" \
         --clients "$clients" --rooms "$rooms" --entries "$n" --parallel "$CONN_PAR" \
         --timeout $((secs + 600)) --label "$label" --ready-file "$WORK/soak.ready" \
-        --exec "$(prod --rooms "$rooms" --count "$n" --rate "$rate")" >"$WORK/soak.json" &
+        --exec "$(prod --rooms "$rooms" --count "$n" --rate "$rate" --timeout $((secs + 60)))" \
+        >"$WORK/soak.json" &
     lg=$!
     LG_PIDS=("$lg")
     t0=$(date +%s)
@@ -356,9 +357,9 @@ run_soak() {
     LG_PIDS=()
     wait "$sampler" 2>/dev/null || true
     [ -s "$WORK/soak.json" ] || echo "{\"label\":\"$label\",\"error\":\"loadgen failed\"}" >"$WORK/soak.json"
-    # flat: each sample after the settling time within ±2 % of the first such sample
+    # flat: each sample from the settling time to the producer's end within ±2 % of the first
     local flat
-    flat=$(awk -v settle="$settle" '$1 >= settle && $4 > 0 {
+    flat=$(awk -v settle="$settle" -v end="$secs" '$1 >= settle && $1 <= end && $4 > 0 {
             if (!n++) { r0 = $2; f0 = $3 }
             dr = ($2 - r0) / r0 * 100; df = ($3 - f0) / f0 * 100
             if (dr > rmax) rmax = dr; if (dr < rmin) rmin = dr
