@@ -476,6 +476,8 @@ static int restore(restore_t *r, sio_socket_t *s, rsock_t *st, const char *rec, 
     /* connected for broadcasts (held back per room until the replay is over), not yet replied */
     sio_socket_restore(s, id);
     keep(st, log);
+    if (st->cell) /* killed while replaying, it recovers again */
+        recovery_cell_set_sid(st->cell, id, SIO_ID_LEN);
     st->replaying = true;
     walk_t w = {r, s};
     rooms_sock_foreach_mark(sio_socket_rooms(s), replay_start, &w);
