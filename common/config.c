@@ -70,6 +70,7 @@ static const opt_t options[] = {
     {"STREAM_RETAIN_MS", OPT_INT, F(stream_retain_ms), 0, 1000, 604800000, "120000"},
     {"STREAM_INACTIVE_TTL", OPT_INT, F(stream_inactive_ttl_ms), 0, 1000, 2000000000, "3600000"},
     {"STREAM_CLAIM_IDLE_MS", OPT_INT, F(stream_claim_idle_ms), 0, 100, 3600000, "10000"},
+    {"STREAM_OWNER_TTL_MS", OPT_INT, F(stream_owner_ttl_ms), 0, 3000, 600000, "10000"},
     {"STREAM_KEYSPACE_EVENTS", OPT_BOOL, F(keyspace_events), 0, 0, 0, "false"},
     {"STREAM_CONSUMER_GROUP", OPT_STR, F(consumer_group), S(consumer_group), 1, 0, "streamio"},
     {"PRIORITY_STREAMS", OPT_LIST, F(priority), 0, 0, 0, ""},

@@ -63,6 +63,7 @@ typedef struct cfg {
     int stream_retain_ms;       /* STREAM_RETAIN_MS: how long retained entries stay */
     int stream_inactive_ttl_ms; /* STREAM_INACTIVE_TTL: no entry for this long -> parked */
     int stream_claim_idle_ms;   /* STREAM_CLAIM_IDLE_MS: pending this long -> XAUTOCLAIM */
+    int stream_owner_ttl_ms;    /* STREAM_OWNER_TTL_MS: a server's lease on its streams */
     bool keyspace_events;       /* STREAM_KEYSPACE_EVENTS: wake parked streams on xadd events */
     char consumer_group[128];
     config_list_t priority;       /* PRIORITY_STREAMS */

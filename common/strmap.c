@@ -21,7 +21,7 @@ struct strmap {
     size_t size;
 };
 
-static uint64_t hash_bytes(const char *p, size_t len)
+uint64_t strmap_hash(const char *p, size_t len)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < len; i++) {
@@ -83,7 +83,7 @@ static void grow(strmap_t *m)
 
 void strmap_put(strmap_t *m, const char *key, size_t len, void *value)
 {
-    uint64_t h = hash_bytes(key, len);
+    uint64_t h = strmap_hash(key, len);
     node_t **pp = find(m, key, len, h);
     if (*pp) {
         (*pp)->value = value;
@@ -103,13 +103,13 @@ void strmap_put(strmap_t *m, const char *key, size_t len, void *value)
 
 void *strmap_get(const strmap_t *m, const char *key, size_t len)
 {
-    node_t *e = *find(m, key, len, hash_bytes(key, len));
+    node_t *e = *find(m, key, len, strmap_hash(key, len));
     return e ? e->value : NULL;
 }
 
 void *strmap_del(strmap_t *m, const char *key, size_t len)
 {
-    node_t **pp = find(m, key, len, hash_bytes(key, len));
+    node_t **pp = find(m, key, len, strmap_hash(key, len));
     node_t *e = *pp;
     if (!e)
         return NULL;

@@ -7,6 +7,7 @@
 #define STREAMIO_COMMON_STRMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct strmap strmap_t;
 
@@ -21,6 +22,8 @@ void *strmap_get(const strmap_t *m, const char *key, size_t len);
 /* Removes the key and returns its value (NULL when absent). */
 void *strmap_del(strmap_t *m, const char *key, size_t len);
 size_t strmap_size(const strmap_t *m);
+/* The map's hash of a key (64-bit FNV-1a), also for callers that spread names over buckets. */
+uint64_t strmap_hash(const char *key, size_t len);
 /* Calls fn for every entry; fn must not modify the map. */
 void strmap_foreach(const strmap_t *m,
                     void (*fn)(const char *key, size_t len, void *value, void *arg), void *arg);

@@ -396,7 +396,7 @@ static int setup_loop(master_t *m, uint32_t capacity, buf_t *err)
         return rc;
     m->redis = redis_client_new(m->topo, "master", &redis_cbs, m);
     redis_client_count_reconnects(m->redis, &m->g->redis_reconnects);
-    m->disc = discovery_new(m->topo, m->redis, cfg, m->region, capacity);
+    m->disc = discovery_new(m->topo, m->redis, cfg, m->region, capacity, m->server_id);
     m->admin = admin_new(m->topo, m->redis, cfg, m->region, m->server_id);
     if (cfg->control_socket[0] &&
         (rc = control_open(&m->control, &m->loop, cfg->control_socket, admin_run, m->admin, err)))

@@ -67,5 +67,11 @@ void health_render(buf_t *out, shm_region_t *region, uint32_t slot)
             STATS_GET(w->redis_connected) ? "true" : "false");
         first = false;
     }
-    buf_puts(out, "]}");
+    buf_puts(out, "]");
+    /* servers sharing an adapter: how many read streams, and this one's share of them */
+    if (STATS_GET(g->owner_servers))
+        buf_printf(out, ",\"ownership\":{\"servers\":%llu,\"buckets\":%llu}",
+                   (unsigned long long)STATS_GET(g->owner_servers),
+                   (unsigned long long)STATS_GET(g->owned_buckets));
+    buf_puts(out, "}");
 }

@@ -179,6 +179,8 @@ typedef struct stats_global {
     _Atomic uint64_t respawns;        /* workers restarted after an unexpected exit */
 
     _Atomic uint64_t redis_reconnects; /* reconnections of the discovery connection */
+    _Atomic uint64_t owner_servers;    /* live servers sharing the streams (0: ownership off) */
+    _Atomic uint64_t owned_buckets;    /* stream buckets this server reads (of OWNERSHIP_BUCKETS) */
 } stats_global_t;
 
 #define STATS_SET(field, v) atomic_store_explicit(&(field), (uint64_t)(v), memory_order_relaxed)

@@ -4,14 +4,17 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/stream_exclude.h"
 #include "common/xalloc.h"
 #include "master/discovery/dispatch.h"
 #include "master/discovery/keyevents.h"
+#include "master/discovery/ownership.h"
 #include "master/discovery/pools.h"
 #include "master/discovery/scan.h"
 #include "shm/stats.h"
@@ -29,6 +32,13 @@ struct discovery {
     keyevents_t *kev; /* STREAM_KEYSPACE_EVENTS: new and deleted streams at once; else NULL */
     pools_t *pools;
     dispatch_t *dispatch;
+    redis_client_t *redis;
+    ownership_t *own;    /* servers sharing an adapter: the streams this one reads; else NULL */
+    uv_timer_t own_tick; /* its OWNERSHIP_TICK_MS tick */
+    char consumers[160]; /* "<hostname>:<PORT>:", the workers' consumer names but their number */
+    char recover_idle[16];
+    size_t recovering; /* XAUTOCLAIMs in flight (see own_moved) */
+    bool closing;
     uint32_t workers;
     uint32_t *worker_pools; /* capacity entries: pools per worker number, for the stats */
     uv_timer_t pass;        /* the next pass */
@@ -225,10 +235,170 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
         publish(d);
 }
 
+/* ---- one reader per stream across servers (master/discovery/ownership) ---- */
+
+static int own_command(void *ctx, const char *key, size_t key_len, ownership_reply_fn cb, void *arg,
+                       int argc, const char **argv, const size_t *lens)
+{
+    return redis_client_command(((discovery_t *)ctx)->redis, key, key_len, cb, arg, argc, argv,
+                                lens);
+}
+
+static uint64_t own_now(void *ctx)
+{
+    return uv_now(((discovery_t *)ctx)->loop);
+}
+
+typedef struct moved_ctx {
+    discovery_t *d;
+    const bool *gained, *lost, *recover;
+} moved_ctx_t;
+
+static void part_closed(discovery_t *d);
+
+/* A stream whose entries a dead server may have left pending, on its way to a worker. */
+typedef struct recovery {
+    discovery_t *d;
+    uint32_t pool, worker;
+    size_t len;
+    char name[];
+} recovery_t;
+
+static void on_recovered(const redisReply *r, void *arg)
+{
+    recovery_t *q = arg;
+    discovery_t *d = q->d;
+    d->recovering--;
+    if (d->closing) {
+        free(q);
+        part_closed(d);
+        return;
+    }
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->element[1]->elements)
+        LOG_INFO("ownership: %zu entries %.*s's last reader left pending go first",
+                 r->element[1]->elements, (int)q->len, q->name);
+    /* whatever the answer: the reader's own XAUTOCLAIM sweep is the safety net */
+    dispatch_stream(d->dispatch, WORKDESC_POOL_ADD, q->pool, q->worker, q->name, q->len);
+    free(q);
+}
+
+/*
+ * Entries the dead holder had read but not acknowledged become the new worker's before it reads
+ * the stream: its reader reads its own pending entries first (history), so they are delivered
+ * before newer ones rather than after them when its XAUTOCLAIM sweep finds them.
+ */
+static void recover_stream(discovery_t *d, uint32_t pool, uint32_t worker, const char *name,
+                           size_t len)
+{
+    recovery_t *q = xmalloc(sizeof(*q) + len);
+    *q = (recovery_t){d, pool, worker, len};
+    memcpy(q->name, name, len);
+    char consumer[192];
+    snprintf(consumer, sizeof(consumer), "%s%u", d->consumers, worker);
+    const char *argv[] = {
+        "XAUTOCLAIM", name,    d->first->consumer_group, consumer, d->recover_idle, "0-0", "COUNT",
+        "1000",       "JUSTID"};
+    size_t lens[] = {10, len, strlen(argv[2]), strlen(consumer), strlen(argv[4]), 3, 5, 4, 6};
+    if (redis_client_command(d->redis, name, len, on_recovered, q, 9, argv, lens)) {
+        free(q);
+        dispatch_stream(d->dispatch, WORKDESC_POOL_ADD, pool, worker, name, len);
+        return;
+    }
+    d->recovering++;
+}
+
+static void move_stream(uint32_t pool, uint32_t worker, const char *name, size_t len, void *arg)
+{
+    moved_ctx_t *mc = arg;
+    uint32_t b = ownership_bucket(name, len);
+    if (mc->gained[b] && mc->recover[b])
+        recover_stream(mc->d, pool, worker, name, len);
+    else if (mc->gained[b])
+        dispatch_stream(mc->d->dispatch, WORKDESC_POOL_ADD, pool, worker, name, len);
+    else if (mc->lost[b])
+        dispatch_stream(mc->d->dispatch, WORKDESC_STREAM_REMOVE, pool, worker, name, len);
+}
+
+static void own_moved(void *arg, const bool *gained, const bool *lost, const bool *recover)
+{
+    discovery_t *d = arg;
+    moved_ctx_t mc = {d, gained, lost, recover};
+    pools_foreach(d->pools, move_stream, &mc);
+    STATS_SET(d->g->owned_buckets, ownership_held(d->own));
+}
+
+typedef struct each_ctx {
+    const bool *want;
+    ownership_stream_fn fn;
+    void *arg;
+} each_ctx_t;
+
+static void each_in(uint32_t pool, uint32_t worker, const char *name, size_t len, void *arg)
+{
+    (void)pool;
+    (void)worker;
+    each_ctx_t *ec = arg;
+    if (ec->want[ownership_bucket(name, len)])
+        ec->fn(name, len, ec->arg);
+}
+
+static void own_each_stream(void *arg, const bool *want, ownership_stream_fn fn, void *fn_arg)
+{
+    discovery_t *d = arg;
+    each_ctx_t ec = {want, fn, fn_arg};
+    pools_foreach(d->pools, each_in, &ec);
+}
+
+static bool own_quiet(void *arg)
+{
+    return dispatch_quiet(((discovery_t *)arg)->dispatch);
+}
+
+static bool own_keep(void *arg, const char *name, size_t len)
+{
+    return ownership_holds(arg, name, len);
+}
+
+static void on_own_tick(uv_timer_t *t)
+{
+    discovery_t *d = t->data;
+    ownership_tick(d->own);
+    STATS_SET(d->g->owned_buckets, ownership_held(d->own));
+    STATS_SET(d->g->owner_servers, ownership_members(d->own));
+}
+
+static void own_setup(discovery_t *d, const cfg_t *cfg, const char *server_id)
+{
+    char host[128] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    /* the workers' consumer names (worker.c): <hostname>:<PORT>:<worker number> */
+    snprintf(d->consumers, sizeof(d->consumers), "%s:%d:", host, cfg->port);
+    /* a dead holder's entries are idle for more than half a lease when its buckets move (its
+     * last renewal was at most a tick before it died) */
+    int half = cfg->stream_owner_ttl_ms / 2;
+    int idle = cfg->stream_claim_idle_ms < half ? cfg->stream_claim_idle_ms : half;
+    snprintf(d->recover_idle, sizeof(d->recover_idle), "%d", idle);
+    ownership_ops_t ops = {d, own_command, own_now};
+    ownership_host_t h = {d, own_moved, own_each_stream, own_quiet};
+    buf_t scope;
+    buf_init(&scope);
+    buf_printf(&scope, "%s\n%s\n", cfg->consumer_group, cfg->stream_pattern);
+    stream_exclude_describe(cfg, &scope);
+    ownership_config_t oc = {cfg->redis_key,      server_id,  d->consumers,
+                             cfg->consumer_group, scope.data, (uint32_t)cfg->stream_owner_ttl_ms};
+    d->own = ownership_new(&ops, &h, &oc);
+    buf_free(&scope);
+    dispatch_set_filter(d->dispatch, own_keep, d->own);
+    uv_timer_init(d->loop, &d->own_tick);
+    d->own_tick.data = d;
+    uv_timer_start(&d->own_tick, on_own_tick, 0, OWNERSHIP_TICK_MS);
+}
+
 /* ---- life ---- */
 
 discovery_t *discovery_new(redis_topology_t *topo, redis_client_t *redis, const cfg_t *cfg,
-                           shm_region_t *region, uint32_t capacity)
+                           shm_region_t *region, uint32_t capacity, const char *server_id)
 {
     uv_loop_t *loop = redis_topology_loop(topo);
     discovery_t *d = xcalloc(1, sizeof(*d));
@@ -242,6 +412,9 @@ discovery_t *discovery_new(redis_topology_t *topo, redis_client_t *redis, const 
     d->pools = pools_new((uint32_t)cfg->pool_size, (uint32_t)cfg->max_pools, d->workers);
     d->scan = scan_new(redis);
     d->dispatch = dispatch_new(loop, region, capacity);
+    d->redis = redis;
+    if (cfg->adapter != CONFIG_ADAPTER_OFF)
+        own_setup(d, cfg, server_id);
     buf_t ex;
     buf_init(&ex);
     stream_exclude_describe(cfg, &ex);
@@ -282,6 +455,9 @@ void discovery_stop(discovery_t *d)
 {
     d->stopped = true;
     uv_timer_stop(&d->pass);
+    /* the leases are still renewed while the workers drain: they go in discovery_close */
+    if (d->own)
+        ownership_stop(d->own);
 }
 
 static void part_closed(discovery_t *d)
@@ -313,7 +489,16 @@ void discovery_close(discovery_t *d, void (*done)(void *arg), void *arg)
     discovery_stop(d);
     d->done = done;
     d->done_arg = arg;
-    d->open = d->kev ? 2 : 1;
+    d->closing = true;
+    d->open = (d->kev ? 2 : 1) + (int)d->recovering; /* each reply still due closes a part */
+    if (d->own) {
+        /* the workers are gone: the next owners may read at once */
+        ownership_leave(d->own);
+        ownership_free(d->own);
+        d->own = NULL;
+        d->open++;
+        uv_close((uv_handle_t *)&d->own_tick, on_timer_closed);
+    }
     dispatch_close(d->dispatch);
     if (d->kev)
         keyevents_close(d->kev, on_kev_closed, d);

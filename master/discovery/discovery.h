@@ -26,10 +26,12 @@ typedef struct discovery discovery_t;
  * For cfg's CLUSTER_WORKERS worker numbers, up to `capacity` after a reload. Borrows topo (its
  * loop; key events open a client on it), redis (the master's command client), cfg (its discovery
  * settings are kept for the discovery's life) and region (its global stats block is a
- * stats_global_t). The first pass starts at once.
+ * stats_global_t). The first pass starts at once. With an adapter shared with other servers
+ * (SOCKETIO_REDIS_ADAPTER not false), only the streams this server holds
+ * (master/discovery/ownership, as `server_id`) are sent to its workers.
  */
 discovery_t *discovery_new(redis_topology_t *topo, redis_client_t *redis, const cfg_t *cfg,
-                           shm_region_t *region, uint32_t capacity);
+                           shm_region_t *region, uint32_t capacity, const char *server_id);
 
 /* The process in `block` serves `worker` from now on: it is sent every stream of its pools. */
 void discovery_attach(discovery_t *d, uint32_t worker, uint32_t block);

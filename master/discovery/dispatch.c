@@ -31,6 +31,8 @@ struct dispatch {
     outbox_t *boxes; /* capacity entries */
     uint32_t capacity;
     buf_t rec;
+    bool (*keep)(void *arg, const char *name, size_t len);
+    void *keep_arg;
 };
 
 dispatch_t *dispatch_new(uv_loop_t *loop, shm_region_t *region, uint32_t capacity)
@@ -122,11 +124,33 @@ static void on_retry(uv_timer_t *t)
         uv_timer_start(&d->retry, on_retry, RETRY_MS, 0);
 }
 
+void dispatch_set_filter(dispatch_t *d, bool (*keep)(void *arg, const char *name, size_t len),
+                         void *arg)
+{
+    d->keep = keep;
+    d->keep_arg = arg;
+}
+
+bool dispatch_quiet(dispatch_t *d)
+{
+    for (uint32_t i = 0; i < d->capacity; i++) {
+        const outbox_t *b = &d->boxes[i];
+        if (b->block < 0)
+            continue;
+        const ring_t *ring = shm_region_ring(d->region, (uint32_t)b->block);
+        if (b->head || (ring && !ring_empty(ring)))
+            return false;
+    }
+    return true;
+}
+
 void dispatch_stream(dispatch_t *d, uint16_t type, uint32_t pool, uint32_t worker, const char *name,
                      size_t len)
 {
     outbox_t *b = &d->boxes[worker];
     if (b->block < 0)
+        return;
+    if (type == WORKDESC_POOL_ADD && d->keep && !d->keep(d->keep_arg, name, len))
         return;
     workdesc_begin(&d->rec, pool);
     if (workdesc_add(&d->rec, name, len)) {

@@ -8,6 +8,7 @@
 #ifndef STREAMIO_MASTER_DISCOVERY_DISPATCH_H
 #define STREAMIO_MASTER_DISCOVERY_DISPATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -28,6 +29,14 @@ void dispatch_attach(dispatch_t *d, uint32_t worker, uint32_t block);
 void dispatch_detach(dispatch_t *d, uint32_t worker);
 /* The block serving `worker`, or -1. */
 int32_t dispatch_block(const dispatch_t *d, uint32_t worker);
+/*
+ * Streams that keep(arg, name, len) refuses are not sent in WORKDESC_POOL_ADD records (another
+ * server reads them: master/discovery/ownership); removals always go. NULL: every stream.
+ */
+void dispatch_set_filter(dispatch_t *d, bool (*keep)(void *arg, const char *name, size_t len),
+                         void *arg);
+/* True when nothing waits in an outbox and every attached worker took all its records. */
+bool dispatch_quiet(dispatch_t *d);
 /* Sends one stream of one pool (type: WORKDESC_POOL_ADD or WORKDESC_STREAM_REMOVE) to `worker`,
  * now or, behind what waits already, once its ring has room. */
 void dispatch_stream(dispatch_t *d, uint16_t type, uint32_t pool, uint32_t worker, const char *name,

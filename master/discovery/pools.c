@@ -205,6 +205,19 @@ void pools_foreach_in_slot(const pools_t *p, uint32_t slot, pools_stream_fn fn, 
     strmap_foreach(p->streams, visit_slot, &sc);
 }
 
+static void visit_all(const char *key, size_t len, void *value, void *arg)
+{
+    slot_ctx_t *sc = arg;
+    const stream_rec_t *rec = value;
+    sc->fn(rec->pool, sc->p->pools[rec->pool].slot, key, len, sc->arg);
+}
+
+void pools_foreach(const pools_t *p, pools_stream_fn fn, void *arg)
+{
+    slot_ctx_t sc = {p, 0, fn, arg};
+    strmap_foreach(p->streams, visit_all, &sc);
+}
+
 size_t pools_streams(const pools_t *p)
 {
     return strmap_size(p->streams);

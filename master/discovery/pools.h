@@ -42,6 +42,9 @@ size_t pools_sweep(pools_t *p, uint64_t min_cycle, pools_stream_fn fn, void *arg
 /* Calls fn for every stream whose pool belongs to `slot` (to re-send a respawned worker's work). */
 void pools_foreach_in_slot(const pools_t *p, uint32_t slot, pools_stream_fn fn, void *arg);
 
+/* Calls fn for every stream (pool, slot, name). fn must not add or remove streams. */
+void pools_foreach(const pools_t *p, pools_stream_fn fn, void *arg);
+
 /*
  * Changes the number of worker slots (a reload with another CLUSTER_WORKERS). Growing adds empty
  * slots that new pools go to; shrinking moves every pool of a removed slot to the least loaded

@@ -5,7 +5,8 @@
  * REDIS_TLS_CA_FILE; a primary + replica + 3 sentinels (REDIS_SENTINELS + REDIS_SENTINEL_NAME)
  * through a SENTINEL FAILOVER under a steady producer; a 3-master Redis Cluster
  * (REDIS_CLUSTER_NODES): delivery from every master, the sharded adapter shared with a Node
- * socket.io server on a createCluster client, and a graceful CLUSTER FAILOVER, kill -9 of a
+ * socket.io server on a createCluster client (sharded and classic mode), two streamio servers
+ * sharing the streams (one reader per stream), and a graceful CLUSTER FAILOVER, kill -9 of a
  * master and a reshard of 1000 slots under a steady producer. Real socket.io-clients receive the
  * entries. Bad values stop startup with one line naming the variable (exit 2) and never print a
  * password.
@@ -277,6 +278,70 @@ describe('streamio on a Redis Cluster (REDIS_CLUSTER_NODES)', { timeout: 180000,
   }));
 });
 
+describe('two streamio servers on a Redis Cluster share the streams (sharded adapter)', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
+  let cluster;
+  let a;
+  let b;
+
+  before(async () => {
+    const env = { SOCKETIO_REDIS_ADAPTER: 'sharded', STREAM_PATTERN: 'own.*', STREAM_CLAIM_IDLE_MS: '60000' };
+    ({ cluster, srv: a } = await startOnCluster({ env }));
+    b = await h.startStreamio({
+      REDIS_CLUSTER_NODES: cluster.seeds, REDIS_PORT: String(cluster.nodes[0].port), CLUSTER_WORKERS: '2',
+      STREAM_KEYSPACE_EVENTS: 'true', DISCOVERY_INTERVAL: '1000', ...env,
+    });
+  });
+
+  h.stopAfter(() => ({ srv: { stop: async () => { if (b) await b.stop(); if (a) await a.stop(); } }, redis: cluster }));
+  const logs = (fn) => h.withLogs(() => [a, b], fn);
+
+  it('each stream read by one server, every entry once per socket and in order', logs(async () => {
+    // the lease and membership keys live on whichever masters their slots say
+    await h.waitUntil(async () => {
+      const [oa, ob] = await Promise.all([a, b].map(async (s) => (await h.healthRetry(s)).body.ownership));
+      return oa && ob && oa.servers === 2 && ob.servers === 2 && oa.buckets > 0 && ob.buckets > 0 &&
+        oa.buckets + ob.buckets === 128;
+    }, { timeout: 30000, message: 'both servers hold a share of the buckets' });
+    const rooms = [];
+    const owners = new Set();
+    for (let i = 0; i < 8; i++) {
+      const room = h.uniq(`own.room${i}`);
+      rooms.push(room);
+      owners.add((await ownerOf(cluster, room)).port);
+    }
+    assert.ok(owners.size >= 2, 'the rooms live on several masters');
+    const socks = [];
+    for (const room of rooms) {
+      for (const srv of [a, b]) {
+        const s = await h.connectClient(srv.url);
+        await h.joinRoom(s, room);
+        socks.push({ room, inbox: h.collect(s) });
+      }
+    }
+    const N = 100;
+    for (let n = 0; n < N; n++) {
+      await Promise.all(rooms.map(async (r) => (await ownerOf(cluster, r)).call('XADD', r, '*', 'event', 'own', 'data', String(n))));
+    }
+    const last = [];
+    for (const r of rooms) last.push(await (await ownerOf(cluster, r)).call('XADD', r, '*', 'event', 'own-end', 'data', '0'));
+    await Promise.all(socks.map((x) => x.inbox.waitFor((m) => m.event === 'own-end', 60000)));
+    const inOrder = Array.from({ length: N }, (_, i) => i);
+    for (const x of socks) {
+      const got = x.inbox.items.filter((m) => m.roomId === x.room && m.event === 'own').map((m) => Number(m.message.data));
+      assert.deepStrictEqual(got, inOrder, `${x.room}: every entry once, in order`);
+    }
+    const readBy = new Map();
+    for (const r of rooms) {
+      const ports = new Set((await (await ownerOf(cluster, r)).call('XINFO', 'CONSUMERS', r, 'streamio'))
+        .map((c) => String(c[1]).split(':').slice(-2)[0]));
+      assert.equal(ports.size, 1, `${r} read by one server`);
+      for (const p of ports) readBy.set(p, (readBy.get(p) || 0) + 1);
+    }
+    process.stdout.write(`# two servers on a 3-master cluster: ${rooms.length * N} entries to ${socks.length} ` +
+      `sockets, each once and in order; rooms per server ${[...readBy.values()].join('/')}\n`);
+  }));
+});
+
 describe('sharded adapter on a Redis Cluster with a Node socket.io server (createCluster)', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
   let cluster;
   let srv;
@@ -334,6 +399,102 @@ describe('sharded adapter on a Redis Cluster with a Node socket.io server (creat
     assert.deepStrictEqual(sioIn.items.map((m) => m.messageId).sort(), [...ids].sort());
     assert.deepStrictEqual(fromNode.items.slice().sort(), [...rooms].sort());
     nodeIn.items.forEach((m) => assert.deepStrictEqual(m.message, { event: 'shc', data: { room: m.roomId } }));
+  }));
+});
+
+describe('classic adapter on a Redis Cluster with a Node socket.io server (createCluster)', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
+  let cluster;
+  let srv;
+  let peer;
+
+  before(async () => {
+    ({ cluster, srv } = await startOnCluster({ env: { SOCKETIO_REDIS_ADAPTER: 'true', STREAM_PATTERN: 'clc.*' } }));
+    peer = await startPeer({ port: cluster.nodes[0].port }, 'classic', { cluster: true });
+  });
+
+  h.stopAfter(() => ({ srv: { stop: async () => { if (peer) await peer.stop(); if (srv) await srv.stop(); } }, redis: cluster }));
+  const logs = (fn) => h.withLogs(() => [srv, peer], fn);
+
+  // PUBLISH messages the nodes sent each other over the cluster bus so far (at PUBLISH time)
+  const busPublishes = async () => {
+    let n = 0;
+    for (const node of cluster.nodes) {
+      const m = /cluster_stats_messages_publish_sent:(\d+)/.exec(await node.call('CLUSTER', 'INFO'));
+      n += m ? Number(m[1]) : 0;
+    }
+    return n;
+  };
+
+  it('shares rooms on every master both ways, exactly once (PUBLISH reaches every node)', logs(async () => {
+    const rooms = [];
+    const owners = new Set();
+    for (let i = 0; i < 6; i++) {
+      const room = h.uniq(`clc.room${i}`);
+      rooms.push(room);
+      owners.add((await ownerOf(cluster, room)).port);
+    }
+    assert.ok(owners.size >= 2, 'the rooms\' streams live on several masters');
+    const sio = await h.connectClient(srv.url);
+    const node = await h.connectClient(peer.url);
+    for (const room of rooms) {
+      await h.joinRoom(sio, room);
+      await h.joinRoom(node, room);
+    }
+    // both sides subscribed (classic: a pattern on whichever node each client picked): a probe
+    // room gets entries and Node broadcasts until each side has seen one
+    const probe = h.uniq('clc.probe');
+    await h.joinRoom(sio, probe);
+    await h.joinRoom(node, probe);
+    const nodeProbe = h.collect(node);
+    const sioProbe = h.collect(sio, 'node:probe');
+    await h.waitUntil(async () => {
+      await (await ownerOf(cluster, probe)).call('XADD', probe, '*', 'event', 'probe', 'data', '0');
+      return nodeProbe.items.length > 0;
+    }, { timeout: 30000, interval: 500, message: 'an entry read by streamio reaches a Node client' });
+    await h.waitUntil(async () => {
+      await peer.call('broadcast', { rooms: [probe], event: 'node:probe', args: [] });
+      return sioProbe.items.length > 0;
+    }, { timeout: 30000, interval: 500, message: 'a Node broadcast reaches a streamio client' });
+    const nodeIn = h.collect(node);
+    const sioIn = h.collect(sio);
+    const fromNode = h.collect(sio, 'node:event');
+    const bus0 = await busPublishes();
+    // streamio -> Node: entries read by streamio reach the Node server's clients
+    const ids = [];
+    for (const room of rooms) {
+      ids.push(await (await ownerOf(cluster, room)).call('XADD', room, '*', 'event', 'clc', 'data', JSON.stringify({ room })));
+    }
+    await nodeIn.waitCount(rooms.length, 30000);
+    await sioIn.waitCount(rooms.length, 30000);
+    const bus = (await busPublishes()) - bus0;
+    // Node -> streamio: a Node broadcast to each room, then a marker in the same room (node-redis
+    // sends each PUBLISH of a cluster client to any node, so they may come in either order: wait
+    // for both)
+    for (const room of rooms) {
+      await peer.call('broadcast', { rooms: [room], event: 'node:event', args: [room] });
+      await peer.call('broadcast', { rooms: [room], event: 'node:event', args: [`end ${room}`] });
+    }
+    await h.waitUntil(() => rooms.every((r) => fromNode.items.includes(r) && fromNode.items.includes(`end ${r}`)),
+      { timeout: 30000, message: 'every Node broadcast and its marker reached the streamio client' });
+    // and a last entry behind the others in every room (streamio publishes a room's entries on
+    // one connection, routed by the channel's slot: in order): what came before it came once
+    const last = [];
+    for (const room of rooms) {
+      last.push(await (await ownerOf(cluster, room)).call('XADD', room, '*', 'event', 'clc-end', 'data', '0'));
+    }
+    for (const id of last) {
+      await nodeIn.waitFor((m) => m.messageId === id, 30000);
+      await sioIn.waitFor((m) => m.messageId === id, 30000);
+    }
+    const entries = (inbox) => inbox.items.filter((m) => m.event === 'clc').map((m) => m.messageId).sort();
+    assert.deepStrictEqual(entries(nodeIn), [...ids].sort());
+    assert.deepStrictEqual(entries(sioIn), [...ids].sort());
+    assert.deepStrictEqual(fromNode.items.filter((a) => !a.startsWith('end ')).sort(), [...rooms].sort());
+    nodeIn.items.filter((m) => m.event === 'clc')
+      .forEach((m) => assert.deepStrictEqual(m.message, { event: 'clc', data: { room: m.roomId } }));
+    process.stdout.write(`# classic adapter on a 3-master cluster: ${rooms.length} entries published, ` +
+      `${bus} PUBLISH messages over the cluster bus (${(bus / rooms.length).toFixed(1)} per publish)\n`);
+    assert.ok(bus >= rooms.length * (cluster.nodes.length - 1), 'each PUBLISH went to every other node');
   }));
 });
 

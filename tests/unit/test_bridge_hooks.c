@@ -108,6 +108,12 @@ static size_t tr_backlog(void *arg, conn_t *c)
     return 0;
 }
 
+static bool tr_open(void *arg, conn_t *c)
+{
+    (void)arg, (void)c;
+    return true;
+}
+
 static void tr_respond(void *arg, conn_t *c, int status, const char *ctype, const char *body,
                        size_t len, bool cors)
 {
@@ -139,8 +145,7 @@ static fx_t *fx_new(const char *const *env)
     bridge_fake_config(&f->cfg, env);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->clock = (timerq_clock_t){f, clk_now, clk_wake, clk_cancel};
-    eio_transport_t tr = {f,          tr_ws_text, tr_ws_msg, tr_ws_close, tr_backlog,
-                          tr_respond, tr_hold,    tr_close,  tr_own};
+    eio_transport_t tr = {f, tr_ws_text, tr_ws_msg, tr_ws_close, tr_backlog, tr_open, tr_respond, tr_hold, tr_close, tr_own};
     eio_config_t ec = {.ping_interval_ms = 25000,
                        .ping_timeout_ms = 20000,
                        .upgrade_timeout_ms = 10000,

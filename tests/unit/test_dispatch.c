@@ -124,11 +124,51 @@ static void test_nothing_reaches_a_detached_worker(void **state)
     assert_int_equal(dispatch_block(f->d, 1), -1);
 }
 
+static bool keep_even(void *arg, const char *name, size_t len)
+{
+    (void)arg;
+    return (name[len - 1] - '0') % 2 == 0;
+}
+
+/* Another server reads the streams the filter refuses: they are never added here, but removals
+ * always go; quiet means every record reached its ring and the worker took it. */
+static void test_filter_and_quiet(void **state)
+{
+    fixture_t *f = *state;
+    popped_t *p = &f->popped;
+    dispatch_attach(f->d, 0, 2);
+    assert_true(dispatch_quiet(f->d));
+    dispatch_set_filter(f->d, keep_even, NULL);
+    char name[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        dispatch_stream(f->d, WORKDESC_POOL_ADD, 1, 0, name, strlen(name));
+    }
+    assert_false(dispatch_quiet(f->d)); /* in the ring, not yet taken */
+    assert_int_equal(drain(f->region, 2, p), 5);
+    assert_true(dispatch_quiet(f->d));
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "s%d", 2 * i);
+        assert_string_equal(p->names[i], name);
+    }
+    dispatch_stream(f->d, WORKDESC_STREAM_REMOVE, 1, 0, "s1", 2);
+    ring_t *r = shm_region_ring(f->region, 2);
+    char buf[64];
+    uint16_t type;
+    uint32_t len;
+    assert_int_equal(ring_pop(r, &type, buf, sizeof(buf), &len), 0);
+    assert_int_equal(type, WORKDESC_STREAM_REMOVE);
+    dispatch_set_filter(f->d, NULL, NULL);
+    dispatch_stream(f->d, WORKDESC_POOL_ADD, 1, 0, "s1", 2);
+    assert_int_equal(drain(f->region, 2, p), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_survives_a_full_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_reaches_a_detached_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filter_and_quiet, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

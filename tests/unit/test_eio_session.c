@@ -101,6 +101,7 @@ typedef struct fake_tr {
     buf_t log;               /* "<call> c<n> <details>\n" per call */
     eio_session_t *owner[8]; /* what `own` set */
     int hold_rc;
+    bool failed; /* what `open` answers: the transport failed and is closing */
 } fake_tr_t;
 
 static void trace(fake_tr_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -151,6 +152,12 @@ static size_t tr_backlog(void *arg, conn_t *c)
     (void)arg;
     (void)c;
     return 0;
+}
+
+static bool tr_open(void *arg, conn_t *c)
+{
+    (void)c;
+    return !((fake_tr_t *)arg)->failed;
 }
 
 static void tr_respond(void *arg, conn_t *c, int status, const char *ctype, const char *body,
@@ -254,8 +261,7 @@ static int setup(void **state)
                             .on_text = app_text,
                             .on_binary = app_binary,
                             .on_close = app_close};
-    eio_transport_t tr = {&f->tr,     tr_ws_text, tr_ws_msg, tr_ws_close, tr_backlog,
-                          tr_respond, tr_hold,    tr_close,  tr_own};
+    eio_transport_t tr = {&f->tr, tr_ws_text, tr_ws_msg, tr_ws_close, tr_backlog, tr_open, tr_respond, tr_hold, tr_close, tr_own};
     eio_config_t cfg = {.ping_interval_ms = PING,
                         .ping_timeout_ms = PONG,
                         .upgrade_timeout_ms = UPGRADE,
@@ -588,6 +594,18 @@ static void test_ready_deadline(void **state)
     assert_int_equal(STATS_GET(f->stats.limit_rejections[STATS_LIMIT_FIRST_PACKET_TIMEOUT]), 1);
 }
 
+static void test_ready_deadline_of_a_failed_websocket_is_not_counted_again(void **state)
+{
+    fx_t *f = *state;
+    f->app.ready_on_open = false;
+    open_ws(f);
+    /* e.g. Close 1009 sent and counted; the connection waits for the peer's FIN */
+    f->tr.failed = true;
+    advance(&f->clk, READY);
+    assert_true(f->app.closed);
+    assert_int_equal(STATS_GET(f->stats.limit_rejections[STATS_LIMIT_FIRST_PACKET_TIMEOUT]), 0);
+}
+
 static void test_close_from_the_client(void **state)
 {
     fx_t *f = *state;
@@ -708,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_find_judges_deadlines_on_current_time, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ready_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_deadline_of_a_failed_websocket_is_not_counted_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_from_the_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_from_the_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all_done_frees, setup, teardown),

@@ -67,6 +67,17 @@ static void test_sums_live_workers(void **state)
     buf_reset(&out);
     health_render(&out, r, 0);
     assert_non_null(strstr(out.data, "\"redisConnected\":false,\"streams\""));
+
+    /* servers sharing the streams: how many, and this one's buckets, after the workers */
+    assert_null(strstr(out.data, "\"ownership\""));
+    STATS_SET(g->owner_servers, 2);
+    STATS_SET(g->owned_buckets, 64);
+    buf_reset(&out);
+    health_render(&out, r, 0);
+    size_t n = strlen(out.data);
+    const char *tail = "],\"ownership\":{\"servers\":2,\"buckets\":64}}";
+    assert_true(n > strlen(tail));
+    assert_string_equal(out.data + n - strlen(tail), tail);
     buf_free(&out);
     shm_region_free(r);
 }

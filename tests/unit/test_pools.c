@@ -1,4 +1,5 @@
-/* Unit tests for master/discovery/pools: sizing, MAX_POOLS overflow, priority pools, balance, sweep. */
+/* Unit tests for master/discovery/pools: sizing, MAX_POOLS overflow, priority pools, balance,
+ * sweep. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -217,9 +218,30 @@ static void test_remove_forgets_one_stream_and_frees_its_place(void **state)
     pools_free(p);
 }
 
+static void test_pools_foreach_visits_every_stream(void **state)
+{
+    (void)state;
+    pools_t *p = pools_new(2, 10, 3);
+    uint32_t pool, slot;
+    char name[16];
+    for (int i = 0; i < 9; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        assert_int_equal(add(p, name, i == 0, 1, &pool, &slot), 1);
+    }
+    counter_t c = {0};
+    pools_foreach(p, count_slot, &c);
+    assert_int_equal(c.calls, 9);
+    counter_t per = {0};
+    for (uint32_t s = 0; s < 3; s++)
+        pools_foreach_in_slot(p, s, count_slot, &per);
+    assert_memory_equal(c.per_slot, per.per_slot, sizeof(c.per_slot));
+    pools_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pools_foreach_visits_every_stream),
         cmocka_unit_test(test_pools_fill_then_grow),
         cmocka_unit_test(test_pools_balance_slots),
         cmocka_unit_test(test_priority_streams_get_their_own_pools),

@@ -104,6 +104,12 @@ static size_t tr_backlog(void *arg, conn_t *c)
     return conn_outq_bytes(c);
 }
 
+static bool tr_open(void *arg, conn_t *c)
+{
+    (void)arg;
+    return conn_is_open(c);
+}
+
 /* An Engine.IO answer: the CORS headers its Origin earns, gzip when large enough. */
 static void answer(eio_endpoint_t *ep, conn_t *c, int status, const char *ctype, const char *body,
                    size_t len)
@@ -571,6 +577,7 @@ int eio_endpoint_new(eio_endpoint_t **out, uv_loop_t *loop, const eio_endpoint_c
         .ws_msg = tr_ws_msg,
         .ws_close = tr_ws_close,
         .backlog = tr_backlog,
+        .open = tr_open,
         .respond = tr_respond,
         .hold = tr_hold,
         .close = tr_close,

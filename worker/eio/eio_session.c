@@ -109,8 +109,12 @@ static void on_pong_late(timerq_node_t *n, void *arg)
 static void on_ready_late(timerq_node_t *n, void *arg)
 {
     eio_t *e = arg;
-    STATS_ADD(e->stats->limit_rejections[STATS_LIMIT_FIRST_PACKET_TIMEOUT], 1);
-    session_end(session_of(n, offsetof(eio_session_t, ready_node)), false);
+    eio_session_t *s = session_of(n, offsetof(eio_session_t, ready_node));
+    /* a WebSocket already failed (1009, 1007...) is only waiting for its peer's FIN: that
+     * refusal was counted once, where it happened */
+    if (!s->conn || e->tr.open(e->tr.arg, s->conn))
+        STATS_ADD(e->stats->limit_rejections[STATS_LIMIT_FIRST_PACKET_TIMEOUT], 1);
+    session_end(s, false);
 }
 
 static void on_upgrade_late(timerq_node_t *n, void *arg)

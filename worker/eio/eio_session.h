@@ -70,6 +70,8 @@ typedef struct eio_transport {
     int (*ws_msg)(void *arg, conn_t *c, eio_msg_t *m);
     int (*ws_close)(void *arg, conn_t *c, uint16_t code);
     size_t (*backlog)(void *arg, conn_t *c); /* bytes queued and not yet written */
+    /* False once c stopped reading: closing after a refusal that was already counted. */
+    bool (*open)(void *arg, conn_t *c);
     /* Answers the request c holds; with `cors`, the CORS headers its Origin earns and gzip when
      * worthwhile (Engine.IO's answers), else plain. */
     void (*respond)(void *arg, conn_t *c, int status, const char *ctype, const char *body,
