@@ -127,10 +127,8 @@ void *shm_sessions_alloc(shm_sessions_t *t, uint32_t block, const char *key, siz
     c->block = block;
     c->key_len = (uint32_t)len;
     memcpy(c->key, key, len);
-    void *p = payload(t, i);
-    memset(p, 0, SHM_SESSIONS_CELL_BYTES);
     *cell = i;
-    return p;
+    return payload(t, i);
 }
 
 void shm_sessions_release(shm_sessions_t *t, uint32_t cell)

@@ -43,9 +43,10 @@ void shm_sessions_free(shm_sessions_t *t);
 
 /*
  * Worker: a cell for `block`'s session keyed `key` (1..SHM_SESSIONS_KEY_MAX bytes): a free cell
- * or an orphan past its expiry, now LIVE; its payload is zeroed. Returns the payload
- * (SHM_SESSIONS_CELL_BYTES, 64-byte aligned) and its index in *cell, or NULL when every cell is
- * taken or the key is too long.
+ * or an orphan past its expiry, now LIVE; its payload holds what its last user left (zero the
+ * first time: the caller initialises what it reads, so untouched pages stay uncommitted). Returns
+ * the payload (SHM_SESSIONS_CELL_BYTES, 64-byte aligned) and its index in *cell, or NULL when every
+ * cell is taken or the key is too long.
  */
 void *shm_sessions_alloc(shm_sessions_t *t, uint32_t block, const char *key, size_t len,
                          uint64_t now_ms, uint32_t *cell);

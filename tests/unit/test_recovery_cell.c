@@ -1,6 +1,7 @@
 /* Unit tests for worker/recovery/recovery_cell: a cell written as a session runs (rooms, sends)
  * turns into the record recovery_decode reads; a room's last id is repaired from the log; rooms
- * that do not fit, a rewrite cut short and a garbled area leave the cell unrecoverable. */
+ * that do not fit, a rewrite cut short, a garbled area and another session's pid leave the cell
+ * unrecoverable. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,10 +17,13 @@
 
 #define ID(m, s) ((stream_id_t){(m), (s)})
 #define SID "sid00000000000000001"
+#define PID "pid00000000000000001"
 
 static recovery_cell_t *cell_new(void)
 {
-    recovery_cell_t *c = calloc(1, SHM_SESSIONS_CELL_BYTES);
+    recovery_cell_t *c = malloc(SHM_SESSIONS_CELL_BYTES);
+    memset(c, 0x5A, SHM_SESSIONS_CELL_BYTES); /* what a previous session left */
+    recovery_cell_init(c, PID, 20);
     recovery_cell_set_sid(c, SID, 20);
     return c;
 }
@@ -29,7 +33,7 @@ static void read_back(const recovery_cell_t *c, rooms_seen_t *s, recovery_log_t 
 {
     buf_t b;
     buf_init(&b);
-    assert_int_equal(recovery_cell_encode(c, &b), 0);
+    assert_int_equal(recovery_cell_encode(c, PID, 20, &b), 0);
     const char *sid;
     size_t sid_len;
     memset(s, 0, sizeof(*s));
@@ -95,7 +99,7 @@ static void test_a_rewrite_drops_a_left_room(void **state)
     recovery_cell_rooms_begin(c);
     buf_t b;
     buf_init(&b);
-    assert_int_equal(recovery_cell_encode(c, &b), -EPROTO); /* cut short here: not valid */
+    assert_int_equal(recovery_cell_encode(c, PID, 20, &b), -EPROTO); /* cut short here: not valid */
     uint32_t h = recovery_cell_room_add(c, "b", 1, 2, ID(1, 0), ID(1, 0));
     recovery_cell_rooms_end(c);
     recovery_cell_set_last(c, h, ID(9, 0));
@@ -123,12 +127,12 @@ static void test_rooms_that_do_not_fit(void **state)
     assert_true(added > 4);
     buf_t b;
     buf_init(&b);
-    assert_int_equal(recovery_cell_encode(c, &b), -EPROTO);
+    assert_int_equal(recovery_cell_encode(c, PID, 20, &b), -EPROTO);
     /* a later rewrite that fits makes it whole again */
     recovery_cell_rooms_begin(c);
     assert_true(recovery_cell_room_add(c, "a", 1, 1, ID(1, 0), ID(1, 0)) > 0);
     recovery_cell_rooms_end(c);
-    assert_int_equal(recovery_cell_encode(c, &b), 0);
+    assert_int_equal(recovery_cell_encode(c, PID, 20, &b), 0);
     buf_free(&b);
     free(c);
 }
@@ -143,20 +147,40 @@ static void test_garbled_cells_are_refused(void **state)
     buf_init(&b);
     uint32_t *len = (uint32_t *)(c->rooms + 4);
     *len = 1u << 30; /* a name longer than the area */
-    assert_int_equal(recovery_cell_encode(c, &b), -EPROTO);
+    assert_int_equal(recovery_cell_encode(c, PID, 20, &b), -EPROTO);
     *len = 1;
     c->used = SHM_SESSIONS_CELL_BYTES; /* beyond the area */
-    assert_int_equal(recovery_cell_encode(c, &b), -EPROTO);
-    recovery_cell_t *none = calloc(1, SHM_SESSIONS_CELL_BYTES); /* no sid yet */
+    assert_int_equal(recovery_cell_encode(c, PID, 20, &b), -EPROTO);
+    recovery_cell_t *none = malloc(SHM_SESSIONS_CELL_BYTES); /* no sid yet */
+    recovery_cell_init(none, PID, 20);
     recovery_cell_room_add(none, "a", 1, 1, ID(1, 0), ID(1, 0));
     recovery_cell_rooms_end(none);
-    assert_int_equal(recovery_cell_encode(none, &b), -EPROTO);
+    assert_int_equal(recovery_cell_encode(none, PID, 20, &b), -EPROTO);
     recovery_cell_set_sid(none, SID, 20);
-    assert_int_equal(recovery_cell_encode(none, &b), 0);
+    assert_int_equal(recovery_cell_encode(none, PID, 20, &b), 0);
     buf_reset(&b);
     assert_int_equal(b.len, 0);
     buf_free(&b);
     free(none);
+    free(c);
+}
+
+/* A cell reused for a new session and killed before its init ended still holds the old one: it
+ * is never given to the new session's pid. */
+static void test_another_sessions_cell_is_refused(void **state)
+{
+    (void)state;
+    recovery_cell_t *c = cell_new();
+    recovery_cell_room_add(c, "a", 1, 1, ID(1, 0), ID(1, 0));
+    recovery_cell_rooms_end(c);
+    buf_t b;
+    buf_init(&b);
+    assert_int_equal(recovery_cell_encode(c, "pid00000000000000002", 20, &b), -EPROTO);
+    assert_int_equal(recovery_cell_encode(c, PID, 19, &b), -EPROTO);
+    assert_int_equal(recovery_cell_encode(c, PID, 0, &b), -EPROTO);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(recovery_cell_encode(c, PID, 20, &b), 0);
+    buf_free(&b);
     free(c);
 }
 
@@ -168,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_a_rewrite_drops_a_left_room),
         cmocka_unit_test(test_rooms_that_do_not_fit),
         cmocka_unit_test(test_garbled_cells_are_refused),
+        cmocka_unit_test(test_another_sessions_cell_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

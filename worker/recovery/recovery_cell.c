@@ -25,6 +25,16 @@ static size_t entry_size(size_t len)
     return (sizeof(room_entry_t) + len + 7) & ~(size_t)7;
 }
 
+void recovery_cell_init(recovery_cell_t *c, const char *pid, size_t pid_len)
+{
+    if (pid_len > RECOVERY_CELL_SID)
+        pid_len = 0; /* never recovered then */
+    memset(c, 0, sizeof(*c));
+    atomic_signal_fence(memory_order_seq_cst);
+    memcpy(c->pid, pid, pid_len);
+    c->pid_len = (uint32_t)pid_len;
+}
+
 void recovery_cell_set_sid(recovery_cell_t *c, const char *sid, size_t sid_len)
 {
     if (sid_len > RECOVERY_CELL_SID)
@@ -75,9 +85,10 @@ void recovery_cell_set_last(recovery_cell_t *c, uint32_t handle, stream_id_t las
         ((room_entry_t *)(c->rooms + handle - 1))->last = last;
 }
 
-int recovery_cell_encode(const recovery_cell_t *c, buf_t *out)
+int recovery_cell_encode(const recovery_cell_t *c, const char *pid, size_t pid_len, buf_t *out)
 {
-    if (!c->valid || c->used > AREA || !c->sid_len || c->sid_len > RECOVERY_CELL_SID)
+    if (!pid_len || c->pid_len != pid_len || memcmp(c->pid, pid, pid_len) || !c->valid ||
+        c->used > AREA || !c->sid_len || c->sid_len > RECOVERY_CELL_SID)
         return -EPROTO;
     size_t n = 0;
     for (size_t off = 0; off < c->used; n++) {

@@ -25,6 +25,8 @@
 #define RECOVERY_CELL_SID 24 /* sid bytes kept (a Socket.IO id is 20) */
 
 typedef struct recovery_cell {
+    char pid[RECOVERY_CELL_SID]; /* whose cell this is: the claim's key, written last by init */
+    uint32_t pid_len;
     char sid[RECOVERY_CELL_SID];
     uint32_t sid_len;
     uint32_t valid; /* the rooms are whole (see above) */
@@ -34,8 +36,14 @@ typedef struct recovery_cell {
     unsigned char rooms[]; /* packed entries up to the end of the cell */
 } recovery_cell_t;
 
-/* Names the session of a cell (payload of SHM_SESSIONS_CELL_BYTES, zeroed when allocated): sid
- * of 1..RECOVERY_CELL_SID bytes. A cell is recovered only once it has one. */
+/* Starts the cell of session pid (1..RECOVERY_CELL_SID bytes; payload of
+ * SHM_SESSIONS_CELL_BYTES, as a previous session may have left it): no sid, no rooms, an empty
+ * log. Only the header is written: the rooms area is read up to `used`, so its pages are
+ * committed only as rooms fill it. The pid goes last: a cell whose init a kill cut short still
+ * names its previous session, and is refused for this one. */
+void recovery_cell_init(recovery_cell_t *c, const char *pid, size_t pid_len);
+/* Names the session of a cell: sid of 1..RECOVERY_CELL_SID bytes. A cell is recovered only once
+ * it has one. */
 void recovery_cell_set_sid(recovery_cell_t *c, const char *sid, size_t sid_len);
 /* Rewriting the rooms: begin, add each one, end. */
 void recovery_cell_rooms_begin(recovery_cell_t *c);
@@ -49,10 +57,11 @@ void recovery_cell_rooms_end(recovery_cell_t *c);
 /* A send reached the room: its last id (handle from recovery_cell_room_add; 0 is ignored). */
 void recovery_cell_set_last(recovery_cell_t *c, uint32_t handle, stream_id_t last);
 /*
- * Appends the record (recovery_encode) of a cell its owner left behind. A room's last id is
- * taken as at least its logged sends' (the owner may have died between logging a send and
- * storing the room's last id). 0, or -EPROTO when the cell is incomplete or malformed.
+ * Appends the record (recovery_encode) of the cell of session pid, that its owner left behind. A
+ * room's last id is taken as at least its logged sends' (the owner may have died between logging
+ * a send and storing the room's last id). 0, or -EPROTO when the cell is another session's,
+ * incomplete or malformed.
  */
-int recovery_cell_encode(const recovery_cell_t *c, buf_t *out);
+int recovery_cell_encode(const recovery_cell_t *c, const char *pid, size_t pid_len, buf_t *out);
 
 #endif

@@ -105,6 +105,7 @@ static void keep(rsock_t *st, recovery_log_t *log)
         st->log = log ? log : xcalloc(1, sizeof(*st->log));
         return;
     }
+    recovery_cell_init(st->cell, st->pid, SIO_ID_LEN);
     if (log)
         st->cell->log = *log;
     free(log);
@@ -503,7 +504,7 @@ static void on_record(void *arg, const char *rec, size_t len)
         r->cells ? shm_sessions_claim(r->cells, st->pid, SIO_ID_LEN, now_ms(), &cell) : NULL;
     if (c) {
         buf_reset(&r->kept);
-        if (!rec && recovery_cell_encode(c, &r->kept) == 0) {
+        if (!rec && recovery_cell_encode(c, st->pid, SIO_ID_LEN, &r->kept) == 0) {
             rec = r->kept.data;
             len = r->kept.len;
         }
