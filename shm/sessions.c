@@ -12,6 +12,9 @@
 
 enum { CELL_FREE = 0, CELL_LIVE, CELL_ORPHAN, CELL_TAKEN };
 
+/* Payloads start on a page: a session's header then commits one page, not two. */
+#define PAGE 4096u
+
 typedef struct head {
     _Atomic uint32_t ncells;
     _Atomic uint32_t hiwater;       /* cells ever handed out: nothing above is touched */
@@ -30,7 +33,7 @@ typedef struct cell {
 
 _Static_assert(sizeof(head_t) == 64, "one cache line");
 _Static_assert(sizeof(cell_t) == 64, "one cache line per cell header");
-_Static_assert(SHM_SESSIONS_CELL_BYTES % 64 == 0, "payloads stay aligned");
+_Static_assert(SHM_SESSIONS_CELL_BYTES % PAGE == 0, "payloads stay page-aligned");
 
 struct shm_sessions {
     void *base;
@@ -48,7 +51,9 @@ int shm_sessions_new(shm_sessions_t **out, uint32_t ncells)
 {
     if (!ncells || ncells > SHM_SESSIONS_MAX_CELLS)
         return -EINVAL;
-    size_t bytes = sizeof(head_t) + (size_t)ncells * (sizeof(cell_t) + SHM_SESSIONS_CELL_BYTES);
+    size_t heads =
+        (sizeof(head_t) + (size_t)ncells * sizeof(cell_t) + PAGE - 1) & ~(size_t)(PAGE - 1);
+    size_t bytes = heads + (size_t)ncells * SHM_SESSIONS_CELL_BYTES;
     void *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
@@ -58,7 +63,7 @@ int shm_sessions_new(shm_sessions_t **out, uint32_t ncells)
     t->bytes = bytes;
     t->head = base;
     t->cells = (cell_t *)(t->head + 1);
-    t->payloads = (char *)(t->cells + ncells);
+    t->payloads = (char *)base + heads;
     t->ncells = ncells;
     atomic_store(&t->head->ncells, ncells);
     *out = t;

@@ -29,8 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHM_SESSIONS_KEY_MAX 40               /* key bytes (a Socket.IO pid is 20) */
-#define SHM_SESSIONS_CELL_BYTES (8192u - 64u) /* payload of one cell, 64-byte aligned */
+#define SHM_SESSIONS_KEY_MAX 40       /* key bytes (a Socket.IO pid is 20) */
+#define SHM_SESSIONS_CELL_BYTES 8192u /* payload of one cell: two pages, page-aligned */
 #define SHM_SESSIONS_MAX_CELLS (1u << 20)
 
 typedef struct shm_sessions shm_sessions_t;
@@ -45,7 +45,7 @@ void shm_sessions_free(shm_sessions_t *t);
  * Worker: a cell for `block`'s session keyed `key` (1..SHM_SESSIONS_KEY_MAX bytes): a free cell
  * or an orphan past its expiry, now LIVE; its payload holds what its last user left (zero the
  * first time: the caller initialises what it reads, so untouched pages stay uncommitted). Returns
- * the payload (SHM_SESSIONS_CELL_BYTES, 64-byte aligned) and its index in *cell, or NULL when every
+ * the payload (SHM_SESSIONS_CELL_BYTES, page-aligned) and its index in *cell, or NULL when every
  * cell is taken or the key is too long.
  */
 void *shm_sessions_alloc(shm_sessions_t *t, uint32_t block, const char *key, size_t len,
