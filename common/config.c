@@ -100,9 +100,9 @@ static const opt_t options[] = {
     {"MAX_CONNECTIONS", OPT_INT, F(max_connections), 0, 0, 10000000, "0"},
     {"MAX_CONNECTIONS_PER_IP", OPT_INT, F(max_connections_per_ip), 0, 0, 10000000, "0"},
     {"MEMORY_HIGH_WATER_MB", OPT_INT, F(memory_high_water_mb), 0, 0, 1048576, "0"},
-    {"RATE_LIMIT_EVENTS_PER_SEC", OPT_INT, F(rate_events_per_sec), 0, 0, 1000000, "100"},
+    {"RATE_LIMIT_EVENTS_PER_SEC", OPT_INT, F(rate_events_per_sec), 0, 0, 1000000, "0"},
     {"RATE_LIMIT_EVENTS_BURST", OPT_INT, F(rate_events_burst), 0, 1, 1000000, "200"},
-    {"RATE_LIMIT_JOINS_PER_SEC", OPT_INT, F(rate_joins_per_sec), 0, 0, 1000000, "20"},
+    {"RATE_LIMIT_JOINS_PER_SEC", OPT_INT, F(rate_joins_per_sec), 0, 0, 1000000, "0"},
     {"RATE_LIMIT_JOINS_BURST", OPT_INT, F(rate_joins_burst), 0, 1, 1000000, "100"},
     {"RATE_LIMIT_MAX_VIOLATIONS", OPT_INT, F(rate_max_violations), 0, 1, 1000000, "50"},
     {"CONNECTION_RECOVERY", OPT_BOOL, F(connection_recovery), 0, 0, 0, "false"},
@@ -111,8 +111,8 @@ static const opt_t options[] = {
     {"SOCKETIO_PER_MESSAGE_DEFLATE", OPT_BOOL, F(per_message_deflate), 0, 0, 0, "false"},
     {"SOCKETIO_TRANSPORTS", OPT_TRANSPORTS, F(transports), 0, 0, 0, "polling,websocket"},
     {"SOCKETIO_CORS_ORIGINS", OPT_ORIGINS, F(cors_origins), S(cors_origins), 0, 0, ""},
-    {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "10000"},
-    {"HTTP_BODY_TIMEOUT_MS", OPT_INT, F(http_body_timeout_ms), 0, 100, 3600000, "30000"},
+    {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "60000"},
+    {"HTTP_BODY_TIMEOUT_MS", OPT_INT, F(http_body_timeout_ms), 0, 100, 3600000, "300000"},
     {"LOG_FORMAT", OPT_FORMAT, F(log_json), 0, 0, 0, "text"},
     {"STREAMIO_CONFORMANCE", OPT_BOOL, F(conformance), 0, 0, 0, "false"},
     {"STREAMIO_DEBUG_PAGE", OPT_BOOL, F(debug_page), 0, 0, 0, "false"},
@@ -701,9 +701,10 @@ static int load(cfg_t *cfg, const source_t *src, buf_t *err)
     }
     if (!cfg->cluster_enabled)
         cfg->cluster_workers = 1;
-    /* a client of the seed may join all its rooms at once, and more: the default bursts let it
-     * (joins: at least MAX_ROOMS_PER_SOCKET; packets: twice that), so every join answers as the
-     * seed's would ("Max rooms limit reached" past the limit, never "Rate limit exceeded") */
+    /* the rates are off by default: the seed's server has none, and a default must never change
+     * its answers. Once a rate is set, a client of the seed still joins all its rooms at once: the
+     * bursts left unset let it (joins: at least MAX_ROOMS_PER_SOCKET; packets: twice that), so
+     * the join past the limit answers "Max rooms limit reached", never "Rate limit exceeded" */
     if (!given(src, "RATE_LIMIT_JOINS_BURST") && cfg->rate_joins_burst < cfg->max_rooms_per_socket)
         cfg->rate_joins_burst = cfg->max_rooms_per_socket;
     if (!given(src, "RATE_LIMIT_EVENTS_BURST") &&

@@ -10,7 +10,7 @@
 #define INTERVAL_S 2
 #define PROBES 3
 
-int keepalive_set(int fd)
+int keepalive_set(int fd, unsigned dead_after_ms)
 {
     int domain = 0;
     socklen_t len = sizeof(domain);
@@ -18,10 +18,12 @@ int keepalive_set(int fd)
         return -errno;
     if (domain != AF_INET && domain != AF_INET6)
         return -EOPNOTSUPP;
-    int on = 1, idle = IDLE_S, intvl = INTERVAL_S, cnt = PROBES;
-    unsigned user = KEEPALIVE_DEAD_AFTER_MS;
     _Static_assert(IDLE_S * 1000 + INTERVAL_S * PROBES * 1000 == KEEPALIVE_DEAD_AFTER_MS,
                    "the user timeout matches the keepalive schedule");
+    unsigned user = dead_after_ms ? dead_after_ms : KEEPALIVE_DEAD_AFTER_MS;
+    int on = 1, idle = IDLE_S, intvl = INTERVAL_S, cnt = PROBES;
+    if (user > KEEPALIVE_DEAD_AFTER_MS)
+        cnt = (int)((user - IDLE_S * 1000) / (INTERVAL_S * 1000));
     if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) != 0 ||

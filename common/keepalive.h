@@ -11,8 +11,11 @@
  * unacknowledged for as long is dropped as well: a dead peer shows as ETIMEDOUT within this. */
 #define KEEPALIVE_DEAD_AFTER_MS 11000u
 
-/* Arms that detection on a TCP socket (connected or connecting). 0 or -errno (an AF_UNIX socket
- * gives -EOPNOTSUPP: nothing to do there). */
-int keepalive_set(int fd);
+/*
+ * Arms that detection on a TCP socket (connected or connecting), dropping a silent peer after
+ * dead_after_ms (0 = KEEPALIVE_DEAD_AFTER_MS; the same idle time and interval, more probes). 0 or
+ * -errno (an AF_UNIX socket gives -EOPNOTSUPP: nothing to do there).
+ */
+int keepalive_set(int fd, unsigned dead_after_ms);
 
 #endif

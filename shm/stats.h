@@ -134,6 +134,10 @@ typedef struct stats_worker {
     /* the 16 bytes of its adapter's uid (0 while none): streamioctl names this server's workers
      * among the responders of a cluster request */
     _Atomic uint64_t adapter_uid[2];
+    /* 1 while its redis-adapter broadcast subscription is confirmed: it may be the one worker that
+     * receives other servers' broadcasts and relays them to its siblings
+     * (worker/cluster/relay_role) */
+    _Atomic uint64_t adapter_relay;
     /* limit refusals, indexed by enum stats_limit; monotonic */
     _Atomic uint64_t limit_rejections[STATS_LIMITS];
     /* adapter traffic in bytes (the counts are adapter_in/adapter_out above) */

@@ -32,6 +32,7 @@
 #include "worker/bridge/presence.h"
 #include "worker/bridge/presence_route.h"
 #include "worker/cluster/adapter.h"
+#include "worker/cluster/relay_role.h"
 #include "worker/cluster/streams_adapter.h"
 #include "worker/cluster/streams_restore.h"
 #include "worker/eio/eio_echo.h"
@@ -228,12 +229,59 @@ static bool is_sibling_uid(const char *uid, size_t len, void *arg)
     return false;
 }
 
+/* ---- one broadcast subscriber per server (see relay_role.h) ---- */
+
+static void relay_view(uint32_t i, relay_slot_t *out, void *arg)
+{
+    worker_t *w = arg;
+    stats_worker_t *s = shm_region_slot_stats(w->args->region, i);
+    out->live = i == w->args->slot || STATS_GET(s->pid) != 0;
+    out->draining = STATS_GET(s->draining) != 0;
+    out->up = STATS_GET(s->adapter_relay) != 0;
+}
+
+/* The holder hands a broadcast of another server to the siblings and applies it; any other
+ * subscribed worker (a handover under way) leaves it to the holder. */
+static bool relay_broadcast(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
+                            void *arg)
+{
+    worker_t *w = arg;
+    /* up as soon as confirmed, not only from the next tick: no broadcast waits for it */
+    STATS_SET(w->stats->adapter_relay, adapter_relay_up(w->adapter));
+    if (relay_role_holder(shm_region_slots(w->args->region), relay_view, w) != w->args->slot)
+        return false;
+    int rc = fanout_relay(w->fanout, chan, chan_len, msg, msg_len);
+    if (rc < 0 && log_sampled(&w->share_failures))
+        LOG_WARN("cannot relay a broadcast on %.*s to the other workers: %s (%llu so far)",
+                 (int)chan_len, chan, strerror(-rc), (unsigned long long)w->share_failures);
+    return true;
+}
+
+static void on_relayed(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
+                       void *arg)
+{
+    worker_t *w = arg;
+    if (w->adapter)
+        adapter_receive_relayed(w->adapter, chan, chan_len, msg, msg_len);
+}
+
+/* Takes or gives up the broadcast subscription (every tick), and says whether it is up. */
+static void relay_tick(worker_t *w)
+{
+    if (!w->adapter || w->cfg->adapter == CONFIG_ADAPTER_SHARDED)
+        return;
+    bool on = relay_role_subscribe(shm_region_slots(w->args->region), w->args->slot, relay_view, w);
+    adapter_relay_subscribe(w->adapter, on);
+    STATS_SET(w->stats->adapter_relay, on && adapter_relay_up(w->adapter));
+}
+
 /*
  * Reads wait only while the queues towards the other workers are backlogged (a sibling that
  * cannot keep up): an entry read then would be dropped for its clients, while an entry left in
  * Redis is read a moment later. Pub/sub plays no part: the siblings get entries over local IPC,
  * the PUBLISH for other servers goes on the reading connection itself, and other servers miss what
- * is published while their own pub/sub is down, as with Node's adapter.
+ * is published while their own subscription is closed (a partition outlives it only past
+ * REDIS_PUBSUB_DEAD_AFTER_MS), as with Node's adapter.
  */
 static bool siblings_keep_up(void *arg)
 {
@@ -445,7 +493,8 @@ static void on_restore_closed(void *arg)
     if (w->adapter) {
         adapter_t *a = w->adapter;
         w->closing++;
-        w->adapter = NULL; /* the sockets' hooks stop reaching it */
+        w->adapter = NULL;                     /* the sockets' hooks stop reaching it */
+        STATS_SET(w->stats->adapter_relay, 0); /* a sibling takes the broadcasts over */
         adapter_close(a, on_part_closed, w);
     }
     finish(w);
@@ -532,6 +581,7 @@ static void on_tick(uv_timer_t *t)
               (!w->streams || streams_adapter_connected(w->streams));
     STATS_SET(w->stats->redis_connected, up);
     STATS_ADD(w->stats->heartbeat, 1);
+    relay_tick(w);
     uint64_t rss;
     if (limits_rss_self(&rss, NULL) == 0)
         STATS_SET(w->stats->rss_bytes, rss);
@@ -608,7 +658,7 @@ static int clients_setup(worker_t *w)
     const cfg_t *cfg = w->cfg;
     bool conformance = cfg->conformance;
     http_limits_t lim = {
-        .max_header_bytes = 8192,
+        .max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES,
         .max_body = (size_t)cfg->max_payload,
         .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
         .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
@@ -732,6 +782,11 @@ static int setup(worker_t *w)
         if ((rc = adapter_new(&w->adapter, w->topology, cfg, mode, prefix, &host, w->stats)))
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
+        if (mode != ADAPTER_MODE_SHARDED) {
+            adapter_set_relay(w->adapter, relay_broadcast, w);
+            fanout_on_relayed(w->fanout, on_relayed, w);
+            relay_tick(w);
+        }
         sio_observe(w->sio, &(sio_observer_t){.arg = w,
                                               .room_created = on_room_created,
                                               .room_deleted = on_room_deleted,

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,12 +42,12 @@ static void put_time(buf_t *out, uint64_t now_ms)
     put_str(out, s);
 }
 
-static void put_address(buf_t *out, const struct sockaddr_storage *peer)
+static void put_address(buf_t *out, const struct sockaddr *peer)
 {
     char ip[INET6_ADDRSTRLEN] = "";
-    if (peer && peer->ss_family == AF_INET)
+    if (peer && peer->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, ip, sizeof(ip));
-    else if (peer && peer->ss_family == AF_INET6)
+    else if (peer && peer->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, ip, sizeof(ip));
     put_str(out, ip);
 }
@@ -67,41 +68,74 @@ static int put_pair(const char *k, size_t klen, const char *v, size_t vlen, void
     return 0;
 }
 
-char *handshake_render(const http_req_t *req, const struct sockaddr_storage *peer, uint64_t now_ms,
-                       buf_t *tmp)
+#define NKEPT (sizeof(kept) / sizeof(kept[0]))
+
+/* The record: issued ms (8 bytes, host order), a byte with bit i set when kept[i] came, the
+ * values of those that came, the path and the raw query, each NUL-terminated. */
+char *handshake_capture(const http_req_t *req, uint64_t now_ms)
 {
-    buf_t out, pair;
-    buf_init(&out);
-    buf_init(&pair);
-    buf_puts(&out, "\"headers\":{");
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
-        const char *v = http_req_header(req, kept[i].h);
-        if (!v)
-            continue;
-        buf_printf(&out, "%s\"%s\":", n++ ? "," : "", kept[i].name);
-        put_str(&out, v);
+    const char *v[NKEPT];
+    const char *path = http_req_path(req), *query = http_req_query_string(req);
+    size_t len = sizeof(now_ms) + 1 + strlen(path) + 1 + strlen(query) + 1;
+    uint8_t came = 0;
+    for (size_t i = 0; i < NKEPT; i++) {
+        v[i] = http_req_header(req, kept[i].h);
+        if (v[i]) {
+            came |= (uint8_t)(1u << i);
+            len += strlen(v[i]) + 1;
+        }
     }
-    buf_puts(&out, "},\"time\":");
-    put_time(&out, now_ms);
-    buf_puts(&out, ",\"address\":");
-    put_address(&out, peer);
-    buf_printf(&out, ",\"xdomain\":%s,\"secure\":false,\"issued\":%" PRIu64 ",\"url\":",
-               http_req_header(req, HTTP_REQ_ORIGIN) ? "true" : "false", now_ms);
+    char *rec = xmalloc(len), *p = rec;
+    memcpy(p, &now_ms, sizeof(now_ms));
+    p += sizeof(now_ms);
+    *p++ = (char)came;
+    for (size_t i = 0; i < NKEPT; i++) {
+        if (v[i])
+            p = stpcpy(p, v[i]) + 1;
+    }
+    p = stpcpy(p, path) + 1;
+    strcpy(p, query);
+    return rec;
+}
+
+void handshake_write(buf_t *out, const char *rec, const struct sockaddr *peer)
+{
+    uint64_t now_ms;
+    memcpy(&now_ms, rec, sizeof(now_ms));
+    uint8_t came = (uint8_t)rec[sizeof(now_ms)];
+    const char *p = rec + sizeof(now_ms) + 1;
+    bool origin = false;
+    buf_puts(out, "\"headers\":{");
+    size_t n = 0;
+    for (size_t i = 0; i < NKEPT; i++) {
+        if (!(came & (1u << i)))
+            continue;
+        buf_printf(out, "%s\"%s\":", n++ ? "," : "", kept[i].name);
+        put_str(out, p);
+        p += strlen(p) + 1;
+        origin |= kept[i].h == HTTP_REQ_ORIGIN;
+    }
+    const char *path = p, *query = p + strlen(p) + 1;
+    buf_puts(out, "},\"time\":");
+    put_time(out, now_ms);
+    buf_puts(out, ",\"address\":");
+    put_address(out, peer);
+    buf_printf(out, ",\"xdomain\":%s,\"secure\":false,\"issued\":%" PRIu64 ",\"url\":",
+               origin ? "true" : "false", now_ms);
     /* the url as the client sent it: path, then the raw query */
-    buf_reset(tmp);
-    buf_puts(tmp, http_req_path(req));
-    if (*http_req_query_string(req))
-        buf_printf(tmp, "?%s", http_req_query_string(req));
-    json_write_string(&out, tmp->data, tmp->len);
+    buf_t tmp, pair;
+    buf_init(&tmp);
+    buf_init(&pair);
+    buf_puts(&tmp, path);
+    if (*query)
+        buf_printf(&tmp, "?%s", query);
+    json_write_string(out, tmp.data, tmp.len);
     /* query: an object, so a repeated key keeps its last value (Node would make an array) */
-    buf_puts(&out, ",\"query\":{");
+    buf_puts(out, ",\"query\":{");
     query_walk_t w = {&pair, 0};
-    http_req_query_each(req, tmp, put_pair, &w); /* put_pair never stops the walk */
-    buf_append(&out, pair.data, pair.len);
-    buf_putc(&out, '}');
-    char *s = xmemdup(out.data, out.len); /* exact size: kept per connection */
-    buf_free(&out);
+    http_query_each(query, &tmp, put_pair, &w); /* put_pair never stops the walk */
+    buf_append(out, pair.data, pair.len);
+    buf_putc(out, '}');
+    buf_free(&tmp);
     buf_free(&pair);
-    return s;
 }

@@ -302,6 +302,19 @@ void http_req_free(http_req_t *r)
     free(r);
 }
 
+/* A buffer larger than this is freed on reuse: a big request does not pin its size. */
+#define REUSE_KEEP_BYTES 1024
+
+void http_req_reuse(http_req_t *r)
+{
+    if (r->arena.cap > REUSE_KEEP_BYTES)
+        buf_free(&r->arena);
+    if (r->body.cap > REUSE_KEEP_BYTES)
+        buf_free(&r->body);
+    r->err = 0;
+    reset(r);
+}
+
 void http_req_set_max_body(http_req_t *r, size_t max)
 {
     r->max_body = max;
@@ -504,7 +517,14 @@ int http_req_query_each(const http_req_t *r, buf_t *tmp,
                                   void *arg),
                         void *arg)
 {
-    const char *q = http_req_query_string(r);
+    return http_query_each(http_req_query_string(r), tmp, fn, arg);
+}
+
+int http_query_each(const char *q, buf_t *tmp,
+                    int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
+                              void *arg),
+                    void *arg)
+{
     const char *end = q + strlen(q);
     while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));

@@ -32,7 +32,7 @@ typedef enum http_req_hdr {
     HTTP_REQ_HDR_COUNT
 } http_req_hdr_t;
 
-#define HTTP_REQ_DEFAULT_MAX_HEAD 8192
+#define HTTP_REQ_DEFAULT_MAX_HEAD 16384 /* Node's maxHeaderSize */
 
 /* Bits returned by http_req_feed. */
 #define HTTP_REQ_HEAD 1 /* the head completed: accessors are valid */
@@ -45,6 +45,11 @@ typedef enum http_req_hdr {
 http_req_t *http_req_new(size_t max_head);
 /* NULL is a no-op. */
 void http_req_free(http_req_t *r);
+/*
+ * Makes r as http_req_new left it, for another connection (a server keeps parsers for reuse):
+ * clears any error and keeps its buffers unless they grew past a small request's needs.
+ */
+void http_req_reuse(http_req_t *r);
 /*
  * Keeps the body of the following requests, up to max bytes: a longer body (or a Content-Length
  * above it) makes http_req_feed fail with -EMSGSIZE (answer 413). 0 drops bodies unchecked.
@@ -107,5 +112,11 @@ int http_req_query_each(const http_req_t *r, buf_t *tmp,
                         int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
                                   void *arg),
                         void *arg);
+/* The same over a raw query string q (NUL-terminated, without the '?'), e.g. one kept after
+ * the request is gone. */
+int http_query_each(const char *q, buf_t *tmp,
+                    int (*fn)(const char *key, size_t klen, const char *val, size_t vlen,
+                              void *arg),
+                    void *arg);
 
 #endif

@@ -6,14 +6,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "common/base64.h"
+#include "common/proto/sha1.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_GUID_LEN (sizeof(WS_GUID) - 1)
 #define ACCEPT_KEY_MAX_INPUT 256
-#define SHA1_LEN 20
 
 size_t ws_frame_header(uint8_t hdr[WS_FRAME_HEADER_MAX], uint8_t opcode, uint64_t payload_len)
 {
@@ -92,10 +90,8 @@ int ws_accept_key(const char *client_key, size_t len, char out[WS_ACCEPT_KEY_SIZ
     char in[ACCEPT_KEY_MAX_INPUT + WS_GUID_LEN];
     memcpy(in, client_key, len);
     memcpy(in + len, WS_GUID, WS_GUID_LEN);
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(in, len + WS_GUID_LEN, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != SHA1_LEN)
-        return -EIO;
-    base64_encode_to(out, md, mdlen);
+    uint8_t md[SHA1_DIGEST_LEN];
+    sha1(in, len + WS_GUID_LEN, md);
+    base64_encode_to(out, md, sizeof(md));
     return 0;
 }

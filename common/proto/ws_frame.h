@@ -54,7 +54,7 @@ refbuf_t *ws_frame_new(uint8_t opcode, const void *payload, size_t len);
 /*
  * Computes base64(SHA-1(client_key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) into out as a
  * NUL-terminated 28-character string. Borrows client_key (need not be NUL-terminated).
- * 0, -EINVAL if len is 0 or over 256, -EIO if libcrypto fails.
+ * 0, or -EINVAL if len is 0 or over 256.
  */
 int ws_accept_key(const char *client_key, size_t len, char out[WS_ACCEPT_KEY_SIZE]);
 

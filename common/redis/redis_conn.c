@@ -188,6 +188,8 @@ static void send_sub(redis_conn_t *c, bool sub, const char *key, size_t klen)
     p->chan = xmemdup(key, klen);
     p->chan_len = klen;
     c->pubsub = true;
+    if (c->link)
+        redis_link_set_dead_after(c->link, REDIS_PUBSUB_DEAD_AFTER_MS);
 }
 
 static void resend_sub(const char *key, size_t len, void *value, void *arg)

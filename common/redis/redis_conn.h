@@ -64,6 +64,15 @@ typedef struct redis_conn_cbs {
                        void *arg);
 } redis_conn_cbs_t;
 
+/*
+ * How long a subscribed connection waits for a silent Redis. Redis keeps what it publishes to a
+ * subscriber that does not read for up to 60 s (its default `client-output-buffer-limit pubsub
+ * 32mb 8mb 60`), and TCP delivers it once the path heals: a subscription that outlives a shorter
+ * partition misses nothing published meanwhile, where a fresh one would. Other connections give
+ * up after KEEPALIVE_DEAD_AFTER_MS, and that is what reports the partition.
+ */
+#define REDIS_PUBSUB_DEAD_AFTER_MS 60000u
+
 typedef struct redis_conn_opts {
     const char *name;     /* log label and CLIENT SETNAME (blanks become '-'); copied */
     const char *username; /* AUTH user; NULL or "" = the default user; copied */

@@ -36,10 +36,11 @@ struct redis_link {
     bool open;      /* and TLS done: the owner's bytes may go */
     bool writing;
     bool resolving;
-    bool dead;     /* failed or closed: no more callbacks */
-    bool closing;  /* redis_link_close called: freed when refs reach 0 */
-    int early_err; /* resolver refused at once: reported from the loop, not from open */
-    int refs;      /* handles and the resolver request still owned by libuv */
+    bool dead;              /* failed or closed: no more callbacks */
+    bool closing;           /* redis_link_close called: freed when refs reach 0 */
+    int early_err;          /* resolver refused at once: reported from the loop, not from open */
+    int refs;               /* handles and the resolver request still owned by libuv */
+    unsigned dead_after_ms; /* keepalive_set's; 0 = its default */
     char rbuf[READ_CHUNK];
     char *pbuf; /* decrypted bytes (TLS only) */
 };
@@ -214,7 +215,14 @@ static void set_keepalive(redis_link_t *l)
     uv_tcp_nodelay(&l->tcp, 1);
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&l->tcp, &fd) == 0)
-        (void)keepalive_set(fd);
+        (void)keepalive_set(fd, l->dead_after_ms);
+}
+
+void redis_link_set_dead_after(redis_link_t *l, unsigned ms)
+{
+    l->dead_after_ms = ms;
+    if (l->connected)
+        set_keepalive(l);
 }
 
 static void on_connected(uv_connect_t *req, int status)

@@ -33,6 +33,9 @@ typedef struct redis_link_cbs {
  */
 redis_link_t *redis_link_open(uv_loop_t *loop, const char *host, int port, redis_tls_t *tls,
                               const char *server_name, const redis_link_cbs_t *cbs, void *arg);
+/* How long a silent peer is waited for before the link fails with ETIMEDOUT (keepalive_set;
+ * 0 = KEEPALIVE_DEAD_AFTER_MS), now or once connected. */
+void redis_link_set_dead_after(redis_link_t *l, unsigned ms);
 /* Queues n bytes (copied) for the next flush; dropped silently once the link failed. */
 void redis_link_write(redis_link_t *l, const char *p, size_t n);
 /* Bytes queued and not yet accepted by the kernel (the output bound is checked against it). */

@@ -2,13 +2,19 @@
  * Fuzzes worker/http_req: arbitrary bytes, pipelined requests, every accessor after each head.
  * The same bytes are parsed twice, in one piece and in small chunks (the first input byte picks
  * the chunk size and the head limit): both parses must tell the same story (heads, their values,
- * where messages end, whether it fails), since TCP may split a request anywhere.
+ * where messages end, whether it fails), since TCP may split a request anywhere. The second
+ * parse reuses the first one's parser (http_req_reuse, as the server does for its next accept),
+ * so a parser must forget everything of its last connection. Each head's handshake record
+ * (common/proto/handshake) is rendered into the story too.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "common/buf.h"
+#include "common/proto/handshake.h"
 #include "common/proto/http_req.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -37,12 +43,15 @@ static void describe_head(http_req_t *r, buf_t *t, buf_t *tmp)
             buf_append(t, tmp->data, tmp->len);
         buf_putc(t, '\n');
     }
+    char *rec = handshake_capture(r, 0);
+    handshake_write(t, rec, NULL);
+    buf_putc(t, '\n');
+    free(rec);
 }
 
 /* Parses data in chunks of `chunk` bytes, writing the story to t. */
-static void parse(const uint8_t *data, size_t size, size_t chunk, size_t max_head, buf_t *t)
+static void parse(http_req_t *r, const uint8_t *data, size_t size, size_t chunk, buf_t *t)
 {
-    http_req_t *r = http_req_new(max_head);
     buf_t tmp;
     buf_init(&tmp);
     size_t off = 0, end = 0;
@@ -72,7 +81,6 @@ static void parse(const uint8_t *data, size_t size, size_t chunk, size_t max_hea
             break; /* the rest belongs to the new protocol */
     }
     buf_free(&tmp);
-    http_req_free(r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -86,8 +94,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_t whole, split;
     buf_init(&whole);
     buf_init(&split);
-    parse(data, size, size ? size : 1, max_head, &whole);
-    parse(data, size, chunk, max_head, &split);
+    http_req_t *r = http_req_new(max_head);
+    parse(r, data, size, size ? size : 1, &whole);
+    http_req_reuse(r);
+    parse(r, data, size, chunk, &split);
+    http_req_free(r);
     if (whole.len != split.len || (whole.len && memcmp(whole.data, split.data, whole.len) != 0))
         __builtin_trap();
     buf_free(&whole);

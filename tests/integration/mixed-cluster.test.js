@@ -542,5 +542,44 @@ for (const mode of ['classic', 'sharded']) {
       assert.equal(sio[2].connected, true);
       assert.equal(nodeClients[0].connected, true);
     }));
+
+    // Classic mode: one worker of the server PSUBSCRIBEs the broadcasts and relays them to its
+    // sibling. Each worker is killed in turn (one of them holds the subscription then, or hands
+    // it to the respawned one below it): every time, exactly one subscriber again, and a Node
+    // broadcast reaches fresh clients on both workers exactly once.
+    it('classic: one subscriber per server relays to its sibling, and is replaced when killed', { skip: mode !== 'classic' }, logs(async () => {
+      const subscribers = async () => (await redis.call('CLIENT', 'LIST')).split('\n')
+        .filter((l) => / name=adapter /.test(l) && /psub=[1-9]/.test(l)).length;
+      const check = async (tag) => {
+        await h.waitUntil(async () => (await subscribers()) === 1, {
+          timeout: 15000, message: `${tag}: one PSUBSCRIBEd adapter connection`,
+        });
+        const fresh = [];
+        await h.spreadClients(srv, fresh, { step: 4 });
+        const mine = fresh.filter((s) => s.connected);
+        assert.equal(new Set(mine.map((s) => s.io.engine.id.slice(0, 2))).size, 2, `${tag}: clients on both workers`);
+        const r = h.uniq('relay');
+        await Promise.all(mine.map((s) => h.joinRoom(s, r)));
+        const boxes = mine.map((s) => h.collect(s, 'relayed'));
+        await peer.call('broadcast', { rooms: [r], event: 'relayed', args: [tag] });
+        await h.waitUntil(() => boxes.every((b) => b.items.length >= 1), {
+          timeout: 10000, message: `${tag}: the Node broadcast on every streamio client`,
+        });
+        await h.sleep(300);
+        boxes.forEach((b) => assert.deepStrictEqual(b.items, [tag]));
+        for (const c of fresh) h.closeClient(c);
+      };
+      h.closeAllClients(); // what the earlier tests left; the kills end them anyway
+      await check('start');
+      const pids = (await h.healthRetry(srv)).body.workers.map((w) => w.pid);
+      for (const pid of pids) {
+        h.killWorker(srv, pid, 'SIGKILL');
+        await h.waitUntil(async () => {
+          const ws = (await h.healthRetry(srv)).body.workers;
+          return ws.length === 2 && !ws.some((w) => w.pid === pid) && ws.every((w) => w.redisConnected);
+        }, { timeout: 20000, message: `worker ${pid} respawned` });
+        await check(`after killing ${pid}`);
+      }
+    }));
   });
 }

@@ -1,8 +1,12 @@
 'use strict';
 // join-room / leave-room: acks, MAX_ROOMS_PER_SOCKET, invalid room ids, leave stops delivery.
-const { describe, it, before } = require('node:test');
+const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const h = require('./lib/harness');
+const { startPeer } = require('./lib/peer');
 
 const LIMIT = 'Max rooms limit reached';
 const INVALID = 'Invalid room id';
@@ -183,5 +187,64 @@ describe('rooms under the default limits (the seed contract)', { timeout: 60000 
     await inbox.waitFor((m) => m.roomId === rooms[99] && m.messageId === id, 10000);
     assert.equal(s.connected, true);
     h.closeClient(s);
+  }));
+});
+
+// io.to(<socket id>) names that socket, never a client that joined a room of that name (Node lets
+// any client join any name, the seed answers {ok:true}, and streamio answers the same): from a Node
+// server of the cluster, from the emitter, from streamioctl, and for a stream of that name. One
+// worker: a worker that does not hold the socket cannot tell its id from a room name.
+describe('a room named like another socket\'s id (SOCKETIO_REDIS_ADAPTER=true)', { timeout: 90000, skip: h.ANCHOR_SKIP }, () => {
+  let redis;
+  let srv;
+  let peer;
+  const sock = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-rooms-')), 'ctl.sock');
+
+  before(async () => {
+    redis = await h.startRedis();
+    srv = await h.startStreamio({ SOCKETIO_REDIS_ADAPTER: 'true', STREAMIO_CONTROL_SOCKET: sock }, { redis });
+    peer = await startPeer(redis, 'classic');
+  });
+
+  after(async () => {
+    h.closeAllClients();
+    if (peer) await peer.stop();
+    if (srv) await srv.stop();
+    if (redis) await redis.stop();
+  });
+
+  const logs = (fn) => h.withLogs(() => [srv, peer], fn);
+
+  it('reaches only that socket, whoever sends it', logs(async () => {
+    const victim = await h.connectClient(srv.url);
+    const squatter = await h.connectClient(srv.url);
+    const shared = h.uniq('rooms.shared');
+    assert.deepStrictEqual(await h.emitAck(squatter, 'join-room', victim.id), { ok: true, roomId: victim.id });
+    await h.joinRoom(victim, shared);
+    await h.joinRoom(squatter, shared);
+    const boxes = [victim, squatter].map((s) => ({ sid: h.collect(s, 'to-sid'), entries: h.collect(s) }));
+    await h.waitUntil(async () => (await peer.call('serverCount')).value >= 2, { timeout: 10000, message: 'the peer sees streamio' });
+
+    const send = async (target, tag) => {
+      await peer.call('broadcast', { rooms: [target], event: 'to-sid', args: [`node:${tag}`] });
+      await peer.call('emitter', { rooms: [target], event: 'to-sid', args: [`emitter:${tag}`] });
+      const r = await h.streamioctl(sock, 'sendroom', target, 'to-sid', JSON.stringify(`ctl:${tag}`));
+      assert.equal(r.code, 0, r.stderr);
+      return redis.call('XADD', target, '*', 'event', 'e', 'data', JSON.stringify(tag));
+    };
+    const first = await send(victim.id, 'id');
+    const want = ['ctl:id', 'emitter:id', 'node:id'];
+    await h.waitUntil(() => boxes[0].sid.items.length === 3 && boxes[0].entries.items.length === 1,
+      { timeout: 15000, message: 'the victim gets what was sent to its id' });
+    // the same paths to a room both joined: once the squatter has those, it had its chance
+    const last = await send(shared, 'shared');
+    await h.waitUntil(() => boxes[1].sid.items.length >= 3 && boxes[1].entries.items.length >= 1,
+      { timeout: 15000, message: 'the squatter gets what was sent to the shared room' });
+    assert.deepStrictEqual(boxes[1].sid.items.sort(), ['ctl:shared', 'emitter:shared', 'node:shared']);
+    assert.deepStrictEqual(boxes[1].entries.items.map((m) => [m.roomId, m.messageId]), [[shared, last]]);
+    await h.waitUntil(() => boxes[0].sid.items.length === 6 && boxes[0].entries.items.length === 2,
+      { timeout: 15000, message: 'the victim gets the shared room\'s too' });
+    assert.deepStrictEqual(boxes[0].sid.items.slice(0, 3).sort(), want);
+    assert.deepStrictEqual(boxes[0].entries.items.map((m) => [m.roomId, m.messageId]), [[victim.id, first], [shared, last]]);
   }));
 });

@@ -28,6 +28,7 @@ typedef struct fake {
     char joined[64];
     bool closed;
     size_t each_sockets; /* sockets `each` pretends to find */
+    int room_lookups;    /* has_room calls: what a received message cost before decoding */
 } host_fake_t;
 
 static size_t f_broadcast(void *ctx, const adapter_target_t *t, const fanout_packet_t *pk)
@@ -111,7 +112,7 @@ static void f_rooms(void *ctx, void (*fn)(const char *room, size_t len, void *ar
 
 static bool f_has_room(void *ctx, const char *room, size_t len)
 {
-    (void)ctx;
+    ((host_fake_t *)ctx)->room_lookups++;
     return len == 4 && memcmp(room, "here", 4) == 0;
 }
 

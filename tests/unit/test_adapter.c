@@ -282,7 +282,8 @@ static void test_sibling_filter(void **state)
             rx(e, "socket.io#/#here#", b.data, b.len);
             assert_int_equal(e->fake.broadcasts, k);
         }
-        assert_int_equal(asked, 2);
+        /* sib01's on arrival (its first bytes); peer01's on arrival and once decoded */
+        assert_int_equal(asked, 3);
         if (sharded) { /* a sibling's request (socketsJoin) still applies */
             rx_str(e, "socket.io#/#",
                    "{\"type\":4,\"data\":{\"opts\":{\"rooms\":[\"here\"],\"except\":[],"
@@ -292,6 +293,75 @@ static void test_sibling_filter(void **state)
         buf_free(&b);
         finish(e);
     }
+}
+
+typedef struct relay_seen {
+    int calls;
+    bool apply; /* what the relay answers: this worker is the holder */
+    char chan[64];
+    size_t msg_len;
+} relay_seen_t;
+
+static bool relay_fake(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
+                       void *arg)
+{
+    (void)msg;
+    relay_seen_t *r = arg;
+    r->calls++;
+    snprintf(r->chan, sizeof(r->chan), "%.*s", (int)chan_len, chan);
+    r->msg_len = msg_len;
+    return r->apply;
+}
+
+/* One subscriber per server: another server's broadcast goes to the relay first, as received;
+ * it is applied here only when the relay says this worker holds the subscription. This server's
+ * own echoes and the requests never reach the relay; what a sibling relays is applied as is. */
+static void test_relay(void **state)
+{
+    (void)state;
+    env_t *e = start(ADAPTER_MODE_CLASSIC);
+    relay_seen_t r = {0};
+    adapter_set_relay(e->a, relay_fake, &r);
+    assert_false(adapter_relay_up(e->a)); /* not wanted yet, and no Redis here */
+    adapter_relay_subscribe(e->a, true);
+    assert_false(adapter_relay_up(e->a)); /* wanted, never confirmed */
+    buf_t b;
+    buf_init(&b);
+    classic_msg(&b, "peer01", "/", "here");
+    rx(e, "socket.io#/#here#", b.data, b.len); /* another worker relays now */
+    assert_int_equal(r.calls, 1);
+    assert_string_equal(r.chan, "socket.io#/#here#");
+    assert_int_equal(r.msg_len, b.len);
+    assert_int_equal(e->fake.broadcasts, 0);
+    r.apply = true; /* this worker is the holder: relayed and applied */
+    rx(e, "socket.io#/#here#", b.data, b.len);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(e->fake.broadcasts, 1);
+    /* a room nobody here is in is still relayed: the siblings have rooms of their own */
+    buf_reset(&b);
+    classic_msg(&b, "peer01", "/", "elsewhere");
+    rx(e, "socket.io#/#elsewhere#", b.data, b.len);
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(e->fake.broadcasts, 1);
+    /* this server's own echo is dropped before the relay */
+    buf_reset(&b);
+    classic_msg(&b, adapter_uid(e->a), "/", "here");
+    rx(e, "socket.io#/#here#", b.data, b.len);
+    assert_int_equal(r.calls, 3);
+    /* requests are every worker's own */
+    rx_str(e, "socket.io-request#/#", "{\"type\":2,\"requestId\":\"q\",\"uid\":\"peer01\"}");
+    assert_int_equal(r.calls, 3);
+    /* what a sibling relays is applied without going round again; requests are never relayed */
+    buf_reset(&b);
+    classic_msg(&b, "peer01", "/", "here");
+    adapter_receive_relayed(e->a, "socket.io#/#here#", 17, (const uint8_t *)b.data, b.len);
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(e->fake.broadcasts, 2);
+    adapter_receive_relayed(e->a, "socket.io-request#/#", 20, (const uint8_t *)b.data, b.len);
+    assert_int_equal(e->fake.broadcasts, 2);
+    adapter_relay_subscribe(e->a, false);
+    buf_free(&b);
+    finish(e);
 }
 
 /* Other namespaces: their broadcasts reach all their sockets, never those of "/"; rooms there
@@ -382,10 +452,36 @@ static void test_publish(void **state)
         const char *want = sharded ? "SPUBLISH\nsocket.io#/#here#\n" : "PUBLISH\nsocket.io#/#here#\n";
         assert_memory_equal(from_json.data, want, strlen(want));
 
-        /* the same message coming back is ours: dropped before decoding, never delivered */
+        /* the same message coming back is ours: dropped on its uid before the room lookup and
+         * the decoding, never delivered */
         const char *msg = from_json.data + strlen(want);
-        rx(e, "socket.io#/#here#", msg, from_json.len - strlen(want) - 1);
+        size_t msg_len = from_json.len - strlen(want) - 1;
+        rx(e, "socket.io#/#here#", msg, msg_len);
         assert_int_equal(e->fake.broadcasts, 0);
+        assert_int_equal(e->fake.room_lookups, 0);
+        /* a peer's message of the same shape is looked at and delivered */
+        buf_t peer;
+        buf_init(&peer);
+        buf_append(&peer, msg, msg_len);
+        char *uid = memmem(peer.data, peer.len, adapter_uid(e->a), 16);
+        assert_non_null(uid);
+        memcpy(uid, "peer0123peer0123", 16);
+        rx(e, "socket.io#/#here#", peer.data, peer.len);
+        assert_int_equal(e->fake.broadcasts, 1);
+        assert_int_equal(e->fake.room_lookups, 1);
+        /* a sibling's copy with a body that would not even decode is dropped just as early */
+        int asked = 0;
+        adapter_set_sibling_filter(e->a, sibling_is_sib01, &asked);
+        buf_reset(&peer);
+        if (sharded)
+            buf_puts(&peer, "{\"type\":3,\"data\":{not json},\"uid\":\"sib01\",\"nsp\":\"/\"}");
+        else
+            buf_append(&peer, "\x93\xa5sib01\xc1", 8);
+        rx(e, "socket.io#/#here#", peer.data, peer.len);
+        assert_int_equal(asked, 1);
+        assert_int_equal(e->fake.broadcasts, 1);
+        assert_int_equal(e->fake.room_lookups, 1);
+        buf_free(&peer);
         buf_free(&from_json);
         buf_free(&from_mpack);
         finish(e);
@@ -399,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_classic_broadcasts),  cmocka_unit_test(test_classic_requests),
         cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
         cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
+        cmocka_unit_test(test_relay),
         cmocka_unit_test(test_publish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,6 +25,7 @@
 #include "common/proto/http_req.h"
 #include "shm/region.h"
 #include "tests/unit/bridge_fake.h"
+#include "tests/unit/fake_transport.h"
 #include "worker/bridge/bridge_hooks.h"
 #include "worker/eio/eio_session.h"
 #include "worker/fanout/fanout.h"
@@ -41,6 +42,7 @@ typedef struct fx {
     uint64_t now;
     timerq_clock_t clock; /* borrowed by eio */
     buf_t log[8];         /* per connection: what it was sent, one line per text message */
+    fake_tr_t ft;
     eio_session_t *sess[8];
     cfg_t cfg;
     stats_worker_t stats;
@@ -57,83 +59,9 @@ typedef struct fx {
     http_req_t *req;
 } fx_t;
 
-static int conn_no(conn_t *c)
-{
-    return (int)((char *)c - conn_tokens);
-}
-
 static uint64_t clk_now(void *arg)
 {
     return ((fx_t *)arg)->now;
-}
-
-static void clk_wake(void *arg, timerq_t *q, uint64_t due)
-{
-    (void)arg, (void)q, (void)due;
-}
-
-static void clk_cancel(void *arg, timerq_t *q)
-{
-    (void)arg, (void)q;
-}
-
-static int tr_ws_text(void *arg, conn_t *c, const char *p, size_t len)
-{
-    fx_t *f = arg;
-    buf_printf(&f->log[conn_no(c)], "%.*s\n", (int)len, p);
-    return 0;
-}
-
-static int tr_ws_msg(void *arg, conn_t *c, eio_msg_t *m)
-{
-    fx_t *f = arg;
-    refbuf_t *frames = eio_msg_frames(m);
-    /* one text frame: its payload starts after a 2-byte header for short messages */
-    const char *d = refbuf_data(frames);
-    size_t n = refbuf_len(frames);
-    if (n > 2 && (unsigned char)d[1] < 126)
-        buf_printf(&f->log[conn_no(c)], "%.*s\n", (int)(n - 2), d + 2);
-    return 0;
-}
-
-static int tr_ws_close(void *arg, conn_t *c, uint16_t code)
-{
-    (void)arg, (void)c, (void)code;
-    return 0;
-}
-
-static size_t tr_backlog(void *arg, conn_t *c)
-{
-    (void)arg, (void)c;
-    return 0;
-}
-
-static bool tr_open(void *arg, conn_t *c)
-{
-    (void)arg, (void)c;
-    return true;
-}
-
-static void tr_respond(void *arg, conn_t *c, int status, const char *ctype, const char *body,
-                       size_t len, bool cors)
-{
-    (void)arg, (void)c, (void)status, (void)ctype, (void)body, (void)len, (void)cors;
-}
-
-static int tr_hold(void *arg, conn_t *c)
-{
-    (void)arg, (void)c;
-    return 0;
-}
-
-static void tr_close(void *arg, conn_t *c)
-{
-    (void)arg, (void)c;
-}
-
-static void tr_own(void *arg, conn_t *c, eio_session_t *s)
-{
-    ((fx_t *)arg)->sess[conn_no(c)] = s;
 }
 
 static fx_t *fx_new(const char *const *env)
@@ -144,46 +72,31 @@ static fx_t *fx_new(const char *const *env)
         buf_init(&f->log[i]);
     bridge_fake_config(&f->cfg, env);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->clock = (timerq_clock_t){f, clk_now, clk_wake, clk_cancel};
-    eio_transport_t tr = {f, tr_ws_text, tr_ws_msg, tr_ws_close, tr_backlog, tr_open, tr_respond, tr_hold, tr_close, tr_own};
-    eio_config_t ec = {.ping_interval_ms = 25000,
-                       .ping_timeout_ms = 20000,
-                       .upgrade_timeout_ms = 10000,
-                       .ready_timeout_ms = 45000,
-                       .max_payload = 1000000,
-                       .max_poll_queue = 1u << 20};
+    f->clock = (timerq_clock_t){f, clk_now, ft_clock_wake, ft_clock_cancel};
+    f->ft = (fake_tr_t){conn_tokens, f->log, 8, f->sess};
+    eio_transport_t tr = fake_transport(&f->ft);
+    eio_config_t ec = fake_eio_config();
     assert_int_equal(eio_new(&f->e, &f->loop, &f->clock, &ec, &tr, &f->stats), 0);
     assert_int_equal(sio_new(&f->sio, &f->loop, &f->cfg, false, &f->stats), 0);
     assert_int_equal(
         shm_region_new(&f->region, 1, 4096, sizeof(stats_worker_t), sizeof(stats_global_t)), 0);
     assert_int_equal(local_sock_new(&f->socks, 1), 0);
-    assert_int_equal(
-        fanout_new(&f->fanout, &f->loop, f->sio, f->region, f->socks, 0, &f->stats), 0);
+    assert_int_equal(fanout_new(&f->fanout, &f->loop, f->sio, f->region, f->socks, 0, &f->stats),
+                     0);
     f->seed = seed_events_new(f->sio);
     f->fake = bridge_fake_new();
     bridge_redis_t ops = bridge_fake_ops(f->fake);
     f->presence = presence_new(&ops, &f->cfg, "W1", &f->stats);
     f->inbound = inbound_new(&ops, &f->cfg, "W1", &f->stats);
     assert_int_equal(bridge_hooks_new(&f->hooks, f->sio, f->fanout, f->presence, f->inbound), 0);
-    f->req = http_req_new(0);
-    static const char head[] = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-                               "Host: localhost\r\n\r\n";
-    size_t used;
-    assert_true(http_req_feed(f->req, head, sizeof(head) - 1, &used) > 0);
+    f->req = fake_ws_request();
+    assert_non_null(f->req);
     return f;
-}
-
-static void on_all_closed(void *arg)
-{
-    (void)arg;
 }
 
 static void fx_free(fx_t *f)
 {
-    eio_close_all(f->e, on_all_closed, NULL);
-    for (int i = 0; i < 8; i++)
-        if (f->sess[i])
-            eio_conn_closed(C(i), f->sess[i]);
+    ft_close_all(&f->ft, f->e, 8);
     bridge_fake_free(f->fake); /* answers still waited for: NULL */
     eio_free(f->e);
     fanout_free(f->fanout);
@@ -205,14 +118,7 @@ static void fx_free(fx_t *f)
 /* Opens a WebSocket session on connection c. */
 static void open_ws(fx_t *f, int c)
 {
-    struct sockaddr_storage peer = {0};
-    struct sockaddr_in *in = (struct sockaddr_in *)&peer;
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(0x7f000001);
-    eio_session_t *s;
-    assert_int_equal(
-        eio_session_open(f->e, sio_handlers(f->sio), C(c), f->req, &peer, true, false, &s), 0);
-    f->sess[c] = s;
+    assert_int_equal(ft_open_ws(&f->ft, f->e, sio_handlers(f->sio), f->req, c), 0);
     buf_reset(&f->log[c]); /* the open packet */
 }
 

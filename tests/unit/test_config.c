@@ -284,9 +284,10 @@ static void test_security_defaults(void **state)
     assert_int_equal(cfg.max_connections, 0);
     assert_int_equal(cfg.max_connections_per_ip, 0);
     assert_int_equal(cfg.memory_high_water_mb, 0);
-    assert_int_equal(cfg.rate_events_per_sec, 100);
+    /* no rate by default: the seed's server has none (its answers never change) */
+    assert_int_equal(cfg.rate_events_per_sec, 0);
     assert_int_equal(cfg.rate_events_burst, 200);
-    assert_int_equal(cfg.rate_joins_per_sec, 20);
+    assert_int_equal(cfg.rate_joins_per_sec, 0);
     assert_int_equal(cfg.rate_joins_burst, 100);
     assert_int_equal(cfg.rate_max_violations, 50);
     buf_free(&err);

@@ -1,4 +1,4 @@
-/* Unit tests for worker/handshake (and http_req_query_each, which it reads the query with). */
+/* Unit tests for common/proto/handshake (and the query walks it reads the query with). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,6 +24,19 @@ static http_req_t *parse(const char *raw)
     return r;
 }
 
+/* The members as a fetchSockets answer shows them: captured, then written. */
+static char *render(const http_req_t *r, const struct sockaddr_storage *peer, uint64_t now_ms)
+{
+    char *rec = handshake_capture(r, now_ms);
+    buf_t out;
+    buf_init(&out);
+    handshake_write(&out, rec, (const struct sockaddr *)peer);
+    free(rec);
+    char *s = strdup(out.data);
+    buf_free(&out);
+    return s;
+}
+
 static void test_websocket_handshake(void **state)
 {
     (void)state;
@@ -38,9 +51,7 @@ static void test_websocket_handshake(void **state)
     struct sockaddr_in *in = (struct sockaddr_in *)&peer;
     in->sin_family = AF_INET;
     inet_pton(AF_INET, "127.0.0.1", &in->sin_addr);
-    buf_t tmp;
-    buf_init(&tmp);
-    char *s = handshake_render(r, &peer, 1795953682123ull, &tmp);
+    char *s = render(r, &peer, 1795953682123ull);
     assert_non_null(s);
     assert_string_equal(
         s,
@@ -55,7 +66,7 @@ static void test_websocket_handshake(void **state)
 
     /* polling, an Origin, IPv6, quotes to escape, no query, unknown peer family */
     r = parse("GET /socket.io/ HTTP/1.1\r\nHost: h\r\nOrigin: http://a\"b\r\n\r\n");
-    s = handshake_render(r, NULL, 0, &tmp);
+    s = render(r, NULL, 0);
     assert_non_null(s);
     assert_string_equal(s,
                         "\"headers\":{\"host\":\"h\",\"origin\":\"http://a\\\"b\"},\"time\":"
@@ -66,11 +77,42 @@ static void test_websocket_handshake(void **state)
     memset(&peer, 0, sizeof(peer));
     in6->sin6_family = AF_INET6;
     inet_pton(AF_INET6, "::1", &in6->sin6_addr);
-    s = handshake_render(r, &peer, 0, &tmp);
+    s = render(r, &peer, 0);
     assert_non_null(strstr(s, "\"address\":\"::1\""));
     free(s);
     http_req_free(r);
-    buf_free(&tmp);
+}
+
+/* The record outlives its request and is much smaller than the JSON it stands for. */
+static void test_record_outlives_request(void **state)
+{
+    (void)state;
+    setenv("TZ", "UTC", 1);
+    tzset();
+    http_req_t *r = parse("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: h:1\r\n"
+                          "Origin: http://o\r\nAccept-Encoding: gzip\r\nUpgrade: websocket\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    char *rec = handshake_capture(r, 86400000);
+    http_req_free(r);
+    buf_t out;
+    buf_init(&out);
+    handshake_write(&out, rec, NULL);
+    assert_string_equal(
+        out.data,
+        "\"headers\":{\"host\":\"h:1\",\"upgrade\":\"websocket\",\"sec-websocket-key\":"
+        "\"dGhlIHNhbXBsZSBub25jZQ==\",\"origin\":\"http://o\",\"accept-encoding\":\"gzip\"},"
+        "\"time\":\"Fri Jan 02 1970 00:00:00 GMT+0000 (UTC)\",\"address\":\"\",\"xdomain\":true,"
+        "\"secure\":false,\"issued\":86400000,\"url\":\"/socket.io/?EIO=4&transport=websocket\","
+        "\"query\":{\"EIO\":\"4\",\"transport\":\"websocket\"}");
+    /* 8 + 1 + "h:1" "websocket" key origin "gzip" path query, each with its NUL */
+    size_t expect = 9 + 4 + 10 + 25 + 9 + 5 + 12 + 26;
+    const char *p = rec + 9;
+    for (int i = 0; i < 7; i++)
+        p += strlen(p) + 1;
+    assert_int_equal((size_t)(p - rec), expect);
+    assert_true(expect * 2 < out.len);
+    buf_free(&out);
+    free(rec);
 }
 
 static int collect(const char *k, size_t klen, const char *v, size_t vlen, void *arg)
@@ -95,6 +137,13 @@ static void test_query_each(void **state)
     assert_int_equal(http_req_query_each(r, &tmp, collect, &out), -ECANCELED);
     assert_string_equal(out.data, "[a=1][stop=1]");
     http_req_free(r);
+    /* the same walk over a raw query string */
+    buf_reset(&out);
+    assert_int_equal(http_query_each("a=1&&b&%63=%zz&=v&d=%41+", &tmp, collect, &out), 0);
+    assert_string_equal(out.data, "[a=1][b=][c=%zz][=v][d=A ]");
+    buf_reset(&out);
+    assert_int_equal(http_query_each("", &tmp, collect, &out), 0);
+    assert_int_equal(out.len, 0);
     buf_free(&tmp);
     buf_free(&out);
 }
@@ -103,6 +152,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_websocket_handshake),
+        cmocka_unit_test(test_record_outlives_request),
         cmocka_unit_test(test_query_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -154,16 +154,16 @@ static void test_head_limit_431(void **state)
     (void)state;
     size_t used;
     http_req_t *r;
-    char *ok = head_of_size(8192);
+    char *ok = head_of_size(16384);
     r = http_req_new(0);
-    assert_int_equal(http_req_feed(r, ok, 8192, &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
-    assert_int_equal(used, 8192);
+    assert_int_equal(http_req_feed(r, ok, 16384, &used), HTTP_REQ_HEAD | HTTP_REQ_DONE);
+    assert_int_equal(used, 16384);
     http_req_free(r);
     free(ok);
 
-    char *big = head_of_size(8193);
+    char *big = head_of_size(16385);
     r = http_req_new(0);
-    assert_int_equal(http_req_feed(r, big, 8193, &used), -E2BIG);
+    assert_int_equal(http_req_feed(r, big, 16385, &used), -E2BIG);
     /* sticky */
     assert_int_equal(http_req_feed(r, "x", 1, &used), -E2BIG);
     http_req_free(r);
@@ -172,8 +172,8 @@ static void test_head_limit_431(void **state)
     r = http_req_new(0);
     int rc = 0;
     size_t off = 0;
-    while (off < 8193 && rc == 0) {
-        rc = http_req_feed(r, big + off, 100 < 8193 - off ? 100 : 8193 - off, &used);
+    while (off < 16385 && rc == 0) {
+        rc = http_req_feed(r, big + off, 100 < 16385 - off ? 100 : 16385 - off, &used);
         off += used;
     }
     assert_int_equal(rc, -E2BIG);
@@ -230,6 +230,34 @@ static void test_keep_alive(void **state)
     expect_keep_alive("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", false);
     expect_keep_alive("GET / HTTP/1.0\r\n\r\n", false);
     expect_keep_alive("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true);
+}
+
+/* A parser reused for another connection forgets the last one: its error, its half-read head,
+ * its headers; its body limit stays. */
+static void test_reuse(void **state)
+{
+    (void)state;
+    http_req_t *r = http_req_new(0);
+    http_req_set_max_body(r, 4);
+    size_t used;
+    const char *bad = "NOPE / HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_req_feed(r, bad, strlen(bad), &used), -EPROTO);
+    http_req_reuse(r);
+    const char *half = "GET /a?x=1 HTTP/1.1\r\nOrigin: o\r\n";
+    assert_int_equal(http_req_feed(r, half, strlen(half), &used), 0);
+    http_req_reuse(r);
+    const char *ws =
+        "GET /b HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    assert_true(http_req_feed(r, ws, strlen(ws), &used) & HTTP_REQ_HEAD);
+    assert_string_equal(http_req_path(r), "/b");
+    assert_string_equal(http_req_query_string(r), "");
+    assert_null(http_req_header(r, HTTP_REQ_ORIGIN));
+    assert_true(http_req_is_websocket(r));
+    http_req_reuse(r);
+    const char *post = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+    assert_int_equal(http_req_feed(r, post, strlen(post), &used), -EMSGSIZE);
+    http_req_free(r);
 }
 
 /* Two pipelined requests, the first with a Content-Length body that is skipped. */
@@ -432,6 +460,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_decode),
+        cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_upgrade_stops_at_head),
         cmocka_unit_test(test_split_feeds),
         cmocka_unit_test(test_query_decoding),

@@ -646,7 +646,7 @@ static void test_permessage_deflate_off(void **state)
 static void test_http_keep_alive_and_close(void **state)
 {
     fixture_t *f = *state;
-    static const char resp_ka[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+    static const char resp_ka[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\n"
                                   "Content-type: text/plain\r\nContent-Length: 2\r\n"
                                   "X-Test: 1\r\n\r\nhi";
     static const char resp_close[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
@@ -723,7 +723,7 @@ static void test_parser_errors(void **state)
     assert_memory_equal(cl->in.data, r400, sizeof(r400) - 1);
 
     cl = cl_connect(f, 1);
-    char big[9000];
+    char big[17000]; /* over HTTP_DEFAULT_MAX_HEADER_BYTES */
     memset(big, 'a', sizeof(big));
     memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
     cl_send(cl, big, sizeof(big));
@@ -920,7 +920,7 @@ static void test_deferred_answer_and_bodies(void **state)
     assert_int_equal(f->requests, 1);
     assert_int_equal(http_respond(f->held, 200, NULL, NULL, "late", 4), 0);
     static const char late[] =
-        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nlate";
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\nContent-Length: 4\r\n\r\nlate";
     RUN_UNTIL(f, cl->in.len >= sizeof(late) - 1);
     assert_memory_equal(cl->in.data, late, sizeof(late) - 1);
     assert_int_equal(http_defer(f->held), -EINVAL); /* nothing awaits an answer now */
@@ -932,7 +932,7 @@ static void test_deferred_answer_and_bodies(void **state)
     assert_int_equal(f->requests, 1); /* the GET sent while held was dropped, the POST waits */
     cl_send(cl, "cde", 3);
     static const char echo[] =
-        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nabcde";
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\nContent-Length: 5\r\n\r\nabcde";
     RUN_UNTIL(f, cl->in.len >= sizeof(echo) - 1);
     assert_memory_equal(cl->in.data, echo, sizeof(echo) - 1);
     assert_int_equal(f->requests, 2);
@@ -995,6 +995,31 @@ static void test_request_timeouts(void **state)
     client_t *ws = ws_connect(f, 4);
     run_for(f, 300);
     assert_false(ws->eof);
+}
+
+/* A large answer its reader takes longer than the keep-alive deadline to read is finished, not
+ * cut off as an idle connection. */
+static void test_keep_alive_deadline_finishes_a_large_answer(void **state)
+{
+    fixture_t *f = *state;
+    client_t *cl = cl_connect(f, 0);
+    cl_send(cl, "GET /defer HTTP/1.1\r\n\r\n", strlen("GET /defer HTTP/1.1\r\n\r\n"));
+    RUN_UNTIL(f, f->held != NULL);
+    uv_read_stop((uv_stream_t *)&cl->tcp);
+    size_t len = 32u << 20; /* more than the kernel's buffers hold */
+    char *body = malloc(len);
+    memset(body, 'z', len);
+    assert_int_equal(http_respond(f->held, 200, NULL, NULL, body, len), 0);
+    free(body);
+    run_for(f, 600); /* several header deadlines (150 ms) while nothing is read */
+    assert_int_equal(f->closes, 0);
+    assert_int_equal(uv_read_start((uv_stream_t *)&cl->tcp, cl_alloc, cl_read), 0);
+    RUN_UNTIL(f, cl->eof);
+    static const char head[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 33554432\r\n\r\n";
+    assert_int_equal(cl->in.len, sizeof(head) - 1 + len);
+    assert_memory_equal(cl->in.data, head, sizeof(head) - 1);
+    assert_int_equal(cl->in.data[cl->in.len - 1], 'z');
+    assert_int_equal(cl->read_err, 0);
 }
 
 static void test_adopt_with_bytes_read(void **state)
@@ -1220,6 +1245,7 @@ int main(void)
         T(test_deferred_answer_and_bodies, lim_small_body),
         T(test_adopt_with_bytes_read, lim_default),
         T(test_request_timeouts, lim_slow_req),
+        T(test_keep_alive_deadline_finishes_a_large_answer, lim_slow_req),
         T(test_ws_context_lazy, lim_default),
         T(test_ws_split_every_offset, lim_default),
         T(test_oversize_fragmented_across_reads, lim_small_msg),

@@ -1,4 +1,5 @@
-/* Unit tests for common/ids: alphabet, length, termination, uniqueness, rough uniformity. */
+/* Unit tests for common/ids: alphabet, length, termination, uniqueness, rough uniformity, and the
+ * same for ids drawn from a pool. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -78,13 +79,45 @@ static void test_uniform(void **state)
     }
 }
 
+/* Ids from a pool: the shape, unique across refills, ids that straddle a refill, bytes wiped. */
+static void test_pool(void **state)
+{
+    (void)state;
+    ids_pool_t p;
+    ids_pool_init(&p);
+    enum { N = 1000 };
+    static char ids[N][IDS_SID_LEN + 2];
+    for (int i = 0; i < N; i++) {
+        memset(ids[i], '#', sizeof(ids[i]));
+        /* 18 characters (an Engine.IO sid's random part) do not divide the pool's 256 bytes */
+        size_t n = i % 2 ? IDS_SID_LEN : IDS_SID_LEN - 2;
+        assert_int_equal(ids_pool_random(&p, ids[i], n), 0);
+        assert_int_equal(strlen(ids[i]), n);
+        assert_int_equal(ids[i][n + 1], '#');
+        for (size_t k = 0; k < n; k++)
+            assert_true(symbol_index(ids[i][k]) >= 0);
+        /* what was handed out is zero in the pool */
+        for (size_t k = 0; k < IDS_POOL_BYTES - p.left; k++)
+            assert_int_equal(p.b[k], 0);
+    }
+    for (int i = 0; i < N; i++) {
+        for (int j = i + 1; j < N; j++)
+            assert_string_not_equal(ids[i], ids[j]);
+    }
+    /* longer than the pool */
+    char big[700];
+    assert_int_equal(ids_pool_random(&p, big, 600), 0);
+    assert_int_equal(strlen(big), 600);
+    assert_int_equal(ids_pool_random(NULL, big, 1), -EINVAL);
+    assert_int_equal(ids_pool_random(&p, NULL, 1), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sid_shape),
-        cmocka_unit_test(test_unique),
-        cmocka_unit_test(test_lengths),
-        cmocka_unit_test(test_uniform),
+        cmocka_unit_test(test_sid_shape), cmocka_unit_test(test_unique),
+        cmocka_unit_test(test_lengths),   cmocka_unit_test(test_uniform),
+        cmocka_unit_test(test_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

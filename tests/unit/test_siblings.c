@@ -19,6 +19,7 @@
 
 typedef struct seen {
     int calls;
+    bool relayed[8];
     char rooms[8][16];
     char ids[8][24];
     char frames[8][32]; /* the texts */
@@ -28,6 +29,7 @@ static void on_rec(const siblings_entry_t *e, void *arg)
 {
     seen_t *s = arg;
     if (s->calls < 8) {
+        s->relayed[s->calls] = e->relayed;
         snprintf(s->rooms[s->calls], 16, "%.*s", (int)e->room_len, e->room);
         snprintf(s->ids[s->calls], 24, "%.*s", (int)e->id_len, e->id);
         snprintf(s->frames[s->calls], 32, "%.*s", (int)e->text_len, e->text);
@@ -38,7 +40,8 @@ static void on_rec(const siblings_entry_t *e, void *arg)
 /* An entry of room with id 1-0 (empty id when id is NULL) and text[0..len). */
 static siblings_entry_t entry(const char *room, const char *id, const char *text, size_t len)
 {
-    return (siblings_entry_t){room, strlen(room), id ? id : "", id ? strlen(id) : 0, text, len};
+    return (siblings_entry_t){room, strlen(room), id ? id : "", id ? strlen(id) : 0, text, len,
+                              false};
 }
 
 static int add(siblings_t *s, const char *room, const char *text, size_t len)
@@ -80,6 +83,32 @@ static void test_codec_round_trip(void **state)
     assert_string_equal(s.frames[1], "4z");
     assert_int_equal(encode(&b, "", NULL, "x", 1), -EINVAL);
     assert_int_equal(encode(&b, "r", NULL, "", 0), -EINVAL);
+    buf_free(&b);
+}
+
+/* A relayed adapter message travels among entries with its mark, channel and bytes intact. */
+static void test_codec_relayed_mark(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b);
+    siblings_encode_header(&b, 1);
+    assert_int_equal(encode(&b, "room-a", "1-0", "42x", 3), 0);
+    siblings_entry_t r = {"k#/#r#", 6, "", 0, "\x93\x00", 2, true};
+    assert_int_equal(siblings_encode_record(&b, &r), 0);
+    assert_int_equal(encode(&b, "room-b", "2-0", "42y", 3), 0);
+    seen_t s = {0};
+    assert_int_equal(siblings_decode(b.data, b.len, NULL, on_rec, &s), 0);
+    assert_int_equal(s.calls, 3);
+    assert_false(s.relayed[0]);
+    assert_true(s.relayed[1]);
+    assert_false(s.relayed[2]);
+    assert_string_equal(s.rooms[1], "k#/#r#");
+    assert_string_equal(s.rooms[2], "room-b");
+    assert_memory_equal(s.frames[1], "\x93", 2);
+    /* a room length that would reach the mark is refused, not misread */
+    r.room_len = 0x80000000u;
+    assert_int_equal(siblings_encode_record(&b, &r), -EINVAL);
     buf_free(&b);
 }
 
@@ -227,6 +256,7 @@ static void test_frames_reach_live_siblings_in_order(void **state)
 
 typedef struct sized {
     int calls;
+    int relayed;
     size_t lens[4];
     unsigned sums[4];
 } sized_t;
@@ -234,6 +264,7 @@ typedef struct sized {
 static void on_sized(const siblings_entry_t *e, void *ud)
 {
     sized_t *z = ud;
+    z->relayed += e->relayed;
     if (z->calls < 4) {
         unsigned sum = 0;
         const unsigned char *p = (const unsigned char *)e->text;
@@ -269,11 +300,20 @@ static void test_big_frame_through_memfd(void **state)
     assert_int_equal(add(s0, "r", "cde", 3), 1);
     spin(&f.loop, &z1.calls, 3);
     assert_int_equal(z1.calls, 3);
+    assert_int_equal(z1.relayed, 0);
     assert_int_equal(z0.calls, 0);
     assert_int_equal(z1.lens[0], 2);
     assert_int_equal(z1.lens[1], big_len);
     assert_int_equal(z1.sums[1], want);
     assert_int_equal(z1.lens[2], 3);
+    /* a relayed adapter message that big keeps its mark through the memfd */
+    siblings_entry_t r = {"k#/#r#", 6, "", 0, big, big_len, true};
+    assert_int_equal(siblings_add(s0, &r), 1);
+    spin(&f.loop, &z1.calls, 4);
+    assert_int_equal(z1.calls, 4);
+    assert_int_equal(z1.relayed, 1);
+    assert_int_equal(z1.lens[3], big_len);
+    assert_int_equal(z1.sums[3], want);
     free(big);
     siblings_free(s0);
     siblings_free(s1);
@@ -426,6 +466,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codec_round_trip),
         cmocka_unit_test(test_codec_rejects_garbage),
+        cmocka_unit_test(test_codec_relayed_mark),
         cmocka_unit_test(test_frames_reach_live_siblings_in_order),
         cmocka_unit_test(test_big_frame_through_memfd),
         cmocka_unit_test(test_full_receiver_queues_in_order),

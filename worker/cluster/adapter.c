@@ -29,10 +29,14 @@ struct adapter {
     char uid[UID_LEN + 1];
     adapter_uid_fn is_sibling; /* see adapter_set_sibling_filter */
     void *sibling_arg;
-    member_t *member; /* what is done with each message received */
-    buf_t msg;        /* encoded outgoing message */
-    buf_t chan;       /* outgoing channel name */
-    buf_t scratch;    /* decoded strings of an incoming JSON message */
+    adapter_relay_fn relay; /* see adapter_set_relay; NULL: every worker subscribes */
+    void *relay_arg;
+    bool patterns_wanted; /* the broadcast patterns are subscribed (classic, private) */
+    uint32_t patterns_up; /* bit i: namespace i's pattern confirmed since the last loss */
+    member_t *member;     /* what is done with each message received */
+    buf_t msg;            /* encoded outgoing message */
+    buf_t chan;           /* outgoing channel name */
+    buf_t scratch;        /* decoded strings of an incoming JSON message */
     bool closing;
     size_t open_parts;
     void (*done)(void *arg);
@@ -199,6 +203,29 @@ static void want(adapter_t *a, redis_sub_kind_t kind, const char *ch)
     redis_client_subscribe(a->sub, kind, ch, strlen(ch));
 }
 
+/* "<key>#<nsp>#*" of namespace i, into a->chan. */
+static void pattern_for(adapter_t *a, unsigned i)
+{
+    nsp_channel_for(a, i, NULL, 0);
+    buf_putc(&a->chan, '*');
+}
+
+/* Classic and private modes: every namespace's broadcasts, one pattern each. */
+static void broadcast_patterns(adapter_t *a, bool on)
+{
+    if (a->mode == ADAPTER_MODE_SHARDED || a->patterns_wanted == on)
+        return;
+    a->patterns_wanted = on;
+    a->patterns_up = 0;
+    for (unsigned i = 0; i < a->host.nnsp; i++) {
+        pattern_for(a, i);
+        if (on)
+            redis_client_subscribe(a->sub, REDIS_SUB_PATTERN, a->chan.data, a->chan.len);
+        else
+            redis_client_unsubscribe(a->sub, REDIS_SUB_PATTERN, a->chan.data, a->chan.len);
+    }
+}
+
 /* Once: the client keeps them across reconnects, and moves shard channels with their slot. */
 static void subscribe_all(adapter_t *a)
 {
@@ -214,11 +241,7 @@ static void subscribe_all(adapter_t *a)
         }
         return;
     }
-    for (unsigned i = 0; i < a->host.nnsp; i++) {
-        nsp_channel_for(a, i, NULL, 0);
-        buf_putc(&a->chan, '*');
-        want(a, REDIS_SUB_PATTERN, a->chan.data);
-    }
+    broadcast_patterns(a, true);
     if (a->mode == ADAPTER_MODE_CLASSIC)
         want(a, REDIS_SUB_CHANNEL, a->request_chan);
 }
@@ -237,15 +260,32 @@ static bool in_nsp(const adapter_t *a, unsigned i, const adapter_msg_t *m)
     return m->nsp.len == n->len && memcmp(m->nsp.p, n->p, n->len) == 0;
 }
 
-static bool own_uid(const adapter_t *a, const adapter_msg_t *m)
+static bool own_uid(const adapter_t *a, const adapter_str_t *uid)
 {
-    return m->uid.len == UID_LEN && memcmp(m->uid.p, a->uid, UID_LEN) == 0;
+    return uid->len == UID_LEN && memcmp(uid->p, a->uid, UID_LEN) == 0;
 }
 
 /* A broadcast a sibling worker also handed us over local IPC. */
-static bool sibling_uid(const adapter_t *a, const adapter_msg_t *m)
+static bool sibling_uid(const adapter_t *a, const adapter_str_t *uid)
 {
-    return a->is_sibling && a->is_sibling(m->uid.p, m->uid.len, a->sibling_arg);
+    return a->is_sibling && a->is_sibling(uid->p, uid->len, a->sibling_arg);
+}
+
+/* This server's own broadcasts come back from Redis on every delivery: they are recognised from
+ * the message's first (classic) or last (sharded) bytes and dropped before any channel lookup or
+ * decoding, so the echo costs a memcmp. A message laid out otherwise is decoded and checked. */
+static bool from_this_server(const adapter_t *a, const uint8_t *msg, size_t msg_len)
+{
+    adapter_str_t uid;
+    if (a->mode == ADAPTER_MODE_SHARDED) {
+        int type = -1;
+        if (adapter_msg_peek_cluster(msg, msg_len, &type, &uid))
+            return false;
+        /* a sibling's requests are for this worker too; only broadcasts came over IPC */
+        return own_uid(a, &uid) || (type == ADAPTER_CLUSTER_BROADCAST && sibling_uid(a, &uid));
+    }
+    return adapter_msg_peek_broadcast_uid(msg, msg_len, &uid) == 0 &&
+           (own_uid(a, &uid) || sibling_uid(a, &uid));
 }
 
 static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
@@ -271,7 +311,7 @@ static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len
                     chan_len);
         return;
     }
-    if (own_uid(a, &m) || sibling_uid(a, &m) || !in_nsp(a, (unsigned)nsp, &m))
+    if (own_uid(a, &m.uid) || sibling_uid(a, &m.uid) || !in_nsp(a, (unsigned)nsp, &m))
         return; /* our own or a sibling's publication (already delivered), or another namespace */
     member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
 }
@@ -310,10 +350,16 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
         member_drop(a->member, member_decode_error(rc), chan, chan_len);
         return;
     }
-    if (own_uid(a, &m) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m)) ||
+    if (own_uid(a, &m.uid) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m.uid)) ||
         !in_nsp(a, (unsigned)nsp, &m))
         return;
     member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
+}
+
+static bool is_request_chan(const adapter_t *a, const char *chan, size_t chan_len)
+{
+    return a->mode == ADAPTER_MODE_CLASSIC && chan_len == strlen(a->request_chan) &&
+           memcmp(chan, a->request_chan, chan_len) == 0;
 }
 
 void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -322,15 +368,26 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
     if (a->closing)
         return;
     STATS_ADD(a->stats->adapter_in_bytes, msg_len);
+    if (from_this_server(a, msg, msg_len))
+        return;
     if (a->mode == ADAPTER_MODE_SHARDED) {
         on_cluster(a, chan, chan_len, msg, msg_len);
         return;
     }
-    if (a->mode == ADAPTER_MODE_CLASSIC && chan_len == strlen(a->request_chan) &&
-        memcmp(chan, a->request_chan, chan_len) == 0) {
+    if (is_request_chan(a, chan, chan_len)) {
         on_classic_request(a, chan, chan_len, msg, msg_len);
         return;
     }
+    if (a->relay && !a->relay(chan, chan_len, msg, msg_len, a->relay_arg))
+        return; /* the holder relays it to this worker */
+    on_classic_broadcast(a, chan, chan_len, msg, msg_len);
+}
+
+void adapter_receive_relayed(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
+                             size_t msg_len)
+{
+    if (a->closing || a->mode == ADAPTER_MODE_SHARDED || is_request_chan(a, chan, chan_len))
+        return; /* only broadcasts are relayed */
     on_classic_broadcast(a, chan, chan_len, msg, msg_len);
 }
 
@@ -344,12 +401,29 @@ static void on_message(redis_client_t *c, const redis_push_t *m, void *arg)
 static void on_sub_state(redis_client_t *c, bool up, void *arg)
 {
     (void)c;
-    (void)arg;
-    if (!up)
+    adapter_t *a = arg;
+    if (!up) {
+        a->patterns_up = 0; /* confirmed again once restored */
         LOG_WARN("adapter: pub/sub connection lost; local delivery continues, reconnecting");
+    }
 }
 
-static const redis_client_cbs_t sub_cbs = {.state = on_sub_state, .message = on_message};
+static void on_subscribed(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
+                          void *arg)
+{
+    (void)c;
+    adapter_t *a = arg;
+    if (kind != REDIS_SUB_PATTERN || !a->patterns_wanted)
+        return;
+    for (unsigned i = 0; i < a->host.nnsp; i++) {
+        pattern_for(a, i);
+        if (a->chan.len == len && memcmp(a->chan.data, ch, len) == 0)
+            a->patterns_up |= 1u << i;
+    }
+}
+
+static const redis_client_cbs_t sub_cbs = {
+    .state = on_sub_state, .message = on_message, .subscribed = on_subscribed};
 
 /* ---- lifecycle ---- */
 
@@ -416,6 +490,25 @@ void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *a
 {
     a->is_sibling = is_sibling;
     a->sibling_arg = arg;
+}
+
+void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, void *arg)
+{
+    a->relay = relay;
+    a->relay_arg = arg;
+    broadcast_patterns(a, false); /* until adapter_relay_subscribe says this worker holds them */
+}
+
+void adapter_relay_subscribe(adapter_t *a, bool on)
+{
+    if (!a->closing)
+        broadcast_patterns(a, on);
+}
+
+bool adapter_relay_up(const adapter_t *a)
+{
+    uint32_t all = a->host.nnsp >= 32 ? UINT32_MAX : (1u << a->host.nnsp) - 1;
+    return a->patterns_wanted && a->patterns_up == all && redis_client_up(a->sub);
 }
 
 const char *adapter_uid(const adapter_t *a)

@@ -9,7 +9,9 @@
  * ClusterAdapter JSON messages, SSUBSCRIBE to `<prefix>#/#`, to `<prefix>#/#<uid>#` and, dynamic
  * subscription, to `<prefix>#/#<room>#` for every local room whose name is not 20 characters
  * long; responses are SPUBLISHed on the requester's uid channel. Private mode (adapter off, several
- * workers): classic broadcasts on a per-server prefix, no requests.
+ * workers): classic broadcasts on a per-server prefix, no requests. In classic and private modes
+ * one worker per server may hold the broadcast patterns and relay to the others (see
+ * adapter_set_relay).
  *
  * The adapter owns its two Redis connections (pub/sub, and one for responses), the requests'
  * bookkeeping (broadcasts waiting for client acks) and the wire formats. It never touches a socket
@@ -106,10 +108,31 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
  * Broadcasts whose uid is_sibling(uid, len, arg) accepts are dropped on arrival: the other workers
  * of this server hand their stream entries over local IPC (see siblings.h) and still PUBLISH them
  * for other servers, so the pub/sub copy would be a duplicate. Requests are not filtered. NULL
- * (the default): only this adapter's own uid is dropped.
+ * (the default): only this adapter's own uid is dropped. The uid of a message laid out as this
+ * module writes it is read from its first (classic) or last (sharded) bytes, so this server's
+ * own echoes are dropped before any room lookup or decoding.
  */
 typedef bool (*adapter_uid_fn)(const char *uid, size_t len, void *arg);
 void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *arg);
+/*
+ * One broadcast subscriber per server (classic and private modes; sharded mode ignores this: its
+ * room channels follow each worker's own rooms). After adapter_set_relay the broadcast patterns
+ * are subscribed only while adapter_relay_subscribe(a, true) says so (worker/cluster/relay_role
+ * decides which worker). A broadcast received from Redis that is not this server's own is passed
+ * to relay(chan, msg, arg) first (borrowed for the call): it hands it to the siblings and returns
+ * true to apply it here too, or false to drop it (another worker relays now). The siblings apply
+ * what they are handed with adapter_receive_relayed. Requests are never relayed: every worker
+ * keeps its own subscription to them.
+ */
+typedef bool (*adapter_relay_fn)(const char *chan, size_t chan_len, const uint8_t *msg,
+                                 size_t msg_len, void *arg);
+void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, void *arg);
+void adapter_relay_subscribe(adapter_t *a, bool on);
+/* The broadcast patterns are wanted and every one is confirmed on a connection that is up. */
+bool adapter_relay_up(const adapter_t *a);
+/* A broadcast relayed by the holder (never filtered by uid again, never relayed on). */
+void adapter_receive_relayed(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
+                             size_t msg_len);
 /* Both connections up and subscribed (the /health "redisConnected" of this worker). */
 bool adapter_connected(const adapter_t *a);
 /* The random uid this adapter publishes with (16 characters, NUL-terminated). */

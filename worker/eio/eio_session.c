@@ -45,6 +45,7 @@ struct eio {
     strmap_t *sids;
     timerq_t *pingq, *pongq, *readyq, *upgradeq;
     eio_session_t *head;
+    ids_pool_t ids; /* the sessions' ids (zeroed: empty) */
     size_t nsessions;
     bool closing;
     bool ending;  /* eio_close_all is ending the sessions: done runs after, never inside */
@@ -407,10 +408,10 @@ const char *eio_sid_tag(const char *sid, size_t len)
 
 /* Session ids name their worker: 2 characters of slot, 4 of server tag, then random ones (see
  * handoff and relay in eio_endpoint). */
-static int new_sid(const eio_t *e, char sid[EIO_SID_LEN + 1])
+static int new_sid(eio_t *e, char sid[EIO_SID_LEN + 1])
 {
     const char *digits = EIO_SID_DIGITS;
-    if (ids_random(sid + 2, EIO_SID_LEN - 2))
+    if (ids_pool_random(&e->ids, sid + 2, EIO_SID_LEN - 2))
         return -EIO;
     if (strlen(e->cfg.tag) == EIO_SID_TAG_LEN)
         memcpy(sid + 2, e->cfg.tag, EIO_SID_TAG_LEN);

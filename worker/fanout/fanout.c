@@ -16,7 +16,9 @@ struct fanout {
     stats_worker_t *stats;
     fanout_observer_t obs[OBSERVERS_MAX];
     unsigned nobs;
-    uint64_t share_failures; /* entries not handed to the siblings (log sampling) */
+    uint64_t share_failures;   /* entries not handed to the siblings (log sampling) */
+    fanout_relayed_fn relayed; /* see fanout_on_relayed */
+    void *relayed_arg;
 };
 
 typedef struct delivery {
@@ -59,7 +61,7 @@ void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
     fanout_deliver(f, &t, false, pk);
     size_t len;
     const char *text = eio_msg_text(pk->msg, &len);
-    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len};
+    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false};
     int rc = siblings_add(f->siblings, &e);
     if (rc > 0)
         STATS_ADD(f->stats->sibling_out, 1);
@@ -68,9 +70,26 @@ void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
                  pk->room, strerror(-rc));
 }
 
+int fanout_relay(fanout_t *f, const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len)
+{
+    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true};
+    return siblings_add(f->siblings, &e);
+}
+
+void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg)
+{
+    f->relayed = fn;
+    f->relayed_arg = arg;
+}
+
 static void on_sibling(const siblings_entry_t *e, void *ud)
 {
     fanout_t *f = ud;
+    if (e->relayed) {
+        if (f->relayed)
+            f->relayed(e->room, e->room_len, (const uint8_t *)e->text, e->text_len, f->relayed_arg);
+        return;
+    }
     STATS_ADD(f->stats->sibling_in, 1);
     fanout_packet_t pk;
     fanout_packet_entry_text(&pk, e->room, e->room_len, e->id, e->id_len, e->text, e->text_len);

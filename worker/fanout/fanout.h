@@ -51,6 +51,18 @@ size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy,
                       const fanout_packet_t *pk);
 /* An entry read by this worker: delivered to its room here and handed to the siblings. */
 void fanout_publish(fanout_t *f, const fanout_packet_t *pk);
+/*
+ * The redis-adapter messages this server's one broadcast subscriber receives from other servers
+ * (see adapter_set_relay): fanout_relay hands one (channel, message as Redis delivered it; both
+ * borrowed) to every live sibling, and each sibling's fanout calls the relayed callback set with
+ * fanout_on_relayed (borrowed for the call). 1 (queued), 0 (no live sibling), or siblings_add's
+ * error.
+ */
+typedef void (*fanout_relayed_fn)(const char *chan, size_t chan_len, const uint8_t *msg,
+                                  size_t msg_len, void *arg);
+int fanout_relay(fanout_t *f, const char *chan, size_t chan_len, const uint8_t *msg,
+                 size_t msg_len);
+void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg);
 /* The sockets it delivers to (borrowed). */
 sio_t *fanout_sockets(const fanout_t *f);
 /* The siblings' queues are backlogged (the reader's gate: see siblings_backlogged). */

@@ -12,10 +12,11 @@
  * cleared in the region) is skipped and its queue dropped (its clients are reconnecting).
  * Datagrams are accepted only from processes of the same user whose pid is a sibling's.
  *
- * Datagram: "sib2", the sender's slot (u32), then records: room length, id length, text length
- * (u32 each), then room, id and text bytes; integers in host order (both ends are the same binary
- * on one host). A record too big for one datagram (net.core.wmem_max) is written, as such a
- * datagram, to a memfd passed with SCM_RIGHTS in an 8-byte datagram "sibG" + slot, in order.
+ * Datagram: "sib2", the sender's slot (u32), then records: room length (its top bit marks a
+ * relayed adapter message), id length, text length (u32 each), then room, id and text bytes;
+ * integers in host order (both ends are the same binary on one host). A record too big for one
+ * datagram (net.core.wmem_max) is written, as such a datagram, to a memfd passed with SCM_RIGHTS in
+ * an 8-byte datagram "sibG" + slot, in order.
  */
 #ifndef STREAMIO_WORKER_FANOUT_SIBLINGS_H
 #define STREAMIO_WORKER_FANOUT_SIBLINGS_H
@@ -44,7 +45,9 @@ typedef struct siblings siblings_t;
 
 #define SIBLINGS_HEADER_LEN 8
 
-/* One entry: the room, its id (may be empty) and its packet text; all borrowed. */
+/* One entry: the room, its id (may be empty) and its packet text; all borrowed. A relayed
+ * record is instead a redis-adapter message that this server's one broadcast subscriber received
+ * from another server: room is its channel, text the message as Redis delivered it, id empty. */
 typedef struct siblings_entry {
     const char *room;
     size_t room_len;
@@ -52,6 +55,7 @@ typedef struct siblings_entry {
     size_t id_len;
     const char *text;
     size_t text_len;
+    bool relayed;
 } siblings_entry_t;
 
 /* One received entry (borrowed for the call). */

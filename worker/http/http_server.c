@@ -28,7 +28,13 @@ struct http_server {
     uint64_t timeouts;
     buf_t head; /* scratch for response heads */
     buf_t gz;   /* scratch for a compressed body */
+    /* states of closed or upgraded connections, parsers included, for the next accepts: a
+     * handshake then allocates neither (FREE_STATES_MAX at most) */
+    struct http_conn *free_states;
+    unsigned nfree_states;
 };
+
+#define FREE_STATES_MAX 256
 
 typedef struct http_conn {
     http_server_t *hs;
@@ -41,6 +47,7 @@ typedef struct http_conn {
     bool served;           /* at least one request answered: an idle keep-alive is not a refusal */
     bool partial;          /* bytes of the next request arrived since the last dispatch */
     bool upgraded;         /* http_ws_accept ran: the connection speaks WebSocket now */
+    struct http_conn *next_free; /* in hs->free_states */
 } http_conn_t;
 
 static void on_data(conn_t *c, void *state, const char *p, size_t n);
@@ -63,6 +70,12 @@ static void server_maybe_free(http_server_t *hs)
 {
     if (!hs->freeing || hs->live)
         return;
+    while (hs->free_states) {
+        http_conn_t *h = hs->free_states;
+        hs->free_states = h->next_free;
+        http_req_free(h->req);
+        free(h);
+    }
     buf_free(&hs->head);
     buf_free(&hs->gz);
     free(hs);
@@ -137,6 +150,11 @@ static int queue_response(http_conn_t *h, int status, const char *ctype, const c
     buf_reset(b);
     buf_printf(b, "HTTP/1.1 %d %s\r\nConnection: %s\r\n", status, reason_phrase(status),
                keep ? "keep-alive" : "close");
+    /* A client that knows when an idle connection is closed stops reusing it a second before,
+     * instead of racing the close with its next request (Node's agent honours this hint). */
+    if (keep && h->hs->lim.header_timeout_ms >= 2000)
+        buf_printf(b, "Keep-Alive: timeout=%u\r\n",
+                   (unsigned)(h->hs->lim.header_timeout_ms / 1000 - 1));
     if (ctype)
         buf_printf(b, "Content-type: %s\r\n", ctype);
     buf_printf(b, "Content-Length: %zu\r\n", len);
@@ -275,7 +293,13 @@ static void on_request_late(timerq_node_t *n, void *arg)
     if (!conn_is_open(h->c) || h->awaiting)
         return;
     if (h->served && !h->partial && !h->rq_body) {
-        conn_close(h->c); /* an idle keep-alive connection: nothing to answer */
+        /* an idle keep-alive connection: nothing to answer. An answer its peer is still taking
+         * (a large polling payload) is finished first, bounded by the close timeout's progress
+         * rule; closing now would cut it off. */
+        if (conn_outq_bytes(h->c))
+            conn_drain(h->c);
+        else
+            conn_close(h->c);
         return;
     }
     count_limit(h->hs, h->rq_body ? STATS_LIMIT_BODY_TIMEOUT : STATS_LIMIT_HEADER_TIMEOUT);
@@ -331,8 +355,14 @@ static void on_release(conn_t *c, void *state)
     http_conn_t *h = state;
     http_server_t *hs = h->hs;
     rq_disarm(h);
-    http_req_free(h->req);
-    free(h);
+    if (hs->nfree_states < FREE_STATES_MAX && !hs->freeing) {
+        h->next_free = hs->free_states;
+        hs->free_states = h;
+        hs->nfree_states++;
+    } else {
+        http_req_free(h->req);
+        free(h);
+    }
     hs->live--;
     server_maybe_free(hs);
 }
@@ -341,10 +371,19 @@ static void on_release(conn_t *c, void *state)
 
 static http_conn_t *conn_state_new(http_server_t *hs)
 {
-    http_conn_t *h = xcalloc(1, sizeof(*h));
+    http_conn_t *h = hs->free_states;
+    if (h) {
+        hs->free_states = h->next_free;
+        hs->nfree_states--;
+        http_req_t *req = h->req;
+        http_req_reuse(req);
+        *h = (http_conn_t){.req = req};
+    } else {
+        h = xcalloc(1, sizeof(*h));
+        h->req = http_req_new(hs->lim.max_header_bytes);
+        http_req_set_max_body(h->req, hs->lim.max_body);
+    }
     h->hs = hs;
-    h->req = http_req_new(hs->lim.max_header_bytes);
-    http_req_set_max_body(h->req, hs->lim.max_body);
     hs->live++;
     return h;
 }

@@ -39,10 +39,12 @@ typedef struct http_limits {
     bool per_message_deflate;
 } http_limits_t;
 
-#define HTTP_DEFAULT_MAX_HEADER_BYTES 8192
+/* Node's http server defaults (maxHeaderSize, maxHttpBufferSize, headersTimeout, requestTimeout),
+ * so a request the seed's server takes is taken here too */
+#define HTTP_DEFAULT_MAX_HEADER_BYTES 16384
 #define HTTP_DEFAULT_MAX_BODY 1000000
-#define HTTP_DEFAULT_HEADER_TIMEOUT_MS 10000
-#define HTTP_DEFAULT_BODY_TIMEOUT_MS 30000
+#define HTTP_DEFAULT_HEADER_TIMEOUT_MS 60000
+#define HTTP_DEFAULT_BODY_TIMEOUT_MS 300000
 
 typedef struct http_stats {
     conn_stats_t conn;

@@ -27,6 +27,11 @@
 /* uv_write_t stores up to 4 buffers inline (bufsml); more would make libuv malloc per write. */
 #define WRITE_IOV_INLINE 4
 #define SLOTS_MIN 8
+/* Slots inside conn_t: the handshake's answers and a quiet connection's sends fit without an
+ * array of their own; a busier one grows to the heap once and keeps it. */
+#define SLOTS_INLINE 2
+/* Write and shutdown requests kept for reuse; more idle ones than this are freed. */
+#define FREE_REQS_MAX 1024
 
 enum conn_state {
     ST_OPEN,     /* reading; the protocol decides what the bytes mean */
@@ -40,13 +45,19 @@ typedef struct oslot {
     size_t off;
 } oslot_t;
 
+/* A write or a shutdown in progress. Only a connection waiting on libuv holds one, taken from
+ * the context's free list, so an idle connection carries no uv_write_t (192 bytes). */
+typedef union req {
+    uv_write_t w;
+    uv_shutdown_t s;
+    union req *next_free;
+} req_t;
+
 struct conn {
     uv_tcp_t tcp;
-    /* never both pending: the shutdown waits for the last write, and nothing is written after */
-    union {
-        uv_write_t wreq;
-        uv_shutdown_t sreq;
-    };
+    /* the pending write or shutdown (never both: the shutdown waits for the last write, and
+     * nothing is written after); NULL when neither */
+    req_t *req;
     timerq_node_t close_node; /* close_timeout_ms deadline of a graceful close */
     conn_ctx_t *ctx;
     const conn_proto_t *proto;
@@ -70,6 +81,8 @@ struct conn {
     bool peer_eof;
     bool close_armed;  /* close_node was armed once (re-armed only while a write progresses) */
     size_t close_mark; /* the write queue's size at the deadline's last look */
+    /* slots points here until the connection needs more at once (then to the heap) */
+    oslot_t inl[SLOTS_INLINE];
 };
 
 struct conn_ctx {
@@ -86,6 +99,8 @@ struct conn_ctx {
     conn_stats_t stats;
     uv_buf_t iov[FLUSH_IOV_MAX];
     char *rbuf;
+    req_t *free_reqs; /* FREE_REQS_MAX at most */
+    unsigned nfree_reqs;
 };
 
 static void flush(conn_t *c);
@@ -97,6 +112,11 @@ static void ctx_maybe_free(conn_ctx_t *ctx)
 {
     if (!ctx->freeing || ctx->handles || ctx->conns)
         return;
+    while (ctx->free_reqs) {
+        req_t *r = ctx->free_reqs;
+        ctx->free_reqs = r->next_free;
+        free(r);
+    }
     free(ctx->rbuf);
     free(ctx);
 }
@@ -186,6 +206,38 @@ void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out)
     *out = ctx->stats;
 }
 
+/* ==== Requests ==== */
+
+static req_t *req_take(conn_ctx_t *ctx)
+{
+    req_t *r = ctx->free_reqs;
+    if (!r)
+        return xmalloc(sizeof(*r));
+    ctx->free_reqs = r->next_free;
+    ctx->nfree_reqs--;
+    return r;
+}
+
+static void req_put(conn_ctx_t *ctx, req_t *r)
+{
+    if (ctx->nfree_reqs >= FREE_REQS_MAX) {
+        free(r);
+        return;
+    }
+    r->next_free = ctx->free_reqs;
+    ctx->free_reqs = r;
+    ctx->nfree_reqs++;
+}
+
+/* Gives the connection's request back (called first in its callback). */
+static conn_t *req_done(void *data)
+{
+    conn_t *c = data;
+    req_put(c->ctx, c->req);
+    c->req = NULL;
+    return c;
+}
+
 /* ==== Output queue ==== */
 
 static void mark_dirty(conn_t *c)
@@ -231,11 +283,12 @@ static size_t slot_left(const oslot_t *s)
 void conn_push(conn_t *c, refbuf_t *rb)
 {
     if (c->count == c->cap) {
-        uint32_t ncap = c->cap ? c->cap * 2 : SLOTS_MIN;
+        uint32_t ncap = c->cap * 2 < SLOTS_MIN ? SLOTS_MIN : c->cap * 2;
         oslot_t *ns = xmalloc(ncap * sizeof(*ns));
         for (uint32_t i = 0; i < c->count; i++)
             ns[i] = *slot_at(c, i);
-        free(c->slots);
+        if (c->slots != c->inl)
+            free(c->slots);
         c->slots = ns;
         c->cap = ncap;
         c->head = 0;
@@ -313,7 +366,8 @@ static void maybe_release(conn_t *c)
         c->proto->on_release(c, c->pstate);
     while (c->count)
         q_pop(c);
-    free(c->slots);
+    if (c->slots != c->inl)
+        free(c->slots);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -383,7 +437,7 @@ void conn_close_deadline(conn_t *c)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    conn_t *c = req->data;
+    conn_t *c = req_done(req->data);
     c->shutting = false;
     if (c->st == ST_CLOSED) {
         maybe_release(c);
@@ -402,8 +456,10 @@ static void drained(conn_t *c)
     }
     /* A FIN first and a close after the peer's own FIN: closing with unread input would send
      * an RST that can destroy the response still in flight. */
-    c->sreq.data = c;
-    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    c->req = req_take(c->ctx);
+    c->req->s.data = c;
+    if (uv_shutdown(&c->req->s, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        req_done(c);
         conn_close(c);
         return;
     }
@@ -429,7 +485,7 @@ void conn_drain(conn_t *c)
 
 static void on_write(uv_write_t *req, int status)
 {
-    conn_t *c = req->data;
+    conn_t *c = req_done(req->data);
     size_t wrote = 0;
     c->writing = false;
     while (c->inflight) {
@@ -480,8 +536,10 @@ static void flush(conn_t *c)
     }
     size_t want;
     uint32_t n = fill_iov(c, WRITE_IOV_INLINE, &want);
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, s, c->ctx->iov, n, on_write) != 0) {
+    c->req = req_take(c->ctx);
+    c->req->w.data = c;
+    if (uv_write(&c->req->w, s, c->ctx->iov, n, on_write) != 0) {
+        req_done(c);
         conn_close(c);
         return;
     }
@@ -540,6 +598,8 @@ static int conn_alloc(conn_ctx_t *ctx, const conn_proto_t *p, void *state, conn_
     c->ctx = ctx;
     c->proto = p;
     c->pstate = state;
+    c->slots = c->inl;
+    c->cap = SLOTS_INLINE;
     int rc = uv_tcp_init(ctx->loop, &c->tcp);
     if (rc) {
         if (p->on_release)

@@ -9,6 +9,7 @@ void attachments_init(attachments_t *a)
     buf_init(&a->packet);
     buf_init(&a->atts);
     a->want = a->have = 0;
+    a->keep = false;
 }
 
 void attachments_free(attachments_t *a)
@@ -40,13 +41,15 @@ static bool placeholders_ok(const char *p, size_t len, unsigned n)
     return true;
 }
 
-int attachments_start(attachments_t *a, const char *p, size_t len, const sio_packet_t *pk)
+int attachments_start(attachments_t *a, const char *p, size_t len, const sio_packet_t *pk,
+                      bool keep)
 {
     if (!placeholders_ok(pk->data, pk->data_len, pk->attachments))
         return -EPROTO;
     attachments_reset(a);
     buf_append(&a->packet, p, len);
     a->want = pk->attachments;
+    a->keep = keep;
     return 0;
 }
 
@@ -54,9 +57,11 @@ int attachments_add(attachments_t *a, const uint8_t *p, size_t len)
 {
     if (a->want == 0 || len > UINT32_MAX)
         return -EPROTO;
-    uint32_t n = (uint32_t)len;
-    buf_append(&a->atts, &n, sizeof(n));
-    buf_append(&a->atts, p, len);
+    if (a->keep) {
+        uint32_t n = (uint32_t)len;
+        buf_append(&a->atts, &n, sizeof(n));
+        buf_append(&a->atts, p, len);
+    }
     a->have++;
     return --a->want ? 0 : 1;
 }

@@ -106,9 +106,12 @@ int conformance_new(conformance_t **out, uv_loop_t *loop, sio_t *sio)
         free(c);
         return rc;
     }
-    c->slot = sio_observe(
-        sio, &(sio_observer_t){
-                 .arg = c, .connected = on_connected, .event = on_event, .freed = on_freed});
+    c->slot =
+        sio_observe(sio, &(sio_observer_t){.arg = c,
+                                           .connected = on_connected,
+                                           .event = on_event,
+                                           .reads_attachments = true, /* the echo sends them back */
+                                           .freed = on_freed});
     *out = c;
     return 0;
 }

@@ -18,6 +18,23 @@
 #include "worker/sio/attachments.h"
 #include "worker/sio/sio_auth.h"
 
+/* A client's address: the families a listening socket accepts, without sockaddr_storage's
+ * 128 bytes per socket. */
+typedef union peer_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} peer_addr_t;
+
+/* A socket's token, the grant, the expiry: only when authentication is on. */
+typedef struct auth_part {
+    sio_auth_socket_t as;
+    sio_socket_t *s;
+} auth_part_t;
+
+/* The payload of a CONNECT without one, shared rather than copied per socket. */
+static char NO_AUTH[] = "{}";
+
 struct sio_socket {
     sio_t *sio;
     eio_session_t *es; /* NULL once the session ended */
@@ -31,12 +48,13 @@ struct sio_socket {
     unsigned deferred_by;         /* that observer's index */
     char id[SIO_ID_LEN + 1];      /* Socket.IO id on the main namespace: the cluster's socket id */
     rooms_sock_t rooms;           /* its memberships */
-    attachments_t bin;            /* a binary packet's attachments being collected */
-    char *auth[SIO_NSP_MAX];      /* CONNECT payload per connected namespace ("{}" when absent) */
-    sio_auth_socket_t auth_state; /* its token: the grant, the expiry */
+    attachments_t *bin;           /* a binary packet's attachments; NULL until the first one */
+    char *auth0;                  /* CONNECT payload on "/" (NO_AUTH when it had none) */
+    char **auth_nsp;              /* ... on the others: SIO_NSP_MAX - 1, made on first use */
+    struct auth_part *auth_state; /* its token (AUTH_JWT_SECRET set; else NULL) */
     limits_socket_t lim;          /* event and join token buckets */
-    struct sockaddr_storage peer; /* counted against MAX_CONNECTIONS_PER_IP */
-    char *handshake;              /* fetchSockets' handshake members */
+    peer_addr_t peer;             /* counted against MAX_CONNECTIONS_PER_IP */
+    char *handshake;              /* fetchSockets' handshake (handshake_capture) */
     void *ext[SIO_SLOTS_MAX];     /* the observers' per-socket state */
 };
 
@@ -53,12 +71,15 @@ struct sio {
     sio_auth_t *auth; /* JWT verification and token expiries */
     limits_t *limits; /* connection counts and per-socket rate limits */
     rooms_t *rooms;
+    strmap_t *by_id;    /* main-namespace socket id -> its socket: io.to(id) without a scan */
+    ids_pool_t ids;     /* the sockets' ids (zeroed: empty) */
     sio_socket_t *head; /* sockets whose session is not over */
     uint64_t epoch;     /* numbers the walks */
     sio_observer_t obs[SIO_OBSERVERS_MAX];
     unsigned nobs;
     unsigned nslots; /* per-socket slots handed out */
     bool room_hooks; /* an observer wants room_deleted: leaving all rooms names each */
+    bool keep_atts;  /* an observer reads attachments: collect their bytes */
     nsp_name_t nsp[SIO_NSP_MAX];
     adapter_str_t nsp_view[SIO_NSP_MAX];
     unsigned nnsp;
@@ -78,6 +99,19 @@ static void count_limit(sio_t *sio, enum stats_limit l)
 static void rooms_stat(sio_t *sio)
 {
     STATS_SET(sio->stats->rooms, rooms_count(sio->rooms));
+}
+
+/* The id index holds the sockets connected to "/"; a restored socket may take an id another one
+ * still holds, so only the socket indexed under an id removes it. */
+static void id_index(sio_socket_t *s)
+{
+    strmap_put(s->sio->by_id, s->id, SIO_ID_LEN, s);
+}
+
+static void id_unindex(sio_socket_t *s)
+{
+    if (strmap_get(s->sio->by_id, s->id, SIO_ID_LEN) == s)
+        strmap_del(s->sio->by_id, s->id, SIO_ID_LEN);
 }
 
 /* ==== Output ==== */
@@ -154,14 +188,35 @@ bool sio_socket_closed(const sio_socket_t *s)
     return s->closed;
 }
 
+static char **auth_slot(sio_socket_t *s, unsigned nsp)
+{
+    if (nsp == 0)
+        return &s->auth0;
+    if (!s->auth_nsp)
+        s->auth_nsp = xcalloc(SIO_NSP_MAX - 1, sizeof(*s->auth_nsp));
+    return &s->auth_nsp[nsp - 1];
+}
+
+static void auth_drop(sio_socket_t *s, unsigned nsp)
+{
+    if (nsp && !s->auth_nsp)
+        return;
+    char **a = auth_slot(s, nsp);
+    if (*a != NO_AUTH)
+        free(*a);
+    *a = NULL;
+}
+
 const char *sio_socket_auth(const sio_socket_t *s, unsigned nsp)
 {
-    return s->auth[nsp];
+    if (nsp == 0)
+        return s->auth0;
+    return s->auth_nsp ? s->auth_nsp[nsp - 1] : NULL;
 }
 
 const auth_grant_t *sio_socket_grant(const sio_socket_t *s)
 {
-    return s->auth_state.grant;
+    return s->auth_state ? s->auth_state->as.grant : NULL;
 }
 
 const rooms_sock_t *sio_socket_rooms(const sio_socket_t *s)
@@ -195,19 +250,33 @@ void sio_socket_release(sio_socket_t *s)
             o->freed(o->arg, s);
     }
     for (unsigned i = 0; i < SIO_NSP_MAX; i++)
-        free(s->auth[i]);
-    attachments_free(&s->bin);
+        auth_drop(s, i);
+    free(s->auth_nsp);
+    if (s->bin)
+        attachments_free(s->bin);
+    free(s->bin);
     free(s->handshake);
-    sio_auth_close(&s->auth_state);
-    limits_conn_release(sio->limits, (const struct sockaddr *)&s->peer);
+    if (s->auth_state)
+        sio_auth_close(&s->auth_state->as);
+    free(s->auth_state);
+    limits_conn_release(sio->limits, &s->peer.sa);
     free(s);
 }
 
 /* ==== Rooms ==== */
 
+/* A socket is always in the room of its own id, as in Node (where socket.rooms holds it): joining
+ * it changes nothing and counts against no limit. */
+static bool own_id(const sio_socket_t *s, const char *room, size_t len)
+{
+    return len == SIO_ID_LEN && sio_socket_connected(s, 0) && memcmp(s->id, room, len) == 0;
+}
+
 int sio_socket_join(sio_socket_t *s, const char *room, size_t len)
 {
     sio_t *sio = s->sio;
+    if (own_id(s, room, len))
+        return 1;
     int rc = rooms_join(sio->rooms, &s->rooms, s, room, len);
     if (rc == 0) {
         room_t *r = rooms_find(sio->rooms, room, len);
@@ -277,12 +346,12 @@ static void leave_all(sio_socket_t *s)
 
 bool sio_socket_room_allowed(const sio_socket_t *s, const char *room, size_t len)
 {
-    return sio_auth_room_allowed(s->sio->auth, &s->auth_state, room, len);
+    return !s->auth_state || sio_auth_room_allowed(s->sio->auth, &s->auth_state->as, room, len);
 }
 
 bool sio_socket_rooms_full(const sio_socket_t *s, const char *room, size_t len)
 {
-    return !rooms_is_member(&s->rooms, room, len) &&
+    return !own_id(s, room, len) && !rooms_is_member(&s->rooms, room, len) &&
            s->rooms.count >= (size_t)s->sio->cfg->max_rooms_per_socket;
 }
 
@@ -314,10 +383,10 @@ const adapter_str_t *sio_namespaces(const sio_t *sio, size_t *n)
 static void nsp_disconnect(sio_socket_t *s, unsigned i)
 {
     s->nsp_mask &= ~(1u << i);
-    free(s->auth[i]);
-    s->auth[i] = NULL;
+    auth_drop(s, i);
     if (i == 0) {
         s->deferred = false;
+        id_unindex(s);
         leave_all(s);
     }
 }
@@ -342,8 +411,9 @@ static void describe_room(const char *name, size_t len, void *arg)
 void sio_socket_describe(const sio_socket_t *s, buf_t *out)
 {
     /* auth: the main namespace's CONNECT payload, as Node keeps it */
-    buf_printf(out, "{\"id\":\"%s\",\"handshake\":{%s,\"auth\":%s},\"rooms\":[\"%s\"", s->id,
-               s->handshake, s->auth[0] ? s->auth[0] : "{}", s->id);
+    buf_printf(out, "{\"id\":\"%s\",\"handshake\":{", s->id);
+    handshake_write(out, s->handshake, &s->peer.sa);
+    buf_printf(out, ",\"auth\":%s},\"rooms\":[\"%s\"", s->auth0 ? s->auth0 : "{}", s->id);
     rooms_sock_foreach(&s->rooms, describe_room, out);
     buf_puts(out, "],\"data\":{}}");
 }
@@ -358,7 +428,7 @@ void sio_socket_describe(const sio_socket_t *s, buf_t *out)
 static void on_token_expired(sio_auth_socket_t *as, void *arg)
 {
     sio_t *sio = arg;
-    sio_socket_t *s = (sio_socket_t *)((char *)as - offsetof(sio_socket_t, auth_state));
+    sio_socket_t *s = ((auth_part_t *)((char *)as - offsetof(auth_part_t, as)))->s;
     count_limit(sio, STATS_LIMIT_TOKEN_EXPIRED);
     sio_socket_emit_error(s, AUTH_ERR_EXPIRED);
     for (unsigned i = 0; i < sio->nnsp; i++) {
@@ -380,7 +450,7 @@ int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
     char id[SIO_ID_LEN + 1];
     if (sid)
         memcpy(id, sid, sizeof(id));
-    else if (ids_random(id, SIO_ID_LEN))
+    else if (ids_pool_random(&sio->ids, id, SIO_ID_LEN))
         return -EIO;
     id[SIO_ID_LEN] = '\0';
     buf_reset(&sio->json);
@@ -399,7 +469,9 @@ int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
     send_out(s);
     s->nsp_mask |= 1u << i;
     if (i == 0) {
+        id_unindex(s);
         memcpy(s->id, id, sizeof(id));
+        id_index(s);
         s->deferred = false;
     }
     if (s->es)
@@ -414,9 +486,11 @@ int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
 
 void sio_socket_restore(sio_socket_t *s, const char *sid)
 {
+    id_unindex(s);
     memcpy(s->id, sid, SIO_ID_LEN);
     s->id[SIO_ID_LEN] = '\0';
     s->nsp_mask |= 1u;
+    id_index(s);
 }
 
 /* The connecting observers of the main namespace from the one at index `from`, then the reply
@@ -452,7 +526,9 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
     }
     if ((s->nsp_mask & (1u << i)) || (i == 0 && s->deferred))
         return -EPROTO; /* a second CONNECT for the same namespace: Node closes */
-    const char *why = sio_auth_connect(sio->auth, &s->auth_state, pk->data, pk->data_len);
+    const char *why = s->auth_state
+                          ? sio_auth_connect(sio->auth, &s->auth_state->as, pk->data, pk->data_len)
+                          : NULL;
     s->refused = i == 0 && why;
     if (why) {
         count_limit(sio, STATS_LIMIT_AUTH);
@@ -466,7 +542,7 @@ static int on_connect_packet(sio_socket_t *s, const sio_packet_t *pk)
         send_out(s);
         return 0;
     }
-    s->auth[i] = xmemdup(pk->data ? pk->data : "{}", pk->data ? pk->data_len : 2);
+    *auth_slot(s, (unsigned)i) = pk->data ? xmemdup(pk->data, pk->data_len) : NO_AUTH;
     return i == 0 ? run_connecting(s, pk, 0) : sio_connect_reply(s, (unsigned)i, NULL);
 }
 
@@ -479,8 +555,8 @@ void sio_connect_resume(sio_socket_t *s)
     sio_packet_t pk = {.type = SIO_CONNECT,
                        .nsp = "/",
                        .nsp_len = 1,
-                       .data = s->auth[0],
-                       .data_len = s->auth[0] ? strlen(s->auth[0]) : 0};
+                       .data = s->auth0,
+                       .data_len = s->auth0 ? strlen(s->auth0) : 0};
     if (run_connecting(s, &pk, s->deferred_by + 1) < 0)
         sio_socket_close(s);
 }
@@ -492,8 +568,7 @@ void sio_connect_refuse(sio_socket_t *s, const char *message)
         return;
     s->deferred = false;
     s->refused = true;
-    free(s->auth[0]);
-    s->auth[0] = NULL;
+    auth_drop(s, 0);
     buf_reset(&sio->json);
     buf_puts(&sio->json, "{\"message\":");
     json_write_string(&sio->json, message, strlen(message));
@@ -522,8 +597,8 @@ static int on_event(sio_socket_t *s, unsigned nsp, const sio_packet_t *pk, unsig
         .nargs = n,
         .rest = rest,
         .rest_len = (size_t)(pk->data + pk->data_len - rest),
-        .atts = s->bin.atts.data,
-        .atts_len = s->bin.atts.len,
+        .atts = natt ? s->bin->atts.data : NULL,
+        .atts_len = natt ? s->bin->atts.len : 0,
         .natt = natt,
     };
     EACH_OBSERVER(s->sio, o)
@@ -568,7 +643,7 @@ static int packet(sio_socket_t *s, const char *p, size_t len)
 {
     sio_t *sio = s->sio;
     sio_packet_t pk;
-    if (attachments_pending(&s->bin) || sio_packet_decode(p, len, &pk))
+    if ((s->bin && attachments_pending(s->bin)) || sio_packet_decode(p, len, &pk))
         return -EPROTO;
     limits_verdict_t verdict = limits_event(sio->limits, &s->lim);
     if (verdict != LIMITS_PASS)
@@ -586,19 +661,25 @@ static int packet(sio_socket_t *s, const char *p, size_t len)
     }
     if (pk.type != SIO_BINARY_EVENT && pk.type != SIO_BINARY_ACK)
         return dispatch(s, &pk, 0);
-    return attachments_start(&s->bin, p, len, &pk);
+    if (!s->bin) {
+        s->bin = xmalloc(sizeof(*s->bin));
+        attachments_init(s->bin);
+    }
+    return attachments_start(s->bin, p, len, &pk, sio->keep_atts);
 }
 
 static int attachment(sio_socket_t *s, const uint8_t *p, size_t len)
 {
-    int rc = attachments_add(&s->bin, p, len);
+    if (!s->bin)
+        return -EPROTO; /* no binary packet announced it */
+    int rc = attachments_add(s->bin, p, len);
     if (rc <= 0)
         return rc;
     sio_packet_t pk;
-    rc = sio_packet_decode(s->bin.packet.data, s->bin.packet.len, &pk)
+    rc = sio_packet_decode(s->bin->packet.data, s->bin->packet.len, &pk)
              ? -EPROTO
-             : dispatch(s, &pk, s->bin.have);
-    attachments_reset(&s->bin);
+             : dispatch(s, &pk, s->bin->have);
+    attachments_reset(s->bin);
     return rc;
 }
 
@@ -631,14 +712,20 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
     s->sio = sio;
     s->es = es;
     s->refs = 1;
-    s->peer = *peer;
-    attachments_init(&s->bin);
+    memcpy(&s->peer, peer,
+           peer->ss_family == AF_INET6  ? sizeof(s->peer.in6)
+           : peer->ss_family == AF_INET ? sizeof(s->peer.in)
+                                        : sizeof(s->peer.sa));
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    s->handshake = handshake_render(
-        req, peer, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000, &sio->tmp);
+    s->handshake =
+        handshake_capture(req, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
     limits_socket_init(sio->limits, &s->lim);
-    sio_auth_open(sio->auth, &s->auth_state, req);
+    if (sio_auth_enabled(sio->auth)) {
+        s->auth_state = xcalloc(1, sizeof(*s->auth_state));
+        s->auth_state->s = s;
+        sio_auth_open(sio->auth, &s->auth_state->as, req);
+    }
     s->next = sio->head;
     if (sio->head)
         sio->head->prev = s;
@@ -676,8 +763,10 @@ static void on_close(void *app)
                 o->lost(o->arg, s);
         }
     }
+    id_unindex(s);
     leave_all(s);
-    sio_auth_stop(sio->auth, &s->auth_state);
+    if (s->auth_state)
+        sio_auth_stop(sio->auth, &s->auth_state->as);
     s->closed = true;
     s->es = NULL;
     if (s->prev)
@@ -700,10 +789,8 @@ sio_socket_t *sio_socket_by_id(const sio_t *sio, const char *id, size_t len)
 {
     if (len != SIO_ID_LEN)
         return NULL;
-    for (sio_socket_t *s = sio->head; s; s = s->next)
-        if (main_connected(s) && memcmp(s->id, id, SIO_ID_LEN) == 0)
-            return s;
-    return NULL;
+    sio_socket_t *s = strmap_get(sio->by_id, id, len);
+    return s && main_connected(s) ? s : NULL;
 }
 
 bool sio_has_room(const sio_t *sio, const char *room, size_t len)
@@ -748,25 +835,27 @@ void sio_each(sio_t *sio, const sio_target_t *t,
             visit(s, NULL, &w);
         return;
     }
+    /* The id of a socket here names that socket alone, never a room some client joined under
+     * that name: io.to(id) must not reach (nor except(id) spare) anyone else. */
     for (size_t i = 0; i < t->nexcept; i++) {
-        room_t *room = rooms_find(sio->rooms, t->except[i].p, t->except[i].len);
-        sio_socket_t *one = room ? NULL : sio_socket_by_id(sio, t->except[i].p, t->except[i].len);
-        if (room)
-            rooms_foreach(room, exclude, sio);
-        else if (one)
+        sio_socket_t *one = sio_socket_by_id(sio, t->except[i].p, t->except[i].len);
+        room_t *room = one ? NULL : rooms_find(sio->rooms, t->except[i].p, t->except[i].len);
+        if (one)
             one->mark = sio->epoch;
+        else if (room)
+            rooms_foreach(room, exclude, sio);
     }
     if (t->nrooms == 0) {
         for (sio_socket_t *s = sio->head; s; s = s->next)
             visit(s, NULL, &w);
     }
     for (size_t i = 0; i < t->nrooms; i++) {
-        room_t *room = rooms_find(sio->rooms, t->rooms[i].p, t->rooms[i].len);
-        sio_socket_t *one = room ? NULL : sio_socket_by_id(sio, t->rooms[i].p, t->rooms[i].len);
-        if (room)
-            rooms_foreach_mark(room, visit_member, &w);
-        else if (one)
+        sio_socket_t *one = sio_socket_by_id(sio, t->rooms[i].p, t->rooms[i].len);
+        room_t *room = one ? NULL : rooms_find(sio->rooms, t->rooms[i].p, t->rooms[i].len);
+        if (one)
             visit(one, NULL, &w);
+        else if (room)
+            rooms_foreach_mark(room, visit_member, &w);
     }
 }
 
@@ -821,7 +910,7 @@ void sio_each_room(sio_t *sio, void (*fn)(const char *room, size_t len, void *ar
     for (sio_socket_t *s = sio->head; s; s = s->next) {
         if (!main_connected(s))
             continue;
-        fn(s->id, SIO_ID_LEN, arg);
+        room_once(s->id, SIO_ID_LEN, &w);
         rooms_sock_foreach(&s->rooms, room_once, &w);
     }
     strmap_free(w.seen);
@@ -835,6 +924,7 @@ int sio_observe(sio_t *sio, const sio_observer_t *o)
         return -ENOSPC;
     sio->obs[sio->nobs++] = *o;
     sio->room_hooks = sio->room_hooks || o->room_deleted || o->left;
+    sio->keep_atts = sio->keep_atts || o->reads_attachments;
     return o->freed ? (int)sio->nslots++ : 0;
 }
 
@@ -879,6 +969,7 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
     sio->limits = limits_new(&lc);
     if (!rc) {
         sio->rooms = rooms_new();
+        sio->by_id = strmap_new();
         if (!sio->rooms)
             rc = -errno; /* getrandom's */
     }
@@ -905,6 +996,7 @@ void sio_free(sio_t *sio)
     sio_auth_free(sio->auth);
     limits_free(sio->limits);
     rooms_free(sio->rooms);
+    strmap_free(sio->by_id);
     buf_free(&sio->out);
     buf_free(&sio->json);
     buf_free(&sio->tmp);

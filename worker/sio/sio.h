@@ -48,7 +48,8 @@ typedef struct sio_event {
     size_t nargs;
     const char *rest; /* the JSON after the event name: ",a,b]" or "]" */
     size_t rest_len;
-    const char *atts; /* the attachments: u32 length (host order) + bytes each */
+    const char *atts; /* the attachments: u32 length (host order) + bytes each; empty unless an
+                         observer has reads_attachments (natt still counts them) */
     size_t atts_len;
     unsigned natt;
 } sio_event_t;
@@ -65,6 +66,9 @@ typedef struct sio_observer {
     void (*connected)(void *arg, sio_socket_t *s, unsigned nsp);
     /* An event from the client. */
     void (*event)(void *arg, sio_socket_t *s, const sio_event_t *ev);
+    /* event reads the attachments' bytes (sio_event_t.atts): only then are they kept while a
+     * binary packet is collected. */
+    bool reads_attachments;
     /*
      * An authorised CONNECT of the main namespace: 1 lets the next observer (then sio) go on; 0
      * means this observer answers later (sio_connect_resume, sio_connect_refuse or
@@ -86,8 +90,10 @@ typedef struct sio_observer {
 } sio_observer_t;
 
 /* Which sockets a broadcast or a cluster request is for: connected to namespace nsp, in any of
- * rooms (every such socket when nrooms is 0; a room named like a socket id names that socket)
- * and in none of except. Namespaces other than "/" have no rooms here. */
+ * rooms (every such socket when nrooms is 0) and in none of except. The id of a socket connected
+ * here names that socket alone, never the members of a room a client joined under that name (a
+ * socket's own id is its room, as in Node; joining it is a no-op). Namespaces other than "/"
+ * have no rooms here. */
 typedef struct sio_target {
     const adapter_str_t *rooms;
     size_t nrooms;
@@ -194,7 +200,7 @@ void sio_each_fixed(sio_t *sio, const sio_target_t *t, void (*fn)(sio_socket_t *
 void sio_each_room(sio_t *sio, void (*fn)(const char *room, size_t len, void *arg), void *arg);
 /* Whether a local socket is in room (or has that id). */
 bool sio_has_room(const sio_t *sio, const char *room, size_t len);
-/* The connected socket whose id is id, or NULL. */
+/* The connected socket whose id is id, or NULL: one hash lookup (an index by id), never a scan. */
 sio_socket_t *sio_socket_by_id(const sio_t *sio, const char *id, size_t len);
 /* Whether p is a socket id or pid as socket.io and this server make them (SIO_ID_LEN characters
  * of base64url): safe to put in a CONNECT reply unescaped. */

@@ -60,6 +60,11 @@ void sio_auth_free(sio_auth_t *a)
     free(a);
 }
 
+bool sio_auth_enabled(const sio_auth_t *a)
+{
+    return auth_enabled(a->auth);
+}
+
 void sio_auth_open(const sio_auth_t *a, sio_auth_socket_t *as, const http_req_t *req)
 {
     buf_init(&as->qtoken);

@@ -21,7 +21,7 @@
 
 typedef struct sio_auth sio_auth_t;
 
-/* Embed one per socket; start it with sio_auth_open. */
+/* One per socket while auth is on (sio_auth_enabled); start it with sio_auth_open. */
 typedef struct sio_auth_socket {
     auth_grant_t *grant;    /* rooms the client's token allows (auth on); NULL: none */
     buf_t qtoken;           /* `token` query parameter of the handshake, if any */
@@ -40,6 +40,8 @@ int sio_auth_new(sio_auth_t **out, uv_loop_t *loop, const cfg_t *cfg, sio_auth_e
 /* NULL: no-op. */
 void sio_auth_free(sio_auth_t *a);
 
+/* AUTH_JWT_SECRET is set: sockets need a sio_auth_socket_t (without it, none is ever used). */
+bool sio_auth_enabled(const sio_auth_t *a);
 /* Starts a socket's state from its handshake request (borrowed for the call). */
 void sio_auth_open(const sio_auth_t *a, sio_auth_socket_t *as, const http_req_t *req);
 /*

@@ -41,7 +41,7 @@ async function startNotifySocket() {
     }
   };
   await h.waitUntil(() => { if (!proc.running) throw new Error("notify helper exited"); return proc.stdout().includes("BOUND"); },
-    { timeout: 5000, message: 'the notify socket to be bound' });
+    { timeout: 30000, message: 'the notify socket to be bound' });
   return {
     path: sockPath,
     messages,

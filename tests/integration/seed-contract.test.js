@@ -1,0 +1,121 @@
+'use strict';
+// The seed contract under the default limits: one client script, run against streamio with no
+// setting at all and against the seed's Node server (the anchor rendition, SEED_ANCHOR_DIR,
+// default ../shared/anchors/node-seed beside the repository, run with this directory's
+// node_modules), must get exactly the same answers: bursts of joins and of events (no
+// 'Rate limit exceeded'), the rooms limit, joining one's own id and another socket's, invalid
+// ids, leave-room, binary arguments, the largest message and the first one too large. Every
+// default limit that could change an answer is exercised here.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const http = require('node:http');
+const path = require('node:path');
+const h = require('./lib/harness');
+
+const ANCHOR = path.resolve(process.env.SEED_ANCHOR_DIR || path.join(__dirname, '../../../shared/anchors/node-seed'));
+const haveAnchor = fs.existsSync(path.join(ANCHOR, 'server.js'));
+const ACK_MS = 5000;
+const MAX_PAYLOAD = 1000000; // SOCKETIO_MAX_HTTP_BUFFER_SIZE and Node's maxHttpBufferSize
+
+// Each request's ack, or 'no ack' when none came within ACK_MS.
+const ack = (s, ...args) => h.emitAckTimeout(s, ACK_MS, ...args).catch(() => 'no ack');
+
+// The status of a polling handshake whose request head carries a Cookie of `bytes` bytes (Node
+// takes heads up to 16 KiB, then answers 431).
+function handshakeWithCookie(url, bytes) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url}/socket.io/?EIO=4&transport=polling`, {
+      agent: false, timeout: 10000, headers: { Cookie: `c=${'x'.repeat(bytes)}` },
+    }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy(new Error('handshake timed out')));
+    req.on('error', reject);
+  });
+}
+
+// The transcript of one server's answers to the script. Socket ids are replaced by names.
+async function script(url) {
+  const t = {};
+  t.heads = [await handshakeWithCookie(url, 12000), await handshakeWithCookie(url, 17000)];
+  const s = await h.connectClient(url, { timeout: 10000 });
+  const other = await h.connectClient(url, { timeout: 10000 });
+  const errors = h.collect(s, 'error');
+  const ids = (v) => JSON.parse(JSON.stringify(v).split(s.id).join('<own id>').split(other.id).join('<other id>'));
+
+  // 300 joins of one room at once: a client re-joining its room on every render
+  t.sameRoom = await Promise.all(Array.from({ length: 300 }, () => ack(s, 'join-room', 'contract.same')));
+  // 250 events nobody listens to, then a join: the seed ignores the former
+  for (let i = 0; i < 250; i++) s.emit('typing', { i });
+  t.afterNoise = await ack(s, 'join-room', 'contract.after-noise');
+  // rooms at connect, past MAX_ROOMS_PER_SOCKET (2 joined already)
+  t.rooms = await Promise.all(Array.from({ length: 120 }, (_, i) => ack(s, 'join-room', `contract.r${i}`)));
+  // at the limit: one's own id (always one of its rooms), another socket's id (a room like any)
+  t.ownId = ids(await ack(s, 'join-room', s.id));
+  t.otherId = ids(await ack(other, 'join-room', s.id));
+  // invalid room ids come before the limit
+  t.invalid = await Promise.all([42, '', 'x'.repeat(513), '\u{1F600}'.repeat(257), null, ['a'], { a: 1 }]
+    .map((r) => ack(s, 'join-room', r)));
+  t.binary = await ack(s, 'join-room', Buffer.from('contract.bin'));
+  t.leave = await Promise.all([ack(s, 'leave-room', 'contract.not-joined'), ack(s, 'leave-room', 'contract.r0'),
+    ack(s, 'leave-room', 42)]);
+  t.afterLeave = await ack(s, 'join-room', 'contract.extra');
+  // the largest message is taken; one byte more closes the connection
+  const fits = `42["big",${JSON.stringify('x'.repeat(MAX_PAYLOAD - 12))}]`;
+  assert.equal(Buffer.byteLength(fits), MAX_PAYLOAD);
+  s.emit('big', 'x'.repeat(MAX_PAYLOAD - 12));
+  t.afterLargest = await ack(s, 'join-room', 'contract.after-largest');
+  // every error event was sent before the last ack (one connection, in order)
+  t.errors = errors.items.slice();
+  const closed = new Promise((resolve) => s.once('disconnect', resolve));
+  s.emit('big', 'x'.repeat(MAX_PAYLOAD - 11));
+  t.tooLarge = s.connected ? await h.withDeadline(closed, 15000, 'the disconnect after a message over the limit')
+    : 'disconnected before';
+  t.otherStillConnected = (await ack(other, 'leave-room', 'contract.x')).ok === true && other.connected;
+  h.closeClient(other);
+  return t;
+}
+
+describe('the seed contract under default limits: streamio and the seed\'s Node server answer alike', {
+  timeout: 180000,
+  skip: h.ANCHOR_SKIP || (!haveAnchor && `the Node anchor is not at ${ANCHOR} (set SEED_ANCHOR_DIR)`),
+}, () => {
+  let redis;
+  let srv;
+  let node;
+
+  before(async () => {
+    redis = await h.startRedis();
+    srv = await h.startStreamio({}, { redis });
+    const port = await h.freePort();
+    node = await h.startServer({
+      cmd: process.execPath,
+      args: [path.join(ANCHOR, 'server.js')],
+      env: { ...h.baseEnv(), NODE_PATH: path.join(__dirname, 'node_modules'), HOST: h.HOST, PORT: String(port),
+        REDIS_HOST: h.HOST, REDIS_PORT: String(redis.port), LOG_LEVEL: 'warn' },
+      port,
+      name: 'node-seed',
+    });
+  });
+
+  after(async () => {
+    h.closeAllClients();
+    if (node) await node.stop();
+    if (srv) await srv.stop();
+    if (redis) await redis.stop();
+  });
+
+  it('gives the same answers to the same client script', h.withLogs(() => srv, async () => {
+    const seed = await script(node.url);
+    // the script means what it says: the seed answered every request
+    assert.ok(seed.sameRoom.every((a) => a.ok === true), JSON.stringify(seed.sameRoom.slice(-3)));
+    assert.deepEqual(seed.rooms.slice(97, 99).map((a) => a.ok), [true, false]);
+    assert.deepEqual(seed.ownId, { ok: true, roomId: '<own id>' });
+    assert.equal(seed.tooLarge, 'transport close');
+    assert.deepEqual(seed.heads, [200, 431]);
+    const ours = await script(srv.url);
+    assert.deepStrictEqual(ours, seed);
+  }));
+});
