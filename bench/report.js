@@ -138,6 +138,14 @@ for (const r of rows.filter((x) => x.mode === 'connect100k' && x.connected > 0))
     + `${(1e6 / r.handshakes_per_s).toFixed(0)} s to connect everyone at the measured rate, `
     + `one broadcast ~${((r.broadcast_ms * 1e6) / r.connected / 1000).toFixed(1)} s if it scales linearly`);
 }
+// The soak's verdict: memory and descriptors flat over the run, every delivery exactly once.
+for (const r of rows.filter((x) => x.soak)) {
+  const s = r.soak;
+  out.push(`soak ${r.label} (${r.clients} clients, ${r.soak_rate} entries/s, ${r.soak_s} s): ${s.verdict} — `
+    + `RSS ${s.rss_kb_first} -> ${s.rss_kb_last} KB (${s.rss_pct_min}..${s.rss_pct_max} %), `
+    + `descriptors ${s.fds_first} -> ${s.fds_last} (${s.fds_pct_min}..${s.fds_pct_max} %), ${s.samples} samples; `
+    + `deliveries ${r.received}/${r.expected}, lost ${r.lost}, twice ${r.dups}`);
+}
 // Worker scaling: the scaling scenario (2 workers) against fanout-max (1 worker).
 const one = rows.find((r) => r.scenario === 'fanout-max' && r.server === 'streamio');
 const two = rows.find((r) => r.scenario === 'scaling' && r.server === 'streamio');

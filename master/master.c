@@ -33,10 +33,12 @@
 #include "master/settings.h"
 #include "shm/local_sock.h"
 #include "shm/region.h"
+#include "shm/sessions.h"
 #include "shm/stats.h"
 
 #define RING_CAPACITY (1u << 20)
 #define MIN_WORKER_CAPACITY 32 /* CLUSTER_WORKERS a reload may grow to, at least */
+#define DEFAULT_CELLS 65536u   /* recoverable sessions without MAX_CONNECTIONS (virtual: 540 MB) */
 #define EXIT_WAIT_MS 2000      /* at exit, how long Redis may take to answer what is in flight */
 
 typedef struct master {
@@ -49,6 +51,7 @@ typedef struct master {
     char server_id[13];
     pidfile_t *pidfile;
     shm_region_t *region;
+    shm_sessions_t *sessions; /* CONNECTION_RECOVERY: sessions that outlive their worker */
     local_sock_t *socks; /* the workers' channels, per process block: held for the master's life */
     stats_global_t *g;
     signals_t *signals;
@@ -81,7 +84,8 @@ static pid_t op_spawn(void *arg, uint32_t worker, uint32_t block)
         .loop = &m->loop,
         .pidfile = m->pidfile,
         .main = m->worker_main,
-        .args = {m->cfg, block, m->listen_fd, m->region, m->server_id, worker, m->socks},
+        .args = {m->cfg, block, m->listen_fd, m->region, m->server_id, worker, m->socks,
+                 m->sessions},
     };
     return spawn_worker(&req);
 }
@@ -132,6 +136,14 @@ static void op_reaped(void *arg, uint32_t block)
 {
     master_t *m = arg;
     local_sock_drain(m->socks, block);
+    /* a worker that drained left no session behind; one that was killed left them all */
+    uint32_t n =
+        m->sessions
+            ? shm_sessions_orphan(m->sessions, block,
+                                  uv_hrtime() / 1000000 + (uint64_t)m->cfg->recovery_window_ms)
+            : 0;
+    if (n)
+        LOG_INFO("streamio: %u sessions of worker block %u kept for recovery", n, block);
 }
 
 static const slots_ops_t slots_ops = {op_spawn,  op_kill,   op_now_us, op_notify, op_stats,
@@ -324,6 +336,13 @@ static const redis_client_cbs_t redis_cbs = {.state = on_redis_state};
 
 /* ---- setup ---- */
 
+/* Cells for every session a server may hold, and as many orphans of a killed worker. */
+static uint32_t session_cells(const cfg_t *cfg)
+{
+    uint64_t n = cfg->max_connections > 0 ? 2 * (uint64_t)cfg->max_connections : DEFAULT_CELLS;
+    return n > SHM_SESSIONS_MAX_CELLS ? SHM_SESSIONS_MAX_CELLS : (uint32_t)n;
+}
+
 /* What lives outside the loop: the pid file, the port, the shared region. */
 static int setup_process(master_t *m, uint32_t capacity, buf_t *err)
 {
@@ -338,6 +357,12 @@ static int setup_process(master_t *m, uint32_t capacity, buf_t *err)
                             sizeof(stats_global_t));
     if (rc) {
         buf_printf(err, "streamio: cannot create the shared memory region: %s", strerror(-rc));
+        return -1;
+    }
+    /* streams mode recovers from the adapter's stream instead (worker/cluster) */
+    if (cfg->connection_recovery && cfg->adapter != CONFIG_ADAPTER_STREAMS &&
+        (rc = shm_sessions_new(&m->sessions, session_cells(cfg)))) {
+        buf_printf(err, "streamio: cannot map the recoverable sessions: %s", strerror(-rc));
         return -1;
     }
     if ((rc = local_sock_new(&m->socks, 2 * capacity))) {
@@ -385,6 +410,7 @@ static void teardown(master_t *m)
 {
     slots_free(m->slots);
     shm_region_free(m->region);
+    shm_sessions_free(m->sessions);
     local_sock_free(m->socks);
     if (m->listen_fd >= 0)
         close(m->listen_fd);

@@ -40,6 +40,12 @@
 # Reports handshakes/s, RSS in total and per connection, idle CPU over BENCH_100K_IDLE_S
 # seconds (a ping round at the default 25 s interval), and the time one entry takes to reach
 # every client of the one room they all joined.
+# soak (not in the default set; issue 18): BENCH_SOAK_CLIENTS (10000) WebSockets in 100 rooms on
+# 2 workers, fan-out paced at BENCH_SOAK_RATE entries/s (100) for BENCH_SOAK_S seconds (600).
+# Every BENCH_SOAK_EVERY_S (10) s it samples the RSS and the open descriptors of every process of
+# the server (master and workers); the verdict: every sample after BENCH_SOAK_SETTLE_S (60) of
+# fan-out within ±2 % of the first one, and every delivery counted exactly (0 lost, 0 twice).
+# Samples in $BENCH_OUT/soak-<label>.samples ("<s> <rss KB> <fds> <processes>").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -298,6 +304,84 @@ run_100k() {
     cp "$WORK/server.log" "$OUT/$scen-$label.server.log"
 }
 
+# "<rss KB> <fds> <processes>" of a process and its direct children
+tree_mem() {
+    local p rss=0 fds=0 n=0 r f
+    for p in "$1" $(pgrep -P "$1" || true); do
+        r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
+        f=$(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l) || continue
+        rss=$((rss + ${r:-0})) fds=$((fds + f)) n=$((n + 1))
+    done
+    echo "$rss $fds $n"
+}
+
+# soak for one server: see the header.
+run_soak() {
+    local name=$1 clients=${BENCH_SOAK_CLIENTS:-10000} rate=${BENCH_SOAK_RATE:-100}
+    local secs=${BENCH_SOAK_S:-600} every=${BENCH_SOAK_EVERY_S:-10} settle=${BENCH_SOAK_SETTLE_S:-60}
+    local scen=soak label="$name-w2" rooms=100 n t0 lg sampler samples
+    n=$((rate * secs))
+    samples=$OUT/$scen-$label.samples
+    log "--- $scen: $label, $clients clients, $n entries at $rate/s (${secs} s)"
+    if ! start_server "$name" 2; then
+        echo "{\"scenario\":\"$scen\",\"label\":\"$label\",\"error\":\"server did not start\"}" \
+            >>"$RESULTS"
+        stop_pid "$SERVER_PID"; SERVER_PID=
+        return 0
+    fi
+    sleep 1
+    "$TOOLS/producer" --port "$REDIS_PORT" --rooms "$rooms" --warm --timeout 30 ||
+        log "$label never consumed the warm-up entries"
+    rm -f "$WORK/soak.ready"
+    "$TOOLS/loadgen" --port "$SERVER_PORT" --server-pid "$SERVER_PID" --redis-pid "$REDIS_PID" \
+        --clients "$clients" --rooms "$rooms" --entries "$n" --parallel "$CONN_PAR" \
+        --timeout $((secs + 600)) --label "$label" --ready-file "$WORK/soak.ready" \
+        --exec "$(prod --rooms "$rooms" --count "$n" --rate "$rate" --timeout $((secs + 60)))" \
+        >"$WORK/soak.json" &
+    lg=$!
+    LG_PIDS=("$lg")
+    t0=$(date +%s)
+    while [ ! -e "$WORK/soak.ready" ] && kill -0 "$lg" 2>/dev/null &&
+        [ $(($(date +%s) - t0)) -lt 600 ]; do sleep 0.2; done
+    # the fan-out runs from here: one sample now, then one every $every s while the load runs
+    (
+        s=0
+        while kill -0 "$lg" 2>/dev/null && [ "$s" -le $((secs + 600)) ]; do
+            echo "$s $(tree_mem "$SERVER_PID")"
+            sleep "$every"
+            s=$((s + every))
+        done
+    ) >"$samples" &
+    sampler=$!
+    wait "$lg" 2>/dev/null || true
+    LG_PIDS=()
+    wait "$sampler" 2>/dev/null || true
+    [ -s "$WORK/soak.json" ] || echo "{\"label\":\"$label\",\"error\":\"loadgen failed\"}" >"$WORK/soak.json"
+    # flat: each sample from the settling time to the producer's end within ±2 % of the first
+    local flat
+    flat=$(awk -v settle="$settle" -v end="$secs" '$1 >= settle && $1 <= end && $4 > 0 {
+            if (!n++) { r0 = $2; f0 = $3 }
+            dr = ($2 - r0) / r0 * 100; df = ($3 - f0) / f0 * 100
+            if (dr > rmax) rmax = dr; if (dr < rmin) rmin = dr
+            if (df > fmax) fmax = df; if (df < fmin) fmin = df
+            r1 = $2; f1 = $3 }
+        END { printf "{\"samples\":%d,\"rss_kb_first\":%d,\"rss_kb_last\":%d,\"rss_pct_min\":%.2f,", n, r0, r1, rmin
+              printf "\"rss_pct_max\":%.2f,\"fds_first\":%d,\"fds_last\":%d,\"fds_pct_min\":%.2f,", rmax, f0, f1, fmin
+              printf "\"fds_pct_max\":%.2f}", fmax }' "$samples")
+    jq -c --arg s "$scen" --arg srv "$name" --argjson flat "$flat" --argjson secs "$secs" \
+        --argjson rate "$rate" '. + {scenario:$s, server:$srv, workers:2, soak_s:$secs, soak_rate:$rate}
+        + {soak:$flat}
+        | .soak.flat = (.soak.samples > 0 and ([.soak.rss_pct_min, .soak.fds_pct_min] | min) >= -2
+                        and ([.soak.rss_pct_max, .soak.fds_pct_max] | max) <= 2)
+        | .soak.exact = ((.lost // 1) == 0 and (.dups // 1) == 0 and (.received // 0) == (.expected // -1))
+        | .soak.verdict = (if .soak.flat and .soak.exact then "pass" else "fail" end)' \
+        "$WORK/soak.json" >>"$RESULTS"
+    tail -1 "$RESULTS" | jq -r '"bench: soak \(.label): \(.soak.verdict) — RSS \(.soak.rss_kb_first) -> \(.soak.rss_kb_last) KB (\(.soak.rss_pct_min)..\(.soak.rss_pct_max) %), fds \(.soak.fds_first) -> \(.soak.fds_last) (\(.soak.fds_pct_min)..\(.soak.fds_pct_max) %), \(.soak.samples) samples; deliveries \(.received)/\(.expected), lost \(.lost), twice \(.dups)"' >&2
+    stop_pid "$SERVER_PID" 30
+    SERVER_PID=
+    cp "$WORK/server.log" "$OUT/$scen-$label.server.log"
+}
+
 if [ "$QUICK" = 1 ]; then
     PACED=6000 IDLE=500 CONN_PAR=256 DEFLATE_N=2000
 else
@@ -332,6 +416,8 @@ for scen in $SCENARIOS; do
                 --hold-ms 1000 --timeout 120 ;;
         connect-100k)
             run_100k "$srv" ;;
+        soak)
+            run_soak "$srv" ;;
         adapter | adapter-2000)
             # one server, 2 workers: what sharing with other servers costs each delivery, as fast
             # as possible (adapter) or paced (adapter-2000)

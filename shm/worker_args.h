@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "shm/local_sock.h"
 #include "shm/region.h"
+#include "shm/sessions.h"
 
 typedef struct worker_args {
     const cfg_t *cfg;
@@ -21,6 +22,7 @@ typedef struct worker_args {
     uint32_t index;        /* worker number: owner of pools, names the consumer; `slot` is the
                             * process block in the region (ring, wake fd, stats) */
     local_sock_t *socks;   /* the workers' channels (handoff, siblings), inherited */
+    shm_sessions_t *kept;  /* sessions that outlive their worker (recovery); NULL: none */
 } worker_args_t;
 
 /* Runs a worker until it has drained; returns its exit status (2: setup failed, not respawned). */

@@ -715,7 +715,8 @@ static int clients_setup(worker_t *w)
         return rc;
     /* streams mode: the offsets are the adapter stream's ids, not the rooms' */
     if (cfg->connection_recovery && cfg->adapter != CONFIG_ADAPTER_STREAMS)
-        w->restore = restore_new(w->topology, cfg, w->sio, w->fanout, w->stats);
+        w->restore = restore_new(w->topology, cfg, w->sio, w->fanout, w->stats, w->args->kept,
+                                 w->args->slot);
     return 0;
 }
 

@@ -9,29 +9,10 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/recovery_seen.h"
 #include "worker/recovery/recovery.h"
 
 #define ID(m, s) ((stream_id_t){(m), (s)})
-
-typedef struct rooms_seen {
-    char names[8][32];
-    uint32_t tags[8];
-    stream_id_t first[8], last[8];
-    size_t n;
-} rooms_seen_t;
-
-static void on_room(void *arg, const recovery_room_t *r)
-{
-    rooms_seen_t *s = arg;
-    if (s->n < 8 && r->len < 32) {
-        memcpy(s->names[s->n], r->name, r->len);
-        s->names[s->n][r->len] = '\0';
-        s->tags[s->n] = r->tag;
-        s->first[s->n] = r->first;
-        s->last[s->n] = r->last;
-    }
-    s->n++;
-}
 
 static void assert_id(stream_id_t got, uint64_t ms, uint64_t seq)
 {

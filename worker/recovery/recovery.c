@@ -2,6 +2,7 @@
 #include "worker/recovery/recovery.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* ---- the send log ---- */
@@ -14,6 +15,8 @@ static uint32_t log_first(const recovery_log_t *l)
 void recovery_log_add(recovery_log_t *l, uint32_t tag, stream_id_t id, stream_id_t prev)
 {
     l->e[l->count % RECOVERY_LOG_LEN] = (recovery_send_t){tag, id, prev};
+    /* a log kept in shared memory may be read after a kill between these two stores */
+    atomic_signal_fence(memory_order_seq_cst);
     l->count++;
 }
 

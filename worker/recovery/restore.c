@@ -1,5 +1,6 @@
 /* restore: see restore.h. Memberships carry their recovery marks in rooms_mark_t (sio's rooms
- * keep them for us): first, last and held ids as ms/seq pairs, and a tag per membership. */
+ * keep them for us): first, last and held ids as ms/seq pairs, a tag per membership, and where
+ * the session's cell keeps the room. */
 #include "worker/recovery/restore.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "worker/recovery/recovery.h"
+#include "worker/recovery/recovery_cell.h"
 #include "worker/recovery/recovery_io.h"
 
 #define REPLAY_ROUNDS_MAX 8 /* re-reads of entries held back during a replay */
@@ -20,17 +22,22 @@ struct restore {
     sio_t *sio;
     stats_worker_t *stats;
     recovery_io_t *io;
+    shm_sessions_t *cells; /* NULL: sessions do not outlive this process */
+    uint32_t block;
     int slot; /* ours in each socket */
     buf_t tmp;
     buf_t name;
-    buf_t out; /* a replayed packet */
+    buf_t out;  /* a replayed packet */
+    buf_t kept; /* the record of a session claimed from a dead worker's cell */
 };
 
 /* One socket's recovery state. */
 typedef struct rsock {
     restore_t *r;
     sio_socket_t *s;
-    recovery_log_t *log;      /* the last room:message sends; NULL until the main CONNECT */
+    recovery_log_t *log;   /* the last room:message sends; NULL until the main CONNECT */
+    recovery_cell_t *cell; /* the session in shared memory (log inside), or NULL (log on heap) */
+    uint32_t cell_idx;
     char pid[SIO_ID_LEN + 1]; /* private id the client resends to recover this session */
     stream_id_t offset;       /* the offset a recovering client sent */
     bool has_offset;          /* it sent one */
@@ -53,6 +60,13 @@ static void mark_set(uint64_t v[2], stream_id_t id)
     v[1] = id.seq;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* shm_sessions' clock, the same in every process */
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static rsock_t *state(restore_t *r, sio_socket_t *s)
 {
     rsock_t *st = sio_socket_ext(s, r->slot);
@@ -65,13 +79,69 @@ static rsock_t *state(restore_t *r, sio_socket_t *s)
     return st;
 }
 
+/* ==== The cell: the session's state where a sibling finds it if this process dies ==== */
+
+static void cell_add_room(const char *name, size_t len, rooms_mark_t *m, void *arg)
+{
+    m->kept = recovery_cell_room_add(arg, name, len, m->tag, mark_id(m->first), mark_id(m->last));
+}
+
+static void cell_rooms(rsock_t *st)
+{
+    recovery_cell_rooms_begin(st->cell);
+    rooms_sock_foreach_mark(sio_socket_rooms(st->s), cell_add_room, st->cell);
+    recovery_cell_rooms_end(st->cell);
+}
+
+/* Gives the session its log: in a cell when one is free (a copy of log when given), else on
+ * the heap. Takes log. */
+static void keep(rsock_t *st, recovery_log_t *log)
+{
+    restore_t *r = st->r;
+    if (r->cells)
+        st->cell =
+            shm_sessions_alloc(r->cells, r->block, st->pid, SIO_ID_LEN, now_ms(), &st->cell_idx);
+    if (!st->cell) {
+        st->log = log ? log : xcalloc(1, sizeof(*st->log));
+        return;
+    }
+    recovery_cell_init(st->cell, st->pid, SIO_ID_LEN);
+    if (log)
+        st->cell->log = *log;
+    free(log);
+    st->log = &st->cell->log;
+    cell_rooms(st);
+}
+
+/* The session no longer needs its cell (saved elsewhere, or gone). */
+static void unkeep(rsock_t *st)
+{
+    if (st->cell) {
+        shm_sessions_release(st->r->cells, st->cell_idx);
+        st->cell = NULL;
+        st->log = NULL;
+    } else {
+        free(st->log);
+        st->log = NULL;
+    }
+}
+
+/* A send reached the socket through m: logged, and the room's last id moves. */
+static void note_send(rsock_t *st, rooms_mark_t *m, stream_id_t id)
+{
+    recovery_log_add(st->log, m->tag, id, mark_id(m->last));
+    if (stream_id_cmp(id, mark_id(m->last)) > 0) {
+        mark_set(m->last, id);
+        if (st->cell)
+            recovery_cell_set_last(st->cell, m->kept, id);
+    }
+}
+
 /* ==== sio's side ==== */
 
 /* A join starts the room's record at the wall clock: entries added from now on are due. */
 static void on_joined(void *arg, sio_socket_t *s, const char *room, size_t len, rooms_mark_t *m)
 {
-    (void)room;
-    (void)len;
     rsock_t *st = state(arg, s);
     if (st->rejoining)
         return;
@@ -82,6 +152,28 @@ static void on_joined(void *arg, sio_socket_t *s, const char *room, size_t len, 
     m->tag = ++st->next_tag;
     mark_set(m->first, start);
     mark_set(m->last, start);
+    if (st->cell)
+        m->kept = recovery_cell_room_add(st->cell, room, len, m->tag, start, start);
+}
+
+/* The main namespace connected: the session's sid is known now (after the reply hooks). */
+static void on_connected(void *arg, sio_socket_t *s, unsigned nsp)
+{
+    restore_t *r = arg;
+    rsock_t *st = sio_socket_ext(s, r->slot);
+    if (nsp == 0 && st && st->cell)
+        recovery_cell_set_sid(st->cell, sio_socket_id(s), SIO_ID_LEN);
+}
+
+/* A room left: the cell's rooms are written again (never while the session is ending). */
+static void on_left(void *arg, sio_socket_t *s, const char *room, size_t len)
+{
+    (void)room;
+    (void)len;
+    restore_t *r = arg;
+    rsock_t *st = sio_socket_ext(s, r->slot);
+    if (st && st->cell && !sio_socket_closed(s))
+        cell_rooms(st);
 }
 
 /* The main CONNECT reply hands out the pid (and starts the log). */
@@ -91,7 +183,7 @@ static void on_reply(void *arg, sio_socket_t *s, buf_t *json)
     if (!st->pid[0] && ids_random(st->pid, SIO_ID_LEN))
         return;
     if (!st->log)
-        st->log = xcalloc(1, sizeof(*st->log));
+        keep(st, NULL);
     buf_printf(json, ",\"pid\":\"%s\"", st->pid);
 }
 
@@ -125,6 +217,7 @@ static void on_lost(void *arg, sio_socket_t *s)
         rc = recovery_io_save(r->io, st->pid, SIO_ID_LEN, rec.data, rec.len);
     if (rc)
         LOG_WARN("recovery: cannot keep session %s: %s", sid, strerror(-rc));
+    unkeep(st); /* the record in Redis is the one to recover from now */
     buf_free(&rec);
     free(sr.v);
 }
@@ -135,7 +228,7 @@ static void on_freed(void *arg, sio_socket_t *s)
     rsock_t *st = sio_socket_ext(s, r->slot);
     if (!st)
         return;
-    free(st->log);
+    unkeep(st);
     free(st);
 }
 
@@ -198,9 +291,7 @@ static bool on_gate(void *arg, sio_socket_t *s, rooms_mark_t *m, const fanout_pa
     }
     if (stream_id_cmp(id, mark_id(m->held)) <= 0)
         return false;
-    recovery_log_add(st->log, m->tag, id, mark_id(m->last));
-    if (stream_id_cmp(id, mark_id(m->last)) > 0)
-        mark_set(m->last, id);
+    note_send(st, m, id);
     return true;
 }
 
@@ -260,8 +351,7 @@ static void on_replay_entry(void *arg, const char *id, size_t id_len, const payl
     buf_reset(&r->out);
     payload_packet(&r->out, rp->name, rp->len, id, id_len, fields, nfields, true);
     sio_socket_send_text(s, r->out.data, r->out.len);
-    recovery_log_add(st->log, m->tag, rid, mark_id(m->last));
-    mark_set(m->last, rid);
+    note_send(st, m, rid);
     st->replayed++;
     STATS_ADD(r->stats->deliveries, 1);
 }
@@ -383,10 +473,12 @@ static int restore(restore_t *r, sio_socket_t *s, rsock_t *st, const char *rec, 
             st->next_tag = log->e[k].tag;
     }
     recovery_log_truncate(log, pos);
-    free(st->log);
-    st->log = log;
+    unkeep(st);
     /* connected for broadcasts (held back per room until the replay is over), not yet replied */
     sio_socket_restore(s, id);
+    keep(st, log);
+    if (st->cell) /* killed while replaying, it recovers again */
+        recovery_cell_set_sid(st->cell, id, SIO_ID_LEN);
     st->replaying = true;
     walk_t w = {r, s};
     rooms_sock_foreach_mark(sio_socket_rooms(s), replay_start, &w);
@@ -404,6 +496,20 @@ static void on_record(void *arg, const char *rec, size_t len)
         sio_socket_release(s);
         return;
     }
+    /* Without a record in Redis, the session may be one a dead worker left in its cell (claimed
+     * only now: the GETDEL's round trip gave the master time to reap it). With one, an older
+     * copy in a cell (killed between saving and freeing it) is dropped: one pid, one recovery. */
+    uint32_t cell;
+    const recovery_cell_t *c =
+        r->cells ? shm_sessions_claim(r->cells, st->pid, SIO_ID_LEN, now_ms(), &cell) : NULL;
+    if (c) {
+        buf_reset(&r->kept);
+        if (!rec && recovery_cell_encode(c, st->pid, SIO_ID_LEN, &r->kept) == 0) {
+            rec = r->kept.data;
+            len = r->kept.len;
+        }
+        shm_sessions_release(r->cells, cell);
+    }
     int rc = restore(r, s, st, rec, len);
     if (rc > 0) {
         st->pid[0] = '\0';
@@ -417,19 +523,24 @@ static void on_record(void *arg, const char *rec, size_t len)
 /* ==== Lifetime ==== */
 
 restore_t *restore_new(redis_topology_t *topo, const cfg_t *cfg, sio_t *sio, fanout_t *f,
-                       stats_worker_t *stats)
+                       stats_worker_t *stats, shm_sessions_t *cells, uint32_t block)
 {
     restore_t *r = xcalloc(1, sizeof(*r));
     r->sio = sio;
+    r->cells = cells;
+    r->block = block;
     r->stats = stats;
     r->io = recovery_io_new(topo, cfg);
     buf_init(&r->tmp);
     buf_init(&r->name);
     buf_init(&r->out);
+    buf_init(&r->kept);
     r->slot = sio_observe(sio, &(sio_observer_t){.arg = r,
                                                  .connecting = on_connecting,
                                                  .reply = on_reply,
+                                                 .connected = on_connected,
                                                  .joined = on_joined,
+                                                 .left = on_left,
                                                  .lost = on_lost,
                                                  .freed = on_freed});
     fanout_observe(f, &(fanout_observer_t){.arg = r, .gate = on_gate});
@@ -449,6 +560,7 @@ static void on_io_closed(void *arg)
     buf_free(&c.r->tmp);
     buf_free(&c.r->name);
     buf_free(&c.r->out);
+    buf_free(&c.r->kept);
     free(c.r);
     if (c.done)
         c.done(c.arg);

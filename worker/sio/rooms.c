@@ -234,7 +234,7 @@ int rooms_join(rooms_t *r, rooms_sock_t *s, void *owner, const char *name, size_
     m->room = room;
     m->sock = s;
     m->owner = owner;
-    m->mark = (rooms_mark_t){{0, 0}, {0, 0}, {0, 0}, 0};
+    m->mark = (rooms_mark_t){{0, 0}, {0, 0}, {0, 0}, 0, 0};
 
     m->s_next = s->first;
     m->s_pprev = &s->first;

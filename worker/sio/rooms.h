@@ -26,6 +26,7 @@ typedef struct rooms_mark {
     uint64_t last[2];
     uint64_t held[2];
     uint32_t tag;
+    uint32_t kept; /* where recovery keeps a copy that outlives the process (0: none) */
 } rooms_mark_t;
 
 /* Embed one in each socket. Zero-initialised = in no room. Only this module writes it. */
