@@ -240,8 +240,11 @@ describe('nothing lost, nothing twice', { timeout: 240000, skip: h.ANCHOR_SKIP }
       STREAM_KEYSPACE_EVENTS: String(events), STREAM_PATTERN: `${prefix}.*` });
     const [io] = await clientsIn(a.url, 1, old);
     const [fi] = await clientsIn(a.url, 1, fresh);
-    // An entry added now makes `fresh` active however long the start took: `created` may be
-    // older than the TTL by the first probe on a busy box, which rightly parks the stream then.
+    // Both streams handed to the worker (with an adapter, once this server holds their
+    // buckets' leases): from here an entry reaches `fresh` whether its first probe found it
+    // active or parked it (`created` may be older than the TTL by then on a busy box).
+    await h.waitUntil(async () => (await h.healthRetry(a)).body.workers[0].streams === 2,
+      { timeout: 20000, interval: 100, message: 'both streams handed to the worker' });
     await redis.call('XADD', fresh, '*', 'event', 'warmup', 'data', '-1');
     // `old` parked from its first probe; `fresh` once it has been quiet past the TTL
     await fi.waitFor((m) => m.event === 'warmup', 10000);
