@@ -76,8 +76,8 @@ $(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 
-# The streams adapter's and the peer directory's tests talk to the same scripted Redis.
-$(BUILD)/tests/test_streams_adapter $(BUILD)/tests/test_peer_dir: $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
+# The adapters' and the peer directory's tests talk to the same scripted Redis.
+$(BUILD)/tests/test_adapter $(BUILD)/tests/test_streams_adapter $(BUILD)/tests/test_peer_dir: $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 

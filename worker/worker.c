@@ -241,17 +241,14 @@ static void relay_view(uint32_t i, relay_slot_t *out, void *arg)
 }
 
 /* The holder hands a broadcast of another server to the siblings and applies it; any other
- * subscribed worker (a handover under way) leaves it to the holder. With no holder confirmed (a
- * partition from Redis that the subscription outlives: its confirmations are not sent again),
- * the worker it reached relays it: what Redis kept for the subscription is not thrown away. */
+ * subscribed worker (a handover under way) leaves it to the holder. */
 static bool relay_broadcast(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
                             void *arg)
 {
     worker_t *w = arg;
     /* up as soon as confirmed, not only from the next tick: no broadcast waits for it */
     STATS_SET(w->stats->adapter_relay, adapter_relay_up(w->adapter));
-    int64_t holder = relay_role_holder(shm_region_slots(w->args->region), relay_view, w);
-    if (holder >= 0 && holder != w->args->slot)
+    if (relay_role_holder(shm_region_slots(w->args->region), relay_view, w) != w->args->slot)
         return false;
     int rc = fanout_relay(w->fanout, chan, chan_len, msg, msg_len);
     if (rc < 0 && log_sampled(&w->share_failures))

@@ -236,6 +236,7 @@ static void announce(redis_client_t *c, redis_node_t *n, bool up)
 }
 
 static void unplace_from(redis_client_t *c, redis_node_t *gone);
+static void unconfirm_on(redis_client_t *c, redis_node_t *n);
 
 /* Takes n out of the client: its connections close (replies in flight still delivered). */
 static void drop_node(redis_client_t *c, redis_node_t *n)
@@ -248,6 +249,8 @@ static void drop_node(redis_client_t *c, redis_node_t *n)
         }
     }
     n->dropped = true;
+    if (n->sub && redis_conn_up(n->sub))
+        unconfirm_on(c, n);
     unplace_from(c, n);
     redis_conn_close(n->cmd, on_conn_closed, n);
     if (n->sub)
@@ -475,6 +478,34 @@ redis_node_t *redis_client_node_for_key(redis_client_t *c, const char *key, size
 
 /* ---- subscriptions ---- */
 
+static void unconfirm(redis_client_t *c, const csub_t *s)
+{
+    if (!c->closing && c->cbs && c->cbs->unconfirmed)
+        c->cbs->unconfirmed(c, s->kind, s->ch, s->len, c->arg);
+}
+
+typedef struct on_node {
+    redis_client_t *c;
+    redis_node_t *n;
+} on_node_t;
+
+static void unconfirm_each(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    on_node_t *o = arg;
+    csub_t *s = value;
+    if (s->every || s->on == o->n)
+        unconfirm(o->c, s);
+}
+
+/* Every subscription n's pub/sub connection held is gone with it. */
+static void unconfirm_on(redis_client_t *c, redis_node_t *n)
+{
+    on_node_t o = {c, n};
+    strmap_foreach(c->subs, unconfirm_each, &o);
+}
+
 static size_t csub_key(char *key, redis_sub_kind_t kind, bool every, const char *ch, size_t len)
 {
     key[0] = (char)(kind | (every ? EVERY_FLAG : 0));
@@ -513,6 +544,7 @@ static void place_one(redis_client_t *c, csub_t *s)
     if (home && home == s->on)
         return;
     if (s->on) {
+        unconfirm(c, s);
         redis_conn_unsubscribe(s->on->sub, s->kind, s->ch, s->len);
         c->stats.sub_moves++; /* moved by a slot map change */
     }
@@ -630,10 +662,12 @@ static void on_cmd_event(redis_conn_t *conn, redis_conn_event_t ev, void *arg)
 static void on_sub_event(redis_conn_t *conn, redis_conn_event_t ev, void *arg)
 {
     (void)conn;
-    (void)ev;
     redis_node_t *n = arg;
-    if (!n->c->closing && !n->dropped)
-        update_state(n->c);
+    if (n->c->closing || n->dropped)
+        return;
+    if (ev == REDIS_CONN_DOWN)
+        unconfirm_on(n->c, n); /* re-sent and confirmed again once it is back */
+    update_state(n->c);
 }
 
 static void on_message(redis_conn_t *conn, const redis_push_t *m, void *arg)
@@ -675,6 +709,7 @@ static void on_sub_lost(redis_conn_t *conn, redis_sub_kind_t kind, const char *c
     if (!s || s->on != n)
         return;
     /* the slot moved (Redis' sunsubscribe, or MOVED): placed again by the tick on the new map */
+    unconfirm(c, s);
     s->on = NULL;
     c->stats.sub_moves++;
     if (f == REDIS_FAULT_MOVED)

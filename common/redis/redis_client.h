@@ -54,6 +54,13 @@ typedef struct redis_client_cbs {
      * move; `_masters` ones once per primary): its messages arrive from now on. */
     void (*subscribed)(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
                        void *arg);
+    /* A subscription is no longer in effect where it was confirmed: the pub/sub connection that
+     * held it was lost, its primary left, the server ended it, or it moves with its slot. Still
+     * wanted: `subscribed` says when it is confirmed again. Only the pub/sub connection counts:
+     * a subscription outlives the loss of the command connection (the `state` callback's down).
+     * Runs while the client walks its subscriptions: it must not subscribe or unsubscribe. */
+    void (*unconfirmed)(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
+                        void *arg);
 } redis_client_cbs_t;
 
 /*

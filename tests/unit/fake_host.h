@@ -15,7 +15,7 @@
 #include "common/buf.h"
 #include "worker/cluster/adapter.h"
 
-typedef struct fake {
+typedef struct host_fake {
     int broadcasts;
     buf_t last_text;   /* text packet of the last broadcast */
     bool last_has_id;  /* it carried an entry id (a room:message with its offset) */

@@ -223,13 +223,26 @@ size_t fake_accepted(const fake_t *f)
     return f->accepted;
 }
 
+static fake_conn_t *open_from(fake_conn_t *fc)
+{
+    while (fc && fc->closed)
+        fc = fc->next;
+    return fc;
+}
+
 fake_conn_t *fake_last(const fake_t *f)
 {
-    for (fake_conn_t *fc = f->conns; fc; fc = fc->next) {
-        if (!fc->closed)
-            return fc;
-    }
-    return NULL;
+    return open_from(f->conns);
+}
+
+fake_conn_t *fake_first(const fake_t *f)
+{
+    return open_from(f->conns);
+}
+
+fake_conn_t *fake_next(const fake_conn_t *fc)
+{
+    return open_from(fc->next);
 }
 
 static void on_srv_closed(uv_handle_t *h)

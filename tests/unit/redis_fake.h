@@ -25,6 +25,9 @@ int fake_port(const fake_t *f);
 /* Accepted connections so far, and the newest one still open (NULL if none). */
 size_t fake_accepted(const fake_t *f);
 fake_conn_t *fake_last(const fake_t *f);
+/* The connections still open, newest first: fake_first, then fake_next until NULL. */
+fake_conn_t *fake_first(const fake_t *f);
+fake_conn_t *fake_next(const fake_conn_t *fc);
 /* Stops listening and closes every connection; memory released by the loop. */
 void fake_free(fake_t *f);
 

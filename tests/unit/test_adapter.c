@@ -2,7 +2,8 @@
  * Unit tests for worker/adapter against a fake host: what each received message makes the host
  * do (deliver which packet to which target, join, leave, disconnect), own-uid and namespace
  * filtering, malformed messages, and client acks of a broadcast with acks. Redis is unreachable
- * on purpose (port 1): responses cannot be sent and must not matter to the host side.
+ * on purpose (port 1): responses cannot be sent and must not matter to the host side. The relay's
+ * subscription state is tested against a scripted Redis (tests/unit/redis_fake.c).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -19,6 +21,7 @@
 #include "common/log.h"
 #include "common/mpack.h"
 #include "tests/unit/fake_host.h"
+#include "tests/unit/redis_fake.h"
 #include "worker/cluster/adapter.h"
 
 typedef struct env {
@@ -28,13 +31,13 @@ typedef struct env {
     host_fake_t fake;
     redis_topology_t *topo;
     adapter_t *a;
+    fake_t *srv; /* the scripted Redis, or NULL (nothing listens) */
 } env_t;
 
 static const char *getenv_fake(const char *name, void *arg)
 {
-    (void)arg;
     if (strcmp(name, "REDIS_PORT") == 0)
-        return "1"; /* nothing listens there: connects fail at once */
+        return arg; /* by default "1": nothing listens there, connects fail at once */
     return NULL;
 }
 
@@ -45,15 +48,22 @@ static void closed(void *arg)
 
 static const adapter_str_t nsps[] = {{"/", 1}, {"/admin", 6}};
 
-static env_t *start_nsp(adapter_mode_t mode, size_t nnsp)
+static void on_redis_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *arg);
+
+static env_t *start_on(adapter_mode_t mode, size_t nnsp, bool scripted)
 {
     env_t *e = calloc(1, sizeof(*e));
     assert_non_null(e);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    char port[16] = "1";
+    if (scripted) {
+        e->srv = fake_new(&e->loop, on_redis_cmd, e);
+        snprintf(port, sizeof(port), "%d", fake_port(e->srv));
+    }
     buf_t err;
     buf_init(&err);
-    assert_int_equal(config_load(&e->cfg, getenv_fake, NULL, &err), 0);
+    assert_int_equal(config_load(&e->cfg, getenv_fake, port, &err), 0);
     buf_free(&err);
-    assert_int_equal(uv_loop_init(&e->loop), 0);
     adapter_host_t host = fake_host(&e->fake, nsps, nnsp);
     e->fake.each_sockets = 1;
     redis_topology_opts_t o;
@@ -63,6 +73,11 @@ static env_t *start_nsp(adapter_mode_t mode, size_t nnsp)
     buf_free(&err);
     assert_int_equal(adapter_new(&e->a, e->topo, &e->cfg, mode, "socket.io", &host, &e->stats), 0);
     return e;
+}
+
+static env_t *start_nsp(adapter_mode_t mode, size_t nnsp)
+{
+    return start_on(mode, nnsp, false);
 }
 
 static env_t *start(adapter_mode_t mode)
@@ -82,7 +97,9 @@ static void finish(env_t *e)
     for (int i = 0; i < 1000 && !done; i++)
         uv_run(&e->loop, UV_RUN_ONCE);
     assert_true(done);
-    assert_int_equal(uv_loop_close(&e->loop), 0);
+    if (e->srv)
+        fake_free(e->srv);
+    assert_int_equal(fake_loop_close(&e->loop), 0);
     buf_free(&e->fake.last_text);
     buf_free(&e->fake.last_frames);
     free(e);
@@ -364,6 +381,126 @@ static void test_relay(void **state)
     finish(e);
 }
 
+/* ---- against a scripted Redis ---- */
+
+/* Which client a connection of the scripted Redis belongs to, and whether it subscribed. */
+typedef struct conn_role {
+    char name[32];
+    bool subscribed;
+} conn_role_t;
+
+static conn_role_t *role_of(fake_conn_t *fc)
+{
+    void **d = fake_conn_data(fc);
+    if (!*d)
+        *d = calloc(1, sizeof(conn_role_t));
+    assert_non_null(*d);
+    return *d;
+}
+
+/* The adapter's connections: subscriptions confirmed, PUBLISH counted by nobody. */
+static void on_redis_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *arg)
+{
+    (void)lens;
+    (void)arg;
+    conn_role_t *r = role_of(fc);
+    if (argc == 3 && strcasecmp(argv[0], "CLIENT") == 0 && strcasecmp(argv[1], "SETNAME") == 0)
+        snprintf(r->name, sizeof(r->name), "%s", argv[2]);
+    if (fake_handshake(fc, argc, argv))
+        return;
+    if (argc == 2 &&
+        (strcasecmp(argv[0], "PSUBSCRIBE") == 0 || strcasecmp(argv[0], "SUBSCRIBE") == 0)) {
+        r->subscribed = true;
+        fake_sub_confirm(fc, argv[0][0] == 'P' || argv[0][0] == 'p' ? "psubscribe" : "subscribe",
+                         argv[1], 1);
+        return;
+    }
+    fake_send(fc, ":0\r\n");
+}
+
+/* The connection of the adapter's subscribing client that subscribed (or did not). */
+static fake_conn_t *adapter_conn(env_t *e, bool subscribed)
+{
+    fake_conn_t *found = NULL;
+    size_t n = 0;
+    for (fake_conn_t *fc = fake_first(e->srv); fc; fc = fake_next(fc)) {
+        conn_role_t *r = role_of(fc);
+        if (strcmp(r->name, "adapter") == 0 && r->subscribed == subscribed) {
+            found = fc;
+            n++;
+        }
+    }
+    assert_int_equal(n, 1);
+    return found;
+}
+
+static bool relay_is_up(void *arg)
+{
+    return adapter_relay_up(((env_t *)arg)->a);
+}
+
+static bool relay_is_down(void *arg)
+{
+    return !adapter_relay_up(((env_t *)arg)->a);
+}
+
+static bool connected(void *arg)
+{
+    return adapter_connected(((env_t *)arg)->a);
+}
+
+typedef struct reconnect_wait {
+    env_t *e;
+    size_t accepted; /* connections accepted before the loss */
+} reconnect_wait_t;
+
+static bool reconnected(void *arg)
+{
+    reconnect_wait_t *w = arg;
+    return fake_accepted(w->e->srv) > w->accepted && adapter_connected(w->e->a);
+}
+
+#define PATTERN "PSUBSCRIBE socket.io#/#*"
+#define WAIT_FOR(cond, arg) assert_true(fake_run_until(&e->loop, cond, arg, 10000))
+
+/* The relay counts as up while the pub/sub connection that confirmed the broadcast pattern holds
+ * it. A partition that only the command connection of the adapter's client reports (the
+ * subscription outlives it, REDIS_PUBSUB_DEAD_AFTER_MS) leaves it up, with nothing to confirm it
+ * again; losing the subscription's own connection takes it down until Redis confirms the pattern
+ * on the new connection. */
+static void test_relay_up_follows_its_subscription(void **state)
+{
+    (void)state;
+    env_t *e = start_on(ADAPTER_MODE_CLASSIC, 0, true);
+    relay_seen_t r = {.apply = true};
+    adapter_set_relay(e->a, relay_fake, &r);
+    adapter_relay_subscribe(e->a, true);
+    WAIT_FOR(relay_is_up, e);
+    WAIT_FOR(connected, e);
+    assert_int_equal(fake_count(e->srv, PATTERN), 1);
+
+    /* the command connection of the subscribing client is lost, and comes back */
+    reconnect_wait_t w = {e, fake_accepted(e->srv)};
+    fake_drop(adapter_conn(e, false));
+    WAIT_FOR(reconnected, &w);
+    assert_true(adapter_relay_up(e->a));
+    assert_int_equal(fake_count(e->srv, PATTERN), 1); /* never sent again: still in effect */
+    buf_t b;
+    buf_init(&b);
+    classic_msg(&b, "peer01", "/", "here");
+    rx(e, "socket.io#/#here#", b.data, b.len);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(e->fake.broadcasts, 1);
+
+    /* the subscription's own connection is lost: down until confirmed on the next one */
+    fake_drop(adapter_conn(e, true));
+    WAIT_FOR(relay_is_down, e);
+    WAIT_FOR(relay_is_up, e);
+    assert_int_equal(fake_count(e->srv, PATTERN), 2);
+    buf_free(&b);
+    finish(e);
+}
+
 /* Other namespaces: their broadcasts reach all their sockets, never those of "/"; rooms there
  * name nobody; their sharded requests touch no socket. */
 static void test_other_namespaces(void **state)
@@ -496,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
         cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
         cmocka_unit_test(test_relay),
+        cmocka_unit_test(test_relay_up_follows_its_subscription),
         cmocka_unit_test(test_publish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,7 @@ typedef struct node {
     int idx;
     fake_t *srv;
     char name;
+    fake_conn_t *getter; /* the connection of the last GET: a command connection */
 } node_t;
 
 struct fx {
@@ -49,6 +50,9 @@ struct fx {
     char msg[64];
     int confirmed; /* subscribed callbacks */
     char confirmed_ch[64];
+    int unconfirmed; /* unconfirmed callbacks */
+    char unconfirmed_ch[64];
+    int downs; /* state callbacks saying down */
     int closed;
     bool up;
 };
@@ -130,6 +134,7 @@ static void data_cmd(node_t *n, fake_conn_t *fc, int argc, char **argv)
         return;
     }
     if ((is(argv[0], "GET") || is(argv[0], "SET")) && argc >= 2) {
+        n->getter = fc;
         unsigned slot = redis_slot(argv[1], strlen(argv[1]));
         bool was_asking = *asking;
         *asking = false;
@@ -204,8 +209,10 @@ static void on_node_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, vo
 static void on_state(redis_client_t *c, bool up, void *arg)
 {
     fx_t *f = arg;
-    if (c == f->c)
+    if (c == f->c) {
         f->up = up;
+        f->downs += !up;
+    }
 }
 
 static void on_master(redis_client_t *c, redis_node_t *n, bool up, void *arg)
@@ -238,8 +245,21 @@ static void on_subscribed(redis_client_t *c, redis_sub_kind_t kind, const char *
     snprintf(f->confirmed_ch, sizeof(f->confirmed_ch), "%.*s", (int)len, ch);
 }
 
-static const redis_client_cbs_t cbs = {
-    .state = on_state, .master = on_master, .message = on_message, .subscribed = on_subscribed};
+static void on_unconfirmed(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
+                           void *arg)
+{
+    (void)c;
+    (void)kind;
+    fx_t *f = arg;
+    f->unconfirmed++;
+    snprintf(f->unconfirmed_ch, sizeof(f->unconfirmed_ch), "%.*s", (int)len, ch);
+}
+
+static const redis_client_cbs_t cbs = {.state = on_state,
+                                       .master = on_master,
+                                       .message = on_message,
+                                       .subscribed = on_subscribed,
+                                       .unconfirmed = on_unconfirmed};
 
 /* ---- fixture ---- */
 
@@ -391,6 +411,50 @@ static void test_single_server_masters_subscription_and_confirmation(void **stat
               "*3\r\n$7\r\nmessage\r\n$19\r\n__keyevent@0__:xadd\r\n$4\r\nroom\r\n");
     WAIT(got_msg);
     assert_string_equal(f->msg, "room");
+}
+
+static bool down_then_up(void *arg)
+{
+    fx_t *f = arg;
+    return f->downs == 1 && f->up;
+}
+
+static bool unconfirmed_once(void *arg)
+{
+    return ((fx_t *)arg)->unconfirmed == 1;
+}
+
+static bool confirmed_twice(void *arg)
+{
+    return ((fx_t *)arg)->confirmed == 2;
+}
+
+/* A subscription outlives the loss of the command connection (the client reports itself down,
+ * the subscription stays in effect and is neither re-sent nor confirmed again); the loss of its
+ * own connection unconfirms it, and it is confirmed again on the next. */
+static void test_subscription_outlives_the_command_connection(void **state)
+{
+    fx_t *f = *state;
+    topology(f, REDIS_MODE_SINGLE, 0, 1);
+    assert_int_equal(redis_client_subscribe(f->c, REDIS_SUB_CHANNEL, "news", 4), 0);
+    WAIT(confirmed_once);
+    WAIT(is_up);
+    get(f, "k");
+    fake_conn_t *sub = fake_last(f->n[0].srv); /* the newest: the pub/sub connection */
+    assert_ptr_not_equal(sub, f->n[0].getter);
+    fake_drop(f->n[0].getter);
+    WAIT(down_then_up);
+    assert_int_equal(f->unconfirmed, 0);
+    assert_int_equal(f->confirmed, 1);
+    assert_int_equal(seen(f, 0, "SUBSCRIBE news"), 1);
+    fake_send(sub, "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nstill\r\n");
+    WAIT(got_msg);
+    assert_string_equal(f->msg, "still");
+    fake_drop(sub);
+    WAIT(unconfirmed_once);
+    assert_string_equal(f->unconfirmed_ch, "news");
+    WAIT(confirmed_twice);
+    assert_int_equal(seen(f, 0, "SUBSCRIBE news"), 2);
 }
 
 static bool is_unblocked(void *arg)
@@ -635,6 +699,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_single_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_single_server_masters_subscription_and_confirmation,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscription_outlives_the_command_connection, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unblock_through_another_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_follows_moved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_ask_goes_once_with_asking, setup, teardown),

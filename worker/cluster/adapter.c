@@ -32,7 +32,7 @@ struct adapter {
     adapter_relay_fn relay; /* see adapter_set_relay; NULL: every worker subscribes */
     void *relay_arg;
     bool patterns_wanted; /* the broadcast patterns are subscribed (classic, private) */
-    uint32_t patterns_up; /* bit i: namespace i's pattern confirmed since the last loss */
+    uint32_t patterns_up; /* bit i: namespace i's pattern confirmed and still in effect */
     member_t *member;     /* what is done with each message received */
     buf_t msg;            /* encoded outgoing message */
     buf_t chan;           /* outgoing channel name */
@@ -401,11 +401,23 @@ static void on_message(redis_client_t *c, const redis_push_t *m, void *arg)
 static void on_sub_state(redis_client_t *c, bool up, void *arg)
 {
     (void)c;
-    adapter_t *a = arg;
-    if (!up) {
-        a->patterns_up = 0; /* confirmed again once restored */
-        LOG_WARN("adapter: pub/sub connection lost; local delivery continues, reconnecting");
+    (void)arg;
+    if (!up)
+        LOG_WARN("adapter: Redis connection lost; local delivery continues, reconnecting");
+}
+
+/* The namespaces whose broadcast pattern is ch (a bit per namespace; 0: none). */
+static uint32_t pattern_bits(adapter_t *a, redis_sub_kind_t kind, const char *ch, size_t len)
+{
+    uint32_t bits = 0;
+    if (kind != REDIS_SUB_PATTERN || !a->patterns_wanted)
+        return 0;
+    for (unsigned i = 0; i < a->host.nnsp && i < 32; i++) {
+        pattern_for(a, i);
+        if (a->chan.len == len && memcmp(a->chan.data, ch, len) == 0)
+            bits |= 1u << i;
     }
+    return bits;
 }
 
 static void on_subscribed(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
@@ -413,17 +425,27 @@ static void on_subscribed(redis_client_t *c, redis_sub_kind_t kind, const char *
 {
     (void)c;
     adapter_t *a = arg;
-    if (kind != REDIS_SUB_PATTERN || !a->patterns_wanted)
-        return;
-    for (unsigned i = 0; i < a->host.nnsp; i++) {
-        pattern_for(a, i);
-        if (a->chan.len == len && memcmp(a->chan.data, ch, len) == 0)
-            a->patterns_up |= 1u << i;
-    }
+    a->patterns_up |= pattern_bits(a, kind, ch, len);
 }
 
-static const redis_client_cbs_t sub_cbs = {
-    .state = on_sub_state, .message = on_message, .subscribed = on_subscribed};
+/* Only the loss of the subscription itself counts: one that outlives a partition (its command
+ * connection was lost, the pub/sub one kept, see REDIS_PUBSUB_DEAD_AFTER_MS) still delivers what
+ * Redis kept for it, and nothing would confirm it again. */
+static void on_unconfirmed(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
+                           void *arg)
+{
+    (void)c;
+    adapter_t *a = arg;
+    uint32_t bits = pattern_bits(a, kind, ch, len);
+    if (bits && (a->patterns_up & bits))
+        LOG_WARN("adapter: broadcast subscription lost; subscribing again");
+    a->patterns_up &= ~bits;
+}
+
+static const redis_client_cbs_t sub_cbs = {.state = on_sub_state,
+                                           .message = on_message,
+                                           .subscribed = on_subscribed,
+                                           .unconfirmed = on_unconfirmed};
 
 /* ---- lifecycle ---- */
 
@@ -508,7 +530,7 @@ void adapter_relay_subscribe(adapter_t *a, bool on)
 bool adapter_relay_up(const adapter_t *a)
 {
     uint32_t all = a->host.nnsp >= 32 ? UINT32_MAX : (1u << a->host.nnsp) - 1;
-    return a->patterns_wanted && a->patterns_up == all && redis_client_up(a->sub);
+    return a->patterns_wanted && a->patterns_up == all;
 }
 
 const char *adapter_uid(const adapter_t *a)

@@ -128,7 +128,8 @@ typedef bool (*adapter_relay_fn)(const char *chan, size_t chan_len, const uint8_
                                  size_t msg_len, void *arg);
 void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, void *arg);
 void adapter_relay_subscribe(adapter_t *a, bool on);
-/* The broadcast patterns are wanted and every one is confirmed on a connection that is up. */
+/* The broadcast patterns are wanted and every one is confirmed and still in effect (its pub/sub
+ * connection not lost since; the command connection plays no part). */
 bool adapter_relay_up(const adapter_t *a);
 /* A broadcast relayed by the holder (never filtered by uid again, never relayed on). */
 void adapter_receive_relayed(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
