@@ -172,6 +172,7 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
         adapter_data_t data = {0};
         data.json = fanout_packet_data(&pk, &data.json_len); /* the adapter's packet.data */
+        data.json_compact = true;                            /* payload_packet's own JSON */
         if (adapter_wants_mpack(w->adapter)) {
             buf_reset(&w->mpack);
             payload_packet_data_msgpack(&w->mpack, stream, stream_len, id, id_len, fields, nfields,

@@ -911,17 +911,43 @@ int adapter_msg_decode_cluster_parts(const adapter_str_t *uid, const adapter_str
 
 /* ------------------------------------------------------------------ JSON encoders */
 
-int adapter_msg_encode_broadcast_data(buf_t *out, const char *data_json, size_t data_len,
-                                      const adapter_str_t *rooms, size_t nrooms)
+/* compact: data_json is known valid and minified (this process's own encoding): copied as is. */
+static int broadcast_data(buf_t *out, const char *data_json, size_t data_len, bool compact,
+                          const adapter_str_t *rooms, size_t nrooms)
 {
     size_t mark = out->len;
     buf_puts(out, "{\"packet\":{\"type\":2,\"data\":");
-    int rc = json_minify(out, data_json, data_len);
-    if (rc)
-        return ajson_rollback(out, mark, rc);
+    if (compact) {
+        buf_append(out, data_json, data_len);
+    } else {
+        int rc = json_minify(out, data_json, data_len);
+        if (rc)
+            return ajson_rollback(out, mark, rc);
+    }
     buf_puts(out, "},\"opts\":{\"rooms\":");
     ajson_put_rooms(out, rooms, nrooms);
     buf_puts(out, ",\"except\":[],\"flags\":{}}}");
+    return 0;
+}
+
+int adapter_msg_encode_broadcast_data(buf_t *out, const char *data_json, size_t data_len,
+                                      const adapter_str_t *rooms, size_t nrooms)
+{
+    return broadcast_data(out, data_json, data_len, false, rooms, nrooms);
+}
+
+static int cluster_broadcast(buf_t *out, const char *uid, size_t uid_len, const char *nsp,
+                             size_t nsp_len, const char *data_json, size_t data_len, bool compact,
+                             const adapter_str_t *rooms, size_t nrooms)
+{
+    size_t mark = out->len;
+    buf_puts(out, "{\"type\":3,\"data\":");
+    int rc = broadcast_data(out, data_json, data_len, compact, rooms, nrooms);
+    if (rc)
+        return ajson_rollback(out, mark, rc);
+    ajson_put_member(out, ",\"uid\":", uid, uid_len);
+    ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
+    buf_putc(out, '}');
     return 0;
 }
 
@@ -929,15 +955,17 @@ int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid
                                          const char *nsp, size_t nsp_len, const char *data_json,
                                          size_t data_len, const adapter_str_t *rooms, size_t nrooms)
 {
-    size_t mark = out->len;
-    buf_puts(out, "{\"type\":3,\"data\":");
-    int rc = adapter_msg_encode_broadcast_data(out, data_json, data_len, rooms, nrooms);
-    if (rc)
-        return ajson_rollback(out, mark, rc);
-    ajson_put_member(out, ",\"uid\":", uid, uid_len);
-    ajson_put_member(out, ",\"nsp\":", nsp, nsp_len);
-    buf_putc(out, '}');
-    return 0;
+    return cluster_broadcast(out, uid, uid_len, nsp, nsp_len, data_json, data_len, false, rooms,
+                             nrooms);
+}
+
+int adapter_msg_encode_cluster_broadcast_compact(buf_t *out, const char *uid, size_t uid_len,
+                                                 const char *nsp, size_t nsp_len,
+                                                 const char *data_json, size_t data_len,
+                                                 const adapter_str_t *rooms, size_t nrooms)
+{
+    return cluster_broadcast(out, uid, uid_len, nsp, nsp_len, data_json, data_len, true, rooms,
+                             nrooms);
 }
 
 static int ack_mpack(buf_t *out, const adapter_str_t *rid, const char *body, size_t body_len)

@@ -156,6 +156,12 @@ int adapter_msg_encode_cluster_broadcast(buf_t *out, const char *uid, size_t uid
                                          const char *nsp, size_t nsp_len, const char *data_json,
                                          size_t data_len, const adapter_str_t *rooms,
                                          size_t nrooms);
+/* The same for data_json known to be valid JSON with no whitespace outside strings (this
+ * process's own encoding of an entry): copied as is, neither checked nor minified again. */
+int adapter_msg_encode_cluster_broadcast_compact(buf_t *out, const char *uid, size_t uid_len,
+                                                 const char *nsp, size_t nsp_len,
+                                                 const char *data_json, size_t data_len,
+                                                 const adapter_str_t *rooms, size_t nrooms);
 
 /* Response kinds, named after what they answer. */
 typedef enum adapter_resp {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/redis/redis_link.h"
 #include "common/strmap.h"
@@ -59,6 +60,7 @@ struct redis_conn {
     cstate_t state;
     redis_link_t *link;
     redisReader *reader;
+    buf_t carry;  /* subscribed: the start of an item not whole yet (see on_data) */
     uint64_t gen; /* bumped at every loss: a dispatch loop stops when it changes */
     pending_t *q; /* ring of commands awaiting replies */
     size_t qhead, qlen, qcap;
@@ -151,10 +153,8 @@ static pending_t q_pop(redis_conn_t *c)
 
 /* ---- sending ---- */
 
-static void send_raw(redis_conn_t *c, ptype_t type, const char *cmd, size_t len, uint32_t block_ms,
-                     redis_reply_fn cb, void *arg)
+static void expect(redis_conn_t *c, ptype_t type, uint32_t block_ms, redis_reply_fn cb, void *arg)
 {
-    redis_link_write(c->link, cmd, len);
     pending_t *p = q_push(c);
     p->type = (uint8_t)type;
     p->block_ms = block_ms;
@@ -162,15 +162,59 @@ static void send_raw(redis_conn_t *c, ptype_t type, const char *cmd, size_t len,
     p->arg = arg;
 }
 
+static void send_raw(redis_conn_t *c, ptype_t type, const char *cmd, size_t len, uint32_t block_ms,
+                     redis_reply_fn cb, void *arg)
+{
+    redis_link_write(c->link, cmd, len);
+    expect(c, type, block_ms, cb, arg);
+}
+
+static size_t digits(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* "<tag><v>\r\n" at w; returns the end. */
+static char *put_header(char *w, char tag, size_t v)
+{
+    size_t n = digits(v);
+    *w++ = tag;
+    for (size_t i = n; i-- > 0; v /= 10)
+        w[i] = (char)('0' + v % 10);
+    w += n;
+    *w++ = '\r';
+    *w++ = '\n';
+    return w;
+}
+
+/* The command in RESP, formatted straight into the link's queue: no copy, no allocation once the
+ * queue has grown (every entry's PUBLISH goes this way). */
 static void send_argv(redis_conn_t *c, ptype_t type, int argc, const char **argv,
                       const size_t *lens, uint32_t block_ms, redis_reply_fn cb, void *arg)
 {
-    char *cmd = NULL;
-    int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    if (n < 0)
-        xalloc_die(0);
-    send_raw(c, type, cmd, (size_t)n, block_ms, cb, arg);
-    redisFreeCommand(cmd);
+    size_t total = 3 + digits((size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = lens ? lens[i] : strlen(argv[i]);
+        total += 5 + digits(len) + len;
+    }
+    char *start = redis_link_reserve(c->link, total), *w = start;
+    w = put_header(w, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t len = lens ? lens[i] : strlen(argv[i]);
+        w = put_header(w, '$', len);
+        if (len)
+            memcpy(w, argv[i], len);
+        w += len;
+        *w++ = '\r';
+        *w++ = '\n';
+    }
+    redis_link_commit(c->link, (size_t)(w - start));
+    expect(c, type, block_ms, cb, arg);
 }
 
 static const char *const sub_cmds[3] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"};
@@ -308,6 +352,7 @@ static void on_handle_closed(uv_handle_t *h)
     void (*done)(void *) = c->done;
     void *done_arg = c->done_arg;
     redis_reply_reader_free(c->reader);
+    buf_free(&c->carry);
     free(c->q);
     strmap_free(c->subs);
     free(c->name);
@@ -539,14 +584,14 @@ static void dispatch(redis_conn_t *c, redisReply *r)
         finish_close(c);
 }
 
-static void on_data(redis_link_t *l, const char *p, size_t n, void *arg)
+/* Through hiredis: false once the link is lost or closed by a callback (the rest belongs to a
+ * dead link). */
+static bool read_replies(redis_conn_t *c, const char *p, size_t n)
 {
-    (void)l;
-    redis_conn_t *c = arg;
     uint64_t gen = c->gen;
     if (redisReaderFeed(c->reader, p, n) != REDIS_OK) {
         lose(c, REDIS_CONN_FAILED, "out of memory reading a reply");
-        return;
+        return false;
     }
     for (;;) {
         void *reply = NULL;
@@ -554,16 +599,81 @@ static void on_data(redis_link_t *l, const char *p, size_t n, void *arg)
             char why[160];
             snprintf(why, sizeof(why), "protocol error: %s", c->reader->errstr);
             lose(c, REDIS_CONN_FAILED, why);
-            return;
+            return false;
         }
         if (!reply)
-            return;
+            return true;
         c->progress_ms = uv_now(c->loop);
         dispatch(c, reply);
         freeReplyObject(reply);
         if (c->gen != gen || c->state == C_CLOSED)
-            return; /* lost or closed by a callback: the rest belongs to a dead link */
+            return false;
     }
+}
+
+/* hiredis holds no reply half read. */
+static bool reader_idle(const redisReader *r)
+{
+    return r->ridx == -1 && r->pos == r->len;
+}
+
+/* A subscribed connection mostly receives messages: each is handed over as it lies in the bytes
+ * read (redis_reply_scan), with no reply objects built. Every other item goes through hiredis,
+ * fed exactly that item, so hiredis never holds half of one while this reads the next; the
+ * start of an item not whole yet waits in carry. */
+static void read_messages(redis_conn_t *c, const char *p, size_t n)
+{
+    uint64_t gen = c->gen;
+    if (c->carry.len) {
+        buf_append(&c->carry, p, n);
+        p = c->carry.data;
+        n = c->carry.len;
+    }
+    size_t off = 0;
+    while (off < n) {
+        redis_push_t m;
+        size_t used;
+        int rc = redis_reply_scan(p + off, n - off, &used, &m);
+        if (rc == -EAGAIN)
+            break;
+        if (rc) { /* not as Redis writes it: hiredis judges the rest */
+            if (read_replies(c, p + off, n - off))
+                buf_reset(&c->carry);
+            return;
+        }
+        bool alive = true;
+        if (m.type == REDIS_PUSH_MESSAGE) {
+            c->progress_ms = uv_now(c->loop);
+            if (c->cbs && c->cbs->message && !c->closing)
+                c->cbs->message(c, &m, c->arg);
+            alive = c->gen == gen && c->state != C_CLOSED;
+        } else {
+            alive = read_replies(c, p + off, used);
+        }
+        if (!alive)
+            return; /* the rest belongs to a dead link (carry is dropped on the next connect) */
+        off += used;
+    }
+    size_t rest = n - off;
+    if (p == c->carry.data) {
+        memmove(c->carry.data, p + off, rest);
+        c->carry.len = rest;
+        c->carry.data[rest] = '\0';
+        if (!rest && c->carry.cap > (1u << 20))
+            buf_free(&c->carry); /* a huge message passed: do not keep its room */
+    } else {
+        buf_append(&c->carry, p + off, rest);
+    }
+}
+
+static void on_data(redis_link_t *l, const char *p, size_t n, void *arg)
+{
+    (void)l;
+    redis_conn_t *c = arg;
+    if (c->pubsub && (c->carry.len || reader_idle(c->reader)))
+        read_messages(c, p, n);
+    else
+        read_replies(c, p, n);
 }
 
 static void on_open(redis_link_t *l, void *arg)
@@ -613,6 +723,7 @@ static void start_connect(redis_conn_t *c)
         return;
     redis_reply_reader_free(c->reader);
     c->reader = redis_reply_reader_new();
+    buf_free(&c->carry);
     c->state = C_CONNECTING;
     c->link = redis_link_open(c->loop, c->host, c->port, c->o.tls, c->server_name, &link_cbs, c);
     uv_timer_start(&c->deadline, on_connect_deadline, c->o.connect_timeout_ms, 0);

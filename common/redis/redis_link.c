@@ -326,14 +326,26 @@ redis_link_t *redis_link_open(uv_loop_t *loop, const char *host, int port, redis
     return l;
 }
 
+char *redis_link_reserve(redis_link_t *l, size_t n)
+{
+    bytes_reserve(&l->out, n);
+    return l->out.p + l->out.len;
+}
+
+void redis_link_commit(redis_link_t *l, size_t n)
+{
+    if (l->dead || n == 0)
+        return;
+    l->out.len += n;
+    want_flush(l);
+}
+
 void redis_link_write(redis_link_t *l, const char *p, size_t n)
 {
     if (l->dead || n == 0)
         return;
-    bytes_reserve(&l->out, n);
-    memcpy(l->out.p + l->out.len, p, n);
-    l->out.len += n;
-    want_flush(l);
+    memcpy(redis_link_reserve(l, n), p, n);
+    redis_link_commit(l, n);
 }
 
 size_t redis_link_queued(const redis_link_t *l)

@@ -38,6 +38,10 @@ redis_link_t *redis_link_open(uv_loop_t *loop, const char *host, int port, redis
 void redis_link_set_dead_after(redis_link_t *l, unsigned ms);
 /* Queues n bytes (copied) for the next flush; dropped silently once the link failed. */
 void redis_link_write(redis_link_t *l, const char *p, size_t n);
+/* The same without the copy: room for n bytes at the end of the queue (valid until the next call
+ * on l), filled by the caller, then queued by redis_link_commit(l, n). */
+char *redis_link_reserve(redis_link_t *l, size_t n);
+void redis_link_commit(redis_link_t *l, size_t n);
 /* Bytes queued and not yet accepted by the kernel (the output bound is checked against it). */
 size_t redis_link_queued(const redis_link_t *l);
 /*

@@ -159,6 +159,43 @@ static int kind_of(const redisReply *w, const char *base, redis_sub_kind_t *kind
     return 0;
 }
 
+/* One element of an array, as far as a pub/sub message needs it: a bulk string or not. */
+typedef struct elem {
+    const char *p; /* NULL: not a bulk string */
+    size_t len;
+} elem_t;
+
+static bool elem_is(const elem_t *e, const char *w)
+{
+    return e->p && e->len == strlen(w) && memcmp(e->p, w, e->len) == 0;
+}
+
+/* message [channel, data], smessage [channel, data], pmessage [pattern, channel, data]: 0 and
+ * *out, or -EPROTO. The one reading of a message, from a reply or from raw RESP. */
+static int message_of(const elem_t *e, size_t n, redis_push_t *out)
+{
+    if (n == 4 && elem_is(&e[0], "pmessage")) {
+        if (!e[1].p || !e[2].p || !e[3].p)
+            return -EPROTO;
+        *out = (redis_push_t){REDIS_PUSH_MESSAGE,
+                              REDIS_SUB_PATTERN,
+                              e[2].p,
+                              e[2].len,
+                              e[1].p,
+                              e[1].len,
+                              e[3].p,
+                              e[3].len};
+        return 0;
+    }
+    if (n != 3 || !(elem_is(&e[0], "message") || elem_is(&e[0], "smessage")))
+        return -EPROTO;
+    if (!e[1].p || !e[2].p)
+        return -EPROTO;
+    redis_sub_kind_t kind = e[0].p[0] == 's' ? REDIS_SUB_SHARD : REDIS_SUB_CHANNEL;
+    *out = (redis_push_t){REDIS_PUSH_MESSAGE, kind, e[1].p, e[1].len, NULL, 0, e[2].p, e[2].len};
+    return 0;
+}
+
 int redis_reply_push(const redisReply *r, redis_push_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -170,23 +207,16 @@ int redis_reply_push(const redisReply *r, redis_push_t *out)
         out->type = REDIS_PUSH_PONG;
         return 0;
     }
-    if (r->elements == 4 && word_is(e[0], "pmessage")) {
-        if (!is_str(e[1]) || !is_str(e[2]) || !is_str(e[3]))
-            return -EPROTO;
-        *out = (redis_push_t){REDIS_PUSH_MESSAGE, REDIS_SUB_PATTERN, e[2]->str, e[2]->len,
-                              e[1]->str,          e[1]->len,         e[3]->str, e[3]->len};
-        return 0;
+    if (r->elements == 3 || r->elements == 4) {
+        elem_t el[4];
+        for (size_t i = 0; i < r->elements; i++)
+            el[i] = (elem_t){is_str(e[i]) ? e[i]->str : NULL, is_str(e[i]) ? e[i]->len : 0};
+        if (message_of(el, r->elements, out) == 0)
+            return 0;
+        memset(out, 0, sizeof(*out));
     }
     if (r->elements != 3)
         return -EPROTO;
-    if (word_is(e[0], "message") || word_is(e[0], "smessage")) {
-        if (!is_str(e[1]) || !is_str(e[2]))
-            return -EPROTO;
-        kind = e[0]->str[0] == 's' ? REDIS_SUB_SHARD : REDIS_SUB_CHANNEL;
-        *out = (redis_push_t){REDIS_PUSH_MESSAGE, kind,     e[1]->str, e[1]->len, NULL, 0,
-                              e[2]->str,          e[2]->len};
-        return 0;
-    }
     redis_push_type_t type;
     if (kind_of(e[0], "subscribe", &kind) == 0)
         type = REDIS_PUSH_SUBSCRIBE;
@@ -262,5 +292,131 @@ int redis_reply_switch_master(const char *msg, size_t len, const char *name, red
     if (tlen[0] != strlen(name) || memcmp(tok[0], name, tlen[0]) != 0)
         return -ENOENT;
     *out = a;
+    return 0;
+}
+
+/* ---- raw RESP2 ---- */
+
+#define SCAN_MAX_DEPTH 7 /* hiredis' own limit on nested arrays */
+
+/* The line at p[*pos] ("...\r\n"): *end = its length without CRLF, *pos past it. */
+static int scan_line(const char *p, size_t n, size_t *pos, size_t *end)
+{
+    for (size_t i = *pos; i + 1 < n; i++) {
+        if (p[i] == '\r' && p[i + 1] == '\n') {
+            *end = i - *pos;
+            *pos = i + 2;
+            return 0;
+        }
+    }
+    return -EAGAIN;
+}
+
+/* A number line as Redis writes it: "0", or digits without a leading zero after an optional '-'
+ * (what hiredis accepts, at most 18 digits). */
+static int scan_num(const char *p, size_t n, size_t *pos, long long *v)
+{
+    size_t start = *pos, len;
+    int rc = scan_line(p, n, pos, &len);
+    if (rc) /* a number has at most 20 characters: longer is garbage, not a slow server */
+        return n - start > 21 ? -EPROTO : rc;
+    const char *d = p + start;
+    bool neg = len > 0 && d[0] == '-';
+    d += neg;
+    len -= neg;
+    if (len == 0 || len > 18 || (d[0] == '0' && (len > 1 || neg)))
+        return -EPROTO;
+    long long x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (d[i] < '0' || d[i] > '9')
+            return -EPROTO;
+        x = x * 10 + (d[i] - '0');
+    }
+    *v = neg ? -x : x;
+    return 0;
+}
+
+/* A length: a number, -1 (nil) the only negative one. */
+static int scan_len(const char *p, size_t n, size_t *pos, long long *v)
+{
+    int rc = scan_num(p, n, pos, v);
+    return rc == 0 && *v < -1 ? -EPROTO : rc;
+}
+
+/* One item at p[*pos]; *str set for a bulk string (else NULL). */
+static int scan_item(const char *p, size_t n, size_t *pos, int depth, elem_t *str)
+{
+    str->p = NULL;
+    str->len = 0;
+    if (*pos >= n)
+        return -EAGAIN;
+    char type = p[(*pos)++];
+    long long v;
+    size_t len;
+    int rc;
+    switch (type) {
+    case '+':
+    case '-':
+        return scan_line(p, n, pos, &len);
+    case ':':
+        return scan_num(p, n, pos, &v);
+    case '$':
+        if ((rc = scan_len(p, n, pos, &v)) || v < 0)
+            return rc;
+        if ((unsigned long long)v + 2 > n - *pos)
+            return -EAGAIN;
+        if (p[*pos + (size_t)v] != '\r' || p[*pos + (size_t)v + 1] != '\n')
+            return -EPROTO;
+        *str = (elem_t){p + *pos, (size_t)v};
+        *pos += (size_t)v + 2;
+        return 0;
+    case '*':
+        if ((rc = scan_len(p, n, pos, &v)) || v < 0)
+            return rc;
+        if (v > REDIS_REPLY_MAX_ELEMENTS || depth >= SCAN_MAX_DEPTH)
+            return -EPROTO;
+        for (long long i = 0; i < v; i++) {
+            elem_t e;
+            if ((rc = scan_item(p, n, pos, depth + 1, &e)))
+                return rc;
+        }
+        return 0;
+    default:
+        return -EPROTO;
+    }
+}
+
+int redis_reply_scan(const char *p, size_t n, size_t *used, redis_push_t *msg)
+{
+    memset(msg, 0, sizeof(*msg));
+    size_t pos = 0;
+    elem_t el[4];
+    size_t nel = 0;
+    int rc;
+    if (n > 0 && p[0] == '*') {
+        /* an array: its first four elements are kept, for a message */
+        long long v;
+        pos = 1;
+        if ((rc = scan_len(p, n, &pos, &v)))
+            return rc;
+        if (v > REDIS_REPLY_MAX_ELEMENTS)
+            return -EPROTO;
+        for (long long i = 0; i < v; i++) {
+            elem_t e;
+            if ((rc = scan_item(p, n, &pos, 1, &e)))
+                return rc;
+            if (nel < 4)
+                el[nel++] = e;
+        }
+        if (v == 3 || v == 4)
+            message_of(el, (size_t)v, msg);
+        if (msg->type != REDIS_PUSH_MESSAGE)
+            memset(msg, 0, sizeof(*msg));
+    } else {
+        elem_t e;
+        if ((rc = scan_item(p, n, &pos, 0, &e)))
+            return rc;
+    }
+    *used = pos;
     return 0;
 }

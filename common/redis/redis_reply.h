@@ -80,6 +80,17 @@ typedef struct redis_push {
 /* Reads r as a pub/sub reply into *out: 0, or -EPROTO (out->type NONE) when it is not one. */
 int redis_reply_push(const redisReply *r, redis_push_t *out);
 
+/*
+ * Finds where the RESP2 item at the start of p[0..n) ends without building it, so that a
+ * subscribed connection hands each message over without allocating: 0 and *used (its length),
+ * -EAGAIN when it is not whole yet, -EPROTO when it is not RESP2 as Redis writes it (lengths
+ * without a leading zero, CRLF after each bulk string, arrays nested at most 7 deep; hiredis
+ * judges those). For a pub/sub message (message, smessage, pmessage) *msg is filled as
+ * redis_reply_push would (strings point into p); for anything else msg->type is
+ * REDIS_PUSH_NONE.
+ */
+int redis_reply_scan(const char *p, size_t n, size_t *used, redis_push_t *msg);
+
 typedef enum redis_role {
     REDIS_ROLE_MASTER = 1,
     REDIS_ROLE_REPLICA,

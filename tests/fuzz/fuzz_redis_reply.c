@@ -2,8 +2,9 @@
  * Fuzzes the readers of what Redis (or something posing as Redis) sends the layer: the input is
  * fed to the layer's bounded hiredis reader, and every reply it yields goes through redis_reply
  * (errors and redirects, pub/sub pushes, ROLE, a sentinel's address) and redis_slotmap (CLUSTER
- * SLOTS); the raw bytes also go to the +switch-master parser. Results must be consistent, never a
- * crash.
+ * SLOTS); the raw bytes also go to the +switch-master parser and to the raw scan of a subscribed
+ * connection, whose every item must read the same through hiredis. Results must be consistent,
+ * never a crash.
  */
 #include <assert.h>
 #include <hiredis/hiredis.h>
@@ -54,8 +55,34 @@ static void check(const redisReply *r)
     }
 }
 
+/* Each item redis_reply_scan finds is one whole reply for hiredis, the same message if one. */
+static void check_scan(const char *p, size_t n)
+{
+    size_t off = 0, used;
+    redis_push_t m;
+    while (off < n && redis_reply_scan(p + off, n - off, &used, &m) == 0) {
+        assert(used > 0 && used <= n - off);
+        redisReader *rd = redis_reply_reader_new();
+        void *reply = NULL;
+        redisReaderFeed(rd, p + off, used);
+        assert(redisReaderGetReply(rd, &reply) == REDIS_OK && reply);
+        assert(rd->ridx == -1 && rd->pos == rd->len);
+        redis_push_t want;
+        bool message = redis_reply_push(reply, &want) == 0 && want.type == REDIS_PUSH_MESSAGE;
+        assert(message == (m.type == REDIS_PUSH_MESSAGE));
+        if (message)
+            assert(m.kind == want.kind && m.len == want.len && !memcmp(m.data, want.data, m.len) &&
+                   m.channel_len == want.channel_len &&
+                   !memcmp(m.channel, want.channel, m.channel_len));
+        freeReplyObject(reply);
+        redis_reply_reader_free(rd);
+        off += used;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_scan((const char *)data, size);
     redis_addr_t a;
     redis_reply_switch_master((const char *)data, size, "mymaster", &a);
     redisReader *rd = redis_reply_reader_new();

@@ -500,6 +500,16 @@ static void test_cluster_broadcast_encoding(void **state)
     assert_int_equal(adapter_msg_encode_cluster_broadcast(&b, "u", 1, "/", 1, "[1,", 3, &room, 1),
                      -EINVAL);
     assert_int_equal(b.len, len);
+    /* this process's own compact JSON is copied as is: the same bytes, no second pass */
+    const char *compact = "[\"room:message\",{\"id\":1,\"text\":\"hi\"}]";
+    buf_t c;
+    buf_init(&c);
+    assert_int_equal(adapter_msg_encode_cluster_broadcast_compact(
+                         &c, "8ae8271815577a7e", 16, "/", 1, compact, strlen(compact), &room, 1),
+                     0);
+    assert_int_equal(c.len, len);
+    assert_memory_equal(c.data, b.data, len);
+    buf_free(&c);
     buf_free(&b);
     buf_free(&sc);
 }

@@ -484,6 +484,57 @@ static void test_pubsub_confirmations_pushes_and_moves(void **state)
     assert_int_equal(redis_conn_inflight(f->c), 0);
 }
 
+static bool three_msgs(void *arg)
+{
+    return ((fx_t *)arg)->msgs >= 3;
+}
+
+/* A subscribed connection reads messages without hiredis: whole however the bytes are cut, in
+ * order with what hiredis reads (a subscription ended by the server between two messages). */
+static void test_messages_cut_anywhere(void **state)
+{
+    fx_t *f = *state;
+    redis_conn_opts_t o = fast_opts();
+    start(f, &o);
+    assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_SHARD, "room", 4), 0);
+    WAIT(up);
+    WAIT(saw_ssub);
+    fake_run_for(&f->loop, 30);
+    fake_conn_t *fc = fake_last(f->srv);
+    const char *run = "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$3\r\none\r\n"
+                      "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$14\r\ntwo\r\n\r\n$1\r\nx\r\n\r\n"
+                      "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$5\r\nthree\r\n";
+    size_t n = strlen(run);
+    for (size_t cut = 1; cut < n; cut += 7) {
+        char head[256];
+        memcpy(head, run, cut);
+        head[cut] = '\0';
+        f->msgs = 0;
+        fake_send(fc, head);
+        fake_run_for(&f->loop, 5);
+        fake_send(fc, run + cut);
+        WAIT(three_msgs);
+        assert_int_equal(f->msgs, 3);
+        assert_string_equal(f->msg_data, "three");
+    }
+    /* a CRLF inside a message's data ends nothing */
+    f->msgs = 0;
+    fake_send(fc, "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$14\r\ntwo\r\n\r\n$1\r\nx\r\n\r\n");
+    WAIT(got_msg);
+    assert_string_equal(f->msg_data, "two\r\n\r\n$1\r\nx\r\n");
+    /* the server ends the subscription between two messages: each in its place */
+    f->msgs = 0;
+    fake_send(fc, "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$1\r\na\r\n"
+                  "*3\r\n$12\r\nsunsubscribe\r\n$4\r\nroom\r\n:0\r\n"
+                  "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$1\r\nb\r\n");
+    WAIT(got_lost);
+    fake_run_for(&f->loop, 20);
+    assert_int_equal(f->msgs, 2);
+    assert_string_equal(f->msg_data, "b");
+    assert_string_equal(f->lost_ch, "room");
+    assert_true(redis_conn_up(f->c));
+}
+
 static bool not_primary_twice(void *arg)
 {
     return ((fx_t *)arg)->ev[REDIS_CONN_NOT_PRIMARY] >= 2;
@@ -618,6 +669,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unreachable_server_backs_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub_confirmations_pushes_and_moves, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_messages_cut_anywhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require_primary_checks_role_and_readonly, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bounds_refuse_with_enobufs, setup, teardown),

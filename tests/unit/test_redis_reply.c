@@ -1,5 +1,6 @@
 /* Unit tests for common/redis/redis_reply: the replies the layer acts on, read from RESP bytes
- * through hiredis' reader (fed in one piece and byte by byte), malformed ones included. */
+ * through hiredis' reader (fed in one piece and byte by byte), malformed ones included; and the
+ * raw scan of a subscribed connection's items, against what hiredis reads from the same bytes. */
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <setjmp.h>
@@ -161,6 +162,91 @@ static void test_pushes(void **state)
     }
 }
 
+/* The scan of one whole item: its length, and the message hiredis reads from it (if any). */
+static void scan_whole(const char *text)
+{
+    size_t n = strlen(text), used = 0;
+    redis_push_t m;
+    if (redis_reply_scan(text, n, &used, &m) != 0 || used != n)
+        fail_msg("not one whole item: %s", text);
+    redisReply *r = resp(text, false);
+    redis_push_t want;
+    bool message = redis_reply_push(r, &want) == 0 && want.type == REDIS_PUSH_MESSAGE;
+    assert_int_equal(m.type, message ? REDIS_PUSH_MESSAGE : REDIS_PUSH_NONE);
+    if (message) {
+        assert_int_equal(m.kind, want.kind);
+        assert_int_equal(m.channel_len, want.channel_len);
+        assert_memory_equal(m.channel, want.channel, m.channel_len);
+        assert_int_equal(m.pattern_len, want.pattern_len);
+        if (m.pattern_len)
+            assert_memory_equal(m.pattern, want.pattern, m.pattern_len);
+        assert_int_equal(m.len, want.len);
+        assert_memory_equal(m.data, want.data, m.len);
+        assert_true(m.data >= text && m.data + m.len <= text + n); /* in place, not copied */
+    }
+    freeReplyObject(r);
+    for (size_t k = 0; k < n; k++) { /* every proper prefix: not whole yet */
+        if (redis_reply_scan(text, k, &used, &m) != -EAGAIN)
+            fail_msg("prefix %zu of %s not -EAGAIN", k, text);
+    }
+}
+
+static void test_scan(void **state)
+{
+    (void)state;
+    static const char *const items[] = {
+        "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n",
+        "*3\r\n$8\r\nsmessage\r\n$2\r\nch\r\n$0\r\n\r\n",
+        "*4\r\n$8\r\npmessage\r\n$3\r\nc.*\r\n$3\r\nc.x\r\n$4\r\nd\r\nx\r\n",
+        "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\n\x01\xff\x93\r\n",
+        "*3\r\n$10\r\nssubscribe\r\n$2\r\nch\r\n:1\r\n",
+        "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n",
+        "*2\r\n$4\r\npong\r\n$0\r\n\r\n",
+        "*3\r\n$7\r\nmessage\r\n:1\r\n$1\r\nx\r\n",
+        "*3\r\n$7\r\nmessage\r\n*1\r\n$1\r\nx\r\n$1\r\ny\r\n",
+        "-MOVED 3999 127.0.0.1:6381\r\n",
+        "+OK\r\n",
+        ":-42\r\n",
+        "$-1\r\n",
+        "*-1\r\n",
+        "*0\r\n",
+        "*2\r\n*1\r\n*0\r\n$1\r\nz\r\n",
+    };
+    for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++)
+        scan_whole(items[i]);
+    /* items one after the other: each found where the previous ended */
+    const char *run = "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\n1\r\n"
+                      "*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+                      "*3\r\n$7\r\nmessage\r\n$1\r\nb\r\n$1\r\n2\r\n";
+    size_t off = 0, used, n = strlen(run);
+    int messages = 0;
+    while (off < n) {
+        redis_push_t m;
+        assert_int_equal(redis_reply_scan(run + off, n - off, &used, &m), 0);
+        messages += m.type == REDIS_PUSH_MESSAGE;
+        off += used;
+    }
+    assert_int_equal(off, n);
+    assert_int_equal(messages, 2);
+    /* not as Redis writes it: left to hiredis */
+    static const char *const odd[] = {
+        "$05\r\nhello\r\n",          /* a leading zero */
+        "$5\r\nhelloXY",               /* no CRLF after the bulk */
+        "$-2\r\n",                     /* a negative length other than -1 */
+        "$+5\r\nhello\r\n",          /* a sign */
+        "*1x\r\n",                     /* not a number */
+        "?what\r\n",                   /* not a RESP2 type */
+        "$1234567890123456789012345678", /* a length that never ends */
+        "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", /* 8 deep */
+        "*4194305\r\n",                  /* more elements than the reader accepts */
+    };
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        redis_push_t m;
+        if (redis_reply_scan(odd[i], strlen(odd[i]), &used, &m) != -EPROTO)
+            fail_msg("accepted: %s", odd[i]);
+    }
+}
+
 static int role(const char *text)
 {
     redisReply *r = resp(text, false);
@@ -234,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_reader_bounds_announced_arrays),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_pushes),
+        cmocka_unit_test(test_scan),
         cmocka_unit_test(test_role),
         cmocka_unit_test(test_sentinel_replies),
     };

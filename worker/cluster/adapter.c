@@ -141,7 +141,10 @@ int adapter_publish(adapter_t *a, adapter_send_fn send, void *send_arg, const ch
     buf_reset(&a->msg);
     bool sharded = a->mode == ADAPTER_MODE_SHARDED;
     int rc;
-    if (sharded)
+    if (sharded && data->json_compact)
+        rc = adapter_msg_encode_cluster_broadcast_compact(&a->msg, a->uid, UID_LEN, "/", 1,
+                                                          data->json, data->json_len, &r, 1);
+    else if (sharded)
         rc = adapter_msg_encode_cluster_broadcast(&a->msg, a->uid, UID_LEN, "/", 1, data->json,
                                                   data->json_len, &r, 1);
     else if (data->mpack)

@@ -62,6 +62,7 @@ typedef int (*adapter_send_fn)(int argc, const char **argv, const size_t *lens, 
 typedef struct adapter_data {
     const char *json;
     size_t json_len;
+    bool json_compact;    /* json is the host's own encoding: valid, minified, copied as is */
     const uint8_t *mpack; /* NULL: converted from json when needed */
     size_t mpack_len;
 } adapter_data_t;
