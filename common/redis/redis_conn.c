@@ -666,12 +666,42 @@ static void read_messages(redis_conn_t *c, const char *p, size_t n)
     }
 }
 
+/* The next reply is one nobody reads (a PUBLISH's count, an XACK's): no callback, no role
+ * check. */
+static bool ignored_next(redis_conn_t *c)
+{
+    const pending_t *h = q_head(c);
+    return h && h->type == P_USER && !h->cb && !c->o.require_primary;
+}
+
+/* Replies nobody reads (one per entry's PUBLISH) are skipped where they lie, with no reply object,
+ * while hiredis holds nothing; the rest goes through hiredis. */
+static void read_skipping(redis_conn_t *c, const char *p, size_t n)
+{
+    size_t off = 0, used;
+    redis_push_t m;
+    while (off < n && ignored_next(c) && redis_reply_scan(p + off, n - off, &used, &m) == 0) {
+        pending_t done = q_pop(c);
+        free(done.chan);
+        c->progress_ms = uv_now(c->loop);
+        off += used;
+        if (c->closing && c->state == C_UP && c->qlen == 0) {
+            finish_close(c);
+            return;
+        }
+    }
+    if (off < n)
+        read_replies(c, p + off, n - off);
+}
+
 static void on_data(redis_link_t *l, const char *p, size_t n, void *arg)
 {
     (void)l;
     redis_conn_t *c = arg;
     if (c->pubsub && (c->carry.len || reader_idle(c->reader)))
         read_messages(c, p, n);
+    else if (!c->pubsub && reader_idle(c->reader))
+        read_skipping(c, p, n);
     else
         read_replies(c, p, n);
 }

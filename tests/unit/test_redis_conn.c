@@ -484,6 +484,34 @@ static void test_pubsub_confirmations_pushes_and_moves(void **state)
     assert_int_equal(redis_conn_inflight(f->c), 0);
 }
 
+static bool one_reply(void *arg)
+{
+    return ((fx_t *)arg)->rep.replies >= 1;
+}
+
+/* Replies nobody reads (no callback) are passed over where they lie, errors included, and the
+ * next command still gets its own reply. */
+static void test_unread_replies_keep_the_order(void **state)
+{
+    fx_t *f = *state;
+    redis_conn_opts_t o = fast_opts();
+    start(f, &o);
+    WAIT(up);
+    const char *echo[2] = {"ECHO", "ignored"};
+    const char *nope[1] = {"NOPE"};
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(redis_conn_command(f->c, NULL, NULL, 2, echo, NULL), 0);
+        if (i % 10 == 0)
+            assert_int_equal(redis_conn_command(f->c, NULL, NULL, 1, nope, NULL), 0);
+    }
+    const char *want[2] = {"ECHO", "wanted"};
+    assert_int_equal(redis_conn_command(f->c, fake_on_reply, &f->rep, 2, want, NULL), 0);
+    WAIT(one_reply);
+    assert_string_equal(f->rep.last, "wanted");
+    assert_int_equal(redis_conn_inflight(f->c), 0);
+    assert_true(redis_conn_up(f->c));
+}
+
 static bool three_msgs(void *arg)
 {
     return ((fx_t *)arg)->msgs >= 3;
@@ -670,6 +698,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pubsub_confirmations_pushes_and_moves, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_messages_cut_anywhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unread_replies_keep_the_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require_primary_checks_role_and_readonly, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bounds_refuse_with_enobufs, setup, teardown),
