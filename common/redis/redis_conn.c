@@ -621,7 +621,7 @@ static bool reader_idle(const redisReader *r)
  * read (redis_reply_scan), with no reply objects built. Every other item goes through hiredis,
  * fed exactly that item, so hiredis never holds half of one while this reads the next; the
  * start of an item not whole yet waits in carry. */
-static void read_messages(redis_conn_t *c, const char *p, size_t n)
+static void read_messages(redis_conn_t *c, char *p, size_t n)
 {
     uint64_t gen = c->gen;
     if (c->carry.len) {
@@ -643,6 +643,11 @@ static void read_messages(redis_conn_t *c, const char *p, size_t n)
         }
         bool alive = true;
         if (m.type == REDIS_PUSH_MESSAGE) {
+            /* NUL-terminated like hiredis' strings, over the CR of their CRLF (consumed) */
+            p[m.channel + m.channel_len - p] = '\0';
+            p[m.data + m.len - p] = '\0';
+            if (m.pattern)
+                p[m.pattern + m.pattern_len - p] = '\0';
             c->progress_ms = uv_now(c->loop);
             if (c->cbs && c->cbs->message && !c->closing)
                 c->cbs->message(c, &m, c->arg);
@@ -694,7 +699,7 @@ static void read_skipping(redis_conn_t *c, const char *p, size_t n)
         read_replies(c, p + off, n - off);
 }
 
-static void on_data(redis_link_t *l, const char *p, size_t n, void *arg)
+static void on_data(redis_link_t *l, char *p, size_t n, void *arg)
 {
     (void)l;
     redis_conn_t *c = arg;

@@ -52,7 +52,8 @@ typedef enum redis_conn_event {
 
 typedef struct redis_conn_cbs {
     void (*event)(redis_conn_t *c, redis_conn_event_t ev, void *arg);
-    /* A pub/sub message (type REDIS_PUSH_MESSAGE); borrowed for the call. */
+    /* A pub/sub message (type REDIS_PUSH_MESSAGE); borrowed for the call, its strings
+     * NUL-terminated. */
     void (*message)(redis_conn_t *c, const redis_push_t *m, void *arg);
     /* The server ended or refused a wanted subscription; it is no longer wanted here. err is the
      * error reply (e.g. MOVED) or NULL for a server-sent unsubscribe (a moved slot). */

@@ -19,8 +19,9 @@ typedef struct redis_link redis_link_t;
 typedef struct redis_link_cbs {
     /* Connected, TLS handshake done: bytes can flow. */
     void (*open)(redis_link_t *l, void *arg);
-    /* Bytes from the server (decrypted); borrowed for the call. */
-    void (*data)(redis_link_t *l, const char *p, size_t n, void *arg);
+    /* Bytes from the server (decrypted); borrowed for the call, and the owner may write into
+     * them (the link's own read buffer). */
+    void (*data)(redis_link_t *l, char *p, size_t n, void *arg);
     /* The link failed or the server closed it (err: negative errno or libuv code, why: text for
      * a log line, borrowed). No callback follows; the owner still calls redis_link_close. */
     void (*error)(redis_link_t *l, int err, const char *why, void *arg);

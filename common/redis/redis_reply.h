@@ -86,7 +86,7 @@ int redis_reply_push(const redisReply *r, redis_push_t *out);
  * -EAGAIN when it is not whole yet, -EPROTO when it is not RESP2 as Redis writes it (lengths
  * without a leading zero, CRLF after each bulk string, arrays nested at most 7 deep; hiredis
  * judges those). For a pub/sub message (message, smessage, pmessage) *msg is filled as
- * redis_reply_push would (strings point into p); for anything else msg->type is
+ * redis_reply_push would (strings point into p, not NUL-terminated); for anything else msg->type is
  * REDIS_PUSH_NONE.
  */
 int redis_reply_scan(const char *p, size_t n, size_t *used, redis_push_t *msg);

@@ -142,6 +142,9 @@ static void on_message(redis_conn_t *c, const redis_push_t *m, void *arg)
 {
     (void)c;
     fx_t *f = arg;
+    /* NUL-terminated, as hiredis' strings are, however the message was read */
+    assert_int_equal(strlen(m->channel), m->channel_len);
+    assert_int_equal(strlen(m->data), m->len);
     f->msgs++;
     f->msg = *m;
     snprintf(f->msg_data, sizeof(f->msg_data), "%.*s", (int)m->len, m->data);
