@@ -5,11 +5,14 @@
 // node_modules), must get exactly the same answers: bursts of joins and of events (no
 // 'Rate limit exceeded'), the rooms limit, joining one's own id and another socket's, invalid
 // ids, leave-room, binary arguments, the largest message and the first one too large. Every
-// default limit that could change an answer is exercised here.
+// default limit that could change an answer is exercised here, and so are the HTTP idle times: an
+// idle keep-alive connection is closed after Node's keepAliveTimeout (5 s) while a slow head keeps
+// its headersTimeout (60 s).
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const http = require('node:http');
+const net = require('node:net');
 const path = require('node:path');
 const h = require('./lib/harness');
 
@@ -34,6 +37,58 @@ function handshakeWithCookie(url, bytes) {
     req.on('timeout', () => req.destroy(new Error('handshake timed out')));
     req.on('error', reject);
   });
+}
+
+// The status of the complete HTTP/1.1 answer at the start of `text` and its length, or null while
+// it is still arriving.
+function answer(text) {
+  const end = text.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const len = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
+  const total = end + 4 + (len ? Number(len[1]) : 0);
+  return len && text.length >= total ? { status: Number(text.slice(9, 12)), total } : null;
+}
+
+// A raw TCP client that keeps what it reads, when it last read, and when the server closed it.
+async function rawClient(port, name) {
+  const s = net.connect(port, h.HOST);
+  s.text = '';
+  s.setEncoding('latin1');
+  s.on('data', (d) => { s.text += d; s.lastReadAt = Date.now(); });
+  s.on('error', () => {});
+  s.closedAt = new Promise((resolve) => s.once('close', () => resolve(Date.now())));
+  await h.withDeadline(new Promise((resolve) => s.once('connect', resolve)), 10000, `${name}: connect`);
+  return s;
+}
+
+// Two connections opened together: one whose request head stops half way, and one that gets an
+// answer on keep-alive and then sends nothing. What a client sees: when the server closed the idle
+// one (after its answer, as a range: a loaded box only delays it), whether the server sent it
+// anything more, whether the slow head was still open then, and its answer once completed.
+async function idleAndSlowHead(port) {
+  const head = 'GET /health HTTP/1.1\r\nHost: x\r\n';
+  const slow = await rawClient(port, 'slow head');
+  const idle = await rawClient(port, 'idle keep-alive');
+  try {
+    slow.write(head);
+    idle.write(`${head}\r\n`);
+    const a = await h.waitUntil(() => answer(idle.text), { timeout: 10000, message: 'the idle one\'s answer' });
+    const closedAt = await h.withDeadline(idle.closedAt, 30000, 'the server closes the idle keep-alive connection');
+    const ms = closedAt - idle.lastReadAt;
+    const t = {
+      idleAnswer: a.status,
+      idleClosedAfter: ms >= 4000 && ms < 30000 ? '4 to 30 s' : `${ms} ms`,
+      idleSentMore: idle.text.length > a.total,
+      slowHeadOpen: !slow.destroyed && slow.text === '',
+    };
+    slow.write('\r\n');
+    t.slowHeadAnswer = (await h.waitUntil(() => answer(slow.text), { timeout: 10000, message: 'the slow head\'s answer' }))
+      .status;
+    return t;
+  } finally {
+    slow.destroy();
+    idle.destroy();
+  }
 }
 
 // The transcript of one server's answers to the script. Socket ids are replaced by names.
@@ -118,4 +173,12 @@ describe('the seed contract under default limits: streamio and the seed\'s Node 
     const ours = await script(srv.url);
     assert.deepStrictEqual(ours, seed);
   }));
+
+  it('closes an idle keep-alive connection after about 5 s while a slow head keeps its time',
+    h.withLogs(() => srv, async () => {
+      const [seed, ours] = await Promise.all([idleAndSlowHead(node.port), idleAndSlowHead(srv.port)]);
+      assert.deepStrictEqual(seed, { idleAnswer: 200, idleClosedAfter: '4 to 30 s', idleSentMore: false,
+        slowHeadOpen: true, slowHeadAnswer: 200 });
+      assert.deepStrictEqual(ours, seed);
+    }));
 });

@@ -646,9 +646,10 @@ static void test_permessage_deflate_off(void **state)
 static void test_http_keep_alive_and_close(void **state)
 {
     fixture_t *f = *state;
-    static const char resp_ka[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\n"
-                                  "Content-type: text/plain\r\nContent-Length: 2\r\n"
-                                  "X-Test: 1\r\n\r\nhi";
+    static const char resp_ka[] =
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=4\r\n"
+        "Content-type: text/plain\r\nContent-Length: 2\r\n"
+        "X-Test: 1\r\n\r\nhi";
     static const char resp_close[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
                                      "Content-type: text/plain\r\nContent-Length: 2\r\n"
                                      "X-Test: 1\r\n\r\nhi";
@@ -919,8 +920,8 @@ static void test_deferred_answer_and_bodies(void **state)
     assert_int_equal(cl->in.len, 0);
     assert_int_equal(f->requests, 1);
     assert_int_equal(http_respond(f->held, 200, NULL, NULL, "late", 4), 0);
-    static const char late[] =
-        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\nContent-Length: 4\r\n\r\nlate";
+    static const char late[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: "
+                               "timeout=4\r\nContent-Length: 4\r\n\r\nlate";
     RUN_UNTIL(f, cl->in.len >= sizeof(late) - 1);
     assert_memory_equal(cl->in.data, late, sizeof(late) - 1);
     assert_int_equal(http_defer(f->held), -EINVAL); /* nothing awaits an answer now */
@@ -931,8 +932,8 @@ static void test_deferred_answer_and_bodies(void **state)
     run_for(f, 20);
     assert_int_equal(f->requests, 1); /* the GET sent while held was dropped, the POST waits */
     cl_send(cl, "cde", 3);
-    static const char echo[] =
-        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\nContent-Length: 5\r\n\r\nabcde";
+    static const char echo[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: "
+                               "timeout=4\r\nContent-Length: 5\r\n\r\nabcde";
     RUN_UNTIL(f, cl->in.len >= sizeof(echo) - 1);
     assert_memory_equal(cl->in.data, echo, sizeof(echo) - 1);
     assert_int_equal(f->requests, 2);
@@ -1011,15 +1012,57 @@ static void test_keep_alive_deadline_finishes_a_large_answer(void **state)
     memset(body, 'z', len);
     assert_int_equal(http_respond(f->held, 200, NULL, NULL, body, len), 0);
     free(body);
-    run_for(f, 600); /* several header deadlines (150 ms) while nothing is read */
+    run_for(f, 600); /* several keep-alive deadlines (150 ms) while nothing is read */
     assert_int_equal(f->closes, 0);
     assert_int_equal(uv_read_start((uv_stream_t *)&cl->tcp, cl_alloc, cl_read), 0);
     RUN_UNTIL(f, cl->eof);
-    static const char head[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 33554432\r\n\r\n";
+    static const char head[] =
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 33554432\r\n\r\n";
     assert_int_equal(cl->in.len, sizeof(head) - 1 + len);
     assert_memory_equal(cl->in.data, head, sizeof(head) - 1);
     assert_int_equal(cl->in.data[cl->in.len - 1], 'z');
     assert_int_equal(cl->read_err, 0);
+}
+
+/* The idle time allowed between requests on a keep-alive connection is its own deadline, not the
+ * head's: an idle keep-alive connection is closed (no answer, no refusal) while a head begun on
+ * a fresh connection, and the next head begun on a keep-alive one, keep the head's time. */
+static void test_keep_alive_idle_is_not_the_head_deadline(void **state)
+{
+    fixture_t *f = *state;
+    static const char req[] = "GET /hello HTTP/1.1\r\n\r\n";
+    static const char ok[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                             "Content-type: text/plain\r\nContent-Length: 2\r\n"
+                             "X-Test: 1\r\n\r\nhi";
+    size_t rlen = sizeof(req) - 1, oklen = sizeof(ok) - 1;
+    /* a fresh connection whose head has begun */
+    client_t *slow = cl_connect(f, 0);
+    cl_send(slow, req, 8);
+    /* a request answered, and the first bytes of the next one in the same write */
+    client_t *next = cl_connect(f, 1);
+    char two[2 * sizeof(req)];
+    memcpy(two, req, rlen);
+    memcpy(two + rlen, req, 8);
+    cl_send(next, two, rlen + 8);
+    /* a request answered, then nothing */
+    client_t *idle = cl_connect(f, 2);
+    cl_send(idle, req, rlen);
+    RUN_UNTIL(f, idle->eof && next->in.len >= oklen);
+    assert_int_equal(idle->in.len, oklen);
+    assert_memory_equal(idle->in.data, ok, oklen);
+    run_for(f, 400); /* two more keep-alive deadlines (200 ms) */
+    assert_false(slow->eof);
+    assert_false(next->eof);
+    cl_send(slow, req + 8, rlen - 8);
+    cl_send(next, req + 8, rlen - 8);
+    RUN_UNTIL(f, slow->in.len >= oklen && next->in.len >= 2 * oklen);
+    assert_int_equal(slow->in.len, oklen);
+    assert_memory_equal(slow->in.data, ok, oklen);
+    assert_int_equal(next->in.len, 2 * oklen);
+    assert_memory_equal(next->in.data + oklen, ok, oklen);
+    assert_int_equal(f->requests, 4);
+    assert_int_equal(refusals(f, STATS_LIMIT_HEADER_TIMEOUT), 0);
+    assert_int_equal(stats_of(f).timeouts, 0);
 }
 
 static void test_adopt_with_bytes_read(void **state)
@@ -1218,7 +1261,10 @@ static const http_limits_t lim_close = {.close_timeout_ms = 200};
 static const http_limits_t lim_slow = {.max_outq_bytes = 65536};
 static const http_limits_t lim_big_outq = {.max_outq_bytes = 64u << 20};
 static const http_limits_t lim_deflate = {.per_message_deflate = true, .max_ws_message = 4096};
-static const http_limits_t lim_slow_req = {.header_timeout_ms = 150, .body_timeout_ms = 200};
+static const http_limits_t lim_slow_req = {
+    .header_timeout_ms = 150, .body_timeout_ms = 200, .keepalive_timeout_ms = 150};
+static const http_limits_t lim_short_idle = {.header_timeout_ms = 60000,
+                                             .keepalive_timeout_ms = 200};
 
 #define T(fn, lim) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, (void *)&(lim))
 
@@ -1246,6 +1292,7 @@ int main(void)
         T(test_adopt_with_bytes_read, lim_default),
         T(test_request_timeouts, lim_slow_req),
         T(test_keep_alive_deadline_finishes_a_large_answer, lim_slow_req),
+        T(test_keep_alive_idle_is_not_the_head_deadline, lim_short_idle),
         T(test_ws_context_lazy, lim_default),
         T(test_ws_split_every_offset, lim_default),
         T(test_oversize_fragmented_across_reads, lim_small_msg),
