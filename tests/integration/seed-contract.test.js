@@ -5,9 +5,9 @@
 // node_modules), must get exactly the same answers: bursts of joins and of events (no
 // 'Rate limit exceeded'), the rooms limit, joining one's own id and another socket's, invalid
 // ids, leave-room, binary arguments, the largest message and the first one too large. Every
-// default limit that could change an answer is exercised here, and so are the HTTP idle times: an
-// idle keep-alive connection is closed after Node's keepAliveTimeout (5 s) while a slow head keeps
-// its headersTimeout (60 s).
+// default limit that could change an answer is exercised here, and so are the HTTP idle times: a
+// silent keep-alive connection is closed after Node's keepAliveTimeout (5 s) while a slow head
+// keeps its headersTimeout (60 s).
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -61,33 +61,40 @@ async function rawClient(port, name) {
   return s;
 }
 
-// Two connections opened together: one whose request head stops half way, and one that gets an
-// answer on keep-alive and then sends nothing. What a client sees: when the server closed the idle
-// one (after its answer, as a range: a loaded box only delays it), whether the server sent it
-// anything more, whether the slow head was still open then, and its answer once completed.
-async function idleAndSlowHead(port) {
+// After an answer on keep-alive, what a client that then falls silent sees: its answer's status,
+// when the server closed the connection (after the last bytes read, as a range: a loaded box only
+// delays it) and whether it sent anything more. `next`: bytes of a next request written with the
+// first one, so that the silence comes half way through a head.
+async function silentKeepAlive(c, head, next) {
+  c.write(`${head}\r\n${next}`);
+  const a = await h.waitUntil(() => answer(c.text), { timeout: 10000, message: 'the keep-alive answer' });
+  const ms = await h.withDeadline(c.closedAt, 30000, 'the server closes the silent keep-alive connection') -
+    c.lastReadAt;
+  return { answer: a.status, closedAfter: ms >= 4000 && ms < 30000 ? '4 to 30 s' : `${ms} ms`,
+    sentMore: c.text.length > a.total };
+}
+
+// Three connections opened together: one whose first request head stops half way, and two that
+// fall silent after an answer on keep-alive, one with nothing of a next request and one half way
+// through its head. Whether the slow head was still open once both were closed, and its answer
+// once completed.
+async function silenceAndSlowHead(port) {
   const head = 'GET /health HTTP/1.1\r\nHost: x\r\n';
   const slow = await rawClient(port, 'slow head');
   const idle = await rawClient(port, 'idle keep-alive');
+  const stalled = await rawClient(port, 'keep-alive stalled half way through a head');
   try {
     slow.write(head);
-    idle.write(`${head}\r\n`);
-    const a = await h.waitUntil(() => answer(idle.text), { timeout: 10000, message: 'the idle one\'s answer' });
-    const closedAt = await h.withDeadline(idle.closedAt, 30000, 'the server closes the idle keep-alive connection');
-    const ms = closedAt - idle.lastReadAt;
-    const t = {
-      idleAnswer: a.status,
-      idleClosedAfter: ms >= 4000 && ms < 30000 ? '4 to 30 s' : `${ms} ms`,
-      idleSentMore: idle.text.length > a.total,
-      slowHeadOpen: !slow.destroyed && slow.text === '',
-    };
+    const t = {};
+    [t.idle, t.stalled] = await Promise.all([silentKeepAlive(idle, head, ''),
+      silentKeepAlive(stalled, head, 'GET /he')]);
+    t.slowHeadOpen = !slow.destroyed && slow.text === '';
     slow.write('\r\n');
-    t.slowHeadAnswer = (await h.waitUntil(() => answer(slow.text), { timeout: 10000, message: 'the slow head\'s answer' }))
-      .status;
+    const a = await h.waitUntil(() => answer(slow.text), { timeout: 10000, message: 'the slow head\'s answer' });
+    t.slowHeadAnswer = a.status;
     return t;
   } finally {
-    slow.destroy();
-    idle.destroy();
+    for (const c of [slow, idle, stalled]) c.destroy();
   }
 }
 
@@ -174,11 +181,11 @@ describe('the seed contract under default limits: streamio and the seed\'s Node 
     assert.deepStrictEqual(ours, seed);
   }));
 
-  it('closes an idle keep-alive connection after about 5 s while a slow head keeps its time',
+  it('closes a silent keep-alive connection after about 5 s while a slow head keeps its time',
     h.withLogs(() => srv, async () => {
-      const [seed, ours] = await Promise.all([idleAndSlowHead(node.port), idleAndSlowHead(srv.port)]);
-      assert.deepStrictEqual(seed, { idleAnswer: 200, idleClosedAfter: '4 to 30 s', idleSentMore: false,
-        slowHeadOpen: true, slowHeadAnswer: 200 });
+      const [seed, ours] = await Promise.all([silenceAndSlowHead(node.port), silenceAndSlowHead(srv.port)]);
+      const silent = { answer: 200, closedAfter: '4 to 30 s', sentMore: false };
+      assert.deepStrictEqual(seed, { idle: silent, stalled: silent, slowHeadOpen: true, slowHeadAnswer: 200 });
       assert.deepStrictEqual(ours, seed);
     }));
 });

@@ -15,13 +15,15 @@
 #include "common/xalloc.h"
 #include "worker/net/timerq.h"
 
-/* The deadline a connection's request node waits on: the head of a request (from the accept, or
- * from the first bytes of a next request), its body, or a next request on a keep-alive connection
- * (from the last answer). Each has its own duration, so each its own queue. */
+/* The deadline a connection's request node waits on: the head of a connection's first request
+ * (from the accept), a request's body (from its head), or, on a keep-alive connection, silence
+ * (from the last answer or the last bytes of a next head). Each has its own duration, so each its
+ * own queue. */
 enum rq_phase { RQ_HEAD, RQ_BODY, RQ_IDLE, RQ_PHASES };
 
 struct http_server {
     http_limits_t lim;
+    uv_loop_t *loop;
     const router_t *router;
     stats_worker_t *limit_stats;
     conn_ctx_t *conns;
@@ -45,11 +47,13 @@ typedef struct http_conn {
     http_server_t *hs;
     conn_t *c;
     http_req_t *req;
-    timerq_node_t rq_node;       /* deadline of the request being read or awaited (keep-alive) */
-    enum rq_phase phase;         /* the queue rq_node is (or was last) in */
-    bool awaiting;               /* a route is running or holds the request: no answer yet */
-    bool deferred;               /* awaiting beyond the route (http_defer) */
-    bool upgraded;               /* http_ws_accept ran: the connection speaks WebSocket now */
+    timerq_node_t rq_node; /* deadline of the request being read or awaited (keep-alive) */
+    enum rq_phase phase;   /* the queue rq_node is (or was last) in */
+    bool awaiting;         /* a route is running or holds the request: no answer yet */
+    bool deferred;         /* awaiting beyond the route (http_defer) */
+    bool upgraded;         /* http_ws_accept ran: the connection speaks WebSocket now */
+    bool next_begun;       /* bytes of a next request arrived on keep-alive, from next_since */
+    uint64_t next_since;   /* loop time (ms) of those first bytes */
     struct http_conn *next_free; /* in hs->free_states */
 } http_conn_t;
 
@@ -204,10 +208,12 @@ static int respond(conn_t *c, int status, const char *ctype, const char *extra, 
     }
     h->awaiting = false;
     h->deferred = false;
-    if (!keep)
+    if (!keep) {
         conn_drain(c);
-    else
+    } else {
+        h->next_begun = false;
         rq_arm(h, RQ_IDLE);
+    }
     return 0;
 }
 
@@ -286,8 +292,9 @@ static void on_request_late(timerq_node_t *n, void *arg)
     if (!conn_is_open(h->c) || h->awaiting)
         return;
     if (h->phase == RQ_IDLE) {
-        /* an idle keep-alive connection: nothing to answer. An answer its peer is still taking
-         * (a large polling payload) is finished first, bounded by the close timeout's progress
+        /* a silent keep-alive connection (nothing of a next request, or a head stopped half
+         * way): closed without an answer, as Node does. An answer its peer is still taking (a
+         * large polling payload) is finished first, bounded by the close timeout's progress
          * rule; closing now would cut it off. */
         if (conn_outq_bytes(h->c))
             conn_drain(h->c);
@@ -297,6 +304,27 @@ static void on_request_late(timerq_node_t *n, void *arg)
     }
     count_limit(h->hs, h->phase == RQ_BODY ? STATS_LIMIT_BODY_TIMEOUT : STATS_LIMIT_HEADER_TIMEOUT);
     http_fail(h, -ETIMEDOUT);
+}
+
+/*
+ * Bytes of a next request's head on a keep-alive connection. As with Node's keepAliveTimeout, the
+ * idle deadline runs from the last bytes until the head is complete, so a peer that stops half
+ * way is closed as idle; the head deadline bounds the whole head from its first bytes, checked
+ * as more arrive. false: too slow, answered 408.
+ */
+static bool next_head_progress(http_conn_t *h)
+{
+    uint64_t now = uv_now(h->hs->loop);
+    if (!h->next_begun) {
+        h->next_begun = true;
+        h->next_since = now;
+    } else if (now - h->next_since >= h->hs->lim.header_timeout_ms) {
+        count_limit(h->hs, STATS_LIMIT_HEADER_TIMEOUT);
+        http_fail(h, -ETIMEDOUT);
+        return false;
+    }
+    rq_arm(h, RQ_IDLE);
+    return true;
 }
 
 static void dispatch(http_conn_t *h)
@@ -329,8 +357,8 @@ static void on_data(conn_t *c, void *state, const char *p, size_t n)
         if (!(rc & HTTP_REQ_DONE) && !((rc & HTTP_REQ_HEAD) && http_req_is_upgrade(h->req))) {
             if (rc & HTTP_REQ_HEAD)
                 rq_arm(h, RQ_BODY);
-            else if (used && h->phase == RQ_IDLE)
-                rq_arm(h, RQ_HEAD); /* a next request began: its head gets the slowloris time */
+            else if (used && h->phase == RQ_IDLE && !next_head_progress(h))
+                return;
             continue;
         }
         dispatch(h);
@@ -400,6 +428,7 @@ int http_server_new(http_server_t **out, uv_loop_t *loop, const http_limits_t *l
         hs->lim.body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
     if (!hs->lim.keepalive_timeout_ms)
         hs->lim.keepalive_timeout_ms = HTTP_DEFAULT_KEEPALIVE_TIMEOUT_MS;
+    hs->loop = loop;
     hs->router = router;
     hs->limit_stats = stats;
     buf_init(&hs->head);

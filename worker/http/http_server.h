@@ -29,8 +29,9 @@ typedef struct http_limits {
     size_t max_body;         /* request body kept for the route; over it: 413 and close */
     /* Slowloris: a request head must complete within header_timeout_ms of the accept or, on a
      * keep-alive connection, of its first bytes; its body within body_timeout_ms of the head;
-     * over it: 408 and close. After a keep-alive answer, a connection that sends nothing of a
-     * next request for keepalive_timeout_ms is closed without an answer. */
+     * over it: 408 and close. After a keep-alive answer, a connection silent for
+     * keepalive_timeout_ms (nothing of a next request, or a next head stopped half way) is
+     * closed without an answer, as Node's keepAliveTimeout does. */
     uint64_t header_timeout_ms;
     uint64_t body_timeout_ms;
     uint64_t keepalive_timeout_ms;
