@@ -306,6 +306,12 @@ static void on_desc_remove(const char *name, size_t len, void *arg)
     reader_remove(w->reader, name, len);
 }
 
+static void on_desc_event(const char *name, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    reader_event(w->reader, name, len);
+}
+
 static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
 {
     int rc = -EPROTO;
@@ -321,6 +327,18 @@ static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
         if (rc == 0)
             reader_remove_pool(w->reader, w->cur_pool);
         break;
+    case WORKDESC_STREAM_EVENT: {
+        uint32_t pool; /* the stream's pool, not a pool being listed */
+        rc = workdesc_decode(w->rec, len, &pool, on_desc_event, w);
+        break;
+    }
+    case WORKDESC_EVENTS: {
+        uint32_t up;
+        rc = workdesc_decode(w->rec, len, &up, NULL, NULL);
+        if (rc == 0)
+            reader_events(w->reader, up != 0);
+        break;
+    }
     }
     if (rc)
         LOG_ERROR("ignoring a malformed work descriptor (type %u)", type);

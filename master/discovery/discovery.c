@@ -86,10 +86,18 @@ static void publish(discovery_t *d)
     }
 }
 
+/* STREAM_KEYSPACE_EVENTS: tells `worker` whether the key events it is forwarded are complete. */
+static void send_events_state(discovery_t *d, uint32_t worker)
+{
+    if (d->kev)
+        dispatch_stream(d->dispatch, WORKDESC_EVENTS, d->events ? 1 : 0, worker, NULL, 0);
+}
+
 void discovery_attach(discovery_t *d, uint32_t worker, uint32_t block)
 {
     dispatch_attach(d->dispatch, worker, block);
     pools_foreach_in_slot(d->pools, worker, send_stream, d->dispatch);
+    send_events_state(d, worker);
     publish(d);
 }
 
@@ -101,6 +109,7 @@ void discovery_detach(discovery_t *d, uint32_t worker)
 void discovery_resend(discovery_t *d, uint32_t worker)
 {
     pools_foreach_in_slot(d->pools, worker, send_stream, d->dispatch);
+    send_events_state(d, worker);
 }
 
 /* Records that `key` exists; true when it is new (the caller publishes the stats). */
@@ -250,6 +259,8 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
     if (kind == KEYEVENT_UP || kind == KEYEVENT_DOWN) {
         bool was = d->events;
         d->events = kind == KEYEVENT_UP;
+        for (uint32_t i = 0; was != d->events && i < d->workers; i++)
+            send_events_state(d, i);
         if (d->events)
             LOG_INFO(
                 "discovery: key events on: a SCAN pass every %d ms (DISCOVERY_SAFETY_INTERVAL)",
@@ -276,9 +287,14 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
         return;
     }
     /* STREAM_PATTERN is a Redis glob; a key with a NUL byte cannot match it here */
-    if (strlen(key) == len && fnmatch(d->first->stream_pattern, key, 0) == 0 &&
-        on_new_stream(d, key, len, config_is_priority(d->cfg, key, len)))
+    if (strlen(key) != len || fnmatch(d->first->stream_pattern, key, 0) != 0)
+        return;
+    if (on_new_stream(d, key, len, config_is_priority(d->cfg, key, len)))
         publish(d);
+    /* the one subscription of this server: its reader learns of the entries from here */
+    uint32_t pool, worker;
+    if (pools_find(d->pools, key, len, &pool, &worker))
+        dispatch_stream(d->dispatch, WORKDESC_STREAM_EVENT, pool, worker, key, len);
 }
 
 /* ---- one reader per stream across servers (master/discovery/ownership) ---- */

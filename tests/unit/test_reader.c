@@ -37,8 +37,6 @@ struct reader_conn {
     char name[32];
     bool up, closing;
     reader_state_fn state;
-    reader_message_fn message; /* subscription connections */
-    char channel[64];
     void *arg;
     void (*done)(void *arg);
     void *done_arg;
@@ -261,15 +259,6 @@ static int f_unblock(reader_conn_t *via, reader_conn_t *blocked, const char *key
     return 0;
 }
 
-static reader_conn_t *f_subscribe(void *ctx, const char *name, const char *channel,
-                                  reader_message_fn message, reader_state_fn state, void *arg)
-{
-    reader_conn_t *c = add_conn(ctx, name, state, arg);
-    c->message = message;
-    snprintf(c->channel, sizeof(c->channel), "%s", channel);
-    return c;
-}
-
 static bool f_up(const reader_conn_t *c)
 {
     return c->up;
@@ -294,7 +283,6 @@ static const reader_redis_ops_t fake_redis = {
     .command = f_command,
     .command_blocking = f_command_blocking,
     .unblock = f_unblock,
-    .subscribe = f_subscribe,
     .up = f_up,
     .close = f_close,
     .slot = f_slot,
@@ -478,13 +466,16 @@ static void advance(fake_t *f, uint64_t ms)
     f->now = until;
 }
 
-/* A key event: XADD to `key`. */
+/* A key event the master forwards: XADD to `key`. */
 static void key_event(fake_t *f, const char *key)
 {
-    reader_conn_t *c = conn_named(f, "reader events");
-    assert_string_equal(c->channel, "__keyevent@0__:xadd");
-    assert_true(c->up);
-    c->message(key, strlen(key), c->arg);
+    reader_event(f->r, key, strlen(key));
+}
+
+/* The master says its key-event subscription is up or down. */
+static void events_up(fake_t *f, bool up)
+{
+    reader_events(f->r, up);
 }
 
 static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
@@ -859,7 +850,7 @@ static void test_cluster_reads_one_slot_per_command(void **state)
     static const char *const env[] = {"STREAM_KEYSPACE_EVENTS", "true", NULL};
     fake_t *f = fake_new(env);
     f->cluster = true;
-    set_up(f, "reader events", true);
+    events_up(f, true);
     static const char *const names[] = {"a1", "b1", "a2", NULL};
     add_fresh(f, 0, names);
     set_up(f, "reader 0", true);
@@ -1085,7 +1076,7 @@ static void test_idle_stream_parks_and_wakes_on_key_event(void **state)
     static const char *const env[] = {"STREAM_INACTIVE_TTL", "1000", "STREAM_KEYSPACE_EVENTS",
                                       "true", NULL};
     fake_t *f = fake_new(env);
-    set_up(f, "reader events", true);
+    events_up(f, true);
     static const char *const names[] = {"s1", "s2", NULL};
     add_fresh(f, 0, names);
     lane_start(f, "reader 0", names);
@@ -1139,7 +1130,7 @@ static void test_key_events_slow_the_poll_down(void **state)
     fake_t *f = fake_new(env);
     set_up(f, "reader svc", true);
     events_config(f, "Kx"); /* no key events of stream commands: blocking lanes */
-    set_up(f, "reader events", true);
+    events_up(f, true);
     events_config(f, "Kx"); /* asked again on every subscription */
     reader_add(f->r, 0, "q1", 2);
     assert_string_equal(next(f), "reader svc: XINFO STREAM q1");
@@ -1157,7 +1148,7 @@ static void test_key_events_slow_the_poll_down(void **state)
     }
     assert_int_equal(polls, 2);
     /* events lost: every turn again */
-    set_up(f, "reader events", false);
+    events_up(f, false);
     for (int i = 0; i < 3; i++) {
         advance(f, 100);
         assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS q1 1000-5");
@@ -1374,7 +1365,7 @@ static fake_t *events_fake(const char *const *env)
     fake_t *f = fake_new(merged);
     set_up(f, "reader svc", true);
     events_config(f, "KEA");
-    set_up(f, "reader events", true);
+    events_up(f, true);
     events_config(f, "KEA"); /* asked again on every subscription: on now */
     assert_string_equal(next(f), "(none)");
     return f;
@@ -1578,11 +1569,11 @@ static void test_event_mode_follows_the_subscription(void **state)
     answer(f, "reader 0", rnil());
     assert_string_equal(next(f), "(none)");
     /* the subscription is lost: events may be missed, the lane blocks on its streams again */
-    set_up(f, "reader events", false);
+    events_up(f, false);
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
     /* back: asked again, then event mode with a catch-up read of every stream (an XADD of the
      * outage has no event), the blocking read cut short first */
-    set_up(f, "reader events", true);
+    events_up(f, true);
     events_config(f, "KEA");
     assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
     answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(1, entry("2-0", "e", "d")))));

@@ -135,8 +135,6 @@ struct reader {
     reader_timer_t *svc_timer;
     size_t svc_inflight;
     uint64_t svc_turns;
-    reader_conn_t *events; /* STREAM_KEYSPACE_EVENTS: __keyevent@<db>__:xadd; NULL when off */
-    char events_chan[48];
     const char **svc_argv;
     size_t *svc_len;
     size_t svc_cap;
@@ -152,7 +150,8 @@ struct reader {
     size_t *ack_len;
     size_t ack_cap;
     reader_dlq_t *dlq; /* NULL without STREAM_DEAD_LETTER */
-    /* event mode: on while key events are subscribed and Redis publishes them */
+    /* event mode: on while the master forwards key events and Redis publishes them */
+    bool events_up; /* the master's subscription is up (reader_events) */
     bool events_ok; /* notify-keyspace-events has E and t (CONFIG GET on svc) */
     bool evmode;
     uint64_t next_events_check;
@@ -1272,7 +1271,7 @@ static bool flags_publish_xadd(const char *f, size_t len)
  * events announced is found); leaving it, the lanes go back to their blocking reads. */
 static void evmode_update(reader_t *r)
 {
-    bool on = r->events_ok && conn_up(r, r->events) && !r->stopping;
+    bool on = r->events_ok && r->events_up && !r->stopping;
     if (on == r->evmode)
         return;
     r->evmode = on;
@@ -1322,7 +1321,7 @@ static void on_events_config(const redisReply *rep, void *arg)
 static void check_events(reader_t *r)
 {
     uint64_t now = now_ms(r);
-    if (!r->events || now < r->next_events_check)
+    if (!r->cfg->keyspace_events || now < r->next_events_check)
         return;
     const char *argv[] = {"CONFIG", "GET", "notify-keyspace-events"};
     size_t lens[] = {6, 3, 22};
@@ -1362,8 +1361,7 @@ static void svc_run(reader_t *r)
     }
     send_probes(r);
     /* keyspace events wake parked streams at once; polling is only the safety net then */
-    bool events = conn_up(r, r->events);
-    if (!events || r->svc_turns++ % WAKE_SLOWDOWN == 0)
+    if (!r->events_up || r->svc_turns++ % WAKE_SLOWDOWN == 0)
         send_wakes(r, WAKE_BATCH);
     send_claims(r, CLAIM_BATCH);
 }
@@ -1374,10 +1372,8 @@ static void heard_clear(reader_t *r)
     r->heard = strmap_new();
 }
 
-/* A key event: the key an XADD went to. */
-static void on_event(const char *key, size_t len, void *arg)
+void reader_event(reader_t *r, const char *key, size_t len)
 {
-    reader_t *r = arg;
     rstream_t *s = strmap_get(r->streams, key, len);
     if (r->stopping)
         return;
@@ -1420,19 +1416,6 @@ static void on_svc_state(reader_conn_t *conn, bool connected, void *arg)
     }
 }
 
-/* The subscription came up (again: key events of the outage are lost) or went down. */
-static void on_events_state(reader_conn_t *conn, bool connected, void *arg)
-{
-    (void)conn;
-    reader_t *r = arg;
-    if (!connected) {
-        evmode_update(r);
-        return;
-    }
-    r->next_events_check = 0;
-    svc_run(r);
-}
-
 /* ---- public ---- */
 
 reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *clock,
@@ -1464,12 +1447,6 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
     for (size_t i = 0; r->dlq && i < r->nlanes; i++)
         r->lanes[i].marks = reader_dlq_marks_new();
     r->open_handles = 2;
-    if (cfg->keyspace_events) {
-        snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
-        r->events = r->redis.subscribe(r->redis.ctx, "reader events", r->events_chan, on_event,
-                                       on_events_state, r);
-        r->open_handles++;
-    }
     r->svc_timer = r->clock.timer_new(r->clock.ctx, on_svc_timer, r);
     r->clock.timer_start(r->svc_timer, SVC_TICK_MS, SVC_TICK_MS);
     return r;
@@ -1501,6 +1478,21 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
             r->catchup_left++;
         }
     }
+    svc_run(r);
+}
+
+void reader_events(reader_t *r, bool up)
+{
+    if (up == r->events_up || r->stopping)
+        return;
+    r->events_up = up;
+    if (!up) {
+        evmode_update(r);
+        return;
+    }
+    /* up again: events of the outage are lost; event mode (and its catch-up) once Redis is seen
+     * to publish them */
+    r->next_events_check = 0;
     svc_run(r);
 }
 
@@ -1659,8 +1651,6 @@ void reader_stop(reader_t *r, void (*done)(void *arg), void *arg)
     r->clock.timer_close(r->svc_timer, handle_closed, r);
     r->redis.close(r->svc, handle_closed,
                    r); /* claimed entries in flight are delivered and acked */
-    if (r->events)
-        r->redis.close(r->events, handle_closed, r);
     for (size_t i = 0; i < r->nlanes; i++) {
         lane_t *l = &r->lanes[i];
         if (l->state == LANE_WAIT) {
