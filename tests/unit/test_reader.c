@@ -76,7 +76,10 @@ struct fake {
     bool publish; /* the entry callback sends PUBLISH <stream> <id> before the ack */
     bool gate;
     bool stopped;
-    bool cluster; /* slot(): streams a* in slot 1, others in slot 2; else -1 */
+    bool cluster;        /* slot(): streams a* in slot 1, others in slot 2; else -1 */
+    const char *held[8]; /* key events waiting in the worker's ring for the reader's pull */
+    size_t nheld;
+    int pulls;
     char line[1024];
 };
 
@@ -1509,6 +1512,83 @@ static void test_event_mode_coalesces_events_of_a_busy_lane(void **state)
     fake_free(f);
 }
 
+/* The worker's side of reader_set_pull: the events held in its ring reach the reader now. */
+static void f_pull(void *arg)
+{
+    fake_t *f = arg;
+    f->pulls++;
+    for (size_t i = 0; i < f->nheld; i++)
+        key_event(f, f->held[i]);
+    f->nheld = 0;
+}
+
+/* While entries flow the worker may hold key events back (no wake-up per event): the paced
+ * lane pulls them into its next batch; once a batch finds one entry or none, events are
+ * wanted at once again. */
+static void test_paced_lane_pulls_held_events(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", NULL};
+    fake_t *f = events_fake(env);
+    reader_set_pull(f->r, f_pull, f);
+    key_event(f, "s1");
+    reader_add(f->r, 0, "s1", 2);
+    key_event(f, "s2");
+    reader_add(f->r, 0, "s2", 2);
+    assert_false(reader_events_may_wait(f->r)); /* nothing flows yet */
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s2 g 0");
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 0 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", rstatus("OK"));
+    int before = f->pulls;
+    answer(f, "reader 0", ra(2, ra(2, rs("s2"), ra(0)), ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 > >");
+    assert_true(f->pulls > before); /* every batch pulls first */
+    assert_false(reader_events_may_wait(f->r));
+    answer(f, "reader 0",
+           ra(1, ra(2, rs("s1"), ra(2, entry("1-0", "e", "d"), entry("2-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-0 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-0 2-0");
+    /* two entries: paced, and events may wait in the ring until the next batch */
+    assert_string_equal(next(f), "(none)");
+    assert_true(reader_events_may_wait(f->r));
+    key_event(f, "s1"); /* this one reached it: its read waits for the window */
+    f->held[f->nheld++] = "s2";
+    advance(f, 9);
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->nheld, 1);
+    advance(f, 1);
+    assert_int_equal(f->nheld, 0);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 > >");
+    assert_true(reader_events_may_wait(f->r)); /* its batch is in flight: it pulls after it */
+    answer(f, "reader 0", rnil());
+    /* a quiet batch: no more waiting; the next event is read at once */
+    assert_false(reader_events_may_wait(f->r));
+    key_event(f, "s1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "(none)");
+    /* entries again (a kick pulls what was held), then the lane's connection is lost:
+     * nothing may wait for it */
+    f->held[f->nheld++] = "s2";
+    key_event(f, "s1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 > >");
+    answer(f, "reader 0",
+           ra(2, ra(2, rs("s1"), ra(1, entry("3-0", "e", "d"))),
+              ra(2, rs("s2"), ra(1, entry("4-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 3-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 3-0");
+    assert_string_equal(next(f), "reader 0: XACK s2 g 4-0");
+    assert_string_equal(next(f), "reader 0: XDEL s2 4-0");
+    assert_true(reader_events_may_wait(f->r));
+    set_up(f, "reader 0", false);
+    assert_false(reader_events_may_wait(f->r));
+    fake_free(f);
+}
+
 static void test_event_mode_cluster_pipelines_one_read_per_slot(void **state)
 {
     (void)state;
@@ -1778,6 +1858,7 @@ int main(void)
         cmocka_unit_test(test_stop_drains_reads_in_flight),
         cmocka_unit_test(test_event_mode_reads_only_what_events_announce),
         cmocka_unit_test(test_event_mode_coalesces_events_of_a_busy_lane),
+        cmocka_unit_test(test_paced_lane_pulls_held_events),
         cmocka_unit_test(test_event_mode_cluster_pipelines_one_read_per_slot),
         cmocka_unit_test(test_event_mode_follows_the_subscription),
         cmocka_unit_test(test_event_mode_claims_slowly_and_never_polls),

@@ -155,7 +155,10 @@ struct reader {
     bool events_ok; /* notify-keyspace-events has E and t (CONFIG GET on svc) */
     bool evmode;
     uint64_t next_events_check;
-    strmap_t *heard;     /* key events of unknown streams: read first once assigned */
+    strmap_t *heard;         /* key events of unknown streams: read first once assigned */
+    void (*pull)(void *arg); /* applies the key events queued for this reader (reader_set_pull) */
+    void *pull_arg;
+    bool pulling;        /* in pull: event lanes are kicked once it is over */
     size_t catchup_left; /* parked streams still to poll in this pass */
 };
 
@@ -655,6 +658,22 @@ static size_t take_dirty(lane_t *l, size_t max, uint64_t now)
 static void lane_read_dirty(lane_t *l, uint64_t now)
 {
     reader_t *r = l->r;
+    if (r->pull && !r->pulling) {
+        /* the events queued while entries flowed (reader_events_may_wait) go into this batch */
+        r->pulling = true;
+        r->pull(r->pull_arg);
+        r->pulling = false;
+        for (size_t i = 0; i < r->nplain; i++) {
+            if (&r->lanes[i] != l)
+                lane_kick(&r->lanes[i]);
+        }
+        if (l->state != LANE_IDLE)
+            return;
+        if (!events_lane(l)) {
+            lane_kick(l); /* event mode ended in the pull: a blocking read */
+            return;
+        }
+    }
     if (!l->hot.n && !l->cold.n)
         return; /* nothing to read: a quiet lane costs nothing */
     if (l->last_got > 1 && lane_pace(l, now))
@@ -699,6 +718,8 @@ static void lane_kick(lane_t *l)
     if (!ev)
         send_group_creates(l);
     uint64_t now = now_ms(r);
+    if (ev && r->pulling)
+        return; /* kicked once the pull is over */
     if (now < l->hold_until || (r->gate && !r->gate(r->gate_arg))) {
         /* what we would read now could not reach every socket: wait, it stays in Redis */
         l->state = LANE_WAIT;
@@ -1479,6 +1500,30 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
         }
     }
     svc_run(r);
+}
+
+void reader_set_pull(reader_t *r, void (*pull)(void *arg), void *arg)
+{
+    r->pull = pull;
+    r->pull_arg = arg;
+}
+
+bool reader_events_may_wait(const reader_t *r)
+{
+    if (!r->evmode || r->stopping || r->cfg->batch_delay_ms <= 0)
+        return false;
+    uint64_t now = now_ms(r);
+    for (size_t i = 0; i < r->nplain; i++) {
+        const lane_t *l = &r->lanes[i];
+        if (l->last_got <= 1 || !conn_up(r, l->conn))
+            continue;
+        /* paced, its batch in flight, or idle inside the window its next batch waits for
+         * anyway: it pulls before that batch */
+        if (l->state == LANE_WAIT || l->state == LANE_BUSY ||
+            (l->state == LANE_IDLE && now < l->pass_ms + (uint64_t)r->cfg->batch_delay_ms))
+            return true;
+    }
+    return false;
 }
 
 void reader_events(reader_t *r, bool up)

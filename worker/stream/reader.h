@@ -155,6 +155,15 @@ void reader_remove(reader_t *r, const char *name, size_t len);
  * for a moment, a stream often being announced before the master assigns it).
  */
 void reader_event(reader_t *r, const char *key, size_t len);
+/*
+ * Event mode while entries flow: pull(arg) is called before every event-mode batch to apply the
+ * key events queued for the reader (reader_event calls made from it go into that batch).
+ * reader_events_may_wait is true while a lane's batches are paced by BATCH_DELAY (its last one
+ * found more than one entry): events may then wait to be pulled, for up to BATCH_DELAY, instead
+ * of waking the worker one by one. NULL: nothing to pull.
+ */
+void reader_set_pull(reader_t *r, void (*pull)(void *arg), void *arg);
+bool reader_events_may_wait(const reader_t *r);
 /* STREAM_KEYSPACE_EVENTS: the master's subscription is up (again: what it missed is caught up
  * once Redis is seen to publish the events) or down (back to blocking reads). Starts down. */
 void reader_events(reader_t *r, bool up);
