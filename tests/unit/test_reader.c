@@ -1589,6 +1589,41 @@ static void test_paced_lane_pulls_held_events(void **state)
     fake_free(f);
 }
 
+/* Events pulled for one lane that belong to another: that lane is kicked once the pull is
+ * over, and its own batch does not pull again in a loop. */
+static void test_pull_kicks_the_other_lanes_once(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", "MAX_CONCURRENT_POOLS", "2", NULL};
+    fake_t *f = events_fake(env);
+    reader_set_pull(f->r, f_pull, f);
+    key_event(f, "s1");
+    reader_add(f->r, 0, "s1", 2);
+    key_event(f, "t1");
+    reader_add(f->r, 1, "t1", 2);
+    set_up(f, "reader 0", true);
+    set_up(f, "reader 1", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    assert_string_equal(next(f), "reader 1: XGROUP CREATE t1 g 0");
+    assert_string_equal(next(f), "reader 1: XREADGROUP GROUP g c1 COUNT 10 STREAMS t1 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 1", rstatus("OK"));
+    answer(f, "reader 1", ra(1, ra(2, rs("t1"), ra(0))));
+    assert_string_equal(next(f), "reader 1: XREADGROUP GROUP g c1 COUNT 10 STREAMS t1 >");
+    answer(f, "reader 1", rnil());
+    /* lane 0's reply: its kick pulls an event of lane 1's stream, which lane 1 reads now */
+    f->held[f->nheld++] = "t1";
+    answer(f, "reader 0", rnil());
+    assert_int_equal(f->nheld, 0);
+    assert_string_equal(next(f), "reader 1: XREADGROUP GROUP g c1 COUNT 10 STREAMS t1 >");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
 static void test_event_mode_cluster_pipelines_one_read_per_slot(void **state)
 {
     (void)state;
@@ -1859,6 +1894,7 @@ int main(void)
         cmocka_unit_test(test_event_mode_reads_only_what_events_announce),
         cmocka_unit_test(test_event_mode_coalesces_events_of_a_busy_lane),
         cmocka_unit_test(test_paced_lane_pulls_held_events),
+        cmocka_unit_test(test_pull_kicks_the_other_lanes_once),
         cmocka_unit_test(test_event_mode_cluster_pipelines_one_read_per_slot),
         cmocka_unit_test(test_event_mode_follows_the_subscription),
         cmocka_unit_test(test_event_mode_claims_slowly_and_never_polls),

@@ -159,6 +159,8 @@ struct reader {
     void (*pull)(void *arg); /* applies the key events queued for this reader (reader_set_pull) */
     void *pull_arg;
     bool pulling;        /* in pull: event lanes are kicked once it is over */
+    bool kick_deferred;  /* a lane was kicked during the pull */
+    bool after_pull;     /* kicking the other lanes after a pull: they do not pull again */
     size_t catchup_left; /* parked streams still to poll in this pass */
 };
 
@@ -658,14 +660,19 @@ static size_t take_dirty(lane_t *l, size_t max, uint64_t now)
 static void lane_read_dirty(lane_t *l, uint64_t now)
 {
     reader_t *r = l->r;
-    if (r->pull && !r->pulling) {
+    if (r->pull && !r->pulling && !r->after_pull) {
         /* the events queued while entries flowed (reader_events_may_wait) go into this batch */
         r->pulling = true;
+        r->kick_deferred = false;
         r->pull(r->pull_arg);
         r->pulling = false;
-        for (size_t i = 0; i < r->nplain; i++) {
-            if (&r->lanes[i] != l)
-                lane_kick(&r->lanes[i]);
+        if (r->kick_deferred) {
+            r->after_pull = true; /* once: their reads take what this pull brought */
+            for (size_t i = 0; i < r->nplain; i++) {
+                if (&r->lanes[i] != l)
+                    lane_kick(&r->lanes[i]);
+            }
+            r->after_pull = false;
         }
         if (l->state != LANE_IDLE)
             return;
@@ -718,8 +725,10 @@ static void lane_kick(lane_t *l)
     if (!ev)
         send_group_creates(l);
     uint64_t now = now_ms(r);
-    if (ev && r->pulling)
-        return; /* kicked once the pull is over */
+    if (ev && r->pulling) {
+        r->kick_deferred = true; /* kicked once the pull is over */
+        return;
+    }
     if (now < l->hold_until || (r->gate && !r->gate(r->gate_arg))) {
         /* what we would read now could not reach every socket: wait, it stays in Redis */
         l->state = LANE_WAIT;
