@@ -1522,6 +1522,21 @@ static void f_pull(void *arg)
     f->nheld = 0;
 }
 
+/* An event-mode reader whose worker holds key events back for its pull (f->held). */
+static fake_t *pull_fake(const char *const *env)
+{
+    fake_t *f = events_fake(env);
+    reader_set_pull(f->r, f_pull, f);
+    return f;
+}
+
+/* A new stream whose key event came before the master assigned it: read once its lane is up. */
+static void add_announced(fake_t *f, uint32_t pool, const char *name)
+{
+    key_event(f, name);
+    reader_add(f->r, pool, name, strlen(name));
+}
+
 /* While entries flow the worker may hold key events back (no wake-up per event): the paced
  * lane pulls them into its next batch; once a batch finds one entry or none, events are
  * wanted at once again. */
@@ -1529,12 +1544,9 @@ static void test_paced_lane_pulls_held_events(void **state)
 {
     (void)state;
     static const char *const env[] = {"BATCH_DELAY", "10", NULL};
-    fake_t *f = events_fake(env);
-    reader_set_pull(f->r, f_pull, f);
-    key_event(f, "s1");
-    reader_add(f->r, 0, "s1", 2);
-    key_event(f, "s2");
-    reader_add(f->r, 0, "s2", 2);
+    fake_t *f = pull_fake(env);
+    add_announced(f, 0, "s1");
+    add_announced(f, 0, "s2");
     assert_false(reader_events_may_wait(f->r)); /* nothing flows yet */
     set_up(f, "reader 0", true);
     advance(f, 300);
@@ -1595,12 +1607,9 @@ static void test_pull_kicks_the_other_lanes_once(void **state)
 {
     (void)state;
     static const char *const env[] = {"BATCH_DELAY", "10", "MAX_CONCURRENT_POOLS", "2", NULL};
-    fake_t *f = events_fake(env);
-    reader_set_pull(f->r, f_pull, f);
-    key_event(f, "s1");
-    reader_add(f->r, 0, "s1", 2);
-    key_event(f, "t1");
-    reader_add(f->r, 1, "t1", 2);
+    fake_t *f = pull_fake(env);
+    add_announced(f, 0, "s1");
+    add_announced(f, 1, "t1");
     set_up(f, "reader 0", true);
     set_up(f, "reader 1", true);
     advance(f, 300);
