@@ -37,8 +37,6 @@ struct reader_conn {
     char name[32];
     bool up, closing;
     reader_state_fn state;
-    reader_message_fn message; /* subscription connections */
-    char channel[64];
     void *arg;
     void (*done)(void *arg);
     void *done_arg;
@@ -78,7 +76,10 @@ struct fake {
     bool publish; /* the entry callback sends PUBLISH <stream> <id> before the ack */
     bool gate;
     bool stopped;
-    bool cluster; /* slot(): streams a* in slot 1, others in slot 2; else -1 */
+    bool cluster;        /* slot(): streams a* in slot 1, others in slot 2; else -1 */
+    const char *held[8]; /* key events waiting in the worker's ring for the reader's pull */
+    size_t nheld;
+    int pulls;
     char line[1024];
 };
 
@@ -279,15 +280,6 @@ static int f_unblock(reader_conn_t *via, reader_conn_t *blocked, const char *key
     return 0;
 }
 
-static reader_conn_t *f_subscribe(void *ctx, const char *name, const char *channel,
-                                  reader_message_fn message, reader_state_fn state, void *arg)
-{
-    reader_conn_t *c = add_conn(ctx, name, state, arg);
-    c->message = message;
-    snprintf(c->channel, sizeof(c->channel), "%s", channel);
-    return c;
-}
-
 static bool f_up(const reader_conn_t *c)
 {
     return c->up;
@@ -312,7 +304,6 @@ static const reader_redis_ops_t fake_redis = {
     .command = f_command,
     .command_blocking = f_command_blocking,
     .unblock = f_unblock,
-    .subscribe = f_subscribe,
     .up = f_up,
     .close = f_close,
     .slot = f_slot,
@@ -496,13 +487,16 @@ static void advance(fake_t *f, uint64_t ms)
     f->now = until;
 }
 
-/* A key event: XADD to `key`. */
+/* A key event the master forwards: XADD to `key`. */
 static void key_event(fake_t *f, const char *key)
 {
-    reader_conn_t *c = conn_named(f, "reader events");
-    assert_string_equal(c->channel, "__keyevent@0__:xadd");
-    assert_true(c->up);
-    c->message(key, strlen(key), c->arg);
+    reader_event(f->r, key, strlen(key));
+}
+
+/* The master says its key-event subscription is up or down. */
+static void events_up(fake_t *f, bool up)
+{
+    reader_events(f->r, up);
 }
 
 static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
@@ -877,7 +871,7 @@ static void test_cluster_reads_one_slot_per_command(void **state)
     static const char *const env[] = {"STREAM_KEYSPACE_EVENTS", "true", NULL};
     fake_t *f = fake_new(env);
     f->cluster = true;
-    set_up(f, "reader events", true);
+    events_up(f, true);
     static const char *const names[] = {"a1", "b1", "a2", NULL};
     add_fresh(f, 0, names);
     set_up(f, "reader 0", true);
@@ -1101,7 +1095,7 @@ static void test_idle_stream_parks_and_wakes_on_key_event(void **state)
     static const char *const env[] = {"STREAM_INACTIVE_TTL", "1000", "STREAM_KEYSPACE_EVENTS",
                                       "true", NULL};
     fake_t *f = fake_new(env);
-    set_up(f, "reader events", true);
+    events_up(f, true);
     static const char *const names[] = {"s1", "s2", NULL};
     add_fresh(f, 0, names);
     lane_start(f, "reader 0", names);
@@ -1155,7 +1149,7 @@ static void test_key_events_slow_the_poll_down(void **state)
     fake_t *f = fake_new(env);
     set_up(f, "reader svc", true);
     events_config(f, "Kx"); /* no key events of stream commands: blocking lanes */
-    set_up(f, "reader events", true);
+    events_up(f, true);
     events_config(f, "Kx"); /* asked again on every subscription */
     reader_add(f->r, 0, "q1", 2);
     assert_string_equal(next(f), "reader svc: XINFO STREAM q1");
@@ -1173,7 +1167,7 @@ static void test_key_events_slow_the_poll_down(void **state)
     }
     assert_int_equal(polls, 2);
     /* events lost: every turn again */
-    set_up(f, "reader events", false);
+    events_up(f, false);
     for (int i = 0; i < 3; i++) {
         advance(f, 100);
         assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS q1 1000-5");
@@ -1390,7 +1384,7 @@ static fake_t *events_fake(const char *const *env)
     fake_t *f = fake_new(merged);
     set_up(f, "reader svc", true);
     events_config(f, "KEA");
-    set_up(f, "reader events", true);
+    events_up(f, true);
     events_config(f, "KEA"); /* asked again on every subscription: on now */
     assert_string_equal(next(f), "(none)");
     return f;
@@ -1534,6 +1528,127 @@ static void test_event_mode_coalesces_events_of_a_busy_lane(void **state)
     fake_free(f);
 }
 
+/* The worker's side of reader_set_pull: the events held in its ring reach the reader now. */
+static void f_pull(void *arg)
+{
+    fake_t *f = arg;
+    f->pulls++;
+    for (size_t i = 0; i < f->nheld; i++)
+        key_event(f, f->held[i]);
+    f->nheld = 0;
+}
+
+/* An event-mode reader whose worker holds key events back for its pull (f->held). */
+static fake_t *pull_fake(const char *const *env)
+{
+    fake_t *f = events_fake(env);
+    reader_set_pull(f->r, f_pull, f);
+    return f;
+}
+
+/* A new stream whose key event came before the master assigned it: read once its lane is up. */
+static void add_announced(fake_t *f, uint32_t pool, const char *name)
+{
+    key_event(f, name);
+    reader_add(f->r, pool, name, strlen(name));
+}
+
+/* While entries flow the worker may hold key events back (no wake-up per event): the paced
+ * lane pulls them into its next batch; once a batch finds one entry or none, events are
+ * wanted at once again. */
+static void test_paced_lane_pulls_held_events(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", NULL};
+    fake_t *f = pull_fake(env);
+    add_announced(f, 0, "s1");
+    add_announced(f, 0, "s2");
+    assert_false(reader_events_may_wait(f->r)); /* nothing flows yet */
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s2 g 0");
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 0 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", rstatus("OK"));
+    int before = f->pulls;
+    answer(f, "reader 0", ra(2, ra(2, rs("s2"), ra(0)), ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 > >");
+    assert_true(f->pulls > before); /* every batch pulls first */
+    assert_false(reader_events_may_wait(f->r));
+    answer(f, "reader 0",
+           ra(1, ra(2, rs("s1"), ra(2, entry("1-0", "e", "d"), entry("2-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-0 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-0 2-0");
+    /* two entries: paced, and events may wait in the ring until the next batch */
+    assert_string_equal(next(f), "(none)");
+    assert_true(reader_events_may_wait(f->r));
+    key_event(f, "s1"); /* this one reached it: its read waits for the window */
+    f->held[f->nheld++] = "s2";
+    advance(f, 9);
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(f->nheld, 1);
+    advance(f, 1);
+    assert_int_equal(f->nheld, 0);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 > >");
+    assert_true(reader_events_may_wait(f->r)); /* its batch is in flight: it pulls after it */
+    answer(f, "reader 0", rnil());
+    /* a quiet batch: no more waiting; the next event is read at once */
+    assert_false(reader_events_may_wait(f->r));
+    key_event(f, "s1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+    assert_string_equal(next(f), "(none)");
+    /* entries again (a kick pulls what was held), then the lane's connection is lost:
+     * nothing may wait for it */
+    f->held[f->nheld++] = "s2";
+    key_event(f, "s1");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 s1 > >");
+    answer(f, "reader 0",
+           ra(2, ra(2, rs("s1"), ra(1, entry("3-0", "e", "d"))),
+              ra(2, rs("s2"), ra(1, entry("4-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 3-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 3-0");
+    assert_string_equal(next(f), "reader 0: XACK s2 g 4-0");
+    assert_string_equal(next(f), "reader 0: XDEL s2 4-0");
+    assert_true(reader_events_may_wait(f->r));
+    set_up(f, "reader 0", false);
+    assert_false(reader_events_may_wait(f->r));
+    fake_free(f);
+}
+
+/* Events pulled for one lane that belong to another: that lane is kicked once the pull is
+ * over, and its own batch does not pull again in a loop. */
+static void test_pull_kicks_the_other_lanes_once(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"BATCH_DELAY", "10", "MAX_CONCURRENT_POOLS", "2", NULL};
+    fake_t *f = pull_fake(env);
+    add_announced(f, 0, "s1");
+    add_announced(f, 1, "t1");
+    set_up(f, "reader 0", true);
+    set_up(f, "reader 1", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    assert_string_equal(next(f), "reader 1: XGROUP CREATE t1 g 0");
+    assert_string_equal(next(f), "reader 1: XREADGROUP GROUP g c1 COUNT 10 STREAMS t1 0");
+    answer(f, "reader 0", rstatus("OK"));
+    answer(f, "reader 0", ra(1, ra(2, rs("s1"), ra(0))));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 1", rstatus("OK"));
+    answer(f, "reader 1", ra(1, ra(2, rs("t1"), ra(0))));
+    assert_string_equal(next(f), "reader 1: XREADGROUP GROUP g c1 COUNT 10 STREAMS t1 >");
+    answer(f, "reader 1", rnil());
+    /* lane 0's reply: its kick pulls an event of lane 1's stream, which lane 1 reads now */
+    f->held[f->nheld++] = "t1";
+    answer(f, "reader 0", rnil());
+    assert_int_equal(f->nheld, 0);
+    assert_string_equal(next(f), "reader 1: XREADGROUP GROUP g c1 COUNT 10 STREAMS t1 >");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
 static void test_event_mode_cluster_pipelines_one_read_per_slot(void **state)
 {
     (void)state;
@@ -1594,11 +1709,11 @@ static void test_event_mode_follows_the_subscription(void **state)
     answer(f, "reader 0", rnil());
     assert_string_equal(next(f), "(none)");
     /* the subscription is lost: events may be missed, the lane blocks on its streams again */
-    set_up(f, "reader events", false);
+    events_up(f, false);
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
     /* back: asked again, then event mode with a catch-up read of every stream (an XADD of the
      * outage has no event), the blocking read cut short first */
-    set_up(f, "reader events", true);
+    events_up(f, true);
     events_config(f, "KEA");
     assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
     answer(f, "reader 0", read_one("s1", "2-0"));
@@ -1801,6 +1916,8 @@ int main(void)
         cmocka_unit_test(test_stop_drains_reads_in_flight),
         cmocka_unit_test(test_event_mode_reads_only_what_events_announce),
         cmocka_unit_test(test_event_mode_coalesces_events_of_a_busy_lane),
+        cmocka_unit_test(test_paced_lane_pulls_held_events),
+        cmocka_unit_test(test_pull_kicks_the_other_lanes_once),
         cmocka_unit_test(test_event_mode_cluster_pipelines_one_read_per_slot),
         cmocka_unit_test(test_event_mode_follows_the_subscription),
         cmocka_unit_test(test_event_mode_claims_slowly_and_never_polls),
