@@ -665,6 +665,7 @@ static int clients_setup(worker_t *w)
         .max_body = (size_t)cfg->max_payload,
         .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
         .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
+        .keepalive_timeout_ms = (uint64_t)cfg->http_keepalive_timeout_ms,
         .max_ws_message = (size_t)cfg->max_payload,
         .max_outq_bytes = 4u << 20,
         .close_timeout_ms = 1000,
