@@ -726,6 +726,8 @@ static int clients_setup(worker_t *w)
         .close_timeout_ms = 1000,
         .per_message_deflate = cfg->per_message_deflate,
     };
+    /* sids name this server too: another server relays a request for one of them here */
+    snprintf(lim.relay_tag, sizeof(lim.relay_tag), "%.*s", RELAY_HELLO_TAG_LEN, w->args->server_id);
     w->router = router_new();
     int rc = http_server_new(&w->http, &w->loop, &lim, w->router, w->stats);
     if (rc)
@@ -751,7 +753,6 @@ static int clients_setup(worker_t *w)
         .socks = w->args->socks,
         .region = w->args->region,
     };
-    /* sids name this server too: another server relays a request for one of them here */
     snprintf(ec.sessions.tag, sizeof(ec.sessions.tag), "%.*s", EIO_SID_TAG_LEN, w->args->server_id);
     if ((rc = eio_endpoint_new(&w->eio, &w->loop, &ec, w->http, w->stats)))
         return rc;

@@ -1301,7 +1301,41 @@ static void test_oversize_fragmented_across_reads(void **state)
     assert_int_equal(ws_contexts(f), 0);
 }
 
+/* Another server relaying here opens with a hello naming this server: answered, then HTTP; a
+ * hello naming another server is closed unanswered; plain HTTP is untouched. */
+static void test_relay_hello(void **state)
+{
+    fixture_t *f = *state;
+    char hello[RELAY_HELLO_LEN], want[RELAY_ANSWER_LEN];
+    relay_hello_build(hello, "AbCd", "0123456789abcdef");
+    relay_answer_build(want, "AbCd", "0123456789abcdef");
+    client_t *cl = cl_connect(f, 0);
+    cl_send(cl, hello, sizeof(hello));
+    RUN_UNTIL(f, cl->in.len >= sizeof(want));
+    assert_int_equal(cl->in.len, sizeof(want));
+    assert_memory_equal(cl->in.data, want, sizeof(want));
+    buf_reset(&cl->in);
+    cl_send(cl, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n", 45);
+    RUN_UNTIL(f, cl->eof && f->closes == 1);
+    assert_int_equal(f->requests, 1);
+    assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
+
+    cl = cl_connect(f, 1);
+    relay_hello_build(hello, "ZZZZ", "0123456789abcdef");
+    cl_send(cl, hello, sizeof(hello));
+    RUN_UNTIL(f, cl->eof && f->closes == 2);
+    assert_int_equal(cl->in.len, 0);
+    assert_int_equal(f->requests, 1);
+
+    cl = cl_connect(f, 2);
+    cl_send(cl, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n", 45);
+    RUN_UNTIL(f, cl->eof && f->closes == 3);
+    assert_int_equal(f->requests, 2);
+    assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
+}
+
 static const http_limits_t lim_default = {0};
+static const http_limits_t lim_relay = {.relay_tag = "AbCd"};
 static const http_limits_t lim_small_body = {.max_body = 8};
 static const http_limits_t lim_small_msg = {.max_ws_message = 16};
 static const http_limits_t lim_close = {.close_timeout_ms = 200};
@@ -1350,6 +1384,7 @@ int main(void)
         T(test_ws_context_lazy, lim_default),
         T(test_ws_split_every_offset, lim_default),
         T(test_oversize_fragmented_across_reads, lim_small_msg),
+        T(test_relay_hello, lim_relay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

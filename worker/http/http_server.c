@@ -52,6 +52,7 @@ typedef struct http_conn {
     bool awaiting;         /* a route is running or holds the request: no answer yet */
     bool deferred;         /* awaiting beyond the route (http_defer) */
     bool upgraded;         /* http_ws_accept ran: the connection speaks WebSocket now */
+    bool opened;           /* its first bytes arrived (a relay hello can only come first) */
     bool next_begun;       /* bytes of a next request arrived on keep-alive, from next_since */
     uint64_t next_since;   /* loop time (ms) of those first bytes */
     struct http_conn *next_free; /* in hs->free_states */
@@ -341,9 +342,32 @@ static void dispatch(http_conn_t *h)
     }
 }
 
+/* The first bytes of a connection: a relay hello is answered and consumed here. false: the
+ * connection is closed (a hello for another server). */
+static bool take_relay_hello(http_conn_t *h, const char **p, size_t *n)
+{
+    h->opened = true;
+    if (!h->hs->lim.relay_tag[0])
+        return true;
+    char answer[RELAY_ANSWER_LEN];
+    int rc = relay_hello_parse(*p, *n, h->hs->lim.relay_tag, answer);
+    if (rc < 0) {
+        conn_close(h->c);
+        return false;
+    }
+    if (rc > 0) {
+        conn_push(h->c, refbuf_from(answer, sizeof(answer)));
+        *p += rc;
+        *n -= (size_t)rc;
+    }
+    return true;
+}
+
 static void on_data(conn_t *c, void *state, const char *p, size_t n)
 {
     http_conn_t *h = state;
+    if (!h->opened && n > 0 && !take_relay_hello(h, &p, &n))
+        return;
     /* a held request keeps its parsed head: nothing more is parsed until it is answered */
     while (n > 0 && conn_is_open(c) && !h->awaiting) {
         size_t used = 0;
@@ -468,6 +492,7 @@ int http_server_adopt(http_server_t *hs, int fd, const char *pre, size_t len, co
     if (rc)
         return rc;
     conn_t *c = h->c;
+    h->opened = true; /* a sibling's rebuilt request: any hello was answered there */
     rq_arm(h, RQ_HEAD);
     conn_feed(c, pre, len);
     if (out)

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "common/proto/http_req.h"
+#include "common/proto/relay_hello.h"
 #include "shm/stats.h"
 #include "worker/http/router.h"
 #include "worker/net/conn.h"
@@ -40,6 +41,10 @@ typedef struct http_limits {
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's Close / FIN */
     /* accept RFC 7692 permessage-deflate offers (SOCKETIO_PER_MESSAGE_DEFLATE; see ws_deflate) */
     bool per_message_deflate;
+    /* this server's tag: a connection that opens with a relay hello naming it (another server
+     * relaying a request here, common/proto/relay_hello) gets the answer, then speaks HTTP; one
+     * naming another server is closed. Empty: no hello is recognised. */
+    char relay_tag[RELAY_HELLO_TAG_LEN + 1];
 } http_limits_t;
 
 /* Node's http server defaults (maxHeaderSize, maxHttpBufferSize, headersTimeout, requestTimeout,
