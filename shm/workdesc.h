@@ -4,6 +4,9 @@
  *   POOL_ADD      the worker now reads these streams as part of pool `pool` (pool created if new)
  *   STREAM_REMOVE the worker stops reading these streams of pool `pool`
  *   POOL_REMOVE   the worker drops pool `pool` and all its streams (list empty)
+ *   STREAM_EVENT  an XADD reached these streams of pool `pool` (STREAM_KEYSPACE_EVENTS: the
+ *                 master's key events, forwarded so that Redis notifies one subscriber per server)
+ *   EVENTS        the master's key-event subscription is up (`pool` 1) or down (0); list empty
  * A pool larger than one record is sent as several POOL_ADD records for the same pool.
  * Wire form (host byte order, the ring never leaves the machine):
  *   u32 pool, u32 count, count x { u16 len, len bytes }.
@@ -20,6 +23,8 @@ enum workdesc_type {
     WORKDESC_POOL_ADD = 1,
     WORKDESC_STREAM_REMOVE = 2,
     WORKDESC_POOL_REMOVE = 3,
+    WORKDESC_STREAM_EVENT = 4,
+    WORKDESC_EVENTS = 5,
 };
 
 #define WORKDESC_MAX_NAME 65535

@@ -37,8 +37,9 @@ void dispatch_set_filter(dispatch_t *d, bool (*keep)(void *arg, const char *name
                          void *arg);
 /* True when nothing waits in an outbox and every attached worker took all its records. */
 bool dispatch_quiet(dispatch_t *d);
-/* Sends one stream of one pool (type: WORKDESC_POOL_ADD or WORKDESC_STREAM_REMOVE) to `worker`,
- * now or, behind what waits already, once its ring has room. */
+/* Sends one stream of one pool (type: WORKDESC_POOL_ADD, WORKDESC_STREAM_REMOVE or
+ * WORKDESC_STREAM_EVENT) to `worker`, now or, behind what waits already, once its ring has room;
+ * name NULL: a record with no stream (WORKDESC_EVENTS). */
 void dispatch_stream(dispatch_t *d, uint16_t type, uint32_t pool, uint32_t worker, const char *name,
                      size_t len);
 

@@ -515,7 +515,7 @@ static void test_unread_replies_keep_the_order(void **state)
     assert_true(redis_conn_up(f->c));
 }
 
-static bool three_msgs(void *arg)
+static bool got_three_msgs(void *arg)
 {
     return ((fx_t *)arg)->msgs >= 3;
 }
@@ -544,7 +544,7 @@ static void test_messages_cut_anywhere(void **state)
         fake_send(fc, head);
         fake_run_for(&f->loop, 5);
         fake_send(fc, run + cut);
-        WAIT(three_msgs);
+        WAIT(got_three_msgs);
         assert_int_equal(f->msgs, 3);
         assert_string_equal(f->msg_data, "three");
     }
@@ -563,6 +563,28 @@ static void test_messages_cut_anywhere(void **state)
     assert_int_equal(f->msgs, 2);
     assert_string_equal(f->msg_data, "b");
     assert_string_equal(f->lost_ch, "room");
+    assert_true(redis_conn_up(f->c));
+}
+
+/* Held reads leave the messages in the kernel; resumed, they all come (one read). */
+static void test_held_reads_deliver_on_resume(void **state)
+{
+    fx_t *f = *state;
+    redis_conn_opts_t o = fast_opts();
+    start(f, &o);
+    WAIT(up);
+    assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_CHANNEL, "a", 1), 0);
+    fake_run_for(&f->loop, 30);
+    assert_true(saw(f, "SUBSCRIBE a"));
+    fake_conn_t *fc = fake_last(f->srv);
+    redis_conn_hold_reads(f->c, true);
+    for (int i = 0; i < 3; i++)
+        fake_send(fc, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
+    fake_run_for(&f->loop, 50);
+    assert_int_equal(f->msgs, 0);
+    redis_conn_hold_reads(f->c, false);
+    WAIT(got_three_msgs);
+    assert_int_equal(f->msgs, 3);
     assert_true(redis_conn_up(f->c));
 }
 
@@ -702,6 +724,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_messages_cut_anywhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unread_replies_keep_the_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_reads_deliver_on_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require_primary_checks_role_and_readonly, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bounds_refuse_with_enobufs, setup, teardown),
