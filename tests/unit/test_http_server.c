@@ -1303,6 +1303,8 @@ static void test_oversize_fragmented_across_reads(void **state)
 
 /* Another server relaying here opens with a hello naming this server: answered, then HTTP; a
  * hello naming another server is closed unanswered; plain HTTP is untouched. */
+#define CLOSE_GET "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n"
+
 static void test_relay_hello(void **state)
 {
     fixture_t *f = *state;
@@ -1315,7 +1317,7 @@ static void test_relay_hello(void **state)
     assert_int_equal(cl->in.len, sizeof(want));
     assert_memory_equal(cl->in.data, want, sizeof(want));
     buf_reset(&cl->in);
-    cl_send(cl, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n", 45);
+    cl_send(cl, CLOSE_GET, sizeof(CLOSE_GET) - 1);
     RUN_UNTIL(f, cl->eof && f->closes == 1);
     assert_int_equal(f->requests, 1);
     assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
@@ -1328,7 +1330,7 @@ static void test_relay_hello(void **state)
     assert_int_equal(f->requests, 1);
 
     cl = cl_connect(f, 2);
-    cl_send(cl, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n", 45);
+    cl_send(cl, CLOSE_GET, sizeof(CLOSE_GET) - 1);
     RUN_UNTIL(f, cl->eof && f->closes == 3);
     assert_int_equal(f->requests, 2);
     assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);

@@ -295,7 +295,7 @@ static void test_a_peer_with_a_wrong_answer_gets_nothing_of_the_client(void **st
     fx_t *f = *state;
     f->greeting = "HTTP/1.1 400 Bad Request\r\n\r\n";
     start_greeting(f, "GET /secret HTTP/1.1\r\n", (struct sockaddr *)&f->addr, true);
-    assert_int_equal(write(f->client, "Cookie: c\r\n\r\n", 15), 15);
+    assert_int_equal(write(f->client, "Cookie: c\r\n\r\n", 13), 13);
     assert_true(run_until(f, refused));
     assert_string_equal(f->got.data, HELLO);
     assert_string_equal(f->received.data, FALLBACK);
