@@ -1563,6 +1563,41 @@ static void test_event_mode_cluster_pipelines_one_read_per_slot(void **state)
     fake_free(f);
 }
 
+/* On a Cluster the catch-up poll of parked streams names all the due streams of a slot in one
+ * XREAD (sent to that slot's node), whatever order they came in; a stream woken by its event
+ * meanwhile is not polled. */
+static void test_event_mode_cluster_catchup_polls_one_read_per_slot(void **state)
+{
+    (void)state;
+    fake_t *f = events_fake(NULL);
+    f->cluster = true;
+    reader_add(f->r, 0, "a0", 2); /* polled at once: svc was idle */
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 0-0");
+    /* slots interleaved, as 100k streams over 16384 slots arrive */
+    static const char *const names[] = {"b3", "a2", "b1", "a1", "b2", "a3", "a4", NULL};
+    for (const char *const *n = names; *n; n++)
+        reader_add(f->r, 0, *n, 2);
+    assert_string_equal(next(f), "(none)"); /* one catch-up turn at a time */
+    key_event(f, "a4");                     /* woken by its event: no poll needed */
+    answer(f, "reader svc", rnil());
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a1 a2 a3 0-0 0-0 0-0");
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS b1 b2 b3 0-0 0-0 0-0");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader svc", rnil());
+    answer(f, "reader svc", ra(1, ra(2, rs("b2"), ra(1, entry("1-0", "e", "d")))));
+    assert_int_equal(reader_parked(f->r), 6); /* a4 and b2 are active */
+    assert_string_equal(next(f), "(none)");
+    /* a new subscription: every parked stream polled again, one XREAD per slot */
+    set_up(f, "reader events", false);
+    set_up(f, "reader events", true);
+    events_config(f, "KEA");
+    advance(f, 100); /* the next service turn */
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 a1 a2 a3 0-0 0-0 0-0 0-0");
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS b1 b3 0-0 0-0");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
 static void test_event_mode_follows_the_subscription(void **state)
 {
     (void)state;
@@ -1788,6 +1823,7 @@ int main(void)
         cmocka_unit_test(test_event_mode_reads_only_what_events_announce),
         cmocka_unit_test(test_event_mode_coalesces_events_of_a_busy_lane),
         cmocka_unit_test(test_event_mode_cluster_pipelines_one_read_per_slot),
+        cmocka_unit_test(test_event_mode_cluster_catchup_polls_one_read_per_slot),
         cmocka_unit_test(test_event_mode_follows_the_subscription),
         cmocka_unit_test(test_event_mode_claims_slowly_and_never_polls),
         cmocka_unit_test(test_oversized_entry_is_a_dead_letter),

@@ -37,8 +37,9 @@ typedef struct lane lane_t;
 /* Where a stream is: waiting for its first XINFO, read by its lane, or parked (polled slowly). */
 typedef enum rs_state { RS_PROBE, RS_ACTIVE, RS_PARKED } rs_state_t;
 
-/* Event mode: an active stream with something to read is in one of its lane's dirty lists. */
-enum { CLEAN, DIRTY_HOT, DIRTY_COLD };
+/* Event mode: an active stream with something to read is in one of its lane's dirty lists; a
+ * parked stream due a catch-up poll is in the reader's due list (DUE). */
+enum { CLEAN, DIRTY_HOT, DIRTY_COLD, DUE };
 
 typedef struct rstream {
     lane_t *lane;
@@ -51,8 +52,8 @@ typedef struct rstream {
     uint64_t last_entry;    /* now_ms of the last entry seen */
     uint64_t next_trim;     /* retain policy: next XTRIM MINID not before (now_ms) */
     int slot;               /* Cluster hash slot; -1 on one server */
-    uint8_t dirty;          /* event mode: CLEAN, DIRTY_HOT (an event) or DIRTY_COLD (catch-up) */
-    size_t didx;            /* position in its dirty list */
+    uint8_t dirty;          /* event mode: CLEAN, DIRTY_HOT (event), DIRTY_COLD, DUE (parked) */
+    size_t didx;            /* position in its dirty or due list */
     bool taken;             /* in the lane's batch in flight */
     char last_id[LAST_ID_MAX];
     size_t len;
@@ -156,8 +157,9 @@ struct reader {
     bool events_ok; /* notify-keyspace-events has E and t (CONFIG GET on svc) */
     bool evmode;
     uint64_t next_events_check;
-    strmap_t *heard;     /* key events of unknown streams: read first once assigned */
-    size_t catchup_left; /* parked streams still to poll in this pass */
+    strmap_t *heard; /* key events of unknown streams: read first once assigned */
+    svec_t due;      /* parked streams to poll once (catch-up), taken from the end */
+    bool due_sorted; /* due is in descending slot order: its end is one slot's run */
 };
 
 static void lane_kick(lane_t *l);
@@ -263,10 +265,32 @@ static svec_t *home(reader_t *r, rstream_t *s)
     return &r->probe;
 }
 
+/* Event mode: parked s is polled once in a catch-up turn. */
+static void due_push(reader_t *r, rstream_t *s)
+{
+    if (s->dirty == DUE)
+        return;
+    s->dirty = DUE;
+    dvec_push(&r->due, s);
+    r->due_sorted = false;
+}
+
+static void due_drop(reader_t *r, rstream_t *s)
+{
+    if (s->dirty != DUE)
+        return;
+    bool last = s->didx + 1 == r->due.n;
+    dvec_drop(&r->due, s);
+    s->dirty = CLEAN;
+    r->due_sorted &= last; /* otherwise the last one filled the hole */
+}
+
 static void detach(reader_t *r, rstream_t *s)
 {
     svec_t *v = home(r, s);
     svec_drop(v, s);
+    if (s->state == RS_PARKED)
+        due_drop(r, s);
     if (s->state == RS_ACTIVE) {
         dirty_clear(s);
         if (s->lane->sweep_pos > v->n)
@@ -1125,11 +1149,41 @@ static void on_wake(const redisReply *rep, void *arg)
     }
 }
 
-/* Polls up to `budget` parked streams; returns how many. */
+/* XREAD COUNT 1 over pick[0..k), parked streams of one slot (a Cluster routes it by the first
+ * to that slot's node, where it queues behind the other polls: one write per node). */
+static int send_wake(reader_t *r, rstream_t *const *pick, size_t k)
+{
+    bool from_start = r->evmode && !r->cfg->stream_retain;
+    argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k);
+    size_t a = 0;
+    r->svc_argv[a] = "XREAD";
+    r->svc_len[a++] = 5;
+    r->svc_argv[a] = "COUNT";
+    r->svc_len[a++] = 5;
+    r->svc_argv[a] = "1";
+    r->svc_len[a++] = 1;
+    r->svc_argv[a] = "STREAMS";
+    r->svc_len[a++] = 7;
+    size_t first = a;
+    for (size_t i = 0; i < k; i++) {
+        const rstream_t *s = pick[i];
+        r->svc_argv[first + i] = s->name;
+        r->svc_len[first + i] = s->len;
+        /* event mode, delete policy: an entry still in the stream is one to deliver */
+        r->svc_argv[first + k + i] = s->last_id[0] && !from_start ? s->last_id : "0-0";
+        r->svc_len[first + k + i] = strlen(r->svc_argv[first + k + i]);
+    }
+    int rc = send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
+                      (int)(first + 2 * k), r->svc_argv, r->svc_len);
+    if (rc == 0)
+        r->svc_inflight++;
+    return rc;
+}
+
+/* Polls up to `budget` parked streams in rotation; returns how many. */
 static size_t send_wakes(reader_t *r, size_t budget)
 {
     size_t sent = 0;
-    bool from_start = r->evmode && !r->cfg->stream_retain;
     if (budget > r->parked.n)
         budget = r->parked.n;
     while (budget) {
@@ -1146,29 +1200,8 @@ static size_t send_wakes(reader_t *r, size_t budget)
             pick[k++] = s;
             r->wake_pos++;
         }
-        argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k);
-        size_t a = 0;
-        r->svc_argv[a] = "XREAD";
-        r->svc_len[a++] = 5;
-        r->svc_argv[a] = "COUNT";
-        r->svc_len[a++] = 5;
-        r->svc_argv[a] = "1";
-        r->svc_len[a++] = 1;
-        r->svc_argv[a] = "STREAMS";
-        r->svc_len[a++] = 7;
-        size_t first = a;
-        for (size_t i = 0; i < k; i++) {
-            rstream_t *s = pick[i];
-            r->svc_argv[first + i] = s->name;
-            r->svc_len[first + i] = s->len;
-            /* event mode, delete policy: an entry still in the stream is one to deliver */
-            r->svc_argv[first + k + i] = s->last_id[0] && !from_start ? s->last_id : "0-0";
-            r->svc_len[first + k + i] = strlen(r->svc_argv[first + k + i]);
-        }
-        if (send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
-                     (int)(first + 2 * k), r->svc_argv, r->svc_len))
+        if (send_wake(r, pick, k))
             break;
-        r->svc_inflight++;
         budget -= k;
         sent += k;
     }
@@ -1289,7 +1322,8 @@ static void evmode_update(reader_t *r)
                     strcpy(s->last_id, "0-0");
             }
         }
-        r->catchup_left = r->parked.n;
+        for (size_t i = 0; i < r->parked.n; i++)
+            due_push(r, r->parked.v[i]);
     }
     for (size_t i = 0; i < r->nplain; i++) {
         lane_t *l = &r->lanes[i];
@@ -1332,14 +1366,48 @@ static void check_events(reader_t *r)
     }
 }
 
-/* Event mode: parked streams are polled only to catch up (after a (re)subscription, and new
- * streams once), a turn after the other as fast as Redis answers. */
+/* Descending slot, then name: the due list's end is one slot's run, in name order. */
+static int by_slot_desc(const void *a, const void *b)
+{
+    const rstream_t *x = *(rstream_t *const *)a, *y = *(rstream_t *const *)b;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? 1 : -1;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    return c ? -c : x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
+}
+
+/*
+ * Event mode: parked streams are polled only to catch up (after a (re)subscription, and new
+ * streams once), a turn after the other as fast as Redis answers. On a Cluster the due list is
+ * sorted by slot first, so one XREAD names all the due streams of a slot: 100k streams over
+ * 16384 slots cost about 16k XREADs, not 100k.
+ */
 static void catchup_turn(reader_t *r)
 {
-    if (!r->catchup_left)
+    svec_t *v = &r->due;
+    if (!v->n)
         return;
-    size_t n = send_wakes(r, r->catchup_left < CATCHUP_TURN ? r->catchup_left : CATCHUP_TURN);
-    r->catchup_left = n < r->catchup_left && r->parked.n ? r->catchup_left - n : 0;
+    if (!r->due_sorted && v->v[0]->slot >= 0) {
+        qsort(v->v, v->n, sizeof(*v->v), by_slot_desc);
+        for (size_t i = 0; i < v->n; i++)
+            v->v[i]->didx = i;
+    }
+    r->due_sorted = true;
+    for (size_t budget = CATCHUP_TURN; budget && v->n;) {
+        rstream_t *pick[WAKE_PER_READ];
+        size_t k = 0;
+        while (k < WAKE_PER_READ && k < budget && v->n &&
+               (k == 0 || v->v[v->n - 1]->slot == pick[0]->slot)) {
+            pick[k++] = v->v[v->n - 1];
+            due_drop(r, pick[k - 1]);
+        }
+        if (send_wake(r, pick, k)) {
+            while (k)
+                due_push(r, pick[--k]); /* svc is down: polled once it is back */
+            return;
+        }
+        budget -= k;
+    }
 }
 
 /* Event mode: active streams are claimed from in a sweep spread over CLAIM_SPREAD_MS, not
@@ -1498,7 +1566,7 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
         } else {
             move_to(r, s, RS_PARKED);
             strcpy(s->last_id, "0-0");
-            r->catchup_left++;
+            due_push(r, s);
         }
     }
     svc_run(r);
@@ -1628,6 +1696,7 @@ static void handle_closed(void *arg)
     free(r->lanes);
     free(r->probe.v);
     free(r->parked.v);
+    free(r->due.v);
     free(r->svc_argv);
     free(r->svc_len);
     free(r->fields);
