@@ -78,7 +78,8 @@ struct fake {
     bool publish; /* the entry callback sends PUBLISH <stream> <id> before the ack */
     bool gate;
     bool stopped;
-    bool cluster; /* slot(): streams a* in slot 1, others in slot 2; else -1 */
+    bool cluster;    /* slot(): streams a* in slot 1, others in slot 2; else -1 */
+    uint64_t fenced; /* the last reader_fence done */
     char line[1024];
 };
 
@@ -222,6 +223,10 @@ static int f_command(reader_conn_t *c, const char *key, size_t key_len, reader_r
             buf_append(&b, " ", 1);
         buf_append(&b, argv[i], n);
         key_seen |= i > 0 && key && n == key_len && memcmp(argv[i], key, n) == 0;
+    }
+    if (key && strcmp(argv[0], "PING") == 0) { /* a fence: routed by a stream it names */
+        buf_append(&b, " @", 2);
+        buf_append(&b, key, key_len);
     }
     buf_append(&b, "", 1);
     /* stream commands are routed by one of the streams they name */
@@ -1280,6 +1285,66 @@ static void test_remove_stream_and_pool_mid_read(void **state)
     fake_free(f);
 }
 
+static void fenced(void *arg, uint64_t seq)
+{
+    fake_t *f = arg;
+    assert_true(seq > f->fenced);
+    f->fenced = seq;
+}
+
+/* reader_fence: done once the reads in flight when their streams were removed are answered, and
+ * then what their replies queued: two rounds of PINGs routed by a removed stream, on its lane
+ * and on svc (claims). */
+static void test_fence_waits_for_reads_of_removed_streams(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    static const char *const names[] = {"s1", "s2", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    reader_remove(f->r, "s2", 2);
+    assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
+    reader_fence(f->r, 7, fenced, f);
+    assert_string_equal(next(f), "reader 0: PING @s2");
+    assert_string_equal(next(f), "reader svc: PING @s2");
+    assert_string_equal(next(f), "(none)");
+    /* the read in flight returns an entry of s2: acknowledged behind the first PING */
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(1, entry("8-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s2 g 8-0");
+    assert_string_equal(next(f), "reader 0: XDEL s2 8-0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    /* a fence asked for meanwhile waits for this one */
+    reader_fence(f->r, 8, fenced, f);
+    answer(f, "reader 0", rstatus("PONG"));
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader svc", rstatus("PONG"));
+    /* the second round goes behind the XACK and XDEL */
+    assert_string_equal(next(f), "reader 0: PING @s2");
+    assert_string_equal(next(f), "reader svc: PING @s2");
+    assert_int_equal(f->fenced, 0);
+    answer(f, "reader 0", rnil()); /* the blocking read, sent before it */
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    answer(f, "reader 0", rstatus("PONG"));
+    assert_int_equal(f->fenced, 0);
+    answer(f, "reader svc", rstatus("PONG"));
+    /* 7 done; 8 covers nothing removed since: done at once */
+    assert_int_equal(f->fenced, 8);
+    assert_int_equal(f->ngot, 1);
+    /* a lost connection has nothing in flight: its PINGs' NULL replies count */
+    reader_remove(f->r, "s1", 2);
+    assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
+    reader_fence(f->r, 9, fenced, f);
+    assert_string_equal(next(f), "reader 0: PING @s1");
+    assert_string_equal(next(f), "reader svc: PING @s1");
+    set_up(f, "reader 0", false);
+    assert_int_equal(f->fenced, 8);
+    answer(f, "reader svc", rstatus("PONG"));
+    assert_string_equal(next(f), "reader svc: PING @s1"); /* reader 0 is down: svc only */
+    answer(f, "reader svc", rstatus("PONG"));
+    assert_int_equal(f->fenced, 9);
+    fake_free(f);
+}
+
 static void test_deleted_streams(void **state)
 {
     (void)state;
@@ -1817,6 +1882,7 @@ int main(void)
         cmocka_unit_test(test_claims_idle_pending_entries),
         cmocka_unit_test(test_reconnect_rereads_pending_entries),
         cmocka_unit_test(test_remove_stream_and_pool_mid_read),
+        cmocka_unit_test(test_fence_waits_for_reads_of_removed_streams),
         cmocka_unit_test(test_deleted_streams),
         cmocka_unit_test(test_missing_only_stream_retries_later),
         cmocka_unit_test(test_stop_drains_reads_in_flight),

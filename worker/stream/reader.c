@@ -67,6 +67,24 @@ typedef struct svec {
 
 typedef enum lane_state { LANE_IDLE, LANE_BUSY, LANE_WAIT, LANE_CLOSED } lane_state_t;
 
+/* A removed stream standing for its lane and slot in a fence: what its PINGs are routed by. */
+typedef struct gone {
+    lane_t *lane;
+    size_t len;
+    char name[];
+} gone_t;
+
+/* One reader_fence: its PINGs due in the current round (two rounds), then done(arg, seq). */
+typedef struct fence {
+    reader_t *r;
+    strmap_t *gone; /* what it covers */
+    uint64_t seq;
+    void (*done)(void *arg, uint64_t seq);
+    void *arg;
+    size_t out;
+    int round;
+} fence_t;
+
 /* Event mode: one XREADGROUP of a lane's batch, over rd[from, from + n). */
 typedef struct evread {
     lane_t *l;
@@ -160,10 +178,16 @@ struct reader {
     strmap_t *heard; /* key events of unknown streams: read first once assigned */
     svec_t due;      /* parked streams to poll once (catch-up), taken from the end */
     bool due_sorted; /* due is in descending slot order: its end is one slot's run */
+    /* fences (reader_fence): "<lane>:<slot>" -> gone_t, of streams removed since the last
+     * fence began; the fence running and the last one asked for meanwhile */
+    strmap_t *gone;
+    fence_t *fence;
+    fence_t *fence_next;
 };
 
 static void lane_kick(lane_t *l);
 static void svc_run(reader_t *r);
+static void gone_note(reader_t *r, const rstream_t *s);
 
 static uint64_t now_ms(const reader_t *r)
 {
@@ -1523,6 +1547,7 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
     r->lanes = xcalloc(r->nlanes, sizeof(*r->lanes));
     r->streams = strmap_new();
     r->heard = strmap_new();
+    r->gone = strmap_new();
     r->svc = r->redis.open(r->redis.ctx, "reader svc", on_svc_state, r);
     for (size_t i = 0; i < r->nlanes; i++) {
         r->lanes[i].r = r;
@@ -1584,6 +1609,7 @@ void reader_remove(reader_t *r, const char *name, size_t len)
     /* another worker may read it next: this one's blocking read must not hold it meanwhile */
     if (s->state == RS_ACTIVE)
         lane_cut_short(r, s->lane, s);
+    gone_note(r, s);
     detach(r, s);
     if (r->wake_pos > r->parked.n)
         r->wake_pos = 0;
@@ -1622,6 +1648,101 @@ void reader_remove_pool(reader_t *r, uint32_t pool)
     }
     free(pc.names);
     free(pc.lens);
+}
+
+/* ---- fences: nothing in flight for removed streams ---- */
+
+static void free_gone(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    (void)arg;
+    free(value);
+}
+
+/* s is removed: its lane and slot are fenced next time (one stream stands for each pair). */
+static void gone_note(reader_t *r, const rstream_t *s)
+{
+    char key[32];
+    int n = snprintf(key, sizeof(key), "%u:%d", (unsigned)(s->lane - r->lanes), s->slot);
+    if (strmap_get(r->gone, key, (size_t)n))
+        return;
+    gone_t *g = xmalloc(sizeof(*g) + s->len);
+    g->lane = s->lane;
+    g->len = s->len;
+    memcpy(g->name, s->name, s->len);
+    strmap_put(r->gone, key, (size_t)n, g);
+}
+
+static void fence_round(fence_t *f);
+
+static void fence_finish(fence_t *f)
+{
+    reader_t *r = f->r;
+    strmap_foreach(f->gone, free_gone, NULL);
+    strmap_free(f->gone);
+    r->fence = NULL;
+    f->done(f->arg, f->seq);
+    free(f);
+    fence_t *next = r->fence_next;
+    if (next) {
+        r->fence_next = NULL;
+        r->fence = next;
+        next->gone = r->gone;
+        r->gone = strmap_new();
+        fence_round(next);
+    }
+}
+
+static void on_fence_ping(const redisReply *rep, void *arg)
+{
+    (void)rep; /* an error or a lost connection: nothing in flight there either */
+    fence_t *f = arg;
+    if (--f->out == 0)
+        fence_round(f);
+}
+
+static void fence_ping(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    fence_t *f = arg;
+    const gone_t *g = value;
+    reader_conn_t *conns[] = {g->lane->conn, f->r->svc};
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    for (size_t i = 0; i < 2; i++) {
+        if (conns[i] &&
+            send_cmd(f->r, conns[i], g->name, g->len, on_fence_ping, f, 1, argv, lens) == 0)
+            f->out++;
+    }
+}
+
+/* Two rounds of PINGs, the second sent when the first is all answered; then done. */
+static void fence_round(fence_t *f)
+{
+    while (f->round < 2) {
+        f->round++;
+        strmap_foreach(f->gone, fence_ping, f);
+        if (f->out)
+            return;
+    }
+    fence_finish(f);
+}
+
+void reader_fence(reader_t *r, uint64_t seq, void (*done)(void *arg, uint64_t seq), void *arg)
+{
+    fence_t *f = xcalloc(1, sizeof(*f));
+    *f = (fence_t){.r = r, .seq = seq, .done = done, .arg = arg};
+    if (r->fence) {
+        free(r->fence_next); /* the later one covers it: it starts when the running one ends */
+        r->fence_next = f;
+        return;
+    }
+    r->fence = f;
+    f->gone = r->gone;
+    r->gone = strmap_new();
+    fence_round(f);
 }
 
 void reader_set_gate(reader_t *r, reader_gate_fn fn, void *arg)
@@ -1682,6 +1803,8 @@ static void handle_closed(void *arg)
     strmap_foreach(r->streams, free_stream, NULL);
     strmap_free(r->streams);
     strmap_free(r->heard);
+    strmap_foreach(r->gone, free_gone, NULL);
+    strmap_free(r->gone);
     for (size_t i = 0; i < r->nlanes; i++) {
         free(r->lanes[i].hot.v);
         free(r->lanes[i].cold.v);
