@@ -4,6 +4,9 @@
  *   POOL_ADD      the worker now reads these streams as part of pool `pool` (pool created if new)
  *   STREAM_REMOVE the worker stops reading these streams of pool `pool`
  *   POOL_REMOVE   the worker drops pool `pool` and all its streams (list empty)
+ *   FENCE         `pool` is a sequence number (list empty): once nothing is in flight for the
+ *                 streams removed before it (reader_fence), the worker stores it in its stats
+ *                 slot's fence_done, the master's sign that their reads are over
  * A pool larger than one record is sent as several POOL_ADD records for the same pool.
  * Wire form (host byte order, the ring never leaves the machine):
  *   u32 pool, u32 count, count x { u16 len, len bytes }.
@@ -20,6 +23,7 @@ enum workdesc_type {
     WORKDESC_POOL_ADD = 1,
     WORKDESC_STREAM_REMOVE = 2,
     WORKDESC_POOL_REMOVE = 3,
+    WORKDESC_FENCE = 4,
 };
 
 #define WORKDESC_MAX_NAME 65535

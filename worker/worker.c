@@ -306,9 +306,16 @@ static void on_desc_remove(const char *name, size_t len, void *arg)
     reader_remove(w->reader, name, len);
 }
 
+static void on_fenced(void *arg, uint64_t seq)
+{
+    worker_t *w = arg;
+    STATS_SET(w->stats->fence_done, seq);
+}
+
 static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
 {
     int rc = -EPROTO;
+    uint32_t seq;
     switch (type) {
     case WORKDESC_POOL_ADD:
         rc = workdesc_decode(w->rec, len, &w->cur_pool, on_desc_add, w);
@@ -320,6 +327,11 @@ static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
         rc = workdesc_decode(w->rec, len, &w->cur_pool, NULL, NULL);
         if (rc == 0)
             reader_remove_pool(w->reader, w->cur_pool);
+        break;
+    case WORKDESC_FENCE:
+        rc = workdesc_decode(w->rec, len, &seq, NULL, NULL);
+        if (rc == 0)
+            reader_fence(w->reader, seq, on_fenced, w);
         break;
     }
     if (rc)
