@@ -1298,7 +1298,8 @@ static void fenced(void *arg, uint64_t seq)
 static void test_fence_waits_for_reads_of_removed_streams(void **state)
 {
     (void)state;
-    fake_t *f = fake_new(NULL);
+    static const char *const env[] = {"SOCKETIO_REDIS_ADAPTER", "true", NULL};
+    fake_t *f = fake_new(env);
     static const char *const names[] = {"s1", "s2", NULL};
     add_fresh(f, 0, names);
     lane_start(f, "reader 0", names);

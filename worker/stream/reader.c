@@ -1660,9 +1660,12 @@ static void free_gone(const char *key, size_t len, void *value, void *arg)
     free(value);
 }
 
-/* s is removed: its lane and slot are fenced next time (one stream stands for each pair). */
+/* s is removed: its lane and slot are fenced next time (one stream stands for each pair). Only
+ * with an adapter: ownership handovers are what fences serve (master/discovery/ownership.h). */
 static void gone_note(reader_t *r, const rstream_t *s)
 {
+    if (r->cfg->adapter == CONFIG_ADAPTER_OFF)
+        return;
     char key[32];
     int n = snprintf(key, sizeof(key), "%u:%d", (unsigned)(s->lane - r->lanes), s->slot);
     if (strmap_get(r->gone, key, (size_t)n))

@@ -156,7 +156,8 @@ void reader_remove(reader_t *r, const char *name, size_t len);
 /* Stops reading every stream of `pool`. */
 void reader_remove_pool(reader_t *r, uint32_t pool);
 /*
- * Calls done(arg, seq) once nothing is in flight for the streams removed before this call: the
+ * With an adapter (SOCKETIO_REDIS_ADAPTER, where ownership hands streams over between servers):
+ * calls done(arg, seq) once nothing is in flight for the streams removed before this call: the
  * reads and claims sent before their removal are answered, and so is what their replies sent
  * (XACK, XDEL, the entry callback's commands). How: a PING routed by one removed stream of each
  * lane and slot, on that lane's connection and on the service connection, twice in a row (the
