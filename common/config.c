@@ -114,6 +114,7 @@ static const opt_t options[] = {
     {"SOCKETIO_CORS_ORIGINS", OPT_ORIGINS, F(cors_origins), S(cors_origins), 0, 0, ""},
     {"HTTP_HEADER_TIMEOUT_MS", OPT_INT, F(http_header_timeout_ms), 0, 100, 3600000, "60000"},
     {"HTTP_BODY_TIMEOUT_MS", OPT_INT, F(http_body_timeout_ms), 0, 100, 3600000, "300000"},
+    {"HTTP_KEEPALIVE_TIMEOUT_MS", OPT_INT, F(http_keepalive_timeout_ms), 0, 100, 3600000, "5000"},
     {"LOG_FORMAT", OPT_FORMAT, F(log_json), 0, 0, 0, "text"},
     {"STREAMIO_CONFORMANCE", OPT_BOOL, F(conformance), 0, 0, 0, "false"},
     {"STREAMIO_DEBUG_PAGE", OPT_BOOL, F(debug_page), 0, 0, 0, "false"},

@@ -118,6 +118,7 @@ typedef struct cfg {
     /* slowloris (worker/conn): a request head, then its body, must arrive within these */
     int http_header_timeout_ms;
     int http_body_timeout_ms;
+    int http_keepalive_timeout_ms; /* idle time allowed between requests on a keep-alive conn */
 
     bool log_json;       /* LOG_FORMAT=json: one JSON object per log line */
     bool conformance;    /* STREAMIO_CONFORMANCE: the official suites' test handlers */

@@ -17,6 +17,9 @@
 # at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
 # unwinds through libc) ($BENCH_OUT/<scenario>-<label>.perf.data; `perf report -i FILE`);
 # BENCH_STREAMIO_ENV="NAME=value ..." adds settings to streamio's environment (experiments).
+# BENCH_SERVERS may also name "producer": in fanout-2000, fanout-4000 and idle-latency, the bench
+# producer alone against the same Redis, no server (its XADDs' own Redis CPU, "redis CPU µs", to
+# subtract from each server's; put it last: Redis keeps the notify-keyspace-events a server set).
 # BENCH_BASELINE=<path to another streamio binary> runs it too, as server "base", in the same run
 # and on the same scenarios (before/after a change; build it from an older commit).
 # Redis' INFO commandstats of each run's load window (reset after the warm-up) is saved beside the
@@ -233,6 +236,22 @@ tree_stat() {
     echo "$((cpu * 1000000 / $(getconf CLK_TCK))) $rss"
 }
 
+# The producer alone (no server): Redis' CPU for its XADDs over the same load.
+run_producer_only() { # scenario rooms count rate
+    local scen=$1 rooms=$2 n=$3 rate=$4 before after flags
+    log "--- $scen: producer only"
+    rcli FLUSHALL
+    flags=$(redis-cli -p "$REDIS_PORT" CONFIG GET notify-keyspace-events | tail -1)
+    before=$(tree_stat "$REDIS_PID")
+    "$TOOLS/producer" --port "$REDIS_PORT" --rooms "$rooms" --count "$n" --rate "$rate" >&2 ||
+        log "the producer failed"
+    after=$(tree_stat "$REDIS_PID")
+    jq -nc --arg s "$scen" --arg f "$flags" --argjson n "$n" \
+        --argjson cpu "$((${after% *} - ${before% *}))" \
+        '{scenario:$s, label:"producer", server:"producer", entries:$n, redis_cpu_us:$cpu,
+          notify_keyspace_events:$f}' >>"$RESULTS"
+}
+
 # connect-100k for one server: see the header.
 run_100k() {
     local name=$1 clients=${BENCH_100K_CLIENTS:-100000} i n
@@ -400,6 +419,17 @@ for rate in 2000 4000; do
 done
 for scen in $SCENARIOS; do
     for srv in $SERVERS; do
+        if [ "$srv" = producer ]; then
+            case $scen in
+            fanout-2000 | fanout-4000)
+                rate=${scen#fanout-}
+                n=$PACED; [ "$rate" = 4000 ] && n=$((PACED * 2))
+                [ "$QUICK" = 1 ] || n=20000
+                run_producer_only "$scen" 100 "$n" "$rate" ;;
+            idle-latency) run_producer_only "$scen" 1 "$IDLE" 100 ;;
+            esac
+            continue
+        fi
         case $scen in
         fanout-max)
             run_one "$scen" "$srv" 1 100 --clients 1000 --entries 20000 --timeout 120 \

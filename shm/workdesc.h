@@ -4,6 +4,9 @@
  *   POOL_ADD      the worker now reads these streams as part of pool `pool` (pool created if new)
  *   STREAM_REMOVE the worker stops reading these streams of pool `pool`
  *   POOL_REMOVE   the worker drops pool `pool` and all its streams (list empty)
+ *   STREAM_EVENT  an XADD reached these streams of pool `pool` (STREAM_KEYSPACE_EVENTS: the
+ *                 master's key events, forwarded so that Redis notifies one subscriber per server)
+ *   EVENTS        the master's key-event subscription is up (`pool` 1) or down (0); list empty
  *   FENCE         `pool` is a sequence number (list empty): once nothing is in flight for the
  *                 streams removed before it (reader_fence), the worker stores it in its stats
  *                 slot's fence_done, the master's sign that their reads are over
@@ -23,7 +26,9 @@ enum workdesc_type {
     WORKDESC_POOL_ADD = 1,
     WORKDESC_STREAM_REMOVE = 2,
     WORKDESC_POOL_REMOVE = 3,
-    WORKDESC_FENCE = 4,
+    WORKDESC_STREAM_EVENT = 4,
+    WORKDESC_EVENTS = 5,
+    WORKDESC_FENCE = 6,
 };
 
 #define WORKDESC_MAX_NAME 65535

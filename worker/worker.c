@@ -73,6 +73,8 @@ typedef struct worker {
     uv_timer_t tick;      /* stats refresh, and the shutdown deadline */
     uv_timer_t grace;     /* drain starts ACCEPT_GRACE_MS after accepting stopped */
     uv_idle_t ring_again; /* more descriptors than one budget */
+    uv_timer_t ring_hold; /* bounds how long records wait while the reader pulls them */
+    bool draining;        /* in drain_ring */
     router_t *router;
     cors_t *cors; /* SOCKETIO_CORS_ORIGINS, for the Engine.IO endpoint and seed 004's routes */
     http_server_t *http;
@@ -306,6 +308,12 @@ static void on_desc_remove(const char *name, size_t len, void *arg)
     reader_remove(w->reader, name, len);
 }
 
+static void on_desc_event(const char *name, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    reader_event(w->reader, name, len);
+}
+
 static void on_fenced(void *arg, uint64_t seq)
 {
     worker_t *w = arg;
@@ -328,6 +336,18 @@ static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
         if (rc == 0)
             reader_remove_pool(w->reader, w->cur_pool);
         break;
+    case WORKDESC_STREAM_EVENT: {
+        uint32_t pool; /* the stream's pool, not a pool being listed */
+        rc = workdesc_decode(w->rec, len, &pool, on_desc_event, w);
+        break;
+    }
+    case WORKDESC_EVENTS: {
+        uint32_t up;
+        rc = workdesc_decode(w->rec, len, &up, NULL, NULL);
+        if (rc == 0)
+            reader_events(w->reader, up != 0);
+        break;
+    }
     case WORKDESC_FENCE:
         rc = workdesc_decode(w->rec, len, &seq, NULL, NULL);
         if (rc == 0)
@@ -338,10 +358,19 @@ static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
         LOG_ERROR("ignoring a malformed work descriptor (type %u)", type);
 }
 
-/* Pops up to a budget of descriptors; true when the ring is empty and the worker may sleep. */
+static void on_ring_hold(uv_timer_t *t);
+
+/*
+ * Pops up to a budget of descriptors; true when the ring is empty and the worker may sleep.
+ * While the reader's batches are paced (entries flow), it does not sleep on the ring: the master
+ * then pushes key events without waking it (no eventfd write, no wake-up per event) and the
+ * reader pulls them before its next batch; the hold timer bounds the wait to BATCH_DELAY.
+ */
 static bool drain_ring(worker_t *w)
 {
-    for (int n = 0; n < RING_BUDGET; n++) {
+    w->draining = true;
+    bool empty = false;
+    for (int n = 0; n < RING_BUDGET && !empty; n++) {
         uint16_t type;
         uint32_t len;
         int rc = ring_pop(w->ring, &type, w->rec, w->rec_cap, &len);
@@ -351,9 +380,16 @@ static bool drain_ring(worker_t *w)
             continue;
         }
         if (rc == -EAGAIN) {
-            if (ring_prepare_sleep(w->ring))
-                return true;
-            ring_wake_done(w->ring);
+            if (!w->stopping && reader_events_may_wait(w->reader)) {
+                ring_wake_done(w->ring);
+                uv_timer_start(&w->ring_hold, on_ring_hold, (uint64_t)w->cfg->batch_delay_ms, 0);
+                empty = true;
+            } else if (ring_prepare_sleep(w->ring)) {
+                uv_timer_stop(&w->ring_hold);
+                empty = true;
+            } else {
+                ring_wake_done(w->ring);
+            }
             continue;
         }
         if (rc == -EPROTO) {
@@ -366,7 +402,8 @@ static bool drain_ring(worker_t *w)
         if (rc == 0 && !w->stopping)
             handle_desc(w, type, len);
     }
-    return false;
+    w->draining = false;
+    return empty;
 }
 
 static void on_ring_again(uv_idle_t *h)
@@ -374,6 +411,23 @@ static void on_ring_again(uv_idle_t *h)
     worker_t *w = h->data;
     if (drain_ring(w))
         uv_idle_stop(h);
+}
+
+static void on_ring_hold(uv_timer_t *t)
+{
+    worker_t *w = t->data;
+    if (!drain_ring(w))
+        uv_idle_start(&w->ring_again, on_ring_again);
+}
+
+/* The reader's next batch is due: the key events held in the ring go into it. */
+static void on_reader_pull(void *arg)
+{
+    worker_t *w = arg;
+    if (w->draining)
+        return; /* called from a record being applied: the drain goes on */
+    if (!drain_ring(w))
+        uv_idle_start(&w->ring_again, on_ring_again);
 }
 
 static void on_ring_wake(uv_poll_t *h, int status, int events)
@@ -440,6 +494,7 @@ static void finish(worker_t *w)
     uv_close((uv_handle_t *)&w->grace, on_closed);
     uv_close((uv_handle_t *)&w->ring_poll, on_closed);
     uv_close((uv_handle_t *)&w->ring_again, on_closed);
+    uv_close((uv_handle_t *)&w->ring_hold, on_closed);
     uv_close((uv_handle_t *)&w->sigterm, on_closed);
     uv_close((uv_handle_t *)&w->sigint, on_closed);
     /* top-down: what is left are connections closing and the layers' own handles */
@@ -677,11 +732,14 @@ static int clients_setup(worker_t *w)
         .max_body = (size_t)cfg->max_payload,
         .header_timeout_ms = (uint64_t)cfg->http_header_timeout_ms,
         .body_timeout_ms = (uint64_t)cfg->http_body_timeout_ms,
+        .keepalive_timeout_ms = (uint64_t)cfg->http_keepalive_timeout_ms,
         .max_ws_message = (size_t)cfg->max_payload,
         .max_outq_bytes = 4u << 20,
         .close_timeout_ms = 1000,
         .per_message_deflate = cfg->per_message_deflate,
     };
+    /* sids name this server too: another server relays a request for one of them here */
+    snprintf(lim.relay_tag, sizeof(lim.relay_tag), "%.*s", RELAY_HELLO_TAG_LEN, w->args->server_id);
     w->router = router_new();
     int rc = http_server_new(&w->http, &w->loop, &lim, w->router, w->stats);
     if (rc)
@@ -707,7 +765,6 @@ static int clients_setup(worker_t *w)
         .socks = w->args->socks,
         .region = w->args->region,
     };
-    /* sids name this server too: another server relays a request for one of them here */
     snprintf(ec.sessions.tag, sizeof(ec.sessions.tag), "%.*s", EIO_SID_TAG_LEN, w->args->server_id);
     if ((rc = eio_endpoint_new(&w->eio, &w->loop, &ec, w->http, w->stats)))
         return rc;
@@ -822,6 +879,9 @@ static int setup(worker_t *w)
         return -EINVAL;
     uv_idle_init(&w->loop, &w->ring_again);
     w->ring_again.data = w;
+    uv_timer_init(&w->loop, &w->ring_hold);
+    w->ring_hold.data = w;
+    reader_set_pull(w->reader, on_reader_pull, w);
     if ((rc = uv_poll_init(&w->loop, &w->ring_poll,
                            shm_region_wake_fd(w->args->region, w->args->slot))))
         return rc;

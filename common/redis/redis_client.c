@@ -775,6 +775,14 @@ bool redis_client_up(const redis_client_t *c)
     return compute_up(c);
 }
 
+void redis_client_hold_messages(redis_client_t *c, bool hold)
+{
+    for (redis_node_t *n = c->nodes; n; n = n->next) {
+        if (n->sub)
+            redis_conn_hold_reads(n->sub, hold);
+    }
+}
+
 void redis_client_each_master(redis_client_t *c, void (*fn)(redis_node_t *n, void *arg), void *arg)
 {
     for (redis_node_t *n = c->nodes, *next; n; n = next) {

@@ -97,6 +97,9 @@ int redis_client_unsubscribe_masters(redis_client_t *c, redis_sub_kind_t kind, c
                                      size_t len);
 
 bool redis_client_up(const redis_client_t *c);
+/* Stops or resumes reading every subscription connection (redis_conn_hold_reads): a busy
+ * subscription's messages then come in one read per resume instead of a wake-up each. */
+void redis_client_hold_messages(redis_client_t *c, bool hold);
 /* Calls fn for every current primary. fn must not close the client. */
 void redis_client_each_master(redis_client_t *c, void (*fn)(redis_node_t *n, void *arg), void *arg);
 /* The primary serving key now (NULL: unknown). */

@@ -685,6 +685,12 @@ bool redis_conn_up(const redis_conn_t *c)
     return c->state == C_UP && !c->closing;
 }
 
+void redis_conn_hold_reads(redis_conn_t *c, bool hold)
+{
+    if (c->link)
+        redis_link_hold_reads(c->link, hold);
+}
+
 long long redis_conn_id(const redis_conn_t *c)
 {
     return c->state == C_UP ? c->client_id : 0;

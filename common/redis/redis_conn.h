@@ -132,6 +132,8 @@ bool redis_conn_subscribed(const redis_conn_t *c, redis_sub_kind_t kind, const c
                            size_t len);
 
 bool redis_conn_up(const redis_conn_t *c);
+/* Stops or resumes reading the current link (redis_link_hold_reads); a new link reads. */
+void redis_conn_hold_reads(redis_conn_t *c, bool hold);
 /* CLIENT ID of the current connection (for CLIENT UNBLOCK); 0 when unknown or not up. */
 long long redis_conn_id(const redis_conn_t *c);
 /* The address tried or used; host "" before the first target. Borrowed. */

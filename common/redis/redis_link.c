@@ -37,6 +37,7 @@ struct redis_link {
     bool writing;
     bool resolving;
     bool dead;              /* failed or closed: no more callbacks */
+    bool held;              /* reads stopped (redis_link_hold_reads) */
     bool closing;           /* redis_link_close called: freed when refs reach 0 */
     int early_err;          /* resolver refused at once: reported from the loop, not from open */
     int refs;               /* handles and the resolver request still owned by libuv */
@@ -339,6 +340,20 @@ void redis_link_write(redis_link_t *l, const char *p, size_t n)
 size_t redis_link_queued(const redis_link_t *l)
 {
     return l->out.len + l->wire.len;
+}
+
+void redis_link_hold_reads(redis_link_t *l, bool hold)
+{
+    if (l->tls || !l->open || l->dead || l->held == hold)
+        return;
+    l->held = hold;
+    if (hold) {
+        uv_read_stop((uv_stream_t *)&l->tcp);
+        return;
+    }
+    int rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
+    if (rc)
+        fail(l, rc, uv_strerror(rc));
 }
 
 void redis_link_close(redis_link_t *l)

@@ -9,6 +9,7 @@
 #ifndef STREAMIO_COMMON_REDIS_LINK_H
 #define STREAMIO_COMMON_REDIS_LINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -40,6 +41,12 @@ void redis_link_set_dead_after(redis_link_t *l, unsigned ms);
 void redis_link_write(redis_link_t *l, const char *p, size_t n);
 /* Bytes queued and not yet accepted by the kernel (the output bound is checked against it). */
 size_t redis_link_queued(const redis_link_t *l);
+/*
+ * Stops (hold) or resumes reading an open plain-TCP link: the bytes wait in the kernel, so a busy
+ * subscription's messages come in one read instead of one wake-up each. No-op on a TLS link (its
+ * session may hold decrypted bytes) and before the link is open (it then reads).
+ */
+void redis_link_hold_reads(redis_link_t *l, bool hold);
 /*
  * Ends the link: no callback runs after this call, queued bytes are dropped, and the memory is
  * released once libuv has closed the handles. Safe from inside any of the link's callbacks.

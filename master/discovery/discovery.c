@@ -87,10 +87,18 @@ static void publish(discovery_t *d)
     }
 }
 
+/* STREAM_KEYSPACE_EVENTS: tells `worker` whether the key events it is forwarded are complete. */
+static void send_events_state(discovery_t *d, uint32_t worker)
+{
+    if (d->kev)
+        dispatch_stream(d->dispatch, WORKDESC_EVENTS, d->events ? 1 : 0, worker, NULL, 0);
+}
+
 void discovery_attach(discovery_t *d, uint32_t worker, uint32_t block)
 {
     dispatch_attach(d->dispatch, worker, block);
     pools_foreach_in_slot(d->pools, worker, send_stream, d->dispatch);
+    send_events_state(d, worker);
     publish(d);
 }
 
@@ -102,10 +110,12 @@ void discovery_detach(discovery_t *d, uint32_t worker)
 void discovery_resend(discovery_t *d, uint32_t worker)
 {
     pools_foreach_in_slot(d->pools, worker, send_stream, d->dispatch);
+    send_events_state(d, worker);
 }
 
-/* Records that `key` exists; true when it is new (the caller publishes the stats). */
-static bool on_new_stream(discovery_t *d, const char *key, size_t len, bool priority)
+/* Records that `key` exists; true when it is new (the caller publishes the stats). xadd: its key
+ * event, forwarded ahead of the stream itself so that its reader reads it at once. */
+static bool on_new_stream(discovery_t *d, const char *key, size_t len, bool priority, bool xadd)
 {
     uint32_t pool, worker;
     if (stream_exclude_match(d->first, key, len))
@@ -116,6 +126,8 @@ static bool on_new_stream(discovery_t *d, const char *key, size_t len, bool prio
     if (pools_add(d->pools, key, len, priority, d->cycle, &pool, &worker) != 1)
         return false;
     LOG_DEBUG("stream %.*s -> pool %u on worker %u", (int)len, key, pool, worker);
+    if (xadd)
+        dispatch_stream(d->dispatch, WORKDESC_STREAM_EVENT, pool, worker, key, len);
     dispatch_stream(d->dispatch, WORKDESC_POOL_ADD, pool, worker, key, len);
     return true;
 }
@@ -134,7 +146,7 @@ static void next_pass(discovery_t *d, uint64_t ms);
 static void on_scan_key(const char *key, size_t len, void *arg)
 {
     discovery_t *d = arg;
-    on_new_stream(d, key, len, config_is_priority(d->cfg, key, len));
+    on_new_stream(d, key, len, config_is_priority(d->cfg, key, len), false);
 }
 
 /* The pass is over: SCAN returns every key that existed for the whole pass, so one it did not
@@ -201,7 +213,7 @@ static void on_priority_type(int rc, void *arg)
     }
     if (d->priority_next < d->cfg->priority.n) {
         const char *name = d->cfg->priority.item[d->priority_next];
-        if (rc == 1 && on_new_stream(d, name, strlen(name), true))
+        if (rc == 1 && on_new_stream(d, name, strlen(name), true, false))
             publish(d);
         d->priority_next++;
     }
@@ -251,6 +263,8 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
     if (kind == KEYEVENT_UP || kind == KEYEVENT_DOWN) {
         bool was = d->events;
         d->events = kind == KEYEVENT_UP;
+        for (uint32_t i = 0; was != d->events && i < d->workers; i++)
+            send_events_state(d, i);
         if (d->events)
             LOG_INFO(
                 "discovery: key events on: a SCAN pass every %d ms (DISCOVERY_SAFETY_INTERVAL)",
@@ -277,9 +291,14 @@ static void on_keyevent(keyevent_kind_t kind, const char *key, size_t len, void 
         return;
     }
     /* STREAM_PATTERN is a Redis glob; a key with a NUL byte cannot match it here */
-    if (strlen(key) == len && fnmatch(d->first->stream_pattern, key, 0) == 0 &&
-        on_new_stream(d, key, len, config_is_priority(d->cfg, key, len)))
+    if (strlen(key) != len || fnmatch(d->first->stream_pattern, key, 0) != 0)
+        return;
+    /* the one subscription of this server: its readers learn of the entries from here */
+    uint32_t pool, worker;
+    if (on_new_stream(d, key, len, config_is_priority(d->cfg, key, len), true))
         publish(d);
+    else if (pools_find(d->pools, key, len, &pool, &worker))
+        dispatch_stream(d->dispatch, WORKDESC_STREAM_EVENT, pool, worker, key, len);
 }
 
 /* ---- one reader per stream across servers (master/discovery/ownership) ---- */

@@ -174,10 +174,11 @@ void dispatch_stream(dispatch_t *d, uint16_t type, uint32_t pool, uint32_t worke
     outbox_t *b = &d->boxes[worker];
     if (b->block < 0)
         return;
-    if (type == WORKDESC_POOL_ADD && d->keep && !d->keep(d->keep_arg, name, len))
+    if ((type == WORKDESC_POOL_ADD || type == WORKDESC_STREAM_EVENT) && d->keep &&
+        !d->keep(d->keep_arg, name, len))
         return;
     workdesc_begin(&d->rec, pool);
-    if (workdesc_add(&d->rec, name, len)) {
+    if (name && workdesc_add(&d->rec, name, len)) {
         LOG_ERROR("cannot encode stream %.*s for worker %u", (int)len, name, worker);
         return;
     }

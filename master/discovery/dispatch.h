@@ -42,8 +42,9 @@ bool dispatch_quiet(dispatch_t *d);
  * waits already: dispatch_quiet waits for their word that nothing is in flight for the streams
  * removed before it. */
 void dispatch_fence(dispatch_t *d, uint32_t seq);
-/* Sends one stream of one pool (type: WORKDESC_POOL_ADD or WORKDESC_STREAM_REMOVE) to `worker`,
- * now or, behind what waits already, once its ring has room. */
+/* Sends one stream of one pool (type: WORKDESC_POOL_ADD, WORKDESC_STREAM_REMOVE or
+ * WORKDESC_STREAM_EVENT) to `worker`, now or, behind what waits already, once its ring has room;
+ * name NULL: a record with no stream (WORKDESC_EVENTS). */
 void dispatch_stream(dispatch_t *d, uint16_t type, uint32_t pool, uint32_t worker, const char *name,
                      size_t len);
 

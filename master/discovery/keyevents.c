@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #include "common/log.h"
 #include "common/redis/redis_client.h"
@@ -26,6 +27,10 @@ struct keyevents {
     bool refused;       /* CONFIG refused since the last outage: events may not be published */
     char chan_xadd[48];
     char chan_del[48];
+    uv_loop_t *loop;
+    uv_timer_t resume; /* ends a hold of the subscription's reads */
+    bool held;
+    keyevents_pace_t pace;
 };
 
 /* A CONFIG GET in flight, for the primary it asked. */
@@ -157,15 +162,44 @@ static void on_node_event(redis_client_t *cl, redis_node_t *n, redis_conn_event_
         free(q);
 }
 
+bool keyevents_pace_message(keyevents_pace_t *p, uint64_t now_ms, uint64_t window_ms)
+{
+    if (window_ms == 0)
+        return false;
+    if (p->count == 0 || now_ms - p->window_start >= window_ms) {
+        p->window_start = now_ms;
+        p->count = 0;
+    }
+    return ++p->count > KEYEVENTS_BURST;
+}
+
+static uint64_t hold_ms(const keyevents_t *k)
+{
+    return (uint64_t)k->cfg->batch_delay_ms / 2;
+}
+
+static void on_resume(uv_timer_t *t)
+{
+    keyevents_t *k = t->data;
+    k->held = false;
+    redis_client_hold_messages(k->cl, false);
+}
+
 static void on_message(redis_client_t *cl, const redis_push_t *m, void *arg)
 {
-    (void)cl;
     keyevents_t *k = arg;
     keyevent_kind_t kind;
     const char *key;
     size_t len;
-    if (keyevents_parse(k->cfg->redis_db, m, &kind, &key, &len) == 0)
-        k->fn(kind, key, len, k->arg);
+    if (keyevents_parse(k->cfg->redis_db, m, &kind, &key, &len) != 0)
+        return;
+    if (!k->held && keyevents_pace_message(&k->pace, uv_now(k->loop), hold_ms(k))) {
+        /* events flow: what comes next waits in the kernel and is read in one go */
+        k->held = true;
+        redis_client_hold_messages(cl, true);
+        uv_timer_start(&k->resume, on_resume, hold_ms(k), 0);
+    }
+    k->fn(kind, key, len, k->arg);
 }
 
 static void on_subscribed(redis_client_t *cl, redis_sub_kind_t kind, const char *ch, size_t len,
@@ -209,6 +243,9 @@ keyevents_t *keyevents_new(redis_topology_t *topo, const cfg_t *cfg, keyevents_f
     k->arg = arg;
     snprintf(k->chan_xadd, sizeof(k->chan_xadd), "__keyevent@%d__:xadd", cfg->redis_db);
     snprintf(k->chan_del, sizeof(k->chan_del), "__keyevent@%d__:del", cfg->redis_db);
+    k->loop = redis_topology_loop(topo);
+    uv_timer_init(k->loop, &k->resume);
+    k->resume.data = k;
     k->cl = redis_client_new(topo, "keyevents", &cbs, k);
     /* key events are published by the node that holds the key: every primary's */
     redis_client_subscribe_masters(k->cl, REDIS_SUB_CHANNEL, k->chan_xadd, strlen(k->chan_xadd));
@@ -216,17 +253,24 @@ keyevents_t *keyevents_new(redis_topology_t *topo, const cfg_t *cfg, keyevents_f
     return k;
 }
 
-static void on_closed(void *arg)
+static void on_timer_closed(uv_handle_t *h)
 {
-    keyevents_t *k = arg;
+    keyevents_t *k = h->data;
     if (k->done)
         k->done(k->done_arg);
     free(k);
+}
+
+static void on_closed(void *arg)
+{
+    keyevents_t *k = arg;
+    uv_close((uv_handle_t *)&k->resume, on_timer_closed);
 }
 
 void keyevents_close(keyevents_t *k, void (*done)(void *arg), void *arg)
 {
     k->done = done;
     k->done_arg = arg;
+    uv_timer_stop(&k->resume);
     redis_client_close(k->cl, on_closed, k);
 }

@@ -13,6 +13,10 @@
  * One client of the Redis layer (common/redis/redis_client) on the master's loop: it keeps the
  * subscriptions on every primary across reconnects and failovers; CONFIG runs on each primary
  * whenever its command connection comes up.
+ *
+ * While events flow (more than KEYEVENTS_BURST within BATCH_DELAY / 2), reading stops for
+ * BATCH_DELAY / 2 after each message, so the notifications of a steady load come in one read per
+ * half window instead of waking the master once each; a quiet database is read at once.
  */
 #ifndef STREAMIO_MASTER_DISCOVERY_KEYEVENTS_H
 #define STREAMIO_MASTER_DISCOVERY_KEYEVENTS_H
@@ -21,6 +25,7 @@
 #include "common/redis/redis_client.h"
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct keyevents keyevents_t;
 
@@ -36,6 +41,20 @@ typedef enum keyevent_kind {
 /* `key` is borrowed for the call (NULL for UP and DOWN); any key of the database (the caller
  * matches STREAM_PATTERN). */
 typedef void (*keyevents_fn)(keyevent_kind_t kind, const char *key, size_t len, void *arg);
+
+#define KEYEVENTS_BURST 2
+
+/* The pacing of a busy subscription, as a value the caller keeps (zeroed to start). */
+typedef struct keyevents_pace {
+    uint64_t window_start;
+    unsigned count;
+} keyevents_pace_t;
+
+/*
+ * A message came at now_ms: true when more than KEYEVENTS_BURST came within the window_ms that
+ * began with the first of them, so reading should wait window_ms. window_ms 0: never.
+ */
+bool keyevents_pace_message(keyevents_pace_t *p, uint64_t now_ms, uint64_t window_ms);
 
 /* Starts connecting at once. Borrows topo and cfg (for the subscription's life). */
 keyevents_t *keyevents_new(redis_topology_t *topo, const cfg_t *cfg, keyevents_fn fn, void *arg);

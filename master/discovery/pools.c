@@ -131,6 +131,16 @@ int pools_add(pools_t *p, const char *name, size_t len, bool priority, uint64_t 
     return 1;
 }
 
+int pools_find(const pools_t *p, const char *name, size_t len, uint32_t *pool, uint32_t *slot)
+{
+    const stream_rec_t *rec = strmap_get(p->streams, name, len);
+    if (!rec)
+        return 0;
+    *pool = rec->pool;
+    *slot = p->pools[rec->pool].slot;
+    return 1;
+}
+
 int pools_remove(pools_t *p, const char *name, size_t len, uint32_t *pool, uint32_t *slot)
 {
     stream_rec_t *rec = strmap_del(p->streams, name, len);

@@ -29,6 +29,9 @@ void pools_free(pools_t *p);
 int pools_add(pools_t *p, const char *name, size_t len, bool priority, uint64_t cycle,
               uint32_t *pool, uint32_t *slot);
 
+/* Where `name` is read: 1 with *pool and *slot, 0 when it is not known. */
+int pools_find(const pools_t *p, const char *name, size_t len, uint32_t *pool, uint32_t *slot);
+
 /*
  * Forgets `name` at once (its key was deleted). 1 with *pool and *slot telling where it was,
  * 0 when it was not known.

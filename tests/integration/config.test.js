@@ -23,6 +23,7 @@ const BAD = [
   ['SOCKETIO_CORS_ORIGINS', 'app.example.com'],
   ['HTTP_HEADER_TIMEOUT_MS', '5'],
   ['HTTP_BODY_TIMEOUT_MS', 'slow'],
+  ['HTTP_KEEPALIVE_TIMEOUT_MS', '0'],
 ];
 
 describe('bad configuration', { timeout: 90000, skip: h.ANCHOR_SKIP }, () => {

@@ -74,42 +74,27 @@ async function clientsIn(url, n, room) {
 describe('nothing lost, nothing twice', { timeout: 240000, skip: h.ANCHOR_SKIP }, () => {
   let redis;
   let aof = null; // the appendonly redis-server of the restart test, and its dir
-  const servers = [];
-  const logs = (fn) => h.withLogs(() => servers, fn);
   const common = {
     SOCKETIO_REDIS_ADAPTER: 'true', MAX_MESSAGES_BATCH: String(BATCH), STREAM_CLAIM_IDLE_MS: '1000',
   };
+  const { servers, server, stopAll, logs } = h.serverGroup(() => redis, common);
 
   before(async () => {
     redis = await h.startRedis();
   });
 
   after(async () => {
-    h.closeAllClients();
-    for (const s of servers) await s.stop();
-    if (redis) await redis.stop();
     if (aof) {
       await aof.redis.stop();
       fs.rmSync(aof.dir, { recursive: true, force: true });
     }
   });
 
-  async function server(env) {
-    const s = await h.startStreamio({ ...common, ...env }, { redis });
-    servers.push(s);
-    return s;
-  }
-
   // Every entry of `room` acknowledged and deleted: nothing more can be delivered from it.
   async function settled(room, on = redis) {
     await h.waitUntil(async () => (await on.call('XLEN', room)) === 0
       && (await on.call('XPENDING', room, 'streamio'))[0] === 0,
     { timeout: 15000, message: `every entry of ${room} acknowledged and deleted` });
-  }
-
-  async function stopAll() {
-    h.closeAllClients();
-    while (servers.length) await servers.pop().stop();
   }
 
   it('kill -9 of the reading worker during a 10,000-entry fan-out: 0 lost', logs(async () => {

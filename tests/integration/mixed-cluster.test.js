@@ -3,7 +3,7 @@
 // @socket.io/redis-adapter share rooms through one Redis, in classic and in sharded mode; the
 // redis-emitter reaches streamio clients (classic). Exact payloads and counts in both directions,
 // the adapter requests Node servers send, malformed messages, and the loss of pub/sub.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
@@ -61,14 +61,7 @@ for (const mode of ['classic', 'sharded']) {
       await Promise.all(nodeClients.map((s) => h.joinRoom(s, room)));
     });
 
-    after(async () => {
-      h.closeAllClients();
-      if (peer) await peer.stop();
-      if (srv) await srv.stop();
-      if (redis) await redis.stop();
-    });
-
-    const logs = (fn) => h.withLogs(() => [srv, peer], fn);
+    const logs = h.stopAfter(() => ({ srv: [peer, srv], redis }));
 
     it('counts every streamio worker as a server (NUMSUB / SHARDNUMSUB)', logs(async () => {
       const r = await h.waitUntil(async () => {

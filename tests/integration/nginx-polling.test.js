@@ -6,6 +6,7 @@
 // WebSocket get every entry exactly once, in order, and keep their session throughout.
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const net = require('node:net');
 const { io } = require('socket.io-client');
 const h = require('./lib/harness');
 const ngx = require('./lib/nginx');
@@ -129,6 +130,27 @@ describe('a request for another server\'s session that cannot be relayed', { tim
 
   it('is answered as an unknown session when no server has that tag', logs(async () => {
     assert.deepStrictEqual(await poll(sidOf('QQQQ')), { status: 400, body: unknown });
+  }));
+
+  it('carries nothing of the client to an address in Redis that is not that server', logs(async () => {
+    // whoever can write Redis could aim relays at any service: one that answers anything
+    const seen = [];
+    const svc = net.createServer((sock) => {
+      sock.on('data', (d) => {
+        seen.push(d);
+        sock.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret');
+      });
+      sock.on('error', () => {});
+    });
+    await new Promise((resolve) => svc.listen(0, '127.0.0.1', resolve));
+    try {
+      await redis.call('SET', 'socket.io:server:EVIL', `127.0.0.1:${svc.address().port}`, 'PX', '60000');
+      assert.deepStrictEqual(await poll(sidOf('EVIL')), { status: 400, body: unknown });
+      const got = Buffer.concat(seen).toString('latin1');
+      assert.match(got, /^STREAMIO-RELAY EVIL [A-Za-z0-9_-]{16}\r\n$/);
+    } finally {
+      svc.close();
+    }
   }));
 
   it('is answered, not relayed round in a loop, when the address announced for it is this server\'s', logs(async () => {

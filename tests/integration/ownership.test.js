@@ -5,7 +5,7 @@
 // every entry once per socket, in order, counted exactly; then the same under failover — a server
 // joining and one stopping with SIGTERM (handed over in order, exactly once), and a kill -9
 // (nothing lost; duplicates and late entries of the dead server's last batch counted).
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 
@@ -16,32 +16,14 @@ const BUCKETS = 128; // OWNERSHIP_BUCKETS
 
 describe('one reader per stream across servers', { timeout: 300000, skip: h.ANCHOR_SKIP }, () => {
   let redis;
-  const servers = [];
-  const logs = (fn) => h.withLogs(() => servers, fn);
+  const { servers, server, stopAll, logs } = h.serverGroup(() => redis, {
+    SOCKETIO_REDIS_ADAPTER: 'true', CLUSTER_WORKERS: '2', MAX_MESSAGES_BATCH: String(BATCH),
+    STREAM_OWNER_TTL_MS: '3000', STREAM_CLAIM_IDLE_MS: '60000',
+  });
 
   before(async () => {
     redis = await h.startRedis();
   });
-
-  after(async () => {
-    h.closeAllClients();
-    for (const s of servers) await s.stop();
-    if (redis) await redis.stop();
-  });
-
-  async function server(env = {}) {
-    const s = await h.startStreamio({
-      SOCKETIO_REDIS_ADAPTER: 'true', CLUSTER_WORKERS: '2', MAX_MESSAGES_BATCH: String(BATCH),
-      STREAM_OWNER_TTL_MS: '3000', STREAM_CLAIM_IDLE_MS: '60000', ...env,
-    }, { redis });
-    servers.push(s);
-    return s;
-  }
-
-  async function stopAll() {
-    h.closeAllClients();
-    while (servers.length) await servers.pop().stop();
-  }
 
   async function ownership(s) {
     const { body } = await h.healthRetry(s);

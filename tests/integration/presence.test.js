@@ -71,14 +71,7 @@ for (const adapter of ['false', 'true', 'sharded']) {
       b = await h.startStreamio(presenceEnv({ ...both, CLUSTER_WORKERS: '2' }), { redis });
     });
 
-    after(async () => {
-      h.closeAllClients();
-      if (a) await a.stop();
-      if (b) await b.stop();
-      if (redis) await redis.stop();
-    });
-
-    const logs = (fn) => h.withLogs(() => [a, b], fn);
+    const logs = h.stopAfter(() => ({ srv: [a, b], redis }));
 
     it('tells a room\'s members of each user\'s first join and last leave, once', logs(async () => {
       const room = h.uniq('chat.room');

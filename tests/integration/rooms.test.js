@@ -1,6 +1,6 @@
 'use strict';
 // join-room / leave-room: acks, MAX_ROOMS_PER_SOCKET, invalid room ids, leave stops delivery.
-const { describe, it, before, after } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -206,14 +206,7 @@ describe('a room named like another socket\'s id (SOCKETIO_REDIS_ADAPTER=true)',
     peer = await startPeer(redis, 'classic');
   });
 
-  after(async () => {
-    h.closeAllClients();
-    if (peer) await peer.stop();
-    if (srv) await srv.stop();
-    if (redis) await redis.stop();
-  });
-
-  const logs = (fn) => h.withLogs(() => [srv, peer], fn);
+  const logs = h.stopAfter(() => ({ srv: [peer, srv], redis }));
 
   it('reaches only that socket, whoever sends it', logs(async () => {
     const victim = await h.connectClient(srv.url);

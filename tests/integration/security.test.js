@@ -22,6 +22,7 @@ describe('security limits', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
       CLUSTER_WORKERS: '1',
       HTTP_HEADER_TIMEOUT_MS: '400',
       HTTP_BODY_TIMEOUT_MS: '400',
+      HTTP_KEEPALIVE_TIMEOUT_MS: '400',
       SOCKETIO_CONNECT_TIMEOUT: '500',
       SOCKETIO_MAX_HTTP_BUFFER_SIZE: '2048',
       SOCKETIO_CORS_ORIGINS: 'http://good.test,http://also.test',

@@ -5,11 +5,14 @@
 // node_modules), must get exactly the same answers: bursts of joins and of events (no
 // 'Rate limit exceeded'), the rooms limit, joining one's own id and another socket's, invalid
 // ids, leave-room, binary arguments, the largest message and the first one too large. Every
-// default limit that could change an answer is exercised here.
+// default limit that could change an answer is exercised here, and so are the HTTP idle times: a
+// silent keep-alive connection is closed after Node's keepAliveTimeout (5 s) while a slow head
+// keeps its headersTimeout (60 s).
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const http = require('node:http');
+const net = require('node:net');
 const path = require('node:path');
 const h = require('./lib/harness');
 
@@ -34,6 +37,65 @@ function handshakeWithCookie(url, bytes) {
     req.on('timeout', () => req.destroy(new Error('handshake timed out')));
     req.on('error', reject);
   });
+}
+
+// The status of the complete HTTP/1.1 answer at the start of `text` and its length, or null while
+// it is still arriving.
+function answer(text) {
+  const end = text.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const len = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
+  const total = end + 4 + (len ? Number(len[1]) : 0);
+  return len && text.length >= total ? { status: Number(text.slice(9, 12)), total } : null;
+}
+
+// A raw TCP client that keeps what it reads, when it last read, and when the server closed it.
+async function rawClient(port, name) {
+  const s = net.connect(port, h.HOST);
+  s.text = '';
+  s.setEncoding('latin1');
+  s.on('data', (d) => { s.text += d; s.lastReadAt = Date.now(); });
+  s.on('error', () => {});
+  s.closedAt = new Promise((resolve) => s.once('close', () => resolve(Date.now())));
+  await h.withDeadline(new Promise((resolve) => s.once('connect', resolve)), 10000, `${name}: connect`);
+  return s;
+}
+
+// After an answer on keep-alive, what a client that then falls silent sees: its answer's status,
+// when the server closed the connection (after the last bytes read, as a range: a loaded box only
+// delays it) and whether it sent anything more. `next`: bytes of a next request written with the
+// first one, so that the silence comes half way through a head.
+async function silentKeepAlive(c, head, next) {
+  c.write(`${head}\r\n${next}`);
+  const a = await h.waitUntil(() => answer(c.text), { timeout: 10000, message: 'the keep-alive answer' });
+  const ms = await h.withDeadline(c.closedAt, 30000, 'the server closes the silent keep-alive connection') -
+    c.lastReadAt;
+  return { answer: a.status, closedAfter: ms >= 4000 && ms < 30000 ? '4 to 30 s' : `${ms} ms`,
+    sentMore: c.text.length > a.total };
+}
+
+// Three connections opened together: one whose first request head stops half way, and two that
+// fall silent after an answer on keep-alive, one with nothing of a next request and one half way
+// through its head. Whether the slow head was still open once both were closed, and its answer
+// once completed.
+async function silenceAndSlowHead(port) {
+  const head = 'GET /health HTTP/1.1\r\nHost: x\r\n';
+  const slow = await rawClient(port, 'slow head');
+  const idle = await rawClient(port, 'idle keep-alive');
+  const stalled = await rawClient(port, 'keep-alive stalled half way through a head');
+  try {
+    slow.write(head);
+    const t = {};
+    [t.idle, t.stalled] = await Promise.all([silentKeepAlive(idle, head, ''),
+      silentKeepAlive(stalled, head, 'GET /he')]);
+    t.slowHeadOpen = !slow.destroyed && slow.text === '';
+    slow.write('\r\n');
+    const a = await h.waitUntil(() => answer(slow.text), { timeout: 10000, message: 'the slow head\'s answer' });
+    t.slowHeadAnswer = a.status;
+    return t;
+  } finally {
+    for (const c of [slow, idle, stalled]) c.destroy();
+  }
 }
 
 // The transcript of one server's answers to the script. Socket ids are replaced by names.
@@ -118,4 +180,12 @@ describe('the seed contract under default limits: streamio and the seed\'s Node 
     const ours = await script(srv.url);
     assert.deepStrictEqual(ours, seed);
   }));
+
+  it('closes a silent keep-alive connection after about 5 s while a slow head keeps its time',
+    h.withLogs(() => srv, async () => {
+      const [seed, ours] = await Promise.all([silenceAndSlowHead(node.port), silenceAndSlowHead(srv.port)]);
+      const silent = { answer: 200, closedAfter: '4 to 30 s', sentMore: false };
+      assert.deepStrictEqual(seed, { idle: silent, stalled: silent, slowHeadOpen: true, slowHeadAnswer: 200 });
+      assert.deepStrictEqual(ours, seed);
+    }));
 });

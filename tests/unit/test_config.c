@@ -432,12 +432,15 @@ static void test_socketio_options(void **state)
     assert_string_equal(cfg.namespaces[0], "/");
     assert_int_equal(cfg.transports, CONFIG_TRANSPORT_POLLING | CONFIG_TRANSPORT_WEBSOCKET);
     assert_string_equal(cfg.cors_origins, "");
+    assert_int_equal(cfg.http_header_timeout_ms, 60000);
+    assert_int_equal(cfg.http_keepalive_timeout_ms, 5000);
     buf_free(&err);
     env_t e = {{{"SOCKETIO_NAMESPACES", "/admin,/,/chat,/admin"},
                 {"SOCKETIO_TRANSPORTS", "websocket"},
                 {"SOCKETIO_CORS_ORIGINS", "https://a.example.com,http://127.0.0.1:8080"},
                 {"HTTP_HEADER_TIMEOUT_MS", "500"},
-                {"HTTP_BODY_TIMEOUT_MS", "700"}}};
+                {"HTTP_BODY_TIMEOUT_MS", "700"},
+                {"HTTP_KEEPALIVE_TIMEOUT_MS", "900"}}};
     assert_int_equal(load(&cfg, &e, &err), 0);
     assert_int_equal(cfg.nnamespaces, 3); /* "/" first, duplicates dropped */
     assert_string_equal(cfg.namespaces[0], "/");
@@ -447,6 +450,7 @@ static void test_socketio_options(void **state)
     assert_string_equal(cfg.cors_origins, "https://a.example.com,http://127.0.0.1:8080");
     assert_int_equal(cfg.http_header_timeout_ms, 500);
     assert_int_equal(cfg.http_body_timeout_ms, 700);
+    assert_int_equal(cfg.http_keepalive_timeout_ms, 900);
     buf_free(&err);
     env_t star = {{{"SOCKETIO_CORS_ORIGINS", "*"}}};
     assert_int_equal(load(&cfg, &star, &err), 0);
@@ -480,6 +484,10 @@ static void test_socketio_options(void **state)
     expect_error("HTTP_HEADER_TIMEOUT_MS", "5",
                  "streamio: invalid HTTP_HEADER_TIMEOUT_MS=\"5\": expected an integer from 100 to "
                  "3600000");
+    expect_error("HTTP_KEEPALIVE_TIMEOUT_MS", "0",
+                 "streamio: invalid HTTP_KEEPALIVE_TIMEOUT_MS=\"0\": expected an integer from 100 "
+                 "to 3600000");
+    expect_error("HTTP_KEEPALIVE_TIMEOUT_MS", "5s", NULL);
 }
 
 static void test_redis_auth_argv(void **state)

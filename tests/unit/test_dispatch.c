@@ -1,7 +1,8 @@
 /*
  * Unit tests for master/discovery/dispatch on a real region and loop: records reach the block a
  * worker is attached to in order, wait in the outbox while the ring is full and go out on the
- * retry timer (order kept), and nothing goes to a detached worker.
+ * retry timer (order kept), nothing goes to a detached worker, and forwarded key events follow
+ * the ownership filter.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -197,12 +198,42 @@ static void test_fence_waits_for_every_workers_word(void **state)
     assert_true(dispatch_quiet(f->d));
 }
 
+/* Key events forwarded to the stream's reader: refused by the filter like additions (another
+ * server reads the stream); the subscription's state is a record with no stream. */
+static void test_events_follow_the_filter(void **state)
+{
+    fixture_t *f = *state;
+    dispatch_attach(f->d, 0, 2);
+    dispatch_set_filter(f->d, keep_even, NULL);
+    dispatch_stream(f->d, WORKDESC_STREAM_EVENT, 3, 0, "s1", 2);
+    dispatch_stream(f->d, WORKDESC_STREAM_EVENT, 3, 0, "s2", 2);
+    dispatch_stream(f->d, WORKDESC_EVENTS, 1, 0, NULL, 0);
+    ring_t *r = shm_region_ring(f->region, 2);
+    char buf[64];
+    uint16_t type;
+    uint32_t len, pool;
+    popped_t *p = &f->popped;
+    assert_int_equal(ring_pop(r, &type, buf, sizeof(buf), &len), 0);
+    assert_int_equal(type, WORKDESC_STREAM_EVENT);
+    assert_int_equal(workdesc_decode(buf, len, &pool, on_name, p), 0);
+    assert_int_equal(pool, 3);
+    assert_int_equal(p->n, 1);
+    assert_string_equal(p->names[0], "s2");
+    assert_int_equal(ring_pop(r, &type, buf, sizeof(buf), &len), 0);
+    assert_int_equal(type, WORKDESC_EVENTS);
+    assert_int_equal(workdesc_decode(buf, len, &pool, on_name, p), 0);
+    assert_int_equal(pool, 1);
+    assert_int_equal(p->n, 1); /* no stream */
+    assert_int_not_equal(ring_pop(r, &type, buf, sizeof(buf), &len), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_survives_a_full_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_reaches_a_detached_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filter_and_quiet, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_follow_the_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fence_waits_for_every_workers_word, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -646,9 +646,10 @@ static void test_permessage_deflate_off(void **state)
 static void test_http_keep_alive_and_close(void **state)
 {
     fixture_t *f = *state;
-    static const char resp_ka[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\n"
-                                  "Content-type: text/plain\r\nContent-Length: 2\r\n"
-                                  "X-Test: 1\r\n\r\nhi";
+    static const char resp_ka[] =
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=4\r\n"
+        "Content-type: text/plain\r\nContent-Length: 2\r\n"
+        "X-Test: 1\r\n\r\nhi";
     static const char resp_close[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n"
                                      "Content-type: text/plain\r\nContent-Length: 2\r\n"
                                      "X-Test: 1\r\n\r\nhi";
@@ -919,8 +920,8 @@ static void test_deferred_answer_and_bodies(void **state)
     assert_int_equal(cl->in.len, 0);
     assert_int_equal(f->requests, 1);
     assert_int_equal(http_respond(f->held, 200, NULL, NULL, "late", 4), 0);
-    static const char late[] =
-        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\nContent-Length: 4\r\n\r\nlate";
+    static const char late[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: "
+                               "timeout=4\r\nContent-Length: 4\r\n\r\nlate";
     RUN_UNTIL(f, cl->in.len >= sizeof(late) - 1);
     assert_memory_equal(cl->in.data, late, sizeof(late) - 1);
     assert_int_equal(http_defer(f->held), -EINVAL); /* nothing awaits an answer now */
@@ -931,8 +932,8 @@ static void test_deferred_answer_and_bodies(void **state)
     run_for(f, 20);
     assert_int_equal(f->requests, 1); /* the GET sent while held was dropped, the POST waits */
     cl_send(cl, "cde", 3);
-    static const char echo[] =
-        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=59\r\nContent-Length: 5\r\n\r\nabcde";
+    static const char echo[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: "
+                               "timeout=4\r\nContent-Length: 5\r\n\r\nabcde";
     RUN_UNTIL(f, cl->in.len >= sizeof(echo) - 1);
     assert_memory_equal(cl->in.data, echo, sizeof(echo) - 1);
     assert_int_equal(f->requests, 2);
@@ -1011,15 +1012,104 @@ static void test_keep_alive_deadline_finishes_a_large_answer(void **state)
     memset(body, 'z', len);
     assert_int_equal(http_respond(f->held, 200, NULL, NULL, body, len), 0);
     free(body);
-    run_for(f, 600); /* several header deadlines (150 ms) while nothing is read */
+    run_for(f, 600); /* several keep-alive deadlines (150 ms) while nothing is read */
     assert_int_equal(f->closes, 0);
     assert_int_equal(uv_read_start((uv_stream_t *)&cl->tcp, cl_alloc, cl_read), 0);
     RUN_UNTIL(f, cl->eof);
-    static const char head[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 33554432\r\n\r\n";
+    static const char head[] =
+        "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 33554432\r\n\r\n";
     assert_int_equal(cl->in.len, sizeof(head) - 1 + len);
     assert_memory_equal(cl->in.data, head, sizeof(head) - 1);
     assert_int_equal(cl->in.data[cl->in.len - 1], 'z');
     assert_int_equal(cl->read_err, 0);
+}
+
+static const char req_hello[] = "GET /hello HTTP/1.1\r\n\r\n";
+static const char ok_hello[] = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+                               "Content-type: text/plain\r\nContent-Length: 2\r\n"
+                               "X-Test: 1\r\n\r\nhi";
+#define REQ_LEN (sizeof(req_hello) - 1)
+#define OK_LEN (sizeof(ok_hello) - 1)
+
+/* A client whose request was answered, with the first `more` bytes of a next one sent in the same
+ * write (so they arrive before any deadline can pass). */
+static client_t *cl_answered(fixture_t *f, int i, size_t more)
+{
+    client_t *cl = cl_connect(f, i);
+    char two[2 * sizeof(req_hello)];
+    memcpy(two, req_hello, REQ_LEN);
+    memcpy(two + REQ_LEN, req_hello, more);
+    cl_send(cl, two, REQ_LEN + more);
+    RUN_UNTIL(f, cl->in.len >= OK_LEN);
+    return cl;
+}
+
+/* The silence allowed on a keep-alive connection is its own deadline, not the head's: a
+ * connection answered and then silent, with nothing of a next request or a next head stopped half
+ * way, is closed without an answer (no refusal counted), while the head of a fresh connection
+ * keeps the head's time. */
+static void test_keep_alive_silence_is_not_the_head_deadline(void **state)
+{
+    fixture_t *f = *state;
+    client_t *slow = cl_connect(f, 0);
+    cl_send(slow, req_hello, 8);
+    client_t *idle = cl_answered(f, 1, 0);
+    client_t *stalled = cl_answered(f, 2, 8);
+    RUN_UNTIL(f, idle->eof && stalled->eof);
+    assert_int_equal(idle->in.len, OK_LEN);
+    assert_memory_equal(idle->in.data, ok_hello, OK_LEN);
+    assert_int_equal(stalled->in.len, OK_LEN);
+    assert_memory_equal(stalled->in.data, ok_hello, OK_LEN);
+    run_for(f, 400); /* two more keep-alive deadlines (200 ms) */
+    assert_false(slow->eof);
+    cl_send(slow, req_hello + 8, REQ_LEN - 8);
+    RUN_UNTIL(f, slow->in.len >= OK_LEN);
+    assert_int_equal(slow->in.len, OK_LEN);
+    assert_memory_equal(slow->in.data, ok_hello, OK_LEN);
+    assert_int_equal(f->requests, 3);
+    assert_int_equal(refusals(f, STATS_LIMIT_HEADER_TIMEOUT), 0);
+    assert_int_equal(stats_of(f).timeouts, 0);
+}
+
+/* A next head that keeps coming on a keep-alive connection outlives the keep-alive deadline (it
+ * counts from the last bytes, as Node's keepAliveTimeout) and is answered. */
+static void test_keep_alive_next_head_arriving_is_not_idle(void **state)
+{
+    fixture_t *f = *state;
+    static const char head[] = "GET /hello HTTP/1.1\r\nX-A: ";
+    client_t *cl = cl_connect(f, 0);
+    char first[sizeof(req_hello) + sizeof(head)];
+    memcpy(first, req_hello, REQ_LEN);
+    memcpy(first + REQ_LEN, head, sizeof(head) - 1);
+    cl_send(cl, first, REQ_LEN + sizeof(head) - 1);
+    RUN_UNTIL(f, cl->in.len >= OK_LEN);
+    for (int i = 0; i < 25; i++) { /* 2.5 s, past the keep-alive deadline (1.5 s) */
+        run_for(f, 100);
+        assert_false(cl->eof);
+        cl_send(cl, "a", 1);
+    }
+    cl_send(cl, "\r\n\r\n", 4);
+    RUN_UNTIL(f, cl->in.len >= 2 * OK_LEN);
+    assert_int_equal(cl->in.len, 2 * OK_LEN);
+    assert_memory_equal(cl->in.data + OK_LEN, ok_hello, OK_LEN);
+    assert_int_equal(f->requests, 2);
+}
+
+/* ... but the head deadline still bounds it, from its first bytes: 408 once more arrive later. */
+static void test_keep_alive_next_head_has_the_head_deadline(void **state)
+{
+    fixture_t *f = *state;
+    static const char r408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                               "Content-Length: 0\r\n\r\n";
+    client_t *cl = cl_answered(f, 0, 8);
+    run_for(f, 400); /* past the head deadline (300 ms), not the keep-alive one */
+    assert_false(cl->eof);
+    cl_send(cl, req_hello + 8, 4);
+    RUN_UNTIL(f, cl->eof);
+    assert_int_equal(cl->in.len, OK_LEN + sizeof(r408) - 1);
+    assert_memory_equal(cl->in.data + OK_LEN, r408, sizeof(r408) - 1);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(refusals(f, STATS_LIMIT_HEADER_TIMEOUT), 1);
 }
 
 static void test_adopt_with_bytes_read(void **state)
@@ -1211,14 +1301,56 @@ static void test_oversize_fragmented_across_reads(void **state)
     assert_int_equal(ws_contexts(f), 0);
 }
 
+/* Another server relaying here opens with a hello naming this server: answered, then HTTP; a
+ * hello naming another server is closed unanswered; plain HTTP is untouched. */
+static void test_relay_hello(void **state)
+{
+    fixture_t *f = *state;
+    char hello[RELAY_HELLO_LEN], want[RELAY_ANSWER_LEN];
+    relay_hello_build(hello, "AbCd", "0123456789abcdef");
+    relay_answer_build(want, "AbCd", "0123456789abcdef");
+    client_t *cl = cl_connect(f, 0);
+    cl_send(cl, hello, sizeof(hello));
+    RUN_UNTIL(f, cl->in.len >= sizeof(want));
+    assert_int_equal(cl->in.len, sizeof(want));
+    assert_memory_equal(cl->in.data, want, sizeof(want));
+    buf_reset(&cl->in);
+    cl_send(cl, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n", 45);
+    RUN_UNTIL(f, cl->eof && f->closes == 1);
+    assert_int_equal(f->requests, 1);
+    assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
+
+    cl = cl_connect(f, 1);
+    relay_hello_build(hello, "ZZZZ", "0123456789abcdef");
+    cl_send(cl, hello, sizeof(hello));
+    RUN_UNTIL(f, cl->eof && f->closes == 2);
+    assert_int_equal(cl->in.len, 0);
+    assert_int_equal(f->requests, 1);
+
+    cl = cl_connect(f, 2);
+    cl_send(cl, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n", 45);
+    RUN_UNTIL(f, cl->eof && f->closes == 3);
+    assert_int_equal(f->requests, 2);
+    assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
+}
+
 static const http_limits_t lim_default = {0};
+static const http_limits_t lim_relay = {.relay_tag = "AbCd"};
 static const http_limits_t lim_small_body = {.max_body = 8};
 static const http_limits_t lim_small_msg = {.max_ws_message = 16};
 static const http_limits_t lim_close = {.close_timeout_ms = 200};
 static const http_limits_t lim_slow = {.max_outq_bytes = 65536};
 static const http_limits_t lim_big_outq = {.max_outq_bytes = 64u << 20};
 static const http_limits_t lim_deflate = {.per_message_deflate = true, .max_ws_message = 4096};
-static const http_limits_t lim_slow_req = {.header_timeout_ms = 150, .body_timeout_ms = 200};
+static const http_limits_t lim_slow_req = {
+    .header_timeout_ms = 150, .body_timeout_ms = 200, .keepalive_timeout_ms = 150};
+static const http_limits_t lim_short_idle = {.header_timeout_ms = 60000,
+                                             .keepalive_timeout_ms = 200};
+/* keep-alive deadlines under 2 s: answers carry no Keep-Alive hint */
+static const http_limits_t lim_idle_1500 = {.header_timeout_ms = 60000,
+                                            .keepalive_timeout_ms = 1500};
+static const http_limits_t lim_short_head = {.header_timeout_ms = 300,
+                                             .keepalive_timeout_ms = 1900};
 
 #define T(fn, lim) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, (void *)&(lim))
 
@@ -1246,9 +1378,13 @@ int main(void)
         T(test_adopt_with_bytes_read, lim_default),
         T(test_request_timeouts, lim_slow_req),
         T(test_keep_alive_deadline_finishes_a_large_answer, lim_slow_req),
+        T(test_keep_alive_silence_is_not_the_head_deadline, lim_short_idle),
+        T(test_keep_alive_next_head_arriving_is_not_idle, lim_idle_1500),
+        T(test_keep_alive_next_head_has_the_head_deadline, lim_short_head),
         T(test_ws_context_lazy, lim_default),
         T(test_ws_split_every_offset, lim_default),
         T(test_oversize_fragmented_across_reads, lim_small_msg),
+        T(test_relay_hello, lim_relay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

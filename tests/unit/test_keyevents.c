@@ -89,11 +89,36 @@ static void test_parse_events_of_its_db_only(void **state)
     assert_int_equal(keyevents_parse(3, NULL, &kind, &key, &len), -EINVAL);
 }
 
+/* A quiet database is read at once; more than KEYEVENTS_BURST events within a window stop the
+ * reads for a window; a window of 0 (BATCH_DELAY=0) never does. */
+static void test_pace_holds_only_a_busy_subscription(void **state)
+{
+    (void)state;
+    keyevents_pace_t p = {0};
+    /* 100 events/s against a 5 ms window: never */
+    for (uint64_t t = 1000; t < 2000; t += 10)
+        assert_false(keyevents_pace_message(&p, t, 5));
+    /* two within the window are still read at once; the third is a burst */
+    assert_false(keyevents_pace_message(&p, 3000, 5));
+    assert_false(keyevents_pace_message(&p, 3001, 5));
+    assert_true(keyevents_pace_message(&p, 3002, 5));
+    /* a window later it starts counting again */
+    assert_false(keyevents_pace_message(&p, 3007, 5));
+    /* the resumed read brings many at once: a burst again */
+    assert_false(keyevents_pace_message(&p, 3012, 5));
+    assert_false(keyevents_pace_message(&p, 3012, 5));
+    assert_true(keyevents_pace_message(&p, 3012, 5));
+    keyevents_pace_t q = {0};
+    for (int i = 0; i < 100; i++)
+        assert_false(keyevents_pace_message(&q, 5000, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flags_adds_only_what_is_missing),
         cmocka_unit_test(test_parse_events_of_its_db_only),
+        cmocka_unit_test(test_pace_holds_only_a_busy_subscription),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,10 +201,16 @@ static void test_remove_forgets_one_stream_and_frees_its_place(void **state)
     uint32_t pool, slot, apool, aslot;
     assert_int_equal(add(p, "a", false, 1, &apool, &aslot), 1);
     assert_int_equal(add(p, "b", false, 1, &pool, &slot), 1);
+    /* found where it was put (key events are forwarded there) until it is removed */
+    assert_int_equal(pools_find(p, "a", 1, &pool, &slot), 1);
+    assert_int_equal(pool, apool);
+    assert_int_equal(slot, aslot);
+    assert_int_equal(pools_find(p, "zz", 2, &pool, &slot), 0);
     assert_int_equal(pools_remove(p, "a", 1, &pool, &slot), 1);
     assert_int_equal(pool, apool);
     assert_int_equal(slot, aslot);
     assert_int_equal(pools_remove(p, "a", 1, &pool, &slot), 0); /* already gone */
+    assert_int_equal(pools_find(p, "a", 1, &pool, &slot), 0);
     assert_int_equal(pools_remove(p, "zz", 2, &pool, &slot), 0);
     assert_int_equal(pools_streams(p), 1);
     assert_int_equal(pools_count(p), 1);

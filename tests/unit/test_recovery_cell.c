@@ -19,12 +19,24 @@
 #define SID "sid00000000000000001"
 #define PID "pid00000000000000001"
 
-static recovery_cell_t *cell_new(void)
+/* A cell as a session's start leaves it, over what a previous session left (sid NULL: the
+ * session has no id yet). */
+static recovery_cell_t *cell_new(const char *sid)
 {
     recovery_cell_t *c = malloc(SHM_SESSIONS_CELL_BYTES);
-    memset(c, 0x5A, SHM_SESSIONS_CELL_BYTES); /* what a previous session left */
+    memset(c, 0x5A, SHM_SESSIONS_CELL_BYTES);
     recovery_cell_init(c, PID, 20);
-    recovery_cell_set_sid(c, SID, 20);
+    if (sid)
+        recovery_cell_set_sid(c, sid, 20);
+    return c;
+}
+
+/* ... in one room, "a" (tag 1), with nothing sent */
+static recovery_cell_t *cell_in_room_a(const char *sid)
+{
+    recovery_cell_t *c = cell_new(sid);
+    recovery_cell_room_add(c, "a", 1, 1, ID(1, 0), ID(1, 0));
+    recovery_cell_rooms_end(c);
     return c;
 }
 
@@ -46,7 +58,7 @@ static void read_back(const recovery_cell_t *c, rooms_seen_t *s, recovery_log_t 
 static void test_a_running_session_round_trips(void **state)
 {
     (void)state;
-    recovery_cell_t *c = cell_new();
+    recovery_cell_t *c = cell_new(SID);
     recovery_cell_rooms_begin(c);
     uint32_t ha = recovery_cell_room_add(c, "chat.a", 6, 1, ID(10, 0), ID(10, 0));
     uint32_t hb = recovery_cell_room_add(c, "chat.bb", 7, 2, ID(11, 0), ID(11, 0));
@@ -75,7 +87,7 @@ static void test_a_running_session_round_trips(void **state)
 static void test_last_id_repaired_from_the_log(void **state)
 {
     (void)state;
-    recovery_cell_t *c = cell_new();
+    recovery_cell_t *c = cell_new(SID);
     uint32_t h = recovery_cell_room_add(c, "r", 1, 5, ID(1, 0), ID(1, 0));
     recovery_cell_rooms_end(c);
     recovery_log_add(&c->log, 5, ID(7, 3), ID(1, 0)); /* no set_last */
@@ -92,7 +104,7 @@ static void test_last_id_repaired_from_the_log(void **state)
 static void test_a_rewrite_drops_a_left_room(void **state)
 {
     (void)state;
-    recovery_cell_t *c = cell_new();
+    recovery_cell_t *c = cell_new(SID);
     recovery_cell_room_add(c, "a", 1, 1, ID(1, 0), ID(1, 0));
     recovery_cell_room_add(c, "b", 1, 2, ID(1, 0), ID(1, 0));
     recovery_cell_rooms_end(c);
@@ -116,7 +128,7 @@ static void test_a_rewrite_drops_a_left_room(void **state)
 static void test_rooms_that_do_not_fit(void **state)
 {
     (void)state;
-    recovery_cell_t *c = cell_new();
+    recovery_cell_t *c = cell_new(SID);
     char name[512];
     memset(name, 'x', sizeof(name));
     recovery_cell_rooms_begin(c);
@@ -140,9 +152,7 @@ static void test_rooms_that_do_not_fit(void **state)
 static void test_garbled_cells_are_refused(void **state)
 {
     (void)state;
-    recovery_cell_t *c = cell_new();
-    recovery_cell_room_add(c, "a", 1, 1, ID(1, 0), ID(1, 0));
-    recovery_cell_rooms_end(c);
+    recovery_cell_t *c = cell_in_room_a(SID);
     buf_t b;
     buf_init(&b);
     uint32_t *len = (uint32_t *)(c->rooms + 4);
@@ -151,10 +161,7 @@ static void test_garbled_cells_are_refused(void **state)
     *len = 1;
     c->used = SHM_SESSIONS_CELL_BYTES; /* beyond the area */
     assert_int_equal(recovery_cell_encode(c, PID, 20, &b), -EPROTO);
-    recovery_cell_t *none = malloc(SHM_SESSIONS_CELL_BYTES); /* no sid yet */
-    recovery_cell_init(none, PID, 20);
-    recovery_cell_room_add(none, "a", 1, 1, ID(1, 0), ID(1, 0));
-    recovery_cell_rooms_end(none);
+    recovery_cell_t *none = cell_in_room_a(NULL); /* no sid yet */
     assert_int_equal(recovery_cell_encode(none, PID, 20, &b), -EPROTO);
     recovery_cell_set_sid(none, SID, 20);
     assert_int_equal(recovery_cell_encode(none, PID, 20, &b), 0);
@@ -170,9 +177,7 @@ static void test_garbled_cells_are_refused(void **state)
 static void test_another_sessions_cell_is_refused(void **state)
 {
     (void)state;
-    recovery_cell_t *c = cell_new();
-    recovery_cell_room_add(c, "a", 1, 1, ID(1, 0), ID(1, 0));
-    recovery_cell_rooms_end(c);
+    recovery_cell_t *c = cell_in_room_a(SID);
     buf_t b;
     buf_init(&b);
     assert_int_equal(recovery_cell_encode(c, "pid00000000000000002", 20, &b), -EPROTO);

@@ -484,6 +484,33 @@ static void test_pubsub_confirmations_pushes_and_moves(void **state)
     assert_int_equal(redis_conn_inflight(f->c), 0);
 }
 
+static bool got_three_msgs(void *arg)
+{
+    return ((fx_t *)arg)->msgs >= 3;
+}
+
+/* Held reads leave the messages in the kernel; resumed, they all come (one read). */
+static void test_held_reads_deliver_on_resume(void **state)
+{
+    fx_t *f = *state;
+    redis_conn_opts_t o = fast_opts();
+    start(f, &o);
+    WAIT(up);
+    assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_CHANNEL, "a", 1), 0);
+    fake_run_for(&f->loop, 30);
+    assert_true(saw(f, "SUBSCRIBE a"));
+    fake_conn_t *fc = fake_last(f->srv);
+    redis_conn_hold_reads(f->c, true);
+    for (int i = 0; i < 3; i++)
+        fake_send(fc, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
+    fake_run_for(&f->loop, 50);
+    assert_int_equal(f->msgs, 0);
+    redis_conn_hold_reads(f->c, false);
+    WAIT(got_three_msgs);
+    assert_int_equal(f->msgs, 3);
+    assert_true(redis_conn_up(f->c));
+}
+
 static bool not_primary_twice(void *arg)
 {
     return ((fx_t *)arg)->ev[REDIS_CONN_NOT_PRIMARY] >= 2;
@@ -618,6 +645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unreachable_server_backs_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pubsub_confirmations_pushes_and_moves, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_held_reads_deliver_on_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require_primary_checks_role_and_readonly, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bounds_refuse_with_enobufs, setup, teardown),

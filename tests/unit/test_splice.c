@@ -2,7 +2,8 @@
  * Unit tests for worker/net/splice over real loopback TCP: a relayed request reaches the peer
  * with the bytes given first, the answer comes back, both sides close when done; a large answer
  * arrives whole through the one-write-per-direction backpressure; an unreachable peer gets the
- * client the fallback answer.
+ * client the fallback answer; a peer that does not give the expected answer to the hello gets
+ * nothing of the client's, and the client gets the fallback.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,9 @@
 #include "worker/net/splice.h"
 
 #define BIG (1u << 20)
+#define HELLO "HELLO peer-1 n0nce\r\n"
+#define EXPECT "OK peer-1 n0nce\r\n"
+#define FALLBACK "HTTP/1.1 400 x\r\n\r\n"
 
 typedef struct fx {
     uv_loop_t loop;
@@ -31,6 +35,8 @@ typedef struct fx {
     buf_t got;         /* what the peer received */
     size_t answer_len; /* bytes it answers once it saw the request's end */
     char *answer;
+    const char *greeting; /* what it answers to the hello (NULL: nothing) */
+    uv_write_t greet_wr;
     uv_write_t wr;
     struct sockaddr_in addr;
     int client;     /* the test's end of the client connection */
@@ -66,6 +72,10 @@ static void peer_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     free(b->base);
     if (n < 0)
         f->peer_eof = true;
+    if (f->greeting && n > 0 && f->got.len == strlen(HELLO) && memcmp(f->got.data, HELLO, strlen(HELLO)) == 0) {
+        uv_buf_t g = uv_buf_init((char *)f->greeting, (unsigned)strlen(f->greeting));
+        uv_write(&f->greet_wr, s, &g, 1, NULL);
+    }
     /* the request ends with a blank line: answer it */
     if (f->answer && n > 0 && f->got.len >= 4 && memcmp(f->got.data + f->got.len - 4, "\r\n\r\n", 4) == 0) {
         uv_buf_t out = uv_buf_init(f->answer, (unsigned)f->answer_len);
@@ -169,12 +179,25 @@ static bool answered_and_closed(fx_t *f)
     return f->client_eof && f->received.len == f->answer_len;
 }
 
-static void start(fx_t *f, const char *first, const struct sockaddr *to)
+static void start_greeting(fx_t *f, const char *first, const struct sockaddr *to, bool greet)
 {
     int s = tcp_pair(&f->client);
-    assert_int_equal(splice_start(f->set, s, to, first, strlen(first), "HTTP/1.1 400 x\r\n\r\n",
-                                  18, &f->stats),
-                     0);
+    splice_msgs_t m = {
+        .hello = HELLO,
+        .hello_len = greet ? strlen(HELLO) : 0,
+        .expect = EXPECT,
+        .expect_len = greet ? strlen(EXPECT) : 0,
+        .first = first,
+        .first_len = strlen(first),
+        .fallback = FALLBACK,
+        .fallback_len = strlen(FALLBACK),
+    };
+    assert_int_equal(splice_start(f->set, s, to, &m, &f->stats), 0);
+}
+
+static void start(fx_t *f, const char *first, const struct sockaddr *to)
+{
+    start_greeting(f, first, to, false);
 }
 
 static void test_relays_both_ways(void **state)
@@ -246,6 +269,52 @@ static void test_freeing_the_set_ends_a_running_relay(void **state)
     assert_int_equal(f->stats.relayed, 1);
 }
 
+/* The peer proves it is the server meant: the hello, then the request, then the answer back. */
+static void test_a_peer_that_answers_the_hello_gets_the_request(void **state)
+{
+    fx_t *f = *state;
+    f->greeting = EXPECT;
+    f->answer = strdup("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    f->answer_len = strlen(f->answer);
+    start_greeting(f, "GET /x HTTP/1.1\r\n\r\n", (struct sockaddr *)&f->addr, true);
+    assert_true(run_until(f, answered_and_closed));
+    assert_string_equal(f->got.data, HELLO "GET /x HTTP/1.1\r\n\r\n");
+    assert_memory_equal(f->received.data, f->answer, f->answer_len);
+    assert_int_equal(f->stats.relayed, 1);
+    assert_int_equal(f->stats.failed, 0);
+}
+
+static bool refused(fx_t *f)
+{
+    return f->client_eof && f->peer_eof;
+}
+
+/* Any other service (here one that answers as HTTP would) never sees the client's bytes. */
+static void test_a_peer_with_a_wrong_answer_gets_nothing_of_the_client(void **state)
+{
+    fx_t *f = *state;
+    f->greeting = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    start_greeting(f, "GET /secret HTTP/1.1\r\n", (struct sockaddr *)&f->addr, true);
+    assert_int_equal(write(f->client, "Cookie: c\r\n\r\n", 15), 15);
+    assert_true(run_until(f, refused));
+    assert_string_equal(f->got.data, HELLO);
+    assert_string_equal(f->received.data, FALLBACK);
+    assert_int_equal(f->stats.failed, 1);
+    assert_int_equal(f->stats.relayed, 0);
+}
+
+/* An echo server sends the hello back: not the answer. */
+static void test_an_echo_is_not_the_answer(void **state)
+{
+    fx_t *f = *state;
+    f->greeting = HELLO;
+    start_greeting(f, "GET / HTTP/1.1\r\n\r\n", (struct sockaddr *)&f->addr, true);
+    assert_true(run_until(f, refused));
+    assert_string_equal(f->got.data, HELLO);
+    assert_string_equal(f->received.data, FALLBACK);
+    assert_int_equal(f->stats.failed, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +323,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unreachable_peer_gets_the_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freeing_the_set_ends_a_running_relay, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_peer_that_answers_the_hello_gets_the_request, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_peer_with_a_wrong_answer_gets_nothing_of_the_client,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_echo_is_not_the_answer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

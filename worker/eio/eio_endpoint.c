@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/ids.h"
 #include "common/log.h"
+#include "common/proto/relay_hello.h"
 #include "common/xalloc.h"
 #include "worker/net/handoff.h"
 #include "worker/net/peer_dir.h"
@@ -282,6 +284,8 @@ static int forward(eio_endpoint_t *ep, conn_t *c, const http_req_t *req, uint32_
 
 /* ==== Relay to another server ==== */
 
+_Static_assert(EIO_SID_TAG_LEN == RELAY_HELLO_TAG_LEN, "a relay hello names the sid's server");
+
 /* What a client whose server cannot be reached gets: its session is gone, as Node says it. */
 #define RELAY_FALLBACK_BODY "{\"code\":1,\"message\":\"Session ID unknown\"}"
 #define RELAY_FALLBACK                                                                             \
@@ -305,10 +309,13 @@ typedef struct relay {
     char req[];
 } relay_t;
 
-static void relay_to(eio_endpoint_t *ep, int fd, const struct sockaddr *addr, const char *req,
-                     size_t len)
+static void relay_to(eio_endpoint_t *ep, int fd, const char *tag, const struct sockaddr *addr,
+                     const char *req, size_t len)
 {
-    if (!addr) { /* unknown server, or Redis out of reach: best effort, the socket is ours */
+    char nonce[RELAY_HELLO_NONCE_LEN], hello[RELAY_HELLO_LEN], expect[RELAY_ANSWER_LEN];
+    if (addr && ids_random(nonce, sizeof(nonce)) != 0)
+        addr = NULL; /* no nonce, no relay: the client is answered as if the peer were gone */
+    if (!addr) {     /* unknown server, or Redis out of reach: best effort, the socket is ours */
         ep->relays.failed++;
         if (write(fd, RELAY_FALLBACK, sizeof(RELAY_FALLBACK) - 1) < 0 &&
             log_sampled(&ep->relay_failures))
@@ -316,8 +323,11 @@ static void relay_to(eio_endpoint_t *ep, int fd, const struct sockaddr *addr, co
         close(fd);
         return;
     }
-    int rc = splice_start(ep->splices, fd, addr, req, len, RELAY_FALLBACK,
-                          sizeof(RELAY_FALLBACK) - 1, &ep->relays);
+    relay_hello_build(hello, tag, nonce);
+    relay_answer_build(expect, tag, nonce);
+    splice_msgs_t m = {hello, sizeof(hello), expect,         sizeof(expect),
+                       req,   len,           RELAY_FALLBACK, sizeof(RELAY_FALLBACK) - 1};
+    int rc = splice_start(ep->splices, fd, addr, &m, &ep->relays);
     if (rc && log_sampled(&ep->relay_failures))
         LOG_WARN("relaying a request to another server failed: %s (%llu so far)", uv_strerror(rc),
                  (unsigned long long)ep->relay_failures);
@@ -336,7 +346,7 @@ static void on_peer_found(const struct sockaddr *addr, void *arg)
             uv_timer_start(ep->retry, on_retry, RELAY_RETRY_MS, 0);
         return;
     }
-    relay_to(ep, r->fd, addr, r->req, r->len);
+    relay_to(ep, r->fd, r->tag, addr, r->req, r->len);
     free(r);
 }
 

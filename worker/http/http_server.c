@@ -15,13 +15,20 @@
 #include "common/xalloc.h"
 #include "worker/net/timerq.h"
 
+/* The deadline a connection's request node waits on: the head of a connection's first request
+ * (from the accept), a request's body (from its head), or, on a keep-alive connection, silence
+ * (from the last answer or the last bytes of a next head). Each has its own duration, so each its
+ * own queue. */
+enum rq_phase { RQ_HEAD, RQ_BODY, RQ_IDLE, RQ_PHASES };
+
 struct http_server {
     http_limits_t lim;
+    uv_loop_t *loop;
     const router_t *router;
     stats_worker_t *limit_stats;
     conn_ctx_t *conns;
     ws_ctx_t *ws;
-    timerq_t *headq, *bodyq; /* request deadlines (slowloris), one node per connection */
+    timerq_t *rq[RQ_PHASES]; /* request deadlines, one node per connection */
     size_t live;             /* connections still holding an http_conn state */
     bool freeing;
     uint64_t http_errors;
@@ -40,13 +47,14 @@ typedef struct http_conn {
     http_server_t *hs;
     conn_t *c;
     http_req_t *req;
-    timerq_node_t rq_node; /* head or body deadline of the request being read */
+    timerq_node_t rq_node; /* deadline of the request being read or awaited (keep-alive) */
+    enum rq_phase phase;   /* the queue rq_node is (or was last) in */
     bool awaiting;         /* a route is running or holds the request: no answer yet */
     bool deferred;         /* awaiting beyond the route (http_defer) */
-    bool rq_body;          /* rq_node is in the body queue, not the head queue */
-    bool served;           /* at least one request answered: an idle keep-alive is not a refusal */
-    bool partial;          /* bytes of the next request arrived since the last dispatch */
     bool upgraded;         /* http_ws_accept ran: the connection speaks WebSocket now */
+    bool opened;           /* its first bytes arrived (a relay hello can only come first) */
+    bool next_begun;       /* bytes of a next request arrived on keep-alive, from next_since */
+    uint64_t next_since;   /* loop time (ms) of those first bytes */
     struct http_conn *next_free; /* in hs->free_states */
 } http_conn_t;
 
@@ -85,23 +93,14 @@ static void server_maybe_free(http_server_t *hs)
 
 static void rq_disarm(http_conn_t *h)
 {
-    timerq_remove(h->rq_body ? h->hs->bodyq : h->hs->headq, &h->rq_node);
+    timerq_remove(h->hs->rq[h->phase], &h->rq_node);
 }
 
-/* Waiting for the head of the next request (after the accept or a keep-alive answer). */
-static void rq_arm_head(http_conn_t *h)
+static void rq_arm(http_conn_t *h, enum rq_phase phase)
 {
     rq_disarm(h);
-    h->rq_body = false;
-    h->partial = false;
-    timerq_add(h->hs->headq, &h->rq_node);
-}
-
-static void rq_arm_body(http_conn_t *h)
-{
-    rq_disarm(h);
-    h->rq_body = true;
-    timerq_add(h->hs->bodyq, &h->rq_node);
+    h->phase = phase;
+    timerq_add(h->hs->rq[phase], &h->rq_node);
 }
 
 /* ==== Answers ==== */
@@ -152,9 +151,9 @@ static int queue_response(http_conn_t *h, int status, const char *ctype, const c
                keep ? "keep-alive" : "close");
     /* A client that knows when an idle connection is closed stops reusing it a second before,
      * instead of racing the close with its next request (Node's agent honours this hint). */
-    if (keep && h->hs->lim.header_timeout_ms >= 2000)
+    if (keep && h->hs->lim.keepalive_timeout_ms >= 2000)
         buf_printf(b, "Keep-Alive: timeout=%u\r\n",
-                   (unsigned)(h->hs->lim.header_timeout_ms / 1000 - 1));
+                   (unsigned)(h->hs->lim.keepalive_timeout_ms / 1000 - 1));
     if (ctype)
         buf_printf(b, "Content-type: %s\r\n", ctype);
     buf_printf(b, "Content-Length: %zu\r\n", len);
@@ -210,11 +209,12 @@ static int respond(conn_t *c, int status, const char *ctype, const char *extra, 
     }
     h->awaiting = false;
     h->deferred = false;
-    h->served = true;
-    if (!keep)
+    if (!keep) {
         conn_drain(c);
-    else
-        rq_arm_head(h);
+    } else {
+        h->next_begun = false;
+        rq_arm(h, RQ_IDLE);
+    }
     return 0;
 }
 
@@ -292,9 +292,10 @@ static void on_request_late(timerq_node_t *n, void *arg)
     http_conn_t *h = (http_conn_t *)((char *)n - offsetof(http_conn_t, rq_node));
     if (!conn_is_open(h->c) || h->awaiting)
         return;
-    if (h->served && !h->partial && !h->rq_body) {
-        /* an idle keep-alive connection: nothing to answer. An answer its peer is still taking
-         * (a large polling payload) is finished first, bounded by the close timeout's progress
+    if (h->phase == RQ_IDLE) {
+        /* a silent keep-alive connection (nothing of a next request, or a head stopped half
+         * way): closed without an answer, as Node does. An answer its peer is still taking (a
+         * large polling payload) is finished first, bounded by the close timeout's progress
          * rule; closing now would cut it off. */
         if (conn_outq_bytes(h->c))
             conn_drain(h->c);
@@ -302,8 +303,29 @@ static void on_request_late(timerq_node_t *n, void *arg)
             conn_close(h->c);
         return;
     }
-    count_limit(h->hs, h->rq_body ? STATS_LIMIT_BODY_TIMEOUT : STATS_LIMIT_HEADER_TIMEOUT);
+    count_limit(h->hs, h->phase == RQ_BODY ? STATS_LIMIT_BODY_TIMEOUT : STATS_LIMIT_HEADER_TIMEOUT);
     http_fail(h, -ETIMEDOUT);
+}
+
+/*
+ * Bytes of a next request's head on a keep-alive connection. As with Node's keepAliveTimeout, the
+ * idle deadline runs from the last bytes until the head is complete, so a peer that stops half
+ * way is closed as idle; the head deadline bounds the whole head from its first bytes, checked
+ * as more arrive. false: too slow, answered 408.
+ */
+static bool next_head_progress(http_conn_t *h)
+{
+    uint64_t now = uv_now(h->hs->loop);
+    if (!h->next_begun) {
+        h->next_begun = true;
+        h->next_since = now;
+    } else if (now - h->next_since >= h->hs->lim.header_timeout_ms) {
+        count_limit(h->hs, STATS_LIMIT_HEADER_TIMEOUT);
+        http_fail(h, -ETIMEDOUT);
+        return false;
+    }
+    rq_arm(h, RQ_IDLE);
+    return true;
 }
 
 static void dispatch(http_conn_t *h)
@@ -320,9 +342,32 @@ static void dispatch(http_conn_t *h)
     }
 }
 
+/* The first bytes of a connection: a relay hello is answered and consumed here. false: the
+ * connection is closed (a hello for another server). */
+static bool take_relay_hello(http_conn_t *h, const char **p, size_t *n)
+{
+    h->opened = true;
+    if (!h->hs->lim.relay_tag[0])
+        return true;
+    char answer[RELAY_ANSWER_LEN];
+    int rc = relay_hello_parse(*p, *n, h->hs->lim.relay_tag, answer);
+    if (rc < 0) {
+        conn_close(h->c);
+        return false;
+    }
+    if (rc > 0) {
+        conn_push(h->c, refbuf_from(answer, sizeof(answer)));
+        *p += rc;
+        *n -= (size_t)rc;
+    }
+    return true;
+}
+
 static void on_data(conn_t *c, void *state, const char *p, size_t n)
 {
     http_conn_t *h = state;
+    if (!h->opened && n > 0 && !take_relay_hello(h, &p, &n))
+        return;
     /* a held request keeps its parsed head: nothing more is parsed until it is answered */
     while (n > 0 && conn_is_open(c) && !h->awaiting) {
         size_t used = 0;
@@ -331,12 +376,13 @@ static void on_data(conn_t *c, void *state, const char *p, size_t n)
             http_fail(h, rc);
             return;
         }
-        h->partial = h->partial || used > 0;
         p += used;
         n -= used;
         if (!(rc & HTTP_REQ_DONE) && !((rc & HTTP_REQ_HEAD) && http_req_is_upgrade(h->req))) {
             if (rc & HTTP_REQ_HEAD)
-                rq_arm_body(h);
+                rq_arm(h, RQ_BODY);
+            else if (used && h->phase == RQ_IDLE && !next_head_progress(h))
+                return;
             continue;
         }
         dispatch(h);
@@ -404,6 +450,9 @@ int http_server_new(http_server_t **out, uv_loop_t *loop, const http_limits_t *l
         hs->lim.header_timeout_ms = HTTP_DEFAULT_HEADER_TIMEOUT_MS;
     if (!hs->lim.body_timeout_ms)
         hs->lim.body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
+    if (!hs->lim.keepalive_timeout_ms)
+        hs->lim.keepalive_timeout_ms = HTTP_DEFAULT_KEEPALIVE_TIMEOUT_MS;
+    hs->loop = loop;
     hs->router = router;
     hs->limit_stats = stats;
     buf_init(&hs->head);
@@ -411,10 +460,11 @@ int http_server_new(http_server_t **out, uv_loop_t *loop, const http_limits_t *l
     hs->ws = ws_ctx_new(hs->lim.max_ws_message, stats);
     conn_limits_t cl = {hs->lim.max_outq_bytes, hs->lim.close_timeout_ms};
     int rc = conn_ctx_new(&hs->conns, loop, &cl, stats);
-    if (!rc)
-        rc = timerq_new(&hs->headq, loop, hs->lim.header_timeout_ms, on_request_late, hs);
-    if (!rc)
-        rc = timerq_new(&hs->bodyq, loop, hs->lim.body_timeout_ms, on_request_late, hs);
+    const uint64_t rq_ms[RQ_PHASES] = {[RQ_HEAD] = hs->lim.header_timeout_ms,
+                                       [RQ_BODY] = hs->lim.body_timeout_ms,
+                                       [RQ_IDLE] = hs->lim.keepalive_timeout_ms};
+    for (int i = 0; i < RQ_PHASES && !rc; i++)
+        rc = timerq_new(&hs->rq[i], loop, rq_ms[i], on_request_late, hs);
     if (rc) {
         http_server_free(hs);
         return rc;
@@ -429,7 +479,7 @@ int http_server_accept(http_server_t *hs, uv_stream_t *server, conn_t **out)
     int rc = conn_accept(hs->conns, server, &proto, h, &h->c);
     if (rc)
         return rc;
-    rq_arm_head(h);
+    rq_arm(h, RQ_HEAD);
     if (out)
         *out = h->c;
     return 0;
@@ -442,7 +492,8 @@ int http_server_adopt(http_server_t *hs, int fd, const char *pre, size_t len, co
     if (rc)
         return rc;
     conn_t *c = h->c;
-    rq_arm_head(h);
+    h->opened = true; /* a sibling's rebuilt request: any hello was answered there */
+    rq_arm(h, RQ_HEAD);
     conn_feed(c, pre, len);
     if (out)
         *out = c;
@@ -463,8 +514,8 @@ void http_server_free(http_server_t *hs)
         return;
     hs->freeing = true;
     conn_ctx_free(hs->conns);
-    timerq_close(hs->headq);
-    timerq_close(hs->bodyq);
+    for (int i = 0; i < RQ_PHASES; i++)
+        timerq_close(hs->rq[i]);
     ws_ctx_free(hs->ws);
     server_maybe_free(hs);
 }

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "common/proto/http_req.h"
+#include "common/proto/relay_hello.h"
 #include "shm/stats.h"
 #include "worker/http/router.h"
 #include "worker/net/conn.h"
@@ -27,24 +28,32 @@ typedef struct http_server http_server_t;
 typedef struct http_limits {
     size_t max_header_bytes; /* request head; over it: 431 and close */
     size_t max_body;         /* request body kept for the route; over it: 413 and close */
-    /* Slowloris: a request head must complete within header_timeout_ms of the accept or of the
-     * previous answer (keep-alive), its body within body_timeout_ms of the head; over it: 408
-     * and close (an idle keep-alive connection that sent nothing is just closed). */
+    /* Slowloris: a request head must complete within header_timeout_ms of the accept or, on a
+     * keep-alive connection, of its first bytes; its body within body_timeout_ms of the head;
+     * over it: 408 and close. After a keep-alive answer, a connection silent for
+     * keepalive_timeout_ms (nothing of a next request, or a next head stopped half way) is
+     * closed without an answer, as Node's keepAliveTimeout does. */
     uint64_t header_timeout_ms;
     uint64_t body_timeout_ms;
+    uint64_t keepalive_timeout_ms;
     size_t max_ws_message;     /* one received WebSocket message; over it: Close 1009 */
     size_t max_outq_bytes;     /* queued output per connection; over it: close */
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's Close / FIN */
     /* accept RFC 7692 permessage-deflate offers (SOCKETIO_PER_MESSAGE_DEFLATE; see ws_deflate) */
     bool per_message_deflate;
+    /* this server's tag: a connection that opens with a relay hello naming it (another server
+     * relaying a request here, common/proto/relay_hello) gets the answer, then speaks HTTP; one
+     * naming another server is closed. Empty: no hello is recognised. */
+    char relay_tag[RELAY_HELLO_TAG_LEN + 1];
 } http_limits_t;
 
-/* Node's http server defaults (maxHeaderSize, maxHttpBufferSize, headersTimeout, requestTimeout),
- * so a request the seed's server takes is taken here too */
+/* Node's http server defaults (maxHeaderSize, maxHttpBufferSize, headersTimeout, requestTimeout,
+ * keepAliveTimeout), so a request the seed's server takes is taken here too */
 #define HTTP_DEFAULT_MAX_HEADER_BYTES 16384
 #define HTTP_DEFAULT_MAX_BODY 1000000
 #define HTTP_DEFAULT_HEADER_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_BODY_TIMEOUT_MS 300000
+#define HTTP_DEFAULT_KEEPALIVE_TIMEOUT_MS 5000
 
 typedef struct http_stats {
     conn_stats_t conn;

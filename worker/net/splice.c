@@ -23,14 +23,17 @@ typedef struct splice {
     struct splice *next, **pprev; /* in its set until it starts closing */
     uv_connect_t connect;
     uv_shutdown_t shut[2];
-    uv_write_t first_wr, fallback_wr;
-    uv_timer_t timer; /* the connect deadline, then the idle check */
+    uv_write_t hello_wr, first_wr, fallback_wr;
+    uv_timer_t timer; /* the connect and answer deadline, then the idle check */
     splice_stats_t *stats;
-    char *first, *fallback;
-    size_t first_len, fallback_len;
+    char *hello, *expect, *first, *fallback; /* in bytes[] */
+    size_t hello_len, expect_len, first_len, fallback_len;
+    size_t got;    /* bytes of the peer's answer matched so far */
     uint64_t last; /* loop time of the last byte either way */
-    bool connected, closing;
+    bool verified; /* the peer gave the expected answer: bytes flow both ways */
+    bool closing;
     int open; /* handles not yet closed */
+    char bytes[];
 } splice_t;
 
 struct splice_set {
@@ -48,8 +51,6 @@ static void on_closed(uv_handle_t *h)
     splice_t *sp = h->data;
     if (--sp->open)
         return;
-    free(sp->first);
-    free(sp->fallback);
     free(sp);
 }
 
@@ -164,17 +165,75 @@ static void on_first_written(uv_write_t *w, int status)
         close_all(w->data);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer_idle(uv_timer_t *t);
+
+/* The peer is the server meant: the request goes, then bytes flow both ways. */
+static void relay(splice_t *sp)
+{
+    sp->verified = true;
+    if (sp->stats)
+        sp->stats->relayed++;
+    sp->last = uv_now(sp->timer.loop);
+    uv_timer_start(&sp->timer, on_timer_idle, SPLICE_IDLE_MS / 4, SPLICE_IDLE_MS / 4);
+    uv_buf_t b = uv_buf_init(sp->first, (unsigned)sp->first_len);
+    sp->first_wr.data = sp;
+    if (uv_write(&sp->first_wr, (uv_stream_t *)&sp->peer.tcp, &b, 1, on_first_written) ||
+        uv_read_start((uv_stream_t *)&sp->client.tcp, on_alloc, on_read) ||
+        uv_read_start((uv_stream_t *)&sp->peer.tcp, on_alloc, on_read))
+        close_all(sp);
+}
+
+/* Not the server meant (or gone): its connection ends, the client gets the fallback. */
+static void refuse(splice_t *sp)
+{
+    if (uv_is_closing((uv_handle_t *)&sp->peer.tcp))
+        return; /* refused already: its pending callbacks end here */
+    close_handle((uv_handle_t *)&sp->peer.tcp); /* also cancels a connect still in flight */
+    fail(sp);
+}
+
+static void on_timer_idle(uv_timer_t *t)
 {
     splice_t *sp = t->data;
-    if (!sp->connected) {
-        /* closing the peer handle cancels the connect: on_connect sees UV_ECANCELED */
-        close_handle((uv_handle_t *)&sp->peer.tcp);
-        fail(sp);
-        return;
-    }
     if (uv_now(t->loop) - sp->last >= SPLICE_IDLE_MS)
         close_all(sp);
+}
+
+static void on_timer_connect(uv_timer_t *t)
+{
+    refuse(t->data);
+}
+
+/* The answer is read into the peer's buffer, never past its expected length. */
+static void on_alloc_answer(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    side_t *s = (side_t *)h;
+    splice_t *sp = of(s);
+    *buf = uv_buf_init(s->buf + sp->got, (unsigned)(sp->expect_len - sp->got));
+}
+
+static void on_read_answer(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    splice_t *sp = of((side_t *)st);
+    if (n == 0 || sp->closing)
+        return;
+    if (n < 0 || memcmp(buf->base, sp->expect + sp->got, (size_t)n) != 0) {
+        refuse(sp);
+        return;
+    }
+    sp->got += (size_t)n;
+    if (sp->got < sp->expect_len)
+        return;
+    uv_read_stop(st);
+    relay(sp);
+}
+
+static void on_hello_written(uv_write_t *w, int status)
+{
+    splice_t *sp = w->data;
+    if (status < 0 && !sp->closing)
+        refuse(sp);
 }
 
 static void on_connect(uv_connect_t *c, int status)
@@ -186,25 +245,26 @@ static void on_connect(uv_connect_t *c, int status)
         fail(sp);
         return;
     }
-    sp->connected = true;
-    if (sp->stats)
-        sp->stats->relayed++;
-    sp->last = uv_now(c->handle->loop);
-    uv_timer_start(&sp->timer, on_timer, SPLICE_IDLE_MS / 4, SPLICE_IDLE_MS / 4);
-    uv_buf_t b = uv_buf_init(sp->first, (unsigned)sp->first_len);
-    sp->first_wr.data = sp;
-    if (uv_write(&sp->first_wr, (uv_stream_t *)&sp->peer.tcp, &b, 1, on_first_written) ||
-        uv_read_start((uv_stream_t *)&sp->client.tcp, on_alloc, on_read) ||
-        uv_read_start((uv_stream_t *)&sp->peer.tcp, on_alloc, on_read))
-        close_all(sp);
+    if (!sp->expect_len) {
+        relay(sp);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(sp->hello, (unsigned)sp->hello_len);
+    sp->hello_wr.data = sp;
+    if ((sp->hello_len &&
+         uv_write(&sp->hello_wr, (uv_stream_t *)&sp->peer.tcp, &b, 1, on_hello_written)) ||
+        uv_read_start((uv_stream_t *)&sp->peer.tcp, on_alloc_answer, on_read_answer))
+        refuse(sp);
 }
 
-static char *copy(const void *p, size_t len)
+/* Copies the next part into bytes[] at *at; returns where it went. */
+static char *place(splice_t *sp, size_t *at, const void *p, size_t len)
 {
-    char *c = xmalloc(len ? len : 1);
+    char *to = sp->bytes + *at;
     if (len)
-        memcpy(c, p, len);
-    return c;
+        memcpy(to, p, len);
+    *at += len;
+    return to;
 }
 
 splice_set_t *splice_set_new(uv_loop_t *loop)
@@ -223,11 +283,16 @@ void splice_set_free(splice_set_t *set)
     free(set);
 }
 
-int splice_start(splice_set_t *set, int client_fd, const struct sockaddr *peer, const void *first,
-                 size_t first_len, const void *fallback, size_t fallback_len, splice_stats_t *stats)
+int splice_start(splice_set_t *set, int client_fd, const struct sockaddr *peer,
+                 const splice_msgs_t *m, splice_stats_t *stats)
 {
+    if (m->expect_len > SPLICE_BUF) { /* the answer is read into one side's buffer */
+        close(client_fd);
+        return UV_EINVAL;
+    }
     uv_loop_t *loop = set->loop;
-    splice_t *sp = xcalloc(1, sizeof(*sp));
+    splice_t *sp =
+        xcalloc(1, sizeof(*sp) + m->hello_len + m->expect_len + m->first_len + m->fallback_len);
     sp->next = set->head;
     if (sp->next)
         sp->next->pprev = &sp->next;
@@ -248,11 +313,12 @@ int splice_start(splice_set_t *set, int client_fd, const struct sockaddr *peer, 
         return rc;
     }
     if (stats)
-        stats->bytes_in += first_len;
-    sp->first = copy(first, first_len);
-    sp->first_len = first_len;
-    sp->fallback = copy(fallback, fallback_len);
-    sp->fallback_len = fallback_len;
+        stats->bytes_in += m->first_len;
+    size_t at = 0;
+    sp->hello = place(sp, &at, m->hello, sp->hello_len = m->hello_len);
+    sp->expect = place(sp, &at, m->expect, sp->expect_len = m->expect_len);
+    sp->first = place(sp, &at, m->first, sp->first_len = m->first_len);
+    sp->fallback = place(sp, &at, m->fallback, sp->fallback_len = m->fallback_len);
     uv_tcp_nodelay(&sp->peer.tcp, 1);
     sp->connect.data = sp;
     rc = uv_tcp_connect(&sp->connect, &sp->peer.tcp, peer, on_connect);
@@ -260,6 +326,6 @@ int splice_start(splice_set_t *set, int client_fd, const struct sockaddr *peer, 
         fail(sp);
         return 0;
     }
-    uv_timer_start(&sp->timer, on_timer, SPLICE_CONNECT_MS, 0);
+    uv_timer_start(&sp->timer, on_timer_connect, SPLICE_CONNECT_MS, 0);
     return 0;
 }

@@ -154,8 +154,6 @@ struct reader {
     reader_timer_t *svc_timer;
     size_t svc_inflight;
     uint64_t svc_turns;
-    reader_conn_t *events; /* STREAM_KEYSPACE_EVENTS: __keyevent@<db>__:xadd; NULL when off */
-    char events_chan[48];
     const char **svc_argv;
     size_t *svc_len;
     size_t svc_cap;
@@ -171,11 +169,17 @@ struct reader {
     size_t *ack_len;
     size_t ack_cap;
     reader_dlq_t *dlq; /* NULL without STREAM_DEAD_LETTER */
-    /* event mode: on while key events are subscribed and Redis publishes them */
+    /* event mode: on while the master forwards key events and Redis publishes them */
+    bool events_up; /* the master's subscription is up (reader_events) */
     bool events_ok; /* notify-keyspace-events has E and t (CONFIG GET on svc) */
     bool evmode;
     uint64_t next_events_check;
-    strmap_t *heard; /* key events of unknown streams: read first once assigned */
+    strmap_t *heard;         /* key events of unknown streams: read first once assigned */
+    void (*pull)(void *arg); /* applies the key events queued for this reader (reader_set_pull) */
+    void *pull_arg;
+    bool pulling;        /* in pull: event lanes are kicked once it is over */
+    bool kick_deferred;  /* a lane was kicked during the pull */
+    bool after_pull;     /* kicking the other lanes after a pull: they do not pull again */
     svec_t due;      /* parked streams to poll once (catch-up), taken from the end */
     bool due_sorted; /* due is in descending slot order: its end is one slot's run */
     /* fences (reader_fence): "<lane>:<slot>" -> gone_t, of streams removed since the last
@@ -704,6 +708,27 @@ static size_t take_dirty(lane_t *l, size_t max, uint64_t now)
 static void lane_read_dirty(lane_t *l, uint64_t now)
 {
     reader_t *r = l->r;
+    if (r->pull && !r->pulling && !r->after_pull) {
+        /* the events queued while entries flowed (reader_events_may_wait) go into this batch */
+        r->pulling = true;
+        r->kick_deferred = false;
+        r->pull(r->pull_arg);
+        r->pulling = false;
+        if (r->kick_deferred) {
+            r->after_pull = true; /* once: their reads take what this pull brought */
+            for (size_t i = 0; i < r->nplain; i++) {
+                if (&r->lanes[i] != l)
+                    lane_kick(&r->lanes[i]);
+            }
+            r->after_pull = false;
+        }
+        if (l->state != LANE_IDLE)
+            return;
+        if (!events_lane(l)) {
+            lane_kick(l); /* event mode ended in the pull: a blocking read */
+            return;
+        }
+    }
     if (!l->hot.n && !l->cold.n)
         return; /* nothing to read: a quiet lane costs nothing */
     if (l->last_got > 1 && lane_pace(l, now))
@@ -748,6 +773,10 @@ static void lane_kick(lane_t *l)
     if (!ev)
         send_group_creates(l);
     uint64_t now = now_ms(r);
+    if (ev && r->pulling) {
+        r->kick_deferred = true; /* kicked once the pull is over */
+        return;
+    }
     if (now < l->hold_until || (r->gate && !r->gate(r->gate_arg))) {
         /* what we would read now could not reach every socket: wait, it stays in Redis */
         l->state = LANE_WAIT;
@@ -1329,7 +1358,7 @@ static bool flags_publish_xadd(const char *f, size_t len)
  * events announced is found); leaving it, the lanes go back to their blocking reads. */
 static void evmode_update(reader_t *r)
 {
-    bool on = r->events_ok && conn_up(r, r->events) && !r->stopping;
+    bool on = r->events_ok && r->events_up && !r->stopping;
     if (on == r->evmode)
         return;
     r->evmode = on;
@@ -1380,7 +1409,7 @@ static void on_events_config(const redisReply *rep, void *arg)
 static void check_events(reader_t *r)
 {
     uint64_t now = now_ms(r);
-    if (!r->events || now < r->next_events_check)
+    if (!r->cfg->keyspace_events || now < r->next_events_check)
         return;
     const char *argv[] = {"CONFIG", "GET", "notify-keyspace-events"};
     size_t lens[] = {6, 3, 22};
@@ -1454,8 +1483,7 @@ static void svc_run(reader_t *r)
     }
     send_probes(r);
     /* keyspace events wake parked streams at once; polling is only the safety net then */
-    bool events = conn_up(r, r->events);
-    if (!events || r->svc_turns++ % WAKE_SLOWDOWN == 0)
+    if (!r->events_up || r->svc_turns++ % WAKE_SLOWDOWN == 0)
         send_wakes(r, WAKE_BATCH);
     send_claims(r, CLAIM_BATCH);
 }
@@ -1466,10 +1494,8 @@ static void heard_clear(reader_t *r)
     r->heard = strmap_new();
 }
 
-/* A key event: the key an XADD went to. */
-static void on_event(const char *key, size_t len, void *arg)
+void reader_event(reader_t *r, const char *key, size_t len)
 {
-    reader_t *r = arg;
     rstream_t *s = strmap_get(r->streams, key, len);
     if (r->stopping)
         return;
@@ -1512,19 +1538,6 @@ static void on_svc_state(reader_conn_t *conn, bool connected, void *arg)
     }
 }
 
-/* The subscription came up (again: key events of the outage are lost) or went down. */
-static void on_events_state(reader_conn_t *conn, bool connected, void *arg)
-{
-    (void)conn;
-    reader_t *r = arg;
-    if (!connected) {
-        evmode_update(r);
-        return;
-    }
-    r->next_events_check = 0;
-    svc_run(r);
-}
-
 /* ---- public ---- */
 
 reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *clock,
@@ -1557,12 +1570,6 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
     for (size_t i = 0; r->dlq && i < r->nlanes; i++)
         r->lanes[i].marks = reader_dlq_marks_new();
     r->open_handles = 2;
-    if (cfg->keyspace_events) {
-        snprintf(r->events_chan, sizeof(r->events_chan), "__keyevent@%d__:xadd", cfg->redis_db);
-        r->events = r->redis.subscribe(r->redis.ctx, "reader events", r->events_chan, on_event,
-                                       on_events_state, r);
-        r->open_handles++;
-    }
     r->svc_timer = r->clock.timer_new(r->clock.ctx, on_svc_timer, r);
     r->clock.timer_start(r->svc_timer, SVC_TICK_MS, SVC_TICK_MS);
     return r;
@@ -1594,6 +1601,45 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
             due_push(r, s);
         }
     }
+    svc_run(r);
+}
+
+void reader_set_pull(reader_t *r, void (*pull)(void *arg), void *arg)
+{
+    r->pull = pull;
+    r->pull_arg = arg;
+}
+
+bool reader_events_may_wait(const reader_t *r)
+{
+    if (!r->evmode || r->stopping || r->cfg->batch_delay_ms <= 0)
+        return false;
+    uint64_t now = now_ms(r);
+    for (size_t i = 0; i < r->nplain; i++) {
+        const lane_t *l = &r->lanes[i];
+        if (l->last_got <= 1 || !conn_up(r, l->conn))
+            continue;
+        /* paced, its batch in flight, or idle inside the window its next batch waits for
+         * anyway: it pulls before that batch */
+        if (l->state == LANE_WAIT || l->state == LANE_BUSY ||
+            (l->state == LANE_IDLE && now < l->pass_ms + (uint64_t)r->cfg->batch_delay_ms))
+            return true;
+    }
+    return false;
+}
+
+void reader_events(reader_t *r, bool up)
+{
+    if (up == r->events_up || r->stopping)
+        return;
+    r->events_up = up;
+    if (!up) {
+        evmode_update(r);
+        return;
+    }
+    /* up again: events of the outage are lost; event mode (and its catch-up) once Redis is seen
+     * to publish them */
+    r->next_events_check = 0;
     svc_run(r);
 }
 
@@ -1854,8 +1900,6 @@ void reader_stop(reader_t *r, void (*done)(void *arg), void *arg)
     r->clock.timer_close(r->svc_timer, handle_closed, r);
     r->redis.close(r->svc, handle_closed,
                    r); /* claimed entries in flight are delivered and acked */
-    if (r->events)
-        r->redis.close(r->events, handle_closed, r);
     for (size_t i = 0; i < r->nlanes; i++) {
         lane_t *l = &r->lanes[i];
         if (l->state == LANE_WAIT) {

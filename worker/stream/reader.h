@@ -21,12 +21,15 @@
  *   entry for STREAM_INACTIVE_TTL is parked too. Parked streams are never in a blocking read:
  *   they are polled with non-blocking XREAD from their last id, WAKE_BATCH per 100 ms, and go
  *   back to their lane (group check and history first) as soon as one has a new entry.
- * - STREAM_KEYSPACE_EVENTS=true: one more connection subscribes to `__keyevent@<db>__:xadd`
- *   (on every primary). While it is up and Redis publishes the events (CONFIG GET
- *   notify-keyspace-events on svc, on every subscription and every 30 s: E and t), the reader is
- *   in event mode: the ordinary lanes never block; an event marks its stream dirty and a lane
- *   reads only dirty streams, one batch of non-blocking XREADGROUPs in flight (one per slot
- *   group, pipelined), paced by BATCH_DELAY while entries flow; a quiet stream costs nothing.
+ * - STREAM_KEYSPACE_EVENTS=true: the master's subscription to `__keyevent@<db>__:xadd` (on
+ *   every primary) forwards each event to the worker owning the stream (reader_event) and says
+ *   whether it is up (reader_events): Redis sends each notification once per server, not once
+ *   per worker. While it is up and Redis publishes the events (CONFIG GET
+ *   notify-keyspace-events on svc, on every (re)subscription and every 30 s: E and t), the
+ *   reader is in event mode: the ordinary lanes never block; an event marks its stream dirty
+ *   and a lane reads only dirty streams, one batch of non-blocking XREADGROUPs in flight (one
+ *   per slot group, pipelined), paced by BATCH_DELAY while entries flow; a quiet stream costs
+ *   nothing.
  *   New streams skip the probe (read at once when their event came first, else polled once
  *   from the start); parked streams are polled and active ones claimed from in a pass spread
  *   over 10 minutes, plus a fast catch-up of everything after every (re)subscription. Without
@@ -40,7 +43,7 @@
  *
  * Seams: the reader never touches a socket, a hiredis context or a loop itself. It talks to
  * Redis only through reader_redis_ops_t (commands with a reply callback, a blocking read, the
- * cut-short of a blocking read, connection state, one subscription) and to time only through
+ * cut-short of a blocking read, connection state) and to time only through
  * reader_clock_ops_t, so its lane states run against fakes in tests/unit/test_reader.c. The
  * production tables (Redis layer clients, libuv timers) are in reader_io.h.
  */
@@ -68,8 +71,6 @@ typedef struct reader_conn reader_conn_t;
 typedef void (*reader_reply_fn)(const redisReply *reply, void *arg);
 /* A connection came up (ready for commands) or went down (pending replies already ran NULL). */
 typedef void (*reader_state_fn)(reader_conn_t *c, bool up, void *arg);
-/* One message of a subscription (the key name of a key event); borrowed for the call. */
-typedef void (*reader_message_fn)(const char *data, size_t len, void *arg);
 
 /*
  * What the reader needs from Redis. `key` names the stream a command is about (a Cluster-aware
@@ -91,10 +92,6 @@ typedef struct reader_redis_ops {
     /* Ends the blocking command of `blocked` now (its reply is then empty), asking through
      * `via`. 0, or -ENOTCONN when either is down or `blocked` cannot be named yet. */
     int (*unblock)(reader_conn_t *via, reader_conn_t *blocked, const char *key, size_t key_len);
-    /* A connection of its own subscribed to `channel` (again after every reconnect), calling
-     * message once per message; state as for open. Never NULL. */
-    reader_conn_t *(*subscribe)(void *ctx, const char *name, const char *channel,
-                                reader_message_fn message, reader_state_fn state, void *arg);
     bool (*up)(const reader_conn_t *c);
     /* The hash slot of key when Redis is a Cluster, where the keys of one XREADGROUP or XREAD
      * must share a slot; -1 otherwise. NULL: never a Cluster. */
@@ -153,6 +150,23 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len);
 /* Stops reading `name` (a blocking read holding it is cut short). Entries already read are
  * still delivered and acknowledged. */
 void reader_remove(reader_t *r, const char *name, size_t len);
+/*
+ * STREAM_KEYSPACE_EVENTS: an XADD went to `key` (borrowed; any key: unknown ones are remembered
+ * for a moment, a stream often being announced before the master assigns it).
+ */
+void reader_event(reader_t *r, const char *key, size_t len);
+/*
+ * Event mode while entries flow: pull(arg) is called before every event-mode batch to apply the
+ * key events queued for the reader (reader_event calls made from it go into that batch).
+ * reader_events_may_wait is true while a lane's batches are paced by BATCH_DELAY (its last one
+ * found more than one entry): events may then wait to be pulled, for up to BATCH_DELAY, instead
+ * of waking the worker one by one. NULL: nothing to pull.
+ */
+void reader_set_pull(reader_t *r, void (*pull)(void *arg), void *arg);
+bool reader_events_may_wait(const reader_t *r);
+/* STREAM_KEYSPACE_EVENTS: the master's subscription is up (again: what it missed is caught up
+ * once Redis is seen to publish the events) or down (back to blocking reads). Starts down. */
+void reader_events(reader_t *r, bool up);
 /* Stops reading every stream of `pool`. */
 void reader_remove_pool(reader_t *r, uint32_t pool);
 /*

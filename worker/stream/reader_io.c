@@ -20,7 +20,6 @@ struct reader_io {
 struct reader_conn {
     redis_client_t *cl;
     reader_state_fn state;
-    reader_message_fn message; /* subscription connections only */
     void *arg;
     void (*done)(void *arg);
     void *done_arg;
@@ -44,15 +43,7 @@ static void on_state(redis_client_t *cl, bool up, void *arg)
         c->state(c, up, c->arg);
 }
 
-static void on_message(redis_client_t *cl, const redis_push_t *m, void *arg)
-{
-    (void)cl;
-    reader_conn_t *c = arg;
-    if (c->message && m->type == REDIS_PUSH_MESSAGE)
-        c->message(m->data, m->len, c->arg);
-}
-
-static const redis_client_cbs_t conn_cbs = {.state = on_state, .message = on_message};
+static const redis_client_cbs_t conn_cbs = {.state = on_state};
 
 static reader_conn_t *conn_new(reader_io_t *e, const char *name, reader_state_fn state, void *arg)
 {
@@ -85,16 +76,6 @@ static int op_command_blocking(reader_conn_t *c, const char *key, size_t key_len
 static int op_unblock(reader_conn_t *via, reader_conn_t *blocked, const char *key, size_t key_len)
 {
     return redis_client_unblock(via->cl, blocked->cl, key, key_len);
-}
-
-static reader_conn_t *op_subscribe(void *ctx, const char *name, const char *channel,
-                                   reader_message_fn message, reader_state_fn state, void *arg)
-{
-    reader_conn_t *c = conn_new(ctx, name, state, arg);
-    c->message = message;
-    /* key events are local to each node: every primary's */
-    redis_client_subscribe_masters(c->cl, REDIS_SUB_CHANNEL, channel, strlen(channel));
-    return c;
 }
 
 static bool op_up(const reader_conn_t *c)
@@ -205,7 +186,6 @@ reader_io_t *reader_io_new(redis_topology_t *topo, stats_worker_t *stats)
         .command = op_command,
         .command_blocking = op_command_blocking,
         .unblock = op_unblock,
-        .subscribe = op_subscribe,
         .up = op_up,
         .slot = op_slot,
         .close = op_close,

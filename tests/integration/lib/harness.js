@@ -770,18 +770,41 @@ function withLogs(getHandles, fn) {
 }
 
 /*
- * Inside a describe(): registers the after() hook that closes every client, then stops the server
- * and the redis-server that `get()` returns ({srv, redis}; either may be unset by then), and
- * returns the withLogs wrapper for that server's test bodies.
+ * Inside a describe(): registers the after() hook that closes every client, then stops the
+ * server(s) and the redis-server that `get()` returns ({srv, redis}: srv one handle or a list
+ * stopped in its order, e.g. streamio servers and Node peers; any may be unset by then), and
+ * returns the withLogs wrapper for those servers' test bodies.
  */
 function stopAfter(get) {
   require('node:test').after(async () => {
     closeAllClients();
     const { srv, redis } = get();
-    if (srv) await srv.stop();
+    for (const s of [].concat(srv || [])) if (s) await s.stop();
     if (redis) await redis.stop();
   });
   return (fn) => withLogs(() => get().srv, fn);
+}
+
+/*
+ * Inside a describe(): streamio servers sharing the redis-server `getRedis()` returns, each
+ * started with `base` and its own env. Stops them, then that redis-server, after the suite
+ * (stopAfter). Returns {servers (the running ones), server(env), stopAll(), logs}.
+ */
+function serverGroup(getRedis, base = {}) {
+  const servers = [];
+  return {
+    servers,
+    logs: stopAfter(() => ({ srv: servers, redis: getRedis() })),
+    async server(env = {}) {
+      const s = await startStreamio({ ...base, ...env }, { redis: getRedis() });
+      servers.push(s);
+      return s;
+    },
+    async stopAll() {
+      closeAllClients();
+      while (servers.length) await servers.pop().stop();
+    },
+  };
 }
 
 // Unique-per-run name, so streams/rooms of one test never collide with another's.
@@ -867,6 +890,7 @@ module.exports = {
   collect,
   withLogs,
   stopAfter,
+  serverGroup,
   spreadClients,
   CHROMIUM,
   startTestPage,
