@@ -177,11 +177,11 @@ struct reader {
     strmap_t *heard;         /* key events of unknown streams: read first once assigned */
     void (*pull)(void *arg); /* applies the key events queued for this reader (reader_set_pull) */
     void *pull_arg;
-    bool pulling;        /* in pull: event lanes are kicked once it is over */
-    bool kick_deferred;  /* a lane was kicked during the pull */
-    bool after_pull;     /* kicking the other lanes after a pull: they do not pull again */
-    svec_t due;      /* parked streams to poll once (catch-up), taken from the end */
-    bool due_sorted; /* due is in descending slot order: its end is one slot's run */
+    bool pulling;       /* in pull: event lanes are kicked once it is over */
+    bool kick_deferred; /* a lane was kicked during the pull */
+    bool after_pull;    /* kicking the other lanes after a pull: they do not pull again */
+    svec_t due;         /* parked streams to poll once (catch-up), taken from the end */
+    bool due_sorted;    /* due is in descending slot order: its end is one slot's run */
     /* fences (reader_fence): "<lane>:<slot>" -> gone_t, of streams removed since the last
      * fence began; the fence running and the last one asked for meanwhile */
     strmap_t *gone;
