@@ -49,47 +49,8 @@ function parseArgs(argv) {
   return o;
 }
 
-const TICK = 100; // USER_HZ on Linux
-
-// utime + stime of `pid` in seconds; 0 when it is gone.
-function cpuOf(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICK;
-  } catch {
-    return 0;
-  }
-}
-
-// `pid` and all its descendants.
-function tree(pid) {
-  const kids = new Map();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const s = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
-      if (!kids.has(ppid)) kids.set(ppid, []);
-      kids.get(ppid).push(Number(d));
-    } catch { /* gone */ }
-  }
-  const out = [pid];
-  for (let i = 0; i < out.length; i++) out.push(...(kids.get(out[i]) || []));
-  return out;
-}
-
+const { cpuSeconds: cpuOf, processTree: tree, commandstats } = bench;
 const cpuTree = (pids) => pids.reduce((a, p) => a + cpuOf(p), 0);
-
-// INFO commandstats text -> { name: { calls, usec } }
-function commandstats(text) {
-  const out = {};
-  for (const line of String(text).split(/\r?\n/)) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
-    if (m) out[m[1]] = { calls: Number(m[2]), usec: Number(m[3]) };
-  }
-  return out;
-}
 
 async function createStreams(h, redis, n, activePct) {
   const c = await h.RedisClient.connect(redis.port);

@@ -9,7 +9,9 @@
 # BENCH_SCENARIOS="fanout-max fanout-2000 fanout-4000 idle-latency connect-10k scaling adapter
 # adapter-2000 deflate cluster" (any subset, plus connect-100k: see below; cluster: streamio on
 # one redis-server then on a 3-master Redis Cluster, scripts/bench-cluster.js, results in
-# $BENCH_OUT/cluster.jsonl); BENCH_OUT=<dir> (default
+# $BENCH_OUT/cluster.jsonl; cluster-100k, not in the default set: the same with 100,000 streams,
+# idle cost, new-stream latency and a paced load, scripts/bench-cluster.js --streams 100000,
+# results in $BENCH_OUT/cluster-100k.jsonl); BENCH_OUT=<dir> (default
 # build/bench/<UTC time>); BENCH_PERF=1 also records
 # `perf record -g` of the server's processes and redis-server while the load runs
 # at BENCH_PERF_FREQ Hz (499), call graphs BENCH_PERF_CALLGRAPH (-g; "--call-graph dwarf" also
@@ -488,6 +490,11 @@ for scen in $SCENARIOS; do
             log "--- cluster: streamio on one Redis, then on a 3-master Redis Cluster"
             node "$ROOT/scripts/bench-cluster.js" --streamio "$BIN" --clients 1000 --rooms 100 \
                 --entries "$n" >"$OUT/cluster.jsonl" || log "the cluster scenario failed" ;;
+        cluster-100k)
+            [ "$srv" = streamio ] || continue
+            log "--- cluster-100k: 100,000 streams on one Redis, then on a 3-master Redis Cluster"
+            node "$ROOT/scripts/bench-cluster.js" --streamio "$BIN" --streams 100000 \
+                >"$OUT/cluster-100k.jsonl" || log "the cluster-100k scenario failed" ;;
         *) log "unknown scenario $scen" ;;
         esac
     done

@@ -125,6 +125,7 @@ typedef struct stats_worker {
     _Atomic uint64_t redis_reconnects; /* reconnections of any of its Redis connections */
     _Atomic uint64_t desc_sent;        /* ring records pushed by the master (ring depth = */
     _Atomic uint64_t desc_done;        /* desc_sent - desc_done, popped by the worker) */
+    _Atomic uint64_t fence_done;       /* the last WORKDESC_FENCE acknowledged (shm/workdesc.h) */
     _Atomic uint64_t xread_calls;      /* XREADGROUP replies */
     _Atomic uint64_t xread_us_sum;     /* total XREADGROUP round-trip, microseconds */
     _Atomic uint64_t xread_us[STATS_LATENCY_BUCKETS]; /* per bucket, not cumulative */

@@ -7,6 +7,9 @@
  *   STREAM_EVENT  an XADD reached these streams of pool `pool` (STREAM_KEYSPACE_EVENTS: the
  *                 master's key events, forwarded so that Redis notifies one subscriber per server)
  *   EVENTS        the master's key-event subscription is up (`pool` 1) or down (0); list empty
+ *   FENCE         `pool` is a sequence number (list empty): once nothing is in flight for the
+ *                 streams removed before it (reader_fence), the worker stores it in its stats
+ *                 slot's fence_done, the master's sign that their reads are over
  * A pool larger than one record is sent as several POOL_ADD records for the same pool.
  * Wire form (host byte order, the ring never leaves the machine):
  *   u32 pool, u32 count, count x { u16 len, len bytes }.
@@ -25,6 +28,7 @@ enum workdesc_type {
     WORKDESC_POOL_REMOVE = 3,
     WORKDESC_STREAM_EVENT = 4,
     WORKDESC_EVENTS = 5,
+    WORKDESC_FENCE = 6,
 };
 
 #define WORKDESC_MAX_NAME 65535

@@ -312,9 +312,16 @@ static void on_desc_event(const char *name, size_t len, void *arg)
     reader_event(w->reader, name, len);
 }
 
+static void on_fenced(void *arg, uint64_t seq)
+{
+    worker_t *w = arg;
+    STATS_SET(w->stats->fence_done, seq);
+}
+
 static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
 {
     int rc = -EPROTO;
+    uint32_t seq;
     switch (type) {
     case WORKDESC_POOL_ADD:
         rc = workdesc_decode(w->rec, len, &w->cur_pool, on_desc_add, w);
@@ -339,6 +346,11 @@ static void handle_desc(worker_t *w, uint16_t type, uint32_t len)
             reader_events(w->reader, up != 0);
         break;
     }
+    case WORKDESC_FENCE:
+        rc = workdesc_decode(w->rec, len, &seq, NULL, NULL);
+        if (rc == 0)
+            reader_fence(w->reader, seq, on_fenced, w);
+        break;
     }
     if (rc)
         LOG_ERROR("ignoring a malformed work descriptor (type %u)", type);

@@ -40,7 +40,8 @@ struct discovery {
     uv_timer_t own_tick; /* its OWNERSHIP_TICK_MS tick */
     char consumers[160]; /* "<hostname>:<PORT>:", the workers' consumer names but their number */
     char recover_idle[16];
-    size_t recovering; /* XAUTOCLAIMs in flight (see own_moved) */
+    size_t recovering;  /* XAUTOCLAIMs in flight (see own_moved) */
+    uint32_t fence_seq; /* the last WORKDESC_FENCE sent (see own_moved) */
     bool closing;
     uint32_t workers;
     uint32_t *worker_pools; /* capacity entries: pools per worker number, for the stats */
@@ -389,6 +390,13 @@ static void own_moved(void *arg, const bool *gained, const bool *lost, const boo
     discovery_t *d = arg;
     moved_ctx_t mc = {d, gained, lost, recover};
     pools_foreach(d->pools, move_stream, &mc);
+    for (uint32_t b = 0; b < OWNERSHIP_BUCKETS; b++) {
+        if (lost[b]) {
+            /* the lease goes once each worker says nothing is in flight for them (own_quiet) */
+            dispatch_fence(d->dispatch, ++d->fence_seq);
+            break;
+        }
+    }
     STATS_SET(d->g->owned_buckets, ownership_held(d->own));
 }
 

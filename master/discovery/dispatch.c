@@ -23,6 +23,7 @@ typedef struct outrec {
 typedef struct outbox {
     int32_t block; /* -1: detached */
     outrec_t *head, *tail;
+    uint32_t fence; /* the last WORKDESC_FENCE sent since attached; 0: none */
 } outbox_t;
 
 struct dispatch {
@@ -57,6 +58,7 @@ static void clear(outbox_t *b)
         free(r);
     }
     b->tail = NULL;
+    b->fence = 0;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -140,8 +142,30 @@ bool dispatch_quiet(dispatch_t *d)
         const ring_t *ring = shm_region_ring(d->region, (uint32_t)b->block);
         if (b->head || (ring && !ring_empty(ring)))
             return false;
+        const stats_worker_t *ws = shm_region_slot_stats(d->region, (uint32_t)b->block);
+        if (b->fence && ws && STATS_GET(ws->fence_done) < b->fence)
+            return false;
     }
     return true;
+}
+
+/* Queues d->rec for `worker`, behind what waits already, and pushes what its ring takes. */
+static void enqueue(dispatch_t *d, uint32_t worker, uint16_t type)
+{
+    outbox_t *b = &d->boxes[worker];
+    outrec_t *r = xmalloc(sizeof(*r) + d->rec.len);
+    r->next = NULL;
+    r->type = type;
+    r->len = (uint32_t)d->rec.len;
+    memcpy(r->data, d->rec.data, d->rec.len);
+    if (b->tail)
+        b->tail->next = r;
+    else
+        b->head = r;
+    b->tail = r;
+    /* order per worker: behind what waits already */
+    if (flush(d, worker) && !uv_is_active((uv_handle_t *)&d->retry))
+        uv_timer_start(&d->retry, on_retry, RETRY_MS, 0);
 }
 
 void dispatch_stream(dispatch_t *d, uint16_t type, uint32_t pool, uint32_t worker, const char *name,
@@ -158,17 +182,16 @@ void dispatch_stream(dispatch_t *d, uint16_t type, uint32_t pool, uint32_t worke
         LOG_ERROR("cannot encode stream %.*s for worker %u", (int)len, name, worker);
         return;
     }
-    outrec_t *r = xmalloc(sizeof(*r) + d->rec.len);
-    r->next = NULL;
-    r->type = type;
-    r->len = (uint32_t)d->rec.len;
-    memcpy(r->data, d->rec.data, d->rec.len);
-    if (b->tail)
-        b->tail->next = r;
-    else
-        b->head = r;
-    b->tail = r;
-    /* order per worker: behind what waits already */
-    if (flush(d, worker) && !uv_is_active((uv_handle_t *)&d->retry))
-        uv_timer_start(&d->retry, on_retry, RETRY_MS, 0);
+    enqueue(d, worker, type);
+}
+
+void dispatch_fence(dispatch_t *d, uint32_t seq)
+{
+    for (uint32_t i = 0; i < d->capacity; i++) {
+        if (d->boxes[i].block < 0)
+            continue;
+        workdesc_begin(&d->rec, seq);
+        enqueue(d, i, WORKDESC_FENCE);
+        d->boxes[i].fence = seq;
+    }
 }

@@ -35,8 +35,13 @@ int32_t dispatch_block(const dispatch_t *d, uint32_t worker);
  */
 void dispatch_set_filter(dispatch_t *d, bool (*keep)(void *arg, const char *name, size_t len),
                          void *arg);
-/* True when nothing waits in an outbox and every attached worker took all its records. */
+/* True when nothing waits in an outbox, every attached worker took all its records and
+ * acknowledged the last fence sent to it since it was attached. */
 bool dispatch_quiet(dispatch_t *d);
+/* Sends WORKDESC_FENCE `seq` (higher than any before) to every attached worker, behind what
+ * waits already: dispatch_quiet waits for their word that nothing is in flight for the streams
+ * removed before it. */
+void dispatch_fence(dispatch_t *d, uint32_t seq);
 /* Sends one stream of one pool (type: WORKDESC_POOL_ADD, WORKDESC_STREAM_REMOVE or
  * WORKDESC_STREAM_EVENT) to `worker`, now or, behind what waits already, once its ring has room;
  * name NULL: a record with no stream (WORKDESC_EVENTS). */

@@ -10,7 +10,7 @@
 #include "common/xalloc.h"
 
 #define KEY_MAX 300
-#define DRAIN_CONFIRMS 2 /* XPENDING checks in a row with nothing pending */
+#define DRAIN_CONFIRMS 1 /* XPENDING checks with nothing pending, once the workers said so */
 
 /* Membership: Redis' clock, so the servers' clocks never have to agree. */
 static const char HEARTBEAT_LUA[] =
@@ -293,6 +293,15 @@ static bool pending_here(const ownership_t *o, const redisReply *r)
     return false;
 }
 
+/* A drain that took a whole lease ends anyway: the next owner claims what is left pending. */
+static bool drain_overdue(ownership_t *o, uint32_t b, uint64_t now)
+{
+    if (now - o->b[b].drain_since < o->ttl_ms)
+        return false;
+    send_release(o, b);
+    return true;
+}
+
 static void check_done(ownership_t *o)
 {
     uint64_t now = o->ops.now_ms(o->ops.ctx);
@@ -304,14 +313,12 @@ static void check_done(ownership_t *o)
         if (k->state != B_DRAINING)
             continue;
         k->confirms = k->check_bad ? 0 : k->confirms + 1;
-        bool timed_out = now - k->drain_since >= o->ttl_ms;
-        if (k->confirms >= DRAIN_CONFIRMS || timed_out) {
-            if (k->confirms < DRAIN_CONFIRMS)
-                LOG_WARN("ownership: bucket %u still has entries pending after %u ms; handing it "
-                         "over (its next owner claims them)",
-                         b, o->ttl_ms);
+        if (k->confirms >= DRAIN_CONFIRMS)
             send_release(o, b);
-        }
+        else if (drain_overdue(o, b, now))
+            LOG_WARN("ownership: bucket %u still has entries pending after %u ms; handing it "
+                     "over (its next owner claims them)",
+                     b, o->ttl_ms);
     }
 }
 
@@ -345,13 +352,26 @@ static void ask_pending(const char *name, size_t len, void *arg)
 
 static void start_check(ownership_t *o)
 {
-    if (o->checks || !o->host.quiet(o->host.arg))
-        return; /* descriptors still on their way: a worker may not have stopped yet */
+    if (o->checks)
+        return;
+    uint64_t now = o->ops.now_ms(o->ops.ctx);
+    if (!o->host.quiet(o->host.arg)) {
+        /* a worker may still read (descriptors on their way, or no word from it yet) */
+        uint32_t n = 0;
+        for (uint32_t b = 0; b < OWNERSHIP_BUCKETS; b++)
+            n += o->b[b].state == B_DRAINING && drain_overdue(o, b, now);
+        if (n)
+            LOG_WARN("ownership: a worker did not say nothing is in flight within %u ms: %u "
+                     "bucket%s handed over anyway (the next owner claims what is left pending)",
+                     o->ttl_ms, n, n == 1 ? "" : "s");
+        return;
+    }
     bool want[OWNERSHIP_BUCKETS] = {0};
     bool any = false;
     for (uint32_t b = 0; b < OWNERSHIP_BUCKETS; b++) {
         bucket_t *k = &o->b[b];
-        if (k->state == B_DRAINING) {
+        /* o->lost[b]: the host was not told yet, its workers may read on */
+        if (k->state == B_DRAINING && !o->lost[b]) {
             want[b] = k->checking = any = true;
             k->check_bad = false;
         }

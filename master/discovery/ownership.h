@@ -19,10 +19,12 @@
  * script (a key of its own per bucket, routed by its own slot). The assignment says who should
  * read; the lease makes sure only one does, even while two masters' views of the membership differ.
  * - Handover: a bucket assigned elsewhere is drained before its lease is given back: its streams
- *   are taken from the workers (STREAM_REMOVE), then, once every descriptor has reached its
- *   worker, XPENDING must show nothing pending for this server's consumers on any of them, twice
- *   one tick apart (a read sent just before the removal is answered meanwhile), or
- *   STREAM_OWNER_TTL_MS passed (entries left pending are claimed by the next owner's XAUTOCLAIM);
+ *   are taken from the workers (STREAM_REMOVE, then a fence), then, once every worker has taken
+ *   its descriptors and said that nothing is in flight for the removed streams (host quiet:
+ *   reads and claims sent before answered, their XACKs too), XPENDING must show nothing pending
+ *   for this server's consumers on any of them; or STREAM_OWNER_TTL_MS passed since the drain
+ *   began (a worker that never answers; entries left pending are claimed by the next owner's
+ *   XAUTOCLAIM);
  *   then the lease is replaced by a tombstone ("-", same TTL) and the next owner takes it on its
  *   next tick. Everything this server published and acknowledged reached Redis before the next
  *   owner's first read.
@@ -77,7 +79,8 @@ typedef struct ownership_host {
     void (*moved)(void *arg, const bool *gained, const bool *lost, const bool *recover);
     /* Calls fn for every known stream whose bucket b has want[b] true. */
     void (*each_stream)(void *arg, const bool *want, ownership_stream_fn fn, void *fn_arg);
-    /* True when every descriptor sent so far has been taken by its worker. */
+    /* True when every descriptor sent so far has been taken by its worker and each worker said
+     * nothing is in flight for the streams moved() took back (a fence it acknowledged). */
     bool (*quiet)(void *arg);
 } ownership_host_t;
 

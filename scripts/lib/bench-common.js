@@ -17,7 +17,8 @@ const logger = (name) => (s) => process.stderr.write(`${name}: ${s}\n`);
 
 /*
  * Parses `argv` against `flags`: {'--x': {key, path: true}} for a path (resolved; `exists` also
- * checks it is there) or {'--n': {key, min, max}} for an integer in [min, max]. Every flag takes
+ * checks it is there), {'--l': {key, list: [words]}} for a comma-separated non-empty subset of
+ * the words (kept as the array) or {'--n': {key, min, max}} for an integer in [min, max]. Every flag takes
  * one value. Unknown flags, missing or bad values, and -h/--help print `msg` (if any) and
  * `synopsis` and exit 2. Returns {...defaults, parsed values}.
  */
@@ -38,6 +39,10 @@ function parseArgs(name, synopsis, argv, defaults, flags) {
     if (f.path) {
       o[f.key] = path.resolve(v);
       if (f.exists && !fs.existsSync(o[f.key])) usage(`${a}: ${o[f.key]} does not exist`);
+    } else if (f.list) {
+      const words = v.split(',');
+      if (!v || words.some((w) => !f.list.includes(w))) usage(`${a} takes words of ${f.list.join(',')}, comma-separated`);
+      o[f.key] = words;
     } else {
       const n = Number(v);
       if (!Number.isInteger(n) || n < f.min || n > f.max) usage(`${a} must be an integer from ${f.min} to ${f.max}`);
@@ -73,4 +78,44 @@ function prepareAnchor(dir, log) {
   return tmp;
 }
 
-module.exports = { ROOT, logger, parseArgs, loadHarness, prepareAnchor };
+const TICK = 100; // USER_HZ on Linux
+
+// utime + stime of `pid` in seconds, from /proc; 0 when it is gone.
+function cpuSeconds(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICK;
+  } catch {
+    return 0;
+  }
+}
+
+// `pid` and all its descendants.
+function processTree(pid) {
+  const kids = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!kids.has(ppid)) kids.set(ppid, []);
+      kids.get(ppid).push(Number(d));
+    } catch { /* gone */ }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...(kids.get(out[i]) || []));
+  return out;
+}
+
+// INFO commandstats text -> { name: { calls, usec } }
+function commandstats(text) {
+  const out = {};
+  for (const line of String(text).split(/\r?\n/)) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (m) out[m[1]] = { calls: Number(m[2]), usec: Number(m[3]) };
+  }
+  return out;
+}
+
+module.exports = { ROOT, logger, parseArgs, loadHarness, prepareAnchor, cpuSeconds, processTree, commandstats };

@@ -2,13 +2,14 @@
 'use strict';
 /*
  * The producer of scripts/bench-cluster.js: bench/producer's entries (stream <prefix><k % rooms>,
- * fields event=bench, b="<k / rooms>:<CLOCK_MONOTONIC ns>", data) at the maximum rate, written
+ * fields event=bench, b="<k / rooms>:<CLOCK_MONOTONIC ns>", data) at the maximum rate (or
+ * paced: entry k due k / --rate seconds after the start), written
  * through the npm `redis` v4 client of the test suite, so that one producer writes to a single
  * server and to a Redis Cluster alike (createCluster routes each XADD to its slot's master and
  * pipelines per node). Up to --window commands in flight.
  *
  *   node scripts/lib/bench-producer.js --port P [--cluster] --rooms N --count N [--window 512]
- *                                      [--prefix bench.r] [--warm] [--timeout S]
+ *                                      [--rate N] [--prefix bench.r] [--warm] [--timeout S]
  *
  * --warm adds one entry b=w to every stream and waits until the server under test has consumed
  * (deleted) them all. Loopback only; bounded by --count and --timeout.
@@ -20,12 +21,12 @@ const { createClient, createCluster } = require(path.join(ROOT, 'tests', 'integr
 const DATA = '{"user_id":123,"message":"Hello from the bench producer"}';
 
 function args(argv) {
-  const o = { port: 0, cluster: false, rooms: 100, count: 10000, window: 512, prefix: 'bench.r', warm: false, timeout: 120 };
+  const o = { port: 0, cluster: false, rooms: 100, count: 10000, window: 512, rate: 0, prefix: 'bench.r', warm: false, timeout: 120 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--cluster') o.cluster = true;
     else if (a === '--warm') o.warm = true;
-    else if (['--port', '--rooms', '--count', '--window', '--timeout'].includes(a)) o[a.slice(2)] = Number(argv[++i]);
+    else if (['--port', '--rooms', '--count', '--window', '--rate', '--timeout'].includes(a)) o[a.slice(2)] = Number(argv[++i]);
     else if (a === '--prefix') o.prefix = argv[++i];
     else throw new Error(`bench-producer: unknown argument ${a}`);
   }
@@ -51,9 +52,12 @@ async function main() {
     }
   } else {
     let next = 0;
+    const start = Date.now();
     const worker = async () => {
       while (next < o.count && Date.now() < deadline) {
         const k = next++;
+        const wait = o.rate ? start + (k * 1000) / o.rate - Date.now() : 0;
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         const b = `${Math.floor(k / o.rooms)}:${process.hrtime.bigint()}`;
         await c.xAdd(`${o.prefix}${k % o.rooms}`, '*', { event: 'bench', b, data: DATA });
       }

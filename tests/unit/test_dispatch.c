@@ -164,6 +164,40 @@ static void test_filter_and_quiet(void **state)
     assert_int_equal(drain(f->region, 2, p), 1);
 }
 
+/* A fence goes to every attached worker behind its other records; quiet waits for each one's
+ * word (fence_done in its stats slot); a worker attached since owes none. */
+static void test_fence_waits_for_every_workers_word(void **state)
+{
+    fixture_t *f = *state;
+    dispatch_attach(f->d, 0, 1);
+    dispatch_attach(f->d, 1, 3);
+    dispatch_stream(f->d, WORKDESC_STREAM_REMOVE, 1, 0, "s1", 2);
+    dispatch_fence(f->d, 5);
+    uint32_t want[][2] = {{1, WORKDESC_STREAM_REMOVE}, {1, WORKDESC_FENCE}, {3, WORKDESC_FENCE}};
+    for (size_t i = 0; i < 3; i++) {
+        char buf[64];
+        uint16_t type;
+        uint32_t len, seq;
+        assert_int_equal(
+            ring_pop(shm_region_ring(f->region, want[i][0]), &type, buf, sizeof(buf), &len), 0);
+        assert_int_equal(type, want[i][1]);
+        if (type == WORKDESC_FENCE) {
+            assert_int_equal(workdesc_decode(buf, len, &seq, NULL, NULL), 0);
+            assert_int_equal(seq, 5);
+        }
+    }
+    assert_false(dispatch_quiet(f->d)); /* taken, no word yet */
+    stats_worker_t *w0 = shm_region_slot_stats(f->region, 1);
+    stats_worker_t *w1 = shm_region_slot_stats(f->region, 3);
+    STATS_SET(w0->fence_done, 5);
+    assert_false(dispatch_quiet(f->d));
+    STATS_SET(w1->fence_done, 4); /* an older fence */
+    assert_false(dispatch_quiet(f->d));
+    /* worker 1's process is replaced: the new one never read those streams */
+    dispatch_attach(f->d, 1, 2);
+    assert_true(dispatch_quiet(f->d));
+}
+
 /* Key events forwarded to the stream's reader: refused by the filter like additions (another
  * server reads the stream); the subscription's state is a record with no stream. */
 static void test_events_follow_the_filter(void **state)
@@ -200,6 +234,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nothing_reaches_a_detached_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filter_and_quiet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_follow_the_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fence_waits_for_every_workers_word, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,6 +80,7 @@ struct fake {
     const char *held[8]; /* key events waiting in the worker's ring for the reader's pull */
     size_t nheld;
     int pulls;
+    uint64_t fenced;     /* the last reader_fence done */
     char line[1024];
 };
 
@@ -241,6 +242,10 @@ static int f_command(reader_conn_t *c, const char *key, size_t key_len, reader_r
             buf_append(&b, " ", 1);
         buf_append(&b, argv[i], n);
         key_seen |= i > 0 && key && n == key_len && memcmp(argv[i], key, n) == 0;
+    }
+    if (key && strcmp(argv[0], "PING") == 0) { /* a fence: routed by a stream it names */
+        buf_append(&b, " @", 2);
+        buf_append(&b, key, key_len);
     }
     buf_append(&b, "", 1);
     /* stream commands are routed by one of the streams they name */
@@ -1290,6 +1295,67 @@ static void test_remove_stream_and_pool_mid_read(void **state)
     fake_free(f);
 }
 
+static void fenced(void *arg, uint64_t seq)
+{
+    fake_t *f = arg;
+    assert_true(seq > f->fenced);
+    f->fenced = seq;
+}
+
+/* reader_fence: done once the reads in flight when their streams were removed are answered, and
+ * then what their replies queued: two rounds of PINGs routed by a removed stream, on its lane
+ * and on svc (claims). */
+static void test_fence_waits_for_reads_of_removed_streams(void **state)
+{
+    (void)state;
+    static const char *const env[] = {"SOCKETIO_REDIS_ADAPTER", "true", NULL};
+    fake_t *f = fake_new(env);
+    static const char *const names[] = {"s1", "s2", NULL};
+    add_fresh(f, 0, names);
+    lane_start(f, "reader 0", names);
+    reader_remove(f->r, "s2", 2);
+    assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
+    reader_fence(f->r, 7, fenced, f);
+    assert_string_equal(next(f), "reader 0: PING @s2");
+    assert_string_equal(next(f), "reader svc: PING @s2");
+    assert_string_equal(next(f), "(none)");
+    /* the read in flight returns an entry of s2: acknowledged behind the first PING */
+    answer(f, "reader 0", ra(1, ra(2, rs("s2"), ra(1, entry("8-0", "e", "d")))));
+    assert_string_equal(next(f), "reader 0: XACK s2 g 8-0");
+    assert_string_equal(next(f), "reader 0: XDEL s2 8-0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    /* a fence asked for meanwhile waits for this one */
+    reader_fence(f->r, 8, fenced, f);
+    answer(f, "reader 0", rstatus("PONG"));
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader svc", rstatus("PONG"));
+    /* the second round goes behind the XACK and XDEL */
+    assert_string_equal(next(f), "reader 0: PING @s2");
+    assert_string_equal(next(f), "reader svc: PING @s2");
+    assert_int_equal(f->fenced, 0);
+    answer(f, "reader 0", rnil()); /* the blocking read, sent before it */
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
+    answer(f, "reader 0", rstatus("PONG"));
+    assert_int_equal(f->fenced, 0);
+    answer(f, "reader svc", rstatus("PONG"));
+    /* 7 done; 8 covers nothing removed since: done at once */
+    assert_int_equal(f->fenced, 8);
+    assert_int_equal(f->ngot, 1);
+    /* a lost connection has nothing in flight: its PINGs' NULL replies count */
+    reader_remove(f->r, "s1", 2);
+    assert_string_equal(next(f), "reader svc: CLIENT UNBLOCK <reader 0>");
+    reader_fence(f->r, 9, fenced, f);
+    assert_string_equal(next(f), "reader 0: PING @s1");
+    assert_string_equal(next(f), "reader svc: PING @s1");
+    set_up(f, "reader 0", false);
+    assert_int_equal(f->fenced, 8);
+    answer(f, "reader svc", rstatus("PONG"));
+    assert_string_equal(next(f), "reader svc: PING @s1"); /* reader 0 is down: svc only */
+    answer(f, "reader svc", rstatus("PONG"));
+    assert_int_equal(f->fenced, 9);
+    fake_free(f);
+}
+
 static void test_deleted_streams(void **state)
 {
     (void)state;
@@ -1694,6 +1760,41 @@ static void test_event_mode_cluster_pipelines_one_read_per_slot(void **state)
     fake_free(f);
 }
 
+/* On a Cluster the catch-up poll of parked streams names all the due streams of a slot in one
+ * XREAD (sent to that slot's node), whatever order they came in; a stream woken by its event
+ * meanwhile is not polled. */
+static void test_event_mode_cluster_catchup_polls_one_read_per_slot(void **state)
+{
+    (void)state;
+    fake_t *f = events_fake(NULL);
+    f->cluster = true;
+    reader_add(f->r, 0, "a0", 2); /* polled at once: svc was idle */
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 0-0");
+    /* slots interleaved, as 100k streams over 16384 slots arrive */
+    static const char *const names[] = {"b3", "a2", "b1", "a1", "b2", "a3", "a4", NULL};
+    for (const char *const *n = names; *n; n++)
+        reader_add(f->r, 0, *n, 2);
+    assert_string_equal(next(f), "(none)"); /* one catch-up turn at a time */
+    key_event(f, "a4");                     /* woken by its event: no poll needed */
+    answer(f, "reader svc", rnil());
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a1 a2 a3 0-0 0-0 0-0");
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS b1 b2 b3 0-0 0-0 0-0");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader svc", rnil());
+    answer(f, "reader svc", ra(1, ra(2, rs("b2"), ra(1, entry("1-0", "e", "d")))));
+    assert_int_equal(reader_parked(f->r), 6); /* a4 and b2 are active */
+    assert_string_equal(next(f), "(none)");
+    /* a new subscription: every parked stream polled again, one XREAD per slot */
+    events_up(f, false);
+    events_up(f, true);
+    events_config(f, "KEA");
+    advance(f, 100); /* the next service turn */
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 a1 a2 a3 0-0 0-0 0-0 0-0");
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS b1 b3 0-0 0-0");
+    assert_string_equal(next(f), "(none)");
+    fake_free(f);
+}
+
 static void test_event_mode_follows_the_subscription(void **state)
 {
     (void)state;
@@ -1911,6 +2012,7 @@ int main(void)
         cmocka_unit_test(test_claims_idle_pending_entries),
         cmocka_unit_test(test_reconnect_rereads_pending_entries),
         cmocka_unit_test(test_remove_stream_and_pool_mid_read),
+        cmocka_unit_test(test_fence_waits_for_reads_of_removed_streams),
         cmocka_unit_test(test_deleted_streams),
         cmocka_unit_test(test_missing_only_stream_retries_later),
         cmocka_unit_test(test_stop_drains_reads_in_flight),
@@ -1919,6 +2021,7 @@ int main(void)
         cmocka_unit_test(test_paced_lane_pulls_held_events),
         cmocka_unit_test(test_pull_kicks_the_other_lanes_once),
         cmocka_unit_test(test_event_mode_cluster_pipelines_one_read_per_slot),
+        cmocka_unit_test(test_event_mode_cluster_catchup_polls_one_read_per_slot),
         cmocka_unit_test(test_event_mode_follows_the_subscription),
         cmocka_unit_test(test_event_mode_claims_slowly_and_never_polls),
         cmocka_unit_test(test_oversized_entry_is_a_dead_letter),

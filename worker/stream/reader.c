@@ -37,8 +37,9 @@ typedef struct lane lane_t;
 /* Where a stream is: waiting for its first XINFO, read by its lane, or parked (polled slowly). */
 typedef enum rs_state { RS_PROBE, RS_ACTIVE, RS_PARKED } rs_state_t;
 
-/* Event mode: an active stream with something to read is in one of its lane's dirty lists. */
-enum { CLEAN, DIRTY_HOT, DIRTY_COLD };
+/* Event mode: an active stream with something to read is in one of its lane's dirty lists; a
+ * parked stream due a catch-up poll is in the reader's due list (DUE). */
+enum { CLEAN, DIRTY_HOT, DIRTY_COLD, DUE };
 
 typedef struct rstream {
     lane_t *lane;
@@ -51,8 +52,8 @@ typedef struct rstream {
     uint64_t last_entry;    /* now_ms of the last entry seen */
     uint64_t next_trim;     /* retain policy: next XTRIM MINID not before (now_ms) */
     int slot;               /* Cluster hash slot; -1 on one server */
-    uint8_t dirty;          /* event mode: CLEAN, DIRTY_HOT (an event) or DIRTY_COLD (catch-up) */
-    size_t didx;            /* position in its dirty list */
+    uint8_t dirty;          /* event mode: CLEAN, DIRTY_HOT (event), DIRTY_COLD, DUE (parked) */
+    size_t didx;            /* position in its dirty or due list */
     bool taken;             /* in the lane's batch in flight */
     char last_id[LAST_ID_MAX];
     size_t len;
@@ -65,6 +66,24 @@ typedef struct svec {
 } svec_t;
 
 typedef enum lane_state { LANE_IDLE, LANE_BUSY, LANE_WAIT, LANE_CLOSED } lane_state_t;
+
+/* A removed stream standing for its lane and slot in a fence: what its PINGs are routed by. */
+typedef struct gone {
+    lane_t *lane;
+    size_t len;
+    char name[];
+} gone_t;
+
+/* One reader_fence: its PINGs due in the current round (two rounds), then done(arg, seq). */
+typedef struct fence {
+    reader_t *r;
+    strmap_t *gone; /* what it covers */
+    uint64_t seq;
+    void (*done)(void *arg, uint64_t seq);
+    void *arg;
+    size_t out;
+    int round;
+} fence_t;
 
 /* Event mode: one XREADGROUP of a lane's batch, over rd[from, from + n). */
 typedef struct evread {
@@ -158,14 +177,21 @@ struct reader {
     strmap_t *heard;         /* key events of unknown streams: read first once assigned */
     void (*pull)(void *arg); /* applies the key events queued for this reader (reader_set_pull) */
     void *pull_arg;
-    bool pulling;        /* in pull: event lanes are kicked once it is over */
-    bool kick_deferred;  /* a lane was kicked during the pull */
-    bool after_pull;     /* kicking the other lanes after a pull: they do not pull again */
-    size_t catchup_left; /* parked streams still to poll in this pass */
+    bool pulling;       /* in pull: event lanes are kicked once it is over */
+    bool kick_deferred; /* a lane was kicked during the pull */
+    bool after_pull;    /* kicking the other lanes after a pull: they do not pull again */
+    svec_t due;         /* parked streams to poll once (catch-up), taken from the end */
+    bool due_sorted;    /* due is in descending slot order: its end is one slot's run */
+    /* fences (reader_fence): "<lane>:<slot>" -> gone_t, of streams removed since the last
+     * fence began; the fence running and the last one asked for meanwhile */
+    strmap_t *gone;
+    fence_t *fence;
+    fence_t *fence_next;
 };
 
 static void lane_kick(lane_t *l);
 static void svc_run(reader_t *r);
+static void gone_note(reader_t *r, const rstream_t *s);
 
 static uint64_t now_ms(const reader_t *r)
 {
@@ -267,10 +293,32 @@ static svec_t *home(reader_t *r, rstream_t *s)
     return &r->probe;
 }
 
+/* Event mode: parked s is polled once in a catch-up turn. */
+static void due_push(reader_t *r, rstream_t *s)
+{
+    if (s->dirty == DUE)
+        return;
+    s->dirty = DUE;
+    dvec_push(&r->due, s);
+    r->due_sorted = false;
+}
+
+static void due_drop(reader_t *r, rstream_t *s)
+{
+    if (s->dirty != DUE)
+        return;
+    bool last = s->didx + 1 == r->due.n;
+    dvec_drop(&r->due, s);
+    s->dirty = CLEAN;
+    r->due_sorted &= last; /* otherwise the last one filled the hole */
+}
+
 static void detach(reader_t *r, rstream_t *s)
 {
     svec_t *v = home(r, s);
     svec_drop(v, s);
+    if (s->state == RS_PARKED)
+        due_drop(r, s);
     if (s->state == RS_ACTIVE) {
         dirty_clear(s);
         if (s->lane->sweep_pos > v->n)
@@ -1154,11 +1202,41 @@ static void on_wake(const redisReply *rep, void *arg)
     }
 }
 
-/* Polls up to `budget` parked streams; returns how many. */
+/* XREAD COUNT 1 over pick[0..k), parked streams of one slot (a Cluster routes it by the first
+ * to that slot's node, where it queues behind the other polls: one write per node). */
+static int send_wake(reader_t *r, rstream_t *const *pick, size_t k)
+{
+    bool from_start = r->evmode && !r->cfg->stream_retain;
+    argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k);
+    size_t a = 0;
+    r->svc_argv[a] = "XREAD";
+    r->svc_len[a++] = 5;
+    r->svc_argv[a] = "COUNT";
+    r->svc_len[a++] = 5;
+    r->svc_argv[a] = "1";
+    r->svc_len[a++] = 1;
+    r->svc_argv[a] = "STREAMS";
+    r->svc_len[a++] = 7;
+    size_t first = a;
+    for (size_t i = 0; i < k; i++) {
+        const rstream_t *s = pick[i];
+        r->svc_argv[first + i] = s->name;
+        r->svc_len[first + i] = s->len;
+        /* event mode, delete policy: an entry still in the stream is one to deliver */
+        r->svc_argv[first + k + i] = s->last_id[0] && !from_start ? s->last_id : "0-0";
+        r->svc_len[first + k + i] = strlen(r->svc_argv[first + k + i]);
+    }
+    int rc = send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
+                      (int)(first + 2 * k), r->svc_argv, r->svc_len);
+    if (rc == 0)
+        r->svc_inflight++;
+    return rc;
+}
+
+/* Polls up to `budget` parked streams in rotation; returns how many. */
 static size_t send_wakes(reader_t *r, size_t budget)
 {
     size_t sent = 0;
-    bool from_start = r->evmode && !r->cfg->stream_retain;
     if (budget > r->parked.n)
         budget = r->parked.n;
     while (budget) {
@@ -1175,29 +1253,8 @@ static size_t send_wakes(reader_t *r, size_t budget)
             pick[k++] = s;
             r->wake_pos++;
         }
-        argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k);
-        size_t a = 0;
-        r->svc_argv[a] = "XREAD";
-        r->svc_len[a++] = 5;
-        r->svc_argv[a] = "COUNT";
-        r->svc_len[a++] = 5;
-        r->svc_argv[a] = "1";
-        r->svc_len[a++] = 1;
-        r->svc_argv[a] = "STREAMS";
-        r->svc_len[a++] = 7;
-        size_t first = a;
-        for (size_t i = 0; i < k; i++) {
-            rstream_t *s = pick[i];
-            r->svc_argv[first + i] = s->name;
-            r->svc_len[first + i] = s->len;
-            /* event mode, delete policy: an entry still in the stream is one to deliver */
-            r->svc_argv[first + k + i] = s->last_id[0] && !from_start ? s->last_id : "0-0";
-            r->svc_len[first + k + i] = strlen(r->svc_argv[first + k + i]);
-        }
-        if (send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
-                     (int)(first + 2 * k), r->svc_argv, r->svc_len))
+        if (send_wake(r, pick, k))
             break;
-        r->svc_inflight++;
         budget -= k;
         sent += k;
     }
@@ -1318,7 +1375,8 @@ static void evmode_update(reader_t *r)
                     strcpy(s->last_id, "0-0");
             }
         }
-        r->catchup_left = r->parked.n;
+        for (size_t i = 0; i < r->parked.n; i++)
+            due_push(r, r->parked.v[i]);
     }
     for (size_t i = 0; i < r->nplain; i++) {
         lane_t *l = &r->lanes[i];
@@ -1361,14 +1419,48 @@ static void check_events(reader_t *r)
     }
 }
 
-/* Event mode: parked streams are polled only to catch up (after a (re)subscription, and new
- * streams once), a turn after the other as fast as Redis answers. */
+/* Descending slot, then name: the due list's end is one slot's run, in name order. */
+static int by_slot_desc(const void *a, const void *b)
+{
+    const rstream_t *x = *(rstream_t *const *)a, *y = *(rstream_t *const *)b;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? 1 : -1;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    return c ? -c : x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
+}
+
+/*
+ * Event mode: parked streams are polled only to catch up (after a (re)subscription, and new
+ * streams once), a turn after the other as fast as Redis answers. On a Cluster the due list is
+ * sorted by slot first, so one XREAD names all the due streams of a slot: 100k streams over
+ * 16384 slots cost about 16k XREADs, not 100k.
+ */
 static void catchup_turn(reader_t *r)
 {
-    if (!r->catchup_left)
+    svec_t *v = &r->due;
+    if (!v->n)
         return;
-    size_t n = send_wakes(r, r->catchup_left < CATCHUP_TURN ? r->catchup_left : CATCHUP_TURN);
-    r->catchup_left = n < r->catchup_left && r->parked.n ? r->catchup_left - n : 0;
+    if (!r->due_sorted && v->v[0]->slot >= 0) {
+        qsort(v->v, v->n, sizeof(*v->v), by_slot_desc);
+        for (size_t i = 0; i < v->n; i++)
+            v->v[i]->didx = i;
+    }
+    r->due_sorted = true;
+    for (size_t budget = CATCHUP_TURN; budget && v->n;) {
+        rstream_t *pick[WAKE_PER_READ];
+        size_t k = 0;
+        while (k < WAKE_PER_READ && k < budget && v->n &&
+               (k == 0 || v->v[v->n - 1]->slot == pick[0]->slot)) {
+            pick[k++] = v->v[v->n - 1];
+            due_drop(r, pick[k - 1]);
+        }
+        if (send_wake(r, pick, k)) {
+            while (k)
+                due_push(r, pick[--k]); /* svc is down: polled once it is back */
+            return;
+        }
+        budget -= k;
+    }
 }
 
 /* Event mode: active streams are claimed from in a sweep spread over CLAIM_SPREAD_MS, not
@@ -1468,6 +1560,7 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
     r->lanes = xcalloc(r->nlanes, sizeof(*r->lanes));
     r->streams = strmap_new();
     r->heard = strmap_new();
+    r->gone = strmap_new();
     r->svc = r->redis.open(r->redis.ctx, "reader svc", on_svc_state, r);
     for (size_t i = 0; i < r->nlanes; i++) {
         r->lanes[i].r = r;
@@ -1505,7 +1598,7 @@ void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len)
         } else {
             move_to(r, s, RS_PARKED);
             strcpy(s->last_id, "0-0");
-            r->catchup_left++;
+            due_push(r, s);
         }
     }
     svc_run(r);
@@ -1562,6 +1655,7 @@ void reader_remove(reader_t *r, const char *name, size_t len)
     /* another worker may read it next: this one's blocking read must not hold it meanwhile */
     if (s->state == RS_ACTIVE)
         lane_cut_short(r, s->lane, s);
+    gone_note(r, s);
     detach(r, s);
     if (r->wake_pos > r->parked.n)
         r->wake_pos = 0;
@@ -1600,6 +1694,104 @@ void reader_remove_pool(reader_t *r, uint32_t pool)
     }
     free(pc.names);
     free(pc.lens);
+}
+
+/* ---- fences: nothing in flight for removed streams ---- */
+
+static void free_gone(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    (void)arg;
+    free(value);
+}
+
+/* s is removed: its lane and slot are fenced next time (one stream stands for each pair). Only
+ * with an adapter: ownership handovers are what fences serve (master/discovery/ownership.h). */
+static void gone_note(reader_t *r, const rstream_t *s)
+{
+    if (r->cfg->adapter == CONFIG_ADAPTER_OFF)
+        return;
+    char key[32];
+    int n = snprintf(key, sizeof(key), "%u:%d", (unsigned)(s->lane - r->lanes), s->slot);
+    if (strmap_get(r->gone, key, (size_t)n))
+        return;
+    gone_t *g = xmalloc(sizeof(*g) + s->len);
+    g->lane = s->lane;
+    g->len = s->len;
+    memcpy(g->name, s->name, s->len);
+    strmap_put(r->gone, key, (size_t)n, g);
+}
+
+static void fence_round(fence_t *f);
+
+static void fence_finish(fence_t *f)
+{
+    reader_t *r = f->r;
+    strmap_foreach(f->gone, free_gone, NULL);
+    strmap_free(f->gone);
+    r->fence = NULL;
+    f->done(f->arg, f->seq);
+    free(f);
+    fence_t *next = r->fence_next;
+    if (next) {
+        r->fence_next = NULL;
+        r->fence = next;
+        next->gone = r->gone;
+        r->gone = strmap_new();
+        fence_round(next);
+    }
+}
+
+static void on_fence_ping(const redisReply *rep, void *arg)
+{
+    (void)rep; /* an error or a lost connection: nothing in flight there either */
+    fence_t *f = arg;
+    if (--f->out == 0)
+        fence_round(f);
+}
+
+static void fence_ping(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    fence_t *f = arg;
+    const gone_t *g = value;
+    reader_conn_t *conns[] = {g->lane->conn, f->r->svc};
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    for (size_t i = 0; i < 2; i++) {
+        if (conns[i] &&
+            send_cmd(f->r, conns[i], g->name, g->len, on_fence_ping, f, 1, argv, lens) == 0)
+            f->out++;
+    }
+}
+
+/* Two rounds of PINGs, the second sent when the first is all answered; then done. */
+static void fence_round(fence_t *f)
+{
+    while (f->round < 2) {
+        f->round++;
+        strmap_foreach(f->gone, fence_ping, f);
+        if (f->out)
+            return;
+    }
+    fence_finish(f);
+}
+
+void reader_fence(reader_t *r, uint64_t seq, void (*done)(void *arg, uint64_t seq), void *arg)
+{
+    fence_t *f = xcalloc(1, sizeof(*f));
+    *f = (fence_t){.r = r, .seq = seq, .done = done, .arg = arg};
+    if (r->fence) {
+        free(r->fence_next); /* the later one covers it: it starts when the running one ends */
+        r->fence_next = f;
+        return;
+    }
+    r->fence = f;
+    f->gone = r->gone;
+    r->gone = strmap_new();
+    fence_round(f);
 }
 
 void reader_set_gate(reader_t *r, reader_gate_fn fn, void *arg)
@@ -1660,6 +1852,8 @@ static void handle_closed(void *arg)
     strmap_foreach(r->streams, free_stream, NULL);
     strmap_free(r->streams);
     strmap_free(r->heard);
+    strmap_foreach(r->gone, free_gone, NULL);
+    strmap_free(r->gone);
     for (size_t i = 0; i < r->nlanes; i++) {
         free(r->lanes[i].hot.v);
         free(r->lanes[i].cold.v);
@@ -1674,6 +1868,7 @@ static void handle_closed(void *arg)
     free(r->lanes);
     free(r->probe.v);
     free(r->parked.v);
+    free(r->due.v);
     free(r->svc_argv);
     free(r->svc_len);
     free(r->fields);

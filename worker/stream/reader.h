@@ -170,6 +170,16 @@ void reader_events(reader_t *r, bool up);
 /* Stops reading every stream of `pool`. */
 void reader_remove_pool(reader_t *r, uint32_t pool);
 /*
+ * With an adapter (SOCKETIO_REDIS_ADAPTER, where ownership hands streams over between servers):
+ * calls done(arg, seq) once nothing is in flight for the streams removed before this call: the
+ * reads and claims sent before their removal are answered, and so is what their replies sent
+ * (XACK, XDEL, the entry callback's commands). How: a PING routed by one removed stream of each
+ * lane and slot, on that lane's connection and on the service connection, twice in a row (the
+ * first comes back behind the reads, the second behind what their replies queued); a
+ * connection that is down has nothing in flight. Fences run one at a time, in call order.
+ */
+void reader_fence(reader_t *r, uint64_t seq, void (*done)(void *arg, uint64_t seq), void *arg);
+/*
  * Lanes read only while gate(arg) is true (checked before every read, retried every 100 ms): an
  * entry that could not reach every socket now is better left in Redis and read a moment later.
  * They never read in the first 300 ms after their connection came back, so other servers' pub/sub
