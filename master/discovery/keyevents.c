@@ -21,8 +21,8 @@ struct keyevents {
     void (*done)(void *arg);
     void *done_arg;
     bool warned_config; /* one line per process: CONFIG refused */
-    unsigned confirmed; /* bit 0: xadd, bit 1: del, since the last outage */
-    bool config_done;   /* CONFIG GET (and SET) answered since the last outage */
+    unsigned confirmed; /* bit 0: xadd, bit 1: del: subscriptions in effect */
+    bool config_done;   /* CONFIG GET (and SET) answered since the command connection was up */
     bool said;          /* "subscribed" logged since the last outage */
     bool refused;       /* CONFIG refused since the last outage: events may not be published */
     char chan_xadd[48];
@@ -149,12 +149,15 @@ static void on_config(const redisReply *r, void *arg)
     config_answered(k);
 }
 
-/* A primary's command connection came up (again): make sure it publishes the events. */
+/* A primary's command connection came up (again): make sure it publishes the events. Its loss
+ * does not stop them: they come over the subscription's own connection (see on_unconfirmed). */
 static void on_node_event(redis_client_t *cl, redis_node_t *n, redis_conn_event_t ev, void *arg)
 {
     keyevents_t *k = arg;
-    if (ev != REDIS_CONN_UP)
+    if (ev != REDIS_CONN_UP) {
+        k->config_done = false;
         return;
+    }
     config_req_t *q = xmalloc(sizeof(*q));
     *q = (config_req_t){k, n};
     const char *get[] = {"CONFIG", "GET", "notify-keyspace-events"};
@@ -215,25 +218,30 @@ static void on_subscribed(redis_client_t *cl, redis_sub_kind_t kind, const char 
     maybe_ready(k);
 }
 
-static void on_state(redis_client_t *cl, bool up, void *arg)
+/* A subscription stopped where it was confirmed: events stop until it is confirmed again. */
+static void on_unconfirmed(redis_client_t *cl, redis_sub_kind_t kind, const char *ch, size_t len,
+                           void *arg)
 {
     (void)cl;
+    (void)kind;
     keyevents_t *k = arg;
-    if (up)
+    unsigned bit = is(ch, len, k->chan_xadd) ? 1u : is(ch, len, k->chan_del) ? 2u : 0u;
+    if (!(k->confirmed & bit))
         return;
+    k->confirmed &= ~bit;
     bool was = k->said && !k->refused;
-    k->confirmed = 0;
-    k->config_done = k->said = k->refused = false;
+    if (!k->said)
+        return;
+    k->said = k->refused = false;
     if (was)
         k->fn(KEYEVENT_DOWN, NULL, 0, k->arg);
-    LOG_WARN("keyspace events: connection to redis lost; new streams wait for SCAN until it is "
-             "back");
+    LOG_WARN("keyspace events: subscription lost; new streams wait for SCAN until it is back");
 }
 
-static const redis_client_cbs_t cbs = {.state = on_state,
-                                       .node_event = on_node_event,
+static const redis_client_cbs_t cbs = {.node_event = on_node_event,
                                        .message = on_message,
-                                       .subscribed = on_subscribed};
+                                       .subscribed = on_subscribed,
+                                       .unconfirmed = on_unconfirmed};
 
 keyevents_t *keyevents_new(redis_topology_t *topo, const cfg_t *cfg, keyevents_fn fn, void *arg)
 {

@@ -1,7 +1,10 @@
 /* Unit tests for master/discovery/keyevents: the notify-keyspace-events flags it adds, event
- * parsing. */
+ * parsing, pacing, and (against the scripted Redis) when events are said to be up or down. */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <strings.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,8 +13,12 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "common/buf.h"
+#include "common/config.h"
 #include "common/redis/redis_reply.h"
+#include "common/redis/redis_topology.h"
 #include "master/discovery/keyevents.h"
+#include "tests/unit/redis_fake.h"
 
 static void test_flags_adds_only_what_is_missing(void **state)
 {
@@ -113,12 +120,158 @@ static void test_pace_holds_only_a_busy_subscription(void **state)
         assert_false(keyevents_pace_message(&q, 5000, 0));
 }
 
+typedef struct ke_env {
+    uv_loop_t loop;
+    cfg_t cfg;
+    redis_topology_t *topo;
+    keyevents_t *k;
+    fake_t *srv;
+    int ups, downs;
+} ke_env_t;
+
+typedef struct ke_conn {
+    char name[32];
+    bool subscribed;
+} ke_conn_t;
+
+static ke_conn_t *ke_conn(fake_conn_t *fc)
+{
+    void **d = fake_conn_data(fc);
+    if (!*d)
+        *d = calloc(1, sizeof(ke_conn_t));
+    assert_non_null(*d);
+    return *d;
+}
+
+/* A Redis that publishes the events already (nothing to SET) and confirms subscriptions. */
+static void ke_redis(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *arg)
+{
+    (void)lens;
+    (void)arg;
+    ke_conn_t *r = ke_conn(fc);
+    if (argc == 3 && strcasecmp(argv[0], "CLIENT") == 0 && strcasecmp(argv[1], "SETNAME") == 0)
+        snprintf(r->name, sizeof(r->name), "%s", argv[2]);
+    if (fake_handshake(fc, argc, argv))
+        return;
+    if (argc == 3 && strcasecmp(argv[0], "CONFIG") == 0) {
+        fake_send(fc, "*2\r\n$22\r\nnotify-keyspace-events\r\n$3\r\nEgt\r\n");
+        return;
+    }
+    if (argc == 2 && strcasecmp(argv[0], "SUBSCRIBE") == 0) {
+        r->subscribed = true;
+        fake_sub_confirm(fc, "subscribe", argv[1], 1);
+        return;
+    }
+    fake_send(fc, ":0\r\n");
+}
+
+static void ke_fn(keyevent_kind_t kind, const char *key, size_t len, void *arg)
+{
+    (void)key;
+    (void)len;
+    ke_env_t *e = arg;
+    e->ups += kind == KEYEVENT_UP;
+    e->downs += kind == KEYEVENT_DOWN;
+}
+
+static const char *ke_getenv(const char *name, void *arg)
+{
+    return strcmp(name, "REDIS_PORT") == 0 ? arg : NULL;
+}
+
+static fake_conn_t *ke_find(ke_env_t *e, bool subscribed)
+{
+    fake_conn_t *found = NULL;
+    for (fake_conn_t *fc = fake_first(e->srv); fc; fc = fake_next(fc)) {
+        ke_conn_t *r = ke_conn(fc);
+        if (strcmp(r->name, "keyevents") == 0 && r->subscribed == subscribed)
+            found = fc;
+    }
+    assert_non_null(found);
+    return found;
+}
+
+static bool ke_up(void *arg)
+{
+    ke_env_t *e = arg;
+    return e->ups > e->downs;
+}
+
+static bool ke_down(void *arg)
+{
+    return !ke_up(arg);
+}
+
+static bool ke_config_asked_twice(void *arg)
+{
+    return fake_count(((ke_env_t *)arg)->srv, "CONFIG GET notify-keyspace-events") >= 2;
+}
+
+static void ke_done(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static bool ke_flag(void *arg)
+{
+    return *(bool *)arg;
+}
+
+/* Events arrive over the subscription's own connection: losing the command connection does not
+ * stop them (nor is the subscription sent again); losing the subscription's does, until it is
+ * confirmed again. */
+static void test_events_follow_the_subscription_not_the_command_connection(void **state)
+{
+    (void)state;
+    ke_env_t *e = calloc(1, sizeof(*e));
+    assert_non_null(e);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    e->srv = fake_new(&e->loop, ke_redis, e);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", fake_port(e->srv));
+    buf_t err;
+    buf_init(&err);
+    assert_int_equal(config_load(&e->cfg, ke_getenv, port, &err), 0);
+    redis_topology_opts_t o;
+    redis_topology_opts_from_cfg(&o, &e->cfg);
+    assert_int_equal(redis_topology_new(&e->topo, &e->loop, &o, &err), 0);
+    buf_free(&err);
+    e->k = keyevents_new(e->topo, &e->cfg, ke_fn, e);
+    assert_true(fake_run_until(&e->loop, ke_up, e, 5000));
+    assert_int_equal(fake_count_prefix(e->srv, "SUBSCRIBE"), 2);
+
+    fake_drop(ke_find(e, false));
+    assert_true(fake_run_until(&e->loop, ke_config_asked_twice, e, 5000));
+    fake_run_for(&e->loop, 50);
+    assert_int_equal(e->downs, 0);
+    assert_int_equal(e->ups, 1);
+    assert_int_equal(fake_count_prefix(e->srv, "SUBSCRIBE"), 2);
+
+    fake_drop(ke_find(e, true));
+    assert_true(fake_run_until(&e->loop, ke_down, e, 5000));
+    assert_true(fake_run_until(&e->loop, ke_up, e, 5000));
+    assert_int_equal(e->downs, 1);
+    assert_int_equal(e->ups, 2);
+    assert_int_equal(fake_count_prefix(e->srv, "SUBSCRIBE"), 4);
+
+    bool done = false;
+    keyevents_close(e->k, ke_done, &done);
+    assert_true(fake_run_until(&e->loop, ke_flag, &done, 5000));
+    done = false;
+    redis_topology_close(e->topo, ke_done, &done);
+    assert_true(fake_run_until(&e->loop, ke_flag, &done, 5000));
+    fake_free(e->srv);
+    assert_int_equal(fake_loop_close(&e->loop), 0);
+    free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flags_adds_only_what_is_missing),
         cmocka_unit_test(test_parse_events_of_its_db_only),
         cmocka_unit_test(test_pace_holds_only_a_busy_subscription),
+        cmocka_unit_test(test_events_follow_the_subscription_not_the_command_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -312,8 +312,8 @@ typedef struct relay {
 static void relay_to(eio_endpoint_t *ep, int fd, const char *tag, const struct sockaddr *addr,
                      const char *req, size_t len)
 {
-    char nonce[RELAY_HELLO_NONCE_LEN], hello[RELAY_HELLO_LEN], expect[RELAY_ANSWER_LEN];
-    if (addr && ids_random(nonce, sizeof(nonce)) != 0)
+    char nonce[RELAY_HELLO_NONCE_LEN + 1], hello[RELAY_HELLO_LEN], expect[RELAY_ANSWER_LEN];
+    if (addr && ids_random(nonce, RELAY_HELLO_NONCE_LEN) != 0)
         addr = NULL; /* no nonce, no relay: the client is answered as if the peer were gone */
     if (!addr) {     /* unknown server, or Redis out of reach: best effort, the socket is ours */
         ep->relays.failed++;
