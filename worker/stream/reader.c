@@ -170,8 +170,9 @@ struct reader {
     size_t ack_cap;
     reader_dlq_t *dlq; /* NULL without STREAM_DEAD_LETTER */
     /* event mode: on while the master forwards key events and Redis publishes them */
-    bool events_up; /* the master's subscription is up (reader_events) */
-    bool events_ok; /* notify-keyspace-events has E and t (CONFIG GET on svc) */
+    bool events_up;    /* the master's subscription is up (reader_events) */
+    bool events_ok;    /* notify-keyspace-events has E and t (CONFIG GET on svc) */
+    bool catchup_lost; /* svc was lost in event mode: its catch-up polls are to be sent again */
     bool evmode;
     uint64_t next_events_check;
     strmap_t *heard;         /* key events of unknown streams: read first once assigned */
@@ -1532,7 +1533,15 @@ static void on_svc_state(reader_conn_t *conn, bool connected, void *arg)
     reader_t *r = arg;
     if (!connected) {
         r->svc_inflight = 0; /* their callbacks ran with NULL replies, or will not run */
+        /* catch-up polls in flight went with it: which ones is not known, so every parked
+         * stream is polled again once svc is back (an entry of one would wait for its next
+         * event otherwise) */
+        r->catchup_lost = r->catchup_lost || r->evmode;
     } else {
+        if (r->catchup_lost && r->evmode)
+            for (size_t i = 0; i < r->parked.n; i++)
+                due_push(r, r->parked.v[i]);
+        r->catchup_lost = false;
         r->next_events_check = 0;
         svc_run(r);
     }
