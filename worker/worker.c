@@ -33,6 +33,7 @@
 #include "worker/bridge/presence_route.h"
 #include "worker/cluster/adapter.h"
 #include "worker/cluster/relay_role.h"
+#include "worker/cluster/room_sync.h"
 #include "worker/cluster/streams_adapter.h"
 #include "worker/cluster/streams_restore.h"
 #include "worker/eio/eio_echo.h"
@@ -90,6 +91,7 @@ typedef struct worker {
     redis_topology_t *topology;  /* where Redis is: every Redis client of this worker uses it */
     reader_io_t *reader_io;      /* the reader's Redis connections and timers */
     adapter_t *adapter;          /* NULL when there is nobody to share with */
+    room_sync_t *rsync;          /* sharded adapter: the siblings' rooms, for the relay holder */
     peer_dir_t *peers;           /* the other servers sharing the adapter, for relayed requests */
     streams_adapter_t *streams;  /* SOCKETIO_REDIS_ADAPTER=streams: the adapter; else NULL */
     streams_restore_t *srestore; /* ... and its CONNECTION_RECOVERY; else NULL */
@@ -197,12 +199,20 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
 
 static void on_room_created(void *arg, const char *room, size_t len)
 {
-    adapter_room_created(((worker_t *)arg)->adapter, room, len);
+    worker_t *w = arg;
+    if (w->rsync)
+        room_sync_own(w->rsync, room, len, true);
+    else
+        adapter_room_created(w->adapter, room, len);
 }
 
 static void on_room_deleted(void *arg, const char *room, size_t len)
 {
-    adapter_room_deleted(((worker_t *)arg)->adapter, room, len);
+    worker_t *w = arg;
+    if (w->rsync)
+        room_sync_own(w->rsync, room, len, false);
+    else
+        adapter_room_deleted(w->adapter, room, len);
 }
 
 static void on_client_ack(void *arg, sio_socket_t *s, uint64_t id, const char *json, size_t len)
@@ -234,6 +244,12 @@ static bool is_sibling_uid(const char *uid, size_t len, void *arg)
 
 /* ---- one broadcast subscriber per server (see relay_role.h) ---- */
 
+/* The subscription is confirmed and, sharded, covers every sibling's rooms. */
+static bool relay_ready(worker_t *w)
+{
+    return adapter_relay_up(w->adapter) && (!w->rsync || room_sync_complete(w->rsync));
+}
+
 static void relay_view(uint32_t i, relay_slot_t *out, void *arg)
 {
     worker_t *w = arg;
@@ -250,7 +266,7 @@ static bool relay_broadcast(const char *chan, size_t chan_len, const uint8_t *ms
 {
     worker_t *w = arg;
     /* up as soon as confirmed, not only from the next tick: no broadcast waits for it */
-    STATS_SET(w->stats->adapter_relay, adapter_relay_up(w->adapter));
+    STATS_SET(w->stats->adapter_relay, relay_ready(w));
     if (relay_role_holder(shm_region_slots(w->args->region), relay_view, w) != w->args->slot)
         return false;
     int rc = fanout_relay(w->fanout, chan, chan_len, msg, msg_len);
@@ -271,11 +287,54 @@ static void on_relayed(const char *chan, size_t chan_len, const uint8_t *msg, si
 /* Takes or gives up the broadcast subscription (every tick), and says whether it is up. */
 static void relay_tick(worker_t *w)
 {
-    if (!w->adapter || w->cfg->adapter == CONFIG_ADAPTER_SHARDED)
+    if (!w->adapter)
         return;
+    if (w->rsync)
+        room_sync_tick(w->rsync);
     bool on = relay_role_subscribe(shm_region_slots(w->args->region), w->args->slot, relay_view, w);
     adapter_relay_subscribe(w->adapter, on);
-    STATS_SET(w->stats->adapter_relay, on && adapter_relay_up(w->adapter));
+    STATS_SET(w->stats->adapter_relay, on && relay_ready(w));
+}
+
+/* ---- the siblings' rooms, for the sharded relay holder (see room_sync.h) ---- */
+
+static void sync_send(void *arg, char kind, const char *room, size_t len)
+{
+    worker_t *w = arg;
+    int rc = fanout_notice(w->fanout, kind, room, len);
+    if (rc < 0 && log_sampled(&w->share_failures))
+        LOG_WARN("cannot tell the other workers of room %.*s: %s (%llu so far)", (int)len, room,
+                 strerror(-rc), (unsigned long long)w->share_failures);
+}
+
+static void sync_own_rooms(void *arg, void (*fn)(const char *room, size_t len, void *fnarg),
+                           void *fnarg)
+{
+    sio_each_room(((worker_t *)arg)->sio, fn, fnarg);
+}
+
+static void sync_room(void *arg, uint32_t slot, const char *room, size_t len, bool on)
+{
+    adapter_relay_room(((worker_t *)arg)->adapter, slot, room, len, on);
+}
+
+static void sync_forget(void *arg, uint32_t slot)
+{
+    adapter_relay_forget(((worker_t *)arg)->adapter, slot);
+}
+
+static bool sync_live(void *arg, uint32_t slot)
+{
+    worker_t *w = arg;
+    stats_worker_t *st = shm_region_slot_stats(w->args->region, slot);
+    return STATS_GET(st->pid) != 0;
+}
+
+static void on_notice(uint32_t from, char kind, const char *room, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    if (w->rsync)
+        room_sync_notice(w->rsync, from, kind, room, len);
 }
 
 /*
@@ -852,11 +911,14 @@ static int setup(worker_t *w)
         if ((rc = adapter_new(&w->adapter, w->topology, cfg, mode, prefix, &host, w->stats)))
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
-        if (mode != ADAPTER_MODE_SHARDED) {
-            adapter_set_relay(w->adapter, relay_broadcast, w);
-            fanout_on_relayed(w->fanout, on_relayed, w);
-            relay_tick(w);
+        adapter_set_relay(w->adapter, relay_broadcast, w);
+        fanout_on_relayed(w->fanout, on_relayed, w);
+        if (mode == ADAPTER_MODE_SHARDED) {
+            room_sync_io_t io = {sync_send, sync_own_rooms, sync_room, sync_forget, sync_live, w};
+            w->rsync = room_sync_new(shm_region_slots(w->args->region), w->args->slot, &io);
+            fanout_on_notice(w->fanout, on_notice, w);
         }
+        relay_tick(w);
         sio_observe(w->sio, &(sio_observer_t){.arg = w,
                                               .room_created = on_room_created,
                                               .room_deleted = on_room_deleted,
@@ -908,7 +970,10 @@ int worker_main(const worker_args_t *args)
     STATS_SET(w->stats->started_ms, wall_ms());
     STATS_SET(w->stats->memory_high_water, (uint64_t)w->cfg->memory_high_water_mb << 20);
     STATS_SET(w->stats->pid, getpid());
+    if (w->rsync) /* the siblings accept datagrams from a slot once its pid is set */
+        room_sync_start(w->rsync);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    room_sync_free(w->rsync);
     int closed = uv_loop_close(&w->loop);
     if (closed)
         LOG_WARN("worker loop closed with handles still open");

@@ -10,6 +10,7 @@
 #include "common/redis/redis_client.h"
 #include "common/xalloc.h"
 #include "worker/cluster/member.h"
+#include "worker/cluster/room_union.h"
 
 #define UID_LEN 16
 
@@ -31,8 +32,9 @@ struct adapter {
     void *sibling_arg;
     adapter_relay_fn relay; /* see adapter_set_relay; NULL: every worker subscribes */
     void *relay_arg;
-    bool patterns_wanted; /* the broadcast patterns are subscribed (classic, private) */
-    uint32_t patterns_up; /* bit i: namespace i's pattern confirmed and still in effect */
+    bool patterns_wanted; /* the broadcast subscriptions are held (see adapter_set_relay) */
+    uint32_t patterns_up; /* bit i: namespace i's pattern (sharded: channel, i > 0) confirmed */
+    room_union_t *rooms;  /* sharded with a relay: the server's rooms, subscribed by the holder */
     member_t *member;     /* what is done with each message received */
     buf_t msg;            /* encoded outgoing message */
     buf_t chan;           /* outgoing channel name */
@@ -186,19 +188,38 @@ static void room_subscription(adapter_t *a, bool on, const char *room, size_t le
 
 void adapter_room_created(adapter_t *a, const char *room, size_t len)
 {
-    if (a && !a->closing)
+    if (a && !a->closing && !a->rooms)
         room_subscription(a, true, room, len);
 }
 
 void adapter_room_deleted(adapter_t *a, const char *room, size_t len)
 {
-    if (a && !a->closing)
+    if (a && !a->closing && !a->rooms)
         room_subscription(a, false, room, len);
 }
 
 static void subscribe_room(const char *room, size_t len, void *arg)
 {
     room_subscription(arg, true, room, len);
+}
+
+static void unsubscribe_room(const char *room, size_t len, void *arg)
+{
+    room_subscription(arg, false, room, len);
+}
+
+void adapter_relay_room(adapter_t *a, uint32_t slot, const char *room, size_t len, bool on)
+{
+    if (!a || a->closing || !a->rooms || !dynamic_room(a, len))
+        return;
+    if (room_union_set(a->rooms, slot, room, len, on) == 1 && a->patterns_wanted)
+        room_subscription(a, on, room, len);
+}
+
+void adapter_relay_forget(adapter_t *a, uint32_t slot)
+{
+    if (a && !a->closing && a->rooms)
+        room_union_forget(a->rooms, slot, a->patterns_wanted ? unsubscribe_room : NULL, a);
 }
 
 static void want(adapter_t *a, redis_sub_kind_t kind, const char *ch)
@@ -213,13 +234,32 @@ static void pattern_for(adapter_t *a, unsigned i)
     buf_putc(&a->chan, '*');
 }
 
-/* Classic and private modes: every namespace's broadcasts, one pattern each. */
+/* Sharded mode with a relay: the other namespaces' channels and the server's rooms. */
+static void sharded_broadcasts(adapter_t *a, bool on)
+{
+    for (unsigned i = 1; i < a->host.nnsp; i++) {
+        nsp_channel_for(a, i, NULL, 0);
+        if (on)
+            redis_client_subscribe(a->sub, REDIS_SUB_SHARD, a->chan.data, a->chan.len);
+        else
+            redis_client_unsubscribe(a->sub, REDIS_SUB_SHARD, a->chan.data, a->chan.len);
+    }
+    room_union_unconfirm_all(a->rooms);
+    room_union_each(a->rooms, on ? subscribe_room : unsubscribe_room, a);
+}
+
+/* Classic and private modes: every namespace's broadcasts, one pattern each; sharded mode with a
+ * relay: the channels of the other namespaces and of every room of this server. */
 static void broadcast_patterns(adapter_t *a, bool on)
 {
-    if (a->mode == ADAPTER_MODE_SHARDED || a->patterns_wanted == on)
+    if ((a->mode == ADAPTER_MODE_SHARDED && !a->rooms) || a->patterns_wanted == on)
         return;
     a->patterns_wanted = on;
     a->patterns_up = 0;
+    if (a->rooms) {
+        sharded_broadcasts(a, on);
+        return;
+    }
     for (unsigned i = 0; i < a->host.nnsp; i++) {
         pattern_for(a, i);
         if (on)
@@ -334,7 +374,7 @@ static void on_classic_request(adapter_t *a, const char *chan, size_t chan_len, 
 }
 
 static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
-                       size_t msg_len)
+                       size_t msg_len, bool relayed)
 {
     size_t rest = 0;
     int nsp = channel_nsp(a, chan, chan_len, &rest);
@@ -353,8 +393,8 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
         member_drop(a->member, member_decode_error(rc), chan, chan_len);
         return;
     }
-    if (own_uid(a, &m.uid) || (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m.uid)) ||
-        !in_nsp(a, (unsigned)nsp, &m))
+    if ((relayed && m.op != ADAPTER_OP_BROADCAST) || own_uid(a, &m.uid) ||
+        (m.op == ADAPTER_OP_BROADCAST && sibling_uid(a, &m.uid)) || !in_nsp(a, (unsigned)nsp, &m))
         return;
     member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
 }
@@ -363,6 +403,25 @@ static bool is_request_chan(const adapter_t *a, const char *chan, size_t chan_le
 {
     return a->mode == ADAPTER_MODE_CLASSIC && chan_len == strlen(a->request_chan) &&
            memcmp(chan, a->request_chan, chan_len) == 0;
+}
+
+/* Sharded mode: a broadcast on a channel only the relay holder subscribes to (a room's, another
+ * namespace's); the main and uid channels are every worker's own. A message laid out otherwise
+ * is relayed and left to the siblings' decoding. */
+static bool relayable(const adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
+                      size_t msg_len)
+{
+    size_t rest = 0;
+    int nsp = channel_nsp(a, chan, chan_len, &rest);
+    if (nsp < 0 || (nsp == 0 && rest == chan_len))
+        return false;
+    if (nsp == 0 && chan_len == a->prefix_len + UID_LEN + 1 &&
+        memcmp(chan + a->prefix_len, a->uid, UID_LEN) == 0)
+        return false;
+    int type = -1;
+    adapter_str_t uid;
+    return adapter_msg_peek_cluster(msg, msg_len, &type, &uid) != 0 ||
+           type == ADAPTER_CLUSTER_BROADCAST;
 }
 
 void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -374,7 +433,10 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
     if (from_this_server(a, msg, msg_len))
         return;
     if (a->mode == ADAPTER_MODE_SHARDED) {
-        on_cluster(a, chan, chan_len, msg, msg_len);
+        if (a->relay && relayable(a, chan, chan_len, msg, msg_len) &&
+            !a->relay(chan, chan_len, msg, msg_len, a->relay_arg))
+            return; /* the holder relays it to this worker */
+        on_cluster(a, chan, chan_len, msg, msg_len, false);
         return;
     }
     if (is_request_chan(a, chan, chan_len)) {
@@ -389,9 +451,12 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
 void adapter_receive_relayed(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
                              size_t msg_len)
 {
-    if (a->closing || a->mode == ADAPTER_MODE_SHARDED || is_request_chan(a, chan, chan_len))
+    if (a->closing || is_request_chan(a, chan, chan_len))
         return; /* only broadcasts are relayed */
-    on_classic_broadcast(a, chan, chan_len, msg, msg_len);
+    if (a->mode == ADAPTER_MODE_SHARDED)
+        on_cluster(a, chan, chan_len, msg, msg_len, true);
+    else
+        on_classic_broadcast(a, chan, chan_len, msg, msg_len);
 }
 
 static void on_message(redis_client_t *c, const redis_push_t *m, void *arg)
@@ -423,12 +488,28 @@ static uint32_t pattern_bits(adapter_t *a, redis_sub_kind_t kind, const char *ch
     return bits;
 }
 
+/* Sharded mode with a relay: another namespace's channel (its bit) or a room's, confirmed or no
+ * longer in effect. */
+static uint32_t sharded_confirm(adapter_t *a, redis_sub_kind_t kind, const char *ch, size_t len,
+                                bool confirmed)
+{
+    size_t rest = 0;
+    if (kind != REDIS_SUB_SHARD || !a->rooms || !a->patterns_wanted)
+        return 0;
+    int nsp = channel_nsp(a, ch, len, &rest);
+    if (nsp > 0 && nsp < 32 && rest == len)
+        return 1u << nsp;
+    if (nsp == 0 && len > rest + 1 && ch[len - 1] == '#')
+        room_union_confirm(a->rooms, ch + rest, len - rest - 1, confirmed);
+    return 0;
+}
+
 static void on_subscribed(redis_client_t *c, redis_sub_kind_t kind, const char *ch, size_t len,
                           void *arg)
 {
     (void)c;
     adapter_t *a = arg;
-    a->patterns_up |= pattern_bits(a, kind, ch, len);
+    a->patterns_up |= pattern_bits(a, kind, ch, len) | sharded_confirm(a, kind, ch, len, true);
 }
 
 /* Only the loss of the subscription itself counts: one that outlives a partition (its command
@@ -439,7 +520,7 @@ static void on_unconfirmed(redis_client_t *c, redis_sub_kind_t kind, const char 
 {
     (void)c;
     adapter_t *a = arg;
-    uint32_t bits = pattern_bits(a, kind, ch, len);
+    uint32_t bits = pattern_bits(a, kind, ch, len) | sharded_confirm(a, kind, ch, len, false);
     if (bits && (a->patterns_up & bits))
         LOG_WARN("adapter: broadcast subscription lost; subscribing again");
     a->patterns_up &= ~bits;
@@ -521,6 +602,13 @@ void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, void *arg)
 {
     a->relay = relay;
     a->relay_arg = arg;
+    if (a->mode == ADAPTER_MODE_SHARDED && !a->rooms) {
+        /* what subscribe_all took for this worker alone becomes the holder's */
+        a->host.rooms(a->host.ctx, unsubscribe_room, a);
+        a->rooms = room_union_new();
+        sharded_broadcasts(a, false);
+        return;
+    }
     broadcast_patterns(a, false); /* until adapter_relay_subscribe says this worker holds them */
 }
 
@@ -533,6 +621,9 @@ void adapter_relay_subscribe(adapter_t *a, bool on)
 bool adapter_relay_up(const adapter_t *a)
 {
     uint32_t all = a->host.nnsp >= 32 ? UINT32_MAX : (1u << a->host.nnsp) - 1;
+    if (a->rooms) /* sharded: "/"'s channel is every worker's own; every room counts */
+        return a->patterns_wanted && a->patterns_up == (all & ~1u) &&
+               room_union_unconfirmed(a->rooms) == 0;
     return a->patterns_wanted && a->patterns_up == all;
 }
 
@@ -551,6 +642,7 @@ static void on_part_closed(void *arg)
     buf_free(&a->msg);
     buf_free(&a->chan);
     buf_free(&a->scratch);
+    room_union_free(a->rooms);
     free(a);
     if (done)
         done(done_arg);

@@ -116,21 +116,28 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
 typedef bool (*adapter_uid_fn)(const char *uid, size_t len, void *arg);
 void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *arg);
 /*
- * One broadcast subscriber per server (classic and private modes; sharded mode ignores this: its
- * room channels follow each worker's own rooms). After adapter_set_relay the broadcast patterns
- * are subscribed only while adapter_relay_subscribe(a, true) says so (worker/cluster/relay_role
- * decides which worker). A broadcast received from Redis that is not this server's own is passed
- * to relay(chan, msg, arg) first (borrowed for the call): it hands it to the siblings and returns
- * true to apply it here too, or false to drop it (another worker relays now). The siblings apply
- * what they are handed with adapter_receive_relayed. Requests are never relayed: every worker
- * keeps its own subscription to them.
+ * One broadcast subscriber per server. After adapter_set_relay (called before any room exists)
+ * the broadcast subscriptions are held only while adapter_relay_subscribe(a, true) says so
+ * (worker/cluster/relay_role decides which worker): classic and private modes, every namespace's
+ * pattern; sharded mode, the channels of the other namespaces and of every room that any worker
+ * of this server holds (the union, fed by adapter_relay_room for each worker's slot, this one's
+ * included: adapter_room_created/deleted then do nothing). A broadcast received from Redis that
+ * is not this server's own (sharded: on those channels only; the main and uid channels stay
+ * every worker's own) is passed to relay(chan, msg, arg) first (borrowed for the call): it hands
+ * it to the siblings and returns true to apply it here too, or false to drop it (another worker
+ * relays now). The siblings apply what they are handed with adapter_receive_relayed. Requests
+ * are never relayed: every worker keeps its own subscription to them.
  */
 typedef bool (*adapter_relay_fn)(const char *chan, size_t chan_len, const uint8_t *msg,
                                  size_t msg_len, void *arg);
 void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, void *arg);
 void adapter_relay_subscribe(adapter_t *a, bool on);
-/* The broadcast patterns are wanted and every one is confirmed and still in effect (its pub/sub
- * connection not lost since; the command connection plays no part). */
+/* Sharded mode with a relay: the worker in `slot` holds the room (on) or no longer does; a slot
+ * whose worker is gone is forgotten. Only the holder's subscriptions follow. */
+void adapter_relay_room(adapter_t *a, uint32_t slot, const char *room, size_t len, bool on);
+void adapter_relay_forget(adapter_t *a, uint32_t slot);
+/* The broadcast subscriptions are wanted and every one is confirmed and still in effect (its
+ * pub/sub connection not lost since; the command connection plays no part). */
 bool adapter_relay_up(const adapter_t *a);
 /* A broadcast relayed by the holder (never filtered by uid again, never relayed on). */
 void adapter_receive_relayed(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,

@@ -19,6 +19,8 @@ struct fanout {
     uint64_t share_failures;   /* entries not handed to the siblings (log sampling) */
     fanout_relayed_fn relayed; /* see fanout_on_relayed */
     void *relayed_arg;
+    fanout_notice_fn notice; /* see fanout_on_notice */
+    void *notice_arg;
 };
 
 typedef struct delivery {
@@ -61,7 +63,7 @@ void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
     fanout_deliver(f, &t, false, pk);
     size_t len;
     const char *text = eio_msg_text(pk->msg, &len);
-    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false};
+    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false, 0};
     int rc = siblings_add(f->siblings, &e);
     if (rc > 0)
         STATS_ADD(f->stats->sibling_out, 1);
@@ -72,7 +74,7 @@ void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
 
 int fanout_relay(fanout_t *f, const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len)
 {
-    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true};
+    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true, 0};
     return siblings_add(f->siblings, &e);
 }
 
@@ -82,9 +84,28 @@ void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg)
     f->relayed_arg = arg;
 }
 
+/* A notice is a relayed record whose id is its kind (a relayed message's id is empty); the text
+ * repeats the kind, and an empty room travels as "#" (records carry no empty room). */
+int fanout_notice(fanout_t *f, char kind, const char *room, size_t len)
+{
+    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, &kind, 1, true, 0};
+    return siblings_add(f->siblings, &e);
+}
+
+void fanout_on_notice(fanout_t *f, fanout_notice_fn fn, void *arg)
+{
+    f->notice = fn;
+    f->notice_arg = arg;
+}
+
 static void on_sibling(const siblings_entry_t *e, void *ud)
 {
     fanout_t *f = ud;
+    if (e->relayed && e->id_len == 1) {
+        if (f->notice)
+            f->notice(e->from, e->id[0], e->room, e->room_len, f->notice_arg);
+        return;
+    }
     if (e->relayed) {
         if (f->relayed)
             f->relayed(e->room, e->room_len, (const uint8_t *)e->text, e->text_len, f->relayed_arg);

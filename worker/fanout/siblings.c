@@ -91,7 +91,7 @@ int siblings_encode_record(buf_t *out, const siblings_entry_t *e)
 }
 
 /* Walks the records; with fn NULL only checks them. */
-static int walk(const char *p, size_t len, siblings_record_fn fn, void *arg)
+static int walk(const char *p, size_t len, uint32_t from, siblings_record_fn fn, void *arg)
 {
     size_t off = SIBLINGS_HEADER_LEN;
     if (off == len)
@@ -109,7 +109,7 @@ static int walk(const char *p, size_t len, siblings_record_fn fn, void *arg)
             return -EPROTO;
         siblings_entry_t e = {
             p + off, head[0], p + off + head[0], head[1], p + off + head[0] + head[1],
-            head[2], relayed};
+            head[2], relayed, from};
         if (fn)
             fn(&e, arg);
         off += (size_t)n;
@@ -119,11 +119,13 @@ static int walk(const char *p, size_t len, siblings_record_fn fn, void *arg)
 
 int siblings_decode(const char *p, size_t len, uint32_t *slot, siblings_record_fn fn, void *arg)
 {
-    if (len < SIBLINGS_HEADER_LEN || memcmp(p, MAGIC, 4) != 0 || walk(p, len, NULL, NULL))
+    if (len < SIBLINGS_HEADER_LEN || memcmp(p, MAGIC, 4) != 0 || walk(p, len, 0, NULL, NULL))
         return -EPROTO;
+    uint32_t from;
+    memcpy(&from, p + 4, sizeof(from));
     if (slot)
-        memcpy(slot, p + 4, sizeof(*slot));
-    return walk(p, len, fn, arg);
+        *slot = from;
+    return walk(p, len, from, fn, arg);
 }
 
 /* ---- sending ---- */

@@ -47,7 +47,8 @@ typedef struct siblings siblings_t;
 
 /* One entry: the room, its id (may be empty) and its packet text; all borrowed. A relayed
  * record is instead a redis-adapter message that this server's one broadcast subscriber received
- * from another server: room is its channel, text the message as Redis delivered it, id empty. */
+ * from another server: room is its channel, text the message as Redis delivered it, id empty;
+ * or, with a one-byte id, a room notice of the sharded adapter's relay (see fanout_notice). */
 typedef struct siblings_entry {
     const char *room;
     size_t room_len;
@@ -56,6 +57,7 @@ typedef struct siblings_entry {
     const char *text;
     size_t text_len;
     bool relayed;
+    uint32_t from; /* received: the sender's slot (ignored when sending) */
 } siblings_entry_t;
 
 /* One received entry (borrowed for the call). */
