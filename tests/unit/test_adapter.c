@@ -381,6 +381,81 @@ static void test_relay(void **state)
     finish(e);
 }
 
+static const char *sharded_bcast(const char *room)
+{
+    static char out[256];
+    snprintf(out, sizeof(out),
+             "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\"]},\"opts\":{"
+             "\"rooms\":[\"%s\"],\"except\":[],\"flags\":{}}},\"uid\":\"8ae8271815577a7e\","
+             "\"nsp\":\"/\"}",
+             room);
+    return out;
+}
+
+/* Sharded mode, one subscriber per server: what arrives on a room's channel or another
+ * namespace's goes to the relay first (a room no worker here holds is still relayed: a sibling
+ * holds it); the main and uid channels are every worker's own, requests are never relayed, and
+ * what a sibling relays is applied as a broadcast only. */
+static void test_sharded_relay(void **state)
+{
+    (void)state;
+    env_t *e = start_nsp(ADAPTER_MODE_SHARDED, 2);
+    relay_seen_t r = {0};
+    adapter_set_relay(e->a, relay_fake, &r);
+    rx_str(e, "socket.io#/#here#", sharded_bcast("here")); /* another worker relays now */
+    assert_int_equal(r.calls, 1);
+    assert_string_equal(r.chan, "socket.io#/#here#");
+    assert_int_equal(e->fake.broadcasts, 0);
+    r.apply = true;
+    rx_str(e, "socket.io#/#here#", sharded_bcast("here"));
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(e->fake.broadcasts, 1);
+    rx_str(e, "socket.io#/#elsewhere#", sharded_bcast("elsewhere"));
+    assert_int_equal(r.calls, 3);
+    assert_int_equal(e->fake.broadcasts, 1);
+    rx_str(e, "socket.io#/admin#",
+           "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\"]},\"opts\":{"
+           "\"rooms\":[],\"except\":[],\"flags\":{}}},\"uid\":\"x\",\"nsp\":\"/admin\"}");
+    assert_int_equal(r.calls, 4);
+    assert_int_equal(e->fake.broadcasts, 2);
+    /* every worker's own channels: applied here, never relayed */
+    rx_str(e, "socket.io#/#", sharded_bcast("here"));
+    assert_int_equal(r.calls, 4);
+    assert_int_equal(e->fake.broadcasts, 3);
+    char own[64];
+    snprintf(own, sizeof(own), "socket.io#/#%s#", adapter_uid(e->a));
+    rx_str(e, own, "{\"type\":2,\"data\":{\"requestId\":\"q\"},\"uid\":\"x\",\"nsp\":\"/\"}");
+    assert_int_equal(r.calls, 4);
+    /* a request on another namespace's channel is answered by the holder alone */
+    rx_str(e, "socket.io#/admin#",
+           "{\"type\":7,\"data\":{\"opts\":{\"rooms\":[]},\"requestId\":\"r\"},"
+           "\"uid\":\"x\",\"nsp\":\"/admin\"}");
+    assert_int_equal(r.calls, 4);
+    /* this server's own echo is dropped before the relay */
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b,
+               "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"ev\"]},\"opts\":{"
+               "\"rooms\":[\"here\"]}},\"uid\":\"%s\",\"nsp\":\"/\"}",
+               adapter_uid(e->a));
+    rx(e, "socket.io#/#here#", b.data, b.len);
+    assert_int_equal(r.calls, 4);
+    /* relayed by the holder: applied here as a broadcast, requests dropped, rooms checked */
+    const char *bc = sharded_bcast("here");
+    adapter_receive_relayed(e->a, "socket.io#/#here#", 17, (const uint8_t *)bc, strlen(bc));
+    assert_int_equal(e->fake.broadcasts, 4);
+    bc = sharded_bcast("gone");
+    adapter_receive_relayed(e->a, "socket.io#/#gone#", 17, (const uint8_t *)bc, strlen(bc));
+    assert_int_equal(e->fake.broadcasts, 4);
+    const char *join = "{\"type\":4,\"data\":{\"opts\":{\"rooms\":[]},\"rooms\":[\"j\"]},"
+                       "\"uid\":\"x\",\"nsp\":\"/admin\"}";
+    adapter_receive_relayed(e->a, "socket.io#/admin#", 17, (const uint8_t *)join, strlen(join));
+    assert_int_equal(e->fake.joins, 0);
+    assert_int_equal(r.calls, 4);
+    buf_free(&b);
+    finish(e);
+}
+
 /* ---- against a scripted Redis ---- */
 
 /* Which client a connection of the scripted Redis belongs to, and whether it subscribed. */
@@ -413,6 +488,15 @@ static void on_redis_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, v
         r->subscribed = true;
         fake_sub_confirm(fc, argv[0][0] == 'P' || argv[0][0] == 'p' ? "psubscribe" : "subscribe",
                          argv[1], 1);
+        return;
+    }
+    if (argc == 2 && strcasecmp(argv[0], "SSUBSCRIBE") == 0) {
+        r->subscribed = true;
+        fake_sub_confirm(fc, "ssubscribe", argv[1], 1);
+        return;
+    }
+    if (argc == 2 && strcasecmp(argv[0], "SUNSUBSCRIBE") == 0) {
+        fake_sub_confirm(fc, "sunsubscribe", argv[1], 0);
         return;
     }
     fake_send(fc, ":0\r\n");
@@ -462,6 +546,56 @@ static bool reconnected(void *arg)
 
 #define PATTERN "PSUBSCRIBE socket.io#/#*"
 #define WAIT_FOR(cond, arg) assert_true(fake_run_until(&e->loop, cond, arg, 10000))
+
+static bool sub_count_is(void *arg)
+{
+    env_t *e = arg;
+    return fake_count(e->srv, "SUNSUBSCRIBE socket.io#/#r1#") == 1 &&
+           fake_count(e->srv, "SUNSUBSCRIBE socket.io#/#r2#") == 1;
+}
+
+/* Sharded mode, one subscriber per server: the holder subscribes to the channels of every room
+ * any worker of the server holds, once each, and to the other namespaces' channels; its relay
+ * is up only once all are confirmed; a room leaves with its last holder. The main channel stays
+ * this worker's own. */
+static void test_sharded_relay_up(void **state)
+{
+    (void)state;
+    env_t *e = start_on(ADAPTER_MODE_SHARDED, 2, true);
+    relay_seen_t r = {.apply = true};
+    adapter_set_relay(e->a, relay_fake, &r);
+    adapter_relay_room(e->a, 1, "r1", 2, true);
+    adapter_room_created(e->a, "local", 5); /* this worker's rooms come through relay_room too */
+    WAIT_FOR(connected, e);
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#"), 1);
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#r1#"), 0); /* not the holder */
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/admin#"), 0);
+    assert_false(adapter_relay_up(e->a));
+    adapter_relay_subscribe(e->a, true);
+    WAIT_FOR(relay_is_up, e);
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#r1#"), 1);
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/admin#"), 1);
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#local#"), 0);
+    adapter_relay_room(e->a, 0, "r2", 2, true); /* down until the new room is confirmed */
+    assert_false(adapter_relay_up(e->a));
+    WAIT_FOR(relay_is_up, e);
+    adapter_relay_room(e->a, 0, "r1", 2, true); /* a second holder: no second subscription */
+    adapter_relay_room(e->a, 0, "AAAAAAAAAAAAAAAAAAAA", 20, true); /* an id: main channel */
+    adapter_relay_forget(e->a, 1);
+    adapter_relay_forget(e->a, 0);
+    WAIT_FOR(sub_count_is, e);
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#r1#"), 1);
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#r2#"), 1);
+    assert_int_equal(fake_count_prefix(e->srv, "SSUBSCRIBE socket.io#/#AAAA"), 0);
+    assert_true(adapter_relay_up(e->a));
+    adapter_relay_subscribe(e->a, false);
+    assert_false(adapter_relay_up(e->a));
+    adapter_relay_subscribe(e->a, true);
+    WAIT_FOR(relay_is_up, e);
+    assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/admin#"), 2);
+    assert_int_equal(fake_count(e->srv, "SUNSUBSCRIBE socket.io#/#"), 0);
+    finish(e);
+}
 
 /* The relay counts as up while the pub/sub connection that confirmed the broadcast pattern holds
  * it. A partition that only the command connection of the adapter's client reports (the
@@ -633,6 +767,8 @@ int main(void)
         cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
         cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
         cmocka_unit_test(test_relay),
+        cmocka_unit_test(test_sharded_relay),
+        cmocka_unit_test(test_sharded_relay_up),
         cmocka_unit_test(test_relay_up_follows_its_subscription),
         cmocka_unit_test(test_publish),
     };
