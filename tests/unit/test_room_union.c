@@ -33,7 +33,7 @@ static void test_first_and_last_holder(void **state)
     room_union_t *u = room_union_new();
     assert_int_equal(set(u, 0, "a", true), 1); /* the union gains it: subscribe */
     assert_int_equal(set(u, 3, "a", true), 0);
-    assert_int_equal(set(u, 3, "a", true), 0); /* repeated: no change */
+    assert_int_equal(set(u, 3, "a", true), 0);  /* repeated: no change */
     assert_int_equal(set(u, 0, "a", false), 0); /* slot 3 still holds it */
     assert_true(room_union_has(u, "a", 1));
     assert_int_equal(set(u, 0, "a", false), 0); /* not slot 0's any more */
@@ -98,7 +98,7 @@ static void test_confirmations(void **state)
     set(u, 1, "b", true);
     assert_int_equal(room_union_unconfirmed(u), 2);
     room_union_confirm(u, "a", 1, true);
-    room_union_confirm(u, "a", 1, true); /* twice: counted once */
+    room_union_confirm(u, "a", 1, true);   /* twice: counted once */
     room_union_confirm(u, "zzz", 3, true); /* not in the union */
     assert_int_equal(room_union_unconfirmed(u), 1);
     room_union_confirm(u, "b", 1, true);

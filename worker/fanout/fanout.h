@@ -70,8 +70,7 @@ void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg);
  * fanout_on_notice with the sender's slot. The kinds are the caller's (one byte); an empty room
  * arrives as "#". 1 (queued), 0 (no live sibling), or siblings_add's error.
  */
-typedef void (*fanout_notice_fn)(uint32_t from, char kind, const char *room, size_t len,
-                                 void *arg);
+typedef void (*fanout_notice_fn)(uint32_t from, char kind, const char *room, size_t len, void *arg);
 int fanout_notice(fanout_t *f, char kind, const char *room, size_t len);
 void fanout_on_notice(fanout_t *f, fanout_notice_fn fn, void *arg);
 /* The sockets it delivers to (borrowed). */

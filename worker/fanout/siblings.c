@@ -108,8 +108,8 @@ static int walk(const char *p, size_t len, uint32_t from, siblings_record_fn fn,
         if (!head[0] || !head[2] || len - off < n)
             return -EPROTO;
         siblings_entry_t e = {
-            p + off, head[0], p + off + head[0], head[1], p + off + head[0] + head[1],
-            head[2], relayed, from};
+            p + off, head[0], p + off + head[0], head[1], p + off + head[0] + head[1], head[2],
+            relayed, from};
         if (fn)
             fn(&e, arg);
         off += (size_t)n;
