@@ -20,6 +20,7 @@
 typedef struct seen {
     int calls;
     bool relayed[8];
+    uint32_t from[8]; /* the sender's slot each record names */
     char rooms[8][16];
     char ids[8][24];
     char frames[8][32]; /* the texts */
@@ -30,6 +31,7 @@ static void on_rec(const siblings_entry_t *e, void *arg)
     seen_t *s = arg;
     if (s->calls < 8) {
         s->relayed[s->calls] = e->relayed;
+        s->from[s->calls] = e->from;
         snprintf(s->rooms[s->calls], 16, "%.*s", (int)e->room_len, e->room);
         snprintf(s->ids[s->calls], 24, "%.*s", (int)e->id_len, e->id);
         snprintf(s->frames[s->calls], 32, "%.*s", (int)e->text_len, e->text);
@@ -75,6 +77,8 @@ static void test_codec_round_trip(void **state)
     assert_int_equal(siblings_decode(b.data, b.len, &slot, on_rec, &s), 0);
     assert_int_equal(slot, 3);
     assert_int_equal(s.calls, 2);
+    assert_int_equal(s.from[0], 3); /* each record says who sent it (room notices need it) */
+    assert_int_equal(s.from[1], 3);
     assert_string_equal(s.rooms[0], "room-a");
     assert_string_equal(s.ids[0], "17-2");
     assert_string_equal(s.frames[0], "42abc");
