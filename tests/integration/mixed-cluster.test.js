@@ -538,7 +538,7 @@ for (const mode of ['classic', 'sharded']) {
     // sibling. Each worker is killed in turn (one of them holds the subscription then, or hands
     // it to the respawned one below it): every time, exactly one subscriber again, and a Node
     // broadcast reaches fresh clients on both workers exactly once.
-    it('one subscriber per server (classic: the pattern, sharded: each room) relays to its sibling, and is replaced when killed', logs(async () => {
+    it('one subscriber per server (classic: the pattern, sharded: each room) relays to its sibling, and is replaced when killed or reloaded', logs(async () => {
       const subscribers = async () => (await redis.call('CLIENT', 'LIST')).split('\n')
         .filter((l) => / name=adapter /.test(l) && /psub=[1-9]/.test(l)).length;
       const shardSubs = async (chan) => (await redis.call('PUBSUB', 'SHARDNUMSUB', chan))[1];
@@ -583,6 +583,13 @@ for (const mode of ['classic', 'sharded']) {
         }, { timeout: 20000, message: `worker ${pid} respawned` });
         await check(`after killing ${pid}`);
       }
+      // a rolling replacement: each draining holder hands over to a sibling without a gap
+      process.kill(srv.pid, 'SIGHUP');
+      await h.waitUntil(() => /reload complete: generation 2, 2 workers/.test(srv.handle.output()),
+        { timeout: 30000, message: 'reload complete' });
+      await h.waitUntil(async () => (await h.healthRetry(srv)).body.workers.every((w) => w.redisConnected),
+        { timeout: 20000, message: 'both new workers connected' });
+      await check('after SIGHUP');
     }));
   });
 }
