@@ -244,10 +244,12 @@ static bool is_sibling_uid(const char *uid, size_t len, void *arg)
 
 /* ---- one broadcast subscriber per server (see relay_role.h) ---- */
 
-/* The subscription is confirmed and, sharded, covers every sibling's rooms. */
+/* The subscription is confirmed and, sharded, covered every sibling's rooms when it came up (a
+ * sibling that restarts later starts with no room: the holder stays while it sends its list). */
 static bool relay_ready(worker_t *w)
 {
-    return adapter_relay_up(w->adapter) && (!w->rsync || room_sync_complete(w->rsync));
+    return adapter_relay_up(w->adapter) &&
+           (!w->rsync || STATS_GET(w->stats->adapter_relay) || room_sync_complete(w->rsync));
 }
 
 static void relay_view(uint32_t i, relay_slot_t *out, void *arg)

@@ -35,6 +35,7 @@ struct adapter {
     bool patterns_wanted; /* the broadcast subscriptions are held (see adapter_set_relay) */
     uint32_t patterns_up; /* bit i: namespace i's pattern (sharded: channel, i > 0) confirmed */
     room_union_t *rooms;  /* sharded with a relay: the server's rooms, subscribed by the holder */
+    bool rooms_held;      /* ... and all of them were confirmed once since wanted (see relay_up) */
     member_t *member;     /* what is done with each message received */
     buf_t msg;            /* encoded outgoing message */
     buf_t chan;           /* outgoing channel name */
@@ -175,6 +176,18 @@ static bool dynamic_room(const adapter_t *a, size_t len)
     return a->mode == ADAPTER_MODE_SHARDED && len != IDS_SID_LEN && len > 0;
 }
 
+/* Sharded mode with a relay: the holder's subscription counts as up once every channel it wants
+ * was confirmed, and stays up while it is wanted. A room's channel that moves with its slot, or
+ * whose node's connection is lost, is subscribed again by the Redis layer meanwhile; demoting the
+ * holder for it would drop every other room's broadcasts until then. */
+static void sharded_latch(adapter_t *a)
+{
+    uint32_t all = a->host.nnsp >= 32 ? UINT32_MAX : (1u << a->host.nnsp) - 1;
+    if (a->patterns_wanted && a->patterns_up == (all & ~1u) &&
+        room_union_unconfirmed(a->rooms) == 0)
+        a->rooms_held = true;
+}
+
 static void room_subscription(adapter_t *a, bool on, const char *room, size_t len)
 {
     if (!dynamic_room(a, len))
@@ -214,12 +227,15 @@ void adapter_relay_room(adapter_t *a, uint32_t slot, const char *room, size_t le
         return;
     if (room_union_set(a->rooms, slot, room, len, on) == 1 && a->patterns_wanted)
         room_subscription(a, on, room, len);
+    sharded_latch(a);
 }
 
 void adapter_relay_forget(adapter_t *a, uint32_t slot)
 {
-    if (a && !a->closing && a->rooms)
+    if (a && !a->closing && a->rooms) {
         room_union_forget(a->rooms, slot, a->patterns_wanted ? unsubscribe_room : NULL, a);
+        sharded_latch(a);
+    }
 }
 
 static void want(adapter_t *a, redis_sub_kind_t kind, const char *ch)
@@ -237,6 +253,7 @@ static void pattern_for(adapter_t *a, unsigned i)
 /* Sharded mode with a relay: the other namespaces' channels and the server's rooms. */
 static void sharded_broadcasts(adapter_t *a, bool on)
 {
+    a->rooms_held = false;
     for (unsigned i = 1; i < a->host.nnsp; i++) {
         nsp_channel_for(a, i, NULL, 0);
         if (on)
@@ -246,6 +263,7 @@ static void sharded_broadcasts(adapter_t *a, bool on)
     }
     room_union_unconfirm_all(a->rooms);
     room_union_each(a->rooms, on ? subscribe_room : unsubscribe_room, a);
+    sharded_latch(a); /* nothing to confirm: held at once */
 }
 
 /* Classic and private modes: every namespace's broadcasts, one pattern each; sharded mode with a
@@ -510,6 +528,8 @@ static void on_subscribed(redis_client_t *c, redis_sub_kind_t kind, const char *
     (void)c;
     adapter_t *a = arg;
     a->patterns_up |= pattern_bits(a, kind, ch, len) | sharded_confirm(a, kind, ch, len, true);
+    if (a->rooms)
+        sharded_latch(a);
 }
 
 /* Only the loss of the subscription itself counts: one that outlives a partition (its command
@@ -621,9 +641,8 @@ void adapter_relay_subscribe(adapter_t *a, bool on)
 bool adapter_relay_up(const adapter_t *a)
 {
     uint32_t all = a->host.nnsp >= 32 ? UINT32_MAX : (1u << a->host.nnsp) - 1;
-    if (a->rooms) /* sharded: "/"'s channel is every worker's own; every room counts */
-        return a->patterns_wanted && a->patterns_up == (all & ~1u) &&
-               room_union_unconfirmed(a->rooms) == 0;
+    if (a->rooms)
+        return a->patterns_wanted && a->rooms_held;
     return a->patterns_wanted && a->patterns_up == all;
 }
 
