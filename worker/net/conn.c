@@ -194,8 +194,21 @@ static void on_ring_readable(uv_poll_t *h, int status, int events)
     ring_reap(h->data);
 }
 
-/* A ring where the kernel allows one (not under a seccomp filter, io_uring_disabled, an old
- * kernel); otherwise ring_on stays false and io_uring_err says why. */
+/* The ring sends and copies what it is given at submit (the msghdrs are reused after each):
+ * kernels from 5.6 on. */
+static bool ring_usable(struct io_uring *ring, const struct io_uring_params *p)
+{
+    if (!(p->features & IORING_FEAT_SUBMIT_STABLE))
+        return false;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    bool ok = probe && io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+              io_uring_opcode_supported(probe, IORING_OP_SENDMSG);
+    io_uring_free_probe(probe);
+    return ok;
+}
+
+/* A ring where the kernel allows one (not under a seccomp filter, io_uring_disabled, a kernel
+ * before 5.6); otherwise ring_on stays false and io_uring_err says why. */
 static void ring_init(conn_ctx_t *ctx)
 {
     struct io_uring_params p = {.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN};
@@ -204,8 +217,7 @@ static void ring_init(conn_ctx_t *ctx)
         memset(&p, 0, sizeof(p));
         rc = io_uring_queue_init_params(RING_ENTRIES, &ctx->ring, &p);
     }
-    if (rc == 0 && !(p.features & IORING_FEAT_SUBMIT_STABLE)) {
-        /* the msghdrs are reused after each submit: the kernel must have copied them by then */
+    if (rc == 0 && !ring_usable(&ctx->ring, &p)) {
         io_uring_queue_exit(&ctx->ring);
         rc = -EOPNOTSUPP;
     }
