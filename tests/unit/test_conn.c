@@ -2,7 +2,8 @@
  * Unit tests for worker/net/conn, the transport, on its own over real loopback sockets: the
  * write path under back-pressure (sends the kernel takes in part or not at all continue through
  * libuv, bytes in order), closing with output queued, and conn_ctx_free with live connections.
- * Every test runs twice: with io_uring where the kernel allows it, and with IO_URING=off. The
+ * Every test runs twice: with io_uring where the kernel allows it, and with IO_URING=off (and
+ * one checks the fallback where the kernel refuses a ring). The
  * peers are plain blocking/non-blocking sockets driven from the test; each test ends with
  * uv_loop_close() == 0, and ASan (make unit ASAN=1) checks that nothing leaks.
  */
@@ -15,11 +16,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/refbuf.h"
@@ -34,8 +40,6 @@
 typedef struct fixture {
     uv_loop_t loop;
     uv_tcp_t server;
-    uv_timer_t guard;
-    bool timed_out;
     struct sockaddr_in addr;
     const conn_limits_t *lim;
     conn_ctx_t *ctx;
@@ -85,18 +89,12 @@ static void on_connection(uv_stream_t *s, int status)
     f->conns[f->nconns++] = c;
 }
 
-static void on_guard(uv_timer_t *t)
-{
-    ((fixture_t *)t->data)->timed_out = true;
-}
-
+/* Runs the loop, never blocking (cond may read the peers), until cond holds: GUARD_MS at most. */
 #define RUN_UNTIL(f, cond)                                                                         \
     do {                                                                                           \
-        (f)->timed_out = false;                                                                    \
-        uv_timer_start(&(f)->guard, on_guard, GUARD_MS, 0);                                        \
-        while (!(cond) && !(f)->timed_out)                                                         \
+        uint64_t until_ = uv_now(&(f)->loop) + GUARD_MS;                                           \
+        while (!(cond) && uv_now(&(f)->loop) < until_)                                             \
             uv_run(&(f)->loop, UV_RUN_NOWAIT);                                                     \
-        uv_timer_stop(&(f)->guard);                                                                \
         assert_true(cond);                                                                         \
     } while (0)
 
@@ -106,8 +104,6 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    assert_int_equal(uv_timer_init(&f->loop, &f->guard), 0);
-    f->guard.data = f;
     assert_int_equal(uv_tcp_init(&f->loop, &f->server), 0);
     f->server.data = f;
     uv_ip4_addr("127.0.0.1", 0, &f->addr);
@@ -133,7 +129,6 @@ static int teardown(void **state)
     if (!f->ctx_freed)
         conn_ctx_free(f->ctx);
     uv_close((uv_handle_t *)&f->server, NULL);
-    uv_close((uv_handle_t *)&f->guard, NULL);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     assert_int_equal(f->released, f->nconns);
@@ -350,6 +345,66 @@ static void test_drain_flushes_everything(void **state)
 static const conn_limits_t lim_auto = {0};
 static const conn_limits_t lim_off = {.no_io_uring = true};
 
+/* The child of test_refused_ring_falls_back: io_uring_setup fails with EPERM (as under a
+ * container's seccomp profile); the context writes with syscalls and says why. Exit status 0 when
+ * the bytes arrived and the context reported -EPERM; cmocka's asserts stay in the parent. */
+static int refused_ring_child(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof(filter) / sizeof(filter[0]), filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+        return 10;
+    fixture_t f = {0};
+    conn_ctx_t *ctx;
+    if (uv_loop_init(&f.loop) || conn_ctx_new(&ctx, &f.loop, &lim_auto, NULL))
+        return 11;
+    conn_stats_t st;
+    conn_ctx_stats(ctx, &st);
+    if (st.io_uring || st.io_uring_err != -EPERM)
+        return 12;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1) ||
+        getsockname(lfd, (struct sockaddr *)&sa, &sl) ||
+        connect(cfd, (struct sockaddr *)&sa, sizeof(sa)))
+        return 13;
+    conn_t *c;
+    if (conn_adopt(ctx, accept(lfd, NULL, NULL), &proto, &f, &c))
+        return 14;
+    conn_push(c, refbuf_from("hello", 5));
+    uv_run(&f.loop, UV_RUN_NOWAIT); /* the check handle flushes: the bytes are in the kernel */
+    char buf[8];
+    if (conn_outq_bytes(c) != 0 || recv(cfd, buf, 5, MSG_WAITALL) != 5 ||
+        memcmp(buf, "hello", 5) != 0)
+        return 15;
+    conn_ctx_free(ctx);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    close(cfd);
+    close(lfd);
+    return uv_loop_close(&f.loop) == 0 && f.released == 1 ? 0 : 16;
+}
+
+/* Where the kernel refuses a ring (a seccomp filter here; io_uring_disabled, an old kernel
+ * likewise), the transport writes with syscalls, silently, and its stats say why. */
+static void test_refused_ring_falls_back(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(refused_ring_child());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* each test twice: through io_uring where the kernel allows it, then with syscalls */
 // clang-format off
 #define BOTH(fn)                                                                                   \
@@ -363,7 +418,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         BOTH(test_short_writes_keep_order),  BOTH(test_batched_small_frames),
         BOTH(test_close_with_output_queued), BOTH(test_ctx_free_with_live_conns),
-        BOTH(test_drain_flushes_everything),
+        BOTH(test_drain_flushes_everything), cmocka_unit_test(test_refused_ring_falls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

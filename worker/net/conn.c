@@ -165,19 +165,26 @@ static void on_ctx_handle_closed(uv_handle_t *h)
     ctx_maybe_free(ctx);
 }
 
+/* The next connection with output to flush, off the dirty list; NULL when none is left. */
+static conn_t *dirty_pop(conn_ctx_t *ctx)
+{
+    conn_t *c = ctx->dirty;
+    if (!c)
+        return NULL;
+    ctx->dirty = c->dnext;
+    if (ctx->dirty)
+        ctx->dirty->dprev = NULL;
+    c->dirty = false;
+    return c;
+}
+
 static void on_check(uv_check_t *h)
 {
     conn_ctx_t *ctx = h->data;
     if (ctx->ring_on)
         ring_flush(ctx);
-    while (ctx->dirty) {
-        conn_t *c = ctx->dirty;
-        ctx->dirty = c->dnext;
-        if (ctx->dirty)
-            ctx->dirty->dprev = NULL;
-        c->dirty = false;
+    for (conn_t *c; (c = dirty_pop(ctx));)
         flush(c);
-    }
     uv_check_stop(&ctx->check);
     uv_idle_stop(&ctx->idle);
 }
@@ -700,12 +707,7 @@ static bool ring_queue(conn_ctx_t *ctx, conn_t *c)
 /* The check handle's flush: one send per dirty connection, submitted together. */
 static void ring_flush(conn_ctx_t *ctx)
 {
-    while (ctx->dirty) {
-        conn_t *c = ctx->dirty;
-        ctx->dirty = c->dnext;
-        if (ctx->dirty)
-            ctx->dirty->dprev = NULL;
-        c->dirty = false;
+    for (conn_t *c; (c = dirty_pop(ctx));) {
         if (c->st == ST_CLOSED || c->writing || c->sending)
             continue;
         if (!c->count)
