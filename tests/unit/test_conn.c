@@ -136,20 +136,21 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Connects n peers with small receive buffers and waits until the server accepted them; their
- * server ends get small send buffers, so a large queue is taken in parts. */
-static void connect_peers(fixture_t *f, int n)
+/* Connects n peers and waits until the server accepted them. With small_bufs, the peers get small
+ * receive buffers and their server ends small send buffers, so a large queue is taken in parts. */
+static void connect_peers(fixture_t *f, int n, bool small_bufs)
 {
     for (int i = 0; i < n; i++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         assert_true(fd >= 0);
         int small = 4096;
-        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        if (small_bufs)
+            assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
         assert_int_equal(connect(fd, (struct sockaddr *)&f->addr, sizeof(f->addr)), 0);
         f->peers[i] = fd;
     }
     RUN_UNTIL(f, f->nconns == n);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && small_bufs; i++) {
         int small = 4096;
         assert_int_equal(
             setsockopt(conn_fileno(f->conns[i]), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
@@ -213,7 +214,7 @@ static bool read_all(fixture_t *f, int n, size_t *got)
 static void test_short_writes_keep_order(void **state)
 {
     fixture_t *f = *state;
-    connect_peers(f, NCONNS);
+    connect_peers(f, NCONNS, true);
     for (int i = 0; i < NCONNS; i++)
         push_pattern(f->conns[i], i);
     /* the peers read nothing until the kernel took what fits: then most of the bytes wait in
@@ -242,7 +243,7 @@ static void test_short_writes_keep_order(void **state)
 static void test_batched_small_frames(void **state)
 {
     fixture_t *f = *state;
-    connect_peers(f, NCONNS);
+    connect_peers(f, NCONNS, false);
     refbuf_t *shared = refbuf_from("shared-frame|", 13);
     for (int round = 0; round < 50; round++) {
         for (int i = 0; i < NCONNS; i++) {
@@ -283,7 +284,7 @@ static void test_batched_small_frames(void **state)
 static void test_close_with_output_queued(void **state)
 {
     fixture_t *f = *state;
-    connect_peers(f, NCONNS);
+    connect_peers(f, NCONNS, true);
     refbuf_t *shared = refbuf_from("x", 1);
     for (int i = 0; i < NCONNS; i++)
         push_pattern(f->conns[i], i);
@@ -314,7 +315,7 @@ static void test_close_with_output_queued(void **state)
 static void test_ctx_free_with_live_conns(void **state)
 {
     fixture_t *f = *state;
-    connect_peers(f, NCONNS);
+    connect_peers(f, NCONNS, true);
     push_pattern(f->conns[0], 0);
     conn_push(f->conns[1], refbuf_from("bye", 3));
     RUN_UNTIL(f, conn_outq_bytes(f->conns[0]) < BIG_BYTES);
@@ -330,7 +331,7 @@ static void test_ctx_free_with_live_conns(void **state)
 static void test_drain_flushes_everything(void **state)
 {
     fixture_t *f = *state;
-    connect_peers(f, 1);
+    connect_peers(f, 1, true);
     push_pattern(f->conns[0], 0);
     conn_drain(f->conns[0]);
     size_t got[1] = {0};
@@ -342,7 +343,26 @@ static void test_drain_flushes_everything(void **state)
     assert_int_equal(f->closed, 1);
 }
 
+/* conn_close, and conn_ctx_free, right after a loop turn submitted the sends: with ring_async
+ * their completions are still owed, and the connections are released once they are reaped. */
+static void test_close_while_sends_in_flight(void **state)
+{
+    fixture_t *f = *state;
+    connect_peers(f, NCONNS, false);
+    for (int i = 0; i < NCONNS; i++)
+        conn_push(f->conns[i], refbuf_from("in flight", 9));
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* the check handle submits */
+    conn_close(f->conns[0]);
+    RUN_UNTIL(f, f->released == 1);
+    conn_push(f->conns[1], refbuf_from("more", 4));
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    conn_ctx_free(f->ctx);
+    f->ctx_freed = true;
+    /* teardown: the loop ends with every connection released and nothing open */
+}
+
 static const conn_limits_t lim_auto = {0};
+static const conn_limits_t lim_async = {.ring_async = true};
 static const conn_limits_t lim_off = {.no_io_uring = true};
 
 /* The child of test_refused_ring_falls_back: io_uring_setup fails with EPERM (as under a
@@ -405,10 +425,12 @@ static void test_refused_ring_falls_back(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-/* each test twice: through io_uring where the kernel allows it, then with syscalls */
+/* each test through io_uring where the kernel allows it, with completions after the submit, and
+ * with syscalls */
 // clang-format off
-#define BOTH(fn)                                                                                   \
+#define EACH(fn)                                                                                   \
     {#fn " (io_uring)", fn, setup, teardown, (void *)&lim_auto},                                   \
+    {#fn " (io_uring, late completions)", fn, setup, teardown, (void *)&lim_async},                \
     {#fn " (IO_URING=off)", fn, setup, teardown, (void *)&lim_off}
 // clang-format on
 
@@ -416,9 +438,13 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the syscall path writes with plain writev */
     const struct CMUnitTest tests[] = {
-        BOTH(test_short_writes_keep_order),  BOTH(test_batched_small_frames),
-        BOTH(test_close_with_output_queued), BOTH(test_ctx_free_with_live_conns),
-        BOTH(test_drain_flushes_everything), cmocka_unit_test(test_refused_ring_falls_back),
+        EACH(test_short_writes_keep_order),
+        EACH(test_batched_small_frames),
+        EACH(test_close_with_output_queued),
+        EACH(test_ctx_free_with_live_conns),
+        EACH(test_drain_flushes_everything),
+        EACH(test_close_while_sends_in_flight),
+        cmocka_unit_test(test_refused_ring_falls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,7 +137,7 @@ static void flush(conn_t *c);
 static void write_rest(conn_t *c);
 static void on_close_late(timerq_node_t *n, void *arg);
 static void ring_flush(conn_ctx_t *ctx);
-static void ring_reap(conn_ctx_t *ctx);
+static unsigned ring_reap(conn_ctx_t *ctx);
 
 /* ==== Context ==== */
 
@@ -198,7 +198,8 @@ static void on_ring_readable(uv_poll_t *h, int status, int events)
 {
     (void)status;
     (void)events;
-    ring_reap(h->data);
+    conn_ctx_t *ctx = h->data;
+    ctx->stats.ring_late += ring_reap(ctx);
 }
 
 /* The ring sends and copies what it is given at submit (the msghdrs are reused after each):
@@ -698,6 +699,8 @@ static bool ring_queue(conn_ctx_t *ctx, conn_t *c)
         io_uring_prep_sendmsg(sqe, fd, m, RING_SEND_FLAGS);
     }
     io_uring_sqe_set_data(sqe, c);
+    if (ctx->lim.ring_async)
+        io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
     c->sending = true;
     c->inflight = n;
     ctx->ring_sent++;
@@ -746,7 +749,8 @@ static void ring_sent(conn_t *c, int res)
     }
 }
 
-static void ring_reap(conn_ctx_t *ctx)
+/* Handles every completion there is; how many. */
+static unsigned ring_reap(conn_ctx_t *ctx)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
@@ -767,6 +771,7 @@ static void ring_reap(conn_ctx_t *ctx)
     }
     if (ctx->freeing && !ctx->ring_sent && !uv_is_closing((uv_handle_t *)&ctx->ring_poll))
         uv_close((uv_handle_t *)&ctx->ring_poll, on_ctx_handle_closed);
+    return n;
 }
 
 /* ==== Accept, read ==== */

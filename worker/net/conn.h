@@ -37,6 +37,9 @@ typedef struct conn_limits {
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's FIN (or Close); extended
                                 * while the peer keeps taking a large write */
     bool no_io_uring;          /* IO_URING=off: one write syscall per connection, never a ring */
+    /* a seam for tests: every ring send goes through io_uring's worker threads, so that its
+     * completion comes after the submit (the path the kernel rarely takes on its own) */
+    bool ring_async;
 } conn_limits_t;
 
 #define CONN_DEFAULT_MAX_OUTQ_BYTES (4u << 20)
@@ -67,6 +70,7 @@ typedef struct conn_stats {
     int io_uring_err;      /* else why: io_uring's setup error (0: turned off by no_io_uring) */
     uint64_t ring_sends;   /* sends completed through the ring */
     uint64_t ring_partial; /* of which the kernel took part or nothing: continued by uv_write */
+    uint64_t ring_late;    /* of which completed after their submit (reaped from the ring's fd) */
 } conn_stats_t;
 
 /*
