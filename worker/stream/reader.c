@@ -1707,14 +1707,6 @@ void reader_remove_pool(reader_t *r, uint32_t pool)
 
 /* ---- fences: nothing in flight for removed streams ---- */
 
-static void free_gone(const char *key, size_t len, void *value, void *arg)
-{
-    (void)key;
-    (void)len;
-    (void)arg;
-    free(value);
-}
-
 /* s is removed: its lane and slot are fenced next time (one stream stands for each pair). Only
  * with an adapter: ownership handovers are what fences serve (master/discovery/ownership.h). */
 static void gone_note(reader_t *r, const rstream_t *s)
@@ -1737,7 +1729,7 @@ static void fence_round(fence_t *f);
 static void fence_finish(fence_t *f)
 {
     reader_t *r = f->r;
-    strmap_foreach(f->gone, free_gone, NULL);
+    strmap_free_values(f->gone, NULL);
     strmap_free(f->gone);
     r->fence = NULL;
     f->done(f->arg, f->seq);
@@ -1843,14 +1835,6 @@ int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t str
     return send_cmd(r, conn, stream, stream_len, NULL, NULL, argc, argv, lens);
 }
 
-static void free_stream(const char *key, size_t len, void *value, void *arg)
-{
-    (void)key;
-    (void)len;
-    (void)arg;
-    free(value);
-}
-
 static void handle_closed(void *arg)
 {
     reader_t *r = arg;
@@ -1858,10 +1842,10 @@ static void handle_closed(void *arg)
         return;
     void (*done)(void *) = r->done;
     void *done_arg = r->done_arg;
-    strmap_foreach(r->streams, free_stream, NULL);
+    strmap_free_values(r->streams, NULL);
     strmap_free(r->streams);
     strmap_free(r->heard);
-    strmap_foreach(r->gone, free_gone, NULL);
+    strmap_free_values(r->gone, NULL);
     strmap_free(r->gone);
     for (size_t i = 0; i < r->nlanes; i++) {
         free(r->lanes[i].hot.v);
