@@ -1481,6 +1481,27 @@ static void add_polled(fake_t *f, const char *name, const char *id)
     answer(f, "reader svc", read_one(name, id));
 }
 
+/* s1, polled with an entry, is taken by lane "reader 0" once that is up: its group is created
+ * and its history read is in flight. */
+static void s1_history_asked(fake_t *f)
+{
+    add_polled(f, "s1", "1-0");
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rstatus("OK"));
+}
+
+/* ... and its history and new entries come back empty: s1 is active, nothing in flight. */
+static void s1_read_up(fake_t *f)
+{
+    s1_history_asked(f);
+    answer(f, "reader 0", read_none("s1"));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+}
+
 static void test_event_mode_reads_only_what_events_announce(void **state)
 {
     (void)state;
@@ -1539,12 +1560,7 @@ static void test_event_mode_coalesces_events_of_a_busy_lane(void **state)
     (void)state;
     static const char *const env[] = {"BATCH_DELAY", "10", NULL};
     fake_t *f = events_fake(env);
-    add_polled(f, "s1", "1-0");
-    set_up(f, "reader 0", true);
-    advance(f, 300);
-    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
-    answer(f, "reader 0", rstatus("OK"));
+    s1_history_asked(f);
     advance(f, 100);
     add_polled(f, "s2", "1-0");
     assert_string_equal(next(f), "(none)"); /* one read in flight per lane */
@@ -1817,15 +1833,7 @@ static void test_event_mode_follows_the_subscription(void **state)
 {
     (void)state;
     fake_t *f = events_fake(NULL);
-    add_polled(f, "s1", "1-0");
-    set_up(f, "reader 0", true);
-    advance(f, 300);
-    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
-    answer(f, "reader 0", rstatus("OK"));
-    answer(f, "reader 0", read_none("s1"));
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
-    answer(f, "reader 0", rnil());
+    s1_read_up(f);
     assert_string_equal(next(f), "(none)");
     /* the subscription is lost: events may be missed, the lane blocks on its streams again */
     events_up(f, false);
@@ -1857,15 +1865,7 @@ static void test_event_mode_claims_slowly_and_never_polls(void **state)
     reader_add(f->r, 0, "q1", 2);
     assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS q1 0-0");
     answer(f, "reader svc", rnil());
-    add_polled(f, "s1", "1-0");
-    set_up(f, "reader 0", true);
-    advance(f, 300);
-    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
-    answer(f, "reader 0", rstatus("OK"));
-    answer(f, "reader 0", read_none("s1"));
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
-    answer(f, "reader 0", rnil());
+    s1_read_up(f);
     /* over the next 10 minutes: the parked stream is not polled again (its event wakes it), s1
      * is claimed from once per STREAM_CLAIM_IDLE_MS / 2 at most, not every turn; the
      * subscription is checked every 30 s */
