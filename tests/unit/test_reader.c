@@ -1811,6 +1811,15 @@ static void test_event_mode_cluster_catchup_polls_one_read_per_slot(void **state
     fake_free(f);
 }
 
+/* svc is lost (its replies due come NULL) and back: the flags are asked again, a service turn. */
+static void svc_lost_and_back(fake_t *f)
+{
+    set_up(f, "reader svc", false);
+    set_up(f, "reader svc", true);
+    events_config(f, "KEA");
+    advance(f, 100);
+}
+
 /* A catch-up poll lost with the service connection is sent again once it is back: the stream it
  * named may hold an entry that no later event announces. */
 static void test_event_mode_catchup_lost_with_svc_is_sent_again(void **state)
@@ -1819,13 +1828,31 @@ static void test_event_mode_catchup_lost_with_svc_is_sent_again(void **state)
     fake_t *f = events_fake(NULL);
     reader_add(f->r, 0, "a0", 2);
     assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 0-0");
-    set_up(f, "reader svc", false); /* its reply never comes */
-    set_up(f, "reader svc", true);
-    events_config(f, "KEA");
-    advance(f, 100);
+    svc_lost_and_back(f); /* its reply never comes */
     assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 0-0");
     answer(f, "reader svc", ra(1, ra(2, rs("a0"), ra(1, entry("1-0", "e", "d")))));
     assert_int_equal(reader_parked(f->r), 0); /* found: read by its lane */
+    fake_free(f);
+}
+
+/* ... and only that one: a parked stream whose poll was answered before the loss holds. */
+static void test_event_mode_catchup_answered_is_not_sent_again(void **state)
+{
+    (void)state;
+    fake_t *f = events_fake(NULL);
+    reader_add(f->r, 0, "a0", 2);
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 0-0");
+    answer(f, "reader svc", rnil()); /* empty: parked */
+    reader_add(f->r, 0, "a1", 2);
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a1 0-0");
+    assert_int_equal(reader_parked(f->r), 2);
+    svc_lost_and_back(f); /* a1's reply never comes */
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a1 0-0");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader svc", rnil());
+    advance(f, 1000);
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(reader_parked(f->r), 2);
     fake_free(f);
 }
 
@@ -2041,6 +2068,7 @@ int main(void)
         cmocka_unit_test(test_event_mode_cluster_pipelines_one_read_per_slot),
         cmocka_unit_test(test_event_mode_cluster_catchup_polls_one_read_per_slot),
         cmocka_unit_test(test_event_mode_catchup_lost_with_svc_is_sent_again),
+        cmocka_unit_test(test_event_mode_catchup_answered_is_not_sent_again),
         cmocka_unit_test(test_event_mode_follows_the_subscription),
         cmocka_unit_test(test_event_mode_claims_slowly_and_never_polls),
         cmocka_unit_test(test_oversized_entry_is_a_dead_letter),
