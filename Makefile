@@ -19,7 +19,10 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -DSTREAMIO_VERSION='"$(VERSION)"' $(OPT) -Wall 
           -Wstrict-prototypes -Wmissing-prototypes -Werror=implicit-function-declaration -MMD -MP \
           -I. -I$(GEN) $(EXTRA_CFLAGS)
 LDFLAGS := $(OPT) $(EXTRA_LDFLAGS)
-LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lssl -lcrypto -lz -lpthread -lm
+# liburing through pkg-config (Debian's liburing-dev ships liburing.pc): the batched sends of
+# worker/net/conn
+URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+LIBS := -luv -lhiredis -lwslay -lhttp_parser -ljwt -lssl -lcrypto -lz -lpthread -lm $(URING_LIBS)
 
 SRC := $(wildcard common/*.c common/*/*.c shm/*.c worker/*.c worker/*/*.c master/*.c master/*/*.c)
 HDR := $(wildcard common/*.h common/*/*.h shm/*.h worker/*.h worker/*/*.h master/*.h master/*/*.h)
@@ -129,7 +132,7 @@ $(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
 
 $(BUILD)/bench/floor: bench/floor.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $<
+	$(CC) $(CFLAGS) -o $@ $< $(URING_LIBS)
 
 $(BUILD)/bench/producer: bench/producer.c
 	@mkdir -p $(dir $@)

@@ -2,12 +2,14 @@
  * floor: what one send of one small WebSocket frame costs the sender on this box, the floor under
  * a server's CPU per delivery in the paced fan-out scenarios of `make bench`.
  *
- *   floor [--sockets 10] [--bytes 150] [--rate 2000] [--seconds 2]
+ *   floor [--sockets 10] [--bytes 150] [--rate 2000] [--seconds 2] [--uring]
  *
  * Opens --sockets loopback TCP connections to a reader process (forked, one epoll loop that drains
  * them), then --rate times a second writes one --bytes frame to each socket (one write() each, as
- * a server fans one entry out to that many clients), for --seconds. Prints one JSON object: the
- * writer's CPU time (user + system, getrusage) per write, in µs. Loopback only; stops by itself.
+ * a server fans one entry out to that many clients), for --seconds. With --uring the round's
+ * writes are non-blocking IORING_OP_SEND SQEs handed to the kernel with one io_uring_enter, as
+ * streamio's transport does. Prints one JSON object: the writer's CPU time (user + system,
+ * getrusage) per write, in µs. Loopback only; stops by itself.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +25,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #define MAX_SOCKETS 1000
 
@@ -71,15 +75,34 @@ static void reader(int lfd, int n)
     _exit(0);
 }
 
+/* One round as sends through the ring: one submit, completions inline (MSG_DONTWAIT). The
+ * number of sends that went whole. */
+static long uring_round(struct io_uring *ring, const int *fds, int n, const char *frame, int bytes)
+{
+    for (int i = 0; i < n; i++)
+        io_uring_prep_send(io_uring_get_sqe(ring), fds[i], frame, (size_t)bytes,
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (io_uring_submit_and_wait(ring, (unsigned)n) < 0)
+        die("io_uring_submit_and_wait");
+    struct io_uring_cqe *cqe;
+    unsigned head, k = 0;
+    long whole = 0;
+    io_uring_for_each_cqe(ring, head, cqe)
+    {
+        whole += cqe->res == bytes;
+        k++;
+    }
+    io_uring_cq_advance(ring, k);
+    return whole;
+}
+
 int main(int argc, char **argv)
 {
-    int nsock = 10, bytes = 150, rate = 2000;
+    int nsock = 10, bytes = 150, rate = 2000, uring = 0;
     double seconds = 2;
-    static const struct option opts[] = {{"sockets", 1, 0, 's'},
-                                         {"bytes", 1, 0, 'b'},
-                                         {"rate", 1, 0, 'r'},
-                                         {"seconds", 1, 0, 't'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"sockets", 1, 0, 's'}, {"bytes", 1, 0, 'b'},
+                                         {"rate", 1, 0, 'r'},    {"seconds", 1, 0, 't'},
+                                         {"uring", 0, 0, 'u'},   {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (c) {
         case 's':
@@ -94,8 +117,12 @@ int main(int argc, char **argv)
         case 't':
             seconds = atof(optarg);
             break;
+        case 'u':
+            uring = 1;
+            break;
         default:
-            fprintf(stderr, "usage: floor [--sockets N] [--bytes N] [--rate N] [--seconds S]\n");
+            fprintf(stderr,
+                    "usage: floor [--sockets N] [--bytes N] [--rate N] [--seconds S] [--uring]\n");
             return 2;
         }
     }
@@ -105,6 +132,12 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    struct io_uring ring;
+    int rc = uring ? io_uring_queue_init(MAX_SOCKETS, &ring, 0) : 0;
+    if (rc) {
+        fprintf(stderr, "floor: io_uring: %s\n", strerror(-rc));
+        return 3;
+    }
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof(sa);
@@ -132,7 +165,9 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &next);
     double c0 = cpu_s();
     for (long r = 0; r < rounds; r++) {
-        for (int i = 0; i < nsock; i++) {
+        if (uring)
+            writes += uring_round(&ring, fds, nsock, frame, bytes);
+        for (int i = 0; i < nsock && !uring; i++) {
             if (write(fds[i], frame, (size_t)bytes) == bytes)
                 writes++;
         }
@@ -148,7 +183,11 @@ int main(int argc, char **argv)
         close(fds[i]);
     waitpid(pid, NULL, 0);
     free(frame);
-    printf("{\"sockets\":%d,\"bytes\":%d,\"rate\":%d,\"writes\":%ld,\"cpu_us_per_write\":%.3f}\n",
-           nsock, bytes, rate, writes, writes ? used * 1e6 / (double)writes : 0.0);
+    if (uring)
+        io_uring_queue_exit(&ring);
+    printf("{\"sockets\":%d,\"bytes\":%d,\"rate\":%d,\"uring\":%s,\"writes\":%ld,"
+           "\"cpu_us_per_write\":%.3f}\n",
+           nsock, bytes, rate, uring ? "true" : "false", writes,
+           writes ? used * 1e6 / (double)writes : 0.0);
     return writes == rounds * nsock ? 0 : 1;
 }

@@ -76,7 +76,8 @@ out.push(`streamio vs Node anchor — ${cmd} (${mode}) — ${new Date().toISOStr
 out.push('ratio column: how many times better streamio is (streamio/node for rates, node/streamio for costs)');
 if (rows.some((r) => r.server === 'base')) out.push('vs base column: the same for streamio against the baseline binary (BENCH_BASELINE), < 1 is a regression');
 for (const f of rows.filter((r) => r.scenario === 'floor')) {
-  out.push(`floor: one write() of a ${f.bytes}-byte frame to each of ${f.sockets} loopback sockets, ${f.rate}/s: `
+  const how = f.uring ? 'one io_uring send (one submit per round)' : 'one write()';
+  out.push(`floor: ${how} of a ${f.bytes}-byte frame to each of ${f.sockets} loopback sockets, ${f.rate}/s: `
     + `${f.cpu_us_per_write.toFixed(2)} µs of sender CPU per write`);
 }
 const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor').map((r) => r.scenario))];

@@ -25,7 +25,7 @@ typedef enum opt_kind {
     OPT_ADAPTER,
     OPT_LEVEL,
     OPT_LIST,
-    OPT_POLICY,
+    OPT_CHOICE, /* one of the two words choices[min] into a bool: false for the first */
     OPT_NAMESPACES,
     OPT_TRANSPORTS,
     OPT_ORIGINS,
@@ -43,6 +43,11 @@ typedef struct opt {
     long min, max;
     const char *def; /* textual default, parsed like a user value; NULL = computed */
 } opt_t;
+
+/* OPT_CHOICE's word pairs */
+static const char *const choices[][2] = {{"delete", "retain"}, {"off", "auto"}};
+#define CHOICE_POLICY 0
+#define CHOICE_AUTO 1
 
 #define F(field) offsetof(cfg_t, field)
 #define S(field) sizeof(((cfg_t *)0)->field)
@@ -67,7 +72,7 @@ static const opt_t options[] = {
     {"DISCOVERY_INTERVAL", OPT_INT, F(discovery_interval_ms), 0, 50, 3600000, "1000"},
     {"DISCOVERY_SAFETY_INTERVAL", OPT_INT, F(discovery_safety_ms), 0, 50, 86400000, "600000"},
     {"STREAM_PATTERN", OPT_STR, F(stream_pattern), S(stream_pattern), 1, 0, "*"},
-    {"STREAM_DELETE_POLICY", OPT_POLICY, F(stream_retain), 0, 0, 0, "delete"},
+    {"STREAM_DELETE_POLICY", OPT_CHOICE, F(stream_retain), 0, CHOICE_POLICY, 0, "delete"},
     {"STREAM_RETAIN_MS", OPT_INT, F(stream_retain_ms), 0, 1000, 604800000, "120000"},
     {"STREAM_INACTIVE_TTL", OPT_INT, F(stream_inactive_ttl_ms), 0, 1000, 2000000000, "3600000"},
     {"STREAM_CLAIM_IDLE_MS", OPT_INT, F(stream_claim_idle_ms), 0, 100, 3600000, "10000"},
@@ -118,6 +123,7 @@ static const opt_t options[] = {
     {"LOG_FORMAT", OPT_FORMAT, F(log_json), 0, 0, 0, "text"},
     {"STREAMIO_CONFORMANCE", OPT_BOOL, F(conformance), 0, 0, 0, "false"},
     {"STREAMIO_DEBUG_PAGE", OPT_BOOL, F(debug_page), 0, 0, 0, "false"},
+    {"IO_URING", OPT_CHOICE, F(io_uring), 0, CHOICE_AUTO, 0, "auto"},
     {"STREAMIO_PID_FILE", OPT_STR, F(pid_file), S(pid_file), 0, 0, ""},
     {"STREAMIO_CONTROL_SOCKET", OPT_STR, F(control_socket), S(control_socket), 0, 0, ""},
     {"STREAMIO_ENV_FILE", OPT_STR, F(env_file), S(env_file), 0, 0, ""},
@@ -356,14 +362,18 @@ static int parse_one(cfg_t *cfg, const opt_t *o, const char *v, buf_t *err)
             return bad(err, o, v, why);
         return 0;
     }
-    case OPT_POLICY:
-        if (strcasecmp(v, "delete") == 0)
+    case OPT_CHOICE: {
+        const char *const *w = choices[o->min];
+        if (strcasecmp(v, w[0]) == 0)
             *(bool *)field = false;
-        else if (strcasecmp(v, "retain") == 0)
+        else if (strcasecmp(v, w[1]) == 0)
             *(bool *)field = true;
-        else
-            return bad(err, o, v, "delete or retain");
+        else {
+            snprintf(expected, sizeof(expected), "%s or %s", w[0], w[1]);
+            return bad(err, o, v, expected);
+        }
         return 0;
+    }
     }
     return -EINVAL;
 }

@@ -106,6 +106,7 @@ typedef struct cfg {
     int rate_max_violations;  /* refused packets in one LIMITS_WINDOW_MS before a disconnect */
     bool connection_recovery; /* CONNECTION_RECOVERY: Socket.IO connection state recovery */
     bool per_message_deflate; /* SOCKETIO_PER_MESSAGE_DEFLATE: RFC 7692 on WebSockets */
+    bool io_uring;            /* IO_URING=auto: client writes batched through io_uring */
     int recovery_window_ms;   /* CONNECTION_RECOVERY_WINDOW_MS: how long a session is kept */
 
     /* Socket.IO server options, validated here and consumed as they are by worker/eio and

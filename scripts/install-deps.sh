@@ -10,7 +10,7 @@ what=${1:-run}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(gcc make pkg-config libc6-dev libuv1-dev libhiredis-dev libwslay-dev libhttp-parser-dev
-      libssl-dev zlib1g-dev libjwt-dev libedit-dev redis-server redis-tools)
+      libssl-dev zlib1g-dev libjwt-dev libedit-dev liburing-dev redis-server redis-tools)
 # dpkg-buildpackage requires build-essential besides the Build-Depends of contrib/debian/control
 debpkgs=(build-essential debhelper dpkg-dev fakeroot lintian)
 if [ "$what" = deb ]; then pkgs+=("${debpkgs[@]}"); fi

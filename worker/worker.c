@@ -781,6 +781,23 @@ static int bridge_setup(worker_t *w)
     return 0;
 }
 
+/* Which way client writes go, once per start (the first worker's line stands for the others:
+ * they run on the same kernel with the same settings). */
+static void log_write_path(const worker_t *w)
+{
+    http_stats_t st;
+    http_server_stats(w->http, &st);
+    if (w->args->slot != 0)
+        return;
+    if (st.conn.io_uring)
+        LOG_INFO("client writes: batched through io_uring (IO_URING=auto)");
+    else if (st.conn.io_uring_err)
+        LOG_INFO("client writes: one syscall per connection (io_uring unavailable: %s)",
+                 strerror(-st.conn.io_uring_err));
+    else
+        LOG_INFO("client writes: one syscall per connection (IO_URING=off)");
+}
+
 /* The layers that serve clients, bottom-up: HTTP, Engine.IO, Socket.IO, fanout, recovery. */
 static int clients_setup(worker_t *w)
 {
@@ -796,6 +813,7 @@ static int clients_setup(worker_t *w)
         .max_outq_bytes = 4u << 20,
         .close_timeout_ms = 1000,
         .per_message_deflate = cfg->per_message_deflate,
+        .no_io_uring = !cfg->io_uring,
     };
     /* sids name this server too: another server relays a request for one of them here */
     char relay_tag[RELAY_HELLO_TAG_LEN + 1];
@@ -804,6 +822,7 @@ static int clients_setup(worker_t *w)
     int rc = http_server_new(&w->http, &w->loop, &lim, relay_tag, w->router, w->stats);
     if (rc)
         return rc;
+    log_write_path(w);
     w->cors = cors_new(cfg->cors_origins);
     ops_routes_config_t ops = {w->args->region, w->args->slot, cfg->debug_page, w->cors};
     w->ops = ops_routes_new(w->router, &ops);

@@ -38,6 +38,7 @@ describe('make deb', { timeout: 900000, skip }, () => {
     assert.equal(field('Package'), 'streamio');
     assert.equal(field('Version'), version);
     assert.match(field('Depends'), /libuv1/);
+    assert.match(field('Depends'), /liburing2/); // dpkg-shlibdeps: the batched sends
     assert.match(field('Depends'), /systemd-sysusers/);
   });
 

@@ -207,6 +207,29 @@ static void test_stream_policy_variables(void **state)
     buf_free(&err);
 }
 
+static void test_io_uring(void **state)
+{
+    (void)state;
+    cfg_t cfg;
+    buf_t err;
+    env_t d = {{{NULL, NULL}}};
+    assert_int_equal(load(&cfg, &d, &err), 0);
+    assert_true(cfg.io_uring); /* auto: wherever the kernel allows it */
+    buf_free(&err);
+    env_t off = {{{"IO_URING", "OFF"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &off, &err), 0);
+    assert_false(cfg.io_uring);
+    buf_free(&err);
+    env_t on = {{{"IO_URING", "auto"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &on, &err), 0);
+    assert_true(cfg.io_uring);
+    buf_free(&err);
+    env_t bad = {{{"IO_URING", "true"}, {NULL, NULL}}};
+    assert_int_equal(load(&cfg, &bad, &err), -EINVAL);
+    assert_string_equal(err.data, "streamio: invalid IO_URING=\"true\": expected off or auto");
+    buf_free(&err);
+}
+
 static void test_connection_recovery_variables(void **state)
 {
     (void)state;
@@ -773,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_security_values),
         cmocka_unit_test(test_bad_security_values),
         cmocka_unit_test(test_stream_policy_variables),
+        cmocka_unit_test(test_io_uring),
         cmocka_unit_test(test_connection_recovery_variables),
         cmocka_unit_test(test_redis_auth_argv),
         cmocka_unit_test(test_bridge_features_are_off_by_default),

@@ -322,10 +322,13 @@ static client_t *ws_connect(fixture_t *f, int i)
 /* ==== Fixture ==== */
 
 #define TAG "AbCd" /* the server's relay tag */
+/* the second pass runs every test again on the transport's syscall path (IO_URING=off) */
+static bool no_io_uring;
 
 static int setup(void **state)
 {
-    const http_limits_t *lim = *state;
+    http_limits_t lim = *(const http_limits_t *)*state;
+    lim.no_io_uring = no_io_uring;
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
@@ -343,7 +346,7 @@ static int setup(void **state)
     f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     f->router = router_new();
     router_add(f->router, "/", on_request, f); /* every path */
-    assert_int_equal(http_server_new(&f->hs, &f->loop, lim, TAG, f->router, &f->stats), 0);
+    assert_int_equal(http_server_new(&f->hs, &f->loop, &lim, TAG, f->router, &f->stats), 0);
     for (int i = 0; i < MAX_TEXTS; i++)
         buf_init(&f->texts[i]);
     buf_init(&f->bin);
@@ -1394,5 +1397,8 @@ int main(void)
         T(test_oversize_fragmented_across_reads, lim_small_msg),
         T(test_relay_hello, lim_default),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("writes through io_uring where allowed", tests, NULL,
+                                             NULL);
+    no_io_uring = true;
+    return failed | cmocka_run_group_tests_name("writes with syscalls", tests, NULL, NULL);
 }

@@ -458,7 +458,9 @@ int http_server_new(http_server_t **out, uv_loop_t *loop, const http_limits_t *l
     buf_init(&hs->head);
     buf_init(&hs->gz);
     hs->ws = ws_ctx_new(hs->lim.max_ws_message, stats);
-    conn_limits_t cl = {hs->lim.max_outq_bytes, hs->lim.close_timeout_ms};
+    conn_limits_t cl = {.max_outq_bytes = hs->lim.max_outq_bytes,
+                        .close_timeout_ms = hs->lim.close_timeout_ms,
+                        .no_io_uring = hs->lim.no_io_uring};
     int rc = conn_ctx_new(&hs->conns, loop, &cl, stats);
     const uint64_t rq_ms[RQ_PHASES] = {[RQ_HEAD] = hs->lim.header_timeout_ms,
                                        [RQ_BODY] = hs->lim.body_timeout_ms,

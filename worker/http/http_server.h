@@ -39,6 +39,7 @@ typedef struct http_limits {
     size_t max_ws_message;     /* one received WebSocket message; over it: Close 1009 */
     size_t max_outq_bytes;     /* queued output per connection; over it: close */
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's Close / FIN */
+    bool no_io_uring;          /* IO_URING=off: the transport writes without io_uring */
     /* accept RFC 7692 permessage-deflate offers (SOCKETIO_PER_MESSAGE_DEFLATE; see ws_deflate) */
     bool per_message_deflate;
 } http_limits_t;

@@ -8,6 +8,17 @@
  * output queued outside the poll phase (timers, other check handles) does not wait for the next
  * I/O event: libuv polls with a zero timeout while an idle handle is active.
  *
+ * With io_uring (the default where the kernel allows it), the check handle hands every dirty
+ * connection's queue to the kernel as one send SQE each and submits them together: one syscall
+ * per loop iteration instead of one per connection, which is most of a delivery's CPU on a box
+ * where syscalls are dear. MSG_DONTWAIT makes the kernel complete each send inline, whole, in part
+ * or with -EAGAIN, so the completions are reaped right after the submit; what a send left is
+ * written the libuv way (uv_write waits for writability). The queued bytes stay in their slots
+ * until the completion says how many went, so a connection has at most one write in progress of
+ * either kind and its bytes go out in order. A completion that is not there after the submit (the
+ * kernel deferred the send) is reaped when the ring's fd turns readable; until then the
+ * connection counts as writing and is not released.
+ *
  * Close: conn_close is immediate (uv_close). The graceful path drains the queue, shuts the write
  * side down, and waits for the peer's FIN, bounded by close_timeout_ms. The memory is released
  * once the handles are closed and no write or shutdown request is pending.
@@ -17,7 +28,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "common/xalloc.h"
 #include "worker/net/timerq.h"
@@ -32,6 +46,12 @@
 #define SLOTS_INLINE 2
 /* Write and shutdown requests kept for reuse; more idle ones than this are freed. */
 #define FREE_REQS_MAX 1024
+/* io_uring: SQ entries (one submit per this many dirty connections at most), and buffers that
+ * the sends prepared before one submit may point at (the kernel copies them at submit). */
+#define RING_ENTRIES 256
+#define RING_IOV 1024
+/* completions: inline, or -EAGAIN instead of waiting; no SIGPIPE from a reset peer */
+#define RING_SEND_FLAGS (MSG_DONTWAIT | MSG_NOSIGNAL)
 
 enum conn_state {
     ST_OPEN,     /* reading; the protocol decides what the bytes mean */
@@ -70,13 +90,14 @@ struct conn {
     uint32_t cap; /* power of two */
     uint32_t head;
     uint32_t count;
-    uint32_t inflight; /* slots at the head owned by the pending uv_write */
+    uint32_t inflight; /* slots at the head owned by the pending uv_write or ring send */
     size_t outq_bytes;
     enum conn_state st;
     uint8_t handles; /* open libuv handles: tcp */
     bool announced;  /* accepted: the owner's close callback is owed */
     bool dirty;
-    bool writing;
+    bool writing; /* a uv_write is pending */
+    bool sending; /* a ring send is in flight: its completion is not reaped yet */
     bool shutting;
     bool peer_eof;
     bool close_armed;  /* close_node was armed once (re-armed only while a write progresses) */
@@ -101,10 +122,22 @@ struct conn_ctx {
     char *rbuf;
     req_t *free_reqs; /* FREE_REQS_MAX at most */
     unsigned nfree_reqs;
+    /* io_uring (ring_on): sends prepared since the last submit point into msgs and riov */
+    bool ring_on;
+    bool ring_polling; /* ring_poll started: completions are owed after a submit */
+    struct io_uring ring;
+    uv_poll_t ring_poll; /* the ring's fd, for completions that come after the submit */
+    unsigned ring_sent;  /* sends submitted (or prepared) and not reaped */
+    unsigned nmsgs, nriov;
+    struct msghdr *msgs; /* RING_ENTRIES */
+    uv_buf_t *riov;      /* RING_IOV; uv_buf_t is laid out as struct iovec on Unix */
 };
 
 static void flush(conn_t *c);
+static void write_rest(conn_t *c);
 static void on_close_late(timerq_node_t *n, void *arg);
+static void ring_flush(conn_ctx_t *ctx);
+static unsigned ring_reap(conn_ctx_t *ctx);
 
 /* ==== Context ==== */
 
@@ -117,6 +150,10 @@ static void ctx_maybe_free(conn_ctx_t *ctx)
         ctx->free_reqs = r->next_free;
         free(r);
     }
+    if (ctx->ring_on)
+        io_uring_queue_exit(&ctx->ring);
+    free(ctx->msgs);
+    free(ctx->riov);
     free(ctx->rbuf);
     free(ctx);
 }
@@ -128,17 +165,26 @@ static void on_ctx_handle_closed(uv_handle_t *h)
     ctx_maybe_free(ctx);
 }
 
+/* The next connection with output to flush, off the dirty list; NULL when none is left. */
+static conn_t *dirty_pop(conn_ctx_t *ctx)
+{
+    conn_t *c = ctx->dirty;
+    if (!c)
+        return NULL;
+    ctx->dirty = c->dnext;
+    if (ctx->dirty)
+        ctx->dirty->dprev = NULL;
+    c->dirty = false;
+    return c;
+}
+
 static void on_check(uv_check_t *h)
 {
     conn_ctx_t *ctx = h->data;
-    while (ctx->dirty) {
-        conn_t *c = ctx->dirty;
-        ctx->dirty = c->dnext;
-        if (ctx->dirty)
-            ctx->dirty->dprev = NULL;
-        c->dirty = false;
+    if (ctx->ring_on)
+        ring_flush(ctx);
+    for (conn_t *c; (c = dirty_pop(ctx));)
         flush(c);
-    }
     uv_check_stop(&ctx->check);
     uv_idle_stop(&ctx->idle);
 }
@@ -146,6 +192,55 @@ static void on_check(uv_check_t *h)
 static void on_idle(uv_idle_t *h)
 {
     (void)h; /* only active to keep the next poll from blocking while output is pending */
+}
+
+static void on_ring_readable(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    conn_ctx_t *ctx = h->data;
+    ctx->stats.ring_late += ring_reap(ctx);
+}
+
+/* The ring sends and copies what it is given at submit (the msghdrs are reused after each):
+ * kernels from 5.6 on. */
+static bool ring_usable(struct io_uring *ring, const struct io_uring_params *p)
+{
+    if (!(p->features & IORING_FEAT_SUBMIT_STABLE))
+        return false;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    bool ok = probe && io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+              io_uring_opcode_supported(probe, IORING_OP_SENDMSG);
+    io_uring_free_probe(probe);
+    return ok;
+}
+
+/* A ring where the kernel allows one (not under a seccomp filter, io_uring_disabled, a kernel
+ * before 5.6); otherwise ring_on stays false and io_uring_err says why. */
+static void ring_init(conn_ctx_t *ctx)
+{
+    struct io_uring_params p = {.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN};
+    int rc = io_uring_queue_init_params(RING_ENTRIES, &ctx->ring, &p);
+    if (rc == -EINVAL) { /* before 5.19: without the flags */
+        memset(&p, 0, sizeof(p));
+        rc = io_uring_queue_init_params(RING_ENTRIES, &ctx->ring, &p);
+    }
+    if (rc == 0 && !ring_usable(&ctx->ring, &p)) {
+        io_uring_queue_exit(&ctx->ring);
+        rc = -EOPNOTSUPP;
+    }
+    if (rc == 0 && (rc = uv_poll_init(ctx->loop, &ctx->ring_poll, ctx->ring.ring_fd)) != 0)
+        io_uring_queue_exit(&ctx->ring);
+    if (rc) {
+        ctx->stats.io_uring_err = rc;
+        return;
+    }
+    ctx->ring_poll.data = ctx;
+    ctx->handles++;
+    ctx->ring_on = true;
+    ctx->stats.io_uring = true;
+    ctx->msgs = xcalloc(RING_ENTRIES, sizeof(*ctx->msgs));
+    ctx->riov = xmalloc(RING_IOV * sizeof(*ctx->riov));
 }
 
 int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim, stats_worker_t *stats)
@@ -178,6 +273,8 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim, st
     }
     ctx->idle.data = ctx;
     ctx->handles = 2;
+    if (!ctx->lim.no_io_uring)
+        ring_init(ctx);
     rc = timerq_new(&ctx->closeq, loop, ctx->lim.close_timeout_ms, on_close_late, ctx);
     if (rc) {
         conn_ctx_free(ctx);
@@ -199,6 +296,8 @@ void conn_ctx_free(conn_ctx_t *ctx)
     timerq_close(ctx->closeq);
     uv_close((uv_handle_t *)&ctx->check, on_ctx_handle_closed);
     uv_close((uv_handle_t *)&ctx->idle, on_ctx_handle_closed);
+    if (ctx->ring_on && !ctx->ring_sent) /* else once the last completion is reaped */
+        uv_close((uv_handle_t *)&ctx->ring_poll, on_ctx_handle_closed);
 }
 
 void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out)
@@ -323,13 +422,13 @@ static void q_consume(conn_t *c, size_t n)
     }
 }
 
-static uint32_t fill_iov(conn_t *c, uint32_t max, size_t *bytes)
+static uint32_t fill_iov(conn_t *c, uv_buf_t *iov, uint32_t max, size_t *bytes)
 {
     uint32_t n = c->count < max ? c->count : max;
     *bytes = 0;
     for (uint32_t i = 0; i < n; i++) {
         oslot_t *s = slot_at(c, i);
-        c->ctx->iov[i] = uv_buf_init(refbuf_data(s->rb) + s->off, (unsigned int)slot_left(s));
+        iov[i] = uv_buf_init(refbuf_data(s->rb) + s->off, (unsigned int)slot_left(s));
         *bytes += slot_left(s);
     }
     return n;
@@ -354,7 +453,7 @@ bool conn_fits(const conn_t *c, size_t len)
 
 static void maybe_release(conn_t *c)
 {
-    if (c->st != ST_CLOSED || c->handles || c->writing || c->shutting)
+    if (c->st != ST_CLOSED || c->handles || c->writing || c->sending || c->shutting)
         return;
     conn_ctx_t *ctx = c->ctx;
     if (c->announced) {
@@ -392,7 +491,8 @@ void conn_close(conn_t *c)
         return;
     c->st = ST_CLOSED;
     unmark_dirty(c);
-    /* Slots owned by a pending uv_write are released by its (cancelled) callback. */
+    /* Slots owned by a pending uv_write (or ring send) are released by its (cancelled)
+     * callback (its completion). */
     while (c->count > c->inflight) {
         oslot_t *s = slot_at(c, c->count - 1);
         c->outq_bytes -= slot_left(s);
@@ -473,7 +573,7 @@ void conn_drain(conn_t *c)
         return;
     c->st = ST_DRAINING;
     conn_close_deadline(c);
-    if (c->writing)
+    if (c->writing || c->sending)
         return;
     if (c->count)
         mark_dirty(c);
@@ -511,12 +611,12 @@ static void on_write(uv_write_t *req, int status)
 
 static void flush(conn_t *c)
 {
-    if (c->st == ST_CLOSED || c->writing)
+    if (c->st == ST_CLOSED || c->writing || c->sending)
         return;
     uv_stream_t *s = (uv_stream_t *)&c->tcp;
     while (c->count) {
         size_t want;
-        uint32_t n = fill_iov(c, FLUSH_IOV_MAX, &want);
+        uint32_t n = fill_iov(c, c->ctx->iov, FLUSH_IOV_MAX, &want);
         int r = uv_try_write(s, c->ctx->iov, n);
         if (r == UV_EAGAIN)
             break;
@@ -529,13 +629,20 @@ static void flush(conn_t *c)
         if ((size_t)r < want)
             break;
     }
+    write_rest(c);
+}
+
+/* What the kernel did not take now goes through libuv, which waits for writability. */
+static void write_rest(conn_t *c)
+{
     if (!c->count) {
         if (c->st == ST_DRAINING)
             drained(c);
         return;
     }
+    uv_stream_t *s = (uv_stream_t *)&c->tcp;
     size_t want;
-    uint32_t n = fill_iov(c, WRITE_IOV_INLINE, &want);
+    uint32_t n = fill_iov(c, c->ctx->iov, WRITE_IOV_INLINE, &want);
     c->req = req_take(c->ctx);
     c->req->w.data = c;
     if (uv_write(&c->req->w, s, c->ctx->iov, n, on_write) != 0) {
@@ -545,6 +652,126 @@ static void flush(conn_t *c)
     }
     c->writing = true;
     c->inflight = n;
+}
+
+/* ==== Write path through io_uring ==== */
+
+/* Hands what the kernel has prepared to it and reaps what completed (normally every send: they
+ * complete inline). The msghdrs and buffers are free again once it returns. */
+static void ring_submit(conn_ctx_t *ctx)
+{
+    while (io_uring_sq_ready(&ctx->ring)) {
+        int r = io_uring_submit(&ctx->ring);
+        /* with at most RING_ENTRIES sends owed the CQ never overflows (-EBUSY): the only
+         * failure left is the kernel's own allocation (-EAGAIN, -ENOMEM), the OOM policy's */
+        if (r < 0 && r != -EINTR)
+            xalloc_die(sizeof(struct io_uring_sqe));
+    }
+    ctx->nmsgs = 0;
+    ctx->nriov = 0;
+    ring_reap(ctx);
+}
+
+/* Prepares one send of c's queue; false when there is no room (c stays as it is). */
+static bool ring_queue(conn_ctx_t *ctx, conn_t *c)
+{
+    uint32_t n = c->count < FLUSH_IOV_MAX ? c->count : FLUSH_IOV_MAX;
+    /* ring_sent counts the prepared sends too: at RING_ENTRIES the SQ is full */
+    if (ctx->ring_sent >= RING_ENTRIES || ctx->nriov + n > RING_IOV) {
+        ring_submit(ctx);
+        /* late completions owed (the CQ holds twice RING_ENTRIES: it never overflows) */
+        if (ctx->ring_sent >= RING_ENTRIES)
+            return false;
+    }
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&ctx->ring);
+    if (!sqe)
+        return false;
+    int fd = conn_fileno(c);
+    uv_buf_t *iov = ctx->riov + ctx->nriov;
+    size_t want;
+    n = fill_iov(c, iov, n, &want);
+    if (n == 1) {
+        io_uring_prep_send(sqe, fd, iov[0].base, iov[0].len, RING_SEND_FLAGS);
+    } else {
+        struct msghdr *m = &ctx->msgs[ctx->nmsgs++];
+        *m = (struct msghdr){.msg_iov = (struct iovec *)iov, .msg_iovlen = n};
+        ctx->nriov += n;
+        io_uring_prep_sendmsg(sqe, fd, m, RING_SEND_FLAGS);
+    }
+    io_uring_sqe_set_data(sqe, c);
+    if (ctx->lim.ring_async)
+        io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+    c->sending = true;
+    c->inflight = n;
+    ctx->ring_sent++;
+    return true;
+}
+
+/* The check handle's flush: one send per dirty connection, submitted together. */
+static void ring_flush(conn_ctx_t *ctx)
+{
+    for (conn_t *c; (c = dirty_pop(ctx));) {
+        if (c->st == ST_CLOSED || c->writing || c->sending)
+            continue;
+        if (!c->count)
+            write_rest(c); /* drains */
+        else if (!ring_queue(ctx, c))
+            flush(c);
+    }
+    ring_submit(ctx);
+}
+
+/* One send's completion: res bytes went, or the send failed with -res. */
+static void ring_sent(conn_t *c, int res)
+{
+    size_t want = 0;
+    for (uint32_t i = 0; i < c->inflight; i++)
+        want += slot_left(slot_at(c, i));
+    c->sending = false;
+    c->inflight = 0;
+    if (c->st == ST_CLOSED) {
+        maybe_release(c);
+        return;
+    }
+    if (res < 0 && res != -EAGAIN && res != -EINTR) {
+        conn_close(c);
+        return;
+    }
+    if (res > 0) {
+        c->ctx->stats.bytes_out += (size_t)res;
+        q_consume(c, (size_t)res);
+    }
+    if (res < 0 || (size_t)res < want) {
+        c->ctx->stats.ring_partial++;
+        write_rest(c); /* the socket is full: libuv waits for room */
+    } else {
+        flush(c); /* more than one send's buffers were queued, or nothing is left */
+    }
+}
+
+/* Handles every completion there is; how many. */
+static unsigned ring_reap(conn_ctx_t *ctx)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&ctx->ring, head, cqe)
+    {
+        n++;
+        ctx->ring_sent--;
+        ctx->stats.ring_sends++;
+        ring_sent(io_uring_cqe_get_data(cqe), cqe->res);
+    }
+    io_uring_cq_advance(&ctx->ring, n);
+    if (ctx->ring_sent && !ctx->ring_polling) {
+        uv_poll_start(&ctx->ring_poll, UV_READABLE, on_ring_readable);
+        ctx->ring_polling = true;
+    } else if (!ctx->ring_sent && ctx->ring_polling) {
+        uv_poll_stop(&ctx->ring_poll);
+        ctx->ring_polling = false;
+    }
+    if (ctx->freeing && !ctx->ring_sent && !uv_is_closing((uv_handle_t *)&ctx->ring_poll))
+        uv_close((uv_handle_t *)&ctx->ring_poll, on_ctx_handle_closed);
+    return n;
 }
 
 /* ==== Accept, read ==== */
@@ -565,7 +792,7 @@ static void on_read_end(conn_t *c, ssize_t err)
     c->peer_eof = true;
     if (c->st == ST_DRAINING)
         return;
-    if (c->count == 0 && !c->writing) {
+    if (c->count == 0 && !c->writing && !c->sending) {
         conn_close(c);
         return;
     }

@@ -6,13 +6,15 @@
  *
  * It reads into one buffer shared by every connection of the worker (bytes are consumed inside
  * the read callback), and writes each connection's queue once per loop iteration: a uv_check_t
- * flushes every connection with pending output, first with uv_try_write (writev), then with one
- * uv_write of at most 4 buffers (libuv keeps those inline, so it allocates nothing) for what the
- * kernel did not take; the rest follows its callback. Queued bytes are refbufs: a broadcast
- * frame is one reference per connection, never a copy. It never logs and never frees a
- * connection inside a caller's callback: memory goes only after uv_close and every pending write
- * callback completed, right after the owner's close callback returns. Everything here runs on
- * the owning loop's thread, and the process must ignore SIGPIPE (libuv writes with plain writev).
+ * flushes every connection with pending output, with one io_uring submit for all of them where
+ * the kernel allows (each connection one non-blocking send SQE; else uv_try_write, i.e. one
+ * writev each), then with one uv_write of at most 4 buffers (libuv keeps those inline, so it
+ * allocates nothing) for what the kernel did not take; the rest follows its callback. Queued bytes
+ * are refbufs: a broadcast frame is one reference per connection, never a copy. It never logs and
+ * never frees a connection inside a caller's callback: memory goes only after uv_close and every
+ * pending write callback completed, right after the owner's close callback returns. Everything here
+ * runs on the owning loop's thread, and the process must ignore SIGPIPE (libuv writes with plain
+ * writev).
  */
 #ifndef STREAMIO_WORKER_NET_CONN_H
 #define STREAMIO_WORKER_NET_CONN_H
@@ -34,6 +36,10 @@ typedef struct conn_limits {
     size_t max_outq_bytes;     /* queued output behind its head; over it: close (slow consumer) */
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's FIN (or Close); extended
                                 * while the peer keeps taking a large write */
+    bool no_io_uring;          /* IO_URING=off: one write syscall per connection, never a ring */
+    /* a seam for tests: every ring send goes through io_uring's worker threads, so that its
+     * completion comes after the submit (the path the kernel rarely takes on its own) */
+    bool ring_async;
 } conn_limits_t;
 
 #define CONN_DEFAULT_MAX_OUTQ_BYTES (4u << 20)
@@ -59,20 +65,28 @@ typedef struct conn_stats {
     uint64_t slow_consumers; /* closed for exceeding max_outq_bytes */
     uint64_t bytes_in;
     uint64_t bytes_out;
-    size_t live; /* accepted and not yet released, closing ones included */
+    size_t live;           /* accepted and not yet released, closing ones included */
+    bool io_uring;         /* writes go out in io_uring batches */
+    int io_uring_err;      /* else why: io_uring's setup error (0: turned off by no_io_uring) */
+    uint64_t ring_sends;   /* sends completed through the ring */
+    uint64_t ring_partial; /* of which the kernel took part or nothing: continued by uv_write */
+    uint64_t ring_late;    /* of which completed after their submit (reaped from the ring's fd) */
 } conn_stats_t;
 
 /*
  * Creates the per-worker context on `loop` (lim is copied; NULL: all defaults). Allocates the
- * shared 64 KiB read buffer. `stats` (borrowed, may be NULL) counts STATS_LIMIT_OUTPUT_BUFFER.
- * 0, -EINVAL, or a libuv error.
+ * shared 64 KiB read buffer and, unless lim->no_io_uring, an io_uring of 256 entries; when the
+ * kernel refuses one (ENOSYS, EPERM under seccomp or io_uring_disabled, ENOMEM) it writes with
+ * syscalls instead, and conn_ctx_stats says which (the caller logs it). `stats` (borrowed, may
+ * be NULL) counts STATS_LIMIT_OUTPUT_BUFFER. 0, -EINVAL, or a libuv error.
  */
 int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim,
                  stats_worker_t *stats);
 /*
  * Closes any connection still open (their close callbacks run), then the context's own
- * handles; the memory is released from close callbacks, so the loop must run again before
- * uv_loop_close(). NULL is a no-op. Call it once; the context must not be used afterwards.
+ * handles; the memory is released from close callbacks (a connection with a ring send in flight
+ * once its completion is reaped), so the loop must run again before uv_loop_close(). NULL is a
+ * no-op. Call it once; the context must not be used afterwards.
  */
 void conn_ctx_free(conn_ctx_t *ctx);
 void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out);
