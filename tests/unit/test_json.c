@@ -569,9 +569,43 @@ static void test_decoded_max(void **state)
     assert_int_equal(json_decoded_max("\"\\ud83d\\ude00\"", 14), 14);
 }
 
+/* String literals are scanned 8 bytes at a time: a quote, a backslash or a control character
+ * must be found at every offset of a word, and in the bytes after the last whole word. */
+static void test_string_scan_at_every_offset(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < 24; k++) {
+        char in[64];
+        size_t n;
+        memset(in, 'a', sizeof(in));
+        in[0] = '"';
+        in[1 + k] = '"'; /* the literal ends after k plain bytes */
+        n = 2 + k;
+        assert_int_equal(json_value_end(in, sizeof(in), 0), n);
+        assert_int_equal(json_validate(in, n), 0);
+        in[1 + k] = '\\'; /* an escaped quote at k, then the end */
+        in[2 + k] = '"';
+        in[3 + k] = '"';
+        assert_int_equal(json_value_end(in, sizeof(in), 0), 4 + k);
+        in[2 + k] = 'q'; /* an invalid escape at k */
+        assert_int_not_equal(json_validate(in, 4 + k), 0);
+        in[1 + k] = 0x1f; /* a raw control character at k */
+        in[2 + k] = 'a';
+        in[3 + k] = '"';
+        assert_int_not_equal(json_validate(in, 4 + k), 0);
+        in[1 + k] = (char)0xc3; /* bytes >= 0x80 are plain: "...é..." */
+        in[2 + k] = (char)0xa9;
+        assert_int_equal(json_value_end(in, sizeof(in), 0), 4 + k);
+        assert_int_equal(json_validate(in, 4 + k), 0);
+        in[3 + k] = 'a'; /* unterminated */
+        assert_int_not_equal(json_validate(in, 4 + k), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_string_scan_at_every_offset),
         cmocka_unit_test(test_write_utf8),       cmocka_unit_test(test_validate_accepts),
         cmocka_unit_test(test_validate_rejects), cmocka_unit_test(test_validate_depth),
         cmocka_unit_test(test_type_of),          cmocka_unit_test(test_minify),
