@@ -832,10 +832,29 @@ size_t json_decoded_max(const char *in, size_t len)
     return n;
 }
 
+/* A literal of at most 15 digits with no fraction or exponent is exact in a double: computed
+ * here without strtod (entry payloads are mostly ids and counts). -1 for any other literal. */
+static int small_integer(const char *lit, size_t len, double *out)
+{
+    size_t i = lit[0] == '-';
+    if (len - i > 15)
+        return -1;
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (!is_digit(lit[i]))
+            return -1;
+        v = v * 10 + (uint64_t)(lit[i] - '0');
+    }
+    *out = lit[0] == '-' ? -(double)v : (double)v; /* "-0" is -0, as JSON.parse reads it */
+    return 0;
+}
+
 int json_number_parse(const char *lit, size_t len, double *out)
 {
     if (len == 0 || number_end(lit, len, 0) != len)
         return -EINVAL;
+    if (small_integer(lit, len, out) == 0)
+        return 0;
     char small[65], *s = small;
     if (len >= sizeof small)
         s = xmalloc(len + 1);

@@ -415,6 +415,37 @@ static void test_number_parse(void **state)
     assert_int_equal(json_number_parse("", 0, &v), -EINVAL);
 }
 
+/* Integer literals (read without strtod up to 15 digits) give exactly what strtod gives, at
+ * every length, signed or not, past 2^53 included (rounded there, as JSON.parse does). */
+static void test_number_parse_integers(void **state)
+{
+    (void)state;
+    char lit[32];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int digits = 1; digits <= 20; digits++) {
+        for (int k = 0; k < 50; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            size_t n = 0;
+            if (k & 1)
+                lit[n++] = '-';
+            lit[n++] = (char)('1' + (x >> 60) % 9); /* no leading zero */
+            for (int d = 1; d < digits; d++)
+                lit[n++] = (char)('0' + (x >> (d % 50)) % 10);
+            lit[n] = '\0';
+            double v;
+            assert_int_equal(json_number_parse(lit, n, &v), 0);
+            assert_true(v == strtod(lit, NULL));
+        }
+    }
+    double v;
+    assert_int_equal(json_number_parse("9007199254740993", 16, &v), 0); /* 2^53 + 1 */
+    assert_true(v == 9007199254740992.0);
+    assert_int_equal(json_number_parse("-7", 2, &v), 0);
+    assert_true(v == -7);
+    assert_int_equal(json_number_parse("0", 1, &v), 0);
+    assert_true(v == 0 && !signbit(v));
+}
+
 static void test_walkers(void **state)
 {
     (void)state;
@@ -606,6 +637,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_string_scan_at_every_offset),
+        cmocka_unit_test(test_number_parse_integers),
         cmocka_unit_test(test_write_utf8),       cmocka_unit_test(test_validate_accepts),
         cmocka_unit_test(test_validate_rejects), cmocka_unit_test(test_validate_depth),
         cmocka_unit_test(test_type_of),          cmocka_unit_test(test_minify),
