@@ -636,8 +636,6 @@ static void test_string_scan_at_every_offset(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_string_scan_at_every_offset),
-        cmocka_unit_test(test_number_parse_integers),
         cmocka_unit_test(test_write_utf8),       cmocka_unit_test(test_validate_accepts),
         cmocka_unit_test(test_validate_rejects), cmocka_unit_test(test_validate_depth),
         cmocka_unit_test(test_type_of),          cmocka_unit_test(test_minify),
@@ -646,7 +644,8 @@ int main(void)
         cmocka_unit_test(test_string_decode),    cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_number_parse),     cmocka_unit_test(test_walkers),
         cmocka_unit_test(test_keys_order),       cmocka_unit_test(test_object_get),
-        cmocka_unit_test(test_decoded_max),
+        cmocka_unit_test(test_decoded_max),      cmocka_unit_test(test_number_parse_integers),
+        cmocka_unit_test(test_string_scan_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
