@@ -39,20 +39,36 @@ strmap_t *strmap_new(void)
     return m;
 }
 
-void strmap_free(strmap_t *m)
+/* Unlinks and frees every node, passing each value to free_value unless it is NULL. */
+static void drop_all(strmap_t *m, void (*free_value)(void *))
 {
-    if (!m)
-        return;
     for (size_t i = 0; i < m->nslots; i++) {
         node_t *n = m->slots[i];
+        m->slots[i] = NULL;
         while (n) {
             node_t *next = n->next;
+            if (free_value)
+                free_value(n->value);
             free(n);
             n = next;
         }
     }
+    m->size = 0;
+}
+
+void strmap_free(strmap_t *m)
+{
+    if (!m)
+        return;
+    drop_all(m, NULL);
     free(m->slots);
     free(m);
+}
+
+void strmap_free_values(strmap_t *m, void (*free_value)(void *))
+{
+    if (m)
+        drop_all(m, free_value ? free_value : free);
 }
 
 static node_t **find(const strmap_t *m, const char *key, size_t len, uint64_t h)

@@ -1,7 +1,8 @@
 /*
  * strmap: a map from byte-string keys to caller pointers (chained hashing, FNV-1a, doubling).
- * The map owns copies of the keys, never the values. Used for the master's stream registry and
- * the worker's stream table; lookups do not allocate.
+ * The map owns copies of the keys, never the values: the caller frees those, either one by one or
+ * all at once with strmap_free_values(). Used for the master's stream registry and the worker's
+ * stream table; lookups do not allocate.
  */
 #ifndef STREAMIO_COMMON_STRMAP_H
 #define STREAMIO_COMMON_STRMAP_H
@@ -15,6 +16,9 @@ typedef struct strmap strmap_t;
 strmap_t *strmap_new(void);
 /* Frees the map and its key copies; values are the caller's. NULL is a no-op. */
 void strmap_free(strmap_t *m);
+/* Frees every value with free_value (free() when NULL) and removes every entry; the map stays
+ * usable. For maps whose values the caller owns one allocation each. NULL is a no-op. */
+void strmap_free_values(strmap_t *m, void (*free_value)(void *value));
 /* Inserts or replaces. */
 void strmap_put(strmap_t *m, const char *key, size_t len, void *value);
 /* The value, or NULL when absent. */

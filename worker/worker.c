@@ -799,9 +799,10 @@ static int clients_setup(worker_t *w)
         .per_message_deflate = cfg->per_message_deflate,
     };
     /* sids name this server too: another server relays a request for one of them here */
-    snprintf(lim.relay_tag, sizeof(lim.relay_tag), "%.*s", RELAY_HELLO_TAG_LEN, w->args->server_id);
+    char relay_tag[RELAY_HELLO_TAG_LEN + 1];
+    snprintf(relay_tag, sizeof(relay_tag), "%.*s", RELAY_HELLO_TAG_LEN, w->args->server_id);
     w->router = router_new();
-    int rc = http_server_new(&w->http, &w->loop, &lim, w->router, w->stats);
+    int rc = http_server_new(&w->http, &w->loop, &lim, relay_tag, w->router, w->stats);
     if (rc)
         return rc;
     w->cors = cors_new(cfg->cors_origins);

@@ -852,14 +852,6 @@ void redis_client_count_reconnects(redis_client_t *c, _Atomic uint64_t *counter)
     }
 }
 
-static void free_sub(const char *key, size_t len, void *value, void *arg)
-{
-    (void)key;
-    (void)len;
-    (void)arg;
-    free(value);
-}
-
 void redis_client_close(redis_client_t *c, void (*done)(void *arg), void *arg)
 {
     if (c->closing)
@@ -875,6 +867,6 @@ void redis_client_close(redis_client_t *c, void (*done)(void *arg), void *arg)
     }
     while (c->nodes)
         drop_node(c, c->nodes);
-    strmap_foreach(c->subs, free_sub, NULL);
+    strmap_free_values(c->subs, NULL);
     uv_close((uv_handle_t *)&c->tick, on_tick_closed);
 }

@@ -41,20 +41,11 @@ pools_t *pools_new(uint32_t pool_size, uint32_t max_pools, uint32_t nslots)
     return p;
 }
 
-static void free_rec(const char *key, size_t len, void *value, void *arg)
-{
-    (void)key;
-    (void)len;
-    (void)arg;
-    free(value);
-}
-
 void pools_free(pools_t *p)
 {
     if (!p)
         return;
-    if (p->streams)
-        strmap_foreach(p->streams, free_rec, NULL);
+    strmap_free_values(p->streams, NULL);
     strmap_free(p->streams);
     free(p->pools);
     free(p->slot_load);

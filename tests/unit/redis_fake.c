@@ -14,6 +14,8 @@ struct fake_conn {
     bool closed;
     void *data;
     long long id;
+    char name[32];   /* CLIENT SETNAME */
+    bool subscribed; /* answered a subscription by fake_pubsub */
 };
 
 struct fake {
@@ -285,8 +287,10 @@ static bool is(const char *a, const char *b)
 bool fake_handshake(fake_conn_t *fc, int argc, char **argv)
 {
     char buf[64];
-    if (is(argv[0], "AUTH") || is(argv[0], "SELECT") || is(argv[0], "ASKING") ||
-        (argc == 3 && is(argv[0], "CLIENT") && is(argv[1], "SETNAME"))) {
+    if (argc == 3 && is(argv[0], "CLIENT") && is(argv[1], "SETNAME")) {
+        snprintf(fc->name, sizeof(fc->name), "%s", argv[2]);
+        fake_send(fc, "+OK\r\n");
+    } else if (is(argv[0], "AUTH") || is(argv[0], "SELECT") || is(argv[0], "ASKING")) {
         fake_send(fc, "+OK\r\n");
     } else if (argc == 2 && is(argv[0], "CLIENT") && is(argv[1], "ID")) {
         snprintf(buf, sizeof(buf), ":%lld\r\n", 1000 + fc->id);
@@ -299,6 +303,40 @@ bool fake_handshake(fake_conn_t *fc, int argc, char **argv)
         return false;
     }
     return true;
+}
+
+bool fake_pubsub(fake_conn_t *fc, int argc, char **argv)
+{
+    if (fake_handshake(fc, argc, argv))
+        return true;
+    if (argc != 2)
+        return false;
+    if (is(argv[0], "SUBSCRIBE") || is(argv[0], "PSUBSCRIBE") || is(argv[0], "SSUBSCRIBE")) {
+        fc->subscribed = true;
+        char word[16];
+        snprintf(word, sizeof(word), "%s", argv[0]);
+        for (char *p = word; *p; p++)
+            *p = (char)(*p | 0x20); /* Redis confirms in lower case */
+        fake_sub_confirm(fc, word, argv[1], 1);
+    } else if (is(argv[0], "SUNSUBSCRIBE")) {
+        fake_sub_confirm(fc, "sunsubscribe", argv[1], 0);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+size_t fake_named(const fake_t *f, const char *name, bool subscribed, fake_conn_t **found)
+{
+    size_t n = 0;
+    *found = NULL;
+    for (fake_conn_t *fc = fake_first(f); fc; fc = fake_next(fc)) {
+        if (strcmp(fc->name, name) == 0 && fc->subscribed == subscribed) {
+            *found = fc;
+            n++;
+        }
+    }
+    return n;
 }
 
 typedef struct guard {

@@ -57,9 +57,16 @@ typedef struct fake_replies {
 } fake_replies_t;
 void fake_on_reply(const redisReply *r, void *arg);
 
-/* Answers AUTH, SELECT, CLIENT SETNAME, CLIENT ID, ROLE (master), PING, ASKING like Redis does.
- * True when the command was one of those. */
+/* Answers AUTH, SELECT, CLIENT SETNAME, CLIENT ID, ROLE (master), PING, ASKING like Redis does,
+ * and remembers the connection's CLIENT SETNAME. True when the command was one of those. */
 bool fake_handshake(fake_conn_t *fc, int argc, char **argv);
+/* fake_handshake, plus a pub/sub Redis: confirms SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE (count 1,
+ * marking the connection subscribed) and SUNSUBSCRIBE (count 0). True when it answered. */
+bool fake_pubsub(fake_conn_t *fc, int argc, char **argv);
+/* How many open connections were named `name` (CLIENT SETNAME) and subscribed (or not, as
+ * `subscribed` says); *found is one of them (NULL when none). Tells a client's pub/sub connection
+ * from its command connection. */
+size_t fake_named(const fake_t *f, const char *name, bool subscribed, fake_conn_t **found);
 
 /* Runs the loop until cond(arg) is true or ms elapsed; returns cond's last value. */
 bool fake_run_until(uv_loop_t *loop, bool (*cond)(void *arg), void *arg, unsigned ms);

@@ -12,7 +12,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <cmocka.h>
 
@@ -458,63 +457,20 @@ static void test_sharded_relay(void **state)
 
 /* ---- against a scripted Redis ---- */
 
-/* Which client a connection of the scripted Redis belongs to, and whether it subscribed. */
-typedef struct conn_role {
-    char name[32];
-    bool subscribed;
-} conn_role_t;
-
-static conn_role_t *role_of(fake_conn_t *fc)
-{
-    void **d = fake_conn_data(fc);
-    if (!*d)
-        *d = calloc(1, sizeof(conn_role_t));
-    assert_non_null(*d);
-    return *d;
-}
-
 /* The adapter's connections: subscriptions confirmed, PUBLISH counted by nobody. */
 static void on_redis_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *arg)
 {
     (void)lens;
     (void)arg;
-    conn_role_t *r = role_of(fc);
-    if (argc == 3 && strcasecmp(argv[0], "CLIENT") == 0 && strcasecmp(argv[1], "SETNAME") == 0)
-        snprintf(r->name, sizeof(r->name), "%s", argv[2]);
-    if (fake_handshake(fc, argc, argv))
-        return;
-    if (argc == 2 &&
-        (strcasecmp(argv[0], "PSUBSCRIBE") == 0 || strcasecmp(argv[0], "SUBSCRIBE") == 0)) {
-        r->subscribed = true;
-        fake_sub_confirm(fc, argv[0][0] == 'P' || argv[0][0] == 'p' ? "psubscribe" : "subscribe",
-                         argv[1], 1);
-        return;
-    }
-    if (argc == 2 && strcasecmp(argv[0], "SSUBSCRIBE") == 0) {
-        r->subscribed = true;
-        fake_sub_confirm(fc, "ssubscribe", argv[1], 1);
-        return;
-    }
-    if (argc == 2 && strcasecmp(argv[0], "SUNSUBSCRIBE") == 0) {
-        fake_sub_confirm(fc, "sunsubscribe", argv[1], 0);
-        return;
-    }
-    fake_send(fc, ":0\r\n");
+    if (!fake_pubsub(fc, argc, argv))
+        fake_send(fc, ":0\r\n");
 }
 
 /* The connection of the adapter's subscribing client that subscribed (or did not). */
 static fake_conn_t *adapter_conn(env_t *e, bool subscribed)
 {
-    fake_conn_t *found = NULL;
-    size_t n = 0;
-    for (fake_conn_t *fc = fake_first(e->srv); fc; fc = fake_next(fc)) {
-        conn_role_t *r = role_of(fc);
-        if (strcmp(r->name, "adapter") == 0 && r->subscribed == subscribed) {
-            found = fc;
-            n++;
-        }
-    }
-    assert_int_equal(n, 1);
+    fake_conn_t *found;
+    assert_int_equal(fake_named(e->srv, "adapter", subscribed, &found), 1);
     return found;
 }
 

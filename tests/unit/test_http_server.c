@@ -321,6 +321,8 @@ static client_t *ws_connect(fixture_t *f, int i)
 
 /* ==== Fixture ==== */
 
+#define TAG "AbCd" /* the server's relay tag */
+
 static int setup(void **state)
 {
     const http_limits_t *lim = *state;
@@ -341,7 +343,7 @@ static int setup(void **state)
     f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     f->router = router_new();
     router_add(f->router, "/", on_request, f); /* every path */
-    assert_int_equal(http_server_new(&f->hs, &f->loop, lim, f->router, &f->stats), 0);
+    assert_int_equal(http_server_new(&f->hs, &f->loop, lim, TAG, f->router, &f->stats), 0);
     for (int i = 0; i < MAX_TEXTS; i++)
         buf_init(&f->texts[i]);
     buf_init(&f->bin);
@@ -1302,15 +1304,20 @@ static void test_oversize_fragmented_across_reads(void **state)
 }
 
 /* Another server relaying here opens with a hello naming this server: answered, then HTTP; a
- * hello naming another server is closed unanswered; plain HTTP is untouched. */
+ * hello naming another server is closed unanswered; plain HTTP is untouched. A server needs a
+ * tag of RELAY_HELLO_TAG_LEN characters. */
 #define CLOSE_GET "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n"
 
 static void test_relay_hello(void **state)
 {
     fixture_t *f = *state;
+    http_server_t *bad = NULL;
+    assert_int_equal(http_server_new(&bad, &f->loop, NULL, "AbC", f->router, NULL), -EINVAL);
+    assert_int_equal(http_server_new(&bad, &f->loop, NULL, "AbCdE", f->router, NULL), -EINVAL);
+    assert_null(bad);
     char hello[RELAY_HELLO_LEN], want[RELAY_ANSWER_LEN];
-    relay_hello_build(hello, "AbCd", "0123456789abcdef");
-    relay_answer_build(want, "AbCd", "0123456789abcdef");
+    relay_hello_build(hello, TAG, "0123456789abcdef");
+    relay_answer_build(want, TAG, "0123456789abcdef");
     client_t *cl = cl_connect(f, 0);
     cl_send(cl, hello, sizeof(hello));
     RUN_UNTIL(f, cl->in.len >= sizeof(want));
@@ -1337,7 +1344,6 @@ static void test_relay_hello(void **state)
 }
 
 static const http_limits_t lim_default = {0};
-static const http_limits_t lim_relay = {.relay_tag = "AbCd"};
 static const http_limits_t lim_small_body = {.max_body = 8};
 static const http_limits_t lim_small_msg = {.max_ws_message = 16};
 static const http_limits_t lim_close = {.close_timeout_ms = 200};
@@ -1386,7 +1392,7 @@ int main(void)
         T(test_ws_context_lazy, lim_default),
         T(test_ws_split_every_offset, lim_default),
         T(test_oversize_fragmented_across_reads, lim_small_msg),
-        T(test_relay_hello, lim_relay),
+        T(test_relay_hello, lim_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

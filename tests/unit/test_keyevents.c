@@ -129,37 +129,15 @@ typedef struct ke_env {
     int ups, downs;
 } ke_env_t;
 
-typedef struct ke_conn {
-    char name[32];
-    bool subscribed;
-} ke_conn_t;
-
-static ke_conn_t *ke_conn(fake_conn_t *fc)
-{
-    void **d = fake_conn_data(fc);
-    if (!*d)
-        *d = calloc(1, sizeof(ke_conn_t));
-    assert_non_null(*d);
-    return *d;
-}
-
 /* A Redis that publishes the events already (nothing to SET) and confirms subscriptions. */
 static void ke_redis(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *arg)
 {
     (void)lens;
     (void)arg;
-    ke_conn_t *r = ke_conn(fc);
-    if (argc == 3 && strcasecmp(argv[0], "CLIENT") == 0 && strcasecmp(argv[1], "SETNAME") == 0)
-        snprintf(r->name, sizeof(r->name), "%s", argv[2]);
-    if (fake_handshake(fc, argc, argv))
+    if (fake_pubsub(fc, argc, argv))
         return;
     if (argc == 3 && strcasecmp(argv[0], "CONFIG") == 0) {
         fake_send(fc, "*2\r\n$22\r\nnotify-keyspace-events\r\n$3\r\nEgt\r\n");
-        return;
-    }
-    if (argc == 2 && strcasecmp(argv[0], "SUBSCRIBE") == 0) {
-        r->subscribed = true;
-        fake_sub_confirm(fc, "subscribe", argv[1], 1);
         return;
     }
     fake_send(fc, ":0\r\n");
@@ -181,13 +159,8 @@ static const char *ke_getenv(const char *name, void *arg)
 
 static fake_conn_t *ke_find(ke_env_t *e, bool subscribed)
 {
-    fake_conn_t *found = NULL;
-    for (fake_conn_t *fc = fake_first(e->srv); fc; fc = fake_next(fc)) {
-        ke_conn_t *r = ke_conn(fc);
-        if (strcmp(r->name, "keyevents") == 0 && r->subscribed == subscribed)
-            found = fc;
-    }
-    assert_non_null(found);
+    fake_conn_t *found;
+    assert_true(fake_named(e->srv, "keyevents", subscribed, &found) > 0);
     return found;
 }
 

@@ -1481,6 +1481,27 @@ static void add_polled(fake_t *f, const char *name, const char *id)
     answer(f, "reader svc", read_one(name, id));
 }
 
+/* s1, polled with an entry, is taken by lane "reader 0" once that is up: its group is created
+ * and its history read is in flight. */
+static void s1_history_asked(fake_t *f)
+{
+    add_polled(f, "s1", "1-0");
+    set_up(f, "reader 0", true);
+    advance(f, 300);
+    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
+    answer(f, "reader 0", rstatus("OK"));
+}
+
+/* ... and its history and new entries come back empty: s1 is active, nothing in flight. */
+static void s1_read_up(fake_t *f)
+{
+    s1_history_asked(f);
+    answer(f, "reader 0", read_none("s1"));
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
+    answer(f, "reader 0", rnil());
+}
+
 static void test_event_mode_reads_only_what_events_announce(void **state)
 {
     (void)state;
@@ -1539,12 +1560,7 @@ static void test_event_mode_coalesces_events_of_a_busy_lane(void **state)
     (void)state;
     static const char *const env[] = {"BATCH_DELAY", "10", NULL};
     fake_t *f = events_fake(env);
-    add_polled(f, "s1", "1-0");
-    set_up(f, "reader 0", true);
-    advance(f, 300);
-    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
-    answer(f, "reader 0", rstatus("OK"));
+    s1_history_asked(f);
     advance(f, 100);
     add_polled(f, "s2", "1-0");
     assert_string_equal(next(f), "(none)"); /* one read in flight per lane */
@@ -1795,6 +1811,15 @@ static void test_event_mode_cluster_catchup_polls_one_read_per_slot(void **state
     fake_free(f);
 }
 
+/* svc is lost (its replies due come NULL) and back: the flags are asked again, a service turn. */
+static void svc_lost_and_back(fake_t *f)
+{
+    set_up(f, "reader svc", false);
+    set_up(f, "reader svc", true);
+    events_config(f, "KEA");
+    advance(f, 100);
+}
+
 /* A catch-up poll lost with the service connection is sent again once it is back: the stream it
  * named may hold an entry that no later event announces. */
 static void test_event_mode_catchup_lost_with_svc_is_sent_again(void **state)
@@ -1803,13 +1828,31 @@ static void test_event_mode_catchup_lost_with_svc_is_sent_again(void **state)
     fake_t *f = events_fake(NULL);
     reader_add(f->r, 0, "a0", 2);
     assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 0-0");
-    set_up(f, "reader svc", false); /* its reply never comes */
-    set_up(f, "reader svc", true);
-    events_config(f, "KEA");
-    advance(f, 100);
+    svc_lost_and_back(f); /* its reply never comes */
     assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 0-0");
     answer(f, "reader svc", ra(1, ra(2, rs("a0"), ra(1, entry("1-0", "e", "d")))));
     assert_int_equal(reader_parked(f->r), 0); /* found: read by its lane */
+    fake_free(f);
+}
+
+/* ... and only that one: a parked stream whose poll was answered before the loss holds. */
+static void test_event_mode_catchup_answered_is_not_sent_again(void **state)
+{
+    (void)state;
+    fake_t *f = events_fake(NULL);
+    reader_add(f->r, 0, "a0", 2);
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a0 0-0");
+    answer(f, "reader svc", rnil()); /* empty: parked */
+    reader_add(f->r, 0, "a1", 2);
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a1 0-0");
+    assert_int_equal(reader_parked(f->r), 2);
+    svc_lost_and_back(f); /* a1's reply never comes */
+    assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS a1 0-0");
+    assert_string_equal(next(f), "(none)");
+    answer(f, "reader svc", rnil());
+    advance(f, 1000);
+    assert_string_equal(next(f), "(none)");
+    assert_int_equal(reader_parked(f->r), 2);
     fake_free(f);
 }
 
@@ -1817,15 +1860,7 @@ static void test_event_mode_follows_the_subscription(void **state)
 {
     (void)state;
     fake_t *f = events_fake(NULL);
-    add_polled(f, "s1", "1-0");
-    set_up(f, "reader 0", true);
-    advance(f, 300);
-    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
-    answer(f, "reader 0", rstatus("OK"));
-    answer(f, "reader 0", read_none("s1"));
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
-    answer(f, "reader 0", rnil());
+    s1_read_up(f);
     assert_string_equal(next(f), "(none)");
     /* the subscription is lost: events may be missed, the lane blocks on its streams again */
     events_up(f, false);
@@ -1857,15 +1892,7 @@ static void test_event_mode_claims_slowly_and_never_polls(void **state)
     reader_add(f->r, 0, "q1", 2);
     assert_string_equal(next(f), "reader svc: XREAD COUNT 1 STREAMS q1 0-0");
     answer(f, "reader svc", rnil());
-    add_polled(f, "s1", "1-0");
-    set_up(f, "reader 0", true);
-    advance(f, 300);
-    assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
-    answer(f, "reader 0", rstatus("OK"));
-    answer(f, "reader 0", read_none("s1"));
-    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
-    answer(f, "reader 0", rnil());
+    s1_read_up(f);
     /* over the next 10 minutes: the parked stream is not polled again (its event wakes it), s1
      * is claimed from once per STREAM_CLAIM_IDLE_MS / 2 at most, not every turn; the
      * subscription is checked every 30 s */
@@ -2041,6 +2068,7 @@ int main(void)
         cmocka_unit_test(test_event_mode_cluster_pipelines_one_read_per_slot),
         cmocka_unit_test(test_event_mode_cluster_catchup_polls_one_read_per_slot),
         cmocka_unit_test(test_event_mode_catchup_lost_with_svc_is_sent_again),
+        cmocka_unit_test(test_event_mode_catchup_answered_is_not_sent_again),
         cmocka_unit_test(test_event_mode_follows_the_subscription),
         cmocka_unit_test(test_event_mode_claims_slowly_and_never_polls),
         cmocka_unit_test(test_oversized_entry_is_a_dead_letter),

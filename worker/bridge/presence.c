@@ -122,17 +122,16 @@ presence_t *presence_new(const bridge_redis_t *redis, const cfg_t *cfg, const ch
     return p;
 }
 
-static void free_room(const char *key, size_t len, void *value, void *arg)
+static void free_room(void *users)
 {
-    (void)key, (void)len, (void)arg;
-    strmap_free(value);
+    strmap_free(users);
 }
 
 void presence_free(presence_t *p)
 {
     if (!p)
         return;
-    strmap_foreach(p->rooms, free_room, NULL);
+    strmap_free_values(p->rooms, free_room);
     strmap_free(p->rooms);
     strmap_free(p->users);
     glob_list_free(p->event_rooms);

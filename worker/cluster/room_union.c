@@ -28,19 +28,11 @@ room_union_t *room_union_new(void)
     return u;
 }
 
-static void free_value(const char *key, size_t len, void *value, void *arg)
-{
-    (void)key;
-    (void)len;
-    (void)arg;
-    free(value);
-}
-
 void room_union_free(room_union_t *u)
 {
     if (!u)
         return;
-    strmap_foreach(u->rooms, free_value, NULL);
+    strmap_free_values(u->rooms, NULL);
     strmap_free(u->rooms);
     free(u);
 }

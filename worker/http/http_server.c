@@ -23,6 +23,7 @@ enum rq_phase { RQ_HEAD, RQ_BODY, RQ_IDLE, RQ_PHASES };
 
 struct http_server {
     http_limits_t lim;
+    char relay_tag[RELAY_HELLO_TAG_LEN + 1];
     uv_loop_t *loop;
     const router_t *router;
     stats_worker_t *limit_stats;
@@ -347,10 +348,8 @@ static void dispatch(http_conn_t *h)
 static bool take_relay_hello(http_conn_t *h, const char **p, size_t *n)
 {
     h->opened = true;
-    if (!h->hs->lim.relay_tag[0])
-        return true;
     char answer[RELAY_ANSWER_LEN];
-    int rc = relay_hello_parse(*p, *n, h->hs->lim.relay_tag, answer);
+    int rc = relay_hello_parse(*p, *n, h->hs->relay_tag, answer);
     if (rc < 0) {
         conn_close(h->c);
         return false;
@@ -435,11 +434,12 @@ static http_conn_t *conn_state_new(http_server_t *hs)
 }
 
 int http_server_new(http_server_t **out, uv_loop_t *loop, const http_limits_t *lim,
-                    const router_t *router, stats_worker_t *stats)
+                    const char *relay_tag, const router_t *router, stats_worker_t *stats)
 {
-    if (!out || !loop || !router)
+    if (!out || !loop || !router || !relay_tag || strlen(relay_tag) != RELAY_HELLO_TAG_LEN)
         return -EINVAL;
     http_server_t *hs = xcalloc(1, sizeof(*hs));
+    memcpy(hs->relay_tag, relay_tag, RELAY_HELLO_TAG_LEN + 1);
     if (lim)
         hs->lim = *lim;
     if (!hs->lim.max_header_bytes)

@@ -41,10 +41,6 @@ typedef struct http_limits {
     uint64_t close_timeout_ms; /* graceful close: wait for the peer's Close / FIN */
     /* accept RFC 7692 permessage-deflate offers (SOCKETIO_PER_MESSAGE_DEFLATE; see ws_deflate) */
     bool per_message_deflate;
-    /* this server's tag: a connection that opens with a relay hello naming it (another server
-     * relaying a request here, common/proto/relay_hello) gets the answer, then speaks HTTP; one
-     * naming another server is closed. Empty: no hello is recognised. */
-    char relay_tag[RELAY_HELLO_TAG_LEN + 1];
 } http_limits_t;
 
 /* Node's http server defaults (maxHeaderSize, maxHttpBufferSize, headersTimeout, requestTimeout,
@@ -63,12 +59,15 @@ typedef struct http_stats {
 } http_stats_t;
 
 /*
- * Creates the server on `loop`: lim copied (NULL: defaults), router borrowed (it must outlive the
- * server), stats borrowed (may be NULL) for the limit counters (header and body size and time,
- * WebSocket message size, output overflow). 0 or a libuv error.
+ * Creates the server on `loop`: lim copied (NULL: defaults); relay_tag copied, this server's tag
+ * (RELAY_HELLO_TAG_LEN characters): a connection that opens with a relay hello naming it (another
+ * server relaying a request here, common/proto/relay_hello) gets the answer, then speaks HTTP, one
+ * naming another server is closed; router borrowed (it must outlive the server), stats borrowed
+ * (may be NULL) for the limit counters (header and body size and time, WebSocket message size,
+ * output overflow). 0, -EINVAL (no router, or a tag of another length), or a libuv error.
  */
 int http_server_new(http_server_t **out, uv_loop_t *loop, const http_limits_t *lim,
-                    const router_t *router, stats_worker_t *stats);
+                    const char *relay_tag, const router_t *router, stats_worker_t *stats);
 /* Accepts one pending connection from the listening stream. 0 or a libuv error. */
 int http_server_accept(http_server_t *hs, uv_stream_t *server, conn_t **out);
 /*

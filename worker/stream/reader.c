@@ -170,9 +170,8 @@ struct reader {
     size_t ack_cap;
     reader_dlq_t *dlq; /* NULL without STREAM_DEAD_LETTER */
     /* event mode: on while the master forwards key events and Redis publishes them */
-    bool events_up;    /* the master's subscription is up (reader_events) */
-    bool events_ok;    /* notify-keyspace-events has E and t (CONFIG GET on svc) */
-    bool catchup_lost; /* svc was lost in event mode: its catch-up polls are to be sent again */
+    bool events_up; /* the master's subscription is up (reader_events) */
+    bool events_ok; /* notify-keyspace-events has E and t (CONFIG GET on svc) */
     bool evmode;
     uint64_t next_events_check;
     strmap_t *heard;         /* key events of unknown streams: read first once assigned */
@@ -1204,8 +1203,9 @@ static void on_wake(const redisReply *rep, void *arg)
 }
 
 /* XREAD COUNT 1 over pick[0..k), parked streams of one slot (a Cluster routes it by the first
- * to that slot's node, where it queues behind the other polls: one write per node). */
-static int send_wake(reader_t *r, rstream_t *const *pick, size_t k)
+ * to that slot's node, where it queues behind the other polls: one write per node); its reply
+ * goes to cb(arg), which passes it on to on_wake. */
+static int send_wake(reader_t *r, rstream_t *const *pick, size_t k, reader_reply_fn cb, void *arg)
 {
     bool from_start = r->evmode && !r->cfg->stream_retain;
     argv_reserve(&r->svc_argv, &r->svc_len, &r->svc_cap, 4 + 2 * k);
@@ -1227,7 +1227,7 @@ static int send_wake(reader_t *r, rstream_t *const *pick, size_t k)
         r->svc_argv[first + k + i] = s->last_id[0] && !from_start ? s->last_id : "0-0";
         r->svc_len[first + k + i] = strlen(r->svc_argv[first + k + i]);
     }
-    int rc = send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], on_wake, r,
+    int rc = send_cmd(r, r->svc, r->svc_argv[first], r->svc_len[first], cb, arg,
                       (int)(first + 2 * k), r->svc_argv, r->svc_len);
     if (rc == 0)
         r->svc_inflight++;
@@ -1254,7 +1254,7 @@ static size_t send_wakes(reader_t *r, size_t budget)
             pick[k++] = s;
             r->wake_pos++;
         }
-        if (send_wake(r, pick, k))
+        if (send_wake(r, pick, k, on_wake, r))
             break;
         budget -= k;
         sent += k;
@@ -1430,6 +1430,49 @@ static int by_slot_desc(const void *a, const void *b)
     return c ? -c : x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
 }
 
+/* A catch-up poll in flight: the streams it names, by name (one may be removed meanwhile). */
+typedef struct catchup {
+    reader_t *r;
+    size_t n;
+    size_t lens[WAKE_PER_READ];
+    char names[]; /* n names back to back */
+} catchup_t;
+
+static catchup_t *catchup_new(reader_t *r, rstream_t *const *pick, size_t k)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < k; i++)
+        bytes += pick[i]->len;
+    catchup_t *c = xmalloc(sizeof(*c) + bytes);
+    c->r = r;
+    c->n = k;
+    char *p = c->names;
+    for (size_t i = 0; i < k; i++) {
+        c->lens[i] = pick[i]->len;
+        memcpy(p, pick[i]->name, pick[i]->len);
+        p += pick[i]->len;
+    }
+    return c;
+}
+
+/* A catch-up poll's reply. Lost with its connection (NULL), its streams are due again: an entry
+ * of one would otherwise wait for its next event. Only those: the polls already answered hold. */
+static void on_catchup(const redisReply *rep, void *arg)
+{
+    catchup_t *c = arg;
+    reader_t *r = c->r;
+    if (!rep && !r->stopping) {
+        const char *p = c->names;
+        for (size_t i = 0; i < c->n; p += c->lens[i++]) {
+            rstream_t *s = strmap_get(r->streams, p, c->lens[i]);
+            if (s && s->state == RS_PARKED)
+                due_push(r, s);
+        }
+    }
+    free(c);
+    on_wake(rep, r);
+}
+
 /*
  * Event mode: parked streams are polled only to catch up (after a (re)subscription, and new
  * streams once), a turn after the other as fast as Redis answers. On a Cluster the due list is
@@ -1455,7 +1498,9 @@ static void catchup_turn(reader_t *r)
             pick[k++] = v->v[v->n - 1];
             due_drop(r, pick[k - 1]);
         }
-        if (send_wake(r, pick, k)) {
+        catchup_t *c = catchup_new(r, pick, k);
+        if (send_wake(r, pick, k, on_catchup, c)) {
+            free(c);
             while (k)
                 due_push(r, pick[--k]); /* svc is down: polled once it is back */
             return;
@@ -1533,15 +1578,7 @@ static void on_svc_state(reader_conn_t *conn, bool connected, void *arg)
     reader_t *r = arg;
     if (!connected) {
         r->svc_inflight = 0; /* their callbacks ran with NULL replies, or will not run */
-        /* catch-up polls in flight went with it: which ones is not known, so every parked
-         * stream is polled again once svc is back (an entry of one would wait for its next
-         * event otherwise) */
-        r->catchup_lost = r->catchup_lost || r->evmode;
     } else {
-        if (r->catchup_lost && r->evmode)
-            for (size_t i = 0; i < r->parked.n; i++)
-                due_push(r, r->parked.v[i]);
-        r->catchup_lost = false;
         r->next_events_check = 0;
         svc_run(r);
     }
@@ -1707,14 +1744,6 @@ void reader_remove_pool(reader_t *r, uint32_t pool)
 
 /* ---- fences: nothing in flight for removed streams ---- */
 
-static void free_gone(const char *key, size_t len, void *value, void *arg)
-{
-    (void)key;
-    (void)len;
-    (void)arg;
-    free(value);
-}
-
 /* s is removed: its lane and slot are fenced next time (one stream stands for each pair). Only
  * with an adapter: ownership handovers are what fences serve (master/discovery/ownership.h). */
 static void gone_note(reader_t *r, const rstream_t *s)
@@ -1737,7 +1766,7 @@ static void fence_round(fence_t *f);
 static void fence_finish(fence_t *f)
 {
     reader_t *r = f->r;
-    strmap_foreach(f->gone, free_gone, NULL);
+    strmap_free_values(f->gone, NULL);
     strmap_free(f->gone);
     r->fence = NULL;
     f->done(f->arg, f->seq);
@@ -1843,14 +1872,6 @@ int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t str
     return send_cmd(r, conn, stream, stream_len, NULL, NULL, argc, argv, lens);
 }
 
-static void free_stream(const char *key, size_t len, void *value, void *arg)
-{
-    (void)key;
-    (void)len;
-    (void)arg;
-    free(value);
-}
-
 static void handle_closed(void *arg)
 {
     reader_t *r = arg;
@@ -1858,10 +1879,10 @@ static void handle_closed(void *arg)
         return;
     void (*done)(void *) = r->done;
     void *done_arg = r->done_arg;
-    strmap_foreach(r->streams, free_stream, NULL);
+    strmap_free_values(r->streams, NULL);
     strmap_free(r->streams);
     strmap_free(r->heard);
-    strmap_foreach(r->gone, free_gone, NULL);
+    strmap_free_values(r->gone, NULL);
     strmap_free(r->gone);
     for (size_t i = 0; i < r->nlanes; i++) {
         free(r->lanes[i].hot.v);
