@@ -125,8 +125,7 @@ for (const scen of ['adapter', 'adapter-2000']) {
     if (aoff && aoff.redis_in_bytes_per_entry !== undefined && r.redis_in_bytes_per_entry !== undefined) {
       out.push(`${scen} Redis bytes per broadcast (${r.label}): +${(r.redis_in_bytes_per_entry
         - aoff.redis_in_bytes_per_entry).toFixed(0)} read, +${(r.redis_out_bytes_per_entry
-        - aoff.redis_out_bytes_per_entry).toFixed(0)} written (${r.label.endsWith('-sharded')
-        ? `to each of the ${r.workers} workers holding the room` : 'to the one subscriber of the server'})`);
+        - aoff.redis_out_bytes_per_entry).toFixed(0)} written (to the one subscriber of the server)`);
     }
   }
 }

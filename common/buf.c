@@ -27,7 +27,8 @@ void buf_reset(buf_t *b)
         b->data[0] = '\0';
 }
 
-void buf_reserve(buf_t *b, size_t extra)
+/* buf_reserve's slow path: the first allocation, or doubling until `extra` + 1 more bytes fit. */
+void buf_grow(buf_t *b, size_t extra)
 {
     if (extra > ((size_t)-1) / 2 - b->len)
         xalloc_die(extra);
@@ -39,25 +40,6 @@ void buf_reserve(buf_t *b, size_t extra)
         cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
-}
-
-void buf_append(buf_t *b, const void *p, size_t n)
-{
-    buf_reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void buf_puts(buf_t *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
-}
-
-void buf_putc(buf_t *b, char c)
-{
-    buf_append(b, &c, 1);
 }
 
 void buf_vprintf(buf_t *b, const char *fmt, va_list ap)

@@ -115,8 +115,9 @@ size_t json_decoded_max(const char *in, size_t len);
 
 /*
  * lit = the text of a JSON number (a span from validated text). *out = the double JSON.parse gives
- * (correctly rounded; overflow gives +-Infinity). Returns 0 or -EINVAL. Relies on strtod, so the
- * process must keep the "C" LC_NUMERIC locale. Allocates only for numbers longer than 64 bytes.
+ * (correctly rounded; overflow gives +-Infinity). Returns 0 or -EINVAL. Integers of up to 15
+ * digits are read directly; the rest relies on strtod, so the process must keep the "C"
+ * LC_NUMERIC locale. Allocates only for numbers longer than 64 bytes.
  */
 int json_number_parse(const char *lit, size_t len, double *out);
 

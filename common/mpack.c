@@ -517,6 +517,11 @@ int mpack_from_json(buf_t *out, const char *json, size_t len)
 {
     if (json_validate(json, len))
         return -EINVAL;
+    return mpack_from_valid_json(out, json, len);
+}
+
+int mpack_from_valid_json(buf_t *out, const char *json, size_t len)
+{
     jconv_t j = {.in = json, .len = len};
     size_t mark = out->len, end;
     conv_init(&j.c, out);

@@ -106,6 +106,9 @@ int mpack_skip(mpack_reader_t *r);
  * and for numbers longer than 64 characters.
  */
 int mpack_from_json(buf_t *out, const char *json, size_t len);
+/* The same for text the caller already passed through json_validate (accepted): not checked
+ * again (the validation is what bounds the conversion's recursion). */
+int mpack_from_valid_json(buf_t *out, const char *json, size_t len);
 
 /*
  * Converts one msgpack value at p[0..len) into the compact JSON that JSON.stringify prints for

@@ -31,7 +31,9 @@
 #
 # adapter, adapter-2000: 2 workers, fan-out at full speed or paced at 2000 entries/s, streamio with
 # SOCKETIO_REDIS_ADAPTER false, true and sharded against Node's cluster (which needs the adapter):
-# the adapter's cost per delivery.
+# the adapter's cost per delivery. The full-speed one sends BENCH_ADAPTER_N entries (quick 200,000,
+# full 400,000: 2 and 4 million deliveries, several seconds each, so CPU per delivery is stable;
+# Node, ~25x slower per delivery, a tenth of them).
 # deflate: 1,000 clients in 100 rooms, entries with a 4 KB JSON data field at 500/s (issue 16 §5),
 # every client offering permessage-deflate as npm ws does: streamio with
 # SOCKETIO_PER_MESSAGE_DEFLATE=true (one compressed frame per entry, shared) and without it, Node
@@ -403,10 +405,12 @@ run_soak() {
     cp "$WORK/server.log" "$OUT/$scen-$label.server.log"
 }
 
+# ADAPTER_N: the full-speed adapter scenario's entries, enough for a fan-out of several seconds
+# (~0.5 M deliveries/s here), so CPU per delivery is not swamped by the start and the end
 if [ "$QUICK" = 1 ]; then
-    PACED=6000 IDLE=500 CONN_PAR=256 DEFLATE_N=2000
+    PACED=6000 IDLE=500 CONN_PAR=256 DEFLATE_N=2000 ADAPTER_N=${BENCH_ADAPTER_N:-200000}
 else
-    PACED=20000 IDLE=3000 CONN_PAR=512 DEFLATE_N=10000
+    PACED=20000 IDLE=3000 CONN_PAR=512 DEFLATE_N=10000 ADAPTER_N=${BENCH_ADAPTER_N:-400000}
 fi
 prod() { echo "$TOOLS/producer --port $REDIS_PORT $*"; }
 
@@ -458,13 +462,15 @@ for scen in $SCENARIOS; do
             # as possible (adapter) or paced (adapter-2000)
             local_modes=(false)
             [ "$srv" != node ] && local_modes=(false true sharded)
-            rate=0 n=20000
+            # Node spends ~25x more per delivery: a tenth of the entries lasts as long
+            rate=0 n=$ADAPTER_N
+            [ "$srv" = node ] && n=$((ADAPTER_N / 10))
             [ "$scen" = adapter-2000 ] && rate=2000 n=$PACED
             for am in "${local_modes[@]}"; do
                 RUN_ENV="SOCKETIO_REDIS_ADAPTER=$am" RUN_TAG=
                 [ "$srv" != node ] && RUN_TAG="-adapter-$am"
-                run_one "$scen" "$srv" 2 100 --clients 1000 --entries "$n" --timeout 120 \
-                    --exec "$(prod --rooms 100 --count "$n" --rate "$rate")"
+                run_one "$scen" "$srv" 2 100 --clients 1000 --entries "$n" --timeout 300 \
+                    --exec "$(prod --rooms 100 --count "$n" --rate "$rate" --timeout 300)"
             done
             RUN_ENV= RUN_TAG= ;;
         deflate)

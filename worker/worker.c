@@ -168,19 +168,20 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
         share_entry(w, conn, stream, stream_len, id, id_len, fields, nfields);
         return;
     }
+    bool share = w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF;
+    bool mpack = share && adapter_wants_mpack(w->adapter);
+    /* a classic adapter's msgpack is built with the packet: one ordering, one validation */
+    buf_reset(&w->mpack);
     fanout_packet_t pk;
-    fanout_packet_entry(&pk, &w->packet, stream, stream_len, id, id_len, fields, nfields,
-                        w->cfg->connection_recovery);
+    fanout_packet_entry(&pk, &w->packet, mpack ? &w->mpack : NULL, stream, stream_len, id, id_len,
+                        fields, nfields, w->cfg->connection_recovery);
     fanout_publish(w->fanout, &pk);
     latency_observe(w->stats, id, id_len, latency_now_us());
-    if (w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF) {
+    if (share) {
         adapter_data_t data = {0};
         data.json = fanout_packet_data(&pk, &data.json_len); /* the adapter's packet.data */
         data.json_compact = true;                            /* payload_packet's own JSON */
-        if (adapter_wants_mpack(w->adapter)) {
-            buf_reset(&w->mpack);
-            payload_packet_data_msgpack(&w->mpack, stream, stream_len, id, id_len, fields, nfields,
-                                        w->cfg->connection_recovery);
+        if (mpack) {
             data.mpack = (const uint8_t *)w->mpack.data;
             data.mpack_len = w->mpack.len;
         }

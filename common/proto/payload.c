@@ -14,17 +14,18 @@ static bool is_name(const json_key_t *k, const char *s, size_t n)
     return k->len == n && !memcmp(k->p, s, n);
 }
 
-static void put_value(buf_t *out, const json_key_t *k, const payload_field_t *f)
+/* data_valid: json_validate accepted the `data` field (checked once per entry, see with_keys). */
+static void put_value(buf_t *out, const json_key_t *k, const payload_field_t *f, bool data_valid)
 {
     /* json_minify_utf8 fails only on invalid JSON, which json_validate just ruled out */
-    if (is_name(k, "data", 4) && !json_validate(f->value, f->value_len))
+    if (data_valid && is_name(k, "data", 4))
         (void)json_minify_utf8(out, f->value, f->value_len);
     else
         json_write_string(out, f->value, f->value_len);
 }
 
 static void build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
-                  const payload_field_t *fields, json_key_t *keys, size_t n)
+                  const payload_field_t *fields, const json_key_t *keys, size_t n, bool data_valid)
 {
     const payload_field_t *event = NULL;
     buf_puts(out, "{\"from\":\"service\",\"message\":{");
@@ -36,7 +37,7 @@ static void build(buf_t *out, const char *stream, size_t stream_len, const char 
             buf_putc(out, ',');
         json_write_string(out, keys[i].p, keys[i].len);
         buf_putc(out, ':');
-        put_value(out, &keys[i], f);
+        put_value(out, &keys[i], f, data_valid);
     }
     buf_puts(out, "},\"roomId\":");
     json_write_string(out, stream, stream_len);
@@ -51,7 +52,8 @@ static void build(buf_t *out, const char *stream, size_t stream_len, const char 
 
 /* The same object as msgpack, as notepack.encode(JSON.parse(<what build writes>)) gives it. */
 static void build_msgpack(buf_t *out, const char *stream, size_t stream_len, const char *id,
-                          size_t id_len, const payload_field_t *fields, json_key_t *keys, size_t n)
+                          size_t id_len, const payload_field_t *fields, const json_key_t *keys,
+                          size_t n, bool data_valid)
 {
     const payload_field_t *event = NULL;
     for (size_t i = 0; i < n; i++)
@@ -66,7 +68,8 @@ static void build_msgpack(buf_t *out, const char *stream, size_t stream_len, con
     for (size_t i = 0; i < n; i++) {
         const payload_field_t *f = &fields[keys[i].val_ref];
         (void)mpack_write_str_utf8(out, keys[i].p, keys[i].len);
-        if (!is_name(&keys[i], "data", 4) || mpack_from_json(out, f->value, f->value_len) != 0)
+        if (!data_valid || !is_name(&keys[i], "data", 4) ||
+            mpack_from_valid_json(out, f->value, f->value_len) != 0)
             (void)mpack_write_str_utf8(out, f->value, f->value_len);
     }
     (void)mpack_write_str(out, "roomId", 6);
@@ -79,12 +82,10 @@ static void build_msgpack(buf_t *out, const char *stream, size_t stream_len, con
     (void)mpack_write_str_utf8(out, id, id_len);
 }
 
-typedef void (*build_fn)(buf_t *out, const char *stream, size_t stream_len, const char *id,
-                         size_t id_len, const payload_field_t *fields, json_key_t *keys, size_t n);
-
-/* Orders the fields as Node's object assignment would, then writes them with `fn`. */
-static void with_keys(buf_t *out, const char *stream, size_t stream_len, const char *id,
-                      size_t id_len, const payload_field_t *fields, size_t nfields, build_fn fn)
+/* Orders the fields as Node's object assignment would and validates `data` once, then writes the
+ * payload object as JSON to json and, unless mpack is NULL, as msgpack to mpack. */
+static void with_keys(buf_t *json, buf_t *mpack, const char *stream, size_t stream_len,
+                      const char *id, size_t id_len, const payload_field_t *fields, size_t nfields)
 {
     json_key_t inline_keys[PAYLOAD_INLINE_FIELDS], *keys = inline_keys;
     if (nfields > PAYLOAD_INLINE_FIELDS)
@@ -96,7 +97,15 @@ static void with_keys(buf_t *out, const char *stream, size_t stream_len, const c
         keys[i].val_ref = i;
     }
     size_t n = json_keys_order(keys, nfields, true);
-    fn(out, stream, stream_len, id, id_len, fields, keys, n);
+    bool data_valid = false; /* names are unique once ordered: one `data` at most */
+    for (size_t i = 0; i < n; i++) {
+        const payload_field_t *f = &fields[keys[i].val_ref];
+        if (is_name(&keys[i], "data", 4))
+            data_valid = json_validate(f->value, f->value_len) == 0;
+    }
+    build(json, stream, stream_len, id, id_len, fields, keys, n, data_valid);
+    if (mpack)
+        build_msgpack(mpack, stream, stream_len, id, id_len, fields, keys, n, data_valid);
     if (keys != inline_keys)
         free(keys);
 }
@@ -104,30 +113,32 @@ static void with_keys(buf_t *out, const char *stream, size_t stream_len, const c
 void payload_build(buf_t *out, const char *stream, size_t stream_len, const char *id, size_t id_len,
                    const payload_field_t *fields, size_t nfields)
 {
-    with_keys(out, stream, stream_len, id, id_len, fields, nfields, build);
+    with_keys(out, NULL, stream, stream_len, id, id_len, fields, nfields);
+}
+
+void payload_packet_pair(buf_t *out, buf_t *mpack, const char *stream, size_t stream_len,
+                         const char *id, size_t id_len, const payload_field_t *fields,
+                         size_t nfields, bool offset)
+{
+    buf_puts(out, PAYLOAD_PACKET_PREFIX);
+    if (mpack) {
+        mpack_write_array(mpack, offset ? 3 : 2);
+        (void)mpack_write_str(mpack, "room:message", 12);
+    }
+    with_keys(out, mpack, stream, stream_len, id, id_len, fields, nfields);
+    if (offset) {
+        buf_putc(out, ',');
+        json_write_string(out, id, id_len);
+        if (mpack)
+            (void)mpack_write_str_utf8(mpack, id, id_len);
+    }
+    buf_putc(out, ']');
 }
 
 void payload_packet(buf_t *out, const char *stream, size_t stream_len, const char *id,
                     size_t id_len, const payload_field_t *fields, size_t nfields, bool offset)
 {
-    buf_puts(out, PAYLOAD_PACKET_PREFIX);
-    payload_build(out, stream, stream_len, id, id_len, fields, nfields);
-    if (offset) {
-        buf_putc(out, ',');
-        json_write_string(out, id, id_len);
-    }
-    buf_putc(out, ']');
-}
-
-void payload_packet_data_msgpack(buf_t *out, const char *stream, size_t stream_len, const char *id,
-                                 size_t id_len, const payload_field_t *fields, size_t nfields,
-                                 bool offset)
-{
-    mpack_write_array(out, offset ? 3 : 2);
-    (void)mpack_write_str(out, "room:message", 12);
-    with_keys(out, stream, stream_len, id, id_len, fields, nfields, build_msgpack);
-    if (offset)
-        (void)mpack_write_str_utf8(out, id, id_len);
+    payload_packet_pair(out, NULL, stream, stream_len, id, id_len, fields, nfields, offset);
 }
 
 bool payload_packet_offset(const char *p, size_t len, const char **id, size_t *id_len)

@@ -60,13 +60,14 @@ void payload_packet(buf_t *out, const char *stream, size_t stream_len, const cha
 bool payload_packet_offset(const char *p, size_t len, const char **id, size_t *id_len);
 
 /*
- * Appends the msgpack of that packet's data, ["room:message",<payload>(,<id>)], as
- * notepack.encode(JSON.parse(...)) of the JSON payload_packet writes would give it (invalid UTF-8
- * as U+FFFD, the data field converted with mpack_from_json): what a classic redis-adapter message
- * carries as packet.data, built from the fields rather than by parsing the JSON text back.
+ * payload_packet, and unless mpack is NULL also the msgpack of that packet's data appended to
+ * mpack: ["room:message",<payload>(,<id>)], as notepack.encode(JSON.parse(...)) of the JSON
+ * written to out would give it (invalid UTF-8 as U+FFFD, the data field converted as
+ * mpack_from_json does): what a classic redis-adapter message carries as packet.data. Built from
+ * the fields, with one ordering of them and one validation of `data` for both encodings.
  */
-void payload_packet_data_msgpack(buf_t *out, const char *stream, size_t stream_len, const char *id,
-                                 size_t id_len, const payload_field_t *fields, size_t nfields,
-                                 bool offset);
+void payload_packet_pair(buf_t *out, buf_t *mpack, const char *stream, size_t stream_len,
+                         const char *id, size_t id_len, const payload_field_t *fields,
+                         size_t nfields, bool offset);
 
 #endif

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "common/mpack.h"
 #include "common/proto/ws_frame.h"
 #include "worker/fanout/fanout_packet.h"
 
@@ -39,7 +40,11 @@ static void test_entry_packet(void **state)
     buf_t scratch;
     buf_init(&scratch);
     fanout_packet_t pk;
-    fanout_packet_entry(&pk, &scratch, "chat.1", 6, "1700000000000-3", 15, fields, 2, true);
+    buf_t mpack, want_mpack;
+    buf_init(&mpack);
+    buf_init(&want_mpack);
+    buf_putc(&mpack, 'x'); /* appended to */
+    fanout_packet_entry(&pk, &scratch, &mpack, "chat.1", 6, "1700000000000-3", 15, fields, 2, true);
     assert_int_equal(pk.kind, FANOUT_ENTRY);
     assert_memory_equal(pk.room, "chat.1", 6);
     assert_int_equal(pk.room_len, 6);
@@ -58,6 +63,12 @@ static void test_entry_packet(void **state)
     assert_ptr_equal(data, text + 2);
     assert_int_equal(dlen, len - 2);
     assert_memory_equal(data, "[\"room:message\",", 16);
+    /* asked for, the classic adapter's msgpack of that data came with it */
+    assert_int_equal(mpack_from_json(&want_mpack, data, dlen), 0);
+    assert_int_equal(mpack.len, want_mpack.len + 1);
+    assert_memory_equal(mpack.data + 1, want_mpack.data, want_mpack.len);
+    buf_free(&mpack);
+    buf_free(&want_mpack);
     /* the WebSocket form is one text frame, built once and shared */
     refbuf_t *ws = ws_frame_new(WS_FRAME_TEXT, want, len);
     refbuf_t *frames = eio_msg_frames(pk.msg);
@@ -83,7 +94,7 @@ static void test_entry_from_a_sibling(void **state)
     buf_t scratch;
     buf_init(&scratch);
     fanout_packet_t a, b;
-    fanout_packet_entry(&a, &scratch, "chat.1", 6, "1700000000000-3", 15, fields, 2, false);
+    fanout_packet_entry(&a, &scratch, NULL, "chat.1", 6, "1700000000000-3", 15, fields, 2, false);
     size_t len;
     const char *text = eio_msg_text(a.msg, &len);
     assert_int_equal(len, sizeof(ENTRY_TEXT "]") - 1);

@@ -415,6 +415,37 @@ static void test_number_parse(void **state)
     assert_int_equal(json_number_parse("", 0, &v), -EINVAL);
 }
 
+/* Integer literals (read without strtod up to 15 digits) give exactly what strtod gives, at
+ * every length, signed or not, past 2^53 included (rounded there, as JSON.parse does). */
+static void test_number_parse_integers(void **state)
+{
+    (void)state;
+    char lit[32];
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int digits = 1; digits <= 20; digits++) {
+        for (int k = 0; k < 50; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            size_t n = 0;
+            if (k & 1)
+                lit[n++] = '-';
+            lit[n++] = (char)('1' + (x >> 60) % 9); /* no leading zero */
+            for (int d = 1; d < digits; d++)
+                lit[n++] = (char)('0' + (x >> (d % 50)) % 10);
+            lit[n] = '\0';
+            double v;
+            assert_int_equal(json_number_parse(lit, n, &v), 0);
+            assert_true(v == strtod(lit, NULL));
+        }
+    }
+    double v;
+    assert_int_equal(json_number_parse("9007199254740993", 16, &v), 0); /* 2^53 + 1 */
+    assert_true(v == 9007199254740992.0);
+    assert_int_equal(json_number_parse("-7", 2, &v), 0);
+    assert_true(v == -7);
+    assert_int_equal(json_number_parse("0", 1, &v), 0);
+    assert_true(v == 0 && !signbit(v));
+}
+
 static void test_walkers(void **state)
 {
     (void)state;
@@ -569,6 +600,39 @@ static void test_decoded_max(void **state)
     assert_int_equal(json_decoded_max("\"\\ud83d\\ude00\"", 14), 14);
 }
 
+/* String literals are scanned 8 bytes at a time: a quote, a backslash or a control character
+ * must be found at every offset of a word, and in the bytes after the last whole word. */
+static void test_string_scan_at_every_offset(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < 24; k++) {
+        char in[64];
+        size_t n;
+        memset(in, 'a', sizeof(in));
+        in[0] = '"';
+        in[1 + k] = '"'; /* the literal ends after k plain bytes */
+        n = 2 + k;
+        assert_int_equal(json_value_end(in, sizeof(in), 0), n);
+        assert_int_equal(json_validate(in, n), 0);
+        in[1 + k] = '\\'; /* an escaped quote at k, then the end */
+        in[2 + k] = '"';
+        in[3 + k] = '"';
+        assert_int_equal(json_value_end(in, sizeof(in), 0), 4 + k);
+        in[2 + k] = 'q'; /* an invalid escape at k */
+        assert_int_not_equal(json_validate(in, 4 + k), 0);
+        in[1 + k] = 0x1f; /* a raw control character at k */
+        in[2 + k] = 'a';
+        in[3 + k] = '"';
+        assert_int_not_equal(json_validate(in, 4 + k), 0);
+        in[1 + k] = (char)0xc3; /* bytes >= 0x80 are plain: "...é..." */
+        in[2 + k] = (char)0xa9;
+        assert_int_equal(json_value_end(in, sizeof(in), 0), 4 + k);
+        assert_int_equal(json_validate(in, 4 + k), 0);
+        in[3 + k] = 'a'; /* unterminated */
+        assert_int_not_equal(json_validate(in, 4 + k), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,7 +644,8 @@ int main(void)
         cmocka_unit_test(test_string_decode),    cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_number_parse),     cmocka_unit_test(test_walkers),
         cmocka_unit_test(test_keys_order),       cmocka_unit_test(test_object_get),
-        cmocka_unit_test(test_decoded_max),
+        cmocka_unit_test(test_decoded_max),      cmocka_unit_test(test_number_parse_integers),
+        cmocka_unit_test(test_string_scan_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,9 +176,8 @@ static void check_msgpack_matches_json(const char *stream, const char *id,
         buf_init(&json);
         buf_init(&want);
         buf_init(&got);
-        payload_packet(&json, stream, strlen(stream), id, strlen(id), f, n, offset);
+        payload_packet_pair(&json, &got, stream, strlen(stream), id, strlen(id), f, n, offset);
         assert_int_equal(mpack_from_json(&want, json.data + 2, json.len - 2), 0);
-        payload_packet_data_msgpack(&got, stream, strlen(stream), id, strlen(id), f, n, offset);
         assert_int_equal(got.len, want.len);
         assert_memory_equal(got.data, want.data, want.len);
         buf_free(&json);

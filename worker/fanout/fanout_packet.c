@@ -16,12 +16,12 @@ void fanout_packet_entry_text(fanout_packet_t *pk, const char *stream, size_t st
     pk->has_id = id_len && stream_id_parse(id, id_len, &pk->entry_id);
 }
 
-void fanout_packet_entry(fanout_packet_t *pk, buf_t *scratch, const char *stream, size_t stream_len,
-                         const char *id, size_t id_len, const payload_field_t *fields,
-                         size_t nfields, bool offset)
+void fanout_packet_entry(fanout_packet_t *pk, buf_t *scratch, buf_t *mpack, const char *stream,
+                         size_t stream_len, const char *id, size_t id_len,
+                         const payload_field_t *fields, size_t nfields, bool offset)
 {
     buf_reset(scratch);
-    payload_packet(scratch, stream, stream_len, id, id_len, fields, nfields, offset);
+    payload_packet_pair(scratch, mpack, stream, stream_len, id, id_len, fields, nfields, offset);
     fanout_packet_entry_text(pk, stream, stream_len, id, id_len, scratch->data, scratch->len);
 }
 

@@ -36,12 +36,13 @@ typedef struct fanout_packet {
 
 /*
  * A stream entry's packet (payload_packet; with `offset` the id is its last argument) for room
- * stream: built in scratch (the caller's), then copied into the packet's message. room and id
- * are borrowed for the packet's lifetime.
+ * stream: built in scratch (the caller's), then copied into the packet's message. Unless mpack is
+ * NULL, the msgpack of its data for a classic adapter is appended to mpack in the same pass
+ * (payload_packet_pair). room and id are borrowed for the packet's lifetime.
  */
-void fanout_packet_entry(fanout_packet_t *pk, buf_t *scratch, const char *stream, size_t stream_len,
-                         const char *id, size_t id_len, const payload_field_t *fields,
-                         size_t nfields, bool offset);
+void fanout_packet_entry(fanout_packet_t *pk, buf_t *scratch, buf_t *mpack, const char *stream,
+                         size_t stream_len, const char *id, size_t id_len,
+                         const payload_field_t *fields, size_t nfields, bool offset);
 /* An entry's packet from its text (a sibling worker built it): room, id borrowed as above. */
 void fanout_packet_entry_text(fanout_packet_t *pk, const char *stream, size_t stream_len,
                               const char *id, size_t id_len, const char *text, size_t len);
