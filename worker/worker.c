@@ -257,7 +257,10 @@ static void relay_view(uint32_t i, relay_slot_t *out, void *arg)
 {
     worker_t *w = arg;
     stats_worker_t *s = shm_region_slot_stats(w->args->region, i);
-    out->live = i == w->args->slot || STATS_GET(s->pid) != 0;
+    /* The master marks a block taken before it forks (its pid comes only after the setup): a
+     * sibling still starting already counts, so two workers starting together never both
+     * subscribe and both apply what arrives while their subscriptions overlap. */
+    out->live = i == w->args->slot || STATS_GET(s->role) != STATS_ROLE_FREE;
     out->draining = STATS_GET(s->draining) != 0;
     out->up = STATS_GET(s->adapter_relay) != 0;
 }

@@ -175,6 +175,46 @@ describe('streamioctl', { timeout: 60000, skip: h.ANCHOR_SKIP }, () => {
   }));
 });
 
+describe('one broadcast subscriber from the start', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
+  // Two workers starting together must not both subscribe: while both subscriptions overlap each
+  // worker may apply what arrives, and every client gets the broadcast twice.
+  it('the workers of a server that just started hold one subscription, and a broadcast arrives once', async () => {
+    for (let run = 0; run < 3; run++) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'streamio-admin-start-'));
+      const sock = path.join(dir, 'control.sock');
+      const redis = await h.startRedis();
+      const srv = await h.startStreamio({ CLUSTER_WORKERS: '2', STREAMIO_CONTROL_SOCKET: sock }, { redis });
+      try {
+        const clients = await h.connectClients(srv.url, 2);
+        const got = clients.map((c) => {
+          const box = [];
+          c.on('message', (...a) => box.push(a));
+          return box;
+        });
+        const subscribers = async () => {
+          const r = await ctl(sock, 'broadcast', 'probe', '1');
+          assert.equal(r.code, 0, r.stderr);
+          return JSON.parse(r.stdout).subscribers;
+        };
+        await h.waitUntil(async () => (await subscribers()) >= 1, { timeout: 10000, message: 'the subscription' });
+        const seen = [];
+        for (let i = 0; i < 15; i++) seen.push(await subscribers());
+        assert.deepStrictEqual(seen, Array(15).fill(1), `PUBLISH reached ${seen.join(',')} subscribers`);
+        const b = await ctl(sock, 'broadcast', 'message', '"once"');
+        assert.equal(b.code, 0, b.stderr);
+        const d = await ctl(sock, 'broadcast', 'message', '"done"');
+        assert.equal(d.code, 0, d.stderr);
+        await h.waitUntil(() => got.every((box) => box.some((m) => m[0] === 'done')), { timeout: 5000, message: 'both broadcasts' });
+        for (const box of got) assert.deepStrictEqual(box, [['once'], ['done']]);
+        h.closeAllClients();
+      } finally {
+        await srv.stop();
+        await redis.stop();
+      }
+    }
+  });
+});
+
 describe('packaging', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
   const asan = /\/asan\//.test(process.env.STREAMIO_BIN || '');
   const dest = path.join(tmp, 'inst');

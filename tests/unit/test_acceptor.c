@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -133,7 +134,7 @@ static void test_pauses_at_the_limit_and_resumes(void **state)
     close(c3);
 }
 
-static void test_accepts_everyone_below_the_limit(void **state)
+static void test_accepts_everyone_below_the_limit_without_nagle(void **state)
 {
     (void)state;
     host_t h = {0};
@@ -147,6 +148,14 @@ static void test_accepts_everyone_below_the_limit(void **state)
         fds[i] = connect_client(port);
     assert_true(spin_until(&h, &h.accepted, 5, 2000));
     assert_false(acceptor_paused(a));
+    for (size_t i = 0; i < h.accepted; i++) { /* from the listener: no setsockopt of their own */
+        uv_os_fd_t fd;
+        int nodelay = 0;
+        socklen_t len = sizeof(nodelay);
+        assert_int_equal(uv_fileno((uv_handle_t *)&h.conns[i], &fd), 0);
+        assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+        assert_int_equal(nodelay, 1);
+    }
     acceptor_close(a);
     acceptor_close(NULL);
     for (size_t i = 0; i < h.accepted; i++)
@@ -184,7 +193,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pauses_at_the_limit_and_resumes),
-        cmocka_unit_test(test_accepts_everyone_below_the_limit),
+        cmocka_unit_test(test_accepts_everyone_below_the_limit_without_nagle),
         cmocka_unit_test(test_bad_descriptor_is_an_error),
         cmocka_unit_test(test_max_live_keeps_a_reserve),
     };

@@ -2,7 +2,10 @@
 #include "worker/net/acceptor.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
@@ -113,6 +116,10 @@ int acceptor_new(acceptor_t **out, uv_loop_t *loop, int listen_fd, size_t max_li
     uv_timer_init(loop, &a->recheck);
     a->recheck.data = a;
     a->open_handles = 1;
+    /* Linux copies TCP_NODELAY from the listening socket to each one it accepts: set once here,
+     * it saves a setsockopt per connection (one in the dozen system calls of a handshake). */
+    int one = 1;
+    (void)setsockopt(listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     *out = a;
     return start_listening(a);
 }

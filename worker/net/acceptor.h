@@ -7,6 +7,7 @@
  * reach its limit while the others are half empty. It resumes once the worker is below 15/16 of
  * its limit, checked every ACCEPTOR_RECHECK_MS while paused.
  *
+ * It turns Nagle off on the listening socket, so every accepted socket starts with it off.
  * Owns the listening descriptor it is given (and a dup of it per listening period); never
  * touches the connections it accepts: the host's accept callback takes them.
  */

@@ -845,14 +845,15 @@ static int conn_alloc(conn_ctx_t *ctx, const conn_proto_t *p, void *state, conn_
     return 0;
 }
 
-static int conn_start(conn_t *c, conn_t **out)
+static int conn_start(conn_t *c, bool nodelay, conn_t **out)
 {
     int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc) {
         conn_close(c); /* not announced: released without the close callback */
         return rc;
     }
-    (void)uv_tcp_nodelay(&c->tcp, 1); /* latency only: frames are already batched per turn */
+    if (nodelay) /* latency only: frames are already batched per turn */
+        (void)uv_tcp_nodelay(&c->tcp, 1);
     c->announced = true;
     c->ctx->stats.accepted++;
     if (out)
@@ -872,7 +873,7 @@ int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, const conn_proto_t *p, voi
         conn_close(c);
         return rc;
     }
-    return conn_start(c, out);
+    return conn_start(c, false, out); /* Nagle is off from the listener (acceptor_new) */
 }
 
 int conn_adopt(conn_ctx_t *ctx, int fd, const conn_proto_t *p, void *state, conn_t **out)
@@ -889,7 +890,7 @@ int conn_adopt(conn_ctx_t *ctx, int fd, const conn_proto_t *p, void *state, conn
         conn_close(c);
         return rc;
     }
-    return conn_start(c, out);
+    return conn_start(c, true, out);
 }
 
 /* ==== Accessors ==== */

@@ -93,17 +93,18 @@ void conn_ctx_stats(const conn_ctx_t *ctx, conn_stats_t *out);
 
 /*
  * Accepts one pending connection from `server` (call it from the listener's connection
- * callback), disables Nagle and starts reading with protocol p. Takes ownership of `state`:
- * p->on_release runs exactly once for it, also when this fails. On success *out (optional) is
- * the new connection. 0 or a libuv error (-EAGAIN, -EMFILE, ...); the close callback is never
- * called for a connection that failed here.
+ * callback) and starts reading with protocol p; Nagle stays as the listening socket has it
+ * (acceptor_new turns it off there, and Linux copies it to every accepted socket). Takes ownership
+ * of `state`: p->on_release runs exactly once for it, also when this fails. On success *out
+ * (optional) is the new connection. 0 or a libuv error (-EAGAIN, -EMFILE, ...); the close callback
+ * is never called for a connection that failed here.
  */
 int conn_accept(conn_ctx_t *ctx, uv_stream_t *server, const conn_proto_t *p, void *state,
                 conn_t **out);
 /*
  * Adopts a connected TCP socket handed over by another process (see handoff): takes ownership
  * of fd (closed on any failure) and of state, as conn_accept. The caller feeds the bytes already
- * read from it with conn_feed. 0 or a libuv error.
+ * read from it with conn_feed; Nagle is turned off. 0 or a libuv error.
  */
 int conn_adopt(conn_ctx_t *ctx, int fd, const conn_proto_t *p, void *state, conn_t **out);
 
