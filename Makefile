@@ -212,4 +212,5 @@ clean:
 	rm -rf build
 
 -include $(LIBOBJ:.o=.d) $(CTLOBJ:.o=.d) $(BUILD)/master/main.d $(BUILD)/ctl/streamioctl.d
+-include $(wildcard $(BUILD)/tests/*.d)
 -include $(wildcard build/fuzz/obj/*/*.d build/fuzz/obj/*/*/*.d build/fuzz/*.d)
