@@ -361,6 +361,24 @@ static void test_close_while_sends_in_flight(void **state)
     /* teardown: the loop ends with every connection released and nothing open */
 }
 
+/* conn_fileno is the accepted socket's descriptor (the one the sends go to: its local end is the
+ * peer's remote end), until the connection closes. */
+static void test_fileno_is_the_socket(void **state)
+{
+    fixture_t *f = *state;
+    connect_peers(f, 1, false);
+    struct sockaddr_in local, remote;
+    socklen_t ll = sizeof(local), rl = sizeof(remote);
+    int fd = conn_fileno(f->conns[0]);
+    assert_true(fd >= 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&local, &ll), 0);
+    assert_int_equal(getpeername(f->peers[0], (struct sockaddr *)&remote, &rl), 0);
+    assert_int_equal(local.sin_port, remote.sin_port);
+    conn_t *c = f->conns[0];
+    conn_close(c);
+    assert_int_equal(conn_fileno(c), -EBADF);
+}
+
 static const conn_limits_t lim_auto = {0};
 static const conn_limits_t lim_async = {.ring_async = true};
 static const conn_limits_t lim_off = {.no_io_uring = true};
@@ -444,6 +462,7 @@ int main(void)
         EACH(test_ctx_free_with_live_conns),
         EACH(test_drain_flushes_everything),
         EACH(test_close_while_sends_in_flight),
+        EACH(test_fileno_is_the_socket),
         cmocka_unit_test(test_refused_ring_falls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

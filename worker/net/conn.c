@@ -75,6 +75,7 @@ typedef union req {
 
 struct conn {
     uv_tcp_t tcp;
+    int fd; /* the socket's, kept at accept or adopt: a ring send needs it each time */
     /* the pending write or shutdown (never both: the shutdown waits for the last write, and
      * nothing is written after); NULL when neither */
     req_t *req;
@@ -686,7 +687,7 @@ static bool ring_queue(conn_ctx_t *ctx, conn_t *c)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ctx->ring);
     if (!sqe)
         return false;
-    int fd = conn_fileno(c);
+    int fd = c->fd;
     uv_buf_t *iov = ctx->riov + ctx->nriov;
     size_t want;
     n = fill_iov(c, iov, n, &want);
@@ -847,13 +848,17 @@ static int conn_alloc(conn_ctx_t *ctx, const conn_proto_t *p, void *state, conn_
 
 static int conn_start(conn_t *c, bool nodelay, conn_t **out)
 {
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    uv_os_fd_t fd;
+    int rc = uv_fileno((const uv_handle_t *)&c->tcp, &fd);
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rc) {
         conn_close(c); /* not announced: released without the close callback */
         return rc;
     }
     if (nodelay) /* latency only: frames are already batched per turn */
         (void)uv_tcp_nodelay(&c->tcp, 1);
+    c->fd = fd;
     c->announced = true;
     c->ctx->stats.accepted++;
     if (out)
@@ -929,10 +934,7 @@ bool conn_is_closed(const conn_t *c)
 
 int conn_fileno(const conn_t *c)
 {
-    uv_os_fd_t fd;
-    if (c->st == ST_CLOSED || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
-        return -EBADF;
-    return fd;
+    return c->st == ST_CLOSED ? -EBADF : c->fd;
 }
 
 size_t conn_outq_bytes(const conn_t *c)
