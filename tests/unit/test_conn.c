@@ -49,6 +49,7 @@ typedef struct fixture {
     int peers[NCONNS]; /* the client ends, -1 once closed */
     int released;      /* on_release calls */
     int closed;        /* owner close callbacks */
+    conn_t *told;      /* set: each owner close callback queues "bye" on it */
 } fixture_t;
 
 static const conn_proto_t proto;
@@ -73,6 +74,8 @@ static void on_closed(conn_t *c, void *ud)
 {
     fixture_t *f = ud;
     f->closed++;
+    if (f->told && f->told != c)
+        conn_push(f->told, refbuf_from("bye", 3));
     for (int i = 0; i < f->nconns; i++) {
         if (f->conns[i] == c)
             f->conns[i] = NULL;
@@ -361,6 +364,33 @@ static void test_close_while_sends_in_flight(void **state)
     /* teardown: the loop ends with every connection released and nothing open */
 }
 
+/* Reads what arrived on fd (non-blocking) into buf[*got..cap); the bytes read so far. */
+static size_t recv_some(int fd, char *buf, size_t cap, size_t *got)
+{
+    ssize_t r = recv(fd, buf + *got, cap - *got, MSG_DONTWAIT);
+    if (r > 0)
+        *got += (size_t)r;
+    return *got;
+}
+
+/* Output an owner queues from its close callback goes out when the callback runs while a send's
+ * completion is reaped (a connection closed with its send in flight is released then). */
+static void test_output_from_close_callback(void **state)
+{
+    fixture_t *f = *state;
+    connect_peers(f, 2, false);
+    f->told = f->conns[1];
+    conn_t *gone = f->conns[0];
+    conn_push(gone, refbuf_from("in flight", 9));
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* the check handle submits */
+    conn_close(gone);
+    conn_push(f->conns[1], refbuf_from("hi ", 3)); /* the next check reaps, if still owed */
+    char buf[6];
+    size_t got = 0;
+    RUN_UNTIL(f, recv_some(f->peers[1], buf, sizeof(buf), &got) == sizeof(buf));
+    assert_memory_equal(buf, "hi bye", 6);
+}
+
 /* conn_fileno is the accepted socket's descriptor (the one the sends go to: its local end is the
  * peer's remote end), until the connection closes. */
 static void test_fileno_is_the_socket(void **state)
@@ -463,6 +493,7 @@ int main(void)
         EACH(test_drain_flushes_everything),
         EACH(test_close_while_sends_in_flight),
         EACH(test_fileno_is_the_socket),
+        EACH(test_output_from_close_callback),
         cmocka_unit_test(test_refused_ring_falls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -137,7 +137,8 @@ struct conn_ctx {
 static void flush(conn_t *c);
 static void write_rest(conn_t *c);
 static void on_close_late(timerq_node_t *n, void *arg);
-static void ring_flush(conn_ctx_t *ctx);
+static bool ring_queue(conn_ctx_t *ctx, conn_t *c);
+static void ring_submit(conn_ctx_t *ctx);
 static unsigned ring_reap(conn_ctx_t *ctx);
 
 /* ==== Context ==== */
@@ -179,13 +180,21 @@ static conn_t *dirty_pop(conn_ctx_t *ctx)
     return c;
 }
 
+/* Flushes every dirty connection: as one ring send each, submitted together, where the ring has
+ * room; with syscalls otherwise (no ring, the ring full, or nothing to send but a drain). The
+ * submit reaps completions, and one can release a closed connection whose owner then queues
+ * output elsewhere (a departure told to the others): that output goes in another round. */
 static void on_check(uv_check_t *h)
 {
     conn_ctx_t *ctx = h->data;
-    if (ctx->ring_on)
-        ring_flush(ctx);
-    for (conn_t *c; (c = dirty_pop(ctx));)
-        flush(c);
+    do {
+        for (conn_t *c; (c = dirty_pop(ctx));) {
+            if (!ring_queue(ctx, c))
+                flush(c);
+        }
+        if (ctx->ring_on)
+            ring_submit(ctx);
+    } while (ctx->dirty);
     uv_check_stop(&ctx->check);
     uv_idle_stop(&ctx->idle);
 }
@@ -673,9 +682,12 @@ static void ring_submit(conn_ctx_t *ctx)
     ring_reap(ctx);
 }
 
-/* Prepares one send of c's queue; false when there is no room (c stays as it is). */
+/* Prepares one send of c's queue; false when there is no ring, nothing for it to send now, or no
+ * room (c stays as it is: flush() then does what is left, if anything). */
 static bool ring_queue(conn_ctx_t *ctx, conn_t *c)
 {
+    if (!ctx->ring_on || !c->count || c->st == ST_CLOSED || c->writing || c->sending)
+        return false;
     uint32_t n = c->count < FLUSH_IOV_MAX ? c->count : FLUSH_IOV_MAX;
     /* ring_sent counts the prepared sends too: at RING_ENTRIES the SQ is full */
     if (ctx->ring_sent >= RING_ENTRIES || ctx->nriov + n > RING_IOV) {
@@ -706,20 +718,6 @@ static bool ring_queue(conn_ctx_t *ctx, conn_t *c)
     c->inflight = n;
     ctx->ring_sent++;
     return true;
-}
-
-/* The check handle's flush: one send per dirty connection, submitted together. */
-static void ring_flush(conn_ctx_t *ctx)
-{
-    for (conn_t *c; (c = dirty_pop(ctx));) {
-        if (c->st == ST_CLOSED || c->writing || c->sending)
-            continue;
-        if (!c->count)
-            write_rest(c); /* drains */
-        else if (!ring_queue(ctx, c))
-            flush(c);
-    }
-    ring_submit(ctx);
 }
 
 /* One send's completion: res bytes went, or the send failed with -res. */
