@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/decimal.h"
 #include "common/hex.h"
 #include "common/xalloc.h"
 
@@ -837,14 +838,9 @@ size_t json_decoded_max(const char *in, size_t len)
 static int small_integer(const char *lit, size_t len, double *out)
 {
     size_t i = lit[0] == '-';
-    if (len - i > 15)
+    uint64_t v;
+    if (decimal_read(lit + i, len - i, 15, &v) != len - i)
         return -1;
-    uint64_t v = 0;
-    for (; i < len; i++) {
-        if (!is_digit(lit[i]))
-            return -1;
-        v = v * 10 + (uint64_t)(lit[i] - '0');
-    }
     *out = lit[0] == '-' ? -(double)v : (double)v; /* "-0" is -0, as JSON.parse reads it */
     return 0;
 }
@@ -871,15 +867,11 @@ int json_number_parse(const char *lit, size_t len, double *out)
 /* The key as an array index 0..2^32-2 (canonical decimal), or -1. */
 static int64_t array_index(const json_key_t *k)
 {
-    if (k->len == 0 || k->len > 10 || (k->p[0] == '0' && k->len > 1))
+    uint64_t v;
+    if (k->len == 0 || (k->p[0] == '0' && k->len > 1) ||
+        decimal_read(k->p, k->len, 10, &v) != k->len)
         return -1;
-    int64_t v = 0;
-    for (size_t i = 0; i < k->len; i++) {
-        if (!is_digit(k->p[i]))
-            return -1;
-        v = v * 10 + (k->p[i] - '0');
-    }
-    return v <= 4294967294 ? v : -1;
+    return v <= 4294967294 ? (int64_t)v : -1;
 }
 
 static bool same_key(const json_key_t *a, const json_key_t *b)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/decimal.h"
 #include "common/hex.h"
 
 #define DEFAULT_PORT 6379
@@ -42,15 +43,8 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
 
 int redis_parse_uint(const char *s, size_t n, unsigned max, unsigned *out)
 {
-    if (n == 0 || n > 10)
-        return -EINVAL;
-    unsigned long long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (unsigned)(s[i] - '0');
-    }
-    if (v > max)
+    uint64_t v;
+    if (n == 0 || decimal_read(s, n, 10, &v) != n || v > max)
         return -EINVAL;
     *out = (unsigned)v;
     return 0;

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/decimal.h"
 #include "common/xalloc.h"
 
 #define MAX_CONNS 32
@@ -329,11 +330,9 @@ int control_parse(const char *req, size_t len, buf_t *store, int *argc, char **a
     int n = 0;
     size_t i = 0;
     while (i < len) {
-        size_t l = 0, digits = 0;
-        while (i < len && req[i] >= '0' && req[i] <= '9' && digits < 8) {
-            l = l * 10 + (size_t)(req[i++] - '0');
-            digits++;
-        }
+        uint64_t l;
+        size_t digits = decimal_read(req + i, len - i, 8, &l);
+        i += digits;
         if (!digits || i >= len || req[i] != ':' || n == CONTROL_MAX_ARGS || len - i - 1 < l + 1 ||
             req[i + 1 + l] != ',')
             return -EPROTO;

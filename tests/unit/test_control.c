@@ -40,11 +40,14 @@ static void test_parse(void **state)
     assert_int_equal(control_parse("3:a\0b,", 6, &store, &argc, argv, lens), 0);
     assert_int_equal(lens[0], 3);
     assert_memory_equal(argv[0], "a\0b", 3);
-    const char *bad[] = {"3:ab,", "3:abc", "3:abc;", "x:a,", ":a,", "999999999:a,", "4:abc,"};
+    const char *bad[] = {"3:ab,", "3:abc", "3:abc;", "x:a,", ":a,", "999999999:a,", "4:abc,",
+                         "000000001:a,"}; /* 9 digits, leading zeros included */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(control_parse(bad[i], strlen(bad[i]), &store, &argc, argv, lens), -EPROTO);
     const char many[] = "1:a,1:a,1:a,1:a,1:a,1:a,1:a,1:a,1:a,";
     assert_int_equal(control_parse(many, strlen(many), &store, &argc, argv, lens), -EPROTO);
+    assert_int_equal(control_parse("00000001:a,", 11, &store, &argc, argv, lens), 0); /* 8 */
+    assert_string_equal(argv[0], "a");
     assert_int_equal(control_parse("", 0, &store, &argc, argv, lens), 0);
     assert_int_equal(argc, 0);
     buf_free(&store);

@@ -795,6 +795,38 @@ static void test_probe_parks_quiet_and_missing_streams(void **state)
     fake_free(f);
 }
 
+/* The probe reads the last id's ms part: an id without one is from the epoch (parked), the
+ * largest an id can have is in the future (active), and so is one past 2^64 ms. */
+static void test_probe_reads_the_ms_part(void **state)
+{
+    (void)state;
+    fake_t *f = fake_new(NULL);
+    set_up(f, "reader svc", true);
+    reader_add(f->r, 0, "q1", 2);
+    assert_string_equal(next(f), "reader svc: XINFO STREAM q1");
+    answer(f, "reader svc", xinfo("x-1"));
+    assert_int_equal(reader_parked(f->r), 1);
+    static const char *const future[] = {"18446744073709551615-0", "18446744073709551616-0",
+                                         "99999999999999999999999-0"};
+    char name[4];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        reader_add(f->r, 0, name, 2);
+        char want[64];
+        snprintf(want, sizeof(want), "reader svc: XINFO STREAM %s", name);
+        assert_string_equal(next(f), want);
+        int polls = 0; /* of the parked one, in the same service turn */
+        for (const char *got; strcmp(got = next(f), "(none)") != 0; polls++)
+            assert_int_equal(strncmp(got, "reader svc: XREAD COUNT 1 STREAMS ", 34), 0);
+        answer(f, "reader svc", xinfo(future[i]));
+        while (polls--)
+            answer(f, "reader svc", rnil());
+        assert_int_equal(reader_active(f->r), i + 1);
+    }
+    assert_int_equal(reader_parked(f->r), 1);
+    fake_free(f);
+}
+
 static void test_parked_streams_are_polled(void **state)
 {
     (void)state;
@@ -2044,6 +2076,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe_of_a_new_stream),
         cmocka_unit_test(test_probe_parks_quiet_and_missing_streams),
+        cmocka_unit_test(test_probe_reads_the_ms_part),
         cmocka_unit_test(test_parked_streams_are_polled),
         cmocka_unit_test(test_blocking_read_and_acks_after_delivery),
         cmocka_unit_test(test_cluster_reads_one_slot_per_command),

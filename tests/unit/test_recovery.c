@@ -242,6 +242,8 @@ static void test_decode_rejects_malformed_records(void **state)
         "1:s,1:0,x:ab,", /* no length */
         "2"
         "1:s,1:0,9999999999:a,", /* absurd length */
+        "2"
+        "0000000001:s,1:0,", /* a length of more than 9 digits, leading zeros included */
     };
     for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
         expect_bad(framing[i], strlen(framing[i]), framing[i]);
@@ -284,6 +286,10 @@ static void test_decode_rejects_malformed_records(void **state)
     const char *framed = "2"
                          "1:s,1:0,11:1,1-0,1-0,x,";
     assert_int_equal(recovery_decode(framed, strlen(framed), &sid, &sid_len, &l, NULL, NULL), 0);
+    framed = "2"
+             "000000001:s,1:0,"; /* 9 digits */
+    assert_int_equal(recovery_decode(framed, strlen(framed), &sid, &sid_len, &l, NULL, NULL), 0);
+    assert_int_equal(sid_len, 1);
     /* more kept sends than the log holds */
     buf_t t;
     buf_init(&t);

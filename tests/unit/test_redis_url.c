@@ -52,6 +52,9 @@ static void test_plain_and_tls_urls(void **state)
     assert_int_equal(u.db, 15);
     u = ok("redis://h:1/");
     assert_int_equal(u.db, -1);
+    u = ok("redis://h:0000006379/0000000015"); /* up to 10 digits, leading zeros included */
+    assert_int_equal(u.addr.port, 6379);
+    assert_int_equal(u.db, 15);
 }
 
 static void test_credentials(void **state)
@@ -102,6 +105,7 @@ static void test_nasty_urls(void **state)
         "redis://h:-1",
         "redis://h:+80",
         "redis://h:99999999999999999999",
+        "redis://h:00000006379", /* more than 10 digits */
         "redis://h/abc",
         "redis://h/-1",
         "redis://h/65536",

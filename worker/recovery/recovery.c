@@ -5,6 +5,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "common/decimal.h"
+
 /* ---- the send log ---- */
 
 static uint32_t log_first(const recovery_log_t *l)
@@ -95,12 +97,10 @@ int recovery_encode(buf_t *out, const char *sid, size_t sid_len, const recovery_
 /* Reads one netstring at *pos; false when malformed or truncated. */
 static bool get_netstring(const char *p, size_t len, size_t *pos, const char **s, size_t *slen)
 {
-    size_t i = *pos, n = 0, digits = 0;
-    while (i < len && p[i] >= '0' && p[i] <= '9') {
-        if (++digits > 9)
-            return false;
-        n = n * 10 + (size_t)(p[i++] - '0');
-    }
+    size_t i = *pos;
+    uint64_t n;
+    size_t digits = decimal_read(p + i, len - i, 9, &n);
+    i += digits;
     if (digits == 0 || i >= len || p[i] != ':' || len - i - 1 < n + 1 || p[i + 1 + n] != ',')
         return false;
     *s = p + i + 1;

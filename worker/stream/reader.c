@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/decimal.h"
 #include "common/log.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
@@ -1116,9 +1117,8 @@ static void svc_done(reader_t *r)
 /* ms part of a stream id ("1700000000000-3"); 0 when it has none. */
 static uint64_t id_ms(const char *id, size_t len)
 {
-    uint64_t ms = 0;
-    for (size_t i = 0; i < len && id[i] >= '0' && id[i] <= '9' && ms < UINT64_MAX / 10; i++)
-        ms = ms * 10 + (uint64_t)(id[i] - '0');
+    uint64_t ms;
+    decimal_read(id, len, 20, &ms); /* a larger number stops where it would wrap: still future */
     return ms;
 }
 
