@@ -130,6 +130,15 @@ static void test_cluster_disabled_means_one_worker(void **state)
     buf_free(&err);
 }
 
+/* Loads the defaults with name=value (name NULL: the defaults alone), which must be accepted. */
+static void load_one(cfg_t *cfg, const char *name, const char *value)
+{
+    env_t e = {{{name, value}, {NULL, NULL}}};
+    buf_t err;
+    assert_int_equal(load(cfg, &e, &err), 0);
+    buf_free(&err);
+}
+
 static void expect_error(const char *name, const char *value, const char *line)
 {
     env_t e = {{{name, value}, {NULL, NULL}}};
@@ -211,23 +220,13 @@ static void test_io_uring(void **state)
 {
     (void)state;
     cfg_t cfg;
-    buf_t err;
-    env_t d = {{{NULL, NULL}}};
-    assert_int_equal(load(&cfg, &d, &err), 0);
+    load_one(&cfg, NULL, NULL);
     assert_true(cfg.io_uring); /* auto: wherever the kernel allows it */
-    buf_free(&err);
-    env_t off = {{{"IO_URING", "OFF"}, {NULL, NULL}}};
-    assert_int_equal(load(&cfg, &off, &err), 0);
+    load_one(&cfg, "IO_URING", "OFF");
     assert_false(cfg.io_uring);
-    buf_free(&err);
-    env_t on = {{{"IO_URING", "auto"}, {NULL, NULL}}};
-    assert_int_equal(load(&cfg, &on, &err), 0);
+    load_one(&cfg, "IO_URING", "auto");
     assert_true(cfg.io_uring);
-    buf_free(&err);
-    env_t bad = {{{"IO_URING", "true"}, {NULL, NULL}}};
-    assert_int_equal(load(&cfg, &bad, &err), -EINVAL);
-    assert_string_equal(err.data, "streamio: invalid IO_URING=\"true\": expected off or auto");
-    buf_free(&err);
+    expect_error("IO_URING", "true", "streamio: invalid IO_URING=\"true\": expected off or auto");
 }
 
 static void test_connection_recovery_variables(void **state)
@@ -420,23 +419,14 @@ static void test_internal_address(void **state)
 {
     (void)state;
     cfg_t cfg;
-    buf_t err;
-    env_t d = {{{"PORT", "3001"}, {NULL, NULL}}};
-    assert_int_equal(load(&cfg, &d, &err), 0);
+    load_one(&cfg, "PORT", "3001");
     assert_string_equal(cfg.internal_address, "127.0.0.1:3001"); /* HOST 0.0.0.0 */
-    buf_free(&err);
-    env_t h = {{{"HOST", "10.1.2.3"}, {NULL, NULL}}};
-    assert_int_equal(load(&cfg, &h, &err), 0);
+    load_one(&cfg, "HOST", "10.1.2.3");
     assert_string_equal(cfg.internal_address, "10.1.2.3:3000");
-    buf_free(&err);
-    env_t h6 = {{{"HOST", "fd00::5"}, {NULL, NULL}}};
-    assert_int_equal(load(&cfg, &h6, &err), 0);
+    load_one(&cfg, "HOST", "fd00::5");
     assert_string_equal(cfg.internal_address, "[fd00::5]:3000");
-    buf_free(&err);
-    env_t x = {{{"STREAMIO_INTERNAL_ADDRESS", "[::1]:4000"}, {NULL, NULL}}};
-    assert_int_equal(load(&cfg, &x, &err), 0);
+    load_one(&cfg, "STREAMIO_INTERNAL_ADDRESS", "[::1]:4000");
     assert_string_equal(cfg.internal_address, "[::1]:4000");
-    buf_free(&err);
     expect_error("STREAMIO_INTERNAL_ADDRESS", "server2:3000",
                  "streamio: invalid STREAMIO_INTERNAL_ADDRESS=\"server2:3000\": expected an IP "
                  "address and a port, e.g. 10.0.0.5:3000 or [fd00::5]:3000");
