@@ -80,7 +80,7 @@ $(BUILD)/tests/test_redis_%: tests/unit/test_redis_%.c $(BUILD)/tests/redis_fake
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 
 # The adapters' and the peer directory's tests talk to the same scripted Redis.
-$(BUILD)/tests/test_adapter $(BUILD)/tests/test_streams_adapter $(BUILD)/tests/test_peer_dir $(BUILD)/tests/test_keyevents: $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
+$(BUILD)/tests/test_adapter $(BUILD)/tests/test_streams_adapter $(BUILD)/tests/test_streams_restore $(BUILD)/tests/test_peer_dir $(BUILD)/tests/test_keyevents: $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/tests/redis_fake.o $(BUILD)/libstreamio.a $(LIBS) -lcmocka
 
