@@ -400,3 +400,23 @@ int fake_loop_close(uv_loop_t *loop)
     uv_loop_close(loop);
     return rc;
 }
+
+redis_topology_t *fake_topology(fake_t *f, uv_loop_t *loop, unsigned timeout_ms)
+{
+    redis_topology_opts_t o = {.mode = REDIS_MODE_SINGLE};
+    snprintf(o.addr.host, sizeof(o.addr.host), "127.0.0.1");
+    o.addr.port = fake_port(f);
+    o.conn.connect_timeout_ms = timeout_ms;
+    o.conn.command_timeout_ms = timeout_ms;
+    o.conn.backoff_min_ms = 10;
+    o.conn.backoff_max_ms = 50;
+    redis_topology_t *t = NULL;
+    buf_t err;
+    buf_init(&err);
+    if (redis_topology_new(&t, loop, &o, &err)) {
+        fprintf(stderr, "fake_topology: %s\n", err.data ? err.data : "?");
+        abort();
+    }
+    buf_free(&err);
+    return t;
+}

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common/redis/redis_topology.h"
+
 typedef struct fake fake_t;
 typedef struct fake_conn fake_conn_t;
 
@@ -67,6 +69,10 @@ bool fake_pubsub(fake_conn_t *fc, int argc, char **argv);
  * `subscribed` says); *found is one of them (NULL when none). Tells a client's pub/sub connection
  * from its command connection. */
 size_t fake_named(const fake_t *f, const char *name, bool subscribed, fake_conn_t **found);
+
+/* A single-node topology on f's port that reconnects quickly (10 to 50 ms); timeout_ms, when not
+ * 0, bounds each connect and command. Close it with redis_topology_close. */
+redis_topology_t *fake_topology(fake_t *f, uv_loop_t *loop, unsigned timeout_ms);
 
 /* Runs the loop until cond(arg) is true or ms elapsed; returns cond's last value. */
 bool fake_run_until(uv_loop_t *loop, bool (*cond)(void *arg), void *arg, unsigned ms);

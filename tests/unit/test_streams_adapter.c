@@ -91,15 +91,8 @@ static int setup(void **state)
     buf_t err;
     buf_init(&err);
     assert_int_equal(config_load(&f->cfg, env_get, NULL, &err), 0);
-    redis_topology_opts_t o = {.mode = REDIS_MODE_SINGLE};
-    snprintf(o.addr.host, sizeof(o.addr.host), "127.0.0.1");
-    o.addr.port = fake_port(f->srv);
-    o.conn.connect_timeout_ms = 500;
-    o.conn.command_timeout_ms = 500;
-    o.conn.backoff_min_ms = 10;
-    o.conn.backoff_max_ms = 50;
-    assert_int_equal(redis_topology_new(&f->topo, &f->loop, &o, &err), 0);
     buf_free(&err);
+    f->topo = fake_topology(f->srv, &f->loop, 500);
     adapter_host_t host = fake_host(&f->host, nsps, 2);
     f->host.each_sockets = 1;
     assert_int_equal(streams_adapter_new(&f->sa, f->topo, &f->cfg, &host, &f->stats), 0);

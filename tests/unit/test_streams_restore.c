@@ -63,6 +63,7 @@ typedef struct fx {
     seed_events_t *seed;
     http_req_t *req;
     streams_restore_t *restore;
+    int answering; /* the connection `answered` looks at */
     int closed;
 } fx_t;
 
@@ -156,15 +157,8 @@ static int setup(void **state)
     buf_t err;
     buf_init(&err);
     assert_int_equal(config_load(&f->cfg, env_get, NULL, &err), 0);
-    redis_topology_opts_t o = {.mode = REDIS_MODE_SINGLE};
-    snprintf(o.addr.host, sizeof(o.addr.host), "127.0.0.1");
-    o.addr.port = fake_port(f->srv);
-    o.conn.connect_timeout_ms = 2000;
-    o.conn.command_timeout_ms = 2000;
-    o.conn.backoff_min_ms = 10;
-    o.conn.backoff_max_ms = 50;
-    assert_int_equal(redis_topology_new(&f->topo, &f->loop, &o, &err), 0);
     buf_free(&err);
+    f->topo = fake_topology(f->srv, &f->loop, 2000);
     adapter_host_t host = fake_host(&f->host, nsps, 1);
     assert_int_equal(streams_adapter_new(&f->sa, f->topo, &f->cfg, &host, &f->stats), 0);
     for (int i = 0; i < NCONN; i++)
@@ -266,12 +260,10 @@ static bool stored(void *arg)
     return ((fx_t *)arg)->sets >= want_sets;
 }
 
-static fx_t *log_of; /* the fixture whose connection `log_c` a wait looks at */
-static int log_c;
 static bool answered(void *arg)
 {
-    (void)arg;
-    return log_of->log[log_c].len > 0;
+    fx_t *f = arg;
+    return f->log[f->answering].len > 0;
 }
 
 /* Connects c to "/" and joins room; its sid and pid. */
@@ -329,6 +321,29 @@ static void reader_gets(fx_t *f, const char *entries, int n)
     buf_free(&b);
 }
 
+/* c connects to "/" with {pid, offset}: what it was sent once answered (the CONNECT reply last). */
+static const char *come_back(fx_t *f, int c, const char *pid, const char *offset)
+{
+    char hello[128];
+    snprintf(hello, sizeof(hello), "0{\"pid\":\"%s\",\"offset\":\"%s\"}", pid, offset);
+    open_ws(f, c);
+    say(f, c, hello);
+    f->answering = c;
+    WAIT(answered);
+    return sent(f, c);
+}
+
+/* reply is the CONNECT reply of a new session: neither the old sid nor the old pid. */
+static void assert_new_session(const char *reply, const char *sid, const char *pid)
+{
+    assert_int_equal(strncmp(reply, "40{\"sid\":\"", 10), 0);
+    char sid2[SIO_ID_LEN + 1], pid2[SIO_ID_LEN + 1];
+    member_id(reply, "sid", sid2);
+    member_id(reply, "pid", pid2);
+    assert_string_not_equal(sid2, sid);
+    assert_string_not_equal(pid2, pid);
+}
+
 /* ---- tests ---- */
 
 /* The main CONNECT reply carries a pid; a lost session is stored as the adapter stores it:
@@ -379,32 +394,17 @@ static void test_restore_replays_what_was_missed(void **state)
     buf_init(&range);
     buf_printf(&range, "*3\r\n%s", b.data); /* XRANGE (7-1 8-2 finds the same three */
     f->range_reply = range.data;
-    char hello[128];
-    snprintf(hello, sizeof(hello), "0{\"pid\":\"%s\",\"offset\":\"7-1\"}", pid);
-    open_ws(f, 1);
-    say(f, 1, hello);
-    log_of = f;
-    log_c = 1;
-    WAIT(answered);
+    const char *got = come_back(f, 1, pid, "7-1");
     assert_string_equal(f->range, "(7-1 8-2");
     char want[512];
     snprintf(want, sizeof(want),
              "42[\"ev\",\"8-0\",\"8-0\"]\n42[\"ev\",\"8-2\",\"8-2\"]\n40{\"sid\":\"%s\",\"pid\":\"%"
              "s\"}\n",
              sid, pid);
-    assert_string_equal(sent(f, 1), want);
+    assert_string_equal(got, want);
     assert_int_equal(f->getdels, 1);
     /* the session was taken: the same pid again is a new session */
-    open_ws(f, 2);
-    say(f, 2, hello);
-    log_c = 2;
-    WAIT(answered);
-    char sid2[SIO_ID_LEN + 1], pid2[SIO_ID_LEN + 1];
-    const char *reply = sent(f, 2);
-    member_id(reply, "sid", sid2);
-    member_id(reply, "pid", pid2);
-    assert_string_not_equal(sid2, sid);
-    assert_string_not_equal(pid2, pid);
+    assert_new_session(come_back(f, 2, pid, "7-1"), sid, pid);
     assert_int_equal(f->getdels, 2);
     f->range_reply = "*0\r\n";
     buf_free(&range);
@@ -419,18 +419,8 @@ static void test_offset_gone_is_a_new_session(void **state)
     connect_and_join(f, 0, "r1", sid, pid);
     lose(f, 0);
     f->check_reply = "*0\r\n";
-    char hello[128];
-    snprintf(hello, sizeof(hello), "0{\"pid\":\"%s\",\"offset\":\"7-1\"}", pid);
-    open_ws(f, 1);
-    say(f, 1, hello);
-    log_of = f;
-    log_c = 1;
-    WAIT(answered);
-    const char *reply = sent(f, 1);
-    assert_int_equal(strncmp(reply, "40{\"sid\":\"", 10), 0);
-    char sid2[SIO_ID_LEN + 1];
-    member_id(reply, "sid", sid2);
-    assert_string_not_equal(sid2, sid);
+    assert_new_session(come_back(f, 1, pid, "7-1"), sid, pid);
+    assert_int_equal(f->getdels, 1);
     assert_int_equal(f->range[0], '\0'); /* no replay read */
 }
 
