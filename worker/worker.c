@@ -297,10 +297,12 @@ static void relay_settle(worker_t *w, bool on)
     int rc;
     switch (relay_cut_update(w->cut, &in, uv_now(&w->loop))) {
     case RELAY_CUT_MARK:
-        if ((rc = adapter_relay_mark(w->adapter)))
-            LOG_WARN("cannot publish a relay handover marker: %s (the broadcasts are taken over "
-                     "without it in %d ms)",
-                     strerror(-rc), RELAY_CUT_TIMEOUT_MS);
+        if ((rc = adapter_relay_mark(w->adapter)) == 0)
+            break;
+        relay_cut_unsent(w->cut); /* sent again on the next update */
+        if (log_sampled(&w->share_failures))
+            LOG_WARN("cannot publish a relay handover marker yet: %s (%llu so far)", strerror(-rc),
+                     (unsigned long long)w->share_failures);
         break;
     case RELAY_CUT_TIMEOUT:
         LOG_WARN("no relay handover marker came back within %d ms: taking the broadcasts over "

@@ -102,7 +102,10 @@ describe('relay handover under a stream of broadcasts (classic adapter, CLUSTER_
       await h.waitUntil(() => new RegExp(`reload complete: generation ${g}, 2 workers`).test(srv.handle.output()),
         { timeout: 60000, message: `reload ${g - 1} complete` });
     }
-    // every client back, joined, and receiving on its current connection; then the stream ends
+    // every old worker gone; every client back, joined, and receiving on its current connection;
+    // then the stream ends
+    await h.waitUntil(() => (srv.handle.output().match(/retired pid \d+ exited/g) || []).length === 2 * RELOADS,
+      { timeout: 60000, message: 'every replaced worker exited' });
     await h.waitUntil(() => clients.every((c) => c.socket.connected && c.joined === c.conns.length &&
       c.current.length >= 50), { timeout: 30000, message: 'every client receives again after the reloads' });
     const last = (await peer.call('pacedStop')).value;

@@ -13,7 +13,8 @@ struct relay_cut {
     uint64_t rival_until;   /* a sibling holds it all: this worker lets go then at the latest */
     uint64_t timeout_ms;
     bool markers;
-    bool on; /* wanted and subscribed: markers count */
+    bool unsent; /* the last RELAY_CUT_MARK could not be published: asked again */
+    bool on;     /* wanted and subscribed: markers count */
 };
 
 relay_cut_t *relay_cut_new(unsigned nnsp, bool markers, uint64_t timeout_ms)
@@ -36,6 +37,7 @@ relay_cut_step_t relay_cut_update(relay_cut_t *c, const relay_cut_input_t *in, u
     c->on = in->up;
     if (!in->up) {
         c->held = c->waiting = 0;
+        c->unsent = false;
         c->rival_until = 0;
         return RELAY_CUT_NONE;
     }
@@ -52,22 +54,34 @@ relay_cut_step_t relay_cut_update(relay_cut_t *c, const relay_cut_input_t *in, u
         c->rival_until = 0;
     }
     if (c->waiting) {
+        if (now_ms < c->deadline && c->unsent) {
+            c->unsent = false;
+            return RELAY_CUT_MARK;
+        }
         if (now_ms < c->deadline)
             return RELAY_CUT_NONE;
         c->held |= c->waiting;
         c->waiting = 0;
         return RELAY_CUT_TIMEOUT;
     }
-    /* holding some: a sibling took the rest at its marker (unless it is gone since) */
-    if (c->held && others != RELAY_CUT_HOLDS_NONE)
+    if (c->held == c->all)
         return RELAY_CUT_NONE;
-    if (others == RELAY_CUT_HOLDS_NONE || !c->markers) {
-        c->held = c->all;
+    if (!c->markers || (!c->held && others == RELAY_CUT_HOLDS_NONE)) {
+        c->held = c->all; /* nobody to cut against */
         return RELAY_CUT_NONE;
     }
+    /* holding some: a sibling took the rest at its marker, or is taking it */
+    if (c->held && others != RELAY_CUT_HOLDS_NONE)
+        return RELAY_CUT_NONE;
+    /* a sibling holds some (or, holding some, the one that took the rest is gone): cut again */
     c->waiting = c->all;
     c->deadline = now_ms + c->timeout_ms;
     return RELAY_CUT_MARK;
+}
+
+void relay_cut_unsent(relay_cut_t *c)
+{
+    c->unsent = c->waiting != 0;
 }
 
 void relay_cut_marker(relay_cut_t *c, unsigned nsp, bool mine)
@@ -91,7 +105,7 @@ bool relay_cut_applies(const relay_cut_t *c, unsigned nsp)
 
 relay_cut_hold_t relay_cut_holds(const relay_cut_t *c)
 {
-    return c->held == c->all ? RELAY_CUT_HOLDS_ALL
-           : c->held         ? RELAY_CUT_HOLDS_SOME
-                             : RELAY_CUT_HOLDS_NONE;
+    return c->held == c->all          ? RELAY_CUT_HOLDS_ALL
+           : c->held || c->waiting ? RELAY_CUT_HOLDS_SOME
+                                   : RELAY_CUT_HOLDS_NONE;
 }

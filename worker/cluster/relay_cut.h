@@ -42,7 +42,8 @@ typedef enum relay_cut_step {
 /* What the worker holds, as published for its siblings (shared memory). */
 typedef enum relay_cut_hold {
     RELAY_CUT_HOLDS_NONE = 0,
-    RELAY_CUT_HOLDS_SOME = 1, /* some namespaces: a handover is half done, keep the subscription */
+    RELAY_CUT_HOLDS_SOME = 1, /* some namespaces, or its markers are on their way: a handover is
+                               * half done (nobody takes the role at once meanwhile) */
     RELAY_CUT_HOLDS_ALL = 2
 } relay_cut_hold_t;
 
@@ -60,6 +61,9 @@ typedef struct relay_cut_input {
 /* Follows the input (on every tick, and before a broadcast when it holds less than all); now_ms:
  * a monotonic clock. */
 relay_cut_step_t relay_cut_update(relay_cut_t *c, const relay_cut_input_t *in, uint64_t now_ms);
+/* The markers of the last RELAY_CUT_MARK could not be published (a connection not up yet): the
+ * next update asks again, until the timeout. */
+void relay_cut_unsent(relay_cut_t *c);
 /* A marker arrived on namespace nsp: this worker's own (mine) or a sibling's. */
 void relay_cut_marker(relay_cut_t *c, unsigned nsp, bool mine);
 /* This worker applies and relays the namespace's broadcasts now. */
