@@ -1031,8 +1031,8 @@ static int setup(worker_t *w)
         if ((rc = adapter_new(&w->adapter, w->topology, cfg, mode, prefix, &host, w->stats)))
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
-        w->cut = relay_cut_new((unsigned)host.nnsp, mode != ADAPTER_MODE_SHARDED,
-                               RELAY_CUT_TIMEOUT_MS);
+        w->cut =
+            relay_cut_new((unsigned)host.nnsp, mode != ADAPTER_MODE_SHARDED, RELAY_CUT_TIMEOUT_MS);
         adapter_set_relay(w->adapter, relay_broadcast,
                           mode == ADAPTER_MODE_SHARDED ? NULL : relay_marked, w);
         fanout_on_relayed(w->fanout, on_relayed, w);

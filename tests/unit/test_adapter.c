@@ -738,8 +738,8 @@ static bool b_relay_up(void *arg)
 
 static bool marker_published(void *arg)
 {
-    return fake_count_prefix(((handover_t *)arg)->e->srv, "PUBLISH socket.io#/#streamio-handover:") ==
-           1;
+    return fake_count_prefix(((handover_t *)arg)->e->srv,
+                             "PUBLISH socket.io#/#streamio-handover:") == 1;
 }
 
 static bool all_applied(void *arg)
@@ -773,9 +773,8 @@ static void test_handover_at_the_marker(void **state)
     adapter_host_t host_b = fake_host(&fake_b, nsps, 0);
     stats_worker_t stats_b = {0};
     adapter_t *b;
-    assert_int_equal(adapter_new(&b, e->topo, &e->cfg, ADAPTER_MODE_CLASSIC, "socket.io", &host_b,
-                                 &stats_b),
-                     0);
+    assert_int_equal(
+        adapter_new(&b, e->topo, &e->cfg, ADAPTER_MODE_CLASSIC, "socket.io", &host_b, &stats_b), 0);
     cut_worker_t old = {relay_cut_new(1, true, 3000), adapter_uid(b), 0};
     cut_worker_t succ = {relay_cut_new(1, true, 3000), adapter_uid(e->a), 0};
     handover_t h = {e, b, &fake_b, &old, &succ};

@@ -33,17 +33,17 @@ typedef struct sim sim_t;
 typedef struct wk {
     relay_cut_t *cut;
     bool live, draining, subscribed;
-    size_t pos;  /* the next message it reads */
-    int marks;   /* markers it published */
+    size_t pos; /* the next message it reads */
+    int marks;  /* markers it published */
     int timeouts, yields;
 } wk_t;
 
 struct sim {
     wk_t w[SLOTS];
     msg_t msgs[MAX_MSGS];
-    size_t n;               /* messages Redis sent so far */
-    int applied[MAX_MSGS];  /* broadcast i applied this many times */
-    int owner[MAX_MSGS];    /* by which slot (the last one) */
+    size_t n;              /* messages Redis sent so far */
+    int applied[MAX_MSGS]; /* broadcast i applied this many times */
+    int owner[MAX_MSGS];   /* by which slot (the last one) */
     unsigned nnsp;
     uint64_t now;
     uint32_t rng;
@@ -74,7 +74,9 @@ static void settle(sim_t *s, uint32_t me, bool on)
     relay_cut_input_t in = {
         .up = on && w->subscribed,
         .candidate = relay_role_candidate(SLOTS, me, view, s),
-        .others = o.all ? RELAY_CUT_HOLDS_ALL : o.any ? RELAY_CUT_HOLDS_SOME : RELAY_CUT_HOLDS_NONE,
+        .others = o.all   ? RELAY_CUT_HOLDS_ALL
+                  : o.any ? RELAY_CUT_HOLDS_SOME
+                          : RELAY_CUT_HOLDS_NONE,
     };
     switch (relay_cut_update(w->cut, &in, s->now)) {
     case RELAY_CUT_MARK:
@@ -373,12 +375,9 @@ static void test_without_markers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_drain_cuts_at_the_marker),
-        cmocka_unit_test(test_lower_successor),
-        cmocka_unit_test(test_two_namespaces),
-        cmocka_unit_test(test_marker_lost),
-        cmocka_unit_test(test_holder_crashes),
-        cmocka_unit_test(test_without_markers),
+        cmocka_unit_test(test_drain_cuts_at_the_marker), cmocka_unit_test(test_lower_successor),
+        cmocka_unit_test(test_two_namespaces),           cmocka_unit_test(test_marker_lost),
+        cmocka_unit_test(test_holder_crashes),           cmocka_unit_test(test_without_markers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,7 +88,7 @@ static void test_drain_hands_over_without_gap(void **state)
     assert_true(sub(s, 0));
     s[1].up = true;
     assert_int_equal(holder(s), 0); /* until slot 0 lets go */
-    assert_true(sub(s, 0));        /* ... at that marker (relay_cut) */
+    assert_true(sub(s, 0));         /* ... at that marker (relay_cut) */
     relay_others_t o;
     relay_role_others(N, 1, view, s, &o);
     assert_true(o.all && o.any && o.successor); /* slot 0 holds; slot 2 would take over */

@@ -355,8 +355,8 @@ static bool from_this_server(const adapter_t *a, const uint8_t *msg, size_t msg_
 }
 
 /* A broadcast on a channel of namespace nsp ("<key>#<nsp>#" ends at rest). */
-static void classic_broadcast(adapter_t *a, int nsp, size_t rest, const char *chan,
-                              size_t chan_len, const uint8_t *msg, size_t msg_len)
+static void classic_broadcast(adapter_t *a, int nsp, size_t rest, const char *chan, size_t chan_len,
+                              const uint8_t *msg, size_t msg_len)
 {
     const char *room = chan + rest;
     size_t room_len = chan_len - rest;
@@ -672,7 +672,7 @@ void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, adapter_marker_fn m
         return;
     }
     if (!a->pub && marked)
-        open_pub(a); /* private mode: for the markers */
+        open_pub(a);              /* private mode: for the markers */
     broadcast_patterns(a, false); /* until adapter_relay_subscribe says this worker holds them */
 }
 

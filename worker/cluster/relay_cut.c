@@ -6,11 +6,11 @@
 #include "common/xalloc.h"
 
 struct relay_cut {
-    uint32_t all;     /* a bit per namespace */
-    uint32_t held;    /* the namespaces whose broadcasts this worker applies */
-    uint32_t waiting; /* its markers still on their way */
-    uint64_t deadline;      /* for them */
-    uint64_t rival_until;   /* a sibling holds it all: this worker lets go then at the latest */
+    uint32_t all;         /* a bit per namespace */
+    uint32_t held;        /* the namespaces whose broadcasts this worker applies */
+    uint32_t waiting;     /* its markers still on their way */
+    uint64_t deadline;    /* for them */
+    uint64_t rival_until; /* a sibling holds it all: this worker lets go then at the latest */
     uint64_t timeout_ms;
     bool markers;
     bool unsent; /* the last RELAY_CUT_MARK could not be published: asked again */
@@ -105,7 +105,7 @@ bool relay_cut_applies(const relay_cut_t *c, unsigned nsp)
 
 relay_cut_hold_t relay_cut_holds(const relay_cut_t *c)
 {
-    return c->held == c->all          ? RELAY_CUT_HOLDS_ALL
+    return c->held == c->all       ? RELAY_CUT_HOLDS_ALL
            : c->held || c->waiting ? RELAY_CUT_HOLDS_SOME
                                    : RELAY_CUT_HOLDS_NONE;
 }

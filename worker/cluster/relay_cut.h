@@ -17,9 +17,10 @@
  * not come back within timeout_ms (lost with a connection) is given up: the worker takes the role
  * then (RELAY_CUT_TIMEOUT, for the caller to log); and a holder that is not the candidate and
  * still holds some namespace timeout_ms after a sibling took them all (it never saw that
- * sibling's marker) lets go then (RELAY_CUT_YIELD). Either way a broadcast in between may be applied twice. Without markers
- * (sharded mode: one channel per room) the role is taken once subscribed and given up as soon as
- * a sibling holds it all; which of them applies each broadcast meanwhile is the caller's.
+ * sibling's marker) lets go then (RELAY_CUT_YIELD). Either way a broadcast in between may be
+ * applied twice. Without markers (sharded mode: one channel per room) the role is taken once
+ * subscribed and given up as soon as a sibling holds it all; which of them applies each broadcast
+ * meanwhile is the caller's.
  *
  * No I/O: the caller publishes the markers and reports those it receives. One per worker; at most
  * 32 namespaces (CONFIG_MAX_NAMESPACES).
@@ -33,8 +34,8 @@
 typedef struct relay_cut relay_cut_t;
 
 typedef enum relay_cut_step {
-    RELAY_CUT_NONE,   /* nothing to do */
-    RELAY_CUT_MARK,   /* publish a marker on every namespace now; the role is taken at them */
+    RELAY_CUT_NONE,    /* nothing to do */
+    RELAY_CUT_MARK,    /* publish a marker on every namespace now; the role is taken at them */
     RELAY_CUT_TIMEOUT, /* the markers did not come back in time: the role was taken without them */
     RELAY_CUT_YIELD    /* a sibling took the role without a marker seen here: let go of it */
 } relay_cut_step_t;
