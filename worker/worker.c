@@ -121,6 +121,7 @@ typedef struct worker {
     uint32_t cur_pool;        /* pool of the record being decoded */
     uint64_t share_failures;  /* entries not shared with siblings or the adapter (log sampling) */
     uint64_t accept_failures; /* accept errors other than EAGAIN (log sampling) */
+    uint64_t mark_failures;   /* relay handover markers not published at once (log sampling) */
 } worker_t;
 
 static uint64_t wall_ms(void)
@@ -300,9 +301,9 @@ static void relay_settle(worker_t *w, bool on)
         if ((rc = adapter_relay_mark(w->adapter)) == 0)
             break;
         relay_cut_unsent(w->cut); /* sent again on the next update */
-        if (log_sampled(&w->share_failures))
+        if (log_sampled(&w->mark_failures))
             LOG_WARN("cannot publish a relay handover marker yet: %s (%llu so far)", strerror(-rc),
-                     (unsigned long long)w->share_failures);
+                     (unsigned long long)w->mark_failures);
         break;
     case RELAY_CUT_TIMEOUT:
         LOG_WARN("no relay handover marker came back within %d ms: taking the broadcasts over "
@@ -381,7 +382,8 @@ static void close_adapter(worker_t *w)
     w->cut = NULL;
 }
 
-/* Takes or gives up the broadcast subscription (every tick), and says whether it is up. */
+/* Takes or gives up the broadcast subscription (every tick), says what this worker holds, and
+ * closes a draining holder's adapter once it handed over. */
 static void relay_tick(worker_t *w)
 {
     if (!w->adapter)
