@@ -32,6 +32,7 @@
 #include "worker/bridge/presence.h"
 #include "worker/bridge/presence_route.h"
 #include "worker/cluster/adapter.h"
+#include "worker/cluster/relay_cut.h"
 #include "worker/cluster/relay_role.h"
 #include "worker/cluster/room_sync.h"
 #include "worker/cluster/streams_adapter.h"
@@ -58,6 +59,9 @@
 #define ACCEPT_GRACE_MS 250   /* after the listener closes, handshakes in flight complete first */
 #define CONNECT_GRACE_MS 3000 /* and a CONNECT still on its way, at most this much longer */
 #define CONNECT_POLL_MS 50
+/* A relay handover marker not back by then is given up; a draining holder waits as long for its
+ * successor's (see worker/cluster/relay_cut.h). */
+#define RELAY_CUT_TIMEOUT_MS 3000
 #define UPGRADE_TIMEOUT_MS 10000 /* Node's upgradeTimeout */
 /* packets waiting for a polling GET; past it more are dropped */
 #define POLL_QUEUE_MAX (4u << 20)
@@ -92,6 +96,8 @@ typedef struct worker {
     reader_io_t *reader_io;      /* the reader's Redis connections and timers */
     adapter_t *adapter;          /* NULL when there is nobody to share with */
     room_sync_t *rsync;          /* sharded adapter: the siblings' rooms, for the relay holder */
+    relay_cut_t *cut;            /* with an adapter: where the relay role moves (see relay_cut.h) */
+    uint64_t adapter_close_at;   /* draining holder: closes its adapter once handed over, or then */
     peer_dir_t *peers;           /* the other servers sharing the adapter, for relayed requests */
     streams_adapter_t *streams;  /* SOCKETIO_REDIS_ADAPTER=streams: the adapter; else NULL */
     streams_restore_t *srestore; /* ... and its CONNECTION_RECOVERY; else NULL */
@@ -115,6 +121,7 @@ typedef struct worker {
     uint32_t cur_pool;        /* pool of the record being decoded */
     uint64_t share_failures;  /* entries not shared with siblings or the adapter (log sampling) */
     uint64_t accept_failures; /* accept errors other than EAGAIN (log sampling) */
+    uint64_t mark_failures;   /* relay handover markers not published at once (log sampling) */
 } worker_t;
 
 static uint64_t wall_ms(void)
@@ -225,10 +232,10 @@ static void on_client_ack(void *arg, sio_socket_t *s, uint64_t id, const char *j
         adapter_client_ack(w->adapter, sio_socket_id(s), id, json, len);
 }
 
-/* The adapter uid of another live worker of this server (see adapter_set_sibling_filter). */
-static bool is_sibling_uid(const char *uid, size_t len, void *arg)
+/* The adapter uid of another worker of this server that is set up (or, `starting`, whose block
+ * is taken: it may subscribe before its setup ends). */
+static bool sibling_uid(worker_t *w, const char *uid, size_t len, bool starting)
 {
-    worker_t *w = arg;
     uint64_t want[2];
     if (len != sizeof(want))
         return false;
@@ -236,11 +243,18 @@ static bool is_sibling_uid(const char *uid, size_t len, void *arg)
     uint32_t n = shm_region_slots(w->args->region);
     for (uint32_t i = 0; i < n; i++) {
         stats_worker_t *s = shm_region_slot_stats(w->args->region, i);
-        if (i != w->args->slot && STATS_GET(s->pid) && STATS_GET(s->adapter_uid[0]) == want[0] &&
+        bool live = starting ? STATS_GET(s->role) != STATS_ROLE_FREE : STATS_GET(s->pid) != 0;
+        if (i != w->args->slot && live && STATS_GET(s->adapter_uid[0]) == want[0] &&
             STATS_GET(s->adapter_uid[1]) == want[1])
             return true;
     }
     return false;
+}
+
+/* The adapter uid of another live worker of this server (see adapter_set_sibling_filter). */
+static bool is_sibling_uid(const char *uid, size_t len, void *arg)
+{
+    return sibling_uid(arg, uid, len, false);
 }
 
 /* ---- one broadcast subscriber per server (see relay_role.h) ---- */
@@ -262,24 +276,80 @@ static void relay_view(uint32_t i, relay_slot_t *out, void *arg)
      * subscribe and both apply what arrives while their subscriptions overlap. */
     out->live = i == w->args->slot || STATS_GET(s->role) != STATS_ROLE_FREE;
     out->draining = STATS_GET(s->draining) != 0;
-    out->up = STATS_GET(s->adapter_relay) != 0;
+    uint64_t held = STATS_GET(s->adapter_relay);
+    out->up = held == RELAY_CUT_HOLDS_ALL;
+    out->holds = held != RELAY_CUT_HOLDS_NONE;
+}
+
+/* The cut follows the subscription (`on`: this worker wants it), and the siblings see what this
+ * worker holds. */
+static void relay_settle(worker_t *w, bool on)
+{
+    uint32_t n = shm_region_slots(w->args->region);
+    relay_others_t others;
+    relay_role_others(n, w->args->slot, relay_view, w, &others);
+    relay_cut_input_t in = {
+        .up = on && relay_ready(w),
+        .candidate = relay_role_candidate(n, w->args->slot, relay_view, w),
+        .others = others.all   ? RELAY_CUT_HOLDS_ALL
+                  : others.any ? RELAY_CUT_HOLDS_SOME
+                               : RELAY_CUT_HOLDS_NONE,
+    };
+    int rc;
+    switch (relay_cut_update(w->cut, &in, uv_now(&w->loop))) {
+    case RELAY_CUT_MARK:
+        if ((rc = adapter_relay_mark(w->adapter)) == 0)
+            break;
+        relay_cut_unsent(w->cut); /* sent again on the next update */
+        if (log_sampled(&w->mark_failures))
+            LOG_WARN("cannot publish a relay handover marker yet: %s (%llu so far)", strerror(-rc),
+                     (unsigned long long)w->mark_failures);
+        break;
+    case RELAY_CUT_TIMEOUT:
+        LOG_WARN("no relay handover marker came back within %d ms: taking the broadcasts over "
+                 "without it (one arriving meanwhile may be applied twice)",
+                 RELAY_CUT_TIMEOUT_MS);
+        break;
+    case RELAY_CUT_YIELD:
+        if (!w->rsync)
+            LOG_WARN("another worker took the broadcasts over without a relay handover marker "
+                     "seen here: letting go (one arriving meanwhile may be applied twice)");
+        break;
+    case RELAY_CUT_NONE:
+        break;
+    }
+    STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
 }
 
 /* The holder hands a broadcast of another server to the siblings and applies it; any other
  * subscribed worker (a handover under way) leaves it to the holder. */
-static bool relay_broadcast(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
-                            void *arg)
+static bool relay_broadcast(unsigned nsp, const char *chan, size_t chan_len, const uint8_t *msg,
+                            size_t msg_len, void *arg)
 {
     worker_t *w = arg;
-    /* up as soon as confirmed, not only from the next tick: no broadcast waits for it */
-    STATS_SET(w->stats->adapter_relay, relay_ready(w));
-    if (relay_role_holder(shm_region_slots(w->args->region), relay_view, w) != w->args->slot)
+    uint32_t n = shm_region_slots(w->args->region);
+    /* taken as soon as confirmed, not only from the next tick: no broadcast waits for it */
+    if (relay_cut_holds(w->cut) != RELAY_CUT_HOLDS_ALL)
+        relay_settle(w, relay_role_subscribe(n, w->args->slot, relay_view, w));
+    bool mine = w->rsync ? relay_role_holder(n, relay_view, w) == w->args->slot
+                         : relay_cut_applies(w->cut, nsp);
+    if (!mine)
         return false;
     int rc = fanout_relay(w->fanout, chan, chan_len, msg, msg_len);
     if (rc < 0 && log_sampled(&w->share_failures))
         LOG_WARN("cannot relay a broadcast on %.*s to the other workers: %s (%llu so far)",
                  (int)chan_len, chan, strerror(-rc), (unsigned long long)w->share_failures);
     return true;
+}
+
+/* A relay handover marker of this worker or a sibling (another server's is none of ours). */
+static void relay_marked(unsigned nsp, const char *uid, size_t uid_len, bool mine, void *arg)
+{
+    worker_t *w = arg;
+    if (!mine && !sibling_uid(w, uid, uid_len, true))
+        return;
+    relay_cut_marker(w->cut, nsp, mine);
+    STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
 }
 
 static void on_relayed(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
@@ -290,7 +360,30 @@ static void on_relayed(const char *chan, size_t chan_len, const uint8_t *msg, si
         adapter_receive_relayed(w->adapter, chan, chan_len, msg, msg_len);
 }
 
-/* Takes or gives up the broadcast subscription (every tick), and says whether it is up. */
+static void on_part_closed(void *arg);
+
+/* Draining: this worker still applies other servers' broadcasts for some namespace and a sibling
+ * will take them at its marker, which comes through this worker's subscription too. */
+static bool relay_hands_over(worker_t *w)
+{
+    relay_others_t others;
+    relay_role_others(shm_region_slots(w->args->region), w->args->slot, relay_view, w, &others);
+    return !w->rsync && relay_cut_holds(w->cut) != RELAY_CUT_HOLDS_NONE && others.successor;
+}
+
+static void close_adapter(worker_t *w)
+{
+    adapter_t *a = w->adapter;
+    w->adapter = NULL; /* the sockets' hooks stop reaching it */
+    w->adapter_close_at = 0;
+    STATS_SET(w->stats->adapter_relay, 0); /* a sibling takes the broadcasts over */
+    adapter_close(a, on_part_closed, w);
+    relay_cut_free(w->cut);
+    w->cut = NULL;
+}
+
+/* Takes or gives up the broadcast subscription (every tick), says what this worker holds, and
+ * closes a draining holder's adapter once it handed over. */
 static void relay_tick(worker_t *w)
 {
     if (!w->adapter)
@@ -299,7 +392,9 @@ static void relay_tick(worker_t *w)
         room_sync_tick(w->rsync);
     bool on = relay_role_subscribe(shm_region_slots(w->args->region), w->args->slot, relay_view, w);
     adapter_relay_subscribe(w->adapter, on);
-    STATS_SET(w->stats->adapter_relay, on && relay_ready(w));
+    relay_settle(w, on);
+    if (w->adapter_close_at && (!relay_hands_over(w) || uv_now(&w->loop) >= w->adapter_close_at))
+        close_adapter(w);
 }
 
 /* ---- the siblings' rooms, for the sharded relay holder (see room_sync.h) ---- */
@@ -624,11 +719,12 @@ static void on_restore_closed(void *arg)
         on_streams_closed(w);
     }
     if (w->adapter) {
-        adapter_t *a = w->adapter;
         w->closing++;
-        w->adapter = NULL;                     /* the sockets' hooks stop reaching it */
-        STATS_SET(w->stats->adapter_relay, 0); /* a sibling takes the broadcasts over */
-        adapter_close(a, on_part_closed, w);
+        /* a holder whose successor is subscribing keeps applying until its marker (or timeout) */
+        if (relay_hands_over(w))
+            w->adapter_close_at = uv_now(&w->loop) + RELAY_CUT_TIMEOUT_MS;
+        else
+            close_adapter(w);
     }
     finish(w);
 }
@@ -937,7 +1033,10 @@ static int setup(worker_t *w)
         if ((rc = adapter_new(&w->adapter, w->topology, cfg, mode, prefix, &host, w->stats)))
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
-        adapter_set_relay(w->adapter, relay_broadcast, w);
+        w->cut =
+            relay_cut_new((unsigned)host.nnsp, mode != ADAPTER_MODE_SHARDED, RELAY_CUT_TIMEOUT_MS);
+        adapter_set_relay(w->adapter, relay_broadcast,
+                          mode == ADAPTER_MODE_SHARDED ? NULL : relay_marked, w);
         fanout_on_relayed(w->fanout, on_relayed, w);
         if (mode == ADAPTER_MODE_SHARDED) {
             room_sync_io_t io = {sync_send, sync_own_rooms, sync_room, sync_forget, sync_live, w};

@@ -22,6 +22,7 @@
 #include "tests/unit/fake_host.h"
 #include "tests/unit/redis_fake.h"
 #include "worker/cluster/adapter.h"
+#include "worker/cluster/relay_cut.h"
 
 typedef struct env {
     uv_loop_t loop;
@@ -316,14 +317,19 @@ typedef struct relay_seen {
     bool apply; /* what the relay answers: this worker is the holder */
     char chan[64];
     size_t msg_len;
+    unsigned nsp;
+    int marks, mine; /* handover markers seen, of them this adapter's own */
+    unsigned mark_nsp;
+    char mark_uid[17];
 } relay_seen_t;
 
-static bool relay_fake(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
-                       void *arg)
+static bool relay_fake(unsigned nsp, const char *chan, size_t chan_len, const uint8_t *msg,
+                       size_t msg_len, void *arg)
 {
     (void)msg;
     relay_seen_t *r = arg;
     r->calls++;
+    r->nsp = nsp;
     snprintf(r->chan, sizeof(r->chan), "%.*s", (int)chan_len, chan);
     r->msg_len = msg_len;
     return r->apply;
@@ -337,7 +343,7 @@ static void test_relay(void **state)
     (void)state;
     env_t *e = start(ADAPTER_MODE_CLASSIC);
     relay_seen_t r = {0};
-    adapter_set_relay(e->a, relay_fake, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, &r);
     assert_false(adapter_relay_up(e->a)); /* not wanted yet, and no Redis here */
     adapter_relay_subscribe(e->a, true);
     assert_false(adapter_relay_up(e->a)); /* wanted, never confirmed */
@@ -400,7 +406,7 @@ static void test_sharded_relay(void **state)
     (void)state;
     env_t *e = start_nsp(ADAPTER_MODE_SHARDED, 2);
     relay_seen_t r = {0};
-    adapter_set_relay(e->a, relay_fake, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, &r);
     rx_str(e, "socket.io#/#here#", sharded_bcast("here")); /* another worker relays now */
     assert_int_equal(r.calls, 1);
     assert_string_equal(r.chan, "socket.io#/#here#");
@@ -455,13 +461,105 @@ static void test_sharded_relay(void **state)
     finish(e);
 }
 
+static void marked_fake(unsigned nsp, const char *uid, size_t uid_len, bool mine, void *arg)
+{
+    relay_seen_t *r = arg;
+    r->marks++;
+    r->mine += mine;
+    r->mark_nsp = nsp;
+    snprintf(r->mark_uid, sizeof(r->mark_uid), "%.*s", (int)uid_len, uid);
+}
+
+/* A handover marker ("<key>#<nsp>#streamio-handover:<uid>#") goes to the marker callback, this
+ * adapter's own or another's, and is neither relayed nor applied; a broadcast's namespace index
+ * goes to the relay. A room that only looks like a marker is an ordinary broadcast. */
+static void test_relay_markers(void **state)
+{
+    (void)state;
+    env_t *e = start_nsp(ADAPTER_MODE_CLASSIC, 2);
+    relay_seen_t r = {.apply = true};
+    adapter_set_relay(e->a, relay_fake, marked_fake, &r);
+    char chan[96];
+    snprintf(chan, sizeof(chan), "socket.io#/admin#streamio-handover:%s#", adapter_uid(e->a));
+    rx_str(e, chan, "");
+    assert_int_equal(r.marks, 1);
+    assert_int_equal(r.mine, 1);
+    assert_int_equal(r.mark_nsp, 1);
+    assert_string_equal(r.mark_uid, adapter_uid(e->a));
+    rx_str(e, "socket.io#/#streamio-handover:SIBLINGSIBLING01#", "");
+    assert_int_equal(r.marks, 2);
+    assert_int_equal(r.mine, 1);
+    assert_int_equal(r.mark_nsp, 0);
+    assert_string_equal(r.mark_uid, "SIBLINGSIBLING01");
+    assert_int_equal(r.calls, 0);
+    assert_int_equal(e->fake.broadcasts, 0);
+    buf_t b;
+    buf_init(&b);
+    classic_msg(&b, "peer01", "/admin", "");
+    rx(e, "socket.io#/admin#", b.data, b.len);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.nsp, 1);
+    assert_int_equal(e->fake.broadcasts, 1);
+    buf_reset(&b);
+    classic_msg(&b, "peer01", "/", "streamio-handover:short");
+    rx(e, "socket.io#/#streamio-handover:short#", b.data, b.len);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(r.nsp, 0);
+    assert_int_equal(r.marks, 2);
+    /* markers are sent through a connection of their own: none here (Redis unreachable) */
+    assert_int_equal(adapter_relay_mark(e->a), -ENOTCONN);
+    buf_free(&b);
+    finish(e);
+}
+
 /* ---- against a scripted Redis ---- */
 
-/* The adapter's connections: subscriptions confirmed, PUBLISH counted by nobody. */
+/* What a connection PSUBSCRIBEd to (kept in its data slot): the pattern's prefix. */
+#define BROKER_PREFIX "socket.io#/#"
+
+/* PUBLISH on a channel of the pattern: a pmessage to every connection subscribed to it, in the
+ * order the PUBLISHes arrive (one Redis node). */
+static int broker_publish(env_t *e, const char *chan, const char *msg)
+{
+    int n = 0;
+    if (strncmp(chan, BROKER_PREFIX, strlen(BROKER_PREFIX)) != 0)
+        return 0;
+    buf_t out;
+    buf_init(&out);
+    for (fake_conn_t *fc = fake_first(e->srv); fc; fc = fake_next(fc)) {
+        if (!*fake_conn_data(fc))
+            continue;
+        buf_reset(&out);
+        buf_printf(&out, "*4\r\n$8\r\npmessage\r\n$%zu\r\n%s*\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
+                   strlen(BROKER_PREFIX) + 1, BROKER_PREFIX, strlen(chan), chan, strlen(msg), msg);
+        buf_putc(&out, '\0');
+        fake_send(fc, out.data);
+        n++;
+    }
+    buf_free(&out);
+    return n;
+}
+
+/* The adapter's connections: subscriptions confirmed, PUBLISH reaches the pattern's subscribers. */
 static void on_redis_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *arg)
 {
     (void)lens;
-    (void)arg;
+    bool pattern = argc == 2 && strcmp(argv[1], BROKER_PREFIX "*") == 0;
+    void **slot = fake_conn_data(fc); /* freed by the fake with the connection */
+    if (pattern && strcmp(argv[0], "PSUBSCRIBE") == 0 && !*slot)
+        *slot = strdup(BROKER_PREFIX);
+    if (pattern && strcmp(argv[0], "PUNSUBSCRIBE") == 0) {
+        free(*slot);
+        *slot = NULL;
+        fake_sub_confirm(fc, "punsubscribe", argv[1], 0);
+        return;
+    }
+    if (argc == 3 && strcmp(argv[0], "PUBLISH") == 0) {
+        char reply[32];
+        snprintf(reply, sizeof(reply), ":%d\r\n", broker_publish(arg, argv[1], argv[2]));
+        fake_send(fc, reply);
+        return;
+    }
     if (!fake_pubsub(fc, argc, argv))
         fake_send(fc, ":0\r\n");
 }
@@ -524,7 +622,7 @@ static void test_sharded_relay_up(void **state)
     (void)state;
     env_t *e = start_on(ADAPTER_MODE_SHARDED, 2, true);
     relay_seen_t r = {.apply = true};
-    adapter_set_relay(e->a, relay_fake, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, &r);
     adapter_relay_room(e->a, 1, "r1", 2, true);
     adapter_room_created(e->a, "local", 5); /* this worker's rooms come through relay_room too */
     WAIT_FOR(connected, e);
@@ -570,7 +668,7 @@ static void test_relay_up_follows_its_subscription(void **state)
     (void)state;
     env_t *e = start_on(ADAPTER_MODE_CLASSIC, 0, true);
     relay_seen_t r = {.apply = true};
-    adapter_set_relay(e->a, relay_fake, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, &r);
     adapter_relay_subscribe(e->a, true);
     WAIT_FOR(relay_is_up, e);
     WAIT_FOR(connected, e);
@@ -600,6 +698,128 @@ static void test_relay_up_follows_its_subscription(void **state)
 
 /* Other namespaces: their broadcasts reach all their sockets, never those of "/"; rooms there
  * name nobody; their sharded requests touch no socket. */
+/* One worker of a handover, as worker.c wires it: its relay_cut decides per namespace. */
+typedef struct cut_worker {
+    relay_cut_t *cut;
+    const char *sibling; /* the other adapter's uid */
+    int relayed;
+} cut_worker_t;
+
+static bool cut_relay(unsigned nsp, const char *chan, size_t chan_len, const uint8_t *msg,
+                      size_t msg_len, void *arg)
+{
+    (void)chan, (void)chan_len, (void)msg, (void)msg_len;
+    cut_worker_t *w = arg;
+    if (!relay_cut_applies(w->cut, nsp))
+        return false;
+    w->relayed++;
+    return true;
+}
+
+static void cut_marked(unsigned nsp, const char *uid, size_t uid_len, bool mine, void *arg)
+{
+    cut_worker_t *w = arg;
+    if (mine || (uid_len == strlen(w->sibling) && memcmp(uid, w->sibling, uid_len) == 0))
+        relay_cut_marker(w->cut, nsp, mine);
+}
+
+typedef struct handover {
+    env_t *e;
+    adapter_t *b;
+    host_fake_t *fake_b;
+    cut_worker_t *old, *succ;
+} handover_t;
+
+static bool b_relay_up(void *arg)
+{
+    handover_t *h = arg;
+    return adapter_relay_up(h->b) && adapter_connected(h->b) && adapter_connected(h->e->a);
+}
+
+static bool marker_published(void *arg)
+{
+    return fake_count_prefix(((handover_t *)arg)->e->srv,
+                             "PUBLISH socket.io#/#streamio-handover:") == 1;
+}
+
+static bool all_applied(void *arg)
+{
+    handover_t *h = arg;
+    return h->e->fake.broadcasts + h->fake_b->broadcasts == 6 &&
+           relay_cut_holds(h->old->cut) == RELAY_CUT_HOLDS_NONE &&
+           relay_cut_holds(h->succ->cut) == RELAY_CUT_HOLDS_ALL;
+}
+
+/* Another server's broadcast, published on the room's channel. */
+static void other_server_publishes(env_t *e, int subscribers)
+{
+    buf_t b;
+    buf_init(&b);
+    classic_msg(&b, "peer01", "/", "here");
+    buf_putc(&b, '\0'); /* the broker sends C strings: this message has no NUL of its own */
+    assert_int_equal(broker_publish(e, "socket.io#/#here#", b.data), subscribers);
+    buf_free(&b);
+}
+
+/* A handover between two workers of one server (two adapters on one Redis): while both are
+ * subscribed, the successor publishes its marker through Redis; the old holder applies (and
+ * relays) what came before it and lets go there, the successor what comes after: each broadcast
+ * once, whatever each worker had read when the marker was sent. */
+static void test_handover_at_the_marker(void **state)
+{
+    (void)state;
+    env_t *e = start_on(ADAPTER_MODE_CLASSIC, 0, true);
+    host_fake_t fake_b = {.each_sockets = 1};
+    adapter_host_t host_b = fake_host(&fake_b, nsps, 0);
+    stats_worker_t stats_b = {0};
+    adapter_t *b;
+    assert_int_equal(
+        adapter_new(&b, e->topo, &e->cfg, ADAPTER_MODE_CLASSIC, "socket.io", &host_b, &stats_b), 0);
+    cut_worker_t old = {relay_cut_new(1, true, 3000), adapter_uid(b), 0};
+    cut_worker_t succ = {relay_cut_new(1, true, 3000), adapter_uid(e->a), 0};
+    handover_t h = {e, b, &fake_b, &old, &succ};
+    adapter_set_relay(e->a, cut_relay, cut_marked, &old);
+    adapter_set_relay(b, cut_relay, cut_marked, &succ);
+
+    /* the holder: alone, it takes the role at once */
+    adapter_relay_subscribe(e->a, true);
+    WAIT_FOR(relay_is_up, e);
+    relay_cut_input_t in = {.up = true, .candidate = false, .others = RELAY_CUT_HOLDS_NONE};
+    assert_int_equal(relay_cut_update(old.cut, &in, 0), RELAY_CUT_NONE);
+    assert_int_equal(relay_cut_holds(old.cut), RELAY_CUT_HOLDS_ALL);
+    other_server_publishes(e, 1);
+
+    /* the successor subscribes: both receive what follows; it publishes its marker */
+    adapter_relay_subscribe(b, true);
+    WAIT_FOR(b_relay_up, &h);
+    other_server_publishes(e, 2);
+    other_server_publishes(e, 2);
+    in = (relay_cut_input_t){.up = true, .candidate = true, .others = RELAY_CUT_HOLDS_ALL};
+    assert_int_equal(relay_cut_update(succ.cut, &in, 0), RELAY_CUT_MARK);
+    assert_int_equal(adapter_relay_mark(b), 0);
+    other_server_publishes(e, 2); /* may reach Redis before the marker: still the old holder's */
+    WAIT_FOR(marker_published, &h);
+    other_server_publishes(e, 2);
+    other_server_publishes(e, 2);
+    WAIT_FOR(all_applied, &h);
+    assert_int_equal(e->fake.broadcasts, 4); /* the first, and the three before the marker */
+    assert_int_equal(old.relayed, 4);
+    assert_int_equal(fake_b.broadcasts, 2); /* the two after it */
+    assert_int_equal(succ.relayed, 2);
+    assert_int_equal(fake_count(e->srv, "PUBLISH socket.io#/#here#"), 0); /* nothing else sent */
+
+    bool done = false;
+    adapter_close(b, closed, &done);
+    for (int i = 0; i < 1000 && !done; i++)
+        uv_run(&e->loop, UV_RUN_ONCE);
+    assert_true(done);
+    buf_free(&fake_b.last_text);
+    buf_free(&fake_b.last_frames);
+    relay_cut_free(old.cut);
+    relay_cut_free(succ.cut);
+    finish(e);
+}
+
 static void test_other_namespaces(void **state)
 {
     (void)state;
@@ -730,6 +950,8 @@ int main(void)
         cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
         cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
         cmocka_unit_test(test_relay),
+        cmocka_unit_test(test_relay_markers),
+        cmocka_unit_test(test_handover_at_the_marker),
         cmocka_unit_test(test_sharded_relay),
         cmocka_unit_test(test_sharded_relay_up),
         cmocka_unit_test(test_relay_up_follows_its_subscription),

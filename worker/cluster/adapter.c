@@ -13,9 +13,13 @@
 #include "worker/cluster/room_union.h"
 
 #define UID_LEN 16
+/* The room of a relay handover marker: "<MARKER_ROOM><uid>" (see adapter_relay_mark). */
+#define MARKER_ROOM "streamio-handover:"
+#define MARKER_ROOM_LEN (sizeof(MARKER_ROOM) - 1)
 
 struct adapter {
     uv_loop_t *loop;
+    redis_topology_t *topo;
     const cfg_t *cfg;
     adapter_mode_t mode;
     adapter_host_t host;
@@ -31,6 +35,7 @@ struct adapter {
     adapter_uid_fn is_sibling; /* see adapter_set_sibling_filter */
     void *sibling_arg;
     adapter_relay_fn relay; /* see adapter_set_relay; NULL: every worker subscribes */
+    adapter_marker_fn marked;
     void *relay_arg;
     bool patterns_wanted; /* the broadcast subscriptions are held (see adapter_set_relay) */
     uint32_t patterns_up; /* bit i: namespace i's pattern (sharded: channel, i > 0) confirmed */
@@ -349,13 +354,10 @@ static bool from_this_server(const adapter_t *a, const uint8_t *msg, size_t msg_
            (own_uid(a, &uid) || sibling_uid(a, &uid));
 }
 
-static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
-                                 const uint8_t *msg, size_t msg_len)
+/* A broadcast on a channel of namespace nsp ("<key>#<nsp>#" ends at rest). */
+static void classic_broadcast(adapter_t *a, int nsp, size_t rest, const char *chan, size_t chan_len,
+                              const uint8_t *msg, size_t msg_len)
 {
-    size_t rest = 0;
-    int nsp = channel_nsp(a, chan, chan_len, &rest);
-    if (nsp < 0)
-        return; /* a namespace not served here */
     const char *room = chan + rest;
     size_t room_len = chan_len - rest;
     if (room_len > 0) {
@@ -375,6 +377,15 @@ static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len
     if (own_uid(a, &m.uid) || sibling_uid(a, &m.uid) || !in_nsp(a, (unsigned)nsp, &m))
         return; /* our own or a sibling's publication (already delivered), or another namespace */
     member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
+}
+
+static void on_classic_broadcast(adapter_t *a, const char *chan, size_t chan_len,
+                                 const uint8_t *msg, size_t msg_len)
+{
+    size_t rest = 0;
+    int nsp = channel_nsp(a, chan, chan_len, &rest);
+    if (nsp >= 0) /* else a namespace not served here */
+        classic_broadcast(a, nsp, rest, chan, chan_len, msg, msg_len);
 }
 
 static void on_classic_request(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -417,6 +428,20 @@ static void on_cluster(adapter_t *a, const char *chan, size_t chan_len, const ui
     member_apply(a->member, (unsigned)nsp, &m, NULL, chan, chan_len);
 }
 
+/* A handover marker of the relay role (the room after "<key>#<nsp>#" is "<MARKER_ROOM><uid>#"):
+ * this worker's own or a sibling's goes to the marker callback; another server's is dropped, as
+ * Node servers drop it (a room they do not have). Never applied, never relayed. */
+static bool relay_marker(adapter_t *a, unsigned nsp, const char *room, size_t len)
+{
+    if (len != MARKER_ROOM_LEN + UID_LEN + 1 || room[len - 1] != '#' ||
+        memcmp(room, MARKER_ROOM, MARKER_ROOM_LEN) != 0)
+        return false;
+    const char *uid = room + MARKER_ROOM_LEN;
+    if (a->marked)
+        a->marked(nsp, uid, UID_LEN, memcmp(uid, a->uid, UID_LEN) == 0, a->relay_arg);
+    return true;
+}
+
 static bool is_request_chan(const adapter_t *a, const char *chan, size_t chan_len)
 {
     return a->mode == ADAPTER_MODE_CLASSIC && chan_len == strlen(a->request_chan) &&
@@ -427,10 +452,11 @@ static bool is_request_chan(const adapter_t *a, const char *chan, size_t chan_le
  * namespace's); the main and uid channels are every worker's own. A message laid out otherwise
  * is relayed and left to the siblings' decoding. */
 static bool relayable(const adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
-                      size_t msg_len)
+                      size_t msg_len, unsigned *nsp_out)
 {
     size_t rest = 0;
     int nsp = channel_nsp(a, chan, chan_len, &rest);
+    *nsp_out = (unsigned)nsp;
     if (nsp < 0 || (nsp == 0 && rest == chan_len))
         return false;
     if (nsp == 0 && chan_len == a->prefix_len + UID_LEN + 1 &&
@@ -451,8 +477,9 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
     if (from_this_server(a, msg, msg_len))
         return;
     if (a->mode == ADAPTER_MODE_SHARDED) {
-        if (a->relay && relayable(a, chan, chan_len, msg, msg_len) &&
-            !a->relay(chan, chan_len, msg, msg_len, a->relay_arg))
+        unsigned nsp;
+        if (a->relay && relayable(a, chan, chan_len, msg, msg_len, &nsp) &&
+            !a->relay(nsp, chan, chan_len, msg, msg_len, a->relay_arg))
             return; /* the holder relays it to this worker */
         on_cluster(a, chan, chan_len, msg, msg_len, false);
         return;
@@ -461,9 +488,17 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
         on_classic_request(a, chan, chan_len, msg, msg_len);
         return;
     }
-    if (a->relay && !a->relay(chan, chan_len, msg, msg_len, a->relay_arg))
+    if (!a->relay) {
+        on_classic_broadcast(a, chan, chan_len, msg, msg_len);
+        return;
+    }
+    size_t rest = 0;
+    int nsp = channel_nsp(a, chan, chan_len, &rest);
+    if (nsp < 0 || relay_marker(a, (unsigned)nsp, chan + rest, chan_len - rest))
+        return; /* a namespace not served here, or a handover marker */
+    if (!a->relay((unsigned)nsp, chan, chan_len, msg, msg_len, a->relay_arg))
         return; /* the holder relays it to this worker */
-    on_classic_broadcast(a, chan, chan_len, msg, msg_len);
+    classic_broadcast(a, nsp, rest, chan, chan_len, msg, msg_len);
 }
 
 void adapter_receive_relayed(adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -553,6 +588,14 @@ static const redis_client_cbs_t sub_cbs = {.state = on_sub_state,
 
 /* ---- lifecycle ---- */
 
+/* The connection responses (and relay handover markers) are published on. */
+static void open_pub(adapter_t *a)
+{
+    a->pub = redis_client_new(a->topo, "adapter-pub", NULL, NULL);
+    a->open_parts++;
+    redis_client_count_reconnects(a->pub, &a->stats->redis_reconnects);
+}
+
 int adapter_new(adapter_t **out, redis_topology_t *topo, const cfg_t *cfg, adapter_mode_t mode,
                 const char *prefix, const adapter_host_t *host, stats_worker_t *stats)
 {
@@ -587,11 +630,9 @@ int adapter_new(adapter_t **out, redis_topology_t *topo, const cfg_t *cfg, adapt
     STATS_SET(stats->adapter_uid[0], half[0]);
     STATS_SET(stats->adapter_uid[1], half[1]);
     /* Node's uids are hex in sharded mode; the id only has to be unique and channel-safe */
-    if (mode != ADAPTER_MODE_PRIVATE) {
-        a->pub = redis_client_new(topo, "adapter-pub", NULL, NULL);
-        a->open_parts++;
-        redis_client_count_reconnects(a->pub, &stats->redis_reconnects);
-    }
+    a->topo = topo;
+    if (mode != ADAPTER_MODE_PRIVATE)
+        open_pub(a);
     a->sub = redis_client_new(topo, "adapter", &sub_cbs, a);
     redis_client_count_reconnects(a->sub, &stats->redis_reconnects);
     a->open_parts++;
@@ -618,9 +659,10 @@ void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *a
     a->sibling_arg = arg;
 }
 
-void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, void *arg)
+void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, adapter_marker_fn marked, void *arg)
 {
     a->relay = relay;
+    a->marked = marked;
     a->relay_arg = arg;
     if (a->mode == ADAPTER_MODE_SHARDED && !a->rooms) {
         /* what subscribe_all took for this worker alone becomes the holder's */
@@ -629,7 +671,30 @@ void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, void *arg)
         sharded_broadcasts(a, false);
         return;
     }
+    if (!a->pub && marked)
+        open_pub(a);              /* private mode: for the markers */
     broadcast_patterns(a, false); /* until adapter_relay_subscribe says this worker holds them */
+}
+
+int adapter_relay_mark(adapter_t *a)
+{
+    if (a->closing || !a->pub || a->mode == ADAPTER_MODE_SHARDED)
+        return -EINVAL;
+    char room[MARKER_ROOM_LEN + UID_LEN];
+    memcpy(room, MARKER_ROOM, MARKER_ROOM_LEN);
+    memcpy(room + MARKER_ROOM_LEN, a->uid, UID_LEN);
+    /* msgpack [uid]: no packet, so even a decoder that got this far ignores it */
+    uint8_t body[2 + UID_LEN] = {0x91, 0xa0 | UID_LEN};
+    memcpy(body + 2, a->uid, UID_LEN);
+    for (unsigned i = 0; i < a->host.nnsp; i++) {
+        nsp_channel_for(a, i, room, sizeof(room));
+        const char *argv[] = {"PUBLISH", a->chan.data, (const char *)body};
+        size_t lens[] = {7, a->chan.len, sizeof(body)};
+        int rc = redis_client_command(a->pub, a->chan.data, a->chan.len, NULL, NULL, 3, argv, lens);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 void adapter_relay_subscribe(adapter_t *a, bool on)

@@ -123,15 +123,31 @@ void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *a
  * of this server holds (the union, fed by adapter_relay_room for each worker's slot, this one's
  * included: adapter_room_created/deleted then do nothing). A broadcast received from Redis that
  * is not this server's own (sharded: on those channels only; the main and uid channels stay
- * every worker's own) is passed to relay(chan, msg, arg) first (borrowed for the call): it hands
- * it to the siblings and returns true to apply it here too, or false to drop it (another worker
- * relays now). The siblings apply what they are handed with adapter_receive_relayed. Requests
- * are never relayed: every worker keeps its own subscription to them.
+ * every worker's own) is passed to relay(nsp, chan, msg, arg) first (nsp: the index of its
+ * namespace; borrowed for the call): it hands it to the siblings and returns true to apply it
+ * here too, or false to drop it (another worker relays now). The siblings apply what they are
+ * handed with adapter_receive_relayed. Requests are never relayed: every worker keeps its own
+ * subscription to them.
+ * Classic and private modes: a handover marker (adapter_relay_mark) of this worker or of any
+ * other worker of any server goes to marked(nsp, uid, mine, arg) instead (uid: the publisher's,
+ * borrowed; mine: this adapter's own); the caller tells this server's from the others'. NULL
+ * marked: markers are dropped. Private mode opens the connection the markers go out on here.
  */
-typedef bool (*adapter_relay_fn)(const char *chan, size_t chan_len, const uint8_t *msg,
-                                 size_t msg_len, void *arg);
-void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, void *arg);
+typedef bool (*adapter_relay_fn)(unsigned nsp, const char *chan, size_t chan_len,
+                                 const uint8_t *msg, size_t msg_len, void *arg);
+typedef void (*adapter_marker_fn)(unsigned nsp, const char *uid, size_t uid_len, bool mine,
+                                  void *arg);
+void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, adapter_marker_fn marked, void *arg);
 void adapter_relay_subscribe(adapter_t *a, bool on);
+/*
+ * Classic and private modes: publishes a relay handover marker on every namespace, through the
+ * broadcast subscription's own channels, so that every worker of this server subscribed to them
+ * receives it at the same place among the broadcasts (see worker/cluster/relay_cut.h). It is
+ * `PUBLISH <key>#<nsp>#streamio-handover:<uid>#` with the msgpack [uid]: a room no socket is in,
+ * which @socket.io/redis-adapter servers drop before decoding. 0, -EINVAL (sharded mode, or
+ * closing), or the Redis layer's error (-ENOTCONN...).
+ */
+int adapter_relay_mark(adapter_t *a);
 /* Sharded mode with a relay: the worker in `slot` holds the room (on) or no longer does; a slot
  * whose worker is gone is forgotten. Only the holder's subscriptions follow. */
 void adapter_relay_room(adapter_t *a, uint32_t slot, const char *room, size_t len, bool on);

@@ -1,24 +1,42 @@
 /* relay_role: see relay_role.h. */
 #include "worker/cluster/relay_role.h"
 
+bool relay_role_candidate(uint32_t nslots, uint32_t me, relay_view_fn view, void *arg)
+{
+    relay_slot_t s;
+    view(me, &s, arg);
+    if (s.draining)
+        return false;
+    for (uint32_t i = 0; i < me && i < nslots; i++) {
+        view(i, &s, arg);
+        if (s.live && !s.draining)
+            return false;
+    }
+    return true;
+}
+
 bool relay_role_subscribe(uint32_t nslots, uint32_t me, relay_view_fn view, void *arg)
 {
     relay_slot_t mine;
     view(me, &mine, arg);
-    bool candidate = !mine.draining, other_up = false;
+    return mine.up || mine.holds || relay_role_candidate(nslots, me, view, arg);
+}
+
+void relay_role_others(uint32_t nslots, uint32_t me, relay_view_fn view, void *arg,
+                       relay_others_t *out)
+{
+    *out = (relay_others_t){0};
     for (uint32_t i = 0; i < nslots; i++) {
+        relay_slot_t s;
         if (i == me)
             continue;
-        relay_slot_t s;
         view(i, &s, arg);
         if (!s.live)
             continue;
-        if (i < me && !s.draining)
-            candidate = false;
-        if (s.up)
-            other_up = true;
+        out->all |= s.up;
+        out->any |= s.up || s.holds;
+        out->successor |= !s.draining;
     }
-    return candidate || (mine.up && !other_up);
 }
 
 int64_t relay_role_holder(uint32_t nslots, relay_view_fn view, void *arg)

@@ -8,10 +8,14 @@
  * No I/O and no shared memory here: the workers' states come through relay_view_fn (production:
  * the shared stats blocks; tests: an array). The rules, evaluated by every worker on its tick:
  *  - the candidate is the lowest live slot that is not draining;
- *  - a worker subscribes while it is the candidate, or while its own subscription is up and no
- *    other live worker's is (so a draining holder keeps relaying until its successor is up);
- *  - the holder, which relays, is the lowest live slot whose subscription is up; a subscribed
- *    worker that is not the holder drops what it receives (the holder relays it to it).
+ *  - a worker subscribes while it is the candidate, or while it holds the role (all of it or, a
+ *    handover half done, some namespaces): a holder lets go only where relay_cut says (classic
+ *    and private modes: at its successor's marker, which both see at the same place among the
+ *    broadcasts), so a draining holder keeps relaying until its successor took over;
+ *  - sharded mode has no markers: a subscribed worker takes the role, the holder, which relays,
+ *    is the lowest live slot holding it (relay_role_holder), a subscribed worker that is not the
+ *    holder drops what it receives (the holder relays it to it), and a holder that is not the
+ *    candidate lets go as soon as another holds it.
  * A crashed holder leaves the server without other servers' broadcasts until its successor's
  * next tick and subscription (as a pub/sub reconnect does); a draining one hands over without a
  * gap.
@@ -25,15 +29,27 @@
 typedef struct relay_slot {
     bool live;     /* a worker runs in the slot */
     bool draining; /* it stopped accepting and will exit */
-    bool up;       /* its broadcast subscription is confirmed */
+    bool up;       /* it holds the role: its subscription is confirmed and it applies every
+                    * namespace's broadcasts */
+    bool holds;    /* it applies some namespaces' (a handover half done) or all */
 } relay_slot_t;
 
 /* Fills *out with slot i's state. */
 typedef void (*relay_view_fn)(uint32_t i, relay_slot_t *out, void *arg);
 
+/* Slot `me` is the lowest live slot that is not draining. */
+bool relay_role_candidate(uint32_t nslots, uint32_t me, relay_view_fn view, void *arg);
 /* Whether the worker in slot `me` (of nslots) should hold the broadcast subscription now. */
 bool relay_role_subscribe(uint32_t nslots, uint32_t me, relay_view_fn view, void *arg);
-/* The slot that relays now, or -1 when no live worker's subscription is up. */
+/* The other live slots, together. */
+typedef struct relay_others {
+    bool all;       /* one holds the whole role */
+    bool any;       /* one holds some or all of it */
+    bool successor; /* one is not draining: it would take the role from a draining holder */
+} relay_others_t;
+void relay_role_others(uint32_t nslots, uint32_t me, relay_view_fn view, void *arg,
+                       relay_others_t *out);
+/* The slot that relays now (sharded mode), or -1 when no live worker holds the role. */
 int64_t relay_role_holder(uint32_t nslots, relay_view_fn view, void *arg);
 
 #endif

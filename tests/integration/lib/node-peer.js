@@ -55,6 +55,7 @@ async function main() {
     if (ack) ack(`node-${port}`);
   });
 
+  const pacer = { timer: null, sent: 0 };
   const commands = {
     broadcast({ nsp = '/', rooms = [], except = [], event, args = [], volatile = false, local = false }) {
       let op = io.of(nsp);
@@ -81,6 +82,25 @@ async function main() {
     emitterJoin({ rooms = [], target }) {
       emitter.in(rooms).socketsJoin(target);
       return true;
+    },
+    // A steady, bounded stream: emit(event, seq) to `room`, `burst` every `everyMs`, seq 1..count,
+    // until count went out or pacedStop; pacedStatus says how many did.
+    paced({ room, event, count, burst = 1, everyMs = 5 }) {
+      if (pacer.timer) throw new Error('a paced stream is running');
+      pacer.sent = 0;
+      pacer.timer = setInterval(() => {
+        for (let i = 0; i < burst && pacer.sent < count; i++) io.to(room).emit(event, ++pacer.sent);
+        if (pacer.sent >= count) commands.pacedStop();
+      }, everyMs);
+      return true;
+    },
+    pacedStop() {
+      clearInterval(pacer.timer);
+      pacer.timer = null;
+      return pacer.sent;
+    },
+    pacedStatus() {
+      return { sent: pacer.sent, running: pacer.timer !== null };
     },
     emitter({ rooms = [], except = [], event, args = [] }) {
       let op = emitter;

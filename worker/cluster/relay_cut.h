@@ -1,0 +1,74 @@
+/*
+ * relay_cut: where, in the stream of broadcasts the relay role's subscription receives, the role
+ * moves from one worker of this server to another (classic and private modes; relay_role.h says
+ * which worker subscribes). During a handover the old holder and its successor are both
+ * subscribed to the same patterns, each on the same Redis node, so both receive the same messages
+ * in the same order. Deciding per message from shared memory which of them applies it would split
+ * that stream at a different place in each worker (a broadcast applied twice, or not at all).
+ * Instead the successor, once its subscription is confirmed, publishes a marker through it (one
+ * per namespace: on a Redis Cluster each namespace's pattern may live on another node), and every
+ * worker follows the markers: a namespace's broadcasts are applied by the worker whose marker came
+ * last. The old holder applies everything before the marker and the successor everything after.
+ *
+ * A holder keeps its subscription until it lets go at a sibling's marker (relay_role).
+ *
+ * A worker whose subscription is confirmed while no sibling holds any namespace takes the role at
+ * once (a start, or a holder that crashed: there is nothing to cut against). A marker that has
+ * not come back within timeout_ms (lost with a connection) is given up: the worker takes the role
+ * then (RELAY_CUT_TIMEOUT, for the caller to log); and a holder that is not the candidate and
+ * still holds some namespace timeout_ms after a sibling took them all (it never saw that
+ * sibling's marker) lets go then (RELAY_CUT_YIELD). Either way a broadcast in between may be
+ * applied twice. Without markers (sharded mode: one channel per room) the role is taken once
+ * subscribed and given up as soon as a sibling holds it all; which of them applies each broadcast
+ * meanwhile is the caller's.
+ *
+ * No I/O: the caller publishes the markers and reports those it receives. One per worker; at most
+ * 32 namespaces (CONFIG_MAX_NAMESPACES).
+ */
+#ifndef STREAMIO_WORKER_CLUSTER_RELAY_CUT_H
+#define STREAMIO_WORKER_CLUSTER_RELAY_CUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct relay_cut relay_cut_t;
+
+typedef enum relay_cut_step {
+    RELAY_CUT_NONE,    /* nothing to do */
+    RELAY_CUT_MARK,    /* publish a marker on every namespace now; the role is taken at them */
+    RELAY_CUT_TIMEOUT, /* the markers did not come back in time: the role was taken without them */
+    RELAY_CUT_YIELD    /* a sibling took the role without a marker seen here: let go of it */
+} relay_cut_step_t;
+
+/* What the worker holds, as published for its siblings (shared memory). */
+typedef enum relay_cut_hold {
+    RELAY_CUT_HOLDS_NONE = 0,
+    RELAY_CUT_HOLDS_SOME = 1, /* some namespaces, or its markers are on their way: a handover is
+                               * half done (nobody takes the role at once meanwhile) */
+    RELAY_CUT_HOLDS_ALL = 2
+} relay_cut_hold_t;
+
+/* nnsp namespaces (1..32); markers: classic and private modes. Aborts on out-of-memory. */
+relay_cut_t *relay_cut_new(unsigned nnsp, bool markers, uint64_t timeout_ms);
+void relay_cut_free(relay_cut_t *c);
+/* What the worker knows of the role now (relay_role, shared memory). */
+typedef struct relay_cut_input {
+    bool up;                 /* it wants the role and its broadcast subscription is confirmed;
+                              * when false, everything held is dropped */
+    bool candidate;          /* the role goes to it (a candidate never lets go to a rival) */
+    relay_cut_hold_t others; /* the most any sibling holds */
+} relay_cut_input_t;
+
+/* Follows the input (on every tick, and before a broadcast when it holds less than all); now_ms:
+ * a monotonic clock. */
+relay_cut_step_t relay_cut_update(relay_cut_t *c, const relay_cut_input_t *in, uint64_t now_ms);
+/* The markers of the last RELAY_CUT_MARK could not be published (a connection not up yet): the
+ * next update asks again, until the timeout. */
+void relay_cut_unsent(relay_cut_t *c);
+/* A marker arrived on namespace nsp: this worker's own (mine) or a sibling's. */
+void relay_cut_marker(relay_cut_t *c, unsigned nsp, bool mine);
+/* This worker applies and relays the namespace's broadcasts now. */
+bool relay_cut_applies(const relay_cut_t *c, unsigned nsp);
+relay_cut_hold_t relay_cut_holds(const relay_cut_t *c);
+
+#endif
