@@ -962,8 +962,10 @@ static size_t handle_stream(lane_t *l, const redisReply *sr)
             s->need_history = false;
         return 0;
     }
-    /* a stream is read from its pending list ("0") exactly while it needs its history, which
-     * only an empty reply to that read ends */
+    /* a stream is read from its pending list ("0") while it needs its history, which only an
+     * empty reply to that read ends; a new read of it (">") waits until then. (A read in flight
+     * when its stream was parked and woken up may come back marked too: its entries are newer
+     * than any its rooms had, and go.) */
     return deliver(r, l->conn, name->str, name->len, entries, l->marks, s && s->need_history);
 }
 
