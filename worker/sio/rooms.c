@@ -29,6 +29,7 @@ struct room {
     uint64_t hash;
     struct rooms_member *first;
     size_t count;
+    stream_id_t delivered; /* see rooms_delivered */
     size_t len;
     char name[]; /* len bytes + NUL */
 };
@@ -171,6 +172,7 @@ static room_t *room_create(rooms_t *r, const char *name, size_t len, uint64_t h)
     room->hash = h;
     room->first = NULL;
     room->count = 0;
+    room->delivered = (stream_id_t){0, 0};
     room->len = len;
     if (len)
         memcpy(room->name, name, len);
@@ -299,6 +301,11 @@ size_t rooms_count(const rooms_t *r)
 size_t rooms_members(const room_t *room)
 {
     return room->count;
+}
+
+stream_id_t *rooms_delivered(room_t *room)
+{
+    return &room->delivered;
 }
 
 const char *rooms_name(const room_t *room, size_t *len)
