@@ -186,7 +186,10 @@ static bool from_worker(shm_region_t *region, const struct ucred *cr)
         return false;
     for (uint32_t i = 0; i < shm_region_slots(region); i++) {
         stats_worker_t *st = shm_region_slot_stats(region, i);
-        if (st && (pid_t)STATS_GET(st->pid) == cr->pid)
+        /* a worker reaped a moment ago: its datagrams still queued here were sent while it lived
+         * (entries it may have acknowledged already, sockets it handed over) */
+        if (st &&
+            ((pid_t)STATS_GET(st->pid) == cr->pid || (pid_t)STATS_GET(st->exited_pid) == cr->pid))
             return true;
     }
     return false;

@@ -6,7 +6,8 @@
  * very channel of its block, and old and new generations (different blocks) never share one.
  * The block's worker receives on one end (rx); every other worker sends on the other (tx).
  * Receivers also check each datagram's sender (SCM_CREDENTIALS: our uid, and the pid of a live
- * worker in the region) as defence in depth. Never logs.
+ * worker in the region, or of a block's last reaped one, whose datagrams may still be queued) as
+ * defence in depth. Never logs.
  */
 #ifndef STREAMIO_SHM_LOCAL_SOCK_H
 #define STREAMIO_SHM_LOCAL_SOCK_H
@@ -49,10 +50,10 @@ void local_sock_set_buffers(const local_sock_t *t, local_kind_t kind, int bytes)
  */
 int local_sock_send(int tx, const void *p, size_t len, int fd);
 /*
- * Receives one datagram from rx into buf (cap bytes). 0: a datagram of *len bytes from a live
- * worker of `region` (the sender's uid is ours and its pid is a slot's), *fd the descriptor it
- * carried (close-on-exec, owned by the caller) or -1. Else nothing is returned and every
- * descriptor it carried is closed: -EAGAIN (queue empty), -EPERM (another sender), -EMSGSIZE
+ * Receives one datagram from rx into buf (cap bytes). 0: a datagram of *len bytes from a worker
+ * of `region` (the sender's uid is ours and its pid is a slot's, live or last reaped), *fd the
+ * descriptor it carried (close-on-exec, owned by the caller) or -1. Else nothing is returned and
+ * every descriptor it carried is closed: -EAGAIN (queue empty), -EPERM (another sender), -EMSGSIZE
  * (truncated, or more than one descriptor), another -errno.
  */
 int local_sock_recv(int rx, shm_region_t *region, void *buf, size_t cap, size_t *len, int *fd);

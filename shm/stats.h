@@ -114,6 +114,9 @@ typedef struct stats_worker {
     _Atomic uint64_t generation; /* configuration generation it was started with, from 1 */
     _Atomic uint64_t heartbeat;  /* bumped by the worker's loop; the watchdog checks it */
     _Atomic uint64_t draining;   /* 1 once the worker stopped accepting (SIGTERM) */
+    /* the pid of the block's last process, set when the master reaps it and kept when the block
+     * is reused: what it sent before it died is still heard (shm/local_sock.h) */
+    _Atomic uint64_t exited_pid;
 
     /* traffic, for /metrics; monotonic unless noted */
     _Atomic uint64_t handshakes;       /* Engine.IO handshakes completed */

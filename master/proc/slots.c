@@ -124,7 +124,9 @@ static int spawn_proc(slots_t *s, uint32_t i, enum stats_role role)
         return -ENOSPC;
     }
     stats_worker_t *ws = bstats(s, p);
+    uint64_t exited = STATS_GET(ws->exited_pid);
     memset(ws, 0, sizeof(*ws));
+    STATS_SET(ws->exited_pid, exited);
     STATS_SET(ws->index, i);
     STATS_SET(ws->role, role);
     STATS_SET(ws->generation, s->generation);
@@ -248,6 +250,7 @@ void slots_exited(slots_t *s, pid_t pid, int status)
     proc_t pr = s->procs[p];
     s->procs[p].pid = 0;
     memset(bstats(s, (uint32_t)p), 0, sizeof(stats_worker_t));
+    STATS_SET(bstats(s, (uint32_t)p)->exited_pid, (uint64_t)pid);
     s->ops.reaped(s->arg, (uint32_t)p);
     slot_t *sl = &s->slots[pr.worker];
     if (pr.retiring) {

@@ -204,6 +204,31 @@ static void test_strangers_are_dropped(void **state)
     fixture_free(&f);
 }
 
+/* A worker the master reaped a moment ago is still heard: what it queued before it died (here a
+ * socket it handed over; for siblings, entries it may have acknowledged) is not dropped. */
+static void test_a_reaped_workers_queue_is_heard(void **state)
+{
+    (void)state;
+    fixture_t f;
+    fixture_init(&f, 2);
+    set_pid(&f, 1, getpid());
+    got_t g1 = {.fd = -1};
+    handoff_t *h1;
+    assert_int_equal(handoff_new(&h1, &f.loop, f.socks, f.region, 1, on_fd, &g1), 0);
+    pid_t child;
+    send_from_child(&f, &child, -1); /* queued, then the sender is gone */
+    /* the master reaped it: block 0 holds no pid, only its last one */
+    stats_worker_t *st = shm_region_slot_stats(f.region, 0);
+    STATS_SET(st->pid, 0);
+    STATS_SET(st->exited_pid, (uint64_t)child);
+    spin(&f.loop, &g1.calls, 1);
+    assert_int_equal(g1.calls, 1);
+    assert_true(g1.fd >= 0);
+    close(g1.fd);
+    handoff_free(h1);
+    fixture_free(&f);
+}
+
 /* A worker holds its own receiving ends and the others' sending ends, nothing else; the master's
  * drain empties a dead block's queue and closes the descriptors it carried. */
 static void test_child_keep_and_drain(void **state)
@@ -254,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_pass_fd_and_bytes),
         cmocka_unit_test(test_only_stream_sockets_are_accepted),
         cmocka_unit_test(test_strangers_are_dropped),
+        cmocka_unit_test(test_a_reaped_workers_queue_is_heard),
         cmocka_unit_test(test_child_keep_and_drain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

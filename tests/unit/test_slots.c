@@ -256,6 +256,28 @@ static void test_respawn_backoff_grows_and_caps(void **state)
     done(f);
 }
 
+/* A reaped worker's pid stays in its block, also once a respawn reuses the block: the siblings
+ * still hear the datagrams it queued before it died (shm/local_sock.h). */
+static void test_a_reaped_pid_outlives_its_block(void **state)
+{
+    (void)state;
+    fake_t *f = running(1);
+    int b = block_of(f, 100);
+    slots_exited(f->s, 100, killed_by(SIGKILL));
+    assert_int_equal(STATS_GET(f->blocks[b].pid), 0);
+    assert_int_equal(STATS_GET(f->blocks[b].exited_pid), 100);
+    advance(f, 100); /* the respawn */
+    pid_t next = f->next_pid - 1;
+    assert_int_equal(next, 101);
+    int nb = block_of(f, next);
+    assert_int_equal(STATS_GET(f->blocks[nb].exited_pid), nb == b ? 100 : 0);
+    assert_int_equal(STATS_GET(f->blocks[b].exited_pid), 100);
+    listens(f, next);
+    slots_exited(f->s, next, exited_with(1));
+    assert_int_equal(STATS_GET(f->blocks[nb].exited_pid), 101);
+    done(f);
+}
+
 static void test_exit_2_during_setup_is_not_respawned(void **state)
 {
     (void)state;
@@ -543,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_start_then_ready_once_all_listen),
         cmocka_unit_test(test_respawn_backoff_grows_and_caps),
         cmocka_unit_test(test_exit_2_during_setup_is_not_respawned),
+        cmocka_unit_test(test_a_reaped_pid_outlives_its_block),
         cmocka_unit_test(test_rolling_reload_one_worker_at_a_time),
         cmocka_unit_test(test_reload_grows_then_shrinks),
         cmocka_unit_test(test_failed_replacement_keeps_the_old_worker),
