@@ -12,6 +12,11 @@
 #include "common/xalloc.h"
 
 #define READ_CHUNK 16384
+/* A plain link's read buffer starts at READ_CHUNK and doubles, up to READ_MAX, each time a read
+ * fills it: a busy link (the subscription that gets every broadcast's echo, the replies of large
+ * XREADGROUP batches) then costs one read system call per 256 KB instead of per 16 KB, and an
+ * idle one keeps 16 KB. */
+#define READ_MAX (256 * 1024)
 
 typedef struct bytes {
     char *p;
@@ -42,7 +47,8 @@ struct redis_link {
     int early_err;          /* resolver refused at once: reported from the loop, not from open */
     int refs;               /* handles and the resolver request still owned by libuv */
     unsigned dead_after_ms; /* keepalive_set's; 0 = its default */
-    char rbuf[READ_CHUNK];
+    char *rbuf;             /* rcap bytes: what one read(2) may fill */
+    size_t rcap;
     char *pbuf; /* decrypted bytes (TLS only) */
 };
 
@@ -63,6 +69,7 @@ static void release(redis_link_t *l)
         return;
     redis_tls_session_free(l->tls);
     free(l->pbuf);
+    free(l->rbuf);
     free(l->out.p);
     free(l->wire.p);
     free(l);
@@ -151,7 +158,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     redis_link_t *l = h->data;
-    *buf = uv_buf_init(l->rbuf, sizeof(l->rbuf));
+    *buf = uv_buf_init(l->rbuf, (unsigned)l->rcap);
 }
 
 static void became_open(redis_link_t *l)
@@ -209,6 +216,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         tls_input(l, buf->base, (size_t)n);
     else
         l->cbs->data(l, buf->base, (size_t)n, l->arg);
+    /* the bytes were consumed: the buffer may be replaced before the next read */
+    if ((size_t)n == l->rcap && l->rcap < READ_MAX) {
+        free(l->rbuf);
+        l->rcap *= 2;
+        l->rbuf = xmalloc(l->rcap);
+    }
 }
 
 static void set_keepalive(redis_link_t *l)
@@ -291,6 +304,8 @@ redis_link_t *redis_link_open(uv_loop_t *loop, const char *host, int port, redis
     l->arg = arg;
     snprintf(l->host, sizeof(l->host), "%s", host);
     snprintf(l->port, sizeof(l->port), "%d", port);
+    l->rcap = READ_CHUNK;
+    l->rbuf = xmalloc(l->rcap);
     if (tls) {
         l->tls = redis_tls_session_new(tls, server_name && *server_name ? server_name : host);
         l->pbuf = xmalloc(READ_CHUNK);
