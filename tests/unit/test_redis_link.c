@@ -1,6 +1,7 @@
 /* Unit tests for common/redis/redis_link: the byte pipe against a loopback server
  * (tests/unit/redis_fake.c): a busy link reads in chunks larger than its first 16 KB buffer, and
- * every byte arrives once, in order, whatever the chunk sizes. */
+ * every byte arrives once, in order, whatever the chunk sizes; a queue past 256 KB is written at
+ * once, not at the end of the loop iteration. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,10 +121,40 @@ static void test_busy_link_reads_larger_chunks(void **state)
     assert_true(fx->largest <= MAX_BUF);
 }
 
+#define PINGS 22000 /* 14 bytes each: past the 256 KB that is written early */
+
+static bool all_pings(void *arg)
+{
+    fx_t *fx = arg;
+    return fake_count(fx->srv, "PING") >= PINGS || fx->err;
+}
+
+/* Old code queued every command until the loop iteration ended, so a read batch's PUBLISHes
+ * filled megabytes of cold queue. Past 256 KB with nothing in flight, the queue goes to the kernel
+ * from the commit itself: fewer bytes are queued than were committed before the loop runs, and
+ * the server still gets every command once, in order. */
+static void test_large_queue_is_written_early(void **state)
+{
+    fx_t *fx = *state;
+    assert_true(fake_run_until(&fx->loop, connected, fx, 10000));
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    size_t len = sizeof(ping) - 1;
+    for (size_t i = 0; i < PINGS; i++) {
+        memcpy(redis_link_reserve(fx->l, len), ping, len);
+        redis_link_commit(fx->l, len);
+    }
+    assert_true(redis_link_queued(fx->l) < PINGS * len);
+    assert_true(fake_run_until(&fx->loop, all_pings, fx, 60000));
+    assert_int_equal(fx->err, 0);
+    assert_int_equal(fake_count(fx->srv, "PING"), PINGS);
+    assert_int_equal(fake_nseen(fx->srv), PINGS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_busy_link_reads_larger_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_queue_is_written_early, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
