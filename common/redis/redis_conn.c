@@ -60,14 +60,14 @@ struct redis_conn {
     cstate_t state;
     redis_link_t *link;
     redisReader *reader;
-    buf_t carry;  /* subscribed: the start of an item not whole yet (see on_data) */
-    uint64_t gen; /* bumped at every loss: a dispatch loop stops when it changes */
-    pending_t *q; /* ring of commands awaiting replies */
-    size_t qhead, qlen, qcap;
-    size_t hs_left;       /* handshake replies still to come */
-    uint64_t progress_ms; /* last reply, or when the queue became non-empty */
-    bool pubsub;          /* a subscription was sent on this link: pushes may come */
-    strmap_t *subs;       /* kind byte + channel -> (void *)1 */
+    buf_t carry;              /* subscribed: the start of an item not whole yet (see on_data) */
+    uint64_t gen;             /* bumped at every loss: a dispatch loop stops when it changes */
+    pending_t *q;             /* ring of commands awaiting replies */
+    size_t qhead, qlen, qcap; /* qcap: a power of two, so a position wraps with a mask */
+    size_t hs_left;           /* handshake replies still to come */
+    uint64_t progress_ms;     /* last reply, or when the queue became non-empty */
+    bool pubsub;              /* a subscription was sent on this link: pushes may come */
+    strmap_t *subs;           /* kind byte + channel -> (void *)1 */
     long long client_id;
     uv_timer_t retry;    /* reconnect delay */
     uv_timer_t deadline; /* connect deadline, then the periodic command-timeout check */
@@ -124,7 +124,7 @@ static pending_t *q_push(redis_conn_t *c)
         size_t cap = c->qcap ? c->qcap * 2 : 64;
         pending_t *q = xmalloc(cap * sizeof(*q));
         for (size_t i = 0; i < c->qlen; i++)
-            q[i] = c->q[(c->qhead + i) % c->qcap];
+            q[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
         free(c->q);
         c->q = q;
         c->qcap = cap;
@@ -132,7 +132,7 @@ static pending_t *q_push(redis_conn_t *c)
     }
     if (c->qlen == 0)
         c->progress_ms = uv_now(c->loop);
-    pending_t *p = &c->q[(c->qhead + c->qlen++) % c->qcap];
+    pending_t *p = &c->q[(c->qhead + c->qlen++) & (c->qcap - 1)];
     memset(p, 0, sizeof(*p));
     p->sent_ms = uv_now(c->loop);
     return p;
@@ -146,7 +146,7 @@ static pending_t *q_head(redis_conn_t *c)
 static pending_t q_pop(redis_conn_t *c)
 {
     pending_t p = c->q[c->qhead];
-    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qhead = (c->qhead + 1) & (c->qcap - 1);
     c->qlen--;
     return p;
 }
@@ -227,7 +227,7 @@ static void send_sub(redis_conn_t *c, bool sub, const char *key, size_t klen)
     const char *argv[2] = {sub ? sub_cmds[kind] : unsub_cmds[kind], key + 1};
     size_t lens[2] = {strlen(argv[0]), klen - 1};
     send_argv(c, sub ? P_SUB : P_UNSUB, 2, argv, lens, 0, NULL, NULL);
-    pending_t *p = &c->q[(c->qhead + c->qlen - 1) % c->qcap];
+    pending_t *p = &c->q[(c->qhead + c->qlen - 1) & (c->qcap - 1)];
     p->kind = (uint8_t)kind;
     p->chan = xmemdup(key, klen);
     p->chan_len = klen;
