@@ -527,18 +527,24 @@ static bool got_three_msgs(void *arg)
     return ((fx_t *)arg)->msgs >= 3;
 }
 
-/* A subscribed connection reads messages without hiredis: whole however the bytes are cut, in
- * order with what hiredis reads (a subscription ended by the server between two messages). */
-static void test_messages_cut_anywhere(void **state)
+/* Starts a connection subscribed to shard channel "room"; returns the server's side of it. */
+static fake_conn_t *subscribed_to_room(fx_t *f)
 {
-    fx_t *f = *state;
     redis_conn_opts_t o = fast_opts();
     start(f, &o);
     assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_SHARD, "room", 4), 0);
     WAIT(up);
     WAIT(saw_ssub);
     fake_run_for(&f->loop, 30);
-    fake_conn_t *fc = fake_last(f->srv);
+    return fake_last(f->srv);
+}
+
+/* A subscribed connection reads messages without hiredis: whole however the bytes are cut, in
+ * order with what hiredis reads (a subscription ended by the server between two messages). */
+static void test_messages_cut_anywhere(void **state)
+{
+    fx_t *f = *state;
+    fake_conn_t *fc = subscribed_to_room(f);
     const char *run = "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$3\r\none\r\n"
                       "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$14\r\ntwo\r\n\r\n$1\r\nx\r\n\r\n"
                       "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$5\r\nthree\r\n";
@@ -579,13 +585,7 @@ static void test_messages_cut_anywhere(void **state)
 static void test_big_message_over_several_reads(void **state)
 {
     fx_t *f = *state;
-    redis_conn_opts_t o = fast_opts();
-    start(f, &o);
-    assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_SHARD, "room", 4), 0);
-    WAIT(up);
-    WAIT(saw_ssub);
-    fake_run_for(&f->loop, 30);
-    fake_conn_t *fc = fake_last(f->srv);
+    fake_conn_t *fc = subscribed_to_room(f);
     enum { BIG = 20000 };
     const char *head = "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$20000\r\n";
     const char *after = "\r\n*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$4\r\nnext\r\n"
