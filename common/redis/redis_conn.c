@@ -60,14 +60,14 @@ struct redis_conn {
     cstate_t state;
     redis_link_t *link;
     redisReader *reader;
-    buf_t carry;  /* subscribed: the start of an item not whole yet (see on_data) */
-    uint64_t gen; /* bumped at every loss: a dispatch loop stops when it changes */
-    pending_t *q; /* ring of commands awaiting replies */
-    size_t qhead, qlen, qcap;
-    size_t hs_left;       /* handshake replies still to come */
-    uint64_t progress_ms; /* last reply, or when the queue became non-empty */
-    bool pubsub;          /* a subscription was sent on this link: pushes may come */
-    strmap_t *subs;       /* kind byte + channel -> (void *)1 */
+    buf_t carry;              /* subscribed: the start of an item not whole yet (see on_data) */
+    uint64_t gen;             /* bumped at every loss: a dispatch loop stops when it changes */
+    pending_t *q;             /* ring of commands awaiting replies */
+    size_t qhead, qlen, qcap; /* qcap: a power of two, so a position wraps with a mask */
+    size_t hs_left;           /* handshake replies still to come */
+    uint64_t progress_ms;     /* last reply, or when the queue became non-empty */
+    bool pubsub;              /* a subscription was sent on this link: pushes may come */
+    strmap_t *subs;           /* kind byte + channel -> (void *)1 */
     long long client_id;
     uv_timer_t retry;    /* reconnect delay */
     uv_timer_t deadline; /* connect deadline, then the periodic command-timeout check */
@@ -124,7 +124,7 @@ static pending_t *q_push(redis_conn_t *c)
         size_t cap = c->qcap ? c->qcap * 2 : 64;
         pending_t *q = xmalloc(cap * sizeof(*q));
         for (size_t i = 0; i < c->qlen; i++)
-            q[i] = c->q[(c->qhead + i) % c->qcap];
+            q[i] = c->q[(c->qhead + i) & (c->qcap - 1)];
         free(c->q);
         c->q = q;
         c->qcap = cap;
@@ -132,7 +132,7 @@ static pending_t *q_push(redis_conn_t *c)
     }
     if (c->qlen == 0)
         c->progress_ms = uv_now(c->loop);
-    pending_t *p = &c->q[(c->qhead + c->qlen++) % c->qcap];
+    pending_t *p = &c->q[(c->qhead + c->qlen++) & (c->qcap - 1)];
     memset(p, 0, sizeof(*p));
     p->sent_ms = uv_now(c->loop);
     return p;
@@ -146,7 +146,7 @@ static pending_t *q_head(redis_conn_t *c)
 static pending_t q_pop(redis_conn_t *c)
 {
     pending_t p = c->q[c->qhead];
-    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qhead = (c->qhead + 1) & (c->qcap - 1);
     c->qlen--;
     return p;
 }
@@ -227,7 +227,7 @@ static void send_sub(redis_conn_t *c, bool sub, const char *key, size_t klen)
     const char *argv[2] = {sub ? sub_cmds[kind] : unsub_cmds[kind], key + 1};
     size_t lens[2] = {strlen(argv[0]), klen - 1};
     send_argv(c, sub ? P_SUB : P_UNSUB, 2, argv, lens, 0, NULL, NULL);
-    pending_t *p = &c->q[(c->qhead + c->qlen - 1) % c->qcap];
+    pending_t *p = &c->q[(c->qhead + c->qlen - 1) & (c->qcap - 1)];
     p->kind = (uint8_t)kind;
     p->chan = xmemdup(key, klen);
     p->chan_len = klen;
@@ -617,30 +617,25 @@ static bool reader_idle(const redisReader *r)
     return r->ridx == -1 && r->pos == r->len;
 }
 
-/* A subscribed connection mostly receives messages: each is handed over as it lies in the bytes
- * read (redis_reply_scan), with no reply objects built. Every other item goes through hiredis,
- * fed exactly that item, so hiredis never holds half of one while this reads the next; the
- * start of an item not whole yet waits in carry. */
-static void read_messages(redis_conn_t *c, char *p, size_t n)
+typedef enum { SCAN_PARTIAL, SCAN_HIREDIS, SCAN_DEAD } scan_end_t;
+
+/* The items whole at p[0..n), messages handed over where they lie (redis_reply_scan), with no
+ * reply objects built; every other item goes through hiredis, fed exactly that item, so hiredis
+ * never holds half of one while this reads the next. SCAN_PARTIAL: *off bytes consumed, the rest
+ * starts an item not whole yet; SCAN_HIREDIS: the rest is not RESP as Redis writes it and went
+ * to hiredis, which judges it; SCAN_DEAD: a callback closed or lost the link. */
+static scan_end_t scan_messages(redis_conn_t *c, char *p, size_t n, size_t *off)
 {
     uint64_t gen = c->gen;
-    if (c->carry.len) {
-        buf_append(&c->carry, p, n);
-        p = c->carry.data;
-        n = c->carry.len;
-    }
-    size_t off = 0;
-    while (off < n) {
+    *off = 0;
+    while (*off < n) {
         redis_push_t m;
         size_t used;
-        int rc = redis_reply_scan(p + off, n - off, &used, &m);
+        int rc = redis_reply_scan(p + *off, n - *off, &used, &m);
         if (rc == -EAGAIN)
             break;
-        if (rc) { /* not as Redis writes it: hiredis judges the rest */
-            if (read_replies(c, p + off, n - off))
-                buf_reset(&c->carry);
-            return;
-        }
+        if (rc)
+            return read_replies(c, p + *off, n - *off) ? SCAN_HIREDIS : SCAN_DEAD;
         bool alive = true;
         if (m.type == REDIS_PUSH_MESSAGE) {
             /* NUL-terminated like hiredis' strings, over the CR of their CRLF (consumed) */
@@ -653,22 +648,51 @@ static void read_messages(redis_conn_t *c, char *p, size_t n)
                 c->cbs->message(c, &m, c->arg);
             alive = c->gen == gen && c->state != C_CLOSED;
         } else {
-            alive = read_replies(c, p + off, used);
+            alive = read_replies(c, p + *off, used);
         }
         if (!alive)
-            return; /* the rest belongs to a dead link (carry is dropped on the next connect) */
-        off += used;
+            return SCAN_DEAD; /* the rest belongs to a dead link (carry is dropped on connect) */
+        *off += used;
     }
-    size_t rest = n - off;
-    if (p == c->carry.data) {
-        memmove(c->carry.data, p + off, rest);
-        c->carry.len = rest;
-        c->carry.data[rest] = '\0';
-        if (!rest && c->carry.cap > (1u << 20))
+    return SCAN_PARTIAL;
+}
+
+/* A subscribed connection mostly receives messages (scan_messages). The start of an item not
+ * whole yet waits in carry; the next bytes complete it with as few of them as it needs (appended
+ * in doubling steps), and the rest is read where it lies: a busy subscription, whose reads
+ * nearly always end inside a message, does not copy everything it reads. */
+static void read_messages(redis_conn_t *c, char *p, size_t n)
+{
+    size_t from = 0, off;
+    if (c->carry.len) {
+        size_t had = c->carry.len, step = 512;
+        scan_end_t end;
+        do {
+            size_t add = n - from < step ? n - from : step;
+            buf_append(&c->carry, p + from, add);
+            from += add;
+            step *= 2;
+            end = scan_messages(c, c->carry.data, c->carry.len, &off);
+        } while (end == SCAN_PARTIAL && off == 0 && from < n);
+        if (end == SCAN_DEAD)
+            return;
+        if (end == SCAN_HIREDIS) {
+            buf_reset(&c->carry);
+            if (from < n)
+                read_replies(c, p + from, n - from);
+            return;
+        }
+        if (off == 0) /* still not whole: all of p waits in carry */
+            return;
+        /* the carried item ended inside p (off > had): go on from there, in place */
+        from = off - had;
+        buf_reset(&c->carry);
+        if (c->carry.cap > (1u << 20))
             buf_free(&c->carry); /* a huge message passed: do not keep its room */
-    } else {
-        buf_append(&c->carry, p + off, rest);
     }
+    scan_end_t end = scan_messages(c, p + from, n - from, &off);
+    if (end == SCAN_PARTIAL)
+        buf_append(&c->carry, p + from + off, n - from - off);
 }
 
 /* The next reply is one nobody reads (a PUBLISH's count, an XACK's): no callback, no role

@@ -34,6 +34,8 @@ typedef struct fx {
     fake_replies_t rep;
     redis_push_t msg;
     char msg_data[64];
+    size_t msg_lens[8];   /* the first messages' lengths */
+    char msg_tails[8][8]; /* and their last bytes */
     size_t msgs;
     size_t lost;
     char lost_ch[64];
@@ -145,6 +147,11 @@ static void on_message(redis_conn_t *c, const redis_push_t *m, void *arg)
     /* NUL-terminated, as hiredis' strings are, however the message was read */
     assert_int_equal(strlen(m->channel), m->channel_len);
     assert_int_equal(strlen(m->data), m->len);
+    if (f->msgs < 8) {
+        f->msg_lens[f->msgs] = m->len;
+        size_t tail = m->len < 7 ? m->len : 7;
+        snprintf(f->msg_tails[f->msgs], 8, "%.*s", (int)tail, m->data + m->len - tail);
+    }
     f->msgs++;
     f->msg = *m;
     snprintf(f->msg_data, sizeof(f->msg_data), "%.*s", (int)m->len, m->data);
@@ -520,18 +527,24 @@ static bool got_three_msgs(void *arg)
     return ((fx_t *)arg)->msgs >= 3;
 }
 
-/* A subscribed connection reads messages without hiredis: whole however the bytes are cut, in
- * order with what hiredis reads (a subscription ended by the server between two messages). */
-static void test_messages_cut_anywhere(void **state)
+/* Starts a connection subscribed to shard channel "room"; returns the server's side of it. */
+static fake_conn_t *subscribed_to_room(fx_t *f)
 {
-    fx_t *f = *state;
     redis_conn_opts_t o = fast_opts();
     start(f, &o);
     assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_SHARD, "room", 4), 0);
     WAIT(up);
     WAIT(saw_ssub);
     fake_run_for(&f->loop, 30);
-    fake_conn_t *fc = fake_last(f->srv);
+    return fake_last(f->srv);
+}
+
+/* A subscribed connection reads messages without hiredis: whole however the bytes are cut, in
+ * order with what hiredis reads (a subscription ended by the server between two messages). */
+static void test_messages_cut_anywhere(void **state)
+{
+    fx_t *f = *state;
+    fake_conn_t *fc = subscribed_to_room(f);
     const char *run = "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$3\r\none\r\n"
                       "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$14\r\ntwo\r\n\r\n$1\r\nx\r\n\r\n"
                       "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$5\r\nthree\r\n";
@@ -562,6 +575,50 @@ static void test_messages_cut_anywhere(void **state)
     fake_run_for(&f->loop, 20);
     assert_int_equal(f->msgs, 2);
     assert_string_equal(f->msg_data, "b");
+    assert_string_equal(f->lost_ch, "room");
+    assert_true(redis_conn_up(f->c));
+}
+
+/* A message larger than what one read brings waits in carry over several reads, while only the
+ * bytes it needs are copied there; what follows it in the same read (a message, a server's
+ * sunsubscribe, another message) is read in place, each in its order. */
+static void test_big_message_over_several_reads(void **state)
+{
+    fx_t *f = *state;
+    fake_conn_t *fc = subscribed_to_room(f);
+    enum { BIG = 20000 };
+    const char *head = "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$20000\r\n";
+    const char *after = "\r\n*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$4\r\nnext\r\n"
+                        "*3\r\n$12\r\nsunsubscribe\r\n$4\r\nroom\r\n:0\r\n"
+                        "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$4\r\nlast\r\n";
+    size_t hl = strlen(head), al = strlen(after), n = hl + BIG + al;
+    char *run = malloc(n + 1);
+    memcpy(run, head, hl);
+    for (size_t i = 0; i < BIG; i++)
+        run[hl + i] = (char)('a' + i % 26);
+    memcpy(run + hl + BIG - 3, "END", 3);
+    memcpy(run + hl + BIG, after, al + 1);
+    /* cut in the header, then in the data (still not whole), then the rest */
+    size_t cuts[] = {hl - 3, hl + 9000, n};
+    size_t from = 0;
+    for (size_t i = 0; i < 3; i++) {
+        char saved = run[cuts[i]];
+        run[cuts[i]] = '\0';
+        fake_send(fc, run + from);
+        run[cuts[i]] = saved;
+        from = cuts[i];
+        fake_run_for(&f->loop, 5);
+    }
+    free(run);
+    WAIT(got_lost);
+    WAIT(got_three_msgs);
+    fake_run_for(&f->loop, 20);
+    assert_int_equal(f->msgs, 3);
+    assert_int_equal(f->msg_lens[0], BIG);
+    assert_string_equal(f->msg_tails[0], "zabcEND");
+    assert_int_equal(f->msg_lens[1], 4);
+    assert_string_equal(f->msg_tails[1], "next");
+    assert_string_equal(f->msg_data, "last");
     assert_string_equal(f->lost_ch, "room");
     assert_true(redis_conn_up(f->c));
 }
@@ -723,6 +780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pubsub_confirmations_pushes_and_moves, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_messages_cut_anywhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_message_over_several_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unread_replies_keep_the_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_reads_deliver_on_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require_primary_checks_role_and_readonly, setup,
