@@ -80,7 +80,7 @@ struct fake {
     const char *held[8]; /* key events waiting in the worker's ring for the reader's pull */
     size_t nheld;
     int pulls;
-    uint64_t fenced;     /* the last reader_fence done */
+    uint64_t fenced; /* the last reader_fence done */
     char line[1024];
 };
 
@@ -1031,10 +1031,26 @@ static void test_paced_entries_gather_for_batch_delay(void **state)
     assert_string_equal(next(f), "(none)");
     advance(f, 1);
     assert_string_equal(next(f), block); /* at 1360 ms */
-    /* down to one entry a window: no more waiting */
+    /* down to one entry a window, waited for half a window or more: no more waiting */
+    advance(f, 5);
     answer(f, "reader 0", read_one("s1", "1-3"));
     assert_string_equal(next(f), "reader 0: XACK s1 g 1-3");
     assert_string_equal(next(f), "reader 0: XDEL s1 1-3");
+    assert_string_equal(next(f), block); /* at 1365 ms */
+    /* one entry that came sooner: they come at two or more a window, so the window holds */
+    advance(f, 4);
+    answer(f, "reader 0", read_one("s1", "1-4"));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-4");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-4");
+    assert_string_equal(next(f), "(none)");
+    advance(f, 5);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), block); /* at 1375 ms, 10 ms after the last began */
+    advance(f, 5);
+    answer(f, "reader 0", read_one("s1", "1-5"));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 1-5");
+    assert_string_equal(next(f), "reader 0: XDEL s1 1-5");
     assert_string_equal(next(f), block);
     /* nor after a read that found nothing */
     answer(f, "reader 0", rnil());
