@@ -581,7 +581,9 @@ static bool lane_pace(lane_t *l, uint64_t now)
 
 /* Entries flow: the last read found more than one, or one it waited less than half a window
  * for (entries come at two or more a window, so pacing costs nothing; reading again at once
- * would make it one blocking read per entry whenever the worker answers faster than they come). */
+ * would make it one blocking read per entry whenever the worker answers faster than they come).
+ * One entry found by a read that itself waited for its window does not count: it came during the
+ * pause, and counting it would keep a stream of one entry a window paced, each entry late. */
 static bool flowing(const lane_t *l)
 {
     return l->last_got > 1 || l->quick_one;
@@ -1068,6 +1070,7 @@ static void on_read(const redisReply *rep, void *arg)
     reader_t *r = l->r;
     if (l->state == LANE_BUSY)
         l->state = LANE_IDLE;
+    bool paced = flowing(l); /* this read began a window after entries that flowed */
     l->last_got = 0;
     l->quick_one = false;
     if (!rep) {
@@ -1096,7 +1099,7 @@ static void on_read(const redisReply *rep, void *arg)
         l->sweep_got += got;
         l->last_got = got;
         l->quick_one =
-            got == 1 && l->read_blocking &&
+            got == 1 && !paced && l->read_blocking &&
             r->clock.now_ns(r->clock.ctx) - l->sent_ns < (uint64_t)r->cfg->batch_delay_ms * 500000;
         observe_read(r, l, got);
     }
