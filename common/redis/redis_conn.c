@@ -605,7 +605,7 @@ static bool read_replies(redis_conn_t *c, const char *p, size_t n)
             return true;
         c->progress_ms = uv_now(c->loop);
         dispatch(c, reply);
-        freeReplyObject(reply);
+        redis_reply_release(c->reader); /* the reader outlives callbacks: freed from the loop */
         if (c->gen != gen || c->state == C_CLOSED)
             return false;
     }

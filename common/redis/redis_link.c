@@ -122,6 +122,22 @@ static void flush(redis_link_t *l)
     }
     if (!l->wire.len)
         return;
+    /* What the socket takes at once needs no write request: uv_write would also arm and disarm
+     * the writable watch (an epoll_ctl) and take one more loop turn for its callback, for each
+     * flush, that is, each paced read and its acknowledgements. */
+    int n =
+        uv_try_write((uv_stream_t *)&l->tcp, &(uv_buf_t){.base = l->wire.p, .len = l->wire.len}, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        fail(l, n, uv_strerror(n));
+        return;
+    }
+    if (n > 0) {
+        /* the rest waits for writability; what is queued stays exact (redis_link_queued) */
+        l->wire.len -= (size_t)n;
+        memmove(l->wire.p, l->wire.p + n, l->wire.len);
+    }
+    if (!l->wire.len)
+        return;
     uv_buf_t b = uv_buf_init(l->wire.p, (unsigned)l->wire.len);
     int rc = uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &b, 1, on_written);
     if (rc) {

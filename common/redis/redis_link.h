@@ -3,10 +3,11 @@
  * connect with TCP_NODELAY and keepalive (common/keepalive: a silent peer is found within
  * KEEPALIVE_DEAD_AFTER_MS), optional TLS through redis_tls, and a byte pipe. Writes are queued and
  * flushed once per loop iteration (a uv_prepare, Redis' beforeSleep idea), so a burst of pipelined
- * commands becomes one write; a plain link's queue that passes 256 KB with nothing in flight is
- * written at once. Reads take up to 16 KB, up to 256 KB on a link whose reads fill the buffer. It
- * knows nothing of RESP; a link is never reused: after a failure the owner closes it and opens a
- * new one. Never logs.
+ * commands becomes one write, made at once (uv_try_write); only what the socket does not take
+ * waits for writability. A plain link's queue that passes 256 KB with nothing in flight is written
+ * at once. Reads take up to 16 KB, up to 256 KB on a link whose reads fill the buffer. It knows
+ * nothing of RESP; a link is never reused: after a failure the owner closes it and opens a new
+ * one. Never logs.
  */
 #ifndef STREAMIO_COMMON_REDIS_LINK_H
 #define STREAMIO_COMMON_REDIS_LINK_H

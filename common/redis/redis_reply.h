@@ -20,9 +20,14 @@
 #define REDIS_REPLY_MAX_ELEMENTS (1 << 22)
 
 /* hiredis' reader with the bound above: a larger array is a reader error ("out of memory"),
- * which drops the connection. Aborts on out-of-memory. */
+ * which drops the connection. Its replies are hiredis' redisReply objects, owned by the reader:
+ * never freeReplyObject them; each one redisReaderGetReply returns lives until
+ * redis_reply_release (call it before the next redisReaderGetReply) or the reader's free.
+ * Aborts on out-of-memory. */
 redisReader *redis_reply_reader_new(void);
-/* NULL is a no-op. */
+/* Ends the life of the reply the reader returned last (its memory is reused). */
+void redis_reply_release(redisReader *r);
+/* NULL is a no-op; also ends the reply returned last. */
 void redis_reply_reader_free(redisReader *r);
 
 typedef enum redis_fault {

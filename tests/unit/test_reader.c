@@ -81,7 +81,7 @@ struct fake {
     const char *held[8]; /* key events waiting in the worker's ring for the reader's pull */
     size_t nheld;
     int pulls;
-    uint64_t fenced;     /* the last reader_fence done */
+    uint64_t fenced; /* the last reader_fence done */
     char line[1024];
 };
 
@@ -1041,6 +1041,17 @@ static void test_sweep_of_a_large_lane(void **state)
     fake_free(f);
 }
 
+/* Lane 0 answers its read with entry `id` of s1, which is acknowledged and deleted at once. */
+static void s1_entry_acked(fake_t *f, const char *id)
+{
+    char ack[64], del[64];
+    snprintf(ack, sizeof(ack), "reader 0: XACK s1 g %s", id);
+    snprintf(del, sizeof(del), "reader 0: XDEL s1 %s", id);
+    answer(f, "reader 0", read_one("s1", id));
+    assert_string_equal(next(f), ack);
+    assert_string_equal(next(f), del);
+}
+
 static void test_paced_entries_gather_for_batch_delay(void **state)
 {
     (void)state;
@@ -1052,9 +1063,7 @@ static void test_paced_entries_gather_for_batch_delay(void **state)
     const char *block = "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >";
     /* one entry: acknowledged and read past at once */
     advance(f, 50);
-    answer(f, "reader 0", read_one("s1", "1-0"));
-    assert_string_equal(next(f), "reader 0: XACK s1 g 1-0");
-    assert_string_equal(next(f), "reader 0: XDEL s1 1-0");
+    s1_entry_acked(f, "1-0");
     assert_string_equal(next(f), block); /* at 1350 ms */
     /* entries flow (two at once): acknowledged at once, the next read 10 ms after the last */
     advance(f, 2);
@@ -1066,10 +1075,21 @@ static void test_paced_entries_gather_for_batch_delay(void **state)
     assert_string_equal(next(f), "(none)");
     advance(f, 1);
     assert_string_equal(next(f), block); /* at 1360 ms */
-    /* down to one entry a window: no more waiting */
-    answer(f, "reader 0", read_one("s1", "1-3"));
-    assert_string_equal(next(f), "reader 0: XACK s1 g 1-3");
-    assert_string_equal(next(f), "reader 0: XDEL s1 1-3");
+    /* down to one entry a window, waited for half a window or more: no more waiting */
+    advance(f, 5);
+    s1_entry_acked(f, "1-3");
+    assert_string_equal(next(f), block); /* at 1365 ms */
+    /* one entry that came sooner: they come at two or more a window, so the window holds */
+    advance(f, 4);
+    s1_entry_acked(f, "1-4");
+    assert_string_equal(next(f), "(none)");
+    advance(f, 5);
+    assert_string_equal(next(f), "(none)");
+    advance(f, 1);
+    assert_string_equal(next(f), block); /* at 1375 ms, 10 ms after the last began */
+    /* the read that waited for its window finds one entry at once (it came during the pause):
+     * one a window, so the next read goes at once, never in step behind the window */
+    s1_entry_acked(f, "1-5");
     assert_string_equal(next(f), block);
     /* nor after a read that found nothing */
     answer(f, "reader 0", rnil());

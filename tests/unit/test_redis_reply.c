@@ -3,15 +3,22 @@
  * raw scan of a subscribed connection's items, against what hiredis reads from the same bytes. */
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "common/redis/redis_reply.h"
+
+/* The readers whose reply a test still holds (a reply lives as long as its reader's arena). */
+#define HELD 8
+static redisReader *held_rd[HELD];
+static redisReply *held_r[HELD];
 
 /* One reply from RESP text; fed byte by byte when `trickle` (a reply split anywhere). */
 static redisReply *resp(const char *text, bool trickle)
@@ -28,9 +35,30 @@ static redisReply *resp(const char *text, bool trickle)
         redisReaderFeed(rd, text, n);
         assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
     }
-    redis_reply_reader_free(rd);
     assert_non_null(r);
-    return r;
+    for (size_t i = 0; i < HELD; i++) {
+        if (!held_rd[i]) {
+            held_rd[i] = rd;
+            held_r[i] = r;
+            return r;
+        }
+    }
+    fail_msg("too many replies held");
+    return NULL;
+}
+
+/* Done with a reply of resp(): its reader goes, and the reply with it. */
+static void put(redisReply *r)
+{
+    for (size_t i = 0; i < HELD; i++) {
+        if (held_r[i] == r) {
+            redis_reply_reader_free(held_rd[i]);
+            held_rd[i] = NULL;
+            held_r[i] = NULL;
+            return;
+        }
+    }
+    fail_msg("not a reply of resp()");
 }
 
 static void test_reader_bounds_announced_arrays(void **state)
@@ -51,14 +79,14 @@ static void test_reader_bounds_announced_arrays(void **state)
     /* nested and at the bound's edge are fine */
     redisReply *r = resp("*2\r\n*1\r\n:7\r\n*0\r\n", true);
     assert_int_equal(r->element[0]->element[0]->integer, 7);
-    freeReplyObject(r);
+    put(r);
 }
 
 static redis_fault_t fault(const char *text, redis_redirect_t *rd)
 {
     redisReply *r = resp(text, false);
     redis_fault_t f = redis_reply_fault(r, rd);
-    freeReplyObject(r);
+    put(r);
     return f;
 }
 
@@ -110,7 +138,7 @@ static redis_push_t push(const char *text, int want_rc)
     redisReply *r = resp(text, true);
     redis_push_t p;
     assert_int_equal(redis_reply_push(r, &p), want_rc);
-    freeReplyObject(r);
+    put(r);
     return p; /* strings dangle: only the scalar fields are looked at */
 }
 
@@ -158,7 +186,7 @@ static void test_pushes(void **state)
         redis_push_t q;
         if (redis_reply_push(r, &q) != -EPROTO || q.type != REDIS_PUSH_NONE)
             fail_msg("accepted: %s", other[i]);
-        freeReplyObject(r);
+        put(r);
     }
 }
 
@@ -184,7 +212,7 @@ static void scan_whole(const char *text)
         assert_memory_equal(m.data, want.data, m.len);
         assert_true(m.data >= text && m.data + m.len <= text + n); /* in place, not copied */
     }
-    freeReplyObject(r);
+    put(r);
     for (size_t k = 0; k < n; k++) { /* every proper prefix: not whole yet */
         if (redis_reply_scan(text, k, &used, &m) != -EAGAIN)
             fail_msg("prefix %zu of %s not -EAGAIN", k, text);
@@ -230,15 +258,15 @@ static void test_scan(void **state)
     assert_int_equal(messages, 2);
     /* not as Redis writes it: left to hiredis */
     static const char *const odd[] = {
-        "$05\r\nhello\r\n",          /* a leading zero */
-        "$5\r\nhelloXY",               /* no CRLF after the bulk */
-        "$-2\r\n",                     /* a negative length other than -1 */
-        "$+5\r\nhello\r\n",          /* a sign */
-        "*1x\r\n",                     /* not a number */
-        "?what\r\n",                   /* not a RESP2 type */
+        "$05\r\nhello\r\n",              /* a leading zero */
+        "$5\r\nhelloXY",                 /* no CRLF after the bulk */
+        "$-2\r\n",                       /* a negative length other than -1 */
+        "$+5\r\nhello\r\n",              /* a sign */
+        "*1x\r\n",                       /* not a number */
+        "?what\r\n",                     /* not a RESP2 type */
         "$1234567890123456789012345678", /* a length that never ends */
         "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", /* 8 deep */
-        "*4194305\r\n",                  /* more elements than the reader accepts */
+        "*4194305\r\n", /* more elements than the reader accepts */
     };
     for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
         redis_push_t m;
@@ -251,7 +279,7 @@ static int role(const char *text)
 {
     redisReply *r = resp(text, false);
     int rc = redis_reply_role(r);
-    freeReplyObject(r);
+    put(r);
     return rc;
 }
 
@@ -277,10 +305,10 @@ static void test_sentinel_replies(void **state)
     assert_int_equal(redis_reply_addr(r, &a), 0);
     assert_string_equal(a.host, "10.0.0.9");
     assert_int_equal(a.port, 6380);
-    freeReplyObject(r);
+    put(r);
     r = resp("*-1\r\n", false);
     assert_int_equal(redis_reply_addr(r, &a), -ENOENT);
-    freeReplyObject(r);
+    put(r);
     static const char *const bad[] = {
         "*2\r\n$0\r\n\r\n$4\r\n6380\r\n",  "*2\r\n$1\r\nh\r\n$1\r\n0\r\n",
         "*2\r\n$1\r\nh\r\n:6380\r\n",      "*1\r\n$1\r\nh\r\n",
@@ -290,7 +318,7 @@ static void test_sentinel_replies(void **state)
         r = resp(bad[i], false);
         if (redis_reply_addr(r, &a) != -EPROTO)
             fail_msg("accepted: %s", bad[i]);
-        freeReplyObject(r);
+        put(r);
     }
     const char *msg = "mymaster 127.0.0.1 6379 127.0.0.1 6380";
     assert_int_equal(redis_reply_switch_master(msg, strlen(msg), "mymaster", &a), 0);
@@ -314,10 +342,100 @@ static void test_sentinel_replies(void **state)
     }
 }
 
+/* A paced read's reply: n entries of stream s, each [id, [event, e, data, d<i>]]. */
+static size_t xread_reply(char *out, size_t cap, size_t n)
+{
+    size_t o = (size_t)snprintf(out, cap, "*1\r\n*2\r\n$1\r\ns\r\n*%zu\r\n", n);
+    for (size_t i = 0; i < n; i++) {
+        char data[32];
+        int dl = snprintf(data, sizeof(data), "d%zu", i);
+        o += (size_t)snprintf(out + o, cap - o,
+                              "*2\r\n$3\r\n1-%zu\r\n*4\r\n$5\r\nevent\r\n$1\r\ne\r\n"
+                              "$4\r\ndata\r\n$%d\r\n%s\r\n",
+                              i % 10, dl, data);
+    }
+    return o;
+}
+
+static void check_xread(const redisReply *r, size_t n)
+{
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    const redisReply *entries = r->element[0]->element[1];
+    assert_string_equal(r->element[0]->element[0]->str, "s");
+    assert_int_equal(entries->elements, n);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *fv = entries->element[i]->element[1];
+        char data[32];
+        snprintf(data, sizeof(data), "d%zu", i);
+        assert_int_equal(fv->elements, 4);
+        assert_string_equal(fv->element[1]->str, "e");
+        assert_int_equal(fv->element[3]->len, strlen(data));
+        assert_string_equal(fv->element[3]->str, data);
+    }
+}
+
+/* Replies, one after another on one reader, each released before the next: every object and
+ * string is as hiredis' own, a reply larger than the arena's chunk included, a reply split across
+ * feeds too; and once the first reply sized the arena, the next ones allocate nothing. */
+static void test_reader_replies_come_from_its_arena(void **state)
+{
+    (void)state;
+    static char big[1 << 20];
+    redisReader *rd = redis_reply_reader_new();
+    const size_t sizes[] = {20, 20, 3000, 20, 0};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t len = xread_reply(big, sizeof(big), sizes[k]);
+        /* split in the middle: the reply is half built between the feeds */
+        assert_int_equal(redisReaderFeed(rd, big, len / 2), REDIS_OK);
+        void *r = NULL;
+        assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+        if (len > 40)
+            assert_null(r);
+        assert_int_equal(redisReaderFeed(rd, big + len / 2, len - len / 2), REDIS_OK);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's allocator keeps no such counts, and chunks go back */
+        size_t before = mallinfo2().uordblks;
+#endif
+        if (!r)
+            assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+#ifndef __SANITIZE_ADDRESS__
+        if (k == 1) /* the same size as the one before: the kept chunk holds it */
+            assert_int_equal(mallinfo2().uordblks, before);
+#endif
+        assert_non_null(r);
+        check_xread(r, sizes[k]);
+        redis_reply_release(rd);
+    }
+    /* status, error, integer, nil and nested empties */
+    const char *mixed = "*6\r\n+OK\r\n-ERR no\r\n:-42\r\n$-1\r\n*0\r\n*1\r\n*-1\r\n";
+    assert_int_equal(redisReaderFeed(rd, mixed, strlen(mixed)), REDIS_OK);
+    void *v = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &v), REDIS_OK);
+    redisReply *m = v;
+    assert_int_equal(m->elements, 6);
+    assert_int_equal(m->element[0]->type, REDIS_REPLY_STATUS);
+    assert_string_equal(m->element[0]->str, "OK");
+    assert_int_equal(m->element[1]->type, REDIS_REPLY_ERROR);
+    assert_string_equal(m->element[1]->str, "ERR no");
+    assert_int_equal(m->element[2]->integer, -42);
+    assert_int_equal(m->element[3]->type, REDIS_REPLY_NIL);
+    assert_int_equal(m->element[4]->elements, 0);
+    assert_null(m->element[4]->element);
+    assert_int_equal(m->element[5]->element[0]->type, REDIS_REPLY_NIL);
+    redis_reply_release(rd);
+    /* a reader freed with a reply half read */
+    assert_true(xread_reply(big, sizeof(big), 20) > 100);
+    assert_int_equal(redisReaderFeed(rd, big, 100), REDIS_OK);
+    v = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &v), REDIS_OK);
+    assert_null(v);
+    redis_reply_reader_free(rd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reader_bounds_announced_arrays),
+        cmocka_unit_test(test_reader_replies_come_from_its_arena),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_pushes),
         cmocka_unit_test(test_scan),

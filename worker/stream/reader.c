@@ -101,6 +101,7 @@ struct lane {
     size_t sweep_pos; /* next stream of a multi-read sweep */
     size_t sweep_got; /* entries found in the current sweep */
     size_t last_got;  /* entries the last read returned */
+    bool quick_one;   /* ... one, which a blocking read waited less than half a window for */
     uint64_t pass_ms; /* when the current pass over the lane's streams began (now_ms) */
     bool read_blocking;
     uint64_t sent_ns;    /* when the read in flight was sent (now_ns) */
@@ -579,6 +580,16 @@ static bool lane_pace(lane_t *l, uint64_t now)
     return true;
 }
 
+/* Entries flow: the last read found more than one, or one it waited less than half a window
+ * for (entries come at two or more a window, so pacing costs nothing; reading again at once
+ * would make it one blocking read per entry whenever the worker answers faster than they come).
+ * One entry found by a read that itself waited for its window does not count: it came during the
+ * pause, and counting it would keep a stream of one entry a window paced, each entry late. */
+static bool flowing(const lane_t *l)
+{
+    return l->last_got > 1 || l->quick_one;
+}
+
 /* ---- Redis Cluster: one slot per read ---- */
 
 /*
@@ -732,7 +743,7 @@ static void lane_read_dirty(lane_t *l, uint64_t now)
     }
     if (!l->hot.n && !l->cold.n)
         return; /* nothing to read: a quiet lane costs nothing */
-    if (l->last_got > 1 && lane_pace(l, now))
+    if (flowing(l) && lane_pace(l, now))
         return;
     size_t max = (size_t)r->cfg->max_streams_per_read;
     l->rd_n = 0;
@@ -820,7 +831,7 @@ static void lane_kick(lane_t *l)
         if (several_slots(sel, k)) {
             read_slot_groups(l, sel, k, max, now);
         } else if (k <= max) {
-            if (l->last_got > 1 && lane_pace(l, now))
+            if (flowing(l) && lane_pace(l, now))
                 return;
             l->pass_ms = now;
             send_read(l, sel, k, ">", true);
@@ -1042,6 +1053,7 @@ static void on_ev_read(const redisReply *rep, void *arg)
     if (l->state == LANE_BUSY)
         l->state = LANE_IDLE;
     l->last_got = l->batch_got;
+    l->quick_one = false;
     reader_dlq_marks_clear(l->marks);
     if (!rep || r->stopping) {
         lane_close_if_stopping(l);
@@ -1063,7 +1075,9 @@ static void on_read(const redisReply *rep, void *arg)
     reader_t *r = l->r;
     if (l->state == LANE_BUSY)
         l->state = LANE_IDLE;
+    bool paced = flowing(l); /* this read began a window after entries that flowed */
     l->last_got = 0;
+    l->quick_one = false;
     if (!rep) {
         lane_close_if_stopping(l);
         return; /* connection lost: on_lane_state restarts the lane */
@@ -1089,6 +1103,9 @@ static void on_read(const redisReply *rep, void *arg)
             got += handle_stream(l, rep->element[i]);
         l->sweep_got += got;
         l->last_got = got;
+        l->quick_one =
+            got == 1 && !paced && l->read_blocking &&
+            r->clock.now_ns(r->clock.ctx) - l->sent_ns < (uint64_t)r->cfg->batch_delay_ms * 500000;
         observe_read(r, l, got);
     }
     reader_dlq_marks_clear(l->marks);
@@ -1667,7 +1684,7 @@ bool reader_events_may_wait(const reader_t *r)
     uint64_t now = now_ms(r);
     for (size_t i = 0; i < r->nplain; i++) {
         const lane_t *l = &r->lanes[i];
-        if (l->last_got <= 1 || !conn_up(r, l->conn))
+        if (!flowing(l) || !conn_up(r, l->conn))
             continue;
         /* paced, its batch in flight, or idle inside the window its next batch waits for
          * anyway: it pulls before that batch */
