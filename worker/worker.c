@@ -168,8 +168,7 @@ static void share_entry(worker_t *w, reader_conn_t *conn, const char *stream, si
 }
 
 static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
-                     size_t id_len, const payload_field_t *fields, size_t nfields, bool reread,
-                     void *arg)
+                     size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
 {
     worker_t *w = arg;
     if (w->streams) {
@@ -183,7 +182,6 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     fanout_packet_t pk;
     fanout_packet_entry(&pk, &w->packet, mpack ? &w->mpack : NULL, stream, stream_len, id, id_len,
                         fields, nfields, w->cfg->connection_recovery);
-    pk.reread = reread;
     fanout_publish(w->fanout, &pk);
     latency_observe(w->stats, id, id_len, latency_now_us());
     if (share) {

@@ -197,47 +197,12 @@ static void test_message_forms_edges(void **state)
     eio_msg_unref(NULL);
 }
 
-/* An entry packet of room chat.1 with id `id`, marked re-read or not; its result against *last. */
-static bool fresh(const char *id, bool reread, stream_id_t *last)
-{
-    fanout_packet_t pk;
-    fanout_packet_entry_text(&pk, "chat.1", 6, id, strlen(id), "42[]", 4);
-    pk.reread = reread;
-    bool ok = fanout_packet_fresh(&pk, last);
-    fanout_packet_release(&pk);
-    return ok;
-}
-
-static void test_fresh_rule(void **state)
-{
-    (void)state;
-    stream_id_t last = {0, 0};
-    /* nothing delivered yet: even a re-read entry goes, and becomes the room's last */
-    assert_true(fresh("5-1", true, &last));
-    assert_true(last.ms == 5 && last.seq == 1);
-    assert_true(fresh("5-2", false, &last));
-    /* re-read at or below the last: delivered already; the last stays */
-    assert_false(fresh("5-2", true, &last));
-    assert_false(fresh("4-9", true, &last));
-    assert_true(last.ms == 5 && last.seq == 2);
-    /* re-read past it: goes */
-    assert_true(fresh("5-3", true, &last));
-    assert_true(last.ms == 5 && last.seq == 3);
-    /* a lower id read fresh (a re-created stream) goes, and is the room's last from then on */
-    assert_true(fresh("1-0", false, &last));
-    assert_true(last.ms == 1 && last.seq == 0);
-    assert_true(fresh("2-0", true, &last));
-    /* an entry without an id (none parses) is never held back, and changes nothing */
-    assert_true(fresh("", true, &last));
-    assert_true(last.ms == 2 && last.seq == 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_entry_packet),        cmocka_unit_test(test_entry_from_a_sibling),
         cmocka_unit_test(test_cluster_offsets),     cmocka_unit_test(test_cluster_attachments),
-        cmocka_unit_test(test_message_forms_edges), cmocka_unit_test(test_fresh_rule),
+        cmocka_unit_test(test_message_forms_edges),
     };
     return cmocka_run_group_tests_name("fanout_packet", tests, NULL, NULL);
 }

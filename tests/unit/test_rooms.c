@@ -261,33 +261,6 @@ static void test_marks(void **state)
     rooms_leave_all(r, &b.rooms);
 }
 
-/* The room's last delivered id: its own per room, kept while the room has members, {0, 0} again
- * once the room was freed and created anew. */
-static void test_delivered(void **state)
-{
-    rooms_t *r = *state;
-    sock_t a = {.id = 1}, b = {.id = 2};
-    assert_int_equal(JOIN(r, &a, "x"), 0);
-    assert_int_equal(JOIN(r, &b, "x"), 0);
-    assert_int_equal(JOIN(r, &a, "y"), 0);
-    stream_id_t *x = rooms_delivered(FIND(r, "x")), *y = rooms_delivered(FIND(r, "y"));
-    assert_true(x != y);
-    assert_true(x->ms == 0 && x->seq == 0 && y->ms == 0 && y->seq == 0);
-    *x = (stream_id_t){9, 1};
-    assert_true(y->ms == 0 && y->seq == 0);
-    /* a member leaves, the room stays, and so does its id */
-    assert_int_equal(LEAVE(r, &a, "x"), 0);
-    x = rooms_delivered(FIND(r, "x"));
-    assert_true(x->ms == 9 && x->seq == 1);
-    /* the last one leaves: a new room of that name starts from none */
-    assert_int_equal(LEAVE(r, &b, "x"), 0);
-    assert_int_equal(JOIN(r, &b, "x"), 0);
-    x = rooms_delivered(FIND(r, "x"));
-    assert_true(x->ms == 0 && x->seq == 0);
-    rooms_leave_all(r, &a.rooms);
-    rooms_leave_all(r, &b.rooms);
-}
-
 /* One socket in 10k rooms, then 2000 sockets sharing rooms: counts, lookups, walks. */
 static void test_many_rooms(void **state)
 {
@@ -465,7 +438,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_binary_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sock_foreach, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_names, setup, teardown),

@@ -20,7 +20,6 @@
 typedef struct seen {
     int calls;
     bool relayed[8];
-    bool reread[8];
     uint32_t from[8]; /* the sender's slot each record names */
     char rooms[8][16];
     char ids[8][24];
@@ -32,7 +31,6 @@ static void on_rec(const siblings_entry_t *e, void *arg)
     seen_t *s = arg;
     if (s->calls < 8) {
         s->relayed[s->calls] = e->relayed;
-        s->reread[s->calls] = e->reread;
         s->from[s->calls] = e->from;
         snprintf(s->rooms[s->calls], 16, "%.*s", (int)e->room_len, e->room);
         snprintf(s->ids[s->calls], 24, "%.*s", (int)e->id_len, e->id);
@@ -44,8 +42,8 @@ static void on_rec(const siblings_entry_t *e, void *arg)
 /* An entry of room with id 1-0 (empty id when id is NULL) and text[0..len). */
 static siblings_entry_t entry(const char *room, const char *id, const char *text, size_t len)
 {
-    return (siblings_entry_t){room, strlen(room), id ? id : "", id ? strlen(id) : 0,
-                              text, len,          false};
+    return (siblings_entry_t){room, strlen(room), id ? id : "", id ? strlen(id) : 0, text, len,
+                              false};
 }
 
 static int add(siblings_t *s, const char *room, const char *text, size_t len)
@@ -115,31 +113,6 @@ static void test_codec_relayed_mark(void **state)
     /* a room length that would reach the mark is refused, not misread */
     r.room_len = 0x80000000u;
     assert_int_equal(siblings_encode_record(&b, &r), -EINVAL);
-    buf_free(&b);
-}
-
-/* The re-read mark of an entry crosses in the top bit of its id length. */
-static void test_codec_reread_mark(void **state)
-{
-    (void)state;
-    buf_t b;
-    buf_init(&b);
-    siblings_encode_header(&b, 1);
-    siblings_entry_t e = entry("room-a", "7-1", "42x", 3);
-    e.reread = true;
-    assert_int_equal(siblings_encode_record(&b, &e), 0);
-    assert_int_equal(encode(&b, "room-a", "7-2", "42y", 3), 0);
-    seen_t s = {0};
-    assert_int_equal(siblings_decode(b.data, b.len, NULL, on_rec, &s), 0);
-    assert_int_equal(s.calls, 2);
-    assert_true(s.reread[0]);
-    assert_false(s.reread[1]);
-    assert_string_equal(s.ids[0], "7-1");
-    assert_string_equal(s.frames[0], "42x");
-    assert_false(s.relayed[0]);
-    /* an id length that would reach the mark is refused, not misread */
-    e.id_len = 0x80000000u;
-    assert_int_equal(siblings_encode_record(&b, &e), -EINVAL);
     buf_free(&b);
 }
 
@@ -498,7 +471,6 @@ int main(void)
         cmocka_unit_test(test_codec_round_trip),
         cmocka_unit_test(test_codec_rejects_garbage),
         cmocka_unit_test(test_codec_relayed_mark),
-        cmocka_unit_test(test_codec_reread_mark),
         cmocka_unit_test(test_frames_reach_live_siblings_in_order),
         cmocka_unit_test(test_big_frame_through_memfd),
         cmocka_unit_test(test_full_receiver_queues_in_order),

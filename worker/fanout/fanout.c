@@ -56,36 +56,14 @@ size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy, const 
     return d.queued;
 }
 
-/*
- * An entry (read here or by a sibling) to its room's sockets here, unless the room was delivered
- * it already (fanout_packet_fresh, once per entry, against the room's last id here). A name no
- * local room has may still be a socket's id: sio_each knows.
- */
-static void deliver_entry(fanout_t *f, const fanout_packet_t *pk)
+void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
 {
-    stream_id_t *last = sio_room_delivered(f->sio, pk->room, pk->room_len);
-    if (last && !fanout_packet_fresh(pk, last)) {
-        STATS_ADD(f->stats->reread_skipped, 1);
-        return;
-    }
     adapter_str_t room = {pk->room, pk->room_len};
     sio_target_t t = {&room, 1, NULL, 0, 0};
     fanout_deliver(f, &t, false, pk);
-}
-
-void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
-{
-    deliver_entry(f, pk);
     size_t len;
     const char *text = eio_msg_text(pk->msg, &len);
-    /* a re-read entry goes to the siblings too: each knows what its own rooms were delivered */
-    siblings_entry_t e = {.room = pk->room,
-                          .room_len = pk->room_len,
-                          .id = pk->id,
-                          .id_len = pk->id_len,
-                          .text = text,
-                          .text_len = len,
-                          .reread = pk->reread};
+    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false, 0};
     int rc = siblings_add(f->siblings, &e);
     if (rc > 0)
         STATS_ADD(f->stats->sibling_out, 1);
@@ -96,7 +74,7 @@ void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
 
 int fanout_relay(fanout_t *f, const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len)
 {
-    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true, 0, false};
+    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true, 0};
     return siblings_add(f->siblings, &e);
 }
 
@@ -110,7 +88,7 @@ void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg)
  * repeats the kind, and an empty room travels as "#" (records carry no empty room). */
 int fanout_notice(fanout_t *f, char kind, const char *room, size_t len)
 {
-    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, &kind, 1, true, 0, false};
+    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, &kind, 1, true, 0};
     return siblings_add(f->siblings, &e);
 }
 
@@ -136,8 +114,9 @@ static void on_sibling(const siblings_entry_t *e, void *ud)
     STATS_ADD(f->stats->sibling_in, 1);
     fanout_packet_t pk;
     fanout_packet_entry_text(&pk, e->room, e->room_len, e->id, e->id_len, e->text, e->text_len);
-    pk.reread = e->reread;
-    deliver_entry(f, &pk);
+    adapter_str_t room = {e->room, e->room_len};
+    sio_target_t t = {&room, 1, NULL, 0, 0};
+    fanout_deliver(f, &t, false, &pk);
     fanout_packet_release(&pk);
 }
 

@@ -4,11 +4,8 @@
  * walk over the sockets its target names (sio_each) hands each recipient a reference to the
  * packet's message — no allocation, copy or syscall per recipient (a polling recipient keeps a
  * reference in its queue; writes are batched per connection and loop turn by the transport).
- * Observers (connection state recovery) may hold an entry back per recipient. An entry re-read
- * from a pending list (a reader killed, or its connection lost, before the XACK) goes to a
- * room's sockets only when it is past the last entry id that room was delivered here: one check
- * per entry, its room's last id kept in the room (sio_room_delivered). Counts deliveries, those
- * skipped entries and sibling traffic in the worker's stats; logs only sampled sibling failures.
+ * Observers (connection state recovery) may hold an entry back per recipient. Counts deliveries
+ * and sibling traffic in the worker's stats; logs only sampled sibling failures.
  */
 #ifndef STREAMIO_WORKER_FANOUT_FANOUT_H
 #define STREAMIO_WORKER_FANOUT_FANOUT_H
@@ -52,8 +49,7 @@ void fanout_observe(fanout_t *f, const fanout_observer_t *o);
  */
 size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy,
                       const fanout_packet_t *pk);
-/* An entry read by this worker: delivered to its room here (see fanout_packet_fresh) and handed
- * to the siblings, its re-read mark with it. */
+/* An entry read by this worker: delivered to its room here and handed to the siblings. */
 void fanout_publish(fanout_t *f, const fanout_packet_t *pk);
 /*
  * The redis-adapter messages this server's one broadcast subscriber receives from other servers

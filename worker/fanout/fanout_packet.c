@@ -38,16 +38,6 @@ void fanout_packet_cluster(fanout_packet_t *pk, const char *text, size_t len, co
                  stream_id_parse(id, id_len, &pk->entry_id);
 }
 
-bool fanout_packet_fresh(const fanout_packet_t *pk, stream_id_t *last)
-{
-    if (!pk->has_id)
-        return true;
-    if (pk->reread && stream_id_cmp(pk->entry_id, *last) <= 0)
-        return false;
-    *last = pk->entry_id;
-    return true;
-}
-
 const char *fanout_packet_data(const fanout_packet_t *pk, size_t *len)
 {
     size_t n;

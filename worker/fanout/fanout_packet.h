@@ -31,7 +31,6 @@ typedef struct fanout_packet {
     size_t id_len;
     bool has_id; /* entry_id holds the entry's id (recovery offsets) */
     stream_id_t entry_id;
-    bool reread;     /* ENTRY: read again from a pending list (see fanout_packet_fresh) */
     size_t data_off; /* ENTRY: where the Socket.IO data (JSON array) starts in the text */
 } fanout_packet_t;
 
@@ -54,15 +53,6 @@ void fanout_packet_entry_text(fanout_packet_t *pk, const char *stream, size_t st
  */
 void fanout_packet_cluster(fanout_packet_t *pk, const char *text, size_t len, const void *atts,
                            size_t atts_len, unsigned natt);
-/*
- * Whether an ENTRY packet goes to the sockets of a room whose last delivered entry id is *last
- * ({0, 0}: none yet), checked once per entry; when it goes, it becomes *last. An entry re-read
- * from a pending list (its reader died, or lost its connection, before the XACK reached Redis)
- * that is not past *last was delivered already: a stream's entries reach a room in the order
- * they were read, and a pending list is read again before anything newer. Any other entry goes,
- * a lower id too: the stream was re-created (Node delivers it as well).
- */
-bool fanout_packet_fresh(const fanout_packet_t *pk, stream_id_t *last);
 /* The Socket.IO data of an ENTRY packet (the JSON array [event, ...args]), borrowed. */
 const char *fanout_packet_data(const fanout_packet_t *pk, size_t *len);
 /* Drops the packet's reference to its message (recipients keep theirs). */

@@ -19,8 +19,6 @@
 #define MAGIC "sib2"
 /* top bit of a record's room length: a redis-adapter message relayed (see siblings.h) */
 #define RELAYED_BIT 0x80000000u
-/* top bit of a record's id length: an entry re-read from a pending list */
-#define REREAD_BIT 0x80000000u
 #define MAGIC_FD "sibG" /* the datagram is in the memfd this one carries (SCM_RIGHTS) */
 #define RECORD_HEAD 12  /* room, id and text lengths */
 #define RECV_ROUNDS 64  /* datagrams per readable event before yielding to clients */
@@ -69,17 +67,17 @@ void siblings_encode_header(buf_t *out, uint32_t slot)
     buf_append(out, &slot, sizeof(slot));
 }
 
-/* The record's three lengths; the room's and the id's carry the marks in their top bits. */
+/* The record's three lengths; the room's carries the relayed mark in its top bit. */
 static void record_head(const siblings_entry_t *e, uint32_t head[3])
 {
     head[0] = (uint32_t)e->room_len | (e->relayed ? RELAYED_BIT : 0);
-    head[1] = (uint32_t)e->id_len | (e->reread ? REREAD_BIT : 0);
+    head[1] = (uint32_t)e->id_len;
     head[2] = (uint32_t)e->text_len;
 }
 
 int siblings_encode_record(buf_t *out, const siblings_entry_t *e)
 {
-    if (!e->room_len || !e->text_len || e->room_len >= RELAYED_BIT || e->id_len >= REREAD_BIT ||
+    if (!e->room_len || !e->text_len || e->room_len >= RELAYED_BIT || e->id_len > UINT32_MAX ||
         e->text_len > UINT32_MAX)
         return -EINVAL;
     uint32_t head[3];
@@ -104,14 +102,14 @@ static int walk(const char *p, size_t len, uint32_t from, siblings_record_fn fn,
             return -EPROTO;
         memcpy(head, p + off, sizeof(head));
         off += RECORD_HEAD;
-        bool relayed = head[0] & RELAYED_BIT, reread = head[1] & REREAD_BIT;
+        bool relayed = head[0] & RELAYED_BIT;
         head[0] &= ~RELAYED_BIT;
-        head[1] &= ~REREAD_BIT;
         uint64_t n = (uint64_t)head[0] + head[1] + head[2];
         if (!head[0] || !head[2] || len - off < n)
             return -EPROTO;
-        const char *room = p + off, *id = room + head[0], *text = id + head[1];
-        siblings_entry_t e = {room, head[0], id, head[1], text, head[2], relayed, from, reread};
+        siblings_entry_t e = {
+            p + off, head[0], p + off + head[0], head[1], p + off + head[0] + head[1], head[2],
+            relayed, from};
         if (fn)
             fn(&e, arg);
         off += (size_t)n;
@@ -300,7 +298,7 @@ int siblings_add(siblings_t *s, const siblings_entry_t *e)
     size_t rec = RECORD_HEAD + e->room_len + e->id_len + e->text_len;
     if (!e->room_len || !e->text_len)
         return -EINVAL;
-    if (e->room_len >= RELAYED_BIT || e->id_len >= REREAD_BIT || e->text_len > SIBLINGS_MAX_FRAME)
+    if (e->room_len >= RELAYED_BIT || e->id_len > UINT32_MAX || e->text_len > SIBLINGS_MAX_FRAME)
         return -E2BIG;
     bool any = false;
     for (uint32_t i = 0; i < s->nslots && !any; i++)

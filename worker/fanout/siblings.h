@@ -13,8 +13,7 @@
  * Datagrams are accepted only from processes of the same user whose pid is a sibling's.
  *
  * Datagram: "sib2", the sender's slot (u32), then records: room length (its top bit marks a
- * relayed adapter message), id length (its top bit marks an entry re-read from a pending list),
- * text length (u32 each), then room, id and text bytes;
+ * relayed adapter message), id length, text length (u32 each), then room, id and text bytes;
  * integers in host order (both ends are the same binary on one host). A record too big for one
  * datagram (net.core.wmem_max) is written, as such a datagram, to a memfd passed with SCM_RIGHTS in
  * an 8-byte datagram "sibG" + slot, in order.
@@ -59,7 +58,6 @@ typedef struct siblings_entry {
     size_t text_len;
     bool relayed;
     uint32_t from; /* received: the sender's slot (ignored when sending) */
-    bool reread;   /* an entry read again from a pending list (see fanout_packet_fresh) */
 } siblings_entry_t;
 
 /* One received entry (borrowed for the call). */

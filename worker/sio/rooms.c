@@ -29,7 +29,6 @@ struct room {
     uint64_t hash;
     struct rooms_member *first;
     size_t count;
-    stream_id_t delivered; /* see rooms_delivered */
     size_t len;
     char name[]; /* len bytes + NUL */
 };
@@ -172,7 +171,6 @@ static room_t *room_create(rooms_t *r, const char *name, size_t len, uint64_t h)
     room->hash = h;
     room->first = NULL;
     room->count = 0;
-    room->delivered = (stream_id_t){0, 0};
     room->len = len;
     if (len)
         memcpy(room->name, name, len);
@@ -301,11 +299,6 @@ size_t rooms_count(const rooms_t *r)
 size_t rooms_members(const room_t *room)
 {
     return room->count;
-}
-
-stream_id_t *rooms_delivered(room_t *room)
-{
-    return &room->delivered;
 }
 
 const char *rooms_name(const room_t *room, size_t *len)

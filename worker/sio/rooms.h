@@ -15,8 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/proto/stream_id.h"
-
 typedef struct rooms rooms_t;
 typedef struct room room_t;
 struct rooms_member;
@@ -65,12 +63,6 @@ bool rooms_is_member(const rooms_sock_t *s, const char *name, size_t len);
 room_t *rooms_find(rooms_t *r, const char *name, size_t len);
 size_t rooms_count(const rooms_t *r);
 size_t rooms_members(const room_t *room);
-/*
- * The room's own bookkeeping, for the caller: the last stream entry id it was delivered (fanout
- * drops an entry re-read from a pending list that is not past it). {0, 0} when the room is
- * created, so it lasts as long as the room; this module never reads it.
- */
-stream_id_t *rooms_delivered(room_t *room);
 /* The room's name bytes (NUL-terminated for convenience; may hold NULs) and length. */
 const char *rooms_name(const room_t *room, size_t *len);
 

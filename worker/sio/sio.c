@@ -798,12 +798,6 @@ bool sio_has_room(const sio_t *sio, const char *room, size_t len)
     return rooms_find(sio->rooms, room, len) || sio_socket_by_id(sio, room, len);
 }
 
-stream_id_t *sio_room_delivered(sio_t *sio, const char *room, size_t len)
-{
-    room_t *r = rooms_find(sio->rooms, room, len);
-    return r ? rooms_delivered(r) : NULL;
-}
-
 typedef struct walk {
     sio_t *sio;
     const sio_target_t *t;

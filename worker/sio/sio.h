@@ -200,9 +200,6 @@ void sio_each_fixed(sio_t *sio, const sio_target_t *t, void (*fn)(sio_socket_t *
 void sio_each_room(sio_t *sio, void (*fn)(const char *room, size_t len, void *arg), void *arg);
 /* Whether a local socket is in room (or has that id). */
 bool sio_has_room(const sio_t *sio, const char *room, size_t len);
-/* The last entry id delivered to the local room (see rooms_delivered), or NULL when no socket
- * here is in it. */
-stream_id_t *sio_room_delivered(sio_t *sio, const char *room, size_t len);
 /* The connected socket whose id is id, or NULL: one hash lookup (an index by id), never a scan. */
 sio_socket_t *sio_socket_by_id(const sio_t *sio, const char *id, size_t len);
 /* Whether p is a socket id or pid as socket.io and this server make them (SIO_ID_LEN characters

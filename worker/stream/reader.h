@@ -125,15 +125,11 @@ typedef struct reader_clock_ops {
 
 /*
  * One stream entry, read on `conn`. Everything is borrowed for the duration of the call. The
- * callback may queue commands behind which the entry's XACK must come with reader_send. reread:
- * it comes from this consumer's own pending list (XREADGROUP ... 0): it was read before, by this
- * process or by the one this worker replaces, and may have been delivered already. Claimed
- * entries (XAUTOCLAIM) are not marked: another consumer read them, and newer entries may have
- * been delivered since.
+ * callback may queue commands behind which the entry's XACK must come with reader_send.
  */
 typedef void (*reader_entry_fn)(reader_conn_t *conn, const char *stream, size_t stream_len,
                                 const char *id, size_t id_len, const payload_field_t *fields,
-                                size_t nfields, bool reread, void *arg);
+                                size_t nfields, void *arg);
 
 /* True when entries may be read now. */
 typedef bool (*reader_gate_fn)(void *arg);
