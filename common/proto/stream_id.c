@@ -4,19 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/decimal.h"
+
 bool stream_id_parse_u64(const char *p, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > 20)
+    /* all of it digits, at most 20 and no wrap past UINT64_MAX */
+    uint64_t v;
+    if (len == 0 || decimal_read(p, len, 20, &v) != len)
         return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
     *out = v;
     return true;
 }
