@@ -21,6 +21,9 @@ struct fanout {
     void *relayed_arg;
     fanout_notice_fn notice; /* see fanout_on_notice */
     void *notice_arg;
+    shm_ledger_t *ledger; /* see fanout_keep_ledger; NULL: none */
+    uint32_t block, index;
+    int32_t pid;
 };
 
 typedef struct delivery {
@@ -56,25 +59,67 @@ size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy, const 
     return d.queued;
 }
 
+/* The entry as the ledger names it; false when it has no ledger or no parsed id. */
+static bool ledger_entry(const fanout_t *f, const fanout_packet_t *pk, const char *text, size_t len,
+                         shm_ledger_entry_t *le)
+{
+    stream_id_t id;
+    if (!f->ledger || !pk->id_len || !stream_id_parse(pk->id, pk->id_len, &id))
+        return false;
+    *le = (shm_ledger_entry_t){pk->room, pk->room_len, id.ms, id.seq, shm_ledger_digest(text, len)};
+    return true;
+}
+
 void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
 {
-    adapter_str_t room = {pk->room, pk->room_len};
-    sio_target_t t = {&room, 1, NULL, 0, 0};
-    fanout_deliver(f, &t, false, pk);
     size_t len;
     const char *text = eio_msg_text(pk->msg, &len);
-    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false, 0};
+    shm_ledger_entry_t le;
+    bool noted = ledger_entry(f, pk, text, len, &le);
+    int32_t by = noted && pk->reread ? shm_ledger_find(f->ledger, f->index, &le) : 0;
+    adapter_str_t room = {pk->room, pk->room_len};
+    sio_target_t t = {&room, 1, NULL, 0, 0};
+    if (by) {
+        /* every sibling then live has it queued; the writer's own sockets had it queued too */
+        STATS_ADD(f->stats->reread_skipped, 1);
+        if (by != f->pid)
+            fanout_deliver(f, &t, false, pk);
+        return;
+    }
+    fanout_deliver(f, &t, false, pk);
+    uint64_t ticket = noted ? shm_ledger_note(f->ledger, f->block, f->index, f->pid, &le) : 0;
+    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false, 0, ticket};
     int rc = siblings_add(f->siblings, &e);
     if (rc > 0)
         STATS_ADD(f->stats->sibling_out, 1);
-    else if (rc < 0 && log_sampled(&f->share_failures))
+    else if (rc == 0)
+        shm_ledger_commit(f->ledger, f->block, ticket); /* no sibling: the sockets here are all */
+    else if (log_sampled(&f->share_failures))
         LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)pk->room_len,
                  pk->room, strerror(-rc));
 }
 
+/* A datagram left: its entries' notes are proven once every live sibling has it queued. */
+static void on_sent(const uint64_t *tickets, size_t n, bool everyone, void *ud)
+{
+    fanout_t *f = ud;
+    for (size_t i = 0; everyone && i < n; i++)
+        shm_ledger_commit(f->ledger, f->block, tickets[i]);
+}
+
+void fanout_keep_ledger(fanout_t *f, shm_ledger_t *ledger, uint32_t block, uint32_t index,
+                        int32_t pid)
+{
+    f->ledger = ledger;
+    f->block = block;
+    f->index = index;
+    f->pid = pid;
+    siblings_on_sent(f->siblings, ledger ? on_sent : NULL, f);
+}
+
 int fanout_relay(fanout_t *f, const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len)
 {
-    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true, 0};
+    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true, 0, 0};
     return siblings_add(f->siblings, &e);
 }
 
@@ -88,7 +133,7 @@ void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg)
  * repeats the kind, and an empty room travels as "#" (records carry no empty room). */
 int fanout_notice(fanout_t *f, char kind, const char *room, size_t len)
 {
-    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, &kind, 1, true, 0};
+    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, &kind, 1, true, 0, 0};
     return siblings_add(f->siblings, &e);
 }
 

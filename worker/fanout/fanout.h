@@ -6,6 +6,21 @@
  * reference in its queue; writes are batched per connection and loop turn by the transport).
  * Observers (connection state recovery) may hold an entry back per recipient. Counts deliveries
  * and sibling traffic in the worker's stats; logs only sampled sibling failures.
+ *
+ * An entry is handed out twice when its reader dies (SIGKILL) or loses its connection between
+ * the delivery and the XACK: the pending list is read again, by design. With a ledger
+ * (fanout_keep_ledger, shm/ledger.h) each entry this worker publishes is noted there once it is
+ * queued to the local sockets, and the note is committed once the datagram carrying it is in the
+ * receive queue of every live sibling. An entry read again (pk->reread) that a committed note of
+ * this worker number holds exactly (stream, id, packet bytes) is not handed to the siblings
+ * again, nor to the local sockets when this very process wrote the note.
+ * Why that loses nothing: a committed note is written only after the facts it states; every
+ * sibling then live has the entry in its queue and delivers it (a sibling started since has only
+ * clients that joined after the entry first went out), and the writer's own sockets have it
+ * queued (a successor's sockets are new connections: they get it, as before). A note that is
+ * missing, replaced, torn by a kill or never committed proves nothing: the entry goes again, a
+ * duplicate at worst. No order of ids is assumed anywhere, so claims, ownership moves, reloads
+ * (two processes of one worker number) and re-created streams cannot turn into a skip.
  */
 #ifndef STREAMIO_WORKER_FANOUT_FANOUT_H
 #define STREAMIO_WORKER_FANOUT_FANOUT_H
@@ -15,6 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "shm/ledger.h"
 #include "shm/local_sock.h"
 #include "shm/region.h"
 #include "shm/stats.h"
@@ -41,6 +57,11 @@ typedef struct fanout_observer {
  */
 int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region,
                const local_sock_t *socks, uint32_t slot, stats_worker_t *stats);
+/* Notes published entries in `ledger` (borrowed) as process `pid` of worker number `index` in
+ * process block `block`, and consults it for entries read again (see above). Without it every
+ * entry goes. */
+void fanout_keep_ledger(fanout_t *f, shm_ledger_t *ledger, uint32_t block, uint32_t index,
+                        int32_t pid);
 /* Adds an observer (copied; at most 2). */
 void fanout_observe(fanout_t *f, const fanout_observer_t *o);
 /*
@@ -49,7 +70,8 @@ void fanout_observe(fanout_t *f, const fanout_observer_t *o);
  */
 size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy,
                       const fanout_packet_t *pk);
-/* An entry read by this worker: delivered to its room here and handed to the siblings. */
+/* An entry read by this worker: delivered to its room here and handed to the siblings, unless
+ * it was read again and the ledger proves either done already (see above). */
 void fanout_publish(fanout_t *f, const fanout_packet_t *pk);
 /*
  * The redis-adapter messages this server's one broadcast subscriber receives from other servers
