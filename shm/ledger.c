@@ -12,16 +12,12 @@
 #include "common/xalloc.h"
 #include "shm/region.h"
 
-#define COMMITTED 1u
-
 /* 128 bytes: two cache lines. */
 typedef struct record {
-    _Atomic uint64_t state; /* 0: being written (or never); else stamp << 1 | COMMITTED */
+    _Atomic uint64_t state; /* 0: being written (or never); else the stamp it was written with */
     uint64_t ms, seq, digest;
-    uint32_t index;
     int32_t pid;
     uint32_t name_len;
-    uint32_t pad;
     char name[SHM_LEDGER_NAME_MAX];
 } record_t;
 
@@ -93,14 +89,12 @@ static size_t place(const shm_ledger_entry_t *e)
     return (size_t)(mix(h) & (SHM_LEDGER_RECORDS - 1));
 }
 
-uint64_t shm_ledger_note(shm_ledger_t *l, uint32_t block, uint32_t index, int32_t pid,
-                         const shm_ledger_entry_t *e)
+bool shm_ledger_note(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_ledger_entry_t *e)
 {
     if (block >= l->nblocks || e->stream_len > SHM_LEDGER_NAME_MAX)
-        return 0;
+        return false;
     block_t *b = &l->blocks[block];
-    size_t at = place(e);
-    record_t *r = &b->rec[at];
+    record_t *r = &b->rec[place(e)];
     /* one writer per block: the stamp needs no read-modify-write across processes */
     uint64_t stamp = atomic_load_explicit(&b->stamp, memory_order_relaxed) + 1;
     atomic_store_explicit(&b->stamp, stamp, memory_order_relaxed);
@@ -109,46 +103,23 @@ uint64_t shm_ledger_note(shm_ledger_t *l, uint32_t block, uint32_t index, int32_
     r->ms = e->ms;
     r->seq = e->seq;
     r->digest = e->digest;
-    r->index = index;
     r->pid = pid;
     r->name_len = (uint32_t)e->stream_len;
     memcpy(r->name, e->stream, e->stream_len);
-    atomic_store_explicit(&r->state, stamp << 1, memory_order_release);
-    return stamp * SHM_LEDGER_RECORDS + at;
+    atomic_store_explicit(&r->state, stamp, memory_order_release);
+    return true;
 }
 
-void shm_ledger_commit(shm_ledger_t *l, uint32_t block, uint64_t ticket)
+bool shm_ledger_holds(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_ledger_entry_t *e)
 {
-    if (!ticket || block >= l->nblocks)
-        return;
-    record_t *r = &l->blocks[block].rec[ticket % SHM_LEDGER_RECORDS];
-    uint64_t want = ticket / SHM_LEDGER_RECORDS << 1;
-    atomic_compare_exchange_strong_explicit(&r->state, &want, want | COMMITTED,
-                                            memory_order_release, memory_order_relaxed);
-}
-
-/* Whether r is a committed record of exactly e by `index`, unchanged while it was compared. */
-static bool holds(record_t *r, uint32_t index, const shm_ledger_entry_t *e, int32_t *pid)
-{
-    uint64_t before = atomic_load_explicit(&r->state, memory_order_acquire);
-    if (!(before & COMMITTED))
+    if (block >= l->nblocks || e->stream_len > SHM_LEDGER_NAME_MAX || pid <= 0)
         return false;
-    bool same = r->index == index && r->ms == e->ms && r->seq == e->seq && r->digest == e->digest &&
+    record_t *r = &l->blocks[block].rec[place(e)];
+    uint64_t before = atomic_load_explicit(&r->state, memory_order_acquire);
+    if (!before)
+        return false;
+    bool same = r->pid == pid && r->ms == e->ms && r->seq == e->seq && r->digest == e->digest &&
                 r->name_len == e->stream_len && memcmp(r->name, e->stream, e->stream_len) == 0;
-    *pid = r->pid;
     atomic_thread_fence(memory_order_acquire); /* the fields were read before the state again */
     return same && atomic_load_explicit(&r->state, memory_order_relaxed) == before;
-}
-
-int32_t shm_ledger_find(shm_ledger_t *l, uint32_t index, const shm_ledger_entry_t *e)
-{
-    if (e->stream_len > SHM_LEDGER_NAME_MAX)
-        return 0;
-    size_t at = place(e);
-    for (uint32_t b = 0; b < l->nblocks; b++) {
-        int32_t pid;
-        if (holds(&l->blocks[b].rec[at], index, e, &pid) && pid > 0)
-            return pid;
-    }
-    return 0;
 }

@@ -1,34 +1,35 @@
 /*
- * shm_ledger: which stream entries each process block has handed out to every sibling worker,
- * so that an entry read again from a pending list (its reader killed with SIGKILL, or its
- * connection lost, between the delivery and the XACK) is not handed out twice.
+ * shm_ledger: which stream entries each worker process delivered to its own sockets, so that an
+ * entry read again from a pending list (its reader killed with SIGKILL, or its connection lost,
+ * between the delivery and the XACK) is not handed out twice.
  *
  * Why exact records and not "the last id delivered": a stream's entries can reach a worker out
  * of id order (claims of another consumer's entries, ownership moving at a restart, a reload
  * running two processes of one worker number), so an id below a high-water mark proves nothing.
  * A record here names one entry exactly (stream, id, and a digest of the packet bytes built for
- * it) and says only what its writer did with that very entry. A missing, overwritten, torn or
- * uncommitted record means "not proven": the entry goes again, a duplicate, never a loss.
+ * it) and one process (its pid), and says only that this process queued that very entry to its
+ * sockets in that room. A missing, replaced or torn record means "not proven": the entry goes
+ * again, a duplicate, never a loss.
  *
  * The master maps the ledger (anonymous, MAP_SHARED|MAP_NORESERVE, inherited through fork only)
  * before the first fork and keeps it across respawns, so a block's records outlive the process
- * that wrote them. Per block, SHM_LEDGER_RECORDS records, direct-mapped by a hash of (stream,
- * id): a new record replaces whatever shared its place. Only a block's own process writes its
- * records (note, then commit once its datagram reached every live sibling); any process reads
- * any block's. Each record carries a state word (0 while being written; else a stamp unique in
- * its block, and a committed bit) read before and after its fields, so a reader never trusts a
- * record that changed under it (a seqlock) or that a kill cut short.
+ * that wrote them. Per process block, SHM_LEDGER_RECORDS records, direct-mapped by a hash of
+ * (stream, id): a new record replaces whatever shared its place. Only a block's own process
+ * writes its records; any process reads any block's. Each record carries a state word (0 while
+ * being written; else a stamp unique in its block) read before and after its fields, so a reader
+ * never trusts a record that changed under it (a seqlock) or that a kill cut short.
  *
  * No function allocates after shm_ledger_new, logs, or makes a syscall.
  */
 #ifndef STREAMIO_SHM_LEDGER_H
 #define STREAMIO_SHM_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHM_LEDGER_RECORDS 4096u /* per block, a power of two: far more than a batch in flight */
-#define SHM_LEDGER_NAME_MAX 80u  /* stream name bytes a record holds; longer ones go unrecorded */
+#define SHM_LEDGER_RECORDS 4096u /* per block, a power of two */
+#define SHM_LEDGER_NAME_MAX 88u  /* stream name bytes a record holds; longer ones go unrecorded */
 
 typedef struct shm_ledger shm_ledger_t;
 
@@ -50,21 +51,11 @@ void shm_ledger_free(shm_ledger_t *l);
  * re-created with the same ids would carry). */
 uint64_t shm_ledger_digest(const void *p, size_t len);
 
-/*
- * Block's process: records that the process `pid` of worker number `index` delivered e to its
- * own sockets and is handing it to its siblings; not yet proven (see shm_ledger_commit). Returns
- * the record's ticket, or 0 when e cannot be recorded (a bad block, a name over
- * SHM_LEDGER_NAME_MAX).
- */
-uint64_t shm_ledger_note(shm_ledger_t *l, uint32_t block, uint32_t index, int32_t pid,
-                         const shm_ledger_entry_t *e);
-/* Block's process: the entry of `ticket` reached every live sibling (its datagram is in each
- * one's receive queue). A ticket whose record was replaced since is ignored. */
-void shm_ledger_commit(shm_ledger_t *l, uint32_t block, uint64_t ticket);
-/*
- * Any process: the pid of the process of worker number `index` that committed e in any block,
- * or 0 when no block holds a committed record of exactly e (stream, id and digest) by `index`.
- */
-int32_t shm_ledger_find(shm_ledger_t *l, uint32_t index, const shm_ledger_entry_t *e);
+/* Block's process `pid`: it has queued e to its sockets. False when e cannot be recorded (a bad
+ * block, a name over SHM_LEDGER_NAME_MAX). */
+bool shm_ledger_note(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_ledger_entry_t *e);
+/* Any process: whether block's records prove that process `pid` queued exactly e (stream, id and
+ * digest) to its sockets. */
+bool shm_ledger_holds(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_ledger_entry_t *e);
 
 #endif

@@ -963,8 +963,7 @@ static int clients_setup(worker_t *w)
     if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, w->args->socks,
                          w->args->slot, w->stats)))
         return rc;
-    fanout_keep_ledger(w->fanout, w->args->ledger, w->args->slot, w->args->index,
-                       (int32_t)getpid());
+    fanout_keep_ledger(w->fanout, w->args->ledger, (int32_t)getpid());
     /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
     if ((rc = bridge_setup(w)))
         return rc;

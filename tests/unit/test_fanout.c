@@ -2,13 +2,13 @@
  * Unit tests for worker/fanout/fanout's use of the ledger (shm/ledger): two workers of one server
  * in one process (each its own Engine.IO and Socket.IO over a fake transport, the siblings' real
  * datagram channel between them, one real ledger). Worker 0 reads the entries (fanout_publish),
- * worker 1 gets them from it. A successor is simulated by giving worker 0 another pid (a new
- * process with new sockets), in its block or in another one. Covered: an entry read again that
- * worker 0's number had handed to every sibling is not handed over again (and not delivered
- * again by the process that delivered it); everything the ledger does not prove goes: an older
- * id never handed out behind newer ones (a claim, an ownership move: what broke the "last id"
- * design), another worker number's record, a record not yet committed, the same id with other
- * bytes (a re-created stream).
+ * worker 1 gets them from it; worker 1's pid is this process's (the region's), worker 0's is a
+ * seam, so a successor is worker 0 with another pid (a new process with new sockets). Covered:
+ * an entry read again that every live sibling's process noted is not handed over again, nor
+ * delivered again by the process that noted it; everything the ledger does not prove goes: an
+ * older id never handed out behind newer ones (a claim, an ownership move: what broke the "last
+ * id" design), an entry a sibling has not taken yet, a sibling restarted since, the same id with
+ * other bytes (a re-created stream).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,8 +97,7 @@ static void wk_init(fx_t *f, uint32_t slot)
     /* both slots live (a pid in the region): the siblings hand entries over */
     stats_worker_t *st = shm_region_slot_stats(f->region, slot);
     STATS_SET(st->pid, getpid());
-    /* worker number = block here; pids are the seam's (a successor is another pid) */
-    fanout_keep_ledger(w->fanout, f->ledger, slot, slot, 1000 + (int32_t)slot);
+    fanout_keep_ledger(w->fanout, f->ledger, slot == 0 ? 1000 : (int32_t)getpid());
 }
 
 static fx_t *fx_new(void)
@@ -212,10 +211,15 @@ static uint64_t skipped(fx_t *f, int w)
     return STATS_GET(f->w[w].stats.reread_skipped);
 }
 
+static void successor(fx_t *f, int32_t pid)
+{
+    fanout_keep_ledger(f->w[0].fanout, f->ledger, pid);
+}
+
 /* A reader killed after handing entries over, before their XACK: its successor (a new process
- * of the same worker number, in the same block or another) reads them again. The sibling's
- * sockets get none twice, checked once per entry (two sockets there); the successor's own
- * sockets (new connections) get them; an entry the dead one never handed out goes everywhere. */
+ * in its block) reads them again. The sibling's sockets get none twice, checked once per entry
+ * (two sockets there); the successor's own sockets (new connections) get them; an entry the dead
+ * one never handed out goes everywhere. */
 static void test_a_successor_does_not_hand_over_again(void **state)
 {
     (void)state;
@@ -229,7 +233,7 @@ static void test_a_successor_does_not_hand_over_again(void **state)
     assert_string_equal(got(f, 0, 0), "5-1 5-2");
     assert_string_equal(got(f, 1, 0), "5-1 5-2");
     assert_string_equal(got(f, 1, 1), "5-1 5-2");
-    fanout_keep_ledger(f->w[0].fanout, f->ledger, 0, 0, 2000); /* respawned in its block */
+    successor(f, 2000);
     publish(f, 0, "chat.a", "5-1", true);
     publish(f, 0, "chat.a", "5-2", true);
     publish(f, 0, "chat.a", "5-3", true); /* read, never handed out */
@@ -238,8 +242,8 @@ static void test_a_successor_does_not_hand_over_again(void **state)
     assert_string_equal(got(f, 1, 0), "5-3");
     assert_string_equal(got(f, 1, 1), "5-3");
     assert_int_equal(skipped(f, 0), 2);
-    /* killed again; the next one runs in another block and finds both processes' notes */
-    fanout_keep_ledger(f->w[0].fanout, f->ledger, 2, 0, 3000);
+    /* killed again: the next one finds the sibling's notes of all three */
+    successor(f, 3000);
     publish(f, 0, "chat.a", "5-1", true);
     publish(f, 0, "chat.a", "5-3", true);
     publish(f, 0, "chat.a", "5-4", false);
@@ -276,8 +280,7 @@ static void test_the_same_process_delivers_nothing_twice(void **state)
  * What made the "last id delivered" design lose entries: one worker number does not always hand
  * out a stream's entries in id order (an older pending entry claimed after newer ones went; a
  * stream that moved to another worker and back). An older entry never handed out goes, whatever
- * went before it; a record of another worker number proves nothing for this one (a duplicate,
- * never a skip).
+ * went before it; an entry another worker read and both delivered is not handed out again.
  */
 static void test_an_older_entry_never_handed_out_goes(void **state)
 {
@@ -288,7 +291,7 @@ static void test_an_older_entry_never_handed_out_goes(void **state)
     publish(f, 0, "chat.a", "9-0", false);
     settle(f);
     /* claimed by worker 0 after 9-0 went, its process killed before delivering it */
-    fanout_keep_ledger(f->w[0].fanout, f->ledger, 0, 0, 2000);
+    successor(f, 2000);
     publish(f, 0, "chat.a", "3-0", true);
     settle(f);
     assert_string_equal(got(f, 0, 0), "9-0 3-0");
@@ -301,29 +304,49 @@ static void test_an_older_entry_never_handed_out_goes(void **state)
     settle(f);
     assert_string_equal(got(f, 0, 0), "10-0 9-5");
     assert_string_equal(got(f, 1, 0), "10-0 9-5");
-    /* worker 1's 10-0 read again by worker 0 (a claim): worker 0's number never handed it out */
+    assert_int_equal(skipped(f, 0), 0);
+    /* worker 1's 10-0 claimed by worker 0: both processes noted it, so it goes nowhere again */
     publish(f, 0, "chat.a", "10-0", true);
     settle(f);
-    assert_string_equal(got(f, 0, 0), "10-0");
-    assert_string_equal(got(f, 1, 0), "10-0");
-    assert_int_equal(skipped(f, 0), 0);
+    assert_string_equal(got(f, 0, 0), "");
+    assert_string_equal(got(f, 1, 0), "");
+    assert_int_equal(skipped(f, 0), 1);
     fx_free(f);
 }
 
-/* A note counts once its datagram reached every live sibling: a reader killed between the
- * delivery and the flush leaves a note that proves nothing, and the entry goes again. */
-static void test_an_uncommitted_note_proves_nothing(void **state)
+/* Only the sibling's own note counts: an entry it has not taken from its queue yet (or lost
+ * there) is handed over again, a duplicate at worst. */
+static void test_an_entry_a_sibling_has_not_taken_goes_again(void **state)
 {
     (void)state;
     fx_t *f = fx_new();
     join(f, 1, 0, "chat.a");
     publish(f, 0, "chat.a", "4-0", false); /* batched, not sent yet */
-    fanout_keep_ledger(f->w[0].fanout, f->ledger, 0, 0, 2000);
+    successor(f, 2000);
     publish(f, 0, "chat.a", "4-0", true);
     settle(f);
-    /* (a killed process never sends its batch; this one does: the same entry twice) */
     assert_string_equal(got(f, 1, 0), "4-0 4-0");
     assert_int_equal(skipped(f, 0), 0);
+    fx_free(f);
+}
+
+/* A sibling whose process changed since (another pid in its block) has new sockets: the entry
+ * goes to it again. */
+static void test_a_restarted_sibling_gets_it_again(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new();
+    join(f, 1, 0, "chat.a");
+    publish(f, 0, "chat.a", "8-0", false);
+    settle(f);
+    assert_string_equal(got(f, 1, 0), "8-0");
+    STATS_SET(((stats_worker_t *)shm_region_slot_stats(f->region, 1))->pid, 424242);
+    successor(f, 2000);
+    publish(f, 0, "chat.a", "8-0", true);
+    settle(f);
+    assert_string_equal(got(f, 1, 0), "8-0");
+    assert_int_equal(skipped(f, 0), 0);
+    STATS_SET(((stats_worker_t *)shm_region_slot_stats(f->region, 1))->pid, getpid());
     fx_free(f);
 }
 
@@ -333,12 +356,15 @@ static void test_the_same_id_with_other_bytes_goes(void **state)
 {
     (void)state;
     fx_t *f = fx_new();
+    join(f, 0, 0, "chat.a");
     join(f, 1, 0, "chat.a");
     publish_with(f, 0, "chat.a", "1-1", false, tick);
     settle(f);
+    assert_string_equal(got(f, 0, 0), "1-1");
     assert_string_equal(got(f, 1, 0), "1-1");
     publish_with(f, 0, "chat.a", "1-1", true, tock);
     settle(f);
+    assert_string_equal(got(f, 0, 0), "1-1");
     assert_string_equal(got(f, 1, 0), "1-1");
     /* and another stream's 1-1 is another entry too */
     join(f, 1, 1, "chat.b");
@@ -349,18 +375,22 @@ static void test_the_same_id_with_other_bytes_goes(void **state)
     fx_free(f);
 }
 
-/* With no live sibling the local sockets are everyone: the note is proven at once. */
-static void test_alone_a_note_is_proven_at_once(void **state)
+/* With no live sibling the local sockets are everyone. */
+static void test_alone(void **state)
 {
     (void)state;
     fx_t *f = fx_new();
-    stats_worker_t *st = shm_region_slot_stats(f->region, 1);
-    STATS_SET(st->pid, 0); /* worker 1 is gone */
+    STATS_SET(((stats_worker_t *)shm_region_slot_stats(f->region, 1))->pid, 0);
     join(f, 0, 0, "chat.a");
     publish(f, 0, "chat.a", "2-0", false);
     publish(f, 0, "chat.a", "2-0", true);
     assert_string_equal(got(f, 0, 0), "2-0");
     assert_int_equal(skipped(f, 0), 1);
+    successor(f, 2000); /* a successor's sockets are new: they get it */
+    publish(f, 0, "chat.a", "2-0", true);
+    assert_string_equal(got(f, 0, 0), "2-0");
+    assert_int_equal(skipped(f, 0), 1);
+    STATS_SET(((stats_worker_t *)shm_region_slot_stats(f->region, 1))->pid, getpid());
     fx_free(f);
 }
 
@@ -370,9 +400,10 @@ int main(void)
         cmocka_unit_test(test_a_successor_does_not_hand_over_again),
         cmocka_unit_test(test_the_same_process_delivers_nothing_twice),
         cmocka_unit_test(test_an_older_entry_never_handed_out_goes),
-        cmocka_unit_test(test_an_uncommitted_note_proves_nothing),
+        cmocka_unit_test(test_an_entry_a_sibling_has_not_taken_goes_again),
+        cmocka_unit_test(test_a_restarted_sibling_gets_it_again),
         cmocka_unit_test(test_the_same_id_with_other_bytes_goes),
-        cmocka_unit_test(test_alone_a_note_is_proven_at_once),
+        cmocka_unit_test(test_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,6 @@
-/* Unit tests for shm/ledger: a record proves exactly one entry (stream, id, digest) of one worker
- * number, and only once committed; replaced, too long, uncommitted or stale-ticket records prove
- * nothing; any block's records are found; a process killed with SIGKILL leaves its committed
- * records behind and its half-done one unproven. */
+/* Unit tests for shm/ledger: a record proves exactly one entry (stream, id, digest) delivered by
+ * one process, in its block; replaced or too long records prove nothing; a process killed with
+ * SIGKILL leaves its records behind for the others to read. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -50,94 +49,75 @@ static void test_digest_tells_bytes_apart(void **state)
     assert_int_not_equal(shm_ledger_digest("", 0), shm_ledger_digest("\0", 1));
 }
 
-static void test_only_a_committed_exact_record_proves(void **state)
+static void test_only_an_exact_record_of_that_process_proves(void **state)
 {
     (void)state;
     shm_ledger_t *l;
     assert_int_equal(shm_ledger_new(&l, 4), 0);
     shm_ledger_entry_t e = entry("chat.a", 5, 1, "tick");
-    assert_int_equal(shm_ledger_find(l, 0, &e), 0);
-    uint64_t t = shm_ledger_note(l, 1, 0, 4242, &e);
-    assert_int_not_equal(t, 0);
-    assert_int_equal(shm_ledger_find(l, 0, &e), 0); /* noted: not proven yet */
-    shm_ledger_commit(l, 1, t);
-    assert_int_equal(shm_ledger_find(l, 0, &e), 4242);
-    shm_ledger_commit(l, 1, t); /* twice: no change */
-    assert_int_equal(shm_ledger_find(l, 0, &e), 4242);
-    /* every other entry, and another worker number, finds nothing */
+    assert_false(shm_ledger_holds(l, 1, 4242, &e));
+    assert_true(shm_ledger_note(l, 1, 4242, &e));
+    assert_true(shm_ledger_holds(l, 1, 4242, &e));
+    /* another process, another block, a bad block or pid */
+    assert_false(shm_ledger_holds(l, 1, 4243, &e));
+    assert_false(shm_ledger_holds(l, 0, 4242, &e));
+    assert_false(shm_ledger_holds(l, 4, 4242, &e));
+    assert_false(shm_ledger_holds(l, 1, 0, &e));
+    /* every other entry */
     shm_ledger_entry_t other[] = {entry("chat.b", 5, 1, "tick"), entry("chat.a", 5, 2, "tick"),
                                   entry("chat.a", 6, 1, "tick"), entry("chat.a", 5, 1, "tock"),
                                   entry("chat.", 5, 1, "tick"),  entry("chat.aa", 5, 1, "tick")};
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
-        assert_int_equal(shm_ledger_find(l, 0, &other[i]), 0);
-    assert_int_equal(shm_ledger_find(l, 1, &e), 0);
-    /* a commit for another block, or a ticket 0, does nothing */
-    shm_ledger_entry_t g = entry("chat.g", 1, 0, "x");
-    uint64_t tg = shm_ledger_note(l, 2, 0, 7, &g);
-    shm_ledger_commit(l, 3, tg);
-    shm_ledger_commit(l, 2, 0);
-    assert_int_equal(shm_ledger_find(l, 0, &g), 0);
+        assert_false(shm_ledger_holds(l, 1, 4242, &other[i]));
     /* a bad block or a name over the limit is not recorded */
-    assert_int_equal(shm_ledger_note(l, 4, 0, 7, &g), 0);
+    assert_false(shm_ledger_note(l, 4, 7, &e));
     char name[SHM_LEDGER_NAME_MAX + 2];
     memset(name, 'n', sizeof(name) - 1);
     name[sizeof(name) - 1] = '\0';
     shm_ledger_entry_t longer = entry(name, 1, 0, "x");
-    assert_int_equal(shm_ledger_note(l, 0, 0, 7, &longer), 0);
-    assert_int_equal(shm_ledger_find(l, 0, &longer), 0);
+    assert_false(shm_ledger_note(l, 0, 7, &longer));
+    assert_false(shm_ledger_holds(l, 0, 7, &longer));
     name[SHM_LEDGER_NAME_MAX] = '\0'; /* exactly the limit fits */
     shm_ledger_entry_t longest = entry(name, 1, 0, "x");
-    shm_ledger_commit(l, 0, shm_ledger_note(l, 0, 0, 7, &longest));
-    assert_int_equal(shm_ledger_find(l, 0, &longest), 7);
+    assert_true(shm_ledger_note(l, 0, 7, &longest));
+    assert_true(shm_ledger_holds(l, 0, 7, &longest));
     shm_ledger_free(l);
 }
 
-/* Records share places: a new one replaces the old, which then proves nothing, and the old one's
- * ticket no longer commits anything. */
+/* Records share places: a new one replaces the old, which then proves nothing. */
 static void test_a_replaced_record_proves_nothing(void **state)
 {
     (void)state;
     shm_ledger_t *l;
     assert_int_equal(shm_ledger_new(&l, 1), 0);
-    shm_ledger_entry_t a = entry("chat.a", 1, 0, "tick");
-    uint64_t ta = shm_ledger_note(l, 0, 0, 10, &a);
-    /* find an entry that takes a's place: its note makes a unfindable once committed */
-    uint64_t seq = 1, tb = 0;
-    shm_ledger_entry_t b;
+    shm_ledger_entry_t a = entry("chat.a", 1, 0, "tick"), b;
+    assert_true(shm_ledger_note(l, 0, 10, &a));
+    uint64_t seq = 1;
     for (; seq < 64 * SHM_LEDGER_RECORDS; seq++) {
         b = entry("chat.a", 1, seq, "tick");
-        shm_ledger_commit(l, 0, ta);
-        assert_int_equal(shm_ledger_find(l, 0, &a), 10);
-        tb = shm_ledger_note(l, 0, 0, 11, &b);
-        if (tb % SHM_LEDGER_RECORDS == ta % SHM_LEDGER_RECORDS)
+        assert_true(shm_ledger_note(l, 0, 11, &b));
+        if (!shm_ledger_holds(l, 0, 10, &a))
             break;
     }
     assert_true(seq < 64 * SHM_LEDGER_RECORDS);
-    assert_int_equal(shm_ledger_find(l, 0, &a), 0);
-    assert_int_equal(shm_ledger_find(l, 0, &b), 0);
-    shm_ledger_commit(l, 0, ta); /* a's stale ticket */
-    assert_int_equal(shm_ledger_find(l, 0, &a), 0);
-    assert_int_equal(shm_ledger_find(l, 0, &b), 0);
-    shm_ledger_commit(l, 0, tb);
-    assert_int_equal(shm_ledger_find(l, 0, &b), 11);
+    assert_true(shm_ledger_holds(l, 0, 11, &b));
     shm_ledger_free(l);
 }
 
-/* A process killed with SIGKILL: what it committed stays proven (its successor finds it), what it
- * had only noted proves nothing; the next process in its block goes on from there. */
+/* A process killed with SIGKILL: what it noted stays readable (its successor and its siblings
+ * find it under its pid); the next process in its block goes on beside it. */
 static void test_a_killed_writer_leaves_its_records(void **state)
 {
     (void)state;
     shm_ledger_t *l;
     assert_int_equal(shm_ledger_new(&l, 2), 0);
-    shm_ledger_entry_t done = entry("chat.k", 9, 1, "tick"), half = entry("chat.k", 9, 2, "tick");
+    shm_ledger_entry_t done = entry("chat.k", 9, 1, "tick"), next = entry("chat.k", 9, 2, "tick");
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
-        shm_ledger_commit(l, 1, shm_ledger_note(l, 1, 3, getpid(), &done));
-        shm_ledger_note(l, 1, 3, getpid(), &half);
+        shm_ledger_note(l, 1, getpid(), &done);
         char c = 'x';
         if (write(ready[1], &c, 1) != 1)
             _exit(1);
@@ -150,12 +130,11 @@ static void test_a_killed_writer_leaves_its_records(void **state)
     int status;
     assert_int_equal(waitpid(child, &status, 0), child);
     assert_true(WIFSIGNALED(status));
-    assert_int_equal(shm_ledger_find(l, 3, &done), child);
-    assert_int_equal(shm_ledger_find(l, 3, &half), 0);
-    /* its successor in the same block: its records get stamps of their own */
-    shm_ledger_commit(l, 1, shm_ledger_note(l, 1, 3, 99, &half));
-    assert_int_equal(shm_ledger_find(l, 3, &half), 99);
-    assert_int_equal(shm_ledger_find(l, 3, &done), child);
+    assert_true(shm_ledger_holds(l, 1, child, &done));
+    assert_false(shm_ledger_holds(l, 1, child, &next));
+    assert_true(shm_ledger_note(l, 1, 99, &next));
+    assert_true(shm_ledger_holds(l, 1, 99, &next));
+    assert_true(shm_ledger_holds(l, 1, child, &done));
     close(ready[0]);
     close(ready[1]);
     shm_ledger_free(l);
@@ -166,7 +145,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_rejects_bad_sizes),
         cmocka_unit_test(test_digest_tells_bytes_apart),
-        cmocka_unit_test(test_only_a_committed_exact_record_proves),
+        cmocka_unit_test(test_only_an_exact_record_of_that_process_proves),
         cmocka_unit_test(test_a_replaced_record_proves_nothing),
         cmocka_unit_test(test_a_killed_writer_leaves_its_records),
     };

@@ -11,9 +11,9 @@
 #include <cmocka.h>
 
 #include "common/log.h"
-#include "shm/local_sock.h"
 #include "shm/stats.h"
 #include "worker/fanout/siblings.h"
+#include "shm/local_sock.h"
 
 /* ---- codec ---- */
 
@@ -42,8 +42,8 @@ static void on_rec(const siblings_entry_t *e, void *arg)
 /* An entry of room with id 1-0 (empty id when id is NULL) and text[0..len). */
 static siblings_entry_t entry(const char *room, const char *id, const char *text, size_t len)
 {
-    return (siblings_entry_t){room, strlen(room), id ? id : "", id ? strlen(id) : 0,
-                              text, len,          false};
+    return (siblings_entry_t){room, strlen(room), id ? id : "", id ? strlen(id) : 0, text, len,
+                              false};
 }
 
 static int add(siblings_t *s, const char *room, const char *text, size_t len)
@@ -407,96 +407,6 @@ static void test_backlog_signal(void **state)
     fixture_free(&f);
 }
 
-typedef struct sent_log {
-    size_t calls, yes, no;
-    uint64_t tickets[8];
-    size_t ntickets;
-} sent_log_t;
-
-static void on_sent(const uint64_t *tickets, size_t n, bool everyone, void *ud)
-{
-    sent_log_t *l = ud;
-    l->calls++;
-    if (everyone)
-        l->yes++;
-    else
-        l->no++;
-    for (size_t i = 0; i < n && l->ntickets < 8; i++)
-        l->tickets[l->ntickets++] = tickets[i];
-}
-
-static int add_ticket(siblings_t *s, const char *text, size_t len, uint64_t ticket)
-{
-    siblings_entry_t e = entry("room", "1-0", text, len);
-    e.ticket = ticket;
-    return siblings_add(s, &e);
-}
-
-/*
- * The ledger's proof (shm/ledger.h): each datagram's tickets come back, in order, with whether
- * every live sibling has it queued: yes while they take it at once (a sibling that is gone holds
- * up nothing), no as soon as a copy has to wait here (a full receiver) or cannot go.
- */
-static void test_sent_tells_whether_every_sibling_has_it(void **state)
-{
-    (void)state;
-    fixture_t f;
-    fixture_init(&f, 3);
-    got_t g0 = {0}, g1 = {0};
-    siblings_t *s0, *s1;
-    assert_int_equal(siblings_new(&s0, &f.loop, f.region, f.socks, 0, on_frame, &g0), 0);
-    assert_int_equal(siblings_new(&s1, &f.loop, f.region, f.socks, 1, on_frame, &g1), 0);
-    sent_log_t log = {0};
-    siblings_on_sent(s0, on_sent, &log);
-    set_pid(&f, 0, getpid());
-    set_pid(&f, 1, getpid()); /* slot 2 is gone (no pid) */
-    assert_int_equal(add_ticket(s0, "a", 1, 7), 1);
-    assert_int_equal(add_ticket(s0, "b", 1, 0), 1); /* no ticket: nothing to tell */
-    assert_int_equal(add_ticket(s0, "c", 1, 9), 1);
-    spin(&f.loop, &g1.calls, 3);
-    assert_int_equal(g1.calls, 3);
-    assert_int_equal(log.calls, 1);
-    assert_int_equal(log.yes, 1);
-    assert_int_equal(log.ntickets, 2);
-    assert_int_equal(log.tickets[0], 7);
-    assert_int_equal(log.tickets[1], 9);
-    /* a batch without tickets is not reported */
-    assert_int_equal(add_ticket(s0, "d", 1, 0), 1);
-    spin(&f.loop, &g1.calls, 4);
-    assert_int_equal(log.calls, 1);
-    /* slot 1 stops reading: once the kernel's queue is full a copy waits here: "no" */
-    siblings_free(s1);
-    int rx = local_sock_rx(f.socks, 1, LOCAL_SOCK_SIBLINGS);
-    size_t len = SIBLINGS_BATCH_BYTES - 64, n = 4 * (SIBLINGS_BACKLOG_BYTES / len) + 20;
-    char *frame = calloc(1, len);
-    for (size_t i = 0; i < n && !log.no; i++) {
-        assert_int_equal(add_ticket(s0, frame, len, 100 + i), 1);
-        uv_run(&f.loop, UV_RUN_NOWAIT);
-    }
-    assert_int_equal(log.no, 1);
-    size_t yes = log.yes;
-    /* behind a waiting copy, the next datagram waits too */
-    assert_int_equal(add_ticket(s0, "e", 1, 5), 1);
-    uv_run(&f.loop, UV_RUN_NOWAIT);
-    assert_int_equal(log.no, 2);
-    assert_int_equal(log.yes, yes);
-    char *dg = malloc(SIBLINGS_MAX_DGRAM);
-    for (int spins = 0; spins < 100000 && siblings_backlogged(s0); spins++) {
-        while (recv(rx, dg, SIBLINGS_MAX_DGRAM, MSG_DONTWAIT) > 0)
-            ;
-        uv_run(&f.loop, UV_RUN_NOWAIT);
-    }
-    /* slot 1 gone too: nobody left to have it, so everyone has it */
-    for (int spins = 0; spins < 100000 && siblings_backlogged(s0); spins++)
-        uv_run(&f.loop, UV_RUN_NOWAIT);
-    set_pid(&f, 1, 0);
-    assert_int_equal(add_ticket(s0, "f", 1, 6), 0); /* no live sibling: not batched */
-    free(dg);
-    free(frame);
-    siblings_free(s0);
-    fixture_free(&f);
-}
-
 /* Garbage and strangers' datagrams are dropped, never delivered, and logged sampled (1st, 2nd,
  * 4th...): a flood stays a few lines. */
 static void test_receiver_drops_bad_datagrams(void **state)
@@ -565,7 +475,6 @@ int main(void)
         cmocka_unit_test(test_big_frame_through_memfd),
         cmocka_unit_test(test_full_receiver_queues_in_order),
         cmocka_unit_test(test_backlog_signal),
-        cmocka_unit_test(test_sent_tells_whether_every_sibling_has_it),
         cmocka_unit_test(test_receiver_drops_bad_datagrams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,8 +21,9 @@ struct fanout {
     void *relayed_arg;
     fanout_notice_fn notice; /* see fanout_on_notice */
     void *notice_arg;
+    shm_region_t *region; /* the siblings' pids */
+    uint32_t slot;
     shm_ledger_t *ledger; /* see fanout_keep_ledger; NULL: none */
-    uint32_t block, index;
     int32_t pid;
 };
 
@@ -60,66 +61,75 @@ size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy, const 
 }
 
 /* The entry as the ledger names it; false when it has no ledger or no parsed id. */
-static bool ledger_entry(const fanout_t *f, const fanout_packet_t *pk, const char *text, size_t len,
-                         shm_ledger_entry_t *le)
+static bool ledger_entry(const fanout_t *f, const fanout_packet_t *pk, shm_ledger_entry_t *le)
 {
     stream_id_t id;
     if (!f->ledger || !pk->id_len || !stream_id_parse(pk->id, pk->id_len, &id))
         return false;
+    size_t len;
+    const char *text = eio_msg_text(pk->msg, &len);
     *le = (shm_ledger_entry_t){pk->room, pk->room_len, id.ms, id.seq, shm_ledger_digest(text, len)};
     return true;
 }
 
-void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
+/* An entry to the sockets here, then noted as theirs (see fanout.h). */
+static void deliver_entry(fanout_t *f, const fanout_packet_t *pk, const shm_ledger_entry_t *le)
 {
-    size_t len;
-    const char *text = eio_msg_text(pk->msg, &len);
-    shm_ledger_entry_t le;
-    bool noted = ledger_entry(f, pk, text, len, &le);
-    int32_t by = noted && pk->reread ? shm_ledger_find(f->ledger, f->index, &le) : 0;
     adapter_str_t room = {pk->room, pk->room_len};
     sio_target_t t = {&room, 1, NULL, 0, 0};
-    if (by) {
-        /* every sibling then live has it queued; the writer's own sockets had it queued too */
-        STATS_ADD(f->stats->reread_skipped, 1);
-        if (by != f->pid)
-            fanout_deliver(f, &t, false, pk);
-        return;
-    }
     fanout_deliver(f, &t, false, pk);
-    uint64_t ticket = noted ? shm_ledger_note(f->ledger, f->block, f->index, f->pid, &le) : 0;
-    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false, 0, ticket};
+    if (le)
+        shm_ledger_note(f->ledger, f->slot, f->pid, le);
+}
+
+/* How many siblings are live when each one's current process noted le (it has the entry
+ * already), else -1. */
+static int siblings_have(const fanout_t *f, const shm_ledger_entry_t *le)
+{
+    uint32_t n = shm_region_slots(f->region);
+    int live = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        stats_worker_t *st = i == f->slot ? NULL : shm_region_slot_stats(f->region, i);
+        int32_t pid = st ? (int32_t)STATS_GET(st->pid) : 0;
+        if (pid && !shm_ledger_holds(f->ledger, i, pid, le))
+            return -1;
+        live += pid != 0;
+    }
+    return live;
+}
+
+void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
+{
+    shm_ledger_entry_t le;
+    bool known = ledger_entry(f, pk, &le), again = known && pk->reread;
+    bool here = again && shm_ledger_holds(f->ledger, f->slot, f->pid, &le);
+    int there = again ? siblings_have(f, &le) : -1;
+    if (here || there > 0)
+        STATS_ADD(f->stats->reread_skipped, 1);
+    if (!here)
+        deliver_entry(f, pk, known ? &le : NULL);
+    if (there >= 0)
+        return;
+    size_t len;
+    const char *text = eio_msg_text(pk->msg, &len);
+    siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false, 0};
     int rc = siblings_add(f->siblings, &e);
     if (rc > 0)
         STATS_ADD(f->stats->sibling_out, 1);
-    else if (rc == 0)
-        shm_ledger_commit(f->ledger, f->block, ticket); /* no sibling: the sockets here are all */
-    else if (log_sampled(&f->share_failures))
+    else if (rc < 0 && log_sampled(&f->share_failures))
         LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)pk->room_len,
                  pk->room, strerror(-rc));
 }
 
-/* A datagram left: its entries' notes are proven once every live sibling has it queued. */
-static void on_sent(const uint64_t *tickets, size_t n, bool everyone, void *ud)
-{
-    fanout_t *f = ud;
-    for (size_t i = 0; everyone && i < n; i++)
-        shm_ledger_commit(f->ledger, f->block, tickets[i]);
-}
-
-void fanout_keep_ledger(fanout_t *f, shm_ledger_t *ledger, uint32_t block, uint32_t index,
-                        int32_t pid)
+void fanout_keep_ledger(fanout_t *f, shm_ledger_t *ledger, int32_t pid)
 {
     f->ledger = ledger;
-    f->block = block;
-    f->index = index;
     f->pid = pid;
-    siblings_on_sent(f->siblings, ledger ? on_sent : NULL, f);
 }
 
 int fanout_relay(fanout_t *f, const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len)
 {
-    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true, 0, 0};
+    siblings_entry_t e = {chan, chan_len, "", 0, (const char *)msg, msg_len, true, 0};
     return siblings_add(f->siblings, &e);
 }
 
@@ -133,7 +143,7 @@ void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg)
  * repeats the kind, and an empty room travels as "#" (records carry no empty room). */
 int fanout_notice(fanout_t *f, char kind, const char *room, size_t len)
 {
-    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, &kind, 1, true, 0, 0};
+    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, &kind, 1, true, 0};
     return siblings_add(f->siblings, &e);
 }
 
@@ -159,9 +169,8 @@ static void on_sibling(const siblings_entry_t *e, void *ud)
     STATS_ADD(f->stats->sibling_in, 1);
     fanout_packet_t pk;
     fanout_packet_entry_text(&pk, e->room, e->room_len, e->id, e->id_len, e->text, e->text_len);
-    adapter_str_t room = {e->room, e->room_len};
-    sio_target_t t = {&room, 1, NULL, 0, 0};
-    fanout_deliver(f, &t, false, &pk);
+    shm_ledger_entry_t le;
+    deliver_entry(f, &pk, ledger_entry(f, &pk, &le) ? &le : NULL);
     fanout_packet_release(&pk);
 }
 
@@ -187,6 +196,8 @@ int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region
     fanout_t *f = xcalloc(1, sizeof(*f));
     f->sio = sio;
     f->stats = stats;
+    f->region = region;
+    f->slot = slot;
     int rc = siblings_new(&f->siblings, loop, region, socks, slot, on_sibling, f);
     if (rc) {
         free(f);

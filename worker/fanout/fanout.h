@@ -9,18 +9,18 @@
  *
  * An entry is handed out twice when its reader dies (SIGKILL) or loses its connection between
  * the delivery and the XACK: the pending list is read again, by design. With a ledger
- * (fanout_keep_ledger, shm/ledger.h) each entry this worker publishes is noted there once it is
- * queued to the local sockets, and the note is committed once the datagram carrying it is in the
- * receive queue of every live sibling. An entry read again (pk->reread) that a committed note of
- * this worker number holds exactly (stream, id, packet bytes) is not handed to the siblings
- * again, nor to the local sockets when this very process wrote the note.
- * Why that loses nothing: a committed note is written only after the facts it states; every
- * sibling then live has the entry in its queue and delivers it (a sibling started since has only
- * clients that joined after the entry first went out), and the writer's own sockets have it
- * queued (a successor's sockets are new connections: they get it, as before). A note that is
- * missing, replaced, torn by a kill or never committed proves nothing: the entry goes again, a
- * duplicate at worst. No order of ids is assumed anywhere, so claims, ownership moves, reloads
- * (two processes of one worker number) and re-created streams cannot turn into a skip.
+ * (fanout_keep_ledger, shm/ledger.h) every worker notes each entry it queued to its own sockets
+ * (read here or received from a sibling), under its pid, right after queueing it. An entry read
+ * again (pk->reread: a pending-list read or a claim) is not delivered here again when this very
+ * process noted it, and not handed to the siblings again when the current process of every live
+ * sibling noted it. Why that loses nothing: each skip rests on the receiver's own record that it
+ * queued exactly this entry (stream, id, packet bytes) to its sockets, written after the fact
+ * (a pid that a later process of the same block reuses names one that started after the entry
+ * first went out: its clients joined after, and were never owed it).
+ * No order of ids and no queue or liveness of the dead sender is assumed, so claims, ownership
+ * moves, reloads (two processes of one worker number), re-created streams, datagrams dropped or
+ * still queued cannot turn into a skip: a record that is missing, replaced or torn by a kill
+ * only costs a duplicate.
  */
 #ifndef STREAMIO_WORKER_FANOUT_FANOUT_H
 #define STREAMIO_WORKER_FANOUT_FANOUT_H
@@ -57,11 +57,9 @@ typedef struct fanout_observer {
  */
 int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region,
                const local_sock_t *socks, uint32_t slot, stats_worker_t *stats);
-/* Notes published entries in `ledger` (borrowed) as process `pid` of worker number `index` in
- * process block `block`, and consults it for entries read again (see above). Without it every
- * entry goes. */
-void fanout_keep_ledger(fanout_t *f, shm_ledger_t *ledger, uint32_t block, uint32_t index,
-                        int32_t pid);
+/* Notes delivered entries in `ledger` (borrowed) as process `pid` (the one the region names for
+ * this slot), and consults it for entries read again (see above). Without it every entry goes. */
+void fanout_keep_ledger(fanout_t *f, shm_ledger_t *ledger, int32_t pid);
 /* Adds an observer (copied; at most 2). */
 void fanout_observe(fanout_t *f, const fanout_observer_t *o);
 /*
@@ -71,7 +69,7 @@ void fanout_observe(fanout_t *f, const fanout_observer_t *o);
 size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy,
                       const fanout_packet_t *pk);
 /* An entry read by this worker: delivered to its room here and handed to the siblings, unless
- * it was read again and the ledger proves either done already (see above). */
+ * it was read again and the ledger proves that done already (see above). */
 void fanout_publish(fanout_t *f, const fanout_packet_t *pk);
 /*
  * The redis-adapter messages this server's one broadcast subscriber receives from other servers

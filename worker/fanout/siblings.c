@@ -55,10 +55,6 @@ struct siblings {
     char *rbuf;       /* max_dgram bytes */
     siblings_cb cb;
     void *ud;
-    siblings_sent_fn sent; /* see siblings_on_sent */
-    void *sent_ud;
-    uint64_t *tickets; /* of the batch's records that have one */
-    size_t ntickets, tickets_cap;
     uint64_t strangers, malformed; /* dropped datagrams, for log_sampled */
 };
 
@@ -111,15 +107,9 @@ static int walk(const char *p, size_t len, uint32_t from, siblings_record_fn fn,
         uint64_t n = (uint64_t)head[0] + head[1] + head[2];
         if (!head[0] || !head[2] || len - off < n)
             return -EPROTO;
-        siblings_entry_t e = {p + off,
-                              head[0],
-                              p + off + head[0],
-                              head[1],
-                              p + off + head[0] + head[1],
-                              head[2],
-                              relayed,
-                              from,
-                              0};
+        siblings_entry_t e = {
+            p + off, head[0], p + off + head[0], head[1], p + off + head[0] + head[1], head[2],
+            relayed, from};
         if (fn)
             fn(&e, arg);
         off += (size_t)n;
@@ -211,9 +201,8 @@ static void enqueue(siblings_t *s, uint32_t i, const char *p, size_t len, int fd
 
 static void on_retry(uv_timer_t *t);
 
-/* One datagram (with fd: the memfd holding it) to one sibling, behind what waits for it.
- * True when it is in the sibling's receive queue now, or the sibling is gone. */
-static bool deliver(siblings_t *s, uint32_t i, const char *p, size_t len, int fd, size_t weight)
+/* One datagram (with fd: the memfd holding it) to one sibling, behind what waits for it. */
+static void deliver(siblings_t *s, uint32_t i, const char *p, size_t len, int fd, size_t weight)
 {
     peer_t *q = &s->peers[i];
     int rc = q->head ? -EAGAIN : send_now(s, i, p, len, fd);
@@ -222,19 +211,10 @@ static bool deliver(siblings_t *s, uint32_t i, const char *p, size_t len, int fd
         uv_timer_start(&s->retry, on_retry, 1, 1);
     } else if (rc == -ECONNREFUSED) {
         drop_queue(s, q); /* gone: a new process in that slot has new clients */
-        return true;
     } else if (rc) {
         LOG_WARN("siblings: cannot send %zu bytes to worker slot %u: %s", len, (unsigned)i,
                  strerror(-rc));
     }
-    return rc == 0;
-}
-
-/* The outcome of a datagram for the tickets of its records. */
-static void sent(siblings_t *s, const uint64_t *tickets, size_t n, bool everyone)
-{
-    if (n && s->sent)
-        s->sent(tickets, n, everyone, s->sent_ud);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -262,17 +242,13 @@ static void on_retry(uv_timer_t *t)
 
 static void flush(siblings_t *s)
 {
-    bool everyone = true;
     if (s->batch.len > SIBLINGS_HEADER_LEN) {
         for (uint32_t i = 0; i < s->nslots; i++) {
-            if (live(s, i) && !deliver(s, i, s->batch.data, s->batch.len, -1, s->batch.len))
-                everyone = false;
+            if (live(s, i))
+                deliver(s, i, s->batch.data, s->batch.len, -1, s->batch.len);
         }
     }
     s->batch.len = SIBLINGS_HEADER_LEN;
-    size_t n = s->ntickets;
-    s->ntickets = 0;
-    sent(s, s->tickets, n, everyone);
 }
 
 static void on_flush(uv_check_t *h)
@@ -309,13 +285,11 @@ static int add_big(siblings_t *s, const siblings_entry_t *e)
     char small[SIBLINGS_HEADER_LEN];
     memcpy(small, MAGIC_FD, 4);
     memcpy(small + 4, s->batch.data + 4, 4);
-    bool everyone = true;
     for (uint32_t i = 0; i < s->nslots; i++) {
-        if (live(s, i) && !deliver(s, i, small, sizeof(small), fd, total))
-            everyone = false;
+        if (live(s, i))
+            deliver(s, i, small, sizeof(small), fd, total);
     }
     close(fd);
-    sent(s, &e->ticket, e->ticket ? 1 : 0, everyone);
     return 0;
 }
 
@@ -340,21 +314,8 @@ int siblings_add(siblings_t *s, const siblings_entry_t *e)
     int rc = siblings_encode_record(&s->batch, e);
     if (rc)
         return rc;
-    if (e->ticket) {
-        if (s->ntickets == s->tickets_cap) {
-            s->tickets_cap = s->tickets_cap ? 2 * s->tickets_cap : 64;
-            s->tickets = xrealloc(s->tickets, s->tickets_cap * sizeof(*s->tickets));
-        }
-        s->tickets[s->ntickets++] = e->ticket;
-    }
     uv_check_start(&s->flush, on_flush);
     return 1;
-}
-
-void siblings_on_sent(siblings_t *s, siblings_sent_fn fn, void *ud)
-{
-    s->sent = fn;
-    s->sent_ud = ud;
 }
 
 bool siblings_backlogged(const siblings_t *s)
@@ -486,7 +447,6 @@ static void on_closed(uv_handle_t *h)
     for (uint32_t i = 0; i < s->nslots; i++)
         drop_queue(s, &s->peers[i]);
     buf_free(&s->batch);
-    free(s->tickets);
     free(s->rbuf);
     free(s->peers);
     free(s);

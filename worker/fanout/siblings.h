@@ -57,19 +57,11 @@ typedef struct siblings_entry {
     const char *text;
     size_t text_len;
     bool relayed;
-    uint32_t from;   /* received: the sender's slot (ignored when sending) */
-    uint64_t ticket; /* sending: handed back through siblings_sent_fn (0: none); not sent */
+    uint32_t from; /* received: the sender's slot (ignored when sending) */
 } siblings_entry_t;
 
 /* One received entry (borrowed for the call). */
 typedef void (*siblings_cb)(const siblings_entry_t *e, void *ud);
-/*
- * The tickets of the records of one datagram just sent (in the order they were added), and
- * whether it is now in the receive queue of every sibling live at that moment: each took it at
- * once or is gone. False when any sibling's copy was queued here (a full receiver), or failed:
- * only this process could still send it, and it may die first.
- */
-typedef void (*siblings_sent_fn)(const uint64_t *tickets, size_t n, bool everyone, void *ud);
 
 /*
  * Starts receiving on `slot`'s siblings channel of `socks` on `loop`. Borrows loop, region and
@@ -84,8 +76,6 @@ int siblings_new(siblings_t **out, uv_loop_t *loop, shm_region_t *region, const 
  * memfd_create/writev for an entry beyond one datagram.
  */
 int siblings_add(siblings_t *s, const siblings_entry_t *e);
-/* Tells fn about every datagram sent from now on that carries a record with a ticket. */
-void siblings_on_sent(siblings_t *s, siblings_sent_fn fn, void *ud);
 /* True while the siblings' queues hold more than SIBLINGS_BACKLOG_BYTES. */
 bool siblings_backlogged(const siblings_t *s);
 /* Sends what is batched (one attempt), stops receiving and closes; memory is released from the
