@@ -58,18 +58,6 @@ typedef struct fx {
     buf_t scratch;
 } fx_t;
 
-static uint64_t clk_now(void *arg)
-{
-    (void)arg;
-    return 1000;
-}
-
-static const char *no_env(const char *name, void *arg)
-{
-    (void)name, (void)arg;
-    return NULL;
-}
-
 /* A shared message (a broadcast) to c: its text, whatever its length, goes to c's log. */
 static int log_msg(void *arg, conn_t *c, eio_msg_t *m)
 {
@@ -105,10 +93,10 @@ static fx_t *fx_new(void)
     fx_t *f = calloc(1, sizeof(*f));
     buf_t err;
     buf_init(&err);
-    assert_int_equal(config_load(&f->cfg, no_env, NULL, &err), 0);
+    assert_int_equal(config_load(&f->cfg, ft_no_env, NULL, &err), 0);
     buf_free(&err);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->clock = (timerq_clock_t){f, clk_now, ft_clock_wake, ft_clock_cancel};
+    f->clock = (timerq_clock_t){f, ft_clock_now, ft_clock_wake, ft_clock_cancel};
     assert_int_equal(shm_region_new(&f->region, BLOCKS, 4096, sizeof(stats_worker_t), 0), 0);
     assert_int_equal(local_sock_new(&f->socks, BLOCKS), 0);
     assert_int_equal(shm_ledger_new(&f->ledger, BLOCKS), 0);
