@@ -338,6 +338,27 @@ static void test_a_restarted_sibling_gets_it_again(void **state)
     fx_free(f);
 }
 
+/* A sibling with nobody in the room notes nothing (the hot path stays cheap there): the entry
+ * read again goes to it again, and reaches nobody that had it. */
+static void test_a_sibling_with_nobody_in_the_room_gets_it_again(void **state)
+{
+    (void)state;
+    fx_t *f = fx_new();
+    join(f, 0, 0, "chat.a");
+    publish(f, 0, "chat.a", "6-0", false);
+    settle(f);
+    successor(f, 2000);
+    publish(f, 0, "chat.a", "6-0", true);
+    settle(f);
+    assert_int_equal(STATS_GET(f->w[1].stats.sibling_in), 2);
+    join(f, 1, 0, "chat.a");
+    publish(f, 0, "chat.a", "6-1", false);
+    settle(f);
+    assert_string_equal(got(f, 1, 0), "6-1");
+    assert_int_equal(skipped(f, 0), 0);
+    fx_free(f);
+}
+
 /* A stream deleted and written again with the same explicit ids: the same id with other bytes
  * is another entry, and goes. */
 static void test_the_same_id_with_other_bytes_goes(void **state)
@@ -390,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_an_older_entry_never_handed_out_goes),
         cmocka_unit_test(test_an_entry_a_sibling_has_not_taken_goes_again),
         cmocka_unit_test(test_a_restarted_sibling_gets_it_again),
+        cmocka_unit_test(test_a_sibling_with_nobody_in_the_room_gets_it_again),
         cmocka_unit_test(test_the_same_id_with_other_bytes_goes),
         cmocka_unit_test(test_alone),
     };

@@ -72,14 +72,15 @@ static bool ledger_entry(const fanout_t *f, const fanout_packet_t *pk, shm_ledge
     return true;
 }
 
-/* An entry to the sockets here, then noted as theirs (see fanout.h). */
-static void deliver_entry(fanout_t *f, const fanout_packet_t *pk, const shm_ledger_entry_t *le)
+/* An entry to the sockets here, then noted as theirs when it was queued to any (see fanout.h;
+ * nobody here: a second copy would reach nobody that had it). */
+static void deliver_entry(fanout_t *f, const fanout_packet_t *pk)
 {
     adapter_str_t room = {pk->room, pk->room_len};
     sio_target_t t = {&room, 1, NULL, 0, 0};
-    fanout_deliver(f, &t, false, pk);
-    if (le)
-        shm_ledger_note(f->ledger, f->slot, f->pid, le);
+    shm_ledger_entry_t le;
+    if (fanout_deliver(f, &t, false, pk) && ledger_entry(f, pk, &le))
+        shm_ledger_note(f->ledger, f->slot, f->pid, &le);
 }
 
 /* How many siblings are live when each one's current process noted le (it has the entry
@@ -101,13 +102,13 @@ static int siblings_have(const fanout_t *f, const shm_ledger_entry_t *le)
 void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
 {
     shm_ledger_entry_t le;
-    bool known = ledger_entry(f, pk, &le), again = known && pk->reread;
+    bool again = pk->reread && ledger_entry(f, pk, &le);
     bool here = again && shm_ledger_holds(f->ledger, f->slot, f->pid, &le);
     int there = again ? siblings_have(f, &le) : -1;
     if (here || there > 0)
         STATS_ADD(f->stats->reread_skipped, 1);
     if (!here)
-        deliver_entry(f, pk, known ? &le : NULL);
+        deliver_entry(f, pk);
     if (there >= 0)
         return;
     size_t len;
@@ -169,8 +170,7 @@ static void on_sibling(const siblings_entry_t *e, void *ud)
     STATS_ADD(f->stats->sibling_in, 1);
     fanout_packet_t pk;
     fanout_packet_entry_text(&pk, e->room, e->room_len, e->id, e->id_len, e->text, e->text_len);
-    shm_ledger_entry_t le;
-    deliver_entry(f, &pk, ledger_entry(f, &pk, &le) ? &le : NULL);
+    deliver_entry(f, &pk);
     fanout_packet_release(&pk);
 }
 

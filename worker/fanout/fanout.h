@@ -9,8 +9,9 @@
  *
  * An entry is handed out twice when its reader dies (SIGKILL) or loses its connection between
  * the delivery and the XACK: the pending list is read again, by design. With a ledger
- * (fanout_keep_ledger, shm/ledger.h) every worker notes each entry it queued to its own sockets
- * (read here or received from a sibling), under its pid, right after queueing it. An entry read
+ * (fanout_keep_ledger, shm/ledger.h) every worker notes each entry it queued to any of its own
+ * sockets (read here or received from a sibling), under its pid, right after queueing it. An
+ * entry read
  * again (pk->reread: a pending-list read or a claim) is not delivered here again when this very
  * process noted it, and not handed to the siblings again when the current process of every live
  * sibling noted it. Why that loses nothing: each skip rests on the receiver's own record that it
