@@ -12,22 +12,30 @@
 #include "common/xalloc.h"
 #include "shm/region.h"
 
-/* 128 bytes: two cache lines. */
+#define WAYS 8 /* records per bucket: a place holds the last 8 entries that hash there */
+#define BUCKETS (SHM_LEDGER_RECORDS / WAYS)
+
 typedef struct record {
-    _Atomic uint64_t state; /* 0: being written (or never); else the stamp it was written with */
     uint64_t ms, seq, digest;
     int32_t pid;
     uint32_t name_len;
     char name[SHM_LEDGER_NAME_MAX];
 } record_t;
 
+/* The ways' state words share one cache line: a writer picks the oldest from it. */
+typedef struct bucket {
+    _Atomic uint64_t state[WAYS]; /* 0: being written (or never); else the stamp written with */
+    record_t rec[WAYS];
+} bucket_t;
+
 typedef struct block {
     _Atomic uint64_t stamp; /* the last stamp given out: unique per block, across its processes */
     char pad[56];
-    record_t rec[SHM_LEDGER_RECORDS];
+    bucket_t bucket[BUCKETS];
 } block_t;
 
-_Static_assert(sizeof(record_t) == 128, "a ledger record is two cache lines");
+_Static_assert(sizeof(bucket_t) == 1024, "a ledger bucket is 16 cache lines");
+_Static_assert((BUCKETS & (BUCKETS - 1)) == 0, "buckets are a power of two");
 
 struct shm_ledger {
     block_t *blocks;
@@ -86,7 +94,7 @@ uint64_t shm_ledger_digest(const void *p, size_t len)
 static size_t place(const shm_ledger_entry_t *e)
 {
     uint64_t h = strmap_hash(e->stream, e->stream_len) ^ mix(e->ms) ^ mix(e->seq + 1);
-    return (size_t)(mix(h) & (SHM_LEDGER_RECORDS - 1));
+    return (size_t)(mix(h) & (BUCKETS - 1));
 }
 
 bool shm_ledger_note(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_ledger_entry_t *e)
@@ -94,19 +102,26 @@ bool shm_ledger_note(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_led
     if (block >= l->nblocks || e->stream_len > SHM_LEDGER_NAME_MAX)
         return false;
     block_t *b = &l->blocks[block];
-    record_t *r = &b->rec[place(e)];
+    bucket_t *k = &b->bucket[place(e)];
+    unsigned w = 0;
+    for (unsigned i = 1; i < WAYS; i++) {
+        if (atomic_load_explicit(&k->state[i], memory_order_relaxed) <
+            atomic_load_explicit(&k->state[w], memory_order_relaxed))
+            w = i;
+    }
     /* one writer per block: the stamp needs no read-modify-write across processes */
     uint64_t stamp = atomic_load_explicit(&b->stamp, memory_order_relaxed) + 1;
     atomic_store_explicit(&b->stamp, stamp, memory_order_relaxed);
-    atomic_store_explicit(&r->state, 0, memory_order_relaxed);
+    atomic_store_explicit(&k->state[w], 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_release); /* readers see 0 before any field changes */
+    record_t *r = &k->rec[w];
     r->ms = e->ms;
     r->seq = e->seq;
     r->digest = e->digest;
     r->pid = pid;
     r->name_len = (uint32_t)e->stream_len;
     memcpy(r->name, e->stream, e->stream_len);
-    atomic_store_explicit(&r->state, stamp, memory_order_release);
+    atomic_store_explicit(&k->state[w], stamp, memory_order_release);
     return true;
 }
 
@@ -114,12 +129,17 @@ bool shm_ledger_holds(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_le
 {
     if (block >= l->nblocks || e->stream_len > SHM_LEDGER_NAME_MAX || pid <= 0)
         return false;
-    record_t *r = &l->blocks[block].rec[place(e)];
-    uint64_t before = atomic_load_explicit(&r->state, memory_order_acquire);
-    if (!before)
-        return false;
-    bool same = r->pid == pid && r->ms == e->ms && r->seq == e->seq && r->digest == e->digest &&
-                r->name_len == e->stream_len && memcmp(r->name, e->stream, e->stream_len) == 0;
-    atomic_thread_fence(memory_order_acquire); /* the fields were read before the state again */
-    return same && atomic_load_explicit(&r->state, memory_order_relaxed) == before;
+    bucket_t *k = &l->blocks[block].bucket[place(e)];
+    for (unsigned w = 0; w < WAYS; w++) {
+        uint64_t before = atomic_load_explicit(&k->state[w], memory_order_acquire);
+        if (!before)
+            continue;
+        const record_t *r = &k->rec[w];
+        bool same = r->pid == pid && r->ms == e->ms && r->seq == e->seq && r->digest == e->digest &&
+                    r->name_len == e->stream_len && memcmp(r->name, e->stream, e->stream_len) == 0;
+        atomic_thread_fence(memory_order_acquire); /* the fields were read before the state again */
+        if (same && atomic_load_explicit(&k->state[w], memory_order_relaxed) == before)
+            return true;
+    }
+    return false;
 }

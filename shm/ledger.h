@@ -13,11 +13,12 @@
  *
  * The master maps the ledger (anonymous, MAP_SHARED|MAP_NORESERVE, inherited through fork only)
  * before the first fork and keeps it across respawns, so a block's records outlive the process
- * that wrote them. Per process block, SHM_LEDGER_RECORDS records, direct-mapped by a hash of
- * (stream, id): a new record replaces whatever shared its place. Only a block's own process
- * writes its records; any process reads any block's. Each record carries a state word (0 while
- * being written; else a stamp unique in its block) read before and after its fields, so a reader
- * never trusts a record that changed under it (a seqlock) or that a kill cut short.
+ * that wrote them. Per process block, SHM_LEDGER_RECORDS records in buckets of 8 chosen by a
+ * hash of (stream, id): a new record replaces the oldest of its bucket, so a record lives until
+ * 8 later ones hashed to its bucket. Only a block's own process writes its records; any process
+ * reads any block's. Each record has a state word (0 while being written; else a stamp unique in
+ * its block) read before and after its fields, so a reader never trusts a record that changed
+ * under it (a seqlock) or that a kill cut short.
  *
  * No function allocates after shm_ledger_new, logs, or makes a syscall.
  */

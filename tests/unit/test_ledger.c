@@ -84,7 +84,7 @@ static void test_only_an_exact_record_of_that_process_proves(void **state)
     shm_ledger_free(l);
 }
 
-/* Records share places: a new one replaces the old, which then proves nothing. */
+/* Records share buckets: a new one replaces the oldest, which then proves nothing. */
 static void test_a_replaced_record_proves_nothing(void **state)
 {
     (void)state;
@@ -101,6 +101,24 @@ static void test_a_replaced_record_proves_nothing(void **state)
     }
     assert_true(seq < 64 * SHM_LEDGER_RECORDS);
     assert_true(shm_ledger_holds(l, 0, 11, &b));
+    shm_ledger_free(l);
+}
+
+/* A burst of entries (a batch in flight when a reader dies) all stay proven: a record goes only
+ * when 8 later ones hashed to its bucket, and each of these is still there. */
+static void test_a_burst_stays_proven(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 1), 0);
+    for (uint64_t seq = 0; seq < 200; seq++) {
+        shm_ledger_entry_t e = entry("chat.burst", 1765000000000, seq, "tick");
+        assert_true(shm_ledger_note(l, 0, 5, &e));
+    }
+    for (uint64_t seq = 0; seq < 200; seq++) {
+        shm_ledger_entry_t e = entry("chat.burst", 1765000000000, seq, "tick");
+        assert_true(shm_ledger_holds(l, 0, 5, &e));
+    }
     shm_ledger_free(l);
 }
 
@@ -147,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_digest_tells_bytes_apart),
         cmocka_unit_test(test_only_an_exact_record_of_that_process_proves),
         cmocka_unit_test(test_a_replaced_record_proves_nothing),
+        cmocka_unit_test(test_a_burst_stays_proven),
         cmocka_unit_test(test_a_killed_writer_leaves_its_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
