@@ -139,6 +139,31 @@ static void test_presence_reaches_redis(void **state)
     fix_free(x);
 }
 
+/* list's count: 1 to 7 digits, leading zeros allowed, a value from 1 to 1000 */
+static void test_list_count(void **state)
+{
+    (void)state;
+    fix_t *x = fix_new(ON);
+    run(x, "dead-letter", "list", "0001000", NULL);
+    assert_string_equal(bridge_fake_next(x->fake),
+                        "streamio:dead | XREVRANGE streamio:dead + - COUNT 1000");
+    bridge_fake_answer(x->fake, bf_arr(0));
+    assert_int_equal(x->rc, 0);
+    run(x, "dead-letter", "list", "01", NULL);
+    assert_string_equal(bridge_fake_next(x->fake),
+                        "streamio:dead | XREVRANGE streamio:dead + - COUNT 1");
+    bridge_fake_answer(x->fake, bf_arr(0));
+    assert_int_equal(x->rc, 0);
+    static const char *const bad[] = {"00001000", "", "-1", "+1", " 1", "1 ", "00", "1.0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        run(x, "dead-letter", "list", bad[i], NULL);
+        assert_int_equal(x->rc, -EINVAL);
+        assert_string_equal(x->out, "usage: streamioctl dead-letter list [count: 1 to 1000]");
+    }
+    assert_string_equal(bridge_fake_next(x->fake), "(none)");
+    fix_free(x);
+}
+
 static void test_list(void **state)
 {
     (void)state;
@@ -238,6 +263,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_and_features_off),
         cmocka_unit_test(test_presence_reaches_redis),
+        cmocka_unit_test(test_list_count),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_replay_failures),
