@@ -22,6 +22,8 @@
  *   streamio-lua    the read, then one EVALSHA per window doing every stream's XACK + XDEL
  *   streamio-late   XDEL per window, XACK per stream every 10 windows (fewer, larger XACKs)
  *   streamio-defer  XACK + XDEL per stream every 4 windows
+ *   streamio-noack  XREADGROUP ... NOACK, then XDEL per stream: no pending list and no XACK (what
+ *                   the consumer group's redelivery guarantee costs; not something streamio does)
  *   node            XREAD COUNT 100 STREAMS <every stream> <last ids>, then XDEL per stream (the
  *                   seed), every window: a Node server that keeps up
  *   node-lag10      the same every 10th window: a Node server ~100 ms behind, as at 4000/s
@@ -35,7 +37,7 @@ const bench = require('./lib/bench-common');
 
 const log = bench.logger('bench-redis-reader');
 const PATTERNS = ['xadd', 'streamio', 'streamio-dirty', 'streamio-lua', 'streamio-late', 'streamio-defer',
-  'node', 'node-lag10'];
+  'streamio-noack', 'node', 'node-lag10'];
 
 const o = bench.parseArgs('bench-redis-reader', 'node scripts/bench-redis-reader.js [--entries N] '
   + '[--streams N] [--per-window N,N] [--patterns a,b]', process.argv.slice(2),
@@ -133,8 +135,8 @@ async function run(pattern, perWindow) {
         continue;
       }
       const keys = pattern === 'streamio-dirty' ? [...dirty] : names;
-      const rep = await client.call('XREADGROUP', 'GROUP', GROUP, CONSUMER, 'COUNT', '100', 'STREAMS', ...keys,
-        ...keys.map(() => '>'));
+      const rep = await client.call('XREADGROUP', 'GROUP', GROUP, CONSUMER, 'COUNT', '100',
+        ...(pattern === 'streamio-noack' ? ['NOACK'] : []), 'STREAMS', ...keys, ...keys.map(() => '>'));
       const got = (rep || []).map(([s, entries]) => [s, entries.map((e) => e[0])]);
       let cmds = [];
       if (pattern === 'streamio-lua') {
@@ -148,6 +150,8 @@ async function run(pattern, perWindow) {
         }
         const every = pattern === 'streamio-late' ? 10 : 4;
         if ((w + 1) % every === 0 || w + 1 === windows) cmds = cmds.concat(acks());
+      } else if (pattern === 'streamio-noack') {
+        for (const [s, ids] of got) cmds.push(['XDEL', s, ...ids]);
       } else {
         for (const [s, ids] of got) cmds.push(['XACK', s, GROUP, ...ids], ['XDEL', s, ...ids]);
       }
