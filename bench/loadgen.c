@@ -121,6 +121,19 @@ static void connect_more(lg_t *lg);
 
 static void client_fail(client_t *c);
 
+/* Makes *buf (of *cap bytes) hold at least need; false when memory ran out. */
+static bool reserve(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    char *q = realloc(*buf, need);
+    if (!q)
+        return false;
+    *buf = q;
+    *cap = need;
+    return true;
+}
+
 /* Writes p[0..n) behind what is still queued; what the socket does not take now waits for its
  * next EPOLLOUT. */
 static void send_bytes(client_t *c, const void *p, size_t n)
@@ -138,15 +151,9 @@ static void send_bytes(client_t *c, const void *p, size_t n)
     size_t left = n - (size_t)w;
     if (left == 0)
         return;
-    if (c->olen + left > c->ocap) {
-        size_t cap = c->olen + left + 256;
-        char *q = realloc(c->out, cap);
-        if (!q) {
-            client_fail(c);
-            return;
-        }
-        c->out = q;
-        c->ocap = cap;
+    if (!reserve(&c->out, &c->ocap, c->olen + left)) {
+        client_fail(c);
+        return;
     }
     memcpy(c->out + c->olen, (const char *)p + w, left);
     c->olen += left;
@@ -399,13 +406,8 @@ static size_t parse_frames(client_t *c, const unsigned char *p, size_t n, uint64
 
 static int pend_set(client_t *c, const char *p, size_t n)
 {
-    if (n > c->pcap) {
-        char *q = realloc(c->pend, n);
-        if (!q)
-            return -ENOMEM;
-        c->pend = q;
-        c->pcap = n;
-    }
+    if (!reserve(&c->pend, &c->pcap, n))
+        return -ENOMEM;
     memmove(c->pend, p, n);
     c->plen = n;
     return 0;
@@ -452,14 +454,9 @@ static void on_bytes(client_t *c, const char *base, size_t nread)
         return;
     }
     size_t total = c->plen + (size_t)nread;
-    if (total > c->pcap) {
-        char *q = realloc(c->pend, total);
-        if (!q) {
-            client_fail(c);
-            return;
-        }
-        c->pend = q;
-        c->pcap = total;
+    if (!reserve(&c->pend, &c->pcap, total)) {
+        client_fail(c);
+        return;
     }
     memcpy(c->pend + c->plen, base, nread);
     /* handle_bytes rewrites pend: work on a detached copy */
