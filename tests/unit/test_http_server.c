@@ -1162,12 +1162,13 @@ static void test_ws_small_without_context(void **state)
     buf_init(&b);
     /* three in one read, the last a binary one */
     ws_client_frame(&b, 0x81, "40", 2);
-    ws_client_frame(&b, 0x81, "420[\"join-room\",\"r\"]", 22);
+    ws_client_frame(&b, 0x81, "420[\"join-room\",\"r\"]", 20);
     ws_client_frame(&b, 0x82, "\x00\xff", 2);
     cl_send_read(f, cl, b.data, b.len);
     assert_int_equal(f->ntexts, 2);
     assert_string_equal(f->texts[0].data, "40");
     assert_string_equal(f->texts[1].data, "420[\"join-room\",\"r\"]");
+    assert_int_equal(f->texts[1].len, 20);
     assert_int_equal(f->text_contexts[0], 0);
     assert_int_equal(f->text_contexts[1], 0);
     assert_int_equal(f->nbin, 1);
