@@ -2,7 +2,8 @@
  * ws_conn: wslay glue. wslay reads from the window of the current read (ws_feed) and writes into
  * a staging buffer that becomes one refbuf on the connection's queue, so its control frames
  * never interleave with a queued data frame. Data frames bypass wslay (built by ws_frame): wslay
- * 1.1.1 would copy every message per connection.
+ * 1.1.1 would copy every message per connection. So do the small whole messages a client sends
+ * between others (ws_feed_small): a context is created only for what needs one.
  */
 #include "worker/ws/ws_conn.h"
 
