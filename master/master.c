@@ -53,7 +53,7 @@ typedef struct master {
     pidfile_t *pidfile;
     shm_region_t *region;
     shm_sessions_t *sessions; /* CONNECTION_RECOVERY: sessions that outlive their worker */
-    shm_ledger_t *ledger;     /* the entries each block handed out, kept across respawns */
+    shm_ledger_t *ledger;     /* the entries each process delivered, kept across respawns */
     local_sock_t *socks; /* the workers' channels, per process block: held for the master's life */
     stats_global_t *g;
     signals_t *signals;
@@ -368,7 +368,7 @@ static int setup_process(master_t *m, uint32_t capacity, buf_t *err)
         return -1;
     }
     if ((rc = shm_ledger_new(&m->ledger, 2 * capacity))) {
-        buf_printf(err, "streamio: cannot map the ledger of handed-out entries: %s", strerror(-rc));
+        buf_printf(err, "streamio: cannot map the ledger of delivered entries: %s", strerror(-rc));
         return -1;
     }
     if ((rc = local_sock_new(&m->socks, 2 * capacity))) {
