@@ -31,6 +31,7 @@
 #include "master/proc/slots.h"
 #include "master/proc/spawn.h"
 #include "master/settings.h"
+#include "shm/ledger.h"
 #include "shm/local_sock.h"
 #include "shm/region.h"
 #include "shm/sessions.h"
@@ -52,6 +53,7 @@ typedef struct master {
     pidfile_t *pidfile;
     shm_region_t *region;
     shm_sessions_t *sessions; /* CONNECTION_RECOVERY: sessions that outlive their worker */
+    shm_ledger_t *ledger;     /* the entries each process delivered, kept across respawns */
     local_sock_t *socks; /* the workers' channels, per process block: held for the master's life */
     stats_global_t *g;
     signals_t *signals;
@@ -85,7 +87,7 @@ static pid_t op_spawn(void *arg, uint32_t worker, uint32_t block)
         .pidfile = m->pidfile,
         .main = m->worker_main,
         .args = {m->cfg, block, m->listen_fd, m->region, m->server_id, worker, m->socks,
-                 m->sessions},
+                 m->sessions, m->ledger},
     };
     return spawn_worker(&req);
 }
@@ -365,6 +367,10 @@ static int setup_process(master_t *m, uint32_t capacity, buf_t *err)
         buf_printf(err, "streamio: cannot map the recoverable sessions: %s", strerror(-rc));
         return -1;
     }
+    if ((rc = shm_ledger_new(&m->ledger, 2 * capacity))) {
+        buf_printf(err, "streamio: cannot map the ledger of delivered entries: %s", strerror(-rc));
+        return -1;
+    }
     if ((rc = local_sock_new(&m->socks, 2 * capacity))) {
         buf_printf(err, "streamio: cannot create the workers' channels: %s", strerror(-rc));
         return -1;
@@ -411,6 +417,7 @@ static void teardown(master_t *m)
     slots_free(m->slots);
     shm_region_free(m->region);
     shm_sessions_free(m->sessions);
+    shm_ledger_free(m->ledger);
     local_sock_free(m->socks);
     if (m->listen_fd >= 0)
         close(m->listen_fd);

@@ -55,6 +55,10 @@ static const family_t worker_families[] = {
       "Entries handed to the other workers of this server over local IPC."),
     F("streamio_sibling_received_total", "counter", sibling_in,
       "Frames received from the other workers of this server over local IPC."),
+    F("streamio_reread_skipped_total", "counter", reread_skipped,
+      "Entries read again (a worker killed or a Redis connection lost before the XACK, a claim) "
+      "that were not handed out again: every sibling worker's process, or this process itself, "
+      "had noted them delivered (the ledger)."),
     F("streamio_parked_streams", "gauge", streams_parked,
       "Streams idle past STREAM_INACTIVE_TTL, polled slowly instead of read."),
     F("streamio_stream_wakeups_polled_total", "counter", wakes_polled,

@@ -151,6 +151,9 @@ typedef struct stats_worker {
     /* entries shared with the other workers of this server over local IPC (worker/siblings) */
     _Atomic uint64_t sibling_out; /* entries this worker read and handed over */
     _Atomic uint64_t sibling_in;  /* frames received from the others */
+    /* entries read again (a pending list, a claim) that the ledger proved delivered already, by
+     * every sibling or by this process (worker/fanout: not handed out again there) */
+    _Atomic uint64_t reread_skipped;
     /* delivery latency of the entries this worker read, once per entry (never per recipient) */
     _Atomic uint64_t delivery_us_sum;
     _Atomic uint64_t delivery[STATS_DELIVERY_BUCKETS]; /* per bucket, not cumulative */

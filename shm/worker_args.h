@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "shm/ledger.h"
 #include "shm/local_sock.h"
 #include "shm/region.h"
 #include "shm/sessions.h"
@@ -23,6 +24,7 @@ typedef struct worker_args {
                             * process block in the region (ring, wake fd, stats) */
     local_sock_t *socks;   /* the workers' channels (handoff, siblings), inherited */
     shm_sessions_t *kept;  /* sessions that outlive their worker (recovery); NULL: none */
+    shm_ledger_t *ledger;  /* the entries each process delivered (see shm/ledger.h) */
 } worker_args_t;
 
 /* Runs a worker until it has drained; returns its exit status (2: setup failed, not respawned). */

@@ -168,7 +168,8 @@ static void share_entry(worker_t *w, reader_conn_t *conn, const char *stream, si
 }
 
 static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
-                     size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
+                     size_t id_len, const payload_field_t *fields, size_t nfields, bool reread,
+                     void *arg)
 {
     worker_t *w = arg;
     if (w->streams) {
@@ -182,6 +183,7 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     fanout_packet_t pk;
     fanout_packet_entry(&pk, &w->packet, mpack ? &w->mpack : NULL, stream, stream_len, id, id_len,
                         fields, nfields, w->cfg->connection_recovery);
+    pk.reread = reread;
     fanout_publish(w->fanout, &pk);
     latency_observe(w->stats, id, id_len, latency_now_us());
     if (share) {
@@ -961,6 +963,7 @@ static int clients_setup(worker_t *w)
     if ((rc = fanout_new(&w->fanout, &w->loop, w->sio, w->args->region, w->args->socks,
                          w->args->slot, w->stats)))
         return rc;
+    fanout_keep_ledger(w->fanout, w->args->ledger, (int32_t)getpid());
     /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
     if ((rc = bridge_setup(w)))
         return rc;

@@ -8,6 +8,7 @@
 const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
+const { metrics } = require('./lib/backend');
 
 const ENV = {
   CLUSTER_WORKERS: '2', CONNECTION_RECOVERY: 'true', STREAM_DELETE_POLICY: 'retain',
@@ -137,10 +138,14 @@ describe('a worker killed with SIGKILL: its clients recover elsewhere', { timeou
       }
     }
     const after = (await h.healthRetry(srv)).body;
+    // entries the respawned worker read again and did not hand over again (its ledger)
+    const skipped = [...(await metrics(srv.url)).matchAll(/^streamio_reread_skipped_total\{[^}]*\} (\d+)$/gm)]
+      .reduce((sum, m) => sum + Number(m[1]), 0);
     process.stderr.write(`# kill -9 of worker pid ${victim.pid} holding ${victimClients} of ${clients.length} clients `
       + `at entry ${KILL_AT}/${TOTAL}: ${recovered.length} dropped and recovered (same sid, rooms, every entry once; `
       + `${recovered.length - victimClients} of them polling clients of the other worker), `
       + `workers now ${after.workers.map((w) => `${w.pid}:${w.connectedClients}`).join(' ')}, `
+      + `${skipped} re-read entries not handed over again, `
       + `run ${Date.now() - killedAt} ms after the kill\n`);
   }));
 });

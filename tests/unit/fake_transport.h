@@ -101,6 +101,19 @@ static eio_transport_t fake_transport(fake_tr_t *ft)
                              ft_open, ft_respond, ft_hold,   ft_close,    ft_own};
 }
 
+/* A clock that stands still, and an environment with nothing set (config_load's defaults). */
+static inline uint64_t ft_clock_now(void *arg)
+{
+    (void)arg;
+    return 1000;
+}
+
+static inline const char *ft_no_env(const char *name, void *arg)
+{
+    (void)name, (void)arg;
+    return NULL;
+}
+
 static void ft_clock_wake(void *arg, timerq_t *q, uint64_t due)
 {
     (void)arg, (void)q, (void)due;

@@ -72,6 +72,7 @@ struct fake {
     cfg_t cfg;
     stats_worker_t stats;
     char got[32][160]; /* deliveries: "<conn>|<stream>|<id>|f=v,f=v" */
+    bool reread[32];   /* ... each marked re-read from the pending list, or not */
     size_t ngot;
     bool publish; /* the entry callback sends PUBLISH <stream> <id> before the ack */
     bool gate;
@@ -505,10 +506,12 @@ static void events_up(fake_t *f, bool up)
 }
 
 static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len, const char *id,
-                     size_t id_len, const payload_field_t *fields, size_t nfields, void *arg)
+                     size_t id_len, const payload_field_t *fields, size_t nfields, bool reread,
+                     void *arg)
 {
     fake_t *f = arg;
     assert_true(f->ngot < 32);
+    f->reread[f->ngot] = reread;
     char *p = f->got[f->ngot++];
     int n = snprintf(p, 160, "%s|%.*s|%.*s|", conn->name, (int)stream_len, stream, (int)id_len, id);
     for (size_t i = 0; i < nfields; i++)
@@ -1256,6 +1259,8 @@ static void test_claims_idle_pending_entries(void **state)
     assert_string_equal(next(f), "(none)");
     assert_int_equal(f->ngot, 1);
     assert_string_equal(f->got[0], "reader svc|s1|3-0|event=e,data=d");
+    /* another consumer read it and may have delivered it: marked */
+    assert_true(f->reread[0]);
     /* the next sweep half the idle time later */
     advance(f, 400);
     assert_string_equal(next(f), "(none)");
@@ -1294,7 +1299,16 @@ static void test_reconnect_rereads_pending_entries(void **state)
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
     answer(f, "reader 0", read_none("s1"));
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
-    assert_int_equal(f->ngot, 1);
+    /* the pending entry is marked re-read (it may have been delivered), a new one is not */
+    answer(f, "reader 0", read_one("s1", "5-0"));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 5-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 5-0");
+    assert_int_equal(f->ngot, 2);
+    assert_string_equal(f->got[0], "reader 0|s1|4-0|event=e,data=d");
+    assert_true(f->reread[0]);
+    assert_string_equal(f->got[1], "reader 0|s1|5-0|event=e,data=d");
+    assert_false(f->reread[1]);
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 BLOCK 500 STREAMS s1 >");
     /* the gate: closed, the lane waits (retrying every 100 ms) and the entries stay in Redis */
     f->gate = false;
     answer(f, "reader 0", rnil());
@@ -1582,14 +1596,23 @@ static void test_event_mode_reads_only_what_events_announce(void **state)
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s2 >");
     answer(f, "reader 0", rnil());
     assert_string_equal(next(f), "(none)");
-    /* the parked one wakes on its event: group and history first */
+    /* the parked one wakes on its event: group and history first; what the history holds is
+     * marked re-read, what the new read finds is not */
     key_event(f, "s1");
     assert_string_equal(next(f), "reader 0: XGROUP CREATE s1 g 0");
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
     answer(f, "reader 0", rerr("BUSYGROUP Consumer Group name already exists"));
+    answer(f, "reader 0", read_one("s1", "2-0"));
+    assert_string_equal(next(f), "reader 0: XACK s1 g 2-0");
+    assert_string_equal(next(f), "reader 0: XDEL s1 2-0");
+    assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 0");
     answer(f, "reader 0", read_none("s1"));
     assert_string_equal(next(f), "reader 0: XREADGROUP GROUP g c1 COUNT 10 STREAMS s1 >");
     answer(f, "reader 0", rnil());
+    assert_int_equal(f->ngot, 2);
+    assert_false(f->reread[0]); /* s2's 5-0 */
+    assert_string_equal(f->got[1], "reader 0|s1|2-0|event=e,data=d");
+    assert_true(f->reread[1]);
     /* an event before the master assigns the stream: read at once when it does, no poll */
     key_event(f, "s3");
     assert_string_equal(next(f), "(none)");
@@ -1603,7 +1626,8 @@ static void test_event_mode_reads_only_what_events_announce(void **state)
     assert_string_equal(next(f), "reader 0: XACK s3 g 7-0");
     assert_string_equal(next(f), "reader 0: XDEL s3 7-0");
     assert_string_equal(next(f), "(none)");
-    assert_int_equal(f->ngot, 2);
+    assert_int_equal(f->ngot, 3);
+    assert_false(f->reread[2]);
     fake_free(f);
 }
 

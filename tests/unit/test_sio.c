@@ -44,18 +44,6 @@ typedef struct fx {
     http_req_t *req;
 } fx_t;
 
-static uint64_t clk_now(void *arg)
-{
-    (void)arg;
-    return 1000;
-}
-
-static const char *no_env(const char *name, void *arg)
-{
-    (void)name, (void)arg;
-    return NULL;
-}
-
 static fx_t *fx_new(void)
 {
     fx_t *f = calloc(1, sizeof(*f));
@@ -63,10 +51,10 @@ static fx_t *fx_new(void)
         buf_init(&f->log[i]);
     buf_t err;
     buf_init(&err);
-    assert_int_equal(config_load(&f->cfg, no_env, NULL, &err), 0);
+    assert_int_equal(config_load(&f->cfg, ft_no_env, NULL, &err), 0);
     buf_free(&err);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->clock = (timerq_clock_t){f, clk_now, ft_clock_wake, ft_clock_cancel};
+    f->clock = (timerq_clock_t){f, ft_clock_now, ft_clock_wake, ft_clock_cancel};
     f->ft = (fake_tr_t){conn_tokens, f->log, 4, f->sess};
     eio_transport_t tr = fake_transport(&f->ft);
     eio_config_t ec = fake_eio_config();

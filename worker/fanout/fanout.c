@@ -21,6 +21,10 @@ struct fanout {
     void *relayed_arg;
     fanout_notice_fn notice; /* see fanout_on_notice */
     void *notice_arg;
+    shm_region_t *region; /* the siblings' pids */
+    uint32_t slot;
+    shm_ledger_t *ledger; /* see fanout_keep_ledger; NULL: none */
+    int32_t pid;
 };
 
 typedef struct delivery {
@@ -56,11 +60,57 @@ size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy, const 
     return d.queued;
 }
 
-void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
+/* The entry as the ledger names it; false when it has no ledger or no parsed id. */
+static bool ledger_entry(const fanout_t *f, const fanout_packet_t *pk, shm_ledger_entry_t *le)
+{
+    stream_id_t id;
+    if (!f->ledger || !pk->id_len || !stream_id_parse(pk->id, pk->id_len, &id))
+        return false;
+    size_t len;
+    const char *text = eio_msg_text(pk->msg, &len);
+    *le = (shm_ledger_entry_t){pk->room, pk->room_len, id.ms, id.seq, shm_ledger_digest(text, len)};
+    return true;
+}
+
+/* An entry to the sockets here, then noted as theirs when it was queued to any (see fanout.h;
+ * nobody here: a second copy would reach nobody that had it). */
+static void deliver_entry(fanout_t *f, const fanout_packet_t *pk)
 {
     adapter_str_t room = {pk->room, pk->room_len};
     sio_target_t t = {&room, 1, NULL, 0, 0};
-    fanout_deliver(f, &t, false, pk);
+    shm_ledger_entry_t le;
+    if (fanout_deliver(f, &t, false, pk) && ledger_entry(f, pk, &le))
+        shm_ledger_note(f->ledger, f->slot, f->pid, &le);
+}
+
+/* How many siblings are live when each one's current process noted le (it has the entry
+ * already), else -1. */
+static int siblings_have(const fanout_t *f, const shm_ledger_entry_t *le)
+{
+    uint32_t n = shm_region_slots(f->region);
+    int live = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        stats_worker_t *st = i == f->slot ? NULL : shm_region_slot_stats(f->region, i);
+        int32_t pid = st ? (int32_t)STATS_GET(st->pid) : 0;
+        if (pid && !shm_ledger_holds(f->ledger, i, pid, le))
+            return -1;
+        live += pid != 0;
+    }
+    return live;
+}
+
+void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
+{
+    shm_ledger_entry_t le;
+    bool again = pk->reread && ledger_entry(f, pk, &le);
+    bool here = again && shm_ledger_holds(f->ledger, f->slot, f->pid, &le);
+    int there = again ? siblings_have(f, &le) : -1;
+    if (here || there > 0)
+        STATS_ADD(f->stats->reread_skipped, 1);
+    if (!here)
+        deliver_entry(f, pk);
+    if (there >= 0)
+        return;
     size_t len;
     const char *text = eio_msg_text(pk->msg, &len);
     siblings_entry_t e = {pk->room, pk->room_len, pk->id, pk->id_len, text, len, false, 0};
@@ -70,6 +120,12 @@ void fanout_publish(fanout_t *f, const fanout_packet_t *pk)
     else if (rc < 0 && log_sampled(&f->share_failures))
         LOG_WARN("cannot hand an entry of %.*s to the other workers: %s", (int)pk->room_len,
                  pk->room, strerror(-rc));
+}
+
+void fanout_keep_ledger(fanout_t *f, shm_ledger_t *ledger, int32_t pid)
+{
+    f->ledger = ledger;
+    f->pid = pid;
 }
 
 int fanout_relay(fanout_t *f, const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len)
@@ -114,9 +170,7 @@ static void on_sibling(const siblings_entry_t *e, void *ud)
     STATS_ADD(f->stats->sibling_in, 1);
     fanout_packet_t pk;
     fanout_packet_entry_text(&pk, e->room, e->room_len, e->id, e->id_len, e->text, e->text_len);
-    adapter_str_t room = {e->room, e->room_len};
-    sio_target_t t = {&room, 1, NULL, 0, 0};
-    fanout_deliver(f, &t, false, &pk);
+    deliver_entry(f, &pk);
     fanout_packet_release(&pk);
 }
 
@@ -142,6 +196,8 @@ int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region
     fanout_t *f = xcalloc(1, sizeof(*f));
     f->sio = sio;
     f->stats = stats;
+    f->region = region;
+    f->slot = slot;
     int rc = siblings_new(&f->siblings, loop, region, socks, slot, on_sibling, f);
     if (rc) {
         free(f);

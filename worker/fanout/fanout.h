@@ -6,6 +6,22 @@
  * reference in its queue; writes are batched per connection and loop turn by the transport).
  * Observers (connection state recovery) may hold an entry back per recipient. Counts deliveries
  * and sibling traffic in the worker's stats; logs only sampled sibling failures.
+ *
+ * An entry is handed out twice when its reader dies (SIGKILL) or loses its connection between
+ * the delivery and the XACK: the pending list is read again, by design. With a ledger
+ * (fanout_keep_ledger, shm/ledger.h) every worker notes each entry it queued to any of its own
+ * sockets (read here or received from a sibling), under its pid, right after queueing it. An
+ * entry read
+ * again (pk->reread: a pending-list read or a claim) is not delivered here again when this very
+ * process noted it, and not handed to the siblings again when the current process of every live
+ * sibling noted it. Why that loses nothing: each skip rests on the receiver's own record that it
+ * queued exactly this entry (stream, id, packet bytes) to its sockets, written after the fact
+ * (a pid that a later process of the same block reuses names one that started after the entry
+ * first went out: its clients joined after, and were never owed it).
+ * No order of ids and no queue or liveness of the dead sender is assumed, so claims, ownership
+ * moves, reloads (two processes of one worker number), re-created streams, datagrams dropped or
+ * still queued cannot turn into a skip: a record that is missing, replaced or torn by a kill
+ * only costs a duplicate.
  */
 #ifndef STREAMIO_WORKER_FANOUT_FANOUT_H
 #define STREAMIO_WORKER_FANOUT_FANOUT_H
@@ -15,6 +31,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "shm/ledger.h"
 #include "shm/local_sock.h"
 #include "shm/region.h"
 #include "shm/stats.h"
@@ -41,6 +58,9 @@ typedef struct fanout_observer {
  */
 int fanout_new(fanout_t **out, uv_loop_t *loop, sio_t *sio, shm_region_t *region,
                const local_sock_t *socks, uint32_t slot, stats_worker_t *stats);
+/* Notes delivered entries in `ledger` (borrowed) as process `pid` (the one the region names for
+ * this slot), and consults it for entries read again (see above). Without it every entry goes. */
+void fanout_keep_ledger(fanout_t *f, shm_ledger_t *ledger, int32_t pid);
 /* Adds an observer (copied; at most 2). */
 void fanout_observe(fanout_t *f, const fanout_observer_t *o);
 /*
@@ -49,7 +69,8 @@ void fanout_observe(fanout_t *f, const fanout_observer_t *o);
  */
 size_t fanout_deliver(fanout_t *f, const sio_target_t *t, bool skip_busy,
                       const fanout_packet_t *pk);
-/* An entry read by this worker: delivered to its room here and handed to the siblings. */
+/* An entry read by this worker: delivered to its room here and handed to the siblings, unless
+ * it was read again and the ledger proves that done already (see above). */
 void fanout_publish(fanout_t *f, const fanout_packet_t *pk);
 /*
  * The redis-adapter messages this server's one broadcast subscriber receives from other servers

@@ -31,6 +31,7 @@ typedef struct fanout_packet {
     size_t id_len;
     bool has_id; /* entry_id holds the entry's id (recovery offsets) */
     stream_id_t entry_id;
+    bool reread;     /* ENTRY: read again from a pending list, or claimed (see fanout_publish) */
     size_t data_off; /* ENTRY: where the Socket.IO data (JSON array) starts in the text */
 } fanout_packet_t;
 

@@ -886,13 +886,13 @@ static void maybe_trim(reader_t *r, reader_conn_t *conn, rstream_t *s)
 }
 
 /*
- * Delivers entries ([id, [field, value...]]...) of one stream read or claimed on `conn`, then
- * queues XACK (and XDEL under the delete policy) behind whatever delivery queued on that same
- * connection; dead letters (marks: the poison ones) are moved instead. Returns how many entries
- * were acknowledged.
+ * Delivers entries ([id, [field, value...]]...) of one stream read or claimed on `conn` (reread:
+ * from this consumer's pending list, see reader_entry_fn), then queues XACK (and XDEL under the
+ * delete policy) behind whatever delivery queued on that same connection; dead letters (marks:
+ * the poison ones) are moved instead. Returns how many entries were acknowledged.
  */
 static size_t deliver(reader_t *r, reader_conn_t *conn, const char *name, size_t name_len,
-                      const redisReply *entries, reader_dlq_marks_t *marks)
+                      const redisReply *entries, reader_dlq_marks_t *marks, bool reread)
 {
     if (entries->elements == 0)
         return 0;
@@ -926,7 +926,7 @@ static size_t deliver(reader_t *r, reader_conn_t *conn, const char *name, size_t
         last = id;
         if (fv->type != REDIS_REPLY_ARRAY)
             continue; /* deleted while pending: nothing to deliver, still acknowledge it */
-        r->fn(conn, name, name_len, id->str, id->len, r->fields, k, r->arg);
+        r->fn(conn, name, name_len, id->str, id->len, r->fields, k, reread, r->arg);
     }
     if (nids == 0)
         return 0;
@@ -968,13 +968,17 @@ static size_t handle_stream(lane_t *l, const redisReply *sr)
         return 0;
     const redisReply *name = sr->element[0];
     const redisReply *entries = sr->element[1];
+    rstream_t *s = strmap_get(r->streams, name->str, name->len);
     if (entries->elements == 0) {
-        rstream_t *s = strmap_get(r->streams, name->str, name->len);
         if (s)
             s->need_history = false;
         return 0;
     }
-    return deliver(r, l->conn, name->str, name->len, entries, l->marks);
+    /* a stream is read from its pending list ("0") while it needs its history, which only an
+     * empty reply to that read ends; a new read of it (">") waits until then. (A read in flight
+     * when its stream was parked and woken up may come back marked too: nothing records its
+     * entries as handed out yet, so they go.) */
+    return deliver(r, l->conn, name->str, name->len, entries, l->marks, s && s->need_history);
 }
 
 static void lane_close_if_stopping(lane_t *l);
@@ -1287,7 +1291,7 @@ static void on_claim(const redisReply *rep, void *arg)
     svc_done(r);
     if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
         rep->element[1]->type == REDIS_REPLY_ARRAY) {
-        size_t n = deliver(r, r->svc, q->name, q->len, rep->element[1], q->marks);
+        size_t n = deliver(r, r->svc, q->name, q->len, rep->element[1], q->marks, true);
         if (n)
             LOG_INFO("claimed %zu idle pending entries of %.*s", n, (int)q->len, q->name);
     }

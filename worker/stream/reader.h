@@ -125,11 +125,15 @@ typedef struct reader_clock_ops {
 
 /*
  * One stream entry, read on `conn`. Everything is borrowed for the duration of the call. The
- * callback may queue commands behind which the entry's XACK must come with reader_send.
+ * callback may queue commands behind which the entry's XACK must come with reader_send. reread:
+ * it was read before and may have been delivered already: it comes from this consumer's own
+ * pending list (XREADGROUP ... 0; read by this process or the one this worker replaces), or it
+ * was claimed (XAUTOCLAIM) from a consumer that did not acknowledge it. The mark says only
+ * "maybe": an unmarked entry is new.
  */
 typedef void (*reader_entry_fn)(reader_conn_t *conn, const char *stream, size_t stream_len,
                                 const char *id, size_t id_len, const payload_field_t *fields,
-                                size_t nfields, void *arg);
+                                size_t nfields, bool reread, void *arg);
 
 /* True when entries may be read now. */
 typedef bool (*reader_gate_fn)(void *arg);
