@@ -117,7 +117,8 @@ static void wait_calls(fixture_t *x, int slot, int want)
 }
 
 /* A notice reaches every live sibling (not its sender, not a dead slot) with the sender's slot,
- * its kind, its number and its room, in order with the relayed messages around it; an empty room arrives as
+ * its kind, its number and its room, in order with the relayed messages around it; an empty room
+ * arrives as
  * "#". */
 static void test_notices_reach_live_siblings_in_order(void **state)
 {

@@ -20,10 +20,10 @@
 #define N 3
 
 typedef struct rec {
-    buf_t sent;    /* "<kind><room> " per notice sent ("?<slot> " for an ASK, "=<rooms in the
-                    * list> " for a DONE) */
+    buf_t sent;        /* "<kind><room> " per notice sent ("?<slot> " for an ASK, "=<rooms in the
+                        * list> " for a DONE) */
     uint64_t next_seq; /* the number the next notice sent must carry */
-    buf_t applied; /* "<slot><+|-><room> " per room change, "<slot>x " per forget */
+    buf_t applied;     /* "<slot><+|-><room> " per room change, "<slot>x " per forget */
     bool live[N];
     const char *own[4];
 } rec_t;
@@ -88,7 +88,6 @@ static room_sync_t *start(rec_t *r, uint32_t me)
     r->next_seq = 500;
     return room_sync_new(N, me, 500, &io);
 }
-
 
 static void notice_n(room_sync_t *s, uint32_t from, char kind, uint64_t seq, const char *room,
                      uint64_t now)
@@ -234,7 +233,7 @@ static void test_a_list_that_does_not_come_is_asked_again(void **state)
     assert_true(room_sync_complete(s));
     assert_string_equal(take(&r.applied), "2+z ");
     room_sync_tick(s, 20000);
-    assert_string_equal(take(&r.sent), "");
+    assert_string_equal(take(&r.sent), ". "); /* no ASK: only the quiet period's BEAT */
     /* an ASK naming this worker is answered with its list; one naming another is not */
     uint32_t me = 1, other = 2;
     room_sync_notice(s, 0, ROOM_SYNC_ASK, seqs[0]++, (const char *)&other, sizeof(other), 20001);
@@ -261,10 +260,10 @@ static void test_a_gap_in_the_numbers_asks_for_the_list(void **state)
     assert_false(room_sync_complete(s));
     assert_string_equal(take(&r.sent), "?2 ");
     notice_n(s, 2, ROOM_SYNC_ADD, 95, "d", 5001); /* lost again: asked already */
-    done_n(s, 2, 96, 4, 5002); /* a list begun at 92 */
+    done_n(s, 2, 96, 4, 5002);                    /* a list begun at 92 */
     assert_string_equal(take(&r.sent), "");
     assert_false(room_sync_complete(s)); /* that DONE came after a gap */
-    notice(s, 2, ROOM_SYNC_ADD, "a"); /* its answer to the ASK */
+    notice(s, 2, ROOM_SYNC_ADD, "a");    /* its answer to the ASK */
     notice(s, 2, ROOM_SYNC_ADD, "b");
     notice(s, 2, ROOM_SYNC_ADD, "c");
     notice(s, 2, ROOM_SYNC_ADD, "d");
@@ -278,6 +277,37 @@ static void test_a_gap_in_the_numbers_asks_for_the_list(void **state)
     finish(s, &r);
 }
 
+/* A worker that sent no notice for a period sends a BEAT with its next number, so a sibling
+ * sees a lost last notice (here its last ADD) within two periods, and asks for its list. */
+static void test_a_quiet_worker_beats(void **state)
+{
+    (void)state;
+    rec_t r;
+    room_sync_t *s = start(&r, 0);
+    room_sync_start(s);
+    done(s, 1, 0);
+    done(s, 2, 0);
+    take(&r.sent);
+    room_sync_tick(s, 5000); /* its list went out in this period */
+    room_sync_own(s, "r", 1, true);
+    room_sync_tick(s, 5999);
+    assert_string_equal(take(&r.sent), "+r ");
+    room_sync_tick(s, 6000); /* the ADD went out in this period too */
+    assert_string_equal(take(&r.sent), "");
+    room_sync_tick(s, 7000);
+    assert_string_equal(take(&r.sent), ". ");
+    room_sync_tick(s, 8000);
+    assert_string_equal(take(&r.sent), ". ");
+    /* slot 1's last ADD was lost: its BEAT shows the gap */
+    notice(s, 1, ROOM_SYNC_ADD, "x");
+    seqs[1]++; /* "+y" never arrived */
+    assert_true(room_sync_complete(s));
+    notice_n(s, 1, ROOM_SYNC_BEAT, seqs[1], "", 8100);
+    assert_false(room_sync_complete(s));
+    assert_string_equal(take(&r.sent), "?1 ");
+    finish(s, &r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_crashed_sibling),
         cmocka_unit_test(test_a_list_that_does_not_come_is_asked_again),
         cmocka_unit_test(test_a_gap_in_the_numbers_asks_for_the_list),
+        cmocka_unit_test(test_a_quiet_worker_beats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

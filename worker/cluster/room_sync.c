@@ -10,6 +10,8 @@ struct room_sync {
     room_sync_io_t io;
     uint32_t nslots, me;
     uint64_t seq;      /* the number of this worker's next notice */
+    uint64_t beat_at;  /* when the last ROOM_SYNC_RETRY_MS period began */
+    bool spoke;        /* a notice went out in the current period */
     bool *known;       /* per slot: its DONE arrived, with no notice missed since its list began */
     bool *seen;        /* per slot: live at the last tick, or heard from since */
     uint64_t *expect;  /* per slot: the number of its next notice; 0 before the first */
@@ -48,6 +50,7 @@ void room_sync_free(room_sync_t *s)
 static void emit(room_sync_t *s, char kind, const char *room, size_t len)
 {
     s->io.send(s->io.arg, kind, s->seq++, room, len);
+    s->spoke = true;
 }
 
 static void send_add(const char *room, size_t len, void *arg)
@@ -147,6 +150,13 @@ void room_sync_tick(room_sync_t *s, uint64_t now_ms)
             s->missing[i] = now_ms ? now_ms : 1;
         else if (now_ms - s->missing[i] >= ROOM_SYNC_RETRY_MS)
             ask(s, i, now_ms);
+    }
+    /* a period without a notice says the last number, so a lost last one is seen */
+    if (now_ms - s->beat_at >= ROOM_SYNC_RETRY_MS) {
+        if (!s->spoke)
+            emit(s, ROOM_SYNC_BEAT, "", 0);
+        s->spoke = false;
+        s->beat_at = now_ms;
     }
 }
 

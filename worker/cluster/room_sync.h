@@ -19,8 +19,9 @@
  * it again (ASK, with the slot asked as 4 bytes), and a live sibling whose list has not come within
  * ROOM_SYNC_RETRY_MS is asked again at the tick, every ROOM_SYNC_RETRY_MS until it comes. A lost
  * DEL leaves a stale room in the union until the sibling's slot is forgotten: one subscription too
- * many, never a missing one. A lost notice is seen at its sender's next one, so a lost last ADD
- * waits for that.
+ * many, never a missing one. A lost notice is seen at its sender's next one: a worker that sent
+ * none for ROOM_SYNC_RETRY_MS sends a BEAT (its next number, nothing else), so a lost last one
+ * is seen within two periods.
  *
  * No I/O here: what it sends and applies goes through room_sync_io_t (production: fanout_notice
  * and adapter_relay_room/forget; tests: recorders).
@@ -37,7 +38,8 @@ enum {
     ROOM_SYNC_DEL = '-',
     ROOM_SYNC_HELLO = '!',
     ROOM_SYNC_DONE = '=',
-    ROOM_SYNC_ASK = '?'
+    ROOM_SYNC_ASK = '?',
+    ROOM_SYNC_BEAT = '.'
 };
 
 /* How long a sibling's list may take before it is asked for again. */
@@ -73,7 +75,7 @@ void room_sync_own(room_sync_t *s, const char *room, size_t len, bool on);
  * clock). Unknown kinds are ignored. */
 void room_sync_notice(room_sync_t *s, uint32_t from, char kind, uint64_t seq, const char *room,
                       size_t len, uint64_t now_ms);
-/* Forgets the siblings that are gone and asks again for lists overdue (every tick). */
+/* Forgets the siblings that are gone, asks again for lists overdue and beats (every tick). */
 void room_sync_tick(room_sync_t *s, uint64_t now_ms);
 /* Every live sibling's rooms are known. */
 bool room_sync_complete(const room_sync_t *s);
