@@ -30,6 +30,7 @@ const FANOUT = [
   ['rss_bytes_per_conn', 'server RSS bytes/connection (joined, before the load)', 'low', 0, 100],
   ['redis_cpu_us', 'redis CPU µs', null, 0],
   ['redis_cmd_us_per_entry', 'redis command µs/entry', 'low', 1],
+  ['redis_reader_cmd_us_per_entry', 'redis command µs/entry, XADD left out (the server\'s own)', 'low', 2],
   ['redis_in_bytes_per_entry', 'redis bytes read / entry', 'low', 0],
   ['redis_out_bytes_per_entry', 'redis bytes written / entry', 'low', 0],
   ['loadgen_cpu_pct', 'loadgen CPU % (harness)', null, 1],

@@ -23,7 +23,8 @@
 # BENCH_BASELINE=<path to another streamio binary> runs it too, as server "base", in the same run
 # and on the same scenarios (before/after a change; build it from an older commit).
 # Redis' INFO commandstats of each run's load window (reset after the warm-up) is saved beside the
-# results and summed into them (redis_cmds, redis_cmd_us_per_entry).
+# results and summed into them (redis_cmds, redis_cmd_us_per_entry; redis_reader_cmd_us_per_entry
+# leaves out the producer's XADD: what the server's own commands cost Redis per entry).
 # Starts its own redis-server and every server on free loopback ports, one at a time; the load
 # generator and producer (bench/, built by `make bench`) stop by themselves; everything started
 # here is stopped here, by pid. Results: $BENCH_OUT/results.jsonl + report.txt (also printed),
@@ -218,7 +219,10 @@ run_one() {
         '. + {scenario:$s, server:$srv, workers:$w, redis_cmds:$cmds, redis_net_in:$nin,
               redis_net_out:$nout}
          | ([$cmds[].usec] | add // 0) as $u
+         | ([$cmds | to_entries[] | select(.key != "xadd" and .key != "config|resetstat"
+              and .key != "select") | .value.usec] | add // 0) as $r
          | if (.entries // 0) > 0 then . + {redis_cmd_us_per_entry: ($u / .entries),
+             redis_reader_cmd_us_per_entry: ($r / .entries),
              redis_in_bytes_per_entry: ($nin / .entries),
              redis_out_bytes_per_entry: ($nout / .entries)} else . end' \
         >>"$RESULTS"
