@@ -124,7 +124,8 @@ test:
 	@scripts/run-tests.sh
 
 # Load generator and producer of `make bench` (bench/); never part of `make test`.
-BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer $(BUILD)/bench/floor
+BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer $(BUILD)/bench/floor \
+	$(BUILD)/bench/connfloor
 
 $(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
 	@mkdir -p $(dir $@)
@@ -133,6 +134,10 @@ $(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
 $(BUILD)/bench/floor: bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(URING_LIBS)
+
+$(BUILD)/bench/connfloor: bench/connfloor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
 
 $(BUILD)/bench/producer: bench/producer.c
 	@mkdir -p $(dir $@)

@@ -115,7 +115,8 @@ function connectChart(scen, rs) {
 }
 
 let drawn = 0;
-const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor').map((r) => r.scenario))];
+const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor' && r.scenario !== 'connfloor')
+  .map((r) => r.scenario))];
 for (const scen of scenarios) {
   const rs = rows.filter((r) => r.scenario === scen && !r.error);
   if (!rs.length) continue;

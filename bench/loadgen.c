@@ -16,6 +16,12 @@
  * --bind address, writes --ready-file once its clients joined, and starts timing (and its
  * --exec, if given) only once --go-file exists. --lat-out writes the latency distribution.
  *
+ * The clients' sockets are read and written with plain system calls from one edge-triggered epoll
+ * set (libuv keeps the timers and the producer and polls that set): per connection socket,
+ * connect, one epoll_ctl, a write per message and a read per answer, and close, so that the load
+ * generator's own cost does not hide the server's on a small box. Every message still waits for
+ * the server's answer to the previous one, as a socket.io client's do.
+ *
  * --deflate offers permessage-deflate (RFC 7692) as npm ws does and inflates compressed frames
  * with one zlib stream per client (kept between messages unless the server answered
  * server_no_context_takeover). The bytes read from the sockets over the measured window are
@@ -31,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -43,14 +51,15 @@ typedef struct client client_t;
 typedef struct lg lg_t;
 
 struct client {
-    uv_tcp_t tcp;
-    uv_connect_t creq;
+    int fd; /* -1 before the connect and once closed */
     lg_t *lg;
     enum cstate state;
     uint32_t room;
     uint8_t *seen; /* one bit per expected seq of the room */
     char *pend;    /* bytes of an incomplete frame or HTTP header */
     size_t plen, pcap;
+    char *out; /* bytes the socket did not take yet (sent on its next EPOLLOUT) */
+    size_t olen, ocap;
     bool deflate;     /* the server accepted permessage-deflate */
     bool no_takeover; /* ... with server_no_context_takeover: reset between messages */
     z_stream *inf;    /* NULL until the first compressed frame */
@@ -88,6 +97,8 @@ struct lg {
     procstat_t redis_prod_start, redis_end;
     struct rusage self_prod_start;
 
+    int ep;            /* every client socket, edge-triggered */
+    uv_poll_t ep_poll; /* libuv's wake-up when ep has events */
     uv_timer_t tick, hard;
     uv_process_t proc;
     char rbuf[256 * 1024];
@@ -108,51 +119,84 @@ static uint64_t room_count(const lg_t *lg, uint32_t room)
 static void finish(lg_t *lg);
 static void connect_more(lg_t *lg);
 
-static void on_write(uv_write_t *req, int status)
+static void client_fail(client_t *c);
+
+/* Makes *buf (of *cap bytes) hold at least need; false when memory ran out. */
+static bool reserve(char **buf, size_t *cap, size_t need)
 {
-    (void)status;
-    free(req);
+    if (need <= *cap)
+        return true;
+    char *q = realloc(*buf, need);
+    if (!q)
+        return false;
+    *buf = q;
+    *cap = need;
+    return true;
 }
 
-/* Sends one masked text frame (payload < 126 bytes). */
-static void send_text(client_t *c, const char *s)
+/* Writes p[0..n) behind what is still queued; what the socket does not take now waits for its
+ * next EPOLLOUT. */
+static void send_bytes(client_t *c, const void *p, size_t n)
 {
-    size_t n = strlen(s);
-    uv_write_t *req = malloc(sizeof(*req) + 6 + n);
-    if (!req)
+    ssize_t w = 0;
+    if (c->olen == 0) {
+        w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            client_fail(c);
+            return;
+        }
+        if (w < 0)
+            w = 0;
+    }
+    size_t left = n - (size_t)w;
+    if (left == 0)
         return;
-    unsigned char *f = (unsigned char *)(req + 1);
+    if (!reserve(&c->out, &c->ocap, c->olen + left)) {
+        client_fail(c);
+        return;
+    }
+    memcpy(c->out + c->olen, (const char *)p + w, left);
+    c->olen += left;
+}
+
+/* The socket has room again: what waited goes. */
+static void send_queued(client_t *c)
+{
+    if (c->olen == 0)
+        return;
+    ssize_t w = send(c->fd, c->out, c->olen, MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            client_fail(c);
+        return;
+    }
+    memmove(c->out, c->out + w, c->olen - (size_t)w);
+    c->olen -= (size_t)w;
+}
+
+/* Sends one masked frame (payload < 126 bytes) of opcode op. */
+static void send_frame(client_t *c, unsigned char op, const void *p, size_t n)
+{
+    unsigned char f[6 + 125];
     static const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
-    f[0] = 0x81;
+    if (n > 125)
+        n = 125;
+    f[0] = (unsigned char)(0x80 | op);
     f[1] = (unsigned char)(0x80 | n);
     memcpy(f + 2, mask, 4);
     for (size_t i = 0; i < n; i++)
-        f[6 + i] = (unsigned char)s[i] ^ mask[i & 3];
-    uv_buf_t b = uv_buf_init((char *)f, (unsigned)(6 + n));
-    if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0)
-        free(req);
+        f[6 + i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
+    send_bytes(c, f, 6 + n);
+}
+
+static void send_text(client_t *c, const char *s)
+{
+    send_frame(c, 0x1, s, strlen(s));
 }
 
 static void send_pong_frame(client_t *c, const unsigned char *p, size_t n)
 {
-    if (n > 125)
-        n = 125;
-    uv_write_t *req = malloc(sizeof(*req) + 6 + n);
-    if (!req)
-        return;
-    unsigned char *f = (unsigned char *)(req + 1);
-    f[0] = 0x8a;
-    f[1] = (unsigned char)(0x80 | n);
-    memset(f + 2, 0, 4);
-    memcpy(f + 6, p, n);
-    uv_buf_t b = uv_buf_init((char *)f, (unsigned)(6 + n));
-    if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0)
-        free(req);
-}
-
-static void on_close(uv_handle_t *h)
-{
-    (void)h;
+    send_frame(c, 0xa, p, n);
 }
 
 static void client_fail(client_t *c)
@@ -165,8 +209,9 @@ static void client_fail(client_t *c)
     if (c->state >= C_CONNECTING && c->state < C_NSP && lg->inflight)
         lg->inflight--;
     c->state = C_DEAD;
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, on_close);
+    if (c->fd >= 0)
+        close(c->fd); /* also leaves the epoll set */
+    c->fd = -1;
     connect_more(lg);
 }
 
@@ -361,13 +406,8 @@ static size_t parse_frames(client_t *c, const unsigned char *p, size_t n, uint64
 
 static int pend_set(client_t *c, const char *p, size_t n)
 {
-    if (n > c->pcap) {
-        char *q = realloc(c->pend, n);
-        if (!q)
-            return -ENOMEM;
-        c->pend = q;
-        c->pcap = n;
-    }
+    if (!reserve(&c->pend, &c->pcap, n))
+        return -ENOMEM;
     memmove(c->pend, p, n);
     c->plen = n;
     return 0;
@@ -403,40 +443,22 @@ static void handle_bytes(client_t *c, const char *p, size_t n, uint64_t t_rx)
         pend_set(c, p + used, n - used);
 }
 
-static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
+/* nread bytes read into base */
+static void on_bytes(client_t *c, const char *base, size_t nread)
 {
-    (void)sz;
-    client_t *c = h->data;
-    *buf = uv_buf_init(c->lg->rbuf, sizeof(c->lg->rbuf));
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    client_t *c = s->data;
-    if (nread < 0) {
-        client_fail(c);
-        return;
-    }
-    if (nread == 0)
-        return;
     lg_t *lg = c->lg;
     lg->bytes_in += (uint64_t)nread;
     uint64_t t_rx = now_ns();
     if (c->plen == 0) {
-        handle_bytes(c, buf->base, (size_t)nread, t_rx);
+        handle_bytes(c, base, nread, t_rx);
         return;
     }
     size_t total = c->plen + (size_t)nread;
-    if (total > c->pcap) {
-        char *q = realloc(c->pend, total);
-        if (!q) {
-            client_fail(c);
-            return;
-        }
-        c->pend = q;
-        c->pcap = total;
+    if (!reserve(&c->pend, &c->pcap, total)) {
+        client_fail(c);
+        return;
     }
-    memcpy(c->pend + c->plen, buf->base, (size_t)nread);
+    memcpy(c->pend + c->plen, base, nread);
     /* handle_bytes rewrites pend: work on a detached copy */
     char *tmp = c->pend;
     c->pend = NULL;
@@ -446,13 +468,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     free(tmp);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+/* The connect completed (the socket's first EPOLLOUT): the upgrade request. */
+static void on_connect(client_t *c)
 {
-    client_t *c = req->data;
-    if (status < 0) {
-        client_fail(c);
-        return;
-    }
     c->state = C_HTTP;
     static const char rq[] = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
                              "Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -465,15 +483,58 @@ static void on_connect(uv_connect_t *req, int status)
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         "Sec-WebSocket-Version: 13\r\n"
         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
-    uv_write_t *w = malloc(sizeof(*w));
-    uv_buf_t b = c->lg->offer_deflate ? uv_buf_init((char *)rq_deflate, sizeof(rq_deflate) - 1)
-                                      : uv_buf_init((char *)rq, sizeof(rq) - 1);
-    if (!w || uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-        free(w);
-        client_fail(c);
+    if (c->lg->offer_deflate)
+        send_bytes(c, rq_deflate, sizeof(rq_deflate) - 1);
+    else
+        send_bytes(c, rq, sizeof(rq) - 1);
+}
+
+/* One socket's events. Edge-triggered: read until a read comes back short (the socket is then
+ * empty, and more bytes raise a new edge). */
+static void on_client_events(client_t *c, uint32_t ev)
+{
+    lg_t *lg = c->lg;
+    if (c->state == C_DEAD)
         return;
+    if (c->state == C_CONNECTING) {
+        if (ev & (EPOLLERR | EPOLLHUP)) { /* refused, reset */
+            client_fail(c);
+            return;
+        }
+        if (!(ev & EPOLLOUT))
+            return;
+        on_connect(c);
+    } else if (ev & EPOLLOUT) {
+        send_queued(c);
     }
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (!(ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+        return;
+    while (c->state != C_DEAD) {
+        ssize_t r = read(c->fd, lg->rbuf, sizeof(lg->rbuf));
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (r <= 0) {
+            client_fail(c);
+            return;
+        }
+        on_bytes(c, lg->rbuf, (size_t)r);
+        if ((size_t)r < sizeof(lg->rbuf))
+            return;
+    }
+}
+
+static void on_epoll(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    lg_t *lg = h->data;
+    struct epoll_event evs[256];
+    int k;
+    do {
+        k = epoll_wait(lg->ep, evs, 256, 0);
+        for (int i = 0; i < k; i++)
+            on_client_events(evs[i].data.ptr, evs[i].events);
+    } while (k == 256);
 }
 
 static void connect_more(lg_t *lg)
@@ -485,28 +546,30 @@ static void connect_more(lg_t *lg)
     while (lg->next_connect < lg->nclients && lg->inflight < lg->parallel && !lg->finished) {
         client_t *c = &lg->clients[lg->next_connect++];
         c->lg = lg;
-        c->tcp.data = c;
-        c->creq.data = c;
-        if (uv_tcp_init_ex(lg->loop, &c->tcp, AF_INET) < 0) {
-            c->state = C_DEAD;
-            lg->failed++;
-            continue;
-        }
-        uv_tcp_nodelay(&c->tcp, 1);
         c->state = C_CONNECTING;
-        /* the port is picked at connect() from the whole 4-tuple: a bind() to port 0 would scan
-         * every port already bound on the address, per connection */
-        uv_os_fd_t fd;
-        int one = 1;
-        if (lg->bind_addr && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-        if (lg->bind_addr && uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0) < 0) {
-            lg->inflight++;
+        lg->inflight++;
+        /* No TCP_NODELAY: every message here is written after the server's answer to the
+         * previous one acknowledged it, so Nagle never holds one back. */
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->fd < 0) {
             client_fail(c);
             continue;
         }
-        lg->inflight++;
-        if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, on_connect) < 0)
+        /* the port is picked at connect() from the whole 4-tuple: a bind() to port 0 would scan
+         * every port already bound on the address, per connection */
+        int one = 1;
+        if (lg->bind_addr &&
+            (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
+             bind(c->fd, (const struct sockaddr *)&src, sizeof(src)) < 0)) {
+            client_fail(c);
+            continue;
+        }
+        /* in, out and the connect's completion: one registration for the socket's life */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
+        if ((connect(c->fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+             errno != EINPROGRESS) ||
+            epoll_ctl(lg->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
             client_fail(c);
     }
     if (lg->joined + lg->failed == lg->nclients && lg->t_all_joined == 0)
@@ -731,6 +794,7 @@ static void finish(lg_t *lg)
            "\"loadgen_cpu_us\":%.0f,\"loadgen_cpu_pct\":%.1f,\"producer_cpu_us\":%.0f,"
            "\"producer_status\":%d,\"lat_p50_ms\":%.3f,\"lat_p99_ms\":%.3f,"
            "\"lat_p999_ms\":%.3f,\"lat_max_ms\":%.3f,\"server_cpu_us_per_handshake\":%.1f,"
+           "\"loadgen_cpu_us_per_conn\":%.1f,"
            "\"deflate_clients\":%u,\"compressed_messages\":%" PRIu64
            ",\"wire_bytes_per_delivery\":%.1f}\n",
            lg->label, lg->mode, lg->nclients, lg->nrooms, lg->entries, connected, lg->joined,
@@ -742,7 +806,8 @@ static void finish(lg_t *lg)
            secs > 0 ? self_cpu / 1e4 / secs : 0, kid_cpu, lg->producer_status,
            pct(lg->lat_us, lg->nlat, 50) / 1000, pct(lg->lat_us, lg->nlat, 99) / 1000,
            pct(lg->lat_us, lg->nlat, 99.9) / 1000, lg->nlat ? lg->lat_us[lg->nlat - 1] / 1000 : -1,
-           connected ? hs_cpu / connected : -1, lg->deflated, lg->compressed,
+           connected ? hs_cpu / connected : -1,
+           !lg->t_prod_start && connected ? self_cpu / connected : -1, lg->deflated, lg->compressed,
            lg->received ? (double)(lg->bytes_in - lg->bytes_in_prod_start) / (double)lg->received
                         : -1);
     fflush(stdout);
@@ -756,6 +821,11 @@ static void finish(lg_t *lg)
             pct(lg->lat_us, lg->nlat, 50) / 1000, pct(lg->lat_us, lg->nlat, 99) / 1000,
             pct(lg->lat_us, lg->nlat, 99.9) / 1000, rss_per_conn,
             secs > 0 ? self_cpu / 1e4 / secs : 0);
+    for (uint32_t i = 0; i < lg->nclients; i++) {
+        if (lg->clients[i].fd >= 0)
+            close(lg->clients[i].fd);
+        lg->clients[i].fd = -1;
+    }
     uv_walk(lg->loop, close_all, NULL);
 }
 
@@ -875,6 +945,7 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; i < lg->nclients; i++) {
         client_t *c = &lg->clients[i];
         c->room = i % lg->nrooms;
+        c->fd = -1;
         if (strcmp(lg->mode, "fanout") == 0) {
             c->seen = calloc(room_count(lg, c->room) / 8 + 1, 1);
             if (!c->seen)
@@ -882,6 +953,13 @@ int main(int argc, char **argv)
         }
     }
     lg->loop = uv_default_loop();
+    lg->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (lg->ep < 0 || uv_poll_init(lg->loop, &lg->ep_poll, lg->ep) < 0) {
+        fprintf(stderr, "loadgen: epoll: %s\n", strerror(errno));
+        return 1;
+    }
+    lg->ep_poll.data = lg;
+    uv_poll_start(&lg->ep_poll, UV_READABLE, on_epoll);
     if (procstat_tree(lg->server_pid, &lg->srv_before_conn) < 0) {
         fprintf(stderr, "loadgen: server pid %d not found\n", (int)lg->server_pid);
         return 1;
@@ -901,9 +979,11 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; i < lg->nclients; i++) {
         free(lg->clients[i].seen);
         free(lg->clients[i].pend);
+        free(lg->clients[i].out);
     }
     free(lg->clients);
     free(lg->lat_us);
     uv_loop_close(lg->loop);
+    close(lg->ep);
     return bad ? 1 : 0;
 }

@@ -46,6 +46,7 @@ const CONNECT = [
   ['rss_bytes_per_conn', 'RSS bytes/connection', 'low', 0],
   ['server_cpu_us_per_handshake', 'server CPU µs/connection', 'low', 1],
   ['loadgen_cpu_us', 'loadgen CPU µs (harness)', null, 0],
+  ['loadgen_cpu_us_per_conn', 'loadgen CPU µs/connection', null, 1],
   ['server_procs', 'server processes', null, 0],
 ];
 
@@ -81,7 +82,13 @@ for (const f of rows.filter((r) => r.scenario === 'floor')) {
   out.push(`floor: ${how} of a ${f.bytes}-byte frame to each of ${f.sockets} loopback sockets, ${f.rate}/s: `
     + `${f.cpu_us_per_write.toFixed(2)} µs of sender CPU per write`);
 }
-const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor').map((r) => r.scenario))];
+for (const f of rows.filter((r) => r.scenario === 'connfloor')) {
+  out.push(`connect floor (bench/connfloor, ${f.clients} clients, ${f.parallel} in flight): `
+    + `${f.handshakes_per_s}/s, CPU per connection ${f.client_cpu_us_per_conn.toFixed(1)} µs client `
+    + `+ ${f.server_cpu_us_per_conn.toFixed(1)} µs server`);
+}
+const scenarios = [...new Set(rows.filter((r) => r.scenario !== 'floor' && r.scenario !== 'connfloor')
+  .map((r) => r.scenario))];
 for (const s of scenarios) {
   const rs = rows.filter((r) => r.scenario === s);
   const labels = rs.map((r) => r.label);

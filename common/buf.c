@@ -46,13 +46,18 @@ void buf_vprintf(buf_t *b, const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
+    /* One pass when the text fits in the room already there (a reused buffer, the usual case);
+     * else the length it reported is made room for and the text written again. */
+    size_t room = b->cap - b->len;
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     /* only an invalid conversion fails, and every format here is a literal checked by gcc */
     if (n < 0)
         abort();
-    buf_reserve(b, (size_t)n);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    if ((size_t)n >= room) {
+        buf_reserve(b, (size_t)n);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    }
+    va_end(ap2);
     b->len += (size_t)n;
 }
 

@@ -67,7 +67,8 @@ SCENARIOS=${BENCH_SCENARIOS:-fanout-max fanout-2000 fanout-4000 idle-latency con
 ANCHOR=${BENCH_ANCHOR:-$ROOT/../shared/anchors/node-seed}
 OUT=${BENCH_OUT:-$ROOT/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
-for t in "$BIN" ${BASELINE:+"$BASELINE"} "$TOOLS/loadgen" "$TOOLS/producer" "$TOOLS/floor"; do
+for t in "$BIN" ${BASELINE:+"$BASELINE"} "$TOOLS/loadgen" "$TOOLS/producer" "$TOOLS/floor" \
+    "$TOOLS/connfloor"; do
     [ -x "$t" ] || { echo "bench: $t missing (run make bench)" >&2; exit 2; }
 done
 mkdir -p "$OUT"
@@ -428,6 +429,12 @@ for rate in 2000 4000; do
             jq -c '. + {scenario:"floor"}' >>"$RESULTS" || log "floor${how:+ $how} at $rate/s failed"
     done
 done
+# The floor under connect-10k: the same handshake bytes between two minimal C processes, nothing
+# but the kernel's work and the fewest system calls (bench/connfloor.c).
+if [[ " $SCENARIOS " == *" connect-10k "* ]]; then
+    "$TOOLS/connfloor" --clients 10000 --parallel "$CONN_PAR" |
+        jq -c '. + {scenario:"connfloor"}' >>"$RESULTS" || log "connfloor failed"
+fi
 for scen in $SCENARIOS; do
     for srv in $SERVERS; do
         if [ "$srv" = producer ]; then

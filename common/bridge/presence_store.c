@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/decimal.h"
 #include "common/json.h"
 
 /* The scripts. A room's per-writer hash is KEYS[1] .. ':' .. writer: the same tag, one slot. */
@@ -406,9 +407,8 @@ int presence_event_decode(const char *msg, size_t len, bool *join, const char **
 {
     if (len < 3 || (msg[0] != 'j' && msg[0] != 'l'))
         return -EINVAL;
-    size_t i = 1, n = 0;
-    for (; i < len && msg[i] >= '0' && msg[i] <= '9' && i < 8; i++)
-        n = n * 10 + (size_t)(msg[i] - '0');
+    uint64_t n;
+    size_t i = 1 + decimal_read(msg + 1, len - 1, 7, &n); /* the room's length */
     if (i == 1 || i >= len || msg[i] != ':' || (msg[1] == '0' && i > 2))
         return -EINVAL;
     i++;
@@ -416,7 +416,7 @@ int presence_event_decode(const char *msg, size_t len, bool *join, const char **
         return -EINVAL;
     *join = msg[0] == 'j';
     *room = msg + i;
-    *room_len = n;
+    *room_len = (size_t)n;
     *user = msg + i + n;
     *user_len = len - i - n;
     return 0;

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/decimal.h"
 #include "common/json.h"
 #include "common/mpack.h"
 #include "common/proto/adapter_json.h"
@@ -359,12 +360,14 @@ int adapter_msg_peek_cluster(const uint8_t *p, size_t len, int *type, adapter_st
 {
     static const char head[] = "{\"type\":";
     size_t i = sizeof(head) - 1;
-    if (len < i + 2 || memcmp(p, head, i) != 0 || p[i] < '0' || p[i] > '9')
+    if (len < i + 2 || memcmp(p, head, i) != 0)
         return -EPROTO;
-    int t = 0;
-    for (; i < len && p[i] >= '0' && p[i] <= '9' && t < 1000; i++)
-        t = t * 10 + (p[i] - '0');
-    if (i >= len || p[i] != ',')
+    /* a type below 10000 (ClusterAdapter's are below 100), however many digits spell it; a
+     * number past 64 bits stops before a digit, not at the ',' */
+    uint64_t t;
+    size_t digits = decimal_read((const char *)p + i, len - i, SIZE_MAX, &t);
+    i += digits;
+    if (digits == 0 || t > 9999 || i >= len || p[i] != ',')
         return -EPROTO;
     /* ..."uid":"<uid>","nsp":"<nsp>"} read backwards */
     if (p[len - 1] != '}' || p[len - 2] != '"')
@@ -378,7 +381,7 @@ int adapter_msg_peek_cluster(const uint8_t *p, size_t len, int *type, adapter_st
     size_t uid_open = uid_close;
     if (!quoted_back(p, &uid_open) || !ends_with(p, uid_open, ",\"uid\":", 7) || uid_open < i + 7)
         return -EPROTO;
-    *type = t;
+    *type = (int)t;
     uid->p = (const char *)p + uid_open + 1;
     uid->len = uid_close - uid_open - 1;
     return 0;

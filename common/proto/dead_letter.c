@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/decimal.h"
 #include "common/json.h"
 
 #define PREFIX_LEN (sizeof(DEAD_LETTER_FIELD_PREFIX) - 1)
@@ -77,15 +78,9 @@ static bool is(const payload_field_t *f, const char *name)
 
 static int number(const payload_field_t *f, uint64_t *out)
 {
-    uint64_t v = 0;
-    if (f->value_len == 0 || f->value_len > 19)
+    uint64_t v;
+    if (f->value_len == 0 || decimal_read(f->value, f->value_len, 19, &v) != f->value_len)
         return -EINVAL;
-    for (size_t i = 0; i < f->value_len; i++) {
-        char c = f->value[i];
-        if (c < '0' || c > '9')
-            return -EINVAL;
-        v = v * 10 + (uint64_t)(c - '0');
-    }
     *out = v;
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "common/decimal.h"
 #include "common/hex.h"
 #include "common/json.h"
 
@@ -111,17 +112,14 @@ int sio_packet_decode(const char *in, size_t len, sio_packet_t *out)
     size_t i = 1;
 
     if (out->type == SIO_BINARY_EVENT || out->type == SIO_BINARY_ACK) {
-        size_t start = i;
-        unsigned n = 0;
-        while (i < len && is_digit(in[i])) {
-            n = n * 10 + (unsigned)(in[i] - '0');
-            if (n > SIO_MAX_ATTACHMENTS)
-                return -EPROTO;
-            i++;
-        }
-        if (i == start || i == len || in[i] != '-' || n == 0)
+        /* the bound is on the value: socket.io-parser reads the count with Number(), leading
+         * zeros and all; a count past 64 bits stops before a digit, not at the '-' */
+        uint64_t n;
+        size_t digits = decimal_read(in + i, len - i, SIZE_MAX, &n);
+        i += digits;
+        if (digits == 0 || n == 0 || n > SIO_MAX_ATTACHMENTS || i == len || in[i] != '-')
             return -EPROTO;
-        out->attachments = n;
+        out->attachments = (unsigned)n;
         i++;
     }
 
@@ -134,13 +132,10 @@ int sio_packet_decode(const char *in, size_t len, sio_packet_t *out)
     }
 
     if (i < len && is_digit(in[i])) {
-        uint64_t id = 0;
-        for (; i < len && is_digit(in[i]); i++) {
-            unsigned d = (unsigned)(in[i] - '0');
-            if (id > (UINT64_MAX - d) / 10)
-                return -EPROTO;
-            id = id * 10 + d;
-        }
+        uint64_t id;
+        i += decimal_read(in + i, len - i, SIZE_MAX, &id);
+        if (i < len && is_digit(in[i])) /* past UINT64_MAX */
+            return -EPROTO;
         out->has_id = true;
         out->id = id;
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/base64.h"
+#include "common/decimal.h"
 #include "common/mpack.h"
 
 /* ------------------------------------------------------------------ stream of a namespace */
@@ -94,15 +95,10 @@ static const payload_field_t *field(const payload_field_t *f, size_t n, const ch
 /* The decimal text the adapter writes for a type (`type.toString()`), 0..999. */
 static int parse_type(const payload_field_t *t, int64_t *out)
 {
-    if (t->value_len == 0 || t->value_len > 3)
+    uint64_t v;
+    if (t->value_len == 0 || decimal_read(t->value, t->value_len, 3, &v) != t->value_len)
         return -EPROTO;
-    int64_t v = 0;
-    for (size_t i = 0; i < t->value_len; i++) {
-        if (t->value[i] < '0' || t->value[i] > '9')
-            return -EPROTO;
-        v = v * 10 + (t->value[i] - '0');
-    }
-    *out = v;
+    *out = (int64_t)v;
     return 0;
 }
 

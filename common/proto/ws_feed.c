@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/xalloc.h"
 
 #define CONTEXT_BYTES 9000 /* what a wslay context costs (ws_feed.h) */
@@ -121,4 +122,25 @@ bool ws_feed_at_rest(const ws_feed_t *f, wslay_event_context_ptr ws)
     return f->scan.part == PART_B0 && !f->scan.fragmented && wslay_event_get_read_enabled(ws) &&
            !wslay_event_want_write(ws) && !wslay_event_get_close_sent(ws) &&
            !wslay_event_get_close_received(ws);
+}
+
+size_t ws_feed_small(const ws_feed_t *f, const char *p, size_t len, uint64_t max_msg,
+                     uint8_t out[WS_FEED_SMALL_MAX], size_t *plen, uint8_t *opcode)
+{
+    if (f->scan.part != PART_B0 || f->scan.fragmented || len < 6)
+        return 0;
+    const uint8_t *d = (const uint8_t *)p;
+    uint8_t op = d[0] & 0x0f;
+    size_t n = d[1] & 0x7f;
+    /* FIN, no RSV bit, a data opcode, the mask bit and the 7-bit length form */
+    if ((d[0] & 0xf0) != 0x80 || (op != WSLAY_TEXT_FRAME && op != WSLAY_BINARY_FRAME) ||
+        !(d[1] & 0x80) || n > WS_FEED_SMALL_MAX || n > max_msg || len < 6 + n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        out[i] = d[6 + i] ^ d[2 + (i & 3)];
+    if (op == WSLAY_TEXT_FRAME && !json_utf8_valid((const char *)out, n))
+        return 0; /* wslay fails the connection with 1007 */
+    *plen = n;
+    *opcode = op;
+    return 6 + n;
 }

@@ -65,4 +65,19 @@ wslay_event_context_ptr ws_feed_context_new(const struct wslay_event_callbacks *
  */
 bool ws_feed_at_rest(const ws_feed_t *f, wslay_event_context_ptr ws);
 
+/* Longest payload ws_feed_small takes: the 7-bit length form. */
+#define WS_FEED_SMALL_MAX 125
+
+/*
+ * The common message without a wslay context (a handshake's `40` and join, a heartbeat's `3`):
+ * with no context held and f between messages, a frame at the front of p[0..len) that is whole,
+ * final, masked, TEXT or BINARY, without RSV bits, at most WS_FEED_SMALL_MAX and max_msg bytes long
+ * and, for TEXT, valid UTF-8 is a message wslay would deliver as it is, and nothing else. Unmasks
+ * its payload into out[0..*plen), sets *opcode (WSLAY_TEXT_FRAME or WSLAY_BINARY_FRAME) and
+ * returns the frame's length; 0 for anything else (a partial frame, a control frame, a longer one,
+ * a protocol error), which the caller hands to a wslay context from that byte on.
+ */
+size_t ws_feed_small(const ws_feed_t *f, const char *p, size_t len, uint64_t max_msg,
+                     uint8_t out[WS_FEED_SMALL_MAX], size_t *plen, uint8_t *opcode);
+
 #endif

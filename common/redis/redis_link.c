@@ -95,6 +95,19 @@ static void fail(redis_link_t *l, int err, const char *why)
 
 static void on_written(uv_write_t *req, int status);
 
+/* Hands the front of b to the socket without a write request (uv_try_write) and keeps what it did
+ * not take at b's start, so what is queued stays exact (redis_link_queued). Returns the bytes
+ * taken, UV_EAGAIN when none, or another negative error (the caller decides what it costs). */
+static int write_front(redis_link_t *l, bytes_t *b)
+{
+    int n = uv_try_write((uv_stream_t *)&l->tcp, &(uv_buf_t){.base = b->p, .len = b->len}, 1);
+    if (n > 0) {
+        b->len -= (size_t)n;
+        memmove(b->p, b->p + n, b->len);
+    }
+    return n;
+}
+
 /* With TLS, encrypts what the owner queued (once open) and collects the records to send. */
 static void flush(redis_link_t *l)
 {
@@ -124,17 +137,11 @@ static void flush(redis_link_t *l)
         return;
     /* What the socket takes at once needs no write request: uv_write would also arm and disarm
      * the writable watch (an epoll_ctl) and take one more loop turn for its callback, for each
-     * flush, that is, each paced read and its acknowledgements. */
-    int n =
-        uv_try_write((uv_stream_t *)&l->tcp, &(uv_buf_t){.base = l->wire.p, .len = l->wire.len}, 1);
+     * flush, that is, each paced read and its acknowledgements. The rest waits for writability. */
+    int n = write_front(l, &l->wire);
     if (n < 0 && n != UV_EAGAIN) {
         fail(l, n, uv_strerror(n));
         return;
-    }
-    if (n > 0) {
-        /* the rest waits for writability; what is queued stays exact (redis_link_queued) */
-        l->wire.len -= (size_t)n;
-        memmove(l->wire.p, l->wire.p + n, l->wire.len);
     }
     if (!l->wire.len)
         return;
@@ -370,21 +377,13 @@ char *redis_link_reserve(redis_link_t *l, size_t n)
     return l->out.p + l->out.len;
 }
 
-/* Writes the queue now if the kernel takes all of it; what it does not take waits for the
- * iteration's flush, as everything did before. */
+/* Writes what the kernel takes of the queue now; the rest, and an error, wait for the iteration's
+ * flush, as everything did before, with no early write until then. */
 static void write_early(redis_link_t *l)
 {
-    uv_buf_t b = uv_buf_init(l->out.p, (unsigned)l->out.len);
-    int w = uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
-    if (w == (int)l->out.len) {
-        l->out.len = 0;
-        return;
-    }
-    l->early_full = true;
-    if (w > 0) {
-        memmove(l->out.p, l->out.p + w, l->out.len - (size_t)w);
-        l->out.len -= (size_t)w;
-    }
+    (void)write_front(l, &l->out);
+    if (l->out.len)
+        l->early_full = true;
 }
 
 void redis_link_commit(redis_link_t *l, size_t n)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/decimal.h"
 #include "common/xalloc.h"
 
 /*
@@ -425,15 +426,10 @@ static int scan_num(const char *p, size_t n, size_t *pos, long long *v)
     bool neg = len > 0 && d[0] == '-';
     d += neg;
     len -= neg;
-    if (len == 0 || len > 18 || (d[0] == '0' && (len > 1 || neg)))
+    uint64_t x;
+    if (len == 0 || (d[0] == '0' && (len > 1 || neg)) || decimal_read(d, len, 18, &x) != len)
         return -EPROTO;
-    long long x = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (d[i] < '0' || d[i] > '9')
-            return -EPROTO;
-        x = x * 10 + (d[i] - '0');
-    }
-    *v = neg ? -x : x;
+    *v = neg ? -(long long)x : (long long)x;
     return 0;
 }
 

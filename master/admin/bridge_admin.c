@@ -7,6 +7,7 @@
 
 #include "common/bridge/presence_query.h"
 #include "common/bridge/presence_store.h"
+#include "common/decimal.h"
 #include "common/json.h"
 #include "common/proto/dead_letter.h"
 #include "common/xalloc.h"
@@ -236,15 +237,6 @@ static void on_found(const redisReply *r, void *arg)
     free(fields);
 }
 
-static bool all_digits(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    }
-    return len > 0 && len < 8;
-}
-
 static void dead_letter(const bridge_redis_t *redis, const cfg_t *cfg, int argc, char **argv,
                         const size_t *lens, bridge_admin_fn done, void *arg)
 {
@@ -259,16 +251,17 @@ static void dead_letter(const bridge_redis_t *redis, const cfg_t *cfg, int argc,
         return;
     }
     if (strcmp(argv[1], "list") == 0) {
-        long n = LIST_DEFAULT;
+        uint64_t n = LIST_DEFAULT;
         if (argc == 3) {
-            n = all_digits(argv[2], lens[2]) ? strtol(argv[2], NULL, 10) : 0;
+            if (lens[2] == 0 || decimal_read(argv[2], lens[2], 7, &n) != lens[2])
+                n = 0;
             if (n < 1 || n > BRIDGE_ADMIN_LIST_MAX) {
                 usage(done, arg, "dead-letter list [count: 1 to 1000]");
                 return;
             }
         }
         char count[16];
-        snprintf(count, sizeof(count), "%ld", n);
+        snprintf(count, sizeof(count), "%u", (unsigned)n);
         const char *av[] = {"XREVRANGE", dl, "+", "-", "COUNT", count};
         size_t al[] = {9, strlen(dl), 1, 1, 5, strlen(count)};
         op_t *o = op_new(redis, cfg, done, arg);

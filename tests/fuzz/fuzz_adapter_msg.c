@@ -4,9 +4,9 @@
  * content); the requests (classic and sharded, JSON and msgpack) and the response a worker
  * answers them with; what the master does with a response (cluster_msg_decode_response) and a
  * fetchSockets body (cluster_msg_sockets_rooms), plus mpack_to_json and mpack_skip on the raw
- * bytes. Every JSON produced must validate. Every decoded string is read in full, from a scratch
- * buffer that starts empty each time, so ASan sees a string left pointing into storage a
- * realloc freed (the class of the escaped-invalid-UTF-8 bug, see the corpus).
+ * bytes, and the two echo peeks. Every JSON produced must validate. Every decoded string is read
+ * in full, from a scratch buffer that starts empty each time, so ASan sees a string left pointing
+ * into storage a realloc freed (the class of the escaped-invalid-UTF-8 bug, see the corpus).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -77,11 +77,26 @@ static void on_room(const char *room, size_t len, void *arg)
     touch((adapter_str_t){room, len});
 }
 
+/* The echo checks read a message's ends without decoding it: what they return lies inside it. */
+static void peeks(const uint8_t *data, size_t size)
+{
+    adapter_str_t uid;
+    int type = -1;
+    if (adapter_msg_peek_cluster(data, size, &type, &uid) == 0 &&
+        (type < 0 || type > 9999 || uid.p < (const char *)data ||
+         uid.p + uid.len > (const char *)data + size))
+        __builtin_trap();
+    if (adapter_msg_peek_broadcast_uid(data, size, &uid) == 0 &&
+        (uid.p < (const char *)data || uid.p + uid.len > (const char *)data + size))
+        __builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     buf_t out;
     buf_init(&out);
     adapter_msg_t m;
+    peeks(data, size);
     if (adapter_msg_decode_broadcast(data, size, &m) == 0) {
         if (m.nrooms > ADAPTER_MSG_MAX_ROOMS || m.nexcept > ADAPTER_MSG_MAX_ROOMS ||
             m.packet_type < 0 || m.packet_type > 6)

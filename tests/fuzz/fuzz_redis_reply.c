@@ -74,8 +74,7 @@ static void check_scan(const char *p, size_t n)
             assert(m.kind == want.kind && m.len == want.len && !memcmp(m.data, want.data, m.len) &&
                    m.channel_len == want.channel_len &&
                    !memcmp(m.channel, want.channel, m.channel_len));
-        freeReplyObject(reply);
-        redis_reply_reader_free(rd);
+        redis_reply_reader_free(rd); /* the reader owns its replies (an arena) */
         off += used;
     }
 }
@@ -92,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (redisReaderGetReply(rd, &reply) != REDIS_OK || !reply)
             break;
         check(reply);
-        freeReplyObject(reply);
+        redis_reply_release(rd);
     }
     redis_reply_reader_free(rd);
     return 0;

@@ -1,14 +1,14 @@
 /*
  * Fuzzes WebSocket frame handling the way worker/ws/ws_conn.c drives wslay: a server context
  * whose recv callback hands out the bytes read so far (then WOULDBLOCK), whose send callback
- * collects everything, with the same maximum message length; after each read the queued control frames
- * are sent. Text messages then take the session's Engine.IO path (type byte, Socket.IO decode).
- * The first input byte picks the read size, the maximum message length, the seed of random
+ * collects everything, with the same maximum message length; after each read the queued control
+ * frames are sent. Text messages then take the session's Engine.IO path (type byte, Socket.IO
+ * decode). The first input byte picks the read size, the maximum message length, the seed of random
  * cuts, and whether the rest is raw bytes or a list of frames to build (masked, all three length
  * forms, payloads up to 69 KiB: sizes raw inputs of 4 KiB cannot reach). The bytes are read once
  * whole, once in small reads, and once at random cuts holding the wslay context only while
- * ws_feed_at_rest says it is needed, freeing and re-creating it as ws_conn.c does: all three must
- * deliver the same messages.
+ * ws_feed_at_rest says it is needed, freeing and re-creating it as ws_conn.c does, and taking the
+ * small messages ws_feed_small finds without one: all three must deliver the same messages.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,25 +45,29 @@ static ssize_t send_cb(wslay_event_context_ptr ws, const uint8_t *p, size_t len,
     return ws_feed_write(ws, &c->out, p, len);
 }
 
+/* One message, from wslay or from ws_feed_small. */
+static void on_message(peer_t *c, uint8_t opcode, const uint8_t *msg, size_t len)
+{
+    /* what ws_conn.c passes on: text and binary messages (wslay 1.1.1 checks a Close reason's
+     * UTF-8 only when the frame arrives in one read; ws_conn.c ignores Close payloads) */
+    if (opcode == WSLAY_TEXT_FRAME || opcode == WSLAY_BINARY_FRAME) {
+        buf_printf(&c->story, "%d %zu:", opcode, len);
+        buf_append(&c->story, msg, len);
+    }
+    if (opcode == WSLAY_TEXT_FRAME && len > 0 && msg[0] == '4') {
+        sio_packet_t pk;
+        (void)sio_packet_decode((const char *)msg + 1, len - 1, &pk);
+    }
+    /* the server's own frames are built outside wslay: echo one per message */
+    refbuf_t *rb = ws_frame_new(WS_FRAME_TEXT, msg, len);
+    refbuf_unref(rb);
+}
+
 static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
                    void *ud)
 {
     (void)ws;
-    peer_t *c = ud;
-    /* what ws_conn.c passes on: text and binary messages (wslay 1.1.1 checks a Close reason's
-     * UTF-8 only when the frame arrives in one read; ws_conn.c ignores Close payloads) */
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
-        buf_printf(&c->story, "%d %zu:", arg->opcode, (size_t)arg->msg_length);
-        buf_append(&c->story, arg->msg, (size_t)arg->msg_length);
-    }
-    const uint8_t *msg = arg->msg ? arg->msg : (const uint8_t *)"";
-    if (arg->opcode == WSLAY_TEXT_FRAME && arg->msg_length > 0 && msg[0] == '4') {
-        sio_packet_t pk;
-        (void)sio_packet_decode((const char *)msg + 1, arg->msg_length - 1, &pk);
-    }
-    /* the server's own frames are built outside wslay: echo one per message */
-    refbuf_t *rb = ws_frame_new(WS_FRAME_TEXT, msg, arg->msg_length);
-    refbuf_unref(rb);
+    on_message(ud, arg->opcode, arg->msg ? arg->msg : (const uint8_t *)"", (size_t)arg->msg_length);
 }
 
 /* Reads data as ws_conn.c would, in reads of `chunk` bytes or, when seed is not 0, of random sizes
@@ -88,9 +92,21 @@ static void run(const uint8_t *data, size_t size, size_t chunk, uint32_t seed, u
             seed ^= seed << 5;
             chunk = seed & 0x100 ? (seed >> 9) % 4096 + 1 : (seed >> 9) % 16 + 1;
         }
+        size_t n = size - off < chunk ? size - off : chunk;
+        if (seed && !ws) { /* as ws_conn.c: small messages need no context */
+            uint8_t msg[WS_FEED_SMALL_MAX], op;
+            size_t k, len;
+            while (
+                (k = ws_feed_small(&c.rd, (const char *)data + off, n, max_msg, msg, &len, &op))) {
+                on_message(&c, op, msg, len);
+                off += k;
+                n -= k;
+            }
+            if (n == 0)
+                continue;
+        }
         if (!ws)
             ws = ws_feed_context_new(&cb, &c, max_msg);
-        size_t n = size - off < chunk ? size - off : chunk;
         ws_feed_window(&c.rd, (const char *)data + off, n);
         int r = wslay_event_recv(ws);
         off += n - c.rd.len;

@@ -462,6 +462,15 @@ static void test_peek_cluster(void **state)
         peek_cluster("{\"type\":3,\"uid\":\"a\",\"data\":1,\"uid\":\"b\",\"nsp\":\"/\"}", &type, &uid),
         0);
     str_is(uid, "b");
+    /* the type's value is below 10000, however many digits spell it */
+    assert_int_equal(peek_cluster("{\"type\":9999,\"uid\":\"u\",\"nsp\":\"/\"}", &type, &uid), 0);
+    assert_int_equal(type, 9999);
+    assert_int_equal(peek_cluster("{\"type\":0,\"uid\":\"u\",\"nsp\":\"/\"}", &type, &uid), 0);
+    assert_int_equal(type, 0);
+    assert_int_equal(peek_cluster("{\"type\":000000000000000000000003,\"uid\":\"u\",\"nsp\":\"/\"}",
+                                  &type, &uid),
+                     0);
+    assert_int_equal(type, 3);
 
     /* laid out otherwise: decode it to know */
     static const char *const other[] = {
@@ -477,6 +486,13 @@ static void test_peek_cluster(void **state)
         "{\"type\":3,\"uid\":1,\"nsp\":\"/\"}",
         "{\"type\":3,\"uid\":\"u\",\"nsp\":\"/\"} ",
         "{\"type\":12345,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":10000,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":0010000,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":18446744073709551616,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":-3,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\": 3,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":3 ,\"uid\":\"u\",\"nsp\":\"/\"}",
+        "{\"type\":3.0,\"uid\":\"u\",\"nsp\":\"/\"}",
         "{\"type\":,\"uid\":\"u\",\"nsp\":\"/\"}",
         "{\"type\":3\"uid\":\"u\",\"nsp\":\"/\"}",
         "{\"type\":3,\"uid\":\"nsp\":\"/\"}",

@@ -90,12 +90,66 @@ static void test_placeholder_beyond_count(void **state)
     attachments_free(&a);
 }
 
+/* attachments_start on a packet of `count` attachments whose data is `data`, laid out by hand:
+ * the placeholder rule is pinned on its own, also for data JSON validation would refuse first. */
+static int start_data(unsigned count, const char *data)
+{
+    sio_packet_t pk = {.type = SIO_BINARY_EVENT,
+                       .nsp = "/",
+                       .nsp_len = 1,
+                       .attachments = count,
+                       .data = data,
+                       .data_len = strlen(data)};
+    attachments_t a;
+    attachments_init(&a);
+    int rc = attachments_start(&a, data, strlen(data), &pk, false);
+    attachments_free(&a);
+    return rc;
+}
+
+/* Each "num" must be digits whose value is below the count (Node reconstructs buffers[num]): the
+ * last one, several, leading zeros (the value counts), and never a sign, no digits or a number
+ * too large for 64 bits. */
+static void test_placeholder_numbers(void **state)
+{
+    (void)state;
+    static const struct {
+        unsigned count;
+        const char *data;
+    } ok[] =
+        {
+            {10, "[\"up\",{\"_placeholder\":true,\"num\":0}]"},
+            {10, "[\"up\",{\"_placeholder\":true,\"num\":9}]"},
+            {3, "[\"up\",{\"_placeholder\":true,\"num\":2},{\"_placeholder\":true,\"num\":0}]"},
+            {10, "[\"up\",{\"_placeholder\":true,\"num\":0009}]"},
+            {2, "[\"up\",{\"_placeholder\":true,\"num\":1.5}]"},
+            {1, "[\"up\",\"no placeholder\"]"},
+        },
+      bad[] = {
+          {10, "[\"up\",{\"_placeholder\":true,\"num\":10}]"},
+          {10, "[\"up\",{\"_placeholder\":true,\"num\":00010}]"},
+          {3, "[\"up\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":3}]"},
+          {1, "[\"up\",{\"_placeholder\":true,\"num\":-1}]"},
+          {1, "[\"up\",{\"_placeholder\":true,\"num\":\"0\"}]"},
+          {1, "[\"up\",{\"_placeholder\":true,\"num\": 0}]"},
+          {1, "[\"up\",{\"_placeholder\":true,\"num\":"},
+          {10, "[\"up\",{\"_placeholder\":true,\"num\":18446744073709551615}]"},
+          {10, "[\"up\",{\"_placeholder\":true,\"num\":18446744073709551616}]"},
+          {10, "[\"up\",{\"_placeholder\":true,\"num\":99999999999999999999999999}]"},
+      };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_int_equal(start_data(ok[i].count, ok[i].data), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(start_data(bad[i].count, bad[i].data), -EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counted_not_kept),
         cmocka_unit_test(test_kept_when_read),
         cmocka_unit_test(test_placeholder_beyond_count),
+        cmocka_unit_test(test_placeholder_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

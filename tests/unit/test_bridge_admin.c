@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,31 @@ static void test_presence_reaches_redis(void **state)
     fix_free(x);
 }
 
+/* list's count: 1 to 7 digits, leading zeros allowed, a value from 1 to 1000 */
+static void test_list_count(void **state)
+{
+    (void)state;
+    fix_t *x = fix_new(ON);
+    static const char *const ok[][2] = {{"0001000", "1000"}, {"01", "1"}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        run(x, "dead-letter", "list", ok[i][0], NULL);
+        char want[64];
+        snprintf(want, sizeof(want), "streamio:dead | XREVRANGE streamio:dead + - COUNT %s",
+                 ok[i][1]);
+        assert_string_equal(bridge_fake_next(x->fake), want);
+        bridge_fake_answer(x->fake, bf_arr(0));
+        assert_int_equal(x->rc, 0);
+    }
+    static const char *const bad[] = {"00001000", "", "-1", "+1", " 1", "1 ", "00", "1.0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        run(x, "dead-letter", "list", bad[i], NULL);
+        assert_int_equal(x->rc, -EINVAL);
+        assert_string_equal(x->out, "usage: streamioctl dead-letter list [count: 1 to 1000]");
+    }
+    assert_string_equal(bridge_fake_next(x->fake), "(none)");
+    fix_free(x);
+}
+
 static void test_list(void **state)
 {
     (void)state;
@@ -238,6 +264,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_and_features_off),
         cmocka_unit_test(test_presence_reaches_redis),
+        cmocka_unit_test(test_list_count),
         cmocka_unit_test(test_list),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_replay_failures),

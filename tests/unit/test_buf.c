@@ -48,6 +48,30 @@ static void test_printf_putc_reset(void **state)
     free(p);
 }
 
+/* Text that fits the room left, fills it exactly, or is one byte over it: whole, terminated, and
+ * appended behind what was there. */
+static void test_printf_at_the_edge_of_the_room(void **state)
+{
+    (void)state;
+    char want[200];
+    for (size_t over = 0; over < 3; over++) {
+        buf_t b;
+        buf_init(&b);
+        buf_puts(&b, "head:");
+        size_t room = b.cap - b.len; /* the terminator takes one of these */
+        size_t n = room - 2 + over;  /* fits with a byte to spare, fills it, one over */
+        memset(want, 'a' + (int)over, n);
+        want[n] = '\0';
+        buf_printf(&b, "%s", want);
+        assert_int_equal(b.len, 5 + n);
+        assert_memory_equal(b.data, "head:", 5);
+        assert_memory_equal(b.data + 5, want, n);
+        assert_int_equal(b.data[b.len], '\0');
+        assert_true(b.cap > b.len);
+        buf_free(&b);
+    }
+}
+
 static void reserve_everything(void *arg)
 {
     buf_reserve(arg, (size_t)-1);
@@ -72,6 +96,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_grows_and_terminates),
         cmocka_unit_test(test_printf_putc_reset),
+        cmocka_unit_test(test_printf_at_the_edge_of_the_room),
         cmocka_unit_test(test_reserve_refuses_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -135,12 +135,58 @@ static void test_not_dead_letters(void **state)
     assert_int_equal(decode(e, 3), -EINVAL);
 }
 
+/* deliveries, bytes and ts: 1 to 19 digits, leading zeros allowed, nothing else */
+static void test_numbers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint64_t value;
+    } ok[] = {{"0", 0},
+              {"007", 7},
+              {"1234", 1234},
+              {"9999999999999999999", 9999999999999999999ULL},
+              {"0000000000000000001", 1}};
+    static const char *const bad[] = {"",
+                                      "-1",
+                                      "+1",
+                                      " 1",
+                                      "1 ",
+                                      "1.0",
+                                      "0x1",
+                                      "12a",
+                                      "10000000000000000000",
+                                      "00000000000000000001"};
+    static const char *const names[] = {"deliveries", "bytes", "ts"};
+    for (size_t n = 0; n < 3; n++) {
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+            payload_field_t p[] = {F("stream", "s"),
+                                   F("id", "1-0"),
+                                   F("reason", "poison"),
+                                   {names[n], strlen(names[n]), ok[i].text, strlen(ok[i].text)}};
+            dead_letter_t d;
+            payload_field_t f[8];
+            assert_int_equal(dead_letter_decode(p, 4, &d, f), 0);
+            uint64_t got = n == 0 ? d.deliveries : n == 1 ? d.bytes : d.ts_ms;
+            assert_true(got == ok[i].value);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            payload_field_t p[] = {F("stream", "s"),
+                                   F("id", "1-0"),
+                                   F("reason", "poison"),
+                                   {names[n], strlen(names[n]), bad[i], strlen(bad[i])}};
+            assert_int_equal(decode(p, 4), -EINVAL);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_xadd_and_back),
         cmocka_unit_test(test_binary_fields_and_truncation),
         cmocka_unit_test(test_not_dead_letters),
+        cmocka_unit_test(test_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

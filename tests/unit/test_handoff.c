@@ -65,6 +65,27 @@ static void spin(uv_loop_t *loop, const int *calls, int want)
     }
 }
 
+/* Two blocks, this process the live worker of block 1, which receives with a handoff. */
+typedef struct receiver {
+    fixture_t f;
+    got_t g1;
+    handoff_t *h1;
+} receiver_t;
+
+static void receiver_init(receiver_t *r)
+{
+    fixture_init(&r->f, 2);
+    set_pid(&r->f, 1, getpid());
+    r->g1 = (got_t){.fd = -1};
+    assert_int_equal(handoff_new(&r->h1, &r->f.loop, r->f.socks, r->f.region, 1, on_fd, &r->g1), 0);
+}
+
+static void receiver_free(receiver_t *r)
+{
+    handoff_free(r->h1);
+    fixture_free(&r->f);
+}
+
 static void test_pass_fd_and_bytes(void **state)
 {
     (void)state;
@@ -109,14 +130,10 @@ static void test_pass_fd_and_bytes(void **state)
 static void test_only_stream_sockets_are_accepted(void **state)
 {
     (void)state;
-    fixture_t f;
-    fixture_init(&f, 2);
-    set_pid(&f, 0, getpid());
-    set_pid(&f, 1, getpid());
-    got_t g1 = {.fd = -1};
-    handoff_t *h1;
-    assert_int_equal(handoff_new(&h1, &f.loop, f.socks, f.region, 1, on_fd, &g1), 0);
-    int tx = local_sock_tx(f.socks, 1, LOCAL_SOCK_HANDOFF);
+    receiver_t r;
+    receiver_init(&r);
+    set_pid(&r.f, 0, getpid());
+    int tx = local_sock_tx(r.f.socks, 1, LOCAL_SOCK_HANDOFF);
     assert_true(tx >= 0);
     int file = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int dg[2], sp[2];
@@ -126,19 +143,18 @@ static void test_only_stream_sockets_are_accepted(void **state)
     assert_int_equal(local_sock_send(tx, "GET /b HTTP/1.1\r\n\r\n", 19, dg[0]), 0);
     assert_int_equal(local_sock_send(tx, "no descriptor", 13, -1), 0);
     assert_int_equal(local_sock_send(tx, "GET /c HTTP/1.1\r\n\r\n", 19, sp[0]), 0);
-    spin(&f.loop, &g1.calls, 1);
+    spin(&r.f.loop, &r.g1.calls, 1);
     for (int i = 0; i < 20; i++)
-        uv_run(&f.loop, UV_RUN_NOWAIT);
-    assert_int_equal(g1.calls, 1);
-    assert_memory_equal(g1.bytes, "GET /c", 6);
-    close(g1.fd);
+        uv_run(&r.f.loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.g1.calls, 1);
+    assert_memory_equal(r.g1.bytes, "GET /c", 6);
+    close(r.g1.fd);
     close(file);
     close(dg[0]);
     close(dg[1]);
     close(sp[0]);
     close(sp[1]);
-    handoff_free(h1);
-    fixture_free(&f);
+    receiver_free(&r);
 }
 
 /* A child sends a socket on block 1's channel, after dropping to `uid` when not negative. */
@@ -177,31 +193,26 @@ static void send_from_child(fixture_t *f, pid_t *child_pid, int uid)
 static void test_strangers_are_dropped(void **state)
 {
     (void)state;
-    fixture_t f;
-    fixture_init(&f, 2);
-    set_pid(&f, 1, getpid());
-    got_t g1 = {.fd = -1};
-    handoff_t *h1;
-    assert_int_equal(handoff_new(&h1, &f.loop, f.socks, f.region, 1, on_fd, &g1), 0);
+    receiver_t r;
+    receiver_init(&r);
     pid_t child;
-    send_from_child(&f, &child, -1); /* a process that is no worker */
+    send_from_child(&r.f, &child, -1); /* a process that is no worker */
     if (geteuid() == 0)
-        send_from_child(&f, &child, 65534); /* a worker's pid under another uid */
+        send_from_child(&r.f, &child, 65534); /* a worker's pid under another uid */
     for (int i = 0; i < 50; i++)
-        uv_run(&f.loop, UV_RUN_NOWAIT);
-    assert_int_equal(g1.calls, 0);
-    set_pid(&f, 0, getpid());
-    int tx = local_sock_tx(f.socks, 1, LOCAL_SOCK_HANDOFF);
+        uv_run(&r.f.loop, UV_RUN_NOWAIT);
+    assert_int_equal(r.g1.calls, 0);
+    set_pid(&r.f, 0, getpid());
+    int tx = local_sock_tx(r.f.socks, 1, LOCAL_SOCK_HANDOFF);
     int sp[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
     assert_int_equal(local_sock_send(tx, "GET /ok HTTP/1.1\r\n\r\n", 20, sp[0]), 0);
-    spin(&f.loop, &g1.calls, 1);
-    assert_int_equal(g1.calls, 1);
-    close(g1.fd);
+    spin(&r.f.loop, &r.g1.calls, 1);
+    assert_int_equal(r.g1.calls, 1);
+    close(r.g1.fd);
     close(sp[0]);
     close(sp[1]);
-    handoff_free(h1);
-    fixture_free(&f);
+    receiver_free(&r);
 }
 
 /* A worker the master reaped a moment ago is still heard: what it queued before it died (here a
@@ -209,24 +220,19 @@ static void test_strangers_are_dropped(void **state)
 static void test_a_reaped_workers_queue_is_heard(void **state)
 {
     (void)state;
-    fixture_t f;
-    fixture_init(&f, 2);
-    set_pid(&f, 1, getpid());
-    got_t g1 = {.fd = -1};
-    handoff_t *h1;
-    assert_int_equal(handoff_new(&h1, &f.loop, f.socks, f.region, 1, on_fd, &g1), 0);
+    receiver_t r;
+    receiver_init(&r);
     pid_t child;
-    send_from_child(&f, &child, -1); /* queued, then the sender is gone */
+    send_from_child(&r.f, &child, -1); /* queued, then the sender is gone */
     /* the master reaped it: block 0 holds no pid, only its last one */
-    stats_worker_t *st = shm_region_slot_stats(f.region, 0);
+    stats_worker_t *st = shm_region_slot_stats(r.f.region, 0);
     STATS_SET(st->pid, 0);
     STATS_SET(st->exited_pid, (uint64_t)child);
-    spin(&f.loop, &g1.calls, 1);
-    assert_int_equal(g1.calls, 1);
-    assert_true(g1.fd >= 0);
-    close(g1.fd);
-    handoff_free(h1);
-    fixture_free(&f);
+    spin(&r.f.loop, &r.g1.calls, 1);
+    assert_int_equal(r.g1.calls, 1);
+    assert_true(r.g1.fd >= 0);
+    close(r.g1.fd);
+    receiver_free(&r);
 }
 
 /* A worker holds its own receiving ends and the others' sending ends, nothing else; the master's

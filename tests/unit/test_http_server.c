@@ -75,6 +75,7 @@ struct fixture {
     conn_t *held; /* a request answered later (http_defer) */
     bool echo;
     buf_t texts[MAX_TEXTS];
+    size_t text_contexts[MAX_TEXTS]; /* wslay contexts held while each text was delivered */
     int ntexts;
     buf_t bin;
     int nbin;
@@ -84,6 +85,7 @@ struct fixture {
 /* ==== Server side handlers ==== */
 
 static const ws_handlers_t ws_handlers;
+static size_t ws_contexts(const fixture_t *f);
 
 static void on_request(conn_t *c, const http_req_t *req, void *ud)
 {
@@ -125,6 +127,7 @@ static void on_ws_text(conn_t *c, const char *msg, size_t len, void *ud)
 {
     fixture_t *f = ud;
     assert_true(f->ntexts < MAX_TEXTS);
+    f->text_contexts[f->ntexts] = ws_contexts(f);
     buf_t *b = &f->texts[f->ntexts++];
     buf_append(b, msg, len);
     if (f->echo)
@@ -1148,6 +1151,82 @@ static void cl_send_read(fixture_t *f, client_t *cl, const void *p, size_t len)
     RUN_UNTIL(f, bytes_in(f) == before + len);
 }
 
+/* The handshake's and the heartbeat's messages (whole, small, masked data frames) are delivered
+ * without a wslay context; anything else still goes through one, from the first byte that is not
+ * such a frame. */
+static void test_ws_small_without_context(void **state)
+{
+    fixture_t *f = *state;
+    client_t *cl = ws_connect(f, 0);
+    buf_t b;
+    buf_init(&b);
+    /* three in one read, the last a binary one */
+    ws_client_frame(&b, 0x81, "40", 2);
+    ws_client_frame(&b, 0x81, "420[\"join-room\",\"r\"]", 20);
+    ws_client_frame(&b, 0x82, "\x00\xff", 2);
+    cl_send_read(f, cl, b.data, b.len);
+    assert_int_equal(f->ntexts, 2);
+    assert_string_equal(f->texts[0].data, "40");
+    assert_string_equal(f->texts[1].data, "420[\"join-room\",\"r\"]");
+    assert_int_equal(f->texts[1].len, 20);
+    assert_int_equal(f->text_contexts[0], 0);
+    assert_int_equal(f->text_contexts[1], 0);
+    assert_int_equal(f->nbin, 1);
+    assert_memory_equal(f->bin.data, "\x00\xff", 2);
+    assert_int_equal(ws_contexts(f), 0);
+
+    /* a small one, then half of the next: that half waits in a context */
+    buf_reset(&b);
+    ws_client_frame(&b, 0x81, "3", 1);
+    ws_client_frame(&b, 0x81, "hello", 5);
+    cl_send_read(f, cl, b.data, b.len - 2);
+    assert_int_equal(f->ntexts, 3);
+    assert_int_equal(f->text_contexts[2], 0);
+    assert_int_equal(ws_contexts(f), 1);
+    cl_send_read(f, cl, b.data + b.len - 2, 2);
+    assert_int_equal(f->ntexts, 4);
+    assert_string_equal(f->texts[3].data, "hello");
+    assert_int_equal(f->text_contexts[3], 1);
+    assert_int_equal(ws_contexts(f), 0);
+
+    /* 126 bytes (the 16-bit length form) go through wslay */
+    char big[126];
+    memset(big, 'x', sizeof(big));
+    buf_reset(&b);
+    ws_client_frame(&b, 0x81, big, sizeof(big));
+    cl_send_read(f, cl, b.data, b.len);
+    assert_int_equal(f->ntexts, 5);
+    assert_int_equal(f->texts[4].len, sizeof(big));
+    assert_int_equal(f->text_contexts[4], 1);
+    assert_int_equal(ws_contexts(f), 0);
+
+    /* a small text that is not UTF-8 after a good one: the good one is delivered, then wslay
+     * fails the connection with 1007, as before */
+    buf_reset(&b);
+    ws_client_frame(&b, 0x81, "ok", 2);
+    ws_client_frame(&b, 0x81, "\xc3\x28", 2);
+    buf_reset(&cl->in);
+    cl_send(cl, b.data, b.len);
+    RUN_UNTIL(f, cl->in.len >= 4);
+    assert_int_equal(f->ntexts, 6);
+    assert_string_equal(f->texts[5].data, "ok");
+    assert_memory_equal(cl->in.data, "\x88\x02\x03\xef", 4);
+    RUN_UNTIL(f, f->closes == 1);
+    assert_int_equal(f->ntexts, 6);
+
+    /* an unmasked small frame is a protocol error (1002) */
+    cl = ws_connect(f, 1);
+    cl_send(cl,
+            "\x81\x02"
+            "40",
+            4);
+    RUN_UNTIL(f, cl->in.len >= 4);
+    assert_memory_equal(cl->in.data, "\x88\x02\x03\xea", 4);
+    RUN_UNTIL(f, f->closes == 2);
+    assert_int_equal(f->ntexts, 6);
+    buf_free(&b);
+}
+
 static void test_ws_context_lazy(void **state)
 {
     fixture_t *f = *state;
@@ -1448,13 +1527,14 @@ int main(void)
         T(test_keep_alive_next_head_arriving_is_not_idle, lim_idle_1500),
         T(test_keep_alive_next_head_has_the_head_deadline, lim_short_head),
         T(test_ws_context_lazy, lim_default),
+        T(test_ws_small_without_context, lim_default),
         T(test_ws_split_every_offset, lim_default),
         T(test_oversize_fragmented_across_reads, lim_small_msg),
         T(test_relay_hello, lim_default),
         T(test_relay_hello_in_pieces, lim_default),
     };
-    int failed = cmocka_run_group_tests_name("writes through io_uring where allowed", tests, NULL,
-                                             NULL);
+    int failed =
+        cmocka_run_group_tests_name("writes through io_uring where allowed", tests, NULL, NULL);
     no_io_uring = true;
     return failed | cmocka_run_group_tests_name("writes with syscalls", tests, NULL, NULL);
 }

@@ -239,6 +239,26 @@ static void test_events(void **state)
             presence_event_decode(bad[i], strlen(bad[i]), &join, &room, &rl, &user, &ul), -EINVAL);
     assert_int_equal(presence_event_decode("l1:ab", 5, &join, &room, &rl, &user, &ul), 0);
     assert_false(join);
+    /* the room's length: 1 to 7 digits, no leading zero, then ':' */
+    static const char seven[] = "j1000000:";
+    char *big = malloc(sizeof(seven) - 1 + 1000000 + 1);
+    memcpy(big, seven, sizeof(seven) - 1);
+    memset(big + sizeof(seven) - 1, 'r', 1000000 + 1);
+    assert_int_equal(
+        presence_event_decode(big, sizeof(seven) - 1 + 1000000 + 1, &join, &room, &rl, &user, &ul),
+        0);
+    assert_int_equal(rl, 1000000);
+    assert_int_equal(ul, 1);
+    free(big);
+    assert_int_equal(presence_event_decode("j10:0123456789u", 15, &join, &room, &rl, &user, &ul),
+                     0);
+    assert_int_equal(rl, 10);
+    static const char *const bad_len[] = {"j00:ab", "j010:0123456789u", "j-1:ab",       "j+1:ab",
+                                          "j 1:ab", "j1 :ab",           "j10000000:ab", "j1"};
+    for (size_t i = 0; i < sizeof(bad_len) / sizeof(bad_len[0]); i++)
+        assert_int_equal(
+            presence_event_decode(bad_len[i], strlen(bad_len[i]), &join, &room, &rl, &user, &ul),
+            -EINVAL);
     presence_event_packet(&b, false, "r\"1", 3, "u\xff", 2);
     assert_string_equal(b.data, "42[\"presence:leave\",{\"roomId\":\"r\\\"1\",\"user\":\"u\xef\xbf\xbd\"}]");
     presence_event_packet(&b, true, "r", 1, "u", 1);

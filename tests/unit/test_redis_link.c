@@ -1,9 +1,9 @@
 /* Unit tests for common/redis/redis_link, the byte pipe. Against a plain loopback peer (a socket
  * of the test's own, read and written directly): a flush the socket takes at once, a write larger
- * than the socket takes, and a peer that reset. Against the scripted server
- * (tests/unit/redis_fake.c): a busy link reads in chunks larger than its first 16 KB buffer, every
- * byte once and in order whatever the chunk sizes; a queue past 256 KB is written at once, not at
- * the end of the loop iteration. */
+ * than the socket takes, an early write the socket takes in part, and a peer that reset. Against
+ * the scripted server (tests/unit/redis_fake.c): a busy link reads in chunks larger than its first
+ * 16 KB buffer, every byte once and in order whatever the chunk sizes; a queue past 256 KB is
+ * written at once, not at the end of the loop iteration. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -181,6 +181,36 @@ static void test_a_write_larger_than_the_socket_goes_out_whole_and_in_order(void
     free(in);
 }
 
+/* A queue past 256 KB is written from the commit itself (no loop turn) and the socket takes part
+ * of it: the rest stays queued, counted exactly; no further early write is tried until the loop's
+ * flush, so a later commit only adds to the queue; every byte reaches the peer once, in order. */
+static void test_an_early_write_the_socket_takes_in_part_keeps_the_rest(void **state)
+{
+    fx_t *f = *state;
+    const size_t total = 8u << 20, more = 300000;
+    char *out = malloc(total + more), *in = malloc(total + more);
+    for (size_t i = 0; i < total + more; i++)
+        out[i] = (char)(i * 13 + i / 509);
+    memcpy(redis_link_reserve(f->l, total), out, total);
+    redis_link_commit(f->l, total);
+    size_t queued = redis_link_queued(f->l);
+    assert_true(queued > 0 && queued < total); /* part taken at once, the rest kept */
+    memcpy(redis_link_reserve(f->l, more), out + total, more);
+    redis_link_commit(f->l, more); /* past 256 KB again, but the socket was full */
+    assert_int_equal(redis_link_queued(f->l), queued + more);
+    size_t have = 0;
+    for (int i = 0; i < TURNS * 10 && have < total + more; i++) {
+        have = peer_read(f, in, have, total + more);
+        turn(f);
+    }
+    assert_int_equal(have, total + more);
+    assert_memory_equal(in, out, total + more);
+    assert_int_equal(redis_link_queued(f->l), 0);
+    assert_int_equal(f->errors, 0);
+    free(out);
+    free(in);
+}
+
 /* A peer that reset: the next write fails the link once, with the socket's error. */
 static void test_a_write_to_a_reset_peer_fails_the_link_once(void **state)
 {
@@ -344,6 +374,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_write_larger_than_the_socket_goes_out_whole_and_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_early_write_the_socket_takes_in_part_keeps_the_rest,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_write_to_a_reset_peer_fails_the_link_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_busy_link_reads_larger_chunks, setup_scripted,

@@ -239,6 +239,11 @@ static void test_scan(void **state)
         "*-1\r\n",
         "*0\r\n",
         "*2\r\n*1\r\n*0\r\n$1\r\nz\r\n",
+        /* numbers: 0, and up to 18 digits either sign */
+        ":0\r\n",
+        ":999999999999999999\r\n",
+        ":-999999999999999999\r\n",
+        "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$10\r\n0123456789\r\n",
     };
     for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++)
         scan_whole(items[i]);
@@ -267,6 +272,20 @@ static void test_scan(void **state)
         "$1234567890123456789012345678", /* a length that never ends */
         "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", /* 8 deep */
         "*4194305\r\n", /* more elements than the reader accepts */
+        /* numbers Redis never writes */
+        ":\r\n",
+        ":-\r\n",
+        ":-0\r\n",
+        ":00\r\n",
+        ":01\r\n",
+        ":-01\r\n",
+        ":1000000000000000000\r\n", /* 19 digits */
+        ":+1\r\n",
+        ": 1\r\n",
+        ":1 \r\n",
+        ":1a\r\n",
+        ":--1\r\n",
+        "*01\r\n:1\r\n",
     };
     for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
         redis_push_t m;

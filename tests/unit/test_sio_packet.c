@@ -265,6 +265,15 @@ static void test_decode_attachments(void **state)
     expect_reject("51-{}");
     expect_reject("51-[]");
     expect_reject("51-[\"connect\"]");
+    /* leading zeros count for nothing (socket.io-parser reads the count with Number()); the bound
+     * is on the value, however many digits spell it */
+    expect_packet("5001-[\"a\"]", SIO_BINARY_EVENT, "/", false, 0, 1, "[\"a\"]");
+    expect_packet("5000000000000000000000000010-[\"a\"]", SIO_BINARY_EVENT, "/", false, 0, 10,
+                  "[\"a\"]");
+    expect_reject("500-[\"a\"]");
+    expect_reject("50011-[\"a\"]");
+    expect_reject("518446744073709551616-[\"a\"]");
+    expect_reject("5-1-[\"a\"]");
 }
 
 static void test_decode_ack_id_range(void **state)
@@ -280,6 +289,11 @@ static void test_decode_ack_id_range(void **state)
     /* JSON starts at the first non-digit, so a sign or fraction belongs to the payload. */
     expect_reject("2-1[\"a\"]");
     expect_reject("21.5[\"a\"]");
+    /* and after attachments and a namespace alike */
+    expect_packet("51-/a,018446744073709551615[\"a\"]", SIO_BINARY_EVENT, "/a", true, UINT64_MAX, 1,
+                  "[\"a\"]");
+    expect_reject("51-/a,18446744073709551616[\"a\"]");
+    expect_packet("20[\"a\"]", SIO_EVENT, "/", true, 0, 0, "[\"a\"]");
 }
 
 static uint64_t xorshift(uint64_t *s)

@@ -159,6 +159,15 @@ static void test_other_entries(void **state)
                                FIELD("type", "2")};
     assert_int_equal(streams_msg_decode_entry(twice, 4, &f->scratch, &f->bin, &m), 0);
     assert_int_equal(m.op, ADAPTER_OP_NONE);
+    /* a type is 1 to 3 digits; leading zeros count for nothing, and a number no one acts on is
+     * read and left alone */
+    static const char *const ok_types[] = {"004", "04", "999", "0"};
+    static const int ops[] = {ADAPTER_OP_JOIN, ADAPTER_OP_JOIN, ADAPTER_OP_NONE, ADAPTER_OP_NONE};
+    for (size_t i = 0; i < sizeof(ok_types) / sizeof(ok_types[0]); i++) {
+        join[2] = (payload_field_t){"type", 4, ok_types[i], strlen(ok_types[i])};
+        assert_int_equal(streams_msg_decode_entry(join, 4, &f->scratch, &f->bin, &m), 0);
+        assert_int_equal(m.op, ops[i]);
+    }
 }
 
 static void test_malformed_entries(void **state)
@@ -171,7 +180,7 @@ static void test_malformed_entries(void **state)
     assert_int_equal(streams_msg_decode_entry(empty_nsp, 3, &f->scratch, &f->bin, &m), -ENOMSG);
     payload_field_t no_uid[] = {FIELD("nsp", "/"), FIELD("type", "3")};
     assert_int_equal(streams_msg_decode_entry(no_uid, 2, &f->scratch, &f->bin, &m), -EPROTO);
-    static const char *const bad_types[] = {"", "x", "-1", "3.0", "1000", " 3"};
+    static const char *const bad_types[] = {"", "x", "-1", "3.0", "1000", " 3", "3 ", "+3", "0003"};
     for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
         payload_field_t e[] = {FIELD("uid", "a"), FIELD("nsp", "/"),
                                {"type", 4, bad_types[i], strlen(bad_types[i])}};

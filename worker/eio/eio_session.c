@@ -55,6 +55,9 @@ struct eio {
     buf_t body; /* the payload of one polling answer */
     buf_t bin;  /* a binary record of a POST, decoded */
     buf_t open; /* an open packet */
+    /* what follows the sid in an open packet, encoded once: without and with the websocket
+     * upgrade offered */
+    buf_t open_tail[2];
 };
 
 static void session_end(eio_session_t *s, bool client_close);
@@ -67,6 +70,8 @@ static void release(eio_t *e)
     buf_free(&e->body);
     buf_free(&e->bin);
     buf_free(&e->open);
+    buf_free(&e->open_tail[0]);
+    buf_free(&e->open_tail[1]);
     free(e);
 }
 
@@ -144,6 +149,14 @@ int eio_new(eio_t **out, uv_loop_t *loop, const timerq_clock_t *clk, const eio_c
     buf_init(&e->body);
     buf_init(&e->bin);
     buf_init(&e->open);
+    for (int up = 0; up < 2; up++) {
+        buf_init(&e->open_tail[up]);
+        buf_printf(&e->open_tail[up],
+                   "\",\"upgrades\":[%s],\"pingInterval\":%llu,\"pingTimeout\":%llu,"
+                   "\"maxPayload\":%d}",
+                   up ? "\"websocket\"" : "", (unsigned long long)cfg->ping_interval_ms,
+                   (unsigned long long)cfg->ping_timeout_ms, cfg->max_payload);
+    }
     int rc = queue_new(e, &e->pingq, cfg->ping_interval_ms, on_ping_due);
     if (!rc)
         rc = queue_new(e, &e->pongq, cfg->ping_timeout_ms, on_pong_late);
@@ -444,13 +457,11 @@ int eio_session_open(eio_t *e, const eio_handlers_t *h, conn_t *c, const http_re
     timerq_add(e->readyq, &s->ready_node);
     s->app = h->on_open(h->arg, s, req, peer);
     buf_t *o = &e->open;
+    const buf_t *tail = &e->open_tail[upgrades && !websocket];
     buf_reset(o);
-    buf_printf(o,
-               "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%llu,\"pingTimeout\":%llu,"
-               "\"maxPayload\":%d}",
-               s->sid, upgrades && !websocket ? "\"websocket\"" : "",
-               (unsigned long long)e->cfg.ping_interval_ms,
-               (unsigned long long)e->cfg.ping_timeout_ms, e->cfg.max_payload);
+    buf_append(o, "0{\"sid\":\"", 9);
+    buf_append(o, s->sid, EIO_SID_LEN);
+    buf_append(o, tail->data, tail->len);
     if (websocket) {
         s->conn = c;
         attach(s, c);

@@ -275,10 +275,11 @@ int http_ws_accept(conn_t *c, const ws_handlers_t *wh)
     bool deflate = h->hs->lim.per_message_deflate && ext && ws_deflate_accept(ext, strlen(ext));
     buf_t *b = &h->hs->head;
     buf_reset(b);
-    buf_printf(b,
-               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-               accept, deflate ? "Sec-WebSocket-Extensions: " WS_DEFLATE_RESPONSE "\r\n" : "");
+    buf_puts(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
+    buf_append(b, accept, WS_ACCEPT_KEY_SIZE - 1);
+    buf_puts(b, deflate ? "\r\nSec-WebSocket-Extensions: " WS_DEFLATE_RESPONSE "\r\n\r\n"
+                        : "\r\n\r\n");
     conn_push(c, refbuf_from(b->data, b->len));
     h->awaiting = false;
     h->upgraded = true;

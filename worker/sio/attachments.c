@@ -1,5 +1,6 @@
 /* attachments: see attachments.h. */
 #include "worker/sio/attachments.h"
+#include "common/decimal.h"
 
 #include <errno.h>
 #include <string.h>
@@ -31,11 +32,8 @@ static bool placeholders_ok(const char *p, size_t len, unsigned n)
     const char *q = p;
     while ((q = memmem(q, (size_t)(end - q), key, sizeof(key) - 1)) != NULL) {
         q += sizeof(key) - 1;
-        unsigned long k = 0;
-        const char *d = q;
-        while (d < end && *d >= '0' && *d <= '9' && k <= n)
-            k = k * 10 + (unsigned long)(*d++ - '0');
-        if (d == q || k >= n)
+        uint64_t k; /* a number past 64 bits stops where it would wrap: still too large */
+        if (decimal_read(q, (size_t)(end - q), SIZE_MAX, &k) == 0 || k >= n)
             return false;
     }
     return true;

@@ -454,7 +454,9 @@ int sio_connect_reply(sio_socket_t *s, unsigned i, const char *sid)
         return -EIO;
     id[SIO_ID_LEN] = '\0';
     buf_reset(&sio->json);
-    buf_printf(&sio->json, "{\"sid\":\"%s\"", id);
+    buf_append(&sio->json, "{\"sid\":\"", 8);
+    buf_append(&sio->json, id, SIO_ID_LEN);
+    buf_putc(&sio->json, '"');
     if (i == 0) {
         EACH_OBSERVER(sio, o)
         {

@@ -2,7 +2,8 @@
  * ws_conn: wslay glue. wslay reads from the window of the current read (ws_feed) and writes into
  * a staging buffer that becomes one refbuf on the connection's queue, so its control frames
  * never interleave with a queued data frame. Data frames bypass wslay (built by ws_frame): wslay
- * 1.1.1 would copy every message per connection.
+ * 1.1.1 would copy every message per connection. So do the small whole messages a client sends
+ * between others (ws_feed_small): a context is created only for what needs one.
  */
 #include "worker/ws/ws_conn.h"
 
@@ -142,6 +143,14 @@ static bool inflate_message(ws_conn_t *s, bool text, const uint8_t **msg, size_t
     return true;
 }
 
+static void deliver(conn_t *c, ws_conn_t *s, uint8_t opcode, const uint8_t *msg, size_t len)
+{
+    if (opcode == WSLAY_TEXT_FRAME)
+        s->h->on_text(c, (const char *)msg, len, conn_data(c));
+    else if (opcode == WSLAY_BINARY_FRAME)
+        s->h->on_binary(c, msg, len, conn_data(c));
+}
+
 static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
                    void *ud)
 {
@@ -159,10 +168,7 @@ static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
         if (!inflate_message(s, arg->opcode == WSLAY_TEXT_FRAME, &msg, &len))
             return;
     }
-    if (arg->opcode == WSLAY_TEXT_FRAME)
-        s->h->on_text(c, (const char *)msg, len, conn_data(c));
-    else if (arg->opcode == WSLAY_BINARY_FRAME)
-        s->h->on_binary(c, msg, len, conn_data(c));
+    deliver(c, s, arg->opcode, msg, len);
     if (s->w->inflated.cap > INFLATED_KEEP)
         buf_free(&s->w->inflated); /* a large message does not pin its memory */
     if (conn_is_closed(c))
@@ -263,11 +269,34 @@ static void after_io(conn_t *c, ws_conn_t *s)
     }
 }
 
+/* Delivers the small messages at the front of p[0..n) that need no wslay context (ws_feed_small:
+ * a handshake's and a heartbeat's, so a connection sets up and idles without creating one, ~9
+ * allocations and 8.8 KiB each time); the bytes used. Stops when the connection is no longer open:
+ * what is left then goes through wslay as before. */
+static size_t take_small(conn_t *c, ws_conn_t *s, const char *p, size_t n)
+{
+    size_t used = 0, k, len;
+    uint8_t msg[WS_FEED_SMALL_MAX], op;
+    while (is_open(c, s) &&
+           (k = ws_feed_small(&s->rd, p + used, n - used, s->w->max_message, msg, &len, &op))) {
+        used += k;
+        deliver(c, s, op, msg, len);
+    }
+    return used;
+}
+
 static void on_data(conn_t *c, void *state, const char *p, size_t n)
 {
     ws_conn_t *s = state;
     if (s->dead)
         return;
+    if (!s->ws) {
+        size_t used = take_small(c, s, p, n);
+        if (used == n || conn_is_closed(c))
+            return;
+        p += used;
+        n -= used;
+    }
     hold(c, s);
     ws_feed_window(&s->rd, p, n);
     int r = wslay_event_recv(s->ws);
