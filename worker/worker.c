@@ -391,7 +391,7 @@ static void relay_tick(worker_t *w)
     if (!w->adapter)
         return;
     if (w->rsync)
-        room_sync_tick(w->rsync);
+        room_sync_tick(w->rsync, uv_now(&w->loop));
     bool on = relay_role_subscribe(shm_region_slots(w->args->region), w->args->slot, relay_view, w);
     adapter_relay_subscribe(w->adapter, on);
     relay_settle(w, on);
@@ -401,10 +401,10 @@ static void relay_tick(worker_t *w)
 
 /* ---- the siblings' rooms, for the sharded relay holder (see room_sync.h) ---- */
 
-static void sync_send(void *arg, char kind, const char *room, size_t len)
+static void sync_send(void *arg, char kind, uint64_t seq, const char *room, size_t len)
 {
     worker_t *w = arg;
-    int rc = fanout_notice(w->fanout, kind, room, len);
+    int rc = fanout_notice(w->fanout, kind, seq, room, len);
     if (rc < 0 && log_sampled(&w->share_failures))
         LOG_WARN("cannot tell the other workers of room %.*s: %s (%llu so far)", (int)len, room,
                  strerror(-rc), (unsigned long long)w->share_failures);
@@ -433,11 +433,12 @@ static bool sync_live(void *arg, uint32_t slot)
     return STATS_GET(st->pid) != 0;
 }
 
-static void on_notice(uint32_t from, char kind, const char *room, size_t len, void *arg)
+static void on_notice(uint32_t from, char kind, uint64_t seq, const char *room, size_t len,
+                      void *arg)
 {
     worker_t *w = arg;
     if (w->rsync)
-        room_sync_notice(w->rsync, from, kind, room, len);
+        room_sync_notice(w->rsync, from, kind, seq, room, len, uv_now(&w->loop));
 }
 
 /*
@@ -1043,7 +1044,9 @@ static int setup(worker_t *w)
         fanout_on_relayed(w->fanout, on_relayed, w);
         if (mode == ADAPTER_MODE_SHARDED) {
             room_sync_io_t io = {sync_send, sync_own_rooms, sync_room, sync_forget, sync_live, w};
-            w->rsync = room_sync_new(shm_region_slots(w->args->region), w->args->slot, &io);
+            /* numbered from the pid: a successor in this slot never continues these numbers */
+            w->rsync = room_sync_new(shm_region_slots(w->args->region), w->args->slot,
+                                     (uint64_t)getpid() << 32 | 1, &io);
             fanout_on_notice(w->fanout, on_notice, w);
         }
         relay_tick(w);

@@ -40,10 +40,11 @@ static int is_nonce_char(char c)
 
 int relay_hello_parse(const char *p, size_t n, const char *own_tag, char *answer)
 {
-    if (n < HELLO_PREFIX_LEN || memcmp(p, HELLO, HELLO_PREFIX_LEN) != 0)
+    size_t head = n < HELLO_PREFIX_LEN ? n : HELLO_PREFIX_LEN;
+    if (memcmp(p, HELLO, head) != 0)
         return 0; /* HTTP (a few bytes of garbage are the HTTP parser's to refuse) */
     if (n < RELAY_HELLO_LEN)
-        return -EINVAL;
+        return -EAGAIN; /* TCP may cut even 38 bytes: the rest decides */
     const char *tag = p + HELLO_PREFIX_LEN;
     const char *nonce = tag + RELAY_HELLO_TAG_LEN + 1;
     if (memcmp(tag, own_tag, RELAY_HELLO_TAG_LEN) != 0 || tag[RELAY_HELLO_TAG_LEN] != ' ' ||

@@ -28,11 +28,11 @@ void relay_hello_build(char *out, const char *tag, const char *nonce);
 /* The answer the server tagged `tag` gives to that hello: RELAY_ANSWER_LEN bytes, no NUL. */
 void relay_answer_build(char *out, const char *tag, const char *nonce);
 /*
- * Looks at the first bytes p[0..n) of an accepted connection. 0: they do not start with the
- * hello's 15-byte prefix (HTTP follows). RELAY_HELLO_LEN: a hello naming own_tag, with `answer`
- * (RELAY_ANSWER_LEN bytes) to send before reading on. -EINVAL: a hello for another server,
- * malformed, or cut short (a relay writes its hello in one write before anything else, so it
- * arrives whole).
+ * Looks at the first bytes p[0..n) of an accepted connection (n > 0). 0: they do not start with
+ * the hello's 15-byte prefix (HTTP follows). RELAY_HELLO_LEN: a hello naming own_tag, with
+ * `answer` (RELAY_ANSWER_LEN bytes) to send before reading on. -EAGAIN: a hello's first n bytes
+ * so far (the network may cut it anywhere): look again with more. -EINVAL: a hello for another
+ * server, or malformed.
  */
 int relay_hello_parse(const char *p, size_t n, const char *own_tag, char *answer);
 

@@ -594,7 +594,10 @@ static uint64_t next_due(const slots_t *s)
     /* a worker publishes its pid once it listens: no event says so, so look often */
     if ((s->reloading || !s->ready_sent) && now + LISTEN_POLL_MS < due)
         due = now + LISTEN_POLL_MS;
-    if (s->wd_interval_ms && s->wd_next_ms < due)
+    /* the watchdog pauses while stopping (see watchdog): its past due time would make this 0
+     * for good, and libuv runs a 0 ms timer restarted from its own callback again in the same
+     * pass, so the loop would spin without ever reading SIGCHLD */
+    if (s->wd_interval_ms && !s->stopping && s->wd_next_ms < due)
         due = s->wd_next_ms;
     if (s->stopping && s->stop_deadline_ms < due)
         due = s->stop_deadline_ms;

@@ -29,16 +29,19 @@ typedef struct got {
     int calls;
     char kinds[8];     /* a notice's kind; 'R' for a relayed message */
     uint32_t from[8];  /* a notice's sender */
+    uint64_t seqs[8];  /* a notice's number */
     char rooms[8][16]; /* a notice's room, a relayed message's channel */
     char msgs[8][16];  /* a relayed message's bytes */
 } got_t;
 
-static void on_notice(uint32_t from, char kind, const char *room, size_t len, void *arg)
+static void on_notice(uint32_t from, char kind, uint64_t seq, const char *room, size_t len,
+                      void *arg)
 {
     got_t *g = arg;
     if (g->calls < 8) {
         g->kinds[g->calls] = kind;
         g->from[g->calls] = from;
+        g->seqs[g->calls] = seq;
         snprintf(g->rooms[g->calls], 16, "%.*s", (int)len, room);
     }
     g->calls++;
@@ -114,22 +117,25 @@ static void wait_calls(fixture_t *x, int slot, int want)
 }
 
 /* A notice reaches every live sibling (not its sender, not a dead slot) with the sender's slot,
- * its kind and its room, in order with the relayed messages around it; an empty room arrives as
+ * its kind, its number and its room, in order with the relayed messages around it; an empty room
+ * arrives as
  * "#". */
 static void test_notices_reach_live_siblings_in_order(void **state)
 {
     fixture_t *x = *state;
-    assert_int_equal(fanout_notice(x->f[0], '+', "r1", 2), 0); /* nobody live: not queued */
+    assert_int_equal(fanout_notice(x->f[0], '+', 11, "r1", 2), 0); /* nobody live: not queued */
     set_live(x, 0);
     set_live(x, 1);
-    assert_int_equal(fanout_notice(x->f[0], '+', "r1", 2), 1);
+    assert_int_equal(fanout_notice(x->f[0], '+', 12, "r1", 2), 1);
     assert_int_equal(fanout_relay(x->f[0], "ch#/#", 5, (const uint8_t *)"\x93m", 2), 1);
-    assert_int_equal(fanout_notice(x->f[0], '-', "", 0), 1);
-    assert_int_equal(fanout_notice(x->f[0], '*', "r2", 2), 1);
+    assert_int_equal(fanout_notice(x->f[0], '-', 13, "", 0), 1);
+    assert_int_equal(fanout_notice(x->f[0], '*', 14, "r2", 2), 1);
     wait_calls(x, 1, 4);
     got_t *g = &x->got[1];
     assert_int_equal(g->kinds[0], '+');
     assert_int_equal(g->from[0], 0);
+    assert_int_equal(g->seqs[0], 12);
+    assert_int_equal(g->seqs[3], 14);
     assert_string_equal(g->rooms[0], "r1");
     assert_int_equal(g->kinds[1], 'R');
     assert_string_equal(g->rooms[1], "ch#/#");
@@ -139,7 +145,7 @@ static void test_notices_reach_live_siblings_in_order(void **state)
     assert_int_equal(g->kinds[3], '*');
     assert_string_equal(g->rooms[3], "r2");
     /* the other way: slot 1's notice reaches slot 0, which names the sender */
-    assert_int_equal(fanout_notice(x->f[1], '+', "r3", 2), 1);
+    assert_int_equal(fanout_notice(x->f[1], '+', 15, "r3", 2), 1);
     wait_calls(x, 0, 1);
     assert_int_equal(x->got[0].kinds[0], '+');
     assert_int_equal(x->got[0].from[0], 1);
@@ -156,14 +162,14 @@ static void test_notice_without_callback_is_dropped(void **state)
     set_live(x, 0);
     set_live(x, 1);
     fanout_on_notice(x->f[1], NULL, NULL);
-    assert_int_equal(fanout_notice(x->f[0], '+', "r1", 2), 1);
+    assert_int_equal(fanout_notice(x->f[0], '+', 16, "r1", 2), 1);
     assert_int_equal(fanout_relay(x->f[0], "ch", 2, (const uint8_t *)"m", 1), 1);
     wait_calls(x, 1, 1);
     assert_int_equal(x->got[1].kinds[0], 'R');
     fanout_on_notice(x->f[1], on_notice, &x->got[1]);
     fanout_on_relayed(x->f[1], NULL, NULL);
     assert_int_equal(fanout_relay(x->f[0], "ch", 2, (const uint8_t *)"m", 1), 1);
-    assert_int_equal(fanout_notice(x->f[0], '-', "r1", 2), 1);
+    assert_int_equal(fanout_notice(x->f[0], '-', 17, "r1", 2), 1);
     wait_calls(x, 1, 2);
     assert_int_equal(x->got[1].kinds[1], '-');
     assert_string_equal(x->got[1].rooms[1], "r1");

@@ -1425,6 +1425,61 @@ static void test_relay_hello(void **state)
     assert_memory_equal(cl->in.data, "HTTP/1.1 200 OK\r\n", 17);
 }
 
+/* The network may cut a relay's hello anywhere: a hello in pieces is answered as a whole one is,
+ * one for another server is still closed unanswered, and first bytes that only began like a
+ * hello are parsed as HTTP, with the same answer as when they come in one piece. */
+#define ODD_METHOD "STREAMIO-RELAX / HTTP/1.1\r\nConnection: close\r\n\r\n"
+
+static void test_relay_hello_in_pieces(void **state)
+{
+    fixture_t *f = *state;
+    char hello[RELAY_HELLO_LEN], want[RELAY_ANSWER_LEN];
+    relay_hello_build(hello, TAG, "0123456789abcdef");
+    relay_answer_build(want, TAG, "0123456789abcdef");
+    static const size_t cuts[][2] = {{1, 15}, {14, 30}, {15, 37}, {20, 21}};
+    int conns = 0;
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        client_t *cl = cl_connect(f, conns++);
+        cl_send_read(f, cl, hello, cuts[i][0]);
+        cl_send_read(f, cl, hello + cuts[i][0], cuts[i][1] - cuts[i][0]);
+        assert_int_equal(cl->in.len, 0);
+        /* the rest of the hello and a request, in one piece */
+        char rest[RELAY_HELLO_LEN + sizeof(CLOSE_GET)];
+        size_t nrest = RELAY_HELLO_LEN - cuts[i][1];
+        memcpy(rest, hello + cuts[i][1], nrest);
+        memcpy(rest + nrest, CLOSE_GET, sizeof(CLOSE_GET) - 1);
+        cl_send(cl, rest, nrest + sizeof(CLOSE_GET) - 1);
+        RUN_UNTIL(f, cl->eof && f->closes == conns);
+        assert_int_equal(f->requests, (int)i + 1);
+        assert_true(cl->in.len > sizeof(want) + 17);
+        assert_memory_equal(cl->in.data, want, sizeof(want));
+        assert_memory_equal(cl->in.data + sizeof(want), "HTTP/1.1 200 OK\r\n", 17);
+    }
+
+    client_t *cl = cl_connect(f, conns++);
+    relay_hello_build(hello, "ZZZZ", "0123456789abcdef");
+    cl_send_read(f, cl, hello, 17);
+    cl_send(cl, hello + 17, sizeof(hello) - 17);
+    RUN_UNTIL(f, cl->eof && f->closes == conns);
+    assert_int_equal(cl->in.len, 0);
+
+    /* not a hello after all: the same answer whole and in pieces */
+    cl = cl_connect(f, conns++);
+    cl_send(cl, ODD_METHOD, sizeof(ODD_METHOD) - 1);
+    RUN_UNTIL(f, cl->eof && f->closes == conns);
+    buf_t whole;
+    buf_init(&whole);
+    buf_append(&whole, cl->in.data, cl->in.len);
+    assert_true(whole.len > 0);
+    cl = cl_connect(f, conns++);
+    cl_send_read(f, cl, ODD_METHOD, 9);
+    cl_send(cl, ODD_METHOD + 9, sizeof(ODD_METHOD) - 1 - 9);
+    RUN_UNTIL(f, cl->eof && f->closes == conns);
+    assert_int_equal(cl->in.len, whole.len);
+    assert_memory_equal(cl->in.data, whole.data, whole.len);
+    buf_free(&whole);
+}
+
 static const http_limits_t lim_default = {0};
 static const http_limits_t lim_small_body = {.max_body = 8};
 static const http_limits_t lim_small_msg = {.max_ws_message = 16};
@@ -1476,6 +1531,7 @@ int main(void)
         T(test_ws_split_every_offset, lim_default),
         T(test_oversize_fragmented_across_reads, lim_small_msg),
         T(test_relay_hello, lim_default),
+        T(test_relay_hello_in_pieces, lim_default),
     };
     int failed =
         cmocka_run_group_tests_name("writes through io_uring where allowed", tests, NULL, NULL);

@@ -491,6 +491,30 @@ static void test_stop_ends_when_every_process_exited(void **state)
     done(f);
 }
 
+/* With the watchdog on, a stop that outlasts a watchdog period still waits for its deadline: a
+ * wait of 0 would spin the master's loop (libuv runs a 0 ms timer restarted from its callback
+ * again in the same pass) and no exited worker would ever be reaped (lifecycle.test.js's stop,
+ * once in a few runs under ASan). */
+static void test_a_stop_outlasting_a_watchdog_period_still_waits(void **state)
+{
+    (void)state;
+    fake_t *f = running(2);
+    slots_set_watchdog(f->s, 1000000); /* 1 s: checks every 600 ms */
+    slots_stop(f->s, "SIGTERM");
+    f->now_us += 700 * 1000; /* the watchdog check was due 100 ms ago */
+    /* the deadline (SHUTDOWN_TIMEOUT + 1 s) is further off: the next look is in a second */
+    assert_int_equal(slots_tick(f->s), 1000);
+    slots_exited(f->s, 100, exited_with(0));
+    f->now_us += 4800 * 1000;
+    assert_int_equal(slots_tick(f->s), 6000 - 5500);
+    assert_int_equal(slots_exit_status(f->s), -1);
+    assert_int_equal(count(f, 0, "notify WATCHDOG=1"), 0); /* no kicks while stopping */
+    slots_exited(f->s, 101, exited_with(0));
+    slots_tick(f->s);
+    assert_int_equal(slots_exit_status(f->s), 0);
+    done(f);
+}
+
 static void test_watchdog_only_while_workers_progress(void **state)
 {
     (void)state;
@@ -573,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_stop_drains_then_kills_past_the_deadline),
         cmocka_unit_test(test_stop_ends_when_every_process_exited),
         cmocka_unit_test(test_watchdog_only_while_workers_progress),
+        cmocka_unit_test(test_a_stop_outlasting_a_watchdog_period_still_waits),
         cmocka_unit_test(test_a_worker_draining_on_its_own_is_replaced_at_once),
         cmocka_unit_test(test_a_failed_fork_is_retried),
     };

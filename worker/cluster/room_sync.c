@@ -2,24 +2,36 @@
 #include "worker/cluster/room_sync.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/xalloc.h"
 
 struct room_sync {
     room_sync_io_t io;
     uint32_t nslots, me;
-    bool *known; /* per slot: its DONE arrived and it has stayed live since */
-    bool *seen;  /* per slot: live at the last tick, or heard from since */
+    uint64_t seq;      /* the number of this worker's next notice */
+    uint64_t beat_at;  /* when the last ROOM_SYNC_RETRY_MS period began */
+    bool spoke;        /* a notice went out in the current period */
+    bool *known;       /* per slot: its DONE arrived, with no notice missed since its list began */
+    bool *seen;        /* per slot: live at the last tick, or heard from since */
+    uint64_t *expect;  /* per slot: the number of its next notice; 0 before the first */
+    uint64_t *intact;  /* per slot: its lists that begin at this number or later lost nothing */
+    uint64_t *missing; /* per slot: when its list was last asked for (or first missed); 0: not */
 };
 
-room_sync_t *room_sync_new(uint32_t nslots, uint32_t me, const room_sync_io_t *io)
+room_sync_t *room_sync_new(uint32_t nslots, uint32_t me, uint64_t first_seq,
+                           const room_sync_io_t *io)
 {
     room_sync_t *s = xcalloc(1, sizeof(*s));
     s->io = *io;
     s->nslots = nslots;
     s->me = me;
+    s->seq = first_seq;
     s->known = xcalloc(nslots, sizeof(*s->known));
     s->seen = xcalloc(nslots, sizeof(*s->seen));
+    s->expect = xcalloc(nslots, sizeof(*s->expect));
+    s->intact = xcalloc(nslots, sizeof(*s->intact));
+    s->missing = xcalloc(nslots, sizeof(*s->missing));
     return s;
 }
 
@@ -29,38 +41,68 @@ void room_sync_free(room_sync_t *s)
         return;
     free(s->known);
     free(s->seen);
+    free(s->expect);
+    free(s->intact);
+    free(s->missing);
     free(s);
+}
+
+static void emit(room_sync_t *s, char kind, const char *room, size_t len)
+{
+    s->io.send(s->io.arg, kind, s->seq++, room, len);
+    s->spoke = true;
 }
 
 static void send_add(const char *room, size_t len, void *arg)
 {
-    room_sync_t *s = arg;
-    s->io.send(s->io.arg, ROOM_SYNC_ADD, room, len);
+    emit(arg, ROOM_SYNC_ADD, room, len);
 }
 
+/* The list ends with DONE naming the number of its first notice: a receiver that lost a notice
+ * after that one knows this list is not whole. */
 static void send_rooms(room_sync_t *s)
 {
+    uint64_t first = s->seq;
     s->io.own_rooms(s->io.arg, send_add, s);
-    s->io.send(s->io.arg, ROOM_SYNC_DONE, "", 0);
+    emit(s, ROOM_SYNC_DONE, (const char *)&first, sizeof(first));
+}
+
+/* Asks the worker in `slot` for its list again (its answer goes to every sibling). */
+static void ask(room_sync_t *s, uint32_t slot, uint64_t now_ms)
+{
+    emit(s, ROOM_SYNC_ASK, (const char *)&slot, sizeof(slot));
+    s->missing[slot] = now_ms ? now_ms : 1;
 }
 
 void room_sync_start(room_sync_t *s)
 {
-    s->io.send(s->io.arg, ROOM_SYNC_HELLO, "", 0);
+    emit(s, ROOM_SYNC_HELLO, "", 0);
     send_rooms(s);
 }
 
 void room_sync_own(room_sync_t *s, const char *room, size_t len, bool on)
 {
     s->io.room(s->io.arg, s->me, room, len, on);
-    s->io.send(s->io.arg, on ? ROOM_SYNC_ADD : ROOM_SYNC_DEL, room, len);
+    emit(s, on ? ROOM_SYNC_ADD : ROOM_SYNC_DEL, room, len);
 }
 
-void room_sync_notice(room_sync_t *s, uint32_t from, char kind, const char *room, size_t len)
+void room_sync_notice(room_sync_t *s, uint32_t from, char kind, uint64_t seq, const char *room,
+                      size_t len, uint64_t now_ms)
 {
     if (from >= s->nslots || from == s->me)
         return;
     s->seen[from] = true;
+    /* a notice of that worker's went missing: its list is incomplete here until sent again */
+    bool gap = kind != ROOM_SYNC_HELLO && s->expect[from] && seq != s->expect[from];
+    s->expect[from] = seq + 1;
+    if (gap || kind == ROOM_SYNC_HELLO)
+        s->intact[from] = seq;
+    if (gap) {
+        s->known[from] = false;
+        if (!s->missing[from] || now_ms - s->missing[from] >= ROOM_SYNC_RETRY_MS)
+            ask(s, from, now_ms); /* one list at a time: a burst of losses asks once */
+    }
+    uint64_t first = 0;
     switch (kind) {
     case ROOM_SYNC_ADD:
     case ROOM_SYNC_DEL:
@@ -68,18 +110,28 @@ void room_sync_notice(room_sync_t *s, uint32_t from, char kind, const char *room
         break;
     case ROOM_SYNC_HELLO: /* a new worker in that slot: what its predecessor held is gone */
         s->known[from] = false;
+        s->missing[from] = 0;
         s->io.forget(s->io.arg, from);
         send_rooms(s);
         break;
     case ROOM_SYNC_DONE:
-        s->known[from] = true;
+        if (len == sizeof(first))
+            memcpy(&first, room, sizeof(first));
+        if (first && first >= s->intact[from]) {
+            s->known[from] = true;
+            s->missing[from] = 0;
+        }
+        break;
+    case ROOM_SYNC_ASK:
+        if (len == sizeof(uint32_t) && memcmp(room, &s->me, sizeof(uint32_t)) == 0)
+            send_rooms(s);
         break;
     default:
         break;
     }
 }
 
-void room_sync_tick(room_sync_t *s)
+void room_sync_tick(room_sync_t *s, uint64_t now_ms)
 {
     for (uint32_t i = 0; i < s->nslots; i++) {
         if (i == s->me)
@@ -87,9 +139,24 @@ void room_sync_tick(room_sync_t *s)
         bool live = s->io.live(s->io.arg, i);
         if (!live && s->seen[i]) {
             s->known[i] = false;
+            s->expect[i] = 0;
+            s->intact[i] = 0;
             s->io.forget(s->io.arg, i);
         }
         s->seen[i] = live;
+        if (!live || s->known[i])
+            s->missing[i] = 0;
+        else if (!s->missing[i]) /* its list is on its way, or lost: give it a while */
+            s->missing[i] = now_ms ? now_ms : 1;
+        else if (now_ms - s->missing[i] >= ROOM_SYNC_RETRY_MS)
+            ask(s, i, now_ms);
+    }
+    /* a period without a notice says the last number, so a lost last one is seen */
+    if (now_ms - s->beat_at >= ROOM_SYNC_RETRY_MS) {
+        if (!s->spoke)
+            emit(s, ROOM_SYNC_BEAT, "", 0);
+        s->spoke = false;
+        s->beat_at = now_ms;
     }
 }
 

@@ -6,10 +6,22 @@
  *  - ROOM_SYNC_ADD / ROOM_SYNC_DEL when a room of its own is created or deleted;
  *  - at start, ROOM_SYNC_HELLO ("forget what you knew of my slot, and tell me your rooms"), then
  *    its own rooms and ROOM_SYNC_DONE;
- *  - on a sibling's HELLO, its rooms again, then DONE.
+ *  - on a sibling's HELLO, or an ASK naming it, its rooms again, then DONE.
  * A worker knows the whole union once every live sibling sent DONE since it started (or since
  * that sibling started): only then may its relay subscription count as up. A sibling whose slot
  * is no longer live is forgotten at the next tick.
+ *
+ * Notices can be lost (a sibling that does not read its queue past SIBLINGS_QUEUE_MAX), and a
+ * lost HELLO or list would keep a new holder from ever counting as up. So each notice carries
+ * its sender's sequence number (from a per-process base, so a restarted sibling's never continue
+ * its predecessor's; a DONE carries, as 8 bytes, the number its list began at, so a list with a
+ * notice lost inside is not taken as whole): a gap makes the sender's list unknown and asks for
+ * it again (ASK, with the slot asked as 4 bytes), and a live sibling whose list has not come within
+ * ROOM_SYNC_RETRY_MS is asked again at the tick, every ROOM_SYNC_RETRY_MS until it comes. A lost
+ * DEL leaves a stale room in the union until the sibling's slot is forgotten: one subscription too
+ * many, never a missing one. A lost notice is seen at its sender's next one: a worker that sent
+ * none for ROOM_SYNC_RETRY_MS sends a BEAT (its next number, nothing else), so a lost last one
+ * is seen within two periods.
  *
  * No I/O here: what it sends and applies goes through room_sync_io_t (production: fanout_notice
  * and adapter_relay_room/forget; tests: recorders).
@@ -21,13 +33,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { ROOM_SYNC_ADD = '+', ROOM_SYNC_DEL = '-', ROOM_SYNC_HELLO = '!', ROOM_SYNC_DONE = '=' };
+enum {
+    ROOM_SYNC_ADD = '+',
+    ROOM_SYNC_DEL = '-',
+    ROOM_SYNC_HELLO = '!',
+    ROOM_SYNC_DONE = '=',
+    ROOM_SYNC_ASK = '?',
+    ROOM_SYNC_BEAT = '.'
+};
+
+/* How long a sibling's list may take before it is asked for again. */
+#define ROOM_SYNC_RETRY_MS 1000
 
 typedef struct room_sync room_sync_t;
 
 typedef struct room_sync_io {
-    /* Hands a notice to every live sibling (room empty for HELLO and DONE). */
-    void (*send)(void *arg, char kind, const char *room, size_t len);
+    /* Hands a notice, numbered `seq`, to every live sibling (room empty for HELLO and DONE). */
+    void (*send)(void *arg, char kind, uint64_t seq, const char *room, size_t len);
     /* Calls fn for each room of this worker. */
     void (*own_rooms)(void *arg, void (*fn)(const char *room, size_t len, void *fnarg),
                       void *fnarg);
@@ -39,18 +61,22 @@ typedef struct room_sync_io {
     void *arg;
 } room_sync_io_t;
 
-/* Slot `me` of nslots; copies *io. Never NULL (out of memory aborts, see xalloc.h). */
-room_sync_t *room_sync_new(uint32_t nslots, uint32_t me, const room_sync_io_t *io);
+/* Slot `me` of nslots, numbering its notices from first_seq (> 0; distinct per process, e.g.
+ * from the pid); copies *io. Never NULL (out of memory aborts, see xalloc.h). */
+room_sync_t *room_sync_new(uint32_t nslots, uint32_t me, uint64_t first_seq,
+                           const room_sync_io_t *io);
 /* NULL is a no-op. */
 void room_sync_free(room_sync_t *s);
 /* Announces this worker: HELLO, its rooms, DONE. */
 void room_sync_start(room_sync_t *s);
 /* One of this worker's rooms was created (on) or deleted. */
 void room_sync_own(room_sync_t *s, const char *room, size_t len, bool on);
-/* A notice from the sibling in slot `from` (room borrowed). Unknown kinds are ignored. */
-void room_sync_notice(room_sync_t *s, uint32_t from, char kind, const char *room, size_t len);
-/* Forgets the siblings that are gone (every tick). */
-void room_sync_tick(room_sync_t *s);
+/* Notice number `seq` from the sibling in slot `from` (room borrowed), at now_ms (a monotonic
+ * clock). Unknown kinds are ignored. */
+void room_sync_notice(room_sync_t *s, uint32_t from, char kind, uint64_t seq, const char *room,
+                      size_t len, uint64_t now_ms);
+/* Forgets the siblings that are gone, asks again for lists overdue and beats (every tick). */
+void room_sync_tick(room_sync_t *s, uint64_t now_ms);
 /* Every live sibling's rooms are known. */
 bool room_sync_complete(const room_sync_t *s);
 

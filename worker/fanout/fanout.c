@@ -141,10 +141,14 @@ void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg)
 }
 
 /* A notice is a relayed record whose id is its kind (a relayed message's id is empty); the text
- * repeats the kind, and an empty room travels as "#" (records carry no empty room). */
-int fanout_notice(fanout_t *f, char kind, const char *room, size_t len)
+ * is the kind and the number (host order: both ends are one binary), and an empty room travels
+ * as "#" (records carry no empty room). */
+int fanout_notice(fanout_t *f, char kind, uint64_t seq, const char *room, size_t len)
 {
-    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, &kind, 1, true, 0};
+    char text[1 + sizeof(seq)];
+    text[0] = kind;
+    memcpy(text + 1, &seq, sizeof(seq));
+    siblings_entry_t e = {len ? room : "#", len ? len : 1, &kind, 1, text, sizeof(text), true, 0};
     return siblings_add(f->siblings, &e);
 }
 
@@ -158,8 +162,11 @@ static void on_sibling(const siblings_entry_t *e, void *ud)
 {
     fanout_t *f = ud;
     if (e->relayed && e->id_len == 1) {
+        uint64_t seq = 0;
+        if (e->text_len == 1 + sizeof(seq))
+            memcpy(&seq, e->text + 1, sizeof(seq));
         if (f->notice)
-            f->notice(e->from, e->id[0], e->room, e->room_len, f->notice_arg);
+            f->notice(e->from, e->id[0], seq, e->room, e->room_len, f->notice_arg);
         return;
     }
     if (e->relayed) {

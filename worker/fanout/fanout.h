@@ -86,13 +86,15 @@ int fanout_relay(fanout_t *f, const char *chan, size_t chan_len, const uint8_t *
 void fanout_on_relayed(fanout_t *f, fanout_relayed_fn fn, void *arg);
 /*
  * Room notices between the workers of this server (the sharded adapter's relay holder keeps the
- * union of their rooms, see room_union.h): fanout_notice hands (kind, room; borrowed) to every
- * live sibling in order with the entries, and each sibling's fanout calls the callback set with
- * fanout_on_notice with the sender's slot. The kinds are the caller's (one byte); an empty room
- * arrives as "#". 1 (queued), 0 (no live sibling), or siblings_add's error.
+ * union of their rooms, see room_union.h): fanout_notice hands (kind, seq, room; borrowed) to
+ * every live sibling in order with the entries, and each sibling's fanout calls the callback set
+ * with fanout_on_notice with the sender's slot. The kinds and numbers are the caller's (one byte;
+ * seq 0 when a notice came without one); an empty room arrives as "#". 1 (queued), 0 (no live
+ * sibling), or siblings_add's error.
  */
-typedef void (*fanout_notice_fn)(uint32_t from, char kind, const char *room, size_t len, void *arg);
-int fanout_notice(fanout_t *f, char kind, const char *room, size_t len);
+typedef void (*fanout_notice_fn)(uint32_t from, char kind, uint64_t seq, const char *room,
+                                 size_t len, void *arg);
+int fanout_notice(fanout_t *f, char kind, uint64_t seq, const char *room, size_t len);
 void fanout_on_notice(fanout_t *f, fanout_notice_fn fn, void *arg);
 /* The sockets it delivers to (borrowed). */
 sio_t *fanout_sockets(const fanout_t *f);

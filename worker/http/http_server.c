@@ -54,6 +54,8 @@ typedef struct http_conn {
     bool deferred;         /* awaiting beyond the route (http_defer) */
     bool upgraded;         /* http_ws_accept ran: the connection speaks WebSocket now */
     bool opened;           /* its first bytes arrived (a relay hello can only come first) */
+    uint8_t hello_got;     /* bytes of a relay hello in hello_part so far */
+    char *hello_part;      /* a relay hello cut short (RELAY_HELLO_LEN bytes), or NULL */
     bool next_begun;       /* bytes of a next request arrived on keep-alive, from next_since */
     uint64_t next_since;   /* loop time (ms) of those first bytes */
     struct http_conn *next_free; /* in hs->free_states */
@@ -344,37 +346,89 @@ static void dispatch(http_conn_t *h)
     }
 }
 
-/* The first bytes of a connection: a relay hello is answered and consumed here. false: the
- * connection is closed (a hello for another server). */
-static bool take_relay_hello(http_conn_t *h, const char **p, size_t *n)
+/*
+ * The first bytes of a connection: a relay hello is answered and consumed here, and may come in
+ * pieces (kept in hello_part, at most RELAY_HELLO_LEN bytes: the head deadline bounds the wait).
+ * Returns the bytes of *p that are HTTP, after *held (bytes kept earlier that turned out to be
+ * HTTP, *nheld of them; a strict prefix of the hello's first 15 bytes, so never a whole request).
+ * false: nothing to parse yet, or the connection is closed (a hello for another server).
+ */
+static bool take_relay_hello(http_conn_t *h, const char **p, size_t *n, const char **held,
+                             size_t *nheld)
 {
-    h->opened = true;
     char answer[RELAY_ANSWER_LEN];
-    int rc = relay_hello_parse(*p, *n, h->hs->relay_tag, answer);
+    const char *at = *p;
+    size_t len = *n, got = h->hello_got, take = 0;
+    if (got) { /* continue the piece kept: at most up to a whole hello from the new bytes */
+        take = RELAY_HELLO_LEN - got < len ? RELAY_HELLO_LEN - got : len;
+        memcpy(h->hello_part + got, *p, take);
+        at = h->hello_part;
+        len = got + take;
+    }
+    int rc = relay_hello_parse(at, len, h->hs->relay_tag, answer);
+    if (rc == -EAGAIN) {
+        if (!h->hello_part) {
+            h->hello_part = xmalloc(RELAY_HELLO_LEN);
+            memcpy(h->hello_part, at, len);
+        }
+        h->hello_got = (uint8_t)len;
+        return false;
+    }
+    h->opened = true;
+    *held = h->hello_part; /* freed with the state once parsed (see hello_done) */
+    *nheld = 0;
     if (rc < 0) {
         conn_close(h->c);
         return false;
     }
     if (rc > 0) {
         conn_push(h->c, refbuf_from(answer, sizeof(answer)));
-        *p += rc;
-        *n -= (size_t)rc;
+        *p += (size_t)rc - got;
+        *n -= (size_t)rc - got;
+    } else {
+        *nheld = got; /* not a hello: what was kept is the start of the request */
     }
     return true;
 }
 
+static void hello_done(http_conn_t *h)
+{
+    free(h->hello_part);
+    h->hello_part = NULL;
+    h->hello_got = 0;
+}
+
+/* Parses and dispatches requests from p[0..n). false: the connection state may be gone. */
+static bool feed(http_conn_t *h, conn_t *c, const char *p, size_t n);
+
 static void on_data(conn_t *c, void *state, const char *p, size_t n)
 {
     http_conn_t *h = state;
-    if (!h->opened && n > 0 && !take_relay_hello(h, &p, &n))
-        return;
+    if (!h->opened && n > 0) {
+        const char *held = NULL;
+        size_t nheld = 0;
+        bool go = take_relay_hello(h, &p, &n, &held, &nheld);
+        if (!h->opened)
+            return;
+        /* the kept bytes are a strict prefix of "STREAMIO-RELAY ": no request ends in them */
+        go = go && (!nheld || feed(h, c, held, nheld));
+        if (held)
+            hello_done(h); /* h lives on until on_release, which the feed may have queued */
+        if (!go)
+            return;
+    }
+    feed(h, c, p, n);
+}
+
+static bool feed(http_conn_t *h, conn_t *c, const char *p, size_t n)
+{
     /* a held request keeps its parsed head: nothing more is parsed until it is answered */
     while (n > 0 && conn_is_open(c) && !h->awaiting) {
         size_t used = 0;
         int rc = http_req_feed(h->req, p, n, &used);
         if (rc < 0) {
             http_fail(h, rc);
-            return;
+            return false;
         }
         p += used;
         n -= used;
@@ -382,7 +436,7 @@ static void on_data(conn_t *c, void *state, const char *p, size_t n)
             if (rc & HTTP_REQ_HEAD)
                 rq_arm(h, RQ_BODY);
             else if (used && h->phase == RQ_IDLE && !next_head_progress(h))
-                return;
+                return false;
             continue;
         }
         dispatch(h);
@@ -390,9 +444,10 @@ static void on_data(conn_t *c, void *state, const char *p, size_t n)
             /* the connection is ws_conn's now: this state goes, the rest are frames */
             on_release(c, h);
             conn_feed(c, p, n);
-            return;
+            return false;
         }
     }
+    return true;
 }
 
 static void on_release(conn_t *c, void *state)
@@ -401,6 +456,7 @@ static void on_release(conn_t *c, void *state)
     http_conn_t *h = state;
     http_server_t *hs = h->hs;
     rq_disarm(h);
+    hello_done(h);
     if (hs->nfree_states < FREE_STATES_MAX && !hs->freeing) {
         h->next_free = hs->free_states;
         hs->free_states = h;
