@@ -6,17 +6,22 @@
 
 #include "common/xalloc.h"
 
+/* What this worker knows of the sibling in one slot. */
+typedef struct peer {
+    bool known;       /* its DONE arrived, with no notice missed since its list began */
+    bool seen;        /* live at the last tick, or heard from since */
+    uint64_t expect;  /* the number of its next notice; 0 before the first */
+    uint64_t intact;  /* its lists that begin at this number or later lost nothing */
+    uint64_t missing; /* when its list was last asked for (or first missed); 0: not */
+} peer_t;
+
 struct room_sync {
     room_sync_io_t io;
     uint32_t nslots, me;
-    uint64_t seq;      /* the number of this worker's next notice */
-    uint64_t beat_at;  /* when the last ROOM_SYNC_RETRY_MS period began */
-    bool spoke;        /* a notice went out in the current period */
-    bool *known;       /* per slot: its DONE arrived, with no notice missed since its list began */
-    bool *seen;        /* per slot: live at the last tick, or heard from since */
-    uint64_t *expect;  /* per slot: the number of its next notice; 0 before the first */
-    uint64_t *intact;  /* per slot: its lists that begin at this number or later lost nothing */
-    uint64_t *missing; /* per slot: when its list was last asked for (or first missed); 0: not */
+    uint64_t seq;     /* the number of this worker's next notice */
+    uint64_t beat_at; /* when the last ROOM_SYNC_RETRY_MS period began */
+    bool spoke;       /* a notice went out in the current period */
+    peer_t *peer;     /* per slot */
 };
 
 room_sync_t *room_sync_new(uint32_t nslots, uint32_t me, uint64_t first_seq,
@@ -27,11 +32,7 @@ room_sync_t *room_sync_new(uint32_t nslots, uint32_t me, uint64_t first_seq,
     s->nslots = nslots;
     s->me = me;
     s->seq = first_seq;
-    s->known = xcalloc(nslots, sizeof(*s->known));
-    s->seen = xcalloc(nslots, sizeof(*s->seen));
-    s->expect = xcalloc(nslots, sizeof(*s->expect));
-    s->intact = xcalloc(nslots, sizeof(*s->intact));
-    s->missing = xcalloc(nslots, sizeof(*s->missing));
+    s->peer = xcalloc(nslots, sizeof(*s->peer));
     return s;
 }
 
@@ -39,11 +40,7 @@ void room_sync_free(room_sync_t *s)
 {
     if (!s)
         return;
-    free(s->known);
-    free(s->seen);
-    free(s->expect);
-    free(s->intact);
-    free(s->missing);
+    free(s->peer);
     free(s);
 }
 
@@ -71,7 +68,7 @@ static void send_rooms(room_sync_t *s)
 static void ask(room_sync_t *s, uint32_t slot, uint64_t now_ms)
 {
     emit(s, ROOM_SYNC_ASK, (const char *)&slot, sizeof(slot));
-    s->missing[slot] = now_ms ? now_ms : 1;
+    s->peer[slot].missing = now_ms ? now_ms : 1;
 }
 
 void room_sync_start(room_sync_t *s)
@@ -91,15 +88,15 @@ void room_sync_notice(room_sync_t *s, uint32_t from, char kind, uint64_t seq, co
 {
     if (from >= s->nslots || from == s->me)
         return;
-    s->seen[from] = true;
+    s->peer[from].seen = true;
     /* a notice of that worker's went missing: its list is incomplete here until sent again */
-    bool gap = kind != ROOM_SYNC_HELLO && s->expect[from] && seq != s->expect[from];
-    s->expect[from] = seq + 1;
+    bool gap = kind != ROOM_SYNC_HELLO && s->peer[from].expect && seq != s->peer[from].expect;
+    s->peer[from].expect = seq + 1;
     if (gap || kind == ROOM_SYNC_HELLO)
-        s->intact[from] = seq;
+        s->peer[from].intact = seq;
     if (gap) {
-        s->known[from] = false;
-        if (!s->missing[from] || now_ms - s->missing[from] >= ROOM_SYNC_RETRY_MS)
+        s->peer[from].known = false;
+        if (!s->peer[from].missing || now_ms - s->peer[from].missing >= ROOM_SYNC_RETRY_MS)
             ask(s, from, now_ms); /* one list at a time: a burst of losses asks once */
     }
     uint64_t first = 0;
@@ -109,17 +106,17 @@ void room_sync_notice(room_sync_t *s, uint32_t from, char kind, uint64_t seq, co
         s->io.room(s->io.arg, from, room, len, kind == ROOM_SYNC_ADD);
         break;
     case ROOM_SYNC_HELLO: /* a new worker in that slot: what its predecessor held is gone */
-        s->known[from] = false;
-        s->missing[from] = 0;
+        s->peer[from].known = false;
+        s->peer[from].missing = 0;
         s->io.forget(s->io.arg, from);
         send_rooms(s);
         break;
     case ROOM_SYNC_DONE:
         if (len == sizeof(first))
             memcpy(&first, room, sizeof(first));
-        if (first && first >= s->intact[from]) {
-            s->known[from] = true;
-            s->missing[from] = 0;
+        if (first && first >= s->peer[from].intact) {
+            s->peer[from].known = true;
+            s->peer[from].missing = 0;
         }
         break;
     case ROOM_SYNC_ASK:
@@ -137,18 +134,18 @@ void room_sync_tick(room_sync_t *s, uint64_t now_ms)
         if (i == s->me)
             continue;
         bool live = s->io.live(s->io.arg, i);
-        if (!live && s->seen[i]) {
-            s->known[i] = false;
-            s->expect[i] = 0;
-            s->intact[i] = 0;
+        if (!live && s->peer[i].seen) {
+            s->peer[i].known = false;
+            s->peer[i].expect = 0;
+            s->peer[i].intact = 0;
             s->io.forget(s->io.arg, i);
         }
-        s->seen[i] = live;
-        if (!live || s->known[i])
-            s->missing[i] = 0;
-        else if (!s->missing[i]) /* its list is on its way, or lost: give it a while */
-            s->missing[i] = now_ms ? now_ms : 1;
-        else if (now_ms - s->missing[i] >= ROOM_SYNC_RETRY_MS)
+        s->peer[i].seen = live;
+        if (!live || s->peer[i].known)
+            s->peer[i].missing = 0;
+        else if (!s->peer[i].missing) /* its list is on its way, or lost: give it a while */
+            s->peer[i].missing = now_ms ? now_ms : 1;
+        else if (now_ms - s->peer[i].missing >= ROOM_SYNC_RETRY_MS)
             ask(s, i, now_ms);
     }
     /* a period without a notice says the last number, so a lost last one is seen */
@@ -163,7 +160,7 @@ void room_sync_tick(room_sync_t *s, uint64_t now_ms)
 bool room_sync_complete(const room_sync_t *s)
 {
     for (uint32_t i = 0; i < s->nslots; i++)
-        if (i != s->me && !s->known[i] && s->io.live(s->io.arg, i))
+        if (i != s->me && !s->peer[i].known && s->io.live(s->io.arg, i))
             return false;
     return true;
 }
