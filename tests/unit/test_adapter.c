@@ -343,7 +343,7 @@ static void test_relay(void **state)
     (void)state;
     env_t *e = start(ADAPTER_MODE_CLASSIC);
     relay_seen_t r = {0};
-    adapter_set_relay(e->a, relay_fake, NULL, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, NULL, &r);
     assert_false(adapter_relay_up(e->a)); /* not wanted yet, and no Redis here */
     adapter_relay_subscribe(e->a, true);
     assert_false(adapter_relay_up(e->a)); /* wanted, never confirmed */
@@ -406,7 +406,7 @@ static void test_sharded_relay(void **state)
     (void)state;
     env_t *e = start_nsp(ADAPTER_MODE_SHARDED, 2);
     relay_seen_t r = {0};
-    adapter_set_relay(e->a, relay_fake, NULL, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, NULL, &r);
     rx_str(e, "socket.io#/#here#", sharded_bcast("here")); /* another worker relays now */
     assert_int_equal(r.calls, 1);
     assert_string_equal(r.chan, "socket.io#/#here#");
@@ -461,8 +461,10 @@ static void test_sharded_relay(void **state)
     finish(e);
 }
 
-static void marked_fake(unsigned nsp, const char *uid, size_t uid_len, bool mine, void *arg)
+static void marked_fake(unsigned nsp, const char *chan, size_t chan_len, const char *uid,
+                        size_t uid_len, bool mine, void *arg)
 {
+    (void)chan, (void)chan_len;
     relay_seen_t *r = arg;
     r->marks++;
     r->mine += mine;
@@ -478,7 +480,7 @@ static void test_relay_markers(void **state)
     (void)state;
     env_t *e = start_nsp(ADAPTER_MODE_CLASSIC, 2);
     relay_seen_t r = {.apply = true};
-    adapter_set_relay(e->a, relay_fake, marked_fake, &r);
+    adapter_set_relay(e->a, relay_fake, marked_fake, NULL, &r);
     char chan[96];
     snprintf(chan, sizeof(chan), "socket.io#/admin#streamio-handover:%s#", adapter_uid(e->a));
     rx_str(e, chan, "");
@@ -622,7 +624,7 @@ static void test_sharded_relay_up(void **state)
     (void)state;
     env_t *e = start_on(ADAPTER_MODE_SHARDED, 2, true);
     relay_seen_t r = {.apply = true};
-    adapter_set_relay(e->a, relay_fake, NULL, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, NULL, &r);
     adapter_relay_room(e->a, 1, "r1", 2, true);
     adapter_room_created(e->a, "local", 5); /* this worker's rooms come through relay_room too */
     WAIT_FOR(connected, e);
@@ -668,7 +670,7 @@ static void test_relay_up_follows_its_subscription(void **state)
     (void)state;
     env_t *e = start_on(ADAPTER_MODE_CLASSIC, 0, true);
     relay_seen_t r = {.apply = true};
-    adapter_set_relay(e->a, relay_fake, NULL, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, NULL, &r);
     adapter_relay_subscribe(e->a, true);
     WAIT_FOR(relay_is_up, e);
     WAIT_FOR(connected, e);
@@ -716,8 +718,10 @@ static bool cut_relay(unsigned nsp, const char *chan, size_t chan_len, const uin
     return true;
 }
 
-static void cut_marked(unsigned nsp, const char *uid, size_t uid_len, bool mine, void *arg)
+static void cut_marked(unsigned nsp, const char *chan, size_t chan_len, const char *uid,
+                       size_t uid_len, bool mine, void *arg)
 {
+    (void)chan, (void)chan_len;
     cut_worker_t *w = arg;
     if (mine || (uid_len == strlen(w->sibling) && memcmp(uid, w->sibling, uid_len) == 0))
         relay_cut_marker(w->cut, nsp, mine);
@@ -775,11 +779,11 @@ static void test_handover_at_the_marker(void **state)
     adapter_t *b;
     assert_int_equal(
         adapter_new(&b, e->topo, &e->cfg, ADAPTER_MODE_CLASSIC, "socket.io", &host_b, &stats_b), 0);
-    cut_worker_t old = {relay_cut_new(1, true, 3000), adapter_uid(b), 0};
-    cut_worker_t succ = {relay_cut_new(1, true, 3000), adapter_uid(e->a), 0};
+    cut_worker_t old = {relay_cut_new(1, RELAY_CUT_NAMESPACES, 3000), adapter_uid(b), 0};
+    cut_worker_t succ = {relay_cut_new(1, RELAY_CUT_NAMESPACES, 3000), adapter_uid(e->a), 0};
     handover_t h = {e, b, &fake_b, &old, &succ};
-    adapter_set_relay(e->a, cut_relay, cut_marked, &old);
-    adapter_set_relay(b, cut_relay, cut_marked, &succ);
+    adapter_set_relay(e->a, cut_relay, cut_marked, NULL, &old);
+    adapter_set_relay(b, cut_relay, cut_marked, NULL, &succ);
 
     /* the holder: alone, it takes the role at once */
     adapter_relay_subscribe(e->a, true);
