@@ -314,8 +314,12 @@ static void relay_settle(worker_t *w, bool on)
                   : others.any ? RELAY_CUT_HOLDS_SOME
                                : RELAY_CUT_HOLDS_NONE,
     };
+    relay_cut_step_t step = relay_cut_update(w->cut, &in, uv_now(&w->loop));
+    /* before any marker goes out: a sibling subscribing to a channel after this worker's marker
+     * on it must see that this worker takes channels over (see relay_cut.h) */
+    STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
     int rc = 0;
-    switch (relay_cut_update(w->cut, &in, uv_now(&w->loop))) {
+    switch (step) {
     case RELAY_CUT_MARK:
         if (w->rsync) {
             relay_cut_each_mark(w->cut, mark_channel, w); /* unsent ones: asked again */
@@ -338,7 +342,6 @@ static void relay_settle(worker_t *w, bool on)
     case RELAY_CUT_NONE:
         break;
     }
-    STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
 }
 
 /* The holder hands a broadcast of another server to the siblings and applies it; any other
@@ -381,12 +384,16 @@ static void relay_marked(unsigned nsp, const char *chan, size_t chan_len, const 
 static void relay_channel(const char *chan, size_t len, relay_cut_chan_t ev, void *arg)
 {
     worker_t *w = arg;
-    relay_cut_channel(w->cut, chan, len, ev);
-    if (ev == RELAY_CUT_CHAN_CONFIRMED)
-        relay_settle(w, relay_role_subscribe(shm_region_slots(w->args->region), w->args->slot,
-                                             relay_view, w));
-    else
+    uint32_t n = shm_region_slots(w->args->region);
+    if (ev != RELAY_CUT_CHAN_CONFIRMED) {
+        relay_cut_channel(w->cut, chan, len, ev);
         STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
+        return;
+    }
+    /* whether a new channel is held at once depends on what the siblings hold now */
+    relay_settle(w, relay_role_subscribe(n, w->args->slot, relay_view, w));
+    relay_cut_channel(w->cut, chan, len, ev);
+    relay_settle(w, relay_role_subscribe(n, w->args->slot, relay_view, w));
 }
 
 static void on_relayed(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,

@@ -38,6 +38,7 @@ typedef struct sim sim_t;
 typedef struct wk {
     relay_cut_t *cut;
     bool live, draining, subscribed;
+    bool ready;           /* subscribed a tick ago: its subscription counts as confirmed */
     size_t since[MAX_CH]; /* channels: the first message of each it receives (NEVER: none) */
     size_t pos;           /* the next message it reads */
     int marks;  /* markers it published */
@@ -132,7 +133,7 @@ static void settle(sim_t *s, uint32_t me, bool on)
     relay_others_t o;
     relay_role_others(SLOTS, me, view, s, &o);
     relay_cut_input_t in = {
-        .up = on && w->subscribed,
+        .up = on && w->subscribed && w->ready,
         .candidate = relay_role_candidate(SLOTS, me, view, s),
         .others = o.all   ? RELAY_CUT_HOLDS_ALL
                   : o.any ? RELAY_CUT_HOLDS_SOME
@@ -167,6 +168,7 @@ static void tick(sim_t *s, uint32_t me)
     if (!w->live)
         return;
     bool on = relay_role_subscribe(SLOTS, me, view, s);
+    bool was = w->subscribed;
     if (on && !w->subscribed) {
         w->subscribed = true;
         w->pos = s->n;
@@ -174,7 +176,7 @@ static void tick(sim_t *s, uint32_t me)
             if (s->exists[i])
                 chan_sub(s, me, i, RELAY_CUT_CHAN_CONFIRMED);
     } else if (!on && w->subscribed) {
-        w->subscribed = false;
+        w->subscribed = w->ready = false;
         for (unsigned i = 0; s->channels && i < s->nnsp; i++)
             if (w->since[i] != NEVER)
                 chan_sub(s, me, i, RELAY_CUT_CHAN_GONE);
@@ -184,6 +186,7 @@ static void tick(sim_t *s, uint32_t me)
     for (unsigned i = 0; on && s->channels && i < s->nnsp; i++)
         if (s->exists[i] && w->since[i] == NEVER && rnd(s) % 2 == 0)
             chan_sub(s, me, i, RELAY_CUT_CHAN_CONFIRMED);
+    w->ready = was; /* confirmed by the next tick (broadcasts arrive meanwhile) */
     settle(s, me, on);
 }
 
@@ -303,6 +306,7 @@ static void test_drain_cuts_at_the_marker(void **state)
             s.w[0].live = s.w[1].live = true;
             tick(&s, 0);
             tick(&s, 1);
+            tick(&s, 0); /* confirmed */
             assert_true(s.w[0].subscribed);
             assert_false(s.w[1].subscribed);
             assert_int_equal(relay_cut_holds(s.w[0].cut), RELAY_CUT_HOLDS_ALL); /* alone: at once */
@@ -336,6 +340,7 @@ static void test_lower_successor(void **state)
         start(&s, 1, seed % 2 ? RELAY_CUT_CHANNELS : RELAY_CUT_NAMESPACES, seed);
         s.w[1].live = true;
         tick(&s, 1);
+        tick(&s, 1);
         run(&s, 30, 1);
         s.w[0].live = true;
         run(&s, 300, seed % SLOTS);
@@ -364,6 +369,7 @@ static void test_two_namespaces(void **state)
         sim_t s;
         start(&s, 2, seed % 2 ? RELAY_CUT_CHANNELS : RELAY_CUT_NAMESPACES, seed);
         s.w[0].live = s.w[1].live = true;
+        tick(&s, 0);
         tick(&s, 0);
         run(&s, 30, 2);
         s.w[0].draining = true;
@@ -434,9 +440,11 @@ static void test_holder_crashes(void **state)
     start(&s, 1, RELAY_CUT_NAMESPACES, 7);
     s.w[0].live = s.w[1].live = true;
     tick(&s, 0);
+    tick(&s, 0);
     run(&s, 20, 2);
     s.w[0].draining = true;
-    tick(&s, 1); /* subscribes and publishes its marker */
+    tick(&s, 1);
+    tick(&s, 1); /* subscribed, confirmed: publishes its marker */
     assert_int_equal(s.w[1].marks, 1);
     s.w[0] = (wk_t){.cut = s.w[0].cut}; /* kill -9: the master frees its block */
     relay_cut_update(s.w[0].cut, &(relay_cut_input_t){0}, s.now);
@@ -463,6 +471,7 @@ static void test_rooms_created_during_handover(void **state)
         start(&s, 4, RELAY_CUT_CHANNELS, seed);
         s.exists[2] = s.exists[3] = false;
         s.w[0].live = s.w[1].live = true;
+        tick(&s, 0);
         tick(&s, 0);
         run(&s, 30, 2);
         s.w[0].draining = true;

@@ -88,8 +88,7 @@ static void each_chan(const char *key, size_t len, void *value, void *arg)
         e->held = e->waiting = e->to_mark = e->remark = false;
         break;
     case EACH_HOLD:
-        e->held = true;
-        e->waiting = e->to_mark = e->remark = false;
+        e->held |= !e->waiting;
         break;
     case EACH_TIMEOUT:
         if (e->waiting) {
@@ -140,25 +139,26 @@ static relay_cut_step_t chan_update(relay_cut_t *c, const relay_cut_input_t *in,
         c->rival_until = 0;
     }
     if (in->others == RELAY_CUT_HOLDS_NONE) {
-        /* nobody to cut against (a start, a holder gone or let go) */
-        if (c->mode != MODE_STEADY || c->n_idle || c->n_waiting)
+        /* nobody to cut against (a start, a holder gone or let go): every channel but those
+         * whose marker is on its way, which this worker may still have to read up to */
+        if (c->mode != MODE_STEADY || c->n_idle)
             each(c, EACH_HOLD);
         c->mode = MODE_STEADY;
-        return RELAY_CUT_NONE;
     }
     if (c->n_waiting && now_ms >= c->deadline) {
         each(c, EACH_TIMEOUT);
         return RELAY_CUT_TIMEOUT;
     }
-    if (!in->candidate)
-        return RELAY_CUT_NONE; /* giving the role away, or never had it */
-    if (c->mode == MODE_IDLE)
-        c->mode = MODE_TAKING;
-    if (c->n_idle) {
-        if (!c->n_waiting)
-            c->deadline = now_ms + c->timeout_ms;
-        each(c, EACH_MARK);
+    if (in->candidate && in->others != RELAY_CUT_HOLDS_NONE) {
+        if (c->mode == MODE_IDLE)
+            c->mode = MODE_TAKING;
+        if (c->n_idle) {
+            if (!c->n_waiting)
+                c->deadline = now_ms + c->timeout_ms;
+            each(c, EACH_MARK);
+        }
     }
+    /* (not the candidate: giving the role away, or never had it) */
     return c->n_to_mark ? RELAY_CUT_MARK : RELAY_CUT_NONE;
 }
 
