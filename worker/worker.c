@@ -1079,10 +1079,10 @@ static int setup(worker_t *w)
         if ((rc = adapter_new(&w->adapter, w->topology, cfg, mode, prefix, &host, w->stats)))
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
-        w->cut = relay_cut_new((unsigned)host.nnsp,
-                               mode == ADAPTER_MODE_SHARDED ? RELAY_CUT_CHANNELS
-                                                            : RELAY_CUT_NAMESPACES,
-                               RELAY_CUT_TIMEOUT_MS);
+        w->cut =
+            relay_cut_new((unsigned)host.nnsp,
+                          mode == ADAPTER_MODE_SHARDED ? RELAY_CUT_CHANNELS : RELAY_CUT_NAMESPACES,
+                          RELAY_CUT_TIMEOUT_MS);
         adapter_set_relay(w->adapter, relay_broadcast, relay_marked, relay_channel, w);
         fanout_on_relayed(w->fanout, on_relayed, w);
         if (mode == ADAPTER_MODE_SHARDED) {

@@ -546,8 +546,7 @@ static void test_sharded_markers(void **state)
     assert_int_equal(e->fake.broadcasts, 0);
     rx_str(e, "socket.io#/#", mark); /* the main channel is nobody's to cut */
     /* a uid of another length: not a marker, and dropped as another namespace's message */
-    rx_str(e, "socket.io#/#here#",
-           "{\"type\":0,\"uid\":\"\",\"nsp\":\"streamio-handover:0123\"}");
+    rx_str(e, "socket.io#/#here#", "{\"type\":0,\"uid\":\"\",\"nsp\":\"streamio-handover:0123\"}");
     assert_int_equal(r.marks, 2);
     assert_int_equal(e->fake.broadcasts, 0);
     assert_int_equal(adapter_relay_mark_channel(e->a, "socket.io#/#here#", 17), -ENOTCONN);
@@ -947,8 +946,8 @@ static void test_publish(void **state)
 {
     (void)state;
     static const char json[] = "[\"room:message\",{\"a\":1}]";
-    static const uint8_t mp[] = {0x92, 0xac, 'r', 'o', 'o', 'm', ':', 'm', 'e', 's', 's',
-                                 'a',  'g',  'e', 0x81, 0xa1, 'a', 0x01};
+    static const uint8_t mp[] = {0x92, 0xac, 'r', 'o', 'o', 'm',  ':',  'm', 'e',
+                                 's',  's',  'a', 'g', 'e', 0x81, 0xa1, 'a', 0x01};
     for (int sharded = 0; sharded < 2; sharded++) {
         env_t *e = start(sharded ? ADAPTER_MODE_SHARDED : ADAPTER_MODE_CLASSIC);
         assert_int_equal(adapter_wants_mpack(e->a), !sharded);
@@ -962,7 +961,8 @@ static void test_publish(void **state)
         assert_int_equal(adapter_publish(e->a, capture_send, &from_mpack, "here", 4, &d), 0);
         assert_int_equal(from_json.len, from_mpack.len);
         assert_memory_equal(from_json.data, from_mpack.data, from_json.len);
-        const char *want = sharded ? "SPUBLISH\nsocket.io#/#here#\n" : "PUBLISH\nsocket.io#/#here#\n";
+        const char *want =
+            sharded ? "SPUBLISH\nsocket.io#/#here#\n" : "PUBLISH\nsocket.io#/#here#\n";
         assert_memory_equal(from_json.data, want, strlen(want));
 
         /* the same message coming back is ours: dropped on its uid before the room lookup and
@@ -1005,9 +1005,12 @@ int main(void)
 {
     log_setup(LOG_LVL_ERROR, "test", -1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classic_broadcasts),  cmocka_unit_test(test_classic_requests),
-        cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
-        cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
+        cmocka_unit_test(test_classic_broadcasts),
+        cmocka_unit_test(test_classic_requests),
+        cmocka_unit_test(test_broadcast_with_acks),
+        cmocka_unit_test(test_sharded_messages),
+        cmocka_unit_test(test_other_namespaces),
+        cmocka_unit_test(test_sibling_filter),
         cmocka_unit_test(test_relay),
         cmocka_unit_test(test_relay_markers),
         cmocka_unit_test(test_sharded_markers),

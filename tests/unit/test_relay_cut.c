@@ -41,21 +41,21 @@ typedef struct wk {
     bool ready;           /* subscribed a tick ago: its subscription counts as confirmed */
     size_t since[MAX_CH]; /* channels: the first message of each it receives (NEVER: none) */
     size_t pos;           /* the next message it reads */
-    int marks;  /* markers it published */
+    int marks;            /* markers it published */
     int timeouts, yields;
 } wk_t;
 
 struct sim {
     wk_t w[SLOTS];
     msg_t msgs[MAX_MSGS];
-    size_t n;              /* messages Redis sent so far */
-    int applied[MAX_MSGS]; /* broadcast i applied this many times */
-    int owner[MAX_MSGS];   /* by which slot (the last one) */
-    unsigned nnsp;           /* namespaces, or channels */
-    bool channels;           /* RELAY_CUT_CHANNELS */
-    bool exists[MAX_CH];     /* channels: the room is in the server's union */
-    bool late[MAX_CH];       /* created during the run */
-    size_t created[MAX_CH];  /* ... since this message */
+    size_t n;               /* messages Redis sent so far */
+    int applied[MAX_MSGS];  /* broadcast i applied this many times */
+    int owner[MAX_MSGS];    /* by which slot (the last one) */
+    unsigned nnsp;          /* namespaces, or channels */
+    bool channels;          /* RELAY_CUT_CHANNELS */
+    bool exists[MAX_CH];    /* channels: the room is in the server's union */
+    bool late[MAX_CH];      /* created during the run */
+    size_t created[MAX_CH]; /* ... since this message */
     uint64_t now;
     uint32_t rng, seed;
 };
@@ -261,8 +261,7 @@ static void run(sim_t *s, int rounds, uint32_t slow)
             unsigned c = rnd(s) % s->nnsp;
             if (s->exists[c])
                 publish(s, false, c, 0);
-        }
-        else if (k < 9) {
+        } else if (k < 9) {
             uint32_t me = rnd(s) % SLOTS;
             if (me != slow || rnd(s) % 4 == 0)
                 step(s, me);
@@ -402,7 +401,8 @@ static void test_two_namespaces(void **state)
 static void test_marker_lost(void **state)
 {
     (void)state;
-    relay_cut_t *old = relay_cut_new(1, RELAY_CUT_NAMESPACES, TIMEOUT), *succ = relay_cut_new(1, RELAY_CUT_NAMESPACES, TIMEOUT);
+    relay_cut_t *old = relay_cut_new(1, RELAY_CUT_NAMESPACES, TIMEOUT),
+                *succ = relay_cut_new(1, RELAY_CUT_NAMESPACES, TIMEOUT);
     relay_cut_input_t in = {.up = true, .others = RELAY_CUT_HOLDS_NONE};
     assert_int_equal(relay_cut_update(old, &in, 0), RELAY_CUT_NONE);
     in = (relay_cut_input_t){.up = true, .candidate = true, .others = RELAY_CUT_HOLDS_ALL};
@@ -671,8 +671,10 @@ static void test_channels_all_let_go(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_drain_cuts_at_the_marker), cmocka_unit_test(test_lower_successor),
-        cmocka_unit_test(test_two_namespaces),           cmocka_unit_test(test_marker_lost),
+        cmocka_unit_test(test_drain_cuts_at_the_marker),
+        cmocka_unit_test(test_lower_successor),
+        cmocka_unit_test(test_two_namespaces),
+        cmocka_unit_test(test_marker_lost),
         cmocka_unit_test(test_holder_crashes),
         cmocka_unit_test(test_rooms_created_during_handover),
         cmocka_unit_test(test_channels_one_by_one),

@@ -467,7 +467,8 @@ static bool is_request_chan(const adapter_t *a, const char *chan, size_t chan_le
 
 /* Sharded mode: a channel only the relay holder subscribes to (a room's, another namespace's);
  * the main and uid channels are every worker's own. */
-static bool relayed_channel(const adapter_t *a, const char *chan, size_t chan_len, unsigned *nsp_out)
+static bool relayed_channel(const adapter_t *a, const char *chan, size_t chan_len,
+                            unsigned *nsp_out)
 {
     size_t rest = 0;
     int nsp = channel_nsp(a, chan, chan_len, &rest);

@@ -139,8 +139,8 @@ void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *a
  */
 typedef bool (*adapter_relay_fn)(unsigned nsp, const char *chan, size_t chan_len,
                                  const uint8_t *msg, size_t msg_len, void *arg);
-typedef void (*adapter_marker_fn)(unsigned nsp, const char *chan, size_t chan_len,
-                                  const char *uid, size_t uid_len, bool mine, void *arg);
+typedef void (*adapter_marker_fn)(unsigned nsp, const char *chan, size_t chan_len, const char *uid,
+                                  size_t uid_len, bool mine, void *arg);
 typedef void (*adapter_channel_fn)(const char *chan, size_t chan_len, relay_cut_chan_t ev,
                                    void *arg);
 void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, adapter_marker_fn marked,

@@ -32,8 +32,8 @@ struct relay_cut {
     /* RELAY_CUT_CHANNELS */
     strmap_t *chans; /* chan_t per wanted channel; NULL for RELAY_CUT_NAMESPACES */
     hold_mode_t mode;
-    bool candidate;          /* as of the last update */
-    relay_cut_hold_t others; /* as of the last update */
+    bool candidate;                              /* as of the last update */
+    relay_cut_hold_t others;                     /* as of the last update */
     size_t n_held, n_waiting, n_to_mark, n_idle; /* idle: confirmed, neither held nor waited */
 };
 

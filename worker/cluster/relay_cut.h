@@ -1,14 +1,15 @@
 /*
  * relay_cut: where, in the stream of broadcasts the relay role's subscription receives, the role
- * moves from one worker of this server to another (classic and private modes; relay_role.h says
- * which worker subscribes). During a handover the old holder and its successor are both
- * subscribed to the same patterns, each on the same Redis node, so both receive the same messages
- * in the same order. Deciding per message from shared memory which of them applies it would split
- * that stream at a different place in each worker (a broadcast applied twice, or not at all).
- * Instead the successor, once its subscription is confirmed, publishes a marker through it (one
- * per namespace: on a Redis Cluster each namespace's pattern may live on another node), and every
- * worker follows the markers: a namespace's broadcasts are applied by the worker whose marker came
- * last. The old holder applies everything before the marker and the successor everything after.
+ * moves from one worker of this server to another (relay_role.h says which worker subscribes).
+ * Classic and private modes (RELAY_CUT_NAMESPACES): during a handover the old holder and its
+ * successor are both subscribed to the same patterns, each on the same Redis node, so both receive
+ * the same messages in the same order. Deciding per message from shared memory which of them
+ * applies it would split that stream at a different place in each worker (a broadcast applied
+ * twice, or not at all). Instead the successor, once its subscription is confirmed, publishes a
+ * marker through it (one per namespace: on a Redis Cluster each namespace's pattern may live on
+ * another node), and every worker follows the markers: a namespace's broadcasts are applied by the
+ * worker whose marker came last. The old holder applies everything before the marker and the
+ * successor everything after.
  *
  * A holder keeps its subscription until it lets go at a sibling's marker (relay_role).
  *
@@ -20,19 +21,25 @@
  * sibling's marker) lets go then (RELAY_CUT_YIELD). Either way a broadcast in between may be
  * applied twice.
  *
- * Sharded mode (RELAY_CUT_CHANNELS) has one channel per room, each on the node owning its slot,
- * and Redis orders messages only within a node's connection to a subscriber; a room's
- * subscription also comes and goes while the role moves. So there the cut is per channel: the
- * caller reports each channel the subscription wants, confirms, loses (connection lost, slot
- * moving) and gives up, and the candidate, once up while a sibling holds something, publishes a
- * marker on each channel it has confirmed and does not hold (and on each it confirms later, again
- * on one lost while its marker was on its way); a channel's broadcasts are applied by the worker
- * whose marker on it came last. A worker holding it all with no sibling holding anything holds a
- * channel from the moment it wants it; a worker giving the role away (not the candidate, a
- * sibling holding something) holds no channel it did not have: the candidate marks it once
- * confirmed, and its broadcasts are the candidate's from that marker on, as a new room's are its
- * holder's from its subscription on. Per channel rather than per Redis node: a node's markers
- * would cut the rooms the successor had not confirmed yet at the wrong place.
+ * Sharded mode (RELAY_CUT_CHANNELS) has one channel per room, each on the node owning its slot;
+ * Redis orders messages only within a channel's node, and rooms come and go while the role moves.
+ * So there the cut is per channel (a marker on each room's channel, which Node servers subscribed
+ * to that room drop: see adapter_relay_mark_channel). Per channel rather than one marker per
+ * node on a private channel: a node's marker would cut at the wrong place every room the
+ * successor subscribes after it (a room created during the handover), and markers per room cost
+ * what the successor's SSUBSCRIBEs cost anyway. The caller reports each channel the
+ * subscription wants, confirms, loses (connection lost, slot moving) and gives up; the candidate,
+ * once up while a sibling holds something, publishes a marker on each channel it has confirmed
+ * and does not hold, on each it confirms later, and again on one lost while its marker was on its
+ * way; a channel's broadcasts are applied by the worker whose marker on it came last. A worker
+ * with no sibling holding anything holds at once every channel it confirms, and every channel
+ * but those whose own marker is still on its way (it may have to read up to it: the old holder
+ * applied what comes before). A worker giving the role away (not the candidate, a sibling holding
+ * something) takes no channel it did not have: such a channel's broadcasts are the candidate's
+ * from its marker on, as a new room's are its holder's from its subscription on. Whether a new
+ * channel is held at once is decided at its confirmation from what the siblings hold then (the
+ * caller updates first): a sibling publishes that it takes channels over before its first
+ * marker, so a subscription that came too late to see a marker sees that.
  *
  * No I/O: the caller publishes the markers and reports those it receives. One per worker; at most
  * 32 namespaces (CONFIG_MAX_NAMESPACES).
