@@ -544,6 +544,19 @@ static bool applies(relay_cut_t *c, const char *chan)
     return relay_cut_channel_applies(c, chan, strlen(chan));
 }
 
+/* The successor marks that channel alone, and both see the marker. */
+static void marks_only(relay_cut_t *succ, relay_cut_t *old, const relay_cut_input_t *in,
+                       uint64_t now, const char *chan)
+{
+    marks_t m = {0};
+    assert_int_equal(relay_cut_update(succ, in, now), RELAY_CUT_MARK);
+    relay_cut_each_mark(succ, record, &m);
+    assert_int_equal(m.n, 1);
+    assert_string_equal(m.chans[0], chan);
+    relay_cut_channel_marker(succ, chan, strlen(chan), true);
+    relay_cut_channel_marker(old, chan, strlen(chan), false);
+}
+
 /* Sharded mode, one channel at a time: the successor marks each channel it confirmed; a publish
  * that fails is asked again; the holder lets go of each at its marker; a channel lost while its
  * marker was on its way (its slot moved) is marked again once confirmed on its new node; a
@@ -593,13 +606,7 @@ static void test_channels_one_by_one(void **state)
     relay_cut_channel(succ, "e", 1, RELAY_CUT_CHAN_WANTED);
     assert_false(applies(succ, "e"));
     relay_cut_channel(succ, "e", 1, RELAY_CUT_CHAN_CONFIRMED);
-    assert_int_equal(relay_cut_update(succ, &s_in, 140), RELAY_CUT_MARK);
-    m.n = 0;
-    relay_cut_each_mark(succ, record, &m);
-    assert_int_equal(m.n, 1);
-    assert_string_equal(m.chans[0], "e");
-    relay_cut_channel_marker(succ, "e", 1, true);
-    relay_cut_channel_marker(old, "e", 1, false);
+    marks_only(succ, old, &s_in, 140, "e");
     assert_true(applies(succ, "e"));
     /* "b" moves with its slot before its marker reached either: marked again once confirmed */
     relay_cut_channel(succ, "b", 1, RELAY_CUT_CHAN_LOST);
@@ -608,13 +615,7 @@ static void test_channels_one_by_one(void **state)
     relay_cut_channel(old, "b", 1, RELAY_CUT_CHAN_CONFIRMED);
     assert_true(applies(old, "b")); /* still the holder's: nobody else applies it */
     relay_cut_channel(succ, "b", 1, RELAY_CUT_CHAN_CONFIRMED);
-    assert_int_equal(relay_cut_update(succ, &s_in, 160), RELAY_CUT_MARK);
-    m.n = 0;
-    relay_cut_each_mark(succ, record, &m);
-    assert_int_equal(m.n, 1);
-    assert_string_equal(m.chans[0], "b");
-    relay_cut_channel_marker(succ, "b", 1, true);
-    relay_cut_channel_marker(old, "b", 1, false);
+    marks_only(succ, old, &s_in, 160, "b");
     assert_true(applies(succ, "b"));
     assert_false(applies(old, "b"));
     /* "c": its marker never comes back to either */
