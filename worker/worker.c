@@ -468,6 +468,11 @@ static void sync_forget(void *arg, uint32_t slot)
     adapter_relay_forget(((worker_t *)arg)->adapter, slot);
 }
 
+static void sync_doubt(void *arg, uint32_t slot, bool sweep)
+{
+    adapter_relay_doubt(((worker_t *)arg)->adapter, slot, sweep);
+}
+
 static bool sync_live(void *arg, uint32_t slot)
 {
     worker_t *w = arg;
@@ -1086,7 +1091,8 @@ static int setup(worker_t *w)
         adapter_set_relay(w->adapter, relay_broadcast, relay_marked, relay_channel, w);
         fanout_on_relayed(w->fanout, on_relayed, w);
         if (mode == ADAPTER_MODE_SHARDED) {
-            room_sync_io_t io = {sync_send, sync_own_rooms, sync_room, sync_forget, sync_live, w};
+            room_sync_io_t io = {sync_send,  sync_own_rooms, sync_room, sync_forget,
+                                 sync_doubt, sync_live,      w};
             /* numbered from the pid: a successor in this slot never continues these numbers */
             w->rsync = room_sync_new(shm_region_slots(w->args->region), w->args->slot,
                                      (uint64_t)getpid() << 32 | 1, &io);

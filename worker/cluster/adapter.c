@@ -258,6 +258,18 @@ void adapter_relay_forget(adapter_t *a, uint32_t slot)
     }
 }
 
+void adapter_relay_doubt(adapter_t *a, uint32_t slot, bool sweep)
+{
+    if (!a || a->closing || !a->rooms)
+        return;
+    if (!sweep) {
+        room_union_doubt(a->rooms, slot);
+        return;
+    }
+    room_union_sweep(a->rooms, slot, a->patterns_wanted ? unsubscribe_room : NULL, a);
+    sharded_latch(a);
+}
+
 static void want(adapter_t *a, redis_sub_kind_t kind, const char *ch)
 {
     redis_client_subscribe(a->sub, kind, ch, strlen(ch));

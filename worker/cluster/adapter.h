@@ -169,6 +169,9 @@ int adapter_relay_mark_channel(adapter_t *a, const char *chan, size_t len);
  * whose worker is gone is forgotten. Only the holder's subscriptions follow. */
 void adapter_relay_room(adapter_t *a, uint32_t slot, const char *room, size_t len, bool on);
 void adapter_relay_forget(adapter_t *a, uint32_t slot);
+/* A notice of the worker in `slot` may have been lost: its rooms are in doubt until named again
+ * (sweep false); its whole list came: it no longer holds those still in doubt (sweep true). */
+void adapter_relay_doubt(adapter_t *a, uint32_t slot, bool sweep);
 /* The broadcast subscriptions are wanted and every one is confirmed and still in effect (its
  * pub/sub connection not lost since; the command connection plays no part). */
 bool adapter_relay_up(const adapter_t *a);
