@@ -406,8 +406,9 @@ static void on_relayed(const char *chan, size_t chan_len, const uint8_t *msg, si
 
 static void on_part_closed(void *arg);
 
-/* Draining: this worker still applies other servers' broadcasts for some namespace and a sibling
- * will take them at its marker, which comes through this worker's subscription too. */
+/* Draining: this worker still applies other servers' broadcasts for some namespace (sharded: some
+ * channel) and a sibling will take them at its markers, which come through this worker's
+ * subscription too. */
 static bool relay_hands_over(worker_t *w)
 {
     relay_others_t others;

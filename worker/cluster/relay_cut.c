@@ -16,8 +16,8 @@ typedef struct chan {
     bool remark;    /* lost while its marker was on its way: marked again once confirmed */
 } chan_t;
 
-/* The worker holds channels from the moment they are wanted (it took the role with nobody to cut
- * against) or only at its markers. */
+/* IDLE: holds nothing; STEADY: took the role with nobody to cut against, holds new channels from
+ * their confirmation while nobody else holds any; TAKING: takes channels at its markers. */
 typedef enum hold_mode { MODE_IDLE, MODE_STEADY, MODE_TAKING } hold_mode_t;
 
 struct relay_cut {
