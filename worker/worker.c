@@ -283,6 +283,23 @@ static void relay_view(uint32_t i, relay_slot_t *out, void *arg)
     out->holds = held != RELAY_CUT_HOLDS_NONE;
 }
 
+static void mark_failed(worker_t *w, int rc)
+{
+    if (log_sampled(&w->mark_failures))
+        LOG_WARN("cannot publish a relay handover marker yet: %s (%llu so far)", strerror(-rc),
+                 (unsigned long long)w->mark_failures);
+}
+
+/* Sharded mode: the marker of one channel (see relay_cut.h). */
+static int mark_channel(const char *chan, size_t len, void *arg)
+{
+    worker_t *w = arg;
+    int rc = adapter_relay_mark_channel(w->adapter, chan, len);
+    if (rc)
+        mark_failed(w, rc);
+    return rc;
+}
+
 /* The cut follows the subscription (`on`: this worker wants it), and the siblings see what this
  * worker holds. */
 static void relay_settle(worker_t *w, bool on)
@@ -297,15 +314,21 @@ static void relay_settle(worker_t *w, bool on)
                   : others.any ? RELAY_CUT_HOLDS_SOME
                                : RELAY_CUT_HOLDS_NONE,
     };
-    int rc;
-    switch (relay_cut_update(w->cut, &in, uv_now(&w->loop))) {
+    relay_cut_step_t step = relay_cut_update(w->cut, &in, uv_now(&w->loop));
+    /* before any marker goes out: a sibling subscribing to a channel after this worker's marker
+     * on it must see that this worker takes channels over (see relay_cut.h) */
+    STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
+    int rc = 0;
+    switch (step) {
     case RELAY_CUT_MARK:
+        if (w->rsync) {
+            relay_cut_each_mark(w->cut, mark_channel, w); /* unsent ones: asked again */
+            break;
+        }
         if ((rc = adapter_relay_mark(w->adapter)) == 0)
             break;
         relay_cut_unsent(w->cut); /* sent again on the next update */
-        if (log_sampled(&w->mark_failures))
-            LOG_WARN("cannot publish a relay handover marker yet: %s (%llu so far)", strerror(-rc),
-                     (unsigned long long)w->mark_failures);
+        mark_failed(w, rc);
         break;
     case RELAY_CUT_TIMEOUT:
         LOG_WARN("no relay handover marker came back within %d ms: taking the broadcasts over "
@@ -313,14 +336,12 @@ static void relay_settle(worker_t *w, bool on)
                  RELAY_CUT_TIMEOUT_MS);
         break;
     case RELAY_CUT_YIELD:
-        if (!w->rsync)
-            LOG_WARN("another worker took the broadcasts over without a relay handover marker "
-                     "seen here: letting go (one arriving meanwhile may be applied twice)");
+        LOG_WARN("another worker took the broadcasts over without a relay handover marker "
+                 "seen here: letting go (one arriving meanwhile may be applied twice)");
         break;
     case RELAY_CUT_NONE:
         break;
     }
-    STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
 }
 
 /* The holder hands a broadcast of another server to the siblings and applies it; any other
@@ -333,7 +354,7 @@ static bool relay_broadcast(unsigned nsp, const char *chan, size_t chan_len, con
     /* taken as soon as confirmed, not only from the next tick: no broadcast waits for it */
     if (relay_cut_holds(w->cut) != RELAY_CUT_HOLDS_ALL)
         relay_settle(w, relay_role_subscribe(n, w->args->slot, relay_view, w));
-    bool mine = w->rsync ? relay_role_holder(n, relay_view, w) == w->args->slot
+    bool mine = w->rsync ? relay_cut_channel_applies(w->cut, chan, chan_len)
                          : relay_cut_applies(w->cut, nsp);
     if (!mine)
         return false;
@@ -345,13 +366,34 @@ static bool relay_broadcast(unsigned nsp, const char *chan, size_t chan_len, con
 }
 
 /* A relay handover marker of this worker or a sibling (another server's is none of ours). */
-static void relay_marked(unsigned nsp, const char *uid, size_t uid_len, bool mine, void *arg)
+static void relay_marked(unsigned nsp, const char *chan, size_t chan_len, const char *uid,
+                         size_t uid_len, bool mine, void *arg)
 {
     worker_t *w = arg;
     if (!mine && !sibling_uid(w, uid, uid_len, true))
         return;
-    relay_cut_marker(w->cut, nsp, mine);
+    if (chan)
+        relay_cut_channel_marker(w->cut, chan, chan_len, mine);
+    else
+        relay_cut_marker(w->cut, nsp, mine);
     STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
+}
+
+/* Sharded mode: a channel of the holder's subscription changed; one confirmed may be marked at
+ * once (a room created during a handover is the successor's from its marker on). */
+static void relay_channel(const char *chan, size_t len, relay_cut_chan_t ev, void *arg)
+{
+    worker_t *w = arg;
+    uint32_t n = shm_region_slots(w->args->region);
+    if (ev != RELAY_CUT_CHAN_CONFIRMED) {
+        relay_cut_channel(w->cut, chan, len, ev);
+        STATS_SET(w->stats->adapter_relay, relay_cut_holds(w->cut));
+        return;
+    }
+    /* whether a new channel is held at once depends on what the siblings hold now */
+    relay_settle(w, relay_role_subscribe(n, w->args->slot, relay_view, w));
+    relay_cut_channel(w->cut, chan, len, ev);
+    relay_settle(w, relay_role_subscribe(n, w->args->slot, relay_view, w));
 }
 
 static void on_relayed(const char *chan, size_t chan_len, const uint8_t *msg, size_t msg_len,
@@ -364,13 +406,14 @@ static void on_relayed(const char *chan, size_t chan_len, const uint8_t *msg, si
 
 static void on_part_closed(void *arg);
 
-/* Draining: this worker still applies other servers' broadcasts for some namespace and a sibling
- * will take them at its marker, which comes through this worker's subscription too. */
+/* Draining: this worker still applies other servers' broadcasts for some namespace (sharded: some
+ * channel) and a sibling will take them at its markers, which come through this worker's
+ * subscription too. */
 static bool relay_hands_over(worker_t *w)
 {
     relay_others_t others;
     relay_role_others(shm_region_slots(w->args->region), w->args->slot, relay_view, w, &others);
-    return !w->rsync && relay_cut_holds(w->cut) != RELAY_CUT_HOLDS_NONE && others.successor;
+    return relay_cut_holds(w->cut) != RELAY_CUT_HOLDS_NONE && others.successor;
 }
 
 static void close_adapter(worker_t *w)
@@ -424,6 +467,11 @@ static void sync_room(void *arg, uint32_t slot, const char *room, size_t len, bo
 static void sync_forget(void *arg, uint32_t slot)
 {
     adapter_relay_forget(((worker_t *)arg)->adapter, slot);
+}
+
+static void sync_doubt(void *arg, uint32_t slot, bool sweep)
+{
+    adapter_relay_doubt(((worker_t *)arg)->adapter, slot, sweep);
 }
 
 static bool sync_live(void *arg, uint32_t slot)
@@ -1038,12 +1086,14 @@ static int setup(worker_t *w)
             return rc;
         adapter_set_sibling_filter(w->adapter, is_sibling_uid, w);
         w->cut =
-            relay_cut_new((unsigned)host.nnsp, mode != ADAPTER_MODE_SHARDED, RELAY_CUT_TIMEOUT_MS);
-        adapter_set_relay(w->adapter, relay_broadcast,
-                          mode == ADAPTER_MODE_SHARDED ? NULL : relay_marked, w);
+            relay_cut_new((unsigned)host.nnsp,
+                          mode == ADAPTER_MODE_SHARDED ? RELAY_CUT_CHANNELS : RELAY_CUT_NAMESPACES,
+                          RELAY_CUT_TIMEOUT_MS);
+        adapter_set_relay(w->adapter, relay_broadcast, relay_marked, relay_channel, w);
         fanout_on_relayed(w->fanout, on_relayed, w);
         if (mode == ADAPTER_MODE_SHARDED) {
-            room_sync_io_t io = {sync_send, sync_own_rooms, sync_room, sync_forget, sync_live, w};
+            room_sync_io_t io = {sync_send,  sync_own_rooms, sync_room, sync_forget,
+                                 sync_doubt, sync_live,      w};
             /* numbered from the pid: a successor in this slot never continues these numbers */
             w->rsync = room_sync_new(shm_region_slots(w->args->region), w->args->slot,
                                      (uint64_t)getpid() << 32 | 1, &io);

@@ -321,6 +321,8 @@ typedef struct relay_seen {
     int marks, mine; /* handover markers seen, of them this adapter's own */
     unsigned mark_nsp;
     char mark_uid[17];
+    char mark_chan[64]; /* sharded: the channel a marker came on */
+    int chan_events[4]; /* sharded: channel events, by relay_cut_chan_t */
 } relay_seen_t;
 
 static bool relay_fake(unsigned nsp, const char *chan, size_t chan_len, const uint8_t *msg,
@@ -343,7 +345,7 @@ static void test_relay(void **state)
     (void)state;
     env_t *e = start(ADAPTER_MODE_CLASSIC);
     relay_seen_t r = {0};
-    adapter_set_relay(e->a, relay_fake, NULL, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, NULL, &r);
     assert_false(adapter_relay_up(e->a)); /* not wanted yet, and no Redis here */
     adapter_relay_subscribe(e->a, true);
     assert_false(adapter_relay_up(e->a)); /* wanted, never confirmed */
@@ -406,7 +408,7 @@ static void test_sharded_relay(void **state)
     (void)state;
     env_t *e = start_nsp(ADAPTER_MODE_SHARDED, 2);
     relay_seen_t r = {0};
-    adapter_set_relay(e->a, relay_fake, NULL, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, NULL, &r);
     rx_str(e, "socket.io#/#here#", sharded_bcast("here")); /* another worker relays now */
     assert_int_equal(r.calls, 1);
     assert_string_equal(r.chan, "socket.io#/#here#");
@@ -461,9 +463,11 @@ static void test_sharded_relay(void **state)
     finish(e);
 }
 
-static void marked_fake(unsigned nsp, const char *uid, size_t uid_len, bool mine, void *arg)
+static void marked_fake(unsigned nsp, const char *chan, size_t chan_len, const char *uid,
+                        size_t uid_len, bool mine, void *arg)
 {
     relay_seen_t *r = arg;
+    snprintf(r->mark_chan, sizeof(r->mark_chan), "%.*s", (int)chan_len, chan ? chan : "");
     r->marks++;
     r->mine += mine;
     r->mark_nsp = nsp;
@@ -478,7 +482,7 @@ static void test_relay_markers(void **state)
     (void)state;
     env_t *e = start_nsp(ADAPTER_MODE_CLASSIC, 2);
     relay_seen_t r = {.apply = true};
-    adapter_set_relay(e->a, relay_fake, marked_fake, &r);
+    adapter_set_relay(e->a, relay_fake, marked_fake, NULL, &r);
     char chan[96];
     snprintf(chan, sizeof(chan), "socket.io#/admin#streamio-handover:%s#", adapter_uid(e->a));
     rx_str(e, chan, "");
@@ -509,6 +513,47 @@ static void test_relay_markers(void **state)
     /* markers are sent through a connection of their own: none here (Redis unreachable) */
     assert_int_equal(adapter_relay_mark(e->a), -ENOTCONN);
     buf_free(&b);
+    finish(e);
+}
+
+/* Sharded mode: a handover marker ({"type":0,"uid":"","nsp":"streamio-handover:<uid>"}) on a
+ * relayed channel (a room's, another namespace's) goes to the marker callback with its channel,
+ * this adapter's own or another's, and is neither relayed nor applied; on the main channel (never
+ * relayed) it is dropped like any message of another namespace; and it goes out with SPUBLISH on
+ * the channel it cuts (no Redis here: not connected). */
+static void test_sharded_markers(void **state)
+{
+    (void)state;
+    env_t *e = start_nsp(ADAPTER_MODE_SHARDED, 2);
+    relay_seen_t r = {.apply = true};
+    adapter_set_relay(e->a, relay_fake, marked_fake, NULL, &r);
+    char mark[128];
+    snprintf(mark, sizeof(mark), "{\"type\":0,\"uid\":\"\",\"nsp\":\"streamio-handover:%s\"}",
+             adapter_uid(e->a));
+    rx_str(e, "socket.io#/#here#", mark);
+    assert_int_equal(r.marks, 1);
+    assert_int_equal(r.mine, 1);
+    assert_string_equal(r.mark_chan, "socket.io#/#here#");
+    assert_string_equal(r.mark_uid, adapter_uid(e->a));
+    rx_str(e, "socket.io#/admin#",
+           "{\"type\":0,\"uid\":\"\",\"nsp\":\"streamio-handover:0123456789abcdef\"}");
+    assert_int_equal(r.marks, 2);
+    assert_int_equal(r.mine, 1);
+    assert_int_equal(r.mark_nsp, 1);
+    assert_string_equal(r.mark_chan, "socket.io#/admin#");
+    assert_string_equal(r.mark_uid, "0123456789abcdef");
+    assert_int_equal(r.calls, 0);
+    assert_int_equal(e->fake.broadcasts, 0);
+    rx_str(e, "socket.io#/#", mark); /* the main channel is nobody's to cut */
+    /* a uid of another length: not a marker, and dropped as another namespace's message */
+    rx_str(e, "socket.io#/#here#", "{\"type\":0,\"uid\":\"\",\"nsp\":\"streamio-handover:0123\"}");
+    assert_int_equal(r.marks, 2);
+    assert_int_equal(e->fake.broadcasts, 0);
+    assert_int_equal(adapter_relay_mark_channel(e->a, "socket.io#/#here#", 17), -ENOTCONN);
+    assert_int_equal(adapter_relay_mark(e->a), -EINVAL);
+    finish(e);
+    e = start_nsp(ADAPTER_MODE_CLASSIC, 1);
+    assert_int_equal(adapter_relay_mark_channel(e->a, "socket.io#/#here#", 17), -EINVAL);
     finish(e);
 }
 
@@ -601,6 +646,12 @@ static bool reconnected(void *arg)
 #define PATTERN "PSUBSCRIBE socket.io#/#*"
 #define WAIT_FOR(cond, arg) assert_true(fake_run_until(&e->loop, cond, arg, 10000))
 
+static void chan_fake(const char *chan, size_t chan_len, relay_cut_chan_t ev, void *arg)
+{
+    (void)chan, (void)chan_len;
+    ((relay_seen_t *)arg)->chan_events[ev]++;
+}
+
 static bool r2_subscribed(void *arg)
 {
     return fake_count(((env_t *)arg)->srv, "SSUBSCRIBE socket.io#/#r2#") == 1;
@@ -622,7 +673,7 @@ static void test_sharded_relay_up(void **state)
     (void)state;
     env_t *e = start_on(ADAPTER_MODE_SHARDED, 2, true);
     relay_seen_t r = {.apply = true};
-    adapter_set_relay(e->a, relay_fake, NULL, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, chan_fake, &r);
     adapter_relay_room(e->a, 1, "r1", 2, true);
     adapter_room_created(e->a, "local", 5); /* this worker's rooms come through relay_room too */
     WAIT_FOR(connected, e);
@@ -635,6 +686,10 @@ static void test_sharded_relay_up(void **state)
     assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#r1#"), 1);
     assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/admin#"), 1);
     assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#local#"), 0);
+    /* the cut follows the holder's channels: r1, /admin; the main one is not relayed */
+    assert_int_equal(r.chan_events[RELAY_CUT_CHAN_WANTED], 2);
+    assert_int_equal(r.chan_events[RELAY_CUT_CHAN_CONFIRMED], 2);
+    int gone = r.chan_events[RELAY_CUT_CHAN_GONE]; /* /admin, given up when the relay was set */
     /* a room added later, or one whose channel is subscribed again (a slot move), does not
      * demote the holder: every other room's broadcasts would be dropped meanwhile */
     adapter_relay_room(e->a, 0, "r2", 2, true);
@@ -645,6 +700,7 @@ static void test_sharded_relay_up(void **state)
     adapter_relay_forget(e->a, 1);
     adapter_relay_forget(e->a, 0);
     WAIT_FOR(sub_count_is, e);
+    assert_int_equal(r.chan_events[RELAY_CUT_CHAN_GONE], gone + 2); /* r1, r2 */
     assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#r1#"), 1);
     assert_int_equal(fake_count(e->srv, "SSUBSCRIBE socket.io#/#r2#"), 1);
     assert_int_equal(fake_count_prefix(e->srv, "SSUBSCRIBE socket.io#/#AAAA"), 0);
@@ -668,7 +724,7 @@ static void test_relay_up_follows_its_subscription(void **state)
     (void)state;
     env_t *e = start_on(ADAPTER_MODE_CLASSIC, 0, true);
     relay_seen_t r = {.apply = true};
-    adapter_set_relay(e->a, relay_fake, NULL, &r);
+    adapter_set_relay(e->a, relay_fake, NULL, NULL, &r);
     adapter_relay_subscribe(e->a, true);
     WAIT_FOR(relay_is_up, e);
     WAIT_FOR(connected, e);
@@ -716,8 +772,10 @@ static bool cut_relay(unsigned nsp, const char *chan, size_t chan_len, const uin
     return true;
 }
 
-static void cut_marked(unsigned nsp, const char *uid, size_t uid_len, bool mine, void *arg)
+static void cut_marked(unsigned nsp, const char *chan, size_t chan_len, const char *uid,
+                       size_t uid_len, bool mine, void *arg)
 {
+    (void)chan, (void)chan_len;
     cut_worker_t *w = arg;
     if (mine || (uid_len == strlen(w->sibling) && memcmp(uid, w->sibling, uid_len) == 0))
         relay_cut_marker(w->cut, nsp, mine);
@@ -775,11 +833,11 @@ static void test_handover_at_the_marker(void **state)
     adapter_t *b;
     assert_int_equal(
         adapter_new(&b, e->topo, &e->cfg, ADAPTER_MODE_CLASSIC, "socket.io", &host_b, &stats_b), 0);
-    cut_worker_t old = {relay_cut_new(1, true, 3000), adapter_uid(b), 0};
-    cut_worker_t succ = {relay_cut_new(1, true, 3000), adapter_uid(e->a), 0};
+    cut_worker_t old = {relay_cut_new(1, RELAY_CUT_NAMESPACES, 3000), adapter_uid(b), 0};
+    cut_worker_t succ = {relay_cut_new(1, RELAY_CUT_NAMESPACES, 3000), adapter_uid(e->a), 0};
     handover_t h = {e, b, &fake_b, &old, &succ};
-    adapter_set_relay(e->a, cut_relay, cut_marked, &old);
-    adapter_set_relay(b, cut_relay, cut_marked, &succ);
+    adapter_set_relay(e->a, cut_relay, cut_marked, NULL, &old);
+    adapter_set_relay(b, cut_relay, cut_marked, NULL, &succ);
 
     /* the holder: alone, it takes the role at once */
     adapter_relay_subscribe(e->a, true);
@@ -888,8 +946,8 @@ static void test_publish(void **state)
 {
     (void)state;
     static const char json[] = "[\"room:message\",{\"a\":1}]";
-    static const uint8_t mp[] = {0x92, 0xac, 'r', 'o', 'o', 'm', ':', 'm', 'e', 's', 's',
-                                 'a',  'g',  'e', 0x81, 0xa1, 'a', 0x01};
+    static const uint8_t mp[] = {0x92, 0xac, 'r', 'o', 'o', 'm',  ':',  'm', 'e',
+                                 's',  's',  'a', 'g', 'e', 0x81, 0xa1, 'a', 0x01};
     for (int sharded = 0; sharded < 2; sharded++) {
         env_t *e = start(sharded ? ADAPTER_MODE_SHARDED : ADAPTER_MODE_CLASSIC);
         assert_int_equal(adapter_wants_mpack(e->a), !sharded);
@@ -903,7 +961,8 @@ static void test_publish(void **state)
         assert_int_equal(adapter_publish(e->a, capture_send, &from_mpack, "here", 4, &d), 0);
         assert_int_equal(from_json.len, from_mpack.len);
         assert_memory_equal(from_json.data, from_mpack.data, from_json.len);
-        const char *want = sharded ? "SPUBLISH\nsocket.io#/#here#\n" : "PUBLISH\nsocket.io#/#here#\n";
+        const char *want =
+            sharded ? "SPUBLISH\nsocket.io#/#here#\n" : "PUBLISH\nsocket.io#/#here#\n";
         assert_memory_equal(from_json.data, want, strlen(want));
 
         /* the same message coming back is ours: dropped on its uid before the room lookup and
@@ -946,11 +1005,15 @@ int main(void)
 {
     log_setup(LOG_LVL_ERROR, "test", -1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classic_broadcasts),  cmocka_unit_test(test_classic_requests),
-        cmocka_unit_test(test_broadcast_with_acks), cmocka_unit_test(test_sharded_messages),
-        cmocka_unit_test(test_other_namespaces),    cmocka_unit_test(test_sibling_filter),
+        cmocka_unit_test(test_classic_broadcasts),
+        cmocka_unit_test(test_classic_requests),
+        cmocka_unit_test(test_broadcast_with_acks),
+        cmocka_unit_test(test_sharded_messages),
+        cmocka_unit_test(test_other_namespaces),
+        cmocka_unit_test(test_sibling_filter),
         cmocka_unit_test(test_relay),
         cmocka_unit_test(test_relay_markers),
+        cmocka_unit_test(test_sharded_markers),
         cmocka_unit_test(test_handover_at_the_marker),
         cmocka_unit_test(test_sharded_relay),
         cmocka_unit_test(test_sharded_relay_up),

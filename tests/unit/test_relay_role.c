@@ -24,9 +24,13 @@ static bool sub(relay_slot_t *s, uint32_t me)
     return relay_role_subscribe(N, me, view, s);
 }
 
+/* The lowest live slot holding the whole role, or -1. */
 static int64_t holder(relay_slot_t *s)
 {
-    return relay_role_holder(N, view, s);
+    for (uint32_t i = 0; i < N; i++)
+        if (s[i].live && s[i].up)
+            return i;
+    return -1;
 }
 
 /* Every worker applies its decision; a subscribing worker's subscription comes up. */

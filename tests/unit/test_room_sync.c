@@ -23,7 +23,8 @@ typedef struct rec {
     buf_t sent;        /* "<kind><room> " per notice sent ("?<slot> " for an ASK, "=<rooms in the
                         * list> " for a DONE) */
     uint64_t next_seq; /* the number the next notice sent must carry */
-    buf_t applied;     /* "<slot><+|-><room> " per room change, "<slot>x " per forget */
+    buf_t applied;     /* "<slot><+|-><room> " per room change, "<slot>x " per forget, "<slot>? "
+                        * when its rooms are put in doubt, "<slot>! " when those left go */
     bool live[N];
     const char *own[4];
 } rec_t;
@@ -67,6 +68,12 @@ static void r_forget(void *arg, uint32_t slot)
     buf_printf(&r->applied, "%ux ", slot);
 }
 
+static void r_doubt(void *arg, uint32_t slot, bool sweep)
+{
+    rec_t *r = arg;
+    buf_printf(&r->applied, "%u%c ", slot, sweep ? '!' : '?');
+}
+
 static bool r_live(void *arg, uint32_t slot)
 {
     return ((rec_t *)arg)->live[slot];
@@ -82,7 +89,7 @@ static room_sync_t *start(rec_t *r, uint32_t me)
     buf_init(&r->applied);
     for (int i = 0; i < N; i++)
         r->live[i] = true;
-    room_sync_io_t io = {r_send, r_own, r_room, r_forget, r_live, r};
+    room_sync_io_t io = {r_send, r_own, r_room, r_forget, r_doubt, r_live, r};
     for (int i = 0; i < N; i++)
         seqs[i] = 1000 * (uint64_t)(i + 1);
     r->next_seq = 500;
@@ -269,11 +276,38 @@ static void test_a_gap_in_the_numbers_asks_for_the_list(void **state)
     notice(s, 2, ROOM_SYNC_ADD, "d");
     done(s, 2, 4);
     assert_true(room_sync_complete(s));
-    assert_string_equal(take(&r.applied), "2+c 2+d 2+a 2+b 2+c 2+d ");
+    /* its rooms in doubt at each gap, and those not named again let go once the list came */
+    assert_string_equal(take(&r.applied), "2? 2+c 2? 2+d 2+a 2+b 2+c 2+d 2! ");
     /* a successor in slot 2 whose HELLO was lost: its numbers do not continue its predecessor's */
     notice_n(s, 2, ROOM_SYNC_ADD, 7000, "new", 9000);
     assert_false(room_sync_complete(s));
     assert_string_equal(take(&r.sent), "?2 ");
+    finish(s, &r);
+}
+
+/* A lost DEL: seen at the sender's next notice (a gap), its rooms are put in doubt, and the list
+ * it sends again lets go of the room it deleted (the holder unsubscribes it); a whole list with
+ * no gap before it sweeps nothing. */
+static void test_a_lost_del_is_swept(void **state)
+{
+    (void)state;
+    rec_t r;
+    room_sync_t *s = start(&r, 0);
+    done_n(s, 2, 100, 0, 0);
+    notice(s, 2, ROOM_SYNC_ADD, "a");
+    notice(s, 2, ROOM_SYNC_ADD, "b");
+    done(s, 1, 0);
+    assert_true(room_sync_complete(s));
+    notice(s, 2, ROOM_SYNC_ASK, "");
+    done(s, 2, 0); /* a list of nothing, but no gap: no sweep */
+    assert_string_equal(take(&r.applied), "2+a 2+b ");
+    seqs[2]++; /* "-b" lost */
+    notice_n(s, 2, ROOM_SYNC_BEAT, seqs[2], "", 5000);
+    assert_string_equal(take(&r.sent), "?2 ");
+    notice(s, 2, ROOM_SYNC_ADD, "a");
+    done(s, 2, 1);
+    assert_true(room_sync_complete(s));
+    assert_string_equal(take(&r.applied), "2? 2+a 2! ");
     finish(s, &r);
 }
 
@@ -316,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_crashed_sibling),
         cmocka_unit_test(test_a_list_that_does_not_come_is_asked_again),
         cmocka_unit_test(test_a_gap_in_the_numbers_asks_for_the_list),
+        cmocka_unit_test(test_a_lost_del_is_swept),
         cmocka_unit_test(test_a_quiet_worker_beats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

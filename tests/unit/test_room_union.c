@@ -116,10 +116,37 @@ static void test_confirmations(void **state)
     room_union_free(u);
 }
 
+/* A slot's rooms in doubt (a notice of its was lost): those named again stay, the others leave
+ * that slot at the sweep, and the union loses only those no other slot holds. */
+static void test_doubt_and_sweep(void **state)
+{
+    (void)state;
+    room_union_t *u = room_union_new();
+    set(u, 2, "kept", true);
+    set(u, 2, "deleted", true);
+    set(u, 2, "shared", true);
+    set(u, 1, "shared", true);
+    room_union_doubt(u, 2);
+    set(u, 1, "shared", true); /* another slot naming it: still in doubt for slot 2 */
+    set(u, 2, "kept", true);   /* named again (its list) */
+    int lost = 0;
+    room_union_sweep(u, 2, count, &lost);
+    assert_int_equal(lost, 1); /* "deleted"; "shared" stays with slot 1 */
+    assert_true(room_union_has(u, "kept", 4));
+    assert_false(room_union_has(u, "deleted", 7));
+    assert_int_equal(set(u, 1, "shared", false), 1); /* slot 2 let go of it */
+    /* a second sweep without a doubt before it: nothing */
+    room_union_sweep(u, 2, count, &lost);
+    assert_int_equal(lost, 1);
+    assert_true(room_union_has(u, "kept", 4));
+    room_union_free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_and_last_holder),
+        cmocka_unit_test(test_doubt_and_sweep),
         cmocka_unit_test(test_forget_slot),
         cmocka_unit_test(test_confirmations),
     };

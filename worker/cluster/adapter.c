@@ -16,6 +16,12 @@
 /* The room of a relay handover marker: "<MARKER_ROOM><uid>" (see adapter_relay_mark). */
 #define MARKER_ROOM "streamio-handover:"
 #define MARKER_ROOM_LEN (sizeof(MARKER_ROOM) - 1)
+/* Sharded mode: the message of a marker, on the channel it cuts (see adapter_relay_mark_channel),
+ * "<MARKER_HEAD><uid><MARKER_TAIL>". */
+#define MARKER_HEAD "{\"type\":0,\"uid\":\"\",\"nsp\":\"" MARKER_ROOM
+#define MARKER_TAIL "\"}"
+#define MARKER_HEAD_LEN (sizeof(MARKER_HEAD) - 1)
+#define MARKER_LEN (MARKER_HEAD_LEN + UID_LEN + sizeof(MARKER_TAIL) - 1)
 
 struct adapter {
     uv_loop_t *loop;
@@ -36,6 +42,7 @@ struct adapter {
     void *sibling_arg;
     adapter_relay_fn relay; /* see adapter_set_relay; NULL: every worker subscribes */
     adapter_marker_fn marked;
+    adapter_channel_fn channel;
     void *relay_arg;
     bool patterns_wanted; /* the broadcast subscriptions are held (see adapter_set_relay) */
     uint32_t patterns_up; /* bit i: namespace i's pattern (sharded: channel, i > 0) confirmed */
@@ -193,6 +200,13 @@ static void sharded_latch(adapter_t *a)
         a->rooms_held = true;
 }
 
+/* Sharded mode with a relay: what happens to a channel the holder's subscription covers. */
+static void relay_channel(adapter_t *a, relay_cut_chan_t ev, const char *ch, size_t len)
+{
+    if (a->rooms && a->channel && !a->closing)
+        a->channel(ch, len, ev, a->relay_arg);
+}
+
 static void room_subscription(adapter_t *a, bool on, const char *room, size_t len)
 {
     if (!dynamic_room(a, len))
@@ -202,6 +216,7 @@ static void room_subscription(adapter_t *a, bool on, const char *room, size_t le
         redis_client_subscribe(a->sub, REDIS_SUB_SHARD, a->chan.data, a->chan.len);
     else
         redis_client_unsubscribe(a->sub, REDIS_SUB_SHARD, a->chan.data, a->chan.len);
+    relay_channel(a, on ? RELAY_CUT_CHAN_WANTED : RELAY_CUT_CHAN_GONE, a->chan.data, a->chan.len);
 }
 
 void adapter_room_created(adapter_t *a, const char *room, size_t len)
@@ -243,6 +258,18 @@ void adapter_relay_forget(adapter_t *a, uint32_t slot)
     }
 }
 
+void adapter_relay_doubt(adapter_t *a, uint32_t slot, bool sweep)
+{
+    if (!a || a->closing || !a->rooms)
+        return;
+    if (!sweep) {
+        room_union_doubt(a->rooms, slot);
+        return;
+    }
+    room_union_sweep(a->rooms, slot, a->patterns_wanted ? unsubscribe_room : NULL, a);
+    sharded_latch(a);
+}
+
 static void want(adapter_t *a, redis_sub_kind_t kind, const char *ch)
 {
     redis_client_subscribe(a->sub, kind, ch, strlen(ch));
@@ -265,6 +292,8 @@ static void sharded_broadcasts(adapter_t *a, bool on)
             redis_client_subscribe(a->sub, REDIS_SUB_SHARD, a->chan.data, a->chan.len);
         else
             redis_client_unsubscribe(a->sub, REDIS_SUB_SHARD, a->chan.data, a->chan.len);
+        relay_channel(a, on ? RELAY_CUT_CHAN_WANTED : RELAY_CUT_CHAN_GONE, a->chan.data,
+                      a->chan.len);
     }
     room_union_unconfirm_all(a->rooms);
     room_union_each(a->rooms, on ? subscribe_room : unsubscribe_room, a);
@@ -438,7 +467,7 @@ static bool relay_marker(adapter_t *a, unsigned nsp, const char *room, size_t le
         return false;
     const char *uid = room + MARKER_ROOM_LEN;
     if (a->marked)
-        a->marked(nsp, uid, UID_LEN, memcmp(uid, a->uid, UID_LEN) == 0, a->relay_arg);
+        a->marked(nsp, NULL, 0, uid, UID_LEN, memcmp(uid, a->uid, UID_LEN) == 0, a->relay_arg);
     return true;
 }
 
@@ -448,19 +477,42 @@ static bool is_request_chan(const adapter_t *a, const char *chan, size_t chan_le
            memcmp(chan, a->request_chan, chan_len) == 0;
 }
 
-/* Sharded mode: a broadcast on a channel only the relay holder subscribes to (a room's, another
- * namespace's); the main and uid channels are every worker's own. A message laid out otherwise
- * is relayed and left to the siblings' decoding. */
-static bool relayable(const adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
-                      size_t msg_len, unsigned *nsp_out)
+/* Sharded mode: a channel only the relay holder subscribes to (a room's, another namespace's);
+ * the main and uid channels are every worker's own. */
+static bool relayed_channel(const adapter_t *a, const char *chan, size_t chan_len,
+                            unsigned *nsp_out)
 {
     size_t rest = 0;
     int nsp = channel_nsp(a, chan, chan_len, &rest);
     *nsp_out = (unsigned)nsp;
     if (nsp < 0 || (nsp == 0 && rest == chan_len))
         return false;
-    if (nsp == 0 && chan_len == a->prefix_len + UID_LEN + 1 &&
-        memcmp(chan + a->prefix_len, a->uid, UID_LEN) == 0)
+    return !(nsp == 0 && chan_len == a->prefix_len + UID_LEN + 1 &&
+             memcmp(chan + a->prefix_len, a->uid, UID_LEN) == 0);
+}
+
+/* Sharded mode: a handover marker (see adapter_relay_mark_channel) on a relayed channel: this
+ * worker's own or a sibling's goes to the marker callback; another server's is dropped, as Node
+ * servers drop it (a namespace they do not have). Never applied, never relayed. */
+static bool sharded_marker(adapter_t *a, unsigned nsp, const char *chan, size_t chan_len,
+                           const uint8_t *msg, size_t msg_len)
+{
+    if (msg_len != MARKER_LEN || memcmp(msg, MARKER_HEAD, MARKER_HEAD_LEN) != 0 ||
+        memcmp(msg + MARKER_HEAD_LEN + UID_LEN, MARKER_TAIL, sizeof(MARKER_TAIL) - 1) != 0)
+        return false;
+    const char *uid = (const char *)msg + MARKER_HEAD_LEN;
+    if (a->marked)
+        a->marked(nsp, chan, chan_len, uid, UID_LEN, memcmp(uid, a->uid, UID_LEN) == 0,
+                  a->relay_arg);
+    return true;
+}
+
+/* Sharded mode: a broadcast on a relayed channel. A message laid out otherwise is relayed and
+ * left to the siblings' decoding. */
+static bool relayable(const adapter_t *a, const char *chan, size_t chan_len, const uint8_t *msg,
+                      size_t msg_len, unsigned *nsp_out)
+{
+    if (!relayed_channel(a, chan, chan_len, nsp_out))
         return false;
     int type = -1;
     adapter_str_t uid;
@@ -478,6 +530,9 @@ void adapter_receive(adapter_t *a, const char *chan, size_t chan_len, const uint
         return;
     if (a->mode == ADAPTER_MODE_SHARDED) {
         unsigned nsp;
+        if (a->relay && relayed_channel(a, chan, chan_len, &nsp) &&
+            sharded_marker(a, nsp, chan, chan_len, msg, msg_len))
+            return;
         if (a->relay && relayable(a, chan, chan_len, msg, msg_len, &nsp) &&
             !a->relay(nsp, chan, chan_len, msg, msg_len, a->relay_arg))
             return; /* the holder relays it to this worker */
@@ -550,10 +605,16 @@ static uint32_t sharded_confirm(adapter_t *a, redis_sub_kind_t kind, const char 
     if (kind != REDIS_SUB_SHARD || !a->rooms || !a->patterns_wanted)
         return 0;
     int nsp = channel_nsp(a, ch, len, &rest);
-    if (nsp > 0 && nsp < 32 && rest == len)
+    relay_cut_chan_t ev = confirmed ? RELAY_CUT_CHAN_CONFIRMED : RELAY_CUT_CHAN_LOST;
+    if (nsp > 0 && nsp < 32 && rest == len) {
+        relay_channel(a, ev, ch, len);
         return 1u << nsp;
-    if (nsp == 0 && len > rest + 1 && ch[len - 1] == '#')
+    }
+    if (nsp == 0 && len > rest + 1 && ch[len - 1] == '#' &&
+        room_union_has(a->rooms, ch + rest, len - rest - 1)) {
         room_union_confirm(a->rooms, ch + rest, len - rest - 1, confirmed);
+        relay_channel(a, ev, ch, len);
+    }
     return 0;
 }
 
@@ -659,10 +720,12 @@ void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *a
     a->sibling_arg = arg;
 }
 
-void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, adapter_marker_fn marked, void *arg)
+void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, adapter_marker_fn marked,
+                       adapter_channel_fn channel, void *arg)
 {
     a->relay = relay;
     a->marked = marked;
+    a->channel = channel;
     a->relay_arg = arg;
     if (a->mode == ADAPTER_MODE_SHARDED && !a->rooms) {
         /* what subscribe_all took for this worker alone becomes the holder's */
@@ -695,6 +758,19 @@ int adapter_relay_mark(adapter_t *a)
             return rc;
     }
     return 0;
+}
+
+int adapter_relay_mark_channel(adapter_t *a, const char *chan, size_t len)
+{
+    if (a->closing || a->mode != ADAPTER_MODE_SHARDED)
+        return -EINVAL;
+    char body[MARKER_LEN];
+    memcpy(body, MARKER_HEAD, MARKER_HEAD_LEN);
+    memcpy(body + MARKER_HEAD_LEN, a->uid, UID_LEN);
+    memcpy(body + MARKER_HEAD_LEN + UID_LEN, MARKER_TAIL, sizeof(MARKER_TAIL) - 1);
+    const char *argv[] = {"SPUBLISH", chan, body};
+    size_t lens[] = {8, len, sizeof(body)};
+    return redis_client_command(a->pub, chan, len, NULL, NULL, 3, argv, lens);
 }
 
 void adapter_relay_subscribe(adapter_t *a, bool on)

@@ -37,6 +37,7 @@
 #include "common/proto/adapter_msg.h"
 #include "common/redis/redis_topology.h"
 #include "shm/stats.h"
+#include "worker/cluster/relay_cut.h"
 #include "worker/fanout/adapter_host.h"
 
 typedef struct adapter adapter_t;
@@ -128,16 +129,22 @@ void adapter_set_sibling_filter(adapter_t *a, adapter_uid_fn is_sibling, void *a
  * here too, or false to drop it (another worker relays now). The siblings apply what they are
  * handed with adapter_receive_relayed. Requests are never relayed: every worker keeps its own
  * subscription to them.
- * Classic and private modes: a handover marker (adapter_relay_mark) of this worker or of any
- * other worker of any server goes to marked(nsp, uid, mine, arg) instead (uid: the publisher's,
- * borrowed; mine: this adapter's own); the caller tells this server's from the others'. NULL
- * marked: markers are dropped. Private mode opens the connection the markers go out on here.
+ * A handover marker (classic and private modes: adapter_relay_mark; sharded: on a relayed
+ * channel, adapter_relay_mark_channel) of this worker or of any other worker of any server goes to
+ * marked(nsp, chan, uid, mine, arg) instead (chan: sharded, the channel it came on, else NULL;
+ * uid: the publisher's; both borrowed; mine: this adapter's own); the caller tells this server's
+ * from the others'. NULL marked: markers are dropped. Private mode opens the connection the
+ * markers go out on here. Sharded mode: channel(chan, ev, arg) follows each channel of the holder's
+ * subscription (wanted, confirmed, lost, gone; see relay_cut.h), may be NULL.
  */
 typedef bool (*adapter_relay_fn)(unsigned nsp, const char *chan, size_t chan_len,
                                  const uint8_t *msg, size_t msg_len, void *arg);
-typedef void (*adapter_marker_fn)(unsigned nsp, const char *uid, size_t uid_len, bool mine,
-                                  void *arg);
-void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, adapter_marker_fn marked, void *arg);
+typedef void (*adapter_marker_fn)(unsigned nsp, const char *chan, size_t chan_len, const char *uid,
+                                  size_t uid_len, bool mine, void *arg);
+typedef void (*adapter_channel_fn)(const char *chan, size_t chan_len, relay_cut_chan_t ev,
+                                   void *arg);
+void adapter_set_relay(adapter_t *a, adapter_relay_fn relay, adapter_marker_fn marked,
+                       adapter_channel_fn channel, void *arg);
 void adapter_relay_subscribe(adapter_t *a, bool on);
 /*
  * Classic and private modes: publishes a relay handover marker on every namespace, through the
@@ -148,10 +155,23 @@ void adapter_relay_subscribe(adapter_t *a, bool on);
  * closing), or the Redis layer's error (-ENOTCONN...).
  */
 int adapter_relay_mark(adapter_t *a);
+/*
+ * Sharded mode: publishes a relay handover marker on one relayed channel (a room's, another
+ * namespace's), on the node that owns it, so that every worker of this server subscribed to it
+ * receives it at the same place among that channel's broadcasts. It is `SPUBLISH <chan>
+ * {"type":0,"uid":"","nsp":"streamio-handover:<uid>"}`: a namespace no server has, so Node's
+ * ClusterAdapter drops it right after its uid check (an empty uid: counted as no server by
+ * adapters that count them), and so do other streamio servers. 0, -EINVAL (not sharded, or
+ * closing), or the Redis layer's error.
+ */
+int adapter_relay_mark_channel(adapter_t *a, const char *chan, size_t len);
 /* Sharded mode with a relay: the worker in `slot` holds the room (on) or no longer does; a slot
  * whose worker is gone is forgotten. Only the holder's subscriptions follow. */
 void adapter_relay_room(adapter_t *a, uint32_t slot, const char *room, size_t len, bool on);
 void adapter_relay_forget(adapter_t *a, uint32_t slot);
+/* A notice of the worker in `slot` may have been lost: its rooms are in doubt until named again
+ * (sweep false); its whole list came: it no longer holds those still in doubt (sweep true). */
+void adapter_relay_doubt(adapter_t *a, uint32_t slot, bool sweep);
 /* The broadcast subscriptions are wanted and every one is confirmed and still in effect (its
  * pub/sub connection not lost since; the command connection plays no part). */
 bool adapter_relay_up(const adapter_t *a);

@@ -3,7 +3,22 @@
 
 #include <stdlib.h>
 
+#include "common/strmap.h"
 #include "common/xalloc.h"
+
+/* RELAY_CUT_CHANNELS: what this worker knows of one channel. */
+typedef struct chan {
+    bool confirmed; /* its messages reach this worker */
+    bool seen;      /* it was confirmed once */
+    bool held;      /* this worker applies them */
+    bool waiting;   /* its marker is on its way */
+    bool to_mark;   /* its marker is to be published (again) */
+    bool remark;    /* lost while its marker was on its way: marked again once confirmed */
+} chan_t;
+
+/* IDLE: holds nothing; STEADY: took the role with nobody to cut against, holds new channels from
+ * their confirmation while nobody else holds any; TAKING: takes channels at its markers. */
+typedef enum hold_mode { MODE_IDLE, MODE_STEADY, MODE_TAKING } hold_mode_t;
 
 struct relay_cut {
     uint32_t all;         /* a bit per namespace */
@@ -12,29 +27,228 @@ struct relay_cut {
     uint64_t deadline;    /* for them */
     uint64_t rival_until; /* a sibling holds it all: this worker lets go then at the latest */
     uint64_t timeout_ms;
-    bool markers;
     bool unsent; /* the last RELAY_CUT_MARK could not be published: asked again */
     bool on;     /* wanted and subscribed: markers count */
+    /* RELAY_CUT_CHANNELS */
+    strmap_t *chans; /* chan_t per wanted channel; NULL for RELAY_CUT_NAMESPACES */
+    hold_mode_t mode;
+    bool candidate;                              /* as of the last update */
+    relay_cut_hold_t others;                     /* as of the last update */
+    size_t n_held, n_waiting, n_to_mark, n_idle; /* idle: confirmed, neither held nor waited */
 };
 
-relay_cut_t *relay_cut_new(unsigned nnsp, bool markers, uint64_t timeout_ms)
+relay_cut_t *relay_cut_new(unsigned nnsp, relay_cut_kind_t kind, uint64_t timeout_ms)
 {
     relay_cut_t *c = xcalloc(1, sizeof(*c));
     c->all = nnsp >= 32 ? UINT32_MAX : (1u << (nnsp ? nnsp : 1)) - 1;
-    c->markers = markers;
-    c->timeout_ms = markers ? timeout_ms : 0;
+    c->timeout_ms = timeout_ms;
+    if (kind == RELAY_CUT_CHANNELS)
+        c->chans = strmap_new();
     return c;
 }
 
 void relay_cut_free(relay_cut_t *c)
 {
+    if (!c)
+        return;
+    if (c->chans) {
+        strmap_free_values(c->chans, NULL);
+        strmap_free(c->chans);
+    }
     free(c);
 }
+
+/* ---- RELAY_CUT_CHANNELS ---- */
+
+/* Adds (sign 1) or removes (-1) what e counts for: a change to e goes between the two. */
+static void account(relay_cut_t *c, const chan_t *e, int sign)
+{
+    c->n_held += (size_t)(sign * e->held);
+    c->n_waiting += (size_t)(sign * e->waiting);
+    c->n_to_mark += (size_t)(sign * e->to_mark);
+    c->n_idle += (size_t)(sign * (e->confirmed && !e->held && !e->waiting));
+}
+
+typedef struct each_arg {
+    relay_cut_t *c;
+    int what;
+    int (*publish)(const char *chan, size_t len, void *arg);
+    void *arg;
+} each_arg_t;
+
+enum { EACH_DROP, EACH_HOLD, EACH_TIMEOUT, EACH_MARK, EACH_PUBLISH };
+
+static void each_chan(const char *key, size_t len, void *value, void *arg)
+{
+    each_arg_t *a = arg;
+    chan_t *e = value;
+    account(a->c, e, -1);
+    switch (a->what) {
+    case EACH_DROP:
+        e->held = e->waiting = e->to_mark = e->remark = false;
+        break;
+    case EACH_HOLD:
+        e->held |= !e->waiting;
+        break;
+    case EACH_TIMEOUT:
+        if (e->waiting) {
+            e->held = true;
+            e->waiting = e->to_mark = e->remark = false;
+        }
+        break;
+    case EACH_MARK:
+        if (e->confirmed && !e->held && !e->waiting)
+            e->waiting = e->to_mark = true;
+        break;
+    case EACH_PUBLISH:
+        if (e->to_mark && a->publish(key, len, a->arg) == 0)
+            e->to_mark = false;
+        break;
+    }
+    account(a->c, e, 1);
+}
+
+static void each(relay_cut_t *c, int what)
+{
+    each_arg_t a = {.c = c, .what = what};
+    strmap_foreach(c->chans, each_chan, &a);
+}
+
+static relay_cut_step_t chan_update(relay_cut_t *c, const relay_cut_input_t *in, uint64_t now_ms)
+{
+    if (!in->up) {
+        if (c->mode != MODE_IDLE)
+            each(c, EACH_DROP);
+        c->mode = MODE_IDLE;
+        c->rival_until = 0;
+        return RELAY_CUT_NONE;
+    }
+    c->candidate = in->candidate;
+    c->others = in->others;
+    if ((c->n_held || c->n_waiting) && in->others == RELAY_CUT_HOLDS_ALL && !in->candidate) {
+        /* its markers are on their way here; unless it took the channels without them */
+        if (!c->rival_until)
+            c->rival_until = now_ms + c->timeout_ms;
+        if (now_ms >= c->rival_until) {
+            each(c, EACH_DROP);
+            c->mode = MODE_IDLE;
+            c->rival_until = 0;
+            return RELAY_CUT_YIELD;
+        }
+    } else {
+        c->rival_until = 0;
+    }
+    if (in->others == RELAY_CUT_HOLDS_NONE) {
+        /* nobody to cut against (a start, a holder gone or let go): every channel but those
+         * whose marker is on its way, which this worker may still have to read up to */
+        if (c->mode != MODE_STEADY || c->n_idle)
+            each(c, EACH_HOLD);
+        c->mode = MODE_STEADY;
+    }
+    if (c->n_waiting && now_ms >= c->deadline) {
+        each(c, EACH_TIMEOUT);
+        return RELAY_CUT_TIMEOUT;
+    }
+    if (in->candidate && in->others != RELAY_CUT_HOLDS_NONE) {
+        if (c->mode == MODE_IDLE)
+            c->mode = MODE_TAKING;
+        if (c->n_idle) {
+            if (!c->n_waiting)
+                c->deadline = now_ms + c->timeout_ms;
+            each(c, EACH_MARK);
+        }
+    }
+    /* (not the candidate: giving the role away, or never had it) */
+    return c->n_to_mark ? RELAY_CUT_MARK : RELAY_CUT_NONE;
+}
+
+void relay_cut_channel(relay_cut_t *c, const char *chan, size_t len, relay_cut_chan_t ev)
+{
+    if (!c->chans)
+        return;
+    chan_t *e = strmap_get(c->chans, chan, len);
+    if (ev == RELAY_CUT_CHAN_GONE) {
+        if (e) {
+            account(c, e, -1);
+            free(strmap_del(c->chans, chan, len));
+        }
+        return;
+    }
+    if (!e) {
+        e = xcalloc(1, sizeof(*e));
+        strmap_put(c->chans, chan, len, e);
+    } else {
+        account(c, e, -1);
+    }
+    if (ev == RELAY_CUT_CHAN_CONFIRMED) {
+        /* a new channel is held at once only by a holder with nobody to cut against as of now:
+         * a sibling publishes what it holds before its markers, so one whose marker this
+         * subscription missed is seen here */
+        if (!e->seen)
+            e->held = c->on && c->mode == MODE_STEADY && c->others == RELAY_CUT_HOLDS_NONE;
+        e->seen = e->confirmed = true;
+        if (e->waiting && e->remark) {
+            e->to_mark = true; /* the first one may have gone to the node it left */
+            e->remark = false;
+        }
+    } else if (ev == RELAY_CUT_CHAN_LOST) {
+        e->confirmed = false;
+        e->remark = e->waiting;
+    }
+    account(c, e, 1);
+}
+
+void relay_cut_channel_marker(relay_cut_t *c, const char *chan, size_t len, bool mine)
+{
+    chan_t *e = c->chans && c->on ? strmap_get(c->chans, chan, len) : NULL;
+    if (!e)
+        return;
+    account(c, e, -1);
+    if (mine) {
+        /* any marker of its own is a cut both sides see at the same place */
+        e->held = true;
+        e->waiting = e->to_mark = e->remark = false;
+    } else {
+        e->held = false;
+    }
+    account(c, e, 1);
+}
+
+bool relay_cut_channel_applies(const relay_cut_t *c, const char *chan, size_t len)
+{
+    const chan_t *e = c->chans ? strmap_get(c->chans, chan, len) : NULL;
+    return e && e->held;
+}
+
+void relay_cut_each_mark(relay_cut_t *c, int (*publish)(const char *chan, size_t len, void *arg),
+                         void *arg)
+{
+    if (!c->chans || !c->n_to_mark)
+        return;
+    each_arg_t a = {.c = c, .what = EACH_PUBLISH, .publish = publish, .arg = arg};
+    strmap_foreach(c->chans, each_chan, &a);
+}
+
+/* All: every channel confirmed here is held (one being subscribed again keeps what it was). */
+static relay_cut_hold_t chan_holds(const relay_cut_t *c)
+{
+    if (!c->on || c->mode == MODE_IDLE)
+        return RELAY_CUT_HOLDS_NONE;
+    if (!c->n_waiting && !c->n_idle) /* with none held: the holder, unless giving it away */
+        return c->n_held || c->candidate || c->others == RELAY_CUT_HOLDS_NONE
+                   ? RELAY_CUT_HOLDS_ALL
+                   : RELAY_CUT_HOLDS_NONE;
+    return c->n_held || c->n_waiting ? RELAY_CUT_HOLDS_SOME : RELAY_CUT_HOLDS_NONE;
+}
+
+/* ---- RELAY_CUT_NAMESPACES ---- */
 
 relay_cut_step_t relay_cut_update(relay_cut_t *c, const relay_cut_input_t *in, uint64_t now_ms)
 {
     relay_cut_hold_t others = in->others;
     c->on = in->up;
+    if (c->chans)
+        return chan_update(c, in, now_ms);
     if (!in->up) {
         c->held = c->waiting = 0;
         c->unsent = false;
@@ -66,7 +280,7 @@ relay_cut_step_t relay_cut_update(relay_cut_t *c, const relay_cut_input_t *in, u
     }
     if (c->held == c->all)
         return RELAY_CUT_NONE;
-    if (!c->markers || (!c->held && others == RELAY_CUT_HOLDS_NONE)) {
+    if (!c->held && others == RELAY_CUT_HOLDS_NONE) {
         c->held = c->all; /* nobody to cut against */
         return RELAY_CUT_NONE;
     }
@@ -105,6 +319,8 @@ bool relay_cut_applies(const relay_cut_t *c, unsigned nsp)
 
 relay_cut_hold_t relay_cut_holds(const relay_cut_t *c)
 {
+    if (c->chans)
+        return chan_holds(c);
     return c->held == c->all       ? RELAY_CUT_HOLDS_ALL
            : c->held || c->waiting ? RELAY_CUT_HOLDS_SOME
                                    : RELAY_CUT_HOLDS_NONE;

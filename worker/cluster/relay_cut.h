@@ -1,14 +1,15 @@
 /*
  * relay_cut: where, in the stream of broadcasts the relay role's subscription receives, the role
- * moves from one worker of this server to another (classic and private modes; relay_role.h says
- * which worker subscribes). During a handover the old holder and its successor are both
- * subscribed to the same patterns, each on the same Redis node, so both receive the same messages
- * in the same order. Deciding per message from shared memory which of them applies it would split
- * that stream at a different place in each worker (a broadcast applied twice, or not at all).
- * Instead the successor, once its subscription is confirmed, publishes a marker through it (one
- * per namespace: on a Redis Cluster each namespace's pattern may live on another node), and every
- * worker follows the markers: a namespace's broadcasts are applied by the worker whose marker came
- * last. The old holder applies everything before the marker and the successor everything after.
+ * moves from one worker of this server to another (relay_role.h says which worker subscribes).
+ * Classic and private modes (RELAY_CUT_NAMESPACES): during a handover the old holder and its
+ * successor are both subscribed to the same patterns, each on the same Redis node, so both receive
+ * the same messages in the same order. Deciding per message from shared memory which of them
+ * applies it would split that stream at a different place in each worker (a broadcast applied
+ * twice, or not at all). Instead the successor, once its subscription is confirmed, publishes a
+ * marker through it (one per namespace: on a Redis Cluster each namespace's pattern may live on
+ * another node), and every worker follows the markers: a namespace's broadcasts are applied by the
+ * worker whose marker came last. The old holder applies everything before the marker and the
+ * successor everything after.
  *
  * A holder keeps its subscription until it lets go at a sibling's marker (relay_role).
  *
@@ -18,9 +19,27 @@
  * then (RELAY_CUT_TIMEOUT, for the caller to log); and a holder that is not the candidate and
  * still holds some namespace timeout_ms after a sibling took them all (it never saw that
  * sibling's marker) lets go then (RELAY_CUT_YIELD). Either way a broadcast in between may be
- * applied twice. Without markers (sharded mode: one channel per room) the role is taken once
- * subscribed and given up as soon as a sibling holds it all; which of them applies each broadcast
- * meanwhile is the caller's.
+ * applied twice.
+ *
+ * Sharded mode (RELAY_CUT_CHANNELS) has one channel per room, each on the node owning its slot;
+ * Redis orders messages only within a channel's node, and rooms come and go while the role moves.
+ * So there the cut is per channel (a marker on each room's channel, which Node servers subscribed
+ * to that room drop: see adapter_relay_mark_channel). Per channel rather than one marker per
+ * node on a private channel: a node's marker would cut at the wrong place every room the
+ * successor subscribes after it (a room created during the handover), and markers per room cost
+ * what the successor's SSUBSCRIBEs cost anyway. The caller reports each channel the
+ * subscription wants, confirms, loses (connection lost, slot moving) and gives up; the candidate,
+ * once up while a sibling holds something, publishes a marker on each channel it has confirmed
+ * and does not hold, on each it confirms later, and again on one lost while its marker was on its
+ * way; a channel's broadcasts are applied by the worker whose marker on it came last. A worker
+ * with no sibling holding anything holds at once every channel it confirms, and every channel
+ * but those whose own marker is still on its way (it may have to read up to it: the old holder
+ * applied what comes before). A worker giving the role away (not the candidate, a sibling holding
+ * something) takes no channel it did not have: such a channel's broadcasts are the candidate's
+ * from its marker on, as a new room's are its holder's from its subscription on. Whether a new
+ * channel is held at once is decided at its confirmation from what the siblings hold then (the
+ * caller updates first): a sibling publishes that it takes channels over before its first
+ * marker, so a subscription that came too late to see a marker sees that.
  *
  * No I/O: the caller publishes the markers and reports those it receives. One per worker; at most
  * 32 namespaces (CONFIG_MAX_NAMESPACES).
@@ -29,6 +48,7 @@
 #define STREAMIO_WORKER_CLUSTER_RELAY_CUT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct relay_cut relay_cut_t;
@@ -48,8 +68,13 @@ typedef enum relay_cut_hold {
     RELAY_CUT_HOLDS_ALL = 2
 } relay_cut_hold_t;
 
-/* nnsp namespaces (1..32); markers: classic and private modes. Aborts on out-of-memory. */
-relay_cut_t *relay_cut_new(unsigned nnsp, bool markers, uint64_t timeout_ms);
+typedef enum relay_cut_kind {
+    RELAY_CUT_NAMESPACES, /* classic and private modes: a marker per namespace */
+    RELAY_CUT_CHANNELS    /* sharded mode: a marker per channel */
+} relay_cut_kind_t;
+
+/* nnsp namespaces (1..32). Aborts on out-of-memory. */
+relay_cut_t *relay_cut_new(unsigned nnsp, relay_cut_kind_t kind, uint64_t timeout_ms);
 void relay_cut_free(relay_cut_t *c);
 /* What the worker knows of the role now (relay_role, shared memory). */
 typedef struct relay_cut_input {
@@ -62,13 +87,30 @@ typedef struct relay_cut_input {
 /* Follows the input (on every tick, and before a broadcast when it holds less than all); now_ms:
  * a monotonic clock. */
 relay_cut_step_t relay_cut_update(relay_cut_t *c, const relay_cut_input_t *in, uint64_t now_ms);
-/* The markers of the last RELAY_CUT_MARK could not be published (a connection not up yet): the
- * next update asks again, until the timeout. */
+/* RELAY_CUT_NAMESPACES: the markers of the last RELAY_CUT_MARK could not be published (a
+ * connection not up yet): the next update asks again, until the timeout. */
 void relay_cut_unsent(relay_cut_t *c);
 /* A marker arrived on namespace nsp: this worker's own (mine) or a sibling's. */
 void relay_cut_marker(relay_cut_t *c, unsigned nsp, bool mine);
 /* This worker applies and relays the namespace's broadcasts now. */
 bool relay_cut_applies(const relay_cut_t *c, unsigned nsp);
 relay_cut_hold_t relay_cut_holds(const relay_cut_t *c);
+
+/* ---- RELAY_CUT_CHANNELS (channel names borrowed for the call) ---- */
+typedef enum relay_cut_chan {
+    RELAY_CUT_CHAN_WANTED,    /* its subscription was sent */
+    RELAY_CUT_CHAN_CONFIRMED, /* its node confirmed it: its messages arrive from now on */
+    RELAY_CUT_CHAN_LOST,      /* no longer in effect (connection lost, slot moving), still wanted */
+    RELAY_CUT_CHAN_GONE       /* no longer wanted */
+} relay_cut_chan_t;
+void relay_cut_channel(relay_cut_t *c, const char *chan, size_t len, relay_cut_chan_t ev);
+/* A marker arrived on the channel: this worker's own (mine) or a sibling's. */
+void relay_cut_channel_marker(relay_cut_t *c, const char *chan, size_t len, bool mine);
+/* This worker applies and relays the channel's broadcasts now. */
+bool relay_cut_channel_applies(const relay_cut_t *c, const char *chan, size_t len);
+/* After RELAY_CUT_MARK: publish(chan) for each channel whose marker is to go out; one whose
+ * publish fails (non-zero) is asked again by the next update, until the timeout. */
+void relay_cut_each_mark(relay_cut_t *c, int (*publish)(const char *chan, size_t len, void *arg),
+                         void *arg);
 
 #endif

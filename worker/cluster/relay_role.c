@@ -38,14 +38,3 @@ void relay_role_others(uint32_t nslots, uint32_t me, relay_view_fn view, void *a
         out->successor |= !s.draining;
     }
 }
-
-int64_t relay_role_holder(uint32_t nslots, relay_view_fn view, void *arg)
-{
-    for (uint32_t i = 0; i < nslots; i++) {
-        relay_slot_t s;
-        view(i, &s, arg);
-        if (s.live && s.up)
-            return i;
-    }
-    return -1;
-}

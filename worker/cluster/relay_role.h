@@ -1,6 +1,7 @@
 /*
  * relay_role: which worker of this server holds the redis-adapter's broadcast subscription
- * (classic and private modes: the PSUBSCRIBE of every namespace's channels) and relays what other
+ * (classic and private modes: the PSUBSCRIBE of every namespace's channels; sharded mode: the
+ * SSUBSCRIBE of every room channel any worker of the server holds) and relays what other
  * servers publish to its siblings over local IPC, so that one process per server, not every
  * worker, receives and filters each broadcast of the cluster. Requests are not concerned: every
  * worker stays a member of its own (Node counts members by NUMSUB of the request channel).
@@ -9,13 +10,10 @@
  * the shared stats blocks; tests: an array). The rules, evaluated by every worker on its tick:
  *  - the candidate is the lowest live slot that is not draining;
  *  - a worker subscribes while it is the candidate, or while it holds the role (all of it or, a
- *    handover half done, some namespaces): a holder lets go only where relay_cut says (classic
- *    and private modes: at its successor's marker, which both see at the same place among the
- *    broadcasts), so a draining holder keeps relaying until its successor took over;
- *  - sharded mode has no markers: a subscribed worker takes the role, the holder, which relays,
- *    is the lowest live slot holding it (relay_role_holder), a subscribed worker that is not the
- *    holder drops what it receives (the holder relays it to it), and a holder that is not the
- *    candidate lets go as soon as another holds it.
+ *    handover half done, some namespaces or channels): a holder lets go only where relay_cut
+ *    says (at its successor's markers, which both see at the same place among the broadcasts:
+ *    per namespace in classic and private modes, per channel in sharded mode), so a draining
+ *    holder keeps relaying until its successor took over.
  * A crashed holder leaves the server without other servers' broadcasts until its successor's
  * next tick and subscription (as a pub/sub reconnect does); a draining one hands over without a
  * gap.
@@ -49,7 +47,5 @@ typedef struct relay_others {
 } relay_others_t;
 void relay_role_others(uint32_t nslots, uint32_t me, relay_view_fn view, void *arg,
                        relay_others_t *out);
-/* The slot that relays now (sharded mode), or -1 when no live worker holds the role. */
-int64_t relay_role_holder(uint32_t nslots, relay_view_fn view, void *arg);
 
 #endif

@@ -13,6 +13,7 @@ typedef struct peer {
     uint64_t expect;  /* the number of its next notice; 0 before the first */
     uint64_t intact;  /* its lists that begin at this number or later lost nothing */
     uint64_t missing; /* when its list was last asked for (or first missed); 0: not */
+    bool doubt;       /* its rooms are in doubt since a gap (io.doubt) */
 } peer_t;
 
 struct room_sync {
@@ -96,6 +97,8 @@ void room_sync_notice(room_sync_t *s, uint32_t from, char kind, uint64_t seq, co
         s->peer[from].intact = seq;
     if (gap) {
         s->peer[from].known = false;
+        s->peer[from].doubt = true; /* again: a DEL may be lost among those since the last */
+        s->io.doubt(s->io.arg, from, false);
         if (!s->peer[from].missing || now_ms - s->peer[from].missing >= ROOM_SYNC_RETRY_MS)
             ask(s, from, now_ms); /* one list at a time: a burst of losses asks once */
     }
@@ -106,7 +109,7 @@ void room_sync_notice(room_sync_t *s, uint32_t from, char kind, uint64_t seq, co
         s->io.room(s->io.arg, from, room, len, kind == ROOM_SYNC_ADD);
         break;
     case ROOM_SYNC_HELLO: /* a new worker in that slot: what its predecessor held is gone */
-        s->peer[from].known = false;
+        s->peer[from].known = s->peer[from].doubt = false;
         s->peer[from].missing = 0;
         s->io.forget(s->io.arg, from);
         send_rooms(s);
@@ -117,6 +120,9 @@ void room_sync_notice(room_sync_t *s, uint32_t from, char kind, uint64_t seq, co
         if (first && first >= s->peer[from].intact) {
             s->peer[from].known = true;
             s->peer[from].missing = 0;
+            if (s->peer[from].doubt)
+                s->io.doubt(s->io.arg, from, true);
+            s->peer[from].doubt = false;
         }
         break;
     case ROOM_SYNC_ASK:
@@ -135,7 +141,7 @@ void room_sync_tick(room_sync_t *s, uint64_t now_ms)
             continue;
         bool live = s->io.live(s->io.arg, i);
         if (!live && s->peer[i].seen) {
-            s->peer[i].known = false;
+            s->peer[i].known = s->peer[i].doubt = false;
             s->peer[i].expect = 0;
             s->peer[i].intact = 0;
             s->io.forget(s->io.arg, i);

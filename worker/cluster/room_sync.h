@@ -17,9 +17,11 @@
  * its predecessor's; a DONE carries, as 8 bytes, the number its list began at, so a list with a
  * notice lost inside is not taken as whole): a gap makes the sender's list unknown and asks for
  * it again (ASK, with the slot asked as 4 bytes), and a live sibling whose list has not come within
- * ROOM_SYNC_RETRY_MS is asked again at the tick, every ROOM_SYNC_RETRY_MS until it comes. A lost
- * DEL leaves a stale room in the union until the sibling's slot is forgotten: one subscription too
- * many, never a missing one. A lost notice is seen at its sender's next one: a worker that sent
+ * ROOM_SYNC_RETRY_MS is asked again at the tick, every ROOM_SYNC_RETRY_MS until it comes. At a
+ * gap the sender's rooms are put in doubt (io.doubt): each named again (its list, a later ADD)
+ * leaves the doubt, and once a whole list came those still in doubt are let go (a lost DEL: one
+ * subscription too many until then, never a missing one). A lost notice is seen at its sender's
+ * next one: a worker that sent
  * none for ROOM_SYNC_RETRY_MS sends a BEAT (its next number, nothing else), so a lost last one
  * is seen within two periods.
  *
@@ -56,6 +58,9 @@ typedef struct room_sync_io {
     /* The worker in slot holds the room (on) or no longer does; slot holds nothing any more. */
     void (*room)(void *arg, uint32_t slot, const char *room, size_t len, bool on);
     void (*forget)(void *arg, uint32_t slot);
+    /* A notice of slot's was lost: its rooms are in doubt until named again (sweep false); its
+     * whole list came since: it holds none of those still in doubt (sweep true). */
+    void (*doubt)(void *arg, uint32_t slot, bool sweep);
     /* Whether a worker runs in slot now. */
     bool (*live)(void *arg, uint32_t slot);
     void *arg;

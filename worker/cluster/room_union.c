@@ -13,6 +13,7 @@
 
 typedef struct holders {
     uint64_t bits[WORDS];
+    uint64_t doubt[WORDS]; /* the slots for which it is in doubt (room_union_doubt) */
     bool confirmed;
 } holders_t;
 
@@ -59,6 +60,8 @@ int room_union_set(room_union_t *u, uint32_t slot, const char *room, size_t len,
         return -EINVAL;
     uint64_t bit = 1ull << (slot % 64);
     holders_t *h = strmap_get(u->rooms, room, len);
+    if (h)
+        h->doubt[slot / 64] &= ~bit;
     if (on) {
         if (h) {
             h->bits[slot / 64] |= bit;
@@ -81,7 +84,8 @@ int room_union_set(room_union_t *u, uint32_t slot, const char *room, size_t len,
 
 typedef struct forget {
     uint32_t slot;
-    buf_t gone; /* length-prefixed names of the rooms that emptied */
+    bool doubted; /* only the rooms in doubt for the slot */
+    buf_t gone;   /* length-prefixed names of the rooms that emptied */
 } forget_t;
 
 static void clear_slot(const char *key, size_t len, void *value, void *arg)
@@ -89,7 +93,9 @@ static void clear_slot(const char *key, size_t len, void *value, void *arg)
     forget_t *f = arg;
     holders_t *h = value;
     uint64_t bit = 1ull << (f->slot % 64);
-    if (!(h->bits[f->slot / 64] & bit))
+    bool doubted = h->doubt[f->slot / 64] & bit;
+    h->doubt[f->slot / 64] &= ~bit;
+    if (!(h->bits[f->slot / 64] & bit) || (f->doubted && !doubted))
         return;
     h->bits[f->slot / 64] &= ~bit;
     if (empty(h)) {
@@ -98,11 +104,11 @@ static void clear_slot(const char *key, size_t len, void *value, void *arg)
     }
 }
 
-void room_union_forget(room_union_t *u, uint32_t slot, room_union_fn fn, void *arg)
+static void forget(room_union_t *u, uint32_t slot, bool doubted, room_union_fn fn, void *arg)
 {
     if (slot >= ROOM_UNION_SLOTS)
         return;
-    forget_t f = {.slot = slot};
+    forget_t f = {.slot = slot, .doubted = doubted};
     buf_init(&f.gone);
     strmap_foreach(u->rooms, clear_slot, &f);
     for (size_t off = 0; off < f.gone.len;) {
@@ -115,6 +121,31 @@ void room_union_forget(room_union_t *u, uint32_t slot, room_union_fn fn, void *a
         off += sizeof(len) + len;
     }
     buf_free(&f.gone);
+}
+
+void room_union_forget(room_union_t *u, uint32_t slot, room_union_fn fn, void *arg)
+{
+    forget(u, slot, false, fn, arg);
+}
+
+static void doubt_slot(const char *key, size_t len, void *value, void *arg)
+{
+    (void)key;
+    (void)len;
+    holders_t *h = value;
+    uint32_t slot = *(const uint32_t *)arg;
+    h->doubt[slot / 64] |= h->bits[slot / 64] & (1ull << (slot % 64));
+}
+
+void room_union_doubt(room_union_t *u, uint32_t slot)
+{
+    if (slot < ROOM_UNION_SLOTS)
+        strmap_foreach(u->rooms, doubt_slot, &slot);
+}
+
+void room_union_sweep(room_union_t *u, uint32_t slot, room_union_fn fn, void *arg)
+{
+    forget(u, slot, true, fn, arg);
 }
 
 bool room_union_has(const room_union_t *u, const char *room, size_t len)

@@ -29,6 +29,11 @@ void room_union_free(room_union_t *u);
 int room_union_set(room_union_t *u, uint32_t slot, const char *room, size_t len, bool on);
 /* Slot holds nothing any more: fn runs for each room the union lost. */
 void room_union_forget(room_union_t *u, uint32_t slot, room_union_fn fn, void *arg);
+/* A notice of slot's may have been lost (a DEL among them): each of its rooms is in doubt until
+ * room_union_set names it again; room_union_sweep then makes slot let go of those still in doubt
+ * (fn runs for each room the union lost), once its whole list came. */
+void room_union_doubt(room_union_t *u, uint32_t slot);
+void room_union_sweep(room_union_t *u, uint32_t slot, room_union_fn fn, void *arg);
 bool room_union_has(const room_union_t *u, const char *room, size_t len);
 size_t room_union_size(const room_union_t *u);
 /* Calls fn for every room (fn must not change the union). */

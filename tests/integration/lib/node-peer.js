@@ -83,13 +83,17 @@ async function main() {
       emitter.in(rooms).socketsJoin(target);
       return true;
     },
-    // A steady, bounded stream: emit(event, seq) to `room`, `burst` every `everyMs`, seq 1..count,
-    // until count went out or pacedStop; pacedStatus says how many did.
-    paced({ room, event, count, burst = 1, everyMs = 5 }) {
+    // A steady, bounded stream: emit(event, seq) to `room` (or to each of `rooms`, one broadcast
+    // each), `burst` every `everyMs`, seq 1..count, until count went out or pacedStop;
+    // pacedStatus says how many did.
+    paced({ room, rooms = [room], event, count, burst = 1, everyMs = 5 }) {
       if (pacer.timer) throw new Error('a paced stream is running');
       pacer.sent = 0;
       pacer.timer = setInterval(() => {
-        for (let i = 0; i < burst && pacer.sent < count; i++) io.to(room).emit(event, ++pacer.sent);
+        for (let i = 0; i < burst && pacer.sent < count; i++) {
+          pacer.sent++;
+          for (const r of rooms) io.to(r).emit(event, pacer.sent);
+        }
         if (pacer.sent >= count) commands.pacedStop();
       }, everyMs);
       return true;
