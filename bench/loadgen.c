@@ -409,7 +409,8 @@ static int pend_set(client_t *c, const char *p, size_t n)
 {
     if (!reserve(&c->pend, &c->pcap, n))
         return -ENOMEM;
-    memmove(c->pend, p, n);
+    if (n) /* nothing kept may have no buffer yet */
+        memmove(c->pend, p, n);
     c->plen = n;
     return 0;
 }
@@ -751,7 +752,8 @@ static void finish(lg_t *lg)
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &kids);
 
-    qsort(lg->lat_us, lg->nlat, sizeof(double), cmp_d);
+    if (lg->nlat) /* no sample may mean no array */
+        qsort(lg->lat_us, lg->nlat, sizeof(double), cmp_d);
     if (lg->lat_out)
         write_latencies(lg);
     uint64_t expected = 0;
