@@ -97,6 +97,7 @@ struct lg {
     procstat_t redis_prod_start, redis_end;
     struct rusage self_prod_start;
 
+    bool connecting;   /* connect_more runs */
     int ep;            /* every client socket, edge-triggered */
     uv_poll_t ep_poll; /* libuv's wake-up when ep has events */
     uv_timer_t tick, hard;
@@ -408,7 +409,8 @@ static int pend_set(client_t *c, const char *p, size_t n)
 {
     if (!reserve(&c->pend, &c->pcap, n))
         return -ENOMEM;
-    memmove(c->pend, p, n);
+    if (n) /* nothing kept may have no buffer yet */
+        memmove(c->pend, p, n);
     c->plen = n;
     return 0;
 }
@@ -518,7 +520,9 @@ static void on_client_events(client_t *c, uint32_t ev)
             return;
         }
         on_bytes(c, lg->rbuf, (size_t)r);
-        if ((size_t)r < sizeof(lg->rbuf))
+        /* a short read emptied the socket, but a FIN that came with the bytes raises no edge of
+         * its own: after one, read on to the end of the stream */
+        if ((size_t)r < sizeof(lg->rbuf) && !(ev & (EPOLLRDHUP | EPOLLHUP)))
             return;
     }
 }
@@ -539,6 +543,11 @@ static void on_epoll(uv_poll_t *h, int status, int events)
 
 static void connect_more(lg_t *lg)
 {
+    /* a client failing at once below calls back here: the loop running already takes the next
+     * one (recursing would take a stack frame per failure: thousands when descriptors run out) */
+    if (lg->connecting)
+        return;
+    lg->connecting = true;
     struct sockaddr_in sa, src;
     uv_ip4_addr("127.0.0.1", lg->port, &sa);
     if (lg->bind_addr)
@@ -572,6 +581,7 @@ static void connect_more(lg_t *lg)
             epoll_ctl(lg->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
             client_fail(c);
     }
+    lg->connecting = false;
     if (lg->joined + lg->failed == lg->nclients && lg->t_all_joined == 0)
         on_all_joined(lg);
 }
@@ -742,7 +752,8 @@ static void finish(lg_t *lg)
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &kids);
 
-    qsort(lg->lat_us, lg->nlat, sizeof(double), cmp_d);
+    if (lg->nlat) /* no sample may mean no array */
+        qsort(lg->lat_us, lg->nlat, sizeof(double), cmp_d);
     if (lg->lat_out)
         write_latencies(lg);
     uint64_t expected = 0;
