@@ -1,6 +1,7 @@
 /* Unit tests for shm/ledger: a record proves exactly one entry (stream, id, digest) delivered by
  * one process, in its block; replaced or too long records prove nothing; a process killed with
- * SIGKILL leaves its records behind for the others to read. */
+ * SIGKILL leaves its records behind for the others to read. A publish record proves only once
+ * its reply was marked, for any process, and never stands for a delivery (or the reverse). */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -158,6 +159,101 @@ static void test_a_killed_writer_leaves_its_records(void **state)
     shm_ledger_free(l);
 }
 
+/* A publish is proven once its reply came (shm_ledger_sent), by any process in any block, and
+ * only as a publish: the kinds never prove one another. */
+static void test_a_publish_proves_only_once_replied(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 4), 0);
+    shm_ledger_entry_t e = entry("chat.p", 5, 1, "[\"room:message\",{}]");
+    uint64_t ticket = shm_ledger_sending(l, 2, 4242, &e);
+    assert_int_not_equal(ticket, 0);
+    assert_false(shm_ledger_published(l, &e)); /* sent, no reply yet */
+    assert_false(shm_ledger_holds(l, 2, 4242, &e));
+    assert_false(shm_ledger_sent(l, 1, ticket)); /* another block's ticket */
+    assert_false(shm_ledger_sent(l, 4, ticket));
+    assert_false(shm_ledger_sent(l, 2, 0));
+    assert_true(shm_ledger_sent(l, 2, ticket));
+    assert_true(shm_ledger_published(l, &e));
+    assert_false(shm_ledger_sent(l, 2, ticket)); /* marked once */
+    assert_false(shm_ledger_holds(l, 2, 4242, &e)); /* published is not queued to sockets */
+    /* queued is not published either */
+    shm_ledger_entry_t q = entry("chat.p", 5, 2, "[\"room:message\",{}]");
+    assert_true(shm_ledger_note(l, 2, 4242, &q));
+    assert_false(shm_ledger_published(l, &q));
+    /* every other entry */
+    shm_ledger_entry_t other[] = {entry("chat.q", 5, 1, "[\"room:message\",{}]"),
+                                  entry("chat.p", 5, 3, "[\"room:message\",{}]"),
+                                  entry("chat.p", 5, 1, "[\"room:message\",{\"a\":1}]")};
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        assert_false(shm_ledger_published(l, &other[i]));
+    shm_ledger_free(l);
+}
+
+/* A reply that comes after its record was replaced marks nothing: not the old entry, and not the
+ * entry whose unreplied publish took its place. */
+static void test_a_late_reply_marks_no_replacement(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 1), 0);
+    shm_ledger_entry_t a = entry("chat.a", 1, 0, "tick");
+    uint64_t ticket = shm_ledger_sending(l, 0, 10, &a);
+    uint64_t t = 0;
+    shm_ledger_entry_t b;
+    for (uint64_t seq = 1; seq < 64 * SHM_LEDGER_RECORDS; seq++) {
+        b = entry("chat.a", 1, seq, "tick");
+        t = shm_ledger_sending(l, 0, 10, &b);
+        if ((t & (SHM_LEDGER_RECORDS - 1)) == (ticket & (SHM_LEDGER_RECORDS - 1)))
+            break; /* b's record took a's place */
+    }
+    assert_int_equal(t & (SHM_LEDGER_RECORDS - 1), ticket & (SHM_LEDGER_RECORDS - 1));
+    assert_false(shm_ledger_sent(l, 0, ticket));
+    assert_false(shm_ledger_published(l, &a));
+    assert_false(shm_ledger_published(l, &b));
+    assert_true(shm_ledger_sent(l, 0, t));
+    assert_true(shm_ledger_published(l, &b));
+    shm_ledger_free(l);
+}
+
+/* A publisher killed with SIGKILL: what Redis had replied to stays proven for its successor (any
+ * pid); what it had only sent does not. */
+static void test_a_killed_publisher_leaves_its_replied_publishes(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 2), 0);
+    shm_ledger_entry_t replied = entry("chat.k", 9, 1, "tick"), sent = entry("chat.k", 9, 2, "tick");
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        shm_ledger_sent(l, 1, shm_ledger_sending(l, 1, getpid(), &replied));
+        shm_ledger_sending(l, 1, getpid(), &sent);
+        char c = 'x';
+        if (write(ready[1], &c, 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    kill(child, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(shm_ledger_published(l, &replied));
+    assert_false(shm_ledger_published(l, &sent));
+    /* the successor in the same block goes on beside it */
+    assert_true(shm_ledger_sent(l, 1, shm_ledger_sending(l, 1, 99, &sent)));
+    assert_true(shm_ledger_published(l, &sent));
+    assert_true(shm_ledger_published(l, &replied));
+    close(ready[0]);
+    close(ready[1]);
+    shm_ledger_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +263,9 @@ int main(void)
         cmocka_unit_test(test_a_replaced_record_proves_nothing),
         cmocka_unit_test(test_a_burst_stays_proven),
         cmocka_unit_test(test_a_killed_writer_leaves_its_records),
+        cmocka_unit_test(test_a_publish_proves_only_once_replied),
+        cmocka_unit_test(test_a_late_reply_marks_no_replacement),
+        cmocka_unit_test(test_a_killed_publisher_leaves_its_replied_publishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
