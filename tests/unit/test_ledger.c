@@ -176,7 +176,7 @@ static void test_a_publish_proves_only_once_replied(void **state)
     assert_false(shm_ledger_sent(l, 2, 0));
     assert_true(shm_ledger_sent(l, 2, ticket));
     assert_true(shm_ledger_published(l, &e));
-    assert_false(shm_ledger_sent(l, 2, ticket)); /* marked once */
+    assert_false(shm_ledger_sent(l, 2, ticket));    /* marked once */
     assert_false(shm_ledger_holds(l, 2, 4242, &e)); /* published is not queued to sockets */
     /* queued is not published either */
     shm_ledger_entry_t q = entry("chat.p", 5, 2, "[\"room:message\",{}]");
@@ -224,7 +224,8 @@ static void test_a_killed_publisher_leaves_its_replied_publishes(void **state)
     (void)state;
     shm_ledger_t *l;
     assert_int_equal(shm_ledger_new(&l, 2), 0);
-    shm_ledger_entry_t replied = entry("chat.k", 9, 1, "tick"), sent = entry("chat.k", 9, 2, "tick");
+    shm_ledger_entry_t replied = entry("chat.k", 9, 1, "tick"),
+                       sent = entry("chat.k", 9, 2, "tick");
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     pid_t child = fork();
