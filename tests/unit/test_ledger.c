@@ -123,20 +123,19 @@ static void test_a_burst_stays_proven(void **state)
     shm_ledger_free(l);
 }
 
-/* A process killed with SIGKILL: what it noted stays readable (its successor and its siblings
- * find it under its pid); the next process in its block goes on beside it. */
-static void test_a_killed_writer_leaves_its_records(void **state)
+/* Runs write(l, a, b) in a child process, then kills it with SIGKILL (after the writes); its pid.
+ */
+static pid_t killed_after(shm_ledger_t *l,
+                          void (*write_fn)(shm_ledger_t *l, const shm_ledger_entry_t *a,
+                                           const shm_ledger_entry_t *b),
+                          const shm_ledger_entry_t *a, const shm_ledger_entry_t *b)
 {
-    (void)state;
-    shm_ledger_t *l;
-    assert_int_equal(shm_ledger_new(&l, 2), 0);
-    shm_ledger_entry_t done = entry("chat.k", 9, 1, "tick"), next = entry("chat.k", 9, 2, "tick");
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
-        shm_ledger_note(l, 1, getpid(), &done);
+        write_fn(l, a, b);
         char c = 'x';
         if (write(ready[1], &c, 1) != 1)
             _exit(1);
@@ -149,13 +148,31 @@ static void test_a_killed_writer_leaves_its_records(void **state)
     int status;
     assert_int_equal(waitpid(child, &status, 0), child);
     assert_true(WIFSIGNALED(status));
+    close(ready[0]);
+    close(ready[1]);
+    return child;
+}
+
+static void note_first(shm_ledger_t *l, const shm_ledger_entry_t *a, const shm_ledger_entry_t *b)
+{
+    (void)b;
+    shm_ledger_note(l, 1, getpid(), a);
+}
+
+/* A process killed with SIGKILL: what it noted stays readable (its successor and its siblings
+ * find it under its pid); the next process in its block goes on beside it. */
+static void test_a_killed_writer_leaves_its_records(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 2), 0);
+    shm_ledger_entry_t done = entry("chat.k", 9, 1, "tick"), next = entry("chat.k", 9, 2, "tick");
+    pid_t child = killed_after(l, note_first, &done, &next);
     assert_true(shm_ledger_holds(l, 1, child, &done));
     assert_false(shm_ledger_holds(l, 1, child, &next));
     assert_true(shm_ledger_note(l, 1, 99, &next));
     assert_true(shm_ledger_holds(l, 1, 99, &next));
     assert_true(shm_ledger_holds(l, 1, child, &done));
-    close(ready[0]);
-    close(ready[1]);
     shm_ledger_free(l);
 }
 
@@ -219,6 +236,13 @@ static void test_a_late_reply_marks_no_replacement(void **state)
 
 /* A publisher killed with SIGKILL: what Redis had replied to stays proven for its successor (any
  * pid); what it had only sent does not. */
+/* The first replied, the second only sent. */
+static void publish_first(shm_ledger_t *l, const shm_ledger_entry_t *a, const shm_ledger_entry_t *b)
+{
+    shm_ledger_sent(l, 1, shm_ledger_sending(l, 1, getpid(), a));
+    shm_ledger_sending(l, 1, getpid(), b);
+}
+
 static void test_a_killed_publisher_leaves_its_replied_publishes(void **state)
 {
     (void)state;
@@ -226,32 +250,13 @@ static void test_a_killed_publisher_leaves_its_replied_publishes(void **state)
     assert_int_equal(shm_ledger_new(&l, 2), 0);
     shm_ledger_entry_t replied = entry("chat.k", 9, 1, "tick"),
                        sent = entry("chat.k", 9, 2, "tick");
-    int ready[2];
-    assert_int_equal(pipe(ready), 0);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        shm_ledger_sent(l, 1, shm_ledger_sending(l, 1, getpid(), &replied));
-        shm_ledger_sending(l, 1, getpid(), &sent);
-        char c = 'x';
-        if (write(ready[1], &c, 1) != 1)
-            _exit(1);
-        pause();
-        _exit(0);
-    }
-    char c;
-    assert_int_equal(read(ready[0], &c, 1), 1);
-    kill(child, SIGKILL);
-    int status;
-    assert_int_equal(waitpid(child, &status, 0), child);
+    killed_after(l, publish_first, &replied, &sent);
     assert_true(shm_ledger_published(l, &replied));
     assert_false(shm_ledger_published(l, &sent));
     /* the successor in the same block goes on beside it */
     assert_true(shm_ledger_sent(l, 1, shm_ledger_sending(l, 1, 99, &sent)));
     assert_true(shm_ledger_published(l, &sent));
     assert_true(shm_ledger_published(l, &replied));
-    close(ready[0]);
-    close(ready[1]);
     shm_ledger_free(l);
 }
 
