@@ -10,10 +10,11 @@
 //   get each entry once too (their replay, not the re-read).
 // The reader's ledger (shm/ledger.h) decides: streamio_reread_skipped_total counts, at the worker
 // that read them again, the entries it did not hand to the other worker again.
-// With a classic or sharded adapter, a Node socket.io server (@socket.io/redis-adapter) shares the
-// Redis and has clients in the room: after the cut and after the kill they get each entry once
-// too, since Redis had replied to each entry's PUBLISH / SPUBLISH before (counted in
-// streamio_adapter_confirmed_total) and the re-read does not publish it again
+// With a classic, sharded or streams adapter, a Node socket.io server (@socket.io/redis-adapter,
+// @socket.io/redis-streams-adapter) shares the Redis and has clients in the room: after the cut and
+// after the kill they get each entry once too (and in streams mode so do streamio's clients, which
+// read the adapter's stream), since Redis had replied to each entry's PUBLISH / SPUBLISH / XADD
+// before (counted in streamio_adapter_confirmed_total) and the re-read does not publish it again
 // (streamio_reread_unpublished_total).
 // Each run ends with one more entry, after everything else in its stream: once a client has it, a
 // duplicate would have come before it. Real redis-server, streamio, the npm socket.io-client.
@@ -201,9 +202,10 @@ describe('entries read again from a pending list, with CONNECTION_RECOVERY', { t
   }));
 });
 
-for (const mode of ['classic', 'sharded']) {
+const ADAPTER = { classic: 'true', sharded: 'sharded', streams: 'streams' };
+for (const mode of ['classic', 'sharded', 'streams']) {
   describe(`entries read again, with a Node server on the ${mode} adapter`, { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
-    const t = server({ SOCKETIO_REDIS_ADAPTER: mode === 'classic' ? 'true' : 'sharded' }, mode);
+    const t = server({ SOCKETIO_REDIS_ADAPTER: ADAPTER[mode] }, mode);
 
     it('every client of both servers gets each entry once after every Redis connection of streamio was cut', t.logs(async () => {
       const run = await t.pendingRun(`reread.${mode}.cut`);
