@@ -125,7 +125,7 @@ test:
 
 # Load generator and producer of `make bench` (bench/); never part of `make test`.
 BENCH_TOOLS := $(BUILD)/bench/loadgen $(BUILD)/bench/producer $(BUILD)/bench/floor \
-	$(BUILD)/bench/connfloor
+	$(BUILD)/bench/connfloor $(BUILD)/bench/relaycut
 
 $(BUILD)/bench/loadgen: bench/loadgen.c bench/procstat.c bench/procstat.h
 	@mkdir -p $(dir $@)
@@ -138,6 +138,11 @@ $(BUILD)/bench/floor: bench/floor.c
 $(BUILD)/bench/connfloor: bench/connfloor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
+
+# What a sharded relay handover of N rooms costs a worker (relay_cut alone, no Redis).
+$(BUILD)/bench/relaycut: bench/relaycut.c $(BUILD)/libstreamio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libstreamio.a
 
 $(BUILD)/bench/producer: bench/producer.c
 	@mkdir -p $(dir $@)

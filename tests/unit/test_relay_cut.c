@@ -669,6 +669,121 @@ static void test_channels_all_let_go(void **state)
     relay_cut_free(old);
 }
 
+typedef struct tally {
+    unsigned n;
+    char last[32];
+} tally_t;
+
+static int tally(const char *chan, size_t len, void *arg)
+{
+    tally_t *t = arg;
+    t->n++;
+    snprintf(t->last, sizeof(t->last), "%.*s", (int)len, chan);
+    return 0;
+}
+
+/* What worker.c does before a broadcast on the channel: update unless holding it all, then ask. */
+static bool broadcast_applies(relay_cut_t *c, const relay_cut_input_t *in, uint64_t now,
+                              const char *chan)
+{
+    if (relay_cut_holds(c) != RELAY_CUT_HOLDS_ALL)
+        assert_int_equal(relay_cut_update(c, in, now), RELAY_CUT_NONE);
+    return applies(c, chan);
+}
+
+/* Sharded mode with a room per user: a handover of N rooms whose subscriptions the successor sees
+ * confirmed one at a time (an update before and after each, and a broadcast), then their markers
+ * come back one at a time, costs each of them O(N) channel visits in all, not O(N) per event. */
+static void test_channels_handover_is_linear(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static char names[N][24];
+    for (unsigned i = 0; i < N; i++)
+        snprintf(names[i], sizeof(names[i]), "chat.user.%u#", i);
+    relay_cut_t *old = relay_cut_new(1, RELAY_CUT_CHANNELS, TIMEOUT);
+    relay_cut_t *succ = relay_cut_new(1, RELAY_CUT_CHANNELS, TIMEOUT);
+    relay_cut_input_t o_in = {.up = true, .others = RELAY_CUT_HOLDS_NONE};
+    for (unsigned i = 0; i < N; i++) {
+        relay_cut_channel(old, names[i], strlen(names[i]), RELAY_CUT_CHAN_WANTED);
+        relay_cut_channel(old, names[i], strlen(names[i]), RELAY_CUT_CHAN_CONFIRMED);
+        relay_cut_channel(succ, names[i], strlen(names[i]), RELAY_CUT_CHAN_WANTED);
+    }
+    assert_int_equal(relay_cut_update(old, &o_in, 0), RELAY_CUT_NONE);
+    assert_int_equal(relay_cut_holds(old), RELAY_CUT_HOLDS_ALL);
+    relay_cut_input_t s_in = {.up = true, .candidate = true, .others = RELAY_CUT_HOLDS_ALL};
+    assert_int_equal(relay_cut_update(succ, &s_in, 0), RELAY_CUT_NONE);
+    tally_t t = {0};
+    for (unsigned i = 0; i < N; i++) {
+        const char *ch = names[i];
+        s_in.others = relay_cut_holds(old);
+        assert_int_equal(relay_cut_update(succ, &s_in, 1), RELAY_CUT_NONE);
+        relay_cut_channel(succ, ch, strlen(ch), RELAY_CUT_CHAN_CONFIRMED);
+        assert_int_equal(relay_cut_update(succ, &s_in, 1), RELAY_CUT_MARK);
+        relay_cut_each_mark(succ, tally, &t);
+        assert_int_equal(t.n, i + 1);
+        assert_string_equal(t.last, ch);
+        o_in.others = relay_cut_holds(succ);
+        assert_false(broadcast_applies(succ, &s_in, 1, ch));
+        assert_true(broadcast_applies(old, &o_in, 1, ch));
+        /* each confirmation visits its own channel a bounded number of times */
+        assert_true(relay_cut_visits(succ) <= 4 * (uint64_t)(i + 1));
+    }
+    for (unsigned i = 0; i < N; i++) {
+        const char *ch = names[i];
+        relay_cut_channel_marker(succ, ch, strlen(ch), true);
+        relay_cut_channel_marker(old, ch, strlen(ch), false);
+        s_in.others = relay_cut_holds(old);
+        o_in.others = relay_cut_holds(succ);
+        assert_true(broadcast_applies(succ, &s_in, 2, ch));
+        assert_false(broadcast_applies(old, &o_in, 2, ch));
+        assert_true(relay_cut_visits(succ) <= 4 * (uint64_t)N + i + 1);
+    }
+    assert_int_equal(relay_cut_holds(succ), RELAY_CUT_HOLDS_ALL);
+    assert_int_equal(relay_cut_holds(old), RELAY_CUT_HOLDS_NONE);
+    assert_int_equal(t.n, N);
+    assert_true(relay_cut_visits(old) <= 2 * (uint64_t)N);
+    relay_cut_free(old);
+    relay_cut_free(succ);
+}
+
+static int refuse(const char *chan, size_t len, void *arg)
+{
+    (void)chan;
+    (void)len;
+    (*(unsigned *)arg)++;
+    return -107; /* -ENOTCONN */
+}
+
+/* Sharded mode: markers that cannot be published (their node is down) are asked again 10 ms
+ * later, not by every update meanwhile (each confirmation makes two). */
+static void test_channels_failed_marks_wait(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static char names[N][24];
+    relay_cut_t *succ = relay_cut_new(1, RELAY_CUT_CHANNELS, TIMEOUT);
+    relay_cut_input_t s_in = {.up = true, .candidate = true, .others = RELAY_CUT_HOLDS_ALL};
+    unsigned tries = 0;
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "chat.user.%u#", i);
+        relay_cut_channel(succ, names[i], strlen(names[i]), RELAY_CUT_CHAN_WANTED);
+        relay_cut_channel(succ, names[i], strlen(names[i]), RELAY_CUT_CHAN_CONFIRMED);
+        assert_int_equal(relay_cut_update(succ, &s_in, 100 + i / (N / 4)), RELAY_CUT_MARK);
+        relay_cut_each_mark(succ, refuse, &tries);
+        assert_int_equal(relay_cut_update(succ, &s_in, 100 + i / (N / 4)), RELAY_CUT_NONE);
+    }
+    assert_int_equal(tries, N);
+    assert_int_equal(relay_cut_update(succ, &s_in, 109), RELAY_CUT_NONE);
+    assert_int_equal(relay_cut_update(succ, &s_in, 113), RELAY_CUT_MARK);
+    tally_t t = {0};
+    relay_cut_each_mark(succ, tally, &t);
+    assert_int_equal(t.n, N);
+    assert_int_equal(relay_cut_update(succ, &s_in, 114), RELAY_CUT_NONE);
+    assert_true(relay_cut_visits(succ) <= 3 * (uint64_t)N);
+    relay_cut_free(succ);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +795,8 @@ int main(void)
         cmocka_unit_test(test_rooms_created_during_handover),
         cmocka_unit_test(test_channels_one_by_one),
         cmocka_unit_test(test_channels_all_let_go),
+        cmocka_unit_test(test_channels_handover_is_linear),
+        cmocka_unit_test(test_channels_failed_marks_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

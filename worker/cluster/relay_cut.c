@@ -1,19 +1,35 @@
 /* relay_cut: see relay_cut.h. */
 #include "worker/cluster/relay_cut.h"
 
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/strmap.h"
 #include "common/xalloc.h"
 
-/* RELAY_CUT_CHANNELS: what this worker knows of one channel. */
+/* A marker whose publish failed is asked again this long after at the earliest: a node that
+ * cannot take them costs at most timeout / RETRY_MS walks of its channels, not one per event. */
+#define RETRY_MS 10
+
+/* Intrusive circular list with a sentinel: a channel's walks visit only the channels concerned. */
+typedef struct link {
+    struct link *prev, *next;
+} link_t;
+
+/* RELAY_CUT_CHANNELS: what this worker knows of one channel. Exactly one of held, waiting, or
+ * neither (free: idle when confirmed); to_mark and remark only while waiting. */
 typedef struct chan {
-    bool confirmed; /* its messages reach this worker */
-    bool seen;      /* it was confirmed once */
-    bool held;      /* this worker applies them */
-    bool waiting;   /* its marker is on its way */
-    bool to_mark;   /* its marker is to be published (again) */
-    bool remark;    /* lost while its marker was on its way: marked again once confirmed */
+    link_t by_state; /* in the list of its state (see state_list) */
+    link_t by_mark;  /* in marks (or retry) while to_mark */
+    bool confirmed;  /* its messages reach this worker */
+    bool seen;       /* it was confirmed once */
+    bool held;       /* this worker applies them */
+    bool waiting;    /* its marker is on its way */
+    bool to_mark;    /* its marker is to be published (again) */
+    bool remark;     /* lost while its marker was on its way: marked again once confirmed */
+    size_t len;
+    char name[]; /* for the publish callback */
 } chan_t;
 
 /* IDLE: holds nothing; STEADY: took the role with nobody to cut against, holds new channels from
@@ -32,10 +48,56 @@ struct relay_cut {
     /* RELAY_CUT_CHANNELS */
     strmap_t *chans; /* chan_t per wanted channel; NULL for RELAY_CUT_NAMESPACES */
     hold_mode_t mode;
-    bool candidate;                              /* as of the last update */
-    relay_cut_hold_t others;                     /* as of the last update */
-    size_t n_held, n_waiting, n_to_mark, n_idle; /* idle: confirmed, neither held nor waited */
+    bool candidate;                   /* as of the last update */
+    relay_cut_hold_t others;          /* as of the last update */
+    size_t n_held, n_waiting, n_idle; /* idle: confirmed, neither held nor waited */
+    /* the channels by state, so that each walk visits only those it changes: per event O(1)
+     * amortised, a handover O(channels), however the confirmations and markers interleave */
+    link_t held_list, waiting_list, idle_list, unconfirmed_list; /* the last two: free */
+    link_t marks, retry;    /* to_mark: to publish now, or from retry_at on (a publish failed) */
+    uint64_t retry_at, now; /* now: as of the last update */
+    uint64_t visits;
 };
+
+static void list_init(link_t *l)
+{
+    l->prev = l->next = l;
+}
+
+static bool list_empty(const link_t *l)
+{
+    return l->next == l;
+}
+
+static void list_add(link_t *l, link_t *n)
+{
+    n->prev = l->prev;
+    n->next = l;
+    l->prev->next = n;
+    l->prev = n;
+}
+
+/* Removes n from whatever list it is in (none: a no-op). */
+static void list_del(link_t *n)
+{
+    if (!n->next)
+        return;
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = NULL;
+}
+
+/* Moves the whole of from to the end of l. */
+static void list_append(link_t *l, link_t *from)
+{
+    if (list_empty(from))
+        return;
+    l->prev->next = from->next;
+    from->next->prev = l->prev;
+    l->prev = from->prev;
+    from->prev->next = l;
+    list_init(from);
+}
 
 relay_cut_t *relay_cut_new(unsigned nnsp, relay_cut_kind_t kind, uint64_t timeout_ms)
 {
@@ -44,6 +106,12 @@ relay_cut_t *relay_cut_new(unsigned nnsp, relay_cut_kind_t kind, uint64_t timeou
     c->timeout_ms = timeout_ms;
     if (kind == RELAY_CUT_CHANNELS)
         c->chans = strmap_new();
+    list_init(&c->held_list);
+    list_init(&c->waiting_list);
+    list_init(&c->idle_list);
+    list_init(&c->unconfirmed_list);
+    list_init(&c->marks);
+    list_init(&c->retry);
     return c;
 }
 
@@ -60,30 +128,39 @@ void relay_cut_free(relay_cut_t *c)
 
 /* ---- RELAY_CUT_CHANNELS ---- */
 
-/* Adds (sign 1) or removes (-1) what e counts for: a change to e goes between the two. */
-static void account(relay_cut_t *c, const chan_t *e, int sign)
+static link_t *state_list(relay_cut_t *c, const chan_t *e)
+{
+    return e->held        ? &c->held_list
+           : e->waiting   ? &c->waiting_list
+           : e->confirmed ? &c->idle_list
+                          : &c->unconfirmed_list;
+}
+
+/* Adds (sign 1) or removes (-1) what e counts for, and where it is listed: a change to e goes
+ * between the two. */
+static void account(relay_cut_t *c, chan_t *e, int sign)
 {
     c->n_held += (size_t)(sign * e->held);
     c->n_waiting += (size_t)(sign * e->waiting);
-    c->n_to_mark += (size_t)(sign * e->to_mark);
     c->n_idle += (size_t)(sign * (e->confirmed && !e->held && !e->waiting));
+    if (sign < 0) {
+        list_del(&e->by_state);
+        list_del(&e->by_mark);
+        return;
+    }
+    list_add(state_list(c, e), &e->by_state);
+    if (e->to_mark)
+        list_add(&c->marks, &e->by_mark);
 }
-
-typedef struct each_arg {
-    relay_cut_t *c;
-    int what;
-    int (*publish)(const char *chan, size_t len, void *arg);
-    void *arg;
-} each_arg_t;
 
 enum { EACH_DROP, EACH_HOLD, EACH_TIMEOUT, EACH_MARK, EACH_PUBLISH };
 
-static void each_chan(const char *key, size_t len, void *value, void *arg)
+static void each_chan(relay_cut_t *c, chan_t *e, int what,
+                      int (*publish)(const char *chan, size_t len, void *arg), void *arg)
 {
-    each_arg_t *a = arg;
-    chan_t *e = value;
-    account(a->c, e, -1);
-    switch (a->what) {
+    c->visits++;
+    account(c, e, -1);
+    switch (what) {
     case EACH_DROP:
         e->held = e->waiting = e->to_mark = e->remark = false;
         break;
@@ -101,17 +178,50 @@ static void each_chan(const char *key, size_t len, void *value, void *arg)
             e->waiting = e->to_mark = true;
         break;
     case EACH_PUBLISH:
-        if (e->to_mark && a->publish(key, len, a->arg) == 0)
+        if (e->to_mark && publish(e->name, e->len, arg) == 0)
             e->to_mark = false;
         break;
     }
-    account(a->c, e, 1);
+    account(c, e, 1);
+    if (what == EACH_PUBLISH && e->to_mark) {
+        list_del(&e->by_mark);
+        list_add(&c->retry, &e->by_mark);
+        c->retry_at = c->now + RETRY_MS;
+    }
 }
 
+/* Visits the channels of list l (by_mark links for EACH_PUBLISH), taken off it first: one put
+ * back on it (a failed publish) waits for the next walk. */
+static void each_in(relay_cut_t *c, link_t *l, int what,
+                    int (*publish)(const char *chan, size_t len, void *arg), void *arg)
+{
+    link_t todo;
+    list_init(&todo);
+    list_append(&todo, l);
+    size_t off = what == EACH_PUBLISH ? offsetof(chan_t, by_mark) : offsetof(chan_t, by_state);
+    while (!list_empty(&todo))
+        each_chan(c, (chan_t *)(void *)((char *)todo.next - off), what, publish, arg);
+}
+
+/* Each walk visits the lists of the channels it may change. */
 static void each(relay_cut_t *c, int what)
 {
-    each_arg_t a = {.c = c, .what = what};
-    strmap_foreach(c->chans, each_chan, &a);
+    switch (what) {
+    case EACH_DROP:
+        each_in(c, &c->held_list, what, NULL, NULL);
+        each_in(c, &c->waiting_list, what, NULL, NULL);
+        break;
+    case EACH_HOLD:
+        each_in(c, &c->idle_list, what, NULL, NULL);
+        each_in(c, &c->unconfirmed_list, what, NULL, NULL);
+        break;
+    case EACH_TIMEOUT:
+        each_in(c, &c->waiting_list, what, NULL, NULL);
+        break;
+    case EACH_MARK:
+        each_in(c, &c->idle_list, what, NULL, NULL);
+        break;
+    }
 }
 
 static relay_cut_step_t chan_update(relay_cut_t *c, const relay_cut_input_t *in, uint64_t now_ms)
@@ -125,6 +235,9 @@ static relay_cut_step_t chan_update(relay_cut_t *c, const relay_cut_input_t *in,
     }
     c->candidate = in->candidate;
     c->others = in->others;
+    c->now = now_ms;
+    if (now_ms >= c->retry_at)
+        list_append(&c->marks, &c->retry);
     if ((c->n_held || c->n_waiting) && in->others == RELAY_CUT_HOLDS_ALL && !in->candidate) {
         /* its markers are on their way here; unless it took the channels without them */
         if (!c->rival_until)
@@ -159,7 +272,7 @@ static relay_cut_step_t chan_update(relay_cut_t *c, const relay_cut_input_t *in,
         }
     }
     /* (not the candidate: giving the role away, or never had it) */
-    return c->n_to_mark ? RELAY_CUT_MARK : RELAY_CUT_NONE;
+    return list_empty(&c->marks) ? RELAY_CUT_NONE : RELAY_CUT_MARK;
 }
 
 void relay_cut_channel(relay_cut_t *c, const char *chan, size_t len, relay_cut_chan_t ev)
@@ -175,7 +288,9 @@ void relay_cut_channel(relay_cut_t *c, const char *chan, size_t len, relay_cut_c
         return;
     }
     if (!e) {
-        e = xcalloc(1, sizeof(*e));
+        e = xcalloc(1, sizeof(*e) + len);
+        memcpy(e->name, chan, len);
+        e->len = len;
         strmap_put(c->chans, chan, len, e);
     } else {
         account(c, e, -1);
@@ -223,10 +338,8 @@ bool relay_cut_channel_applies(const relay_cut_t *c, const char *chan, size_t le
 void relay_cut_each_mark(relay_cut_t *c, int (*publish)(const char *chan, size_t len, void *arg),
                          void *arg)
 {
-    if (!c->chans || !c->n_to_mark)
-        return;
-    each_arg_t a = {.c = c, .what = EACH_PUBLISH, .publish = publish, .arg = arg};
-    strmap_foreach(c->chans, each_chan, &a);
+    if (c->chans)
+        each_in(c, &c->marks, EACH_PUBLISH, publish, arg);
 }
 
 /* All: every channel confirmed here is held (one being subscribed again keeps what it was). */
@@ -324,4 +437,9 @@ relay_cut_hold_t relay_cut_holds(const relay_cut_t *c)
     return c->held == c->all       ? RELAY_CUT_HOLDS_ALL
            : c->held || c->waiting ? RELAY_CUT_HOLDS_SOME
                                    : RELAY_CUT_HOLDS_NONE;
+}
+
+uint64_t relay_cut_visits(const relay_cut_t *c)
+{
+    return c->visits;
 }
