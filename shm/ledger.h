@@ -20,6 +20,16 @@
  * its block) read before and after its fields, so a reader never trusts a record that changed
  * under it (a seqlock) or that a kill cut short.
  *
+ * Publishing to the other servers (the adapter's PUBLISH, SPUBLISH or XADD) has records of its
+ * own kind, which never count as "queued" nor the reverse: one is written when the command is
+ * sent (shm_ledger_sending) and marked published only when Redis' reply to it came
+ * (shm_ledger_sent), so a process killed or a connection lost in between leaves it unpublished
+ * (published again: a duplicate, never a loss). A published record proves a fact about Redis,
+ * not about its writer: Redis executed a publish of exactly that entry. So shm_ledger_published
+ * asks every block and ignores the pid: a dead predecessor's record proves it as well as the
+ * current process's, and neither pid reuse nor two processes of one worker number during a
+ * reload can make it false.
+ *
  * No function allocates after shm_ledger_new, logs, or makes a syscall.
  */
 #ifndef STREAMIO_SHM_LEDGER_H
@@ -58,5 +68,15 @@ bool shm_ledger_note(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_led
 /* Any process: whether block's records prove that process `pid` queued exactly e (stream, id and
  * digest) to its sockets. */
 bool shm_ledger_holds(shm_ledger_t *l, uint32_t block, int32_t pid, const shm_ledger_entry_t *e);
+
+/* Block's process `pid`, before sending the publish of e: its ticket for shm_ledger_sent, 0 when
+ * e cannot be recorded. */
+uint64_t shm_ledger_sending(shm_ledger_t *l, uint32_t block, int32_t pid,
+                            const shm_ledger_entry_t *e);
+/* Block's process, once Redis replied (no error) to the publish it got `ticket` for: the record
+ * says published. False when it was replaced meanwhile (or already marked). */
+bool shm_ledger_sent(shm_ledger_t *l, uint32_t block, uint64_t ticket);
+/* Any process: whether any block's records prove that Redis executed a publish of exactly e. */
+bool shm_ledger_published(shm_ledger_t *l, const shm_ledger_entry_t *e);
 
 #endif

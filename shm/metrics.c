@@ -59,6 +59,11 @@ static const family_t worker_families[] = {
       "Entries read again (a worker killed or a Redis connection lost before the XACK, a claim) "
       "that were not handed out again: every sibling worker's process, or this process itself, "
       "had noted them delivered (the ledger)."),
+    F("streamio_reread_unpublished_total", "counter", reread_unpublished,
+      "Entries read again that were not published to the other servers again (adapter PUBLISH, "
+      "SPUBLISH or XADD): Redis had replied to their publish (the ledger)."),
+    F("streamio_adapter_confirmed_total", "counter", adapter_confirmed,
+      "Entries published to the other servers whose reply from Redis came, noted in the ledger."),
     F("streamio_parked_streams", "gauge", streams_parked,
       "Streams idle past STREAM_INACTIVE_TTL, polled slowly instead of read."),
     F("streamio_stream_wakeups_polled_total", "counter", wakes_polled,

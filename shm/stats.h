@@ -154,6 +154,11 @@ typedef struct stats_worker {
     /* entries read again (a pending list, a claim) that the ledger proved delivered already, by
      * every sibling or by this process (worker/fanout: not handed out again there) */
     _Atomic uint64_t reread_skipped;
+    /* entries read again that were not published to the other servers again: Redis had replied
+     * to their publish (worker/cluster/publish_proof) */
+    _Atomic uint64_t reread_unpublished;
+    /* publishes of entries whose reply came from Redis, noted so in the ledger (same module) */
+    _Atomic uint64_t adapter_confirmed;
     /* delivery latency of the entries this worker read, once per entry (never per recipient) */
     _Atomic uint64_t delivery_us_sum;
     _Atomic uint64_t delivery[STATS_DELIVERY_BUCKETS]; /* per bucket, not cumulative */

@@ -32,6 +32,7 @@
 #include "worker/bridge/presence.h"
 #include "worker/bridge/presence_route.h"
 #include "worker/cluster/adapter.h"
+#include "worker/cluster/publish_proof.h"
 #include "worker/cluster/relay_cut.h"
 #include "worker/cluster/relay_role.h"
 #include "worker/cluster/room_sync.h"
@@ -100,6 +101,7 @@ typedef struct worker {
     uint64_t adapter_close_at;   /* draining holder: closes its adapter once handed over, or then */
     peer_dir_t *peers;           /* the other servers sharing the adapter, for relayed requests */
     streams_adapter_t *streams;  /* SOCKETIO_REDIS_ADAPTER=streams: the adapter; else NULL */
+    publish_proof_t *proof;      /* which entries' publishes Redis executed (see publish_proof.h) */
     streams_restore_t *srestore; /* ... and its CONNECTION_RECOVERY; else NULL */
     /* client events, presence and per-user limits: their Redis client, NULL when all are off */
     redis_client_t *bridge;
@@ -140,26 +142,57 @@ static uint64_t wall_ms(void)
 typedef struct entry_link {
     reader_t *reader;
     reader_conn_t *conn;
+    reader_reply_fn cb; /* the publish's reply: see publish_proof.h */
+    void *cb_arg;
 } entry_link_t;
 
 static int send_before_ack(int argc, const char **argv, const size_t *lens, void *arg)
 {
     entry_link_t *l = arg;
-    return reader_send(l->reader, l->conn, argv[1], lens[1], argc, argv, lens);
+    return reader_send(l->reader, l->conn, argv[1], lens[1], l->cb, l->cb_arg, argc, argv, lens);
+}
+
+/* Before an entry's publish (data: the adapter's packet.data): false when it was read again and
+ * Redis executed its publish already (nothing to send); else the link to send it on, its reply
+ * noted. */
+static bool publish_link(worker_t *w, reader_conn_t *conn, const char *stream, size_t stream_len,
+                         const char *id, size_t id_len, const char *data, size_t data_len,
+                         bool reread, entry_link_t *link)
+{
+    *link = (entry_link_t){w->reader, conn, NULL, NULL};
+    shm_ledger_entry_t e;
+    if (!publish_proof_entry(&e, stream, stream_len, id, id_len, data, data_len))
+        return true;
+    if (reread && publish_proof_done(w->proof, &e))
+        return false;
+    publish_proof_begin(w->proof, &e, &link->cb, &link->cb_arg);
+    return true;
+}
+
+/* After the publish was sent (rc 0) or refused (no reply will come). */
+static void publish_sent(const entry_link_t *link, int rc)
+{
+    if (rc)
+        publish_proof_cancel(link->cb_arg);
 }
 
 /* Streams mode: the entry is appended to the adapter's stream once and delivered from there,
  * by every worker of every server (see streams_adapter.h), with that entry's id as the offset. */
 static void share_entry(worker_t *w, reader_conn_t *conn, const char *stream, size_t stream_len,
                         const char *id, size_t id_len, const payload_field_t *fields,
-                        size_t nfields)
+                        size_t nfields, bool reread)
 {
     buf_reset(&w->packet);
     payload_packet(&w->packet, stream, stream_len, id, id_len, fields, nfields, false);
-    entry_link_t link = {w->reader, conn};
     /* the packet without its Engine.IO/Socket.IO prefix is the adapter's packet.data */
-    int rc = streams_adapter_publish(w->streams, send_before_ack, &link, stream, stream_len,
-                                     w->packet.data + 2, w->packet.len - 2);
+    const char *data = w->packet.data + 2;
+    size_t data_len = w->packet.len - 2;
+    entry_link_t link;
+    if (!publish_link(w, conn, stream, stream_len, id, id_len, data, data_len, reread, &link))
+        return;
+    int rc = streams_adapter_publish(w->streams, send_before_ack, &link, stream, stream_len, data,
+                                     data_len);
+    publish_sent(&link, rc);
     if (rc && log_sampled(&w->share_failures))
         LOG_WARN("cannot append an entry of %.*s to the adapter's stream: %s (%llu so far)",
                  (int)stream_len, stream, strerror(-rc), (unsigned long long)w->share_failures);
@@ -173,7 +206,7 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
 {
     worker_t *w = arg;
     if (w->streams) {
-        share_entry(w, conn, stream, stream_len, id, id_len, fields, nfields);
+        share_entry(w, conn, stream, stream_len, id, id_len, fields, nfields, reread);
         return;
     }
     bool share = w->adapter && w->cfg->adapter != CONFIG_ADAPTER_OFF;
@@ -186,16 +219,21 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     pk.reread = reread;
     fanout_publish(w->fanout, &pk);
     latency_observe(w->stats, id, id_len, latency_now_us());
+    adapter_data_t data = {0};
+    entry_link_t link;
     if (share) {
-        adapter_data_t data = {0};
         data.json = fanout_packet_data(&pk, &data.json_len); /* the adapter's packet.data */
-        data.json_compact = true;                            /* payload_packet's own JSON */
+        share = publish_link(w, conn, stream, stream_len, id, id_len, data.json, data.json_len,
+                             reread, &link);
+    }
+    if (share) {
+        data.json_compact = true; /* payload_packet's own JSON */
         if (mpack) {
             data.mpack = (const uint8_t *)w->mpack.data;
             data.mpack_len = w->mpack.len;
         }
-        entry_link_t link = {w->reader, conn};
         int rc = adapter_publish(w->adapter, send_before_ack, &link, stream, stream_len, &data);
+        publish_sent(&link, rc);
         if (rc && log_sampled(&w->share_failures))
             LOG_WARN("cannot share an entry of %.*s: %s (%llu so far)", (int)stream_len, stream,
                      strerror(-rc), (unsigned long long)w->share_failures);
@@ -708,6 +746,7 @@ static void finish(worker_t *w)
     uv_close((uv_handle_t *)&w->sigint, on_closed);
     /* top-down: what is left are connections closing and the layers' own handles */
     fanout_free(w->fanout);
+    publish_proof_free(w->proof); /* the reader is closed: no publish reply is left to come */
     http_server_free(w->http);
     eio_endpoint_free(w->eio);
     conformance_free(w->conformance);
@@ -1013,6 +1052,7 @@ static int clients_setup(worker_t *w)
                          w->args->slot, w->stats)))
         return rc;
     fanout_keep_ledger(w->fanout, w->args->ledger, (int32_t)getpid());
+    w->proof = publish_proof_new(w->args->ledger, w->args->slot, (int32_t)getpid(), w->stats);
     /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
     if ((rc = bridge_setup(w)))
         return rc;

@@ -10,12 +10,19 @@
 //   get each entry once too (their replay, not the re-read).
 // The reader's ledger (shm/ledger.h) decides: streamio_reread_skipped_total counts, at the worker
 // that read them again, the entries it did not hand to the other worker again.
+// With a classic, sharded or streams adapter, a Node socket.io server (@socket.io/redis-adapter,
+// @socket.io/redis-streams-adapter) shares the Redis and has clients in the room: after the cut and
+// after the kill they get each entry once too (and in streams mode so do streamio's clients, which
+// read the adapter's stream), since Redis had replied to each entry's PUBLISH / SPUBLISH / XADD
+// before (counted in streamio_adapter_confirmed_total) and the re-read does not publish it again
+// (streamio_reread_unpublished_total).
 // Each run ends with one more entry, after everything else in its stream: once a client has it, a
 // duplicate would have come before it. Real redis-server, streamio, the npm socket.io-client.
-const { describe, it, before, afterEach } = require('node:test');
+const { describe, it, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./lib/harness');
 const { metrics, series } = require('./lib/backend');
+const { startPeer } = require('./lib/peer');
 
 const USER = 'streamio-reread';
 const PASS = 'reread-test-password';
@@ -46,14 +53,16 @@ async function spread(srv, opts) {
 }
 
 // A streamio server with `env` (2 workers) whose user Redis refuses XACK on demand, and the
-// steps of a test on it.
-function server(env) {
-  const t = { redis: null, srv: null };
+// steps of a test on it; with `peer` (classic | sharded), a Node server in the same cluster.
+function server(env, peer) {
+  const t = { redis: null, srv: null, peer: null };
   before(async () => {
     t.redis = await h.startRedis();
     await t.redis.call('ACL', 'SETUSER', USER, 'on', `>${PASS}`, '~*', '&*', '+@all');
     t.srv = await h.startStreamio({ ...ENV, ...env }, { redis: t.redis });
+    if (peer) t.peer = await startPeer(t.redis, peer);
   });
+  after(() => t.peer && t.peer.stop()); // before the Redis it uses (hooks run in this order)
   t.logs = h.stopAfter(() => ({ srv: t.srv, redis: t.redis }));
   afterEach(() => h.closeAllClients()); // each test counts its own clients
 
@@ -69,31 +78,53 @@ function server(env) {
     await h.waitUntil(async () => (await h.healthRetry(srv)).body.streams > known,
       { timeout: 15000, message: `${room} discovered` });
     const clients = [];
-    for (const s of await spread(srv, opts)) {
-      const c = { s, got: [], drops: 0 };
-      s.on('room:message', (p) => c.got.push(p.messageId));
+    const others = [];
+    const join = async (s, list) => {
+      const c = { s, got: [], drops: 0, warm: false };
+      s.on('room:message', (p) => (p.event === 'warm' ? (c.warm = true) : c.got.push(p.messageId)));
       s.on('disconnect', () => { c.drops++; });
       await h.joinRoom(s, room);
-      clients.push(c);
+      list.push(c);
+    };
+    for (const s of await spread(srv, opts)) await join(s, clients);
+    if (t.peer) {
+      for (const s of await h.connectClients(t.peer.url, 3)) await join(s, others);
+      // the Node server's subscription is up once an entry reaches its clients (acknowledged)
+      await h.waitUntil(async () => {
+        if ([...clients, ...others].every((c) => c.warm)) return true;
+        await redis.call('XADD', room, '*', 'event', 'warm', 'data', '{}');
+        return false;
+      }, { timeout: 20000, interval: 200, message: 'an entry on the Node server\'s clients' });
+      await h.waitUntil(async () => Number((await redis.call('XPENDING', room, 'streamio'))[0]) === 0,
+        { timeout: 15000, message: 'the warm-up entries acknowledged' });
     }
+    const confirmed = t.peer ? await t.confirmed() : 0;
     await redis.call('ACL', 'SETUSER', USER, '-xack');
     const processed = new Map((await h.healthRetry(srv)).body.workers.map((w) => [w.pid, w.messagesProcessed]));
     const ids = [];
     for (let i = 0; i < N; i++) ids.push(await redis.call('XADD', room, '*', 'event', 'tick', 'data', `{"i":${i}}`));
-    await h.waitUntil(() => clients.every((c) => c.got.length >= N),
+    await h.waitUntil(() => [...clients, ...others].every((c) => c.got.length >= N),
       { timeout: 15000, message: `${N} entries on every client` });
+    // Redis' replies to the N publishes came back and were noted
+    if (t.peer) {
+      await h.waitUntil(async () => (await t.confirmed()) - confirmed >= N,
+        { timeout: 15000, message: `the replies to ${N} publishes noted` });
+    }
     const pending = await redis.call('XPENDING', room, 'streamio');
     assert.equal(Number(pending[0]), N, 'every entry is pending: its XACK was refused');
     await redis.call('ACL', 'SETUSER', USER, '+xack');
     const workers = (await h.healthRetry(srv)).body.workers;
     const reader = workers.find((w) => w.messagesProcessed - (processed.get(w.pid) || 0) >= N);
     assert.ok(reader, 'the worker that read the entries');
-    return { room, ids, clients, reader, workers };
+    return { room, ids, clients, others, reader, workers };
   };
 
   // One worker's streamio_reread_skipped_total.
   t.skippedBy = async (w) => series(await metrics(t.srv.url),
     `streamio_reread_skipped_total{worker="${w.slot}",pid="${w.pid}"}`);
+  // The server's streamio_adapter_confirmed_total and streamio_reread_unpublished_total.
+  t.confirmed = async () => series(await metrics(t.srv.url), 'streamio_adapter_confirmed_total');
+  t.unpublished = async () => series(await metrics(t.srv.url), 'streamio_reread_unpublished_total');
 
   // Read again and acknowledged; then a fence entry reaches `clients`, each of which has every
   // entry once, in order.
@@ -170,3 +201,31 @@ describe('entries read again from a pending list, with CONNECTION_RECOVERY', { t
     assert.equal(await t.skippedBy(await t.respawn(run)), N, 're-read entries skipped by the respawned worker');
   }));
 });
+
+const ADAPTER = { classic: 'true', sharded: 'sharded', streams: 'streams' };
+for (const mode of ['classic', 'sharded', 'streams']) {
+  describe(`entries read again, with a Node server on the ${mode} adapter`, { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
+    const t = server({ SOCKETIO_REDIS_ADAPTER: ADAPTER[mode] }, mode);
+
+    it('every client of both servers gets each entry once after every Redis connection of streamio was cut', t.logs(async () => {
+      const run = await t.pendingRun(`reread.${mode}.cut`);
+      const before = await t.unpublished();
+      await t.redis.call('CLIENT', 'KILL', 'USER', USER);
+      await t.checkOnce(run, [...run.clients, ...run.others]);
+      assert.ok(run.clients.every((c) => c.drops === 0), 'no client dropped');
+      assert.equal(await t.unpublished() - before, N, 're-read entries not published again');
+    }));
+
+    it('the other worker\'s and the Node server\'s clients get each entry once after the reader was killed with SIGKILL', t.logs(async () => {
+      const run = await t.pendingRun(`reread.${mode}.kill`);
+      await t.killReader(run);
+      const live = run.clients.filter((c) => c.drops === 0);
+      await t.checkOnce(run, [...live, ...run.others]);
+      // the respawned worker found the dead one's publish records
+      const respawned = await t.respawn(run);
+      assert.equal(series(await metrics(t.srv.url),
+        `streamio_reread_unpublished_total{worker="${respawned.slot}",pid="${respawned.pid}"}`), N,
+      're-read entries not published again by the respawned worker');
+    }));
+  });
+}

@@ -1,6 +1,7 @@
 /* Unit tests for shm/ledger: a record proves exactly one entry (stream, id, digest) delivered by
  * one process, in its block; replaced or too long records prove nothing; a process killed with
- * SIGKILL leaves its records behind for the others to read. */
+ * SIGKILL leaves its records behind for the others to read. A publish record proves only once
+ * its reply was marked, for any process, and never stands for a delivery (or the reverse). */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -122,20 +123,19 @@ static void test_a_burst_stays_proven(void **state)
     shm_ledger_free(l);
 }
 
-/* A process killed with SIGKILL: what it noted stays readable (its successor and its siblings
- * find it under its pid); the next process in its block goes on beside it. */
-static void test_a_killed_writer_leaves_its_records(void **state)
+/* Runs write(l, a, b) in a child process, then kills it with SIGKILL (after the writes); its pid.
+ */
+static pid_t killed_after(shm_ledger_t *l,
+                          void (*write_fn)(shm_ledger_t *l, const shm_ledger_entry_t *a,
+                                           const shm_ledger_entry_t *b),
+                          const shm_ledger_entry_t *a, const shm_ledger_entry_t *b)
 {
-    (void)state;
-    shm_ledger_t *l;
-    assert_int_equal(shm_ledger_new(&l, 2), 0);
-    shm_ledger_entry_t done = entry("chat.k", 9, 1, "tick"), next = entry("chat.k", 9, 2, "tick");
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
-        shm_ledger_note(l, 1, getpid(), &done);
+        write_fn(l, a, b);
         char c = 'x';
         if (write(ready[1], &c, 1) != 1)
             _exit(1);
@@ -148,13 +148,115 @@ static void test_a_killed_writer_leaves_its_records(void **state)
     int status;
     assert_int_equal(waitpid(child, &status, 0), child);
     assert_true(WIFSIGNALED(status));
+    close(ready[0]);
+    close(ready[1]);
+    return child;
+}
+
+static void note_first(shm_ledger_t *l, const shm_ledger_entry_t *a, const shm_ledger_entry_t *b)
+{
+    (void)b;
+    shm_ledger_note(l, 1, getpid(), a);
+}
+
+/* A process killed with SIGKILL: what it noted stays readable (its successor and its siblings
+ * find it under its pid); the next process in its block goes on beside it. */
+static void test_a_killed_writer_leaves_its_records(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 2), 0);
+    shm_ledger_entry_t done = entry("chat.k", 9, 1, "tick"), next = entry("chat.k", 9, 2, "tick");
+    pid_t child = killed_after(l, note_first, &done, &next);
     assert_true(shm_ledger_holds(l, 1, child, &done));
     assert_false(shm_ledger_holds(l, 1, child, &next));
     assert_true(shm_ledger_note(l, 1, 99, &next));
     assert_true(shm_ledger_holds(l, 1, 99, &next));
     assert_true(shm_ledger_holds(l, 1, child, &done));
-    close(ready[0]);
-    close(ready[1]);
+    shm_ledger_free(l);
+}
+
+/* A publish is proven once its reply came (shm_ledger_sent), by any process in any block, and
+ * only as a publish: the kinds never prove one another. */
+static void test_a_publish_proves_only_once_replied(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 4), 0);
+    shm_ledger_entry_t e = entry("chat.p", 5, 1, "[\"room:message\",{}]");
+    uint64_t ticket = shm_ledger_sending(l, 2, 4242, &e);
+    assert_int_not_equal(ticket, 0);
+    assert_false(shm_ledger_published(l, &e)); /* sent, no reply yet */
+    assert_false(shm_ledger_holds(l, 2, 4242, &e));
+    assert_false(shm_ledger_sent(l, 1, ticket)); /* another block's ticket */
+    assert_false(shm_ledger_sent(l, 4, ticket));
+    assert_false(shm_ledger_sent(l, 2, 0));
+    assert_true(shm_ledger_sent(l, 2, ticket));
+    assert_true(shm_ledger_published(l, &e));
+    assert_false(shm_ledger_sent(l, 2, ticket));    /* marked once */
+    assert_false(shm_ledger_holds(l, 2, 4242, &e)); /* published is not queued to sockets */
+    /* queued is not published either */
+    shm_ledger_entry_t q = entry("chat.p", 5, 2, "[\"room:message\",{}]");
+    assert_true(shm_ledger_note(l, 2, 4242, &q));
+    assert_false(shm_ledger_published(l, &q));
+    /* every other entry */
+    shm_ledger_entry_t other[] = {entry("chat.q", 5, 1, "[\"room:message\",{}]"),
+                                  entry("chat.p", 5, 3, "[\"room:message\",{}]"),
+                                  entry("chat.p", 5, 1, "[\"room:message\",{\"a\":1}]")};
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        assert_false(shm_ledger_published(l, &other[i]));
+    shm_ledger_free(l);
+}
+
+/* A reply that comes after its record was replaced marks nothing: not the old entry, and not the
+ * entry whose unreplied publish took its place. */
+static void test_a_late_reply_marks_no_replacement(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 1), 0);
+    shm_ledger_entry_t a = entry("chat.a", 1, 0, "tick");
+    uint64_t ticket = shm_ledger_sending(l, 0, 10, &a);
+    uint64_t t = 0;
+    shm_ledger_entry_t b;
+    for (uint64_t seq = 1; seq < 64 * SHM_LEDGER_RECORDS; seq++) {
+        b = entry("chat.a", 1, seq, "tick");
+        t = shm_ledger_sending(l, 0, 10, &b);
+        if ((t & (SHM_LEDGER_RECORDS - 1)) == (ticket & (SHM_LEDGER_RECORDS - 1)))
+            break; /* b's record took a's place */
+    }
+    assert_int_equal(t & (SHM_LEDGER_RECORDS - 1), ticket & (SHM_LEDGER_RECORDS - 1));
+    assert_false(shm_ledger_sent(l, 0, ticket));
+    assert_false(shm_ledger_published(l, &a));
+    assert_false(shm_ledger_published(l, &b));
+    assert_true(shm_ledger_sent(l, 0, t));
+    assert_true(shm_ledger_published(l, &b));
+    shm_ledger_free(l);
+}
+
+/* A publisher killed with SIGKILL: what Redis had replied to stays proven for its successor (any
+ * pid); what it had only sent does not. */
+/* The first replied, the second only sent. */
+static void publish_first(shm_ledger_t *l, const shm_ledger_entry_t *a, const shm_ledger_entry_t *b)
+{
+    shm_ledger_sent(l, 1, shm_ledger_sending(l, 1, getpid(), a));
+    shm_ledger_sending(l, 1, getpid(), b);
+}
+
+static void test_a_killed_publisher_leaves_its_replied_publishes(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 2), 0);
+    shm_ledger_entry_t replied = entry("chat.k", 9, 1, "tick"),
+                       sent = entry("chat.k", 9, 2, "tick");
+    killed_after(l, publish_first, &replied, &sent);
+    assert_true(shm_ledger_published(l, &replied));
+    assert_false(shm_ledger_published(l, &sent));
+    /* the successor in the same block goes on beside it */
+    assert_true(shm_ledger_sent(l, 1, shm_ledger_sending(l, 1, 99, &sent)));
+    assert_true(shm_ledger_published(l, &sent));
+    assert_true(shm_ledger_published(l, &replied));
     shm_ledger_free(l);
 }
 
@@ -167,6 +269,9 @@ int main(void)
         cmocka_unit_test(test_a_replaced_record_proves_nothing),
         cmocka_unit_test(test_a_burst_stays_proven),
         cmocka_unit_test(test_a_killed_writer_leaves_its_records),
+        cmocka_unit_test(test_a_publish_proves_only_once_replied),
+        cmocka_unit_test(test_a_late_reply_marks_no_replacement),
+        cmocka_unit_test(test_a_killed_publisher_leaves_its_replied_publishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

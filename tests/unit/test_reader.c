@@ -520,7 +520,7 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
     if (f->publish) {
         const char *argv[] = {"PUBLISH", stream, id};
         size_t lens[] = {7, stream_len, id_len};
-        assert_int_equal(reader_send(f->r, conn, stream, stream_len, 3, argv, lens), 0);
+        assert_int_equal(reader_send(f->r, conn, stream, stream_len, NULL, NULL, 3, argv, lens), 0);
     }
 }
 

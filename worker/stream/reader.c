@@ -1887,10 +1887,10 @@ bool reader_connected(const reader_t *r)
     return r->stopping || r->redis.up(r->svc);
 }
 
-int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t stream_len, int argc,
-                const char **argv, const size_t *lens)
+int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t stream_len,
+                reader_reply_fn cb, void *arg, int argc, const char **argv, const size_t *lens)
 {
-    return send_cmd(r, conn, stream, stream_len, NULL, NULL, argc, argv, lens);
+    return send_cmd(r, conn, stream, stream_len, cb, arg, argc, argv, lens);
 }
 
 static void handle_closed(void *arg)

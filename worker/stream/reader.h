@@ -145,10 +145,12 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
                      reader_entry_fn fn, void *arg);
 /*
  * From an entry callback: queues a command on the connection the entry was read on (`conn`),
- * routed by the entry's stream, so it reaches Redis before the entry's XACK. 0 or -ENOTCONN.
+ * routed by the entry's stream, so it reaches Redis before the entry's XACK; cb(reply, arg) (cb
+ * may be NULL) runs once with its reply, or NULL when the connection went (or closed) with it in
+ * flight. 0 or -ENOTCONN (cb not called).
  */
-int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t stream_len, int argc,
-                const char **argv, const size_t *lens);
+int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t stream_len,
+                reader_reply_fn cb, void *arg, int argc, const char **argv, const size_t *lens);
 /* Starts reading `name` as part of `pool` (nothing to do when it is already read). */
 void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len);
 /* Stops reading `name` (a blocking read holding it is cut short). Entries already read are
