@@ -784,6 +784,47 @@ static void test_channels_failed_marks_wait(void **state)
     relay_cut_free(succ);
 }
 
+/* Sharded mode: a channel lost (its slot moving) while its marker waits to be published again
+ * gets no marker until it is confirmed again. One published meanwhile would reach the old holder,
+ * which lets go at it, but not the successor, which is not subscribed there and takes the channel
+ * only at its next marker: the broadcasts in between would be applied by nobody. */
+static void test_channels_lost_mark_waits_for_confirmation(void **state)
+{
+    (void)state;
+    static const char *const chans[] = {"a"};
+    relay_cut_t *old = chan_cut(chans, 1), *succ = chan_cut(chans, 1);
+    relay_cut_input_t o_in = {.up = true, .others = RELAY_CUT_HOLDS_NONE};
+    relay_cut_update(old, &o_in, 0);
+    relay_cut_input_t s_in = {.up = true, .candidate = true, .others = relay_cut_holds(old)};
+    assert_int_equal(relay_cut_update(succ, &s_in, 0), RELAY_CUT_MARK);
+    unsigned tries = 0;
+    relay_cut_each_mark(succ, refuse, &tries); /* its node is down: asked again later */
+    assert_int_equal(tries, 1);
+    relay_cut_channel(succ, "a", 1, RELAY_CUT_CHAN_LOST);
+    o_in.others = relay_cut_holds(succ);
+    tally_t t = {0};
+    for (uint64_t now = 1; now < 100; now++) {
+        if (relay_cut_update(succ, &s_in, now) == RELAY_CUT_MARK)
+            relay_cut_each_mark(succ, tally, &t);
+    }
+    assert_int_equal(t.n, 0);
+    assert_true(broadcast_applies(old, &o_in, 100, "a"));
+    /* confirmed on its new node: marked there, where both see it */
+    relay_cut_channel(succ, "a", 1, RELAY_CUT_CHAN_CONFIRMED);
+    assert_int_equal(relay_cut_update(succ, &s_in, 100), RELAY_CUT_MARK);
+    relay_cut_each_mark(succ, tally, &t);
+    assert_int_equal(t.n, 1);
+    assert_string_equal(t.last, "a");
+    relay_cut_channel_marker(succ, "a", 1, true);
+    relay_cut_channel_marker(old, "a", 1, false);
+    s_in.others = relay_cut_holds(old);
+    o_in.others = relay_cut_holds(succ);
+    assert_true(broadcast_applies(succ, &s_in, 101, "a"));
+    assert_false(broadcast_applies(old, &o_in, 101, "a"));
+    relay_cut_free(old);
+    relay_cut_free(succ);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_channels_all_let_go),
         cmocka_unit_test(test_channels_handover_is_linear),
         cmocka_unit_test(test_channels_failed_marks_wait),
+        cmocka_unit_test(test_channels_lost_mark_waits_for_confirmation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

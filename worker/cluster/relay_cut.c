@@ -18,7 +18,8 @@ typedef struct link {
 } link_t;
 
 /* RELAY_CUT_CHANNELS: what this worker knows of one channel. Exactly one of held, waiting, or
- * neither (free: idle when confirmed); to_mark and remark only while waiting. */
+ * neither (free: idle when confirmed); to_mark and remark only while waiting, to_mark only while
+ * confirmed. */
 typedef struct chan {
     link_t by_state; /* in the list of its state (see state_list) */
     link_t by_mark;  /* in marks (or retry) while to_mark */
@@ -307,7 +308,8 @@ void relay_cut_channel(relay_cut_t *c, const char *chan, size_t len, relay_cut_c
             e->remark = false;
         }
     } else if (ev == RELAY_CUT_CHAN_LOST) {
-        e->confirmed = false;
+        /* no marker meanwhile: the old holder would let go at it, unseen by this worker */
+        e->confirmed = e->to_mark = false;
         e->remark = e->waiting;
     }
     account(c, e, 1);
