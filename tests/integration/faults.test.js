@@ -291,8 +291,15 @@ describe('faults beyond a restart', { timeout: 300000, skip: h.ANCHOR_SKIP }, ()
     let dups = 0;
     let joins = 0;
     const rejoinFailures = [];
-    c.on('room:message', (m) => (got.has(m.messageId) ? dups++ : got.add(m.messageId)));
-    c.on('connect', () => h.joinRoom(c, room).then(() => { joins++; }, (err) => rejoinFailures.push(err.message)));
+    const gotAt = new Map(); // id -> when first received, for the message of a failure
+    let rejoinedAt = 0;
+    c.on('room:message', (m) => {
+      if (got.has(m.messageId)) return dups++;
+      got.add(m.messageId);
+      gotAt.set(m.messageId, Date.now());
+    });
+    c.on('connect', () => h.joinRoom(c, room).then(() => { joins++; rejoinedAt = rejoinedAt || Date.now(); },
+      (err) => rejoinFailures.push(err.message)));
     await h.joinRoom(c, room);
     prod = await producer(redis, room, { gap: 50 });
     await h.waitUntil(() => prod.ids.length >= 5 && got.has(prod.ids[4]), { message: 'delivery' });
@@ -312,8 +319,16 @@ describe('faults beyond a restart', { timeout: 300000, skip: h.ANCHOR_SKIP }, ()
     await h.waitUntil(() => prod.ids.length > after + 2 && got.has(prod.ids[after + 2]),
       { timeout: 10000, message: 'an entry written after the restart' });
     await prod.stop();
-    await h.waitUntil(() => prod.ids.every((id) => got.has(id)),
-      { timeout: 20000, message: `the client to get all ${prod.ids.length} entries` });
+    // times in ms from the kill: an entry the new master read before the client was back in
+    // its room reached nobody, which a failure must tell apart from an entry never read
+    const since = (t) => (t ? t - t0 : 'never');
+    const missing = () => prod.ids.filter((id) => !got.has(id)).map((id) => `${id} written ${since(prod.sent.get(id))}`);
+    await h.waitUntil(() => prod.ids.every((id) => got.has(id)), { timeout: 20000 }).catch((err) => {
+      const first = [...gotAt.values()].filter((t) => t > rejoinedAt).sort((a, b) => a - b)[0];
+      throw new Error(`${err.message}: the client to get all ${prod.ids.length} entries; missing ` +
+        `${missing().join(', ')}; server restarted ${restarted}, client back in its room ` +
+        `${since(rejoinedAt)}, first entry after that received ${since(first)}`);
+    });
     assert.deepStrictEqual(rejoinFailures, []);
     note(`kill -9 master: workers gone after ${gone} ms, new master serving after ${restarted} ms, ` +
       `all ${prod.ids.length} entries delivered (${dups} twice: read, not yet acknowledged)`);
