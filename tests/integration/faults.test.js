@@ -323,7 +323,14 @@ describe('faults beyond a restart', { timeout: 300000, skip: h.ANCHOR_SKIP }, ()
     // its room reached nobody, which a failure must tell apart from an entry never read
     const since = (t) => (t ? t - t0 : 'never');
     const missing = () => prod.ids.filter((id) => !got.has(id)).map((id) => `${id} written ${since(prod.sent.get(id))}`);
-    await h.waitUntil(() => prod.ids.every((id) => got.has(id)), { timeout: 20000 }).catch((err) => {
+    // An entry written between the kill and the workers' end may have been read, sent and
+    // acknowledged by a worker still running (the kernel kills the workers only once the master's
+    // memory is torn down) over a connection the kill then resets: that is the transport's loss,
+    // which only CONNECTION_RECOVERY mends. Every other entry was delivered before the kill, or is
+    // pending or unread in Redis, and must arrive.
+    const inFlight = (id) => prod.sent.get(id) >= t0 && prod.sent.get(id) <= t0 + gone;
+    const lostInFlight = () => prod.ids.filter((id) => !got.has(id) && inFlight(id));
+    await h.waitUntil(() => prod.ids.every((id) => got.has(id) || inFlight(id)), { timeout: 20000 }).catch((err) => {
       const first = [...gotAt.values()].filter((t) => t > rejoinedAt).sort((a, b) => a - b)[0];
       throw new Error(`${err.message}: the client to get all ${prod.ids.length} entries; missing ` +
         `${missing().join(', ')}; server restarted ${restarted}, client back in its room ` +
@@ -331,6 +338,7 @@ describe('faults beyond a restart', { timeout: 300000, skip: h.ANCHOR_SKIP }, ()
     });
     assert.deepStrictEqual(rejoinFailures, []);
     note(`kill -9 master: workers gone after ${gone} ms, new master serving after ${restarted} ms, ` +
-      `all ${prod.ids.length} entries delivered (${dups} twice: read, not yet acknowledged)`);
+      `${prod.ids.length - lostInFlight().length} of ${prod.ids.length} entries delivered (${dups} twice: read, ` +
+      `not yet acknowledged; not delivered: ${lostInFlight().join(', ') || 'none'}, written while the workers were dying)`);
   }));
 });
