@@ -14,6 +14,9 @@
 #include "common/xalloc.h"
 
 static const char hexdig[] = "0123456789abcdef";
+/* The two-character escapes: the letter after the backslash, and the character it stands for
+ * (read both ways; the writer never needs "\/"). */
+static const char esc_letter[] = "\"\\/bfnrt", esc_char[] = "\"\\/\b\f\n\r\t";
 
 static bool is_ws(char c)
 {
@@ -79,57 +82,44 @@ static void put_replacement(buf_t *out)
     buf_append(out, "\xef\xbf\xbd", 3);
 }
 
+/* Where the first invalid UTF-8 sequence at or after u[i] starts (n when there is none), and in
+ * *bad the length of its maximal invalid subpart (one U+FFFD stands for it). */
+static size_t next_invalid(const unsigned char *u, size_t n, size_t i, size_t *bad)
+{
+    while (i < n) {
+        int k = u[i] < 0x80 ? 1 : utf8_next(u + i, n - i);
+        if (k < 0) {
+            *bad = (size_t)-k;
+            return i;
+        }
+        i += (size_t)k;
+    }
+    return n;
+}
+
 size_t json_utf8_len(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t len = n, i = 0;
-    while (i < n) {
-        if (u[i] < 0x80) {
-            i++;
-            continue;
-        }
-        int k = utf8_next(u + i, n - i);
-        if (k > 0) {
-            i += (size_t)k;
-            continue;
-        }
-        len = len + 3 - (size_t)-k; /* the invalid bytes become one U+FFFD */
-        i += (size_t)-k;
-    }
+    size_t len = n, bad;
+    for (size_t i = 0; (i = next_invalid(u, n, i, &bad)) < n; i += bad)
+        len = len + 3 - bad;
     return len;
 }
 
 bool json_utf8_valid(const char *s, size_t n)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        int k = u[i] < 0x80 ? 1 : utf8_next(u + i, n - i);
-        if (k < 0)
-            return false;
-        i += (size_t)k;
-    }
-    return true;
+    size_t bad;
+    return next_invalid((const unsigned char *)s, n, 0, &bad) == n;
 }
 
 /* Appends s[0..n) with invalid UTF-8 replaced; no escaping (the bytes are literal content). */
 static void put_utf8_repaired(buf_t *out, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t run = 0, i = 0;
-    while (i < n) {
-        if (u[i] < 0x80) {
-            i++;
-            continue;
-        }
-        int k = utf8_next(u + i, n - i);
-        if (k > 0) {
-            i += (size_t)k;
-            continue;
-        }
+    size_t run = 0, bad;
+    for (size_t i; (i = next_invalid(u, n, run, &bad)) < n; run = i + bad) {
         buf_append(out, s + run, i - run);
         put_replacement(out);
-        i += (size_t)-k;
-        run = i;
     }
     buf_append(out, s + run, n - run);
 }
@@ -141,44 +131,17 @@ void json_write_utf8(buf_t *out, const char *s, size_t n)
 
 /* ------------------------------------------------------------------ string writer */
 
+/* c as JSON writes it inside a string: c is '"', '\\' or a control character. */
 static void put_escape(buf_t *out, unsigned char c)
 {
-    char e[6] = {'\\', 0, 0, 0, 0, 0};
-    switch (c) {
-    case '"':
-    case '\\':
-        e[1] = (char)c;
+    const char *hit = memchr(esc_char, c, sizeof(esc_char) - 1);
+    if (hit) {
+        char e[2] = {'\\', esc_letter[hit - esc_char]};
         buf_append(out, e, 2);
-        return;
-    case '\b':
-        e[1] = 'b';
-        buf_append(out, e, 2);
-        return;
-    case '\f':
-        e[1] = 'f';
-        buf_append(out, e, 2);
-        return;
-    case '\n':
-        e[1] = 'n';
-        buf_append(out, e, 2);
-        return;
-    case '\r':
-        e[1] = 'r';
-        buf_append(out, e, 2);
-        return;
-    case '\t':
-        e[1] = 't';
-        buf_append(out, e, 2);
-        return;
-    default:
-        e[1] = 'u';
-        e[2] = '0';
-        e[3] = '0';
-        e[4] = hexdig[c >> 4];
-        e[5] = hexdig[c & 15];
-        buf_append(out, e, 6);
         return;
     }
+    char e[6] = {'\\', 'u', '0', '0', hexdig[c >> 4], hexdig[c & 15]};
+    buf_append(out, e, 6);
 }
 
 void json_write_string(buf_t *out, const char *s, size_t len)
@@ -741,13 +704,12 @@ static size_t codepoint_len(long cp)
 /* The code point of the escape at s[0..n) (s[0] == '\\'), with its length; -1 if invalid. */
 static long escape_value(const char *s, size_t n, size_t *used)
 {
-    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
     if (n < 2)
         return -1;
-    const char *hit = s[1] ? strchr(from, s[1]) : NULL;
+    const char *hit = memchr(esc_letter, s[1], sizeof(esc_letter) - 1);
     if (hit) {
         *used = 2;
-        return (unsigned char)to[hit - from];
+        return (unsigned char)esc_char[hit - esc_letter];
     }
     if (s[1] != 'u' || n < 6)
         return -1;

@@ -190,6 +190,50 @@ static int read_key(mpack_reader_t *r, mpack_item_t *key)
     return rc;
 }
 
+/* Reads one value of a map at r whose key is key (read_key's), or skips it. */
+typedef int (*field_fn)(mpack_reader_t *r, const mpack_item_t *key, void *arg);
+
+/* Hands each key of the map whose header is `map` (already read) to field, in order; -EPROTO if
+ * map is no map, else the first error of a key or of field. */
+static int read_fields(mpack_reader_t *r, const mpack_item_t *map, field_fn field, void *arg)
+{
+    if (map->type != MPACK_MAP)
+        return -EPROTO;
+    int rc = 0;
+    for (uint32_t i = 0; !rc && i < map->count; i++) {
+        mpack_item_t key;
+        rc = read_key(r, &key);
+        if (!rc)
+            rc = field(r, &key, arg);
+    }
+    return rc;
+}
+
+/* A whole message: one map filling p[0..len), each key handed to field; -EPROTO when anything
+ * else is there, else the first error of read_fields. */
+static int read_message(const uint8_t *p, size_t len, field_fn field, void *arg)
+{
+    mpack_reader_t r;
+    mpack_item_t it;
+    mpack_reader_init(&r, p, len);
+    if (mpack_read(&r, &it))
+        return -EPROTO;
+    int rc = read_fields(&r, &it, field, arg);
+    return rc ? rc : r.p != r.end ? -EPROTO : 0;
+}
+
+/* A message's `type`: an unsigned integer, any from 100 on read as 100 (no type is that high). */
+static int read_type(mpack_reader_t *r, int64_t *type)
+{
+    mpack_item_t v;
+    int rc = read_value(r, &v);
+    if (!rc && v.type != MPACK_UINT)
+        rc = -EPROTO;
+    if (!rc)
+        *type = v.u < 100 ? (int64_t)v.u : 100;
+    return rc;
+}
+
 static int read_timeout(mpack_reader_t *r, uint64_t *out)
 {
     mpack_item_t it;
@@ -201,6 +245,18 @@ static int read_timeout(mpack_reader_t *r, uint64_t *out)
     return rc;
 }
 
+static int flags_field(mpack_reader_t *r, const mpack_item_t *key, void *arg)
+{
+    adapter_msg_t *m = arg;
+    if (key_eq(key, "volatile"))
+        return read_truthy(r, &m->flag_volatile);
+    if (key_eq(key, "local"))
+        return read_truthy(r, &m->flag_local);
+    if (key_eq(key, "timeout"))
+        return read_timeout(r, &m->timeout_ms);
+    return mpack_skip(r);
+}
+
 static int read_flags(mpack_reader_t *r, adapter_msg_t *m)
 {
     mpack_item_t it;
@@ -209,48 +265,31 @@ static int read_flags(mpack_reader_t *r, adapter_msg_t *m)
     int rc = mpack_read(r, &it);
     if (rc || it.type == MPACK_NIL)
         return rc;
-    if (it.type != MPACK_MAP)
-        return -EPROTO;
-    for (uint32_t i = 0; !rc && i < it.count; i++) {
-        mpack_item_t key;
-        rc = read_key(r, &key);
-        if (!rc && key_eq(&key, "volatile"))
-            rc = read_truthy(r, &m->flag_volatile);
-        else if (!rc && key_eq(&key, "local"))
-            rc = read_truthy(r, &m->flag_local);
-        else if (!rc && key_eq(&key, "timeout"))
-            rc = read_timeout(r, &m->timeout_ms);
-        else if (!rc)
-            rc = mpack_skip(r);
-    }
-    return rc;
+    return read_fields(r, &it, flags_field, m);
+}
+
+static int opts_field(mpack_reader_t *r, const mpack_item_t *key, void *arg)
+{
+    adapter_msg_t *m = arg;
+    if (key_eq(key, "rooms"))
+        return read_rooms(r, m->rooms, &m->nrooms);
+    if (key_eq(key, "except"))
+        return read_rooms(r, m->except, &m->nexcept);
+    if (key_eq(key, "flags"))
+        return read_flags(r, m);
+    return mpack_skip(r);
 }
 
 static int read_opts(mpack_reader_t *r, adapter_msg_t *m)
 {
     mpack_item_t it;
     int rc = mpack_read(r, &it);
-    if (rc)
-        return rc;
-    if (it.type != MPACK_MAP)
-        return -EPROTO;
-    for (uint32_t i = 0; !rc && i < it.count; i++) {
-        mpack_item_t key;
-        rc = read_key(r, &key);
-        if (!rc && key_eq(&key, "rooms"))
-            rc = read_rooms(r, m->rooms, &m->nrooms);
-        else if (!rc && key_eq(&key, "except"))
-            rc = read_rooms(r, m->except, &m->nexcept);
-        else if (!rc && key_eq(&key, "flags"))
-            rc = read_flags(r, m);
-        else if (!rc)
-            rc = mpack_skip(r);
-    }
-    return rc;
+    return rc ? rc : read_fields(r, &it, opts_field, m);
 }
 
-static int read_packet_field(mpack_reader_t *r, const mpack_item_t *key, adapter_msg_t *m)
+static int packet_field(mpack_reader_t *r, const mpack_item_t *key, void *arg)
 {
+    adapter_msg_t *m = arg;
     bool undef = at_undefined(r);
     const uint8_t *start = r->p;
     mpack_item_t it;
@@ -284,17 +323,7 @@ static int read_packet(mpack_reader_t *r, adapter_msg_t *m)
 {
     mpack_item_t it;
     int rc = mpack_read(r, &it);
-    if (rc)
-        return rc;
-    if (it.type != MPACK_MAP)
-        return -EPROTO;
-    for (uint32_t i = 0; !rc && i < it.count; i++) {
-        mpack_item_t key;
-        rc = read_key(r, &key);
-        if (!rc)
-            rc = read_packet_field(r, &key, m);
-    }
-    return rc;
+    return rc ? rc : read_fields(r, &it, packet_field, m);
 }
 
 int adapter_msg_decode_broadcast(const uint8_t *p, size_t len, adapter_msg_t *out)
@@ -389,48 +418,44 @@ int adapter_msg_peek_cluster(const uint8_t *p, size_t len, int *type, adapter_st
 
 /* ------------------------------------------------------------------ msgpack request (type 7) */
 
+/* What a request's fields said, beside what they set in m. */
+typedef struct request_parts {
+    adapter_msg_t *m;
+    int64_t type;
+    bool has_packet, has_opts;
+} request_parts_t;
+
+static int request_field(mpack_reader_t *r, const mpack_item_t *key, void *arg)
+{
+    request_parts_t *q = arg;
+    if (key_eq(key, "uid"))
+        return read_str(r, &q->m->uid);
+    if (key_eq(key, "requestId"))
+        return read_str(r, &q->m->request_id);
+    if (key_eq(key, "type"))
+        return read_type(r, &q->type);
+    if (key_eq(key, "packet")) {
+        q->has_packet = true;
+        return read_packet(r, q->m);
+    }
+    if (key_eq(key, "opts")) {
+        q->has_opts = true;
+        return read_opts(r, q->m);
+    }
+    return mpack_skip(r);
+}
+
 static int decode_request_mpack(const uint8_t *p, size_t len, adapter_msg_t *out)
 {
-    mpack_reader_t r;
-    mpack_item_t it;
-    mpack_reader_init(&r, p, len);
-    int rc = mpack_read(&r, &it);
-    if (rc || it.type != MPACK_MAP)
-        return -EPROTO;
-    int64_t type = -1;
-    bool has_packet = false, has_opts = false;
-    for (uint32_t i = 0; !rc && i < it.count; i++) {
-        mpack_item_t key;
-        rc = read_key(&r, &key);
-        if (rc)
-            break;
-        if (key_eq(&key, "uid")) {
-            rc = read_str(&r, &out->uid);
-        } else if (key_eq(&key, "requestId")) {
-            rc = read_str(&r, &out->request_id);
-        } else if (key_eq(&key, "type")) {
-            mpack_item_t v;
-            rc = read_value(&r, &v);
-            if (!rc && v.type != MPACK_UINT)
-                rc = -EPROTO;
-            type = !rc && v.u < 100 ? (int64_t)v.u : 100;
-        } else if (key_eq(&key, "packet")) {
-            has_packet = true;
-            rc = read_packet(&r, out);
-        } else if (key_eq(&key, "opts")) {
-            has_opts = true;
-            rc = read_opts(&r, out);
-        } else {
-            rc = mpack_skip(&r);
-        }
-    }
+    request_parts_t q = {out, -1, false, false};
+    int rc = read_message(p, len, request_field, &q);
     if (rc)
         return rc;
-    if (r.p != r.end || type < 0)
+    if (q.type < 0)
         return -EPROTO;
-    if (type != 7)
+    if (q.type != 7)
         return 0; /* only a broadcast with acks can carry binary: others are not expected here */
-    if (!has_packet || !has_opts || out->packet_type < 0 || !out->request_id.len)
+    if (!q.has_packet || !q.has_opts || out->packet_type < 0 || !out->request_id.len)
         return -EPROTO;
     out->op = ADAPTER_OP_BROADCAST;
     return 0;
@@ -442,6 +467,13 @@ static int decode_request_mpack(const uint8_t *p, size_t len, adapter_msg_t *out
 typedef struct cluster_parts {
     bool has_packet, has_opts, has_rooms;
 } cluster_parts_t;
+
+/* A msgpack `data` being read: its message's type, into m. */
+typedef struct cluster_fields {
+    adapter_msg_t *m;
+    int64_t type;
+    cluster_parts_t q;
+} cluster_fields_t;
 
 /* The op a ClusterAdapter message type asks for, once its data was read into m (types without
  * data for this server: responses, heartbeats, unknown ones: ADAPTER_OP_NONE). */
@@ -493,78 +525,83 @@ static int read_emit_packet(mpack_reader_t *r, adapter_msg_t *m)
     return 0;
 }
 
+static int cluster_field(mpack_reader_t *r, const mpack_item_t *key, void *arg)
+{
+    cluster_fields_t *f = arg;
+    adapter_msg_t *m = f->m;
+    if (key_eq(key, "packet") && (f->type == 3 || f->type == 9)) {
+        f->q.has_packet = true;
+        adapter_str_t nsp = m->nsp; /* the message's nsp decides, never the packet's */
+        int rc = f->type == 9 ? read_emit_packet(r, m) : read_packet(r, m);
+        m->nsp = nsp;
+        return rc;
+    }
+    if (key_eq(key, "opts") && f->type != 9) {
+        f->q.has_opts = true;
+        return read_opts(r, m);
+    }
+    if (key_eq(key, "requestId"))
+        return read_request_id(r, m);
+    if (key_eq(key, "rooms") && (f->type == 4 || f->type == 5)) {
+        f->q.has_rooms = true;
+        return read_rooms(r, m->targets, &m->ntargets);
+    }
+    if (key_eq(key, "close"))
+        return read_truthy(r, &m->close);
+    return mpack_skip(r);
+}
+
 /* `data` of a ClusterAdapter message of `type` as msgpack, one whole value at r. */
 static int read_cluster_data(mpack_reader_t *r, int64_t type, adapter_msg_t *m)
 {
     mpack_item_t it;
-    cluster_parts_t q = {0};
     if (type < 3 || type > 9 || type == 8)
         return mpack_skip(r); /* responses, heartbeats: nothing for this decoder's callers */
     int rc = mpack_read(r, &it);
-    if (rc || it.type != MPACK_MAP)
-        return rc ? rc : -EPROTO;
-    for (uint32_t i = 0; !rc && i < it.count; i++) {
-        mpack_item_t key;
-        rc = read_key(r, &key);
-        if (!rc && key_eq(&key, "packet") && (type == 3 || type == 9)) {
-            q.has_packet = true;
-            adapter_str_t nsp = m->nsp; /* the message's nsp decides, never the packet's */
-            rc = type == 9 ? read_emit_packet(r, m) : read_packet(r, m);
-            m->nsp = nsp;
-        } else if (!rc && key_eq(&key, "opts") && type != 9) {
-            q.has_opts = true;
-            rc = read_opts(r, m);
-        } else if (!rc && key_eq(&key, "requestId")) {
-            rc = read_request_id(r, m);
-        } else if (!rc && key_eq(&key, "rooms") && (type == 4 || type == 5)) {
-            q.has_rooms = true;
-            rc = read_rooms(r, m->targets, &m->ntargets);
-        } else if (!rc && key_eq(&key, "close")) {
-            rc = read_truthy(r, &m->close);
-        } else if (!rc) {
-            rc = mpack_skip(r);
-        }
-    }
-    return rc ? rc : cluster_op(type, &q, m);
+    if (rc)
+        return rc;
+    cluster_fields_t f = {m, type, {0}};
+    rc = read_fields(r, &it, cluster_field, &f);
+    return rc ? rc : cluster_op(type, &f.q, m);
 }
 
 /* A ClusterAdapter message sent as msgpack ({type, data, uid, nsp}): the sharded adapter's
  * messages that carry binary, and every pub/sub message of the streams adapter. */
+/* The envelope of a msgpack ClusterAdapter message being read, into m. */
+typedef struct cluster_envelope {
+    adapter_msg_t *m;
+    int64_t type;
+    bool has_nsp;
+    const uint8_t *data;
+} cluster_envelope_t;
+
+static int envelope_field(mpack_reader_t *r, const mpack_item_t *key, void *arg)
+{
+    cluster_envelope_t *e = arg;
+    if (key_eq(key, "type"))
+        return read_type(r, &e->type);
+    if (key_eq(key, "uid"))
+        return read_str(r, &e->m->uid);
+    if (key_eq(key, "nsp")) {
+        e->has_nsp = true;
+        return read_str(r, &e->m->nsp);
+    }
+    if (key_eq(key, "data"))
+        e->data = r->p; /* read once the nsp is known, wherever it comes */
+    return mpack_skip(r);
+}
+
 static int decode_cluster_mpack(const uint8_t *p, size_t len, adapter_msg_t *m)
 {
-    mpack_reader_t r;
-    mpack_item_t it;
-    mpack_reader_init(&r, p, len);
-    int rc = mpack_read(&r, &it);
-    if (rc || it.type != MPACK_MAP)
-        return -EPROTO;
-    int64_t type = -1;
-    bool has_nsp = false;
-    const uint8_t *data = NULL;
-    for (uint32_t i = 0; !rc && i < it.count; i++) {
-        mpack_item_t key, v;
-        rc = read_key(&r, &key);
-        if (!rc && key_eq(&key, "type")) {
-            rc = read_value(&r, &v);
-            if (!rc && v.type != MPACK_UINT)
-                rc = -EPROTO;
-            type = v.u < 100 ? (int64_t)v.u : 100;
-        } else if (!rc && key_eq(&key, "uid")) {
-            rc = read_str(&r, &m->uid);
-        } else if (!rc && key_eq(&key, "nsp")) {
-            has_nsp = true;
-            rc = read_str(&r, &m->nsp);
-        } else if (!rc && key_eq(&key, "data")) {
-            data = r.p; /* read once the nsp is known, wherever it comes */
-            rc = mpack_skip(&r);
-        } else if (!rc) {
-            rc = mpack_skip(&r);
-        }
-    }
-    if (rc || r.p != r.end || type < 0 || !has_nsp)
+    cluster_envelope_t e = {m, -1, false, NULL};
+    int rc = read_message(p, len, envelope_field, &e);
+    int64_t type = e.type;
+    const uint8_t *data = e.data;
+    if (rc || type < 0 || !e.has_nsp)
         return rc ? rc : -EPROTO;
     if (!data || *data == 0xc0 || (*data == 0xd4 && p + len - data >= 3 && data[1] == 0))
         return type >= 3 && type <= 9 && type != 8 ? -EPROTO : 0; /* these always carry data */
+    mpack_reader_t r;
     mpack_reader_init(&r, data, (size_t)(p + len - data));
     return read_cluster_data(&r, type, m);
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "common/ids.h"
+#include "common/ilist.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/proto/adapter_msg.h"
@@ -33,8 +34,8 @@ struct admin {
      * and Sentinel: their keys may live on any primary) */
     redis_client_t *redis;
     cluster_req_t *cluster;
-    struct emit_op *emits, *emits_tail; /* PUBLISHes waiting for their reply, oldest first */
-    uv_timer_t emit_timer;              /* the oldest one's deadline */
+    ilist_t emits;         /* PUBLISHes waiting for their reply, oldest first */
+    uv_timer_t emit_timer; /* the oldest one's deadline */
     void (*done)(void *arg);
     void *done_arg;
     int open; /* parts still to close */
@@ -101,8 +102,8 @@ static int event_array(buf_t *data, const char *event, size_t event_len, const c
 /* A PUBLISH waiting for its reply. It outlives its answer (a timeout, admin_close): the reply,
  * or the NULL one the client gives when the connection goes, frees it. */
 typedef struct emit_op {
-    struct emit_op *prev, *next;
-    admin_t *a; /* NULL once answered */
+    ilist_t link; /* in a->emits while waiting */
+    admin_t *a;   /* NULL once answered */
     answer_t ans;
     uint64_t deadline;
     char cmd[16];
@@ -112,31 +113,30 @@ typedef struct emit_op {
 /* Takes op out of the waiting list; its answer is the caller's to give. */
 static void emit_unlink(emit_op_t *op)
 {
-    admin_t *a = op->a;
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        a->emits = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    else
-        a->emits_tail = op->prev;
+    ilist_remove(&op->link);
     op->a = NULL;
+}
+
+/* The oldest waiting op; NULL when none waits. */
+static emit_op_t *emit_oldest(const admin_t *a)
+{
+    ilist_t *l = ilist_first(&a->emits);
+    return l ? ILIST_ENTRY(l, emit_op_t, link) : NULL;
 }
 
 static void on_emit_timeout(uv_timer_t *t)
 {
     admin_t *a = t->data;
     uint64_t now = uv_now(t->loop);
-    while (a->emits && a->emits->deadline <= now) {
-        emit_op_t *op = a->emits;
+    for (emit_op_t *op; (op = emit_oldest(a)) && op->deadline <= now;) {
         emit_unlink(op);
         buf_printf(op->ans.out, "redis %s:%d did not answer %s within %d ms", a->cfg->redis_host,
                    a->cfg->redis_port, op->cmd, PUBLISH_TIMEOUT_MS);
         control_done(op->ans.req, -EIO);
     }
-    if (a->emits)
-        uv_timer_start(t, on_emit_timeout, a->emits->deadline - now, 0);
+    emit_op_t *next = emit_oldest(a);
+    if (next)
+        uv_timer_start(t, on_emit_timeout, next->deadline - now, 0);
 }
 
 static void on_published(const redisReply *rep, void *privdata)
@@ -172,12 +172,7 @@ static void emit_wait(admin_t *a, emit_op_t *op)
 {
     op->a = a;
     op->deadline = uv_now(a->emit_timer.loop) + PUBLISH_TIMEOUT_MS;
-    op->prev = a->emits_tail;
-    if (a->emits_tail)
-        a->emits_tail->next = op;
-    else
-        a->emits = op;
-    a->emits_tail = op;
+    ilist_push_back(&a->emits, &op->link);
     if (!uv_is_active((uv_handle_t *)&a->emit_timer))
         uv_timer_start(&a->emit_timer, on_emit_timeout, PUBLISH_TIMEOUT_MS, 0);
 }
@@ -728,6 +723,7 @@ admin_t *admin_new(redis_topology_t *topo, redis_client_t *redis, const cfg_t *c
 {
     uv_loop_t *loop = redis_topology_loop(topo);
     admin_t *a = xcalloc(1, sizeof(*a));
+    ilist_init(&a->emits);
     a->cfg = cfg;
     a->region = region;
     a->server_id = server_id;
@@ -764,8 +760,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 void admin_close(admin_t *a, void (*done)(void *arg), void *arg)
 {
-    while (a->emits) {
-        emit_op_t *op = a->emits;
+    for (emit_op_t *op; (op = emit_oldest(a));) {
         emit_unlink(op);
         buf_puts(op->ans.out, "the master is stopping");
         control_done(op->ans.req, -ECANCELED);

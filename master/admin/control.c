@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/decimal.h"
+#include "common/ilist.h"
 #include "common/xalloc.h"
 
 #define MAX_CONNS 32
@@ -21,7 +22,7 @@
 typedef enum conn_state { READING, RUNNING, WRITING, CLOSING } conn_state_t;
 
 struct control_req {
-    struct control_req *prev, *next;
+    ilist_t link; /* in c->conns until its handles are closed */
     control_t *c;
     uv_pipe_t pipe;
     uv_timer_t timer;
@@ -39,7 +40,7 @@ struct control {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     control_fn fn;
     void *arg;
-    control_req_t *conns;
+    ilist_t conns; /* the newest first */
     unsigned nconns;
     int open; /* the listener and the connections */
 };
@@ -56,12 +57,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (--r->open > 0)
         return;
     control_t *c = r->c;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        c->conns = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    ilist_remove(&r->link);
     c->nconns--;
     buf_free(&r->in);
     buf_free(&r->store);
@@ -213,10 +209,7 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(c->loop, &r->timer);
     r->pipe.data = r->timer.data = r;
     r->open = 2;
-    r->next = c->conns;
-    if (c->conns)
-        c->conns->prev = r;
-    c->conns = r;
+    ilist_push_front(&c->conns, &r->link);
     c->nconns++;
     c->open++;
     if (uv_accept(server, (uv_stream_t *)&r->pipe)) {
@@ -268,6 +261,7 @@ int control_open(control_t **out, uv_loop_t *loop, const char *path, control_fn 
                  buf_t *err)
 {
     control_t *c = xcalloc(1, sizeof(*c));
+    ilist_init(&c->conns);
     if (strlen(path) >= sizeof(c->path)) {
         buf_printf(err, "streamio: control socket path too long: %s", path);
         free(c);
@@ -314,7 +308,9 @@ void control_close(control_t *c)
         return;
     unlink(c->path);
     uv_close((uv_handle_t *)&c->server, on_server_closed);
-    for (control_req_t *r = c->conns; r; r = r->next) {
+    ILIST_FOREACH(l, &c->conns)
+    {
+        control_req_t *r = ILIST_ENTRY(l, control_req_t, link);
         if (r->state == RUNNING)
             r->orphan = true; /* closed by its control_done */
         else

@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ilist.h"
 #include "common/xalloc.h"
 
 /* One command in flight. It outlives the scan when the scan is freed first: Redis still calls back
  * (with a NULL reply when the connection closes), and the request is freed then. */
 typedef struct req {
-    struct req *prev, *next;
-    scan_t *s; /* NULL once the scan is gone */
+    ilist_t link; /* in s->reqs while s lives */
+    scan_t *s;    /* NULL once the scan is gone */
     scan_key_fn key;
     scan_step_fn step_done;
     scan_type_fn type_done;
@@ -28,7 +29,7 @@ struct scan {
     redis_client_t *redis;
     char cursor[32];
     bool stepping;
-    req_t *reqs;
+    ilist_t reqs;
     char (*addrs)[ADDR_MAX]; /* the pass's primaries, by address: nodes may leave meanwhile */
     size_t naddrs, cap;
     size_t cur; /* the primary being scanned */
@@ -37,6 +38,7 @@ struct scan {
 scan_t *scan_new(redis_client_t *redis)
 {
     scan_t *s = xcalloc(1, sizeof(*s));
+    ilist_init(&s->reqs);
     s->redis = redis;
     strcpy(s->cursor, "0");
     return s;
@@ -46,8 +48,8 @@ void scan_free(scan_t *s)
 {
     if (!s)
         return;
-    for (req_t *r = s->reqs; r; r = r->next)
-        r->s = NULL;
+    for (ilist_t *l; (l = ilist_pop_front(&s->reqs));)
+        ILIST_ENTRY(l, req_t, link)->s = NULL;
     free(s->addrs);
     free(s);
 }
@@ -93,32 +95,17 @@ static redis_node_t *step_node(scan_t *s)
     return NULL;
 }
 
-static void unlink_req(req_t *r)
-{
-    if (!r->s)
-        return;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        r->s->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-}
-
 /* The one way this module talks to Redis: a command whose reply comes to `cb`, to the primary
  * serving key, or to `node` when key is NULL. */
 static int redis_send(scan_t *s, redis_reply_fn cb, req_t *r, redis_node_t *node, const char *key,
                       int argc, const char **argv)
 {
     r->s = s;
-    r->next = s->reqs;
-    if (s->reqs)
-        s->reqs->prev = r;
-    s->reqs = r;
+    ilist_push_front(&s->reqs, &r->link);
     int rc = key ? redis_client_command(s->redis, key, strlen(key), cb, r, argc, argv, NULL)
                  : redis_client_command_node(s->redis, node, cb, r, argc, argv, NULL);
     if (rc) {
-        unlink_req(r);
+        ilist_remove(&r->link);
         free(r);
     }
     return rc;
@@ -150,7 +137,7 @@ static void on_scan(const redisReply *reply, void *privdata)
 {
     req_t *r = privdata;
     scan_t *s = r->s;
-    unlink_req(r);
+    ilist_remove(&r->link);
     if (s) {
         s->stepping = false;
         int rc = step_reply(s, reply, r);
@@ -184,7 +171,7 @@ int scan_step(scan_t *s, const cfg_t *cfg, scan_key_fn key, scan_step_fn done, v
 static void on_type(const redisReply *rep, void *privdata)
 {
     req_t *r = privdata;
-    unlink_req(r);
+    ilist_remove(&r->link);
     if (r->s) {
         int rc = !rep                              ? -ENOTCONN
                  : rep->type != REDIS_REPLY_STATUS ? -EIO

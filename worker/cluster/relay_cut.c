@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ilist.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
 
@@ -12,23 +13,18 @@
  * cannot take them costs at most timeout / RETRY_MS walks of its channels, not one per event. */
 #define RETRY_MS 10
 
-/* Intrusive circular list with a sentinel: a channel's walks visit only the channels concerned. */
-typedef struct link {
-    struct link *prev, *next;
-} link_t;
-
 /* RELAY_CUT_CHANNELS: what this worker knows of one channel. Exactly one of held, waiting, or
  * neither (free: idle when confirmed); to_mark and remark only while waiting, to_mark only while
  * confirmed. */
 typedef struct chan {
-    link_t by_state; /* in the list of its state (see state_list) */
-    link_t by_mark;  /* in marks (or retry) while to_mark */
-    bool confirmed;  /* its messages reach this worker */
-    bool seen;       /* it was confirmed once */
-    bool held;       /* this worker applies them */
-    bool waiting;    /* its marker is on its way */
-    bool to_mark;    /* its marker is to be published (again) */
-    bool remark;     /* lost while its marker was on its way: marked again once confirmed */
+    ilist_t by_state; /* in the list of its state (see state_list) */
+    ilist_t by_mark;  /* in marks (or retry) while to_mark */
+    bool confirmed;   /* its messages reach this worker */
+    bool seen;        /* it was confirmed once */
+    bool held;        /* this worker applies them */
+    bool waiting;     /* its marker is on its way */
+    bool to_mark;     /* its marker is to be published (again) */
+    bool remark;      /* lost while its marker was on its way: marked again once confirmed */
     size_t len;
     char name[]; /* for the publish callback */
 } chan_t;
@@ -54,51 +50,11 @@ struct relay_cut {
     size_t n_held, n_waiting, n_idle; /* idle: confirmed, neither held nor waited */
     /* the channels by state, so that each walk visits only those it changes: per event O(1)
      * amortised, a handover O(channels), however the confirmations and markers interleave */
-    link_t held_list, waiting_list, idle_list, unconfirmed_list; /* the last two: free */
-    link_t marks, retry;    /* to_mark: to publish now, or from retry_at on (a publish failed) */
+    ilist_t held_list, waiting_list, idle_list, unconfirmed_list; /* the last two: free */
+    ilist_t marks, retry;   /* to_mark: to publish now, or from retry_at on (a publish failed) */
     uint64_t retry_at, now; /* now: as of the last update */
     uint64_t visits;
 };
-
-static void list_init(link_t *l)
-{
-    l->prev = l->next = l;
-}
-
-static bool list_empty(const link_t *l)
-{
-    return l->next == l;
-}
-
-static void list_add(link_t *l, link_t *n)
-{
-    n->prev = l->prev;
-    n->next = l;
-    l->prev->next = n;
-    l->prev = n;
-}
-
-/* Removes n from whatever list it is in (none: a no-op). */
-static void list_del(link_t *n)
-{
-    if (!n->next)
-        return;
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = NULL;
-}
-
-/* Moves the whole of from to the end of l. */
-static void list_append(link_t *l, link_t *from)
-{
-    if (list_empty(from))
-        return;
-    l->prev->next = from->next;
-    from->next->prev = l->prev;
-    l->prev = from->prev;
-    from->prev->next = l;
-    list_init(from);
-}
 
 relay_cut_t *relay_cut_new(unsigned nnsp, relay_cut_kind_t kind, uint64_t timeout_ms)
 {
@@ -107,12 +63,12 @@ relay_cut_t *relay_cut_new(unsigned nnsp, relay_cut_kind_t kind, uint64_t timeou
     c->timeout_ms = timeout_ms;
     if (kind == RELAY_CUT_CHANNELS)
         c->chans = strmap_new();
-    list_init(&c->held_list);
-    list_init(&c->waiting_list);
-    list_init(&c->idle_list);
-    list_init(&c->unconfirmed_list);
-    list_init(&c->marks);
-    list_init(&c->retry);
+    ilist_init(&c->held_list);
+    ilist_init(&c->waiting_list);
+    ilist_init(&c->idle_list);
+    ilist_init(&c->unconfirmed_list);
+    ilist_init(&c->marks);
+    ilist_init(&c->retry);
     return c;
 }
 
@@ -129,7 +85,7 @@ void relay_cut_free(relay_cut_t *c)
 
 /* ---- RELAY_CUT_CHANNELS ---- */
 
-static link_t *state_list(relay_cut_t *c, const chan_t *e)
+static ilist_t *state_list(relay_cut_t *c, const chan_t *e)
 {
     return e->held        ? &c->held_list
            : e->waiting   ? &c->waiting_list
@@ -145,13 +101,13 @@ static void account(relay_cut_t *c, chan_t *e, int sign)
     c->n_waiting += (size_t)(sign * e->waiting);
     c->n_idle += (size_t)(sign * (e->confirmed && !e->held && !e->waiting));
     if (sign < 0) {
-        list_del(&e->by_state);
-        list_del(&e->by_mark);
+        ilist_remove(&e->by_state);
+        ilist_remove(&e->by_mark);
         return;
     }
-    list_add(state_list(c, e), &e->by_state);
+    ilist_push_back(state_list(c, e), &e->by_state);
     if (e->to_mark)
-        list_add(&c->marks, &e->by_mark);
+        ilist_push_back(&c->marks, &e->by_mark);
 }
 
 enum { EACH_DROP, EACH_HOLD, EACH_TIMEOUT, EACH_MARK, EACH_PUBLISH };
@@ -185,22 +141,22 @@ static void each_chan(relay_cut_t *c, chan_t *e, int what,
     }
     account(c, e, 1);
     if (what == EACH_PUBLISH && e->to_mark) {
-        list_del(&e->by_mark);
-        list_add(&c->retry, &e->by_mark);
+        ilist_remove(&e->by_mark);
+        ilist_push_back(&c->retry, &e->by_mark);
         c->retry_at = c->now + RETRY_MS;
     }
 }
 
 /* Visits the channels of list l (by_mark links for EACH_PUBLISH), taken off it first: one put
  * back on it (a failed publish) waits for the next walk. */
-static void each_in(relay_cut_t *c, link_t *l, int what,
+static void each_in(relay_cut_t *c, ilist_t *l, int what,
                     int (*publish)(const char *chan, size_t len, void *arg), void *arg)
 {
-    link_t todo;
-    list_init(&todo);
-    list_append(&todo, l);
+    ilist_t todo;
+    ilist_init(&todo);
+    ilist_splice_back(&todo, l);
     size_t off = what == EACH_PUBLISH ? offsetof(chan_t, by_mark) : offsetof(chan_t, by_state);
-    while (!list_empty(&todo))
+    while (!ilist_empty(&todo))
         each_chan(c, (chan_t *)(void *)((char *)todo.next - off), what, publish, arg);
 }
 
@@ -238,7 +194,7 @@ static relay_cut_step_t chan_update(relay_cut_t *c, const relay_cut_input_t *in,
     c->others = in->others;
     c->now = now_ms;
     if (now_ms >= c->retry_at)
-        list_append(&c->marks, &c->retry);
+        ilist_splice_back(&c->marks, &c->retry);
     if ((c->n_held || c->n_waiting) && in->others == RELAY_CUT_HOLDS_ALL && !in->candidate) {
         /* its markers are on their way here; unless it took the channels without them */
         if (!c->rival_until)
@@ -273,7 +229,7 @@ static relay_cut_step_t chan_update(relay_cut_t *c, const relay_cut_input_t *in,
         }
     }
     /* (not the candidate: giving the role away, or never had it) */
-    return list_empty(&c->marks) ? RELAY_CUT_NONE : RELAY_CUT_MARK;
+    return ilist_empty(&c->marks) ? RELAY_CUT_NONE : RELAY_CUT_MARK;
 }
 
 void relay_cut_channel(relay_cut_t *c, const char *chan, size_t len, relay_cut_chan_t ev)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/ids.h"
+#include "common/ilist.h"
 #include "common/proto/eio_payload.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
@@ -21,7 +22,7 @@ struct eio_session {
     conn_t *conn;  /* the WebSocket transport (WebSocket-only or upgraded); NULL while polling */
     conn_t *probe; /* a WebSocket upgrading this polling session */
     conn_t *get;   /* the held polling GET */
-    eio_session_t *prev, *next;
+    ilist_t link;  /* in e->sessions */
     timerq_node_t ping_node;    /* next ping due */
     timerq_node_t pong_node;    /* waiting for the pong */
     timerq_node_t ready_node;   /* waiting for the application's eio_session_ready */
@@ -44,8 +45,8 @@ struct eio {
     stats_worker_t *stats;
     strmap_t *sids;
     timerq_t *pingq, *pongq, *readyq, *upgradeq;
-    eio_session_t *head;
-    ids_pool_t ids; /* the sessions' ids (zeroed: empty) */
+    ilist_t sessions; /* the newest first */
+    ids_pool_t ids;   /* the sessions' ids (zeroed: empty) */
     size_t nsessions;
     bool closing;
     bool ending;  /* eio_close_all is ending the sessions: done runs after, never inside */
@@ -140,6 +141,7 @@ int eio_new(eio_t **out, uv_loop_t *loop, const timerq_clock_t *clk, const eio_c
             const eio_transport_t *tr, stats_worker_t *stats)
 {
     eio_t *e = xcalloc(1, sizeof(*e));
+    ilist_init(&e->sessions);
     e->loop = loop;
     e->clk = clk;
     e->cfg = *cfg;
@@ -178,9 +180,9 @@ void eio_close_all(eio_t *e, void (*done)(void *arg), void *arg)
     e->closed = done;
     e->closed_arg = arg;
     e->ending = true;
-    for (eio_session_t *s = e->head, *next; s; s = next) {
-        next = s->next;
-        session_end(s, false);
+    ILIST_FOREACH_SAFE(l, &e->sessions)
+    {
+        session_end(ILIST_ENTRY(l, eio_session_t, link), false);
     }
     e->ending = false;
     maybe_closed(e); /* last: done may free e */
@@ -204,9 +206,9 @@ void eio_free(eio_t *e)
     timerq_close(e->pongq);
     timerq_close(e->readyq);
     timerq_close(e->upgradeq);
-    for (eio_session_t *s = e->head, *next; s; s = next) {
-        next = s->next;
-        session_end(s, false);
+    ILIST_FOREACH_SAFE(l, &e->sessions)
+    {
+        session_end(ILIST_ENTRY(l, eio_session_t, link), false);
     }
     /* sessions still holding connections go when those close: eio_conn_closed needs e */
     e->freeing = true;
@@ -321,12 +323,7 @@ static void maybe_free(eio_session_t *s)
     if (!s->ended || s->refs || s->busy)
         return;
     eio_t *e = s->e;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        e->head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    ilist_remove(&s->link);
     pollq_reset(s);
     free(s->pollq);
     free(s);
@@ -446,10 +443,7 @@ int eio_session_open(eio_t *e, const eio_handlers_t *h, conn_t *c, const http_re
     s->e = e;
     s->h = h;
     strmap_put(e->sids, s->sid, EIO_SID_LEN, s);
-    s->next = e->head;
-    if (e->head)
-        e->head->prev = s;
-    e->head = s;
+    ilist_push_front(&e->sessions, &s->link);
     e->nsessions++;
     STATS_ADD(e->stats->connections, 1);
     STATS_ADD(e->stats->handshakes, 1);

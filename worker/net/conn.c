@@ -33,6 +33,7 @@
 
 #include <liburing.h>
 
+#include "common/ilist.h"
 #include "common/xalloc.h"
 #include "worker/net/timerq.h"
 
@@ -85,8 +86,8 @@ struct conn {
     void *pstate;
     conn_close_fn on_close;
     void *ud;
-    conn_t *prev, *next;   /* ctx->conns */
-    conn_t *dprev, *dnext; /* ctx->dirty */
+    ilist_t link;  /* in ctx->conns */
+    ilist_t dlink; /* in ctx->dirty while it has output to flush */
     oslot_t *slots;
     uint32_t cap; /* power of two */
     uint32_t head;
@@ -96,9 +97,8 @@ struct conn {
     enum conn_state st;
     uint8_t handles; /* open libuv handles: tcp */
     bool announced;  /* accepted: the owner's close callback is owed */
-    bool dirty;
-    bool writing; /* a uv_write is pending */
-    bool sending; /* a ring send is in flight: its completion is not reaped yet */
+    bool writing;    /* a uv_write is pending */
+    bool sending;    /* a ring send is in flight: its completion is not reaped yet */
     bool shutting;
     bool peer_eof;
     bool close_armed;  /* close_node was armed once (re-armed only while a write progresses) */
@@ -116,8 +116,8 @@ struct conn_ctx {
     timerq_t *closeq; /* graceful close deadlines */
     int handles;
     bool freeing;
-    conn_t *conns;
-    conn_t *dirty;
+    ilist_t conns; /* every connection not yet released, the newest first */
+    ilist_t dirty; /* the connections to flush, the last marked first */
     conn_stats_t stats;
     uv_buf_t iov[FLUSH_IOV_MAX];
     char *rbuf;
@@ -145,7 +145,7 @@ static unsigned ring_reap(conn_ctx_t *ctx);
 
 static void ctx_maybe_free(conn_ctx_t *ctx)
 {
-    if (!ctx->freeing || ctx->handles || ctx->conns)
+    if (!ctx->freeing || ctx->handles || !ilist_empty(&ctx->conns))
         return;
     while (ctx->free_reqs) {
         req_t *r = ctx->free_reqs;
@@ -170,14 +170,8 @@ static void on_ctx_handle_closed(uv_handle_t *h)
 /* The next connection with output to flush, off the dirty list; NULL when none is left. */
 static conn_t *dirty_pop(conn_ctx_t *ctx)
 {
-    conn_t *c = ctx->dirty;
-    if (!c)
-        return NULL;
-    ctx->dirty = c->dnext;
-    if (ctx->dirty)
-        ctx->dirty->dprev = NULL;
-    c->dirty = false;
-    return c;
+    ilist_t *l = ilist_pop_front(&ctx->dirty);
+    return l ? ILIST_ENTRY(l, conn_t, dlink) : NULL;
 }
 
 /* Flushes every dirty connection: as one ring send each, submitted together, where the ring has
@@ -194,7 +188,7 @@ static void on_check(uv_check_t *h)
         }
         if (ctx->ring_on)
             ring_submit(ctx);
-    } while (ctx->dirty);
+    } while (!ilist_empty(&ctx->dirty));
     uv_check_stop(&ctx->check);
     uv_idle_stop(&ctx->idle);
 }
@@ -258,6 +252,8 @@ int conn_ctx_new(conn_ctx_t **out, uv_loop_t *loop, const conn_limits_t *lim, st
     if (!out || !loop)
         return -EINVAL;
     conn_ctx_t *ctx = xcalloc(1, sizeof(*ctx));
+    ilist_init(&ctx->conns);
+    ilist_init(&ctx->dirty);
     ctx->rbuf = xmalloc(READ_BUF_SIZE);
     ctx->loop = loop;
     ctx->limit_stats = stats;
@@ -299,9 +295,9 @@ void conn_ctx_free(conn_ctx_t *ctx)
     if (!ctx)
         return;
     ctx->freeing = true;
-    for (conn_t *c = ctx->conns, *next; c; c = next) {
-        next = c->next;
-        conn_close(c);
+    ILIST_FOREACH_SAFE(l, &ctx->conns)
+    {
+        conn_close(ILIST_ENTRY(l, conn_t, link));
     }
     timerq_close(ctx->closeq);
     uv_close((uv_handle_t *)&ctx->check, on_ctx_handle_closed);
@@ -352,31 +348,13 @@ static conn_t *req_done(void *data)
 static void mark_dirty(conn_t *c)
 {
     conn_ctx_t *ctx = c->ctx;
-    if (c->dirty || c->st == ST_CLOSED)
+    if (ilist_linked(&c->dlink) || c->st == ST_CLOSED)
         return;
-    if (!ctx->dirty) {
+    if (ilist_empty(&ctx->dirty)) {
         uv_check_start(&ctx->check, on_check);
         uv_idle_start(&ctx->idle, on_idle);
     }
-    c->dirty = true;
-    c->dprev = NULL;
-    c->dnext = ctx->dirty;
-    if (ctx->dirty)
-        ctx->dirty->dprev = c;
-    ctx->dirty = c;
-}
-
-static void unmark_dirty(conn_t *c)
-{
-    if (!c->dirty)
-        return;
-    if (c->dprev)
-        c->dprev->dnext = c->dnext;
-    else
-        c->ctx->dirty = c->dnext;
-    if (c->dnext)
-        c->dnext->dprev = c->dprev;
-    c->dirty = false;
+    ilist_push_front(&ctx->dirty, &c->dlink);
 }
 
 static oslot_t *slot_at(const conn_t *c, uint32_t i)
@@ -477,12 +455,7 @@ static void maybe_release(conn_t *c)
         q_pop(c);
     if (c->slots != c->inl)
         free(c->slots);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        ctx->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    ilist_remove(&c->link);
     ctx->stats.live--;
     free(c);
     ctx_maybe_free(ctx);
@@ -500,7 +473,7 @@ void conn_close(conn_t *c)
     if (c->st == ST_CLOSED)
         return;
     c->st = ST_CLOSED;
-    unmark_dirty(c);
+    ilist_remove(&c->dlink);
     /* Slots owned by a pending uv_write (or ring send) are released by its (cancelled)
      * callback (its completion). */
     while (c->count > c->inflight) {
@@ -835,10 +808,7 @@ static int conn_alloc(conn_ctx_t *ctx, const conn_proto_t *p, void *state, conn_
     }
     c->tcp.data = c;
     c->handles = 1;
-    c->next = ctx->conns;
-    if (ctx->conns)
-        ctx->conns->prev = c;
-    ctx->conns = c;
+    ilist_push_front(&ctx->conns, &c->link);
     ctx->stats.live++;
     *out = c;
     return 0;

@@ -13,7 +13,7 @@
 struct timerq {
     uv_timer_t timer;          /* unused on a clock */
     const timerq_clock_t *clk; /* NULL: libuv's loop */
-    timerq_node_t head;        /* sentinel: head.next is the earliest node, head.prev the latest */
+    ilist_t head;              /* front: the earliest node; back: the latest */
     uint64_t duration;
     void (*fire)(timerq_node_t *n, void *arg);
     void *arg;
@@ -22,17 +22,11 @@ struct timerq {
     bool closing;
 };
 
-static bool is_empty(const timerq_t *q)
+/* The earliest node; NULL when none is armed. */
+static timerq_node_t *first(const timerq_t *q)
 {
-    return q->head.next == &q->head;
-}
-
-static void unlink_node(timerq_node_t *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = NULL;
-    n->next = NULL;
+    ilist_t *l = ilist_first(&q->head);
+    return l ? ILIST_ENTRY(l, timerq_node_t, link) : NULL;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -57,12 +51,13 @@ static bool waiting(const timerq_t *q)
 
 static void schedule(timerq_t *q)
 {
-    if (is_empty(q)) {
+    const timerq_node_t *n = first(q);
+    if (!n) {
         stop(q);
         q->armed = false;
         return;
     }
-    uint64_t due = q->head.next->due;
+    uint64_t due = n->due;
     q->armed = true;
     if (q->clk) {
         q->clk->wake(q->clk->arg, q, due);
@@ -88,9 +83,8 @@ void timerq_expire(timerq_t *q)
      * fire() may re-add its node, but with duration >= 1 it lands after `now`: no livelock. If
      * fire() closes the queue, the list is emptied and further adds are ignored, so this stops.
      */
-    while (!is_empty(q) && q->head.next->due <= now) {
-        timerq_node_t *n = q->head.next;
-        unlink_node(n);
+    for (timerq_node_t *n; (n = first(q)) && n->due <= now;) {
+        ilist_remove(&n->link);
         q->fire(n, q->arg);
     }
     q->expiring = false;
@@ -110,8 +104,7 @@ static timerq_t *queue_new(const timerq_clock_t *clk, uint64_t duration_ms,
 {
     timerq_t *q = xcalloc(1, sizeof(*q));
     q->clk = clk;
-    q->head.next = &q->head;
-    q->head.prev = &q->head;
+    ilist_init(&q->head);
     q->duration = duration_ms;
     q->fire = fire;
     q->arg = arg;
@@ -147,23 +140,19 @@ void timerq_add(timerq_t *q, timerq_node_t *n)
 {
     if (q->closing)
         return;
-    if (n->next)
-        unlink_node(n);
+    ilist_remove(&n->link);
     n->due = now_of(q) + q->duration;
-    n->prev = q->head.prev;
-    n->next = &q->head;
-    q->head.prev->next = n;
-    q->head.prev = n;
+    ilist_push_back(&q->head, &n->link);
     if (!waiting(q))
         schedule(q);
 }
 
 void timerq_remove(timerq_t *q, timerq_node_t *n)
 {
-    if (!n->next)
+    if (!ilist_linked(&n->link))
         return;
-    unlink_node(n);
-    if (is_empty(q)) {
+    ilist_remove(&n->link);
+    if (ilist_empty(&q->head)) {
         stop(q);
         q->armed = false;
     }
@@ -171,15 +160,15 @@ void timerq_remove(timerq_t *q, timerq_node_t *n)
 
 bool timerq_armed(const timerq_node_t *n)
 {
-    return n->next != NULL;
+    return ilist_linked(&n->link);
 }
 
 void timerq_close(timerq_t *q)
 {
     if (!q || q->closing)
         return;
-    while (!is_empty(q))
-        unlink_node(q->head.next);
+    while (!ilist_empty(&q->head))
+        ilist_remove(q->head.next);
     q->closing = true;
     if (q->clk) {
         q->clk->cancel(q->clk->arg, q);

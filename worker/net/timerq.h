@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/ilist.h"
+
 typedef struct timerq timerq_t;
 
 /*
@@ -30,7 +32,7 @@ typedef struct timerq_clock {
 /* Embed one per timer. Zero-initialised = not armed. Fields belong to the queue (due is the
  * loop time in ms at which the node expires, meaningful while armed). */
 typedef struct timerq_node {
-    struct timerq_node *prev, *next;
+    ilist_t link;
     uint64_t due;
 } timerq_node_t;
 

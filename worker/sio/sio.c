@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/ids.h"
+#include "common/ilist.h"
 #include "common/proto/handshake.h"
 #include "common/strmap.h"
 #include "common/xalloc.h"
@@ -37,8 +38,8 @@ static char NO_AUTH[] = "{}";
 
 struct sio_socket {
     sio_t *sio;
-    eio_session_t *es; /* NULL once the session ended */
-    sio_socket_t *prev, *next;
+    eio_session_t *es;            /* NULL once the session ended */
+    ilist_t link;                 /* in sio->sockets while its session is not over */
     uint64_t mark;                /* the last walk that visited it */
     unsigned refs;                /* the session's, and holds */
     uint32_t nsp_mask;            /* connected namespaces (bit i = sio->nsp[i]); bit 0 is "/" */
@@ -71,10 +72,10 @@ struct sio {
     sio_auth_t *auth; /* JWT verification and token expiries */
     limits_t *limits; /* connection counts and per-socket rate limits */
     rooms_t *rooms;
-    strmap_t *by_id;    /* main-namespace socket id -> its socket: io.to(id) without a scan */
-    ids_pool_t ids;     /* the sockets' ids (zeroed: empty) */
-    sio_socket_t *head; /* sockets whose session is not over */
-    uint64_t epoch;     /* numbers the walks */
+    strmap_t *by_id; /* main-namespace socket id -> its socket: io.to(id) without a scan */
+    ids_pool_t ids;  /* the sockets' ids (zeroed: empty) */
+    ilist_t sockets; /* sockets whose session is not over, the newest first */
+    uint64_t epoch;  /* numbers the walks */
     sio_observer_t obs[SIO_OBSERVERS_MAX];
     unsigned nobs;
     unsigned nslots; /* per-socket slots handed out */
@@ -728,10 +729,7 @@ static void *on_open(void *arg, eio_session_t *es, const http_req_t *req,
         s->auth_state->s = s;
         sio_auth_open(sio->auth, &s->auth_state->as, req);
     }
-    s->next = sio->head;
-    if (sio->head)
-        sio->head->prev = s;
-    sio->head = s;
+    ilist_push_front(&sio->sockets, &s->link);
     return s;
 }
 
@@ -771,12 +769,7 @@ static void on_close(void *app)
         sio_auth_stop(sio->auth, &s->auth_state->as);
     s->closed = true;
     s->es = NULL;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        sio->head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    ilist_remove(&s->link);
     sio_socket_release(s);
 }
 
@@ -833,8 +826,12 @@ void sio_each(sio_t *sio, const sio_target_t *t,
     sio->epoch++;
     if (t->nsp) {
         /* another namespace: no rooms there, so only "every socket of it" names anyone */
-        for (sio_socket_t *s = sio->head; s && t->nrooms == 0; s = s->next)
-            visit(s, NULL, &w);
+        if (t->nrooms == 0) {
+            ILIST_FOREACH(l, &sio->sockets)
+            {
+                visit(ILIST_ENTRY(l, sio_socket_t, link), NULL, &w);
+            }
+        }
         return;
     }
     /* The id of a socket here names that socket alone, never a room some client joined under
@@ -848,8 +845,10 @@ void sio_each(sio_t *sio, const sio_target_t *t,
             rooms_foreach(room, exclude, sio);
     }
     if (t->nrooms == 0) {
-        for (sio_socket_t *s = sio->head; s; s = s->next)
-            visit(s, NULL, &w);
+        ILIST_FOREACH(l, &sio->sockets)
+        {
+            visit(ILIST_ENTRY(l, sio_socket_t, link), NULL, &w);
+        }
     }
     for (size_t i = 0; i < t->nrooms; i++) {
         sio_socket_t *one = sio_socket_by_id(sio, t->rooms[i].p, t->rooms[i].len);
@@ -909,7 +908,9 @@ static void room_once(const char *name, size_t len, void *arg)
 void sio_each_room(sio_t *sio, void (*fn)(const char *room, size_t len, void *arg), void *arg)
 {
     rooms_walk_t w = {strmap_new(), fn, arg};
-    for (sio_socket_t *s = sio->head; s; s = s->next) {
+    ILIST_FOREACH(l, &sio->sockets)
+    {
+        sio_socket_t *s = ILIST_ENTRY(l, sio_socket_t, link);
         if (!main_connected(s))
             continue;
         room_once(s->id, SIO_ID_LEN, &w);
@@ -939,6 +940,7 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
             stats_worker_t *stats)
 {
     sio_t *sio = xcalloc(1, sizeof(*sio));
+    ilist_init(&sio->sockets);
     sio->loop = loop;
     sio->cfg = cfg;
     sio->stats = stats;
@@ -985,9 +987,12 @@ int sio_new(sio_t **out, uv_loop_t *loop, const cfg_t *cfg, bool extra_custom_ns
 
 bool sio_connecting(const sio_t *sio)
 {
-    for (const sio_socket_t *s = sio->head; s; s = s->next)
+    ILIST_FOREACH(l, &sio->sockets)
+    {
+        const sio_socket_t *s = ILIST_ENTRY(l, const sio_socket_t, link);
         if (!s->closed && s->nsp_mask == 0 && !s->refused)
             return true;
+    }
     return false;
 }
 
