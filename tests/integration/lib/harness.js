@@ -852,6 +852,21 @@ async function withChromium(url, fn) {
 }
 
 let seq = 0;
+// The end of what some streams had for a client, without sleeping for it: appends an entry of
+// event END_EVENT to each stream (a room of the client) and waits until `inbox` (a collect() of
+// room:message) holds every one. A stream's entries reach a client in stream order, so all it
+// sent from those streams before (a duplicate on that path among them) has arrived by then.
+// Resolves inbox's items without the markers.
+const END_EVENT = 'test:end';
+async function untilEnd(redis, inbox, streams, ms = 10000) {
+  const ends = new Map();
+  for (const s of streams) ends.set(s, await redis.call('XADD', s, '*', 'event', END_EVENT));
+  const isEnd = (m) => m && m.event === END_EVENT;
+  await waitUntil(() => inbox.items.filter((m) => isEnd(m) && ends.get(m.roomId) === m.messageId).length === ends.size,
+    { timeout: ms, interval: 20, message: `the end marker of ${streams.length} stream(s)` });
+  return inbox.items.filter((m) => !isEnd(m));
+}
+
 function uniq(prefix) {
   seq += 1;
   return `${prefix}.${process.pid}.${seq}`;
@@ -888,6 +903,7 @@ module.exports = {
   emitAckTimeout,
   joinRoom,
   collect,
+  untilEnd,
   withLogs,
   stopAfter,
   serverGroup,
