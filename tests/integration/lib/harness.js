@@ -606,6 +606,19 @@ async function healthRetry(target, { attempts = 5, gap = 100, timeout = 1000 } =
   throw new Error(`GET ${url}/health failed ${attempts} times: ${last && last.message}`);
 }
 
+// Waits until streamio's master has completed n more discovery passes than when called
+// (streamio_scan_cycles_total on /metrics): with n >= 2, a whole pass began after the call, so
+// discovery has seen whatever Redis held by then.
+async function scanPasses(srv, n, { timeout = 10000 } = {}) {
+  const cycles = async () => {
+    const m = /^streamio_scan_cycles_total (\d+)/m.exec(await (await fetch(`${srv.url}/metrics`)).text());
+    return m ? Number(m[1]) : 0;
+  };
+  const before = await cycles();
+  await waitUntil(async () => (await cycles()) >= before + n,
+    { timeout, message: `${n} more discovery passes (from ${before})` });
+}
+
 // Runs streamioctl (beside $STREAMIO_BIN) against the control socket `sock`, asynchronously so
 // the server runs meanwhile; resolves {code, stdout, stderr}.
 function streamioctl(sock, ...args) {
@@ -893,6 +906,7 @@ module.exports = {
   startStreamio,
   getHealth,
   healthRetry,
+  scanPasses,
   killWorker,
   streamioctl,
   connectClient,
