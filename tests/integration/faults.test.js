@@ -215,7 +215,7 @@ describe('faults beyond a restart', { timeout: 300000, skip: h.ANCHOR_SKIP }, ()
       `at the cut server's clients: ${dups[1]}`);
   }));
 
-  it('slow Redis (200 ms each way): every entry delivered, in order, and faster once it recovers', logs(async () => {
+  it('slow Redis (200 ms each way): every entry delivered, in order, while slow and once it recovers', logs(async () => {
     redis = await startRedis();
     proxy = await startDelayProxy(redis.port, { delay: 200 });
     srv = await h.startStreamio({ CLUSTER_WORKERS: '2', REDIS_PORT: String(proxy.port) }, { timeout: 40000 });
