@@ -27,6 +27,9 @@ function ctl(sock, ...args) {
 }
 
 const NODE_REQUESTS_TIMEOUT = 5000; // the Node adapter's requestsTimeout (its default)
+// broadcastWithAck's timeout: an ack missing then fails the call, so only a hang reaches it (kept
+// under peer.call's 15 s deadline, so that the adapter's own error is the one reported)
+const ACK_TIMEOUT = 10000;
 
 function exactlyOnce(inbox, pred) {
   return inbox.items.filter(pred).length;
@@ -416,9 +419,9 @@ for (const mode of ['classic', 'sharded']) {
       // resolved, so before the timeout: Node rejects it when a server's answer is missing then
       assert.equal(sse.value.length, 2, 'one answer per streamio worker');
       for (const s of [...sio, ...nodeClients]) s.on('ack-req', (q, cb) => cb(`client-ack:${q}`));
-      const acks = await peer.call('broadcastWithAck', { rooms: [room], event: 'ack-req', args: ['q'], timeout: 3000 });
+      const acks = await peer.call('broadcastWithAck', { rooms: [room], event: 'ack-req', args: ['q'], timeout: ACK_TIMEOUT });
       assert.equal(acks.value.length, sio.length + nodeClients.length);
-      // resolved, so every ack and every server's client count came before the 3 s timeout
+      // resolved, so every ack and every server's client count came before the timeout
       assert.ok(acks.value.every((v) => v === 'client-ack:q'), JSON.stringify(acks.value));
       process.stderr.write(`# ${mode}: serverSideEmitWithAck ${sse.ms} ms, broadcastWithAck ${acks.ms} ms\n`);
     }));
@@ -447,7 +450,7 @@ for (const mode of ['classic', 'sharded']) {
           cb(`client-ack:${q}`);
           cb(`client-ack:${q}`); // socket.io-client answers once; the server would drop a repeat
         });
-        const acks = await peer.call('broadcastWithAck', { rooms: [ackRoom], event: 'forge-me', args: ['q'], timeout: 3000 });
+        const acks = await peer.call('broadcastWithAck', { rooms: [ackRoom], event: 'forge-me', args: ['q'], timeout: ACK_TIMEOUT });
         assert.deepStrictEqual(acks.value, ['client-ack:q']);
       } finally {
         h.closeClient(forger);
