@@ -121,17 +121,14 @@ describe('SIGTERM', { timeout: 60000 }, () => {
           else s.once('disconnect', resolve);
         })));
 
-        const t0 = Date.now();
         process.kill(srv.pid, 'SIGTERM');
         const res = await h.waitExit(srv.handle, 10000);
-        const took = Date.now() - t0;
         assert.ok(res, `exited within 10 s of SIGTERM`);
         assert.equal(res.code, 0, `exit status 0 (got code=${res.code} signal=${res.signal})`);
         await h.withDeadline(disconnected, 3000, 'clients see the disconnect');
         for (const pid of workerPids) {
           await h.waitUntil(() => !h.processAlive(pid), { timeout: 2000, message: `worker ${pid} gone` });
         }
-        assert.ok(took < 10000);
         await srv.stop();
         srv = null;
       }));

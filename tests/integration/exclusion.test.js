@@ -33,12 +33,6 @@ describe('discovery never consumes what is not a room (STREAM_PATTERN=*)', { tim
     if (nodeB) await nodeB.stop();
   });
 
-  async function scanCycles() {
-    const res = await fetch(`${srv.url}/metrics`);
-    const m = /^streamio_scan_cycles_total (\d+)/m.exec(await res.text());
-    return m ? Number(m[1]) : 0;
-  }
-
   async function groups(key) {
     return (await redis.call('XINFO', 'GROUPS', key)).length;
   }
@@ -68,9 +62,7 @@ describe('discovery never consumes what is not a room (STREAM_PATTERN=*)', { tim
     const id = await redis.call('XADD', mine, '*', 'event', 'e', 'data', '{"n":1}');
     await got.waitFor((m) => m.messageId === id, 8000);
     // two more full SCAN passes after every write above
-    const before = await scanCycles();
-    await h.waitUntil(async () => (await scanCycles()) >= before + 2,
-      { timeout: 8000, message: 'two more discovery passes' });
+    await h.scanPasses(srv, 2, { timeout: 8000 });
     assert.equal(await redis.call('XLEN', 'socket.io'), 3);
     assert.equal(await groups('socket.io'), 0);
     for (const k of other) {

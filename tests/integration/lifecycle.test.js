@@ -91,14 +91,19 @@ describe('systemd notify protocol and watchdog', { timeout: 90000, skip: h.ANCHO
     const body = (await h.healthRetry(srv)).body;
     const victim = body.workers[0].pid;
     assert.equal(h.parentPid(victim), srv.pid);
+    // Each check of the master that finds the worker stuck logs this line (instead of a kick):
+    // the lines mark checks that happened, whatever the time each took on a busy box.
+    const stuck = new RegExp(`watchdog: worker \\d+ \\(pid ${victim}\\) made no progress`, 'g');
+    const checks = () => (srv.handle.output().match(stuck) || []).length;
+    const seen = checks();
     process.kill(victim, 'SIGSTOP');
     try {
-      await h.sleep(1500); // one check may still see the last heartbeat
+      // by the second such check, the kick of the last check before the stop has arrived
+      await h.waitUntil(() => checks() >= seen + 2, { timeout: 15000, message: 'two checks finding the worker stuck' });
       const from = notify.poll().length;
-      await h.sleep(2500);
+      await h.waitUntil(() => checks() >= seen + 5, { timeout: 15000, message: 'three more of them' });
       const kicks = notify.poll().slice(from).filter((m) => m.fields.WATCHDOG === '1');
       assert.equal(kicks.length, 0, 'no WATCHDOG=1 while a worker is stopped');
-      assert.match(srv.handle.output(), /watchdog: worker \d+ \(pid \d+\) made no progress/);
     } finally {
       process.kill(victim, 'SIGCONT');
     }
@@ -140,8 +145,9 @@ describe('SIGHUP reload', { timeout: 180000, skip: h.ANCHOR_SKIP }, () => {
     process.kill(srv.pid, 'SIGHUP');
     await h.waitUntil(() => /reload refused, still running on the previous configuration: .*CLUSTER_WORKERS/.test(srv.handle.output()),
       { timeout: 5000, message: 'the refusal in the log' });
-    await h.sleep(300);
     assert.deepStrictEqual(activePids((await h.healthRetry(srv)).body), before);
+    // the next refusal is also a marker: had the first reload replaced workers after all, the
+    // master did so before it handled this SIGHUP
     fs.writeFileSync(env, 'NOT A LINE\n');
     process.kill(srv.pid, 'SIGHUP');
     await h.waitUntil(() => /reload refused.*reload\.env:1: expected KEY=VALUE/.test(srv.handle.output()),

@@ -27,6 +27,9 @@ function ctl(sock, ...args) {
 }
 
 const NODE_REQUESTS_TIMEOUT = 5000; // the Node adapter's requestsTimeout (its default)
+// broadcastWithAck's timeout: an ack missing then fails the call, so only a hang reaches it (kept
+// under peer.call's 15 s deadline, so that the adapter's own error is the one reported)
+const ACK_TIMEOUT = 10000;
 
 function exactlyOnce(inbox, pred) {
   return inbox.items.filter(pred).length;
@@ -235,7 +238,7 @@ for (const mode of ['classic', 'sharded']) {
       await h.waitUntil(async () => (await subs()) === 0, { timeout: 5000, message: 'SUNSUBSCRIBE once the room is empty' });
     }));
 
-    it('answers allRooms and fetchSockets well before the Node requestsTimeout', logs(async () => {
+    it('answers allRooms and fetchSockets without Node waiting for its requestsTimeout', logs(async () => {
       // the sharded (ClusterAdapter) protocol has no allRooms request
       const rooms = mode === 'classic' ? await peer.call('allRooms') : { value: null, ms: 0 };
       if (mode === 'classic') {
@@ -247,8 +250,7 @@ for (const mode of ['classic', 'sharded']) {
       assert.deepStrictEqual(new Set(fetched.value[0].rooms), new Set([sio[0].id, room, other]));
       const all = await peer.call('fetchSockets', { rooms: [room] });
       assert.equal(all.value.length, sio.length + nodeClients.length);
-      assert.ok(rooms.ms < NODE_REQUESTS_TIMEOUT, `allRooms answered before the timeout (${rooms.ms} ms)`);
-      assert.ok(fetched.ms < NODE_REQUESTS_TIMEOUT, `fetchSockets answered before the timeout (${fetched.ms} ms)`);
+      // both resolved: the adapter rejects them when a server has not answered by the timeout
       process.stderr.write(`# ${mode}: allRooms ${rooms.ms} ms, fetchSockets ${fetched.ms} ms (Node timeout ${NODE_REQUESTS_TIMEOUT} ms)\n`);
     }));
 
@@ -414,13 +416,13 @@ for (const mode of ['classic', 'sharded']) {
     it('answers serverSideEmit with ack and broadcast with acks (client count and every ack)', logs(async () => {
       await peer.call('serverSideEmit', { event: 'ping-servers', args: ['no-ack'] });
       const sse = await peer.call('serverSideEmitWithAck', { event: 'ping-servers', args: ['q'] });
+      // resolved, so before the timeout: Node rejects it when a server's answer is missing then
       assert.equal(sse.value.length, 2, 'one answer per streamio worker');
-      assert.ok(sse.ms < NODE_REQUESTS_TIMEOUT, `serverSideEmitWithAck answered before the timeout (${sse.ms} ms)`);
       for (const s of [...sio, ...nodeClients]) s.on('ack-req', (q, cb) => cb(`client-ack:${q}`));
-      const acks = await peer.call('broadcastWithAck', { rooms: [room], event: 'ack-req', args: ['q'], timeout: 3000 });
+      const acks = await peer.call('broadcastWithAck', { rooms: [room], event: 'ack-req', args: ['q'], timeout: ACK_TIMEOUT });
       assert.equal(acks.value.length, sio.length + nodeClients.length);
+      // resolved, so every ack and every server's client count came before the timeout
       assert.ok(acks.value.every((v) => v === 'client-ack:q'), JSON.stringify(acks.value));
-      assert.ok(acks.ms < 3000, `every ack before the 3 s broadcast timeout (${acks.ms} ms)`);
       process.stderr.write(`# ${mode}: serverSideEmitWithAck ${sse.ms} ms, broadcastWithAck ${acks.ms} ms\n`);
     }));
 
@@ -448,7 +450,7 @@ for (const mode of ['classic', 'sharded']) {
           cb(`client-ack:${q}`);
           cb(`client-ack:${q}`); // socket.io-client answers once; the server would drop a repeat
         });
-        const acks = await peer.call('broadcastWithAck', { rooms: [ackRoom], event: 'forge-me', args: ['q'], timeout: 3000 });
+        const acks = await peer.call('broadcastWithAck', { rooms: [ackRoom], event: 'forge-me', args: ['q'], timeout: ACK_TIMEOUT });
         assert.deepStrictEqual(acks.value, ['client-ack:q']);
       } finally {
         h.closeClient(forger);

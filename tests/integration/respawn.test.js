@@ -13,6 +13,7 @@ describe('worker respawn (CLUSTER_WORKERS=2)', { timeout: 90000, skip: h.ANCHOR_
   let oldClients = [];
   let oldInboxes = [];
   let victim;
+  let victimClients; // how many of oldClients the victim served
   const rooms = Array.from({ length: ROOMS }, (_, r) => h.uniq(`respawn.room${r}`));
 
   before(async () => {
@@ -63,6 +64,7 @@ describe('worker respawn (CLUSTER_WORKERS=2)', { timeout: 90000, skip: h.ANCHOR_
     // Prefer a worker that holds clients, so their disconnect is exercised too.
     const w = body.workers.find((x) => x.connectedClients > 0) || body.workers[0];
     victim = w.pid;
+    victimClients = w.connectedClients;
     assert.equal(h.parentPid(victim), srv.pid, 'victim is a child of the master');
   }));
 
@@ -71,16 +73,16 @@ describe('worker respawn (CLUSTER_WORKERS=2)', { timeout: 90000, skip: h.ANCHOR_
     const masterPid = srv.pid;
     h.killWorker(srv, victim, 'SIGKILL');
     const killedAt = Date.now();
-    // The port keeps answering: every probe within ~3 s succeeds (a few retries allowed each).
+    // The port keeps answering: every probe for 3 s, and at least 5 of them however long each
+    // takes on a busy box, succeeds (a few retries allowed each).
     let probes = 0;
-    while (Date.now() - killedAt < 3000) {
+    while (Date.now() - killedAt < 3000 || probes < 5) {
       const r = await h.healthRetry(srv, { attempts: 5, gap: 100, timeout: 1000 });
       assert.equal(r.body.status, 'healthy');
       assert.equal(r.body.pid, masterPid);
       probes++;
       await h.sleep(150);
     }
-    assert.ok(probes >= 5, `probes ${probes}`);
     const { body } = await h.waitUntil(async () => {
       const r = await h.healthRetry(srv);
       const ws = r.body.workers || [];
@@ -95,8 +97,9 @@ describe('worker respawn (CLUSTER_WORKERS=2)', { timeout: 90000, skip: h.ANCHOR_
 
   it('counts only clients still connected after the kill', logs(async () => {
     // Clients of the killed worker see their connection drop.
-    await h.sleep(500);
-    const still = oldClients.filter((s) => s.connected).length;
+    await h.waitUntil(() => oldClients.filter((s) => !s.connected).length === victimClients,
+      { timeout: 5000, message: `the ${victimClients} clients of the killed worker to see the drop` });
+    const still = oldClients.length - victimClients;
     await h.waitUntil(async () => (await h.healthRetry(srv)).body.connectedClients === still,
       { timeout: 5000, message: `connectedClients == ${still} (clients still connected)` });
   }));
@@ -123,6 +126,5 @@ describe('worker respawn (CLUSTER_WORKERS=2)', { timeout: 90000, skip: h.ANCHOR_
     const t0 = Date.now();
     const code = await srv.stop(10000);
     assert.equal(code, 0, `exit status (took ${Date.now() - t0} ms)`);
-    assert.ok(Date.now() - t0 < 10000);
   }));
 });

@@ -126,9 +126,9 @@ describe('streams adapter: streamio beside Node servers', { timeout: 150000, ski
   }));
 
   it('answers Node\'s fetchSockets with every streamio socket, and socketsJoin reaches them', logs(async () => {
-    const t0 = Date.now();
+    // resolved, not rejected: no worker made Node wait for its requestsTimeout (the adapter
+    // rejects fetchSockets when a server's answer is missing then)
     const list = (await nodeA.call('fetchSockets', { rooms: [room] })).value;
-    assert.ok(Date.now() - t0 < 3000, 'no worker made Node wait for its timeout');
     const ids = list.map((s) => s.id).sort();
     assert.deepStrictEqual(ids, [...sio.map((s) => s.id), onB.id].sort());
     const mine = list.find((s) => s.id === sio[0].id);

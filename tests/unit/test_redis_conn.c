@@ -446,6 +446,13 @@ static bool saw_ssub(void *arg)
     return saw(arg, "SSUBSCRIBE room");
 }
 
+/* Every command sent has its reply, subscriptions and unsubscriptions their confirmation: what
+ * was sent has been seen by the server, and what it answered has been read. */
+static bool settled(void *arg)
+{
+    return redis_conn_inflight(((fx_t *)arg)->c) == 0;
+}
+
 static void test_pubsub_confirmations_pushes_and_moves(void **state)
 {
     fx_t *f = *state;
@@ -457,7 +464,7 @@ static void test_pubsub_confirmations_pushes_and_moves(void **state)
     assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_PATTERN, "p.*", 3), 0);
     assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_CHANNEL, "a", 1), 0); /* once */
     WAIT(saw_ssub);
-    fake_run_for(&f->loop, 30);
+    WAIT(settled);
     assert_int_equal(count_seen(f, "SUBSCRIBE a"), 1);
     assert_true(saw(f, "PSUBSCRIBE p.*"));
     assert_int_equal(f->lost, 0);
@@ -487,11 +494,10 @@ static void test_pubsub_confirmations_pushes_and_moves(void **state)
     /* our own UNSUBSCRIBE's confirmation is not a loss */
     f->lost = 0;
     assert_int_equal(redis_conn_unsubscribe(f->c, REDIS_SUB_CHANNEL, "a", 1), 0);
-    fake_run_for(&f->loop, 50);
+    WAIT(settled);
     assert_true(saw(f, "UNSUBSCRIBE a"));
     assert_int_equal(f->lost, 0);
     assert_true(redis_conn_up(f->c));
-    assert_int_equal(redis_conn_inflight(f->c), 0);
 }
 
 static bool one_reply(void *arg)
@@ -522,6 +528,11 @@ static void test_unread_replies_keep_the_order(void **state)
     assert_true(redis_conn_up(f->c));
 }
 
+static bool got_two_msgs(void *arg)
+{
+    return ((fx_t *)arg)->msgs >= 2;
+}
+
 static bool got_three_msgs(void *arg)
 {
     return ((fx_t *)arg)->msgs >= 3;
@@ -535,7 +546,7 @@ static fake_conn_t *subscribed_to_room(fx_t *f)
     assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_SHARD, "room", 4), 0);
     WAIT(up);
     WAIT(saw_ssub);
-    fake_run_for(&f->loop, 30);
+    WAIT(settled);
     return fake_last(f->srv);
 }
 
@@ -572,7 +583,7 @@ static void test_messages_cut_anywhere(void **state)
                   "*3\r\n$12\r\nsunsubscribe\r\n$4\r\nroom\r\n:0\r\n"
                   "*3\r\n$8\r\nsmessage\r\n$4\r\nroom\r\n$1\r\nb\r\n");
     WAIT(got_lost);
-    fake_run_for(&f->loop, 20);
+    WAIT(got_two_msgs);
     assert_int_equal(f->msgs, 2);
     assert_string_equal(f->msg_data, "b");
     assert_string_equal(f->lost_ch, "room");
@@ -631,7 +642,7 @@ static void test_held_reads_deliver_on_resume(void **state)
     start(f, &o);
     WAIT(up);
     assert_int_equal(redis_conn_subscribe(f->c, REDIS_SUB_CHANNEL, "a", 1), 0);
-    fake_run_for(&f->loop, 30);
+    WAIT(settled);
     assert_true(saw(f, "SUBSCRIBE a"));
     fake_conn_t *fc = fake_last(f->srv);
     redis_conn_hold_reads(f->c, true);

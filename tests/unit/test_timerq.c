@@ -1,4 +1,9 @@
-/* Unit tests for worker/timerq on a real libuv loop (short durations, guarded by a watchdog). */
+/*
+ * Unit tests for worker/timerq, each run twice: on a real libuv loop (the uv timer path; timing
+ * checked only as "never early", a watchdog bounds a true hang) and on a fake clock
+ * (timerq_new_on), where time moves only when the test says so and every node must fire exactly
+ * at its deadline.
+ */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +18,10 @@
 
 #define DURATION 20
 #define MAX_EVENTS 16
+#define WATCHDOG_MS 20000 /* the libuv runs last well under 1 s: only a hang reaches this */
+
+/* Which backend the group being run uses (set between the two groups in main). */
+static bool on_clock;
 
 typedef struct fixture fixture_t;
 
@@ -36,7 +45,40 @@ struct fixture {
     bool timed_out;
     int order[MAX_EVENTS];
     int nfired;
+    void (*later)(fixture_t *fx); /* what the helper runs when it is due */
+    /* the fake clock, on_clock only */
+    timerq_clock_t clock;
+    uint64_t now;
+    bool wake_set;
+    uint64_t wake_at;
+    bool later_set;
+    uint64_t later_at;
 };
+
+static uint64_t fx_now(fixture_t *fx)
+{
+    return on_clock ? fx->now : uv_now(&fx->loop);
+}
+
+static uint64_t clk_now(void *arg)
+{
+    return ((fixture_t *)arg)->now;
+}
+
+static void clk_wake(void *arg, timerq_t *q, uint64_t due)
+{
+    fixture_t *fx = arg;
+    assert_ptr_equal(q, fx->q);
+    fx->wake_set = true;
+    fx->wake_at = due;
+}
+
+static void clk_cancel(void *arg, timerq_t *q)
+{
+    fixture_t *fx = arg;
+    assert_ptr_equal(q, fx->q);
+    fx->wake_set = false;
+}
 
 static void on_fire(timerq_node_t *n, void *arg)
 {
@@ -44,9 +86,11 @@ static void on_fire(timerq_node_t *n, void *arg)
     fixture_t *fx = arg;
     assert_ptr_equal(it->fx, fx);
     assert_false(timerq_armed(n));
-    uint64_t now = uv_now(&fx->loop);
+    uint64_t now = fx_now(fx);
     assert_true(now >= it->added_at + DURATION);
     assert_true(now >= n->due);
+    if (on_clock) /* no later either: the clock wakes the queue at the head's deadline */
+        assert_true(now == n->due);
     it->fired_at = now;
     assert_true(fx->nfired < MAX_EVENTS);
     fx->order[fx->nfired++] = it->name;
@@ -73,6 +117,12 @@ static void on_watchdog(uv_timer_t *t)
     uv_stop(t->loop);
 }
 
+static void on_helper(uv_timer_t *t)
+{
+    fixture_t *fx = t->data;
+    fx->later(fx);
+}
+
 static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof(*fx));
@@ -83,9 +133,13 @@ static int setup(void **state)
     fx->watchdog.data = fx;
     fx->helper.data = fx;
     /* Unreferenced: it must not keep uv_run alive, only bound a stuck test. */
-    uv_timer_start(&fx->watchdog, on_watchdog, 3000, 0);
+    uv_timer_start(&fx->watchdog, on_watchdog, WATCHDOG_MS, 0);
     uv_unref((uv_handle_t *)&fx->watchdog);
-    if (timerq_new(&fx->q, &fx->loop, DURATION, on_fire, fx) != 0)
+    fx->now = 1000; /* any start: deadlines are relative */
+    fx->clock = (timerq_clock_t){fx, clk_now, clk_wake, clk_cancel};
+    int rc = on_clock ? timerq_new_on(&fx->q, &fx->clock, DURATION, on_fire, fx)
+                      : timerq_new(&fx->q, &fx->loop, DURATION, on_fire, fx);
+    if (rc != 0)
         return -1;
     *state = fx;
     return 0;
@@ -107,14 +161,50 @@ static void item_add(fixture_t *fx, item_t *it, int name)
 {
     it->fx = fx;
     it->name = name;
-    it->added_at = uv_now(&fx->loop);
+    it->added_at = fx_now(fx);
     timerq_add(fx->q, &it->node);
 }
 
+/* Runs fn(fx) ms from now, as a test's other event source would. */
+static void run_later(fixture_t *fx, uint64_t ms, void (*fn)(fixture_t *fx))
+{
+    fx->later = fn;
+    if (!on_clock) {
+        uv_timer_start(&fx->helper, on_helper, ms, 0);
+        return;
+    }
+    fx->later_set = true;
+    fx->later_at = fx->now + ms;
+}
+
+/* The queue waits for a wake-up (on libuv: its timer keeps the loop alive). */
+static bool waiting(fixture_t *fx)
+{
+    return on_clock ? fx->wake_set : uv_loop_alive(&fx->loop);
+}
+
+/* Until nothing is left to happen: on the clock, time jumps to each wake-up in turn. */
 static void run(fixture_t *fx)
 {
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_false(fx->timed_out);
+    if (!on_clock) {
+        uv_run(&fx->loop, UV_RUN_DEFAULT);
+        assert_false(fx->timed_out);
+        return;
+    }
+    for (int steps = 0; fx->wake_set || fx->later_set; steps++) {
+        assert_true(steps < 1000); /* a queue that keeps waking without firing */
+        bool wake = fx->wake_set && (!fx->later_set || fx->wake_at <= fx->later_at);
+        uint64_t at = wake ? fx->wake_at : fx->later_at;
+        assert_true(at >= fx->now);
+        fx->now = at;
+        if (wake) {
+            fx->wake_set = false;
+            timerq_expire(fx->q);
+        } else {
+            fx->later_set = false;
+            fx->later(fx);
+        }
+    }
 }
 
 static void test_fires_in_order(void **state)
@@ -127,7 +217,6 @@ static void test_fires_in_order(void **state)
     item_add(fx, &c, 3);
     assert_true(timerq_armed(&a.node));
     assert_true(a.node.due == a.added_at + DURATION);
-    uint64_t start = uv_now(&fx->loop);
     run(fx); /* returns once the queue is empty: the timer is stopped */
     assert_int_equal(fx->nfired, 3);
     assert_int_equal(fx->order[0], 1);
@@ -135,7 +224,6 @@ static void test_fires_in_order(void **state)
     assert_int_equal(fx->order[2], 3);
     assert_false(timerq_armed(&a.node));
     assert_false(timerq_armed(&c.node));
-    assert_true(uv_now(&fx->loop) - start < 1000);
 }
 
 /* Re-adding an armed node moves it to the tail with a fresh deadline. */
@@ -169,15 +257,15 @@ static void test_remove(void **state)
     assert_int_equal(fx->order[0], 3);
 }
 
-/* Removing every node stops the uv timer, so the loop has nothing left to wait for. */
+/* Removing every node stops the wake-up (on libuv the timer: the loop has nothing left). */
 static void test_remove_all_stops_timer(void **state)
 {
     fixture_t *fx = *state;
     item_t a = {0};
     item_add(fx, &a, 1);
-    assert_true(uv_loop_alive(&fx->loop));
+    assert_true(waiting(fx));
     timerq_remove(fx->q, &a.node);
-    assert_false(uv_loop_alive(&fx->loop)); /* the watchdog is unreferenced */
+    assert_false(waiting(fx)); /* the watchdog is unreferenced */
     run(fx);
     assert_int_equal(fx->nfired, 0);
 }
@@ -186,7 +274,7 @@ static void test_rearm_inside_fire(void **state)
 {
     fixture_t *fx = *state;
     item_t a = {.rearms = 3}, b = {0};
-    uint64_t start = uv_now(&fx->loop);
+    uint64_t start = fx_now(fx);
     item_add(fx, &a, 1);
     item_add(fx, &b, 2);
     run(fx);
@@ -260,15 +348,14 @@ static void test_close_with_pending(void **state)
 
 static item_t late_a, late_b;
 
-static void add_late(uv_timer_t *t)
+static void add_late(fixture_t *fx)
 {
-    fixture_t *fx = t->data;
     item_add(fx, &late_b, 2);
     timerq_remove(fx->q, &late_a.node);
 }
 
 /*
- * The head is removed after a later node was added: the uv timer (set for the old head) wakes
+ * The head is removed after a later node was added: the wake-up (set for the old head) comes
  * early, finds nothing due and re-arms; the later node still waits its full duration.
  */
 static void test_head_removed_wakes_early(void **state)
@@ -277,7 +364,7 @@ static void test_head_removed_wakes_early(void **state)
     memset(&late_a, 0, sizeof(late_a));
     memset(&late_b, 0, sizeof(late_b));
     item_add(fx, &late_a, 1);
-    uv_timer_start(&fx->helper, add_late, DURATION / 2, 0);
+    run_later(fx, DURATION / 2, add_late);
     run(fx);
     assert_int_equal(fx->nfired, 1);
     assert_int_equal(fx->order[0], 2);
@@ -288,12 +375,11 @@ static void test_head_removed_wakes_early(void **state)
 static item_t spread[MAX_EVENTS - 1];
 static int spread_next;
 
-static void add_spread(uv_timer_t *t)
+static void add_spread(fixture_t *fx)
 {
-    fixture_t *fx = t->data;
     item_add(fx, &spread[spread_next], spread_next);
-    if (++spread_next == (int)(sizeof(spread) / sizeof(spread[0])))
-        uv_timer_stop(t);
+    if (++spread_next < (int)(sizeof(spread) / sizeof(spread[0])))
+        run_later(fx, 3, add_spread);
 }
 
 static void test_spread(void **state)
@@ -301,7 +387,7 @@ static void test_spread(void **state)
     fixture_t *fx = *state;
     memset(spread, 0, sizeof(spread));
     spread_next = 0;
-    uv_timer_start(&fx->helper, add_spread, 1, 3);
+    run_later(fx, 1, add_spread);
     run(fx);
     assert_int_equal(fx->nfired, (int)(sizeof(spread) / sizeof(spread[0])));
     for (int i = 0; i < fx->nfired; i++) {
@@ -325,6 +411,7 @@ static void test_new_errors(void **state)
     assert_int_equal(timerq_new(&q, &loop, 0, noop_fire, NULL), -EINVAL);
     assert_int_equal(timerq_new(&q, &loop, 10, NULL, NULL), -EINVAL);
     assert_int_equal(timerq_new(NULL, &loop, 10, noop_fire, NULL), -EINVAL);
+    assert_int_equal(timerq_new_on(&q, NULL, 10, noop_fire, NULL), -EINVAL);
     assert_null(q);
     assert_int_equal(timerq_new(&q, &loop, 50, noop_fire, NULL), 0);
     timerq_close(q);
@@ -349,5 +436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spread, setup, teardown),
         cmocka_unit_test(test_new_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("timerq on a libuv loop", tests, NULL, NULL);
+    on_clock = true;
+    return failed | cmocka_run_group_tests_name("timerq on a fake clock", tests, NULL, NULL);
 }

@@ -606,6 +606,19 @@ async function healthRetry(target, { attempts = 5, gap = 100, timeout = 1000 } =
   throw new Error(`GET ${url}/health failed ${attempts} times: ${last && last.message}`);
 }
 
+// Waits until streamio's master has completed n more discovery passes than when called
+// (streamio_scan_cycles_total on /metrics): with n >= 2, a whole pass began after the call, so
+// discovery has seen whatever Redis held by then.
+async function scanPasses(srv, n, { timeout = 10000 } = {}) {
+  const cycles = async () => {
+    const m = /^streamio_scan_cycles_total (\d+)/m.exec(await (await fetch(`${srv.url}/metrics`)).text());
+    return m ? Number(m[1]) : 0;
+  };
+  const before = await cycles();
+  await waitUntil(async () => (await cycles()) >= before + n,
+    { timeout, message: `${n} more discovery passes (from ${before})` });
+}
+
 // Runs streamioctl (beside $STREAMIO_BIN) against the control socket `sock`, asynchronously so
 // the server runs meanwhile; resolves {code, stdout, stderr}.
 function streamioctl(sock, ...args) {
@@ -852,6 +865,21 @@ async function withChromium(url, fn) {
 }
 
 let seq = 0;
+// The end of what some streams had for a client, without sleeping for it: appends an entry of
+// event END_EVENT to each stream (a room of the client) and waits until `inbox` (a collect() of
+// room:message) holds every one. A stream's entries reach a client in stream order, so all it
+// sent from those streams before (a duplicate on that path among them) has arrived by then.
+// Resolves inbox's items without the markers.
+const END_EVENT = 'test:end';
+async function untilEnd(redis, inbox, streams, ms = 10000) {
+  const ends = new Map();
+  for (const s of streams) ends.set(s, await redis.call('XADD', s, '*', 'event', END_EVENT));
+  const isEnd = (m) => m && m.event === END_EVENT;
+  await waitUntil(() => inbox.items.filter((m) => isEnd(m) && ends.get(m.roomId) === m.messageId).length === ends.size,
+    { timeout: ms, interval: 20, message: `the end marker of ${streams.length} stream(s)` });
+  return inbox.items.filter((m) => !isEnd(m));
+}
+
 function uniq(prefix) {
   seq += 1;
   return `${prefix}.${process.pid}.${seq}`;
@@ -878,6 +906,7 @@ module.exports = {
   startStreamio,
   getHealth,
   healthRetry,
+  scanPasses,
   killWorker,
   streamioctl,
   connectClient,
@@ -888,6 +917,7 @@ module.exports = {
   emitAckTimeout,
   joinRoom,
   collect,
+  untilEnd,
   withLogs,
   stopAfter,
   serverGroup,
