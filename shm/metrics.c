@@ -24,6 +24,8 @@ typedef struct family {
 /* per-worker series, also summed into the unlabelled server family of the same name */
 static const family_t worker_families[] = {
     F("streamio_connections", "gauge", connections, "Connected Engine.IO clients."),
+    F("streamio_polling_held_requests", "gauge", polls_held,
+      "Long-polling GET requests held open, waiting for data to answer them."),
     F("streamio_rooms", "gauge", rooms, "Rooms with at least one local member."),
     F("streamio_reading_streams", "gauge", streams, "Streams read by the worker."),
     F("streamio_handshakes_total", "counter", handshakes, "Engine.IO handshakes completed."),

@@ -101,6 +101,7 @@ typedef struct stats_worker {
     _Atomic uint64_t pid;
     _Atomic uint64_t started_ms;         /* wall clock, ms since the epoch */
     _Atomic uint64_t connections;        /* connected Engine.IO clients */
+    _Atomic uint64_t polls_held;         /* long-polling GETs held open, waiting for data */
     _Atomic uint64_t rooms;              /* rooms with at least one local member */
     _Atomic uint64_t streams;            /* streams this worker reads */
     _Atomic uint64_t messages_processed; /* stream entries read and handed on */

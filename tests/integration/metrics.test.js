@@ -72,7 +72,8 @@ describe('GET /metrics', { timeout: 120000, skip: h.ANCHOR_SKIP }, () => {
       'streamio_xread_duration_seconds', 'streamio_xread_batch_entries', 'streamio_ring_depth',
       'streamio_adapter_received_total', 'streamio_adapter_published_total',
       'streamio_redis_reconnects_total', 'streamio_handshakes_total', 'streamio_workers',
-      'streamio_sibling_sent_total', 'streamio_sibling_received_total']) {
+      'streamio_sibling_sent_total', 'streamio_sibling_received_total',
+      'streamio_polling_held_requests']) {
       assert.ok(m.has(f), `family ${f}`);
       assert.ok(m.get(f).help, `HELP for ${f}`);
     }

@@ -136,8 +136,9 @@ for (const workers of ['1', '2']) {
         const recs = r.body.split('\x1e');
         assert.match(recs[0], /^40\{"sid":"[A-Za-z0-9_-]{20}"\}$/);
         assert.ok(!recs.slice(1).length || recs.slice(1).every((x) => x.startsWith('4')));
+        await h.waitHeldPolls(srv, 0); // what earlier tests' clients held is over
         const held = request(srv, 'GET', q);
-        await h.sleep(100);
+        await h.waitHeldPolls(srv, 1);
         const second = await request(srv, 'GET', q);
         assert.equal(second.status, 400);
         assert.equal((await held).body, '1');
@@ -152,8 +153,9 @@ for (const workers of ['1', '2']) {
     it('client close over polling answers the held GET with a noop', logs(async () => {
       const { sid } = await handshake(srv);
       const q = `${EIO}&sid=${sid}`;
+      await h.waitHeldPolls(srv, 0);
       const held = request(srv, 'GET', q);
-      await h.sleep(100);
+      await h.waitHeldPolls(srv, 1);
       const r = await request(srv, 'POST', q, { body: '1' });
       assert.equal(r.status, 200);
       assert.equal((await held).body, '6');

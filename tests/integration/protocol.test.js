@@ -151,8 +151,9 @@ describe('Socket.IO protocol over raw WebSocket and HTTP', { timeout: 90000 }, (
     });
     assert.equal(await post('40'), 200);
     assert.match((await get(srv, q)).body, /^40\{"sid":"[A-Za-z0-9_-]{20}"\}$/);
+    await h.waitHeldPolls(srv, 0);
     const held = get(srv, q);
-    await h.sleep(100);
+    await h.waitHeldPolls(srv, 1);
     const c = rawWs(srv, `&sid=${sid}`);
     await new Promise((resolve) => c.ws.once('open', resolve));
     c.send('2probe');

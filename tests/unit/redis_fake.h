@@ -74,6 +74,9 @@ size_t fake_named(const fake_t *f, const char *name, bool subscribed, fake_conn_
  * 0, bounds each connect and command. Close it with redis_topology_close. */
 redis_topology_t *fake_topology(fake_t *f, uv_loop_t *loop, unsigned timeout_ms);
 
+/* A bound for fake_run_until where the wait is only a hang bound, never a timing assertion: it
+ * must hold on a loaded box (a busy 2-core CI, ASan). */
+#define FAKE_WAIT_MS 10000
 /* Runs the loop until cond(arg) is true or ms elapsed; returns cond's last value. */
 bool fake_run_until(uv_loop_t *loop, bool (*cond)(void *arg), void *arg, unsigned ms);
 /* Runs the loop for ms (for "nothing happens" checks). */

@@ -710,6 +710,91 @@ static void test_hold_failure_closes_the_request(void **state)
     assert_null(f->tr.owner[2]);
 }
 
+static uint64_t held(fx_t *f)
+{
+    return STATS_GET(f->stats.polls_held);
+}
+
+/* A new polling session holding a GET on c. */
+static void held_get(fx_t *f, int c)
+{
+    open_polling(f);
+    uint64_t before = held(f);
+    eio_session_poll_get(f->s, C(c));
+    assert_string_equal(taken(f), c == 2 ? "hold c2\n" : "hold c3\n");
+    assert_int_equal(held(f), before + 1);
+}
+
+/* stats.polls_held counts the GETs held, whichever way each ends; below 0 it would wrap round. */
+static void test_held_gets_counted(void **state)
+{
+    fx_t *f = *state;
+    /* answered at once: never held */
+    open_polling(f);
+    eio_session_send_text(f->s, "42[\"a\"]", 7);
+    eio_session_poll_get(f->s, C(2));
+    assert_int_equal(held(f), 0);
+    /* data sent */
+    eio_session_poll_get(f->s, C(2));
+    assert_int_equal(held(f), 1);
+    eio_session_send_text(f->s, "42[\"b\"]", 7);
+    assert_int_equal(held(f), 0);
+    /* the ping sent */
+    eio_session_poll_get(f->s, C(2));
+    assert_int_equal(held(f), 1);
+    advance(&f->clk, PING);
+    assert_int_equal(held(f), 0);
+    post(f, 3, "3");
+    /* the connection closed */
+    eio_session_poll_get(f->s, C(2));
+    assert_int_equal(held(f), 1);
+    closed(f, 2);
+    assert_int_equal(held(f), 0);
+    /* the hold refused: never held */
+    f->tr.hold_rc = -EINVAL;
+    eio_session_poll_get(f->s, C(2));
+    assert_int_equal(held(f), 0);
+    f->tr.hold_rc = 0;
+    /* the upgrade: 2probe answers it, GETs while probed are not held, nor after `5` */
+    eio_session_poll_get(f->s, C(2));
+    assert_int_equal(held(f), 1);
+    eio_session_probe(f->s, C(3));
+    eio_ws_text(C(3), f->s, "2probe", 6);
+    assert_int_equal(held(f), 0);
+    eio_session_poll_get(f->s, C(4));
+    eio_ws_text(C(3), f->s, "5", 1);
+    assert_int_equal(held(f), 0);
+    eio_session_close(f->s);
+    closed(f, 3);
+    taken(f);
+    /* the session ends: the client's `1`, the server, overlapping GETs, no pong */
+    held_get(f, 2);
+    post(f, 3, "1");
+    assert_int_equal(held(f), 0);
+    held_get(f, 2);
+    eio_session_close(f->s);
+    assert_int_equal(held(f), 0);
+    held_get(f, 2);
+    eio_session_poll_get(f->s, C(3));
+    assert_int_equal(held(f), 0);
+    f->app.closed = false;
+    held_get(f, 2);
+    advance(&f->clk, PING); /* the ping answers it; the next GET waits for the pong */
+    eio_session_poll_get(f->s, C(2));
+    assert_int_equal(held(f), 1);
+    advance(&f->clk, PONG);
+    assert_true(f->app.closed);
+    assert_int_equal(held(f), 0);
+    /* the worker drains */
+    taken(f);
+    held_get(f, 2);
+    held_get(f, 3);
+    assert_int_equal(held(f), 2);
+    eio_close_all(f->e, on_all_closed, &f->all_closed);
+    assert_int_equal(held(f), 0);
+    assert_true(f->all_closed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,6 +817,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_all_done_frees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_message_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_failure_closes_the_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_gets_counted, setup, teardown),
     };
     return cmocka_run_group_tests_name("eio_session", tests, NULL, NULL);
 }

@@ -101,9 +101,9 @@ static int teardown(void **state)
 {
     fx_t *f = *state;
     peer_dir_close(f->pd, on_closed, f);
-    assert_true(fake_run_until(&f->loop, closed_once, f, 3000));
+    assert_true(fake_run_until(&f->loop, closed_once, f, FAKE_WAIT_MS));
     redis_topology_close(f->topo, on_closed, f);
-    assert_true(fake_run_until(&f->loop, closed_twice, f, 3000));
+    assert_true(fake_run_until(&f->loop, closed_twice, f, FAKE_WAIT_MS));
     fake_free(f->srv);
     assert_int_equal(fake_loop_close(&f->loop), 0);
     free(f);
@@ -130,7 +130,7 @@ static void on_found(const struct sockaddr *addr, void *arg)
                                                           : sizeof(struct sockaddr_in));
 }
 
-#define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, 3000))
+#define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, FAKE_WAIT_MS))
 
 /* One lookup: 1 = from the cache, 0 = answered through GET. */
 static int look(fx_t *f, const char *tag)

@@ -302,10 +302,10 @@ static int teardown(void **state)
         redis_client_close(f->c, on_closed, f);
     if (f->c2)
         redis_client_close(f->c2, on_closed, f);
-    assert_true(fake_run_until(&f->loop, clients_closed, f, 3000));
+    assert_true(fake_run_until(&f->loop, clients_closed, f, FAKE_WAIT_MS));
     if (f->t)
         redis_topology_close(f->t, on_closed, f);
-    assert_true(fake_run_until(&f->loop, closed_all, f, 3000));
+    assert_true(fake_run_until(&f->loop, closed_all, f, FAKE_WAIT_MS));
     for (int i = 0; i < NODES; i++)
         fake_free(f->n[i].srv);
     assert_int_equal(fake_loop_close(&f->loop), 0);
@@ -347,7 +347,7 @@ static bool got_reply(void *arg)
     return ((fx_t *)arg)->rep.replies + ((fx_t *)arg)->rep.nulls > 0;
 }
 
-#define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, 3000))
+#define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, FAKE_WAIT_MS))
 
 static void get(fx_t *f, const char *key)
 {
@@ -688,7 +688,7 @@ static void test_close_with_a_parked_redirect(void **state)
     assert_int_equal(f->rep.nulls + f->rep.replies, 1);
     if (f->rep.replies)
         assert_string_equal(f->rep.last, "CLUSTERDOWN The cluster is down");
-    assert_true(fake_run_until(&f->loop, clients_closed, f, 3000));
+    assert_true(fake_run_until(&f->loop, clients_closed, f, FAKE_WAIT_MS));
     f->c = NULL; /* closed: teardown closes the topology only */
     f->closed = 0;
 }

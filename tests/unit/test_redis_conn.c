@@ -239,7 +239,7 @@ static int cmd(fx_t *f, const char *a0, const char *a1)
     return redis_conn_command(f->c, fake_on_reply, &f->rep, a1 ? 2 : 1, argv, NULL);
 }
 
-#define WAIT(cond_fn) assert_true(fake_run_until(&f->loop, cond_fn, f, 3000))
+#define WAIT(cond_fn) assert_true(fake_run_until(&f->loop, cond_fn, f, FAKE_WAIT_MS))
 
 static bool got_reply(void *arg)
 {

@@ -124,7 +124,7 @@ static int teardown(void **state)
         fprintf(stderr, "seen: %s\n", fake_seen(f->srv, i));
     assert_true(ok);
     redis_topology_close(f->topo, on_closed, f);
-    assert_true(fake_run_until(&f->loop, closed_twice, f, 3000));
+    assert_true(fake_run_until(&f->loop, closed_twice, f, FAKE_WAIT_MS));
     fake_free(f->srv);
     assert_int_equal(fake_loop_close(&f->loop), 0);
     buf_free(&f->host.last_text);
@@ -139,7 +139,7 @@ static bool reading(void *arg)
     return f->xreads > 0 && streams_adapter_connected(f->sa);
 }
 
-#define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, 3000))
+#define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, FAKE_WAIT_MS))
 
 static int want_xreads;
 static bool read_again(void *arg)

@@ -30,7 +30,6 @@
 #include "worker/sio/sio.h"
 
 #define NCONN 4
-#define WAIT_MS 10000 /* generous: the box may be at load 16 */
 
 static char conn_tokens[NCONN];
 #define C(i) ((conn_t *)&conn_tokens[i])
@@ -144,7 +143,7 @@ static bool reading(void *arg)
     return f->xreads > 0 && streams_adapter_connected(f->sa);
 }
 
-#define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, WAIT_MS))
+#define WAIT(fn) assert_true(fake_run_until(&f->loop, fn, f, FAKE_WAIT_MS))
 
 static int setup(void **state)
 {

@@ -244,14 +244,25 @@ static void respond(eio_session_t *s, conn_t *c, int status, const char *ctype, 
     s->e->tr.respond(s->e->tr.arg, c, status, ctype, body, len, true);
 }
 
-/* Answers the held GET with the queued packets, or with `fallback` when none is queued. */
-static void poll_flush(eio_session_t *s, const char *fallback)
+/* c is the session's held GET: counted in stats->polls_held, so the number of GETs waiting for
+ * data can be seen from outside, until unhold. */
+static void hold(eio_session_t *s, conn_t *c)
 {
-    conn_t *c = s->get;
-    if (!c || (!s->qn && !fallback))
-        return;
+    s->get = c;
+    attach(s, c);
+    STATS_ADD(s->e->stats->polls_held, 1);
+}
+
+/* The held GET is over, answered or closed. */
+static void unhold(eio_session_t *s)
+{
     s->get = NULL;
-    detach(s, c);
+    STATS_SUB(s->e->stats->polls_held, 1);
+}
+
+/* Answers the GET c with the queued packets, or with `fallback` when none is queued. */
+static void poll_answer(eio_session_t *s, conn_t *c, const char *fallback)
+{
     static const char ctype[] = "text/plain; charset=UTF-8";
     if (!s->qn) {
         respond(s, c, 200, ctype, fallback, strlen(fallback));
@@ -267,6 +278,17 @@ static void poll_flush(eio_session_t *s, const char *fallback)
     }
     pollq_reset(s);
     respond(s, c, 200, ctype, b->data, b->len);
+}
+
+/* Answers the held GET as poll_answer does, when there is something to answer it with. */
+static void poll_flush(eio_session_t *s, const char *fallback)
+{
+    conn_t *c = s->get;
+    if (!c || (!s->qn && !fallback))
+        return;
+    unhold(s);
+    detach(s, c);
+    poll_answer(s, c, fallback);
 }
 
 /* Queues m for the next GET (answering a held one now). A client that stopped polling stops
@@ -522,17 +544,14 @@ void eio_session_poll_get(eio_session_t *s, conn_t *c)
         return;
     }
     if (s->qn || s->probed) {
-        s->get = c;
-        attach(s, c);
-        poll_flush(s, "6");
+        poll_answer(s, c, "6");
         return;
     }
     if (e->tr.hold(e->tr.arg, c)) {
         e->tr.close(e->tr.arg, c);
         return;
     }
-    s->get = c;
-    attach(s, c);
+    hold(s, c);
 }
 
 void eio_session_poll_post(eio_session_t *s, conn_t *c, const char *body, size_t blen)
@@ -642,7 +661,7 @@ void eio_conn_closed(conn_t *c, eio_session_t *s)
     s->refs--;
     s->busy++;
     if (c == s->get) {
-        s->get = NULL;
+        unhold(s);
     } else if (c == s->probe) {
         s->probe = NULL;
         s->probed = false;

@@ -99,8 +99,8 @@ typedef struct eio_config {
 
 /*
  * Creates the sessions of a worker. clk (borrowed; NULL: libuv's `loop`) drives the timers;
- * tr is copied; stats (borrowed) counts connections, handshakes and disconnects. 0 or a libuv
- * error.
+ * tr is copied; stats (borrowed) counts connections, held polling GETs, handshakes and
+ * disconnects. 0 or a libuv error.
  */
 int eio_new(eio_t **out, uv_loop_t *loop, const timerq_clock_t *clk, const eio_config_t *cfg,
             const eio_transport_t *tr, stats_worker_t *stats);

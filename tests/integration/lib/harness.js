@@ -606,17 +606,30 @@ async function healthRetry(target, { attempts = 5, gap = 100, timeout = 1000 } =
   throw new Error(`GET ${url}/health failed ${attempts} times: ${last && last.message}`);
 }
 
+// The server total (the unlabelled series) of the family `name` on srv's /metrics; 0 without one.
+async function metricTotal(srv, name) {
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${srv.url}/metrics`)).text());
+  return m ? Number(m[1]) : 0;
+}
+
 // Waits until streamio's master has completed n more discovery passes than when called
 // (streamio_scan_cycles_total on /metrics): with n >= 2, a whole pass began after the call, so
 // discovery has seen whatever Redis held by then.
 async function scanPasses(srv, n, { timeout = 10000 } = {}) {
-  const cycles = async () => {
-    const m = /^streamio_scan_cycles_total (\d+)/m.exec(await (await fetch(`${srv.url}/metrics`)).text());
-    return m ? Number(m[1]) : 0;
-  };
+  const cycles = () => metricTotal(srv, 'streamio_scan_cycles_total');
   const before = await cycles();
   await waitUntil(async () => (await cycles()) >= before + n,
     { timeout, message: `${n} more discovery passes (from ${before})` });
+}
+
+// Waits until exactly n long-polling GETs are held open by the server, its workers summed
+// (streamio_polling_held_requests on /metrics): a GET sent before has been parked by the worker
+// that owns its session, not still on its way there. The Node anchor exports no such gauge: a
+// short pause stands in for it there.
+async function waitHeldPolls(srv, n, { timeout = 10000 } = {}) {
+  if (ANCHOR_MODE) return sleep(100);
+  return waitUntil(async () => (await metricTotal(srv, 'streamio_polling_held_requests')) === n,
+    { timeout, interval: 20, message: `${n} held long-polling GET(s)` });
 }
 
 // Runs streamioctl (beside $STREAMIO_BIN) against the control socket `sock`, asynchronously so
@@ -907,6 +920,7 @@ module.exports = {
   getHealth,
   healthRetry,
   scanPasses,
+  waitHeldPolls,
   killWorker,
   streamioctl,
   connectClient,
