@@ -1,0 +1,146 @@
+/*
+ * Fuzzes a client's session end to end on what the client controls after the handshake: the real
+ * Engine.IO session (worker/eio) and Socket.IO layer (worker/sio) with the seed's events
+ * (join-room, leave-room) and the conformance handlers (echo, acks, attachments kept), over the
+ * unit tests' fake transport (tests/unit/fake_transport.h). The first input byte picks the
+ * transport: a WebSocket session, whose messages are the rest split on '\n' (a message starting
+ * with 0x00 is a binary one, the rest its bytes), or a polling one, whose POST bodies are the
+ * rest split on '\n' (records of an Engine.IO payload, `b` + base64 for binary). The sid the
+ * session got is read back as a client's query would carry it. Each input starts from a fresh
+ * worker (namespaces "/" and "/admin") and ends with every session closed and freed.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "tests/unit/fake_transport.h"
+#include "worker/eio/eio_session.h"
+#include "worker/sio/conformance.h"
+#include "worker/sio/seed_events.h"
+#include "worker/sio/sio.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define NCONN 4
+
+static const char *env(const char *name, void *arg)
+{
+    (void)arg;
+    if (strcmp(name, "SOCKETIO_NAMESPACES") == 0)
+        return "/,/admin";
+    if (strcmp(name, "MAX_ROOMS_PER_SOCKET") == 0)
+        return "4";
+    return NULL;
+}
+
+/* Reads the attachments of every event, so binary packets keep them while collected. */
+static void on_event(void *arg, sio_socket_t *s, const sio_event_t *ev)
+{
+    (void)arg;
+    (void)s;
+    volatile unsigned h = 0;
+    for (size_t i = 0; i < ev->atts_len; i++)
+        h += (unsigned char)ev->atts[i];
+}
+
+/* A parsed polling handshake request, as the endpoint hands it to eio_session_open. */
+static http_req_t *polling_request(void)
+{
+    static const char head[] = "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+                               "Host: localhost\r\n\r\n";
+    http_req_t *r = http_req_new(0);
+    size_t used;
+    if (http_req_feed(r, head, sizeof(head) - 1, &used) <= 0)
+        __builtin_trap();
+    return r;
+}
+
+/* The sid a session was given, as the endpoint reads it from a request's query. */
+static void check_sid(eio_session_t *s)
+{
+    const char *sid = eio_session_sid(s);
+    size_t len = strlen(sid);
+    int slot = eio_sid_slot(sid, len);
+    const char *tag = eio_sid_tag(sid, len);
+    if (slot != 0 || !tag || tag != sid + 2 || !sio_id_ok(sid, len))
+        __builtin_trap();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static uv_loop_t loop;
+    static cfg_t cfg;
+    static bool ready;
+    if (!ready) {
+        buf_t err;
+        buf_init(&err);
+        if (uv_loop_init(&loop) || config_load(&cfg, env, NULL, &err))
+            __builtin_trap();
+        buf_free(&err);
+        ready = true;
+    }
+    if (size < 1)
+        return 0;
+    bool ws = !(data[0] & 1);
+    static char tokens[NCONN];
+    eio_session_t *sess[NCONN] = {0};
+    buf_t log[NCONN];
+    for (int i = 0; i < NCONN; i++)
+        buf_init(&log[i]);
+    fake_tr_t ft = {tokens, log, 0, sess};
+    eio_transport_t tr = fake_transport(&ft);
+    eio_config_t ec = fake_eio_config();
+    ec.tag[0] = '\0';
+    timerq_clock_t clock = {NULL, ft_clock_now, ft_clock_wake, ft_clock_cancel};
+    stats_worker_t stats = {0};
+    eio_t *e;
+    sio_t *sio;
+    conformance_t *conf;
+    if (eio_new(&e, &loop, &clock, &ec, &tr, &stats) || sio_new(&sio, &loop, &cfg, true, &stats))
+        __builtin_trap();
+    seed_events_t *seed = seed_events_new(sio);
+    if (conformance_new(&conf, &loop, sio))
+        __builtin_trap();
+    sio_observer_t reader = {.event = on_event, .reads_attachments = true};
+    if (sio_observe(sio, &reader) < 0)
+        __builtin_trap();
+    http_req_t *req = ws ? fake_ws_request() : polling_request();
+    struct sockaddr_storage peer = {0};
+    peer.ss_family = AF_INET;
+    /* a polling session: the open packet goes out with the handshake's response; the client
+     * then POSTs on another connection */
+    eio_session_t *s = NULL;
+    if (eio_session_open(e, sio_handlers(sio), (conn_t *)&tokens[0], req, &peer, ws, true, &s))
+        s = NULL;
+    if (s)
+        check_sid(s);
+    const char *in = (const char *)data + 1;
+    size_t n = size - 1;
+    /* a session no connection holds is freed as it ends: eio_sessions tells */
+    for (size_t pos = 0; pos < n && s && eio_sessions(e) && !eio_session_closed(s);) {
+        const char *nl = memchr(in + pos, '\n', n - pos);
+        size_t len = nl ? (size_t)(nl - in - pos) : n - pos;
+        const char *m = in + pos;
+        if (!ws)
+            eio_session_poll_post(s, (conn_t *)&tokens[1], m, len);
+        else if (len && m[0] == '\0')
+            eio_ws_binary((conn_t *)&tokens[0], s, (const uint8_t *)m + 1, len - 1);
+        else
+            eio_ws_text((conn_t *)&tokens[0], s, m, len);
+        pos += len + 1;
+    }
+    ft_close_all(&ft, e, NCONN);
+    eio_free(e);
+    conformance_free(conf);
+    seed_events_free(seed);
+    sio_free(sio);
+    http_req_free(req);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    for (int i = 0; i < NCONN; i++)
+        buf_free(&log[i]);
+    return 0;
+}
