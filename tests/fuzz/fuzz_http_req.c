@@ -6,10 +6,10 @@
  * parse reuses the first one's parser (http_req_reuse, as the server does for its next accept),
  * so a parser must forget everything of its last connection. Each head's handshake record
  * (common/proto/handshake) is rendered into the story too, with what the worker decides from
- * its headers and path (worker/http/cors same-origin check, common/proto/http_gzip's
- * Accept-Encoding, worker/http/router's match, the percent-decoded path), and each message's body
- * (kept up to a limit the first byte also picks: 0, which drops bodies, 256 or 512 bytes, as
- * polling POSTs are kept).
+ * its headers and path (worker/http/cors headers and WebSocket check for a list of origins,
+ * common/proto/http_gzip's Accept-Encoding, worker/http/router's match, the percent-decoded
+ * path), and each message's body (kept up to a limit the first byte also picks: 0, which drops
+ * bodies, 256 or 512 bytes, as polling POSTs are kept).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -56,8 +56,12 @@ static void describe_head(http_req_t *r, buf_t *t, buf_t *tmp)
     buf_printf(t, "%zu:", tmp->len);
     buf_append(t, tmp->data, tmp->len);
     buf_putc(t, '\n');
+    static cors_t *cors;
+    if (!cors)
+        cors = cors_new("http://a.example,https://b.example:8443");
+    cors_headers(cors, r, t);
     const char *origin = http_req_header(r, HTTP_REQ_ORIGIN);
-    buf_printf(t, "%d%d%d%d\n", origin && cors_same_origin(r, origin),
+    buf_printf(t, "%d%d%d%d%d\n", origin && cors_same_origin(r, origin), cors_ws_allowed(cors, r),
                http_gzip_accepted(http_req_header(r, HTTP_REQ_ACCEPT_ENCODING)),
                router_match("/socket.io/", http_req_path(r)),
                router_match("/health", http_req_path(r)));
