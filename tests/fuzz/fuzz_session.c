@@ -6,9 +6,14 @@
  * transport: a WebSocket session, whose messages are the rest split on '\n' (a message starting
  * with 0x00 is a binary one, the rest its bytes), or a polling one, whose POST bodies are the
  * rest split on '\n' (records of an Engine.IO payload, `b` + base64 for binary). The sid the
- * session got is read back as a client's query would carry it. Each input starts from a fresh
- * worker (namespaces "/" and "/admin") and ends with every session closed and freed.
+ * session got is read back as a client's query would carry it. The bridge is on (worker/bridge:
+ * client events into SOCKETIO_INBOUND_STREAM, PRESENCE, a per-user limit of 2) over a fake Redis
+ * that answers each command after each message with, in turn from a start the first byte picks,
+ * [1, 1, 1000], "1-0", an error or a lost connection. Each input starts from a fresh worker
+ * (namespaces "/" and "/admin") and ends with every session closed and freed.
  */
+#include <errno.h>
+#include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +23,9 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "tests/unit/fake_transport.h"
+#include "worker/bridge/bridge_hooks.h"
+#include "worker/bridge/inbound.h"
+#include "worker/bridge/presence.h"
 #include "worker/eio/eio_session.h"
 #include "worker/sio/conformance.h"
 #include "worker/sio/seed_events.h"
@@ -34,7 +42,62 @@ static const char *env(const char *name, void *arg)
         return "/,/admin";
     if (strcmp(name, "MAX_ROOMS_PER_SOCKET") == 0)
         return "4";
+    if (strcmp(name, "SOCKETIO_INBOUND_STREAM") == 0)
+        return "inbound";
+    if (strcmp(name, "PRESENCE") == 0)
+        return "true";
+    if (strcmp(name, "MAX_CONNECTIONS_PER_USER") == 0)
+        return "2";
     return NULL;
+}
+
+/* The bridge's Redis: commands wait until answered, in order, by fake_redis_answer. */
+#define FAKE_REDIS_QUEUE 64
+
+typedef struct fake_redis {
+    struct {
+        redis_reply_fn cb;
+        void *arg;
+    } q[FAKE_REDIS_QUEUE];
+    size_t n;
+    unsigned turn;
+} fake_redis_t;
+
+static int fake_redis_command(void *ctx, const char *key, size_t key_len, redis_reply_fn cb,
+                              void *arg, int argc, const char **argv, const size_t *lens)
+{
+    fake_redis_t *f = ctx;
+    volatile unsigned h = (unsigned)key_len;
+    for (int i = 0; i < argc; i++) /* every argument must be readable */
+        for (size_t j = 0; j < lens[i]; j++)
+            h += (unsigned char)argv[i][j];
+    (void)key;
+    if (!cb)
+        return 0;
+    if (f->n == FAKE_REDIS_QUEUE)
+        return -ENOBUFS;
+    f->q[f->n].cb = cb;
+    f->q[f->n].arg = arg;
+    f->n++;
+    return 0;
+}
+
+/* Answers what waits (and what the answers send), with lost connections only when `lost`. */
+static void fake_redis_answer(fake_redis_t *f, bool lost)
+{
+    static redisReply one = {.type = REDIS_REPLY_INTEGER, .integer = 1},
+                      ts = {.type = REDIS_REPLY_INTEGER, .integer = 1000};
+    static redisReply *ints[] = {&one, &one, &ts};
+    static redisReply arr = {.type = REDIS_REPLY_ARRAY, .elements = 3, .element = ints};
+    static redisReply id = {.type = REDIS_REPLY_STRING, .str = "1-0", .len = 3};
+    static redisReply err = {.type = REDIS_REPLY_ERROR, .str = "ERR no", .len = 6};
+    redisReply *const replies[] = {&arr, &id, &err, NULL};
+    for (unsigned k = 0; f->n && k < 4 * FAKE_REDIS_QUEUE; k++) {
+        redis_reply_fn cb = f->q[0].cb;
+        void *arg = f->q[0].arg;
+        memmove(f->q, f->q + 1, --f->n * sizeof(f->q[0]));
+        cb(lost ? NULL : replies[f->turn++ % 4], arg);
+    }
 }
 
 /* Reads the attachments of every event, so binary packets keep them while collected. */
@@ -105,6 +168,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     seed_events_t *seed = seed_events_new(sio);
     if (conformance_new(&conf, &loop, sio))
         __builtin_trap();
+    fake_redis_t redis = {.turn = data[0] >> 1};
+    bridge_redis_t ops = {&redis, fake_redis_command};
+    inbound_t *inbound = inbound_new(&ops, &cfg, "writer", &stats);
+    presence_t *presence = presence_new(&ops, &cfg, "writer", &stats);
+    bridge_hooks_t *hooks;
+    if (!inbound || !presence || bridge_hooks_new(&hooks, sio, NULL, presence, inbound))
+        __builtin_trap();
     sio_observer_t reader = {.event = on_event, .reads_attachments = true};
     if (sio_observe(sio, &reader) < 0)
         __builtin_trap();
@@ -132,12 +202,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             eio_ws_text((conn_t *)&tokens[0], s, m, len);
         pos += len + 1;
+        fake_redis_answer(&redis, false);
     }
     ft_close_all(&ft, e, NCONN);
+    fake_redis_answer(&redis, true);
     eio_free(e);
     conformance_free(conf);
     seed_events_free(seed);
     sio_free(sio);
+    bridge_hooks_free(hooks);
+    fake_redis_answer(&redis, true);
+    presence_free(presence);
+    inbound_free(inbound);
     http_req_free(req);
     uv_run(&loop, UV_RUN_NOWAIT);
     for (int i = 0; i < NCONN; i++)
