@@ -5,12 +5,14 @@
  * (the real wslay path) and worker/sio with the seed's events. The input is what the client
  * writes, handed to the server as bytes already read from a loopback TCP connection
  * (http_server_adopt, as a worker adopts a connection another hands over); the server's answers
- * are read and dropped, then the client closes. Each input starts from a fresh worker stack on
- * one loop (one worker, Origin list "http://a.example", tag "AbCd") and ends with it freed, so
- * nothing may be left on the loop.
+ * are read and dropped, then the client ends its side and closes. Each input starts from a fresh
+ * worker stack on one loop (one worker, Origin list "http://a.example", tag "AbCd") and ends with
+ * it freed, so nothing may be left on the loop.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +23,7 @@
 
 #include "common/buf.h"
 #include "common/config.h"
+#include "tests/fuzz/fuzz_worker.h"
 #include "worker/eio/eio_endpoint.h"
 #include "worker/http/cors.h"
 #include "worker/http/http_server.h"
@@ -30,22 +33,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *env(const char *name, void *arg)
-{
-    (void)arg;
-    if (strcmp(name, "SOCKETIO_NAMESPACES") == 0)
-        return "/,/admin";
-    if (strcmp(name, "SOCKETIO_CORS_ORIGINS") == 0)
-        return "http://a.example";
-    return NULL;
-}
-
 /* A connected loopback pair: *client, *server. */
 static void tcp_pair(int *client, int *server)
 {
     static int lfd = -1;
     static struct sockaddr_in at;
     if (lfd < 0) {
+        /* as worker.c does: an answer written after the client closed is EPIPE, not a signal */
+        signal(SIGPIPE, SIG_IGN);
         socklen_t len = sizeof(at);
         at.sin_family = AF_INET;
         at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -55,11 +50,21 @@ static void tcp_pair(int *client, int *server)
             __builtin_trap();
     }
     *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (*client < 0 || connect(*client, (struct sockaddr *)&at, sizeof(at)))
+    if (*client < 0)
         __builtin_trap();
-    *server = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    /* libFuzzer's timeout alarm may interrupt connect, which then goes on by itself */
+    if (connect(*client, (struct sockaddr *)&at, sizeof(at)) && errno != EINTR)
+        __builtin_trap();
+    do
+        *server = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    while (*server < 0 && errno == EINTR);
     if (*server < 0)
         __builtin_trap();
+    /* both ends reset when closed: thousands of inputs a second would otherwise fill the
+     * loopback ports with TIME_WAIT */
+    struct linger reset = {1, 0};
+    setsockopt(*client, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    setsockopt(*server, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
 }
 
 static void drain(int fd)
@@ -71,17 +76,9 @@ static void drain(int fd)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static uv_loop_t loop;
-    static cfg_t cfg;
-    static bool ready;
-    if (!ready) {
-        buf_t err;
-        buf_init(&err);
-        if (uv_loop_init(&loop) || config_load(&cfg, env, NULL, &err))
-            __builtin_trap();
-        buf_free(&err);
-        ready = true;
-    }
+    uv_loop_t *loop;
+    const cfg_t *cfg;
+    fuzz_worker(&loop, &cfg);
     stats_worker_t stats = {0};
     http_limits_t lim = {
         .max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES,
@@ -99,8 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     http_server_t *hs;
     eio_endpoint_t *ep;
     sio_t *sio;
-    cors_t *cors = cors_new(cfg.cors_origins);
-    if (http_server_new(&hs, &loop, &lim, "AbCd", router, &stats))
+    cors_t *cors = cors_new(cfg->cors_origins);
+    if (http_server_new(&hs, loop, &lim, "AbCd", router, &stats))
         __builtin_trap();
     eio_endpoint_config_t ec = {
         .sessions = {.ping_interval_ms = 25000,
@@ -115,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .cors = cors,
         .workers = 1,
     };
-    if (eio_endpoint_new(&ep, &loop, &ec, hs, &stats) || sio_new(&sio, &loop, &cfg, false, &stats))
+    if (eio_endpoint_new(&ep, loop, &ec, hs, &stats) || sio_new(&sio, loop, cfg, false, &stats))
         __builtin_trap();
     seed_events_t *seed = seed_events_new(sio);
     eio_endpoint_serve(ep, router, "/socket.io/", sio_handlers(sio));
@@ -124,12 +121,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (http_server_adopt(hs, server, (const char *)data, size, NULL))
         __builtin_trap();
     for (int i = 0; i < 8; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(loop, UV_RUN_NOWAIT);
+        drain(client);
+    }
+    /* the client ends its side (the server reads the end of the stream), then closes */
+    shutdown(client, SHUT_WR);
+    for (int i = 0; i < 4; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
         drain(client);
     }
     close(client);
-    for (int i = 0; i < 4; i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(loop, UV_RUN_NOWAIT);
     http_server_free(hs);
     eio_endpoint_free(ep);
     seed_events_free(seed);
@@ -137,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     router_free(router);
     cors_free(cors);
     /* everything closed: the loop has nothing left to run */
-    if (uv_run(&loop, UV_RUN_DEFAULT) != 0)
+    if (uv_run(loop, UV_RUN_DEFAULT) != 0)
         __builtin_trap();
     return 0;
 }

@@ -22,6 +22,7 @@
 
 #include "common/buf.h"
 #include "common/config.h"
+#include "tests/fuzz/fuzz_worker.h"
 #include "tests/unit/fake_transport.h"
 #include "worker/bridge/bridge_hooks.h"
 #include "worker/bridge/inbound.h"
@@ -34,22 +35,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NCONN 4
-
-static const char *env(const char *name, void *arg)
-{
-    (void)arg;
-    if (strcmp(name, "SOCKETIO_NAMESPACES") == 0)
-        return "/,/admin";
-    if (strcmp(name, "MAX_ROOMS_PER_SOCKET") == 0)
-        return "4";
-    if (strcmp(name, "SOCKETIO_INBOUND_STREAM") == 0)
-        return "inbound";
-    if (strcmp(name, "PRESENCE") == 0)
-        return "true";
-    if (strcmp(name, "MAX_CONNECTIONS_PER_USER") == 0)
-        return "2";
-    return NULL;
-}
 
 /* The bridge's Redis: commands wait until answered, in order, by fake_redis_answer. */
 #define FAKE_REDIS_QUEUE 64
@@ -135,17 +120,9 @@ static void check_sid(eio_session_t *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static uv_loop_t loop;
-    static cfg_t cfg;
-    static bool ready;
-    if (!ready) {
-        buf_t err;
-        buf_init(&err);
-        if (uv_loop_init(&loop) || config_load(&cfg, env, NULL, &err))
-            __builtin_trap();
-        buf_free(&err);
-        ready = true;
-    }
+    uv_loop_t *loop;
+    const cfg_t *cfg;
+    fuzz_worker(&loop, &cfg);
     if (size < 1)
         return 0;
     bool ws = !(data[0] & 1);
@@ -163,15 +140,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     eio_t *e;
     sio_t *sio;
     conformance_t *conf;
-    if (eio_new(&e, &loop, &clock, &ec, &tr, &stats) || sio_new(&sio, &loop, &cfg, true, &stats))
+    if (eio_new(&e, loop, &clock, &ec, &tr, &stats) || sio_new(&sio, loop, cfg, true, &stats))
         __builtin_trap();
     seed_events_t *seed = seed_events_new(sio);
-    if (conformance_new(&conf, &loop, sio))
+    if (conformance_new(&conf, loop, sio))
         __builtin_trap();
     fake_redis_t redis = {.turn = data[0] >> 1};
     bridge_redis_t ops = {&redis, fake_redis_command};
-    inbound_t *inbound = inbound_new(&ops, &cfg, "writer", &stats);
-    presence_t *presence = presence_new(&ops, &cfg, "writer", &stats);
+    inbound_t *inbound = inbound_new(&ops, cfg, "writer", &stats);
+    presence_t *presence = presence_new(&ops, cfg, "writer", &stats);
     bridge_hooks_t *hooks;
     if (!inbound || !presence || bridge_hooks_new(&hooks, sio, NULL, presence, inbound))
         __builtin_trap();
@@ -215,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     presence_free(presence);
     inbound_free(inbound);
     http_req_free(req);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(loop, UV_RUN_NOWAIT);
     for (int i = 0; i < NCONN; i++)
         buf_free(&log[i]);
     return 0;
