@@ -205,7 +205,10 @@ build/fuzz/libstreamio.a: $(LIBSRC:%.c=build/fuzz/obj/%.o) $(CTL_SRC:%.c=build/f
 	ar rcs $@ $^
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libstreamio.a
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libstreamio.a $(LIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(filter %.o,$^) build/fuzz/libstreamio.a $(LIBS)
+
+# Targets that drive a layer against the unit tests' scripted Redis link its object too.
+build/fuzz/fuzz_redis_conn: build/fuzz/obj/tests/unit/redis_fake.o
 
 fuzz:
 	@scripts/install-deps.sh fuzz

@@ -169,7 +169,8 @@ void json_write_string(buf_t *out, const char *s, size_t len)
         i += k == 0 ? 1 : (size_t)-k;
         run = i;
     }
-    buf_append(out, s + run, len - run);
+    if (run < len) /* s may be NULL when len is 0: no offset may be applied to it */
+        buf_append(out, s + run, len - run);
     buf_putc(out, '"');
 }
 

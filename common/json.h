@@ -76,7 +76,8 @@ int json_array_items(const char *in, size_t len, json_span_t *items, size_t max,
 /*
  * Appends s as a string literal exactly like JSON.stringify: escapes '"', '\\' and control
  * characters (\b \f \n \r \t, others \u00xx in lowercase hex), copies other bytes raw; each
- * maximal invalid UTF-8 subsequence becomes U+FFFD (EF BF BD).
+ * maximal invalid UTF-8 subsequence becomes U+FFFD (EF BF BD). s may be NULL when len is 0 (an
+ * absent adapter_str_t, such as a request without requestId): "".
  */
 void json_write_string(buf_t *out, const char *s, size_t len);
 

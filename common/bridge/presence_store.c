@@ -366,12 +366,14 @@ int presence_reply_users(const redisReply *r, const char *room, size_t room_len,
 {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2)
         return -EPROTO;
+    long long conns = 0;
     for (size_t i = 0; i < r->elements; i += 2) {
+        /* the counts are Redis content: a total past long long is refused, not wrapped (UB) */
         if (r->element[i]->type != REDIS_REPLY_STRING ||
-            r->element[i + 1]->type != REDIS_REPLY_INTEGER)
+            r->element[i + 1]->type != REDIS_REPLY_INTEGER ||
+            __builtin_add_overflow(conns, r->element[i + 1]->integer, &conns))
             return -EPROTO;
     }
-    long long conns = 0;
     buf_puts(json, "{\"roomId\":");
     json_write_string(json, room, room_len);
     buf_puts(json, ",\"users\":[");
@@ -379,7 +381,6 @@ int presence_reply_users(const redisReply *r, const char *room, size_t room_len,
         buf_puts(json, i ? ",{\"user\":" : "{\"user\":");
         json_write_string(json, r->element[i]->str, r->element[i]->len);
         buf_printf(json, ",\"connections\":%lld}", r->element[i + 1]->integer);
-        conns += r->element[i + 1]->integer;
     }
     buf_printf(json, "],\"userCount\":%zu,\"connectionCount\":%lld}", r->elements / 2, conns);
     return 0;

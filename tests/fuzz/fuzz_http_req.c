@@ -5,7 +5,11 @@
  * where messages end, whether it fails), since TCP may split a request anywhere. The second
  * parse reuses the first one's parser (http_req_reuse, as the server does for its next accept),
  * so a parser must forget everything of its last connection. Each head's handshake record
- * (common/proto/handshake) is rendered into the story too.
+ * (common/proto/handshake) is rendered into the story too, with what the worker decides from
+ * its headers and path (worker/http/cors headers and WebSocket check for a list of origins,
+ * common/proto/http_gzip's Accept-Encoding, worker/http/router's match, the percent-decoded
+ * path), and each message's body (kept up to a limit the first byte also picks: 0, which drops
+ * bodies, 256 or 512 bytes, as polling POSTs are kept).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +19,10 @@
 
 #include "common/buf.h"
 #include "common/proto/handshake.h"
+#include "common/proto/http_gzip.h"
 #include "common/proto/http_req.h"
+#include "worker/http/cors.h"
+#include "worker/http/router.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +50,21 @@ static void describe_head(http_req_t *r, buf_t *t, buf_t *tmp)
             buf_append(t, tmp->data, tmp->len);
         buf_putc(t, '\n');
     }
+    const char *path = http_req_path(r);
+    /* as the room of GET /presence/<room> is read (worker/bridge/presence_route) */
+    http_req_path_decode(path, strlen(path), tmp);
+    buf_printf(t, "%zu:", tmp->len);
+    buf_append(t, tmp->data, tmp->len);
+    buf_putc(t, '\n');
+    static cors_t *cors;
+    if (!cors)
+        cors = cors_new("http://a.example,https://b.example:8443");
+    cors_headers(cors, r, t);
+    const char *origin = http_req_header(r, HTTP_REQ_ORIGIN);
+    buf_printf(t, "%d%d%d%d%d\n", origin && cors_same_origin(r, origin), cors_ws_allowed(cors, r),
+               http_gzip_accepted(http_req_header(r, HTTP_REQ_ACCEPT_ENCODING)),
+               router_match("/socket.io/", http_req_path(r)),
+               router_match("/health", http_req_path(r)));
     char *rec = handshake_capture(r, 0);
     handshake_write(t, rec, NULL);
     buf_putc(t, '\n');
@@ -75,8 +97,13 @@ static void parse(http_req_t *r, const uint8_t *data, size_t size, size_t chunk,
             buf_printf(t, "head at %zu\n", off);
             describe_head(r, t, &tmp);
         }
-        if (rc & HTTP_REQ_DONE)
-            buf_printf(t, "done at %zu\n", off);
+        if (rc & HTTP_REQ_DONE) {
+            size_t blen;
+            const char *body = http_req_body(r, &blen);
+            buf_printf(t, "done at %zu, body %zu:", off, blen);
+            buf_append(t, body, blen);
+            buf_putc(t, '\n');
+        }
         if ((rc & HTTP_REQ_HEAD) && http_req_is_upgrade(r))
             break; /* the rest belongs to the new protocol */
     }
@@ -89,14 +116,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t max_head = (data[0] & 0x0f) * 64; /* 0 = the default limit */
     size_t chunk = (size_t)(data[0] >> 4) * 7 + 1;
+    size_t max_body = (size_t)(data[0] & 0x0f) % 3 * 256; /* 0 = bodies dropped */
     data++;
     size--;
     buf_t whole, split;
     buf_init(&whole);
     buf_init(&split);
     http_req_t *r = http_req_new(max_head);
+    http_req_set_max_body(r, max_body);
     parse(r, data, size, size ? size : 1, &whole);
     http_req_reuse(r);
+    http_req_set_max_body(r, max_body);
     parse(r, data, size, chunk, &split);
     http_req_free(r);
     if (whole.len != split.len || (whole.len && memcmp(whole.data, split.data, whole.len) != 0))

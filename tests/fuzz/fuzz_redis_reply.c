@@ -1,22 +1,74 @@
 /*
  * Fuzzes the readers of what Redis (or something posing as Redis) sends the layer: the input is
  * fed to the layer's bounded hiredis reader, and every reply it yields goes through redis_reply
- * (errors and redirects, pub/sub pushes, ROLE, a sentinel's address) and redis_slotmap (CLUSTER
- * SLOTS); the raw bytes also go to the +switch-master parser and to the raw scan of a subscribed
- * connection, whose every item must read the same through hiredis. Results must be consistent,
- * never a crash.
+ * (errors and redirects, pub/sub pushes, ROLE, a sentinel's address), redis_slotmap (CLUSTER
+ * SLOTS), the presence store's replies (common/bridge/presence_store: a count must be the sum of
+ * its users', and the users' JSON must validate), the master's key events
+ * (master/discovery/keyevents: a pub/sub push as an event, a CONFIG GET answer's flags); the raw
+ * bytes also go to the +switch-master parser and to the raw scan of a subscribed connection,
+ * whose every item must read the same through hiredis. Results must be consistent, never a crash.
  */
 #include <assert.h>
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "common/bridge/presence_store.h"
+#include "common/json.h"
 #include "common/redis/redis_reply.h"
 #include "common/redis/redis_slot.h"
 #include "common/redis/redis_slotmap.h"
+#include "master/discovery/keyevents.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void on_name(const char *p, size_t len, void *arg)
+{
+    (void)arg;
+    assert(p || len == 0);
+}
+
+static void on_index(char kind, const char *p, size_t len, void *arg)
+{
+    (void)arg;
+    assert((kind == 'r' || kind == 'u') && (p || len == 0));
+}
+
+/* The presence store's readers; the users' JSON must validate. */
+static void check_presence(const redisReply *r)
+{
+    int64_t total, mine;
+    uint64_t ts;
+    (void)presence_reply_change(r, &total, &mine);
+    (void)presence_reply_user(r, &total, &mine, &ts);
+    (void)presence_reply_names(r, on_name, NULL);
+    (void)presence_reply_index(r, on_index, NULL);
+    buf_t json;
+    buf_init(&json);
+    if (presence_reply_users(r, "room\xff", 6, &json) == 0)
+        assert(json_validate(json.data, json.len) == 0);
+    buf_free(&json);
+}
+
+/* The master's key events: a push of the subscription, and CONFIG GET's answer. */
+static void check_keyevents(const redisReply *r, const redis_push_t *p, bool is_push)
+{
+    keyevent_kind_t kind;
+    const char *key;
+    size_t len;
+    if (keyevents_parse(0, is_push ? p : NULL, &kind, &key, &len) == 0)
+        assert((kind == KEYEVENT_XADD || kind == KEYEVENT_DEL) && key == p->data && len == p->len);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        char out[64], again[64];
+        int rc = keyevents_flags(r->element[1]->str, out, sizeof(out));
+        assert(rc == 0 || rc == 1 || rc == -ENOSPC);
+        if (rc >= 0) /* what it asks for is enough */
+            assert(keyevents_flags(out, again, sizeof(again)) == 0);
+    }
+}
 
 static void check(const redisReply *r)
 {
@@ -25,11 +77,14 @@ static void check(const redisReply *r)
     if (f == REDIS_FAULT_MOVED || f == REDIS_FAULT_ASK)
         assert(rd.slot < REDIS_SLOTS && rd.addr.port >= 1 && rd.addr.port <= 65535);
     redis_push_t p;
-    if (redis_reply_push(r, &p) == 0) {
+    bool is_push = redis_reply_push(r, &p) == 0;
+    if (is_push) {
         assert(p.type != REDIS_PUSH_NONE);
         if (p.type == REDIS_PUSH_MESSAGE)
             assert(p.channel && p.data);
     }
+    check_keyevents(r, &p, is_push);
+    check_presence(r);
     int role = redis_reply_role(r);
     assert(role < 0 || (role >= REDIS_ROLE_MASTER && role <= REDIS_ROLE_SENTINEL));
     redis_addr_t a;

@@ -1,15 +1,20 @@
 /*
  * Fuzzes common/redis/redis_url: the input is a REDIS_URL (then, after a NUL, a host:port list).
  * A success must give sane values; a refusal a reason; the redacted form never shows the raw
- * password of a URL that parsed with one.
+ * password of a URL that parsed with one. The list is also read as a server address record
+ * (`<key>:server:<tag>`, any Redis writer's) by worker/net/peer_dir: only an IP literal with a
+ * port is taken, and it must be the address redis_addr_parse reads.
  */
+#include <arpa/inet.h>
 #include <assert.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/redis_url.h"
+#include "worker/net/peer_dir.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,6 +57,25 @@ static void check_url(const char *s)
         assert(!strstr(shown, raw));
 }
 
+/* A server address record: an IP literal and its port, never a name to resolve. */
+static void check_peer(const char *s)
+{
+    struct sockaddr_storage ss;
+    if (peer_dir_parse(s, strlen(s), &ss) != 0)
+        return;
+    redis_addr_t a;
+    const char *why;
+    assert(redis_addr_parse(s, strlen(s), 0, &a, &why) == 0 && a.port >= 1);
+    char ip[INET6_ADDRSTRLEN];
+    const void *at = ss.ss_family == AF_INET
+                         ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                         : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+    uint16_t port = ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                            : ((struct sockaddr_in6 *)&ss)->sin6_port;
+    assert((ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+           inet_ntop(ss.ss_family, at, ip, sizeof(ip)) && ntohs(port) == a.port);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -62,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_url(text);
     size_t first = strlen(text);
     const char *list = first < size ? text + first + 1 : text;
+    check_peer(list);
     redis_addr_t a[REDIS_URL_MAX_ADDRS];
     size_t n = 0;
     const char *why = NULL;

@@ -1,8 +1,9 @@
 /*
  * Fuzzes what `streamioctl watch` reads from a server, which it must not trust: the answer to the
- * WebSocket upgrade (ws_client_check_upgrade), the URL parser, and a sequence of Engine.IO
- * messages (split on '\n') through sio_client_feed, after a valid open packet so the Socket.IO
- * paths are reached. Every printed line must be valid JSON (json_validate).
+ * WebSocket upgrade (ws_client_check_upgrade), the URL parser, the frames ws_client_recv reads
+ * (ws_frame_parse over the bytes, frame after frame: every payload inside them), and a sequence
+ * of Engine.IO messages (split on '\n') through sio_client_feed, after a valid open packet so the
+ * Socket.IO paths are reached. Every printed line must be valid JSON (json_validate).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "common/buf.h"
 #include "common/json.h"
+#include "common/proto/ws_frame.h"
 #include "ctl/sio_client.h"
 #include "ctl/ws_client.h"
 
@@ -37,6 +39,19 @@ static void sink_note(void *arg, const char *text)
     (void)text;
 }
 
+/* The frames the client would take from these bytes, as ws_client_recv walks them. */
+static void frames(const uint8_t *d, size_t len)
+{
+    const uint8_t *payload;
+    size_t plen, hl;
+    while (len >= 2 && (hl = ws_frame_parse(d, len, &payload, &plen)) != 0) {
+        if (hl > len || payload != d + hl || plen > len - hl)
+            __builtin_trap();
+        d += hl + plen;
+        len -= hl + plen;
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
@@ -44,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_init(&err);
     buf_init(&text);
     buf_append(&text, in, size); /* NUL-terminated copy for the text parsers */
+    frames(data, size);
     ws_url_t u;
     if (text.data) {
         ws_url_parse(text.data, &u, &err);

@@ -118,16 +118,40 @@ static void on_written(uv_write_t *req, int status)
     free(req);
 }
 
-void fake_send(fake_conn_t *fc, const char *resp)
+void fake_send_bytes(fake_conn_t *fc, const char *p, size_t n)
 {
     if (fc->closed)
         return;
-    size_t n = strlen(resp);
     wreq_t *w = malloc(sizeof(*w) + n);
-    memcpy(w->bytes, resp, n);
+    memcpy(w->bytes, p, n);
     uv_buf_t b = uv_buf_init(w->bytes, (unsigned)n);
     if (uv_write(&w->req, (uv_stream_t *)&fc->tcp, &b, 1, on_written))
         free(w);
+}
+
+void fake_send(fake_conn_t *fc, const char *resp)
+{
+    fake_send_bytes(fc, resp, strlen(resp));
+}
+
+static void on_shut(uv_shutdown_t *req, int status)
+{
+    (void)status; /* cancelled when the connection was dropped meanwhile: fake_drop is a no-op */
+    fake_drop(req->data);
+    free(req);
+}
+
+void fake_send_last(fake_conn_t *fc, const char *p, size_t n)
+{
+    fake_send_bytes(fc, p, n);
+    if (fc->closed)
+        return;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    req->data = fc;
+    if (uv_shutdown(req, (uv_stream_t *)&fc->tcp, on_shut)) {
+        free(req);
+        fake_drop(fc);
+    }
 }
 
 void **fake_conn_data(fake_conn_t *fc)
@@ -189,6 +213,8 @@ static void on_connection(uv_stream_t *srv, int status)
         fake_drop(fc);
         return;
     }
+    /* as Redis does: an answer written in pieces is not held back for the client's ACK */
+    uv_tcp_nodelay(&fc->tcp, 1);
     fc->id = (long long)++f->accepted;
     fc->next = f->conns;
     f->conns = fc;

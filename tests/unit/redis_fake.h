@@ -42,6 +42,11 @@ size_t fake_count_prefix(const fake_t *f, const char *prefix);
 
 /* Sends raw bytes (RESP written by the test). */
 void fake_send(fake_conn_t *fc, const char *resp);
+/* The same, binary-safe. */
+void fake_send_bytes(fake_conn_t *fc, const char *p, size_t n);
+/* Sends p[0..n), then closes the connection once it is written (the client reads it all, then
+ * the end of the stream). */
+void fake_send_last(fake_conn_t *fc, const char *p, size_t n);
 /* Closes one connection from the server side. */
 void fake_drop(fake_conn_t *fc);
 /* Per-connection slot for the test's state. */

@@ -475,6 +475,28 @@ static void test_responses(void **state)
     buf_free(&b);
 }
 
+/* A classic request without requestId is still answered (as Node does, with requestId
+ * undefined): its absent id is {NULL, 0} and is written as "" (clang's UBSan flagged the offset
+ * json_write_string applied to NULL; found by fuzz_adapter_receive). */
+static void test_response_without_request_id(void **state)
+{
+    (void)state;
+    static const char req[] = "{\"uid\":\"u\",\"type\":1}";
+    buf_t sc, b;
+    buf_init(&sc);
+    buf_init(&b);
+    adapter_msg_t m;
+    assert_int_equal(adapter_msg_decode_request((const uint8_t *)req, sizeof(req) - 1, &sc, &m), 0);
+    assert_null(m.request_id.p);
+    assert_int_equal(m.request_id.len, 0);
+    assert_int_equal(adapter_msg_encode_response(&b, ADAPTER_RESP_SOCKETS, false, "w", 1, "/", 1,
+                                                 &m.request_id, "[]", 2, 0),
+                     0);
+    assert_string_equal(b.data, "{\"requestId\":\"\",\"sockets\":[],\"uid\":\"w\"}");
+    buf_free(&sc);
+    buf_free(&b);
+}
+
 static void test_cluster_broadcast_encoding(void **state)
 {
     (void)state;
@@ -656,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_wrong_typed_msgpack_requests),
         cmocka_unit_test(test_responses),
+        cmocka_unit_test(test_response_without_request_id),
         cmocka_unit_test(test_cluster_broadcast_encoding),
         cmocka_unit_test(test_decoded_strings_never_dangle),
         cmocka_unit_test(test_fuzz_decodes_stay_in_bounds),

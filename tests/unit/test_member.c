@@ -170,6 +170,22 @@ static void test_acks_go_back_to_the_requester(void **state)
     assert_int_equal(member_client_ack(e->mb, NULL, 12, "[]", 2), ADAPTER_ACK_HOST);
 }
 
+/* A broadcast with acks but no uid (Redis content: anyone may publish it) is delivered and its
+ * acks tracked without copying from the absent uid's NULL (UB; found by fuzz_adapter_receive). */
+static void test_ack_broadcast_without_uid(void **state)
+{
+    env_t *e = *state;
+    apply(e,
+          "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"q\"]},\"requestId\":\"r2\","
+          "\"opts\":{\"rooms\":[],\"except\":[],\"flags\":{}}},\"nsp\":\"/\"}",
+          NULL);
+    assert_string_equal(e->fake.last_text.data, "421000000000[\"q\"]");
+    assert_int_equal(e->ans.count, 2);
+    assert_int_equal(member_client_ack(e->mb, fake_ids[0], ADAPTER_ACK_ID_BASE, "[1]", 3),
+                     ADAPTER_ACK_FORWARDED);
+    assert_string_equal(e->ans.rid, "r2");
+}
+
 static void test_requests(void **state)
 {
     env_t *e = *state;
@@ -230,6 +246,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_offsets_follow_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_with_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_go_back_to_the_requester, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_broadcast_without_uid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undeliverable_broadcast_with_ack_counts_zero, setup,
                                         teardown),

@@ -161,7 +161,8 @@ static void track_acks(member_t *mb, unsigned nsp, const adapter_msg_t *m, uint6
     p->deadline = uv_now(mb->loop) + timeout + ACK_GRACE_MS;
     memcpy(p->rid, m->request_id.p, m->request_id.len);
     p->rid_len = m->request_id.len;
-    memcpy(p->uid, m->uid.p, m->uid.len);
+    if (m->uid.len) /* a message without uid has {NULL, 0}: memcpy from NULL is UB even for 0 */
+        memcpy(p->uid, m->uid.p, m->uid.len);
     p->uid_len = m->uid.len;
     p->next = mb->acks;
     mb->acks = p;
