@@ -161,7 +161,7 @@ static bool publish_link(worker_t *w, reader_conn_t *conn, const char *stream, s
 {
     *link = (entry_link_t){w->reader, conn, NULL, NULL};
     shm_ledger_entry_t e;
-    if (!publish_proof_entry(&e, stream, stream_len, id, id_len, data, data_len))
+    if (!publish_proof_entry(w->proof, &e, stream, stream_len, id, id_len, data, data_len))
         return true;
     if (reread && publish_proof_done(w->proof, &e))
         return false;
@@ -241,6 +241,23 @@ static void on_entry(reader_conn_t *conn, const char *stream, size_t stream_len,
             STATS_ADD(w->stats->adapter_out, 1);
     }
     fanout_packet_release(&pk);
+}
+
+/* The proof of this process's publishes, bound to where they go: the settings a reload may
+ * change (adapter, its key or stream, the Redis server), so a proof of the old ones never skips
+ * a publish to the new ones. */
+static publish_proof_t *proof_new(worker_t *w)
+{
+    const cfg_t *c = w->cfg;
+    buf_t target;
+    buf_init(&target);
+    buf_printf(&target, "%d\n%s\n%s\n%d\n%s\n%d\n%d\n%s", (int)c->adapter, c->redis_key,
+               c->stream_name, c->stream_count, c->redis_host, c->redis_port, c->redis_db,
+               c->redis_sentinel_name);
+    publish_proof_t *p = publish_proof_new(w->args->ledger, w->args->slot, (int32_t)getpid(),
+                                           target.data, target.len, w->stats);
+    buf_free(&target);
+    return p;
 }
 
 /* ---- what the sockets tell the cluster adapter (a sio observer) ---- */
@@ -1052,7 +1069,7 @@ static int clients_setup(worker_t *w)
                          w->args->slot, w->stats)))
         return rc;
     fanout_keep_ledger(w->fanout, w->args->ledger, (int32_t)getpid());
-    w->proof = publish_proof_new(w->args->ledger, w->args->slot, (int32_t)getpid(), w->stats);
+    w->proof = proof_new(w);
     /* before recovery: a CONNECT over the per-user limit is refused before a session is restored */
     if ((rc = bridge_setup(w)))
         return rc;
