@@ -20,6 +20,19 @@
 #define KEY_BYTES 16
 #define HEAD_MAX 8192
 
+/* Appends a server's text to a message for the terminal, its control bytes as \xNN: a hostile
+ * server must not reach the operator's terminal with escape sequences. */
+static void put_server_text(buf_t *b, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch < 0x20 || ch == 0x7f)
+            buf_printf(b, "\\x%02x", ch);
+        else
+            buf_putc(b, (char)ch);
+    }
+}
+
 struct ws_client {
     int fd;
     bool open;  /* upgraded: a close frame is due on the way out */
@@ -123,16 +136,21 @@ int ws_client_check_upgrade(const char *resp, size_t len, const char *key, buf_t
     if (sl > len)
         sl = len;
     if (len < 12 || strncmp(resp, "HTTP/1.1 ", 9) != 0) {
-        buf_printf(err, "not an HTTP answer: \"%.*s\"", (int)(sl > 80 ? 80 : sl), resp);
+        buf_puts(err, "not an HTTP answer: \"");
+        put_server_text(err, resp, sl > 80 ? 80 : sl);
+        buf_putc(err, '"');
         return -EPROTO;
     }
     if (strncmp(resp + 9, "101", 3) != 0) {
         /* the body (after the head) is the server's reason, e.g. {"message":"Origin not allowed"}
          */
         const char *body = strstr(resp, "\r\n\r\n");
-        buf_printf(err, "the server refused the WebSocket: %.*s%s%.*s", (int)sl, resp,
-                   body && body[4] ? " " : "", body ? (int)strcspn(body + 4, "\r\n") : 0,
-                   body ? body + 4 : "");
+        buf_puts(err, "the server refused the WebSocket: ");
+        put_server_text(err, resp, sl);
+        if (body && body[4]) {
+            buf_putc(err, ' ');
+            put_server_text(err, body + 4, strcspn(body + 4, "\r\n"));
+        }
         return -EPROTO;
     }
     char want[WS_ACCEPT_KEY_SIZE];
@@ -343,9 +361,12 @@ int ws_client_recv(ws_client_t *c, int timeout_ms, const char **msg, size_t *len
                     return rc;
             } else if (op == WS_FRAME_CLOSE) {
                 unsigned code = plen >= 2 ? (unsigned)payload[0] << 8 | payload[1] : 1005;
-                buf_printf(err, "the server closed the WebSocket (code %u%s%.*s)", code,
-                           plen > 2 ? ": " : "", plen > 2 ? (int)(plen - 2) : 0,
-                           (const char *)payload + 2);
+                buf_printf(err, "the server closed the WebSocket (code %u", code);
+                if (plen > 2) {
+                    buf_puts(err, ": ");
+                    put_server_text(err, (const char *)payload + 2, plen - 2);
+                }
+                buf_putc(err, ')');
                 return -ECONNRESET;
             }
             continue; /* pong, binary: nothing to hand on */

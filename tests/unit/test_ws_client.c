@@ -106,12 +106,29 @@ static void test_upgrade_answers(void **state)
     buf_free(&err);
 }
 
+/* What a server says reaches the operator's terminal without its control bytes. */
+static void test_server_text_escaped(void **state)
+{
+    (void)state;
+    buf_t err;
+    buf_init(&err);
+    const char *refused = "HTTP/1.1 403 \x1b[2J\r\n\r\n{\"m\":\"\x1b]0;owned\x07\x7f\"}";
+    assert_int_equal(ws_client_check_upgrade(refused, strlen(refused), "k", &err), -EPROTO);
+    assert_string_equal(err.data, "the server refused the WebSocket: HTTP/1.1 403 \\x1b[2J "
+                                  "{\"m\":\"\\x1b]0;owned\\x07\\x7f\"}");
+    buf_reset(&err);
+    assert_int_equal(ws_client_check_upgrade("\x1b[31mSSH\r\n", 9, "k", &err), -EPROTO);
+    assert_string_equal(err.data, "not an HTTP answer: \"\\x1b[31mSSH\"");
+    buf_free(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_masked_frames),
         cmocka_unit_test(test_upgrade_answers),
+        cmocka_unit_test(test_server_text_escaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
