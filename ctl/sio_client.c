@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "common/proto/sio_packet.h"
 #include "common/xalloc.h"
+#include "ctl/term_text.h"
 
 #define MAX_ARGS 8
 
@@ -165,7 +166,11 @@ static int on_ack(sio_client_t *c, const sio_packet_t *p, buf_t *err)
         return 0;
     }
     const char *why = n >= 1 ? member_text(c, &items[0], "error") : "";
-    buf_printf(err, "join-room %s refused: %s", room, *why ? why : "no reason given");
+    buf_printf(err, "join-room %s refused: ", room);
+    if (*why)
+        term_text_put(err, why, strlen(why));
+    else
+        buf_puts(err, "no reason given");
     return -EACCES;
 }
 
@@ -183,7 +188,11 @@ static int on_event(sio_client_t *c, const sio_packet_t *p)
     } else if (strcmp(c->tmp.data, "error") == 0) {
         const char *m = member_text(c, &items[1], "message");
         buf_reset(&c->line);
-        buf_printf(&c->line, "the server sent error: %s", *m ? m : "(no message)");
+        buf_puts(&c->line, "the server sent error: ");
+        if (*m)
+            term_text_put(&c->line, m, strlen(m));
+        else
+            buf_puts(&c->line, "(no message)");
         c->cb.note(c->cb.arg, c->line.data);
     }
     return 0;
@@ -193,7 +202,8 @@ static int on_packet(sio_client_t *c, const char *in, size_t len, buf_t *err)
 {
     sio_packet_t p;
     if (sio_packet_decode(in, len, &p) != 0) {
-        buf_printf(err, "a malformed Socket.IO packet: %.*s", (int)(len > 80 ? 80 : len), in);
+        buf_puts(err, "a malformed Socket.IO packet: ");
+        term_text_put(err, in, len > 80 ? 80 : len);
         return -EPROTO;
     }
     if (p.nsp_len > 1)
@@ -206,7 +216,11 @@ static int on_packet(sio_client_t *c, const char *in, size_t len, buf_t *err)
         json_type_of(p.data, p.data_len, &d.type);
         const char *m = d.type == JSON_STRING ? (string_of(c, &d) ? c->tmp.data : "")
                                               : member_text(c, &d, "message");
-        buf_printf(err, "the server refused the connection: %s", *m ? m : "no reason given");
+        buf_puts(err, "the server refused the connection: ");
+        if (*m)
+            term_text_put(err, m, strlen(m));
+        else
+            buf_puts(err, "no reason given");
         return -EACCES;
     }
     case SIO_DISCONNECT:
@@ -229,8 +243,9 @@ int sio_client_feed(sio_client_t *c, const char *msg, size_t len, buf_t *err)
     }
     if (c->state == AWAIT_OPEN) {
         if (msg[0] != '0') {
-            buf_printf(err, "expected the Engine.IO open packet, got \"%.*s\"",
-                       (int)(len > 40 ? 40 : len), msg);
+            buf_puts(err, "expected the Engine.IO open packet, got \"");
+            term_text_put(err, msg, len > 40 ? 40 : len);
+            buf_putc(err, '"');
             return -EPROTO;
         }
         return on_open(c, msg + 1, len - 1, err);
@@ -250,7 +265,9 @@ int sio_client_feed(sio_client_t *c, const char *msg, size_t len, buf_t *err)
     case '6':
         return 0;
     default:
-        buf_printf(err, "an unknown Engine.IO packet type '%c'", msg[0]);
+        buf_puts(err, "an unknown Engine.IO packet type '");
+        term_text_put(err, msg, 1);
+        buf_putc(err, '\'');
         return -EPROTO;
     }
 }

@@ -16,22 +16,10 @@
 #include "common/base64.h"
 #include "common/proto/ws_frame.h"
 #include "common/xalloc.h"
+#include "ctl/term_text.h"
 
 #define KEY_BYTES 16
 #define HEAD_MAX 8192
-
-/* Appends a server's text to a message for the terminal, its control bytes as \xNN: a hostile
- * server must not reach the operator's terminal with escape sequences. */
-static void put_server_text(buf_t *b, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch < 0x20 || ch == 0x7f)
-            buf_printf(b, "\\x%02x", ch);
-        else
-            buf_putc(b, (char)ch);
-    }
-}
 
 struct ws_client {
     int fd;
@@ -137,7 +125,7 @@ int ws_client_check_upgrade(const char *resp, size_t len, const char *key, buf_t
         sl = len;
     if (len < 12 || strncmp(resp, "HTTP/1.1 ", 9) != 0) {
         buf_puts(err, "not an HTTP answer: \"");
-        put_server_text(err, resp, sl > 80 ? 80 : sl);
+        term_text_put(err, resp, sl > 80 ? 80 : sl);
         buf_putc(err, '"');
         return -EPROTO;
     }
@@ -146,10 +134,10 @@ int ws_client_check_upgrade(const char *resp, size_t len, const char *key, buf_t
          */
         const char *body = strstr(resp, "\r\n\r\n");
         buf_puts(err, "the server refused the WebSocket: ");
-        put_server_text(err, resp, sl);
+        term_text_put(err, resp, sl);
         if (body && body[4]) {
             buf_putc(err, ' ');
-            put_server_text(err, body + 4, strcspn(body + 4, "\r\n"));
+            term_text_put(err, body + 4, strcspn(body + 4, "\r\n"));
         }
         return -EPROTO;
     }
@@ -364,7 +352,7 @@ int ws_client_recv(ws_client_t *c, int timeout_ms, const char **msg, size_t *len
                 buf_printf(err, "the server closed the WebSocket (code %u", code);
                 if (plen > 2) {
                     buf_puts(err, ": ");
-                    put_server_text(err, (const char *)payload + 2, plen - 2);
+                    term_text_put(err, (const char *)payload + 2, plen - 2);
                 }
                 buf_putc(err, ')');
                 return -ECONNRESET;

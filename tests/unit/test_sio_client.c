@@ -171,6 +171,28 @@ static void test_protocol_errors(void **state)
     assert_int_equal(feed("2"), -EPIPE);
 }
 
+/* A server's words (decoded JSON strings, raw packets) reach the terminal without control bytes. */
+static void test_server_text_escaped(void **state)
+{
+    (void)state;
+    assert_int_equal(feed("\x1b[2J"), -EPROTO);
+    assert_string_equal(err.data, "expected the Engine.IO open packet, got \"\\x1b[2J\"");
+    assert_int_equal(feed(OPEN), 0);
+    assert_int_equal(feed("\x1b"), -EPROTO);
+    assert_string_equal(err.data, "an unknown Engine.IO packet type '\\x1b'");
+    assert_int_equal(feed("4\x07"), -EPROTO);
+    assert_string_equal(err.data, "a malformed Socket.IO packet: \\x07");
+    assert_int_equal(feed("40{\"sid\":\"a\"}"), 0);
+    assert_int_equal(feed("42[\"error\",{\"message\":\"\\u001b]0;owned\\u0007\"}]"), 0);
+    assert_non_null(strstr(f.notes.data, "the server sent error: \\x1b]0;owned\\x07\n"));
+    assert_int_equal(feed("432[{\"ok\":false,\"error\":\"\\u001b[31mno\"}]"), -EACCES);
+    assert_string_equal(err.data, "join-room news \"x\" refused: \\x1b[31mno");
+    sio_client_restart(c);
+    feed(OPEN);
+    assert_int_equal(feed("44{\"message\":\"\\u001bc\"}"), -EACCES);
+    assert_string_equal(err.data, "the server refused the connection: \\x1bc");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +201,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_in_connect, setup_token, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_text_escaped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
