@@ -147,6 +147,15 @@ static const char *member_text(sio_client_t *c, const json_span_t *obj, const ch
     return ok ? c->tmp.data : "";
 }
 
+/* What the server said (escaped for the terminal), or `none` when it said nothing. */
+static void put_said(buf_t *b, const char *said, const char *none)
+{
+    if (*said)
+        term_text_put(b, said, strlen(said));
+    else
+        buf_puts(b, none);
+}
+
 static int on_ack(sio_client_t *c, const sio_packet_t *p, buf_t *err)
 {
     json_span_t items[MAX_ARGS];
@@ -167,10 +176,7 @@ static int on_ack(sio_client_t *c, const sio_packet_t *p, buf_t *err)
     }
     const char *why = n >= 1 ? member_text(c, &items[0], "error") : "";
     buf_printf(err, "join-room %s refused: ", room);
-    if (*why)
-        term_text_put(err, why, strlen(why));
-    else
-        buf_puts(err, "no reason given");
+    put_said(err, why, "no reason given");
     return -EACCES;
 }
 
@@ -189,10 +195,7 @@ static int on_event(sio_client_t *c, const sio_packet_t *p)
         const char *m = member_text(c, &items[1], "message");
         buf_reset(&c->line);
         buf_puts(&c->line, "the server sent error: ");
-        if (*m)
-            term_text_put(&c->line, m, strlen(m));
-        else
-            buf_puts(&c->line, "(no message)");
+        put_said(&c->line, m, "(no message)");
         c->cb.note(c->cb.arg, c->line.data);
     }
     return 0;
@@ -217,10 +220,7 @@ static int on_packet(sio_client_t *c, const char *in, size_t len, buf_t *err)
         const char *m = d.type == JSON_STRING ? (string_of(c, &d) ? c->tmp.data : "")
                                               : member_text(c, &d, "message");
         buf_puts(err, "the server refused the connection: ");
-        if (*m)
-            term_text_put(err, m, strlen(m));
-        else
-            buf_puts(err, "no reason given");
+        put_said(err, m, "no reason given");
         return -EACCES;
     }
     case SIO_DISCONNECT:

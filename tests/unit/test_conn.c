@@ -266,8 +266,7 @@ static void test_batched_small_frames(void **state)
             conn_push(f->conns[i], refbuf_from(own, (size_t)n));
             conn_push(f->conns[i], refbuf_ref(shared));
         }
-        RUN_UNTIL(f, conn_outq_bytes(f->conns[0]) == 0 && conn_outq_bytes(f->conns[1]) == 0 &&
-                         conn_outq_bytes(f->conns[2]) == 0);
+        RUN_UNTIL(f, all_sent(f, NCONNS));
     }
     refbuf_unref(shared);
     for (int i = 0; i < NCONNS; i++) {
