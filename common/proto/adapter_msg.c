@@ -128,6 +128,8 @@ static int read_truthy(mpack_reader_t *r, bool *out)
     bool undef = at_undefined(r);
     mpack_item_t it;
     int rc = read_value(r, &it);
+    if (rc)
+        return rc;
     switch (it.type) {
     case MPACK_NIL:
         *out = false;
@@ -151,7 +153,7 @@ static int read_truthy(mpack_reader_t *r, bool *out)
         *out = !undef;
         break;
     }
-    return rc;
+    return 0;
 }
 
 /* A string array (nil/undefined = empty) into v[0..*n). */

@@ -77,8 +77,10 @@ for (const workers of ['1', '2']) {
       const inbox = h.collect(s);
       await deliver(redis, inbox, room);
       assert.deepStrictEqual(await h.emitAck(s, 'leave-room', room), { ok: true, roomId: room });
-      await h.sleep(300);
+      // its next GET is parked by the server: still polling after the acks, never upgraded
+      await h.waitHeldPolls(srv, 1);
       assert.equal(s.io.engine.transport.name, 'polling');
+      assert.ok(s.connected);
       h.closeClient(s);
     }));
 
