@@ -5,7 +5,8 @@
 # redis-server is started on a free loopback port for this run and stopped afterwards. With one
 # of those set, the Redis is the user's: streamio is started as it is and says itself what it
 # cannot reach.
-# SIGTERM/SIGINT are passed to streamio, which drains and exits 0. The /debug console is on
+# SIGTERM/SIGINT are passed to streamio, which drains and exits 0; the private redis-server is
+# stopped only after that. The /debug console is on
 # (STREAMIO_DEBUG_PAGE=1) unless the environment says otherwise; the service unit never sets it.
 set -u
 bin=$1
@@ -49,7 +50,9 @@ elif ! ping_redis "$host" "$port"; then
     p=$((6380 + RANDOM % 1000))
     while ! port_free "$p"; do p=$((p + 1)); done
     workdir=$(mktemp -d)
-    redis-server --bind 127.0.0.1 --port "$p" --dir "$workdir" --save '' --appendonly no \
+    # its own session: a terminal's Ctrl-C (SIGINT to the whole foreground group) reaches
+    # streamio, which drains while this Redis still answers; cleanup stops it afterwards
+    setsid redis-server --bind 127.0.0.1 --port "$p" --dir "$workdir" --save '' --appendonly no \
         ${REDIS_PASSWORD:+--requirepass "$REDIS_PASSWORD"} >"$workdir/redis.log" 2>&1 &
     redis_pid=$!
     for _ in $(seq 50); do ping_redis 127.0.0.1 "$p" && break; sleep 0.1; done

@@ -341,6 +341,31 @@ describe('make run (scripts/run.sh)', { timeout: 60000, skip: h.ANCHOR_SKIP }, (
     }
   });
 
+  it('on Ctrl-C (SIGINT to the whole group) drains streamio before stopping its private redis-server', async () => {
+    const nobody = await h.freePort();
+    const port = await h.freePort();
+    const run = h.spawnTracked(path.join(root, 'scripts/run.sh'), [process.env.STREAMIO_BIN], {
+      env: { ...h.baseEnv(), PORT: String(port), HOST: h.HOST, CLUSTER_WORKERS: '2', STREAMIO_DEBUG_PAGE: '0',
+        REDIS_HOST: h.HOST, REDIS_PORT: String(nobody) },
+      name: 'run.sh', detached: true,
+    });
+    try {
+      await h.waitUntil(async () => {
+        if (!run.running) throw Object.assign(new Error(run.describe()), { fatal: true });
+        const r = await h.healthRetry(`http://127.0.0.1:${port}`, { attempts: 1 }).catch(() => null);
+        return r && r.body && r.body.redisConnected === true && r.body.workers.every((w) => w.redisConnected);
+      }, { timeout: 30000, message: '/health with every worker connected' });
+      const redisPid = Number(/started a private redis-server on [\d.:]+ \(pid (\d+)\)/.exec(run.stdout())[1]);
+      process.kill(-run.pid, 'SIGINT'); // what a terminal does on Ctrl-C
+      assert.deepEqual(await h.waitExit(run, 20000), { code: 0, signal: null }, run.describe());
+      assert.match(run.stderr(), /master exiting \(status 0\)/, run.describe());
+      assert.doesNotMatch(run.stderr(), /connection closed by the server|connection lost/i, run.describe());
+      assert.throws(() => process.kill(redisPid, 0), { code: 'ESRCH' }, 'the private redis-server was left running');
+    } finally {
+      await h.stop(run);
+    }
+  });
+
   it('uses REDIS_URL as given and starts no redis-server of its own', async () => {
     const redis = await h.startRedis();
     const [run] = await runUntilHealthy({ REDIS_URL: `redis://${h.HOST}:${redis.port}/2` }, true);

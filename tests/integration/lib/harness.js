@@ -117,9 +117,10 @@ process.on('exit', () => {
 });
 
 // Spawns a tracked process with captured output (kept to the last `keep` bytes); `stdin: 'pipe'`
-// leaves its standard input open for the caller (proc.stdin).
-function spawnTracked(cmd, args, { env, cwd, name, keep = 256 * 1024, stdin = 'ignore' } = {}) {
-  const proc = spawn(cmd, args, { env, cwd, stdio: [stdin, 'pipe', 'pipe'] });
+// leaves its standard input open for the caller (proc.stdin); `detached` makes it the leader of
+// a process group of its own (a terminal's foreground group: signal it with kill(-pid)).
+function spawnTracked(cmd, args, { env, cwd, name, keep = 256 * 1024, stdin = 'ignore', detached = false } = {}) {
+  const proc = spawn(cmd, args, { env, cwd, detached, stdio: [stdin, 'pipe', 'pipe'] });
   const state = { out: '', stdout: '', stderr: '', exitCode: undefined, signal: undefined };
   const append = (which, chunk) => {
     const s = chunk.toString('utf8');
