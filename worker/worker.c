@@ -161,7 +161,8 @@ static bool publish_link(worker_t *w, reader_conn_t *conn, const char *stream, s
 {
     *link = (entry_link_t){w->reader, conn, NULL, NULL};
     shm_ledger_entry_t e;
-    if (!publish_proof_entry(w->proof, &e, stream, stream_len, id, id_len, data, data_len))
+    if (!publish_proof_entry(w->proof, &e, reader_where(w->reader, conn), stream, stream_len, id,
+                             id_len, data, data_len))
         return true;
     if (reread && publish_proof_done(w->proof, &e))
         return false;

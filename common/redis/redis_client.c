@@ -73,6 +73,7 @@ struct redis_client {
     bool closing;
     int parts; /* the timer + live nodes */
     redis_client_stats_t stats;
+    uint64_t primaries_changed; /* see redis_client_primaries_changed */
     _Atomic uint64_t *reconnects;
     void (*done)(void *arg);
     void *done_arg;
@@ -231,6 +232,7 @@ static void announce(redis_client_t *c, redis_node_t *n, bool up)
     if (n->master == up)
         return;
     n->master = up;
+    c->primaries_changed++;
     if (c->cbs && c->cbs->master && !c->closing)
         c->cbs->master(c, n, up, c->arg);
 }
@@ -730,6 +732,7 @@ static void reconcile(redis_client_t *c)
         if (p && !same_addr(p, &n->addr)) {
             n->addr = *p;
             set_label(n);
+            c->primaries_changed++;
             redis_conn_retarget(n->cmd, p->host, p->port, true);
             if (n->sub)
                 redis_conn_retarget(n->sub, p->host, p->port, true);
@@ -825,6 +828,11 @@ void redis_client_each_master(redis_client_t *c, void (*fn)(redis_node_t *n, voi
         if (n->master)
             fn(n, arg);
     }
+}
+
+uint64_t redis_client_primaries_changed(const redis_client_t *c)
+{
+    return c->primaries_changed;
 }
 
 const char *redis_node_addr(const redis_node_t *n)

@@ -109,6 +109,10 @@ bool redis_client_up(const redis_client_t *c);
 void redis_client_hold_messages(redis_client_t *c, bool hold);
 /* Calls fn for every current primary. fn must not close the client. */
 void redis_client_each_master(redis_client_t *c, void (*fn)(redis_node_t *n, void *arg), void *arg);
+/* Counts the changes of c's primaries: one announced or gone, or moved to another address (a
+ * Sentinel failover), each at the moment c's commands start going there. Unchanged: the walk
+ * of redis_client_each_master would give the same addresses. */
+uint64_t redis_client_primaries_changed(const redis_client_t *c);
 /* The primary serving key now (NULL: unknown). */
 redis_node_t *redis_client_node_for_key(redis_client_t *c, const char *key, size_t key_len);
 /* "host:port" (borrowed; changes after a Sentinel failover). */

@@ -21,11 +21,22 @@ static publish_proof_t *proof_new(shm_ledger_t *l, uint32_t block, int32_t pid, 
     return publish_proof_new(l, block, pid, TARGET, strlen(TARGET), st);
 }
 
-static shm_ledger_entry_t entry_of(const publish_proof_t *p, const char *id, const char *data)
+/* reader_where's digests of two primaries (any nonzero values) */
+#define WHERE_A 0x51ed2701a3b4c5d6ULL
+#define WHERE_B 0x0b7e151628aed2a6ULL
+
+static shm_ledger_entry_t entry_at(const publish_proof_t *p, uint64_t where, const char *id,
+                                   const char *data)
 {
     shm_ledger_entry_t e;
-    assert_true(publish_proof_entry(p, &e, "chat.p", 6, id, strlen(id), data, strlen(data)));
+    assert_true(
+        publish_proof_entry(p, &e, where, "chat.p", 6, id, strlen(id), data, strlen(data)));
     return e;
+}
+
+static shm_ledger_entry_t entry_of(const publish_proof_t *p, const char *id, const char *data)
+{
+    return entry_at(p, WHERE_A, id, data);
 }
 
 static void reply(reader_reply_fn cb, void *arg, int type)
@@ -71,7 +82,8 @@ static void test_only_a_reply_proves_a_publish(void **state)
     shm_ledger_entry_t other = entry_of(p, "1765000000000-0", "[\"room:message\",{}]");
     assert_false(publish_proof_done(p, &other));
     shm_ledger_entry_t bad;
-    assert_false(publish_proof_entry(p, &bad, "chat.p", 6, "x-1", 3, DATA, strlen(DATA)));
+    assert_false(
+        publish_proof_entry(p, &bad, WHERE_A, "chat.p", 6, "x-1", 3, DATA, strlen(DATA)));
     publish_proof_free(p);
     shm_ledger_free(l);
 }
@@ -127,6 +139,33 @@ static void test_a_proof_holds_only_for_its_target(void **state)
     shm_ledger_free(l);
 }
 
+/* A failover between the publish and the re-read: the demoted primary executed the publish (it
+ * still accepts PUBLISH) or lost the XADD it acknowledged, so nobody subscribed or reading on the
+ * new primary got it; read again there, the entry is published again. Back on the same nodes
+ * (a successor process, no failover) the proof holds. */
+static void test_a_proof_holds_only_through_the_nodes_that_executed_it(void **state)
+{
+    (void)state;
+    shm_ledger_t *l;
+    assert_int_equal(shm_ledger_new(&l, 2), 0);
+    stats_worker_t st = {0};
+    publish_proof_t *p = proof_new(l, 0, 100, &st);
+    shm_ledger_entry_t on_a = entry_at(p, WHERE_A, "1765000000000-4", DATA);
+    publish_replied(p, &on_a);
+    shm_ledger_entry_t on_b = entry_at(p, WHERE_B, "1765000000000-4", DATA);
+    assert_false(publish_proof_done(p, &on_b));
+    /* where not known (0) is a place of its own, too */
+    shm_ledger_entry_t unknown = entry_at(p, 0, "1765000000000-4", DATA);
+    assert_false(publish_proof_done(p, &unknown));
+    publish_proof_t *next = proof_new(l, 0, 101, &st);
+    shm_ledger_entry_t again = entry_at(next, WHERE_A, "1765000000000-4", DATA);
+    assert_true(publish_proof_done(next, &again));
+    assert_int_equal(STATS_GET(st.reread_unpublished), 1);
+    publish_proof_free(next);
+    publish_proof_free(p);
+    shm_ledger_free(l);
+}
+
 /* With every context in flight a publish goes unnoted (cb NULL); a reply or a cancel frees one. */
 static void test_the_pool_is_bounded_and_reused(void **state)
 {
@@ -171,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_only_a_reply_proves_a_publish),
         cmocka_unit_test(test_a_successor_finds_what_redis_replied_to),
         cmocka_unit_test(test_a_proof_holds_only_for_its_target),
+        cmocka_unit_test(test_a_proof_holds_only_through_the_nodes_that_executed_it),
         cmocka_unit_test(test_the_pool_is_bounded_and_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -615,9 +615,11 @@ static void test_masters_subscriptions_and_departures(void **state)
     assert_int_equal(redis_client_subscribe_masters(f->c, REDIS_SUB_SHARD, ch, strlen(ch)),
                      -EINVAL);
     WAIT(every_master_subscribed);
+    uint64_t changed = redis_client_primaries_changed(f->c);
     /* B leaves: its slots go back to A */
     memset(f->owner, 0, sizeof(f->owner));
     WAIT(b_gone);
+    assert_int_equal(redis_client_primaries_changed(f->c), changed + 1);
     char b[32];
     snprintf(b, sizeof(b), "127.0.0.1:%d", fake_port(f->n[1].srv));
     assert_string_equal(f->last_master, b);
@@ -644,6 +646,8 @@ static void test_sentinel_failover_moves_the_connections(void **state)
     get(f, "k");
     assert_string_equal(f->rep.last, "A:k");
     assert_true(seen(f, 0, "ROLE") >= 1); /* confirmed before use */
+    uint64_t changed = redis_client_primaries_changed(f->c);
+    assert_true(changed >= 1); /* A announced */
     /* failover: the sentinel names B and says so on +switch-master */
     f->primary = 1;
     fake_conn_t *events = NULL;
@@ -666,6 +670,8 @@ static void test_sentinel_failover_moves_the_connections(void **state)
     assert_string_equal(f->rep.last, "B:k");
     assert_int_equal(f->masters_up, 1); /* the same primary, a new address */
     assert_int_equal(redis_topology_changes(f->t), 1);
+    /* ... counted as a change of the primaries, by the time commands go to B */
+    assert_int_equal(redis_client_primaries_changed(f->c), changed + 1);
 }
 
 static void test_close_with_a_parked_redirect(void **state)

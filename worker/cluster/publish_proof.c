@@ -45,16 +45,18 @@ void publish_proof_free(publish_proof_t *p)
     free(p);
 }
 
-bool publish_proof_entry(const publish_proof_t *p, shm_ledger_entry_t *e, const char *stream,
-                         size_t stream_len, const char *id, size_t id_len, const char *data,
-                         size_t data_len)
+bool publish_proof_entry(const publish_proof_t *p, shm_ledger_entry_t *e, uint64_t where,
+                         const char *stream, size_t stream_len, const char *id, size_t id_len,
+                         const char *data, size_t data_len)
 {
     stream_id_t sid;
     if (!stream_id_parse(id, id_len, &sid))
         return false;
-    /* the same bytes published elsewhere differ by the targets' digests: never equal */
+    /* the same bytes published elsewhere, or through other nodes, differ by the targets' and the
+     * nodes' digests: never equal (where is mixed so that it cannot cancel the target out) */
+    uint64_t nodes = (where ^ (where >> 31)) * 0x9e3779b97f4a7c15ULL;
     *e = (shm_ledger_entry_t){stream, stream_len, sid.ms, sid.seq,
-                              shm_ledger_digest(data, data_len) ^ p->target};
+                              shm_ledger_digest(data, data_len) ^ p->target ^ nodes};
     return true;
 }
 

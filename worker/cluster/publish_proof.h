@@ -10,8 +10,10 @@
  * unproven: it is published again, a duplicate and never a loss. The proof names the entry
  * exactly (stream, id, a digest of the adapter's packet.data bytes) and where its publish went
  * (the `target`: a reload may point the next process at another adapter, key or Redis, whose
- * subscribers a proof of the old one says nothing about), and holds whichever process of this
- * server wrote it (see shm_ledger_published).
+ * subscribers a proof of the old one says nothing about; and the nodes that executed it: after a
+ * failover a publish the demoted primary executed, or an XADD it lost unreplicated, reached
+ * nobody now subscribed or reading on the new one), and holds whichever process of this server
+ * wrote it (see shm_ledger_published).
  *
  * The callbacks' contexts come from a fixed pool made by publish_proof_new (no allocation per
  * entry); while all of them are in flight a publish goes unnoted (a re-read sends it again).
@@ -40,11 +42,12 @@ publish_proof_t *publish_proof_new(shm_ledger_t *ledger, uint32_t block, int32_t
 /* Only once no callback it handed out can run any more (the reader closed). NULL: no-op. */
 void publish_proof_free(publish_proof_t *p);
 
-/* The entry as the ledger names it, published to p's target: stream and data (the adapter's
+/* The entry as the ledger names it, published to p's target through the nodes `where` names
+ * (reader_where of the connection the publish goes on): stream and data (the adapter's
  * packet.data) borrowed for the ledger calls. False when the id does not parse. */
-bool publish_proof_entry(const publish_proof_t *p, shm_ledger_entry_t *e, const char *stream,
-                         size_t stream_len, const char *id, size_t id_len, const char *data,
-                         size_t data_len);
+bool publish_proof_entry(const publish_proof_t *p, shm_ledger_entry_t *e, uint64_t where,
+                         const char *stream, size_t stream_len, const char *id, size_t id_len,
+                         const char *data, size_t data_len);
 /* Whether e, read again, has a publish that Redis executed (then counted as skipped). */
 bool publish_proof_done(publish_proof_t *p, const shm_ledger_entry_t *e);
 

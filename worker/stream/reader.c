@@ -1893,6 +1893,11 @@ int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t str
     return send_cmd(r, conn, stream, stream_len, cb, arg, argc, argv, lens);
 }
 
+uint64_t reader_where(const reader_t *r, reader_conn_t *conn)
+{
+    return r->redis.where ? r->redis.where(conn) : 0;
+}
+
 static void handle_closed(void *arg)
 {
     reader_t *r = arg;

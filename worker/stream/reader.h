@@ -93,6 +93,9 @@ typedef struct reader_redis_ops {
      * `via`. 0, or -ENOTCONN when either is down or `blocked` cannot be named yet. */
     int (*unblock)(reader_conn_t *via, reader_conn_t *blocked, const char *key, size_t key_len);
     bool (*up)(const reader_conn_t *c);
+    /* A digest of the nodes c's commands go to now (its primaries' addresses), nonzero; it
+     * changes when they change (a failover). NULL: not known (reader_where gives 0). */
+    uint64_t (*where)(reader_conn_t *c);
     /* The hash slot of key when Redis is a Cluster, where the keys of one XREADGROUP or XREAD
      * must share a slot; -1 otherwise. NULL: never a Cluster. */
     int (*slot)(void *ctx, const char *key, size_t key_len);
@@ -151,6 +154,8 @@ reader_t *reader_new(const reader_redis_ops_t *redis, const reader_clock_ops_t *
  */
 int reader_send(reader_t *r, reader_conn_t *conn, const char *stream, size_t stream_len,
                 reader_reply_fn cb, void *arg, int argc, const char **argv, const size_t *lens);
+/* Where reader_send's commands on conn go now (the ops' where; 0: not known). */
+uint64_t reader_where(const reader_t *r, reader_conn_t *conn);
 /* Starts reading `name` as part of `pool` (nothing to do when it is already read). */
 void reader_add(reader_t *r, uint32_t pool, const char *name, size_t len);
 /* Stops reading `name` (a blocking read holding it is cut short). Entries already read are

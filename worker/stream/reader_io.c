@@ -8,6 +8,7 @@
 #include "common/redis/redis_client.h"
 #include "common/redis/redis_slot.h"
 #include "common/xalloc.h"
+#include "shm/ledger.h"
 
 struct reader_io {
     redis_topology_t *topo;
@@ -19,6 +20,8 @@ struct reader_io {
 
 struct reader_conn {
     redis_client_t *cl;
+    uint64_t where;         /* op_where's digest, while the primaries are unchanged: */
+    uint64_t where_changes; /* ... redis_client_primaries_changed when it was taken */
     reader_state_fn state;
     void *arg;
     void (*done)(void *arg);
@@ -81,6 +84,26 @@ static int op_unblock(reader_conn_t *via, reader_conn_t *blocked, const char *ke
 static bool op_up(const reader_conn_t *c)
 {
     return redis_client_up(c->cl);
+}
+
+static void add_primary(redis_node_t *n, void *arg)
+{
+    const char *addr = redis_node_addr(n);
+    *(uint64_t *)arg += shm_ledger_digest(addr, strlen(addr));
+}
+
+/* The sum of the primaries' address digests (their order does not matter), taken again only
+ * when they changed; 1 while none is known, so that 0 stays "not tracked". */
+static uint64_t op_where(reader_conn_t *c)
+{
+    uint64_t changes = redis_client_primaries_changed(c->cl);
+    if (!c->where || changes != c->where_changes) {
+        uint64_t sum = 0;
+        redis_client_each_master(c->cl, add_primary, &sum);
+        c->where = sum ? sum : 1;
+        c->where_changes = changes;
+    }
+    return c->where;
 }
 
 static int op_slot(void *ctx, const char *key, size_t key_len)
@@ -187,6 +210,7 @@ reader_io_t *reader_io_new(redis_topology_t *topo, stats_worker_t *stats)
         .command_blocking = op_command_blocking,
         .unblock = op_unblock,
         .up = op_up,
+        .where = op_where,
         .slot = op_slot,
         .close = op_close,
     };
