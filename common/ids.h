@@ -22,7 +22,10 @@
  */
 int ids_random(char *out, size_t n);
 
-#define IDS_POOL_BYTES 256
+/* A pool refills with one getrandom(2) every 50 or so ids of 18 to 20 characters (a handshake
+ * takes one from the Engine.IO pool and one from the Socket.IO pool): a system call is dear on a
+ * paravirtualised guest, a KiB per pool and worker is not. */
+#define IDS_POOL_BYTES 1024
 
 /* Random bytes kept for one context; embed it and zero it (or ids_pool_init) before use. Never
  * copy one, nor use one made before a fork in the child. */

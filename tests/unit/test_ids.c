@@ -89,7 +89,7 @@ static void test_pool(void **state)
     static char ids[N][IDS_SID_LEN + 2];
     for (int i = 0; i < N; i++) {
         memset(ids[i], '#', sizeof(ids[i]));
-        /* 18 characters (an Engine.IO sid's random part) do not divide the pool's 256 bytes */
+        /* 18 characters (an Engine.IO sid's random part) do not divide the pool's bytes */
         size_t n = i % 2 ? IDS_SID_LEN : IDS_SID_LEN - 2;
         assert_int_equal(ids_pool_random(&p, ids[i], n), 0);
         assert_int_equal(strlen(ids[i]), n);
@@ -105,9 +105,9 @@ static void test_pool(void **state)
             assert_string_not_equal(ids[i], ids[j]);
     }
     /* longer than the pool */
-    char big[700];
-    assert_int_equal(ids_pool_random(&p, big, 600), 0);
-    assert_int_equal(strlen(big), 600);
+    static char big[2 * IDS_POOL_BYTES + 101];
+    assert_int_equal(ids_pool_random(&p, big, 2 * IDS_POOL_BYTES + 100), 0);
+    assert_int_equal(strlen(big), 2 * IDS_POOL_BYTES + 100);
     assert_int_equal(ids_pool_random(NULL, big, 1), -EINVAL);
     assert_int_equal(ids_pool_random(&p, NULL, 1), -EINVAL);
 }
