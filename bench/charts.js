@@ -15,13 +15,15 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
+const { mergeRounds } = require('./rounds');
 
 const [file, outDir] = process.argv.slice(2);
 if (!file || !outDir) {
   console.error('usage: node bench/charts.js results.jsonl OUTDIR');
   process.exit(2);
 }
-const rows = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+// a scenario run in rounds (adapter): medians, and the latency of the median round
+const rows = mergeRounds(fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
 const work = path.join(outDir, 'charts');
 fs.mkdirSync(work, { recursive: true });
 
@@ -35,7 +37,7 @@ const q = (s) => `"${String(s).replace(/["\\]/g, '')}"`;
 const nines = (p) => -Math.log10(1 - p / 100);
 
 function latencyFile(scen, r) {
-  const src = path.join(outDir, `${scen}-${r.label}.lat`);
+  const src = path.join(outDir, `${scen}-${r.file_label ?? r.label}.lat`);
   if (!fs.existsSync(src)) return null;
   const pts = fs.readFileSync(src, 'utf8').trim().split('\n').filter(Boolean)
     .map((l) => l.split(' ').map(Number));
@@ -125,7 +127,7 @@ for (const scen of scenarios) {
   const gp = [
     `set terminal svg size ${chart.size} dynamic enhanced font "sans,11" background "white"`,
     `set output ${q(svg)}`, 'set encoding utf8',
-    `set multiplot layout ${chart.layout} title ${q(`${scen} — streamio (blue) vs Node anchor (orange), one run`)}`,
+    `set multiplot layout ${chart.layout} title ${q(`${scen} — streamio (blue) vs Node anchor (orange), ${rs.some((r) => r.rounds) ? 'streamio: medians of rounds' : 'one run'}`)}`,
     ...chart.panels.flat(), 'unset multiplot', 'set output',
   ].join('\n') + '\n';
   const gpFile = path.join(work, `${scen}.gp`);

@@ -7,9 +7,11 @@
  *   node bench/report.js results.jsonl [command line] [mode]
  */
 const fs = require('node:fs');
+const { median, mergeRounds } = require('./rounds');
 
 const [file, cmd = '', mode = ''] = process.argv.slice(2);
-const rows = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+// a scenario run in rounds (adapter) shows each label's medians (bench/rounds.js)
+const rows = mergeRounds(fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
 
 // [key, label, better: 'high' | 'low' | null, digits]
 const FANOUT = [
@@ -121,13 +123,27 @@ for (const s of scenarios) {
     if (top.length) out.push(`redis commands (${r.label}): ${top.map(([n, c]) => `${n} ${c.calls}×/${c.usec} µs`).join(', ')}`);
   }
 }
-// The adapter's cost per delivery, against the same server with it off.
+// The adapter's cost per delivery, against the same binary with it off: the ratio of the medians
+// and, when run in rounds, the median of the ratios taken inside each round.
+const cpu = (r) => r.server_cpu_us_per_delivery;
 for (const scen of ['adapter', 'adapter-2000']) {
-  const aoff = rows.find((r) => r.scenario === scen && r.label.endsWith('-adapter-false'));
-  for (const r of rows.filter((x) => x.scenario === scen && x !== aoff && x.server === 'streamio')) {
-    if (aoff && aoff.server_cpu_us_per_delivery > 0 && r.server_cpu_us_per_delivery > 0) {
-      out.push(`${scen} cost (${r.label}): CPU per delivery ${(r.server_cpu_us_per_delivery
-        / aoff.server_cpu_us_per_delivery).toFixed(2)}x of adapter off`);
+  const inScen = rows.filter((x) => x.scenario === scen && x.server !== 'node');
+  const inRounds = inScen.filter((x) => x.rounds);
+  for (const k of [...new Set(inRounds.flatMap((r) => r.rounds.map((x) => x.round)))].sort((a, b) => a - b)) {
+    const rs = inRounds.flatMap((r) => r.rounds.filter((x) => x.round === k));
+    out.push(`${scen} round ${k}, CPU µs/delivery: ${inRounds.map((r) => {
+      const x = rs.find((y) => y.label === r.label);
+      return `${r.label} ${x && cpu(x) > 0 ? cpu(x).toFixed(3) : '-'}`;
+    }).join(', ')}`);
+  }
+  for (const r of inScen.filter((x) => !x.label.endsWith('-adapter-false'))) {
+    const aoff = inScen.find((x) => x.server === r.server && x.label.endsWith('-adapter-false'));
+    if (aoff && cpu(aoff) > 0 && cpu(r) > 0) {
+      const same = (r.rounds ?? []).map((x) => [x, aoff.rounds?.find((y) => y.round === x.round)])
+        .filter(([x, y]) => y && cpu(x) > 0 && cpu(y) > 0).map(([x, y]) => cpu(x) / cpu(y));
+      out.push(`${scen} cost (${r.label}): CPU per delivery ${(cpu(r) / cpu(aoff)).toFixed(2)}x of adapter off`
+        + (same.length ? `${r.rounds ? ' (medians)' : ''}; same round ${median(same).toFixed(2)}x `
+          + `(median of ${same.map((x) => x.toFixed(2)).join(', ')})` : ''));
     }
     // what the adapter adds to Redis' traffic for each entry (one broadcast each)
     if (aoff && aoff.redis_in_bytes_per_entry !== undefined && r.redis_in_bytes_per_entry !== undefined) {

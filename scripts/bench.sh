@@ -34,7 +34,15 @@
 # SOCKETIO_REDIS_ADAPTER false, true and sharded against Node's cluster (which needs the adapter):
 # the adapter's cost per delivery. The full-speed one sends BENCH_ADAPTER_N entries (quick 200,000,
 # full 400,000: 2 and 4 million deliveries, several seconds each, so CPU per delivery is stable;
-# Node, ~25x slower per delivery, a tenth of them).
+# Node, ~25x slower per delivery, a tenth of them). The first run of a series tends to be the
+# slowest and the box drifts, so `adapter` is fair to every mode: one warm-up run (round 0, not
+# reported), then BENCH_ADAPTER_ROUNDS rounds (quick 3, full 5), each running every streamio
+# binary (streamio, base) in every mode, a mode's binaries side by side; round k starts
+# (k-1)/rounds of the way along the list (with 3 rounds and 3 modes: off, classic, sharded
+# first in turn). The report gives each label's median over the rounds (lost and duplicates:
+# the worst round's), each round's CPU per delivery, and per binary the ratio of the medians
+# and the median of the ratios taken inside each round. Round k's files are
+# $BENCH_OUT/adapter-<label>.r<k>.*. Node runs once, after them. adapter-2000 runs once each.
 # deflate: 1,000 clients in 100 rooms, entries with a 4 KB JSON data field at 500/s (issue 16 §5),
 # every client offering permessage-deflate as npm ws does: streamio with
 # SOCKETIO_PER_MESSAGE_DEFLATE=true (one compressed frame per entry, shared) and without it, Node
@@ -176,7 +184,9 @@ run_one() {
     local label="$name"
     [ "$workers" -gt 1 ] && label="$name-w$workers"
     label+=${RUN_TAG:-}
-    log "--- $scen: $label"
+    # RUN_ROUND (rounds of the adapter scenario): kept in the result, and in the files' names
+    local file=$label${RUN_ROUND:+.r$RUN_ROUND}
+    log "--- $scen: $label${RUN_ROUND:+, round $RUN_ROUND}"
     # shellcheck disable=SC2086 # RUN_ENV is a list of NAME=value words
     if ! start_server "$name" "$workers" ${RUN_ENV:-}; then
         echo "{\"scenario\":\"$scen\",\"label\":\"$label\",\"error\":\"server did not start\"}" \
@@ -189,18 +199,18 @@ run_one() {
     if ! "$TOOLS/producer" --port "$REDIS_PORT" --rooms "$rooms" --warm --timeout 30; then
         log "$label never consumed the warm-up entries"
     fi
-    local line perf_pid= stats=$OUT/$scen-$label.commandstats
+    local line perf_pid= stats=$OUT/$scen-$file.commandstats
     rcli CONFIG RESETSTAT
     if [ "${BENCH_PERF:-0}" = 1 ]; then
         # the server and its workers (children by parent pid), and Redis
         local pids
         pids=$( (echo "$SERVER_PID"; pgrep -P "$SERVER_PID" || true; echo "$REDIS_PID") | paste -sd,)
-        perf record ${BENCH_PERF_CALLGRAPH:--g} -F "${BENCH_PERF_FREQ:-499}" -p "$pids" -o "$OUT/$scen-$label.perf.data" >/dev/null 2>&1 &
+        perf record ${BENCH_PERF_CALLGRAPH:--g} -F "${BENCH_PERF_FREQ:-499}" -p "$pids" -o "$OUT/$scen-$file.perf.data" >/dev/null 2>&1 &
         perf_pid=$!
     fi
     line=$("$TOOLS/loadgen" --port "$SERVER_PORT" --server-pid "$SERVER_PID" \
         --redis-pid "$REDIS_PID" --rooms "$rooms" --label "$label" \
-        --lat-out "$OUT/$scen-$label.lat" "$@" || true)
+        --lat-out "$OUT/$scen-$file.lat" "$@" || true)
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
@@ -217,8 +227,10 @@ run_one() {
         printf "%s\"%s\":{\"calls\":%s,\"usec\":%s}", sep, $1, $3, $5; sep = "," }' "$stats")
     echo "$line" | jq -c --arg s "$scen" --argjson w "$workers" --arg srv "$name" \
         --argjson cmds "{$cmds}" --argjson nin "${net_in:-0}" --argjson nout "${net_out:-0}" \
+        --argjson round "${RUN_ROUND:-null}" \
         '. + {scenario:$s, server:$srv, workers:$w, redis_cmds:$cmds, redis_net_in:$nin,
               redis_net_out:$nout}
+         | if $round != null then . + {round:$round} else . end
          | ([$cmds[].usec] | add // 0) as $u
          | ([$cmds | to_entries[] | select(.key != "xadd" and .key != "config|resetstat"
               and .key != "select") | .value.usec] | add // 0) as $r
@@ -229,7 +241,7 @@ run_one() {
         >>"$RESULTS"
     stop_pid "$SERVER_PID"
     SERVER_PID=
-    cp "$WORK/server.log" "$OUT/$scen-$label.server.log"
+    cp "$WORK/server.log" "$OUT/$scen-$file.server.log"
 }
 
 # "<cpu µs> <rss KB>" of a process and its direct children (a server's master and workers)
@@ -414,10 +426,45 @@ run_soak() {
 # (~0.5 M deliveries/s here), so CPU per delivery is not swamped by the start and the end
 if [ "$QUICK" = 1 ]; then
     PACED=6000 IDLE=500 CONN_PAR=256 DEFLATE_N=2000 ADAPTER_N=${BENCH_ADAPTER_N:-200000}
+    ADAPTER_ROUNDS=${BENCH_ADAPTER_ROUNDS:-3}
 else
     PACED=20000 IDLE=3000 CONN_PAR=512 DEFLATE_N=10000 ADAPTER_N=${BENCH_ADAPTER_N:-400000}
+    ADAPTER_ROUNDS=${BENCH_ADAPTER_ROUNDS:-5}
 fi
 prod() { echo "$TOOLS/producer --port $REDIS_PORT $*"; }
+
+# One adapter run of a streamio binary: server name, SOCKETIO_REDIS_ADAPTER, entries, rate.
+run_adapter() {
+    RUN_ENV="SOCKETIO_REDIS_ADAPTER=$2" RUN_TAG=
+    [ "$1" != node ] && RUN_TAG="-adapter-$2"
+    run_one "$scen" "$1" 2 100 --clients 1000 --entries "$3" --timeout 300 \
+        --exec "$(prod --rooms 100 --count "$3" --rate "$4" --timeout 300)"
+    RUN_ENV='' RUN_TAG=''
+}
+
+# The full-speed adapter scenario for every streamio binary of SERVERS: a warm-up run (round 0),
+# then ADAPTER_ROUNDS rounds over every (binary, mode), the same mode's binaries side by side,
+# each round's order rotated so that every mode leads in turn (see the header).
+run_adapter_rounds() {
+    local srvs=() modes=() srv am k i j n
+    for am in false true sharded; do
+        for srv in $SERVERS; do
+            [ "$srv" = node ] || [ "$srv" = producer ] || { srvs+=("$srv"); modes+=("$am"); }
+        done
+    done
+    n=${#srvs[@]}
+    [ "$n" -gt 0 ] || return 0
+    RUN_ROUND=0
+    run_adapter "${srvs[0]}" "${modes[0]}" "$ADAPTER_N" 0
+    for ((k = 1; k <= ADAPTER_ROUNDS; k++)); do
+        RUN_ROUND=$k
+        for ((i = 0; i < n; i++)); do
+            j=$(((i + (k - 1) * n / ADAPTER_ROUNDS) % n))
+            run_adapter "${srvs[$j]}" "${modes[$j]}" "$ADAPTER_N" 0
+        done
+    done
+    RUN_ROUND=''
+}
 
 log "mode: $([ "$QUICK" = 1 ] && echo quick || echo full); results in $OUT"
 # The floor under CPU per delivery on this box now: one write of one small frame to each of 10
@@ -436,6 +483,7 @@ if [[ " $SCENARIOS " == *" connect-10k "* ]]; then
         jq -c '. + {scenario:"connfloor"}' >>"$RESULTS" || log "connfloor failed"
 fi
 for scen in $SCENARIOS; do
+    [ "$scen" = adapter ] && run_adapter_rounds
     for srv in $SERVERS; do
         if [ "$srv" = producer ]; then
             case $scen in
@@ -468,22 +516,18 @@ for scen in $SCENARIOS; do
             run_100k "$srv" ;;
         soak)
             run_soak "$srv" ;;
-        adapter | adapter-2000)
+        adapter)
             # one server, 2 workers: what sharing with other servers costs each delivery, as fast
-            # as possible (adapter) or paced (adapter-2000)
-            local_modes=(false)
-            [ "$srv" != node ] && local_modes=(false true sharded)
-            # Node spends ~25x more per delivery: a tenth of the entries lasts as long
-            rate=0 n=$ADAPTER_N
-            [ "$srv" = node ] && n=$((ADAPTER_N / 10))
-            [ "$scen" = adapter-2000 ] && rate=2000 n=$PACED
-            for am in "${local_modes[@]}"; do
-                RUN_ENV="SOCKETIO_REDIS_ADAPTER=$am" RUN_TAG=
-                [ "$srv" != node ] && RUN_TAG="-adapter-$am"
-                run_one "$scen" "$srv" 2 100 --clients 1000 --entries "$n" --timeout 300 \
-                    --exec "$(prod --rooms 100 --count "$n" --rate "$rate" --timeout 300)"
-            done
-            RUN_ENV= RUN_TAG= ;;
+            # as possible; streamio's binaries ran in rounds above. Node spends ~25x more per
+            # delivery: a tenth of the entries lasts as long.
+            [ "$srv" = node ] && run_adapter node true $((ADAPTER_N / 10)) 0 ;;
+        adapter-2000)
+            # the same, paced
+            if [ "$srv" = node ]; then
+                run_adapter node true "$PACED" 2000
+            else
+                for am in false true sharded; do run_adapter "$srv" "$am" "$PACED" 2000; done
+            fi ;;
         deflate)
             if [ "$srv" != node ]; then
                 for z in true false; do
