@@ -87,6 +87,17 @@ static void put_replacement(buf_t *out)
 static size_t next_invalid(const unsigned char *u, size_t n, size_t i, size_t *bad)
 {
     while (i < n) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* ASCII is valid: crossed a word at a time (msgpack's strings are measured here) */
+        uint64_t w;
+        if (n - i >= sizeof(w)) {
+            memcpy(&w, u + i, sizeof(w));
+            if (!(w & 0x8080808080808080ull)) {
+                i += sizeof(w);
+                continue;
+            }
+        }
+#endif
         int k = u[i] < 0x80 ? 1 : utf8_next(u + i, n - i);
         if (k < 0) {
             *bad = (size_t)-k;
@@ -783,8 +794,32 @@ int json_string_decode(const char *lit, size_t len, buf_t *out)
     return decode_lit(lit, len, out, &n);
 }
 
+/* Whether s[0..n) is plain ASCII: no quote, backslash, control byte or byte >= 0x80. */
+static bool plain_ascii(const char *s, size_t n)
+{
+    size_t i = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (uint64_t w; n - i >= sizeof(w); i += sizeof(w)) {
+        memcpy(&w, s + i, sizeof(w));
+        if ((word_specials(w) | w) & 0x8080808080808080ull)
+            return false;
+    }
+#endif
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80)
+            return false;
+    }
+    return true;
+}
+
 int json_string_decoded_len(const char *lit, size_t len, size_t *out)
 {
+    /* the usual literal (keys, words) decodes to itself: measured without decoding */
+    if (len >= 2 && lit[0] == '"' && lit[len - 1] == '"' && plain_ascii(lit + 1, len - 2)) {
+        *out = len - 2;
+        return 0;
+    }
     return decode_lit(lit, len, NULL, out);
 }
 

@@ -12,14 +12,17 @@
 
 /* ------------------------------------------------------------------ writer */
 
-/* tag followed by the low n bytes of v, big-endian. */
+/* tag followed by the low n bytes of v, big-endian, written in place (a classic adapter writes
+ * a dozen headers per entry). */
 static void put_be(buf_t *out, uint8_t tag, uint64_t v, int n)
 {
-    uint8_t b[9];
+    buf_reserve(out, (size_t)n + 1);
+    uint8_t *b = (uint8_t *)out->data + out->len;
     b[0] = tag;
     for (int i = 0; i < n; i++)
         b[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    buf_append(out, b, (size_t)n + 1);
+    out->len += (size_t)n + 1;
+    out->data[out->len] = '\0';
 }
 
 void mpack_write_nil(buf_t *out)
@@ -104,8 +107,13 @@ int mpack_write_str(buf_t *out, const char *s, size_t len)
     if (len > UINT32_MAX)
         return -E2BIG;
     buf_reserve(out, len + 5);
-    put_str_header(out, len);
-    buf_append(out, s, len);
+    if (len <= 0x1f) /* fixstr, the common case: header and bytes in place */
+        out->data[out->len++] = (char)(0xa0 | len);
+    else
+        put_str_header(out, len);
+    memcpy(out->data + out->len, s, len);
+    out->len += len;
+    out->data[out->len] = '\0';
     return 0;
 }
 
@@ -469,8 +477,15 @@ static int fj_object(jconv_t *j, size_t pos, size_t *end)
     }
     for (size_t i = 0; !rc && i < n; i++) {
         /* Re-read through the stack: nested objects may have moved it. */
-        size_t kpos = j->c.keys[base + i].key_ref, vpos = j->c.keys[base + i].val_ref, e;
-        rc = fj_string(j, kpos, json_value_end(j->in, j->len, kpos));
+        const json_key_t *k = &j->c.keys[base + i];
+        size_t kpos = k->key_ref, vpos = k->val_ref, e;
+        /* verbatim in the input (fj_member): written without a second scan */
+        if (k->p == j->in + kpos + 1 && k->len <= UINT32_MAX) {
+            put_str_header(j->c.out, k->len);
+            buf_append(j->c.out, k->p, k->len);
+        } else {
+            rc = fj_string(j, kpos, json_value_end(j->in, j->len, kpos));
+        }
         if (!rc)
             rc = fj_value(j, vpos, &e);
     }

@@ -633,6 +633,48 @@ static void test_string_scan_at_every_offset(void **state)
     }
 }
 
+/* Decoding and measuring take plain ASCII a word at a time: a special byte at every offset of a
+ * word and in the tail is still seen (decoded, repaired, measured or refused). */
+static void test_decode_specials(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw, *decoded; /* the special bytes in the literal, what they decode to */
+        int rc;                    /* 0, or decoding refuses the literal */
+    } cases[] = {
+        {"\\n", "\n", 0},
+        {"\xc3\xa9", "\xc3\xa9", 0},
+        {"\xff", "\xef\xbf\xbd", 0}, /* invalid UTF-8: U+FFFD */
+        {"\x1f", "", -EINVAL},
+        {"\"", "", -EINVAL},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (size_t k = 0; k < 24; k++) {
+            char lit[64], want[64];
+            size_t rl = strlen(cases[c].raw), dl = strlen(cases[c].decoded), n, d;
+            memset(lit, 'a', sizeof(lit));
+            memset(want, 'a', sizeof(want));
+            lit[0] = '"';
+            memcpy(lit + 1 + k, cases[c].raw, rl);
+            n = 1 + 24 + rl + 1; /* 24 plain bytes around the special ones, then the quote */
+            lit[n - 1] = '"';
+            memcpy(want + k, cases[c].decoded, dl);
+            assert_int_equal(json_string_decoded_len(lit, n, &d), cases[c].rc);
+            buf_t out;
+            buf_init(&out);
+            assert_int_equal(json_string_decode(lit, n, &out), cases[c].rc);
+            if (!cases[c].rc) {
+                assert_int_equal(d, 24 + dl);
+                assert_int_equal(out.len, 24 + dl);
+                assert_memory_equal(out.data, want, out.len);
+            }
+            buf_free(&out);
+            if (cases[c].raw[0] & 0x80) /* the raw bytes, measured as repaired UTF-8 */
+                assert_int_equal(json_utf8_len(lit + 1, n - 2), 24 + dl);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -645,7 +687,7 @@ int main(void)
         cmocka_unit_test(test_number_parse),     cmocka_unit_test(test_walkers),
         cmocka_unit_test(test_keys_order),       cmocka_unit_test(test_object_get),
         cmocka_unit_test(test_decoded_max),      cmocka_unit_test(test_number_parse_integers),
-        cmocka_unit_test(test_string_scan_at_every_offset),
+        cmocka_unit_test(test_decode_specials),  cmocka_unit_test(test_string_scan_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
