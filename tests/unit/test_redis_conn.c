@@ -44,6 +44,7 @@ typedef struct fx {
     bool closed;
     int order_bad;
     long long next_expected;
+    struct in_order *order; /* test_many_replies_in_one_read */
 } fx_t;
 
 /* ---- the scripted server ---- */
@@ -98,9 +99,11 @@ static void on_cmd(fake_conn_t *fc, int argc, char **argv, size_t *lens, void *a
     } else if (is(argv[0], "GET")) {
         fake_send(fc, "$1\r\nv\r\n");
     } else if (is(argv[0], "ECHO")) {
-        char buf[64];
-        snprintf(buf, sizeof(buf), "$%zu\r\n%s\r\n", strlen(argv[1]), argv[1]);
-        fake_send(fc, buf);
+        char head[32];
+        snprintf(head, sizeof(head), "$%zu\r\n", strlen(argv[1]));
+        fake_send(fc, head);
+        fake_send_bytes(fc, argv[1], strlen(argv[1]));
+        fake_send(fc, "\r\n");
     } else if (is(argv[0], "SLOW")) {
         if (!f->ignore_slow)
             send_later(f, fc, f->slow_ms, "+DONE\r\n");
@@ -287,6 +290,60 @@ static void test_handshake_then_pipelined_commands(void **state)
     assert_int_equal(f->rep.nulls, 0);
     /* one accepted connection: the commands were pipelined on it */
     assert_int_equal(fake_accepted(f->srv), 1);
+}
+
+/* Replies in order, each whole, checked against the one its command asked for. */
+typedef struct in_order {
+    size_t next, wrong;
+    char big[10000];
+} in_order_t;
+
+static void reply_in_order(const redisReply *r, void *arg)
+{
+    in_order_t *o = arg;
+    char want[16];
+    const char *w = want;
+    size_t wl;
+    if (o->next == 1000) {
+        w = o->big;
+        wl = sizeof(o->big);
+    } else {
+        wl = (size_t)snprintf(want, sizeof(want), "%zu", o->next);
+    }
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != wl || memcmp(r->str, w, wl))
+        o->wrong++;
+    o->next++;
+}
+
+static bool all_in_order(void *arg)
+{
+    return ((fx_t *)arg)->order->next >= 3000;
+}
+
+/* Many replies read at once reach hiredis a few kilobytes at a time (it moves what it holds at
+ * each reply): replies cut between those slices, and one spanning several, come whole and in
+ * order. */
+static void test_many_replies_in_one_read(void **state)
+{
+    fx_t *f = *state;
+    redis_conn_opts_t o = fast_opts();
+    start(f, &o);
+    WAIT(up);
+    static in_order_t order; /* static: 10 KB, and the numbers below, off the stack */
+    memset(&order, 0, sizeof(order));
+    memset(order.big, 'b', sizeof(order.big));
+    f->order = &order;
+    static char num[3000][8];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(num[i], sizeof(num[i]), "%d", i);
+        const char *argv[2] = {"ECHO", i == 1000 ? order.big : num[i]};
+        size_t lens[2] = {4, i == 1000 ? sizeof(order.big) : strlen(num[i])};
+        assert_int_equal(redis_conn_command(f->c, reply_in_order, &order, 2, argv, lens), 0);
+    }
+    WAIT(all_in_order);
+    assert_int_equal(order.next, 3000);
+    assert_int_equal(order.wrong, 0);
+    assert_true(redis_conn_up(f->c));
 }
 
 static bool auth_failed_twice(void *arg)
@@ -779,6 +836,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_handshake_then_pipelined_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_replies_in_one_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_refused_is_retried_never_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_password_is_an_auth_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_and_resubscribes_after_a_drop, setup,
