@@ -584,13 +584,13 @@ static void dispatch(redis_conn_t *c, redisReply *r)
         finish_close(c);
 }
 
-/* Through hiredis: false once the link is lost or closed by a callback (the rest belongs to a
- * dead link). */
 /* hiredis moves what it holds to the front of its buffer each time a reply leaves a kilobyte
  * consumed: fed a whole 256 KB read of small replies (an entry's PUBLISH or SPUBLISH each), it
  * moved up to 256 KB per kilobyte read. Fed this much at a time, it moves 4 KB at most. */
 #define REPLY_FEED 4096
 
+/* Through hiredis: false once the link is lost or closed by a callback (the rest belongs to a
+ * dead link). */
 static bool read_replies(redis_conn_t *c, const char *p, size_t n)
 {
     uint64_t gen = c->gen;
