@@ -392,14 +392,12 @@ static int fj_string(jconv_t *j, size_t pos, size_t end)
     int rc = json_string_decoded_len(lit, n, &dlen);
     if (rc)
         return rc;
+    /* Without escapes, decoding can only grow the text (U+FFFD), so equal length means verbatim. */
+    if (dlen == n - 2 && !memchr(lit, '\\', n))
+        return mpack_write_str(j->c.out, lit + 1, dlen);
     if (dlen > UINT32_MAX)
         return -E2BIG;
     put_str_header(j->c.out, dlen);
-    /* Without escapes, decoding can only grow the text (U+FFFD), so equal length means verbatim. */
-    if (dlen == n - 2 && !memchr(lit, '\\', n)) {
-        buf_append(j->c.out, lit + 1, dlen);
-        return 0;
-    }
     return json_string_decode(lit, n, j->c.out);
 }
 
@@ -480,12 +478,10 @@ static int fj_object(jconv_t *j, size_t pos, size_t *end)
         const json_key_t *k = &j->c.keys[base + i];
         size_t kpos = k->key_ref, vpos = k->val_ref, e;
         /* verbatim in the input (fj_member): written without a second scan */
-        if (k->p == j->in + kpos + 1 && k->len <= UINT32_MAX) {
-            put_str_header(j->c.out, k->len);
-            buf_append(j->c.out, k->p, k->len);
-        } else {
+        if (k->p == j->in + kpos + 1)
+            rc = mpack_write_str(j->c.out, k->p, k->len);
+        else
             rc = fj_string(j, kpos, json_value_end(j->in, j->len, kpos));
-        }
         if (!rc)
             rc = fj_value(j, vpos, &e);
     }
